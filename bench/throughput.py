@@ -1,0 +1,178 @@
+"""Throughput benchmark: N eCH-0223 messages from the registry folder to the sedex outbox.
+
+Usage (from the project root, after `make setup`)::
+
+    .venv/bin/python bench/throughput.py [--messages 20000] [--rate 0] [--keep]
+
+It writes a fresh gateway folder (``ech-gateway init``), starts the gateway
+as its own process (``ech-gateway run``, durable: SQLite synchronous=FULL
+with group commit, sedex files synced once per batch), starts a stand-in
+for the sedex client in another process, drops N distinct sample messages
+into the registry folder (all at once, or at ``--rate`` msgs/s), and waits
+until every delivery is ``delivered``.
+
+The stand-in is by default a lean receipt writer (``bench/sedex_echo.py``):
+it moves each sent pair to ``processed`` and writes an eCH-0090 v2 receipt
+with status 100, as the sedex client does, and nothing else, so the figures
+are the gateway's. ``--full-sim`` uses ``ech-gateway sedex-sim`` instead,
+which also checks every envelope and copies each message into a simulated
+canton inbox; on a 2-core machine it competes with the gateway for a core.
+It prints:
+
+- msgs/s from the first pickup to the last message in the sedex outbox,
+- msgs/s until the last receipt was recorded,
+- p50/p99 latency from pickup (stored) to outbox (files written and synced),
+- the gateway process's peak RSS (VmHWM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from gateway.ech0223 import sample_person_event, write_message
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+OVERRIDES = """\
+[gateway]
+log_level = "WARNING"
+[dispatcher]
+idle_poll = "100ms"
+[partners.canton.sedex]
+poll_interval = "100ms"
+"""
+
+
+def templates(count: int, seed: int) -> list[bytes]:
+    """Distinct full sample messages; their messageIds are replaced per copy."""
+    rng = random.Random(seed)
+    return [write_message(sample_person_event(rng, message_id=f"TEMPLATE-{i:04d}"))
+            for i in range(count)]
+
+
+def drop_all(outbox: Path, n: int, rate: float, seed: int) -> float:
+    """Write ``n`` messages (hidden temporary, then rename); return when the first landed."""
+    bodies = templates(50, seed)
+    pattern = re.compile(rb"TEMPLATE-\d{4}")
+    first = 0.0
+    start = time.monotonic()
+    for i in range(n):
+        data = pattern.sub(str(uuid.uuid4()).encode(), bodies[i % len(bodies)], count=1)
+        tmp = outbox / f".m{i:07d}.tmp"
+        tmp.write_bytes(data)
+        os.replace(tmp, outbox / f"m{i:07d}.xml")
+        if i == 0:
+            first = time.time()
+        if rate:
+            delay = start + (i + 1) / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+    return first
+
+
+def wait_for(db: Path, n: int, timeout: float) -> None:
+    """Wait until ``n`` deliveries are delivered (receipts recorded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        if not db.exists():
+            continue
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            done = conn.execute("SELECT count(*) FROM deliveries WHERE state = 'delivered'"
+                                ).fetchone()[0]
+        except sqlite3.OperationalError:
+            done = 0
+        finally:
+            conn.close()
+        if done >= n:
+            return
+    raise SystemExit(f"timed out: only {done} of {n} delivered")
+
+
+def figures(db: Path, n: int) -> dict[str, float]:
+    """Throughput and latency from the store's own timestamps."""
+    conn = sqlite3.connect(db)
+    rows = conn.execute(
+        "SELECT m.received_at, d.sent_at FROM messages m JOIN deliveries d ON d.message = m.id"
+    ).fetchall()
+    delivered_at = conn.execute("SELECT max(recorded_at) FROM receipts").fetchone()[0]
+    conn.close()
+    received = [r[0] for r in rows]
+    sent = [r[1] for r in rows]
+    latencies = sorted((s - r) * 1000 for r, s in rows)
+    t0 = min(received)
+    return {
+        "n": len(rows),
+        "outbox_rate": n / (max(sent) - t0),
+        "receipt_rate": n / (delivered_at - t0),
+        "p50_ms": latencies[len(latencies) // 2],
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
+    }
+
+
+def peak_rss_mib(pid: int) -> float:
+    """VmHWM of a running process, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    """Run the benchmark and print its figures."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--messages", type=int, default=20_000)
+    ap.add_argument("--rate", type=float, default=0.0, help="msgs/s to drop at (0: all at once)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--keep", action="store_true", help="keep the gateway folder")
+    ap.add_argument("--full-sim", action="store_true", help="use ech-gateway sedex-sim")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="ech-gateway-bench-"))
+    cli = str(BIN / "ech-gateway")
+    subprocess.run([cli, "init", str(work)], check=True, stdout=subprocess.DEVNULL)
+    (work / "conf.d").mkdir(exist_ok=True)
+    (work / "conf.d" / "90-bench.toml").write_text(OVERRIDES)
+    config = str(work / "gateway.toml")
+    gateway = subprocess.Popen([cli, "--config", config, "run"])
+    stand_in = ([cli, "sedex-sim", str(work), "--failure-rate", "0"] if args.full_sim
+                else [sys.executable, str(ROOT / "bench" / "sedex_echo.py"), str(work)])
+    sim = subprocess.Popen(stand_in, stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(2.0)
+        drop_all(work / "registry" / "outbox", args.messages, args.rate, args.seed)
+        wait_for(work / "gateway.db", args.messages, timeout=600)
+        rss = peak_rss_mib(gateway.pid)
+    finally:
+        for proc in (gateway, sim):
+            proc.send_signal(signal.SIGTERM)
+        for proc in (gateway, sim):
+            proc.wait(timeout=60)
+    f = figures(work / "gateway.db", args.messages)
+    mode = "burst" if not args.rate else f"{args.rate:.0f}/s"
+    print(f"messages:            {args.messages} ({mode}, {'sedex-sim' if args.full_sim else 'echo'})")
+    print(f"pickup -> outbox:    {f['outbox_rate']:.0f} msgs/s")
+    print(f"pickup -> receipt:   {f['receipt_rate']:.0f} msgs/s")
+    print(f"latency p50 / p99:   {f['p50_ms']:.1f} ms / {f['p99_ms']:.1f} ms (pickup -> outbox)")
+    print(f"gateway peak RSS:    {rss:.0f} MiB")
+    if args.keep:
+        print(f"folder: {work}")
+    else:
+        import shutil
+
+        shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""Putting the configuration, the plugins and the schemas together."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+from gateway.config import check_plugin_options, load_settings
+from gateway.contracts import Normalised
+from gateway.errors import ConfigError
+from gateway.plugins import source_types, transport_types
+from gateway.processor import Validator
+from gateway.xml.validation import SchemaSet
+
+
+def load_config(path: Path | None, pm: pluggy.PluginManager) -> Any:
+    """Load and fully check the configuration, plugin options included."""
+    settings = load_settings(path)
+    problems = check_plugin_options(settings, source_types(pm), transport_types(pm))
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def schema_set(settings: Any) -> SchemaSet:
+    """The schemas ``[validation]`` selects: the project's own, or an official catalog."""
+    v = settings.validation
+    if v.schemas == "official":
+        return SchemaSet.from_catalog(v.official_catalog)
+    return SchemaSet.from_directory()
+
+
+def make_validator(schemas: SchemaSet) -> Validator:
+    """A validator of normalised messages against the partner's eCH-0223 version."""
+
+    def validate(message: Normalised, version: str) -> list[str]:
+        report = schemas.validate(message.tree if message.tree is not None else message.xml,
+                                  ech0223_version=version)
+        return [f"line {e.line}: {e.message}" for e in report.errors]
+
+    return validate

@@ -1,0 +1,106 @@
+"""Commands that set up and run the gateway: init, check-config, run, validate, plugins."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+from gateway import logs
+from gateway.assembly import load_config, make_validator, schema_set
+from gateway.cli.exitcodes import CONFIG, FAILED, OK
+from gateway.config import ConfigExists, write_initial_config
+from gateway.daemon import Gateway, install_signal_handlers
+from gateway.errors import ConfigError
+from gateway.plugins import describe, source_types, transport_types
+from gateway.xml.validation import SchemaSet, validate_files
+
+
+def add_commands(sub: Any) -> None:
+    """Register this module's commands."""
+    p = sub.add_parser("init", help="write a working configuration into DIR")
+    p.add_argument("directory", type=str)
+    p.set_defaults(handler=cmd_init)
+
+    p = sub.add_parser("check-config", help="list every configuration error (exit 2 if any)")
+    p.set_defaults(handler=cmd_check_config)
+
+    p = sub.add_parser("run", help="run the gateway in the foreground until TERM")
+    p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("validate", help="validate eCH-0223 / eCH-0090 files against the schemas")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--official", metavar="CATALOG",
+                   help="validate with the official schemas of this XML catalog instead")
+    p.add_argument("--ech0223-version", default="1.5",
+                   help="eCH-0223 version to validate against (default 1.5)")
+    p.set_defaults(handler=cmd_validate)
+
+    p = sub.add_parser("plugins", help="list the loaded plugins, their hooks and types")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_plugins)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Write ``DIR/gateway.toml`` and the folders it names."""
+    from pathlib import Path
+
+    try:
+        path = write_initial_config(Path(args.directory))
+    except ConfigExists as exc:
+        print(f"ech-gateway init: {exc}", file=sys.stderr)
+        return FAILED
+    print(f"wrote {path}\nrun it with: ech-gateway --config {path} run")
+    return OK
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """Print every problem as file: key: reason."""
+    try:
+        settings = load_config(args.config, args.pm)
+    except ConfigError as exc:
+        for file, key, reason in exc.problems:
+            print(f"{file}: {key}: {reason}")
+        return CONFIG
+    files = ", ".join(str(f) for f in settings.config_files)
+    print(f"configuration is valid ({files}): {len(settings.sources)} sources,"
+          f" {len(settings.partners)} partners")
+    return OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the daemon until TERM or INT."""
+    settings = load_config(args.config, args.pm)
+    logs.setup(settings.gateway.log_level, settings.gateway.log_format)
+    gateway = Gateway(settings, args.pm, make_validator(schema_set(settings)))
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        install_signal_handlers(stop, on_second=lambda: None)
+        await gateway.run(stop)
+
+    asyncio.run(main())
+    return OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Print a verdict per file; 0 when all are valid."""
+    schemas = SchemaSet.from_catalog(args.official) if args.official else None
+    return validate_files(args.files, schemas, ech0223_version=args.ech0223_version)
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    """List plugins with their hooks, and the source and transport types."""
+    pm = args.pm
+    rows = describe(pm)
+    types = {"sources": sorted(source_types(pm)), "transports": sorted(transport_types(pm))}
+    if args.json:
+        print(json.dumps({"plugins": rows, **types}, indent=2))
+        return OK
+    for row in rows:
+        print(f"{row['name']:<10} {row['module']:<22} {', '.join(row['hooks'])}")
+    print(f"source types: {', '.join(types['sources'])}")
+    print(f"transport types: {', '.join(types['transports'])}")
+    return OK

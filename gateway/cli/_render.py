@@ -1,0 +1,76 @@
+"""Text rendering of what the inspect commands print."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+
+def iso(ts: float | None) -> str | None:
+    """A UTC timestamp as ISO 8601, or None."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+
+
+def status(counts: dict[str, dict[str, int]]) -> str:
+    """Counts per state as a few lines."""
+    lines = ["messages:   " + _pairs(counts["messages"]),
+             "deliveries: " + _pairs(counts["deliveries"])]
+    if counts["overdue"]:
+        lines.append("receipts overdue: " + _pairs(counts["overdue"]))
+    return "\n".join(lines)
+
+
+def _pairs(d: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(d.items())) or "none"
+
+
+def message_table(rows: list[dict[str, Any]]) -> str:
+    """One line per message."""
+    out = [f"{'ID':>6}  {'STATE':<12} {'MESSAGE-ID':<36}  DELIVERIES / REASON"]
+    for m in rows:
+        deliveries = ", ".join(f"{d['partner']}:{d['state']}({d['attempts']})"
+                               for d in m["deliveries"])
+        out.append(f"{m['id']:>6}  {m['state']:<12} {m['message_id'] or '-':<36}  "
+                   f"{deliveries or m['reason'] or ''}")
+    return "\n".join(out)
+
+
+def message_detail(msg: dict[str, Any]) -> str:
+    """A message with its deliveries, attempts, receipts and history."""
+    out = [
+        f"message {msg['id']}  {msg['state']}" + (f"  ({msg['reason']})" if msg["reason"] else ""),
+        f"  eCH-0223:  {msg['kind'] or '-'} messageId {msg['message_id'] or '-'}"
+        f" version {msg['version'] or '-'}",
+        f"  input:     {msg['source']} / {msg['ref']}, {msg['raw_bytes']} bytes,"
+        f" received {iso(msg['received_at'])}",
+    ]
+    if msg["reason"]:
+        out.append(f"  reason:    {msg['reason']}")
+    for d in msg["deliveries"]:
+        out.append(f"  delivery {d['id']} to {d['partner']}: {d['state']}, {d['attempts']} attempts"
+                   + (f", {d['reason']}" if d["reason"] else "")
+                   + (", RECEIPT OVERDUE" if d["overdue"] else ""))
+        for a in d["attempt_log"]:
+            out.append(f"    attempt {a['number']} {a['ref']} {iso(a['started_at'])}"
+                       f" {a['outcome'] or 'in flight'} {a['detail'] or ''}".rstrip())
+        for r in d["receipts"]:
+            out.append(f"    receipt {r['code']} {r['outcome']} for {r['attempt_ref']}: {r['info']}")
+    out.append("  history:")
+    for j in msg["journal"]:
+        detail = json.dumps(j["detail"], ensure_ascii=False) if j["detail"] else ""
+        who = f" [delivery {j['delivery']}]" if j["delivery"] else ""
+        out.append(f"    {iso(j['at'])}  {j['event']}{who} {detail}".rstrip())
+    return "\n".join(out)
+
+
+def dead_letters(rows: list[tuple[int, str | None, dict[str, Any]]]) -> str:
+    """One line per dead delivery."""
+    if not rows:
+        return "no dead letters"
+    out = [f"{'MSG':>6} {'DELIVERY':>8}  {'PARTNER':<10} {'ATTEMPTS':>8}  REASON"]
+    for mid, _ref, d in rows:
+        out.append(f"{mid:>6} {d['id']:>8}  {d['partner']:<10} {d['attempts']:>8}  {d['reason']}")
+    return "\n".join(out)

@@ -1,0 +1,26 @@
+"""Processing a stored input again (``messages replay`` of a quarantined message)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+from gateway.assembly import make_validator, schema_set
+from gateway.contracts import RawInput
+from gateway.daemon import build_pipeline
+from gateway.store import SQLiteStore
+
+
+async def reprocess(mid: int, store: SQLiteStore, settings: Any, pm: pluggy.PluginManager) -> str:
+    """Run message ``mid`` through normalise → route → validate again; return its new state.
+
+    New deliveries are picked up by the running daemon's dispatcher.
+    """
+    await store.requeue_message(mid)
+    pipeline = build_pipeline(settings, pm, store, make_validator(schema_set(settings)),
+                              lambda: None, workers=0)
+    p = await store.load_input(mid)
+    processed = pipeline.processor.process_one(mid, RawInput(p.source, p.ref, p.data, p.meta))
+    await store.record_processing([processed])
+    return str(processed.state)

@@ -1,0 +1,42 @@
+"""The gateway's configuration: models, loading, plugin options, ``init``.
+
+Settings are declared once in :mod:`gateway.config._models`; the reference
+page ``docs/configuration.md`` is generated from them by
+:mod:`gateway.config.reference`.
+"""
+
+from gateway.config._durations import Duration, parse_duration
+from gateway.config._initial import ConfigExists, write_initial_config
+from gateway.config._load import CONFIG_ENV, find_config, load_settings
+from gateway.config._models import (
+    DispatcherSettings,
+    GatewaySettings,
+    LimitsSettings,
+    PartnerSettings,
+    RetrySettings,
+    Settings,
+    SourceSettings,
+    StoreSettings,
+    ValidationSettings,
+)
+from gateway.config._plugin_options import check_plugin_options
+
+__all__ = [
+    "CONFIG_ENV",
+    "ConfigExists",
+    "DispatcherSettings",
+    "Duration",
+    "GatewaySettings",
+    "LimitsSettings",
+    "PartnerSettings",
+    "RetrySettings",
+    "Settings",
+    "SourceSettings",
+    "StoreSettings",
+    "ValidationSettings",
+    "check_plugin_options",
+    "find_config",
+    "load_settings",
+    "parse_duration",
+    "write_initial_config",
+]

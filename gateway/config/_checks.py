@@ -1,0 +1,67 @@
+"""Checks that span sections or look at the file system."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from gateway.config._models import Settings
+from gateway.config._provenance import Problem, Provenance
+
+
+def check_routes(data: Mapping[str, Any], provenance: Provenance) -> list[Problem]:
+    """Routes to unknown partners, found in the merged data before validation.
+
+    Looking at the data rather than validated settings reports these along
+    with every other error; values of the wrong type are left to validation.
+    """
+    partners = data.get("partners")
+    names = sorted(partners) if isinstance(partners, dict) else []
+    known = ", ".join(names) if names else "none is configured"
+    sources = data.get("sources")
+    problems = []
+    for name, table in sources.items() if isinstance(sources, dict) else ():
+        routes = table.get("route_to") if isinstance(table, dict) else None
+        for partner in routes if isinstance(routes, list) else ():
+            if isinstance(partner, str) and partner not in names:
+                reason = f"unknown partner {partner!r}; partners: {known}"
+                problems.append(provenance.problem(("sources", name, "route_to"), reason))
+    return problems
+
+
+def cross_check(settings: Settings, provenance: Provenance) -> list[Problem]:
+    """Problems a single section cannot see: retry bounds, directories, catalogs."""
+    problems = []
+    for name, partner_settings in settings.partners.items():
+        retry = partner_settings.retry
+        if retry.maximum < retry.initial:
+            maximum = ("partners", name, "retry", "maximum")
+            problems.append(provenance.problem(maximum, "must not be shorter than retry.initial"))
+    for key, directory in (
+        (("gateway", "data_dir"), settings.gateway.data_dir),
+        (("store", "path"), settings.store.path.parent),
+    ):
+        why = _creatable(directory)
+        if why is not None:
+            problems.append(provenance.problem(key, why))
+    validation = settings.validation
+    catalog = ("validation", "official_catalog")
+    if validation.schemas == "official" and validation.official_catalog is None:
+        problems.append(provenance.problem(catalog, 'required when schemas = "official"'))
+    elif validation.official_catalog is not None and not validation.official_catalog.is_file():
+        problems.append(provenance.problem(catalog, f"no such file: {validation.official_catalog}"))
+    return problems
+
+
+def _creatable(directory: Path) -> str | None:
+    """Why ``directory`` neither exists nor can be created, or ``None``."""
+    existing = directory
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a directory"
+    if existing != directory and not os.access(existing, os.W_OK | os.X_OK):
+        return f"cannot create {directory}: {existing} is not writable"
+    return None

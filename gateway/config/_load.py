@@ -1,0 +1,101 @@
+"""Loading the configuration: find the files, merge the layers, validate."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from gateway.config._checks import check_routes, cross_check
+from gateway.config._layers import env_layer, merge, read_toml
+from gateway.config._models import ENV_DELIMITER, ENV_PREFIX, Settings
+from gateway.config._prepare import prepare
+from gateway.config._provenance import Key, Origin, Problem, Provenance
+from gateway.errors import ConfigError
+
+#: Environment variable naming the main configuration file.
+CONFIG_ENV = "ECH_GATEWAY_CONFIG"
+#: Where the main file is looked for when neither a path nor CONFIG_ENV is given.
+DEFAULT_PATHS = (Path("gateway.toml"), Path("/etc/ech-gateway/gateway.toml"))
+#: The directory, next to the main file, whose ``*.toml`` files override it.
+CONF_D = "conf.d"
+
+
+def find_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> Path | None:
+    """The main file: ``path``, else ``$ECH_GATEWAY_CONFIG``, else the first default that exists."""
+    environ = os.environ if env is None else env
+    if path is not None:
+        return path.absolute()
+    if environ.get(CONFIG_ENV):
+        return Path(environ[CONFIG_ENV]).absolute()
+    return next((p.absolute() for p in DEFAULT_PATHS if p.is_file()), None)
+
+
+def load_settings(path: Path | None = None, *, env: Mapping[str, str] | None = None) -> Settings:
+    """Load ``gateway.toml``, then ``conf.d/*.toml`` by name, then the environment.
+
+    :param path: the main file; default: see :func:`find_config`.
+    :param env: the environment (default ``os.environ``); variables named
+        ``ECH_GATEWAY_<SECTION>__<KEY>`` override keys.
+    :raises ConfigError: listing every problem as (file, key, reason).
+    """
+    environ = os.environ if env is None else env
+    main = find_config(path, environ)
+    problems: list[Problem] = []
+    if main is None:
+        looked = " and ".join(str(p.absolute()) for p in DEFAULT_PATHS)
+        reason = (
+            f"no configuration file: looked for {looked}; create one with `ech-gateway init DIR`"
+        )
+        problems.append((str(DEFAULT_PATHS[0].absolute()), "(file)", reason))
+    fallback = Origin(str(main), main.parent) if main else Origin("defaults", Path.cwd())
+    provenance = Provenance(fallback)
+    data: dict[str, Any] = {}
+    files = []
+    if main is not None:
+        conf_d = sorted((main.parent / CONF_D).glob("*.toml"), key=lambda p: p.name)
+        for file in [main, *conf_d]:
+            layer, found = read_toml(file)
+            problems += found
+            if layer is not None:
+                files.append(file)
+                merge(data, layer, _always(Origin(str(file), file.parent)), provenance)
+    env_data, env_provenance, found = env_layer(environ, ENV_PREFIX, ENV_DELIMITER, _sections())
+    problems += found
+    merge(data, env_data, env_provenance.at, provenance)
+    if "config_files" in data:
+        del data["config_files"]
+        problems.append(provenance.problem(("config_files",), "not a configuration key"))
+    gateway = data.setdefault("gateway", {})
+    if isinstance(gateway, dict):
+        gateway.setdefault("data_dir", fallback.base)
+    prepared = prepare(data, Settings, (), provenance, problems)
+    problems += check_routes(prepared, provenance)
+    try:
+        settings = Settings(**prepared, config_files=files)
+    except ValidationError as exc:
+        problems += provenance.problems(exc)
+    else:
+        problems += cross_check(settings, provenance)
+    if problems:
+        raise ConfigError(problems)
+    settings._provenance = provenance
+    return settings
+
+
+def _always(origin: Origin) -> Callable[[Key], Origin]:
+    return lambda _key: origin
+
+
+def _sections() -> list[str]:
+    return [name for name in Settings.model_fields if name != "config_files"]
+
+
+def provenance_of(settings: Settings) -> Provenance:
+    """The provenance recorded by :func:`load_settings` (or the settings' own)."""
+    if settings._provenance is not None:
+        return settings._provenance
+    return Provenance(Origin("settings", settings.gateway.data_dir))

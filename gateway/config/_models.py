@@ -1,0 +1,288 @@
+"""The configuration, declared once: every key, its type, default and meaning.
+
+The reference page (``docs/configuration.md``) is generated from these
+models by :mod:`gateway.config.reference`; a key is documented here or
+nowhere.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ByteSize,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StringConstraints,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from gateway.config._durations import Duration
+from gateway.config._provenance import Provenance
+
+MiB = 1024 * 1024
+#: Environment variables ``ECH_GATEWAY_<SECTION>__<KEY>`` override keys.
+ENV_PREFIX = "ECH_GATEWAY_"
+ENV_DELIMITER = "__"
+
+#: The name of a source or partner, as written in ``[sources.<name>]``.
+Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GatewaySettings(_Section):
+    """``[gateway]``: this node and its process."""
+
+    node_id: str = Field(
+        default_factory=socket.gethostname,
+        description="Name of this node in logs, leases and the journal; default: the host name.",
+    )
+    data_dir: Path = Field(
+        default_factory=Path.cwd,
+        description="Directory for the gateway's own files; default: gateway.toml's directory.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Lowest level of log records written."
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="Log line format: readable text, or one JSON object per line."
+    )
+    drain_timeout: Duration = Field(
+        default=30.0, description="On shutdown, how long in-flight work may take to finish."
+    )
+    workers: int = Field(
+        default=1,
+        ge=0,
+        le=64,
+        description="Processes that normalise and validate beside the event loop;"
+        " 0 does it in the event loop itself (one core).",
+    )
+
+
+class StoreSettings(_Section):
+    """``[store]``: where messages, deliveries and the journal are kept."""
+
+    backend: Literal["sqlite"] = Field(default="sqlite", description="Database backend.")
+    path: Path = Field(
+        default=Path("gateway.db"),
+        description="SQLite database file; default: gateway.db in gateway.data_dir.",
+    )
+    group_commit_max: int = Field(
+        default=1000, gt=0, description="Most writes combined into one transaction."
+    )
+    group_commit_delay: Duration = Field(
+        default=0.002, description="How long a write waits for others to share its transaction."
+    )
+    busy_timeout: Duration = Field(
+        default=30.0, description="How long to wait for a database lock before failing."
+    )
+
+
+class LimitsSettings(_Section):
+    """``[limits]``: bounds on untrusted input (sizes accept ``"20MiB"``)."""
+
+    max_document_bytes: ByteSize = Field(
+        default=ByteSize(20 * MiB), gt=0, description="Largest input accepted, in bytes."
+    )
+    max_zip_entries: int = Field(default=1000, gt=0, description="Most entries in one zip archive.")
+    max_zip_bytes: ByteSize = Field(
+        default=ByteSize(200 * MiB),
+        gt=0,
+        description="Largest total uncompressed size of one zip archive.",
+    )
+    max_zip_ratio: int = Field(
+        default=100, gt=0, description="Largest compression ratio of a zip entry (zip bomb guard)."
+    )
+
+
+class ValidationSettings(_Section):
+    """``[validation]``: which XSDs messages are validated against."""
+
+    schemas: Literal["project", "official"] = Field(
+        default="project",
+        description='"project": the XSDs shipped with the gateway; "official": the eCH XSDs.',
+    )
+    official_catalog: Path | None = Field(
+        default=None,
+        description='XML catalog of the official eCH XSDs; required with schemas = "official".',
+    )
+
+
+class DispatcherSettings(_Section):
+    """``[dispatcher]``: how due deliveries are claimed and sent."""
+
+    batch_size: int = Field(default=500, gt=0, description="Most deliveries claimed at once.")
+    lease: Duration = Field(
+        default=60.0,
+        gt=0,
+        description="How long a claim lasts before another node may take it over.",
+    )
+    idle_poll: Duration = Field(
+        default=0.5,
+        gt=0,
+        description="Pause between looks for due deliveries when there was nothing to do.",
+    )
+    receipt_check_interval: Duration = Field(
+        default=30.0, gt=0, description="How often deliveries are checked for overdue receipts."
+    )
+
+
+class Plugged(_Section):
+    """A table whose extra keys are a plugin's options, checked by its model."""
+
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="The plugin's own options (see the plugin's docs)."
+    )
+    _parsed: BaseModel | None = PrivateAttr(None)
+
+    @property
+    def parsed(self) -> BaseModel | None:
+        """``options`` validated by the plugin's model (set by check_plugin_options)."""
+        return self._parsed
+
+    @parsed.setter
+    def parsed(self, value: BaseModel | None) -> None:
+        self._parsed = value
+
+
+class SourceSettings(Plugged):
+    """``[sources.<name>]``: where input comes from; other keys are the type's options."""
+
+    type: str = Field(description="Source type, provided by a plugin (e.g. folder).")
+    enabled: bool = Field(default=True, description="Whether the source runs.")
+    route_to: list[str] = Field(
+        default_factory=list, description="Partners that get every message from this source."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_options(cls, data: Any) -> Any:
+        """Move every key that is not a field into ``options``."""
+        if not isinstance(data, dict) or not isinstance(data.get("options", {}), dict):
+            return data
+        own = {k: v for k, v in data.items() if k in cls.model_fields}
+        extra = {k: v for k, v in data.items() if k not in cls.model_fields}
+        return {**own, "options": {**own.get("options", {}), **extra}}
+
+
+class RetrySettings(_Section):
+    """``[partners.<name>.retry]``: exponential backoff of failed sends."""
+
+    max_attempts: int = Field(
+        default=10, ge=1, description="Attempts before a delivery becomes dead."
+    )
+    max_age: Duration = Field(
+        default=2 * 86400.0, gt=0, description="Age after which a failing delivery becomes dead."
+    )
+    initial: Duration = Field(default=1.0, gt=0, description="Wait before the first retry.")
+    maximum: Duration = Field(default=600.0, gt=0, description="Longest wait between attempts.")
+    multiplier: float = Field(
+        default=2.0, ge=1, description="Factor by which the wait grows per attempt."
+    )
+    jitter: Duration = Field(default=1.0, description="Largest random time added to each wait.")
+
+
+class PartnerSettings(Plugged):
+    """``[partners.<name>]``: a destination; ``[partners.<name>.<transport>]`` holds options."""
+
+    transport: str = Field(description="Transport type, provided by a plugin (e.g. sedex).")
+    enabled: bool = Field(default=True, description="Whether deliveries to this partner are sent.")
+    ech0223_version: Literal["1.5"] = Field(
+        default="1.5", description="eCH-0223 version the partner accepts."
+    )
+    receipt_timeout: Duration = Field(
+        default=3600.0,
+        gt=0,
+        description="A sent delivery without receipt after this long is overdue.",
+    )
+    retry: RetrySettings = Field(
+        default_factory=RetrySettings,
+        description="Retries of failed sends: the wait starts at initial and grows by multiplier"
+        " up to maximum, plus up to jitter; after max_attempts or max_age the delivery is dead.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _take_options(cls, data: Any) -> Any:
+        """Move the table named after the transport into ``options``."""
+        if not isinstance(data, dict):
+            return data
+        transport = data.get("transport")
+        if not isinstance(transport, str) or transport in cls.model_fields:
+            return data
+        if not isinstance(data.get(transport), dict) or not isinstance(
+            data.get("options", {}), dict
+        ):
+            return data
+        rest = {k: v for k, v in data.items() if k != transport}
+        return {**rest, "options": {**rest.get("options", {}), **data[transport]}}
+
+
+class Settings(BaseSettings):
+    """The whole configuration; build it with :func:`gateway.config.load_settings`.
+
+    The loader supplies the layers (TOML files, then environment variables
+    named by ``env_prefix`` and ``env_nested_delimiter``) and records where
+    each key came from, so only keyword arguments are read here.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_DELIMITER, extra="forbid"
+    )
+
+    config_files: list[Path] = Field(
+        default_factory=list, exclude=True, description="The files loaded, in order."
+    )
+    gateway: GatewaySettings = Field(
+        default_factory=GatewaySettings, description="This node: its name, files and logging."
+    )
+    store: StoreSettings = Field(
+        default_factory=StoreSettings,
+        description="The database of messages, deliveries and the journal.",
+    )
+    limits: LimitsSettings = Field(
+        default_factory=LimitsSettings,
+        description="Bounds on untrusted input, against oversized files and zip bombs.",
+    )
+    validation: ValidationSettings = Field(
+        default_factory=ValidationSettings,
+        description="Which XSDs messages are validated against.",
+    )
+    dispatcher: DispatcherSettings = Field(
+        default_factory=DispatcherSettings, description="How due deliveries are claimed and sent."
+    )
+    sources: dict[Name, SourceSettings] = Field(
+        default_factory=dict, description="Where messages come from, by name."
+    )
+    partners: dict[Name, PartnerSettings] = Field(
+        default_factory=dict, description="Where messages go, by name."
+    )
+
+    _provenance: Provenance | None = PrivateAttr(None)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Read keyword arguments only: the loader has merged files and environment."""
+        return (init_settings,)
+
+    @model_validator(mode="after")
+    def _absolute_paths(self) -> Settings:
+        """Make ``data_dir`` absolute and put a relative ``store.path`` inside it."""
+        self.gateway.data_dir = self.gateway.data_dir.absolute()
+        self.store.path = self.gateway.data_dir / self.store.path
+        return self

@@ -1,0 +1,101 @@
+"""Before validation: read ``<key>_file`` secrets and resolve relative paths."""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Mapping
+from pathlib import PurePath
+from typing import Annotated, Any, Union, get_args, get_origin
+
+from pydantic import BaseModel
+
+from gateway.config._provenance import Key, Problem, Provenance
+
+FILE_SUFFIX = "_file"
+
+
+def prepare(
+    data: Mapping[str, Any],
+    model: type[BaseModel],
+    prefix: Key,
+    provenance: Provenance,
+    problems: list[Problem],
+) -> dict[str, Any]:
+    """Return a copy of ``data``, the table of ``model`` at ``prefix``, ready to validate.
+
+    ``<key>_file = "/path"`` sets ``<key>`` (a field of ``model``, which has no
+    field ``<key>_file``) to the file's content without its trailing newline.
+    A relative path given for a ``Path`` field is resolved against the
+    directory of the file that set it. Nested tables are prepared alike;
+    problems are appended to ``problems``.
+    """
+    fields = model.model_fields | {f.alias: f for f in model.model_fields.values() if f.alias}
+    prepared: dict[str, Any] = {}
+    for name, value in data.items():
+        key = (*prefix, name)
+        target = name.removesuffix(FILE_SUFFIX)
+        if target != name and name not in fields and target in fields:
+            if target in data:
+                problems.append(provenance.problem(key, f"set either {target} or {name}, not both"))
+                continue
+            secret = _read_secret(value, key, provenance, problems)
+            if secret is not None:
+                prepared[target] = secret
+                provenance.origins[(*prefix, target)] = provenance.at(key)
+            continue
+        field = fields.get(name)
+        if field is not None:
+            value = _prepare_value(value, field.annotation, key, provenance, problems)
+        prepared[name] = value
+    return prepared
+
+
+def _prepare_value(
+    value: Any, annotation: Any, key: Key, provenance: Provenance, problems: list[Problem]
+) -> Any:
+    members = _members(annotation)
+    if isinstance(value, str) and any(_is_subclass(m, PurePath) for m in members):
+        return provenance.at(key).base / value
+    if not isinstance(value, dict):
+        return value
+    for member in members:
+        if _is_subclass(member, BaseModel):
+            return prepare(value, member, key, provenance, problems)
+        args = get_args(member)
+        if get_origin(member) is dict and len(args) == 2 and _is_subclass(args[1], BaseModel):
+            return {
+                name: prepare(table, args[1], (*key, name), provenance, problems)
+                if isinstance(table, dict)
+                else table
+                for name, table in value.items()
+            }
+    return value
+
+
+def _members(annotation: Any) -> tuple[Any, ...]:
+    """The types a value of ``annotation`` may have (``Path | None`` → Path, None)."""
+    if get_origin(annotation) is Annotated:
+        return _members(get_args(annotation)[0])
+    if get_origin(annotation) in (Union, types.UnionType):
+        return tuple(m for arg in get_args(annotation) for m in _members(arg))
+    return (annotation,)
+
+
+def _is_subclass(candidate: Any, base: type) -> bool:
+    return isinstance(candidate, type) and issubclass(candidate, base)
+
+
+def _read_secret(
+    value: Any, key: Key, provenance: Provenance, problems: list[Problem]
+) -> str | None:
+    if not isinstance(value, str):
+        problems.append(provenance.problem(key, "must be the path of a file (a string)"))
+        return None
+    path = provenance.at(key).base / value
+    try:
+        return path.read_text(encoding="utf-8").removesuffix("\n")
+    except OSError as exc:
+        problems.append(provenance.problem(key, f"cannot read {path}: {exc.strerror or exc}"))
+    except UnicodeDecodeError:
+        problems.append(provenance.problem(key, f"{path} is not UTF-8 text"))
+    return None

@@ -1,0 +1,84 @@
+"""Where each configuration key came from, and problems that say so."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+#: ``(file, key, reason)``: what :class:`gateway.errors.ConfigError` lists.
+Problem = tuple[str, str, str]
+#: A key as the path of table names to it: ``("partners", "canton", "transport")``.
+Key = tuple[str, ...]
+
+_REASONS = {
+    "extra_forbidden": "unknown key",
+    "missing": "required key is missing",
+}
+_CONTAINERS = {"list_type": '["a", "b"]', "dict_type": '{"key": "value"}'}
+_BAD_NAME = (
+    "invalid name: use lowercase letters, digits, '_' and '-', starting with a letter or digit"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """What set a key: a file, or an environment variable.
+
+    :param label: how problems name it (the file's path, ``env ECH_GATEWAY_...``).
+    :param base: the directory its relative paths are resolved against.
+    """
+
+    label: str
+    base: Path
+
+
+@dataclass(slots=True)
+class Provenance:
+    """The origin of every key (tables included) that a layer set last."""
+
+    fallback: Origin
+    origins: dict[Key, Origin] = field(default_factory=dict)
+
+    def forget(self, key: Key) -> None:
+        """Drop ``key`` and everything inside it (it was replaced)."""
+        size = len(key)
+        for known in [k for k in self.origins if k[:size] == key]:
+            del self.origins[known]
+
+    def at(self, key: Key) -> Origin:
+        """The origin of ``key``, else of the nearest table holding it."""
+        for size in range(len(key), 0, -1):
+            origin = self.origins.get(key[:size])
+            if origin is not None:
+                return origin
+        return self.fallback
+
+    def problem(self, key: Key, reason: str) -> Problem:
+        """A problem with ``key``, naming the file or variable that set it."""
+        return (self.at(key).label, dotted(key), reason)
+
+    def problems(self, error: ValidationError, prefix: Key = ()) -> list[Problem]:
+        """One problem per error in ``error``, for a model validated at ``prefix``."""
+        found = []
+        for detail in error.errors(include_url=False):
+            loc = [str(part) for part in detail["loc"] if not isinstance(part, int)]
+            reason = _REASONS.get(detail["type"], detail["msg"].removeprefix("Value error, "))
+            if loc and loc[-1] == "[key]":
+                loc.pop()
+                reason = _BAD_NAME
+            key = (*prefix, *loc)
+            if detail["type"] == "extra_forbidden" and isinstance(detail["input"], dict):
+                reason = "unknown table"
+                if key[0] == "partners" and len(key) == 3:
+                    reason += f"; transport options go in [partners.{key[1]}.<transport>]"
+            if detail["type"] in _CONTAINERS and self.at(key).label.startswith("env "):
+                reason += f"; give a JSON value, e.g. {_CONTAINERS[detail['type']]}"
+            found.append(self.problem(key, reason))
+        return found
+
+
+def dotted(key: Key) -> str:
+    """``("partners", "canton", "retry")`` → ``partners.canton.retry``."""
+    return ".".join(key)

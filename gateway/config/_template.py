@@ -1,0 +1,101 @@
+"""The configuration ``ech-gateway init DIR`` writes, and the folders it needs."""
+
+#: Directories ``init`` creates, relative to the configuration's directory.
+INITIAL_DIRS = (
+    "conf.d",
+    "registry/outbox",
+    "registry/done",
+    "sedex/outbox",
+    "sedex/inbox",
+    "sedex/receipts",
+    "sedex/processed",
+)
+
+#: The text of the initial ``gateway.toml``.
+INITIAL_CONFIG = """\
+# ech-gateway configuration, written by `ech-gateway init`.
+#
+# Relative paths are relative to the directory of this file.
+# Files in conf.d/*.toml next to it override keys of this file (in name
+# order, key by key); environment variables override both:
+#   ECH_GATEWAY_<SECTION>__<KEY>, e.g. ECH_GATEWAY_GATEWAY__LOG_LEVEL=DEBUG
+#   or ECH_GATEWAY_PARTNERS__CANTON__RETRY__MAX_ATTEMPTS=3.
+# Any text key can be read from a file instead, for secrets:
+#   password_file = "/run/credentials/ech-gateway/password"
+# Durations are seconds or text: "500ms", "30s", "5m", "2h", "7d".
+# Sizes are bytes or text: "20MiB".
+# Every key is described in docs/configuration.md.
+# Check this file with `ech-gateway check-config`.
+
+[gateway]
+# node_id = "gateway-1"     # name of this node in logs; default: the host name
+# data_dir = "."            # the gateway's own files; default: this file's directory
+log_level = "INFO"          # DEBUG, INFO, WARNING or ERROR
+log_format = "text"         # "json" writes one JSON object per line
+drain_timeout = "30s"       # on stop, how long work in progress may take to finish
+
+[store]
+# Messages, deliveries and the journal. Back this file up.
+backend = "sqlite"
+path = "gateway.db"
+
+[limits]
+# Bounds on input from outside, against oversized files and zip bombs.
+max_document_bytes = "20MiB"
+max_zip_entries = 1000
+max_zip_bytes = "200MiB"    # total uncompressed size of one zip
+max_zip_ratio = 100
+
+[validation]
+# "project": the XSDs shipped with the gateway. "official": the official eCH
+# XSDs, with official_catalog = "path/to/catalog.xml" naming their catalog.
+schemas = "project"
+
+[dispatcher]
+batch_size = 500            # deliveries claimed at once
+lease = "60s"               # a claim another node may take over after this long
+
+# ---------------------------------------------------------------------------
+# Sources: where messages come from.
+# This one takes the XML files the registry software writes to
+# registry/outbox; each file is moved to registry/done once it is stored.
+# ---------------------------------------------------------------------------
+[sources.registry]
+type = "folder"
+path = "registry/outbox"
+pattern = "*.xml"
+done_dir = "registry/done"
+route_to = ["canton"]       # partners that get every message from this source
+
+# ---------------------------------------------------------------------------
+# Partners: where messages go.
+# The cantonal migration office, reached through the folders of the sedex
+# client installed on this machine.
+# ---------------------------------------------------------------------------
+[partners.canton]
+transport = "sedex"
+ech0223_version = "1.5"
+receipt_timeout = "1h"      # a sent message without sedex receipt after this is overdue
+
+[partners.canton.retry]
+# Failed sends are retried with growing waits: 1s, 2s, 4s, ... up to 10m,
+# until 10 attempts or 2 days; then the message becomes a dead letter.
+max_attempts = 10
+max_age = "2d"
+initial = "1s"
+maximum = "10m"
+
+[partners.canton.sedex]
+# The sedex client's folders; point them at the client's own folders.
+outbox = "sedex/outbox"
+inbox = "sedex/inbox"
+receipts = "sedex/receipts"
+processed = "sedex/processed"
+sender_id = "T1-2511-1"     # our sedex participant ID (a commune's test participant)
+recipient_id = "T2-2-1"     # the canton's sedex participant ID (its test participant)
+# The sedex message type of these messages. The real integer comes from the
+# sedex registration; 1900223 is a test type in the cantonal range.
+message_type = 1900223
+envelope_version = 1        # eCH-0090 envelope version: 1 or 2
+pair_grace = "60s"          # how long one file of an envelope/data pair may wait for the other
+"""

@@ -1,0 +1,281 @@
+"""The objects the core hands to plugins and gets back from them.
+
+A plugin never touches the store: a source gets an :class:`Intake`, a
+transport gets :class:`OutboundItem` objects and a :class:`ReceiptSink`.
+Everything here is plain data or a small protocol, so a vendor can write
+a plugin against this module and :mod:`gateway.hookspecs` alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from lxml import etree
+
+
+@dataclass(frozen=True, slots=True)
+class RawInput:
+    """Bytes a source obtained, exactly as received, plus what it knows of them.
+
+    :param source: the configured source name (``[sources.<name>]``).
+    :param ref: a reference the operator recognises, e.g. the file name.
+    :param data: the raw bytes; stored before anything else happens to them.
+    :param meta: source facts (``content_type``, sedex envelope fields, ...).
+    """
+
+    source: str
+    ref: str
+    data: bytes
+    meta: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A document file travelling with a message (``files/<name>`` in a zip)."""
+
+    name: str
+    data: bytes
+
+
+@dataclass(slots=True)
+class Normalised:
+    """An input turned into the canonical eCH-0223 form.
+
+    :param kind: ``personEventMessage`` or ``eventReport``.
+    :param message_id: the eCH-0223 header ``messageId``.
+    :param xml: the canonical eCH-0223 XML as it will be delivered.
+    :param tree: the parsed form of ``xml`` (validated without reparsing); ``None``
+        once the message left the process that parsed it.
+    :param version: the eCH-0223 version of ``xml`` (``"1.5"``).
+    :param attachments: document files referenced by the message.
+    :param reference_message_id: the header ``referenceMessageId``, if any.
+    """
+
+    kind: str
+    message_id: str | None
+    xml: bytes
+    tree: etree._ElementTree | None
+    version: str = "1.5"
+    attachments: tuple[Attachment, ...] = ()
+    reference_message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One routing decision: deliver to ``partner`` because of ``reason``."""
+
+    partner: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class NormaliseContext:
+    """What a normaliser may use: the input limits in force."""
+
+    max_bytes: int
+    max_zip_entries: int
+    max_zip_bytes: int
+    max_zip_ratio: int
+
+
+class Intake(Protocol):
+    """How a source hands over what it obtained.
+
+    Both calls return only after the raw bytes are durably committed; only
+    then may the source acknowledge the sender or remove a dropped file.
+    """
+
+    async def submit(self, raws: Sequence[RawInput]) -> list[int]:
+        """Store ``raws`` durably, then process them; return their row ids."""
+        ...
+
+    async def quarantine(self, raw: RawInput, reason: str) -> int:
+        """Store ``raw`` durably as quarantined with ``reason``; return its id."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundItem:
+    """One attempt to deliver a message to a partner.
+
+    :param attempt_ref: the transport-level id of this attempt (for sedex the
+        envelope ``messageId``). A transport must treat a second ``send`` with
+        the same ``attempt_ref`` as the same attempt (idempotence): after a
+        crash the core repeats an attempt whose outcome it never recorded.
+    """
+
+    delivery_id: int
+    partner: str
+    attempt: int
+    attempt_ref: str
+    message_id: str | None
+    payload: bytes
+    attachments: tuple[Attachment, ...] = ()
+    event_date: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What a successful ``send`` achieved.
+
+    :param awaits_receipt: ``True`` when delivery is confirmed later by a
+        receipt (state ``sent``); ``False`` when the send itself confirms it
+        (state ``delivered``).
+    """
+
+    awaits_receipt: bool = True
+    detail: str = ""
+
+
+class ReceiptOutcome(enum.StrEnum):
+    """What a transport receipt means for the delivery it confirms."""
+
+    DELIVERED = "delivered"
+    WAIT = "wait"
+    FAILED_TRANSIENT = "failed_transient"
+    FAILED_PERMANENT = "failed_permanent"
+    NEEDS_REVIEW = "needs_review"
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """A transport receipt, correlated by the attempt it answers.
+
+    :param attempt_ref: the ``attempt_ref`` of the :class:`OutboundItem`.
+    :param code: the transport's status code, as text (sedex: ``"100"``).
+    :param info: the transport's explanation, for the operator.
+    """
+
+    attempt_ref: str
+    outcome: ReceiptOutcome
+    code: str
+    info: str
+    at: datetime
+    raw: bytes = b""
+
+
+class ReceiptSink(Protocol):
+    """Where a transport reports receipts."""
+
+    async def record(self, receipts: Sequence[Receipt]) -> list[bool]:
+        """Durably record ``receipts``; ``True`` where one matched a delivery.
+
+        Returns after the commit: only then may the receipt file be removed.
+        """
+        ...
+
+
+class Source(Protocol):
+    """A running source: obtains inputs and submits them until cancelled."""
+
+    async def run(self, intake: Intake) -> None:
+        """Obtain inputs and submit them to ``intake``; return when cancelled."""
+        ...
+
+
+class Transport(Protocol):
+    """A running transport for one partner.
+
+    A transport that buffers (e.g. writes files without syncing each one)
+    may also define ``async def flush(self) -> None``: the dispatcher calls
+    it once after a batch of sends and before recording them as sent; if it
+    raises, the whole batch counts as a transient failure.
+    """
+
+    async def send(self, item: OutboundItem) -> SendResult:
+        """Deliver one attempt or raise TransientError / PermanentError."""
+        ...
+
+    async def run(self, receipts: ReceiptSink, intake: Intake) -> None:
+        """Background work until cancelled: poll receipts, take inbound messages.
+
+        Inbound messages from the partner are submitted to ``intake`` with the
+        partner's name as source.
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PluginContext:
+    """What the core tells a source or transport when creating it.
+
+    :param name: the configured name (``[sources.<name>]``/``[partners.<name>]``).
+    :param data_dir: a directory the plugin may use for its own files.
+    :param normalise: the limits for untrusted input.
+    :param settings: the whole validated configuration, read-only.
+    """
+
+    name: str
+    data_dir: Path
+    normalise: NormaliseContext
+    settings: Any
+
+
+#: Builds a source from its parsed options (an instance of the type's ``options`` model).
+SourceFactory = Callable[[Any, PluginContext], Source]
+#: Builds a transport from its parsed options (an instance of the type's ``options`` model).
+TransportFactory = Callable[[Any, PluginContext], Transport]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceType:
+    """A kind of source a plugin provides (``type = "<name>"`` in config).
+
+    :param options: the pydantic model of its ``[sources.<name>]`` keys.
+    """
+
+    name: str
+    options: type[BaseModel]
+    factory: SourceFactory
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TransportType:
+    """A kind of transport a plugin provides (``transport = "<name>"``).
+
+    :param options: the pydantic model of its ``[partners.<name>.<type>]`` keys.
+    """
+
+    name: str
+    options: type[BaseModel]
+    factory: TransportFactory
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A command a plugin adds to the ``ech-gateway`` CLI.
+
+    :param configure: adds the command's arguments to its argparse parser.
+    :param run: runs it with the parsed arguments; returns the exit code.
+    """
+
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayEvent:
+    """A notification of something that happened, after it was committed.
+
+    :param kind: e.g. ``message.quarantined``, ``delivery.delivered``,
+        ``delivery.dead``, ``receipt.overdue``.
+    """
+
+    kind: str
+    message: int | None = None
+    delivery: int | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+

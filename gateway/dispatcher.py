@@ -1,0 +1,149 @@
+"""The delivery side: claim due deliveries, call transports, record outcomes.
+
+Each round claims a batch (lease + expiry), sends every claim through its
+partner's transport, asks transports that buffer to flush once, and records
+all outcomes in one transaction. A crash anywhere leaves deliveries
+``sending`` with an expiring lease; the next start repeats those attempts
+with the same attempt reference, which transports treat idempotently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping, Sequence
+
+import pluggy
+
+from gateway.contracts import GatewayEvent, OutboundItem, Receipt, Transport
+from gateway.errors import PermanentError, TransientError
+from gateway.plugins import notify
+from gateway.retry import RetryPolicy
+from gateway.store import Claim, Outcome, SQLiteStore
+
+log = logging.getLogger(__name__)
+
+
+class Dispatcher:
+    """Moves due deliveries to their partners' transports."""
+
+    def __init__(self, store: SQLiteStore, pm: pluggy.PluginManager,
+                 transports: Mapping[str, Transport], policies: Mapping[str, RetryPolicy],
+                 receipt_timeouts: Mapping[str, float], *, node: str, lease: float,
+                 batch_size: int, idle_poll: float) -> None:
+        self._store = store
+        self._pm = pm
+        self._transports = transports
+        self._policies = policies
+        self._timeouts = dict(receipt_timeouts)
+        self._node = node
+        self._lease = lease
+        self._batch_size = batch_size
+        self._idle_poll = idle_poll
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def policy_for(self, partner: str) -> RetryPolicy:
+        """The retry policy of ``partner``."""
+        return self._policies.get(partner) or RetryPolicy()
+
+    def wake(self) -> None:
+        """New deliveries were queued: look now instead of at the next poll."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Finish the round in progress, then return from :meth:`run`."""
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Dispatch until :meth:`stop` is called."""
+        await self._store.release_leases(self._node)
+        while not self._stopping:
+            claims = await self._store.claim_due(self._node, self._lease, self._batch_size,
+                                                 list(self._transports))
+            if claims:
+                await self._dispatch(claims)
+            else:
+                await self._idle()
+
+    async def _idle(self) -> None:
+        timeout = self._idle_poll
+        due = await self._store.next_due()
+        if due is not None:
+            timeout = min(timeout, max(0.0, due - time.time()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        self._wake.clear()
+
+    async def _dispatch(self, claims: Sequence[Claim]) -> None:
+        outcomes = [await self._send(c) for c in claims]
+        for partner in {c.partner for c in claims}:
+            problem = await self._flush(partner)
+            if problem is not None:
+                outcomes = [
+                    Outcome(o.delivery, o.attempt_ref, "transient", problem)
+                    if c.partner == partner and o.kind in ("sent", "delivered") else o
+                    for c, o in zip(claims, outcomes, strict=True)
+                ]
+        await self._store.record_outcomes(outcomes, self.policy_for, self._timeouts)
+        for o in outcomes:
+            if o.kind in ("transient", "permanent"):
+                notify(self._pm, GatewayEvent(f"delivery.{o.kind}_failure", None, o.delivery,
+                                              {"error": o.detail}))
+
+    async def _flush(self, partner: str) -> str | None:
+        """Let a buffering transport make the batch durable; the problem if it cannot."""
+        flush = getattr(self._transports[partner], "flush", None)
+        if flush is None:
+            return None
+        try:
+            await flush()
+        except Exception as exc:  # nothing of the batch counts as sent: retry it all
+            log.error("transport %s could not make its batch durable: %s", partner, exc)
+            return f"flush failed: {exc}"
+        return None
+
+    async def _send(self, claim: Claim) -> Outcome:
+        item = OutboundItem(
+            delivery_id=claim.delivery, partner=claim.partner, attempt=claim.attempt,
+            attempt_ref=claim.attempt_ref, message_id=claim.message_id,
+            payload=claim.payload, attachments=claim.attachments,
+        )
+        try:
+            result = await self._transports[claim.partner].send(item)
+        except TransientError as exc:
+            return Outcome(claim.delivery, claim.attempt_ref, "transient", str(exc))
+        except PermanentError as exc:
+            return Outcome(claim.delivery, claim.attempt_ref, "permanent", str(exc))
+        except Exception as exc:  # a transport bug must not lose the delivery: retry it
+            log.exception("transport %s failed unexpectedly", claim.partner)
+            return Outcome(claim.delivery, claim.attempt_ref, "transient",
+                           f"unexpected transport error: {exc!r}")
+        kind = "sent" if result.awaits_receipt else "delivered"
+        return Outcome(claim.delivery, claim.attempt_ref, kind, result.detail)
+
+
+class ReceiptRecorder:
+    """The :class:`~gateway.contracts.ReceiptSink` transports report to."""
+
+    def __init__(self, store: SQLiteStore, pm: pluggy.PluginManager,
+                 dispatcher: Dispatcher) -> None:
+        self._store = store
+        self._pm = pm
+        self._dispatcher = dispatcher
+
+    async def record(self, receipts: Sequence[Receipt]) -> list[bool]:
+        """Record receipts durably; ``True`` where one matched an attempt."""
+        if not receipts:
+            return []
+        matched = await self._store.record_receipts(receipts, self._dispatcher.policy_for)
+        for r, ok in zip(receipts, matched, strict=True):
+            if r.outcome != "delivered":
+                notify(self._pm, GatewayEvent(f"receipt.{r.outcome}", None, None,
+                                              {"ref": r.attempt_ref, "code": r.code,
+                                               "matched": ok}))
+        self._dispatcher.wake()
+        return matched

@@ -1,0 +1,45 @@
+"""One exception hierarchy for the gateway.
+
+Transports and sources raise these; the core decides what they mean for a
+message (quarantine, retry, dead letter). Nothing else is caught broadly.
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """Base class of every error the gateway raises on purpose."""
+
+
+class InputRejected(GatewayError):
+    """Input that can never be processed: it is quarantined with this reason."""
+
+    def __init__(self, reason: str, where: str | None = None) -> None:
+        super().__init__(reason if where is None else f"{reason} (at {where})")
+        self.reason = reason
+        self.where = where
+
+
+class ConfigError(GatewayError):
+    """The configuration is invalid; ``problems`` lists (file, key, reason)."""
+
+    def __init__(self, problems: list[tuple[str, str, str]]) -> None:
+        lines = [f"{file}: {key}: {reason}" for file, key, reason in problems]
+        super().__init__("invalid configuration:\n" + "\n".join(lines))
+        self.problems = problems
+
+
+class DeliveryError(GatewayError):
+    """Base class of what a transport raises when a send did not succeed."""
+
+
+class TransientError(DeliveryError):
+    """The send failed but may succeed later: the delivery is retried."""
+
+
+class PermanentError(DeliveryError):
+    """The send can never succeed as it is: the delivery becomes a dead letter."""
+
+
+class StoreError(GatewayError):
+    """The store cannot do what was asked (missing row, bad state transition)."""

@@ -1,0 +1,180 @@
+"""The hooks a plugin implements: the one page a plugin author reads.
+
+A plugin is a module (or object) with functions named like the hooks
+below, decorated with :data:`hookimpl`, registered through the entry-point
+group ``ech_gateway``::
+
+    [project.entry-points.ech_gateway]
+    myvendor = "myvendor_gateway.plugin"
+
+Hooks are synchronous (pluggy); a hook that needs I/O returns an object
+whose coroutine methods the core awaits (sources, transports). The
+built-in plugins in ``plugins/`` use exactly this API.
+
+``gateway_normalise`` and ``gateway_route`` run in worker processes when
+``[gateway] workers`` > 0: keep them free of I/O and of state shared with
+the daemon. Each worker loads the plugins from their entry points; when a
+plugin was registered by code instead, the daemon normalises in its own
+process.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from gateway.contracts import (
+        Command,
+        GatewayEvent,
+        NormaliseContext,
+        Normalised,
+        RawInput,
+        Route,
+        SourceType,
+        TransportType,
+    )
+
+PROJECT = "ech_gateway"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# ---------------------------------------------------------------------------
+# Types: what can be configured
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def gateway_source_types() -> list[SourceType]:
+    """Declare the source types this plugin provides.
+
+    A source obtains raw input (polling a folder, a SOAP service, ...) and
+    hands it to the core's intake. ``type = "<name>"`` in a
+    ``[sources.<name>]`` table selects it; its other keys are validated by
+    the type's ``options`` model.
+
+    :return: the source types.
+
+    Example::
+
+        @hookimpl
+        def gateway_source_types():
+            return [SourceType("folder", FolderOptions, FolderSource)]
+    """
+
+
+@hookspec
+def gateway_transport_types() -> list[TransportType]:
+    """Declare the transport types this plugin provides.
+
+    A transport delivers to one partner and reports receipts.
+    ``transport = "<name>"`` in ``[partners.<name>]`` selects it; the table
+    ``[partners.<name>.<type>]`` holds its options.
+
+    :return: the transport types.
+
+    Example::
+
+        @hookimpl
+        def gateway_transport_types():
+            return [TransportType("sedex", SedexOptions, SedexTransport)]
+    """
+
+
+# ---------------------------------------------------------------------------
+# The flow of one message
+# ---------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def gateway_normalise(raw: RawInput, context: NormaliseContext) -> Normalised | None:
+    """Turn raw input into canonical eCH-0223, or decline with ``None``.
+
+    The first plugin that returns a result wins. Raise
+    :class:`gateway.errors.InputRejected` when the input is recognisably
+    yours but unusable (hostile XML, zip bomb): it is quarantined with that
+    reason. When every plugin declines, the input is quarantined as
+    unrecognised.
+
+    :param raw: the stored input.
+    :param context: the limits to apply to untrusted bytes.
+    :return: the canonical message, or ``None`` to decline.
+
+    Example::
+
+        @hookimpl
+        def gateway_normalise(raw, context):
+            if raw.meta.get("content_type") != "application/json":
+                return None
+            return my_json_to_ech0223(raw.data)
+    """
+
+
+@hookspec
+def gateway_route(message: Normalised, raw: RawInput, settings: Any) -> list[Route] | None:
+    """Decide which partners receive ``message``.
+
+    Every plugin is asked; the routes of all answers are combined (one
+    delivery per partner). ``None`` means "no opinion"; an empty list means
+    "not for anyone I know". When no route results, the message is marked
+    ``not_relevant`` and the journal keeps why.
+
+    :param message: the normalised message.
+    :param raw: the input it came from (source name, metadata).
+    :param settings: the validated configuration.
+    :return: routes with their reasons.
+
+    Example::
+
+        @hookimpl
+        def gateway_route(message, raw, settings):
+            if message.kind == "personEventMessage":
+                return [Route("canton", "all person events go to the canton")]
+            return None
+    """
+
+
+# ---------------------------------------------------------------------------
+# Operating
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def gateway_commands() -> list[Command]:
+    """Add commands to the ``ech-gateway`` command line.
+
+    :return: the commands; each gets its own sub-parser.
+
+    Example::
+
+        @hookimpl
+        def gateway_commands():
+            return [Command("sedex-sim", "simulate a sedex client", add_args, run)]
+    """
+
+
+# ---------------------------------------------------------------------------
+# Notifications
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def gateway_event(event: GatewayEvent) -> None:
+    """Be told of something that happened, after it was committed.
+
+    Called for state changes and decisions (quarantine, delivery, dead
+    letter, overdue receipt). Must return quickly and never raise: use it
+    for alerts and metrics, not for work that can fail.
+
+    :param event: what happened.
+
+    Example::
+
+        @hookimpl
+        def gateway_event(event):
+            if event.kind == "delivery.dead":
+                page_the_operator(event.delivery)
+    """

@@ -1,0 +1,151 @@
+"""The intake side: store first, then normalise → route → validate → record.
+
+:class:`Pipeline` is the :class:`~gateway.contracts.Intake` every source
+gets. ``submit`` returns once the raw bytes are committed; processing
+follows in batches (in worker processes when ``[gateway] workers`` > 0),
+and its results are recorded in one transaction per batch together with
+the deliveries they create (transactional outbox).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+import pluggy
+
+from gateway import processor
+from gateway.contracts import GatewayEvent, RawInput
+from gateway.plugins import notify
+from gateway.processor import Processor
+from gateway.store import MessageState, Processed, SQLiteStore
+
+log = logging.getLogger(__name__)
+
+Batch = list[tuple[int, RawInput]]
+
+
+class Pipeline:
+    """Stores what sources submit, then processes it in batches."""
+
+    def __init__(self, store: SQLiteStore, pm: pluggy.PluginManager, proc: Processor,
+                 on_routed: Callable[[], None], *, batch_size: int = 500,
+                 workers: int = 0, worker_args: tuple[Any, ...] = ()) -> None:
+        self._store = store
+        self._pm = pm
+        self.processor = proc
+        self._on_routed = on_routed
+        self._batch_size = batch_size
+        self._workers = workers
+        self._worker_args = worker_args
+        self._pool: ProcessPoolExecutor | None = None
+        self._queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=64)
+
+    # -- Intake -----------------------------------------------------------------
+    async def submit(self, raws: Sequence[RawInput]) -> list[int]:
+        """Store ``raws`` durably, queue them for processing, return their ids."""
+        if not raws:
+            return []
+        rows = await self._store.add_raw(raws)
+        fresh = [(mid, raw) for (mid, new), raw in zip(rows, raws, strict=True) if new]
+        if fresh:
+            await self._queue.put(fresh)
+        return [mid for mid, _new in rows]
+
+    async def quarantine(self, raw: RawInput, reason: str) -> int:
+        """Store ``raw`` as quarantined with ``reason``."""
+        mid = await self._store.quarantine_raw(raw, reason)
+        notify(self._pm, GatewayEvent("message.quarantined", mid, None, {"reason": reason}))
+        return mid
+
+    # -- processing ---------------------------------------------------------------
+    async def start(self) -> None:
+        """Start the worker processes now rather than with the first input."""
+        if self._workers:
+            await self._in_pool([])
+
+    async def recover(self) -> int:
+        """Process inputs that were stored but never processed (after a crash)."""
+        count = 0
+        while True:
+            pending = await self._store.pending(self._batch_size)
+            if not pending:
+                return count
+            await self._process([(p.message, RawInput(p.source, p.ref, p.data, p.meta))
+                                 for p in pending])
+            count += len(pending)
+
+    async def run(self) -> None:
+        """Process queued inputs until :meth:`stop` was called and all is processed."""
+        while True:
+            batch = await self._queue.get()
+            if batch is None:
+                return
+            while len(batch) < self._batch_size and not self._queue.empty():
+                more = self._queue.get_nowait()
+                if more is None:
+                    self._queue.put_nowait(None)
+                    break
+                batch.extend(more)
+            await self._process(batch)
+
+    async def stop(self) -> None:
+        """Let :meth:`run` finish what is queued, then return."""
+        await self._queue.put(None)
+
+    def close(self) -> None:
+        """Stop the worker processes."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    async def _process(self, batch: Batch) -> None:
+        results = await self._run_batch(batch)
+        await self._store.record_processing(results)
+        routed = False
+        for p in results:
+            if p.state is MessageState.ROUTED:
+                routed = True
+            elif p.state is MessageState.QUARANTINED:
+                notify(self._pm, GatewayEvent("message.quarantined", p.message, None,
+                                              {"reason": p.reason}))
+            n = p.normalised
+            if n is not None and n.kind == "eventReport" and n.reference_message_id:
+                await self._store.reject_by_answer(p.message, n.reference_message_id,
+                                                   "negative eventReport from the partner")
+        if routed:
+            self._on_routed()
+
+    async def _run_batch(self, batch: Batch) -> list[Processed]:
+        if not self._workers:
+            return self.processor.process_batch(batch)
+        try:
+            return await self._in_pool(batch)
+        except BrokenProcessPool:
+            log.error("a worker process died; processing this batch one input at a time")
+        results = []
+        for item in batch:
+            try:
+                results.extend(await self._in_pool([item]))
+            except BrokenProcessPool:
+                results.append(Processed(item[0], MessageState.QUARANTINED,
+                                         "processing this input crashed the worker process"))
+        return results
+
+    async def _in_pool(self, batch: Batch) -> list[Processed]:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                self._workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=processor.init_worker, initargs=self._worker_args)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._pool, processor.work, batch)
+        except BrokenProcessPool:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+            raise

@@ -1,0 +1,58 @@
+"""The retry policy: one place decides when a failed delivery is tried again.
+
+The delays come from tenacity's wait strategies (exponential with jitter);
+the decision is persisted as the delivery's ``next_attempt_at``, so a
+restart continues the schedule instead of starting it over. Transports
+never sleep: they raise TransientError or PermanentError.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import tenacity
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """When to try again and when to give up, for one partner.
+
+    :param max_attempts: attempts in all, the first included.
+    :param max_age: seconds after the first attempt after which no new one starts.
+    :param initial: the first delay in seconds, doubled (``multiplier``) each time.
+    :param maximum: the longest delay in seconds.
+    :param jitter: up to this many seconds are added at random.
+    """
+
+    max_attempts: int = 10
+    max_age: float = 2 * 86400
+    initial: float = 1.0
+    maximum: float = 600.0
+    multiplier: float = 2.0
+    jitter: float = 1.0
+
+    def _wait(self) -> tenacity.wait.wait_base:
+        return tenacity.wait_exponential(
+            multiplier=self.initial, exp_base=self.multiplier, max=self.maximum
+        ) + tenacity.wait_random(0, self.jitter)
+
+    def delay(self, attempts: int) -> float:
+        """Seconds to wait after the ``attempts``-th failed attempt."""
+        state = tenacity.RetryCallState(None, None, (), {})  # type: ignore[arg-type]
+        state.attempt_number = attempts
+        return float(self._wait()(state))
+
+    def next_attempt_at(self, attempts: int, first_attempt_at: float, now: float) -> float | None:
+        """When to try next after ``attempts`` failures, or ``None`` to give up."""
+        if attempts >= self.max_attempts:
+            return None
+        at = now + self.delay(attempts)
+        if at - first_attempt_at > self.max_age:
+            return None
+        return at
+
+    def why_not(self, attempts: int) -> str:
+        """Why :meth:`next_attempt_at` gave up, for the journal."""
+        if attempts >= self.max_attempts:
+            return f"retries exhausted after {attempts} attempts"
+        return f"maximum age of {self.max_age:.0f}s reached after {attempts} attempts"

@@ -1,0 +1,134 @@
+"""Write operations of the intake side: storing inputs and what was decided about them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Sequence
+
+from gateway.contracts import RawInput
+from gateway.errors import StoreError
+from gateway.store import journal
+from gateway.store.journal import Entry
+from gateway.store.records import Processed
+from gateway.store.states import DeliveryState, MessageState
+
+
+def add_raw(conn: sqlite3.Connection, raws: Sequence[RawInput], state: MessageState,
+            reason: str | None) -> list[tuple[int, bool]]:
+    """Insert inputs exactly as received; return (id, is_new) for each.
+
+    An input whose bytes were already received from the same source (a
+    source that stopped between storing and removing a file offers it again)
+    is stored as ``duplicate`` of the first and goes no further.
+    """
+    now = time.time()
+    out: list[tuple[int, bool]] = []
+    entries = []
+    for raw in raws:
+        digest = hashlib.sha256(raw.data).hexdigest()
+        first = conn.execute("SELECT id FROM messages WHERE source = ? AND digest = ? LIMIT 1",
+                             (raw.source, digest)).fetchone()
+        row_state, row_reason = state, reason
+        if first is not None:
+            row_state, row_reason = MessageState.DUPLICATE, f"same input as message {first[0]}"
+        cur = conn.execute(
+            "INSERT INTO messages (source, ref, meta, raw, digest, received_at, state, reason,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (raw.source, raw.ref, json.dumps(dict(raw.meta)), raw.data, digest, now, row_state,
+             row_reason, now),
+        )
+        mid = cur.lastrowid
+        assert mid is not None
+        out.append((mid, first is None))
+        detail: dict[str, object] = {"source": raw.source, "ref": raw.ref, "bytes": len(raw.data)}
+        entries.append(Entry("message.received", mid, None, detail))
+        if row_state is not MessageState.RECEIVED:
+            entries.append(Entry(f"message.{row_state}", mid, None, {"reason": row_reason}))
+    journal.append(conn, entries, now)
+    return out
+
+
+def record_processing(conn: sqlite3.Connection, results: Sequence[Processed]) -> list[int]:
+    """Store each message's new state and, when routed, its deliveries (transactional outbox).
+
+    Returns the ids of the deliveries created.
+    """
+    now = time.time()
+    created: list[int] = []
+    entries: list[Entry] = []
+    for p in results:
+        n = p.normalised
+        if p.state is MessageState.ROUTED and n is not None and n.message_id:
+            earlier = conn.execute(
+                "SELECT id FROM messages WHERE message_id = ? AND id != ? AND state = ? LIMIT 1",
+                (n.message_id, p.message, MessageState.ROUTED),
+            ).fetchone()
+            if earlier is not None:
+                p.state = MessageState.DUPLICATE
+                p.reason = f"messageId {n.message_id} was already routed as message {earlier[0]}"
+        conn.execute(
+            "UPDATE messages SET state = ?, reason = ?, kind = ?, message_id = ?,"
+            " reference_message_id = ?, version = ?, canonical = ?, updated_at = ? WHERE id = ?",
+            (
+                p.state, p.reason,
+                n.kind if n else None, n.message_id if n else None,
+                n.reference_message_id if n else None, n.version if n else None,
+                None if (n is None or p.raw_is_canonical) else n.xml,
+                now, p.message,
+            ),
+        )
+        if n is not None:
+            conn.executemany(
+                "INSERT OR REPLACE INTO attachments (message, name, data) VALUES (?, ?, ?)",
+                [(p.message, a.name, a.data) for a in n.attachments],
+            )
+            entries.append(Entry("message.normalised", p.message, None,
+                                 {"kind": n.kind, "message_id": n.message_id, **p.detail}))
+        if p.state is MessageState.ROUTED:
+            for route in p.routes:
+                cur = conn.execute(
+                    "INSERT INTO deliveries (message, partner, state, created_at, next_attempt_at,"
+                    " updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (p.message, route.partner, DeliveryState.QUEUED, now, now, now),
+                )
+                assert cur.lastrowid is not None
+                created.append(cur.lastrowid)
+                entries.append(Entry("delivery.queued", p.message, cur.lastrowid,
+                                     {"partner": route.partner, "reason": route.reason}))
+        else:
+            entries.append(Entry(f"message.{p.state}", p.message, None,
+                                 {"reason": p.reason, **({} if n else dict(p.detail))}))
+    journal.append(conn, entries, now)
+    return created
+
+
+def reject_by_answer(conn: sqlite3.Connection, message: int, referenced: str,
+                     reason: str) -> list[int]:
+    """Mark deliveries of the message with eCH ``messageId`` ``referenced`` as rejected."""
+    now = time.time()
+    rows = conn.execute(
+        "SELECT d.id, d.message FROM deliveries d JOIN messages m ON m.id = d.message"
+        " WHERE m.message_id = ? AND d.state IN (?, ?, ?)",
+        (referenced, DeliveryState.SENT, DeliveryState.DELIVERED, DeliveryState.ACKNOWLEDGED),
+    ).fetchall()
+    for did, _mid in rows:
+        conn.execute("UPDATE deliveries SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
+                     (DeliveryState.REJECTED, reason, now, did))
+    journal.append(conn, [Entry("delivery.rejected", mid, did, {"reason": reason, "answer": message})
+                          for did, mid in rows], now)
+    return [did for did, _ in rows]
+
+
+def requeue_message(conn: sqlite3.Connection, message: int) -> None:
+    """Put a quarantined or not-relevant message back to ``received`` for reprocessing."""
+    now = time.time()
+    cur = conn.execute(
+        "UPDATE messages SET state = ?, reason = NULL, updated_at = ? WHERE id = ? AND state IN (?, ?)",
+        (MessageState.RECEIVED, now, message, MessageState.QUARANTINED, MessageState.NOT_RELEVANT),
+    )
+    if cur.rowcount != 1:
+        raise StoreError(f"message {message} is not quarantined or not relevant")
+    journal.append(conn, [Entry("message.replayed", message, None, {})], now)

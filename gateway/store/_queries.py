@@ -1,0 +1,142 @@
+"""Read-only queries: what the CLI, the dashboard and recovery ask of the store."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from gateway.errors import StoreError
+from gateway.store.records import Pending
+from gateway.store.states import DeliveryState, MessageState
+
+_MESSAGE_COLS = ("id, source, ref, received_at, state, reason, kind, message_id,"
+                 " reference_message_id, version, updated_at")
+
+
+def _message_dict(row: sqlite3.Row) -> dict[str, Any]:
+    return dict(row)
+
+
+def deliveries_of(conn: sqlite3.Connection, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """The deliveries of the given messages, by message id."""
+    out: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+    for chunk in range(0, len(ids), 500):
+        part = ids[chunk:chunk + 500]
+        rows = conn.execute(
+            "SELECT id, message, partner, state, reason, attempts, attempt_ref, next_attempt_at,"
+            " sent_at, receipt_due_at, overdue, replay_of FROM deliveries"
+            f" WHERE message IN ({','.join('?' * len(part))}) ORDER BY id",
+            part,
+        )
+        for row in rows:
+            d = dict(row)
+            d["overdue"] = bool(d["overdue"])
+            out[d.pop("message")].append(d)
+    return out
+
+
+def list_messages(conn: sqlite3.Connection, *, state: str | None = None,
+                  delivery_state: str | None = None, limit: int = 100,
+                  offset: int = 0) -> list[dict[str, Any]]:
+    """Messages, newest first, each with its deliveries."""
+    where, args = [], []
+    if state:
+        where.append("state = ?")
+        args.append(state)
+    if delivery_state:
+        where.append("id IN (SELECT message FROM deliveries WHERE state = ?)")
+        args.append(delivery_state)
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    rows = conn.execute(
+        f"SELECT {_MESSAGE_COLS} FROM messages{clause} ORDER BY id DESC LIMIT ? OFFSET ?",
+        (*args, limit, offset),
+    ).fetchall()
+    msgs = [_message_dict(r) for r in rows]
+    by_id = deliveries_of(conn, [m["id"] for m in msgs])
+    for m in msgs:
+        m["deliveries"] = by_id[m["id"]]
+    return msgs
+
+
+def find_message(conn: sqlite3.Connection, key: str) -> int | None:
+    """The row id of a message given its id or its eCH-0223 messageId."""
+    if key.isdigit():
+        row = conn.execute("SELECT id FROM messages WHERE id = ?", (int(key),)).fetchone()
+        if row:
+            return int(row[0])
+    row = conn.execute("SELECT id FROM messages WHERE message_id = ? ORDER BY id DESC LIMIT 1",
+                       (key,)).fetchone()
+    return int(row[0]) if row else None
+
+
+def get_message(conn: sqlite3.Connection, mid: int) -> dict[str, Any] | None:
+    """One message with its deliveries, attempts, receipts, journal and raw size."""
+    row = conn.execute(
+        f"SELECT {_MESSAGE_COLS}, meta, length(raw) AS raw_bytes FROM messages WHERE id = ?",
+        (mid,),
+    ).fetchone()
+    if row is None:
+        return None
+    msg = _message_dict(row)
+    msg["meta"] = json.loads(msg["meta"])
+    msg["deliveries"] = deliveries_of(conn, [mid])[mid]
+    for d in msg["deliveries"]:
+        d["attempt_log"] = [dict(r) for r in conn.execute(
+            "SELECT ref, number, started_at, outcome, detail FROM attempts WHERE delivery = ?"
+            " ORDER BY number", (d["id"],))]
+        d["receipts"] = [dict(r) for r in conn.execute(
+            "SELECT attempt_ref, outcome, code, info, at FROM receipts WHERE delivery = ?"
+            " ORDER BY id", (d["id"],))]
+    msg["journal"] = [
+        {**dict(r), "detail": json.loads(r["detail"])}
+        for r in conn.execute(
+            "SELECT seq, at, delivery, event, detail FROM journal WHERE message = ? ORDER BY seq",
+            (mid,))
+    ]
+    return msg
+
+
+def raw_of(conn: sqlite3.Connection, mid: int) -> bytes | None:
+    """The raw bytes of a message, as received."""
+    row = conn.execute("SELECT raw FROM messages WHERE id = ?", (mid,)).fetchone()
+    return bytes(row[0]) if row else None
+
+
+def counts(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
+    """Messages per state and deliveries per state."""
+    return {
+        "messages": dict(conn.execute("SELECT state, count(*) FROM messages GROUP BY state").fetchall()),
+        "deliveries": dict(conn.execute(
+            "SELECT state, count(*) FROM deliveries GROUP BY state").fetchall()),
+        "overdue": dict(conn.execute(
+            "SELECT partner, count(*) FROM deliveries WHERE overdue = 1 AND state = ?"
+            " GROUP BY partner", (DeliveryState.SENT,)).fetchall()),
+    }
+
+
+def pending(conn: sqlite3.Connection, limit: int) -> list[Pending]:
+    """Inputs stored but never processed (the process stopped in between)."""
+    rows = conn.execute(
+        "SELECT id, source, ref, raw, meta FROM messages WHERE state = ? ORDER BY id LIMIT ?",
+        (MessageState.RECEIVED, limit),
+    ).fetchall()
+    return [Pending(r[0], r[1], r[2], bytes(r[3]), json.loads(r[4])) for r in rows]
+
+
+def load_input(conn: sqlite3.Connection, mid: int) -> Pending:
+    """One stored input, as it was received."""
+    r = conn.execute("SELECT id, source, ref, raw, meta FROM messages WHERE id = ?",
+                     (mid,)).fetchone()
+    if r is None:
+        raise StoreError(f"no message {mid}")
+    return Pending(r[0], r[1], r[2], bytes(r[3]), json.loads(r[4]))
+
+
+def next_due(conn: sqlite3.Connection) -> float | None:
+    """When the earliest waiting delivery becomes due, if any."""
+    row = conn.execute(
+        "SELECT min(next_attempt_at) FROM deliveries WHERE state IN (?, ?)",
+        (DeliveryState.QUEUED, DeliveryState.RETRY_WAIT),
+    ).fetchone()
+    return row[0] if row else None

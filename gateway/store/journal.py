@@ -1,0 +1,67 @@
+"""The hash-chained journal: every state change and decision, append-only.
+
+Each entry's hash covers its own fields and the previous entry's hash, so
+editing or deleting an entry breaks the chain from there on
+(``ech-gateway journal verify``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One journal entry to append."""
+
+    event: str
+    message: int | None = None
+    delivery: int | None = None
+    detail: Mapping[str, Any] | None = None
+
+
+def entry_hash(seq: int, at: float, message: int | None, delivery: int | None,
+               event: str, detail: str, prev_hash: str) -> str:
+    """The hash of one entry, chained to ``prev_hash``."""
+    text = f"{seq}|{at!r}|{message}|{delivery}|{event}|{detail}|{prev_hash}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def append(conn: sqlite3.Connection, entries: Iterable[Entry], at: float) -> None:
+    """Append ``entries`` after the current last entry, inside the caller's transaction."""
+    row = conn.execute("SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1").fetchone()
+    seq, prev = (row[0], row[1]) if row else (0, GENESIS)
+    rows = []
+    for e in entries:
+        seq += 1
+        detail = json.dumps(e.detail or {}, separators=(",", ":"), sort_keys=True, default=str)
+        h = entry_hash(seq, at, e.message, e.delivery, e.event, detail, prev)
+        rows.append((seq, at, e.message, e.delivery, e.event, detail, prev, h))
+        prev = h
+    conn.executemany(
+        "INSERT INTO journal (seq, at, message, delivery, event, detail, prev_hash, hash)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+
+
+def verify(conn: sqlite3.Connection) -> tuple[int, int | None]:
+    """Check the whole chain; return (entries checked, first broken seq or None)."""
+    prev = GENESIS
+    count = 0
+    cur = conn.execute(
+        "SELECT seq, at, message, delivery, event, detail, prev_hash, hash FROM journal ORDER BY seq"
+    )
+    for seq, at, message, delivery, event, detail, prev_hash, h in cur:
+        count += 1
+        if prev_hash != prev or entry_hash(seq, at, message, delivery, event, detail, prev) != h:
+            return count, seq
+        prev = h
+    return count, None

@@ -1,0 +1,63 @@
+"""Plain records passed between the core and the store."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.contracts import Attachment, Normalised, Route
+from gateway.store.states import MessageState
+
+
+@dataclass(slots=True)
+class Processed:
+    """What normalise → route → validate decided about one stored input."""
+
+    message: int
+    state: MessageState
+    reason: str | None = None
+    normalised: Normalised | None = None
+    raw_is_canonical: bool = True
+    routes: list[Route] = field(default_factory=list)
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A delivery claimed for one attempt, with what the transport needs."""
+
+    delivery: int
+    message: int
+    partner: str
+    attempt: int
+    attempt_ref: str
+    message_id: str | None
+    payload: bytes
+    attachments: tuple[Attachment, ...]
+    resumed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a send attempt achieved.
+
+    :param kind: ``sent`` (receipt awaited), ``delivered``, ``transient`` or
+        ``permanent``.
+    """
+
+    delivery: int
+    attempt_ref: str
+    kind: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """An input stored but not processed yet (after a crash)."""
+
+    message: int
+    source: str
+    ref: str
+    data: bytes
+    meta: Mapping[str, str]

@@ -1,0 +1,37 @@
+"""The states of messages and deliveries (DESIGN.md, "State")."""
+
+from __future__ import annotations
+
+import enum
+
+
+class MessageState(enum.StrEnum):
+    """Where a stored input stands."""
+
+    RECEIVED = "received"
+    NORMALISED = "normalised"
+    ROUTED = "routed"
+    NOT_RELEVANT = "not_relevant"
+    QUARANTINED = "quarantined"
+    DUPLICATE = "duplicate"
+
+
+class DeliveryState(enum.StrEnum):
+    """Where one message's delivery to one partner stands."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    ACKNOWLEDGED = "acknowledged"
+    RETRY_WAIT = "retry_wait"
+    REJECTED = "rejected"
+    NEEDS_REVIEW = "needs_review"
+    DEAD = "dead"
+    REPLAYED = "replayed"
+
+
+#: Deliveries an operator may replay.
+REPLAYABLE = frozenset({DeliveryState.DEAD, DeliveryState.NEEDS_REVIEW, DeliveryState.REJECTED})
+#: Deliveries the dispatcher may claim when due.
+DUE = (DeliveryState.QUEUED, DeliveryState.RETRY_WAIT)

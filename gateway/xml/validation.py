@@ -1,0 +1,270 @@
+"""Validate eCH-0223 messages and eCH-0090 envelopes/receipts against XSDs.
+
+The schema is chosen by the root element. eCH-0223 keeps one namespace for
+all 1.x versions, so its version is a parameter (per partner), not something
+read from the document. Compiled schemas are cached per thread: an lxml
+``XMLSchema`` keeps its error log on the object, so one must not be shared.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, cast
+
+from lxml import etree
+
+import gateway
+from gateway.errors import InputRejected
+from gateway.xml.safe import parse_untrusted
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "ECH0223_VERSIONS",
+    "KINDS",
+    "SchemaKind",
+    "SchemaSet",
+    "ValidationIssue",
+    "ValidationReport",
+    "default_schema_set",
+    "format_report",
+    "schema_dir",
+    "validate",
+    "validate_files",
+]
+
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+"""Largest XML document :func:`validate` and :func:`validate_files` parse from bytes."""
+
+_CATALOG_NS = "urn:oasis:names:tc:entity:xmlns:xml:catalog"
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaKind:
+    """One root schema: its standard, version, target namespace and file name."""
+
+    standard: str
+    version: str
+    namespace: str
+    filename: str
+
+    @property
+    def url(self) -> str:
+        """The official schemaLocation URL of this schema."""
+        return f"{self.namespace}/{self.filename}"
+
+
+ECH0223_NS = "http://www.ech.ch/xmlns/eCH-0223/1"
+ECH0090_V1_NS = "http://www.ech.ch/xmlns/eCH-0090/1"
+ECH0090_V2_NS = "http://www.ech.ch/xmlns/eCH-0090/2"
+
+_ECH0223 = {"1.5": SchemaKind("eCH-0223", "1.5", ECH0223_NS, "eCH-0223-1-5.xsd")}
+ECH0223_VERSIONS = tuple(_ECH0223)
+"""The eCH-0223 versions that can be validated (add 1.0/1.3/1.4 by adding their XSDs)."""
+
+_ECH0090 = {
+    ECH0090_V1_NS: SchemaKind("eCH-0090", "1.0", ECH0090_V1_NS, "eCH-0090-1-0.xsd"),
+    ECH0090_V2_NS: SchemaKind("eCH-0090", "2.0", ECH0090_V2_NS, "eCH-0090-2-0.xsd"),
+}
+KINDS: tuple[SchemaKind, ...] = (*_ECH0223.values(), *_ECH0090.values())
+_ROOTS = {
+    **{f"{{{ECH0223_NS}}}{name}": ECH0223_NS for name in ("personEventMessage", "eventReport")},
+    **{f"{{{ns}}}{name}": ns for ns in _ECH0090 for name in ("envelope", "receipt")},
+}
+
+
+class _LogEntry(Protocol):
+    """What an lxml error log entry offers (lxml-stubs do not describe it)."""
+
+    line: int
+    column: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationIssue:
+    """One schema violation; ``column`` is 0 when libxml2 does not report one."""
+
+    line: int
+    column: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationReport:
+    """The verdict on one document; ``kind`` reads e.g. ``eCH-0223 1.5 eventReport``."""
+
+    valid: bool
+    kind: str
+    errors: list[ValidationIssue] = field(default_factory=list)
+
+
+def schema_dir() -> Path:
+    """The directory holding the project's own XSDs (source tree or installed package)."""
+    package = Path(gateway.__file__).resolve().parent
+    candidates = (package.parent / "schemas", package / "schemas")
+    for candidate in candidates:
+        if (candidate / KINDS[0].filename).is_file():
+            return candidate
+    raise FileNotFoundError(f"no project schemas in {' or '.join(map(str, candidates))}")
+
+
+class _CatalogResolver(etree.Resolver):
+    """Maps official schemaLocation URLs to local files; anything else is left unresolved."""
+
+    def __init__(self, mapping: Mapping[str, Path]) -> None:
+        super().__init__()
+        self._mapping = mapping
+
+    # lxml-stubs 0.5 lacks the context argument and resolve_filename.
+    def resolve(self, system_url: str, public_id: str,  # type: ignore[override]
+                context: object) -> object:
+        path = self._mapping.get(system_url)
+        if path is None:
+            return None
+        return self.resolve_filename(str(path), context)  # type: ignore[attr-defined]
+
+
+def _read_catalog(catalog: Path) -> dict[str, Path]:
+    """``systemId``/``name`` → local file for the ``system`` and ``uri`` entries of a catalog."""
+    root = etree.parse(str(catalog), etree.XMLParser(no_network=True, load_dtd=False)).getroot()
+    mapping: dict[str, Path] = {}
+    for entry in root.iter(f"{{{_CATALOG_NS}}}system", f"{{{_CATALOG_NS}}}uri"):
+        key = entry.get("systemId") or entry.get("name")
+        target = entry.get("uri")
+        if key and target:
+            mapping[key] = (catalog.parent / target).resolve()
+    return mapping
+
+
+class SchemaSet:
+    """The XSDs to validate with, compiled lazily and cached per thread.
+
+    Build it with :meth:`from_directory` (our own ``schemas/``, the default) or
+    :meth:`from_catalog` (the official files, used as a test oracle).
+    """
+
+    def __init__(self, paths: Mapping[SchemaKind, Path], resolver: etree.Resolver | None = None,
+                 origin: str = "") -> None:
+        missing = [str(paths.get(kind, kind.filename)) for kind in KINDS if kind not in paths
+                   or not paths[kind].is_file()]
+        if missing:
+            raise FileNotFoundError(f"missing schema files: {', '.join(missing)}")
+        self._paths = dict(paths)
+        self._resolver = resolver
+        self._local = threading.local()
+        self.origin = origin
+
+    @classmethod
+    def from_directory(cls, directory: str | Path | None = None) -> SchemaSet:
+        """Schemas named ``eCH-0223-1-5.xsd`` etc. in ``directory`` (default :func:`schema_dir`)."""
+        root = Path(directory) if directory is not None else schema_dir()
+        return cls({kind: root / kind.filename for kind in KINDS}, origin=str(root))
+
+    @classmethod
+    def from_catalog(cls, catalog: str | Path) -> SchemaSet:
+        """The schemas an XML catalog maps the official URLs to; imports resolve through it."""
+        mapping = _read_catalog(Path(catalog))
+        paths = {kind: mapping[kind.url] for kind in KINDS if kind.url in mapping}
+        return cls(paths, _CatalogResolver(mapping), origin=str(catalog))
+
+    def schema(self, kind: SchemaKind) -> etree.XMLSchema:
+        """The compiled schema for ``kind`` (compiled once per thread)."""
+        cache: dict[SchemaKind, etree.XMLSchema] | None = getattr(self._local, "cache", None)
+        if cache is None:
+            cache = self._local.cache = {}
+        compiled = cache.get(kind)
+        if compiled is None:
+            parser = etree.XMLParser(no_network=True, resolve_entities=False)
+            if self._resolver is not None:
+                parser.resolvers.add(self._resolver)
+            compiled = etree.XMLSchema(etree.parse(str(self._paths[kind]), parser))
+            cache[kind] = compiled
+        return compiled
+
+    def validate(self, doc: etree._ElementTree | etree._Element | bytes, *,
+                 ech0223_version: str = "1.5",
+                 max_bytes: int = DEFAULT_MAX_BYTES) -> ValidationReport:
+        """Validate ``doc`` against the schema its root element calls for.
+
+        Bytes are parsed with :func:`parse_untrusted` (which may raise
+        :class:`InputRejected`); a tree or element is used as it is.
+        An unknown root element gives an invalid report naming the accepted ones.
+        """
+        if ech0223_version not in _ECH0223:
+            raise ValueError(f"eCH-0223 version {ech0223_version!r} is not supported; "
+                             f"supported: {', '.join(ECH0223_VERSIONS)}")
+        if isinstance(doc, bytes):
+            doc = parse_untrusted(doc, max_bytes=max_bytes)
+        root = doc.getroot() if isinstance(doc, etree._ElementTree) else doc
+        tag = root.tag if isinstance(root.tag, str) else ""
+        namespace = _ROOTS.get(tag)
+        if namespace is None:
+            accepted = ", ".join(sorted(_ROOTS))
+            message = f"unexpected root element {tag or '(none)'}; accepted: {accepted}"
+            line = cast("int | None", root.sourceline) or 0
+            return ValidationReport(False, "unknown", [ValidationIssue(line, 0, message)])
+        kind = _ECH0223[ech0223_version] if namespace == ECH0223_NS else _ECH0090[namespace]
+        schema = self.schema(kind)
+        label = f"{kind.standard} {kind.version} {etree.QName(tag).localname}"
+        if schema.validate(doc):
+            return ValidationReport(True, label)
+        entries = cast("Iterable[_LogEntry]", schema.error_log)
+        issues = [ValidationIssue(e.line, e.column, e.message) for e in entries]
+        return ValidationReport(False, label, issues)
+
+
+@functools.cache
+def default_schema_set() -> SchemaSet:
+    """The project's own schemas (one shared instance)."""
+    return SchemaSet.from_directory()
+
+
+def validate(doc: etree._ElementTree | etree._Element | bytes, *,
+             schemas: SchemaSet | None = None, ech0223_version: str = "1.5",
+             max_bytes: int = DEFAULT_MAX_BYTES) -> ValidationReport:
+    """Validate ``doc`` with ``schemas`` (default: the project's own).
+
+    See :meth:`SchemaSet.validate`.
+    """
+    return (schemas or default_schema_set()).validate(
+        doc, ech0223_version=ech0223_version, max_bytes=max_bytes)
+
+
+def format_report(path: str, report: ValidationReport) -> str:
+    """One verdict line for ``path``, then one indented line per issue."""
+    if report.valid:
+        return f"{path}: valid ({report.kind})"
+    head = f"{path}: INVALID" + ("" if report.kind == "unknown" else f" ({report.kind})")
+    lines = [f"  line {i.line}, col {i.column}: {i.message}" for i in report.errors]
+    return "\n".join([head, *lines])
+
+
+def validate_files(paths: list[str], schema_set: SchemaSet | None = None, *,
+                   ech0223_version: str = "1.5", max_bytes: int = DEFAULT_MAX_BYTES) -> int:
+    """Validate each file, print a verdict per file; 0 if all are valid, else 1.
+
+    Files are parsed as hostile input; unreadable or rejected files count as failures.
+    """
+    schemas = schema_set or default_schema_set()
+    status = 0
+    for path in paths:
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read(max_bytes + 1)
+        except OSError as exc:
+            print(f"{path}: UNREADABLE: {exc.strerror or exc}")
+            status = 1
+            continue
+        try:
+            report = schemas.validate(data, ech0223_version=ech0223_version, max_bytes=max_bytes)
+        except InputRejected as exc:
+            print(f"{path}: REJECTED: {exc}")
+            status = 1
+            continue
+        print(format_report(path, report))
+        status |= not report.valid
+    return status

@@ -1,0 +1,1 @@
+"""Built-in plugins: each registers through the ech_gateway entry-point group."""

@@ -1,0 +1,39 @@
+"""Operator alerts: what needs a person's attention goes to the log at WARNING.
+
+A built-in ``gateway_event`` listener. It names message and delivery ids,
+states and reasons, never personal data. Alerts by webhook, SMTP or syslog
+will be further listeners of the same hook.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from gateway.contracts import GatewayEvent
+from gateway.hookspecs import hookimpl
+
+log = logging.getLogger("gateway.alerts")
+
+#: Event kinds worth a person's attention, with how to say them.
+ALERTS = {
+    "message.quarantined": "message {message} quarantined: {reason}",
+    "delivery.transient_failure": "delivery {delivery} failed, will retry: {error}",
+    "delivery.permanent_failure": "delivery {delivery} failed for good: {error}",
+    "receipt.overdue": "no receipt yet for delivery {delivery} of message {message}",
+    "receipt.needs_review": "receipt {code} for attempt {ref} needs review",
+    "receipt.failed_permanent": "receipt {code} for attempt {ref}: the partner refused it",
+    "receipt.failed_transient": "receipt {code} for attempt {ref}: transfer failed, will retry",
+}
+
+
+@hookimpl
+def gateway_event(event: GatewayEvent) -> None:
+    """Log the events in :data:`ALERTS` at WARNING."""
+    template = ALERTS.get(event.kind)
+    if template is None:
+        return
+    fields = {"message": event.message, "delivery": event.delivery, **event.detail}
+    try:
+        log.warning(template.format(**fields))
+    except (KeyError, IndexError):
+        log.warning("%s: %s", event.kind, dict(fields))

@@ -1,0 +1,14 @@
+"""The ``folder`` source: picks up files a registry drops into a directory."""
+
+from __future__ import annotations
+
+from gateway.contracts import SourceType
+from gateway.hookspecs import hookimpl
+from plugins.folder.source import FolderOptions, FolderSource
+
+
+@hookimpl
+def gateway_source_types() -> list[SourceType]:
+    """The ``folder`` source type."""
+    return [SourceType("folder", FolderOptions, FolderSource,
+                       "files dropped into a directory (eCH-0223 XML, or a zip with files/)")]

@@ -1,0 +1,121 @@
+"""Reading a drop folder: store every file, then move it to ``done_dir`` (or delete it)."""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import time
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.config import Duration
+from gateway.contracts import Intake, PluginContext, RawInput
+from gateway.dirwatch import DirWatcher, ready_files
+
+log = logging.getLogger(__name__)
+
+
+class FolderOptions(BaseModel):
+    """The keys of a ``type = "folder"`` source."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: Path = Field(description="directory the registry drops files into")
+    pattern: str = Field("*.xml", description="glob of the file names to take")
+    done_dir: Path | None = Field(
+        None, description="where taken files go once stored; unset deletes them")
+    poll_interval: Duration = Field(1.0, gt=0, description="seconds between scans when no event")
+    batch_size: int = Field(500, ge=1, description="files stored per transaction at most")
+    settle: Duration = Field(
+        0.0, ge=0, description="seconds a file must be unmodified before it is taken;"
+        " set it when the registry writes in place instead of renaming")
+
+
+class FolderSource:
+    """A :class:`~gateway.contracts.Source` over one drop folder."""
+
+    def __init__(self, options: FolderOptions, context: PluginContext) -> None:
+        self.options = options
+        self.name = context.name
+        self.max_bytes = context.normalise.max_bytes
+
+    async def run(self, intake: Intake) -> None:
+        """Take files as they appear until cancelled."""
+        opts = self.options
+        opts.path.mkdir(parents=True, exist_ok=True)
+        if opts.done_dir is not None:
+            opts.done_dir.mkdir(parents=True, exist_ok=True)
+        watcher = DirWatcher(opts.path, opts.poll_interval)
+        watcher.start()
+        try:
+            while True:
+                backlog = self.scan()
+                if not backlog:
+                    await watcher.wait()
+                for start in range(0, len(backlog), opts.batch_size):
+                    await self.take(intake, backlog[start:start + opts.batch_size])
+        finally:
+            watcher.stop()
+
+    def scan(self) -> list[Path]:
+        """Every file ready to take, oldest first (one directory pass for a whole backlog)."""
+        opts = self.options
+        now = time.time()
+        found = []
+        for entry in ready_files(opts.path):
+            if not fnmatch.fnmatch(entry.name, opts.pattern):
+                continue
+            mtime = entry.stat().st_mtime
+            if opts.settle and now - mtime < opts.settle:
+                continue
+            found.append((mtime, entry.name))
+        found.sort()
+        return [opts.path / name for _mtime, name in found]
+
+    async def take(self, intake: Intake, paths: list[Path]) -> None:
+        """Store ``paths`` (too large ones as quarantined), then move them away."""
+        raws = []
+        for path in paths:
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                continue  # taken away by someone else meanwhile
+            raw = RawInput(self.name, path.name, data, {"content_type": _content_type(path)})
+            if len(data) > self.max_bytes:
+                await intake.quarantine(
+                    raw, f"document of {len(data)} bytes is larger than the limit of"
+                    f" {self.max_bytes} bytes ([limits] max_document_bytes)")
+                self._done(path)
+            else:
+                raws.append((path, raw))
+        if raws:
+            await intake.submit([raw for _path, raw in raws])
+            for path, _raw in raws:
+                self._done(path)
+
+    def _done(self, path: Path) -> None:
+        done = self.options.done_dir
+        try:
+            if done is None:
+                path.unlink()
+            else:
+                os.replace(path, _free_name(done / path.name))
+        except FileNotFoundError:
+            pass
+
+
+def _content_type(path: Path) -> str:
+    return "application/zip" if path.suffix.lower() == ".zip" else "application/xml"
+
+
+def _free_name(target: Path) -> Path:
+    if not target.exists():
+        return target
+    n = 1
+    while True:
+        candidate = target.with_name(f"{target.stem}-{int(time.time() * 1000)}-{n}{target.suffix}")
+        if not candidate.exists():
+            return candidate
+        n += 1

@@ -1,0 +1,109 @@
+"""File operations the sedex folders need: atomic writes, no-clobber moves, syncfs."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import os
+import shutil
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def write_then_rename(directory: Path, temp_name: str, final_name: str, data: bytes) -> None:
+    """Write ``data`` under the hidden ``temp_name``, then rename it to ``final_name``.
+
+    Readers skipping hidden files never see a partial file. Not fsynced:
+    see :func:`sync_filesystem`.
+    """
+    temp = directory / temp_name
+    try:
+        with open(temp, "wb") as fh:
+            fh.write(data)
+        os.replace(temp, directory / final_name)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def read_capped(path: Path, cap: int) -> bytes | None:
+    """The bytes of ``path`` (never following a symlink), or ``None`` beyond ``cap`` bytes."""
+    with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size > cap:
+            return None
+        # read what the size says plus one byte, so a file that grew is still caught,
+        # without allocating ``cap`` bytes for a small file
+        data = fh.read(size + 1)
+        while len(data) <= cap and (more := fh.read(65536)):
+            data += more
+    return None if len(data) > cap else data
+
+
+def move_unique(src: Path, dest_dir: Path) -> Path:
+    """Move ``src`` into ``dest_dir``, adding ``-1``, ``-2``... on a name clash.
+
+    Uses a hard link where possible, so an existing file is never
+    overwritten even by a concurrent writer; elsewhere (other file system,
+    no hard links) it checks for the name first.
+    """
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    stem, dot, ext = src.name.partition(".")
+    n = 0
+    while True:
+        dest = dest_dir / (src.name if n == 0 else f"{stem}-{n}{dot}{ext}")
+        n += 1
+        try:
+            os.link(src, dest)
+        except FileExistsError:
+            continue
+        except OSError:
+            if dest.exists():
+                continue
+            shutil.move(src, dest)
+            return dest
+        os.unlink(src)
+        return dest
+
+
+def move_done(src: Path, dest_dir: Path, stuck: set[str]) -> Path | None:
+    """Move a file whose content is stored; never raises.
+
+    A file someone else moved meanwhile is fine. Any other failure is
+    logged and ``src.name`` added to ``stuck``: the caller skips it from
+    then on, so a stored file that cannot be moved is not stored again on
+    every scan (it is taken again after a restart).
+    """
+    try:
+        return move_unique(src, dest_dir)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        log.error("cannot move %s to %s (%s); skipping it until restart", src, dest_dir, exc)
+        stuck.add(src.name)
+        return None
+
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+_syncfs = getattr(_libc, "syncfs", None)
+
+
+def sync_filesystem(directory: Path) -> None:
+    """Make everything written to the file system of ``directory`` durable.
+
+    One ``syncfs(2)`` call on Linux; ``sync(2)`` elsewhere.
+
+    :raises OSError: when the kernel reports a write-back error.
+    """
+    if _syncfs is None:
+        os.sync()
+        return
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), str(directory))
+    finally:
+        os.close(fd)

@@ -1,0 +1,109 @@
+"""The ``[partners.<name>.sedex]`` options of the sedex transport."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
+
+#: Participant ID patterns (DOMAIN.md §1.3) by envelope version.
+PARTICIPANT_ID = {
+    1: re.compile(r"T?[1-9]-[0-9A-Z]+-[0-9]+|T?0-sedex-0"),
+    2: re.compile(r"T?[1-9]-[0-9A-Z]+-[0-9]+|T?0-sedex-[0-9]"),
+}
+
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def _seconds(value: object) -> object:
+    """Accept seconds (``60``, ``"60"``) or text with a unit (``"500ms"``, ``"60s"``, ``"2m"``)."""
+    if isinstance(value, str):
+        match = _DURATION.fullmatch(value)
+        if match is None:
+            raise ValueError(f"not a duration: {value!r} (use e.g. 60, '60s', '2m')")
+        return float(match[1]) * _UNIT_SECONDS[match[2]]
+    return value
+
+
+Seconds = Annotated[float, BeforeValidator(_seconds), Field(ge=0)]
+
+
+class SedexOptions(BaseModel):
+    """How to reach one partner through the local sedex client's folders.
+
+    Receipt files are moved out of ``receipts`` once recorded: matched ones
+    to ``receipts_archive``, unknown ones to its ``unmatched`` subfolder,
+    unreadable ones to its ``rejected`` subfolder. Inbound pairs are moved to
+    ``processed`` once stored (broken ones to ``processed/rejected``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    outbox: Path = Field(description="sedex client folder for messages to send")
+    inbox: Path = Field(description="sedex client folder of messages received")
+    receipts: Path = Field(description="sedex client folder of technical receipts")
+    processed: Path = Field(description="sedex client folder of sent or rejected messages")
+    envelope_version: Literal[1, 2] = Field(
+        default=1, description="eCH-0090 version of our envelopes; the file interface wants 1"
+    )
+    sender_id: str = Field(description="our sedex participant ID, e.g. '3-1234-1' or 'T3-1234-1'")
+    recipient_id: str = Field(description="the partner's sedex participant ID")
+    message_type: int = Field(ge=0, le=2_699_999, description="sedex messageType of our messages")
+    message_class: int = Field(
+        default=0, ge=0, description="sedex messageClass; 0 = message (1-3 need a reference)"
+    )
+    pair_grace: Seconds = Field(
+        default=60.0,
+        description="how long a lone envelope or data file, or an unreadable envelope, may wait "
+        "for its other half or its last bytes before it is quarantined",
+    )
+    poll_interval: Seconds = Field(
+        default=1.0, description="folder scan interval when file-system events are unavailable"
+    )
+    receipts_archive: Path | None = Field(
+        default=None,
+        description="where recorded receipt files go; default: 'receipts-done' beside 'receipts'",
+    )
+    sync: bool = Field(
+        default=True, description="make sent files durable (one syncfs per batch) before "
+        "they are recorded as sent"
+    )
+
+    @field_validator("sender_id", "recipient_id")
+    @classmethod
+    def _check_id(cls, value: str, info: ValidationInfo) -> str:
+        # A field validator, so check-config names the key (and the file that set it);
+        # envelope_version is declared first, so it is validated by now unless it is wrong.
+        version = info.data.get("envelope_version")
+        patterns = [PARTICIPANT_ID[version]] if version in PARTICIPANT_ID else [*PARTICIPANT_ID.values()]
+        if not any(p.fullmatch(value) for p in patterns):
+            where = f"eCH-0090 v{version}" if version in PARTICIPANT_ID else "eCH-0090"
+            raise ValueError(f"{value!r} is not a sedex participant ID ({where}: {patterns[-1].pattern})")
+        return value
+
+    @field_validator("message_class")
+    @classmethod
+    def _check_class(cls, value: int) -> int:
+        if value in (1, 2, 3):
+            raise ValueError(
+                f"message_class {value} needs a referenceMessageId per message, "
+                "which this transport does not set; use 0 or an application class"
+            )
+        if 4 <= value <= 9 or 71 <= value <= 77:
+            raise ValueError(f"message_class {value} is reserved by sedex")
+        return value
+
+    @property
+    def receipts_done(self) -> Path:
+        """The effective :attr:`receipts_archive`."""
+        return self.receipts_archive or self.receipts.parent / "receipts-done"

@@ -1,0 +1,147 @@
+"""Helpers to run a real gateway in-process: a config folder, a stub transport, sample inputs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pluggy
+from pydantic import BaseModel
+
+from gateway.assembly import load_config, make_validator, schema_set
+from gateway.contracts import (
+    Intake,
+    OutboundItem,
+    PluginContext,
+    ReceiptSink,
+    SendResult,
+    TransportType,
+)
+from gateway.daemon import Gateway
+from gateway.errors import PermanentError, TransientError
+from gateway.hookspecs import hookimpl
+from gateway.plugins import get_plugin_manager
+
+FIXTURES = Path(__file__).parent / "fixtures" / "conformance"
+_MESSAGE_ID = re.compile(rb"(<eCH-0039:messageId>)([^<]+)(</eCH-0039:messageId>)")
+
+
+def message(message_id: str | None = None, fixture: str = "valid-pem-minimal.xml") -> bytes:
+    """A valid eCH-0223 1.5 message with a fresh (or the given) messageId."""
+    data = (FIXTURES / fixture).read_bytes()
+    new = (message_id or str(uuid.uuid4())).encode()
+    out, n = _MESSAGE_ID.subn(lambda m: m.group(1) + new + m.group(3), data, count=1)
+    assert n == 1, f"{fixture} has no eCH-0039:messageId"
+    return out
+
+
+class StubOptions(BaseModel):
+    """Options of the in-memory ``stub`` transport."""
+
+    fail_transient: int = 0
+    fail_permanent: bool = False
+
+
+class StubTransport:
+    """An in-memory transport: records sends, fails as told, delivers at once."""
+
+    sent: ClassVar[dict[str, list[OutboundItem]]] = {}
+
+    def __init__(self, options: BaseModel, context: PluginContext) -> None:
+        assert isinstance(options, StubOptions)
+        self.options = options
+        self.name = context.name
+        self.sent[self.name] = []
+        self.failures = 0
+
+    async def send(self, item: OutboundItem) -> SendResult:
+        if self.options.fail_permanent:
+            raise PermanentError("partner refuses this message")
+        if self.failures < self.options.fail_transient:
+            self.failures += 1
+            raise TransientError("partner unreachable")
+        self.sent[self.name].append(item)
+        return SendResult(awaits_receipt=False)
+
+    async def run(self, receipts: ReceiptSink, intake: Intake) -> None:
+        await asyncio.Event().wait()
+
+
+class StubPlugin:
+    """Registers the ``stub`` transport type."""
+
+    @staticmethod
+    @hookimpl
+    def gateway_transport_types() -> list[TransportType]:
+        return [TransportType("stub", StubOptions, StubTransport, "in-memory, for tests")]
+
+
+def plugin_manager() -> pluggy.PluginManager:
+    """The real plugins plus the stub transport."""
+    pm = get_plugin_manager()
+    pm.register(StubPlugin(), name="stub")
+    return pm
+
+
+def write_config(directory: Path, partner: str = "", extra: str = "") -> Path:
+    """A gateway folder with a folder source routing to partner ``canton``."""
+    (directory / "in").mkdir(parents=True, exist_ok=True)
+    partner = partner or '[partners.canton]\ntransport = "stub"\n[partners.canton.stub]\n'
+    config = directory / "gateway.toml"
+    config.write_text(
+        '[gateway]\nnode_id = "test"\n[store]\npath = "gateway.db"\n'
+        '[dispatcher]\nidle_poll = "50ms"\n'
+        '[sources.registry]\ntype = "folder"\npath = "in"\ndone_dir = "done"\n'
+        'poll_interval = "50ms"\nroute_to = ["canton"]\n'
+        f"{partner}\n{extra}\n"
+    )
+    return config
+
+
+def drop(folder: Path, name: str, data: bytes) -> None:
+    """Drop a file as a registry does: temporary name, then rename."""
+    tmp = folder / f".{name}.tmp"
+    tmp.write_bytes(data)
+    os.replace(tmp, folder / name)
+
+
+@asynccontextmanager
+async def running(config: Path, pm: pluggy.PluginManager | None = None
+                  ) -> AsyncIterator[Gateway]:
+    """A gateway running in this event loop; stopped (drained) on exit."""
+    pm = pm or plugin_manager()
+    settings = load_config(config, pm)
+    gateway = Gateway(settings, pm, make_validator(schema_set(settings)))
+    stop = asyncio.Event()
+    task = asyncio.create_task(gateway.run(stop))
+    await asyncio.wait_for(gateway.ready.wait(), 10)
+    try:
+        yield gateway
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+def states(db: Path, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """Rows of a read-only query."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+
+
+async def until(predicate: Any, timeout: float = 10.0) -> None:
+    """Wait until ``predicate()`` is true."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.05)

@@ -1,0 +1,122 @@
+"""safe_unzip refuses hostile archives; build_zip writes what safe_unzip reads back."""
+
+from __future__ import annotations
+
+import io
+import random
+import stat
+import struct
+import warnings
+import zipfile
+
+import pytest
+
+from gateway.archive import build_zip, safe_unzip
+from gateway.contracts import Attachment
+from gateway.errors import InputRejected
+
+LIMITS = {"max_entries": 10, "max_total_bytes": 1_000_000, "max_ratio": 100}
+
+
+def make_zip(*entries: tuple[str | zipfile.ZipInfo, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        warnings.simplefilter("ignore")  # duplicate names are what some tests want
+        for name, data in entries:
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def rejected(data: bytes, **limits: int) -> InputRejected:
+    with pytest.raises(InputRejected) as info:
+        safe_unzip(data, **{**LIMITS, **limits})
+    return info.value
+
+
+def test_build_zip_round_trip_is_deterministic() -> None:
+    attachments = [Attachment("a.pdf", b"%PDF-1.7 a"), Attachment("b.txt", b"hello")]
+    data = build_zip("message.xml", b"<m/>", attachments)
+    assert data == build_zip("message.xml", b"<m/>", attachments)
+    assert safe_unzip(data, **LIMITS) == {
+        "message.xml": b"<m/>", "files/a.pdf": b"%PDF-1.7 a", "files/b.txt": b"hello"}
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert {i.date_time for i in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+
+
+@pytest.mark.parametrize("name", ["../x.pdf", "a/b.pdf", "a\\b.pdf", "", ".."])
+def test_build_zip_refuses_unsafe_attachment_names(name: str) -> None:
+    with pytest.raises(ValueError):
+        build_zip("message.xml", b"<m/>", [Attachment(name, b"x")])
+
+
+def test_build_zip_refuses_duplicate_names() -> None:
+    with pytest.raises(ValueError):
+        build_zip("message.xml", b"<m/>", [Attachment("a", b"1"), Attachment("a", b"2")])
+
+
+def test_directories_are_omitted() -> None:
+    assert safe_unzip(make_zip(("files/", b""), ("files/a", b"1")), **LIMITS) == {"files/a": b"1"}
+
+
+def test_not_a_zip() -> None:
+    assert "not a zip" in rejected(b"<xml/>").reason
+
+
+def test_truncated_zip() -> None:
+    data = make_zip(("a.xml", b"<a/>" * 1000))
+    rejected(data[: len(data) // 2])
+
+
+def test_bomb_by_ratio() -> None:
+    exc = rejected(make_zip(("bomb.xml", b"\0" * 5_000_000)), max_total_bytes=10_000_000)
+    assert "ratio" in exc.reason
+    assert exc.where == "bomb.xml"
+
+
+def test_bomb_by_declared_total_size() -> None:
+    noise = random.Random(1).randbytes(400_000)  # incompressible: the ratio is fine
+    data = make_zip(("a.bin", noise), ("b.bin", noise))
+    exc = rejected(data, max_total_bytes=600_000)
+    assert "more than 600000 bytes" in exc.reason
+    assert exc.where == "b.bin"
+
+
+def _patch(data: bytes, local_offset: int, central_offset: int, fmt: str, value: int) -> bytes:
+    """Overwrite a field of the first entry's local and central headers."""
+    out = bytearray(data)
+    struct.pack_into(fmt, out, out.find(b"PK\x03\x04") + local_offset, value)
+    struct.pack_into(fmt, out, out.find(b"PK\x01\x02") + central_offset, value)
+    return bytes(out)
+
+
+def test_bomb_with_a_lying_header_is_stopped_while_streaming() -> None:
+    # declares 1000 bytes uncompressed (under the ratio grace), holds 20 MB
+    data = _patch(make_zip(("liar.xml", b"\0" * 20_000_000)), 22, 24, "<I", 1000)
+    exc = rejected(data, max_total_bytes=2000)
+    assert exc.where == "liar.xml"
+
+
+def test_too_many_entries() -> None:
+    data = make_zip(*((f"f{i}.txt", b"x") for i in range(11)))
+    assert "more than 10" in rejected(data).reason
+
+
+@pytest.mark.parametrize(
+    "name", ["../evil.xml", "a/../../evil.xml", "/etc/passwd", "C:/evil.xml", "a\\..\\evil.xml"])
+def test_escaping_names(name: str) -> None:
+    assert rejected(make_zip((name, b"x"))).where == name
+
+
+def test_symlink_entry() -> None:
+    info = zipfile.ZipInfo("link")
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    assert "symbolic link" in rejected(make_zip((info, b"/etc/passwd"))).reason
+
+
+def test_duplicate_entries() -> None:
+    assert "duplicate" in rejected(make_zip(("a.xml", b"1"), ("a.xml", b"2"))).reason
+
+
+def test_encrypted_entry() -> None:
+    data = _patch(make_zip(("secret.xml", b"x")), 6, 8, "<H", 0x1)  # general purpose flag
+    assert "encrypted" in rejected(data).reason

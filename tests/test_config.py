@@ -1,0 +1,459 @@
+"""Tests of gateway.config: real files in tmp_path, an explicit environment."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from gateway.config import (
+    ConfigExists,
+    Duration,
+    PartnerSettings,
+    Settings,
+    check_plugin_options,
+    load_settings,
+    parse_duration,
+    write_initial_config,
+)
+from gateway.config.reference import render_reference
+from gateway.contracts import PluginContext, SourceType, TransportType
+from gateway.errors import ConfigError, GatewayError
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
+
+MINIMAL = textwrap.dedent(
+    """
+    [sources.registry]
+    type = "folder"
+    path = "in"
+    route_to = ["canton"]
+
+    [partners.canton]
+    transport = "sedex"
+
+    [partners.canton.sedex]
+    outbox = "out"
+    token = "t"
+    """
+)
+
+
+class FolderOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: Path
+    pattern: str = "*.xml"
+    done_dir: Path | None = None
+
+
+class SedexOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    outbox: Path
+    token: SecretStr
+    message_type: int = 1
+    pair_grace: Duration = 60.0
+
+
+def _never(options: BaseModel, context: PluginContext) -> NoReturn:
+    raise NotImplementedError
+
+
+SOURCE_TYPES = {"folder": SourceType("folder", FolderOptions, _never)}
+TRANSPORT_TYPES = {"sedex": TransportType("sedex", SedexOptions, _never)}
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def problems_of(path: Path | None, env: dict[str, str] | None = None) -> list[tuple[str, str, str]]:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, env=env or {})
+    return caught.value.problems
+
+
+def keyed(problems: list[tuple[str, str, str]]) -> dict[tuple[str, str], str]:
+    return {(file, key): reason for file, key, reason in problems}
+
+
+# ---------------------------------------------------------------------------
+# init
+# ---------------------------------------------------------------------------
+
+
+def test_init_writes_a_config_that_loads(tmp_path: Path) -> None:
+    path = write_initial_config(tmp_path / "gw")
+
+    settings = load_settings(path, env={})
+
+    assert path == tmp_path / "gw" / "gateway.toml"
+    assert settings.config_files == [path]
+    assert settings.gateway.data_dir == path.parent
+    assert settings.store.path == path.parent / "gateway.db"
+    for name in ("registry/outbox", "registry/done", "sedex/outbox", "sedex/inbox"):
+        assert (path.parent / name).is_dir()
+    assert (path.parent / "sedex/receipts").is_dir()
+    assert (path.parent / "sedex/processed").is_dir()
+    assert settings.sources["registry"].route_to == ["canton"]
+    assert settings.sources["registry"].options["pattern"] == "*.xml"
+    canton = settings.partners["canton"]
+    assert canton.receipt_timeout == 3600
+    assert canton.options["message_type"] == 1900223
+    assert canton.options["sender_id"] == "T1-2511-1"
+    assert canton.options["pair_grace"] == "60s"
+    assert "# " in path.read_text()  # commented for the operator
+
+
+def test_init_config_passes_plugin_checks_with_paths_resolved(tmp_path: Path) -> None:
+    class Sedex(BaseModel):
+        outbox: Path
+        inbox: Path
+        receipts: Path
+        processed: Path
+        sender_id: str
+        recipient_id: str
+        message_type: int
+        envelope_version: int
+        pair_grace: Duration
+
+    path = write_initial_config(tmp_path)
+    settings = load_settings(path, env={})
+    sedex = {"sedex": TransportType("sedex", Sedex, _never)}
+
+    assert check_plugin_options(settings, SOURCE_TYPES, sedex) == []
+
+    folder = settings.sources["registry"].parsed
+    assert isinstance(folder, FolderOptions)
+    assert folder.path == tmp_path / "registry/outbox"
+    assert folder.done_dir == tmp_path / "registry/done"
+    parsed = settings.partners["canton"].parsed
+    assert isinstance(parsed, Sedex)
+    assert parsed.outbox == tmp_path / "sedex/outbox"
+    assert parsed.pair_grace == 60.0
+    assert "parsed" not in settings.model_dump()["partners"]["canton"]
+
+
+def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
+    path = write(tmp_path / "gateway.toml", "# mine\n")
+
+    with pytest.raises(ConfigExists, match="exists already") as caught:
+        write_initial_config(tmp_path)
+
+    assert isinstance(caught.value, GatewayError)
+    assert path.read_text() == "# mine\n"
+
+
+# ---------------------------------------------------------------------------
+# layers: conf.d, environment, secrets, paths
+# ---------------------------------------------------------------------------
+
+
+def test_conf_d_overrides_key_by_key_in_name_order(tmp_path: Path) -> None:
+    main = write(
+        tmp_path / "gateway.toml",
+        MINIMAL + "[partners.canton.retry]\nmax_attempts = 5\ninitial = 2\n",
+    )
+    later = write(tmp_path / "conf.d/20-b.toml", "[partners.canton.retry]\nmax_attempts = 9\n")
+    earlier = write(
+        tmp_path / "conf.d/10-a.toml",
+        "[partners.canton.retry]\nmax_attempts = 7\nmaximum = '5m'\n[gateway]\nlog_level = 'DEBUG'",
+    )
+
+    settings = load_settings(main, env={})
+
+    retry = settings.partners["canton"].retry
+    assert (retry.max_attempts, retry.initial, retry.maximum) == (9, 2.0, 300.0)
+    assert settings.gateway.log_level == "DEBUG"
+    assert settings.partners["canton"].options == {"outbox": "out", "token": "t"}
+    assert settings.config_files == [main, earlier, later]
+
+
+def test_environment_overrides_files(tmp_path: Path) -> None:
+    main = write(tmp_path / "etc/gateway.toml", MINIMAL)
+    write(tmp_path / "etc/conf.d/10-x.toml", "[partners.canton.retry]\nmax_attempts = 7\n")
+    env = {
+        "ECH_GATEWAY_CONFIG": str(main),
+        "ECH_GATEWAY_PARTNERS__CANTON__RETRY__MAX_ATTEMPTS": "3",
+        "ECH_GATEWAY_STORE__PATH": str(tmp_path / "x.db"),
+        "ECH_GATEWAY_GATEWAY__DRAIN_TIMEOUT": "2m",
+        "ECH_GATEWAY_SOURCES__REGISTRY__ROUTE_TO": '["canton"]',
+        "ECH_GATEWAY_PARTNERS__CANTON__SEDEX__OUTBOX": "/srv/out",
+        "ECH_GATEWAY_LOAD_PLUGINS": "sedex",  # not a configuration key
+    }
+
+    settings = load_settings(env=env)
+
+    assert settings.config_files[0] == main
+    assert settings.partners["canton"].retry.max_attempts == 3
+    assert settings.store.path == tmp_path / "x.db"
+    assert settings.gateway.drain_timeout == 120.0
+    assert settings.partners["canton"].options["outbox"] == "/srv/out"
+
+
+def test_environment_values_that_are_not_json_lists(tmp_path: Path) -> None:
+    main = write(tmp_path / "gateway.toml", MINIMAL)
+    env = {
+        "ECH_GATEWAY_SOURCES__REGISTRY__ROUTE_TO": "canton",
+        "ECH_GATEWAY_SOURCES__OTHER__ROUTE_TO": "[canton",
+    }
+
+    problems = keyed(problems_of(main, env))
+
+    route_to = problems[
+        ("env ECH_GATEWAY_SOURCES__REGISTRY__ROUTE_TO", "sources.registry.route_to")
+    ]
+    assert 'give a JSON value, e.g. ["a", "b"]' in route_to
+    invalid = problems[("env ECH_GATEWAY_SOURCES__OTHER__ROUTE_TO", "sources.other.route_to")]
+    assert invalid.startswith("invalid JSON")
+
+
+def test_secrets_are_read_from_files(tmp_path: Path) -> None:
+    write(tmp_path / "secrets/node", "node-7\n")
+    write(tmp_path / "conf.d/secrets/token", "s3cret\n")
+    main = write(tmp_path / "gateway.toml", MINIMAL + '[gateway]\nnode_id_file = "secrets/node"\n')
+    # a later file's token_file replaces the main file's token
+    write(
+        tmp_path / "conf.d/50-secrets.toml",
+        '[partners.canton.sedex]\ntoken_file = "secrets/token"\n',
+    )
+
+    settings = load_settings(main, env={})
+
+    assert settings.gateway.node_id == "node-7"
+    assert check_plugin_options(settings, SOURCE_TYPES, TRANSPORT_TYPES) == []
+    parsed = settings.partners["canton"].parsed
+    assert isinstance(parsed, SedexOptions)
+    assert parsed.token.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(parsed)
+
+
+def test_unreadable_secret_file_is_reported(tmp_path: Path) -> None:
+    main = write(tmp_path / "gateway.toml", MINIMAL + '[gateway]\nnode_id_file = "missing"\n')
+
+    problems = keyed(problems_of(main))
+
+    reason = problems[(str(main), "gateway.node_id_file")]
+    assert "cannot read" in reason and str(tmp_path / "missing") in reason
+
+
+def test_relative_paths_resolve_against_the_file_that_sets_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    main = write(tmp_path / "etc/gateway.toml", MINIMAL + '[store]\npath = "db/gw.db"\n')
+    write(tmp_path / "etc/conf.d/10-x.toml", '[partners.canton.sedex]\noutbox = "../sedex/out"\n')
+    monkeypatch.chdir(tmp_path)
+
+    settings = load_settings(main, env={"ECH_GATEWAY_SOURCES__REGISTRY__PATH": "cwd-in"})
+    assert check_plugin_options(settings, SOURCE_TYPES, TRANSPORT_TYPES) == []
+
+    assert settings.gateway.data_dir == tmp_path / "etc"
+    assert settings.store.path == tmp_path / "etc/db/gw.db"
+    sedex = settings.partners["canton"].parsed
+    folder = settings.sources["registry"].parsed
+    assert isinstance(sedex, SedexOptions) and isinstance(folder, FolderOptions)
+    assert sedex.outbox == tmp_path / "etc/conf.d/../sedex/out"
+    assert folder.path == tmp_path / "cwd-in"
+
+
+def test_settings_can_be_built_directly() -> None:
+    settings = Settings(partners={"canton": PartnerSettings(transport="stub", options={"a": 1})})
+
+    assert settings.partners["canton"].options == {"a": 1}
+    assert settings.store.path == settings.gateway.data_dir / "gateway.db"
+    assert settings.gateway.node_id
+
+
+# ---------------------------------------------------------------------------
+# durations
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        (90, 90.0),
+        (0.5, 0.5),
+        ("500ms", 0.5),
+        ("30s", 30.0),
+        ("5m", 300.0),
+        ("2h", 7200.0),
+        ("7d", 604800.0),
+        ("1.5h", 5400.0),
+        ("45", 45.0),
+        (" 2 m ", 120.0),
+    ],
+)
+def test_parse_duration(value: str | float, seconds: float) -> None:
+    assert parse_duration(value) == seconds
+
+
+@pytest.mark.parametrize("value", ["5 weeks", "", "m", -1, True, "1h30m"])
+def test_parse_duration_rejects(value: str | float) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(value)
+
+
+def test_durations_in_toml(tmp_path: Path) -> None:
+    main = write(
+        tmp_path / "gateway.toml",
+        MINIMAL + '[dispatcher]\nlease = "2m"\nidle_poll = "250ms"\n[store]\nbusy_timeout = 5\n',
+    )
+
+    settings = load_settings(main, env={})
+
+    assert (settings.dispatcher.lease, settings.dispatcher.idle_poll) == (120.0, 0.25)
+    assert settings.store.busy_timeout == 5.0
+
+
+# ---------------------------------------------------------------------------
+# errors: every one, with file and key
+# ---------------------------------------------------------------------------
+
+
+def test_all_errors_are_reported_with_file_and_key(tmp_path: Path) -> None:
+    main = write(tmp_path / "gateway.toml", MINIMAL + '[gateway]\nlog_level = "LOUD"\n')
+    conf = write(tmp_path / "conf.d/10-x.toml", '[partners.canton.retry]\nmax_attempts = "many"\n')
+    env = {"ECH_GATEWAY_DISPATCHER__BATCH_SIZE": "abc"}
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings(main, env=env)
+
+    problems = keyed(caught.value.problems)
+    assert len(caught.value.problems) == 3
+    assert "'INFO'" in problems[(str(main), "gateway.log_level")]
+    assert "integer" in problems[(str(conf), "partners.canton.retry.max_attempts")]
+    env_var = "env ECH_GATEWAY_DISPATCHER__BATCH_SIZE"
+    assert "integer" in problems[(env_var, "dispatcher.batch_size")]
+    message = str(caught.value)
+    assert f"{conf}: partners.canton.retry.max_attempts: " in message
+
+
+def test_toml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    main = write(tmp_path / "gateway.toml", MINIMAL + '[gateway]\nlog_level = "LOUD"\n')
+    broken = write(tmp_path / "conf.d/10-x.toml", "[store]\n# fine\npath = \n")
+
+    problems = keyed(problems_of(main))
+
+    assert "TOML syntax error" in problems[(str(broken), "line 3")]
+    assert (str(main), "gateway.log_level") in problems  # the rest is still checked
+
+
+def test_missing_files_are_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = tmp_path / "nope.toml"
+    assert problems_of(missing) == [(str(missing), "(file)", "file not found")]
+
+    monkeypatch.chdir(tmp_path)
+    if Path("/etc/ech-gateway/gateway.toml").exists():
+        pytest.skip("a system-wide configuration exists")
+    [(file, key, reason)] = problems_of(None)
+    assert (file, key) == (str(tmp_path / "gateway.toml"), "(file)")
+    assert "ech-gateway init" in reason
+
+
+def test_unknown_keys_names_and_partners(tmp_path: Path) -> None:
+    main = write(
+        tmp_path / "gateway.toml",
+        MINIMAL
+        + textwrap.dedent(
+            """
+            [gateway]
+            log_levle = "DEBUG"
+
+            [sources."Bad Name"]
+            type = "folder"
+
+            [partners.canton.sedx]
+            outbox = "x"
+            """
+        ),
+    )
+
+    problems = keyed(problems_of(main, {"ECH_GATEWAY_STOER__PATH": "/x"}))
+
+    assert problems[(str(main), "gateway.log_levle")] == "unknown key"
+    assert problems[(str(main), "sources.Bad Name")].startswith("invalid name")
+    assert "[partners.canton.<transport>]" in problems[(str(main), "partners.canton.sedx")]
+    assert problems[("env ECH_GATEWAY_STOER__PATH", "stoer.path")] == "not a configuration key"
+
+
+def test_unknown_route_to_partner(tmp_path: Path) -> None:
+    main = write(tmp_path / "gateway.toml", MINIMAL + '[gateway]\nlog_format = "xml"\n')
+    conf = write(tmp_path / "conf.d/10-x.toml", '[sources.registry]\nroute_to = ["kanton"]\n')
+
+    problems = keyed(problems_of(main))
+
+    reason = problems[(str(conf), "sources.registry.route_to")]
+    assert "'kanton'" in reason and "canton" in reason.split(";")[1]
+    assert (str(main), "gateway.log_format") in problems  # reported together
+
+
+def test_cross_section_checks(tmp_path: Path) -> None:
+    write(tmp_path / "blocker", "a file, not a directory")
+    main = write(
+        tmp_path / "gateway.toml",
+        MINIMAL
+        + '[store]\npath = "blocker/gw.db"\n[validation]\nschemas = "official"\n'
+        + "[partners.canton.retry]\ninitial = '1h'\nmaximum = '1m'\n",
+    )
+
+    problems = keyed(problems_of(main))
+
+    assert "not a directory" in problems[(str(main), "store.path")]
+    assert "required" in problems[(str(main), "validation.official_catalog")]
+    assert "initial" in problems[(str(main), "partners.canton.retry.maximum")]
+
+
+# ---------------------------------------------------------------------------
+# plugin options
+# ---------------------------------------------------------------------------
+
+
+def test_plugin_option_errors_name_file_and_key(tmp_path: Path) -> None:
+    main = write(
+        tmp_path / "gateway.toml",
+        MINIMAL + '[sources.upload]\ntype = "ftp"\n[sources.drop]\ntype = "folder"\npatern = "*"\n',
+    )
+    conf = write(tmp_path / "conf.d/10-x.toml", '[partners.canton.sedex]\nmessage_type = "x"\n')
+    settings = load_settings(main, env={})
+
+    problems = keyed(check_plugin_options(settings, SOURCE_TYPES, TRANSPORT_TYPES))
+
+    unknown = "unknown source type 'ftp'; known: folder"
+    assert problems[(str(main), "sources.upload.type")] == unknown
+    assert problems[(str(main), "sources.drop.patern")] == "unknown key"
+    assert problems[(str(main), "sources.drop.path")] == "required key is missing"
+    assert "integer" in problems[(str(conf), "partners.canton.sedex.message_type")]
+    assert len(problems) == 4
+    assert settings.sources["registry"].parsed is not None
+    assert settings.sources["drop"].parsed is None
+    assert settings.partners["canton"].parsed is None
+
+
+def test_unknown_transport_names_the_known_ones(tmp_path: Path) -> None:
+    main = write(
+        tmp_path / "gateway.toml", "[partners.canton]\ntransport = 'x'\n[partners.canton.x]\n"
+    )
+    settings = load_settings(main, env={})
+
+    problems = check_plugin_options(settings, SOURCE_TYPES, TRANSPORT_TYPES)
+
+    reason = "unknown transport 'x'; known: sedex"
+    assert problems == [(str(main), "partners.canton.transport", reason)]
+
+
+# ---------------------------------------------------------------------------
+# reference page
+# ---------------------------------------------------------------------------
+
+
+def test_reference_page_is_up_to_date() -> None:
+    committed = DOCS.read_text(encoding="utf-8") if DOCS.exists() else ""
+    assert committed == render_reference(), (
+        "docs/configuration.md is out of date; regenerate it with "
+        "`python -m gateway.config.reference > docs/configuration.md`"
+    )

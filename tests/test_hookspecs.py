@@ -1,0 +1,290 @@
+"""Every hook in ``gateway/hookspecs.py`` is documented, implemented and exercised.
+
+Three checks per hook (a hook is a function of :mod:`gateway.hookspecs`
+whose name starts with ``gateway_``):
+
+* **documented**: a docstring with ``:param <name>:`` for each parameter,
+  ``:return:`` when it returns something, and an ``Example::`` block that
+  defines the hook with the spec's own parameter names; firstresult hooks
+  say that the first result wins;
+* **implemented** by at least one built-in plugin (an ``ech_gateway`` entry
+  point from ``plugins/``);
+* **exercised**: this module holds a test named ``test_hook_<hook>`` (the
+  datasette habit), and that test proves, through the hook-call monitor of
+  ``tests/conftest.py``, that the product itself called the hook while the
+  test drove a real code path (the CLI, or a running gateway) — naming the
+  hook in a test is not enough.
+
+A new hook without a docstring, without an example, or without its
+``test_hook_`` test makes this module fail.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import json
+import re
+from collections.abc import Callable
+from contextlib import redirect_stdout
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import pluggy
+import pytest
+from lxml import etree
+
+from gateway import hookspecs
+from gateway.cli import main
+from gateway.config import write_initial_config
+from gateway.contracts import GatewayEvent, NormaliseContext, Normalised, RawInput, Route
+from gateway.hookspecs import hookimpl
+from tests.flow import StubTransport, drop, message, plugin_manager, running, states, until, write_config
+
+HOOKS: dict[str, Callable[..., Any]] = {
+    name: fn for name, fn in vars(hookspecs).items()
+    if name.startswith("gateway_") and inspect.isfunction(fn)
+}
+#: Hooks no built-in plugin implements yet; each entry must name why (strict xfail).
+NOT_BUILT_IN: dict[str, str] = {}
+
+
+def test_the_hook_list_is_not_empty() -> None:
+    assert {"gateway_source_types", "gateway_transport_types", "gateway_normalise",
+            "gateway_route", "gateway_commands", "gateway_event"} <= set(HOOKS)
+
+
+# ---------------------------------------------------------------------------
+# documented
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(HOOKS))
+def test_hook_is_a_spec_and_typed(name: str) -> None:
+    fn = HOOKS[name]
+    assert hasattr(fn, f"{hookspecs.PROJECT}_spec"), f"{name} is not decorated with @hookspec"
+    sig = inspect.signature(fn)
+    untyped = [p for p in sig.parameters.values() if p.annotation is inspect.Parameter.empty]
+    assert not untyped, f"{name}: untyped parameters {untyped}"
+    assert sig.return_annotation is not inspect.Signature.empty, f"{name}: no return type"
+
+
+@pytest.mark.parametrize("name", sorted(HOOKS))
+def test_hook_is_documented(name: str) -> None:
+    fn = HOOKS[name]
+    doc = inspect.getdoc(fn)
+    assert doc, f"{name} has no docstring"
+    sig = inspect.signature(fn)
+    for param in sig.parameters:
+        assert f":param {param}:" in doc, f"{name}: no ':param {param}:'"
+    if sig.return_annotation not in ("None", None):
+        assert ":return:" in doc, f"{name} returns {sig.return_annotation} but has no ':return:'"
+    assert "Example::" in doc, f"{name}: no 'Example::' block"
+    example = doc.split("Example::", 1)[1]
+    assert "@hookimpl" in example, f"{name}: the example does not show @hookimpl"
+    defined = re.search(rf"def {name}\(([^)]*)\)", example)
+    assert defined, f"{name}: the example does not define {name}()"
+    example_params = [p.strip() for p in defined[1].split(",") if p.strip()]
+    assert example_params == list(sig.parameters), f"{name}: the example's parameters differ"
+    if getattr(fn, f"{hookspecs.PROJECT}_spec").get("firstresult"):
+        assert "first" in doc.lower(), f"{name} is firstresult but its docstring does not say so"
+
+
+# ---------------------------------------------------------------------------
+# implemented by a built-in plugin
+# ---------------------------------------------------------------------------
+
+
+def _built_in_implementers(monkeypatch: pytest.MonkeyPatch) -> dict[str, set[str]]:
+    monkeypatch.delenv("ECH_GATEWAY_LOAD_PLUGINS", raising=False)
+    from gateway.plugins import get_plugin_manager
+
+    pm = get_plugin_manager()
+    built_in = {ep.name for ep in entry_points(group=hookspecs.PROJECT)
+                if ep.value.split(".")[0] == "plugins"}
+    return {name: {impl.plugin_name for impl in getattr(pm.hook, name).get_hookimpls()} & built_in
+            for name in HOOKS}
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.xfail(reason=NOT_BUILT_IN[n], strict=True))
+    if n in NOT_BUILT_IN else n
+    for n in sorted(HOOKS)
+])
+def test_hook_has_a_built_in_implementation(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _built_in_implementers(monkeypatch)[name], f"no built-in plugin implements {name}"
+
+
+def test_built_in_plugins_are_the_five(monkeypatch: pytest.MonkeyPatch) -> None:
+    implementers = _built_in_implementers(monkeypatch)
+    assert set().union(*implementers.values()) == {"alerts", "demo", "ech0223", "folder", "routing", "sedex"}
+
+
+# ---------------------------------------------------------------------------
+# exercised: one test_hook_<name> per hook, each driving a real code path
+# ---------------------------------------------------------------------------
+
+
+def test_every_hook_has_its_test() -> None:
+    missing = [name for name in HOOKS if f"test_hook_{name}" not in globals()]
+    assert not missing, f"hooks without a test_hook_<name> test in {__name__}: {missing}"
+
+
+def _in_process(directory: Path) -> None:
+    """Normalise and route in this process (``workers = 0``), where the test's plugins live."""
+    (directory / "conf.d").mkdir(exist_ok=True)
+    (directory / "conf.d" / "10-in-process.toml").write_text("[gateway]\nworkers = 0\n")
+
+
+def _cli(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    with redirect_stdout(out):
+        code = main(list(argv))
+    return code, out.getvalue()
+
+
+def test_hook_gateway_source_types(tmp_path: Path, hook_calls: list[str]) -> None:
+    """check-config validates ``[sources.registry]`` with the folder type's options model."""
+    config = write_initial_config(tmp_path)
+    assert _cli("--config", str(config), "check-config")[0] == 0
+    assert "gateway_source_types" in hook_calls
+    (tmp_path / "conf.d" / "10-x.toml").write_text('[sources.registry]\ncolour = "blue"\n')
+    code, out = _cli("--config", str(config), "check-config")
+    assert code == 2
+    assert "sources.registry.colour: unknown key" in out
+
+
+def test_hook_gateway_transport_types(tmp_path: Path, hook_calls: list[str]) -> None:
+    """check-config validates ``[partners.canton.sedex]`` with the sedex type's options model."""
+    config = write_initial_config(tmp_path)
+    (tmp_path / "conf.d" / "10-x.toml").write_text('[partners.canton.sedex]\ncolour = "blue"\n')
+    code, out = _cli("--config", str(config), "check-config")
+    assert code == 2
+    assert "partners.canton.sedex.colour: unknown key" in out
+    assert "gateway_transport_types" in hook_calls
+
+
+def test_hook_gateway_commands(hook_calls: list[str]) -> None:
+    """A plugin's command (``sedex-sim``) is a sub-command of the CLI."""
+    out = io.StringIO()
+    with redirect_stdout(out), pytest.raises(SystemExit) as exit_:
+        main(["sedex-sim", "--help"])
+    assert exit_.value.code == 0
+    assert "sedex-sim" in out.getvalue()
+    assert "gateway_commands" in hook_calls
+
+
+class _MarkerNormaliser:
+    """A vendor normaliser: ``MSG <id>`` lines become an eCH-0223 message."""
+
+    taken: list[str]
+
+    def __init__(self) -> None:
+        self.taken = []
+
+    @hookimpl
+    def gateway_normalise(self, raw: RawInput, context: NormaliseContext) -> Normalised | None:
+        if not raw.data.startswith(b"MSG "):
+            return None
+        message_id = raw.data[4:].decode().strip()
+        xml = message(message_id)
+        self.taken.append(raw.ref)
+        return Normalised("personEventMessage", message_id, xml,
+                          etree.ElementTree(etree.fromstring(xml)))
+
+
+async def test_hook_gateway_normalise(tmp_path: Path, hook_calls: list[str]) -> None:
+    """The first normaliser that answers wins; the others still see what it declines."""
+    config = write_config(tmp_path)
+    _in_process(tmp_path)
+    pm = plugin_manager()
+    vendor = _MarkerNormaliser()
+    pm.register(vendor, name="vendor")
+    db = tmp_path / "gateway.db"
+    async with running(config, pm):
+        drop(tmp_path / "in", "a.xml", b"MSG vendor-1\n")
+        drop(tmp_path / "in", "b.xml", message("plain-1"))
+        await until(lambda: len(states(db, "SELECT id FROM deliveries WHERE state = 'delivered'"))
+                    == 2)
+    assert vendor.taken == ["a.xml"]
+    assert sorted(i.message_id or "" for i in StubTransport.sent["canton"]) == ["plain-1", "vendor-1"]
+    [(canonical,)] = states(db, "SELECT canonical FROM messages WHERE ref = 'a.xml'")
+    assert bytes(canonical) == message("vendor-1")  # the canonical form is what was delivered
+    assert "gateway_normalise" in hook_calls
+
+
+class _VipRouter:
+    """A routing rule: messages whose id starts with ``vip-`` go to the canton."""
+
+    @hookimpl
+    def gateway_route(self, message: Normalised, raw: RawInput, settings: Any) -> list[Route] | None:
+        if (message.message_id or "").startswith("vip-"):
+            return [Route("canton", "VIP rule")]
+        return None
+
+
+async def test_hook_gateway_route(tmp_path: Path, hook_calls: list[str]) -> None:
+    """Routes of every plugin are combined; no route at all means not relevant."""
+    config = write_config(tmp_path)
+    config.write_text(config.read_text().replace('route_to = ["canton"]', "route_to = []"))
+    _in_process(tmp_path)
+    pm = plugin_manager()
+    pm.register(_VipRouter(), name="vip")
+    db = tmp_path / "gateway.db"
+    async with running(config, pm):
+        drop(tmp_path / "in", "a.xml", message("vip-1"))
+        drop(tmp_path / "in", "b.xml", message("plain-1"))
+        await until(lambda: sorted(states(db, "SELECT message_id, state FROM messages")) == [
+            ("plain-1", "not_relevant"), ("vip-1", "routed")])
+        await until(lambda: states(db, "SELECT state FROM deliveries") == [("delivered",)])
+    journal = states(db, "SELECT detail FROM journal WHERE event = 'delivery.queued'")
+    assert [json.loads(d)["reason"] for (d,) in journal] == ["VIP rule"]
+    assert "gateway_route" in hook_calls
+
+
+class _Listener:
+    """Records each event with the state the database shows at that moment."""
+
+    def __init__(self, db: Path) -> None:
+        self.db = db
+        self.seen: list[tuple[str, str]] = []
+
+    @hookimpl
+    def gateway_event(self, event: GatewayEvent) -> None:
+        if event.delivery is not None:
+            rows = states(self.db, "SELECT state FROM deliveries WHERE id = ?", (event.delivery,))
+        else:
+            rows = states(self.db, "SELECT state FROM messages WHERE id = ?", (event.message,))
+        self.seen.append((event.kind, rows[0][0] if rows else "?"))
+
+
+async def test_hook_gateway_event(tmp_path: Path, hook_calls: list[str]) -> None:
+    """Listeners hear of quarantines and failures after the change was committed."""
+    partner = ('[partners.canton]\ntransport = "stub"\n[partners.canton.stub]\n'
+               "fail_permanent = true\n")
+    config = write_config(tmp_path, partner)
+    db = tmp_path / "gateway.db"
+    pm: pluggy.PluginManager = plugin_manager()
+    listener = _Listener(db)
+    pm.register(listener, name="listener")
+    async with running(config, pm):
+        drop(tmp_path / "in", "bad.xml", b"<not-closed>")
+        drop(tmp_path / "in", "good.xml", message("refused-1"))
+        await until(lambda: len(listener.seen) >= 2)
+    assert sorted(listener.seen) == [("delivery.permanent_failure", "dead"),
+                                     ("message.quarantined", "quarantined")]
+    assert "gateway_event" in hook_calls
+
+
+async def test_plugins_on_the_given_manager_are_used_with_worker_processes(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    config.write_text(config.read_text().replace('route_to = ["canton"]', "route_to = []"))
+    pm = plugin_manager()
+    pm.register(_VipRouter(), name="vip")
+    db = tmp_path / "gateway.db"
+    async with running(config, pm):
+        drop(tmp_path / "in", "a.xml", message("vip-1"))
+        await until(lambda: states(db, "SELECT state FROM messages") != [("received",)]
+                    and states(db, "SELECT state FROM messages") != [])
+    assert states(db, "SELECT state FROM messages") == [("routed",)]

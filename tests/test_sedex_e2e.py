@@ -1,0 +1,232 @@
+"""The real thing, in-process: ``init`` configuration, real plugins, sedex folders, simulator.
+
+The gateway runs with the default plugin manager (entry points only, no
+stub) on the folders ``write_initial_config`` creates. Either the sedex
+simulator (``plugins.sedex.sim``) plays the sedex client, or the test writes
+receipt files and inbound pairs itself, as the client would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import random
+import re
+import uuid
+from collections import Counter
+from contextlib import redirect_stdout
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+from gateway.config import write_initial_config
+from gateway.ech0223 import sample_event_report, write_message
+from gateway.plugins import get_plugin_manager
+from plugins.demo.peers import canton_rejects
+from plugins.sedex.envelope import Envelope, build_envelope, build_receipt, parse_envelope
+from plugins.sedex.sim import SedexSimulator
+from tests.flow import drop, message, running, states, until
+
+MAX = 1 << 20
+_ECH_MESSAGE_ID = re.compile(rb"<eCH-0039:messageId>([^<]+)</eCH-0039:messageId>")
+E2E = """\
+[gateway]
+log_level = "WARNING"
+[dispatcher]
+idle_poll = "50ms"
+receipt_check_interval = "100ms"
+[sources.registry]
+poll_interval = "50ms"
+[partners.canton]
+receipt_timeout = "{receipt_timeout}"
+[partners.canton.retry]
+max_attempts = 30
+initial = "20ms"
+maximum = "100ms"
+jitter = 0
+[partners.canton.sedex]
+poll_interval = "50ms"
+pair_grace = "3s"
+"""
+
+
+def gateway_dir(root: Path, receipt_timeout: str = "30s") -> Path:
+    """``init`` into ``root`` plus fast polls and retries in conf.d; returns gateway.toml."""
+    config = write_initial_config(root)
+    (root / "conf.d" / "10-e2e.toml").write_text(E2E.format(receipt_timeout=receipt_timeout))
+    return config
+
+
+def ech_message_id(payload: bytes) -> str:
+    """The eCH-0223 header messageId of a payload."""
+    found = _ECH_MESSAGE_ID.search(payload)
+    assert found, payload[:200]
+    return found[1].decode()
+
+
+def delivery_of(db: Path, message_id: str) -> tuple[int, str, str | None, int]:
+    """(id, state, reason, attempts) of the delivery of eCH-0223 ``message_id``."""
+    [row] = states(db, "SELECT d.id, d.state, d.reason, d.attempts FROM deliveries d"
+                       " JOIN messages m ON m.id = d.message WHERE m.message_id = ?"
+                       " AND m.source = 'registry'", (message_id,))
+    return row
+
+
+def hidden(folder: Path) -> list[str]:
+    """Hidden or temporary files in ``folder``."""
+    return [p.name for p in folder.iterdir() if p.name.startswith(".") or "tmp" in p.name]
+
+
+def answer(root: Path, ref: str, code: int) -> None:
+    """Write the sedex receipt ``code`` for the envelope ``ref`` in the outbox."""
+    env = parse_envelope((root / "sedex" / "outbox" / f"envl_{ref}.xml").read_bytes(), max_bytes=MAX)
+    receipt = build_receipt(env, env.recipient_ids[0], code, f"code {code} from the test",
+                            datetime.now().astimezone())
+    drop(root / "sedex" / "receipts", f"{uuid.uuid4()}.xml", receipt)
+
+
+async def sent_refs(db: Path, count: int) -> dict[str, str]:
+    """Wait until ``count`` deliveries are sent; eCH-0223 messageId -> attempt ref."""
+    sql = ("SELECT m.message_id, d.attempt_ref FROM deliveries d JOIN messages m"
+           " ON m.id = d.message WHERE d.state = 'sent'")
+    await until(lambda: len(states(db, sql)) >= count)
+    return dict(states(db, sql))
+
+
+def cli(*argv: str) -> str:
+    """Run the command line in-process; its stdout."""
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(list(argv)) == 0
+    return out.getvalue()
+
+
+async def test_transient_failures_are_retried_as_new_sedex_messages(tmp_path: Path) -> None:
+    config = gateway_dir(tmp_path)
+    db = tmp_path / "gateway.db"
+    sedex, canton = tmp_path / "sedex", tmp_path / "canton" / "inbox"
+    sim = SedexSimulator(sedex / "outbox", sedex / "receipts", sedex / "processed", canton,
+                         seed=11, failure_rate=0.5, poll_interval=0.05)
+    ids = [f"e2e-{n:02d}" for n in range(12)]
+    sim_stop = asyncio.Event()
+    async with running(config, get_plugin_manager()):
+        sim_task = asyncio.create_task(sim.run(sim_stop))
+        for mid in ids:
+            drop(tmp_path / "registry" / "outbox", f"{mid}.xml", message(mid))
+        await until(lambda: states(db, "SELECT count(*) FROM deliveries WHERE state = 'delivered'")
+                    == [(len(ids),)], timeout=30)
+        await until(lambda: not list((sedex / "receipts").iterdir()))
+        sim_stop.set()
+        await sim_task
+    assert states(db, "SELECT DISTINCT state FROM deliveries") == [("delivered",)]
+    # retried deliveries: one new envelope messageId per attempt, the same eCH-0223 messageId
+    retried = states(db, "SELECT d.id, d.attempts, m.message_id FROM deliveries d"
+                         " JOIN messages m ON m.id = d.message WHERE d.attempts > 1")
+    assert retried, "failure_rate 0.5 should have made some transfers fail"
+    for did, attempts, message_id in retried:
+        refs = [r for (r,) in states(db, "SELECT ref FROM attempts WHERE delivery = ?", (did,))]
+        assert len(set(refs)) == attempts
+        for ref in refs:
+            env = parse_envelope((sedex / "processed" / f"envl_{ref}.xml").read_bytes(),
+                                 max_bytes=MAX)
+            assert env.message_id == ref
+            assert ech_message_id((sedex / "processed" / f"data_{ref}.xml").read_bytes()) == message_id
+        codes = states(db, "SELECT code FROM receipts WHERE delivery = ? ORDER BY id", (did,))
+        assert [c for (c,) in codes][-1] == "100"
+        assert all(c in ("400", "401") for (c,) in codes[:-1])
+    # the canton got exactly one copy of each message
+    copies = Counter(ech_message_id(p.read_bytes()) for p in canton.glob("data_*.xml"))
+    assert copies == Counter(ids)
+    assert len(list(canton.glob("envl_*.xml"))) == len(ids)
+    # every receipt was recorded and moved away; nothing half-written is left
+    assert list((sedex / "receipts").iterdir()) == []
+    assert len(list((sedex / "receipts-done").glob("*.xml"))) == len(
+        states(db, "SELECT id FROM receipts"))
+    assert list((sedex / "outbox").iterdir()) == []
+    assert hidden(sedex / "processed") == [] and hidden(canton) == []
+
+
+async def test_receipt_codes_and_answers_from_the_canton(tmp_path: Path) -> None:
+    config = gateway_dir(tmp_path)
+    db = tmp_path / "gateway.db"
+    inbox, processed = tmp_path / "sedex" / "inbox", tmp_path / "sedex" / "processed"
+    codes = {"e2e-310": 310, "e2e-999": 999, "e2e-ok-a": 100, "e2e-ok-b": 100}
+    async with running(config, get_plugin_manager()) as gateway:
+        for mid in codes:
+            drop(tmp_path / "registry" / "outbox", f"{mid}.xml", message(mid))
+        refs = await sent_refs(db, len(codes))
+        for mid, code in codes.items():
+            answer(tmp_path, refs[mid], code)
+        await until(lambda: sorted(states(db, "SELECT state FROM deliveries")) == [
+            ("dead",), ("delivered",), ("delivered",), ("needs_review",)])
+        assert (delivery_of(db, "e2e-310")[2] or "").startswith("permanent error: receipt 310")
+        assert "999" in (delivery_of(db, "e2e-999")[2] or "")
+
+        # the canton rejects ok-a (data file first, then the envelope) ...
+        sedex = gateway.settings.partners["canton"].parsed
+        canton_rejects(inbox, "e2e-ok-a", sender=sedex.recipient_id, recipient=sedex.sender_id,
+                       message_type=sedex.message_type, seed=1)
+        # ... and ok-b (the envelope first, the data file a little later)
+        ref = str(uuid.uuid4())
+        now = datetime.now(UTC)
+        drop(inbox, f"envl_{ref}.xml", build_envelope(Envelope(
+            ref, sedex.message_type, 1, sedex.recipient_id, (sedex.sender_id,), now, now,
+            reference_message_id="e2e-ok-b")))
+        await asyncio.sleep(0.4)
+        assert (inbox / f"envl_{ref}.xml").exists(), "a lone envelope waits for its data file"
+        drop(inbox, f"data_{ref}.xml", write_message(
+            sample_event_report(random.Random(2), reference_message_id="e2e-ok-b")))
+        await until(lambda: [s for (_i, s, _r, _a) in
+                             (delivery_of(db, "e2e-ok-a"), delivery_of(db, "e2e-ok-b"))]
+                    == ["rejected", "rejected"])
+        await until(lambda: not list(inbox.iterdir()))
+        await asyncio.sleep(0.3)  # a pair taken twice would show up by now
+        assert delivery_of(db, "e2e-999")[1] == "needs_review", "an unknown code is never success"
+    inbound = states(db, "SELECT state, kind, reference_message_id FROM messages"
+                         " WHERE source = 'canton' ORDER BY reference_message_id")
+    assert [(k, r) for _s, k, r in inbound] == [("eventReport", "e2e-ok-a"),
+                                                ("eventReport", "e2e-ok-b")]
+    assert "duplicate" not in {s for s, _k, _r in inbound}
+    assert "quarantined" not in {s for s, _k, _r in inbound}
+    assert len(list(processed.glob("envl_*.xml"))) == 2
+    assert len(list(processed.glob("data_*.xml"))) == 2
+    assert (processed / f"envl_{ref}.xml").exists() and (processed / f"data_{ref}.xml").exists()
+    assert "negative eventReport" in (delivery_of(db, "e2e-ok-b")[2] or "")
+    assert list((tmp_path / "sedex" / "receipts").iterdir()) == []
+
+
+async def test_a_missing_receipt_is_flagged_overdue(tmp_path: Path) -> None:
+    config = gateway_dir(tmp_path, receipt_timeout="200ms")
+    db = tmp_path / "gateway.db"
+    async with running(config, get_plugin_manager()):
+        drop(tmp_path / "registry" / "outbox", "late.xml", message("e2e-late"))
+        refs = await sent_refs(db, 1)
+        await until(lambda: states(db, "SELECT overdue FROM deliveries") == [(1,)])
+        assert delivery_of(db, "e2e-late")[1] == "sent"
+        assert "receipts overdue: canton 1" in cli("--config", str(config), "status")
+        assert '"canton": 1' in cli("--config", str(config), "status", "--json")
+        assert "RECEIPT OVERDUE" in cli("--config", str(config), "messages", "show", "e2e-late")
+        assert states(db, "SELECT count(*) FROM journal WHERE event = 'receipt.overdue'") == [(1,)]
+        answer(tmp_path, refs["e2e-late"], 100)  # late, but it comes
+        await until(lambda: delivery_of(db, "e2e-late")[1] == "delivered")
+    assert "overdue" not in cli("--config", str(config), "status")
+
+
+@pytest.mark.parametrize("code", [310, 999])
+async def test_final_receipt_codes_are_never_delivered(tmp_path: Path, code: int) -> None:
+    """A 310 or an unknown code stays final even if a 100 for the same attempt follows."""
+    config = gateway_dir(tmp_path)
+    db = tmp_path / "gateway.db"
+    async with running(config, get_plugin_manager()):
+        drop(tmp_path / "registry" / "outbox", "m.xml", message("e2e-final"))
+        ref = (await sent_refs(db, 1))["e2e-final"]
+        answer(tmp_path, ref, code)
+        final = "dead" if code == 310 else "needs_review"
+        await until(lambda: delivery_of(db, "e2e-final")[1] == final)
+        answer(tmp_path, ref, 100)
+        await until(lambda: states(db, "SELECT count(*) FROM receipts") == [(2,)])
+        await until(lambda: not list((tmp_path / "sedex" / "receipts").iterdir()))
+        assert delivery_of(db, "e2e-final")[1] == final
+        assert delivery_of(db, "e2e-final")[3] == 1  # and no new attempt was made

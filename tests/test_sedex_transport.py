@@ -1,0 +1,394 @@
+"""The sedex transport on real folders: sending, receipts and inbound pairs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import plugins.sedex._files as files
+from gateway.archive import safe_unzip
+from gateway.contracts import (
+    Attachment,
+    NormaliseContext,
+    OutboundItem,
+    PluginContext,
+    ReceiptOutcome,
+)
+from gateway.errors import PermanentError, TransientError
+from plugins.sedex import create_transport, gateway_transport_types
+from plugins.sedex.envelope import Envelope, build_envelope, build_receipt, parse_envelope
+from plugins.sedex.options import SedexOptions
+from plugins.sedex.transport import SedexTransport
+from tests.stubs import StubIntake, StubReceiptSink
+
+REF = "5f0c2a9e-8d1b-4f3a-a6c7-1b2c3d4e5f60"
+PAYLOAD = b'<?xml version="1.0"?><eventReport xmlns="http://www.ech.ch/xmlns/eCH-0223/1"/>'
+WHEN = datetime(2024, 3, 1, 12, 30, tzinfo=timezone(timedelta(hours=1)))
+
+
+def make_transport(root: Path, **changes: Any) -> SedexTransport:
+    folders = {name: root / name for name in ("outbox", "inbox", "receipts", "processed")}
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    options = SedexOptions.model_validate({
+        **folders, "sender_id": "T3-1234-1", "recipient_id": "T3-CH-1",
+        "message_type": 2_200_001, **changes})
+    limits = NormaliseContext(max_bytes=1 << 20, max_zip_entries=100, max_zip_bytes=1 << 24,
+                              max_zip_ratio=100)
+    return create_transport(options, PluginContext("canton", root / "data", limits, None))
+
+
+def item(ref: str = REF, **changes: Any) -> OutboundItem:
+    fields = {"delivery_id": 1, "partner": "canton", "attempt": 1, "attempt_ref": ref,
+              "message_id": "m-1", "payload": PAYLOAD, "event_date": WHEN}
+    return OutboundItem(**{**fields, **changes})
+
+
+def names(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir()}
+
+
+def test_transport_type_is_declared() -> None:
+    (sedex,) = gateway_transport_types()
+    assert (sedex.name, sedex.options) == ("sedex", SedexOptions)
+
+
+# ---------------------------------------------------------------------------
+# send / flush
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_send_writes_data_then_envelope_via_hidden_temporaries(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    t = make_transport(tmp_path)
+    renames: list[tuple[str, str]] = []
+    real_replace = os.replace
+
+    def spy(src: Any, dst: Any) -> None:
+        renames.append((Path(src).name, Path(dst).name))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", spy)
+    result = await t.send(item())
+    assert result.awaits_receipt
+    assert renames == [(f".tmp-{REF}-data", f"data_{REF}.xml"),
+                       (f".tmp-{REF}-envl", f"envl_{REF}.xml")]
+    outbox = tmp_path / "outbox"
+    assert names(outbox) == {f"data_{REF}.xml", f"envl_{REF}.xml"}
+    assert (outbox / f"data_{REF}.xml").read_bytes() == PAYLOAD
+    env = parse_envelope((outbox / f"envl_{REF}.xml").read_bytes(), max_bytes=1 << 20)
+    assert (env.message_id, env.sender_id, env.recipient_ids, env.version) == (
+        REF, "T3-1234-1", ("T3-CH-1",), 1)
+    assert (env.message_type, env.message_class, env.event_date) == (2_200_001, 0, WHEN)
+    assert env.message_date.tzinfo is not None
+
+
+@pytest.mark.asyncio
+async def test_send_with_attachments_writes_a_zip(tmp_path: Path) -> None:
+    t = make_transport(tmp_path, envelope_version=2)
+    await t.send(item(attachments=(Attachment("scan.pdf", b"%PDF"),)))
+    outbox = tmp_path / "outbox"
+    assert names(outbox) == {f"data_{REF}.zip", f"envl_{REF}.xml"}
+    content = safe_unzip((outbox / f"data_{REF}.zip").read_bytes(), max_entries=10,
+                         max_total_bytes=1 << 20, max_ratio=100)
+    assert content == {"message.xml": PAYLOAD, "files/scan.pdf": b"%PDF"}
+    assert parse_envelope((outbox / f"envl_{REF}.xml").read_bytes(), max_bytes=1 << 20).version == 2
+
+
+@pytest.mark.asyncio
+async def test_second_send_of_the_same_attempt_does_nothing(tmp_path: Path) -> None:
+    t = make_transport(tmp_path)
+    await t.send(item())
+    envl = tmp_path / "outbox" / f"envl_{REF}.xml"
+    before = envl.read_bytes()
+    os.utime(envl, (0, 0))
+    result = await t.send(item())
+    assert "already" in result.detail
+    assert envl.read_bytes() == before and envl.stat().st_mtime == 0
+
+
+@pytest.mark.asyncio
+async def test_an_attempt_already_in_processed_counts_as_sent(tmp_path: Path) -> None:
+    t = make_transport(tmp_path)
+    (tmp_path / "processed" / f"envl_{REF}.xml").write_bytes(b"<sent/>")
+    assert "already" in (await t.send(item())).detail
+    assert names(tmp_path / "outbox") == set()
+
+
+@pytest.mark.asyncio
+async def test_a_crash_between_data_and_envelope_is_repaired(tmp_path: Path) -> None:
+    t = make_transport(tmp_path)
+    (tmp_path / "outbox" / f"data_{REF}.xml").write_bytes(b"<partial")
+    await t.send(item())
+    assert (tmp_path / "outbox" / f"data_{REF}.xml").read_bytes() == PAYLOAD
+    assert (tmp_path / "outbox" / f"envl_{REF}.xml").exists()
+
+
+@pytest.mark.asyncio
+async def test_send_errors(tmp_path: Path) -> None:
+    t = make_transport(tmp_path)
+    with pytest.raises(PermanentError):
+        await t.send(item(ref="not a sedex id"))
+    with pytest.raises(PermanentError):
+        await t.send(item(attachments=(Attachment("../x", b""),)))
+    (tmp_path / "outbox").rmdir()
+    with pytest.raises(TransientError, match="outbox"):
+        await t.send(item())
+
+
+@pytest.mark.asyncio
+async def test_disk_full_is_transient_and_leaves_no_temporary(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    t = make_transport(tmp_path)
+
+    def full(src: Any, dst: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(files.os, "replace", full)
+    with pytest.raises(TransientError, match="No space left"):
+        await t.send(item())
+    assert names(tmp_path / "outbox") == set()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("sync", [True, False])
+async def test_flush_syncs_once_per_batch(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sync: bool) -> None:
+    t = make_transport(tmp_path, sync=sync)
+    calls: list[Path] = []
+    monkeypatch.setattr("plugins.sedex.transport.sync_filesystem", calls.append)
+    for n in range(3):
+        await t.send(item(ref=f"ref-{n}"))
+    await t.flush()
+    await t.flush()  # nothing new: no second sync
+    assert calls == ([tmp_path / "outbox"] if sync else [])
+
+
+@pytest.mark.asyncio
+async def test_flush_really_syncs(tmp_path: Path) -> None:
+    t = make_transport(tmp_path)
+    await t.send(item())
+    await t.flush()
+
+
+# ---------------------------------------------------------------------------
+# receipts
+# ---------------------------------------------------------------------------
+
+
+def write_receipt(folder: Path, name: str, ref: str, code: int = 100) -> None:
+    env = Envelope(ref, 2_200_001, 0, "T3-1234-1", ("T3-CH-1",), WHEN, WHEN)
+    (folder / name).write_bytes(build_receipt(env, "T3-CH-1", code, "info", WHEN))
+
+
+def still_there(folder: Path, wanted: set[str]) -> Callable[..., None]:
+    def check(*_: Any) -> None:
+        assert wanted <= names(folder), "file moved before the call returned"
+    return check
+
+
+@pytest.mark.asyncio
+async def test_receipts_are_recorded_in_one_call_then_moved(tmp_path: Path) -> None:
+    t = make_transport(tmp_path)
+    folder = tmp_path / "receipts"
+    write_receipt(folder, "a.xml", "ref-a", 100)
+    write_receipt(folder, "20240301-xyz_receipt.xml", "ref-b", 601)
+    write_receipt(folder, "Q.xml", "ref-unknown", 401)
+    write_receipt(folder, ".tmp-hidden.xml", "ref-c")
+    (folder / "readme.txt").write_text("not a receipt")
+    visible = {"a.xml", "20240301-xyz_receipt.xml", "Q.xml"}
+    sink = StubReceiptSink({"ref-a", "ref-b"}, during_record=still_there(folder, visible))
+    assert await t.scan_receipts(sink, StubIntake()) == 3
+    assert len(sink.calls) == 1
+    outcomes = {r.attempt_ref: r.outcome for r in sink.receipts}
+    assert outcomes == {"ref-a": ReceiptOutcome.DELIVERED, "ref-b": ReceiptOutcome.WAIT,
+                        "ref-unknown": ReceiptOutcome.FAILED_TRANSIENT}
+    assert all(r.at == WHEN and r.raw for r in sink.receipts)
+    assert names(folder) == {".tmp-hidden.xml", "readme.txt"}
+    done = tmp_path / "receipts-done"
+    assert names(done) == {"a.xml", "20240301-xyz_receipt.xml", "unmatched"}
+    assert names(done / "unmatched") == {"Q.xml"}
+    assert await t.scan_receipts(sink, StubIntake()) == 0
+    assert len(sink.calls) == 1
+
+
+@pytest.mark.asyncio
+async def test_garbage_receipt_is_quarantined_then_moved(tmp_path: Path) -> None:
+    t = make_transport(tmp_path, receipts_archive=tmp_path / "archive")
+    folder = tmp_path / "receipts"
+    (folder / "bad.xml").write_bytes(b"<receipt>broken")
+    intake = StubIntake(during_quarantine=still_there(folder, {"bad.xml"}))
+    sink = StubReceiptSink()
+    assert await t.scan_receipts(sink, intake) == 1
+    ((raw, reason),) = intake.quarantined
+    assert (raw.source, raw.ref, raw.data) == ("canton", "bad.xml", b"<receipt>broken")
+    assert "receipt" in reason
+    assert sink.calls == []
+    assert names(tmp_path / "archive" / "rejected") == {"bad.xml"}
+
+
+@pytest.mark.asyncio
+async def test_receipt_name_clash_in_archive_never_overwrites(tmp_path: Path) -> None:
+    t = make_transport(tmp_path)
+    done = tmp_path / "receipts-done"
+    done.mkdir()
+    (done / "a.xml").write_bytes(b"older")
+    write_receipt(tmp_path / "receipts", "a.xml", "ref-a")
+    await t.scan_receipts(StubReceiptSink(), StubIntake())
+    assert (done / "a.xml").read_bytes() == b"older"
+    assert names(done) == {"a.xml", "a-1.xml"}
+
+
+# ---------------------------------------------------------------------------
+# inbound pairs
+# ---------------------------------------------------------------------------
+
+
+def envelope_bytes(message_id: str = "in-1", **changes: Any) -> bytes:
+    env = Envelope(message_id, 2_200_002, 0, "T3-CH-1", ("T3-1234-1",), WHEN, WHEN, **changes)
+    return build_envelope(env)
+
+
+def age(path: Path, seconds: float = 3600) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("envelope_first", [True, False])
+async def test_pair_in_either_arrival_order(tmp_path: Path, envelope_first: bool) -> None:
+    t = make_transport(tmp_path)
+    inbox = tmp_path / "inbox"
+    pair = {"envl_X1.xml": envelope_bytes(reference_message_id="orig-1"), "data_X1.xml": PAYLOAD}
+    first, second = sorted(pair, reverse=not envelope_first)
+    (inbox / first).write_bytes(pair[first])
+    intake = StubIntake(during_submit=still_there(inbox, set(pair)))
+    assert await t.scan_inbox(intake) == 0
+    assert intake.submit_calls == [] and intake.quarantined == []
+    (inbox / second).write_bytes(pair[second])
+    assert await t.scan_inbox(intake) == 1
+    ((raw,),) = intake.submit_calls
+    assert (raw.source, raw.ref, raw.data) == ("canton", "X1", PAYLOAD)
+    assert dict(raw.meta) == {
+        "transport": "sedex", "sedex_message_id": "in-1", "sender_id": "T3-CH-1",
+        "message_type": "2200002", "message_class": "0", "reference_message_id": "orig-1",
+        "payload_name": "data_X1.xml", "envelope_name": "envl_X1.xml",
+        "content_type": "application/xml"}
+    assert names(inbox) == set()
+    assert names(tmp_path / "processed") == set(pair)
+
+
+@pytest.mark.asyncio
+async def test_all_pairs_of_a_scan_in_one_submit_and_hidden_files_ignored(tmp_path: Path) -> None:
+    t = make_transport(tmp_path)
+    inbox = tmp_path / "inbox"
+    for n in range(3):
+        (inbox / f"data_P{n}.zip").write_bytes(b"PK\x05\x06" + bytes(18))
+        (inbox / f"envl_P{n}.xml").write_bytes(envelope_bytes(f"in-{n}"))
+    for hidden in (".envl_H.xml", ".data_H.xml", "envl_T.xml.part", "~data_T.xml"):
+        (inbox / hidden).write_bytes(b"x")
+        age(inbox / hidden)
+    intake = StubIntake()
+    assert await t.scan_inbox(intake) == 3
+    assert len(intake.submit_calls) == 1
+    assert [r.meta["sedex_message_id"] for r in intake.submitted] == ["in-0", "in-1", "in-2"]
+    assert {r.meta["content_type"] for r in intake.submitted} == {"application/zip"}
+    assert intake.quarantined == []
+    assert names(inbox) == {".envl_H.xml", ".data_H.xml", "envl_T.xml.part", "~data_T.xml"}
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("lone", "reason"), [
+    ("envl_L.xml", "envelope without payload"), ("data_L.pdf", "payload without envelope")])
+async def test_lone_file_quarantined_after_grace(tmp_path: Path, lone: str, reason: str) -> None:
+    t = make_transport(tmp_path, pair_grace="50ms")
+    inbox = tmp_path / "inbox"
+    (inbox / lone).write_bytes(envelope_bytes() if lone.startswith("envl") else b"%PDF")
+    intake = StubIntake(during_quarantine=still_there(inbox, {lone}))
+    assert await t.scan_inbox(intake) == 0  # still within the grace period
+    age(inbox / lone)
+    assert await t.scan_inbox(intake) == 1
+    assert intake.reasons == [reason]
+    ((raw, _),) = intake.quarantined
+    assert raw.ref == "L"
+    assert raw.data == (tmp_path / "processed" / lone).read_bytes()
+    assert names(inbox) == set() and intake.submitted == []
+
+
+@pytest.mark.asyncio
+async def test_bad_envelope_waits_for_grace_then_is_quarantined(tmp_path: Path) -> None:
+    t = make_transport(tmp_path, pair_grace=30)
+    inbox = tmp_path / "inbox"
+    (inbox / "data_B.xml").write_bytes(PAYLOAD)
+    (inbox / "envl_B.xml").write_bytes(b"<envelope")  # perhaps still being written
+    intake = StubIntake()
+    assert await t.scan_inbox(intake) == 0
+    age(inbox / "envl_B.xml")
+    assert await t.scan_inbox(intake) == 1
+    ((raw, reason),) = intake.quarantined
+    assert reason.startswith("bad sedex envelope") and raw.data == PAYLOAD
+    assert names(tmp_path / "processed" / "rejected") == {"data_B.xml", "envl_B.xml"}
+    assert intake.submitted == []
+
+
+@pytest.mark.asyncio
+async def test_oversized_payload_is_quarantined_without_its_bytes(tmp_path: Path) -> None:
+    t = make_transport(tmp_path)
+    t.inbox_scanner.max_payload = 10
+    (tmp_path / "inbox" / "data_O.xml").write_bytes(PAYLOAD)
+    (tmp_path / "inbox" / "envl_O.xml").write_bytes(envelope_bytes())
+    intake = StubIntake()
+    assert await t.scan_inbox(intake) == 1
+    ((raw, reason),) = intake.quarantined
+    assert raw.data == b"" and "larger than 10 bytes" in reason
+    assert names(tmp_path / "processed" / "rejected") == {"data_O.xml", "envl_O.xml"}
+
+
+@pytest.mark.asyncio
+async def test_stored_pair_that_cannot_be_moved_is_not_stored_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    t = make_transport(tmp_path)
+    (tmp_path / "inbox" / "data_S.xml").write_bytes(PAYLOAD)
+    (tmp_path / "inbox" / "envl_S.xml").write_bytes(envelope_bytes())
+
+    def denied(src: Path, dest_dir: Path) -> Path:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(files, "move_unique", denied)
+    intake = StubIntake()
+    assert await t.scan_inbox(intake) == 1
+    assert await t.scan_inbox(intake) == 0
+    assert len(intake.submitted) == 1
+    assert names(tmp_path / "inbox") == {"data_S.xml", "envl_S.xml"}
+
+
+@pytest.mark.asyncio
+async def test_run_picks_up_receipts_and_pairs(tmp_path: Path) -> None:
+    t = make_transport(tmp_path, poll_interval=0.05)
+    intake, sink = StubIntake(), StubReceiptSink()
+    task = asyncio.create_task(t.run(sink, intake))
+    await asyncio.sleep(0.1)
+    write_receipt(tmp_path / "receipts", "r.xml", REF)
+    (tmp_path / "inbox" / "data_R.xml").write_bytes(PAYLOAD)
+    (tmp_path / "inbox" / "envl_R.xml").write_bytes(envelope_bytes())
+    await wait_for(lambda: intake.submitted and sink.receipts)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert sink.receipts[0].attempt_ref == REF
+    assert intake.submitted[0].ref == "R"
+
+
+async def wait_for(condition: Callable[[], object], timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)

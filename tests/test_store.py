@@ -1,0 +1,197 @@
+"""The SQLite store: group commit, states, claims with leases, receipts, replay, journal."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from gateway.contracts import Normalised, RawInput, Receipt, ReceiptOutcome, Route
+from gateway.errors import StoreError
+from gateway.retry import RetryPolicy
+from gateway.store import (
+    DeliveryState,
+    MessageState,
+    Outcome,
+    Processed,
+    SQLiteStore,
+    StoreReader,
+)
+
+FAST = RetryPolicy(max_attempts=3, initial=0.0, maximum=0.0, jitter=0.0)
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    s = SQLiteStore(tmp_path / "g.db", group_commit_delay=0.001)
+    s.start()
+    yield s
+    s.close()
+
+
+def raw(n: int = 0) -> RawInput:
+    return RawInput("registry", f"m{n}.xml", f"<x n='{n}'/>".encode(), {"content_type": "xml"})
+
+
+def routed(mid: int, message_id: str = "abc", partners: tuple[str, ...] = ("canton",)) -> Processed:
+    n = Normalised("personEventMessage", message_id, b"<x/>", etree.ElementTree(etree.Element("x")))
+    return Processed(mid, MessageState.ROUTED, normalised=n, raw_is_canonical=False,
+                     routes=[Route(p, "test") for p in partners])
+
+
+async def queued(store: SQLiteStore, message_id: str = "abc") -> int:
+    [(mid, _new)] = await store.add_raw([raw(hash(message_id) % 10_000)])
+    await store.record_processing([routed(mid, message_id)])
+    return mid
+
+
+async def test_group_commit_batches_concurrent_writers(store: SQLiteStore) -> None:
+    rows = await asyncio.gather(*(store.add_raw([raw(i)]) for i in range(200)))
+    assert len({r[0][0] for r in rows}) == 200
+    batches, ops = store.commits
+    assert ops >= 200
+    assert batches < 200, "concurrent writes must share commits"
+
+
+async def test_same_input_twice_is_a_duplicate(store: SQLiteStore) -> None:
+    (a, new_a), = await store.add_raw([raw(1)])
+    (b, new_b), = await store.add_raw([raw(1)])
+    assert new_a and not new_b
+    reader = StoreReader(store.path)
+    assert reader.get_message(b)["state"] == MessageState.DUPLICATE
+    assert reader.get_message(b)["reason"] == f"same input as message {a}"
+
+
+async def test_same_message_id_routed_twice_is_a_duplicate(store: SQLiteStore) -> None:
+    first = await queued(store, "same-id")
+    [(mid, _)] = await store.add_raw([raw(99)])
+    await store.record_processing([routed(mid, "same-id")])
+    reader = StoreReader(store.path)
+    second = reader.get_message(mid)
+    assert second["state"] == MessageState.DUPLICATE
+    assert second["deliveries"] == []
+    assert str(first) in second["reason"]
+
+
+async def test_claim_send_receipt_delivered(store: SQLiteStore) -> None:
+    mid = await queued(store)
+    [claim] = await store.claim_due("n1", 60, 10, ["canton"])
+    assert claim.attempt == 1 and not claim.resumed and claim.payload == b"<x/>"
+    assert await store.claim_due("n1", 60, 10, ["canton"]) == []  # leased
+    await store.record_outcomes([Outcome(claim.delivery, claim.attempt_ref, "sent")],
+                                lambda p: FAST, {"canton": 3600})
+    receipt = Receipt(claim.attempt_ref, ReceiptOutcome.DELIVERED, "100", "ok", datetime.now(UTC))
+    assert await store.record_receipts([receipt], lambda p: FAST) == [True]
+    msg = StoreReader(store.path).get_message(mid)
+    assert msg["deliveries"][0]["state"] == DeliveryState.DELIVERED
+    events = [j["event"] for j in msg["journal"]]
+    assert events == ["message.received", "message.normalised", "delivery.queued",
+                      "delivery.sending", "delivery.sent", "delivery.delivered"]
+
+
+async def test_unknown_receipt_is_stored_but_unmatched(store: SQLiteStore) -> None:
+    r = Receipt("nobody", ReceiptOutcome.DELIVERED, "100", "ok", datetime.now(UTC))
+    assert await store.record_receipts([r], lambda p: FAST) == [False]
+
+
+async def test_expired_lease_resumes_the_same_attempt(store: SQLiteStore) -> None:
+    await queued(store)
+    [first] = await store.claim_due("n1", 0.0, 10, ["canton"])
+    time.sleep(0.01)
+    [again] = await store.claim_due("n2", 60, 10, ["canton"])
+    assert again.resumed and again.attempt_ref == first.attempt_ref and again.attempt == 1
+
+
+async def test_release_leases_at_start_up(store: SQLiteStore) -> None:
+    await queued(store)
+    [first] = await store.claim_due("n1", 600, 10, ["canton"])
+    assert await store.release_leases("n1") == 1
+    [again] = await store.claim_due("n1", 600, 10, ["canton"])
+    assert again.attempt_ref == first.attempt_ref
+
+
+async def test_transient_failures_retry_then_die(store: SQLiteStore) -> None:
+    mid = await queued(store)
+    refs = set()
+    for _ in range(3):
+        [c] = await store.claim_due("n1", 60, 10, ["canton"])
+        refs.add(c.attempt_ref)
+        await store.record_outcomes([Outcome(c.delivery, c.attempt_ref, "transient", "down")],
+                                    lambda p: FAST, {})
+    assert len(refs) == 3, "each retry is a new attempt with a new reference"
+    d = StoreReader(store.path).get_message(mid)["deliveries"][0]
+    assert d["state"] == DeliveryState.DEAD
+    assert "retries exhausted after 3 attempts" in d["reason"]
+
+
+async def test_retry_schedule_is_persisted(store: SQLiteStore) -> None:
+    mid = await queued(store)
+    [c] = await store.claim_due("n1", 60, 10, ["canton"])
+    slow = RetryPolicy(initial=100, jitter=0)
+    await store.record_outcomes([Outcome(c.delivery, c.attempt_ref, "transient", "x")],
+                                lambda p: slow, {})
+    d = StoreReader(store.path).get_message(mid)["deliveries"][0]
+    assert d["state"] == DeliveryState.RETRY_WAIT
+    assert d["next_attempt_at"] > time.time() + 90
+    assert await store.claim_due("n1", 60, 10, ["canton"]) == []
+
+
+async def test_transient_receipt_retries_with_new_attempt(store: SQLiteStore) -> None:
+    await queued(store)
+    [c] = await store.claim_due("n1", 60, 10, ["canton"])
+    await store.record_outcomes([Outcome(c.delivery, c.attempt_ref, "sent")], lambda p: FAST, {})
+    r = Receipt(c.attempt_ref, ReceiptOutcome.FAILED_TRANSIENT, "401", "hub", datetime.now(UTC))
+    await store.record_receipts([r], lambda p: FAST)
+    [c2] = await store.claim_due("n1", 60, 10, ["canton"])
+    assert c2.attempt == 2 and c2.attempt_ref != c.attempt_ref
+
+
+async def test_needs_review_and_replay(store: SQLiteStore) -> None:
+    mid = await queued(store)
+    [c] = await store.claim_due("n1", 60, 10, ["canton"])
+    await store.record_outcomes([Outcome(c.delivery, c.attempt_ref, "sent")], lambda p: FAST, {})
+    r = Receipt(c.attempt_ref, ReceiptOutcome.NEEDS_REVIEW, "999", "?", datetime.now(UTC))
+    await store.record_receipts([r], lambda p: FAST)
+    d = StoreReader(store.path).get_message(mid)["deliveries"][0]
+    assert d["state"] == DeliveryState.NEEDS_REVIEW
+    new = await store.replay_delivery(d["id"])
+    states = {x["id"]: x["state"] for x in StoreReader(store.path).get_message(mid)["deliveries"]}
+    assert states == {d["id"]: DeliveryState.REPLAYED, new: DeliveryState.QUEUED}
+    with pytest.raises(StoreError):
+        await store.replay_delivery(new)
+
+
+async def test_overdue_receipts_are_flagged_once(store: SQLiteStore) -> None:
+    await queued(store)
+    [c] = await store.claim_due("n1", 60, 10, ["canton"])
+    await store.record_outcomes([Outcome(c.delivery, c.attempt_ref, "sent")], lambda p: FAST,
+                                {"canton": 0.0})
+    time.sleep(0.01)
+    assert len(await store.flag_overdue()) == 1
+    assert await store.flag_overdue() == []
+
+
+async def test_journal_chain_detects_tampering(store: SQLiteStore) -> None:
+    await queued(store)
+    store.close()
+    reader = StoreReader(store.path)
+    count, broken = reader.verify_journal()
+    assert count == 3 and broken is None
+    conn = sqlite3.connect(store.path)
+    conn.execute("UPDATE journal SET detail = '{}' WHERE seq = 2")
+    conn.commit()
+    assert reader.verify_journal()[1] == 2
+
+
+async def test_failed_operation_does_not_undo_the_batch(store: SQLiteStore) -> None:
+    ok = asyncio.ensure_future(store.add_raw([raw(5)]))
+    bad = asyncio.ensure_future(store.replay_delivery(12345))
+    assert (await ok)[0][1]
+    with pytest.raises(StoreError):
+        await bad
+    assert StoreReader(store.path).counts()["messages"] == {"received": 1}

@@ -1,0 +1,133 @@
+"""The parser for untrusted XML refuses what XML attacks need and reports bad input clearly."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from gateway.errors import InputRejected
+from gateway.xml.safe import parse_untrusted
+from gateway.xml.validation import validate
+
+LIMIT = 1 << 20
+
+
+def rejected(data: bytes, max_bytes: int = LIMIT) -> InputRejected:
+    with pytest.raises(InputRejected) as info:
+        parse_untrusted(data, max_bytes=max_bytes)
+    return info.value
+
+
+def test_parses_well_formed_document() -> None:
+    tree = parse_untrusted(b'<?xml version="1.0"?>\n<!-- c --><a x="1"><b>t</b></a>',
+                           max_bytes=LIMIT)
+    assert tree.getroot().tag == "a"
+    assert tree.getroot().findtext("b") == "t"
+
+
+@pytest.mark.parametrize("data", [b"", b"  \n\t "])
+def test_empty_input(data: bytes) -> None:
+    assert rejected(data).reason == "empty input"
+
+
+def test_oversize_input_is_refused_before_parsing() -> None:
+    error = rejected(b"<a>" + b"x" * 100 + b"<broken", max_bytes=50)
+    assert "limit of 50" in error.reason
+    assert "malformed" not in error.reason
+    parse_untrusted(b"<a/>", max_bytes=4)  # exactly at the limit is fine
+
+
+@pytest.mark.parametrize("data", [
+    b"<!DOCTYPE a><a/>",
+    b'<?xml version="1.0"?>\n<?pi x?>\n<!-- note -->\n<!DOCTYPE a SYSTEM "a.dtd"><a/>',
+    b'<!DOCTYPE a PUBLIC "-//X//DTD X//EN" "http://127.0.0.1:9/x.dtd"><a/>',
+    b"\xef\xbb\xbf<!DOCTYPE a><a/>",
+    b'<!doctype a><a/>',
+])
+def test_any_doctype_is_refused(data: bytes) -> None:
+    assert "DOCTYPE" in rejected(data).reason
+
+
+def test_doctype_position_is_reported() -> None:
+    assert rejected(b'<?xml version="1.0"?>\n\n<!DOCTYPE a><a/>').where == "line 3"
+
+
+def test_doctype_in_utf16_is_refused() -> None:
+    data = '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE a><a/>'.encode("utf-16")
+    assert "DOCTYPE" in rejected(data).reason
+
+
+def test_internal_entity_is_refused() -> None:
+    assert "DOCTYPE" in rejected(b'<!DOCTYPE a [<!ENTITY e "expanded">]><a>&e;</a>').reason
+
+
+def test_external_file_entity_is_refused(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET")
+    data = f'<!DOCTYPE a [<!ENTITY e SYSTEM "{secret.as_uri()}">]><a>&e;</a>'.encode()
+    error = rejected(data)
+    assert "DOCTYPE" in error.reason
+    assert "TOP-SECRET" not in str(error)
+
+
+def test_external_http_entity_and_parameter_entity_are_refused() -> None:
+    assert "DOCTYPE" in rejected(
+        b'<!DOCTYPE a [<!ENTITY e SYSTEM "http://127.0.0.1:9/e">]><a>&e;</a>').reason
+    assert "DOCTYPE" in rejected(
+        b'<!DOCTYPE a [<!ENTITY % p SYSTEM "http://127.0.0.1:9/p.dtd"> %p;]><a/>').reason
+
+
+def test_billion_laughs_is_refused_quickly() -> None:
+    entities = "".join(
+        f'<!ENTITY l{i} "{"".join(f"&l{i - 1};" for _ in range(10))}">' for i in range(1, 10))
+    data = f'<!DOCTYPE a [<!ENTITY l0 "lol">{entities}]><a>&l9;</a>'.encode()
+    start = time.perf_counter()
+    assert "DOCTYPE" in rejected(data).reason
+    assert time.perf_counter() - start < 1
+
+
+def test_undeclared_entity_reference_is_malformed() -> None:
+    assert rejected(b"<a>&e;</a>").reason.startswith("malformed XML")
+
+
+def test_xinclude_is_not_processed(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET")
+    data = (b'<a xmlns:xi="http://www.w3.org/2001/XInclude"><xi:include href="'
+            + secret.as_uri().encode() + b'" parse="text"/></a>')
+    tree = parse_untrusted(data, max_bytes=LIMIT)
+    assert [child.tag for child in tree.getroot()] == ["{http://www.w3.org/2001/XInclude}include"]
+    assert "TOP-SECRET" not in etree.tostring(tree, encoding="unicode")
+
+
+def test_malformed_xml_reports_line_and_column() -> None:
+    error = rejected(b'<?xml version="1.0"?>\n<a>\n  <b>\n</a>')
+    assert error.reason.startswith("malformed XML at line 4, column ")
+    assert "mismatch" in error.reason.lower()
+
+
+@pytest.mark.parametrize("data", [b"<a>", b"<!-- unterminated <a/>", b"not xml", b"<a/><b/>"])
+def test_broken_documents_are_malformed(data: bytes) -> None:
+    assert rejected(data).reason.startswith("malformed XML at line ")
+
+
+def test_wrong_root_goes_on_to_validation_with_a_clear_message() -> None:
+    tree = parse_untrusted(b'<person xmlns="urn:example"/>', max_bytes=LIMIT)
+    report = validate(tree)
+    assert not report.valid
+    assert report.kind == "unknown"
+    message = report.errors[0].message
+    assert "unexpected root element {urn:example}person" in message
+    assert "{http://www.ech.ch/xmlns/eCH-0223/1}personEventMessage" in message
+    assert "{http://www.ech.ch/xmlns/eCH-0090/2}receipt" in message
+
+
+def test_parser_can_be_used_from_several_threads() -> None:
+    docs = [f"<a><n>{i}</n></a>".encode() for i in range(400)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        texts = list(pool.map(lambda d: parse_untrusted(d, max_bytes=LIMIT).findtext("n"), docs))
+    assert texts == [str(i) for i in range(400)]
