@@ -43,3 +43,11 @@ class PermanentError(DeliveryError):
 
 class StoreError(GatewayError):
     """The store cannot do what was asked (missing row, bad state transition)."""
+
+
+class NotFound(GatewayError):
+    """What was asked for does not exist (a database, a message, a delivery)."""
+
+
+class ConfigExists(GatewayError):
+    """``init`` would overwrite an existing configuration."""

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from gateway import __version__
 from gateway.cli import _inspect, _operate
-from gateway.cli.exitcodes import CONFIG
-from gateway.errors import ConfigError
+from gateway.cli.exitcodes import CONFIG, NOT_FOUND
+from gateway.errors import ConfigError, NotFound
 from gateway.plugins import get_plugin_manager
 
 
@@ -45,6 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return CONFIG
+    except NotFound as exc:
+        print(f"ech-gateway: {exc}", file=sys.stderr)
+        return NOT_FOUND
     except KeyboardInterrupt:
         return 130
     return code

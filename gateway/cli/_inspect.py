@@ -13,7 +13,7 @@ from typing import Any
 from gateway.assembly import load_config
 from gateway.cli import _render
 from gateway.cli.exitcodes import FAILED, NOT_FOUND, OK
-from gateway.errors import StoreError
+from gateway.errors import NotFound, StoreError
 from gateway.store import DeliveryState, MessageState, SQLiteStore, StoreReader
 
 
@@ -57,8 +57,7 @@ def _reader(args: argparse.Namespace) -> Iterator[StoreReader]:
     settings = load_config(args.config, args.pm)
     path = settings.store.path
     if not path.exists():
-        print(f"no database at {path} yet: start the gateway once", file=sys.stderr)
-        raise SystemExit(NOT_FOUND)
+        raise NotFound(f"no database at {path} yet: start the gateway once")
     reader = StoreReader(path)
     try:
         yield reader
@@ -78,8 +77,16 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _public(m: dict[str, Any]) -> dict[str, Any]:
+    """The stable JSON shape of a message: ``reason`` is null unless quarantined or rejected,
+    ``note`` explains the other states (not relevant, duplicate)."""
+    rejected = [d["reason"] for d in m["deliveries"] if d["state"] == DeliveryState.REJECTED]
+    if m["state"] == MessageState.QUARANTINED:
+        reason, note = m["reason"], None
+    else:
+        reason, note = (rejected[0] if rejected else None), m["reason"]
     return {
-        "id": m["id"], "state": m["state"], "reason": m["reason"], "message_id": m["message_id"],
+        "id": m["id"], "state": m["state"], "reason": reason, "note": note,
+        "message_id": m["message_id"],
         "kind": m["kind"], "source": m["source"], "ref": m["ref"],
         "received_at": _render.iso(m["received_at"]),
         "deliveries": [

@@ -6,11 +6,7 @@ from pathlib import Path
 
 from gateway.config._load import DEFAULT_PATHS
 from gateway.config._template import INITIAL_CONFIG, INITIAL_DIRS
-from gateway.errors import GatewayError
-
-
-class ConfigExists(GatewayError):
-    """``init`` found a configuration file and left it alone."""
+from gateway.errors import ConfigExists
 
 
 def write_initial_config(directory: Path) -> Path:
