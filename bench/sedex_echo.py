@@ -4,7 +4,9 @@ For every complete pair in ``DIR/sedex/outbox`` it moves the data file,
 then the envelope, to ``DIR/sedex/processed`` and writes an eCH-0090 v2
 receipt with status 100 into ``DIR/sedex/receipts`` (hidden temporary name,
 then rename). It does not check envelopes or deliver anywhere: that is
-``ech-gateway sedex-sim``. Runs until TERM.
+``ech-gateway sedex-sim``. It scans every 0.2 s, as a client polls its
+outbox; scanning without pause would hold the directory lock against the
+gateway's own writes. Runs until TERM.
 
 Usage: python bench/sedex_echo.py DIR
 """
@@ -32,6 +34,8 @@ RECEIPT = """<?xml version="1.0" encoding="UTF-8"?>
   <eCH-0090:recipientId>{recipient}</eCH-0090:recipientId>
 </eCH-0090:receipt>
 """
+#: Seconds between scans of the outbox, as a client polls (the real one: seconds).
+POLL = 0.2
 FIELD = re.compile(rb"<eCH-0090:(messageType|senderId|recipientId)>([^<]+)<")
 
 
@@ -60,8 +64,8 @@ def main() -> None:
     work = Path(sys.argv[1]) / "sedex"
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     while True:
-        if not step(work / "outbox", work / "processed", work / "receipts"):
-            time.sleep(0.05)
+        step(work / "outbox", work / "processed", work / "receipts")
+        time.sleep(POLL)
 
 
 if __name__ == "__main__":

@@ -138,12 +138,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--keep", action="store_true", help="keep the gateway folder")
     ap.add_argument("--full-sim", action="store_true", help="use ech-gateway sedex-sim")
+    ap.add_argument("--toml", default="", help="extra configuration, e.g. '[gateway]\\nworkers = 2'")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ech-gateway-bench-"))
     cli = str(BIN / "ech-gateway")
     subprocess.run([cli, "init", str(work)], check=True, stdout=subprocess.DEVNULL)
     (work / "conf.d").mkdir(exist_ok=True)
     (work / "conf.d" / "90-bench.toml").write_text(OVERRIDES)
+    if args.toml:
+        (work / "conf.d" / "95-extra.toml").write_text(args.toml.replace("\\n", "\n") + "\n")
     config = str(work / "gateway.toml")
     gateway = subprocess.Popen([cli, "--config", config, "run"])
     stand_in = ([cli, "sedex-sim", str(work), "--failure-rate", "0"] if args.full_sim
