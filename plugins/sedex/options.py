@@ -4,39 +4,17 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    field_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from gateway.config import Duration
 
 #: Participant ID patterns (DOMAIN.md §1.3) by envelope version.
 PARTICIPANT_ID = {
     1: re.compile(r"T?[1-9]-[0-9A-Z]+-[0-9]+|T?0-sedex-0"),
     2: re.compile(r"T?[1-9]-[0-9A-Z]+-[0-9]+|T?0-sedex-[0-9]"),
 }
-
-_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-
-
-def _seconds(value: object) -> object:
-    """Accept seconds (``60``, ``"60"``) or text with a unit (``"500ms"``, ``"60s"``, ``"2m"``)."""
-    if isinstance(value, str):
-        match = _DURATION.fullmatch(value)
-        if match is None:
-            raise ValueError(f"not a duration: {value!r} (use e.g. 60, '60s', '2m')")
-        return float(match[1]) * _UNIT_SECONDS[match[2]]
-    return value
-
-
-Seconds = Annotated[float, BeforeValidator(_seconds), Field(ge=0)]
-
 
 class SedexOptions(BaseModel):
     """How to reach one partner through the local sedex client's folders.
@@ -62,12 +40,12 @@ class SedexOptions(BaseModel):
     message_class: int = Field(
         default=0, ge=0, description="sedex messageClass; 0 = message (1-3 need a reference)"
     )
-    pair_grace: Seconds = Field(
+    pair_grace: Duration = Field(
         default=60.0,
         description="how long a lone envelope or data file, or an unreadable envelope, may wait "
         "for its other half or its last bytes before it is quarantined",
     )
-    poll_interval: Seconds = Field(
+    poll_interval: Duration = Field(
         default=1.0, description="folder scan interval when file-system events are unavailable"
     )
     receipts_archive: Path | None = Field(
