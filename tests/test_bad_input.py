@@ -75,7 +75,7 @@ async def test_bad_inputs_are_quarantined_and_nothing_is_sent(gateway_dir: Path)
              (Path(__file__).parent / "fixtures/conformance/valid-env1-minimal.xml").read_bytes())
         await until(lambda: len(states(db, "SELECT id FROM messages WHERE state = 'quarantined'"))
                     == len(CASES) + 1, timeout=15)
-        assert list(outbox.iterdir()) == [], "the partner must receive nothing"
+        assert [p for p in outbox.iterdir() if p.is_file()] == [], "the partner must receive nothing"
         # the daemon still runs: a good message goes through afterwards
         drop(gateway_dir / "registry" / "outbox", "good.xml", message("still-alive"))
         await until(lambda: any(p.name.startswith("envl_") for p in outbox.iterdir()))

@@ -144,7 +144,8 @@ async def test_transient_failures_are_retried_as_new_sedex_messages(tmp_path: Pa
     assert list((sedex / "receipts").iterdir()) == []
     assert len(list((sedex / "receipts-done").glob("*.xml"))) == len(
         states(db, "SELECT id FROM receipts"))
-    assert list((sedex / "outbox").iterdir()) == []
+    assert [p.name for p in (sedex / "outbox").iterdir()] == [".ech-gateway-tmp"]
+    assert list((sedex / "outbox" / ".ech-gateway-tmp").iterdir()) == []
     assert hidden(sedex / "processed") == [] and hidden(canton) == []
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -51,8 +52,11 @@ def item(ref: str = REF, **changes: Any) -> OutboundItem:
     return OutboundItem(**{**fields, **changes})
 
 
+#: The staging folder the transport keeps inside the outbox.
+STAGING = ".ech-gateway-tmp"
+
 def names(folder: Path) -> set[str]:
-    return {p.name for p in folder.iterdir()}
+    return {p.name for p in folder.iterdir() if p.name != STAGING}
 
 
 def test_transport_type_is_declared() -> None:
@@ -73,6 +77,7 @@ async def test_send_writes_data_then_envelope_via_hidden_temporaries(
     real_replace = os.replace
 
     def spy(src: Any, dst: Any) -> None:
+        assert Path(src).parent == tmp_path / "outbox" / STAGING, "written outside staging"
         renames.append((Path(src).name, Path(dst).name))
         real_replace(src, dst)
 
@@ -83,6 +88,7 @@ async def test_send_writes_data_then_envelope_via_hidden_temporaries(
                        (f".tmp-{REF}-envl", f"envl_{REF}.xml")]
     outbox = tmp_path / "outbox"
     assert names(outbox) == {f"data_{REF}.xml", f"envl_{REF}.xml"}
+    assert names(outbox / STAGING) == set()
     assert (outbox / f"data_{REF}.xml").read_bytes() == PAYLOAD
     env = parse_envelope((outbox / f"envl_{REF}.xml").read_bytes(), max_bytes=1 << 20)
     assert (env.message_id, env.sender_id, env.recipient_ids, env.version) == (
@@ -139,8 +145,8 @@ async def test_send_errors(tmp_path: Path) -> None:
         await t.send(item(ref="not a sedex id"))
     with pytest.raises(PermanentError):
         await t.send(item(attachments=(Attachment("../x", b""),)))
-    (tmp_path / "outbox").rmdir()
-    with pytest.raises(TransientError, match="outbox"):
+    shutil.rmtree(tmp_path / "outbox")
+    with pytest.raises(TransientError):
         await t.send(item())
 
 

@@ -46,7 +46,21 @@ class SQLiteStore:
         conn = connect(self.path, busy_timeout=self._busy_timeout)
         migrate(conn)
         conn.row_factory = None
+        # checkpoints run beside the writer (checkpoint()), not inside its commits
+        conn.execute("PRAGMA wal_autocheckpoint=0")
         return conn
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database file (blocking: run it in a thread).
+
+        The writer does not checkpoint itself, so its commits stay one WAL
+        append and one fsync; the daemon calls this every few seconds.
+        """
+        conn = connect(self.path, busy_timeout=self._busy_timeout)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            conn.close()
 
     @property
     def commits(self) -> tuple[int, int]:

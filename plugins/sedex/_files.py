@@ -12,13 +12,17 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
-def write_then_rename(directory: Path, temp_name: str, final_name: str, data: bytes) -> None:
-    """Write ``data`` under the hidden ``temp_name``, then rename it to ``final_name``.
+def write_then_rename(directory: Path, temp_name: str, final_name: str, data: bytes, *,
+                      staging: Path | None = None) -> None:
+    """Write ``data`` under ``temp_name``, then rename it to ``directory/final_name``.
 
-    Readers skipping hidden files never see a partial file. Not fsynced:
-    see :func:`sync_filesystem`.
+    Readers never see a partial file. The temporary lives in ``staging`` when
+    given (a folder on the same file system), else hidden in ``directory``:
+    creating files in a folder that another process is scanning and emptying
+    (the sedex client's outbox) waits for that folder's lock, while a rename
+    into it is one short operation. Not fsynced: see :func:`sync_filesystem`.
     """
-    temp = directory / temp_name
+    temp = (staging or directory) / temp_name
     try:
         with open(temp, "wb") as fh:
             fh.write(data)

@@ -52,6 +52,11 @@ class SedexOptions(BaseModel):
         default=None,
         description="where recorded receipt files go; default: 'receipts-done' beside 'receipts'",
     )
+    staging: Path | None = Field(
+        default=None,
+        description="folder for files being written, on the same file system as 'outbox';"
+        " default: the hidden folder '.ech-gateway-tmp' inside 'outbox'",
+    )
     sync: bool = Field(
         default=True, description="make sent files durable (one syncfs per batch) before "
         "they are recorded as sent"
@@ -85,3 +90,8 @@ class SedexOptions(BaseModel):
     def receipts_done(self) -> Path:
         """The effective :attr:`receipts_archive`."""
         return self.receipts_archive or self.receipts.parent / "receipts-done"
+
+    @property
+    def staging_dir(self) -> Path:
+        """Where files are written before they are renamed into ``outbox``."""
+        return self.staging or self.outbox / ".ech-gateway-tmp"

@@ -50,6 +50,7 @@ class SedexTransport:
             grace=options.pair_grace, limit=SCAN_LIMIT,
         )
         self._unsynced = False
+        _clear_staging(options.staging_dir)
         self._template = EnvelopeTemplate(options.message_type, options.message_class,
                                           options.sender_id, (options.recipient_id,),
                                           options.envelope_version)
@@ -87,8 +88,10 @@ class SedexTransport:
             raise PermanentError(f"sedex would refuse this message: {exc}") from exc
         try:
             self._unsynced = True
-            write_then_rename(outbox, f".tmp-{ref}-data", f"data_{ref}.{ext}", payload)
-            write_then_rename(outbox, f".tmp-{ref}-envl", envl_name, envelope)
+            staging = self.options.staging_dir
+            write_then_rename(outbox, f".tmp-{ref}-data", f"data_{ref}.{ext}", payload,
+                              staging=staging)
+            write_then_rename(outbox, f".tmp-{ref}-envl", envl_name, envelope, staging=staging)
         except OSError as exc:
             reason = exc.strerror or str(exc)
             raise TransientError(f"cannot write to the sedex outbox {outbox}: {reason}") from exc
@@ -143,3 +146,11 @@ class SedexTransport:
                     await watcher.wait()
         finally:
             watcher.stop()
+
+
+def _clear_staging(staging: Path) -> None:
+    """Create the staging folder; remove what a previous run left half-written."""
+    staging.mkdir(parents=True, exist_ok=True)
+    for leftover in staging.iterdir():
+        if leftover.is_file():
+            leftover.unlink(missing_ok=True)
