@@ -61,24 +61,20 @@ def templates(count: int, seed: int) -> list[bytes]:
             for i in range(count)]
 
 
-def drop_all(outbox: Path, n: int, rate: float, seed: int) -> float:
-    """Write ``n`` messages (hidden temporary, then rename); return when the first landed."""
+def make_messages(folder: Path, n: int, seed: int, rate: float = 0.0) -> None:
+    """Write ``n`` distinct messages into ``folder`` (hidden temporary, then rename)."""
     bodies = templates(50, seed)
     pattern = re.compile(rb"TEMPLATE-\d{4}")
-    first = 0.0
     start = time.monotonic()
     for i in range(n):
         data = pattern.sub(str(uuid.uuid4()).encode(), bodies[i % len(bodies)], count=1)
-        tmp = outbox / f".m{i:07d}.tmp"
+        tmp = folder / f".m{i:07d}.tmp"
         tmp.write_bytes(data)
-        os.replace(tmp, outbox / f"m{i:07d}.xml")
-        if i == 0:
-            first = time.time()
+        os.replace(tmp, folder / f"m{i:07d}.xml")
         if rate:
             delay = start + (i + 1) / rate - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-    return first
 
 
 def wait_for(db: Path, n: int, timeout: float) -> None:
@@ -138,6 +134,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--keep", action="store_true", help="keep the gateway folder")
     ap.add_argument("--full-sim", action="store_true", help="use ech-gateway sedex-sim")
+    ap.add_argument("--floor", action="store_true",
+                    help="also measure the minimal script (bench/floor.py) and print the ratio")
     ap.add_argument("--toml", default="", help="extra configuration, e.g. '[gateway]\\nworkers = 2'")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ech-gateway-bench-"))
@@ -154,7 +152,7 @@ def main() -> None:
     sim = subprocess.Popen(stand_in, stdout=subprocess.DEVNULL)
     try:
         time.sleep(2.0)
-        drop_all(work / "registry" / "outbox", args.messages, args.rate, args.seed)
+        make_messages(work / "registry" / "outbox", args.messages, args.seed, args.rate)
         wait_for(work / "gateway.db", args.messages, timeout=600)
         rss = peak_rss_mib(gateway.pid)
     finally:
@@ -169,6 +167,15 @@ def main() -> None:
     print(f"pickup -> receipt:   {f['receipt_rate']:.0f} msgs/s")
     print(f"latency p50 / p99:   {f['p50_ms']:.1f} ms / {f['p99_ms']:.1f} ms (pickup -> outbox)")
     print(f"gateway peak RSS:    {rss:.0f} MiB")
+    print(f"against the 3,000 msgs/s target: {f['receipt_rate'] / 3000:.2f} (with receipts),"
+          f" {f['outbox_rate'] / 3000:.2f} (to the outbox)")
+    if args.floor:
+        from floor import floor
+
+        with tempfile.TemporaryDirectory(prefix="ech-gateway-floor-") as tmp:
+            base = floor(args.messages, Path(tmp))
+        print(f"minimal script:      {base:.0f} msgs/s on this machine now;"
+              f" gateway/minimal = {f['receipt_rate'] / base:.2f}")
     if args.keep:
         print(f"folder: {work}")
     else:
