@@ -27,7 +27,7 @@ from gateway.pipeline import Pipeline
 from gateway.plugins import loaded_from_entry_points, notify, source_types, transport_types
 from gateway.processor import Processor, Validator, normalise_context
 from gateway.retry import RetryPolicy
-from gateway.store import SQLiteStore
+from gateway.store import SQLiteStore, Store
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def retry_policy(partner: Any) -> RetryPolicy:
     return RetryPolicy(r.max_attempts, r.max_age, r.initial, r.maximum, r.multiplier, r.jitter)
 
 
-def build_pipeline(settings: Any, pm: pluggy.PluginManager, store: SQLiteStore,
+def build_pipeline(settings: Any, pm: pluggy.PluginManager, store: Store,
                    validate: Validator, on_routed: Callable[[], None],
                    workers: int | None = None) -> Pipeline:
     """The intake pipeline for ``settings``' enabled partners."""

@@ -21,7 +21,7 @@ from gateway.contracts import GatewayEvent, OutboundItem, Receipt, Transport
 from gateway.errors import PermanentError, TransientError
 from gateway.plugins import notify
 from gateway.retry import RetryPolicy
-from gateway.store import Claim, Outcome, SQLiteStore
+from gateway.store import Claim, Outcome, Store
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 class Dispatcher:
     """Moves due deliveries to their partners' transports."""
 
-    def __init__(self, store: SQLiteStore, pm: pluggy.PluginManager,
+    def __init__(self, store: Store, pm: pluggy.PluginManager,
                  transports: Mapping[str, Transport], policies: Mapping[str, RetryPolicy],
                  receipt_timeouts: Mapping[str, float], *, node: str, lease: float,
                  batch_size: int, idle_poll: float) -> None:
@@ -129,7 +129,7 @@ class Dispatcher:
 class ReceiptRecorder:
     """The :class:`~gateway.contracts.ReceiptSink` transports report to."""
 
-    def __init__(self, store: SQLiteStore, pm: pluggy.PluginManager,
+    def __init__(self, store: Store, pm: pluggy.PluginManager,
                  dispatcher: Dispatcher) -> None:
         self._store = store
         self._pm = pm

@@ -23,7 +23,7 @@ from gateway import processor
 from gateway.contracts import GatewayEvent, RawInput
 from gateway.plugins import notify
 from gateway.processor import Processor
-from gateway.store import MessageState, Processed, SQLiteStore
+from gateway.store import MessageState, Processed, Store
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ Batch = list[tuple[int, RawInput]]
 class Pipeline:
     """Stores what sources submit, then processes it in batches."""
 
-    def __init__(self, store: SQLiteStore, pm: pluggy.PluginManager, proc: Processor,
+    def __init__(self, store: Store, pm: pluggy.PluginManager, proc: Processor,
                  on_routed: Callable[[], None], *, batch_size: int = 500,
                  workers: int = 0, worker_args: tuple[Any, ...] = ()) -> None:
         self._store = store

@@ -9,10 +9,10 @@ import pluggy
 from gateway.assembly import make_validator, schema_set
 from gateway.contracts import RawInput
 from gateway.daemon import build_pipeline
-from gateway.store import SQLiteStore
+from gateway.store import Store
 
 
-async def reprocess(mid: int, store: SQLiteStore, settings: Any, pm: pluggy.PluginManager) -> str:
+async def reprocess(mid: int, store: Store, settings: Any, pm: pluggy.PluginManager) -> str:
     """Run message ``mid`` through normalise → route → validate again; return its new state.
 
     New deliveries are picked up by the running daemon's dispatcher.

@@ -1,10 +1,10 @@
 """The store: messages, deliveries, receipts and the journal.
 
-:class:`SQLiteStore` is the embedded default. A PostgreSQL backend will
-implement the same methods (claims with ``FOR UPDATE SKIP LOCKED`` and
-expiring leases); the core uses nothing else.
+The core uses :class:`Store` (the contract); :class:`SQLiteStore` is the
+embedded default backend, :class:`StoreReader` the read side for the CLI.
 """
 
+from gateway.store.base import Store
 from gateway.store.records import Claim, Outcome, Pending, Processed
 from gateway.store.sqlite import SQLiteStore, StoreReader
 from gateway.store.states import DeliveryState, MessageState
@@ -17,5 +17,6 @@ __all__ = [
     "Pending",
     "Processed",
     "SQLiteStore",
+    "Store",
     "StoreReader",
 ]

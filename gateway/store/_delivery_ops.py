@@ -5,17 +5,15 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from gateway.contracts import Attachment, Receipt, ReceiptOutcome
 from gateway.errors import StoreError
-from gateway.retry import RetryPolicy
 from gateway.store import journal
+from gateway.store.base import PolicyFor
 from gateway.store.journal import Entry
 from gateway.store.records import Claim, Outcome
 from gateway.store.states import REPLAYABLE, DeliveryState
-
-PolicyFor = Callable[[str], RetryPolicy]
 
 _CLAIM_SQL = """
 SELECT d.id, d.message, d.partner, d.state, d.attempts, d.attempt_ref,

@@ -9,8 +9,8 @@ from typing import Any
 
 from gateway.contracts import RawInput, Receipt
 from gateway.store import _delivery_ops, _intake_ops, _queries, journal
-from gateway.store._delivery_ops import PolicyFor
 from gateway.store._writer import GroupCommitWriter
+from gateway.store.base import PolicyFor
 from gateway.store.migrate import migrate
 from gateway.store.records import Claim, Outcome, Pending, Processed
 from gateway.store.states import MessageState

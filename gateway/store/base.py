@@ -1,0 +1,90 @@
+"""The store contract: what the core asks of any backend.
+
+:class:`~gateway.store.sqlite.SQLiteStore` implements it for the embedded
+default. A PostgreSQL backend implements the same methods: claims with
+``FOR UPDATE SKIP LOCKED`` and leases that expire, so several nodes can
+share one database. Every write returns only after it is committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
+
+from gateway.contracts import RawInput, Receipt
+from gateway.retry import RetryPolicy
+from gateway.store.records import Claim, Outcome, Pending, Processed
+
+PolicyFor = Callable[[str], RetryPolicy]
+
+
+class Store(Protocol):
+    """Messages, deliveries, attempts, receipts and the journal."""
+
+    def start(self) -> None:
+        """Connect, apply migrations, get ready to write."""
+
+    def close(self) -> None:
+        """Commit what is queued and disconnect."""
+
+    def checkpoint(self) -> None:
+        """Housekeeping the backend needs now and then (blocking; run in a thread)."""
+
+    async def add_raw(self, raws: Sequence[RawInput]) -> list[tuple[int, bool]]:
+        """Store inputs as received; (id, is_new) each, ``False`` for a duplicate."""
+        ...
+
+    async def quarantine_raw(self, raw: RawInput, reason: str) -> int:
+        """Store an input directly as quarantined."""
+        ...
+
+    async def record_processing(self, results: Sequence[Processed]) -> list[int]:
+        """Store what processing decided and the deliveries it creates."""
+        ...
+
+    async def reject_by_answer(self, message: int, referenced: str, reason: str) -> list[int]:
+        """Mark deliveries of the message with eCH messageId ``referenced`` rejected."""
+        ...
+
+    async def pending(self, limit: int) -> list[Pending]:
+        """Inputs stored but not processed yet."""
+        ...
+
+    async def load_input(self, message: int) -> Pending:
+        """One stored input, as received."""
+        ...
+
+    async def requeue_message(self, message: int) -> None:
+        """Send a quarantined or not-relevant message through processing again."""
+        ...
+
+    async def claim_due(self, node: str, lease: float, limit: int,
+                        partners: Sequence[str]) -> list[Claim]:
+        """Claim due deliveries (and expired leases) for one attempt each."""
+        ...
+
+    async def release_leases(self, node: str) -> int:
+        """Expire this node's leases (at its start)."""
+        ...
+
+    async def record_outcomes(self, outcomes: Sequence[Outcome], policy_for: PolicyFor,
+                              receipt_timeout: Mapping[str, float]) -> None:
+        """Record what send attempts achieved."""
+        ...
+
+    async def record_receipts(self, receipts: Sequence[Receipt],
+                              policy_for: PolicyFor) -> list[bool]:
+        """Record receipts; ``True`` where one matched an attempt."""
+        ...
+
+    async def flag_overdue(self) -> list[tuple[int, int]]:
+        """Flag deliveries whose receipt is overdue; (message, delivery) pairs."""
+        ...
+
+    async def next_due(self) -> float | None:
+        """When the next waiting delivery is due."""
+        ...
+
+    async def replay_delivery(self, delivery: int) -> int:
+        """Replace a dead delivery by a fresh queued one; its id."""
+        ...
