@@ -8,8 +8,25 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
+
+#: Quoted spans, left to right: namespaced element names (``'{ns}name'``, kept)
+#: or values (schema errors quote the offending value: names, VN numbers).
+_QUOTED = re.compile(r"'(\{[^'\n]*)'|'[^'\n]{1,200}'")
+#: Long digit runs: VN/AHV numbers, dates of birth written without separators.
+_DIGITS = re.compile(r"\d{6,}")
+
+
+def redact(text: str) -> str:
+    """``text`` without the values it quotes and without long numbers.
+
+    For log lines built from reasons that may carry personal data (schema
+    errors quote the invalid value); the store keeps the full reason.
+    """
+    kept = _QUOTED.sub(lambda m: f"'{m[1]}'" if m[1] else "'…'", text)
+    return _DIGITS.sub("…", kept)
 
 
 class JsonFormatter(logging.Formatter):

@@ -1,7 +1,9 @@
 """Operator alerts: what needs a person's attention goes to the log at WARNING.
 
 A built-in ``gateway_event`` listener. It names message and delivery ids,
-states and reasons, never personal data. Alerts by webhook, SMTP or syslog
+states and reasons; reasons are redacted (:func:`gateway.logs.redact`)
+because schema errors quote the offending value, which may be a name or a
+VN number. ``messages show`` prints the full reason. Alerts by webhook, SMTP or syslog
 will be further listeners of the same hook.
 """
 
@@ -11,6 +13,7 @@ import logging
 
 from gateway.contracts import GatewayEvent
 from gateway.hookspecs import hookimpl
+from gateway.logs import redact
 
 log = logging.getLogger("gateway.alerts")
 
@@ -34,6 +37,7 @@ def gateway_event(event: GatewayEvent) -> None:
         return
     fields = {"message": event.message, "delivery": event.delivery, **event.detail}
     try:
-        log.warning(template.format(**fields))
+        text = template.format(**fields)
     except (KeyError, IndexError):
-        log.warning("%s: %s", event.kind, dict(fields))
+        text = f"{event.kind}: {fields}"
+    log.warning(redact(text))
