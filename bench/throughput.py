@@ -7,9 +7,11 @@ Usage (from the project root, after `make setup`)::
 It writes a fresh gateway folder (``ech-gateway init``), starts the gateway
 as its own process (``ech-gateway run``, durable: SQLite synchronous=FULL
 with group commit, sedex files synced once per batch), starts a stand-in
-for the sedex client in another process, drops N distinct sample messages
-into the registry folder (all at once, or at ``--rate`` msgs/s), and waits
-until every delivery is ``delivered``.
+for the sedex client in another process, and waits until every delivery is
+``delivered``. N distinct sample messages go into the registry folder: as a
+backlog written before the gateway starts (default), or at ``--rate`` msgs/s
+while it runs (for latency under a steady load). Rates count from the first
+pickup.
 
 The stand-in is by default a lean receipt writer (``bench/sedex_echo.py``):
 it moves each sent pair to ``processed`` and writes an eCH-0090 v2 receipt
@@ -146,13 +148,17 @@ def main() -> None:
     if args.toml:
         (work / "conf.d" / "95-extra.toml").write_text(args.toml.replace("\\n", "\n") + "\n")
     config = str(work / "gateway.toml")
+    inbox = work / "registry" / "outbox"
+    if not args.rate:  # a burst: the backlog is there when the gateway starts
+        make_messages(inbox, args.messages, args.seed)
     gateway = subprocess.Popen([cli, "--config", config, "run"])
     stand_in = ([cli, "sedex-sim", str(work), "--failure-rate", "0"] if args.full_sim
                 else [sys.executable, str(ROOT / "bench" / "sedex_echo.py"), str(work)])
     sim = subprocess.Popen(stand_in, stdout=subprocess.DEVNULL)
     try:
-        time.sleep(2.0)
-        make_messages(work / "registry" / "outbox", args.messages, args.seed, args.rate)
+        if args.rate:  # a steady load: the registry writes while the gateway runs
+            time.sleep(2.0)
+            make_messages(inbox, args.messages, args.seed, args.rate)
         wait_for(work / "gateway.db", args.messages, timeout=600)
         rss = peak_rss_mib(gateway.pid)
     finally:

@@ -144,7 +144,8 @@ class Gateway:
         await _cancel(links)
 
     def _scheduler(self) -> AsyncIOScheduler:
-        scheduler = AsyncIOScheduler()
+        # a busy loop runs maintenance late rather than warning about it
+        scheduler = AsyncIOScheduler(job_defaults={"misfire_grace_time": None, "coalesce": True})
         scheduler.add_job(self._check_overdue, "interval",
                           seconds=self.settings.dispatcher.receipt_check_interval,
                           id="receipts-overdue", coalesce=True, max_instances=1)

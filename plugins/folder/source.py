@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway.config import Duration
 from gateway.contracts import Intake, PluginContext, RawInput
 from gateway.dirwatch import DirWatcher, ready_files
+from gateway.fileio import read_file
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +80,11 @@ class FolderSource:
         raws = []
         for path in paths:
             try:
-                data = path.read_bytes()
+                data = read_file(path, self.max_bytes)
             except FileNotFoundError:
                 continue  # taken away by someone else meanwhile
+            if data is None:
+                data = path.read_bytes()  # too large: kept all the same, as evidence
             raw = RawInput(self.name, path.name, data, {"content_type": _content_type(path)})
             if len(data) > self.max_bytes:
                 await intake.quarantine(

@@ -9,6 +9,8 @@ import os
 import shutil
 from pathlib import Path
 
+from gateway.fileio import read_file, write_file
+
 log = logging.getLogger(__name__)
 
 
@@ -24,8 +26,7 @@ def write_then_rename(directory: Path, temp_name: str, final_name: str, data: by
     """
     temp = (staging or directory) / temp_name
     try:
-        with open(temp, "wb") as fh:
-            fh.write(data)
+        write_file(temp, data)
         os.replace(temp, directory / final_name)
     except BaseException:
         temp.unlink(missing_ok=True)
@@ -34,16 +35,7 @@ def write_then_rename(directory: Path, temp_name: str, final_name: str, data: by
 
 def read_capped(path: Path, cap: int) -> bytes | None:
     """The bytes of ``path`` (never following a symlink), or ``None`` beyond ``cap`` bytes."""
-    with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        if size > cap:
-            return None
-        # read what the size says plus one byte, so a file that grew is still caught,
-        # without allocating ``cap`` bytes for a small file
-        data = fh.read(size + 1)
-        while len(data) <= cap and (more := fh.read(65536)):
-            data += more
-    return None if len(data) > cap else data
+    return read_file(path, cap)
 
 
 def move_unique(src: Path, dest_dir: Path) -> Path:

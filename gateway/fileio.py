@@ -1,0 +1,42 @@
+"""Reading and writing whole small files with the fewest system calls.
+
+Python's ``open()`` adds an ``fstat``, an ``lseek`` and an ``ioctl`` to every
+file it opens; at thousands of files a second on a slow file system that
+is a tenth of the gateway's time. These helpers use ``os.open`` directly.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_READ = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
+_WRITE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
+_CHUNK = 1 << 20
+
+
+def read_file(path: Path | str, cap: int) -> bytes | None:
+    """The bytes of ``path`` (never following a symlink), or ``None`` beyond ``cap`` bytes."""
+    fd = os.open(path, _READ)
+    try:
+        parts = []
+        size = 0
+        while chunk := os.read(fd, min(_CHUNK, cap + 1 - size) or 1):
+            parts.append(chunk)
+            size += len(chunk)
+            if size > cap:
+                return None
+        return b"".join(parts)
+    finally:
+        os.close(fd)
+
+
+def write_file(path: Path | str, data: bytes, mode: int = 0o644) -> None:
+    """Create (or truncate) ``path`` and write ``data`` to it; no fsync."""
+    fd = os.open(path, _WRITE, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
