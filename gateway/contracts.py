@@ -111,6 +111,8 @@ class OutboundItem:
         envelope ``messageId``). A transport must treat a second ``send`` with
         the same ``attempt_ref`` as the same attempt (idempotence): after a
         crash the core repeats an attempt whose outcome it never recorded.
+    :param resumed: ``True`` when this is such a repeat; a transport may skip
+        its check for an earlier send when ``False``.
     """
 
     delivery_id: int
@@ -121,6 +123,7 @@ class OutboundItem:
     payload: bytes
     attachments: tuple[Attachment, ...] = ()
     event_date: datetime | None = None
+    resumed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -110,7 +110,7 @@ class Dispatcher:
         item = OutboundItem(
             delivery_id=claim.delivery, partner=claim.partner, attempt=claim.attempt,
             attempt_ref=claim.attempt_ref, message_id=claim.message_id,
-            payload=claim.payload, attachments=claim.attachments,
+            payload=claim.payload, attachments=claim.attachments, resumed=claim.resumed,
         )
         try:
             result = await self._transports[claim.partner].send(item)

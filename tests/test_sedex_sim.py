@@ -52,7 +52,8 @@ async def test_delivery_reaches_canton_inbox_with_receipt(tmp_path: Path) -> Non
     assert await transport.scan_receipts(sink, StubIntake()) == 1
     (receipt,) = sink.receipts
     assert (receipt.attempt_ref, receipt.outcome) == ("att-1", ReceiptOutcome.DELIVERED)
-    assert "already" in (await transport.send(item("att-1"))).detail  # found in processed
+    resumed = item("att-1", resumed=True)
+    assert "already" in (await transport.send(resumed)).detail  # found in processed
     assert names(sim.outbox) == set()
 
 

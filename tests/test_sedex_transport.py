@@ -110,13 +110,13 @@ async def test_send_with_attachments_writes_a_zip(tmp_path: Path) -> None:
 
 
 @pytest.mark.asyncio
-async def test_second_send_of_the_same_attempt_does_nothing(tmp_path: Path) -> None:
+async def test_a_resumed_attempt_already_sent_does_nothing(tmp_path: Path) -> None:
     t = make_transport(tmp_path)
     await t.send(item())
     envl = tmp_path / "outbox" / f"envl_{REF}.xml"
     before = envl.read_bytes()
     os.utime(envl, (0, 0))
-    result = await t.send(item())
+    result = await t.send(item(resumed=True))
     assert "already" in result.detail
     assert envl.read_bytes() == before and envl.stat().st_mtime == 0
 
@@ -125,7 +125,7 @@ async def test_second_send_of_the_same_attempt_does_nothing(tmp_path: Path) -> N
 async def test_an_attempt_already_in_processed_counts_as_sent(tmp_path: Path) -> None:
     t = make_transport(tmp_path)
     (tmp_path / "processed" / f"envl_{REF}.xml").write_bytes(b"<sent/>")
-    assert "already" in (await t.send(item())).detail
+    assert "already" in (await t.send(item(resumed=True))).detail
     assert names(tmp_path / "outbox") == set()
 
 

@@ -65,8 +65,8 @@ class SedexTransport:
     async def send(self, item: OutboundItem) -> SendResult:
         """Put the attempt into the outbox: payload first, envelope last.
 
-        A second call for the same ``attempt_ref`` finds the envelope in the
-        outbox or in ``processed`` and does nothing.
+        A repeated attempt (``item.resumed``) whose envelope is already in the
+        outbox or in ``processed`` is not written again.
 
         :raises PermanentError: the envelope or zip cannot be built.
         :raises TransientError: the outbox cannot be written (disk full, permissions).
@@ -76,7 +76,8 @@ class SedexTransport:
             raise PermanentError(f"attempt_ref {ref!r} cannot be a sedex messageId")
         outbox = self.options.outbox
         envl_name = f"envl_{ref}.xml"
-        if (outbox / envl_name).exists() or (self.options.processed / envl_name).exists():
+        if item.resumed and ((outbox / envl_name).exists()
+                             or (self.options.processed / envl_name).exists()):
             return SendResult(awaits_receipt=True, detail=f"{envl_name} already handed to sedex")
         try:
             envelope = self._envelope(item)
