@@ -68,7 +68,7 @@ _PLUGIN_OPTIONS = {
 
 
 def render_reference() -> str:
-    """The Markdown reference of every configuration key."""
+    """The Markdown reference of every configuration key, built-in plugin options included."""
     lines = [_INTRO]
     for name, field in Settings.model_fields.items():
         if field.exclude:
@@ -79,12 +79,33 @@ def render_reference() -> str:
             lines += _section(f"{name}.<name>", model, field, _PLUGIN_OPTIONS[name])
         else:
             lines += _section(name, annotation, field)
-    return "\n".join(lines)
+    return "\n".join(lines + _plugin_types())
+
+
+def _plugin_types() -> list[str]:
+    """The options of every source and transport type the installed plugins provide."""
+    from gateway.plugins import get_plugin_manager, source_types, transport_types
+
+    pm = get_plugin_manager()
+    lines = ["# Source and transport types", "",
+             "The options the installed plugins add (`ech-gateway plugins` lists them).", ""]
+    for name, t in sorted(source_types(pm).items()):
+        lines += _table(f"## Source type `{name}`: keys of `[sources.<name>]`",
+                        t.description, t.options)
+    for name, tt in sorted(transport_types(pm).items()):
+        lines += _table(f"## Transport `{name}`: keys of `[partners.<name>.{name}]`",
+                        tt.description, tt.options)
+    return lines
 
 
 def _section(table: str, model: Any, field: FieldInfo, note: str = "") -> list[str]:
     """The heading, table and note of ``[table]`` (``field``), then of its sub-tables."""
-    lines = [f"## `[{table}]`", "", field.description or "", ""]
+    return _table(f"## `[{table}]`", field.description or "", model, table, note)
+
+
+def _table(heading: str, description: str, model: Any, table: str = "",
+           note: str = "") -> list[str]:
+    lines = [heading, "", description, ""]
     lines += ["| Key | Type | Default | Description |", "|---|---|---|---|"]
     nested = []
     for name, key in model.model_fields.items():
