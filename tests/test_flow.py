@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
-from tests.flow import StubTransport, drop, message, running, states, until, write_config
+import pytest
+from pydantic import BaseModel
+
+from gateway.contracts import Intake, PluginContext, RawInput, SourceType
+from gateway.hookspecs import hookimpl
+from tests.flow import (
+    StubTransport,
+    drop,
+    message,
+    plugin_manager,
+    running,
+    states,
+    until,
+    write_config,
+)
 
 
 def delivery_states(db: Path) -> list[str]:
@@ -69,3 +84,45 @@ async def test_invalid_message_is_quarantined_with_line(tmp_path: Path) -> None:
     [(reason,)] = states(tmp_path / "gateway.db", "SELECT reason FROM messages")
     assert reason.startswith("invalid eCH-0223 1.5: line ")
     assert delivery_states(tmp_path / "gateway.db") == []
+
+
+class FlakyOptions(BaseModel):
+    """Options of the ``flaky`` test source."""
+
+    message_id: str
+
+
+class FlakySource:
+    """Fails on its first run, as a source whose folder is briefly unreachable does."""
+
+    runs = 0
+
+    def __init__(self, options: FlakyOptions, context: PluginContext) -> None:
+        self.options = options
+        self.name = context.name
+
+    async def run(self, intake: Intake) -> None:
+        FlakySource.runs += 1
+        if FlakySource.runs == 1:
+            raise OSError("folder unreachable")
+        await intake.submit([RawInput(self.name, "m.xml", message(self.options.message_id))])
+        await asyncio.Event().wait()
+
+
+class FlakyPlugin:
+    @staticmethod
+    @hookimpl
+    def gateway_source_types() -> list[SourceType]:
+        return [SourceType("flaky", FlakyOptions, FlakySource)]
+
+
+async def test_a_failing_source_is_restarted_not_fatal(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("gateway.daemon.RESTART_MIN", 0.05)
+    config = write_config(tmp_path, extra='[sources.flaky]\ntype = "flaky"\n'
+                          'message_id = "after-restart"\nroute_to = ["canton"]\n')
+    pm = plugin_manager()
+    pm.register(FlakyPlugin(), name="flaky")
+    async with running(config, pm):
+        await until(lambda: delivery_states(tmp_path / "gateway.db") == ["delivered"])
+    assert FlakySource.runs == 2

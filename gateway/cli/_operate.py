@@ -78,7 +78,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         stop = asyncio.Event()
-        install_signal_handlers(stop, on_second=lambda: None)
+        install_signal_handlers(stop, on_second=gateway.abort.set)
         await gateway.run(stop)
 
     asyncio.run(main())
