@@ -37,6 +37,7 @@ class GroupCommitWriter:
         self._conn: sqlite3.Connection | None = None
         self._queue: list[tuple[Operation, asyncio.Future[Any]]] = []
         self._scheduled: asyncio.Handle | None = None
+        self._scheduled_on: asyncio.AbstractEventLoop | None = None
         self.batches = 0
         self.operations = 0
 
@@ -60,8 +61,10 @@ class GroupCommitWriter:
         self._queue.append((op, fut))
         if len(self._queue) >= self._max_batch:
             self._flush()
-        elif self._scheduled is None:
+        elif self._scheduled is None or self._scheduled_on is not loop:
+            # (a command-line tool may run one event loop after another)
             self._scheduled = loop.call_later(self._max_delay, self._flush)
+            self._scheduled_on = loop
         return await fut
 
     def _flush(self) -> None:
