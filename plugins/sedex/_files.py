@@ -9,7 +9,7 @@ import os
 import shutil
 from pathlib import Path
 
-from gateway.fileio import read_file, write_file
+from gateway.fileio import write_file
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +31,6 @@ def write_then_rename(directory: Path, temp_name: str, final_name: str, data: by
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
-
-
-def read_capped(path: Path, cap: int) -> bytes | None:
-    """The bytes of ``path`` (never following a symlink), or ``None`` beyond ``cap`` bytes."""
-    return read_file(path, cap)
 
 
 def move_unique(src: Path, dest_dir: Path) -> Path:

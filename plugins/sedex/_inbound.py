@@ -10,7 +10,8 @@ from pathlib import Path
 from gateway.contracts import Intake, RawInput
 from gateway.dirwatch import ready_files
 from gateway.errors import InputRejected
-from plugins.sedex._files import move_done, read_capped
+from gateway.fileio import read_file
+from plugins.sedex._files import move_done
 from plugins.sedex.envelope import Envelope, parse_envelope
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class InboxScanner:
     def _envelope(self, envl: Path, now: float) -> Envelope | str | None:
         """The parsed envelope, the reason it is bad, or ``None`` to wait for it."""
         try:
-            env_bytes = read_capped(envl, self.max_bytes)
+            env_bytes = read_file(envl, self.max_bytes)
             if env_bytes is None:
                 raise InputRejected(f"envelope larger than {self.max_bytes} bytes")
             return parse_envelope(env_bytes, max_bytes=self.max_bytes)
@@ -82,7 +83,7 @@ class InboxScanner:
         env = self._envelope(envl, now)
         if env is None:
             return None
-        payload = read_capped(data, self.max_payload)
+        payload = read_file(data, self.max_payload)
         meta = self._meta(payload_name=data.name, envelope_name=envl.name)
         if payload is None:
             reason = f"payload larger than {self.max_payload} bytes"
@@ -101,7 +102,7 @@ class InboxScanner:
         return RawInput(self.source, key, payload, meta), None
 
     async def _quarantine_lone(self, intake: Intake, key: str, path: Path, reason: str) -> None:
-        data = read_capped(path, self.max_payload)
+        data = read_file(path, self.max_payload)
         raw = RawInput(self.source, key, data or b"", self._meta(file_name=path.name))
         await intake.quarantine(raw, reason if data is not None else f"{reason} (too large)")
         move_done(path, self.processed, self.stuck)

@@ -9,7 +9,8 @@ from pathlib import Path
 from gateway.contracts import Intake, RawInput, Receipt, ReceiptOutcome, ReceiptSink
 from gateway.dirwatch import ready_files
 from gateway.errors import InputRejected
-from plugins.sedex._files import move_done, read_capped
+from gateway.fileio import read_file
+from plugins.sedex._files import move_done
 from plugins.sedex.envelope import SedexReceipt, parse_receipt
 from plugins.sedex.status import lookup
 
@@ -56,7 +57,7 @@ class ReceiptScanner:
         for entry in entries[: self.limit]:
             path = Path(entry.path)
             try:
-                data = read_capped(path, self.max_bytes)
+                data = read_file(path, self.max_bytes)
                 mtime = datetime.fromtimestamp(entry.stat().st_mtime, UTC)
             except FileNotFoundError:  # moved away by someone else meanwhile
                 continue
