@@ -195,3 +195,28 @@ async def test_failed_operation_does_not_undo_the_batch(store: SQLiteStore) -> N
     with pytest.raises(StoreError):
         await bad
     assert StoreReader(store.path).counts()["messages"] == {"received": 1}
+
+
+async def test_delivery_ids_returned_are_the_stored_ones(store: SQLiteStore) -> None:
+    rows = await store.add_raw([raw(i) for i in range(10, 13)])
+    await queued(store, "before")  # ids do not start at 1
+    created = await store.record_processing(
+        [routed(mid, f"m-{mid}", ("canton", "other")) for mid, _new in rows])
+    conn = sqlite3.connect(store.path)
+    stored = conn.execute("SELECT id, message, partner FROM deliveries WHERE id IN"
+                          f" ({','.join('?' * len(created))}) ORDER BY id", created).fetchall()
+    assert [r[0] for r in stored] == created and len(created) == 6
+    assert [(r[1], r[2]) for r in stored] == [
+        (mid, p) for mid, _new in rows for p in ("canton", "other")]
+    journal = conn.execute("SELECT delivery FROM journal WHERE event = 'delivery.queued'"
+                           " ORDER BY seq").fetchall()
+    assert [d for (d,) in journal][-6:] == created
+
+
+async def test_same_message_id_twice_in_one_batch(store: SQLiteStore) -> None:
+    rows = await store.add_raw([raw(20), raw(21)])
+    await store.record_processing([routed(mid, "twin") for mid, _new in rows])
+    reader = StoreReader(store.path)
+    first, second = (reader.get_message(mid) for mid, _new in rows)
+    assert first["state"] == MessageState.ROUTED and len(first["deliveries"]) == 1
+    assert second["state"] == MessageState.DUPLICATE and second["deliveries"] == []

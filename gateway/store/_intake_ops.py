@@ -54,55 +54,82 @@ def add_raw(conn: sqlite3.Connection, raws: Sequence[RawInput], state: MessageSt
 def record_processing(conn: sqlite3.Connection, results: Sequence[Processed]) -> list[int]:
     """Store each message's new state and, when routed, its deliveries (transactional outbox).
 
-    Returns the ids of the deliveries created.
+    A routed message whose eCH-0223 messageId was routed before (earlier, or
+    earlier in this batch) becomes a ``duplicate``. Returns the new delivery ids.
     """
     now = time.time()
-    created: list[int] = []
+    routed_before = _routed_ids(conn, results)
+    updates, attachments, deliveries = [], [], []
     entries: list[Entry] = []
     for p in results:
         n = p.normalised
         if p.state is MessageState.ROUTED and n is not None and n.message_id:
-            earlier = conn.execute(
-                "SELECT id FROM messages WHERE message_id = ? AND id != ? AND state = ? LIMIT 1",
-                (n.message_id, p.message, MessageState.ROUTED),
-            ).fetchone()
-            if earlier is not None:
+            earlier = routed_before.setdefault(n.message_id, p.message)
+            if earlier != p.message:
                 p.state = MessageState.DUPLICATE
-                p.reason = f"messageId {n.message_id} was already routed as message {earlier[0]}"
-        conn.execute(
-            "UPDATE messages SET state = ?, reason = ?, kind = ?, message_id = ?,"
-            " reference_message_id = ?, version = ?, canonical = ?, updated_at = ? WHERE id = ?",
-            (
-                p.state, p.reason,
-                n.kind if n else None, n.message_id if n else None,
-                n.reference_message_id if n else None, n.version if n else None,
-                None if (n is None or p.raw_is_canonical) else n.xml,
-                now, p.message,
-            ),
-        )
+                p.reason = f"messageId {n.message_id} was already routed as message {earlier}"
+        updates.append((
+            p.state, p.reason,
+            n.kind if n else None, n.message_id if n else None,
+            n.reference_message_id if n else None, n.version if n else None,
+            None if (n is None or p.raw_is_canonical) else n.xml,
+            now, p.message,
+        ))
         if n is not None:
-            conn.executemany(
-                "INSERT OR REPLACE INTO attachments (message, name, data) VALUES (?, ?, ?)",
-                [(p.message, a.name, a.data) for a in n.attachments],
-            )
+            attachments += [(p.message, a.name, a.data) for a in n.attachments]
             entries.append(Entry("message.normalised", p.message, None,
                                  {"kind": n.kind, "message_id": n.message_id, **p.detail}))
         if p.state is MessageState.ROUTED:
-            for route in p.routes:
-                cur = conn.execute(
-                    "INSERT INTO deliveries (message, partner, state, created_at, next_attempt_at,"
-                    " updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (p.message, route.partner, DeliveryState.QUEUED, now, now, now),
-                )
-                assert cur.lastrowid is not None
-                created.append(cur.lastrowid)
-                entries.append(Entry("delivery.queued", p.message, cur.lastrowid,
-                                     {"partner": route.partner, "reason": route.reason}))
+            deliveries += [(p.message, route) for route in p.routes]
         else:
             entries.append(Entry(f"message.{p.state}", p.message, None,
                                  {"reason": p.reason, **({} if n else dict(p.detail))}))
+    conn.executemany(
+        "UPDATE messages SET state = ?, reason = ?, kind = ?, message_id = ?,"
+        " reference_message_id = ?, version = ?, canonical = ?, updated_at = ? WHERE id = ?",
+        updates,
+    )
+    if attachments:
+        conn.executemany(
+            "INSERT OR REPLACE INTO attachments (message, name, data) VALUES (?, ?, ?)", attachments)
+    created = _insert_deliveries(conn, [(mid, r.partner) for mid, r in deliveries], now)
+    entries += [Entry("delivery.queued", mid, did, {"partner": r.partner, "reason": r.reason})
+                for did, (mid, r) in zip(created, deliveries, strict=True)]
     journal.append(conn, entries, now)
     return created
+
+
+def _routed_ids(conn: sqlite3.Connection, results: Sequence[Processed]) -> dict[str, int]:
+    """messageId -> the message already routed with it, for the messageIds in ``results``."""
+    wanted = sorted({p.normalised.message_id for p in results
+                     if p.normalised is not None and p.normalised.message_id})
+    found: dict[str, int] = {}
+    for i in range(0, len(wanted), 500):
+        chunk = wanted[i:i + 500]
+        found.update(conn.execute(
+            f"SELECT message_id, min(id) FROM messages WHERE message_id IN"
+            f" ({','.join('?' * len(chunk))}) AND state = ? GROUP BY message_id",
+            (*chunk, MessageState.ROUTED),
+        ).fetchall())
+    return found
+
+
+def _insert_deliveries(conn: sqlite3.Connection, rows: Sequence[tuple[int, str]],
+                       now: float) -> list[int]:
+    """Insert queued deliveries; their ids, in order.
+
+    The ids are consecutive: one writer holds the transaction and SQLite gives
+    each new row the largest rowid plus one.
+    """
+    if not rows:
+        return []
+    conn.executemany(
+        "INSERT INTO deliveries (message, partner, state, created_at, next_attempt_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        [(mid, partner, DeliveryState.QUEUED, now, now, now) for mid, partner in rows],
+    )
+    last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+    return list(range(last - len(rows) + 1, last + 1))
 
 
 def reject_by_answer(conn: sqlite3.Connection, message: int, referenced: str,
