@@ -25,30 +25,53 @@ def add_raw(conn: sqlite3.Connection, raws: Sequence[RawInput], state: MessageSt
     is stored as ``duplicate`` of the first and goes no further.
     """
     now = time.time()
-    out: list[tuple[int, bool]] = []
-    entries = []
-    for raw in raws:
-        digest = hashlib.sha256(raw.data).hexdigest()
-        first = conn.execute("SELECT id FROM messages WHERE source = ? AND digest = ? LIMIT 1",
-                             (raw.source, digest)).fetchone()
+    digests = [hashlib.sha256(raw.data).hexdigest() for raw in raws]
+    first_of = _first_ids(conn, raws, digests)
+    base = _next_rowid(conn, "messages")
+    rows, out, entries = [], [], []
+    for offset, (raw, digest) in enumerate(zip(raws, digests, strict=True)):
+        mid = base + offset
+        first = first_of.setdefault((raw.source, digest), mid)
         row_state, row_reason = state, reason
-        if first is not None:
-            row_state, row_reason = MessageState.DUPLICATE, f"same input as message {first[0]}"
-        cur = conn.execute(
-            "INSERT INTO messages (source, ref, meta, raw, digest, received_at, state, reason,"
-            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (raw.source, raw.ref, json.dumps(dict(raw.meta)), raw.data, digest, now, row_state,
-             row_reason, now),
-        )
-        mid = cur.lastrowid
-        assert mid is not None
-        out.append((mid, first is None))
-        detail: dict[str, object] = {"source": raw.source, "ref": raw.ref, "bytes": len(raw.data)}
-        entries.append(Entry("message.received", mid, None, detail))
+        if first != mid:
+            row_state, row_reason = MessageState.DUPLICATE, f"same input as message {first}"
+        rows.append((mid, raw.source, raw.ref, json.dumps(dict(raw.meta)), raw.data, digest, now,
+                     row_state, row_reason, now))
+        out.append((mid, first == mid))
+        entries.append(Entry("message.received", mid, None,
+                             {"source": raw.source, "ref": raw.ref, "bytes": len(raw.data)}))
         if row_state is not MessageState.RECEIVED:
             entries.append(Entry(f"message.{row_state}", mid, None, {"reason": row_reason}))
+    conn.executemany(
+        "INSERT INTO messages (id, source, ref, meta, raw, digest, received_at, state, reason,"
+        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
     journal.append(conn, entries, now)
     return out
+
+
+def _first_ids(conn: sqlite3.Connection, raws: Sequence[RawInput],
+               digests: Sequence[str]) -> dict[tuple[str, str], int]:
+    """(source, digest) -> the message first stored with those bytes, for this batch."""
+    by_source: dict[str, set[str]] = {}
+    for raw, digest in zip(raws, digests, strict=True):
+        by_source.setdefault(raw.source, set()).add(digest)
+    found: dict[tuple[str, str], int] = {}
+    for source, wanted in by_source.items():
+        items = sorted(wanted)
+        for i in range(0, len(items), 500):
+            chunk = items[i:i + 500]
+            for digest, mid in conn.execute(
+                f"SELECT digest, min(id) FROM messages WHERE source = ? AND digest IN"
+                f" ({','.join('?' * len(chunk))}) GROUP BY digest", (source, *chunk)):
+                found[(source, digest)] = mid
+    return found
+
+
+def _next_rowid(conn: sqlite3.Connection, table: str) -> int:
+    """The id SQLite would give the next row of ``table`` (inside the writer's transaction)."""
+    return int(conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {table}").fetchone()[0])
 
 
 def record_processing(conn: sqlite3.Connection, results: Sequence[Processed]) -> list[int]:
@@ -116,20 +139,18 @@ def _routed_ids(conn: sqlite3.Connection, results: Sequence[Processed]) -> dict[
 
 def _insert_deliveries(conn: sqlite3.Connection, rows: Sequence[tuple[int, str]],
                        now: float) -> list[int]:
-    """Insert queued deliveries; their ids, in order.
-
-    The ids are consecutive: one writer holds the transaction and SQLite gives
-    each new row the largest rowid plus one.
-    """
+    """Insert queued deliveries; their ids, in order."""
     if not rows:
         return []
+    base = _next_rowid(conn, "deliveries")
+    ids = list(range(base, base + len(rows)))
     conn.executemany(
-        "INSERT INTO deliveries (message, partner, state, created_at, next_attempt_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        [(mid, partner, DeliveryState.QUEUED, now, now, now) for mid, partner in rows],
+        "INSERT INTO deliveries (id, message, partner, state, created_at, next_attempt_at,"
+        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(did, mid, partner, DeliveryState.QUEUED, now, now, now)
+         for did, (mid, partner) in zip(ids, rows, strict=True)],
     )
-    last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-    return list(range(last - len(rows) + 1, last + 1))
+    return ids
 
 
 def reject_by_answer(conn: sqlite3.Connection, message: int, referenced: str,
