@@ -457,3 +457,20 @@ def test_reference_page_is_up_to_date() -> None:
         "docs/configuration.md is out of date; regenerate it with "
         "`python -m gateway.config.reference > docs/configuration.md`"
     )
+
+
+def test_example_configuration_is_what_init_writes(tmp_path: Path) -> None:
+    example = Path(__file__).parent.parent / "config"
+    written = write_initial_config(tmp_path / "site")
+    assert (example / "gateway.toml").read_text() == written.read_text(), (
+        "config/gateway.toml is out of date: copy what `ech-gateway init` writes")
+
+
+def test_site_override_example_loads(tmp_path: Path) -> None:
+    example = Path(__file__).parent.parent / "config" / "conf.d" / "20-site.toml.example"
+    config = write_initial_config(tmp_path)
+    (tmp_path / "conf.d" / "20-site.toml").write_text(
+        example.read_text().replace("/var/lib/ech-gateway", str(tmp_path)))
+    settings = load_settings(config, env={})
+    assert settings.gateway.node_id == "gw-commune-1"
+    assert settings.partners["canton"].options["sender_id"] == "3-1234-1"
