@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 def to_receipt(r: SedexReceipt, raw: bytes, fallback_at: datetime) -> Receipt:
     """The core's view of a sedex receipt; a schema violation needs review."""
     status = lookup(r.status_code)
-    info = f"{r.status_code or '?'} {status.meaning}: {r.status_info} (recipient {r.recipient_id})"
+    said = f": {r.status_info}" if r.status_info and r.status_info != status.meaning else ""
+    info = f"{r.status_code or '?'} {status.meaning}{said} (recipient {r.recipient_id})"
     outcome = status.outcome
     if r.problem is not None:
         outcome = ReceiptOutcome.NEEDS_REVIEW
