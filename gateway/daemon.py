@@ -33,10 +33,11 @@ from gateway.store import SQLiteStore, Store
 
 log = logging.getLogger(__name__)
 
-#: The event loop does a system call per file operation and the store's writer
-#: thread one per SQL step; each hands the GIL over and waits to get it back.
-#: With Python's default 5 ms switch interval, those waits queue up behind the
-#: other thread's work (a convoy); 0.5 ms measured about 15% more throughput.
+#: The event loop shares the GIL with helper threads (syncfs, WAL checkpoints,
+#: the worker pool's feeder); each system call hands the GIL over and waits to
+#: get it back, and with Python's default 5 ms switch interval those waits queue
+#: up (a convoy). 0.5 ms measured about 15% more throughput when the store still
+#: had a writer thread; not measured again since group commit moved to the loop.
 GIL_SWITCH_INTERVAL = 0.0005
 #: Seconds before a failed component is restarted, doubling up to the maximum.
 RESTART_MIN, RESTART_MAX = 1.0, 60.0

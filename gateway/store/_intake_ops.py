@@ -6,7 +6,8 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 from gateway.contracts import RawInput
 from gateway.errors import StoreError
@@ -57,16 +58,23 @@ def _first_ids(conn: sqlite3.Connection, raws: Sequence[RawInput],
     by_source: dict[str, set[str]] = {}
     for raw, digest in zip(raws, digests, strict=True):
         by_source.setdefault(raw.source, set()).add(digest)
-    found: dict[tuple[str, str], int] = {}
-    for source, wanted in by_source.items():
-        items = sorted(wanted)
-        for i in range(0, len(items), 500):
-            chunk = items[i:i + 500]
-            for digest, mid in conn.execute(
-                f"SELECT digest, min(id) FROM messages WHERE source = ? AND digest IN"
-                f" ({','.join('?' * len(chunk))}) GROUP BY digest", (source, *chunk)):
-                found[(source, digest)] = mid
-    return found
+    return {
+        (source, digest): mid
+        for source, wanted in by_source.items()
+        for digest, mid in _select_in(
+            conn, "SELECT digest, min(id) FROM messages WHERE source = ? AND digest IN ({})"
+            " GROUP BY digest", wanted, head=(source,))
+    }
+
+
+def _select_in(conn: sqlite3.Connection, sql: str, values: Iterable[str], *,
+               head: tuple[object, ...] = (), tail: tuple[object, ...] = ()
+               ) -> Iterator[tuple[Any, Any]]:
+    """Rows of ``sql`` whose ``IN ({})`` takes ``values``, 500 at a time."""
+    items = sorted(set(values))
+    for i in range(0, len(items), 500):
+        chunk = items[i:i + 500]
+        yield from conn.execute(sql.format(",".join("?" * len(chunk))), (*head, *chunk, *tail))
 
 
 def _next_rowid(conn: sqlite3.Connection, table: str) -> int:
@@ -124,17 +132,11 @@ def record_processing(conn: sqlite3.Connection, results: Sequence[Processed]) ->
 
 def _routed_ids(conn: sqlite3.Connection, results: Sequence[Processed]) -> dict[str, int]:
     """messageId -> the message already routed with it, for the messageIds in ``results``."""
-    wanted = sorted({p.normalised.message_id for p in results
-                     if p.normalised is not None and p.normalised.message_id})
-    found: dict[str, int] = {}
-    for i in range(0, len(wanted), 500):
-        chunk = wanted[i:i + 500]
-        found.update(conn.execute(
-            f"SELECT message_id, min(id) FROM messages WHERE message_id IN"
-            f" ({','.join('?' * len(chunk))}) AND state = ? GROUP BY message_id",
-            (*chunk, MessageState.ROUTED),
-        ).fetchall())
-    return found
+    wanted = (p.normalised.message_id for p in results
+              if p.normalised is not None and p.normalised.message_id)
+    return dict(_select_in(
+        conn, "SELECT message_id, min(id) FROM messages WHERE message_id IN ({}) AND state = ?"
+        " GROUP BY message_id", wanted, tail=(MessageState.ROUTED,)))
 
 
 def _insert_deliveries(conn: sqlite3.Connection, rows: Sequence[tuple[int, str]],
