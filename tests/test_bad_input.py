@@ -79,7 +79,8 @@ async def test_bad_inputs_are_quarantined_and_nothing_is_sent(gateway_dir: Path)
         # the daemon still runs: a good message goes through afterwards
         drop(gateway_dir / "registry" / "outbox", "good.xml", message("still-alive"))
         await until(lambda: any(p.name.startswith("envl_") for p in outbox.iterdir()))
-    rows = states(db, "SELECT id, ref, reason, raw FROM messages WHERE state = 'quarantined'")
+    rows = states(db, "SELECT id, ref, reason, raw FROM messages JOIN payloads ON message = id"
+                       " WHERE state = 'quarantined'")
     by_ref = {ref: (mid, reason, bytes(raw)) for mid, ref, reason, raw in rows}
     for name, (data, why) in CASES.items():
         mid, reason, raw = by_ref[name]

@@ -209,7 +209,8 @@ async def test_hook_gateway_normalise(tmp_path: Path, hook_calls: list[str]) -> 
                     == 2)
     assert vendor.taken == ["a.xml"]
     assert sorted(i.message_id or "" for i in StubTransport.sent["canton"]) == ["plain-1", "vendor-1"]
-    [(canonical,)] = states(db, "SELECT canonical FROM messages WHERE ref = 'a.xml'")
+    [(canonical,)] = states(db, "SELECT canonical FROM payloads JOIN messages ON id = message"
+                                   " WHERE ref = 'a.xml'")
     assert bytes(canonical) == message("vendor-1")  # the canonical form is what was delivered
     assert "gateway_normalise" in hook_calls
 

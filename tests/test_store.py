@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from gateway.contracts import Normalised, RawInput, Receipt, ReceiptOutcome, Route
+from gateway.contracts import Attachment, Normalised, RawInput, Receipt, ReceiptOutcome, Route
 from gateway.errors import StoreError
 from gateway.retry import RetryPolicy
 from gateway.store import (
@@ -220,3 +220,51 @@ async def test_same_message_id_twice_in_one_batch(store: SQLiteStore) -> None:
     first, second = (reader.get_message(mid) for mid, _new in rows)
     assert first["state"] == MessageState.ROUTED and len(first["deliveries"]) == 1
     assert second["state"] == MessageState.DUPLICATE and second["deliveries"] == []
+
+
+async def test_claims_come_in_due_order_across_states_and_stop_at_the_limit(
+        store: SQLiteStore) -> None:
+    expired = await queued(store, "expired")
+    [lost] = await store.claim_due("n2", 0.3, 10, ["canton"])  # n2 stops; its lease expires
+    first = await queued(store, "first")
+    [c] = await store.claim_due("n1", 60, 10, ["canton"])
+    await store.record_outcomes([Outcome(c.delivery, c.attempt_ref, "transient", "down")],
+                                lambda p: FAST, {})  # retry_wait, due at once
+    later = [await queued(store, f"later-{i}") for i in range(3)]
+    await asyncio.sleep(0.3)
+    claims = await store.claim_due("n1", 60, 3, ["canton"])
+    assert [x.message for x in claims] == [expired, first, later[0]]
+    assert claims[0].resumed and claims[0].attempt_ref == lost.attempt_ref
+    assert claims[1].attempt == 2 and not claims[1].resumed
+    claims = await store.claim_due("n1", 60, 10, ["canton"])
+    assert [x.message for x in claims] == [later[1], later[2]]
+    assert await store.claim_due("n1", 60, 10, ["canton"]) == []
+
+
+async def test_receipts_for_one_attempt_in_one_batch_apply_in_order(store: SQLiteStore) -> None:
+    mid = await queued(store)
+    [c] = await store.claim_due("n1", 60, 10, ["canton"])
+    await store.record_outcomes([Outcome(c.delivery, c.attempt_ref, "sent")], lambda p: FAST, {})
+    now = datetime.now(UTC)
+    batch = [Receipt(c.attempt_ref, ReceiptOutcome.WAIT, "601", "waiting", now),
+             Receipt(c.attempt_ref, ReceiptOutcome.DELIVERED, "100", "ok", now),
+             Receipt(c.attempt_ref, ReceiptOutcome.FAILED_PERMANENT, "303", "late", now)]
+    assert await store.record_receipts(batch, lambda p: FAST) == [True, True, True]
+    msg = StoreReader(store.path).get_message(mid)
+    assert msg["deliveries"][0]["state"] == DeliveryState.DELIVERED
+    assert [j["event"] for j in msg["journal"]][-3:] == [
+        "receipt.wait", "delivery.delivered", "receipt.late"]
+    assert len(msg["deliveries"][0]["receipts"]) == 3
+
+
+async def test_attachments_go_with_their_claim_only(store: SQLiteStore) -> None:
+    plain = await queued(store, "plain")
+    [(mid, _new)] = await store.add_raw([raw(7)])
+    files = (Attachment("b.pdf", b"B"), Attachment("a.pdf", b"A"))
+    n = Normalised("personEventMessage", "with-files", b"<x/>",
+                   etree.ElementTree(etree.Element("x")), attachments=files)
+    await store.record_processing([Processed(mid, MessageState.ROUTED, normalised=n,
+                                             routes=[Route("canton", "test")])])
+    claims = {c.message: c for c in await store.claim_due("n1", 60, 10, ["canton"])}
+    assert claims[plain].attachments == ()
+    assert [a.name for a in claims[mid].attachments] == ["a.pdf", "b.pdf"]

@@ -10,21 +10,46 @@ from collections.abc import Mapping, Sequence
 from gateway.contracts import Attachment, Receipt, ReceiptOutcome
 from gateway.errors import StoreError
 from gateway.store import journal
+from gateway.store._sql import select_in
 from gateway.store.base import PolicyFor
 from gateway.store.journal import Entry
 from gateway.store.records import Claim, Outcome
 from gateway.store.states import REPLAYABLE, DeliveryState
 
-_CLAIM_SQL = """
-SELECT d.id, d.message, d.partner, d.state, d.attempts, d.attempt_ref,
-       m.message_id, COALESCE(m.canonical, m.raw)
-FROM deliveries d JOIN messages m ON m.id = d.message
-WHERE ((d.state IN (?, ?) AND d.next_attempt_at <= ?)
-   OR (d.state = ? AND d.lease_until < ?))
-  AND d.partner IN ({partners})
-ORDER BY d.next_attempt_at
-LIMIT ?
+#: Due deliveries in one state, in due order: walks ``deliveries_due`` and stops at the limit.
+_DUE_SQL = """
+SELECT id, next_attempt_at FROM deliveries
+WHERE state = ? AND next_attempt_at <= ? AND partner IN ({partners})
+ORDER BY next_attempt_at LIMIT ?
 """
+#: Attempts whose lease expired (few: at most what was in flight when a node stopped).
+_EXPIRED_SQL = """
+SELECT id, next_attempt_at FROM deliveries
+WHERE state = ? AND lease_until < ? AND partner IN ({partners})
+ORDER BY next_attempt_at LIMIT ?
+"""
+_CLAIMED_SQL = """
+SELECT d.id, d.message, d.partner, d.state, d.attempts, d.attempt_ref,
+       m.message_id, COALESCE(p.canonical, p.raw)
+FROM deliveries d JOIN messages m ON m.id = d.message JOIN payloads p ON p.message = d.message
+WHERE d.id IN ({})
+"""
+
+
+def _due_ids(conn: sqlite3.Connection, now: float, limit: int, partners: Sequence[str]) -> list[int]:
+    """The ids of the ``limit`` deliveries due first.
+
+    One query per state, each an in-order index walk, merged here: a single
+    ``OR`` query would sort every due row (a whole backlog) to return a few.
+    """
+    marks = ",".join("?" * len(partners))
+    due: list[tuple[float, int]] = []
+    for state in (DeliveryState.QUEUED, DeliveryState.RETRY_WAIT):
+        due += [(at, did) for did, at in conn.execute(
+            _DUE_SQL.format(partners=marks), (state, now, *partners, limit))]
+    due += [(at or 0.0, did) for did, at in conn.execute(
+        _EXPIRED_SQL.format(partners=marks), (DeliveryState.SENDING, now, *partners, limit))]
+    return [did for _at, did in sorted(due)[:limit]]
 
 
 def claim_due(conn: sqlite3.Connection, node: str, lease: float, limit: int,
@@ -35,41 +60,46 @@ def claim_due(conn: sqlite3.Connection, node: str, lease: float, limit: int,
     same attempt reference: its transport treats the repeat as the same attempt.
     """
     now = time.time()
-    sql = _CLAIM_SQL.format(partners=",".join("?" * len(partners)))
-    rows = conn.execute(
-        sql,
-        (DeliveryState.QUEUED, DeliveryState.RETRY_WAIT, now, DeliveryState.SENDING, now,
-         *partners, limit),
-    ).fetchall()
+    ids = _due_ids(conn, now, limit, partners)
+    found = {row[0]: row for row in select_in(conn, _CLAIMED_SQL, ids)}
+    rows = [found[did] for did in ids if did in found]
+    files = _attachments_of(conn, [row[1] for row in rows])
     claims: list[Claim] = []
     entries: list[Entry] = []
-    attempts_rows = []
+    updates, attempts_rows = [], []
     for did, mid, partner, state, attempts, ref, message_id, payload in rows:
         resumed = state == DeliveryState.SENDING and ref is not None
         if not resumed:
             attempts += 1
             ref = str(uuid.uuid4())
             attempts_rows.append((ref, did, attempts, now))
-        conn.execute(
-            "UPDATE deliveries SET state = ?, attempts = ?, attempt_ref = ?, lease_owner = ?,"
-            " lease_until = ?, first_attempt_at = COALESCE(first_attempt_at, ?), updated_at = ?"
-            " WHERE id = ?",
-            (DeliveryState.SENDING, attempts, ref, node, now + lease, now, now, did),
-        )
-        files = tuple(
-            Attachment(name, data)
-            for name, data in conn.execute(
-                "SELECT name, data FROM attachments WHERE message = ? ORDER BY name", (mid,)
-            )
-        )
-        claims.append(Claim(did, mid, partner, attempts, ref, message_id, payload, files, resumed))
+        updates.append((DeliveryState.SENDING, attempts, ref, node, now + lease, now, now, did))
+        claims.append(Claim(did, mid, partner, attempts, ref, message_id, payload,
+                            files.get(mid, ()), resumed))
         entries.append(Entry("delivery.sending", mid, did,
                              {"attempt": attempts, "ref": ref, "resumed": resumed}))
+    conn.executemany(
+        "UPDATE deliveries SET state = ?, attempts = ?, attempt_ref = ?, lease_owner = ?,"
+        " lease_until = ?, first_attempt_at = COALESCE(first_attempt_at, ?), updated_at = ?"
+        " WHERE id = ?",
+        updates,
+    )
     conn.executemany(
         "INSERT INTO attempts (ref, delivery, number, started_at) VALUES (?, ?, ?, ?)", attempts_rows
     )
     journal.append(conn, entries, now)
     return claims
+
+
+def _attachments_of(conn: sqlite3.Connection, messages: Sequence[int]
+                    ) -> dict[int, tuple[Attachment, ...]]:
+    """message -> its attachments in name order, for the messages that have any."""
+    found: dict[int, list[Attachment]] = {}
+    for mid, name, data in select_in(
+            conn, "SELECT message, name, data FROM attachments WHERE message IN ({})"
+            " ORDER BY message, name", messages):
+        found.setdefault(mid, []).append(Attachment(name, data))
+    return {mid: tuple(files) for mid, files in found.items()}
 
 
 def release_leases(conn: sqlite3.Connection, node: str) -> int:
@@ -85,36 +115,43 @@ def record_outcomes(conn: sqlite3.Connection, outcomes: Sequence[Outcome], polic
                     receipt_timeout: Mapping[str, float]) -> None:
     """Record what each attempt achieved: sent, delivered, retry or dead."""
     now = time.time()
+    current = {row[0]: row[1:] for row in select_in(
+        conn, "SELECT id, message, partner, attempts, first_attempt_at, attempt_ref, state"
+        " FROM deliveries WHERE id IN ({})", [o.delivery for o in outcomes])}
     entries: list[Entry] = []
+    attempt_rows, sent_rows, delivered_rows, late_rows = [], [], [], []
     for o in outcomes:
-        row = conn.execute(
-            "SELECT message, partner, attempts, first_attempt_at, attempt_ref, state FROM deliveries"
-            " WHERE id = ?",
-            (o.delivery,),
-        ).fetchone()
+        row = current.get(o.delivery)
         if row is None or row[4] != o.attempt_ref:
             continue  # the claim was taken over meanwhile; its owner records it
         mid, partner, attempts, first_at, _ref, state = row
-        conn.execute("UPDATE attempts SET outcome = ?, detail = ? WHERE ref = ?",
-                     (o.kind, o.detail, o.attempt_ref))
+        attempt_rows.append((o.kind, o.detail, o.attempt_ref))
         if state != DeliveryState.SENDING:
             # the receipt was faster than this record: keep its verdict, note the send
             if o.kind in ("sent", "delivered"):
-                conn.execute("UPDATE deliveries SET sent_at = COALESCE(sent_at, ?) WHERE id = ?",
-                             (now, o.delivery))
+                late_rows.append((now, o.delivery))
                 entries.append(Entry("delivery.sent", mid, o.delivery, {"ref": o.attempt_ref}))
             continue
         if o.kind == "sent":
             due = now + receipt_timeout.get(partner, 3600.0)
-            _set(conn, o.delivery, DeliveryState.SENT, None, now, sent_at=now, receipt_due_at=due)
+            sent_rows.append((DeliveryState.SENT, now, now, due, o.delivery))
             entries.append(Entry("delivery.sent", mid, o.delivery, {"ref": o.attempt_ref}))
         elif o.kind == "delivered":
-            _set(conn, o.delivery, DeliveryState.DELIVERED, None, now, sent_at=now)
+            delivered_rows.append((DeliveryState.DELIVERED, now, now, o.delivery))
             entries.append(Entry("delivery.delivered", mid, o.delivery, {"ref": o.attempt_ref}))
         else:
             entries.append(_fail(conn, o.delivery, mid, partner, attempts, first_at or now,
                                  o.kind == "transient", o.detail, policy_for, now))
+    conn.executemany("UPDATE attempts SET outcome = ?, detail = ? WHERE ref = ?", attempt_rows)
+    conn.executemany("UPDATE deliveries SET sent_at = COALESCE(sent_at, ?) WHERE id = ?", late_rows)
+    conn.executemany(
+        f"UPDATE deliveries SET {_SETTLED}, sent_at = ?, receipt_due_at = ? WHERE id = ?", sent_rows)
+    conn.executemany(f"UPDATE deliveries SET {_SETTLED}, sent_at = ? WHERE id = ?", delivered_rows)
     journal.append(conn, entries, now)
+
+
+#: A delivery leaving ``sending`` without a reason: (state, updated_at) come first.
+_SETTLED = "state = ?, reason = NULL, lease_owner = NULL, lease_until = NULL, updated_at = ?"
 
 
 def _fail(conn: sqlite3.Connection, did: int, mid: int, partner: str, attempts: int,
@@ -141,30 +178,21 @@ def _set(conn: sqlite3.Connection, did: int, state: DeliveryState, reason: str |
     )
 
 
-_FINAL_FOR_RECEIPT = {
-    ReceiptOutcome.DELIVERED: DeliveryState.DELIVERED,
-    ReceiptOutcome.NEEDS_REVIEW: DeliveryState.NEEDS_REVIEW,
-}
-
-
 def record_receipts(conn: sqlite3.Connection, receipts: Sequence[Receipt],
                     policy_for: PolicyFor) -> list[bool]:
     """Store receipts and apply them to the attempts they answer; ``True`` where matched."""
     now = time.time()
+    answered = {row[0]: row[1:] for row in select_in(
+        conn, "SELECT a.ref, d.id, d.message, d.partner, d.state, d.attempts, d.first_attempt_at,"
+        " d.attempt_ref FROM attempts a JOIN deliveries d ON d.id = a.delivery WHERE a.ref IN ({})",
+        [r.attempt_ref for r in receipts])}
     matched: list[bool] = []
     entries: list[Entry] = []
+    receipt_rows, delivered_rows = [], []
     for r in receipts:
-        row = conn.execute(
-            "SELECT d.id, d.message, d.partner, d.state, d.attempts, d.first_attempt_at,"
-            " d.attempt_ref FROM attempts a JOIN deliveries d ON d.id = a.delivery WHERE a.ref = ?",
-            (r.attempt_ref,),
-        ).fetchone()
-        conn.execute(
-            "INSERT INTO receipts (attempt_ref, delivery, outcome, code, info, at, recorded_at, raw)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (r.attempt_ref, row[0] if row else None, r.outcome, r.code, r.info,
-             r.at.timestamp(), now, r.raw),
-        )
+        row = answered.get(r.attempt_ref)
+        receipt_rows.append((r.attempt_ref, row[0] if row else None, r.outcome, r.code, r.info,
+                             r.at.timestamp(), now, r.raw))
         matched.append(row is not None)
         if row is None:
             continue
@@ -173,18 +201,29 @@ def record_receipts(conn: sqlite3.Connection, receipts: Sequence[Receipt],
         if current != r.attempt_ref or state not in (DeliveryState.SENT, DeliveryState.SENDING):
             entries.append(Entry("receipt.late", mid, did, detail))
             continue
-        if r.outcome is ReceiptOutcome.WAIT:
+        if r.outcome is ReceiptOutcome.DELIVERED:
+            delivered_rows.append((DeliveryState.DELIVERED, now, did))
+            answered[r.attempt_ref] = (did, mid, partner, DeliveryState.DELIVERED, attempts,
+                                       first_at, current)
+            entries.append(Entry("delivery.delivered", mid, did, detail))
+        elif r.outcome is ReceiptOutcome.WAIT:
             entries.append(Entry("receipt.wait", mid, did, detail))
-        elif r.outcome in _FINAL_FOR_RECEIPT:
-            new = _FINAL_FOR_RECEIPT[r.outcome]
-            reason = None if new is DeliveryState.DELIVERED else f"receipt {r.code}: {r.info}"
-            _set(conn, did, new, reason, now)
-            entries.append(Entry(f"delivery.{new}", mid, did, detail))
+        elif r.outcome is ReceiptOutcome.NEEDS_REVIEW:
+            _set(conn, did, DeliveryState.NEEDS_REVIEW, f"receipt {r.code}: {r.info}", now)
+            answered[r.attempt_ref] = (did, mid, partner, DeliveryState.NEEDS_REVIEW, attempts,
+                                       first_at, current)
+            entries.append(Entry("delivery.needs_review", mid, did, detail))
         else:
             entries.append(Entry("receipt.failed", mid, did, detail))
             entries.append(_fail(conn, did, mid, partner, attempts, first_at or now,
                                  r.outcome is ReceiptOutcome.FAILED_TRANSIENT,
                                  f"receipt {r.code}: {r.info}", policy_for, now))
+            answered[r.attempt_ref] = (did, mid, partner, DeliveryState.RETRY_WAIT, attempts,
+                                       first_at, current)
+    conn.executemany(
+        "INSERT INTO receipts (attempt_ref, delivery, outcome, code, info, at, recorded_at, raw)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", receipt_rows)
+    conn.executemany(f"UPDATE deliveries SET {_SETTLED} WHERE id = ?", delivered_rows)
     journal.append(conn, entries, now)
     return matched
 

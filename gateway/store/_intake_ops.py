@@ -6,12 +6,12 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from gateway.contracts import RawInput
 from gateway.errors import StoreError
 from gateway.store import journal
+from gateway.store._sql import next_rowid, select_in
 from gateway.store.journal import Entry
 from gateway.store.records import Processed
 from gateway.store.states import DeliveryState, MessageState
@@ -28,7 +28,7 @@ def add_raw(conn: sqlite3.Connection, raws: Sequence[RawInput], state: MessageSt
     now = time.time()
     digests = [hashlib.sha256(raw.data).hexdigest() for raw in raws]
     first_of = _first_ids(conn, raws, digests)
-    base = _next_rowid(conn, "messages")
+    base = next_rowid(conn, "messages")
     rows, out, entries = [], [], []
     for offset, (raw, digest) in enumerate(zip(raws, digests, strict=True)):
         mid = base + offset
@@ -36,7 +36,7 @@ def add_raw(conn: sqlite3.Connection, raws: Sequence[RawInput], state: MessageSt
         row_state, row_reason = state, reason
         if first != mid:
             row_state, row_reason = MessageState.DUPLICATE, f"same input as message {first}"
-        rows.append((mid, raw.source, raw.ref, json.dumps(dict(raw.meta)), raw.data, digest, now,
+        rows.append((mid, raw.source, raw.ref, json.dumps(dict(raw.meta)), digest, now,
                      row_state, row_reason, now))
         out.append((mid, first == mid))
         entries.append(Entry("message.received", mid, None,
@@ -44,10 +44,12 @@ def add_raw(conn: sqlite3.Connection, raws: Sequence[RawInput], state: MessageSt
         if row_state is not MessageState.RECEIVED:
             entries.append(Entry(f"message.{row_state}", mid, None, {"reason": row_reason}))
     conn.executemany(
-        "INSERT INTO messages (id, source, ref, meta, raw, digest, received_at, state, reason,"
-        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO messages (id, source, ref, meta, digest, received_at, state, reason,"
+        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         rows,
     )
+    conn.executemany("INSERT INTO payloads (message, raw) VALUES (?, ?)",
+                     [(mid, raw.data) for (mid, _new), raw in zip(out, raws, strict=True)])
     journal.append(conn, entries, now)
     return out
 
@@ -61,25 +63,10 @@ def _first_ids(conn: sqlite3.Connection, raws: Sequence[RawInput],
     return {
         (source, digest): mid
         for source, wanted in by_source.items()
-        for digest, mid in _select_in(
+        for digest, mid in select_in(
             conn, "SELECT digest, min(id) FROM messages WHERE source = ? AND digest IN ({})"
             " GROUP BY digest", wanted, head=(source,))
     }
-
-
-def _select_in(conn: sqlite3.Connection, sql: str, values: Iterable[str], *,
-               head: tuple[object, ...] = (), tail: tuple[object, ...] = ()
-               ) -> Iterator[tuple[Any, Any]]:
-    """Rows of ``sql`` whose ``IN ({})`` takes ``values``, 500 at a time."""
-    items = sorted(set(values))
-    for i in range(0, len(items), 500):
-        chunk = items[i:i + 500]
-        yield from conn.execute(sql.format(",".join("?" * len(chunk))), (*head, *chunk, *tail))
-
-
-def _next_rowid(conn: sqlite3.Connection, table: str) -> int:
-    """The id SQLite would give the next row of ``table`` (inside the writer's transaction)."""
-    return int(conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {table}").fetchone()[0])
 
 
 def record_processing(conn: sqlite3.Connection, results: Sequence[Processed]) -> list[int]:
@@ -90,7 +77,7 @@ def record_processing(conn: sqlite3.Connection, results: Sequence[Processed]) ->
     """
     now = time.time()
     routed_before = _routed_ids(conn, results)
-    updates, attachments, deliveries = [], [], []
+    updates, canonical, attachments, deliveries = [], [], [], []
     entries: list[Entry] = []
     for p in results:
         n = p.normalised
@@ -103,9 +90,10 @@ def record_processing(conn: sqlite3.Connection, results: Sequence[Processed]) ->
             p.state, p.reason,
             n.kind if n else None, n.message_id if n else None,
             n.reference_message_id if n else None, n.version if n else None,
-            None if (n is None or p.raw_is_canonical) else n.xml,
             now, p.message,
         ))
+        if n is not None and not p.raw_is_canonical:
+            canonical.append((n.xml, p.message))
         if n is not None:
             attachments += [(p.message, a.name, a.data) for a in n.attachments]
             entries.append(Entry("message.normalised", p.message, None,
@@ -117,9 +105,11 @@ def record_processing(conn: sqlite3.Connection, results: Sequence[Processed]) ->
                                  {"reason": p.reason, **({} if n else dict(p.detail))}))
     conn.executemany(
         "UPDATE messages SET state = ?, reason = ?, kind = ?, message_id = ?,"
-        " reference_message_id = ?, version = ?, canonical = ?, updated_at = ? WHERE id = ?",
+        " reference_message_id = ?, version = ?, updated_at = ? WHERE id = ?",
         updates,
     )
+    if canonical:
+        conn.executemany("UPDATE payloads SET canonical = ? WHERE message = ?", canonical)
     if attachments:
         conn.executemany(
             "INSERT OR REPLACE INTO attachments (message, name, data) VALUES (?, ?, ?)", attachments)
@@ -134,7 +124,7 @@ def _routed_ids(conn: sqlite3.Connection, results: Sequence[Processed]) -> dict[
     """messageId -> the message already routed with it, for the messageIds in ``results``."""
     wanted = (p.normalised.message_id for p in results
               if p.normalised is not None and p.normalised.message_id)
-    return dict(_select_in(
+    return dict(select_in(
         conn, "SELECT message_id, min(id) FROM messages WHERE message_id IN ({}) AND state = ?"
         " GROUP BY message_id", wanted, tail=(MessageState.ROUTED,)))
 
@@ -144,7 +134,7 @@ def _insert_deliveries(conn: sqlite3.Connection, rows: Sequence[tuple[int, str]]
     """Insert queued deliveries; their ids, in order."""
     if not rows:
         return []
-    base = _next_rowid(conn, "deliveries")
+    base = next_rowid(conn, "deliveries")
     ids = list(range(base, base + len(rows)))
     conn.executemany(
         "INSERT INTO deliveries (id, message, partner, state, created_at, next_attempt_at,"

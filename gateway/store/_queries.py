@@ -73,7 +73,8 @@ def find_message(conn: sqlite3.Connection, key: str) -> int | None:
 def get_message(conn: sqlite3.Connection, mid: int) -> dict[str, Any] | None:
     """One message with its deliveries, attempts, receipts, journal and raw size."""
     row = conn.execute(
-        f"SELECT {_MESSAGE_COLS}, meta, length(raw) AS raw_bytes FROM messages WHERE id = ?",
+        f"SELECT {_MESSAGE_COLS}, meta, length(raw) AS raw_bytes"
+        " FROM messages JOIN payloads ON payloads.message = messages.id WHERE id = ?",
         (mid,),
     ).fetchone()
     if row is None:
@@ -99,7 +100,7 @@ def get_message(conn: sqlite3.Connection, mid: int) -> dict[str, Any] | None:
 
 def raw_of(conn: sqlite3.Connection, mid: int) -> bytes | None:
     """The raw bytes of a message, as received."""
-    row = conn.execute("SELECT raw FROM messages WHERE id = ?", (mid,)).fetchone()
+    row = conn.execute("SELECT raw FROM payloads WHERE message = ?", (mid,)).fetchone()
     return bytes(row[0]) if row else None
 
 
@@ -118,7 +119,8 @@ def counts(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
 def pending(conn: sqlite3.Connection, limit: int) -> list[Pending]:
     """Inputs stored but never processed (the process stopped in between)."""
     rows = conn.execute(
-        "SELECT id, source, ref, raw, meta FROM messages WHERE state = ? ORDER BY id LIMIT ?",
+        "SELECT id, source, ref, raw, meta FROM messages JOIN payloads ON message = id"
+        " WHERE state = ? ORDER BY id LIMIT ?",
         (MessageState.RECEIVED, limit),
     ).fetchall()
     return [Pending(r[0], r[1], r[2], bytes(r[3]), json.loads(r[4])) for r in rows]
@@ -126,7 +128,8 @@ def pending(conn: sqlite3.Connection, limit: int) -> list[Pending]:
 
 def load_input(conn: sqlite3.Connection, mid: int) -> Pending:
     """One stored input, as it was received."""
-    r = conn.execute("SELECT id, source, ref, raw, meta FROM messages WHERE id = ?",
+    r = conn.execute("SELECT id, source, ref, raw, meta FROM messages JOIN payloads ON message = id"
+                     " WHERE id = ?",
                      (mid,)).fetchone()
     if r is None:
         raise StoreError(f"no message {mid}")

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 GENESIS = "0" * 64
+#: One encoder for every entry's detail (``json.dumps`` with options builds a new one per call).
+_DETAIL = json.JSONEncoder(separators=(",", ":"), sort_keys=True, default=str)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +43,7 @@ def append(conn: sqlite3.Connection, entries: Iterable[Entry], at: float) -> Non
     rows = []
     for e in entries:
         seq += 1
-        detail = json.dumps(e.detail or {}, separators=(",", ":"), sort_keys=True, default=str)
+        detail = _DETAIL.encode(e.detail or {})
         h = entry_hash(seq, at, e.message, e.delivery, e.event, detail, prev)
         rows.append((seq, at, e.message, e.delivery, e.event, detail, prev, h))
         prev = h
