@@ -192,6 +192,12 @@ class Transport(Protocol):
     may also define ``async def flush(self) -> None``: the dispatcher calls
     it once after a batch of sends and before recording them as sent; if it
     raises, the whole batch counts as a transient failure.
+
+    A transport that handles a batch better than one item at a time (in a
+    thread, in one request) may also define ``async def send_many(self,
+    items: Sequence[OutboundItem]) -> list[SendResult | GatewayError]``: one
+    element per item, the result or the TransientError / PermanentError that
+    ``send`` would have raised. The dispatcher then uses it instead of ``send``.
     """
 
     async def send(self, item: OutboundItem) -> SendResult:

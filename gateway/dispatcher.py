@@ -13,17 +13,20 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import TypeVar
 
 import pluggy
 
-from gateway.contracts import GatewayEvent, OutboundItem, Receipt, Transport
+from gateway.contracts import GatewayEvent, OutboundItem, Receipt, SendResult, Transport
 from gateway.errors import PermanentError, TransientError
 from gateway.plugins import notify
 from gateway.retry import RetryPolicy
 from gateway.store import Claim, Outcome, Store
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class Dispatcher:
@@ -79,8 +82,15 @@ class Dispatcher:
         self._wake.clear()
 
     async def _dispatch(self, claims: Sequence[Claim]) -> None:
-        outcomes = [await self._send(c) for c in claims]
-        for partner in {c.partner for c in claims}:
+        by_partner: dict[str, list[int]] = {}
+        for i, c in enumerate(claims):
+            by_partner.setdefault(c.partner, []).append(i)
+        sent: dict[int, Outcome] = {}
+        for partner, indexes in by_partner.items():
+            group = [claims[i] for i in indexes]
+            sent.update(zip(indexes, await self._send_group(partner, group), strict=True))
+        outcomes = [sent[i] for i in range(len(claims))]
+        for partner in by_partner:
             problem = await self._flush(partner)
             if problem is not None:
                 outcomes = [
@@ -106,24 +116,22 @@ class Dispatcher:
             return f"flush failed: {exc}"
         return None
 
-    async def _send(self, claim: Claim) -> Outcome:
-        item = OutboundItem(
-            delivery_id=claim.delivery, partner=claim.partner, attempt=claim.attempt,
-            attempt_ref=claim.attempt_ref, message_id=claim.message_id,
-            payload=claim.payload, attachments=claim.attachments, resumed=claim.resumed,
-        )
-        try:
-            result = await self._transports[claim.partner].send(item)
-        except TransientError as exc:
-            return Outcome(claim.delivery, claim.attempt_ref, "transient", str(exc))
-        except PermanentError as exc:
-            return Outcome(claim.delivery, claim.attempt_ref, "permanent", str(exc))
-        except Exception as exc:  # a transport bug must not lose the delivery: retry it
-            log.exception("transport %s failed unexpectedly", claim.partner)
-            return Outcome(claim.delivery, claim.attempt_ref, "transient",
-                           f"unexpected transport error: {exc!r}")
-        kind = "sent" if result.awaits_receipt else "delivered"
-        return Outcome(claim.delivery, claim.attempt_ref, kind, result.detail)
+    async def _send_group(self, partner: str, claims: Sequence[Claim]) -> list[Outcome]:
+        """Send one partner's claims: in one ``send_many`` call where the transport has it."""
+        transport = self._transports[partner]
+        items = [_item(c) for c in claims]
+        send_many = getattr(transport, "send_many", None)
+        if send_many is None:
+            return [_outcome(c, await _attempt(transport.send(item)))
+                    for c, item in zip(claims, items, strict=True)]
+        results = await _attempt(send_many(items))
+        if isinstance(results, Exception):  # the whole batch failed
+            results = [results] * len(claims)
+        elif len(results) != len(claims):
+            log.error("transport %s returned %d results for %d items", partner, len(results),
+                      len(claims))
+            results = [RuntimeError("send_many returned the wrong number of results")] * len(claims)
+        return [_outcome(c, r) for c, r in zip(claims, results, strict=True)]
 
 
 class ReceiptRecorder:
@@ -147,3 +155,35 @@ class ReceiptRecorder:
                                                "matched": ok}))
         self._dispatcher.wake()
         return matched
+
+
+async def _attempt(call: Awaitable[T]) -> T | Exception:
+    """The call's result, or the exception it raised (a transport bug is logged)."""
+    try:
+        return await call
+    except (TransientError, PermanentError) as exc:
+        return exc
+    except Exception as exc:  # a transport bug must not lose the delivery: retry it
+        log.exception("a transport failed unexpectedly")
+        return exc
+
+
+def _item(claim: Claim) -> OutboundItem:
+    return OutboundItem(
+        delivery_id=claim.delivery, partner=claim.partner, attempt=claim.attempt,
+        attempt_ref=claim.attempt_ref, message_id=claim.message_id,
+        payload=claim.payload, attachments=claim.attachments, resumed=claim.resumed,
+    )
+
+
+def _outcome(claim: Claim, result: object) -> Outcome:
+    """What one send achieved, from its result or the exception it ended with."""
+    if isinstance(result, SendResult):
+        kind = "sent" if result.awaits_receipt else "delivered"
+        return Outcome(claim.delivery, claim.attempt_ref, kind, result.detail)
+    if isinstance(result, PermanentError):
+        return Outcome(claim.delivery, claim.attempt_ref, "permanent", str(result))
+    if isinstance(result, TransientError):
+        return Outcome(claim.delivery, claim.attempt_ref, "transient", str(result))
+    return Outcome(claim.delivery, claim.attempt_ref, "transient",
+                   f"unexpected transport error: {result!r}")

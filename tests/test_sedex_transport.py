@@ -21,6 +21,7 @@ from gateway.contracts import (
     OutboundItem,
     PluginContext,
     ReceiptOutcome,
+    SendResult,
 )
 from gateway.errors import PermanentError, TransientError
 from plugins.sedex import create_transport, gateway_transport_types
@@ -148,6 +149,16 @@ async def test_send_errors(tmp_path: Path) -> None:
     shutil.rmtree(tmp_path / "outbox")
     with pytest.raises(TransientError):
         await t.send(item())
+
+
+async def test_send_many_answers_each_item_and_writes_the_good_ones(tmp_path: Path) -> None:
+    t = make_transport(tmp_path)
+    good = [f"ref-{i}" for i in range(3)]
+    results = await t.send_many([item(ref=good[0]), item(ref="not a sedex id"),
+                                 item(ref=good[1]), item(ref=good[2])])
+    assert [type(r) for r in results] == [SendResult, PermanentError, SendResult, SendResult]
+    assert names(tmp_path / "outbox") == {f"{kind}_{ref}.xml" for ref in good
+                                          for kind in ("data", "envl")}
 
 
 @pytest.mark.asyncio

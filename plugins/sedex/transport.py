@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -63,6 +63,23 @@ class SedexTransport:
         return self._template.render(item.attempt_ref, event, now)
 
     async def send(self, item: OutboundItem) -> SendResult:
+        """Put the attempt into the outbox (see :meth:`write`)."""
+        return self.write(item)
+
+    async def send_many(self, items: Sequence[OutboundItem]) -> list[SendResult | GatewayError]:
+        """Put a batch into the outbox, in a thread: the event loop goes on meanwhile."""
+        return await asyncio.to_thread(self._write_all, items)
+
+    def _write_all(self, items: Sequence[OutboundItem]) -> list[SendResult | GatewayError]:
+        results: list[SendResult | GatewayError] = []
+        for item in items:
+            try:
+                results.append(self.write(item))
+            except (TransientError, PermanentError) as exc:
+                results.append(exc)
+        return results
+
+    def write(self, item: OutboundItem) -> SendResult:
         """Put the attempt into the outbox: payload first, envelope last.
 
         A repeated attempt (``item.resumed``) whose envelope is already in the

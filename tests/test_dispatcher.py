@@ -1,0 +1,106 @@
+"""The dispatcher with a transport that sends a batch at once (``send_many``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from gateway.contracts import Normalised, OutboundItem, Route, SendResult
+from gateway.dispatcher import Dispatcher
+from gateway.errors import GatewayError, PermanentError, TransientError
+from gateway.plugins import get_plugin_manager
+from gateway.retry import RetryPolicy
+from gateway.store import DeliveryState, MessageState, Processed, SQLiteStore, StoreReader
+from tests.test_store import raw
+
+NEVER_AGAIN = RetryPolicy(max_attempts=1, initial=0.0, maximum=0.0, jitter=0.0)
+
+
+class BatchTransport:
+    """Answers each batch from a script: by messageId, a result or an error."""
+
+    def __init__(self, answer: object = None) -> None:
+        self.answer = answer
+        self.batches: list[list[str | None]] = []
+        self.single_sends = 0
+
+    async def send(self, item: OutboundItem) -> SendResult:
+        self.single_sends += 1
+        return SendResult(awaits_receipt=False)
+
+    async def send_many(self, items: Sequence[OutboundItem]) -> list[SendResult | GatewayError]:
+        self.batches.append([i.message_id for i in items])
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        if self.answer == "short":
+            return []
+        out: list[SendResult | GatewayError] = []
+        for item in items:
+            if item.message_id == "refused":
+                out.append(PermanentError("partner refuses it"))
+            elif item.message_id == "busy":
+                out.append(TransientError("partner busy"))
+            else:
+                out.append(SendResult(awaits_receipt=False, detail="in one batch"))
+        return out
+
+    async def run(self, *_args: object) -> None:
+        await asyncio.Event().wait()
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    s = SQLiteStore(tmp_path / "g.db", group_commit_delay=0.001)
+    s.start()
+    yield s
+    s.close()
+
+
+async def dispatch_once(store: SQLiteStore, transport: BatchTransport,
+                        message_ids: Sequence[str]) -> dict[str, tuple[str, str | None]]:
+    """Queue one message per messageId, run one dispatch round; (state, reason) per messageId."""
+    rows = await store.add_raw([raw(i) for i in range(len(message_ids))])
+    tree = etree.ElementTree(etree.Element("x"))
+    await store.record_processing([
+        Processed(mid, MessageState.ROUTED, normalised=Normalised("personEventMessage", m, b"<x/>", tree),
+                  routes=[Route("canton", "test")])
+        for (mid, _new), m in zip(rows, message_ids, strict=True)])
+    dispatcher = Dispatcher(store, get_plugin_manager(), {"canton": transport},
+                            {"canton": NEVER_AGAIN}, {}, node="t", lease=60, batch_size=100,
+                            idle_poll=0.05)
+    claims = await store.claim_due("t", 60, 100, ["canton"])
+    await dispatcher._dispatch(claims)
+    reader = StoreReader(store.path)
+    try:
+        return {m["message_id"]: (m["deliveries"][0]["state"], m["deliveries"][0]["reason"])
+                for m in reader.list_messages()}
+    finally:
+        reader.close()
+
+
+async def test_one_batch_call_with_a_result_per_item(store: SQLiteStore) -> None:
+    transport = BatchTransport()
+    states = await dispatch_once(store, transport, ["ok-1", "refused", "busy", "ok-2"])
+    assert transport.batches == [["ok-1", "refused", "busy", "ok-2"]] and not transport.single_sends
+    assert states["ok-1"] == (DeliveryState.DELIVERED, None)
+    assert states["ok-2"] == (DeliveryState.DELIVERED, None)
+    assert states["refused"] == (DeliveryState.DEAD, "permanent error: partner refuses it")
+    assert states["busy"][0] == DeliveryState.DEAD  # one attempt allowed here
+    assert "partner busy" in (states["busy"][1] or "")
+
+
+async def test_a_failing_batch_fails_every_item_as_transient(store: SQLiteStore) -> None:
+    states = await dispatch_once(store, BatchTransport(TransientError("outbox full")), ["a", "b"])
+    assert all(s == DeliveryState.DEAD and "outbox full" in (r or "") for s, r in states.values())
+
+
+@pytest.mark.parametrize(("answer", "said"), [(RuntimeError("boom"), "boom"),
+                                             ("short", "wrong number of results")])
+async def test_a_transport_bug_loses_nothing(store: SQLiteStore, answer: object, said: str) -> None:
+    [(state, reason)] = (await dispatch_once(store, BatchTransport(answer), ["x"])).values()
+    assert state == DeliveryState.DEAD  # one attempt allowed here; normally retried
+    assert "unexpected transport error" in (reason or "") and said in (reason or "")
