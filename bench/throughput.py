@@ -128,6 +128,36 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds a running process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def children(pid: int) -> list[int]:
+    """The running child processes of ``pid`` (the gateway's workers)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rpartition(")")[2].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def cpu_report(gateway: int, stand_in: int) -> str:
+    """One line: CPU seconds of the gateway, its workers and the stand-in."""
+    parts = []
+    for label, pids in (("gateway", [gateway]), ("workers", children(gateway)),
+                        ("stand-in", [stand_in])):
+        times = [cpu_seconds(p) for p in pids]
+        user, system = sum(t[0] for t in times), sum(t[1] for t in times)
+        parts.append(f"{label} {user:.1f}+{system:.1f}")
+    return "CPU s (user+sys):    " + ", ".join(parts)
+
+
 def main() -> None:
     """Run the benchmark and print its figures."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -161,6 +191,7 @@ def main() -> None:
             make_messages(inbox, args.messages, args.seed, args.rate)
         wait_for(work / "gateway.db", args.messages, timeout=600)
         rss = peak_rss_mib(gateway.pid)
+        cpu = cpu_report(gateway.pid, sim.pid)
     finally:
         for proc in (gateway, sim):
             proc.send_signal(signal.SIGTERM)
@@ -173,6 +204,7 @@ def main() -> None:
     print(f"pickup -> receipt:   {f['receipt_rate']:.0f} msgs/s")
     print(f"latency p50 / p99:   {f['p50_ms']:.1f} ms / {f['p99_ms']:.1f} ms (pickup -> outbox)")
     print(f"gateway peak RSS:    {rss:.0f} MiB")
+    print(cpu)
     if not args.rate:  # a steady load measures latency; its rate is the one asked for
         print(f"against the 3,000 msgs/s target: {f['receipt_rate'] / 3000:.2f} (with receipts),"
               f" {f['outbox_rate'] / 3000:.2f} (to the outbox)")
