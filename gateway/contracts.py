@@ -9,8 +9,9 @@ a plugin against this module and :mod:`gateway.hookspecs` alone.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import enum
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -213,6 +214,15 @@ class Transport(Protocol):
         ...
 
 
+#: Runs ``fn(*args)`` away from the event loop and returns its result (see PluginContext).
+Offload = Callable[..., Awaitable[Any]]
+
+
+async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    """The :data:`Offload` used where the gateway has no worker processes: a thread."""
+    return await asyncio.to_thread(fn, *args)
+
+
 @dataclass(frozen=True, slots=True)
 class PluginContext:
     """What the core tells a source or transport when creating it.
@@ -221,12 +231,20 @@ class PluginContext:
     :param data_dir: a directory the plugin may use for its own files.
     :param normalise: the limits for untrusted input.
     :param settings: the whole validated configuration, read-only.
+    :param offload: ``await offload(fn, *args)`` runs ``fn(*args)`` in one of the
+        gateway's worker processes (``[gateway] workers``; a thread when there
+        are none) and returns its result. For CPU-bound work such as parsing
+        and checking files: the event-loop process is the one every message
+        passes through. ``fn`` must be a module-level function, its arguments
+        and result picklable, and it must not rely on state of this process.
+        Raises :class:`~gateway.errors.WorkerLost` if the worker died meanwhile.
     """
 
     name: str
     data_dir: Path
     normalise: NormaliseContext
     settings: Any
+    offload: Offload = in_thread
 
 
 #: Builds a source from its parsed options (an instance of the type's ``options`` model).

@@ -22,7 +22,7 @@ from typing import Any
 import pluggy
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from gateway import sdnotify
+from gateway import processor, sdnotify
 from gateway.contracts import GatewayEvent, PluginContext, Source, Transport
 from gateway.dispatcher import Dispatcher, ReceiptRecorder
 from gateway.pipeline import Pipeline
@@ -30,6 +30,7 @@ from gateway.plugins import loaded_from_entry_points, notify, source_types, tran
 from gateway.processor import Processor, Validator, normalise_context
 from gateway.retry import RetryPolicy
 from gateway.store import SQLiteStore, Store
+from gateway.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -51,19 +52,28 @@ def retry_policy(partner: Any) -> RetryPolicy:
     return RetryPolicy(r.max_attempts, r.max_age, r.initial, r.maximum, r.multiplier, r.jitter)
 
 
-def build_pipeline(settings: Any, pm: pluggy.PluginManager, store: Store,
-                   validate: Validator, on_routed: Callable[[], None],
-                   workers: int | None = None) -> Pipeline:
-    """The intake pipeline for ``settings``' enabled partners."""
-    versions = {n: p.ech0223_version for n, p in settings.partners.items() if p.enabled}
-    proc = Processor(pm, settings, normalise_context(settings), validate, versions)
+def worker_pool(settings: Any, pm: pluggy.PluginManager, workers: int | None = None) -> WorkerPool:
+    """The worker processes for ``settings`` (``[gateway] workers``, unless given)."""
     if workers is None:
         workers = settings.gateway.workers
         if workers and not loaded_from_entry_points(pm):
             log.info("plugins registered by code: normalising in this process, not in workers")
             workers = 0
+    return WorkerPool(workers, processor.init_worker, (settings, partner_versions(settings)))
+
+
+def partner_versions(settings: Any) -> dict[str, str]:
+    """The eCH-0223 version each enabled partner takes."""
+    return {n: p.ech0223_version for n, p in settings.partners.items() if p.enabled}
+
+
+def build_pipeline(settings: Any, pm: pluggy.PluginManager, store: Store,
+                   validate: Validator, on_routed: Callable[[], None],
+                   pool: WorkerPool) -> Pipeline:
+    """The intake pipeline for ``settings``' enabled partners."""
+    proc = Processor(pm, settings, normalise_context(settings), validate, partner_versions(settings))
     return Pipeline(store, pm, proc, on_routed, batch_size=settings.dispatcher.batch_size,
-                    workers=workers, worker_args=(settings, versions))
+                    pool=pool)
 
 
 class Gateway:
@@ -77,23 +87,25 @@ class Gateway:
                                  group_commit_delay=settings.store.group_commit_delay,
                                  busy_timeout=settings.store.busy_timeout)
         context = normalise_context(settings)
+        self.pool = worker_pool(settings, pm)
         partners = {n: p for n, p in settings.partners.items() if p.enabled}
         self.transports: dict[str, Transport] = {}
         ttypes = transport_types(pm)
         for name, p in partners.items():
-            ctx = PluginContext(name, g.data_dir, context, settings)
+            ctx = PluginContext(name, g.data_dir, context, settings, self.pool.offload)
             self.transports[name] = ttypes[p.transport].factory(p.parsed, ctx)
         self.sources: dict[str, Source] = {}
         stypes = source_types(pm)
         for name, s in settings.sources.items():
             if s.enabled:
-                ctx = PluginContext(name, g.data_dir, context, settings)
+                ctx = PluginContext(name, g.data_dir, context, settings, self.pool.offload)
                 self.sources[name] = stypes[s.type].factory(s.parsed, ctx)
         self.dispatcher = Dispatcher(
             self.store, pm, self.transports, {n: retry_policy(p) for n, p in partners.items()},
             {n: p.receipt_timeout for n, p in partners.items()}, node=g.node_id, lease=d.lease,
             batch_size=d.batch_size, idle_poll=d.idle_poll)
-        self.pipeline = build_pipeline(settings, pm, self.store, validate, self.dispatcher.wake)
+        self.pipeline = build_pipeline(settings, pm, self.store, validate, self.dispatcher.wake,
+                                       self.pool)
         self.receipts = ReceiptRecorder(self.store, pm, self.dispatcher)
         self.ready = asyncio.Event()
         #: Set to cut the drain short (a second TERM).

@@ -51,3 +51,7 @@ class NotFound(GatewayError):
 
 class ConfigExists(GatewayError):
     """``init`` would overwrite an existing configuration."""
+
+
+class WorkerLost(GatewayError):
+    """A worker process died while running offloaded work; running it again may succeed."""

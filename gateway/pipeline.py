@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
 
 import pluggy
 
@@ -24,6 +21,7 @@ from gateway.contracts import GatewayEvent, RawInput
 from gateway.plugins import notify
 from gateway.processor import Processor
 from gateway.store import MessageState, Processed, Store
+from gateway.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +33,13 @@ class Pipeline:
 
     def __init__(self, store: Store, pm: pluggy.PluginManager, proc: Processor,
                  on_routed: Callable[[], None], *, batch_size: int = 500,
-                 workers: int = 0, worker_args: tuple[Any, ...] = ()) -> None:
+                 pool: WorkerPool | None = None) -> None:
         self._store = store
         self._pm = pm
         self.processor = proc
         self._on_routed = on_routed
         self._batch_size = batch_size
-        self._workers = workers
-        self._worker_args = worker_args
-        self._pool: ProcessPoolExecutor | None = None
+        self.pool = pool or WorkerPool(0)
         self._queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=64)
 
     # -- Intake -----------------------------------------------------------------
@@ -66,8 +62,7 @@ class Pipeline:
     # -- processing ---------------------------------------------------------------
     async def start(self) -> None:
         """Start the worker processes now rather than with the first input."""
-        if self._workers:
-            await self._in_pool([])
+        await self.pool.start()
 
     async def recover(self) -> int:
         """Process inputs that were stored but never processed (after a crash)."""
@@ -100,9 +95,7 @@ class Pipeline:
 
     def close(self) -> None:
         """Stop the worker processes."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        self.pool.close()
 
     async def _process(self, batch: Batch) -> None:
         results = await self._run_batch(batch)
@@ -122,30 +115,17 @@ class Pipeline:
             self._on_routed()
 
     async def _run_batch(self, batch: Batch) -> list[Processed]:
-        if not self._workers:
+        if not self.pool.size:
             return self.processor.process_batch(batch)
         try:
-            return await self._in_pool(batch)
+            return await self.pool.run(processor.work, batch)
         except BrokenProcessPool:
-            log.error("a worker process died; processing this batch one input at a time")
+            log.error("processing this batch again one input at a time")
         results = []
         for item in batch:
             try:
-                results.extend(await self._in_pool([item]))
+                results.extend(await self.pool.run(processor.work, [item]))
             except BrokenProcessPool:
                 results.append(Processed(item[0], MessageState.QUARANTINED,
                                          "processing this input crashed the worker process"))
         return results
-
-    async def _in_pool(self, batch: Batch) -> list[Processed]:
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                self._workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=processor.init_worker, initargs=self._worker_args)
-        try:
-            return await asyncio.get_running_loop().run_in_executor(
-                self._pool, processor.work, batch)
-        except BrokenProcessPool:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
-            raise

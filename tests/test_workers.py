@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from pathlib import Path
 
 import pytest
 
 from gateway.config import write_initial_config
+from gateway.errors import WorkerLost
 from gateway.plugins import get_plugin_manager
+from gateway.workers import WorkerPool
 from tests.flow import drop, message, running, states, until
 
 
@@ -25,12 +28,36 @@ async def test_a_killed_worker_loses_no_message(tmp_path: Path,
         '[dispatcher]\nidle_poll = "50ms"\n')
     db = tmp_path / "gateway.db"
     async with running(config, get_plugin_manager()) as gateway:
-        pool = gateway.pipeline._pool
-        assert pool is not None, "entry-point plugins only: processing runs in a worker"
-        for pid in list(pool._processes):  # the worker dies, as after a crash in lxml
+        assert gateway.pool.pids, "entry-point plugins only: processing runs in a worker"
+        for pid in gateway.pool.pids:  # the worker dies, as after a crash in lxml
             os.kill(pid, signal.SIGKILL)
         for n in range(20):
             drop(tmp_path / "registry" / "outbox", f"m{n}.xml", message(f"after-kill-{n}"))
         await until(lambda: sent(db) == 20, timeout=30)
     assert "a worker process died" in caplog.text
     assert states(db, "SELECT count(*) FROM messages WHERE state = 'routed'") == [(20,)]
+
+
+def _pid() -> int:
+    return os.getpid()
+
+
+def _die() -> None:
+    os._exit(3)  # as a crash in a C library would
+
+
+async def test_offload_runs_in_a_worker_process_and_survives_its_death() -> None:
+    pool = WorkerPool(1)
+    try:
+        assert await pool.offload(_pid) != os.getpid()
+        with pytest.raises(WorkerLost, match="died while running _die"):
+            await pool.offload(_die)
+        assert await pool.offload(_pid) != os.getpid()  # new workers for the next call
+    finally:
+        pool.close()
+
+
+async def test_without_workers_offload_runs_in_a_thread() -> None:
+    pool = WorkerPool(0)
+    assert await pool.offload(_pid) == os.getpid()
+    assert await pool.offload(threading.get_ident) != threading.get_ident()

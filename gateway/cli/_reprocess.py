@@ -10,6 +10,7 @@ from gateway.assembly import make_validator, schema_set
 from gateway.contracts import RawInput
 from gateway.daemon import build_pipeline
 from gateway.store import Store
+from gateway.workers import WorkerPool
 
 
 async def reprocess(mid: int, store: Store, settings: Any, pm: pluggy.PluginManager) -> str:
@@ -19,7 +20,7 @@ async def reprocess(mid: int, store: Store, settings: Any, pm: pluggy.PluginMana
     """
     await store.requeue_message(mid)
     pipeline = build_pipeline(settings, pm, store, make_validator(schema_set(settings)),
-                              lambda: None, workers=0)
+                              lambda: None, WorkerPool(0))
     p = await store.load_input(mid)
     processed = pipeline.processor.process_one(mid, RawInput(p.source, p.ref, p.data, p.meta))
     await store.record_processing([processed])

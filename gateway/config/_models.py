@@ -62,8 +62,9 @@ class GatewaySettings(_Section):
         default=1,
         ge=0,
         le=64,
-        description="Processes that normalise and validate beside the event loop;"
-        " 0 does it in the event loop itself (one core).",
+        description="Processes that normalise and validate beside the event loop, and run"
+        " what plugins offload (sedex: reading receipts); 0 does it in the event loop"
+        " itself (one core).",
     )
 
 

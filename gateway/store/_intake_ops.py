@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import sqlite3
 import time
 from collections.abc import Sequence
+
+import orjson
 
 from gateway.contracts import RawInput
 from gateway.errors import StoreError
@@ -36,7 +37,7 @@ def add_raw(conn: sqlite3.Connection, raws: Sequence[RawInput], state: MessageSt
         row_state, row_reason = state, reason
         if first != mid:
             row_state, row_reason = MessageState.DUPLICATE, f"same input as message {first}"
-        rows.append((mid, raw.source, raw.ref, json.dumps(dict(raw.meta)), digest, now,
+        rows.append((mid, raw.source, raw.ref, orjson.dumps(dict(raw.meta)).decode(), digest, now,
                      row_state, row_reason, now))
         out.append((mid, first == mid))
         entries.append(Entry("message.received", mid, None,

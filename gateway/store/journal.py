@@ -8,15 +8,14 @@ editing or deleting an entry breaks the chain from there on
 from __future__ import annotations
 
 import hashlib
-import json
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 GENESIS = "0" * 64
-#: One encoder for every entry's detail (``json.dumps`` with options builds a new one per call).
-_DETAIL = json.JSONEncoder(separators=(",", ":"), sort_keys=True, default=str)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +26,11 @@ class Entry:
     message: int | None = None
     delivery: int | None = None
     detail: Mapping[str, Any] | None = None
+
+
+def detail_json(detail: Mapping[str, Any] | None) -> str:
+    """An entry's detail as compact JSON with sorted keys (what its hash covers)."""
+    return orjson.dumps(detail or {}, option=orjson.OPT_SORT_KEYS, default=str).decode()
 
 
 def entry_hash(seq: int, at: float, message: int | None, delivery: int | None,
@@ -43,7 +47,7 @@ def append(conn: sqlite3.Connection, entries: Iterable[Entry], at: float) -> Non
     rows = []
     for e in entries:
         seq += 1
-        detail = _DETAIL.encode(e.detail or {})
+        detail = detail_json(e.detail)
         h = entry_hash(seq, at, e.message, e.delivery, e.event, detail, prev)
         rows.append((seq, at, e.message, e.delivery, e.event, detail, prev, h))
         prev = h

@@ -1,16 +1,26 @@
-"""Reading the sedex receipts folder: record every receipt, then move it away."""
+"""Reading the sedex receipts folder: record every receipt, then move it away.
+
+Listing, reading and parsing the files, and moving them once recorded, run
+through the plugin context's ``offload`` (a worker process): per receipt
+that is several times the work of recording it, and the event-loop process
+is the one every message passes through. The functions that run there are
+module-level and return what went wrong instead of logging it, so the
+daemon's own log says it.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gateway.contracts import Intake, RawInput, Receipt, ReceiptOutcome, ReceiptSink
+from gateway.contracts import Intake, Offload, RawInput, Receipt, ReceiptOutcome, ReceiptSink
 from gateway.dirwatch import ready_files
 from gateway.errors import InputRejected
 from gateway.fileio import read_file
-from plugins.sedex._files import move_done
+from plugins.sedex._files import move_unique
 from plugins.sedex.envelope import SedexReceipt, parse_receipt
 from plugins.sedex.status import lookup
 
@@ -26,66 +36,105 @@ def to_receipt(r: SedexReceipt, raw: bytes, fallback_at: datetime) -> Receipt:
     if r.problem is not None:
         outcome = ReceiptOutcome.NEEDS_REVIEW
         info = f"receipt is not valid eCH-0090 v{r.version} ({r.problem}); {info}"
-    if status.alert:
-        log.warning("sedex receipt %s (%s) for message %s",
-                    r.status_code, status.meaning, r.message_id)
     return Receipt(r.message_id, outcome, r.status_code, info, r.event_date or fallback_at, raw)
+
+
+@dataclass(slots=True)
+class ReadBatch:
+    """What one pass over the receipts folder found, by file name."""
+
+    found: list[tuple[str, Receipt]] = field(default_factory=list)
+    rejected: list[tuple[str, RawInput, str]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def read_receipts(folder: str, skip: frozenset[str], limit: int, source: str,
+                  max_bytes: int) -> ReadBatch:
+    """Read and parse up to ``limit`` receipt files of ``folder``, oldest name first."""
+    batch = ReadBatch()
+    entries = sorted((e for e in ready_files(Path(folder), suffix=".xml") if e.name not in skip),
+                     key=lambda e: e.name)
+    for entry in entries[:limit]:
+        try:
+            data = read_file(entry.path, max_bytes)
+            mtime = datetime.fromtimestamp(entry.stat().st_mtime, UTC)
+        except FileNotFoundError:  # moved away by someone else meanwhile
+            continue
+        except OSError as exc:
+            batch.problems.append(f"cannot read sedex receipt {entry.path}: {exc}")
+            continue
+        raw = RawInput(source, entry.name, data or b"",
+                       {"transport": "sedex", "kind": "receipt", "file_name": entry.name})
+        if data is None:
+            batch.rejected.append((entry.name, raw, f"receipt file larger than {max_bytes} bytes"))
+            continue
+        try:
+            parsed = parse_receipt(data, max_bytes=max_bytes)
+        except InputRejected as exc:
+            batch.rejected.append((entry.name, raw, f"unreadable sedex receipt: {exc}"))
+        else:
+            batch.found.append((entry.name, to_receipt(parsed, data, mtime)))
+    return batch
+
+
+def move_files(folder: str, moves: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Move each (name, destination folder); return (name, error) for those that failed.
+
+    A file someone else moved meanwhile is fine.
+    """
+    failed = []
+    for name, dest in moves:
+        try:
+            move_unique(Path(os.path.join(folder, name)), Path(dest))
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            failed.append((name, f"cannot move it to {dest}: {exc}"))
+    return failed
 
 
 class ReceiptScanner:
     """One partner's receipts folder.
 
     Matched receipts go to ``archive``, unknown ones to ``archive/unmatched``,
-    unreadable ones (after quarantine) to ``archive/rejected``.
+    unreadable ones (after quarantine) to ``archive/rejected``. A stored
+    receipt that cannot be moved is skipped until the next start, so it is
+    not recorded again on every scan.
     """
 
-    def __init__(
-        self, folder: Path, archive: Path, *, source: str, max_bytes: int, limit: int
-    ) -> None:
+    def __init__(self, folder: Path, archive: Path, *, source: str, max_bytes: int, limit: int,
+                 offload: Offload) -> None:
         self.folder = folder
         self.archive = archive
         self.source = source
         self.max_bytes = max_bytes
         self.limit = limit
+        self.offload = offload
         self.stuck: set[str] = set()
 
     async def scan(self, sink: ReceiptSink, intake: Intake) -> int:
         """Handle up to ``limit`` receipt files with one ``record`` call; return how many."""
-        entries = sorted((e for e in ready_files(self.folder, suffix=".xml")
-                          if e.name not in self.stuck), key=lambda e: e.name)
-        found: list[tuple[Path, Receipt]] = []
-        rejected: list[tuple[Path, RawInput, str]] = []
-        for entry in entries[: self.limit]:
-            path = Path(entry.path)
-            try:
-                data = read_file(path, self.max_bytes)
-                mtime = datetime.fromtimestamp(entry.stat().st_mtime, UTC)
-            except FileNotFoundError:  # moved away by someone else meanwhile
-                continue
-            except OSError as exc:
-                log.warning("cannot read sedex receipt %s: %s", path, exc)
-                continue
-            raw = RawInput(self.source, entry.name, data or b"",
-                           {"transport": "sedex", "kind": "receipt", "file_name": entry.name})
-            if data is None:
-                rejected.append((path, raw, f"receipt file larger than {self.max_bytes} bytes"))
-                continue
-            try:
-                parsed = parse_receipt(data, max_bytes=self.max_bytes)
-            except InputRejected as exc:
-                rejected.append((path, raw, f"unreadable sedex receipt: {exc}"))
-            else:
-                found.append((path, to_receipt(parsed, data, mtime)))
-        for path, raw, reason in rejected:
+        batch: ReadBatch = await self.offload(read_receipts, str(self.folder),
+                                              frozenset(self.stuck), self.limit, self.source,
+                                              self.max_bytes)
+        for problem in batch.problems:
+            log.warning("%s", problem)
+        moves: list[tuple[str, str]] = []
+        for name, raw, reason in batch.rejected:
             await intake.quarantine(raw, reason)
-            move_done(path, self.archive / "rejected", self.stuck)
-        if found:
-            matched = await sink.record([receipt for _, receipt in found])
-            for (path, receipt), ok in zip(found, matched, strict=True):
-                if ok:
-                    move_done(path, self.archive, self.stuck)
-                else:
+            moves.append((name, str(self.archive / "rejected")))
+        if batch.found:
+            matched = await sink.record([receipt for _, receipt in batch.found])
+            for (name, receipt), ok in zip(batch.found, matched, strict=True):
+                status = lookup(receipt.code)
+                if status.alert:
+                    log.warning("sedex receipt %s (%s) for message %s",
+                                receipt.code, status.meaning, receipt.attempt_ref)
+                if not ok:
                     log.warning("sedex receipt for unknown message %s (status %s): %s",
-                                receipt.attempt_ref, receipt.code, path.name)
-                    move_done(path, self.archive / "unmatched", self.stuck)
-        return len(found) + len(rejected)
+                                receipt.attempt_ref, receipt.code, name)
+                moves.append((name, str(self.archive if ok else self.archive / "unmatched")))
+        for name, error in await self.offload(move_files, str(self.folder), moves):
+            log.error("sedex receipt %s: %s; skipping it until restart", name, error)
+            self.stuck.add(name)
+        return len(batch.found) + len(batch.rejected)

@@ -150,19 +150,26 @@ class EnvelopeTemplate:
         text = build_envelope(Envelope(self._ID, message_type, message_class, sender_id,
                                        recipient_ids, self._EVENT, self._SENT,
                                        version=version)).decode()
-        self._parts = text
-        for marker in (self._ID, format_datetime(self._EVENT), format_datetime(self._SENT)):
+        slots = {self._ID: "id", format_datetime(self._EVENT): "event",
+                 format_datetime(self._SENT): "sent"}
+        for marker in slots:
             if text.count(marker) != 1:
                 raise ValueError(f"envelope template has {text.count(marker)} {marker!r}")
+        pattern = re.compile("|".join(map(re.escape, slots)))
+        #: The text around the three slots, and which slot follows each piece but the last.
+        self._pieces = pattern.split(text)
+        self._slots = [slots[m] for m in pattern.findall(text)]
 
     def render(self, message_id: str, event_date: datetime, message_date: datetime) -> bytes:
         """The envelope for one attempt."""
         if not MESSAGE_ID.fullmatch(message_id):
             raise ValueError(f"messageId {message_id!r} is not 1-36 characters of [A-Za-z0-9-]")
-        return (self._parts.replace(self._ID, message_id)
-                .replace(format_datetime(self._EVENT), format_datetime(event_date))
-                .replace(format_datetime(self._SENT), format_datetime(message_date))
-                .encode())
+        values = {"id": message_id, "event": format_datetime(event_date),
+                  "sent": format_datetime(message_date)}
+        out = [self._pieces[0]]
+        for slot, piece in zip(self._slots, self._pieces[1:], strict=True):
+            out += (values[slot], piece)
+        return "".join(out).encode()
 
 
 def build_receipt(env: Envelope, recipient_id: str, code: int, info: str, at: datetime) -> bytes:

@@ -43,6 +43,7 @@ class SedexTransport:
         self.receipt_scanner = ReceiptScanner(
             options.receipts, options.receipts_done,
             source=context.name, max_bytes=limits.max_bytes, limit=SCAN_LIMIT,
+            offload=context.offload,
         )
         self.inbox_scanner = InboxScanner(
             options.inbox, options.processed, source=context.name, max_bytes=limits.max_bytes,
@@ -55,8 +56,7 @@ class SedexTransport:
                                           options.sender_id, (options.recipient_id,),
                                           options.envelope_version)
 
-    def _envelope(self, item: OutboundItem) -> bytes:
-        now = datetime.now().astimezone()
+    def _envelope(self, item: OutboundItem, now: datetime) -> bytes:
         event = item.event_date or now
         if event.tzinfo is None:
             event = event.astimezone()
@@ -72,14 +72,15 @@ class SedexTransport:
 
     def _write_all(self, items: Sequence[OutboundItem]) -> list[SendResult | GatewayError]:
         results: list[SendResult | GatewayError] = []
+        now = datetime.now().astimezone()  # the batch's messageDate
         for item in items:
             try:
-                results.append(self.write(item))
+                results.append(self.write(item, now))
             except (TransientError, PermanentError) as exc:
                 results.append(exc)
         return results
 
-    def write(self, item: OutboundItem) -> SendResult:
+    def write(self, item: OutboundItem, now: datetime | None = None) -> SendResult:
         """Put the attempt into the outbox: payload first, envelope last.
 
         A repeated attempt (``item.resumed``) whose envelope is already in the
@@ -97,7 +98,7 @@ class SedexTransport:
                              or (self.options.processed / envl_name).exists()):
             return SendResult(awaits_receipt=True, detail=f"{envl_name} already handed to sedex")
         try:
-            envelope = self._envelope(item)
+            envelope = self._envelope(item, now or datetime.now().astimezone())
             if item.attachments:
                 payload, ext = build_zip(ZIP_MESSAGE_NAME, item.payload, item.attachments), "zip"
             else:

@@ -1,0 +1,89 @@
+"""The gateway's worker processes: CPU-bound work beside the event loop.
+
+The pipeline normalises in them, and plugins offload to them through
+:attr:`~gateway.contracts.PluginContext.offload` (parsing receipts, say):
+the event-loop process is the one every message passes through, and on a
+small machine it is the first to run out of CPU. With no workers (``[gateway]
+workers = 0``, or plugins registered by code, which a spawned worker would
+not have) offloaded work runs in a thread of this process instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+from gateway.errors import WorkerLost
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class WorkerPool:
+    """A lazily started pool of spawned processes, restarted after one dies."""
+
+    def __init__(self, size: int, initializer: Callable[..., None] | None = None,
+                 initargs: tuple[Any, ...] = ()) -> None:
+        self.size = size
+        self._initializer = initializer
+        self._initargs = initargs
+        self._pool: ProcessPoolExecutor | None = None
+
+    @property
+    def pids(self) -> list[int]:
+        """The worker processes running now."""
+        return list(self._pool._processes) if self._pool is not None else []
+
+    async def start(self) -> None:
+        """Start the processes now rather than with the first piece of work."""
+        if self.size:
+            await self.run(_nothing)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in a worker process (in a thread when there are none).
+
+        ``fn`` must be a module-level function and its arguments and result
+        picklable.
+
+        :raises BrokenProcessPool: the worker died meanwhile (the next call
+            starts new ones).
+        """
+        if not self.size:
+            return await asyncio.to_thread(fn, *args)
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                self.size, mp_context=multiprocessing.get_context("spawn"),
+                initializer=self._initializer, initargs=self._initargs)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        except BrokenProcessPool:
+            log.error("a worker process died; starting new ones")
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+            raise
+
+    async def offload(self, fn: Callable[..., T], *args: Any) -> T:
+        """:meth:`run` for plugins (:attr:`~gateway.contracts.PluginContext.offload`).
+
+        :raises WorkerLost: the worker died meanwhile; calling again may succeed.
+        """
+        try:
+            return await self.run(fn, *args)
+        except BrokenProcessPool:
+            raise WorkerLost(f"a worker process died while running {fn.__name__}") from None
+
+    def close(self) -> None:
+        """Stop the worker processes."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def _nothing() -> None:
+    """The first job: lets the pool spawn its processes."""
