@@ -103,7 +103,7 @@ class Gateway:
         self.dispatcher = Dispatcher(
             self.store, pm, self.transports, {n: retry_policy(p) for n, p in partners.items()},
             {n: p.receipt_timeout for n, p in partners.items()}, node=g.node_id, lease=d.lease,
-            batch_size=d.batch_size, idle_poll=d.idle_poll)
+            batch_size=d.batch_size, idle_poll=d.idle_poll, rounds=d.rounds)
         self.pipeline = build_pipeline(settings, pm, self.store, validate, self.dispatcher.wake,
                                        self.pool)
         self.receipts = ReceiptRecorder(self.store, pm, self.dispatcher)

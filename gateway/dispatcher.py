@@ -2,7 +2,9 @@
 
 Each round claims a batch (lease + expiry), sends every claim through its
 partner's transport, asks transports that buffer to flush once, and records
-all outcomes in one transaction. A crash anywhere leaves deliveries
+all outcomes in one transaction. Up to ``rounds`` rounds are in flight at
+once, so the next batch is claimed and sent while the previous one waits
+for its transport; their claims never overlap. A crash anywhere leaves deliveries
 ``sending`` with an expiring lease; the next start repeats those attempts
 with the same attempt reference, which transports treat idempotently.
 """
@@ -35,7 +37,7 @@ class Dispatcher:
     def __init__(self, store: Store, pm: pluggy.PluginManager,
                  transports: Mapping[str, Transport], policies: Mapping[str, RetryPolicy],
                  receipt_timeouts: Mapping[str, float], *, node: str, lease: float,
-                 batch_size: int, idle_poll: float) -> None:
+                 batch_size: int, idle_poll: float, rounds: int = 1) -> None:
         self._store = store
         self._pm = pm
         self._transports = transports
@@ -45,6 +47,8 @@ class Dispatcher:
         self._lease = lease
         self._batch_size = batch_size
         self._idle_poll = idle_poll
+        self._rounds = asyncio.Semaphore(rounds)
+        self._in_flight: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._stopping = False
 
@@ -62,15 +66,39 @@ class Dispatcher:
         self._wake.set()
 
     async def run(self) -> None:
-        """Dispatch until :meth:`stop` is called."""
+        """Dispatch until :meth:`stop` is called; return once the rounds in flight are done."""
         await self._store.release_leases(self._node)
-        while not self._stopping:
-            claims = await self._store.claim_due(self._node, self._lease, self._batch_size,
-                                                 list(self._transports))
-            if claims:
-                await self._dispatch(claims)
-            else:
-                await self._idle()
+        try:
+            while not self._stopping:
+                await self._rounds.acquire()
+                try:
+                    claims = await self._store.claim_due(self._node, self._lease,
+                                                         self._batch_size, list(self._transports))
+                except BaseException:
+                    self._rounds.release()
+                    raise
+                if claims:
+                    task = asyncio.create_task(self._round(claims))
+                    self._in_flight.add(task)
+                    task.add_done_callback(self._in_flight.discard)
+                else:
+                    self._rounds.release()
+                    await self._idle()
+        except asyncio.CancelledError:  # cut short: the rounds in flight stop too
+            for task in self._in_flight:
+                task.cancel()
+            raise
+        finally:
+            if self._in_flight:
+                await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+    async def _round(self, claims: Sequence[Claim]) -> None:
+        try:
+            await self._dispatch(claims)
+        except Exception:  # the claims' leases expire and they are taken again
+            log.exception("a dispatch round failed; its deliveries are retried after their lease")
+        finally:
+            self._rounds.release()
 
     async def _idle(self) -> None:
         timeout = self._idle_poll

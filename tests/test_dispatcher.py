@@ -104,3 +104,47 @@ async def test_a_transport_bug_loses_nothing(store: SQLiteStore, answer: object,
     [(state, reason)] = (await dispatch_once(store, BatchTransport(answer), ["x"])).values()
     assert state == DeliveryState.DEAD  # one attempt allowed here; normally retried
     assert "unexpected transport error" in (reason or "") and said in (reason or "")
+
+
+class GatedTransport(BatchTransport):
+    """Holds the first batch until released, to show what happens meanwhile."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def send_many(self, items: Sequence[OutboundItem]) -> list[SendResult | GatewayError]:
+        first = not self.batches
+        results = await super().send_many(items)
+        if first:
+            await self.gate.wait()
+        return results
+
+
+@pytest.mark.parametrize("rounds", [1, 2])
+async def test_the_next_batch_goes_while_one_waits_for_its_transport(
+        store: SQLiteStore, rounds: int) -> None:
+    rows = await store.add_raw([raw(i) for i in range(4)])
+    tree = etree.ElementTree(etree.Element("x"))
+    await store.record_processing([
+        Processed(mid, MessageState.ROUTED, routes=[Route("canton", "test")],
+                  normalised=Normalised("personEventMessage", f"m-{mid}", b"<x/>", tree))
+        for mid, _new in rows])
+    transport = GatedTransport()
+    dispatcher = Dispatcher(store, get_plugin_manager(), {"canton": transport}, {}, {},
+                            node="t", lease=60, batch_size=2, idle_poll=0.01, rounds=rounds)
+    task = asyncio.create_task(dispatcher.run())
+    await asyncio.sleep(0.3)
+    assert len(transport.batches) == rounds  # with one round, the second batch waits
+    transport.gate.set()
+    for _ in range(100):
+        if len(transport.batches) == 2:
+            break
+        await asyncio.sleep(0.01)
+    dispatcher.stop()
+    await task
+    reader = StoreReader(store.path)
+    try:
+        assert reader.counts()["deliveries"] == {DeliveryState.DELIVERED: 4}
+    finally:
+        reader.close()

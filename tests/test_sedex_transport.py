@@ -23,7 +23,7 @@ from gateway.contracts import (
     ReceiptOutcome,
     SendResult,
 )
-from gateway.errors import PermanentError, TransientError
+from gateway.errors import PermanentError, TransientError, WorkerLost
 from plugins.sedex import create_transport, gateway_transport_types
 from plugins.sedex.envelope import Envelope, build_envelope, build_receipt, parse_envelope
 from plugins.sedex.options import SedexOptions
@@ -187,6 +187,29 @@ async def test_flush_syncs_once_per_batch(
     await t.flush()
     await t.flush()  # nothing new: no second sync
     assert calls == ([tmp_path / "outbox"] if sync else [])
+
+
+async def test_a_flush_covers_what_was_written_before_it_was_called(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    t = make_transport(tmp_path)
+    calls: list[str] = []
+    second_batch = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def sync_while_another_batch_is_written(folder: Path) -> None:
+        calls.append("sync")
+        loop.call_soon_threadsafe(second_batch.set)  # the next batch is written meanwhile
+
+    monkeypatch.setattr("plugins.sedex.transport.sync_filesystem",
+                        sync_while_another_batch_is_written)
+    await t.send_many([item(ref="ref-a")])
+    flush_a = asyncio.create_task(t.flush())
+    await second_batch.wait()
+    await t.send_many([item(ref="ref-b")])
+    await flush_a
+    await t.flush()  # batch b was not covered by a's sync: it syncs again
+    await t.flush()
+    assert calls == ["sync", "sync"]
 
 
 @pytest.mark.asyncio
@@ -409,3 +432,19 @@ async def wait_for(condition: Callable[[], object], timeout: float = 5) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.02)
+
+
+async def test_send_many_survives_a_worker_dying_mid_batch(tmp_path: Path) -> None:
+    t = make_transport(tmp_path)
+    refs = [f"ref-{i}" for i in range(3)]
+
+    async def dies_after_the_first(fn: Any, options: Any, items: Any) -> Any:
+        fn(options, items[:1])  # one pair is in the outbox when the worker dies
+        raise WorkerLost("a worker process died while running write_attempts")
+
+    t._offload = dies_after_the_first
+    results = await t.send_many([item(ref=r) for r in refs])
+    assert [type(r) for r in results] == [SendResult] * 3
+    assert "already handed to sedex" in results[0].detail  # not written twice
+    assert names(tmp_path / "outbox") == {f"{kind}_{ref}.xml" for ref in refs
+                                          for kind in ("data", "envl")}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import threading
 from pathlib import Path
@@ -61,3 +62,32 @@ async def test_without_workers_offload_runs_in_a_thread() -> None:
     pool = WorkerPool(0)
     assert await pool.offload(_pid) == os.getpid()
     assert await pool.offload(threading.get_ident) != threading.get_ident()
+
+
+def test_records_crossing_to_workers_pickle_whole() -> None:
+    from datetime import UTC, datetime
+
+    from gateway.contracts import (
+        Attachment,
+        Normalised,
+        OutboundItem,
+        RawInput,
+        Receipt,
+        ReceiptOutcome,
+        Route,
+        SendResult,
+    )
+    from gateway.store import MessageState, Processed
+
+    records = [
+        RawInput("registry", "a.xml", b"<a/>", {"content_type": "application/xml"}),
+        OutboundItem(1, "canton", 2, "ref-1", "m-1", b"<a/>", (Attachment("f.pdf", b"%PDF"),),
+                     datetime.now(UTC), resumed=True),
+        Receipt("ref-1", ReceiptOutcome.DELIVERED, "100", "ok", datetime.now(UTC), b"<r/>"),
+        SendResult(awaits_receipt=True, detail="in the outbox"),
+        Processed(7, MessageState.ROUTED, None,
+                  Normalised("personEventMessage", "m-1", b"<a/>", None, reference_message_id="m-0"),
+                  False, [Route("canton", "rule")], {"ignored_routes": []}),
+    ]
+    for record in records:
+        assert pickle.loads(pickle.dumps(record)) == record

@@ -121,6 +121,11 @@ class DispatcherSettings(_Section):
     """``[dispatcher]``: how due deliveries are claimed and sent."""
 
     batch_size: int = Field(default=500, gt=0, description="Most deliveries claimed at once.")
+    rounds: int = Field(
+        default=2, ge=1, le=16,
+        description="Batches in flight at once: the next is claimed and sent while the"
+        " previous waits for its transport (files synced, receipts recorded).",
+    )
     lease: Duration = Field(
         default=60.0,
         gt=0,

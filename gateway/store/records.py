@@ -6,12 +6,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.contracts import Attachment, Normalised, Route
+from gateway.contracts import Attachment, Normalised, Route, Travels
 from gateway.store.states import MessageState
 
 
 @dataclass(slots=True)
-class Processed:
+class Processed(Travels):
     """What normalise → route → validate decided about one stored input."""
 
     message: int

@@ -41,6 +41,7 @@ class FolderSource:
         self.options = options
         self.name = context.name
         self.max_bytes = context.normalise.max_bytes
+        self.offload = context.offload
 
     async def run(self, intake: Intake) -> None:
         """Take files as they appear until cancelled."""
@@ -90,21 +91,25 @@ class FolderSource:
                 await intake.quarantine(
                     raw, f"document of {len(data)} bytes is larger than the limit of"
                     f" {self.max_bytes} bytes ([limits] max_document_bytes)")
-                self._done(path)
+                finish_files([str(path)], self.options.done_dir)
             else:
                 raws.append((path, raw))
         if raws:
             await intake.submit([raw for _path, raw in raws])
-            for path, _raw in raws:
-                self._done(path)
+            # moving them is kernel time the event-loop process need not spend
+            await self.offload(finish_files, [str(path) for path, _raw in raws],
+                               self.options.done_dir)
 
-    def _done(self, path: Path) -> None:
-        done = self.options.done_dir
+
+def finish_files(paths: list[str], done_dir: Path | None) -> None:
+    """Move stored files to ``done_dir`` (or delete them); one gone already is fine."""
+    for name in paths:
+        path = Path(name)
         try:
-            if done is None:
+            if done_dir is None:
                 path.unlink()
             else:
-                os.replace(path, _free_name(done / path.name))
+                os.replace(path, _free_name(done_dir / path.name))
         except FileNotFoundError:
             pass
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import logging
 import os
 import shutil
@@ -33,30 +34,44 @@ def write_then_rename(directory: Path, temp_name: str, final_name: str, data: by
         raise
 
 
-def move_unique(src: Path, dest_dir: Path) -> Path:
+def move_unique(src: Path, dest_dir: Path, *, make_dir: bool = True) -> Path:
     """Move ``src`` into ``dest_dir``, adding ``-1``, ``-2``... on a name clash.
 
-    Uses a hard link where possible, so an existing file is never
-    overwritten even by a concurrent writer; elsewhere (other file system,
-    no hard links) it checks for the name first.
+    An existing file is never overwritten, even by a concurrent writer: one
+    ``renameat2(RENAME_NOREPLACE)`` on Linux, else a hard link and an unlink;
+    where neither works (another file system) it checks for the name first.
+    ``make_dir=False`` skips creating ``dest_dir`` (a caller moving many files
+    creates it once).
     """
-    dest_dir.mkdir(parents=True, exist_ok=True)
+    if make_dir:
+        dest_dir.mkdir(parents=True, exist_ok=True)
     stem, dot, ext = src.name.partition(".")
     n = 0
     while True:
         dest = dest_dir / (src.name if n == 0 else f"{stem}-{n}{dot}{ext}")
         n += 1
         try:
-            os.link(src, dest)
+            _rename_no_replace(src, dest)
         except FileExistsError:
             continue
         except OSError:
             if dest.exists():
                 continue
             shutil.move(src, dest)
-            return dest
-        os.unlink(src)
         return dest
+
+
+def _rename_no_replace(src: Path, dest: Path) -> None:
+    """Rename, failing with FileExistsError where ``dest`` exists."""
+    if _renameat2 is not None:
+        if _renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dest),
+                      _RENAME_NOREPLACE) == 0:
+            return
+        err = ctypes.get_errno()
+        if err not in (errno.ENOSYS, errno.EINVAL):  # else: not supported here, link instead
+            raise OSError(err, os.strerror(err), str(src), None, str(dest))
+    os.link(src, dest)
+    os.unlink(src)
 
 
 def move_done(src: Path, dest_dir: Path, stuck: set[str]) -> Path | None:
@@ -79,6 +94,9 @@ def move_done(src: Path, dest_dir: Path, stuck: set[str]) -> Path | None:
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 _syncfs = getattr(_libc, "syncfs", None)
+_renameat2 = getattr(_libc, "renameat2", None)
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
 
 
 def sync_filesystem(directory: Path) -> None:

@@ -83,9 +83,11 @@ def move_files(folder: str, moves: list[tuple[str, str]]) -> list[tuple[str, str
     A file someone else moved meanwhile is fine.
     """
     failed = []
+    for dest in {dest for _name, dest in moves}:
+        Path(dest).mkdir(parents=True, exist_ok=True)
     for name, dest in moves:
         try:
-            move_unique(Path(os.path.join(folder, name)), Path(dest))
+            move_unique(Path(os.path.join(folder, name)), Path(dest), make_dir=False)
         except FileNotFoundError:
             continue
         except OSError as exc:

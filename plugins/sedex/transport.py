@@ -12,23 +12,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from dataclasses import replace
 from pathlib import Path
 
-from gateway.archive import build_zip
 from gateway.contracts import Intake, OutboundItem, PluginContext, ReceiptSink, SendResult
 from gateway.dirwatch import DirWatcher
-from gateway.errors import GatewayError, PermanentError, TransientError
-from plugins.sedex._files import sync_filesystem, write_then_rename
+from gateway.errors import GatewayError, TransientError, WorkerLost
+from plugins.sedex._files import sync_filesystem
 from plugins.sedex._inbound import InboxScanner
+from plugins.sedex._outbox import clear_staging, template, write_attempt, write_attempts
 from plugins.sedex._receipts import ReceiptScanner
-from plugins.sedex.envelope import MESSAGE_ID, EnvelopeTemplate
 from plugins.sedex.options import SedexOptions
 
 log = logging.getLogger(__name__)
 
-#: Name of the eCH-0223 message inside a zip payload (attachments are under ``files/``).
-ZIP_MESSAGE_NAME = "message.xml"
 #: The most files one scan handles; a full scan is followed at once by the next.
 SCAN_LIMIT = 1000
 
@@ -50,85 +47,49 @@ class SedexTransport:
             max_payload=max(limits.max_bytes, limits.max_zip_bytes),
             grace=options.pair_grace, limit=SCAN_LIMIT,
         )
-        self._unsynced = False
-        _clear_staging(options.staging_dir)
-        self._template = EnvelopeTemplate(options.message_type, options.message_class,
-                                          options.sender_id, (options.recipient_id,),
-                                          options.envelope_version)
-
-    def _envelope(self, item: OutboundItem, now: datetime) -> bytes:
-        event = item.event_date or now
-        if event.tzinfo is None:
-            event = event.astimezone()
-        return self._template.render(item.attempt_ref, event, now)
+        self._offload = context.offload
+        #: Batches written, and how many of them the last successful sync covered.
+        self._written = self._synced = 0
+        clear_staging(options.staging_dir)
+        template(options)  # a configuration sedex would refuse fails here, at start
 
     async def send(self, item: OutboundItem) -> SendResult:
-        """Put the attempt into the outbox (see :meth:`write`)."""
-        return self.write(item)
+        """Put one attempt into the outbox (see :func:`~plugins.sedex._outbox.write_attempt`)."""
+        try:
+            return write_attempt(self.options, item)
+        finally:
+            self._written += 1
 
     async def send_many(self, items: Sequence[OutboundItem]) -> list[SendResult | GatewayError]:
-        """Put a batch into the outbox, in a thread: the event loop goes on meanwhile."""
-        return await asyncio.to_thread(self._write_all, items)
+        """Put a batch into the outbox, in a worker process: the event loop goes on meanwhile.
 
-    def _write_all(self, items: Sequence[OutboundItem]) -> list[SendResult | GatewayError]:
-        results: list[SendResult | GatewayError] = []
-        now = datetime.now().astimezone()  # the batch's messageDate
-        for item in items:
-            try:
-                results.append(self.write(item, now))
-            except (TransientError, PermanentError) as exc:
-                results.append(exc)
-        return results
-
-    def write(self, item: OutboundItem, now: datetime | None = None) -> SendResult:
-        """Put the attempt into the outbox: payload first, envelope last.
-
-        A repeated attempt (``item.resumed``) whose envelope is already in the
-        outbox or in ``processed`` is not written again.
-
-        :raises PermanentError: the envelope or zip cannot be built.
-        :raises TransientError: the outbox cannot be written (disk full, permissions).
+        If the worker dies, the batch is written here, as the same attempts:
+        files it wrote already count as sent (see ``resumed``), none twice.
         """
-        ref = item.attempt_ref
-        if not MESSAGE_ID.fullmatch(ref):
-            raise PermanentError(f"attempt_ref {ref!r} cannot be a sedex messageId")
-        outbox = self.options.outbox
-        envl_name = f"envl_{ref}.xml"
-        if item.resumed and ((outbox / envl_name).exists()
-                             or (self.options.processed / envl_name).exists()):
-            return SendResult(awaits_receipt=True, detail=f"{envl_name} already handed to sedex")
         try:
-            envelope = self._envelope(item, now or datetime.now().astimezone())
-            if item.attachments:
-                payload, ext = build_zip(ZIP_MESSAGE_NAME, item.payload, item.attachments), "zip"
-            else:
-                payload, ext = item.payload, "xml"
-        except ValueError as exc:
-            raise PermanentError(f"sedex would refuse this message: {exc}") from exc
-        try:
-            self._unsynced = True
-            staging = self.options.staging_dir
-            write_then_rename(outbox, f".tmp-{ref}-data", f"data_{ref}.{ext}", payload,
-                              staging=staging)
-            write_then_rename(outbox, f".tmp-{ref}-envl", envl_name, envelope, staging=staging)
-        except OSError as exc:
-            reason = exc.strerror or str(exc)
-            raise TransientError(f"cannot write to the sedex outbox {outbox}: {reason}") from exc
-        return SendResult(awaits_receipt=True, detail=f"{envl_name} in the sedex outbox")
+            return await self._offload(write_attempts, self.options, items)
+        except WorkerLost as exc:
+            log.error("sedex partner %s: %s; writing the batch in this process", self.name, exc)
+            return write_attempts(self.options, [replace(i, resumed=True) for i in items])
+        finally:
+            self._written += 1
 
     async def flush(self) -> None:
-        """Make every file ``send`` wrote durable (one ``syncfs``), if ``sync`` is on.
+        """Make every file sent so far durable (one ``syncfs``), if ``sync`` is on.
+
+        Batches may overlap (dispatch rounds in flight): a flush syncs what
+        was written before it was called, unless a later sync already has.
 
         :raises TransientError: the kernel reported a write-back error.
         """
-        if not (self.options.sync and self._unsynced):
+        target = self._written
+        if not self.options.sync or self._synced >= target:
             return
-        self._unsynced = False
         try:
             await asyncio.to_thread(sync_filesystem, self.options.outbox)
         except OSError as exc:
-            self._unsynced = True
             raise TransientError(f"cannot make the sedex outbox durable: {exc}") from exc
+        self._synced = max(self._synced, target)
 
     async def scan_receipts(self, receipts: ReceiptSink, intake: Intake) -> int:
         """One pass over the receipts folder; returns the number of files handled."""
@@ -165,11 +126,3 @@ class SedexTransport:
                     await watcher.wait()
         finally:
             watcher.stop()
-
-
-def _clear_staging(staging: Path) -> None:
-    """Create the staging folder; remove what a previous run left half-written."""
-    staging.mkdir(parents=True, exist_ok=True)
-    for leftover in staging.iterdir():
-        if leftover.is_file():
-            leftover.unlink(missing_ok=True)

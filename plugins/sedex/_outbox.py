@@ -1,0 +1,99 @@
+"""Writing attempts into the sedex outbox: payload first, envelope last.
+
+Module-level, so that the transport can run a batch in a worker process
+(``PluginContext.offload``): creating and renaming two files per message is
+the largest share of what sending costs, and the event-loop process is the
+one every message passes through. Each process keeps its own envelope
+templates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from gateway.archive import build_zip
+from gateway.contracts import OutboundItem, SendResult
+from gateway.errors import GatewayError, PermanentError, TransientError
+from plugins.sedex._files import write_then_rename
+from plugins.sedex.envelope import MESSAGE_ID, EnvelopeTemplate
+from plugins.sedex.options import SedexOptions
+
+#: Name of the eCH-0223 message inside a zip payload (attachments are under ``files/``).
+ZIP_MESSAGE_NAME = "message.xml"
+
+_templates: dict[tuple[int, int, str, str, int], EnvelopeTemplate] = {}
+
+
+def template(options: SedexOptions) -> EnvelopeTemplate:
+    """The envelope template for ``options`` (built and schema-checked once per process)."""
+    key = (options.message_type, options.message_class, options.sender_id,
+           options.recipient_id, options.envelope_version)
+    found = _templates.get(key)
+    if found is None:
+        found = _templates[key] = EnvelopeTemplate(
+            options.message_type, options.message_class, options.sender_id,
+            (options.recipient_id,), options.envelope_version)
+    return found
+
+
+def write_attempts(options: SedexOptions, items: Sequence[OutboundItem]
+                   ) -> list[SendResult | GatewayError]:
+    """Write each attempt; one result or error per item (see :func:`write_attempt`)."""
+    results: list[SendResult | GatewayError] = []
+    now = datetime.now().astimezone()  # the batch's messageDate
+    for item in items:
+        try:
+            results.append(write_attempt(options, item, now))
+        except (TransientError, PermanentError) as exc:
+            results.append(exc)
+    return results
+
+
+def write_attempt(options: SedexOptions, item: OutboundItem, now: datetime | None = None
+                  ) -> SendResult:
+    """Put the attempt into the outbox: payload first, envelope last.
+
+    A repeated attempt (``item.resumed``) whose envelope is already in the
+    outbox or in ``processed`` is not written again.
+
+    :raises PermanentError: the envelope or zip cannot be built.
+    :raises TransientError: the outbox cannot be written (disk full, permissions).
+    """
+    ref = item.attempt_ref
+    if not MESSAGE_ID.fullmatch(ref):
+        raise PermanentError(f"attempt_ref {ref!r} cannot be a sedex messageId")
+    outbox = options.outbox
+    envl_name = f"envl_{ref}.xml"
+    if item.resumed and ((outbox / envl_name).exists()
+                         or (options.processed / envl_name).exists()):
+        return SendResult(awaits_receipt=True, detail=f"{envl_name} already handed to sedex")
+    try:
+        now = now or datetime.now().astimezone()
+        event = item.event_date or now
+        envelope = template(options).render(ref, event if event.tzinfo else event.astimezone(),
+                                            now)
+        if item.attachments:
+            payload, ext = build_zip(ZIP_MESSAGE_NAME, item.payload, item.attachments), "zip"
+        else:
+            payload, ext = item.payload, "xml"
+    except ValueError as exc:
+        raise PermanentError(f"sedex would refuse this message: {exc}") from exc
+    try:
+        staging = options.staging_dir
+        write_then_rename(outbox, f".tmp-{ref}-data", f"data_{ref}.{ext}", payload,
+                          staging=staging)
+        write_then_rename(outbox, f".tmp-{ref}-envl", envl_name, envelope, staging=staging)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise TransientError(f"cannot write to the sedex outbox {outbox}: {reason}") from exc
+    return SendResult(awaits_receipt=True, detail=f"{envl_name} in the sedex outbox")
+
+
+def clear_staging(staging: Path) -> None:
+    """Create the staging folder; remove what a previous run left half-written."""
+    staging.mkdir(parents=True, exist_ok=True)
+    for leftover in staging.iterdir():
+        if leftover.is_file():
+            leftover.unlink(missing_ok=True)
