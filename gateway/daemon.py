@@ -14,7 +14,6 @@ import contextlib
 import functools
 import logging
 import signal
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -30,16 +29,10 @@ from gateway.plugins import loaded_from_entry_points, notify, source_types, tran
 from gateway.processor import Processor, Validator, normalise_context
 from gateway.retry import RetryPolicy
 from gateway.store import SQLiteStore, Store
-from gateway.workers import WorkerPool
+from gateway.workers import WorkerPool, settle_gc
 
 log = logging.getLogger(__name__)
 
-#: The event loop shares the GIL with helper threads (syncfs, WAL checkpoints,
-#: the worker pool's feeder); each system call hands the GIL over and waits to
-#: get it back, and with Python's default 5 ms switch interval those waits queue
-#: up (a convoy). 0.5 ms measured about 15% more throughput when the store still
-#: had a writer thread; not measured again since group commit moved to the loop.
-GIL_SWITCH_INTERVAL = 0.0005
 #: Seconds before a failed component is restarted, doubling up to the maximum.
 RESTART_MIN, RESTART_MAX = 1.0, 60.0
 #: Seconds between WAL checkpoints (the writer's commits never checkpoint).
@@ -113,7 +106,6 @@ class Gateway:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then drain."""
-        sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         self.store.start()
         await self.pipeline.start()
         recovered = await self.pipeline.recover()
@@ -127,6 +119,7 @@ class Gateway:
                    for n, s in self.sources.items()]
         scheduler = self._scheduler()
         scheduler.start()
+        settle_gc()
         sdnotify.notify("READY=1")
         self.ready.set()
         log.info("gateway %s running: %d sources, %d partners", self.settings.gateway.node_id,

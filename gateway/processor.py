@@ -118,10 +118,12 @@ def init_worker(settings: Any, partner_versions: dict[str, str]) -> None:
     """Build this worker process's processor from the daemon's settings."""
     from gateway.assembly import make_validator, schema_set
     from gateway.plugins import get_plugin_manager
+    from gateway.workers import settle_gc
 
     global _worker
     _worker = Processor(get_plugin_manager(), settings, normalise_context(settings),
                         make_validator(schema_set(settings)), partner_versions)
+    settle_gc()
 
 
 def work(batch: Sequence[tuple[int, RawInput]]) -> list[Processed]:

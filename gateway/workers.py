@@ -11,6 +11,7 @@ not have) offloaded work runs in a thread of this process instead.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 from collections.abc import Callable
@@ -87,3 +88,19 @@ class WorkerPool:
 
 def _nothing() -> None:
     """The first job: lets the pool spawn its processes."""
+
+
+#: Allocations between young-generation collections (Python's default: 700).
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def settle_gc() -> None:
+    """Tune the garbage collector for a long-running process that has started up.
+
+    What start-up built (plugins, schemas, configuration) lives as long as
+    the process: ``gc.freeze`` keeps later collections from walking it. The
+    batches of messages allocate many short-lived containers; collecting the
+    young generation every 700 allocations spent a few per cent of the CPU.
+    """
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
