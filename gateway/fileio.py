@@ -35,8 +35,13 @@ def write_file(path: Path | str, data: bytes, mode: int = 0o644) -> None:
     """Create (or truncate) ``path`` and write ``data`` to it; no fsync."""
     fd = os.open(path, _WRITE, mode)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        write_all(fd, data)
     finally:
         os.close(fd)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to the open file ``fd``."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]

@@ -70,32 +70,50 @@ def test_transport_type_is_declared() -> None:
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
-async def test_send_writes_data_then_envelope_via_hidden_temporaries(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    t = make_transport(tmp_path)
-    renames: list[tuple[str, str]] = []
-    real_replace = os.replace
+@pytest.fixture(params=["unnamed", "renamed"])
+def publishing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways of publishing a file: O_TMPFILE + link (Linux), temporary name + rename."""
+    monkeypatch.setattr(files, "_tmpfile_works", None if request.param == "unnamed" else False)
+    return str(request.param)
 
-    def spy(src: Any, dst: Any) -> None:
-        assert Path(src).parent == tmp_path / "outbox" / STAGING, "written outside staging"
-        renames.append((Path(src).name, Path(dst).name))
-        real_replace(src, dst)
 
-    monkeypatch.setattr(files.os, "replace", spy)
-    result = await t.send(item())
-    assert result.awaits_receipt
-    assert renames == [(f".tmp-{REF}-data", f"data_{REF}.xml"),
-                       (f".tmp-{REF}-envl", f"envl_{REF}.xml")]
-    outbox = tmp_path / "outbox"
-    assert names(outbox) == {f"data_{REF}.xml", f"envl_{REF}.xml"}
-    assert names(outbox / STAGING) == set()
-    assert (outbox / f"data_{REF}.xml").read_bytes() == PAYLOAD
+def check_envelope(outbox: Path) -> None:
     env = parse_envelope((outbox / f"envl_{REF}.xml").read_bytes(), max_bytes=1 << 20)
     assert (env.message_id, env.sender_id, env.recipient_ids, env.version) == (
         REF, "T3-1234-1", ("T3-CH-1",), 1)
     assert (env.message_type, env.message_class, env.event_date) == (2_200_001, 0, WHEN)
     assert env.message_date.tzinfo is not None
+
+
+@pytest.mark.asyncio
+async def test_send_publishes_data_then_envelope_complete(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, publishing: str) -> None:
+    t = make_transport(tmp_path)
+    outbox = tmp_path / "outbox"
+    appeared: list[tuple[str, int]] = []  # (name, bytes complete when it became visible)
+    real_replace, real_link = os.replace, os.link
+
+    def replace_spy(src: Any, dst: Any) -> None:
+        assert Path(src).parent == outbox / STAGING, "written outside staging"
+        assert Path(src).name.startswith(".tmp-")
+        appeared.append((Path(dst).name, Path(src).stat().st_size))
+        real_replace(src, dst)
+
+    def link_spy(src: Any, dst: Any, **kwargs: Any) -> None:
+        appeared.append((Path(dst).name, os.fstat(int(src)).st_size))
+        real_link(src, dst, **kwargs)
+
+    monkeypatch.setattr(files.os, "replace", replace_spy)
+    monkeypatch.setattr(files.os, "link", link_spy)
+    result = await t.send(item())
+    assert result.awaits_receipt
+    envelope_size = (outbox / f"envl_{REF}.xml").stat().st_size
+    assert appeared == [(f"data_{REF}.xml", len(PAYLOAD)), (f"envl_{REF}.xml", envelope_size)]
+    assert files._tmpfile_works is (publishing == "unnamed")
+    assert names(outbox) == {f"data_{REF}.xml", f"envl_{REF}.xml"}
+    assert names(outbox / STAGING) == set()
+    assert (outbox / f"data_{REF}.xml").read_bytes() == PAYLOAD
+    check_envelope(outbox)
 
 
 @pytest.mark.asyncio
@@ -131,7 +149,7 @@ async def test_an_attempt_already_in_processed_counts_as_sent(tmp_path: Path) ->
 
 
 @pytest.mark.asyncio
-async def test_a_crash_between_data_and_envelope_is_repaired(tmp_path: Path) -> None:
+async def test_a_crash_between_data_and_envelope_is_repaired(tmp_path: Path, publishing: str) -> None:
     t = make_transport(tmp_path)
     (tmp_path / "outbox" / f"data_{REF}.xml").write_bytes(b"<partial")
     await t.send(item())
@@ -163,16 +181,18 @@ async def test_send_many_answers_each_item_and_writes_the_good_ones(tmp_path: Pa
 
 @pytest.mark.asyncio
 async def test_disk_full_is_transient_and_leaves_no_temporary(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, publishing: str) -> None:
     t = make_transport(tmp_path)
 
-    def full(src: Any, dst: Any) -> None:
+    def full(*_args: Any) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(files.os, "replace", full)
+    monkeypatch.setattr(files, "write_all", full)
+    monkeypatch.setattr(files, "write_file", full)
     with pytest.raises(TransientError, match="No space left"):
         await t.send(item())
     assert names(tmp_path / "outbox") == set()
+    assert names(tmp_path / "outbox" / STAGING) == set()
 
 
 @pytest.mark.asyncio

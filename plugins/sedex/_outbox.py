@@ -16,7 +16,7 @@ from pathlib import Path
 from gateway.archive import build_zip
 from gateway.contracts import OutboundItem, SendResult
 from gateway.errors import GatewayError, PermanentError, TransientError
-from plugins.sedex._files import write_then_rename
+from plugins.sedex._files import publish
 from plugins.sedex.envelope import MESSAGE_ID, EnvelopeTemplate
 from plugins.sedex.options import SedexOptions
 
@@ -82,9 +82,8 @@ def write_attempt(options: SedexOptions, item: OutboundItem, now: datetime | Non
         raise PermanentError(f"sedex would refuse this message: {exc}") from exc
     try:
         staging = options.staging_dir
-        write_then_rename(outbox, f".tmp-{ref}-data", f"data_{ref}.{ext}", payload,
-                          staging=staging)
-        write_then_rename(outbox, f".tmp-{ref}-envl", envl_name, envelope, staging=staging)
+        publish(outbox, f"data_{ref}.{ext}", payload, staging=staging)
+        publish(outbox, envl_name, envelope, staging=staging)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise TransientError(f"cannot write to the sedex outbox {outbox}: {reason}") from exc
