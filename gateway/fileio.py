@@ -7,6 +7,9 @@ is a tenth of the gateway's time. These helpers use ``os.open`` directly.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import errno
 import os
 from pathlib import Path
 
@@ -45,3 +48,26 @@ def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
+
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+_renameat2 = getattr(_libc, "renameat2", None)
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+
+
+def rename_no_replace(src: Path | str, dest: Path | str) -> None:
+    """Rename ``src`` to ``dest`` unless ``dest`` exists (then FileExistsError).
+
+    One ``renameat2(RENAME_NOREPLACE)`` on Linux; elsewhere a hard link and
+    an unlink, which never overwrite either.
+    """
+    if _renameat2 is not None:
+        if _renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dest),
+                      _RENAME_NOREPLACE) == 0:
+            return
+        err = ctypes.get_errno()
+        if err not in (errno.ENOSYS, errno.EINVAL):  # else: not supported here, link instead
+            raise OSError(err, os.strerror(err), str(src), None, str(dest))
+    os.link(src, dest)
+    os.unlink(src)

@@ -40,6 +40,17 @@ async def test_dropped_messages_are_delivered_once(tmp_path: Path) -> None:
     assert list((tmp_path / "in").iterdir()) == []
 
 
+async def test_a_file_name_used_twice_keeps_both_files_in_done(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    async with running(config):
+        for n, mid in enumerate(["twice-alpha", "twice-bravo"]):
+            drop(tmp_path / "in", "mutation.xml", message(mid))
+            await until(lambda n=n: len(delivery_states(tmp_path / "gateway.db")) == n + 1)
+    kept = sorted((tmp_path / "done").iterdir())
+    assert len(kept) == 2 and kept[-1].name == "mutation.xml"
+    assert sorted(b"twice-alpha" in p.read_bytes() for p in kept) == [False, True]
+
+
 async def test_transient_failures_are_retried(tmp_path: Path) -> None:
     partner = ('[partners.canton]\ntransport = "stub"\n[partners.canton.retry]\n'
                'initial = "10ms"\njitter = 0\n[partners.canton.stub]\nfail_transient = 2\n')

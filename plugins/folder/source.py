@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway.config import Duration
 from gateway.contracts import Intake, PluginContext, RawInput
 from gateway.dirwatch import DirWatcher, ready_files
-from gateway.fileio import read_file
+from gateway.fileio import read_file, rename_no_replace
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +109,17 @@ def finish_files(paths: list[str], done_dir: Path | None) -> None:
             if done_dir is None:
                 path.unlink()
             else:
-                os.replace(path, _free_name(done_dir / path.name))
+                _move_keeping_both(path, done_dir / path.name)
         except FileNotFoundError:
             pass
+
+
+def _move_keeping_both(path: Path, target: Path) -> None:
+    """Move ``path`` to ``target``, or beside it under a new name if that exists."""
+    try:
+        rename_no_replace(path, target)
+    except FileExistsError:
+        os.replace(path, _free_name(target))
 
 
 def _content_type(path: Path) -> str:

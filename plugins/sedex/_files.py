@@ -10,7 +10,7 @@ import os
 import shutil
 from pathlib import Path
 
-from gateway.fileio import write_all, write_file
+from gateway.fileio import rename_no_replace, write_all, write_file
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def move_unique(src: Path, dest_dir: Path, *, make_dir: bool = True) -> Path:
         dest = dest_dir / (src.name if n == 0 else f"{stem}-{n}{dot}{ext}")
         n += 1
         try:
-            _rename_no_replace(src, dest)
+            rename_no_replace(src, dest)
         except FileExistsError:
             continue
         except OSError:
@@ -119,19 +119,6 @@ def move_unique(src: Path, dest_dir: Path, *, make_dir: bool = True) -> Path:
                 continue
             shutil.move(src, dest)
         return dest
-
-
-def _rename_no_replace(src: Path, dest: Path) -> None:
-    """Rename, failing with FileExistsError where ``dest`` exists."""
-    if _renameat2 is not None:
-        if _renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dest),
-                      _RENAME_NOREPLACE) == 0:
-            return
-        err = ctypes.get_errno()
-        if err not in (errno.ENOSYS, errno.EINVAL):  # else: not supported here, link instead
-            raise OSError(err, os.strerror(err), str(src), None, str(dest))
-    os.link(src, dest)
-    os.unlink(src)
 
 
 def move_done(src: Path, dest_dir: Path, stuck: set[str]) -> Path | None:
@@ -154,9 +141,6 @@ def move_done(src: Path, dest_dir: Path, stuck: set[str]) -> Path | None:
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 _syncfs = getattr(_libc, "syncfs", None)
-_renameat2 = getattr(_libc, "renameat2", None)
-_AT_FDCWD = -100
-_RENAME_NOREPLACE = 1
 
 
 def sync_filesystem(directory: Path) -> None:

@@ -57,7 +57,6 @@ def read_receipts(folder: str, skip: frozenset[str], limit: int, source: str,
     for entry in entries[:limit]:
         try:
             data = read_file(entry.path, max_bytes)
-            mtime = datetime.fromtimestamp(entry.stat().st_mtime, UTC)
         except FileNotFoundError:  # moved away by someone else meanwhile
             continue
         except OSError as exc:
@@ -70,10 +69,14 @@ def read_receipts(folder: str, skip: frozenset[str], limit: int, source: str,
             continue
         try:
             parsed = parse_receipt(data, max_bytes=max_bytes)
+            # without a readable eventDate, the file's time stands in for it
+            at = parsed.event_date or datetime.fromtimestamp(entry.stat().st_mtime, UTC)
         except InputRejected as exc:
             batch.rejected.append((entry.name, raw, f"unreadable sedex receipt: {exc}"))
+        except FileNotFoundError:  # moved away by someone else meanwhile
+            continue
         else:
-            batch.found.append((entry.name, to_receipt(parsed, data, mtime)))
+            batch.found.append((entry.name, to_receipt(parsed, data, at)))
     return batch
 
 
