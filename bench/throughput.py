@@ -24,7 +24,8 @@ It prints:
 - msgs/s from the first pickup to the last message in the sedex outbox,
 - msgs/s until the last receipt was recorded,
 - p50/p99 latency from pickup (stored) to outbox (files written and synced),
-- the gateway process's peak RSS (VmHWM).
+- the peak RSS (VmHWM) of the gateway process and of its child processes,
+- the CPU seconds each process used.
 """
 
 from __future__ import annotations
@@ -191,6 +192,7 @@ def main() -> None:
             make_messages(inbox, args.messages, args.seed, args.rate)
         wait_for(work / "gateway.db", args.messages, timeout=600)
         rss = peak_rss_mib(gateway.pid)
+        worker_rss = [peak_rss_mib(pid) for pid in children(gateway.pid)]
         cpu = cpu_report(gateway.pid, sim.pid)
     finally:
         for proc in (gateway, sim):
@@ -203,7 +205,8 @@ def main() -> None:
     print(f"pickup -> outbox:    {f['outbox_rate']:.0f} msgs/s")
     print(f"pickup -> receipt:   {f['receipt_rate']:.0f} msgs/s")
     print(f"latency p50 / p99:   {f['p50_ms']:.1f} ms / {f['p99_ms']:.1f} ms (pickup -> outbox)")
-    print(f"gateway peak RSS:    {rss:.0f} MiB")
+    print(f"gateway peak RSS:    {rss:.0f} MiB, its {len(worker_rss)} child processes"
+          f" (workers, resource tracker) {sum(worker_rss):.0f} MiB")
     print(cpu)
     if not args.rate:  # a steady load measures latency; its rate is the one asked for
         print(f"against the 3,000 msgs/s target: {f['receipt_rate'] / 3000:.2f} (with receipts),"

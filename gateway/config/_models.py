@@ -59,7 +59,7 @@ class GatewaySettings(_Section):
         default=30.0, description="On shutdown, how long in-flight work may take to finish."
     )
     workers: int = Field(
-        default=1,
+        default=2,
         ge=0,
         le=64,
         description="Processes that normalise and validate beside the event loop, and run"
