@@ -119,9 +119,10 @@ def counts(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
 def pending(conn: sqlite3.Connection, limit: int) -> list[Pending]:
     """Inputs stored but never processed (the process stopped in between)."""
     rows = conn.execute(
+        # the literal state lets SQLite use the partial index messages_received
         "SELECT id, source, ref, raw, meta FROM messages JOIN payloads ON message = id"
-        " WHERE state = ? ORDER BY id LIMIT ?",
-        (MessageState.RECEIVED, limit),
+        f" WHERE state = '{MessageState.RECEIVED}' ORDER BY id LIMIT ?",
+        (limit,),
     ).fetchall()
     return [Pending(r[0], r[1], r[2], bytes(r[3]), json.loads(r[4])) for r in rows]
 
