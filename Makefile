@@ -24,7 +24,7 @@ test: lint
 	$(BIN)/python -m pytest -q
 
 bench: setup
-	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/throughput.py --messages 20000 --runs 3 --floor
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

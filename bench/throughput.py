@@ -2,7 +2,7 @@
 
 Usage (from the project root, after `make setup`)::
 
-    .venv/bin/python bench/throughput.py [--messages 20000] [--rate 0] [--keep]
+    .venv/bin/python bench/throughput.py [--messages 20000] [--runs 5] [--rate 0] [--floor]
 
 It writes a fresh gateway folder (``ech-gateway init``), starts the gateway
 as its own process (``ech-gateway run``, durable: SQLite synchronous=FULL
@@ -34,8 +34,10 @@ import argparse
 import os
 import random
 import re
+import shutil
 import signal
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -159,19 +161,9 @@ def cpu_report(gateway: int, stand_in: int) -> str:
     return "CPU s (user+sys):    " + ", ".join(parts)
 
 
-def main() -> None:
-    """Run the benchmark and print its figures."""
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--messages", type=int, default=20_000)
-    ap.add_argument("--rate", type=float, default=0.0, help="msgs/s to drop at (0: all at once)")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--keep", action="store_true", help="keep the gateway folder")
-    ap.add_argument("--full-sim", action="store_true", help="use ech-gateway sedex-sim")
-    ap.add_argument("--floor", action="store_true",
-                    help="also measure the minimal script (bench/floor.py) and print the ratio")
-    ap.add_argument("--toml", default="", help="extra configuration, e.g. '[gateway]\\nworkers = 2'")
-    args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="ech-gateway-bench-"))
+def run_once(args: argparse.Namespace, parent: Path | None) -> tuple[Path, dict[str, float]]:
+    """One gateway folder, one run; prints its figures and returns them."""
+    work = Path(tempfile.mkdtemp(prefix="ech-gateway-bench-", dir=parent))
     cli = str(BIN / "ech-gateway")
     subprocess.run([cli, "init", str(work)], check=True, stdout=subprocess.DEVNULL)
     (work / "conf.d").mkdir(exist_ok=True)
@@ -211,19 +203,52 @@ def main() -> None:
     if not args.rate:  # a steady load measures latency; its rate is the one asked for
         print(f"against the 3,000 msgs/s target: {f['receipt_rate'] / 3000:.2f} (with receipts),"
               f" {f['outbox_rate'] / 3000:.2f} (to the outbox)")
-    if args.floor:
-        from floor import floor
+    return work, f
 
-        with tempfile.TemporaryDirectory(prefix="ech-gateway-floor-") as tmp:
-            base = floor(args.messages, Path(tmp))
-        print(f"minimal script:      {base:.0f} msgs/s on this machine now;"
-              f" gateway/minimal = {f['receipt_rate'] / base:.2f}")
-    if args.keep:
-        print(f"folder: {work}")
-    else:
-        import shutil
 
-        shutil.rmtree(work)
+def main() -> None:
+    """Run the benchmark and print its figures."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--messages", type=int, default=20_000)
+    ap.add_argument("--rate", type=float, default=0.0, help="msgs/s to drop at (0: all at once)")
+    ap.add_argument("--runs", type=int, default=1, help="runs, each in a fresh folder; prints the median")
+    ap.add_argument("--dir", type=Path, default=None,
+                    help="where the gateway folders go (default: the system's temporary folder)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--keep", action="store_true", help="keep the gateway folders")
+    ap.add_argument("--full-sim", action="store_true", help="use ech-gateway sedex-sim")
+    ap.add_argument("--floor", action="store_true",
+                    help="also measure the minimal script (bench/floor.py) and print the ratio")
+    ap.add_argument("--toml", default="", help="extra configuration, e.g. '[gateway]\\nworkers = 1'")
+    args = ap.parse_args()
+    folders, runs = [], []
+    try:
+        for n in range(args.runs):
+            if args.runs > 1:
+                print(f"-- run {n + 1} of {args.runs}")
+            work, f = run_once(args, args.dir)
+            folders.append(work)
+            runs.append(f)
+        rate = statistics.median(f["receipt_rate"] for f in runs)
+        if args.runs > 1:
+            print(f"-- median of {args.runs}: pickup -> receipt {rate:.0f} msgs/s,"
+                  f" pickup -> outbox {statistics.median(f['outbox_rate'] for f in runs):.0f}"
+                  f" msgs/s ({rate / 3000:.2f} of the target)")
+        if args.floor:
+            from floor import floor
+
+            with tempfile.TemporaryDirectory(prefix="ech-gateway-floor-", dir=args.dir) as tmp:
+                base = floor(args.messages, Path(tmp))
+            print(f"minimal script:      {base:.0f} msgs/s on this machine now;"
+                  f" gateway/minimal = {rate / base:.2f}")
+    finally:
+        # removed only now: on ext4 without a journal, creating files right after
+        # many were deleted is several times slower for minutes (see README)
+        for work in folders:
+            if args.keep:
+                print(f"folder: {work}")
+            else:
+                shutil.rmtree(work)
 
 
 if __name__ == "__main__":
