@@ -16,12 +16,14 @@ hook is really exercised through the product's own call sites.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pluggy
 import pytest
 
 from gateway.hookspecs import PROJECT
+from gateway.store import SQLiteStore
 
 #: Hook names called since the current test started.
 _CALLS: list[str] = []
@@ -55,3 +57,12 @@ def hook_calls() -> list[str]:
     """The names of the hooks called since this test started (a live list)."""
     _CALLS.clear()
     return _CALLS
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLiteStore]:
+    """A started SQLite store in a fresh folder, with a short group-commit delay."""
+    s = SQLiteStore(tmp_path / "g.db", group_commit_delay=0.001)
+    s.start()
+    yield s
+    s.close()

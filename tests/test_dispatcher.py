@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -50,14 +49,6 @@ class BatchTransport:
 
     async def run(self, *_args: object) -> None:
         await asyncio.Event().wait()
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    s = SQLiteStore(tmp_path / "g.db", group_commit_delay=0.001)
-    s.start()
-    yield s
-    s.close()
 
 
 async def dispatch_once(store: SQLiteStore, transport: BatchTransport,

@@ -6,7 +6,6 @@ import asyncio
 import sqlite3
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -24,14 +23,6 @@ from gateway.store import (
 )
 
 FAST = RetryPolicy(max_attempts=3, initial=0.0, maximum=0.0, jitter=0.0)
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    s = SQLiteStore(tmp_path / "g.db", group_commit_delay=0.001)
-    s.start()
-    yield s
-    s.close()
 
 
 def raw(n: int = 0) -> RawInput:
