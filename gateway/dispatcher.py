@@ -71,6 +71,9 @@ class Dispatcher:
         try:
             while not self._stopping:
                 await self._rounds.acquire()
+                if self._stopping:  # asked to stop while waiting for a free round
+                    self._rounds.release()
+                    break
                 try:
                     claims = await self._store.claim_due(self._node, self._lease,
                                                          self._batch_size, list(self._transports))
@@ -110,14 +113,14 @@ class Dispatcher:
         self._wake.clear()
 
     async def _dispatch(self, claims: Sequence[Claim]) -> None:
-        by_partner: dict[str, list[int]] = {}
-        for i, c in enumerate(claims):
-            by_partner.setdefault(c.partner, []).append(i)
-        sent: dict[int, Outcome] = {}
-        for partner, indexes in by_partner.items():
-            group = [claims[i] for i in indexes]
-            sent.update(zip(indexes, await self._send_group(partner, group), strict=True))
-        outcomes = [sent[i] for i in range(len(claims))]
+        by_partner: dict[str, list[Claim]] = {}
+        for c in claims:
+            by_partner.setdefault(c.partner, []).append(c)
+        outcome_of: dict[int, Outcome] = {}
+        for partner, group in by_partner.items():
+            for c, outcome in zip(group, await self._send_group(partner, group), strict=True):
+                outcome_of[c.delivery] = outcome
+        outcomes = [outcome_of[c.delivery] for c in claims]
         for partner in by_partner:
             problem = await self._flush(partner)
             if problem is not None:
