@@ -255,6 +255,24 @@ def still_there(folder: Path, wanted: set[str]) -> Callable[..., None]:
     return check
 
 
+async def test_recorded_receipts_are_moved_even_when_the_worker_dies_then(
+        tmp_path: Path) -> None:
+    t = make_transport(tmp_path)
+    write_receipt(tmp_path / "receipts", "a.xml", "ref-a", 100)
+
+    async def dies_when_moving(fn: Any, *args: Any) -> Any:
+        if fn.__name__ == "move_files":
+            raise WorkerLost("a worker process died while running move_files")
+        return fn(*args)
+
+    t.receipt_scanner.offload = dies_when_moving
+    sink = StubReceiptSink({"ref-a"})
+    assert await t.scan_receipts(sink, StubIntake()) == 1
+    assert names(tmp_path / "receipts-done") == {"a.xml"}
+    assert await t.scan_receipts(sink, StubIntake()) == 0  # not recorded twice
+    assert len(sink.calls) == 1
+
+
 @pytest.mark.asyncio
 async def test_receipts_are_recorded_in_one_call_then_moved(tmp_path: Path) -> None:
     t = make_transport(tmp_path)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway.config import Duration
 from gateway.contracts import Intake, PluginContext, RawInput
 from gateway.dirwatch import DirWatcher, ready_files
+from gateway.errors import WorkerLost
 from gateway.fileio import read_file, rename_no_replace
 
 log = logging.getLogger(__name__)
@@ -97,8 +98,11 @@ class FolderSource:
         if raws:
             await intake.submit([raw for _path, raw in raws])
             # moving them is kernel time the event-loop process need not spend
-            await self.offload(finish_files, [str(path) for path, _raw in raws],
-                               self.options.done_dir)
+            stored = [str(path) for path, _raw in raws]
+            try:
+                await self.offload(finish_files, stored, self.options.done_dir)
+            except WorkerLost:  # stored already: move them here rather than take them again
+                finish_files(stored, self.options.done_dir)
 
 
 def finish_files(paths: list[str], done_dir: Path | None) -> None:

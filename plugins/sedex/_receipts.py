@@ -18,7 +18,7 @@ from pathlib import Path
 
 from gateway.contracts import Intake, Offload, RawInput, Receipt, ReceiptOutcome, ReceiptSink
 from gateway.dirwatch import ready_files
-from gateway.errors import InputRejected
+from gateway.errors import InputRejected, WorkerLost
 from gateway.fileio import read_file
 from plugins.sedex._files import move_unique
 from plugins.sedex.envelope import SedexReceipt, parse_receipt
@@ -139,7 +139,11 @@ class ReceiptScanner:
                     log.warning("sedex receipt for unknown message %s (status %s): %s",
                                 receipt.attempt_ref, receipt.code, name)
                 moves.append((name, str(self.archive if ok else self.archive / "unmatched")))
-        for name, error in await self.offload(move_files, str(self.folder), moves):
+        try:
+            failed = await self.offload(move_files, str(self.folder), moves)
+        except WorkerLost:  # recorded already: move them here rather than record them again
+            failed = move_files(str(self.folder), moves)
+        for name, error in failed:
             log.error("sedex receipt %s: %s; skipping it until restart", name, error)
             self.stuck.add(name)
         return len(batch.found) + len(batch.rejected)
