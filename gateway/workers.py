@@ -11,9 +11,13 @@ not have) offloaded work runs in a thread of this process instead.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 import logging
 import multiprocessing
+import os
+import signal
+import sys
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -60,7 +64,8 @@ class WorkerPool:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 self.size, mp_context=multiprocessing.get_context("spawn"),
-                initializer=self._initializer, initargs=self._initargs)
+                initializer=_start_worker,
+                initargs=(os.getpid(), self._initializer, self._initargs))
         try:
             return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
         except BrokenProcessPool:
@@ -88,6 +93,26 @@ class WorkerPool:
 
 def _nothing() -> None:
     """The first job: lets the pool spawn its processes."""
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _start_worker(parent: int, initializer: Callable[..., None] | None,
+                  initargs: tuple[Any, ...]) -> None:
+    """Tie this worker's life to the daemon's, then run the pool's initializer.
+
+    A daemon killed with SIGKILL (OOM killer, an operator, a crash test)
+    cannot stop its workers, and they would wait for work forever: on Linux
+    the kernel kills them when the daemon dies (``PR_SET_PDEATHSIG``).
+    """
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the daemon died before the line above took effect
+        os._exit(1)
+    if initializer is not None:
+        initializer(*initargs)
 
 
 #: Allocations between young-generation collections (Python's default: 700).

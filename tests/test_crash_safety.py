@@ -51,6 +51,12 @@ class Daemon:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
 
+    def ensure_stopped(self) -> None:
+        """Kill the daemon if a failed test left it running."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
     def stop(self) -> int:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
@@ -82,8 +88,53 @@ def test_sigkill_loses_nothing_and_doubles_nothing(tmp_path: Path) -> None:
     inbox = tmp_path / "registry/outbox"
     rng = random.Random(os.environ.get("CRASH_SEED", "2235"))
     ids = [f"crash-{n:04d}" for n in range(MESSAGES)]
-    per_cycle = MESSAGES // CYCLES
     daemon = Daemon(config, tmp_path)
+    try:
+        run_cycles(daemon, inbox, ids, rng, db)
+    finally:
+        daemon.ensure_stopped()
+
+    pairs = outbox_pairs(outbox)
+    missing = [i for i in ids if pairs[i] == 0]
+    doubled = {i: n for i, n in pairs.items() if n > 1}
+    assert not missing, f"{len(missing)} messages never reached the outbox, e.g. {missing[:5]}"
+    assert not doubled, f"messages in the outbox more than once: {list(doubled.items())[:5]}"
+    assert set(pairs) == set(ids)
+    assert list(inbox.glob("*.xml")) == []
+    per_message = states(db, "SELECT m.message_id, count(d.id) FROM messages m JOIN deliveries d"
+                             " ON d.message = m.id GROUP BY m.message_id")
+    assert len(per_message) == MESSAGES and all(n == 1 for _m, n in per_message)
+
+
+def test_worker_processes_die_with_a_killed_daemon(tmp_path: Path) -> None:
+    config = write_initial_config(tmp_path)
+    daemon = Daemon(config, tmp_path)
+    daemon.start()
+    daemon.wait_ready()
+    assert daemon.proc is not None
+    parent = daemon.proc.pid
+    workers = [int(p) for p in Path(f"/proc/{parent}/task/{parent}/children").read_text().split()]
+    assert workers, "the daemon runs worker processes by default"
+    daemon.kill()
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in workers if alive(pid)], "workers outlived the daemon"
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, or a pid taken by an unrelated process, does not count)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z" and "spawn_main" in Path(
+        f"/proc/{pid}/cmdline").read_text(errors="replace")
+
+
+def run_cycles(daemon: Daemon, inbox: Path, ids: list[str], rng: random.Random, db: Path) -> None:
+    """Kill the daemon at random moments while bursts arrive, then let it finish."""
+    per_cycle = MESSAGES // CYCLES
     for cycle in range(CYCLES):
         # the registry writes a burst while the gateway is down; it is killed mid-way through it
         for n in range(cycle * per_cycle, (cycle + 1) * per_cycle):
@@ -98,14 +149,3 @@ def test_sigkill_loses_nothing_and_doubles_nothing(tmp_path: Path) -> None:
     while sent(db) < MESSAGES and time.monotonic() < deadline:
         time.sleep(0.1)
     assert daemon.stop() == 0
-
-    pairs = outbox_pairs(outbox)
-    missing = [i for i in ids if pairs[i] == 0]
-    doubled = {i: n for i, n in pairs.items() if n > 1}
-    assert not missing, f"{len(missing)} messages never reached the outbox, e.g. {missing[:5]}"
-    assert not doubled, f"messages in the outbox more than once: {list(doubled.items())[:5]}"
-    assert set(pairs) == set(ids)
-    assert list(inbox.glob("*.xml")) == []
-    per_message = states(db, "SELECT m.message_id, count(d.id) FROM messages m JOIN deliveries d"
-                             " ON d.message = m.id GROUP BY m.message_id")
-    assert len(per_message) == MESSAGES and all(n == 1 for _m, n in per_message)
