@@ -52,6 +52,7 @@ def write_all(fd: int, data: bytes) -> None:
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 _renameat2 = getattr(_libc, "renameat2", None)
+_syncfs = getattr(_libc, "syncfs", None)
 _AT_FDCWD = -100
 _RENAME_NOREPLACE = 1
 
@@ -71,3 +72,22 @@ def rename_no_replace(src: Path | str, dest: Path | str) -> None:
             raise OSError(err, os.strerror(err), str(src), None, str(dest))
     os.link(src, dest)
     os.unlink(src)
+
+
+def sync_filesystem(directory: Path) -> None:
+    """Make everything written to the file system of ``directory`` durable.
+
+    One ``syncfs(2)`` call on Linux; ``sync(2)`` elsewhere.
+
+    :raises OSError: when the kernel reports a write-back error.
+    """
+    if _syncfs is None:
+        os.sync()
+        return
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), str(directory))
+    finally:
+        os.close(fd)

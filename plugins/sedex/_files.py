@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import logging
 import os
@@ -23,7 +21,7 @@ def write_then_rename(directory: Path, temp_name: str, final_name: str, data: by
     given (a folder on the same file system), else hidden in ``directory``:
     creating files in a folder that another process is scanning and emptying
     (the sedex client's outbox) waits for that folder's lock, while a rename
-    into it is one short operation. Not fsynced: see :func:`sync_filesystem`.
+    into it is one short operation. Not fsynced: see :func:`gateway.fileio.sync_filesystem`.
     """
     temp = (staging or directory) / temp_name
     try:
@@ -43,7 +41,7 @@ def publish(directory: Path, name: str, data: bytes, *, staging: Path) -> None:
     rename takes the file system's rename lock, which the sedex client's own
     moves out of the outbox contend for. Elsewhere, or where the file system
     has no ``O_TMPFILE``: :func:`write_then_rename` through ``staging``. Not
-    fsynced: see :func:`sync_filesystem`.
+    fsynced: see :func:`gateway.fileio.sync_filesystem`.
     """
     fd = _unnamed_file(staging)
     if fd is None:
@@ -137,26 +135,3 @@ def move_done(src: Path, dest_dir: Path, stuck: set[str]) -> Path | None:
         log.error("cannot move %s to %s (%s); skipping it until restart", src, dest_dir, exc)
         stuck.add(src.name)
         return None
-
-
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-_syncfs = getattr(_libc, "syncfs", None)
-
-
-def sync_filesystem(directory: Path) -> None:
-    """Make everything written to the file system of ``directory`` durable.
-
-    One ``syncfs(2)`` call on Linux; ``sync(2)`` elsewhere.
-
-    :raises OSError: when the kernel reports a write-back error.
-    """
-    if _syncfs is None:
-        os.sync()
-        return
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        if _syncfs(fd) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err), str(directory))
-    finally:
-        os.close(fd)

@@ -18,7 +18,7 @@ from pathlib import Path
 from gateway.contracts import Intake, OutboundItem, PluginContext, ReceiptSink, SendResult
 from gateway.dirwatch import DirWatcher
 from gateway.errors import GatewayError, TransientError, WorkerLost
-from plugins.sedex._files import sync_filesystem
+from gateway.fileio import sync_filesystem
 from plugins.sedex._inbound import InboxScanner
 from plugins.sedex._outbox import clear_staging, template, write_attempt, write_attempts
 from plugins.sedex._receipts import ReceiptScanner
