@@ -1,8 +1,9 @@
-"""Reading and writing whole small files with the fewest system calls.
+"""File-system primitives with the fewest system calls: whole small files, no-clobber renames, syncfs.
 
 Python's ``open()`` adds an ``fstat``, an ``lseek`` and an ``ioctl`` to every
 file it opens; at thousands of files a second on a slow file system that
-is a tenth of the gateway's time. These helpers use ``os.open`` directly.
+is a tenth of the gateway's time. These helpers use ``os.open`` directly,
+and ``renameat2``/``syncfs`` through ctypes where Linux has them.
 """
 
 from __future__ import annotations
