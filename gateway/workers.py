@@ -21,8 +21,9 @@ import sys
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+from gateway.contracts import in_thread
 from gateway.errors import WorkerLost
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class WorkerPool:
             starts new ones).
         """
         if not self.size:
-            return await asyncio.to_thread(fn, *args)
+            return cast(T, await in_thread(fn, *args))
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 self.size, mp_context=multiprocessing.get_context("spawn"),

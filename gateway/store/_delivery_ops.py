@@ -189,6 +189,7 @@ def record_receipts(conn: sqlite3.Connection, receipts: Sequence[Receipt],
     matched: list[bool] = []
     entries: list[Entry] = []
     receipt_rows, delivered_rows = [], []
+    settled: set[str] = set()  # attempts an earlier receipt of this batch settled
     for r in receipts:
         row = answered.get(r.attempt_ref)
         receipt_rows.append((r.attempt_ref, row[0] if row else None, r.outcome, r.code, r.info,
@@ -198,28 +199,25 @@ def record_receipts(conn: sqlite3.Connection, receipts: Sequence[Receipt],
             continue
         did, mid, partner, state, attempts, first_at, current = row
         detail = {"ref": r.attempt_ref, "code": r.code, "info": r.info, "outcome": r.outcome}
-        if current != r.attempt_ref or state not in (DeliveryState.SENT, DeliveryState.SENDING):
+        if (current != r.attempt_ref or r.attempt_ref in settled
+                or state not in (DeliveryState.SENT, DeliveryState.SENDING)):
             entries.append(Entry("receipt.late", mid, did, detail))
             continue
+        if r.outcome is ReceiptOutcome.WAIT:
+            entries.append(Entry("receipt.wait", mid, did, detail))
+            continue
+        settled.add(r.attempt_ref)
         if r.outcome is ReceiptOutcome.DELIVERED:
             delivered_rows.append((DeliveryState.DELIVERED, now, did))
-            answered[r.attempt_ref] = (did, mid, partner, DeliveryState.DELIVERED, attempts,
-                                       first_at, current)
             entries.append(Entry("delivery.delivered", mid, did, detail))
-        elif r.outcome is ReceiptOutcome.WAIT:
-            entries.append(Entry("receipt.wait", mid, did, detail))
         elif r.outcome is ReceiptOutcome.NEEDS_REVIEW:
             _set(conn, did, DeliveryState.NEEDS_REVIEW, f"receipt {r.code}: {r.info}", now)
-            answered[r.attempt_ref] = (did, mid, partner, DeliveryState.NEEDS_REVIEW, attempts,
-                                       first_at, current)
             entries.append(Entry("delivery.needs_review", mid, did, detail))
         else:
             entries.append(Entry("receipt.failed", mid, did, detail))
             entries.append(_fail(conn, did, mid, partner, attempts, first_at or now,
                                  r.outcome is ReceiptOutcome.FAILED_TRANSIENT,
                                  f"receipt {r.code}: {r.info}", policy_for, now))
-            answered[r.attempt_ref] = (did, mid, partner, DeliveryState.RETRY_WAIT, attempts,
-                                       first_at, current)
     conn.executemany(
         "INSERT INTO receipts (attempt_ref, delivery, outcome, code, info, at, recorded_at, raw)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", receipt_rows)

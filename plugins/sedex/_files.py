@@ -70,9 +70,9 @@ def _unnamed_file(folder: Path) -> int | None:
     if _tmpfile_works is False or not hasattr(os, "O_TMPFILE"):
         return None
     try:
-        fd = os.open(folder, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o644)
         if _tmpfile_works is None:
-            _proc_fds()
+            _proc_fds()  # without /proc, linkat cannot name the file
+        fd = os.open(folder, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o644)
     except OSError as exc:
         if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT):
             raise
