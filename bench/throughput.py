@@ -25,7 +25,13 @@ It prints:
 - msgs/s until the last receipt was recorded,
 - p50/p99 latency from pickup (stored) to outbox (files written and synced),
 - the peak RSS (VmHWM) of the gateway process and of its child processes,
-- the CPU seconds each process used.
+- the CPU seconds each process used,
+- what creating a file cost just before the run.
+
+Before each run it waits (up to ``--settle-max``) until creating a file is
+cheap: on ext4 without a journal, files deleted in the last minutes (an
+earlier run's folders, a test run) make every file creation scan past them,
+which can cost the gateway a third of its throughput.
 """
 
 from __future__ import annotations
@@ -80,6 +86,32 @@ def make_messages(folder: Path, n: int, seed: int, rate: float = 0.0) -> None:
             delay = start + (i + 1) / rate - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
+
+
+def creation_cost(folder: Path, count: int = 500) -> float:
+    """Microseconds to create one empty file in ``folder`` (the files are kept).
+
+    On ext4 without a journal, creating a file scans past every inode deleted
+    in the last minutes; after a large ``rm -r`` this costs several times the
+    usual and would make the gateway look slow.
+    """
+    probe = Path(tempfile.mkdtemp(prefix=".probe-", dir=folder))
+    start = time.perf_counter()
+    for i in range(count):
+        os.close(os.open(probe / f"p{i}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    return (time.perf_counter() - start) / count * 1e6
+
+
+def settle(folder: Path, limit_us: float, max_wait: float) -> float:
+    """Wait until creating a file in ``folder`` costs at most ``limit_us``; return the cost."""
+    deadline = time.monotonic() + max_wait
+    cost = creation_cost(folder)
+    while cost > limit_us and time.monotonic() < deadline:
+        print(f"file creation costs {cost:.0f} us (recently deleted inodes?); waiting",
+              flush=True)
+        time.sleep(15)
+        cost = creation_cost(folder)
+    return cost
 
 
 def wait_for(db: Path, n: int, timeout: float) -> None:
@@ -172,6 +204,7 @@ def run_once(args: argparse.Namespace, parent: Path | None) -> tuple[Path, dict[
         (work / "conf.d" / "95-extra.toml").write_text(args.toml.replace("\\n", "\n") + "\n")
     config = str(work / "gateway.toml")
     inbox = work / "registry" / "outbox"
+    creation_us = settle(work, args.settle_limit, args.settle_max)
     if not args.rate:  # a burst: the backlog is there when the gateway starts
         make_messages(inbox, args.messages, args.seed)
     gateway = subprocess.Popen([cli, "--config", config, "run"])
@@ -200,6 +233,7 @@ def run_once(args: argparse.Namespace, parent: Path | None) -> tuple[Path, dict[
     print(f"gateway peak RSS:    {rss:.0f} MiB, its {len(worker_rss)} child processes"
           f" (workers, resource tracker) {sum(worker_rss):.0f} MiB")
     print(cpu)
+    print(f"file creation:       {creation_us:.0f} us per file before the run")
     if not args.rate:  # a steady load measures latency; its rate is the one asked for
         print(f"against the 3,000 msgs/s target: {f['receipt_rate'] / 3000:.2f} (with receipts),"
               f" {f['outbox_rate'] / 3000:.2f} (to the outbox)")
@@ -219,6 +253,10 @@ def main() -> None:
     ap.add_argument("--full-sim", action="store_true", help="use ech-gateway sedex-sim")
     ap.add_argument("--floor", action="store_true",
                     help="also measure the minimal script (bench/floor.py) and print the ratio")
+    ap.add_argument("--settle-limit", type=float, default=25.0,
+                    help="wait before a run until creating a file costs at most this (us)")
+    ap.add_argument("--settle-max", type=float, default=420.0,
+                    help="wait at most this long (s) for file creation to settle")
     ap.add_argument("--toml", default="", help="extra configuration, e.g. '[gateway]\\nworkers = 1'")
     args = ap.parse_args()
     folders, runs = [], []
@@ -238,6 +276,7 @@ def main() -> None:
             from floor import floor
 
             with tempfile.TemporaryDirectory(prefix="ech-gateway-floor-", dir=args.dir) as tmp:
+                settle(Path(tmp), args.settle_limit, args.settle_max)
                 base = floor(args.messages, Path(tmp))
             print(f"minimal script:      {base:.0f} msgs/s on this machine now;"
                   f" gateway/minimal = {rate / base:.2f}")
