@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 RESTART_MIN, RESTART_MAX = 1.0, 60.0
 #: Seconds between WAL checkpoints (the writer's commits never checkpoint).
 CHECKPOINT_INTERVAL = 2.0
+#: Seconds a maintenance job running at shutdown gets to finish.
+JOB_STOP_TIMEOUT = 10.0
 
 
 def retry_policy(partner: Any) -> RetryPolicy:
@@ -103,6 +105,7 @@ class Gateway:
         self.ready = asyncio.Event()
         #: Set to cut the drain short (a second TERM).
         self.abort = asyncio.Event()
+        self._jobs: set[asyncio.Task[Any]] = set()  # maintenance jobs running now
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then drain."""
@@ -136,7 +139,7 @@ class Gateway:
             drain.cancel()
             await _cancel([*sources, *links, processor, dispatcher])
         abort.cancel()
-        scheduler.shutdown(wait=False)
+        await self._stop_jobs(scheduler)
         self.pipeline.close()
         self.store.checkpoint()
         self.store.close()
@@ -156,16 +159,35 @@ class Gateway:
     def _scheduler(self) -> AsyncIOScheduler:
         # a busy loop runs maintenance late rather than warning about it
         scheduler = AsyncIOScheduler(job_defaults={"misfire_grace_time": None, "coalesce": True})
-        scheduler.add_job(self._check_overdue, "interval",
+        scheduler.add_job(self._tracked(self._check_overdue), "interval",
                           seconds=self.settings.dispatcher.receipt_check_interval,
                           id="receipts-overdue", coalesce=True, max_instances=1)
-        scheduler.add_job(self._checkpoint, "interval",
+        scheduler.add_job(self._tracked(self._checkpoint), "interval",
                           seconds=CHECKPOINT_INTERVAL, id="wal-checkpoint", coalesce=True,
                           max_instances=1)
         interval = sdnotify.watchdog_interval()
         if interval:
             scheduler.add_job(lambda: sdnotify.notify("WATCHDOG=1"), "interval", seconds=interval)
         return scheduler
+
+    def _tracked(self, job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        """``job``, registered while it runs so that shutting down can let it finish."""
+        async def run() -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            self._jobs.add(task)
+            try:
+                await job()
+            finally:
+                self._jobs.discard(task)
+        return run
+
+    async def _stop_jobs(self, scheduler: AsyncIOScheduler) -> None:
+        """Start no more jobs and let running ones finish (shutdown would cancel them)."""
+        scheduler.pause()
+        if self._jobs:
+            await asyncio.wait(set(self._jobs), timeout=JOB_STOP_TIMEOUT)
+        scheduler.shutdown(wait=False)
 
     async def _checkpoint(self) -> None:
         await asyncio.to_thread(self.store.checkpoint)

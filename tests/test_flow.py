@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -137,3 +140,19 @@ async def test_a_failing_source_is_restarted_not_fatal(tmp_path: Path,
     async with running(config, pm):
         await until(lambda: delivery_states(tmp_path / "gateway.db") == ["delivered"])
     assert FlakySource.runs == 2
+
+
+async def test_a_checkpoint_running_at_shutdown_finishes_without_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr("gateway.daemon.CHECKPOINT_INTERVAL", 0.05)
+    started = threading.Event()
+
+    def slow_checkpoint(self: object) -> None:
+        started.set()
+        time.sleep(0.3)
+
+    monkeypatch.setattr("gateway.store.sqlite.SQLiteStore.checkpoint", slow_checkpoint)
+    async with running(write_config(tmp_path)):
+        await until(started.is_set)  # stopping now: shutdown used to cancel it and log an error
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, [r.getMessage() for r in errors]
