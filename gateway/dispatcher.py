@@ -124,8 +124,10 @@ class Dispatcher:
         for partner in by_partner:
             problem = await self._flush(partner)
             if problem is not None:
+                # the files may be with the partner already: the same attempts go again
+                # later (skipping what arrived), never new ones that would duplicate them
                 outcomes = [
-                    Outcome(o.delivery, o.attempt_ref, "transient", problem)
+                    Outcome(o.delivery, o.attempt_ref, "unsure", problem)
                     if c.partner == partner and o.kind in ("sent", "delivered") else o
                     for c, o in zip(claims, outcomes, strict=True)
                 ]
@@ -134,6 +136,9 @@ class Dispatcher:
             if o.kind in ("transient", "permanent"):
                 notify(self._pm, GatewayEvent(f"delivery.{o.kind}_failure", None, o.delivery,
                                               {"error": o.detail}))
+            elif o.kind == "unsure":
+                notify(self._pm, GatewayEvent("delivery.unsure", None, o.delivery,
+                                              {"error": o.detail, "ref": o.attempt_ref}))
 
     async def _flush(self, partner: str) -> str | None:
         """Let a buffering transport make the batch durable; the problem if it cannot."""
@@ -142,7 +147,7 @@ class Dispatcher:
             return None
         try:
             await flush()
-        except Exception as exc:  # nothing of the batch counts as sent: retry it all
+        except Exception as exc:  # nothing of the batch counts as sent: repeat it all
             log.error("transport %s could not make its batch durable: %s", partner, exc)
             return f"flush failed: {exc}"
         return None

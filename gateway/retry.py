@@ -51,6 +51,14 @@ class RetryPolicy:
             return None
         return at
 
+    def resume_at(self, attempts: int, first_attempt_at: float, now: float) -> float | None:
+        """When to repeat an attempt whose outcome is unknown, or ``None`` to give up.
+
+        The attempt is the same one again, so only ``max_age`` limits it.
+        """
+        at = now + self.delay(attempts)
+        return None if at - first_attempt_at > self.max_age else at
+
     def why_not(self, attempts: int) -> str:
         """Why :meth:`next_attempt_at` gave up, for the journal."""
         if attempts >= self.max_attempts:

@@ -9,6 +9,7 @@ receipt files and inbound pairs itself, as the client would.
 from __future__ import annotations
 
 import asyncio
+import errno
 import io
 import random
 import re
@@ -23,6 +24,7 @@ import pytest
 from gateway.cli import main
 from gateway.config import write_initial_config
 from gateway.ech0223 import sample_event_report, write_message
+from gateway.fileio import sync_filesystem
 from gateway.plugins import get_plugin_manager
 from plugins.demo.peers import canton_rejects
 from plugins.sedex.envelope import Envelope, build_envelope, build_receipt, parse_envelope
@@ -231,3 +233,36 @@ async def test_final_receipt_codes_are_never_delivered(tmp_path: Path, code: int
         await until(lambda: not list((tmp_path / "sedex" / "receipts").iterdir()))
         assert delivery_of(db, "e2e-final")[1] == final
         assert delivery_of(db, "e2e-final")[3] == 1  # and no new attempt was made
+
+
+async def test_an_outbox_that_cannot_be_synced_gets_no_second_copy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = gateway_dir(tmp_path)
+    db = tmp_path / "gateway.db"
+    outbox = tmp_path / "sedex" / "outbox"
+    real_sync = sync_filesystem
+    failures = []
+
+    def sync_failing_once(folder: Path) -> None:
+        if folder == outbox and not failures:
+            failures.append(folder)
+            raise OSError(errno.EIO, "Input/output error")
+        real_sync(folder)
+
+    monkeypatch.setattr("plugins.sedex.transport.sync_filesystem", sync_failing_once)
+    ids = [f"eio-{n}" for n in range(5)]
+    async with running(config, get_plugin_manager()):
+        for mid in ids:
+            drop(tmp_path / "registry" / "outbox", f"{mid}.xml", message(mid))
+        refs = await sent_refs(db, len(ids))
+        assert failures, "the first sync of the outbox should have failed"
+        unsure = states(db, "SELECT count(*) FROM journal WHERE event = 'delivery.unsure'")
+        assert unsure[0][0] >= 1
+        # the files written before the failed sync stay; repeating the attempt added none
+        assert sorted(p.name for p in outbox.glob("envl_*.xml")) == sorted(
+            f"envl_{ref}.xml" for ref in refs.values())
+        assert len(list(outbox.glob("data_*.xml"))) == len(ids)
+        assert states(db, "SELECT DISTINCT attempts FROM deliveries") == [(1,)]
+        for ref in refs.values():
+            answer(tmp_path, ref, 100)
+        await until(lambda: states(db, "SELECT DISTINCT state FROM deliveries") == [("delivered",)])

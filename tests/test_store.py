@@ -120,6 +120,40 @@ async def test_transient_failures_retry_then_die(store: SQLiteStore) -> None:
     assert "retries exhausted after 3 attempts" in d["reason"]
 
 
+async def test_an_unsure_attempt_is_repeated_as_the_same_attempt(store: SQLiteStore) -> None:
+    mid = await queued(store)
+    [c] = await store.claim_due("n1", 60, 10, ["canton"])
+    await store.record_outcomes([Outcome(c.delivery, c.attempt_ref, "unsure", "flush failed")],
+                                lambda p: FAST, {})
+    d = StoreReader(store.path).get_message(mid)["deliveries"][0]
+    assert (d["state"], d["reason"], d["attempts"]) == (DeliveryState.SENDING, "flush failed", 1)
+    [again] = await store.claim_due("n1", 60, 10, ["canton"])
+    assert (again.attempt_ref, again.attempt, again.resumed) == (c.attempt_ref, 1, True)
+    await store.record_outcomes([Outcome(c.delivery, c.attempt_ref, "sent")], lambda p: FAST, {})
+    d = StoreReader(store.path).get_message(mid)["deliveries"][0]
+    assert (d["state"], d["reason"]) == (DeliveryState.SENT, None)
+    events = [e["event"] for e in StoreReader(store.path).get_message(mid)["journal"]]
+    assert events.count("delivery.unsure") == 1
+
+
+async def test_an_unsure_attempt_waits_and_gives_up_only_at_the_maximum_age(
+        store: SQLiteStore) -> None:
+    mid = await queued(store)
+    [c] = await store.claim_due("n1", 60, 10, ["canton"])
+    one_attempt = RetryPolicy(max_attempts=1, initial=100, jitter=0)
+    await store.record_outcomes([Outcome(c.delivery, c.attempt_ref, "unsure", "flush failed")],
+                                lambda p: one_attempt, {})
+    assert await store.claim_due("n1", 60, 10, ["canton"]) == [], "it waits for its delay"
+    d = StoreReader(store.path).get_message(mid)["deliveries"][0]
+    assert d["state"] == DeliveryState.SENDING, "max_attempts does not count: same attempt"
+    short = RetryPolicy(max_age=10, initial=100, jitter=0)
+    await store.record_outcomes([Outcome(c.delivery, c.attempt_ref, "unsure", "flush failed")],
+                                lambda p: short, {})
+    d = StoreReader(store.path).get_message(mid)["deliveries"][0]
+    assert d["state"] == DeliveryState.DEAD
+    assert "maximum age of 10s" in d["reason"] and "may have reached the partner" in d["reason"]
+
+
 async def test_retry_schedule_is_persisted(store: SQLiteStore) -> None:
     mid = await queued(store)
     [c] = await store.claim_due("n1", 60, 10, ["canton"])

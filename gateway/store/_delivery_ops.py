@@ -139,6 +139,9 @@ def record_outcomes(conn: sqlite3.Connection, outcomes: Sequence[Outcome], polic
         elif o.kind == "delivered":
             delivered_rows.append((DeliveryState.DELIVERED, now, now, o.delivery))
             entries.append(Entry("delivery.delivered", mid, o.delivery, {"ref": o.attempt_ref}))
+        elif o.kind == "unsure":
+            entries.append(_unsure(conn, o, mid, partner, attempts, first_at or now, policy_for,
+                                   now))
         else:
             entries.append(_fail(conn, o.delivery, mid, partner, attempts, first_at or now,
                                  o.kind == "transient", o.detail, policy_for, now))
@@ -166,6 +169,24 @@ def _fail(conn: sqlite3.Connection, did: int, mid: int, partner: str, attempts: 
     why = policy.why_not(attempts) if transient else "permanent error"
     _set(conn, did, DeliveryState.DEAD, f"{why}: {detail}", now)
     return Entry("delivery.dead", mid, did, {"attempt": attempts, "error": detail, "why": why})
+
+
+def _unsure(conn: sqlite3.Connection, o: Outcome, mid: int, partner: str, attempts: int,
+            first_at: float, policy_for: PolicyFor, now: float) -> Entry:
+    """Keep the attempt in ``sending``; its lease ends when it is to be repeated."""
+    policy = policy_for(partner)
+    at = policy.resume_at(attempts, first_at, now)
+    if at is None:
+        why = f"maximum age of {policy.max_age:.0f}s reached"
+        _set(conn, o.delivery, DeliveryState.DEAD,
+             f"{why}: {o.detail} (it may have reached the partner)", now)
+        return Entry("delivery.dead", mid, o.delivery,
+                     {"attempt": attempts, "error": o.detail, "why": why})
+    conn.execute(
+        "UPDATE deliveries SET reason = ?, lease_until = ?, next_attempt_at = ?, updated_at = ?"
+        " WHERE id = ?", (o.detail, at, at, now, o.delivery))
+    return Entry("delivery.unsure", mid, o.delivery,
+                 {"attempt": attempts, "ref": o.attempt_ref, "error": o.detail, "resume_at": at})
 
 
 def _set(conn: sqlite3.Connection, did: int, state: DeliveryState, reason: str | None,

@@ -42,8 +42,10 @@ class Claim:
 class Outcome:
     """What a send attempt achieved.
 
-    :param kind: ``sent`` (receipt awaited), ``delivered``, ``transient`` or
-        ``permanent``.
+    :param kind: ``sent`` (receipt awaited), ``delivered``, ``transient``,
+        ``permanent`` or ``unsure``: the attempt may or may not have reached
+        the partner (its files could not be made durable), so it is repeated
+        later as the same attempt (same ``attempt_ref``), never as a new one.
     """
 
     delivery: int

@@ -22,6 +22,8 @@ ALERTS = {
     "message.quarantined": "message {message} quarantined: {reason}",
     "delivery.transient_failure": "delivery {delivery} failed, will retry: {error}",
     "delivery.permanent_failure": "delivery {delivery} failed for good: {error}",
+    "delivery.unsure": "delivery {delivery} may not have reached the partner;"
+                       " attempt {ref} will be repeated: {error}",
     "receipt.overdue": "no receipt yet for delivery {delivery} of message {message}",
     "receipt.needs_review": "receipt {code} for attempt {ref} needs review",
     "receipt.failed_permanent": "receipt {code} for attempt {ref}: the partner refused it",
