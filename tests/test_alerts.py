@@ -25,6 +25,13 @@ def test_redact_removes_quoted_values_and_long_numbers() -> None:
     assert "line 31" in out
 
 
+def test_redact_keeps_references_and_removes_vn_numbers_with_dots() -> None:
+    ref = "466ef20c-e33a-44dc-8e15-209874561eb1"  # an attempt reference with a digit run
+    out = redact(f"receipt 401 for attempt {ref}: VN 756.1234.5678.97 unknown")
+    assert ref in out, "references must stay greppable"
+    assert "756.1234.5678.97" not in out and "5678" not in out
+
+
 def test_quarantine_alert_is_logged_without_personal_data(
         caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO):
