@@ -15,23 +15,24 @@ import time
 #: Quoted spans, left to right: namespaced element names (``'{ns}name'``, kept)
 #: or values (schema errors quote the offending value: names, VN numbers).
 _QUOTED = re.compile(r"'(\{[^'\n]*)'|'[^'\n]{1,200}'")
-#: UUIDs (attempt and message references, kept), then what is redacted: VN/AHV
-#: numbers written with separators, and long digit runs (VN/AHV numbers, dates
-#: of birth written without separators).
+#: Kept: UUIDs (attempt and message references) and SHA-256 digests. Redacted:
+#: VN/AHV numbers written with separators, and long digit runs (VN/AHV numbers,
+#: dates of birth written without separators) unless they count bytes.
 _NUMBERS = re.compile(
-    r"(?P<uuid>\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b)"
-    r"|\b756[.\s]\d{4}[.\s]\d{4}[.\s]\d{2}\b|\d{6,}"
+    r"(?P<keep>\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
+    r"|\b[0-9a-f]{64}\b)"
+    r"|\b756[.\s]\d{4}[.\s]\d{4}[.\s]\d{2}\b|\d{6,}(?!\d| bytes)"
 )
 
 
 def redact(text: str) -> str:
-    """``text`` without the values it quotes and without long numbers (UUIDs stay).
+    """``text`` without the values it quotes and without long numbers (references stay).
 
     For log lines built from reasons that may carry personal data (schema
     errors quote the invalid value); the store keeps the full reason.
     """
     kept = _QUOTED.sub(lambda m: f"'{m[1]}'" if m[1] else "'…'", text)
-    return _NUMBERS.sub(lambda m: m["uuid"] or "…", kept)
+    return _NUMBERS.sub(lambda m: m["keep"] or "…", kept)
 
 
 class JsonFormatter(logging.Formatter):

@@ -27,9 +27,12 @@ def test_redact_removes_quoted_values_and_long_numbers() -> None:
 
 def test_redact_keeps_references_and_removes_vn_numbers_with_dots() -> None:
     ref = "466ef20c-e33a-44dc-8e15-209874561eb1"  # an attempt reference with a digit run
-    out = redact(f"receipt 401 for attempt {ref}: VN 756.1234.5678.97 unknown")
-    assert ref in out, "references must stay greppable"
-    assert "756.1234.5678.97" not in out and "5678" not in out
+    sha = "3e6b92b9764b3786091e5bb67e8ffb8c3271be4c977101da9fa14afa12fea171"
+    out = redact(f"receipt 401 for attempt {ref}: VN 756.1234.5678.97 unknown;"
+                 f" 1572864000 bytes, SHA-256 {sha}; born 19800101")
+    assert ref in out and sha in out, "references must stay greppable"
+    assert "1572864000 bytes" in out, "byte counts are not personal"
+    assert "756.1234.5678.97" not in out and "5678" not in out and "19800101" not in out
 
 
 def test_quarantine_alert_is_logged_without_personal_data(
