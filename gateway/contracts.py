@@ -100,6 +100,8 @@ class NormaliseContext:
     max_zip_entries: int
     max_zip_bytes: int
     max_zip_ratio: int
+    #: Of an input over its limit, the most bytes a source stores as evidence.
+    max_kept_bytes: int = 32 << 20
 
 
 class Intake(Protocol):

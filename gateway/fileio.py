@@ -11,7 +11,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 _READ = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
@@ -31,6 +33,51 @@ def read_file(path: Path | str, cap: int) -> bytes | None:
             if size > cap:
                 return None
         return b"".join(parts)
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What is kept of an input too large to take: its first bytes, its size and hash."""
+
+    data: bytes
+    size: int
+    sha256: str
+
+    @property
+    def whole(self) -> bool:
+        """Whether ``data`` is all of the input."""
+        return len(self.data) == self.size
+
+    def meta(self) -> dict[str, str]:
+        """Facts about the whole input, for the stored input's metadata."""
+        return {"size": str(self.size), "sha256": self.sha256, "kept_bytes": str(len(self.data))}
+
+    def note(self) -> str:
+        """What of the input the store keeps, for a rejection reason."""
+        if self.whole:
+            return ""
+        return (f"; the store keeps its first {len(self.data)} bytes ([limits] max_kept_bytes)"
+                f" and its SHA-256 {self.sha256}")
+
+
+def read_evidence(path: Path | str, cap: int) -> Evidence:
+    """The first ``cap`` bytes of ``path``, with the whole file's size and SHA-256.
+
+    Memory stays bounded by ``cap`` however large the file is.
+    """
+    digest = hashlib.sha256()
+    fd = os.open(path, _READ)
+    try:
+        parts, kept, size = [], 0, 0
+        while chunk := os.read(fd, _CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+            if kept < cap:
+                parts.append(chunk[:cap - kept])
+                kept += len(parts[-1])
+        return Evidence(b"".join(parts), size, digest.hexdigest())
     finally:
         os.close(fd)
 

@@ -106,7 +106,7 @@ def normalise_context(settings: Any) -> NormaliseContext:
     """The input limits from ``[limits]``."""
     lim = settings.limits
     return NormaliseContext(lim.max_document_bytes, lim.max_zip_entries, lim.max_zip_bytes,
-                            lim.max_zip_ratio)
+                            lim.max_zip_ratio, lim.max_kept_bytes)
 
 
 # -- worker processes -------------------------------------------------------------

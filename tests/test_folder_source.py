@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,20 @@ async def test_files_are_stored_then_moved_to_done(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "done").iterdir()) == [
         "big.xml", "m0.xml", "m1.xml", "m2.xml"]
     assert list((tmp_path / "in").iterdir()) == []
+
+
+async def test_of_a_very_large_file_the_store_keeps_the_first_bytes(tmp_path: Path) -> None:
+    s, intake = source(tmp_path), StubIntake()
+    s.max_kept = 150
+    big = b"<big>" + b"x" * 300 + b"</big>"
+    drop(tmp_path / "in", "big.xml", big)
+    await s.take(intake, s.scan())
+    [(raw, reason)] = intake.quarantined
+    assert raw.data == big[:150]
+    assert raw.meta["size"] == str(len(big)) and raw.meta["sha256"] == hashlib.sha256(big).hexdigest()
+    assert "document of 311 bytes is larger than the limit of 100 bytes" in reason
+    assert "keeps its first 150 bytes" in reason
+    assert (tmp_path / "done" / "big.xml").read_bytes() == big, "the file itself is kept whole"
 
 
 async def test_stored_files_are_moved_even_when_the_worker_dies(tmp_path: Path) -> None:

@@ -418,16 +418,23 @@ async def test_bad_envelope_waits_for_grace_then_is_quarantined(tmp_path: Path) 
 
 
 @pytest.mark.asyncio
-async def test_oversized_payload_is_quarantined_without_its_bytes(tmp_path: Path) -> None:
+async def test_oversized_payload_is_quarantined_with_what_may_be_kept(tmp_path: Path) -> None:
     t = make_transport(tmp_path)
     t.inbox_scanner.max_payload = 10
+    t.inbox_scanner.max_kept = 20
     (tmp_path / "inbox" / "data_O.xml").write_bytes(PAYLOAD)
-    (tmp_path / "inbox" / "envl_O.xml").write_bytes(envelope_bytes())
+    (tmp_path / "inbox" / "data_P.xml").write_bytes(PAYLOAD[:15])
+    for key in "OP":
+        (tmp_path / "inbox" / f"envl_{key}.xml").write_bytes(envelope_bytes())
     intake = StubIntake()
-    assert await t.scan_inbox(intake) == 1
-    ((raw, reason),) = intake.quarantined
-    assert raw.data == b"" and "larger than 10 bytes" in reason
-    assert names(tmp_path / "processed" / "rejected") == {"data_O.xml", "envl_O.xml"}
+    assert await t.scan_inbox(intake) == 2
+    ((raw, reason), (small, _)) = intake.quarantined
+    assert raw.data == PAYLOAD[:20] and raw.meta["size"] == str(len(PAYLOAD))
+    assert f"payload of {len(PAYLOAD)} bytes is larger than 10 bytes" in reason
+    assert "keeps its first 20 bytes" in reason
+    assert small.data == PAYLOAD[:15], "kept whole: under max_kept"
+    assert names(tmp_path / "processed" / "rejected") == {
+        "data_O.xml", "envl_O.xml", "data_P.xml", "envl_P.xml"}
 
 
 @pytest.mark.asyncio

@@ -102,6 +102,13 @@ class LimitsSettings(_Section):
     max_zip_ratio: int = Field(
         default=100, gt=0, description="Largest compression ratio of a zip entry (zip bomb guard)."
     )
+    max_kept_bytes: ByteSize = Field(
+        default=ByteSize(32 * MiB),
+        gt=0,
+        le=512 * MiB,  # SQLite stores at most 1 GB in one value
+        description="Of an input over its size limit, the store keeps at most this many bytes"
+        " (the first ones), with the whole input's size and SHA-256.",
+    )
 
 
 class ValidationSettings(_Section):

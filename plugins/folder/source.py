@@ -14,7 +14,7 @@ from gateway.config import Duration
 from gateway.contracts import Intake, PluginContext, RawInput
 from gateway.dirwatch import DirWatcher, ready_files
 from gateway.errors import WorkerLost
-from gateway.fileio import read_file, rename_no_replace
+from gateway.fileio import read_evidence, read_file, rename_no_replace
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ class FolderSource:
         self.options = options
         self.name = context.name
         self.max_bytes = context.normalise.max_bytes
+        self.max_kept = context.normalise.max_kept_bytes
         self.offload = context.offload
 
     async def run(self, intake: Intake) -> None:
@@ -83,18 +84,13 @@ class FolderSource:
         for path in paths:
             try:
                 data = read_file(path, self.max_bytes)
+                if data is None:
+                    await self._quarantine_oversized(intake, path)
+                    continue
             except FileNotFoundError:
                 continue  # taken away by someone else meanwhile
-            if data is None:
-                data = path.read_bytes()  # too large: kept all the same, as evidence
-            raw = RawInput(self.name, path.name, data, {"content_type": _content_type(path)})
-            if len(data) > self.max_bytes:
-                await intake.quarantine(
-                    raw, f"document of {len(data)} bytes is larger than the limit of"
-                    f" {self.max_bytes} bytes ([limits] max_document_bytes)")
-                finish_files([str(path)], self.options.done_dir)
-            else:
-                raws.append((path, raw))
+            raws.append((path, RawInput(self.name, path.name, data,
+                                        {"content_type": _content_type(path)})))
         if raws:
             await intake.submit([raw for _path, raw in raws])
             # moving them is kernel time the event-loop process need not spend
@@ -103,6 +99,17 @@ class FolderSource:
                 await self.offload(finish_files, stored, self.options.done_dir)
             except WorkerLost:  # stored already: move them here rather than take them again
                 finish_files(stored, self.options.done_dir)
+
+
+    async def _quarantine_oversized(self, intake: Intake, path: Path) -> None:
+        """Store what ``[limits] max_kept_bytes`` allows of a file over the limit, as evidence."""
+        evidence = read_evidence(path, self.max_kept)
+        meta = {"content_type": _content_type(path), **evidence.meta()}
+        await intake.quarantine(
+            RawInput(self.name, path.name, evidence.data, meta),
+            f"document of {evidence.size} bytes is larger than the limit of {self.max_bytes}"
+            f" bytes ([limits] max_document_bytes){evidence.note()}")
+        finish_files([str(path)], self.options.done_dir)
 
 
 def finish_files(paths: list[str], done_dir: Path | None) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from gateway.contracts import Intake, RawInput
 from gateway.dirwatch import ready_files
 from gateway.errors import InputRejected
-from gateway.fileio import read_file
+from gateway.fileio import read_evidence, read_file
 from plugins.sedex._files import move_done
 from plugins.sedex.envelope import Envelope, parse_envelope
 
@@ -46,17 +46,19 @@ class InboxScanner:
     """One partner's inbox; stored pairs and lone files go to ``processed``.
 
     A pair whose envelope is unreadable, or whose payload is too large, is
-    quarantined and moved to ``processed/rejected``. An unreadable envelope
+    quarantined and moved to ``processed/rejected`` (of a payload over the
+    limit the store keeps the first ``max_kept`` bytes). An unreadable envelope
     younger than ``grace`` is left for the next scan: it may still be written.
     """
 
     def __init__(self, folder: Path, processed: Path, *, source: str, max_bytes: int,
-                 max_payload: int, grace: float, limit: int) -> None:
+                 max_payload: int, max_kept: int, grace: float, limit: int) -> None:
         self.folder = folder
         self.processed = processed
         self.source = source
         self.max_bytes = max_bytes
         self.max_payload = max_payload
+        self.max_kept = max_kept
         self.grace = grace
         self.limit = limit
         self.stuck: set[str] = set()
@@ -86,8 +88,10 @@ class InboxScanner:
         payload = read_file(data, self.max_payload)
         meta = self._meta(payload_name=data.name, envelope_name=envl.name)
         if payload is None:
-            reason = f"payload larger than {self.max_payload} bytes"
-            return RawInput(self.source, key, b"", meta), reason
+            evidence = read_evidence(data, self.max_kept)
+            reason = (f"payload of {evidence.size} bytes is larger than {self.max_payload} bytes"
+                      f"{evidence.note()}")
+            return RawInput(self.source, key, evidence.data, {**meta, **evidence.meta()}), reason
         if isinstance(env, str):
             return RawInput(self.source, key, payload, meta), env
         meta.update(
@@ -103,8 +107,12 @@ class InboxScanner:
 
     async def _quarantine_lone(self, intake: Intake, key: str, path: Path, reason: str) -> None:
         data = read_file(path, self.max_payload)
-        raw = RawInput(self.source, key, data or b"", self._meta(file_name=path.name))
-        await intake.quarantine(raw, reason if data is not None else f"{reason} (too large)")
+        meta = self._meta(file_name=path.name)
+        if data is None:
+            evidence = read_evidence(path, self.max_kept)
+            data, reason = evidence.data, f"{reason} (too large){evidence.note()}"
+            meta.update(evidence.meta())
+        await intake.quarantine(RawInput(self.source, key, data, meta), reason)
         move_done(path, self.processed, self.stuck)
 
     async def scan(self, intake: Intake) -> int:

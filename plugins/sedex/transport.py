@@ -45,7 +45,7 @@ class SedexTransport:
         self.inbox_scanner = InboxScanner(
             options.inbox, options.processed, source=context.name, max_bytes=limits.max_bytes,
             max_payload=max(limits.max_bytes, limits.max_zip_bytes),
-            grace=options.pair_grace, limit=SCAN_LIMIT,
+            max_kept=limits.max_kept_bytes, grace=options.pair_grace, limit=SCAN_LIMIT,
         )
         self._offload = context.offload
         #: Batches written, and how many of them the last successful sync covered.
