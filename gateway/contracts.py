@@ -173,6 +173,8 @@ class Receipt(Travels):
     :param attempt_ref: the ``attempt_ref`` of the :class:`OutboundItem`.
     :param code: the transport's status code, as text (sedex: ``"100"``).
     :param info: the transport's explanation, for the operator.
+    :param alert: the operator should be told, whatever the outcome (sedex
+        701: not collected yet, expires soon).
     """
 
     attempt_ref: str
@@ -181,6 +183,7 @@ class Receipt(Travels):
     info: str
     at: datetime
     raw: bytes = b""
+    alert: bool = False
 
 
 class ReceiptSink(Protocol):

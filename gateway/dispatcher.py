@@ -185,10 +185,11 @@ class ReceiptRecorder:
             return []
         matched = await self._store.record_receipts(receipts, self._dispatcher.policy_for)
         for r, ok in zip(receipts, matched, strict=True):
-            if r.outcome != "delivered":
+            if r.outcome != "delivered" or r.alert:
                 notify(self._pm, GatewayEvent(f"receipt.{r.outcome}", None, None,
                                               {"ref": r.attempt_ref, "code": r.code,
-                                               "matched": ok}))
+                                               "matched": ok, "alert": r.alert,
+                                               "info": r.info}))
         self._dispatcher.wake()
         return matched
 

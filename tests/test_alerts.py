@@ -50,3 +50,14 @@ def test_uninteresting_events_are_not_logged(caplog: pytest.LogCaptureFixture) -
     with caplog.at_level(logging.INFO):
         gateway_event(GatewayEvent("delivery.delivered", 1, 2, {}))
     assert caplog.records == []
+
+
+def test_a_waiting_receipt_is_logged_only_when_flagged(caplog: pytest.LogCaptureFixture) -> None:
+    info = "701 not yet collected, expires soon (recipient T1-CH-1)"
+    with caplog.at_level(logging.INFO):
+        gateway_event(GatewayEvent("receipt.wait", None, None,
+                                   {"ref": "r-601", "code": "601", "alert": False, "info": "x"}))
+        gateway_event(GatewayEvent("receipt.wait", None, None,
+                                   {"ref": "r-701", "code": "701", "alert": True, "info": info}))
+    [record] = caplog.records
+    assert record.getMessage() == f"receipt for attempt r-701: {info}"

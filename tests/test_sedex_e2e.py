@@ -266,3 +266,21 @@ async def test_an_outbox_that_cannot_be_synced_gets_no_second_copy(
         for ref in refs.values():
             answer(tmp_path, ref, 100)
         await until(lambda: states(db, "SELECT DISTINCT state FROM deliveries") == [("delivered",)])
+
+
+async def test_a_701_receipt_waits_and_alerts_the_operator(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config = gateway_dir(tmp_path)
+    db = tmp_path / "gateway.db"
+    async with running(config, get_plugin_manager()):
+        drop(tmp_path / "registry" / "outbox", "m.xml", message("e2e-701"))
+        ref = (await sent_refs(db, 1))["e2e-701"]
+        answer(tmp_path, ref, 701)
+        await until(lambda: states(db, "SELECT code FROM receipts") == [("701",)])
+        assert delivery_of(db, "e2e-701")[1] == "sent", "701 waits for the final receipt"
+        answer(tmp_path, ref, 100)
+        await until(lambda: delivery_of(db, "e2e-701")[1] == "delivered")
+    alerts = [r.getMessage() for r in caplog.records if r.name == "gateway.alerts"]
+    assert [a for a in alerts if "701" in a] == [
+        f"receipt for attempt {ref}: 701 not yet collected, expires soon: code 701 from the test"
+        " (recipient T2-2-1)"], alerts

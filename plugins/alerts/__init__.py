@@ -29,12 +29,18 @@ ALERTS = {
     "receipt.failed_permanent": "receipt {code} for attempt {ref}: the partner refused it",
     "receipt.failed_transient": "receipt {code} for attempt {ref}: transfer failed, will retry",
 }
+#: Event kinds worth it only when the transport flagged them (``alert`` in the detail).
+FLAGGED = {
+    "receipt.wait": "receipt for attempt {ref}: {info}",
+}
 
 
 @hookimpl
 def gateway_event(event: GatewayEvent) -> None:
-    """Log the events in :data:`ALERTS` at WARNING."""
+    """Log the events in :data:`ALERTS`, and those in :data:`FLAGGED` when flagged, at WARNING."""
     template = ALERTS.get(event.kind)
+    if template is None and event.detail.get("alert"):
+        template = FLAGGED.get(event.kind)
     if template is None:
         return
     fields = {"message": event.message, "delivery": event.delivery, **event.detail}

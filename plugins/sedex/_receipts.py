@@ -36,7 +36,8 @@ def to_receipt(r: SedexReceipt, raw: bytes, fallback_at: datetime) -> Receipt:
     if r.problem is not None:
         outcome = ReceiptOutcome.NEEDS_REVIEW
         info = f"receipt is not valid eCH-0090 v{r.version} ({r.problem}); {info}"
-    return Receipt(r.message_id, outcome, r.status_code, info, r.event_date or fallback_at, raw)
+    return Receipt(r.message_id, outcome, r.status_code, info, r.event_date or fallback_at, raw,
+                   alert=status.alert)
 
 
 @dataclass(slots=True)
@@ -131,10 +132,6 @@ class ReceiptScanner:
         if batch.found:
             matched = await sink.record([receipt for _, receipt in batch.found])
             for (name, receipt), ok in zip(batch.found, matched, strict=True):
-                status = lookup(receipt.code)
-                if status.alert:
-                    log.warning("sedex receipt %s (%s) for message %s",
-                                receipt.code, status.meaning, receipt.attempt_ref)
                 if not ok:
                     log.warning("sedex receipt for unknown message %s (status %s): %s",
                                 receipt.attempt_ref, receipt.code, name)
