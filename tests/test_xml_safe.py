@@ -108,6 +108,7 @@ def test_malformed_xml_reports_line_and_column() -> None:
     error = rejected(b'<?xml version="1.0"?>\n<a>\n  <b>\n</a>')
     assert error.reason.startswith("malformed XML at line 4, column ")
     assert "mismatch" in error.reason.lower()
+    assert error.reason.count("line 4") == 1, error.reason  # the position is said once
 
 
 @pytest.mark.parametrize("data", [b"<a>", b"<!-- unterminated <a/>", b"not xml", b"<a/><b/>"])

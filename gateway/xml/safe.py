@@ -9,6 +9,7 @@ external entities, no "billion laughs"), network access and oversized input.
 from __future__ import annotations
 
 import codecs
+import re
 import threading
 
 from lxml import etree
@@ -78,6 +79,9 @@ def _declaration_offset(data: bytes) -> int | None:
     return None
 
 
+_LXML_POSITION = re.compile(r", line \d+, column \d+$")
+
+
 def parse_untrusted(data: bytes, *, max_bytes: int) -> etree._ElementTree:
     """Parse ``data`` safely or raise :class:`InputRejected` saying why not.
 
@@ -99,7 +103,8 @@ def parse_untrusted(data: bytes, *, max_bytes: int) -> etree._ElementTree:
         root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as exc:
         line, column = exc.position
-        raise InputRejected(f"malformed XML at line {line}, column {column}: {exc.msg}") from None
+        detail = _LXML_POSITION.sub("", exc.msg)  # lxml repeats the position at the end
+        raise InputRejected(f"malformed XML at line {line}, column {column}: {detail}") from None
     tree = root.getroottree()
     if tree.docinfo.internalDTD is not None:  # a DOCTYPE in an encoding the scan cannot read
         raise InputRejected("DOCTYPE and entity declarations are not allowed")
