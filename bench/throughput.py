@@ -102,15 +102,27 @@ def creation_cost(folder: Path, count: int = 500) -> float:
     return (time.perf_counter() - start) / count * 1e6
 
 
-def settle(folder: Path, limit_us: float, max_wait: float) -> float:
-    """Wait until creating a file in ``folder`` costs at most ``limit_us``; return the cost."""
-    deadline = time.monotonic() + max_wait
-    cost = creation_cost(folder)
-    while cost > limit_us and time.monotonic() < deadline:
+def settle(folder: Path, limit_us: float, max_wait: float, patience: float = 90.0) -> float:
+    """Wait until creating a file in ``folder`` costs at most ``limit_us``; return the cost.
+
+    The deleted-inode penalty wears off within minutes, so the cost keeps
+    falling while it lasts; when it has not reached a new low (by a tenth)
+    for ``patience`` seconds, this is the machine's usual cost and waiting
+    longer would not help.
+    """
+    now = time.monotonic()
+    deadline, cost = now + max_wait, creation_cost(folder)
+    best, best_at = cost, now
+    while cost > limit_us and now < deadline:
+        if now - best_at >= patience:
+            print(f"file creation stays at about {best:.0f} us; measuring anyway", flush=True)
+            break
         print(f"file creation costs {cost:.0f} us (recently deleted inodes?); waiting",
               flush=True)
         time.sleep(15)
-        cost = creation_cost(folder)
+        cost, now = creation_cost(folder), time.monotonic()
+        if cost < 0.9 * best:
+            best, best_at = cost, now
     return cost
 
 
