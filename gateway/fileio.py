@@ -139,3 +139,8 @@ def sync_filesystem(directory: Path) -> None:
             raise OSError(err, os.strerror(err), str(directory))
     finally:
         os.close(fd)
+
+
+def same_folder(a: Path, b: Path) -> bool:
+    """Whether two paths name the same folder (after ``..`` and symbolic links)."""
+    return a.resolve() == b.resolve()

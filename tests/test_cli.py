@@ -233,6 +233,23 @@ def test_check_config_names_file_and_key_of_plugin_option_errors(
     assert "unknown source type 'ftp'" in out
 
 
+def test_check_config_refuses_folders_that_would_take_each_others_files(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_initial_config(tmp_path)
+    conf_d = tmp_path / "conf.d" / "40-z.toml"
+    # relative to conf.d, and spelled differently from the drop folder and the outbox
+    conf_d.write_text('[sources.registry]\ndone_dir = "../registry/outbox"\n'
+                      '[partners.canton.sedex]\nreceipts = "../sedex/./outbox/"\n')
+    code, out, _ = cli(capsys, "--config", str(config), "check-config")
+    assert code == 2
+    assert _problems(out) == {
+        "sources.registry.done_dir": str(conf_d),
+        "partners.canton.sedex.receipts": str(conf_d),
+    }
+    assert "is the drop folder itself" in out
+    assert "is the same folder as 'outbox'" in out
+
+
 def test_config_option_and_env_var_select_the_file(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     a = write_initial_config(tmp_path / "a")

@@ -8,13 +8,13 @@ import os
 import time
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from gateway.config import Duration
 from gateway.contracts import Intake, PluginContext, RawInput
 from gateway.dirwatch import DirWatcher, ready_files
 from gateway.errors import WorkerLost
-from gateway.fileio import read_evidence, read_file, rename_no_replace
+from gateway.fileio import read_evidence, read_file, rename_no_replace, same_folder
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,15 @@ class FolderOptions(BaseModel):
     settle: Duration = Field(
         0.0, ge=0, description="seconds a file must be unmodified before it is taken;"
         " set it when the registry writes in place instead of renaming")
+
+
+    @field_validator("done_dir")
+    @classmethod
+    def _check_done_dir(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        path = info.data.get("path")
+        if value is not None and path is not None and same_folder(value, path):
+            raise ValueError("is the drop folder itself; files moved there would be taken again")
+        return value
 
 
 class FolderSource:

@@ -9,12 +9,17 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from gateway.config import Duration
+from gateway.fileio import same_folder
 
 #: Participant ID patterns (DOMAIN.md §1.3) by envelope version.
 PARTICIPANT_ID = {
     1: re.compile(r"T?[1-9]-[0-9A-Z]+-[0-9]+|T?0-sedex-0"),
     2: re.compile(r"T?[1-9]-[0-9A-Z]+-[0-9]+|T?0-sedex-[0-9]"),
 }
+
+#: The folders that must differ from each other, in declaration order.
+_FOLDERS = ("outbox", "inbox", "receipts", "processed", "receipts_archive")
+
 
 class SedexOptions(BaseModel):
     """How to reach one partner through the local sedex client's folders.
@@ -72,6 +77,18 @@ class SedexOptions(BaseModel):
         if not any(p.fullmatch(value) for p in patterns):
             where = f"eCH-0090 v{version}" if version in PARTICIPANT_ID else "eCH-0090"
             raise ValueError(f"{value!r} is not a sedex participant ID ({where}: {patterns[-1].pattern})")
+        return value
+
+    @field_validator("inbox", "receipts", "processed", "receipts_archive")
+    @classmethod
+    def _check_distinct(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        # Each folder is consumed by one reader: sharing one would take another's files.
+        if value is None:
+            return value
+        for other in _FOLDERS[:_FOLDERS.index(str(info.field_name))]:
+            earlier = info.data.get(other)
+            if earlier is not None and same_folder(value, earlier):
+                raise ValueError(f"is the same folder as {other!r} ({earlier}); each needs its own")
         return value
 
     @field_validator("message_class")
