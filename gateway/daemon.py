@@ -24,6 +24,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from gateway import processor, sdnotify
 from gateway.contracts import GatewayEvent, PluginContext, Source, Transport
 from gateway.dispatcher import Dispatcher, ReceiptRecorder
+from gateway.errors import GatewayError
 from gateway.pipeline import Pipeline
 from gateway.plugins import loaded_from_entry_points, notify, source_types, transport_types
 from gateway.processor import Processor, Validator, normalise_context
@@ -213,6 +214,8 @@ async def _supervised(name: str, run: Callable[[], Awaitable[None]]) -> None:
         try:
             await run()
             return
+        except (OSError, GatewayError) as exc:  # the world, not a bug: no traceback
+            log.error("%s failed: %s; restarting it in %.0fs", name, exc, delay)
         except Exception:
             log.exception("%s failed; restarting it in %.0fs", name, delay)
         if time.monotonic() - started > RESTART_MAX:

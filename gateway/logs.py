@@ -35,6 +35,37 @@ def redact(text: str) -> str:
     return _NUMBERS.sub(lambda m: m["keep"] or "…", kept)
 
 
+class RepeatedProblem:
+    """Logs a problem that recurs on every scan once, again every ``every`` seconds, and its end.
+
+    A folder that vanished fails every poll; an operator needs to hear of it,
+    and of its return, not once a second.
+    """
+
+    def __init__(self, logger: logging.Logger, every: float = 300.0) -> None:
+        self._log = logger
+        self._every = every
+        self._current: str | None = None
+        self._logged_at = 0.0
+        self._repeats = 0
+
+    def failed(self, text: str) -> None:
+        """Report the problem ``text`` (at ERROR when new or due again)."""
+        now = time.monotonic()
+        if text != self._current or now - self._logged_at >= self._every:
+            again = f" (seen {self._repeats} more times)" if text == self._current else ""
+            self._log.error("%s%s", text, again)
+            self._current, self._logged_at, self._repeats = text, now, 0
+        else:
+            self._repeats += 1
+
+    def ok(self, what: str) -> None:
+        """Report that ``what`` works again, if a problem was reported."""
+        if self._current is not None:
+            self._log.warning("%s works again", what)
+            self._current = None
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line."""
 

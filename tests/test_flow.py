@@ -130,8 +130,8 @@ class FlakyPlugin:
         return [SourceType("flaky", FlakyOptions, FlakySource)]
 
 
-async def test_a_failing_source_is_restarted_not_fatal(tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_failing_source_is_restarted_not_fatal(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr("gateway.daemon.RESTART_MIN", 0.05)
     config = write_config(tmp_path, extra='[sources.flaky]\ntype = "flaky"\n'
                           'message_id = "after-restart"\nroute_to = ["canton"]\n')
@@ -140,6 +140,9 @@ async def test_a_failing_source_is_restarted_not_fatal(tmp_path: Path,
     async with running(config, pm):
         await until(lambda: delivery_states(tmp_path / "gateway.db") == ["delivered"])
     assert FlakySource.runs == 2
+    [failed] = [r for r in caplog.records if "restarting" in r.getMessage()]
+    assert "source flaky failed: folder unreachable" in failed.getMessage()
+    assert failed.exc_info is None  # an unreachable folder is no bug: no traceback
 
 
 async def test_a_checkpoint_running_at_shutdown_finishes_without_error(

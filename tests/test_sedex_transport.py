@@ -472,6 +472,22 @@ async def test_run_picks_up_receipts_and_pairs(tmp_path: Path) -> None:
     assert intake.submitted[0].ref == "R"
 
 
+async def test_a_vanished_receipts_folder_is_reported_once_then_its_return(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    t = make_transport(tmp_path, poll_interval=0.02)
+    shutil.rmtree(tmp_path / "receipts")
+    task = asyncio.create_task(t.run(StubReceiptSink(), StubIntake()))
+    await asyncio.sleep(0.3)  # a dozen scans fail meanwhile
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    (tmp_path / "receipts").mkdir()
+    await wait_for(lambda: any("works again" in r.getMessage() for r in caplog.records))
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert len(errors) == 1, errors
+    assert "scanning" in errors[0] and "No such file or directory" in errors[0]
+
+
 async def wait_for(condition: Callable[[], object], timeout: float = 5) -> None:
     deadline = time.monotonic() + timeout
     while not condition():

@@ -19,6 +19,7 @@ from gateway.contracts import Intake, OutboundItem, PluginContext, ReceiptSink, 
 from gateway.dirwatch import DirWatcher
 from gateway.errors import GatewayError, TransientError, WorkerLost
 from gateway.fileio import sync_filesystem
+from gateway.logs import RepeatedProblem
 from plugins.sedex._inbound import InboxScanner
 from plugins.sedex._outbox import clear_staging, template, write_attempt, write_attempts
 from plugins.sedex._receipts import ReceiptScanner
@@ -115,12 +116,14 @@ class SedexTransport:
     async def _loop(self, folder: Path, scan: Callable[[], Awaitable[int]]) -> None:
         watcher = DirWatcher(folder, self.options.poll_interval)
         watcher.start()
+        problem = RepeatedProblem(log)
         try:
             while True:
                 try:
                     full = await scan() >= SCAN_LIMIT
+                    problem.ok(f"sedex partner {self.name}: scanning {folder}")
                 except (OSError, GatewayError) as exc:
-                    log.error("sedex partner %s: scanning %s failed: %s", self.name, folder, exc)
+                    problem.failed(f"sedex partner {self.name}: scanning {folder} failed: {exc}")
                     full = False
                 if not full:
                     await watcher.wait()
