@@ -36,33 +36,34 @@ def redact(text: str) -> str:
 
 
 class RepeatedProblem:
-    """Logs a problem that recurs on every scan once, again every ``every`` seconds, and its end.
+    """Logs a failure that recurs on every scan once, again every ``every`` seconds, and its end.
 
     A folder that vanished fails every poll; an operator needs to hear of it,
     and of its return, not once a second.
     """
 
-    def __init__(self, logger: logging.Logger, every: float = 300.0) -> None:
+    def __init__(self, logger: logging.Logger, what: str, every: float = 300.0) -> None:
         self._log = logger
+        self._what = what
         self._every = every
         self._current: str | None = None
         self._logged_at = 0.0
         self._repeats = 0
 
-    def failed(self, text: str) -> None:
-        """Report the problem ``text`` (at ERROR when new or due again)."""
-        now = time.monotonic()
+    def failed(self, error: object) -> None:
+        """Report that ``what`` failed with ``error`` (at ERROR when new or due again)."""
+        text, now = str(error), time.monotonic()
         if text != self._current or now - self._logged_at >= self._every:
             again = f" (seen {self._repeats} more times)" if text == self._current else ""
-            self._log.error("%s%s", text, again)
+            self._log.error("%s failed: %s%s", self._what, text, again)
             self._current, self._logged_at, self._repeats = text, now, 0
         else:
             self._repeats += 1
 
-    def ok(self, what: str) -> None:
-        """Report that ``what`` works again, if a problem was reported."""
+    def ok(self) -> None:
+        """Report that ``what`` works again, if a failure was reported."""
         if self._current is not None:
-            self._log.warning("%s works again", what)
+            self._log.warning("%s works again", self._what)
             self._current = None
 
 

@@ -34,7 +34,6 @@ class FolderOptions(BaseModel):
         0.0, ge=0, description="seconds a file must be unmodified before it is taken;"
         " set it when the registry writes in place instead of renaming")
 
-
     @field_validator("done_dir")
     @classmethod
     def _check_done_dir(cls, value: Path | None, info: ValidationInfo) -> Path | None:

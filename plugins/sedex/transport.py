@@ -116,14 +116,14 @@ class SedexTransport:
     async def _loop(self, folder: Path, scan: Callable[[], Awaitable[int]]) -> None:
         watcher = DirWatcher(folder, self.options.poll_interval)
         watcher.start()
-        problem = RepeatedProblem(log)
+        problem = RepeatedProblem(log, f"sedex partner {self.name}: scanning {folder}")
         try:
             while True:
                 try:
                     full = await scan() >= SCAN_LIMIT
-                    problem.ok(f"sedex partner {self.name}: scanning {folder}")
+                    problem.ok()
                 except (OSError, GatewayError) as exc:
-                    problem.failed(f"sedex partner {self.name}: scanning {folder} failed: {exc}")
+                    problem.failed(exc)
                     full = False
                 if not full:
                     await watcher.wait()
