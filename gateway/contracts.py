@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -208,16 +208,9 @@ class Source(Protocol):
 class Transport(Protocol):
     """A running transport for one partner.
 
-    A transport that buffers (e.g. writes files without syncing each one)
-    may also define ``async def flush(self) -> None``: the dispatcher calls
-    it once after a batch of sends and before recording them as sent; if it
-    raises, the whole batch counts as a transient failure.
-
-    A transport that handles a batch better than one item at a time (in a
-    thread, in one request) may also define ``async def send_many(self,
-    items: Sequence[OutboundItem]) -> list[SendResult | GatewayError]``: one
-    element per item, the result or the TransientError / PermanentError that
-    ``send`` would have raised. The dispatcher then uses it instead of ``send``.
+    Optional capabilities are protocols of their own: :class:`BatchTransport`
+    (``send_many``) and :class:`Flushable` (``flush``). The dispatcher uses
+    them where a transport implements them.
     """
 
     async def send(self, item: OutboundItem) -> SendResult:
@@ -229,6 +222,30 @@ class Transport(Protocol):
 
         Inbound messages from the partner are submitted to ``intake`` with the
         partner's name as source.
+        """
+        ...
+
+
+@runtime_checkable
+class BatchTransport(Protocol):
+    """A transport that handles a batch better than one item at a time (a thread, one request)."""
+
+    async def send_many(self, items: Sequence[OutboundItem]) -> list[SendResult | Exception]:
+        """One element per item: the result, or the TransientError / PermanentError
+        that ``send`` would have raised. Used by the dispatcher instead of ``send``."""
+        ...
+
+
+@runtime_checkable
+class Flushable(Protocol):
+    """A transport that buffers (e.g. writes files without syncing each one)."""
+
+    async def flush(self) -> None:
+        """Make the batch sent since the last flush durable.
+
+        Called once after a batch of sends and before they are recorded as
+        sent; if it raises, the attempts of the batch are repeated as the same
+        attempts after their retry delay (they may have reached the partner).
         """
         ...
 

@@ -20,7 +20,15 @@ from typing import TypeVar
 
 import pluggy
 
-from gateway.contracts import GatewayEvent, OutboundItem, Receipt, SendResult, Transport
+from gateway.contracts import (
+    BatchTransport,
+    Flushable,
+    GatewayEvent,
+    OutboundItem,
+    Receipt,
+    SendResult,
+    Transport,
+)
 from gateway.errors import PermanentError, TransientError
 from gateway.plugins import notify
 from gateway.retry import RetryPolicy
@@ -142,11 +150,11 @@ class Dispatcher:
 
     async def _flush(self, partner: str) -> str | None:
         """Let a buffering transport make the batch durable; the problem if it cannot."""
-        flush = getattr(self._transports[partner], "flush", None)
-        if flush is None:
+        transport = self._transports[partner]
+        if not isinstance(transport, Flushable):
             return None
         try:
-            await flush()
+            await transport.flush()
         except Exception as exc:  # nothing of the batch counts as sent: repeat it all
             log.error("transport %s could not make its batch durable: %s", partner, exc)
             return f"flush failed: {exc}"
@@ -156,11 +164,11 @@ class Dispatcher:
         """Send one partner's claims: in one ``send_many`` call where the transport has it."""
         transport = self._transports[partner]
         items = [_item(c) for c in claims]
-        send_many = getattr(transport, "send_many", None)
-        if send_many is None:
+        if not isinstance(transport, BatchTransport):
             return [_outcome(c, await _attempt(transport.send(item)))
                     for c, item in zip(claims, items, strict=True)]
-        results = await _attempt(send_many(items))
+        results: list[SendResult | Exception] | Exception = await _attempt(
+            transport.send_many(items))
         if isinstance(results, Exception):  # the whole batch failed
             results = [results] * len(claims)
         elif len(results) != len(claims):

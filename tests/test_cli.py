@@ -314,12 +314,11 @@ def test_plugins_lists_plugins_hooks_and_types(capsys: pytest.CaptureFixture[str
     code, out, _ = cli(capsys, "plugins")
     assert code == 0
     rows = {line.split()[0]: line for line in out.splitlines() if not line.endswith(":")}
-    assert {"ech0223", "folder", "routing", "sedex", "demo"} <= set(rows)
+    assert {"ech0223", "folder", "routing", "sedex"} <= set(rows)
     assert "gateway_normalise" in rows["ech0223"]
     assert "gateway_source_types" in rows["folder"]
     assert "gateway_route" in rows["routing"]
     assert "gateway_transport_types" in rows["sedex"]
-    assert "gateway_commands" in rows["demo"]
     assert "source types: folder" in out
     assert "transport types: sedex" in out
     code, out, _ = cli(capsys, "plugins", "--json")

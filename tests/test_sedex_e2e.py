@@ -23,10 +23,10 @@ import pytest
 
 from gateway.cli import main
 from gateway.config import write_initial_config
+from gateway.demo.peers import canton_rejects
 from gateway.ech0223 import sample_event_report, write_message
 from gateway.fileio import sync_filesystem
 from gateway.plugins import get_plugin_manager
-from plugins.demo.peers import canton_rejects
 from plugins.sedex.envelope import Envelope, build_envelope, build_receipt, parse_envelope
 from plugins.sedex.sim import SedexSimulator
 from tests.flow import drop, message, running, states, until

@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from gateway import logs
+from gateway import demo, logs
 from gateway.assembly import load_config, make_validator, schema_set
 from gateway.cli.exitcodes import CONFIG, FAILED, OK
 from gateway.config import ConfigExists, write_initial_config
@@ -37,6 +37,11 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--ech0223-version", default="1.5",
                    help="eCH-0223 version to validate against (default 1.5)")
     p.set_defaults(handler=cmd_validate)
+
+    p = sub.add_parser("demo", help="run registry → gateway → sedex → canton in a temporary"
+                       " folder and print a summary")
+    demo.configure(p)
+    p.set_defaults(handler=demo.run)
 
     p = sub.add_parser("plugins", help="list the loaded plugins, their hooks and types")
     p.add_argument("--json", action="store_true")

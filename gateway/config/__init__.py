@@ -20,6 +20,7 @@ from gateway.config._models import (
     ValidationSettings,
 )
 from gateway.config._plugin_options import check_plugin_options
+from gateway.config._sizes import Size, parse_size
 
 __all__ = [
     "CONFIG_ENV",
@@ -31,6 +32,7 @@ __all__ = [
     "PartnerSettings",
     "RetrySettings",
     "Settings",
+    "Size",
     "SourceSettings",
     "StoreSettings",
     "ValidationSettings",
@@ -38,5 +40,6 @@ __all__ = [
     "find_config",
     "load_settings",
     "parse_duration",
+    "parse_size",
     "write_initial_config",
 ]

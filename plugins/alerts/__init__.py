@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from gateway.contracts import GatewayEvent
-from gateway.hookspecs import hookimpl
-from gateway.logs import redact
+from gateway.api import GatewayEvent, hookimpl, redact
 
 log = logging.getLogger("gateway.alerts")
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from gateway.archive import safe_unzip
-from gateway.contracts import Attachment, NormaliseContext, Normalised, RawInput
-from gateway.errors import InputRejected
-from gateway.hookspecs import hookimpl
-from gateway.xml.safe import parse_untrusted
+from gateway.api import (
+    Attachment,
+    InputRejected,
+    NormaliseContext,
+    Normalised,
+    RawInput,
+    hookimpl,
+    parse_untrusted,
+    safe_unzip,
+)
 
 NS = "http://www.ech.ch/xmlns/eCH-0223/1"
 NS_HEADER = "http://www.ech.ch/xmlns/eCH-0039/3"

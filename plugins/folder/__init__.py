@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.contracts import SourceType
-from gateway.hookspecs import hookimpl
+from gateway.api import SourceType, hookimpl
 from plugins.folder.source import FolderOptions, FolderSource
 
 

@@ -10,11 +10,19 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from gateway.config import Duration
-from gateway.contracts import Intake, PluginContext, RawInput
-from gateway.dirwatch import DirWatcher, ready_files
-from gateway.errors import WorkerLost
-from gateway.fileio import read_evidence, read_file, rename_no_replace, same_folder
+from gateway.api import (
+    DirWatcher,
+    Duration,
+    Intake,
+    PluginContext,
+    RawInput,
+    WorkerLost,
+    read_evidence,
+    read_file,
+    ready_files,
+    rename_no_replace,
+    same_folder,
+)
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.contracts import Normalised, RawInput, Route
-from gateway.hookspecs import hookimpl
+from gateway.api import Normalised, RawInput, Route, hookimpl
 
 
 @hookimpl

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from gateway.contracts import Command, PluginContext, TransportType
-from gateway.hookspecs import hookimpl
+from gateway.api import Command, PluginContext, TransportType, hookimpl
 from plugins.sedex.options import SedexOptions
 from plugins.sedex.sim_cli import COMMAND
 from plugins.sedex.transport import SedexTransport

@@ -8,7 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
-from gateway.fileio import rename_no_replace, write_all, write_file
+from gateway.api import rename_no_replace, write_all, write_file
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.contracts import Intake, RawInput
-from gateway.dirwatch import ready_files
-from gateway.errors import InputRejected
-from gateway.fileio import read_evidence, read_file
+from gateway.api import InputRejected, Intake, RawInput, read_evidence, read_file, ready_files
 from plugins.sedex._files import move_done
 from plugins.sedex.envelope import Envelope, parse_envelope
 

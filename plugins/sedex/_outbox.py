@@ -13,9 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from gateway.archive import build_zip
-from gateway.contracts import OutboundItem, SendResult
-from gateway.errors import GatewayError, PermanentError, TransientError
+from gateway.api import GatewayError, OutboundItem, PermanentError, SendResult, TransientError, build_zip
 from plugins.sedex._files import publish
 from plugins.sedex.envelope import MESSAGE_ID, EnvelopeTemplate
 from plugins.sedex.options import SedexOptions

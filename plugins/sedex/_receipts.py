@@ -16,10 +16,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gateway.contracts import Intake, Offload, RawInput, Receipt, ReceiptOutcome, ReceiptSink
-from gateway.dirwatch import ready_files
-from gateway.errors import InputRejected, WorkerLost
-from gateway.fileio import read_file
+from gateway.api import (
+    InputRejected,
+    Intake,
+    Offload,
+    RawInput,
+    Receipt,
+    ReceiptOutcome,
+    ReceiptSink,
+    WorkerLost,
+    read_file,
+    ready_files,
+)
 from plugins.sedex._files import move_unique
 from plugins.sedex.envelope import SedexReceipt, parse_receipt
 from plugins.sedex.status import lookup

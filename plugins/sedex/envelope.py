@@ -16,9 +16,7 @@ from datetime import datetime
 
 from lxml import etree
 
-from gateway.errors import InputRejected
-from gateway.xml.safe import parse_untrusted
-from gateway.xml.validation import validate
+from gateway.api import InputRejected, parse_untrusted, validate
 from plugins.sedex.options import PARTICIPANT_ID
 
 NAMESPACES = {1: "http://www.ech.ch/xmlns/eCH-0090/1", 2: "http://www.ech.ch/xmlns/eCH-0090/2"}

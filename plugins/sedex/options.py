@@ -8,8 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from gateway.config import Duration
-from gateway.fileio import same_folder
+from gateway.api import Duration, same_folder
 
 #: Participant ID patterns (DOMAIN.md §1.3) by envelope version.
 PARTICIPANT_ID = {

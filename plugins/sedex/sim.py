@@ -20,9 +20,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from gateway.dirwatch import DirWatcher, ready_files
-from gateway.errors import InputRejected
-from gateway.xml.safe import parse_untrusted
+from gateway.api import DirWatcher, InputRejected, parse_untrusted, ready_files
 from plugins.sedex._files import move_unique, write_then_rename
 from plugins.sedex.envelope import MESSAGE_ID, Envelope, build_receipt, parse_envelope
 from plugins.sedex.options import PARTICIPANT_ID

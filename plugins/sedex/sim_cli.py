@@ -12,7 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
-from gateway.contracts import Command
+from gateway.api import Command
 from plugins.sedex.sim import SedexSimulator
 
 #: Exit codes, as the ``ech-gateway`` command names them.

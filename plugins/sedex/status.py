@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.contracts import ReceiptOutcome
+from gateway.api import ReceiptOutcome
 
 _OK = ReceiptOutcome.DELIVERED
 _WAIT = ReceiptOutcome.WAIT

@@ -15,11 +15,19 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from gateway.contracts import Intake, OutboundItem, PluginContext, ReceiptSink, SendResult
-from gateway.dirwatch import DirWatcher
-from gateway.errors import GatewayError, TransientError, WorkerLost
-from gateway.fileio import sync_filesystem
-from gateway.logs import RepeatedProblem
+from gateway.api import (
+    DirWatcher,
+    GatewayError,
+    Intake,
+    OutboundItem,
+    PluginContext,
+    ReceiptSink,
+    RepeatedProblem,
+    SendResult,
+    TransientError,
+    WorkerLost,
+    sync_filesystem,
+)
 from plugins.sedex._inbound import InboxScanner
 from plugins.sedex._outbox import clear_staging, template, write_attempt, write_attempts
 from plugins.sedex._receipts import ReceiptScanner

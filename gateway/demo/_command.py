@@ -13,8 +13,8 @@ from gateway import logs
 from gateway.assembly import load_config, make_validator, schema_set
 from gateway.config import write_initial_config
 from gateway.daemon import Gateway
+from gateway.demo.peers import canton_rejects, registry
 from gateway.store import StoreReader
-from plugins.demo.peers import canton_rejects, registry
 from plugins.sedex.sim import SedexSimulator
 
 DEMO_OVERRIDES = """\

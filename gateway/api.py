@@ -1,0 +1,131 @@
+"""The plugin API: everything a plugin may import from the gateway, in one module.
+
+A plugin (a vendor's, or one of the built-ins in ``plugins/``) imports from
+here and from nowhere else in ``gateway``; ``tests/test_plugin_api.py``
+enforces that for the built-ins. What a plugin needs and cannot find here
+is a gap in this module, not a licence to import internals.
+
+- the hooks: :data:`hookimpl` (the specs are documented in :mod:`gateway.hookspecs`);
+- the contracts: what the core hands to plugins and gets back;
+- the errors: one hierarchy, :class:`GatewayError` at its root;
+- option types for a plugin's pydantic options model (:class:`PluginOptions`,
+  :data:`Duration`, :data:`Size`);
+- helpers worth sharing: safe XML parsing and validation, safe zip handling,
+  file and folder primitives, log redaction.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from gateway.archive import build_zip, safe_unzip
+from gateway.config import Duration, Size
+from gateway.contracts import (
+    Attachment,
+    BatchTransport,
+    Command,
+    Flushable,
+    GatewayEvent,
+    Intake,
+    NormaliseContext,
+    Normalised,
+    Offload,
+    OutboundItem,
+    PluginContext,
+    RawInput,
+    Receipt,
+    ReceiptOutcome,
+    ReceiptSink,
+    Route,
+    SendResult,
+    Source,
+    SourceFactory,
+    SourceType,
+    Transport,
+    TransportFactory,
+    TransportType,
+    in_thread,
+)
+from gateway.dirwatch import DirWatcher, ready_files
+from gateway.errors import (
+    DeliveryError,
+    GatewayError,
+    InputRejected,
+    PermanentError,
+    TransientError,
+    WorkerLost,
+)
+from gateway.fileio import (
+    Evidence,
+    read_evidence,
+    read_file,
+    rename_no_replace,
+    same_folder,
+    sync_filesystem,
+    write_all,
+    write_file,
+)
+from gateway.hookspecs import hookimpl
+from gateway.logs import RepeatedProblem, redact
+from gateway.xml.safe import parse_untrusted
+from gateway.xml.validation import validate
+
+
+class PluginOptions(BaseModel):
+    """Base of a plugin's options model: unknown keys are refused (a typo is an error)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+__all__ = [
+    "Attachment",
+    "BatchTransport",
+    "Command",
+    "DeliveryError",
+    "DirWatcher",
+    "Duration",
+    "Evidence",
+    "Flushable",
+    "GatewayError",
+    "GatewayEvent",
+    "InputRejected",
+    "Intake",
+    "NormaliseContext",
+    "Normalised",
+    "Offload",
+    "OutboundItem",
+    "PermanentError",
+    "PluginContext",
+    "PluginOptions",
+    "RawInput",
+    "Receipt",
+    "ReceiptOutcome",
+    "ReceiptSink",
+    "RepeatedProblem",
+    "Route",
+    "SendResult",
+    "Size",
+    "Source",
+    "SourceFactory",
+    "SourceType",
+    "TransientError",
+    "Transport",
+    "TransportFactory",
+    "TransportType",
+    "WorkerLost",
+    "build_zip",
+    "hookimpl",
+    "in_thread",
+    "parse_untrusted",
+    "read_evidence",
+    "read_file",
+    "ready_files",
+    "redact",
+    "rename_no_replace",
+    "safe_unzip",
+    "same_folder",
+    "sync_filesystem",
+    "validate",
+    "write_all",
+    "write_file",
+]
