@@ -7,7 +7,6 @@ and serve only as an oracle. Without them these tests skip, except under
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -16,11 +15,9 @@ from lxml import etree
 
 from gateway.xml.safe import parse_untrusted
 from gateway.xml.validation import SchemaSet, schema_dir
+from tests.official import OFFICIAL_DIR, REPO, official_schema_set
 
-REPO = Path(__file__).resolve().parent.parent
 FIXTURES = sorted((REPO / "tests" / "fixtures" / "conformance").glob("*.xml"))
-OFFICIAL_DIR = REPO.parent / "shared" / "schemas" / "official"
-OFFICIAL_CATALOG = OFFICIAL_DIR / "catalog.xml"
 OUR_SCHEMAS = sorted(schema_dir().glob("*.xsd"))
 
 XS = "http://www.w3.org/2001/XMLSchema"
@@ -44,12 +41,7 @@ Node = tuple[str, tuple[tuple[str, str], ...], tuple["Node", ...]]
 @pytest.fixture(scope="module")
 def official() -> SchemaSet:
     """The official schemas through their catalog, or a skip (a failure under CI=true)."""
-    if not OFFICIAL_CATALOG.is_file():
-        reason = f"official eCH schemas not found: {OFFICIAL_CATALOG} does not exist"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason} (required when CI=true)")
-        pytest.skip(reason)
-    return SchemaSet.from_catalog(OFFICIAL_CATALOG)
+    return official_schema_set()
 
 
 @pytest.fixture(scope="module")
