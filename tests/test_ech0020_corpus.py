@@ -9,6 +9,7 @@ manifest to the files, so the normaliser is tested against something true.
 
 from __future__ import annotations
 
+import functools
 import re
 import tomllib
 import uuid
@@ -94,6 +95,7 @@ def _subject(event: etree._Element) -> tuple[str, str]:
     return str(vn.text), f"{category}:{person_id}"
 
 
+@functools.cache
 def _base_messages() -> dict[str, etree._Element]:
     """The ``messages`` of ``baseDelivery.xml`` by VN of their person."""
     event = _event_element(_parse(CORPUS / "baseDelivery.xml"))
@@ -131,7 +133,8 @@ def _permit_case(before: tuple[str, date], after: tuple[str, date]) -> str:
 def _ech0223_events() -> set[str]:
     """The ``personEvent`` values of eCH-0223 1.5, from the project's own XSD."""
     xsd = etree.parse(str(schema_dir() / "eCH-0223-1-5.xsd"))
-    return {str(value) for value in xsd.xpath("//*[local-name()='enumeration']/@value")}
+    path = "//*[local-name()='simpleType'][@name='personEventType']//*[local-name()='enumeration']/@value"
+    return {str(value) for value in xsd.xpath(path)}
 
 
 def _by_name(entries: list[dict[str, Any]]) -> list[Any]:
@@ -178,7 +181,8 @@ def test_bad_input_fails_as_the_manifest_says(entry: dict[str, Any]) -> None:
     else:
         assert entry["field"] == etree.QName(event[0]).localname
         known = set(_base_messages()) | {e["person_vn"] for e in GOOD if "person_vn" in e}
-        assert _subject(event)[0] == entry["vn"] not in known
+        assert _subject(event)[0] == entry["vn"]
+        assert entry["vn"] not in known, "the person must be unknown to every good file"
 
 
 def test_every_vn_in_the_good_corpus_has_a_valid_check_digit() -> None:
@@ -202,6 +206,7 @@ def test_manifest_covers_every_mapped_event_with_its_spelling() -> None:
             assert expected == {"none"}, event
     assert covered["changeResidencePermit"] == PERMIT_CASES
     in_15 = _ech0223_events()
+    assert len(in_15) == 38
     assert {e for outputs in MAPPING.values() for e in outputs} - in_15 == {"changeOccupation"}
     occupation = next(entry for entry in GOOD if entry["event"] == "changeOccupation")
     assert occupation["only_versions"] == ["1.0", "1.3", "1.4"]
