@@ -119,7 +119,11 @@ def _permit(holder: etree._Element) -> tuple[str, date]:
 
 
 def _permit_case(before: tuple[str, date], after: tuple[str, date]) -> str:
-    """DOMAIN.md §5: the eCH-0223 event for a permit change, from the old and the new permit."""
+    """The eCH-0223 event for a permit change (our reading of DOMAIN.md §5).
+
+    Same permit and validity: a duplicate; B to C: a conversion; same category B, C or L with a
+    later end of validity: a prolongation; anything else: another case.
+    """
     old, new = PERMIT_CATEGORY.get(before[0][:2]), PERMIT_CATEGORY.get(after[0][:2])
     if before == after:
         return "duplicateOfPermit"
