@@ -293,26 +293,34 @@ TransportFactory = Callable[[Any, PluginContext], Transport]
 class SourceType:
     """A kind of source a plugin provides (``type = "<name>"`` in config).
 
-    :param options: the pydantic model of its ``[sources.<name>]`` keys.
+    :param options: the pydantic model of its ``[sources.<name>]`` keys. Keys it
+        does not declare are refused, unless the model says otherwise
+        (``model_config = ConfigDict(extra="allow")`` or ``"ignore"``).
+    :param plugin: set by the core: the name of the plugin that declared it.
     """
 
     name: str
     options: type[BaseModel]
     factory: SourceFactory
     description: str = ""
+    plugin: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class TransportType:
     """A kind of transport a plugin provides (``transport = "<name>"``).
 
-    :param options: the pydantic model of its ``[partners.<name>.<type>]`` keys.
+    :param options: the pydantic model of its ``[partners.<name>.<type>]`` keys. Keys it
+        does not declare are refused, unless the model says otherwise
+        (``model_config = ConfigDict(extra="allow")`` or ``"ignore"``).
+    :param plugin: set by the core: the name of the plugin that declared it.
     """
 
     name: str
     options: type[BaseModel]
     factory: TransportFactory
     description: str = ""
+    plugin: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)

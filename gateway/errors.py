@@ -41,6 +41,10 @@ class PermanentError(DeliveryError):
     """The send can never succeed as it is: the delivery becomes a dead letter."""
 
 
+class PluginError(GatewayError):
+    """An installed plugin cannot be used: it fails to load, or clashes with another."""
+
+
 class StoreError(GatewayError):
     """The store cannot do what was asked (missing row, bad state transition)."""
 

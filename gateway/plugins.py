@@ -5,13 +5,15 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-from importlib.metadata import entry_points
+from dataclasses import replace
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 import pluggy
 
 from gateway import hookspecs
 from gateway.contracts import GatewayEvent, SourceType, TransportType
+from gateway.errors import PluginError
 
 log = logging.getLogger(__name__)
 
@@ -27,22 +29,50 @@ def get_plugin_manager() -> pluggy.PluginManager:
     ``ECH_GATEWAY_LOAD_PLUGINS=sedex,folder`` restricts loading to the named
     entry points (built-ins are entry points too); ``ECH_GATEWAY_TRACE_PLUGINS=1``
     traces hook calls.
+
+    :raises PluginError: a plugin fails to import or to register (a hook it
+        implements does not match its spec), or two installed plugins share a name.
     """
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     wanted = os.environ.get(LOAD_ENV)
     allowed = None if wanted is None else {n.strip() for n in wanted.split(",") if n.strip()}
+    loaded: dict[str, EntryPoint] = {}
     for ep in entry_points(group=hookspecs.PROJECT):
         if allowed is not None and ep.name not in allowed:
             continue
-        if pm.get_plugin(ep.name) is not None:
-            continue
-        pm.register(ep.load(), name=ep.name)
+        seen = loaded.get(ep.name)
+        if seen is not None:
+            if seen.value == ep.value:
+                continue  # one plugin listed twice (an editable install's two metadata folders)
+            raise PluginError(f"two plugins are named {ep.name!r}: {_origin(seen)} and"
+                              f" {_origin(ep)}; uninstall one of them")
+        loaded[ep.name] = ep
+        try:
+            plugin = ep.load()
+        except Exception as exc:  # whatever importing a third party's module raises
+            raise PluginError(f"plugin {ep.name!r} ({_origin(ep)}) fails to load:"
+                              f" {type(exc).__name__}: {_one_line(exc)}") from exc
+        try:
+            pm.register(plugin, name=ep.name)
+            pm.check_pending()  # a hook the gateway does not have: a typo, or a newer API
+        except (ValueError, pluggy.PluginValidationError) as exc:
+            raise PluginError(f"plugin {ep.name!r} ({_origin(ep)}) cannot be used:"
+                              f" {_one_line(exc)}") from exc
     if os.environ.get(TRACE_ENV) == "1":
         pm.trace.root.setwriter(lambda msg: log.debug("hook %s", msg.rstrip()))
         pm.enable_tracing()
-    pm.check_pending()
     return pm
+
+
+def _origin(ep: EntryPoint) -> str:
+    """Where an entry point comes from: ``module from distribution version``."""
+    dist = ep.dist
+    return ep.value if dist is None else f"{ep.value} from {dist.name} {dist.version}"
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 def loaded_from_entry_points(pm: pluggy.PluginManager) -> bool:
@@ -56,13 +86,35 @@ def loaded_from_entry_points(pm: pluggy.PluginManager) -> bool:
 
 
 def source_types(pm: pluggy.PluginManager) -> dict[str, SourceType]:
-    """All source types the loaded plugins declare, by name."""
-    return {t.name: t for types in pm.hook.gateway_source_types() for t in types}
+    """All source types the loaded plugins declare, by name, each with its plugin's name.
+
+    :raises PluginError: two plugins declare the same source type.
+    """
+    return _declared(pm, "gateway_source_types", "source type")
 
 
 def transport_types(pm: pluggy.PluginManager) -> dict[str, TransportType]:
-    """All transport types the loaded plugins declare, by name."""
-    return {t.name: t for types in pm.hook.gateway_transport_types() for t in types}
+    """All transport types the loaded plugins declare, by name, each with its plugin's name.
+
+    :raises PluginError: two plugins declare the same transport.
+    """
+    return _declared(pm, "gateway_transport_types", "transport")
+
+
+def _declared(pm: pluggy.PluginManager, hook: str, what: str) -> dict[str, Any]:
+    """The types each plugin answers ``hook`` with, stamped with that plugin's name."""
+    found: dict[str, Any] = {}
+    plugins = pm.get_plugins()
+    for impl in getattr(pm.hook, hook).get_hookimpls():
+        others = [p for p in plugins if p is not impl.plugin]
+        for types in pm.subset_hook_caller(hook, remove_plugins=others)():
+            for declared in types:
+                earlier = found.get(declared.name)
+                if earlier is not None:
+                    raise PluginError(f"plugins {earlier.plugin!r} and {impl.plugin_name!r} both"
+                                      f" declare the {what} {declared.name!r}; uninstall one")
+                found[declared.name] = replace(declared, plugin=impl.plugin_name)
+    return found
 
 
 async def resolve(value: Any) -> Any:

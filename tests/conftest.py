@@ -11,11 +11,17 @@ The ``hook_calls`` fixture hands a test the names of the hooks called since
 the test started, in call order (from any thread: the pipeline normalises on
 a worker thread). ``tests/test_hookspecs.py`` uses it to prove that each
 hook is really exercised through the product's own call sites.
+
+Only the gateway's own plugins are loaded (``ECH_GATEWAY_LOAD_PLUGINS``, set
+for this process and the ones it starts): a third-party plugin installed
+beside the gateway must not change what its tests see.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping, Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +29,11 @@ import pluggy
 import pytest
 
 from gateway.hookspecs import PROJECT
+from gateway.plugins import LOAD_ENV
 from gateway.store import SQLiteStore
+
+os.environ[LOAD_ENV] = ",".join(sorted(
+    {ep.name for ep in entry_points(group=PROJECT) if ep.dist and ep.dist.name == "ech-gateway"}))
 
 #: Hook names called since the current test started.
 _CALLS: list[str] = []

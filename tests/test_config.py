@@ -425,13 +425,85 @@ def test_plugin_option_errors_name_file_and_key(tmp_path: Path) -> None:
 
     unknown = "unknown source type 'ftp'; known: folder"
     assert problems[(str(main), "sources.upload.type")] == unknown
-    assert problems[(str(main), "sources.drop.patern")] == "unknown key"
+    assert problems[(str(main), "sources.drop.patern")] == (
+        "unknown key 'patern' for the source type 'folder'; did you mean 'pattern' or 'path'?")
     assert problems[(str(main), "sources.drop.path")] == "required key is missing"
     assert "integer" in problems[(str(conf), "partners.canton.sedex.message_type")]
     assert len(problems) == 4
     assert settings.sources["registry"].parsed is not None
     assert settings.sources["drop"].parsed is None
     assert settings.partners["canton"].parsed is None
+
+
+class LaxOptions(BaseModel):
+    """An options model written without any ``model_config``: pydantic would ignore extras."""
+
+    class Retry(BaseModel):
+        tries: int = 3
+
+    url: str
+    retry: Retry = Retry()
+    hosts: dict[str, Retry] = {}
+
+
+class OpenOptions(BaseModel):
+    """An options model that asks for other keys explicitly."""
+
+    model_config = ConfigDict(extra="allow")
+    url: str
+
+
+def _lax(plugin: str = "acme") -> dict[str, TransportType]:
+    return {"webhook": TransportType("webhook", LaxOptions, _never, plugin=plugin)}
+
+
+def test_plugin_model_without_config_still_refuses_unknown_keys(tmp_path: Path) -> None:
+    main = write(tmp_path / "gateway.toml", """
+        [partners.canton]
+        transport = "webhook"
+        [partners.canton.webhook]
+        ulr = "https://x"
+        url = "https://x"
+        [partners.canton.webhook.retry]
+        tires = 5
+        [partners.canton.webhook.hosts.a]
+        colour = "blue"
+        """)
+    settings = load_settings(main, env={})
+
+    problems = keyed(check_plugin_options(settings, SOURCE_TYPES, _lax()))
+
+    owner = "for the transport 'webhook' (plugin 'acme')"
+    assert problems == {
+        (str(main), "partners.canton.webhook.ulr"): f"unknown key 'ulr' {owner}; did you mean 'url'?",
+        (str(main), "partners.canton.webhook.retry.tires"):
+            f"unknown key 'tires' {owner}; did you mean 'tries'?",
+        (str(main), "partners.canton.webhook.hosts.a.colour"):
+            f"unknown key 'colour' {owner}; it takes tries",
+    }
+    assert settings.partners["canton"].parsed is None
+
+
+def test_unknown_key_is_reported_once_when_the_model_forbids_it_too(tmp_path: Path) -> None:
+    main = write(tmp_path / "gateway.toml", MINIMAL.replace('token = "t"', 'token = "t"\ntokn = "x"'))
+    settings = load_settings(main, env={})
+
+    problems = check_plugin_options(settings, SOURCE_TYPES, TRANSPORT_TYPES)
+
+    assert problems == [(str(main), "partners.canton.sedex.tokn",
+                         "unknown key 'tokn' for the transport 'sedex'; did you mean 'token'?")]
+
+
+def test_plugin_model_may_opt_in_to_other_keys(tmp_path: Path) -> None:
+    main = write(tmp_path / "gateway.toml",
+                 "[partners.canton]\ntransport = 'webhook'\n"
+                 "[partners.canton.webhook]\nurl = 'https://x'\nheader_x = 'y'\n")
+    settings = load_settings(main, env={})
+    open_types = {"webhook": TransportType("webhook", OpenOptions, _never)}
+
+    assert check_plugin_options(settings, SOURCE_TYPES, open_types) == []
+    parsed = settings.partners["canton"].parsed
+    assert isinstance(parsed, OpenOptions) and parsed.model_extra == {"header_x": "y"}
 
 
 def test_unknown_transport_names_the_known_ones(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from gateway import __version__
 from gateway.cli import _inspect, _operate
 from gateway.cli.exitcodes import CONFIG, NOT_FOUND
-from gateway.errors import ConfigError, NotFound
+from gateway.errors import ConfigError, NotFound, PluginError
 from gateway.plugins import get_plugin_manager
 
 
@@ -36,7 +36,11 @@ def build_parser(plugin_commands: Sequence[object] = ()) -> argparse.ArgumentPar
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
-    pm = get_plugin_manager()
+    try:
+        pm = get_plugin_manager()
+    except PluginError as exc:
+        print(f"ech-gateway: {exc}", file=sys.stderr)
+        return CONFIG
     commands = [c for found in pm.hook.gateway_commands() for c in found]
     args = build_parser(commands).parse_args(argv)
     args.pm = pm
@@ -44,6 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
+        return CONFIG
+    except PluginError as exc:  # a type clash found once the types are listed
+        print(f"ech-gateway: {exc}", file=sys.stderr)
         return CONFIG
     except NotFound as exc:
         print(f"ech-gateway: {exc}", file=sys.stderr)

@@ -1,14 +1,22 @@
-"""Validating each source's and partner's options with its plugin's model."""
+"""Validating each source's and partner's options with its plugin's model.
+
+A key the model does not declare is refused, naming the plugin and the
+closest keys it does declare, whatever the model's own ``extra`` setting
+defaults to: a typo in an option must not silently fall back to a default.
+A model that wants other keys says so (``extra="allow"`` or ``"ignore"``).
+"""
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
+from typing import Any, get_args, get_origin
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from gateway.config._load import provenance_of
 from gateway.config._models import Plugged, Settings
-from gateway.config._prepare import prepare
+from gateway.config._prepare import members, prepare
 from gateway.config._provenance import Key, Problem, Provenance
 from gateway.contracts import SourceType, TransportType
 
@@ -64,8 +72,47 @@ def _check(
         return [provenance.problem(type_key, f"unknown {what} {chosen!r}; known: {names}")]
     problems: list[Problem] = []
     options = prepare(plugged.options, plugin.options, prefix, provenance, problems)
+    owner = f"the {what} {chosen!r} (plugin {plugin.plugin!r})" if plugin.plugin else (
+        f"the {what} {chosen!r}")
+    unknown = _unknown_keys(options, plugin.options, prefix, owner, provenance)
     try:
-        plugged.parsed = plugin.options.model_validate(options)
+        parsed = plugin.options.model_validate(options)
     except ValidationError as exc:
-        problems += provenance.problems(exc, prefix)
+        reported = {key for _file, key, _reason in unknown}
+        problems += [p for p in provenance.problems(exc, prefix) if p[1] not in reported]
+    else:
+        plugged.parsed = None if unknown else parsed
+    return problems + unknown
+
+
+def _unknown_keys(data: Mapping[str, Any], model: type[BaseModel], prefix: Key, owner: str,
+                  provenance: Provenance) -> list[Problem]:
+    """A problem for each key of ``data`` (and of its nested tables) that ``model`` lacks."""
+    if model.model_config.get("extra") in ("allow", "ignore"):
+        return []
+    fields = model.model_fields | {f.alias: f for f in model.model_fields.values() if f.alias}
+    problems = []
+    for name, value in data.items():
+        key = (*prefix, name)
+        field = fields.get(name)
+        if field is None:
+            close = difflib.get_close_matches(name, list(model.model_fields), n=3, cutoff=0.6)
+            hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else (
+                f"; it takes {', '.join(sorted(model.model_fields)) or 'no keys'}")
+            problems.append(provenance.problem(key, f"unknown key {name!r} for {owner}{hint}"))
+            continue
+        if not isinstance(value, Mapping):
+            continue
+        for member in members(field.annotation):
+            if isinstance(member, type) and issubclass(member, BaseModel):
+                problems += _unknown_keys(value, member, key, owner, provenance)
+                break
+            args = get_args(member)
+            if get_origin(member) is dict and len(args) == 2 and isinstance(args[1], type) and (
+                    issubclass(args[1], BaseModel)):
+                for item, table in value.items():
+                    if isinstance(table, Mapping):
+                        problems += _unknown_keys(table, args[1], (*key, item), owner, provenance)
+                break
     return problems
+

@@ -53,12 +53,12 @@ def prepare(
 def _prepare_value(
     value: Any, annotation: Any, key: Key, provenance: Provenance, problems: list[Problem]
 ) -> Any:
-    members = _members(annotation)
-    if isinstance(value, str) and any(_is_subclass(m, PurePath) for m in members):
+    kinds = members(annotation)
+    if isinstance(value, str) and any(_is_subclass(m, PurePath) for m in kinds):
         return provenance.at(key).base / value
     if not isinstance(value, dict):
         return value
-    for member in members:
+    for member in kinds:
         if _is_subclass(member, BaseModel):
             return prepare(value, member, key, provenance, problems)
         args = get_args(member)
@@ -72,12 +72,12 @@ def _prepare_value(
     return value
 
 
-def _members(annotation: Any) -> tuple[Any, ...]:
+def members(annotation: Any) -> tuple[Any, ...]:
     """The types a value of ``annotation`` may have (``Path | None`` → Path, None)."""
     if get_origin(annotation) is Annotated:
-        return _members(get_args(annotation)[0])
+        return members(get_args(annotation)[0])
     if get_origin(annotation) in (Union, types.UnionType):
-        return tuple(m for arg in get_args(annotation) for m in _members(arg))
+        return tuple(m for arg in get_args(annotation) for m in members(arg))
     return (annotation,)
 
 
