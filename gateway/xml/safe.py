@@ -4,11 +4,14 @@ Every document a partner, a drop folder or a sedex client hands us goes
 through :func:`parse_untrusted`. It refuses what a well-behaved eCH message
 never contains and what XML attacks need: DTDs (so no entity expansion, no
 external entities, no "billion laughs"), network access and oversized input.
+It also refuses a document whose declared encoding is a lie that would turn
+names into mojibake: ISO-8859-1 declared, UTF-8 bytes ("Müller" as "MÃ¼ller").
 """
 
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 import threading
 
@@ -79,6 +82,61 @@ def _declaration_offset(data: bytes) -> int | None:
     return None
 
 
+_DECLARED_ENCODING = re.compile(rb"<\?xml\s[^>]*?encoding\s*=\s*[\"']([A-Za-z][A-Za-z0-9._:-]*)[\"']")
+#: A UTF-8 multi-byte sequence.
+_UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+#: UTF-8 for U+0080..U+00FF (accented Latin letters): read as ISO-8859-1 it is "Ã" or "Â"
+#: followed by a symbol or control character, which real text in that encoding never has.
+_LATIN1_AS_UTF8 = re.compile(rb"[\xc2\xc3][\x80-\xbf]")
+
+
+@functools.lru_cache(maxsize=32)
+def _single_byte_codec(name: str) -> str | None:
+    """The codec of ``name`` if it is a single-byte encoding other than UTF-8, else ``None``."""
+    try:
+        codec = codecs.lookup(name).name
+    except LookupError:
+        return None  # the parser reports an unknown encoding
+    if codec == "utf-8":
+        return None
+    try:
+        one_char_per_byte = len(bytes(range(256)).decode(codec, errors="replace")) == 256
+    except (TypeError, ValueError):
+        return None
+    return codec if one_char_per_byte else None
+
+
+def _refuse_disguised_utf8(data: bytes) -> None:
+    """Refuse ``data`` if it declares a single-byte encoding but its bytes are UTF-8.
+
+    Refused when the whole document decodes as UTF-8 and has a multi-byte
+    sequence, or when it has a sequence that only UTF-8 makes of a Latin
+    letter (a document pasted together from both). A genuine ISO-8859-1
+    document (``ü`` as the single byte ``fc``) passes.
+    """
+    declared = _DECLARED_ENCODING.match(data)
+    if declared is None or data.isascii():
+        return
+    name = declared.group(1).decode("ascii")
+    codec = _single_byte_codec(name)
+    if codec is None:
+        return
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        found = _LATIN1_AS_UTF8.search(data)
+    else:
+        found = _UTF8_SEQUENCE.search(data)
+    if found is None:
+        return
+    seq, offset = found.group(), found.start()
+    line = data.count(b"\n", 0, offset) + 1
+    raise InputRejected(
+        f"declared encoding {name} does not match the bytes, which are UTF-8:"
+        f" {seq.hex(' ')} is UTF-8 for {seq.decode('utf-8')!r}, read as {name} it would be"
+        f" {seq.decode(codec, errors='replace')!r}", f"line {line}, byte offset {offset}")
+
+
 _LXML_POSITION = re.compile(r", line \d+, column \d+$")
 
 
@@ -87,8 +145,9 @@ def parse_untrusted(data: bytes, *, max_bytes: int) -> etree._ElementTree:
 
     Refused: empty input, input longer than ``max_bytes`` (checked before
     parsing), any DOCTYPE or other markup declaration, and malformed XML (the
-    reason gives lxml's line and column). Entities are never expanded and
-    nothing is ever fetched from the network.
+    reason gives lxml's line and column), and UTF-8 bytes under a declared
+    single-byte encoding such as ISO-8859-1 (the reason gives the byte offset).
+    Entities are never expanded and nothing is ever fetched from the network.
     """
     if len(data) > max_bytes:
         raise InputRejected(f"input is {len(data)} bytes, more than the limit of {max_bytes}")
@@ -99,6 +158,7 @@ def parse_untrusted(data: bytes, *, max_bytes: int) -> etree._ElementTree:
     if offset is not None:
         line = view.count(b"\n", 0, offset) + 1
         raise InputRejected("DOCTYPE and entity declarations are not allowed", f"line {line}")
+    _refuse_disguised_utf8(data)
     try:
         root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as exc:
