@@ -12,9 +12,25 @@ import re
 import sys
 import time
 
-#: Quoted spans, left to right: namespaced element names (``'{ns}name'``, kept)
-#: or values (schema errors quote the offending value: names, VN numbers).
-_QUOTED = re.compile(r"'(\{[^'\n]*)'|'[^'\n]{1,200}'")
+#: A value an lxml (libxml2) schema error quotes, found by the message's
+#: structure, whatever the value holds (apostrophes, newlines, any length):
+#: ``Element 'E'[, attribute 'A']: [[facet 'F'] The value ]'VALUE' is not …``,
+#: and the values of ``key-sequence ['V1', 'V2']``.
+_SCHEMA_VALUE = re.compile(
+    r"(?P<head>Element '[^']*'(?:, attribute '[^']*')?: (?:\[facet '[^']*'\] The value )?)"
+    r"'.*?'(?P<tail> (?:is not (?:a valid value|an element|accepted)|is greater than"
+    r"|is less than|has (?:a length|more)|does not match|is not))"
+    r"|(?P<key>key-sequence \[)'.*?'(?P<end>\] (?:in|of) )",
+    re.DOTALL,
+)
+#: Other quoted spans, left to right: what a schema error names (elements,
+#: attributes, facets, types, patterns, lengths, enumerations), namespaced
+#: names and file paths are kept; any other short quoted value is hidden.
+_QUOTED = re.compile(
+    r"(?P<keep>(?:Element|attribute|facet|type|pattern|length of|allowed \(|constraint|keyref)"
+    r" '[^'\n]*'|set \{[^}]*\}|'[{/][^'\n]*')"
+    r"|'[^'\n]{1,200}'"
+)
 #: Kept: UUIDs (attempt and message references) and SHA-256 digests. Redacted:
 #: VN/AHV numbers written with separators, and long digit runs (VN/AHV numbers,
 #: dates of birth written without separators) unless they count bytes.
@@ -29,10 +45,18 @@ def redact(text: str) -> str:
     """``text`` without the values it quotes and without long numbers (references stay).
 
     For log lines built from reasons that may carry personal data (schema
-    errors quote the invalid value); the store keeps the full reason.
+    errors quote the invalid value); the store keeps the full reason. What
+    names the problem stays: element names, facets, types, file paths.
     """
-    kept = _QUOTED.sub(lambda m: f"'{m[1]}'" if m[1] else "'…'", text)
-    return _NUMBERS.sub(lambda m: m["keep"] or "…", kept)
+    text = _SCHEMA_VALUE.sub(_hide_schema_value, text)
+    text = _QUOTED.sub(lambda m: m["keep"] or "'…'", text)
+    return _NUMBERS.sub(lambda m: m["keep"] or "…", text)
+
+
+def _hide_schema_value(match: re.Match[str]) -> str:
+    if match["key"]:
+        return f"{match['key']}'…'{match['end']}"
+    return f"{match['head']}'…'{match['tail']}"
 
 
 class RepeatedProblem:

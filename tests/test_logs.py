@@ -1,0 +1,101 @@
+"""Log redaction hides the values schema errors quote, whatever their shape; it keeps what
+names the problem (elements, facets, types, file paths)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import pytest
+
+from gateway.assembly import make_validator
+from gateway.contracts import GatewayEvent, Normalised
+from gateway.logs import redact
+from gateway.xml.validation import SchemaSet, validate
+from plugins.alerts import gateway_event
+from tests.flow import FIXTURES, drop, running, states, until, write_config
+
+MINIMAL = (FIXTURES / "valid-pem-minimal.xml").read_text(encoding="utf-8")
+#: Names as registries hold them: an apostrophe, a line break, umlauts, 300 characters.
+NAMES = ["O'Brien-Müller", "Anna\nMaria Lüthi", "Zoë d'Aubigné-Bärtschi", "Ä" * 150 + "ö" * 150]
+#: Elements whose schema errors quote the value, with the part of the message naming the rule.
+PLACES = {
+    "<eCH-0039:messageDate>2024-03-04T08:00:00+01:00<": "atomic type",
+    "<eCH-0039:action>1<": "[facet 'enumeration']",
+    "<eCH-0039:testDeliveryFlag>true<": "testDeliveryFlagType",
+}
+
+
+def misplaced(name: str, place: str) -> bytes:
+    """The minimal message with ``name`` written into the element ``place`` opens."""
+    tag = place.split(">")[0]
+    return MINIMAL.replace(place, f"{tag}>{escape(name)}<").encode()
+
+
+def quarantine_reason(data: bytes) -> str:
+    """The reason the processor stores for ``data``: real lxml messages, joined as it joins them."""
+    validate_message = make_validator(SchemaSet.from_directory())
+    problems = validate_message(Normalised("personEventMessage", None, data, None), "1.5")
+    assert problems, "the message must be invalid"
+    return "invalid eCH-0223 1.5: " + "; ".join(problems[:3])
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize(("place", "rule"), PLACES.items())
+def test_schema_errors_lose_the_value_and_keep_element_and_facet(
+        name: str, place: str, rule: str) -> None:
+    reason = quarantine_reason(misplaced(name, place))
+    assert name in reason, "the real lxml message quotes the value (the store keeps it)"
+    out = redact(reason)
+    for part in {name, *name.split("\n"), "Brien", "Aubign", "Lüthi", "ÄÄ"}:
+        if part in name:
+            assert part not in out, f"{part!r} leaked: {out}"
+    element = place[1:].split(">")[0].split(":")[1]
+    assert f"}}{element}'" in out, "the element name stays"
+    assert rule in out, "the rule (facet, type) stays"
+    assert "line " in out
+
+
+def test_pattern_and_length_facets_keep_their_figures() -> None:
+    report = validate(misplaced("4.2.1-" + "x" * 20, "<eCH-0058:productVersion>4.2.1<"))
+    (issue,) = report.errors
+    out = redact(issue.message)
+    assert out == issue.message, "a length error quotes no value; facet and lengths stay"
+    assert "[facet 'maxLength']" in out and "'10'" in out
+
+
+def test_key_sequences_and_unknown_quoted_values_are_hidden_paths_stay() -> None:
+    text = ("Element '{urn:x}person': Duplicate key-sequence ['O'Brien', '756.1234'] in unique"
+            " identity-constraint '{urn:x}ids'.; cannot move"
+            " '/var/lib/ech-gateway/registry/outbox/mutation-0001.xml': Permission denied;"
+            " sender said 'Anna Meier'")
+    out = redact(text)
+    assert "Brien" not in out and "756.1234" not in out and "Anna Meier" not in out
+    assert "'/var/lib/ech-gateway/registry/outbox/mutation-0001.xml'" in out
+    assert "identity-constraint '{urn:x}ids'" in out
+
+
+def test_quarantine_warning_names_no_person(caplog: pytest.LogCaptureFixture) -> None:
+    reason = quarantine_reason(misplaced(NAMES[0], "<eCH-0039:action>1<"))
+    with caplog.at_level(logging.INFO):
+        gateway_event(GatewayEvent("message.quarantined", 3, None, {"reason": reason}))
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING
+    assert "Brien" not in record.getMessage() and "Müller" not in record.getMessage()
+    assert "{http://www.ech.ch/xmlns/eCH-0039/3}action" in record.getMessage()
+
+
+@pytest.mark.asyncio
+async def test_daemon_logs_a_misfiled_name_without_it(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config = write_config(tmp_path)
+    with caplog.at_level(logging.INFO):
+        async with running(config) as gateway:
+            drop(tmp_path / "in", "m.xml", misplaced(NAMES[1], next(iter(PLACES))))
+            await until(lambda: states(gateway.settings.store.path,
+                                       "SELECT state FROM messages") == [("quarantined",)])
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "message 1 quarantined" in logged and "messageDate" in logged
+    assert "Anna" not in logged and "Lüthi" not in logged
+
