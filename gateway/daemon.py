@@ -30,6 +30,7 @@ from gateway.plugins import loaded_from_entry_points, notify, source_types, tran
 from gateway.processor import Processor, Validator, normalise_context
 from gateway.retry import RetryPolicy
 from gateway.store import SQLiteStore, Store
+from gateway.summary import Summary
 from gateway.workers import WorkerPool, settle_gc
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,7 @@ class Gateway:
         self.pipeline = build_pipeline(settings, pm, self.store, validate, self.dispatcher.wake,
                                        self.pool)
         self.receipts = ReceiptRecorder(self.store, pm, self.dispatcher)
+        self.summary = Summary(settings.store.path)
         self.ready = asyncio.Event()
         #: Set to cut the drain short (a second TERM).
         self.abort = asyncio.Event()
@@ -115,6 +117,7 @@ class Gateway:
         recovered = await self.pipeline.recover()
         if recovered:
             log.info("processed %d inputs stored before the last stop", recovered)
+        await self.summary.start()
         processor = _start("pipeline", self.pipeline.run)
         dispatcher = _start("dispatcher", self.dispatcher.run)
         links = [_start(f"transport {n}", functools.partial(t.run, self.receipts, self.pipeline))
@@ -166,6 +169,9 @@ class Gateway:
         scheduler.add_job(self._tracked(self._checkpoint), "interval",
                           seconds=CHECKPOINT_INTERVAL, id="wal-checkpoint", coalesce=True,
                           max_instances=1)
+        scheduler.add_job(self._tracked(self.summary.tick), "interval",
+                          seconds=self.settings.gateway.summary_interval, id="summary",
+                          coalesce=True, max_instances=1)
         interval = sdnotify.watchdog_interval()
         if interval:
             scheduler.add_job(lambda: sdnotify.notify("WATCHDOG=1"), "interval", seconds=interval)

@@ -58,6 +58,12 @@ class GatewaySettings(_Section):
     drain_timeout: Duration = Field(
         default=30.0, description="On shutdown, how long in-flight work may take to finish."
     )
+    summary_interval: Duration = Field(
+        default=300.0,
+        gt=0,
+        description="How often a busy gateway logs a summary at INFO (received, delivered,"
+        " failed, pending); an idle one stays quiet.",
+    )
     workers: int = Field(
         default=2,
         ge=0,

@@ -33,6 +33,7 @@ INITIAL_CONFIG = """\
 log_level = "INFO"          # DEBUG, INFO, WARNING or ERROR
 log_format = "text"         # "json" writes one JSON object per line
 drain_timeout = "30s"       # on stop, how long work in progress may take to finish
+summary_interval = "5m"     # when busy, log counts (received, delivered, ...) this often
 
 [store]
 # Messages, deliveries and the journal. Back this file up.

@@ -116,6 +116,18 @@ def counts(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
     }
 
 
+def activity(conn: sqlite3.Connection, since: int) -> tuple[int, dict[str, int], int]:
+    """The journal's head, its events after entry ``since`` by kind, and the open deliveries."""
+    head = conn.execute("SELECT coalesce(max(seq), 0) FROM journal").fetchone()[0]
+    events = dict(conn.execute(
+        "SELECT event, count(*) FROM journal WHERE seq > ? GROUP BY event", (since,)).fetchall())
+    open_ = conn.execute(
+        "SELECT count(*) FROM deliveries WHERE state IN (?, ?, ?, ?)",
+        (DeliveryState.QUEUED, DeliveryState.RETRY_WAIT, DeliveryState.SENDING, DeliveryState.SENT),
+    ).fetchone()[0]
+    return head, events, open_
+
+
 def pending(conn: sqlite3.Connection, limit: int) -> list[Pending]:
     """Inputs stored but never processed (the process stopped in between)."""
     rows = conn.execute(

@@ -173,6 +173,10 @@ class StoreReader:
         """Counts per state."""
         return _queries.counts(self.conn)
 
+    def activity(self, since: int) -> tuple[int, dict[str, int], int]:
+        """The journal's head, events after ``since`` by kind, deliveries not yet final."""
+        return _queries.activity(self.conn, since)
+
     def verify_journal(self) -> tuple[int, int | None]:
         """Check the journal's hash chain."""
         return journal.verify(self.conn)
