@@ -6,12 +6,14 @@ import argparse
 import asyncio
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from gateway import demo, logs
 from gateway.assembly import load_config, make_validator, schema_set
 from gateway.cli.exitcodes import CONFIG, FAILED, OK
 from gateway.config import ConfigExists, write_initial_config
+from gateway.config.system import CONFIG_FILE, DATA_DIR, UNIT_NAME, install_system
 from gateway.daemon import Gateway, install_signal_handlers
 from gateway.errors import ConfigError
 from gateway.plugins import describe, source_types, transport_types
@@ -20,8 +22,14 @@ from gateway.xml.validation import SchemaSet, validate_files
 
 def add_commands(sub: Any) -> None:
     """Register this module's commands."""
-    p = sub.add_parser("init", help="write a working configuration into DIR")
-    p.add_argument("directory", type=str)
+    p = sub.add_parser("init", help="write a working configuration into DIR, or for a system"
+                       " service with --system")
+    p.add_argument("directory", type=str, nargs="?", metavar="DIR")
+    p.add_argument("--system", action="store_true",
+                   help=f"install for systemd: {CONFIG_FILE}, data in {DATA_DIR},"
+                   " the unit, sysusers and tmpfiles files")
+    p.add_argument("--root", type=Path, default=Path("/"), metavar="ROOT",
+                   help="with --system: install under ROOT instead of / (for images and tests)")
     p.set_defaults(handler=cmd_init)
 
     p = sub.add_parser("check-config", help="list every configuration error (exit 2 if any)")
@@ -49,15 +57,22 @@ def add_commands(sub: Any) -> None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    """Write ``DIR/gateway.toml`` and the folders it names."""
-    from pathlib import Path
-
+    """Write ``DIR/gateway.toml`` and the folders it names, or (``--system``) a service install."""
+    if args.system == (args.directory is not None):
+        print("ech-gateway init: give either DIR or --system", file=sys.stderr)
+        return CONFIG
     try:
-        path = write_initial_config(Path(args.directory))
+        written = (install_system(args.root) if args.system
+                   else [write_initial_config(Path(args.directory))])
     except ConfigExists as exc:
         print(f"ech-gateway init: {exc}", file=sys.stderr)
         return FAILED
-    print(f"wrote {path}\nrun it with: ech-gateway --config {path} run")
+    print("\n".join(f"wrote {path}" for path in written))
+    if args.system:
+        print(f"then: systemd-sysusers && systemd-tmpfiles --create && systemctl daemon-reload"
+              f" && systemctl enable --now {UNIT_NAME}")
+    else:
+        print(f"run it with: ech-gateway --config {written[0]} run")
     return OK
 
 
