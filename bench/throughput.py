@@ -220,7 +220,8 @@ def run_once(args: argparse.Namespace, parent: Path | None) -> tuple[Path, dict[
     if not args.rate:  # a burst: the backlog is there when the gateway starts
         make_messages(inbox, args.messages, args.seed)
     gateway = subprocess.Popen([cli, "--config", config, "run"])
-    stand_in = ([cli, "sedex-sim", str(work), "--failure-rate", "0"] if args.full_sim
+    stand_in = ([cli, "--config", config, "sedex-sim", "--failure-rate", "0",
+                 "--deliver-to", str(work / "canton" / "inbox")] if args.full_sim
                 else [sys.executable, str(ROOT / "bench" / "sedex_echo.py"), str(work)])
     sim = subprocess.Popen(stand_in, stdout=subprocess.DEVNULL)
     try:

@@ -11,7 +11,10 @@ is a gap in this module, not a licence to import internals.
 - option types for a plugin's pydantic options model (:class:`PluginOptions`,
   :data:`Duration`, :data:`Size`);
 - helpers worth sharing: safe XML parsing and validation, safe zip handling,
-  file and folder primitives, log redaction.
+  file and folder primitives, log redaction;
+- for a plugin's own commands and simulators: the gateway's configuration
+  (:func:`load_config`, :class:`ConfigError`) and valid sample eCH-0223
+  messages (:func:`sample_person_event`, :func:`sample_event_report`, :func:`write_message`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from gateway.archive import build_zip, safe_unzip
+from gateway.assembly import load_config
 from gateway.config import Duration, Size
 from gateway.contracts import (
     Attachment,
@@ -47,7 +51,9 @@ from gateway.contracts import (
     in_thread,
 )
 from gateway.dirwatch import DirWatcher, ready_files
+from gateway.ech0223 import sample_event_report, sample_person_event, write_message
 from gateway.errors import (
+    ConfigError,
     DeliveryError,
     GatewayError,
     InputRejected,
@@ -81,6 +87,7 @@ __all__ = [
     "Attachment",
     "BatchTransport",
     "Command",
+    "ConfigError",
     "DeliveryError",
     "DirWatcher",
     "Duration",
@@ -116,6 +123,7 @@ __all__ = [
     "build_zip",
     "hookimpl",
     "in_thread",
+    "load_config",
     "parse_untrusted",
     "read_evidence",
     "read_file",
@@ -124,8 +132,11 @@ __all__ = [
     "rename_no_replace",
     "safe_unzip",
     "same_folder",
+    "sample_event_report",
+    "sample_person_event",
     "sync_filesystem",
     "validate",
     "write_all",
     "write_file",
+    "write_message",
 ]

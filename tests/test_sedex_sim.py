@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from gateway.cli import main
+from gateway.config import write_initial_config
 from gateway.contracts import ReceiptOutcome
-from plugins.sedex import gateway_commands
+from gateway.plugins import get_plugin_manager
 from plugins.sedex.envelope import parse_envelope, parse_receipt
 from plugins.sedex.sim import SedexSimulator
 from plugins.sedex.transport import SedexTransport
+from tests.flow import drop, message, running, states, until
 from tests.stubs import StubIntake, StubReceiptSink
+from tests.test_sedex_e2e import gateway_dir
 from tests.test_sedex_transport import PAYLOAD, item, make_transport, names
 
 MAX = 1 << 20
@@ -131,13 +137,76 @@ async def test_run_until_stopped(tmp_path: Path) -> None:
     assert receipt_codes(sim.receipts) == ["100"]
 
 
-def test_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (command,) = gateway_commands()
-    parser = argparse.ArgumentParser()
-    command.configure(parser)
-    assert command.run(parser.parse_args([str(tmp_path), "--once"])) == 3
-    for name in ("outbox", "receipts", "processed"):
-        (tmp_path / "sedex" / name).mkdir(parents=True)
-    assert command.run(parser.parse_args([str(tmp_path), "--once"])) == 0
-    assert command.run(parser.parse_args([str(tmp_path), "--duration", "0.1", "--seed", "3"])) == 0
-    assert "handled 0" in capsys.readouterr().out
+def sim_command(capsys: pytest.CaptureFixture[str], config: Path, *argv: str
+                ) -> tuple[int, str]:
+    """Run ``ech-gateway --config CONFIG sedex-sim ARGV`` in-process; (exit code, output)."""
+    capsys.readouterr()
+    code = main(["--config", str(config), "sedex-sim", *argv])
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+@pytest.mark.asyncio
+async def test_command_serves_the_configured_folders(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_initial_config(tmp_path / "site")
+    client = tmp_path / "client"  # the sedex client's own folders, outside the gateway's
+    (tmp_path / "site" / "conf.d" / "50-client.toml").write_text(
+        "[partners.canton.sedex]\n" + "".join(
+            f'{name} = "{client / name}"\n' for name in ("outbox", "inbox", "receipts", "processed")))
+    code, out = sim_command(capsys, config, "--once")
+    assert (code, "missing folder") == (3, out[out.index("missing folder"):][:14])
+    await make_transport(client).send(item("m1"))  # creates the folders, writes a pair
+    assert sim_command(capsys, config, "--once", "--deliver-to", str(tmp_path / "partner")) == (
+        0, "sedex-sim: handled 1 message(s)\n")
+    assert receipt_codes(client / "receipts") == ["100"]
+    assert names(client / "processed") == {"data_m1.xml", "envl_m1.xml"}
+    assert len(list((tmp_path / "partner").glob("data_*.xml"))) == 1
+    assert names(tmp_path / "site" / "sedex" / "receipts") == set(), "init's folders are unused"
+
+
+def test_command_names_the_sedex_partners_when_asked_for_another(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_initial_config(tmp_path)
+    code, out = sim_command(capsys, config, "--partner", "zurich", "--once")
+    assert code == 2 and "no sedex partner 'zurich'; sedex partners: canton" in out
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("kind", ["reject", "message"])
+async def test_answers_reach_the_daemon_through_the_configured_inbox(
+        tmp_path: Path, kind: str) -> None:
+    """A site's test: the real daemon, `sedex-sim --answer` as a separate process."""
+    config = gateway_dir(tmp_path / "site")
+    client = tmp_path / "client"
+    (tmp_path / "site" / "conf.d" / "50-client.toml").write_text(
+        "[partners.canton.sedex]\n" + "".join(
+            f'{name} = "{client / name}"\n' for name in ("outbox", "inbox", "receipts", "processed")))
+    for name in ("outbox", "inbox", "receipts", "processed"):
+        (client / name).mkdir(parents=True)
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "--config", str(config), "sedex-sim",
+         "--answer", kind, "--deliver-to", str(tmp_path / "canton"), "--duration", "30"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        async with running(config, get_plugin_manager()) as gateway:
+            db = gateway.settings.store.path
+            sent = message()
+            drop(tmp_path / "site" / "registry" / "outbox", "m.xml", sent)
+            final = "rejected" if kind == "reject" else "delivered"
+            await until(lambda: states(db, "SELECT state FROM deliveries") == [(final,)]
+                        and len(states(db, "SELECT id FROM messages")) == 2, timeout=15)
+            rows = states(db, "SELECT source, state, message_id FROM messages ORDER BY id")
+    finally:
+        sim.send_signal(signal.SIGTERM)
+        output = sim.communicate(timeout=10)[0].decode()
+    assert sim.returncode == 0, output
+    (registry, answer) = rows
+    assert registry[0] == "registry" and registry[2] in sent.decode()
+    assert answer[0] != "registry" and answer[2] != registry[2]
+    assert len(list((tmp_path / "canton").glob("data_*.xml"))) == 1, "delivered to --deliver-to"
+    answered = [p.read_bytes() for p in (client / "processed").glob("data_*.xml")]
+    expected = b"eventReport" if kind == "reject" else b"personEventMessage"
+    assert [a for a in answered if expected in a and a != sent], "the answer came through the inbox"
+    if kind == "reject":
+        assert registry[2].encode() in next(a for a in answered if b"eventReport" in a)

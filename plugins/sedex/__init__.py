@@ -36,5 +36,5 @@ def gateway_transport_types() -> list[TransportType]:
 
 @hookimpl
 def gateway_commands() -> list[Command]:
-    """``ech-gateway sedex-sim DIR``: a simulated sedex client for tests and the demo."""
+    """``ech-gateway sedex-sim``: a simulated sedex client on the configured folders, for site tests."""
     return [COMMAND]

@@ -4,16 +4,19 @@ It takes complete pairs from the outbox (an envelope present means the data
 file is complete), checks them as the sedex adapter does, moves them to
 ``processed`` (data first, then envelope), copies delivered messages into
 the recipient's inbox under a new base name, and writes one eCH-0090 v2
-receipt per recipient under a random file name.
+receipt per recipient under a random file name. Given an ``answer``, it lets
+the recipient answer each delivered message (see :mod:`plugins.sedex.sim_answers`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +29,10 @@ from plugins.sedex.envelope import MESSAGE_ID, Envelope, build_receipt, parse_en
 from plugins.sedex.options import PARTICIPANT_ID
 from plugins.sedex.status import STATUS_CODES
 
+log = logging.getLogger(__name__)
+
+#: The recipient's answer to a delivered message: called with its envelope and payload.
+Answer = Callable[[Envelope, bytes], object]
 #: The largest envelope the simulator reads.
 MAX_ENVELOPE_BYTES = 1024 * 1024
 #: Transport errors the simulator reports for a failed message.
@@ -73,11 +80,12 @@ class SedexSimulator:
     :param delivered_to: the recipient's inbox (the simulated canton).
     :param failure_rate: share of messages failing with a transient code.
     :param pending_rate: share of messages answered 601 first, 100 one step later.
+    :param answer: called for each delivered message after its receipt 100.
     """
 
     def __init__(self, outbox: Path, receipts: Path, processed: Path, delivered_to: Path, *,
                  seed: int = 0, failure_rate: float = 0.0, pending_rate: float = 0.0,
-                 poll_interval: float = 0.5) -> None:
+                 poll_interval: float = 0.5, answer: Answer | None = None) -> None:
         self.outbox = outbox
         self.receipts = receipts
         self.processed = processed
@@ -85,6 +93,7 @@ class SedexSimulator:
         self.failure_rate = failure_rate
         self.pending_rate = pending_rate
         self.poll_interval = poll_interval
+        self.answer = answer
         self._rng = random.Random(seed)
         self._seen: set[tuple[str, str]] = set()
         self._pending: list[_Sent] = []
@@ -108,10 +117,16 @@ class SedexSimulator:
         name = self._new_name()
         self.delivered_to.mkdir(parents=True, exist_ok=True)
         data_name = f"data_{name}{sent.data.suffix}"
-        write_then_rename(self.delivered_to, f".tmp-{name}-data", data_name, sent.data.read_bytes())
+        data = sent.data.read_bytes()
+        write_then_rename(self.delivered_to, f".tmp-{name}-data", data_name, data)
         write_then_rename(self.delivered_to, f".tmp-{name}-envl", f"envl_{name}.xml",
                           sent.envl.read_bytes())
         self._receipt(sent.envelope, 100)
+        if self.answer is not None:
+            try:
+                self.answer(sent.envelope, data)
+            except InputRejected as exc:
+                log.warning("no answer to sedex message %s: %s", sent.envelope.message_id, exc)
 
     def _handle(self, envl: Path, data: Path | None) -> None:
         key = envl.name[5:-4]
