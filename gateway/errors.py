@@ -53,6 +53,14 @@ class NotFound(GatewayError):
     """What was asked for does not exist (a database, a message, a delivery)."""
 
 
+class Ambiguous(GatewayError):
+    """What was asked for matches several things; ``candidates`` describes each."""
+
+    def __init__(self, message: str, candidates: list[str]) -> None:
+        super().__init__(message)
+        self.candidates = candidates
+
+
 class ConfigExists(GatewayError):
     """``init`` would overwrite an existing configuration."""
 

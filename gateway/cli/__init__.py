@@ -7,26 +7,41 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from gateway import __version__
-from gateway.cli import _inspect, _operate
-from gateway.cli.exitcodes import CONFIG, NOT_FOUND
-from gateway.errors import ConfigError, NotFound, PluginError
+from gateway.cli import _handling, _inspect, _operate, _status
+from gateway.cli.exitcodes import AMBIGUOUS, CLOSED_PIPE, CONFIG, FAILED, NOT_FOUND
+from gateway.errors import Ambiguous, ConfigError, NotFound, PluginError, StoreError
 from gateway.plugins import get_plugin_manager
+
+_CONFIG_HELP = ("configuration file (default: $ECH_GATEWAY_CONFIG, ./gateway.toml,"
+                " /etc/ech-gateway/gateway.toml)")
+
+
+class _Parser(argparse.ArgumentParser):
+    """A parser that takes ``--config`` at every level: ``ech-gateway status --config F`` too.
+
+    Sub-commands' parsers are made by the same class. Below the top level the
+    option has no default, so one given before the sub-command is kept.
+    """
+
+    def __init__(self, *args: Any, config_default: Any = argparse.SUPPRESS,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument("--config", type=Path, default=config_default, help=_CONFIG_HELP)
 
 
 def build_parser(plugin_commands: Sequence[object] = ()) -> argparse.ArgumentParser:
     """The argument parser with every built-in and plugin command."""
-    parser = argparse.ArgumentParser(
-        prog="ech-gateway", description="A durable gateway for eCH-0223 messages.")
+    parser = _Parser(prog="ech-gateway", description="A durable gateway for eCH-0223 messages.",
+                     config_default=os.environ.get("ECH_GATEWAY_CONFIG"))
     parser.add_argument("--version", action="version", version=f"ech-gateway {__version__}")
-    parser.add_argument(
-        "--config", type=Path, default=os.environ.get("ECH_GATEWAY_CONFIG"),
-        help="configuration file (default: $ECH_GATEWAY_CONFIG, ./gateway.toml,"
-        " /etc/ech-gateway/gateway.toml)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _operate.add_commands(sub)
-    _inspect.add_commands(sub)
+    _status.add_commands(sub)
+    messages = _inspect.add_commands(sub)
+    _handling.add_actions(messages)
     for command in plugin_commands:
         p = sub.add_parser(command.name, help=command.help)  # type: ignore[attr-defined]
         command.configure(p)  # type: ignore[attr-defined]
@@ -46,6 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.pm = pm
     try:
         code: int = args.handler(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+    except BrokenPipeError:
+        return _closed_pipe()
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return CONFIG
@@ -55,6 +73,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NotFound as exc:
         print(f"ech-gateway: {exc}", file=sys.stderr)
         return NOT_FOUND
+    except Ambiguous as exc:
+        print(f"ech-gateway: {exc}", *exc.candidates, sep="\n  ", file=sys.stderr)
+        return AMBIGUOUS
+    except StoreError as exc:
+        print(f"ech-gateway: {exc}", file=sys.stderr)
+        return FAILED
     except KeyboardInterrupt:
         return 130
     return code
+
+
+def _closed_pipe() -> int:
+    """Stop quietly when the reader of stdout went away (``... | head -1``).
+
+    What is still buffered cannot be written: stdout is pointed at /dev/null
+    so that the interpreter's last flush does not fail again.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return CLOSED_PIPE

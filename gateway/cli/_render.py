@@ -8,18 +8,40 @@ from typing import Any
 
 
 def iso(ts: float | None) -> str | None:
-    """A UTC timestamp as ISO 8601, or None."""
+    """A timestamp as local ISO 8601 with its UTC offset (milliseconds), or None.
+
+    The one format of every time the command line prints, as text or JSON.
+    """
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(ts, UTC).astimezone().isoformat(timespec="milliseconds")
 
 
-def status(counts: dict[str, dict[str, int]]) -> str:
-    """Counts per state as a few lines."""
+def with_times(value: Any) -> Any:
+    """``value`` with every ``at`` and ``*_at`` number in it (nested) as :func:`iso` text."""
+    if isinstance(value, dict):
+        return {k: iso(v) if _is_time(k, v) else with_times(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [with_times(v) for v in value]
+    return value
+
+
+def _is_time(key: str, value: Any) -> bool:
+    return ((key == "at" or key.endswith("_at")) and isinstance(value, int | float)
+            and not isinstance(value, bool))
+
+
+def status(counts: dict[str, Any], reasons: list[dict[str, Any]]) -> str:
+    """Counts per state as a few lines, then the verdict and its reasons."""
     lines = ["messages:   " + _pairs(counts["messages"]),
              "deliveries: " + _pairs(counts["deliveries"])]
     if counts["overdue"]:
         lines.append("receipts overdue: " + _pairs(counts["overdue"]))
+    if not reasons:
+        lines.append("OK: nothing needs attention")
+    else:
+        lines.append("ATTENTION:")
+        lines += [f"  {r['count']} {r['what']}: {r['hint']}" for r in reasons]
     return "\n".join(lines)
 
 
@@ -28,13 +50,14 @@ def _pairs(d: dict[str, int]) -> str:
 
 
 def message_table(rows: list[dict[str, Any]]) -> str:
-    """One line per message."""
-    out = [f"{'ID':>6}  {'STATE':<12} {'MESSAGE-ID':<36}  DELIVERIES / REASON"]
+    """One line per message (rows in the shape ``messages list --json`` prints)."""
+    out = [f"{'ID':>6}  {'RECEIVED':<29}  {'STATE':<12} {'MESSAGE-ID':<36}  DELIVERIES / REASON"]
     for m in rows:
         deliveries = ", ".join(f"{d['partner']}:{d['state']}({d['attempts']})"
                                for d in m["deliveries"])
-        out.append(f"{m['id']:>6}  {m['state']:<12} {m['message_id'] or '-':<36}  "
-                   f"{deliveries or m['reason'] or ''}")
+        handled = " [handled]" if m["handled"] else ""
+        out.append(f"{m['id']:>6}  {m['received_at']:<29}  {m['state']:<12}"
+                   f" {m['message_id'] or '-':<36}  {deliveries or m['reason'] or ''}{handled}")
     return "\n".join(out)
 
 
@@ -49,6 +72,11 @@ def message_detail(msg: dict[str, Any]) -> str:
     ]
     if msg["reason"]:
         out.append(f"  reason:    {msg['reason']}")
+    if "correction_of" in msg["meta"]:
+        out.append(f"  corrects:  message {msg['meta']['correction_of']}")
+    if msg["handled"]:
+        h = msg["handled"]
+        out.append(f"  handled:   {iso(h['at'])}: {h['note']}")
     for d in msg["deliveries"]:
         out.append(f"  delivery {d['id']} to {d['partner']}: {d['state']}, {d['attempts']} attempts"
                    + (f", {d['reason']}" if d["reason"] else "")

@@ -1,4 +1,4 @@
-"""Processing a stored input again (``messages replay`` of a quarantined message)."""
+"""Processing a stored input again (``messages replay``) or for the first time (``resubmit``)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,16 @@ from gateway.workers import WorkerPool
 
 
 async def reprocess(mid: int, store: Store, settings: Any, pm: pluggy.PluginManager) -> str:
-    """Run message ``mid`` through normalise → route → validate again; return its new state.
+    """Run quarantined or not-relevant message ``mid`` through processing again; its new state.
 
     New deliveries are picked up by the running daemon's dispatcher.
     """
     await store.requeue_message(mid)
+    return await process_stored(mid, store, settings, pm)
+
+
+async def process_stored(mid: int, store: Store, settings: Any, pm: pluggy.PluginManager) -> str:
+    """Run stored input ``mid`` through normalise → route → validate; return its new state."""
     pipeline = build_pipeline(settings, pm, store, make_validator(schema_set(settings)),
                               lambda: None, WorkerPool(0))
     p = await store.load_input(mid)

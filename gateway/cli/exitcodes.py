@@ -3,7 +3,16 @@
 OK = 0
 #: validate found an invalid file; a check failed; an operation was refused.
 FAILED = 1
-#: the configuration is invalid (or the command line is).
+#: ``status``: something needs an operator (dead letters, deliveries to review, overdue
+#: receipts, quarantined input not yet handled). The same number as FAILED on purpose:
+#: a monitoring check treats anything but 0 as a finding.
+ATTENTION = 1
+#: the configuration is invalid (or the command line is), or the environment does not fit it.
 CONFIG = 2
 #: what was asked for does not exist (message, delivery, database).
 NOT_FOUND = 3
+#: a messageId names several messages; nothing was done (give a row id).
+AMBIGUOUS = 4
+#: the reader of our output went away (``ech-gateway messages list | head -1``): 128 + SIGPIPE,
+#: what a shell reports for any tool a closed pipe stops.
+CLOSED_PIPE = 141

@@ -172,4 +172,6 @@ def requeue_message(conn: sqlite3.Connection, message: int) -> None:
     )
     if cur.rowcount != 1:
         raise StoreError(f"message {message} is not quarantined or not relevant")
+    # handled was about the old outcome; a new quarantine needs an operator again
+    conn.execute("DELETE FROM handled WHERE message = ?", (message,))
     journal.append(conn, [Entry("message.replayed", message, None, {})], now)

@@ -7,6 +7,7 @@ import sqlite3
 from typing import Any
 
 from gateway.errors import StoreError
+from gateway.store._sql import select_in
 from gateway.store.records import Pending
 from gateway.store.states import DeliveryState, MessageState
 
@@ -36,38 +37,68 @@ def deliveries_of(conn: sqlite3.Connection, ids: list[int]) -> dict[int, list[di
     return out
 
 
-def list_messages(conn: sqlite3.Connection, *, state: str | None = None,
-                  delivery_state: str | None = None, limit: int = 100,
-                  offset: int = 0) -> list[dict[str, Any]]:
-    """Messages, newest first, each with its deliveries."""
-    where, args = [], []
+def _filters(state: str | None, delivery_state: str | None,
+             unhandled: bool) -> tuple[str, list[Any]]:
+    """The WHERE clause (or ``""``) and its arguments for the message filters."""
+    where: list[str] = []
+    args: list[Any] = []
     if state:
         where.append("state = ?")
         args.append(state)
     if delivery_state:
         where.append("id IN (SELECT message FROM deliveries WHERE state = ?)")
         args.append(delivery_state)
-    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    if unhandled:
+        where.append(f"state = '{MessageState.QUARANTINED}' AND id NOT IN (SELECT message FROM handled)")
+    return (f" WHERE {' AND '.join(where)}" if where else ""), args
+
+
+def list_messages(conn: sqlite3.Connection, *, state: str | None = None,
+                  delivery_state: str | None = None, unhandled: bool = False, limit: int = 100,
+                  offset: int = 0) -> list[dict[str, Any]]:
+    """Messages, newest first, each with its deliveries and whether it was handled.
+
+    ``unhandled`` keeps quarantined messages no operator has handled yet.
+    """
+    clause, args = _filters(state, delivery_state, unhandled)
     rows = conn.execute(
         f"SELECT {_MESSAGE_COLS} FROM messages{clause} ORDER BY id DESC LIMIT ? OFFSET ?",
         (*args, limit, offset),
     ).fetchall()
     msgs = [_message_dict(r) for r in rows]
-    by_id = deliveries_of(conn, [m["id"] for m in msgs])
+    ids = [m["id"] for m in msgs]
+    by_id = deliveries_of(conn, ids)
+    handled = handled_of(conn, ids)
     for m in msgs:
         m["deliveries"] = by_id[m["id"]]
+        m["handled"] = handled.get(m["id"])
     return msgs
 
 
-def find_message(conn: sqlite3.Connection, key: str) -> int | None:
-    """The row id of a message given its id or its eCH-0223 messageId."""
+def count_messages(conn: sqlite3.Connection, *, state: str | None = None,
+                   delivery_state: str | None = None, unhandled: bool = False) -> int:
+    """How many messages :func:`list_messages` would list without a limit."""
+    clause, args = _filters(state, delivery_state, unhandled)
+    return int(conn.execute(f"SELECT count(*) FROM messages{clause}", args).fetchone()[0])
+
+
+def handled_of(conn: sqlite3.Connection, ids: list[int]) -> dict[int, dict[str, Any]]:
+    """How an operator handled each of the given messages that was handled."""
+    return {
+        row[0]: {"at": row[1], "note": row[2], "correction": row[3]}
+        for row in select_in(conn, "SELECT message, at, note, correction FROM handled"
+                             " WHERE message IN ({})", ids)
+    }
+
+
+def find_messages(conn: sqlite3.Connection, key: str) -> list[dict[str, Any]]:
+    """The messages ``key`` names: the row with that id, else every one with that messageId."""
+    cols = "SELECT id, state, received_at, source, ref FROM messages"
     if key.isdigit():
-        row = conn.execute("SELECT id FROM messages WHERE id = ?", (int(key),)).fetchone()
+        row = conn.execute(f"{cols} WHERE id = ?", (int(key),)).fetchone()
         if row:
-            return int(row[0])
-    row = conn.execute("SELECT id FROM messages WHERE message_id = ? ORDER BY id DESC LIMIT 1",
-                       (key,)).fetchone()
-    return int(row[0]) if row else None
+            return [dict(row)]
+    return [dict(r) for r in conn.execute(f"{cols} WHERE message_id = ? ORDER BY id", (key,))]
 
 
 def get_message(conn: sqlite3.Connection, mid: int) -> dict[str, Any] | None:
@@ -82,6 +113,7 @@ def get_message(conn: sqlite3.Connection, mid: int) -> dict[str, Any] | None:
     msg = _message_dict(row)
     msg["meta"] = json.loads(msg["meta"])
     msg["deliveries"] = deliveries_of(conn, [mid])[mid]
+    msg["handled"] = handled_of(conn, [mid]).get(mid)
     for d in msg["deliveries"]:
         d["attempt_log"] = [dict(r) for r in conn.execute(
             "SELECT ref, number, started_at, outcome, detail FROM attempts WHERE delivery = ?"
@@ -104,8 +136,8 @@ def raw_of(conn: sqlite3.Connection, mid: int) -> bytes | None:
     return bytes(row[0]) if row else None
 
 
-def counts(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
-    """Messages per state and deliveries per state."""
+def counts(conn: sqlite3.Connection) -> dict[str, Any]:
+    """Messages and deliveries per state, overdue receipts per partner, unhandled quarantine."""
     return {
         "messages": dict(conn.execute("SELECT state, count(*) FROM messages GROUP BY state").fetchall()),
         "deliveries": dict(conn.execute(
@@ -113,6 +145,7 @@ def counts(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
         "overdue": dict(conn.execute(
             "SELECT partner, count(*) FROM deliveries WHERE overdue = 1 AND state = ?"
             " GROUP BY partner", (DeliveryState.SENT,)).fetchall()),
+        "unhandled": count_messages(conn, unhandled=True),
     }
 
 

@@ -58,6 +58,14 @@ class Store(Protocol):
         """Send a quarantined or not-relevant message through processing again."""
         ...
 
+    async def mark_handled(self, message: int, note: str) -> None:
+        """Record, journaled, that an operator dealt with quarantined ``message``."""
+        ...
+
+    async def add_correction(self, of: int, raw: RawInput) -> int:
+        """Store ``raw`` as a new input correcting quarantined ``of`` (now handled); its id."""
+        ...
+
     async def claim_due(self, node: str, lease: float, limit: int,
                         partners: Sequence[str]) -> list[Claim]:
         """Claim due deliveries (and expired leases) for one attempt each."""

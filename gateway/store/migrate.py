@@ -17,6 +17,14 @@ def available() -> list[tuple[int, str]]:
     return sorted(found)
 
 
+def missing(conn: sqlite3.Connection) -> list[int]:
+    """The shipped migrations ``conn``'s database lacks (without changing it)."""
+    known = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").fetchone()
+    done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")} if known else set()
+    return [number for number, _sql in available() if number not in done]
+
+
 def migrate(conn: sqlite3.Connection) -> list[int]:
     """Apply the migrations ``conn`` has not seen yet; return their numbers."""
     conn.execute(

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from gateway.contracts import RawInput, Receipt
-from gateway.store import _delivery_ops, _intake_ops, _queries, journal
+from gateway.errors import StoreError
+from gateway.store import _delivery_ops, _handling_ops, _intake_ops, _queries, journal
 from gateway.store._writer import GroupCommitWriter
 from gateway.store.base import PolicyFor
-from gateway.store.migrate import migrate
+from gateway.store.migrate import migrate, missing
 from gateway.store.records import Claim, Outcome, Pending, Processed
 from gateway.store.states import MessageState
 
@@ -108,6 +109,14 @@ class SQLiteStore:
         """Send a quarantined or not-relevant message through processing again."""
         await self._writer.run(lambda c: _intake_ops.requeue_message(c, message))
 
+    async def mark_handled(self, message: int, note: str) -> None:
+        """Record that an operator dealt with a quarantined message, with a note."""
+        await self._writer.run(lambda c: _handling_ops.mark_handled(c, message, note))
+
+    async def add_correction(self, of: int, raw: RawInput) -> int:
+        """Store a corrected input for quarantined message ``of``; return its id."""
+        return await self._writer.run(lambda c: _handling_ops.add_correction(c, of, raw))
+
     # -- delivery ------------------------------------------------------------
     async def claim_due(self, node: str, lease: float, limit: int,
                         partners: Sequence[str]) -> list[Claim]:
@@ -148,6 +157,11 @@ class StoreReader:
 
     def __init__(self, path: Path) -> None:
         self.conn = connect(path, readonly=True)
+        behind = missing(self.conn)
+        if behind:
+            self.conn.close()
+            raise StoreError(f"the database {path} lacks schema migrations {behind}: start the"
+                             " gateway once to upgrade it")
 
     def close(self) -> None:
         """Close the connection."""
@@ -157,9 +171,13 @@ class StoreReader:
         """Messages, newest first, with deliveries."""
         return _queries.list_messages(self.conn, **filters)
 
-    def find_message(self, key: str) -> int | None:
-        """A message's id from its id or eCH-0223 messageId."""
-        return _queries.find_message(self.conn, key)
+    def find_messages(self, key: str) -> list[dict[str, Any]]:
+        """The messages a row id or an eCH-0223 messageId names (id, state, received_at...)."""
+        return _queries.find_messages(self.conn, key)
+
+    def count_messages(self, **filters: Any) -> int:
+        """How many messages :meth:`list_messages` would list without a limit."""
+        return _queries.count_messages(self.conn, **filters)
 
     def get_message(self, mid: int) -> dict[str, Any] | None:
         """One message in full."""
@@ -169,8 +187,8 @@ class StoreReader:
         """A message's raw bytes."""
         return _queries.raw_of(self.conn, mid)
 
-    def counts(self) -> dict[str, dict[str, int]]:
-        """Counts per state."""
+    def counts(self) -> dict[str, Any]:
+        """Counts per state, overdue receipts per partner, unhandled quarantined input."""
         return _queries.counts(self.conn)
 
     def activity(self, since: int) -> tuple[int, dict[str, int], int]:

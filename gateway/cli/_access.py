@@ -1,0 +1,56 @@
+"""Opening the store from the command line: read-only for readers, the writer for operations."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from gateway.assembly import load_config
+from gateway.cli import _render
+from gateway.errors import Ambiguous, NotFound
+from gateway.store import SQLiteStore, StoreReader
+
+
+@contextmanager
+def reader(args: argparse.Namespace) -> Iterator[StoreReader]:
+    """The configured store, read-only; :class:`NotFound` before the gateway ran once."""
+    settings = load_config(args.config, args.pm)
+    path = settings.store.path
+    if not path.exists():
+        raise NotFound(f"no database at {path} yet: start the gateway once")
+    store = StoreReader(path)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@contextmanager
+def writer(args: argparse.Namespace) -> Iterator[tuple[Any, SQLiteStore]]:
+    """The settings and the configured store, open for writing (migrated)."""
+    settings = load_config(args.config, args.pm)
+    store = SQLiteStore(settings.store.path, busy_timeout=settings.store.busy_timeout)
+    store.start()
+    try:
+        yield settings, store
+    finally:
+        store.close()
+
+
+def resolve(store: StoreReader, key: str) -> int:
+    """The row id of the message ``key`` names (a row id, else an eCH-0223 messageId).
+
+    :raises NotFound: when no message matches.
+    :raises Ambiguous: when the messageId names several messages, each a candidate.
+    """
+    found = store.find_messages(key)
+    if not found:
+        raise NotFound(f"no message {key}")
+    if len(found) > 1:
+        candidates = [f"{m['id']}  {m['state']:<12} received {_render.iso(m['received_at'])}"
+                      f"  {m['source']}/{m['ref']}" for m in found]
+        raise Ambiguous(f"messageId {key} names {len(found)} messages; give the row id of one"
+                        " (first column):", candidates)
+    return int(found[0]["id"])

@@ -1,0 +1,76 @@
+"""Dealing with quarantined input: ``messages resubmit`` a corrected file, ``messages handle``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+from gateway.cli import _access
+from gateway.cli._reprocess import process_stored
+from gateway.cli.exitcodes import FAILED, OK
+from gateway.contracts import RawInput
+from gateway.errors import StoreError
+from gateway.fileio import read_file
+
+#: Facts about the quarantined bytes that do not hold for a corrected file.
+_EVIDENCE_KEYS = ("size", "sha256", "kept_bytes")
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def add_actions(messages: Any) -> None:
+    """Register ``resubmit`` and ``handle`` under ``messages``."""
+    p = messages.add_parser("resubmit", help="process a corrected file in place of a quarantined"
+                            " message (journaled as its correction)")
+    p.add_argument("id", help="the quarantined message: row id or eCH-0223 messageId")
+    p.add_argument("file", type=Path, help="the corrected file (XML, or a zip)")
+    p.set_defaults(handler=cmd_resubmit)
+    p = messages.add_parser("handle", help="mark a quarantined message handled, with a note")
+    p.add_argument("id", help="the quarantined message: row id or eCH-0223 messageId")
+    p.add_argument("--note", required=True, help="what was done about it (journaled)")
+    p.set_defaults(handler=cmd_handle)
+
+
+def cmd_resubmit(args: argparse.Namespace) -> int:
+    """Store FILE as a new input correcting quarantined ID, then process it."""
+    with _access.writer(args) as (settings, store), _access.reader(args) as r:
+        mid = _access.resolve(r, args.id)
+        original = asyncio.run(store.load_input(mid))
+        limit = settings.limits.max_document_bytes
+        try:
+            data = read_file(args.file, limit)
+        except OSError as exc:
+            print(f"ech-gateway: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+            return FAILED
+        if data is None:
+            print(f"ech-gateway: {args.file} is larger than [limits] max_document_bytes"
+                  f" ({limit} bytes)", file=sys.stderr)
+            return FAILED
+        meta = {k: v for k, v in original.meta.items() if k not in _EVIDENCE_KEYS}
+        meta["content_type"] = ("application/zip" if data.startswith(_ZIP_MAGIC)
+                                else "application/xml")
+        meta["correction_of"] = str(mid)
+        raw = RawInput(original.source, args.file.name, data, meta)
+        try:
+            new = asyncio.run(store.add_correction(mid, raw))
+        except StoreError as exc:
+            print(f"ech-gateway: {exc}", file=sys.stderr)
+            return FAILED
+        state = asyncio.run(process_stored(new, store, settings, args.pm))
+    print(f"message {new} corrects message {mid} (now handled): {state}")
+    return OK
+
+
+def cmd_handle(args: argparse.Namespace) -> int:
+    """Mark quarantined ID handled with a note, in the journal."""
+    with _access.writer(args) as (_settings, store), _access.reader(args) as r:
+        mid = _access.resolve(r, args.id)
+        try:
+            asyncio.run(store.mark_handled(mid, args.note))
+        except StoreError as exc:
+            print(f"ech-gateway: {exc}", file=sys.stderr)
+            return FAILED
+    print(f"message {mid} handled: {args.note}")
+    return OK

@@ -1,0 +1,60 @@
+"""Write operations of an operator dealing with quarantined input: handle it, or correct it."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+from gateway.contracts import RawInput
+from gateway.errors import StoreError
+from gateway.store import journal
+from gateway.store._intake_ops import add_raw
+from gateway.store.journal import Entry
+from gateway.store.states import MessageState
+
+
+def mark_handled(conn: sqlite3.Connection, message: int, note: str,
+                 correction: int | None = None) -> None:
+    """Record that an operator dealt with quarantined ``message``; journaled.
+
+    :raises StoreError: when the message is not quarantined, or was handled already.
+    """
+    _check_unhandled(conn, message)
+    now = time.time()
+    conn.execute("INSERT INTO handled (message, at, note, correction) VALUES (?, ?, ?, ?)",
+                 (message, now, note, correction))
+    journal.append(conn, [Entry("message.handled", message, None,
+                                {"note": note, "correction": correction})], now)
+
+
+def _check_unhandled(conn: sqlite3.Connection, message: int) -> None:
+    """Raise :class:`StoreError` unless ``message`` is quarantined and not handled yet."""
+    row = conn.execute(
+        "SELECT m.state, h.at FROM messages m LEFT JOIN handled h ON h.message = m.id"
+        " WHERE m.id = ?", (message,)).fetchone()
+    if row is None:
+        raise StoreError(f"no message {message}")
+    if row[0] != MessageState.QUARANTINED:
+        raise StoreError(f"message {message} is {row[0]}, not quarantined: nothing to handle")
+    if row[1] is not None:
+        raise StoreError(f"message {message} was handled already")
+
+
+def add_correction(conn: sqlite3.Connection, of: int, raw: RawInput) -> int:
+    """Store ``raw`` as a new input that corrects quarantined message ``of``; its id.
+
+    The new input waits in ``received`` for processing; ``of`` counts as
+    handled. Both are journaled in the same transaction.
+
+    :raises StoreError: when ``of`` cannot be handled, or ``raw`` holds the
+        same bytes as an input received before (it would be a duplicate).
+    """
+    _check_unhandled(conn, of)
+    [(new, fresh)] = add_raw(conn, [raw], MessageState.RECEIVED, None)
+    if not fresh:
+        same = conn.execute("SELECT reason FROM messages WHERE id = ?", (new,)).fetchone()[0]
+        raise StoreError(f"the corrected file is the {same}: nothing was corrected")
+    now = time.time()
+    journal.append(conn, [Entry("message.correction", new, None, {"of": of})], now)
+    mark_handled(conn, of, f"corrected by message {new}", correction=new)
+    return new
