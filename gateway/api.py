@@ -48,6 +48,8 @@ from gateway.contracts import (
     Transport,
     TransportFactory,
     TransportType,
+    WritablePath,
+    WritablePaths,
     in_thread,
 )
 from gateway.dirwatch import DirWatcher, ready_files
@@ -120,6 +122,8 @@ __all__ = [
     "TransportFactory",
     "TransportType",
     "WorkerLost",
+    "WritablePath",
+    "WritablePaths",
     "build_zip",
     "hookimpl",
     "in_thread",

@@ -16,9 +16,10 @@ from gateway.xml.validation import SchemaSet
 
 
 def load_config(path: Path | None, pm: pluggy.PluginManager) -> Any:
-    """Load and fully check the configuration, plugin options included."""
-    settings = load_settings(path)
-    problems = check_plugin_options(settings, source_types(pm), transport_types(pm))
+    """Load and fully check the configuration, plugin types and options included."""
+    sources, transports = source_types(pm), transport_types(pm)
+    settings = load_settings(path, source_types=sources, transport_types=transports)
+    problems = check_plugin_options(settings, sources, transports)
     if problems:
         raise ConfigError(problems)
     return settings

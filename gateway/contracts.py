@@ -290,6 +290,30 @@ TransportFactory = Callable[[Any, PluginContext], Transport]
 
 
 @dataclass(frozen=True, slots=True)
+class WritablePath:
+    """A folder a plugin's options name, where the gateway must be able to write.
+
+    :param key: the option that names it (``"outbox"``), for ``check-config``'s report.
+    :param path: the folder.
+    :param created: the plugin creates it when it is missing; otherwise it must exist
+        (a folder another program owns, such as the sedex client's).
+    """
+
+    key: str
+    path: Path
+    created: bool = False
+
+
+@runtime_checkable
+class WritablePaths(Protocol):
+    """Options that name folders the gateway writes in; ``check-config`` checks them."""
+
+    def writable_paths(self) -> list[WritablePath]:
+        """Every such folder."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
 class SourceType:
     """A kind of source a plugin provides (``type = "<name>"`` in config).
 

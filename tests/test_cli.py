@@ -16,14 +16,20 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from gateway.cli import main
 from gateway.config import write_initial_config
+from gateway.contracts import RawInput, Receipt, ReceiptOutcome
+from gateway.retry import RetryPolicy
+from gateway.store import SQLiteStore
 from plugins.sedex.envelope import build_receipt, parse_envelope
 from tests.flow import FIXTURES, drop, message, running, states, until
 
@@ -33,8 +39,11 @@ FAST = """\
 log_level = "WARNING"
 [dispatcher]
 idle_poll = "50ms"
+receipt_check_interval = "100ms"
 [sources.registry]
 poll_interval = "50ms"
+[partners.canton]
+receipt_timeout = "300ms"
 [partners.canton.sedex]
 poll_interval = "50ms"
 """
@@ -45,13 +54,20 @@ INPUTS: dict[str, tuple[str, bytes]] = {
     "dead": ("dead.xml", message("cli-dead-1")),
     "big": ("big.xml", message("cli-big-1", fixture="valid-pem-full-persondata.xml")),
     "bad": ("bad.xml", b"<oops>"),
+    "review": ("review.xml", message("cli-review-1")),  # its receipt has an unknown code
+    "late": ("late.xml", message("cli-late-1")),  # never gets a receipt: overdue
+    # dropped once "ok-2" is routed: the same messageId again, other bytes (a duplicate)
+    "again": ("again.xml", message("cli-ok-2") + b"\n<!-- sent again -->\n"),
 }
+#: The sedex receipt code each sent message gets.
+CODES = {"cli-ok-1": 100, "cli-ok-2": 100, "cli-dead-1": 310, "cli-review-1": 999}
 LIMIT = 8000  # [limits] max_document_bytes during the run: "big" is larger
 
 
 @dataclass(frozen=True)
 class Run:
-    """A gateway folder after one run: two delivered, one dead, two quarantined."""
+    """A gateway folder after one run: two delivered, one dead, one to review, one overdue,
+    two quarantined, one duplicate."""
 
     dir: Path
     ids: dict[str, int]
@@ -94,8 +110,10 @@ async def _write_receipts(run_dir: Path, codes: dict[str, int]) -> None:
     db = run_dir / "gateway.db"
     sent = "SELECT d.attempt_ref, m.message_id FROM deliveries d JOIN messages m" \
            " ON m.id = d.message WHERE d.state = 'sent'"
-    await until(lambda: len(states(db, sent)) == len(codes))
+    await until(lambda: len(states(db, sent)) == len(codes) + 1)  # "late" too
     for ref, message_id in states(db, sent):
+        if message_id not in codes:
+            continue
         envl = run_dir / "sedex" / "outbox" / f"envl_{ref}.xml"
         env = parse_envelope(envl.read_bytes(), max_bytes=1 << 20)
         receipt = build_receipt(env, env.recipient_ids[0], codes[message_id], "test",
@@ -106,13 +124,19 @@ async def _write_receipts(run_dir: Path, codes: dict[str, int]) -> None:
 async def _run(run_dir: Path) -> None:
     db = run_dir / "gateway.db"
     async with running(run_dir / "gateway.toml"):
-        for name, data in INPUTS.values():
-            drop(run_dir / "registry" / "outbox", name, data)
-        await _write_receipts(run_dir, {"cli-ok-1": 100, "cli-ok-2": 100, "cli-dead-1": 310})
+        for name, (file, data) in INPUTS.items():
+            if name != "again":
+                drop(run_dir / "registry" / "outbox", file, data)
+        await _write_receipts(run_dir, CODES)
         await until(lambda: sorted(states(db, "SELECT state FROM deliveries")) == [
-            ("dead",), ("delivered",), ("delivered",)])
+            ("dead",), ("delivered",), ("delivered",), ("needs_review",), ("sent",)])
+        await until(lambda: states(db, "SELECT overdue FROM deliveries WHERE state = 'sent'")
+                    == [(1,)])
         await until(lambda: len(states(db, "SELECT id FROM messages WHERE state = 'quarantined'"))
                     == 2)
+        drop(run_dir / "registry" / "outbox", *INPUTS["again"])
+        await until(lambda: states(db, "SELECT state FROM messages WHERE ref = 'again.xml'")
+                    == [("duplicate",)])
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +159,25 @@ def gw(ran: Run, tmp_path: Path) -> Run:
     """A private copy of the run's folder, free to change."""
     target = tmp_path / "gw"
     shutil.copytree(ran.dir, target)
+    return Run(target, ran.ids)
+
+
+#: Inputs the ``many`` fixture adds: their listing is larger than a pipe's buffer (64 KiB).
+MANY = 1500
+
+
+@pytest.fixture(scope="module")
+def many(ran: Run, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """The run's folder with MANY more inputs stored (shared, read-only)."""
+    target = tmp_path_factory.mktemp("many") / "gw"
+    shutil.copytree(ran.dir, target)
+    store = SQLiteStore(target / "gateway.db")
+    store.start()
+    try:
+        asyncio.run(store.add_raw([RawInput("registry", f"n-{i}.xml", message(f"many-{i}"), {})
+                                   for i in range(MANY)]))
+    finally:
+        store.close()
     return Run(target, ran.ids)
 
 
@@ -248,6 +291,67 @@ def test_check_config_refuses_folders_that_would_take_each_others_files(
     }
     assert "is the drop folder itself" in out
     assert "is the same folder as 'outbox'" in out
+
+
+def test_check_config_names_an_unknown_transport_and_the_known_ones(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_initial_config(tmp_path)
+    # the [partners.canton.sedex] table stays: it is not an "unknown table" to the reader
+    config.write_text(config.read_text().replace('transport = "sedex"', 'transport = "as4"'))
+    (tmp_path / "conf.d" / "50-t.toml").write_text('[sources.other]\ntype = "ftp"\n')
+    code, out, _ = cli(capsys, "--config", str(config), "check-config")
+    assert code == 2
+    assert out.splitlines() == [
+        f"{config}: sources.other.type: unknown source type 'ftp'; known: folder"
+        .replace(str(config), str(tmp_path / "conf.d" / "50-t.toml")),
+        f"{config}: partners.canton.transport: unknown transport 'as4'; known: sedex",
+    ]
+
+
+def _check_config_in_namespace(config: Path, read_only: list[Path]) -> subprocess.CompletedProcess[bytes]:
+    """``check-config`` in a private mount namespace where ``read_only`` folders are read-only."""
+    mounts = "".join(f'mount --bind -o ro "{p}" "{p}" && ' for p in read_only)
+    return subprocess.run(["unshare", "-m", "sh", "-c",
+                           f'{mounts}exec "{SCRIPT}" check-config --config "{config}"'],
+                          capture_output=True, timeout=60, check=False)
+
+
+def test_check_config_finds_folders_it_cannot_write_or_that_are_missing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_initial_config(tmp_path)
+    (tmp_path / "conf.d" / "60-db.toml").write_text('[store]\npath = "../db/gateway.db"\n')
+    (tmp_path / "db").mkdir()
+    sedex = tmp_path / "sedex"
+    (sedex / "inbox").rmdir()  # the sedex client's folder: the gateway does not make it
+    shutil.rmtree(tmp_path / "registry")  # the folder source makes its own folders
+    done = _check_config_in_namespace(config, [sedex / "outbox", tmp_path / "db"])
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == b""
+    assert _problems(done.stdout.decode()) == {
+        "store.path": str(tmp_path / "conf.d" / "60-db.toml"),
+        "partners.canton.sedex.outbox": str(config),
+        "partners.canton.sedex.inbox": str(config),
+        "partners.canton.sedex.staging": str(config),
+    }
+    out = done.stdout.decode()
+    db_dir = tmp_path / "conf.d" / ".." / "db"  # as configured
+    assert f"store.path: cannot write in {db_dir}: read-only file system" in out
+    assert f"sedex.outbox: cannot write in {sedex / 'outbox'}: read-only file system" in out
+    assert f"sedex.inbox: {sedex / 'inbox'} does not exist" in out
+    # outside the namespace the same folders are writable: only the inbox was missing
+    (sedex / "inbox").mkdir()
+    code, out, _ = cli(capsys, "--config", str(config), "check-config")
+    assert (code, "configuration is valid" in out) == (0, True)
+
+
+def test_check_config_finds_a_read_only_drop_folder(tmp_path: Path) -> None:
+    config = write_initial_config(tmp_path)
+    done = _check_config_in_namespace(config, [tmp_path / "registry"])
+    assert done.returncode == 2
+    out = done.stdout.decode()
+    assert _problems(out) == {"sources.registry.path": str(config),
+                              "sources.registry.done_dir": str(config)}
+    assert f"cannot write in {tmp_path / 'registry' / 'outbox'}: read-only file system" in out
 
 
 def test_config_option_and_env_var_select_the_file(
@@ -385,15 +489,58 @@ def test_messages_show_raw_prints_the_bytes_exactly(ran: Run) -> None:
         assert done.stdout == INPUTS[name][1]
 
 
-def test_status(ran: Run, capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_exits_1_with_every_reason_for_attention(
+        ran: Run, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = cli(capsys, "--config", str(ran.config), "status")
-    assert code == 0
-    assert "messages:   quarantined 2, routed 3" in out
-    assert "deliveries: dead 1, delivered 2" in out
+    assert code == 1
+    assert "messages:   duplicate 1, quarantined 2, routed 5" in out
+    assert "deliveries: dead 1, delivered 2, needs_review 1, sent 1" in out
+    assert "receipts overdue: canton 1" in out
+    attention = out.split("ATTENTION:\n", 1)[1].splitlines()
+    assert [line.split(":")[0].strip() for line in attention] == [
+        "1 dead letters", "1 deliveries to review", "1 receipts overdue",
+        "2 quarantined inputs not handled"]
     code, out, _ = cli(capsys, "--config", str(ran.config), "status", "--json")
+    assert code == 1
+    data = json.loads(out)
+    assert (data["verdict"], data["unhandled"], data["overdue"]) == ("attention", 2, {"canton": 1})
+    assert data["messages"] == {"duplicate": 1, "quarantined": 2, "routed": 5}
+    assert [(r["kind"], r["count"]) for r in data["reasons"]] == [
+        ("dead", 1), ("needs_review", 1), ("overdue", 1), ("quarantined", 2)]
+    assert all(r["hint"].startswith("ech-gateway ") for r in data["reasons"])
+
+
+async def _deliver_late(run: Run) -> None:
+    """Record the overdue delivery's receipt, as the receipts folder would bring it."""
+    [(ref,)] = states(run.db, "SELECT attempt_ref FROM deliveries WHERE state = 'sent'")
+    store = SQLiteStore(run.db)
+    store.start()
+    try:
+        receipt = Receipt(ref, ReceiptOutcome.DELIVERED, "100", "late", datetime.now(UTC))
+        assert await store.record_receipts([receipt], lambda _partner: RetryPolicy()) == [True]
+    finally:
+        store.close()
+
+
+def test_status_exits_0_once_everything_is_dealt_with(
+        gw: Run, capsys: pytest.CaptureFixture[str]) -> None:
+    config = str(gw.config)
+    assert cli(capsys, "--config", config, "messages", "handle", str(gw.ids["big"]),
+               "--note", "the registry sends it again in two parts")[0] == 0
+    fixed = gw.dir / "bad-fixed.xml"
+    fixed.write_bytes(message("cli-bad-fixed"))
+    assert cli(capsys, "--config", config, "messages", "resubmit", str(gw.ids["bad"]),
+               str(fixed))[0] == 0
+    assert cli(capsys, "--config", config, "messages", "replay", "cli-dead-1", "cli-review-1")[0] == 0
+    code, out, _ = cli(capsys, "--config", config, "status", "--json")
+    assert (code, [r["kind"] for r in json.loads(out)["reasons"]]) == (1, ["overdue"])
+    asyncio.run(_deliver_late(gw))
+    code, out, _ = cli(capsys, "--config", config, "status")
     assert code == 0
-    assert json.loads(out) == {"messages": {"quarantined": 2, "routed": 3},
-                               "deliveries": {"dead": 1, "delivered": 2}, "overdue": {}}
+    assert out.splitlines()[-1] == "OK: nothing needs attention"
+    code, out, _ = cli(capsys, "--config", config, "status", "--json")
+    data = json.loads(out)
+    assert (code, data["verdict"], data["reasons"], data["unhandled"]) == (0, "ok", [], 0)
 
 
 def test_status_without_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -480,3 +627,197 @@ def test_replay_of_quarantined_messages_processes_them_again(
     code, out, _ = cli(capsys, "--config", str(gw.config), "messages", "show", str(big))
     assert "message.replayed" in out
     assert cli(capsys, "--config", str(gw.config), "journal", "verify")[0] == 0
+
+
+# ---------------------------------------------------------------------------
+# quarantined input: resubmit a correction, or mark it handled
+# ---------------------------------------------------------------------------
+
+
+def _journal(db: Path, mid: int) -> list[tuple[str, dict[str, object]]]:
+    return [(event, json.loads(detail)) for event, detail in states(
+        db, "SELECT event, detail FROM journal WHERE message = ? ORDER BY seq", (mid,))]
+
+
+def _unhandled(capsys: pytest.CaptureFixture[str], run: Run) -> list[int]:
+    code, out, _ = cli(capsys, "--config", str(run.config), "messages", "list", "--unhandled",
+                       "--json")
+    assert code == 0
+    return [row["id"] for row in json.loads(out)]
+
+
+def test_resubmit_stores_a_correction_and_handles_the_original(
+        gw: Run, capsys: pytest.CaptureFixture[str]) -> None:
+    bad, big = gw.ids["bad"], gw.ids["big"]
+    assert _unhandled(capsys, gw) == [bad, big]
+    fixed = gw.dir / "bad-fixed.xml"
+    fixed.write_bytes(message("cli-bad-fixed"))
+    code, out, _ = cli(capsys, "--config", str(gw.config), "messages", "resubmit", str(bad),
+                       str(fixed))
+    assert code == 0
+    [(new, state, source, ref, message_id)] = states(
+        gw.db, "SELECT id, state, source, ref, message_id FROM messages WHERE id > ?",
+        (max(gw.ids.values()),))
+    assert out.strip() == f"message {new} corrects message {bad} (now handled): routed"
+    assert (state, source, ref, message_id) == ("routed", "registry", "bad-fixed.xml",
+                                                "cli-bad-fixed")
+    assert states(gw.db, "SELECT raw FROM payloads WHERE message = ?", (new,)) == [
+        (fixed.read_bytes(),)]
+    assert [s for _id, s, _of in _deliveries(gw.db, new)] == ["queued"]
+    assert ("message.correction", {"of": bad}) in _journal(gw.db, new)
+    assert _journal(gw.db, bad)[-1] == (
+        "message.handled", {"note": f"corrected by message {new}", "correction": new})
+    assert _unhandled(capsys, gw) == [big]
+    code, out, _ = cli(capsys, "--config", str(gw.config), "messages", "show", str(new))
+    assert f"corrects:  message {bad}" in out
+    code, out, _ = cli(capsys, "--config", str(gw.config), "messages", "show", str(bad), "--json")
+    handled = json.loads(out)["handled"]
+    assert (handled["note"], handled["correction"]) == (f"corrected by message {new}", new)
+    assert cli(capsys, "--config", str(gw.config), "journal", "verify")[0] == 0
+
+
+def test_handle_marks_quarantined_input_handled_with_a_note(
+        gw: Run, capsys: pytest.CaptureFixture[str]) -> None:
+    big = gw.ids["big"]
+    note = "registry will resend it in two parts (ticket 4711)"
+    code, out, _ = cli(capsys, "--config", str(gw.config), "messages", "handle", str(big),
+                       "--note", note)
+    assert (code, out.strip()) == (0, f"message {big} handled: {note}")
+    assert _journal(gw.db, big)[-1] == ("message.handled", {"note": note, "correction": None})
+    assert _unhandled(capsys, gw) == [gw.ids["bad"]]
+    code, out, _ = cli(capsys, "--config", str(gw.config), "messages", "list")
+    [line] = [line for line in out.splitlines() if line.split()[0] == str(big)]
+    assert line.endswith("[handled]")
+    code, out, _ = cli(capsys, "--config", str(gw.config), "messages", "show", str(big))
+    assert f": {note}" in out.split("handled:", 1)[1].splitlines()[0]
+    assert cli(capsys, "--config", str(gw.config), "journal", "verify")[0] == 0
+
+
+def test_handle_and_resubmit_refuse_what_they_cannot_do(
+        gw: Run, capsys: pytest.CaptureFixture[str]) -> None:
+    config = str(gw.config)
+    before = states(gw.db, "SELECT count(*) FROM messages")
+    journal = states(gw.db, "SELECT count(*) FROM journal")
+    code, _out, err = cli(capsys, "--config", config, "messages", "handle", "cli-ok-1", "--note", "x")
+    assert (code, "is routed, not quarantined" in err) == (1, True)
+    # a "correction" with the bytes of an earlier input would only be its duplicate
+    same = gw.dir / "same.xml"
+    same.write_bytes(INPUTS["ok-1"][1])
+    code, _out, err = cli(capsys, "--config", config, "messages", "resubmit", str(gw.ids["bad"]),
+                          str(same))
+    assert code == 1
+    assert f"same input as message {gw.ids['ok-1']}" in err
+    code, _out, err = cli(capsys, "--config", config, "messages", "resubmit", str(gw.ids["bad"]),
+                          str(gw.dir / "missing.xml"))
+    assert (code, "cannot read" in err) == (1, True)
+    assert states(gw.db, "SELECT count(*) FROM messages") == before
+    assert states(gw.db, "SELECT count(*) FROM journal") == journal
+    assert _unhandled(capsys, gw) == [gw.ids["bad"], gw.ids["big"]]
+    assert cli(capsys, "--config", config, "messages", "handle", str(gw.ids["bad"]),
+               "--note", "x")[0] == 0
+    code, _out, err = cli(capsys, "--config", config, "messages", "handle", str(gw.ids["bad"]),
+                          "--note", "again")
+    assert (code, "handled already" in err) == (1, True)
+
+
+def test_replay_of_a_handled_message_needs_handling_again_if_quarantined_again(
+        gw: Run, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = gw.ids["bad"]
+    assert cli(capsys, "--config", str(gw.config), "messages", "handle", str(bad),
+               "--note", "looked at it")[0] == 0
+    assert cli(capsys, "--config", str(gw.config), "messages", "replay", str(bad))[0] == 0
+    assert bad in _unhandled(capsys, gw)
+
+
+# ---------------------------------------------------------------------------
+# the command line itself: --config anywhere, ambiguous ids, truncation, timestamps, pipes
+# ---------------------------------------------------------------------------
+
+
+def test_config_is_accepted_after_the_subcommand(ran: Run, capsys: pytest.CaptureFixture[str],
+                                                 tmp_path: Path) -> None:
+    config = str(ran.config)
+    expected = cli(capsys, "--config", config, "messages", "list", "--json")[1]
+    assert cli(capsys, "messages", "list", "--json", "--config", config)[1] == expected
+    assert cli(capsys, "messages", "--config", config, "list", "--json")[1] == expected
+    assert cli(capsys, "status", "--config", config)[0] == 1
+    # after the subcommand wins over before it
+    other = write_initial_config(tmp_path / "other")
+    code, out, _ = cli(capsys, "--config", config, "check-config", "--config", str(other))
+    assert (code, str(other) in out) == (0, True)
+    code, out, _ = cli(capsys, "journal", "verify", "--config", config)
+    assert (code, "journal intact" in out) == (0, True)
+
+
+def test_show_refuses_an_ambiguous_message_id_and_lists_the_candidates(
+        ran: Run, capsys: pytest.CaptureFixture[str]) -> None:
+    ok2, again = ran.ids["ok-2"], ran.ids["again"]
+    for command in (["messages", "show", "cli-ok-2"], ["messages", "show", "--raw", "cli-ok-2"]):
+        code, out, err = cli(capsys, "--config", str(ran.config), *command)
+        assert (code, out) == (4, "")
+        assert "messageId cli-ok-2 names 2 messages" in err
+        candidates = [line.split() for line in err.splitlines()[1:]]
+        assert [(int(c[0]), c[1]) for c in candidates] == [(ok2, "routed"), (again, "duplicate")]
+    code, out, _ = cli(capsys, "--config", str(ran.config), "messages", "show", str(again))
+    assert (code, "duplicate" in out.splitlines()[0]) == (0, True)
+
+
+def test_list_says_when_it_shows_only_part(many: Run, capsys: pytest.CaptureFixture[str]) -> None:
+    total = len(INPUTS) + MANY
+    code, out, _ = cli(capsys, "--config", str(many.config), "messages", "list")
+    lines = out.splitlines()
+    assert code == 0
+    assert len(lines) == 1 + 50 + 1
+    assert lines[-1] == f"showing 50 of {total} (--limit N for more)"
+    code, out, err = cli(capsys, "--config", str(many.config), "messages", "list", "--json",
+                         "--limit", "7")
+    assert len(json.loads(out)) == 7
+    assert err.strip() == f"showing 7 of {total} (--limit N for more)"
+    code, out, _ = cli(capsys, "--config", str(many.config), "messages", "list", "--limit",
+                       str(total))
+    assert "showing" not in out
+    assert len(out.splitlines()) == 1 + total
+
+
+@pytest.fixture
+def zurich(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Local time is Swiss time (UTC+1 in winter) for this test."""
+    monkeypatch.setenv("TZ", "Europe/Zurich")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_timestamps_are_the_same_in_list_show_and_json(
+        ran: Run, capsys: pytest.CaptureFixture[str], zurich: None) -> None:
+    mid = str(ran.ids["ok-1"])
+    received_at = states(ran.db, "SELECT received_at FROM messages WHERE id = ?", (mid,))[0][0]
+    expected = datetime.fromtimestamp(received_at, ZoneInfo("Europe/Zurich")).isoformat(
+        timespec="milliseconds")
+    assert expected.endswith("+01:00")
+    _, table, _ = cli(capsys, "--config", str(ran.config), "messages", "list")
+    [row] = [line.split() for line in table.splitlines() if line.split()[0] == mid]
+    _, listed, _ = cli(capsys, "--config", str(ran.config), "messages", "list", "--json")
+    [item] = [m for m in json.loads(listed) if str(m["id"]) == mid]
+    _, shown, _ = cli(capsys, "--config", str(ran.config), "messages", "show", mid)
+    _, shown_json, _ = cli(capsys, "--config", str(ran.config), "messages", "show", mid, "--json")
+    detail = json.loads(shown_json)
+    assert row[1] == item["received_at"] == detail["received_at"] == expected
+    assert f"received {expected}" in shown
+    # every other time of show --json is in the same format, and so is the history's
+    first = detail["journal"][0]
+    assert first["at"].endswith("+01:00")
+    assert f"    {first['at']}  {first['event']}" in shown
+    assert detail["deliveries"][0]["attempt_log"][0]["started_at"].endswith("+01:00")
+
+
+def test_a_closed_pipe_ends_quietly(many: Run, tmp_path: Path) -> None:
+    err = tmp_path / "stderr"
+    pipeline = (f'"{SCRIPT}" messages list --limit {MANY * 2} --config "{many.config}"'
+                f' 2>"{err}" | head -1; exit "${{PIPESTATUS[0]}}"')
+    done = subprocess.run(["bash", "-c", pipeline], capture_output=True, timeout=60, check=False)
+    assert done.stdout.decode().split() == ["ID", "RECEIVED", "STATE", "MESSAGE-ID", "DELIVERIES",
+                                            "/", "REASON"]
+    assert done.returncode == 141
+    assert err.read_text() == ""

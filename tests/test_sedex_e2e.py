@@ -97,11 +97,11 @@ async def sent_refs(db: Path, count: int) -> dict[str, str]:
     return dict(states(db, sql))
 
 
-def cli(*argv: str) -> str:
-    """Run the command line in-process; its stdout."""
+def cli(*argv: str, code: int = 0) -> str:
+    """Run the command line in-process; its stdout (after it exited with ``code``)."""
     out = io.StringIO()
     with redirect_stdout(out):
-        assert main(list(argv)) == 0
+        assert main(list(argv)) == code
     return out.getvalue()
 
 
@@ -208,8 +208,8 @@ async def test_a_missing_receipt_is_flagged_overdue(tmp_path: Path) -> None:
         refs = await sent_refs(db, 1)
         await until(lambda: states(db, "SELECT overdue FROM deliveries") == [(1,)])
         assert delivery_of(db, "e2e-late")[1] == "sent"
-        assert "receipts overdue: canton 1" in cli("--config", str(config), "status")
-        assert '"canton": 1' in cli("--config", str(config), "status", "--json")
+        assert "receipts overdue: canton 1" in cli("--config", str(config), "status", code=1)
+        assert '"canton": 1' in cli("--config", str(config), "status", "--json", code=1)
         assert "RECEIPT OVERDUE" in cli("--config", str(config), "messages", "show", "e2e-late")
         assert states(db, "SELECT count(*) FROM journal WHERE event = 'receipt.overdue'") == [(1,)]
         answer(tmp_path, refs["e2e-late"], 100)  # late, but it comes

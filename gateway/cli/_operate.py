@@ -12,7 +12,7 @@ from typing import Any
 from gateway import demo, logs
 from gateway.assembly import load_config, make_validator, schema_set
 from gateway.cli.exitcodes import CONFIG, FAILED, OK
-from gateway.config import ConfigExists, write_initial_config
+from gateway.config import ConfigExists, check_environment, write_initial_config
 from gateway.config.system import CONFIG_FILE, DATA_DIR, UNIT_NAME, install_system
 from gateway.daemon import Gateway, install_signal_handlers
 from gateway.errors import ConfigError
@@ -32,7 +32,8 @@ def add_commands(sub: Any) -> None:
                    help="with --system: install under ROOT instead of / (for images and tests)")
     p.set_defaults(handler=cmd_init)
 
-    p = sub.add_parser("check-config", help="list every configuration error (exit 2 if any)")
+    p = sub.add_parser("check-config", help="list every configuration error, and folders the"
+                       " gateway cannot use (exit 2 if any)")
     p.set_defaults(handler=cmd_check_config)
 
     p = sub.add_parser("run", help="run the gateway in the foreground until TERM")
@@ -83,6 +84,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         for file, key, reason in exc.problems:
             print(f"{file}: {key}: {reason}")
+        return CONFIG
+    problems = check_environment(settings)
+    for file, key, reason in problems:
+        print(f"{file}: {key}: {reason}")
+    if problems:
         return CONFIG
     files = ", ".join(str(f) for f in settings.config_files)
     print(f"configuration is valid ({files}): {len(settings.sources)} sources,"

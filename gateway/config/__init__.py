@@ -6,6 +6,7 @@ page ``docs/configuration.md`` is generated from them by
 """
 
 from gateway.config._durations import Duration, parse_duration
+from gateway.config._environment import check_environment
 from gateway.config._initial import ConfigExists, write_initial_config
 from gateway.config._load import CONFIG_ENV, find_config, load_settings
 from gateway.config._models import (
@@ -36,6 +37,7 @@ __all__ = [
     "SourceSettings",
     "StoreSettings",
     "ValidationSettings",
+    "check_environment",
     "check_plugin_options",
     "find_config",
     "load_settings",

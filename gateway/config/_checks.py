@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,29 @@ def check_routes(data: Mapping[str, Any], provenance: Provenance) -> list[Proble
     return problems
 
 
+def check_types(data: Mapping[str, Any], provenance: Provenance, sources: Collection[str],
+                transports: Collection[str]) -> tuple[list[Problem], set[str]]:
+    """Source types and transports no plugin provides, found in the merged data.
+
+    :return: the problems, and the names of partners whose transport is unknown
+        (their options table cannot be told from a typo: it is not reported).
+    """
+    problems: list[Problem] = []
+    unknown_partners: set[str] = set()
+    for section, field, known, what in (("sources", "type", sources, "source type"),
+                                        ("partners", "transport", transports, "transport")):
+        tables = data.get(section)
+        for name, table in tables.items() if isinstance(tables, dict) else ():
+            chosen = table.get(field) if isinstance(table, dict) else None
+            if isinstance(chosen, str) and chosen not in known:
+                names = ", ".join(sorted(known)) or "none (no plugin provides one)"
+                problems.append(provenance.problem((section, name, field),
+                                                   f"unknown {what} {chosen!r}; known: {names}"))
+                if section == "partners":
+                    unknown_partners.add(name)
+    return problems, unknown_partners
+
+
 def cross_check(settings: Settings, provenance: Provenance) -> list[Problem]:
     """Problems a single section cannot see: retry bounds, directories, catalogs."""
     problems = []
@@ -43,7 +66,7 @@ def cross_check(settings: Settings, provenance: Provenance) -> list[Problem]:
         (("gateway", "data_dir"), settings.gateway.data_dir),
         (("store", "path"), settings.store.path.parent),
     ):
-        why = _creatable(directory)
+        why = creatable(directory)
         if why is not None:
             problems.append(provenance.problem(key, why))
     validation = settings.validation
@@ -55,7 +78,7 @@ def cross_check(settings: Settings, provenance: Provenance) -> list[Problem]:
     return problems
 
 
-def _creatable(directory: Path) -> str | None:
+def creatable(directory: Path) -> str | None:
     """Why ``directory`` neither exists nor can be created, or ``None``."""
     existing = directory
     while not existing.exists():

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from gateway.config._checks import check_routes, cross_check
+from gateway.config._checks import check_routes, check_types, cross_check
 from gateway.config._layers import env_layer, merge, read_toml
 from gateway.config._models import ENV_DELIMITER, ENV_PREFIX, Settings
 from gateway.config._prepare import prepare
@@ -34,12 +34,18 @@ def find_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
     return next((p.absolute() for p in DEFAULT_PATHS if p.is_file()), None)
 
 
-def load_settings(path: Path | None = None, *, env: Mapping[str, str] | None = None) -> Settings:
+def load_settings(path: Path | None = None, *, env: Mapping[str, str] | None = None,
+                  source_types: Collection[str] | None = None,
+                  transport_types: Collection[str] | None = None) -> Settings:
     """Load ``gateway.toml``, then ``conf.d/*.toml`` by name, then the environment.
 
     :param path: the main file; default: see :func:`find_config`.
     :param env: the environment (default ``os.environ``); variables named
         ``ECH_GATEWAY_<SECTION>__<KEY>`` override keys.
+    :param source_types: the source types the plugins provide; when given with
+        ``transport_types``, an unknown ``type`` or ``transport`` is named as such, with
+        the known ones, rather than as an unknown options table.
+    :param transport_types: the transports the plugins provide.
     :raises ConfigError: listing every problem as (file, key, reason).
     """
     environ = os.environ if env is None else env
@@ -74,16 +80,29 @@ def load_settings(path: Path | None = None, *, env: Mapping[str, str] | None = N
         gateway.setdefault("data_dir", fallback.base)
     prepared = prepare(data, Settings, (), provenance, problems)
     problems += check_routes(prepared, provenance)
+    # an unknown type or transport is reported here only with other problems; alone,
+    # check_plugin_options reports it together with the options of the known ones
+    unknown_types: list[Problem] = []
+    unknown: set[str] = set()
+    if source_types is not None and transport_types is not None:
+        unknown_types, unknown = check_types(prepared, provenance, source_types, transport_types)
     try:
         settings = Settings(**prepared, config_files=files)
     except ValidationError as exc:
-        problems += provenance.problems(exc)
-    else:
-        problems += cross_check(settings, provenance)
+        problems += [p for p in provenance.problems(exc) if not _options_of(p, unknown)]
+        raise ConfigError(unknown_types + problems) from None
+    problems += cross_check(settings, provenance)
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(unknown_types + problems)
     settings._provenance = provenance
     return settings
+
+
+def _options_of(problem: Problem, partners: set[str]) -> bool:
+    """Whether ``problem`` is an "unknown table" inside a partner whose transport is unknown."""
+    parts = problem[1].split(".")
+    return (len(parts) == 3 and parts[0] == "partners" and parts[1] in partners
+            and problem[2].startswith("unknown table"))
 
 
 def _always(origin: Origin) -> Callable[[Key], Origin]:

@@ -17,6 +17,7 @@ from gateway.api import (
     PluginContext,
     RawInput,
     WorkerLost,
+    WritablePath,
     read_evidence,
     read_file,
     ready_files,
@@ -49,6 +50,13 @@ class FolderOptions(BaseModel):
         if value is not None and path is not None and same_folder(value, path):
             raise ValueError("is the drop folder itself; files moved there would be taken again")
         return value
+
+    def writable_paths(self) -> list[WritablePath]:
+        """The drop folder (files are moved out of it) and ``done_dir``; the source creates both."""
+        folders = [WritablePath("path", self.path, created=True)]
+        if self.done_dir is not None:
+            folders.append(WritablePath("done_dir", self.done_dir, created=True))
+        return folders
 
 
 class FolderSource:

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from gateway.api import Duration, same_folder
+from gateway.api import Duration, WritablePath, same_folder
 
 #: Participant ID patterns (DOMAIN.md §1.3) by envelope version.
 PARTICIPANT_ID = {
@@ -111,3 +111,16 @@ class SedexOptions(BaseModel):
     def staging_dir(self) -> Path:
         """Where files are written before they are renamed into ``outbox``."""
         return self.staging or self.outbox / ".ech-gateway-tmp"
+
+    def writable_paths(self) -> list[WritablePath]:
+        """The sedex client's folders (which must exist) and the ones the transport creates.
+
+        Files are written into ``outbox`` and moved out of ``inbox`` and
+        ``receipts``: each needs write access.
+        """
+        return [
+            *(WritablePath(key, getattr(self, key)) for key in ("outbox", "inbox", "receipts",
+                                                                 "processed")),
+            WritablePath("receipts_archive", self.receipts_done, created=True),
+            WritablePath("staging", self.staging_dir, created=True),
+        ]
