@@ -1,21 +1,23 @@
-"""Helpers to run a real gateway in-process: a config folder, a stub transport, sample inputs."""
+"""Helpers to run a real gateway in-process: a config folder, a stub transport, sample inputs.
+
+Running the gateway, dropping files and reading the database back is
+:mod:`gateway.testing`, the harness plugin authors use too.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import pluggy
 from pydantic import BaseModel
 
-from gateway.assembly import load_config, make_validator, schema_set
+from gateway import testing
 from gateway.contracts import (
     Intake,
     OutboundItem,
@@ -28,6 +30,10 @@ from gateway.daemon import Gateway
 from gateway.errors import PermanentError, TransientError
 from gateway.hookspecs import hookimpl
 from gateway.plugins import get_plugin_manager
+from gateway.testing import drop, states, until
+
+__all__ = ["FIXTURES", "StubTransport", "drop", "message", "plugin_manager", "running", "states",
+           "until", "write_config"]
 
 FIXTURES = Path(__file__).parent / "fixtures" / "conformance"
 _MESSAGE_ID = re.compile(rb"(<eCH-0039:messageId>)([^<]+)(</eCH-0039:messageId>)")
@@ -105,43 +111,9 @@ def write_config(directory: Path, partner: str = "", extra: str = "") -> Path:
     return config
 
 
-def drop(folder: Path, name: str, data: bytes) -> None:
-    """Drop a file as a registry does: temporary name, then rename."""
-    tmp = folder / f".{name}.tmp"
-    tmp.write_bytes(data)
-    os.replace(tmp, folder / name)
-
-
 @asynccontextmanager
 async def running(config: Path, pm: pluggy.PluginManager | None = None
                   ) -> AsyncIterator[Gateway]:
-    """A gateway running in this event loop; stopped (drained) on exit."""
-    pm = pm or plugin_manager()
-    settings = load_config(config, pm)
-    gateway = Gateway(settings, pm, make_validator(schema_set(settings)))
-    stop = asyncio.Event()
-    task = asyncio.create_task(gateway.run(stop))
-    await asyncio.wait_for(gateway.ready.wait(), 10)
-    try:
+    """A gateway running in this event loop (the real plugins and the stub); stopped on exit."""
+    async with testing.running(config, pm or plugin_manager()) as gateway:
         yield gateway
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
-
-
-def states(db: Path, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-    """Rows of a read-only query."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
-
-
-async def until(predicate: Any, timeout: float = 10.0) -> None:
-    """Wait until ``predicate()`` is true."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
