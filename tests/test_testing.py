@@ -47,7 +47,7 @@ async def test_a_source_under_test_delivers_into_collect(tmp_path: Path) -> None
     assert states == {"tick-0": (SOURCE, "routed"), "tick-1": (SOURCE, "routed"),
                       "tick-2": (SOURCE, "routed"), "junk": (SOURCE, "quarantined")}
     [quarantined] = [e for e in gw.events if e.kind == "message.quarantined"]
-    assert quarantined.message == [m.id for m in gw.messages() if m.ref == "junk"][0]
+    assert quarantined.message == next(m.id for m in gw.messages() if m.ref == "junk")
 
 
 async def test_a_config_the_plugin_refuses_fails_the_start(tmp_path: Path) -> None:
