@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
+import pytest
+
+from gateway.errors import StoreError
 from gateway.store import SQLiteStore, StoreReader
 from gateway.store.migrate import available, migrate
 
@@ -28,6 +32,19 @@ def test_every_migration_applies_once_in_order(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "g.db", isolation_level=None)
     assert migrate(conn) == [n for n, _sql in available()]
     assert migrate(conn) == []
+
+
+def test_migrations_are_numbered_one_after_another() -> None:
+    # two helpers' migrations with one number: the second would be skipped where the first ran
+    assert [n for n, _sql in available()] == list(range(1, len(available()) + 1))
+
+
+def test_a_reader_refuses_a_database_that_lacks_migrations(tmp_path: Path) -> None:
+    db = tmp_path / "g.db"
+    first_schema_db(db)
+    later = [n for n, _sql in available()][1:]
+    with pytest.raises(StoreError, match=re.escape(f"lacks schema migrations {later}: start the gateway")):
+        StoreReader(db)
 
 
 def test_payloads_move_out_of_messages_with_their_bytes(tmp_path: Path) -> None:

@@ -6,15 +6,22 @@ import sqlite3
 import time
 from importlib import resources
 
+from gateway.errors import StoreError
+
 
 def available() -> list[tuple[int, str]]:
     """The migrations shipped with the package, as (number, SQL)."""
     files = resources.files("gateway.store") / "migrations"
-    found = []
+    found: dict[int, tuple[str, str]] = {}
     for item in files.iterdir():
-        if item.name.endswith(".sql"):
-            found.append((int(item.name.split("_", 1)[0]), item.read_text(encoding="utf-8")))
-    return sorted(found)
+        if not item.name.endswith(".sql"):
+            continue
+        number = int(item.name.split("_", 1)[0])
+        if number in found:
+            # the second would be taken for applied wherever the first was
+            raise StoreError(f"migrations {found[number][0]} and {item.name} share number {number}")
+        found[number] = (item.name, item.read_text(encoding="utf-8"))
+    return sorted((number, sql) for number, (_name, sql) in found.items())
 
 
 def missing(conn: sqlite3.Connection) -> list[int]:
