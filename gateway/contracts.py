@@ -73,6 +73,8 @@ class Normalised(Travels):
     :param version: the eCH-0223 version of ``xml`` (``"1.5"``).
     :param attachments: document files referenced by the message.
     :param reference_message_id: the header ``referenceMessageId``, if any.
+    :param action: the header ``action`` (eCH-0039: ``8`` negative report,
+        ``9`` positive report, ...), if any.
     """
 
     kind: str
@@ -82,6 +84,7 @@ class Normalised(Travels):
     version: str = "1.5"
     attachments: tuple[Attachment, ...] = ()
     reference_message_id: str | None = None
+    action: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,11 +22,12 @@ import pluggy
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from gateway import processor, sdnotify
-from gateway.contracts import GatewayEvent, PluginContext, Source, Transport
+from gateway.contracts import PluginContext, Source, Transport
 from gateway.dispatcher import Dispatcher, ReceiptRecorder
 from gateway.errors import GatewayError
+from gateway.events import Publisher
 from gateway.pipeline import Pipeline
-from gateway.plugins import loaded_from_entry_points, notify, source_types, transport_types
+from gateway.plugins import loaded_from_entry_points, source_types, transport_types
 from gateway.processor import Processor, Validator, normalise_context
 from gateway.retry import RetryPolicy
 from gateway.store import SQLiteStore, Store
@@ -69,7 +70,7 @@ def build_pipeline(settings: Any, pm: pluggy.PluginManager, store: Store,
                    pool: WorkerPool) -> Pipeline:
     """The intake pipeline for ``settings``' enabled partners."""
     proc = Processor(pm, settings, normalise_context(settings), validate, partner_versions(settings))
-    return Pipeline(store, pm, proc, on_routed, batch_size=settings.dispatcher.batch_size,
+    return Pipeline(store, proc, on_routed, batch_size=settings.dispatcher.batch_size,
                     pool=pool)
 
 
@@ -83,6 +84,7 @@ class Gateway:
         self.store = SQLiteStore(settings.store.path, group_commit_max=settings.store.group_commit_max,
                                  group_commit_delay=settings.store.group_commit_delay,
                                  busy_timeout=settings.store.busy_timeout)
+        self.store.on_commit(Publisher(pm))
         context = normalise_context(settings)
         self.pool = worker_pool(settings, pm)
         partners = {n: p for n, p in settings.partners.items() if p.enabled}
@@ -98,12 +100,12 @@ class Gateway:
                 ctx = PluginContext(name, g.data_dir, context, settings, self.pool.offload)
                 self.sources[name] = stypes[s.type].factory(s.parsed, ctx)
         self.dispatcher = Dispatcher(
-            self.store, pm, self.transports, {n: retry_policy(p) for n, p in partners.items()},
+            self.store, self.transports, {n: retry_policy(p) for n, p in partners.items()},
             {n: p.receipt_timeout for n, p in partners.items()}, node=g.node_id, lease=d.lease,
             batch_size=d.batch_size, idle_poll=d.idle_poll, rounds=d.rounds)
         self.pipeline = build_pipeline(settings, pm, self.store, validate, self.dispatcher.wake,
                                        self.pool)
-        self.receipts = ReceiptRecorder(self.store, pm, self.dispatcher)
+        self.receipts = ReceiptRecorder(self.store, self.dispatcher)
         self.summary = Summary(settings.store.path)
         self.ready = asyncio.Event()
         #: Set to cut the drain short (a second TERM).
@@ -200,8 +202,7 @@ class Gateway:
         await asyncio.to_thread(self.store.checkpoint)
 
     async def _check_overdue(self) -> None:
-        for mid, did in await self.store.flag_overdue():
-            notify(self.pm, GatewayEvent("receipt.overdue", mid, did))
+        await self.store.flag_overdue()
 
 
 def _start(name: str, run: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:

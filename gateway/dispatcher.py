@@ -18,19 +18,16 @@ import time
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import TypeVar
 
-import pluggy
-
 from gateway.contracts import (
     BatchTransport,
     Flushable,
-    GatewayEvent,
     OutboundItem,
     Receipt,
     SendResult,
     Transport,
 )
 from gateway.errors import PermanentError, TransientError
-from gateway.plugins import notify
+from gateway.logs import RepeatedProblem
 from gateway.retry import RetryPolicy
 from gateway.store import Claim, Outcome, Store
 
@@ -42,12 +39,10 @@ T = TypeVar("T")
 class Dispatcher:
     """Moves due deliveries to their partners' transports."""
 
-    def __init__(self, store: Store, pm: pluggy.PluginManager,
-                 transports: Mapping[str, Transport], policies: Mapping[str, RetryPolicy],
+    def __init__(self, store: Store, transports: Mapping[str, Transport], policies: Mapping[str, RetryPolicy],
                  receipt_timeouts: Mapping[str, float], *, node: str, lease: float,
                  batch_size: int, idle_poll: float, rounds: int = 1) -> None:
         self._store = store
-        self._pm = pm
         self._transports = transports
         self._policies = policies
         self._timeouts = dict(receipt_timeouts)
@@ -59,6 +54,8 @@ class Dispatcher:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._stopping = False
+        #: A transport that cannot flush fails every round: logged once, then now and then.
+        self._flush_problems: dict[str, RepeatedProblem] = {}
 
     def policy_for(self, partner: str) -> RetryPolicy:
         """The retry policy of ``partner``."""
@@ -140,24 +137,20 @@ class Dispatcher:
                     for c, o in zip(claims, outcomes, strict=True)
                 ]
         await self._store.record_outcomes(outcomes, self.policy_for, self._timeouts)
-        for o in outcomes:
-            if o.kind in ("transient", "permanent"):
-                notify(self._pm, GatewayEvent(f"delivery.{o.kind}_failure", None, o.delivery,
-                                              {"error": o.detail}))
-            elif o.kind == "unsure":
-                notify(self._pm, GatewayEvent("delivery.unsure", None, o.delivery,
-                                              {"error": o.detail, "ref": o.attempt_ref}))
 
     async def _flush(self, partner: str) -> str | None:
         """Let a buffering transport make the batch durable; the problem if it cannot."""
         transport = self._transports[partner]
         if not isinstance(transport, Flushable):
             return None
+        problem = self._flush_problems.setdefault(partner, RepeatedProblem(
+            log, f"transport {partner}: making its batch durable"))
         try:
             await transport.flush()
         except Exception as exc:  # nothing of the batch counts as sent: repeat it all
-            log.error("transport %s could not make its batch durable: %s", partner, exc)
+            problem.failed(exc)
             return f"flush failed: {exc}"
+        problem.ok()
         return None
 
     async def _send_group(self, partner: str, claims: Sequence[Claim]) -> list[Outcome]:
@@ -181,10 +174,8 @@ class Dispatcher:
 class ReceiptRecorder:
     """The :class:`~gateway.contracts.ReceiptSink` transports report to."""
 
-    def __init__(self, store: Store, pm: pluggy.PluginManager,
-                 dispatcher: Dispatcher) -> None:
+    def __init__(self, store: Store, dispatcher: Dispatcher) -> None:
         self._store = store
-        self._pm = pm
         self._dispatcher = dispatcher
 
     async def record(self, receipts: Sequence[Receipt]) -> list[bool]:
@@ -192,12 +183,6 @@ class ReceiptRecorder:
         if not receipts:
             return []
         matched = await self._store.record_receipts(receipts, self._dispatcher.policy_for)
-        for r, ok in zip(receipts, matched, strict=True):
-            if r.outcome != "delivered" or r.alert:
-                notify(self._pm, GatewayEvent(f"receipt.{r.outcome}", None, None,
-                                              {"ref": r.attempt_ref, "code": r.code,
-                                               "matched": ok, "alert": r.alert,
-                                               "info": r.info}))
         self._dispatcher.wake()
         return matched
 

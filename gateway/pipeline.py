@@ -14,11 +14,8 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 
-import pluggy
-
 from gateway import processor
-from gateway.contracts import GatewayEvent, RawInput
-from gateway.plugins import notify
+from gateway.contracts import RawInput
 from gateway.processor import Processor
 from gateway.store import MessageState, Processed, Store
 from gateway.workers import WorkerPool
@@ -31,11 +28,10 @@ Batch = list[tuple[int, RawInput]]
 class Pipeline:
     """Stores what sources submit, then processes it in batches."""
 
-    def __init__(self, store: Store, pm: pluggy.PluginManager, proc: Processor,
+    def __init__(self, store: Store, proc: Processor,
                  on_routed: Callable[[], None], *, batch_size: int = 500,
                  pool: WorkerPool | None = None) -> None:
         self._store = store
-        self._pm = pm
         self.processor = proc
         self._on_routed = on_routed
         self._batch_size = batch_size
@@ -55,9 +51,7 @@ class Pipeline:
 
     async def quarantine(self, raw: RawInput, reason: str) -> int:
         """Store ``raw`` as quarantined with ``reason``."""
-        mid = await self._store.quarantine_raw(raw, reason)
-        notify(self._pm, GatewayEvent("message.quarantined", mid, None, {"reason": reason}))
-        return mid
+        return await self._store.quarantine_raw(raw, reason)
 
     # -- processing ---------------------------------------------------------------
     async def start(self) -> None:
@@ -100,18 +94,7 @@ class Pipeline:
     async def _process(self, batch: Batch) -> None:
         results = await self._run_batch(batch)
         await self._store.record_processing(results)
-        routed = False
-        for p in results:
-            if p.state is MessageState.ROUTED:
-                routed = True
-            elif p.state is MessageState.QUARANTINED:
-                notify(self._pm, GatewayEvent("message.quarantined", p.message, None,
-                                              {"reason": p.reason}))
-            n = p.normalised
-            if n is not None and n.kind == "eventReport" and n.reference_message_id:
-                await self._store.reject_by_answer(p.message, n.reference_message_id,
-                                                   "negative eventReport from the partner")
-        if routed:
+        if any(p.state is MessageState.ROUTED for p in results):
             self._on_routed()
 
     async def _run_batch(self, batch: Batch) -> list[Processed]:

@@ -11,7 +11,6 @@ from lxml import etree
 from gateway.contracts import Normalised, OutboundItem, Route, SendResult
 from gateway.dispatcher import Dispatcher
 from gateway.errors import GatewayError, PermanentError, TransientError
-from gateway.plugins import get_plugin_manager
 from gateway.retry import RetryPolicy
 from gateway.store import DeliveryState, MessageState, Processed, SQLiteStore, StoreReader
 from tests.test_store import raw
@@ -60,7 +59,7 @@ async def dispatch_once(store: SQLiteStore, transport: BatchTransport,
         Processed(mid, MessageState.ROUTED, normalised=Normalised("personEventMessage", m, b"<x/>", tree),
                   routes=[Route("canton", "test")])
         for (mid, _new), m in zip(rows, message_ids, strict=True)])
-    dispatcher = Dispatcher(store, get_plugin_manager(), {"canton": transport},
+    dispatcher = Dispatcher(store, {"canton": transport},
                             {"canton": NEVER_AGAIN}, {}, node="t", lease=60, batch_size=100,
                             idle_poll=0.05)
     claims = await store.claim_due("t", 60, 100, ["canton"])
@@ -122,7 +121,7 @@ async def test_the_next_batch_goes_while_one_waits_for_its_transport(
                   normalised=Normalised("personEventMessage", f"m-{mid}", b"<x/>", tree))
         for mid, _new in rows])
     transport = GatedTransport()
-    dispatcher = Dispatcher(store, get_plugin_manager(), {"canton": transport}, {}, {},
+    dispatcher = Dispatcher(store, {"canton": transport}, {}, {},
                             node="t", lease=60, batch_size=2, idle_poll=0.01, rounds=rounds)
     task = asyncio.create_task(dispatcher.run())
     await asyncio.sleep(0.3)

@@ -273,7 +273,7 @@ async def test_hook_gateway_event(tmp_path: Path, hook_calls: list[str]) -> None
         drop(tmp_path / "in", "bad.xml", b"<not-closed>")
         drop(tmp_path / "in", "good.xml", message("refused-1"))
         await until(lambda: len(listener.seen) >= 2)
-    assert sorted(listener.seen) == [("delivery.permanent_failure", "dead"),
+    assert sorted(listener.seen) == [("delivery.dead", "dead"),
                                      ("message.quarantined", "quarantined")]
     assert "gateway_event" in hook_calls
 

@@ -9,7 +9,6 @@ from collections.abc import Mapping, Sequence
 
 from gateway.contracts import Attachment, Receipt, ReceiptOutcome
 from gateway.errors import StoreError
-from gateway.store import journal
 from gateway.store._sql import select_in
 from gateway.store.base import PolicyFor
 from gateway.store.journal import Entry
@@ -53,7 +52,7 @@ def _due_ids(conn: sqlite3.Connection, now: float, limit: int, partners: Sequenc
 
 
 def claim_due(conn: sqlite3.Connection, node: str, lease: float, limit: int,
-              partners: Sequence[str]) -> list[Claim]:
+              partners: Sequence[str]) -> tuple[list[Claim], list[Entry]]:
     """Claim due deliveries (and those whose lease expired) for one attempt each.
 
     A delivery whose lease expired while ``sending`` is claimed again with the
@@ -76,8 +75,8 @@ def claim_due(conn: sqlite3.Connection, node: str, lease: float, limit: int,
         updates.append((DeliveryState.SENDING, attempts, ref, node, now + lease, now, now, did))
         claims.append(Claim(did, mid, partner, attempts, ref, message_id, payload,
                             files.get(mid, ()), resumed))
-        entries.append(Entry("delivery.sending", mid, did,
-                             {"attempt": attempts, "ref": ref, "resumed": resumed}))
+        entries.append(Entry("delivery.sending", mid, did, {
+            "partner": partner, "attempt": attempts, "ref": ref, "resumed": resumed}))
     conn.executemany(
         "UPDATE deliveries SET state = ?, attempts = ?, attempt_ref = ?, lease_owner = ?,"
         " lease_until = ?, first_attempt_at = COALESCE(first_attempt_at, ?), updated_at = ?"
@@ -87,8 +86,7 @@ def claim_due(conn: sqlite3.Connection, node: str, lease: float, limit: int,
     conn.executemany(
         "INSERT INTO attempts (ref, delivery, number, started_at) VALUES (?, ?, ?, ?)", attempts_rows
     )
-    journal.append(conn, entries, now)
-    return claims
+    return claims, entries
 
 
 def _attachments_of(conn: sqlite3.Connection, messages: Sequence[int]
@@ -102,17 +100,17 @@ def _attachments_of(conn: sqlite3.Connection, messages: Sequence[int]
     return {mid: tuple(files) for mid, files in found.items()}
 
 
-def release_leases(conn: sqlite3.Connection, node: str) -> int:
+def release_leases(conn: sqlite3.Connection, node: str) -> tuple[int, list[Entry]]:
     """Expire this node's leases at start-up: nothing of ours is in flight any more."""
     cur = conn.execute(
         "UPDATE deliveries SET lease_until = 0 WHERE state = ? AND lease_owner = ?",
         (DeliveryState.SENDING, node),
     )
-    return cur.rowcount
+    return cur.rowcount, []
 
 
 def record_outcomes(conn: sqlite3.Connection, outcomes: Sequence[Outcome], policy_for: PolicyFor,
-                    receipt_timeout: Mapping[str, float]) -> None:
+                    receipt_timeout: Mapping[str, float]) -> tuple[None, list[Entry]]:
     """Record what each attempt achieved: sent, delivered, retry or dead."""
     now = time.time()
     current = {row[0]: row[1:] for row in select_in(
@@ -130,15 +128,18 @@ def record_outcomes(conn: sqlite3.Connection, outcomes: Sequence[Outcome], polic
             # the receipt was faster than this record: keep its verdict, note the send
             if o.kind in ("sent", "delivered"):
                 late_rows.append((now, o.delivery))
-                entries.append(Entry("delivery.sent", mid, o.delivery, {"ref": o.attempt_ref}))
+                entries.append(Entry("delivery.sent", mid, o.delivery,
+                                     {"partner": partner, "ref": o.attempt_ref}))
             continue
         if o.kind == "sent":
             due = now + receipt_timeout.get(partner, 3600.0)
             sent_rows.append((DeliveryState.SENT, now, now, due, o.delivery))
-            entries.append(Entry("delivery.sent", mid, o.delivery, {"ref": o.attempt_ref}))
+            entries.append(Entry("delivery.sent", mid, o.delivery,
+                                 {"partner": partner, "ref": o.attempt_ref}))
         elif o.kind == "delivered":
             delivered_rows.append((DeliveryState.DELIVERED, now, now, o.delivery))
-            entries.append(Entry("delivery.delivered", mid, o.delivery, {"ref": o.attempt_ref}))
+            entries.append(Entry("delivery.delivered", mid, o.delivery,
+                                 {"partner": partner, "ref": o.attempt_ref}))
         elif o.kind == "unsure":
             entries.append(_unsure(conn, o, mid, partner, attempts, first_at or now, policy_for,
                                    now))
@@ -150,7 +151,7 @@ def record_outcomes(conn: sqlite3.Connection, outcomes: Sequence[Outcome], polic
     conn.executemany(
         f"UPDATE deliveries SET {_SETTLED}, sent_at = ?, receipt_due_at = ? WHERE id = ?", sent_rows)
     conn.executemany(f"UPDATE deliveries SET {_SETTLED}, sent_at = ? WHERE id = ?", delivered_rows)
-    journal.append(conn, entries, now)
+    return None, entries
 
 
 #: A delivery leaving ``sending`` without a reason: (state, updated_at) come first.
@@ -164,11 +165,12 @@ def _fail(conn: sqlite3.Connection, did: int, mid: int, partner: str, attempts: 
     at = policy.next_attempt_at(attempts, first_at, now) if transient else None
     if at is not None:
         _set(conn, did, DeliveryState.RETRY_WAIT, detail, now, next_attempt_at=at)
-        return Entry("delivery.retry_wait", mid, did,
-                     {"attempt": attempts, "error": detail, "next_attempt_at": at})
+        return Entry("delivery.retry", mid, did, {"partner": partner, "attempt": attempts,
+                                                  "error": detail, "next_attempt_at": at})
     why = policy.why_not(attempts) if transient else "permanent error"
     _set(conn, did, DeliveryState.DEAD, f"{why}: {detail}", now)
-    return Entry("delivery.dead", mid, did, {"attempt": attempts, "error": detail, "why": why})
+    return Entry("delivery.dead", mid, did,
+                 {"partner": partner, "attempt": attempts, "error": detail, "why": why})
 
 
 def _unsure(conn: sqlite3.Connection, o: Outcome, mid: int, partner: str, attempts: int,
@@ -181,12 +183,13 @@ def _unsure(conn: sqlite3.Connection, o: Outcome, mid: int, partner: str, attemp
         _set(conn, o.delivery, DeliveryState.DEAD,
              f"{why}: {o.detail} (it may have reached the partner)", now)
         return Entry("delivery.dead", mid, o.delivery,
-                     {"attempt": attempts, "error": o.detail, "why": why})
+                     {"partner": partner, "attempt": attempts, "error": o.detail, "why": why})
     conn.execute(
         "UPDATE deliveries SET reason = ?, lease_until = ?, next_attempt_at = ?, updated_at = ?"
         " WHERE id = ?", (o.detail, at, at, now, o.delivery))
-    return Entry("delivery.unsure", mid, o.delivery,
-                 {"attempt": attempts, "ref": o.attempt_ref, "error": o.detail, "resume_at": at})
+    return Entry("delivery.unsure", mid, o.delivery, {
+        "partner": partner, "attempt": attempts, "ref": o.attempt_ref, "error": o.detail,
+        "resume_at": at})
 
 
 def _set(conn: sqlite3.Connection, did: int, state: DeliveryState, reason: str | None,
@@ -200,8 +203,12 @@ def _set(conn: sqlite3.Connection, did: int, state: DeliveryState, reason: str |
 
 
 def record_receipts(conn: sqlite3.Connection, receipts: Sequence[Receipt],
-                    policy_for: PolicyFor) -> list[bool]:
-    """Store receipts and apply them to the attempts they answer; ``True`` where matched."""
+                    policy_for: PolicyFor) -> tuple[list[bool], list[Entry]]:
+    """Store receipts and apply them to the attempts they answer; ``True`` where matched.
+
+    A receipt that answers no attempt of ours is kept and journaled as
+    ``receipt.unmatched``.
+    """
     now = time.time()
     answered = {row[0]: row[1:] for row in select_in(
         conn, "SELECT a.ref, d.id, d.message, d.partner, d.state, d.attempts, d.first_attempt_at,"
@@ -216,10 +223,13 @@ def record_receipts(conn: sqlite3.Connection, receipts: Sequence[Receipt],
         receipt_rows.append((r.attempt_ref, row[0] if row else None, r.outcome, r.code, r.info,
                              r.at.timestamp(), now, r.raw))
         matched.append(row is not None)
+        detail = {"ref": r.attempt_ref, "code": r.code, "info": r.info, "outcome": r.outcome,
+                  "alert": r.alert}
         if row is None:
+            entries.append(Entry("receipt.unmatched", None, None, detail))
             continue
         did, mid, partner, state, attempts, first_at, current = row
-        detail = {"ref": r.attempt_ref, "code": r.code, "info": r.info, "outcome": r.outcome}
+        detail["partner"] = partner
         if (current != r.attempt_ref or r.attempt_ref in settled
                 or state not in (DeliveryState.SENT, DeliveryState.SENDING)):
             entries.append(Entry("receipt.late", mid, did, detail))
@@ -243,24 +253,25 @@ def record_receipts(conn: sqlite3.Connection, receipts: Sequence[Receipt],
         "INSERT INTO receipts (attempt_ref, delivery, outcome, code, info, at, recorded_at, raw)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", receipt_rows)
     conn.executemany(f"UPDATE deliveries SET {_SETTLED} WHERE id = ?", delivered_rows)
-    journal.append(conn, entries, now)
-    return matched
+    return matched, entries
 
 
-def flag_overdue(conn: sqlite3.Connection) -> list[tuple[int, int]]:
+def flag_overdue(conn: sqlite3.Connection) -> tuple[list[tuple[int, int]], list[Entry]]:
     """Flag sent deliveries whose receipt is overdue; return (message, delivery) pairs."""
     now = time.time()
     rows = conn.execute(
-        "SELECT message, id FROM deliveries WHERE state = ? AND overdue = 0 AND receipt_due_at < ?",
+        "SELECT message, id, partner, attempt_ref FROM deliveries"
+        " WHERE state = ? AND overdue = 0 AND receipt_due_at < ?",
         (DeliveryState.SENT, now),
     ).fetchall()
     conn.executemany("UPDATE deliveries SET overdue = 1, updated_at = ? WHERE id = ?",
-                     [(now, did) for _mid, did in rows])
-    journal.append(conn, [Entry("receipt.overdue", mid, did, {}) for mid, did in rows], now)
-    return [(mid, did) for mid, did in rows]
+                     [(now, row[1]) for row in rows])
+    return [(mid, did) for mid, did, _p, _r in rows], [
+        Entry("receipt.overdue", mid, did, {"partner": partner, "ref": ref})
+        for mid, did, partner, ref in rows]
 
 
-def replay_delivery(conn: sqlite3.Connection, delivery: int) -> int:
+def replay_delivery(conn: sqlite3.Connection, delivery: int) -> tuple[int, list[Entry]]:
     """Replace a dead (or rejected, or needs-review) delivery by a fresh queued one."""
     now = time.time()
     row = conn.execute("SELECT message, partner, state FROM deliveries WHERE id = ?",
@@ -278,5 +289,5 @@ def replay_delivery(conn: sqlite3.Connection, delivery: int) -> int:
     )
     new = cur.lastrowid
     assert new is not None
-    journal.append(conn, [Entry("delivery.replayed", mid, delivery, {"new_delivery": new})], now)
-    return new
+    return new, [Entry("delivery.replayed", mid, delivery,
+                       {"partner": partner, "new_delivery": new})]

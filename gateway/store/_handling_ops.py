@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import time
 
 from gateway.contracts import RawInput
 from gateway.errors import StoreError
-from gateway.store import journal
 from gateway.store._intake_ops import add_raw
 from gateway.store.journal import Entry
 from gateway.store.states import MessageState
 
 
 def mark_handled(conn: sqlite3.Connection, message: int, note: str,
-                 correction: int | None = None) -> None:
+                 correction: int | None = None) -> tuple[None, list[Entry]]:
     """Record that an operator dealt with quarantined ``message``; journaled.
 
     :raises StoreError: when the message is not quarantined, or was handled already.
@@ -23,8 +23,7 @@ def mark_handled(conn: sqlite3.Connection, message: int, note: str,
     now = time.time()
     conn.execute("INSERT INTO handled (message, at, note, correction) VALUES (?, ?, ?, ?)",
                  (message, now, note, correction))
-    journal.append(conn, [Entry("message.handled", message, None,
-                                {"note": note, "correction": correction})], now)
+    return None, [Entry("message.handled", message, None, {"note": note, "correction": correction})]
 
 
 def _check_unhandled(conn: sqlite3.Connection, message: int) -> None:
@@ -40,7 +39,7 @@ def _check_unhandled(conn: sqlite3.Connection, message: int) -> None:
         raise StoreError(f"message {message} was handled already")
 
 
-def add_correction(conn: sqlite3.Connection, of: int, raw: RawInput) -> int:
+def add_correction(conn: sqlite3.Connection, of: int, raw: RawInput) -> tuple[int, list[Entry]]:
     """Store ``raw`` as a new input that corrects quarantined message ``of``; its id.
 
     The new input waits in ``received`` for processing; ``of`` counts as
@@ -50,11 +49,13 @@ def add_correction(conn: sqlite3.Connection, of: int, raw: RawInput) -> int:
         same bytes as an input received before (it would be a duplicate).
     """
     _check_unhandled(conn, of)
-    [(new, fresh)] = add_raw(conn, [raw], MessageState.RECEIVED, None)
+    [(digest,)] = conn.execute("SELECT digest FROM messages WHERE id = ?", (of,)).fetchall()
+    if hashlib.sha256(raw.data).hexdigest() == digest:
+        raise StoreError(f"the corrected file holds the same bytes as message {of}:"
+                         " nothing was corrected")
+    [(new, fresh)], entries = add_raw(conn, [raw], MessageState.RECEIVED, None)
     if not fresh:
         same = conn.execute("SELECT reason FROM messages WHERE id = ?", (new,)).fetchone()[0]
         raise StoreError(f"the corrected file is the {same}: nothing was corrected")
-    now = time.time()
-    journal.append(conn, [Entry("message.correction", new, None, {"of": of})], now)
-    mark_handled(conn, of, f"corrected by message {new}", correction=new)
-    return new
+    _none, handled = mark_handled(conn, of, f"corrected by message {new}", correction=new)
+    return new, [*entries, Entry("message.correction", new, None, {"of": of}), *handled]

@@ -11,7 +11,6 @@ import orjson
 
 from gateway.contracts import RawInput
 from gateway.errors import StoreError
-from gateway.store import journal
 from gateway.store._sql import next_rowid, select_in
 from gateway.store.journal import Entry
 from gateway.store.records import Processed
@@ -19,12 +18,14 @@ from gateway.store.states import DeliveryState, MessageState
 
 
 def add_raw(conn: sqlite3.Connection, raws: Sequence[RawInput], state: MessageState,
-            reason: str | None) -> list[tuple[int, bool]]:
+            reason: str | None) -> tuple[list[tuple[int, bool]], list[Entry]]:
     """Insert inputs exactly as received; return (id, is_new) for each.
 
     An input whose bytes were already received from the same source (a
     source that stopped between storing and removing a file offers it again)
-    is stored as ``duplicate`` of the first and goes no further.
+    is stored as ``duplicate`` of the first (``duplicate_of``) and goes no
+    further; a problem it came with (``reason``) is kept in its reason. A
+    quarantined input is nobody's original: its corrected resend is taken.
     """
     now = time.time()
     digests = [hashlib.sha256(raw.data).hexdigest() for raw in raws]
@@ -33,26 +34,32 @@ def add_raw(conn: sqlite3.Connection, raws: Sequence[RawInput], state: MessageSt
     rows, out, entries = [], [], []
     for offset, (raw, digest) in enumerate(zip(raws, digests, strict=True)):
         mid = base + offset
-        first = first_of.setdefault((raw.source, digest), mid)
-        row_state, row_reason = state, reason
-        if first != mid:
-            row_state, row_reason = MessageState.DUPLICATE, f"same input as message {first}"
-        rows.append((mid, raw.source, raw.ref, orjson.dumps(dict(raw.meta)).decode(), digest, now,
-                     row_state, row_reason, now))
-        out.append((mid, first == mid))
+        first = first_of.get((raw.source, digest), mid)
+        if first == mid and state is not MessageState.QUARANTINED:
+            first_of[(raw.source, digest)] = mid  # the original of later copies in this batch
+        row_state, row_reason, duplicate_of = state, reason, None
         entries.append(Entry("message.received", mid, None,
                              {"source": raw.source, "ref": raw.ref, "bytes": len(raw.data)}))
-        if row_state is not MessageState.RECEIVED:
-            entries.append(Entry(f"message.{row_state}", mid, None, {"reason": row_reason}))
+        if first != mid:
+            row_state, duplicate_of = MessageState.DUPLICATE, first
+            row_reason = f"same input as message {first}" + (f"; also: {reason}" if reason else "")
+            entries.append(Entry("message.duplicate", mid, None, {
+                "duplicate_of": first, "reason": row_reason, "source": raw.source,
+                **({"problem": reason} if reason else {})}))
+        elif row_state is not MessageState.RECEIVED:
+            entries.append(Entry(f"message.{row_state}", mid, None,
+                                 {"reason": row_reason, "source": raw.source}))
+        rows.append((mid, raw.source, raw.ref, orjson.dumps(dict(raw.meta)).decode(), digest, now,
+                     row_state, row_reason, duplicate_of, now))
+        out.append((mid, first == mid))
     conn.executemany(
         "INSERT INTO messages (id, source, ref, meta, digest, received_at, state, reason,"
-        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " duplicate_of, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         rows,
     )
     conn.executemany("INSERT INTO payloads (message, raw) VALUES (?, ?)",
                      [(mid, raw.data) for (mid, _new), raw in zip(out, raws, strict=True)])
-    journal.append(conn, entries, now)
-    return out
+    return out, entries
 
 
 def _first_ids(conn: sqlite3.Connection, raws: Sequence[RawInput],
@@ -66,15 +73,20 @@ def _first_ids(conn: sqlite3.Connection, raws: Sequence[RawInput],
         for source, wanted in by_source.items()
         for digest, mid in select_in(
             conn, "SELECT digest, min(id) FROM messages WHERE source = ? AND digest IN ({})"
-            " GROUP BY digest", wanted, head=(source,))
+            " AND state != ? GROUP BY digest", wanted, head=(source,),
+            tail=(MessageState.QUARANTINED,))
     }
 
 
-def record_processing(conn: sqlite3.Connection, results: Sequence[Processed]) -> list[int]:
+def record_processing(conn: sqlite3.Connection, results: Sequence[Processed]
+                      ) -> tuple[list[int], list[Entry]]:
     """Store each message's new state and, when routed, its deliveries (transactional outbox).
 
     A routed message whose eCH-0223 messageId was routed before (earlier, or
-    earlier in this batch) becomes a ``duplicate``. Returns the new delivery ids.
+    earlier in this batch) becomes a ``duplicate`` of that message. A
+    partner's answer (an ``eventReport``) is applied to the deliveries it
+    answers in this same transaction (:func:`_apply_answers`), so no crash
+    can store an answer and lose what it says. Returns the new delivery ids.
     """
     now = time.time()
     routed_before = _routed_ids(conn, results)
@@ -82,16 +94,17 @@ def record_processing(conn: sqlite3.Connection, results: Sequence[Processed]) ->
     entries: list[Entry] = []
     for p in results:
         n = p.normalised
+        duplicate_of = None
         if p.state is MessageState.ROUTED and n is not None and n.message_id:
             earlier = routed_before.setdefault(n.message_id, p.message)
             if earlier != p.message:
-                p.state = MessageState.DUPLICATE
+                p.state, duplicate_of = MessageState.DUPLICATE, earlier
                 p.reason = f"messageId {n.message_id} was already routed as message {earlier}"
         updates.append((
             p.state, p.reason,
             n.kind if n else None, n.message_id if n else None,
             n.reference_message_id if n else None, n.version if n else None,
-            now, p.message,
+            duplicate_of, now, p.message,
         ))
         if n is not None and not p.raw_is_canonical:
             canonical.append((n.xml, p.message))
@@ -102,11 +115,12 @@ def record_processing(conn: sqlite3.Connection, results: Sequence[Processed]) ->
         if p.state is MessageState.ROUTED:
             deliveries += [(p.message, route) for route in p.routes]
         else:
+            extra = {"duplicate_of": duplicate_of} if duplicate_of is not None else {}
             entries.append(Entry(f"message.{p.state}", p.message, None,
-                                 {"reason": p.reason, **({} if n else dict(p.detail))}))
+                                 {"reason": p.reason, **extra, **({} if n else dict(p.detail))}))
     conn.executemany(
         "UPDATE messages SET state = ?, reason = ?, kind = ?, message_id = ?,"
-        " reference_message_id = ?, version = ?, updated_at = ? WHERE id = ?",
+        " reference_message_id = ?, version = ?, duplicate_of = ?, updated_at = ? WHERE id = ?",
         updates,
     )
     if canonical:
@@ -117,8 +131,56 @@ def record_processing(conn: sqlite3.Connection, results: Sequence[Processed]) ->
     created = _insert_deliveries(conn, [(mid, r.partner) for mid, r in deliveries], now)
     entries += [Entry("delivery.queued", mid, did, {"partner": r.partner, "reason": r.reason})
                 for did, (mid, r) in zip(created, deliveries, strict=True)]
-    journal.append(conn, entries, now)
-    return created
+    entries += _apply_answers(conn, results, now)
+    return created, entries
+
+
+#: The eCH-0039 header action of a positive report (business acknowledgement, DOMAIN.md).
+POSITIVE_REPORT = "9"
+#: Delivery states an answer from the partner can settle.
+_ANSWERABLE = (DeliveryState.SENT, DeliveryState.DELIVERED, DeliveryState.ACKNOWLEDGED)
+
+
+def _apply_answers(conn: sqlite3.Connection, results: Sequence[Processed],
+                   now: float) -> list[Entry]:
+    """Apply each stored ``eventReport`` to the deliveries of the message it answers.
+
+    Only deliveries to the partner the answer came from (its source) are
+    matched. A positive report (action 9) acknowledges them; any other
+    report is the partner's rejection. Quarantined and duplicate answers
+    change nothing. Every answer is journaled, matched or not.
+    """
+    answers = [p for p in results
+               if p.normalised is not None and p.normalised.kind == "eventReport"
+               and p.normalised.reference_message_id
+               and p.state not in (MessageState.QUARANTINED, MessageState.DUPLICATE)]
+    if not answers:
+        return []
+    source_of = dict(select_in(conn, "SELECT id, source FROM messages WHERE id IN ({})",
+                               [p.message for p in answers]))
+    entries: list[Entry] = []
+    for p in answers:
+        n = p.normalised
+        assert n is not None and n.reference_message_id is not None
+        partner = source_of[p.message]
+        positive = n.action == POSITIVE_REPORT
+        rows = conn.execute(
+            "SELECT d.id, d.message FROM deliveries d JOIN messages m ON m.id = d.message"
+            " WHERE m.message_id = ? AND d.partner = ? AND d.state IN (?, ?, ?)",
+            (n.reference_message_id, partner, *_ANSWERABLE),
+        ).fetchall()
+        state = DeliveryState.ACKNOWLEDGED if positive else DeliveryState.REJECTED
+        reason = None if positive else f"negative eventReport from {partner} (message {p.message})"
+        conn.executemany("UPDATE deliveries SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
+                         [(state, reason, now, did) for did, _mid in rows])
+        entries.append(Entry("message.answer", p.message, None, {
+            "answers": n.reference_message_id, "partner": partner, "positive": positive,
+            "deliveries": [did for did, _mid in rows]}))
+        entries += [Entry(f"delivery.{state}", mid, did,
+                          {"partner": partner, "answer": p.message,
+                           **({} if positive else {"reason": reason})})
+                    for did, mid in rows]
+    return entries
 
 
 def _routed_ids(conn: sqlite3.Connection, results: Sequence[Processed]) -> dict[str, int]:
@@ -146,24 +208,7 @@ def _insert_deliveries(conn: sqlite3.Connection, rows: Sequence[tuple[int, str]]
     return ids
 
 
-def reject_by_answer(conn: sqlite3.Connection, message: int, referenced: str,
-                     reason: str) -> list[int]:
-    """Mark deliveries of the message with eCH ``messageId`` ``referenced`` as rejected."""
-    now = time.time()
-    rows = conn.execute(
-        "SELECT d.id, d.message FROM deliveries d JOIN messages m ON m.id = d.message"
-        " WHERE m.message_id = ? AND d.state IN (?, ?, ?)",
-        (referenced, DeliveryState.SENT, DeliveryState.DELIVERED, DeliveryState.ACKNOWLEDGED),
-    ).fetchall()
-    for did, _mid in rows:
-        conn.execute("UPDATE deliveries SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
-                     (DeliveryState.REJECTED, reason, now, did))
-    journal.append(conn, [Entry("delivery.rejected", mid, did, {"reason": reason, "answer": message})
-                          for did, mid in rows], now)
-    return [did for did, _ in rows]
-
-
-def requeue_message(conn: sqlite3.Connection, message: int) -> None:
+def requeue_message(conn: sqlite3.Connection, message: int) -> tuple[None, list[Entry]]:
     """Put a quarantined or not-relevant message back to ``received`` for reprocessing."""
     now = time.time()
     cur = conn.execute(
@@ -174,4 +219,4 @@ def requeue_message(conn: sqlite3.Connection, message: int) -> None:
         raise StoreError(f"message {message} is not quarantined or not relevant")
     # handled was about the old outcome; a new quarantine needs an operator again
     conn.execute("DELETE FROM handled WHERE message = ?", (message,))
-    journal.append(conn, [Entry("message.replayed", message, None, {})], now)
+    return None, [Entry("message.replayed", message, None, {})]

@@ -6,6 +6,12 @@ the flush runs every waiting operation in one transaction, each under its
 own savepoint so one failure does not undo the others, commits once (one
 fsync for the whole batch), then resolves the callers' futures.
 
+A write operation returns its value and the journal entries that say what
+it changed; the writer appends them to the journal inside the operation's
+savepoint, and after the commit hands the entries of every operation that
+committed to the ``on_commit`` listener (the event publisher). So what is
+announced is exactly what was committed, never what was only attempted.
+
 The flush runs on the event loop's own thread. A writer thread would
 contend with the loop for the GIL at every SQL step and every file
 operation (a convoy that measured slower than the loop blocking for the
@@ -17,13 +23,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
+
+from gateway.store import journal
+from gateway.store.journal import Entry
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Operation = Callable[[sqlite3.Connection], Any]
+#: A write operation: its value, and the journal entries of what it changed.
+Operation = Callable[[sqlite3.Connection], tuple[Any, Sequence[Entry]]]
+#: Told the journal entries of each committed batch, in journal order.
+CommitListener = Callable[[Sequence[Entry]], None]
 
 
 class GroupCommitWriter:
@@ -40,6 +53,7 @@ class GroupCommitWriter:
         self._scheduled_on: asyncio.AbstractEventLoop | None = None
         self.batches = 0
         self.operations = 0
+        self.on_commit: CommitListener | None = None
 
     def start(self) -> None:
         """Open the connection."""
@@ -54,8 +68,12 @@ class GroupCommitWriter:
         self._conn.close()
         self._conn = None
 
-    async def run(self, op: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``op`` in the next batch; return its result after the commit."""
+    async def read(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``op``, which changes nothing worth journaling, in the next batch."""
+        return await self.write(lambda conn: (op(conn), ()))
+
+    async def write(self, op: Callable[[sqlite3.Connection], tuple[T, Sequence[Entry]]]) -> T:
+        """Run ``op`` in the next batch, journal its entries; return its value after the commit."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
         self._queue.append((op, fut))
@@ -84,12 +102,15 @@ class GroupCommitWriter:
                 fut.set_exception(RuntimeError("the store is closed"))
             return
         results: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        committed: list[Entry] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
             for op, fut in batch:
                 conn.execute("SAVEPOINT op")
                 try:
-                    value = op(conn)
+                    value, entries = op(conn)
+                    if entries:
+                        journal.append(conn, entries, time.time())
                 except Exception as exc:  # the caller gets it; the batch goes on
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
@@ -97,6 +118,7 @@ class GroupCommitWriter:
                 else:
                     conn.execute("RELEASE op")
                     results.append((fut, True, value))
+                    committed += entries
             conn.execute("COMMIT")
         except Exception as exc:  # the commit itself failed: every caller learns it
             log.exception("store commit failed")
@@ -108,6 +130,11 @@ class GroupCommitWriter:
             return
         self.batches += 1
         self.operations += len(batch)
+        if committed and self.on_commit is not None:
+            try:
+                self.on_commit(committed)
+            except Exception:  # the work is committed; a listener must not undo the batch
+                log.exception("the commit listener failed")
         for fut, ok, value in results:
             if fut.done():  # the caller was cancelled; the work is committed all the same
                 continue

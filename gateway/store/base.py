@@ -13,6 +13,7 @@ from typing import Protocol
 
 from gateway.contracts import RawInput, Receipt
 from gateway.retry import RetryPolicy
+from gateway.store.journal import Entry
 from gateway.store.records import Claim, Outcome, Pending, Processed
 
 PolicyFor = Callable[[str], RetryPolicy]
@@ -27,6 +28,9 @@ class Store(Protocol):
     def close(self) -> None:
         """Commit what is queued and disconnect."""
 
+    def on_commit(self, listener: Callable[[Sequence[Entry]], None]) -> None:
+        """Tell ``listener``, after each commit, the journal entries it made durable."""
+
     def checkpoint(self) -> None:
         """Housekeeping the backend needs now and then (blocking; run in a thread)."""
 
@@ -39,11 +43,11 @@ class Store(Protocol):
         ...
 
     async def record_processing(self, results: Sequence[Processed]) -> list[int]:
-        """Store what processing decided and the deliveries it creates."""
-        ...
+        """Store what processing decided and the deliveries it creates.
 
-    async def reject_by_answer(self, message: int, referenced: str, reason: str) -> list[int]:
-        """Mark deliveries of the message with eCH messageId ``referenced`` rejected."""
+        In the same transaction, a partner's ``eventReport`` settles the
+        deliveries to that partner of the message it answers.
+        """
         ...
 
     async def pending(self, limit: int) -> list[Pending]:

@@ -10,7 +10,7 @@ from typing import Any
 from gateway.contracts import RawInput, Receipt
 from gateway.errors import StoreError
 from gateway.store import _delivery_ops, _handling_ops, _intake_ops, _queries, journal
-from gateway.store._writer import GroupCommitWriter
+from gateway.store._writer import CommitListener, GroupCommitWriter
 from gateway.store.base import PolicyFor
 from gateway.store.migrate import migrate, missing
 from gateway.store.records import Claim, Outcome, Pending, Processed
@@ -68,6 +68,10 @@ class SQLiteStore:
         """(batches committed, operations in them): group-commit efficiency."""
         return self._writer.batches, self._writer.operations
 
+    def on_commit(self, listener: CommitListener) -> None:
+        """Tell ``listener`` the journal entries of every committed batch (the event publisher)."""
+        self._writer.on_commit = listener
+
     def start(self) -> None:
         """Open the database, apply migrations, start the writer."""
         self._writer.start()
@@ -79,77 +83,72 @@ class SQLiteStore:
     # -- intake ------------------------------------------------------------
     async def add_raw(self, raws: Sequence[RawInput]) -> list[tuple[int, bool]]:
         """Store inputs as received; return (id, is_new) after the commit."""
-        return await self._writer.run(
+        return await self._writer.write(
             lambda c: _intake_ops.add_raw(c, raws, MessageState.RECEIVED, None))
 
     async def quarantine_raw(self, raw: RawInput, reason: str) -> int:
         """Store an input directly as quarantined."""
-        rows = await self._writer.run(
+        rows = await self._writer.write(
             lambda c: _intake_ops.add_raw(c, [raw], MessageState.QUARANTINED, reason))
         return rows[0][0]
 
     async def record_processing(self, results: Sequence[Processed]) -> list[int]:
         """Store what processing decided; return the new delivery ids."""
-        return await self._writer.run(lambda c: _intake_ops.record_processing(c, results))
-
-    async def reject_by_answer(self, message: int, referenced: str, reason: str) -> list[int]:
-        """Mark deliveries of the referenced message rejected by a business answer."""
-        return await self._writer.run(
-            lambda c: _intake_ops.reject_by_answer(c, message, referenced, reason))
+        return await self._writer.write(lambda c: _intake_ops.record_processing(c, results))
 
     async def pending(self, limit: int) -> list[Pending]:
         """Inputs stored but not processed yet."""
-        return await self._writer.run(lambda c: _queries.pending(c, limit))
+        return await self._writer.read(lambda c: _queries.pending(c, limit))
 
     async def load_input(self, message: int) -> Pending:
         """One stored input, as it was received."""
-        return await self._writer.run(lambda c: _queries.load_input(c, message))
+        return await self._writer.read(lambda c: _queries.load_input(c, message))
 
     async def requeue_message(self, message: int) -> None:
         """Send a quarantined or not-relevant message through processing again."""
-        await self._writer.run(lambda c: _intake_ops.requeue_message(c, message))
+        await self._writer.write(lambda c: _intake_ops.requeue_message(c, message))
 
     async def mark_handled(self, message: int, note: str) -> None:
         """Record that an operator dealt with a quarantined message, with a note."""
-        await self._writer.run(lambda c: _handling_ops.mark_handled(c, message, note))
+        await self._writer.write(lambda c: _handling_ops.mark_handled(c, message, note))
 
     async def add_correction(self, of: int, raw: RawInput) -> int:
         """Store a corrected input for quarantined message ``of``; return its id."""
-        return await self._writer.run(lambda c: _handling_ops.add_correction(c, of, raw))
+        return await self._writer.write(lambda c: _handling_ops.add_correction(c, of, raw))
 
     # -- delivery ------------------------------------------------------------
     async def claim_due(self, node: str, lease: float, limit: int,
                         partners: Sequence[str]) -> list[Claim]:
         """Claim due deliveries for one attempt each."""
-        return await self._writer.run(
+        return await self._writer.write(
             lambda c: _delivery_ops.claim_due(c, node, lease, limit, partners))
 
     async def release_leases(self, node: str) -> int:
         """Expire this node's leases (at start-up)."""
-        return await self._writer.run(lambda c: _delivery_ops.release_leases(c, node))
+        return await self._writer.write(lambda c: _delivery_ops.release_leases(c, node))
 
     async def record_outcomes(self, outcomes: Sequence[Outcome], policy_for: PolicyFor,
                               receipt_timeout: Mapping[str, float]) -> None:
         """Record the outcome of send attempts."""
-        await self._writer.run(
+        await self._writer.write(
             lambda c: _delivery_ops.record_outcomes(c, outcomes, policy_for, receipt_timeout))
 
     async def record_receipts(self, receipts: Sequence[Receipt], policy_for: PolicyFor) -> list[bool]:
         """Record receipts; ``True`` where one matched an attempt."""
-        return await self._writer.run(
+        return await self._writer.write(
             lambda c: _delivery_ops.record_receipts(c, receipts, policy_for))
 
     async def flag_overdue(self) -> list[tuple[int, int]]:
         """Flag deliveries whose receipt is overdue."""
-        return await self._writer.run(_delivery_ops.flag_overdue)
+        return await self._writer.write(_delivery_ops.flag_overdue)
 
     async def next_due(self) -> float | None:
         """When the next waiting delivery is due."""
-        return await self._writer.run(_queries.next_due)
+        return await self._writer.read(_queries.next_due)
 
     async def replay_delivery(self, delivery: int) -> int:
         """Replace a dead delivery by a fresh one; return its id."""
-        return await self._writer.run(lambda c: _delivery_ops.replay_delivery(c, delivery))
+        return await self._writer.write(lambda c: _delivery_ops.replay_delivery(c, delivery))
 
 
 class StoreReader:

@@ -19,6 +19,7 @@ ROOTS = {f"{{{NS}}}personEventMessage": "personEventMessage", f"{{{NS}}}eventRep
 _HEADER = f"{{{NS}}}header"
 _MESSAGE_ID = f"{{{NS_HEADER}}}messageId"
 _REFERENCE_ID = f"{{{NS_HEADER}}}referenceMessageId"
+_ACTION = f"{{{NS_HEADER}}}action"
 
 
 @hookimpl
@@ -42,6 +43,7 @@ def gateway_normalise(raw: RawInput, context: NormaliseContext) -> Normalised | 
         version=root.get("version", "1.0"),
         attachments=attachments,
         reference_message_id=_text(header, _REFERENCE_ID),
+        action=_text(header, _ACTION),
     )
 
 

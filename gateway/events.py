@@ -1,0 +1,83 @@
+"""Events: what ``gateway_event`` listeners are told, made from what was committed.
+
+The store's writer hands the journal entries of every committed batch to
+:class:`Publisher` (``Store.on_commit``). The publisher is the one place
+events are made: nothing is announced before it is durable, and nothing
+committed of the kinds below goes unannounced. An event carries the ids of
+the message and the delivery the entry is about, and the entry's detail.
+
+:data:`KINDS` is the documented list of event kinds, with their details.
+Journal entries of other kinds (``message.received``, ``message.normalised``,
+``delivery.queued``, ``delivery.sending``) stay in the journal only: they
+are steps every message takes, not news.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import pluggy
+
+from gateway.contracts import GatewayEvent
+from gateway.logs import redact
+from gateway.plugins import notify
+from gateway.store.journal import Entry
+
+log = logging.getLogger(__name__)
+
+#: Every event kind, what it means and its detail keys. Delivery events name
+#: their ``partner``; the message and delivery ids are the event's own fields.
+KINDS: dict[str, str] = {
+    "message.quarantined": "an input was set aside for a person to look at; reason, source",
+    "message.duplicate": "an input is a copy of message duplicate_of (the same bytes from the"
+                         " same source, or an eCH messageId already routed); duplicate_of,"
+                         " reason, and problem when it also came with one (a bad envelope)",
+    "message.not_relevant": "no partner takes the message; reason",
+    "message.replayed": "an operator sent a quarantined message through processing again",
+    "message.answer": "a partner's eventReport was applied; answers (the eCH messageId),"
+                      " partner, positive, deliveries (the ids it settled, maybe none)",
+    "delivery.sent": "the transport took the attempt, a receipt is awaited; partner, ref",
+    "delivery.delivered": "the partner has it (receipt or transport); partner, ref",
+    "delivery.acknowledged": "the partner acknowledged it (positive eventReport); partner, answer",
+    "delivery.rejected": "the partner rejected it (negative eventReport); partner, answer,"
+                         " reason",
+    "delivery.needs_review": "a receipt needs a person's look; partner, ref, code, info",
+    "delivery.retry": "an attempt failed and another follows; partner, attempt, error,"
+                      " next_attempt_at",
+    "delivery.unsure": "an attempt may have reached the partner; it is repeated as the same"
+                       " attempt; partner, attempt, ref, error, resume_at",
+    "delivery.dead": "no attempt follows (the last one failed, or the failure is permanent);"
+                     " partner, attempt, error, why",
+    "delivery.replayed": "an operator replaced the delivery by new_delivery; partner",
+    "receipt.overdue": "no receipt within the partner's receipt_timeout; partner, ref",
+    "receipt.wait": "the transport reports the attempt still on its way; ref, code, info,"
+                    " alert (the transport asks to tell the operator)",
+    "receipt.failed": "the transport reports the attempt failed (a delivery.retry or"
+                      " delivery.dead follows); ref, code, info, outcome",
+    "receipt.late": "a receipt for an attempt already settled or superseded; ref, code, info",
+    "receipt.unmatched": "a receipt for no attempt of ours; ref, code, info, outcome",
+}
+#: Kinds also logged at INFO when committed (names ids, never personal data).
+_LOGGED = {
+    "message.duplicate": "message {message} is a duplicate of message {duplicate_of}: {reason}",
+}
+
+
+class Publisher:
+    """The after-commit step: committed journal entries → ``gateway_event`` calls."""
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self._pm = pm
+
+    def __call__(self, entries: Sequence[Entry]) -> None:
+        """Announce the entries of a committed batch, in journal order."""
+        for entry in entries:
+            if entry.event not in KINDS:
+                continue
+            detail = dict(entry.detail or {})
+            template = _LOGGED.get(entry.event)
+            if template is not None:  # reasons may quote values: redact them, not the ids
+                log.info(template.format(message=entry.message, delivery=entry.delivery,
+                                         **{**detail, "reason": redact(str(detail["reason"]))}))
+            notify(self._pm, GatewayEvent(entry.event, entry.message, entry.delivery, detail))
