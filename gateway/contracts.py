@@ -368,8 +368,12 @@ class Command:
 class GatewayEvent:
     """A notification of something that happened, after it was committed.
 
-    :param kind: e.g. ``message.quarantined``, ``delivery.delivered``,
-        ``delivery.dead``, ``receipt.overdue``.
+    :param kind: one of :data:`gateway.events.KINDS`, e.g. ``message.quarantined``,
+        ``delivery.delivered``, ``delivery.dead``, ``receipt.overdue``.
+    :param message: the id of the message it is about (``None`` only for a
+        receipt that matches no attempt).
+    :param delivery: the id of the delivery it is about (``None`` for message events).
+    :param detail: the journal entry's detail, as :data:`gateway.events.KINDS` lists it.
     """
 
     kind: str

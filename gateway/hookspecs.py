@@ -165,11 +165,20 @@ def gateway_commands() -> list[Command]:
 def gateway_event(event: GatewayEvent) -> None:
     """Be told of something that happened, after it was committed.
 
-    Called for state changes and decisions (quarantine, delivery, dead
-    letter, overdue receipt). Must return quickly and never raise: use it
-    for alerts and metrics, not for work that can fail.
+    Called once per committed state change or decision, in journal order,
+    from the event loop. The kinds and their details are listed in one
+    place, :data:`gateway.events.KINDS`: ``message.quarantined``,
+    ``message.duplicate``, ``message.not_relevant``, ``message.replayed``,
+    ``message.answer``, ``delivery.sent``, ``delivery.delivered``,
+    ``delivery.acknowledged``, ``delivery.rejected``, ``delivery.needs_review``,
+    ``delivery.retry``, ``delivery.unsure``, ``delivery.dead``,
+    ``delivery.replayed``, ``receipt.overdue``, ``receipt.wait``,
+    ``receipt.failed``, ``receipt.late`` and ``receipt.unmatched``. The last
+    failed attempt of a delivery is ``delivery.dead``, never ``delivery.retry``.
+    Must return quickly and never raise: use it for alerts and metrics, not
+    for work that can fail.
 
-    :param event: what happened.
+    :param event: what happened, with the ids of its message and delivery.
 
     Example::
 

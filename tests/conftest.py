@@ -28,9 +28,11 @@ from typing import Any
 import pluggy
 import pytest
 
+import plugins.alerts
 from gateway.hookspecs import PROJECT
 from gateway.plugins import LOAD_ENV
 from gateway.store import SQLiteStore
+from plugins.alerts._incidents import Incidents
 
 os.environ[LOAD_ENV] = ",".join(sorted(
     {ep.name for ep in entry_points(group=PROJECT) if ep.dist and ep.dist.name == "ech-gateway"}))
@@ -60,6 +62,12 @@ def _monitor_hook_calls() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(pluggy.PluginManager, "__init__", init)
         yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_alert_incidents(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with no open alert incident (the alerts plugin keeps them per process)."""
+    monkeypatch.setattr(plugins.alerts, "INCIDENTS", Incidents(plugins.alerts.log))
 
 
 @pytest.fixture

@@ -1,10 +1,16 @@
 """Operator alerts: what needs a person's attention goes to the log at WARNING.
 
-A built-in ``gateway_event`` listener. It names message and delivery ids,
-states and reasons; reasons are redacted (:func:`gateway.logs.redact`)
+A built-in ``gateway_event`` listener (the event kinds are listed in
+:data:`gateway.events.KINDS`). It names message and delivery ids, partners,
+states and reasons; reasons are redacted (:func:`gateway.api.redact`)
 because schema errors quote the offending value, which may be a name or a
-VN number. ``messages show`` prints the full reason. Alerts by webhook, SMTP or syslog
-will be further listeners of the same hook.
+VN number. ``messages show`` prints the full reason.
+
+One alert per incident, not per attempt: alerts of one kind, partner and
+fault are grouped (:mod:`plugins.alerts._incidents`). The first few are
+logged, the rest summarised once a minute, and a partner's failing attempts
+end with one line when it takes deliveries again. Alerts by webhook, SMTP or
+syslog will be further listeners of the same hook.
 """
 
 from __future__ import annotations
@@ -12,38 +18,60 @@ from __future__ import annotations
 import logging
 
 from gateway.api import GatewayEvent, hookimpl, redact
+from plugins.alerts._incidents import Incidents, Key, fault_of
 
 log = logging.getLogger("gateway.alerts")
 
 #: Event kinds worth a person's attention, with how to say them.
 ALERTS = {
     "message.quarantined": "message {message} quarantined: {reason}",
-    "delivery.transient_failure": "delivery {delivery} failed, will retry: {error}",
-    "delivery.permanent_failure": "delivery {delivery} failed for good: {error}",
-    "delivery.unsure": "delivery {delivery} may not have reached the partner;"
-                       " attempt {ref} will be repeated: {error}",
-    "receipt.overdue": "no receipt yet for delivery {delivery} of message {message}",
-    "receipt.needs_review": "receipt {code} for attempt {ref} needs review",
-    "receipt.failed_permanent": "receipt {code} for attempt {ref}: the partner refused it",
-    "receipt.failed_transient": "receipt {code} for attempt {ref}: transfer failed, will retry",
+    "delivery.retry": "delivery {delivery} of message {message} to {partner} failed"
+                      " (attempt {attempt}), will retry: {error}",
+    "delivery.unsure": "delivery {delivery} of message {message} to {partner} may not have"
+                       " reached the partner; attempt {ref} will be repeated: {error}",
+    "delivery.dead": "delivery {delivery} of message {message} to {partner} is a dead letter"
+                     " after attempt {attempt} ({why}): {error}",
+    "delivery.rejected": "delivery {delivery} of message {message}: {partner} rejected it"
+                         " (answer: message {answer})",
+    "delivery.needs_review": "delivery {delivery} of message {message} to {partner} needs"
+                             " review: receipt {code}: {info}",
+    "receipt.overdue": "no receipt yet for delivery {delivery} of message {message}"
+                       " to {partner}",
+    "receipt.unmatched": "receipt {code} for attempt {ref}, which is none of ours: {info}",
 }
 #: Event kinds worth it only when the transport flagged them (``alert`` in the detail).
 FLAGGED = {
     "receipt.wait": "receipt for attempt {ref}: {info}",
 }
+#: What each kind's incidents are told apart by, besides the partner.
+_FAULT = {"delivery.retry": "error", "delivery.unsure": "error", "delivery.dead": "why"}
+#: Incidents that end when their partner takes a delivery again.
+_ENDED_BY_SUCCESS = frozenset({"delivery.retry", "delivery.unsure"})
+_SUCCESS = frozenset({"delivery.sent", "delivery.delivered", "delivery.acknowledged"})
+
+INCIDENTS = Incidents(log)
 
 
 @hookimpl
 def gateway_event(event: GatewayEvent) -> None:
-    """Log the events in :data:`ALERTS`, and those in :data:`FLAGGED` when flagged, at WARNING."""
+    """Alert on the events in :data:`ALERTS`, and those in :data:`FLAGGED` when flagged."""
+    partner = event.detail.get("partner")
+    if event.kind in _SUCCESS and partner is not None:
+        INCIDENTS.resolve(str(partner), _ENDED_BY_SUCCESS)
+        return
     template = ALERTS.get(event.kind)
     if template is None and event.detail.get("alert"):
         template = FLAGGED.get(event.kind)
     if template is None:
         return
     fields = {"message": event.message, "delivery": event.delivery, **event.detail}
+    for name in ("reason", "error", "info", "why"):
+        if name in fields:
+            fields[name] = redact(str(fields[name]))
     try:
         text = template.format(**fields)
     except (KeyError, IndexError):
         text = f"{event.kind}: {fields}"
-    log.warning(redact(text))
+    cause = fault_of(str(fields.get(_FAULT.get(event.kind, ""), "")))
+    INCIDENTS.alert(Key(event.kind, None if partner is None else str(partner), cause), text,
+                    event.delivery if event.delivery is not None else event.message)

@@ -139,10 +139,10 @@ class ReceiptScanner:
             moves.append((name, str(self.archive / "rejected")))
         if batch.found:
             matched = await sink.record([receipt for _, receipt in batch.found])
-            for (name, receipt), ok in zip(batch.found, matched, strict=True):
-                if not ok:
-                    log.warning("sedex receipt for unknown message %s (status %s): %s",
-                                receipt.attempt_ref, receipt.code, name)
+            for (name, _receipt), ok in zip(batch.found, matched, strict=True):
+                if not ok:  # the core journals it and alerts (receipt.unmatched) once
+                    log.debug("sedex receipt %s answers no attempt of ours: kept in %s",
+                              name, self.archive / "unmatched")
                 moves.append((name, str(self.archive if ok else self.archive / "unmatched")))
         try:
             failed = await self.offload(move_files, str(self.folder), moves)
