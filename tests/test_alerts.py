@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from pathlib import Path
 
 import pytest
 
+import plugins.alerts
 from gateway.contracts import GatewayEvent
+from gateway.dispatcher import Dispatcher, ReceiptRecorder
+from gateway.events import Publisher
 from gateway.logs import redact
+from gateway.plugins import get_plugin_manager
+from gateway.store import SQLiteStore
 from plugins.alerts import gateway_event
+from plugins.alerts._incidents import Incidents
+from tests.stubs import StubIntake
+from tests.test_sedex_transport import make_transport, write_receipt
 
 SCHEMA_ERROR = (
     "invalid eCH-0223 1.5: line 31: Element '{http://www.ech.ch/xmlns/eCH-0044/4}vn':"
@@ -61,3 +71,119 @@ def test_a_waiting_receipt_is_logged_only_when_flagged(caplog: pytest.LogCapture
                                    {"ref": "r-701", "code": "701", "alert": True, "info": info}))
     [record] = caplog.records
     assert record.getMessage() == f"receipt for attempt r-701: {info}"
+
+
+class Clock:
+    """A clock a test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def retry(delivery: int, partner: str = "canton", error: str = "cannot write to the outbox"
+          ) -> GatewayEvent:
+    return GatewayEvent("delivery.retry", delivery, delivery,
+                        {"partner": partner, "attempt": 1, "error": error})
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """The alerts plugin's incidents on a hand-moved clock, one window = 60 s."""
+    c = Clock()
+    monkeypatch.setattr(plugins.alerts, "INCIDENTS",
+                        Incidents(plugins.alerts.log, window=60.0, burst=2, clock=c))
+    return c
+
+
+def said(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_failing_attempts_are_one_incident_with_summaries_and_an_end(
+        clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO):
+        for n in range(1, 101):  # 100 failed attempts over 100 s
+            gateway_event(retry(n, error=f"cannot write /out/{n}.xml: [Errno 30] read-only"))
+            clock.now += 1.0
+        gateway_event(GatewayEvent("delivery.sent", 7, 101, {"partner": "canton", "ref": "r"}))
+    lines = said(caplog)
+    assert lines[0].startswith("delivery 1 of message 1 to canton failed (attempt 1)")
+    assert lines[1].endswith("(more like this are summarised)")
+    assert lines[2] == ("delivery.retry for canton: 59 more in the last 60s (deliveries 3, 4, 5,"
+                        " 6, 7, 8, 9, 10, 11, 12, …): cannot write /out/#.xml: [Errno #] read-only")
+    assert lines[3].startswith("delivery.retry for canton: 39 more in the last 40s (deliveries 62,")
+    assert lines[4] == ("delivery.retry for canton: works again after 100s, 100 in all"
+                        " (cannot write /out/#.xml: [Errno #] read-only)")
+    assert len(lines) == 5
+
+
+def test_different_partners_and_faults_are_different_incidents(
+        clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO):
+        for n in range(5):
+            gateway_event(retry(n, "canton", "outbox full"))
+            gateway_event(retry(n, "archive", "outbox full"))
+            gateway_event(retry(n, "canton", "permission denied"))
+    assert len(said(caplog)) == 6, "two lines of each of three incidents, the rest counted"
+
+
+def test_a_quiet_window_ends_an_incident(clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    dead = GatewayEvent("delivery.dead", 1, 1, {"partner": "canton", "attempt": 10,
+                                                "error": "down", "why": "retries exhausted"})
+    with caplog.at_level(logging.INFO):
+        gateway_event(dead)
+        clock.now += 61
+        gateway_event(dead)
+    assert len(said(caplog)) == 2, "a dead letter after a quiet minute is news again"
+
+
+def test_a_flood_of_dead_letters_is_summarised(clock: Clock,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO):
+        for n in range(1, 201):
+            gateway_event(GatewayEvent("delivery.dead", n, n, {
+                "partner": "canton", "attempt": 10, "error": "down",
+                "why": "retries exhausted after 10 attempts"}))
+        clock.now += 60
+        gateway_event(GatewayEvent("delivery.dead", 201, 201, {
+            "partner": "canton", "attempt": 10, "error": "down",
+            "why": "retries exhausted after 10 attempts"}))
+    lines = said(caplog)
+    assert len(lines) == 3
+    assert lines[2].startswith("delivery.dead for canton: 199 more in the last 60s (deliveries 3,")
+    assert lines[2].endswith("retries exhausted after # attempts")
+
+
+async def test_a_summary_comes_on_time_without_further_alerts(
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(plugins.alerts, "INCIDENTS",
+                        Incidents(plugins.alerts.log, window=0.05, burst=1))
+    with caplog.at_level(logging.INFO):
+        for n in range(10):
+            gateway_event(retry(n))
+        await asyncio.sleep(0.2)
+    lines = said(caplog)
+    assert len(lines) == 2 and lines[1].startswith("delivery.retry for canton: 9 more")
+
+
+async def test_an_unmatched_receipt_is_told_once(tmp_path: Path,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    transport = make_transport(tmp_path)
+    write_receipt(tmp_path / "receipts", "Q.xml", "ref-unknown", 100)
+    store = SQLiteStore(tmp_path / "g.db", group_commit_delay=0.001)
+    store.on_commit(Publisher(get_plugin_manager()))
+    store.start()
+    try:
+        dispatcher = Dispatcher(store, {}, {}, {}, node="t", lease=60, batch_size=10,
+                                idle_poll=1.0)
+        with caplog.at_level(logging.INFO):
+            assert await transport.scan_receipts(ReceiptRecorder(store, dispatcher),
+                                                 StubIntake()) == 1
+    finally:
+        store.close()
+    [line] = said(caplog)
+    assert line.startswith("receipt 100 for attempt ref-unknown, which is none of ours")
+    assert (tmp_path / "receipts-done" / "unmatched" / "Q.xml").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 
 import pytest
@@ -138,3 +139,36 @@ async def test_the_next_batch_goes_while_one_waits_for_its_transport(
         assert reader.counts()["deliveries"] == {DeliveryState.DELIVERED: 4}
     finally:
         reader.close()
+
+
+class UnflushableTransport(BatchTransport):
+    """Takes every batch, but can never make it durable (a file system gone read-only)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushes = 0
+
+    async def flush(self) -> None:
+        self.flushes += 1
+        raise TransientError("cannot make the outbox durable: [Errno 30] read-only")
+
+
+async def test_a_flush_that_keeps_failing_is_logged_once(
+        store: SQLiteStore, caplog: pytest.LogCaptureFixture) -> None:
+    transport = UnflushableTransport()
+    dispatcher = Dispatcher(store, {"canton": transport}, {"canton": NEVER_AGAIN}, {}, node="t",
+                            lease=60, batch_size=100, idle_poll=0.05)
+    tree = etree.ElementTree(etree.Element("x"))
+    with caplog.at_level(logging.INFO, logger="gateway.dispatcher"):
+        for n in range(5):
+            [(mid, _new)] = await store.add_raw([raw(n)])
+            await store.record_processing([Processed(
+                mid, MessageState.ROUTED, routes=[Route("canton", "test")],
+                normalised=Normalised("personEventMessage", f"round-{n}", b"<x/>", tree))])
+            claims = await store.claim_due("t", 60, 100, ["canton"])
+            await dispatcher._dispatch([c for c in claims if c.message == mid])
+    assert transport.flushes == 5
+    errors = [r.getMessage() for r in caplog.records
+              if r.name == "gateway.dispatcher" and r.levelno >= logging.ERROR]
+    assert errors == ["transport canton: making its batch durable failed:"
+                      " cannot make the outbox durable: [Errno 30] read-only"]

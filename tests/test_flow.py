@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -11,7 +14,8 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from gateway.contracts import Intake, PluginContext, RawInput, SourceType
+from gateway.contracts import GatewayEvent, Intake, PluginContext, RawInput, SourceType
+from gateway.ech0223 import sample_event_report, write_message
 from gateway.hookspecs import hookimpl
 from tests.flow import (
     StubTransport,
@@ -159,3 +163,129 @@ async def test_a_checkpoint_running_at_shutdown_finishes_without_error(
         await until(started.is_set)  # stopping now: shutdown used to cancel it and log an error
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert not errors, [r.getMessage() for r in errors]
+
+
+def event_report(referenced: str, action: str = "8") -> bytes:
+    """The canton's eventReport on ``referenced``: 8 rejects it, 9 acknowledges it."""
+    data = write_message(sample_event_report(random.Random(7), reference_message_id=referenced))
+    return data.replace(b"<eCH-0039:action>8<", f"<eCH-0039:action>{action}<".encode())
+
+
+#: The canton's answers arrive through a source named like the partner, as sedex inbound does.
+ANSWERS = ('[sources.canton]\ntype = "folder"\npath = "answers"\ndone_dir = "answers-done"\n'
+           'poll_interval = "50ms"\nroute_to = []\n')
+
+#: Runs a gateway that is killed (``os._exit``) the moment the answer's first event is
+#: published, i.e. right after the transaction that stored the answer committed.
+_CRASH_AFTER_ANSWER = """
+import asyncio, os, sys
+from pathlib import Path
+from gateway.hookspecs import hookimpl
+from tests.flow import plugin_manager, running, states, until, drop, message
+from tests.test_flow import event_report
+
+class KillAtTheAnswer:
+    @hookimpl
+    def gateway_event(self, event):
+        if event.message == 2:  # the answer: nothing after its commit may run
+            os._exit(17)
+
+async def main(root):
+    pm = plugin_manager()
+    pm.register(KillAtTheAnswer(), name="kill")
+    async with running(root / "gateway.toml", pm):
+        drop(root / "in", "m.xml", message("answered"))
+        await until(lambda: states(root / "gateway.db", "SELECT state FROM deliveries")
+                    == [("delivered",)])
+        drop(root / "answers", "answer.xml", event_report("answered"))
+        await asyncio.sleep(10)
+
+asyncio.run(main(Path(sys.argv[1])))
+"""
+
+
+def test_a_crash_right_after_an_answer_is_stored_keeps_its_rejection(tmp_path: Path) -> None:
+    write_config(tmp_path, extra=ANSWERS)
+    (tmp_path / "answers").mkdir()
+    done = subprocess.run([sys.executable, "-c", _CRASH_AFTER_ANSWER, str(tmp_path)],
+                          cwd=Path(__file__).parent.parent, capture_output=True, timeout=60)
+    assert done.returncode == 17, done.stderr.decode()[-2000:]
+    db = tmp_path / "gateway.db"
+    assert states(db, "SELECT id, source, kind, state FROM messages ORDER BY id") == [
+        (1, "registry", "personEventMessage", "routed"),
+        (2, "canton", "eventReport", "not_relevant")]
+    [(state, reason)] = states(db, "SELECT state, reason FROM deliveries")
+    assert state == "rejected" and "negative eventReport from canton (message 2)" in reason
+
+
+async def test_a_positive_answer_acknowledges_the_delivery(tmp_path: Path) -> None:
+    config = write_config(tmp_path, extra=ANSWERS)
+    (tmp_path / "answers").mkdir()
+    db = tmp_path / "gateway.db"
+    async with running(config):
+        drop(tmp_path / "in", "m.xml", message("welcome"))
+        await until(lambda: delivery_states(db) == ["delivered"])
+        drop(tmp_path / "answers", "answer.xml", event_report("welcome", action="9"))
+        await until(lambda: delivery_states(db) != ["delivered"])
+    assert states(db, "SELECT state, reason FROM deliveries") == [("acknowledged", None)]
+
+
+class Heard:
+    """Each event with the state the database shows for it when it is told."""
+
+    def __init__(self, db: Path) -> None:
+        self.db = db
+        self.events: list[tuple[str, int | None, int | None, str]] = []
+
+    @hookimpl
+    def gateway_event(self, event: GatewayEvent) -> None:
+        table, key = ("deliveries", event.delivery) if event.delivery else ("messages",
+                                                                            event.message)
+        [(state,)] = states(self.db, f"SELECT state FROM {table} WHERE id = ?", (key,))
+        self.events.append((event.kind, event.message, event.delivery, state))
+
+
+async def test_events_carry_ids_and_follow_the_commit(tmp_path: Path) -> None:
+    config = write_config(tmp_path, extra=ANSWERS)
+    (tmp_path / "answers").mkdir()
+    db = tmp_path / "gateway.db"
+    pm = plugin_manager()
+    heard = Heard(db)
+    pm.register(heard, name="heard")
+    async with running(config, pm):
+        drop(tmp_path / "in", "m.xml", message("told"))
+        await until(lambda: delivery_states(db) == ["delivered"])
+        drop(tmp_path / "in", "copy.xml", message("told"))
+        await until(lambda: len(heard.events) == 2)
+        drop(tmp_path / "answers", "answer.xml", event_report("told"))
+        await until(lambda: len(heard.events) == 5)
+    assert heard.events[:2] == [("delivery.delivered", 1, 1, "delivered"),
+                                ("message.duplicate", 2, None, "duplicate")]
+    assert sorted(heard.events[2:]) == [("delivery.rejected", 1, 1, "rejected"),
+                                        ("message.answer", 3, None, "not_relevant"),
+                                        ("message.not_relevant", 3, None, "not_relevant")]
+
+
+async def test_an_outage_of_200_deliveries_is_told_in_a_few_lines(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """200 deliveries fail 600 attempts in all, then the partner works again."""
+    partner = ('[partners.canton]\ntransport = "stub"\n[partners.canton.retry]\n'
+               'initial = "10ms"\nmaximum = "20ms"\njitter = 0\nmax_attempts = 20\n'
+               '[partners.canton.stub]\nfail_transient = 600\n')
+    config = write_config(tmp_path, partner)
+    db = tmp_path / "gateway.db"
+    pm = plugin_manager()
+    heard = Heard(db)
+    pm.register(heard, name="heard")
+    with caplog.at_level(logging.INFO):
+        async with running(config, pm):
+            for n in range(200):
+                drop(tmp_path / "in", f"m{n}.xml", message(f"outage-{n}"))
+            await until(lambda: delivery_states(db).count("delivered") == 200, timeout=30)
+    told = [e[0] for e in heard.events]
+    assert told.count("delivery.retry") == 600 and told.count("delivery.delivered") == 200
+    alerts = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(alerts) <= 6, alerts
+    assert alerts[0].endswith("will retry: partner unreachable")
+    assert any("delivery.retry for canton: works again" in a and "600 in all" in a
+               for a in alerts), alerts

@@ -20,7 +20,9 @@ from gateway.store import (
     Processed,
     SQLiteStore,
     StoreReader,
+    _intake_ops,
 )
+from gateway.store.sqlite import connect
 
 FAST = RetryPolicy(max_attempts=3, initial=0.0, maximum=0.0, jitter=0.0)
 
@@ -39,6 +41,22 @@ async def queued(store: SQLiteStore, message_id: str = "abc") -> int:
     [(mid, _new)] = await store.add_raw([raw(hash(message_id) % 10_000)])
     await store.record_processing([routed(mid, message_id)])
     return mid
+
+
+def answer(mid: int, referenced: str, action: str) -> Processed:
+    """What processing decides about a partner's eventReport."""
+    n = Normalised("eventReport", f"answer-{mid}", b"<x/>", etree.ElementTree(etree.Element("x")),
+                   reference_message_id=referenced, action=action)
+    return Processed(mid, MessageState.NOT_RELEVANT, "no route", normalised=n)
+
+
+async def sent(store: SQLiteStore, message_id: str = "abc") -> tuple[int, int, str]:
+    """A message routed to ``canton`` and sent there: (message, delivery, attempt_ref)."""
+    mid = await queued(store, message_id)
+    [c] = await store.claim_due("n1", 60, 10, ["canton"])
+    await store.record_outcomes([Outcome(c.delivery, c.attempt_ref, "sent")], lambda p: FAST,
+                                {"canton": 3600})
+    return mid, c.delivery, c.attempt_ref
 
 
 async def test_group_commit_batches_concurrent_writers(store: SQLiteStore) -> None:
@@ -293,3 +311,71 @@ async def test_attachments_go_with_their_claim_only(store: SQLiteStore) -> None:
     claims = {c.message: c for c in await store.claim_due("n1", 60, 10, ["canton"])}
     assert claims[plain].attachments == ()
     assert [a.name for a in claims[mid].attachments] == ["a.pdf", "b.pdf"]
+
+
+async def test_a_duplicate_names_the_message_it_duplicates(store: SQLiteStore) -> None:
+    [(first, _)] = await store.add_raw([raw(1)])
+    [(copy, new)] = await store.add_raw([raw(1)])
+    assert not new
+    assert StoreReader(store.path).get_message(copy)["duplicate_of"] == first
+
+
+async def test_a_quarantined_input_is_no_original(store: SQLiteStore) -> None:
+    """A file quarantined (say, while a partner was misconfigured) and dropped again is taken."""
+    bad = await store.quarantine_raw(raw(1), "no partner takes it")
+    [(again, new)] = await store.add_raw([raw(1)])
+    assert new and again != bad
+    assert StoreReader(store.path).get_message(again)["state"] == MessageState.RECEIVED
+
+
+async def test_a_bad_envelope_around_a_known_payload_keeps_its_problem(store: SQLiteStore) -> None:
+    [(first, _)] = await store.add_raw([raw(1)])
+    copy = await store.quarantine_raw(raw(1), "bad sedex envelope: no senderId")
+    msg = StoreReader(store.path).get_message(copy)
+    assert (msg["state"], msg["duplicate_of"]) == (MessageState.DUPLICATE, first)
+    assert msg["reason"] == (f"same input as message {first};"
+                             " also: bad sedex envelope: no senderId")
+    [entry] = [j for j in msg["journal"] if j["event"] == "message.duplicate"]
+    assert entry["detail"]["problem"] == "bad sedex envelope: no senderId"
+
+
+async def test_an_answer_is_applied_in_the_transaction_that_stores_it(store: SQLiteStore) -> None:
+    """Stored answer and rejection commit together, or neither does: no crash can split them."""
+    _mid, did, _ref = await sent(store, "answered")
+    [(ans, _)] = await store.add_raw([RawInput("canton", "answer.xml", b"<no/>", {})])
+    store.close()
+    conn = connect(store.path)
+    conn.execute("BEGIN IMMEDIATE")
+    _intake_ops.record_processing(conn, [answer(ans, "answered", "8")])
+    inside = conn.execute("SELECT state FROM deliveries WHERE id = ?", (did,)).fetchone()[0]
+    conn.execute("ROLLBACK")
+    after = conn.execute("SELECT state FROM deliveries WHERE id = ?", (did,)).fetchone()[0]
+    stored = conn.execute("SELECT state FROM messages WHERE id = ?", (ans,)).fetchone()[0]
+    conn.close()
+    assert (inside, after, stored) == (DeliveryState.REJECTED, DeliveryState.SENT,
+                                       MessageState.RECEIVED)
+
+
+async def test_a_positive_answer_acknowledges_and_does_not_reject(store: SQLiteStore) -> None:
+    mid, did, _ref = await sent(store, "welcome")
+    [(ans, _)] = await store.add_raw([RawInput("canton", "answer.xml", b"<yes/>", {})])
+    await store.record_processing([answer(ans, "welcome", "9")])
+    d = StoreReader(store.path).get_message(mid)["deliveries"][0]
+    assert (d["id"], d["state"], d["reason"]) == (did, DeliveryState.ACKNOWLEDGED, None)
+
+
+async def test_an_answer_settles_only_the_deliveries_to_the_partner_that_sent_it(
+        store: SQLiteStore) -> None:
+    [(mid, _)] = await store.add_raw([raw(5)])
+    await store.record_processing([routed(mid, "both", ("canton", "archive"))])
+    claims = await store.claim_due("n1", 60, 10, ["canton", "archive"])
+    await store.record_outcomes([Outcome(c.delivery, c.attempt_ref, "sent") for c in claims],
+                                lambda p: FAST, {})
+    rows = await store.add_raw([RawInput("archive", "a.xml", b"<a/>", {}),
+                                RawInput("stranger", "s.xml", b"<s/>", {})])
+    (from_archive, _), (from_stranger, _) = rows
+    await store.record_processing([answer(from_archive, "both", "8"),
+                                   answer(from_stranger, "both", "8")])
+    states = {d["partner"]: d["state"]
+              for d in StoreReader(store.path).get_message(mid)["deliveries"]}
+    assert states == {"archive": DeliveryState.REJECTED, "canton": DeliveryState.SENT}

@@ -12,7 +12,7 @@ from gateway.store.records import Pending
 from gateway.store.states import DeliveryState, MessageState
 
 _MESSAGE_COLS = ("id, source, ref, received_at, state, reason, kind, message_id,"
-                 " reference_message_id, version, updated_at")
+                 " reference_message_id, version, duplicate_of, updated_at")
 
 
 def _message_dict(row: sqlite3.Row) -> dict[str, Any]:
