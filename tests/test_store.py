@@ -379,3 +379,12 @@ async def test_an_answer_settles_only_the_deliveries_to_the_partner_that_sent_it
     states = {d["partner"]: d["state"]
               for d in StoreReader(store.path).get_message(mid)["deliveries"]}
     assert states == {"archive": DeliveryState.REJECTED, "canton": DeliveryState.SENT}
+
+
+async def test_a_correction_with_the_quarantined_bytes_corrects_nothing(store: SQLiteStore) -> None:
+    """Quarantined inputs are no originals, yet a "correction" must still differ from its own."""
+    bad = await store.quarantine_raw(raw(1), "unreadable")
+    with pytest.raises(StoreError, match=f"same bytes as message {bad}: nothing was corrected"):
+        await store.add_correction(bad, raw(1))
+    fixed = await store.add_correction(bad, raw(2))
+    assert StoreReader(store.path).get_message(fixed)["state"] == MessageState.RECEIVED
