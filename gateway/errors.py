@@ -45,8 +45,27 @@ class PluginError(GatewayError):
     """An installed plugin cannot be used: it fails to load, or clashes with another."""
 
 
+class LocalFault(DeliveryError):
+    """The send failed on our own side (our outbox missing, read-only or full).
+
+    Not the partner's fault: the attempt is not counted, the partner is
+    paused until the fault clears, and the same attempt is made again then.
+    """
+
+
 class StoreError(GatewayError):
     """The store cannot do what was asked (missing row, bad state transition)."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot write for now (its disk is full); the same write may succeed later."""
+
+
+class StoreLost(StoreError):
+    """The database was deleted or replaced, or its journal does not match its anchor.
+
+    Nothing more may be written: the daemon stops taking input and alerts.
+    """
 
 
 class NotFound(GatewayError):

@@ -17,6 +17,9 @@ import tenacity
 class RetryPolicy:
     """When to try again and when to give up, for one partner.
 
+    The defaults keep trying for ``max_age`` (2 days): the waits double up to
+    an hour, and 100 attempts take longer than that.
+
     :param max_attempts: attempts in all, the first included.
     :param max_age: seconds after the first attempt after which no new one starts.
     :param initial: the first delay in seconds, doubled (``multiplier``) each time.
@@ -24,10 +27,10 @@ class RetryPolicy:
     :param jitter: up to this many seconds are added at random.
     """
 
-    max_attempts: int = 10
+    max_attempts: int = 100
     max_age: float = 2 * 86400
     initial: float = 1.0
-    maximum: float = 600.0
+    maximum: float = 3600.0
     multiplier: float = 2.0
     jitter: float = 1.0
 

@@ -196,13 +196,14 @@ class RetrySettings(_Section):
     """``[partners.<name>.retry]``: exponential backoff of failed sends."""
 
     max_attempts: int = Field(
-        default=10, ge=1, description="Attempts before a delivery becomes dead."
+        default=100, ge=1,
+        description="Attempts before a delivery becomes dead (faults on this machine count none).",
     )
     max_age: Duration = Field(
         default=2 * 86400.0, gt=0, description="Age after which a failing delivery becomes dead."
     )
     initial: Duration = Field(default=1.0, gt=0, description="Wait before the first retry.")
-    maximum: Duration = Field(default=600.0, gt=0, description="Longest wait between attempts.")
+    maximum: Duration = Field(default=3600.0, gt=0, description="Longest wait between attempts.")
     multiplier: float = Field(
         default=2.0, ge=1, description="Factor by which the wait grows per attempt."
     )

@@ -79,12 +79,14 @@ ech0223_version = "1.5"
 receipt_timeout = "1h"      # a sent message without sedex receipt after this is overdue
 
 [partners.canton.retry]
-# Failed sends are retried with growing waits: 1s, 2s, 4s, ... up to 10m,
-# until 10 attempts or 2 days; then the message becomes a dead letter.
-max_attempts = 10
+# Failed sends are retried with growing waits: 1s, 2s, 4s, ... up to 1h,
+# for 2 days (or 100 attempts); then the message becomes a dead letter.
+# A fault on this machine (the sedex outbox missing, read-only or full)
+# pauses the partner instead: it burns no attempt.
+max_attempts = 100
 max_age = "2d"
 initial = "1s"
-maximum = "10m"
+maximum = "1h"
 
 [partners.canton.sedex]
 # The sedex client's folders; point them at the client's own folders.
