@@ -45,7 +45,7 @@ class PluginError(GatewayError):
     """An installed plugin cannot be used: it fails to load, or clashes with another."""
 
 
-class LocalFault(DeliveryError):
+class LocalFault(TransientError):
     """The send failed on our own side (our outbox missing, read-only or full).
 
     Not the partner's fault: the attempt is not counted, the partner is

@@ -23,7 +23,7 @@ from gateway.contracts import (
     ReceiptOutcome,
     SendResult,
 )
-from gateway.errors import PermanentError, TransientError, WorkerLost
+from gateway.errors import LocalFault, PermanentError, TransientError, WorkerLost
 from plugins.sedex import create_transport, gateway_transport_types
 from plugins.sedex.envelope import Envelope, build_envelope, build_receipt, parse_envelope
 from plugins.sedex.options import SedexOptions
@@ -165,8 +165,26 @@ async def test_send_errors(tmp_path: Path) -> None:
     with pytest.raises(PermanentError):
         await t.send(item(attachments=(Attachment("../x", b""),)))
     shutil.rmtree(tmp_path / "outbox")
-    with pytest.raises(TransientError):
+    with pytest.raises(LocalFault, match="No such file"):
         await t.send(item())
+
+
+@pytest.mark.asyncio
+async def test_outbox_deleted_and_created_again_takes_sends_again(
+        tmp_path: Path, publishing: str) -> None:
+    """The staging folder inside the outbox comes back with the outbox."""
+    t = make_transport(tmp_path)
+    outbox = tmp_path / "outbox"
+    shutil.rmtree(outbox)
+    with pytest.raises(LocalFault):
+        await t.send(item())
+    outbox.mkdir()  # as an operator (or the sedex client's installer) would
+    assert (await t.send(item())).awaits_receipt
+    assert names(outbox) == {f"data_{REF}.xml", f"envl_{REF}.xml"}
+    assert (outbox / f"data_{REF}.xml").read_bytes() == PAYLOAD
+    assert names(outbox / STAGING) == set()
+    if publishing == "unnamed":  # one missing folder did not turn O_TMPFILE off for good
+        assert files._tmpfile_works is True
 
 
 async def test_send_many_answers_each_item_and_writes_the_good_ones(tmp_path: Path) -> None:
@@ -180,7 +198,7 @@ async def test_send_many_answers_each_item_and_writes_the_good_ones(tmp_path: Pa
 
 
 @pytest.mark.asyncio
-async def test_disk_full_is_transient_and_leaves_no_temporary(
+async def test_disk_full_is_a_local_fault_and_leaves_no_temporary(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, publishing: str) -> None:
     t = make_transport(tmp_path)
 
@@ -189,7 +207,7 @@ async def test_disk_full_is_transient_and_leaves_no_temporary(
 
     monkeypatch.setattr(files, "write_all", full)
     monkeypatch.setattr(files, "write_file", full)
-    with pytest.raises(TransientError, match="No space left"):
+    with pytest.raises(LocalFault, match="No space left"):
         await t.send(item())
     assert names(tmp_path / "outbox") == set()
     assert names(tmp_path / "outbox" / STAGING) == set()

@@ -25,7 +25,13 @@ def write_then_rename(directory: Path, temp_name: str, final_name: str, data: by
     """
     temp = (staging or directory) / temp_name
     try:
-        write_file(temp, data)
+        try:
+            write_file(temp, data)
+        except FileNotFoundError:
+            if staging is None or not directory.is_dir():
+                raise
+            staging.mkdir(exist_ok=True)  # the outbox was deleted and created again
+            write_file(temp, data)
         os.replace(temp, directory / final_name)
     except BaseException:
         temp.unlink(missing_ok=True)
@@ -42,8 +48,17 @@ def publish(directory: Path, name: str, data: bytes, *, staging: Path) -> None:
     moves out of the outbox contend for. Elsewhere, or where the file system
     has no ``O_TMPFILE``: :func:`write_then_rename` through ``staging``. Not
     fsynced: see :func:`gateway.fileio.sync_filesystem`.
+
+    A ``staging`` folder that vanished (the outbox was deleted and created
+    again) is created again, as long as ``directory`` exists.
     """
-    fd = _unnamed_file(staging)
+    try:
+        fd = _unnamed_file(staging)
+    except FileNotFoundError:
+        if not directory.is_dir():
+            raise
+        staging.mkdir(exist_ok=True)
+        fd = _unnamed_file(staging)
     if fd is None:
         write_then_rename(directory, f".tmp-{name}", name, data, staging=staging)
         return
@@ -65,7 +80,10 @@ _proc_fd_dir: tuple[int, int] | None = None  # (pid, fd of /proc/self/fd)
 
 
 def _unnamed_file(folder: Path) -> int | None:
-    """A writable unnamed file on ``folder``'s file system, or None where there is none."""
+    """A writable unnamed file on ``folder``'s file system, or None where there is none.
+
+    :raises FileNotFoundError: ``folder`` is missing (that says nothing about O_TMPFILE).
+    """
     global _tmpfile_works
     if _tmpfile_works is False or not hasattr(os, "O_TMPFILE"):
         return None
@@ -74,7 +92,7 @@ def _unnamed_file(folder: Path) -> int | None:
             _proc_fds()  # without /proc, linkat cannot name the file
         fd = os.open(folder, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o644)
     except OSError as exc:
-        if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT):
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
             raise
         log.info("no O_TMPFILE on %s (%s): publishing through temporary names", folder, exc)
         _tmpfile_works = False

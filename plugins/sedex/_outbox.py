@@ -13,7 +13,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from gateway.api import GatewayError, OutboundItem, PermanentError, SendResult, TransientError, build_zip
+from gateway.api import (
+    DeliveryError,
+    GatewayError,
+    LocalFault,
+    OutboundItem,
+    PermanentError,
+    SendResult,
+    build_zip,
+)
 from plugins.sedex._files import publish
 from plugins.sedex.envelope import MESSAGE_ID, EnvelopeTemplate
 from plugins.sedex.options import SedexOptions
@@ -44,7 +52,7 @@ def write_attempts(options: SedexOptions, items: Sequence[OutboundItem]
     for item in items:
         try:
             results.append(write_attempt(options, item, now))
-        except (TransientError, PermanentError) as exc:
+        except DeliveryError as exc:
             results.append(exc)
     return results
 
@@ -57,7 +65,8 @@ def write_attempt(options: SedexOptions, item: OutboundItem, now: datetime | Non
     outbox or in ``processed`` is not written again.
 
     :raises PermanentError: the envelope or zip cannot be built.
-    :raises TransientError: the outbox cannot be written (disk full, permissions).
+    :raises LocalFault: the outbox cannot be written (missing, read-only, disk
+        full): a fault on this machine, not the partner's.
     """
     ref = item.attempt_ref
     if not MESSAGE_ID.fullmatch(ref):
@@ -84,7 +93,7 @@ def write_attempt(options: SedexOptions, item: OutboundItem, now: datetime | Non
         publish(outbox, envl_name, envelope, staging=staging)
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        raise TransientError(f"cannot write to the sedex outbox {outbox}: {reason}") from exc
+        raise LocalFault(f"cannot write to the sedex outbox {outbox}: {reason}") from exc
     return SendResult(awaits_receipt=True, detail=f"{envl_name} in the sedex outbox")
 
 
