@@ -7,6 +7,8 @@ once, so the next batch is claimed and sent while the previous one waits
 for its transport; their claims never overlap. A crash anywhere leaves deliveries
 ``sending`` with an expiring lease; the next start repeats those attempts
 with the same attempt reference, which transports treat idempotently.
+A :class:`~gateway.errors.LocalFault` pauses its partner instead of
+counting an attempt (:mod:`gateway.partner_pause`).
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from gateway.contracts import (
     SendResult,
     Transport,
 )
-from gateway.errors import PermanentError, TransientError
+from gateway.errors import LocalFault, PermanentError, TransientError
 from gateway.logs import RepeatedProblem
+from gateway.partner_pause import PartnerPauses
 from gateway.retry import RetryPolicy
 from gateway.store import Claim, Outcome, Store
 
@@ -56,6 +59,7 @@ class Dispatcher:
         self._stopping = False
         #: A transport that cannot flush fails every round: logged once, then now and then.
         self._flush_problems: dict[str, RepeatedProblem] = {}
+        self.pauses = PartnerPauses(store)
 
     def policy_for(self, partner: str) -> RetryPolicy:
         """The retry policy of ``partner``."""
@@ -79,14 +83,17 @@ class Dispatcher:
                 if self._stopping:  # asked to stop while waiting for a free round
                     self._rounds.release()
                     break
+                probe = self.pauses.due_probe()
                 try:
-                    claims = await self._store.claim_due(self._node, self._lease,
-                                                         self._batch_size, list(self._transports))
+                    if probe is not None:  # one waiting attempt tells whether the fault cleared
+                        claims = await self._store.claim_due(self._node, self._lease, 1, [probe])
+                    else:
+                        claims = await self._claim()
                 except BaseException:
                     self._rounds.release()
                     raise
-                if claims:
-                    task = asyncio.create_task(self._round(claims))
+                if claims or probe is not None:
+                    task = asyncio.create_task(self._round(claims, probe))
                     self._in_flight.add(task)
                     task.add_done_callback(self._in_flight.discard)
                 else:
@@ -100,9 +107,20 @@ class Dispatcher:
             if self._in_flight:
                 await asyncio.gather(*self._in_flight, return_exceptions=True)
 
-    async def _round(self, claims: Sequence[Claim]) -> None:
+    def _active(self) -> list[str]:
+        """The partners not paused."""
+        paused = self.pauses.paused()
+        return [p for p in self._transports if p not in paused]
+
+    async def _claim(self) -> list[Claim]:
+        active = self._active()
+        if not active:
+            return []
+        return await self._store.claim_due(self._node, self._lease, self._batch_size, active)
+
+    async def _round(self, claims: Sequence[Claim], probe: str | None) -> None:
         try:
-            await self._dispatch(claims)
+            await self._dispatch(claims, probe)
         except Exception:  # the claims' leases expire and they are taken again
             log.exception("a dispatch round failed; its deliveries are retried after their lease")
         finally:
@@ -110,15 +128,18 @@ class Dispatcher:
 
     async def _idle(self) -> None:
         timeout = self._idle_poll
-        due = await self._store.next_due()
-        if due is not None:
-            timeout = min(timeout, max(0.0, due - time.time()))
+        active = self._active()
+        due = await self._store.next_due(active) if active else None
+        probe = self.pauses.next_probe()
+        for at in (due, probe):
+            if at is not None:
+                timeout = min(timeout, max(0.0, at - time.time()))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
         self._wake.clear()
 
-    async def _dispatch(self, claims: Sequence[Claim]) -> None:
-        by_partner: dict[str, list[Claim]] = {}
+    async def _dispatch(self, claims: Sequence[Claim], probe: str | None = None) -> None:
+        by_partner: dict[str, list[Claim]] = {probe: []} if probe is not None else {}
         for c in claims:
             by_partner.setdefault(c.partner, []).append(c)
         outcome_of: dict[int, Outcome] = {}
@@ -127,6 +148,9 @@ class Dispatcher:
                 outcome_of[c.delivery] = outcome
         outcomes = [outcome_of[c.delivery] for c in claims]
         for partner in by_partner:
+            if not any(outcome_of[c.delivery].kind in ("sent", "delivered")
+                       for c in by_partner[partner]):
+                continue  # nothing written that a flush would make durable
             problem = await self._flush(partner)
             if problem is not None:
                 # the files may be with the partner already: the same attempts go again
@@ -136,7 +160,11 @@ class Dispatcher:
                     if c.partner == partner and o.kind in ("sent", "delivered") else o
                     for c, o in zip(claims, outcomes, strict=True)
                 ]
-        await self._store.record_outcomes(outcomes, self.policy_for, self._timeouts)
+        if outcomes:
+            await self._store.record_outcomes(outcomes, self.policy_for, self._timeouts)
+        await self.pauses.after_round(
+            {p: [o for c, o in zip(claims, outcomes, strict=True) if c.partner == p]
+             for p in by_partner}, probe)
 
     async def _flush(self, partner: str) -> str | None:
         """Let a buffering transport make the batch durable; the problem if it cannot."""
@@ -211,6 +239,8 @@ def _outcome(claim: Claim, result: object) -> Outcome:
     if isinstance(result, SendResult):
         kind = "sent" if result.awaits_receipt else "delivered"
         return Outcome(claim.delivery, claim.attempt_ref, kind, result.detail)
+    if isinstance(result, LocalFault):
+        return Outcome(claim.delivery, claim.attempt_ref, "local", str(result))
     if isinstance(result, PermanentError):
         return Outcome(claim.delivery, claim.attempt_ref, "permanent", str(result))
     if isinstance(result, TransientError):

@@ -6,7 +6,9 @@ events are made: nothing is announced before it is durable, and nothing
 committed of the kinds below goes unannounced. An event carries the ids of
 the message and the delivery the entry is about, and the entry's detail.
 
-:data:`KINDS` is the documented list of event kinds, with their details.
+:data:`KINDS` is the documented list of event kinds, with their details;
+:data:`DIRECT` lists the few emitted directly instead, when the store
+itself is what failed (so they cannot be journaled).
 Journal entries of other kinds (``message.received``, ``message.normalised``,
 ``delivery.queued``, ``delivery.sending``) stay in the journal only: they
 are steps every message takes, not news.
@@ -50,6 +52,10 @@ KINDS: dict[str, str] = {
     "delivery.dead": "no attempt follows (the last one failed, or the failure is permanent);"
                      " partner, attempt, error, why",
     "delivery.replayed": "an operator replaced the delivery by new_delivery; partner",
+    "partner.paused": "a fault on this machine (the transport's outbox missing, read-only or"
+                      " full) paused the partner: its attempts wait, uncounted; partner, error",
+    "partner.resumed": "the fault cleared and the partner's deliveries flow again; partner,"
+                       " paused_for (seconds), error",
     "receipt.overdue": "no receipt within the partner's receipt_timeout; partner, ref",
     "receipt.wait": "the transport reports the attempt still on its way; ref, code, info,"
                     " alert (the transport asks to tell the operator)",
@@ -57,6 +63,14 @@ KINDS: dict[str, str] = {
                       " delivery.dead follows); ref, code, info, outcome",
     "receipt.late": "a receipt for an attempt already settled or superseded; ref, code, info",
     "receipt.unmatched": "a receipt for no attempt of ours; ref, code, info, outcome",
+}
+#: Kinds emitted directly, not from the journal: the store is what cannot be written.
+DIRECT: dict[str, str] = {
+    "intake.paused": "the store cannot write (its disk is full): intake waits and tries its"
+                     " writes again; error",
+    "intake.resumed": "the store writes again and intake goes on; paused_for (seconds)",
+    "store.lost": "the database was deleted or replaced while running: nothing more is"
+                  " written and the daemon stops; path, error",
 }
 #: Kinds also logged at INFO when committed (names ids, never personal data).
 _LOGGED = {

@@ -172,9 +172,13 @@ def gateway_event(event: GatewayEvent) -> None:
     ``message.answer``, ``delivery.sent``, ``delivery.delivered``,
     ``delivery.acknowledged``, ``delivery.rejected``, ``delivery.needs_review``,
     ``delivery.retry``, ``delivery.unsure``, ``delivery.dead``,
-    ``delivery.replayed``, ``receipt.overdue``, ``receipt.wait``,
-    ``receipt.failed``, ``receipt.late`` and ``receipt.unmatched``. The last
-    failed attempt of a delivery is ``delivery.dead``, never ``delivery.retry``.
+    ``delivery.replayed``, ``partner.paused``, ``partner.resumed``,
+    ``receipt.overdue``, ``receipt.wait``, ``receipt.failed``, ``receipt.late``
+    and ``receipt.unmatched``. The last failed attempt of a delivery is
+    ``delivery.dead``, never ``delivery.retry``. Three kinds come directly,
+    not from the journal, because the store is what failed
+    (:data:`gateway.events.DIRECT`): ``intake.paused``, ``intake.resumed``
+    and ``store.lost``.
     Must return quickly and never raise: use it for alerts and metrics, not
     for work that can fail.
 

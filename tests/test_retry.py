@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from gateway.config import RetrySettings
 from gateway.retry import RetryPolicy
 
@@ -17,7 +19,7 @@ def _schedule(policy: RetryPolicy) -> list[float]:
 def test_default_schedule_spans_max_age_with_waits_capped_at_an_hour() -> None:
     policy = RetryPolicy()
     times = _schedule(policy)
-    waits = [b - a for a, b in zip(times, times[1:], strict=False)]
+    waits = [b - a for a, b in itertools.pairwise(times)]
     # it gives up because of max_age (2 days), not after a few minutes of attempts
     assert policy.max_age - 3600 - policy.jitter <= times[-1] <= policy.max_age
     assert len(times) < policy.max_attempts

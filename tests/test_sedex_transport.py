@@ -23,7 +23,7 @@ from gateway.contracts import (
     ReceiptOutcome,
     SendResult,
 )
-from gateway.errors import LocalFault, PermanentError, TransientError, WorkerLost
+from gateway.errors import LocalFault, PermanentError, WorkerLost
 from plugins.sedex import create_transport, gateway_transport_types
 from plugins.sedex.envelope import Envelope, build_envelope, build_receipt, parse_envelope
 from plugins.sedex.options import SedexOptions

@@ -123,6 +123,10 @@ def record_outcomes(conn: sqlite3.Connection, outcomes: Sequence[Outcome], polic
         if row is None or row[4] != o.attempt_ref:
             continue  # the claim was taken over meanwhile; its owner records it
         mid, partner, attempts, first_at, _ref, state = row
+        if o.kind == "local":
+            if state == DeliveryState.SENDING:
+                entries.append(_local(conn, o, mid, partner, now))
+            continue
         attempt_rows.append((o.kind, o.detail, o.attempt_ref))
         if state != DeliveryState.SENDING:
             # the receipt was faster than this record: keep its verdict, note the send
@@ -190,6 +194,14 @@ def _unsure(conn: sqlite3.Connection, o: Outcome, mid: int, partner: str, attemp
     return Entry("delivery.unsure", mid, o.delivery, {
         "partner": partner, "attempt": attempts, "ref": o.attempt_ref, "error": o.detail,
         "resume_at": at})
+
+
+def _local(conn: sqlite3.Connection, o: Outcome, mid: int, partner: str, now: float) -> Entry:
+    """Keep the attempt ``sending``, uncounted, claimable again once its partner resumes."""
+    conn.execute("UPDATE deliveries SET reason = ?, lease_until = ?, updated_at = ? WHERE id = ?",
+                 (o.detail, now, now, o.delivery))
+    return Entry("delivery.paused", mid, o.delivery,
+                 {"partner": partner, "ref": o.attempt_ref, "error": o.detail})
 
 
 def _set(conn: sqlite3.Connection, did: int, state: DeliveryState, reason: str | None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from gateway.errors import StoreError
@@ -182,10 +183,11 @@ def load_input(conn: sqlite3.Connection, mid: int) -> Pending:
     return Pending(r[0], r[1], r[2], bytes(r[3]), json.loads(r[4]))
 
 
-def next_due(conn: sqlite3.Connection) -> float | None:
-    """When the earliest waiting delivery becomes due, if any."""
+def next_due(conn: sqlite3.Connection, partners: Sequence[str]) -> float | None:
+    """When the earliest waiting delivery to one of ``partners`` becomes due, if any."""
+    marks = ",".join("?" * len(partners))
     row = conn.execute(
-        "SELECT min(next_attempt_at) FROM deliveries WHERE state IN (?, ?)",
-        (DeliveryState.QUEUED, DeliveryState.RETRY_WAIT),
+        f"SELECT min(next_attempt_at) FROM deliveries WHERE state IN (?, ?) AND partner IN ({marks})",
+        (DeliveryState.QUEUED, DeliveryState.RETRY_WAIT, *partners),
     ).fetchone()
     return row[0] if row else None

@@ -9,7 +9,7 @@ share one database. Every write returns only after it is committed.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from gateway.contracts import RawInput, Receipt
 from gateway.retry import RetryPolicy
@@ -93,8 +93,12 @@ class Store(Protocol):
         """Flag deliveries whose receipt is overdue; (message, delivery) pairs."""
         ...
 
-    async def next_due(self) -> float | None:
-        """When the next waiting delivery is due."""
+    async def next_due(self, partners: Sequence[str]) -> float | None:
+        """When the next waiting delivery to one of ``partners`` is due."""
+        ...
+
+    async def note(self, event: str, detail: Mapping[str, Any]) -> None:
+        """Journal an event that concerns no message in particular (``partner.paused``)."""
         ...
 
     async def replay_delivery(self, delivery: int) -> int:

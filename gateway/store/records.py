@@ -43,9 +43,12 @@ class Outcome:
     """What a send attempt achieved.
 
     :param kind: ``sent`` (receipt awaited), ``delivered``, ``transient``,
-        ``permanent`` or ``unsure``: the attempt may or may not have reached
+        ``permanent``, ``unsure``: the attempt may or may not have reached
         the partner (its files could not be made durable), so it is repeated
-        later as the same attempt (same ``attempt_ref``), never as a new one.
+        later as the same attempt (same ``attempt_ref``), never as a new one;
+        or ``local``: a fault on this machine stopped it (the partner is
+        paused), so it stays ``sending`` and is repeated as the same attempt
+        once the fault clears, without counting.
     """
 
     delivery: int

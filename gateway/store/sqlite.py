@@ -142,9 +142,13 @@ class SQLiteStore:
         """Flag deliveries whose receipt is overdue."""
         return await self._writer.write(_delivery_ops.flag_overdue)
 
-    async def next_due(self) -> float | None:
-        """When the next waiting delivery is due."""
-        return await self._writer.read(_queries.next_due)
+    async def next_due(self, partners: Sequence[str]) -> float | None:
+        """When the next waiting delivery to one of ``partners`` is due."""
+        return await self._writer.read(lambda c: _queries.next_due(c, partners))
+
+    async def note(self, event: str, detail: Mapping[str, Any]) -> None:
+        """Journal something that happened to no message in particular (a partner paused)."""
+        await self._writer.write(lambda c: (None, [journal.Entry(event, detail=detail)]))
 
     async def replay_delivery(self, delivery: int) -> int:
         """Replace a dead delivery by a fresh one; return its id."""

@@ -38,6 +38,11 @@ ALERTS = {
     "receipt.overdue": "no receipt yet for delivery {delivery} of message {message}"
                        " to {partner}",
     "receipt.unmatched": "receipt {code} for attempt {ref}, which is none of ours: {info}",
+    "partner.paused": "partner {partner} paused by a fault on this machine: {error};"
+                      " its deliveries wait without counting attempts",
+    "partner.resumed": "partner {partner} resumed after {paused_for}s",
+    "intake.paused": "intake paused: the store cannot write ({error}); retrying",
+    "intake.resumed": "intake resumed after {paused_for}s",
 }
 #: Event kinds worth it only when the transport flagged them (``alert`` in the detail).
 FLAGGED = {

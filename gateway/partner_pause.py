@@ -1,0 +1,99 @@
+"""Partners paused by a fault on this machine, not theirs.
+
+When a transport raises :class:`~gateway.errors.LocalFault` (its outbox is
+missing, read-only or full), the partner is paused: its attempts stay
+``sending`` with the same reference (no attempt is counted), no new ones are
+claimed, and one journal entry, so one event (``partner.paused``), tells
+the operator.
+A probe repeats one waiting attempt after 2 s, then after twice as long each
+time up to a minute; the first probe that does not meet the fault resumes the
+partner (``partner.resumed``) and its deliveries flow again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from gateway.store import Outcome, Store
+
+log = logging.getLogger(__name__)
+
+#: Seconds before the first probe of a paused partner, doubling up to the maximum.
+PROBE_FIRST, PROBE_MAX = 2.0, 60.0
+
+
+@dataclass(slots=True)
+class _Pause:
+    since: float
+    error: str
+    delay: float
+    probe_at: float
+    probing: bool = False
+
+
+class PartnerPauses:
+    """Which partners are paused, when to probe them, and the events of both."""
+
+    def __init__(self, store: Store, *, first: float = PROBE_FIRST,
+                 longest: float = PROBE_MAX) -> None:
+        self._store = store
+        self.first = first
+        self.longest = longest
+        self._paused: dict[str, _Pause] = {}
+
+    def paused(self) -> frozenset[str]:
+        """The partners paused now (probing or not)."""
+        return frozenset(self._paused)
+
+    def next_probe(self) -> float | None:
+        """When the next probe is due (a time), if any partner is paused."""
+        waiting = [p.probe_at for p in self._paused.values() if not p.probing]
+        return min(waiting, default=None)
+
+    def due_probe(self) -> str | None:
+        """A paused partner whose probe is due now, marked as being probed."""
+        now = time.time()
+        for partner, pause in self._paused.items():
+            if not pause.probing and pause.probe_at <= now:
+                pause.probing = True
+                return partner
+        return None
+
+    async def after_round(self, outcomes: Mapping[str, Sequence[Outcome]],
+                          probe: str | None) -> None:
+        """Pause, keep paused or resume partners after a round's outcomes were recorded.
+
+        :param outcomes: each partner's outcomes in the round (empty: nothing to send).
+        :param probe: the partner this round probed, if it was a probe.
+        """
+        for partner, outs in outcomes.items():
+            local = next((o.detail for o in outs if o.kind == "local"), None)
+            pause = self._paused.get(partner)
+            if local is not None and pause is None:
+                await self._pause(partner, local)
+            elif partner != probe or pause is None:
+                continue  # a round begun before the pause tells nothing new
+            elif local is not None:
+                pause.delay = min(pause.delay * 2, self.longest)
+                pause.probe_at = time.time() + pause.delay
+                pause.probing = False
+                log.debug("partner %s still paused (%s); next probe in %.0fs",
+                          partner, local, pause.delay)
+            else:
+                await self._resume(partner, pause)
+
+    async def _pause(self, partner: str, error: str) -> None:
+        now = time.time()
+        self._paused[partner] = _Pause(now, error, self.first, now + self.first)
+        await self._store.note("partner.paused", {"partner": partner, "error": error})
+        log.info("partner %s paused by a fault on this machine; probing every %.0f-%.0fs",
+                 partner, self.first, self.longest)
+
+    async def _resume(self, partner: str, pause: _Pause) -> None:
+        seconds = round(time.time() - pause.since, 1)
+        await self._store.note("partner.resumed",
+                               {"partner": partner, "paused_for": seconds, "error": pause.error})
+        del self._paused[partner]

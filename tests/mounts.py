@@ -1,0 +1,106 @@
+"""Real file-system faults for tests: a private mount namespace, small tmpfs, read-only binds.
+
+A test that needs mounts runs its scenario with :func:`run_isolated`: a
+child process in a mount namespace of its own (``unshare -m``, propagation
+private), so whatever it mounts is seen by it and its children only and
+disappears with it. The helpers that mount refuse to run outside such a
+namespace. Needs root and ``unshare`` (the test is skipped without them).
+
+Run a scenario by hand with::
+
+    unshare -m --propagation private python -m tests.mounts tests.test_recovery:NAME ARG...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+#: The mount namespace of the test run, handed to the child (``/proc/1`` may be out of reach).
+_HOST_NAMESPACE = "ECH_TEST_HOST_MOUNT_NS"
+
+
+def run_isolated(target: str, *args: str, timeout: float = 120) -> str:
+    """Run ``module:function(*args)`` (async or not) in its own mount namespace; its output.
+
+    The calling test fails with the child's output when the scenario fails.
+    """
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("needs root and unshare(1) for a private mount namespace")
+    cmd = ["unshare", "-m", "--propagation", "private",
+           sys.executable, "-m", "tests.mounts", target, *args]
+    env = {**os.environ, _HOST_NAMESPACE: os.readlink("/proc/self/ns/mnt")}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    output = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        pytest.fail(f"{target} failed in its mount namespace (exit {proc.returncode}):\n{output}")
+    return output
+
+
+def _require_private() -> None:
+    host = os.environ.get(_HOST_NAMESPACE)
+    if host is None or os.readlink("/proc/self/ns/mnt") == host:
+        raise RuntimeError("refusing to mount outside a private mount namespace (run_isolated)")
+
+
+def _mount(*args: str) -> None:
+    _require_private()
+    subprocess.run(["mount", *args], check=True, capture_output=True)
+
+
+def tmpfs(path: Path, size: str) -> None:
+    """Mount an empty tmpfs of ``size`` (e.g. ``"2m"``) on ``path``."""
+    path.mkdir(parents=True, exist_ok=True)
+    _mount("-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path))
+
+
+def read_only(path: Path) -> None:
+    """Make ``path`` read-only: bind it onto itself, then remount the bind read-only."""
+    _mount("--bind", str(path), str(path))
+    _mount("-o", "remount,bind,ro", str(path))
+
+
+def writable(path: Path) -> None:
+    """Undo :func:`read_only`: the bind goes, the folder underneath is writable again."""
+    _mount("-o", "remount,bind,rw", str(path))
+    subprocess.run(["umount", str(path)], check=True, capture_output=True)
+
+
+def fill(folder: Path, name: str = "filler") -> Path:
+    """Fill the file system of ``folder`` to the last byte with one file; return it."""
+    filler = folder / name
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        block = b"\0" * 65536
+        while True:
+            try:
+                os.write(fd, block)
+            except OSError:
+                if len(block) == 1:
+                    break
+                block = block[: len(block) // 2]
+    finally:
+        os.close(fd)
+    return filler
+
+
+def _main(target: str, *args: str) -> None:
+    module, _, name = target.partition(":")
+    func = getattr(importlib.import_module(module), name)
+    result = func(*args)
+    if inspect.isawaitable(result):
+        asyncio.run(result)  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    _main(*sys.argv[1:])
