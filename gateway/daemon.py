@@ -5,6 +5,10 @@ processed, the dispatch round in progress completes, receipts and inbound
 loops stop, the store commits what is queued. A second signal, or the drain
 timeout, cuts the drain short; nothing is lost either way, because every
 step is committed and the next start continues from the store.
+
+A database deleted or replaced while running (:class:`~gateway.errors.StoreLost`)
+stops the daemon the same way, after a CRITICAL log line and a ``store.lost``
+event; :meth:`Gateway.run` then raises it, and ``run`` exits with its own code.
 """
 
 from __future__ import annotations
@@ -22,12 +26,12 @@ import pluggy
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from gateway import processor, sdnotify
-from gateway.contracts import PluginContext, Source, Transport
+from gateway.contracts import GatewayEvent, PluginContext, Source, Transport
 from gateway.dispatcher import Dispatcher, ReceiptRecorder
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, StoreLost
 from gateway.events import Publisher
 from gateway.pipeline import Pipeline
-from gateway.plugins import loaded_from_entry_points, source_types, transport_types
+from gateway.plugins import loaded_from_entry_points, notify, source_types, transport_types
 from gateway.processor import Processor, Validator, normalise_context
 from gateway.retry import RetryPolicy
 from gateway.store import SQLiteStore, Store
@@ -40,6 +44,8 @@ log = logging.getLogger(__name__)
 RESTART_MIN, RESTART_MAX = 1.0, 60.0
 #: Seconds between WAL checkpoints (the writer's commits never checkpoint).
 CHECKPOINT_INTERVAL = 2.0
+#: Seconds between checks that the database is still there (and anchor writes).
+ANCHOR_INTERVAL = 2.0
 #: Seconds a maintenance job running at shutdown gets to finish.
 JOB_STOP_TIMEOUT = 10.0
 
@@ -83,7 +89,8 @@ class Gateway:
         g, d = settings.gateway, settings.dispatcher
         self.store = SQLiteStore(settings.store.path, group_commit_max=settings.store.group_commit_max,
                                  group_commit_delay=settings.store.group_commit_delay,
-                                 busy_timeout=settings.store.busy_timeout)
+                                 busy_timeout=settings.store.busy_timeout,
+                                 on_lost=self._store_lost)
         self.store.on_commit(Publisher(pm))
         context = normalise_context(settings)
         self.pool = worker_pool(settings, pm)
@@ -111,9 +118,24 @@ class Gateway:
         #: Set to cut the drain short (a second TERM).
         self.abort = asyncio.Event()
         self._jobs: set[asyncio.Task[Any]] = set()  # maintenance jobs running now
+        self._stop: asyncio.Event | None = None
+
+    def _store_lost(self, exc: StoreLost) -> None:
+        """The database is gone or replaced: alert once, stop taking input, stop."""
+        log.critical("%s: stopping; nothing more is taken or written. Restore the database"
+                     " (`ech-gateway journal verify` compares it with its anchor)", exc)
+        notify(self.pm, GatewayEvent("store.lost", None, None,
+                                     {"path": str(self.store.path), "error": str(exc)}))
+        if self._stop is not None:
+            self._stop.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run until ``stop`` is set, then drain."""
+        """Run until ``stop`` is set, then drain.
+
+        :raises StoreLost: the database does not reach its anchor (at start), or
+            was deleted or replaced while running (after the drain).
+        """
+        self._stop = stop
         self.store.start()
         await self.pipeline.start()
         recovered = await self.pipeline.recover()
@@ -149,6 +171,8 @@ class Gateway:
         self.pipeline.close()
         self.store.checkpoint()
         self.store.close()
+        if self.store.lost is not None:
+            raise self.store.lost
         log.info("stopped")
 
     async def _drain(self, sources: list[asyncio.Task[None]], links: list[asyncio.Task[None]],
@@ -174,6 +198,8 @@ class Gateway:
         scheduler.add_job(self._tracked(self.summary.tick), "interval",
                           seconds=self.settings.gateway.summary_interval, id="summary",
                           coalesce=True, max_instances=1)
+        scheduler.add_job(self._tracked(self._keep_anchor), "interval", seconds=ANCHOR_INTERVAL,
+                          id="store-anchor", coalesce=True, max_instances=1)
         interval = sdnotify.watchdog_interval()
         if interval:
             scheduler.add_job(lambda: sdnotify.notify("WATCHDOG=1"), "interval", seconds=interval)
@@ -198,6 +224,10 @@ class Gateway:
             await asyncio.wait(set(self._jobs), timeout=JOB_STOP_TIMEOUT)
         scheduler.shutdown(wait=False)
 
+    async def _keep_anchor(self) -> None:
+        with contextlib.suppress(StoreLost):  # already told (_store_lost)
+            await self.store.keep_anchor()
+
     async def _checkpoint(self) -> None:
         await asyncio.to_thread(self.store.checkpoint)
 
@@ -220,6 +250,8 @@ async def _supervised(name: str, run: Callable[[], Awaitable[None]]) -> None:
         started = time.monotonic()
         try:
             await run()
+            return
+        except StoreLost:  # alerted once already; the daemon is stopping
             return
         except (OSError, GatewayError) as exc:  # the world, not a bug: no traceback
             log.error("%s failed: %s; restarting it in %.0fs", name, exc, delay)

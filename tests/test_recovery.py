@@ -10,14 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
+import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from gateway.api import GatewayEvent, hookimpl
+from gateway.cli.exitcodes import FAILED, OK, STORE_LOST
 from gateway.daemon import Gateway
+from gateway.errors import StoreLost
 from gateway.plugins import get_plugin_manager
+from gateway.store.anchor import Anchor, read_anchor
 from tests.flow import drop, message, running, states, until
 from tests.mounts import read_only, run_isolated, writable
 from tests.test_sedex_e2e import gateway_dir
@@ -120,3 +129,71 @@ async def outbox_read_only(root: str) -> None:
 
 def test_sedex_outbox_read_only_for_a_while_burns_no_attempt(tmp_path: Path) -> None:
     run_isolated("tests.test_recovery:outbox_read_only", str(tmp_path))
+
+
+def _run_cli(config: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gateway", "--config", str(config), *argv],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def _head(db: Path) -> int:
+    return int(states(db, "SELECT max(seq) FROM journal")[0][0])
+
+
+@pytest.mark.parametrize(("how", "verdict"), [("deleted", "MISSING"), ("replaced", "TRUNCATED")])
+async def test_database_deleted_or_replaced_while_running(
+        tmp_path: Path, how: str, verdict: str) -> None:
+    """The daemon notices, alerts once, takes no more input; a restart refuses to go on."""
+    config = gateway_dir(tmp_path)
+    db, drops = tmp_path / "gateway.db", tmp_path / "registry" / "outbox"
+    backup = tmp_path / "backup.db"
+    events = Events()
+    pm = get_plugin_manager()
+    pm.register(events)
+    with alerts() as log, pytest.raises(StoreLost, match=f"was {how}"):
+        async with running(config, pm) as gateway:
+            for n in range(5):
+                drop(drops, f"first{n}.xml", message())
+            await until(lambda: deliveries(db) == [("sent", 1)] * 5)
+            with sqlite3.connect(db) as source, sqlite3.connect(backup) as copy:
+                source.backup(copy)  # an operator's backup, soon older than the journal
+            for n in range(5):
+                drop(drops, f"second{n}.xml", message())
+            await until(lambda: len(deliveries(db)) == 10)
+            # the anchor beside the database follows the journal (every 2 s)
+            await until(lambda: (read_anchor(db) or Anchor("", 0, "", 0)).seq == _head(db))
+            if how == "deleted":
+                db.unlink()
+            else:
+                os.replace(backup, db)
+            for n in range(5):
+                drop(drops, f"late{n}.xml", message())
+            await until(lambda: bool(events.kinds("store.lost")))
+            assert gateway.store.lost is not None
+    # input stopped: what came after the loss is still in the drop folder, not lost
+    assert sorted(p.name for p in drops.glob("late*.xml")) == [f"late{n}.xml" for n in range(5)]
+    assert events.kinds("store.lost") == ["store.lost"]
+    critical = [line for line in log.lines if line.startswith("CRITICAL")]
+    assert len(critical) == 1 and f"was {how} while running" in critical[0], log.lines
+    # after the stop, the journal no longer reaches its anchor ...
+    verify = _run_cli(config, "journal", "verify")
+    assert verify.returncode == FAILED, verify.stdout + verify.stderr
+    assert verify.stdout.startswith(f"journal {verdict}"), verify.stdout
+    # ... and the daemon refuses to start on it: one line, no traceback, its own exit code
+    run = _run_cli(config, "run")
+    assert run.returncode == STORE_LOST, run.stderr
+    assert verdict in run.stderr and "Traceback" not in run.stderr
+    assert run.stderr.count("\n") == 1, run.stderr
+    assert db.exists() == (how == "replaced")  # a refused start makes no new database
+
+
+async def test_journal_verify_reports_intact_against_the_anchor(tmp_path: Path) -> None:
+    config = gateway_dir(tmp_path)
+    async with running(config, get_plugin_manager()):
+        drop(tmp_path / "registry" / "outbox", "one.xml", message())
+        await until(lambda: deliveries(tmp_path / "gateway.db") == [("sent", 1)])
+    anchor = read_anchor(tmp_path / "gateway.db")
+    assert anchor is not None and anchor.seq == _head(tmp_path / "gateway.db")  # written at stop
+    verify = _run_cli(config, "journal", "verify")
+    assert verify.returncode == OK
+    assert verify.stdout.strip() == f"journal intact: {anchor.seq} entries, anchored at entry {anchor.seq}"

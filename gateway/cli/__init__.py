@@ -11,8 +11,8 @@ from typing import Any
 
 from gateway import __version__
 from gateway.cli import _handling, _inspect, _operate, _status
-from gateway.cli.exitcodes import AMBIGUOUS, CLOSED_PIPE, CONFIG, FAILED, NOT_FOUND
-from gateway.errors import Ambiguous, ConfigError, NotFound, PluginError, StoreError
+from gateway.cli.exitcodes import AMBIGUOUS, CLOSED_PIPE, CONFIG, FAILED, NOT_FOUND, STORE_LOST
+from gateway.errors import Ambiguous, ConfigError, NotFound, PluginError, StoreError, StoreLost
 from gateway.plugins import get_plugin_manager
 
 _CONFIG_HELP = ("configuration file (default: $ECH_GATEWAY_CONFIG, ./gateway.toml,"
@@ -76,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Ambiguous as exc:
         print(f"ech-gateway: {exc}", *exc.candidates, sep="\n  ", file=sys.stderr)
         return AMBIGUOUS
+    except StoreLost as exc:  # one line, no traceback: the operator restores the database
+        print(f"ech-gateway: {exc}", file=sys.stderr)
+        return STORE_LOST
     except StoreError as exc:
         print(f"ech-gateway: {exc}", file=sys.stderr)
         return FAILED

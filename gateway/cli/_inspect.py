@@ -8,10 +8,12 @@ import json
 import sys
 from typing import Any
 
+from gateway.assembly import load_config
 from gateway.cli import _access, _render
 from gateway.cli.exitcodes import AMBIGUOUS, FAILED, NOT_FOUND, OK
 from gateway.errors import Ambiguous, NotFound, StoreError
 from gateway.store import DeliveryState, MessageState, SQLiteStore
+from gateway.store.anchor import anchor_path, read_anchor
 
 
 def add_commands(sub: Any) -> Any:
@@ -164,11 +166,28 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
 
 
 def cmd_journal_verify(args: argparse.Namespace) -> int:
-    """Check the hash chain; exit 1 at the first broken entry."""
+    """Check the hash chain, and the database against the journal's anchor; exit 1 if not intact.
+
+    Verdicts: intact; BROKEN (an entry was edited or removed inside the chain);
+    TRUNCATED (the journal ends before the entry the anchor names); REPLACED
+    (another database, or another history); MISSING (the database is gone).
+    """
+    settings = load_config(args.config, args.pm)
+    path = settings.store.path
+    anchor = read_anchor(path)
+    if anchor is not None and not path.exists():
+        print(f"journal MISSING: no database at {path}; its anchor {anchor_path(path)}"
+              f" names journal entry {anchor.seq}")
+        return FAILED
     with _access.reader(args) as r:
         count, broken = r.verify_journal()
+        anchor, problem = r.against_anchor()
     if broken is not None:
         print(f"journal BROKEN at entry {broken} ({count} entries read)")
         return FAILED
-    print(f"journal intact: {count} entries")
+    if problem is not None:
+        print(f"journal {problem} ({count} entries read)")
+        return FAILED
+    where = f", anchored at entry {anchor.seq}" if anchor else ", no anchor yet"
+    print(f"journal intact: {count} entries{where}")
     return OK

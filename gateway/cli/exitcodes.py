@@ -16,3 +16,6 @@ AMBIGUOUS = 4
 #: the reader of our output went away (``ech-gateway messages list | head -1``): 128 + SIGPIPE,
 #: what a shell reports for any tool a closed pipe stops.
 CLOSED_PIPE = 141
+#: the database was deleted or replaced, or does not reach its journal anchor
+#: (``run`` refuses to start; see ``journal verify``).
+STORE_LOST = 5

@@ -27,10 +27,14 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from gateway.errors import StoreUnavailable
 from gateway.store import journal
 from gateway.store.journal import Entry
 
 log = logging.getLogger(__name__)
+
+#: SQLite's primary result code for "database or disk is full".
+_SQLITE_FULL = 13
 
 T = TypeVar("T")
 #: A write operation: its value, and the journal entries of what it changed.
@@ -43,8 +47,11 @@ class GroupCommitWriter:
     """Runs write operations in batches on one connection."""
 
     def __init__(self, connect: Callable[[], sqlite3.Connection], *, max_batch: int,
-                 max_delay: float) -> None:
+                 max_delay: float, guard: Callable[[], None] | None = None) -> None:
+        """:param guard: called before each commit; what it raises fails the whole batch
+            (the database file is gone: nothing may be committed into it)."""
         self._connect = connect
+        self._guard = guard
         self._max_batch = max_batch
         self._max_delay = max_delay
         self._conn: sqlite3.Connection | None = None
@@ -59,14 +66,22 @@ class GroupCommitWriter:
         """Open the connection."""
         self._conn = self._connect()
 
-    def stop(self) -> None:
-        """Commit what is queued, then close the connection."""
+    def stop(self, last: Callable[[sqlite3.Connection], None] | None = None) -> None:
+        """Commit what is queued, call ``last`` with the connection, then close it."""
         if self._conn is None:
             return
         while self._queue:
             self._flush()
+        if last is not None:
+            last(self._conn)
         self._conn.close()
         self._conn = None
+
+    def read_now(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a read-only ``op`` on the writer's connection now, between batches."""
+        if self._conn is None:
+            raise RuntimeError("the store is closed")
+        return op(self._conn)
 
     async def read(self, op: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``op``, which changes nothing worth journaling, in the next batch."""
@@ -104,6 +119,14 @@ class GroupCommitWriter:
         results: list[tuple[asyncio.Future[Any], bool, Any]] = []
         committed: list[Entry] = []
         try:
+            if self._guard is not None:
+                self._guard()
+        except Exception as exc:  # nothing of the batch may be committed
+            for _op, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+            return
+        try:
             conn.execute("BEGIN IMMEDIATE")
             for op, fut in batch:
                 conn.execute("SAVEPOINT op")
@@ -112,6 +135,7 @@ class GroupCommitWriter:
                     if entries:
                         journal.append(conn, entries, time.time())
                 except Exception as exc:  # the caller gets it; the batch goes on
+                    exc = _unavailable(exc)
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
                     results.append((fut, False, exc))
@@ -121,7 +145,11 @@ class GroupCommitWriter:
                     committed += entries
             conn.execute("COMMIT")
         except Exception as exc:  # the commit itself failed: every caller learns it
-            log.exception("store commit failed")
+            exc = _unavailable(exc)
+            if isinstance(exc, StoreUnavailable):  # the callers wait for space; no traceback
+                log.debug("store commit failed: %s", exc)
+            else:
+                log.exception("store commit failed")
             if conn.in_transaction:
                 conn.rollback()
             for _op, fut in batch:
@@ -142,3 +170,13 @@ class GroupCommitWriter:
                 fut.set_result(value)
             else:
                 fut.set_exception(value)
+
+
+def _unavailable(exc: Exception) -> Exception:
+    """``exc``, as :class:`StoreUnavailable` when it says the disk is full."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(exc, sqlite3.Error) and code is not None and code & 0xFF == _SQLITE_FULL:
+        unavailable = StoreUnavailable(f"the store cannot write: {exc}")
+        unavailable.__cause__ = exc
+        return unavailable
+    return exc

@@ -2,7 +2,9 @@
 
 Each entry's hash covers its own fields and the previous entry's hash, so
 editing or deleting an entry breaks the chain from there on
-(``ech-gateway journal verify``).
+(``ech-gateway journal verify``). Deleting entries from the end, or
+replacing the whole database, keeps a valid chain: the anchor outside the
+database (:mod:`gateway.store.anchor`) catches those.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
+from gateway.store.anchor import Anchor
 
 GENESIS = "0" * 64
 
@@ -71,3 +75,35 @@ def verify(conn: sqlite3.Connection) -> tuple[int, int | None]:
             return count, seq
         prev = h
     return count, None
+
+
+def head(conn: sqlite3.Connection) -> tuple[int, str]:
+    """The journal's last entry: (seq, hash), or (0, GENESIS) when it is empty."""
+    row = conn.execute("SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1").fetchone()
+    return (int(row[0]), str(row[1])) if row else (0, GENESIS)
+
+
+def identity(conn: sqlite3.Connection) -> str | None:
+    """The database's identity (made when the database was), if it has one."""
+    try:
+        row = conn.execute("SELECT id FROM store_identity").fetchone()
+    except sqlite3.OperationalError:  # a database older than migration 0006
+        return None
+    return str(row[0]) if row else None
+
+
+def against_anchor(conn: sqlite3.Connection, anchor: Anchor) -> str | None:
+    """Why the database does not reach ``anchor`` (``TRUNCATED: ...``, ``REPLACED: ...``), or None."""
+    found = identity(conn)
+    if found != anchor.identity:
+        return (f"REPLACED: this database is {found}, the anchor was written for"
+                f" {anchor.identity}")
+    if anchor.seq == 0:
+        return None
+    row = conn.execute("SELECT hash FROM journal WHERE seq = ?", (anchor.seq,)).fetchone()
+    if row is None:
+        last, _hash = head(conn)
+        return f"TRUNCATED: the journal ends at entry {last}, the anchor names entry {anchor.seq}"
+    if row[0] != anchor.hash:
+        return f"REPLACED: journal entry {anchor.seq} is not the one the anchor names"
+    return None

@@ -1,26 +1,43 @@
-"""The embedded store: SQLite in WAL mode with group commit."""
+"""The embedded store: SQLite in WAL mode with group commit.
+
+The store makes sure it writes into the database it opened: before each
+commit batch and on :meth:`SQLiteStore.keep_anchor` (every 2 s) it checks
+that the file at its path is still the one it opened (device and inode).
+A database deleted or replaced while running is *lost*: nothing more is
+committed, and ``on_lost`` is told once. At start the database must reach
+its journal anchor (:mod:`gateway.store.anchor`), else it refuses to open.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
 import sqlite3
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from gateway.contracts import RawInput, Receipt
-from gateway.errors import StoreError
+from gateway.errors import StoreError, StoreLost
 from gateway.store import _delivery_ops, _handling_ops, _intake_ops, _queries, journal
 from gateway.store._writer import CommitListener, GroupCommitWriter
+from gateway.store.anchor import Anchor, anchor_path, read_anchor, write_anchor
 from gateway.store.base import PolicyFor
 from gateway.store.migrate import migrate, missing
 from gateway.store.records import Claim, Outcome, Pending, Processed
 from gateway.store.states import MessageState
 
+log = logging.getLogger(__name__)
 
-def connect(path: Path, *, busy_timeout: float = 30.0, readonly: bool = False) -> sqlite3.Connection:
-    """Open ``path`` in WAL mode with full durability on commit."""
-    if readonly:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=busy_timeout,
+
+def connect(path: Path, *, busy_timeout: float = 30.0, readonly: bool = False,
+            create: bool = True) -> sqlite3.Connection:
+    """Open ``path`` in WAL mode with full durability on commit (``create``: make it if missing)."""
+    if readonly or not create:
+        mode = "ro" if readonly else "rw"
+        conn = sqlite3.connect(f"file:{path}?mode={mode}", uri=True, timeout=busy_timeout,
                                isolation_level=None, check_same_thread=False)
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -37,19 +54,75 @@ class SQLiteStore:
     """The store the daemon writes through; every write is group-committed."""
 
     def __init__(self, path: Path, *, group_commit_max: int = 1000,
-                 group_commit_delay: float = 0.002, busy_timeout: float = 30.0) -> None:
+                 group_commit_delay: float = 0.002, busy_timeout: float = 30.0,
+                 on_lost: Callable[[StoreLost], None] | None = None) -> None:
         self.path = path
         self._busy_timeout = busy_timeout
+        self._on_lost = on_lost
+        #: Why the store is lost, once it is: nothing more is written.
+        self.lost: StoreLost | None = None
+        self._file: tuple[int, int] | None = None  # (device, inode) of the database opened
+        self._identity = ""
+        self._anchored: tuple[int, str] | None = None
         self._writer = GroupCommitWriter(self._open_writer, max_batch=group_commit_max,
-                                         max_delay=group_commit_delay)
+                                         max_delay=group_commit_delay, guard=self._check_file)
 
     def _open_writer(self) -> sqlite3.Connection:
+        anchor = read_anchor(self.path)
+        if anchor is not None and not self.path.exists():
+            raise StoreLost(f"journal MISSING: the database {self.path} is gone; its anchor"
+                            f" {anchor_path(self.path)} names journal entry {anchor.seq}."
+                            f" {_REMEDY}")
         conn = connect(self.path, busy_timeout=self._busy_timeout)
-        migrate(conn)
+        try:
+            migrate(conn)
+            problem = journal.against_anchor(conn, anchor) if anchor is not None else None
+            if problem is not None:
+                raise StoreLost(f"journal {problem} ({self.path}). {_REMEDY}")
+            self._identity = journal.identity(conn) or ""
+        except BaseException:
+            conn.close()
+            raise
+        st = os.stat(self.path)
+        self._file = (st.st_dev, st.st_ino)
         conn.row_factory = None
         # checkpoints run beside the writer (checkpoint()), not inside its commits
         conn.execute("PRAGMA wal_autocheckpoint=0")
         return conn
+
+    def _check_file(self) -> None:
+        """Raise :class:`StoreLost` unless ``path`` is still the database opened."""
+        if self.lost is not None:
+            raise self.lost
+        try:
+            st = os.stat(self.path)
+            why = None if (st.st_dev, st.st_ino) == self._file else "replaced"
+        except FileNotFoundError:
+            why = "deleted"
+        if why is None:
+            return
+        self.lost = StoreLost(f"the database {self.path} was {why} while running")
+        if self._on_lost is not None:
+            self._on_lost(self.lost)
+        raise self.lost
+
+    def _anchor(self, conn: sqlite3.Connection, always: bool = False) -> Anchor | None:
+        """The anchor to write now, or ``None`` when the head has not moved."""
+        seq, digest = journal.head(conn)
+        if self._anchored == (seq, digest) and not always:
+            return None
+        self._anchored = (seq, digest)
+        return Anchor(self._identity, seq, digest, time.time())
+
+    async def keep_anchor(self) -> None:
+        """Check that the database is still there; write its anchor if the journal moved.
+
+        :raises StoreLost: the database file was deleted or replaced.
+        """
+        self._check_file()
+        anchor = self._writer.read_now(self._anchor)
+        if anchor is not None:
+            await asyncio.to_thread(write_anchor, self.path, anchor)
 
     def checkpoint(self) -> None:
         """Copy the WAL into the database file (blocking: run it in a thread).
@@ -57,7 +130,9 @@ class SQLiteStore:
         The writer does not checkpoint itself, so its commits stay one WAL
         append and one fsync; the daemon calls this every few seconds.
         """
-        conn = connect(self.path, busy_timeout=self._busy_timeout)
+        if self.lost is not None:
+            return
+        conn = connect(self.path, busy_timeout=self._busy_timeout, create=False)
         try:
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         finally:
@@ -73,12 +148,35 @@ class SQLiteStore:
         self._writer.on_commit = listener
 
     def start(self) -> None:
-        """Open the database, apply migrations, start the writer."""
+        """Open the database, apply migrations, check it against its anchor, start the writer.
+
+        :raises StoreLost: the database does not reach its journal anchor.
+        """
         self._writer.start()
+        self._write_anchor_now(self._writer.read_now(lambda c: self._anchor(c, always=True)),
+                               "start")
 
     def close(self) -> None:
-        """Commit what is queued and close."""
-        self._writer.stop()
+        """Commit what is queued, anchor the journal's head, and close."""
+        anchors: list[Anchor | None] = []
+
+        def last(conn: sqlite3.Connection) -> None:
+            try:
+                self._check_file()
+            except StoreLost:
+                return  # the anchor keeps naming what the lost database reached
+            anchors.append(self._anchor(conn, always=True))
+
+        self._writer.stop(last)
+        for anchor in anchors:
+            self._write_anchor_now(anchor, "stop")
+
+    def _write_anchor_now(self, anchor: Anchor | None, when: str) -> None:
+        if anchor is None:
+            return
+        write_anchor(self.path, anchor)
+        log.info("journal head at %s: entry %d, hash %s (database %s)", when, anchor.seq,
+                 anchor.hash, anchor.identity)
 
     # -- intake ------------------------------------------------------------
     async def add_raw(self, raws: Sequence[RawInput]) -> list[tuple[int, bool]]:
@@ -155,10 +253,15 @@ class SQLiteStore:
         return await self._writer.write(lambda c: _delivery_ops.replay_delivery(c, delivery))
 
 
+_REMEDY = ("Restore the database (or remove the anchor file to start with this database"
+           " anyway); `ech-gateway journal verify` tells more")
+
+
 class StoreReader:
     """Read-only access for the command line (and, later, the dashboard)."""
 
     def __init__(self, path: Path) -> None:
+        self.path = path
         self.conn = connect(path, readonly=True)
         behind = missing(self.conn)
         if behind:
@@ -201,3 +304,8 @@ class StoreReader:
     def verify_journal(self) -> tuple[int, int | None]:
         """Check the journal's hash chain."""
         return journal.verify(self.conn)
+
+    def against_anchor(self) -> tuple[Anchor | None, str | None]:
+        """The journal's anchor, and why the database does not reach it (None: it does)."""
+        anchor = read_anchor(self.path)
+        return anchor, (journal.against_anchor(self.conn, anchor) if anchor else None)
