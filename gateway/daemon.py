@@ -28,8 +28,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from gateway import processor, sdnotify
 from gateway.contracts import GatewayEvent, PluginContext, Source, Transport
 from gateway.dispatcher import Dispatcher, ReceiptRecorder
-from gateway.errors import GatewayError, StoreLost
+from gateway.errors import GatewayError, StoreLost, StoreUnavailable
 from gateway.events import Publisher
+from gateway.intake_pause import IntakePause
+from gateway.logs import RepeatedProblem
 from gateway.pipeline import Pipeline
 from gateway.plugins import loaded_from_entry_points, notify, source_types, transport_types
 from gateway.processor import Processor, Validator, normalise_context
@@ -76,8 +78,8 @@ def build_pipeline(settings: Any, pm: pluggy.PluginManager, store: Store,
                    pool: WorkerPool) -> Pipeline:
     """The intake pipeline for ``settings``' enabled partners."""
     proc = Processor(pm, settings, normalise_context(settings), validate, partner_versions(settings))
-    return Pipeline(store, proc, on_routed, batch_size=settings.dispatcher.batch_size,
-                    pool=pool)
+    return Pipeline(store, proc, on_routed, pause=IntakePause(pm),
+                    batch_size=settings.dispatcher.batch_size, pool=pool)
 
 
 class Gateway:
@@ -206,13 +208,24 @@ class Gateway:
         return scheduler
 
     def _tracked(self, job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
-        """``job``, registered while it runs so that shutting down can let it finish."""
+        """``job``, registered while it runs so that shutting down can let it finish.
+
+        A store that cannot write (disk full) is reported once, then every 5
+        minutes, and when it can again; a lost store was reported already.
+        """
+        problem = RepeatedProblem(log, f"maintenance job {job.__name__.strip('_')}")
+
         async def run() -> None:
             task = asyncio.current_task()
             assert task is not None
             self._jobs.add(task)
             try:
                 await job()
+                problem.ok()
+            except StoreUnavailable as exc:
+                problem.failed(exc)
+            except StoreLost:
+                pass
             finally:
                 self._jobs.discard(task)
         return run
@@ -225,8 +238,7 @@ class Gateway:
         scheduler.shutdown(wait=False)
 
     async def _keep_anchor(self) -> None:
-        with contextlib.suppress(StoreLost):  # already told (_store_lost)
-            await self.store.keep_anchor()
+        await self.store.keep_anchor()
 
     async def _checkpoint(self) -> None:
         await asyncio.to_thread(self.store.checkpoint)

@@ -28,7 +28,7 @@ from gateway.contracts import (
     SendResult,
     Transport,
 )
-from gateway.errors import LocalFault, PermanentError, TransientError
+from gateway.errors import LocalFault, PermanentError, StoreUnavailable, TransientError
 from gateway.logs import RepeatedProblem
 from gateway.partner_pause import PartnerPauses
 from gateway.retry import RetryPolicy
@@ -89,6 +89,11 @@ class Dispatcher:
                         claims = await self._store.claim_due(self._node, self._lease, 1, [probe])
                     else:
                         claims = await self._claim()
+                except StoreUnavailable:  # disk full: the intake alerts; claim again later
+                    self._rounds.release()
+                    self.pauses.unprobe(probe)
+                    await asyncio.sleep(self._idle_poll)
+                    continue
                 except BaseException:
                     self._rounds.release()
                     raise
@@ -121,7 +126,12 @@ class Dispatcher:
     async def _round(self, claims: Sequence[Claim], probe: str | None) -> None:
         try:
             await self._dispatch(claims, probe)
+        except StoreUnavailable as exc:  # the same attempts are repeated after their lease
+            self.pauses.unprobe(probe)
+            log.error("could not record a dispatch round (%s); its attempts are repeated"
+                      " after their lease", exc)
         except Exception:  # the claims' leases expire and they are taken again
+            self.pauses.unprobe(probe)
             log.exception("a dispatch round failed; its deliveries are retried after their lease")
         finally:
             self._rounds.release()

@@ -62,6 +62,13 @@ class PartnerPauses:
                 return partner
         return None
 
+    def unprobe(self, partner: str | None) -> None:
+        """The probe of ``partner`` told nothing (the round failed): probe again later."""
+        pause = self._paused.get(partner) if partner is not None else None
+        if pause is not None:
+            pause.probing = False
+            pause.probe_at = time.time() + pause.delay
+
     async def after_round(self, outcomes: Mapping[str, Sequence[Outcome]],
                           probe: str | None) -> None:
         """Pause, keep paused or resume partners after a round's outcomes were recorded.

@@ -4,7 +4,9 @@
 gets. ``submit`` returns once the raw bytes are committed; processing
 follows in batches (in worker processes when ``[gateway] workers`` > 0),
 and its results are recorded in one transaction per batch together with
-the deliveries they create (transactional outbox).
+the deliveries they create (transactional outbox). While the store cannot
+write (disk full), those writes wait and are tried again
+(:mod:`gateway.intake_pause`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from gateway import processor
 from gateway.contracts import RawInput
+from gateway.intake_pause import IntakePause
 from gateway.processor import Processor
 from gateway.store import MessageState, Processed, Store
 from gateway.workers import WorkerPool
@@ -29,7 +32,7 @@ class Pipeline:
     """Stores what sources submit, then processes it in batches."""
 
     def __init__(self, store: Store, proc: Processor,
-                 on_routed: Callable[[], None], *, batch_size: int = 500,
+                 on_routed: Callable[[], None], *, pause: IntakePause, batch_size: int = 500,
                  pool: WorkerPool | None = None) -> None:
         self._store = store
         self.processor = proc
@@ -37,13 +40,14 @@ class Pipeline:
         self._batch_size = batch_size
         self.pool = pool or WorkerPool(0)
         self._queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=64)
+        self.pause = pause
 
     # -- Intake -----------------------------------------------------------------
     async def submit(self, raws: Sequence[RawInput]) -> list[int]:
         """Store ``raws`` durably, queue them for processing, return their ids."""
         if not raws:
             return []
-        rows = await self._store.add_raw(raws)
+        rows = await self.pause.write(lambda: self._store.add_raw(raws))
         fresh = [(mid, raw) for (mid, new), raw in zip(rows, raws, strict=True) if new]
         if fresh:
             await self._queue.put(fresh)
@@ -51,7 +55,7 @@ class Pipeline:
 
     async def quarantine(self, raw: RawInput, reason: str) -> int:
         """Store ``raw`` as quarantined with ``reason``."""
-        return await self._store.quarantine_raw(raw, reason)
+        return await self.pause.write(lambda: self._store.quarantine_raw(raw, reason))
 
     # -- processing ---------------------------------------------------------------
     async def start(self) -> None:
@@ -93,7 +97,7 @@ class Pipeline:
 
     async def _process(self, batch: Batch) -> None:
         results = await self._run_batch(batch)
-        await self._store.record_processing(results)
+        await self.pause.write(lambda: self._store.record_processing(results))
         if any(p.state is MessageState.ROUTED for p in results):
             self._on_routed()
 

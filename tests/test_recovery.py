@@ -28,7 +28,7 @@ from gateway.errors import StoreLost
 from gateway.plugins import get_plugin_manager
 from gateway.store.anchor import Anchor, read_anchor
 from tests.flow import drop, message, running, states, until
-from tests.mounts import read_only, run_isolated, writable
+from tests.mounts import fill, read_only, run_isolated, tmpfs, writable
 from tests.test_sedex_e2e import gateway_dir
 
 MESSAGES = 20
@@ -197,3 +197,35 @@ async def test_journal_verify_reports_intact_against_the_anchor(tmp_path: Path) 
     verify = _run_cli(config, "journal", "verify")
     assert verify.returncode == OK
     assert verify.stdout.strip() == f"journal intact: {anchor.seq} entries, anchored at entry {anchor.seq}"
+
+
+async def database_disk_full_then_freed(root_text: str) -> None:
+    """(In a private mount namespace.) The database's disk fills up, then space is freed."""
+    root = Path(root_text)
+    config = gateway_dir(root)
+    tmpfs(root / "data", "6m")
+    (root / "conf.d" / "20-db.toml").write_text(f'[store]\npath = "{root}/data/gateway.db"\n')
+    db, drops = root / "data" / "gateway.db", root / "registry" / "outbox"
+    events = Events()
+    pm = get_plugin_manager()
+    pm.register(events)
+    async with running(config, pm) as gateway:
+        gateway.pipeline.pause.first, gateway.pipeline.pause.longest = 0.1, 0.4
+        drop(drops, "before.xml", message())
+        await until(lambda: deliveries(db) == [("sent", 1)])
+        filler = fill(root / "data")
+        for n in range(MESSAGES):
+            drop(drops, f"m{n}.xml", message())
+        await until(lambda: bool(events.kinds("intake.paused")))
+        await asyncio.sleep(1.0)  # several retries meet the full disk
+        assert not events.kinds("intake.resumed")
+        filler.unlink()
+        # every message proceeds without a restart: stored, processed, sent
+        await until(lambda: deliveries(db) == [("sent", 1)] * (MESSAGES + 1), timeout=20)
+        assert states(db, "SELECT DISTINCT state FROM messages") == [("routed",)]
+        assert not list(drops.glob("*.xml"))
+    assert events.kinds("intake.") == ["intake.paused", "intake.resumed"]
+
+
+def test_database_disk_full_then_freed_recovers_without_restart(tmp_path: Path) -> None:
+    run_isolated("tests.test_recovery:database_disk_full_then_freed", str(tmp_path))

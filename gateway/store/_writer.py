@@ -135,7 +135,7 @@ class GroupCommitWriter:
                     if entries:
                         journal.append(conn, entries, time.time())
                 except Exception as exc:  # the caller gets it; the batch goes on
-                    exc = _unavailable(exc)
+                    exc = unavailable(exc)
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
                     results.append((fut, False, exc))
@@ -145,7 +145,7 @@ class GroupCommitWriter:
                     committed += entries
             conn.execute("COMMIT")
         except Exception as exc:  # the commit itself failed: every caller learns it
-            exc = _unavailable(exc)
+            exc = unavailable(exc)
             if isinstance(exc, StoreUnavailable):  # the callers wait for space; no traceback
                 log.debug("store commit failed: %s", exc)
             else:
@@ -172,7 +172,7 @@ class GroupCommitWriter:
                 fut.set_exception(value)
 
 
-def _unavailable(exc: Exception) -> Exception:
+def unavailable(exc: Exception) -> Exception:
     """``exc``, as :class:`StoreUnavailable` when it says the disk is full."""
     code = getattr(exc, "sqlite_errorcode", None)
     if isinstance(exc, sqlite3.Error) and code is not None and code & 0xFF == _SQLITE_FULL:

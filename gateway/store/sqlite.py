@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from gateway.contracts import RawInput, Receipt
-from gateway.errors import StoreError, StoreLost
+from gateway.errors import StoreError, StoreLost, StoreUnavailable
 from gateway.store import _delivery_ops, _handling_ops, _intake_ops, _queries, journal
-from gateway.store._writer import CommitListener, GroupCommitWriter
+from gateway.store._writer import CommitListener, GroupCommitWriter, unavailable
 from gateway.store.anchor import Anchor, anchor_path, read_anchor, write_anchor
 from gateway.store.base import PolicyFor
 from gateway.store.migrate import migrate, missing
@@ -118,23 +118,33 @@ class SQLiteStore:
         """Check that the database is still there; write its anchor if the journal moved.
 
         :raises StoreLost: the database file was deleted or replaced.
+        :raises StoreUnavailable: the anchor cannot be written now (disk full).
         """
         self._check_file()
         anchor = self._writer.read_now(self._anchor)
-        if anchor is not None:
+        if anchor is None:
+            return
+        try:
             await asyncio.to_thread(write_anchor, self.path, anchor)
+        except OSError as exc:  # tried again next time
+            self._anchored = None
+            raise StoreUnavailable(f"cannot write the journal anchor: {exc}") from exc
 
     def checkpoint(self) -> None:
         """Copy the WAL into the database file (blocking: run it in a thread).
 
         The writer does not checkpoint itself, so its commits stay one WAL
         append and one fsync; the daemon calls this every few seconds.
+
+        :raises StoreUnavailable: the disk is full (the WAL keeps everything meanwhile).
         """
         if self.lost is not None:
             return
         conn = connect(self.path, busy_timeout=self._busy_timeout, create=False)
         try:
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as exc:
+            raise unavailable(exc) from exc
         finally:
             conn.close()
 
