@@ -369,9 +369,11 @@ class GatewayEvent:
     """A notification of something that happened, after it was committed.
 
     :param kind: one of :data:`gateway.events.KINDS`, e.g. ``message.quarantined``,
-        ``delivery.delivered``, ``delivery.dead``, ``receipt.overdue``.
+        ``delivery.delivered``, ``delivery.dead``, ``receipt.overdue``, or of
+        :data:`gateway.events.DIRECT` (``store.lost``...), the few emitted
+        directly because the store is what failed.
     :param message: the id of the message it is about (``None`` only for a
-        receipt that matches no attempt).
+        receipt that matches no attempt, and for partner, intake and store events).
     :param delivery: the id of the delivery it is about (``None`` for message events).
     :param detail: the journal entry's detail, as :data:`gateway.events.KINDS` lists it.
     """

@@ -16,13 +16,14 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
 
 from gateway.api import GatewayEvent, hookimpl
 from gateway.cli.exitcodes import FAILED, OK, STORE_LOST
+from gateway import daemon
 from gateway.daemon import Gateway
 from gateway.errors import StoreLost
 from gateway.plugins import get_plugin_manager
@@ -131,6 +132,18 @@ def test_sedex_outbox_read_only_for_a_while_burns_no_attempt(tmp_path: Path) -> 
     run_isolated("tests.test_recovery:outbox_read_only", str(tmp_path))
 
 
+async def outbox_full(root: str) -> None:
+    """(In a private mount namespace.) The outbox's file system is full for a while."""
+    outbox = Path(root) / "sedex" / "outbox"
+    tmpfs(outbox, "2m")
+    await _outage_then_recovery(Path(root), lambda: fill(outbox),
+                                lambda: (outbox / "filler").unlink())
+
+
+def test_sedex_outbox_full_for_a_while_burns_no_attempt(tmp_path: Path) -> None:
+    run_isolated("tests.test_recovery:outbox_full", str(tmp_path))
+
+
 def _run_cli(config: Path, *argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "gateway", "--config", str(config), *argv],
                           capture_output=True, text=True, timeout=60, check=False)
@@ -142,8 +155,9 @@ def _head(db: Path) -> int:
 
 @pytest.mark.parametrize(("how", "verdict"), [("deleted", "MISSING"), ("replaced", "TRUNCATED")])
 async def test_database_deleted_or_replaced_while_running(
-        tmp_path: Path, how: str, verdict: str) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, verdict: str) -> None:
     """The daemon notices, alerts once, takes no more input; a restart refuses to go on."""
+    monkeypatch.setattr(daemon, "ANCHOR_INTERVAL", 0.2)  # the test's time, not 2 s
     config = gateway_dir(tmp_path)
     db, drops = tmp_path / "gateway.db", tmp_path / "registry" / "outbox"
     backup = tmp_path / "backup.db"
@@ -155,7 +169,7 @@ async def test_database_deleted_or_replaced_while_running(
             for n in range(5):
                 drop(drops, f"first{n}.xml", message())
             await until(lambda: deliveries(db) == [("sent", 1)] * 5)
-            with sqlite3.connect(db) as source, sqlite3.connect(backup) as copy:
+            with closing(sqlite3.connect(db)) as source, closing(sqlite3.connect(backup)) as copy:
                 source.backup(copy)  # an operator's backup, soon older than the journal
             for n in range(5):
                 drop(drops, f"second{n}.xml", message())
@@ -175,6 +189,9 @@ async def test_database_deleted_or_replaced_while_running(
     assert events.kinds("store.lost") == ["store.lost"]
     critical = [line for line in log.lines if line.startswith("CRITICAL")]
     assert len(critical) == 1 and f"was {how} while running" in critical[0], log.lines
+    if how == "replaced":  # the restore completed: the old database's WAL goes with it
+        for leftover in ("gateway.db-wal", "gateway.db-shm"):
+            (tmp_path / leftover).unlink(missing_ok=True)
     # after the stop, the journal no longer reaches its anchor ...
     verify = _run_cli(config, "journal", "verify")
     assert verify.returncode == FAILED, verify.stdout + verify.stderr

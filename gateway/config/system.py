@@ -75,6 +75,9 @@ TimeoutStopSec=60
 WatchdogSec=60
 Restart=on-failure
 RestartSec=5
+# Exit 5: the database was deleted or replaced, or does not reach its journal
+# anchor. Restarting would not mend it: an operator restores the database.
+RestartPreventExitStatus=5
 
 # {CONFIG_DIR} (read-only for the service) and {DATA_DIR} (its own).
 ConfigurationDirectory={NAME}

@@ -90,17 +90,21 @@ class SQLiteStore:
         conn.execute("PRAGMA wal_autocheckpoint=0")
         return conn
 
+    def _same_file(self) -> bool:
+        """Whether the file at ``path`` is the database opened (``False``: none is there)."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        return (st.st_dev, st.st_ino) == self._file
+
     def _check_file(self) -> None:
         """Raise :class:`StoreLost` unless ``path`` is still the database opened."""
         if self.lost is not None:
             raise self.lost
-        try:
-            st = os.stat(self.path)
-            why = None if (st.st_dev, st.st_ino) == self._file else "replaced"
-        except FileNotFoundError:
-            why = "deleted"
-        if why is None:
+        if self._same_file():
             return
+        why = "replaced" if self.path.exists() else "deleted"
         self.lost = StoreLost(f"the database {self.path} was {why} while running")
         if self._on_lost is not None:
             self._on_lost(self.lost)
@@ -136,13 +140,18 @@ class SQLiteStore:
         The writer does not checkpoint itself, so its commits stay one WAL
         append and one fsync; the daemon calls this every few seconds.
 
+        Nothing is done unless the file at ``path`` is the database opened: a
+        checkpoint into a database put in its place (a restored backup) would
+        copy this database's WAL into it. The writer reports the loss.
+
         :raises StoreUnavailable: the disk is full (the WAL keeps everything meanwhile).
         """
-        if self.lost is not None:
+        if self.lost is not None or not self._same_file():
             return
         conn = connect(self.path, busy_timeout=self._busy_timeout, create=False)
         try:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            if self._same_file():  # (still: the file opened is ours)
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error as exc:
             raise unavailable(exc) from exc
         finally:
