@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway import daemon
 from gateway.api import GatewayEvent, hookimpl
 from gateway.cli.exitcodes import FAILED, OK, STORE_LOST
-from gateway import daemon
 from gateway.daemon import Gateway
 from gateway.errors import StoreLost
 from gateway.plugins import get_plugin_manager
@@ -204,13 +204,20 @@ async def test_database_deleted_or_replaced_while_running(
     assert db.exists() == (how == "replaced")  # a refused start makes no new database
 
 
-async def test_journal_verify_reports_intact_against_the_anchor(tmp_path: Path) -> None:
+async def test_journal_verify_reports_intact_against_the_anchor(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="gateway.store")
     config = gateway_dir(tmp_path)
     async with running(config, get_plugin_manager()):
         drop(tmp_path / "registry" / "outbox", "one.xml", message())
         await until(lambda: deliveries(tmp_path / "gateway.db") == [("sent", 1)])
     anchor = read_anchor(tmp_path / "gateway.db")
     assert anchor is not None and anchor.seq == _head(tmp_path / "gateway.db")  # written at stop
+    # the head is in the log too, at start and at stop
+    heads = [r.getMessage() for r in caplog.records if r.getMessage().startswith("journal head")]
+    assert heads[0].startswith("journal head at start: entry 0, hash 000000")
+    assert heads[-1] == (f"journal head at stop: entry {anchor.seq}, hash {anchor.hash}"
+                         f" (database {anchor.identity})")
     verify = _run_cli(config, "journal", "verify")
     assert verify.returncode == OK
     assert verify.stdout.strip() == f"journal intact: {anchor.seq} entries, anchored at entry {anchor.seq}"
