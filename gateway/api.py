@@ -11,7 +11,8 @@ is a gap in this module, not a licence to import internals.
 - option types for a plugin's pydantic options model (:class:`PluginOptions`,
   :data:`Duration`, :data:`Size`);
 - helpers worth sharing: safe XML parsing and validation, safe zip handling,
-  file and folder primitives, log redaction;
+  file and folder primitives, taking files that are written in place
+  (:class:`FileTaker`), log redaction;
 - for a plugin's own commands and simulators: the gateway's configuration
   (:func:`load_config`, :class:`ConfigError`) and valid sample eCH-0223
   messages (:func:`sample_person_event`, :func:`sample_event_report`, :func:`write_message`).
@@ -66,6 +67,7 @@ from gateway.errors import (
 )
 from gateway.fileio import (
     Evidence,
+    move_unique,
     read_evidence,
     read_file,
     rename_no_replace,
@@ -73,6 +75,19 @@ from gateway.fileio import (
     sync_filesystem,
     write_all,
     write_file,
+)
+from gateway.filetake import (
+    BATCH_BYTES,
+    SET_ASIDE,
+    FileTaker,
+    Listing,
+    Ready,
+    Stored,
+    TooLarge,
+    Unfinished,
+    Whole,
+    display_name,
+    finish,
 )
 from gateway.hookspecs import hookimpl
 from gateway.logs import RepeatedProblem, redact
@@ -87,6 +102,8 @@ class PluginOptions(BaseModel):
 
 
 __all__ = [
+    "BATCH_BYTES",
+    "SET_ASIDE",
     "Attachment",
     "BatchTransport",
     "Command",
@@ -95,11 +112,13 @@ __all__ = [
     "DirWatcher",
     "Duration",
     "Evidence",
+    "FileTaker",
     "Flushable",
     "GatewayError",
     "GatewayEvent",
     "InputRejected",
     "Intake",
+    "Listing",
     "LocalFault",
     "NormaliseContext",
     "Normalised",
@@ -109,6 +128,7 @@ __all__ = [
     "PluginContext",
     "PluginOptions",
     "RawInput",
+    "Ready",
     "Receipt",
     "ReceiptOutcome",
     "ReceiptSink",
@@ -119,17 +139,24 @@ __all__ = [
     "Source",
     "SourceFactory",
     "SourceType",
+    "Stored",
+    "TooLarge",
     "TransientError",
     "Transport",
     "TransportFactory",
     "TransportType",
+    "Unfinished",
+    "Whole",
     "WorkerLost",
     "WritablePath",
     "WritablePaths",
     "build_zip",
+    "display_name",
+    "finish",
     "hookimpl",
     "in_thread",
     "load_config",
+    "move_unique",
     "parse_untrusted",
     "read_evidence",
     "read_file",

@@ -87,10 +87,11 @@ class DirWatcher:
                 pass
         self._event.set()
 
-    async def wait(self) -> None:
-        """Return on the next file event or after ``poll_interval``."""
+    async def wait(self, timeout: float | None = None) -> None:
+        """Return on the next file event or after ``poll_interval`` (or ``timeout``, if shorter)."""
+        wait = self.poll_interval if timeout is None else min(timeout, self.poll_interval)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._event.wait(), self.poll_interval)
+            await asyncio.wait_for(self._event.wait(), wait)
         self._event.clear()
 
     def stop(self) -> None:

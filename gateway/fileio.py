@@ -13,6 +13,7 @@ import ctypes.util
 import errno
 import hashlib
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,16 +26,21 @@ def read_file(path: Path | str, cap: int) -> bytes | None:
     """The bytes of ``path`` (never following a symlink), or ``None`` beyond ``cap`` bytes."""
     fd = os.open(path, _READ)
     try:
-        parts = []
-        size = 0
-        while chunk := os.read(fd, min(_CHUNK, cap + 1 - size) or 1):
-            parts.append(chunk)
-            size += len(chunk)
-            if size > cap:
-                return None
-        return b"".join(parts)
+        return read_open(fd, cap)
     finally:
         os.close(fd)
+
+
+def read_open(fd: int, cap: int) -> bytes | None:
+    """The rest of the open file ``fd``, or ``None`` beyond ``cap`` bytes (read no further)."""
+    parts = []
+    size = 0
+    while chunk := os.read(fd, min(_CHUNK, cap + 1 - size) or 1):
+        parts.append(chunk)
+        size += len(chunk)
+        if size > cap:
+            return None
+    return b"".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,19 +73,29 @@ def read_evidence(path: Path | str, cap: int) -> Evidence:
 
     Memory stays bounded by ``cap`` however large the file is.
     """
-    digest = hashlib.sha256()
     fd = os.open(path, _READ)
     try:
-        parts, kept, size = [], 0, 0
-        while chunk := os.read(fd, _CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-            if kept < cap:
-                parts.append(chunk[:cap - kept])
-                kept += len(parts[-1])
-        return Evidence(b"".join(parts), size, digest.hexdigest())
+        return evidence_open(fd, cap)
     finally:
         os.close(fd)
+
+
+def evidence_open(fd: int, cap: int) -> Evidence:
+    """:func:`read_evidence` of the rest of the open file ``fd``.
+
+    The kept bytes are read in one piece, then the rest streams through the
+    digest: memory peaks at ``cap`` plus one chunk.
+    """
+    digest = hashlib.sha256()
+    kept = b""
+    while len(kept) < cap and (chunk := os.read(fd, cap - len(kept))):
+        kept = chunk if not kept else kept + chunk  # one read unless a short one
+    digest.update(kept)
+    size = len(kept)
+    while chunk := os.read(fd, _CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+    return Evidence(kept, size, digest.hexdigest())
 
 
 def write_file(path: Path | str, data: bytes, mode: int = 0o644) -> None:
@@ -120,6 +136,33 @@ def rename_no_replace(src: Path | str, dest: Path | str) -> None:
             raise OSError(err, os.strerror(err), str(src), None, str(dest))
     os.link(src, dest)
     os.unlink(src)
+
+
+def move_unique(src: Path, dest_dir: Path, *, make_dir: bool = True) -> Path:
+    """Move ``src`` into ``dest_dir``, adding ``-1``, ``-2``... on a name clash; return where.
+
+    An existing file is never overwritten, even by a concurrent writer: one
+    ``renameat2(RENAME_NOREPLACE)`` on Linux, else a hard link and an unlink;
+    where neither works (another file system) it checks for the name first.
+    ``make_dir=False`` skips creating ``dest_dir`` (a caller moving many files
+    creates it once).
+    """
+    if make_dir:
+        dest_dir.mkdir(parents=True, exist_ok=True)
+    stem, dot, ext = src.name.partition(".")
+    n = 0
+    while True:
+        dest = dest_dir / (src.name if n == 0 else f"{stem}-{n}{dot}{ext}")
+        n += 1
+        try:
+            rename_no_replace(src, dest)
+        except FileExistsError:
+            continue
+        except OSError:
+            if dest.exists():
+                continue
+            shutil.move(src, dest)
+        return dest
 
 
 def sync_filesystem(directory: Path) -> None:

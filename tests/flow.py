@@ -105,7 +105,7 @@ def write_config(directory: Path, partner: str = "", extra: str = "") -> Path:
         '[gateway]\nnode_id = "test"\n[store]\npath = "gateway.db"\n'
         '[dispatcher]\nidle_poll = "50ms"\n'
         '[sources.registry]\ntype = "folder"\npath = "in"\ndone_dir = "done"\n'
-        'poll_interval = "50ms"\nroute_to = ["canton"]\n'
+        'poll_interval = "50ms"\nsettle = "50ms"\ngrace = "300ms"\nroute_to = ["canton"]\n'
         f"{partner}\n{extra}\n"
     )
     return config

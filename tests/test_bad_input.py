@@ -50,9 +50,11 @@ def gateway_dir(tmp_path: Path) -> Path:
     config = write_initial_config(tmp_path)
     (tmp_path / "conf.d" / "10-test.toml").write_text(
         f'[limits]\nmax_document_bytes = {SIZE_LIMIT}\nmax_zip_ratio = 50\n'
-        '[sources.registry]\npattern = "*"\npoll_interval = "50ms"\n'
+        '[sources.registry]\npattern = "*"\npoll_interval = "50ms"\nsettle = "50ms"\n'
+        'grace = "300ms"\n'
         '[dispatcher]\nidle_poll = "50ms"\n'
-        '[partners.canton.sedex]\npoll_interval = "50ms"\npair_grace = "200ms"\n')
+        '[partners.canton.sedex]\npoll_interval = "50ms"\npair_grace = "200ms"\n'
+        'settle = "50ms"\ngrace = "300ms"\n')
     assert config.exists()
     return tmp_path
 

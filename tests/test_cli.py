@@ -42,10 +42,13 @@ idle_poll = "50ms"
 receipt_check_interval = "100ms"
 [sources.registry]
 poll_interval = "50ms"
+settle = "50ms"
+grace = "300ms"
 [partners.canton]
 receipt_timeout = "300ms"
 [partners.canton.sedex]
 poll_interval = "50ms"
+settle = "50ms"
 """
 #: Inputs of the run, by name: (file name, bytes).
 INPUTS: dict[str, tuple[str, bytes]] = {
@@ -53,7 +56,7 @@ INPUTS: dict[str, tuple[str, bytes]] = {
     "ok-2": ("ok-2.xml", message("cli-ok-2")),
     "dead": ("dead.xml", message("cli-dead-1")),
     "big": ("big.xml", message("cli-big-1", fixture="valid-pem-full-persondata.xml")),
-    "bad": ("bad.xml", b"<oops>"),
+    "bad": ("bad.xml", b"<oops><a></oops>"),
     "review": ("review.xml", message("cli-review-1")),  # its receipt has an unknown code
     "late": ("late.xml", message("cli-late-1")),  # never gets a receipt: overdue
     # dropped once "ok-2" is routed: the same messageId again, other bytes (a duplicate)

@@ -45,8 +45,10 @@ MINIMAL = textwrap.dedent(
 class FolderOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     path: Path
-    pattern: str = "*.xml"
+    pattern: list[str] = ["*.xml"]
     done_dir: Path | None = None
+    settle: Duration = 1.0
+    grace: Duration = 300.0
 
 
 class SedexOptions(BaseModel):
@@ -55,6 +57,8 @@ class SedexOptions(BaseModel):
     token: SecretStr
     message_type: int = 1
     pair_grace: Duration = 60.0
+    settle: Duration = 1.0
+    grace: Duration = 300.0
 
 
 def _never(options: BaseModel, context: PluginContext) -> NoReturn:
@@ -100,7 +104,7 @@ def test_init_writes_a_config_that_loads(tmp_path: Path) -> None:
     assert (path.parent / "sedex/receipts").is_dir()
     assert (path.parent / "sedex/processed").is_dir()
     assert settings.sources["registry"].route_to == ["canton"]
-    assert settings.sources["registry"].options["pattern"] == "*.xml"
+    assert settings.sources["registry"].options["pattern"] == ["*.xml", "*.zip"]
     canton = settings.partners["canton"]
     assert canton.receipt_timeout == 3600
     assert canton.options["message_type"] == 1900223

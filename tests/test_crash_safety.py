@@ -83,7 +83,8 @@ def test_sigkill_loses_nothing_and_doubles_nothing(tmp_path: Path) -> None:
     config = write_initial_config(tmp_path)
     (tmp_path / "conf.d" / "10-test.toml").write_text(
         '[gateway]\nlog_level = "WARNING"\n[dispatcher]\nidle_poll = "50ms"\nbatch_size = 20\n'
-        '[sources.registry]\npoll_interval = "50ms"\nbatch_size = 20\n')
+        '[sources.registry]\npoll_interval = "50ms"\nbatch_size = 20\nsettle = "50ms"\n'
+        '[partners.canton.sedex]\nsettle = "50ms"\n')
     db, outbox = tmp_path / "gateway.db", tmp_path / "sedex/outbox"
     inbox = tmp_path / "registry/outbox"
     rng = random.Random(os.environ.get("CRASH_SEED", "2235"))

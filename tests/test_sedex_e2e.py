@@ -41,6 +41,7 @@ idle_poll = "50ms"
 receipt_check_interval = "100ms"
 [sources.registry]
 poll_interval = "50ms"
+settle = "50ms"
 [partners.canton]
 receipt_timeout = "{receipt_timeout}"
 [partners.canton.retry]
@@ -51,6 +52,7 @@ jitter = 0
 [partners.canton.sedex]
 poll_interval = "50ms"
 pair_grace = "3s"
+settle = "50ms"
 """
 
 

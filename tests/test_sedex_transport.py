@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import shutil
 import time
@@ -36,6 +37,8 @@ WHEN = datetime(2024, 3, 1, 12, 30, tzinfo=timezone(timedelta(hours=1)))
 
 
 def make_transport(root: Path, **changes: Any) -> SedexTransport:
+    """A transport on folders under ``root``; files are taken at first sight unless ``settle``."""
+    changes = {"settle": 0, **changes}
     folders = {name: root / name for name in ("outbox", "inbox", "receipts", "processed")}
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
@@ -320,12 +323,12 @@ async def test_receipts_are_recorded_in_one_call_then_moved(tmp_path: Path) -> N
 async def test_garbage_receipt_is_quarantined_then_moved(tmp_path: Path) -> None:
     t = make_transport(tmp_path, receipts_archive=tmp_path / "archive")
     folder = tmp_path / "receipts"
-    (folder / "bad.xml").write_bytes(b"<receipt>broken")
+    (folder / "bad.xml").write_bytes(b"<receipt>broken</receipt>")
     intake = StubIntake(during_quarantine=still_there(folder, {"bad.xml"}))
     sink = StubReceiptSink()
     assert await t.scan_receipts(sink, intake) == 1
     ((raw, reason),) = intake.quarantined
-    assert (raw.source, raw.ref, raw.data) == ("canton", "bad.xml", b"<receipt>broken")
+    assert (raw.source, raw.ref, raw.data) == ("canton", "bad.xml", b"<receipt>broken</receipt>")
     assert "receipt" in reason
     assert sink.calls == []
     assert names(tmp_path / "archive" / "rejected") == {"bad.xml"}
@@ -354,6 +357,7 @@ def envelope_bytes(message_id: str = "in-1", **changes: Any) -> bytes:
 
 
 def age(path: Path, seconds: float = 3600) -> None:
+    """Set the file's times back (its change time, which the gateway also heeds, stays)."""
     then = time.time() - seconds
     os.utime(path, (then, then))
 
@@ -410,7 +414,7 @@ async def test_lone_file_quarantined_after_grace(tmp_path: Path, lone: str, reas
     (inbox / lone).write_bytes(envelope_bytes() if lone.startswith("envl") else b"%PDF")
     intake = StubIntake(during_quarantine=still_there(inbox, {lone}))
     assert await t.scan_inbox(intake) == 0  # still within the grace period
-    age(inbox / lone)
+    await asyncio.sleep(0.1)
     assert await t.scan_inbox(intake) == 1
     assert intake.reasons == [reason]
     ((raw, _),) = intake.quarantined
@@ -420,57 +424,66 @@ async def test_lone_file_quarantined_after_grace(tmp_path: Path, lone: str, reas
 
 
 @pytest.mark.asyncio
-async def test_bad_envelope_waits_for_grace_then_is_quarantined(tmp_path: Path) -> None:
-    t = make_transport(tmp_path, pair_grace=30)
+async def test_unfinished_envelope_waits_for_grace_then_is_quarantined(tmp_path: Path) -> None:
+    t = make_transport(tmp_path, grace="100ms")
     inbox = tmp_path / "inbox"
     (inbox / "data_B.xml").write_bytes(PAYLOAD)
-    (inbox / "envl_B.xml").write_bytes(b"<envelope")  # perhaps still being written
+    (inbox / "envl_B.xml").write_bytes(b"<envelope>")  # perhaps still being written
     intake = StubIntake()
     assert await t.scan_inbox(intake) == 0
-    age(inbox / "envl_B.xml")
+    await asyncio.sleep(0.15)
     assert await t.scan_inbox(intake) == 1
     ((raw, reason),) = intake.quarantined
-    assert reason.startswith("bad sedex envelope") and raw.data == PAYLOAD
+    assert reason.startswith("bad sedex envelope: unfinished file ") and raw.data == PAYLOAD
+    assert "envl_B.xml: XML without the end tag of its root element <envelope>" in reason
     assert names(tmp_path / "processed" / "rejected") == {"data_B.xml", "envl_B.xml"}
     assert intake.submitted == []
 
 
 @pytest.mark.asyncio
+async def test_finished_but_bad_envelope_is_quarantined_at_once(tmp_path: Path) -> None:
+    t = make_transport(tmp_path)
+    (tmp_path / "inbox" / "data_B.xml").write_bytes(PAYLOAD)
+    (tmp_path / "inbox" / "envl_B.xml").write_bytes(b"<envelope>not sedex</envelope>")
+    intake = StubIntake()
+    assert await t.scan_inbox(intake) == 1
+    ((raw, reason),) = intake.quarantined
+    assert reason.startswith("bad sedex envelope") and raw.data == PAYLOAD
+
+
+@pytest.mark.asyncio
 async def test_oversized_payload_is_quarantined_with_what_may_be_kept(tmp_path: Path) -> None:
     t = make_transport(tmp_path)
-    t.inbox_scanner.max_payload = 10
-    t.inbox_scanner.max_kept = 20
-    (tmp_path / "inbox" / "data_O.xml").write_bytes(PAYLOAD)
-    (tmp_path / "inbox" / "data_P.xml").write_bytes(PAYLOAD[:15])
-    for key in "OP":
-        (tmp_path / "inbox" / f"envl_{key}.xml").write_bytes(envelope_bytes())
+    t.inbox_scanner.max_bytes = 2000  # the envelopes fit, the payload does not
+    t.inbox_scanner.max_kept = 100
+    big = b"<r>" + b"x" * 3000 + b"</r>"
+    (tmp_path / "inbox" / "data_O.xml").write_bytes(big)
+    (tmp_path / "inbox" / "envl_O.xml").write_bytes(envelope_bytes())
     intake = StubIntake()
-    assert await t.scan_inbox(intake) == 2
-    ((raw, reason), (small, _)) = intake.quarantined
-    assert raw.data == PAYLOAD[:20] and raw.meta["size"] == str(len(PAYLOAD))
-    assert f"payload of {len(PAYLOAD)} bytes is larger than 10 bytes" in reason
-    assert "keeps its first 20 bytes" in reason
-    assert small.data == PAYLOAD[:15], "kept whole: under max_kept"
-    assert names(tmp_path / "processed" / "rejected") == {
-        "data_O.xml", "envl_O.xml", "data_P.xml", "envl_P.xml"}
+    assert await t.scan_inbox(intake) == 1
+    ((raw, reason),) = intake.quarantined
+    assert raw.data == big[:100] and raw.meta["size"] == str(len(big))
+    assert raw.meta["sha256"] == hashlib.sha256(big).hexdigest()
+    assert f"payload of {len(big)} bytes is larger than 2000 bytes" in reason
+    assert "keeps its first 100 bytes" in reason
+    assert names(tmp_path / "processed" / "rejected") == {"data_O.xml", "envl_O.xml"}
 
 
 @pytest.mark.asyncio
 async def test_stored_pair_that_cannot_be_moved_is_not_stored_again(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     t = make_transport(tmp_path)
     (tmp_path / "inbox" / "data_S.xml").write_bytes(PAYLOAD)
     (tmp_path / "inbox" / "envl_S.xml").write_bytes(envelope_bytes())
-
-    def denied(src: Path, dest_dir: Path) -> Path:
-        raise PermissionError(13, "Permission denied")
-
-    monkeypatch.setattr(files, "move_unique", denied)
+    (tmp_path / "processed").rmdir()
+    (tmp_path / "processed").write_bytes(b"a file where the folder should be")
     intake = StubIntake()
-    assert await t.scan_inbox(intake) == 1
-    assert await t.scan_inbox(intake) == 0
+    assert await t.inbox_scanner.scan(intake) == 1
+    assert await t.inbox_scanner.scan(intake) == 0
     assert len(intake.submitted) == 1
     assert names(tmp_path / "inbox") == {"data_S.xml", "envl_S.xml"}
+    assert any("cannot move" in r.getMessage() and "until restart" in r.getMessage()
+               for r in caplog.records)
 
 
 @pytest.mark.asyncio

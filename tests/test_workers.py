@@ -25,7 +25,7 @@ async def test_a_killed_worker_loses_no_message(tmp_path: Path,
                                                 caplog: pytest.LogCaptureFixture) -> None:
     config = write_initial_config(tmp_path)
     (tmp_path / "conf.d" / "10-test.toml").write_text(
-        '[gateway]\nworkers = 1\n[sources.registry]\npoll_interval = "50ms"\n'
+        '[gateway]\nworkers = 1\n[sources.registry]\npoll_interval = "50ms"\nsettle = "50ms"\n'
         '[dispatcher]\nidle_poll = "50ms"\n')
     db = tmp_path / "gateway.db"
     async with running(config, get_plugin_manager()) as gateway:

@@ -58,14 +58,19 @@ lease = "60s"               # a claim another node may take over after this long
 
 # ---------------------------------------------------------------------------
 # Sources: where messages come from.
-# This one takes the XML files the registry software writes to
-# registry/outbox; each file is moved to registry/done once it is stored.
+# This one takes the XML files (and zips with files/) the registry software
+# writes to registry/outbox; each file is moved to registry/done once it is
+# stored. A file is taken once it has stopped changing; one that still looks
+# unfinished (empty, XML cut short, zip without its end) after `grace` is
+# quarantined. Links, FIFOs and the like are moved to registry/outbox/set-aside.
 # ---------------------------------------------------------------------------
 [sources.registry]
 type = "folder"
 path = "registry/outbox"
-pattern = "*.xml"
+pattern = ["*.xml", "*.zip"]
 done_dir = "registry/done"
+settle = "1s"               # unchanged this long (and on two scans) before a file is taken
+grace = "5m"                # how long a file may look unfinished before it is quarantined
 route_to = ["canton"]       # partners that get every message from this source
 
 # ---------------------------------------------------------------------------
@@ -101,4 +106,6 @@ recipient_id = "T2-2-1"     # the canton's sedex participant ID (its test partic
 message_type = 1900223
 envelope_version = 1        # eCH-0090 envelope version: 1 or 2
 pair_grace = "60s"          # how long one file of an envelope/data pair may wait for the other
+settle = "1s"               # sedex writes in place: inbox and receipt files must stop changing
+grace = "5m"                # how long an inbox or receipt file may look unfinished
 """

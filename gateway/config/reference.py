@@ -172,6 +172,8 @@ def _default(field: FieldInfo) -> str:
         return f"`{str(value).lower()}`"
     if isinstance(value, (str, Path)):
         return f'`"{value}"`'
+    if isinstance(value, list):
+        return "`[" + ", ".join(f'"{item}"' for item in value) + "]`"
     return f"`{value}`"
 
 

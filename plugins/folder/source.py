@@ -1,47 +1,60 @@
-"""Reading a drop folder: store every file, then move it to ``done_dir`` (or delete it)."""
+"""Reading a drop folder: store every finished file, then move it to ``done_dir`` (or delete it)."""
 
 from __future__ import annotations
 
-import fnmatch
+import asyncio
 import logging
-import os
-import time
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from gateway.api import (
+    BATCH_BYTES,
+    SET_ASIDE,
     DirWatcher,
     Duration,
+    FileTaker,
     Intake,
     PluginContext,
+    PluginOptions,
     RawInput,
+    Ready,
+    Stored,
+    TooLarge,
+    Unfinished,
+    Whole,
     WorkerLost,
     WritablePath,
-    read_evidence,
-    read_file,
-    ready_files,
-    rename_no_replace,
+    finish,
     same_folder,
 )
 
 log = logging.getLogger(__name__)
 
 
-class FolderOptions(BaseModel):
+class FolderOptions(PluginOptions):
     """The keys of a ``type = "folder"`` source."""
 
-    model_config = ConfigDict(extra="forbid")
-
     path: Path = Field(description="directory the registry drops files into")
-    pattern: str = Field("*.xml", description="glob of the file names to take")
+    pattern: list[str] = Field(
+        ["*.xml", "*.zip"], description="globs of the file names to take (one glob or a list)")
     done_dir: Path | None = Field(
         None, description="where taken files go once stored; unset deletes them")
     poll_interval: Duration = Field(1.0, gt=0, description="seconds between scans when no event")
     batch_size: int = Field(500, ge=1, description="files stored per transaction at most")
     settle: Duration = Field(
-        0.0, ge=0, description="seconds a file must be unmodified before it is taken;"
-        " set it when the registry writes in place instead of renaming")
+        1.0, ge=0, description="how long a file must stay unchanged (size, times, inode; seen on"
+        " two scans) before it is taken; \"0s\" takes it at first sight, for registries that"
+        " write under a temporary name and rename")
+    grace: Duration = Field(
+        300.0, ge=0, description="how long a file that looks unfinished (empty, XML without the"
+        " end of its root element, zip without its end record) may stay so before it is"
+        f" quarantined; entries that are not regular files go to the '{SET_ASIDE}' subfolder")
+
+    @field_validator("pattern", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
 
     @field_validator("done_dir")
     @classmethod
@@ -68,6 +81,8 @@ class FolderSource:
         self.max_bytes = context.normalise.max_bytes
         self.max_kept = context.normalise.max_kept_bytes
         self.offload = context.offload
+        self.taker = FileTaker(options.path, tuple(options.pattern), options.settle,
+                               options.grace)
 
     async def run(self, intake: Intake) -> None:
         """Take files as they appear until cancelled."""
@@ -79,94 +94,75 @@ class FolderSource:
         watcher.start()
         try:
             while True:
-                backlog = self.scan()
+                backlog, wake = self.scan()
                 if not backlog:
-                    await watcher.wait()
+                    await watcher.wait(wake)
                 for start in range(0, len(backlog), opts.batch_size):
                     await self.take(intake, backlog[start:start + opts.batch_size])
         finally:
             watcher.stop()
 
-    def scan(self) -> list[Path]:
-        """Every file ready to take, oldest first (one directory pass for a whole backlog)."""
-        opts = self.options
-        now = time.time()
-        found = []
-        for entry in ready_files(opts.path):
-            if not fnmatch.fnmatch(entry.name, opts.pattern):
-                continue
-            mtime = entry.stat().st_mtime
-            if opts.settle and now - mtime < opts.settle:
-                continue
-            found.append((mtime, entry.name))
-        found.sort()
-        return [opts.path / name for _mtime, name in found]
+    def scan(self) -> tuple[list[Ready], float | None]:
+        """Files ready to take, oldest first, and when a pending one may be ready."""
+        listing = self.taker.scan()
+        for note in listing.notes:
+            log.warning("source %s: %s", self.name, note)
+        listing.ready.sort(key=lambda r: (r.version.mtime_ns, r.name))
+        return listing.ready, listing.wake
 
-    async def take(self, intake: Intake, paths: list[Path]) -> None:
-        """Store ``paths`` (too large ones as quarantined), then move them away."""
-        raws = []
-        for path in paths:
-            try:
-                data = read_file(path, self.max_bytes)
-                if data is None:
-                    await self._quarantine_oversized(intake, path)
-                    continue
-            except FileNotFoundError:
-                continue  # taken away by someone else meanwhile
-            raws.append((path, RawInput(self.name, path.name, data,
-                                        {"content_type": _content_type(path)})))
+    async def take(self, intake: Intake, files: list[Ready]) -> None:
+        """Store ``files`` (unfinished or too large ones as quarantined), then move them away.
+
+        At most :data:`~gateway.api.BATCH_BYTES` are gathered before they are stored.
+        """
+        raws: list[RawInput] = []
+        stored: list[Stored] = []
+        gathered = 0
+        for ready in files:
+            got = self.taker.read(ready, self.max_bytes)
+            if isinstance(got, Whole):
+                raws.append(RawInput(self.name, ready.shown, got.data, _meta(ready)))
+                stored.append(got.stored)
+                gathered += len(got.data)
+                if gathered >= BATCH_BYTES:
+                    await self._store(intake, raws, stored)
+                    raws, stored, gathered = [], [], 0
+            elif isinstance(got, Unfinished):
+                await intake.quarantine(RawInput(self.name, ready.shown, got.data, _meta(ready)),
+                                        got.reason)
+                await self._finish([got.stored])
+            elif isinstance(got, TooLarge):
+                await self._quarantine_oversized(intake, ready)
         if raws:
-            await intake.submit([raw for _path, raw in raws])
-            # moving them is kernel time the event-loop process need not spend
-            stored = [str(path) for path, _raw in raws]
-            try:
-                await self.offload(finish_files, stored, self.options.done_dir)
-            except WorkerLost:  # stored already: move them here rather than take them again
-                finish_files(stored, self.options.done_dir)
+            await self._store(intake, raws, stored)
 
+    async def _store(self, intake: Intake, raws: list[RawInput], stored: list[Stored]) -> None:
+        await intake.submit(raws)
+        await self._finish(stored)
 
-    async def _quarantine_oversized(self, intake: Intake, path: Path) -> None:
+    async def _finish(self, stored: list[Stored]) -> None:
+        """Move stored files away; moving them is kernel time the event loop need not spend."""
+        groups = [([s], self.options.done_dir) for s in stored]
+        try:
+            lefts = await self.offload(finish, groups)
+        except WorkerLost:  # stored already: move them here rather than take them again
+            lefts = finish(groups)
+        for message in self.taker.left(lefts):
+            log.warning("source %s: %s", self.name, message)
+
+    async def _quarantine_oversized(self, intake: Intake, ready: Ready) -> None:
         """Store what ``[limits] max_kept_bytes`` allows of a file over the limit, as evidence."""
-        evidence = read_evidence(path, self.max_kept)
-        meta = {"content_type": _content_type(path), **evidence.meta()}
+        got = await asyncio.to_thread(self.taker.evidence, ready, self.max_kept)
+        if got is None:
+            return  # it changed meanwhile: the next scans see it again
+        evidence, stored = got
         await intake.quarantine(
-            RawInput(self.name, path.name, evidence.data, meta),
+            RawInput(self.name, ready.shown, evidence.data, {**_meta(ready), **evidence.meta()}),
             f"document of {evidence.size} bytes is larger than the limit of {self.max_bytes}"
             f" bytes ([limits] max_document_bytes){evidence.note()}")
-        finish_files([str(path)], self.options.done_dir)
+        await self._finish([stored])
 
 
-def finish_files(paths: list[str], done_dir: Path | None) -> None:
-    """Move stored files to ``done_dir`` (or delete them); one gone already is fine."""
-    for name in paths:
-        path = Path(name)
-        try:
-            if done_dir is None:
-                path.unlink()
-            else:
-                _move_keeping_both(path, done_dir / path.name)
-        except FileNotFoundError:
-            pass
-
-
-def _move_keeping_both(path: Path, target: Path) -> None:
-    """Move ``path`` to ``target``, or beside it under a new name if that exists."""
-    try:
-        rename_no_replace(path, target)
-    except FileExistsError:
-        os.replace(path, _free_name(target))
-
-
-def _content_type(path: Path) -> str:
-    return "application/zip" if path.suffix.lower() == ".zip" else "application/xml"
-
-
-def _free_name(target: Path) -> Path:
-    if not target.exists():
-        return target
-    n = 1
-    while True:
-        candidate = target.with_name(f"{target.stem}-{int(time.time() * 1000)}-{n}{target.suffix}")
-        if not candidate.exists():
-            return candidate
-        n += 1
+def _meta(ready: Ready) -> dict[str, str]:
+    zipped = ready.name.lower().endswith(".zip")
+    return {"content_type": "application/zip" if zipped else "application/xml"}

@@ -1,14 +1,13 @@
-"""File operations the sedex folders need: atomic writes, no-clobber moves, syncfs."""
+"""Writing into the sedex outbox: files appear whole, under their final names."""
 
 from __future__ import annotations
 
 import errno
 import logging
 import os
-import shutil
 from pathlib import Path
 
-from gateway.api import rename_no_replace, write_all, write_file
+from gateway.api import write_all, write_file
 
 log = logging.getLogger(__name__)
 
@@ -108,48 +107,3 @@ def _proc_fds() -> int:
     if _proc_fd_dir is None or _proc_fd_dir[0] != pid:
         _proc_fd_dir = (pid, os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
     return _proc_fd_dir[1]
-
-
-def move_unique(src: Path, dest_dir: Path, *, make_dir: bool = True) -> Path:
-    """Move ``src`` into ``dest_dir``, adding ``-1``, ``-2``... on a name clash.
-
-    An existing file is never overwritten, even by a concurrent writer: one
-    ``renameat2(RENAME_NOREPLACE)`` on Linux, else a hard link and an unlink;
-    where neither works (another file system) it checks for the name first.
-    ``make_dir=False`` skips creating ``dest_dir`` (a caller moving many files
-    creates it once).
-    """
-    if make_dir:
-        dest_dir.mkdir(parents=True, exist_ok=True)
-    stem, dot, ext = src.name.partition(".")
-    n = 0
-    while True:
-        dest = dest_dir / (src.name if n == 0 else f"{stem}-{n}{dot}{ext}")
-        n += 1
-        try:
-            rename_no_replace(src, dest)
-        except FileExistsError:
-            continue
-        except OSError:
-            if dest.exists():
-                continue
-            shutil.move(src, dest)
-        return dest
-
-
-def move_done(src: Path, dest_dir: Path, stuck: set[str]) -> Path | None:
-    """Move a file whose content is stored; never raises.
-
-    A file someone else moved meanwhile is fine. Any other failure is
-    logged and ``src.name`` added to ``stuck``: the caller skips it from
-    then on, so a stored file that cannot be moved is not stored again on
-    every scan (it is taken again after a restart).
-    """
-    try:
-        return move_unique(src, dest_dir)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        log.error("cannot move %s to %s (%s); skipping it until restart", src, dest_dir, exc)
-        stuck.add(src.name)
-        return None

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.api import InputRejected, Intake, RawInput, read_evidence, read_file, ready_files
-from plugins.sedex._files import move_done
+from gateway.api import (
+    BATCH_BYTES,
+    FileTaker,
+    InputRejected,
+    Intake,
+    Listing,
+    RawInput,
+    Ready,
+    Stored,
+    TooLarge,
+    Unfinished,
+    display_name,
+    finish,
+)
 from plugins.sedex.envelope import Envelope, parse_envelope
 
 log = logging.getLogger(__name__)
@@ -18,140 +30,201 @@ _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
 @dataclass(slots=True)
 class _Pair:
-    envelope: Path | None = None
-    data: Path | None = None
+    envelope: Ready | None = None
+    data: Ready | None = None
+    #: a file of this pair is there but not ready yet
+    pending: bool = False
 
 
-def _collect(folder: Path, skip: set[str]) -> dict[str, _Pair]:
-    """Group the visible ``envl_``/``data_`` files of ``folder`` by their middle part."""
+def _key(name: str) -> str | None:
+    """The middle part of an ``envl_``/``data_`` name, or ``None`` for another name."""
+    if name.startswith("envl_") and name.endswith(".xml"):
+        return name[5:-4]
+    if name.startswith("data_"):
+        return name[5:].rpartition(".")[0] or name[5:]
+    return None
+
+
+def _pairs(listing: Listing) -> dict[str, _Pair]:
+    """Group the ready files of the inbox by their middle part; note pending halves."""
     pairs: dict[str, _Pair] = {}
-    for entry in ready_files(folder):
-        name = entry.name
-        if name in skip:
+    for ready in listing.ready:
+        key = _key(ready.name)
+        if key is None:
             continue
-        if name.startswith("envl_") and name.endswith(".xml"):
-            pairs.setdefault(name[5:-4], _Pair()).envelope = Path(entry.path)
-        elif name.startswith("data_"):
-            key = name[5:].rpartition(".")[0] or name[5:]
-            pair = pairs.setdefault(key, _Pair())
-            if pair.data is None or name < pair.data.name:  # stable choice among duplicates
-                pair.data = Path(entry.path)
+        pair = pairs.setdefault(key, _Pair())
+        if ready.name.startswith("envl_"):
+            pair.envelope = ready
+        elif pair.data is None or ready.name < pair.data.name:  # stable choice among duplicates
+            pair.data = ready
+    for name in listing.pending:
+        key = _key(name)
+        if key is not None:
+            pairs.setdefault(key, _Pair()).pending = True
     return pairs
+
+
+@dataclass(frozen=True, slots=True)
+class _Taken:
+    """A pair read: its input, the files it came from, and why it is refused (if it is)."""
+
+    raw: RawInput
+    stored: list[Stored]
+    reason: str | None
 
 
 class InboxScanner:
     """One partner's inbox; stored pairs and lone files go to ``processed``.
 
-    A pair whose envelope is unreadable, or whose payload is too large, is
-    quarantined and moved to ``processed/rejected`` (of a payload over the
-    limit the store keeps the first ``max_kept`` bytes). An unreadable envelope
-    younger than ``grace`` is left for the next scan: it may still be written.
+    Files are taken once settled and finished (see :class:`~gateway.api.FileTaker`).
+    A pair whose envelope is unreadable, or whose payload is unfinished or
+    larger than ``max_bytes``, is quarantined and moved to ``processed/rejected``
+    (of a payload over the limit the store keeps the first ``max_kept``
+    bytes, and it is never read whole). A lone half waits ``pair_grace`` for
+    the other.
     """
 
     def __init__(self, folder: Path, processed: Path, *, source: str, max_bytes: int,
-                 max_payload: int, max_kept: int, grace: float, limit: int) -> None:
+                 max_kept: int, settle: float, grace: float, pair_grace: float,
+                 limit: int) -> None:
         self.folder = folder
         self.processed = processed
         self.source = source
         self.max_bytes = max_bytes
-        self.max_payload = max_payload
         self.max_kept = max_kept
-        self.grace = grace
+        self.pair_grace = pair_grace
         self.limit = limit
-        self.stuck: set[str] = set()
+        self.taker = FileTaker(folder, ("envl_*.xml", "data_*"), settle, grace)
 
     def _meta(self, **extra: str) -> dict[str, str]:
         return {"transport": "sedex", **extra}
 
-    def _envelope(self, envl: Path, now: float) -> Envelope | str | None:
-        """The parsed envelope, the reason it is bad, or ``None`` to wait for it."""
+    def _envelope(self, envl: Ready) -> tuple[Envelope | str, Stored] | None:
+        """The parsed envelope or why it is bad, and its file; ``None`` to wait for it."""
+        got = self.taker.read(envl, self.max_bytes)
+        if got is None:
+            return None
+        if isinstance(got, TooLarge):
+            kept = self.taker.evidence(envl, 0)
+            return None if kept is None else (
+                f"bad sedex envelope: larger than {self.max_bytes} bytes", kept[1])
+        if isinstance(got, Unfinished):
+            return f"bad sedex envelope: {got.reason}", got.stored
         try:
-            env_bytes = read_file(envl, self.max_bytes)
-            if env_bytes is None:
-                raise InputRejected(f"envelope larger than {self.max_bytes} bytes")
-            return parse_envelope(env_bytes, max_bytes=self.max_bytes)
+            return parse_envelope(got.data, max_bytes=self.max_bytes), got.stored
         except InputRejected as exc:
-            if now - envl.stat().st_mtime < self.grace:
-                return None
-            return f"bad sedex envelope: {exc}"
+            return f"bad sedex envelope: {exc}", got.stored
 
-    def _read_pair(
-        self, key: str, envl: Path, data: Path, now: float
-    ) -> tuple[RawInput, str | None] | None:
-        """The input of a complete pair and a rejection reason, or ``None`` to wait."""
-        env = self._envelope(envl, now)
+    async def _read_pair(self, key: str, envl: Ready, data: Ready) -> _Taken | None:
+        """The input of a settled pair and why it is refused, or ``None`` to wait."""
+        env = self._envelope(envl)
         if env is None:
             return None
-        payload = read_file(data, self.max_payload)
-        meta = self._meta(payload_name=data.name, envelope_name=envl.name)
-        if payload is None:
-            evidence = read_evidence(data, self.max_kept)
-            reason = (f"payload of {evidence.size} bytes is larger than {self.max_payload} bytes"
-                      f"{evidence.note()}")
-            return RawInput(self.source, key, evidence.data, {**meta, **evidence.meta()}), reason
-        if isinstance(env, str):
-            return RawInput(self.source, key, payload, meta), env
+        parsed, env_stored = env
+        got = self.taker.read(data, self.max_bytes)
+        meta = self._meta(payload_name=data.shown, envelope_name=envl.shown)
+        ref = display_name(key)
+        if got is None:
+            return None
+        if isinstance(got, TooLarge):
+            kept = await asyncio.to_thread(self.taker.evidence, data, self.max_kept)
+            if kept is None:
+                return None
+            evidence, stored = kept
+            reason = (f"payload of {evidence.size} bytes is larger than {self.max_bytes} bytes"
+                      f" ([limits] max_document_bytes){evidence.note()}")
+            return _Taken(RawInput(self.source, ref, evidence.data, {**meta, **evidence.meta()}),
+                          [stored, env_stored], reason)
+        stored_pair = [got.stored, env_stored]
+        if isinstance(parsed, str):
+            return _Taken(RawInput(self.source, ref, got.data, meta), stored_pair, parsed)
+        if isinstance(got, Unfinished):
+            return _Taken(RawInput(self.source, ref, got.data, meta), stored_pair,
+                          f"sedex payload: {got.reason}")
         meta.update(
-            sedex_message_id=env.message_id,
-            sender_id=env.sender_id,
-            message_type=str(env.message_type),
-            message_class=str(env.message_class),
-            content_type="application/zip" if payload.startswith(_ZIP_MAGIC) else "application/xml",
+            sedex_message_id=parsed.message_id,
+            sender_id=parsed.sender_id,
+            message_type=str(parsed.message_type),
+            message_class=str(parsed.message_class),
+            content_type="application/zip" if got.data.startswith(_ZIP_MAGIC) else "application/xml",
         )
-        if env.reference_message_id is not None:
-            meta["reference_message_id"] = env.reference_message_id
-        return RawInput(self.source, key, payload, meta), None
+        if parsed.reference_message_id is not None:
+            meta["reference_message_id"] = parsed.reference_message_id
+        return _Taken(RawInput(self.source, ref, got.data, meta), stored_pair, None)
 
-    async def _quarantine_lone(self, intake: Intake, key: str, path: Path, reason: str) -> None:
-        data = read_file(path, self.max_payload)
-        meta = self._meta(file_name=path.name)
-        if data is None:
-            evidence = read_evidence(path, self.max_kept)
+    async def _quarantine_lone(self, intake: Intake, key: str, lone: Ready, reason: str) -> bool:
+        """Quarantine a lone half (too large: evidence only); ``False`` if it is not ready."""
+        got = self.taker.read(lone, self.max_bytes)
+        meta = self._meta(file_name=lone.shown)
+        if got is None:
+            return False
+        if isinstance(got, TooLarge):
+            kept = await asyncio.to_thread(self.taker.evidence, lone, self.max_kept)
+            if kept is None:
+                return False
+            evidence, stored = kept
             data, reason = evidence.data, f"{reason} (too large){evidence.note()}"
             meta.update(evidence.meta())
-        await intake.quarantine(RawInput(self.source, key, data, meta), reason)
-        move_done(path, self.processed, self.stuck)
+        else:
+            data, stored = got.data, got.stored
+        await intake.quarantine(RawInput(self.source, display_name(key), data, meta), reason)
+        self._finish([([stored], self.processed)])
+        return True
+
+    def _finish(self, groups: list[tuple[list[Stored], Path | None]]) -> None:
+        for message in self.taker.left(finish(groups)):
+            log.warning("sedex inbox: %s", message)
 
     async def scan(self, intake: Intake) -> int:
-        """Handle up to ``limit`` pairs or lone files; one ``submit`` for all good pairs."""
-        now = time.time()
-        batch: list[tuple[RawInput, list[Path]]] = []
-        handled = 0
-        pairs = _collect(self.folder, self.stuck)
+        """Handle up to ``limit`` pairs or lone files; good pairs are stored together.
+
+        At most :data:`~gateway.api.BATCH_BYTES` of payloads are gathered
+        before they are stored.
+        """
+        listing = self.taker.scan()
+        for note in listing.notes:
+            log.warning("sedex inbox: %s", note)
+        batch: list[_Taken] = []
+        gathered = handled = 0
+        pairs = _pairs(listing)
         for key in sorted(pairs):
-            if handled + len(batch) >= self.limit:
+            if handled >= self.limit:
                 break
-            envl, data = pairs[key].envelope, pairs[key].data
+            pair = pairs[key]
             try:
-                if envl is not None and data is not None:
-                    result = self._read_pair(key, envl, data, now)
-                    if result is None:
+                if pair.envelope is not None and pair.data is not None:
+                    taken = await self._read_pair(key, pair.envelope, pair.data)
+                    if taken is None:
                         continue
-                    raw, reason = result
-                    if reason is None:
-                        batch.append((raw, [data, envl]))
-                        continue
-                    await intake.quarantine(raw, reason)
-                    for path in (data, envl):
-                        move_done(path, self.processed / "rejected", self.stuck)
+                    if taken.reason is None:
+                        batch.append(taken)
+                        gathered += len(taken.raw.data)
+                        if gathered >= BATCH_BYTES:
+                            await self._store(intake, batch)
+                            batch, gathered = [], 0
+                    else:
+                        await intake.quarantine(taken.raw, taken.reason)
+                        self._finish([(taken.stored, self.processed / "rejected")])
+                elif pair.pending:
+                    continue  # the other half is there, still settling
                 else:
-                    lone = envl or data
+                    lone = pair.envelope or pair.data
                     assert lone is not None
-                    if now - lone.stat().st_mtime < self.grace:
+                    if lone.stable < self.pair_grace or not await self._quarantine_lone(
+                            intake, key, lone, "envelope without payload"
+                            if lone is pair.envelope else "payload without envelope"):
                         continue
-                    await self._quarantine_lone(intake, key, lone, "envelope without payload"
-                                                if lone is envl else "payload without envelope")
-            except FileNotFoundError:  # taken away meanwhile; the next scan sees the rest
-                continue
             except OSError as exc:
-                log.warning("cannot read sedex inbox file(s) %s: %s", key, exc)
+                log.warning("cannot read sedex inbox file(s) %s: %s",
+                            display_name(str(self.folder / key)), exc)
                 continue
             handled += 1
-        if batch:
-            await intake.submit([raw for raw, _ in batch])
-            for _, paths in batch:
-                for path in paths:
-                    move_done(path, self.processed, self.stuck)
-            log.debug("sedex inbox %s: stored %d message(s)", self.folder, len(batch))
-        return handled + len(batch)
+        await self._store(intake, batch)
+        return handled
 
+    async def _store(self, intake: Intake, batch: list[_Taken]) -> None:
+        if not batch:
+            return
+        await intake.submit([taken.raw for taken in batch])
+        self._finish([(taken.stored, self.processed) for taken in batch])
+        log.debug("sedex inbox %s: stored %d message(s)", self.folder, len(batch))

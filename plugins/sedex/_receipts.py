@@ -1,4 +1,4 @@
-"""Reading the sedex receipts folder: record every receipt, then move it away.
+"""Reading the sedex receipts folder: record every finished receipt, then move it away.
 
 Listing, reading and parsing the files, and moving them once recorded, run
 through the plugin context's ``offload`` (a worker process): per receipt
@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from gateway.api import (
+    FileTaker,
     InputRejected,
     Intake,
     Offload,
@@ -24,11 +25,13 @@ from gateway.api import (
     Receipt,
     ReceiptOutcome,
     ReceiptSink,
+    Stored,
+    TooLarge,
+    Unfinished,
     WorkerLost,
-    read_file,
-    ready_files,
+    display_name,
+    finish,
 )
-from plugins.sedex._files import move_unique
 from plugins.sedex.envelope import SedexReceipt, parse_receipt
 from plugins.sedex.status import lookup
 
@@ -50,105 +53,99 @@ def to_receipt(r: SedexReceipt, raw: bytes, fallback_at: datetime) -> Receipt:
 
 @dataclass(slots=True)
 class ReadBatch:
-    """What one pass over the receipts folder found, by file name."""
+    """What one pass over the receipts folder found, with the files they came from.
 
-    found: list[tuple[str, Receipt]] = field(default_factory=list)
-    rejected: list[tuple[str, RawInput, str]] = field(default_factory=list)
+    ``taker`` is the folder's :class:`~gateway.api.FileTaker` as the pass
+    left it (the pass runs in a worker process).
+    """
+
+    taker: FileTaker
+    found: list[tuple[Stored, Receipt]] = field(default_factory=list)
+    rejected: list[tuple[Stored, RawInput, str]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
 
-def read_receipts(folder: str, skip: frozenset[str], limit: int, source: str,
-                  max_bytes: int) -> ReadBatch:
-    """Read and parse up to ``limit`` receipt files of ``folder``, oldest name first."""
-    batch = ReadBatch()
-    entries = sorted((e for e in ready_files(Path(folder), suffix=".xml") if e.name not in skip),
-                     key=lambda e: e.name)
-    for entry in entries[:limit]:
+def read_receipts(taker: FileTaker, limit: int, source: str, max_bytes: int) -> ReadBatch:
+    """Read and parse up to ``limit`` settled receipt files, oldest name first."""
+    batch = ReadBatch(taker)
+    listing = taker.scan()
+    batch.problems += listing.notes
+    for ready in sorted(listing.ready, key=lambda r: r.name)[:limit]:
         try:
-            data = read_file(entry.path, max_bytes)
-        except FileNotFoundError:  # moved away by someone else meanwhile
-            continue
+            got = taker.read(ready, max_bytes)
         except OSError as exc:
-            batch.problems.append(f"cannot read sedex receipt {entry.path}: {exc}")
+            batch.problems.append(f"cannot read sedex receipt {ready.where}: {exc}")
             continue
-        raw = RawInput(source, entry.name, data or b"",
-                       {"transport": "sedex", "kind": "receipt", "file_name": entry.name})
-        if data is None:
-            batch.rejected.append((entry.name, raw, f"receipt file larger than {max_bytes} bytes"))
+        if got is None:
+            continue
+        meta = {"transport": "sedex", "kind": "receipt", "file_name": ready.shown}
+        if isinstance(got, TooLarge):
+            kept = taker.evidence(ready, 0)
+            if kept is not None:
+                evidence, stored = kept
+                batch.rejected.append((stored, RawInput(source, ready.shown, b"",
+                                                        {**meta, **evidence.meta()}),
+                                       f"receipt file larger than {max_bytes} bytes"))
+            continue
+        raw = RawInput(source, ready.shown, got.data, meta)
+        if isinstance(got, Unfinished):
+            batch.rejected.append((got.stored, raw, f"unreadable sedex receipt: {got.reason}"))
             continue
         try:
-            parsed = parse_receipt(data, max_bytes=max_bytes)
-            # without a readable eventDate, the file's time stands in for it
-            at = parsed.event_date or datetime.fromtimestamp(entry.stat().st_mtime, UTC)
+            parsed = parse_receipt(got.data, max_bytes=max_bytes)
         except InputRejected as exc:
-            batch.rejected.append((entry.name, raw, f"unreadable sedex receipt: {exc}"))
-        except FileNotFoundError:  # moved away by someone else meanwhile
+            batch.rejected.append((got.stored, raw, f"unreadable sedex receipt: {exc}"))
             continue
-        else:
-            batch.found.append((entry.name, to_receipt(parsed, data, at)))
+        # without a readable eventDate, the file's time stands in for it
+        at = parsed.event_date or datetime.fromtimestamp(ready.version.mtime_ns / 1e9, UTC)
+        batch.found.append((got.stored, to_receipt(parsed, got.data, at)))
     return batch
-
-
-def move_files(folder: str, moves: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Move each (name, destination folder); return (name, error) for those that failed.
-
-    A file someone else moved meanwhile is fine.
-    """
-    failed = []
-    for dest in {dest for _name, dest in moves}:
-        Path(dest).mkdir(parents=True, exist_ok=True)
-    for name, dest in moves:
-        try:
-            move_unique(Path(os.path.join(folder, name)), Path(dest), make_dir=False)
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            failed.append((name, f"cannot move it to {dest}: {exc}"))
-    return failed
 
 
 class ReceiptScanner:
     """One partner's receipts folder.
 
-    Matched receipts go to ``archive``, unknown ones to ``archive/unmatched``,
-    unreadable ones (after quarantine) to ``archive/rejected``. A stored
-    receipt that cannot be moved is skipped until the next start, so it is
-    not recorded again on every scan.
+    Receipt files are taken once settled and finished (see
+    :class:`~gateway.api.FileTaker`). Matched receipts go to ``archive``,
+    unknown ones to ``archive/unmatched``, unreadable or unfinished ones
+    (after quarantine) to ``archive/rejected``. A stored receipt that cannot
+    be moved is skipped until the next start, so it is not recorded again on
+    every scan.
     """
 
     def __init__(self, folder: Path, archive: Path, *, source: str, max_bytes: int, limit: int,
-                 offload: Offload) -> None:
+                 settle: float, grace: float, offload: Offload) -> None:
         self.folder = folder
         self.archive = archive
         self.source = source
         self.max_bytes = max_bytes
         self.limit = limit
         self.offload = offload
-        self.stuck: set[str] = set()
+        self.taker = FileTaker(folder, ("*.xml",), settle, grace)
 
     async def scan(self, sink: ReceiptSink, intake: Intake) -> int:
         """Handle up to ``limit`` receipt files with one ``record`` call; return how many."""
-        batch: ReadBatch = await self.offload(read_receipts, str(self.folder),
-                                              frozenset(self.stuck), self.limit, self.source,
+        batch: ReadBatch = await self.offload(read_receipts, self.taker, self.limit, self.source,
                                               self.max_bytes)
+        self.taker = batch.taker
         for problem in batch.problems:
             log.warning("%s", problem)
-        moves: list[tuple[str, str]] = []
-        for name, raw, reason in batch.rejected:
+        moves: list[tuple[list[Stored], Path | None]] = []
+        for stored, raw, reason in batch.rejected:
             await intake.quarantine(raw, reason)
-            moves.append((name, str(self.archive / "rejected")))
+            moves.append(([stored], self.archive / "rejected"))
         if batch.found:
             matched = await sink.record([receipt for _, receipt in batch.found])
-            for (name, _receipt), ok in zip(batch.found, matched, strict=True):
+            for (stored, _receipt), ok in zip(batch.found, matched, strict=True):
                 if not ok:  # the core journals it and alerts (receipt.unmatched) once
                     log.debug("sedex receipt %s answers no attempt of ours: kept in %s",
-                              name, self.archive / "unmatched")
-                moves.append((name, str(self.archive if ok else self.archive / "unmatched")))
+                              display_name(os.path.basename(stored.path)),
+                              self.archive / "unmatched")
+                moves.append(([stored], self.archive if ok else self.archive / "unmatched"))
         try:
-            failed = await self.offload(move_files, str(self.folder), moves)
+            lefts = await self.offload(finish, moves)
         except WorkerLost:  # recorded already: move them here rather than record them again
-            failed = move_files(str(self.folder), moves)
-        for name, error in failed:
-            log.error("sedex receipt %s: %s; skipping it until restart", name, error)
-            self.stuck.add(name)
+            lefts = finish(moves)
+        for message in self.taker.left(lefts):
+            log.error("sedex receipts: %s", message)
         return len(batch.found) + len(batch.rejected)

@@ -46,8 +46,19 @@ class SedexOptions(BaseModel):
     )
     pair_grace: Duration = Field(
         default=60.0,
-        description="how long a lone envelope or data file, or an unreadable envelope, may wait "
-        "for its other half or its last bytes before it is quarantined",
+        description="how long a lone envelope or data file may wait for its other half before"
+        " it is quarantined",
+    )
+    settle: Duration = Field(
+        default=1.0, ge=0,
+        description="how long an inbox or receipt file must stay unchanged (size, times, inode;"
+        " seen on two scans) before it is taken; sedex clients write in place",
+    )
+    grace: Duration = Field(
+        default=300.0, ge=0,
+        description="how long an inbox or receipt file that looks unfinished (empty, XML without"
+        " the end of its root element, zip without its end record) may stay so before it is"
+        " quarantined",
     )
     poll_interval: Duration = Field(
         default=1.0, description="folder scan interval when file-system events are unavailable"

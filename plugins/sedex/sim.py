@@ -23,8 +23,8 @@ from pathlib import Path
 
 from lxml import etree
 
-from gateway.api import DirWatcher, InputRejected, parse_untrusted, ready_files
-from plugins.sedex._files import move_unique, write_then_rename
+from gateway.api import DirWatcher, InputRejected, move_unique, parse_untrusted, ready_files
+from plugins.sedex._files import write_then_rename
 from plugins.sedex.envelope import MESSAGE_ID, Envelope, build_receipt, parse_envelope
 from plugins.sedex.options import PARTICIPANT_ID
 from plugins.sedex.status import STATUS_CODES

@@ -49,12 +49,12 @@ class SedexTransport:
         self.receipt_scanner = ReceiptScanner(
             options.receipts, options.receipts_done,
             source=context.name, max_bytes=limits.max_bytes, limit=SCAN_LIMIT,
-            offload=context.offload,
+            settle=options.settle, grace=options.grace, offload=context.offload,
         )
         self.inbox_scanner = InboxScanner(
             options.inbox, options.processed, source=context.name, max_bytes=limits.max_bytes,
-            max_payload=max(limits.max_bytes, limits.max_zip_bytes),
-            max_kept=limits.max_kept_bytes, grace=options.pair_grace, limit=SCAN_LIMIT,
+            max_kept=limits.max_kept_bytes, settle=options.settle, grace=options.grace,
+            pair_grace=options.pair_grace, limit=SCAN_LIMIT,
         )
         self._offload = context.offload
         #: Batches written, and how many of them the last successful sync covered.

@@ -1,0 +1,389 @@
+"""Taking files that other programs write in place, in every folder the gateway reads.
+
+Registry software, sedex clients and an operator's ``cp`` write files under
+their final names, in several steps (FIELD.md). A :class:`FileTaker` lists
+one folder and takes a file only when:
+
+- it has *settled*: its size, modification and change times and inode were
+  the same on two scans, and it has not changed for ``settle`` seconds
+  (``settle = 0`` takes a file at first sight, for writers that rename into
+  place);
+- it looks *finished*: not empty, an XML document ends with its root's end
+  tag, a zip with its end-of-central-directory record. An unfinished file is
+  left for later scans and only after ``grace`` seconds without change is it
+  handed over as :class:`Unfinished` (to be quarantined with that reason).
+
+What was stored of a file is a :class:`Stored`; :func:`finish` moves files
+away only while they are still those bytes: a file rewritten meanwhile stays
+and is taken again, as a new input. Symbolic links, FIFOs, sockets and
+devices are moved once into the folder's ``set-aside`` subfolder, with one
+warning. Names that are not valid UTF-8 are shown escaped (``\\xNN``).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import stat
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gateway.completeness import unfinished
+from gateway.dirwatch import is_hidden_or_temporary
+from gateway.fileio import Evidence, evidence_open, move_unique, read_open
+
+#: The subfolder of a read folder where entries that are not regular files go.
+SET_ASIDE = "set-aside"
+#: The most bytes of whole files a reader gathers before it stores them.
+BATCH_BYTES = 64 << 20
+
+_OPEN = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK  # never wait on a FIFO
+_DIGEST_CHUNK = 1 << 20
+
+
+def display_name(name: str) -> str:
+    """``name`` as valid text: bytes that are not UTF-8 are escaped as ``\\xNN``."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """What identifies one state of a file: any write or replacement changes it."""
+
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    inode: int
+    device: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> Version:
+        """The version an ``lstat``/``fstat`` result describes."""
+        return cls(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+
+    @property
+    def changed_at(self) -> float:
+        """When the file last changed (content or metadata), in seconds since the epoch."""
+        return max(self.mtime_ns, self.ctime_ns) / 1e9
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """A settled file of the folder, ready to be read.
+
+    :param name: the file name as listed (may hold escaped bytes: see :func:`display_name`).
+    :param stable: seconds the file has been seen unchanged.
+    """
+
+    path: Path
+    name: str
+    version: Version
+    stable: float
+
+    @property
+    def shown(self) -> str:
+        """The file name as valid text, for references and logs."""
+        return display_name(self.name)
+
+    @property
+    def where(self) -> str:
+        """The path as valid text, for reasons and logs."""
+        return display_name(str(self.path))
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A file whose bytes are stored: what must still be there to move it away."""
+
+    path: str
+    version: Version
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Whole:
+    """A finished file read whole."""
+
+    ready: Ready
+    data: bytes
+    stored: Stored
+
+
+@dataclass(frozen=True, slots=True)
+class TooLarge:
+    """A file over the reader's limit: not read (see :meth:`FileTaker.evidence`)."""
+
+    ready: Ready
+
+
+@dataclass(frozen=True, slots=True)
+class Unfinished:
+    """A file still unfinished after ``grace``: quarantine ``data`` with :attr:`reason`."""
+
+    ready: Ready
+    data: bytes
+    stored: Stored
+    what: str
+
+    @property
+    def reason(self) -> str:
+        """Why the file is refused: what is missing and where."""
+        return (f"unfinished file {self.ready.where}: {self.what}; it did not change for"
+                f" {self.ready.stable:.0f} s")
+
+
+@dataclass(slots=True)
+class Listing:
+    """One scan of a folder.
+
+    :param ready: settled files, in directory order.
+    :param pending: names present but not ready yet (settling, or unfinished within grace).
+    :param notes: warnings to log (entries set aside).
+    :param wake: seconds until a pending file may become ready, if any is pending.
+    """
+
+    ready: list[Ready] = field(default_factory=list)
+    pending: set[str] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)
+    wake: float | None = None
+
+    def _wake_in(self, seconds: float) -> None:
+        self.wake = seconds if self.wake is None else min(self.wake, seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class Left:
+    """Stored files that were not moved away.
+
+    :param changed: ``True`` when they changed after they were read (they are
+        taken again as new input); ``False`` when the move failed.
+    """
+
+    names: tuple[str, ...]
+    why: str
+    changed: bool
+
+
+@dataclass(slots=True)
+class FileTaker:
+    """Lists and reads one folder for a reader (see the module docstring).
+
+    Picklable, so a reader may scan in a worker process and keep the state:
+    ``patterns`` are globs of the names to take; ``skip`` holds names not to
+    take until restart (stored, but they could not be moved away).
+    """
+
+    folder: Path
+    patterns: tuple[str, ...]
+    settle: float
+    grace: float
+    skip: set[str] = field(default_factory=set)
+    #: name -> (version, monotonic time it was first seen in that version)
+    _seen: dict[str, tuple[Version, float]] = field(default_factory=dict)
+    #: names found unfinished in this version, waiting for grace
+    _waiting: dict[str, Version] = field(default_factory=dict)
+    #: names that could not be set aside (warned about once)
+    _stay: set[str] = field(default_factory=set)
+
+    def scan(self) -> Listing:
+        """One pass over the folder: what is ready, what is pending, what was set aside."""
+        listing = Listing()
+        now, mono = time.time(), time.monotonic()
+        seen: dict[str, tuple[Version, float]] = {}
+        waiting: dict[str, Version] = {}
+        stay: set[str] = set()
+        with os.scandir(self.folder) as entries:
+            for entry in entries:
+                name = entry.name
+                if (is_hidden_or_temporary(name) or name in self.skip
+                        or not any(fnmatch.fnmatchcase(name, p) for p in self.patterns)):
+                    continue
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        continue
+                    if not entry.is_file(follow_symlinks=False):
+                        self._set_aside(entry, listing, stay)
+                        continue
+                    version = Version.of(entry.stat(follow_symlinks=False))
+                except FileNotFoundError:
+                    continue
+                before = self._seen.get(name)
+                since = before[1] if before is not None and before[0] == version else mono
+                seen[name] = (version, since)
+                stable = max(now - version.changed_at, mono - since)
+                if self._waiting.get(name) == version and stable < self.grace:
+                    waiting[name] = version
+                    listing.pending.add(name)
+                    listing._wake_in(self.grace - stable)
+                elif self.settle and (since == mono or stable < self.settle):
+                    listing.pending.add(name)
+                    listing._wake_in(max(self.settle - stable, self.settle / 10))
+                else:
+                    listing.ready.append(Ready(Path(entry.path), name, version, stable))
+        self._seen, self._waiting, self._stay = seen, waiting, stay
+        return listing
+
+    def _set_aside(self, entry: os.DirEntry[str], listing: Listing, stay: set[str]) -> None:
+        """Move an entry that is not a regular file into ``set-aside`` (warn once)."""
+        name = entry.name
+        where = display_name(entry.path)
+        kind = _kind(entry.stat(follow_symlinks=False).st_mode)
+        if name in self._stay:
+            stay.add(name)
+            return
+        try:
+            dest = move_unique(Path(entry.path), self.folder / SET_ASIDE)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            stay.add(name)
+            listing.notes.append(f"{where} is {kind}, not a regular file, and cannot be set"
+                                 f" aside ({exc}); it is left there and not taken")
+            return
+        listing.notes.append(f"{where} is {kind}, not a regular file: not taken, set aside"
+                             f" as {display_name(str(dest))}")
+
+    def read(self, ready: Ready, cap: int) -> Whole | TooLarge | Unfinished | None:
+        """Read a ready file of at most ``cap`` bytes.
+
+        ``None``: not now (it changed or vanished since the scan, or it is
+        unfinished and younger than ``grace``); a later scan offers it again.
+        """
+        try:
+            fd = os.open(ready.path, _OPEN)
+        except FileNotFoundError:
+            return None
+        try:
+            if Version.of(os.fstat(fd)) != ready.version:
+                return None
+            if ready.version.size > cap:
+                return TooLarge(ready)
+            data = read_open(fd, cap)
+            if data is None or Version.of(os.fstat(fd)) != ready.version:
+                return None
+        finally:
+            os.close(fd)
+        stored = Stored(str(ready.path), ready.version, hashlib.sha256(data).hexdigest())
+        what = unfinished(data)
+        if what is None:
+            return Whole(ready, data, stored)
+        if ready.stable < self.grace:
+            self._waiting[ready.name] = ready.version
+            return None
+        return Unfinished(ready, data, stored, what)
+
+    def evidence(self, ready: Ready, keep: int) -> tuple[Evidence, Stored] | None:
+        """What is kept of a :class:`TooLarge` file: its first ``keep`` bytes, size, SHA-256.
+
+        Memory stays bounded by ``keep``. ``None``: it changed meanwhile.
+        """
+        try:
+            fd = os.open(ready.path, _OPEN)
+        except FileNotFoundError:
+            return None
+        try:
+            if Version.of(os.fstat(fd)) != ready.version:
+                return None
+            evidence = evidence_open(fd, keep)
+            if Version.of(os.fstat(fd)) != ready.version:
+                return None
+        finally:
+            os.close(fd)
+        return evidence, Stored(str(ready.path), ready.version, evidence.sha256)
+
+    def left(self, lefts: Sequence[Left]) -> list[str]:
+        """Note files :func:`finish` left: failed moves are skipped until restart.
+
+        Returns one message per group, for the reader's log.
+        """
+        messages = []
+        for left in lefts:
+            shown = ", ".join(display_name(os.path.join(self.folder, n)) for n in left.names)
+            if left.changed:
+                messages.append(f"{shown} changed after it was stored ({left.why});"
+                                " left in place to be taken again as new input")
+            else:
+                self.skip.update(left.names)
+                messages.append(f"cannot move {shown} away after storing it ({left.why});"
+                                " skipping it until restart")
+        return messages
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device or other special file"
+
+
+def finish(groups: Sequence[tuple[Sequence[Stored], Path | None]]) -> list[Left]:
+    """Move each group of stored files into its folder (``None``: delete them).
+
+    All files of a group move, or none: a group any file of which changed
+    since it was read stays where it is (to be taken again), as does one
+    whose move fails. A file gone already is fine. Runs in a worker process
+    too: it returns what it left instead of logging.
+    """
+    lefts = []
+    for stored, dest in groups:
+        try:
+            changed = next((why for s in stored if (why := _changed(s)) is not None), None)
+            if changed is None:
+                moved = [_move(s, dest) for s in stored]
+                changed = next((why for why in moved if why is not None), None)
+        except OSError as exc:
+            lefts.append(Left(tuple(os.path.basename(s.path) for s in stored), str(exc), False))
+            continue
+        if changed is not None:
+            lefts.append(Left(tuple(os.path.basename(s.path) for s in stored), changed, True))
+    return lefts
+
+
+def _changed(stored: Stored) -> str | None:
+    """How ``stored.path`` differs from the bytes stored, or ``None`` (also when it is gone)."""
+    try:
+        now = Version.of(os.lstat(stored.path))
+    except FileNotFoundError:
+        return None
+    if now == stored.version:
+        return None
+    if now.size != stored.version.size:
+        return f"{stored.version.size} bytes stored, {now.size} bytes now"
+    if _digest(stored.path) != stored.sha256:
+        return "same size, other bytes"
+    return None
+
+
+def _move(stored: Stored, dest: Path | None) -> str | None:
+    """Move (or delete) one checked file; what changed during the move, if anything."""
+    path = Path(stored.path)
+    try:
+        if dest is None:
+            path.unlink()
+            return None
+        moved = move_unique(path, dest)
+    except FileNotFoundError:
+        return None
+    # a writer still holding the file open writes into the moved file: give it back
+    after = os.lstat(moved)
+    if (after.st_size, after.st_mtime_ns) == (stored.version.size, stored.version.mtime_ns):
+        return None
+    move_unique(moved, path.parent)
+    return f"written to while it was moved to {dest}"
+
+
+def _digest(path: str) -> str:
+    digest = hashlib.sha256()
+    fd = os.open(path, _OPEN)
+    try:
+        while chunk := os.read(fd, _DIGEST_CHUNK):
+            digest.update(chunk)
+    finally:
+        os.close(fd)
+    return digest.hexdigest()
