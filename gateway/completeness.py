@@ -19,6 +19,9 @@ _UTF16 = (b"\xff\xfe", b"\xfe\xff", b"<\x00", b"\x00<")
 _PROLOG = re.compile(rb"(?:\s+|<\?.*?\?>|<!--.*?-->)*", re.S)
 #: The root element's start tag; group 2 is "/" when it closes itself.
 _ROOT = re.compile(rb"""<([^\s/>!?]+)(?:\s+[^\s=/>]+\s*=\s*(?:"[^"]*"|'[^']*'))*\s*(/?)>""")
+#: A root element's start tag cut off by the end of the input.
+_ROOT_CUT = re.compile(rb"""<[^\s/>!?]*(?:\s+[^\s=/>]+\s*=\s*(?:"[^"]*"|'[^']*'))*"""
+                       rb"""\s*(?:[^\s=/>]+\s*(?:=\s*(?:"[^"]*|'[^']*)?)?)?/?""")
 #: How much of the head is searched for the root element's start.
 _HEAD = 1 << 16
 
@@ -61,7 +64,7 @@ def _zip_unfinished(data: bytes) -> str | None:
 def _xml_unfinished(body: bytes, start: int, size: int) -> str | None:
     root = _ROOT.match(body, start, min(len(body), start + _HEAD))
     if root is None:
-        if b">" in body[start:start + _HEAD]:
+        if _ROOT_CUT.fullmatch(body, start) is None:
             return None  # a start tag this check does not understand: not its business
         return f"XML that ends inside its root element's start tag (after {size} bytes)"
     name = root.group(1)

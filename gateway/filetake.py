@@ -332,36 +332,41 @@ def finish(groups: Sequence[tuple[Sequence[Stored], Path | None]]) -> list[Left]
     """
     lefts = []
     for stored, dest in groups:
+        names = tuple(os.path.basename(s.path) for s in stored)
         try:
-            changed = next((why for s in stored if (why := _changed(s)) is not None), None)
+            checked = [_check(s) for s in stored]
+            changed = next((c for c in checked if isinstance(c, str)), None)
             if changed is None:
-                moved = [_move(s, dest) for s in stored]
+                moved = [_move(s, c, dest) for s, c in zip(stored, checked, strict=True)]
                 changed = next((why for why in moved if why is not None), None)
         except OSError as exc:
-            lefts.append(Left(tuple(os.path.basename(s.path) for s in stored), str(exc), False))
+            lefts.append(Left(names, str(exc), False))
             continue
         if changed is not None:
-            lefts.append(Left(tuple(os.path.basename(s.path) for s in stored), changed, True))
+            lefts.append(Left(names, changed, True))
     return lefts
 
 
-def _changed(stored: Stored) -> str | None:
-    """How ``stored.path`` differs from the bytes stored, or ``None`` (also when it is gone)."""
+def _check(stored: Stored) -> os.stat_result | str | None:
+    """The file as it is if it holds the bytes stored, else how it differs (``None``: gone)."""
     try:
-        now = Version.of(os.lstat(stored.path))
+        st = os.lstat(stored.path)
     except FileNotFoundError:
         return None
+    now = Version.of(st)
     if now == stored.version:
-        return None
+        return st
     if now.size != stored.version.size:
         return f"{stored.version.size} bytes stored, {now.size} bytes now"
     if _digest(stored.path) != stored.sha256:
         return "same size, other bytes"
-    return None
+    return st
 
 
-def _move(stored: Stored, dest: Path | None) -> str | None:
+def _move(stored: Stored, checked: os.stat_result | str | None, dest: Path | None) -> str | None:
     """Move (or delete) one checked file; what changed during the move, if anything."""
+    if not isinstance(checked, os.stat_result):
+        return None  # gone already
     path = Path(stored.path)
     try:
         if dest is None:
@@ -372,7 +377,7 @@ def _move(stored: Stored, dest: Path | None) -> str | None:
         return None
     # a writer still holding the file open writes into the moved file: give it back
     after = os.lstat(moved)
-    if (after.st_size, after.st_mtime_ns) == (stored.version.size, stored.version.mtime_ns):
+    if (after.st_size, after.st_mtime_ns) == (checked.st_size, checked.st_mtime_ns):
         return None
     move_unique(moved, path.parent)
     return f"written to while it was moved to {dest}"

@@ -81,6 +81,8 @@ class FolderSource:
         self.max_bytes = context.normalise.max_bytes
         self.max_kept = context.normalise.max_kept_bytes
         self.offload = context.offload
+        #: bytes of whole files gathered before they are stored
+        self.batch_bytes = BATCH_BYTES
         self.taker = FileTaker(options.path, tuple(options.pattern), options.settle,
                                options.grace)
 
@@ -113,7 +115,7 @@ class FolderSource:
     async def take(self, intake: Intake, files: list[Ready]) -> None:
         """Store ``files`` (unfinished or too large ones as quarantined), then move them away.
 
-        At most :data:`~gateway.api.BATCH_BYTES` are gathered before they are stored.
+        At most :attr:`batch_bytes` are gathered before they are stored.
         """
         raws: list[RawInput] = []
         stored: list[Stored] = []
@@ -124,7 +126,7 @@ class FolderSource:
                 raws.append(RawInput(self.name, ready.shown, got.data, _meta(ready)))
                 stored.append(got.stored)
                 gathered += len(got.data)
-                if gathered >= BATCH_BYTES:
+                if gathered >= self.batch_bytes:
                     await self._store(intake, raws, stored)
                     raws, stored, gathered = [], [], 0
             elif isinstance(got, Unfinished):

@@ -94,6 +94,8 @@ class InboxScanner:
         self.max_kept = max_kept
         self.pair_grace = pair_grace
         self.limit = limit
+        #: bytes of payloads gathered before they are stored
+        self.batch_bytes = BATCH_BYTES
         self.taker = FileTaker(folder, ("envl_*.xml", "data_*"), settle, grace)
 
     def _meta(self, **extra: str) -> dict[str, str]:
@@ -178,8 +180,8 @@ class InboxScanner:
     async def scan(self, intake: Intake) -> int:
         """Handle up to ``limit`` pairs or lone files; good pairs are stored together.
 
-        At most :data:`~gateway.api.BATCH_BYTES` of payloads are gathered
-        before they are stored.
+        At most :attr:`batch_bytes` of payloads are gathered before they are
+        stored.
         """
         listing = self.taker.scan()
         for note in listing.notes:
@@ -199,7 +201,7 @@ class InboxScanner:
                     if taken.reason is None:
                         batch.append(taken)
                         gathered += len(taken.raw.data)
-                        if gathered >= BATCH_BYTES:
+                        if gathered >= self.batch_bytes:
                             await self._store(intake, batch)
                             batch, gathered = [], 0
                     else:
