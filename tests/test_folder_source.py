@@ -1,15 +1,25 @@
-"""The folder source: store every file, then move it to done_dir, even when a worker dies."""
+"""The folder source: store every finished file, then move it to done_dir, whatever happens."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import io
+import os
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from gateway.config import write_initial_config
 from gateway.contracts import NormaliseContext, PluginContext
 from gateway.errors import WorkerLost
+from gateway.plugins import get_plugin_manager
 from plugins.folder.source import FolderOptions, FolderSource
-from tests.flow import drop
+from tests.flow import drop, message, running, states, until, write_config
 from tests.stubs import StubIntake
 
 LIMITS = NormaliseContext(max_bytes=100, max_zip_entries=10, max_zip_bytes=1000, max_zip_ratio=10)
@@ -62,3 +72,198 @@ async def test_stored_files_are_moved_even_when_the_worker_dies(tmp_path: Path) 
     assert [r.ref for r in intake.submitted] == ["m.xml"]
     assert [p.name for p in (tmp_path / "done").iterdir()] == ["m.xml"]
     assert s.scan()[0] == []  # not offered again
+
+
+# ---------------------------------------------------------------------------
+# files written in place (issue 7: a notice copied with cp was stored empty)
+# ---------------------------------------------------------------------------
+
+WRITER = Path(__file__).parent / "writer.py"
+
+
+def notice(message_id: str, pad: int = 0) -> bytes:
+    """A valid notice, made ``pad`` bytes larger with a comment before its root's end tag."""
+    data = message(message_id, fixture="valid-pem-full-persondata.xml")
+    if not pad:
+        return data
+    end = data.rstrip().rindex(b"</")
+    return data[:end] + b"<!-- " + b"p" * pad + b" -->" + data[end:]
+
+
+def delivery_states(db: Path) -> list[str]:
+    return [r[0] for r in states(db, "SELECT state FROM deliveries ORDER BY id")]
+
+
+def stored_inputs(db: Path) -> dict[str, tuple[str, bytes]]:
+    """ref -> (state, raw bytes) of every stored input."""
+    rows = states(db, "SELECT ref, state, raw FROM messages JOIN payloads ON message = id")
+    return {ref: (state, bytes(raw)) for ref, state, raw in rows}
+
+
+async def test_cp_of_six_large_notices_stores_each_whole(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "conf.d" / "10-settle.toml").write_text('[sources.registry]\nsettle = "300ms"\n')
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    notices = {f"n{i}.xml": notice(f"cp-{i}", pad=3_000_000) for i in range(6)}
+    for name, data in notices.items():
+        (staged / name).write_bytes(data)
+    db = tmp_path / "gateway.db"
+    async with running(config):
+        await asyncio.to_thread(subprocess.run, ["cp", *(str(staged / n) for n in notices),
+                                                 str(tmp_path / "in")], check=True)
+        await until(lambda: len(stored_inputs(db)) >= 6 and not list((tmp_path / "in").iterdir()))
+    got = stored_inputs(db)
+    assert {ref: raw for ref, (_state, raw) in got.items()} == notices
+    assert {state for state, _raw in got.values()} <= {"received", "routed", "processed"}
+    assert {p.name: p.read_bytes() for p in (tmp_path / "done").iterdir()} == notices
+
+
+async def test_notices_written_in_chunks_with_pauses_are_stored_whole(tmp_path: Path) -> None:
+    """Pauses longer than ``settle``: the content check holds the half-written files back."""
+    config = write_config(tmp_path)
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    notices = {f"w{i}.xml": notice(f"chunks-{i}", pad=20_000) for i in range(6)}
+    notices["empty-first.xml"] = notice("chunks-6")
+    for name, data in notices.items():
+        (staged / name).write_bytes(data)
+    db = tmp_path / "gateway.db"
+    async with running(config):
+        writer = await asyncio.create_subprocess_exec(
+            sys.executable, str(WRITER), "0.15", "4",
+            *(f"{tmp_path / 'in' / n}={staged / n}" for n in notices))
+        assert await writer.wait() == 0
+        await until(lambda: len(stored_inputs(db)) >= len(notices))
+        await asyncio.sleep(0.3)  # nothing more comes
+    got = stored_inputs(db)
+    assert {ref: raw for ref, (_state, raw) in got.items()} == notices
+    assert "quarantined" not in {state for state, _raw in got.values()}
+    assert "duplicate" not in {state for state, _raw in got.values()}
+
+
+async def test_a_notice_rewritten_by_its_writer_ends_up_stored_as_last_written(
+        tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    first, last = notice("rewrite-1", pad=50_000), notice("rewrite-2", pad=60_000)
+    (tmp_path / "first.xml").write_bytes(first)
+    (tmp_path / "last.xml").write_bytes(last)
+    target = tmp_path / "in" / "m.xml"
+    db = tmp_path / "gateway.db"
+    async with running(config):
+        writer = await asyncio.create_subprocess_exec(
+            sys.executable, str(WRITER), "0.1", "3",
+            f"{target}={tmp_path / 'first.xml'}", f"{target}={tmp_path / 'last.xml'}")
+        assert await writer.wait() == 0
+        await until(lambda: any(raw == last for _s, raw in stored_inputs(db).values()))
+        await until(lambda: not target.exists())
+    raws = [raw for _state, raw in stored_inputs(db).values()]
+    assert all(raw in (first, last) for raw in raws), "never a half-written version"
+    assert last in [p.read_bytes() for p in (tmp_path / "done").iterdir()]
+
+
+async def test_a_file_rewritten_while_it_is_stored_stays_and_is_taken_again(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    s = source(tmp_path)
+    path = tmp_path / "in" / "m.xml"
+    path.write_bytes(b"<m>first version</m>")
+
+    def rewrite(_raws: Any) -> None:
+        if path.read_bytes() == b"<m>first version</m>":
+            path.write_bytes(b"<m>second, longer version</m>")
+
+    intake = StubIntake(during_submit=rewrite)
+    await s.take(intake, s.scan()[0])
+    assert path.read_bytes() == b"<m>second, longer version</m>", "not moved away"
+    assert not (tmp_path / "done" / "m.xml").exists()
+    assert any("changed after it was stored" in r.getMessage() and r.levelname == "WARNING"
+               for r in caplog.records)
+    await s.take(intake, s.scan()[0])
+    assert [r.data for r in intake.submitted] == [b"<m>first version</m>",
+                                                  b"<m>second, longer version</m>"]
+    assert (tmp_path / "done" / "m.xml").read_bytes() == b"<m>second, longer version</m>"
+
+
+async def test_an_empty_file_is_quarantined_only_after_grace(tmp_path: Path) -> None:
+    s, intake = source(tmp_path), StubIntake()
+    (tmp_path / "in" / "e.xml").write_bytes(b"")
+    await s.take(intake, s.scan()[0])
+    assert intake.quarantined == [] and (tmp_path / "in" / "e.xml").exists()
+    await asyncio.sleep(0.35)  # grace is 0.3 s
+    await s.take(intake, s.scan()[0])
+    ((raw, reason),) = intake.quarantined
+    assert raw.data == b"" and raw.ref == "e.xml"
+    assert reason.startswith(f"unfinished file {tmp_path / 'in' / 'e.xml'}: it is empty")
+    assert (tmp_path / "done" / "e.xml").exists()
+
+
+async def test_one_scan_gathers_a_bounded_number_of_bytes_before_storing(tmp_path: Path) -> None:
+    s, intake = source(tmp_path), StubIntake()
+    s.batch_bytes = 100
+    for n in range(5):
+        drop(tmp_path / "in", f"m{n}.xml", f"<m n='{n}'>{'x' * 40}</m>".encode())  # 56 bytes
+    await s.take(intake, s.scan()[0])
+    assert [len(call) for call in intake.submit_calls] == [2, 2, 1]
+    assert len(list((tmp_path / "done").iterdir())) == 5
+
+
+# ---------------------------------------------------------------------------
+# odd names and entries (issue 7: one bad name blocked the folder)
+# ---------------------------------------------------------------------------
+
+
+async def test_a_name_that_is_not_utf8_is_stored_escaped_and_later_files_flow(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config = write_config(tmp_path)
+    db = tmp_path / "gateway.db"
+    async with running(config):
+        with open(os.path.join(os.fsencode(tmp_path / "in"), b"caf\xe9-\xff.xml"), "wb") as f:
+            f.write(message("latin-name"))
+        await until(lambda: "caf\\xe9-\\xff.xml" in stored_inputs(db))
+        drop(tmp_path / "in", "after.xml", message("after-it"))
+        await until(lambda: "after.xml" in stored_inputs(db))
+        await until(lambda: delivery_states(db).count("delivered") == 2)
+    assert os.listdir(os.fsencode(tmp_path / "done")) and b"caf\xe9-\xff.xml" in os.listdir(
+        os.fsencode(tmp_path / "done"))
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+async def test_symlinks_and_fifos_are_set_aside_once_with_one_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config = write_config(tmp_path)
+    folder = tmp_path / "in"
+    (tmp_path / "elsewhere.xml").write_bytes(message("behind-a-link"))
+    (folder / "link.xml").symlink_to(tmp_path / "elsewhere.xml")
+    os.mkfifo(folder / "pipe.xml")
+    db = tmp_path / "gateway.db"
+    async with running(config):
+        await until(lambda: (folder / "set-aside" / "pipe.xml").exists()
+                    and (folder / "set-aside" / "link.xml").is_symlink())
+        drop(folder, "ok.xml", message("still-flowing"))
+        await until(lambda: "ok.xml" in stored_inputs(db))
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"
+                and "set aside" in r.getMessage()]
+    assert len(warnings) == 2, warnings
+    assert any(f"{folder}/link.xml is a symbolic link" in w for w in warnings)
+    assert any(f"{folder}/pipe.xml is a named pipe (FIFO)" in w for w in warnings)
+    assert list(stored_inputs(db)) == ["ok.xml"], "nothing taken through the link"
+
+
+async def test_the_default_pattern_takes_a_zip(tmp_path: Path) -> None:
+    config = write_initial_config(tmp_path)
+    (tmp_path / "conf.d" / "10-fast.toml").write_text(
+        '[sources.registry]\npoll_interval = "50ms"\nsettle = "50ms"\n'
+        '[dispatcher]\nidle_poll = "50ms"\n')
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("message.xml", message("zipped-1"))
+        z.writestr("files/scan.pdf", b"%PDF-1.7 a scanned form")
+    drop(tmp_path / "registry" / "outbox", "with-files.zip", buf.getvalue())
+    db = tmp_path / "gateway.db"
+    async with running(config, get_plugin_manager()):
+        await until(lambda: states(db, "SELECT count(*) FROM deliveries") == [(1,)])
+    [(ref, state, meta)] = states(db, "SELECT ref, state, meta FROM messages")
+    assert (ref, state) == ("with-files.zip", "routed")
+    assert "application/zip" in meta
+    assert (tmp_path / "registry" / "done" / "with-files.zip").read_bytes() == buf.getvalue()
