@@ -55,13 +55,17 @@ from gateway.ech0223 import sample_person_event, write_message
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+#: The registry and the stand-in rename files into place: no settle time needed.
 OVERRIDES = """\
 [gateway]
 log_level = "WARNING"
 [dispatcher]
 idle_poll = "100ms"
+[sources.registry]
+settle = "0s"
 [partners.canton.sedex]
 poll_interval = "100ms"
+settle = "0s"
 """
 
 
