@@ -181,6 +181,8 @@ class FileTaker:
     settle: float
     grace: float
     skip: set[str] = field(default_factory=set)
+    #: the last scan's :attr:`Listing.wake`: when to scan again, if a file is pending
+    wake: float | None = None
     #: name -> (version, monotonic time it was first seen in that version)
     _seen: dict[str, tuple[Version, float]] = field(default_factory=dict)
     #: names found unfinished in this version, waiting for grace
@@ -224,6 +226,7 @@ class FileTaker:
                 else:
                     listing.ready.append(Ready(Path(entry.path), name, version, stable))
         self._seen, self._waiting, self._stay = seen, waiting, stay
+        self.wake = listing.wake
         return listing
 
     def _set_aside(self, entry: os.DirEntry[str], listing: Listing, stay: set[str]) -> None:

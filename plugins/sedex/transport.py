@@ -117,11 +117,15 @@ class SedexTransport:
     async def run(self, receipts: ReceiptSink, intake: Intake) -> None:
         """Record receipts and take inbound messages until cancelled."""
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(
-                self._loop(self.options.receipts, lambda: self.scan_receipts(receipts, intake)))
-            tasks.create_task(self._loop(self.options.inbox, lambda: self.scan_inbox(intake)))
+            tasks.create_task(self._loop(
+                self.options.receipts, lambda: self.scan_receipts(receipts, intake),
+                lambda: self.receipt_scanner.taker.wake))
+            tasks.create_task(self._loop(
+                self.options.inbox, lambda: self.scan_inbox(intake),
+                lambda: self.inbox_scanner.taker.wake))
 
-    async def _loop(self, folder: Path, scan: Callable[[], Awaitable[int]]) -> None:
+    async def _loop(self, folder: Path, scan: Callable[[], Awaitable[int]],
+                    wake: Callable[[], float | None]) -> None:
         watcher = DirWatcher(folder, self.options.poll_interval)
         watcher.start()
         problem = RepeatedProblem(log, f"sedex partner {self.name}: scanning {folder}")
@@ -134,6 +138,6 @@ class SedexTransport:
                     problem.failed(exc)
                     full = False
                 if not full:
-                    await watcher.wait()
+                    await watcher.wait(wake())
         finally:
             watcher.stop()
