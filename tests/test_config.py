@@ -124,6 +124,8 @@ def test_init_config_passes_plugin_checks_with_paths_resolved(tmp_path: Path) ->
         message_type: int
         envelope_version: int
         pair_grace: Duration
+        settle: Duration
+        grace: Duration
 
     path = write_initial_config(tmp_path)
     settings = load_settings(path, env={})
