@@ -51,7 +51,7 @@ def add_commands(sub: Any) -> Any:
     return msub
 
 
-def public(m: dict[str, Any]) -> dict[str, Any]:
+def _public(m: dict[str, Any]) -> dict[str, Any]:
     """The stable JSON shape of a message: ``reason`` is null unless quarantined or rejected,
     ``note`` explains the other states (not relevant, duplicate)."""
     rejected = [d["reason"] for d in m["deliveries"] if d["state"] == DeliveryState.REJECTED]
@@ -81,7 +81,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     with _access.reader(args) as r:
         msgs = r.list_messages(**filters, limit=args.limit)
         total = r.count_messages(**filters) if len(msgs) >= args.limit else len(msgs)
-    rows = [public(m) for m in msgs]
+    rows = [_public(m) for m in msgs]
     print(json.dumps(rows, indent=2) if args.json else _render.message_table(rows))
     if total > len(rows):
         # beside JSON (on stderr) so that the JSON stays whole
