@@ -1,4 +1,4 @@
-"""The hooks a plugin implements: the one page a plugin author reads.
+"""The hooks a plugin implements; ``docs/plugins.md`` adds the lifecycle, rules and testing.
 
 A plugin is a module (or object) with functions named like the hooks
 below, decorated with :data:`hookimpl`, registered through the entry-point
