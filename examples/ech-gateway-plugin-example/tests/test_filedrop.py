@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from ech_gateway_filedrop import plugin
@@ -43,14 +42,14 @@ async def test_a_failed_receipt_rejects_the_delivery_with_the_partners_reason(tm
     assert delivery.reason is not None and "unknown municipality" in delivery.reason
 
 
-async def test_a_missing_folder_is_retried_not_lost(tmp_path: Path) -> None:
-    out = tmp_path / "out"
+async def test_a_missing_folder_pauses_the_partner_without_counting_attempts(tmp_path: Path,
+                                                                            ) -> None:
     async with harness(tmp_path, plugins=[plugin], transport="filedrop",
                        transport_options={"folder": "out", "poll_interval": "20ms"}) as gw:
         gw.feed("notice.xml", sample_message("filedrop-3"))
-        await gw.wait_for(lambda: any(d.attempts >= 2 for d in gw.deliveries()))
-        assert gw.deliveries()[0].state not in ("dead", "sent")  # TransientError: tried again
-        os.mkdir(out)
-        [delivery] = await gw.settled(1)
-    assert delivery.state == "sent"
-    assert len(list(out.glob("*.xml"))) == 1
+        await gw.wait_for(lambda: "partner.paused" in gw.event_kinds())
+        [delivery] = gw.deliveries()
+    # A LocalFault burns no attempt: the same attempt waits for a probe to find the fault gone.
+    assert (delivery.state, delivery.attempts) == ("sending", 1)
+    [paused] = [e for e in gw.events if e.kind == "partner.paused"]
+    assert "No such file or directory" in str(paused.detail)

@@ -18,6 +18,7 @@ from pydantic import Field
 from gateway.api import (
     Duration,
     Intake,
+    LocalFault,
     OutboundItem,
     PermanentError,
     PluginContext,
@@ -26,7 +27,6 @@ from gateway.api import (
     ReceiptOutcome,
     ReceiptSink,
     SendResult,
-    TransientError,
     in_thread,
     write_all,
 )
@@ -67,9 +67,9 @@ class FiledropTransport:
         name = f"{item.attempt_ref}.xml"
         try:
             await in_thread(_write_durably, self.folder, name, item.payload)
-        except OSError as exc:
-            raise TransientError(f"cannot write {name} into {self.folder}:"
-                                 f" {exc.strerror or exc}") from exc
+        except OSError as exc:  # the folder is on this machine: our fault, not the partner's
+            raise LocalFault(f"cannot write {name} into {self.folder}:"
+                             f" {exc.strerror or exc}") from exc
         return SendResult(awaits_receipt=True, detail=f"written as {name}")
 
     async def run(self, receipts: ReceiptSink, intake: Intake) -> None:
