@@ -27,6 +27,7 @@ from gateway.cli.exitcodes import FAILED, OK, STORE_LOST
 from gateway.daemon import Gateway
 from gateway.errors import StoreLost
 from gateway.plugins import get_plugin_manager
+from gateway.store import SQLiteStore, StoreReader
 from gateway.store.anchor import Anchor, read_anchor
 from tests.flow import drop, message, running, states, until
 from tests.mounts import fill, read_only, run_isolated, tmpfs, writable
@@ -253,3 +254,26 @@ async def database_disk_full_then_freed(root_text: str) -> None:
 
 def test_database_disk_full_then_freed_recovers_without_restart(tmp_path: Path) -> None:
     run_isolated("tests.test_recovery:database_disk_full_then_freed", str(tmp_path))
+
+
+async def test_another_database_in_place_is_refused_as_replaced(tmp_path: Path) -> None:
+    """A database made elsewhere (another identity) does not pass for the anchored one."""
+    db, other = tmp_path / "gateway.db", tmp_path / "elsewhere" / "gateway.db"
+    for path in (db, other):
+        store = SQLiteStore(path)
+        store.start()
+        await store.note("partner.paused", {"partner": "canton", "error": "test"})
+        store.close()
+    anchored = read_anchor(db)
+    assert anchored is not None and anchored.seq == 1
+    os.replace(other, db)
+    reader = StoreReader(db)
+    try:
+        anchor, problem = reader.against_anchor()
+    finally:
+        reader.close()
+    assert anchor == anchored
+    assert problem is not None and problem.startswith("REPLACED: this database is ")
+    with pytest.raises(StoreLost, match="journal REPLACED"):
+        SQLiteStore(db).start()
+    assert read_anchor(db) == anchored  # a refused start leaves the anchor as it was
