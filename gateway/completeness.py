@@ -15,14 +15,13 @@ _ZIP_END = b"PK\x05\x06"
 _ZIP_END_SIZE = 22
 _BOMS = (b"\xef\xbb\xbf",)
 _UTF16 = (b"\xff\xfe", b"\xfe\xff", b"<\x00", b"\x00<")
-#: Prolog items before the root element: XML declaration, PIs, comments, white space.
-_PROLOG = re.compile(rb"(?:\s+|<\?.*?\?>|<!--.*?-->)*", re.S)
-#: The root element's start tag; group 2 is "/" when it closes itself.
-_ROOT = re.compile(rb"""<([^\s/>!?]+)(?:\s+[^\s=/>]+\s*=\s*(?:"[^"]*"|'[^']*'))*\s*(/?)>""")
+_SPACE = frozenset(b" \t\r\n")
+#: Where an element name ends.
+_NAME_END = re.compile(rb"[\s/>]")
 #: A root element's start tag cut off by the end of the input.
 _ROOT_CUT = re.compile(rb"""<[^\s/>!?]*(?:\s+[^\s=/>]+\s*=\s*(?:"[^"]*"|'[^']*'))*"""
                        rb"""\s*(?:[^\s=/>]+\s*(?:=\s*(?:"[^"]*|'[^']*)?)?)?/?""")
-#: How much of the head is searched for the root element's start.
+#: How far into the input the root element's start is looked for.
 _HEAD = 1 << 16
 
 
@@ -41,13 +40,29 @@ def unfinished(data: bytes) -> str | None:
     body = data[3:] if data.startswith(_BOMS) else data
     if body.startswith(_UTF16):
         return None
-    prolog = _PROLOG.match(body, 0, min(len(body), _HEAD))
-    start = prolog.end() if prolog else 0
-    if start == len(body):
+    start = _prolog_end(body)
+    if start >= len(body):
         return f"XML without a root element yet (it ends after {len(data)} bytes)"
     if not body.startswith(b"<", start) or body.startswith(b"<!", start):
         return None  # not XML, or a DOCTYPE: refused later with a reason of its own
     return _xml_unfinished(body, start, len(data))
+
+
+def _prolog_end(body: bytes) -> int:
+    """Where the prolog (white space, XML declaration, PIs, comments) ends; the length if cut."""
+    i, n = 0, len(body)
+    while i < min(n, _HEAD):
+        if body[i] in _SPACE:
+            i += 1
+        elif body.startswith(b"<?", i) or body.startswith(b"<!--", i):
+            close = b"?>" if body[i + 1] == ord("?") else b"-->"
+            j = body.find(close, i + 2)
+            if j < 0:
+                return n
+            i = j + len(close)
+        else:
+            break
+    return i
 
 
 def _zip_unfinished(data: bytes) -> str | None:
@@ -62,23 +77,25 @@ def _zip_unfinished(data: bytes) -> str | None:
 
 
 def _xml_unfinished(body: bytes, start: int, size: int) -> str | None:
-    root = _ROOT.match(body, start, min(len(body), start + _HEAD))
-    if root is None:
-        if _ROOT_CUT.fullmatch(body, start) is None:
-            return None  # a start tag this check does not understand: not its business
+    found = _NAME_END.search(body, start + 1, start + _HEAD)
+    if found is None:
         return f"XML that ends inside its root element's start tag (after {size} bytes)"
-    name = root.group(1)
-    end = len(body)
-    while True:  # trailing white space, comments and processing instructions
-        tail = body[:end].rstrip()
-        end = len(tail)
-        opener = b"<!--" if tail.endswith(b"-->") else b"<?" if tail.endswith(b"?>") else None
-        if opener is None or (cut := tail.rfind(opener)) < root.end():
+    name = body[start + 1:found.start()]
+    end = len(body.rstrip())
+    while True:  # trailing comments and processing instructions
+        opener = b"<!--" if body.endswith(b"-->", 0, end) else (
+            b"<?" if body.endswith(b"?>", 0, end) else None)
+        cut = -1 if opener is None else body.rfind(opener, start, end)
+        if cut <= start:
             break
-        end = cut
-    if root.group(2) and root.end() == end:
-        return None
-    if re.search(rb"</" + re.escape(name) + rb"\s*>\Z", body[max(0, end - len(name) - 64):end]):
-        return None
+        end = len(body[:cut].rstrip())
+    if body.endswith(b">", 0, end):
+        close = body.rfind(b"</", start, end)
+        if close > start and body[close + 2:end - 1].rstrip() == name:
+            return None
+        if body.endswith(b"/>", 0, end) and body.find(b"<", start + 1, end) < 0:
+            return None  # the root element closes itself
+    if _ROOT_CUT.fullmatch(body, start):
+        return f"XML that ends inside its root element's start tag (after {size} bytes)"
     return (f"XML without the end tag of its root element <{name.decode('utf-8', 'replace')}>"
             f" (it ends after {size} bytes)")
