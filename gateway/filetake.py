@@ -217,7 +217,8 @@ class FileTaker:
                     continue
                 before = self._seen.get(name)
                 since = before[1] if before is not None and before[0] == version else mono
-                seen[name] = (version, since)
+                if self.settle:  # else nothing waits for a second scan: keep the state small
+                    seen[name] = (version, since)
                 stable = max(now - version.changed_at, mono - since)
                 if self._waiting.get(name) == version and stable < self.grace:
                     waiting[name] = version
