@@ -23,11 +23,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pluggy
 import pytest
 
+from gateway.api import GatewayEvent, hookimpl
 from gateway.cli import main
 from gateway.config import write_initial_config
 from gateway.contracts import RawInput, Receipt, ReceiptOutcome
+from gateway.plugins import get_plugin_manager
 from gateway.retry import RetryPolicy
 from gateway.store import SQLiteStore
 from plugins.sedex.envelope import build_receipt, parse_envelope
@@ -602,6 +605,29 @@ def test_messages_replay_requeues_a_dead_delivery(gw: Run, capsys: pytest.Captur
     code, _out, err = cli(capsys, "--config", str(gw.config), "messages", "replay", str(mid))
     assert code == 1  # nothing dead any more
     assert "no dead delivery" in err
+
+
+def test_a_replay_from_the_command_line_is_announced_to_the_plugins(
+        gw: Run, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    heard: list[GatewayEvent] = []
+
+    class Listener:
+        @hookimpl
+        def gateway_event(self, event: GatewayEvent) -> None:
+            heard.append(event)
+
+    def with_listener() -> pluggy.PluginManager:
+        pm = get_plugin_manager()
+        pm.register(Listener())
+        return pm
+
+    monkeypatch.setattr("gateway.cli.get_plugin_manager", with_listener)
+    mid = gw.ids["dead"]
+    [(old, _state, _of)] = _deliveries(gw.db, mid)
+    assert cli(capsys, "--config", str(gw.config), "messages", "replay", "cli-dead-1")[0] == 0
+    [(_, _, _), (new, _, _)] = _deliveries(gw.db, mid)
+    assert [(e.kind, e.message, e.delivery, e.detail.get("new_delivery")) for e in heard] == [
+        ("delivery.replayed", mid, old, new)]
 
 
 def test_dead_letters_replay(gw: Run, capsys: pytest.CaptureFixture[str]) -> None:

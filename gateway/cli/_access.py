@@ -10,6 +10,7 @@ from typing import Any
 from gateway.assembly import load_config
 from gateway.cli import _render
 from gateway.errors import Ambiguous, NotFound
+from gateway.events import Publisher
 from gateway.store import SQLiteStore, StoreReader
 
 
@@ -29,9 +30,15 @@ def reader(args: argparse.Namespace) -> Iterator[StoreReader]:
 
 @contextmanager
 def writer(args: argparse.Namespace) -> Iterator[tuple[Any, SQLiteStore]]:
-    """The settings and the configured store, open for writing (migrated)."""
+    """The settings and the configured store, open for writing (migrated).
+
+    What an operation commits is announced to the plugins as the daemon's
+    commits are (``gateway_event``): a replay from the command line reaches
+    the alerting plugins too.
+    """
     settings = load_config(args.config, args.pm)
     store = SQLiteStore(settings.store.path, busy_timeout=settings.store.busy_timeout)
+    store.on_commit(Publisher(args.pm))
     store.start()
     try:
         yield settings, store
