@@ -120,6 +120,20 @@ def test_failing_attempts_are_one_incident_with_summaries_and_an_end(
     assert len(lines) == 5
 
 
+def test_a_single_failure_ends_without_a_second_warning(
+        clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO):
+        gateway_event(retry(1, error="receipt 400: network error"))
+        clock.now += 2.0
+        gateway_event(GatewayEvent("delivery.sent", 1, 2, {"partner": "canton", "ref": "r"}))
+    [warning] = said(caplog)
+    assert warning.startswith("delivery 1 of message 1 to canton failed (attempt 1)")
+    [end] = [r for r in caplog.records if "works again" in r.getMessage()]
+    assert (end.levelno, end.getMessage()) == (
+        logging.INFO, "delivery.retry for canton: works again after 2s, 1 in all"
+                      " (receipt #: network error)")
+
+
 def test_different_partners_and_faults_are_different_incidents(
         clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO):

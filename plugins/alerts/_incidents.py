@@ -94,9 +94,11 @@ class Incidents:
         for key in [k for k in self._open if k.partner == partner and k.kind in kinds]:
             incident = self._open[key]
             self._summarise(key)
-            self._log.warning("%s for %s: works again after %.0fs, %d in all (%s)",
-                              key.kind, partner, self._clock() - incident.opened, incident.total,
-                              key.fault)
+            # Worth a warning only when alerts were held back: otherwise each was told already.
+            level = logging.WARNING if incident.logged >= self.burst else logging.INFO
+            self._log.log(level, "%s for %s: works again after %.0fs, %d in all (%s)",
+                          key.kind, partner, self._clock() - incident.opened, incident.total,
+                          key.fault)
             self._close(key, incident)
 
     def _summarise(self, key: Key) -> None:
