@@ -27,10 +27,10 @@ import hashlib
 import os
 import stat
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from gateway.completeness import unfinished
 from gateway.dirwatch import is_hidden_or_temporary
@@ -43,6 +43,9 @@ BATCH_BYTES = 64 << 20
 
 _OPEN = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK  # never wait on a FIFO
 _DIGEST_CHUNK = 1 << 20
+
+
+_T = TypeVar("_T")
 
 
 def display_name(name: str) -> str:
@@ -259,20 +262,11 @@ class FileTaker:
         ``None``: not now (it changed or vanished since the scan, or it is
         unfinished and younger than ``grace``); a later scan offers it again.
         """
-        try:
-            fd = os.open(ready.path, _OPEN)
-        except FileNotFoundError:
+        if ready.version.size > cap:
+            return TooLarge(ready) if _unchanged(ready, os.fstat) is not None else None
+        data = _unchanged(ready, lambda fd: read_open(fd, cap))
+        if data is None:
             return None
-        try:
-            if Version.of(os.fstat(fd)) != ready.version:
-                return None
-            if ready.version.size > cap:
-                return TooLarge(ready)
-            data = read_open(fd, cap)
-            if data is None or Version.of(os.fstat(fd)) != ready.version:
-                return None
-        finally:
-            os.close(fd)
         stored = Stored(ready.path, ready.version, hashlib.sha256(data).hexdigest())
         what = unfinished(data)
         if what is None:
@@ -287,18 +281,9 @@ class FileTaker:
 
         Memory stays bounded by ``keep``. ``None``: it changed meanwhile.
         """
-        try:
-            fd = os.open(ready.path, _OPEN)
-        except FileNotFoundError:
+        evidence = _unchanged(ready, lambda fd: evidence_open(fd, keep))
+        if evidence is None:
             return None
-        try:
-            if Version.of(os.fstat(fd)) != ready.version:
-                return None
-            evidence = evidence_open(fd, keep)
-            if Version.of(os.fstat(fd)) != ready.version:
-                return None
-        finally:
-            os.close(fd)
         return evidence, Stored(ready.path, ready.version, evidence.sha256)
 
     def left(self, lefts: Sequence[Left]) -> list[str]:
@@ -317,6 +302,23 @@ class FileTaker:
                 messages.append(f"cannot move {shown} away after storing it ({left.why});"
                                 " skipping it until restart")
         return messages
+
+
+def _unchanged(ready: Ready, use: Callable[[int], _T | None]) -> _T | None:
+    """``use`` the open file while it is the version the scan saw; ``None`` if it is not (any more)."""
+    try:
+        fd = os.open(ready.path, _OPEN)
+    except FileNotFoundError:
+        return None
+    try:
+        if Version.of(os.fstat(fd)) != ready.version:
+            return None
+        result = use(fd)
+        if result is None or Version.of(os.fstat(fd)) != ready.version:
+            return None
+        return result
+    finally:
+        os.close(fd)
 
 
 def _kind(mode: int) -> str:
