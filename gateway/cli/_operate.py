@@ -17,7 +17,7 @@ from gateway.config.system import CONFIG_FILE, DATA_DIR, UNIT_NAME, install_syst
 from gateway.daemon import Gateway, install_signal_handlers
 from gateway.errors import ConfigError
 from gateway.plugins import describe, source_types, transport_types
-from gateway.xml.validation import SchemaSet, validate_files
+from gateway.xml.validation import ECH0223_VERSIONS, SchemaSet, validate_files
 
 
 def add_commands(sub: Any) -> None:
@@ -43,8 +43,10 @@ def add_commands(sub: Any) -> None:
     p.add_argument("files", nargs="+")
     p.add_argument("--official", metavar="CATALOG",
                    help="validate with the official schemas of this XML catalog instead")
-    p.add_argument("--ech0223-version", default="1.5",
-                   help="eCH-0223 version to validate against (default 1.5)")
+    p.add_argument("--ech0223-version", choices=ECH0223_VERSIONS, metavar="VERSION",
+                   help="eCH-0223 version of documents without a version attribute"
+                   f" ({', '.join(ECH0223_VERSIONS)}; default: 1.5 rules, which require it);"
+                   " a document with version=\"1.5\" is always 1.5")
     p.set_defaults(handler=cmd_validate)
 
     p = sub.add_parser("demo", help="run registry → gateway → sedex → canton in a temporary"

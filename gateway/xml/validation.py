@@ -61,9 +61,11 @@ ECH0223_NS = "http://www.ech.ch/xmlns/eCH-0223/1"
 ECH0090_V1_NS = "http://www.ech.ch/xmlns/eCH-0090/1"
 ECH0090_V2_NS = "http://www.ech.ch/xmlns/eCH-0090/2"
 
-_ECH0223 = {"1.5": SchemaKind("eCH-0223", "1.5", ECH0223_NS, "eCH-0223-1-5.xsd")}
+_ECH0223 = {version: SchemaKind("eCH-0223", version, ECH0223_NS,
+                                f"eCH-0223-{version.replace('.', '-')}.xsd")
+            for version in ("1.5", "1.4", "1.3", "1.0")}
 ECH0223_VERSIONS = tuple(_ECH0223)
-"""The eCH-0223 versions that can be validated (add 1.0/1.3/1.4 by adding their XSDs)."""
+"""The eCH-0223 versions that can be validated, newest first."""
 
 _ECH0090 = {
     ECH0090_V1_NS: SchemaKind("eCH-0090", "1.0", ECH0090_V1_NS, "eCH-0090-1-0.xsd"),
@@ -244,11 +246,19 @@ def format_report(path: str, report: ValidationReport) -> str:
 
 
 def validate_files(paths: list[str], schema_set: SchemaSet | None = None, *,
-                   ech0223_version: str = "1.5", max_bytes: int = DEFAULT_MAX_BYTES) -> int:
+                   ech0223_version: str | None = None,
+                   max_bytes: int = DEFAULT_MAX_BYTES) -> int:
     """Validate each file, print a verdict per file; 0 if all are valid, else 1.
 
+    An eCH-0223 document with a version attribute is validated as 1.5 (only 1.5
+    has one); a versionless one as ``ech0223_version``. Without it, versionless
+    documents are held to 1.5, and when the missing attribute is their only
+    error a hint names the versions that fit and the option to choose one.
     Files are parsed as hostile input; unreadable or rejected files count as failures.
     """
+    if ech0223_version is not None and ech0223_version not in _ECH0223:
+        raise ValueError(f"eCH-0223 version {ech0223_version!r} is not supported; "
+                         f"supported: {', '.join(ECH0223_VERSIONS)}")
     schemas = schema_set or default_schema_set()
     status = 0
     for path in paths:
@@ -260,11 +270,33 @@ def validate_files(paths: list[str], schema_set: SchemaSet | None = None, *,
             status = 1
             continue
         try:
-            report = schemas.validate(data, ech0223_version=ech0223_version, max_bytes=max_bytes)
+            tree = parse_untrusted(data, max_bytes=max_bytes)
         except InputRejected as exc:
             print(f"{path}: REJECTED: {exc}")
             status = 1
             continue
+        versionless = tree.getroot().get("version") is None
+        version = ech0223_version if versionless and ech0223_version else "1.5"
+        report = schemas.validate(tree, ech0223_version=version)
         print(format_report(path, report))
+        if versionless and ech0223_version is None and _only_version_missing(report):
+            print(_version_hint(schemas, tree))
         status |= not report.valid
     return status
+
+
+def _only_version_missing(report: ValidationReport) -> bool:
+    """Whether an eCH-0223 1.5 report has the missing version attribute as its only error."""
+    return (report.kind.startswith("eCH-0223 ") and len(report.errors) == 1
+            and "'version' is required but missing" in report.errors[0].message)
+
+
+def _version_hint(schemas: SchemaSet, tree: etree._ElementTree) -> str:
+    """What to do with a versionless document that 1.5 refuses for its missing version only."""
+    older = ECH0223_VERSIONS[1:]
+    fits = [v for v in older if schemas.validate(tree, ech0223_version=v).valid]
+    if not fits:
+        return (f"  hint: eCH-0223 {' / '.join(older)} documents have no version attribute, but"
+                " this one is valid as none of them either; as 1.5 it needs version=\"1.5\"")
+    return (f"  hint: eCH-0223 {' / '.join(older)} documents have no version attribute; this one"
+            f" is valid as {', '.join(fits)}: validate it with --ech0223-version {fits[0]}")
