@@ -29,6 +29,8 @@ from gateway.contracts import (
     Attachment,
     BatchTransport,
     Command,
+    Decision,
+    Draft,
     Flushable,
     GatewayEvent,
     Intake,
@@ -91,6 +93,7 @@ from gateway.filetake import (
 )
 from gateway.hookspecs import hookimpl
 from gateway.logs import RepeatedProblem, redact
+from gateway.person_state import PersonState, parse_key, permit_category, person_keys, vn_check_digit_ok
 from gateway.xml.safe import parse_untrusted
 from gateway.xml.validation import validate
 
@@ -108,8 +111,10 @@ __all__ = [
     "BatchTransport",
     "Command",
     "ConfigError",
+    "Decision",
     "DeliveryError",
     "DirWatcher",
+    "Draft",
     "Duration",
     "Evidence",
     "FileTaker",
@@ -125,6 +130,7 @@ __all__ = [
     "Offload",
     "OutboundItem",
     "PermanentError",
+    "PersonState",
     "PluginContext",
     "PluginOptions",
     "RawInput",
@@ -157,7 +163,10 @@ __all__ = [
     "in_thread",
     "load_config",
     "move_unique",
+    "parse_key",
     "parse_untrusted",
+    "permit_category",
+    "person_keys",
     "read_evidence",
     "read_file",
     "ready_files",
@@ -169,6 +178,7 @@ __all__ = [
     "sample_person_event",
     "sync_filesystem",
     "validate",
+    "vn_check_digit_ok",
     "write_all",
     "write_file",
     "write_message",

@@ -13,7 +13,7 @@ import asyncio
 import enum
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -21,6 +21,8 @@ from pydantic import BaseModel
 
 if TYPE_CHECKING:
     from lxml import etree
+
+    from gateway.person_state import PersonState
 
 
 class Travels:
@@ -63,11 +65,13 @@ class Attachment(Travels):
 
 @dataclass(slots=True)
 class Normalised(Travels):
-    """An input turned into the canonical eCH-0223 form.
+    """An input turned into the canonical eCH-0223 form, or on its way there.
 
-    :param kind: ``personEventMessage`` or ``eventReport``.
+    :param kind: ``personEventMessage`` or ``eventReport`` (or what a normaliser
+        names an input that sends nothing, e.g. ``baseDelivery``).
     :param message_id: the eCH-0223 header ``messageId``.
-    :param xml: the canonical eCH-0223 XML as it will be delivered.
+    :param xml: the canonical eCH-0223 XML as it will be delivered; empty while
+        ``draft`` is set or when nothing is to be sent.
     :param tree: the parsed form of ``xml`` (validated without reparsing); ``None``
         once the message left the process that parsed it.
     :param version: the eCH-0223 version of ``xml`` (``"1.5"``).
@@ -75,6 +79,22 @@ class Normalised(Travels):
     :param reference_message_id: the header ``referenceMessageId``, if any.
     :param action: the header ``action`` (eCH-0039: ``8`` negative report,
         ``9`` positive report, ...), if any.
+    :param subject: the keys of the person the message is about (``vn:<13 digits>``,
+        ``local:<category>:<id>``): the core looks up that person's last known
+        state (stage *enrich*) before ``draft`` is completed and rules decide.
+    :param draft: set by a normaliser that can finish the message only knowing
+        the person's last state (an eCH-0020 event); the core calls
+        ``draft.complete(person)`` after enrichment.
+    :param persons: person states this input states (a ``baseDelivery`` seeds
+        many): merged into the gateway's person state when the input is recorded.
+    :param facts: fields the normaliser exposes to rules (``source_event``, ...).
+    :param not_relevant: the normaliser's verdict that nothing is to be sent,
+        with the reason (an event without eCH-0223 counterpart).
+    :param warnings: what the normaliser had to leave out or assume; journaled.
+    :param parts: inputs this one splits into (the rows of an export), each
+        stored and processed as an input of its own.
+    :param rejected_parts: parts that could not be made, with the reason (row,
+        field): stored quarantined, while the good parts go on.
     """
 
     kind: str
@@ -85,6 +105,55 @@ class Normalised(Travels):
     attachments: tuple[Attachment, ...] = ()
     reference_message_id: str | None = None
     action: str | None = None
+    subject: tuple[str, ...] = ()
+    draft: Draft | None = None
+    persons: tuple[PersonState, ...] = ()
+    facts: Mapping[str, Any] = field(default_factory=dict)
+    not_relevant: str | None = None
+    warnings: tuple[str, ...] = ()
+    parts: tuple[RawInput, ...] = ()
+    rejected_parts: tuple[tuple[RawInput, str], ...] = ()
+
+
+class Draft(Protocol):
+    """A message a normaliser finishes once the person's last known state is at hand.
+
+    It travels between processes: a module-level class whose state pickles.
+    """
+
+    def complete(self, person: PersonState | None) -> Normalised:
+        """The finished message (``xml`` and ``tree`` set, or ``not_relevant``).
+
+        :param person: the person's state before this input (``None``: unknown).
+        :raises InputRejected: the input cannot become a message (the reason names the field).
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Decision(Travels):
+    """What the rules decided about a message: who gets it, and with what.
+
+    A decision with no ``partners`` is "decided: nobody" (not relevant, for
+    ``reason``); no decision at all is ``None``, which the core records as
+    not relevant because no rule decided.
+
+    :param rule: the rule that decided (``rules[2] foreign-nationals``, a plugin's name).
+    :param reason: why, in words an operator reads in the journal.
+    :param partners: the partners that get the message.
+    :param business_key: eCH-0223 ``businessKey`` to set.
+    :param deadline: eCH-0223 ``deadline`` to set (1.5; dropped for older partners).
+    :param business_comment: eCH-0223 ``businessComment`` to set.
+    :param documents: document files to attach (names in the documents folder).
+    """
+
+    rule: str
+    reason: str
+    partners: tuple[str, ...] = ()
+    business_key: str | None = None
+    deadline: date | None = None
+    business_comment: str | None = None
+    documents: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

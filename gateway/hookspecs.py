@@ -11,15 +11,16 @@ Hooks are synchronous (pluggy); a hook that needs I/O returns an object
 whose coroutine methods the core awaits (sources, transports). The
 built-in plugins in ``plugins/`` use exactly this API.
 
-``gateway_normalise`` and ``gateway_route`` run in worker processes when
+``gateway_normalise`` and ``gateway_decide`` run in worker processes when
 ``[gateway] workers`` > 0: keep them free of I/O and of state shared with
-the daemon. Each worker loads the plugins from their entry points; when a
-plugin was registered by code instead, the daemon normalises in its own
-process.
+the daemon.
+Each worker loads the plugins from their entry points; when a plugin was
+registered by code instead, the daemon normalises in its own process.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -27,11 +28,11 @@ import pluggy
 if TYPE_CHECKING:
     from gateway.contracts import (
         Command,
+        Decision,
         GatewayEvent,
         NormaliseContext,
         Normalised,
         RawInput,
-        Route,
         SourceType,
         TransportType,
     )
@@ -113,26 +114,34 @@ def gateway_normalise(raw: RawInput, context: NormaliseContext) -> Normalised | 
     """
 
 
-@hookspec
-def gateway_route(message: Normalised, raw: RawInput, settings: Any) -> list[Route] | None:
-    """Decide which partners receive ``message``.
+@hookspec(firstresult=True)
+def gateway_decide(message: Normalised, raw: RawInput, facts: Mapping[str, Any],
+                   settings: Any) -> Decision | None:
+    """Decide who gets ``message`` and with what (a code rule).
 
-    Every plugin is asked; the routes of all answers are combined (one
-    delivery per partner). ``None`` means "no opinion"; an empty list means
-    "not for anyone I know". When no route results, the message is marked
-    ``not_relevant`` and the journal keeps why.
+    Asked before the declarative rules of the configuration (``[[rules]]``,
+    the built-in ``rules`` plugin, which answers last): the first plugin that
+    returns a :class:`~gateway.contracts.Decision` decides, and the journal
+    names its ``rule``. A decision without partners means "decided: nobody"
+    (not relevant, for its reason); ``None`` means "no opinion".
 
-    :param message: the normalised message.
+    :param message: the normalised message (its draft completed).
     :param raw: the input it came from (source name, metadata).
+    :param facts: what rules match on: ``event`` (the eCH-0223 personEvent),
+        ``source``, ``kind``, the person's state *before* the event
+        (``nationality``: ``swiss``/``foreign``/``stateless``/``unknown``,
+        ``permit``, ``permit_category``, ``municipality``, ``age``, ``sex``...)
+        and the fields the normaliser exposes (``message.facts``).
     :param settings: the validated configuration.
-    :return: routes with their reasons.
+    :return: the decision, or ``None``.
 
     Example::
 
         @hookimpl
-        def gateway_route(message, raw, settings):
-            if message.kind == "personEventMessage":
-                return [Route("canton", "all person events go to the canton")]
+        def gateway_decide(message, raw, facts, settings):
+            if facts["event"] == "death" and facts["age"] is not None and facts["age"] < 18:
+                return Decision("vendor: minors", "deaths of minors go to the canton",
+                                partners=("canton",), business_key="allg_K")
             return None
     """
 

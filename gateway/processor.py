@@ -76,16 +76,19 @@ class Processor:
         return Processed(mid, MessageState.ROUTED, None, routes=routes, detail=detail, **base)
 
     def _route(self, message: Normalised, raw: RawInput) -> tuple[list[Route], list[str]]:
-        answers = self._pm.hook.gateway_route(message=message, raw=raw, settings=self._settings)
-        routes: dict[str, Route] = {}
+        facts = {"kind": message.kind, "source": raw.source, **message.facts}
+        decision = self._pm.hook.gateway_decide(message=message, raw=raw, facts=facts,
+                                                settings=self._settings)
+        if decision is None:
+            return [], []
+        routes: list[Route] = []
         ignored: list[str] = []
-        for answer in answers:
-            for route in answer or ():
-                if route.partner not in self._partner_versions:
-                    ignored.append(f"{route.partner}: no such enabled partner")
-                elif route.partner not in routes:
-                    routes[route.partner] = route
-        return list(routes.values()), ignored
+        for partner in dict.fromkeys(decision.partners):
+            if partner not in self._partner_versions:
+                ignored.append(f"{partner}: no such enabled partner")
+            else:
+                routes.append(Route(partner, decision.reason))
+        return routes, ignored
 
     def _no_route(self, raw: RawInput) -> str:
         if raw.source in self._settings.partners:

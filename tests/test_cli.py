@@ -424,10 +424,10 @@ def test_plugins_lists_plugins_hooks_and_types(capsys: pytest.CaptureFixture[str
     code, out, _ = cli(capsys, "plugins")
     assert code == 0
     rows = {line.split()[0]: line for line in out.splitlines() if not line.endswith(":")}
-    assert {"ech0223", "folder", "routing", "sedex"} <= set(rows)
+    assert {"ech0223", "folder", "rules", "sedex"} <= set(rows)
     assert "gateway_normalise" in rows["ech0223"]
     assert "gateway_source_types" in rows["folder"]
-    assert "gateway_route" in rows["routing"]
+    assert "gateway_decide" in rows["rules"]
     assert "gateway_transport_types" in rows["sedex"]
     assert "source types: folder" in out
     assert "transport types: sedex" in out

@@ -25,7 +25,7 @@ import inspect
 import io
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import redirect_stdout
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -38,7 +38,7 @@ from lxml import etree
 from gateway import hookspecs
 from gateway.cli import main
 from gateway.config import write_initial_config
-from gateway.contracts import GatewayEvent, NormaliseContext, Normalised, RawInput, Route
+from gateway.contracts import Decision, GatewayEvent, NormaliseContext, Normalised, RawInput
 from gateway.hookspecs import hookimpl
 from tests.flow import StubTransport, drop, message, plugin_manager, running, states, until, write_config
 
@@ -52,7 +52,8 @@ NOT_BUILT_IN: dict[str, str] = {}
 
 def test_the_hook_list_is_not_empty() -> None:
     assert {"gateway_source_types", "gateway_transport_types", "gateway_normalise",
-            "gateway_route", "gateway_commands", "gateway_event"} <= set(HOOKS)
+            "gateway_decide", "gateway_commands",
+            "gateway_event"} <= set(HOOKS)
 
 
 # ---------------------------------------------------------------------------
@@ -118,7 +119,7 @@ def test_hook_has_a_built_in_implementation(name: str, monkeypatch: pytest.Monke
 
 def test_built_in_plugins_are_the_five_registered(monkeypatch: pytest.MonkeyPatch) -> None:
     implementers = _built_in_implementers(monkeypatch)
-    assert set().union(*implementers.values()) == {"alerts", "ech0223", "folder", "routing", "sedex"}
+    assert set().union(*implementers.values()) == {"alerts", "ech0223", "folder", "rules", "sedex"}
 
 
 # ---------------------------------------------------------------------------
@@ -216,17 +217,18 @@ async def test_hook_gateway_normalise(tmp_path: Path, hook_calls: list[str]) -> 
 
 
 class _VipRouter:
-    """A routing rule: messages whose id starts with ``vip-`` go to the canton."""
+    """A code rule: messages whose id starts with ``vip-`` go to the canton."""
 
     @hookimpl
-    def gateway_route(self, message: Normalised, raw: RawInput, settings: Any) -> list[Route] | None:
+    def gateway_decide(self, message: Normalised, raw: RawInput, facts: Mapping[str, Any],
+                       settings: Any) -> Decision | None:
         if (message.message_id or "").startswith("vip-"):
-            return [Route("canton", "VIP rule")]
+            return Decision("vip", "VIP rule", partners=("canton",))
         return None
 
 
-async def test_hook_gateway_route(tmp_path: Path, hook_calls: list[str]) -> None:
-    """Routes of every plugin are combined; no route at all means not relevant."""
+async def test_hook_gateway_decide(tmp_path: Path, hook_calls: list[str]) -> None:
+    """A code rule decides; no decision at all means not relevant."""
     config = write_config(tmp_path)
     config.write_text(config.read_text().replace('route_to = ["canton"]', "route_to = []"))
     _in_process(tmp_path)
@@ -243,7 +245,7 @@ async def test_hook_gateway_route(tmp_path: Path, hook_calls: list[str]) -> None
         await until(lambda: states(db, "SELECT state FROM deliveries") == [("delivered",)])
     journal = states(db, "SELECT detail FROM journal WHERE event = 'delivery.queued'")
     assert [json.loads(d)["reason"] for (d,) in journal] == ["VIP rule"]
-    assert "gateway_route" in hook_calls
+    assert "gateway_decide" in hook_calls
 
 
 class _Listener:

@@ -52,7 +52,7 @@ def test_a_hook_with_a_wrong_argument_is_named(tmp_path: Path, monkeypatch: pyte
         from gateway.api import hookimpl
 
         @hookimpl
-        def gateway_route(message, raw, config):
+        def gateway_decide(message, raw, config):
             return None
         """)
     reason = failure(tmp_path, monkeypatch, "acme")

@@ -1,0 +1,194 @@
+"""The last known state of one person, kept by the gateway from what registries sent.
+
+eCH-0020 events mostly carry little more than a person's identification
+(DOMAIN.md §5.1); an eCH-0223 ``personData`` needs the whole picture, and
+the rules need to know what the person was *before* the event (a foreign
+national?). :class:`PersonState` is that picture, in the eCH-0223 model's
+own parts, each optional: a state knows what it was told and no more.
+
+States are keyed by VN (``vn:7561234567897``) and by local person id
+(``local:<category>:<id>``); :func:`person_keys` gives both for an
+identification, :func:`parse_key` reads what an operator types.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from gateway.ech0223 import (
+    BirthAddonData,
+    BirthData,
+    JobData,
+    MaritalData,
+    NameData,
+    NationalityData,
+    ParentalRelation,
+    PersonData,
+    PersonIdentificationLight,
+    ReligionData,
+    ResidencePermitData,
+    SwissAddressInformation,
+    SwissMunicipality,
+)
+
+#: The BFS country id of Switzerland (eCH-0008).
+SWITZERLAND = 8100
+#: The parts of a state that a newer state replaces when it has them, in eCH-0223 order.
+PARTS = ("name_data", "birth_data", "birth_addon_data", "nationality_data", "marital_data",
+         "residence_permit_data", "job_data", "residence_address", "municipality",
+         "parental_relation", "religion_data")
+#: Permit categories by the first two digits of the eCH-0006 code (DOMAIN.md §5.2).
+PERMIT_CATEGORIES = {"02": "B", "03": "C", "04": "Ci", "05": "F", "06": "N", "07": "L",
+                     "08": "G"}
+
+
+class PersonState(BaseModel):
+    """What the gateway last knew of one person; every part but the identification optional.
+
+    :param identification: VN, local and other ids, names, sex and date of birth.
+    :param as_of: the date of the event that last changed the state, if known.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    identification: PersonIdentificationLight
+    as_of: date | None = None
+    name_data: NameData | None = None
+    birth_data: BirthData | None = None
+    birth_addon_data: BirthAddonData | None = None
+    nationality_data: NationalityData | None = None
+    marital_data: MaritalData | None = None
+    residence_permit_data: ResidencePermitData | None = None
+    job_data: JobData | None = None
+    residence_address: SwissAddressInformation | None = None
+    municipality: SwissMunicipality | None = None
+    parental_relation: ParentalRelation | None = None
+    religion_data: ReligionData | None = None
+
+    def keys(self) -> list[str]:
+        """The keys this state is found by."""
+        return person_keys(self.identification)
+
+    def merged(self, newer: PersonState) -> PersonState:
+        """This state updated by ``newer``: its parts where it has them, ids from both."""
+        ident = newer.identification
+        old = self.identification
+        fill = {
+            "vn": ident.vn if ident.vn is not None else old.vn,
+            "local_person_id": ident.local_person_id or old.local_person_id,
+            "other_person_id": ident.other_person_id or old.other_person_id,
+            "original_name": ident.original_name or old.original_name,
+            "sex": ident.sex or old.sex,
+            "date_of_birth": ident.date_of_birth or old.date_of_birth,
+        }
+        parts = {name: getattr(newer, name) if getattr(newer, name) is not None
+                 else getattr(self, name) for name in PARTS}
+        return PersonState(identification=ident.model_copy(update=fill),
+                           as_of=newer.as_of or self.as_of, **parts)
+
+    def person_data(self, **extra: Any) -> PersonData | None:
+        """The eCH-0223 ``personData`` of this state, or ``None`` while a required part is unknown.
+
+        :param extra: further fields (``comes_from``, ``goes_to``).
+        """
+        parts = {name: getattr(self, name) for name in PARTS}
+        required = [name for name, info in PersonData.model_fields.items()
+                    if info.is_required()]
+        if any(parts.get(name) is None for name in required):
+            return None
+        return PersonData(**{k: v for k, v in parts.items() if v is not None}, **extra)
+
+    def missing(self) -> list[str]:
+        """The parts an eCH-0223 ``personData`` requires that this state lacks."""
+        return [name for name, info in PersonData.model_fields.items()
+                if info.is_required() and getattr(self, name, None) is None]
+
+    def nationality(self) -> str:
+        """``swiss``, ``foreign`` or ``unknown``, from the nationality data."""
+        data = self.nationality_data
+        if data is None or data.nationality_status != "2" or not data.country_info:
+            return "unknown" if data is None or data.nationality_status != "0" else "stateless"
+        swiss = any(info.country.country_id == SWITZERLAND or info.country.country_id_iso2 == "CH"
+                    for info in data.country_info)
+        return "swiss" if swiss else "foreign"
+
+    def permit(self) -> str | None:
+        """The eCH-0006 residence permit code, if known."""
+        data = self.residence_permit_data
+        return data.residence_permit if data is not None else None
+
+    def facts(self, on: date | None = None) -> dict[str, Any]:
+        """The fields rules match on: nationality, permit, municipality, age, sex..."""
+        permit = self.permit()
+        birth = self.birth_data.date_of_birth if self.birth_data else self.identification.date_of_birth
+        born = birth.year_month_day if birth is not None else None
+        municipality = self.municipality
+        return {
+            "nationality": self.nationality(),
+            "country": _country(self.nationality_data),
+            "permit": permit,
+            "permit_category": permit_category(permit),
+            "permit_valid_till": (self.residence_permit_data.residence_permit_valid_till
+                                  if self.residence_permit_data else None),
+            "municipality": municipality.municipality_id if municipality else None,
+            "municipality_name": municipality.municipality_name if municipality else None,
+            "canton": municipality.canton_abbreviation if municipality else None,
+            "marital_status": self.marital_data.marital_status if self.marital_data else None,
+            "sex": self.identification.sex,
+            "age": _age(born, on) if born is not None and on is not None else None,
+        }
+
+
+def person_keys(ident: PersonIdentificationLight) -> list[str]:
+    """``vn:<vn>`` and ``local:<category>:<id>`` for an identification (what it has of them)."""
+    keys = [f"vn:{ident.vn}"] if ident.vn is not None else []
+    if ident.local_person_id is not None:
+        local = ident.local_person_id
+        keys.append(f"local:{local.person_id_category}:{local.person_id}")
+    return keys
+
+
+def parse_key(text: str) -> list[str]:
+    """The keys an operator means by ``text``: a VN (with or without dots) or a local id.
+
+    ``756.1234.5678.97`` and ``7561234567897`` are VNs; ``CAT:ID`` or ``local:CAT:ID``
+    is a local id of that category; any other text is a local id of any category
+    (``local:*:<text>``, matched by the store).
+    """
+    digits = text.replace(".", "")
+    if digits.isdigit() and len(digits) == 13 and digits.startswith("756"):
+        return [f"vn:{digits}"]
+    if text.startswith(("vn:", "local:")):
+        return [text]
+    if ":" in text:
+        return [f"local:{text}"]
+    return [f"local:*:{text}"]
+
+
+def vn_check_digit_ok(vn: str | int) -> bool:
+    """Whether a 13-digit VN (AHV number) has a valid EAN-13 check digit."""
+    digits = str(vn)
+    if len(digits) != 13 or not digits.isdigit():
+        return False
+    total = sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(digits[:12]))
+    return (10 - total % 10) % 10 == int(digits[12])
+
+
+def permit_category(code: str | None) -> str | None:
+    """The permit category (``B``, ``C``, ``L``, ``F``...) of an eCH-0006 code."""
+    if not code:
+        return None
+    return PERMIT_CATEGORIES.get(code[:2], "other")
+
+
+def _country(data: NationalityData | None) -> int | None:
+    if data is None or not data.country_info:
+        return None
+    return data.country_info[0].country.country_id
+
+
+def _age(born: date, on: date) -> int:
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
