@@ -20,6 +20,23 @@ class InputRejected(GatewayError):
         self.where = where
 
 
+class ConversionRefused(InputRejected):
+    """A message cannot be put into another eCH-0223 version without changing what it says.
+
+    Its ``personEvent`` does not exist in that version and the policy
+    (``unsupported_event``) is to refuse rather than send ``othercaseOfMigration``.
+    """
+
+    def __init__(self, event: str, version: str) -> None:
+        super().__init__(f"personEvent {event} is not in eCH-0223 {version}"
+                         " (unsupported_event is refuse)", "/personEventMessage/content/personEvent")
+        self.event = event
+        self.version = version
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        return type(self), (self.event, self.version)
+
+
 class ConfigError(GatewayError):
     """The configuration is invalid; ``problems`` lists (file, key, reason)."""
 

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import pickle
+import random
+import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
-from gateway.xml.validation import ECH0223_VERSIONS, validate, validate_files
+from gateway.ech0223 import sample_event_report, sample_person_event, write_message
+from gateway.ech0223.samples import PERSON_EVENTS
+from gateway.ech0223.versions import EVENTS, VERSIONS, convert, upgrade
+from gateway.errors import ConversionRefused, InputRejected
+from gateway.xml.safe import parse_untrusted
+from gateway.xml.validation import ECH0223_VERSIONS, SchemaSet, validate, validate_files
 from tests.flow import FIXTURES
+from tests.official import OFFICIAL_DIR, official_schema_set, require_shared
 
 V14_FULL = FIXTURES / "valid-pem14-full-persondata.xml"
 V10_FULL = FIXTURES / "valid-pem10-full-persondata.xml"
@@ -83,3 +94,214 @@ def test_cli_option(tmp_path: Path) -> None:
     assert done.returncode == 1 and "--ech0223-version 1.4" in done.stdout
     done = run("--ech0223-version", "1.2", str(V14_FULL))
     assert done.returncode == 2 and "invalid choice: '1.2'" in done.stderr
+
+
+# ---------------------------------------------------------------------------
+# conversion between versions
+# ---------------------------------------------------------------------------
+
+E = "{http://www.ech.ch/xmlns/eCH-0223/1}"
+XS = "{http://www.w3.org/2001/XMLSchema}"
+
+
+@pytest.fixture(scope="module")
+def official() -> SchemaSet:
+    return official_schema_set()
+
+
+def events_in_official_xsd(version: str) -> set[str]:
+    path = require_shared(OFFICIAL_DIR / f"eCH-0223-{version.replace('.', '-')}.xsd")
+    root = etree.parse(str(path)).getroot()
+    kind = root.find(f"{XS}simpleType[@name='personEventType']")
+    assert kind is not None
+    return {str(e.get("value")) for e in kind.iter(f"{XS}enumeration")}
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_event_lists_are_the_official_ones(version: str) -> None:
+    assert EVENTS[version] == events_in_official_xsd(version)
+
+
+def samples() -> list[tuple[str, bytes]]:
+    """Every 1.5 personEvent, with and without personData, pretty or not, with varied optional
+    parts (documents, business information, deadline, reportingDate, birthAddonData)."""
+    out = []
+    for seed in range(6 * len(PERSON_EVENTS)):
+        event = PERSON_EVENTS[seed % len(PERSON_EVENTS)]
+        message = sample_person_event(random.Random(seed), event=event, full=seed % 6 != 5)
+        out.append((event, write_message(message, pretty_print=seed % 2 == 0)))
+    reports = [write_message(sample_event_report(random.Random(n), reference_message_id=str(n)))
+               for n in range(5)]
+    return out + [("", report) for report in reports]
+
+
+SAMPLES = samples()
+
+
+@pytest.mark.parametrize("target", VERSIONS)
+def test_every_conversion_is_valid_in_the_official_xsd_of_its_target(
+        target: str, official: SchemaSet) -> None:
+    seen: Counter[str] = Counter()
+    for event, data in SAMPLES:
+        result = convert(data, target)
+        report = official.validate(result.xml, ech0223_version=target)
+        assert report.valid, (event, target, report.errors)
+        root = etree.fromstring(result.xml)
+        assert root.get("version") == ("1.5" if target == "1.5" else None)
+        expected = [f"{name} dropped: not in eCH-0223 {target}" for name in ONLY_15
+                    if target != "1.5" and etree.fromstring(data).find(f"{E}content/{E}" + name.replace(
+                        "/", f"/{E}")) is not None]
+        if event and event not in EVENTS[target]:
+            seen["event"] += 1
+            expected.append(
+                f"personEvent {event} is not in eCH-0223 {target}: sent as othercaseOfMigration,"
+                " with a businessComment saying so" if target == "1.4" else
+                f"personEvent {event} is not in eCH-0223 {target} (nor is othercaseOfMigration),"
+                " so the message has no personEvent; the businessComment says so")
+        assert list(result.warnings) == expected, event
+        seen.update(w.split(" ", 1)[0] for w in result.warnings)
+    if target != "1.5":  # the samples exercised every kind of change
+        assert set(seen) >= {"event", *ONLY_15}, seen
+
+
+ONLY_15 = ("personData/birthAddonData", "personData/comesFrom/reportingDate",
+           "businessInformation/deadline")
+
+
+def test_to_1_5_returns_the_input_itself() -> None:
+    data = V15_FULL.read_bytes()
+    result = convert(data, "1.5")
+    assert result.xml is data and result.warnings == ()
+    tree = parse_untrusted(data, max_bytes=1 << 20)
+    assert etree.fromstring(convert(tree, "1.5").xml).get("version") == "1.5"
+
+
+def test_full_1_5_to_1_4_and_1_0_in_detail(official: SchemaSet) -> None:
+    data = V15_FULL.read_bytes()
+    to14 = convert(data, "1.4")
+    assert to14.warnings == tuple(f"{name} dropped: not in eCH-0223 1.4" for name in ONLY_15)
+    root = etree.fromstring(to14.xml)
+    assert root.find(f"{E}content/{E}businessInformation/{E}encashment") is not None
+    dates = [e.text for e in root.iter(f"{E}originalCreationDate")]
+    assert dates == ["2024-02-20T10:15:00+01:00", "2024-03-01T14:00:00Z"]
+    to10 = convert(data, "1.0")
+    assert official.validate(to10.xml, ech0223_version="1.0").valid
+    dates = [e.text for e in etree.fromstring(to10.xml).iter(f"{E}originalCreationDate")]
+    assert dates == ["2024-02-20", "2024-03-01"]  # the date as written, not moved to UTC
+    # whitespace stays tidy where elements went
+    assert b"</eCH-0223:encashment>\n    </eCH-0223:businessInformation>" in to10.xml
+
+
+def test_event_note_is_appended_to_the_comment(official: SchemaSet) -> None:
+    data = V15_FULL.read_bytes().replace(b">moveIn<", b">prolongationL<")
+    result = convert(data, "1.4")
+    root = etree.fromstring(result.xml)
+    assert root.findtext(f"{E}content/{E}personEvent") == "othercaseOfMigration"
+    assert root.findtext(f"{E}content/{E}businessInformation/{E}businessComment") == (
+        "Bitte Aufenthaltsbewilligung prüfen und Verfügung zustellen.\n"
+        "personEvent prolongationL is not in eCH-0223 1.4")
+    assert official.validate(result.xml, ech0223_version="1.4").valid
+
+
+def test_event_note_creates_business_information_after_the_documents(
+        official: SchemaSet) -> None:
+    tree = parse_untrusted(V15_FULL.read_bytes().replace(b">moveIn<", b">declarationOfCommitment<"),
+                           max_bytes=1 << 20)
+    content = tree.getroot().find(f"{E}content")
+    assert content is not None
+    business = content.find(f"{E}businessInformation")
+    assert business is not None
+    content.remove(business)
+    before = etree.tostring(tree)
+    result = convert(tree, "1.3")
+    assert etree.tostring(tree) == before, "the caller's tree is not changed"
+    out = etree.fromstring(result.xml).find(f"{E}content")
+    assert out is not None
+    assert [etree.QName(c).localname for c in out][-3:] == [
+        "document", "document", "businessInformation"]
+    assert out.find(f"{E}personEvent") is None
+    assert out.findtext(f"{E}businessInformation/{E}businessComment") == (
+        "personEvent declarationOfCommitment is not in eCH-0223 1.3 (nor is"
+        " othercaseOfMigration), so the message has no personEvent")
+    assert official.validate(result.xml, ech0223_version="1.3").valid
+
+
+def test_a_full_comment_is_shortened_to_make_room(official: SchemaSet) -> None:
+    long = "Ä" * 1020
+    data = V15_FULL.read_bytes().replace(b">moveIn<", b">prolongationL<").replace(
+        "Bitte Aufenthaltsbewilligung prüfen und Verfügung zustellen.".encode(), long.encode())
+    result = convert(data, "1.4")
+    note = "personEvent prolongationL is not in eCH-0223 1.4"
+    comment = etree.fromstring(result.xml).findtext(f"{E}content/{E}businessInformation/"
+                                                    f"{E}businessComment")
+    assert comment is not None and len(comment) == 1024
+    assert comment.endswith("Ä…\n" + note)
+    assert result.warnings[-1] == (f"businessComment shortened by {1020 - (1024 - len(note) - 2)}"
+                                   " characters to make room for the personEvent note")
+    assert official.validate(result.xml, ech0223_version="1.4").valid
+
+
+def test_refuse_policy_raises_naming_value_and_version() -> None:
+    data = V15_FULL.read_bytes().replace(b">moveIn<", b">prolongationL<")
+    with pytest.raises(ConversionRefused) as caught:
+        convert(data, "1.4", unsupported="refuse")
+    assert str(caught.value) == ("personEvent prolongationL is not in eCH-0223 1.4"
+                                 " (unsupported_event is refuse)"
+                                 " (at /personEventMessage/content/personEvent)")
+    assert isinstance(caught.value, InputRejected)  # quarantined like any unusable input
+    again = pickle.loads(pickle.dumps(caught.value))
+    assert (again.event, again.version, str(again)) == ("prolongationL", "1.4", str(caught.value))
+    assert convert(V15_FULL.read_bytes(), "1.0", unsupported="refuse").warnings  # moveIn is fine
+
+
+def test_convert_refuses_what_is_not_1_5() -> None:
+    with pytest.raises(ValueError, match=re.escape("eCH-0223 version '1.2' is unknown")):
+        convert(V15_FULL.read_bytes(), "1.2")
+    with pytest.raises(ValueError, match=re.escape(
+            "convert takes eCH-0223 1.5, not a document with version=None")):
+        convert(V14_FULL.read_bytes(), "1.3")
+    with pytest.raises(InputRejected, match="malformed XML"):
+        convert(b"<a>", "1.4")
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.glob("valid-*1[034]-*.xml")))
+def test_upgrade_of_every_older_fixture_is_valid_1_5(name: str, official: SchemaSet) -> None:
+    version = {"10": "1.0", "13": "1.3", "14": "1.4"}[name.split("-")[1][-2:]]
+    result = upgrade((FIXTURES / name).read_bytes(), version)
+    assert official.validate(result.xml, ech0223_version="1.5").valid, result.warnings
+
+
+def test_upgrade_1_0_dates_become_midnight_in_their_zone() -> None:
+    data = V10_FULL.read_bytes().replace(b">2024-02-20<", b">2024-02-20+01:00<")
+    result = upgrade(data, "1.0")
+    root = etree.fromstring(result.xml)
+    assert root.get("version") == "1.5" and result.warnings == ()
+    assert [e.text for e in root.iter(f"{E}originalCreationDate")] == [
+        "2024-02-20T00:00:00+01:00", "2024-03-01T00:00:00Z"]
+    assert etree.fromstring(upgrade(V14_FULL.read_bytes(), "1.4").xml).findtext(
+        f"{E}content/{E}document/{E}originalCreationDate") == "2024-02-20T10:15:00+01:00"
+
+
+def test_upgrade_change_occupation_follows_the_policy(official: SchemaSet) -> None:
+    data = (FIXTURES / "valid-pem13-full-persondata.xml").read_bytes()
+    result = upgrade(data, "1.3")
+    root = etree.fromstring(result.xml)
+    assert root.findtext(f"{E}content/{E}personEvent") == "othercaseOfMigration"
+    assert root.findtext(f"{E}content/{E}businessInformation/{E}businessComment", "").endswith(
+        "\npersonEvent changeOccupation is not in eCH-0223 1.5")
+    assert result.warnings == ("personEvent changeOccupation is not in eCH-0223 1.5: sent as"
+                               " othercaseOfMigration, with a businessComment saying so",)
+    assert official.validate(result.xml, ech0223_version="1.5").valid
+    with pytest.raises(ConversionRefused, match=re.escape("changeOccupation is not in eCH-0223 1.5")):
+        upgrade(data, "1.3", unsupported="refuse")
+
+
+def test_upgrade_takes_versionless_documents_only() -> None:
+    data = V15_FULL.read_bytes()
+    assert upgrade(data, "1.5").xml is data
+    with pytest.raises(ValueError, match=re.escape(
+            "1.4 has no version attribute; this document says '1.5'")):
+        upgrade(data, "1.4")
+    with pytest.raises(InputRejected, match=re.escape(
+            "originalCreationDate '2024-02-20T10:15:00+01:00' is not")):
+        upgrade(V14_FULL.read_bytes(), "1.0")
