@@ -15,7 +15,9 @@ is a gap in this module, not a licence to import internals.
   (:class:`FileTaker`), log redaction;
 - for a plugin's own commands and simulators: the gateway's configuration
   (:func:`load_config`, :class:`ConfigError`) and valid sample eCH-0223
-  messages (:func:`sample_person_event`, :func:`sample_event_report`, :func:`write_message`).
+  messages (:func:`sample_person_event`, :func:`sample_event_report`, :func:`write_message`);
+- eCH-0223 versions: :func:`upgrade` turns a 1.0/1.3/1.4 message into 1.5,
+  :class:`PartnerVersion` says which version a partner runs.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from gateway.contracts import (
     Normalised,
     Offload,
     OutboundItem,
+    PartnerVersion,
     PluginContext,
     RawInput,
     Receipt,
@@ -57,6 +60,7 @@ from gateway.contracts import (
 )
 from gateway.dirwatch import DirWatcher, ready_files
 from gateway.ech0223 import sample_event_report, sample_person_event, write_message
+from gateway.ech0223.versions import upgrade
 from gateway.errors import (
     ConfigError,
     DeliveryError,
@@ -129,6 +133,7 @@ __all__ = [
     "Normalised",
     "Offload",
     "OutboundItem",
+    "PartnerVersion",
     "PermanentError",
     "PersonState",
     "PluginContext",
@@ -177,6 +182,7 @@ __all__ = [
     "sample_event_report",
     "sample_person_event",
     "sync_filesystem",
+    "upgrade",
     "validate",
     "vn_check_digit_ok",
     "write_all",

@@ -8,7 +8,7 @@ from typing import Any
 import pluggy
 
 from gateway.config import check_plugin_options, load_settings
-from gateway.contracts import Normalised
+from gateway.contracts import Normalised, PartnerVersion
 from gateway.errors import ConfigError
 from gateway.plugins import source_types, transport_types
 from gateway.processor import Validator
@@ -23,6 +23,12 @@ def load_config(path: Path | None, pm: pluggy.PluginManager) -> Any:
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+def partner_ech0223(settings: Any) -> dict[str, PartnerVersion]:
+    """Each partner's eCH-0223 version and unsupported-event policy, for :class:`NormaliseContext`."""
+    return {name: PartnerVersion(p.ech0223_version, p.unsupported_event)
+            for name, p in settings.partners.items()}
 
 
 def schema_set(settings: Any) -> SchemaSet:

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -165,8 +165,24 @@ class Route(Travels):
 
 
 @dataclass(frozen=True, slots=True)
+class PartnerVersion(Travels):
+    """A partner's eCH-0223 version and its policy for events that version lacks.
+
+    :param version: ``"1.0"``, ``"1.3"``, ``"1.4"`` or ``"1.5"`` (``[partners.<name>] ech0223_version``).
+    :param unsupported_event: ``"othercase"`` or ``"refuse"`` (``unsupported_event``).
+    """
+
+    version: str = "1.5"
+    unsupported_event: Literal["othercase", "refuse"] = "othercase"
+
+
+@dataclass(frozen=True, slots=True)
 class NormaliseContext:
-    """What a normaliser may use: the input limits in force."""
+    """What a normaliser may use: the input limits in force, and the partners' eCH-0223 versions.
+
+    ``partners`` maps a partner name (which is also the source name of what it
+    sends us) to its :class:`PartnerVersion`; see :func:`gateway.assembly.partner_ech0223`.
+    """
 
     max_bytes: int
     max_zip_entries: int
@@ -174,6 +190,7 @@ class NormaliseContext:
     max_zip_ratio: int
     #: Of an input over its limit, the most bytes a source stores as evidence.
     max_kept_bytes: int = 32 << 20
+    partners: Mapping[str, PartnerVersion] = field(default_factory=dict)
 
 
 class Intake(Protocol):

@@ -13,13 +13,16 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+import plugins.ech0223 as ech0223_plugin
+from gateway.assembly import load_config, partner_ech0223
+from gateway.contracts import NormaliseContext, Normalised, PartnerVersion, RawInput
 from gateway.ech0223 import sample_event_report, sample_person_event, write_message
 from gateway.ech0223.samples import PERSON_EVENTS
 from gateway.ech0223.versions import EVENTS, VERSIONS, convert, upgrade
 from gateway.errors import ConversionRefused, InputRejected
 from gateway.xml.safe import parse_untrusted
 from gateway.xml.validation import ECH0223_VERSIONS, SchemaSet, validate, validate_files
-from tests.flow import FIXTURES
+from tests.flow import FIXTURES, StubTransport, drop, plugin_manager, running, states, until, write_config
 from tests.official import OFFICIAL_DIR, official_schema_set, require_shared
 
 V14_FULL = FIXTURES / "valid-pem14-full-persondata.xml"
@@ -305,3 +308,91 @@ def test_upgrade_takes_versionless_documents_only() -> None:
     with pytest.raises(InputRejected, match=re.escape(
             "originalCreationDate '2024-02-20T10:15:00+01:00' is not")):
         upgrade(V14_FULL.read_bytes(), "1.0")
+
+
+# ---------------------------------------------------------------------------
+# inbound: the eCH-0223 normaliser takes every version and hands on 1.5
+# ---------------------------------------------------------------------------
+
+LIMITS = dict(max_bytes=1 << 20, max_zip_entries=10, max_zip_bytes=1 << 22, max_zip_ratio=100)
+
+
+def normalise(data: bytes, source: str = "registry", **partners: PartnerVersion) -> Normalised:
+    context = NormaliseContext(**LIMITS, partners=partners)  # type: ignore[arg-type]
+    result = ech0223_plugin.gateway_normalise(raw=RawInput(source, "m.xml", data), context=context)
+    assert result is not None
+    return result
+
+
+@pytest.mark.parametrize(("name", "guessed"), [
+    ("valid-pem14-full-persondata.xml", "1.4"),  # othercaseOfMigration: 1.4 only
+    ("valid-pem13-full-persondata.xml", "1.4"),  # 1.3 and 1.4 look alike: read as 1.4
+    ("valid-pem10-full-persondata.xml", "1.0"),  # date originalCreationDate
+    ("valid-er10-single-reason.xml", "1.4"),
+])
+def test_versionless_input_from_a_non_partner_is_read_as_the_newest_that_fits(
+        name: str, guessed: str, official: SchemaSet) -> None:
+    data = (FIXTURES / name).read_bytes()
+    result = normalise(data)
+    assert result.version == "1.5" and result.xml != data
+    assert result.xml == upgrade(data, guessed).xml
+    assert result.tree is not None and result.tree.getroot().get("version") == "1.5"
+    assert official.validate(result.tree, ech0223_version="1.5").valid
+
+
+def test_versionless_input_from_a_partner_is_read_as_its_version(
+        caplog: pytest.LogCaptureFixture) -> None:
+    data = (FIXTURES / "valid-pem13-full-persondata.xml").read_bytes()  # changeOccupation
+    with caplog.at_level("WARNING", logger="plugins.ech0223"):
+        result = normalise(data, "canton", canton=PartnerVersion("1.3"))
+    assert result.xml == upgrade(data, "1.3").xml
+    assert result.message_id == "b8e0c3a2-4f5d-4a61-8c3e-2d9f7a1b6e04"
+    assert [r.getMessage() for r in caplog.records] == [
+        "eCH-0223 1.3 input 'm.xml' from canton, upgraded to 1.5: personEvent changeOccupation"
+        " is not in eCH-0223 1.5: sent as othercaseOfMigration, with a businessComment saying so"]
+    with pytest.raises(ConversionRefused, match=re.escape("changeOccupation is not in eCH-0223 1.5")):
+        normalise(data, "canton", canton=PartnerVersion("1.3", "refuse"))
+    with pytest.raises(InputRejected, match=re.escape(
+            "invalid eCH-0223 1.0 (the version of partner 'canton'): line 2")):
+        normalise(data, "canton", canton=PartnerVersion("1.0"))
+
+
+def test_versionless_input_that_fits_no_version_is_rejected_with_the_reason() -> None:
+    data = (FIXTURES / "invalid-unexpected-pem14-deadline.xml").read_bytes()
+    with pytest.raises(InputRejected, match=re.escape(
+            "personEventMessage without version attribute is valid in none of eCH-0223"
+            " 1.4, 1.3, 1.0; as 1.4: line ")) as caught:
+        normalise(data)
+    assert "deadline" in str(caught.value)
+    with pytest.raises(InputRejected, match=re.escape(
+            "but partner 'canton' is configured for eCH-0223 1.5")):
+        normalise((FIXTURES / "valid-pem10-minimal.xml").read_bytes(), "canton",
+                  canton=PartnerVersion("1.5"))
+
+
+def test_input_with_a_version_attribute_is_taken_as_it_is() -> None:
+    data = V15_FULL.read_bytes()
+    result = normalise(data, "canton", canton=PartnerVersion("1.0"))
+    assert (result.xml, result.version) == (data, "1.5")
+
+
+def test_partner_versions_come_from_the_configuration(tmp_path: Path) -> None:
+    config = write_config(tmp_path, partner='[partners.canton]\ntransport = "stub"\n'
+                          'ech0223_version = "1.4"\nunsupported_event = "refuse"\n'
+                          '[partners.canton.stub]\n')
+    settings = load_config(config, plugin_manager())
+    assert partner_ech0223(settings) == {"canton": PartnerVersion("1.4", "refuse")}
+
+
+async def test_a_1_0_file_is_delivered_as_1_5_and_stored_as_received(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    data = V10_FULL.read_bytes()
+    async with running(config):
+        drop(tmp_path / "in", "old.xml", data)
+        await until(lambda: states(tmp_path / "gateway.db",
+                                   "SELECT state FROM deliveries") == [("delivered",)])
+    [(version,)] = states(tmp_path / "gateway.db", "SELECT version FROM messages")
+    [(raw, canonical)] = states(tmp_path / "gateway.db", "SELECT raw, canonical FROM payloads")
+    assert (version, raw, canonical) == ("1.5", data, upgrade(data, "1.0").xml)
+    [item] = StubTransport.sent["canton"]
+    assert item.payload == canonical

@@ -215,8 +215,18 @@ class PartnerSettings(Plugged):
 
     transport: str = Field(description="Transport type, provided by a plugin (e.g. sedex).")
     enabled: bool = Field(default=True, description="Whether deliveries to this partner are sent.")
-    ech0223_version: Literal["1.5"] = Field(
-        default="1.5", description="eCH-0223 version the partner accepts."
+    ech0223_version: Literal["1.0", "1.3", "1.4", "1.5"] = Field(
+        default="1.5",
+        description="eCH-0223 version the partner runs: messages to it are converted to this"
+        " version (1.5-only elements are dropped, with a warning), and versionless messages"
+        " from it are read as this version.",
+    )
+    unsupported_event: Literal["othercase", "refuse"] = Field(
+        default="othercase",
+        description="What happens to a personEvent that the other side's eCH-0223 version lacks"
+        " (e.g. prolongationL for 1.4, changeOccupation from a 1.4 partner): othercase sends"
+        " othercaseOfMigration instead (in 1.0 and 1.3, which lack that too, no personEvent)"
+        " and names the event in businessComment; refuse quarantines the message.",
     )
     receipt_timeout: Duration = Field(
         default=3600.0,

@@ -80,7 +80,8 @@ route_to = ["canton"]       # partners that get every message from this source
 # ---------------------------------------------------------------------------
 [partners.canton]
 transport = "sedex"
-ech0223_version = "1.5"
+ech0223_version = "1.5"     # or 1.4, 1.3, 1.0: messages are converted to it
+unsupported_event = "othercase"  # an event its version lacks: othercaseOfMigration, or "refuse"
 receipt_timeout = "1h"      # a sent message without sedex receipt after this is overdue
 
 [partners.canton.retry]

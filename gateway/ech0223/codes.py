@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Literal, TypeAlias
 
-#: Versions this package reads and writes. 1.0, 1.3 and 1.4 have no ``version`` attribute
-#: and will be added with a per-partner setting (see DOMAIN.md section 4).
+#: Versions the model reads and writes. 1.0, 1.3 and 1.4 (no ``version`` attribute) are
+#: converted to and from 1.5 as XML by :mod:`gateway.ech0223.versions`.
 EchVersion: TypeAlias = Literal["1.5"]
 
 #: eCH-0223 1.5 ``personEventType``; the odd spellings (``undoSeperation``,

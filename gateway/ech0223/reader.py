@@ -41,7 +41,10 @@ def read_message(data: bytes | etree._Element) -> PersonEventMessage | EventRepo
         )
     version = root.get("version")
     if version is None:
-        raise InputRejected("no version attribute: eCH-0223 1.0 to 1.4 are not supported yet", _where(root))
+        raise InputRejected(
+            "no version attribute: eCH-0223 1.0 to 1.4 are read after versions.upgrade() to 1.5",
+            _where(root),
+        )
     if version.strip(" \t\n\r") not in SUPPORTED_VERSIONS:
         raise InputRejected(
             f"unsupported eCH-0223 version {version!r} (supported: {', '.join(SUPPORTED_VERSIONS)})",

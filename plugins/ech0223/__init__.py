@@ -1,6 +1,17 @@
-"""The eCH-0223 normaliser: input that already is eCH-0223 (XML, or a zip with ``files/``)."""
+"""The eCH-0223 normaliser: input that already is eCH-0223 (XML, or a zip with ``files/``).
+
+Every version is taken; the core gets canonical 1.5. A document with a version
+attribute is 1.5 as it is. A versionless one is 1.0, 1.3 or 1.4: from a partner
+it must be valid in the version configured for that partner; from anywhere
+else it is read as the first of 1.4, 1.3, 1.0 it is valid in. It is then
+upgraded to 1.5 (``unsupported_event`` decides about ``changeOccupation``);
+the raw bytes stay stored as they were received.
+"""
 
 from __future__ import annotations
+
+import logging
+from typing import Any
 
 from gateway.api import (
     Attachment,
@@ -11,7 +22,11 @@ from gateway.api import (
     hookimpl,
     parse_untrusted,
     safe_unzip,
+    upgrade,
+    validate,
 )
+
+log = logging.getLogger(__name__)
 
 NS = "http://www.ech.ch/xmlns/eCH-0223/1"
 NS_HEADER = "http://www.ech.ch/xmlns/eCH-0039/3"
@@ -20,6 +35,8 @@ _HEADER = f"{{{NS}}}header"
 _MESSAGE_ID = f"{{{NS_HEADER}}}messageId"
 _REFERENCE_ID = f"{{{NS_HEADER}}}referenceMessageId"
 _ACTION = f"{{{NS_HEADER}}}action"
+#: Versionless documents from a source that is not a partner: tried newest first.
+_VERSIONLESS = ("1.4", "1.3", "1.0")
 
 
 @hookimpl
@@ -34,17 +51,54 @@ def gateway_normalise(raw: RawInput, context: NormaliseContext) -> Normalised | 
             raise InputRejected(f"unknown eCH-0223 root element {root.tag!r};"
                                 " expected personEventMessage or eventReport", "line 1")
         return None
+    version = root.get("version")
+    if version is None:
+        xml, tree = _upgraded(raw, context, tree, kind)
+        root, version = tree.getroot(), "1.5"
     header = root.find(_HEADER)
     return Normalised(
         kind=kind,
         message_id=_text(header, _MESSAGE_ID),
         xml=xml,
         tree=tree,
-        version=root.get("version", "1.0"),
+        version=version,
         attachments=attachments,
         reference_message_id=_text(header, _REFERENCE_ID),
         action=_text(header, _ACTION),
     )
+
+
+def _upgraded(raw: RawInput, context: NormaliseContext, tree: Any, kind: str) -> tuple[bytes, Any]:
+    """A valid versionless (1.0, 1.3, 1.4) document as canonical 1.5 XML and its tree."""
+    partner = context.partners.get(raw.source)
+    if partner is not None:
+        version, policy = partner.version, partner.unsupported_event
+        if version == "1.5":
+            raise InputRejected(
+                f"{kind} without version attribute, but partner {raw.source!r} is configured"
+                " for eCH-0223 1.5; versions 1.0 to 1.4 have no version attribute: set the"
+                " partner's ech0223_version to the one it sends", f"/{kind}")
+        problems = _problems(tree, version)
+        if problems:
+            raise InputRejected(f"invalid eCH-0223 {version} (the version of partner"
+                                f" {raw.source!r}): {problems}")
+    else:
+        policy = "othercase"
+        version = next((v for v in _VERSIONLESS if not _problems(tree, v)), "")
+        if not version:
+            raise InputRejected(f"{kind} without version attribute is valid in none of eCH-0223"
+                                f" {', '.join(_VERSIONLESS)}; as 1.4: {_problems(tree, '1.4')}")
+    result = upgrade(tree, version, unsupported=policy)
+    for warning in result.warnings:
+        log.warning("eCH-0223 %s input %r from %s, upgraded to 1.5: %s",
+                    version, raw.ref, raw.source, warning)
+    return result.xml, parse_untrusted(result.xml, max_bytes=len(result.xml))
+
+
+def _problems(tree: Any, version: str) -> str:
+    """The first schema errors of ``tree`` as eCH-0223 ``version``, or "" when it is valid."""
+    report = validate(tree, ech0223_version=version)
+    return "; ".join(f"line {e.line}: {e.message}" for e in report.errors[:3])
 
 
 def _unpack(data: bytes, context: NormaliseContext) -> tuple[bytes, tuple[Attachment, ...]]:
