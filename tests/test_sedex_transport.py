@@ -32,7 +32,7 @@ from plugins.sedex.transport import SedexTransport
 from tests.stubs import StubIntake, StubReceiptSink
 
 REF = "5f0c2a9e-8d1b-4f3a-a6c7-1b2c3d4e5f60"
-PAYLOAD = b'<?xml version="1.0"?><eventReport xmlns="http://www.ech.ch/xmlns/eCH-0223/1"/>'
+PAYLOAD = b'<?xml version="1.0"?><eventReport xmlns="http://www.ech.ch/xmlns/eCH-0223/1" version="1.5"/>'
 WHEN = datetime(2024, 3, 1, 12, 30, tzinfo=timezone(timedelta(hours=1)))
 
 
