@@ -195,6 +195,18 @@ def test_full_1_5_to_1_4_and_1_0_in_detail(official: SchemaSet) -> None:
     assert b"</eCH-0223:encashment>\n    </eCH-0223:businessInformation>" in to10.xml
 
 
+def test_a_schema_location_hint_follows_the_version(official: SchemaSet) -> None:
+    hint = "http://www.ech.ch/xmlns/eCH-0223/1 http://www.ech.ch/xmlns/eCH-0223/1/eCH-0223-1-5.xsd"
+    data = V15_FULL.read_bytes().replace(
+        b'version="1.5"', b'version="1.5" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
+        b' xsi:schemaLocation="' + hint.encode() + b'"')
+    where = "{http://www.w3.org/2001/XMLSchema-instance}schemaLocation"
+    older = convert(data, "1.3").xml
+    assert etree.fromstring(older).get(where) == hint.replace("1-5.xsd", "1-3.xsd")
+    assert official.validate(older, ech0223_version="1.3").valid
+    assert etree.fromstring(upgrade(older, "1.3").xml).get(where) == hint
+
+
 def test_event_note_is_appended_to_the_comment(official: SchemaSet) -> None:
     data = V15_FULL.read_bytes().replace(b">moveIn<", b">prolongationL<")
     result = convert(data, "1.4")

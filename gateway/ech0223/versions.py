@@ -66,6 +66,8 @@ _ONLY_IN_15 = (
     (f"{_E}personData/{_E}comesFrom/{_E}reportingDate", "personData/comesFrom/reportingDate"),
     (f"{_BUSINESS}/{_E}deadline", "businessInformation/deadline"),
 )
+_SCHEMA_LOCATION = f"{{{NS.XSI}}}schemaLocation"
+_XSD_NAME = re.compile(r"eCH-0223-1-\d\.xsd")
 _XSD_DATE = re.compile(r"(-?\d{4,}-\d\d-\d\d)(Z|[+-]\d\d:\d\d)?")
 
 
@@ -86,9 +88,10 @@ def convert(doc: bytes | etree._ElementTree, target: str, *,
     """Convert a 1.5 ``personEventMessage`` or ``eventReport`` to eCH-0223 ``target``.
 
     1.5 returns ``doc`` itself (bytes unchanged) without warnings. For older
-    targets the ``version`` attribute goes, 1.5-only elements are dropped with a
-    warning each, ``originalCreationDate`` becomes a date for 1.0 (the date as
-    written, without time), and an event the target lacks follows ``unsupported``.
+    targets the ``version`` attribute goes (an ``xsi:schemaLocation`` hint is
+    pointed at the target's XSD), 1.5-only elements are dropped with a warning
+    each, ``originalCreationDate`` becomes a date for 1.0 (the date as written,
+    without time), and an event the target lacks follows ``unsupported``.
 
     :raises ValueError: ``target`` is not a version, or ``doc`` is not eCH-0223 1.5.
     :raises ConversionRefused: ``unsupported="refuse"`` and the event is not in ``target``.
@@ -103,6 +106,7 @@ def convert(doc: bytes | etree._ElementTree, target: str, *,
         raise ValueError(f"convert takes eCH-0223 1.5, not a document with version="
                          f"{root.get('version')!r} ({etree.QName(root).localname})")
     del root.attrib["version"]
+    _relocate(root, target)
     warnings: list[str] = []
     content = root.find(_CONTENT) if root.tag == _PERSON_EVENT_MESSAGE else None
     if content is not None:
@@ -140,6 +144,7 @@ def upgrade(doc: bytes | etree._ElementTree, source_version: str, *,
         raise ValueError(f"eCH-0223 {source_version} has no version attribute;"
                          f" this document says {root.get('version')!r}")
     root.set("version", "1.5")
+    _relocate(root, "1.5")
     warnings: list[str] = []
     content = root.find(_CONTENT) if root.tag == _PERSON_EVENT_MESSAGE else None
     if content is not None:
@@ -159,6 +164,13 @@ def _own_root(doc: bytes | etree._ElementTree) -> etree._Element:
 
 def _serialise(root: etree._Element) -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def _relocate(root: etree._Element, version: str) -> None:
+    """Point an ``xsi:schemaLocation`` hint at the eCH-0223 XSD of ``version``."""
+    hint = root.get(_SCHEMA_LOCATION)
+    if hint is not None:
+        root.set(_SCHEMA_LOCATION, _XSD_NAME.sub(f"eCH-0223-{version.replace('.', '-')}.xsd", hint))
 
 
 def _remove(element: etree._Element) -> None:
