@@ -277,6 +277,8 @@ def test_convert_refuses_what_is_not_1_5() -> None:
         convert(V14_FULL.read_bytes(), "1.3")
     with pytest.raises(InputRejected, match="malformed XML"):
         convert(b"<a>", "1.4")
+    with pytest.raises(ValueError, match="unsupported must be one of othercase, refuse, not 'drop'"):
+        convert(V15_FULL.read_bytes(), "1.4", unsupported="drop")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.glob("valid-*1[034]-*.xml")))

@@ -93,7 +93,8 @@ def convert(doc: bytes | etree._ElementTree, target: str, *,
     each, ``originalCreationDate`` becomes a date for 1.0 (the date as written,
     without time), and an event the target lacks follows ``unsupported``.
 
-    :raises ValueError: ``target`` is not a version, or ``doc`` is not eCH-0223 1.5.
+    :raises ValueError: ``target`` is not a version, ``unsupported`` not a policy, or
+        ``doc`` is not eCH-0223 1.5.
     :raises ConversionRefused: ``unsupported="refuse"`` and the event is not in ``target``.
     :raises InputRejected: ``doc`` is bytes that are not well-formed XML.
     """
@@ -101,6 +102,7 @@ def convert(doc: bytes | etree._ElementTree, target: str, *,
         return Conversion(doc if isinstance(doc, bytes) else _serialise(doc.getroot()))
     if target not in VERSIONS:
         raise ValueError(f"eCH-0223 version {target!r} is unknown; known: {', '.join(VERSIONS)}")
+    _check_policy(unsupported)
     root = _own_root(doc)
     if root.get("version") != "1.5":
         raise ValueError(f"convert takes eCH-0223 1.5, not a document with version="
@@ -129,7 +131,8 @@ def upgrade(doc: bytes | etree._ElementTree, source_version: str, *,
     midnight (keeping its time zone, if any), and treats ``changeOccupation``
     (not in 1.5) by ``unsupported``. ``source_version`` 1.5 returns ``doc`` as it is.
 
-    :raises ValueError: ``source_version`` is unknown, or ``doc`` has a version attribute.
+    :raises ValueError: ``source_version`` or ``unsupported`` is unknown, or ``doc`` has a
+        version attribute.
     :raises ConversionRefused: ``unsupported="refuse"`` and the event is ``changeOccupation``.
     :raises InputRejected: ``doc`` is bytes that are not well-formed XML, or a 1.0
         ``originalCreationDate`` is not a date.
@@ -139,6 +142,7 @@ def upgrade(doc: bytes | etree._ElementTree, source_version: str, *,
     if source_version not in VERSIONS:
         raise ValueError(f"eCH-0223 version {source_version!r} is unknown;"
                          f" known: {', '.join(VERSIONS)}")
+    _check_policy(unsupported)
     root = _own_root(doc)
     if root.get("version") is not None:
         raise ValueError(f"eCH-0223 {source_version} has no version attribute;"
@@ -153,6 +157,12 @@ def upgrade(doc: bytes | etree._ElementTree, source_version: str, *,
                 element.text = _midnight(element.text or "")
         _fit_event(content, "1.5", unsupported, warnings)
     return Conversion(_serialise(root), tuple(warnings))
+
+
+def _check_policy(unsupported: str) -> None:
+    if unsupported not in get_args(Unsupported):
+        raise ValueError(f"unsupported must be one of {', '.join(get_args(Unsupported))},"
+                         f" not {unsupported!r}")
 
 
 def _own_root(doc: bytes | etree._ElementTree) -> etree._Element:
