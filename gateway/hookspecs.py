@@ -92,7 +92,7 @@ def gateway_transport_types() -> list[TransportType]:
 
 @hookspec(firstresult=True)
 def gateway_normalise(raw: RawInput, context: NormaliseContext) -> Normalised | None:
-    """Turn raw input into canonical eCH-0223, or decline with ``None``.
+    """Turn raw input into canonical eCH-0223 (version 1.5), or decline with ``None``.
 
     The first plugin that returns a result wins. Raise
     :class:`gateway.errors.InputRejected` when the input is recognisably
@@ -101,7 +101,10 @@ def gateway_normalise(raw: RawInput, context: NormaliseContext) -> Normalised | 
     unrecognised.
 
     :param raw: the stored input.
-    :param context: the limits to apply to untrusted bytes.
+    :param context: the limits to apply to untrusted bytes, and each partner's
+        eCH-0223 version (``context.partners``, by name = source name): what a partner
+        sends without a version attribute is in that version, and
+        :func:`gateway.api.upgrade` makes it 1.5.
     :return: the canonical message, or ``None`` to decline.
 
     Example::
