@@ -78,6 +78,14 @@ class StoreUnavailable(StoreError):
     """The store cannot write for now (its disk is full); the same write may succeed later."""
 
 
+class StoreConflict(StoreError):
+    """A row is not in the state the operation expects; nothing was changed.
+
+    Another writer changed it first, or the operation does not apply to its
+    state (replaying a delivery that is not dead, requeueing a routed message).
+    """
+
+
 class StoreLost(StoreError):
     """The database was deleted or replaced, or its journal does not match its anchor.
 

@@ -346,7 +346,7 @@ async def test_an_answer_is_applied_in_the_transaction_that_stores_it(store: SQL
     store.close()
     conn = connect(store.path)
     conn.execute("BEGIN IMMEDIATE")
-    _intake_ops.record_processing(conn, [answer(ans, "answered", "8")])
+    _intake_ops.record_processing(conn, [answer(ans, "answered", "8")], time.time())
     inside = conn.execute("SELECT state FROM deliveries WHERE id = ?", (did,)).fetchone()[0]
     conn.execute("ROLLBACK")
     after = conn.execute("SELECT state FROM deliveries WHERE id = ?", (did,)).fetchone()[0]

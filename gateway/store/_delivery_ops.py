@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import sqlite3
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 
 from gateway.contracts import Attachment, Receipt, ReceiptOutcome
-from gateway.errors import StoreError
-from gateway.store._sql import select_in
+from gateway.errors import StoreConflict, StoreError
+from gateway.store._sql import expect_changed, select_in
 from gateway.store.base import PolicyFor
 from gateway.store.journal import Entry
 from gateway.store.records import Claim, Outcome
-from gateway.store.states import REPLAYABLE, DeliveryState
+from gateway.store.states import DUE, REPLAYABLE, DeliveryState
 
 #: Due deliveries in one state, in due order: walks ``deliveries_due`` and stops at the limit.
 _DUE_SQL = """
@@ -52,13 +51,14 @@ def _due_ids(conn: sqlite3.Connection, now: float, limit: int, partners: Sequenc
 
 
 def claim_due(conn: sqlite3.Connection, node: str, lease: float, limit: int,
-              partners: Sequence[str]) -> tuple[list[Claim], list[Entry]]:
+              partners: Sequence[str], now: float) -> tuple[list[Claim], list[Entry]]:
     """Claim due deliveries (and those whose lease expired) for one attempt each.
 
     A delivery whose lease expired while ``sending`` is claimed again with the
     same attempt reference: its transport treats the repeat as the same attempt.
+
+    :raises StoreConflict: a delivery found due was no longer due when claimed.
     """
-    now = time.time()
     ids = _due_ids(conn, now, limit, partners)
     found = {row[0]: row for row in select_in(conn, _CLAIMED_SQL, ids)}
     rows = [found[did] for did in ids if did in found]
@@ -72,17 +72,19 @@ def claim_due(conn: sqlite3.Connection, node: str, lease: float, limit: int,
             attempts += 1
             ref = str(uuid.uuid4())
             attempts_rows.append((ref, did, attempts, now))
-        updates.append((DeliveryState.SENDING, attempts, ref, node, now + lease, now, now, did))
+        updates.append((DeliveryState.SENDING, attempts, ref, node, now + lease, now, now, did,
+                        *DUE, now, DeliveryState.SENDING, now))
         claims.append(Claim(did, mid, partner, attempts, ref, message_id, payload,
                             files.get(mid, ()), resumed))
         entries.append(Entry("delivery.sending", mid, did, {
             "partner": partner, "attempt": attempts, "ref": ref, "resumed": resumed}))
-    conn.executemany(
+    expect_changed(conn.executemany(
         "UPDATE deliveries SET state = ?, attempts = ?, attempt_ref = ?, lease_owner = ?,"
         " lease_until = ?, first_attempt_at = COALESCE(first_attempt_at, ?), updated_at = ?"
-        " WHERE id = ?",
+        " WHERE id = ? AND (state IN (?, ?) AND next_attempt_at <= ?"
+        " OR state = ? AND lease_until < ?)",
         updates,
-    )
+    ), len(updates), "deliveries to claim (due, or sending with an expired lease)")
     conn.executemany(
         "INSERT INTO attempts (ref, delivery, number, started_at) VALUES (?, ?, ?, ?)", attempts_rows
     )
@@ -110,10 +112,18 @@ def release_leases(conn: sqlite3.Connection, node: str) -> tuple[int, list[Entry
 
 
 def record_outcomes(conn: sqlite3.Connection, outcomes: Sequence[Outcome], policy_for: PolicyFor,
-                    receipt_timeout: Mapping[str, float]) -> tuple[None, list[Entry]]:
-    """Record what each attempt achieved: sent, delivered, retry or dead."""
-    now = time.time()
-    current = {row[0]: row[1:] for row in select_in(
+                    receipt_timeout: Mapping[str, float],
+                    now: float) -> tuple[None, list[Entry]]:
+    """Record what each attempt achieved: sent, delivered, retry or dead.
+
+    Only a delivery still ``sending`` this attempt changes state. An outcome
+    for an attempt taken over meanwhile changes nothing (its new owner
+    records it); one for a delivery a receipt settled first keeps the
+    receipt's verdict and only notes that the send happened.
+
+    :raises StoreConflict: a delivery changed between reading and writing it.
+    """
+    current = {row[0]: list(row[1:]) for row in select_in(
         conn, "SELECT id, message, partner, attempts, first_attempt_at, attempt_ref, state"
         " FROM deliveries WHERE id IN ({})", [o.delivery for o in outcomes])}
     entries: list[Entry] = []
@@ -131,17 +141,17 @@ def record_outcomes(conn: sqlite3.Connection, outcomes: Sequence[Outcome], polic
         if state != DeliveryState.SENDING:
             # the receipt was faster than this record: keep its verdict, note the send
             if o.kind in ("sent", "delivered"):
-                late_rows.append((now, o.delivery))
+                late_rows.append((now, o.delivery, o.attempt_ref, DeliveryState.SENDING))
                 entries.append(Entry("delivery.sent", mid, o.delivery,
                                      {"partner": partner, "ref": o.attempt_ref}))
             continue
         if o.kind == "sent":
             due = now + receipt_timeout.get(partner, 3600.0)
-            sent_rows.append((DeliveryState.SENT, now, now, due, o.delivery))
+            sent_rows.append((DeliveryState.SENT, now, now, due, *_sending(o)))
             entries.append(Entry("delivery.sent", mid, o.delivery,
                                  {"partner": partner, "ref": o.attempt_ref}))
         elif o.kind == "delivered":
-            delivered_rows.append((DeliveryState.DELIVERED, now, now, o.delivery))
+            delivered_rows.append((DeliveryState.DELIVERED, now, now, *_sending(o)))
             entries.append(Entry("delivery.delivered", mid, o.delivery,
                                  {"partner": partner, "ref": o.attempt_ref}))
         elif o.kind == "unsure":
@@ -149,30 +159,53 @@ def record_outcomes(conn: sqlite3.Connection, outcomes: Sequence[Outcome], polic
                                    now))
         else:
             entries.append(_fail(conn, o.delivery, mid, partner, attempts, first_at or now,
-                                 o.kind == "transient", o.detail, policy_for, now))
-    conn.executemany("UPDATE attempts SET outcome = ?, detail = ? WHERE ref = ?", attempt_rows)
-    conn.executemany("UPDATE deliveries SET sent_at = COALESCE(sent_at, ?) WHERE id = ?", late_rows)
-    conn.executemany(
-        f"UPDATE deliveries SET {_SETTLED}, sent_at = ?, receipt_due_at = ? WHERE id = ?", sent_rows)
-    conn.executemany(f"UPDATE deliveries SET {_SETTLED}, sent_at = ? WHERE id = ?", delivered_rows)
+                                 o.kind == "transient", o.detail, policy_for, now,
+                                 (DeliveryState.SENDING,)))
+        row[5] = _STATE_AFTER[entries[-1].event]  # a second outcome in this call sees it
+    expect_changed(conn.executemany(
+        "UPDATE attempts SET outcome = ?, detail = ? WHERE ref = ?", attempt_rows),
+        len(attempt_rows), "attempts to record")
+    expect_changed(conn.executemany(
+        f"UPDATE deliveries SET {_SETTLED}, sent_at = ?, receipt_due_at = ? WHERE {_SENDING}",
+        sent_rows), len(sent_rows), "deliveries sent (sending this attempt)")
+    expect_changed(conn.executemany(
+        f"UPDATE deliveries SET {_SETTLED}, sent_at = ? WHERE {_SENDING}", delivered_rows),
+        len(delivered_rows), "deliveries delivered (sending this attempt)")
+    expect_changed(conn.executemany(
+        "UPDATE deliveries SET sent_at = COALESCE(sent_at, ?)"
+        " WHERE id = ? AND attempt_ref = ? AND state != ?", late_rows),
+        len(late_rows), "deliveries a receipt settled (no longer sending)")
     return None, entries
 
 
 #: A delivery leaving ``sending`` without a reason: (state, updated_at) come first.
 _SETTLED = "state = ?, reason = NULL, lease_owner = NULL, lease_until = NULL, updated_at = ?"
+#: The row of a delivery still ``sending`` one attempt: (id, attempt_ref, 'sending') follow.
+_SENDING = "id = ? AND attempt_ref = ? AND state = ?"
+#: The state a delivery is in after the journal event an outcome made.
+_STATE_AFTER = {
+    "delivery.sent": DeliveryState.SENT, "delivery.delivered": DeliveryState.DELIVERED,
+    "delivery.retry": DeliveryState.RETRY_WAIT, "delivery.dead": DeliveryState.DEAD,
+    "delivery.unsure": DeliveryState.SENDING,
+}
+
+
+def _sending(o: Outcome) -> tuple[int, str, DeliveryState]:
+    """The parameters of :data:`_SENDING` for the delivery of ``o``."""
+    return o.delivery, o.attempt_ref, DeliveryState.SENDING
 
 
 def _fail(conn: sqlite3.Connection, did: int, mid: int, partner: str, attempts: int,
           first_at: float, transient: bool, detail: str, policy_for: PolicyFor,
-          now: float) -> Entry:
+          now: float, expect: Sequence[DeliveryState]) -> Entry:
     policy = policy_for(partner)
     at = policy.next_attempt_at(attempts, first_at, now) if transient else None
     if at is not None:
-        _set(conn, did, DeliveryState.RETRY_WAIT, detail, now, next_attempt_at=at)
+        _set(conn, did, expect, DeliveryState.RETRY_WAIT, detail, now, next_attempt_at=at)
         return Entry("delivery.retry", mid, did, {"partner": partner, "attempt": attempts,
                                                   "error": detail, "next_attempt_at": at})
     why = policy.why_not(attempts) if transient else "permanent error"
-    _set(conn, did, DeliveryState.DEAD, f"{why}: {detail}", now)
+    _set(conn, did, expect, DeliveryState.DEAD, f"{why}: {detail}", now)
     return Entry("delivery.dead", mid, did,
                  {"partner": partner, "attempt": attempts, "error": detail, "why": why})
 
@@ -184,13 +217,14 @@ def _unsure(conn: sqlite3.Connection, o: Outcome, mid: int, partner: str, attemp
     at = policy.resume_at(attempts, first_at, now)
     if at is None:
         why = f"maximum age of {policy.max_age:.0f}s reached"
-        _set(conn, o.delivery, DeliveryState.DEAD,
+        _set(conn, o.delivery, (DeliveryState.SENDING,), DeliveryState.DEAD,
              f"{why}: {o.detail} (it may have reached the partner)", now)
         return Entry("delivery.dead", mid, o.delivery,
                      {"partner": partner, "attempt": attempts, "error": o.detail, "why": why})
-    conn.execute(
-        "UPDATE deliveries SET reason = ?, lease_until = ?, next_attempt_at = ?, updated_at = ?"
-        " WHERE id = ?", (o.detail, at, at, now, o.delivery))
+    expect_changed(conn.execute(
+        f"UPDATE deliveries SET reason = ?, lease_until = ?, next_attempt_at = ?, updated_at = ?"
+        f" WHERE {_SENDING}", (o.detail, at, at, now, *_sending(o))),
+        1, f"delivery {o.delivery} (sending attempt {o.attempt_ref})")
     return Entry("delivery.unsure", mid, o.delivery, {
         "partner": partner, "attempt": attempts, "ref": o.attempt_ref, "error": o.detail,
         "resume_at": at})
@@ -198,30 +232,37 @@ def _unsure(conn: sqlite3.Connection, o: Outcome, mid: int, partner: str, attemp
 
 def _local(conn: sqlite3.Connection, o: Outcome, mid: int, partner: str, now: float) -> Entry:
     """Keep the attempt ``sending``, uncounted, claimable again once its partner resumes."""
-    conn.execute("UPDATE deliveries SET reason = ?, lease_until = ?, updated_at = ? WHERE id = ?",
-                 (o.detail, now, now, o.delivery))
+    expect_changed(conn.execute(
+        f"UPDATE deliveries SET reason = ?, lease_until = ?, updated_at = ? WHERE {_SENDING}",
+        (o.detail, now, now, *_sending(o))),
+        1, f"delivery {o.delivery} (sending attempt {o.attempt_ref})")
     return Entry("delivery.paused", mid, o.delivery,
                  {"partner": partner, "ref": o.attempt_ref, "error": o.detail})
 
 
-def _set(conn: sqlite3.Connection, did: int, state: DeliveryState, reason: str | None,
-         now: float, **cols: float | None) -> None:
+def _set(conn: sqlite3.Connection, did: int, expect: Sequence[DeliveryState],
+         state: DeliveryState, reason: str | None, now: float, **cols: float | None) -> None:
+    """Move delivery ``did`` from one of the ``expect`` states to ``state``, lease ended.
+
+    :raises StoreConflict: it is in none of them (another writer moved it first).
+    """
     sets = "".join(f", {name} = ?" for name in cols)
-    conn.execute(
+    expect_changed(conn.execute(
         f"UPDATE deliveries SET state = ?, reason = ?, lease_owner = NULL, lease_until = NULL,"
-        f" updated_at = ?{sets} WHERE id = ?",
-        (state, reason, now, *cols.values(), did),
-    )
+        f" updated_at = ?{sets} WHERE id = ? AND state IN ({','.join('?' * len(expect))})",
+        (state, reason, now, *cols.values(), did, *expect),
+    ), 1, f"delivery {did} ({' or '.join(expect)})")
 
 
 def record_receipts(conn: sqlite3.Connection, receipts: Sequence[Receipt],
-                    policy_for: PolicyFor) -> tuple[list[bool], list[Entry]]:
+                    policy_for: PolicyFor, now: float) -> tuple[list[bool], list[Entry]]:
     """Store receipts and apply them to the attempts they answer; ``True`` where matched.
 
     A receipt that answers no attempt of ours is kept and journaled as
     ``receipt.unmatched``.
+
+    :raises StoreConflict: a delivery changed between reading and writing it.
     """
-    now = time.time()
     answered = {row[0]: row[1:] for row in select_in(
         conn, "SELECT a.ref, d.id, d.message, d.partner, d.state, d.attempts, d.first_attempt_at,"
         " d.attempt_ref FROM attempts a JOIN deliveries d ON d.id = a.delivery WHERE a.ref IN ({})",
@@ -243,7 +284,7 @@ def record_receipts(conn: sqlite3.Connection, receipts: Sequence[Receipt],
         did, mid, partner, state, attempts, first_at, current = row
         detail["partner"] = partner
         if (current != r.attempt_ref or r.attempt_ref in settled
-                or state not in (DeliveryState.SENT, DeliveryState.SENDING)):
+                or state not in _RECEIVABLE):
             entries.append(Entry("receipt.late", mid, did, detail))
             continue
         if r.outcome is ReceiptOutcome.WAIT:
@@ -251,55 +292,66 @@ def record_receipts(conn: sqlite3.Connection, receipts: Sequence[Receipt],
             continue
         settled.add(r.attempt_ref)
         if r.outcome is ReceiptOutcome.DELIVERED:
-            delivered_rows.append((DeliveryState.DELIVERED, now, did))
+            delivered_rows.append((DeliveryState.DELIVERED, now, did, r.attempt_ref, *_RECEIVABLE))
             entries.append(Entry("delivery.delivered", mid, did, detail))
         elif r.outcome is ReceiptOutcome.NEEDS_REVIEW:
-            _set(conn, did, DeliveryState.NEEDS_REVIEW, f"receipt {r.code}: {r.info}", now)
+            _set(conn, did, _RECEIVABLE, DeliveryState.NEEDS_REVIEW, f"receipt {r.code}: {r.info}",
+                 now)
             entries.append(Entry("delivery.needs_review", mid, did, detail))
         else:
             entries.append(Entry("receipt.failed", mid, did, detail))
             entries.append(_fail(conn, did, mid, partner, attempts, first_at or now,
                                  r.outcome is ReceiptOutcome.FAILED_TRANSIENT,
-                                 f"receipt {r.code}: {r.info}", policy_for, now))
+                                 f"receipt {r.code}: {r.info}", policy_for, now, _RECEIVABLE))
     conn.executemany(
         "INSERT INTO receipts (attempt_ref, delivery, outcome, code, info, at, recorded_at, raw)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", receipt_rows)
-    conn.executemany(f"UPDATE deliveries SET {_SETTLED} WHERE id = ?", delivered_rows)
+    expect_changed(conn.executemany(
+        f"UPDATE deliveries SET {_SETTLED} WHERE id = ? AND attempt_ref = ? AND state IN (?, ?)",
+        delivered_rows), len(delivered_rows), "deliveries delivered (sending or sent this attempt)")
     return matched, entries
 
 
-def flag_overdue(conn: sqlite3.Connection) -> tuple[list[tuple[int, int]], list[Entry]]:
+#: The states in which a receipt can settle a delivery.
+_RECEIVABLE = (DeliveryState.SENT, DeliveryState.SENDING)
+
+
+def flag_overdue(conn: sqlite3.Connection, now: float) -> tuple[list[tuple[int, int]], list[Entry]]:
     """Flag sent deliveries whose receipt is overdue; return (message, delivery) pairs."""
-    now = time.time()
     rows = conn.execute(
         "SELECT message, id, partner, attempt_ref FROM deliveries"
         " WHERE state = ? AND overdue = 0 AND receipt_due_at < ?",
         (DeliveryState.SENT, now),
     ).fetchall()
-    conn.executemany("UPDATE deliveries SET overdue = 1, updated_at = ? WHERE id = ?",
-                     [(now, row[1]) for row in rows])
+    expect_changed(conn.executemany(
+        "UPDATE deliveries SET overdue = 1, updated_at = ? WHERE id = ? AND state = ? AND overdue = 0",
+        [(now, row[1], DeliveryState.SENT) for row in rows]), len(rows),
+        "deliveries overdue (sent, not flagged)")
     return [(mid, did) for mid, did, _p, _r in rows], [
         Entry("receipt.overdue", mid, did, {"partner": partner, "ref": ref})
         for mid, did, partner, ref in rows]
 
 
-def replay_delivery(conn: sqlite3.Connection, delivery: int) -> tuple[int, list[Entry]]:
-    """Replace a dead (or rejected, or needs-review) delivery by a fresh queued one."""
-    now = time.time()
+def replay_delivery(conn: sqlite3.Connection, delivery: int,
+                    now: float) -> tuple[int, list[Entry]]:
+    """Replace a dead (or rejected, or needs-review) delivery by a fresh queued one.
+
+    :raises StoreError: there is no such delivery.
+    :raises StoreConflict: it is in another state (already replayed, still on its way).
+    """
     row = conn.execute("SELECT message, partner, state FROM deliveries WHERE id = ?",
                        (delivery,)).fetchone()
     if row is None:
         raise StoreError(f"no delivery {delivery}")
     mid, partner, state = row
     if state not in REPLAYABLE:
-        raise StoreError(f"delivery {delivery} is {state}; only {sorted(REPLAYABLE)} can be replayed")
-    _set(conn, delivery, DeliveryState.REPLAYED, None, now)
-    cur = conn.execute(
+        raise StoreConflict(
+            f"delivery {delivery} is {state}; only {sorted(REPLAYABLE)} can be replayed")
+    _set(conn, delivery, sorted(REPLAYABLE), DeliveryState.REPLAYED, None, now)
+    [(new,)] = conn.execute(
         "INSERT INTO deliveries (message, partner, state, created_at, next_attempt_at, replay_of,"
-        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (mid, partner, DeliveryState.QUEUED, now, now, delivery, now),
-    )
-    new = cur.lastrowid
-    assert new is not None
+    ).fetchall()
     return new, [Entry("delivery.replayed", mid, delivery,
                        {"partner": partner, "new_delivery": new})]

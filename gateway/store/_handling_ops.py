@@ -4,42 +4,46 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-import time
 
 from gateway.contracts import RawInput
-from gateway.errors import StoreError
+from gateway.errors import StoreConflict, StoreError
 from gateway.store._intake_ops import add_raw
 from gateway.store.journal import Entry
 from gateway.store.states import MessageState
 
 
-def mark_handled(conn: sqlite3.Connection, message: int, note: str,
+def mark_handled(conn: sqlite3.Connection, message: int, note: str, now: float,
                  correction: int | None = None) -> tuple[None, list[Entry]]:
     """Record that an operator dealt with quarantined ``message``; journaled.
 
-    :raises StoreError: when the message is not quarantined, or was handled already.
+    :raises StoreError: when there is no such message.
+    :raises StoreConflict: when it is not quarantined, or was handled already
+        (the ``handled`` key refuses a second record, also from another writer).
     """
     _check_unhandled(conn, message)
-    now = time.time()
-    conn.execute("INSERT INTO handled (message, at, note, correction) VALUES (?, ?, ?, ?)",
-                 (message, now, note, correction))
+    try:
+        conn.execute("INSERT INTO handled (message, at, note, correction) VALUES (?, ?, ?, ?)",
+                     (message, now, note, correction))
+    except sqlite3.IntegrityError as exc:
+        raise StoreConflict(f"message {message} was handled already") from exc
     return None, [Entry("message.handled", message, None, {"note": note, "correction": correction})]
 
 
 def _check_unhandled(conn: sqlite3.Connection, message: int) -> None:
-    """Raise :class:`StoreError` unless ``message`` is quarantined and not handled yet."""
+    """Raise unless ``message`` is quarantined and not handled yet (:class:`StoreConflict`)."""
     row = conn.execute(
         "SELECT m.state, h.at FROM messages m LEFT JOIN handled h ON h.message = m.id"
         " WHERE m.id = ?", (message,)).fetchone()
     if row is None:
         raise StoreError(f"no message {message}")
     if row[0] != MessageState.QUARANTINED:
-        raise StoreError(f"message {message} is {row[0]}, not quarantined: nothing to handle")
+        raise StoreConflict(f"message {message} is {row[0]}, not quarantined: nothing to handle")
     if row[1] is not None:
-        raise StoreError(f"message {message} was handled already")
+        raise StoreConflict(f"message {message} was handled already")
 
 
-def add_correction(conn: sqlite3.Connection, of: int, raw: RawInput) -> tuple[int, list[Entry]]:
+def add_correction(conn: sqlite3.Connection, of: int, raw: RawInput,
+                   now: float) -> tuple[int, list[Entry]]:
     """Store ``raw`` as a new input that corrects quarantined message ``of``; its id.
 
     The new input waits in ``received`` for processing; ``of`` counts as
@@ -53,9 +57,9 @@ def add_correction(conn: sqlite3.Connection, of: int, raw: RawInput) -> tuple[in
     if hashlib.sha256(raw.data).hexdigest() == digest:
         raise StoreError(f"the corrected file holds the same bytes as message {of}:"
                          " nothing was corrected")
-    [(new, fresh)], entries = add_raw(conn, [raw], MessageState.RECEIVED, None)
+    [(new, fresh)], entries = add_raw(conn, [raw], MessageState.RECEIVED, None, now)
     if not fresh:
         same = conn.execute("SELECT reason FROM messages WHERE id = ?", (new,)).fetchone()[0]
         raise StoreError(f"the corrected file is the {same}: nothing was corrected")
-    _none, handled = mark_handled(conn, of, f"corrected by message {new}", correction=new)
+    _none, handled = mark_handled(conn, of, f"corrected by message {new}", now, correction=new)
     return new, [*entries, Entry("message.correction", new, None, {"of": of}), *handled]

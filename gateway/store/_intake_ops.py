@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-import time
 from collections.abc import Sequence
 
 import orjson
 
 from gateway.contracts import RawInput
-from gateway.errors import StoreError
-from gateway.store._sql import next_rowid, select_in
+from gateway.errors import StoreConflict, StoreError
+from gateway.store._sql import expect_changed, insert_ids, select_in
 from gateway.store.journal import Entry
 from gateway.store.records import Processed
 from gateway.store.states import DeliveryState, MessageState
 
 
 def add_raw(conn: sqlite3.Connection, raws: Sequence[RawInput], state: MessageState,
-            reason: str | None) -> tuple[list[tuple[int, bool]], list[Entry]]:
+            reason: str | None, now: float) -> tuple[list[tuple[int, bool]], list[Entry]]:
     """Insert inputs exactly as received; return (id, is_new) for each.
 
     An input whose bytes were already received from the same source (a
@@ -26,77 +25,83 @@ def add_raw(conn: sqlite3.Connection, raws: Sequence[RawInput], state: MessageSt
     is stored as ``duplicate`` of the first (``duplicate_of``) and goes no
     further; a problem it came with (``reason``) is kept in its reason. A
     quarantined input is nobody's original: its corrected resend is taken.
+    Which input is the original is decided by the ``input_originals`` key,
+    so two writers storing the same bytes at once cannot both store one.
     """
-    now = time.time()
     digests = [hashlib.sha256(raw.data).hexdigest() for raw in raws]
-    first_of = _first_ids(conn, raws, digests)
-    base = next_rowid(conn, "messages")
-    rows, out, entries = [], [], []
-    for offset, (raw, digest) in enumerate(zip(raws, digests, strict=True)):
-        mid = base + offset
-        first = first_of.get((raw.source, digest), mid)
-        if first == mid and state is not MessageState.QUARANTINED:
-            first_of[(raw.source, digest)] = mid  # the original of later copies in this batch
-        row_state, row_reason, duplicate_of = state, reason, None
+    ids = insert_ids(conn, "messages", _MESSAGE_COLUMNS, [
+        (raw.source, raw.ref, orjson.dumps(dict(raw.meta)).decode(), digest, now, state, reason, now)
+        for raw, digest in zip(raws, digests, strict=True)])
+    keys = [(raw.source, digest) for raw, digest in zip(raws, digests, strict=True)]
+    claimed = 0
+    if state is not MessageState.QUARANTINED:  # the first of each key (in this batch too) wins
+        claimed = conn.executemany(
+            "INSERT INTO input_originals (source, digest, message) VALUES (?, ?, ?)"
+            " ON CONFLICT DO NOTHING", [(*key, mid) for key, mid in zip(keys, ids, strict=True)]
+        ).rowcount
+    # all claimed (the usual case): each is its own original; else look the originals up
+    originals = {} if claimed == len(ids) else _originals_of(conn, keys)
+    out: list[tuple[int, bool]] = []
+    entries: list[Entry] = []
+    for raw, key, mid in zip(raws, keys, ids, strict=True):
         entries.append(Entry("message.received", mid, None,
                              {"source": raw.source, "ref": raw.ref, "bytes": len(raw.data)}))
-        if first != mid:
-            row_state, duplicate_of = MessageState.DUPLICATE, first
-            row_reason = f"same input as message {first}" + (f"; also: {reason}" if reason else "")
-            entries.append(Entry("message.duplicate", mid, None, {
-                "duplicate_of": first, "reason": row_reason, "source": raw.source,
-                **({"problem": reason} if reason else {})}))
-        elif row_state is not MessageState.RECEIVED:
-            entries.append(Entry(f"message.{row_state}", mid, None,
-                                 {"reason": row_reason, "source": raw.source}))
-        rows.append((mid, raw.source, raw.ref, orjson.dumps(dict(raw.meta)).decode(), digest, now,
-                     row_state, row_reason, duplicate_of, now))
+        first = originals.get(key, mid)
         out.append((mid, first == mid))
-    conn.executemany(
-        "INSERT INTO messages (id, source, ref, meta, digest, received_at, state, reason,"
-        " duplicate_of, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        rows,
-    )
+        if first == mid:
+            if state is not MessageState.RECEIVED:
+                entries.append(Entry(f"message.{state}", mid, None,
+                                     {"reason": reason, "source": raw.source}))
+            continue
+        why = f"same input as message {first}" + (f"; also: {reason}" if reason else "")
+        expect_changed(conn.execute(
+            "UPDATE messages SET state = ?, reason = ?, duplicate_of = ? WHERE id = ? AND state = ?",
+            (MessageState.DUPLICATE, why, first, mid, state)), 1, f"new message {mid} ({state})")
+        entries.append(Entry("message.duplicate", mid, None, {
+            "duplicate_of": first, "reason": why, "source": raw.source,
+            **({"problem": reason} if reason else {})}))
     conn.executemany("INSERT INTO payloads (message, raw) VALUES (?, ?)",
-                     [(mid, raw.data) for (mid, _new), raw in zip(out, raws, strict=True)])
+                     [(mid, raw.data) for mid, raw in zip(ids, raws, strict=True)])
     return out, entries
 
 
-def _first_ids(conn: sqlite3.Connection, raws: Sequence[RawInput],
-               digests: Sequence[str]) -> dict[tuple[str, str], int]:
-    """(source, digest) -> the message first stored with those bytes, for this batch."""
-    by_source: dict[str, set[str]] = {}
-    for raw, digest in zip(raws, digests, strict=True):
-        by_source.setdefault(raw.source, set()).add(digest)
+_MESSAGE_COLUMNS = ("source", "ref", "meta", "digest", "received_at", "state", "reason",
+                    "updated_at")
+
+
+def _originals_of(conn: sqlite3.Connection, keys: Sequence[tuple[str, str]]
+                  ) -> dict[tuple[str, str], int]:
+    """(source, digest) -> the message holding those bytes, for the ``keys`` one holds."""
+    by_source: dict[str, list[str]] = {}
+    for source, digest in keys:
+        by_source.setdefault(source, []).append(digest)
     return {
         (source, digest): mid
-        for source, wanted in by_source.items()
+        for source, digests in by_source.items()
         for digest, mid in select_in(
-            conn, "SELECT digest, min(id) FROM messages WHERE source = ? AND digest IN ({})"
-            " AND state != ? GROUP BY digest", wanted, head=(source,),
-            tail=(MessageState.QUARANTINED,))
+            conn, "SELECT digest, message FROM input_originals WHERE source = ? AND digest IN ({})",
+            digests, head=(source,))
     }
 
 
-def record_processing(conn: sqlite3.Connection, results: Sequence[Processed]
+def record_processing(conn: sqlite3.Connection, results: Sequence[Processed], now: float
                       ) -> tuple[list[int], list[Entry]]:
     """Store each message's new state and, when routed, its deliveries (transactional outbox).
 
     A routed message whose eCH-0223 messageId was routed before (earlier, or
-    earlier in this batch) becomes a ``duplicate`` of that message. A
+    earlier in this batch: the ``routed_message_ids`` key decides) becomes a
+    ``duplicate`` of that message. A
     partner's answer (an ``eventReport``) is applied to the deliveries it
     answers in this same transaction (:func:`_apply_answers`), so no crash
     can store an answer and lose what it says. Returns the new delivery ids.
     """
-    now = time.time()
-    routed_before = _routed_ids(conn, results)
     updates, canonical, attachments, deliveries = [], [], [], []
     entries: list[Entry] = []
     for p in results:
         n = p.normalised
         duplicate_of = None
         if p.state is MessageState.ROUTED and n is not None and n.message_id:
-            earlier = routed_before.setdefault(n.message_id, p.message)
+            earlier = _claim_message_id(conn, n.message_id, p.message)
             if earlier != p.message:
                 p.state, duplicate_of = MessageState.DUPLICATE, earlier
                 p.reason = f"messageId {n.message_id} was already routed as message {earlier}"
@@ -171,8 +176,11 @@ def _apply_answers(conn: sqlite3.Connection, results: Sequence[Processed],
         ).fetchall()
         state = DeliveryState.ACKNOWLEDGED if positive else DeliveryState.REJECTED
         reason = None if positive else f"negative eventReport from {partner} (message {p.message})"
-        conn.executemany("UPDATE deliveries SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
-                         [(state, reason, now, did) for did, _mid in rows])
+        expect_changed(conn.executemany(
+            "UPDATE deliveries SET state = ?, reason = ?, updated_at = ? WHERE id = ?"
+            " AND state IN (?, ?, ?)",
+            [(state, reason, now, did, *_ANSWERABLE) for did, _mid in rows]),
+            len(rows), f"deliveries {[did for did, _mid in rows]} (sent or answered)")
         entries.append(Entry("message.answer", p.message, None, {
             "answers": n.reference_message_id, "partner": partner, "positive": positive,
             "deliveries": [did for did, _mid in rows]}))
@@ -183,40 +191,46 @@ def _apply_answers(conn: sqlite3.Connection, results: Sequence[Processed],
     return entries
 
 
-def _routed_ids(conn: sqlite3.Connection, results: Sequence[Processed]) -> dict[str, int]:
-    """messageId -> the message already routed with it, for the messageIds in ``results``."""
-    wanted = (p.normalised.message_id for p in results
-              if p.normalised is not None and p.normalised.message_id)
-    return dict(select_in(
-        conn, "SELECT message_id, min(id) FROM messages WHERE message_id IN ({}) AND state = ?"
-        " GROUP BY message_id", wanted, tail=(MessageState.ROUTED,)))
+def _claim_message_id(conn: sqlite3.Connection, message_id: str, message: int) -> int:
+    """The message routed with ``message_id``: ``message``, unless one was routed with it before."""
+    if conn.execute("INSERT INTO routed_message_ids (message_id, message) VALUES (?, ?)"
+                    " ON CONFLICT DO NOTHING", (message_id, message)).rowcount == 1:
+        return message
+    return int(conn.execute("SELECT message FROM routed_message_ids WHERE message_id = ?",
+                            (message_id,)).fetchone()[0])
 
 
 def _insert_deliveries(conn: sqlite3.Connection, rows: Sequence[tuple[int, str]],
                        now: float) -> list[int]:
     """Insert queued deliveries; their ids, in order."""
-    if not rows:
-        return []
-    base = next_rowid(conn, "deliveries")
-    ids = list(range(base, base + len(rows)))
-    conn.executemany(
-        "INSERT INTO deliveries (id, message, partner, state, created_at, next_attempt_at,"
-        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(did, mid, partner, DeliveryState.QUEUED, now, now, now)
-         for did, (mid, partner) in zip(ids, rows, strict=True)],
-    )
-    return ids
+    return insert_ids(
+        conn, "deliveries",
+        ("message", "partner", "state", "created_at", "next_attempt_at", "updated_at"),
+        [(mid, partner, DeliveryState.QUEUED, now, now, now) for mid, partner in rows])
 
 
-def requeue_message(conn: sqlite3.Connection, message: int) -> tuple[None, list[Entry]]:
-    """Put a quarantined or not-relevant message back to ``received`` for reprocessing."""
-    now = time.time()
-    cur = conn.execute(
-        "UPDATE messages SET state = ?, reason = NULL, updated_at = ? WHERE id = ? AND state IN (?, ?)",
+def requeue_message(conn: sqlite3.Connection, message: int, now: float
+                    ) -> tuple[None, list[Entry]]:
+    """Put a quarantined or not-relevant message back to ``received`` for reprocessing.
+
+    A quarantined message becomes the original of its bytes again, unless
+    another input with them was taken meanwhile.
+
+    :raises StoreConflict: the message is in another state.
+    """
+    row = conn.execute(
+        "UPDATE messages SET state = ?, reason = NULL, updated_at = ? WHERE id = ? AND state IN (?, ?)"
+        " RETURNING source, digest",
         (MessageState.RECEIVED, now, message, MessageState.QUARANTINED, MessageState.NOT_RELEVANT),
-    )
-    if cur.rowcount != 1:
-        raise StoreError(f"message {message} is not quarantined or not relevant")
+    ).fetchone()
+    if row is None:
+        state = conn.execute("SELECT state FROM messages WHERE id = ?", (message,)).fetchone()
+        if state is None:
+            raise StoreError(f"no message {message}")
+        raise StoreConflict(f"message {message} is {state[0]}, not quarantined or not relevant:"
+                            " it cannot be processed again")
+    conn.execute("INSERT INTO input_originals (source, digest, message) VALUES (?, ?, ?)"
+                 " ON CONFLICT DO NOTHING", (*row, message))
     # handled was about the old outcome; a new quarantine needs an operator again
     conn.execute("DELETE FROM handled WHERE message = ?", (message,))
     return None, [Entry("message.replayed", message, None, {})]

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from typing import Any
+
+from gateway.errors import StoreConflict
 
 #: Values bound per ``IN (...)`` query (SQLite allows 32,766 since 3.32; this keeps statements short).
 IN_CHUNK = 500
+#: Values bound per multi-row INSERT (far below SQLite's limit of 32,766).
+_MAX_BOUND = 4000
 
 
 def select_in(conn: sqlite3.Connection, sql: str, values: Iterable[Hashable], *,
@@ -19,6 +23,31 @@ def select_in(conn: sqlite3.Connection, sql: str, values: Iterable[Hashable], *,
         yield from conn.execute(sql.format(",".join("?" * len(chunk))), (*head, *chunk, *tail))
 
 
-def next_rowid(conn: sqlite3.Connection, table: str) -> int:
-    """The id SQLite would give the next row of ``table`` (inside the writer's transaction)."""
-    return int(conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {table}").fetchone()[0])
+def expect_changed(cur: sqlite3.Cursor, count: int, what: str) -> None:
+    """Raise :class:`StoreConflict` unless the statement just run changed ``count`` rows.
+
+    :param what: the rows and the state they were expected in, for the message.
+    """
+    if cur.rowcount != count:
+        raise StoreConflict(f"{what}: {cur.rowcount} of {count} changed (another writer changed"
+                            " them first); nothing was stored")
+
+
+def insert_ids(conn: sqlite3.Connection, table: str, columns: Sequence[str],
+               rows: Sequence[Sequence[object]]) -> list[int]:
+    """Insert ``rows`` into ``table``; the ids the inserts gave them, in the order of ``rows``.
+
+    One multi-row ``INSERT ... RETURNING id`` per chunk (a statement per row
+    costs twice as much). RETURNING lists rows in no set order, but each new
+    row gets an id above every id before it, so within one statement the ids
+    rise in the order of the VALUES: sorted, they are the rows' ids in order.
+    """
+    marks = f"({', '.join('?' * len(columns))})"
+    ids: list[int] = []
+    step = max(1, _MAX_BOUND // len(columns))
+    for i in range(0, len(rows), step):
+        chunk = rows[i:i + step]
+        ids += sorted(row[0] for row in conn.execute(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([marks] * len(chunk))}"
+            " RETURNING id", [value for row in chunk for value in row]))
+    return ids

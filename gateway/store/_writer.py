@@ -47,10 +47,13 @@ class GroupCommitWriter:
     """Runs write operations in batches on one connection."""
 
     def __init__(self, connect: Callable[[], sqlite3.Connection], *, max_batch: int,
-                 max_delay: float, guard: Callable[[], None] | None = None) -> None:
+                 max_delay: float, guard: Callable[[], None] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         """:param guard: called before each commit; what it raises fails the whole batch
-            (the database file is gone: nothing may be committed into it)."""
+            (the database file is gone: nothing may be committed into it).
+        :param clock: the time journal entries are stamped with."""
         self._connect = connect
+        self._clock = clock
         self._guard = guard
         self._max_batch = max_batch
         self._max_delay = max_delay
@@ -133,7 +136,7 @@ class GroupCommitWriter:
                 try:
                     value, entries = op(conn)
                     if entries:
-                        journal.append(conn, entries, time.time())
+                        journal.append(conn, entries, self._clock())
                 except Exception as exc:  # the caller gets it; the batch goes on
                     exc = unavailable(exc)
                     conn.execute("ROLLBACK TO op")

@@ -4,6 +4,13 @@
 default. A PostgreSQL backend implements the same methods: claims with
 ``FOR UPDATE SKIP LOCKED`` and leases that expire, so several nodes can
 share one database. Every write returns only after it is committed.
+
+Several writers may share one database. Ids come from the insert;
+uniqueness (one original per input, one routed message per messageId) is
+kept by the database's keys, not by looking first; every state change names
+the state it expects and raises :class:`~gateway.errors.StoreConflict`
+when the row is no longer in it. ``tests/test_store_contract.py`` holds
+every backend to this.
 """
 
 from __future__ import annotations
@@ -17,10 +24,19 @@ from gateway.store.journal import Entry
 from gateway.store.records import Claim, Outcome, Pending, Processed
 
 PolicyFor = Callable[[str], RetryPolicy]
+#: A store's one source of the time (UTC seconds since the epoch) it records and
+#: compares: receipt times, leases, due and overdue times, journal entries. The
+#: embedded store reads the machine's clock; a shared database uses its own, so
+#: that nodes whose clocks drift agree on when a lease expires.
+Clock = Callable[[], float]
 
 
 class Store(Protocol):
     """Messages, deliveries, attempts, receipts and the journal."""
+
+    def now(self) -> float:
+        """The store's clock (:data:`Clock`): the time every write of it records."""
+        ...
 
     def start(self) -> None:
         """Connect, apply migrations, get ready to write."""

@@ -59,5 +59,13 @@ def migrate(conn: sqlite3.Connection) -> list[int]:
 
 
 def _statements(sql: str) -> list[str]:
-    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    """The statements of a migration, each whole (a trigger's body holds ``;`` of its own)."""
+    statements, current = [], ""
+    for line in sql.splitlines(keepends=True):
+        if line.strip().startswith("--"):
+            continue
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    return [s for s in (*statements, current.strip()) if s.strip(" ;\n")]

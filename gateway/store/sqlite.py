@@ -24,7 +24,7 @@ from gateway.errors import StoreError, StoreLost, StoreUnavailable
 from gateway.store import _delivery_ops, _handling_ops, _intake_ops, _queries, journal
 from gateway.store._writer import CommitListener, GroupCommitWriter, unavailable
 from gateway.store.anchor import Anchor, anchor_path, read_anchor, write_anchor
-from gateway.store.base import PolicyFor
+from gateway.store.base import Clock, PolicyFor
 from gateway.store.migrate import migrate, missing
 from gateway.store.records import Claim, Outcome, Pending, Processed
 from gateway.store.states import MessageState
@@ -55,8 +55,12 @@ class SQLiteStore:
 
     def __init__(self, path: Path, *, group_commit_max: int = 1000,
                  group_commit_delay: float = 0.002, busy_timeout: float = 30.0,
-                 on_lost: Callable[[StoreLost], None] | None = None) -> None:
+                 on_lost: Callable[[StoreLost], None] | None = None,
+                 clock: Clock = time.time) -> None:
+        """:param clock: the store's one source of the time it records (leases, due times,
+            the journal); tests pass a fake one."""
         self.path = path
+        self._clock = clock
         self._busy_timeout = busy_timeout
         self._on_lost = on_lost
         #: Why the store is lost, once it is: nothing more is written.
@@ -65,7 +69,12 @@ class SQLiteStore:
         self._identity = ""
         self._anchored: tuple[int, str] | None = None
         self._writer = GroupCommitWriter(self._open_writer, max_batch=group_commit_max,
-                                         max_delay=group_commit_delay, guard=self._check_file)
+                                         max_delay=group_commit_delay, guard=self._check_file,
+                                         clock=clock)
+
+    def now(self) -> float:
+        """The store's clock: the time every write of it records."""
+        return self._clock()
 
     def _open_writer(self) -> sqlite3.Connection:
         anchor = read_anchor(self.path)
@@ -116,7 +125,7 @@ class SQLiteStore:
         if self._anchored == (seq, digest) and not always:
             return None
         self._anchored = (seq, digest)
-        return Anchor(self._identity, seq, digest, time.time())
+        return Anchor(self._identity, seq, digest, self.now())
 
     async def keep_anchor(self) -> None:
         """Check that the database is still there; write its anchor if the journal moved.
@@ -201,17 +210,18 @@ class SQLiteStore:
     async def add_raw(self, raws: Sequence[RawInput]) -> list[tuple[int, bool]]:
         """Store inputs as received; return (id, is_new) after the commit."""
         return await self._writer.write(
-            lambda c: _intake_ops.add_raw(c, raws, MessageState.RECEIVED, None))
+            lambda c: _intake_ops.add_raw(c, raws, MessageState.RECEIVED, None, self.now()))
 
     async def quarantine_raw(self, raw: RawInput, reason: str) -> int:
         """Store an input directly as quarantined."""
         rows = await self._writer.write(
-            lambda c: _intake_ops.add_raw(c, [raw], MessageState.QUARANTINED, reason))
+            lambda c: _intake_ops.add_raw(c, [raw], MessageState.QUARANTINED, reason, self.now()))
         return rows[0][0]
 
     async def record_processing(self, results: Sequence[Processed]) -> list[int]:
         """Store what processing decided; return the new delivery ids."""
-        return await self._writer.write(lambda c: _intake_ops.record_processing(c, results))
+        return await self._writer.write(
+            lambda c: _intake_ops.record_processing(c, results, self.now()))
 
     async def pending(self, limit: int) -> list[Pending]:
         """Inputs stored but not processed yet."""
@@ -223,22 +233,24 @@ class SQLiteStore:
 
     async def requeue_message(self, message: int) -> None:
         """Send a quarantined or not-relevant message through processing again."""
-        await self._writer.write(lambda c: _intake_ops.requeue_message(c, message))
+        await self._writer.write(lambda c: _intake_ops.requeue_message(c, message, self.now()))
 
     async def mark_handled(self, message: int, note: str) -> None:
         """Record that an operator dealt with a quarantined message, with a note."""
-        await self._writer.write(lambda c: _handling_ops.mark_handled(c, message, note))
+        await self._writer.write(
+            lambda c: _handling_ops.mark_handled(c, message, note, self.now()))
 
     async def add_correction(self, of: int, raw: RawInput) -> int:
         """Store a corrected input for quarantined message ``of``; return its id."""
-        return await self._writer.write(lambda c: _handling_ops.add_correction(c, of, raw))
+        return await self._writer.write(
+            lambda c: _handling_ops.add_correction(c, of, raw, self.now()))
 
     # -- delivery ------------------------------------------------------------
     async def claim_due(self, node: str, lease: float, limit: int,
                         partners: Sequence[str]) -> list[Claim]:
         """Claim due deliveries for one attempt each."""
         return await self._writer.write(
-            lambda c: _delivery_ops.claim_due(c, node, lease, limit, partners))
+            lambda c: _delivery_ops.claim_due(c, node, lease, limit, partners, self.now()))
 
     async def release_leases(self, node: str) -> int:
         """Expire this node's leases (at start-up)."""
@@ -248,16 +260,17 @@ class SQLiteStore:
                               receipt_timeout: Mapping[str, float]) -> None:
         """Record the outcome of send attempts."""
         await self._writer.write(
-            lambda c: _delivery_ops.record_outcomes(c, outcomes, policy_for, receipt_timeout))
+            lambda c: _delivery_ops.record_outcomes(c, outcomes, policy_for, receipt_timeout,
+                                                    self.now()))
 
     async def record_receipts(self, receipts: Sequence[Receipt], policy_for: PolicyFor) -> list[bool]:
         """Record receipts; ``True`` where one matched an attempt."""
         return await self._writer.write(
-            lambda c: _delivery_ops.record_receipts(c, receipts, policy_for))
+            lambda c: _delivery_ops.record_receipts(c, receipts, policy_for, self.now()))
 
     async def flag_overdue(self) -> list[tuple[int, int]]:
         """Flag deliveries whose receipt is overdue."""
-        return await self._writer.write(_delivery_ops.flag_overdue)
+        return await self._writer.write(lambda c: _delivery_ops.flag_overdue(c, self.now()))
 
     async def next_due(self, partners: Sequence[str]) -> float | None:
         """When the next waiting delivery to one of ``partners`` is due."""
@@ -269,7 +282,8 @@ class SQLiteStore:
 
     async def replay_delivery(self, delivery: int) -> int:
         """Replace a dead delivery by a fresh one; return its id."""
-        return await self._writer.write(lambda c: _delivery_ops.replay_delivery(c, delivery))
+        return await self._writer.write(
+            lambda c: _delivery_ops.replay_delivery(c, delivery, self.now()))
 
 
 _REMEDY = ("Restore the database (or remove the anchor file to start with this database"
