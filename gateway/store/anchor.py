@@ -11,6 +11,7 @@ the database (it is written after commits), never run ahead of it.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -52,9 +53,13 @@ def read_anchor(db: Path) -> Anchor | None:
 
 
 def write_anchor(db: Path, anchor: Anchor) -> None:
-    """Replace the anchor of ``db`` atomically and durably."""
+    """Replace the anchor of ``db`` atomically and durably.
+
+    Each writer (the daemon, a command-line tool, in any thread) writes its
+    own temporary file: two writing at once must not rename each other's.
+    """
     path = anchor_path(db)
-    temp = path.with_name(f".{path.name}.tmp")
+    temp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     write_file(temp, orjson.dumps(asdict(anchor)) + b"\n")
     fd = os.open(temp, os.O_RDONLY)
     try:

@@ -33,7 +33,11 @@ def missing(conn: sqlite3.Connection) -> list[int]:
 
 
 def migrate(conn: sqlite3.Connection) -> list[int]:
-    """Apply the migrations ``conn`` has not seen yet; return their numbers."""
+    """Apply the migrations ``conn`` has not seen yet; return their numbers.
+
+    Each is applied under the write lock, looked for again there: processes
+    starting at once on one database apply each migration once.
+    """
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL)"
     )
@@ -44,6 +48,10 @@ def migrate(conn: sqlite3.Connection) -> list[int]:
             continue
         conn.execute("BEGIN IMMEDIATE")
         try:
+            if conn.execute("SELECT 1 FROM schema_migrations WHERE version = ?",
+                            (number,)).fetchone():  # another process applied it meanwhile
+                conn.execute("ROLLBACK")
+                continue
             for statement in _statements(sql):
                 conn.execute(statement)
             conn.execute(

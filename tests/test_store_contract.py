@@ -1,0 +1,579 @@
+"""The store contract (:class:`gateway.store.Store`), held against every backend.
+
+Written against the protocol only: what a test sees is what a method returns
+and the journal entries each commit announces (``on_commit``), never a
+backend's tables. Time is a fake clock handed to the store, so leases,
+retries and overdue receipts are tested without sleeping. A backend joins
+by adding an opener to :data:`OPENERS` (PostgreSQL later).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from gateway.contracts import Normalised, RawInput, Receipt, ReceiptOutcome, Route
+from gateway.errors import StoreConflict, StoreError
+from gateway.retry import RetryPolicy
+from gateway.store import MessageState, Outcome, Processed, SQLiteStore, Store
+from gateway.store.journal import Entry
+
+#: Retries after 10 s, then 20 s ...; three attempts in all; no jitter.
+POLICY = RetryPolicy(max_attempts=3, initial=10.0, maximum=100.0, jitter=0.0)
+START = 1_800_000_000.0
+
+
+class FakeClock:
+    """The store's clock in these tests: time moves only when a test moves it."""
+
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+#: How each backend opens a store on the database for ``folder`` (the same one each time).
+OPENERS: dict[str, Callable[[Path, Callable[[], float]], Store]] = {
+    "sqlite": lambda folder, clock: SQLiteStore(folder / "g.db", group_commit_delay=0.001,
+                                                clock=clock),
+}
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(params=sorted(OPENERS))
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def store(backend: str, tmp_path: Path, clock: FakeClock) -> Iterator[Store]:
+    s = OPENERS[backend](tmp_path, clock)
+    s.start()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def journal(store: Store) -> list[Entry]:
+    """Every journal entry committed from now on, in journal order."""
+    entries: list[Entry] = []
+    store.on_commit(entries.extend)
+    return entries
+
+
+def raw(n: int, source: str = "registry") -> RawInput:
+    return RawInput(source, f"m{n}.xml", f"<m n='{n}'/>".encode(), {"content_type": "xml"})
+
+
+def routed(mid: int, message_id: str, partners: Sequence[str] = ("canton",)) -> Processed:
+    n = Normalised("personEventMessage", message_id, f"<c id='{message_id}'/>".encode(),
+                   etree.ElementTree(etree.Element("c")))
+    return Processed(mid, MessageState.ROUTED, normalised=n, raw_is_canonical=False,
+                     routes=[Route(p, "test") for p in partners])
+
+
+def answer(mid: int, answers: str, action: str) -> Processed:
+    """What processing decides about a partner's eventReport (8: negative, 9: positive)."""
+    n = Normalised("eventReport", f"answer-{mid}", b"<r/>", etree.ElementTree(etree.Element("r")),
+                   reference_message_id=answers, action=action)
+    return Processed(mid, MessageState.NOT_RELEVANT, "an answer", normalised=n)
+
+
+def events(journal: Sequence[Entry], *, message: int | None = None,
+           delivery: int | None = None) -> list[str]:
+    return [e.event for e in journal
+            if (message is None or e.message == message)
+            and (delivery is None or e.delivery == delivery)]
+
+
+def the(journal: Sequence[Entry], event: str, **match: int) -> Entry:
+    """The one entry ``event`` (about ``message``/``delivery`` when given)."""
+    [entry] = [e for e in journal if e.event == event
+               and all(getattr(e, key) == value for key, value in match.items())]
+    return entry
+
+
+def policy(_partner: str) -> RetryPolicy:
+    return POLICY
+
+
+async def queued(store: Store, n: int, partners: Sequence[str] = ("canton",)
+                 ) -> tuple[int, list[int]]:
+    """A message routed to ``partners``: (message, its deliveries)."""
+    [(mid, new)] = await store.add_raw([raw(n)])
+    assert new
+    return mid, await store.record_processing([routed(mid, f"id-{n}", partners)])
+
+
+async def sent(store: Store, n: int, timeout: float = 3600.0) -> tuple[int, int, str]:
+    """A message routed to ``canton`` and sent there: (message, delivery, attempt_ref)."""
+    mid, [did] = await queued(store, n)
+    [c] = await store.claim_due("n1", 60, 10, ["canton"])
+    await store.record_outcomes([Outcome(did, c.attempt_ref, "sent")], policy, {"canton": timeout})
+    return mid, did, c.attempt_ref
+
+
+# -- intake ---------------------------------------------------------------------
+
+
+async def test_add_raw_gives_each_input_its_id_as_stored(store: Store, journal: list[Entry]) -> None:
+    rows = await store.add_raw([raw(1), raw(2), raw(3)])
+    assert [new for _id, new in rows] == [True, True, True]
+    ids = [mid for mid, _new in rows]
+    assert len(set(ids)) == 3 and ids == sorted(ids)
+    for n, mid in enumerate(ids, 1):
+        stored = await store.load_input(mid)
+        assert (stored.message, stored.source, stored.ref, stored.data, dict(stored.meta)) == (
+            mid, "registry", f"m{n}.xml", raw(n).data, {"content_type": "xml"})
+    assert [p.message for p in await store.pending(10)] == ids
+    assert [(e.event, e.message) for e in journal] == [("message.received", mid) for mid in ids]
+    assert the(journal, "message.received", message=ids[1]).detail == {
+        "source": "registry", "ref": "m2.xml", "bytes": len(raw(2).data)}
+
+
+async def test_the_same_bytes_from_the_same_source_are_a_duplicate(
+        store: Store, journal: list[Entry]) -> None:
+    [(first, _)] = await store.add_raw([raw(1)])
+    [(copy, new)] = await store.add_raw([raw(1)])
+    [(other_source, new_elsewhere)] = await store.add_raw([raw(1, source="canton")])
+    assert not new and new_elsewhere and len({first, copy, other_source}) == 3
+    dup = the(journal, "message.duplicate", message=copy)
+    assert dup.detail == {"duplicate_of": first, "reason": f"same input as message {first}",
+                          "source": "registry"}
+    assert [p.message for p in await store.pending(10)] == [first, other_source]
+
+
+async def test_a_duplicate_within_one_batch(store: Store, journal: list[Entry]) -> None:
+    rows = await store.add_raw([raw(1), raw(2), raw(1)])
+    assert [new for _id, new in rows] == [True, True, False]
+    assert the(journal, "message.duplicate").message == rows[2][0]
+    assert the(journal, "message.duplicate").detail["duplicate_of"] == rows[0][0]
+
+
+async def test_quarantine_raw_stores_an_input_that_is_nobodys_original(
+        store: Store, journal: list[Entry]) -> None:
+    bad = await store.quarantine_raw(raw(1), "no partner takes it")
+    assert the(journal, "message.quarantined", message=bad).detail == {
+        "reason": "no partner takes it", "source": "registry"}
+    assert await store.pending(10) == []
+    assert (await store.load_input(bad)).data == raw(1).data
+    [(again, new)] = await store.add_raw([raw(1)])
+    assert new and again != bad
+    assert [p.message for p in await store.pending(10)] == [again]
+
+
+async def test_quarantining_known_bytes_stores_a_duplicate_that_keeps_its_problem(
+        store: Store, journal: list[Entry]) -> None:
+    [(first, _)] = await store.add_raw([raw(1)])
+    copy = await store.quarantine_raw(raw(1), "bad envelope")
+    assert the(journal, "message.duplicate", message=copy).detail == {
+        "duplicate_of": first, "reason": f"same input as message {first}; also: bad envelope",
+        "source": "registry", "problem": "bad envelope"}
+
+
+async def test_an_input_quarantined_in_processing_lets_go_of_its_bytes(store: Store) -> None:
+    [(first, _)] = await store.add_raw([raw(1)])
+    await store.record_processing([Processed(first, MessageState.QUARANTINED, "unreadable")])
+    [(again, new)] = await store.add_raw([raw(1)])
+    assert new and again != first
+
+
+async def test_load_input_of_no_message_names_it(store: Store) -> None:
+    with pytest.raises(StoreError, match="no message 4711"):
+        await store.load_input(4711)
+
+
+# -- processing -----------------------------------------------------------------
+
+
+async def test_record_processing_queues_one_delivery_per_route(
+        store: Store, journal: list[Entry], clock: FakeClock) -> None:
+    mid, deliveries = await queued(store, 1, ("canton", "archive"))
+    assert len(set(deliveries)) == 2
+    assert await store.pending(10) == []
+    assert events(journal, message=mid) == ["message.received", "message.normalised",
+                                            "delivery.queued", "delivery.queued"]
+    assert [(e.delivery, e.detail) for e in journal if e.event == "delivery.queued"] == [
+        (deliveries[0], {"partner": "canton", "reason": "test"}),
+        (deliveries[1], {"partner": "archive", "reason": "test"})]
+    assert await store.next_due(["canton", "archive"]) == clock.now
+    claims = await store.claim_due("n1", 60, 10, ["canton", "archive"])
+    assert sorted((c.delivery, c.partner, c.message) for c in claims) == sorted(
+        [(deliveries[0], "canton", mid), (deliveries[1], "archive", mid)])
+    assert {c.payload for c in claims} == {b"<c id='id-1'/>"}
+
+
+async def test_not_relevant_and_quarantined_create_no_delivery(
+        store: Store, journal: list[Entry]) -> None:
+    rows = await store.add_raw([raw(1), raw(2)])
+    (skip, _), (bad, _) = rows
+    created = await store.record_processing([
+        Processed(skip, MessageState.NOT_RELEVANT, "nobody wants it"),
+        Processed(bad, MessageState.QUARANTINED, "unreadable")])
+    assert created == []
+    assert the(journal, "message.not_relevant", message=skip).detail == {"reason": "nobody wants it"}
+    assert the(journal, "message.quarantined", message=bad).detail == {"reason": "unreadable"}
+    assert await store.claim_due("n1", 60, 10, ["canton"]) == []
+
+
+async def test_a_message_id_routed_before_makes_a_duplicate(
+        store: Store, journal: list[Entry]) -> None:
+    first, [did] = await queued(store, 1)
+    rows = await store.add_raw([raw(2), raw(3)])
+    created = await store.record_processing([routed(mid, "id-1") for mid, _new in rows])
+    assert created == []
+    for mid, _new in rows:
+        assert the(journal, "message.duplicate", message=mid).detail == {
+            "reason": f"messageId id-1 was already routed as message {first}",
+            "duplicate_of": first}
+    assert [c.delivery for c in await store.claim_due("n1", 60, 10, ["canton"])] == [did]
+
+
+async def test_the_same_message_id_twice_in_one_batch(store: Store, journal: list[Entry]) -> None:
+    rows = await store.add_raw([raw(1), raw(2)])
+    (first, _), (second, _) = rows
+    created = await store.record_processing([routed(first, "twin"), routed(second, "twin")])
+    assert len(created) == 1
+    assert the(journal, "message.duplicate", message=second).detail["duplicate_of"] == first
+
+
+async def test_an_answer_settles_the_deliveries_of_the_answering_partner_only(
+        store: Store, journal: list[Entry]) -> None:
+    mid, deliveries = await queued(store, 1, ("canton", "archive"))
+    claims = await store.claim_due("n1", 60, 10, ["canton", "archive"])
+    await store.record_outcomes([Outcome(c.delivery, c.attempt_ref, "sent") for c in claims],
+                                policy, {})
+    by_partner = {c.partner: c.delivery for c in claims}
+    rows = await store.add_raw([RawInput("archive", "a.xml", b"<a/>", {}),
+                                RawInput("stranger", "s.xml", b"<s/>", {})])
+    (from_archive, _), (from_stranger, _) = rows
+    await store.record_processing([answer(from_archive, "id-1", "8"),
+                                   answer(from_stranger, "id-1", "8")])
+    rejected = the(journal, "delivery.rejected")
+    assert (rejected.message, rejected.delivery) == (mid, by_partner["archive"])
+    assert the(journal, "message.answer", message=from_archive).detail["deliveries"] == [
+        by_partner["archive"]]
+    assert the(journal, "message.answer", message=from_stranger).detail["deliveries"] == []
+    # a positive answer from canton acknowledges canton's delivery
+    [(yes, _)] = await store.add_raw([RawInput("canton", "c.xml", b"<c/>", {})])
+    await store.record_processing([answer(yes, "id-1", "9")])
+    assert the(journal, "delivery.acknowledged").delivery == by_partner["canton"]
+    assert sorted(deliveries) == sorted(by_partner.values())
+
+
+# -- operators: requeue, handle, correct ------------------------------------------
+
+
+async def test_requeue_sends_a_quarantined_message_through_processing_again(
+        store: Store, journal: list[Entry]) -> None:
+    [(mid, _)] = await store.add_raw([raw(1)])
+    await store.record_processing([Processed(mid, MessageState.QUARANTINED, "no route")])
+    await store.requeue_message(mid)
+    assert [p.message for p in await store.pending(10)] == [mid]
+    assert events(journal, message=mid)[-1] == "message.replayed"
+    # it holds its bytes again: the same input once more is its duplicate
+    [(copy, new)] = await store.add_raw([raw(1)])
+    assert not new and the(journal, "message.duplicate", message=copy).detail[
+        "duplicate_of"] == mid
+
+
+async def test_requeue_refuses_a_routed_message_and_names_a_missing_one(store: Store) -> None:
+    mid, _ = await queued(store, 1)
+    with pytest.raises(StoreConflict, match=f"message {mid} is routed"):
+        await store.requeue_message(mid)
+    with pytest.raises(StoreError, match="no message 4711"):
+        await store.requeue_message(4711)
+
+
+async def test_mark_handled_once_and_only_when_quarantined(
+        store: Store, journal: list[Entry]) -> None:
+    bad = await store.quarantine_raw(raw(1), "unreadable")
+    await store.mark_handled(bad, "called the registry")
+    assert the(journal, "message.handled", message=bad).detail == {
+        "note": "called the registry", "correction": None}
+    with pytest.raises(StoreConflict, match="handled already"):
+        await store.mark_handled(bad, "again")
+    [(fine, _)] = await store.add_raw([raw(2)])
+    with pytest.raises(StoreConflict, match="not quarantined"):
+        await store.mark_handled(fine, "nothing to handle")
+
+
+async def test_a_correction_is_a_new_input_and_handles_the_quarantined_one(
+        store: Store, journal: list[Entry]) -> None:
+    bad = await store.quarantine_raw(raw(1), "unreadable")
+    with pytest.raises(StoreError, match="same bytes"):
+        await store.add_correction(bad, raw(1))
+    fixed = await store.add_correction(bad, raw(2))
+    assert [p.message for p in await store.pending(10)] == [fixed]
+    assert the(journal, "message.correction", message=fixed).detail == {"of": bad}
+    assert the(journal, "message.handled", message=bad).detail["correction"] == fixed
+    with pytest.raises(StoreConflict, match="handled already"):
+        await store.add_correction(bad, raw(3))
+
+
+# -- delivery: claims, leases, outcomes -------------------------------------------
+
+
+async def test_a_claim_is_leased_and_taken_over_only_when_the_lease_expired(
+        store: Store, clock: FakeClock) -> None:
+    mid, [did] = await queued(store, 1)
+    [first] = await store.claim_due("n1", 60, 10, ["canton"])
+    assert (first.delivery, first.message, first.attempt, first.resumed) == (did, mid, 1, False)
+    clock.advance(59)
+    assert await store.claim_due("n2", 60, 10, ["canton"]) == []
+    clock.advance(2)
+    [again] = await store.claim_due("n2", 60, 10, ["canton"])
+    assert (again.delivery, again.attempt_ref, again.attempt, again.resumed) == (
+        did, first.attempt_ref, 1, True)
+
+
+async def test_claims_keep_to_the_partners_and_the_limit_in_due_order(
+        store: Store, clock: FakeClock) -> None:
+    _a, [to_archive] = await queued(store, 1, ("archive",))
+    ids = []
+    for n in range(2, 5):
+        clock.advance(1)
+        ids += (await queued(store, n))[1]
+    assert [c.delivery for c in await store.claim_due("n1", 60, 2, ["canton"])] == ids[:2]
+    assert [c.delivery for c in await store.claim_due("n1", 60, 10, ["canton"])] == ids[2:]
+    assert [c.delivery for c in await store.claim_due("n1", 60, 10, ["archive"])] == [to_archive]
+
+
+async def test_release_leases_frees_only_this_nodes_claims(store: Store) -> None:
+    await queued(store, 1)
+    await queued(store, 2)
+    [mine] = await store.claim_due("n1", 600, 1, ["canton"])
+    [theirs] = await store.claim_due("n2", 600, 1, ["canton"])
+    assert await store.release_leases("n1") == 1
+    [again] = await store.claim_due("n3", 600, 10, ["canton"])
+    assert (again.delivery, again.attempt_ref, again.resumed) == (mine.delivery, mine.attempt_ref,
+                                                                  True)
+    assert theirs.delivery != mine.delivery
+
+
+async def test_sent_then_overdue_once(store: Store, journal: list[Entry], clock: FakeClock) -> None:
+    mid, did, ref = await sent(store, 1, timeout=300)
+    assert the(journal, "delivery.sent", delivery=did).detail == {"partner": "canton", "ref": ref}
+    clock.advance(299)
+    assert await store.flag_overdue() == []
+    clock.advance(2)
+    assert await store.flag_overdue() == [(mid, did)]
+    assert await store.flag_overdue() == []
+    assert the(journal, "receipt.overdue", delivery=did).detail == {"partner": "canton",
+                                                                    "ref": ref}
+
+
+async def test_a_transient_failure_waits_then_is_a_new_attempt_until_none_is_left(
+        store: Store, journal: list[Entry], clock: FakeClock) -> None:
+    _mid, [did] = await queued(store, 1)
+    refs = []
+    for attempt, delay in ((1, 10.0), (2, 20.0), (3, None)):
+        [c] = await store.claim_due("n1", 60, 10, ["canton"])
+        assert (c.attempt, c.resumed) == (attempt, False)
+        refs.append(c.attempt_ref)
+        await store.record_outcomes([Outcome(did, c.attempt_ref, "transient", "down")], policy, {})
+        if delay is None:
+            break
+        assert await store.next_due(["canton"]) == clock.now + delay
+        assert await store.claim_due("n1", 60, 10, ["canton"]) == []
+        clock.advance(delay)
+    assert len(set(refs)) == 3
+    dead = the(journal, "delivery.dead", delivery=did)
+    assert dead.detail is not None and dead.detail["why"] == "retries exhausted after 3 attempts"
+    assert await store.next_due(["canton"]) is None
+    assert events(journal, delivery=did).count("delivery.retry") == 2
+
+
+async def test_a_permanent_failure_is_dead_at_once(store: Store, journal: list[Entry]) -> None:
+    _mid, [did] = await queued(store, 1)
+    [c] = await store.claim_due("n1", 60, 10, ["canton"])
+    await store.record_outcomes([Outcome(did, c.attempt_ref, "permanent", "refused")], policy, {})
+    dead = the(journal, "delivery.dead", delivery=did)
+    assert dead.detail == {"partner": "canton", "attempt": 1, "error": "refused",
+                           "why": "permanent error"}
+    assert await store.claim_due("n1", 60, 10, ["canton"]) == []
+
+
+async def test_an_unsure_attempt_is_repeated_as_the_same_attempt_after_its_delay(
+        store: Store, journal: list[Entry], clock: FakeClock) -> None:
+    _mid, [did] = await queued(store, 1)
+    [c] = await store.claim_due("n1", 60, 10, ["canton"])
+    await store.record_outcomes([Outcome(did, c.attempt_ref, "unsure", "flush failed")], policy,
+                                {})
+    assert the(journal, "delivery.unsure", delivery=did).detail == {
+        "partner": "canton", "attempt": 1, "ref": c.attempt_ref, "error": "flush failed",
+        "resume_at": clock.now + 10}
+    clock.advance(9)
+    assert await store.claim_due("n1", 60, 10, ["canton"]) == []
+    clock.advance(2)
+    [again] = await store.claim_due("n1", 60, 10, ["canton"])
+    assert (again.attempt_ref, again.attempt, again.resumed) == (c.attempt_ref, 1, True)
+
+
+async def test_a_local_fault_keeps_the_attempt_uncounted_for_later(
+        store: Store, journal: list[Entry], clock: FakeClock) -> None:
+    _mid, [did] = await queued(store, 1)
+    [c] = await store.claim_due("n1", 60, 10, ["canton"])
+    await store.record_outcomes([Outcome(did, c.attempt_ref, "local", "outbox read-only")], policy,
+                                {})
+    assert the(journal, "delivery.paused", delivery=did).detail == {
+        "partner": "canton", "ref": c.attempt_ref, "error": "outbox read-only"}
+    clock.advance(1)
+    [again] = await store.claim_due("n1", 60, 10, ["canton"])
+    assert (again.attempt_ref, again.attempt, again.resumed) == (c.attempt_ref, 1, True)
+
+
+async def test_an_outcome_for_a_delivery_no_longer_sending_changes_nothing(
+        store: Store, journal: list[Entry], clock: FakeClock) -> None:
+    mid, [did] = await queued(store, 1)
+    [c] = await store.claim_due("n1", 60, 10, ["canton"])
+    await store.record_outcomes([Outcome(did, c.attempt_ref, "transient", "down")], policy, {})
+    before = list(journal)
+    due = await store.next_due(["canton"])
+    # the same attempt reported again, failed for good: it is retry_wait now, not sending
+    await store.record_outcomes([Outcome(did, c.attempt_ref, "permanent", "late report")], policy,
+                                {})
+    assert journal == before, "no state change, nothing journaled"
+    assert await store.next_due(["canton"]) == due
+    # the next attempt is sending: a late report of the first one does not settle it
+    clock.advance(10)
+    [retry] = await store.claim_due("n1", 60, 10, ["canton"])
+    claimed = list(journal)
+    await store.record_outcomes([Outcome(did, c.attempt_ref, "sent")], policy, {})
+    assert journal == claimed
+    await store.record_outcomes([Outcome(did, retry.attempt_ref, "sent")], policy, {})
+    assert journal[len(claimed):] == [Entry("delivery.sent", mid, did, {
+        "partner": "canton", "ref": retry.attempt_ref})]
+
+
+# -- receipts -------------------------------------------------------------------------
+
+
+async def test_receipts_settle_the_attempt_they_answer(store: Store, journal: list[Entry]) -> None:
+    _mid, did, ref = await sent(store, 1)
+    at = datetime.now(UTC)
+    matched = await store.record_receipts([
+        Receipt(ref, ReceiptOutcome.WAIT, "601", "waiting", at),
+        Receipt(ref, ReceiptOutcome.DELIVERED, "100", "ok", at),
+        Receipt(ref, ReceiptOutcome.FAILED_PERMANENT, "303", "too late", at),
+        Receipt("nobody", ReceiptOutcome.DELIVERED, "100", "ok", at)], policy)
+    assert matched == [True, True, True, False]
+    assert [e.event for e in journal][-4:] == ["receipt.wait", "delivery.delivered",
+                                               "receipt.late", "receipt.unmatched"]
+    assert the(journal, "delivery.delivered", delivery=did).detail is not None
+
+
+async def test_a_failed_receipt_retries_with_a_new_attempt(
+        store: Store, journal: list[Entry], clock: FakeClock) -> None:
+    _mid, did, ref = await sent(store, 1)
+    await store.record_receipts(
+        [Receipt(ref, ReceiptOutcome.FAILED_TRANSIENT, "401", "hub", datetime.now(UTC))], policy)
+    assert events(journal, delivery=did)[-2:] == ["receipt.failed", "delivery.retry"]
+    clock.advance(10)
+    [c] = await store.claim_due("n1", 60, 10, ["canton"])
+    assert (c.delivery, c.attempt, c.resumed) == (did, 2, False) and c.attempt_ref != ref
+
+
+# -- replay, note, clock ---------------------------------------------------------------
+
+
+async def test_replay_replaces_a_dead_delivery_and_only_such(
+        store: Store, journal: list[Entry]) -> None:
+    mid, [did] = await queued(store, 1)
+    with pytest.raises(StoreConflict, match=f"delivery {did} is queued"):
+        await store.replay_delivery(did)
+    [c] = await store.claim_due("n1", 60, 10, ["canton"])
+    await store.record_outcomes([Outcome(did, c.attempt_ref, "permanent", "refused")], policy, {})
+    new = await store.replay_delivery(did)
+    assert new != did
+    assert the(journal, "delivery.replayed", delivery=did).detail == {"partner": "canton",
+                                                                      "new_delivery": new}
+    [fresh] = await store.claim_due("n1", 60, 10, ["canton"])
+    assert (fresh.delivery, fresh.message, fresh.attempt) == (new, mid, 1)
+    with pytest.raises(StoreConflict, match=f"delivery {did} is replayed"):
+        await store.replay_delivery(did)
+    with pytest.raises(StoreError, match="no delivery 4711"):
+        await store.replay_delivery(4711)
+
+
+async def test_a_refused_operation_changes_nothing(store: Store, journal: list[Entry]) -> None:
+    _mid, [did] = await queued(store, 1)
+    before = list(journal)
+    with pytest.raises(StoreConflict):
+        await store.replay_delivery(did)
+    assert journal == before
+    [c] = await store.claim_due("n1", 60, 10, ["canton"])
+    assert c.delivery == did
+
+
+async def test_note_journals_an_event_about_no_message(store: Store, journal: list[Entry]) -> None:
+    await store.note("partner.paused", {"partner": "canton", "error": "outbox full"})
+    assert journal == [Entry("partner.paused", None, None,
+                             {"partner": "canton", "error": "outbox full"})]
+
+
+async def test_next_due_is_none_without_waiting_deliveries(store: Store, clock: FakeClock) -> None:
+    assert await store.next_due(["canton"]) is None
+    await queued(store, 1)
+    assert await store.next_due(["canton"]) == clock.now
+    assert await store.next_due(["archive"]) is None
+
+
+def test_the_store_tells_the_time_of_its_clock(store: Store, clock: FakeClock) -> None:
+    assert store.now() == START
+    clock.advance(5)
+    assert store.now() == START + 5
+
+
+# -- several writers ---------------------------------------------------------------------
+
+
+def test_two_writers_storing_the_same_inputs_at_once_store_one_original_each(
+        backend: str, tmp_path: Path, clock: FakeClock) -> None:
+    """Two stores on one database, each in its own thread, store the same 30 inputs."""
+    inputs = [raw(n) for n in range(30)]
+    results: dict[str, list[tuple[int, bool]]] = {}
+    go = threading.Barrier(2)
+
+    async def write(store: Store, name: str) -> None:
+        results[name] = [row for raw_input in inputs for row in await store.add_raw([raw_input])]
+
+    def writer(name: str) -> None:
+        store = OPENERS[backend](tmp_path, clock)
+        store.start()
+        try:
+            go.wait(timeout=30)
+            asyncio.run(write(store, name))
+        finally:
+            store.close()
+
+    threads = [threading.Thread(target=writer, args=(name,)) for name in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert set(results) == {"a", "b"}
+    for n in range(30):
+        pair = [results["a"][n], results["b"][n]]
+        assert sorted(new for _id, new in pair) == [False, True], f"input {n}: {pair}"
+    originals = sorted(mid for rows in results.values() for mid, new in rows if new)
+    store = OPENERS[backend](tmp_path, clock)
+    store.start()
+    try:
+        assert [p.message for p in asyncio.run(store.pending(100))] == originals
+    finally:
+        store.close()
