@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import re
 import sqlite3
 from pathlib import Path
 
 import pytest
 
+from gateway.contracts import Normalised, RawInput, Route
 from gateway.errors import StoreError
-from gateway.store import SQLiteStore, StoreReader
+from gateway.store import MessageState, Processed, SQLiteStore, StoreReader
 from gateway.store.migrate import available, migrate
 
 
@@ -64,5 +67,53 @@ def test_payloads_move_out_of_messages_with_their_bytes(tmp_path: Path) -> None:
         assert reader.raw(2) == b"<raw-b/>"
         message = reader.get_message(1)
         assert message is not None and message["raw_bytes"] == len(b"<raw-a/>")
+    finally:
+        reader.close()
+
+
+def test_originals_and_routed_message_ids_start_from_what_was_stored(tmp_path: Path) -> None:
+    """0007: the keys that decide duplicates hold what the lookups before them found."""
+    db = tmp_path / "g.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL)")
+    for number, sql in available()[:6]:
+        conn.executescript(sql)
+        conn.execute("INSERT INTO schema_migrations VALUES (?, 0)", (number,))
+    first, other, routed_bytes, copy_bytes = b"<first/>", b"<other/>", b"<routed/>", b"<copy/>"
+    rows = [  # id, bytes, state, messageId, duplicate_of
+        (1, first, "quarantined", None, None),  # quarantined: nobody's original
+        (2, first, "routed", "m-2", None),      # taken when sent again: the original
+        (3, first, "duplicate", None, 2),
+        (4, routed_bytes, "routed", "m-4", None),
+        (5, copy_bytes, "duplicate", "m-4", 4),  # same messageId: holds its own bytes still
+        (6, other, "quarantined", None, None)]
+    for mid, data, state, message_id, duplicate_of in rows:
+        conn.execute("INSERT INTO messages (id, source, ref, digest, received_at, state, message_id,"
+                     " duplicate_of, updated_at) VALUES (?, 'registry', 'f.xml', ?, 0, ?, ?, ?, 0)",
+                     (mid, hashlib.sha256(data).hexdigest(), state, message_id, duplicate_of))
+        conn.execute("INSERT INTO payloads (message, raw) VALUES (?, ?)", (mid, data))
+    conn.close()
+
+    async def later() -> list[tuple[int, bool]]:
+        store = SQLiteStore(db)
+        store.start()  # applies 0007
+        try:
+            rows = await store.add_raw([RawInput("registry", "again.xml", data, {})
+                                        for data in (first, copy_bytes, other)])
+            await store.record_processing([Processed(
+                rows[2][0], MessageState.ROUTED, normalised=Normalised(
+                    "personEventMessage", "m-4", b"<x/>", None), routes=[Route("canton", "t")])])
+            return rows
+        finally:
+            store.close()
+
+    (again, new_again), (copy, new_copy), (other_again, new_other) = asyncio.run(later())
+    assert (new_again, new_copy, new_other) == (False, False, True)
+    reader = StoreReader(db)
+    try:
+        assert reader.get_message(again)["duplicate_of"] == 2
+        assert reader.get_message(copy)["duplicate_of"] == 5
+        routed_again = reader.get_message(other_again)
+        assert (routed_again["state"], routed_again["duplicate_of"]) == ("duplicate", 4)
     finally:
         reader.close()

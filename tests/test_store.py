@@ -11,7 +11,7 @@ import pytest
 from lxml import etree
 
 from gateway.contracts import Attachment, Normalised, RawInput, Receipt, ReceiptOutcome, Route
-from gateway.errors import StoreError
+from gateway.errors import StoreConflict, StoreError
 from gateway.retry import RetryPolicy
 from gateway.store import (
     DeliveryState,
@@ -20,6 +20,7 @@ from gateway.store import (
     Processed,
     SQLiteStore,
     StoreReader,
+    _delivery_ops,
     _intake_ops,
 )
 from gateway.store.sqlite import connect
@@ -388,3 +389,23 @@ async def test_a_correction_with_the_quarantined_bytes_corrects_nothing(store: S
         await store.add_correction(bad, raw(1))
     fixed = await store.add_correction(bad, raw(2))
     assert StoreReader(store.path).get_message(fixed)["state"] == MessageState.RECEIVED
+
+
+async def test_a_delivery_another_writer_changed_meanwhile_is_not_overwritten(
+        store: SQLiteStore) -> None:
+    """Each write names the state it expects: a lost race raises, the other writer's state stays."""
+    await queued(store)
+    [c] = await store.claim_due("n1", 60, 10, ["canton"])
+    store.close()
+    conn = connect(store.path)
+    # another writer's change, landing between record_outcomes reading the delivery and writing it
+    conn.execute("CREATE TEMP TRIGGER meanwhile AFTER UPDATE ON attempts BEGIN"
+                 " UPDATE deliveries SET state = 'dead' WHERE id = NEW.delivery; END")
+    conn.execute("BEGIN IMMEDIATE")
+    with pytest.raises(StoreConflict, match="sending this attempt"):
+        _delivery_ops.record_outcomes(conn, [Outcome(c.delivery, c.attempt_ref, "sent")],
+                                      lambda p: FAST, {}, time.time())
+    state = conn.execute("SELECT state FROM deliveries WHERE id = ?", (c.delivery,)).fetchone()[0]
+    conn.execute("ROLLBACK")
+    conn.close()
+    assert state == DeliveryState.DEAD
