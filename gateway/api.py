@@ -17,7 +17,9 @@ is a gap in this module, not a licence to import internals.
   (:func:`load_config`, :class:`ConfigError`) and valid sample eCH-0223
   messages (:func:`sample_person_event`, :func:`sample_event_report`, :func:`write_message`);
 - eCH-0223 versions: :func:`upgrade` turns a 1.0/1.3/1.4 message into 1.5,
-  :class:`PartnerVersion` says which version a partner runs.
+  :class:`PartnerVersion` says which version a partner runs;
+- the eCH-0223 model of a ``personEventMessage`` (:class:`PersonEventMessage`), for
+  normalisers that build messages from other formats.
 """
 
 from __future__ import annotations
@@ -59,7 +61,12 @@ from gateway.contracts import (
     in_thread,
 )
 from gateway.dirwatch import DirWatcher, ready_files
-from gateway.ech0223 import sample_event_report, sample_person_event, write_message
+from gateway.ech0223 import (
+    PersonEventMessage,
+    sample_event_report,
+    sample_person_event,
+    write_message,
+)
 from gateway.ech0223.versions import upgrade
 from gateway.errors import (
     ConfigError,
@@ -135,6 +142,7 @@ __all__ = [
     "OutboundItem",
     "PartnerVersion",
     "PermanentError",
+    "PersonEventMessage",
     "PersonState",
     "PluginContext",
     "PluginOptions",

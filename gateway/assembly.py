@@ -20,6 +20,8 @@ def load_config(path: Path | None, pm: pluggy.PluginManager) -> Any:
     sources, transports = source_types(pm), transport_types(pm)
     settings = load_settings(path, source_types=sources, transport_types=transports)
     problems = check_plugin_options(settings, sources, transports)
+    if not problems:
+        problems = [p for found in pm.hook.gateway_check_config(settings=settings) for p in found]
     if problems:
         raise ConfigError(problems)
     return settings

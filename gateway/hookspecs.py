@@ -168,6 +168,26 @@ def gateway_commands() -> list[Command]:
     """
 
 
+@hookspec
+def gateway_check_config(settings: Any) -> list[tuple[str, str, str]]:
+    """Check what this plugin reads beyond its options, with the configuration loaded.
+
+    For files an option names and the plugin reads (a mapping file, say):
+    their problems stop ``run`` and are listed by ``check-config`` like any
+    other configuration error.
+
+    :param settings: the validated configuration, plugin options parsed.
+    :return: the problems as (file, key, reason); empty when all is well.
+
+    Example::
+
+        @hookimpl
+        def gateway_check_config(settings):
+            return [(str(path), "(file)", "missing") for path in my_files(settings)
+                    if not path.is_file()]
+    """
+
+
 # ---------------------------------------------------------------------------
 # Notifications
 # ---------------------------------------------------------------------------

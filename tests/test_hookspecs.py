@@ -117,9 +117,10 @@ def test_hook_has_a_built_in_implementation(name: str, monkeypatch: pytest.Monke
     assert _built_in_implementers(monkeypatch)[name], f"no built-in plugin implements {name}"
 
 
-def test_built_in_plugins_are_the_five_registered(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_built_in_plugins_are_the_six_registered(monkeypatch: pytest.MonkeyPatch) -> None:
     implementers = _built_in_implementers(monkeypatch)
-    assert set().union(*implementers.values()) == {"alerts", "ech0223", "folder", "rules", "sedex"}
+    assert set().union(*implementers.values()) == {"alerts", "ech0223", "folder", "mapping",
+                                                   "rules", "sedex"}
 
 
 # ---------------------------------------------------------------------------
@@ -164,6 +165,19 @@ def test_hook_gateway_transport_types(tmp_path: Path, hook_calls: list[str]) -> 
     assert code == 2
     assert "partners.canton.sedex.colour: unknown key" in out
     assert "gateway_transport_types" in hook_calls
+
+
+def test_hook_gateway_check_config(tmp_path: Path, hook_calls: list[str]) -> None:
+    """check-config lists the problems of a mapping file a source names, with file and key."""
+    config = write_initial_config(tmp_path)
+    mapping = tmp_path / "nova.toml"
+    mapping.write_text('name = "Nova"\nformat = "xlsx"\n')
+    (tmp_path / "conf.d" / "10-x.toml").write_text(
+        f'[sources.registry]\nmapping = "{mapping}"\n')
+    code, out = _cli("--config", str(config), "check-config")
+    assert code == 2
+    assert f"{mapping}: format: Input should be 'csv' or 'json' (mapping of sources.registry)" in out
+    assert "gateway_check_config" in hook_calls
 
 
 def test_hook_gateway_commands(hook_calls: list[str]) -> None:

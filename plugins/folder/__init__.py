@@ -10,4 +10,5 @@ from plugins.folder.source import FolderOptions, FolderSource
 def gateway_source_types() -> list[SourceType]:
     """The ``folder`` source type."""
     return [SourceType("folder", FolderOptions, FolderSource,
-                       "files dropped into a directory (eCH-0223 XML, or a zip with files/)")]
+                       "files dropped into a directory (eCH-0223 XML, a zip with files/, or"
+                       " JSON and CSV exports with a mapping)")]

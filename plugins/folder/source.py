@@ -46,6 +46,9 @@ class FolderOptions(PluginOptions):
         1.0, ge=0, description="how long a file must stay unchanged (size, times, inode; seen on"
         " two scans) before it is taken; \"0s\" takes it at first sight, for registries that"
         " write under a temporary name and rename")
+    mapping: Path | None = Field(
+        None, description="a mapping file: the files are JSON or CSV exports, turned into"
+        " eCH-0223 by the mapping plugin as this file says (see README, JSON and CSV exports)")
     grace: Duration = Field(
         300.0, ge=0, description="how long a file that looks unfinished (empty, XML without the"
         " end of its root element, zip without its end record) may stay so before it is"
@@ -55,6 +58,13 @@ class FolderOptions(PluginOptions):
     @classmethod
     def _one_or_more(cls, value: object) -> object:
         return [value] if isinstance(value, str) else value
+
+    @field_validator("mapping")
+    @classmethod
+    def _check_mapping(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no mapping file {value}")
+        return value.resolve() if value is not None else None
 
     @field_validator("done_dir")
     @classmethod
@@ -123,14 +133,14 @@ class FolderSource:
         for ready in files:
             got = self.taker.read(ready, self.max_bytes)
             if isinstance(got, Whole):
-                raws.append(RawInput(self.name, ready.shown, got.data, _meta(ready)))
+                raws.append(RawInput(self.name, ready.shown, got.data, self._meta(ready)))
                 stored.append(got.stored)
                 gathered += len(got.data)
                 if gathered >= self.batch_bytes:
                     await self._store(intake, raws, stored)
                     raws, stored, gathered = [], [], 0
             elif isinstance(got, Unfinished):
-                await intake.quarantine(RawInput(self.name, ready.shown, got.data, _meta(ready)),
+                await intake.quarantine(RawInput(self.name, ready.shown, got.data, self._meta(ready)),
                                         got.reason)
                 await self._finish([got.stored])
             elif isinstance(got, TooLarge):
@@ -159,12 +169,20 @@ class FolderSource:
             return  # it changed meanwhile: the next scans see it again
         evidence, stored = got
         await intake.quarantine(
-            RawInput(self.name, ready.shown, evidence.data, {**_meta(ready), **evidence.meta()}),
+            RawInput(self.name, ready.shown, evidence.data, {**self._meta(ready), **evidence.meta()}),
             f"document of {evidence.size} bytes is larger than the limit of {self.max_bytes}"
             f" bytes ([limits] max_document_bytes){evidence.note()}")
         await self._finish([stored])
 
 
-def _meta(ready: Ready) -> dict[str, str]:
-    zipped = ready.name.lower().endswith(".zip")
-    return {"content_type": "application/zip" if zipped else "application/xml"}
+    def _meta(self, ready: Ready) -> dict[str, str]:
+        """What the normalisers are told of a file: its type, and the mapping of exports."""
+        mapping = self.options.mapping
+        if mapping is not None:
+            return {"content_type": _EXPORTS.get(Path(ready.name).suffix.lower(), "text/plain"),
+                    "mapping": str(mapping)}
+        zipped = ready.name.lower().endswith(".zip")
+        return {"content_type": "application/zip" if zipped else "application/xml"}
+
+
+_EXPORTS = {".csv": "text/csv", ".json": "application/json"}

@@ -1,0 +1,153 @@
+"""The normaliser: an export file splits into its rows; each row becomes a message.
+
+A source that takes exports names the mapping file in each input's metadata
+(:data:`MAPPING_META`; the folder source does so for its ``mapping`` option).
+The file itself becomes ``kind="export"`` with one part per good row and one
+rejected part per bad row; each part comes back here (:data:`ROW_META`) and
+becomes a complete ``personEventMessage``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gateway.api import (
+    ConfigError,
+    InputRejected,
+    NormaliseContext,
+    Normalised,
+    PersonEventMessage,
+    PersonState,
+    RawInput,
+    parse_untrusted,
+    person_keys,
+    write_message,
+)
+from plugins.mapping.records import Record, read_records
+from plugins.mapping.rows import Origin, RowError, map_record
+from plugins.mapping.spec import MappingSpec, load_mapping
+
+#: The input's metadata key naming its mapping file (absolute path).
+MAPPING_META = "mapping"
+#: The metadata key of a row part: the row's number in its file.
+ROW_META = "mapping_row"
+
+_loaded: dict[Path, tuple[tuple[int, int], MappingSpec]] = {}
+
+
+def normalise(raw: RawInput, context: NormaliseContext) -> Normalised | None:
+    """An export split into rows, a row made a message; ``None`` for input without a mapping."""
+    path = raw.meta.get(MAPPING_META)
+    if path is None:
+        return None
+    if len(raw.data) > context.max_bytes:
+        raise InputRejected(f"input is {len(raw.data)} bytes, more than the limit of"
+                            f" {context.max_bytes}")
+    spec = mapping(Path(path))
+    if ROW_META in raw.meta:
+        return row_message(raw, spec, context)
+    return split(raw, spec)
+
+
+def mapping(path: Path) -> MappingSpec:
+    """The mapping file at ``path``, read again only when it changed.
+
+    :raises InputRejected: the file is missing or invalid (the input waits in
+        quarantine for the fixed mapping and a reprocess).
+    """
+    try:
+        stat = path.stat()
+        version = (stat.st_mtime_ns, stat.st_size)
+        known = _loaded.get(path)
+        if known is not None and known[0] == version:
+            return known[1]
+        spec = load_mapping(path)
+    except OSError as exc:
+        raise InputRejected(f"mapping file {path} cannot be read: {exc.strerror}") from None
+    except ConfigError as exc:
+        problems = "; ".join(f"{key}: {reason}" for _file, key, reason in exc.problems)
+        raise InputRejected(f"mapping file {path} is invalid: {problems}") from None
+    _loaded[path] = (version, spec)
+    return spec
+
+
+def split(raw: RawInput, spec: MappingSpec) -> Normalised:
+    """The export as parts: one per row that maps, one rejected part per row that does not."""
+    records = read_records(raw.data, spec)
+    origin = Origin(hashlib.sha256(raw.data).hexdigest(), datetime.now(UTC).replace(microsecond=0))
+    parts: list[RawInput] = []
+    rejected: list[tuple[RawInput, str]] = []
+    for record in records:
+        part = _part(raw, record, origin)
+        try:
+            map_record(spec, record, origin)
+        except RowError as exc:
+            rejected.append((part, _reason(record, exc)))
+        else:
+            parts.append(part)
+    return Normalised(kind="export", message_id=None, xml=b"", tree=None, parts=tuple(parts),
+                      rejected_parts=tuple(rejected),
+                      facts={"mapping": spec.name, "rows": len(records)})
+
+
+def _part(raw: RawInput, record: Record, origin: Origin) -> RawInput:
+    body = {"file": raw.ref, "file_sha256": origin.file_sha256,
+            "taken": origin.taken.isoformat(), "row": record.row, "where": record.where,
+            "record": record.values, "problem": record.problem}
+    data = json.dumps(body, ensure_ascii=False, indent=1).encode()
+    meta = {**raw.meta, "content_type": "application/json", ROW_META: str(record.row)}
+    return RawInput(raw.source, f"{raw.ref} row {record.row}", data, meta)
+
+
+def _reason(record: Record, exc: RowError) -> str:
+    where = f" ({record.where})" if record.where else ""
+    return f"row {record.row}{where}: " + "; ".join(f"field {f}: {r}" for f, r in exc.problems)
+
+
+def row_message(raw: RawInput, spec: MappingSpec, context: NormaliseContext) -> Normalised:
+    """The eCH-0223 message of one row part.
+
+    :raises InputRejected: the row does not map (with row, field and reason).
+    """
+    record, origin = _unpack(raw)
+    try:
+        message = map_record(spec, record, origin)
+    except RowError as exc:
+        raise InputRejected(_reason(record, exc)) from None
+    xml = write_message(message)
+    content = message.content
+    person = person_state(message)
+    return Normalised(
+        kind="personEventMessage", message_id=message.header.message_id, xml=xml,
+        tree=parse_untrusted(xml, max_bytes=max(context.max_bytes, len(xml))),
+        action=message.header.action, subject=tuple(person_keys(content.person_identification)),
+        persons=(person,),
+        facts={"event": content.person_event, "mapping": spec.name, "row": record.row},
+    )
+
+
+def person_state(message: PersonEventMessage) -> PersonState:
+    """What the message states of its person, as of its event date."""
+    data = message.content.person_data
+    parts: dict[str, Any] = {}
+    if data is not None:
+        parts = {name: getattr(data, name) for name in PersonState.model_fields
+                 if name not in ("identification", "as_of") and hasattr(data, name)}
+    return PersonState(identification=message.content.person_identification,
+                       as_of=message.header.event_date, **parts)
+
+
+def _unpack(raw: RawInput) -> tuple[Record, Origin]:
+    """The record and origin a row part carries (see :func:`_part`)."""
+    try:
+        body = json.loads(raw.data)
+        record = Record(int(body["row"]), str(body["where"]), dict(body["record"]),
+                        body.get("problem"))
+        origin = Origin(str(body["file_sha256"]), datetime.fromisoformat(body["taken"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputRejected(f"not a row of an export: {exc!r}") from None
+    return record, origin

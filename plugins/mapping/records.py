@@ -1,0 +1,130 @@
+"""Reading an export: its bytes as numbered records, or InputRejected saying why not."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.api import InputRejected
+from plugins.mapping.spec import MappingSpec
+
+_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One row of an export: its number (1 = the first record), where it is, its values.
+
+    :param where: the CSV line the row starts on; empty for JSON (the row number says it).
+
+    :param problem: what makes the row unreadable as a whole (a cell count that does
+        not fit the header, a JSON record that is not an object).
+    """
+
+    row: int
+    where: str
+    values: dict[str, Any]
+    problem: str | None = None
+
+
+def read_records(data: bytes, spec: MappingSpec) -> list[Record]:
+    """The records of an export, checked against what the mapping reads.
+
+    :raises InputRejected: not text in the mapping's encoding, not CSV or JSON,
+        a header without mapped columns, more rows than ``max_rows``.
+    """
+    text = _decode(data, spec.encoding)
+    records = _csv(text, spec) if spec.format == "csv" else _json(text, spec)
+    if not records:
+        raise InputRejected("the export has no records")
+    return records
+
+
+def _decode(data: bytes, encoding: str) -> str:
+    body = data.removeprefix(_BOM)
+    try:
+        return body.decode(encoding)
+    except UnicodeDecodeError as exc:
+        hint = ' (set encoding = "windows-1252" in the mapping if the export is written so)' if (
+            encoding == "utf-8") else ""
+        raise InputRejected(f"not {encoding} text: byte 0x{body[exc.start]:02x}{hint}",
+                            f"byte {exc.start + len(data) - len(body)}") from None
+
+
+def _csv(text: str, spec: MappingSpec) -> list[Record]:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=spec.delimiter, strict=True)
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise InputRejected("the export is empty")
+        names = [name.strip() for name in header]
+        _check_header(names, spec)
+        records: list[Record] = []
+        line = reader.line_num + 1
+        for cells in reader:
+            if not any(cell.strip() for cell in cells):
+                line = reader.line_num + 1
+                continue  # blank lines, the trailing one of many exports
+            if len(records) >= spec.max_rows:
+                raise InputRejected(f"more than {spec.max_rows} rows (max_rows of the mapping)")
+            problem = None if len(cells) == len(names) else (
+                f"{len(cells)} cells where the header has {len(names)}")
+            records.append(Record(len(records) + 1, f"line {line}",
+                                  dict(zip(names, cells, strict=False)), problem))
+            line = reader.line_num + 1
+    except csv.Error as exc:
+        raise InputRejected(f"not readable as CSV: {exc}", f"line {reader.line_num}") from None
+    return records
+
+
+def _check_header(names: list[str], spec: MappingSpec) -> None:
+    missing = sorted({c for c in spec.columns().values() if c not in names})
+    if not missing:
+        return
+    hint = ""
+    if len(names) == 1:
+        others = [d for d in (";", ",", "\t", "|") if d != spec.delimiter and d in names[0]]
+        hint = (f"; the header has no {spec.delimiter!r}" +
+                (f": is the delimiter {others[0]!r}?" if others else ""))
+    raise InputRejected(f"the header lacks the mapped column(s) {', '.join(missing)}{hint}",
+                        "line 1")
+
+
+def _json(text: str, spec: MappingSpec) -> list[Record]:
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputRejected(f"not JSON: {exc.msg}", f"line {exc.lineno} column {exc.colno}"
+                            ) from None
+    except RecursionError:
+        raise InputRejected("not JSON the gateway reads: nested too deeply") from None
+    items = document
+    if spec.records:
+        items = lookup(document, spec.records)
+        if items is None:
+            raise InputRejected(f"the document has no {spec.records!r} (records of the mapping)")
+    if not isinstance(items, list):
+        where = repr(spec.records) if spec.records else "the document"
+        raise InputRejected(f"{where} is not a list of records")
+    if len(items) > spec.max_rows:
+        raise InputRejected(f"{len(items)} rows, more than {spec.max_rows} (max_rows of the mapping)")
+    return [Record(n, "", item) if isinstance(item, dict) else
+            Record(n, "", {}, f"a {type(item).__name__}, not an object")
+            for n, item in enumerate(items, 1)]
+
+
+def lookup(document: Any, path: str) -> Any:
+    """The value at a dotted ``path`` (``person.name.last``; ``nationalities.0``), or None."""
+    value = document
+    for part in path.split("."):
+        if isinstance(value, dict):
+            value = value.get(part)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return None
+    return value
+

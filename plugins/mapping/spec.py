@@ -1,0 +1,219 @@
+"""A mapping file: how one vendor's JSON or CSV export becomes eCH-0223.
+
+The file is TOML, read and checked by :func:`load_mapping`; every problem is
+reported as (file, key, reason), as ``check-config`` prints them. The targets
+(the keys of ``[fields]``) are a fixed vocabulary, listed in :data:`TARGETS`
+with what each becomes in the message.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from gateway.api import ConfigError, PersonEventMessage, PluginOptions
+
+#: The targets a mapping may fill, with their kind: text, date, code (a value table's
+#: result must be one of the eCH codes), country (looked up in ``[countries]``), number, vn.
+TARGETS: dict[str, tuple[str, str]] = {
+    "event": ("code", "content/personEvent, e.g. moveIn"),
+    "event_date": ("date", "header/eventDate; the default arrival and departure date"),
+    "vn": ("vn", "the 13-digit AHV number (dots allowed), check digit verified"),
+    "local_id": ("text", "localPersonId/personId"),
+    "local_id_category": ("text", "localPersonId/personIdCategory, e.g. MU.261"),
+    "official_name": ("text", "officialName"),
+    "first_name": ("text", "firstName"),
+    "original_name": ("text", "originalName"),
+    "call_name": ("text", "nameData/callName"),
+    "sex": ("code", "sex: 1 male, 2 female, 3 unknown"),
+    "date_of_birth": ("date", "dateOfBirth"),
+    "birth_country": ("country", "placeOfBirth: the country (Switzerland: a Swiss town)"),
+    "birth_town": ("text", "placeOfBirth: the town"),
+    "nationality": ("country", "nationalityData/countryInfo"),
+    "marital_status": ("code", "maritalData/maritalStatus"),
+    "marital_status_date": ("date", "maritalData/dateOfMaritalStatus"),
+    "permit": ("code", "residencePermitData/residencePermit (eCH-0006); empty: none"),
+    "permit_valid_from": ("date", "residencePermitValidFrom"),
+    "permit_valid_till": ("date", "residencePermitValidTill"),
+    "entry_date": ("date", "residencePermitData/entryDate"),
+    "street": ("text", "residenceAddress/street"),
+    "house_number": ("text", "residenceAddress/houseNumber"),
+    "zip_code": ("number", "residenceAddress/swissZipCode"),
+    "town": ("text", "residenceAddress/town"),
+    "municipality_id": ("number", "municipality/municipalityId (BFS number)"),
+    "municipality_name": ("text", "municipality/municipalityName"),
+    "canton": ("code", "municipality/cantonAbbreviation"),
+    "religion": ("code", "religionData/religion (eCH-0011 code, e.g. 111)"),
+    "comes_from_town": ("text", "comesFrom/municipalityName"),
+    "comes_from_country": ("country", "comesFrom/countryNameShort"),
+    "arrival_date": ("date", "comesFrom/arrivalDate (default: event_date)"),
+    "goes_to_town": ("text", "goesTo/municipalityName"),
+    "goes_to_country": ("country", "goesTo/countryNameShort"),
+    "departure_date": ("date", "goesTo/departureDate (default: event_date)"),
+}
+#: Targets every mapping fills and every row must have.
+REQUIRED = ("event", "official_name", "first_name", "sex", "date_of_birth", "nationality",
+            "marital_status", "zip_code", "town", "municipality_name", "religion")
+#: Where the code targets' allowed values are declared in the eCH-0223 model.
+CODE_FIELDS: dict[str, tuple[str, ...]] = {
+    "event": ("content", "person_event"),
+    "sex": ("content", "person_identification", "sex"),
+    "marital_status": ("content", "person_data", "marital_data", "marital_status"),
+    "permit": ("content", "person_data", "residence_permit_data", "residence_permit"),
+    "canton": ("content", "person_data", "municipality", "canton_abbreviation"),
+}
+
+Target = Literal[tuple(TARGETS)]  # type: ignore[valid-type]
+
+
+class FieldSpec(PluginOptions):
+    """Where one target's value comes from, and how it is read."""
+
+    column: str | None = Field(default=None, description="the CSV column, or the JSON path"
+                               " (person.name.last; a number picks a list item)")
+    value: str | None = Field(default=None, description="a fixed value instead of a column")
+    table: str | None = Field(default=None, description="a [tables.<name>] translating the value")
+    format: str | None = Field(default=None, description="date format, e.g. %d.%m.%Y (default:"
+                               " the mapping's date_format)")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> FieldSpec:
+        if (self.column is None) == (self.value is None):
+            raise ValueError("give either column or value")
+        return self
+
+
+class CountrySpec(PluginOptions):
+    """A country as eCH-0008 states it: BFS id, ISO code, short name."""
+
+    id: int = Field(ge=8100, le=8999, description="BFS country id (8100: Switzerland)")
+    iso2: str | None = Field(default=None, pattern=r"^[A-Z]{2}$", description="ISO 3166 alpha-2 code")
+    name: str = Field(min_length=1, description="short name, e.g. Deutschland")
+
+
+class HeaderSpec(PluginOptions):
+    """What the eCH-0223 header says of every message made from this export."""
+
+    sender_id: str = Field(min_length=1, description="our sedex participant id, e.g. 1-261-1")
+    recipient_id: list[str] = Field(default_factory=list, description="the canton's sedex id(s)")
+    test_delivery: bool = Field(False, description="mark the messages as test data")
+    manufacturer: str = Field("unknown", description="the registry software's maker")
+    product: str = Field("unknown", description="the registry software")
+    product_version: str = Field("unknown", description="its version")
+
+
+class MappingSpec(PluginOptions):
+    """The whole mapping file."""
+
+    name: str = Field(min_length=1, description="what the export is, e.g. Kommunalsoft Nova")
+    format: Literal["csv", "json"]
+    encoding: Literal["utf-8", "windows-1252"] = "utf-8"
+    delimiter: Literal[";", ",", "\t", "|"] = ";"
+    records: str = Field("", description="JSON: path of the list of records (empty: the"
+                         " document is the list)")
+    date_format: str = "%Y-%m-%d"
+    max_rows: int = Field(100_000, ge=1, description="most rows one file may have")
+    header: HeaderSpec
+    fields: dict[Target, str | FieldSpec]  # type: ignore[valid-type]
+    tables: dict[str, dict[str, str]] = Field(default_factory=dict)
+    countries: dict[str, CountrySpec] = Field(default_factory=dict)
+
+    @field_validator("fields", mode="after")
+    @classmethod
+    def _columns(cls, value: dict[str, str | FieldSpec]) -> dict[str, FieldSpec]:
+        return {k: FieldSpec(column=v) if isinstance(v, str) else v for k, v in value.items()}
+
+    def field(self, target: str) -> FieldSpec | None:
+        """How ``target`` is filled, if the mapping fills it."""
+        spec = self.fields.get(target)
+        assert spec is None or isinstance(spec, FieldSpec)
+        return spec
+
+    def columns(self) -> dict[str, str]:
+        """Each target read from the export, with its column or path."""
+        return {t: s.column for t, s in self.fields.items()
+                if isinstance(s, FieldSpec) and s.column is not None}
+
+
+def allowed_codes(target: str) -> tuple[str, ...]:
+    """The eCH codes a code target may take, read from the eCH-0223 model; () if any text."""
+    path = CODE_FIELDS.get(target)
+    if path is None:
+        return ()
+    annotation: Any = PersonEventMessage
+    for name in path:
+        model = next(a for a in (annotation, *get_args(annotation)) if hasattr(a, "model_fields"))
+        annotation = model.model_fields[name].annotation
+    literal = next(a for a in (annotation, *get_args(annotation)) if get_origin(a) is Literal)
+    return tuple(str(code) for code in get_args(literal))
+
+
+def load_mapping(path: Path) -> MappingSpec:
+    """Read and check the mapping file at ``path``.
+
+    :raises ConfigError: every problem as (file, key, reason).
+    """
+    file = str(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([(file, "(file)", f"cannot read: {exc.strerror or exc}")]) from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError([(file, "(file)", f"not valid TOML: {exc}")]) from None
+    try:
+        spec = MappingSpec.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError([(file, *_problem(e["loc"], e["msg"])) for e in exc.errors()]) from None
+    problems = [(file, key, reason) for key, reason in _cross_check(spec)]
+    if problems:
+        raise ConfigError(problems)
+    return spec
+
+
+def _problem(loc: tuple[int | str, ...], message: str) -> tuple[str, str]:
+    """A validation error as (key, reason); an unknown target is named with the closest ones."""
+    if loc[:1] == ("fields",) and loc[-1:] == ("[key]",):
+        target = str(loc[1])
+        close = difflib.get_close_matches(target, list(TARGETS), n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(close)}?" if close else "see the README for the targets"
+        return f"fields.{target}", f"unknown target; {hint}"
+    return ".".join(str(p) for p in loc) or "(file)", message
+
+
+def _cross_check(spec: MappingSpec) -> list[tuple[str, str]]:
+    """What each key is valid alone but wrong together: missing targets, tables, codes."""
+    problems = [("fields", f"required target {t!r} is not mapped")
+                for t in REQUIRED if t not in spec.fields]
+    if "vn" not in spec.fields and "local_id" not in spec.fields:
+        problems.append(("fields", "map vn or local_id (or both): a person needs an id"))
+    if ("local_id" in spec.fields) != ("local_id_category" in spec.fields):
+        problems.append(("fields", "local_id and local_id_category go together"))
+    if spec.format == "csv" and spec.records:
+        problems.append(("records", "only a JSON export has a records path"))
+    try:
+        datetime.now().strftime(spec.date_format)
+    except ValueError as exc:
+        problems.append(("date_format", str(exc)))
+    for target, field in spec.fields.items():
+        assert isinstance(field, FieldSpec)
+        key, kind = f"fields.{target}", TARGETS[target][0]
+        if field.table is not None:
+            if field.table not in spec.tables:
+                known = ", ".join(sorted(spec.tables)) or "none"
+                problems.append((f"{key}.table", f"no table {field.table!r}; tables: {known}"))
+            elif kind == "code" and allowed_codes(target):
+                codes = allowed_codes(target)
+                problems += [(f"tables.{field.table}.{entry}",
+                              f"{code!r} is not a valid {target} code")
+                             for entry, code in spec.tables[field.table].items()
+                             if code not in codes]
+        if field.format is not None and kind != "date":
+            problems.append((f"{key}.format", f"{target} is not a date"))
+        if kind == "country" and not spec.countries:
+            problems.append(("countries", f"{target} is a country: list them in [countries]"))
+    return problems

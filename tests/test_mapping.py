@@ -1,0 +1,369 @@
+"""The mapping plugin: JSON and CSV exports split into rows, each row an eCH-0223 message.
+
+Real files throughout: the shipped Nova example (mapping and exports), files
+written here, the official eCH-0223 1.5 XSD as the oracle, and the real
+command line for ``map-test`` and ``check-config``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from gateway.api import ConfigError, InputRejected, NormaliseContext, Normalised, RawInput
+from gateway.cli import main
+from plugins.mapping.normaliser import MAPPING_META, ROW_META, normalise
+from plugins.mapping.spec import load_mapping
+from tests.official import official_schema_set
+
+REPO = Path(__file__).resolve().parent.parent
+MAPPINGS = REPO / "config" / "mappings"
+EXAMPLES = REPO / "config" / "examples" / "nova"
+CSV_SAMPLE = EXAMPLES / "einwohner-2026-12-01.csv"
+JSON_SAMPLE = EXAMPLES / "einwohner-2026-12-01.json"
+LIMITS = NormaliseContext(max_bytes=1 << 20, max_zip_entries=10, max_zip_bytes=1 << 20,
+                          max_zip_ratio=10)
+HEADER = ("PERS_NR;AHV_NR;NAME;VORNAME;GESCHLECHT;GEBURTSDATUM;GEBURTSLAND;GEBURTSORT;"
+          "STAATSANGEHOERIGKEIT;ZIVILSTAND;ZIVILSTAND_SEIT;BEWILLIGUNG;BEWILLIGUNG_BIS;EINREISE;"
+          "STRASSE;HAUSNR;PLZ;ORT;KONFESSION;EREIGNIS;EREIGNIS_DATUM;ZUZUG_ORT;ZUZUG_LAND;"
+          "WEGZUG_ORT;WEGZUG_LAND")
+GOOD = ("104211;756.5658.6706.52;Becker;Lukas;M;14.03.1991;DE;München;DE;ledig;;B-EU;"
+        "31.10.2031;01.11.2026;Technikumstrasse;42;8400;Winterthur;rk;Zuzug;01.11.2026;"
+        "München;DE;;")
+
+
+def export(data: bytes, mapping: Path, ref: str = "export.csv") -> RawInput:
+    """An export file as the folder source hands it over."""
+    return RawInput("nova", ref, data, {"content_type": "text/csv", MAPPING_META: str(mapping)})
+
+
+def split(data: bytes, mapping: Path = MAPPINGS / "nova.toml") -> Normalised:
+    result = normalise(export(data, mapping), LIMITS)
+    assert result is not None and result.kind == "export"
+    return result
+
+
+def rows(result: Normalised) -> list[Normalised]:
+    """Each good part normalised again, as the core does."""
+    messages = [normalise(part, LIMITS) for part in result.parts]
+    assert all(m is not None for m in messages)
+    return [m for m in messages if m is not None]
+
+
+def utf8_mapping(tmp_path: Path, **changes: str) -> Path:
+    """The Nova mapping reading UTF-8 (and other top-level keys changed)."""
+    text = (MAPPINGS / "nova.toml").read_text(encoding="utf-8")
+    text = text.replace('encoding = "windows-1252"', 'encoding = "utf-8"')
+    for key, value in changes.items():
+        if f"\n{key} = " in text:
+            text = text.replace(f"\n{key} = ", f"\n{key} = {value}\n#{key} = ", 1)
+        else:
+            text = f"{key} = {value}\n{text}"
+    path = tmp_path / "nova-utf8.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def csv_bytes(*lines: str, delimiter: str = ";") -> bytes:
+    return ("\r\n".join(line.replace(";", delimiter) for line in (HEADER, *lines)) + "\r\n"
+            ).encode("utf-8")
+
+
+# -- the shipped example ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("sample", "mapping", "good"), [
+    (CSV_SAMPLE, "nova.toml", 7), (JSON_SAMPLE, "nova-json.toml", 3)])
+def test_every_sample_row_is_valid_against_the_official_xsd(sample: Path, mapping: str,
+                                                            good: int) -> None:
+    schemas = official_schema_set()
+    messages = rows(split(sample.read_bytes(), MAPPINGS / mapping))
+    assert len(messages) == good
+    for message in messages:
+        report = schemas.validate(message.xml)
+        assert report.valid, (message.facts, [i.message for i in report.issues])
+        assert message.kind == "personEventMessage"
+
+
+def test_the_bad_sample_row_is_rejected_alone_with_row_field_and_reason() -> None:
+    result = split(CSV_SAMPLE.read_bytes())
+    assert [p.meta[ROW_META] for p in result.parts] == ["1", "2", "3", "4", "5", "6", "8"]
+    [(part, reason)] = result.rejected_parts
+    assert reason == ("row 7 (line 8): field permit (BEWILLIGUNG): value 'S' has no entry in"
+                      " the permit table")
+    assert part.meta[ROW_META] == "7"
+    assert json.loads(part.data)["record"]["BEWILLIGUNG"] == "S"  # the row, kept as evidence
+
+
+def test_a_row_message_states_the_person_and_its_keys() -> None:
+    result = split(CSV_SAMPLE.read_bytes())
+    first = rows(result)[0]
+    assert first.subject == ("vn:7565658670652", "local:MU.230:104211")
+    assert first.facts == {"event": "moveIn", "mapping": "Kommunalsoft Nova, Einwohnerexport 4.2",
+                           "row": 1}
+    [person] = first.persons
+    assert person.permit() == "0201" and person.nationality() == "foreign"
+    assert person.municipality is not None and person.municipality.municipality_id == 230
+    assert str(person.as_of) == "2026-11-01"
+    naturalised = rows(result)[-1]
+    assert naturalised.persons[0].nationality() == "swiss"
+    assert naturalised.persons[0].permit() is None  # xsi:nil in the message
+
+
+def test_message_ids_are_the_same_however_often_a_file_is_mapped() -> None:
+    data = CSV_SAMPLE.read_bytes()
+    first = [m.message_id for m in rows(split(data))]
+    again = [m.message_id for m in rows(split(data))]
+    other = [m.message_id for m in rows(split(data + b"\r\n"))]
+    assert first == again
+    assert len(set(first)) == 7 and not set(first) & set(other)
+
+
+def test_json_paths_reach_nested_fields_and_list_items() -> None:
+    messages = rows(split(JSON_SAMPLE.read_bytes(), MAPPINGS / "nova-json.toml"))
+    assert [m.facts["event"] for m in messages] == ["moveIn", "prolongationL", "moveIn"]
+    person = messages[1].persons[0]
+    assert person.identification.first_name == "Camille"
+    assert person.facts()["country"] == 8212  # person.nationalities.0 = FR
+    assert b"<eCH-0223:comesFrom><eCH-0223:municipalityName>Bern<" in messages[2].xml
+
+
+# -- bad rows --------------------------------------------------------------------------
+
+
+def test_each_kind_of_bad_row_is_rejected_alone(tmp_path: Path) -> None:
+    mapping = utf8_mapping(tmp_path)
+    data = csv_bytes(
+        GOOD,
+        GOOD.replace(";Becker;", ";;"),                      # a required field empty
+        GOOD.replace("14.03.1991", "1991-03-14"),            # a date in another format
+        GOOD.replace("756.5658.6706.52", "756.5658.6706.53"),  # a wrong check digit
+        GOOD.replace(";M;", ";X;"),                          # no entry in the sex table
+        GOOD.replace(";DE;ledig;", ";ZZ;ledig;"),             # an unknown country
+        GOOD.replace(";8400;", ";84OO;"),                    # not a number
+        GOOD + ";extra",                                     # more cells than the header
+        GOOD.replace("Lukas", "Lu\x00kas"),                  # a character XML cannot carry
+        GOOD,
+    )
+    result = split(data, mapping)
+    assert [p.meta[ROW_META] for p in result.parts] == ["1", "10"]
+    assert [reason for _part, reason in result.rejected_parts] == [
+        "row 2 (line 3): field official_name (NAME): missing (required)",
+        "row 3 (line 4): field date_of_birth (GEBURTSDATUM): '1991-03-14' is not a date of the"
+        " form %d.%m.%Y",
+        "row 4 (line 5): field vn (AHV_NR): the VN's check digit is wrong",
+        "row 5 (line 6): field sex (GESCHLECHT): value 'X' has no entry in the sex table",
+        "row 6 (line 7): field nationality (STAATSANGEHOERIGKEIT): value 'ZZ' has no entry in"
+        " [countries]",
+        "row 7 (line 8): field zip_code (PLZ): '84OO' is not a number",
+        "row 8 (line 9): field (row): 26 cells where the header has 25",
+        "row 9 (line 10): field first_name (VORNAME): contains the control character U+0000",
+    ]
+    assert len(rows(result)) == 2
+
+
+def test_a_row_with_several_faults_names_each(tmp_path: Path) -> None:
+    data = csv_bytes(GOOD.replace(";M;", ";?;").replace(";B-EU;", ";Z;"))
+    [(_part, reason)] = split(data, utf8_mapping(tmp_path)).rejected_parts
+    assert reason == ("row 1 (line 2): field sex (GESCHLECHT): value '?' has no entry in the sex"
+                      " table; field permit (BEWILLIGUNG): value 'Z' has no entry in the permit"
+                      " table")
+
+
+def test_a_row_part_that_no_longer_maps_is_rejected_with_its_reason(tmp_path: Path) -> None:
+    mapping = utf8_mapping(tmp_path)
+    [part] = split(csv_bytes(GOOD), mapping).parts
+    mapping.write_text(mapping.read_text(encoding="utf-8").replace('B-EU = "0201"', ""),
+                       encoding="utf-8")
+    with pytest.raises(InputRejected, match=r"^row 1 \(line 2\): field permit \(BEWILLIGUNG\):"
+                       r" value 'B-EU' has no entry in the permit table$"):
+        normalise(part, LIMITS)
+
+
+# -- files that are not exports of this mapping ----------------------------------------
+
+
+@pytest.mark.parametrize(("data", "reason"), [
+    (b'<?xml version="1.0"?><a/>', "the header lacks the mapped column(s) AHV_NR, BEWILLIGUNG"),
+    (b"\x00\x01\x02PK garbage", "the header lacks the mapped column(s)"),
+    (csv_bytes(GOOD, delimiter=","), "the header has no ';': is the delimiter ','?"),
+    (HEADER.encode() + b"\r\n", "the export has no records"),
+    (b"", "the export is empty"),
+    (csv_bytes(GOOD.replace("Becker", "B" + "e" * 200_000)), "field larger than field limit"),
+])
+def test_a_file_that_is_not_such_an_export_is_rejected_naming_what_is_missing(
+        tmp_path: Path, data: bytes, reason: str) -> None:
+    with pytest.raises(InputRejected) as caught:
+        split(data, utf8_mapping(tmp_path))
+    assert reason in str(caught.value)
+
+
+def test_windows_1252_needs_saying_so(tmp_path: Path) -> None:
+    data = CSV_SAMPLE.read_bytes()
+    with pytest.raises(InputRejected, match=r'not utf-8 text: byte 0xfc .*encoding = "windows-1252"'):
+        split(data, utf8_mapping(tmp_path))
+    assert len(split(data).parts) == 7  # the shipped mapping says windows-1252
+
+
+def test_a_byte_order_mark_is_no_part_of_the_first_column(tmp_path: Path) -> None:
+    result = split(b"\xef\xbb\xbf" + csv_bytes(GOOD), utf8_mapping(tmp_path))
+    assert len(result.parts) == 1 and not result.rejected_parts
+
+
+def test_the_delimiter_is_configurable(tmp_path: Path) -> None:
+    mapping = utf8_mapping(tmp_path, delimiter='","')
+    data = csv_bytes(GOOD.replace(";Technikumstrasse;", ';"Technikumstrasse, Hinterhaus";'),
+                     delimiter=",").replace(b'"Technikumstrasse, Hinterhaus"',
+                                            b'"Technikumstrasse; Hinterhaus"')
+    [message] = rows(split(data, mapping))
+    assert b"<eCH-0010:street>Technikumstrasse; Hinterhaus</eCH-0010:street>" in message.xml
+
+
+def test_limits_apply_to_the_file_and_its_rows(tmp_path: Path) -> None:
+    small = NormaliseContext(max_bytes=100, max_zip_entries=1, max_zip_bytes=1, max_zip_ratio=1)
+    with pytest.raises(InputRejected, match="more than the limit of 100"):
+        normalise(export(CSV_SAMPLE.read_bytes(), MAPPINGS / "nova.toml"), small)
+    with pytest.raises(InputRejected, match=r"more than 2 rows \(max_rows of the mapping\)"):
+        split(csv_bytes(GOOD, GOOD, GOOD), utf8_mapping(tmp_path, max_rows="2"))
+
+
+@pytest.mark.parametrize(("document", "reason"), [
+    (b'{"export": {"persons": [', "not JSON: Expecting value (at line 1 column 25)"),
+    (b'{"export": {}}', "the document has no 'export.persons'"),
+    (b'{"export": {"persons": {"a": 1}}}', "'export.persons' is not a list of records"),
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+])
+def test_json_that_is_no_export_is_rejected(document: bytes, reason: str) -> None:
+    with pytest.raises(InputRejected) as caught:
+        split(document, MAPPINGS / "nova-json.toml")
+    assert reason in str(caught.value)
+
+
+def test_a_json_record_that_is_no_object_or_holds_an_object_where_a_value_belongs() -> None:
+    good = json.loads(JSON_SAMPLE.read_text(encoding="utf-8"))["export"]["persons"][0]
+    bad = json.loads(json.dumps(good))
+    bad["person"]["name"]["official"] = {"de": "Nowak"}
+    document = {"export": {"persons": [good, "Nowak", bad]}}
+    result = split(json.dumps(document).encode(), MAPPINGS / "nova-json.toml")
+    assert len(result.parts) == 1
+    assert [reason for _part, reason in result.rejected_parts] == [
+        "row 2: field (row): a str, not an object",
+        "row 3: field official_name (person.name.official): person.name.official holds a dict,"
+        " not a value",
+    ]
+
+
+def test_input_without_a_mapping_is_left_to_other_normalisers() -> None:
+    assert normalise(RawInput("registry", "a.xml", b"<a/>", {}), LIMITS) is None
+
+
+# -- the mapping file ------------------------------------------------------------------
+
+
+def test_a_mapping_file_with_faults_names_file_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    text = (MAPPINGS / "nova.toml").read_text(encoding="utf-8")
+    text = text.replace('W = "2"', 'W = "F"').replace('table = "marital"', 'table = "civil"')
+    text = text.replace('vn = "AHV_NR"', 'vnr = "AHV_NR"')
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_mapping(path)
+    assert [(key, reason) for file, key, reason in caught.value.problems
+            if file == str(path)] == [("fields.vnr", "unknown target; did you mean vn?")]
+    path.write_text(text.replace('vnr = "AHV_NR"', 'vn = "AHV_NR"'), encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_mapping(path)
+    assert [(key, reason) for _file, key, reason in caught.value.problems] == [
+        ("tables.sex.W", "'F' is not a valid sex code"),
+        ("fields.marital_status.table", "no table 'civil'; tables: event, marital, permit,"
+         " religion, sex"),
+    ]
+
+
+# -- the command line ------------------------------------------------------------------
+
+
+def gateway_dir(tmp_path: Path) -> Path:
+    """A configuration with the Nova sources, as an operator sets it up."""
+    shutil.copytree(MAPPINGS, tmp_path / "mappings")
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        '[store]\npath = "gateway.db"\n'
+        '[sources.nova]\ntype = "folder"\npath = "in"\npattern = ["*.csv"]\n'
+        'mapping = "mappings/nova.toml"\n'
+        '[sources.nova-json]\ntype = "folder"\npath = "in-json"\npattern = ["*.json"]\n'
+        'mapping = "mappings/nova-json.toml"\n'
+        '[sources.registry]\ntype = "folder"\npath = "registry"\n', encoding="utf-8")
+    return config
+
+
+def test_map_test_prints_the_messages_and_the_rejected_row(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = gateway_dir(tmp_path)
+    out = tmp_path / "out"
+    code = main(["--config", str(config), "map-test", "--source", "nova", "--out", str(out),
+                 str(CSV_SAMPLE)])
+    printed = capsys.readouterr()
+    assert code == 1
+    assert printed.out.count("<eCH-0223:personEventMessage") == 7
+    assert printed.out.count("==> row ") == 7 and "==> row 7 <==" not in printed.out
+    assert printed.err.splitlines() == [
+        f"{CSV_SAMPLE}: row 7 (line 8): field permit (BEWILLIGUNG): value 'S' has no entry in"
+        " the permit table",
+        f"{CSV_SAMPLE}: 8 rows, 7 mapped, 1 rejected"]
+    schemas = official_schema_set()
+    written = sorted(out.glob("row-*.xml"))
+    assert [p.name for p in written] == [f"row-000{n}.xml" for n in (1, 2, 3, 4, 5, 6, 8)]
+    assert all(schemas.validate(p.read_bytes()).valid for p in written)
+
+
+def test_map_test_summary_and_a_clean_export_exit_0(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = gateway_dir(tmp_path)
+    code = main(["--config", str(config), "map-test", "--source", "nova-json", "--summary",
+                 str(JSON_SAMPLE)])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert lines[0].startswith("row 1: moveIn, messageId ")
+    assert lines[0].endswith(", person vn:7563047500962 local:MU.230:104402")
+    assert lines[-1] == f"{JSON_SAMPLE}: 3 rows, 3 mapped, 0 rejected"
+
+
+def test_map_test_rejects_a_file_that_is_no_export(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = gateway_dir(tmp_path)
+    code = main(["--config", str(config), "map-test", "--source", "nova-json", str(CSV_SAMPLE)])
+    assert code == 1
+    assert capsys.readouterr().err.startswith(f"{CSV_SAMPLE}: rejected: not utf-8 text")
+
+
+def test_map_test_needs_a_source_with_a_mapping(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = gateway_dir(tmp_path)
+    assert main(["--config", str(config), "map-test", "--source", "nope", str(CSV_SAMPLE)]) == 2
+    assert "sources.nope: no such source; sources: nova, nova-json, registry" in (
+        capsys.readouterr().err)
+    assert main(["--config", str(config), "map-test", "--source", "registry",
+                 str(CSV_SAMPLE)]) == 2
+    assert "sources.registry.mapping: the source names no mapping file" in capsys.readouterr().err
+
+
+def test_check_config_reports_mapping_problems_with_file_and_key(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = gateway_dir(tmp_path)
+    assert main(["--config", str(config), "check-config"]) == 0
+    capsys.readouterr()
+    mapping = tmp_path / "mappings" / "nova.toml"
+    mapping.write_text(mapping.read_text(encoding="utf-8").replace('B-EU = "0201"',
+                                                                   'B-EU = "B"'),
+                       encoding="utf-8")
+    assert main(["--config", str(config), "check-config"]) == 2
+    assert capsys.readouterr().out.splitlines() == [
+        f"{mapping}: tables.permit.B-EU: 'B' is not a valid permit code (mapping of sources.nova)"]
+    mapping.unlink()
+    assert main(["--config", str(config), "check-config"]) == 2
+    assert f"{config}: sources.nova.mapping: no mapping file {mapping}" in (
+        capsys.readouterr().out)
