@@ -19,13 +19,16 @@ is a gap in this module, not a licence to import internals.
 - eCH-0223 versions: :func:`upgrade` turns a 1.0/1.3/1.4 message into 1.5,
   :class:`PartnerVersion` says which version a partner runs;
 - the eCH-0223 model of a ``personEventMessage`` (:class:`PersonEventMessage`), for
-  normalisers that build messages from other formats.
+  normalisers that build messages from other formats; the whole model (:mod:`ech0223`,
+  e.g. ``ech0223.PersonData``) and :func:`read_part`, which reads an eCH-0011/0021/0044
+  part wherever it sits (an eCH-0020 event's ``nameData``...).
 """
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from gateway import ech0223
 from gateway.archive import build_zip, safe_unzip
 from gateway.assembly import load_config
 from gateway.config import Duration, Size
@@ -67,6 +70,7 @@ from gateway.ech0223 import (
     sample_person_event,
     write_message,
 )
+from gateway.ech0223.parts import read_part
 from gateway.ech0223.versions import upgrade
 from gateway.errors import (
     ConfigError,
@@ -171,6 +175,7 @@ __all__ = [
     "WritablePaths",
     "build_zip",
     "display_name",
+    "ech0223",
     "finish",
     "hookimpl",
     "in_thread",
@@ -182,6 +187,7 @@ __all__ = [
     "person_keys",
     "read_evidence",
     "read_file",
+    "read_part",
     "ready_files",
     "redact",
     "rename_no_replace",

@@ -1,0 +1,144 @@
+"""The eCH-0020 v3 normaliser: a commune registry's events become eCH-0223 1.5 messages.
+
+A ``delivery`` in ``http://www.ech.ch/xmlns/eCH-0020/3`` is recognised by its
+namespace; anything else is declined (``None``), so eCH-0223 input reaches the
+ech0223 normaliser. What each event becomes follows DOMAIN.md §5:
+
+- an event with an eCH-0223 counterpart becomes a ``personEventMessage`` draft
+  (``Normalised.draft``): most events carry little more than an identification,
+  so the message is finished by ``draft.complete(person)`` once the core has
+  looked up the person's last known state (``subject``). ``personData`` is that
+  state merged with what the event says; the merged state is ``persons``.
+  Without a state, an identification-only event is rejected (it cannot make a
+  ``personData``); a permit or nationality event goes out without ``personData``.
+  When required parts are still unknown the message goes without ``personData``
+  and a warning lists them.
+- ``changeResidencePermit``: old permit (state) against new (event): see ``_permit``.
+  ``correctResidencePermit`` becomes ``othercaseOfMigration`` with a businessComment;
+  ``adoption`` and ``childRelationship`` become ``correctParentalrelationship``
+  (DOMAIN.md marks these "needs review").
+- ``changeOccupation``: eCH-0223 1.5 has no such personEvent, so the message goes
+  without ``personEvent`` (DOMAIN.md §5 allows "send without personEvent, or drop";
+  sending keeps the job data reaching the canton) and a warning says so.
+- ``naturalizeForeigner``: the Swiss nationality is completed as eCH-0223 needs it
+  (8100, CH, "Schweiz"); ``facts["nationality_before"]`` is ``"foreign"`` (``"swiss"``
+  for ``undoSwiss``), whatever the state knows.
+- events without counterpart are ``not_relevant`` (with a state update when they
+  carry data a state keeps); ``baseDelivery`` seeds one state per person and sends nothing.
+
+The eCH-0223 header (eCH-0039 v3 / eCH-0058 v4) is derived from the eCH-0020
+``deliveryHeader`` (eCH-0058 v5):
+
+- ``messageId``: ``uuid5`` of the eCH-0020 ``senderId`` and ``messageId``, so a
+  re-sent delivery becomes the same message (the store sees the duplicate);
+  ``referenceMessageId`` is mapped the same way, so it names the eCH-0223 message
+  made from the referenced eCH-0020 one.
+- ``ourBusinessReferenceId``: the eCH-0020 ``messageId``, to trace a message back.
+- ``senderId``, ``businessProcessId``, ``sendingApplication`` (the registry software
+  the data comes from), ``messageDate``, ``eventDate``, ``action`` and
+  ``testDeliveryFlag`` are taken over as they are: a re-sent delivery gives the
+  same bytes. ``messageType`` is the eCH-0223 namespace, as in the gateway's own
+  samples; ``recipientId`` is left out (the partner is known only once rules
+  decided). ``subject`` and ``comment`` are not taken over (free text may name persons).
+
+Rejection reasons name the element path and never a full VN or a name (they are
+logged): a VN appears masked, as ``756.****.****.97``.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from gateway.api import (
+    InputRejected,
+    NormaliseContext,
+    Normalised,
+    PersonState,
+    RawInput,
+    hookimpl,
+    parse_untrusted,
+    person_keys,
+)
+
+from . import _state
+from ._draft import EventDraft
+from ._events import COUNTERPART, NO_COUNTERPART, EventData, read_event, single_person
+from ._header import header as read_header
+from ._xml import E20, NS_0020, Element, date_of, local, missing, where
+
+_MARKERS = tuple(NS_0020.encode(codec) for codec in ("ascii", "utf-16-le", "utf-16-be"))
+#: How far into the input the namespace declaration of the root is looked for.
+_HEAD = 1 << 16
+_VERSION = "3.0"
+
+
+@hookimpl
+def gateway_normalise(raw: RawInput, context: NormaliseContext) -> Normalised | None:
+    """Normalise an eCH-0020 v3 ``delivery``; decline anything else."""
+    head = raw.data[:_HEAD]
+    if not any(marker in head for marker in _MARKERS):
+        return None
+    root = parse_untrusted(raw.data, max_bytes=context.max_bytes).getroot()
+    if not isinstance(root.tag, str) or not root.tag.startswith(E20):
+        return None
+    return normalise(root)
+
+
+def normalise(root: Element) -> Normalised:
+    """The eCH-0020 delivery ``root`` as a :class:`Normalised` (a draft, or not relevant).
+
+    :raises InputRejected: not a v3 ``delivery``, an unknown event, or required data
+        missing or malformed; the reason names the field and ``where`` its path.
+    """
+    if local(root) != "delivery":
+        raise InputRejected(f"eCH-0020 root element {local(root)} is not delivery", where(root))
+    if (root.get("version") or "").strip() != _VERSION:
+        raise InputRejected(f"unsupported eCH-0020 version {root.get('version')!r:.12}: 3.0 is", where(root))
+    kids = [child for child in root if local(child)]
+    if not kids or local(kids[0]) != "deliveryHeader":
+        raise missing(root, "deliveryHeader")
+    if len(kids) < 2:
+        raise missing(root, "event")
+    header = read_header(kids[0])
+    event_el = kids[1]
+    event = local(event_el)
+    as_of = header.event_date or header.message_date.date()
+    if event == "baseDelivery":
+        return _base_delivery(event_el, as_of)
+    if event in NO_COUNTERPART:
+        return _not_relevant(event, event_el, header.message_id, as_of)
+    if event not in COUNTERPART:
+        raise InputRejected(f"unknown event element {event} (not an eCH-0020 v3 event)", where(event_el))
+    ev = read_event(event_el)
+    subject = tuple(person_keys(ev.identification))
+    facts = {"source_event": event, "source_message_id": header.our_business_reference_id}
+    draft = EventDraft(header=header, event=ev, person_event=COUNTERPART[event], subject=subject,
+                       facts=facts)
+    return Normalised(kind="personEventMessage", message_id=header.message_id, xml=b"", tree=None,
+                      reference_message_id=header.reference_message_id, action=header.action,
+                      subject=subject, draft=draft, facts=facts)
+
+
+def _base_delivery(el: Element, as_of: date) -> Normalised:
+    messages = [child for child in el if local(child) == "messages"]
+    if not messages:
+        raise missing(el, "messages")
+    persons = []
+    for message in messages:
+        ev = read_event(message, "baseDelivery")
+        valid = [child for child in message if local(child) == "baseDeliveryValidFrom"]
+        persons.append(_state.stated(ev, date_of(valid[0]) if valid else as_of))
+    return Normalised(kind="baseDelivery", message_id=None, xml=b"", tree=None,
+                      not_relevant="baseDelivery seeds the person state and sends nothing",
+                      persons=tuple(persons), facts={"source_event": "baseDelivery"})
+
+
+def _not_relevant(event: str, el: Element, message_id: str, as_of: date) -> Normalised:
+    ev: EventData | None = read_event(el) if single_person(event) else None
+    subject = tuple(person_keys(ev.identification)) if ev is not None else ()
+    persons: tuple[PersonState, ...] = ()
+    if ev is not None and (ev.parts or event == "changeSex"):
+        persons = (_state.stated(ev, as_of),)
+    return Normalised(kind="personEventMessage", message_id=message_id, xml=b"", tree=None,
+                      subject=subject, persons=persons, facts={"source_event": event},
+                      not_relevant=f"eCH-0020 event {event} has no eCH-0223 counterpart")

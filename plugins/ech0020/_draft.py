@@ -1,0 +1,91 @@
+"""The draft of one eCH-0223 message: finished once the person's last known state is at hand."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.api import InputRejected, Normalised, PersonState, ech0223
+
+from . import _message, _state
+from ._events import PERMIT_CASE, EventData
+from ._permit import describe, permit_case
+
+#: Events that still go out for a person the gateway knows nothing of (without personData):
+#: the change of permit or nationality is itself what the migration office needs.
+_WITHOUT_STATE = frozenset({"changeResidencePermit", "correctResidencePermit", "changeNationality",
+                            "correctNationality", "naturalizeForeigner", "undoSwiss"})
+_XSD_NAMES = {"name_data": "nameData", "birth_data": "birthData", "nationality_data": "nationalityData",
+              "marital_data": "maritalData", "residence_permit_data": "residencePermitData",
+              "residence_address": "residenceAddress", "municipality": "municipality",
+              "religion_data": "religionData"}
+
+
+@dataclass(frozen=True, slots=True)
+class EventDraft:
+    """An eCH-0020 event on its way to an eCH-0223 ``personEventMessage`` (pickles).
+
+    :param person_event: the eCH-0223 personEvent, ``PERMIT_CASE`` (decided from the
+        permits) or ``None`` (eCH-0223 1.5 has none: sent without).
+    """
+
+    header: ech0223.Header
+    event: EventData
+    person_event: str | None
+    subject: tuple[str, ...]
+    facts: dict[str, Any]
+
+    def complete(self, person: PersonState | None) -> Normalised:
+        """The finished message, given the person's state before the event.
+
+        :raises InputRejected: the person is unknown and the event alone cannot make
+            a ``personData`` (an identification-only event; the reason names the person element).
+        """
+        ev, header = self.event, self.header
+        as_of = header.event_date or header.message_date.date()
+        state = _state.after(ev, person, as_of)
+        warnings = list(ev.notes)
+        person_event, comment = self.person_event, None
+        if person_event == PERMIT_CASE:
+            before = person.residence_permit_data if person is not None else None
+            person_event, comment = permit_case(before, ev.parts["residence_permit_data"])
+        elif ev.event == "correctResidencePermit":
+            comment = _corrected_permit(ev)
+        elif person_event is None:
+            warnings.append(f"eCH-0223 1.5 has no {ev.event}: sent without personEvent")
+        data = state.person_data(comes_from=ev.comes_from, goes_to=ev.goes_to)
+        if data is None:
+            if person is None and ev.event not in _WITHOUT_STATE:
+                raise InputRejected(f"{ev.event} of a person the gateway has no state of: personData"
+                                    " cannot be completed (needs the person's state, e.g. from a"
+                                    " baseDelivery)", ev.person_path)
+            unknown = ", ".join(_XSD_NAMES.get(name, name) for name in state.missing())
+            warnings.append(f"sent without personData: {unknown} not known")
+        warnings += _event_warnings(ev, person)
+        xml, tree = _message.write(header, state.identification, person_event, data, comment)
+        facts = {**self.facts, "person_event": person_event,
+                 "nationality_before": _state.nationality_before(ev, person)}
+        return Normalised(
+            kind="personEventMessage", message_id=header.message_id, xml=xml, tree=tree,
+            reference_message_id=header.reference_message_id, action=header.action,
+            subject=self.subject, persons=(state,), facts=facts, warnings=tuple(warnings))
+
+
+def _corrected_permit(ev: EventData) -> str:
+    permit = ev.parts.get("residence_permit_data")
+    stated = f"now {describe(permit)}" if permit is not None else "without new permit data"
+    return (f"eCH-0020 correctResidencePermit: the residence permit data was corrected ({stated});"
+            " eCH-0223 has no event for correcting a permit")
+
+
+def _event_warnings(ev: EventData, person: PersonState | None) -> list[str]:
+    if ev.event == "changeResidenceType":
+        return ["eCH-0020 changeResidenceType does not say whether the residence is now the main or a"
+                " secondary one; eCH-0223 does not state it either"]
+    if ev.event == "naturalizeForeigner" and person is not None and person.nationality_data is not None:
+        return ["eCH-0020 naturalizeForeigner does not say whether the former nationality is kept;"
+                " personData states it beside the Swiss one"]
+    if (ev.separation is not None or ev.separation_till is not None) and (
+            person is None or person.marital_data is None):
+        return [f"{ev.event}: the separation data is not in personData (marital data unknown)"]
+    return []

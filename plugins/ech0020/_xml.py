@@ -1,0 +1,78 @@
+"""Namespaces and element helpers for reading eCH-0020 v3 deliveries.
+
+Elements are found by local name: the eCH-0020 XSD declares some children in
+the namespace of the schema that declares them, not of their type (DOMAIN.md
+§5.1: ``marriage`` has ``eCH-0020:maritalStatus``, ``divorce`` ``eCH-0011:maritalStatus``).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from lxml import etree
+
+from gateway.api import InputRejected
+
+NS_0020 = "http://www.ech.ch/xmlns/eCH-0020/3"
+E20 = f"{{{NS_0020}}}"
+XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
+
+Element = etree._Element
+
+
+def local(el: Element) -> str:
+    """The local name of ``el`` (``""`` for comments and processing instructions)."""
+    tag = el.tag
+    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
+
+
+def where(el: Element) -> str:
+    """The element's path by local names, e.g. ``/delivery/move/movePerson/vn``."""
+    names = [local(a) for a in el.iterancestors()][::-1]
+    return "/" + "/".join([*names, local(el)])
+
+
+def children(el: Element) -> dict[str, Element]:
+    """The child elements of ``el`` by local name (the first of each name)."""
+    found: dict[str, Element] = {}
+    for child in el:
+        name = local(child)
+        if name and name not in found:
+            found[name] = child
+    return found
+
+
+def all_named(el: Element, name: str) -> list[Element]:
+    """Every child element of ``el`` with local name ``name``, in document order."""
+    return [child for child in el if local(child) == name]
+
+
+def missing(parent: Element, name: str) -> InputRejected:
+    """The rejection of ``parent`` for lacking its required child ``name``."""
+    return InputRejected(f"missing required element {name}", f"{where(parent)}/{name}")
+
+
+def text(el: Element) -> str:
+    """The whitespace-collapsed text of a simple element; empty text is rejected."""
+    value = (el.text or "").strip()
+    if not value:
+        raise InputRejected(f"empty element {local(el)}", where(el))
+    return value
+
+
+def date_of(el: Element) -> date:
+    """An ``xs:date`` (a time zone suffix is allowed and ignored)."""
+    value = text(el)
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        raise InputRejected(f"{local(el)} is not a date: {value[:40]!r}", where(el)) from None
+
+
+def datetime_of(el: Element) -> datetime:
+    """An ``xs:dateTime``."""
+    value = text(el)
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputRejected(f"{local(el)} is not a date and time: {value[:40]!r}", where(el)) from None
