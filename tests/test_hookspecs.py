@@ -117,9 +117,9 @@ def test_hook_has_a_built_in_implementation(name: str, monkeypatch: pytest.Monke
     assert _built_in_implementers(monkeypatch)[name], f"no built-in plugin implements {name}"
 
 
-def test_built_in_plugins_are_the_six_registered(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_built_in_plugins_are_the_seven_registered(monkeypatch: pytest.MonkeyPatch) -> None:
     implementers = _built_in_implementers(monkeypatch)
-    assert set().union(*implementers.values()) == {"alerts", "ech0223", "folder", "mapping",
+    assert set().union(*implementers.values()) == {"alerts", "ech0020", "ech0223", "folder", "mapping",
                                                    "rules", "sedex"}
 
 

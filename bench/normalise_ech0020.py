@@ -1,0 +1,136 @@
+"""eCH-0020 → eCH-0223 events per second, beside plain lxml parse + validate of the same inputs.
+
+Each event file of the fixture corpus that becomes an eCH-0223 message is
+normalised (``gateway_normalise``), completed with its person's state as seeded
+by ``baseDelivery.xml`` (``draft.complete``) and its output validated against
+our eCH-0223 1.5 XSD, in a process pool (2 workers: the machine's 2 cores).
+The same inputs are then parsed and validated with lxml against the official
+eCH-0020 v3 XSD (``../shared/schemas/official``; without it, the outputs are
+parsed and validated against our eCH-0223 XSD instead), in the same pool size,
+in the same run: the floor a normaliser that does nothing but check its input
+would reach.
+
+Usage: .venv/bin/python bench/normalise_ech0020.py [--events 20000] [--workers 2] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import tomllib
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from lxml import etree
+
+from gateway.api import NormaliseContext, Normalised, PersonState, RawInput, person_keys
+from gateway.xml.validation import _CatalogResolver, _read_catalog, default_schema_set
+from plugins.ech0020 import gateway_normalise
+
+REPO = Path(__file__).resolve().parent.parent
+CORPUS = REPO / "tests" / "fixtures" / "ech0020"
+OFFICIAL = REPO.parent / "shared" / "schemas" / "official"
+CONTEXT = NormaliseContext(max_bytes=1 << 24, max_zip_entries=100, max_zip_bytes=1 << 24, max_zip_ratio=100)
+CHUNK = 250
+
+_states: dict[str, PersonState] = {}
+_inputs: list[bytes] = []
+_official: etree.XMLSchema | None = None
+
+
+def corpus() -> tuple[bytes, list[bytes]]:
+    """The base delivery and, in manifest order, every event file that becomes a message."""
+    manifest = tomllib.loads((CORPUS / "MANIFEST.toml").read_text(encoding="utf-8"))
+    events = [(CORPUS / entry["file"]).read_bytes() for entry in manifest["file"]
+              if entry["expect"] != "none"]
+    return (CORPUS / "baseDelivery.xml").read_bytes(), events
+
+
+def seed(base: bytes) -> dict[str, PersonState]:
+    """The person states of the base delivery, by key."""
+    normalised = gateway_normalise(RawInput("bench", "baseDelivery.xml", base), CONTEXT)
+    assert normalised is not None
+    return {key: state for state in normalised.persons for key in person_keys(state.identification)}
+
+
+def _init(base: bytes, inputs: list[bytes], official: bool) -> None:
+    global _official
+    _states.update(seed(base))
+    _inputs[:] = inputs
+    if official:
+        parser = etree.XMLParser(no_network=True, resolve_entities=False)
+        parser.resolvers.add(_CatalogResolver(_read_catalog(OFFICIAL / "catalog.xml")))
+        _official = etree.XMLSchema(etree.parse(str(OFFICIAL / "eCH-0020-3-0.xsd"), parser))
+    _gateway(0, len(_inputs))  # warm up: compiled schemas, imports
+    _lxml(0, len(_inputs))
+
+
+def _complete(data: bytes) -> Normalised:
+    normalised = gateway_normalise(RawInput("bench", "event.xml", data), CONTEXT)
+    assert normalised is not None and normalised.draft is not None
+    person = next((_states[key] for key in normalised.subject if key in _states), None)
+    return normalised.draft.complete(person)
+
+
+def _gateway(first: int, count: int) -> int:
+    """Normalise, complete and validate ``count`` inputs; the number of valid outputs."""
+    valid = 0
+    for index in range(first, first + count):
+        done = _complete(_inputs[index % len(_inputs)])
+        assert done.tree is not None
+        valid += default_schema_set().validate(done.tree).valid
+    return valid
+
+
+def _lxml(first: int, count: int) -> int:
+    """Parse and validate ``count`` inputs with lxml alone; the number of valid ones."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    valid = 0
+    for index in range(first, first + count):
+        data = _inputs[index % len(_inputs)]
+        if _official is not None:
+            valid += _official.validate(etree.fromstring(data, parser).getroottree())
+        else:
+            valid += default_schema_set().validate(etree.fromstring(_complete(data).xml, parser)).valid
+    return valid
+
+
+def rate(pool: ProcessPoolExecutor, work: Callable[[int, int], int], events: int) -> tuple[float, int]:
+    """Events per second of ``work`` over ``events`` inputs, spread over the pool in chunks."""
+    starts = list(range(0, events, CHUNK))
+    begin = time.perf_counter()
+    valid = sum(pool.map(work, starts, [min(CHUNK, events - s) for s in starts]))
+    return events / (time.perf_counter() - begin), valid
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print both rates."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args(argv)
+    base, inputs = corpus()
+    official = (OFFICIAL / "eCH-0020-3-0.xsd").is_file()
+    floor = "lxml parse + validate, official eCH-0020 XSD" if official else \
+        "lxml parse + validate of the outputs, our eCH-0223 XSD (no official eCH-0020 XSD found)"
+    results: dict[str, list[float]] = {"gateway": [], "lxml": []}
+    with ProcessPoolExecutor(args.workers, initializer=_init, initargs=(base, inputs, official)) as pool:
+        for run in range(args.runs):
+            for name, work in (("gateway", _gateway), ("lxml", _lxml)):
+                per_second, valid = rate(pool, work, args.events)
+                if valid != args.events:
+                    raise SystemExit(f"{name}: only {valid} of {args.events} valid")
+                results[name].append(per_second)
+            print(f"run {run + 1}: eCH-0020 → eCH-0223 {results['gateway'][-1]:8,.0f} events/s   "
+                  f"{floor}: {results['lxml'][-1]:8,.0f}/s")
+    best = {name: max(values) for name, values in results.items()}
+    print(f"\n{len(inputs)} distinct event files, {args.events} events per run, {args.workers} workers")
+    print(f"best: eCH-0020 → eCH-0223 (normalise + complete + validate): {best['gateway']:,.0f} events/s")
+    print(f"best: {floor}: {best['lxml']:,.0f}/s  (ratio {best['gateway'] / best['lxml']:.2f})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
