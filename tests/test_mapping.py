@@ -84,7 +84,7 @@ def test_every_sample_row_is_valid_against_the_official_xsd(sample: Path, mappin
     assert len(messages) == good
     for message in messages:
         report = schemas.validate(message.xml)
-        assert report.valid, (message.facts, [i.message for i in report.issues])
+        assert report.valid, (message.facts, [i.message for i in report.errors])
         assert message.kind == "personEventMessage"
 
 
@@ -367,3 +367,37 @@ def test_check_config_reports_mapping_problems_with_file_and_key(
     assert main(["--config", str(config), "check-config"]) == 2
     assert f"{config}: sources.nova.mapping: no mapping file {mapping}" in (
         capsys.readouterr().out)
+
+
+def test_a_row_the_schema_refuses_is_rejected_alone_with_the_schema_s_reason(
+        tmp_path: Path) -> None:
+    long_street = "Technikumstrasse" * 4
+    result = split(csv_bytes(GOOD.replace(";Technikumstrasse;", f";{long_street};"), GOOD),
+                   utf8_mapping(tmp_path))
+    assert [p.meta[ROW_META] for p in result.parts] == ["2"]
+    [(_part, reason)] = result.rejected_parts
+    assert reason.startswith("row 1 (line 2): not valid eCH-0223 1.5: Element 'eCH-0010:street':")
+    assert "maximum length of '60'" in reason
+
+
+@pytest.mark.parametrize(("written", "element"), [
+    ("1991", b"<eCH-0044:year>1991</eCH-0044:year>"),
+    ("03.1991", b"<eCH-0044:yearMonth>1991-03</eCH-0044:yearMonth>"),
+    ("00.03.1991", b"<eCH-0044:yearMonth>1991-03</eCH-0044:yearMonth>"),
+    ("00.00.1991", b"<eCH-0044:year>1991</eCH-0044:year>"),
+])
+def test_a_date_of_birth_known_in_part(tmp_path: Path, written: str, element: bytes) -> None:
+    [message] = rows(split(csv_bytes(GOOD.replace("14.03.1991", written)), utf8_mapping(tmp_path)))
+    assert message.xml.count(element) == 2  # identification and birth data
+    assert official_schema_set().validate(message.xml).valid
+
+
+def test_another_encoding_a_column_twice_a_number_too_long_reject_the_file(tmp_path: Path) -> None:
+    with pytest.raises(InputRejected, match="the export is UTF-8 text, the mapping says"
+                       " windows-1252"):
+        split(csv_bytes(GOOD))  # the shipped mapping says windows-1252
+    data = csv_bytes(GOOD + ";Muster").replace(b"WEGZUG_LAND", b"WEGZUG_LAND;NAME")
+    with pytest.raises(InputRejected, match=r"names the mapped column\(s\) NAME more than once"):
+        split(data, utf8_mapping(tmp_path))
+    with pytest.raises(InputRejected, match="not JSON the gateway reads: Exceeds the limit"):
+        split(b'{"export": {"persons": [' + b"1" * 5000 + b"]}}", MAPPINGS / "nova-json.toml")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from gateway.api import (
     RawInput,
     parse_untrusted,
     person_keys,
+    validate,
     write_message,
 )
 from plugins.mapping.records import Record, read_records
@@ -35,6 +37,9 @@ from plugins.mapping.spec import MappingSpec, load_mapping
 MAPPING_META = "mapping"
 #: The metadata key of a row part: the row's number in its file.
 ROW_META = "mapping_row"
+
+#: An eCH namespace in a schema message, shortened to its prefix.
+_NAMESPACE = re.compile(r"\{http://www\.ech\.ch/xmlns/(eCH-\d{4})/\d+\}")
 
 _loaded: dict[Path, tuple[tuple[int, int], MappingSpec]] = {}
 
@@ -84,9 +89,12 @@ def split(raw: RawInput, spec: MappingSpec) -> Normalised:
     for record in records:
         part = _part(raw, record, origin)
         try:
-            map_record(spec, record, origin)
+            invalid = schema_problems(map_record(spec, record, origin))
         except RowError as exc:
             rejected.append((part, _reason(record, exc)))
+            continue
+        if invalid is not None:
+            rejected.append((part, f"row {record.row}{_where(record)}: {invalid}"))
         else:
             parts.append(part)
     return Normalised(kind="export", message_id=None, xml=b"", tree=None, parts=tuple(parts),
@@ -103,9 +111,22 @@ def _part(raw: RawInput, record: Record, origin: Origin) -> RawInput:
     return RawInput(raw.source, f"{raw.ref} row {record.row}", data, meta)
 
 
+def schema_problems(message: PersonEventMessage) -> str | None:
+    """Why the message is not valid eCH-0223 1.5 (lengths, patterns the model leaves to the XSD)."""
+    report = validate(write_message(message))
+    if report.valid:
+        return None
+    problems = [_NAMESPACE.sub(r"\1:", e.message) for e in report.errors[:3]]
+    return "not valid eCH-0223 1.5: " + "; ".join(problems)
+
+
+def _where(record: Record) -> str:
+    return f" ({record.where})" if record.where else ""
+
+
 def _reason(record: Record, exc: RowError) -> str:
-    where = f" ({record.where})" if record.where else ""
-    return f"row {record.row}{where}: " + "; ".join(f"field {f}: {r}" for f, r in exc.problems)
+    return f"row {record.row}{_where(record)}: " + "; ".join(
+        f"field {f}: {r}" for f, r in exc.problems)
 
 
 def row_message(raw: RawInput, spec: MappingSpec, context: NormaliseContext) -> Normalised:

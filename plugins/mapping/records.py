@@ -45,6 +45,9 @@ def read_records(data: bytes, spec: MappingSpec) -> list[Record]:
 
 def _decode(data: bytes, encoding: str) -> str:
     body = data.removeprefix(_BOM)
+    if encoding != "utf-8" and not body.isascii() and _is_utf8(body):
+        raise InputRejected(f"the export is UTF-8 text, the mapping says {encoding}"
+                            ' (set encoding = "utf-8" in the mapping if the export is written so)')
     try:
         return body.decode(encoding)
     except UnicodeDecodeError as exc:
@@ -52,6 +55,15 @@ def _decode(data: bytes, encoding: str) -> str:
             encoding == "utf-8") else ""
         raise InputRejected(f"not {encoding} text: byte 0x{body[exc.start]:02x}{hint}",
                             f"byte {exc.start + len(data) - len(body)}") from None
+
+
+def _is_utf8(data: bytes) -> bool:
+    """Whether ``data`` is valid UTF-8: text in a single-byte encoding practically never is."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _csv(text: str, spec: MappingSpec) -> list[Record]:
@@ -62,6 +74,10 @@ def _csv(text: str, spec: MappingSpec) -> list[Record]:
             raise InputRejected("the export is empty")
         names = [name.strip() for name in header]
         _check_header(names, spec)
+        twice = sorted({n for n in spec.columns().values() if names.count(n) > 1})
+        if twice:
+            raise InputRejected(f"the header names the mapped column(s) {', '.join(twice)}"
+                                " more than once", "line 1")
         records: list[Record] = []
         line = reader.line_num + 1
         for cells in reader:
@@ -101,6 +117,8 @@ def _json(text: str, spec: MappingSpec) -> list[Record]:
                             ) from None
     except RecursionError:
         raise InputRejected("not JSON the gateway reads: nested too deeply") from None
+    except ValueError as exc:  # a number of more than 4300 digits
+        raise InputRejected(f"not JSON the gateway reads: {exc}") from None
     items = document
     if spec.records:
         items = lookup(document, spec.records)

@@ -136,7 +136,10 @@ def _convert(spec: MappingSpec, target: str, field: FieldSpec, raw: str) -> Any:
         try:
             return datetime.strptime(raw, fmt).date()
         except ValueError:
-            raise ValueError(f"{raw!r} is not a date of the form {fmt}") from None
+            partial = partial_date(raw, fmt) if target == "date_of_birth" else None
+            if partial is None:
+                raise ValueError(f"{raw!r} is not a date of the form {fmt}") from None
+            return partial
     if kind == "vn":
         digits = raw.replace(".", "").replace(" ", "")
         if not (digits.isdigit() and len(digits) == 13 and digits.startswith("756")):
@@ -163,6 +166,32 @@ def _convert(spec: MappingSpec, target: str, field: FieldSpec, raw: str) -> Any:
     return raw
 
 
+def partial_date(raw: str, fmt: str) -> dict[str, str] | None:
+    """A date of birth known only in part (eCH-0044): ``1980``, ``03.1980`` or ``00.03.1980``.
+
+    The parts are told by the format's fields; a day (and month) of ``00`` is unknown.
+    """
+    if re.fullmatch(r"\d{4}", raw):
+        return {"year": raw}
+    fields, parts = re.split(r"[^%\w]+", fmt), re.split(r"\W+", raw)
+    if not {"%d", "%m", "%Y"} <= set(fields):
+        return None
+    if len(parts) == len(fields) - 1:
+        fields = [f for f in fields if f != "%d"]
+        parts.insert(0, "00")
+        fields.insert(0, "%d")
+    if len(parts) != len(fields) or parts[fields.index("%d")] not in ("0", "00"):
+        return None
+    year, month = parts[fields.index("%Y")], parts[fields.index("%m")]
+    if not (re.fullmatch(r"\d{4}", year) and month.isdigit() and int(month) <= 12):
+        return None
+    return {"year": year} if int(month) == 0 else {"year_month": f"{year}-{int(month):02d}"}
+
+
+def _birth_date(value: date | dict[str, str]) -> dict[str, Any]:
+    return {"year_month_day": value} if isinstance(value, date) else value
+
+
 def _country(country: CountrySpec) -> dict[str, Any]:
     return {"country_id": country.id, "country_id_iso2": country.iso2,
             "country_name_short": country.name}
@@ -177,7 +206,7 @@ def _message(spec: MappingSpec, v: dict[str, Any], origin: Origin, row: int) -> 
                             "person_id": v["local_id"]} if v.get("local_id") else None,
         "official_name": v["official_name"], "first_name": v["first_name"],
         "original_name": v.get("original_name"), "sex": v["sex"],
-        "date_of_birth": {"year_month_day": v["date_of_birth"]},
+        "date_of_birth": _birth_date(v["date_of_birth"]),
     }
     return {
         "header": {
@@ -203,7 +232,7 @@ def _person_data(v: dict[str, Any]) -> dict[str, Any]:
     return {
         "name_data": {"official_name": v["official_name"], "first_name": v["first_name"],
                       "original_name": v.get("original_name"), "call_name": v.get("call_name")},
-        "birth_data": {"date_of_birth": {"year_month_day": v["date_of_birth"]},
+        "birth_data": {"date_of_birth": _birth_date(v["date_of_birth"]),
                        "place_of_birth": _birth_place(v), "sex": v["sex"]},
         "nationality_data": {"nationality_status": "2",
                              "country_info": [{"country": _country(nationality)}]},

@@ -9,6 +9,7 @@ with what each becomes in the message.
 from __future__ import annotations
 
 import difflib
+import functools
 import tomllib
 from datetime import datetime
 from pathlib import Path
@@ -140,6 +141,7 @@ class MappingSpec(PluginOptions):
                 if isinstance(s, FieldSpec) and s.column is not None}
 
 
+@functools.cache
 def allowed_codes(target: str) -> tuple[str, ...]:
     """The eCH codes a code target may take, read from the eCH-0223 model; () if any text."""
     path = CODE_FIELDS.get(target)
