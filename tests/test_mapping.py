@@ -15,8 +15,8 @@ import pytest
 
 from gateway.api import ConfigError, InputRejected, NormaliseContext, Normalised, RawInput
 from gateway.cli import main
+from plugins.mapping.loading import load_mapping
 from plugins.mapping.normaliser import MAPPING_META, ROW_META, normalise
-from plugins.mapping.spec import load_mapping
 from tests.official import official_schema_set
 
 REPO = Path(__file__).resolve().parent.parent
@@ -251,8 +251,7 @@ def test_a_json_record_that_is_no_object_or_holds_an_object_where_a_value_belong
     assert len(result.parts) == 1
     assert [reason for _part, reason in result.rejected_parts] == [
         "row 2: field (row): a str, not an object",
-        "row 3: field official_name (person.name.official): person.name.official holds a dict,"
-        " not a value",
+        "row 3: field official_name (person.name.official): holds a dict, not a value",
     ]
 
 
@@ -281,6 +280,42 @@ def test_a_mapping_file_with_faults_names_file_and_key(tmp_path: Path) -> None:
         ("fields.marital_status.table", "no table 'civil'; tables: event, marital, permit,"
          " religion, sex"),
     ]
+
+
+
+def test_fixed_values_and_country_tables_are_checked_when_the_mapping_is_read(
+        tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    text = (MAPPINGS / "nova.toml").read_text(encoding="utf-8")
+    text = text.replace('canton = { value = "ZH" }', 'canton = { value = "ZX" }')
+    text = text.replace('municipality_id = { value = "230" }', 'municipality_id = { value = "23O" }')
+    text = text.replace('nationality = "STAATSANGEHOERIGKEIT"',
+                        'nationality = { column = "STAATSANGEHOERIGKEIT", table = "land" }')
+    text += '\n[tables.land]\nDeutschland = "DE"\nAtlantis = "AQ"\n'
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_mapping(path)
+    assert [(key, reason) for _file, key, reason in caught.value.problems] == [
+        ("tables.land.Atlantis", "'AQ' is not in [countries]"),
+        ("fields.municipality_id.value", "'23O' is not a number"),
+        ("fields.canton.value", "'ZX' is not a canton code (add a table translating the"
+         " export's values)"),
+    ]
+
+
+def test_a_country_table_translates_names_to_the_countries_listed(tmp_path: Path) -> None:
+    mapping = utf8_mapping(tmp_path)
+    text = mapping.read_text(encoding="utf-8").replace(
+        'nationality = "STAATSANGEHOERIGKEIT"',
+        'nationality = { column = "STAATSANGEHOERIGKEIT", table = "land" }')
+    mapping.write_text(text + '\n[tables.land]\nDeutschland = "DE"\n', encoding="utf-8")
+    data = csv_bytes(GOOD.replace(";DE;ledig;", ";Deutschland;ledig;"), GOOD)
+    result = split(data, mapping)
+    [message] = rows(result)
+    assert message.persons[0].facts()["country"] == 8207
+    assert [reason for _part, reason in result.rejected_parts] == [
+        "row 2 (line 3): field nationality (STAATSANGEHOERIGKEIT): value 'DE' has no entry in"
+        " the land table"]
 
 
 # -- the command line ------------------------------------------------------------------
@@ -401,3 +436,20 @@ def test_another_encoding_a_column_twice_a_number_too_long_reject_the_file(tmp_p
         split(data, utf8_mapping(tmp_path))
     with pytest.raises(InputRejected, match="not JSON the gateway reads: Exceeds the limit"):
         split(b'{"export": {"persons": [' + b"1" * 5000 + b"]}}", MAPPINGS / "nova-json.toml")
+
+
+def test_the_shipped_example_configuration_maps_the_shipped_exports(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """config/ as the README tells an operator to use it: conf.d example renamed, map-test run."""
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    conf_d = tmp_path / "config" / "conf.d"
+    (conf_d / "30-nova.toml.example").rename(conf_d / "30-nova.toml")
+    config = tmp_path / "config" / "gateway.toml"
+    examples = tmp_path / "config" / "examples" / "nova"
+    assert main(["--config", str(config), "map-test", "--source", "nova", "--summary",
+                 str(examples / "einwohner-2026-12-01.csv")]) == 1
+    assert main(["--config", str(config), "map-test", "--source", "nova-json", "--summary",
+                 str(examples / "einwohner-2026-12-01.json")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert sum(" rows, " in line for line in lines) == 2
+    assert len([line for line in lines if line.startswith("row ")]) == 10

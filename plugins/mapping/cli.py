@@ -25,8 +25,8 @@ from gateway.api import (
     RawInput,
     load_config,
 )
+from plugins.mapping.loading import load_mapping
 from plugins.mapping.normaliser import MAPPING_META, ROW_META, normalise
-from plugins.mapping.spec import load_mapping
 
 EXIT_OK = 0
 EXIT_REJECTED = 1

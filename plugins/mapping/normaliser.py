@@ -29,9 +29,10 @@ from gateway.api import (
     validate,
     write_message,
 )
+from plugins.mapping.loading import load_mapping
 from plugins.mapping.records import Record, read_records
 from plugins.mapping.rows import Origin, RowError, map_record
-from plugins.mapping.spec import MappingSpec, load_mapping
+from plugins.mapping.spec import MappingSpec
 
 #: The input's metadata key naming its mapping file (absolute path).
 MAPPING_META = "mapping"

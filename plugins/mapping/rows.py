@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -10,17 +9,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from gateway.api import PersonEventMessage, vn_check_digit_ok
+from gateway.api import PersonEventMessage
 from plugins.mapping.records import Record, lookup
-from plugins.mapping.spec import REQUIRED, TARGETS, CountrySpec, FieldSpec, MappingSpec, allowed_codes
+from plugins.mapping.spec import REQUIRED, CountrySpec, MappingSpec
+from plugins.mapping.values import text, translate
 
 #: The eCH-0223 namespace, the header's messageType (DOMAIN.md section 6).
 MESSAGE_TYPE = "http://www.ech.ch/xmlns/eCH-0223/1"
 #: The BFS id of Switzerland: a person born there has a Swiss town as place of birth.
 SWITZERLAND = 8100
-_RELIGION = re.compile(r"^\d{3,6}$")
-#: Characters XML 1.0 cannot carry.
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 #: Where a message id of a row comes from: the file's digest and the row number.
 _ID_SPACE = uuid.UUID("6d1b8f4e-2f0a-4a53-9a49-0c7b1f3e8a21")
 
@@ -94,98 +91,18 @@ class _Reader:
         """The target's value in its Python type, None when empty or wrong (then noted)."""
         field = self.spec.field(target)
         assert field is not None
-        raw = self._raw(target, field)
-        if raw is None:
-            return None
-        if field.table is not None:
-            table = self.spec.tables[field.table]
-            if raw not in table:
-                self.fail(target, f"value {raw!r} has no entry in the {field.table} table")
-                return None
-            raw = table[raw]
-        try:
-            return _convert(self.spec, target, field, raw)
-        except ValueError as exc:
-            self.fail(target, str(exc))
-            return None
-
-    def _raw(self, target: str, field: FieldSpec) -> str | None:
         if field.value is not None:
             value: Any = field.value
         else:
             assert field.column is not None
             value = (lookup(self.record.values, field.column) if self.spec.format == "json"
                      else self.record.values.get(field.column))
-        if isinstance(value, dict | list):
-            self.fail(target, f"{field.column} holds a {type(value).__name__}, not a value")
-            return None
-        if value is None:
-            return None
-        text = ("true" if value else "false") if isinstance(value, bool) else str(value).strip()
-        bad = _NOT_XML.search(text)
-        if bad is not None:
-            self.fail(target, f"contains the control character U+{ord(bad.group()):04X}")
-            return None
-        return text or None
-
-
-def _convert(spec: MappingSpec, target: str, field: FieldSpec, raw: str) -> Any:
-    kind = TARGETS[target][0]
-    if kind == "date":
-        fmt = field.format or spec.date_format
         try:
-            return datetime.strptime(raw, fmt).date()
-        except ValueError:
-            partial = partial_date(raw, fmt) if target == "date_of_birth" else None
-            if partial is None:
-                raise ValueError(f"{raw!r} is not a date of the form {fmt}") from None
-            return partial
-    if kind == "vn":
-        digits = raw.replace(".", "").replace(" ", "")
-        if not (digits.isdigit() and len(digits) == 13 and digits.startswith("756")):
-            raise ValueError("not a VN: 13 digits starting with 756")
-        if not vn_check_digit_ok(digits):
-            raise ValueError("the VN's check digit is wrong")
-        return int(digits)
-    if kind == "number":
-        if not raw.isdigit():
-            raise ValueError(f"{raw!r} is not a number")
-        return int(raw)
-    if kind == "country":
-        country = spec.countries.get(raw)
-        if country is None:
-            raise ValueError(f"value {raw!r} has no entry in [countries]")
-        return country
-    if kind == "code":
-        codes = allowed_codes(target)
-        if codes and raw not in codes:
-            hint = "" if field.table else " (add a table translating the export's values)"
-            raise ValueError(f"{raw!r} is not a {target} code{hint}")
-    if target == "religion" and not _RELIGION.match(raw):
-        raise ValueError(f"{raw!r} is not a religion code (3 to 6 digits)")
-    return raw
-
-
-def partial_date(raw: str, fmt: str) -> dict[str, str] | None:
-    """A date of birth known only in part (eCH-0044): ``1980``, ``03.1980`` or ``00.03.1980``.
-
-    The parts are told by the format's fields; a day (and month) of ``00`` is unknown.
-    """
-    if re.fullmatch(r"\d{4}", raw):
-        return {"year": raw}
-    fields, parts = re.split(r"[^%\w]+", fmt), re.split(r"\W+", raw)
-    if not {"%d", "%m", "%Y"} <= set(fields):
-        return None
-    if len(parts) == len(fields) - 1:
-        fields = [f for f in fields if f != "%d"]
-        parts.insert(0, "00")
-        fields.insert(0, "%d")
-    if len(parts) != len(fields) or parts[fields.index("%d")] not in ("0", "00"):
-        return None
-    year, month = parts[fields.index("%Y")], parts[fields.index("%m")]
-    if not (re.fullmatch(r"\d{4}", year) and month.isdigit() and int(month) <= 12):
-        return None
-    return {"year": year} if int(month) == 0 else {"year_month": f"{year}-{int(month):02d}"}
+            raw = text(value)
+            return None if raw is None else translate(self.spec, target, field, raw)
+        except ValueError as exc:
+            self.fail(target, str(exc))
+            return None
 
 
 def _birth_date(value: date | dict[str, str]) -> dict[str, Any]:

@@ -1,23 +1,19 @@
 """A mapping file: how one vendor's JSON or CSV export becomes eCH-0223.
 
-The file is TOML, read and checked by :func:`load_mapping`; every problem is
-reported as (file, key, reason), as ``check-config`` prints them. The targets
+The file is TOML, read and checked by :func:`plugins.mapping.loading.load_mapping`.
+The targets
 (the keys of ``[fields]``) are a fixed vocabulary, listed in :data:`TARGETS`
 with what each becomes in the message.
 """
 
 from __future__ import annotations
 
-import difflib
 import functools
-import tomllib
-from datetime import datetime
-from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from gateway.api import ConfigError, PersonEventMessage, PluginOptions
+from gateway.api import PersonEventMessage, PluginOptions
 
 #: The targets a mapping may fill, with their kind: text, date, code (a value table's
 #: result must be one of the eCH codes), country (looked up in ``[countries]``), number, vn.
@@ -153,69 +149,3 @@ def allowed_codes(target: str) -> tuple[str, ...]:
         annotation = model.model_fields[name].annotation
     literal = next(a for a in (annotation, *get_args(annotation)) if get_origin(a) is Literal)
     return tuple(str(code) for code in get_args(literal))
-
-
-def load_mapping(path: Path) -> MappingSpec:
-    """Read and check the mapping file at ``path``.
-
-    :raises ConfigError: every problem as (file, key, reason).
-    """
-    file = str(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError([(file, "(file)", f"cannot read: {exc.strerror or exc}")]) from None
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError([(file, "(file)", f"not valid TOML: {exc}")]) from None
-    try:
-        spec = MappingSpec.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError([(file, *_problem(e["loc"], e["msg"])) for e in exc.errors()]) from None
-    problems = [(file, key, reason) for key, reason in _cross_check(spec)]
-    if problems:
-        raise ConfigError(problems)
-    return spec
-
-
-def _problem(loc: tuple[int | str, ...], message: str) -> tuple[str, str]:
-    """A validation error as (key, reason); an unknown target is named with the closest ones."""
-    if loc[:1] == ("fields",) and loc[-1:] == ("[key]",):
-        target = str(loc[1])
-        close = difflib.get_close_matches(target, list(TARGETS), n=3, cutoff=0.6)
-        hint = f"did you mean {' or '.join(close)}?" if close else "see the README for the targets"
-        return f"fields.{target}", f"unknown target; {hint}"
-    return ".".join(str(p) for p in loc) or "(file)", message
-
-
-def _cross_check(spec: MappingSpec) -> list[tuple[str, str]]:
-    """What each key is valid alone but wrong together: missing targets, tables, codes."""
-    problems = [("fields", f"required target {t!r} is not mapped")
-                for t in REQUIRED if t not in spec.fields]
-    if "vn" not in spec.fields and "local_id" not in spec.fields:
-        problems.append(("fields", "map vn or local_id (or both): a person needs an id"))
-    if ("local_id" in spec.fields) != ("local_id_category" in spec.fields):
-        problems.append(("fields", "local_id and local_id_category go together"))
-    if spec.format == "csv" and spec.records:
-        problems.append(("records", "only a JSON export has a records path"))
-    try:
-        datetime.now().strftime(spec.date_format)
-    except ValueError as exc:
-        problems.append(("date_format", str(exc)))
-    for target, field in spec.fields.items():
-        assert isinstance(field, FieldSpec)
-        key, kind = f"fields.{target}", TARGETS[target][0]
-        if field.table is not None:
-            if field.table not in spec.tables:
-                known = ", ".join(sorted(spec.tables)) or "none"
-                problems.append((f"{key}.table", f"no table {field.table!r}; tables: {known}"))
-            elif kind == "code" and allowed_codes(target):
-                codes = allowed_codes(target)
-                problems += [(f"tables.{field.table}.{entry}",
-                              f"{code!r} is not a valid {target} code")
-                             for entry, code in spec.tables[field.table].items()
-                             if code not in codes]
-        if field.format is not None and kind != "date":
-            problems.append((f"{key}.format", f"{target} is not a date"))
-        if kind == "country" and not spec.countries:
-            problems.append(("countries", f"{target} is a country: list them in [countries]"))
-    return problems

@@ -1,0 +1,89 @@
+"""Loading a mapping file: every problem as (file, key, reason), as ``check-config`` prints it."""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from gateway.api import ConfigError
+from plugins.mapping.spec import REQUIRED, TARGETS, FieldSpec, MappingSpec, allowed_codes
+from plugins.mapping.values import translate
+
+
+def load_mapping(path: Path) -> MappingSpec:
+    """Read and check the mapping file at ``path``.
+
+    :raises ConfigError: every problem as (file, key, reason).
+    """
+    file = str(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([(file, "(file)", f"cannot read: {exc.strerror or exc}")]) from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError([(file, "(file)", f"not valid TOML: {exc}")]) from None
+    try:
+        spec = MappingSpec.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError([(file, *_problem(e["loc"], e["msg"])) for e in exc.errors()]) from None
+    problems = [(file, key, reason) for key, reason in _cross_check(spec)]
+    if problems:
+        raise ConfigError(problems)
+    return spec
+
+
+def _problem(loc: tuple[int | str, ...], message: str) -> tuple[str, str]:
+    """A validation error as (key, reason); an unknown target is named with the closest ones."""
+    if loc[:1] == ("fields",) and loc[-1:] == ("[key]",):
+        target = str(loc[1])
+        close = difflib.get_close_matches(target, list(TARGETS), n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(close)}?" if close else "see the README for the targets"
+        return f"fields.{target}", f"unknown target; {hint}"
+    return ".".join(str(p) for p in loc) or "(file)", message
+
+
+def _cross_check(spec: MappingSpec) -> list[tuple[str, str]]:
+    """What each key is valid alone but wrong together: missing targets, tables, codes."""
+    problems = [("fields", f"required target {t!r} is not mapped")
+                for t in REQUIRED if t not in spec.fields]
+    if "vn" not in spec.fields and "local_id" not in spec.fields:
+        problems.append(("fields", "map vn or local_id (or both): a person needs an id"))
+    if ("local_id" in spec.fields) != ("local_id_category" in spec.fields):
+        problems.append(("fields", "local_id and local_id_category go together"))
+    if spec.format == "csv" and spec.records:
+        problems.append(("records", "only a JSON export has a records path"))
+    try:
+        datetime.now().strftime(spec.date_format)
+    except ValueError as exc:
+        problems.append(("date_format", str(exc)))
+    for target, field in spec.fields.items():
+        assert isinstance(field, FieldSpec)
+        key, kind = f"fields.{target}", TARGETS[target][0]
+        if field.table is not None:
+            if field.table not in spec.tables:
+                known = ", ".join(sorted(spec.tables)) or "none"
+                problems.append((f"{key}.table", f"no table {field.table!r}; tables: {known}"))
+            elif kind == "code" and allowed_codes(target):
+                codes = allowed_codes(target)
+                problems += [(f"tables.{field.table}.{entry}",
+                              f"{code!r} is not a valid {target} code")
+                             for entry, code in spec.tables[field.table].items()
+                             if code not in codes]
+        if field.format is not None and kind != "date":
+            problems.append((f"{key}.format", f"{target} is not a date"))
+        if kind == "country" and not spec.countries:
+            problems.append(("countries", f"{target} is a country: list them in [countries]"))
+        elif kind == "country" and field.table in spec.tables:
+            problems += [(f"tables.{field.table}.{entry}", f"{country!r} is not in [countries]")
+                         for entry, country in spec.tables[field.table].items()
+                         if country not in spec.countries]
+        if field.value is not None and (field.table is None or field.table in spec.tables):
+            try:
+                translate(spec, target, field, field.value)
+            except ValueError as exc:
+                problems.append((f"{key}.value", str(exc)))
+    return problems

@@ -1,0 +1,106 @@
+"""Reading one value for a target: its table, its type, its checks."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from gateway.api import vn_check_digit_ok
+from plugins.mapping.spec import TARGETS, FieldSpec, MappingSpec, allowed_codes
+
+_RELIGION = re.compile(r"^\d{3,6}$")
+#: Characters XML 1.0 cannot carry.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def text(value: Any) -> str | None:
+    """A cell or JSON value as text; None when empty.
+
+    :raises ValueError: an object or list where a value belongs, or a character XML cannot carry.
+    """
+    if isinstance(value, dict | list):
+        raise ValueError(f"holds a {type(value).__name__}, not a value")
+    if value is None:
+        return None
+    written = ("true" if value else "false") if isinstance(value, bool) else str(value).strip()
+    bad = _NOT_XML.search(written)
+    if bad is not None:
+        raise ValueError(f"contains the control character U+{ord(bad.group()):04X}")
+    return written or None
+
+
+def translate(spec: MappingSpec, target: str, field: FieldSpec, raw: str) -> Any:
+    """``raw`` through the field's table (if any), then in the target's type.
+
+    :raises ValueError: no table entry, or a value of the wrong form.
+    """
+    if field.table is not None:
+        table = spec.tables[field.table]
+        if raw not in table:
+            raise ValueError(f"value {raw!r} has no entry in the {field.table} table")
+        raw = table[raw]
+    return convert(spec, target, field, raw)
+
+
+def convert(spec: MappingSpec, target: str, field: FieldSpec, raw: str) -> Any:
+    """``raw`` (translated by the field's table) in the target's type.
+
+    :raises ValueError: saying what is wrong with the value.
+    """
+    kind = TARGETS[target][0]
+    if kind == "date":
+        fmt = field.format or spec.date_format
+        try:
+            return datetime.strptime(raw, fmt).date()
+        except ValueError:
+            partial = partial_date(raw, fmt) if target == "date_of_birth" else None
+            if partial is None:
+                raise ValueError(f"{raw!r} is not a date of the form {fmt}") from None
+            return partial
+    if kind == "vn":
+        digits = raw.replace(".", "").replace(" ", "")
+        if not (digits.isdigit() and len(digits) == 13 and digits.startswith("756")):
+            raise ValueError("not a VN: 13 digits starting with 756")
+        if not vn_check_digit_ok(digits):
+            raise ValueError("the VN's check digit is wrong")
+        return int(digits)
+    if kind == "number":
+        if not raw.isdigit():
+            raise ValueError(f"{raw!r} is not a number")
+        return int(raw)
+    if kind == "country":
+        country = spec.countries.get(raw)
+        if country is None:
+            raise ValueError(f"value {raw!r} has no entry in [countries]")
+        return country
+    if kind == "code":
+        codes = allowed_codes(target)
+        if codes and raw not in codes:
+            hint = "" if field.table else " (add a table translating the export's values)"
+            raise ValueError(f"{raw!r} is not a {target} code{hint}")
+    if target == "religion" and not _RELIGION.match(raw):
+        raise ValueError(f"{raw!r} is not a religion code (3 to 6 digits)")
+    return raw
+
+
+def partial_date(raw: str, fmt: str) -> dict[str, str] | None:
+    """A date of birth known only in part (eCH-0044): ``1980``, ``03.1980`` or ``00.03.1980``.
+
+    The parts are told by the format's fields; a day (and month) of ``00`` is unknown.
+    """
+    if re.fullmatch(r"\d{4}", raw):
+        return {"year": raw}
+    fields, parts = re.split(r"[^%\w]+", fmt), re.split(r"\W+", raw)
+    if not {"%d", "%m", "%Y"} <= set(fields):
+        return None
+    if len(parts) == len(fields) - 1:
+        fields = [f for f in fields if f != "%d"]
+        parts.insert(0, "00")
+        fields.insert(0, "%d")
+    if len(parts) != len(fields) or parts[fields.index("%d")] not in ("0", "00"):
+        return None
+    year, month = parts[fields.index("%Y")], parts[fields.index("%m")]
+    if not (re.fullmatch(r"\d{4}", year) and month.isdigit() and int(month) <= 12):
+        return None
+    return {"year": year} if int(month) == 0 else {"year_month": f"{year}-{int(month):02d}"}
