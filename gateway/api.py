@@ -82,6 +82,7 @@ from gateway.errors import (
     TransientError,
     WorkerLost,
 )
+from gateway.facts import message_subject
 from gateway.fileio import (
     Evidence,
     move_unique,
@@ -180,6 +181,7 @@ __all__ = [
     "hookimpl",
     "in_thread",
     "load_config",
+    "message_subject",
     "move_unique",
     "parse_key",
     "parse_untrusted",

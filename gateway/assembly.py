@@ -8,10 +8,10 @@ from typing import Any
 import pluggy
 
 from gateway.config import check_plugin_options, load_settings
-from gateway.contracts import Normalised, PartnerVersion
+from gateway.contracts import PartnerVersion
+from gateway.convert import Validator
 from gateway.errors import ConfigError
 from gateway.plugins import source_types, transport_types
-from gateway.processor import Validator
 from gateway.xml.validation import SchemaSet
 
 
@@ -42,11 +42,10 @@ def schema_set(settings: Any) -> SchemaSet:
 
 
 def make_validator(schemas: SchemaSet) -> Validator:
-    """A validator of normalised messages against the partner's eCH-0223 version."""
+    """A validator of eCH-0223 messages (parsed, or XML bytes) against a version."""
 
-    def validate(message: Normalised, version: str) -> list[str]:
-        report = schemas.validate(message.tree if message.tree is not None else message.xml,
-                                  ech0223_version=version)
+    def validate(doc: Any, version: str) -> list[str]:
+        report = schemas.validate(doc, ech0223_version=version)
         return [f"line {e.line}: {e.message}" for e in report.errors]
 
     return validate

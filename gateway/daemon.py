@@ -27,6 +27,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from gateway import processor, sdnotify
 from gateway.contracts import GatewayEvent, PluginContext, Source, Transport
+from gateway.convert import Validator
 from gateway.dispatcher import Dispatcher, ReceiptRecorder
 from gateway.errors import GatewayError, StoreLost, StoreUnavailable
 from gateway.events import Publisher
@@ -34,7 +35,7 @@ from gateway.intake_pause import IntakePause
 from gateway.logs import RepeatedProblem
 from gateway.pipeline import Pipeline
 from gateway.plugins import loaded_from_entry_points, notify, source_types, transport_types
-from gateway.processor import Processor, Validator, normalise_context
+from gateway.processor import Processor, normalise_context, partner_targets
 from gateway.retry import RetryPolicy
 from gateway.store import SQLiteStore, Store
 from gateway.summary import Summary
@@ -65,20 +66,15 @@ def worker_pool(settings: Any, pm: pluggy.PluginManager, workers: int | None = N
         if workers and not loaded_from_entry_points(pm):
             log.info("plugins registered by code: normalising in this process, not in workers")
             workers = 0
-    return WorkerPool(workers, processor.init_worker, (settings, partner_versions(settings)))
-
-
-def partner_versions(settings: Any) -> dict[str, str]:
-    """The eCH-0223 version each enabled partner takes."""
-    return {n: p.ech0223_version for n, p in settings.partners.items() if p.enabled}
+    return WorkerPool(workers, processor.init_worker, (settings,))
 
 
 def build_pipeline(settings: Any, pm: pluggy.PluginManager, store: Store,
                    validate: Validator, on_routed: Callable[[], None],
                    pool: WorkerPool) -> Pipeline:
     """The intake pipeline for ``settings``' enabled partners."""
-    proc = Processor(pm, settings, normalise_context(settings), validate, partner_versions(settings))
-    return Pipeline(store, proc, on_routed, pause=IntakePause(pm),
+    proc = Processor(pm, settings, normalise_context(settings), validate, partner_targets(settings))
+    return Pipeline(store, pm, proc, on_routed, pause=IntakePause(pm),
                     batch_size=settings.dispatcher.batch_size, pool=pool)
 
 

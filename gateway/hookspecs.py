@@ -13,14 +13,14 @@ built-in plugins in ``plugins/`` use exactly this API.
 
 ``gateway_normalise`` and ``gateway_decide`` run in worker processes when
 ``[gateway] workers`` > 0: keep them free of I/O and of state shared with
-the daemon.
+the daemon (``gateway_person_lookup`` runs in the daemon and may do I/O).
 Each worker loads the plugins from their entry points; when a plugin was
 registered by code instead, the daemon normalises in its own process.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         SourceType,
         TransportType,
     )
+    from gateway.person_state import PersonState
 
 PROJECT = "ech_gateway"
 
@@ -146,6 +147,28 @@ def gateway_decide(message: Normalised, raw: RawInput, facts: Mapping[str, Any],
                 return Decision("vendor: minors", "deaths of minors go to the canton",
                                 partners=("canton",), business_key="allg_K")
             return None
+    """
+
+
+@hookspec(firstresult=True)
+def gateway_person_lookup(keys: Sequence[str], settings: Any
+                          ) -> PersonState | Awaitable[PersonState | None] | None:
+    """Supply a person's current data when the gateway's own state lacks it.
+
+    Asked (stage *enrich*, in the daemon's event loop) for a person a message
+    is about whom the gateway has no state for yet: a registry plugin looks
+    the person up in the registry. May return an awaitable (the core awaits
+    it). The first answer that is not ``None`` is used.
+
+    :param keys: the person's keys (``vn:<13 digits>``, ``local:<category>:<id>``).
+    :param settings: the validated configuration.
+    :return: the person's state, or ``None`` when unknown.
+
+    Example::
+
+        @hookimpl
+        def gateway_person_lookup(keys, settings):
+            return registry_client.fetch(keys)  # a coroutine: awaited by the core
     """
 
 

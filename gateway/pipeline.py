@@ -1,10 +1,13 @@
-"""The intake side: store first, then normalise → route → validate → record.
+"""The intake side: store first, then normalise → enrich → complete → rules → convert → validate → record.
 
 :class:`Pipeline` is the :class:`~gateway.contracts.Intake` every source
 gets. ``submit`` returns once the raw bytes are committed; processing
-follows in batches (in worker processes when ``[gateway] workers`` > 0),
-and its results are recorded in one transaction per batch together with
-the deliveries they create (transactional outbox). While the store cannot
+follows in batches: the stages without I/O (:mod:`gateway.processor`) in
+worker processes when ``[gateway] workers`` > 0, enrichment (person
+state, :mod:`gateway.enrich`) in the event loop. Everything a batch causes
+(message states, person states, deliveries each with its payload, answer
+correlations, journal entries) is recorded in one transaction
+(transactional outbox). While the store cannot
 write (disk full), those writes wait and are tried again
 (:mod:`gateway.intake_pause`).
 """
@@ -15,26 +18,33 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+import pluggy
 
 from gateway import processor
-from gateway.contracts import RawInput
+from gateway.contracts import Normalised, RawInput
+from gateway.enrich import enrich
 from gateway.intake_pause import IntakePause
-from gateway.processor import Processor
+from gateway.processor import Processor, Step
 from gateway.store import MessageState, Processed, Store
 from gateway.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
 Batch = list[tuple[int, RawInput]]
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class Pipeline:
     """Stores what sources submit, then processes it in batches."""
 
-    def __init__(self, store: Store, proc: Processor,
+    def __init__(self, store: Store, pm: pluggy.PluginManager, proc: Processor,
                  on_routed: Callable[[], None], *, pause: IntakePause, batch_size: int = 500,
                  pool: WorkerPool | None = None) -> None:
         self._store = store
+        self._pm = pm
         self.processor = proc
         self._on_routed = on_routed
         self._batch_size = batch_size
@@ -69,8 +79,8 @@ class Pipeline:
             pending = await self._store.pending(self._batch_size)
             if not pending:
                 return count
-            await self._process([(p.message, RawInput(p.source, p.ref, p.data, p.meta))
-                                 for p in pending])
+            await self.process([(p.message, RawInput(p.source, p.ref, p.data, p.meta))
+                                for p in pending])
             count += len(pending)
 
     async def run(self) -> None:
@@ -85,7 +95,7 @@ class Pipeline:
                     self._queue.put_nowait(None)
                     break
                 batch.extend(more)
-            await self._process(batch)
+            await self.process(batch)
 
     async def stop(self) -> None:
         """Let :meth:`run` finish what is queued, then return."""
@@ -95,24 +105,70 @@ class Pipeline:
         """Stop the worker processes."""
         self.pool.close()
 
-    async def _process(self, batch: Batch) -> None:
-        results = await self._run_batch(batch)
+    async def process(self, batch: Batch) -> list[Processed]:
+        """Run stored inputs through every stage and record the outcome; the outcomes.
+
+        The one processing path: the daemon's batches, recovery after a crash,
+        and the operator's ``messages replay``/``resubmit`` all come here.
+        """
+        steps: list[Step] = await self._in_workers(
+            self.processor.normalise_batch, processor.normalise_work, _normalise_crashed, batch)
+        outcome: dict[int, Processed] = {}
+        todo: list[tuple[int, RawInput, Normalised]] = []
+        for step, (mid, raw) in zip(steps, batch, strict=True):
+            if isinstance(step, Processed):
+                outcome[mid] = step
+            else:
+                todo.append((mid, raw, step))
+        if todo:
+            found = await enrich(self._store, self._pm, self.processor.settings,
+                                 [n for _mid, _raw, n in todo])
+            finished: list[Processed] = await self._in_workers(
+                self.processor.finish_batch, processor.finish_work, _finish_crashed,
+                todo, found.known)
+            for result, (mid, _raw, n) in zip(finished, todo, strict=True):
+                result.persons = found.looked_up_for(n.subject) + tuple(result.persons)
+                outcome[mid] = result
+        results = [outcome[mid] for mid, _raw in batch]
         await self.pause.write(lambda: self._store.record_processing(results))
         if any(p.state is MessageState.ROUTED for p in results):
             self._on_routed()
+        split = [p.message for p in results if p.state is MessageState.SPLIT]
+        if split:  # an export's rows: stored with it, processed now like any input
+            parts = await self._store.parts_of(split)
+            for i in range(0, len(parts), self._batch_size):
+                await self.process([(p.message, RawInput(p.source, p.ref, p.data, p.meta))
+                                    for p in parts[i:i + self._batch_size]])
+        return results
 
-    async def _run_batch(self, batch: Batch) -> list[Processed]:
+    async def _in_workers(self, here: Callable[..., list[R]], there: Callable[..., list[R]],
+                          crashed: Callable[[T], R], items: list[T], *args: Any) -> list[R]:
+        """``here(items, *args)`` in this process, or ``there(items, *args)`` in a worker.
+
+        A batch that kills its worker is run again one item at a time; an item
+        that kills a worker alone becomes ``crashed(item)``.
+        """
         if not self.pool.size:
-            return self.processor.process_batch(batch)
+            return here(items, *args)
         try:
-            return await self.pool.run(processor.work, batch)
+            return await self.pool.run(there, items, *args)
         except BrokenProcessPool:
             log.error("processing this batch again one input at a time")
-        results = []
-        for item in batch:
+        results: list[R] = []
+        for item in items:
             try:
-                results.extend(await self.pool.run(processor.work, [item]))
+                results.extend(await self.pool.run(there, [item], *args))
             except BrokenProcessPool:
-                results.append(Processed(item[0], MessageState.QUARANTINED,
-                                         "processing this input crashed the worker process"))
+                results.append(crashed(item))
         return results
+
+
+_CRASHED = "processing this input crashed the worker process"
+
+
+def _normalise_crashed(item: tuple[int, RawInput]) -> Step:
+    return Processed(item[0], MessageState.QUARANTINED, _CRASHED)
+
+
+def _finish_crashed(item: tuple[int, RawInput, Normalised]) -> Processed:
+    return Processed(item[0], MessageState.QUARANTINED, _CRASHED)

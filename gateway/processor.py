@@ -1,58 +1,68 @@
-"""Normalise → route → validate: pure work on stored inputs, in or out of process.
+"""The stages of processing without I/O: normalise, then finish (complete → rules → convert → validate).
 
-:class:`Processor` does no I/O, so the pipeline can run it in the event
-loop or in worker processes (``[gateway] workers``), where lxml parsing
-and schema validation use another core instead of contending for this
-process's GIL.
+The pipeline (:mod:`gateway.pipeline`) runs them in order, around the one
+stage that does I/O::
+
+    normalise ─▶ enrich ─▶ complete ─▶ rules ─▶ convert per partner ─▶ validate ─▶ record
+    (worker)     (daemon:   (worker: :meth:`Processor.finish_batch`)              (store, one
+                 store,                                                         transaction)
+                 plugins)
+
+:class:`Processor` does no I/O, so both halves run in the event loop or in
+worker processes (``[gateway] workers``), where lxml parsing and schema
+validation use another core. Between them, *enrich* (:mod:`gateway.enrich`)
+looks up the last known state of each message's person.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pluggy
 
-from gateway.contracts import NormaliseContext, Normalised, RawInput, Route
-from gateway.errors import InputRejected
+from gateway.assembly import partner_ech0223
+from gateway.contracts import (
+    Decision,
+    NormaliseContext,
+    Normalised,
+    PartnerVersion,
+    RawInput,
+    Route,
+)
+from gateway.convert import Validator, partner_payloads
+from gateway.errors import ConversionRefused, InputRejected
+from gateway.facts import rule_facts
+from gateway.person_state import PersonState
 from gateway.store import MessageState, Processed
 from gateway.xml.safe import parse_untrusted
 
 log = logging.getLogger(__name__)
 
-#: Validates a normalised message for an eCH-0223 version; returns problems.
-Validator = Callable[[Normalised, str], list[str]]
+#: What stage one makes of an input: a message to finish, or already an outcome.
+Step = Normalised | Processed
 
 
 class Processor:
-    """Decides what becomes of one stored input."""
+    """Decides what becomes of stored inputs."""
 
     def __init__(self, pm: pluggy.PluginManager, settings: Any, context: NormaliseContext,
-                 validate: Validator, partner_versions: dict[str, str]) -> None:
+                 validate: Validator, partners: Mapping[str, PartnerVersion]) -> None:
         self._pm = pm
-        self._settings = settings
+        self.settings = settings
         self._context = context
         self._validate = validate
-        self._partner_versions = partner_versions
+        self._partners = partners
 
-    def process_batch(self, batch: Sequence[tuple[int, RawInput]]) -> list[Processed]:
-        """Process each input; results are made light to travel between processes.
+    # -- stage one: normalise ------------------------------------------------------
+    def normalise_batch(self, batch: Sequence[tuple[int, RawInput]]) -> list[Step]:
+        """Normalise each input; messages are made light to travel between processes."""
+        return [_light(self.normalise(mid, raw), raw) for mid, raw in batch]
 
-        The parsed tree is dropped, and so is the canonical XML where it is the
-        raw input itself (``raw_is_canonical``): the store keeps the raw bytes.
-        """
-        results = [self.process_one(mid, raw) for mid, raw in batch]
-        for p in results:
-            if p.normalised is not None:
-                # the tree stays here; the XML travels back only when it differs from the raw
-                xml = b"" if p.raw_is_canonical else p.normalised.xml
-                p.normalised = dataclasses.replace(p.normalised, tree=None, xml=xml)
-        return results
-
-    def process_one(self, mid: int, raw: RawInput) -> Processed:
-        """Normalise, route and validate one stored input."""
+    def normalise(self, mid: int, raw: RawInput) -> Step:
+        """The normalised message of one input, or its outcome when it cannot be normalised."""
         try:
             normalised = self._pm.hook.gateway_normalise(raw=raw, context=self._context)
         except InputRejected as exc:
@@ -62,39 +72,97 @@ class Processor:
             return Processed(mid, MessageState.QUARANTINED, f"normaliser error: {exc!r}")
         if normalised is None:
             return Processed(mid, MessageState.QUARANTINED, self._unrecognised(raw))
-        base = {"normalised": normalised, "raw_is_canonical": normalised.xml == raw.data}
-        routes, ignored = self._route(normalised, raw)
-        for version in sorted({self._partner_versions[r.partner] for r in routes}):
-            problems = self._validate(normalised, version)
-            if problems:
-                reason = f"invalid eCH-0223 {version}: " + "; ".join(problems[:3])
-                return Processed(mid, MessageState.QUARANTINED, reason, **base)
-        if not routes:
-            why = self._no_route(raw) + (f" ({'; '.join(ignored)})" if ignored else "")
-            return Processed(mid, MessageState.NOT_RELEVANT, why, **base)
-        detail = {"ignored_routes": ignored} if ignored else {}
-        return Processed(mid, MessageState.ROUTED, None, routes=routes, detail=detail, **base)
+        return normalised
 
-    def _route(self, message: Normalised, raw: RawInput) -> tuple[list[Route], list[str]]:
-        facts = {"kind": message.kind, "source": raw.source, **message.facts}
-        decision = self._pm.hook.gateway_decide(message=message, raw=raw, facts=facts,
-                                                settings=self._settings)
+    # -- stage three: complete → rules → convert → validate ---------------------------
+    def finish_batch(self, items: Sequence[tuple[int, RawInput, Normalised]],
+                     known: Mapping[str, PersonState]) -> list[Processed]:
+        """Finish each message in order, each seeing the person states the earlier ones left.
+
+        :param known: the person states enrichment found, by key.
+        """
+        states = dict(known)
+        results = []
+        for mid, raw, normalised in items:
+            result = self.finish(mid, raw, normalised, _state_of(states, normalised.subject))
+            for update in result.persons:
+                _remember(states, update)
+            results.append(result)
+        for p in results:
+            if p.normalised is not None:
+                xml = b"" if p.raw_is_canonical else p.normalised.xml
+                p.normalised = dataclasses.replace(p.normalised, tree=None, xml=xml, draft=None)
+        return results
+
+    def finish(self, mid: int, raw: RawInput, n: Normalised,
+               before: PersonState | None) -> Processed:
+        """Complete, decide, convert and validate one normalised message."""
+        if n.parts or n.rejected_parts:
+            why = (f"split into {len(n.parts) + len(n.rejected_parts)} parts"
+                   f" ({len(n.rejected_parts)} rejected)")
+            return Processed(mid, MessageState.SPLIT, why, normalised=n, raw_is_canonical=True)
+        try:
+            n = self._complete(n, raw, before)
+        except InputRejected as exc:
+            return Processed(mid, MessageState.QUARANTINED, str(exc))
+        except Exception as exc:  # a plugin bug quarantines the input, never loses it
+            log.exception("completing message %d failed", mid)
+            return Processed(mid, MessageState.QUARANTINED, f"normaliser error: {exc!r}")
+        base: dict[str, Any] = {"normalised": n, "raw_is_canonical": n.xml == raw.data,
+                                "persons": n.persons}
+        warnings = list(n.warnings)
+        if n.not_relevant is not None:
+            return Processed(mid, MessageState.NOT_RELEVANT, n.not_relevant,
+                             detail=_warned(warnings), **base)
+        if raw.source in self.settings.partners:
+            return Processed(mid, MessageState.NOT_RELEVANT, _from_partner(raw), **base)
+        facts = rule_facts(n, raw, before)
+        decision: Decision | None = self._pm.hook.gateway_decide(
+            message=n, raw=raw, facts=facts, settings=self.settings)
         if decision is None:
-            return [], []
+            why = (f"no rule decided about it (no [[rules]] entry matched, and source"
+                   f" {raw.source!r} has no route_to)")
+            return Processed(mid, MessageState.NOT_RELEVANT, why, detail=_warned(warnings), **base)
+        routes, ignored = self._routes(decision)
+        detail = {"rule": decision.rule, **({"ignored_routes": ignored} if ignored else {})}
+        if not routes:
+            why = decision.reason + (f" ({'; '.join(ignored)})" if ignored else "")
+            return Processed(mid, MessageState.NOT_RELEVANT, why, decision=decision,
+                             detail=_warned(warnings, detail), **base)
+        try:
+            payloads = partner_payloads(n, decision, {r.partner: self._partners[r.partner]
+                                                      for r in routes}, self._validate)
+        except (InputRejected, ConversionRefused) as exc:
+            return Processed(mid, MessageState.QUARANTINED, str(exc), decision=decision,
+                             detail=_warned(warnings, detail), **base)
+        if payloads.canonical is not None:
+            n = dataclasses.replace(n, xml=payloads.canonical, tree=None)
+            base.update(normalised=n, raw_is_canonical=n.xml == raw.data)
+        warnings += payloads.warnings
+        return Processed(mid, MessageState.ROUTED, None, routes=routes, decision=decision,
+                         payloads=payloads.by_partner, detail=_warned(warnings, detail), **base)
+
+    def _complete(self, n: Normalised, raw: RawInput, before: PersonState | None) -> Normalised:
+        """The finished message: its draft completed, its tree parsed in this process."""
+        if n.draft is not None:
+            done = n.draft.complete(before)
+            n = dataclasses.replace(done, subject=done.subject or n.subject, draft=None,
+                                    facts={**n.facts, **done.facts})
+        if n.tree is None and n.not_relevant is None and not n.parts:
+            xml = n.xml or raw.data
+            n = dataclasses.replace(n, xml=xml, tree=parse_untrusted(
+                xml, max_bytes=self._context.max_bytes))
+        return n
+
+    def _routes(self, decision: Decision) -> tuple[list[Route], list[str]]:
         routes: list[Route] = []
         ignored: list[str] = []
         for partner in dict.fromkeys(decision.partners):
-            if partner not in self._partner_versions:
+            if partner not in self._partners:
                 ignored.append(f"{partner}: no such enabled partner")
             else:
                 routes.append(Route(partner, decision.reason))
         return routes, ignored
-
-    def _no_route(self, raw: RawInput) -> str:
-        if raw.source in self._settings.partners:
-            return (f"inbound from partner {raw.source!r}: no route takes messages from partners"
-                    " yet (delivery to the registry comes with a registry plugin)")
-        return "no rule routes it to a partner"
 
     def _unrecognised(self, raw: RawInput) -> str:
         reason = "no normaliser recognised this input"
@@ -105,11 +173,47 @@ class Processor:
         return f"{reason} (root element {root.tag})"
 
 
+def _light(step: Step, raw: RawInput) -> Step:
+    """``step`` without what need not cross processes: the tree, and XML equal to the raw input."""
+    if isinstance(step, Normalised):
+        return dataclasses.replace(step, tree=None, xml=b"" if step.xml == raw.data else step.xml)
+    return step
+
+
+def _state_of(states: Mapping[str, PersonState], keys: Sequence[str]) -> PersonState | None:
+    for key in keys:
+        if key in states:
+            return states[key]
+    return None
+
+
+def _remember(states: dict[str, PersonState], update: PersonState) -> None:
+    """Merge ``update`` into the state it belongs to, under all the keys of both."""
+    old = _state_of(states, update.keys())
+    new = old.merged(update) if old is not None else update
+    states.update(dict.fromkeys(new.keys(), new))
+
+
+def _warned(warnings: list[str], detail: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    return {**(detail or {}), **({"warnings": warnings} if warnings else {})}
+
+
+def _from_partner(raw: RawInput) -> str:
+    return (f"inbound from partner {raw.source!r}: no route takes messages from partners"
+            " yet (delivery to the registry comes with a registry plugin)")
+
+
 def normalise_context(settings: Any) -> NormaliseContext:
     """The input limits from ``[limits]``."""
     lim = settings.limits
     return NormaliseContext(lim.max_document_bytes, lim.max_zip_entries, lim.max_zip_bytes,
-                            lim.max_zip_ratio, lim.max_kept_bytes)
+                            lim.max_zip_ratio, lim.max_kept_bytes, partner_ech0223(settings))
+
+
+def partner_targets(settings: Any) -> dict[str, PartnerVersion]:
+    """The eCH-0223 version (and policy) of each enabled partner: where messages may go."""
+    return {name: version for name, version in partner_ech0223(settings).items()
+            if settings.partners[name].enabled}
 
 
 # -- worker processes -------------------------------------------------------------
@@ -117,7 +221,7 @@ def normalise_context(settings: Any) -> NormaliseContext:
 _worker: Processor | None = None
 
 
-def init_worker(settings: Any, partner_versions: dict[str, str]) -> None:
+def init_worker(settings: Any) -> None:
     """Build this worker process's processor from the daemon's settings."""
     from gateway.assembly import make_validator, schema_set
     from gateway.plugins import get_plugin_manager
@@ -125,11 +229,19 @@ def init_worker(settings: Any, partner_versions: dict[str, str]) -> None:
 
     global _worker
     _worker = Processor(get_plugin_manager(), settings, normalise_context(settings),
-                        make_validator(schema_set(settings)), partner_versions)
+                        make_validator(schema_set(settings)), partner_targets(settings))
     settle_gc()
 
 
-def work(batch: Sequence[tuple[int, RawInput]]) -> list[Processed]:
-    """Process a batch in a worker process."""
+def normalise_work(batch: Sequence[tuple[int, RawInput]]) -> list[Step]:
+    """Stage one in a worker process."""
     assert _worker is not None, "init_worker was not called"
-    return _worker.process_batch(batch)
+    return _worker.normalise_batch(batch)
+
+
+def finish_work(items: Sequence[tuple[int, RawInput, Normalised]],
+                known: Mapping[str, PersonState]) -> list[Processed]:
+    """Stage three in a worker process."""
+    assert _worker is not None, "init_worker was not called"
+    return _worker.finish_batch(items, known)
+

@@ -479,7 +479,8 @@ def test_messages_show_by_row_id_and_by_message_id(ran: Run, capsys: pytest.Capt
     assert by_row == by_ref
     history = by_row.split("history:", 1)[1]
     events = [line.split()[1] for line in history.strip().splitlines()]
-    assert events[:3] == ["message.received", "message.normalised", "delivery.queued"]
+    assert events[:4] == ["message.received", "message.normalised", "message.decided",
+                          "delivery.queued"]
     assert {"delivery.sending", "delivery.sent", "delivery.delivered"} <= set(events)
     assert "receipt 100" in by_row
     code, _out, err = cli(capsys, "--config", str(ran.config), "messages", "show", "no-such-id")

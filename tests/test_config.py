@@ -103,7 +103,9 @@ def test_init_writes_a_config_that_loads(tmp_path: Path) -> None:
         assert (path.parent / name).is_dir()
     assert (path.parent / "sedex/receipts").is_dir()
     assert (path.parent / "sedex/processed").is_dir()
-    assert settings.sources["registry"].route_to == ["canton"]
+    assert settings.sources["registry"].route_to == []
+    assert [(r.name, r.then.route_to) for r in settings.rules] == [
+        ("foreign-nationals", ["canton"]), ("registry-ech0223", ["canton"]), ("everyone-else", [])]
     assert settings.sources["registry"].options["pattern"] == ["*.xml", "*.zip"]
     canton = settings.partners["canton"]
     assert canton.receipt_timeout == 3600

@@ -25,7 +25,7 @@ import inspect
 import io
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import redirect_stdout
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -39,7 +39,9 @@ from gateway import hookspecs
 from gateway.cli import main
 from gateway.config import write_initial_config
 from gateway.contracts import Decision, GatewayEvent, NormaliseContext, Normalised, RawInput
+from gateway.ech0223 import Country, CountryInfo, NationalityData, PersonIdentificationLight
 from gateway.hookspecs import hookimpl
+from gateway.person_state import PersonState
 from tests.flow import StubTransport, drop, message, plugin_manager, running, states, until, write_config
 
 HOOKS: dict[str, Callable[..., Any]] = {
@@ -47,7 +49,9 @@ HOOKS: dict[str, Callable[..., Any]] = {
     if name.startswith("gateway_") and inspect.isfunction(fn)
 }
 #: Hooks no built-in plugin implements yet; each entry must name why (strict xfail).
-NOT_BUILT_IN: dict[str, str] = {}
+NOT_BUILT_IN: dict[str, str] = {
+    "gateway_person_lookup": "a look-up needs a registry: a vendor's registry plugin implements it",
+}
 
 
 def test_the_hook_list_is_not_empty() -> None:
@@ -260,6 +264,66 @@ async def test_hook_gateway_decide(tmp_path: Path, hook_calls: list[str]) -> Non
     journal = states(db, "SELECT detail FROM journal WHERE event = 'delivery.queued'")
     assert [json.loads(d)["reason"] for (d,) in journal] == ["VIP rule"]
     assert "gateway_decide" in hook_calls
+
+
+class _Registry:
+    """A registry plugin whose look-up is a coroutine: it knows one person, a German national."""
+
+    def __init__(self) -> None:
+        self.asked: list[list[str]] = []
+
+    @hookimpl
+    def gateway_person_lookup(self, keys: Sequence[str], settings: Any) -> Any:
+        self.asked.append(list(keys))
+
+        async def fetch() -> PersonState | None:
+            if "vn:7561234567897" not in keys:
+                return None
+            germany = Country(country_id=8207, country_id_iso2="DE", country_name_short="Deutschland")
+            return PersonState(
+                identification=PersonIdentificationLight(
+                    vn=7561234567897, official_name="Muster", first_name="Anna"),
+                nationality_data=NationalityData(
+                    nationality_status="2", country_info=[CountryInfo(country=germany)]))
+
+        return fetch()
+
+
+def _with_vn(message_id: str, vn: str) -> bytes:
+    return message(message_id).replace(
+        b"<eCH-0044:officialName>", f"<eCH-0044:vn>{vn}</eCH-0044:vn><eCH-0044:officialName>".encode(),
+        1)
+
+
+async def test_hook_gateway_person_lookup(tmp_path: Path, hook_calls: list[str]) -> None:
+    """A person the gateway has no state for is looked up once; the rules see the answer."""
+    config = write_config(tmp_path, extra=(
+        '[[rules]]\nname = "foreign"\nmatch = { nationality = ["foreign"] }\n'
+        'then = { route_to = ["canton"] }\n'
+        '[[rules]]\nname = "rest"\nthen = { not_relevant = "not foreign before the event" }\n'))
+    config.write_text(config.read_text().replace('route_to = ["canton"]\n[partners', "[partners"))
+    _in_process(tmp_path)
+    pm = plugin_manager()
+    registry = _Registry()
+    pm.register(registry, name="registry-lookup")
+    db = tmp_path / "gateway.db"
+    async with running(config, pm):
+        drop(tmp_path / "in", "a.xml", _with_vn("known-1", "7561234567897"))
+        await until(lambda: states(db, "SELECT state FROM messages") == [("routed",)])
+        drop(tmp_path / "in", "b.xml", _with_vn("known-2", "7561234567897"))
+        drop(tmp_path / "in", "c.xml", message("nobody-1"))
+        await until(lambda: sorted(states(db, "SELECT message_id, state FROM messages"),
+                                   key=repr) == [("known-1", "routed"), ("known-2", "routed"),
+                                                 ("nobody-1", "not_relevant")])
+    assert registry.asked == [["vn:7561234567897"]]  # the second message found the stored state
+    [(state,)] = states(db, "SELECT state FROM persons")
+    assert json.loads(state)["nationality_data"]["country_info"][0]["country"]["country_id"] == 8207
+    assert states(db, "SELECT m.message_id FROM person_messages pm JOIN messages m"
+                      " ON m.id = pm.message ORDER BY m.id") == [("known-1",), ("known-2",)]
+    rules = [json.loads(d)["rule"] for (d,) in
+             states(db, "SELECT detail FROM journal WHERE event = 'message.decided' ORDER BY seq")]
+    assert rules == ["rules[1] foreign", "rules[1] foreign", "rules[2] rest"]
+    assert "gateway_person_lookup" in hook_calls
 
 
 class _Listener:

@@ -10,7 +10,7 @@ from xml.sax.saxutils import escape
 import pytest
 
 from gateway.assembly import make_validator
-from gateway.contracts import GatewayEvent, Normalised
+from gateway.contracts import GatewayEvent
 from gateway.logs import redact
 from gateway.xml.validation import SchemaSet, validate
 from plugins.alerts import gateway_event
@@ -36,7 +36,7 @@ def misplaced(name: str, place: str) -> bytes:
 def quarantine_reason(data: bytes) -> str:
     """The reason the processor stores for ``data``: real lxml messages, joined as it joins them."""
     validate_message = make_validator(SchemaSet.from_directory())
-    problems = validate_message(Normalised("personEventMessage", None, data, None), "1.5")
+    problems = validate_message(data, "1.5")
     assert problems, "the message must be invalid"
     return "invalid eCH-0223 1.5: " + "; ".join(problems[:3])
 

@@ -23,10 +23,9 @@ async def reprocess(mid: int, store: Store, settings: Any, pm: pluggy.PluginMana
 
 
 async def process_stored(mid: int, store: Store, settings: Any, pm: pluggy.PluginManager) -> str:
-    """Run stored input ``mid`` through normalise → route → validate; return its new state."""
+    """Run stored input ``mid`` through the daemon's processing path; return its new state."""
     pipeline = build_pipeline(settings, pm, store, make_validator(schema_set(settings)),
                               lambda: None, WorkerPool(0))
     p = await store.load_input(mid)
-    processed = pipeline.processor.process_one(mid, RawInput(p.source, p.ref, p.data, p.meta))
-    await store.record_processing([processed])
+    [processed] = await pipeline.process([(mid, RawInput(p.source, p.ref, p.data, p.meta))])
     return str(processed.state)

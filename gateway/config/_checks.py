@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Collection, Mapping
 from pathlib import Path
@@ -9,6 +10,8 @@ from typing import Any
 
 from gateway.config._models import Settings
 from gateway.config._provenance import Problem, Provenance
+from gateway.config._rules import NORMALISER_FACTS
+from gateway.facts import NAMES as FACT_NAMES
 
 
 def check_routes(data: Mapping[str, Any], provenance: Provenance) -> list[Problem]:
@@ -28,7 +31,48 @@ def check_routes(data: Mapping[str, Any], provenance: Provenance) -> list[Proble
             if isinstance(partner, str) and partner not in names:
                 reason = f"unknown partner {partner!r}; partners: {known}"
                 problems.append(provenance.problem(("sources", name, "route_to"), reason))
+    return problems + _check_rules(data, provenance, names, known)
+
+
+def _check_rules(data: Mapping[str, Any], provenance: Provenance, partners: list[str],
+                 known: str) -> list[Problem]:
+    """Rules that name unknown partners, sources or facts."""
+    rules = data.get("rules")
+    sources = data.get("sources")
+    source_names = sorted(sources) if isinstance(sources, dict) else []
+    facts = set(FACT_NAMES) | set(NORMALISER_FACTS)
+    problems = []
+    for i, rule in enumerate(rules if isinstance(rules, list) else ()):
+        if not isinstance(rule, dict):
+            continue
+        then, match = rule.get("then"), rule.get("match")
+        routes = then.get("route_to") if isinstance(then, dict) else None
+        for partner in routes if isinstance(routes, list) else ():
+            if isinstance(partner, str) and partner not in partners:
+                problems.append(provenance.problem(
+                    ("rules", str(i), "then", "route_to"),
+                    f"unknown partner {partner!r}; partners: {known}"))
+        if not isinstance(match, dict):
+            continue
+        for source in match.get("source") or () if isinstance(match.get("source"), list) else ():
+            if isinstance(source, str) and source not in source_names:
+                problems.append(provenance.problem(
+                    ("rules", str(i), "match", "source"),
+                    f"unknown source {source!r}; sources: {', '.join(source_names) or 'none'}"))
+        fields = match.get("fields")
+        for name in fields if isinstance(fields, dict) else ():
+            if name not in facts:
+                problems.append(provenance.problem(
+                    ("rules", str(i), "match", "fields", name),
+                    f"unknown field {name!r}{did_you_mean(name, facts)}; fields: "
+                    + ", ".join(sorted(facts))))
     return problems
+
+
+def did_you_mean(name: str, known: Collection[str]) -> str:
+    """`` (did you mean 'x'?)`` when ``name`` looks like a typo of one of ``known``."""
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def check_types(data: Mapping[str, Any], provenance: Provenance, sources: Collection[str],

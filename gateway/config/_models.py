@@ -24,6 +24,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from gateway.config._durations import Duration
 from gateway.config._provenance import Provenance
+from gateway.config._rules import RuleSettings
 
 MiB = 1024 * 1024
 #: Environment variables ``ECH_GATEWAY_<SECTION>__<KEY>`` override keys.
@@ -294,6 +295,11 @@ class Settings(BaseSettings):
     )
     partners: dict[Name, PartnerSettings] = Field(
         default_factory=dict, description="Where messages go, by name."
+    )
+    rules: list[RuleSettings] = Field(
+        default_factory=list,
+        description="The operator's rules, in order: the first whose match holds decides"
+        " (after code rules from plugins, before each source's route_to).",
     )
 
     _provenance: Provenance | None = PrivateAttr(None)

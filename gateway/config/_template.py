@@ -71,7 +71,6 @@ pattern = ["*.xml", "*.zip"]
 done_dir = "registry/done"
 settle = "1s"               # unchanged this long (and on two scans) before a file is taken
 grace = "5m"                # how long a file may look unfinished before it is quarantined
-route_to = ["canton"]       # partners that get every message from this source
 
 # ---------------------------------------------------------------------------
 # Partners: where messages go.
@@ -109,4 +108,30 @@ envelope_version = 1        # eCH-0090 envelope version: 1 or 2
 pair_grace = "60s"          # how long one file of an envelope/data pair may wait for the other
 settle = "1s"               # sedex writes in place: inbox and receipt files must stop changing
 grace = "5m"                # how long an inbox or receipt file may look unfinished
+
+# ---------------------------------------------------------------------------
+# Rules: which messages concern the migration office, and who gets them.
+# Evaluated in order: the first rule whose `match` holds decides (a rule
+# without `match` always holds). Every decision is journaled with its rule.
+# `ech-gateway rules explain FILE` shows what they decide for a file, sending
+# nothing; README, section "Rules", lists what a rule can match and set.
+# Messages in eCH-0020 events without eCH-0223 counterpart (changeSex, ...)
+# and baseDelivery are not relevant before any rule is asked.
+# ---------------------------------------------------------------------------
+[[rules]]
+name = "foreign-nationals"
+description = "the person was a foreign national before the event: the migration office's concern"
+match = { nationality = ["foreign"] }
+then = { route_to = ["canton"] }
+
+[[rules]]
+name = "registry-ech0223"
+description = "the registry wrote eCH-0223 itself and it names no nationality: the registry's choice stands"
+match = { nationality = ["unknown"], fields = { format = "eCH-0223" } }
+then = { route_to = ["canton"] }
+
+[[rules]]
+name = "everyone-else"
+[rules.then]
+not_relevant = "the person was not a foreign national before the event (Swiss, stateless or unknown)"
 """

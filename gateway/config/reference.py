@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import types
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ByteSize, SecretStr
 from pydantic.fields import FieldInfo
@@ -67,6 +67,11 @@ _PLUGIN_OPTIONS = {
 }
 
 
+_ARRAYS = {
+    "rules": "See the README, section *Rules*, and `ech-gateway rules explain FILE`.",
+}
+
+
 def render_reference() -> str:
     """The Markdown reference of every configuration key, built-in plugin options included."""
     lines = [_INTRO]
@@ -77,6 +82,10 @@ def render_reference() -> str:
         if get_origin(annotation) is dict:
             model = get_args(annotation)[1]
             lines += _section(f"{name}.<name>", model, field, _PLUGIN_OPTIONS[name])
+        elif get_origin(annotation) is list:  # an array of tables: [[rules]]
+            model = get_args(annotation)[0]
+            lines += _table(f"## `[[{name}]]`", field.description or "", model, name,
+                            _ARRAYS.get(name, ""))
         else:
             lines += _section(name, annotation, field)
     return "\n".join(lines + _plugin_types())
@@ -137,6 +146,9 @@ def _type_name(annotation: Any) -> str:
         return f'`"{get_args(annotation)[0]}"`'
     if origin is Literal:
         return "one of " + ", ".join(f'`"{value}"`' for value in get_args(annotation))
+    if origin is Annotated:
+        labels = [m.name for m in annotation.__metadata__ if isinstance(m, TypeLabel)]
+        return labels[0] if labels else _type_name(get_args(annotation)[0])
     if origin in (Union, types.UnionType):
         members = [m for m in get_args(annotation) if m is not type(None)]
         return " or ".join(_type_name(m) for m in members) + ", optional"

@@ -28,7 +28,7 @@ ORDER BY next_attempt_at LIMIT ?
 """
 _CLAIMED_SQL = """
 SELECT d.id, d.message, d.partner, d.state, d.attempts, d.attempt_ref,
-       m.message_id, COALESCE(p.canonical, p.raw)
+       m.message_id, COALESCE(d.payload, p.canonical, p.raw)
 FROM deliveries d JOIN messages m ON m.id = d.message JOIN payloads p ON p.message = d.message
 WHERE d.id IN ({})
 """

@@ -8,11 +8,12 @@ from collections.abc import Sequence
 
 import orjson
 
-from gateway.contracts import RawInput
+from gateway.contracts import Normalised, RawInput
 from gateway.errors import StoreConflict, StoreError
+from gateway.store._person_ops import record_persons
 from gateway.store._sql import expect_changed, insert_ids, select_in
 from gateway.store.journal import Entry
-from gateway.store.records import Processed
+from gateway.store.records import Pending, Processed
 from gateway.store.states import DeliveryState, MessageState
 
 
@@ -117,8 +118,20 @@ def record_processing(conn: sqlite3.Connection, results: Sequence[Processed], no
             attachments += [(p.message, a.name, a.data) for a in n.attachments]
             entries.append(Entry("message.normalised", p.message, None,
                                  {"kind": n.kind, "message_id": n.message_id, **p.detail}))
+        if p.decision is not None:
+            d = p.decision
+            entries.append(Entry("message.decided", p.message, None, {
+                "rule": d.rule, "reason": d.reason, "partners": list(d.partners),
+                **{k: v for k, v in (("business_key", d.business_key),
+                                     ("deadline", d.deadline.isoformat() if d.deadline else None),
+                                     ("business_comment", d.business_comment),
+                                     ("documents", list(d.documents))) if v}}))
+        if p.persons or (n is not None and n.subject):
+            entries += record_persons(conn, p.message, p.persons, n.subject if n else (), now)
+        if p.state is MessageState.SPLIT and n is not None:
+            entries += _store_parts(conn, p.message, n, now)
         if p.state is MessageState.ROUTED:
-            deliveries += [(p.message, route) for route in p.routes]
+            deliveries += [(p.message, route, p.payloads.get(route.partner)) for route in p.routes]
         else:
             extra = {"duplicate_of": duplicate_of} if duplicate_of is not None else {}
             entries.append(Entry(f"message.{p.state}", p.message, None,
@@ -133,9 +146,10 @@ def record_processing(conn: sqlite3.Connection, results: Sequence[Processed], no
     if attachments:
         conn.executemany(
             "INSERT OR REPLACE INTO attachments (message, name, data) VALUES (?, ?, ?)", attachments)
-    created = _insert_deliveries(conn, [(mid, r.partner) for mid, r in deliveries], now)
+    created = _insert_deliveries(conn, [(mid, r.partner, payload)
+                                        for mid, r, payload in deliveries], now)
     entries += [Entry("delivery.queued", mid, did, {"partner": r.partner, "reason": r.reason})
-                for did, (mid, r) in zip(created, deliveries, strict=True)]
+                for did, (mid, r, _payload) in zip(created, deliveries, strict=True)]
     entries += _apply_answers(conn, results, now)
     return created, entries
 
@@ -200,13 +214,36 @@ def _claim_message_id(conn: sqlite3.Connection, message_id: str, message: int) -
                             (message_id,)).fetchone()[0])
 
 
-def _insert_deliveries(conn: sqlite3.Connection, rows: Sequence[tuple[int, str]],
+def _insert_deliveries(conn: sqlite3.Connection, rows: Sequence[tuple[int, str, bytes | None]],
                        now: float) -> list[int]:
-    """Insert queued deliveries; their ids, in order."""
+    """Insert queued deliveries (each with its own payload, or NULL for the message's); their ids."""
     return insert_ids(
         conn, "deliveries",
-        ("message", "partner", "state", "created_at", "next_attempt_at", "updated_at"),
-        [(mid, partner, DeliveryState.QUEUED, now, now, now) for mid, partner in rows])
+        ("message", "partner", "state", "created_at", "next_attempt_at", "updated_at", "payload"),
+        [(mid, partner, DeliveryState.QUEUED, now, now, now, payload)
+         for mid, partner, payload in rows])
+
+
+def _store_parts(conn: sqlite3.Connection, parent: int, n: Normalised,
+                 now: float) -> list[Entry]:
+    """Store an export's parts as inputs of their own (rejected ones quarantined with their reason)."""
+    rows, entries = add_raw(conn, n.parts, MessageState.RECEIVED, None, now)
+    for raw, reason in n.rejected_parts:
+        more, more_entries = add_raw(conn, [raw], MessageState.QUARANTINED, reason, now)
+        rows += more
+        entries += more_entries
+    conn.executemany("UPDATE messages SET parent = ? WHERE id = ?",
+                     [(parent, mid) for mid, _new in rows])
+    return entries
+
+
+def parts_of(conn: sqlite3.Connection, parents: Sequence[int]) -> list[Pending]:
+    """The parts of ``parents`` that wait to be processed."""
+    return [Pending(mid, source, ref, bytes(raw), orjson.loads(meta))
+            for mid, source, ref, meta, raw in select_in(
+                conn, "SELECT m.id, m.source, m.ref, m.meta, p.raw FROM messages m"
+                " JOIN payloads p ON p.message = m.id WHERE m.parent IN ({}) AND m.state = ?"
+                " ORDER BY m.id", parents, tail=(MessageState.RECEIVED,))]
 
 
 def requeue_message(conn: sqlite3.Connection, message: int, now: float

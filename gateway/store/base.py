@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from gateway.contracts import RawInput, Receipt
+from gateway.person_state import PersonState
 from gateway.retry import RetryPolicy
 from gateway.store.journal import Entry
 from gateway.store.records import Claim, Outcome, Pending, Processed
@@ -61,9 +62,20 @@ class Store(Protocol):
     async def record_processing(self, results: Sequence[Processed]) -> list[int]:
         """Store what processing decided and the deliveries it creates.
 
-        In the same transaction, a partner's ``eventReport`` settles the
-        deliveries to that partner of the message it answers.
+        In the same transaction: each delivery with its own payload, the
+        person-state updates merged into the stored states, an export's parts
+        stored as inputs of their own, the decision journaled with its rule, and
+        a partner's ``eventReport`` settling the deliveries to that partner of
+        the message it answers.
         """
+        ...
+
+    async def parts_of(self, parents: Sequence[int]) -> list[Pending]:
+        """The parts (export rows) of split messages ``parents`` that wait to be processed."""
+        ...
+
+    async def load_persons(self, keys: Sequence[str]) -> dict[str, PersonState]:
+        """The last known states of the persons ``keys`` name, by key (keys not found are absent)."""
         ...
 
     async def pending(self, limit: int) -> list[Pending]:

@@ -6,13 +6,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.contracts import Attachment, Normalised, Route, Travels
+from gateway.contracts import Attachment, Decision, Normalised, Route, Travels
+from gateway.person_state import PersonState
 from gateway.store.states import MessageState
 
 
 @dataclass(slots=True)
 class Processed(Travels):
-    """What normalise → route → validate decided about one stored input."""
+    """What processing decided about one stored input: all that recording it commits.
+
+    :param persons: person-state updates (what the input says of each person),
+        merged into the stored states when recorded.
+    :param decision: what the rules decided (``None``: no rule decided, or none asked).
+    :param payloads: each partner's payload where it differs from the canonical XML
+        (another eCH-0223 version).
+    """
 
     message: int
     state: MessageState
@@ -21,6 +29,9 @@ class Processed(Travels):
     raw_is_canonical: bool = True
     routes: list[Route] = field(default_factory=list)
     detail: Mapping[str, Any] = field(default_factory=dict)
+    persons: tuple[PersonState, ...] = ()
+    decision: Decision | None = None
+    payloads: Mapping[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

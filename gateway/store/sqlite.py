@@ -21,7 +21,8 @@ from typing import Any
 
 from gateway.contracts import RawInput, Receipt
 from gateway.errors import StoreError, StoreLost, StoreUnavailable
-from gateway.store import _delivery_ops, _handling_ops, _intake_ops, _queries, journal
+from gateway.person_state import PersonState
+from gateway.store import _delivery_ops, _handling_ops, _intake_ops, _person_ops, _queries, journal
 from gateway.store._writer import CommitListener, GroupCommitWriter, unavailable
 from gateway.store.anchor import Anchor, anchor_path, read_anchor, write_anchor
 from gateway.store.base import Clock, PolicyFor
@@ -222,6 +223,14 @@ class SQLiteStore:
         """Store what processing decided; return the new delivery ids."""
         return await self._writer.write(
             lambda c: _intake_ops.record_processing(c, results, self.now()))
+
+    async def parts_of(self, parents: Sequence[int]) -> list[Pending]:
+        """The parts of split messages that wait to be processed."""
+        return await self._writer.read(lambda c: _intake_ops.parts_of(c, parents))
+
+    async def load_persons(self, keys: Sequence[str]) -> dict[str, PersonState]:
+        """The last known states of the persons ``keys`` name, by key."""
+        return await self._writer.read(lambda c: _person_ops.load_persons(c, keys))
 
     async def pending(self, limit: int) -> list[Pending]:
         """Inputs stored but not processed yet."""

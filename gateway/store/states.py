@@ -14,6 +14,8 @@ class MessageState(enum.StrEnum):
     NOT_RELEVANT = "not_relevant"
     QUARANTINED = "quarantined"
     DUPLICATE = "duplicate"
+    #: an export file whose rows were stored as inputs of their own (its parts)
+    SPLIT = "split"
 
 
 class DeliveryState(enum.StrEnum):

@@ -20,6 +20,7 @@ from gateway.api import (
     Normalised,
     RawInput,
     hookimpl,
+    message_subject,
     parse_untrusted,
     safe_unzip,
     upgrade,
@@ -65,6 +66,8 @@ def gateway_normalise(raw: RawInput, context: NormaliseContext) -> Normalised | 
         attachments=attachments,
         reference_message_id=_text(header, _REFERENCE_ID),
         action=_text(header, _ACTION),
+        subject=message_subject(tree),
+        facts={"format": "eCH-0223"},
     )
 
 

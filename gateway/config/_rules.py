@@ -1,0 +1,83 @@
+"""``[[rules]]``: the operator's declarative rules, evaluated in order; the first that matches decides.
+
+Each rule has a ``match`` (every key given must hold; a list means "any of")
+and a ``then`` (route to partners, or not relevant with a reason; plus the
+business fields and documents to send along). Values are checked here
+(event names as the eCH-0223 XSD spells them, business keys, permit
+categories); partners and sources are checked against the rest of the
+configuration by ``check-config``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from gateway.config._durations import Duration
+from gateway.ech0223.codes import BusinessKey, PersonEvent
+
+Nationality = Literal["swiss", "foreign", "stateless", "unknown"]
+PermitCategory = Literal["B", "C", "Ci", "F", "N", "L", "G", "other"]
+#: Facts a normaliser exposes besides the core's (gateway/facts.py), matchable under ``fields``.
+NORMALISER_FACTS = ("format", "source_event", "person_event", "nationality_before", "mapping",
+                    "row")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RuleMatch(_Strict):
+    """``[rules.match]``: when the rule applies. Every key given must hold; omitted keys match all."""
+
+    event: list[PersonEvent | Literal["none"]] | None = Field(
+        default=None, description='eCH-0223 personEvent of the message ("none": it has none).')
+    source: list[str] | None = Field(default=None, description="Sources the input came from.")
+    kind: list[Literal["personEventMessage", "eventReport"]] | None = Field(
+        default=None, description="Root element of the message.")
+    nationality: list[Nationality] | None = Field(
+        default=None, description="The person's nationality *before* the event.")
+    permit_category: list[PermitCategory] | None = Field(
+        default=None, description="Permit category before the event (B, C, L, F...).")
+    permit: list[str] | None = Field(
+        default=None, description='eCH-0006 permit codes before the event ("0202").')
+    municipality: list[int] | None = Field(default=None, description="BFS municipality ids.")
+    canton: list[str] | None = Field(default=None, description='Canton abbreviations ("ZH").')
+    age_min: int | None = Field(default=None, ge=0, description="Youngest age that matches.")
+    age_max: int | None = Field(default=None, ge=0, description="Oldest age that matches.")
+    fields: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Other facts by name, a value or a list of values: "
+        + ", ".join(NORMALISER_FACTS) + ", and the core's facts.")
+
+
+class RuleThen(_Strict):
+    """``[rules.then]``: what the rule decides: partners, or not relevant with a reason."""
+
+    route_to: list[str] = Field(default_factory=list, description="Partners that get the message.")
+    not_relevant: str | None = Field(
+        default=None, description="Nobody gets it, for this reason (journaled).")
+    business_key: BusinessKey | None = Field(default=None, description="eCH-0223 businessKey.")
+    deadline: Duration | None = Field(
+        default=None, description='eCH-0223 deadline, after the message\'s date ("30d").')
+    business_comment: str | None = Field(
+        default=None, max_length=1024, description="eCH-0223 businessComment.")
+    documents: list[str] = Field(
+        default_factory=list,
+        description="Files to attach, by name or glob, from the documents folder.")
+
+    @model_validator(mode="after")
+    def _one_outcome(self) -> RuleThen:
+        if bool(self.route_to) == (self.not_relevant is not None):
+            raise ValueError("give either route_to (partners) or not_relevant (a reason)")
+        return self
+
+
+class RuleSettings(_Strict):
+    """One ``[[rules]]`` entry."""
+
+    name: str = Field(min_length=1, description="Named in the journal with every decision.")
+    description: str = Field(default="", description="What the rule is for, for the operator.")
+    match: RuleMatch = Field(default_factory=RuleMatch, description="When the rule applies.")
+    then: RuleThen = Field(description="What it decides.")

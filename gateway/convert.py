@@ -1,0 +1,123 @@
+"""Stage *convert per partner*: the decision's business fields, then each partner's eCH-0223 version.
+
+The canonical message is eCH-0223 1.5. A decision may set ``businessKey``,
+``deadline`` and ``businessComment``: they are written into the canonical
+message itself (what the journal and ``messages show`` present is what was
+sent). Each partner then gets the message in its own version
+(:func:`gateway.ech0223.versions.convert`), validated against that version;
+partners on the same version share one conversion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from lxml import etree
+
+from gateway.contracts import Decision, Normalised, PartnerVersion
+from gateway.ech0223.versions import convert
+from gateway.errors import InputRejected
+
+NS = "http://www.ech.ch/xmlns/eCH-0223/1"
+#: The canonical version: what normalisers produce and the store keeps.
+CANONICAL = "1.5"
+#: Validates a parsed tree or XML bytes for an eCH-0223 version; returns the problems.
+Validator = Callable[[Any, str], list[str]]
+#: businessInformation's children, in schema order, with the decision field that sets each.
+_BUSINESS = (("businessComment", "business_comment"), ("businessKey", "business_key"),
+             ("encashment", None), ("deadline", "deadline"))
+#: The most characters of a businessComment (eCH-0223).
+COMMENT_MAX = 1024
+
+
+@dataclass(slots=True)
+class Payloads:
+    """The outcome of the stage for one message.
+
+    :param canonical: the canonical XML when the decision changed it, else ``None``.
+    :param by_partner: each partner's payload where it differs from the canonical XML.
+    :param warnings: what a conversion dropped or replaced (journaled).
+    """
+
+    canonical: bytes | None = None
+    by_partner: dict[str, bytes] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def partner_payloads(n: Normalised, decision: Decision, targets: Mapping[str, PartnerVersion],
+                     validate: Validator) -> Payloads:
+    """Apply ``decision`` to ``n`` and make each partner's payload, validated.
+
+    :raises InputRejected: the message, or a partner's version of it, is invalid.
+    :raises ConversionRefused: a partner's policy refuses an event its version lacks.
+    """
+    out = Payloads()
+    tree = n.tree
+    assert tree is not None, "the message is parsed in this process before it is converted"
+    if n.kind == "personEventMessage" and _business_fields(decision):
+        tree = etree.ElementTree(_with_business(tree.getroot(), decision))
+        out.canonical = etree.tostring(tree, xml_declaration=True, encoding="UTF-8")
+    problems = validate(tree, CANONICAL)
+    if problems:
+        raise InputRejected(f"invalid eCH-0223 {CANONICAL}: " + "; ".join(problems[:3]))
+    made: dict[PartnerVersion, bytes] = {}
+    for partner, target in sorted(targets.items()):
+        if target.version == CANONICAL:
+            continue
+        if target not in made:
+            conversion = convert(tree, target.version, unsupported=target.unsupported_event)
+            problems = validate(conversion.xml, target.version)
+            if problems:
+                raise InputRejected(f"invalid eCH-0223 {target.version} for partner {partner!r}: "
+                                    + "; ".join(problems[:3]))
+            made[target] = conversion.xml
+            out.warnings += [f"{partner}: {w}" for w in conversion.warnings]
+        out.by_partner[partner] = made[target]
+    return out
+
+
+def _business_fields(decision: Decision) -> dict[str, str]:
+    values = {"business_comment": decision.business_comment,
+              "business_key": decision.business_key,
+              "deadline": decision.deadline.isoformat() if decision.deadline else None}
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _with_business(root: etree._Element, decision: Decision) -> etree._Element:
+    """A copy of ``root`` whose businessInformation carries the decision's fields."""
+    root = _copy(root)
+    content = root.find(f"{{{NS}}}content")
+    if content is None:
+        raise InputRejected("personEventMessage without content", "content")
+    info = content.find(f"{{{NS}}}businessInformation")
+    if info is None:
+        info = etree.SubElement(content, f"{{{NS}}}businessInformation")
+    fields = _business_fields(decision)
+    for tag, name in _BUSINESS:
+        if name is None or name not in fields:
+            continue
+        value = fields[name]
+        el = info.find(f"{{{NS}}}{tag}")
+        if name == "business_comment" and el is not None and el.text:
+            value = f"{el.text}\n{value}"  # the registry's comment stays first
+        if el is None:
+            el = etree.Element(f"{{{NS}}}{tag}")
+            _insert_in_order(info, el, tag)
+        el.text = value[:COMMENT_MAX] if name == "business_comment" else value
+    return root
+
+
+def _insert_in_order(info: etree._Element, el: etree._Element, tag: str) -> None:
+    order = [t for t, _ in _BUSINESS]
+    later = order[order.index(tag) + 1:]
+    for i, child in enumerate(info):
+        if etree.QName(child).localname in later:
+            info.insert(i, el)
+            return
+    info.append(el)
+
+
+def _copy(root: etree._Element) -> etree._Element:
+    return etree.fromstring(etree.tostring(root))

@@ -1,0 +1,83 @@
+"""Person state in the store: the last known state of each person, and the messages about them.
+
+A person is one ``persons`` row found by any of its keys (``person_keys``:
+``vn:<13 digits>``, ``local:<category>:<id>``). An update (what one input
+says of a person) is merged into the stored state inside the transaction
+that records the input, so two writers never lose each other's update: the
+state read is the state written over.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+
+from gateway.person_state import PersonState
+from gateway.store._sql import select_in
+from gateway.store.journal import Entry
+
+
+def load_persons(conn: sqlite3.Connection, keys: Iterable[str]) -> dict[str, PersonState]:
+    """The states found by ``keys``, under each key asked for that found one."""
+    rows = list(select_in(conn, "SELECT k.key, k.person, p.state FROM person_keys k"
+                                " JOIN persons p ON p.id = k.person WHERE k.key IN ({})", keys))
+    parsed: dict[int, PersonState] = {}
+    out: dict[str, PersonState] = {}
+    for key, pid, state in rows:
+        if pid not in parsed:
+            parsed[pid] = PersonState.model_validate_json(state)
+        out[key] = parsed[pid]
+    return out
+
+
+def record_persons(conn: sqlite3.Connection, message: int, updates: Sequence[PersonState],
+                   subject: Sequence[str], now: float) -> list[Entry]:
+    """Merge ``updates`` into the stored states and link ``message`` to its persons.
+
+    The person of ``subject`` is linked even when the input states nothing
+    new about them (an eCH-0223 message about a known person).
+    """
+    entries: list[Entry] = []
+    linked: set[int] = set()
+    for update in updates:
+        pid, created = _merge(conn, update, message, now)
+        linked.add(pid)
+        entries.append(Entry("person.created" if created else "person.updated", message, None,
+                             {"person": pid}))
+    if subject:
+        linked.update(pid for (pid,) in select_in(
+            conn, "SELECT DISTINCT person FROM person_keys WHERE key IN ({})", subject))
+    conn.executemany("INSERT OR IGNORE INTO person_messages (person, message) VALUES (?, ?)",
+                     [(pid, message) for pid in sorted(linked)])
+    return entries
+
+
+def _merge(conn: sqlite3.Connection, update: PersonState, message: int,
+           now: float) -> tuple[int, bool]:
+    """Merge one update into the person it names (creating them); (person id, created)."""
+    keys = update.keys()
+    found = [pid for (pid,) in select_in(
+        conn, "SELECT DISTINCT person FROM person_keys WHERE key IN ({})", keys)]
+    if not found:
+        (pid,) = conn.execute(
+            "INSERT INTO persons (state, updated_at, updated_by) VALUES (?, ?, ?) RETURNING id",
+            (_json(update), now, message)).fetchone()
+        _add_keys(conn, pid, keys)
+        return pid, True
+    pid = min(found)  # several: the VN and a local id named different persons; the oldest wins
+    (old,) = conn.execute("SELECT state FROM persons WHERE id = ?", (pid,)).fetchone()
+    new = PersonState.model_validate_json(old).merged(update)
+    conn.execute("UPDATE persons SET state = ?, updated_at = ?, updated_by = ? WHERE id = ?",
+                 (_json(new), now, message, pid))
+    _add_keys(conn, pid, new.keys())
+    return pid, False
+
+
+def _add_keys(conn: sqlite3.Connection, pid: int, keys: Iterable[str]) -> None:
+    """Keys not taken yet point at ``pid``; a key another person holds stays theirs."""
+    conn.executemany("INSERT INTO person_keys (key, person) VALUES (?, ?)"
+                     " ON CONFLICT (key) DO NOTHING", [(k, pid) for k in keys])
+
+
+def _json(state: PersonState) -> str:
+    return state.model_dump_json()
