@@ -14,12 +14,21 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lxml import etree
 
 from gateway.contracts import Normalised, RawInput, Receipt, ReceiptOutcome, Route
+from gateway.ech0223 import (
+    Country,
+    CountryInfo,
+    MaritalData,
+    NationalityData,
+    PersonIdentificationLight,
+)
 from gateway.errors import StoreConflict, StoreError
+from gateway.person_state import PersonState
 from gateway.retry import RetryPolicy
 from gateway.store import MessageState, Outcome, Processed, SQLiteStore, Store
 from gateway.store.journal import Entry
@@ -273,6 +282,58 @@ async def test_an_answer_settles_the_deliveries_of_the_answering_partner_only(
     await store.record_processing([answer(yes, "id-1", "9")])
     assert the(journal, "delivery.acknowledged").delivery == by_partner["canton"]
     assert sorted(deliveries) == sorted(by_partner.values())
+
+
+async def test_each_partner_gets_its_own_payload_where_it_has_one(store: Store) -> None:
+    [(mid, _)] = await store.add_raw([raw(1)])
+    p = routed(mid, "id-1", ("canton", "archive"))
+    p.payloads = {"archive": b"<c version='1.3'/>"}
+    await store.record_processing([p])
+    claims = {c.partner: c.payload for c in await store.claim_due("n1", 60, 10,
+                                                                   ["canton", "archive"])}
+    assert claims == {"canton": b"<c id='id-1'/>", "archive": b"<c version='1.3'/>"}
+
+
+def person(vn: int, **parts: Any) -> PersonState:
+    return PersonState(identification=PersonIdentificationLight(
+        vn=vn, official_name="Muster", first_name="Anna"), **parts)
+
+
+async def test_person_states_are_merged_and_found_by_their_keys(
+        store: Store, journal: list[Entry]) -> None:
+    rows = await store.add_raw([raw(1), raw(2)])
+    (first, _), (second, _) = rows
+    germany = Country(country_id=8207, country_id_iso2="DE", country_name_short="Deutschland")
+    german = NationalityData(nationality_status="2", country_info=[CountryInfo(country=germany)])
+    await store.record_processing([Processed(first, MessageState.NOT_RELEVANT, "seed",
+                                             persons=(person(7561234567897,
+                                                             nationality_data=german),))])
+    married = MaritalData(marital_status="2")
+    await store.record_processing([Processed(second, MessageState.NOT_RELEVANT, "event",
+                                             persons=(person(7561234567897,
+                                                             marital_data=married),))])
+    found = await store.load_persons(["vn:7561234567897", "vn:7560000000002"])
+    assert list(found) == ["vn:7561234567897"]
+    state = found["vn:7561234567897"]
+    assert (state.nationality_data, state.marital_data) == (german, married)
+    assert [(e.event, e.message) for e in journal if e.event.startswith("person.")] == [
+        ("person.created", first), ("person.updated", second)]
+
+
+async def test_the_parts_of_a_split_input_wait_as_inputs_of_their_own(
+        store: Store, journal: list[Entry]) -> None:
+    [(export, _)] = await store.add_raw([raw(1)])
+    n = Normalised("export", None, b"", None, parts=(raw(11), raw(12)),
+                   rejected_parts=((raw(13), "row 3: no VN"),))
+    await store.record_processing([Processed(export, MessageState.SPLIT, "2 rows",
+                                             normalised=n)])
+    parts = await store.parts_of([export])
+    assert [(p.ref, p.data) for p in parts] == [("m11.xml", raw(11).data),
+                                                 ("m12.xml", raw(12).data)]
+    assert the(journal, "message.quarantined").detail == {"reason": "row 3: no VN",
+                                                         "source": "registry"}
+    await store.record_processing([Processed(parts[0].message, MessageState.NOT_RELEVANT, "x")])
+    assert [p.message for p in await store.parts_of([export])] == [parts[1].message]
 
 
 # -- operators: requeue, handle, correct ------------------------------------------
