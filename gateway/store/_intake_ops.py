@@ -232,8 +232,9 @@ def _store_parts(conn: sqlite3.Connection, parent: int, n: Normalised,
         more, more_entries = add_raw(conn, [raw], MessageState.QUARANTINED, reason, now)
         rows += more
         entries += more_entries
-    conn.executemany("UPDATE messages SET parent = ? WHERE id = ?",
-                     [(parent, mid) for mid, _new in rows])
+    expect_changed(conn.executemany("UPDATE messages SET parent = ? WHERE id = ? AND parent IS NULL",
+                                    [(parent, mid) for mid, _new in rows]),
+                   len(rows), f"parts of message {parent} (in no other export)")
     return entries
 
 

@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 
 from gateway.person_state import PersonState
-from gateway.store._sql import select_in
+from gateway.store._sql import expect_changed, select_in
 from gateway.store.journal import Entry
 
 
@@ -67,8 +67,9 @@ def _merge(conn: sqlite3.Connection, update: PersonState, message: int,
     pid = min(found)  # several: the VN and a local id named different persons; the oldest wins
     (old,) = conn.execute("SELECT state FROM persons WHERE id = ?", (pid,)).fetchone()
     new = PersonState.model_validate_json(old).merged(update)
-    conn.execute("UPDATE persons SET state = ?, updated_at = ?, updated_by = ? WHERE id = ?",
-                 (_json(new), now, message, pid))
+    expect_changed(conn.execute(
+        "UPDATE persons SET state = ?, updated_at = ?, updated_by = ? WHERE id = ? AND state = ?",
+        (_json(new), now, message, pid, old)), 1, f"person {pid} (in the state read)")
     _add_keys(conn, pid, new.keys())
     return pid, False
 
