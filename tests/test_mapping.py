@@ -15,6 +15,9 @@ import pytest
 
 from gateway.api import ConfigError, InputRejected, NormaliseContext, Normalised, RawInput
 from gateway.cli import main
+from gateway.config import write_initial_config
+from gateway.plugins import get_plugin_manager
+from gateway.testing import drop, harness, running, states, until
 from plugins.mapping.loading import load_mapping
 from plugins.mapping.normaliser import MAPPING_META, ROW_META, normalise
 from tests.official import official_schema_set
@@ -102,13 +105,14 @@ def test_a_row_message_states_the_person_and_its_keys() -> None:
     result = split(CSV_SAMPLE.read_bytes())
     first = rows(result)[0]
     assert first.subject == ("vn:7565658670652", "local:MU.230:104211")
-    assert first.facts == {"event": "moveIn", "mapping": "Kommunalsoft Nova, Einwohnerexport 4.2",
-                           "row": 1}
+    assert first.facts == {"format": "csv", "person_event": "moveIn", "row": 1,
+                           "mapping": "Kommunalsoft Nova, Einwohnerexport 4.2"}
     [person] = first.persons
     assert person.permit() == "0201" and person.nationality() == "foreign"
     assert person.municipality is not None and person.municipality.municipality_id == 230
     assert str(person.as_of) == "2026-11-01"
     naturalised = rows(result)[-1]
+    assert naturalised.facts["nationality_before"] == "foreign"  # the message says Swiss
     assert naturalised.persons[0].nationality() == "swiss"
     assert naturalised.persons[0].permit() is None  # xsi:nil in the message
 
@@ -124,7 +128,8 @@ def test_message_ids_are_the_same_however_often_a_file_is_mapped() -> None:
 
 def test_json_paths_reach_nested_fields_and_list_items() -> None:
     messages = rows(split(JSON_SAMPLE.read_bytes(), MAPPINGS / "nova-json.toml"))
-    assert [m.facts["event"] for m in messages] == ["moveIn", "prolongationL", "moveIn"]
+    assert [m.facts["person_event"] for m in messages] == ["moveIn", "prolongationL", "moveIn"]
+    assert {m.facts["format"] for m in messages} == {"json"}
     person = messages[1].persons[0]
     assert person.identification.first_name == "Camille"
     assert person.facts()["country"] == 8212  # person.nationalities.0 = FR
@@ -453,3 +458,68 @@ def test_the_shipped_example_configuration_maps_the_shipped_exports(
     lines = capsys.readouterr().out.splitlines()
     assert sum(" rows, " in line for line in lines) == 2
     assert len([line for line in lines if line.startswith("row ")]) == 10
+
+
+# -- end to end: a running gateway -----------------------------------------------------
+
+
+async def test_a_dropped_export_becomes_a_message_per_row_and_its_bad_row_is_quarantined(
+        tmp_path: Path) -> None:
+    options = {"path": "in", "done_dir": "done", "poll_interval": "50ms", "settle": "0s",
+               "pattern": ["*.csv"], "mapping": str(MAPPINGS / "nova.toml")}
+    async with harness(tmp_path, source_options=options) as h:
+        h.feed("einwohner.csv", CSV_SAMPLE.read_bytes())
+        deliveries = await h.settled(7)
+        await h.wait_for(lambda: len(h.messages()) == 9)
+        messages = h.messages()
+        collected = list(h.collected)
+    db = tmp_path / "gateway.db"
+    export_file, *row_messages = messages
+    assert (export_file.ref, export_file.state) == ("einwohner.csv", "split")
+    assert export_file.reason == "split into 8 parts (1 rejected)"
+    assert states(db, "SELECT DISTINCT parent FROM messages WHERE id > ?",
+                  (export_file.id,)) == [(export_file.id,)]
+    by_ref = {m.ref: m for m in row_messages}
+    assert sorted(by_ref) == [f"einwohner.csv row {n}" for n in range(1, 9)]
+    bad = by_ref.pop("einwohner.csv row 7")
+    assert (bad.state, bad.reason) == ("quarantined", "row 7 (line 8): field permit (BEWILLIGUNG):"
+                                       " value 'S' has no entry in the permit table")
+    assert {m.state for m in by_ref.values()} == {"routed"}
+    assert sorted(d.message_id for d in deliveries) == sorted(m.message_id for m in by_ref.values())
+    assert {d.state for d in deliveries} == {"delivered"}
+    schemas = official_schema_set()
+    assert len(collected) == 7
+    assert all(schemas.validate(item.payload).valid for item in collected)
+    assert (tmp_path / "done" / "einwohner.csv").is_file()
+    persons = states(db, "SELECT key FROM person_keys WHERE key LIKE 'vn:%'")
+    assert len(persons) == 7  # the seven people of the good rows, found by VN
+
+
+async def test_the_init_configuration_with_the_nova_source_and_worker_processes(
+        tmp_path: Path) -> None:
+    """As deployed: init's rules, a worker process (plugins from their entry points), sedex."""
+    config = write_initial_config(tmp_path)
+    shutil.copytree(MAPPINGS, tmp_path / "mappings")
+    (tmp_path / "conf.d" / "30-nova.toml").write_text(
+        '[gateway]\nworkers = 1\n[dispatcher]\nidle_poll = "50ms"\n'
+        '[sources.nova]\ntype = "folder"\npath = "../nova/export"\npattern = ["*.csv"]\n'
+        'mapping = "../mappings/nova.toml"\npoll_interval = "50ms"\nsettle = "50ms"\n',
+        encoding="utf-8")
+    db = tmp_path / "gateway.db"
+    (tmp_path / "nova" / "export").mkdir(parents=True)
+
+    def by_state() -> dict[str, int]:
+        return dict(states(db, "SELECT state, count(*) FROM messages GROUP BY state"))
+
+    async with running(config, get_plugin_manager()) as gateway:
+        assert gateway.pool.size == 1
+        drop(tmp_path / "nova" / "export", "einwohner.csv", CSV_SAMPLE.read_bytes())
+        await until(lambda: states(db, "SELECT count(*) FROM deliveries WHERE state = 'sent'")
+                    == [(7,)], timeout=30)
+    # every good row is about a foreign national before its event (the naturalised
+    # person too: nationality_before), so init's rule sends it to the canton
+    assert by_state() == {"split": 1, "routed": 7, "quarantined": 1}
+    decided = states(db, "SELECT DISTINCT detail FROM journal WHERE event = 'message.decided'")
+    assert decided and all("foreign-nationals" in row[0] for row in decided)
+    payloads = sorted((tmp_path / "sedex" / "outbox").glob("data_*"))
+    assert len(payloads) == 7

@@ -93,7 +93,7 @@ def _show(part: RawInput, message: Normalised, args: argparse.Namespace) -> None
     if args.out is not None:
         (args.out / f"row-{row:04d}.xml").write_bytes(message.xml)
     if args.summary:
-        print(f"row {row}: {message.facts['event']}, messageId {message.message_id},"
+        print(f"row {row}: {message.facts['person_event']}, messageId {message.message_id},"
               f" person {' '.join(message.subject)}")
     else:
         assert message.tree is not None

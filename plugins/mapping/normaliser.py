@@ -42,6 +42,9 @@ ROW_META = "mapping_row"
 #: An eCH namespace in a schema message, shortened to its prefix.
 _NAMESPACE = re.compile(r"\{http://www\.ech\.ch/xmlns/(eCH-\d{4})/\d+\}")
 
+#: Events whose message states a nationality the person did not have before.
+_NATIONALITY_BEFORE = {"naturalizeForeigner": "foreign", "undoSwiss": "swiss"}
+
 _loaded: dict[Path, tuple[tuple[int, int], MappingSpec]] = {}
 
 
@@ -148,8 +151,18 @@ def row_message(raw: RawInput, spec: MappingSpec, context: NormaliseContext) -> 
         tree=parse_untrusted(xml, max_bytes=max(context.max_bytes, len(xml))),
         action=message.header.action, subject=tuple(person_keys(content.person_identification)),
         persons=(person,),
-        facts={"event": content.person_event, "mapping": spec.name, "row": record.row},
+        facts=row_facts(spec, content.person_event, record.row),
     )
+
+
+def row_facts(spec: MappingSpec, event: str | None, row: int) -> dict[str, Any]:
+    """What rules may match on besides the core's facts (``fields`` of a rule)."""
+    facts: dict[str, Any] = {"format": spec.format, "person_event": event, "mapping": spec.name,
+                             "row": row}
+    before = _NATIONALITY_BEFORE.get(event or "")
+    if before is not None:  # the message states the nationality after the event
+        facts["nationality_before"] = before
+    return facts
 
 
 def person_state(message: PersonEventMessage) -> PersonState:
