@@ -15,6 +15,7 @@ import pytest
 
 from gateway.api import ConfigError, InputRejected, NormaliseContext, Normalised, RawInput
 from gateway.cli import main
+from gateway.cli._reprocess import reprocess
 from gateway.config import write_initial_config
 from gateway.plugins import get_plugin_manager
 from gateway.testing import drop, harness, running, states, until
@@ -523,3 +524,26 @@ async def test_the_init_configuration_with_the_nova_source_and_worker_processes(
     assert decided and all("foreign-nationals" in row[0] for row in decided)
     payloads = sorted((tmp_path / "sedex" / "outbox").glob("data_*"))
     assert len(payloads) == 7
+
+
+async def test_a_rejected_row_replayed_after_the_mapping_is_fixed_is_sent(tmp_path: Path) -> None:
+    mapping = utf8_mapping(tmp_path)
+    options = {"path": "in", "done_dir": "done", "poll_interval": "50ms", "settle": "0s",
+               "pattern": ["*.csv"], "mapping": str(mapping)}
+    separated = GOOD.replace(";ledig;", ";getrennt;").replace("104211", "104212")
+    async with harness(tmp_path, source_options=options) as h:
+        h.feed("export.csv", csv_bytes(GOOD, separated))
+        await h.settled(1)
+        await h.wait_for(lambda: [m.state for m in h.messages()].count("quarantined") == 1)
+        [bad] = [m for m in h.messages() if m.state == "quarantined"]
+        assert bad.reason == ("row 2 (line 3): field marital_status (ZIVILSTAND): value"
+                              " 'getrennt' has no entry in the marital table")
+        text = mapping.read_text(encoding="utf-8")
+        mapping.write_text(text.replace('ledig = "1"', 'ledig = "1"\ngetrennt = "2"'),
+                           encoding="utf-8")
+        gateway = h.gateway  # what `messages replay` does, on the running gateway's store
+        assert await reprocess(bad.id, gateway.store, gateway.settings, gateway.pm) == "routed"
+        gateway.dispatcher.wake()
+        deliveries = await h.settled(2)
+    assert [d.message for d in deliveries][-1] == bad.id
+    assert {d.state for d in deliveries} == {"delivered"}
