@@ -110,6 +110,7 @@ from gateway.filetake import (
 from gateway.hookspecs import hookimpl
 from gateway.logs import RepeatedProblem, redact
 from gateway.person_state import PersonState, parse_key, permit_category, person_keys, vn_check_digit_ok
+from gateway.rules import first_match
 from gateway.xml.safe import parse_untrusted
 from gateway.xml.validation import validate
 
@@ -178,6 +179,7 @@ __all__ = [
     "display_name",
     "ech0223",
     "finish",
+    "first_match",
     "hookimpl",
     "in_thread",
     "load_config",

@@ -84,9 +84,9 @@ class Processor:
         states = dict(known)
         results = []
         for mid, raw, normalised in items:
-            result = self.finish(mid, raw, normalised, _state_of(states, normalised.subject))
+            result = self.finish(mid, raw, normalised, state_of(states, normalised.subject))
             for update in result.persons:
-                _remember(states, update)
+                remember(states, update)
             results.append(result)
         for p in results:
             if p.normalised is not None:
@@ -102,7 +102,7 @@ class Processor:
                    f" ({len(n.rejected_parts)} rejected)")
             return Processed(mid, MessageState.SPLIT, why, normalised=n, raw_is_canonical=True)
         try:
-            n = self._complete(n, raw, before)
+            n = self.complete(n, raw, before)
         except InputRejected as exc:
             return Processed(mid, MessageState.QUARANTINED, str(exc))
         except Exception as exc:  # a plugin bug quarantines the input, never loses it
@@ -111,20 +111,25 @@ class Processor:
         base: dict[str, Any] = {"normalised": n, "raw_is_canonical": n.xml == raw.data,
                                 "persons": n.persons}
         warnings = list(n.warnings)
+        about = {k: n.facts[k] for k in ("source_event",) if n.facts.get(k)}
         if n.not_relevant is not None:
             return Processed(mid, MessageState.NOT_RELEVANT, n.not_relevant,
-                             detail=_warned(warnings), **base)
+                             detail=_warned(warnings, about), **base)
         if raw.source in self.settings.partners:
             return Processed(mid, MessageState.NOT_RELEVANT, _from_partner(raw), **base)
         facts = rule_facts(n, raw, before)
+        if facts["event"]:
+            about["event"] = facts["event"]
         decision: Decision | None = self._pm.hook.gateway_decide(
             message=n, raw=raw, facts=facts, settings=self.settings)
         if decision is None:
             why = (f"no rule decided about it (no [[rules]] entry matched, and source"
                    f" {raw.source!r} has no route_to)")
-            return Processed(mid, MessageState.NOT_RELEVANT, why, detail=_warned(warnings), **base)
+            return Processed(mid, MessageState.NOT_RELEVANT, why, detail=_warned(warnings, about),
+                             **base)
         routes, ignored = self._routes(decision)
-        detail = {"rule": decision.rule, **({"ignored_routes": ignored} if ignored else {})}
+        detail = {**about, "rule": decision.rule,
+                  **({"ignored_routes": ignored} if ignored else {})}
         if not routes:
             why = decision.reason + (f" ({'; '.join(ignored)})" if ignored else "")
             return Processed(mid, MessageState.NOT_RELEVANT, why, decision=decision,
@@ -142,7 +147,7 @@ class Processor:
         return Processed(mid, MessageState.ROUTED, None, routes=routes, decision=decision,
                          payloads=payloads.by_partner, detail=_warned(warnings, detail), **base)
 
-    def _complete(self, n: Normalised, raw: RawInput, before: PersonState | None) -> Normalised:
+    def complete(self, n: Normalised, raw: RawInput, before: PersonState | None) -> Normalised:
         """The finished message: its draft completed, its tree parsed in this process."""
         if n.draft is not None:
             done = n.draft.complete(before)
@@ -180,16 +185,16 @@ def _light(step: Step, raw: RawInput) -> Step:
     return step
 
 
-def _state_of(states: Mapping[str, PersonState], keys: Sequence[str]) -> PersonState | None:
+def state_of(states: Mapping[str, PersonState], keys: Sequence[str]) -> PersonState | None:
     for key in keys:
         if key in states:
             return states[key]
     return None
 
 
-def _remember(states: dict[str, PersonState], update: PersonState) -> None:
+def remember(states: dict[str, PersonState], update: PersonState) -> None:
     """Merge ``update`` into the state it belongs to, under all the keys of both."""
-    old = _state_of(states, update.keys())
+    old = state_of(states, update.keys())
     new = old.merged(update) if old is not None else update
     states.update(dict.fromkeys(new.keys(), new))
 

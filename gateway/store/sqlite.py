@@ -22,7 +22,15 @@ from typing import Any
 from gateway.contracts import RawInput, Receipt
 from gateway.errors import StoreError, StoreLost, StoreUnavailable
 from gateway.person_state import PersonState
-from gateway.store import _delivery_ops, _handling_ops, _intake_ops, _person_ops, _queries, journal
+from gateway.store import (
+    _delivery_ops,
+    _handling_ops,
+    _intake_ops,
+    _person_ops,
+    _person_queries,
+    _queries,
+    journal,
+)
 from gateway.store._writer import CommitListener, GroupCommitWriter, unavailable
 from gateway.store.anchor import Anchor, anchor_path, read_anchor, write_anchor
 from gateway.store.base import Clock, PolicyFor
@@ -326,6 +334,18 @@ class StoreReader:
     def count_messages(self, **filters: Any) -> int:
         """How many messages :meth:`list_messages` would list without a limit."""
         return _queries.count_messages(self.conn, **filters)
+
+    def find_persons(self, keys: list[str]) -> list[int]:
+        """The persons ``keys`` name (``local:*:<id>``: a local id of any category)."""
+        return _person_queries.find_persons(self.conn, keys)
+
+    def get_person(self, pid: int) -> dict[str, Any] | None:
+        """One person: state, keys and the messages about them, in time order."""
+        return _person_queries.person(self.conn, pid)
+
+    def load_persons(self, keys: list[str]) -> dict[str, Any]:
+        """The last known states of the persons ``keys`` name, by key."""
+        return _person_ops.load_persons(self.conn, keys)
 
     def get_message(self, mid: int) -> dict[str, Any] | None:
         """One message in full."""

@@ -1,0 +1,74 @@
+"""``persons show``: a person's last known state and the messages about them, in time order."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from gateway.cli import _access, _render
+from gateway.cli.exitcodes import OK
+from gateway.errors import Ambiguous, NotFound
+from gateway.person_state import parse_key
+
+
+def add_commands(sub: Any) -> None:
+    """Register ``persons show``."""
+    persons = sub.add_parser("persons", help="the person state the gateway keeps")
+    psub = persons.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = psub.add_parser("show", help="a person's state and messages, in time order")
+    p.add_argument("person", help="a VN (756.1234.5678.97 or 7561234567897), or a local id"
+                   " (CATEGORY:ID, or ID of any category)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_show)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """Print the person ``args.person`` names."""
+    with _access.reader(args) as r:
+        found = r.find_persons(parse_key(args.person))
+        if not found:
+            raise NotFound(f"no person {args.person}")
+        if len(found) > 1:
+            people = [r.get_person(pid) for pid in found]
+            raise Ambiguous(f"{args.person} names {len(found)} persons; give one of their keys:",
+                            [", ".join(p["keys"]) for p in people if p is not None])
+        person = r.get_person(found[0])
+    assert person is not None
+    if args.json:
+        print(json.dumps(_render.with_times(person), indent=2, default=str))
+    else:
+        print(render(person))
+    return OK
+
+
+def render(person: dict[str, Any]) -> str:
+    """The text form: keys, the state part by part, then the timeline."""
+    state = person["state"]
+    ident = state["identification"]
+    lines = [f"person {person['id']}: {ident.get('first_name')} {ident.get('official_name')}",
+             f"  keys: {', '.join(person['keys'])}",
+             f"  updated: {_render.iso(person['updated_at'])} (message {person['updated_by']})"]
+    for part, value in state.items():
+        if part in ("identification",) or value is None:
+            continue
+        lines.append(f"  {part}: {_compact(value)}")
+    lines.append("messages:")
+    for m in person["messages"]:
+        deliveries = ", ".join(f"{d['partner']} {d['state']}" for d in m["deliveries"]) or "-"
+        what = m["event"] or m["kind"] or "?"
+        lines.append(f"  {_render.iso(m['received_at'])}  {m['id']:>6}  {what:<22}"
+                     f" {m['state']:<13} {deliveries}")
+        if m["state"] != "routed" and m["reason"]:
+            lines.append(f"          {m['reason']}")
+    return "\n".join(lines)
+
+
+def _compact(value: Any) -> str:
+    """A part of the state on one line: its leaf values, without empty ones."""
+    if isinstance(value, dict):
+        inner = [f"{k}={_compact(v)}" for k, v in value.items() if v not in (None, [], {})]
+        return "{" + ", ".join(inner) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_compact(v) for v in value) + "]"
+    return str(value)

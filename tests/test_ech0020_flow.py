@@ -1,0 +1,153 @@
+"""eCH-0020 deliveries through the running gateway, with the rules ``init`` writes.
+
+The whole corpus is dropped into the registry folder (the base delivery
+first): each file ends as MANIFEST.toml's ``default_rule`` says (routed to
+the canton, or not relevant with its reason), each bad file quarantined
+with a reason naming its field, every delivered payload valid against the
+official eCH-0223 XSD, and the person state answers ``persons show``.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lxml import etree
+
+from gateway.cli import main
+from gateway.config import write_initial_config
+from gateway.config._template import INITIAL_CONFIG
+from tests.flow import StubTransport, drop, running, states, until, write_config
+from tests.official import REPO, official_xsd
+
+CORPUS = REPO / "tests" / "fixtures" / "ech0020"
+MANIFEST: dict[str, Any] = tomllib.loads((CORPUS / "MANIFEST.toml").read_text(encoding="utf-8"))
+#: The [[rules]] of the configuration init writes.
+DEFAULT_RULES = INITIAL_CONFIG[INITIAL_CONFIG.index("[[rules]]"):]
+
+
+def _config(tmp_path: Path, extra: str = "") -> Path:
+    config = write_config(tmp_path, extra=DEFAULT_RULES + extra)
+    config.write_text(config.read_text().replace('route_to = ["canton"]\n', ""))
+    return config
+
+
+@pytest.fixture(scope="module")
+def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One run over the whole corpus; the folder of that run."""
+    import asyncio
+
+    tmp_path = tmp_path_factory.mktemp("ech0020")
+    config = _config(tmp_path)
+    db = tmp_path / "gateway.db"
+    good = [e["file"] for e in MANIFEST["file"]]
+    bad = [e["file"] for e in MANIFEST["bad"]]
+
+    async def run() -> None:
+        StubTransport.sent.clear()
+        async with running(config):
+            drop(tmp_path / "in", "baseDelivery.xml", (CORPUS / "baseDelivery.xml").read_bytes())
+            await until(lambda: states(db, "SELECT state FROM messages") == [("not_relevant",)])
+            for name in good[1:] + bad:
+                drop(tmp_path / "in", name.replace("/", "-"), (CORPUS / name).read_bytes())
+            await until(lambda: states(db, "SELECT count(*) FROM messages WHERE state NOT IN"
+                                           " ('received')") == [(len(good) + len(bad),)],
+                        timeout=60)
+            routed = states(db, "SELECT count(*) FROM messages WHERE state = 'routed'")[0][0]
+            await until(lambda: len(StubTransport.sent.get("canton", [])) == routed, timeout=30)
+
+    asyncio.run(run())
+    return tmp_path
+
+
+def _outcome(folder: Path, name: str) -> tuple[str, str | None]:
+    [(state, reason)] = states(folder / "gateway.db", "SELECT state, reason FROM messages"
+                               " WHERE ref = ?", (name.replace("/", "-"),))
+    return state, reason
+
+
+@pytest.mark.parametrize("entry", MANIFEST["file"], ids=lambda e: e["file"])
+def test_each_file_ends_as_the_default_rules_say(corpus_run: Path, entry: dict[str, Any]) -> None:
+    state, reason = _outcome(corpus_run, entry["file"])
+    if entry["default_rule"] == "forward":
+        assert state == "routed", reason
+    else:
+        assert state == "not_relevant"
+        assert reason
+
+
+@pytest.mark.parametrize("entry", MANIFEST["bad"], ids=lambda e: e["file"])
+def test_each_bad_file_is_quarantined_naming_its_field(corpus_run: Path,
+                                                       entry: dict[str, Any]) -> None:
+    state, reason = _outcome(corpus_run, entry["file"])
+    assert state == "quarantined"
+    assert reason and entry["field"] in reason
+
+
+def test_every_delivered_payload_is_official_ech0223_with_the_expected_event(
+        corpus_run: Path) -> None:
+    xsd = official_xsd("eCH-0223-1-5.xsd")
+    expected = {e["file"]: e["expect"] for e in MANIFEST["file"]}
+    sent = StubTransport.sent["canton"]
+    assert sent
+    rows = dict(states(corpus_run / "gateway.db", "SELECT message_id, ref FROM messages"))
+    for item in sent:
+        doc = etree.fromstring(item.payload)
+        assert xsd.validate(etree.ElementTree(doc)), xsd.error_log.last_error
+        event = doc.findtext("{*}content/{*}personEvent")
+        want = expected[rows[item.message_id]]
+        if want == "changeOccupation":  # not in eCH-0223 1.5: sent without a personEvent
+            want = None
+        assert event == want, rows[item.message_id]
+
+
+def test_every_decision_names_its_rule(corpus_run: Path) -> None:
+    decided = [json.loads(d)["rule"] for (d,) in states(
+        corpus_run / "gateway.db", "SELECT detail FROM journal WHERE event = 'message.decided'")]
+    assert set(decided) <= {"rules[1] foreign-nationals", "rules[3] everyone-else"}
+    assert "rules[1] foreign-nationals" in decided and "rules[3] everyone-else" in decided
+
+
+def test_persons_show_prints_the_state_and_the_timeline(
+        corpus_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    permit = next(e for e in MANIFEST["file"]
+                  if e["file"] == "changeResidencePermit-prolongationB.xml")
+    config = str(_site(corpus_run / "site", corpus_run / "gateway.db"))
+    assert main(["--config", config, "persons", "show", permit["person_vn"], "--json"]) == 0
+    person = json.loads(capsys.readouterr().out)
+    assert f"vn:{permit['person_vn']}" in person["keys"]
+    events = [m["event"] for m in person["messages"]]
+    assert events[0] == "baseDelivery" or person["messages"][0]["kind"] == "baseDelivery"
+    assert "prolongationB" in events
+    permit_data = person["state"]["residence_permit_data"]
+    assert permit_data["residence_permit"].startswith("02")  # still a B permit, prolonged
+    local = permit["local_id"].split(":", 1)[1]
+    assert main(["--config", config, "persons", "show", local]) == 0
+    text = capsys.readouterr().out
+    assert "prolongationB" in text and "routed" in text
+    assert main(["--config", config, "persons", "show", "756.0000.0000.00"]) == 3
+
+
+def test_rules_explain_says_which_rule_decides_and_sends_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = _site(tmp_path)
+    files = [str(CORPUS / "baseDelivery.xml"), str(CORPUS / "moveIn-abroad.xml"),
+             str(CORPUS / "move-swiss.xml"),
+             str(CORPUS / "bad" / "vn-check-digit.xml")]
+    assert main(["--config", str(config), "rules", "explain", *files]) == 1  # one is quarantined
+    out = capsys.readouterr().out
+    assert "rules[1] foreign-nationals: matches" in out
+    assert "rules[1] foreign-nationals: no (nationality is 'swiss'" in out
+    assert "vn-check-digit.xml: quarantined:" in out
+    assert not (tmp_path / "gateway.db").exists()  # nothing stored
+
+
+def _site(folder: Path, db: Path | None = None) -> Path:
+    """The configuration ``init`` writes (the default rules), on database ``db``."""
+    config = write_initial_config(folder)
+    if db is not None:
+        config.write_text(config.read_text().replace('path = "gateway.db"', f'path = "{db}"'))
+    return config
