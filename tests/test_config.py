@@ -400,6 +400,40 @@ def test_unknown_route_to_partner(tmp_path: Path) -> None:
     assert (str(main), "gateway.log_format") in problems  # reported together
 
 
+def test_rules_naming_unknown_partners_sources_fields_or_values_are_refused(
+        tmp_path: Path) -> None:
+    main = write(tmp_path / "gateway.toml", MINIMAL)
+    conf = write(tmp_path / "conf.d/50-rules.toml", """
+        [[rules]]
+        name = "ok"
+        match = { nationality = ["foreign"], fields = { source_event = "moveIn" } }
+        then = { route_to = ["canton"] }
+        [[rules]]
+        name = "typos"
+        match = { source = ["registy"], fields = { sorce_event = "moveIn" } }
+        then = { route_to = ["kanton"] }
+        [[rules]]
+        name = "values"
+        match = { event = ["undoSeparation"], nationality = ["alien"] }
+        then = { not_relevant = "x", business_key = "Verfuegung" }
+        [[rules]]
+        name = "both"
+        then = { route_to = ["canton"], not_relevant = "x" }
+        """)
+
+    problems = keyed(problems_of(main))
+
+    assert "unknown partner 'kanton'" in problems[(str(conf), "rules.1.then.route_to")]
+    assert "unknown source 'registy'" in problems[(str(conf), "rules.1.match.source")]
+    assert "did you mean 'source_event'" in problems[
+        (str(conf), "rules.1.match.fields.sorce_event")]
+    assert "undoSeperation" in problems[(str(conf), "rules.2.match.event")]  # the XSD spelling
+    assert "foreign" in problems[(str(conf), "rules.2.match.nationality")]
+    assert "Verfügung" in problems[(str(conf), "rules.2.then.business_key")]
+    assert "either route_to" in problems[(str(conf), "rules.3.then")]
+    assert not [key for _file, key in problems if key.startswith("rules.0")]
+
+
 def test_cross_section_checks(tmp_path: Path) -> None:
     write(tmp_path / "blocker", "a file, not a directory")
     main = write(

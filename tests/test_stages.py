@@ -34,7 +34,11 @@ RULE = """
 name = "foreign-to-both"
 description = "foreign nationals go to both offices"
 match = { nationality = ["foreign"], event = ["moveIn", "prolongationL"] }
-then = { route_to = ["canton", "old"], business_key = "BRB", deadline = "30d", business_comment = "Zuzug aus dem Ausland" }
+[rules.then]
+route_to = ["canton", "old"]
+business_key = "BRB"
+deadline = "30d"
+business_comment = "Zuzug aus dem Ausland"
 """
 
 

@@ -63,7 +63,8 @@ class Provenance:
         """One problem per error in ``error``, for a model validated at ``prefix``."""
         found = []
         for detail in error.errors(include_url=False):
-            loc = [str(part) for part in detail["loc"] if not isinstance(part, int)]
+            loc = [str(part) for i, part in enumerate(detail["loc"])
+                   if not isinstance(part, int) or detail["loc"][i - 1] in _NUMBERED]
             reason = _REASONS.get(detail["type"], detail["msg"].removeprefix("Value error, "))
             if loc and loc[-1] == "[key]":
                 loc.pop()
@@ -77,6 +78,10 @@ class Provenance:
                 reason += f"; give a JSON value, e.g. {_CONTAINERS[detail['type']]}"
             found.append(self.problem(key, reason))
         return found
+
+
+#: Arrays of tables whose entries a problem names by index (``rules.2.then``).
+_NUMBERED = ("rules",)
 
 
 def dotted(key: Key) -> str:

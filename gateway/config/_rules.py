@@ -10,15 +10,18 @@ configuration by ``check-config``.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import difflib
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gateway.config._durations import Duration
 from gateway.ech0223.codes import BusinessKey, PersonEvent
 
 Nationality = Literal["swiss", "foreign", "stateless", "unknown"]
 PermitCategory = Literal["B", "C", "Ci", "F", "N", "L", "G", "other"]
+#: What ``match.event`` accepts: the personEvent values of eCH-0223 1.5, and "none".
+EVENTS = (*get_args(PersonEvent), "none")
 #: Facts a normaliser exposes besides the core's (gateway/facts.py), matchable under ``fields``.
 NORMALISER_FACTS = ("format", "source_event", "person_event", "nationality_before", "mapping",
                     "row")
@@ -31,8 +34,9 @@ class _Strict(BaseModel):
 class RuleMatch(_Strict):
     """``[rules.match]``: when the rule applies. Every key given must hold; omitted keys match all."""
 
-    event: list[PersonEvent | Literal["none"]] | None = Field(
-        default=None, description='eCH-0223 personEvent of the message ("none": it has none).')
+    event: list[str] | None = Field(
+        default=None, description='eCH-0223 personEvent of the message, spelled as the XSD'
+        ' ("none": it has none).')
     source: list[str] | None = Field(default=None, description="Sources the input came from.")
     kind: list[Literal["personEventMessage", "eventReport"]] | None = Field(
         default=None, description="Root element of the message.")
@@ -50,6 +54,18 @@ class RuleMatch(_Strict):
         default_factory=dict,
         description="Other facts by name, a value or a list of values: "
         + ", ".join(NORMALISER_FACTS) + ", and the core's facts.")
+
+
+    @field_validator("event")
+    @classmethod
+    def _known_events(cls, events: list[str] | None) -> list[str] | None:
+        """Event names exactly as the eCH-0223 XSD spells them (``undoSeperation``...)."""
+        for name in events or ():
+            if name not in EVENTS:
+                close = difflib.get_close_matches(name, EVENTS, n=1, cutoff=0.6)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ValueError(f"unknown eCH-0223 personEvent {name!r}{hint}")
+        return events
 
 
 class RuleThen(_Strict):
