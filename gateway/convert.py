@@ -1,8 +1,9 @@
 """Stage *convert per partner*: the decision's business fields, then each partner's eCH-0223 version.
 
-The canonical message is eCH-0223 1.5. A decision may set ``businessKey``,
-``deadline`` and ``businessComment``: they are written into the canonical
-message itself (what the journal and ``messages show`` present is what was
+The canonical message is eCH-0223 1.5. A decision may attach documents
+(files a rule names in the documents folder, :mod:`gateway.documents`) and
+set ``businessKey``, ``deadline`` and ``businessComment``: they are written
+into the canonical message itself (what the journal and ``messages show`` present is what was
 sent). Each partner then gets the message in its own version
 (:func:`gateway.ech0223.versions.convert`), validated against that version;
 partners on the same version share one conversion.
@@ -16,7 +17,8 @@ from typing import Any
 
 from lxml import etree
 
-from gateway.contracts import Decision, Normalised, PartnerVersion
+from gateway.contracts import Attachment, Decision, Normalised, PartnerVersion
+from gateway.documents import DocumentsFolder
 from gateway.ech0223.versions import convert
 from gateway.errors import InputRejected
 
@@ -39,25 +41,36 @@ class Payloads:
     :param canonical: the canonical XML when the decision changed it, else ``None``.
     :param by_partner: each partner's payload where it differs from the canonical XML.
     :param warnings: what a conversion dropped or replaced (journaled).
+    :param attachments: the files the decision's documents added (sent under ``files/``).
     """
 
     canonical: bytes | None = None
     by_partner: dict[str, bytes] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    attachments: list[Attachment] = field(default_factory=list)
 
 
 def partner_payloads(n: Normalised, decision: Decision, targets: Mapping[str, PartnerVersion],
-                     validate: Validator) -> Payloads:
+                     validate: Validator, documents: DocumentsFolder | None = None) -> Payloads:
     """Apply ``decision`` to ``n`` and make each partner's payload, validated.
 
-    :raises InputRejected: the message, or a partner's version of it, is invalid.
+    :param documents: where the decision's ``documents`` are found (required when it has any).
+    :raises InputRejected: the message, or a partner's version of it, is invalid; a
+        document the decision names is missing or over the limits.
     :raises ConversionRefused: a partner's policy refuses an event its version lacks.
     """
     out = Payloads()
     tree = n.tree
     assert tree is not None, "the message is parsed in this process before it is converted"
-    if n.kind == "personEventMessage" and _business_fields(decision):
-        tree = etree.ElementTree(_with_business(tree.getroot(), decision))
+    if n.kind == "personEventMessage" and (decision.documents or _business_fields(decision)):
+        root = _copy(tree.getroot())
+        if decision.documents:
+            assert documents is not None, "a decision with documents needs the documents folder"
+            out.attachments = documents.attach(root, decision.documents, decision.rule,
+                                               n.attachments)
+        if _business_fields(decision):
+            _with_business(root, decision)
+        tree = etree.ElementTree(root)
         out.canonical = etree.tostring(tree, xml_declaration=True, encoding="UTF-8")
     problems = validate(tree, CANONICAL)
     if problems:
@@ -85,9 +98,8 @@ def _business_fields(decision: Decision) -> dict[str, str]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def _with_business(root: etree._Element, decision: Decision) -> etree._Element:
-    """A copy of ``root`` whose businessInformation carries the decision's fields."""
-    root = _copy(root)
+def _with_business(root: etree._Element, decision: Decision) -> None:
+    """Set the decision's fields in the businessInformation of ``root``."""
     content = root.find(f"{{{NS}}}content")
     if content is None:
         raise InputRejected("personEventMessage without content", "content")
@@ -106,7 +118,6 @@ def _with_business(root: etree._Element, decision: Decision) -> etree._Element:
             el = etree.Element(f"{{{NS}}}{tag}")
             _insert_in_order(info, el, tag)
         el.text = value[:COMMENT_MAX] if name == "business_comment" else value
-    return root
 
 
 def _insert_in_order(info: etree._Element, el: etree._Element, tag: str) -> None:

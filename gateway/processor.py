@@ -33,6 +33,7 @@ from gateway.contracts import (
     Route,
 )
 from gateway.convert import Validator, partner_payloads
+from gateway.documents import folder_of
 from gateway.errors import ConversionRefused, InputRejected
 from gateway.facts import rule_facts
 from gateway.person_state import PersonState
@@ -55,6 +56,7 @@ class Processor:
         self._context = context
         self._validate = validate
         self._partners = partners
+        self._documents = folder_of(settings)
 
     # -- stage one: normalise ------------------------------------------------------
     def normalise_batch(self, batch: Sequence[tuple[int, RawInput]]) -> list[Step]:
@@ -136,12 +138,14 @@ class Processor:
                              detail=_warned(warnings, detail), **base)
         try:
             payloads = partner_payloads(n, decision, {r.partner: self._partners[r.partner]
-                                                      for r in routes}, self._validate)
+                                                      for r in routes}, self._validate,
+                                        self._documents)
         except (InputRejected, ConversionRefused) as exc:
             return Processed(mid, MessageState.QUARANTINED, str(exc), decision=decision,
                              detail=_warned(warnings, detail), **base)
         if payloads.canonical is not None:
-            n = dataclasses.replace(n, xml=payloads.canonical, tree=None)
+            n = dataclasses.replace(n, xml=payloads.canonical, tree=None,
+                                    attachments=n.attachments + tuple(payloads.attachments))
             base.update(normalised=n, raw_is_canonical=n.xml == raw.data)
         warnings += payloads.warnings
         return Processed(mid, MessageState.ROUTED, None, routes=routes, decision=decision,

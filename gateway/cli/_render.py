@@ -77,6 +77,8 @@ def message_detail(msg: dict[str, Any]) -> str:
     if msg["handled"]:
         h = msg["handled"]
         out.append(f"  handled:   {iso(h['at'])}: {h['note']}")
+    for a in msg.get("attachments", ()):
+        out.append(f"  file:      files/{a['name']}, {a['bytes']} bytes, sha256 {a['sha256']}")
     for d in msg["deliveries"]:
         out.append(f"  delivery {d['id']} to {d['partner']}: {d['state']}, {d['attempts']} attempts"
                    + (f", {d['reason']}" if d["reason"] else "")

@@ -113,6 +113,10 @@ def cross_check(settings: Settings, provenance: Provenance) -> list[Problem]:
         why = creatable(directory)
         if why is not None:
             problems.append(provenance.problem(key, why))
+    if any(rule.then.documents for rule in settings.rules):
+        why = readable_folder(settings.documents.dir)
+        if why is not None:
+            problems.append(provenance.problem(("documents", "dir"), why))
     validation = settings.validation
     catalog = ("validation", "official_catalog")
     if validation.schemas == "official" and validation.official_catalog is None:
@@ -120,6 +124,15 @@ def cross_check(settings: Settings, provenance: Provenance) -> list[Problem]:
     elif validation.official_catalog is not None and not validation.official_catalog.is_file():
         problems.append(provenance.problem(catalog, f"no such file: {validation.official_catalog}"))
     return problems
+
+
+def readable_folder(directory: Path) -> str | None:
+    """Why the gateway cannot list and read ``directory`` (rules attach its files), or ``None``."""
+    if not directory.is_dir():
+        return f"no such folder: {directory} (rules name documents in it)"
+    if not os.access(directory, os.R_OK | os.X_OK):
+        return f"{directory} is not readable"
+    return None
 
 
 def creatable(directory: Path) -> str | None:

@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from gateway.config._durations import Duration
 from gateway.config._provenance import Provenance
 from gateway.config._rules import RuleSettings
+from gateway.ech0223.codes import DocumentStatus
 
 MiB = 1024 * 1024
 #: Environment variables ``ECH_GATEWAY_<SECTION>__<KEY>`` override keys.
@@ -115,6 +116,29 @@ class LimitsSettings(_Section):
         le=512 * MiB,  # SQLite stores at most 1 GB in one value
         description="Of an input over its size limit, the store keeps at most this many bytes"
         " (the first ones), with the whole input's size and SHA-256.",
+    )
+    max_attachments: int = Field(
+        default=20, gt=0,
+        description="Most document files one outgoing message carries (a rule's documents,"
+        " a manual send's --attach, and what its input brought).",
+    )
+    max_attachment_bytes: ByteSize = Field(
+        default=ByteSize(20 * MiB), gt=0,
+        description="Largest total size of the document files of one outgoing message.",
+    )
+
+
+class DocumentsSettings(_Section):
+    """``[documents]``: the folder of scans that rules attach (``[[rules]] then.documents``)."""
+
+    dir: Path = Field(
+        default=Path("documents"),
+        description="Folder of the documents rules name (patterns such as \"{vn}/*.pdf\" are"
+        " relative to it); default: documents in gateway.data_dir. Read only, never changed.",
+    )
+    status: DocumentStatus = Field(
+        default="undefined",
+        description="eCH-0039 documentStatus written for each attached document.",
     )
 
 
@@ -283,6 +307,10 @@ class Settings(BaseSettings):
         default_factory=LimitsSettings,
         description="Bounds on untrusted input, against oversized files and zip bombs.",
     )
+    documents: DocumentsSettings = Field(
+        default_factory=DocumentsSettings,
+        description="The folder of scans that rules attach to messages.",
+    )
     validation: ValidationSettings = Field(
         default_factory=ValidationSettings,
         description="Which XSDs messages are validated against.",
@@ -321,4 +349,5 @@ class Settings(BaseSettings):
         """Make ``data_dir`` absolute and put a relative ``store.path`` inside it."""
         self.gateway.data_dir = self.gateway.data_dir.absolute()
         self.store.path = self.gateway.data_dir / self.store.path
+        self.documents.dir = self.gateway.data_dir / self.documents.dir
         return self

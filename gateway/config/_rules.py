@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gateway.config._durations import Duration
+from gateway.documents import PLACEHOLDERS, pattern_problem
 from gateway.ech0223.codes import BusinessKey, PersonEvent
 
 Nationality = Literal["swiss", "foreign", "stateless", "unknown"]
@@ -81,7 +82,20 @@ class RuleThen(_Strict):
         default=None, max_length=1024, description="eCH-0223 businessComment.")
     documents: list[str] = Field(
         default_factory=list,
-        description="Files to attach, by name or glob, from the documents folder.")
+        description="Files to attach from the documents folder ([documents] dir): names or globs,"
+        " with placeholders for this message's person or case: "
+        + ", ".join(f"{{{p}}}" for p in PLACEHOLDERS)
+        + ' ("permit-{vn}.pdf", "{local_id}/*.pdf"). Each must match a file, else the message'
+        " is quarantined.")
+
+    @field_validator("documents")
+    @classmethod
+    def _patterns(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            problem = pattern_problem(pattern)
+            if problem is not None:
+                raise ValueError(f"documents pattern {pattern!r}: {problem}")
+        return patterns
 
     @model_validator(mode="after")
     def _one_outcome(self) -> RuleThen:

@@ -9,6 +9,7 @@ INITIAL_DIRS = (
     "sedex/inbox",
     "sedex/receipts",
     "sedex/processed",
+    "documents",
 )
 
 #: The text of the initial ``gateway.toml``.
@@ -46,6 +47,16 @@ max_document_bytes = "20MiB"
 max_zip_entries = 1000
 max_zip_bytes = "200MiB"    # total uncompressed size of one zip
 max_zip_ratio = 100
+max_attachments = 20        # document files one outgoing message carries
+max_attachment_bytes = "20MiB"  # all document files of one outgoing message together
+
+[documents]
+# Scans that rules attach to messages (`documents` in a rule's `then`):
+# patterns relative to this folder, naming this message's person or case
+# with placeholders: "permit-{vn}.pdf", "{vn}/*.pdf" (a folder per person),
+# "{local_id}/*.pdf", "{reference}/*.pdf" (per case). The gateway only reads here.
+dir = "documents"
+status = "undefined"        # eCH-0039 documentStatus of attached documents
 
 [validation]
 # "project": the XSDs shipped with the gateway. "official": the official eCH
@@ -118,6 +129,12 @@ grace = "5m"                # how long an inbox or receipt file may look unfinis
 # Messages in eCH-0020 events without eCH-0223 counterpart (changeSex, ...)
 # and baseDelivery are not relevant before any rule is asked.
 # ---------------------------------------------------------------------------
+# A rule may attach scans: every pattern must match a file, else the
+# message is quarantined until the file is there (then `messages replay`):
+#   [[rules]]
+#   name = "permit-prolongations"
+#   match = { event = ["prolongationB", "prolongationC", "prolongationL"] }
+#   then = { route_to = ["canton"], documents = ["{vn}/permit-*.pdf"] }
 [[rules]]
 name = "foreign-nationals"
 description = "the person was a foreign national before the event: the migration office's concern"

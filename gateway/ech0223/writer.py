@@ -8,8 +8,9 @@ from lxml import etree
 
 from ._base import EchModel
 from ._binding import E223, TEXT_FIELD, XSI, Layout
-from ._message_xml import EVENT_REPORT, PERSON_EVENT_MESSAGE
+from ._message_xml import DOCUMENT, EVENT_REPORT, PERSON_EVENT_MESSAGE
 from ._xsd import Scalar
+from .document import Document
 from .message import EventReport, PersonEventMessage
 from .namespaces import NSMAP
 
@@ -25,6 +26,13 @@ def write_message(message: PersonEventMessage | EventReport, *, pretty_print: bo
         root = etree.Element(E223 + "personEventMessage", nsmap=NSMAP)
         _fill(root, message, PERSON_EVENT_MESSAGE)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=pretty_print)
+
+
+def document_element(document: Document) -> etree._Element:
+    """One eCH-0223 ``content/document`` element, to add to a message's tree."""
+    el = etree.Element(E223 + "document", nsmap=NSMAP)
+    _fill(el, document, DOCUMENT)
+    return el
 
 
 def _fill(el: etree._Element, model: EchModel, layout: Layout[Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from collections.abc import Sequence
@@ -103,7 +104,7 @@ def find_messages(conn: sqlite3.Connection, key: str) -> list[dict[str, Any]]:
 
 
 def get_message(conn: sqlite3.Connection, mid: int) -> dict[str, Any] | None:
-    """One message with its deliveries, attempts, receipts, journal and raw size."""
+    """One message with its deliveries, attempts, receipts, journal, raw size and files."""
     row = conn.execute(
         f"SELECT {_MESSAGE_COLS}, meta, length(raw) AS raw_bytes"
         " FROM messages JOIN payloads ON payloads.message = messages.id WHERE id = ?",
@@ -115,6 +116,10 @@ def get_message(conn: sqlite3.Connection, mid: int) -> dict[str, Any] | None:
     msg["meta"] = json.loads(msg["meta"])
     msg["deliveries"] = deliveries_of(conn, [mid])[mid]
     msg["handled"] = handled_of(conn, [mid]).get(mid)
+    msg["attachments"] = [
+        {"name": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        for name, data in conn.execute(
+            "SELECT name, data FROM attachments WHERE message = ? ORDER BY name", (mid,))]
     for d in msg["deliveries"]:
         d["attempt_log"] = [dict(r) for r in conn.execute(
             "SELECT ref, number, started_at, outcome, detail FROM attempts WHERE delivery = ?"

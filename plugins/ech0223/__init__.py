@@ -10,6 +10,7 @@ the raw bytes stay stored as they were received.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 NS = "http://www.ech.ch/xmlns/eCH-0223/1"
 NS_HEADER = "http://www.ech.ch/xmlns/eCH-0039/3"
 ROOTS = {f"{{{NS}}}personEventMessage": "personEventMessage", f"{{{NS}}}eventReport": "eventReport"}
+_E39 = f"{{{NS_HEADER}}}"
+_ZIP = b"PK\x03\x04"
 _HEADER = f"{{{NS}}}header"
 _MESSAGE_ID = f"{{{NS_HEADER}}}messageId"
 _REFERENCE_ID = f"{{{NS_HEADER}}}referenceMessageId"
@@ -56,6 +59,7 @@ def gateway_normalise(raw: RawInput, context: NormaliseContext) -> Normalised | 
     if version is None:
         xml, tree = _upgraded(raw, context, tree, kind)
         root, version = tree.getroot(), "1.5"
+    warnings = _check_files(root, attachments) if raw.data.startswith(_ZIP) else ()
     header = root.find(_HEADER)
     return Normalised(
         kind=kind,
@@ -68,6 +72,7 @@ def gateway_normalise(raw: RawInput, context: NormaliseContext) -> Normalised | 
         action=_text(header, _ACTION),
         subject=message_subject(tree),
         facts={"format": "eCH-0223"},
+        warnings=warnings,
     )
 
 
@@ -105,7 +110,7 @@ def _problems(tree: Any, version: str) -> str:
 
 
 def _unpack(data: bytes, context: NormaliseContext) -> tuple[bytes, tuple[Attachment, ...]]:
-    if not data.startswith(b"PK\x03\x04"):
+    if not data.startswith(_ZIP):
         return data, ()
     files = safe_unzip(data, max_entries=context.max_zip_entries,
                        max_total_bytes=context.max_zip_bytes, max_ratio=context.max_zip_ratio)
@@ -116,9 +121,36 @@ def _unpack(data: bytes, context: NormaliseContext) -> tuple[bytes, tuple[Attach
     strays = [n for n in files if n not in messages and not n.startswith("files/")]
     if strays:
         raise InputRejected("zip entries outside files/", ", ".join(sorted(strays)[:5]))
+    nested = [n for n in files if n.startswith("files/") and "/" in n.removeprefix("files/")]
+    if nested:
+        raise InputRejected("files in subfolders of files/ are not supported (each document"
+                            " file sits in files/ itself)", ", ".join(sorted(nested)[:5]))
     attachments = tuple(Attachment(n.removeprefix("files/"), files[n])
-                        for n in sorted(files) if n.startswith("files/") and not n.endswith("/"))
+                        for n in sorted(files) if n.startswith("files/"))
     return files[messages[0]], attachments
+
+
+def _check_files(root: Any, attachments: tuple[Attachment, ...]) -> tuple[str, ...]:
+    """What the message's documents say of the zip's files: a SHA-256 that does not match
+    refuses the input; a file named but missing, or sent but not named, is a warning."""
+    by_path = {f"files/{a.name}": a.data for a in attachments}
+    named: set[str] = set()
+    warnings = []
+    for file_el in root.iterfind(f"{{{NS}}}content/{{{NS}}}document/{_E39}files/{_E39}file"):
+        path = (file_el.findtext(f"{_E39}pathFileName") or "").strip()
+        named.add(path)
+        data = by_path.get(path)
+        if data is None:
+            warnings.append(f"document file {path!r} is not in the zip")
+            continue
+        algorithm = (file_el.findtext(f"{_E39}hashCodeAlgorithm") or "").replace("-", "").upper()
+        expected = (file_el.findtext(f"{_E39}hashCode") or "").strip().lower()
+        if algorithm == "SHA256" and expected and hashlib.sha256(data).hexdigest() != expected:
+            raise InputRejected(f"{path} does not match its document's SHA-256 hashCode"
+                                " (damaged or replaced)", path)
+    warnings += [f"zip file {path!r} is named by no document" for path in sorted(by_path)
+                 if path not in named]
+    return tuple(warnings)
 
 
 def _text(parent: object, tag: str) -> str | None:

@@ -1,0 +1,362 @@
+"""Documents: a rule attaches scans from the documents folder; they travel as eCH-0039 documents.
+
+Real folders and files, the real plugins (sedex transport into its outbox
+folder), the official eCH-0223 XSD as the oracle of every message sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import os
+import random
+import warnings
+import zipfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+import plugins.ech0223 as ech0223_plugin
+from gateway.cli import main
+from gateway.config import write_initial_config
+from gateway.contracts import Attachment, NormaliseContext, RawInput
+from gateway.documents import (
+    DocumentsFolder,
+    Limits,
+    add_documents,
+    describe,
+    message_values,
+    mime_type,
+    pattern_problem,
+)
+from gateway.ech0223 import sample_person_event, write_message
+from gateway.errors import InputRejected
+from gateway.plugins import get_plugin_manager
+from tests.flow import drop, running, states, until
+from tests.official import official_schema_set
+
+E39 = "{http://www.ech.ch/xmlns/eCH-0039/3}"
+E223 = "{http://www.ech.ch/xmlns/eCH-0223/1}"
+VN = "7561234567897"
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+
+FAST = """\
+[gateway]
+log_level = "WARNING"
+workers = 0
+[dispatcher]
+idle_poll = "50ms"
+[sources.registry]
+poll_interval = "50ms"
+settle = "50ms"
+[partners.canton.sedex]
+poll_interval = "50ms"
+settle = "50ms"
+"""
+RULES = """
+[[rules]]
+name = "permits-with-scan"
+match = {{ event = ["{event}"] }}
+then = {{ route_to = ["canton"], business_key = "BRB", documents = {documents} }}
+
+[[rules]]
+name = "others"
+then = {{ route_to = ["canton"] }}
+"""
+
+
+def assert_official(doc: etree._ElementTree | etree._Element, version: str) -> None:
+    """``doc`` is valid eCH-0223 ``version`` by the official XSD."""
+    report = official_schema_set().validate(doc, ech0223_version=version)
+    assert report.errors == []
+
+
+def person_event(event: str = "prolongationB", vn: str | None = VN, seed: int = 1) -> bytes:
+    """A valid eCH-0223 1.5 message about the person with ``vn``, without documents."""
+    msg = sample_person_event(random.Random(seed), event=event)
+    msg.content.document = []
+    msg.content.person_identification.vn = int(vn) if vn else None
+    return write_message(msg)
+
+
+def gateway_dir(root: Path, documents: str, event: str = "prolongationB") -> Path:
+    config = write_initial_config(root)
+    (root / "conf.d" / "10-test.toml").write_text(
+        FAST + RULES.format(event=event, documents=documents))
+    (root / "documents").mkdir(exist_ok=True)
+    return config
+
+
+def outbox_zips(root: Path) -> list[Path]:
+    return sorted((root / "sedex" / "outbox").glob("data_*.zip"))
+
+
+def test_a_rule_attaches_a_scanned_pdf_and_sedex_gets_it_in_the_zip(tmp_path: Path) -> None:
+    config = gateway_dir(tmp_path, '["permit-{vn}.pdf"]')
+    scan = tmp_path / "documents" / f"permit-{VN}.pdf"
+    scan.write_bytes(PDF)
+
+    async def scenario() -> None:
+        async with running(config, get_plugin_manager()):
+            drop(tmp_path / "registry" / "outbox", "m1.xml", person_event())
+            await until(lambda: bool(outbox_zips(tmp_path)), timeout=20)
+
+    asyncio.run(scenario())
+    [payload] = outbox_zips(tmp_path)
+    with zipfile.ZipFile(payload) as zf:
+        assert sorted(zf.namelist()) == ["files/" + scan.name, "message.xml"]
+        xml = zf.read("message.xml")
+        sent_file = zf.read("files/" + scan.name)
+    assert sent_file == PDF
+    tree = etree.fromstring(xml).getroottree()
+    assert_official(tree, "1.5")
+    [document] = tree.getroot().iter(f"{E223}document")
+    file_el = document.find(f"{E39}files/{E39}file")
+    assert file_el.findtext(f"{E39}pathFileName") == f"files/{scan.name}"
+    assert file_el.findtext(f"{E39}mimeType") == "application/pdf"
+    assert file_el.findtext(f"{E39}hashCodeAlgorithm") == "SHA-256"
+    assert file_el.findtext(f"{E39}hashCode") == hashlib.sha256(sent_file).hexdigest()
+    assert document.findtext(f"{E39}titles/{E39}title") == f"permit-{VN}"
+    assert tree.getroot().findtext(f"{E223}content/{E223}businessInformation/{E223}businessKey") == "BRB"
+    [(mid, count)] = states(tmp_path / "gateway.db",
+                            "SELECT message, count(*) FROM attachments GROUP BY message")
+    assert count == 1
+    assert main(["messages", "show", str(mid), "--config", str(config)]) == 0
+
+
+def test_a_missing_scan_quarantines_the_message_naming_rule_and_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = gateway_dir(tmp_path, '["permit-{vn}.pdf"]')
+
+    async def scenario() -> None:
+        async with running(config, get_plugin_manager()):
+            drop(tmp_path / "registry" / "outbox", "m1.xml", person_event())
+            await until(lambda: states(tmp_path / "gateway.db",
+                                       "SELECT state FROM messages") == [("quarantined",)])
+
+    asyncio.run(scenario())
+    [(mid, reason)] = states(tmp_path / "gateway.db", "SELECT id, reason FROM messages")
+    assert "rules[1] permits-with-scan" in reason
+    assert f"permit-{VN}.pdf" in reason
+    assert not list((tmp_path / "sedex" / "outbox").glob("data_*"))
+    # the operator puts the scan there and replays: now it goes out, with the file
+    (tmp_path / "documents" / f"permit-{VN}.pdf").write_bytes(PDF)
+    assert main(["messages", "replay", str(mid), "--config", str(config)]) == 0
+    assert "now routed" in capsys.readouterr().out
+    [(count,)] = states(tmp_path / "gateway.db", "SELECT count(*) FROM attachments")
+    assert count == 1
+
+
+def test_a_folder_per_person_attaches_every_scan_in_it_valid_for_a_1_0_partner(
+        tmp_path: Path) -> None:
+    config = gateway_dir(tmp_path, '["{vn}/*.pdf", "{vn}/*.jpg"]')
+    with (tmp_path / "conf.d" / "10-test.toml").open("a") as f:
+        f.write('[partners.canton]\nech0223_version = "1.0"\n')
+    person = tmp_path / "documents" / VN
+    person.mkdir()
+    (person / "passport.pdf").write_bytes(PDF)
+    (person / "contract.pdf").write_bytes(PDF + b"% contract\n")
+    (person / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(100))
+    (person / "notes.txt").write_text("not named by the rule")
+
+    async def scenario() -> None:
+        async with running(config, get_plugin_manager()):
+            drop(tmp_path / "registry" / "outbox", "m1.xml", person_event())
+            await until(lambda: bool(outbox_zips(tmp_path)), timeout=20)
+
+    asyncio.run(scenario())
+    [payload] = outbox_zips(tmp_path)
+    with zipfile.ZipFile(payload) as zf:
+        assert sorted(zf.namelist()) == ["files/contract.pdf", "files/passport.pdf",
+                                         "files/photo.jpg", "message.xml"]
+        xml = zf.read("message.xml")
+    tree = etree.fromstring(xml).getroottree()
+    assert_official(tree, "1.0")
+    dates = [d.findtext(f"{E223}originalCreationDate") for d in tree.getroot().iter(f"{E223}document")]
+    assert len(dates) == 3 and all("T" not in d for d in dates)  # xs:date in 1.0
+    mimes = sorted(f.text for f in tree.getroot().iter(f"{E39}mimeType"))
+    assert mimes == ["application/pdf", "application/pdf", "image/jpeg"]
+
+
+# -- the folder itself, without a gateway around it -----------------------------------
+
+
+def folder(tmp_path: Path, max_files: int = 5, max_bytes: int = 10_000) -> DocumentsFolder:
+    (tmp_path / "docs").mkdir(exist_ok=True)
+    return DocumentsFolder(tmp_path / "docs", Limits(max_files, max_bytes), "approved")
+
+
+def message_root(vn: str | None = VN) -> etree._Element:
+    return etree.fromstring(person_event(vn=vn))
+
+
+def test_attached_documents_validate_and_keep_schema_order(tmp_path: Path) -> None:
+    docs = folder(tmp_path)
+    (docs.dir / f"{VN}.pdf").write_bytes(PDF)
+    root = message_root()
+    files = docs.attach(root, ["{vn}.pdf"], "rules[1] r")
+    assert files == [Attachment(f"{VN}.pdf", PDF)]
+    assert_official(root.getroottree(), "1.5")
+    assert root.findtext(f".//{E39}status") == "approved"
+
+
+@pytest.mark.parametrize(("patterns", "layout", "words"), [
+    (["permit-{vn}.pdf"], {}, "not found"),
+    (["{vn_dotted}.pdf"], {}, "needs {vn_dotted}"),
+    (["*.pdf"], {"a.pdf": PDF, "b.pdf": PDF, "c.pdf": PDF}, "more than [limits] max_attachments"),
+    (["big.pdf"], {"big.pdf": PDF * 200}, "max_attachment_bytes"),
+    (["a/x.pdf", "b/x.pdf"], {"a/x.pdf": PDF, "b/x.pdf": PDF}, "two documents are named"),
+])
+def test_what_a_rule_cannot_attach_is_refused_with_the_rule_named(
+        tmp_path: Path, patterns: list[str], layout: dict[str, bytes], words: str) -> None:
+    docs = folder(tmp_path, max_files=2)
+    for name, data in layout.items():
+        (docs.dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (docs.dir / name).write_bytes(data)
+    with pytest.raises(InputRejected) as caught:
+        docs.attach(message_root(vn=None if "needs" in words else VN), patterns, "rules[3] scans")
+    assert "rules[3] scans" in str(caught.value)
+    assert words in str(caught.value)
+
+
+def test_links_out_of_the_folder_are_not_attached(tmp_path: Path) -> None:
+    docs = folder(tmp_path)
+    secret = tmp_path / "secret.pdf"
+    secret.write_bytes(PDF)
+    os.symlink(secret, docs.dir / f"{VN}.pdf")
+    with pytest.raises(InputRejected, match="not found"):
+        docs.attach(message_root(), ["{vn}.pdf"], "rules[1] r")
+
+
+def test_a_value_with_glob_characters_matches_only_itself(tmp_path: Path) -> None:
+    docs = folder(tmp_path)
+    (docs.dir / "case-1.pdf").write_bytes(PDF)
+    root = message_root()
+    header = root.find(f"{E223}header")
+    ref = etree.SubElement(header, f"{E39}ourBusinessReferenceId")
+    header.find(f"{E39}messageType").addprevious(ref)
+    ref.text = "case-*"
+    with pytest.raises(InputRejected, match="not found"):
+        docs.attach(root, ["{reference}.pdf"], "rules[1] r")
+    assert message_values(root.getroottree())["reference"] == "case-*"
+
+
+@pytest.mark.parametrize(("pattern", "problem"), [
+    ("{vn}.pdf", None),
+    ("{vn_dotted}/*.pdf", None),
+    ("{name}.pdf", "unknown placeholder {name}"),
+    ("../x.pdf", "inside the documents folder"),
+    ("/etc/passwd", "inside the documents folder"),
+    ("{vn.pdf", "not a pattern"),
+])
+def test_patterns_are_checked_when_the_configuration_is_read(pattern: str,
+                                                             problem: str | None) -> None:
+    found = pattern_problem(pattern)
+    assert (found is None) if problem is None else (problem in (found or ""))
+
+
+def test_check_config_names_a_missing_documents_folder(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = gateway_dir(tmp_path, '["{vn}.pdf"]')
+    (tmp_path / "documents").rmdir()
+    assert main(["check-config", "--config", str(config)]) == 2
+    err = capsys.readouterr()
+    assert "documents.dir" in err.out + err.err
+    assert "no such folder" in err.out + err.err
+
+
+def test_check_config_refuses_an_unknown_placeholder(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = gateway_dir(tmp_path, '["{ahv}.pdf"]')
+    assert main(["check-config", "--config", str(config)]) == 2
+    err = capsys.readouterr()
+    assert "unknown placeholder {ahv}" in err.out + err.err
+
+
+def test_mime_type_comes_from_the_bytes_first() -> None:
+    assert mime_type("scan.bin", PDF) == "application/pdf"
+    assert mime_type("scan.png", b"\x89PNG\r\n\x1a\n....") == "image/png"
+    assert mime_type("letter.txt", b"hello") == "text/plain"
+    assert mime_type("blob", b"\x00\x01") == "application/octet-stream"
+
+
+def test_inbound_zip_files_are_kept_and_shown(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    config = gateway_dir(tmp_path, '["never.pdf"]', event="death")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("message.xml", person_event())
+        zf.writestr("files/permit.pdf", PDF)
+
+    async def scenario() -> None:
+        async with running(config, get_plugin_manager()):
+            drop(tmp_path / "registry" / "outbox", "m1.zip", buf.getvalue())
+            await until(lambda: bool(outbox_zips(tmp_path)), timeout=20)
+
+    asyncio.run(scenario())
+    [(mid,)] = states(tmp_path / "gateway.db", "SELECT id FROM messages")
+    capsys.readouterr()
+    assert main(["messages", "show", str(mid), "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "permit.pdf" in out
+    assert hashlib.sha256(PDF).hexdigest()[:16] in out
+
+
+# -- inbound: the files of an eCH-0223 zip -------------------------------------------
+
+
+def inbound_zip(entries: list[tuple[str, bytes]]) -> bytes:
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns of the duplicate names on purpose here
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            for name, data in entries:
+                zf.writestr(zipfile.ZipInfo(name), data)
+    return buf.getvalue()
+
+
+def with_document(pdf: bytes, digest: str | None = None) -> bytes:
+    """A message whose one document names files/permit.pdf with the SHA-256 of ``pdf``."""
+    root = message_root()
+    doc = describe(Attachment("permit.pdf", pdf), "m", datetime(2024, 3, 4, tzinfo=UTC), "approved")
+    if digest is not None:
+        doc.files[0].hash_code = digest
+    add_documents(root, [doc])
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+CONTEXT = NormaliseContext(max_bytes=1 << 20, max_zip_entries=4, max_zip_bytes=64 * 1024,
+                           max_zip_ratio=100)
+
+
+@pytest.mark.parametrize(("entries", "words"), [
+    ([("message.xml", b"M"), ("files/../x.pdf", PDF)], "escapes its folder"),
+    ([("message.xml", b"M"), ("/etc/x.pdf", PDF)], "absolute entry path"),
+    ([("message.xml", b"M"), ("files/a.pdf", PDF), ("files/a.pdf", PDF)], "duplicate entry"),
+    ([("message.xml", b"M")] + [(f"files/{i}.pdf", PDF) for i in range(4)], "more than 4"),
+    ([("message.xml", b"M"), ("files/big.pdf", os.urandom(70_000))], "more than 65536 bytes"),
+    ([("message.xml", b"M"), ("files/sub/a.pdf", PDF)], "subfolders of files/"),
+    ([("message.xml", b"M"), ("scan.pdf", PDF)], "outside files/"),
+])
+def test_inbound_zip_files_are_refused_past_their_limits(entries: list[tuple[str, bytes]],
+                                                         words: str) -> None:
+    entries = [(n, person_event() if d == b"M" else d) for n, d in entries]
+    with pytest.raises(InputRejected) as caught:
+        ech0223_plugin.gateway_normalise(RawInput("registry", "m.zip", inbound_zip(entries)),
+                                         CONTEXT)
+    assert words in str(caught.value)
+
+
+def test_inbound_zip_files_become_the_messages_attachments_checked_by_hash() -> None:
+    good = inbound_zip([("message.xml", with_document(PDF)), ("files/permit.pdf", PDF),
+                        ("files/extra.pdf", PDF)])
+    n = ech0223_plugin.gateway_normalise(RawInput("registry", "m.zip", good), CONTEXT)
+    assert n is not None
+    assert n.attachments == (Attachment("extra.pdf", PDF), Attachment("permit.pdf", PDF))
+    assert n.warnings == ("zip file 'files/extra.pdf' is named by no document",)
+    bad = inbound_zip([("message.xml", with_document(PDF, "0" * 64)), ("files/permit.pdf", PDF)])
+    with pytest.raises(InputRejected, match="does not match its document's SHA-256"):
+        ech0223_plugin.gateway_normalise(RawInput("registry", "m.zip", bad), CONTEXT)
