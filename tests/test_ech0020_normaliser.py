@@ -349,3 +349,58 @@ def test_a_draft_pickles_and_completes_in_another_process_the_same_way() -> None
         here = normalised.draft.complete(states.get(normalised.subject))
         assert there.xml == here.xml, name
         assert there.persons == here.persons and there.facts == here.facts and there.warnings == here.warnings
+
+
+E11 = "{http://www.ech.ch/xmlns/eCH-0011/8}"
+E10 = "{http://www.ech.ch/xmlns/eCH-0010/5}"
+E07 = "{http://www.ech.ch/xmlns/eCH-0007/5}"
+
+
+def _data(result: Normalised, path: str) -> str | None:
+    return _root(result).findtext(f"{E223}content/{E223}personData/{path}")
+
+
+def test_personData_is_the_state_merged_with_what_the_event_says(in_order: dict[str, Normalised]) -> None:
+    moved = in_order["move.xml"]
+    assert _data(moved, f"{E223}residenceAddress/{E10}street") == "Bachtelstrasse"
+    gone = in_order["moveOut.xml"]
+    assert _data(gone, f"{E223}goesTo/{E223}municipalityName") == "Zürich"
+    assert _data(gone, f"{E223}goesTo/{E223}departureDate") == "2026-10-31"
+    came = in_order["moveIn-abroad.xml"]
+    assert _data(came, f"{E223}comesFrom/{E223}countryNameShort") == "Türkei"
+    assert _data(came, f"{E223}comesFrom/{E223}arrivalDate") == "2026-10-28"
+    assert _data(in_order["moveIn-from-zurich.xml"], f"{E223}comesFrom/{E223}cantonAbbreviation") == "ZH"
+    assert _data(in_order["marriage.xml"], f"{E223}maritalData/{E11}maritalStatus") == "2"
+    assert _data(in_order["divorce.xml"], f"{E223}maritalData/{E11}maritalStatus") == "4"
+    nationality = f"{E223}nationalityData/{E11}countryInfo/{E11}country/{E08}countryId"
+    assert _data(in_order["changeNationality.xml"], nationality) == "8250"
+    renamed = in_order["changeName.xml"]
+    new_name = "Y\u0131ld\u0131r\u0131m"  # with the Turkish dotless i
+    assert _data(renamed, f"{E223}nameData/{E11}officialName") == new_name
+    assert _root(renamed).findtext(f"{E223}content/{E223}personIdentification/{E44}officialName") == new_name
+    assert _data(renamed, f"{E223}municipality/{E07}municipalityName") == "Winterthur"
+
+
+def test_separation_dates_amend_the_marital_data_of_the_state(in_order: dict[str, Normalised]) -> None:
+    separation = f"{E223}maritalData/{E11}separationData/{E11}"
+    separated, reunited = in_order["separation.xml"], in_order["undoSeparation.xml"]
+    assert _data(separated, f"{separation}separation") == "1"
+    assert _data(separated, f"{separation}separationValidFrom") == "2026-10-01"
+    assert _data(reunited, f"{separation}separationValidFrom") == "2026-10-01"
+    assert _data(reunited, f"{separation}separationValidTill") == "2026-11-20"
+    assert _data(reunited, f"{E223}maritalData/{E11}maritalStatus") == _data(
+        separated, f"{E223}maritalData/{E11}maritalStatus")
+
+
+def test_the_ech0223_header_comes_from_the_delivery_header(in_order: dict[str, Normalised]) -> None:
+    e39 = "{http://www.ech.ch/xmlns/eCH-0039/3}"
+    header = _root(in_order["moveIn-geneve.xml"]).find(f"{E223}header")
+    assert header is not None
+    source = etree.parse(str(CORPUS / "moveIn-geneve.xml")).getroot()[0]
+    e58 = "{http://www.ech.ch/xmlns/eCH-0058/5}"
+    for name in ("senderId", "messageDate", "eventDate", "action", "testDeliveryFlag"):
+        assert header.findtext(e39 + name) == source.findtext(e58 + name), name
+    app = header.find(f"{e39}sendingApplication")
+    assert app is not None and app.findtext("{http://www.ech.ch/xmlns/eCH-0058/4}product") == source.findtext(
+        f"{e58}sendingApplication/{e58}product")
+    assert header.find(f"{e39}recipientId") is None

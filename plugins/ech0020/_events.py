@@ -94,7 +94,6 @@ class EventData:
     separation: ech0223.SeparationData | None = None
     separation_till: date | None = None
     naturalized: bool = False
-    new_permit_path: str | None = None
     notes: tuple[str, ...] = ()
 
 
@@ -134,7 +133,8 @@ def read_event(el: Element, event: str | None = None) -> EventData:
     elements += kids[1:]
     for child in elements:
         reader.take(child)
-    return reader.result(event, where(person), _parts.identification(ident))
+    path = f"{where(el)}/{local(person)}" if event == "baseDelivery" else f"/delivery/{event}/{local(person)}"
+    return reader.result(event, path, _parts.identification(ident))
 
 
 class _Reader:
@@ -229,7 +229,6 @@ class _Reader:
             raise InputRejected("residencePermit is nil: the new permit is missing, so the permit"
                                 " case cannot be decided", where(nil))
         self.parts["residence_permit_data"] = data
-        self.extra["new_permit_path"] = where(el)
 
     def separation(self, el: Element) -> None:
         self.extra["separation"] = _parts.separation(el)
