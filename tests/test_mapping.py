@@ -381,6 +381,15 @@ def test_map_test_rejects_a_file_that_is_no_export(
     assert capsys.readouterr().err.startswith(f"{CSV_SAMPLE}: rejected: not utf-8 text")
 
 
+def test_map_test_says_when_the_file_cannot_be_read(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = gateway_dir(tmp_path)
+    missing = tmp_path / "nope.csv"
+    assert main(["--config", str(config), "map-test", "--source", "nova", str(missing)]) == 3
+    assert capsys.readouterr().err == (f"ech-gateway map-test: cannot read {missing}:"
+                                       " No such file or directory\n")
+
+
 def test_map_test_needs_a_source_with_a_mapping(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = gateway_dir(tmp_path)

@@ -4,7 +4,7 @@ It reads the gateway's configuration (``--config``), maps the file as the
 gateway would, and prints each row's eCH-0223 message (or one line per row
 with ``--summary``) and each rejected row with its row, field and reason.
 Exit 0 when every row maps, 1 when a row or the file is rejected, 2 for a
-configuration problem.
+configuration problem, 3 when the file cannot be read.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from plugins.mapping.normaliser import MAPPING_META, ROW_META, normalise
 
 EXIT_OK = 0
 EXIT_REJECTED = 1
+EXIT_NOT_FOUND = 3
 _TYPES = {".csv": "text/csv", ".json": "application/json"}
 
 
@@ -51,7 +52,11 @@ def run(args: argparse.Namespace) -> int:
     limits = settings.limits
     context = NormaliseContext(limits.max_document_bytes, limits.max_zip_entries,
                                limits.max_zip_bytes, limits.max_zip_ratio)
-    data = args.file.read_bytes()
+    try:
+        data = args.file.read_bytes()
+    except OSError as exc:
+        print(f"ech-gateway map-test: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return EXIT_NOT_FOUND
     meta = {"content_type": _TYPES.get(args.file.suffix.lower(), "text/plain"),
             MAPPING_META: str(path)}
     raw = RawInput(args.source, args.file.name, data, meta)
