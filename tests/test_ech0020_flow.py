@@ -26,7 +26,7 @@ from tests.official import REPO, official_xsd
 CORPUS = REPO / "tests" / "fixtures" / "ech0020"
 MANIFEST: dict[str, Any] = tomllib.loads((CORPUS / "MANIFEST.toml").read_text(encoding="utf-8"))
 #: The [[rules]] of the configuration init writes.
-DEFAULT_RULES = INITIAL_CONFIG[INITIAL_CONFIG.index("[[rules]]"):]
+DEFAULT_RULES = INITIAL_CONFIG[INITIAL_CONFIG.index("\n[[rules]]") + 1:]
 
 
 def _config(tmp_path: Path, extra: str = "") -> Path:
