@@ -117,7 +117,7 @@ class Processor:
         if n.not_relevant is not None:
             return Processed(mid, MessageState.NOT_RELEVANT, n.not_relevant,
                              detail=_warned(warnings, about), **base)
-        if raw.source in self.settings.partners:
+        if raw.source in self.settings.partners and n.facts.get("format") == "eCH-0223":
             return Processed(mid, MessageState.NOT_RELEVANT, _from_partner(raw), **base)
         facts = rule_facts(n, raw, before)
         if facts["event"]:
@@ -208,6 +208,11 @@ def _warned(warnings: list[str], detail: Mapping[str, Any] | None = None) -> dic
 
 
 def _from_partner(raw: RawInput) -> str:
+    """Why eCH-0223 from a partner (the canton's answers) goes no further yet.
+
+    What else arrives over a partner's transport (a registry's eCH-0020 events
+    over sedex) is decided by the rules like the registry folder's input.
+    """
     return (f"inbound from partner {raw.source!r}: no route takes messages from partners"
             " yet (delivery to the registry comes with a registry plugin)")
 

@@ -10,6 +10,7 @@ official eCH-0223 XSD, and the person state answers ``persons show``.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 from lxml import etree
 
 from gateway.cli import main
+from gateway.plugins import get_plugin_manager
 from gateway.config import write_initial_config
 from gateway.config._template import INITIAL_CONFIG
 from tests.flow import StubTransport, drop, running, states, until, write_config
@@ -151,3 +153,36 @@ def _site(folder: Path, db: Path | None = None) -> Path:
     if db is not None:
         config.write_text(config.read_text().replace('path = "gateway.db"', f'path = "{db}"'))
     return config
+
+
+SEDEX_FAST = """\
+[sources.registry]
+poll_interval = "50ms"
+settle = "50ms"
+[partners.canton.sedex]
+poll_interval = "50ms"
+settle = "50ms"
+pair_grace = "5s"
+"""
+
+
+async def test_ech0020_over_sedex_in_the_gateways_inbox_is_decided_by_the_rules(
+        tmp_path: Path) -> None:
+    """A registry that sends its events over sedex: the pair in the inbox goes the same way."""
+    from plugins.sedex.envelope import Envelope, build_envelope
+
+    config = _site(tmp_path / "site")
+    (config.parent / "conf.d" / "10-fast.toml").write_text(SEDEX_FAST)
+    inbox = config.parent / "sedex" / "inbox"
+    db = config.parent / "gateway.db"
+    when = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
+    envelope = build_envelope(Envelope("reg-1", 2_020_000, 0, "T1-230-1", ("T1-2511-1",),
+                                       when, when))
+    async with running(config, get_plugin_manager()):
+        (inbox / "data_R1.xml").write_bytes((CORPUS / "moveIn-abroad.xml").read_bytes())
+        (inbox / "envl_R1.xml").write_bytes(envelope)
+        await until(lambda: states(db, "SELECT state FROM messages") == [("routed",)])
+    [(source, detail)] = states(db, "SELECT m.source, j.detail FROM messages m JOIN journal j"
+                                    " ON j.message = m.id WHERE j.event = 'message.decided'")
+    assert source == "canton"
+    assert json.loads(detail)["rule"] == "rules[1] foreign-nationals"

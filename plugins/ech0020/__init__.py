@@ -71,6 +71,9 @@ _MARKERS = tuple(NS_0020.encode(codec) for codec in ("ascii", "utf-16-le", "utf-
 _HEAD = 1 << 16
 _VERSION = "3.0"
 
+#: ``facts["format"]``: rules can tell eCH-0020 input from eCH-0223 and exports.
+FORMAT = "eCH-0020"
+
 
 @hookimpl
 def gateway_normalise(raw: RawInput, context: NormaliseContext) -> Normalised | None:
@@ -111,7 +114,8 @@ def normalise(root: Element) -> Normalised:
         raise InputRejected(f"unknown event element {event} (not an eCH-0020 v3 event)", where(event_el))
     ev = read_event(event_el)
     subject = tuple(person_keys(ev.identification))
-    facts = {"source_event": event, "source_message_id": header.our_business_reference_id}
+    facts = {"format": FORMAT, "source_event": event,
+             "source_message_id": header.our_business_reference_id}
     draft = EventDraft(header=header, event=ev, person_event=COUNTERPART[event], subject=subject,
                        facts=facts)
     return Normalised(kind="personEventMessage", message_id=header.message_id, xml=b"", tree=None,
@@ -130,7 +134,7 @@ def _base_delivery(el: Element, as_of: date) -> Normalised:
         persons.append(_state.stated(ev, date_of(valid[0]) if valid else as_of))
     return Normalised(kind="baseDelivery", message_id=None, xml=b"", tree=None,
                       not_relevant="baseDelivery seeds the person state and sends nothing",
-                      persons=tuple(persons), facts={"source_event": "baseDelivery"})
+                      persons=tuple(persons), facts={"format": FORMAT, "source_event": "baseDelivery"})
 
 
 def _not_relevant(event: str, el: Element, message_id: str, as_of: date) -> Normalised:
@@ -140,5 +144,6 @@ def _not_relevant(event: str, el: Element, message_id: str, as_of: date) -> Norm
     if ev is not None and (ev.parts or event == "changeSex"):
         persons = (_state.stated(ev, as_of),)
     return Normalised(kind="personEventMessage", message_id=message_id, xml=b"", tree=None,
-                      subject=subject, persons=persons, facts={"source_event": event},
+                      subject=subject, persons=persons,
+                      facts={"format": FORMAT, "source_event": event},
                       not_relevant=f"eCH-0020 event {event} has no eCH-0223 counterpart")
