@@ -10,8 +10,8 @@ official eCH-0223 XSD, and the person state answers ``persons show``.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +19,9 @@ import pytest
 from lxml import etree
 
 from gateway.cli import main
-from gateway.plugins import get_plugin_manager
 from gateway.config import write_initial_config
 from gateway.config._template import INITIAL_CONFIG
+from gateway.plugins import get_plugin_manager
 from tests.flow import StubTransport, drop, running, states, until, write_config
 from tests.official import REPO, official_xsd
 
