@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import TypeVar
 
@@ -143,7 +142,7 @@ class Dispatcher:
         probe = self.pauses.next_probe()
         for at in (due, probe):
             if at is not None:
-                timeout = min(timeout, max(0.0, at - time.time()))
+                timeout = min(timeout, max(0.0, at - self._store.now()))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
         self._wake.clear()

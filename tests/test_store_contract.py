@@ -226,6 +226,17 @@ async def test_record_processing_queues_one_delivery_per_route(
     assert {c.payload for c in claims} == {b"<c id='id-1'/>"}
 
 
+async def test_an_outcome_for_a_message_recorded_meanwhile_is_dropped(
+        store: Store, journal: list[Entry]) -> None:
+    """Two writers processed the same input: the second outcome never writes over the first."""
+    mid, deliveries = await queued(store, 1, ("canton",))
+    assert await store.record_processing([routed(mid, "id-again", ("canton", "archive"))]) == []
+    assert events(journal, message=mid) == ["message.received", "message.normalised",
+                                            "delivery.queued"]
+    claims = await store.claim_due("n1", 60, 10, ["canton", "archive"])
+    assert [(c.delivery, c.partner) for c in claims] == [(deliveries[0], "canton")]
+
+
 async def test_not_relevant_and_quarantined_create_no_delivery(
         store: Store, journal: list[Entry]) -> None:
     rows = await store.add_raw([raw(1), raw(2)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import sqlite3
 from collections.abc import Sequence
 
@@ -15,6 +16,8 @@ from gateway.store._sql import expect_changed, insert_ids, select_in
 from gateway.store.journal import Entry
 from gateway.store.records import Pending, Processed
 from gateway.store.states import DeliveryState, MessageState
+
+log = logging.getLogger(__name__)
 
 
 def add_raw(conn: sqlite3.Connection, raws: Sequence[RawInput], state: MessageState,
@@ -98,6 +101,7 @@ def record_processing(conn: sqlite3.Connection, results: Sequence[Processed], no
     """
     updates, canonical, attachments, deliveries = [], [], [], []
     entries: list[Entry] = []
+    results = [p for p in results if _still_received(conn, p.message, now)]
     for p in results:
         n = p.normalised
         duplicate_of = None
@@ -203,6 +207,20 @@ def _apply_answers(conn: sqlite3.Connection, results: Sequence[Processed],
                            **({} if positive else {"reason": reason})})
                     for did, mid in rows]
     return entries
+
+
+def _still_received(conn: sqlite3.Connection, message: int, now: float) -> bool:
+    """Take ``message`` for recording if it still waits for its outcome (state ``received``).
+
+    Another writer (a second node, an operator's replay) may have recorded it
+    meanwhile: then this outcome is dropped, never written over theirs.
+    """
+    if conn.execute("UPDATE messages SET updated_at = ? WHERE id = ? AND state = ?",
+                    (now, message, MessageState.RECEIVED)).rowcount == 1:
+        return True
+    log.warning("message %d was recorded by another writer meanwhile; this outcome is dropped",
+                message)
+    return False
 
 
 def _claim_message_id(conn: sqlite3.Connection, message_id: str, message: int) -> int:
