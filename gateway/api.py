@@ -16,6 +16,8 @@ is a gap in this module, not a licence to import internals.
 - for a plugin's own commands and simulators: the gateway's configuration
   (:func:`load_config`, :class:`ConfigError`) and valid sample eCH-0223
   messages (:func:`sample_person_event`, :func:`sample_event_report`, :func:`write_message`);
+- manual sends: :func:`send_manual` sends an event about a known person to a partner
+  by hand (a registry's case workflow: ``laggardOfFamily``, ``declarationOfCommitment``);
 - eCH-0223 versions: :func:`upgrade` turns a 1.0/1.3/1.4 message into 1.5,
   :class:`PartnerVersion` says which version a partner runs;
 - the eCH-0223 model of a ``personEventMessage`` (:class:`PersonEventMessage`), for
@@ -109,6 +111,7 @@ from gateway.filetake import (
 )
 from gateway.hookspecs import hookimpl
 from gateway.logs import RepeatedProblem, redact
+from gateway.manual import send_manual
 from gateway.person_state import PersonState, parse_key, permit_category, person_keys, vn_check_digit_ok
 from gateway.rules import first_match
 from gateway.xml.safe import parse_untrusted
@@ -199,6 +202,7 @@ __all__ = [
     "same_folder",
     "sample_event_report",
     "sample_person_event",
+    "send_manual",
     "sync_filesystem",
     "upgrade",
     "validate",

@@ -11,7 +11,9 @@ stage that does I/O::
 :class:`Processor` does no I/O, so both halves run in the event loop or in
 worker processes (``[gateway] workers``), where lxml parsing and schema
 validation use another core. Between them, *enrich* (:mod:`gateway.enrich`)
-looks up the last known state of each message's person.
+looks up the last known state of each message's person. A manual send
+(:mod:`gateway.manual`) is normalised by the core itself and decided by its
+request, not by the rules.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 import pluggy
 
+from gateway import manual
 from gateway.assembly import partner_ech0223
 from gateway.contracts import (
     Decision,
@@ -66,7 +69,8 @@ class Processor:
     def normalise(self, mid: int, raw: RawInput) -> Step:
         """The normalised message of one input, or its outcome when it cannot be normalised."""
         try:
-            normalised = self._pm.hook.gateway_normalise(raw=raw, context=self._context)
+            normalised = (manual.normalise(raw) if manual.is_request(raw)
+                          else self._pm.hook.gateway_normalise(raw=raw, context=self._context))
         except InputRejected as exc:
             return Processed(mid, MessageState.QUARANTINED, str(exc))
         except Exception as exc:  # a plugin bug quarantines the input, never loses it
@@ -122,8 +126,10 @@ class Processor:
         facts = rule_facts(n, raw, before)
         if facts["event"]:
             about["event"] = facts["event"]
-        decision: Decision | None = self._pm.hook.gateway_decide(
-            message=n, raw=raw, facts=facts, settings=self.settings)
+        decision: Decision | None = (
+            manual.decision(raw) if raw.source == manual.SOURCE
+            else self._pm.hook.gateway_decide(message=n, raw=raw, facts=facts,
+                                              settings=self.settings))
         if decision is None:
             why = (f"no rule decided about it (no [[rules]] entry matched, and source"
                    f" {raw.source!r} has no route_to)")

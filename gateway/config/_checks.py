@@ -12,6 +12,7 @@ from gateway.config._models import Settings
 from gateway.config._provenance import Problem, Provenance
 from gateway.config._rules import NORMALISER_FACTS
 from gateway.facts import NAMES as FACT_NAMES
+from gateway.manual import SOURCE as MANUAL
 
 
 def check_routes(data: Mapping[str, Any], provenance: Provenance) -> list[Problem]:
@@ -113,6 +114,10 @@ def cross_check(settings: Settings, provenance: Provenance) -> list[Problem]:
         why = creatable(directory)
         if why is not None:
             problems.append(provenance.problem(key, why))
+    for section in ("sources", "partners"):
+        if MANUAL in getattr(settings, section):
+            problems.append(provenance.problem(
+                (section, MANUAL), f"the name {MANUAL} is reserved for manual sends (ech-gateway send)"))
     if any(rule.then.documents for rule in settings.rules):
         why = readable_folder(settings.documents.dir)
         if why is not None:

@@ -1,0 +1,145 @@
+"""``send``: a case worker's message to a partner, about a person the gateway knows."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import sys
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gateway import manual
+from gateway.cli import _access
+from gateway.cli._reprocess import process_stored
+from gateway.cli.exitcodes import CONFIG, FAILED, OK
+from gateway.contracts import Attachment, RawInput
+from gateway.errors import Ambiguous, InputRejected, NotFound
+from gateway.fileio import read_file
+from gateway.person_state import PersonState, parse_key
+from gateway.store import MessageState
+
+
+def add_commands(sub: Any) -> None:
+    """Register ``send``."""
+    p = sub.add_parser(
+        "send", help="send an event about a known person (laggardOfFamily,"
+        " declarationOfCommitment...) or an eCH-0223 FILE to a partner by hand")
+    p.add_argument("file", nargs="?", type=Path, metavar="FILE",
+                   help="an eCH-0223 file (XML, or a zip with files/) to send as it is,"
+                   " instead of --event/--person")
+    p.add_argument("--partner", required=True, help="the partner that gets it")
+    p.add_argument("--event", help="the eCH-0223 personEvent, as the XSD spells it")
+    p.add_argument("--person", help="the person: a VN (756.1234.5678.97 or 7561234567897),"
+                   " or a local id (CATEGORY:ID, or ID of any category)")
+    p.add_argument("--business-key", help="eCH-0223 businessKey (BRB, IntV, Verfügung...)")
+    p.add_argument("--comment", help="eCH-0223 businessComment (at most 1024 characters)")
+    p.add_argument("--attach", nargs="+", type=Path, default=[], metavar="FILE",
+                   help="files to send along (each an eCH-0039 document under files/)")
+    p.add_argument("--sender-id", help="the header's senderId (our participant id); default:"
+                   " the partner's sedex sender_id")
+    p.set_defaults(handler=cmd_send)
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    """Store the request as an input of source ``manual``, process it; the daemon sends it."""
+    if (args.file is None) == (args.event is None and args.person is None):
+        print("ech-gateway send: give FILE, or --event and --person", file=sys.stderr)
+        return CONFIG
+    if args.file is None and (args.event is None or args.person is None):
+        print("ech-gateway send: --event and --person go together", file=sys.stderr)
+        return CONFIG
+    with _access.writer(args) as (settings, store):
+        try:
+            manual.check(settings, args.partner, args.event, args.business_key)
+        except InputRejected as exc:
+            print(f"ech-gateway send: {exc.reason}", file=sys.stderr)
+            return CONFIG
+        try:
+            raw = _input(args, settings)
+        except (InputRejected, OSError) as exc:
+            print(f"ech-gateway send: {_why(exc)}", file=sys.stderr)
+            return FAILED
+        [(mid, new)] = asyncio.run(store.add_raw([raw]))
+        if not new:
+            print(f"message {mid}: the same input was sent by hand before; not sent again")
+            return FAILED
+        state = asyncio.run(process_stored(mid, store, settings, args.pm))
+    with _access.reader(args) as r:
+        msg = r.get_message(mid)
+    assert msg is not None
+    if state == MessageState.ROUTED:
+        print(f"message {mid} ({msg['message_id']}): {state} to {args.partner};"
+              " the running gateway sends it")
+        return OK
+    print(f"message {mid}: {state}: {msg['reason']}")
+    return FAILED
+
+
+def _input(args: argparse.Namespace, settings: Any) -> RawInput:
+    """The input to store: the request, or the file to send as it is."""
+    own, recipients = manual.header_ids(settings, args.partner)
+    sender = args.sender_id or own or ""
+    files = _files(args.attach, settings)
+    send = manual.ManualSend(
+        args.partner, args.event or "", (), _who(), sender, recipients, args.business_key,
+        args.comment, files, settings.documents.status)
+    if args.file is not None:
+        limit = int(settings.limits.max_document_bytes)
+        data = read_file(args.file, limit)
+        if data is None:
+            raise InputRejected(f"{args.file} is larger than [limits] max_document_bytes"
+                                f" ({limit} bytes)")
+        return manual.file_input(args.file.name, data, send)
+    if not sender:
+        raise InputRejected(f"partner {args.partner!r} has no sender_id option: give --sender-id")
+    return manual.request(replace(send, person=tuple(_person(args).keys())))
+
+
+def _person(args: argparse.Namespace) -> PersonState:
+    """The person ``--person`` names, known to the gateway.
+
+    :raises NotFound: nobody (exit 3). :raises Ambiguous: several (exit 4).
+    """
+    with _access.reader(args) as r:
+        found = r.find_persons(parse_key(args.person))
+        if not found:
+            raise NotFound(f"no person {args.person} is known to the gateway (it knows the"
+                           " persons registries reported; see persons show)")
+        if len(found) > 1:
+            people = [r.get_person(pid) for pid in found]
+            raise Ambiguous(f"{args.person} names {len(found)} persons; give one of their keys:",
+                            [", ".join(p["keys"]) for p in people if p is not None])
+        person = r.get_person(found[0])
+    assert person is not None
+    return PersonState.model_validate(person["state"])
+
+
+def _files(paths: list[Path], settings: Any) -> tuple[tuple[Attachment, datetime], ...]:
+    """The files to attach, read, each with its modification time."""
+    budget = int(settings.limits.max_attachment_bytes)
+    out = []
+    for path in paths:
+        data = read_file(path, budget)
+        if data is None:
+            raise InputRejected(f"{path}: the files are larger than [limits]"
+                                f" max_attachment_bytes ({budget} bytes) in all")
+        budget -= len(data)
+        modified = datetime.fromtimestamp(path.stat().st_mtime, UTC).astimezone()
+        out.append((Attachment(path.name, data), modified))
+    manual.check_files(settings, [a for a, _m in out])
+    return tuple(out)
+
+
+def _who() -> str:
+    """The operator: the user who ran sudo, else this process's user."""
+    return os.environ.get("SUDO_USER") or getpass.getuser()
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, OSError):
+        return f"cannot read {exc.filename}: {exc.strerror or exc}"
+    return str(exc)

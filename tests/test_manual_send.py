@@ -1,0 +1,242 @@
+"""Manual sends: ``ech-gateway send`` and ``gateway.api.send_manual``, end to end.
+
+The person state comes from the eCH-0020 corpus's ``baseDelivery.xml``, run
+through a real gateway; sends go through the real CLI (or a plugin's intake)
+into the sedex outbox. Every message is held to the official eCH-0223 XSD.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from gateway.api import send_manual
+from gateway.cli import main
+from gateway.config import write_initial_config
+from gateway.contracts import Attachment
+from gateway.errors import InputRejected
+from gateway.plugins import get_plugin_manager
+from tests.flow import drop, message, running, states, until
+from tests.official import REPO, official_schema_set
+
+CORPUS = REPO / "tests" / "fixtures" / "ech0020"
+E39 = "{http://www.ech.ch/xmlns/eCH-0039/3}"
+E44 = "{http://www.ech.ch/xmlns/eCH-0044/4}"
+E223 = "{http://www.ech.ch/xmlns/eCH-0223/1}"
+#: Berisha Valon in baseDelivery.xml: Kosovo, B permit.
+VN, LOCAL = "7565108772783", "MU.230:100101"
+PDF = b"%PDF-1.4\n% declaration of commitment, signed\n%%EOF\n"
+FAST = """\
+[gateway]
+log_level = "WARNING"
+workers = 0
+[dispatcher]
+idle_poll = "50ms"
+[sources.registry]
+poll_interval = "50ms"
+settle = "50ms"
+[partners.canton.sedex]
+poll_interval = "50ms"
+settle = "50ms"
+"""
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A gateway folder whose person state holds the persons of baseDelivery.xml."""
+    root = tmp_path_factory.mktemp("seeded")
+    config = write_initial_config(root)
+    (root / "conf.d" / "10-test.toml").write_text(FAST)
+
+    async def seed() -> None:
+        async with running(config, get_plugin_manager()):
+            drop(root / "registry" / "outbox", "base.xml",
+                 (CORPUS / "baseDelivery.xml").read_bytes())
+            await until(lambda: states(root / "gateway.db", "SELECT state FROM messages")
+                        == [("not_relevant",)], timeout=30)
+
+    asyncio.run(seed())
+    return root
+
+
+@pytest.fixture
+def site(seeded: Path, tmp_path: Path) -> Path:
+    """A copy of the seeded folder, for one test to change."""
+    root = tmp_path / "site"
+    shutil.copytree(seeded, root)
+    return root
+
+
+def send(root: Path, *args: str) -> int:
+    return main(["send", "--config", str(root / "gateway.toml"), *args])
+
+
+def manual_rows(root: Path) -> list[tuple[int, str, str | None]]:
+    return states(root / "gateway.db",
+                  "SELECT id, state, reason FROM messages WHERE source = 'manual' ORDER BY id")
+
+
+def payload_of(root: Path, mid: int) -> bytes:
+    [(payload,)] = states(root / "gateway.db", "SELECT coalesce(d.payload, p.canonical, p.raw)"
+                          " FROM deliveries d JOIN payloads p ON p.message = d.message"
+                          " WHERE d.message = ?", (mid,))
+    return bytes(payload)
+
+
+def assert_official(xml: bytes, version: str = "1.5") -> etree._Element:
+    root = etree.fromstring(xml)
+    assert official_schema_set().validate(root, ech0223_version=version).errors == []
+    return root
+
+
+def test_send_laggard_of_family_with_a_scan_reaches_the_sedex_outbox(
+        site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    scan = site / "commitment.pdf"
+    scan.write_bytes(PDF)
+    assert send(site, "--partner", "canton", "--event", "laggardOfFamily",
+                "--person", "756.5108.7727.83", "--business-key", "IntV",
+                "--comment", "Familiennachzug: Verpflichtungserklärung liegt bei",
+                "--attach", str(scan)) == 0
+    out = capsys.readouterr().out
+    [(mid, state, _reason)] = manual_rows(site)
+    assert state == "routed" and f"message {mid}" in out and "routed to canton" in out
+    root = assert_official(payload_of(site, mid))
+    content = root.find(f"{E223}content")
+    assert content.findtext(f"{E223}personEvent") == "laggardOfFamily"
+    assert content.findtext(f"{E223}personIdentification/{E44}vn") == VN
+    assert content.find(f"{E223}personData") is not None  # from the person's state
+    assert content.findtext(f"{E223}businessInformation/{E223}businessKey") == "IntV"
+    assert "Verpflichtungserklärung" in content.findtext(
+        f"{E223}businessInformation/{E223}businessComment")
+    [file_el] = content.iter(f"{E39}file")
+    assert file_el.findtext(f"{E39}pathFileName") == "files/commitment.pdf"
+    assert file_el.findtext(f"{E39}hashCode") == hashlib.sha256(PDF).hexdigest()
+    # who asked, and the decision, are journaled with the message
+    decided = [json.loads(d) for (d,) in states(
+        site / "gateway.db", "SELECT detail FROM journal WHERE message = ? AND event = ?",
+        (mid, "message.decided"))]
+    assert decided[0]["rule"] == "manual send" and "requested by" in decided[0]["reason"]
+
+    async def deliver() -> None:  # the daemon's dispatcher sends what the CLI recorded
+        async with running(site / "gateway.toml", get_plugin_manager()):
+            await until(lambda: bool(list((site / "sedex" / "outbox").glob("data_*.zip"))),
+                        timeout=20)
+
+    asyncio.run(deliver())
+    [data] = (site / "sedex" / "outbox").glob("data_*.zip")
+    with zipfile.ZipFile(data) as zf:
+        assert zf.read("files/commitment.pdf") == PDF
+        assert_official(zf.read("message.xml"))
+
+
+def test_send_by_local_id_for_a_1_4_partner(site: Path) -> None:
+    (site / "conf.d" / "20-partner.toml").write_text('[partners.canton]\nech0223_version = "1.4"\n')
+    assert send(site, "--partner", "canton", "--event", "laggardOfFamily",
+                "--person", LOCAL) == 0
+    assert send(site, "--partner", "canton", "--event", "declarationOfCommitment",
+                "--person", LOCAL.split(":")[1]) == 0  # any category
+    first, second = manual_rows(site)
+    assert first[1] == second[1] == "routed"
+    laggard = assert_official(payload_of(site, first[0]), "1.4")
+    assert laggard.findtext(f".//{E223}personEvent") == "laggardOfFamily"
+    # 1.4 has no declarationOfCommitment: othercaseOfMigration, the event named in the comment
+    commitment = assert_official(payload_of(site, second[0]), "1.4")
+    assert commitment.findtext(f".//{E223}personEvent") == "othercaseOfMigration"
+    assert "declarationOfCommitment" in commitment.findtext(f".//{E223}businessComment")
+
+
+def test_an_unknown_person_exits_3_and_stores_nothing(
+        site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert send(site, "--partner", "canton", "--event", "laggardOfFamily",
+                "--person", "7561234567897") == 3
+    assert "no person 7561234567897 is known" in capsys.readouterr().err
+    assert manual_rows(site) == []
+
+
+def test_an_invalid_event_exits_2_listing_the_valid_ones(
+        site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert send(site, "--partner", "canton", "--event", "laggardOfFamilly",
+                "--person", VN) == 2
+    err = capsys.readouterr().err
+    assert "unknown eCH-0223 event 'laggardOfFamilly'" in err
+    assert "laggardOfFamily" in err and "declarationOfCommitment" in err
+    assert send(site, "--partner", "kanton", "--event", "laggardOfFamily", "--person", VN) == 2
+    assert "no enabled partner 'kanton'; partners: canton" in capsys.readouterr().err
+    assert send(site, "--partner", "canton", "--event", "moveIn", "--person", VN,
+                "--business-key", "brb") == 2
+    assert "unknown businessKey 'brb'" in capsys.readouterr().err
+    assert manual_rows(site) == []
+
+
+def test_a_missing_attachment_is_refused_before_anything_is_stored(
+        site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert send(site, "--partner", "canton", "--event", "laggardOfFamily", "--person", VN,
+                "--attach", str(site / "nowhere.pdf")) == 1
+    assert "cannot read" in capsys.readouterr().err
+    assert manual_rows(site) == []
+
+
+def test_send_file_sends_an_ech0223_file_as_it_is(
+        site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = site / "by-hand.xml"
+    path.write_bytes(message())
+    assert send(site, str(path), "--partner", "canton", "--business-key", "Rückfragen") == 0
+    [(mid, state, _reason)] = manual_rows(site)
+    assert state == "routed"
+    root = assert_official(payload_of(site, mid))
+    assert root.findtext(f".//{E223}businessKey") == "Rückfragen"
+    # the same file again is the same input: not sent twice
+    assert send(site, str(path), "--partner", "canton") == 1
+    assert "not sent again" in capsys.readouterr().out
+
+
+def test_a_plugin_sends_through_its_intake(site: Path) -> None:
+    async def scenario() -> int:
+        async with running(site / "gateway.toml", get_plugin_manager()) as gateway:
+            settings = gateway.settings
+            with pytest.raises(InputRejected, match="unknown eCH-0223 event"):
+                await send_manual(gateway.pipeline, settings, "canton", "laggard", VN,
+                                  requested_by="registry case 42")
+            with pytest.raises(InputRejected, match="needs its category"):
+                await send_manual(gateway.pipeline, settings, "canton", "laggardOfFamily",
+                                  "100101", requested_by="registry case 42")
+            mid = await send_manual(
+                gateway.pipeline, settings, "canton", "declarationOfCommitment", VN,
+                requested_by="registry case 42", business_key="Verfügung",
+                files=[Attachment("commitment.pdf", PDF)])
+            unknown = await send_manual(gateway.pipeline, settings, "canton", "laggardOfFamily",
+                                        "7561234567897", requested_by="registry case 43")
+            await until(lambda: bool(list((site / "sedex" / "outbox").glob("data_*.zip")))
+                        and len(manual_rows(site)) == 2 and "received" not in
+                        [s for _m, s, _r in manual_rows(site)], timeout=20)
+            assert unknown != mid
+            return mid
+
+    mid = asyncio.run(scenario())
+    rows = {m: (s, r) for m, s, r in manual_rows(site)}
+    assert rows[mid][0] == "routed"
+    [(other_state, reason)] = [v for m, v in rows.items() if m != mid]
+    assert other_state == "quarantined" and "no person known by vn:756…97" in reason
+    [data] = (site / "sedex" / "outbox").glob("data_*.zip")
+    with zipfile.ZipFile(data) as zf:
+        root = assert_official(zf.read("message.xml"))
+    assert root.findtext(f".//{E223}personEvent") == "declarationOfCommitment"
+    assert root.findtext(f".//{E223}businessKey") == "Verfügung"
+
+
+def test_the_source_name_manual_is_reserved(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_initial_config(tmp_path)
+    (tmp_path / "conf.d" / "10-manual.toml").write_text(
+        '[sources.manual]\ntype = "folder"\npath = "registry/outbox"\ndone_dir = "registry/done"\n')
+    assert main(["check-config", "--config", str(config)]) == 2
+    out = capsys.readouterr()
+    assert "sources.manual" in out.out + out.err
+    assert "reserved for manual sends" in out.out + out.err
