@@ -129,11 +129,9 @@ grace = "5m"                # how long an inbox or receipt file may look unfinis
 # Messages in eCH-0020 events without eCH-0223 counterpart (changeSex, ...)
 # and baseDelivery are not relevant before any rule is asked.
 # ---------------------------------------------------------------------------
-# A rule may attach scans: every pattern must match a file, else the
-# message is quarantined until the file is there (then `messages replay`):
-#   [[rules]]
-#   name = "permit-prolongations"
-#   match = { event = ["prolongationB", "prolongationC", "prolongationL"] }
+# A rule may attach scans from [documents] dir: every pattern must match a
+# file, else the message is quarantined until the file is there (then
+# `messages replay`), e.g.
 #   then = { route_to = ["canton"], documents = ["{vn}/permit-*.pdf"] }
 [[rules]]
 name = "foreign-nationals"
