@@ -346,6 +346,8 @@ def test_a_draft_pickles_and_completes_in_another_process_the_same_way() -> None
                                [states.get(n.subject) for n in drafts]))
     for name, normalised, there in zip(names, drafts, remote, strict=True):
         assert normalised.draft is not None
+        # It travels as the delivery's bytes, not as the models read from them.
+        assert len(pickle.dumps(normalised.draft)) < (CORPUS / name).stat().st_size + 1024
         here = normalised.draft.complete(states.get(normalised.subject))
         assert there.xml == here.xml, name
         assert there.persons == here.persons and there.facts == here.facts and there.warnings == here.warnings
@@ -404,3 +406,39 @@ def test_the_ech0223_header_comes_from_the_delivery_header(in_order: dict[str, N
     assert app is not None and app.findtext("{http://www.ech.ch/xmlns/eCH-0058/4}product") == source.findtext(
         f"{e58}sendingApplication/{e58}product")
     assert header.find(f"{e39}recipientId") is None
+
+
+def _renamed(name: str, old: str, new: str) -> bytes:
+    return (CORPUS / name).read_bytes().replace(f"eCH-0020:{old}".encode(), f"eCH-0020:{new}".encode())
+
+
+def test_other_events_without_counterpart_keep_what_a_state_keeps() -> None:
+    # correctReligion has the shape of changeReligion (person, religionData).
+    data = _renamed("changeReligion.xml", "changeReligion", "correctReligion")
+    result = gateway_normalise(RawInput("registry", "r.xml", data), CONTEXT)
+    assert result is not None and result.draft is None
+    assert result.not_relevant == "eCH-0020 event correctReligion has no eCH-0223 counterpart"
+    [state] = result.persons
+    assert state.religion_data is not None and state.keys() == ["vn:7565573787947", "local:MU.230:100145"]
+
+
+@pytest.mark.parametrize(("data", "reason"), [
+    (_renamed("move.xml", "delivery", "deliveryX"), "eCH-0020 root element deliveryX is not delivery"),
+    ((CORPUS / "move.xml").read_bytes().replace(b'version="3.0"', b'version="2.0"'),
+     "unsupported eCH-0020 version"),
+    ((CORPUS / "move.xml").read_bytes().replace(b"<eCH-0058:senderId>1-230-1</eCH-0058:senderId>", b""),
+     "missing required element senderId"),
+    (_renamed("move.xml", "moveReportingMunicipality", "somethingElse"),
+     "missing required element moveReportingMunicipality"),
+])
+def test_deliveries_of_the_wrong_shape_are_rejected(data: bytes, reason: str) -> None:
+    with pytest.raises(InputRejected) as caught:
+        gateway_normalise(RawInput("registry", "m.xml", data), CONTEXT)
+    assert reason in caught.value.reason
+
+
+def test_input_without_the_ech0020_namespace_is_declined_unparsed() -> None:
+    assert gateway_normalise(RawInput("s", "a.txt", b"not xml at all <"), CONTEXT) is None
+    assert gateway_normalise(RawInput("s", "a.xml", b"<other xmlns='urn:x'/>"), CONTEXT) is None
+    foreign_root = b"<x:other xmlns:x='urn:x' xmlns:e='http://www.ech.ch/xmlns/eCH-0020/3'/>"
+    assert gateway_normalise(RawInput("s", "b.xml", foreign_root), CONTEXT) is None

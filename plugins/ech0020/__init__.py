@@ -84,11 +84,13 @@ def gateway_normalise(raw: RawInput, context: NormaliseContext) -> Normalised | 
     root = parse_untrusted(raw.data, max_bytes=context.max_bytes).getroot()
     if not isinstance(root.tag, str) or not root.tag.startswith(E20):
         return None
-    return normalise(root)
+    return normalise(root, raw.data)
 
 
-def normalise(root: Element) -> Normalised:
-    """The eCH-0020 delivery ``root`` as a :class:`Normalised` (a draft, or not relevant).
+def normalise(root: Element, source: bytes) -> Normalised:
+    """The eCH-0020 delivery ``root`` (parsed from ``source``) as a :class:`Normalised`.
+
+    A draft when the event has an eCH-0223 counterpart; not relevant otherwise.
 
     :raises InputRejected: not a v3 ``delivery``, an unknown event, or required data
         missing or malformed; the reason names the field and ``where`` its path.
@@ -116,8 +118,7 @@ def normalise(root: Element) -> Normalised:
     subject = tuple(person_keys(ev.identification))
     facts = {"format": FORMAT, "source_event": event,
              "source_message_id": header.our_business_reference_id}
-    draft = EventDraft(header=header, event=ev, person_event=COUNTERPART[event], subject=subject,
-                       facts=facts)
+    draft = EventDraft(source, COUNTERPART[event], subject, facts, read=(header, ev))
     return Normalised(kind="personEventMessage", message_id=header.message_id, xml=b"", tree=None,
                       reference_message_id=header.reference_message_id, action=header.action,
                       subject=subject, draft=draft, facts=facts)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from gateway.api import InputRejected, Normalised, PersonState, ech0223
+from gateway.api import InputRejected, Normalised, PersonState, ech0223, parse_untrusted
 
 from . import _message, _state
-from ._events import PERMIT_CASE, EventData
+from ._events import PERMIT_CASE, EventData, read_event
+from ._header import header as read_header
 from ._permit import describe, permit_case
+from ._xml import local
 
 #: Events that still go out for a person the gateway knows nothing of (without personData):
 #: the change of permit or nationality is itself what the migration office needs.
@@ -21,19 +22,39 @@ _XSD_NAMES = {"name_data": "nameData", "birth_data": "birthData", "nationality_d
               "religion_data": "religionData"}
 
 
-@dataclass(frozen=True, slots=True)
 class EventDraft:
-    """An eCH-0020 event on its way to an eCH-0223 ``personEventMessage`` (pickles).
+    """An eCH-0020 event on its way to an eCH-0223 ``personEventMessage``.
 
+    It pickles as the delivery's bytes and is read again where it is completed:
+    a draft crosses processes twice (to the core, to the worker that completes
+    it), and pickling the read models cost more than reading them once more.
+
+    :param source: the eCH-0020 delivery, as received (it was read once already).
     :param person_event: the eCH-0223 personEvent, ``PERMIT_CASE`` (decided from the
         permits) or ``None`` (eCH-0223 1.5 has none: sent without).
+    :param read: the delivery's header and event as already read in this process.
     """
 
-    header: ech0223.Header
-    event: EventData
-    person_event: str | None
-    subject: tuple[str, ...]
-    facts: dict[str, Any]
+    __slots__ = ("_read", "facts", "person_event", "source", "subject")
+
+    def __init__(self, source: bytes, person_event: str | None, subject: tuple[str, ...],
+                 facts: dict[str, Any], read: tuple[ech0223.Header, EventData] | None = None) -> None:
+        self.source = source
+        self.person_event = person_event
+        self.subject = subject
+        self.facts = facts
+        self._read = read
+
+    def __reduce__(self) -> tuple[type[EventDraft], tuple[Any, ...]]:
+        return EventDraft, (self.source, self.person_event, self.subject, self.facts)
+
+    def read(self) -> tuple[ech0223.Header, EventData]:
+        """The delivery's eCH-0223 header and its event, read on first use in this process."""
+        if self._read is None:
+            root = parse_untrusted(self.source, max_bytes=len(self.source)).getroot()
+            header, event = (child for child in root if local(child))
+            self._read = (read_header(header), read_event(event))
+        return self._read
 
     def complete(self, person: PersonState | None) -> Normalised:
         """The finished message, given the person's state before the event.
@@ -41,7 +62,7 @@ class EventDraft:
         :raises InputRejected: the person is unknown and the event alone cannot make
             a ``personData`` (an identification-only event; the reason names the person element).
         """
-        ev, header = self.event, self.header
+        header, ev = self.read()
         as_of = header.event_date or header.message_date.date()
         state = _state.after(ev, person, as_of)
         warnings = list(ev.notes)
