@@ -402,6 +402,19 @@ class WritablePaths(Protocol):
         ...
 
 
+@runtime_checkable
+class InputMetadata(Protocol):
+    """Options of a source that tells the normalisers something of each file it takes.
+
+    Commands that process a file as if that source had taken it (``rules explain
+    --source``, ``map-test``) ask for the same metadata the source would give.
+    """
+
+    def input_meta(self, name: str) -> dict[str, str]:
+        """The :attr:`RawInput.meta` of a file called ``name`` (``content_type``, ``mapping``...)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class SourceType:
     """A kind of source a plugin provides (``type = "<name>"`` in config).

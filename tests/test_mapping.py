@@ -556,3 +556,16 @@ async def test_a_rejected_row_replayed_after_the_mapping_is_fixed_is_sent(tmp_pa
         deliveries = await h.settled(2)
     assert [d.message for d in deliveries][-1] == bad.id
     assert {d.state for d in deliveries} == {"delivered"}
+
+
+def test_rules_explain_reads_an_export_as_its_source_would(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = gateway_dir(tmp_path)
+    code = main(["--config", str(config), "rules", "explain", "--source", "nova",
+                 str(CSV_SAMPLE)])
+    out = capsys.readouterr().out
+    assert code == 1  # the bad row would be quarantined
+    assert f"{CSV_SAMPLE.name}: an export of 8 rows" in out
+    assert (f"  {CSV_SAMPLE.name} row 7: rejected: row 7 (line 8): field permit (BEWILLIGUNG):"
+            " value 'S' has no entry in the permit table") in out
+    assert f"  {CSV_SAMPLE.name} row 1: personEventMessage, person vn:7565658670652" in out

@@ -14,7 +14,7 @@ from typing import Any
 
 from gateway.assembly import load_config, make_validator, schema_set
 from gateway.cli.exitcodes import FAILED, OK
-from gateway.contracts import Normalised, RawInput
+from gateway.contracts import InputMetadata, Normalised, RawInput
 from gateway.errors import InputRejected
 from gateway.facts import rule_facts
 from gateway.person_state import PersonState
@@ -51,7 +51,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     code = OK
     try:
         for path in args.files:
-            raw = RawInput(source, path.name, path.read_bytes(), {"path": str(path)})
+            raw = RawInput(source, path.name, path.read_bytes(),
+                           {"path": str(path), **_source_meta(settings, source, path.name)})
             for line, bad in _explain_input(proc, store, states, raw, settings):
                 print(line)
                 code = FAILED if bad else code
@@ -59,6 +60,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
         if store is not None:
             store.close()
     return code
+
+
+def _source_meta(settings: Any, source: str, name: str) -> dict[str, str]:
+    """What the source would tell the normalisers of a file called ``name`` (a mapping...)."""
+    found = settings.sources.get(source)
+    options = found.parsed if found is not None else None
+    return options.input_meta(name) if isinstance(options, InputMetadata) else {}
 
 
 def _explain_input(proc: Processor, store: StoreReader | None, states: dict[str, PersonState],

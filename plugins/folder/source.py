@@ -74,6 +74,14 @@ class FolderOptions(PluginOptions):
             raise ValueError("is the drop folder itself; files moved there would be taken again")
         return value
 
+    def input_meta(self, name: str) -> dict[str, str]:
+        """What the normalisers are told of a file: its type, and the mapping of exports."""
+        if self.mapping is not None:
+            return {"content_type": _EXPORTS.get(Path(name).suffix.lower(), "text/plain"),
+                    "mapping": str(self.mapping)}
+        zipped = name.lower().endswith(".zip")
+        return {"content_type": "application/zip" if zipped else "application/xml"}
+
     def writable_paths(self) -> list[WritablePath]:
         """The drop folder (files are moved out of it) and ``done_dir``; the source creates both."""
         folders = [WritablePath("path", self.path, created=True)]
@@ -176,13 +184,7 @@ class FolderSource:
 
 
     def _meta(self, ready: Ready) -> dict[str, str]:
-        """What the normalisers are told of a file: its type, and the mapping of exports."""
-        mapping = self.options.mapping
-        if mapping is not None:
-            return {"content_type": _EXPORTS.get(Path(ready.name).suffix.lower(), "text/plain"),
-                    "mapping": str(mapping)}
-        zipped = ready.name.lower().endswith(".zip")
-        return {"content_type": "application/zip" if zipped else "application/xml"}
+        return self.options.input_meta(ready.name)
 
 
 _EXPORTS = {".csv": "text/csv", ".json": "application/json"}

@@ -19,6 +19,7 @@ from lxml import etree
 from gateway.api import (
     Command,
     ConfigError,
+    InputMetadata,
     InputRejected,
     NormaliseContext,
     Normalised,
@@ -31,7 +32,6 @@ from plugins.mapping.normaliser import MAPPING_META, ROW_META, normalise
 EXIT_OK = 0
 EXIT_REJECTED = 1
 EXIT_NOT_FOUND = 3
-_TYPES = {".csv": "text/csv", ".json": "application/json"}
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -48,7 +48,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Map ``args.file`` with the source's mapping; print messages and rejections."""
     settings = load_config(args.config, args.pm)
-    path = source_mapping(settings, args.source)
+    meta = source_meta(settings, args.source, args.file.name)
     limits = settings.limits
     context = NormaliseContext(limits.max_document_bytes, limits.max_zip_entries,
                                limits.max_zip_bytes, limits.max_zip_ratio)
@@ -57,8 +57,6 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"ech-gateway map-test: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return EXIT_NOT_FOUND
-    meta = {"content_type": _TYPES.get(args.file.suffix.lower(), "text/plain"),
-            MAPPING_META: str(path)}
     raw = RawInput(args.source, args.file.name, data, meta)
     try:
         export = normalise(raw, context)
@@ -106,21 +104,22 @@ def _show(part: RawInput, message: Normalised, args: argparse.Namespace) -> None
         print(etree.tostring(message.tree, encoding="unicode", pretty_print=True), end="")
 
 
-def source_mapping(settings: Any, name: str) -> Path:
-    """The mapping file of source ``name``.
+def source_meta(settings: Any, name: str, file: str) -> dict[str, str]:
+    """The metadata source ``name`` gives a file called ``file``, naming its mapping.
 
     :raises ConfigError: no such source, or it names no mapping.
     """
-    file = str(settings.config_files[0]) if settings.config_files else "configuration"
+    config = str(settings.config_files[0]) if settings.config_files else "configuration"
     source = settings.sources.get(name)
     if source is None:
         known = ", ".join(sorted(settings.sources)) or "none"
-        raise ConfigError([(file, f"sources.{name}", f"no such source; sources: {known}")])
-    path = getattr(source.parsed, "mapping", None)
-    if not isinstance(path, Path):
-        raise ConfigError([(file, f"sources.{name}.mapping",
+        raise ConfigError([(config, f"sources.{name}", f"no such source; sources: {known}")])
+    options = source.parsed
+    meta = options.input_meta(file) if isinstance(options, InputMetadata) else {}
+    if MAPPING_META not in meta:
+        raise ConfigError([(config, f"sources.{name}.mapping",
                             "the source names no mapping file")])
-    return path
+    return meta
 
 
 def mapping_problems(settings: Any) -> list[tuple[str, str, str]]:
