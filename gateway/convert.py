@@ -11,7 +11,7 @@ partners on the same version share one conversion.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,10 +51,13 @@ class Payloads:
 
 
 def partner_payloads(n: Normalised, decision: Decision, targets: Mapping[str, PartnerVersion],
-                     validate: Validator, documents: DocumentsFolder | None = None) -> Payloads:
+                     validate: Validator, documents: DocumentsFolder | None = None,
+                     supplied: Sequence[Attachment] = ()) -> Payloads:
     """Apply ``decision`` to ``n`` and make each partner's payload, validated.
 
-    :param documents: where the decision's ``documents`` are found (required when it has any).
+    :param documents: where the decision's ``documents`` are found (required when it has
+        any, or ``supplied`` is not empty).
+    :param supplied: document files plugins supplied (``gateway_documents``).
     :raises InputRejected: the message, or a partner's version of it, is invalid; a
         document the decision names is missing or over the limits.
     :raises ConversionRefused: a partner's policy refuses an event its version lacks.
@@ -62,12 +65,13 @@ def partner_payloads(n: Normalised, decision: Decision, targets: Mapping[str, Pa
     out = Payloads()
     tree = n.tree
     assert tree is not None, "the message is parsed in this process before it is converted"
-    if n.kind == "personEventMessage" and (decision.documents or _business_fields(decision)):
+    attaching = bool(decision.documents or supplied)
+    if n.kind == "personEventMessage" and (attaching or _business_fields(decision)):
         root = _copy(tree.getroot())
-        if decision.documents:
-            assert documents is not None, "a decision with documents needs the documents folder"
+        if attaching:
+            assert documents is not None, "attaching documents needs the documents folder"
             out.attachments = documents.attach(root, decision.documents, decision.rule,
-                                               n.attachments)
+                                               n.attachments, supplied)
         if _business_fields(decision):
             _with_business(root, decision)
         tree = etree.ElementTree(root)

@@ -220,23 +220,46 @@ class DocumentsFolder:
     status: DocumentStatus = "undefined"
 
     def attach(self, root: etree._Element, patterns: Sequence[str], rule: str,
-               taken: Sequence[Attachment] = ()) -> list[Attachment]:
-        """Add the documents ``patterns`` name to the message ``root``; the files to send.
+               taken: Sequence[Attachment] = (), supplied: Sequence[Attachment] = ()
+               ) -> list[Attachment]:
+        """Add the documents ``patterns`` name, then ``supplied``, to the message ``root``.
 
         :param taken: the attachments the message has already (from its input).
-        :raises InputRejected: see :func:`pick`; also a file name one of ``taken`` has.
+        :param supplied: files plugins supplied (``gateway_documents``).
+        :return: the files to send besides ``taken``.
+        :raises InputRejected: see :func:`pick`; also more or larger files than the limits
+            in all, or a file name that is not plain or not unique in the message.
         """
         values = message_values(root.getroottree())
         picked = pick(self.dir, patterns, values, rule, Limits(
             self.limits.max_files - len(taken),
-            self.limits.max_bytes - sum(len(a.data) for a in taken)))
-        clash = {a.name for a in taken} & {a.name for a, _m in picked}
-        if clash:
-            raise InputRejected(f"{rule}: the message already carries a file named {min(clash)!r}")
+            self.limits.max_bytes - sum(len(a.data) for a in taken))) if patterns else []
+        now = datetime.now().astimezone()
+        new = picked + [(a, now) for a in supplied]
+        _check_all(rule, list(taken), [a for a, _m in new], self.limits)
         message_id = values.get("message_id", "")
         add_documents(root, [describe(a, message_id, modified, self.status)
-                             for a, modified in picked])
-        return [a for a, _modified in picked]
+                             for a, modified in new])
+        return [a for a, _modified in new]
+
+
+def _check_all(rule: str, taken: list[Attachment], new: list[Attachment], limits: Limits) -> None:
+    """Refuse what the message cannot carry in all: too many, too large, names files/ cannot hold."""
+    every = taken + new
+    if len(every) > limits.max_files:
+        raise InputRejected(f"{rule}: {len(every)} documents, more than [limits] max_attachments"
+                            f" ({limits.max_files})")
+    if sum(len(a.data) for a in every) > limits.max_bytes:
+        raise InputRejected(f"{rule}: documents larger than [limits] max_attachment_bytes"
+                            f" ({limits.max_bytes} bytes) in all")
+    seen = {a.name for a in taken}
+    for a in new:
+        if a.name in ("", ".", "..") or "/" in a.name or "\\" in a.name or "\x00" in a.name:
+            raise InputRejected(f"{rule}: document name {a.name!r} is not a plain file name")
+        if a.name in seen:
+            raise InputRejected(f"{rule}: two documents are named {a.name!r}; the files/ folder"
+                                " of a message holds each name once")
+        seen.add(a.name)
 
 
 def folder_of(settings: Any) -> DocumentsFolder:

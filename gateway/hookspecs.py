@@ -27,6 +27,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from gateway.contracts import (
+        Attachment,
         Command,
         Decision,
         GatewayEvent,
@@ -147,6 +148,41 @@ def gateway_decide(message: Normalised, raw: RawInput, facts: Mapping[str, Any],
                 return Decision("vendor: minors", "deaths of minors go to the canton",
                                 partners=("canton",), business_key="allg_K")
             return None
+    """
+
+
+@hookspec
+def gateway_documents(message: Normalised, decision: Decision, facts: Mapping[str, Any],
+                      settings: Any) -> list[Attachment] | None:
+    """Supply document files to send with a message a decision sends somewhere.
+
+    For a registry plugin whose registry keeps the scans of a case (a signed
+    declaration of commitment, a permit): asked in the convert stage, once a
+    decision routes the message to a partner, in a worker process when
+    ``[gateway] workers`` > 0 (files read there stay off the event loop).
+    Every plugin's files are added, after those the decision's ``documents``
+    patterns name in the documents folder. Each becomes an eCH-0039
+    ``document`` in the message (the file name without extension as title,
+    the MIME type read from its bytes, its SHA-256) and is sent under
+    ``files/<name>``. The files count against ``[limits] max_attachments``
+    and ``max_attachment_bytes``; names must be plain file names, unique
+    within the message. Raise :class:`gateway.errors.InputRejected` when a
+    document the message needs cannot be had: the message is quarantined with
+    that reason (replayed once the document exists), never sent without it.
+
+    :param message: the message as decided (``message.subject``: the person's keys).
+    :param decision: the decision that sends it (``decision.partners``, ``decision.rule``).
+    :param facts: what rules matched on (``event``, ``nationality``...).
+    :param settings: the validated configuration.
+    :return: the files to attach, or ``None`` (nothing from this plugin).
+
+    Example::
+
+        @hookimpl
+        def gateway_documents(message, decision, facts, settings):
+            if facts["event"] != "declarationOfCommitment":
+                return None
+            return [Attachment(f"{scan.id}.pdf", scan.pdf) for scan in my_scans(message.subject)]
     """
 
 

@@ -28,6 +28,7 @@ import pluggy
 from gateway import manual
 from gateway.assembly import partner_ech0223
 from gateway.contracts import (
+    Attachment,
     Decision,
     NormaliseContext,
     Normalised,
@@ -143,9 +144,10 @@ class Processor:
             return Processed(mid, MessageState.NOT_RELEVANT, why, decision=decision,
                              detail=_warned(warnings, detail), **base)
         try:
+            supplied = self._supplied(n, decision, facts)
             payloads = partner_payloads(n, decision, {r.partner: self._partners[r.partner]
                                                       for r in routes}, self._validate,
-                                        self._documents)
+                                        self._documents, supplied)
         except (InputRejected, ConversionRefused) as exc:
             return Processed(mid, MessageState.QUARANTINED, str(exc), decision=decision,
                              detail=_warned(warnings, detail), **base)
@@ -168,6 +170,27 @@ class Processor:
             n = dataclasses.replace(n, xml=xml, tree=parse_untrusted(
                 xml, max_bytes=self._context.max_bytes))
         return n
+
+    def _supplied(self, n: Normalised, decision: Decision,
+                  facts: Mapping[str, Any]) -> list[Attachment]:
+        """The document files plugins supply (``gateway_documents``), in plugin order.
+
+        :raises InputRejected: a plugin refused, or failed (a plugin bug quarantines the
+            message rather than send it without its documents).
+        """
+        try:
+            answers = self._pm.hook.gateway_documents(message=n, decision=decision, facts=facts,
+                                                      settings=self.settings)
+        except InputRejected:
+            raise
+        except Exception as exc:
+            log.exception("a gateway_documents plugin failed")
+            raise InputRejected(f"documents plugin error: {exc!r}") from exc
+        files = [a for answer in reversed(answers) for a in answer]
+        wrong = [type(a).__name__ for a in files if not isinstance(a, Attachment)]
+        if wrong:
+            raise InputRejected(f"a gateway_documents plugin returned {wrong[0]}, not Attachment")
+        return files
 
     def _routes(self, decision: Decision) -> tuple[list[Route], list[str]]:
         routes: list[Route] = []

@@ -360,3 +360,29 @@ def test_inbound_zip_files_become_the_messages_attachments_checked_by_hash() -> 
     bad = inbound_zip([("message.xml", with_document(PDF, "0" * 64)), ("files/permit.pdf", PDF)])
     with pytest.raises(InputRejected, match="does not match its document's SHA-256"):
         ech0223_plugin.gateway_normalise(RawInput("registry", "m.zip", bad), CONTEXT)
+
+
+@pytest.mark.parametrize(("supplied", "words"), [
+    ([Attachment("../x.pdf", PDF)], "not a plain file name"),
+    ([Attachment("a.pdf", PDF), Attachment("a.pdf", PDF)], "two documents are named 'a.pdf'"),
+    ([Attachment(f"{i}.pdf", PDF) for i in range(3)], "more than [limits] max_attachments (3)"),
+    ([Attachment("big.pdf", PDF * 200)], "max_attachment_bytes"),
+    ([Attachment("scan.pdf", PDF)], "two documents are named 'scan.pdf'"),  # the input has one
+])
+def test_files_a_plugin_supplies_obey_the_same_limits(tmp_path: Path, supplied: list[Attachment],
+                                                     words: str) -> None:
+    docs = folder(tmp_path, max_files=3)
+    with pytest.raises(InputRejected) as caught:
+        docs.attach(message_root(), [], "rules[1] r", [Attachment("scan.pdf", PDF)], supplied)
+    assert words in str(caught.value)
+
+
+def test_files_a_plugin_supplies_follow_the_rules_files(tmp_path: Path) -> None:
+    docs = folder(tmp_path)
+    (docs.dir / f"{VN}.pdf").write_bytes(PDF)
+    root = message_root()
+    files = docs.attach(root, ["{vn}.pdf"], "rules[1] r", (), [Attachment("letter.pdf", PDF)])
+    assert [f.name for f in files] == [f"{VN}.pdf", "letter.pdf"]
+    assert [p.text for p in root.iter(f"{E39}pathFileName")] == [f"files/{VN}.pdf",
+                                                                  "files/letter.pdf"]
+    assert_official(root, "1.5")

@@ -21,6 +21,7 @@ A new hook without a docstring, without an example, or without its
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import io
 import json
@@ -38,8 +39,16 @@ from lxml import etree
 from gateway import hookspecs
 from gateway.cli import main
 from gateway.config import write_initial_config
-from gateway.contracts import Decision, GatewayEvent, NormaliseContext, Normalised, RawInput
+from gateway.contracts import (
+    Attachment,
+    Decision,
+    GatewayEvent,
+    NormaliseContext,
+    Normalised,
+    RawInput,
+)
 from gateway.ech0223 import Country, CountryInfo, NationalityData, PersonIdentificationLight
+from gateway.errors import InputRejected
 from gateway.hookspecs import hookimpl
 from gateway.person_state import PersonState
 from tests.flow import StubTransport, drop, message, plugin_manager, running, states, until, write_config
@@ -51,6 +60,8 @@ HOOKS: dict[str, Callable[..., Any]] = {
 #: Hooks no built-in plugin implements yet; each entry must name why (strict xfail).
 NOT_BUILT_IN: dict[str, str] = {
     "gateway_person_lookup": "a look-up needs a registry: a vendor's registry plugin implements it",
+    "gateway_documents": "scans from a registry's document store come from a vendor's registry"
+                         " plugin; the built-in way is [[rules]] then.documents (a folder)",
 }
 
 
@@ -324,6 +335,46 @@ async def test_hook_gateway_person_lookup(tmp_path: Path, hook_calls: list[str])
              states(db, "SELECT detail FROM journal WHERE event = 'message.decided' ORDER BY seq")]
     assert rules == ["rules[1] foreign", "rules[1] foreign", "rules[2] rest"]
     assert "gateway_person_lookup" in hook_calls
+
+
+class _DocumentStore:
+    """A registry plugin with a document store: the signed declaration of one person."""
+
+    PDF = b"%PDF-1.4\n% signed declaration of commitment\n%%EOF\n"
+
+    @hookimpl
+    def gateway_documents(self, message: Normalised, decision: Decision,
+                          facts: Mapping[str, Any], settings: Any) -> list[Attachment] | None:
+        if "vn:7561234567897" in message.subject:
+            return [Attachment("declaration.pdf", self.PDF)]
+        if "vn:7568982977671" in message.subject:
+            raise InputRejected("the declaration of this person is not scanned yet")
+        return None
+
+
+async def test_hook_gateway_documents(tmp_path: Path, hook_calls: list[str]) -> None:
+    """A plugin's files travel with the message; its refusal quarantines the message."""
+    config = write_config(tmp_path)
+    _in_process(tmp_path)
+    pm = plugin_manager()
+    pm.register(_DocumentStore(), name="document-store")
+    db = tmp_path / "gateway.db"
+    async with running(config, pm):
+        drop(tmp_path / "in", "a.xml", _with_vn("scanned-1", "7561234567897"))
+        drop(tmp_path / "in", "b.xml", _with_vn("waiting-1", "7568982977671"))
+        drop(tmp_path / "in", "c.xml", message("plain-1"))
+        await until(lambda: len(StubTransport.sent.get("canton", [])) == 2
+                    and len(states(db, "SELECT id FROM messages WHERE state = 'quarantined'")) == 1)
+    sent = {item.message_id: item for item in StubTransport.sent["canton"]}
+    assert sent["scanned-1"].attachments == (Attachment("declaration.pdf", _DocumentStore.PDF),)
+    assert sent["plain-1"].attachments == ()
+    root = etree.fromstring(sent["scanned-1"].payload)
+    e39 = "{http://www.ech.ch/xmlns/eCH-0039/3}"
+    assert root.findtext(f".//{e39}pathFileName") == "files/declaration.pdf"
+    assert root.findtext(f".//{e39}hashCode") == hashlib.sha256(_DocumentStore.PDF).hexdigest()
+    [(reason,)] = states(db, "SELECT reason FROM messages WHERE message_id = 'waiting-1'")
+    assert reason == "the declaration of this person is not scanned yet"
+    assert "gateway_documents" in hook_calls
 
 
 class _Listener:
