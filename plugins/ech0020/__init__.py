@@ -7,8 +7,10 @@ ech0223 normaliser. What each event becomes follows DOMAIN.md §5:
 - an event with an eCH-0223 counterpart becomes a ``personEventMessage`` draft
   (``Normalised.draft``): most events carry little more than an identification,
   so the message is finished by ``draft.complete(person)`` once the core has
-  looked up the person's last known state (``subject``). ``personData`` is that
-  state merged with what the event says; the merged state is ``persons``.
+  looked up the person's last known state (``subject``). Normalising checks the
+  header, the event's required elements and the identification; the event's data
+  is read (and rejected if malformed) when the draft is completed. ``personData``
+  is that state merged with what the event says; the merged state is ``persons``.
   Without a state, an identification-only event is rejected (it cannot make a
   ``personData``); a permit or nationality event goes out without ``personData``.
   When required parts are still unknown the message goes without ``personData``
@@ -62,7 +64,7 @@ from gateway.api import (
 
 from . import _state
 from ._draft import EventDraft
-from ._events import COUNTERPART, NO_COUNTERPART, EventData, read_event, single_person
+from ._events import COUNTERPART, NO_COUNTERPART, EventData, identify, read_event, single_person
 from ._header import header as read_header
 from ._xml import E20, NS_0020, Element, date_of, local, missing, where
 
@@ -92,8 +94,8 @@ def normalise(root: Element, source: bytes) -> Normalised:
 
     A draft when the event has an eCH-0223 counterpart; not relevant otherwise.
 
-    :raises InputRejected: not a v3 ``delivery``, an unknown event, or required data
-        missing or malformed; the reason names the field and ``where`` its path.
+    :raises InputRejected: not a v3 ``delivery``, an unknown event, a required element
+        missing, a wrong identification; the reason names the field and ``where`` its path.
     """
     if local(root) != "delivery":
         raise InputRejected(f"eCH-0020 root element {local(root)} is not delivery", where(root))
@@ -114,11 +116,10 @@ def normalise(root: Element, source: bytes) -> Normalised:
         return _not_relevant(event, event_el, header.message_id, as_of)
     if event not in COUNTERPART:
         raise InputRejected(f"unknown event element {event} (not an eCH-0020 v3 event)", where(event_el))
-    ev = read_event(event_el)
-    subject = tuple(person_keys(ev.identification))
+    subject = tuple(person_keys(identify(event_el)))
     facts = {"format": FORMAT, "source_event": event,
              "source_message_id": header.our_business_reference_id}
-    draft = EventDraft(source, COUNTERPART[event], subject, facts, read=(header, ev))
+    draft = EventDraft(source, COUNTERPART[event], subject, facts, header=header, element=event_el)
     return Normalised(kind="personEventMessage", message_id=header.message_id, xml=b"", tree=None,
                       reference_message_id=header.reference_message_id, action=header.action,
                       subject=subject, draft=draft, facts=facts)

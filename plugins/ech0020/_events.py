@@ -102,6 +102,17 @@ def single_person(event: str) -> bool:
     return event not in _NO_SINGLE_PERSON
 
 
+def identify(el: Element) -> ech0223.PersonIdentificationLight:
+    """The identification of the event ``el``'s person, once the event has what it must have.
+
+    The cheap part of :func:`read_event`: the event's data itself is not read.
+
+    :raises InputRejected: a required element is missing, or the identification is wrong.
+    """
+    _, _, _, ident = _locate(el, local(el))
+    return _parts.identification(ident)
+
+
 def read_event(el: Element, event: str | None = None) -> EventData:
     """Read the event ``el`` (or, with ``event="baseDelivery"``, one of its ``messages``).
 
@@ -110,6 +121,21 @@ def read_event(el: Element, event: str | None = None) -> EventData:
     :raises InputRejected: required data is missing or malformed (the reason names the field).
     """
     event = event or local(el)
+    kids, person, own, ident = _locate(el, event)
+    reader = _Reader(event)
+    elements = [child for child in person if local(child)] if "personIdentification" in own else []
+    elements += kids[1:]
+    for child in elements:
+        reader.take(child)
+    path = f"{where(el)}/{local(person)}" if event == "baseDelivery" else f"/delivery/{event}/{local(person)}"
+    return reader.result(event, path, _parts.identification(ident))
+
+
+def _locate(el: Element, event: str) -> tuple[list[Element], Element, dict[str, Element], Element]:
+    """The event's child elements, its person element and that one's children, the identification.
+
+    :raises InputRejected: the event or its person lacks a required element.
+    """
     kids = [child for child in el if local(child)]
     if not kids:
         raise missing(el, f"{event}Person")
@@ -128,13 +154,7 @@ def read_event(el: Element, event: str | None = None) -> EventData:
             options = need if isinstance(need, tuple) else (need,)
             if not set(own).intersection(options):
                 raise missing(person, " or ".join(options))
-    reader = _Reader(event)
-    elements = [child for child in person if local(child)] if "personIdentification" in own else []
-    elements += kids[1:]
-    for child in elements:
-        reader.take(child)
-    path = f"{where(el)}/{local(person)}" if event == "baseDelivery" else f"/delivery/{event}/{local(person)}"
-    return reader.result(event, path, _parts.identification(ident))
+    return kids, person, own, ident
 
 
 class _Reader:
