@@ -113,7 +113,14 @@ from gateway.filetake import (
 from gateway.hookspecs import hookimpl
 from gateway.logs import RepeatedProblem, redact
 from gateway.manual import send_manual
-from gateway.person_state import PersonState, parse_key, permit_category, person_keys, vn_check_digit_ok
+from gateway.person_state import (
+    PersonState,
+    mask_vn,
+    parse_key,
+    permit_category,
+    person_keys,
+    vn_check_digit_ok,
+)
 from gateway.rules import first_match
 from gateway.xml.safe import parse_untrusted
 from gateway.xml.validation import validate
@@ -188,6 +195,7 @@ __all__ = [
     "hookimpl",
     "in_thread",
     "load_config",
+    "mask_vn",
     "message_subject",
     "move_unique",
     "parse_key",

@@ -177,6 +177,12 @@ def vn_check_digit_ok(vn: str | int) -> bool:
     return (10 - total % 10) % 10 == int(digits[12])
 
 
+def mask_vn(vn: str | int) -> str:
+    """A VN as a log line or a rejection reason may show it: ``756.****.****.97``."""
+    digits = str(vn)
+    return f"{digits[:3]}.****.****.{digits[-2:]}" if len(digits) == 13 else "756.****.****.**"
+
+
 def permit_category(code: str | None) -> str | None:
     """The permit category (``B``, ``C``, ``L``, ``F``...) of an eCH-0006 code."""
     if not code:

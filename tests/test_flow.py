@@ -92,6 +92,20 @@ async def test_not_routed_is_not_relevant(tmp_path: Path) -> None:
     assert reason.startswith("no rule decided about it (no [[rules]] entry matched")
 
 
+async def test_a_vn_with_a_wrong_check_digit_is_quarantined_without_showing_it(
+        tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    typo = message().replace(b"<eCH-0044:officialName>",
+                             b"<eCH-0044:vn>7561234567890</eCH-0044:vn><eCH-0044:officialName>", 1)
+    async with running(config):
+        drop(tmp_path / "in", "m.xml", typo)
+        await until(lambda: states(tmp_path / "gateway.db",
+                                   "SELECT state FROM messages") == [("quarantined",)])
+    [(reason,)] = states(tmp_path / "gateway.db", "SELECT reason FROM messages")
+    assert reason == ("VN 756.****.****.90 has a wrong check digit (EAN-13)"
+                      " (at /personEventMessage/content/personIdentification/vn)")
+
+
 async def test_invalid_message_is_quarantined_with_line(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     bad = message().replace(b"eCH-0044:officialName>", b"eCH-0044:officialNam>", 2)

@@ -21,11 +21,13 @@ from gateway.api import (
     Normalised,
     RawInput,
     hookimpl,
+    mask_vn,
     message_subject,
     parse_untrusted,
     safe_unzip,
     upgrade,
     validate,
+    vn_check_digit_ok,
 )
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,8 @@ def gateway_normalise(raw: RawInput, context: NormaliseContext) -> Normalised | 
         root, version = tree.getroot(), "1.5"
     warnings = _check_files(root, attachments) if raw.data.startswith(_ZIP) else ()
     header = root.find(_HEADER)
+    subject = message_subject(tree)
+    _check_vn(subject, kind)
     return Normalised(
         kind=kind,
         message_id=_text(header, _MESSAGE_ID),
@@ -70,10 +74,19 @@ def gateway_normalise(raw: RawInput, context: NormaliseContext) -> Normalised | 
         attachments=attachments,
         reference_message_id=_text(header, _REFERENCE_ID),
         action=_text(header, _ACTION),
-        subject=message_subject(tree),
+        subject=subject,
         facts={"format": "eCH-0223"},
         warnings=warnings,
     )
+
+
+def _check_vn(subject: tuple[str, ...], kind: str) -> None:
+    """A VN of the person with a wrong EAN-13 check digit is a typo: nobody can be found by it."""
+    for key in subject:
+        if key.startswith("vn:") and not vn_check_digit_ok(key[3:]):
+            part = "content" if kind == "personEventMessage" else "response"
+            raise InputRejected(f"VN {mask_vn(key[3:])} has a wrong check digit (EAN-13)",
+                                f"/{kind}/{part}/personIdentification/vn")
 
 
 def _upgraded(raw: RawInput, context: NormaliseContext, tree: Any, kind: str) -> tuple[bytes, Any]:
