@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench bench-ech0020 clean
 
 setup: $(VENV)/.installed
 
@@ -25,6 +25,9 @@ test: lint
 
 bench: setup
 	$(BIN)/python bench/throughput.py --messages 20000 --runs 3 --floor
+
+bench-ech0020: setup
+	$(BIN)/python bench/throughput.py --ech0020 --messages 20000 --floor
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,8 +1,9 @@
-"""Throughput benchmark: N eCH-0223 messages from the registry folder to the sedex outbox.
+"""Throughput benchmark: N messages from the registry folder to the sedex outbox.
 
 Usage (from the project root, after `make setup`)::
 
     .venv/bin/python bench/throughput.py [--messages 20000] [--runs 5] [--rate 0] [--floor]
+    .venv/bin/python bench/throughput.py --ech0020 [--messages 20000] [--floor]
 
 It writes a fresh gateway folder (``ech-gateway init``), starts the gateway
 as its own process (``ech-gateway run``, durable: SQLite synchronous=FULL
@@ -13,6 +14,25 @@ backlog written before the gateway starts (default), or at ``--rate`` msgs/s
 while it runs (for latency under a steady load). Rates count from the first
 pickup.
 
+The inputs are eCH-0223 1.5 sample messages about foreign residents
+(default), or with ``--ech0020`` eCH-0020 v3 deliveries made from the
+fixture corpus (``bench/ech0020_inputs.py``): N event deliveries (moveIn,
+move, changeResidencePermit, marriage, death, ...; about 46 kinds), after
+base deliveries that seed the persons the identification-only events need.
+The base deliveries are processed before the clock starts (a register's
+baseDelivery comes long before its events); the events then go into the
+registry folder at once (or at ``--rate``).
+
+The gateway runs with the rules ``ech-gateway init`` writes (foreign
+nationals before the event go to the canton; the rest is not relevant),
+not with a rule that routes everything: the bench measures the gateway as
+it is configured. So it waits until every input is processed and every
+delivery the rules made is delivered, however many that is, and rates
+count inputs (msgs/s) and, separately, deliveries (events/s). All the
+eCH-0223 samples are about foreign residents, so all of them get a
+delivery; of the eCH-0020 corpus, 41 of 46 event kinds do (``MANIFEST.toml``,
+``default_rule``), and the bench says when the count differs.
+
 The stand-in is by default a lean receipt writer (``bench/sedex_echo.py``):
 it moves each sent pair to ``processed`` and writes an eCH-0090 v2 receipt
 with status 100, as the sedex client does, and nothing else, so the figures
@@ -21,7 +41,8 @@ which also checks every envelope and copies each message into a simulated
 canton inbox; on a 2-core machine it competes with the gateway for a core.
 It prints:
 
-- msgs/s from the first pickup to the last message in the sedex outbox,
+- msgs/s (inputs) and events/s (deliveries) from the first pickup to the
+  last message in the sedex outbox,
 - msgs/s until the last receipt was recorded,
 - p50/p99 latency from pickup (stored) to outbox (files written and synced),
 - the peak RSS (VmHWM) of the gateway process and of its child processes,
@@ -49,7 +70,11 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
+
+from ech0020_inputs import Corpus
 
 from gateway.ech0223 import sample_person_event, write_message
 
@@ -76,20 +101,38 @@ def templates(count: int, seed: int) -> list[bytes]:
             for i in range(count)]
 
 
-def make_messages(folder: Path, n: int, seed: int, rate: float = 0.0) -> None:
-    """Write ``n`` distinct messages into ``folder`` (hidden temporary, then rename)."""
+def samples(n: int, seed: int) -> Iterator[bytes]:
+    """``n`` distinct eCH-0223 messages: 50 templates, each copy with a messageId of its own."""
     bodies = templates(50, seed)
     pattern = re.compile(rb"TEMPLATE-\d{4}")
-    start = time.monotonic()
     for i in range(n):
-        data = pattern.sub(str(uuid.uuid4()).encode(), bodies[i % len(bodies)], count=1)
-        tmp = folder / f".m{i:07d}.tmp"
+        yield pattern.sub(str(uuid.uuid4()).encode(), bodies[i % len(bodies)], count=1)
+
+
+def drop(folder: Path, bodies: Iterable[bytes], rate: float = 0.0, prefix: str = "m") -> int:
+    """Write ``bodies`` into ``folder`` (hidden temporary, then rename), at ``rate``/s if given."""
+    start = time.monotonic()
+    count = 0
+    for count, data in enumerate(bodies, 1):
+        tmp = folder / f".{prefix}{count:07d}.tmp"
         tmp.write_bytes(data)
-        os.replace(tmp, folder / f"m{i:07d}.xml")
+        os.replace(tmp, folder / f"{prefix}{count:07d}.xml")
         if rate:
-            delay = start + (i + 1) / rate - time.monotonic()
+            delay = start + count / rate - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
+    return count
+
+
+def make_messages(folder: Path, n: int, seed: int, rate: float = 0.0) -> None:
+    """Write ``n`` distinct eCH-0223 messages into ``folder``."""
+    drop(folder, samples(n, seed), rate)
+
+
+def move_all(staging: Path, folder: Path) -> None:
+    """Rename every file of ``staging`` into ``folder``, in name order (a burst while running)."""
+    for name in sorted(os.listdir(staging)):
+        os.replace(staging / name, folder / name)
 
 
 def creation_cost(folder: Path, count: int = 500) -> float:
@@ -130,44 +173,72 @@ def settle(folder: Path, limit_us: float, max_wait: float, patience: float = 90.
     return cost
 
 
-def wait_for(db: Path, n: int, timeout: float) -> None:
-    """Wait until ``n`` deliveries are delivered (receipts recorded)."""
+#: Message states an input leaves once it is processed.
+_PENDING = ("received", "normalised")
+
+
+def _query(db: Path, sql: str, *params: object) -> tuple[Any, ...]:
+    """One row of a read-only query (``(None, None)`` while the database or its tables are missing)."""
+    if not db.exists():
+        return (None, None)
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return tuple(conn.execute(sql, params).fetchone())
+    except sqlite3.OperationalError:
+        return (None, None)
+    finally:
+        conn.close()
+
+
+def wait_for(db: Path, inputs: int, timeout: float, after: int = 0) -> int:
+    """Wait until the ``inputs`` inputs stored after id ``after`` are processed and delivered.
+
+    Done means: that many inputs have left ``received``, and every delivery the
+    rules made of them is ``delivered`` (receipt recorded). Returns the id of
+    the last of them.
+    """
     deadline = time.monotonic() + timeout
+    status = "nothing stored yet"
     while time.monotonic() < deadline:
         time.sleep(0.5)
-        if not db.exists():
-            continue
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        try:
-            done = conn.execute("SELECT count(*) FROM deliveries WHERE state = 'delivered'"
-                                ).fetchone()[0]
-        except sqlite3.OperationalError:
-            done = 0
-        finally:
-            conn.close()
-        if done >= n:
-            return
-    raise SystemExit(f"timed out: only {done} of {n} delivered")
+        done, last = _query(db, "SELECT count(*), max(id) FROM messages"
+                            f" WHERE id > ? AND state NOT IN {_PENDING}", after)
+        waiting, total = _query(db, "SELECT count(*) FILTER (WHERE d.state != 'delivered'),"
+                                " count(*) FROM deliveries d WHERE d.message > ?", after)
+        status = f"{done} of {inputs} processed, {waiting} of {total} deliveries not delivered"
+        if done is not None and done >= inputs and waiting == 0:
+            return int(last or after)
+    raise SystemExit(f"timed out: {status}")
 
 
-def figures(db: Path, n: int) -> dict[str, float]:
-    """Throughput and latency from the store's own timestamps."""
+def figures(db: Path, after: int = 0) -> dict[str, float]:
+    """Throughput and latency of the inputs stored after id ``after``, from the store's timestamps."""
     conn = sqlite3.connect(db)
     rows = conn.execute(
         "SELECT m.received_at, d.sent_at FROM messages m JOIN deliveries d ON d.message = m.id"
-    ).fetchall()
-    delivered_at = conn.execute("SELECT max(recorded_at) FROM receipts").fetchone()[0]
+        " WHERE m.id > ?", (after,)).fetchall()
+    inputs, t0, done_at = conn.execute(
+        "SELECT count(*), min(received_at), max(updated_at) FILTER (WHERE state != 'routed')"
+        " FROM messages WHERE id > ?", (after,)).fetchone()
+    states = dict(conn.execute("SELECT state, count(*) FROM messages WHERE id > ? GROUP BY state",
+                               (after,)).fetchall())
+    quarantined = conn.execute("SELECT reason FROM messages WHERE id > ? AND state = 'quarantined'"
+                               " LIMIT 3", (after,)).fetchall()
+    delivered_at = conn.execute("SELECT max(r.recorded_at) FROM receipts r").fetchone()[0]
     conn.close()
-    received = [r[0] for r in rows]
-    sent = [r[1] for r in rows]
+    if quarantined:
+        raise SystemExit(f"{states['quarantined']} inputs quarantined, e.g. {quarantined}")
     latencies = sorted((s - r) * 1000 for r, s in rows)
-    t0 = min(received)
+    end = max([s for _r, s in rows] + ([done_at] if done_at is not None else []))
     return {
-        "n": len(rows),
-        "outbox_rate": n / (max(sent) - t0),
-        "receipt_rate": n / (delivered_at - t0),
-        "p50_ms": latencies[len(latencies) // 2],
-        "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
+        "inputs": inputs,
+        "deliveries": len(rows),
+        "not_relevant": states.get("not_relevant", 0),
+        "outbox_rate": inputs / (end - t0),
+        "event_rate": len(rows) / (end - t0),
+        "receipt_rate": inputs / (max(delivered_at, end) - t0),
+        "p50_ms": latencies[len(latencies) // 2] if latencies else float("nan"),
+        "p99_ms": latencies[max(int(len(latencies) * 0.99) - 1, 0)] if latencies else float("nan"),
     }
 
 
@@ -219,20 +290,28 @@ def run_once(args: argparse.Namespace, parent: Path | None) -> tuple[Path, dict[
     if args.toml:
         (work / "conf.d" / "95-extra.toml").write_text(args.toml.replace("\\n", "\n") + "\n")
     config = str(work / "gateway.toml")
-    inbox = work / "registry" / "outbox"
+    inbox, db = work / "registry" / "outbox", work / "gateway.db"
+    corpus = Corpus.load() if args.ech0020 else None
+    inputs = corpus.events_of(args.messages) if corpus else samples(args.messages, args.seed)
+    seeds = drop(inbox, corpus.bases(args.messages), prefix="base") if corpus else 0
+    staging = work / "staging"
+    staging.mkdir()
     creation_us = settle(work, args.settle_limit, args.settle_max)
-    if not args.rate:  # a burst: the backlog is there when the gateway starts
-        make_messages(inbox, args.messages, args.seed)
+    if not args.rate:  # a burst: the backlog is ready (in the folder, unless seeds go first)
+        drop(staging if seeds else inbox, inputs)
     gateway = subprocess.Popen([cli, "--config", config, "run"])
     stand_in = ([cli, "--config", config, "sedex-sim", "--failure-rate", "0",
                  "--deliver-to", str(work / "canton" / "inbox")] if args.full_sim
                 else [sys.executable, str(ROOT / "bench" / "sedex_echo.py"), str(work)])
     sim = subprocess.Popen(stand_in, stdout=subprocess.DEVNULL)
     try:
+        seeded = wait_for(db, seeds, timeout=600) if seeds else 0
         if args.rate:  # a steady load: the registry writes while the gateway runs
             time.sleep(2.0)
-            make_messages(inbox, args.messages, args.seed, args.rate)
-        wait_for(work / "gateway.db", args.messages, timeout=600)
+            drop(inbox, inputs, args.rate)
+        elif seeds:
+            move_all(staging, inbox)
+        wait_for(db, args.messages, timeout=600, after=seeded)
         rss = peak_rss_mib(gateway.pid)
         worker_rss = [peak_rss_mib(pid) for pid in children(gateway.pid)]
         cpu = cpu_report(gateway.pid, sim.pid)
@@ -241,10 +320,18 @@ def run_once(args: argparse.Namespace, parent: Path | None) -> tuple[Path, dict[
             proc.send_signal(signal.SIGTERM)
         for proc in (gateway, sim):
             proc.wait(timeout=60)
-    f = figures(work / "gateway.db", args.messages)
+    f = figures(db, after=seeded)
     mode = "burst" if not args.rate else f"{args.rate:.0f}/s"
-    print(f"messages:            {args.messages} ({mode}, {'sedex-sim' if args.full_sim else 'echo'})")
-    print(f"pickup -> outbox:    {f['outbox_rate']:.0f} msgs/s")
+    kind = "eCH-0020 v3 deliveries" if corpus else "eCH-0223 messages"
+    print(f"inputs:              {f['inputs']} {kind} ({mode},"
+          f" {'sedex-sim' if args.full_sim else 'echo'})")
+    if corpus:
+        print(f"seeded before:       {seeds} base deliveries,"
+              f" {corpus.copies(args.messages) * corpus.persons} persons (not timed)")
+    expected = corpus.expected(args.messages) if corpus else args.messages
+    print(f"deliveries:          {f['deliveries']:.0f} ({f['not_relevant']:.0f} inputs not relevant"
+          f" under the default rules{'' if f['deliveries'] == expected else f'; expected {expected}'})")
+    print(f"pickup -> outbox:    {f['outbox_rate']:.0f} msgs/s, {f['event_rate']:.0f} events/s")
     print(f"pickup -> receipt:   {f['receipt_rate']:.0f} msgs/s")
     print(f"latency p50 / p99:   {f['p50_ms']:.1f} ms / {f['p99_ms']:.1f} ms (pickup -> outbox)")
     print(f"gateway peak RSS:    {rss:.0f} MiB, its {len(worker_rss)} child processes"
@@ -274,6 +361,8 @@ def main() -> None:
                     help="wait before a run until creating a file costs at most this (us)")
     ap.add_argument("--settle-max", type=float, default=420.0,
                     help="wait at most this long (s) for file creation to settle")
+    ap.add_argument("--ech0020", action="store_true",
+                    help="eCH-0020 v3 deliveries made from the fixture corpus, after base deliveries")
     ap.add_argument("--toml", default="", help="extra configuration, e.g. '[gateway]\\nworkers = 1'")
     args = ap.parse_args()
     folders, runs = [], []
@@ -285,10 +374,10 @@ def main() -> None:
             folders.append(work)
             runs.append(f)
         rate = statistics.median(f["receipt_rate"] for f in runs)
+        outbox = statistics.median(f["outbox_rate"] for f in runs)
         if args.runs > 1:
             print(f"-- median of {args.runs}: pickup -> receipt {rate:.0f} msgs/s,"
-                  f" pickup -> outbox {statistics.median(f['outbox_rate'] for f in runs):.0f}"
-                  f" msgs/s ({rate / 3000:.2f} of the target)")
+                  f" pickup -> outbox {outbox:.0f} msgs/s ({rate / 3000:.2f} of the target)")
         if args.floor:
             from floor import floor
 
@@ -296,7 +385,8 @@ def main() -> None:
                 settle(Path(tmp), args.settle_limit, args.settle_max)
                 base = floor(args.messages, Path(tmp))
             print(f"minimal script:      {base:.0f} msgs/s on this machine now;"
-                  f" gateway/minimal = {rate / base:.2f}")
+                  f" gateway/minimal = {outbox / base:.2f} (to the outbox),"
+                  f" {rate / base:.2f} (with receipts)")
     finally:
         # removed only now: on ext4 without a journal, creating files right after
         # many were deleted is several times slower for minutes (see README)

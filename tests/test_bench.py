@@ -1,0 +1,55 @@
+"""The throughput benchmark runs end to end on a few inputs and prints its figures.
+
+Timings are not checked (the machine is shared); what is: the bench waits
+for exactly the deliveries the default rules make, and says so.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "throughput.py"
+
+
+def run_bench(tmp_path: Path, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(BENCH), "--settle-max", "0", "--dir", str(tmp_path), *args],
+        capture_output=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    return done.stdout.decode()
+
+
+def figure(out: str, label: str) -> str:
+    found = re.search(rf"^{label}:\s+(.+)$", out, re.MULTILINE)
+    assert found, f"no '{label}:' line in:\n{out}"
+    return found[1]
+
+
+@pytest.mark.parametrize(("args", "inputs", "deliveries", "seeded"), [
+    (("--messages", "30"), "30 eCH-0223 messages", "30 (0 inputs not relevant", None),
+    # 30 event files of the corpus in manifest order: move-swiss.xml and undoSwiss.xml
+    # are about Swiss persons, so 28 deliveries
+    (("--ech0020", "--messages", "30", "--floor"), "30 eCH-0020 v3 deliveries",
+     "28 (2 inputs not relevant", "1 base deliveries, 46 persons"),
+])
+def test_bench_prints_its_figures(tmp_path: Path, args: tuple[str, ...], inputs: str,
+                                  deliveries: str, seeded: str | None) -> None:
+    out = run_bench(tmp_path, *args)
+    assert figure(out, "inputs").startswith(inputs)
+    assert figure(out, "deliveries").startswith(deliveries)
+    assert "expected" not in figure(out, "deliveries")
+    if seeded:
+        assert figure(out, "seeded before").startswith(seeded)
+    assert re.fullmatch(r"\d+ msgs/s, \d+ events/s", figure(out, "pickup -> outbox"))
+    assert re.fullmatch(r"[\d.]+ ms / [\d.]+ ms \(pickup -> outbox\)",
+                        figure(out, "latency p50 / p99"))
+    assert re.match(r"\d+ MiB", figure(out, "gateway peak RSS"))
+    if "--floor" in args:
+        assert re.search(r"gateway/minimal = \d+\.\d\d \(to the outbox\)",
+                         figure(out, "minimal script"))
+    assert list(tmp_path.iterdir()) == [], "the gateway folders are removed"
