@@ -7,6 +7,7 @@ command line for ``map-test`` and ``check-config``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from pathlib import Path
@@ -569,3 +570,32 @@ def test_rules_explain_reads_an_export_as_its_source_would(
     assert (f"  {CSV_SAMPLE.name} row 7: rejected: row 7 (line 8): field permit (BEWILLIGUNG):"
             " value 'S' has no entry in the permit table") in out
     assert f"  {CSV_SAMPLE.name} row 1: personEventMessage, person vn:7565658670652" in out
+
+
+async def test_a_corrected_file_resubmitted_for_a_bad_row_is_mapped_and_sent(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The operator's path: fix the row in a CSV of its own, `messages resubmit` it."""
+    config = write_initial_config(tmp_path)
+    shutil.copytree(MAPPINGS, tmp_path / "mappings")
+    (tmp_path / "conf.d" / "30-nova.toml").write_text(
+        '[dispatcher]\nidle_poll = "50ms"\n'
+        '[sources.nova]\ntype = "folder"\npath = "../nova/export"\npattern = ["*.csv"]\n'
+        'mapping = "../mappings/nova.toml"\npoll_interval = "50ms"\nsettle = "50ms"\n',
+        encoding="utf-8")
+    db = tmp_path / "gateway.db"
+    (tmp_path / "nova" / "export").mkdir(parents=True)
+    async with running(config, get_plugin_manager()):
+        drop(tmp_path / "nova" / "export", "einwohner.csv", CSV_SAMPLE.read_bytes())
+        await until(lambda: states(db, "SELECT count(*) FROM messages WHERE state = 'routed'")
+                    == [(7,)], timeout=30)
+    [(bad,)] = states(db, "SELECT id FROM messages WHERE state = 'quarantined'")
+    lines = CSV_SAMPLE.read_bytes().split(b"\r\n")
+    fixed = tmp_path / "row7.csv"
+    fixed.write_bytes(lines[0] + b"\r\n" + lines[7].replace(b";S;;", b";F;31.03.2027;") + b"\r\n")
+    argv = ["--config", str(config), "messages", "resubmit", str(bad), str(fixed)]
+    assert await asyncio.to_thread(main, argv) == 0
+    assert capsys.readouterr().out.endswith(f"corrects message {bad} (now handled): split\n")
+    assert states(db, "SELECT count(*) FROM messages WHERE state = 'routed'") == [(8,)]
+    [(correction,)] = states(db, "SELECT id FROM messages WHERE ref = 'row7.csv'")
+    assert states(db, "SELECT state, parent FROM messages WHERE ref = 'row7.csv row 1'") == [
+        ("routed", correction)]

@@ -57,8 +57,10 @@ def normalise(raw: RawInput, context: NormaliseContext) -> Normalised | None:
         raise InputRejected(f"input is {len(raw.data)} bytes, more than the limit of"
                             f" {context.max_bytes}")
     spec = mapping(Path(path))
-    if ROW_META in raw.meta:
-        return row_message(raw, spec, context)
+    part = _unpack(raw) if ROW_META in raw.meta else None
+    if part is not None:
+        return row_message(part, spec, context)
+    # an export; also a corrected file resubmitted for a row (it keeps the row's metadata)
     return split(raw, spec)
 
 
@@ -133,12 +135,13 @@ def _reason(record: Record, exc: RowError) -> str:
         f"field {f}: {r}" for f, r in exc.problems)
 
 
-def row_message(raw: RawInput, spec: MappingSpec, context: NormaliseContext) -> Normalised:
-    """The eCH-0223 message of one row part.
+def row_message(part: tuple[Record, Origin], spec: MappingSpec,
+                context: NormaliseContext) -> Normalised:
+    """The eCH-0223 message of one row part (its record and where it comes from).
 
     :raises InputRejected: the row does not map (with row, field and reason).
     """
-    record, origin = _unpack(raw)
+    record, origin = part
     try:
         message = map_record(spec, record, origin)
     except RowError as exc:
@@ -176,13 +179,13 @@ def person_state(message: PersonEventMessage) -> PersonState:
                        as_of=message.header.event_date, **parts)
 
 
-def _unpack(raw: RawInput) -> tuple[Record, Origin]:
-    """The record and origin a row part carries (see :func:`_part`)."""
+def _unpack(raw: RawInput) -> tuple[Record, Origin] | None:
+    """The record and origin a row part carries (see :func:`_part`); None for other data."""
     try:
         body = json.loads(raw.data)
         record = Record(int(body["row"]), str(body["where"]), dict(body["record"]),
                         body.get("problem"))
         origin = Origin(str(body["file_sha256"]), datetime.fromisoformat(body["taken"]))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InputRejected(f"not a row of an export: {exc!r}") from None
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return None
     return record, origin
