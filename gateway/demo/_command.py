@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -81,17 +82,19 @@ async def _flow(settings: Any, args: argparse.Namespace, directory: Path) -> Non
     tasks = [asyncio.create_task(gateway.run(stop)), asyncio.create_task(sim.run(sim_stop))]
     await gateway.ready.wait()
     print(f"registry drops {args.messages} mutation notices and 2 bad files ...")
-    ids = await registry(settings.sources["registry"].parsed.path, args.messages, args.seed, 0.05)
+    await registry(settings.sources["registry"].parsed.path, args.messages, args.seed, 0.05)
     deadline = time.monotonic() + args.seconds
     answered = False
     while time.monotonic() < deadline:
-        states = _delivery_states(settings.store.path)
-        if not answered and states.get("delivered"):
-            canton_rejects(sedex.inbox, ids[0], sender=sedex.recipient_id,
-                           recipient=sedex.sender_id, message_type=sedex.message_type,
-                           seed=args.seed)
+        messages, deliveries = _states(settings.store.path)
+        if not answered and deliveries.get("delivered"):
+            canton_rejects(sedex.inbox, _first_delivered(settings.store.path),
+                           sender=sedex.recipient_id, recipient=sedex.sender_id,
+                           message_type=sedex.message_type, seed=args.seed)
             answered = True
-        if sum(n for s, n in states.items() if s in FINAL) >= args.messages and answered:
+        processed = sum(n for s, n in messages.items() if s != "received")
+        settled = sum(n for s, n in deliveries.items() if s in FINAL) == sum(deliveries.values())
+        if processed >= args.messages and settled and answered:
             await asyncio.sleep(1.0)  # let the canton's answer land
             break
         await asyncio.sleep(0.3)
@@ -100,10 +103,22 @@ async def _flow(settings: Any, args: argparse.Namespace, directory: Path) -> Non
     await asyncio.gather(*tasks)
 
 
-def _delivery_states(db: Path) -> dict[str, int]:
+def _states(db: Path) -> tuple[dict[str, int], dict[str, int]]:
+    """Messages and deliveries per state."""
     reader = StoreReader(db)
     try:
-        return reader.counts()["deliveries"]
+        counts = reader.counts()
+        return counts["messages"], counts["deliveries"]
+    finally:
+        reader.close()
+
+
+def _first_delivered(db: Path) -> str:
+    """The messageId of the first delivered message: the one the canton rejects."""
+    reader = StoreReader(db)
+    try:
+        delivered = reader.list_messages(delivery_state="delivered", limit=100_000)
+        return str(min(delivered, key=lambda m: m["id"])["message_id"])
     finally:
         reader.close()
 
@@ -120,6 +135,7 @@ def summary(settings: Any, directory: Path, seconds: float) -> str:
              for s in ("delivered", "rejected", "dead", "needs_review")}
     retried = sum(1 for d in deliveries if d["attempts"] > 1)
     quarantined = [m for m in msgs if m["state"] == "quarantined"]
+    not_relevant = [m for m in msgs if m["state"] == "not_relevant" and m["source"] != "canton"]
     inbound = [m for m in msgs if m["source"] == "canton"]
     config = directory / "gateway.toml"
     lines = [
@@ -128,6 +144,11 @@ def summary(settings: Any, directory: Path, seconds: float) -> str:
         f"  delivered:   {count['delivered']} (of which {retried} needed a retry)",
         f"  rejected:    {count['rejected']} (negative eventReport from the canton)",
         f"  dead:        {count['dead']}",
+        f"  not relevant: {len(not_relevant)} (decided by the rules, see `rules explain`)",
+    ]
+    reasons = Counter(m["reason"] for m in not_relevant)
+    lines += [f"    {n} x {reason}" for reason, n in reasons.most_common()]
+    lines += [
         f"  quarantined: {len(quarantined)}",
     ]
     lines += [f"    message {m['id']} ({m['ref']}): {m['reason']}" for m in quarantined]
