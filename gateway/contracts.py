@@ -144,7 +144,8 @@ class Decision(Travels):
     :param business_key: eCH-0223 ``businessKey`` to set.
     :param deadline: eCH-0223 ``deadline`` to set (1.5; dropped for older partners).
     :param business_comment: eCH-0223 ``businessComment`` to set.
-    :param documents: document files to attach (names in the documents folder).
+    :param documents: document files to attach: patterns in the documents folder,
+        with placeholders for the message's person or case (:mod:`gateway.documents`).
     """
 
     rule: str
@@ -412,6 +413,19 @@ class InputMetadata(Protocol):
 
     def input_meta(self, name: str) -> dict[str, str]:
         """The :attr:`RawInput.meta` of a file called ``name`` (``content_type``, ``mapping``...)."""
+        ...
+
+
+@runtime_checkable
+class Participants(Protocol):
+    """Options of a transport that know who talks on it (sedex: the participant ids).
+
+    A message the gateway writes itself (a manual send) takes its header's
+    ``senderId`` and ``recipientId`` from the options of the partner's transport.
+    """
+
+    def participants(self) -> tuple[str, tuple[str, ...]]:
+        """Our participant id (``senderId``) and the partner's (``recipientId`` values)."""
         ...
 
 

@@ -33,7 +33,7 @@ import orjson
 from lxml import etree
 
 from gateway import __version__
-from gateway.contracts import Attachment, Decision, Intake, Normalised, RawInput
+from gateway.contracts import Attachment, Decision, Intake, Normalised, Participants, RawInput
 from gateway.documents import describe
 from gateway.ech0223 import Content, Header, PersonEventMessage, SendingApplication, write_message
 from gateway.ech0223.codes import BusinessKey, DocumentStatus, PersonEvent
@@ -101,10 +101,9 @@ def check(settings: Any, partner: str, event: str | None, business_key: str | No
 def header_ids(settings: Any, partner: str) -> tuple[str | None, tuple[str, ...]]:
     """Our participant id and the partner's, from the partner's transport options (sedex)."""
     options = settings.partners[partner].parsed
-    sender = getattr(options, "sender_id", None)
-    recipient = getattr(options, "recipient_id", None)
-    return (sender if isinstance(sender, str) else None,
-            (recipient,) if isinstance(recipient, str) else ())
+    if isinstance(options, Participants):
+        return options.participants()
+    return None, ()
 
 
 def request(send: ManualSend, now: datetime | None = None) -> RawInput:

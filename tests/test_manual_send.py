@@ -240,3 +240,30 @@ def test_the_source_name_manual_is_reserved(tmp_path: Path,
     out = capsys.readouterr()
     assert "sources.manual" in out.out + out.err
     assert "reserved for manual sends" in out.out + out.err
+
+
+def test_the_header_ids_come_from_the_partners_sedex_options(site: Path) -> None:
+    assert send(site, "--partner", "canton", "--event", "laggardOfFamily", "--person", VN) == 0
+    [(mid, _state, _reason)] = manual_rows(site)
+    header = assert_official(payload_of(site, mid)).find(f"{E223}header")
+    assert header.findtext(f"{E39}senderId") == "T1-2511-1"  # [partners.canton.sedex] of init
+    assert [r.text for r in header.iter(f"{E39}recipientId")] == ["T2-2-1"]
+    assert header.findtext(f"{E39}testDeliveryFlag") == "true"
+
+
+def test_a_manual_send_is_completed_in_a_worker_process(site: Path) -> None:
+    """With worker processes the request's draft crosses to a worker and back."""
+    (site / "conf.d" / "20-workers.toml").write_text("[gateway]\nworkers = 1\n")
+
+    async def scenario() -> int:
+        async with running(site / "gateway.toml", get_plugin_manager()) as gateway:
+            mid = await send_manual(gateway.pipeline, gateway.settings, "canton",
+                                    "declarationOfCommitment", LOCAL, requested_by="case 7",
+                                    files=[Attachment("commitment.pdf", PDF)])
+            await until(lambda: manual_rows(site) == [(mid, "routed", None)], timeout=30)
+            return mid
+
+    mid = asyncio.run(scenario())
+    root = assert_official(payload_of(site, mid))
+    assert root.findtext(f".//{E223}personEvent") == "declarationOfCommitment"
+    assert root.findtext(f".//{E39}pathFileName") == "files/commitment.pdf"

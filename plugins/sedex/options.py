@@ -123,6 +123,10 @@ class SedexOptions(BaseModel):
         """Where files are written before they are renamed into ``outbox``."""
         return self.staging or self.outbox / ".ech-gateway-tmp"
 
+    def participants(self) -> tuple[str, tuple[str, ...]]:
+        """Our sedex participant id and the partner's (a manual send's header)."""
+        return self.sender_id, (self.recipient_id,)
+
     def writable_paths(self) -> list[WritablePath]:
         """The sedex client's folders (which must exist) and the ones the transport creates.
 
