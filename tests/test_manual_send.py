@@ -267,3 +267,14 @@ def test_a_manual_send_is_completed_in_a_worker_process(site: Path) -> None:
     root = assert_official(payload_of(site, mid))
     assert root.findtext(f".//{E223}personEvent") == "declarationOfCommitment"
     assert root.findtext(f".//{E39}pathFileName") == "files/commitment.pdf"
+
+
+def test_send_refuses_mixed_arguments(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = site / "by-hand.xml"
+    path.write_bytes(message())
+    assert send(site, "--partner", "canton", "--attach", str(path), "--", str(path)) == 2
+    assert "its files travel in it" in capsys.readouterr().err
+    assert send(site, "--partner", "canton", "--event", "laggardOfFamily") == 2
+    assert "--event and --person go together" in capsys.readouterr().err
+    assert send(site, str(path), "--partner", "canton", "--event", "laggardOfFamily") == 2
+    assert manual_rows(site) == []

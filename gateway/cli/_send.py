@@ -52,6 +52,10 @@ def cmd_send(args: argparse.Namespace) -> int:
     if args.file is None and (args.event is None or args.person is None):
         print("ech-gateway send: --event and --person go together", file=sys.stderr)
         return CONFIG
+    if args.file is not None and args.attach:
+        print("ech-gateway send: FILE is sent as it is; its files travel in it (a zip with"
+              " files/), not with --attach", file=sys.stderr)
+        return CONFIG
     with _access.writer(args) as (settings, store):
         try:
             manual.check(settings, args.partner, args.event, args.business_key)
