@@ -9,7 +9,7 @@ states outright, plus what needs the person's earlier state to apply
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
@@ -195,17 +195,10 @@ class _Reader:
         self.parts["municipality"] = found.municipality
         self.parts["residence_address"] = found.address
         if found.comes_from is not None and found.arrival is not None:
-            origin = found.comes_from
-            self.extra["comes_from"] = ech0223.ComesFrom(
-                municipality_name=origin.municipality_name, arrival_date=found.arrival,
-                country_name_short=origin.country_name_short,
-                canton_abbreviation=origin.canton_abbreviation)
+            self.extra["comes_from"] = ech0223.ComesFrom(arrival_date=found.arrival,
+                                                         **asdict(found.comes_from))
         if found.goes_to is not None and found.departure is not None:
-            target = found.goes_to
-            self.extra["goes_to"] = ech0223.GoesTo(
-                municipality_name=target.municipality_name, departure_date=found.departure,
-                country_name_short=target.country_name_short,
-                canton_abbreviation=target.canton_abbreviation)
+            self.extra["goes_to"] = ech0223.GoesTo(departure_date=found.departure, **asdict(found.goes_to))
 
     def name_info(self, el: Element) -> None:
         kids = children(el)
