@@ -279,10 +279,14 @@ def test_a_mapping_file_with_faults_names_file_and_key(tmp_path: Path) -> None:
         load_mapping(path)
     assert [(key, reason) for file, key, reason in caught.value.problems
             if file == str(path)] == [("fields.vnr", "unknown target; did you mean vn?")]
-    path.write_text(text.replace('vnr = "AHV_NR"', 'vn = "AHV_NR"'), encoding="utf-8")
+    text = text.replace('vnr = "AHV_NR"', 'vn = "AHV_NR"')
+    text = text.replace('date_format = "%d.%m.%Y"', 'date_format = "dd.mm.yyyy"')
+    path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError) as caught:
         load_mapping(path)
     assert [(key, reason) for _file, key, reason in caught.value.problems] == [
+        ("date_format", "'dd.mm.yyyy' does not read dates: write it with %d (day), %m (month)"
+         " and %Y (year), e.g. %d.%m.%Y"),
         ("tables.sex.W", "'F' is not a valid sex code"),
         ("fields.marital_status.table", "no table 'civil'; tables: event, marital, permit,"
          " religion, sex"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import tomllib
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -46,6 +46,20 @@ def _problem(loc: tuple[int | str, ...], message: str) -> tuple[str, str]:
     return ".".join(str(p) for p in loc) or "(file)", message
 
 
+_DATE_HINT = ("{!r} does not read dates: write it with %d (day), %m (month) and %Y (year),"
+              " e.g. %d.%m.%Y")
+#: A day whose day, month and year differ, to tell a format that reads all three.
+_PROBE = date(1987, 3, 14)
+
+
+def _reads_dates(fmt: str) -> bool:
+    """Whether ``fmt`` reads back what it writes of a date: it has day, month and year."""
+    try:
+        return datetime.strptime(_PROBE.strftime(fmt), fmt).date() == _PROBE
+    except ValueError:
+        return False
+
+
 def _cross_check(spec: MappingSpec) -> list[tuple[str, str]]:
     """What each key is valid alone but wrong together: missing targets, tables, codes."""
     problems = [("fields", f"required target {t!r} is not mapped")
@@ -56,10 +70,8 @@ def _cross_check(spec: MappingSpec) -> list[tuple[str, str]]:
         problems.append(("fields", "local_id and local_id_category go together"))
     if spec.format == "csv" and spec.records:
         problems.append(("records", "only a JSON export has a records path"))
-    try:
-        datetime.now().strftime(spec.date_format)
-    except ValueError as exc:
-        problems.append(("date_format", str(exc)))
+    if not _reads_dates(spec.date_format):
+        problems.append(("date_format", _DATE_HINT.format(spec.date_format)))
     for target, field in spec.fields.items():
         assert isinstance(field, FieldSpec)
         key, kind = f"fields.{target}", TARGETS[target][0]
@@ -75,6 +87,8 @@ def _cross_check(spec: MappingSpec) -> list[tuple[str, str]]:
                              if code not in codes]
         if field.format is not None and kind != "date":
             problems.append((f"{key}.format", f"{target} is not a date"))
+        elif field.format is not None and not _reads_dates(field.format):
+            problems.append((f"{key}.format", _DATE_HINT.format(field.format)))
         if kind == "country" and not spec.countries:
             problems.append(("countries", f"{target} is a country: list them in [countries]"))
         elif kind == "country" and field.table in spec.tables:

@@ -104,8 +104,7 @@ def split(raw: RawInput, spec: MappingSpec) -> Normalised:
         else:
             parts.append(part)
     return Normalised(kind="export", message_id=None, xml=b"", tree=None, parts=tuple(parts),
-                      rejected_parts=tuple(rejected),
-                      facts={"mapping": spec.name, "rows": len(records)})
+                      rejected_parts=tuple(rejected))
 
 
 def _part(raw: RawInput, record: Record, origin: Origin) -> RawInput:
@@ -131,8 +130,7 @@ def _where(record: Record) -> str:
 
 
 def _reason(record: Record, exc: RowError) -> str:
-    return f"row {record.row}{_where(record)}: " + "; ".join(
-        f"field {f}: {r}" for f, r in exc.problems)
+    return f"row {record.row}{_where(record)}: {exc}"
 
 
 def row_message(part: tuple[Record, Origin], spec: MappingSpec,

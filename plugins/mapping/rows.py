@@ -25,10 +25,9 @@ _ID_SPACE = uuid.UUID("6d1b8f4e-2f0a-4a53-9a49-0c7b1f3e8a21")
 class RowError(Exception):
     """A record that cannot become a message: every (field, reason) found."""
 
-    def __init__(self, row: int, problems: list[tuple[str, str]]) -> None:
-        self.row = row
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
         self.problems = problems
-        super().__init__(f"row {row}: " + "; ".join(f"field {f}: {r}" for f, r in problems))
+        super().__init__("; ".join(f"field {f}: {r}" for f, r in problems))
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +49,7 @@ def map_record(spec: MappingSpec, record: Record, origin: Origin) -> PersonEvent
     :raises RowError: naming each field that is missing, unmappable or invalid.
     """
     if record.problem is not None:
-        raise RowError(record.row, [("(row)", record.problem)])
+        raise RowError([("(row)", record.problem)])
     reader = _Reader(spec, record)
     values = {target: reader.read(target) for target in spec.fields}
     for target in REQUIRED:
@@ -64,12 +63,12 @@ def map_record(spec: MappingSpec, record: Record, origin: Origin) -> PersonEvent
         if moved and not (values.get(day) or values.get("event_date")):
             reader.fail(day, f"missing: {prefix} needs it (or event_date)")
     if reader.problems:
-        raise RowError(record.row, reader.problems)
+        raise RowError(reader.problems)
     try:
         return PersonEventMessage.model_validate(_message(spec, values, origin, record.row))
     except ValidationError as exc:
-        raise RowError(record.row, [(".".join(str(p) for p in e["loc"]), e["msg"])
-                                    for e in exc.errors()]) from None
+        raise RowError([(".".join(str(p) for p in e["loc"]), e["msg"])
+                        for e in exc.errors()]) from None
 
 
 class _Reader:
