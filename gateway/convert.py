@@ -65,6 +65,8 @@ def partner_payloads(n: Normalised, decision: Decision, targets: Mapping[str, Pa
     out = Payloads()
     tree = n.tree
     assert tree is not None, "the message is parsed in this process before it is converted"
+    if documents is not None and n.attachments:
+        documents.check_carried(n.attachments)
     attaching = bool(decision.documents or supplied)
     if n.kind == "personEventMessage" and (attaching or _business_fields(decision)):
         root = _copy(tree.getroot())

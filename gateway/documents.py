@@ -243,6 +243,14 @@ class DocumentsFolder:
         return [a for a, _modified in new]
 
 
+    def check_carried(self, carried: Sequence[Attachment]) -> None:
+        """Refuse a message whose input brought more or larger files than ``[limits]`` allow.
+
+        :raises InputRejected: naming the limit.
+        """
+        _check_all("the files of the input", [], list(carried), self.limits)
+
+
 def _check_all(rule: str, taken: list[Attachment], new: list[Attachment], limits: Limits) -> None:
     """Refuse what the message cannot carry in all: too many, too large, names files/ cannot hold."""
     every = taken + new

@@ -386,3 +386,21 @@ def test_files_a_plugin_supplies_follow_the_rules_files(tmp_path: Path) -> None:
     assert [p.text for p in root.iter(f"{E39}pathFileName")] == [f"files/{VN}.pdf",
                                                                   "files/letter.pdf"]
     assert_official(root, "1.5")
+
+
+def test_an_input_that_brought_more_files_than_a_message_may_carry_is_quarantined(
+        tmp_path: Path) -> None:
+    config = gateway_dir(tmp_path, '["never.pdf"]', event="death")
+    with (tmp_path / "conf.d" / "10-test.toml").open("a") as f:
+        f.write("[limits]\nmax_attachments = 2\n")
+    entries = [("message.xml", person_event())] + [(f"files/{i}.pdf", PDF) for i in range(3)]
+
+    async def scenario() -> None:
+        async with running(config, get_plugin_manager()):
+            drop(tmp_path / "registry" / "outbox", "m1.zip", inbound_zip(entries))
+            await until(lambda: states(tmp_path / "gateway.db", "SELECT state FROM messages")
+                        == [("quarantined",)])
+
+    asyncio.run(scenario())
+    [(reason,)] = states(tmp_path / "gateway.db", "SELECT reason FROM messages")
+    assert reason == "the files of the input: 3 documents, more than [limits] max_attachments (2)"
