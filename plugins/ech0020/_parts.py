@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from gateway.api import InputRejected, ech0223, read_part, vn_check_digit_ok
+from gateway.api import InputRejected, ech0223, mask_vn, read_part, vn_check_digit_ok
 
 from ._xml import Element, all_named, children, date_of, local, missing, text, where
 
@@ -26,11 +26,6 @@ _MUNICIPALITY_NAME_MAX = 40
 _MOTHER, _FATHER = "3", "4"
 _IDENT_TEXT = {"officialName": "official_name", "firstName": "first_name",
                "originalName": "original_name", "sex": "sex"}
-
-
-def masked_vn(vn: str) -> str:
-    """A VN as an operator may see it in a log: ``756.****.****.97``."""
-    return f"{vn[:3]}.****.****.{vn[-2:]}" if len(vn) == 13 else "756.****.****.**"
 
 
 def model(cls: type[Any], el: Element, **values: Any) -> Any:
@@ -74,7 +69,7 @@ def _vn(el: Element) -> int:
     if len(vn) != 13 or not vn.isdigit() or not vn.startswith("756"):
         raise InputRejected("VN is not 13 digits starting with 756", where(el))
     if not vn_check_digit_ok(vn):
-        raise InputRejected(f"VN {masked_vn(vn)} has a wrong check digit (EAN-13)", where(el))
+        raise InputRejected(f"VN {mask_vn(vn)} has a wrong check digit (EAN-13)", where(el))
     return int(vn)
 
 
