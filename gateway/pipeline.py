@@ -84,18 +84,60 @@ class Pipeline:
             count += len(pending)
 
     async def run(self) -> None:
-        """Process queued inputs until :meth:`stop` was called and all is processed."""
-        while True:
-            batch = await self._queue.get()
-            if batch is None:
-                return
-            while len(batch) < self._batch_size and not self._queue.empty():
-                more = self._queue.get_nowait()
-                if more is None:
-                    self._queue.put_nowait(None)
-                    break
-                batch.extend(more)
-            await self.process(batch)
+        """Process queued inputs until :meth:`stop` was called and all is processed.
+
+        While a batch is enriched, finished and recorded, the next one, if
+        queued already, is normalised in another worker: normalising needs no
+        person state, so only the later stages wait for the batch before.
+        """
+        batch = await self._next_batch()
+        ahead = self._normalise_ahead(batch)
+        try:
+            while batch is not None:
+                steps = await ahead if ahead is not None else None
+                following = self._next_batch_nowait()
+                ahead = self._normalise_ahead(following)
+                await self.process(batch, steps)
+                if following is None:
+                    following = await self._next_batch()
+                    ahead = self._normalise_ahead(following)
+                batch = following
+        finally:
+            if ahead is not None:
+                ahead.cancel()
+
+    async def _next_batch(self) -> Batch | None:
+        """The next batch (waiting for one); ``None`` once :meth:`stop` was called."""
+        first = await self._queue.get()
+        if first is None:
+            return None
+        return self._gather(first)
+
+    def _next_batch_nowait(self) -> Batch | None:
+        """The next batch if one is queued already, else ``None`` (a stop stays queued)."""
+        if self._queue.empty():
+            return None
+        first = self._queue.get_nowait()
+        if first is None:
+            self._queue.put_nowait(None)
+            return None
+        return self._gather(first)
+
+    def _gather(self, batch: Batch) -> Batch:
+        """``batch`` topped up with what is queued behind it, up to the batch size."""
+        while len(batch) < self._batch_size and not self._queue.empty():
+            more = self._queue.get_nowait()
+            if more is None:
+                self._queue.put_nowait(None)
+                break
+            batch.extend(more)
+        return batch
+
+    def _normalise_ahead(self, batch: Batch | None) -> asyncio.Task[list[Step]] | None:
+        """Start normalising ``batch`` now, in a worker; ``None`` without workers or batch."""
+        if batch is None or not self.pool.size:
+            return None
+        return asyncio.create_task(self._normalise(batch))
 
     async def stop(self) -> None:
         """Let :meth:`run` finish what is queued, then return."""
@@ -105,14 +147,16 @@ class Pipeline:
         """Stop the worker processes."""
         self.pool.close()
 
-    async def process(self, batch: Batch) -> list[Processed]:
+    async def process(self, batch: Batch, steps: list[Step] | None = None) -> list[Processed]:
         """Run stored inputs through every stage and record the outcome; the outcomes.
 
         The one processing path: the daemon's batches, recovery after a crash,
         and the operator's ``messages replay``/``resubmit`` all come here.
+
+        :param steps: the batch already normalised (:meth:`run` normalises ahead).
         """
-        steps: list[Step] = await self._in_workers(
-            self.processor.normalise_batch, processor.normalise_work, _normalise_crashed, batch)
+        if steps is None:
+            steps = await self._normalise(batch)
         outcome: dict[int, Processed] = {}
         todo: list[tuple[int, RawInput, Normalised]] = []
         for step, (mid, raw) in zip(steps, batch, strict=True):
@@ -140,6 +184,10 @@ class Pipeline:
                 await self.process([(p.message, RawInput(p.source, p.ref, p.data, p.meta))
                                     for p in parts[i:i + self._batch_size]])
         return results
+
+    async def _normalise(self, batch: Batch) -> list[Step]:
+        return await self._in_workers(self.processor.normalise_batch, processor.normalise_work,
+                                      _normalise_crashed, batch)
 
     async def _in_workers(self, here: Callable[..., list[R]], there: Callable[..., list[R]],
                           crashed: Callable[[T], R], items: list[T], *args: Any) -> list[R]:

@@ -67,12 +67,14 @@ class WorkerPool:
                 self.size, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_worker,
                 initargs=(os.getpid(), self._initializer, self._initargs))
+        pool = self._pool
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+            return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
         except BrokenProcessPool:
-            log.error("a worker process died; starting new ones")
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+            if self._pool is pool:  # not yet replaced by a call that failed at the same time
+                log.error("a worker process died; starting new ones")
+                pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
             raise
 
     async def offload(self, fn: Callable[..., T], *args: Any) -> T:

@@ -10,11 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import write_initial_config
+from gateway.assembly import make_validator, schema_set
+from gateway.config import load_settings, write_initial_config
+from gateway.contracts import RawInput
+from gateway.daemon import build_pipeline, worker_pool
 from gateway.errors import WorkerLost
 from gateway.plugins import get_plugin_manager
+from gateway.store import SQLiteStore
 from gateway.workers import WorkerPool
 from tests.flow import drop, message, running, states, until
+
+ECH0020 = Path(__file__).parent / "fixtures" / "ech0020"
 
 
 def sent(db: Path) -> int:
@@ -37,6 +43,35 @@ async def test_a_killed_worker_loses_no_message(tmp_path: Path,
         await until(lambda: sent(db) == 20, timeout=30)
     assert "a worker process died" in caplog.text
     assert states(db, "SELECT count(*) FROM messages WHERE state = 'routed'") == [(20,)]
+
+
+async def test_a_batch_normalised_ahead_still_sees_the_state_the_batch_before_left(
+        tmp_path: Path) -> None:
+    """Queued batches are normalised ahead, in the other worker; person state is read after.
+
+    ``move.xml`` and ``moveOut.xml`` carry an identification only: they become
+    messages only with the state ``baseDelivery.xml`` (the batch before) records.
+    """
+    config = write_initial_config(tmp_path)
+    (tmp_path / "conf.d" / "10-test.toml").write_text(
+        "[gateway]\nworkers = 2\n[dispatcher]\nbatch_size = 1\n")
+    settings = load_settings(config)
+    pm = get_plugin_manager()
+    store = SQLiteStore(tmp_path / "gateway.db", group_commit_delay=0.001)
+    store.start()
+    pipeline = build_pipeline(settings, pm, store, make_validator(schema_set(settings)),
+                              lambda: None, worker_pool(settings, pm))
+    try:
+        for name in ("baseDelivery.xml", "move.xml", "moveOut.xml"):  # one batch each
+            await pipeline.submit([RawInput("registry", name, (ECH0020 / name).read_bytes())])
+        await pipeline.stop()
+        await pipeline.run()
+        assert pipeline.pool.size == 2 and len(pipeline.pool.pids) == 2
+    finally:
+        pipeline.close()
+        store.close()
+    assert states(tmp_path / "gateway.db", "SELECT ref, state FROM messages ORDER BY id") == [
+        ("baseDelivery.xml", "not_relevant"), ("move.xml", "routed"), ("moveOut.xml", "routed")]
 
 
 def _pid() -> int:

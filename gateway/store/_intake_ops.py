@@ -11,7 +11,7 @@ import orjson
 
 from gateway.contracts import Normalised, RawInput
 from gateway.errors import StoreConflict, StoreError
-from gateway.store._person_ops import record_persons
+from gateway.store._person_ops import link_subjects, record_persons
 from gateway.store._sql import expect_changed, insert_ids, select_in
 from gateway.store.journal import Entry
 from gateway.store.records import Pending, Processed
@@ -100,6 +100,7 @@ def record_processing(conn: sqlite3.Connection, results: Sequence[Processed], no
     can store an answer and lose what it says. Returns the new delivery ids.
     """
     updates, canonical, attachments, deliveries = [], [], [], []
+    subjects: list[tuple[int, Sequence[str]]] = []
     entries: list[Entry] = []
     results = [p for p in results if _still_received(conn, p.message, now)]
     for p in results:
@@ -130,8 +131,10 @@ def record_processing(conn: sqlite3.Connection, results: Sequence[Processed], no
                                      ("deadline", d.deadline.isoformat() if d.deadline else None),
                                      ("business_comment", d.business_comment),
                                      ("documents", list(d.documents))) if v}}))
-        if p.persons or (n is not None and n.subject):
-            entries += record_persons(conn, p.message, p.persons, n.subject if n else (), now)
+        if p.persons:
+            entries += record_persons(conn, p.message, p.persons, now)
+        if n is not None and n.subject:
+            subjects.append((p.message, n.subject))
         if p.state is MessageState.SPLIT and n is not None:
             entries += _store_parts(conn, p.message, n, now)
         if p.state is MessageState.ROUTED:
@@ -140,6 +143,7 @@ def record_processing(conn: sqlite3.Connection, results: Sequence[Processed], no
             extra = {"duplicate_of": duplicate_of} if duplicate_of is not None else {}
             entries.append(Entry(f"message.{p.state}", p.message, None,
                                  {"reason": p.reason, **extra, **({} if n else dict(p.detail))}))
+    link_subjects(conn, subjects)
     conn.executemany(
         "UPDATE messages SET state = ?, reason = ?, kind = ?, message_id = ?,"
         " reference_message_id = ?, version = ?, duplicate_of = ?, updated_at = ? WHERE id = ?",

@@ -31,12 +31,8 @@ def load_persons(conn: sqlite3.Connection, keys: Iterable[str]) -> dict[str, Per
 
 
 def record_persons(conn: sqlite3.Connection, message: int, updates: Sequence[PersonState],
-                   subject: Sequence[str], now: float) -> list[Entry]:
-    """Merge ``updates`` into the stored states and link ``message`` to its persons.
-
-    The person of ``subject`` is linked even when the input states nothing
-    new about them (an eCH-0223 message about a known person).
-    """
+                   now: float) -> list[Entry]:
+    """Merge ``updates`` into the stored states and link ``message`` to the persons they name."""
     entries: list[Entry] = []
     linked: set[int] = set()
     for update in updates:
@@ -44,12 +40,25 @@ def record_persons(conn: sqlite3.Connection, message: int, updates: Sequence[Per
         linked.add(pid)
         entries.append(Entry("person.created" if created else "person.updated", message, None,
                              {"person": pid}))
-    if subject:
-        linked.update(pid for (pid,) in select_in(
-            conn, "SELECT DISTINCT person FROM person_keys WHERE key IN ({})", subject))
     conn.executemany("INSERT OR IGNORE INTO person_messages (person, message) VALUES (?, ?)",
                      [(pid, message) for pid in sorted(linked)])
     return entries
+
+
+def link_subjects(conn: sqlite3.Connection, subjects: Sequence[tuple[int, Sequence[str]]]) -> None:
+    """Link each message to the persons its subject keys name, for a whole batch at once.
+
+    A message is linked even when it states nothing new about its person
+    (an eCH-0223 message about a known person). Called after the batch's
+    updates are merged, so a person an input of the batch created is found.
+    """
+    keys = {key for _message, subject in subjects for key in subject}
+    if not keys:
+        return
+    owner = dict(select_in(conn, "SELECT key, person FROM person_keys WHERE key IN ({})", keys))
+    conn.executemany("INSERT OR IGNORE INTO person_messages (person, message) VALUES (?, ?)",
+                     sorted({(owner[key], message) for message, subject in subjects
+                             for key in subject if key in owner}))
 
 
 def _merge(conn: sqlite3.Connection, update: PersonState, message: int,
