@@ -123,6 +123,11 @@ def test_send_laggard_of_family_with_a_scan_reaches_the_sedex_outbox(
         site / "gateway.db", "SELECT detail FROM journal WHERE message = ? AND event = ?",
         (mid, "message.decided"))]
     assert decided[0]["rule"] == "manual send" and "requested by" in decided[0]["reason"]
+    capsys.readouterr()
+    assert main(["messages", "show", str(mid), "--config", str(site / "gateway.toml")]) == 0
+    shown = capsys.readouterr().out
+    assert "requested: by " in shown and "(manual send to canton)" in shown
+    assert f"files/commitment.pdf, {len(PDF)} bytes, sha256 {hashlib.sha256(PDF).hexdigest()}" in shown
 
     async def deliver() -> None:  # the daemon's dispatcher sends what the CLI recorded
         async with running(site / "gateway.toml", get_plugin_manager()):

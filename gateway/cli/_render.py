@@ -72,6 +72,9 @@ def message_detail(msg: dict[str, Any]) -> str:
     ]
     if msg["reason"]:
         out.append(f"  reason:    {msg['reason']}")
+    if "requested_by" in msg["meta"]:
+        out.append(f"  requested: by {msg['meta']['requested_by']} (manual send to"
+                   f" {msg['meta'].get('partner', '?')})")
     if "correction_of" in msg["meta"]:
         out.append(f"  corrects:  message {msg['meta']['correction_of']}")
     if msg["handled"]:
