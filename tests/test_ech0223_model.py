@@ -184,6 +184,14 @@ def test_samples_are_valid(schema: etree.XMLSchema) -> None:
             schema.assertValid(etree.fromstring(write_message(message)))
 
 
+def test_a_permit_starting_on_29_february_ends_on_28_february(schema: etree.XMLSchema) -> None:
+    message = sample_person_event(random.Random(1303))  # a one-year permit from 2024-02-29
+    permit = message.content.person_data.residence_permit_data
+    assert permit.residence_permit_valid_from == date(2024, 2, 29)
+    assert permit.residence_permit_valid_till == date(2025, 2, 28)
+    schema.assertValid(etree.fromstring(write_message(message)))
+
+
 def test_samples_are_deterministic_and_realistic() -> None:
     assert write_message(sample_person_event(random.Random(7))) == write_message(
         sample_person_event(random.Random(7))

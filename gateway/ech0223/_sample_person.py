@@ -188,9 +188,17 @@ def _permit(rng: random.Random, nation: Nation, event: str, day: date) -> Reside
     return ResidencePermitData(
         residence_permit=_PERMITS[kind][0 if nation.eu_efta else 1],
         residence_permit_valid_from=start,
-        residence_permit_valid_till=start.replace(year=start.year + years) - timedelta(days=1),
+        residence_permit_valid_till=_years_later(start, years) - timedelta(days=1),
         entry_date=entry,
     )
+
+
+def _years_later(day: date, years: int) -> date:
+    """The same day ``years`` later; 29 February becomes 1 March in a common year."""
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:
+        return date(day.year + years, 3, 1)
 
 
 def _parents(rng: random.Random, child: SamplePerson) -> ParentalRelation:
