@@ -95,6 +95,9 @@ class Normalised(Travels):
         stored and processed as an input of its own.
     :param rejected_parts: parts that could not be made, with the reason (row,
         field): stored quarantined, while the good parts go on.
+    :param problems: set by the core, not by normalisers: what validating ``xml`` as
+        eCH-0223 1.5 found where it was parsed first (``None``: not validated yet), so
+        a later stage in another process need not parse it again.
     """
 
     kind: str
@@ -113,6 +116,7 @@ class Normalised(Travels):
     warnings: tuple[str, ...] = ()
     parts: tuple[RawInput, ...] = ()
     rejected_parts: tuple[tuple[RawInput, str], ...] = ()
+    problems: tuple[str, ...] | None = None
 
 
 class Draft(Protocol):

@@ -52,23 +52,33 @@ class Payloads:
 
 def partner_payloads(n: Normalised, decision: Decision, targets: Mapping[str, PartnerVersion],
                      validate: Validator, documents: DocumentsFolder | None = None,
-                     supplied: Sequence[Attachment] = ()) -> Payloads:
+                     supplied: Sequence[Attachment] = (),
+                     parsed: Callable[[Normalised], Normalised] | None = None) -> Payloads:
     """Apply ``decision`` to ``n`` and make each partner's payload, validated.
 
     :param documents: where the decision's ``documents`` are found (required when it has
         any, or ``supplied`` is not empty).
     :param supplied: document files plugins supplied (``gateway_documents``).
+    :param parsed: ``n`` with its tree, for when it travelled without one; a message
+        already validated (``n.problems``), unchanged and for 1.5 partners only is
+        never parsed again.
     :raises InputRejected: the message, or a partner's version of it, is invalid; a
         document the decision names is missing or over the limits.
     :raises ConversionRefused: a partner's policy refuses an event its version lacks.
     """
     out = Payloads()
-    tree = n.tree
-    assert tree is not None, "the message is parsed in this process before it is converted"
     if documents is not None and n.attachments:
         documents.check_carried(n.attachments)
     attaching = bool(decision.documents or supplied)
-    if n.kind == "personEventMessage" and (attaching or _business_fields(decision)):
+    changing = n.kind == "personEventMessage" and (attaching or bool(_business_fields(decision)))
+    if n.problems is not None and not changing and all(
+            t.version == CANONICAL for t in targets.values()):
+        if n.problems:
+            raise InputRejected(f"invalid eCH-0223 {CANONICAL}: " + "; ".join(n.problems[:3]))
+        return out  # checked in stage one, sent as it is: nothing to parse or validate here
+    tree = (parsed(n) if parsed is not None and n.tree is None else n).tree
+    assert tree is not None, "the message is parsed in this process before it is converted"
+    if changing:
         root = _copy(tree.getroot())
         if attaching:
             assert documents is not None, "attaching documents needs the documents folder"

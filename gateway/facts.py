@@ -15,11 +15,13 @@ from typing import Any
 from lxml import etree
 
 from gateway.contracts import Normalised, RawInput
-from gateway.person_state import SWITZERLAND, PersonState, permit_category
+from gateway.person_state import SWITZERLAND, PersonState, age, permit_category
 
 NS = "http://www.ech.ch/xmlns/eCH-0223/1"
 _P = f"{{{NS}}}"
 #: The facts every message has, whatever is known of its person (``None`` when unknown).
+#: Where stage one keeps the facts of the message's own personData (:func:`message_facts`).
+MESSAGE_PERSON = "message_person"
 NAMES = ("kind", "source", "event", "nationality", "country", "permit", "permit_category",
          "permit_valid_till", "municipality", "municipality_name", "canton", "marital_status",
          "sex", "age")
@@ -30,13 +32,19 @@ def rule_facts(n: Normalised, raw: RawInput, before: PersonState | None,
     """The facts of message ``n`` from ``raw`` about a person whose state was ``before``."""
     on = today or date.today()
     person = before.facts(on) if before is not None else {}
-    if before is None or before.nationality_data is None:
-        person = {**person, **{k: v for k, v in _message_person(n.tree, on).items()
-                               if person.get(k) is None}}
+    own = n.facts.get(MESSAGE_PERSON)
+    if own is None and MESSAGE_PERSON not in n.facts and n.tree is not None:
+        own = message_facts(n.tree).get(MESSAGE_PERSON)
+    if own and (before is None or before.nationality_data is None):
+        own = dict(own)
+        born = own.pop("born", None)
+        if born:
+            own["age"] = _age_of(born, on)
+        person = {**person, **{k: v for k, v in own.items() if person.get(k) is None}}
     facts: dict[str, Any] = dict.fromkeys(NAMES)
     facts.update(person)
     facts.update(kind=n.kind, source=raw.source, event=_event(n))
-    facts.update(n.facts)
+    facts.update((k, v) for k, v in n.facts.items() if k != MESSAGE_PERSON)
     if "nationality_before" in n.facts:
         facts["nationality"] = n.facts["nationality_before"]
     if facts["nationality"] is None:
@@ -67,56 +75,79 @@ def message_subject(tree: etree._ElementTree | None) -> tuple[str, ...]:
 
 def _event(n: Normalised) -> str | None:
     if "person_event" in n.facts:
-        return str(n.facts["person_event"])
+        event = n.facts["person_event"]
+        return str(event) if event is not None else None
     if n.tree is None:
         return None
     text = n.tree.getroot().findtext(f"{_P}content/{_P}personEvent")
     return text.strip() if text else None
 
 
-def _message_person(tree: etree._ElementTree | None, on: date) -> dict[str, Any]:
-    """The facts the message's own personData gives (cheap lookups, no full model)."""
+_E11 = "{http://www.ech.ch/xmlns/eCH-0011/8}"
+_E08 = "{http://www.ech.ch/xmlns/eCH-0008/3}"
+_E07 = "{http://www.ech.ch/xmlns/eCH-0007/5}"
+_E44 = "{http://www.ech.ch/xmlns/eCH-0044/4}"
+#: Paths into personData, namespaces spelled out (wildcard searches cost several times more).
+_COUNTRIES = f"{_P}nationalityData/{_E11}countryInfo/{_E11}country"
+_PERMIT = f"{_P}residencePermitData/{_E11}residencePermit"
+_BORN = f"{_P}birthData/{_E11}dateOfBirth/{_E44}yearMonthDay"
+
+
+def message_facts(tree: etree._ElementTree | None) -> dict[str, Any]:
+    """What rules may take from an eCH-0223 message itself: its event, its person's data.
+
+    Computed where the message is parsed (stage one); :func:`rule_facts` uses
+    the person's data only where the gateway knows nothing of the person.
+    """
     if tree is None:
         return {}
-    data = tree.getroot().find(f"{_P}content/{_P}personData")
-    if data is None:
+    content = tree.getroot().find(f"{_P}content")
+    if content is None:
         return {}
+    event = content.findtext(f"{_P}personEvent")
+    out: dict[str, Any] = {"person_event": event.strip() if event else None}
+    data = content.find(f"{_P}personData")
+    if data is not None:
+        out[MESSAGE_PERSON] = _message_person(data)
+    return out
+
+
+def _message_person(data: etree._Element) -> dict[str, Any]:
+    """The facts a personData gives; ``born`` is the date of birth, for the age."""
     out: dict[str, Any] = {}
-    nationality = data.find(f"{_P}nationalityData")
-    if nationality is not None:
-        status = (nationality.findtext("{*}nationalityStatus") or "").strip()
-        countries = [(c.findtext("{*}countryId") or "").strip()
-                     for c in nationality.iterfind("{*}countryInfo/{*}country")]
-        isos = [(c.findtext("{*}countryIdISO2") or "").strip()
-                for c in nationality.iterfind("{*}countryInfo/{*}country")]
-        if status == "2" and countries:
-            swiss = str(SWITZERLAND) in countries or "CH" in isos
-            out["nationality"] = "swiss" if swiss else "foreign"
-            out["country"] = int(countries[0]) if countries[0].isdigit() else None
-        elif status == "0":
-            out["nationality"] = "stateless"
-    permit = data.findtext(f"{_P}residencePermitData/{{*}}residencePermit")
+    status = (data.findtext(f"{_P}nationalityData/{_E11}nationalityStatus") or "").strip()
+    countries = data.findall(_COUNTRIES)
+    if status == "2" and countries:
+        ids = [(c.findtext(f"{_E08}countryId") or "").strip() for c in countries]
+        isos = [(c.findtext(f"{_E08}countryIdISO2") or "").strip() for c in countries]
+        out["nationality"] = "swiss" if str(SWITZERLAND) in ids or "CH" in isos else "foreign"
+        out["country"] = int(ids[0]) if ids[0].isdigit() else None
+    elif status == "0":
+        out["nationality"] = "stateless"
+    permit = data.findtext(_PERMIT)
     if permit:
         out["permit"] = permit.strip()
         out["permit_category"] = permit_category(permit.strip())
     municipality = data.find(f"{_P}municipality")
     if municipality is not None:
-        bfs = (municipality.findtext("{*}municipalityId") or "").strip()
+        bfs = (municipality.findtext(f"{_E07}municipalityId") or "").strip()
         out["municipality"] = int(bfs) if bfs.isdigit() else None
-        out["municipality_name"] = municipality.findtext("{*}municipalityName")
-        out["canton"] = municipality.findtext("{*}cantonAbbreviation")
-    born = data.findtext(f"{_P}birthData/{{*}}dateOfBirth/{{*}}yearMonthDay")
+        out["municipality_name"] = municipality.findtext(f"{_E07}municipalityName")
+        out["canton"] = municipality.findtext(f"{_E07}cantonAbbreviation")
+    born = data.findtext(_BORN)
     if born:
-        try:
-            b = date.fromisoformat(born.strip()[:10])
-        except ValueError:
-            b = None
-        if b is not None:
-            out["age"] = on.year - b.year - ((on.month, on.day) < (b.month, b.day))
-    marital = data.findtext(f"{_P}maritalData/{{*}}maritalStatus")
+        out["born"] = born.strip()[:10]
+    marital = data.findtext(f"{_P}maritalData/{_E11}maritalStatus")
     if marital:
         out["marital_status"] = marital.strip()
-    sex = data.findtext(f"{_P}birthData/{{*}}sex")
+    sex = data.findtext(f"{_P}birthData/{_E11}sex")
     if sex:
         out["sex"] = sex.strip()
     return out
+
+
+def _age_of(born: str, on: date) -> int | None:
+    try:
+        return age(date.fromisoformat(born), on)
+    except ValueError:
+        return None

@@ -138,7 +138,7 @@ class PersonState(BaseModel):
             "canton": municipality.canton_abbreviation if municipality else None,
             "marital_status": self.marital_data.marital_status if self.marital_data else None,
             "sex": self.identification.sex,
-            "age": _age(born, on) if born is not None and on is not None else None,
+            "age": age(born, on) if born is not None and on is not None else None,
         }
 
 
@@ -196,5 +196,6 @@ def _country(data: NationalityData | None) -> int | None:
     return data.country_info[0].country.country_id
 
 
-def _age(born: date, on: date) -> int:
+def age(born: date, on: date) -> int:
+    """Age in whole years on ``on`` of a person born on ``born``."""
     return on.year - born.year - ((on.month, on.day) < (born.month, born.day))

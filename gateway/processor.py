@@ -36,10 +36,10 @@ from gateway.contracts import (
     RawInput,
     Route,
 )
-from gateway.convert import Validator, partner_payloads
+from gateway.convert import CANONICAL, Validator, partner_payloads
 from gateway.documents import folder_of
 from gateway.errors import ConversionRefused, InputRejected
-from gateway.facts import rule_facts
+from gateway.facts import message_facts, rule_facts
 from gateway.person_state import PersonState
 from gateway.store import MessageState, Processed
 from gateway.xml.safe import parse_untrusted
@@ -79,7 +79,15 @@ class Processor:
             return Processed(mid, MessageState.QUARANTINED, f"normaliser error: {exc!r}")
         if normalised is None:
             return Processed(mid, MessageState.QUARANTINED, self._unrecognised(raw))
-        return normalised
+        return self._checked(normalised)
+
+    def _checked(self, n: Normalised) -> Normalised:
+        """``n`` with what its parsed tree tells, while it is at hand: the facts rules use
+        from the message itself, and its validation as eCH-0223 1.5."""
+        if n.tree is None or n.draft is not None or n.not_relevant is not None or n.parts:
+            return n
+        return dataclasses.replace(n, facts={**message_facts(n.tree), **n.facts},
+                                   problems=tuple(self._validate(n.tree, CANONICAL)))
 
     # -- stage three: complete → rules → convert → validate ---------------------------
     def finish_batch(self, items: Sequence[tuple[int, RawInput, Normalised]],
@@ -147,7 +155,7 @@ class Processor:
             supplied = self._supplied(n, decision, facts)
             payloads = partner_payloads(n, decision, {r.partner: self._partners[r.partner]
                                                       for r in routes}, self._validate,
-                                        self._documents, supplied)
+                                        self._documents, supplied, self.parsed)
         except (InputRejected, ConversionRefused) as exc:
             return Processed(mid, MessageState.QUARANTINED, str(exc), decision=decision,
                              detail=_warned(warnings, detail), **base)
@@ -160,16 +168,25 @@ class Processor:
                          payloads=payloads.by_partner, detail=_warned(warnings, detail), **base)
 
     def complete(self, n: Normalised, raw: RawInput, before: PersonState | None) -> Normalised:
-        """The finished message: its draft completed, its tree parsed in this process."""
+        """The finished message: its draft completed; its XML set (the raw input's if the same).
+
+        The tree is parsed again only where a later stage needs it
+        (:meth:`parsed`): a message validated in stage one and sent unchanged
+        to partners on 1.5 never is.
+        """
         if n.draft is not None:
             done = n.draft.complete(before)
             n = dataclasses.replace(done, subject=done.subject or n.subject, draft=None,
                                     facts={**n.facts, **done.facts})
-        if n.tree is None and n.not_relevant is None and not n.parts:
-            xml = n.xml or raw.data
-            n = dataclasses.replace(n, xml=xml, tree=parse_untrusted(
-                xml, max_bytes=self._context.max_bytes))
+        if n.tree is None and not n.xml and n.not_relevant is None and not n.parts:
+            n = dataclasses.replace(n, xml=raw.data)
         return n
+
+    def parsed(self, n: Normalised) -> Normalised:
+        """``n`` with its tree, parsed in this process if it came without."""
+        if n.tree is not None:
+            return n
+        return dataclasses.replace(n, tree=parse_untrusted(n.xml, max_bytes=self._context.max_bytes))
 
     def _supplied(self, n: Normalised, decision: Decision,
                   facts: Mapping[str, Any]) -> list[Attachment]:
