@@ -68,6 +68,11 @@ class PersonState(BaseModel):
     parental_relation: ParentalRelation | None = None
     religion_data: ReligionData | None = None
 
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, tuple[str]]:
+        """Pickle as JSON: a quarter of the cost of pydantic's nested state, and states
+        cross to the worker processes with every batch (enrich → finish → record)."""
+        return PersonState.model_validate_json, (self.model_dump_json(),)
+
     def keys(self) -> list[str]:
         """The keys this state is found by."""
         return person_keys(self.identification)
