@@ -23,7 +23,7 @@ from pathlib import Path
 from lxml import etree
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import make_messages
+from ech0223_inputs import make_messages
 
 from gateway.xml.validation import SchemaSet
 
