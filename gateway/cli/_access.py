@@ -11,6 +11,7 @@ from gateway.assembly import load_config
 from gateway.cli import _render
 from gateway.errors import Ambiguous, NotFound
 from gateway.events import Publisher
+from gateway.person_state import parse_key
 from gateway.store import SQLiteStore, StoreReader
 
 
@@ -61,3 +62,21 @@ def resolve(store: StoreReader, key: str) -> int:
         raise Ambiguous(f"messageId {key} names {len(found)} messages; give the row id of one"
                         " (first column):", candidates)
     return int(found[0]["id"])
+
+
+def person(store: StoreReader, text: str, unknown: str) -> dict[str, Any]:
+    """The one person ``text`` (a VN or local id) names: state, keys, messages.
+
+    :param unknown: the message when nobody matches.
+    :raises NotFound: nobody matches. :raises Ambiguous: several do, each a candidate.
+    """
+    found = store.find_persons(parse_key(text))
+    if not found:
+        raise NotFound(unknown)
+    if len(found) > 1:
+        people = [store.get_person(pid) for pid in found]
+        raise Ambiguous(f"{text} names {len(found)} persons; give one of their keys:",
+                        [", ".join(p["keys"]) for p in people if p is not None])
+    one = store.get_person(found[0])
+    assert one is not None
+    return one

@@ -8,8 +8,6 @@ from typing import Any
 
 from gateway.cli import _access, _render
 from gateway.cli.exitcodes import OK
-from gateway.errors import Ambiguous, NotFound
-from gateway.person_state import parse_key
 
 
 def add_commands(sub: Any) -> None:
@@ -26,15 +24,7 @@ def add_commands(sub: Any) -> None:
 def cmd_show(args: argparse.Namespace) -> int:
     """Print the person ``args.person`` names."""
     with _access.reader(args) as r:
-        found = r.find_persons(parse_key(args.person))
-        if not found:
-            raise NotFound(f"no person {args.person}")
-        if len(found) > 1:
-            people = [r.get_person(pid) for pid in found]
-            raise Ambiguous(f"{args.person} names {len(found)} persons; give one of their keys:",
-                            [", ".join(p["keys"]) for p in people if p is not None])
-        person = r.get_person(found[0])
-    assert person is not None
+        person = _access.person(r, args.person, f"no person {args.person}")
     if args.json:
         print(json.dumps(_render.with_times(person), indent=2, default=str))
     else:

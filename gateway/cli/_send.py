@@ -17,9 +17,9 @@ from gateway.cli import _access
 from gateway.cli._reprocess import process_stored
 from gateway.cli.exitcodes import CONFIG, FAILED, OK
 from gateway.contracts import Attachment, RawInput
-from gateway.errors import Ambiguous, InputRejected, NotFound
+from gateway.errors import InputRejected
 from gateway.fileio import read_file
-from gateway.person_state import PersonState, parse_key
+from gateway.person_state import PersonState
 from gateway.store import MessageState
 
 
@@ -109,16 +109,8 @@ def _person(args: argparse.Namespace) -> PersonState:
     :raises NotFound: nobody (exit 3). :raises Ambiguous: several (exit 4).
     """
     with _access.reader(args) as r:
-        found = r.find_persons(parse_key(args.person))
-        if not found:
-            raise NotFound(f"no person {args.person} is known to the gateway (it knows the"
-                           " persons registries reported; see persons show)")
-        if len(found) > 1:
-            people = [r.get_person(pid) for pid in found]
-            raise Ambiguous(f"{args.person} names {len(found)} persons; give one of their keys:",
-                            [", ".join(p["keys"]) for p in people if p is not None])
-        person = r.get_person(found[0])
-    assert person is not None
+        person = _access.person(r, args.person, f"no person {args.person} is known to the gateway"
+                                " (it knows the persons registries reported; see persons show)")
     return PersonState.model_validate(person["state"])
 
 
