@@ -310,7 +310,7 @@ def test_check_config_names_an_unknown_transport_and_the_known_ones(
     assert code == 2
     assert out.splitlines() == [
         f"{conf_d}: sources.other.type: unknown source type 'ftp'; known: folder",
-        f"{config}: partners.canton.transport: unknown transport 'as4'; known: sedex",
+        f"{config}: partners.canton.transport: unknown transport 'as4'; known: sedex, soap",
     ]
 
 

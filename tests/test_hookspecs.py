@@ -135,7 +135,7 @@ def test_hook_has_a_built_in_implementation(name: str, monkeypatch: pytest.Monke
 def test_built_in_plugins_are_the_seven_registered(monkeypatch: pytest.MonkeyPatch) -> None:
     implementers = _built_in_implementers(monkeypatch)
     assert set().union(*implementers.values()) == {"alerts", "ech0020", "ech0223", "folder", "mapping",
-                                                   "rules", "sedex"}
+                                                   "rules", "sedex", "soap"}
 
 
 # ---------------------------------------------------------------------------
