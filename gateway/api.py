@@ -6,7 +6,8 @@ enforces that for the built-ins. What a plugin needs and cannot find here
 is a gap in this module, not a licence to import internals.
 
 - the hooks: :data:`hookimpl` (the specs are documented in :mod:`gateway.hookspecs`);
-- the contracts: what the core hands to plugins and gets back;
+- the contracts: what the core hands to plugins and gets back (HTTP routes too:
+  :class:`HttpRoute`, registered through ``context.routes`` or ``gateway_http_routes``);
 - the errors: one hierarchy, :class:`GatewayError` at its root;
 - option types for a plugin's pydantic options model (:class:`PluginOptions`,
   :data:`Duration`, :data:`Size`);
@@ -42,6 +43,9 @@ from gateway.contracts import (
     Draft,
     Flushable,
     GatewayEvent,
+    HttpHandler,
+    HttpRoute,
+    HttpRoutes,
     InputMetadata,
     Intake,
     NormaliseContext,
@@ -150,6 +154,9 @@ __all__ = [
     "Flushable",
     "GatewayError",
     "GatewayEvent",
+    "HttpHandler",
+    "HttpRoute",
+    "HttpRoutes",
     "InputMetadata",
     "InputRejected",
     "Intake",

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 from pydantic import BaseModel
 
 if TYPE_CHECKING:
+    from aiohttp import web
     from lxml import etree
 
     from gateway.person_state import PersonState
@@ -205,8 +206,15 @@ class Intake(Protocol):
     then may the source acknowledge the sender or remove a dropped file.
     """
 
-    async def submit(self, raws: Sequence[RawInput]) -> list[int]:
-        """Store ``raws`` durably, then process them; return their row ids."""
+    async def submit(self, raws: Sequence[RawInput], *, wait: bool = True) -> list[int]:
+        """Store ``raws`` durably, then process them; return their row ids.
+
+        :param wait: ``True``: when processing lags behind, wait for room in its
+            queue before returning (a folder source then reads no further).
+            ``False``: return as soon as ``raws`` are committed, whatever the
+            backlog, for a source whose sender waits for the answer (HTTP);
+            the pipeline takes them from the store as it catches up.
+        """
         ...
 
     async def quarantine(self, raw: RawInput, reason: str) -> int:
@@ -344,6 +352,39 @@ class Flushable(Protocol):
         ...
 
 
+#: Answers one HTTP request (an ``aiohttp.web`` handler).
+HttpHandler = Callable[["web.Request"], Awaitable["web.StreamResponse"]]
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRoute:
+    """One route of the gateway's HTTP server (``[http] listen``).
+
+    :param method: ``"GET"``, ``"POST"``...
+    :param path: an ``aiohttp`` path, e.g. ``"/sources/{name}/messages"``.
+    :param handler: ``async def handler(request: aiohttp.web.Request) -> aiohttp.web.Response``.
+    """
+
+    method: str
+    path: str
+    handler: HttpHandler
+
+
+class HttpRoutes:
+    """Where a source or transport registers the HTTP routes it serves (its :class:`PluginContext`).
+
+    The daemon serves them once it runs the plugin; without ``[http] listen``
+    a plugin that registers routes stops the start with a configuration error.
+    """
+
+    def __init__(self) -> None:
+        self.routes: list[HttpRoute] = []
+
+    def add(self, method: str, path: str, handler: HttpHandler) -> None:
+        """Serve ``method path`` with ``handler``."""
+        self.routes.append(HttpRoute(method, path, handler))
+
+
 #: Runs ``fn(*args)`` away from the event loop and returns its result (see PluginContext).
 Offload = Callable[..., Awaitable[Any]]
 
@@ -368,6 +409,8 @@ class PluginContext:
         passes through. ``fn`` must be a module-level function, its arguments
         and result picklable, and it must not rely on state of this process.
         Raises :class:`~gateway.errors.WorkerLost` if the worker died meanwhile.
+    :param routes: where the plugin registers the HTTP routes it serves
+        (``context.routes.add("POST", "/sources/<name>/messages", handler)``).
     """
 
     name: str
@@ -375,6 +418,7 @@ class PluginContext:
     normalise: NormaliseContext
     settings: Any
     offload: Offload = in_thread
+    routes: HttpRoutes = field(default_factory=HttpRoutes)
 
 
 #: Builds a source from its parsed options (an instance of the type's ``options`` model).

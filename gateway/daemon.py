@@ -29,8 +29,9 @@ from gateway import processor, sdnotify
 from gateway.contracts import GatewayEvent, PluginContext, Source, Transport
 from gateway.convert import Validator
 from gateway.dispatcher import Dispatcher, ReceiptRecorder
-from gateway.errors import GatewayError, StoreLost, StoreUnavailable
+from gateway.errors import ConfigError, GatewayError, StoreLost, StoreUnavailable
 from gateway.events import Publisher
+from gateway.http import HttpServer, collect_routes
 from gateway.intake_pause import IntakePause
 from gateway.logs import RepeatedProblem
 from gateway.pipeline import Pipeline
@@ -94,16 +95,23 @@ class Gateway:
         self.pool = worker_pool(settings, pm)
         partners = {n: p for n, p in settings.partners.items() if p.enabled}
         self.transports: dict[str, Transport] = {}
+        routes: list[tuple[str, PluginContext]] = []
         ttypes = transport_types(pm)
         for name, p in partners.items():
             ctx = PluginContext(name, g.data_dir, context, settings, self.pool.offload)
             self.transports[name] = ttypes[p.transport].factory(p.parsed, ctx)
+            routes.append((f"partners.{name}", ctx))
         self.sources: dict[str, Source] = {}
         stypes = source_types(pm)
         for name, s in settings.sources.items():
             if s.enabled:
                 ctx = PluginContext(name, g.data_dir, context, settings, self.pool.offload)
                 self.sources[name] = stypes[s.type].factory(s.parsed, ctx)
+                routes.append((f"sources.{name}", ctx))
+        served = collect_routes(settings, pm, [(who, c.routes.routes) for who, c in routes])
+        #: The HTTP server (``[http] listen``), or ``None`` when it is off.
+        self.http = (HttpServer(settings.http, served, shutdown_timeout=g.drain_timeout)
+                     if settings.http.listen is not None else None)
         self.dispatcher = Dispatcher(
             self.store, self.transports, {n: retry_policy(p) for n, p in partners.items()},
             {n: p.receipt_timeout for n, p in partners.items()}, node=g.node_id, lease=d.lease,
@@ -132,6 +140,7 @@ class Gateway:
 
         :raises StoreLost: the database does not reach its anchor (at start), or
             was deleted or replaced while running (after the drain).
+        :raises ConfigError: the HTTP server cannot listen (``[http] listen``; after the drain).
         """
         self._stop = stop
         self.store.start()
@@ -146,6 +155,7 @@ class Gateway:
                  for n, t in self.transports.items()]
         sources = [_start(f"source {n}", functools.partial(s.run, self.pipeline))
                    for n, s in self.sources.items()]
+        failed = await self._serve_http(stop)
         scheduler = self._scheduler()
         scheduler.start()
         settle_gc()
@@ -171,10 +181,28 @@ class Gateway:
         self.store.close()
         if self.store.lost is not None:
             raise self.store.lost
+        if failed is not None:
+            raise failed
         log.info("stopped")
+
+    async def _serve_http(self, stop: asyncio.Event) -> ConfigError | None:
+        """Start the HTTP server, if configured; what stopped it from starting (and the daemon)."""
+        if self.http is None:
+            return None
+        await asyncio.sleep(0)  # the sources take their intake before the first request
+        try:
+            await self.http.start()
+        except ConfigError as exc:
+            log.critical("%s; stopping", exc)
+            self.http = None
+            stop.set()
+            return exc
+        return None
 
     async def _drain(self, sources: list[asyncio.Task[None]], links: list[asyncio.Task[None]],
                      processor: asyncio.Task[None], dispatcher: asyncio.Task[None]) -> None:
+        if self.http is not None:  # requests in progress are answered, then no more are taken
+            await self.http.stop()
         await _cancel(sources)
         await self.pipeline.stop()
         with contextlib.suppress(Exception):

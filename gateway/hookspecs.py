@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         Command,
         Decision,
         GatewayEvent,
+        HttpRoute,
         NormaliseContext,
         Normalised,
         RawInput,
@@ -244,6 +245,31 @@ def gateway_check_config(settings: Any) -> list[tuple[str, str, str]]:
         def gateway_check_config(settings):
             return [(str(path), "(file)", "missing") for path in my_files(settings)
                     if not path.is_file()]
+    """
+
+
+@hookspec
+def gateway_http_routes(settings: Any) -> list[HttpRoute]:
+    """Add routes to the gateway's HTTP server (``[http] listen``; not asked when it is off).
+
+    For a plugin's own endpoints (a registry's callbacks, a status page). The
+    routes are served beside those of the sources and transports (which register
+    theirs through ``context.routes``) and those of every other plugin; two
+    routes with the same method and path stop the start. A handler runs in the
+    daemon's event loop: it must not block, and a slow one delays nothing else
+    but its own answer. The server's TLS and client certificates
+    (``[http.tls]``) apply to every route.
+
+    :param settings: the validated configuration.
+    :return: the routes.
+
+    Example::
+
+        @hookimpl
+        def gateway_http_routes(settings):
+            async def ping(request):
+                return aiohttp.web.json_response({"ok": True})
+            return [HttpRoute("GET", "/myvendor/ping", ping)]
     """
 
 

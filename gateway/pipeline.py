@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
@@ -33,6 +34,8 @@ from gateway.workers import WorkerPool
 log = logging.getLogger(__name__)
 
 Batch = list[tuple[int, RawInput]]
+#: Submits queued at most, waiting to be processed (each a batch, often of one input).
+QUEUED_BATCHES = 64
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -49,19 +52,52 @@ class Pipeline:
         self._on_routed = on_routed
         self._batch_size = batch_size
         self.pool = pool or WorkerPool(0)
-        self._queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=64)
+        self._queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=QUEUED_BATCHES)
+        #: ids of inputs stored with ``wait=False`` while the queue was full, oldest first
+        self._backlog: deque[int] = deque()
+        self._feeder: asyncio.Task[None] | None = None
         self.pause = pause
 
     # -- Intake -----------------------------------------------------------------
-    async def submit(self, raws: Sequence[RawInput]) -> list[int]:
-        """Store ``raws`` durably, queue them for processing, return their ids."""
+    async def submit(self, raws: Sequence[RawInput], *, wait: bool = True) -> list[int]:
+        """Store ``raws`` durably, queue them for processing, return their ids.
+
+        ``wait=False`` never waits for room in the queue: what does not fit is
+        remembered by id (the bytes stay in the store only) and queued, read back
+        from the store, as room frees up; later such inputs queue behind it, so
+        they are processed in the order they were stored. What is remembered when
+        the process stops is ``received`` in the store: :meth:`recover` takes it.
+        """
         if not raws:
             return []
         rows = await self.pause.write(lambda: self._store.add_raw(raws))
         fresh = [(mid, raw) for (mid, new), raw in zip(rows, raws, strict=True) if new]
-        if fresh:
+        if fresh and wait:
             await self._queue.put(fresh)
+        elif fresh:
+            self._queue_now(fresh)
         return [mid for mid, _new in rows]
+
+    def _queue_now(self, fresh: Batch) -> None:
+        """Queue ``fresh`` if there is room and no backlog, else put it in the backlog."""
+        if self._feeder is None and not self._queue.full():
+            self._queue.put_nowait(fresh)
+            return
+        self._backlog.extend(mid for mid, _raw in fresh)
+        if self._feeder is None:
+            self._feeder = asyncio.create_task(self._feed(), name="pipeline backlog")
+
+    async def _feed(self) -> None:
+        """Queue the backlog, batch by batch, read back from the store, as room frees up."""
+        try:
+            while self._backlog:
+                ids = [self._backlog.popleft()
+                       for _ in range(min(self._batch_size, len(self._backlog)))]
+                stored = await self._store.inputs(ids)
+                await self._queue.put([(p.message, RawInput(p.source, p.ref, p.data, p.meta))
+                                       for p in stored])
+        finally:
+            self._feeder = None
 
     async def quarantine(self, raw: RawInput, reason: str) -> int:
         """Store ``raw`` as quarantined with ``reason``."""
@@ -140,11 +176,15 @@ class Pipeline:
         return asyncio.create_task(self._normalise(batch))
 
     async def stop(self) -> None:
-        """Let :meth:`run` finish what is queued, then return."""
+        """Let :meth:`run` finish what is queued (the backlog too), then return."""
+        if self._feeder is not None:
+            await self._feeder
         await self._queue.put(None)
 
     def close(self) -> None:
-        """Stop the worker processes."""
+        """Stop the worker processes (and queueing the backlog: it is taken at the next start)."""
+        if self._feeder is not None:
+            self._feeder.cancel()
         self.pool.close()
 
     async def process(self, batch: Batch, steps: list[Step] | None = None) -> list[Processed]:

@@ -33,7 +33,7 @@ class StubIntake:
         self._next_id += count
         return ids
 
-    async def submit(self, raws: Sequence[RawInput]) -> list[int]:
+    async def submit(self, raws: Sequence[RawInput], *, wait: bool = True) -> list[int]:
         """Record ``raws`` as one call; return fresh row ids."""
         if self.during_submit is not None:
             self.during_submit(raws)

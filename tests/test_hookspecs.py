@@ -32,8 +32,10 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pluggy
 import pytest
+from aiohttp import web
 from lxml import etree
 
 from gateway import hookspecs
@@ -43,6 +45,7 @@ from gateway.contracts import (
     Attachment,
     Decision,
     GatewayEvent,
+    HttpRoute,
     NormaliseContext,
     Normalised,
     RawInput,
@@ -62,6 +65,8 @@ NOT_BUILT_IN: dict[str, str] = {
     "gateway_person_lookup": "a look-up needs a registry: a vendor's registry plugin implements it",
     "gateway_documents": "scans from a registry's document store come from a vendor's registry"
                          " plugin; the built-in way is [[rules]] then.documents (a folder)",
+    "gateway_http_routes": "the built-in http source serves its route through its context;"
+                           " the hook is for a plugin's own endpoints (a registry's callbacks)",
 }
 
 
@@ -132,10 +137,10 @@ def test_hook_has_a_built_in_implementation(name: str, monkeypatch: pytest.Monke
     assert _built_in_implementers(monkeypatch)[name], f"no built-in plugin implements {name}"
 
 
-def test_built_in_plugins_are_the_seven_registered(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_built_in_plugins_are_the_nine_registered(monkeypatch: pytest.MonkeyPatch) -> None:
     implementers = _built_in_implementers(monkeypatch)
-    assert set().union(*implementers.values()) == {"alerts", "ech0020", "ech0223", "folder", "mapping",
-                                                   "rules", "sedex", "soap"}
+    assert set().union(*implementers.values()) == {"alerts", "ech0020", "ech0223", "folder",
+                                                   "http_push", "mapping", "rules", "sedex", "soap"}
 
 
 # ---------------------------------------------------------------------------
@@ -409,6 +414,28 @@ async def test_hook_gateway_event(tmp_path: Path, hook_calls: list[str]) -> None
     assert sorted(listener.seen) == [("delivery.dead", "dead"),
                                      ("message.quarantined", "quarantined")]
     assert "gateway_event" in hook_calls
+
+
+class _Ping:
+    @hookimpl
+    def gateway_http_routes(self, settings: Any) -> list[HttpRoute]:
+        async def ping(request: web.Request) -> web.Response:
+            return web.json_response({"node": settings.gateway.node_id,
+                                      "echo": request.query.get("q")})
+        return [HttpRoute("GET", "/test/ping", ping)]
+
+
+async def test_hook_gateway_http_routes(tmp_path: Path, hook_calls: list[str]) -> None:
+    """A plugin's route is served by the daemon's HTTP server, beside the sources' routes."""
+    config = write_config(tmp_path, extra='[http]\nlisten = "127.0.0.1:0"\n')
+    pm = plugin_manager()
+    pm.register(_Ping(), name="ping")
+    async with running(config, pm) as gw, aiohttp.ClientSession() as session:
+        assert gw.http is not None
+        async with session.get(f"http://127.0.0.1:{gw.http.port}/test/ping?q=hi") as response:
+            assert response.status == 200
+            assert await response.json() == {"node": "test", "echo": "hi"}
+    assert "gateway_http_routes" in hook_calls
 
 
 async def test_plugins_on_the_given_manager_are_used_with_worker_processes(tmp_path: Path) -> None:

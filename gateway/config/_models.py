@@ -23,6 +23,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gateway.config._durations import Duration
+from gateway.config._http import HttpSettings
 from gateway.config._provenance import Provenance
 from gateway.config._rules import RuleSettings
 from gateway.ech0223.codes import DocumentStatus
@@ -317,6 +318,10 @@ class Settings(BaseSettings):
     )
     dispatcher: DispatcherSettings = Field(
         default_factory=DispatcherSettings, description="How due deliveries are claimed and sent."
+    )
+    http: HttpSettings = Field(
+        default_factory=HttpSettings,
+        description="The daemon's HTTP server: REST push sources and the routes plugins add.",
     )
     sources: dict[Name, SourceSettings] = Field(
         default_factory=dict, description="Where messages come from, by name."

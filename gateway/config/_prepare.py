@@ -56,6 +56,10 @@ def _prepare_value(
     kinds = members(annotation)
     if isinstance(value, str) and any(_is_subclass(m, PurePath) for m in kinds):
         return provenance.at(key).base / value
+    if isinstance(value, list) and any(get_origin(m) is list for m in kinds):
+        items = [arg for m in kinds if get_origin(m) is list for arg in get_args(m)]
+        return [_prepare_value(item, Union[tuple(items)], key, provenance, problems)  # noqa: UP007
+                for item in value]
     if not isinstance(value, dict):
         return value
     for member in kinds:

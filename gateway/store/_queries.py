@@ -178,6 +178,13 @@ def pending(conn: sqlite3.Connection, limit: int) -> list[Pending]:
     return [Pending(r[0], r[1], r[2], bytes(r[3]), json.loads(r[4])) for r in rows]
 
 
+def inputs(conn: sqlite3.Connection, ids: Sequence[int]) -> list[Pending]:
+    """The stored inputs ``ids`` that still wait to be processed, by id."""
+    return [Pending(r[0], r[1], r[2], bytes(r[3]), json.loads(r[4])) for r in select_in(
+        conn, "SELECT id, source, ref, raw, meta FROM messages JOIN payloads ON message = id"
+        " WHERE id IN ({}) AND state = ? ORDER BY id", ids, tail=(MessageState.RECEIVED,))]
+
+
 def load_input(conn: sqlite3.Connection, mid: int) -> Pending:
     """One stored input, as it was received."""
     r = conn.execute("SELECT id, source, ref, raw, meta FROM messages JOIN payloads ON message = id"

@@ -82,6 +82,10 @@ class Store(Protocol):
         """Inputs stored but not processed yet."""
         ...
 
+    async def inputs(self, messages: Sequence[int]) -> list[Pending]:
+        """Of the inputs ``messages``, those not processed yet (state ``received``), by id."""
+        ...
+
     async def load_input(self, message: int) -> Pending:
         """One stored input, as received."""
         ...

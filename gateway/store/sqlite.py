@@ -244,6 +244,10 @@ class SQLiteStore:
         """Inputs stored but not processed yet."""
         return await self._writer.read(lambda c: _queries.pending(c, limit))
 
+    async def inputs(self, messages: Sequence[int]) -> list[Pending]:
+        """Of the inputs ``messages``, those not processed yet."""
+        return await self._writer.read(lambda c: _queries.inputs(c, messages))
+
     async def load_input(self, message: int) -> Pending:
         """One stored input, as it was received."""
         return await self._writer.read(lambda c: _queries.load_input(c, message))
