@@ -1,0 +1,155 @@
+"""``POST /sources/<name>/messages``: store the body, then answer with its id.
+
+The answer comes only once the body is committed, and never waits for the
+processing backlog (``submit(..., wait=False)``). A body that is not
+well-formed XML (or a safe zip) is still stored, quarantined, and answered 400
+with the reason; nothing is stored for a request without a valid token (401),
+with a body over the limit (413) or one that reuses an ``Idempotency-Key``
+for other bytes (422).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import time
+from typing import Any
+
+from aiohttp import web
+
+from gateway.api import (
+    InputRejected,
+    Intake,
+    NormaliseContext,
+    PluginContext,
+    RawInput,
+    parse_untrusted,
+    safe_unzip,
+)
+from plugins.http_push.options import HttpPushOptions
+
+log = logging.getLogger(__name__)
+
+_ZIP = b"PK\x03\x04"
+#: Bodies up to this size are checked in the event loop; larger ones in a worker.
+CHECK_HERE = 256 << 10
+_CHUNK = 64 << 10
+#: Seconds between log lines about requests refused for their token.
+REFUSALS_LOGGED_EVERY = 60.0
+
+
+def check_body(data: bytes, context: NormaliseContext) -> str | None:
+    """Why ``data`` is refused (not well-formed XML, a DTD, a bad zip or a zip bomb), or ``None``.
+
+    The rules of files: :func:`gateway.api.parse_untrusted` and
+    :func:`gateway.api.safe_unzip`; each XML document at the root of a zip is parsed.
+    """
+    try:
+        if not data.startswith(_ZIP):
+            parse_untrusted(data, max_bytes=context.max_bytes)
+            return None
+        files = safe_unzip(data, max_entries=context.max_zip_entries,
+                           max_total_bytes=context.max_zip_bytes, max_ratio=context.max_zip_ratio)
+        for name, content in files.items():
+            if "/" not in name and name.lower().endswith(".xml"):
+                try:
+                    parse_untrusted(content, max_bytes=context.max_zip_bytes)
+                except InputRejected as exc:
+                    raise InputRejected(exc.reason, f"{name}, {exc.where}" if exc.where else name
+                                        ) from exc
+    except InputRejected as exc:
+        return str(exc)
+    return None
+
+
+class PushSource:
+    """A :class:`~gateway.api.Source` whose sender POSTs; it serves its route while it runs."""
+
+    def __init__(self, options: HttpPushOptions, context: PluginContext) -> None:
+        self.name = context.name
+        self.limits = context.normalise
+        self.offload = context.offload
+        self.max_bytes = min(options.max_bytes or self.limits.max_bytes, self.limits.max_bytes)
+        self.digests = options.digests()
+        self.path = f"/sources/{self.name}/messages"
+        self.intake: Intake | None = None
+        #: requests refused for their token since the last log line about it
+        self.refusals = 0
+        self._refusal_logged = -REFUSALS_LOGGED_EVERY
+        context.routes.add("POST", self.path, self.handle)
+
+    async def run(self, intake: Intake) -> None:
+        """Take requests until cancelled (the route answers 503 before and after)."""
+        self.intake = intake
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.intake = None
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """Answer one push (see the module docstring)."""
+        intake = self.intake
+        if intake is None:
+            return _answer(503, {"error": f"source {self.name} is not running"},
+                           {"Retry-After": "5"})
+        if not self._authorised(request.headers.get("Authorization", "")):
+            self._refused(request.remote)
+            return _answer(401, {"error": "missing or wrong bearer token"},
+                           {"WWW-Authenticate": 'Bearer realm="ech-gateway"'})
+        data = await self._body(request)
+        if data is None:
+            return _answer(413, {"error": f"body over {self.max_bytes} bytes (the limit of"
+                                          f" source {self.name})"})
+        raw = RawInput(self.name, f"POST {self.path} from {request.remote}", data,
+                       {"content_type": "application/zip" if data.startswith(_ZIP)
+                        else "application/xml"})
+        reason = await self._check(data)
+        if reason is not None:
+            mid = await intake.quarantine(raw, reason)
+            return _answer(400, {"id": mid, "error": reason})
+        [mid] = await intake.submit([raw], wait=False)
+        return _answer(202, {"id": mid})
+
+    def _refused(self, remote: str | None) -> None:
+        """Log a refused request: the first, then at most one line a minute with the count."""
+        self.refusals += 1
+        now = time.monotonic()
+        if now - self._refusal_logged >= REFUSALS_LOGGED_EVERY:
+            log.warning("source %s: refused a request from %s: missing or wrong bearer token"
+                        " (%d refused since the last such line)", self.name, remote, self.refusals)
+            self.refusals, self._refusal_logged = 0, now
+
+    def _authorised(self, header: str) -> bool:
+        """Whether ``header`` is ``Bearer <token>`` with a token whose digest is configured."""
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return False
+        digest = hashlib.sha256(token.strip().encode()).digest()
+        found = False
+        for known in self.digests:  # every one compared, in constant time
+            found |= hmac.compare_digest(known, digest)
+        return found
+
+    async def _body(self, request: web.Request) -> bytes | None:
+        """The body, read in chunks; ``None`` (and no more read) once it is over the limit."""
+        if request.content_length is not None and request.content_length > self.max_bytes:
+            return None
+        body = bytearray()
+        async for chunk in request.content.iter_chunked(_CHUNK):
+            body += chunk
+            if len(body) > self.max_bytes:
+                return None
+        return bytes(body)
+
+    async def _check(self, data: bytes) -> str | None:
+        if len(data) <= CHECK_HERE and not data.startswith(_ZIP):
+            return check_body(data, self.limits)
+        reason: str | None = await self.offload(check_body, data, self.limits)
+        return reason
+
+
+def _answer(status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+            ) -> web.Response:
+    return web.json_response(body, status=status, headers=headers)

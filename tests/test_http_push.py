@@ -1,0 +1,180 @@
+"""The REST push source: a real gateway, real HTTP requests, outcomes read from the store."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import zipfile
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from gateway.hookspecs import hookimpl
+from gateway.plugins import get_plugin_manager
+from gateway.testing import sample_message
+from tests.flow import message, running, states, until
+from tests.pushing import post, push_gateway
+
+
+def _zip(entries: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in entries.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def _outbox_has(root: Path, message_id: str) -> bool:
+    outbox = root / "sedex" / "outbox"
+    return any(message_id.encode() in p.read_bytes()
+               for p in outbox.glob("data_*") if p.is_file())
+
+
+def _processed(db: Path) -> int:
+    return int(states(db, "SELECT count(*) FROM messages WHERE state != 'received'")[0][0])
+
+
+def _count(db: Path) -> int:
+    return int(states(db, "SELECT count(*) FROM messages")[0][0])
+
+
+async def test_a_pushed_message_is_stored_then_delivered_to_the_sedex_outbox(tmp_path: Path) -> None:
+    config = push_gateway(tmp_path)
+    db = tmp_path / "gateway.db"
+    async with running(config) as gw, aiohttp.ClientSession() as session:
+        status, answer = await post(session, gw, message("pushed-1"))
+        assert status == 202
+        # the answer names the stored input: its bytes are committed already
+        [(source, raw)] = states(db, "SELECT m.source, p.raw FROM messages m JOIN payloads p"
+                                     " ON p.message = m.id WHERE m.id = ?", (answer["id"],))
+        assert (source, bytes(raw)) == ("push", message("pushed-1"))
+        await until(lambda: _outbox_has(tmp_path, "pushed-1"), timeout=15)
+    [(state, mid)] = states(db, "SELECT state, message_id FROM messages WHERE id = ?",
+                            (answer["id"],))
+    assert (state, mid) == ("routed", "pushed-1")
+
+
+@pytest.mark.parametrize("token", [None, "wrong-token", ""])
+async def test_without_the_right_token_nothing_is_stored(tmp_path: Path, token: str | None) -> None:
+    config = push_gateway(tmp_path)
+    async with running(config) as gw, aiohttp.ClientSession() as session:
+        status, answer = await post(session, gw, message(), token=token)
+        assert status == 401
+        assert "token" in answer["error"]
+        async with session.post(f"http://127.0.0.1:{gw.http.port}/sources/push/messages",  # type: ignore[union-attr]
+                                data=message(), headers={"Authorization": "Basic eDp5"}) as r:
+            assert r.status == 401
+            assert r.headers["WWW-Authenticate"].startswith("Bearer")
+    assert _count(tmp_path / "gateway.db") == 0
+
+
+async def test_a_token_from_a_file_is_taken(tmp_path: Path) -> None:
+    (tmp_path / "token").write_text("from-a-file\n")
+    config = push_gateway(tmp_path, push='token_files = ["../token"]')
+    async with running(config) as gw, aiohttp.ClientSession() as session:
+        assert (await post(session, gw, message(), token="from-a-file"))[0] == 202
+        assert (await post(session, gw, message(), token="from-a-fil"))[0] == 401
+
+
+async def test_a_body_over_the_limit_is_413_and_nothing_is_stored(tmp_path: Path) -> None:
+    config = push_gateway(tmp_path, push='max_bytes = "4KiB"')
+    big = b"<r>" + b"x" * 8192 + b"</r>"
+
+    async def chunked() -> AsyncIterator[bytes]:  # no Content-Length: the limit stops the reading
+        for i in range(0, len(big), 1000):
+            yield big[i:i + 1000]
+
+    async with running(config) as gw, aiohttp.ClientSession() as session:
+        status, answer = await post(session, gw, big)
+        assert status == 413 and "4096 bytes" in answer["error"]
+        assert (await post(session, gw, chunked()))[0] == 413
+        assert (await post(session, gw, message()))[0] == 202
+    assert _count(tmp_path / "gateway.db") == 1
+
+
+HOSTILE: dict[str, tuple[bytes, str]] = {
+    "malformed": (b"<a><b></a>", "malformed XML"),
+    "empty": (b"", "empty"),
+    "dtd": (b'<?xml version="1.0"?>\n<!DOCTYPE personEventMessage>\n<personEventMessage/>', "DOCTYPE"),
+    "entities": (b'<!DOCTYPE r [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;&a;">]><r>&b;&b;</r>',
+                 "DOCTYPE"),
+    "external": (b'<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>', "DOCTYPE"),
+    "zip bomb": (_zip({"m.xml": b"<r/>", "files/zeros.bin": b"\0" * (5 << 20)}), "ratio"),
+    "zip escape": (_zip({"m.xml": b"<r/>", "../../evil.txt": b"x"}), "escap"),
+    "zip with bad xml": (_zip({"m.xml": b"<!DOCTYPE r><r/>"}), "m.xml"),
+}
+
+
+async def test_hostile_bodies_are_400_with_the_reason_and_kept_in_quarantine(tmp_path: Path) -> None:
+    config = push_gateway(tmp_path)
+    db = tmp_path / "gateway.db"
+    async with running(config) as gw, aiohttp.ClientSession() as session:
+        answers = {name: await post(session, gw, data) for name, (data, _why) in HOSTILE.items()}
+        # the daemon still takes good input
+        assert (await post(session, gw, message("after-hostile")))[0] == 202
+        await until(lambda: _outbox_has(tmp_path, "after-hostile"), timeout=15)
+    for name, (data, why) in HOSTILE.items():
+        status, answer = answers[name]
+        assert status == 400, name
+        assert why in answer["error"], f"{name}: {answer}"
+        [(state, reason, raw)] = states(db, "SELECT state, reason, raw FROM messages JOIN payloads"
+                                            " ON message = id WHERE id = ?", (answer["id"],))
+        assert (state, reason, bytes(raw)) == ("quarantined", answer["error"], data), name
+    assert not list((tmp_path / "sedex" / "outbox").glob("data_*m.xml"))
+
+
+class _Gate:
+    """A registry look-up that waits until opened: processing stalls, the event loop does not."""
+
+    def __init__(self) -> None:
+        self.open = asyncio.Event()
+        self.asked = 0
+
+    @hookimpl
+    def gateway_person_lookup(self, keys: Sequence[str], settings: object) -> object:
+        self.asked += 1
+
+        async def wait() -> None:
+            await self.open.wait()
+        return wait()
+
+
+async def test_the_answer_never_waits_behind_the_processing_backlog(tmp_path: Path) -> None:
+    config = push_gateway(tmp_path, workers=0)
+    db = tmp_path / "gateway.db"
+    gate = _Gate()
+    pm = get_plugin_manager()
+    pm.register(gate)
+    count = 150  # more than the pipeline's queue holds (64 submits)
+    async with running(config, pm) as gw, aiohttp.ClientSession() as session:
+        first = await post(session, gw, sample_message("stuck", seed=999))
+        await until(lambda: gate.asked == 1)  # processing waits for the registry from now on
+        answers = [first, *await asyncio.wait_for(asyncio.gather(
+            *(post(session, gw, sample_message(f"backlog-{i}", seed=i)) for i in range(count - 1))),
+            timeout=20)]
+        assert {status for status, _ in answers} == {202}
+        assert gw.pipeline._feeder is not None, "the queue is full: the rest waits in the backlog"
+        assert states(db, "SELECT count(*) FROM messages WHERE state = 'received'")[0][0] == count
+        gate.open.set()
+        await until(lambda: _processed(db) == count, timeout=30)
+    ids = sorted(answer["id"] for _, answer in answers)
+    assert len(set(ids)) == count
+
+
+async def test_a_backlog_left_at_stop_is_processed_at_the_next_start(tmp_path: Path) -> None:
+    config = push_gateway(tmp_path, workers=0, drain="500ms")
+    db = tmp_path / "gateway.db"
+    gate = _Gate()
+    pm = get_plugin_manager()
+    pm.register(gate)
+    async with running(config, pm) as gw, aiohttp.ClientSession() as session:
+        answers = await asyncio.gather(*(post(session, gw, sample_message(f"left-{i}", seed=i))
+                                         for i in range(100)))
+        assert {status for status, _ in answers} == {202}
+    # stopped with the gate shut: the drain was cut short, nothing was processed
+    assert states(db, "SELECT count(*) FROM messages WHERE state = 'received'")[0][0] == 100
+    gate.open.set()
+    async with running(config, pm):
+        await until(lambda: _processed(db) == 100, timeout=30)
