@@ -309,7 +309,7 @@ def test_check_config_names_an_unknown_transport_and_the_known_ones(
     code, out, _ = cli(capsys, "--config", str(config), "check-config")
     assert code == 2
     assert out.splitlines() == [
-        f"{conf_d}: sources.other.type: unknown source type 'ftp'; known: folder",
+        f"{conf_d}: sources.other.type: unknown source type 'ftp'; known: folder, http",
         f"{config}: partners.canton.transport: unknown transport 'as4'; known: sedex, soap",
     ]
 
