@@ -13,6 +13,7 @@ identification, :func:`parse_key` reads what an operator types.
 
 from __future__ import annotations
 
+import functools
 from datetime import date
 from typing import Any
 
@@ -52,7 +53,7 @@ class PersonState(BaseModel):
     :param as_of: the date of the event that last changed the state, if known.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     identification: PersonIdentificationLight
     as_of: date | None = None
@@ -71,7 +72,7 @@ class PersonState(BaseModel):
     def __reduce_ex__(self, protocol: Any) -> tuple[Any, tuple[str]]:
         """Pickle as JSON: a quarter of the cost of pydantic's nested state, and states
         cross to the worker processes with every batch (enrich → finish → record)."""
-        return PersonState.model_validate_json, (self.model_dump_json(),)
+        return state_from_json, (self.model_dump_json(),)
 
     def keys(self) -> list[str]:
         """The keys this state is found by."""
@@ -204,3 +205,14 @@ def _country(data: NationalityData | None) -> int | None:
 def age(born: date, on: date) -> int:
     """Age in whole years on ``on`` of a person born on ``born``."""
     return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+@functools.lru_cache(maxsize=2048)
+def state_from_json(text: str) -> PersonState:
+    """The state stored (or pickled) as ``text``, parsed once for as long as it is reused.
+
+    A state's JSON is read several times on its way through one batch: loaded for
+    *enrich*, pickled to the worker and back, read again where *record* merges the
+    update. States are frozen, so the parsed one is shared.
+    """
+    return PersonState.model_validate_json(text)

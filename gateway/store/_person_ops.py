@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Sequence
 
-from gateway.person_state import PersonState
+from gateway.person_state import PersonState, state_from_json
 from gateway.store._sql import expect_changed, select_in
 from gateway.store.journal import Entry
 
@@ -25,7 +25,7 @@ def load_persons(conn: sqlite3.Connection, keys: Iterable[str]) -> dict[str, Per
     out: dict[str, PersonState] = {}
     for key, pid, state in rows:
         if pid not in parsed:
-            parsed[pid] = PersonState.model_validate_json(state)
+            parsed[pid] = state_from_json(state)
         out[key] = parsed[pid]
     return out
 
@@ -75,7 +75,7 @@ def _merge(conn: sqlite3.Connection, update: PersonState, message: int,
         return pid, True
     pid = min(found)  # several: the VN and a local id named different persons; the oldest wins
     (old,) = conn.execute("SELECT state FROM persons WHERE id = ?", (pid,)).fetchone()
-    new = PersonState.model_validate_json(old).merged(update)
+    new = state_from_json(old).merged(update)
     expect_changed(conn.execute(
         "UPDATE persons SET state = ?, updated_at = ?, updated_by = ? WHERE id = ? AND state = ?",
         (_json(new), now, message, pid, old)), 1, f"person {pid} (in the state read)")
