@@ -232,6 +232,9 @@ class OutboundItem(Travels):
         crash the core repeats an attempt whose outcome it never recorded.
     :param resumed: ``True`` when this is such a repeat; a transport may skip
         its check for an earlier send when ``False``.
+    :param delivery_ref: the same for every attempt of one delivery, and unique
+        across installations (``<store identity>-<delivery id>``): what a partner
+        deduplicates by where it cannot tell attempts apart (HTTP ``Idempotency-Key``).
     """
 
     delivery_id: int
@@ -243,6 +246,7 @@ class OutboundItem(Travels):
     attachments: tuple[Attachment, ...] = ()
     event_date: datetime | None = None
     resumed: bool = False
+    delivery_ref: str = ""
 
 
 @dataclass(frozen=True, slots=True)

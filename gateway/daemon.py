@@ -57,7 +57,8 @@ JOB_STOP_TIMEOUT = 10.0
 def retry_policy(partner: Any) -> RetryPolicy:
     """A partner's ``[partners.<name>.retry]`` as a policy."""
     r = partner.retry
-    return RetryPolicy(r.max_attempts, r.max_age, r.initial, r.maximum, r.multiplier, r.jitter)
+    return RetryPolicy(r.max_attempts, r.max_age, r.initial, r.maximum, r.multiplier, r.jitter,
+                       r.max_retry_after)
 
 
 def worker_pool(settings: Any, pm: pluggy.PluginManager, workers: int | None = None) -> WorkerPool:

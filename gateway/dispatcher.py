@@ -193,7 +193,8 @@ class Dispatcher:
     async def _send_group(self, partner: str, claims: Sequence[Claim]) -> list[Outcome]:
         """Send one partner's claims: in one ``send_many`` call where the transport has it."""
         transport = self._transports[partner]
-        items = [_item(c) for c in claims]
+        identity = self._store.identity()
+        items = [_item(c, identity) for c in claims]
         if not isinstance(transport, BatchTransport):
             return [_outcome(c, await _attempt(transport.send(item)))
                     for c, item in zip(claims, items, strict=True)]
@@ -235,11 +236,13 @@ async def _attempt(call: Awaitable[T]) -> T | Exception:
         return exc
 
 
-def _item(claim: Claim) -> OutboundItem:
+def _item(claim: Claim, identity: str) -> OutboundItem:
+    """The attempt of ``claim``; ``identity`` (the store's) makes its delivery_ref unique."""
     return OutboundItem(
         delivery_id=claim.delivery, partner=claim.partner, attempt=claim.attempt,
         attempt_ref=claim.attempt_ref, message_id=claim.message_id,
         payload=claim.payload, attachments=claim.attachments, resumed=claim.resumed,
+        delivery_ref=f"{identity}-{claim.delivery}",
     )
 
 
@@ -253,6 +256,7 @@ def _outcome(claim: Claim, result: object) -> Outcome:
     if isinstance(result, PermanentError):
         return Outcome(claim.delivery, claim.attempt_ref, "permanent", str(result))
     if isinstance(result, TransientError):
-        return Outcome(claim.delivery, claim.attempt_ref, "transient", str(result))
+        return Outcome(claim.delivery, claim.attempt_ref, "transient", str(result),
+                       result.retry_after)
     return Outcome(claim.delivery, claim.attempt_ref, "transient",
                    f"unexpected transport error: {result!r}")

@@ -51,7 +51,15 @@ class DeliveryError(GatewayError):
 
 
 class TransientError(DeliveryError):
-    """The send failed but may succeed later: the delivery is retried."""
+    """The send failed but may succeed later: the delivery is retried.
+
+    :param retry_after: seconds the partner asked us to wait (HTTP ``Retry-After``):
+        the next attempt is scheduled no earlier (:meth:`gateway.retry.RetryPolicy.next_attempt_at`).
+    """
+
+    def __init__(self, message: str = "", *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class PermanentError(DeliveryError):

@@ -25,6 +25,8 @@ class RetryPolicy:
     :param initial: the first delay in seconds, doubled (``multiplier``) each time.
     :param maximum: the longest delay in seconds.
     :param jitter: up to this many seconds are added at random.
+    :param max_retry_after: the longest wait a partner's ``Retry-After`` imposes;
+        a longer one is cut to this.
     """
 
     max_attempts: int = 100
@@ -33,6 +35,7 @@ class RetryPolicy:
     maximum: float = 3600.0
     multiplier: float = 2.0
     jitter: float = 1.0
+    max_retry_after: float = 3600.0
 
     def _wait(self) -> tenacity.wait.wait_base:
         return tenacity.wait_exponential(
@@ -45,11 +48,19 @@ class RetryPolicy:
         state.attempt_number = attempts
         return float(self._wait()(state))
 
-    def next_attempt_at(self, attempts: int, first_attempt_at: float, now: float) -> float | None:
-        """When to try next after ``attempts`` failures, or ``None`` to give up."""
+    def next_attempt_at(self, attempts: int, first_attempt_at: float, now: float,
+                        retry_after: float | None = None) -> float | None:
+        """When to try next after ``attempts`` failures, or ``None`` to give up.
+
+        :param retry_after: seconds the partner asked us to wait (capped by
+            ``max_retry_after``): the next attempt is no earlier than that.
+        """
         if attempts >= self.max_attempts:
             return None
-        at = now + self.delay(attempts)
+        delay = self.delay(attempts)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.max_retry_after))
+        at = now + delay
         if at - first_attempt_at > self.max_age:
             return None
         return at

@@ -172,3 +172,42 @@ async def test_a_flush_that_keeps_failing_is_logged_once(
               if r.name == "gateway.dispatcher" and r.levelno >= logging.ERROR]
     assert errors == ["transport canton: making its batch durable failed:"
                       " cannot make the outbox durable: [Errno 30] read-only"]
+
+
+class RefRecorder(BatchTransport):
+    """Fails every attempt with a Retry-After; remembers each attempt's references."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refs: list[tuple[str, str]] = []
+
+    async def send_many(self, items: Sequence[OutboundItem]) -> list[SendResult | GatewayError]:
+        self.refs += [(i.attempt_ref, i.delivery_ref) for i in items]
+        return [TransientError("503 busy", retry_after=120.0) for _ in items]
+
+
+async def test_retry_after_schedules_the_next_attempt_and_delivery_ref_stays(
+        store: SQLiteStore) -> None:
+    [(mid, _new)] = await store.add_raw([raw(0)])
+    tree = etree.ElementTree(etree.Element("x"))
+    await store.record_processing([Processed(
+        mid, MessageState.ROUTED, routes=[Route("canton", "test")],
+        normalised=Normalised("personEventMessage", "m-1", b"<x/>", tree))])
+    transport = RefRecorder()
+    dispatcher = Dispatcher(store, {"canton": transport},
+                            {"canton": RetryPolicy(initial=0.01, jitter=0.0)}, {}, node="t",
+                            lease=60, batch_size=10, idle_poll=0.05)
+    for _ in range(2):
+        [claim] = await store.claim_due("t", 60, 10, ["canton"])
+        before = store.now()
+        await dispatcher._dispatch([claim])
+        [(due,)] = await store._writer.read(
+            lambda c: c.execute("SELECT next_attempt_at FROM deliveries").fetchall())
+        assert due >= before + 120.0  # the partner's wait, not the policy's 10 ms
+        # due again at once, as if the two minutes had passed
+        await store._writer.write(
+            lambda c: (c.execute("UPDATE deliveries SET next_attempt_at = 0"), []))
+    (ref1, key1), (ref2, key2) = transport.refs
+    assert ref1 != ref2  # two attempts, one delivery
+    assert key1 == key2 == f"{store.identity()}-{claim.delivery}"
+    assert len(store.identity()) == 32

@@ -30,5 +30,16 @@ def test_default_schedule_spans_max_age_with_waits_capped_at_an_hour() -> None:
 
 def test_configured_defaults_are_the_policy_defaults() -> None:
     r, p = RetrySettings(), RetryPolicy()
-    assert (r.max_attempts, r.max_age, r.initial, r.maximum, r.multiplier, r.jitter) == (
-        p.max_attempts, p.max_age, p.initial, p.maximum, p.multiplier, p.jitter)
+    assert (r.max_attempts, r.max_age, r.initial, r.maximum, r.multiplier, r.jitter,
+            r.max_retry_after) == (p.max_attempts, p.max_age, p.initial, p.maximum,
+                                   p.multiplier, p.jitter, p.max_retry_after)
+
+
+def test_retry_after_delays_the_next_attempt_up_to_its_cap() -> None:
+    policy = RetryPolicy(initial=1.0, jitter=0.0, max_retry_after=600.0)
+    assert policy.next_attempt_at(1, 0.0, 100.0) == 101.0
+    assert policy.next_attempt_at(1, 0.0, 100.0, retry_after=30.0) == 130.0
+    assert policy.next_attempt_at(1, 0.0, 100.0, retry_after=0.5) == 101.0  # never sooner
+    assert policy.next_attempt_at(1, 0.0, 100.0, retry_after=86400.0) == 700.0
+    # a wait beyond max_age gives up, as any other would
+    assert RetryPolicy(max_age=60.0).next_attempt_at(1, 0.0, 10.0, retry_after=120.0) is None

@@ -234,6 +234,11 @@ class RetrySettings(_Section):
         default=2.0, ge=1, description="Factor by which the wait grows per attempt."
     )
     jitter: Duration = Field(default=1.0, description="Largest random time added to each wait.")
+    max_retry_after: Duration = Field(
+        default=3600.0, ge=0,
+        description="Longest wait a partner's answer may ask for (HTTP Retry-After); the next"
+        " attempt comes no earlier than it asks, but never later than this after the failure.",
+    )
 
 
 class PartnerSettings(Plugged):

@@ -160,7 +160,7 @@ def record_outcomes(conn: sqlite3.Connection, outcomes: Sequence[Outcome], polic
         else:
             entries.append(_fail(conn, o.delivery, mid, partner, attempts, first_at or now,
                                  o.kind == "transient", o.detail, policy_for, now,
-                                 (DeliveryState.SENDING,)))
+                                 (DeliveryState.SENDING,), o.retry_after))
         row[5] = _STATE_AFTER[entries[-1].event]  # a second outcome in this call sees it
     expect_changed(conn.executemany(
         "UPDATE attempts SET outcome = ?, detail = ? WHERE ref = ?", attempt_rows),
@@ -197,9 +197,9 @@ def _sending(o: Outcome) -> tuple[int, str, DeliveryState]:
 
 def _fail(conn: sqlite3.Connection, did: int, mid: int, partner: str, attempts: int,
           first_at: float, transient: bool, detail: str, policy_for: PolicyFor,
-          now: float, expect: Sequence[DeliveryState]) -> Entry:
+          now: float, expect: Sequence[DeliveryState], retry_after: float | None = None) -> Entry:
     policy = policy_for(partner)
-    at = policy.next_attempt_at(attempts, first_at, now) if transient else None
+    at = policy.next_attempt_at(attempts, first_at, now, retry_after) if transient else None
     if at is not None:
         _set(conn, did, expect, DeliveryState.RETRY_WAIT, detail, now, next_attempt_at=at)
         return Entry("delivery.retry", mid, did, {"partner": partner, "attempt": attempts,

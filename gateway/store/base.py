@@ -42,6 +42,10 @@ class Store(Protocol):
     def start(self) -> None:
         """Connect, apply migrations, get ready to write."""
 
+    def identity(self) -> str:
+        """The database's identity: random, made once with the database (after :meth:`start`)."""
+        ...
+
     def close(self) -> None:
         """Commit what is queued and disconnect."""
 

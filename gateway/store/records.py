@@ -66,6 +66,8 @@ class Outcome:
     attempt_ref: str
     kind: str
     detail: str = ""
+    #: ``transient``: seconds the partner asked us to wait before the next attempt.
+    retry_after: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,6 +85,10 @@ class SQLiteStore:
         """The store's clock: the time every write of it records."""
         return self._clock()
 
+    def identity(self) -> str:
+        """The database's identity: random, made once with the database (after :meth:`start`)."""
+        return self._identity
+
     def _open_writer(self) -> sqlite3.Connection:
         anchor = read_anchor(self.path)
         if anchor is not None and not self.path.exists():
