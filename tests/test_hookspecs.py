@@ -137,10 +137,11 @@ def test_hook_has_a_built_in_implementation(name: str, monkeypatch: pytest.Monke
     assert _built_in_implementers(monkeypatch)[name], f"no built-in plugin implements {name}"
 
 
-def test_built_in_plugins_are_the_nine_registered(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_built_in_plugins_are_the_ones_registered(monkeypatch: pytest.MonkeyPatch) -> None:
     implementers = _built_in_implementers(monkeypatch)
     assert set().union(*implementers.values()) == {"alerts", "ech0020", "ech0223", "folder",
-                                                   "http_push", "mapping", "rules", "sedex", "soap"}
+                                                   "http_push", "mapping", "rest", "rules", "sedex",
+                                                   "soap"}
 
 
 # ---------------------------------------------------------------------------

@@ -154,6 +154,9 @@ def _type_name(annotation: Any) -> str:
         return " or ".join(_type_name(m) for m in members) + ", optional"
     if origin is list:
         return f"list of {_type_name(get_args(annotation)[0])}s"
+    if origin is dict:
+        value = get_args(annotation)[1]
+        return "table" if value is Any else f"table of {_type_name(value)}s"
     names = {
         ByteSize: "size",
         bool: "boolean",

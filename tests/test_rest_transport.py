@@ -1,0 +1,238 @@
+"""The REST transport against real aiohttp servers on 127.0.0.1, through the real daemon.
+
+The partner server keeps what it stores by Idempotency-Key. It fails at
+random, or stores a request and then drops the connection: every delivery
+still ends delivered in the gateway's store, and the partner holds exactly
+one copy of each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import sqlite3
+import zipfile
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from gateway.api import (
+    Attachment,
+    NormaliseContext,
+    OutboundItem,
+    PermanentError,
+    PluginContext,
+    TransientError,
+)
+from gateway.testing import Harness, harness, sample_message
+from plugins.rest.transport import RestOptions, RestTransport, retry_after
+from tests.rest_servers import Partner, certificates, serve
+
+FAST_RETRY = {"partners": {"partner": {"retry": {
+    "initial": "20ms", "maximum": "100ms", "jitter": 0, "max_attempts": 60}}}}
+
+
+def store_identity(gw: Harness) -> str:
+    """The gateway database's identity (the first half of every delivery_ref)."""
+    conn = sqlite3.connect(gw.directory / "gateway.db")
+    try:
+        return str(conn.execute("SELECT id FROM store_identity").fetchone()[0])
+    finally:
+        conn.close()
+
+
+async def feed_and_settle(gw: Harness, count: int, timeout: float = 30.0) -> list[Any]:
+    """Drop ``count`` distinct messages; wait until every delivery is settled."""
+    for n in range(count):
+        gw.feed(f"m{n:03d}.xml", sample_message(f"rest-{n:03d}", seed=n))
+    return await gw.settled(count, timeout)
+
+
+@pytest.mark.parametrize(("fail_rate", "drop_rate"), [(0.5, 0.0), (0.0, 0.5), (0.3, 0.3)])
+async def test_each_delivery_reaches_the_partner_exactly_once(
+        tmp_path: Path, fail_rate: float, drop_rate: float) -> None:
+    partner = Partner(seed=7, fail_rate=fail_rate, drop_rate=drop_rate, retry_after="0")
+    async with serve(partner.handle) as url, harness(
+            tmp_path, transport="rest", transport_options={"url": url, "timeout": "5s"},
+            settings=FAST_RETRY) as gw:
+        deliveries = await feed_and_settle(gw, 30)
+        identity = store_identity(gw)
+    assert [d.state for d in deliveries] == ["delivered"] * 30
+    # one stored copy per delivery, under the key the gateway made for it
+    assert set(partner.stored) == {f"{identity}-{d.id}" for d in deliveries}
+    assert len({body for body in partner.stored.values()}) == 30
+    per_key = Counter(s.key for s in partner.seen)
+    assert sum(per_key.values()) > 30  # retries happened, all with the delivery's own key
+    assert max(d.attempts for d in deliveries) > 1
+    assert {s.content_type for s in partner.seen} == {"application/xml"}
+
+
+async def test_retry_after_is_honoured(tmp_path: Path) -> None:
+    partner = Partner()
+    times: list[float] = []
+
+    async def busy_once(request: web.Request) -> web.StreamResponse:
+        times.append(asyncio.get_running_loop().time())
+        if len(times) == 1:
+            return web.Response(status=503, headers={"Retry-After": "1"}, text="maintenance")
+        return await partner.handle(request)
+
+    async with serve(busy_once) as url, harness(
+            tmp_path, transport="rest", transport_options={"url": url},
+            settings=FAST_RETRY) as gw:
+        [delivery] = await feed_and_settle(gw, 1)
+    assert delivery.state == "delivered" and delivery.attempts == 2
+    assert times[1] - times[0] >= 0.95  # the partner's second, not the policy's 20 ms
+
+
+@pytest.mark.parametrize("status", [400, 404, 409, 422])
+async def test_a_refusal_is_a_dead_letter_with_the_reason(tmp_path: Path, status: int) -> None:
+    partner = Partner(refuse=status, refuse_body="<error>messageId rest-000 is\n  malformed</error>")
+    async with serve(partner.handle) as url, harness(
+            tmp_path, transport="rest", transport_options={"url": url},
+            settings=FAST_RETRY) as gw:
+        [delivery] = await feed_and_settle(gw, 1)
+        kinds = gw.event_kinds()
+    assert delivery.state == "dead" and delivery.attempts == 1
+    assert delivery.reason == (f"permanent error: HTTP {status}:"
+                               " <error>messageId rest-000 is malformed</error>")
+    assert "delivery.dead" in kinds
+
+
+async def test_tls_with_a_client_certificate_and_a_token_file(tmp_path: Path) -> None:
+    certs = certificates(tmp_path / "certs")
+    partner = Partner()
+    peers: list[object] = []
+
+    async def checked(request: web.Request) -> web.StreamResponse:
+        assert request.transport is not None
+        peers.append(request.transport.get_extra_info("peercert"))
+        return await partner.handle(request)
+
+    (tmp_path / "token").write_text("s3cret-token\n")
+    options = {"url": "", "ca_file": str(certs.ca), "client_cert": str(certs.client_cert),
+               "client_key": str(certs.client_key), "token_file": str(tmp_path / "token"),
+               "headers": {"X-Commune": "261"}}
+    async with serve(checked, certs.server) as url:
+        options["url"] = url
+        async with harness(tmp_path / "gw", transport="rest", transport_options=options,
+                           settings=FAST_RETRY) as gw:
+            deliveries = await feed_and_settle(gw, 3)
+    assert [d.state for d in deliveries] == ["delivered"] * 3
+    assert len(partner.stored) == 3
+    assert {s.authorization for s in partner.seen} == {"Bearer s3cret-token"}
+    assert peers and all(peer for peer in peers)  # each connection showed our certificate
+
+
+# -- the transport alone, for what the daemon's flow does not show --------------------------
+
+
+def transport(tmp_path: Path, **options: Any) -> RestTransport:
+    context = PluginContext("canton", tmp_path, NormaliseContext(1 << 20, 100, 1 << 20, 100), None)
+    return RestTransport(RestOptions.model_validate(options), context)
+
+
+def item(**changes: Any) -> OutboundItem:
+    fields: dict[str, Any] = dict(delivery_id=4, partner="canton", attempt=1, attempt_ref="a-1",
+                                  message_id="m-1", payload=b"<m/>", delivery_ref="store-4")
+    return OutboundItem(**{**fields, **changes})
+
+
+async def test_attachments_go_as_the_sedex_zip(tmp_path: Path) -> None:
+    partner = Partner()
+    async with serve(partner.handle) as url:
+        rest = transport(tmp_path, url=url, username="gw", password="pw")
+        result = await rest.send(item(attachments=(Attachment("permit.pdf", b"%PDF-1.4"),)))
+        await _close(rest)
+    assert not result.awaits_receipt and result.detail == "HTTP 201 (Idempotency-Key store-4)"
+    [seen] = partner.seen
+    assert seen.content_type == "application/zip" and seen.key == "store-4"
+    assert seen.authorization == "Basic Z3c6cHc="
+    with zipfile.ZipFile(io.BytesIO(seen.body)) as zf:
+        assert zf.namelist() == ["message.xml", "files/permit.pdf"]
+        assert zf.read("message.xml") == b"<m/>"
+
+
+async def test_one_connection_serves_many_sends(tmp_path: Path) -> None:
+    partner = Partner()
+    ports: set[int] = set()
+
+    async def counted(request: web.Request) -> web.StreamResponse:
+        assert request.transport is not None
+        ports.add(request.transport.get_extra_info("peername")[1])
+        return await partner.handle(request)
+
+    async with serve(counted) as url:
+        rest = transport(tmp_path, url=url, concurrency=2)
+        results = await rest.send_many([item(delivery_ref=f"k-{n}") for n in range(20)])
+        await _close(rest)
+    assert all(not isinstance(r, Exception) for r in results) and len(partner.stored) == 20
+    assert len(ports) <= 2
+
+
+async def test_a_server_that_hangs_hits_the_timeout(tmp_path: Path) -> None:
+    async def hang(request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(10)
+        return web.Response()
+
+    async with serve(hang) as url:
+        rest = transport(tmp_path, url=url, timeout="200ms")
+        with pytest.raises(TransientError, match=r"no answer from http://127\.0\.0\.1:\d+/messages within"):
+            await rest.send(item())
+        await _close(rest)
+
+
+async def test_nobody_listening_is_transient(tmp_path: Path) -> None:
+    async with serve(Partner().handle) as url:
+        pass  # the port is free again
+    rest = transport(tmp_path, url=url)
+    with pytest.raises(TransientError, match="cannot reach"):
+        await rest.send(item())
+    await _close(rest)
+
+
+@pytest.mark.parametrize(("status", "error"), [
+    (408, TransientError), (429, TransientError), (500, TransientError), (502, TransientError),
+    (503, TransientError), (301, PermanentError), (401, PermanentError), (413, PermanentError)])
+async def test_status_classes(tmp_path: Path, status: int, error: type[Exception]) -> None:
+    async with serve(Partner(refuse=status).handle) as url:
+        rest = transport(tmp_path, url=url)
+        with pytest.raises(error, match=f"HTTP {status}"):
+            await rest.send(item())
+        await _close(rest)
+
+
+def test_retry_after_in_seconds_or_as_a_date() -> None:
+    now = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    assert retry_after("120", now) == 120.0
+    assert retry_after(format_datetime(now + timedelta(seconds=90), usegmt=True), now) == 90.0
+    assert retry_after(format_datetime(now - timedelta(seconds=90), usegmt=True), now) == 0.0
+    assert retry_after("soon", now) is None and retry_after(None, now) is None
+    assert retry_after("-5", now) is None
+
+
+@pytest.mark.parametrize(("options", "problem"), [
+    ({"url": "ftp://x/"}, "http:// or https://"),
+    ({"url": "https://x/", "token": "t", "username": "u", "password": "p"}, "either token"),
+    ({"url": "https://x/", "username": "u"}, "go together"),
+    ({"url": "http://x/", "ca_file": __file__}, "need an https:// url"),
+    ({"url": "https://x/", "headers": {"authorization": "x"}}, "sets authorization itself"),
+    ({"url": "https://x/", "ca_file": "/nonexistent.pem"}, "no file"),
+])
+def test_options_that_cannot_work_are_refused(options: dict[str, Any], problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        RestOptions.model_validate(options)
+
+
+async def _close(rest: RestTransport) -> None:
+    """End the transport as the daemon does: cancel its ``run``."""
+    task = asyncio.create_task(rest.run(None, None))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
