@@ -12,8 +12,8 @@ is a gap in this module, not a licence to import internals.
 - option types for a plugin's pydantic options model (:class:`PluginOptions`,
   :data:`Duration`, :data:`Size`);
 - helpers worth sharing: safe XML parsing and validation, safe zip handling,
-  file and folder primitives, taking files that are written in place
-  (:class:`FileTaker`), log redaction;
+  file and folder primitives (:func:`replace_durably` for a plugin's own state
+  files), taking files that are written in place (:class:`FileTaker`), log redaction;
 - for a plugin's own commands and simulators: the gateway's configuration
   (:func:`load_config`, :class:`ConfigError`) and valid sample eCH-0223
   messages (:func:`sample_person_event`, :func:`sample_event_report`, :func:`write_message`);
@@ -97,6 +97,7 @@ from gateway.fileio import (
     read_evidence,
     read_file,
     rename_no_replace,
+    replace_durably,
     same_folder,
     sync_filesystem,
     write_all,
@@ -217,6 +218,7 @@ __all__ = [
     "ready_files",
     "redact",
     "rename_no_replace",
+    "replace_durably",
     "safe_unzip",
     "same_folder",
     "sample_event_report",

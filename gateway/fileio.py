@@ -107,6 +107,31 @@ def write_file(path: Path | str, data: bytes, mode: int = 0o644) -> None:
         os.close(fd)
 
 
+def replace_durably(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Make ``path`` hold ``data``, durably: the old content or the new, never a mix.
+
+    Written to a hidden temporary beside it and fsynced, renamed over
+    ``path``, then the folder is fsynced. For small state files (a cursor).
+    """
+    temp = path.with_name(f".{path.name}.tmp")
+    try:
+        fd = os.open(temp, _WRITE, mode)
+        try:
+            write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
 def write_all(fd: int, data: bytes) -> None:
     """Write all of ``data`` to the open file ``fd``."""
     view = memoryview(data)

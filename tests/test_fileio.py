@@ -6,7 +6,9 @@ import hashlib
 import os
 from pathlib import Path
 
-from gateway.fileio import read_evidence
+import pytest
+
+from gateway.fileio import read_evidence, replace_durably
 
 
 def test_evidence_of_a_large_file_is_its_first_bytes_with_size_and_hash(tmp_path: Path) -> None:
@@ -24,3 +26,19 @@ def test_evidence_of_a_file_under_the_cap_is_all_of_it(tmp_path: Path) -> None:
     (tmp_path / "small").write_bytes(b"<r>not so large</r>")
     evidence = read_evidence(tmp_path / "small", 1000)
     assert evidence.data == b"<r>not so large</r>" and evidence.whole and evidence.note() == ""
+
+
+def test_replace_durably_leaves_the_old_or_the_new_content(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    state = tmp_path / "cursor.json"
+    replace_durably(state, b"one")
+    replace_durably(state, b"two")
+    assert state.read_bytes() == b"two"
+
+    def no_rename(src: object, dest: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", no_rename)
+    with pytest.raises(OSError):
+        replace_durably(state, b"three")
+    assert state.read_bytes() == b"two" and os.listdir(tmp_path) == ["cursor.json"]
