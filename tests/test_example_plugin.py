@@ -72,7 +72,8 @@ def test_the_gateway_lists_the_installed_plugin() -> None:
     assert code == 0, out
     row = next(line for line in out.splitlines() if line.startswith("filedrop "))
     assert "ech_gateway_filedrop.plugin" in row and "gateway_transport_types" in row
-    assert out.splitlines()[-1] == "transport types: filedrop, sedex, soap"
+    last = out.splitlines()[-1]
+    assert last.startswith("transport types: filedrop, ") and "sedex" in last
 
 
 @pytest.mark.usefixtures("beside")
