@@ -204,6 +204,11 @@ class Intake(Protocol):
 
     Both calls return only after the raw bytes are durably committed; only
     then may the source acknowledge the sender or remove a dropped file.
+
+    An input whose ``meta`` holds ``"idempotency_key"`` is stored once per
+    source and key: a repeat with the same bytes is not stored again and gets
+    the first input's id; one with other bytes raises
+    :class:`~gateway.errors.KeyReuseRejected` and nothing is stored.
     """
 
     async def submit(self, raws: Sequence[RawInput], *, wait: bool = True) -> list[int]:

@@ -37,6 +37,24 @@ class ConversionRefused(InputRejected):
         return type(self), (self.event, self.version)
 
 
+class KeyReuseRejected(InputRejected):
+    """An input came with an idempotency key that an input with other bytes had: nothing is stored.
+
+    Raised by :meth:`~gateway.contracts.Intake.submit` and ``quarantine``;
+    ``first`` is the id of the input stored with that key (``None``: it came
+    in the same call, so it is not stored either).
+    """
+
+    def __init__(self, source: str, key: str, first: int | None) -> None:
+        earlier = f" (message {first})" if first is not None else " in the same batch"
+        super().__init__(f"idempotency key {key!r} of source {source} was used for other bytes"
+                         f"{earlier}; a new message needs a new key")
+        self.source, self.key, self.first = source, key, first
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, int | None]]:
+        return type(self), (self.source, self.key, self.first)
+
+
 class ConfigError(GatewayError):
     """The configuration is invalid; ``problems`` lists (file, key, reason)."""
 

@@ -11,8 +11,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from gateway.contracts import RawInput
+from gateway.errors import KeyReuseRejected
 from gateway.hookspecs import hookimpl
 from gateway.plugins import get_plugin_manager
+from gateway.store import SQLiteStore
 from gateway.testing import sample_message
 from tests.flow import message, running, states, until
 from tests.pushing import post, push_gateway
@@ -178,3 +181,66 @@ async def test_a_backlog_left_at_stop_is_processed_at_the_next_start(tmp_path: P
     gate.open.set()
     async with running(config, pm):
         await until(lambda: _processed(db) == 100, timeout=30)
+
+
+async def test_a_repeated_idempotency_key_gets_the_first_answer_also_after_a_restart(
+        tmp_path: Path) -> None:
+    config = push_gateway(tmp_path)
+    db = tmp_path / "gateway.db"
+    good, bad = message("idem-1"), b"<not-closed>"
+    async with running(config) as gw, aiohttp.ClientSession() as session:
+        first = await post(session, gw, good, key="order-1")
+        rejected = await post(session, gw, bad, key="order-2")
+        assert (first[0], rejected[0]) == (202, 400)
+        assert await post(session, gw, good, key="order-1") == first
+        assert await post(session, gw, bad, key="order-2") == rejected
+        await until(lambda: _outbox_has(tmp_path, "idem-1"), timeout=15)
+    async with running(config) as gw, aiohttp.ClientSession() as session:
+        assert await post(session, gw, good, key="order-1") == first
+        assert await post(session, gw, bad, key="order-2") == rejected
+        # without a key the same bytes are a new input (a duplicate of the first)
+        status, again = await post(session, gw, good)
+        assert status == 202 and again["id"] != first[1]["id"]
+    assert states(db, "SELECT id, state FROM messages ORDER BY id") == [
+        (first[1]["id"], "routed"), (rejected[1]["id"], "quarantined"), (again["id"], "duplicate")]
+    assert len(list((tmp_path / "sedex" / "outbox").glob("data_*"))) == 1
+
+
+async def test_an_idempotency_key_reused_for_other_bytes_is_422_and_nothing_is_stored(
+        tmp_path: Path) -> None:
+    config = push_gateway(tmp_path)
+    db = tmp_path / "gateway.db"
+    async with running(config) as gw, aiohttp.ClientSession() as session:
+        status, first = await post(session, gw, message("idem-a"), key="k-1")
+        assert status == 202
+        status, answer = await post(session, gw, message("idem-b"), key="k-1")
+        assert status == 422
+        assert answer == {"first": first["id"], "error": (
+            f"idempotency key 'k-1' of source push was used for other bytes (message"
+            f" {first['id']}); a new message needs a new key")}
+        assert (await post(session, gw, b"<bad", key="k-1"))[0] == 422  # quarantine refuses too
+        status, answer = await post(session, gw, message(), key="a key with spaces")
+        assert status == 400 and "Idempotency-Key" in answer["error"]
+        assert (await post(session, gw, message("idem-b"), key="k-2"))[0] == 202
+    assert [mid for (mid,) in states(db, "SELECT message_id FROM messages ORDER BY id")] == [
+        "idem-a", "idem-b"]
+
+
+async def test_the_store_keeps_one_input_per_source_and_key(store: SQLiteStore) -> None:
+    def raw(source: str, key: str, data: bytes) -> RawInput:
+        return RawInput(source, "ref", data, {"idempotency_key": key})
+
+    rows = await store.add_raw([raw("a", "k", b"<x/>"), raw("a", "k", b"<x/>"), raw("b", "k", b"<x/>"),
+                                RawInput("a", "ref", b"<y/>", {})])
+    (first, new1), (repeat, new2), (other, new3), (_, new4) = rows
+    assert (repeat, new1, new2, new3, new4) == (first, True, False, True, True)
+    assert other != first
+    assert await store.add_raw([raw("a", "k", b"<x/>")]) == [(first, False)]
+    assert await store.quarantine_raw(raw("a", "k", b"<x/>"), "why") == first
+    with pytest.raises(KeyReuseRejected) as refused:
+        await store.add_raw([raw("a", "k", b"<other/>")])
+    assert refused.value.first == first
+    with pytest.raises(KeyReuseRejected):
+        await store.add_raw([raw("a", "n", b"<1/>"), raw("a", "n", b"<2/>")])
+    [(mid, new)] = await store.add_raw([raw("a", "n", b"<2/>")])  # the refused batch left no trace
+    assert new and mid not in (first, other)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import orjson
 
 from gateway.contracts import Normalised, RawInput
-from gateway.errors import StoreConflict, StoreError
+from gateway.errors import KeyReuseRejected, StoreConflict, StoreError
 from gateway.store._person_ops import link_subjects, record_persons
 from gateway.store._sql import expect_changed, insert_ids, select_in
 from gateway.store.journal import Entry
@@ -31,8 +31,68 @@ def add_raw(conn: sqlite3.Connection, raws: Sequence[RawInput], state: MessageSt
     quarantined input is nobody's original: its corrected resend is taken.
     Which input is the original is decided by the ``input_originals`` key,
     so two writers storing the same bytes at once cannot both store one.
+
+    An input with an idempotency key (``meta["idempotency_key"]``) that its
+    source stored an input with before is not stored again: its (id, is_new)
+    is the first input's id and ``False``.
+
+    :raises KeyReuseRejected: that key came with other bytes before (nothing is stored).
     """
     digests = [hashlib.sha256(raw.data).hexdigest() for raw in raws]
+    earlier, same, claimed = _claim_keys(conn, raws, digests)
+    fresh = [i for i in range(len(raws)) if i not in earlier and i not in same]
+    rows, entries = _store_inputs(conn, [raws[i] for i in fresh], [digests[i] for i in fresh],
+                                  state, reason, now)
+    stored = dict(zip(fresh, rows, strict=True))
+    conn.executemany("UPDATE idempotency_keys SET message = ? WHERE source = ? AND key = ?",
+                     [(stored[i][0], *key) for key, i in claimed.items()])
+    out = [stored.get(i) or (earlier[i] if i in earlier else stored[same[i]][0], False)
+           for i in range(len(raws))]
+    return out, entries
+
+
+#: The :attr:`RawInput.meta` key of an input's idempotency key (an HTTP ``Idempotency-Key``).
+IDEMPOTENCY_KEY = "idempotency_key"
+
+
+def _claim_keys(conn: sqlite3.Connection, raws: Sequence[RawInput], digests: Sequence[str]
+                ) -> tuple[dict[int, int], dict[int, int], dict[tuple[str, str], int]]:
+    """Claim the idempotency key of each input that has one.
+
+    :return: the inputs stored before (index -> message), the repeats within
+        ``raws`` (index -> index of the first), the keys claimed now (-> index).
+    :raises KeyReuseRejected: a key came with other bytes.
+    """
+    earlier: dict[int, int] = {}
+    same: dict[int, int] = {}
+    claimed: dict[tuple[str, str], int] = {}
+    for i, (raw, digest) in enumerate(zip(raws, digests, strict=True)):
+        if IDEMPOTENCY_KEY not in raw.meta:
+            continue
+        key = (raw.source, str(raw.meta[IDEMPOTENCY_KEY]))
+        if key in claimed:
+            if digests[claimed[key]] != digest:
+                raise KeyReuseRejected(*key, None)
+            same[i] = claimed[key]
+        elif conn.execute("INSERT INTO idempotency_keys (source, key, digest) VALUES (?, ?, ?)"
+                          " ON CONFLICT DO NOTHING", (*key, digest)).rowcount == 1:
+            claimed[key] = i
+        else:
+            first, first_digest = conn.execute(
+                "SELECT message, digest FROM idempotency_keys WHERE source = ? AND key = ?",
+                key).fetchone()
+            if first_digest != digest:
+                raise KeyReuseRejected(*key, first)
+            earlier[i] = first
+    return earlier, same, claimed
+
+
+def _store_inputs(conn: sqlite3.Connection, raws: Sequence[RawInput], digests: Sequence[str],
+                  state: MessageState, reason: str | None, now: float
+                  ) -> tuple[list[tuple[int, bool]], list[Entry]]:
+    """Insert inputs (see :func:`add_raw`, which has claimed their idempotency keys)."""
+    if not raws:
+        return [], []
     ids = insert_ids(conn, "messages", _MESSAGE_COLUMNS, [
         (raw.source, raw.ref, orjson.dumps(dict(raw.meta)).decode(), digest, now, state, reason, now)
         for raw, digest in zip(raws, digests, strict=True)])

@@ -1,7 +1,9 @@
 """``POST /sources/<name>/messages``: store the body, then answer with its id.
 
 The answer comes only once the body is committed, and never waits for the
-processing backlog (``submit(..., wait=False)``). A body that is not
+processing backlog (``submit(..., wait=False)``). A request repeated with the
+same ``Idempotency-Key`` (and the same body) gets the first answer again, with
+the first input's id: the store keeps the key with the input. A body that is not
 well-formed XML (or a safe zip) is still stored, quarantined, and answered 400
 with the reason; nothing is stored for a request without a valid token (401),
 with a body over the limit (413) or one that reuses an ``Idempotency-Key``
@@ -14,6 +16,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import re
 import time
 from typing import Any
 
@@ -22,6 +25,7 @@ from aiohttp import web
 from gateway.api import (
     InputRejected,
     Intake,
+    KeyReuseRejected,
     NormaliseContext,
     PluginContext,
     RawInput,
@@ -36,6 +40,7 @@ _ZIP = b"PK\x03\x04"
 #: Bodies up to this size are checked in the event loop; larger ones in a worker.
 CHECK_HERE = 256 << 10
 _CHUNK = 64 << 10
+_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 #: Seconds between log lines about requests refused for their token.
 REFUSALS_LOGGED_EVERY = 60.0
 
@@ -98,18 +103,25 @@ class PushSource:
             self._refused(request.remote)
             return _answer(401, {"error": "missing or wrong bearer token"},
                            {"WWW-Authenticate": 'Bearer realm="ech-gateway"'})
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not _KEY.fullmatch(key):
+            return _answer(400, {"error": "Idempotency-Key must be 1 to 255 visible ASCII"
+                                          " characters"})
         data = await self._body(request)
         if data is None:
             return _answer(413, {"error": f"body over {self.max_bytes} bytes (the limit of"
                                           f" source {self.name})"})
-        raw = RawInput(self.name, f"POST {self.path} from {request.remote}", data,
-                       {"content_type": "application/zip" if data.startswith(_ZIP)
-                        else "application/xml"})
+        meta = {"content_type": "application/zip" if data.startswith(_ZIP) else "application/xml"}
+        if key is not None:
+            meta["idempotency_key"] = key
+        raw = RawInput(self.name, f"POST {self.path} from {request.remote}", data, meta)
         reason = await self._check(data)
-        if reason is not None:
-            mid = await intake.quarantine(raw, reason)
-            return _answer(400, {"id": mid, "error": reason})
-        [mid] = await intake.submit([raw], wait=False)
+        try:
+            if reason is not None:
+                return _answer(400, {"id": await intake.quarantine(raw, reason), "error": reason})
+            [mid] = await intake.submit([raw], wait=False)
+        except KeyReuseRejected as exc:
+            return _answer(422, {"error": exc.reason, "first": exc.first})
         return _answer(202, {"id": mid})
 
     def _refused(self, remote: str | None) -> None:
