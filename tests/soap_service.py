@@ -79,6 +79,8 @@ class SoapService:
     outbox: list[tuple[str, bytes]] = field(default_factory=list)
     acknowledged: list[str] = field(default_factory=list)
     page: int = 10
+    #: The next this many FetchMessages calls get a Server fault.
+    fetch_faults: int = 0
     url: str = ""
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -132,6 +134,10 @@ class SoapService:
 
     def _fetch(self, call: etree._Element) -> web.StreamResponse:
         after = call.findtext(f"{{{TNS}}}after")
+        if self.fetch_faults:
+            self.fetch_faults -= 1
+            self.calls.append(("FetchMessages", after or "", "server"))
+            return fault("soap:Server", "message store unavailable")
         start = int(after) + 1 if after else 0
         page = self.outbox[start:start + self.page]
         self.calls.append(("FetchMessages", after or "", str(len(page))))

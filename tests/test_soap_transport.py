@@ -20,7 +20,7 @@ from gateway.config import write_initial_config
 from gateway.errors import ConfigError
 from plugins.soap.arguments import ITEM_FIELDS, plan
 from plugins.soap.client import load_wsdl, operation_of
-from plugins.soap.options import SoapOptions
+from plugins.soap.options import SoapOptions, SoapSourceOptions
 from tests.flow import drop, message, plugin_manager, running, states, until, write_config
 from tests.soap_service import FIXTURES, WSDL, Certs, SoapService, make_certs, serving
 
@@ -227,3 +227,4 @@ def test_the_example_configuration_loads(tmp_path: Path, certs: Certs) -> None:
     assert isinstance(options, SoapOptions)
     assert options.auth == "wsse" and options.password is not None
     assert options.password.get_secret_value() == "s3cret"
+    assert isinstance(settings.sources["canton-soap"].parsed, SoapSourceOptions)

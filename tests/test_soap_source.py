@@ -1,0 +1,123 @@
+"""The SOAP polling source against a real SOAP service: messages land in the store, the cursor
+survives a restart, acknowledgements follow the commit, faults are waited out.
+
+The gateway runs in-process with its real plugins (tests/flow.py); the service
+is :mod:`tests.soap_service` (TLS with client certificates, on 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from gateway.assembly import load_config
+from gateway.ech0223 import sample_event_report, write_message
+from gateway.errors import ConfigError
+from tests.flow import plugin_manager, running, states, until, write_config
+from tests.soap_service import WSDL, Certs, SoapService, make_certs, serving
+
+CURSOR = Path("soap") / "canton.cursor.json"
+
+
+def source_config(tmp: Path, service: SoapService, *, acknowledge: bool = True) -> Path:
+    """The test gateway plus a soap source ``canton`` polling ``service``."""
+    ack = ('[sources.canton.acknowledge_arguments]\nmessageId = "ids"\n') if acknowledge else ""
+    extra = (
+        '[sources.canton]\ntype = "soap"\n'
+        + ('acknowledge = "AcknowledgeMessages"\n' if acknowledge else "") +
+        f'wsdl = "{WSDL}"\naddress = "{service.url}"\nca_file = "{service.certs.ca}"\n'
+        f'client_cert = "{service.certs.client}"\nread_timeout = "2s"\npoll_interval = "100ms"\n'
+        '[sources.canton.arguments]\nafter = "cursor"\nlimit = "const:2"\n' + ack)
+    return write_config(tmp, extra=extra)
+
+
+def reports(count: int, seed: int) -> list[tuple[str, bytes]]:
+    """(id, eCH-0223 eventReport) pairs, as a canton would answer our messages."""
+    rng = random.Random(seed)
+    return [(f"canton-{seed}-{n}", write_message(sample_event_report(
+        rng, reference_message_id=f"ours-{seed}-{n}"))) for n in range(count)]
+
+
+def stored(db: Path) -> list[tuple[str, str, bytes]]:
+    """(ref, state, raw) of what the source stored, in order."""
+    return states(db, "SELECT m.ref, m.state, p.raw FROM messages m JOIN payloads p ON p.message = m.id"
+                      " WHERE m.source = 'canton' ORDER BY m.id")
+
+
+@pytest.fixture
+def certs(tmp_path: Path) -> Certs:
+    return make_certs(tmp_path / "pki")
+
+
+async def test_fetched_messages_are_stored_acknowledged_and_the_cursor_survives_a_restart(
+        tmp_path: Path, certs: Certs) -> None:
+    first = reports(3, seed=1)
+    service = SoapService(certs, outbox=list(first), page=2)
+    db = tmp_path / "gateway.db"
+    async with serving(service) as svc:
+        config = source_config(tmp_path, svc)
+        async with running(config):
+            await until(lambda: len(svc.acknowledged) == 3)
+        assert [(ref, raw) for ref, _state, raw in stored(db)] == first
+        assert "quarantined" not in {state for _ref, state, _raw in stored(db)}
+        assert svc.acknowledged == [mid for mid, _ in first]
+        assert json.loads((tmp_path / CURSOR).read_text()) == {"cursor": "2", "unacknowledged": []}
+
+        # Restarted: the next fetch starts after the cursor; only the new message comes.
+        second = reports(1, seed=2)
+        svc.outbox += second
+        svc.calls.clear()
+        async with running(config):
+            await until(lambda: len(svc.acknowledged) == 4)
+        assert svc.calls[0] == ("FetchMessages", "2", "1")
+        assert [(ref, raw) for ref, _state, raw in stored(db)] == first + second
+        assert "duplicate" not in {state for _ref, state, _raw in stored(db)}
+
+
+async def test_messages_fetched_again_after_a_lost_cursor_are_duplicates(
+        tmp_path: Path, certs: Certs) -> None:
+    # As after a crash between the commit and saving the cursor: the same messages come again.
+    first = reports(2, seed=3)
+    db = tmp_path / "gateway.db"
+    async with serving(SoapService(certs, outbox=list(first))) as svc:
+        config = source_config(tmp_path, svc, acknowledge=False)
+        async with running(config):
+            await until(lambda: len(stored(db)) == 2)
+            await until(lambda: (tmp_path / CURSOR).exists())
+        (tmp_path / CURSOR).unlink()
+        async with running(config):
+            await until(lambda: len(stored(db)) == 4)
+    assert [state for _ref, state, _raw in stored(db)][2:] == ["duplicate", "duplicate"]
+    assert svc.acknowledged == []
+
+
+async def test_a_failing_service_is_polled_again_and_nothing_is_lost(
+        tmp_path: Path, certs: Certs) -> None:
+    bad = ("canton-bad", b"<not-closed>")
+    messages = [*reports(2, seed=4), bad]
+    db = tmp_path / "gateway.db"
+    async with serving(SoapService(certs, outbox=list(messages), fetch_faults=3)) as svc:
+        config = source_config(tmp_path, svc)
+        async with running(config):
+            await until(lambda: len(svc.acknowledged) == 3)
+        faults = [c for c in svc.calls if c[2] == "server"]
+    assert len(faults) == 3
+    rows = stored(db)
+    assert [(ref, raw) for ref, _state, raw in rows] == messages
+    # Bad input is kept, quarantined with its reason, and the good messages go on.
+    [(reason,)] = states(db, "SELECT reason FROM messages WHERE ref = 'canton-bad'")
+    assert rows[2][1] == "quarantined" and "malformed XML" in reason
+
+
+def test_check_config_names_a_fetch_argument_the_operation_lacks(tmp_path: Path,
+                                                                 certs: Certs) -> None:
+    config = source_config(tmp_path, SoapService(certs, url="https://127.0.0.1:1/x"))
+    config.write_text(config.read_text().replace('after = "cursor"', 'since = "cursor"'))
+    with pytest.raises(ConfigError) as caught:
+        load_config(config, plugin_manager())
+    [(_file, key, reason)] = caught.value.problems
+    assert key == "sources.canton"
+    assert reason == "FetchMessages has no argument 'since' (it has: after, limit)"
