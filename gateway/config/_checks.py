@@ -25,6 +25,7 @@ def check_routes(data: Mapping[str, Any], provenance: Provenance) -> list[Proble
     names = sorted(partners) if isinstance(partners, dict) else []
     known = ", ".join(names) if names else "none is configured"
     sources = data.get("sources")
+    registries = _registries(partners)
     problems = []
     for name, table in sources.items() if isinstance(sources, dict) else ():
         routes = table.get("route_to") if isinstance(table, dict) else None
@@ -32,11 +33,30 @@ def check_routes(data: Mapping[str, Any], provenance: Provenance) -> list[Proble
             if isinstance(partner, str) and partner not in names:
                 reason = f"unknown partner {partner!r}; partners: {known}"
                 problems.append(provenance.problem(("sources", name, "route_to"), reason))
-    return problems + _check_rules(data, provenance, names, known)
+            elif partner in registries:
+                problems.append(provenance.problem(("sources", name, "route_to"),
+                                                   _to_registry(partner)))
+        sender = table.get("partner") if isinstance(table, dict) else None
+        if isinstance(sender, str) and (sender not in names or sender in registries):
+            problems.append(provenance.problem(
+                ("sources", name, "partner"),
+                f"{sender!r} is no partner with role \"partner\"; partners: {known}"))
+    return problems + _check_rules(data, provenance, names, known, registries)
+
+
+def _registries(partners: Any) -> set[str]:
+    """The partners with ``role = "registry"``."""
+    return {name for name, table in (partners.items() if isinstance(partners, dict) else ())
+            if isinstance(table, dict) and table.get("role") == "registry"}
+
+
+def _to_registry(partner: str) -> str:
+    return (f"partner {partner!r} is the registry (role = \"registry\"): it gets the partners'"
+            " messages on the way back, rules do not send to it")
 
 
 def _check_rules(data: Mapping[str, Any], provenance: Provenance, partners: list[str],
-                 known: str) -> list[Problem]:
+                 known: str, registries: set[str]) -> list[Problem]:
     """Rules that name unknown partners, sources or facts."""
     rules = data.get("rules")
     sources = data.get("sources")
@@ -53,6 +73,9 @@ def _check_rules(data: Mapping[str, Any], provenance: Provenance, partners: list
                 problems.append(provenance.problem(
                     ("rules", str(i), "then", "route_to"),
                     f"unknown partner {partner!r}; partners: {known}"))
+            elif partner in registries:
+                problems.append(provenance.problem(("rules", str(i), "then", "route_to"),
+                                                   _to_registry(partner)))
         if not isinstance(match, dict):
             continue
         for source in match.get("source") or () if isinstance(match.get("source"), list) else ():

@@ -206,6 +206,13 @@ class SourceSettings(Plugged):
     route_to: list[str] = Field(
         default_factory=list, description="Partners that get every message from this source."
     )
+    partner: str | None = Field(
+        default=None,
+        description="The partner whose messages this source receives (a canton pushing or"
+        " polled over REST or SOAP): its eCH-0223 messages take the way back to the registry"
+        " like those the partner's transport receives, and its answers settle deliveries to"
+        " that partner only.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -246,6 +253,19 @@ class PartnerSettings(Plugged):
 
     transport: str = Field(description="Transport type, provided by a plugin (e.g. sedex).")
     enabled: bool = Field(default=True, description="Whether deliveries to this partner are sent.")
+    role: Literal["partner", "registry"] = Field(
+        default="partner",
+        description="partner: an authority the rules send to, whose eCH-0223 messages come back"
+        " (the canton); registry: the commune's registry, which gets those messages of the"
+        " partners (README, \"The way back\"), and which rules do not send to.",
+    )
+    municipalities: list[int] = Field(
+        default_factory=list,
+        description="With several registries: the BFS numbers of the municipalities whose"
+        " residents this registry keeps (a canton's message about a resident goes to the"
+        " registry of the source that sent the original, else to the one of the person's"
+        " municipality).",
+    )
     ech0223_version: Literal["1.0", "1.3", "1.4", "1.5"] = Field(
         default="1.5",
         description="eCH-0223 version the partner runs: messages to it are converted to this"

@@ -1,9 +1,11 @@
-"""The ``folder`` source: picks up files a registry drops into a directory."""
+"""The ``folder`` source (files a registry drops into a directory) and transport (files
+written into a directory a registry reads: the way back)."""
 
 from __future__ import annotations
 
-from gateway.api import SourceType, hookimpl
+from gateway.api import SourceType, TransportType, hookimpl
 from plugins.folder.source import FolderOptions, FolderSource
+from plugins.folder.transport import FolderTransport, FolderTransportOptions
 
 
 @hookimpl
@@ -12,3 +14,11 @@ def gateway_source_types() -> list[SourceType]:
     return [SourceType("folder", FolderOptions, FolderSource,
                        "files dropped into a directory (eCH-0223 XML, a zip with files/, or"
                        " JSON and CSV exports with a mapping)")]
+
+
+@hookimpl
+def gateway_transport_types() -> list[TransportType]:
+    """The ``folder`` transport type."""
+    return [TransportType("folder", FolderTransportOptions, FolderTransport,
+                          "files written into a directory another program reads (the"
+                          " registry's inbox for the canton's messages)")]

@@ -1,0 +1,128 @@
+"""The ``folder`` transport: delivers messages into a folder another program reads.
+
+The way back (README, "The way back") uses it for the registry: each canton
+message becomes one file in the registry's inbox, the eCH-0223 XML as it
+is, or a zip with the message at its root and its documents under
+``files/`` (the input format of the registry folder source). A file is
+written under a hidden temporary name, synced, then renamed into place, so
+the registry never sees half a file. Its name,
+``ech0223-<delivery, 10 digits>-<attempt>.xml``, sorts in the order the
+deliveries were queued and names the attempt, so a repeated attempt finds
+its own file and does not write a second one.
+
+A missing or unwritable folder is the registry being down (or not set up):
+a :class:`~gateway.api.LocalFault`, so the partner pauses and its messages
+wait, uncounted, until the folder is there again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+from pathlib import Path
+
+from pydantic import Field
+
+from gateway.api import (
+    Intake,
+    LocalFault,
+    OutboundItem,
+    PermanentError,
+    PluginContext,
+    PluginOptions,
+    ReceiptSink,
+    SendResult,
+    WritablePath,
+    build_zip,
+    rename_no_replace,
+    write_all,
+)
+
+#: The name of the message inside a zip with documents.
+ZIP_MESSAGE_NAME = "message.xml"
+#: Errors that mean the folder is not there or not ours to write: the partner pauses.
+_LOCAL = (errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC,
+          errno.EDQUOT)
+
+
+class FolderTransportOptions(PluginOptions):
+    """The keys of ``[partners.<name>.folder]``."""
+
+    path: Path = Field(description="folder the messages are written into (the registry's"
+                                   " inbox); it must exist: a missing folder pauses delivery")
+    prefix: str = Field("ech0223-", pattern=r"^[A-Za-z0-9_.-]*$",
+                        description="start of each file's name")
+    sync: bool = Field(True, description="fsync each file and the folder before it counts as"
+                                         " delivered")
+
+    def writable_paths(self) -> list[WritablePath]:
+        """The folder; the program that reads it owns it, so it is not created."""
+        return [WritablePath("path", self.path)]
+
+
+def file_name(options: FolderTransportOptions, item: OutboundItem) -> str:
+    """The name of ``item``'s file: sorted by delivery, named by attempt."""
+    ext = "zip" if item.attachments else "xml"
+    return f"{options.prefix}{item.delivery_id:010d}-{item.attempt_ref}.{ext}"
+
+
+def write_delivery(options: FolderTransportOptions, item: OutboundItem) -> SendResult:
+    """Write ``item`` into the folder (temporary name, sync, rename); idempotent per attempt.
+
+    :raises LocalFault: the folder is missing, read-only or full.
+    :raises PermanentError: the documents cannot be zipped (a bad name).
+    """
+    name = file_name(options, item)
+    final = options.path / name
+    if final.exists():
+        return SendResult(awaits_receipt=False, detail=f"{name} was written before")
+    try:
+        data = (build_zip(ZIP_MESSAGE_NAME, item.payload, item.attachments)
+                if item.attachments else item.payload)
+    except ValueError as exc:
+        raise PermanentError(f"cannot zip the message's documents: {exc}") from exc
+    tmp = options.path / f".{name}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            write_all(fd, data)
+            if options.sync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            rename_no_replace(tmp, final)
+        except FileExistsError:  # the same attempt, written meanwhile
+            tmp.unlink()
+        if options.sync:
+            _sync_dir(options.path)
+    except OSError as exc:
+        if exc.errno in _LOCAL:
+            raise LocalFault(f"cannot write into {options.path}: {exc.strerror}") from exc
+        raise
+    return SendResult(awaits_receipt=False, detail=name)
+
+
+def _sync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FolderTransport:
+    """A :class:`~gateway.api.Transport` into one folder; delivered once the file is in place."""
+
+    def __init__(self, options: FolderTransportOptions, context: PluginContext) -> None:
+        self.options = options
+        self.name = context.name
+
+    async def send(self, item: OutboundItem) -> SendResult:
+        """Write one attempt (in a thread: it syncs)."""
+        return await asyncio.to_thread(write_delivery, self.options, item)
+
+    async def run(self, receipts: ReceiptSink, intake: Intake) -> None:
+        """Nothing to do in the background: the file in place is the delivery."""
+        await asyncio.Event().wait()
