@@ -37,6 +37,9 @@ KINDS: dict[str, str] = {
                          " reason, and problem when it also came with one (a bad envelope)",
     "message.not_relevant": "no partner takes the message; reason",
     "message.replayed": "an operator sent a quarantined message through processing again",
+    "message.needs_review": "a partner's message waits for an operator: nobody, or more than"
+                            " one resident, matches its person; reason, partner, candidates"
+                            " (how many)",
     "message.answer": "a partner's eventReport was applied; answers (the eCH messageId),"
                       " partner, positive, deliveries (the ids it settled, maybe none)",
     "delivery.sent": "the transport took the attempt, a receipt is awaited; partner, ref",

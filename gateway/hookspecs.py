@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         SourceType,
         TransportType,
     )
+    from gateway.ech0223 import PersonIdentificationLight
     from gateway.person_state import PersonState
 
 PROJECT = "ech_gateway"
@@ -209,6 +210,38 @@ def gateway_person_lookup(keys: Sequence[str], settings: Any
     """
 
 
+@hookspec
+def gateway_person_resolve(identification: PersonIdentificationLight, settings: Any
+                           ) -> Sequence[PersonState] | Awaitable[Sequence[PersonState] | None] | None:
+    """Name the residents a partner's message may be about, when the gateway does not know them.
+
+    Asked (in the daemon's event loop) for a message from a partner (the
+    canton) whose person the gateway's own state does not find, by VN, local
+    person id, nor official name + first name + date of birth: a registry
+    plugin searches the registry, in the same order. Every plugin's
+    candidates are taken, each person once (by keys). Exactly one candidate
+    and the message goes to the registry about that person, whose state is
+    stored; none or several and it waits in ``needs_review`` with them, for an
+    operator to assign (``ech-gateway messages assign``). May return an
+    awaitable (the core awaits it); an exception counts as "none found".
+
+    :param identification: the person as the message names them (eCH-0044
+        ``personIdentificationLight``: ``vn``, ``local_person_id``,
+        ``official_name``, ``first_name``, ``date_of_birth``...).
+    :param settings: the validated configuration.
+    :return: the candidates' states (empty or ``None``: nobody found).
+
+    Example::
+
+        @hookimpl
+        def gateway_person_resolve(identification, settings):
+            return registry_client.search(vn=identification.vn,  # a coroutine: awaited
+                                          name=identification.official_name,
+                                          first_name=identification.first_name,
+                                          born=identification.date_of_birth)
+    """
+
+
 # ---------------------------------------------------------------------------
 # Operating
 # ---------------------------------------------------------------------------
@@ -286,7 +319,7 @@ def gateway_event(event: GatewayEvent) -> None:
     from the event loop. The kinds and their details are listed in one
     place, :data:`gateway.events.KINDS`: ``message.quarantined``,
     ``message.duplicate``, ``message.not_relevant``, ``message.replayed``,
-    ``message.answer``, ``delivery.sent``, ``delivery.delivered``,
+    ``message.needs_review``, ``message.answer``, ``delivery.sent``, ``delivery.delivered``,
     ``delivery.acknowledged``, ``delivery.rejected``, ``delivery.needs_review``,
     ``delivery.retry``, ``delivery.unsure``, ``delivery.dead``,
     ``delivery.replayed``, ``partner.paused``, ``partner.resumed``,

@@ -14,6 +14,7 @@ identification, :func:`parse_key` reads what an operator types.
 from __future__ import annotations
 
 import functools
+import unicodedata
 from datetime import date
 from typing import Any
 
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 from gateway.ech0223 import (
     BirthAddonData,
     BirthData,
+    DatePartiallyKnown,
     JobData,
     MaritalData,
     NameData,
@@ -77,6 +79,21 @@ class PersonState(BaseModel):
     def keys(self) -> list[str]:
         """The keys this state is found by."""
         return person_keys(self.identification)
+
+    def birth(self) -> str | None:
+        """The date of birth as ISO text (a year or year-month where only that is known)."""
+        return birth_text(self.identification.date_of_birth
+                          or (self.birth_data.date_of_birth if self.birth_data else None))
+
+    def same_names(self, ident: PersonIdentificationLight) -> bool:
+        """Whether ``ident`` has this person's official name and first name (any case or spacing)."""
+        mine = self.identification
+        names = [mine.official_name, *([self.name_data.official_name]
+                                       if self.name_data is not None else [])]
+        firsts = [mine.first_name, *([self.name_data.first_name]
+                                     if self.name_data is not None else [])]
+        return (fold(ident.official_name) in {fold(n) for n in names}
+                and fold(ident.first_name) in {fold(n) for n in firsts})
 
     def merged(self, newer: PersonState) -> PersonState:
         """This state updated by ``newer``: its parts where it has them, ids from both."""
@@ -146,6 +163,21 @@ class PersonState(BaseModel):
             "sex": self.identification.sex,
             "age": age(born, on) if born is not None and on is not None else None,
         }
+
+
+def birth_text(born: DatePartiallyKnown | None) -> str | None:
+    """A date of birth as ISO text: ``1990-05-01``, ``1990-05`` or ``1990``."""
+    if born is None:
+        return None
+    if born.year_month_day is not None:
+        return born.year_month_day.isoformat()
+    text = born.year_month or born.year
+    return text.strip() if text else None
+
+
+def fold(name: str) -> str:
+    """A name as names are compared: case-folded, spaces collapsed, Unicode composed."""
+    return " ".join(unicodedata.normalize("NFC", name).casefold().split())
 
 
 def person_keys(ident: PersonIdentificationLight) -> list[str]:

@@ -7,7 +7,9 @@ worker processes when ``[gateway] workers`` > 0, enrichment (person
 state, :mod:`gateway.enrich`) in the event loop. Everything a batch causes
 (message states, person states, deliveries each with its payload, answer
 correlations, journal entries) is recorded in one transaction
-(transactional outbox). While the store cannot
+(transactional outbox). A partner's eCH-0223 message is not decided by
+the rules: it takes the way back to the registry (:mod:`gateway.inbound`).
+While the store cannot
 write (disk full), those writes wait and are tried again
 (:mod:`gateway.intake_pause`).
 """
@@ -26,6 +28,7 @@ import pluggy
 from gateway import processor
 from gateway.contracts import Normalised, RawInput
 from gateway.enrich import enrich
+from gateway.inbound import WayBack
 from gateway.intake_pause import IntakePause
 from gateway.processor import Processor, Step
 from gateway.store import MessageState, Processed, Store
@@ -49,6 +52,7 @@ class Pipeline:
         self._store = store
         self._pm = pm
         self.processor = proc
+        self.way_back = WayBack(store, pm, proc)
         self._on_routed = on_routed
         self._batch_size = batch_size
         self.pool = pool or WorkerPool(0)
@@ -204,6 +208,9 @@ class Pipeline:
                 outcome[mid] = step
             else:
                 todo.append((mid, raw, step))
+        todo, back = self.way_back.take(todo)
+        for result in await self.way_back.process(back):
+            outcome[result.message] = result
         if todo:
             found = await enrich(self._store, self._pm, self.processor.settings,
                                  [n for _mid, _raw, n in todo])

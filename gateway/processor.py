@@ -40,6 +40,7 @@ from gateway.convert import CANONICAL, Validator, partner_payloads
 from gateway.documents import folder_of
 from gateway.errors import ConversionRefused, InputRejected
 from gateway.facts import message_facts, rule_facts
+from gateway.inbound import partner_of
 from gateway.person_state import PersonState
 from gateway.store import MessageState, Processed
 from gateway.xml.safe import parse_untrusted
@@ -130,7 +131,7 @@ class Processor:
         if n.not_relevant is not None:
             return Processed(mid, MessageState.NOT_RELEVANT, n.not_relevant,
                              detail=_warned(warnings, about), **base)
-        if raw.source in self.settings.partners and n.facts.get("format") == "eCH-0223":
+        if n.facts.get("format") == "eCH-0223" and partner_of(self.settings, raw.source):
             return Processed(mid, MessageState.NOT_RELEVANT, _from_partner(raw), **base)
         facts = rule_facts(n, raw, before)
         if facts["event"]:
@@ -181,6 +182,12 @@ class Processor:
         if n.tree is None and not n.xml and n.not_relevant is None and not n.parts:
             n = dataclasses.replace(n, xml=raw.data)
         return n
+
+    def problems(self, n: Normalised) -> tuple[str, ...]:
+        """What validating ``n`` as eCH-0223 1.5 finds: stage one's finding where it had one."""
+        if n.problems is not None:
+            return n.problems
+        return tuple(self._validate(self.parsed(n).tree, CANONICAL))
 
     def parsed(self, n: Normalised) -> Normalised:
         """``n`` with its tree, parsed in this process if it came without."""
@@ -254,13 +261,16 @@ def _warned(warnings: list[str], detail: Mapping[str, Any] | None = None) -> dic
 
 
 def _from_partner(raw: RawInput) -> str:
-    """Why eCH-0223 from a partner (the canton's answers) goes no further yet.
+    """What becomes of eCH-0223 from a partner (the canton's messages): not the rules' business.
 
-    What else arrives over a partner's transport (a registry's eCH-0020 events
-    over sedex) is decided by the rules like the registry folder's input.
+    The pipeline hands such messages to :mod:`gateway.inbound` before this
+    stage; only ``rules explain`` asks here. What else arrives over a
+    partner's transport (a registry's eCH-0020 events over sedex) is decided by
+    the rules like the registry folder's input.
     """
-    return (f"inbound from partner {raw.source!r}: no route takes messages from partners"
-            " yet (delivery to the registry comes with a registry plugin)")
+    return (f"inbound from partner {raw.source!r}: no rule decides about it; it takes the way"
+            " back to the registry (README, \"The way back\")")
+
 
 
 def normalise_context(settings: Any) -> NormaliseContext:

@@ -340,14 +340,16 @@ def test_check_config_finds_folders_it_cannot_write_or_that_are_missing(
         "partners.canton.sedex.outbox": str(config),
         "partners.canton.sedex.inbox": str(config),
         "partners.canton.sedex.staging": str(config),
+        "partners.registry.folder.path": str(config),  # the registry's: not made by the gateway
     }
     out = done.stdout.decode()
     db_dir = tmp_path / "conf.d" / ".." / "db"  # as configured
     assert f"store.path: cannot write in {db_dir}: read-only file system" in out
     assert f"sedex.outbox: cannot write in {sedex / 'outbox'}: read-only file system" in out
     assert f"sedex.inbox: {sedex / 'inbox'} does not exist" in out
-    # outside the namespace the same folders are writable: only the inbox was missing
+    # outside the namespace the same folders are writable: only the inboxes were missing
     (sedex / "inbox").mkdir()
+    (tmp_path / "registry" / "inbox").mkdir(parents=True)
     code, out, _ = cli(capsys, "--config", str(config), "check-config")
     assert (code, "configuration is valid" in out) == (0, True)
 
@@ -358,7 +360,8 @@ def test_check_config_finds_a_read_only_drop_folder(tmp_path: Path) -> None:
     assert done.returncode == 2
     out = done.stdout.decode()
     assert _problems(out) == {"sources.registry.path": str(config),
-                              "sources.registry.done_dir": str(config)}
+                              "sources.registry.done_dir": str(config),
+                              "partners.registry.folder.path": str(config)}
     assert f"cannot write in {tmp_path / 'registry' / 'outbox'}: read-only file system" in out
 
 

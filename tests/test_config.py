@@ -131,9 +131,10 @@ def test_init_config_passes_plugin_checks_with_paths_resolved(tmp_path: Path) ->
 
     path = write_initial_config(tmp_path)
     settings = load_settings(path, env={})
-    sedex = {"sedex": TransportType("sedex", Sedex, _never)}
+    transports = {"sedex": TransportType("sedex", Sedex, _never),
+                  "folder": TransportType("folder", RegistryInbox, _never)}
 
-    assert check_plugin_options(settings, SOURCE_TYPES, sedex) == []
+    assert check_plugin_options(settings, SOURCE_TYPES, transports) == []
 
     folder = settings.sources["registry"].parsed
     assert isinstance(folder, FolderOptions)
@@ -144,6 +145,15 @@ def test_init_config_passes_plugin_checks_with_paths_resolved(tmp_path: Path) ->
     assert parsed.outbox == tmp_path / "sedex/outbox"
     assert parsed.pair_grace == 60.0
     assert "parsed" not in settings.model_dump()["partners"]["canton"]
+    registry = settings.partners["registry"]
+    assert registry.role == "registry"
+    assert isinstance(registry.parsed, RegistryInbox)
+    assert registry.parsed.path == tmp_path / "registry/inbox"
+    assert (tmp_path / "registry/inbox").is_dir()
+
+
+class RegistryInbox(BaseModel):
+    path: Path
 
 
 def test_init_refuses_to_overwrite(tmp_path: Path) -> None:

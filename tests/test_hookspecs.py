@@ -67,6 +67,8 @@ NOT_BUILT_IN: dict[str, str] = {
                          " plugin; the built-in way is [[rules]] then.documents (a folder)",
     "gateway_http_routes": "the built-in http source serves its route through its context;"
                            " the hook is for a plugin's own endpoints (a registry's callbacks)",
+    "gateway_person_resolve": "searching residents needs a registry: a vendor's registry plugin"
+                              " implements it",
 }
 
 
@@ -341,6 +343,67 @@ async def test_hook_gateway_person_lookup(tmp_path: Path, hook_calls: list[str])
              states(db, "SELECT detail FROM journal WHERE event = 'message.decided' ORDER BY seq")]
     assert rules == ["rules[1] foreign", "rules[1] foreign", "rules[2] rest"]
     assert "gateway_person_lookup" in hook_calls
+
+
+#: A registry (the way back's destination) and a source bringing the canton's messages.
+WAY_BACK = ('[partners.registry]\ntransport = "folder"\nrole = "registry"\n'
+            '[partners.registry.folder]\npath = "registry-inbox"\n'
+            '[sources.from-canton]\ntype = "folder"\npath = "from-canton"\npartner = "canton"\n'
+            'poll_interval = "50ms"\nsettle = "50ms"\n')
+
+
+class _Residents:
+    """A registry plugin that searches residents: two Anna Muster, one Berta Beispiel."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    @staticmethod
+    def _person(vn: int, first: str) -> PersonState:
+        return PersonState(identification=PersonIdentificationLight(
+            vn=vn, official_name="Muster" if first == "Anna" else "Beispiel", first_name=first))
+
+    @hookimpl
+    def gateway_person_resolve(self, identification: PersonIdentificationLight,
+                               settings: Any) -> Any:
+        self.asked.append(identification.first_name)
+
+        async def search() -> list[PersonState]:
+            if identification.first_name == "Anna":
+                return [self._person(7561234567897, "Anna"), self._person(7569876543214, "Anna")]
+            return [self._person(7565555555553, "Berta")]
+
+        return search()
+
+
+async def test_hook_gateway_person_resolve(tmp_path: Path, hook_calls: list[str]) -> None:
+    """The canton's message about a resident the gateway does not know: the registry plugin
+    names the candidates; one is delivered to the registry, two wait for review."""
+    config = write_config(tmp_path, extra=WAY_BACK)
+    _in_process(tmp_path)
+    (tmp_path / "registry-inbox").mkdir()
+    pm = plugin_manager()
+    residents = _Residents()
+    pm.register(residents, name="registry-residents")
+    db = tmp_path / "gateway.db"
+    berta = message("canton-berta").replace(b">Muster<", b">Beispiel<").replace(b">Anna<",
+                                                                                b">Berta<")
+    async with running(config, pm):
+        drop(tmp_path / "from-canton", "a.xml", message("canton-anna"))
+        drop(tmp_path / "from-canton", "b.xml", berta)
+        await until(lambda: sorted(states(db, "SELECT message_id, state FROM messages")) == [
+            ("canton-anna", "needs_review"), ("canton-berta", "routed")])
+        await until(lambda: states(db, "SELECT partner, state FROM deliveries")
+                    == [("registry", "delivered")])
+    assert sorted(residents.asked) == ["Anna", "Berta"]
+    [(candidates,)] = states(db, "SELECT candidates FROM reviews")
+    assert sorted(c["keys"][0] for c in json.loads(candidates)) == ["vn:7561234567897",
+                                                                    "vn:7569876543214"]
+    [(state,)] = states(db, "SELECT state FROM persons")  # the one found is stored
+    assert json.loads(state)["identification"]["vn"] == 7565555555553
+    assert [p.read_bytes().count(b"canton-berta") for p in
+            (tmp_path / "registry-inbox").iterdir()] == [1]
+    assert "gateway_person_resolve" in hook_calls
 
 
 class _DocumentStore:

@@ -134,7 +134,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def _replay_one(msg: dict[str, Any], store: SQLiteStore, settings: Any,
                 args: argparse.Namespace, reprocess: Any) -> str:
-    if msg["state"] in (MessageState.QUARANTINED, MessageState.NOT_RELEVANT):
+    if msg["state"] in (MessageState.QUARANTINED, MessageState.NOT_RELEVANT,
+                        MessageState.NEEDS_REVIEW):
         state = asyncio.run(reprocess(msg["id"], store, settings, args.pm))
         return f"message {msg['id']}: processed again, now {state}"
     dead = [d["id"] for d in msg["deliveries"] if d["state"] in ("dead", "needs_review", "rejected")]

@@ -43,12 +43,14 @@ def render(person: dict[str, Any]) -> str:
         if part in ("identification",) or value is None:
             continue
         lines.append(f"  {part}: {_compact(value)}")
-    lines.append("messages:")
+    if person.get("cases"):
+        lines.append(f"  cases: {', '.join(map(str, person['cases']))} (ech-gateway cases show ID)")
+    lines.append("messages (in: from a partner; out: the registry's, to partners):")
     for m in person["messages"]:
         deliveries = ", ".join(f"{d['partner']} {d['state']}" for d in m["deliveries"]) or "-"
         what = m["event"] or m["kind"] or "?"
-        lines.append(f"  {_render.iso(m['received_at'])}  {m['id']:>6}  {what:<22}"
-                     f" {m['state']:<13} {deliveries}")
+        lines.append(f"  {_render.iso(m['received_at'])}  {m['id']:>6}  {m['direction']:<3}"
+                     f" {what:<22} {m['state']:<13} {deliveries}")
         if m["state"] != "routed" and m["reason"]:
             lines.append(f"          {m['reason']}")
     return "\n".join(lines)

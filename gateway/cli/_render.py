@@ -77,6 +77,14 @@ def message_detail(msg: dict[str, Any]) -> str:
                    f" {msg['meta'].get('partner', '?')})")
     if "correction_of" in msg["meta"]:
         out.append(f"  corrects:  message {msg['meta']['correction_of']}")
+    review = msg.get("review")
+    if review:
+        if review["assigned"]:
+            out.append(f"  assigned:  {', '.join(review['assigned'])} by {review['assigned_by']}")
+        if msg["state"] == "needs_review":
+            out.append(f"  candidates ({len(review['candidates'])}):"
+                       + ("" if review["candidates"] else " none"))
+            out += [f"    {line}" for line in candidates_text(review["candidates"])]
     if msg["handled"]:
         h = msg["handled"]
         out.append(f"  handled:   {iso(h['at'])}: {h['note']}")
@@ -106,4 +114,38 @@ def dead_letters(rows: list[tuple[int, str | None, dict[str, Any]]]) -> str:
     out = [f"{'MSG':>6} {'DELIVERY':>8}  {'PARTNER':<10} {'ATTEMPTS':>8}  REASON"]
     for mid, _ref, d in rows:
         out.append(f"{mid:>6} {d['id']:>8}  {d['partner']:<10} {d['attempts']:>8}  {d['reason']}")
+    return "\n".join(out)
+
+
+def candidates_text(candidates: list[dict[str, Any]]) -> list[str]:
+    """One line per candidate of a message waiting for review."""
+    return [f"{', '.join(c['keys']) or '(no keys)'}  {c['name']}  born {c['born'] or '?'}"
+            + (f"  (person {c['person']})" if c.get("person") is not None else "")
+            for c in candidates]
+
+
+def case_detail(case: dict[str, Any]) -> str:
+    """A case and its messages in time order, both directions."""
+    refs = [f"{label} {case[key]}" for key, label in (
+        ("business_process_id", "businessProcessId"), ("our_reference", "our reference"),
+        ("their_reference", "their reference")) if case[key]]
+    out = [f"case {case['id']} with {case['partner']}, person {case['person'] or '-'}",
+           f"  opened {iso(case['opened_at'])}, updated {iso(case['updated_at'])}"]
+    if refs:
+        out.append("  " + ", ".join(refs))
+    out.append(f"  {'AT':<32} {'ID':>6} DIR {'KIND':<18} {'STATE':<12} DELIVERIES")
+    for m in case["messages"]:
+        deliveries = ", ".join(f"{d['partner']} {d['state']}" for d in m["deliveries"]) or "-"
+        out.append(f"  {iso(m['at']):<32} {m['id']:>6} {m['direction']:<3} {m['kind'] or '?':<18}"
+                   f" {m['state']:<12} {deliveries}")
+    return "\n".join(out)
+
+
+def case_table(cases: list[dict[str, Any]]) -> str:
+    """One line per case."""
+    out = [f"{'CASE':>6}  {'PARTNER':<10} {'PERSON':>6} {'MSGS':>4}  {'UPDATED':<32}"
+           " BUSINESS PROCESS"]
+    for c in cases:
+        out.append(f"{c['id']:>6}  {c['partner']:<10} {c['person'] or '-':>6} {c['messages']:>4}"
+                   f"  {iso(c['updated_at']):<32} {c['business_process_id'] or '-'}")
     return "\n".join(out)

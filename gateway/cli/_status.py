@@ -28,6 +28,9 @@ def attention(counts: dict[str, Any]) -> list[dict[str, Any]]:
          "ech-gateway messages list --delivery-state needs_review"),
         ("overdue", sum(counts["overdue"].values()), "receipts overdue",
          "ech-gateway messages list --delivery-state sent; ask the sedex client"),
+        ("review", counts.get("needs_review", 0), "partners' messages whose resident is"
+         " not found", "ech-gateway messages list --state needs_review; then messages assign"
+         " ID --person VN"),
         ("quarantined", counts["unhandled"], "quarantined inputs not handled",
          "ech-gateway messages list --unhandled; then messages resubmit or messages handle"),
     ]

@@ -5,6 +5,7 @@ INITIAL_DIRS = (
     "conf.d",
     "registry/outbox",
     "registry/done",
+    "registry/inbox",
     "sedex/outbox",
     "sedex/inbox",
     "sedex/receipts",
@@ -119,6 +120,23 @@ envelope_version = 1        # eCH-0090 envelope version: 1 or 2
 pair_grace = "60s"          # how long one file of an envelope/data pair may wait for the other
 settle = "1s"               # sedex writes in place: inbox and receipt files must stop changing
 grace = "5m"                # how long an inbox or receipt file may look unfinished
+
+# ---------------------------------------------------------------------------
+# The way back: what the canton sends (requests, answers, negative
+# eventReports) is not decided by the rules. Its person is found (VN, local
+# id, then names and date of birth; else the registry plugin is asked), and
+# it is delivered to the registry: one file per message in registry/inbox,
+# named ech0223-<delivery>-<attempt>.xml (.zip with its documents under
+# files/). A message whose person is not found, or not found alone, waits as
+# needs_review: `ech-gateway messages assign ID --person VN` sends it on.
+# While registry/inbox is missing, the messages wait; none is lost.
+# ---------------------------------------------------------------------------
+[partners.registry]
+transport = "folder"
+role = "registry"
+
+[partners.registry.folder]
+path = "registry/inbox"
 
 # ---------------------------------------------------------------------------
 # Rules: which messages concern the migration office, and who gets them.

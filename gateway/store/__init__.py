@@ -5,13 +5,14 @@ embedded default backend, :class:`StoreReader` the read side for the CLI.
 """
 
 from gateway.store.base import Store
-from gateway.store.records import Claim, Outcome, Pending, Processed
+from gateway.store.records import Claim, Inbound, Outcome, Pending, Processed
 from gateway.store.sqlite import SQLiteStore, StoreReader
 from gateway.store.states import DeliveryState, MessageState
 
 __all__ = [
     "Claim",
     "DeliveryState",
+    "Inbound",
     "MessageState",
     "Outcome",
     "Pending",

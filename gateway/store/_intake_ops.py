@@ -6,11 +6,13 @@ import hashlib
 import logging
 import sqlite3
 from collections.abc import Sequence
+from typing import Any
 
 import orjson
 
 from gateway.contracts import Normalised, RawInput
 from gateway.errors import KeyReuseRejected, StoreConflict, StoreError
+from gateway.store._inbound_ops import record_inbound
 from gateway.store._person_ops import link_subjects, record_persons
 from gateway.store._sql import expect_changed, insert_ids, select_in
 from gateway.store.journal import Entry
@@ -200,7 +202,10 @@ def record_processing(conn: sqlite3.Connection, results: Sequence[Processed], no
         if p.state is MessageState.ROUTED:
             deliveries += [(p.message, route, p.payloads.get(route.partner)) for route in p.routes]
         else:
-            extra = {"duplicate_of": duplicate_of} if duplicate_of is not None else {}
+            extra: dict[str, Any] = ({"duplicate_of": duplicate_of}
+                                     if duplicate_of is not None else {})
+            if p.inbound is not None and p.state is MessageState.NEEDS_REVIEW:
+                extra = {"partner": p.inbound.partner, "candidates": len(p.inbound.candidates)}
             entries.append(Entry(f"message.{p.state}", p.message, None,
                                  {"reason": p.reason, **extra, **({} if n else dict(p.detail))}))
     link_subjects(conn, subjects)
@@ -218,6 +223,7 @@ def record_processing(conn: sqlite3.Connection, results: Sequence[Processed], no
                                         for mid, r, payload in deliveries], now)
     entries += [Entry("delivery.queued", mid, did, {"partner": r.partner, "reason": r.reason})
                 for did, (mid, r, _payload) in zip(created, deliveries, strict=True)]
+    entries += record_inbound(conn, results, now)
     entries += _apply_answers(conn, results, now)
     return created, entries
 
@@ -249,7 +255,7 @@ def _apply_answers(conn: sqlite3.Connection, results: Sequence[Processed],
     for p in answers:
         n = p.normalised
         assert n is not None and n.reference_message_id is not None
-        partner = source_of[p.message]
+        partner = p.inbound.partner if p.inbound is not None else source_of[p.message]
         positive = n.action == POSITIVE_REPORT
         rows = conn.execute(
             "SELECT d.id, d.message FROM deliveries d JOIN messages m ON m.id = d.message"
@@ -331,7 +337,8 @@ def parts_of(conn: sqlite3.Connection, parents: Sequence[int]) -> list[Pending]:
 
 def requeue_message(conn: sqlite3.Connection, message: int, now: float
                     ) -> tuple[None, list[Entry]]:
-    """Put a quarantined or not-relevant message back to ``received`` for reprocessing.
+    """Put a quarantined, not-relevant or needs-review message back to ``received`` for
+    reprocessing.
 
     A quarantined message becomes the original of its bytes again, unless
     another input with them was taken meanwhile.
@@ -339,16 +346,17 @@ def requeue_message(conn: sqlite3.Connection, message: int, now: float
     :raises StoreConflict: the message is in another state.
     """
     row = conn.execute(
-        "UPDATE messages SET state = ?, reason = NULL, updated_at = ? WHERE id = ? AND state IN (?, ?)"
-        " RETURNING source, digest",
-        (MessageState.RECEIVED, now, message, MessageState.QUARANTINED, MessageState.NOT_RELEVANT),
+        "UPDATE messages SET state = ?, reason = NULL, updated_at = ? WHERE id = ?"
+        " AND state IN (?, ?, ?) RETURNING source, digest",
+        (MessageState.RECEIVED, now, message, MessageState.QUARANTINED, MessageState.NOT_RELEVANT,
+         MessageState.NEEDS_REVIEW),
     ).fetchone()
     if row is None:
         state = conn.execute("SELECT state FROM messages WHERE id = ?", (message,)).fetchone()
         if state is None:
             raise StoreError(f"no message {message}")
-        raise StoreConflict(f"message {message} is {state[0]}, not quarantined or not relevant:"
-                            " it cannot be processed again")
+        raise StoreConflict(f"message {message} is {state[0]}, not quarantined, not relevant or"
+                            " needs_review: it cannot be processed again")
     conn.execute("INSERT INTO input_originals (source, digest, message) VALUES (?, ?, ?)"
                  " ON CONFLICT DO NOTHING", (*row, message))
     # handled was about the old outcome; a new quarantine needs an operator again

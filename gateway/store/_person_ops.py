@@ -72,6 +72,7 @@ def _merge(conn: sqlite3.Connection, update: PersonState, message: int,
             "INSERT INTO persons (state, updated_at, updated_by) VALUES (?, ?, ?) RETURNING id",
             (_json(update), now, message)).fetchone()
         _add_keys(conn, pid, keys)
+        _add_birth(conn, pid, update)
         return pid, True
     pid = min(found)  # several: the VN and a local id named different persons; the oldest wins
     (old,) = conn.execute("SELECT state FROM persons WHERE id = ?", (pid,)).fetchone()
@@ -80,6 +81,7 @@ def _merge(conn: sqlite3.Connection, update: PersonState, message: int,
         "UPDATE persons SET state = ?, updated_at = ?, updated_by = ? WHERE id = ? AND state = ?",
         (_json(new), now, message, pid, old)), 1, f"person {pid} (in the state read)")
     _add_keys(conn, pid, new.keys())
+    _add_birth(conn, pid, new)
     return pid, False
 
 
@@ -87,6 +89,21 @@ def _add_keys(conn: sqlite3.Connection, pid: int, keys: Iterable[str]) -> None:
     """Keys not taken yet point at ``pid``; a key another person holds stays theirs."""
     conn.executemany("INSERT INTO person_keys (key, person) VALUES (?, ?)"
                      " ON CONFLICT (key) DO NOTHING", [(k, pid) for k in keys])
+
+
+def _add_birth(conn: sqlite3.Connection, pid: int, state: PersonState) -> None:
+    """Index the person's date of birth, for matching by names and date of birth."""
+    birth = state.birth()
+    if birth is not None:
+        conn.execute("INSERT OR IGNORE INTO person_births (birth, person) VALUES (?, ?)",
+                     (birth, pid))
+
+
+def persons_born(conn: sqlite3.Connection, birth: str) -> list[tuple[int, PersonState]]:
+    """The persons born on ``birth`` (an ISO date, year-month or year), with their states."""
+    return [(pid, PersonState.model_validate_json(state)) for pid, state in conn.execute(
+        "SELECT p.id, p.state FROM person_births b JOIN persons p ON p.id = b.person"
+        " WHERE b.birth = ? ORDER BY p.id", (birth,))]
 
 
 def _json(state: PersonState) -> str:

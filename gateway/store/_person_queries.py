@@ -1,10 +1,13 @@
-"""Read queries about persons: who a key names, and their timeline (``persons show``)."""
+"""Read queries about persons: who a key names, and their timeline (``persons show``),
+both directions."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 from typing import Any
+
+from gateway.store._case_queries import directions
 
 
 def find_persons(conn: sqlite3.Connection, keys: list[str]) -> list[int]:
@@ -51,5 +54,10 @@ def person(conn: sqlite3.Connection, pid: int) -> dict[str, Any] | None:
             "deliveries": [{"partner": p, "state": s} for p, s in conn.execute(
                 "SELECT partner, state FROM deliveries WHERE message = ? ORDER BY id", (mid,))],
         })
+    ways = directions(conn, [m["id"] for m in messages])
+    for m in messages:
+        m["direction"] = ways[m["id"]]
     out["messages"] = messages
+    out["cases"] = [c for (c,) in conn.execute(
+        "SELECT id FROM cases WHERE person = ? ORDER BY id", (pid,))]
     return out

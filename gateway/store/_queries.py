@@ -152,6 +152,8 @@ def counts(conn: sqlite3.Connection) -> dict[str, Any]:
             "SELECT partner, count(*) FROM deliveries WHERE overdue = 1 AND state = ?"
             " GROUP BY partner", (DeliveryState.SENT,)).fetchall()),
         "unhandled": count_messages(conn, unhandled=True),
+        "needs_review": conn.execute("SELECT count(*) FROM messages WHERE state = ?",
+                                     (MessageState.NEEDS_REVIEW,)).fetchone()[0],
     }
 
 

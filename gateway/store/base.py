@@ -82,6 +82,22 @@ class Store(Protocol):
         """The last known states of the persons ``keys`` name, by key (keys not found are absent)."""
         ...
 
+    async def persons_born(self, birth: str) -> list[tuple[int, PersonState]]:
+        """The persons born on ``birth`` (ISO date, year-month or year), with their ids."""
+        ...
+
+    async def assignments(self, messages: Sequence[int]) -> dict[int, list[str]]:
+        """The person keys operators assigned to ``messages`` waiting for review."""
+        ...
+
+    async def original_source(self, partner: str, message_id: str) -> str | None:
+        """The source of the message ``message_id`` delivered to ``partner`` (what it answers)."""
+        ...
+
+    async def assign(self, message: int, keys: Sequence[str], who: str) -> None:
+        """Record the person an operator assigned to ``message`` (``needs_review``), journaled,
+        and put it back to ``received`` for processing."""
+
     async def pending(self, limit: int) -> list[Pending]:
         """Inputs stored but not processed yet."""
         ...
@@ -95,7 +111,7 @@ class Store(Protocol):
         ...
 
     async def requeue_message(self, message: int) -> None:
-        """Send a quarantined or not-relevant message through processing again."""
+        """Send a quarantined, not-relevant or needs-review message through processing again."""
         ...
 
     async def mark_handled(self, message: int, note: str) -> None:

@@ -11,6 +11,31 @@ from gateway.person_state import PersonState
 from gateway.store.states import MessageState
 
 
+@dataclass(frozen=True, slots=True)
+class Inbound(Travels):
+    """What the way back found out about a partner's message (:mod:`gateway.inbound`).
+
+    :param partner: the partner that sent it (its transport, or a source's ``partner``).
+    :param matched: how the person was found (``vn``, ``local``, ``names``, ``registry``,
+        ``operator``), ``None`` when nobody or several were.
+    :param candidates: with ``needs_review``, the persons it could be about, each
+        ``{"person": <id or None>, "keys": [...], "name": ..., "born": ...}``.
+    :param reference_message_id: the header ``referenceMessageId`` (the message it answers).
+    :param business_process_id: the header ``businessProcessId``.
+    :param our_reference: the case's reference on our side (the header's
+        ``yourBusinessReferenceId``).
+    :param their_reference: the partner's reference (the header's ``ourBusinessReferenceId``).
+    """
+
+    partner: str
+    matched: str | None = None
+    candidates: tuple[Mapping[str, Any], ...] = ()
+    reference_message_id: str | None = None
+    business_process_id: str | None = None
+    our_reference: str | None = None
+    their_reference: str | None = None
+
+
 @dataclass(slots=True)
 class Processed(Travels):
     """What processing decided about one stored input: all that recording it commits.
@@ -20,6 +45,7 @@ class Processed(Travels):
     :param decision: what the rules decided (``None``: no rule decided, or none asked).
     :param payloads: each partner's payload where it differs from the canonical XML
         (another eCH-0223 version).
+    :param inbound: set for a partner's message on its way back to the registry.
     """
 
     message: int
@@ -32,6 +58,7 @@ class Processed(Travels):
     persons: tuple[PersonState, ...] = ()
     decision: Decision | None = None
     payloads: Mapping[str, bytes] = field(default_factory=dict)
+    inbound: Inbound | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,8 +23,10 @@ from gateway.contracts import RawInput, Receipt
 from gateway.errors import StoreError, StoreLost, StoreUnavailable
 from gateway.person_state import PersonState
 from gateway.store import (
+    _case_queries,
     _delivery_ops,
     _handling_ops,
+    _inbound_ops,
     _intake_ops,
     _person_ops,
     _person_queries,
@@ -244,6 +246,24 @@ class SQLiteStore:
         """The last known states of the persons ``keys`` name, by key."""
         return await self._writer.read(lambda c: _person_ops.load_persons(c, keys))
 
+    async def persons_born(self, birth: str) -> list[tuple[int, PersonState]]:
+        """The persons born on ``birth`` (ISO), with their ids."""
+        return await self._writer.read(lambda c: _person_ops.persons_born(c, birth))
+
+    async def assignments(self, messages: Sequence[int]) -> dict[int, list[str]]:
+        """The person keys operators assigned to ``messages`` (``messages assign``)."""
+        return await self._writer.read(lambda c: _inbound_ops.assignments(c, messages))
+
+    async def original_source(self, partner: str, message_id: str) -> str | None:
+        """The source of the message ``message_id`` that was delivered to ``partner``."""
+        return await self._writer.read(
+            lambda c: _inbound_ops.original_source(c, partner, message_id))
+
+    async def assign(self, message: int, keys: Sequence[str], who: str) -> None:
+        """Assign a person to a message waiting for review, and requeue it."""
+        await self._writer.write(
+            lambda c: _inbound_ops.assign(c, message, keys, who, self.now()))
+
     async def pending(self, limit: int) -> list[Pending]:
         """Inputs stored but not processed yet."""
         return await self._writer.read(lambda c: _queries.pending(c, limit))
@@ -257,7 +277,7 @@ class SQLiteStore:
         return await self._writer.read(lambda c: _queries.load_input(c, message))
 
     async def requeue_message(self, message: int) -> None:
-        """Send a quarantined or not-relevant message through processing again."""
+        """Send a quarantined, not-relevant or needs-review message through processing again."""
         await self._writer.write(lambda c: _intake_ops.requeue_message(c, message, self.now()))
 
     async def mark_handled(self, message: int, note: str) -> None:
@@ -356,8 +376,19 @@ class StoreReader:
         return _person_ops.load_persons(self.conn, keys)
 
     def get_message(self, mid: int) -> dict[str, Any] | None:
-        """One message in full."""
-        return _queries.get_message(self.conn, mid)
+        """One message in full (a partner's message: with its review, if it had one)."""
+        msg = _queries.get_message(self.conn, mid)
+        if msg is not None:
+            msg["review"] = _case_queries.review_of(self.conn, mid)
+        return msg
+
+    def list_cases(self, limit: int, person: int | None = None) -> list[dict[str, Any]]:
+        """Cases, the most recently updated first."""
+        return _case_queries.list_cases(self.conn, limit, person)
+
+    def get_case(self, case: int) -> dict[str, Any] | None:
+        """One case with its messages in time order, both directions."""
+        return _case_queries.get_case(self.conn, case)
 
     def raw(self, mid: int) -> bytes | None:
         """A message's raw bytes."""

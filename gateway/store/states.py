@@ -16,6 +16,9 @@ class MessageState(enum.StrEnum):
     DUPLICATE = "duplicate"
     #: an export file whose rows were stored as inputs of their own (its parts)
     SPLIT = "split"
+    #: a partner's message whose person was not found, or not found alone: an operator
+    #: assigns it (``messages assign``)
+    NEEDS_REVIEW = "needs_review"
 
 
 class DeliveryState(enum.StrEnum):

@@ -5,7 +5,12 @@ through sedex into the gateway's own inbox, as a real canton would:
 
 - ``reject``: a negative ``eventReport`` whose ``referenceMessageId`` names the
   delivered message (the gateway marks that delivery ``rejected``);
-- ``message``: a new ``personEventMessage`` from the canton.
+- ``message``: a ``personEventMessage`` from the canton answering the delivered
+  one (``referenceMessageId``, the same ``businessProcessId``, our reference
+  echoed as ``yourBusinessReferenceId``).
+
+Both are about the person of the delivered message (its ``personIdentification``),
+so that the gateway finds the resident and the case on the way back.
 
 Each answer is an envelope/data pair; the data file is written before the
 envelope, each under a hidden name first, as the sedex client does.
@@ -17,11 +22,13 @@ import random
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from gateway.api import (
     InputRejected,
+    ech0223,
     parse_untrusted,
+    read_part,
     safe_unzip,
     sample_event_report,
     sample_person_event,
@@ -44,6 +51,14 @@ def delivered_message_id(data: bytes) -> str:
 
     :raises InputRejected: if the payload holds no readable eCH-0223 header.
     """
+    return str(delivered_root(data).findtext("{*}header/{*}messageId")).strip()
+
+
+def delivered_root(data: bytes) -> Any:
+    """The root element of the eCH-0223 message in a delivered payload (XML, or a zip).
+
+    :raises InputRejected: if the payload holds no readable eCH-0223 header.
+    """
     documents = [data]
     if data.startswith(b"PK"):
         entries = safe_unzip(data, max_entries=1000, max_total_bytes=MAX_PAYLOAD_BYTES,
@@ -51,9 +66,8 @@ def delivered_message_id(data: bytes) -> str:
         documents = [v for k, v in sorted(entries.items()) if k.endswith(".xml") and "/" not in k]
     for document in documents:
         root = parse_untrusted(document, max_bytes=MAX_PAYLOAD_BYTES).getroot()
-        found = root.findtext("{*}header/{*}messageId")
-        if found:
-            return found.strip()
+        if (root.findtext("{*}header/{*}messageId") or "").strip():
+            return root
     raise InputRejected("no eCH-0223 header messageId in the delivered payload")
 
 
@@ -67,12 +81,28 @@ class Answerer:
 
     def __call__(self, delivered: Envelope, data: bytes) -> str:
         """Answer the message ``delivered`` (its envelope and payload); return the answer's name."""
-        referenced = delivered_message_id(data)
+        root = delivered_root(data)
+        referenced = str(root.findtext("{*}header/{*}messageId")).strip()
+        ident = root.find("{*}content/{*}personIdentification")
+        person = identification(ident) if ident is not None else None
         if self.kind == "reject":
-            payload = write_message(sample_event_report(self._rng, reference_message_id=referenced))
+            report = sample_event_report(self._rng, reference_message_id=referenced)
+            if person is not None:
+                report = report.model_copy(update={"response": report.response.model_copy(
+                    update={"person_identification": person})})
+            payload = write_message(report)
         else:
-            payload = write_message(sample_person_event(
-                self._rng, message_id=str(uuid.UUID(int=self._rng.getrandbits(128), version=4))))
+            message = sample_person_event(
+                self._rng, message_id=str(uuid.UUID(int=self._rng.getrandbits(128), version=4)),
+                full=False)
+            header = message.header.model_copy(update={
+                "reference_message_id": referenced,
+                "business_process_id": _text(root, "businessProcessId"),
+                "your_business_reference_id": _text(root, "ourBusinessReferenceId")})
+            content = message.content if person is None else message.content.model_copy(
+                update={"person_identification": person})
+            payload = write_message(message.model_copy(update={"header": header,
+                                                               "content": content}))
         name = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
         now = datetime.now(UTC)
         envelope = Envelope(name, delivered.message_type, ANSWER_CLASS, delivered.recipient_ids[0],
@@ -82,3 +112,24 @@ class Answerer:
         write_then_rename(self.inbox, f".tmp-{name}-envl", f"envl_{name}.xml",
                           build_envelope(envelope))
         return name
+
+
+def identification(el: Any) -> ech0223.PersonIdentificationLight:
+    """The eCH-0044 ``personIdentificationLight`` element ``el`` as the model."""
+    vn = (el.findtext("{*}vn") or "").strip()
+    local = el.find("{*}localPersonId")
+    born = el.find("{*}dateOfBirth")
+    sex = (el.findtext("{*}sex") or "").strip()
+    return ech0223.PersonIdentificationLight.model_validate({
+        "vn": int(vn) if vn else None,
+        "local_person_id": read_part(local, ech0223.NamedPersonId) if local is not None else None,
+        "official_name": (el.findtext("{*}officialName") or "").strip(),
+        "first_name": (el.findtext("{*}firstName") or "").strip(),
+        "sex": sex or None,
+        "date_of_birth": (read_part(born, ech0223.DatePartiallyKnown)
+                          if born is not None else None)})
+
+
+def _text(root: Any, name: str) -> str | None:
+    text = root.findtext(f"{{*}}header/{{*}}{name}")
+    return text.strip() if text and text.strip() else None

@@ -1,0 +1,250 @@
+"""The way back: a partner's eCH-0223 message goes to the resident's registry.
+
+A message the canton sends (over its transport, or a source whose
+``partner`` names it) is not decided by the rules, which only ever send to
+partners. Instead, in the daemon's event loop, where the store and the
+plugins' registry look-ups are at hand:
+
+1. it must be valid eCH-0223 1.5 (older versions were upgraded when
+   normalised), else it is quarantined with the reason;
+2. its person is found, in this order: by VN, by local person id, by official
+   name + first name + date of birth in the gateway's person state; then by
+   the registry plugins (``gateway_person_resolve``). Nobody, or more than one,
+   and it waits in ``needs_review`` with the candidates until an operator
+   assigns it (``messages assign``), which sends it through this path again;
+3. it is routed to the registry (a partner with ``role = "registry"``) as a
+   delivery of its own, with the retries, dead letters and replay of any other;
+4. when recorded, it joins its case (:mod:`gateway.store._inbound_ops`), and a
+   negative ``eventReport`` rejects the delivery it answers, to that partner only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from gateway import manual
+from gateway.contracts import Decision, Normalised, RawInput, Route
+from gateway.ech0223 import EventReport, PersonIdentificationLight, read_message
+from gateway.errors import InputRejected
+from gateway.person_state import PersonState, birth_text, mask_vn, person_keys
+from gateway.store import Inbound, MessageState, Processed, Store
+from gateway.xml.safe import parse_untrusted
+
+if TYPE_CHECKING:
+    from gateway.processor import Processor
+
+log = logging.getLogger(__name__)
+
+#: The rule the journal names for a message on its way back.
+RULE = "the way back"
+
+Item = tuple[int, RawInput, Normalised]
+
+
+def partner_of(settings: Any, source: str) -> str | None:
+    """The partner (``role = "partner"``) whose messages ``source`` brings, if any."""
+    partner = source if source in settings.partners else None
+    if partner is None and source in settings.sources:
+        partner = settings.sources[source].partner
+    if partner is None or partner not in settings.partners:
+        return None
+    return partner if settings.partners[partner].role == "partner" else None
+
+
+def registries(settings: Any) -> list[str]:
+    """The enabled partners with ``role = "registry"``, by name."""
+    return sorted(name for name, p in settings.partners.items()
+                  if p.role == "registry" and p.enabled)
+
+
+@dataclasses.dataclass(slots=True)
+class Match:
+    """Who a message is about: ``how`` they were found and the candidates (one: matched).
+
+    :param new: the candidates came from the registry, not from the gateway's state.
+    """
+
+    how: str | None
+    candidates: list[PersonState]
+    ids: list[int | None]
+    new: bool = False
+    note: str = ""
+
+
+class WayBack:
+    """Takes the partners' messages out of a batch and finishes them (the steps above)."""
+
+    def __init__(self, store: Store, pm: pluggy.PluginManager, proc: Processor) -> None:
+        self._store = store
+        self._pm = pm
+        self._proc = proc
+        self.settings = proc.settings
+
+    def take(self, items: Sequence[Item]) -> tuple[list[Item], list[Item]]:
+        """``items`` split in two: those the rules decide, and the partners' eCH-0223 messages."""
+        rest: list[Item] = []
+        back: list[Item] = []
+        for item in items:
+            _mid, raw, n = item
+            ours = (n.facts.get("format") == "eCH-0223" and raw.source != manual.SOURCE
+                    and not n.parts and partner_of(self.settings, raw.source) is not None)
+            (back if ours else rest).append(item)
+        return rest, back
+
+    async def process(self, items: Sequence[Item]) -> list[Processed]:
+        """The outcome of each partner's message."""
+        if not items:
+            return []
+        assigned = await self._store.assignments([mid for mid, _raw, _n in items])
+        out = []
+        for mid, raw, n in items:
+            try:
+                out.append(await self._one(mid, raw, n, assigned.get(mid)))
+            except InputRejected as exc:
+                out.append(Processed(mid, MessageState.QUARANTINED, str(exc)))
+        return out
+
+    async def _one(self, mid: int, raw: RawInput, n: Normalised,
+                   assigned: list[str] | None) -> Processed:
+        partner = partner_of(self.settings, raw.source)
+        assert partner is not None
+        xml = n.xml or raw.data
+        n = dataclasses.replace(n, xml=xml)
+        problems = self._proc.problems(n)
+        if problems:
+            return Processed(mid, MessageState.QUARANTINED,
+                             f"invalid eCH-0223 from partner {partner!r}: {'; '.join(problems[:3])}")
+        tree = parse_untrusted(xml, max_bytes=max(len(xml), 1))
+        message = read_message(tree.getroot())
+        ident = (message.response.person_identification if isinstance(message, EventReport)
+                 else message.content.person_identification)
+        header = message.header
+        inbound = Inbound(partner, reference_message_id=header.reference_message_id,
+                          business_process_id=header.business_process_id,
+                          our_reference=header.your_business_reference_id,
+                          their_reference=header.our_business_reference_id)
+        light = dataclasses.replace(n, tree=None, xml=b"" if xml == raw.data else xml)
+        base: dict[str, Any] = {"normalised": light, "raw_is_canonical": xml == raw.data}
+        if not registries(self.settings):
+            return Processed(mid, MessageState.NOT_RELEVANT,
+                             f"inbound from partner {partner!r}: no registry to deliver it to"
+                             " (configure a partner with role = \"registry\")",
+                             inbound=inbound, detail={"partner": partner}, **base)
+        match = await (self._assigned(assigned) if assigned is not None else self._resolve(ident))
+        candidates = tuple(_candidate(s, pid) for s, pid in zip(match.candidates, match.ids,
+                                                                 strict=True))
+        if len(match.candidates) != 1:
+            why = (match.note or "no resident matches the person of this message"
+                   if not match.candidates else
+                   f"{len(match.candidates)} residents match the person of this message"
+                   f" (by {match.how})")
+            return Processed(mid, MessageState.NEEDS_REVIEW,
+                             f"{why}: assign one with `ech-gateway messages assign {mid}"
+                             " --person VN|LOCALID`",
+                             inbound=dataclasses.replace(inbound, candidates=candidates),
+                             detail={"partner": partner}, **base)
+        person = match.candidates[0]
+        registry, why = await self._registry_for(partner, header.reference_message_id, person)
+        if registry is None:
+            return Processed(mid, MessageState.NEEDS_REVIEW, why,
+                             inbound=dataclasses.replace(inbound, candidates=candidates),
+                             detail={"partner": partner}, **base)
+        reason = f"from partner {partner}, about a resident found by {match.how}: to {why}"
+        base["normalised"] = dataclasses.replace(light, subject=tuple(person.keys()))
+        return Processed(mid, MessageState.ROUTED, None, routes=[Route(registry, reason)],
+                         decision=Decision(RULE, reason, (registry,)),
+                         persons=(person,) if match.new else (),
+                         inbound=dataclasses.replace(inbound, matched=match.how),
+                         detail={"partner": partner, "matched": match.how}, **base)
+
+    # -- who the message is about -------------------------------------------------------
+    async def _resolve(self, ident: PersonIdentificationLight) -> Match:
+        """VN, then local id, then names and date of birth; then the registry plugins."""
+        keys = person_keys(ident)
+        for how, key in (("VN", [k for k in keys if k.startswith("vn:")]),
+                         ("local person id", [k for k in keys if k.startswith("local:")])):
+            found = await self._store.load_persons(key) if key else {}
+            if found:
+                state = next(iter(found.values()))
+                return Match(how, [state], [None])
+        born = birth_text(ident.date_of_birth)
+        if born is not None:
+            same = [(pid, s) for pid, s in await self._store.persons_born(born)
+                    if s.same_names(ident) and not _other_vn(s, ident)]
+            if same:
+                return Match("names and date of birth", [s for _pid, s in same],
+                             [pid for pid, _s in same])
+        found_there = await self._ask_registry(ident)
+        return Match("the registry", found_there, [None] * len(found_there), new=True)
+
+    async def _assigned(self, keys: list[str]) -> Match:
+        """The person an operator assigned: known to the gateway, else to the registry."""
+        found = await self._store.load_persons(keys)
+        if found:
+            return Match("operator", [next(iter(found.values()))], [None])
+        state = await _awaited(self._pm.hook.gateway_person_lookup(keys=keys,
+                                                                   settings=self.settings))
+        if isinstance(state, PersonState):
+            return Match("operator", [state], [None], new=True)
+        shown = ", ".join(mask_vn(k[3:]) if k.startswith("vn:") else k for k in keys)
+        return Match(None, [], [], note=f"the person assigned ({shown}) is known neither to the"
+                                        " gateway nor to the registry")
+
+    async def _ask_registry(self, ident: PersonIdentificationLight) -> list[PersonState]:
+        """The candidates the registry plugins name (``gateway_person_resolve``), once each."""
+        try:
+            answers = self._pm.hook.gateway_person_resolve(identification=ident,
+                                                           settings=self.settings)
+            found: list[PersonState] = []
+            for answer in answers:
+                found += [s for s in (await _awaited(answer) or ()) if isinstance(s, PersonState)]
+        except Exception as exc:  # a registry that is down: the operator decides meanwhile
+            log.warning("person resolution by the registry failed (%s)", type(exc).__name__)
+            log.debug("person resolution failure", exc_info=True)
+            return []
+        unique: dict[tuple[str, ...], PersonState] = {}
+        for state in found:
+            unique.setdefault(tuple(sorted(state.keys())) or (str(id(state)),), state)
+        return list(unique.values())
+
+    # -- which registry -----------------------------------------------------------------
+    async def _registry_for(self, partner: str, reference: str | None,
+                            person: PersonState) -> tuple[str | None, str]:
+        """The registry for this message and why; ``None`` with the reason when there is none."""
+        names = registries(self.settings)
+        if len(names) == 1:
+            return names[0], f"the registry {names[0]}"
+        if reference:
+            source = await self._store.original_source(partner, reference)
+            if source in names:
+                return source, f"the registry {source}, which sent the message it answers"
+        place = person.municipality.municipality_id if person.municipality else None
+        by_place = [r for r in names if place in self.settings.partners[r].municipalities]
+        if len(by_place) == 1:
+            return by_place[0], f"the registry {by_place[0]} of municipality {place}"
+        return None, (f"several registries ({', '.join(names)}) and none is known for this"
+                      " message (it answers none of theirs, and its person's municipality is"
+                      " in no registry's municipalities): assign it, or set municipalities")
+
+
+async def _awaited(answer: Any) -> Any:
+    return await answer if inspect.isawaitable(answer) else answer
+
+
+def _other_vn(state: PersonState, ident: PersonIdentificationLight) -> bool:
+    """Whether both have a VN and they differ: two people, however alike their names."""
+    mine = state.identification.vn
+    return mine is not None and ident.vn is not None and mine != ident.vn
+
+
+def _candidate(state: PersonState, pid: int | None) -> Mapping[str, Any]:
+    ident = state.identification
+    return {"person": pid, "keys": state.keys(), "name": f"{ident.first_name} {ident.official_name}",
+            "born": state.birth()}
+

@@ -1,0 +1,141 @@
+"""The way back in the store: partners' messages waiting for review, and their cases.
+
+A case is the conversation with one partner about one business process:
+the message the partner answers (found by ``referenceMessageId``), then by
+``businessProcessId``, by our reference (the partner's
+``yourBusinessReferenceId``) and by the partner's own reference
+(``ourBusinessReferenceId``), always among that partner's cases only. A
+message that names none of them opens a case of its own.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+import orjson
+
+from gateway.errors import StoreConflict, StoreError
+from gateway.store._sql import select_in
+from gateway.store.journal import Entry
+from gateway.store.records import Inbound, Processed
+from gateway.store.states import MessageState
+
+
+def record_inbound(conn: sqlite3.Connection, results: Sequence[Processed],
+                   now: float) -> list[Entry]:
+    """Record what the way back found: reviews for ``needs_review``, cases for the matched.
+
+    Runs after the batch's persons are linked, in the same transaction.
+    """
+    entries: list[Entry] = []
+    for p in results:
+        inbound = p.inbound
+        if inbound is None:
+            continue
+        if p.state is MessageState.NEEDS_REVIEW:
+            conn.execute(
+                "INSERT INTO reviews (message, partner, reason, candidates, at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (message) DO UPDATE SET"
+                " reason = excluded.reason, candidates = excluded.candidates, at = excluded.at",
+                (p.message, inbound.partner, p.reason or "",
+                 orjson.dumps(list(inbound.candidates)).decode(), now))
+        elif p.state is MessageState.ROUTED:
+            entries.append(_link_case(conn, p.message, inbound, now))
+    return entries
+
+
+def _link_case(conn: sqlite3.Connection, message: int, inbound: Inbound, now: float) -> Entry:
+    """Put ``message`` into its case (found, or opened), with the message it answers."""
+    partner = inbound.partner
+    person = _person_of(conn, message)
+    case, how, original = None, "new", None
+    if inbound.reference_message_id:
+        row = conn.execute(
+            "SELECT c.id FROM case_messages cm JOIN cases c ON c.id = cm.case_id"
+            " JOIN messages m ON m.id = cm.message WHERE m.message_id = ? AND c.partner = ?"
+            " ORDER BY c.id DESC LIMIT 1", (inbound.reference_message_id, partner)).fetchone()
+        if row is not None:
+            case, how = row[0], "referenceMessageId"
+        original = conn.execute(
+            "SELECT m.id, coalesce(min(d.sent_at), min(d.created_at)) FROM messages m"
+            " JOIN deliveries d ON d.message = m.id WHERE m.message_id = ? AND d.partner = ?"
+            " GROUP BY m.id ORDER BY m.id DESC LIMIT 1",
+            (inbound.reference_message_id, partner)).fetchone()
+        if case is None and original is not None:
+            how = "referenceMessageId"
+    for column, value, name in (
+            ("business_process_id", inbound.business_process_id, "businessProcessId"),
+            ("our_reference", inbound.our_reference, "yourBusinessReferenceId"),
+            ("their_reference", inbound.their_reference, "ourBusinessReferenceId")):
+        if case is not None or how != "new" or not value:
+            continue
+        row = conn.execute(f"SELECT id FROM cases WHERE partner = ? AND {column} = ?"
+                           " ORDER BY id DESC LIMIT 1", (partner, value)).fetchone()
+        if row is not None:
+            case, how = row[0], name
+    if case is None:
+        (case,) = conn.execute(
+            "INSERT INTO cases (partner, person, business_process_id, our_reference,"
+            " their_reference, opened_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (partner, person, inbound.business_process_id, inbound.our_reference,
+             inbound.their_reference, now, now)).fetchone()
+    else:
+        conn.execute(
+            "UPDATE cases SET person = coalesce(person, ?),"
+            " business_process_id = coalesce(business_process_id, ?),"
+            " our_reference = coalesce(our_reference, ?),"
+            " their_reference = coalesce(their_reference, ?), updated_at = ? WHERE id = ?",
+            (person, inbound.business_process_id, inbound.our_reference,
+             inbound.their_reference, now, case))
+    if original is not None:
+        conn.execute("INSERT OR IGNORE INTO case_messages (case_id, message, direction, at)"
+                     " VALUES (?, ?, 'out', ?)", (case, original[0], original[1]))
+    conn.execute("INSERT OR IGNORE INTO case_messages (case_id, message, direction, at)"
+                 " VALUES (?, ?, 'in', ?)", (case, message, now))
+    return Entry("message.case", message, None, {
+        "case": case, "partner": partner, "by": how,
+        **({"answers": original[0]} if original is not None else {}),
+        **({"person": person} if person is not None else {})})
+
+
+def _person_of(conn: sqlite3.Connection, message: int) -> int | None:
+    row = conn.execute("SELECT person FROM person_messages WHERE message = ? ORDER BY person"
+                       " LIMIT 1", (message,)).fetchone()
+    return int(row[0]) if row else None
+
+
+def assign(conn: sqlite3.Connection, message: int, keys: Sequence[str], who: str,
+           now: float) -> tuple[None, list[Entry]]:
+    """Record the operator's choice for ``message`` (``needs_review``) and send it back to
+    ``received``, so that processing finds the person it was assigned.
+
+    :raises StoreConflict: the message does not wait for review.
+    """
+    row = conn.execute("UPDATE messages SET state = ?, reason = NULL, updated_at = ?"
+                       " WHERE id = ? AND state = ? RETURNING id",
+                       (MessageState.RECEIVED, now, message, MessageState.NEEDS_REVIEW)).fetchone()
+    if row is None:
+        state = conn.execute("SELECT state FROM messages WHERE id = ?", (message,)).fetchone()
+        if state is None:
+            raise StoreError(f"no message {message}")
+        raise StoreConflict(f"message {message} is {state[0]}, not needs_review:"
+                            " only a message waiting for review is assigned")
+    conn.execute("UPDATE reviews SET assigned = ?, assigned_by = ?, at = ? WHERE message = ?",
+                 (orjson.dumps(list(keys)).decode(), who, now, message))
+    return None, [Entry("message.assigned", message, None, {"by": who, "keys": len(keys)})]
+
+
+def assignments(conn: sqlite3.Connection, messages: Sequence[int]) -> dict[int, list[str]]:
+    """The keys operators assigned to ``messages``, for those that have them."""
+    return {mid: orjson.loads(keys) for mid, keys in select_in(
+        conn, "SELECT message, assigned FROM reviews WHERE message IN ({})"
+        " AND assigned IS NOT NULL", messages)}
+
+
+def original_source(conn: sqlite3.Connection, partner: str, message_id: str) -> str | None:
+    """The source of the message ``message_id`` delivered to ``partner`` (what it answers)."""
+    row = conn.execute("SELECT m.source FROM messages m JOIN deliveries d ON d.message = m.id"
+                       " WHERE m.message_id = ? AND d.partner = ? ORDER BY m.id DESC LIMIT 1",
+                       (message_id, partner)).fetchone()
+    return str(row[0]) if row else None
