@@ -13,6 +13,12 @@ every :class:`~gateway.contracts.GatewayEvent`::
             [delivery] = await gw.settled(1)
         assert delivery.state == "delivered"
 
+A plugin that talks HTTP is tested against a real server: :func:`serve`
+runs an aiohttp application on 127.0.0.1 (a simulator of the other side)
+and gives its URL for the configuration. What a partner sends back (the
+canton's answers) is fed with :meth:`Harness.from_partner`, the way the
+partner's transport hands it to the gateway.
+
 Nothing here is patched or simulated: it is the daemon's own ``Gateway``,
 configured by a ``gateway.toml`` in the given folder.
 """
@@ -22,7 +28,9 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import socket
 import sqlite3
+import ssl
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -31,6 +39,7 @@ from typing import Any
 
 import pluggy
 import tomli_w
+from aiohttp import web
 
 from gateway.api import PluginOptions
 from gateway.assembly import load_config, make_validator, schema_set
@@ -39,6 +48,7 @@ from gateway.contracts import (
     Intake,
     OutboundItem,
     PluginContext,
+    RawInput,
     ReceiptSink,
     SendResult,
     TransportType,
@@ -58,6 +68,7 @@ __all__ = [
     "harness",
     "running",
     "sample_message",
+    "serve",
     "states",
     "until",
     "write_config",
@@ -149,6 +160,26 @@ async def running(config: Path, pm: pluggy.PluginManager | None = None) -> Async
         await asyncio.wait_for(task, 30)
 
 
+@asynccontextmanager
+async def serve(app: web.Application, *, tls: ssl.SSLContext | None = None) -> AsyncIterator[str]:
+    """Serve ``app`` on 127.0.0.1 at a free port while the block runs; yields its base URL.
+
+    For the other side of a plugin that talks HTTP (a registry, a partner's
+    API): ``http://127.0.0.1:<port>``, or ``https://`` with ``tls`` (a server
+    context, e.g. made with ``trustme``).
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    runner = web.AppRunner(app, access_log=None)  # a URL may hold a VN (GET /persons?vn=)
+    await runner.setup()
+    try:
+        await web.SockSite(runner, sock, ssl_context=tls).start()
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        await runner.cleanup()
+        sock.close()
+
+
 def states(db: Path, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
     """The rows of a read-only query on the gateway's database (it keeps running meanwhile)."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
@@ -198,6 +229,8 @@ class _Recorder:
     def __init__(self) -> None:
         self.events: list[GatewayEvent] = []
         self.collected: list[OutboundItem] = []
+        #: each running ``collect`` partner's intake, by partner name
+        self.intakes: dict[str, Intake] = {}
 
     @hookimpl
     def gateway_transport_types(self) -> list[TransportType]:
@@ -209,21 +242,28 @@ class _Recorder:
         self.events.append(event)
 
     def _collector(self, options: Any, context: PluginContext) -> _Collect:
-        return _Collect(self.collected)
+        return _Collect(self.collected, self.intakes, context.name)
 
 
 class _Collect:
     """A transport that keeps what it is sent; the send itself confirms delivery."""
 
-    def __init__(self, collected: list[OutboundItem]) -> None:
+    def __init__(self, collected: list[OutboundItem], intakes: dict[str, Intake],
+                 name: str) -> None:
         self._collected = collected
+        self._intakes = intakes
+        self._name = name
 
     async def send(self, item: OutboundItem) -> SendResult:
         self._collected.append(item)
         return SendResult(awaits_receipt=False, detail="collected")
 
     async def run(self, receipts: ReceiptSink, intake: Intake) -> None:
-        await asyncio.Event().wait()
+        self._intakes[self._name] = intake
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self._intakes.pop(self._name, None)
 
 
 class Harness:
@@ -237,6 +277,7 @@ class Harness:
         self.events = recorder.events
         #: What the ``collect`` transport was sent (when the partner uses it).
         self.collected = recorder.collected
+        self._intakes = recorder.intakes
 
     @property
     def inbox(self) -> Path:
@@ -246,6 +287,18 @@ class Harness:
     def feed(self, name: str, data: bytes) -> Path:
         """Drop ``data`` as file ``name`` into :attr:`inbox`."""
         return drop(self.inbox, name, data)
+
+    async def from_partner(self, data: bytes, *, partner: str = PARTNER,
+                           ref: str = "from-partner.xml") -> int:
+        """Hand ``data`` to the gateway as a message ``partner`` sent (the canton's answer).
+
+        As the partner's transport does: submitted with the partner's name as
+        source, through the intake of its ``collect`` transport (the partner
+        must use ``transport = "collect"``). Returns the stored input's id.
+        """
+        await until(lambda: partner in self._intakes, 5.0)
+        [mid] = await self._intakes[partner].submit([RawInput(partner, ref, data)])
+        return mid
 
     def messages(self) -> list[Message]:
         """Every stored input, oldest first."""

@@ -62,7 +62,6 @@ HOOKS: dict[str, Callable[..., Any]] = {
 }
 #: Hooks no built-in plugin implements yet; each entry must name why (strict xfail).
 NOT_BUILT_IN: dict[str, str] = {
-    "gateway_person_lookup": "a look-up needs a registry: a vendor's registry plugin implements it",
     "gateway_documents": "scans from a registry's document store come from a vendor's registry"
                          " plugin; the built-in way is [[rules]] then.documents (a folder)",
     "gateway_http_routes": "the built-in http source serves its route through its context;"
@@ -142,8 +141,8 @@ def test_hook_has_a_built_in_implementation(name: str, monkeypatch: pytest.Monke
 def test_built_in_plugins_are_the_ones_registered(monkeypatch: pytest.MonkeyPatch) -> None:
     implementers = _built_in_implementers(monkeypatch)
     assert set().union(*implementers.values()) == {"alerts", "ech0020", "ech0223", "folder",
-                                                   "http_push", "mapping", "rest", "rules", "sedex",
-                                                   "soap"}
+                                                   "http_push", "mapping", "registry_rest", "rest", "rules",
+                                                   "sedex", "soap"}
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,64 @@
+"""Finding a person in the registry: the look-up hooks' work, against ``GET persons``.
+
+A look-up never stops processing: a registry that is down, slow (beyond
+``lookup_timeout``) or answers nonsense counts as not knowing the person,
+with one warning that names the registry and what went wrong, never the
+person (a VN is personal data).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import aiohttp
+
+from gateway.api import PersonState
+from plugins.registry_rest.client import RegistryClient
+from plugins.registry_rest.options import RegistryOptions
+
+log = logging.getLogger(__name__)
+
+
+def queries(keys: Sequence[str]) -> list[dict[str, str]]:
+    """The ``GET persons`` queries for the gateway's person keys, in their order.
+
+    ``vn:<13 digits>`` asks ``vn=``; ``local:<category>:<id>`` asks
+    ``local_id=<category>:<id>`` (``local:*:<id>``, an operator's id of any
+    category, asks ``local_id=<id>``).
+    """
+    found = []
+    for key in keys:
+        kind, _, value = key.partition(":")
+        if kind == "vn" and value:
+            found.append({"vn": value})
+        elif kind == "local" and value:
+            found.append({"local_id": value.removeprefix("*:")})
+    return found
+
+
+async def search(registries: Sequence[RegistryOptions],
+                 asks: Sequence[dict[str, str]]) -> list[PersonState]:
+    """The residents the first query that finds any finds, in the first registry that knows them."""
+    for options in registries:
+        async with RegistryClient(options, connections=1) as client:
+            for query in asks:
+                try:
+                    found = await client.persons(query)
+                except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                    log.warning("registry %s: person look-up by %s failed (%s); taken as unknown",
+                                options.url, "+".join(query), str(exc) or type(exc).__name__)
+                    break  # this registry cannot be asked now: try the next one
+                if found:
+                    return found
+    return []
+
+
+async def look_up(registries: Sequence[RegistryOptions], keys: Sequence[str]) -> PersonState | None:
+    """The one resident ``keys`` name, or ``None`` (nobody, or several: not for us to pick)."""
+    found = await search(registries, queries(keys))
+    if len(found) > 1:
+        log.warning("person look-up: the registry knows %d persons by these keys; taken as"
+                    " unknown", len(found))
+        return None
+    return found[0] if found else None

@@ -1,0 +1,117 @@
+"""The ``registry-rest`` source: the registry's outbox of events, polled.
+
+``[sources.<name>] type = "registry-rest"`` names the registry partner
+(``registry = "<partner>"``) whose connection it uses, so the URL, token and
+TLS are configured once. Every ``poll_interval`` it asks for the events after
+its cursor, submits them, and only once they are durably stored writes the
+new cursor (``cursor`` in its data folder). A crash in between repeats those
+events at the next start; the store records a repeat as a duplicate of the
+first, so nothing is processed twice and nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+
+import aiohttp
+from pydantic import Field
+
+from gateway.api import (
+    ConfigError,
+    Duration,
+    Intake,
+    PluginContext,
+    PluginOptions,
+    RawInput,
+    RepeatedProblem,
+    in_thread,
+    replace_durably,
+)
+from plugins.registry_rest.client import RegistryClient
+from plugins.registry_rest.options import RegistryOptions
+
+log = logging.getLogger(__name__)
+
+#: The transport type whose partners are registries this source can poll.
+TRANSPORT = "registry-rest"
+
+
+class RegistrySourceOptions(PluginOptions):
+    """The keys of a ``type = "registry-rest"`` source."""
+
+    registry: str = Field(description="the partner (transport = \"registry-rest\", role ="
+                                      " \"registry\") whose events this source polls")
+    poll_interval: Duration = Field(10.0, gt=0, description="wait between polls when the"
+                                                            " registry had nothing new")
+    batch: int = Field(100, ge=1, le=1000, description="most events asked for in one poll")
+
+
+def registry_options(settings: object, partner: str) -> RegistryOptions | None:
+    """The connection of the partner ``partner``, if it is a ``registry-rest`` partner."""
+    config = getattr(settings, "partners", {}).get(partner)
+    if config is None or config.transport != TRANSPORT or not isinstance(config.parsed,
+                                                                         RegistryOptions):
+        return None
+    return config.parsed
+
+
+class RegistrySource:
+    """Polls one registry's ``events`` and submits each event as an input of this source."""
+
+    def __init__(self, options: RegistrySourceOptions, context: PluginContext) -> None:
+        connection = registry_options(context.settings, options.registry)
+        if connection is None:
+            raise ConfigError([("(configuration)", f"sources.{context.name}.registry",
+                                f"{options.registry!r} is not a partner with transport ="
+                                f" \"{TRANSPORT}\"")])
+        self.name = context.name
+        self.options = options
+        self.client = RegistryClient(connection, connections=1)
+        self.cursor_file = context.data_dir / "cursor"
+        self._problem = RepeatedProblem(log, f"source {self.name}")
+
+    async def run(self, intake: Intake) -> None:
+        """Poll until cancelled; a registry that cannot be asked is asked again next interval."""
+        try:
+            while True:
+                try:
+                    more = await self.poll(intake)
+                except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                    self._problem.failed(f"cannot read the registry's events: {_said(exc)}")
+                    more = False
+                else:
+                    self._problem.ok()
+                if not more:
+                    await asyncio.sleep(self.options.poll_interval)
+        finally:
+            await self.client.close()
+
+    async def poll(self, intake: Intake) -> bool:
+        """One poll: submit what is new, then move the cursor; ``True`` when a full batch came."""
+        cursor = await in_thread(_load, self.cursor_file)
+        events, after = await self.client.events(cursor, self.options.batch)
+        if events:
+            await intake.submit([RawInput(self.name, f"registry event {e.id}", e.body,
+                                          {"content_type": e.content_type}) for e in events])
+        if after != cursor and after is not None:
+            await in_thread(_save, self.cursor_file, after)
+        return len(events) >= self.options.batch
+
+
+def _load(path: Path) -> str | None:
+    try:
+        return str(json.loads(path.read_bytes())["after"])
+    except FileNotFoundError:
+        return None
+
+
+def _save(path: Path, cursor: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    replace_durably(path, json.dumps({"after": cursor}).encode())
+
+
+def _said(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
