@@ -9,7 +9,7 @@ import pytest
 
 from gateway.api import Intake, PluginContext, PluginOptions, RawInput, SourceType, hookimpl
 from gateway.errors import ConfigError
-from gateway.testing import SOURCE, harness, sample_message
+from gateway.testing import PARTNER, SOURCE, harness, sample_message
 
 
 class TickerOptions(PluginOptions):
@@ -57,3 +57,13 @@ async def test_a_config_the_plugin_refuses_fails_the_start(tmp_path: Path) -> No
             raise AssertionError("started with a bad option")
     assert "sources.drop.cuont: unknown key 'cuont'" in str(caught.value)
     assert "did you mean 'count'?" in str(caught.value)
+
+
+async def test_from_partner_stores_what_the_partner_sent_as_its_transport_would(
+        tmp_path: Path) -> None:
+    async with harness(tmp_path) as gw:
+        mid = await gw.from_partner(sample_message("answer-1"), ref="answer.xml")
+        await gw.wait_for(lambda: gw.messages()[0].state != "received")
+    [stored] = gw.messages()
+    assert (stored.id, stored.source, stored.ref, stored.message_id) == (
+        mid, PARTNER, "answer.xml", "answer-1")
