@@ -54,7 +54,7 @@ from gateway.contracts import (
     TransportType,
 )
 from gateway.daemon import Gateway
-from gateway.ech0223 import sample_person_event, write_message
+from gateway.ech0223 import PersonIdentificationLight, sample_person_event, write_message
 from gateway.hookspecs import hookimpl
 from gateway.plugins import get_plugin_manager
 
@@ -82,9 +82,23 @@ SOURCE = "drop"
 SETTLED = frozenset({"sent", "delivered", "dead", "rejected", "needs_review"})
 
 
-def sample_message(message_id: str | None = None, *, seed: int = 0) -> bytes:
-    """A valid eCH-0223 1.5 ``personEventMessage`` (UTF-8 XML), the same for the same arguments."""
-    return write_message(sample_person_event(random.Random(seed), message_id=message_id))
+def sample_message(message_id: str | None = None, *, seed: int = 0,
+                   person: PersonIdentificationLight | None = None,
+                   reference_message_id: str | None = None) -> bytes:
+    """A valid eCH-0223 1.5 ``personEventMessage`` (UTF-8 XML), the same for the same arguments.
+
+    :param person: the person it names (``personIdentification``), e.g. a resident of
+        the registry under test, for a canton's message on the way back.
+    :param reference_message_id: the message it answers (header ``referenceMessageId``).
+    """
+    message = sample_person_event(random.Random(seed), message_id=message_id)
+    if person is not None:
+        message = message.model_copy(update={"content": message.content.model_copy(
+            update={"person_identification": person})})
+    if reference_message_id is not None:
+        message = message.model_copy(update={"header": message.header.model_copy(
+            update={"reference_message_id": reference_message_id})})
+    return write_message(message)
 
 
 def drop(folder: Path, name: str, data: bytes) -> Path:

@@ -66,8 +66,6 @@ NOT_BUILT_IN: dict[str, str] = {
                          " plugin; the built-in way is [[rules]] then.documents (a folder)",
     "gateway_http_routes": "the built-in http source serves its route through its context;"
                            " the hook is for a plugin's own endpoints (a registry's callbacks)",
-    "gateway_person_resolve": "searching residents needs a registry: a vendor's registry plugin"
-                              " implements it",
 }
 
 

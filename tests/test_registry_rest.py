@@ -7,6 +7,7 @@ what the registry holds.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from pathlib import Path
@@ -14,11 +15,20 @@ from typing import Any
 
 import pytest
 
-from gateway.api import ConfigError, NormaliseContext, PersonState, RawInput, load_config
+from gateway.api import (
+    ConfigError,
+    NormaliseContext,
+    PersonState,
+    RawInput,
+    ech0223,
+    load_config,
+)
 from gateway.plugins import get_plugin_manager
-from gateway.testing import harness, sample_message, serve, states
+from gateway.testing import PARTNER, SOURCE, harness, sample_message, serve, states
 from plugins import ech0020
 from plugins.registry_rest.sim import RegistrySimulator
+from plugins.sedex.sim import SedexSimulator
+from plugins.sedex.sim_answers import Answerer
 
 CORPUS = Path(__file__).resolve().parent / "fixtures" / "ech0020"
 #: A resident of baseDelivery.xml; move.xml (a move within the commune) names only him.
@@ -36,7 +46,7 @@ def residents() -> list[PersonState]:
 
 def registry(url: str, **options: Any) -> dict[str, Any]:
     """``settings`` for the harness: the registry partner, and a source polling it."""
-    return {"partners": {"registry": {"transport": "registry-rest",
+    return {"partners": {"registry": {"transport": "registry-rest", "role": "registry",
                                       "registry-rest": {"url": url, **options}}}}
 
 
@@ -100,32 +110,86 @@ async def test_a_lookup_that_finds_nobody_quarantines_and_the_gateway_goes_on(
     assert VN not in caplog.text  # no VN in any log line
 
 
-async def test_registry_down_keeps_the_delivery_queued_then_delivers_it_once(
+def resident(vn: str = VN) -> PersonState:
+    [person] = [p for p in residents() if p.identification.vn == int(vn)]
+    return person
+
+
+def without_ids(person: PersonState) -> ech0223.PersonIdentificationLight:
+    """The person as a canton may name them: names and date of birth, no VN, no local id."""
+    return person.identification.model_copy(update={"vn": None, "local_person_id": None})
+
+
+async def test_a_cantons_message_about_a_resident_is_found_in_the_registry_and_delivered(
         tmp_path: Path) -> None:
-    sim = RegistrySimulator()
-    sim.down = True
-    fast = {"partners": {"partner": {"retry": {"maximum": "200ms"}}}}
+    sim = RegistrySimulator(residents())
+    async with serve(sim.app()) as url, harness(tmp_path, settings=registry(url)) as gw:
+        await gw.from_partner(sample_message("canton-1", person=resident().identification))
+        [delivery] = await gw.settled(1)
+    assert (delivery.partner, delivery.state) == ("registry", "delivered")
+    assert sim.requests == [f"GET /persons?vn={VN}", "POST /inbox"]
+    [received] = sim.inbox
+    assert received.body == sample_message("canton-1", person=resident().identification)
+    assert received.key.endswith(f"-{delivery.id}")  # the delivery's reference, every attempt
+    [(stored,)] = states(tmp_path / "gateway.db", "SELECT state FROM persons")
+    assert json.loads(stored)["identification"]["local_person_id"]["person_id"] == "100102"
+
+
+async def test_a_resident_named_only_by_name_and_birth_is_searched_so(tmp_path: Path) -> None:
+    sim = RegistrySimulator(residents())
+    person = resident()
+    async with serve(sim.app()) as url, harness(tmp_path, settings=registry(url)) as gw:
+        await gw.from_partner(sample_message("canton-1", person=without_ids(person)))
+        [delivery] = await gw.settled(1)
+    assert delivery.state == "delivered"
+    [search] = [r for r in sim.requests if r.startswith("GET /persons")]
+    assert search.startswith("GET /persons?official_name=") and "date_of_birth=" in search
+
+
+@pytest.mark.parametrize("registry_knows", [0, 2])
+async def test_nobody_or_two_residents_found_waits_for_review_and_is_kept(
+        tmp_path: Path, registry_knows: int) -> None:
+    person = resident()
+    twin = person.model_copy(update={"identification": person.identification.model_copy(
+        update={"vn": 7561234567897, "local_person_id": None})})
+    sim = RegistrySimulator([person, twin][:registry_knows])
+    async with serve(sim.app()) as url, harness(tmp_path, settings=registry(url)) as gw:
+        mid = await gw.from_partner(sample_message("canton-1", person=without_ids(person)))
+        await gw.wait_for(lambda: gw.messages()[0].state == "needs_review")
+    assert gw.messages()[0].id == mid and gw.deliveries() == [] and sim.inbox == []
+    assert "message.needs_review" in gw.event_kinds()
+
+
+async def test_registry_down_keeps_the_cantons_message_queued_then_delivers_it_once(
+        tmp_path: Path) -> None:
+    """The registry's event teaches the gateway the person (a look-up); the answer waits it out."""
+    sim = RegistrySimulator(residents())
+    sim.add_event(MOVE)
+    fast = {"partners": {"registry": {"retry": {"initial": "50ms", "maximum": "200ms",
+                                                "jitter": 0}}}}
     async with serve(sim.app()) as url, harness(
-            tmp_path, transport="registry-rest", transport_options={"url": url},
-            settings=fast) as gw:
-        gw.feed("a.xml", sample_message("answer-1"))
+            tmp_path, source="registry-rest", source_options=POLLING,
+            settings=registry(url) | {"partners": {"registry": {
+                **registry(url)["partners"]["registry"], **fast["partners"]["registry"]}}}) as gw:
+        await gw.settled(1)  # the registry's event, its person looked up
+        sim.down = True
+        await gw.from_partner(sample_message("canton-1", person=resident().identification))
         await gw.wait_for(lambda: gw.event_kinds().count("delivery.retry") >= 2)
         assert sim.inbox == []
         sim.down = False
-        [delivery] = await gw.settled(1)
-    assert delivery.state == "delivered"
-    [received] = sim.inbox
-    assert received.body == sample_message("answer-1")
-    assert received.key.endswith(f"-{delivery.id}")  # the delivery's reference, every attempt
+        await gw.settled(2)
+    assert [(d.partner, d.state) for d in gw.deliveries()] == [("partner", "delivered"),
+                                                                ("registry", "delivered")]
+    assert len(sim.inbox) == 1
+    assert not [r for r in sim.requests if r.startswith("GET /persons?official_name")]
 
 
 async def test_a_dropped_answer_is_repeated_under_the_same_key_and_kept_once(
         tmp_path: Path) -> None:
-    sim = RegistrySimulator()
+    sim = RegistrySimulator(residents())
     sim.drop_after_storing = 1
-    async with serve(sim.app()) as url, harness(
-            tmp_path, transport="registry-rest", transport_options={"url": url}) as gw:
-        gw.feed("a.xml", sample_message("answer-1"))
+    async with serve(sim.app()) as url, harness(tmp_path, settings=registry(url)) as gw:
+        await gw.from_partner(sample_message("canton-1", person=resident().identification))
         [delivery] = await gw.settled(1)
     assert delivery.state == "delivered" and delivery.attempts == 2
     assert len(sim.inbox) == 1  # the repeat was recognised by its Idempotency-Key
@@ -133,25 +197,25 @@ async def test_a_dropped_answer_is_repeated_under_the_same_key_and_kept_once(
 
 
 async def test_a_registry_that_refuses_makes_a_dead_letter_with_its_reason(tmp_path: Path) -> None:
-    sim = RegistrySimulator(token="s3cret")
+    sim = RegistrySimulator(residents(), token="s3cret")
+    sim.refuse = 422
     async with serve(sim.app()) as url, harness(
-            tmp_path, transport="registry-rest",
-            transport_options={"url": url, "token": "wrong"}) as gw:
-        gw.feed("a.xml", sample_message("answer-1"))
+            tmp_path, settings=registry(url, token="s3cret")) as gw:
+        await gw.from_partner(sample_message("canton-1", person=resident().identification))
         [delivery] = await gw.settled(1)
-    assert delivery.state == "dead"
-    assert "HTTP 401" in (delivery.reason or "") and "s3cret" not in (delivery.reason or "")
+    assert delivery.state == "dead" and delivery.attempts == 1
+    assert "HTTP 422" in (delivery.reason or "") and "refused" in (delivery.reason or "")
     assert sim.inbox == []
 
 
-async def test_the_token_is_sent(tmp_path: Path) -> None:
+async def test_a_wrong_token_finds_nobody_and_the_message_waits_for_review(
+        tmp_path: Path) -> None:
     sim = RegistrySimulator(residents(), token="s3cret")
-    sim.add_event(MOVE)
     async with serve(sim.app()) as url, harness(
-            tmp_path, source="registry-rest", source_options=POLLING,
-            settings=registry(url, token="s3cret")) as gw:
-        [delivery] = await gw.settled(1)
-    assert delivery.state == "delivered"
+            tmp_path, settings=registry(url, token="wrong")) as gw:
+        await gw.from_partner(sample_message("canton-1", person=resident().identification))
+        await gw.wait_for(lambda: gw.messages()[0].state == "needs_review")
+    assert sim.inbox == [] and gw.deliveries() == []
 
 
 def test_a_source_must_name_a_registry_partner(tmp_path: Path) -> None:
@@ -162,3 +226,49 @@ def test_a_source_must_name_a_registry_partner(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"sources\.events\.registry: 'canton' is not a partner"):
         load_config(config, get_plugin_manager())
 
+
+def test_a_registry_rest_partner_is_a_registry(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text('[partners.registry]\ntransport = "registry-rest"\n'
+                      '[partners.registry.registry-rest]\nurl = "https://registry.example/api"\n')
+    with pytest.raises(ConfigError, match=r"partners\.registry\.role: .* set role = \"registry\""):
+        load_config(config, get_plugin_manager())
+
+
+
+async def test_end_to_end_registry_event_to_the_canton_over_sedex_and_its_answer_back(
+        tmp_path: Path) -> None:
+    """Registry outbox → gateway → sedex → the canton answers → the gateway → registry inbox."""
+    sedex = {name: tmp_path / "sedex" / name for name in ("outbox", "inbox", "receipts",
+                                                          "processed")}
+    for folder in sedex.values():
+        folder.mkdir(parents=True)
+    canton = SedexSimulator(sedex["outbox"], sedex["receipts"], sedex["processed"],
+                            tmp_path / "canton", poll_interval=0.05,
+                            answer=Answerer(sedex["inbox"], "message", seed=3))
+    sim = RegistrySimulator(residents())
+    sim.add_event(MOVE)
+    options = {**{k: str(v) for k, v in sedex.items()}, "sender_id": "T3-230-1",
+               "recipient_id": "T7-1-1", "message_type": 2515, "poll_interval": "50ms",
+               "settle": "50ms"}
+    stop = asyncio.Event()
+    async with serve(sim.app()) as url, harness(
+            tmp_path, transport="sedex", transport_options=options, source="registry-rest",
+            source_options=POLLING, settings=registry(url)) as gw:
+        answering = asyncio.create_task(canton.run(stop))
+        await gw.wait_for(lambda: len(sim.inbox) == 1, timeout=20)
+        stop.set()
+        await answering
+    sent, answer = gw.messages()
+    assert (sent.source, sent.state, answer.source, answer.state) == (
+        SOURCE, "routed", PARTNER, "routed")
+    assert [(d.partner, d.state) for d in gw.deliveries()] == [(PARTNER, "delivered"),
+                                                                ("registry", "delivered")]
+    [received] = sim.inbox
+    assert f"<eCH-0039:referenceMessageId>{sent.message_id}<".encode() in received.body
+    assert f"<eCH-0044:vn>{VN}<".encode() in received.body
+    assert [r for r in sim.requests if r.startswith("GET /persons")] == [f"GET /persons?vn={VN}"]
+    [(case_partner, count)] = states(
+        tmp_path / "gateway.db", "SELECT c.partner, count(*) FROM cases c JOIN case_messages m"
+                                 " ON m.case_id = c.id GROUP BY c.id")
+    assert (case_partner, count) == (PARTNER, 2)

@@ -11,7 +11,9 @@ that hand the work to a module of its own.
   ``events`` with a persisted cursor (:mod:`.source`); a registry that
   would rather push uses the built-in ``http`` source instead;
 - **person look-up**: ``gateway_person_lookup`` asks the registry's
-  ``persons`` for a person the gateway has no state of (:mod:`.lookup`).
+  ``persons`` for a person the gateway has no state of, and
+  ``gateway_person_resolve`` searches it for the resident a canton's message
+  names when the gateway's own state finds nobody (:mod:`.lookup`).
 
 The registry's API is described in docs/registry-rest.md, and
 :mod:`.sim` serves it, for tests and for trying a configuration.
@@ -29,9 +31,10 @@ from gateway.api import (
     PluginContext,
     SourceType,
     TransportType,
+    ech0223,
     hookimpl,
 )
-from plugins.registry_rest.lookup import look_up
+from plugins.registry_rest.lookup import identification_queries, look_up, search
 from plugins.registry_rest.options import RegistryOptions
 from plugins.registry_rest.source import (
     TRANSPORT,
@@ -84,10 +87,24 @@ def gateway_person_lookup(keys: Sequence[str], settings: Any
 
 
 @hookimpl
+def gateway_person_resolve(identification: ech0223.PersonIdentificationLight, settings: Any
+                           ) -> Awaitable[Sequence[PersonState]] | None:
+    """Search the registries for the resident a canton's message names (``None``: none configured)."""
+    connections = registries(settings)
+    return search(connections, identification_queries(identification)) if connections else None
+
+
+@hookimpl
 def gateway_check_config(settings: Any) -> list[tuple[str, str, str]]:
-    """A ``registry-rest`` source must name a ``registry-rest`` partner."""
-    return [("(configuration)", f"sources.{name}.registry",
-             f"{source.parsed.registry!r} is not a partner with transport = \"{TRANSPORT}\"")
-            for name, source in settings.sources.items()
-            if source.type == TRANSPORT and isinstance(source.parsed, RegistrySourceOptions)
-            and registry_options(settings, source.parsed.registry) is None]
+    """A ``registry-rest`` partner is a registry; a ``registry-rest`` source names one."""
+    problems = [("(configuration)", f"partners.{name}.role",
+                 f'a partner with transport = "{TRANSPORT}" is the registry: set role = "registry"')
+                for name, partner in settings.partners.items()
+                if partner.transport == TRANSPORT and partner.role != "registry"]
+    for name, source in settings.sources.items():
+        if source.type == TRANSPORT and isinstance(source.parsed, RegistrySourceOptions):
+            partner = source.parsed.registry or name
+            if registry_options(settings, partner) is None:
+                problems.append(("(configuration)", f"sources.{name}.registry",
+                                 f"{partner!r} is not a partner with transport = \"{TRANSPORT}\""))
+    return problems

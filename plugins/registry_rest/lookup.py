@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import aiohttp
 
-from gateway.api import PersonState
+from gateway.api import PersonState, ech0223
 from plugins.registry_rest.client import RegistryClient
 from plugins.registry_rest.options import RegistryOptions
 
@@ -35,6 +35,23 @@ def queries(keys: Sequence[str]) -> list[dict[str, str]]:
         elif kind == "local" and value:
             found.append({"local_id": value.removeprefix("*:")})
     return found
+
+
+def identification_queries(ident: ech0223.PersonIdentificationLight) -> list[dict[str, str]]:
+    """The ``GET persons`` queries for a person a message names, in the way back's order.
+
+    By VN, then by local person id, then by official name, first name and
+    date of birth (only a full date: a year alone finds too many).
+    """
+    asks = [{"vn": str(ident.vn)}] if ident.vn is not None else []
+    local = ident.local_person_id
+    if local is not None:
+        asks.append({"local_id": f"{local.person_id_category}:{local.person_id}"})
+    born = ident.date_of_birth.year_month_day if ident.date_of_birth is not None else None
+    if born is not None:
+        asks.append({"official_name": ident.official_name, "first_name": ident.first_name,
+                     "date_of_birth": born.isoformat()})
+    return asks
 
 
 async def search(registries: Sequence[RegistryOptions],

@@ -54,6 +54,8 @@ class RegistrySimulator:
         self.delay = 0.0
         #: how many of the next deliveries are stored, then their connection dropped unanswered.
         self.drop_after_storing = 0
+        #: a status every delivery is refused with (a registry that will not take the message).
+        self.refuse: int | None = None
         #: every request, as "METHOD /path?query", in order.
         self.requests: list[str] = []
 
@@ -116,6 +118,8 @@ class RegistrySimulator:
     async def receive(self, request: web.Request) -> web.Response:
         """``POST /inbox``: keep the message once per ``Idempotency-Key``; 201, a repeat 200."""
         key = request.headers.get("Idempotency-Key", "")
+        if self.refuse is not None:
+            return web.json_response({"error": "refused by the simulator"}, status=self.refuse)
         if not key:
             return web.json_response({"error": "Idempotency-Key is required"}, status=400)
         for received in self.inbox:

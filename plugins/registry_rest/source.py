@@ -1,12 +1,14 @@
 """The ``registry-rest`` source: the registry's outbox of events, polled.
 
-``[sources.<name>] type = "registry-rest"`` names the registry partner
-(``registry = "<partner>"``) whose connection it uses, so the URL, token and
-TLS are configured once. Every ``poll_interval`` it asks for the events after
-its cursor, submits them, and only once they are durably stored writes the
-new cursor (``cursor`` in its data folder). A crash in between repeats those
-events at the next start; the store records a repeat as a duplicate of the
-first, so nothing is processed twice and nothing is skipped.
+``[sources.<name>] type = "registry-rest"`` uses the connection of the
+registry partner of the same name (or the one ``registry = "<partner>"``
+names), so the URL, token and TLS are configured once, and the way back
+knows which registry sent the message a canton's answer refers to. Every
+``poll_interval`` it asks for the events after its cursor, submits them, and
+only once they are durably stored writes the new cursor (``cursor`` in its
+data folder). A crash in between repeats those events at the next start; the
+store records a repeat as a duplicate of the first, so nothing is processed
+twice and nothing is skipped.
 """
 
 from __future__ import annotations
@@ -42,8 +44,9 @@ TRANSPORT = "registry-rest"
 class RegistrySourceOptions(PluginOptions):
     """The keys of a ``type = "registry-rest"`` source."""
 
-    registry: str = Field(description="the partner (transport = \"registry-rest\", role ="
-                                      " \"registry\") whose events this source polls")
+    registry: str | None = Field(
+        None, description="the partner (transport = \"registry-rest\", role = \"registry\")"
+                          " whose events this source polls; default: the one named like the source")
     poll_interval: Duration = Field(10.0, gt=0, description="wait between polls when the"
                                                             " registry had nothing new")
     batch: int = Field(100, ge=1, le=1000, description="most events asked for in one poll")
@@ -62,11 +65,11 @@ class RegistrySource:
     """Polls one registry's ``events`` and submits each event as an input of this source."""
 
     def __init__(self, options: RegistrySourceOptions, context: PluginContext) -> None:
-        connection = registry_options(context.settings, options.registry)
+        partner = options.registry or context.name
+        connection = registry_options(context.settings, partner)
         if connection is None:
             raise ConfigError([("(configuration)", f"sources.{context.name}.registry",
-                                f"{options.registry!r} is not a partner with transport ="
-                                f" \"{TRANSPORT}\"")])
+                                f"{partner!r} is not a partner with transport = \"{TRANSPORT}\"")])
         self.name = context.name
         self.options = options
         self.client = RegistryClient(connection, connections=1)
