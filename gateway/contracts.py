@@ -187,7 +187,8 @@ class NormaliseContext:
     """What a normaliser may use: the input limits in force, and the partners' eCH-0223 versions.
 
     ``partners`` maps a partner name (which is also the source name of what it
-    sends us) to its :class:`PartnerVersion`; see :func:`gateway.assembly.partner_ech0223`.
+    sends us), and the name of a source whose ``partner`` names one, to its
+    :class:`PartnerVersion`; see :func:`gateway.assembly.partner_ech0223`.
     """
 
     max_bytes: int

@@ -274,10 +274,14 @@ def _from_partner(raw: RawInput) -> str:
 
 
 def normalise_context(settings: Any) -> NormaliseContext:
-    """The input limits from ``[limits]``."""
+    """The input limits from ``[limits]``, and the eCH-0223 version of what each source brings."""
     lim = settings.limits
+    partners = partner_ech0223(settings)
+    # a source bringing a partner's messages (``partner = "canton"``) reads them as that partner
+    by_source = {name: partners[s.partner] for name, s in settings.sources.items()
+                 if s.partner in partners and name not in partners}
     return NormaliseContext(lim.max_document_bytes, lim.max_zip_entries, lim.max_zip_bytes,
-                            lim.max_zip_ratio, lim.max_kept_bytes, partner_ech0223(settings))
+                            lim.max_zip_ratio, lim.max_kept_bytes, {**partners, **by_source})
 
 
 def partner_targets(settings: Any) -> dict[str, PartnerVersion]:

@@ -10,18 +10,38 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from pathlib import Path
 
+import pytest
+
+from gateway.ech0223 import PersonIdentificationLight, sample_event_report, write_message
+from gateway.person_state import vn_check_digit_ok
 from gateway.plugins import get_plugin_manager
 from plugins.sedex.sim import SedexSimulator
 from plugins.sedex.sim_answers import Answerer
-from tests.flow import drop, running, states, until
+from tests.flow import (
+    FIXTURES,
+    drop,
+    message,
+    plugin_manager,
+    running,
+    states,
+    until,
+    write_config,
+)
 from tests.test_sedex_e2e import cli, gateway_dir
 
 CORPUS = Path(__file__).parent / "fixtures" / "ech0020"
 #: A foreign resident of baseDelivery.xml, and an event about them the default rules forward.
 VN, LOCAL = "7562328558609", "MU.230:100139"
 EVENT = "changeResidencePermit-prolongationB.xml"
+
+
+@pytest.fixture(autouse=True)
+def _cli_knows_the_stub(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command line loads the stub transport too (the partners of ``write_config``)."""
+    monkeypatch.setattr("gateway.cli.get_plugin_manager", plugin_manager)
 
 
 async def _seeded(root: Path, db: Path) -> None:
@@ -68,3 +88,205 @@ async def test_the_cantons_answer_reaches_the_registry_on_the_resident_and_the_c
                                                                        (in_id, "in")]
     text = cli("--config", str(config), "cases", "show", str(case["id"]))
     assert " out " in text and " in " in text
+
+
+# -- the way back with the stub canton: matching, review, the registry down, scope ----------
+
+#: The registry the canton's messages go to, and a folder source bringing the canton's
+#: messages (as a REST or SOAP source would: ``partner = "canton"``).
+WAY_BACK = ('[partners.registry]\ntransport = "folder"\nrole = "registry"\n'
+            '[partners.registry.folder]\npath = "registry-inbox"\n'
+            '[sources.from-canton]\ntype = "folder"\npath = "from-canton"\npartner = "canton"\n'
+            'poll_interval = "50ms"\nsettle = "50ms"\n')
+#: A second person with the names and date of birth of the first (VN, local id differ).
+TWIN_VN = "7569999999991"
+#: Another resident of baseDelivery.xml, found by local id.
+OTHER_VN, OTHER_LOCAL = "7566202763493", ("MU.230", "100140")
+
+
+def _site(tmp_path: Path, partner: str = "", extra: str = "") -> Path:
+    config = write_config(tmp_path, partner=partner, extra=WAY_BACK + extra)
+    (tmp_path / "from-canton").mkdir()
+    return config
+
+
+async def _residents(root: Path, db: Path, twin: bool = False) -> None:
+    """baseDelivery.xml as person state; with ``twin``, a second Ardita Shala born 1997-11-23."""
+    base = (CORPUS / "baseDelivery.xml").read_bytes()
+    drop(root / "in", "base.xml", base)
+    files = 1
+    if twin:
+        assert vn_check_digit_ok(TWIN_VN)
+        drop(root / "in", "twin.xml", base.replace(VN.encode(), TWIN_VN.encode())
+             .replace(b"<eCH-0044:personId>100139<", b"<eCH-0044:personId>900139<")
+             .replace(b"33850216.9", b"99999999.9"))
+        files = 2
+    await until(lambda: states(db, "SELECT count(*) FROM messages WHERE state = 'not_relevant'"
+                                   " AND source = 'registry'") == [(files,)], timeout=20)
+
+
+def _from_canton(message_id: str, ident: bytes = b"", reference: str | None = None) -> bytes:
+    """A canton's personEventMessage about the person ``ident`` names (elements before
+    officialName), or about Anna Muster; with ``reference``: answering that message."""
+    data = message(message_id)
+    if ident:
+        data = data.replace(b"<eCH-0044:officialName>", ident + b"<eCH-0044:officialName>", 1)
+    if reference:
+        data = data.replace(b"</eCH-0039:messageId>", b"</eCH-0039:messageId>"
+                            b"<eCH-0039:referenceMessageId>" + reference.encode()
+                            + b"</eCH-0039:referenceMessageId>", 1)
+    return data
+
+
+def _shala_by_names(message_id: str) -> bytes:
+    return (message(message_id).replace(b">Muster<", b">Shala<").replace(
+        b"<eCH-0044:firstName>Anna</eCH-0044:firstName>",
+        b"<eCH-0044:firstName>Ardita</eCH-0044:firstName><eCH-0044:dateOfBirth>"
+        b"<eCH-0044:yearMonthDay>1997-11-23</eCH-0044:yearMonthDay></eCH-0044:dateOfBirth>"))
+
+
+def _local(category: str, pid: str) -> bytes:
+    return (f"<eCH-0044:localPersonId><eCH-0044:personIdCategory>{category}"
+            f"</eCH-0044:personIdCategory><eCH-0044:personId>{pid}</eCH-0044:personId>"
+            "</eCH-0044:localPersonId>").encode()
+
+
+def _state_of(db: Path, message_id: str) -> str:
+    found = states(db, "SELECT state FROM messages WHERE message_id = ?", (message_id,))
+    return str(found[0][0]) if found else ""
+
+
+async def test_nobody_or_two_residents_wait_for_review_until_the_operator_assigns(
+        tmp_path: Path) -> None:
+    config = _site(tmp_path)
+    (tmp_path / "registry-inbox").mkdir()
+    db = tmp_path / "gateway.db"
+    c = str(config)
+    async with running(config):
+        await _residents(tmp_path, db, twin=True)
+        drop(tmp_path / "from-canton", "a.xml", _from_canton("c-nobody"))
+        drop(tmp_path / "from-canton", "b.xml", _shala_by_names("c-twins"))
+        drop(tmp_path / "from-canton", "c.xml", _from_canton("c-local", _local(*OTHER_LOCAL)))
+        await until(lambda: states(db, "SELECT message_id, state FROM messages WHERE source ="
+                                       " 'from-canton' ORDER BY message_id") == [
+            ("c-local", "routed"), ("c-nobody", "needs_review"), ("c-twins", "needs_review")])
+        nobody = cli("--config", c, "messages", "show", "c-nobody")
+        assert "needs_review" in nobody and "candidates (0): none" in nobody
+        twins = cli("--config", c, "messages", "show", "c-twins")
+        assert "candidates (2):" in twins
+        assert f"vn:{VN}" in twins and f"vn:{TWIN_VN}" in twins
+        status = cli("--config", c, "status", code=1)
+        assert "2 partners' messages whose resident is not found" in status
+
+        # the command line's own event loop, as from a shell
+        assert "now routed" in await asyncio.to_thread(
+            cli, "--config", c, "messages", "assign", "c-twins", "--person", "756.2328.5586.09")
+        assert "now routed" in await asyncio.to_thread(
+            cli, "--config", c, "messages", "assign", "c-nobody", "--person", ":".join(OTHER_LOCAL))
+        await until(lambda: len(list((tmp_path / "registry-inbox").glob("*.xml"))) == 3)
+        await asyncio.to_thread(cli, "--config", c, "messages", "assign", "c-local",
+                                "--person", VN, code=1)  # not waiting for review
+    assert states(db, "SELECT count(*) FROM messages WHERE state = 'needs_review'") == [(0,)]
+    assert "0 partners'" not in cli("--config", c, "status")
+    person = json.loads(cli("--config", c, "persons", "show", VN, "--json"))
+    assert [m["direction"] for m in person["messages"] if m["source"] == "from-canton"] == ["in"]
+    other = json.loads(cli("--config", c, "persons", "show", OTHER_VN, "--json"))
+    assert sorted(m["source"] for m in other["messages"] if m["direction"] == "in") == [
+        "from-canton", "from-canton"]
+    journal = [json.loads(d) for (d,) in states(
+        db, "SELECT detail FROM journal WHERE event = 'message.assigned' ORDER BY seq")]
+    assert [j["keys"] for j in journal] == [1, 1]
+
+
+async def test_the_registry_folder_missing_keeps_the_messages_until_it_is_there(
+        tmp_path: Path) -> None:
+    config = _site(tmp_path)
+    db, inbox = tmp_path / "gateway.db", tmp_path / "registry-inbox"
+    async with running(config):
+        await _residents(tmp_path, db)
+        drop(tmp_path / "from-canton", "a.xml", _from_canton("c-1", _local(*OTHER_LOCAL)))
+        await until(lambda: states(db, "SELECT partner, state FROM deliveries")
+                    == [("registry", "sending")])
+        await until(lambda: states(db, "SELECT count(*) FROM journal WHERE event ="
+                                       " 'partner.paused'") == [(1,)])
+        await asyncio.sleep(0.5)
+        assert states(db, "SELECT state, attempts FROM deliveries") == [("sending", 1)]
+        inbox.mkdir()
+        await until(lambda: states(db, "SELECT state FROM deliveries") == [("delivered",)],
+                    timeout=20)
+    [written] = inbox.iterdir()
+    assert written.name.startswith("ech0223-") and b"c-1" in written.read_bytes()
+
+
+async def test_answers_correlate_only_with_what_their_partner_was_sent(tmp_path: Path) -> None:
+    partners = ('[partners.canton]\ntransport = "stub"\n[partners.canton.stub]\n'
+                '[partners.other]\ntransport = "stub"\n[partners.other.stub]\n')
+    config = _site(tmp_path, partner=partners, extra=(
+        '[sources.from-other]\ntype = "folder"\npath = "from-other"\npartner = "other"\n'
+        'poll_interval = "50ms"\nsettle = "50ms"\n'))
+    (tmp_path / "from-other").mkdir()
+    (tmp_path / "registry-inbox").mkdir()
+    db = tmp_path / "gateway.db"
+    ardita = f"<eCH-0044:vn>{VN}</eCH-0044:vn>".encode()
+    async with running(config):
+        await _residents(tmp_path, db)
+        drop(tmp_path / "in", "out.xml", _from_canton("ours-1", ardita))
+        await until(lambda: states(db, "SELECT partner, state FROM deliveries")
+                    == [("canton", "delivered")])
+        # the other partner's message names ours: no case of the canton's, no settling
+        drop(tmp_path / "from-other", "x.xml", _rejecting("other-1", "ours-1"))
+        await until(lambda: _state_of(db, "other-1") == "routed")
+        drop(tmp_path / "from-canton", "y.xml", _from_canton("canton-1", ardita, "ours-1"))
+        await until(lambda: _state_of(db, "canton-1") == "routed")
+        drop(tmp_path / "from-canton", "z.xml", _rejecting("canton-2", "ours-1"))
+        await until(lambda: _state_of(db, "canton-2") == "routed")
+        await until(lambda: states(db, "SELECT count(*) FROM deliveries WHERE partner ="
+                                       " 'registry' AND state = 'delivered'") == [(3,)])
+    assert states(db, "SELECT state FROM deliveries WHERE partner = 'canton'") == [("rejected",)]
+    cases = {c["partner"]: c for c in json.loads(cli("--config", str(config), "cases", "list",
+                                                     "--json"))}
+    assert sorted(cases) == ["canton", "other"]
+    canton = json.loads(cli("--config", str(config), "cases", "show", str(cases["canton"]["id"]),
+                            "--json"))
+    assert [(m["message_id"], m["direction"]) for m in canton["messages"]] == [
+        ("ours-1", "out"), ("canton-1", "in"), ("canton-2", "in")]
+    other = json.loads(cli("--config", str(config), "cases", "show", str(cases["other"]["id"]),
+                           "--json"))
+    assert [m["message_id"] for m in other["messages"]] == ["other-1"]
+
+
+def _rejecting(message_id: str, reference: str) -> bytes:
+    """A negative eventReport about Ardita Shala answering ``reference``."""
+    report = sample_event_report(random.Random(5), reference_message_id=reference)
+    report = report.model_copy(update={
+        "header": report.header.model_copy(update={"message_id": message_id}),
+        "response": report.response.model_copy(update={
+            "person_identification": PersonIdentificationLight(
+                vn=int(VN), official_name="Shala", first_name="Ardita")})})
+    return write_message(report)
+
+
+@pytest.mark.parametrize(("version", "fixture"), [
+    ("1.0", "valid-pem10-full-persondata.xml"), ("1.3", "valid-pem13-full-persondata.xml"),
+    ("1.4", "valid-pem14-full-persondata.xml")])
+async def test_a_canton_on_an_older_version_is_heard(tmp_path: Path, version: str,
+                                                     fixture: str) -> None:
+    partner = (f'[partners.canton]\ntransport = "stub"\nech0223_version = "{version}"\n'
+               '[partners.canton.stub]\n')
+    config = _site(tmp_path, partner=partner)
+    (tmp_path / "registry-inbox").mkdir()
+    db = tmp_path / "gateway.db"
+    data = (FIXTURES / fixture).read_bytes().replace(b">7561234567897<", f">{VN}<".encode())
+    async with running(config):
+        await _residents(tmp_path, db)
+        drop(tmp_path / "from-canton", "old.xml", data)
+        drop(tmp_path / "from-canton", "bad.xml", data.replace(b"<eCH-0223:personEvent>",
+                                                               b"<eCH-0223:personEvent>x", 1))
+        await until(lambda: sorted(states(db, "SELECT state, version FROM messages WHERE source"
+                                              " = 'from-canton'")) == [
+            ("quarantined", None), ("routed", "1.5")])
+        await until(lambda: states(db, "SELECT state FROM deliveries") == [("delivered",)])
+    [(reason,)] = states(db, "SELECT reason FROM messages WHERE state = 'quarantined'")
+    assert f"eCH-0223 {version}" in reason
+    [written] = (tmp_path / "registry-inbox").iterdir()
+    assert b'version="1.5"' in written.read_bytes()  # the registry gets the canonical form
