@@ -93,9 +93,19 @@ async def test_the_docs_test_passes_with_the_docs_plugin(shelf: types.ModuleType
         await test(tmp_path / str(n))
 
 
+async def test_the_docs_registry_test_passes_with_the_reference_registry_plugin(
+        tmp_path: Path) -> None:
+    [code] = [c for c in _blocks("python") if c.startswith("# tests/test_registry.py")]
+    namespace: dict[str, Any] = {"__name__": "test_registry"}
+    exec(compile(code, f"{DOC}:tests/test_registry.py", "exec"), namespace)
+    [test] = [fn for name, fn in namespace.items() if name.startswith("test_")]
+    await test(tmp_path)
+
+
 def test_every_python_block_is_run_by_these_tests() -> None:
     firsts = sorted(code.splitlines()[0] for code in _blocks("python"))
-    assert firsts == ["# ech_gateway_shelf/plugin.py", "# tests/test_shelf.py"]
+    assert firsts == ["# ech_gateway_shelf/plugin.py", "# tests/test_registry.py",
+                      "# tests/test_shelf.py"]
 
 
 def test_the_toml_blocks_parse_and_the_config_passes_the_plugins_model(

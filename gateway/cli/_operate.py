@@ -127,8 +127,11 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"plugins": rows, **types}, indent=2))
         return OK
+    name_width = max([10, *(len(row["name"]) for row in rows)])
+    module_width = max([22, *(len(row["module"]) for row in rows)])
     for row in rows:
-        print(f"{row['name']:<10} {row['module']:<22} {', '.join(row['hooks'])}")
+        print(f"{row['name']:<{name_width}} {row['module']:<{module_width}}"
+              f" {', '.join(row['hooks'])}")
     print(f"source types: {', '.join(types['sources'])}")
     print(f"transport types: {', '.join(types['transports'])}")
     return OK
