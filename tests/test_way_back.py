@@ -290,3 +290,48 @@ async def test_a_canton_on_an_older_version_is_heard(tmp_path: Path, version: st
     assert f"eCH-0223 {version}" in reason
     [written] = (tmp_path / "registry-inbox").iterdir()
     assert b'version="1.5"' in written.read_bytes()  # the registry gets the canonical form
+
+
+def _with_refs(data: bytes, process: str | None = None, ours: str | None = None,
+               yours: str | None = None) -> bytes:
+    """``data`` with these header business references (in eCH-0058 order, after messageId
+    and referenceMessageId)."""
+    refs = b"".join(f"<eCH-0039:{tag}>{value}</eCH-0039:{tag}>".encode() for tag, value in (
+        ("businessProcessId", process), ("ourBusinessReferenceId", ours),
+        ("yourBusinessReferenceId", yours)) if value)
+    anchor = (b"</eCH-0039:referenceMessageId>" if b"</eCH-0039:referenceMessageId>" in data
+              else b"</eCH-0039:messageId>")
+    return data.replace(anchor, anchor + refs, 1)
+
+
+async def test_the_registrys_answer_continues_the_cantons_case(tmp_path: Path) -> None:
+    config = _site(tmp_path)
+    (tmp_path / "registry-inbox").mkdir()
+    db = tmp_path / "gateway.db"
+    ardita = f"<eCH-0044:vn>{VN}</eCH-0044:vn>".encode()
+    async with running(config):
+        await _residents(tmp_path, db)
+        # the canton asks (its case C-77 in business process BP-1) ...
+        drop(tmp_path / "from-canton", "q.xml",
+             _with_refs(_from_canton("canton-q", ardita), process="BP-1", ours="C-77"))
+        await until(lambda: _state_of(db, "canton-q") == "routed")
+        # ... the registry answers it, echoing the canton's reference and giving its own ...
+        drop(tmp_path / "in", "a.xml", _with_refs(_from_canton("registry-a", ardita),
+                                                  ours="R-5", yours="C-77"))
+        await until(lambda: _state_of(db, "registry-a") == "routed")
+        # ... and the canton follows up, naming our reference only
+        drop(tmp_path / "from-canton", "f.xml",
+             _with_refs(_from_canton("canton-f", ardita), yours="R-5"))
+        await until(lambda: _state_of(db, "canton-f") == "routed")
+        # a message of the registry naming another process stays out of the case
+        drop(tmp_path / "in", "b.xml", _with_refs(_from_canton("registry-b", ardita),
+                                                  process="BP-2"))
+        await until(lambda: _state_of(db, "registry-b") == "routed")
+    [case] = json.loads(cli("--config", str(config), "cases", "list", "--json"))
+    shown = json.loads(cli("--config", str(config), "cases", "show", str(case["id"]), "--json"))
+    assert [(m["message_id"], m["direction"]) for m in shown["messages"]] == [
+        ("canton-q", "in"), ("registry-a", "out"), ("canton-f", "in")]
+    assert (shown["business_process_id"], shown["our_reference"], shown["their_reference"]) == (
+        "BP-1", "R-5", "C-77")
+    text = cli("--config", str(config), "cases", "show", str(case["id"]))
+    assert "businessProcessId BP-1" in text and "C-77" in text

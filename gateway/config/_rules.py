@@ -25,7 +25,8 @@ PermitCategory = Literal["B", "C", "Ci", "F", "N", "L", "G", "other"]
 EVENTS = (*get_args(PersonEvent), "none")
 #: Facts a normaliser exposes besides the core's (gateway/facts.py), matchable under ``fields``.
 NORMALISER_FACTS = ("format", "source_event", "person_event", "nationality_before", "mapping",
-                    "row")
+                    "row", "business_process_id", "our_business_reference_id",
+                    "your_business_reference_id")
 
 
 class _Strict(BaseModel):

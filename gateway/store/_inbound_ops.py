@@ -51,12 +51,9 @@ def _link_case(conn: sqlite3.Connection, message: int, inbound: Inbound, now: fl
     person = _person_of(conn, message)
     case, how, original = None, "new", None
     if inbound.reference_message_id:
-        row = conn.execute(
-            "SELECT c.id FROM case_messages cm JOIN cases c ON c.id = cm.case_id"
-            " JOIN messages m ON m.id = cm.message WHERE m.message_id = ? AND c.partner = ?"
-            " ORDER BY c.id DESC LIMIT 1", (inbound.reference_message_id, partner)).fetchone()
-        if row is not None:
-            case, how = row[0], "referenceMessageId"
+        case = _answered_case(conn, partner, inbound.reference_message_id)
+        if case is not None:
+            how = "referenceMessageId"
         original = conn.execute(
             "SELECT m.id, coalesce(min(d.sent_at), min(d.created_at)) FROM messages m"
             " JOIN deliveries d ON d.message = m.id WHERE m.message_id = ? AND d.partner = ?"
@@ -97,6 +94,58 @@ def _link_case(conn: sqlite3.Connection, message: int, inbound: Inbound, now: fl
         "case": case, "partner": partner, "by": how,
         **({"answers": original[0]} if original is not None else {}),
         **({"person": person} if person is not None else {})})
+
+
+def link_outbound(conn: sqlite3.Connection, results: Sequence[Processed],
+                  deliveries: Sequence[tuple[int, str]], now: float) -> list[Entry]:
+    """Put the registry's messages that continue a case into it (direction ``out``).
+
+    A routed message continues a case with the partner it goes to when it
+    answers a message of that case (``referenceMessageId``), or names its
+    ``businessProcessId``, the partner's reference (as its
+    ``yourBusinessReferenceId``) or ours. Cases are opened by the partner's
+    messages; a message that continues none is in none until answered.
+    Only messages with such references cost a look-up.
+    """
+    keyed = {p.message: p for p in results if p.inbound is None and p.normalised is not None
+             and (p.normalised.reference_message_id or any(
+                 k in p.normalised.facts for k in _OUT_KEYS))}
+    entries: list[Entry] = []
+    for mid, partner in deliveries:
+        p = keyed.get(mid)
+        if p is None or p.normalised is None:
+            continue
+        facts, reference = p.normalised.facts, p.normalised.reference_message_id
+        case = _answered_case(conn, partner, reference) if reference else None
+        for column, key in (("business_process_id", "business_process_id"),
+                            ("their_reference", "your_business_reference_id"),
+                            ("our_reference", "our_business_reference_id")):
+            if case is None and facts.get(key):
+                row = conn.execute(f"SELECT id FROM cases WHERE partner = ? AND {column} = ?"
+                                   " ORDER BY id DESC LIMIT 1", (partner, facts[key])).fetchone()
+                case = row[0] if row else None
+        if case is None:
+            continue
+        conn.execute("UPDATE cases SET our_reference = coalesce(our_reference, ?),"
+                     " updated_at = ? WHERE id = ?",
+                     (facts.get("our_business_reference_id"), now, case))
+        conn.execute("INSERT OR IGNORE INTO case_messages (case_id, message, direction, at)"
+                     " VALUES (?, ?, 'out', ?)", (case, mid, now))
+        entries.append(Entry("message.case", mid, None, {"case": case, "partner": partner}))
+    return entries
+
+
+#: The facts (from the eCH-0223 header) by which an outgoing message continues a case.
+_OUT_KEYS = ("business_process_id", "our_business_reference_id", "your_business_reference_id")
+
+
+def _answered_case(conn: sqlite3.Connection, partner: str, message_id: str) -> int | None:
+    """The case with ``partner`` holding the message ``message_id``, if any."""
+    row = conn.execute(
+        "SELECT c.id FROM case_messages cm JOIN cases c ON c.id = cm.case_id"
+        " JOIN messages m ON m.id = cm.message WHERE m.message_id = ? AND c.partner = ?"
+        " ORDER BY c.id DESC LIMIT 1", (message_id, partner)).fetchone()
+    return int(row[0]) if row else None
 
 
 def _person_of(conn: sqlite3.Connection, message: int) -> int | None:

@@ -12,7 +12,7 @@ import orjson
 
 from gateway.contracts import Normalised, RawInput
 from gateway.errors import KeyReuseRejected, StoreConflict, StoreError
-from gateway.store._inbound_ops import record_inbound
+from gateway.store._inbound_ops import link_outbound, record_inbound
 from gateway.store._person_ops import link_subjects, record_persons
 from gateway.store._sql import expect_changed, insert_ids, select_in
 from gateway.store.journal import Entry
@@ -224,6 +224,7 @@ def record_processing(conn: sqlite3.Connection, results: Sequence[Processed], no
     entries += [Entry("delivery.queued", mid, did, {"partner": r.partner, "reason": r.reason})
                 for did, (mid, r, _payload) in zip(created, deliveries, strict=True)]
     entries += record_inbound(conn, results, now)
+    entries += link_outbound(conn, results, [(mid, r.partner) for mid, r, _p in deliveries], now)
     entries += _apply_answers(conn, results, now)
     return created, entries
 

@@ -41,6 +41,10 @@ _HEADER = f"{{{NS}}}header"
 _MESSAGE_ID = f"{{{NS_HEADER}}}messageId"
 _REFERENCE_ID = f"{{{NS_HEADER}}}referenceMessageId"
 _ACTION = f"{{{NS_HEADER}}}action"
+#: The header's business references, as facts (only those present): a case's keys.
+_CASE_FACTS = (("business_process_id", f"{_E39}businessProcessId"),
+               ("our_business_reference_id", f"{_E39}ourBusinessReferenceId"),
+               ("your_business_reference_id", f"{_E39}yourBusinessReferenceId"))
 #: Versionless documents from a source that is not a partner: tried newest first.
 _VERSIONLESS = ("1.4", "1.3", "1.0")
 
@@ -75,7 +79,7 @@ def gateway_normalise(raw: RawInput, context: NormaliseContext) -> Normalised | 
         reference_message_id=_text(header, _REFERENCE_ID),
         action=_text(header, _ACTION),
         subject=subject,
-        facts={"format": "eCH-0223"},
+        facts={"format": "eCH-0223", **_case_facts(header)},
         warnings=warnings,
     )
 
@@ -164,6 +168,12 @@ def _check_files(root: Any, attachments: tuple[Attachment, ...]) -> tuple[str, .
     warnings += [f"zip file {path!r} is named by no document" for path in sorted(by_path)
                  if path not in named]
     return tuple(warnings)
+
+
+def _case_facts(header: object) -> dict[str, str]:
+    """The business references the header has (the case a message belongs to)."""
+    found = {name: _text(header, tag) for name, tag in _CASE_FACTS}
+    return {name: value for name, value in found.items() if value}
 
 
 def _text(parent: object, tag: str) -> str | None:
