@@ -3,9 +3,8 @@
 It holds residents (as :class:`~gateway.api.PersonState`), an outbox of
 events (eCH-0020 or eCH-0223 messages the gateway polls) and an inbox that
 keeps the canton messages the gateway delivers, once per ``Idempotency-Key``.
-For tests, and for trying a configuration by hand (``ech-gateway
-registry-sim``). ``down`` makes every endpoint answer 503, as a registry
-in maintenance does.
+For tests (run it with :func:`gateway.testing.serve`). ``down`` makes every
+endpoint answer 503, as a registry in maintenance does.
 """
 
 from __future__ import annotations
