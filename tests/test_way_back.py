@@ -15,9 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from gateway.archive import safe_unzip
+from gateway.contracts import Attachment, OutboundItem
 from gateway.ech0223 import PersonIdentificationLight, sample_event_report, write_message
+from gateway.errors import LocalFault
 from gateway.person_state import vn_check_digit_ok
 from gateway.plugins import get_plugin_manager
+from plugins.folder.transport import FolderTransportOptions, write_delivery
 from plugins.sedex.sim import SedexSimulator
 from plugins.sedex.sim_answers import Answerer
 from tests.flow import (
@@ -335,3 +339,44 @@ async def test_the_registrys_answer_continues_the_cantons_case(tmp_path: Path) -
         "BP-1", "R-5", "C-77")
     text = cli("--config", str(config), "cases", "show", str(case["id"]))
     assert "businessProcessId BP-1" in text and "C-77" in text
+
+
+async def test_with_two_registries_the_message_goes_to_the_right_one(tmp_path: Path) -> None:
+    """The registry that sent what the canton answers, else the one of the person's
+    municipality; else nobody knows, and the message waits for review."""
+    config = _site(tmp_path, extra=(
+        '[partners.registry-b]\ntransport = "folder"\nrole = "registry"\n'
+        'municipalities = [230]\n[partners.registry-b.folder]\npath = "registry-b-inbox"\n'))
+    config.write_text(config.read_text().replace(
+        'role = "registry"\n[partners.registry.folder]',
+        'role = "registry"\nmunicipalities = [261]\n[partners.registry.folder]', 1))
+    for inbox in ("registry-inbox", "registry-b-inbox"):
+        (tmp_path / inbox).mkdir()
+    db = tmp_path / "gateway.db"
+    ardita = f"<eCH-0044:vn>{VN}</eCH-0044:vn>".encode()
+    async with running(config):
+        await _residents(tmp_path, db)
+        drop(tmp_path / "in", "out.xml", _from_canton("ours-1", ardita))
+        await until(lambda: _state_of(db, "ours-1") == "routed")
+        drop(tmp_path / "from-canton", "a.xml", _from_canton("answer", ardita, "ours-1"))
+        drop(tmp_path / "from-canton", "b.xml", _from_canton("living-in-230", ardita))
+        await until(lambda: {_state_of(db, m) for m in ("answer", "living-in-230")}
+                    == {"routed"})
+        await until(lambda: states(db, "SELECT count(*) FROM deliveries WHERE state ="
+                                       " 'delivered'") == [(3,)])
+    assert sorted(states(db, "SELECT m.message_id, d.partner FROM deliveries d JOIN messages m"
+                             " ON m.id = d.message")) == [
+        ("answer", "registry"), ("living-in-230", "registry-b"), ("ours-1", "canton")]
+
+
+def test_the_folder_transport_writes_each_attempt_once_and_whole(tmp_path: Path) -> None:
+    options = FolderTransportOptions(path=tmp_path / "inbox")
+    item = OutboundItem(7, "registry", 1, "ref-1", "m-1", b"<m/>", (Attachment("a.pdf", b"%PDF"),))
+    with pytest.raises(LocalFault, match="cannot write into"):
+        write_delivery(options, item)  # the registry is down: the partner pauses
+    (tmp_path / "inbox").mkdir()
+    assert write_delivery(options, item).detail == "ech0223-0000000007-ref-1.zip"
+    assert "written before" in write_delivery(options, item).detail  # the same attempt again
+    [written] = (tmp_path / "inbox").iterdir()
+    assert safe_unzip(written.read_bytes(), max_entries=5, max_total_bytes=1 << 20,
+                      max_ratio=100) == {"message.xml": b"<m/>", "files/a.pdf": b"%PDF"}
