@@ -127,3 +127,9 @@ async def body_start(response: aiohttp.ClientResponse) -> str:
     data = await response.content.read(BODY_START * 4)
     text = " ".join(data.decode("utf-8", "replace").split())
     return text[:BODY_START] + ("…" if len(text) > BODY_START else "")
+
+
+def where(url: str) -> str:
+    """The URL without credentials and query, for logs and reasons (a query may carry a secret)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"

@@ -17,7 +17,6 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from urllib.parse import urlsplit
 
 import aiohttp
 from multidict import CIMultiDictProxy
@@ -34,7 +33,7 @@ from gateway.api import (
     TransientError,
     build_zip,
 )
-from plugins.rest._client import ClientOptions, body_start, open_session
+from plugins.rest._client import ClientOptions, body_start, open_session, where
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +57,7 @@ class RestTransport:
     def __init__(self, options: RestOptions, context: PluginContext) -> None:
         self.options = options
         self.name = context.name
-        self._where = _where(options.url)
+        self._where = where(options.url)
         self._session: aiohttp.ClientSession | None = None
         self._slots = asyncio.Semaphore(options.concurrency)
         options.ssl_context()  # a certificate or key that cannot be read fails here, at start
@@ -156,12 +155,6 @@ def retry_after(value: str | None, now: datetime) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - now).total_seconds())
-
-
-def _where(url: str) -> str:
-    """The URL without its query, for errors (a query may carry a secret)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
 
 
 def _describe(exc: aiohttp.ClientError) -> str:

@@ -1,0 +1,197 @@
+"""The REST polling source against a real aiohttp server on 127.0.0.1, through the real daemon.
+
+The server is an outbox with pages by cursor. The gateway submits each page,
+then writes the cursor; it resumes from it after a restart, and a stop between
+the two only repeats inputs, which the store keeps as duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from gateway.api import NormaliseContext, PluginContext, build_zip
+from gateway.testing import Harness, harness, sample_message
+from plugins.rest.source import RestSource, RestSourceOptions
+from tests.rest_servers import certificates, serve
+
+MESSAGES = [sample_message(f"polled-{n}", seed=n) for n in range(5)]
+
+
+def entry(n: int) -> dict[str, str]:
+    return {"id": f"m-{n}", "content_type": "application/xml", "body": MESSAGES[n].decode()}
+
+
+@dataclass
+class Outbox:
+    """Pages by cursor: None → m-0..m-2 (more), c1 → m-3, m-4, c2 → nothing new."""
+
+    pages: dict[str | None, dict[str, Any]] = field(default_factory=lambda: {
+        None: {"messages": [entry(0), entry(1), entry(2)], "cursor": "c1", "more": True},
+        "c1": {"messages": [entry(3), entry(4)], "cursor": "c2"},
+        "c2": {"messages": [], "cursor": "c2"},
+    })
+    #: The cursor of every poll, in order.
+    polls: list[str | None] = field(default_factory=list)
+    #: Every other poll fails, this many times: 503 (quoting a VN), not JSON, not a page.
+    failures: int = 0
+    token: str | None = None
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if self.token is not None and request.headers.get("Authorization") != f"Bearer {self.token}":
+            return web.Response(status=401)
+        cursor = request.query.get("cursor")
+        self.polls.append(cursor)
+        n = len(self.polls) - 1
+        if n % 2 == 0 and n // 2 < self.failures:
+            return [
+                web.Response(status=503, text="busy, ask 756.1234.5678.97 later"),
+                web.Response(text="{not json", content_type="application/json"),
+                web.Response(text='{"messages": 3}', content_type="application/json"),
+            ][n // 2 % 3]
+        return web.json_response(self.pages[cursor])
+
+
+def options(url: str, **more: Any) -> dict[str, Any]:
+    return {"url": url, "interval": "50ms", **more}
+
+
+def saved_cursor(gw_dir: Path) -> str | None:
+    path = gw_dir / "data" / "rest" / "drop.cursor"
+    return json.loads(path.read_bytes())["cursor"] if path.exists() else None
+
+
+def by_state(gw: Harness) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for m in gw.messages():
+        counts[m.state] = counts.get(m.state, 0) + 1
+    return counts
+
+
+SETTINGS = {"gateway": {"data_dir": "data"}}
+
+
+async def test_pages_are_taken_and_the_cursor_survives_a_restart(tmp_path: Path) -> None:
+    outbox = Outbox()
+    async with serve(outbox.handle, method="GET") as url:
+        async with harness(tmp_path, source="rest", source_options=options(url),
+                           settings=SETTINGS) as gw:
+            await gw.settled(5)
+            await gw.wait_for(lambda: saved_cursor(tmp_path) == "c2")
+            sent = sorted(c.message_id or "" for c in gw.collected)
+        assert outbox.polls[:2] == [None, "c1"]  # "more" polled the next page at once
+        outbox.polls.clear()
+        async with harness(tmp_path, source="rest", source_options=options(url),
+                           settings=SETTINGS) as gw:
+            await gw.wait_for(lambda: len(outbox.polls) >= 2)
+            assert [m.state for m in gw.messages()] == ["routed"] * 5  # nothing taken twice
+    assert set(outbox.polls) == {"c2"}  # resumed where it stopped
+    assert sorted(m.ref for m in gw.messages()) == [f"m-{n}" for n in range(5)]
+    assert sent == [f"polled-{n}" for n in range(5)]
+
+
+async def test_a_stop_between_submit_and_cursor_only_repeats_inputs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    outbox = Outbox()
+    stopped = asyncio.Event()
+
+    async def never(self: RestSource, cursor: str) -> None:  # the gateway stops here
+        stopped.set()
+        await asyncio.Event().wait()
+
+    async with serve(outbox.handle, method="GET") as url:
+        with monkeypatch.context() as patch:
+            patch.setattr(RestSource, "save_cursor", never)
+            async with harness(tmp_path, source="rest", source_options=options(url),
+                               settings=SETTINGS) as gw:
+                await asyncio.wait_for(stopped.wait(), 10)
+                await gw.settled(3)
+        assert saved_cursor(tmp_path) is None
+        async with harness(tmp_path, source="rest", source_options=options(url),
+                           settings=SETTINGS) as gw:
+            await gw.settled(5)
+            await gw.wait_for(lambda: saved_cursor(tmp_path) == "c2")
+            await gw.wait_for(lambda: by_state(gw) == {"routed": 5, "duplicate": 3})
+        deliveries = gw.deliveries()
+    assert outbox.polls.count(None) == 2  # the first page was fetched again
+    assert len(deliveries) == 5 and {d.state for d in deliveries} == {"delivered"}
+    assert "message.duplicate" in gw.event_kinds()
+
+
+async def test_a_failing_server_is_polled_again_and_loses_nothing(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    outbox = Outbox(failures=3)
+    async with serve(outbox.handle, method="GET") as url:
+        with caplog.at_level(logging.INFO):
+            async with harness(tmp_path, source="rest", source_options=options(url),
+                               settings=SETTINGS) as gw:
+                await gw.settled(5, timeout=20)
+                await gw.wait_for(lambda: len(outbox.polls) >= 6)
+    assert [m.state for m in gw.messages()] == ["routed"] * 5
+    problems = [r.getMessage() for r in caplog.records if r.name == "plugins.rest.source"
+                and r.levelno >= logging.ERROR]
+    assert len(problems) == 3 and all("polling http://127.0.0.1" in p for p in problems)
+    assert "HTTP 503: busy, ask" in problems[0] and "not JSON" in problems[1]
+    assert 'list "messages"' in problems[2]
+    assert outbox.polls[:6] == [None, None, "c1", "c1", "c2", "c2"]  # cursor kept on failure
+    assert not any("756.1234.5678.97" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_broken_message_is_quarantined_and_the_rest_goes_on(tmp_path: Path) -> None:
+    zipped = build_zip("message.xml", MESSAGES[1], [])
+    outbox = Outbox(pages={
+        None: {"messages": [
+            entry(0),
+            {"id": "z-1", "content_type": "application/zip", "encoding": "base64",
+             "body": base64.b64encode(zipped).decode()},
+            {"id": "bad-1", "body": "not base64!", "encoding": "base64"},
+            {"id": "bad-2"},
+            "just text",
+            {"id": "bad-3", "body": "<x/>", "encoding": "rot13"},
+        ], "cursor": "c2"},
+        "c2": {"messages": [], "cursor": "c2"},
+    })
+    async with serve(outbox.handle, method="GET") as url, harness(
+            tmp_path, source="rest", source_options=options(url), settings=SETTINGS) as gw:
+        await gw.settled(2)
+        await gw.wait_for(lambda: saved_cursor(tmp_path) == "c2")
+        messages = gw.messages()
+    states = {m.ref: (m.state, m.reason) for m in messages}
+    assert states["m-0"][0] == states["z-1"][0] == "routed"
+    quarantined = sorted(r or "" for s, r in states.values() if s == "quarantined")
+    assert len(quarantined) == 4
+    assert any("bad-1: body is not base64" in r for r in quarantined)
+    assert any('bad-2: "body" must be a string' in r for r in quarantined)
+    assert any("must be a JSON object" in r for r in quarantined)
+    assert any("unknown encoding 'rot13'" in r for r in quarantined)
+
+
+async def test_tls_with_a_client_certificate_and_a_token(tmp_path: Path) -> None:
+    certs = certificates(tmp_path / "certs")
+    outbox = Outbox(token="poll-token")
+    (tmp_path / "gw").mkdir()
+    async with serve(outbox.handle, certs.server, method="GET") as url, harness(
+            tmp_path / "gw", source="rest", settings=SETTINGS,
+            source_options=options(url, token="poll-token", ca_file=str(certs.ca),
+                                   client_cert=str(certs.client_cert),
+                                   client_key=str(certs.client_key))) as gw:
+        await gw.settled(5)
+    assert [m.state for m in gw.messages()] == ["routed"] * 5
+
+
+def test_an_unreadable_cursor_starts_from_the_beginning(tmp_path: Path,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    context = PluginContext("drop", tmp_path, NormaliseContext(1 << 20, 100, 1 << 20, 100), None)
+    source = RestSource(RestSourceOptions.model_validate({"url": "http://127.0.0.1:9/"}), context)
+    source.cursor_file.parent.mkdir(parents=True)
+    source.cursor_file.write_bytes(b"{garbage")
+    assert source._load_cursor() is None
+    assert "polling from the start" in caplog.text
