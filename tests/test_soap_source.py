@@ -16,6 +16,8 @@ import pytest
 from gateway.assembly import load_config
 from gateway.ech0223 import sample_event_report, write_message
 from gateway.errors import ConfigError
+from plugins.soap import cursor
+from plugins.soap.source import dig
 from tests.flow import plugin_manager, running, states, until, write_config
 from tests.soap_service import WSDL, Certs, SoapService, make_certs, serving
 
@@ -121,3 +123,23 @@ def test_check_config_names_a_fetch_argument_the_operation_lacks(tmp_path: Path,
     [(_file, key, reason)] = caught.value.problems
     assert key == "sources.canton"
     assert reason == "FetchMessages has no argument 'since' (it has: after, limit)"
+
+
+def test_the_cursor_file_round_trips_and_a_broken_one_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "soap" / "canton.cursor.json"
+    assert cursor.load(path) == cursor.PollState()
+    cursor.save(path, cursor.PollState("41", ("a", "b")))
+    assert cursor.load(path) == cursor.PollState("41", ("a", "b"))
+    assert [p.name for p in path.parent.iterdir()] == ["canton.cursor.json"]
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="is not a cursor file"):
+        cursor.load(path)
+    assert path.read_text() == "{not json"  # left for the operator
+
+
+def test_answer_paths() -> None:
+    answer = {"cursor": "7", "message": [{"messageId": "a", "payload": b"<x/>"}]}
+    assert dig(answer, "message.0.messageId") == "a"
+    assert dig(answer, "message.1.messageId") is None
+    assert dig(answer, "nothing.here") is None
+    assert dig(answer, ".") is answer
