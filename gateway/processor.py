@@ -132,7 +132,9 @@ class Processor:
             return Processed(mid, MessageState.NOT_RELEVANT, n.not_relevant,
                              detail=_warned(warnings, about), **base)
         if n.facts.get("format") == "eCH-0223" and partner_of(self.settings, raw.source):
-            return Processed(mid, MessageState.NOT_RELEVANT, _from_partner(raw), **base)
+            # what a partner says of a person is not the registry's word: no state from it
+            return Processed(mid, MessageState.NOT_RELEVANT, _from_partner(raw),
+                             **{**base, "persons": ()})
         facts = rule_facts(n, raw, before)
         if facts["event"]:
             about["event"] = facts["event"]

@@ -484,8 +484,9 @@ def test_messages_show_by_row_id_and_by_message_id(ran: Run, capsys: pytest.Capt
     assert by_row == by_ref
     history = by_row.split("history:", 1)[1]
     events = [line.split()[1] for line in history.strip().splitlines()]
-    assert events[:4] == ["message.received", "message.normalised", "message.decided",
-                          "delivery.queued"]
+    # the registry's eCH-0223 message states its person: the state is kept with it
+    assert events[:5] == ["message.received", "message.normalised", "message.decided",
+                          "person.created", "delivery.queued"]
     assert {"delivery.sending", "delivery.sent", "delivery.delivered"} <= set(events)
     assert "receipt 100" in by_row
     code, _out, err = cli(capsys, "--config", str(ran.config), "messages", "show", "no-such-id")

@@ -332,10 +332,14 @@ async def test_hook_gateway_person_lookup(tmp_path: Path, hook_calls: list[str])
                                    key=repr) == [("known-1", "routed"), ("known-2", "routed"),
                                                  ("nobody-1", "not_relevant")])
     assert registry.asked == [["vn:7561234567897"]]  # the second message found the stored state
-    [(state,)] = states(db, "SELECT state FROM persons")
-    assert json.loads(state)["nationality_data"]["country_info"][0]["country"]["country_id"] == 8207
+    # one person holds the VN: created from the look-up, then updated by what known-1 states
+    [(pid,)] = states(db, "SELECT person FROM person_keys WHERE key = 'vn:7561234567897'")
     assert states(db, "SELECT m.message_id FROM person_messages pm JOIN messages m"
-                      " ON m.id = pm.message ORDER BY m.id") == [("known-1",), ("known-2",)]
+                      " ON m.id = pm.message WHERE pm.person = ? ORDER BY m.id", (pid,)) == [
+        ("known-1",), ("known-2",)]
+    created = [json.loads(d) for (d,) in states(
+        db, "SELECT detail FROM journal WHERE event = 'person.created' ORDER BY seq")]
+    assert created[0] == {"person": pid}
     rules = [json.loads(d)["rule"] for (d,) in
              states(db, "SELECT detail FROM journal WHERE event = 'message.decided' ORDER BY seq")]
     assert rules == ["rules[1] foreign", "rules[1] foreign", "rules[2] rest"]

@@ -37,14 +37,10 @@ def test_every_migration_applies_once_in_order(tmp_path: Path) -> None:
     assert migrate(conn) == []
 
 
-#: Numbers reserved for work landing separately (issue 9: 0009 is the HTTP server's).
-RESERVED = {9}
-
-
 def test_migrations_are_numbered_one_after_another() -> None:
     # two helpers' migrations with one number: the second would be skipped where the first ran
     numbers = [n for n, _sql in available()]
-    assert numbers == [n for n in range(1, numbers[-1] + 1) if n not in RESERVED or n in numbers]
+    assert numbers == list(range(1, numbers[-1] + 1))
 
 
 def test_a_reader_refuses_a_database_that_lacks_migrations(tmp_path: Path) -> None:

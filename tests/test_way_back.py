@@ -17,7 +17,12 @@ import pytest
 
 from gateway.archive import safe_unzip
 from gateway.contracts import Attachment, OutboundItem
-from gateway.ech0223 import PersonIdentificationLight, sample_event_report, write_message
+from gateway.ech0223 import (
+    PersonIdentificationLight,
+    sample_event_report,
+    sample_person_event,
+    write_message,
+)
 from gateway.errors import LocalFault
 from gateway.person_state import vn_check_digit_ok
 from gateway.plugins import get_plugin_manager
@@ -380,3 +385,30 @@ def test_the_folder_transport_writes_each_attempt_once_and_whole(tmp_path: Path)
     [written] = (tmp_path / "inbox").iterdir()
     assert safe_unzip(written.read_bytes(), max_entries=5, max_total_bytes=1 << 20,
                       max_ratio=100) == {"message.xml": b"<m/>", "files/a.pdf": b"%PDF"}
+
+
+async def test_a_registry_that_writes_ech0223_itself_is_answered_too(tmp_path: Path) -> None:
+    """No eCH-0020 and no baseDelivery: the registry's own eCH-0223 message states its
+    person, so the canton's answer finds the resident by VN (not ``needs_review``)."""
+    config = gateway_dir(tmp_path)
+    db = tmp_path / "gateway.db"
+    sedex, inbox = tmp_path / "sedex", tmp_path / "registry" / "inbox"
+    sim = SedexSimulator(sedex / "outbox", sedex / "receipts", sedex / "processed",
+                         tmp_path / "canton", poll_interval=0.05,
+                         answer=Answerer(sedex / "inbox", "message", seed=5))
+    sent = sample_person_event(random.Random(11), message_id="reg-1", event="moveIn")
+    vn = sent.content.person_identification.vn
+    assert vn is not None
+    stop = asyncio.Event()
+    async with running(config, get_plugin_manager()):
+        task = asyncio.create_task(sim.run(stop))
+        drop(tmp_path / "registry" / "outbox", "move-in.xml", write_message(sent))
+        await until(lambda: len(list(inbox.glob("ech0223-*.xml"))) == 1, timeout=20)
+        stop.set()
+        await task
+    assert states(db, "SELECT source, state FROM messages ORDER BY id") == [
+        ("registry", "routed"), ("canton", "routed")]
+    shown = json.loads(cli("--config", str(config), "persons", "show", str(vn), "--json"))
+    assert shown["state"]["nationality_data"] is not None
+    assert shown["state"]["residence_permit_data"] is not None
+    assert [m["direction"] for m in shown["messages"]] == ["out", "in"]

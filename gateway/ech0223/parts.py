@@ -14,6 +14,7 @@ from lxml import etree
 
 from ._base import EchModel
 from ._binding import Layout, M
+from ._message_xml import PERSON_DATA
 from ._person_xml import (
     BIRTH_ADDON_DATA,
     BIRTH_DATA,
@@ -25,6 +26,7 @@ from ._person_xml import (
     NAME_DATA,
     NAMED_PERSON_ID,
     NATIONALITY_DATA,
+    PERSON_IDENTIFICATION,
     RELIGION_DATA,
     RESIDENCE_PERMIT_DATA,
     SWISS_ADDRESS,
@@ -34,8 +36,8 @@ from .reader import _read
 _LAYOUTS: dict[type[EchModel], Layout[Any]] = {
     layout.model: layout
     for layout in (BIRTH_ADDON_DATA, BIRTH_DATA, COUNTRY, DATE_PARTIALLY_KNOWN, JOB_DATA, MARITAL_DATA,
-                   MUNICIPALITY, NAME_DATA, NAMED_PERSON_ID, NATIONALITY_DATA, RELIGION_DATA,
-                   RESIDENCE_PERMIT_DATA, SWISS_ADDRESS)
+                   MUNICIPALITY, NAME_DATA, NAMED_PERSON_ID, NATIONALITY_DATA, PERSON_DATA,
+                   PERSON_IDENTIFICATION, RELIGION_DATA, RESIDENCE_PERMIT_DATA, SWISS_ADDRESS)
 }
 
 
@@ -44,7 +46,8 @@ def read_part(el: etree._Element, model: type[M]) -> M:
 
     Supported: the types of ``personData`` (name, birth, birth add-on, nationality,
     marital, residence permit, job, religion data), ``SwissMunicipality``,
-    ``SwissAddressInformation``, ``Country``, ``NamedPersonId`` and ``DatePartiallyKnown``.
+    ``SwissAddressInformation``, ``Country``, ``NamedPersonId``, ``DatePartiallyKnown``,
+    and eCH-0223's ``PersonIdentificationLight`` and ``PersonData``.
 
     :raises InputRejected: the element is not of that shape; ``where`` is its path.
     :raises KeyError: ``model`` is not one of the supported types.

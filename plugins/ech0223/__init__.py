@@ -30,6 +30,8 @@ from gateway.api import (
     vn_check_digit_ok,
 )
 
+from . import _state
+
 log = logging.getLogger(__name__)
 
 NS = "http://www.ech.ch/xmlns/eCH-0223/1"
@@ -69,6 +71,8 @@ def gateway_normalise(raw: RawInput, context: NormaliseContext) -> Normalised | 
     header = root.find(_HEADER)
     subject = message_subject(tree)
     _check_vn(subject, kind)
+    # what a partner's message says is not kept (gateway.inbound matches it instead)
+    persons = _state.stated(root) if kind == "personEventMessage" else ()
     return Normalised(
         kind=kind,
         message_id=_text(header, _MESSAGE_ID),
@@ -79,6 +83,7 @@ def gateway_normalise(raw: RawInput, context: NormaliseContext) -> Normalised | 
         reference_message_id=_text(header, _REFERENCE_ID),
         action=_text(header, _ACTION),
         subject=subject,
+        persons=persons,
         facts={"format": "eCH-0223", **_case_facts(header)},
         warnings=warnings,
     )
