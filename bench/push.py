@@ -15,7 +15,7 @@ only after the body is committed (SQLite, WAL, synchronous=FULL).
   in one event-loop pass share a transaction, as in the gateway's writer),
   then answers ``202`` with the row id. No token, no parsing, no journal.
 
-Usage: .venv/bin/python bench/push.py [--messages 5000] [--concurrency 32] [--runs 1]
+Usage: .venv/bin/python bench/push.py [--messages 5000] [--concurrency 32] [--runs 1] [--toml ...]
 """
 
 from __future__ import annotations
@@ -97,13 +97,16 @@ async def push(port: int, bodies: list[bytes], concurrency: int) -> float:
         return len(bodies) / (time.perf_counter() - start)
 
 
-def run_gateway(work: Path, bodies: list[bytes], concurrency: int) -> tuple[float, int]:
+def run_gateway(work: Path, bodies: list[bytes], concurrency: int, toml: str = ""
+                ) -> tuple[float, int]:
     """The gateway's msgs/s, and how many of the inputs it had processed by the last 202."""
     subprocess.run([str(BIN / "ech-gateway"), "init", str(work)], check=True,
                    stdout=subprocess.DEVNULL)
     port = free_port()
     (work / "conf.d" / "10-push.toml").write_text(CONFIG.format(
         port=port, digest=hashlib.sha256(TOKEN.encode()).hexdigest()))
+    if toml:
+        (work / "conf.d" / "95-extra.toml").write_text(toml.replace("\\n", "\n") + "\n")
     gateway = subprocess.Popen([str(BIN / "ech-gateway"), "--config", str(work / "gateway.toml"),
                                 "run"])
     try:
@@ -171,6 +174,8 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--runs", type=int, default=1, help="alternate gateway and floor N times")
     ap.add_argument("--dir", type=Path, default=None, help="where the work folders go")
+    ap.add_argument("--toml", default="", help="extra gateway configuration, e.g."
+                    " '[gateway]\\nworker_nice = 0'")
     ap.add_argument("--serve-floor", nargs=2, metavar=("PORT", "DB"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve_floor:
@@ -181,7 +186,7 @@ def main() -> None:
     for run in range(1, args.runs + 1):
         work = Path(tempfile.mkdtemp(prefix="ech-gateway-push-", dir=args.dir))
         try:
-            rate, processed = run_gateway(work / "gateway", bodies, args.concurrency)
+            rate, processed = run_gateway(work / "gateway", bodies, args.concurrency, args.toml)
             (work / "floor").mkdir()
             floor = run_floor(work / "floor", bodies, args.concurrency)
         finally:

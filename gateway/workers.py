@@ -35,8 +35,11 @@ class WorkerPool:
     """A lazily started pool of spawned processes, restarted after one dies."""
 
     def __init__(self, size: int, initializer: Callable[..., None] | None = None,
-                 initargs: tuple[Any, ...] = ()) -> None:
+                 initargs: tuple[Any, ...] = (), *, nice: int = 0) -> None:
+        """:param nice: added to the workers' nice value (a lower CPU priority than this
+            process's), so that the event loop wins when the cores are busy."""
         self.size = size
+        self.nice = nice
         self._initializer = initializer
         self._initargs = initargs
         self._pool: ProcessPoolExecutor | None = None
@@ -66,7 +69,7 @@ class WorkerPool:
             self._pool = ProcessPoolExecutor(
                 self.size, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_worker,
-                initargs=(os.getpid(), self._initializer, self._initargs))
+                initargs=(os.getpid(), self.nice, self._initializer, self._initargs))
         pool = self._pool
         try:
             return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
@@ -101,9 +104,9 @@ def _nothing() -> None:
 _PR_SET_PDEATHSIG = 1
 
 
-def _start_worker(parent: int, initializer: Callable[..., None] | None,
+def _start_worker(parent: int, nice: int, initializer: Callable[..., None] | None,
                   initargs: tuple[Any, ...]) -> None:
-    """Tie this worker's life to the daemon's, then run the pool's initializer.
+    """Tie this worker's life to the daemon's, lower its priority, run the pool's initializer.
 
     A daemon killed with SIGKILL (OOM killer, an operator, a crash test)
     cannot stop its workers, and they would wait for work forever: on Linux
@@ -114,6 +117,8 @@ def _start_worker(parent: int, initializer: Callable[..., None] | None,
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the daemon died before the line above took effect
         os._exit(1)
+    if nice:
+        os.nice(nice)
     if initializer is not None:
         initializer(*initargs)
 

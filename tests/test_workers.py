@@ -93,6 +93,14 @@ async def test_offload_runs_in_a_worker_process_and_survives_its_death() -> None
         pool.close()
 
 
+async def test_workers_run_at_the_lower_priority_asked_for() -> None:
+    pool = WorkerPool(1, nice=5)
+    try:
+        assert await pool.offload(os.nice, 0) == min(os.nice(0) + 5, 19)
+    finally:
+        pool.close()
+
+
 async def test_without_workers_offload_runs_in_a_thread() -> None:
     pool = WorkerPool(0)
     assert await pool.offload(_pid) == os.getpid()

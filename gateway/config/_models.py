@@ -75,6 +75,14 @@ class GatewaySettings(_Section):
         " what plugins offload (sedex: reading receipts); 0 does it in the event loop"
         " itself (one core).",
     )
+    worker_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="How much lower the workers' CPU priority is than the event loop's (added"
+        " to their nice value): on a busy machine taking input and answering senders (the"
+        " HTTP push source's 202) wins over working off the backlog; 0 keeps them equal.",
+    )
 
 
 class StoreSettings(_Section):
