@@ -11,7 +11,7 @@ import pytest
 from lxml import etree
 
 from gateway.contracts import Attachment, Normalised, RawInput, Receipt, ReceiptOutcome, Route
-from gateway.errors import StoreConflict, StoreError
+from gateway.errors import KeyReuseRejected, StoreConflict, StoreError
 from gateway.retry import RetryPolicy
 from gateway.store import (
     DeliveryState,
@@ -64,8 +64,33 @@ async def test_group_commit_batches_concurrent_writers(store: SQLiteStore) -> No
     rows = await asyncio.gather(*(store.add_raw([raw(i)]) for i in range(200)))
     assert len({r[0][0] for r in rows}) == 200
     batches, ops = store.commits
-    assert ops >= 200
     assert batches < 200, "concurrent writes must share commits"
+    assert ops < 200, "concurrent calls storing inputs must share an operation"
+    reader = StoreReader(store.path)
+    assert [reader.raw(r[0][0]) for r in rows] == [raw(i).data for i in range(200)]
+    assert reader.counts()["messages"] == {"received": 200}
+
+
+async def test_concurrent_inputs_one_refused_the_others_stored(store: SQLiteStore) -> None:
+    def keyed(key: str, data: bytes) -> RawInput:
+        return RawInput("push", "ref", data, {"idempotency_key": key})
+
+    [(first, _)] = await store.add_raw([keyed("k", b"<a/>")])
+    calls = [asyncio.ensure_future(store.add_raw(raws)) for raws in (
+        [raw(1)], [keyed("k", b"<other/>")], [raw(2), raw(1)], [keyed("k", b"<a/>")])]
+    cancelled = asyncio.ensure_future(store.add_raw([raw(3)]))
+    await asyncio.sleep(0)
+    cancelled.cancel()  # its caller gave up: its input is stored all the same
+    done = await asyncio.gather(*calls, return_exceptions=True)
+    assert isinstance(done[1], KeyReuseRejected) and done[1].first == first
+    [(one, new_one)], [(_two, new_two), (again, new_again)], [(repeat, new_repeat)] = (
+        done[0], done[2], done[3])
+    assert (new_one, new_two, new_again, new_repeat) == (True, True, False, False)
+    assert repeat == first
+    reader = StoreReader(store.path)
+    assert reader.get_message(again)["duplicate_of"] == one
+    assert [m["ref"] for m in reader.list_messages()].count("m3.xml") == 1
+    assert b"<other/>" not in [reader.raw(m["id"]) for m in reader.list_messages()]
 
 
 async def test_same_input_twice_is_a_duplicate(store: SQLiteStore) -> None:

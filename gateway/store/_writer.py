@@ -92,6 +92,11 @@ class GroupCommitWriter:
 
     async def write(self, op: Callable[[sqlite3.Connection], tuple[T, Sequence[Entry]]]) -> T:
         """Run ``op`` in the next batch, journal its entries; return its value after the commit."""
+        return await self.queue(op)
+
+    def queue(self, op: Callable[[sqlite3.Connection], tuple[T, Sequence[Entry]]]
+              ) -> asyncio.Future[T]:
+        """:meth:`write` without waiting: the future gets ``op``'s value after the commit."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
         self._queue.append((op, fut))
@@ -101,7 +106,7 @@ class GroupCommitWriter:
             # (a command-line tool may run one event loop after another)
             self._scheduled = loop.call_later(self._max_delay, self._flush)
             self._scheduled_on = loop
-        return await fut
+        return fut
 
     def _flush(self) -> None:
         if self._scheduled is not None:

@@ -33,6 +33,7 @@ from gateway.store import (
     _queries,
     journal,
 )
+from gateway.store._intake_batch import IntakeBatcher
 from gateway.store._writer import CommitListener, GroupCommitWriter, unavailable
 from gateway.store.anchor import Anchor, anchor_path, read_anchor, write_anchor
 from gateway.store.base import Clock, PolicyFor
@@ -82,6 +83,7 @@ class SQLiteStore:
         self._writer = GroupCommitWriter(self._open_writer, max_batch=group_commit_max,
                                          max_delay=group_commit_delay, guard=self._check_file,
                                          clock=clock)
+        self._intake = IntakeBatcher(self._writer, self.now)
 
     def now(self) -> float:
         """The store's clock: the time every write of it records."""
@@ -223,9 +225,11 @@ class SQLiteStore:
 
     # -- intake ------------------------------------------------------------
     async def add_raw(self, raws: Sequence[RawInput]) -> list[tuple[int, bool]]:
-        """Store inputs as received; return (id, is_new) after the commit."""
-        return await self._writer.write(
-            lambda c: _intake_ops.add_raw(c, raws, MessageState.RECEIVED, None, self.now()))
+        """Store inputs as received; return (id, is_new) after the commit.
+
+        Concurrent calls share one operation (:mod:`gateway.store._intake_batch`).
+        """
+        return await self._intake.add(raws)
 
     async def quarantine_raw(self, raw: RawInput, reason: str) -> int:
         """Store an input directly as quarantined."""

@@ -1,0 +1,95 @@
+"""Storing inputs: the calls waiting for one commit batch share one operation.
+
+Each call of :meth:`IntakeBatcher.add` would otherwise be an operation of its
+own in the group commit (a savepoint, a statement per table, a journal
+append). Many senders pushing one input each at once (the HTTP push source)
+made the event loop pay that per input; now the inputs of all calls waiting
+for the same batch are stored by one operation, as one call with many inputs
+is. When that fails, each call's inputs are stored on their own, so only the
+call at fault gets the error (an idempotency key reused for other bytes, say).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import Any, cast
+
+from gateway.contracts import RawInput
+from gateway.store import _intake_ops
+from gateway.store._writer import GroupCommitWriter, unavailable
+from gateway.store.journal import Entry
+from gateway.store.states import MessageState
+
+Rows = list[tuple[int, bool]]
+
+
+class IntakeBatcher:
+    """``add_raw`` of the store, one operation per commit batch."""
+
+    def __init__(self, writer: GroupCommitWriter, now: Callable[[], float]) -> None:
+        self._writer = writer
+        self._now = now
+        #: the calls waiting for the next batch, and what it answers each of them
+        self._waiting: tuple[list[Sequence[RawInput]], asyncio.Future[list[Any]]] | None = None
+
+    async def add(self, raws: Sequence[RawInput]) -> Rows:
+        """Store ``raws`` as received; (id, is_new) of each after the commit.
+
+        :raises KeyReuseRejected: an idempotency key came with other bytes (nothing of
+            this call is stored).
+        """
+        waiting = self._waiting
+        if waiting is None or waiting[1].done():
+            calls: list[Sequence[RawInput]] = []
+            waiting = self._waiting = (calls, self._writer.queue(lambda c: self._store(c, calls)))
+        index = len(waiting[0])
+        waiting[0].append(raws)
+        answer = (await asyncio.shield(waiting[1]))[index]
+        if isinstance(answer, Exception):
+            raise answer
+        return cast(Rows, answer)
+
+    def _store(self, conn: sqlite3.Connection, calls: list[Sequence[RawInput]]
+               ) -> tuple[list[Rows | Exception], list[Entry]]:
+        """Store the inputs of ``calls``: per call its rows, or the error it caused."""
+        if self._waiting is not None and self._waiting[0] is calls:
+            self._waiting = None  # calls from now on wait for the next batch
+        now = self._now()
+        if len(calls) > 1:
+            try:
+                rows, entries = _saved(conn, [r for raws in calls for r in raws], now)
+            except Exception:  # each call on its own, below, finds the one at fault
+                pass
+            else:
+                out: list[Rows | Exception] = []
+                for raws in calls:
+                    out.append(rows[:len(raws)])
+                    rows = rows[len(raws):]
+                return out, entries
+        answers: list[Rows | Exception] = []
+        entries = []
+        for raws in calls:
+            try:
+                rows, done = _saved(conn, raws, now)
+            except Exception as exc:  # the call's own error, for its caller
+                answers.append(unavailable(exc))
+            else:
+                answers.append(rows)
+                entries += done
+        return answers, entries
+
+
+def _saved(conn: sqlite3.Connection, raws: Sequence[RawInput], now: float
+           ) -> tuple[Rows, list[Entry]]:
+    """:func:`_intake_ops.add_raw` under a savepoint: all of it, or nothing when it raises."""
+    conn.execute("SAVEPOINT intake")
+    try:
+        result = _intake_ops.add_raw(conn, raws, MessageState.RECEIVED, None, now)
+    except BaseException:
+        conn.execute("ROLLBACK TO intake")
+        conn.execute("RELEASE intake")
+        raise
+    conn.execute("RELEASE intake")
+    return result
