@@ -76,12 +76,14 @@ class GatewaySettings(_Section):
         " itself (one core).",
     )
     worker_nice: int = Field(
-        default=10,
+        default=0,
         ge=0,
         le=19,
         description="How much lower the workers' CPU priority is than the event loop's (added"
-        " to their nice value): on a busy machine taking input and answering senders (the"
-        " HTTP push source's 202) wins over working off the backlog; 0 keeps them equal.",
+        " to their nice value). 10 lets taking input and answering senders (the HTTP push"
+        " source's 202) win over working off the backlog when the cores are busy, but the"
+        " backlog then yields to every other process too: on a shared machine end-to-end"
+        " throughput fell (bench/README.md). 0 keeps them equal.",
     )
 
 
