@@ -36,6 +36,9 @@ def test_demo_runs_and_summarises(tmp_path: Path) -> None:
     assert re.search(r"delivered:\s+\d+ \(of which \d+ needed a retry\)", summary)
     assert delivered + rejected + dead == MESSAGES, "every sample message reached a final state"
     assert "where to look:" in summary
+    # the canton's rejection takes the way back: into the registry's inbox, on its person
+    assert "from canton: 1 message(s): 1 delivered into the registry" in summary
+    assert len(list((folder / "registry" / "inbox").glob("ech0223-*.xml"))) == 1
     named = re.search(r"^demo folder: (.+)$", out, re.MULTILINE)
     assert named and Path(named[1]) == folder
     assert f"ech-gateway --config {folder / 'gateway.toml'} messages list" in summary

@@ -94,13 +94,23 @@ async def _flow(settings: Any, args: argparse.Namespace, directory: Path) -> Non
             answered = True
         processed = sum(n for s, n in messages.items() if s != "received")
         settled = sum(n for s, n in deliveries.items() if s in FINAL) == sum(deliveries.values())
-        if processed >= args.messages and settled and answered:
-            await asyncio.sleep(1.0)  # let the canton's answer land
+        if processed >= args.messages and settled and answered and _answer_taken(
+                settings.store.path):
             break
         await asyncio.sleep(0.3)
     stop.set()
     sim_stop.set()
     await asyncio.gather(*tasks)
+
+
+def _answer_taken(db: Path) -> bool:
+    """Whether the canton's answer is processed (its way back to the registry decided)."""
+    reader = StoreReader(db)
+    try:
+        return any(m["source"] == "canton" and m["state"] != "received"
+                   for m in reader.list_messages(limit=20))
+    finally:
+        reader.close()
 
 
 def _states(db: Path) -> tuple[dict[str, int], dict[str, int]]:
@@ -113,12 +123,14 @@ def _states(db: Path) -> tuple[dict[str, int], dict[str, int]]:
         reader.close()
 
 
-def _first_delivered(db: Path) -> str:
-    """The messageId of the first delivered message: the one the canton rejects."""
+def _first_delivered(db: Path) -> bytes:
+    """The first delivered message, as the registry wrote it: the one the canton rejects."""
     reader = StoreReader(db)
     try:
         delivered = reader.list_messages(delivery_state="delivered", limit=100_000)
-        return str(min(delivered, key=lambda m: m["id"])["message_id"])
+        raw = reader.raw(min(delivered, key=lambda m: m["id"])["id"])
+        assert raw is not None
+        return raw
     finally:
         reader.close()
 
@@ -130,7 +142,8 @@ def summary(settings: Any, directory: Path, seconds: float) -> str:
         msgs = reader.list_messages(limit=100_000)
     finally:
         reader.close()
-    deliveries = [d for m in msgs for d in m["deliveries"]]
+    deliveries = [d for m in msgs for d in m["deliveries"] if d["partner"] != "registry"]
+    back = [d for m in msgs for d in m["deliveries"] if d["partner"] == "registry"]
     count = {s: sum(1 for d in deliveries if d["state"] == s)
              for s in ("delivered", "rejected", "dead", "needs_review")}
     retried = sum(1 for d in deliveries if d["attempts"] > 1)
@@ -153,11 +166,15 @@ def summary(settings: Any, directory: Path, seconds: float) -> str:
     ]
     lines += [f"    message {m['id']} ({m['ref']}): {m['reason']}" for m in quarantined]
     lines += [
-        f"  from canton: {len(inbound)} message(s)",
+        f"  from canton: {len(inbound)} message(s): {sum(d['state'] == 'delivered' for d in back)}"
+        " delivered into the registry (the way back),"
+        f" {sum(m['state'] == 'needs_review' for m in inbound)} waiting for review",
         "",
         "where to look:",
         f"  sedex outbox/processed/receipts: {directory / 'sedex'}",
         f"  what the canton received:        {directory / 'canton' / 'inbox'}",
+        f"  what the registry got back:      {directory / 'registry' / 'inbox'}",
+        f"  ech-gateway --config {config} cases list",
         f"  ech-gateway --config {config} messages list",
         f"  ech-gateway --config {config} messages show <ID>",
         f"  ech-gateway --config {config} dead-letters",

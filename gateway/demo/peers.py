@@ -9,7 +9,15 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gateway.ech0223 import sample_event_report, sample_person_event, write_message
+from lxml import etree
+
+from gateway.ech0223 import (
+    PersonIdentificationLight,
+    sample_event_report,
+    sample_person_event,
+    write_message,
+)
+from gateway.ech0223.parts import read_part
 from plugins.sedex.envelope import Envelope, build_envelope
 
 #: Inputs a registry should never send; the gateway quarantines them.
@@ -41,11 +49,18 @@ async def registry(outbox: Path, count: int, seed: int, interval: float) -> list
     return ids
 
 
-def canton_rejects(inbox: Path, referenced: str, *, sender: str, recipient: str,
+def canton_rejects(inbox: Path, message: bytes, *, sender: str, recipient: str,
                    message_type: int, seed: int) -> None:
-    """The canton answers one message with a negative eventReport, as a sedex pair."""
+    """The canton answers ``message`` with a negative eventReport about its person, as a sedex pair."""
     rng = random.Random(seed)
-    report = write_message(sample_event_report(rng, reference_message_id=referenced))
+    root = etree.fromstring(message)
+    referenced = str(root.findtext("{*}header/{*}messageId")).strip()
+    rejection = sample_event_report(rng, reference_message_id=referenced)
+    ident = root.find("{*}content/{*}personIdentification")
+    assert ident is not None, "the demo's registry writes personEventMessages"
+    person = read_part(ident, PersonIdentificationLight)
+    report = write_message(rejection.model_copy(update={"response": rejection.response.model_copy(
+        update={"person_identification": person})}))
     ref = str(uuid.uuid4())
     now = datetime.now(UTC)
     envelope = build_envelope(Envelope(ref, message_type, 1, sender, (recipient,), now, now,
