@@ -13,7 +13,9 @@ is a gap in this module, not a licence to import internals.
   :data:`Duration`, :data:`Size`);
 - helpers worth sharing: safe XML parsing and validation, safe zip handling,
   file and folder primitives (:func:`replace_durably` for a plugin's own state
-  files), taking files that are written in place (:class:`FileTaker`), log redaction;
+  files), taking files that are written in place (:class:`FileTaker`), log redaction,
+  an HTTP ``Retry-After`` header in seconds (:func:`retry_after_seconds`), a dotted
+  path into parsed JSON (:func:`value_at`);
 - for a plugin's own commands and simulators: the gateway's configuration
   (:func:`load_config`, :class:`ConfigError`) and valid sample eCH-0223
   messages (:func:`sample_person_event`, :func:`sample_event_report`, :func:`write_message`);
@@ -72,6 +74,7 @@ from gateway.contracts import (
     in_thread,
 )
 from gateway.dirwatch import DirWatcher, ready_files
+from gateway.dotted import value_at
 from gateway.ech0223 import (
     PersonEventMessage,
     sample_event_report,
@@ -128,6 +131,7 @@ from gateway.person_state import (
     person_keys,
     vn_check_digit_ok,
 )
+from gateway.retry import retry_after_seconds
 from gateway.rules import first_match
 from gateway.xml.safe import parse_untrusted
 from gateway.xml.validation import validate
@@ -221,6 +225,7 @@ __all__ = [
     "redact",
     "rename_no_replace",
     "replace_durably",
+    "retry_after_seconds",
     "safe_unzip",
     "same_folder",
     "sample_event_report",
@@ -229,6 +234,7 @@ __all__ = [
     "sync_filesystem",
     "upgrade",
     "validate",
+    "value_at",
     "vn_check_digit_ok",
     "write_all",
     "write_file",

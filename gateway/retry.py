@@ -9,6 +9,8 @@ never sleep: they raise TransientError or PermanentError.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 import tenacity
 
@@ -78,3 +80,25 @@ class RetryPolicy:
         if attempts >= self.max_attempts:
             return f"retries exhausted after {attempts} attempts"
         return f"maximum age of {self.max_age:.0f}s reached after {attempts} attempts"
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds an HTTP ``Retry-After`` header asks for, or ``None`` if it says nothing valid.
+
+    :param value: the header: delay-seconds (``"120"``) or an HTTP date; a date in
+        the past means ``0.0``.
+    :param now: the time a date is measured from (default: the current time, UTC).
+    :return: the seconds to wait, ``None`` for a missing, empty or malformed header.
+    """
+    text = (value or "").strip()
+    if not text:
+        return None
+    if text.isascii() and text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())

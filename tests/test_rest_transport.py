@@ -13,8 +13,6 @@ import io
 import sqlite3
 import zipfile
 from collections import Counter
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +28,7 @@ from gateway.api import (
     TransientError,
 )
 from gateway.testing import Harness, harness, sample_message
-from plugins.rest.transport import RestOptions, RestTransport, retry_after
+from plugins.rest.transport import RestOptions, RestTransport
 from tests.rest_servers import Partner, certificates, serve
 
 FAST_RETRY = {"partners": {"partner": {"retry": {
@@ -205,15 +203,6 @@ async def test_status_classes(tmp_path: Path, status: int, error: type[Exception
         with pytest.raises(error, match=f"HTTP {status}"):
             await rest.send(item())
         await _close(rest)
-
-
-def test_retry_after_in_seconds_or_as_a_date() -> None:
-    now = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-    assert retry_after("120", now) == 120.0
-    assert retry_after(format_datetime(now + timedelta(seconds=90), usegmt=True), now) == 90.0
-    assert retry_after(format_datetime(now - timedelta(seconds=90), usegmt=True), now) == 0.0
-    assert retry_after("soon", now) is None and retry_after(None, now) is None
-    assert retry_after("-5", now) is None
 
 
 @pytest.mark.parametrize(("options", "problem"), [

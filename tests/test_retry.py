@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 from gateway.config import RetrySettings
-from gateway.retry import RetryPolicy
+from gateway.retry import RetryPolicy, retry_after_seconds
 
 
 def _schedule(policy: RetryPolicy) -> list[float]:
@@ -43,3 +45,21 @@ def test_retry_after_delays_the_next_attempt_up_to_its_cap() -> None:
     assert policy.next_attempt_at(1, 0.0, 100.0, retry_after=86400.0) == 700.0
     # a wait beyond max_age gives up, as any other would
     assert RetryPolicy(max_age=60.0).next_attempt_at(1, 0.0, 10.0, retry_after=120.0) is None
+
+
+def test_retry_after_in_seconds_or_as_a_date() -> None:
+    now = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    assert retry_after_seconds("120", now) == 120.0
+    assert retry_after_seconds(" 7 ", now) == 7.0
+    assert retry_after_seconds(format_datetime(now + timedelta(seconds=90), usegmt=True),
+                               now) == 90.0
+    assert retry_after_seconds(format_datetime(now - timedelta(seconds=90), usegmt=True),
+                               now) == 0.0  # a date in the past: at once
+    assert retry_after_seconds("Sat, 01 Mar 2025 12:00:30 -0000", now) == 30.0  # naive: UTC
+    for nothing in (None, "", "  ", "soon", "-5", "1.5", "\u00b2"):
+        assert retry_after_seconds(nothing, now) is None, nothing
+
+
+def test_retry_after_a_date_is_measured_from_now_by_default() -> None:
+    soon = format_datetime(datetime.now(UTC) + timedelta(seconds=60), usegmt=True)
+    assert 55.0 <= (retry_after_seconds(soon) or 0.0) <= 60.0

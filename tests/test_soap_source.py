@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from gateway.api import value_at
 from gateway.assembly import load_config
 from gateway.ech0223 import sample_event_report, write_message
 from gateway.errors import ConfigError
 from plugins.soap import cursor
-from plugins.soap.source import dig
 from tests.flow import plugin_manager, running, states, until, write_config
 from tests.soap_service import WSDL, Certs, SoapService, make_certs, serving
 
@@ -139,7 +139,9 @@ def test_the_cursor_file_round_trips_and_a_broken_one_is_named(tmp_path: Path) -
 
 def test_answer_paths() -> None:
     answer = {"cursor": "7", "message": [{"messageId": "a", "payload": b"<x/>"}]}
-    assert dig(answer, "message.0.messageId") == "a"
-    assert dig(answer, "message.1.messageId") is None
-    assert dig(answer, "nothing.here") is None
-    assert dig(answer, ".") is answer
+    assert value_at(answer, "message.0.messageId") == "a"
+    assert value_at(answer, "message.1.messageId") is None
+    assert value_at(answer, "nothing.here") is None
+    assert value_at(answer, ".") is answer
+    assert value_at({"nationalities": ["DE", "FR"]}, "nationalities.1") == "FR"
+    assert value_at({"n": "DE"}, "n.0") is None  # a number picks from lists only

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.api import InputRejected
+from gateway.api import InputRejected, value_at
 from plugins.mapping.spec import MappingSpec
 
 _BOM = b"\xef\xbb\xbf"
@@ -121,7 +121,7 @@ def _json(text: str, spec: MappingSpec) -> list[Record]:
         raise InputRejected(f"not JSON the gateway reads: {exc}") from None
     items = document
     if spec.records:
-        items = lookup(document, spec.records)
+        items = value_at(document, spec.records)
         if items is None:
             raise InputRejected(f"the document has no {spec.records!r} (records of the mapping)")
     if not isinstance(items, list):
@@ -132,17 +132,3 @@ def _json(text: str, spec: MappingSpec) -> list[Record]:
     return [Record(n, "", item) if isinstance(item, dict) else
             Record(n, "", {}, f"a {type(item).__name__}, not an object")
             for n, item in enumerate(items, 1)]
-
-
-def lookup(document: Any, path: str) -> Any:
-    """The value at a dotted ``path`` (``person.name.last``; ``nationalities.0``), or None."""
-    value = document
-    for part in path.split("."):
-        if isinstance(value, dict):
-            value = value.get(part)
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        else:
-            return None
-    return value
-

@@ -9,8 +9,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from gateway.api import PersonEventMessage
-from plugins.mapping.records import Record, lookup
+from gateway.api import PersonEventMessage, value_at
+from plugins.mapping.records import Record
 from plugins.mapping.spec import REQUIRED, CountrySpec, MappingSpec
 from plugins.mapping.values import text, translate
 
@@ -94,7 +94,7 @@ class _Reader:
             value: Any = field.value
         else:
             assert field.column is not None
-            value = (lookup(self.record.values, field.column) if self.spec.format == "json"
+            value = (value_at(self.record.values, field.column) if self.spec.format == "json"
                      else self.record.values.get(field.column))
         try:
             raw = text(value)

@@ -21,8 +21,6 @@ import base64
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
@@ -35,6 +33,7 @@ from gateway.api import (
     SendResult,
     TransientError,
     build_zip,
+    retry_after_seconds,
 )
 from plugins.registry_rest.options import RegistryOptions
 
@@ -108,8 +107,8 @@ class RegistryClient:
                                       detail=f"HTTP {response.status} from the registry")
                 said = f"the registry answered HTTP {response.status}: {_start(text)}"
                 if response.status in TRANSIENT_STATUS or response.status >= 500:
-                    raise TransientError(said, retry_after=retry_after(
-                        response.headers.get("Retry-After"), datetime.now(UTC)))
+                    raise TransientError(said, retry_after=retry_after_seconds(
+                        response.headers.get("Retry-After")))
                 raise PermanentError(said)
         except TimeoutError as exc:
             raise TransientError(f"no answer from {url} within {self.options.timeout:g}s") from exc
@@ -176,19 +175,6 @@ def _event(entry: Any) -> Event:
         except ValueError as exc:
             raise ValueError(f"event {entry['id']}: body_base64 is not base64") from exc
     raise ValueError(f"event {entry['id']}: neither body nor body_base64")
-
-
-def retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds a ``Retry-After`` header asks for (delay-seconds or an HTTP date), if valid."""
-    if value is None or not value.strip():
-        return None
-    if value.strip().isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when.replace(tzinfo=when.tzinfo or UTC) - now).total_seconds())
 
 
 def _start(text: str) -> str:

@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 import aiohttp
 from multidict import CIMultiDictProxy
@@ -32,6 +30,7 @@ from gateway.api import (
     SendResult,
     TransientError,
     build_zip,
+    retry_after_seconds,
 )
 from plugins.rest._client import ClientOptions, body_start, open_session, where
 
@@ -132,29 +131,13 @@ def _refusal(status: int, headers: CIMultiDictProxy[str], body: str) -> Delivery
     """The error an answer other than 2xx means."""
     said = f"HTTP {status}" + (f": {body}" if body else "")
     if status in TRANSIENT_STATUS or 500 <= status < 600:
-        wait = retry_after(headers.get("Retry-After"), datetime.now(UTC))
+        wait = retry_after_seconds(headers.get("Retry-After"))
         return TransientError(said + (f" (Retry-After {wait:g}s)" if wait is not None else ""),
                               retry_after=wait)
     if 300 <= status < 400:
         return PermanentError(f"{said} (redirects are not followed: point url at"
                               f" {headers.get('Location', 'the new address')})")
     return PermanentError(said)
-
-
-def retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds a ``Retry-After`` header asks for (delay-seconds or an HTTP date), if valid."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 def _describe(exc: aiohttp.ClientError) -> str:

@@ -26,6 +26,7 @@ from gateway.api import (
     PluginContext,
     RawInput,
     RepeatedProblem,
+    value_at,
 )
 from plugins.soap import cursor
 from plugins.soap.arguments import Argument, build, plan
@@ -51,20 +52,6 @@ def checked_plans(client: SoapClient, options: SoapSourceOptions, key: str
     except ValueError as exc:
         raise ConfigError([(str(options.wsdl), key, str(exc))]) from None
     return planned, ack, answer
-
-
-def dig(value: Any, path: str) -> Any:
-    """The part of ``value`` (dicts and lists) at the dotted ``path``; ``.`` is ``value``."""
-    if path == ".":
-        return value
-    for part in path.split("."):
-        if isinstance(value, dict):
-            value = value.get(part)
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        else:
-            return None
-    return value
 
 
 def as_bytes(value: Any) -> bytes | None:
@@ -122,10 +109,10 @@ class SoapSource:
         answer = serialize_object(answer, dict)
         if len(self.answer_names) == 1:
             answer = {self.answer_names[0]: answer}
-        found = dig(answer, self.options.messages) or []
+        found = value_at(answer, self.options.messages) or []
         messages = found if isinstance(found, list) else [found]
         ids = await self._store(intake, messages, state.cursor or "(none)")
-        new = dig(answer, self.options.cursor) if self.options.cursor else None
+        new = value_at(answer, self.options.cursor) if self.options.cursor else None
         pending = tuple(ids) if self.options.acknowledge else ()
         moved = cursor.PollState(state.cursor if new is None else str(new), pending)
         if moved != state:
@@ -138,10 +125,10 @@ class SoapSource:
         """Submit the good messages and quarantine the bad ones; the ids of all of them."""
         raws, ids = [], []
         for number, message in enumerate(messages, 1):
-            found = dig(message, self.options.message_id) if self.options.message_id else None
+            found = value_at(message, self.options.message_id) if self.options.message_id else None
             mid = str(found) if found is not None else ""
             ref = mid or f"message {number} after cursor {after}"
-            data = as_bytes(dig(message, self.options.payload))
+            data = as_bytes(value_at(message, self.options.payload))
             meta = {"soap_message_id": mid} if mid else {}
             if mid:
                 ids.append(mid)
