@@ -171,7 +171,7 @@ async def test_receipt_codes_and_answers_from_the_canton(tmp_path: Path) -> None
 
         # the canton rejects ok-a (data file first, then the envelope) ...
         sedex = gateway.settings.partners["canton"].parsed
-        canton_rejects(inbox, "e2e-ok-a", sender=sedex.recipient_id, recipient=sedex.sender_id,
+        canton_rejects(inbox, message("e2e-ok-a"), sender=sedex.recipient_id, recipient=sedex.sender_id,
                        message_type=sedex.message_type, seed=1)
         # ... and ok-b (the envelope first, the data file a little later)
         ref = str(uuid.uuid4())
