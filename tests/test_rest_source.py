@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 import logging
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,9 +21,12 @@ import pytest
 from aiohttp import web
 
 from gateway.api import NormaliseContext, PluginContext, build_zip
+from gateway.plugins import get_plugin_manager
 from gateway.testing import Harness, harness, sample_message
 from plugins.rest.source import RestSource, RestSourceOptions
+from tests.flow import drop, message, running, states, until
 from tests.rest_servers import certificates, serve
+from tests.test_sedex_e2e import cli, gateway_dir
 
 MESSAGES = [sample_message(f"polled-{n}", seed=n) for n in range(5)]
 
@@ -195,3 +200,92 @@ def test_an_unreadable_cursor_starts_from_the_beginning(tmp_path: Path,
     source.cursor_file.write_bytes(b"{garbage")
     assert source._load_cursor() is None
     assert "polling from the start" in caplog.text
+
+
+def _zipped(entries: dict[str, bytes]) -> str:
+    """A zip of ``entries``, base64 (a message's body with ``"encoding": "base64"``)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in entries.items():
+            z.writestr(name, data)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+#: Bodies a server may send that the gateway refuses, as it refuses such files: id -> reason.
+HOSTILE: dict[str, tuple[dict[str, str], str]] = {
+    "entities": ({"body": '<!DOCTYPE r [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;&a;">]>'
+                          "<r>&b;&b;&b;&b;</r>"}, "DOCTYPE"),
+    "external": ({"body": '<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>'},
+                 "DOCTYPE"),
+    "zip-bomb": ({"content_type": "application/zip", "encoding": "base64",
+                  "body": _zipped({"m.xml": MESSAGES[1],
+                                   "files/zeros.bin": b"\0" * (5 << 20)})}, "ratio"),
+}
+
+
+async def test_hostile_bodies_are_quarantined_with_the_reason_and_the_page_goes_on(
+        tmp_path: Path) -> None:
+    hostile = [{"id": ident} | body for ident, (body, _why) in HOSTILE.items()]
+    outbox = Outbox(pages={
+        None: {"messages": [entry(0), *hostile, entry(2)], "cursor": "c2"},
+        "c2": {"messages": [], "cursor": "c2"},
+    })
+    async with serve(outbox.handle, method="GET") as url, harness(
+            tmp_path, source="rest", source_options=options(url), settings=SETTINGS) as gw:
+        await gw.settled(2)
+        await gw.wait_for(lambda: saved_cursor(tmp_path) == "c2")
+        await gw.wait_for(lambda: len(gw.messages()) == 5)
+        messages = {m.ref: m for m in gw.messages()}
+        sent = sorted(c.message_id or "" for c in gw.collected)
+    assert messages["m-0"].state == messages["m-2"].state == "routed"
+    assert sent == ["polled-0", "polled-2"]  # the good ones around them went on
+    for ident, (_body, why) in HOSTILE.items():
+        assert messages[ident].state == "quarantined", ident
+        assert why in (messages[ident].reason or ""), f"{ident}: {messages[ident].reason}"
+    assert outbox.polls.count(None) == 1  # the page was not fetched again for its bad bodies
+
+
+#: The resident of baseDelivery.xml the canton's message is about.
+VN = "7562328558609"
+#: A source polling the canton's REST outbox: its messages come back from the canton.
+FROM_CANTON = """\
+[sources.canton-rest]
+type = "rest"
+partner = "canton"
+url = "{url}"
+interval = "50ms"
+"""
+
+
+async def test_the_cantons_messages_polled_over_rest_reach_the_registry_on_the_resident(
+        tmp_path: Path) -> None:
+    """The way back over REST: a canton's message about a known resident ends in the
+    registry's folder (``role = "registry"``) and on the person, as an answer from the canton."""
+    config = gateway_dir(tmp_path)
+    db = tmp_path / "gateway.db"
+    inbox = tmp_path / "registry" / "inbox"
+    about = message("from-canton-1").replace(
+        b"<eCH-0044:officialName>", f"<eCH-0044:vn>{VN}</eCH-0044:vn>".encode()
+        + b"<eCH-0044:officialName>", 1)
+    outbox = Outbox(pages={None: {"messages": []}})  # nothing until the resident is known
+    async with serve(outbox.handle, method="GET") as url:
+        (tmp_path / "conf.d" / "20-rest.toml").write_text(FROM_CANTON.format(url=url))
+        async with running(config, get_plugin_manager()):
+            drop(tmp_path / "registry" / "outbox", "baseDelivery.xml",
+                 (Path(__file__).parent / "fixtures" / "ech0020" / "baseDelivery.xml")
+                 .read_bytes())
+            await until(lambda: states(db, "SELECT state FROM messages") == [("not_relevant",)])
+            outbox.pages = {
+                None: {"messages": [{"id": "k-1", "body": about.decode()}], "cursor": "k1"},
+                "k1": {"messages": [], "cursor": "k1"}}
+            await until(lambda: len(list(inbox.glob("*.xml"))) == 1, timeout=20)
+    [delivered] = inbox.glob("*.xml")
+    assert b"from-canton-1" in delivered.read_bytes()
+    assert states(db, "SELECT source, state FROM messages ORDER BY id") == [
+        ("registry", "not_relevant"), ("canton-rest", "routed")]
+    assert states(db, "SELECT d.partner, d.state FROM deliveries d JOIN messages m"
+                      " ON m.id = d.message WHERE m.source = 'canton-rest'") == [
+        ("registry", "delivered")]
+    shown = json.loads(cli("--config", str(config), "persons", "show", VN, "--json"))
+    assert [(m["source"], m["direction"]) for m in shown["messages"]
+            if m["source"] == "canton-rest"] == [("canton-rest", "in")]
