@@ -78,7 +78,8 @@ def build_pipeline(settings: Any, pm: pluggy.PluginManager, store: Store,
     """The intake pipeline for ``settings``' enabled partners."""
     proc = Processor(pm, settings, normalise_context(settings), validate, partner_targets(settings))
     return Pipeline(store, pm, proc, on_routed, pause=IntakePause(pm),
-                    batch_size=settings.dispatcher.batch_size, pool=pool)
+                    batch_size=settings.dispatcher.batch_size, pool=pool,
+                    answers_first=settings.gateway.answers_first)
 
 
 class Gateway:

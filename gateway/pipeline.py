@@ -7,8 +7,11 @@ worker processes when ``[gateway] workers`` > 0, enrichment (person
 state, :mod:`gateway.enrich`) in the event loop. Everything a batch causes
 (message states, person states, deliveries each with its payload, answer
 correlations, journal entries) is recorded in one transaction
-(transactional outbox). A partner's eCH-0223 message is not decided by
-the rules: it takes the way back to the registry (:mod:`gateway.inbound`).
+(transactional outbox). While senders wait for answers (``submit(...,
+wait=False)``, a push) the next batch waits, at most ``[gateway]
+answers_first``: the answers get the event loop and the cores first.
+A partner's eCH-0223 message is not decided by the rules: it takes the way
+back to the registry (:mod:`gateway.inbound`).
 While the store cannot
 write (disk full), those writes wait and are tried again
 (:mod:`gateway.intake_pause`).
@@ -39,6 +42,8 @@ log = logging.getLogger(__name__)
 Batch = list[tuple[int, RawInput]]
 #: Submits queued at most, waiting to be processed (each a batch, often of one input).
 QUEUED_BATCHES = 64
+#: Seconds without a sender waiting for an answer before the next batch is processed.
+SENDERS_QUIET = 0.05
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -48,7 +53,9 @@ class Pipeline:
 
     def __init__(self, store: Store, pm: pluggy.PluginManager, proc: Processor,
                  on_routed: Callable[[], None], *, pause: IntakePause, batch_size: int = 500,
-                 pool: WorkerPool | None = None) -> None:
+                 pool: WorkerPool | None = None, answers_first: float = 0.0) -> None:
+        """:param answers_first: how long a batch may wait while senders wait for
+            answers (:meth:`_answers_first`); 0: never."""
         self._store = store
         self._pm = pm
         self.processor = proc
@@ -61,6 +68,9 @@ class Pipeline:
         self._backlog: deque[int] = deque()
         self._feeder: asyncio.Task[None] | None = None
         self.pause = pause
+        self._answers_first = answers_first
+        #: when (event-loop time) a sender last waited for its answer (``submit(wait=False)``)
+        self._answered_at = float("-inf")
 
     # -- Intake -----------------------------------------------------------------
     async def submit(self, raws: Sequence[RawInput], *, wait: bool = True) -> list[int]:
@@ -74,6 +84,8 @@ class Pipeline:
         """
         if not raws:
             return []
+        if not wait:
+            self._answered_at = asyncio.get_running_loop().time()
         rows = await self.pause.write(lambda: self._store.add_raw(raws))
         fresh = [(mid, raw) for (mid, new), raw in zip(rows, raws, strict=True) if new]
         if fresh and wait:
@@ -134,6 +146,7 @@ class Pipeline:
         ahead = self._normalise_ahead(batch)
         try:
             while batch is not None:
+                await self._answers_first_wait()
                 steps = await ahead if ahead is not None else None
                 following = self._next_batch_nowait()
                 ahead = self._normalise_ahead(following)
@@ -145,6 +158,24 @@ class Pipeline:
         finally:
             if ahead is not None:
                 ahead.cancel()
+
+    async def _answers_first_wait(self) -> None:
+        """Wait while senders wait for answers, at most ``answers_first`` seconds.
+
+        A sender waiting for its 202 (a push, ``submit(wait=False)``) is answered
+        once its input is stored; a batch processed meanwhile takes the event
+        loop and the cores from the answers. So a batch waits until no sender
+        has waited for :data:`SENDERS_QUIET` s, but never longer than
+        ``answers_first``: under a steady stream of pushes the backlog is still
+        worked off, a batch at a time.
+        """
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self._answers_first
+        while (now := loop.time()) < give_up:
+            quiet_at = self._answered_at + SENDERS_QUIET
+            if now >= quiet_at:
+                return
+            await asyncio.sleep(min(quiet_at, give_up) - now)
 
     async def _next_batch(self) -> Batch | None:
         """The next batch (waiting for one); ``None`` once :meth:`stop` was called."""

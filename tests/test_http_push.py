@@ -166,6 +166,34 @@ async def test_the_answer_never_waits_behind_the_processing_backlog(tmp_path: Pa
     assert len(set(ids)) == count
 
 
+async def test_a_burst_is_answered_first_and_processed_once_the_senders_stop(
+        tmp_path: Path) -> None:
+    # answers_first far longer than the test: only the senders' quiet lets processing go on
+    config = push_gateway(tmp_path)
+    (tmp_path / "conf.d" / "20-answers.toml").write_text('[gateway]\nanswers_first = "60s"\n')
+    db = tmp_path / "gateway.db"
+    count = 80
+    async with running(config) as gw, aiohttp.ClientSession() as session:
+        answers = await asyncio.gather(*(post(session, gw, sample_message(f"burst-{i}", seed=i))
+                                         for i in range(count)))
+        assert {status for status, _ in answers} == {202}
+        await until(lambda: _processed(db) == count, timeout=20)
+
+
+async def test_a_steady_stream_of_pushes_does_not_hold_the_backlog_back(tmp_path: Path) -> None:
+    config = push_gateway(tmp_path)
+    (tmp_path / "conf.d" / "20-answers.toml").write_text('[gateway]\nanswers_first = "200ms"\n')
+    db = tmp_path / "gateway.db"
+    async with running(config) as gw, aiohttp.ClientSession() as session:
+        n = 0
+        while _processed(db) < 5:  # one sender, never quiet: each push follows the answer
+            status, _answer = await post(session, gw, sample_message(f"stream-{n}", seed=n))
+            assert status == 202
+            n += 1
+            assert n < 2000, "nothing was processed while the pushes went on"
+    assert _processed(db) >= 5
+
+
 async def test_a_backlog_left_at_stop_is_processed_at_the_next_start(tmp_path: Path) -> None:
     config = push_gateway(tmp_path, workers=0, drain="500ms")
     db = tmp_path / "gateway.db"

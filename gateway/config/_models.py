@@ -85,6 +85,14 @@ class GatewaySettings(_Section):
         " backlog then yields to every other process too: on a shared machine end-to-end"
         " throughput fell (bench/README.md). 0 keeps them equal.",
     )
+    answers_first: Duration = Field(
+        default=1.0,
+        ge=0,
+        description="While senders wait for answers (the HTTP push source's 202), how long"
+        " the next batch of the backlog may wait before it is processed anyway: the answers"
+        " get the event loop and the cores first, the backlog is worked off between bursts"
+        " and at least a batch per this time during one; 0 processes at once.",
+    )
 
 
 class StoreSettings(_Section):
