@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from gateway.api import (
     ConfigError,
@@ -70,6 +71,37 @@ async def test_events_are_polled_submitted_and_not_read_twice(tmp_path: Path) ->
             await again.settled(4)
     assert sim.requests[0] == "GET /events?limit=100&after=3"  # the cursor survived the restart
     assert [m.state for m in again.messages()] == ["routed"] * 4  # no duplicates
+
+
+async def test_an_entry_that_is_no_event_is_quarantined_and_the_outbox_goes_on(
+        tmp_path: Path) -> None:
+    """One bad entry in the registry's outbox must not stop the source (the cursor moves)."""
+    asked: list[str | None] = []
+    page = [{"id": "1", "body": sample_message("good-1", seed=1).decode()},
+            {"id": "2"},
+            {"id": "3", "body_base64": "not base64!"},
+            "a string",
+            {"id": "5", "body": sample_message("good-5", seed=5).decode()}]
+
+    async def events(request: web.Request) -> web.Response:
+        asked.append(request.query.get("after"))
+        if request.query.get("after") is None:
+            return web.json_response({"events": page, "cursor": "5"})
+        return web.json_response({"events": [], "cursor": "5"})
+
+    app = web.Application()
+    app.add_routes([web.get("/events", events)])
+    async with serve(app) as url, harness(tmp_path, source="registry-rest",
+                                          source_options=POLLING, settings=registry(url)) as gw:
+        await gw.settled(2)
+        await gw.wait_for(lambda: "5" in asked)
+        found = {m.ref: (m.state, m.reason or "") for m in gw.messages()}
+    assert [item.message_id for item in gw.collected] == ["good-1", "good-5"]
+    assert found["registry event 2"] == ("quarantined", "event 2: neither body nor body_base64")
+    assert found["registry event 3"][0] == "quarantined"
+    assert "body_base64 is not base64" in found["registry event 3"][1]
+    assert found["registry event #3 of a page"] == ("quarantined", "an event without an id")
+    assert asked[0] is None and set(asked[1:]) == {"5"}  # polled past the bad entries
 
 
 async def test_a_person_the_gateway_does_not_know_is_looked_up_in_the_registry(

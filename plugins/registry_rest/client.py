@@ -18,6 +18,7 @@ nothing else: the transport, source and hooks only call its methods.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 
 #: Answers to a delivery that may succeed later (besides every 5xx).
 TRANSIENT_STATUS = frozenset({408, 429})
+#: The longest event id kept in a reference.
+MAX_ID = 200
 #: How much of a refusing answer's body an error quotes.
 BODY_START = 200
 
@@ -52,6 +55,8 @@ class Event:
     id: str
     content_type: str
     body: bytes
+    #: Why the entry is not a message of the API (its ``body`` is then the entry as JSON).
+    problem: str | None = None
 
 
 class RegistryClient:
@@ -148,7 +153,7 @@ class RegistryClient:
             if response.status != 200:
                 raise ValueError(f"GET events answered HTTP {response.status}")
             answer = await response.json(content_type=None)
-        events = [_event(entry) for entry in _list(answer, "events")]
+        events = [_event(n, entry) for n, entry in enumerate(_list(answer, "events"))]
         cursor = answer.get("cursor")
         if cursor is not None and not isinstance(cursor, str):
             raise ValueError("the cursor in the answer is not a string")
@@ -161,7 +166,18 @@ def _list(answer: Any, key: str) -> list[Any]:
     return answer[key]
 
 
-def _event(entry: Any) -> Event:
+def _event(n: int, entry: Any) -> Event:
+    """The ``n``-th outbox entry of an answer; one that is not an event carries its problem."""
+    try:
+        return _read_event(entry)
+    except ValueError as exc:
+        ident = entry.get("id") if isinstance(entry, dict) else None
+        name = str(ident)[:MAX_ID] if isinstance(ident, str | int) else f"#{n} of a page"
+        return Event(name, "application/json",
+                     json.dumps(entry, ensure_ascii=False).encode("utf-8"), str(exc))
+
+
+def _read_event(entry: Any) -> Event:
     """An outbox entry; the body is text (XML) or base64 (``body_base64``, a zip)."""
     if not isinstance(entry, dict) or not isinstance(entry.get("id"), str | int):
         raise ValueError("an event without an id")

@@ -8,7 +8,9 @@ knows which registry sent the message a canton's answer refers to. Every
 only once they are durably stored writes the new cursor (``cursor`` in its
 data folder). A crash in between repeats those events at the next start; the
 store records a repeat as a duplicate of the first, so nothing is processed
-twice and nothing is skipped.
+twice and nothing is skipped. An entry that is not an event of the API (no
+id, no body, bad base64) is quarantined with the reason, as JSON, and the
+events after it go on: one bad entry never stops the outbox.
 """
 
 from __future__ import annotations
@@ -96,9 +98,13 @@ class RegistrySource:
         """One poll: submit what is new, then move the cursor; ``True`` when a full batch came."""
         cursor = await in_thread(_load, self.cursor_file)
         events, after = await self.client.events(cursor, self.options.batch)
-        if events:
-            await intake.submit([RawInput(self.name, f"registry event {e.id}", e.body,
-                                          {"content_type": e.content_type}) for e in events])
+        raws = [RawInput(self.name, f"registry event {e.id}", e.body,
+                         {"content_type": e.content_type}) for e in events]
+        if good := [raw for raw, e in zip(raws, events, strict=True) if e.problem is None]:
+            await intake.submit(good)
+        for raw, e in zip(raws, events, strict=True):  # kept, so the cursor can move past it
+            if e.problem is not None:
+                await intake.quarantine(raw, e.problem)
         if after != cursor and after is not None:
             await in_thread(_save, self.cursor_file, after)
         return len(events) >= self.options.batch
