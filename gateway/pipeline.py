@@ -164,15 +164,22 @@ class Pipeline:
 
         A sender waiting for its 202 (a push, ``submit(wait=False)``) is answered
         once its input is stored; a batch processed meanwhile takes the event
-        loop and the cores from the answers. So a batch waits until no sender
-        has waited for :data:`SENDERS_QUIET` s, but never longer than
+        loop and the cores from the answers. So while senders push, a batch
+        waits until no sender has waited for :data:`SENDERS_QUIET` s (counted
+        from the batch's turn: the loop may have been too busy to take
+        them), but never longer than
         ``answers_first``: under a steady stream of pushes the backlog is still
         worked off, a batch at a time.
         """
         loop = asyncio.get_running_loop()
-        give_up = loop.time() + self._answers_first
+        start = loop.time()
+        if start - self._answered_at >= self._answers_first:  # nobody pushed for a while
+            return
+        # the loop may have been busy until now (the batch before), so that no
+        # sender could be answered: quiet counts from now at the earliest
+        give_up = start + self._answers_first
         while (now := loop.time()) < give_up:
-            quiet_at = self._answered_at + SENDERS_QUIET
+            quiet_at = max(self._answered_at, start) + SENDERS_QUIET
             if now >= quiet_at:
                 return
             await asyncio.sleep(min(quiet_at, give_up) - now)
