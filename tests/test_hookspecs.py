@@ -392,8 +392,9 @@ async def test_hook_gateway_person_resolve(tmp_path: Path, hook_calls: list[str]
     async with running(config, pm):
         drop(tmp_path / "from-canton", "a.xml", message("canton-anna"))
         drop(tmp_path / "from-canton", "b.xml", berta)
-        await until(lambda: sorted(states(db, "SELECT message_id, state FROM messages")) == [
-            ("canton-anna", "needs_review"), ("canton-berta", "routed")])
+        await until(lambda: sorted(states(db, "SELECT message_id, state FROM messages"),
+                                   key=repr) == [("canton-anna", "needs_review"),
+                                                 ("canton-berta", "routed")])
         await until(lambda: states(db, "SELECT partner, state FROM deliveries")
                     == [("registry", "delivered")])
     assert sorted(residents.asked) == ["Anna", "Berta"]
