@@ -2,9 +2,10 @@
 
 A registry that writes eCH-0223 itself (instead of eCH-0020) states the
 person's identification and, in ``personData``, their data after the event.
-Kept as the person's state, it lets the canton's answers find the resident
-(the way back matches by VN, local id, names and date of birth) and gives
-the rules the nationality and permit *before* the next event.
+Kept as the person's state (identification, nationality, permit and
+municipality), it lets the canton's answers find the resident (the way back
+matches by VN, local id, names and date of birth) and gives the rules the
+nationality and permit *before* the next event.
 """
 
 from __future__ import annotations
@@ -20,8 +21,14 @@ _CONTENT = f"{{{NS}}}content"
 _IDENTIFICATION = f"{{{NS}}}personIdentification"
 _DATA = f"{{{NS}}}personData"
 _HEADER = f"{{{NS}}}header"
-#: The parts of ``personData`` a person state keeps (``comesFrom``/``goesTo`` belong to the event).
-_PARTS = tuple(name for name in ech0223.PersonData.model_fields if name in PersonState.model_fields)
+#: The parts of ``personData`` a state keeps: what matching and the rules read (nationality,
+#: permit, municipality). Reading the whole ``personData`` costs about three times as much as
+#: the rest of normalising an eCH-0223 message; the next eCH-0020 event or baseDelivery fills in
+#: the rest.
+_PARTS: dict[str, tuple[str, type[Any]]] = {
+    f"{{{NS}}}nationalityData": ("nationality_data", ech0223.NationalityData),
+    f"{{{NS}}}residencePermitData": ("residence_permit_data", ech0223.ResidencePermitData),
+    f"{{{NS}}}municipality": ("municipality", ech0223.SwissMunicipality)}
 
 
 def stated(root: Any) -> tuple[PersonState, ...]:
@@ -34,13 +41,16 @@ def stated(root: Any) -> tuple[PersonState, ...]:
     ident_el = content.find(_IDENTIFICATION) if content is not None else None
     if ident_el is None:
         return ()
+    data_el = content.find(_DATA)
     try:
         ident = read_part(ident_el, ech0223.PersonIdentificationLight)
-        data_el = content.find(_DATA)
-        data = read_part(data_el, ech0223.PersonData) if data_el is not None else None
+        parts: dict[str, Any] = {}
+        for el in data_el if data_el is not None else ():
+            found = _PARTS.get(el.tag)
+            if found is not None:
+                parts[found[0]] = read_part(el, found[1])
     except InputRejected:
         return ()
-    parts = {name: getattr(data, name) for name in _PARTS} if data is not None else {}
     return (PersonState(identification=ident, as_of=_event_date(root), **parts),)
 
 
