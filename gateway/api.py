@@ -10,6 +10,7 @@ is a gap in this module, not a licence to import internals.
   :class:`HttpRoute`, registered through ``context.routes`` or ``gateway_http_routes``);
 - the errors: one hierarchy, :class:`GatewayError` at its root;
 - option types for a plugin's pydantic options model (:class:`PluginOptions`,
+  :class:`HttpsClientOptions` for a server's URL and TLS,
   :data:`Duration`, :data:`Size`);
 - helpers worth sharing: safe XML parsing and validation, safe zip handling,
   file and folder primitives (:func:`replace_durably` for a plugin's own state
@@ -121,6 +122,7 @@ from gateway.filetake import (
     finish,
 )
 from gateway.hookspecs import hookimpl
+from gateway.http.client_options import HttpsClientOptions
 from gateway.logs import RepeatedProblem, redact
 from gateway.manual import send_manual
 from gateway.person_state import (
@@ -163,6 +165,7 @@ __all__ = [
     "HttpHandler",
     "HttpRoute",
     "HttpRoutes",
+    "HttpsClientOptions",
     "InputMetadata",
     "InputRejected",
     "Intake",

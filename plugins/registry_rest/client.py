@@ -80,7 +80,7 @@ class RegistryClient:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._connections,
-                                               ssl=self.options.ssl_context()),
+                                               ssl=self.options.ssl_context() or True),
                 headers=self.options.headers(),
                 timeout=aiohttp.ClientTimeout(total=self.options.timeout))
         return self._session

@@ -8,14 +8,12 @@ turns them into one aiohttp session that reuses its connections.
 from __future__ import annotations
 
 import base64
-import ssl
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
 from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from gateway.api import Duration, PluginOptions
+from gateway.api import Duration, HttpsClientOptions, PluginOptions
 
 #: Headers the gateway sets itself; ``headers`` may not set them.
 OWN_HEADERS = frozenset({"authorization", "content-type", "idempotency-key", "host",
@@ -24,12 +22,11 @@ OWN_HEADERS = frozenset({"authorization", "content-type", "idempotency-key", "ho
 BODY_START = 200
 
 
-class ClientOptions(PluginOptions):
+class ClientOptions(HttpsClientOptions, PluginOptions):
     """How to reach one HTTP server: URL, timeouts, authentication, TLS, extra headers."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    url: str = Field(description="the server's URL (http:// or https://)")
     timeout: Duration = Field(
         30.0, gt=0, description="longest time one request may take, connecting included")
     connect_timeout: Duration = Field(
@@ -41,31 +38,9 @@ class ClientOptions(PluginOptions):
     password: SecretStr | None = Field(
         None, description="password for HTTP basic authentication; password_file reads it from"
         " a file")
-    ca_file: Path | None = Field(
-        None, description="CA certificates (PEM) the server's certificate must chain to;"
-        " default: the system's")
-    client_cert: Path | None = Field(
-        None, description="our client certificate (PEM), for servers that ask for one")
-    client_key: Path | None = Field(
-        None, description="the private key (PEM) of client_cert; default: inside client_cert")
     headers: dict[str, str] = Field(
         default_factory=dict, description="more headers sent with every request"
         " (not Authorization, Content-Type or Idempotency-Key, which the gateway sets)")
-
-    @field_validator("url")
-    @classmethod
-    def _check_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL with a host")
-        return value
-
-    @field_validator("ca_file", "client_cert", "client_key")
-    @classmethod
-    def _check_file(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"no file {value}")
-        return value
 
     @field_validator("headers")
     @classmethod
@@ -81,22 +56,7 @@ class ClientOptions(PluginOptions):
             raise ValueError("set either token or username/password, not both")
         if (self.username is None) != (self.password is None):
             raise ValueError("username and password go together")
-        if self.client_key is not None and self.client_cert is None:
-            raise ValueError("client_key needs client_cert")
-        tls = [k for k in ("ca_file", "client_cert") if getattr(self, k) is not None]
-        if tls and urlsplit(self.url).scheme != "https":
-            raise ValueError(f"{' and '.join(tls)} need an https:// url")
         return self
-
-    def ssl_context(self) -> ssl.SSLContext | None:
-        """The TLS settings of an https URL (``None`` for http)."""
-        if urlsplit(self.url).scheme != "https":
-            return None
-        context = ssl.create_default_context(
-            cafile=str(self.ca_file) if self.ca_file is not None else None)
-        if self.client_cert is not None:
-            context.load_cert_chain(self.client_cert, self.client_key)
-        return context
 
     def auth_headers(self) -> dict[str, str]:
         """``headers`` and the ``Authorization`` header (bearer token or basic)."""
