@@ -34,7 +34,6 @@ from gateway.ech0223 import EventReport, PersonIdentificationLight, read_message
 from gateway.errors import InputRejected
 from gateway.person_state import PersonState, birth_text, mask_vn, person_keys
 from gateway.store import Inbound, MessageState, Processed, Store
-from gateway.xml.safe import parse_untrusted
 
 if TYPE_CHECKING:
     from gateway.processor import Processor
@@ -115,13 +114,13 @@ class WayBack:
         partner = partner_of(self.settings, raw.source)
         assert partner is not None
         xml = n.xml or raw.data
-        n = dataclasses.replace(n, xml=xml)
+        n = self._proc.parsed(dataclasses.replace(n, xml=xml))  # one parse, for both uses
         problems = self._proc.problems(n)
         if problems:
             return Processed(mid, MessageState.QUARANTINED,
                              f"invalid eCH-0223 from partner {partner!r}: {'; '.join(problems[:3])}")
-        tree = parse_untrusted(xml, max_bytes=max(len(xml), 1))
-        message = read_message(tree.getroot())
+        assert n.tree is not None
+        message = read_message(n.tree.getroot())
         ident = (message.response.person_identification if isinstance(message, EventReport)
                  else message.content.person_identification)
         header = message.header

@@ -84,7 +84,7 @@ class Answerer:
         root = delivered_root(data)
         referenced = str(root.findtext("{*}header/{*}messageId")).strip()
         ident = root.find("{*}content/{*}personIdentification")
-        person = identification(ident) if ident is not None else None
+        person = read_part(ident, ech0223.PersonIdentificationLight) if ident is not None else None
         if self.kind == "reject":
             report = sample_event_report(self._rng, reference_message_id=referenced)
             if person is not None:
@@ -112,22 +112,6 @@ class Answerer:
         write_then_rename(self.inbox, f".tmp-{name}-envl", f"envl_{name}.xml",
                           build_envelope(envelope))
         return name
-
-
-def identification(el: Any) -> ech0223.PersonIdentificationLight:
-    """The eCH-0044 ``personIdentificationLight`` element ``el`` as the model."""
-    vn = (el.findtext("{*}vn") or "").strip()
-    local = el.find("{*}localPersonId")
-    born = el.find("{*}dateOfBirth")
-    sex = (el.findtext("{*}sex") or "").strip()
-    return ech0223.PersonIdentificationLight.model_validate({
-        "vn": int(vn) if vn else None,
-        "local_person_id": read_part(local, ech0223.NamedPersonId) if local is not None else None,
-        "official_name": (el.findtext("{*}officialName") or "").strip(),
-        "first_name": (el.findtext("{*}firstName") or "").strip(),
-        "sex": sex or None,
-        "date_of_birth": (read_part(born, ech0223.DatePartiallyKnown)
-                          if born is not None else None)})
 
 
 def _text(root: Any, name: str) -> str | None:
