@@ -26,7 +26,6 @@ import pluggy
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from gateway import processor, sdnotify
-from gateway.contracts import GatewayEvent, PluginContext, Source, Transport
 from gateway.convert import Validator
 from gateway.dispatcher import Dispatcher, ReceiptRecorder
 from gateway.errors import ConfigError, GatewayError, StoreLost, StoreUnavailable
@@ -35,6 +34,7 @@ from gateway.http import HttpServer, collect_routes
 from gateway.intake_pause import IntakePause
 from gateway.logs import RepeatedProblem
 from gateway.pipeline import Pipeline
+from gateway.plugin_types import GatewayEvent, PluginContext, Source, Transport
 from gateway.plugins import loaded_from_entry_points, notify, source_types, transport_types
 from gateway.processor import Processor, normalise_context, partner_targets
 from gateway.retry import RetryPolicy

@@ -19,17 +19,11 @@ import logging
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import TypeVar
 
-from gateway.contracts import (
-    BatchTransport,
-    Flushable,
-    OutboundItem,
-    Receipt,
-    SendResult,
-    Transport,
-)
+from gateway.contracts import OutboundItem, Receipt, SendResult
 from gateway.errors import LocalFault, PermanentError, StoreUnavailable, TransientError
 from gateway.logs import RepeatedProblem
 from gateway.partner_pause import PartnerPauses
+from gateway.plugin_types import BatchTransport, Flushable, Transport
 from gateway.retry import RetryPolicy
 from gateway.store import Claim, Outcome, Store
 

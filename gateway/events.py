@@ -21,8 +21,8 @@ from collections.abc import Sequence
 
 import pluggy
 
-from gateway.contracts import GatewayEvent
 from gateway.logs import redact
+from gateway.plugin_types import GatewayEvent
 from gateway.plugins import notify
 from gateway.store.journal import Entry
 

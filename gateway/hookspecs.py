@@ -26,20 +26,10 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from gateway.contracts import (
-        Attachment,
-        Command,
-        Decision,
-        GatewayEvent,
-        HttpRoute,
-        NormaliseContext,
-        Normalised,
-        RawInput,
-        SourceType,
-        TransportType,
-    )
+    from gateway.contracts import Attachment, Decision, NormaliseContext, Normalised, RawInput
     from gateway.ech0223 import PersonIdentificationLight
     from gateway.person_state import PersonState
+    from gateway.plugin_types import Command, GatewayEvent, HttpRoute, SourceType, TransportType
 
 PROJECT = "ech_gateway"
 

@@ -20,8 +20,8 @@ from typing import TypeVar
 
 import pluggy
 
-from gateway.contracts import GatewayEvent
 from gateway.errors import StoreUnavailable
+from gateway.plugin_types import GatewayEvent
 from gateway.plugins import notify
 
 log = logging.getLogger(__name__)

@@ -33,12 +33,13 @@ import orjson
 from lxml import etree
 
 from gateway import __version__
-from gateway.contracts import Attachment, Decision, Intake, Normalised, Participants, RawInput
+from gateway.contracts import Attachment, Decision, Intake, Normalised, RawInput
 from gateway.documents import describe
 from gateway.ech0223 import Content, Header, PersonEventMessage, SendingApplication, write_message
 from gateway.ech0223.codes import BusinessKey, DocumentStatus, PersonEvent
 from gateway.errors import InputRejected
 from gateway.person_state import PersonState, parse_key
+from gateway.plugin_types import Participants
 
 #: The source name of manual sends (reserved: no ``[sources.manual]``).
 SOURCE = "manual"

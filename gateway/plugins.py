@@ -12,8 +12,8 @@ from typing import Any
 import pluggy
 
 from gateway import hookspecs
-from gateway.contracts import GatewayEvent, SourceType, TransportType
 from gateway.errors import PluginError
+from gateway.plugin_types import GatewayEvent, SourceType, TransportType
 
 log = logging.getLogger(__name__)
 

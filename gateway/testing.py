@@ -4,7 +4,7 @@ For plugin authors (and the gateway's own tests). A transport under test
 gets messages fed through the built-in folder source; a source under test
 delivers to ``collect``, a transport that records what it is sent. Either
 way the test reads back what was committed (messages, deliveries) and
-every :class:`~gateway.contracts.GatewayEvent`::
+every :class:`~gateway.plugin_types.GatewayEvent`::
 
     async def test_delivers(tmp_path):
         async with harness(tmp_path, plugins=[my_plugin], transport="filedrop",
@@ -43,19 +43,11 @@ from aiohttp import web
 
 from gateway.api import PluginOptions
 from gateway.assembly import load_config, make_validator, schema_set
-from gateway.contracts import (
-    GatewayEvent,
-    Intake,
-    OutboundItem,
-    PluginContext,
-    RawInput,
-    ReceiptSink,
-    SendResult,
-    TransportType,
-)
+from gateway.contracts import Intake, OutboundItem, RawInput, ReceiptSink, SendResult
 from gateway.daemon import Gateway
 from gateway.ech0223 import PersonIdentificationLight, sample_person_event, write_message
 from gateway.hookspecs import hookimpl
+from gateway.plugin_types import GatewayEvent, PluginContext, TransportType
 from gateway.plugins import get_plugin_manager
 
 __all__ = [

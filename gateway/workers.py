@@ -1,7 +1,7 @@
 """The gateway's worker processes: CPU-bound work beside the event loop.
 
 The pipeline normalises in them, and plugins offload to them through
-:attr:`~gateway.contracts.PluginContext.offload` (parsing receipts, say):
+:attr:`~gateway.plugin_types.PluginContext.offload` (parsing receipts, say):
 the event-loop process is the one every message passes through, and on a
 small machine it is the first to run out of CPU. With no workers (``[gateway]
 workers = 0``, or plugins registered by code, which a spawned worker would
@@ -23,8 +23,8 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar, cast
 
-from gateway.contracts import in_thread
 from gateway.errors import WorkerLost
+from gateway.plugin_types import in_thread
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class WorkerPool:
             raise
 
     async def offload(self, fn: Callable[..., T], *args: Any) -> T:
-        """:meth:`run` for plugins (:attr:`~gateway.contracts.PluginContext.offload`).
+        """:meth:`run` for plugins (:attr:`~gateway.plugin_types.PluginContext.offload`).
 
         :raises WorkerLost: the worker died meanwhile; calling again may succeed.
         """

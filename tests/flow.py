@@ -18,17 +18,11 @@ import pluggy
 from pydantic import BaseModel
 
 from gateway import testing
-from gateway.contracts import (
-    Intake,
-    OutboundItem,
-    PluginContext,
-    ReceiptSink,
-    SendResult,
-    TransportType,
-)
+from gateway.contracts import Intake, OutboundItem, ReceiptSink, SendResult
 from gateway.daemon import Gateway
 from gateway.errors import PermanentError, TransientError
 from gateway.hookspecs import hookimpl
+from gateway.plugin_types import PluginContext, TransportType
 from gateway.plugins import get_plugin_manager
 from gateway.testing import drop, states, until
 

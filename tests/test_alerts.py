@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 import plugins.alerts
-from gateway.contracts import GatewayEvent
 from gateway.dispatcher import Dispatcher, ReceiptRecorder
 from gateway.events import Publisher
 from gateway.logs import redact
+from gateway.plugin_types import GatewayEvent
 from gateway.plugins import get_plugin_manager
 from gateway.store import SQLiteStore
 from plugins.alerts import gateway_event

@@ -20,8 +20,8 @@ from gateway.config import (
     write_initial_config,
 )
 from gateway.config.reference import render_reference
-from gateway.contracts import PluginContext, SourceType, TransportType
 from gateway.errors import ConfigError, GatewayError
+from gateway.plugin_types import PluginContext, SourceType, TransportType
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 

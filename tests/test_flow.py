@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from gateway.contracts import GatewayEvent, Intake, PluginContext, RawInput, SourceType
+from gateway.contracts import Intake, RawInput
 from gateway.ech0223 import sample_event_report, write_message
 from gateway.hookspecs import hookimpl
+from gateway.plugin_types import GatewayEvent, PluginContext, SourceType
 from tests.flow import (
     StubTransport,
     drop,

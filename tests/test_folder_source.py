@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from gateway.config import write_initial_config
-from gateway.contracts import NormaliseContext, PluginContext
+from gateway.contracts import NormaliseContext
 from gateway.errors import WorkerLost
+from gateway.plugin_types import PluginContext
 from gateway.plugins import get_plugin_manager
 from plugins.folder.source import FolderOptions, FolderSource
 from tests.flow import drop, message, running, states, until, write_config

@@ -41,19 +41,12 @@ from lxml import etree
 from gateway import hookspecs
 from gateway.cli import main
 from gateway.config import write_initial_config
-from gateway.contracts import (
-    Attachment,
-    Decision,
-    GatewayEvent,
-    HttpRoute,
-    NormaliseContext,
-    Normalised,
-    RawInput,
-)
+from gateway.contracts import Attachment, Decision, NormaliseContext, Normalised, RawInput
 from gateway.ech0223 import Country, CountryInfo, NationalityData, PersonIdentificationLight
 from gateway.errors import InputRejected
 from gateway.hookspecs import hookimpl
 from gateway.person_state import PersonState
+from gateway.plugin_types import GatewayEvent, HttpRoute
 from tests.flow import StubTransport, drop, message, plugin_manager, running, states, until, write_config
 
 HOOKS: dict[str, Callable[..., Any]] = {

@@ -10,8 +10,8 @@ from xml.sax.saxutils import escape
 import pytest
 
 from gateway.assembly import make_validator
-from gateway.contracts import GatewayEvent
 from gateway.logs import redact
+from gateway.plugin_types import GatewayEvent
 from gateway.xml.validation import SchemaSet, validate
 from plugins.alerts import gateway_event
 from tests.flow import FIXTURES, drop, running, states, until, write_config

@@ -16,15 +16,9 @@ import pytest
 
 import plugins.sedex._files as files
 from gateway.archive import safe_unzip
-from gateway.contracts import (
-    Attachment,
-    NormaliseContext,
-    OutboundItem,
-    PluginContext,
-    ReceiptOutcome,
-    SendResult,
-)
+from gateway.contracts import Attachment, NormaliseContext, OutboundItem, ReceiptOutcome, SendResult
 from gateway.errors import LocalFault, PermanentError, WorkerLost
+from gateway.plugin_types import PluginContext
 from plugins.sedex import create_transport, gateway_transport_types
 from plugins.sedex.envelope import Envelope, build_envelope, build_receipt, parse_envelope
 from plugins.sedex.options import SedexOptions

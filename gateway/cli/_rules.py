@@ -14,10 +14,11 @@ from typing import Any
 
 from gateway.assembly import load_config, make_validator, schema_set
 from gateway.cli.exitcodes import FAILED, OK
-from gateway.contracts import InputMetadata, Normalised, RawInput
+from gateway.contracts import Normalised, RawInput
 from gateway.errors import InputRejected
 from gateway.facts import rule_facts
 from gateway.person_state import PersonState
+from gateway.plugin_types import InputMetadata
 from gateway.processor import Processor, normalise_context, partner_targets, remember, state_of
 from gateway.rules import explain
 from gateway.store import MessageState, Processed, StoreReader

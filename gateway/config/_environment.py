@@ -9,14 +9,14 @@ from gateway.config._checks import creatable
 from gateway.config._load import provenance_of
 from gateway.config._models import Plugged, Settings
 from gateway.config._provenance import Key, Problem, Provenance
-from gateway.contracts import WritablePaths
+from gateway.plugin_types import WritablePaths
 
 
 def check_environment(settings: Settings) -> list[Problem]:
     """Folders that are missing or not writable, and a database the gateway cannot write.
 
     Plugin folders come from options models that implement
-    :class:`~gateway.contracts.WritablePaths` (``settings`` as
+    :class:`~gateway.plugin_types.WritablePaths` (``settings`` as
     :func:`~gateway.config.check_plugin_options` left it). A folder the
     plugin creates may be missing if it can be created.
     """

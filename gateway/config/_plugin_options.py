@@ -18,7 +18,7 @@ from gateway.config._load import provenance_of
 from gateway.config._models import Plugged, Settings
 from gateway.config._prepare import members, prepare
 from gateway.config._provenance import Key, Problem, Provenance
-from gateway.contracts import SourceType, TransportType
+from gateway.plugin_types import SourceType, TransportType
 
 
 def check_plugin_options(

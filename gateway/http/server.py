@@ -10,8 +10,8 @@ import pluggy
 from aiohttp import web
 
 from gateway.config._http import HttpSettings
-from gateway.contracts import HttpRoute
 from gateway.errors import ConfigError
+from gateway.plugin_types import HttpRoute
 
 log = logging.getLogger(__name__)
 

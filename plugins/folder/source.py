@@ -91,7 +91,7 @@ class FolderOptions(PluginOptions):
 
 
 class FolderSource:
-    """A :class:`~gateway.contracts.Source` over one drop folder."""
+    """A :class:`~gateway.plugin_types.Source` over one drop folder."""
 
     def __init__(self, options: FolderOptions, context: PluginContext) -> None:
         self.options = options
