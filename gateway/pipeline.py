@@ -40,6 +40,8 @@ from gateway.workers import WorkerPool
 log = logging.getLogger(__name__)
 
 Batch = list[tuple[int, RawInput]]
+#: A normalised batch: the worker that normalised it (``None``: this process), and its steps.
+Normalising = tuple[int | None, list[Step]]
 #: Submits queued at most, waiting to be processed (each a batch, often of one input).
 QUEUED_BATCHES = 64
 #: Seconds without a sender waiting for an answer before the next batch is processed.
@@ -147,10 +149,11 @@ class Pipeline:
         try:
             while batch is not None:
                 await self._answers_first_wait()
-                steps = await ahead if ahead is not None else None
+                normalised = await ahead if ahead is not None else None
                 following = self._next_batch_nowait()
-                ahead = self._normalise_ahead(following)
-                await self.process(batch, steps)
+                # not in the worker that is about to finish this batch
+                ahead = self._normalise_ahead(following, normalised[0] if normalised else None)
+                await self.process(batch, normalised)
                 if following is None:
                     following = await self._next_batch()
                     ahead = self._normalise_ahead(following)
@@ -211,11 +214,13 @@ class Pipeline:
             batch.extend(more)
         return batch
 
-    def _normalise_ahead(self, batch: Batch | None) -> asyncio.Task[list[Step]] | None:
-        """Start normalising ``batch`` now, in a worker; ``None`` without workers or batch."""
+    def _normalise_ahead(self, batch: Batch | None,
+                         avoid: int | None = None) -> asyncio.Task[Normalising] | None:
+        """Start normalising ``batch`` now, in a worker (if there is a choice, not ``avoid``);
+        ``None`` without workers or batch."""
         if batch is None or not self.pool.size:
             return None
-        return asyncio.create_task(self._normalise(batch))
+        return asyncio.create_task(self._normalise(batch, avoid))
 
     async def stop(self) -> None:
         """Let :meth:`run` finish what is queued (the backlog too), then return."""
@@ -229,16 +234,15 @@ class Pipeline:
             self._feeder.cancel()
         self.pool.close()
 
-    async def process(self, batch: Batch, steps: list[Step] | None = None) -> list[Processed]:
+    async def process(self, batch: Batch, normalised: Normalising | None = None) -> list[Processed]:
         """Run stored inputs through every stage and record the outcome; the outcomes.
 
         The one processing path: the daemon's batches, recovery after a crash,
         and the operator's ``messages replay``/``resubmit`` all come here.
 
-        :param steps: the batch already normalised (:meth:`run` normalises ahead).
+        :param normalised: the batch already normalised (:meth:`run` normalises ahead).
         """
-        if steps is None:
-            steps = await self._normalise(batch)
+        worker, steps = normalised if normalised is not None else await self._normalise(batch)
         outcome: dict[int, Processed] = {}
         todo: list[tuple[int, RawInput, Normalised]] = []
         for step, (mid, raw) in zip(steps, batch, strict=True):
@@ -252,9 +256,10 @@ class Pipeline:
         if todo:
             found = await enrich(self._store, self._pm, self.processor.settings,
                                  [n for _mid, _raw, n in todo])
+            # in the worker that normalised the batch: it still holds the parsed drafts
             finished: list[Processed] = await self._in_workers(
                 self.processor.finish_batch, processor.finish_work, _finish_crashed,
-                todo, found.known)
+                todo, found.known, worker=worker)
             for result, (mid, _raw, n) in zip(finished, todo, strict=True):
                 result.persons = found.looked_up_for(n.subject) + tuple(result.persons)
                 outcome[mid] = result
@@ -270,13 +275,18 @@ class Pipeline:
                                     for p in parts[i:i + self._batch_size]])
         return results
 
-    async def _normalise(self, batch: Batch) -> list[Step]:
-        return await self._in_workers(self.processor.normalise_batch, processor.normalise_work,
-                                      _normalise_crashed, batch)
+    async def _normalise(self, batch: Batch, avoid: int | None = None) -> Normalising:
+        """The worker that normalises ``batch`` (``None``: this process), and its steps."""
+        worker = self.pool.pick(avoid) if self.pool.size else None
+        return worker, await self._in_workers(self.processor.normalise_batch,
+                                              processor.normalise_work, _normalise_crashed, batch,
+                                              worker=worker)
 
     async def _in_workers(self, here: Callable[..., list[R]], there: Callable[..., list[R]],
-                          crashed: Callable[[T], R], items: list[T], *args: Any) -> list[R]:
-        """``here(items, *args)`` in this process, or ``there(items, *args)`` in a worker.
+                          crashed: Callable[[T], R], items: list[T], *args: Any,
+                          worker: int | None = None) -> list[R]:
+        """``here(items, *args)`` in this process, or ``there(items, *args)`` in a worker
+        (``worker``, or the least busy).
 
         A batch that kills its worker is run again one item at a time; an item
         that kills a worker alone becomes ``crashed(item)``.
@@ -284,7 +294,7 @@ class Pipeline:
         if not self.pool.size:
             return here(items, *args)
         try:
-            return await self.pool.run(there, items, *args)
+            return await self.pool.run(there, items, *args, worker=worker)
         except BrokenProcessPool:
             log.error("processing this batch again one input at a time")
         results: list[R] = []

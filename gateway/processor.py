@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -30,6 +31,7 @@ from gateway.assembly import partner_ech0223
 from gateway.contracts import (
     Attachment,
     Decision,
+    Draft,
     NormaliseContext,
     Normalised,
     PartnerVersion,
@@ -309,15 +311,43 @@ def init_worker(settings: Any) -> None:
     settle_gc()
 
 
+#: Batches whose drafts a worker keeps for their finish (normalised ahead: two at a time).
+KEPT_BATCHES = 4
+#: The drafts this worker made, by message id, until their batch is finished here.
+_drafts: dict[int, Draft] = {}
+#: The message ids of the batches whose drafts are kept, oldest first.
+_kept: deque[list[int]] = deque()
+
+
 def normalise_work(batch: Sequence[tuple[int, RawInput]]) -> list[Step]:
-    """Stage one in a worker process."""
+    """Stage one in a worker process; the drafts stay here too, as made (parsed).
+
+    A draft pickles as its input's bytes and is read again where it is
+    completed; the pipeline finishes a batch in the worker that normalised
+    it, which takes the draft kept here instead. A batch never finished here
+    (its worker was busy, or a replay) is forgotten after :data:`KEPT_BATCHES`.
+    """
     assert _worker is not None, "init_worker was not called"
-    return _worker.normalise_batch(batch)
+    steps = _worker.normalise_batch(batch)
+    drafts = {mid: step.draft for (mid, _raw), step in zip(batch, steps, strict=True)
+              if isinstance(step, Normalised) and step.draft is not None}
+    _drafts.update(drafts)
+    _kept.append(list(drafts))
+    while len(_kept) > KEPT_BATCHES:
+        for mid in _kept.popleft():
+            _drafts.pop(mid, None)
+    return steps
 
 
 def finish_work(items: Sequence[tuple[int, RawInput, Normalised]],
                 known: Mapping[str, PersonState]) -> list[Processed]:
-    """Stage three in a worker process."""
+    """Stage three in a worker process, with the drafts :func:`normalise_work` kept here."""
     assert _worker is not None, "init_worker was not called"
-    return _worker.finish_batch(items, known)
+    return _worker.finish_batch([(mid, raw, _with_kept_draft(mid, n)) for mid, raw, n in items],
+                                known)
+
+
+def _with_kept_draft(mid: int, n: Normalised) -> Normalised:
+    kept = _drafts.pop(mid, None)
+    return n if kept is None or n.draft is None else dataclasses.replace(n, draft=kept)
 

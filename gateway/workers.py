@@ -32,7 +32,12 @@ T = TypeVar("T")
 
 
 class WorkerPool:
-    """A lazily started pool of spawned processes, restarted after one dies."""
+    """Spawned processes, each started on first use and restarted after it dies.
+
+    Each worker has its own executor, so that work can go to a chosen one
+    (:meth:`pick`, ``run(..., worker=)``): the pipeline finishes a batch in the
+    worker that normalised it, which still holds the batch's parsed drafts.
+    """
 
     def __init__(self, size: int, initializer: Callable[..., None] | None = None,
                  initargs: tuple[Any, ...] = (), *, nice: int = 0) -> None:
@@ -42,43 +47,58 @@ class WorkerPool:
         self.nice = nice
         self._initializer = initializer
         self._initargs = initargs
-        self._pool: ProcessPoolExecutor | None = None
+        self._pools: list[ProcessPoolExecutor | None] = [None] * size
+        self._in_flight = [0] * size
 
     @property
     def pids(self) -> list[int]:
         """The worker processes running now."""
-        return list(self._pool._processes) if self._pool is not None else []
+        return [pid for pool in self._pools if pool is not None for pid in pool._processes]
 
     async def start(self) -> None:
         """Start the processes now rather than with the first piece of work."""
-        if self.size:
-            await self.run(_nothing)
+        for worker in range(self.size):
+            await self.run(_nothing, worker=worker)
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+    def pick(self, avoid: int | None = None) -> int:
+        """The worker with the least work in flight; ``avoid`` counts as one busier.
+
+        :raises ValueError: there are no workers.
+        """
+        if not self.size:
+            raise ValueError("a pool without workers has none to pick")
+        return min(range(self.size), key=lambda w: self._in_flight[w] + (w == avoid))
+
+    async def run(self, fn: Callable[..., T], *args: Any, worker: int | None = None) -> T:
         """``fn(*args)`` in a worker process (in a thread when there are none).
 
         ``fn`` must be a module-level function and its arguments and result
         picklable.
 
+        :param worker: which worker (``0`` to ``size - 1``); by default the least busy.
         :raises BrokenProcessPool: the worker died meanwhile (the next call
-            starts new ones).
+            starts a new one).
         """
         if not self.size:
             return cast(T, await in_thread(fn, *args))
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                self.size, mp_context=multiprocessing.get_context("spawn"),
+        index = self.pick() if worker is None else worker
+        pool = self._pools[index]
+        if pool is None:
+            pool = self._pools[index] = ProcessPoolExecutor(
+                1, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_worker,
                 initargs=(os.getpid(), self.nice, self._initializer, self._initargs))
-        pool = self._pool
+        self._in_flight[index] += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
         except BrokenProcessPool:
-            if self._pool is pool:  # not yet replaced by a call that failed at the same time
-                log.error("a worker process died; starting new ones")
+            if self._pools[index] is pool:  # not yet replaced by a call that failed at the same time
+                log.error("a worker process died; starting a new one")
                 pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = None
+                self._pools[index] = None
             raise
+        finally:
+            self._in_flight[index] -= 1
 
     async def offload(self, fn: Callable[..., T], *args: Any) -> T:
         """:meth:`run` for plugins (:attr:`~gateway.plugin_types.PluginContext.offload`).
@@ -92,9 +112,10 @@ class WorkerPool:
 
     def close(self) -> None:
         """Stop the worker processes."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        for index, pool in enumerate(self._pools):
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+                self._pools[index] = None
 
 
 def _nothing() -> None:

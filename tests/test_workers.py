@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pickle
 import signal
 import threading
+import time
+from collections import deque
 from pathlib import Path
 
 import pytest
 
+from gateway import processor
 from gateway.assembly import make_validator, schema_set
 from gateway.config import load_settings, write_initial_config
-from gateway.contracts import RawInput
+from gateway.contracts import Normalised, RawInput
 from gateway.daemon import build_pipeline, worker_pool
 from gateway.errors import WorkerLost
 from gateway.plugins import get_plugin_manager
-from gateway.store import SQLiteStore
+from gateway.store import MessageState, Processed, SQLiteStore
 from gateway.workers import WorkerPool
 from tests.flow import drop, message, running, states, until
 
@@ -134,3 +138,55 @@ def test_records_crossing_to_workers_pickle_whole() -> None:
     ]
     for record in records:
         assert pickle.loads(pickle.dumps(record)) == record
+
+
+def _sleep(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+async def test_work_goes_to_the_worker_asked_for_and_new_work_to_the_least_busy() -> None:
+    pool = WorkerPool(2)
+    try:
+        first = [await pool.run(_pid, worker=w) for w in (0, 1)]
+        assert len(set(first)) == 2 and os.getpid() not in first
+        assert [await pool.run(_pid, worker=w) for w in (0, 1)] == first  # the same process each
+        busy = asyncio.create_task(pool.run(_sleep, 0.5, worker=0))
+        await asyncio.sleep(0.1)
+        assert pool.pick() == 1
+        assert await pool.run(_pid) == first[1]  # not behind the busy one
+        assert await busy == first[0]
+        assert pool.pick(avoid=0) == 1 and pool.pick(avoid=1) == 0
+    finally:
+        pool.close()
+
+
+def test_a_batch_finished_where_it_was_normalised_uses_the_drafts_read_there(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The draft comes back from the core as the delivery's bytes; the worker that normalised
+    the batch completes the draft it kept instead (here: the bytes that came back are broken,
+    so reading them again would quarantine the message). After ``KEPT_BATCHES`` other
+    batches it is forgotten, and the bytes are read again."""
+    monkeypatch.setattr("gateway.workers.settle_gc", lambda: None)  # not in the test process
+    monkeypatch.setattr(processor, "_worker", None)
+    monkeypatch.setattr(processor, "_drafts", {})
+    monkeypatch.setattr(processor, "_kept", deque())
+    processor.init_worker(load_settings(write_initial_config(tmp_path)))
+    data = (ECH0020 / "changeResidencePermit-prolongationB.xml").read_bytes()  # needs no state
+    raw = RawInput("registry", "permit.xml", data)
+
+    def finish_travelled(mid: int) -> Processed:
+        [step] = pickle.loads(pickle.dumps(processor.normalise_work([(mid, raw)])))
+        assert isinstance(step, Normalised) and step.draft is not None
+        step.draft.source = data[:200]  # type: ignore[attr-defined]
+        for other in range(processor.KEPT_BATCHES if mid == 2 else 0):
+            processor.normalise_work([(100 + other, raw)])
+        [done] = processor.finish_work([(mid, raw, step)], {})
+        return done
+
+    kept = finish_travelled(1)
+    assert kept.state is not MessageState.QUARANTINED
+    assert kept.normalised is not None and b"personEventMessage" in kept.normalised.xml
+    forgotten = finish_travelled(2)
+    assert forgotten.state is MessageState.QUARANTINED
+    assert "malformed XML" in (forgotten.reason or "")

@@ -64,7 +64,7 @@ from gateway.api import (
 
 from . import _state
 from ._draft import EventDraft
-from ._events import COUNTERPART, NO_COUNTERPART, EventData, identify, read_event, single_person
+from ._events import COUNTERPART, NO_COUNTERPART, EventData, read_event, single_person
 from ._header import header as read_header
 from ._xml import E20, NS_0020, Element, date_of, local, missing, where
 
@@ -116,10 +116,11 @@ def normalise(root: Element, source: bytes) -> Normalised:
         return _not_relevant(event, event_el, header.message_id, as_of)
     if event not in COUNTERPART:
         raise InputRejected(f"unknown event element {event} (not an eCH-0020 v3 event)", where(event_el))
-    subject = tuple(person_keys(identify(event_el)))
+    ev = read_event(event_el)
+    subject = tuple(person_keys(ev.identification))
     facts = {"format": FORMAT, "source_event": event,
              "source_message_id": header.our_business_reference_id}
-    draft = EventDraft(source, COUNTERPART[event], subject, facts, header=header, element=event_el)
+    draft = EventDraft(source, COUNTERPART[event], subject, facts, header=header, event=ev)
     return Normalised(kind="personEventMessage", message_id=header.message_id, xml=b"", tree=None,
                       reference_message_id=header.reference_message_id, action=header.action,
                       subject=subject, draft=draft, facts=facts)

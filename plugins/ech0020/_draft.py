@@ -10,7 +10,7 @@ from . import _message, _state
 from ._events import PERMIT_CASE, EventData, read_event
 from ._header import header as read_header
 from ._permit import describe, permit_case
-from ._xml import Element, local
+from ._xml import local
 
 #: Events that still go out for a person the gateway knows nothing of (without personData):
 #: the change of permit or nationality is itself what the migration office needs.
@@ -25,31 +25,30 @@ _XSD_NAMES = {"name_data": "nameData", "birth_data": "birthData", "nationality_d
 class EventDraft:
     """An eCH-0020 event on its way to an eCH-0223 ``personEventMessage``.
 
-    Normalising checked the delivery's header, the event's required elements and
-    the person's identification; the event's data is read where the draft is
-    completed. It pickles as the delivery's bytes: a draft crosses processes twice
-    (to the core, to the worker that completes it), and pickling read models cost
-    more than reading them there.
+    Normalising reads the delivery's header and the event's data. The draft
+    pickles as the delivery's bytes: a draft crosses processes twice (to the
+    core, and back to a worker), and pickling the read models cost more than
+    reading them again. The core completes a batch's drafts in the worker that
+    normalised it, which keeps them as read; elsewhere the bytes are read again.
 
     :param source: the eCH-0020 delivery, as received.
     :param person_event: the eCH-0223 personEvent, ``PERMIT_CASE`` (decided from the
         permits) or ``None`` (eCH-0223 1.5 has none: sent without).
     :param header: the eCH-0223 header, if already made in this process.
-    :param element: the event element, if the delivery is parsed in this process.
+    :param event: the event's data, if already read in this process.
     """
 
-    __slots__ = ("_element", "_event", "_header", "facts", "person_event", "source", "subject")
+    __slots__ = ("_event", "_header", "facts", "person_event", "source", "subject")
 
     def __init__(self, source: bytes, person_event: str | None, subject: tuple[str, ...],
                  facts: dict[str, Any], header: ech0223.Header | None = None,
-                 element: Element | None = None) -> None:
+                 event: EventData | None = None) -> None:
         self.source = source
         self.person_event = person_event
         self.subject = subject
         self.facts = facts
         self._header = header
-        self._element = element
-        self._event: EventData | None = None
+        self._event = event
 
     def __reduce__(self) -> tuple[type[EventDraft], tuple[Any, ...]]:
         return EventDraft, (self.source, self.person_event, self.subject, self.facts)
@@ -59,12 +58,10 @@ class EventDraft:
 
         :raises InputRejected: the event's data is malformed (the reason names the field).
         """
-        if self._header is None or self._element is None:
+        if self._header is None or self._event is None:
             root = parse_untrusted(self.source, max_bytes=len(self.source)).getroot()
-            header, self._element = (child for child in root if local(child))
-            self._header = self._header or read_header(header)
-        if self._event is None:
-            self._event = read_event(self._element)
+            header, element = (child for child in root if local(child))
+            self._header, self._event = read_header(header), read_event(element)
         return self._header, self._event
 
     def complete(self, person: PersonState | None) -> Normalised:

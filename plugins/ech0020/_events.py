@@ -102,17 +102,6 @@ def single_person(event: str) -> bool:
     return event not in _NO_SINGLE_PERSON
 
 
-def identify(el: Element) -> ech0223.PersonIdentificationLight:
-    """The identification of the event ``el``'s person, once the event has what it must have.
-
-    The cheap part of :func:`read_event`: the event's data itself is not read.
-
-    :raises InputRejected: a required element is missing, or the identification is wrong.
-    """
-    _, _, _, ident = _locate(el, local(el))
-    return _parts.identification(ident)
-
-
 def read_event(el: Element, event: str | None = None) -> EventData:
     """Read the event ``el`` (or, with ``event="baseDelivery"``, one of its ``messages``).
 
