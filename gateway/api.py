@@ -137,7 +137,7 @@ from gateway.plugin_types import (
 )
 from gateway.retry import retry_after_seconds
 from gateway.rules import first_match
-from gateway.xml.safe import parse_untrusted
+from gateway.xml.safe import check_untrusted, parse_untrusted
 from gateway.xml.validation import validate
 
 
@@ -209,6 +209,7 @@ __all__ = [
     "WritablePath",
     "WritablePaths",
     "build_zip",
+    "check_untrusted",
     "display_name",
     "ech0223",
     "finish",

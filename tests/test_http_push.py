@@ -107,6 +107,9 @@ HOSTILE: dict[str, tuple[bytes, str]] = {
     "zip bomb": (_zip({"m.xml": b"<r/>", "files/zeros.bin": b"\0" * (5 << 20)}), "ratio"),
     "zip escape": (_zip({"m.xml": b"<r/>", "../../evil.txt": b"x"}), "escap"),
     "zip with bad xml": (_zip({"m.xml": b"<!DOCTYPE r><r/>"}), "m.xml"),
+    # well-formed to a parser that builds no tree, refused by the one that builds it
+    "undeclared prefix": (b"<eCH-0223:personEventMessage/>", "prefix eCH-0223"),
+    "zip, undeclared prefix": (_zip({"m.xml": b"<r a:b='1'/>"}), "prefix a"),
 }
 
 

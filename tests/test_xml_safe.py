@@ -10,7 +10,7 @@ import pytest
 from lxml import etree
 
 from gateway.errors import InputRejected
-from gateway.xml.safe import parse_untrusted
+from gateway.xml.safe import check_untrusted, parse_untrusted
 from gateway.xml.validation import validate
 
 LIMIT = 1 << 20
@@ -132,3 +132,33 @@ def test_parser_can_be_used_from_several_threads() -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         texts = list(pool.map(lambda d: parse_untrusted(d, max_bytes=LIMIT).findtext("n"), docs))
     assert texts == [str(i) for i in range(400)]
+
+
+_UTF16_DOCTYPE = '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE a><a/>'.encode("utf-16")
+
+
+@pytest.mark.parametrize("data", [
+    b"", b"<a>" + b"x" * 100, b"<!DOCTYPE a><a/>", b'<!DOCTYPE a [<!ENTITY e "x">]><a>&e;</a>',
+    _UTF16_DOCTYPE, b"<a>&e;</a>", b"<a>", b"<a/><b/>", b"not xml", b"<a><b></a>",
+    b"<p:a/>", b"<a p:x='1'/>", b"<a xmlns='not a uri'/>", b"<a xmlns:x=''/>",
+    b"<a xmlns:xml='urn:x'/>", b'<?xml version="2.0"?><a/>', b"<a>]]></a>", b"<a>\x00</a>",
+    b"<a>" * 300 + b"</a>" * 300, '<?xml version="1.0" encoding="ISO-8859-1"?><a>Müller</a>'.encode(),
+    b'<?xml version="1.0" encoding="EBCDIC-US"?><a/>',
+])
+def test_check_refuses_what_parsing_refuses_with_its_reason(data: bytes) -> None:
+    """``check_untrusted`` builds no tree, yet refuses exactly what ``parse_untrusted`` does."""
+    expected = rejected(data, max_bytes=100)
+    with pytest.raises(InputRejected) as info:
+        check_untrusted(data, max_bytes=100)
+    assert (info.value.reason, info.value.where) == (expected.reason, expected.where)
+
+
+@pytest.mark.parametrize("data", [
+    b'<?xml version="1.0"?>\n<!-- c --><a x="1"><b>t</b></a>', b"<p:a xmlns:p='urn:x'/>",
+    b'<?xml version="1.1"?><a/>', '<a>Müller</a>'.encode("utf-16"),
+    '<?xml version="1.0" encoding="ISO-8859-1"?><a>Müller</a>'.encode("latin-1"),
+])
+def test_check_takes_what_parsing_takes(data: bytes) -> None:
+    parse_untrusted(data, max_bytes=LIMIT)
+    check_untrusted(data, max_bytes=LIMIT)
+    check_untrusted(data, max_bytes=LIMIT)  # (the parser is used again, and forgot the last)

@@ -29,7 +29,7 @@ from gateway.api import (
     NormaliseContext,
     PluginContext,
     RawInput,
-    parse_untrusted,
+    check_untrusted,
     safe_unzip,
 )
 from plugins.http_push.options import HttpPushOptions
@@ -48,19 +48,20 @@ REFUSALS_LOGGED_EVERY = 60.0
 def check_body(data: bytes, context: NormaliseContext) -> str | None:
     """Why ``data`` is refused (not well-formed XML, a DTD, a bad zip or a zip bomb), or ``None``.
 
-    The rules of files: :func:`gateway.api.parse_untrusted` and
-    :func:`gateway.api.safe_unzip`; each XML document at the root of a zip is parsed.
+    The rules of files: :func:`gateway.api.parse_untrusted` (checked with
+    :func:`gateway.api.check_untrusted`, which builds no tree) and
+    :func:`gateway.api.safe_unzip`; each XML document at the root of a zip is checked.
     """
     try:
         if not data.startswith(_ZIP):
-            parse_untrusted(data, max_bytes=context.max_bytes)
+            check_untrusted(data, max_bytes=context.max_bytes)
             return None
         files = safe_unzip(data, max_entries=context.max_zip_entries,
                            max_total_bytes=context.max_zip_bytes, max_ratio=context.max_zip_ratio)
         for name, content in files.items():
             if "/" not in name and name.lower().endswith(".xml"):
                 try:
-                    parse_untrusted(content, max_bytes=context.max_zip_bytes)
+                    check_untrusted(content, max_bytes=context.max_zip_bytes)
                 except InputRejected as exc:
                     raise InputRejected(exc.reason, f"{name}, {exc.where}" if exc.where else name
                                         ) from exc
