@@ -176,7 +176,7 @@ async def serve(app: web.Application, *, tls: ssl.SSLContext | None = None) -> A
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
-    runner = web.AppRunner(app, access_log=None)  # a URL may hold a VN (GET /persons?vn=)
+    runner = web.AppRunner(app, access_log=None)  # a plugin's URLs are its own business
     await runner.setup()
     try:
         await web.SockSite(runner, sock, ssl_context=tls).start()

@@ -4,10 +4,11 @@ Three endpoints under the configured base URL:
 
 - ``POST inbox``: a canton message for the registry (the way back), with an
   ``Idempotency-Key`` that is the same for every attempt of one delivery;
-- ``GET persons?vn=…`` (or ``local_id=CATEGORY:ID``, or ``official_name``,
-  ``first_name`` and ``date_of_birth``): the residents that fit, as
-  ``{"persons": [<person>, ...]}``, each person in the gateway's JSON form of
-  :class:`~gateway.api.PersonState`;
+- ``POST persons/search`` with ``{"vn": …}`` (or ``{"local_id": "CATEGORY:ID"}``,
+  or ``official_name``, ``first_name`` and ``date_of_birth``): the residents
+  that fit, as ``{"persons": [<person>, ...]}``, each person in the gateway's
+  JSON form of :class:`~gateway.api.PersonState`. A POST, so that no VN or
+  name is ever part of a URL (access logs, proxies, error messages);
 - ``GET events?after=CURSOR&limit=N``: the registry's outbox, oldest first, as
   ``{"events": [{"id", "content_type", "body" | "body_base64"}], "cursor"}``.
 
@@ -127,10 +128,10 @@ class RegistryClient:
         :raises ValueError: its answer is not the documented JSON.
         """
         timeout = aiohttp.ClientTimeout(total=self.options.lookup_timeout)
-        async with self._open().get(self.options.endpoint("persons"), params=dict(query),
-                                    timeout=timeout, allow_redirects=False) as response:
+        async with self._open().post(self.options.endpoint("persons/search"), json=dict(query),
+                                     timeout=timeout, allow_redirects=False) as response:
             if response.status != 200:
-                raise ValueError(f"GET persons answered HTTP {response.status}")
+                raise ValueError(f"POST persons/search answered HTTP {response.status}")
             answer = await response.json(content_type=None)
         found = []
         for entry in _list(answer, "persons"):

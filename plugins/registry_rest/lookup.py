@@ -1,4 +1,4 @@
-"""Finding a person in the registry: the look-up hooks' work, against ``GET persons``.
+"""Finding a person in the registry: the look-up hooks' work, against ``POST persons/search``.
 
 A look-up never stops processing: a registry that is down, slow (beyond
 ``lookup_timeout``) or answers nonsense counts as not knowing the person,
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def queries(keys: Sequence[str]) -> list[dict[str, str]]:
-    """The ``GET persons`` queries for the gateway's person keys, in their order.
+    """The ``persons/search`` queries for the gateway's person keys, in their order.
 
     ``vn:<13 digits>`` asks ``vn=``; ``local:<category>:<id>`` asks
     ``local_id=<category>:<id>`` (``local:*:<id>``, an operator's id of any
@@ -38,7 +38,7 @@ def queries(keys: Sequence[str]) -> list[dict[str, str]]:
 
 
 def identification_queries(ident: ech0223.PersonIdentificationLight) -> list[dict[str, str]]:
-    """The ``GET persons`` queries for a person a message names, in the way back's order.
+    """The ``persons/search`` queries for a person a message names, in the way back's order.
 
     By VN, then by local person id, then by official name, first name and
     date of birth (only a full date: a year alone finds too many).

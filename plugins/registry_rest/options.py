@@ -21,7 +21,7 @@ class RegistryOptions(HttpsClientOptions, PluginOptions):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     url: str = Field(description="the registry API's base URL (http:// or https://); the gateway"
-                                 " uses <url>/inbox, <url>/persons and <url>/events")
+                                 " uses <url>/inbox, <url>/persons/search and <url>/events")
     token: SecretStr | None = Field(
         None, description="bearer token the registry expects ('Authorization: Bearer <token>');"
                           " token_file reads it from a file")

@@ -57,6 +57,8 @@ class RegistrySimulator:
         self.refuse: int | None = None
         #: every request, as "METHOD /path?query", in order.
         self.requests: list[str] = []
+        #: the body of every person search (``POST /persons/search``), in order.
+        self.searches: list[dict[str, str]] = []
 
     def add_event(self, body: bytes, content_type: str = "application/xml") -> int:
         """Put an event in the outbox; returns its id (its position, from 1)."""
@@ -70,7 +72,7 @@ class RegistrySimulator:
             return await self._gate(request, handler)
 
         app = web.Application(middlewares=[gate], client_max_size=MAX_BODY)
-        app.add_routes([web.get("/persons", self.find_persons), web.get("/events", self.events),
+        app.add_routes([web.post("/persons/search", self.find_persons), web.get("/events", self.events),
                         web.post("/inbox", self.receive), web.get("/inbox", self.list_inbox)])
         return app
 
@@ -88,8 +90,15 @@ class RegistrySimulator:
         return await handler(request)
 
     async def find_persons(self, request: web.Request) -> web.Response:
-        """``GET /persons``: by ``vn``, by ``local_id``, or by names and date of birth."""
-        query = request.query
+        """``POST /persons/search``: by ``vn``, by ``local_id``, or by names and date of birth."""
+        try:
+            query = await request.json()
+        except ValueError:
+            query = None
+        if not isinstance(query, dict) or not all(isinstance(v, str) for v in query.values()):
+            return web.json_response({"error": "the body is not a JSON object of strings"},
+                                     status=400)
+        self.searches.append(query)
         if "vn" in query:
             found = [p for p in self.persons if f"vn:{query['vn']}" in person_keys(p.identification)]
         elif "local_id" in query:
