@@ -13,7 +13,8 @@ plugins' registry look-ups are at hand:
    and it waits in ``needs_review`` with the candidates until an operator
    assigns it (``messages assign``), which sends it through this path again;
 3. it is routed to the registry (a partner with ``role = "registry"``) as a
-   delivery of its own, with the retries, dead letters and replay of any other;
+   delivery of its own, in the registry's eCH-0223 version, with the retries,
+   dead letters and replay of any other;
 4. when recorded, it joins its case (:mod:`gateway.store._inbound_ops`), and a
    negative ``eventReport`` rejects the delivery it answers, to that partner only.
 """
@@ -31,7 +32,7 @@ import pluggy
 from gateway import manual
 from gateway.contracts import Decision, Normalised, RawInput, Route
 from gateway.ech0223 import EventReport, PersonIdentificationLight, read_message
-from gateway.errors import InputRejected
+from gateway.errors import ConversionRefused, InputRejected
 from gateway.person_state import PersonState, birth_text, mask_vn, person_keys
 from gateway.store import Inbound, MessageState, Processed, Store
 
@@ -155,12 +156,21 @@ class WayBack:
                              inbound=dataclasses.replace(inbound, candidates=candidates),
                              detail={"partner": partner}, **base)
         reason = f"from partner {partner}, about a resident found by {match.how}: to {why}"
+        decision = Decision(RULE, reason, (registry,))
+        detail: dict[str, Any] = {"partner": partner, "matched": match.how}
+        try:  # in the registry's own eCH-0223 version
+            payloads = self._proc.payloads(n, decision)
+        except (InputRejected, ConversionRefused) as exc:
+            return Processed(mid, MessageState.QUARANTINED, f"for registry {registry!r}: {exc}",
+                             decision=decision, inbound=inbound, detail=detail, **base)
+        if payloads.warnings:
+            detail["warnings"] = payloads.warnings
         base["normalised"] = dataclasses.replace(light, subject=tuple(person.keys()))
         return Processed(mid, MessageState.ROUTED, None, routes=[Route(registry, reason)],
-                         decision=Decision(RULE, reason, (registry,)),
+                         decision=decision, payloads=payloads.by_partner,
                          persons=(person,) if match.new else (),
                          inbound=dataclasses.replace(inbound, matched=match.how),
-                         detail={"partner": partner, "matched": match.how}, **base)
+                         detail=detail, **base)
 
     # -- who the message is about -------------------------------------------------------
     async def _resolve(self, ident: PersonIdentificationLight) -> Match:

@@ -38,7 +38,7 @@ from gateway.contracts import (
     RawInput,
     Route,
 )
-from gateway.convert import CANONICAL, Validator, partner_payloads
+from gateway.convert import CANONICAL, Payloads, Validator, partner_payloads
 from gateway.documents import folder_of
 from gateway.errors import ConversionRefused, InputRejected
 from gateway.facts import message_facts, rule_facts
@@ -186,6 +186,15 @@ class Processor:
         if n.tree is None and not n.xml and n.not_relevant is None and not n.parts:
             n = dataclasses.replace(n, xml=raw.data)
         return n
+
+    def payloads(self, n: Normalised, decision: Decision) -> Payloads:
+        """Each partner of ``decision`` its eCH-0223 version of ``n``, validated (no documents).
+
+        :raises InputRejected: ``n``, or a partner's version of it, is invalid.
+        :raises ConversionRefused: a partner's policy refuses an event its version lacks.
+        """
+        return partner_payloads(n, decision, {p: self._partners[p] for p in decision.partners},
+                                self._validate, parsed=self.parsed)
 
     def problems(self, n: Normalised) -> tuple[str, ...]:
         """What validating ``n`` as eCH-0223 1.5 finds: stage one's finding where it had one."""

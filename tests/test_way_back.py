@@ -14,6 +14,7 @@ import random
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from gateway.archive import safe_unzip
 from gateway.contracts import Attachment, OutboundItem
@@ -39,6 +40,7 @@ from tests.flow import (
     until,
     write_config,
 )
+from tests.official import official_xsd
 from tests.test_sedex_e2e import cli, gateway_dir
 
 CORPUS = Path(__file__).parent / "fixtures" / "ech0020"
@@ -299,6 +301,28 @@ async def test_a_canton_on_an_older_version_is_heard(tmp_path: Path, version: st
     assert f"eCH-0223 {version}" in reason
     [written] = (tmp_path / "registry-inbox").iterdir()
     assert b'version="1.5"' in written.read_bytes()  # the registry gets the canonical form
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.3"])
+async def test_the_registry_gets_the_message_in_its_own_version(tmp_path: Path,
+                                                                version: str) -> None:
+    config = write_config(tmp_path, extra=WAY_BACK.replace(
+        'role = "registry"\n', f'role = "registry"\nech0223_version = "{version}"\n', 1))
+    (tmp_path / "from-canton").mkdir()
+    (tmp_path / "registry-inbox").mkdir()
+    db = tmp_path / "gateway.db"
+    async with running(config):
+        await _residents(tmp_path, db)
+        drop(tmp_path / "from-canton", "a.xml", _from_canton("c-1", _local(*OTHER_LOCAL)))
+        await until(lambda: states(db, "SELECT state FROM deliveries") == [("delivered",)],
+                    timeout=20)
+    [written] = (tmp_path / "registry-inbox").iterdir()
+    tree = etree.parse(written)
+    xsd = official_xsd(f"eCH-0223-{version.replace('.', '-')}.xsd")
+    assert xsd.validate(tree), xsd.error_log
+    assert b"c-1" in written.read_bytes()
+    [(version_stored,)] = states(db, "SELECT version FROM messages WHERE source = 'from-canton'")
+    assert version_stored == "1.5"  # the message itself stays in the canonical form
 
 
 def _with_refs(data: bytes, process: str | None = None, ours: str | None = None,
