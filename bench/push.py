@@ -15,6 +15,12 @@ only after the body is committed (SQLite, WAL, synchronous=FULL).
   in one event-loop pass share a transaction, as in the gateway's writer),
   then answers ``202`` with the row id. No token, no parsing, no journal.
 
+Besides msgs/s, each run prints the CPU time per message of the gateway's
+process (its event loop and threads, not its workers), of the floor's server
+and of the client (this process), from the first request to the last 202: on
+a shared machine whose speed varies several-fold, the CPU per message of the
+servers, and their ratio, move far less than their rates.
+
 Usage: .venv/bin/python bench/push.py [--messages 5000] [--concurrency 32] [--runs 1] [--toml ...]
 """
 
@@ -32,12 +38,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import aiohttp
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ech0223_inputs import samples
+from throughput import cpu_seconds
 
 BIN = Path(sys.executable).parent
 TOKEN = "bench-token"
@@ -97,9 +105,25 @@ async def push(port: int, bodies: list[bytes], concurrency: int) -> float:
         return len(bodies) / (time.perf_counter() - start)
 
 
+class Measured(NamedTuple):
+    """One server's run: msgs/s and CPU seconds per message of the server and the client."""
+
+    rate: float
+    server_cpu: float
+    client_cpu: float
+
+
+def measure(pid: int, port: int, bodies: list[bytes], concurrency: int) -> Measured:
+    """Push ``bodies`` to the server ``pid`` listening on ``port``; its rate and CPU per message."""
+    server, client = sum(cpu_seconds(pid)), time.process_time()
+    rate = asyncio.run(push(port, bodies, concurrency))
+    return Measured(rate, (sum(cpu_seconds(pid)) - server) / len(bodies),
+                    (time.process_time() - client) / len(bodies))
+
+
 def run_gateway(work: Path, bodies: list[bytes], concurrency: int, toml: str = ""
-                ) -> tuple[float, int]:
-    """The gateway's msgs/s, and how many of the inputs it had processed by the last 202."""
+                ) -> tuple[Measured, int]:
+    """The gateway's figures, and how many of the inputs it had processed by the last 202."""
     subprocess.run([str(BIN / "ech-gateway"), "init", str(work)], check=True,
                    stdout=subprocess.DEVNULL)
     port = free_port()
@@ -111,26 +135,26 @@ def run_gateway(work: Path, bodies: list[bytes], concurrency: int, toml: str = "
                                 "run"])
     try:
         asyncio.run(wait_listening(port, gateway))
-        rate = asyncio.run(push(port, bodies, concurrency))
+        measured = measure(gateway.pid, port, bodies, concurrency)
         conn = sqlite3.connect(f"file:{work / 'gateway.db'}?mode=ro", uri=True)
         done = conn.execute("SELECT count(*) FROM messages WHERE state != 'received'").fetchone()[0]
         stored = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
         conn.close()
         assert stored == len(bodies), f"{stored} stored of {len(bodies)}"
-        return rate, int(done)
+        return measured, int(done)
     finally:
         gateway.terminate()
         gateway.wait(60)
 
 
-def run_floor(work: Path, bodies: list[bytes], concurrency: int) -> float:
-    """The floor's msgs/s (the floor server in a process of its own)."""
+def run_floor(work: Path, bodies: list[bytes], concurrency: int) -> Measured:
+    """The floor's figures (the floor server in a process of its own)."""
     port = free_port()
     floor = subprocess.Popen([sys.executable, __file__, "--serve-floor", str(port),
                               str(work / "floor.db")])
     try:
         asyncio.run(wait_listening(port, floor))
-        return asyncio.run(push(port, bodies, concurrency))
+        return measure(floor.pid, port, bodies, concurrency)
     finally:
         floor.terminate()
         floor.wait(60)
@@ -182,25 +206,32 @@ def main() -> None:
         serve_floor(int(args.serve_floor[0]), Path(args.serve_floor[1]))
         return
     bodies = list(samples(args.messages, seed=1))
-    gateways, floors = [], []
+    gateways: list[Measured] = []
+    floors: list[Measured] = []
     for run in range(1, args.runs + 1):
         work = Path(tempfile.mkdtemp(prefix="ech-gateway-push-", dir=args.dir))
         try:
-            rate, processed = run_gateway(work / "gateway", bodies, args.concurrency, args.toml)
+            gateway, processed = run_gateway(work / "gateway", bodies, args.concurrency, args.toml)
             (work / "floor").mkdir()
             floor = run_floor(work / "floor", bodies, args.concurrency)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        gateways.append(rate)
+        gateways.append(gateway)
         floors.append(floor)
-        print(f"run {run}: gateway {rate:.0f} msgs/s ({processed} of {len(bodies)} processed by"
-              f" the last 202), floor {floor:.0f} msgs/s, ratio {rate / floor:.2f}")
-    ratio = statistics.median(g / f for g, f in zip(gateways, floors, strict=True))
+        print(f"run {run}: gateway {gateway.rate:.0f} msgs/s ({processed} of {len(bodies)} processed"
+              f" by the last 202), floor {floor.rate:.0f} msgs/s, ratio"
+              f" {gateway.rate / floor.rate:.2f}; CPU per message: gateway process"
+              f" {gateway.server_cpu * 1e6:.0f} us, floor server {floor.server_cpu * 1e6:.0f} us,"
+              f" client {gateway.client_cpu * 1e6:.0f} / {floor.client_cpu * 1e6:.0f} us")
+    ratio = statistics.median(g.rate / f.rate for g, f in zip(gateways, floors, strict=True))
     print(f"inputs: {len(bodies)} eCH-0223 messages, {args.concurrency} keep-alive clients")
-    print(f"gateway (POST -> 202, durable): {statistics.median(gateways):.0f} msgs/s (median)")
-    print(f"floor (aiohttp + SQLite insert): {statistics.median(floors):.0f} msgs/s (median)")
+    print(f"gateway (POST -> 202, durable): {statistics.median(g.rate for g in gateways):.0f} msgs/s"
+          f" (median), {statistics.median(g.server_cpu for g in gateways) * 1e6:.0f} us CPU per"
+          " message in its process")
+    print(f"floor (aiohttp + SQLite insert): {statistics.median(f.rate for f in floors):.0f} msgs/s"
+          f" (median), {statistics.median(f.server_cpu for f in floors) * 1e6:.0f} us CPU per"
+          " message in its server")
     print(f"ratio gateway/floor: {ratio:.2f} (median of the runs' ratios; target >= 0.6)")
-
 
 if __name__ == "__main__":
     main()
