@@ -88,18 +88,17 @@ from gateway.fileio import (
     write_all,
     write_file,
 )
+from gateway.filestored import Stored, finish
 from gateway.filetake import (
     BATCH_BYTES,
     SET_ASIDE,
     FileTaker,
     Listing,
     Ready,
-    Stored,
     TooLarge,
     Unfinished,
     Whole,
     display_name,
-    finish,
 )
 from gateway.hookspecs import hookimpl
 from gateway.http.client_options import HttpsClientOptions

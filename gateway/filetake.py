@@ -13,9 +13,8 @@ one folder and takes a file only when:
   left for later scans and only after ``grace`` seconds without change is it
   handed over as :class:`Unfinished` (to be quarantined with that reason).
 
-What was stored of a file is a :class:`Stored`; :func:`finish` moves files
-away only while they are still those bytes: a file rewritten meanwhile stays
-and is taken again, as a new input. Symbolic links, FIFOs, sockets and
+What was stored of a file is a :class:`~gateway.filestored.Stored`, which
+:func:`~gateway.filestored.finish` moves away. Symbolic links, FIFOs, sockets and
 devices are moved once into the folder's ``set-aside`` subfolder, with one
 warning. Names that are not valid UTF-8 are shown escaped (``\\xNN``).
 """
@@ -30,19 +29,18 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import TypeVar
 
 from gateway.completeness import unfinished
 from gateway.dirwatch import is_hidden_or_temporary
 from gateway.fileio import Evidence, evidence_open, move_unique, read_open
+from gateway.filestored import READ_FLAGS, Left, Stored, Version
 
 #: The subfolder of a read folder where entries that are not regular files go.
 SET_ASIDE = "set-aside"
 #: The most bytes of whole files a reader gathers before it stores them.
 BATCH_BYTES = 64 << 20
 
-_OPEN = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK  # never wait on a FIFO
-_DIGEST_CHUNK = 1 << 20
 
 
 _T = TypeVar("_T")
@@ -51,30 +49,6 @@ _T = TypeVar("_T")
 def display_name(name: str) -> str:
     """``name`` as valid text: bytes that are not UTF-8 are escaped as ``\\xNN``."""
     return os.fsencode(name).decode("utf-8", "backslashreplace")
-
-
-class Version(NamedTuple):
-    """What identifies one state of a file: any write or replacement changes it.
-
-    (Named tuples, here and in :class:`Stored`: a reader hands many of them
-    to a worker process, and they pickle three times faster than dataclasses.)
-    """
-
-    size: int
-    mtime_ns: int
-    ctime_ns: int
-    inode: int
-    device: int
-
-    @classmethod
-    def of(cls, st: os.stat_result) -> Version:
-        """The version an ``lstat``/``fstat`` result describes."""
-        return cls(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
-
-    @property
-    def changed_at(self) -> float:
-        """When the file last changed (content or metadata), in seconds since the epoch."""
-        return max(self.mtime_ns, self.ctime_ns) / 1e9
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,14 +73,6 @@ class Ready:
     def where(self) -> str:
         """The path as valid text, for reasons and logs."""
         return display_name(self.path)
-
-
-class Stored(NamedTuple):
-    """A file whose bytes are stored: what must still be there to move it away."""
-
-    path: str
-    version: Version
-    sha256: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,19 +124,6 @@ class Listing:
 
     def _wake_in(self, seconds: float) -> None:
         self.wake = seconds if self.wake is None else min(self.wake, seconds)
-
-
-@dataclass(frozen=True, slots=True)
-class Left:
-    """Stored files that were not moved away.
-
-    :param changed: ``True`` when they changed after they were read (they are
-        taken again as new input); ``False`` when the move failed.
-    """
-
-    names: tuple[str, ...]
-    why: str
-    changed: bool
 
 
 @dataclass(slots=True)
@@ -307,7 +260,7 @@ class FileTaker:
 def _unchanged(ready: Ready, use: Callable[[int], _T | None]) -> _T | None:
     """``use`` the open file while it is the version the scan saw; ``None`` if it is not (any more)."""
     try:
-        fd = os.open(ready.path, _OPEN)
+        fd = os.open(ready.path, READ_FLAGS)
     except FileNotFoundError:
         return None
     try:
@@ -331,77 +284,3 @@ def _kind(mode: int) -> str:
     return "a device or other special file"
 
 
-def finish(groups: Sequence[tuple[Sequence[Stored], Path | None]]) -> list[Left]:
-    """Move each group of stored files into its folder (``None``: delete them).
-
-    All files of a group move, or none: a group any file of which changed
-    since it was read stays where it is (to be taken again), as does one
-    whose move fails. A file gone already is fine. Runs in a worker process
-    too: it returns what it left instead of logging.
-    """
-    lefts = []
-    made: set[Path] = set()
-    for stored, dest in groups:
-        names = tuple(os.path.basename(s.path) for s in stored)
-        try:
-            if dest is not None and dest not in made:
-                dest.mkdir(parents=True, exist_ok=True)
-                made.add(dest)
-            checked = [_check(s) for s in stored]
-            changed = next((c for c in checked if isinstance(c, str)), None)
-            if changed is None:
-                moved = [_move(s, c, dest) for s, c in zip(stored, checked, strict=True)]
-                changed = next((why for why in moved if why is not None), None)
-        except OSError as exc:
-            lefts.append(Left(names, str(exc), False))
-            continue
-        if changed is not None:
-            lefts.append(Left(names, changed, True))
-    return lefts
-
-
-def _check(stored: Stored) -> os.stat_result | str | None:
-    """The file as it is if it holds the bytes stored, else how it differs (``None``: gone)."""
-    try:
-        st = os.lstat(stored.path)
-    except FileNotFoundError:
-        return None
-    now = Version.of(st)
-    if now == stored.version:
-        return st
-    if now.size != stored.version.size:
-        return f"{stored.version.size} bytes stored, {now.size} bytes now"
-    if _digest(stored.path) != stored.sha256:
-        return "same size, other bytes"
-    return st
-
-
-def _move(stored: Stored, checked: os.stat_result | str | None, dest: Path | None) -> str | None:
-    """Move (or delete) one checked file; what changed during the move, if anything."""
-    if not isinstance(checked, os.stat_result):
-        return None  # gone already
-    path = Path(stored.path)
-    try:
-        if dest is None:
-            path.unlink()
-            return None
-        moved = move_unique(path, dest, make_dir=False)
-    except FileNotFoundError:
-        return None
-    # a writer still holding the file open writes into the moved file: give it back
-    after = os.lstat(moved)
-    if (after.st_size, after.st_mtime_ns) == (checked.st_size, checked.st_mtime_ns):
-        return None
-    move_unique(moved, path.parent)
-    return f"written to while it was moved to {dest}"
-
-
-def _digest(path: str) -> str:
-    digest = hashlib.sha256()
-    fd = os.open(path, _OPEN)
-    try:
-        while chunk := os.read(fd, _DIGEST_CHUNK):
-            digest.update(chunk)
-    finally:
-        os.close(fd)
-    return digest.hexdigest()

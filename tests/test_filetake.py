@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from gateway.completeness import unfinished
-from gateway.filetake import SET_ASIDE, FileTaker, TooLarge, Unfinished, Whole, display_name, finish
+from gateway.filestored import finish
+from gateway.filetake import SET_ASIDE, FileTaker, TooLarge, Unfinished, Whole, display_name
 
 WRITER = Path(__file__).parent / "writer.py"
 DOC = b'<?xml version="1.0"?>\n<r:doc xmlns:r="urn:x">' + b"<p>text</p>" * 2000 + b"</r:doc>\n"

@@ -1,10 +1,12 @@
 """The gateway's configuration: models, loading, plugin options, ``init``.
 
-Settings are declared once in :mod:`gateway.config._models`; the reference
+Settings are declared once in :mod:`gateway.config._models` (sources and
+partners in :mod:`gateway.config._connections`); the reference
 page ``docs/configuration.md`` is generated from them by
 :mod:`gateway.config.reference`.
 """
 
+from gateway.config._connections import PartnerSettings, RetrySettings, SourceSettings
 from gateway.config._durations import Duration, parse_duration
 from gateway.config._environment import check_environment
 from gateway.config._initial import ConfigExists, write_initial_config
@@ -13,10 +15,7 @@ from gateway.config._models import (
     DispatcherSettings,
     GatewaySettings,
     LimitsSettings,
-    PartnerSettings,
-    RetrySettings,
     Settings,
-    SourceSettings,
     StoreSettings,
     ValidationSettings,
 )

@@ -6,8 +6,9 @@ import os
 from pathlib import Path
 
 from gateway.config._checks import creatable
+from gateway.config._connections import Plugged
 from gateway.config._load import provenance_of
-from gateway.config._models import Plugged, Settings
+from gateway.config._models import Settings
 from gateway.config._provenance import Key, Problem, Provenance
 from gateway.plugin_types import WritablePaths
 

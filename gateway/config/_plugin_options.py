@@ -14,8 +14,9 @@ from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
+from gateway.config._connections import Plugged
 from gateway.config._load import provenance_of
-from gateway.config._models import Plugged, Settings
+from gateway.config._models import Settings
 from gateway.config._prepare import members, prepare
 from gateway.config._provenance import Key, Problem, Provenance
 from gateway.plugin_types import SourceType, TransportType

@@ -22,7 +22,7 @@ from gateway.config._models import ENV_DELIMITER, ENV_PREFIX, MiB, Settings
 _INTRO = f"""\
 # Configuration reference
 
-<!-- Generated from gateway/config/_models.py by
+<!-- Generated from the models in gateway/config/ by
      `python -m gateway.config.reference > docs/configuration.md`; do not edit. -->
 
 ## Where the configuration comes from

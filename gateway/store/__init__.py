@@ -5,8 +5,9 @@ embedded default backend, :class:`StoreReader` the read side for the CLI.
 """
 
 from gateway.store.base import Store
+from gateway.store.reader import StoreReader
 from gateway.store.records import Claim, Inbound, Outcome, Pending, Processed
-from gateway.store.sqlite import SQLiteStore, StoreReader
+from gateway.store.sqlite import SQLiteStore
 from gateway.store.states import DeliveryState, MessageState
 
 __all__ = [

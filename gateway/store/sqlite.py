@@ -20,16 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from gateway.contracts import RawInput, Receipt
-from gateway.errors import StoreError, StoreLost, StoreUnavailable
+from gateway.errors import StoreLost, StoreUnavailable
 from gateway.person_state import PersonState
 from gateway.store import (
-    _case_queries,
     _delivery_ops,
     _handling_ops,
     _inbound_ops,
     _intake_ops,
     _person_ops,
-    _person_queries,
     _queries,
     journal,
 )
@@ -37,7 +35,7 @@ from gateway.store._intake_batch import IntakeBatcher
 from gateway.store._writer import CommitListener, GroupCommitWriter, unavailable
 from gateway.store.anchor import Anchor, anchor_path, read_anchor, write_anchor
 from gateway.store.base import Clock, PolicyFor
-from gateway.store.migrate import migrate, missing
+from gateway.store.migrate import migrate
 from gateway.store.records import Claim, Outcome, Pending, Processed
 from gateway.store.states import MessageState
 
@@ -337,80 +335,3 @@ class SQLiteStore:
 
 _REMEDY = ("Restore the database (or remove the anchor file to start with this database"
            " anyway); `ech-gateway journal verify` tells more")
-
-
-class StoreReader:
-    """Read-only access for the command line (and, later, the dashboard)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.conn = connect(path, readonly=True)
-        behind = missing(self.conn)
-        if behind:
-            self.conn.close()
-            raise StoreError(f"the database {path} lacks schema migrations {behind}: start the"
-                             " gateway once to upgrade it")
-
-    def close(self) -> None:
-        """Close the connection."""
-        self.conn.close()
-
-    def list_messages(self, **filters: Any) -> list[dict[str, Any]]:
-        """Messages, newest first, with deliveries."""
-        return _queries.list_messages(self.conn, **filters)
-
-    def find_messages(self, key: str) -> list[dict[str, Any]]:
-        """The messages a row id or an eCH-0223 messageId names (id, state, received_at...)."""
-        return _queries.find_messages(self.conn, key)
-
-    def count_messages(self, **filters: Any) -> int:
-        """How many messages :meth:`list_messages` would list without a limit."""
-        return _queries.count_messages(self.conn, **filters)
-
-    def find_persons(self, keys: list[str]) -> list[int]:
-        """The persons ``keys`` name (``local:*:<id>``: a local id of any category)."""
-        return _person_queries.find_persons(self.conn, keys)
-
-    def get_person(self, pid: int) -> dict[str, Any] | None:
-        """One person: state, keys and the messages about them, in time order."""
-        return _person_queries.person(self.conn, pid)
-
-    def load_persons(self, keys: list[str]) -> dict[str, Any]:
-        """The last known states of the persons ``keys`` name, by key."""
-        return _person_ops.load_persons(self.conn, keys)
-
-    def get_message(self, mid: int) -> dict[str, Any] | None:
-        """One message in full (a partner's message: with its review, if it had one)."""
-        msg = _queries.get_message(self.conn, mid)
-        if msg is not None:
-            msg["review"] = _case_queries.review_of(self.conn, mid)
-        return msg
-
-    def list_cases(self, limit: int, person: int | None = None) -> list[dict[str, Any]]:
-        """Cases, the most recently updated first."""
-        return _case_queries.list_cases(self.conn, limit, person)
-
-    def get_case(self, case: int) -> dict[str, Any] | None:
-        """One case with its messages in time order, both directions."""
-        return _case_queries.get_case(self.conn, case)
-
-    def raw(self, mid: int) -> bytes | None:
-        """A message's raw bytes."""
-        return _queries.raw_of(self.conn, mid)
-
-    def counts(self) -> dict[str, Any]:
-        """Counts per state, overdue receipts per partner, unhandled quarantined input."""
-        return _queries.counts(self.conn)
-
-    def activity(self, since: int) -> tuple[int, dict[str, int], int]:
-        """The journal's head, events after ``since`` by kind, deliveries not yet final."""
-        return _queries.activity(self.conn, since)
-
-    def verify_journal(self) -> tuple[int, int | None]:
-        """Check the journal's hash chain."""
-        return journal.verify(self.conn)
-
-    def against_anchor(self) -> tuple[Anchor | None, str | None]:
-        """The journal's anchor, and why the database does not reach it (None: it does)."""
-        anchor = read_anchor(self.path)
-        return anchor, (journal.against_anchor(self.conn, anchor) if anchor else None)
