@@ -112,6 +112,9 @@ class SQLiteStore:
         conn.row_factory = None
         # checkpoints run beside the writer (checkpoint()), not inside its commits
         conn.execute("PRAGMA wal_autocheckpoint=0")
+        # each operation runs under a savepoint, whose undo copies go to a temporary
+        # file unless kept in memory (they are never needed after a crash: WAL is)
+        conn.execute("PRAGMA temp_store=MEMORY")
         return conn
 
     def _same_file(self) -> bool:
