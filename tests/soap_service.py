@@ -6,7 +6,8 @@ It checks HTTP basic authentication or a WS-Security UsernameToken when told
 to, answers ``SubmitMessage*`` with a receipt id, and follows a plan per
 eCH-0223 message id for the tests of failures: ``client`` (a Client fault),
 ``server`` (a Server fault), ``hang`` (no answer until the test ends),
-``http503``. ``FetchMessages`` pages through :attr:`SoapService.outbox`
+``trickle`` (an answer a byte at a time, each well within any read timeout,
+until the test ends), ``http503``. ``FetchMessages`` pages through :attr:`SoapService.outbox`
 with the index of the last message returned as the cursor.
 """
 
@@ -104,9 +105,10 @@ class SoapService:
             ids = [e.text or "" for e in call.iter(f"{{{TNS}}}messageId")]
             self.acknowledged += ids
             return answer("AcknowledgeMessagesResponse", f"<tns:count>{len(ids)}</tns:count>")
-        return await self._submit(operation, call)
+        return await self._submit(operation, call, request)
 
-    async def _submit(self, operation: str, call: etree._Element) -> web.StreamResponse:
+    async def _submit(self, operation: str, call: etree._Element,
+                      request: web.Request) -> web.StreamResponse:
         message_id = call.findtext(f".//{{{TNS}}}messageId") or ""
         outcomes = self.plan.get(message_id) or ["ok"]
         outcome = outcomes.pop(0) if len(outcomes) > 1 else outcomes[0]  # the last one stays
@@ -120,6 +122,8 @@ class SoapService:
         if outcome == "hang":
             await self._stop.wait()
             return web.Response(status=503, text="too late")
+        if outcome == "trickle":
+            return await self._trickle(request)
         element = call.find(f"{{{TNS}}}message")
         assert element is not None
         if operation == "SubmitMessage":
@@ -131,6 +135,19 @@ class SoapService:
         self.received.append((operation, message_id, data))
         return answer("SubmitMessageResponse",
                       f"<tns:receiptId>r-{len(self.received)}</tns:receiptId>")
+
+    async def _trickle(self, request: web.Request) -> web.StreamResponse:
+        """Start an answer, then send it a byte every 100 ms until the test ends."""
+        response = web.StreamResponse(headers={"Content-Type": "text/xml; charset=utf-8"})
+        await response.prepare(request)
+        await response.write(b"<?xml version='1.0' encoding='utf-8'?>\n")
+        while not self._stop.is_set():
+            try:
+                await response.write(b" ")
+            except (ConnectionError, RuntimeError):  # the client gave up: as it should
+                break
+            await asyncio.sleep(0.1)
+        return response
 
     def _fetch(self, call: etree._Element) -> web.StreamResponse:
         after = call.findtext(f"{{{TNS}}}after")

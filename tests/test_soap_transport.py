@@ -74,9 +74,10 @@ def certs(tmp_path: Path) -> Certs:
 async def test_delivered_retried_and_dead_as_the_service_answers(tmp_path: Path,
                                                                  certs: Certs) -> None:
     plan_ = {"m-client": ["client"], "m-server": ["server", "server", "ok"],
-             "m-hang": ["hang", "ok"], "m-503": ["http503", "ok"]}
+             "m-hang": ["hang", "ok"], "m-trickle": ["trickle", "ok"],
+             "m-503": ["http503", "ok"]}
     async with serving(SoapService(certs, plan={k: list(v) for k, v in plan_.items()})) as svc:
-        config = soap_config(tmp_path, svc)
+        config = soap_config(tmp_path, svc, extra='call_timeout = "1500ms"')
         db = tmp_path / "gateway.db"
         ids = ["m-ok", *plan_]
         sent = {mid: message(mid) for mid in ids}
@@ -97,6 +98,8 @@ async def test_delivered_retried_and_dead_as_the_service_answers(tmp_path: Path,
     assert "registry backend unavailable" in attempt_details(db, "m-server")[0][1]
     assert rows["m-hang"][:2] == ("delivered", 2)
     assert "timed out" in attempt_details(db, "m-hang")[0][1]
+    assert rows["m-trickle"][:2] == ("delivered", 2)  # never silent for 400 ms, cut at 1.5 s
+    assert "not complete within call_timeout (1.5 s)" in attempt_details(db, "m-trickle")[0][1]
     assert rows["m-503"][:2] == ("delivered", 2)
     assert "HTTP 503" in attempt_details(db, "m-503")[0][1]
     assert received["m-server"] == sent["m-server"]

@@ -4,13 +4,16 @@ zeep and requests are synchronous. :class:`SoapClient` runs each call in a
 thread of a pool of its own (``concurrency`` threads, each with its own
 ``requests`` session and zeep client over one parsed WSDL), so a service that
 hangs holds that pool, never the event loop or the threads other parts of
-the gateway use. The connect and read timeouts bound each call.
+the gateway use. The connect and read timeouts bound each wait for the
+service, and ``call_timeout`` the whole call: a service that trickles its
+answer, a few bytes before every read timeout, is cut off too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,6 +33,8 @@ from gateway.api import ConfigError
 from plugins.soap.options import SoapConnection
 
 T = TypeVar("T")
+#: The most bytes of an answer taken in one read.
+_CHUNK = 1 << 16
 
 
 class RemoteLoadRefused(ZeepError):
@@ -48,9 +53,11 @@ class LocalTransport(zeep.Transport):
 
     last_status: int | None = None
 
-    def __init__(self, verify: str | bool = True, **kwargs: Any) -> None:
+    def __init__(self, verify: str | bool = True, call_timeout: float = 300.0,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.verify = verify
+        self.call_timeout = call_timeout
 
     def load(self, url: str) -> bytes:
         """The content of a local file (a path or a ``file:`` URL); anything else is refused."""
@@ -65,10 +72,26 @@ class LocalTransport(zeep.Transport):
         return path.read_bytes()
 
     def post(self, address: str, message: bytes, headers: dict[str, str]) -> requests.Response:
-        """POST ``message`` to ``address``; the status is kept for classifying errors."""
-        response = self.session.post(address, data=message, headers=headers,
+        """POST ``message`` to ``address``; the status is kept for classifying errors.
+
+        The answer is read as it comes, each read bounded by the read timeout,
+        all of them by ``call_timeout``.
+
+        :raises requests.Timeout: the answer is not complete within ``call_timeout``.
+        """
+        deadline = time.monotonic() + self.call_timeout
+        response = self.session.post(address, data=message, headers=headers, stream=True,
                                      timeout=self.operation_timeout, verify=self.verify)
         self.last_status = response.status_code
+        body = bytearray()
+        with response:
+            while chunk := response.raw.read1(_CHUNK, decode_content=True):
+                body += chunk
+                if time.monotonic() > deadline:
+                    raise requests.Timeout(f"the answer was not complete within call_timeout"
+                                           f" ({self.call_timeout:g} s)")
+        # what requests keeps of a body it read itself; zeep reads ``content``
+        response._content, response._content_consumed = bytes(body), True
         return response
 
 
@@ -152,7 +175,7 @@ class SoapClient:
         if found is None:
             o = self.options
             transport = LocalTransport(str(o.ca_file) if o.ca_file else True,
-                                       session=self._session(),
+                                       call_timeout=o.call_timeout, session=self._session(),
                                        operation_timeout=(o.connect_timeout, o.read_timeout))
             wsse = None
             if o.auth == "wsse" and o.password is not None:

@@ -44,6 +44,9 @@ class SoapConnection(PluginOptions):
     connect_timeout: Duration = Field(10.0, gt=0, description="how long connecting may take")
     read_timeout: Duration = Field(
         60.0, gt=0, description="how long the service may stay silent while answering")
+    call_timeout: Duration = Field(
+        300.0, gt=0, description="how long one call may take in all, until the whole answer is"
+        " in (a service that trickles its answer never stays silent for read_timeout)")
     concurrency: int = Field(
         4, ge=1, le=64, description="calls in flight at once (each takes a thread)")
 
