@@ -102,7 +102,7 @@ from gateway.filetake import (
 )
 from gateway.hookspecs import hookimpl
 from gateway.http.client_options import HttpsClientOptions
-from gateway.logs import RepeatedProblem, redact
+from gateway.logs import RepeatedProblem, partner_text, redact
 from gateway.manual import send_manual
 from gateway.person_state import (
     PersonState,
@@ -221,6 +221,7 @@ __all__ = [
     "move_unique",
     "parse_key",
     "parse_untrusted",
+    "partner_text",
     "permit_category",
     "person_keys",
     "read_evidence",

@@ -53,6 +53,23 @@ def redact(text: str) -> str:
     return _NUMBERS.sub(lambda m: m["keep"] or "…", text)
 
 
+#: The most characters of a partner's text a reason quotes (:func:`redact` hides up to 200).
+PARTNER_TEXT_MAX = 160
+
+
+def partner_text(text: str) -> str:
+    """What a partner wrote (a SOAP fault string, the start of an answer's body), for a reason.
+
+    On one line, shortened, in single quotes: :func:`redact` hides it from log
+    lines and alerts, for it may name a person (``no resident Anna Muster``),
+    while the store keeps the reason whole.
+    """
+    flat = " ".join(text.split()).replace("'", "\u2019")
+    short = flat[:PARTNER_TEXT_MAX] + ("…" if len(flat) > PARTNER_TEXT_MAX else "")
+    # a quoted text starting like a path or a namespaced name is one redact keeps
+    return f"' {short}'" if short.startswith(("{", "/")) else f"'{short}'"
+
+
 def _hide_schema_value(match: re.Match[str]) -> str:
     if match["key"]:
         return f"{match['key']}'…'{match['end']}"

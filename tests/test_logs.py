@@ -10,7 +10,7 @@ from xml.sax.saxutils import escape
 import pytest
 
 from gateway.assembly import make_validator
-from gateway.logs import redact
+from gateway.logs import partner_text, redact
 from gateway.plugin_types import GatewayEvent
 from gateway.xml.validation import SchemaSet, validate
 from plugins.alerts import gateway_event
@@ -74,6 +74,16 @@ def test_key_sequences_and_unknown_quoted_values_are_hidden_paths_stay() -> None
     assert "Brien" not in out and "756.1234" not in out and "Anna Meier" not in out
     assert "'/var/lib/ech-gateway/registry/outbox/mutation-0001.xml'" in out
     assert "identity-constraint '{urn:x}ids'" in out
+
+
+@pytest.mark.parametrize("said", [
+    "no resident Anna O'Brien born 1990-05-01", "line one\nAnna Meier\nline three",
+    "/persons/Anna Meier: unknown", "{urn:x}Anna Meier", "Anna Meier " + "x" * 500])
+def test_what_a_partner_wrote_stays_in_the_reason_and_out_of_logs(said: str) -> None:
+    """A SOAP fault string or an answer's body may name a person: quoted, a log hides it."""
+    reason = f"SOAP fault soap:Client: {partner_text(said)}"
+    assert "Anna" in reason  # the store keeps the reason whole
+    assert "Anna" not in redact(reason) and redact(reason).startswith("SOAP fault soap:Client: '")
 
 
 def test_quarantine_warning_names_no_person(caplog: pytest.LogCaptureFixture) -> None:

@@ -144,7 +144,8 @@ async def test_a_failing_server_is_polled_again_and_loses_nothing(
     problems = [r.getMessage() for r in caplog.records if r.name == "plugins.rest.source"
                 and r.levelno >= logging.ERROR]
     assert len(problems) == 3 and all("polling http://127.0.0.1" in p for p in problems)
-    assert "HTTP 503: busy, ask" in problems[0] and "not JSON" in problems[1]
+    # what the server wrote may name anybody: the log shows only that it said something
+    assert "HTTP 503: '…'" in problems[0] and "not JSON" in problems[1]
     assert 'list "messages"' in problems[2]
     assert outbox.polls[:6] == [None, None, "c1", "c1", "c2", "c2"]  # cursor kept on failure
     assert not any("756.1234.5678.97" in r.getMessage() for r in caplog.records)

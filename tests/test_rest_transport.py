@@ -98,7 +98,7 @@ async def test_a_refusal_is_a_dead_letter_with_the_reason(tmp_path: Path, status
         kinds = gw.event_kinds()
     assert delivery.state == "dead" and delivery.attempts == 1
     assert delivery.reason == (f"permanent error: HTTP {status}:"
-                               " <error>messageId rest-000 is malformed</error>")
+                               " '<error>messageId rest-000 is malformed</error>'")
     assert "delivery.dead" in kinds
 
 

@@ -35,6 +35,7 @@ from gateway.api import (
     SendResult,
     TransientError,
     build_zip,
+    partner_text,
     retry_after_seconds,
 )
 from plugins.registry_rest.options import RegistryOptions
@@ -45,8 +46,6 @@ log = logging.getLogger(__name__)
 TRANSIENT_STATUS = frozenset({408, 429})
 #: The longest event id kept in a reference.
 MAX_ID = 200
-#: How much of a refusing answer's body an error quotes.
-BODY_START = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,5 +194,4 @@ def _read_event(entry: Any) -> Event:
 
 
 def _start(text: str) -> str:
-    flat = " ".join(text.split())
-    return flat[:BODY_START] + ("…" if len(flat) > BODY_START else "")
+    return partner_text(text) if text.strip() else "(no body)"

@@ -13,13 +13,13 @@ from urllib.parse import urlsplit
 import aiohttp
 from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from gateway.api import Duration, HttpsClientOptions, PluginOptions
+from gateway.api import Duration, HttpsClientOptions, PluginOptions, partner_text
 
 #: Headers the gateway sets itself; ``headers`` may not set them.
 OWN_HEADERS = frozenset({"authorization", "content-type", "idempotency-key", "host",
                          "content-length"})
-#: How much of a refusing answer's body a reason quotes.
-BODY_START = 200
+#: How much of a refusing answer's body is read for its reason (which quotes the start).
+BODY_READ = 800
 
 
 class ClientOptions(HttpsClientOptions, PluginOptions):
@@ -83,10 +83,9 @@ def open_session(options: ClientOptions, connections: int) -> aiohttp.ClientSess
 
 
 async def body_start(response: aiohttp.ClientResponse) -> str:
-    """The first characters of an answer's body, on one line, for a reason."""
-    data = await response.content.read(BODY_START * 4)
-    text = " ".join(data.decode("utf-8", "replace").split())
-    return text[:BODY_START] + ("…" if len(text) > BODY_START else "")
+    """The first characters of an answer's body, quoted for a reason (:func:`partner_text`)."""
+    data = await response.content.read(BODY_READ)
+    return partner_text(data.decode("utf-8", "replace")) if data.strip() else ""
 
 
 def where(url: str) -> str:

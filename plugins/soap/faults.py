@@ -23,7 +23,7 @@ from http.client import RemoteDisconnected
 import requests
 from zeep.exceptions import Fault, TransportError, ValidationError
 
-from gateway.api import InputRejected, PermanentError, TransientError
+from gateway.api import InputRejected, PermanentError, TransientError, partner_text
 
 #: Fault codes (local names, lower case) retried; any other code is permanent. A
 #: WS-Security ``MessageExpired`` is among them: the resend has a fresh timestamp.
@@ -48,8 +48,9 @@ def _listed(fault: Fault, entries: Sequence[str]) -> str | None:
 
 
 def fault_reason(fault: Fault) -> str:
-    """``SOAP fault soap:Client: the fault string``."""
-    return f"SOAP fault {fault.code or '(no code)'}: {fault.message or '(no fault string)'}"
+    """``SOAP fault soap:Client: 'the fault string'`` (quoted: logs show it redacted)."""
+    said = partner_text(fault.message) if fault.message else "(no fault string)"
+    return f"SOAP fault {fault.code or '(no code)'}: {said}"
 
 
 def classify_fault(fault: Fault, permanent: Sequence[str] = (),
