@@ -257,7 +257,7 @@ class Pipeline:
             found = await enrich(self._store, self._pm, self.processor.settings,
                                  [n for _mid, _raw, n in todo])
             # in the worker that normalised the batch: it still holds the parsed drafts
-            finished: list[Processed] = await self._in_workers(
+            _, finished = await self._in_workers(
                 self.processor.finish_batch, processor.finish_work, _finish_crashed,
                 todo, found.known, worker=worker)
             for result, (mid, _raw, n) in zip(finished, todo, strict=True):
@@ -277,24 +277,23 @@ class Pipeline:
 
     async def _normalise(self, batch: Batch, avoid: int | None = None) -> Normalising:
         """The worker that normalises ``batch`` (``None``: this process), and its steps."""
-        worker = self.pool.pick(avoid) if self.pool.size else None
-        return worker, await self._in_workers(self.processor.normalise_batch,
-                                              processor.normalise_work, _normalise_crashed, batch,
-                                              worker=worker)
+        return await self._in_workers(self.processor.normalise_batch, processor.normalise_work,
+                                      _normalise_crashed, batch,
+                                      worker=self.pool.pick(avoid) if self.pool.size else None)
 
     async def _in_workers(self, here: Callable[..., list[R]], there: Callable[..., list[R]],
                           crashed: Callable[[T], R], items: list[T], *args: Any,
-                          worker: int | None = None) -> list[R]:
+                          worker: int | None = None) -> tuple[int | None, list[R]]:
         """``here(items, *args)`` in this process, or ``there(items, *args)`` in a worker
-        (``worker``, or the least busy).
+        (``worker`` if free); which worker ran it, and the results.
 
         A batch that kills its worker is run again one item at a time; an item
         that kills a worker alone becomes ``crashed(item)``.
         """
         if not self.pool.size:
-            return here(items, *args)
+            return None, here(items, *args)
         try:
-            return await self.pool.run(there, items, *args, worker=worker)
+            return await self.pool.run_where(there, items, *args, worker=worker)
         except BrokenProcessPool:
             log.error("processing this batch again one input at a time")
         results: list[R] = []
@@ -303,7 +302,7 @@ class Pipeline:
                 results.extend(await self.pool.run(there, [item], *args))
             except BrokenProcessPool:
                 results.append(crashed(item))
-        return results
+        return None, results
 
 
 _CRASHED = "processing this input crashed the worker process"

@@ -31,12 +31,25 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+class _Job:
+    """A piece of work waiting for a worker: the worker it prefers, and its turn (a future)."""
+
+    __slots__ = ("prefer", "turn")
+
+    def __init__(self, prefer: int | None) -> None:
+        self.prefer = prefer
+        self.turn: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+
 class WorkerPool:
     """Spawned processes, each started on first use and restarted after it dies.
 
-    Each worker has its own executor, so that work can go to a chosen one
-    (:meth:`pick`, ``run(..., worker=)``): the pipeline finishes a batch in the
-    worker that normalised it, which still holds the batch's parsed drafts.
+    Each worker runs one piece of work at a time; what waits for a worker
+    waits here, in order, and goes to the first worker that is free, as in
+    one shared pool. A piece of work may name the worker it prefers, which
+    takes it if free: the pipeline finishes a batch in the worker that
+    normalised it, which still holds the batch's parsed drafts. If that one is
+    busy and another is free, the other takes it (and reads the drafts again).
     """
 
     def __init__(self, size: int, initializer: Callable[..., None] | None = None,
@@ -48,7 +61,8 @@ class WorkerPool:
         self._initializer = initializer
         self._initargs = initargs
         self._pools: list[ProcessPoolExecutor | None] = [None] * size
-        self._in_flight = [0] * size
+        self._busy = [False] * size
+        self._waiting: list[_Job] = []
 
     @property
     def pids(self) -> list[int]:
@@ -61,13 +75,13 @@ class WorkerPool:
             await self.run(_nothing, worker=worker)
 
     def pick(self, avoid: int | None = None) -> int:
-        """The worker with the least work in flight; ``avoid`` counts as one busier.
+        """A worker for new work: a free one other than ``avoid`` if there is one.
 
         :raises ValueError: there are no workers.
         """
         if not self.size:
             raise ValueError("a pool without workers has none to pick")
-        return min(range(self.size), key=lambda w: self._in_flight[w] + (w == avoid))
+        return min(range(self.size), key=lambda w: (self._busy[w], w == avoid))
 
     async def run(self, fn: Callable[..., T], *args: Any, worker: int | None = None) -> T:
         """``fn(*args)`` in a worker process (in a thread when there are none).
@@ -75,22 +89,53 @@ class WorkerPool:
         ``fn`` must be a module-level function and its arguments and result
         picklable.
 
-        :param worker: which worker (``0`` to ``size - 1``); by default the least busy.
+        :param worker: the worker preferred (``0`` to ``size - 1``); another takes the
+            work if that one is busy and another is free.
         :raises BrokenProcessPool: the worker died meanwhile (the next call
             starts a new one).
         """
+        return (await self.run_where(fn, *args, worker=worker))[1]
+
+    async def run_where(self, fn: Callable[..., T], *args: Any,
+                        worker: int | None = None) -> tuple[int | None, T]:
+        """:meth:`run`, and which worker ran it (``None``: a thread of this process)."""
+        if not self.size:
+            return None, cast(T, await in_thread(fn, *args))
+        return await self._execute(_Job(worker), fn, args)
+
+    async def offload(self, fn: Callable[..., T], *args: Any) -> T:
+        """:meth:`run` for plugins (:attr:`~gateway.plugin_types.PluginContext.offload`).
+
+        :raises WorkerLost: the worker died meanwhile; calling again may succeed.
+        """
         if not self.size:
             return cast(T, await in_thread(fn, *args))
-        index = self.pick() if worker is None else worker
+        try:
+            return (await self._execute(_Job(None), fn, args))[1]
+        except BrokenProcessPool:
+            raise WorkerLost(f"a worker process died while running {fn.__name__}") from None
+
+    async def _execute(self, job: _Job, fn: Callable[..., T], args: tuple[Any, ...]
+                       ) -> tuple[int, T]:
+        """Wait for ``job``'s turn, then run ``fn(*args)`` in the worker it got."""
+        self._waiting.append(job)
+        self._dispatch()
+        try:
+            index = await job.turn
+        except asyncio.CancelledError:
+            if job in self._waiting:
+                self._waiting.remove(job)
+            if job.turn.done() and not job.turn.cancelled():
+                self._free(job.turn.result())
+            raise
         pool = self._pools[index]
         if pool is None:
             pool = self._pools[index] = ProcessPoolExecutor(
                 1, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_worker,
                 initargs=(os.getpid(), self.nice, self._initializer, self._initargs))
-        self._in_flight[index] += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+            return index, await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
         except BrokenProcessPool:
             if self._pools[index] is pool:  # not yet replaced by a call that failed at the same time
                 log.error("a worker process died; starting a new one")
@@ -98,17 +143,22 @@ class WorkerPool:
                 self._pools[index] = None
             raise
         finally:
-            self._in_flight[index] -= 1
+            self._free(index)
 
-    async def offload(self, fn: Callable[..., T], *args: Any) -> T:
-        """:meth:`run` for plugins (:attr:`~gateway.plugin_types.PluginContext.offload`).
+    def _free(self, index: int) -> None:
+        self._busy[index] = False
+        self._dispatch()
 
-        :raises WorkerLost: the worker died meanwhile; calling again may succeed.
-        """
-        try:
-            return await self.run(fn, *args)
-        except BrokenProcessPool:
-            raise WorkerLost(f"a worker process died while running {fn.__name__}") from None
+    def _dispatch(self) -> None:
+        """Give free workers the waiting work, oldest first, each piece to the worker it
+        prefers where that one is free."""
+        while self._waiting and not all(self._busy):
+            free = [w for w in range(self.size) if not self._busy[w]]
+            job = self._waiting.pop(0)
+            index = job.prefer if job.prefer in free else free[0]
+            if not job.turn.cancelled():  # (its caller was cancelled while it waited)
+                self._busy[index] = True
+                job.turn.set_result(index)
 
     def close(self) -> None:
         """Stop the worker processes."""

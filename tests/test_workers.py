@@ -154,9 +154,23 @@ async def test_work_goes_to_the_worker_asked_for_and_new_work_to_the_least_busy(
         busy = asyncio.create_task(pool.run(_sleep, 0.5, worker=0))
         await asyncio.sleep(0.1)
         assert pool.pick() == 1
-        assert await pool.run(_pid) == first[1]  # not behind the busy one
+        assert await pool.run_where(_pid, worker=0) == (1, first[1])  # not behind the busy one
         assert await busy == first[0]
         assert pool.pick(avoid=0) == 1 and pool.pick(avoid=1) == 0
+    finally:
+        pool.close()
+
+
+async def test_work_whose_caller_gave_up_waiting_is_not_run() -> None:
+    pool = WorkerPool(1)
+    try:
+        busy = asyncio.create_task(pool.run(_sleep, 0.3))
+        await asyncio.sleep(0.05)
+        gave_up = asyncio.create_task(pool.offload(_die))  # would kill the worker if it ran
+        await asyncio.sleep(0.05)
+        gave_up.cancel()
+        pid = await busy
+        assert await pool.offload(_pid) == pid  # the same worker: nothing killed it
     finally:
         pool.close()
 
