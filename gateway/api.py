@@ -72,6 +72,7 @@ from gateway.errors import (
     KeyReuseRejected,
     LocalFault,
     PermanentError,
+    StoreUnavailable,
     TransientError,
     WorkerLost,
 )
@@ -196,6 +197,7 @@ __all__ = [
     "Source",
     "SourceFactory",
     "SourceType",
+    "StoreUnavailable",
     "Stored",
     "TooLarge",
     "TransientError",

@@ -215,12 +215,19 @@ class Intake(Protocol):
             queue before returning (a folder source then reads no further).
             ``False``: return as soon as ``raws`` are committed, whatever the
             backlog, for a source whose sender waits for the answer (HTTP);
-            the pipeline takes them from the store as it catches up.
+            the pipeline takes them from the store as it catches up. Nor wait
+            while the store cannot write (its disk is full): raise
+            :class:`~gateway.errors.StoreUnavailable`, nothing stored, so the
+            sender can be told to come back (HTTP 503).
         """
         ...
 
-    async def quarantine(self, raw: RawInput, reason: str) -> int:
-        """Store ``raw`` durably as quarantined with ``reason``; return its id."""
+    async def quarantine(self, raw: RawInput, reason: str, *, wait: bool = True) -> int:
+        """Store ``raw`` durably as quarantined with ``reason``; return its id.
+
+        :param wait: as for :meth:`submit`: ``False`` raises ``StoreUnavailable``
+            instead of waiting for the store.
+        """
         ...
 
 

@@ -48,24 +48,35 @@ class IntakePause:
         """Whether a write is waiting for the store now."""
         return self._since is not None
 
-    async def write(self, op: Callable[[], Awaitable[T]]) -> T:
-        """``await op()``, tried again while it raises :class:`StoreUnavailable`."""
+    async def write(self, op: Callable[[], Awaitable[T]], *, wait: bool = True) -> T:
+        """``await op()``, tried again while it raises :class:`StoreUnavailable`.
+
+        :param wait: ``False``: raise :class:`StoreUnavailable` instead of waiting (the
+            intake is paused all the same), for a caller whose sender can come back later.
+        """
         while True:
             try:
                 result = await op()
             except StoreUnavailable as exc:
+                if not wait:
+                    self._pause(exc)
+                    raise
                 await self._wait(exc)
                 continue
             if self._since is not None:
                 self._resume()
             return result
 
-    async def _wait(self, exc: StoreUnavailable) -> None:
+    def _pause(self, exc: StoreUnavailable) -> None:
+        """Note the pause (once, until the store writes again)."""
         if self._since is None:
             self._since, self._delay = time.time(), self.first
             log.info("intake paused until the store can write again (retrying every %.0f-%.0fs)",
                      self.first, self.longest)
             notify(self._pm, GatewayEvent("intake.paused", None, None, {"error": str(exc)}))
+
+    async def _wait(self, exc: StoreUnavailable) -> None:
+        self._pause(exc)
         delay = self._delay
         self._delay = min(self._delay * 2, self.longest)
         await asyncio.sleep(delay)

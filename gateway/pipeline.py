@@ -83,12 +83,14 @@ class Pipeline:
         from the store, as room frees up; later such inputs queue behind it, so
         they are processed in the order they were stored. What is remembered when
         the process stops is ``received`` in the store: :meth:`recover` takes it.
+        Nor does it wait while the store cannot write: it raises
+        :class:`~gateway.errors.StoreUnavailable` (nothing stored).
         """
         if not raws:
             return []
         if not wait:
             self._answered_at = asyncio.get_running_loop().time()
-        rows = await self.pause.write(lambda: self._store.add_raw(raws))
+        rows = await self.pause.write(lambda: self._store.add_raw(raws), wait=wait)
         fresh = [(mid, raw) for (mid, new), raw in zip(rows, raws, strict=True) if new]
         if fresh and wait:
             await self._queue.put(fresh)
@@ -117,9 +119,9 @@ class Pipeline:
         finally:
             self._feeder = None
 
-    async def quarantine(self, raw: RawInput, reason: str) -> int:
-        """Store ``raw`` as quarantined with ``reason``."""
-        return await self.pause.write(lambda: self._store.quarantine_raw(raw, reason))
+    async def quarantine(self, raw: RawInput, reason: str, *, wait: bool = True) -> int:
+        """Store ``raw`` as quarantined with ``reason`` (``wait``: as for :meth:`submit`)."""
+        return await self.pause.write(lambda: self._store.quarantine_raw(raw, reason), wait=wait)
 
     # -- processing ---------------------------------------------------------------
     async def start(self) -> None:

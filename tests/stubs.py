@@ -41,7 +41,7 @@ class StubIntake:
         self.submitted.extend(raws)
         return self._ids(len(raws))
 
-    async def quarantine(self, raw: RawInput, reason: str) -> int:
+    async def quarantine(self, raw: RawInput, reason: str, *, wait: bool = True) -> int:
         """Record ``raw`` with ``reason``; return a fresh row id."""
         if self.during_quarantine is not None:
             self.during_quarantine(raw, reason)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import time
 import zipfile
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -14,11 +15,13 @@ import pytest
 from gateway.contracts import RawInput
 from gateway.errors import KeyReuseRejected
 from gateway.hookspecs import hookimpl
+from gateway.plugin_types import GatewayEvent
 from gateway.plugins import get_plugin_manager
 from gateway.store import SQLiteStore
 from gateway.testing import sample_message
 from tests.flow import message, running, states, until
-from tests.pushing import post, push_gateway
+from tests.mounts import fill, run_isolated, tmpfs
+from tests.pushing import TOKEN, post, push_gateway, url
 
 
 def _zip(entries: dict[str, bytes]) -> bytes:
@@ -275,3 +278,53 @@ async def test_the_store_keeps_one_input_per_source_and_key(store: SQLiteStore) 
         await store.add_raw([raw("a", "n", b"<1/>"), raw("a", "n", b"<2/>")])
     [(mid, new)] = await store.add_raw([raw("a", "n", b"<2/>")])  # the refused batch left no trace
     assert new and mid not in (first, other)
+
+
+async def pushes_while_the_disk_is_full(root_text: str) -> None:
+    """(In a private mount namespace.) The database's disk fills up: each push is answered
+    503 with Retry-After at once, and nothing of it is stored; once there is room, 202."""
+    root = Path(root_text)
+    config = push_gateway(root)
+    tmpfs(root / "data", "6m")
+    (root / "conf.d" / "20-db.toml").write_text(f'[store]\npath = "{root}/data/gateway.db"\n')
+    events = _Events()
+    pm = get_plugin_manager()
+    pm.register(events)
+    answered: dict[str, int] = {}
+    async with running(config, pm) as gw, aiohttp.ClientSession() as session:
+        assert (await post(session, gw, message("before")))[0] == 202
+        filler = fill(root / "data")
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        for n in range(300):  # the WAL has some room left: until a write needs more
+            started = time.monotonic()
+            async with session.post(url(gw), data=message(f"full-{n}"), headers=headers) as response:
+                answered[f"full-{n}"] = response.status
+                took = time.monotonic() - started
+                if response.status == 503:
+                    assert response.headers["Retry-After"] == "30"
+                    assert "disk is full" in (await response.json())["error"]
+                    break
+        assert answered[f"full-{n}"] == 503 and took < 3, (answered, took)  # not held until room
+        async with session.post(url(gw), data=b"<broken", headers=headers) as response:
+            assert response.status == 503  # not even the quarantine can be stored
+        filler.unlink()
+        assert (await post(session, gw, message("after")))[0] == 202
+    stored = {mid for (mid,) in states(root / "data" / "gateway.db",
+                                       "SELECT message_id FROM messages WHERE source = 'push'")}
+    refused = {m for m, status in answered.items() if status == 503}
+    assert "before" in stored and "after" in stored and not refused & stored
+    assert events.kinds[:1] == ["intake.paused"] and "intake.resumed" in events.kinds
+
+
+class _Events:
+    def __init__(self) -> None:
+        self.kinds: list[str] = []
+
+    @hookimpl
+    def gateway_event(self, event: GatewayEvent) -> None:
+        if event.kind.startswith("intake."):
+            self.kinds.append(event.kind)
+
+
+def test_pushes_while_the_disk_is_full_are_503_at_once_and_store_nothing(tmp_path: Path) -> None:
+    run_isolated("tests.test_http_push:pushes_while_the_disk_is_full", str(tmp_path))

@@ -7,7 +7,9 @@ the first input's id: the store keeps the key with the input. A body that is not
 well-formed XML (or a safe zip) is still stored, quarantined, and answered 400
 with the reason; nothing is stored for a request without a valid token (401),
 with a body over the limit (413) or one that reuses an ``Idempotency-Key``
-for other bytes (422).
+for other bytes (422). While the store cannot write (its disk is full) nothing
+can be stored: the answer is 503 with ``Retry-After`` at once, rather than a
+request that waits until the disk has room again.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from gateway.api import (
     NormaliseContext,
     PluginContext,
     RawInput,
+    StoreUnavailable,
     check_untrusted,
     safe_unzip,
 )
@@ -37,6 +40,8 @@ from plugins.http_push.options import HttpPushOptions
 log = logging.getLogger(__name__)
 
 _ZIP = b"PK\x03\x04"
+#: Seconds a sender is asked to wait while the store cannot write.
+STORE_RETRY_AFTER = 30
 #: Bodies up to this size are checked in the event loop; larger ones in a worker.
 CHECK_HERE = 256 << 10
 _CHUNK = 64 << 10
@@ -119,10 +124,15 @@ class PushSource:
         reason = await self._check(data)
         try:
             if reason is not None:
-                return _answer(400, {"id": await intake.quarantine(raw, reason), "error": reason})
+                mid = await intake.quarantine(raw, reason, wait=False)
+                return _answer(400, {"id": mid, "error": reason})
             [mid] = await intake.submit([raw], wait=False)
         except KeyReuseRejected as exc:
             return _answer(422, {"error": exc.reason, "first": exc.first})
+        except StoreUnavailable:
+            return _answer(503, {"error": "the gateway cannot store input now (its disk is"
+                                          " full); nothing was stored: send it again later"},
+                           {"Retry-After": str(STORE_RETRY_AFTER)})
         return _answer(202, {"id": mid})
 
     def _refused(self, remote: str | None) -> None:
