@@ -88,7 +88,9 @@ def partner_payloads(n: Normalised, decision: Decision, targets: Mapping[str, Pa
             _with_business(root, decision)
         tree = etree.ElementTree(root)
         out.canonical = etree.tostring(tree, xml_declaration=True, encoding="UTF-8")
-    problems = validate(tree, CANONICAL)
+    # a message unchanged and validated where it was parsed first is not validated again
+    problems = (list(n.problems) if n.problems is not None and not changing
+                else validate(tree, CANONICAL))
     if problems:
         raise InputRejected(f"invalid eCH-0223 {CANONICAL}: " + "; ".join(problems[:3]))
     made: dict[PartnerVersion, bytes] = {}

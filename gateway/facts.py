@@ -32,11 +32,11 @@ def rule_facts(n: Normalised, raw: RawInput, before: PersonState | None,
     """The facts of message ``n`` from ``raw`` about a person whose state was ``before``."""
     on = today or date.today()
     person = before.facts(on) if before is not None else {}
-    # the message's own personData speaks only where the state lacks the person's nationality
-    unknown = before is None or before.nationality_data is None
-    own = n.facts.get(MESSAGE_PERSON) if unknown else None
-    if unknown and own is None and MESSAGE_PERSON not in n.facts and n.tree is not None:
-        own = message_facts(n.tree).get(MESSAGE_PERSON)
+    own = None
+    if before is None or before.nationality_data is None:  # the message's own personData speaks
+        own = n.facts.get(MESSAGE_PERSON)
+        if own is None and MESSAGE_PERSON not in n.facts and n.tree is not None:
+            own = message_facts(n.tree).get(MESSAGE_PERSON)
     if own:
         own = dict(own)
         born = own.pop("born", None)

@@ -117,6 +117,7 @@ class WayBack:
         xml = n.xml or raw.data
         n = self._proc.parsed(dataclasses.replace(n, xml=xml))  # one parse, for both uses
         problems = self._proc.problems(n)
+        n = dataclasses.replace(n, problems=problems)  # validated: not again for the registry
         if problems:
             return Processed(mid, MessageState.QUARANTINED,
                              f"invalid eCH-0223 from partner {partner!r}: {'; '.join(problems[:3])}")

@@ -62,14 +62,20 @@ async def _seeded(root: Path, db: Path) -> None:
     await until(lambda: states(db, "SELECT state FROM messages") == [("not_relevant",)])
 
 
+def _answering_canton(root: Path, seed: int) -> SedexSimulator:
+    """The sedex client and the canton behind it, answering every message it receives."""
+    sedex = root / "sedex"
+    return SedexSimulator(sedex / "outbox", sedex / "receipts", sedex / "processed",
+                          root / "canton", poll_interval=0.05,
+                          answer=Answerer(sedex / "inbox", "message", seed=seed))
+
+
 async def test_the_cantons_answer_reaches_the_registry_on_the_resident_and_the_case(
         tmp_path: Path) -> None:
     config = gateway_dir(tmp_path)
     db = tmp_path / "gateway.db"
-    sedex, inbox = tmp_path / "sedex", tmp_path / "registry" / "inbox"
-    sim = SedexSimulator(sedex / "outbox", sedex / "receipts", sedex / "processed",
-                         tmp_path / "canton", poll_interval=0.05,
-                         answer=Answerer(sedex / "inbox", "message", seed=3))
+    inbox = tmp_path / "registry" / "inbox"
+    sim = _answering_canton(tmp_path, seed=3)
     stop = asyncio.Event()
     async with running(config, get_plugin_manager()):
         task = asyncio.create_task(sim.run(stop))
@@ -416,10 +422,8 @@ async def test_a_registry_that_writes_ech0223_itself_is_answered_too(tmp_path: P
     person, so the canton's answer finds the resident by VN (not ``needs_review``)."""
     config = gateway_dir(tmp_path)
     db = tmp_path / "gateway.db"
-    sedex, inbox = tmp_path / "sedex", tmp_path / "registry" / "inbox"
-    sim = SedexSimulator(sedex / "outbox", sedex / "receipts", sedex / "processed",
-                         tmp_path / "canton", poll_interval=0.05,
-                         answer=Answerer(sedex / "inbox", "message", seed=5))
+    inbox = tmp_path / "registry" / "inbox"
+    sim = _answering_canton(tmp_path, seed=5)
     sent = sample_person_event(random.Random(11), message_id="reg-1", event="moveIn")
     vn = sent.content.person_identification.vn
     assert vn is not None
