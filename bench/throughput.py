@@ -47,7 +47,7 @@ It prints:
 - p50/p99 latency from pickup (stored) to outbox (files written and synced),
 - the peak RSS (VmHWM) of the gateway process and of its child processes
   (with ``--ech0020`` counted from the end of the seeding, where Linux allows),
-- the CPU seconds each process used,
+- the CPU seconds each process used (with ``--ech0020``, after the seeding), and per input,
 - what creating a file cost just before the run.
 
 Before each run it waits (up to ``--settle-max``) until creating a file is
@@ -240,15 +240,27 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def cpu_report(gateway: int, stand_in: int) -> str:
-    """One line: CPU seconds of the gateway, its workers and the stand-in."""
-    parts = []
+def cpu_snapshot(gateway: int, stand_in: int) -> dict[str, tuple[float, float]]:
+    """User and system CPU seconds so far of the gateway, its workers (together) and the stand-in."""
+    snap = {}
     for label, pids in (("gateway", [gateway]), ("workers", children(gateway)),
                         ("stand-in", [stand_in])):
         times = [cpu_seconds(p) for p in pids]
-        user, system = sum(t[0] for t in times), sum(t[1] for t in times)
-        parts.append(f"{label} {user:.1f}+{system:.1f}")
-    return "CPU s (user+sys):    " + ", ".join(parts)
+        snap[label] = (sum(t[0] for t in times), sum(t[1] for t in times))
+    return snap
+
+
+def cpu_report(now: dict[str, tuple[float, float]], before: dict[str, tuple[float, float]],
+               inputs: int) -> str:
+    """Two lines: CPU seconds of each process since ``before``, and their µs per input."""
+    spent = {label: (user - before[label][0], system - before[label][1])
+             for label, (user, system) in now.items()}
+    seconds = ", ".join(f"{label} {user:.1f}+{system:.1f}" for label, (user, system) in spent.items())
+    per_input = ", ".join(f"{label} {(user + system) / inputs * 1e6:,.0f}"
+                          for label, (user, system) in spent.items())
+    total = sum(user + system for user, system in spent.values()) / inputs * 1e6
+    return (f"CPU s (user+sys):    {seconds}\n"
+            f"CPU µs per input:    {per_input}; all {total:,.0f}")
 
 
 def run_once(args: argparse.Namespace, parent: Path | None) -> tuple[Path, dict[str, float]]:
@@ -277,6 +289,7 @@ def run_once(args: argparse.Namespace, parent: Path | None) -> tuple[Path, dict[
     sim = subprocess.Popen(stand_in, stdout=subprocess.DEVNULL)
     try:
         seeded = wait_for(db, seeds, timeout=600) if seeds else 0
+        cpu_before = cpu_snapshot(gateway.pid, sim.pid)
         peak_since = "the seeding" if seeds and reset_peak_rss(
             [gateway.pid, *children(gateway.pid)]) else "the start"
         if args.rate:  # a steady load: the registry writes while the gateway runs
@@ -287,7 +300,7 @@ def run_once(args: argparse.Namespace, parent: Path | None) -> tuple[Path, dict[
         wait_for(db, args.messages, timeout=600, after=seeded)
         rss = peak_rss_mib(gateway.pid)
         worker_rss = [peak_rss_mib(pid) for pid in children(gateway.pid)]
-        cpu = cpu_report(gateway.pid, sim.pid)
+        cpu_after = cpu_snapshot(gateway.pid, sim.pid)
     finally:
         for proc in (gateway, sim):
             proc.send_signal(signal.SIGTERM)
@@ -309,7 +322,7 @@ def run_once(args: argparse.Namespace, parent: Path | None) -> tuple[Path, dict[
     print(f"latency p50 / p99:   {f['p50_ms']:.1f} ms / {f['p99_ms']:.1f} ms (pickup -> outbox)")
     print(f"gateway peak RSS:    {rss:.0f} MiB, its {len(worker_rss)} child processes"
           f" (workers, resource tracker) {sum(worker_rss):.0f} MiB (since {peak_since})")
-    print(cpu)
+    print(cpu_report(cpu_after, cpu_before, args.messages))
     print(f"file creation:       {creation_us:.0f} us per file before the run")
     if not args.rate:  # a steady load measures latency; its rate is the one asked for
         print(f"against the 3,000 msgs/s target: {f['receipt_rate'] / 3000:.2f} (with receipts),"
