@@ -19,7 +19,7 @@ from typing import Any
 import pluggy
 
 from gateway.contracts import Normalised
-from gateway.person_state import PersonState
+from gateway.person_state import PersonState, StoredPerson
 from gateway.store import Store
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 class Found:
     """The person states known before a batch, by key, and which came from a look-up."""
 
-    known: dict[str, PersonState] = field(default_factory=dict)
+    known: dict[str, StoredPerson] = field(default_factory=dict)
     looked_up: dict[str, PersonState] = field(default_factory=dict)
 
     def looked_up_for(self, subject: Sequence[str]) -> tuple[PersonState, ...]:
@@ -50,7 +50,7 @@ async def enrich(store: Store, pm: pluggy.PluginManager, settings: Any,
     found = Found()
     if not keys:
         return found
-    found.known.update(await store.load_persons(keys))
+    found.known.update(await store.stored_persons(keys))
     asked: set[str] = set()
     for n in messages:
         if not n.subject or any(k in found.known or k in asked for k in n.subject):
@@ -58,8 +58,9 @@ async def enrich(store: Store, pm: pluggy.PluginManager, settings: Any,
         asked.update(n.subject)
         state = await _look_up(pm, settings, n.subject)
         if state is not None:
+            stored = StoredPerson.of(state)
             for key in {*state.keys(), *n.subject}:
-                found.known[key] = state
+                found.known[key] = stored
                 found.looked_up[key] = state
     return found
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import unicodedata
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -248,3 +249,68 @@ def state_from_json(text: str) -> PersonState:
     update. States are frozen, so the parsed one is shared.
     """
     return PersonState.model_validate_json(text)
+
+
+class StoredPerson:
+    """A person's state as the store holds it: its row and JSON text, parsed on first use.
+
+    States cross to the worker processes with every batch and back as changes
+    (:class:`PersonChange`); the text crosses as it is, and only the process that
+    reads the state parses it.
+
+    :param pid: the ``persons`` row, ``None`` for a state not stored yet (a look-up's answer).
+    :param text: the state's JSON, exactly as stored.
+    """
+
+    __slots__ = ("_state", "pid", "text")
+
+    def __init__(self, pid: int | None, text: str, state: PersonState | None = None) -> None:
+        self.pid = pid
+        self.text = text
+        self._state = state
+
+    @classmethod
+    def of(cls, state: PersonState) -> StoredPerson:
+        """A state that is not stored yet (``pid`` ``None``)."""
+        return cls(None, state.model_dump_json(), state)
+
+    @property
+    def state(self) -> PersonState:
+        """The parsed state."""
+        if self._state is None:
+            self._state = state_from_json(self.text)
+        return self._state
+
+    def __reduce__(self) -> tuple[type[StoredPerson], tuple[int | None, str]]:
+        return StoredPerson, (self.pid, self.text)
+
+
+@dataclass(frozen=True, slots=True)
+class PersonChange:
+    """What one input says of a person, made ready to record where it was worked out.
+
+    :param update: the input's own update, as JSON: merged into the stored state
+        when that is no longer ``base`` (another writer changed the person meanwhile).
+    :param merged: ``base`` merged with ``update``, as JSON: what is stored while the
+        stored state still is ``base``.
+    :param base: the stored state's JSON that ``merged`` was made from (``None``: the
+        person was not known when the batch started).
+    :param keys: the keys of ``merged``.
+    :param birth: the date of birth of ``merged`` as ISO text, if known.
+    """
+
+    update: str
+    merged: str
+    base: str | None
+    keys: tuple[str, ...]
+    birth: str | None
+
+    @classmethod
+    def of(cls, update: PersonState, base: StoredPerson | None = None,
+           merged: PersonState | None = None) -> PersonChange:
+        """The change ``update`` makes to ``base`` (``merged``: that merge, if made already)."""
+        text = update.model_dump_json()
+        if merged is None:
+            merged = base.state.merged(update) if base is not None else update
+        return cls(text, text if merged is update else merged.model_dump_json(),
+                   base.text if base is not None else None, tuple(merged.keys()), merged.birth())

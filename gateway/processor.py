@@ -22,7 +22,7 @@ import dataclasses
 import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import pluggy
 
@@ -43,12 +43,13 @@ from gateway.documents import folder_of
 from gateway.errors import ConversionRefused, InputRejected
 from gateway.facts import message_facts, rule_facts
 from gateway.inbound import partner_of
-from gateway.person_state import PersonState
+from gateway.person_state import PersonChange, PersonState, StoredPerson
 from gateway.store import MessageState, Processed
 from gateway.xml.safe import parse_untrusted
 
 log = logging.getLogger(__name__)
 
+S = TypeVar("S")
 #: What stage one makes of an input: a message to finish, or already an outcome.
 Step = Normalised | Processed
 
@@ -94,22 +95,27 @@ class Processor:
 
     # -- stage three: complete → rules → convert → validate ---------------------------
     def finish_batch(self, items: Sequence[tuple[int, RawInput, Normalised]],
-                     known: Mapping[str, PersonState]) -> list[Processed]:
+                     known: Mapping[str, StoredPerson]) -> list[Processed]:
         """Finish each message in order, each seeing the person states the earlier ones left.
+
+        Each result's person updates become :class:`PersonChange` objects, their
+        merges worked out here, so recording stores them as they are.
 
         :param known: the person states enrichment found, by key.
         """
         states = dict(known)
         results = []
         for mid, raw, normalised in items:
-            result = self.finish(mid, raw, normalised, state_of(states, normalised.subject))
-            for update in result.persons:
-                remember(states, update)
+            before = state_of(states, normalised.subject)
+            result = self.finish(mid, raw, normalised, before.state if before is not None else None)
+            result.persons = tuple(remember(states, u) if isinstance(u, PersonState) else u
+                                   for u in result.persons)
             results.append(result)
         for p in results:
             if p.normalised is not None:
                 xml = b"" if p.raw_is_canonical else p.normalised.xml
-                p.normalised = dataclasses.replace(p.normalised, tree=None, xml=xml, draft=None)
+                p.normalised = dataclasses.replace(p.normalised, tree=None, xml=xml, draft=None,
+                                                   persons=())
         return results
 
     def finish(self, mid: int, raw: RawInput, n: Normalised,
@@ -255,18 +261,22 @@ def _light(step: Step, raw: RawInput) -> Step:
     return step
 
 
-def state_of(states: Mapping[str, PersonState], keys: Sequence[str]) -> PersonState | None:
+def state_of(states: Mapping[str, S], keys: Sequence[str]) -> S | None:
+    """The state of the first of ``keys`` that ``states`` has."""
     for key in keys:
         if key in states:
             return states[key]
     return None
 
 
-def remember(states: dict[str, PersonState], update: PersonState) -> None:
-    """Merge ``update`` into the state it belongs to, under all the keys of both."""
+def remember(states: dict[str, StoredPerson], update: PersonState) -> PersonChange:
+    """Merge ``update`` into the state it belongs to, under all the keys of both; the change."""
     old = state_of(states, update.keys())
-    new = old.merged(update) if old is not None else update
-    states.update(dict.fromkeys(new.keys(), new))
+    merged = old.state.merged(update) if old is not None else update
+    change = PersonChange.of(update, old, merged)
+    states.update(dict.fromkeys(change.keys, StoredPerson(old.pid if old else None,
+                                                          change.merged, merged)))
+    return change
 
 
 def _warned(warnings: list[str], detail: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -349,7 +359,7 @@ def normalise_work(batch: Sequence[tuple[int, RawInput]]) -> list[Step]:
 
 
 def finish_work(items: Sequence[tuple[int, RawInput, Normalised]],
-                known: Mapping[str, PersonState]) -> list[Processed]:
+                known: Mapping[str, StoredPerson]) -> list[Processed]:
     """Stage three in a worker process, with the drafts :func:`normalise_work` kept here."""
     assert _worker is not None, "init_worker was not called"
     return _worker.finish_batch([(mid, raw, _with_kept_draft(mid, n)) for mid, raw, n in items],

@@ -28,7 +28,7 @@ from gateway.ech0223 import (
     PersonIdentificationLight,
 )
 from gateway.errors import StoreConflict, StoreError
-from gateway.person_state import PersonState
+from gateway.person_state import PersonChange, PersonState
 from gateway.retry import RetryPolicy
 from gateway.store import MessageState, Outcome, Processed, SQLiteStore, Store
 from gateway.store.journal import Entry
@@ -329,6 +329,63 @@ async def test_person_states_are_merged_and_found_by_their_keys(
     assert (state.nationality_data, state.marital_data) == (german, married)
     assert [(e.event, e.message) for e in journal if e.event.startswith("person.")] == [
         ("person.created", first), ("person.updated", second)]
+
+
+async def test_a_change_worked_out_from_the_stored_state_is_stored_as_it_is(
+        store: Store, journal: list[Entry]) -> None:
+    (first, _), (second, _) = await store.add_raw([raw(1), raw(2)])
+    married = MaritalData(marital_status="2")
+    await store.record_processing([Processed(first, MessageState.NOT_RELEVANT, "seed",
+                                             persons=(person(7561234567897),))])
+    stored = (await store.stored_persons(["vn:7561234567897"]))["vn:7561234567897"]
+    update = person(7561234567897, marital_data=married)
+    change = PersonChange.of(update, stored)
+    await store.record_processing([Processed(second, MessageState.NOT_RELEVANT, "event",
+                                             persons=(change,))])
+    now = await store.stored_persons(["vn:7561234567897"])
+    assert now["vn:7561234567897"].text == change.merged
+    assert now["vn:7561234567897"].pid == stored.pid
+    assert the(journal, "person.updated", message=second).detail == {"person": stored.pid}
+
+
+async def test_a_change_worked_out_from_a_state_since_changed_is_merged_into_the_new_one(
+        store: Store) -> None:
+    """Another writer changed the person after the change was worked out: nothing it
+    wrote is lost, and the change still adds what it says."""
+    rows = await store.add_raw([raw(1), raw(2), raw(3)])
+    (first, _), (second, _), (third, _) = rows
+    germany = Country(country_id=8207, country_id_iso2="DE", country_name_short="Deutschland")
+    german = NationalityData(nationality_status="2", country_info=[CountryInfo(country=germany)])
+    await store.record_processing([Processed(first, MessageState.NOT_RELEVANT, "seed",
+                                             persons=(person(7561234567897),))])
+    stale = (await store.stored_persons(["vn:7561234567897"]))["vn:7561234567897"]
+    await store.record_processing([Processed(second, MessageState.NOT_RELEVANT, "other writer",
+                                             persons=(person(7561234567897,
+                                                             nationality_data=german),))])
+    married = MaritalData(marital_status="2")
+    change = PersonChange.of(person(7561234567897, marital_data=married), stale)
+    await store.record_processing([Processed(third, MessageState.NOT_RELEVANT, "event",
+                                             persons=(change,))])
+    state = (await store.load_persons(["vn:7561234567897"]))["vn:7561234567897"]
+    assert (state.nationality_data, state.marital_data) == (german, married)
+
+
+async def test_a_change_for_a_person_created_meanwhile_is_merged_into_them(
+        store: Store, journal: list[Entry]) -> None:
+    (first, _), (second, _) = await store.add_raw([raw(1), raw(2)])
+    germany = Country(country_id=8207, country_id_iso2="DE", country_name_short="Deutschland")
+    german = NationalityData(nationality_status="2", country_info=[CountryInfo(country=germany)])
+    married = MaritalData(marital_status="2")
+    change = PersonChange.of(person(7561234567897, marital_data=married))  # unknown when worked out
+    await store.record_processing([Processed(first, MessageState.NOT_RELEVANT, "other writer",
+                                             persons=(person(7561234567897,
+                                                             nationality_data=german),))])
+    await store.record_processing([Processed(second, MessageState.NOT_RELEVANT, "event",
+                                             persons=(change,))])
+    state = (await store.load_persons(["vn:7561234567897"]))["vn:7561234567897"]
+    assert (state.nationality_data, state.marital_data) == (german, married)
+    assert [e.event for e in journal if e.event.startswith("person.")] == [
+        "person.created", "person.updated"]
 
 
 async def test_the_parts_of_a_split_input_wait_as_inputs_of_their_own(

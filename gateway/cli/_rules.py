@@ -17,7 +17,7 @@ from gateway.cli.exitcodes import FAILED, OK
 from gateway.contracts import Normalised, RawInput
 from gateway.errors import InputRejected
 from gateway.facts import rule_facts
-from gateway.person_state import PersonState
+from gateway.person_state import PersonState, StoredPerson
 from gateway.plugin_types import InputMetadata
 from gateway.processor import Processor, normalise_context, partner_targets, remember, state_of
 from gateway.rules import explain
@@ -48,7 +48,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     store = StoreReader(settings.store.path) if settings.store.path.exists() else None
     if store is None:
         print(f"(no database at {settings.store.path}: no person state is known)")
-    states: dict[str, PersonState] = {}
+    states: dict[str, StoredPerson] = {}
     code = OK
     try:
         for path in args.files:
@@ -70,7 +70,7 @@ def _source_meta(settings: Any, source: str, name: str) -> dict[str, str]:
     return options.input_meta(name) if isinstance(options, InputMetadata) else {}
 
 
-def _explain_input(proc: Processor, store: StoreReader | None, states: dict[str, PersonState],
+def _explain_input(proc: Processor, store: StoreReader | None, states: dict[str, StoredPerson],
                    raw: RawInput, settings: Any) -> list[tuple[str, bool]]:
     """Lines about one input (and its parts), each with whether it says "quarantined"."""
     step = proc.normalise(0, raw)
@@ -85,15 +85,17 @@ def _explain_input(proc: Processor, store: StoreReader | None, states: dict[str,
         return out
     if store is not None:
         missing = [k for k in step.subject if k not in states]
-        states.update({k: v for k, v in store.load_persons(missing).items() if k not in states})
-    before = state_of(states, step.subject)
+        states.update({k: v for k, v in store.stored_persons(missing).items() if k not in states})
+    stored = state_of(states, step.subject)
+    before = stored.state if stored is not None else None
     lines = [(f"{raw.ref}: {step.kind}" + (f", person {', '.join(step.subject)}"
                                             if step.subject else ""), False),
              (f"  person state before: {_known(before)}", False)]
     lines += _rules_lines(proc, raw, step, before, settings)
     result = proc.finish(0, raw, step, before)
     for update in result.persons:
-        remember(states, update)
+        if isinstance(update, PersonState):  # (finish leaves them states; finish_batch changes)
+            remember(states, update)
     return lines + _outcome_lines(result, settings)
 
 

@@ -4,7 +4,10 @@ A person is one ``persons`` row found by any of its keys (``person_keys``:
 ``vn:<13 digits>``, ``local:<category>:<id>``). An update (what one input
 says of a person) is merged into the stored state inside the transaction
 that records the input, so two writers never lose each other's update: the
-state read is the state written over.
+state read is the state written over. A worker works the merge out ahead
+(:class:`~gateway.person_state.PersonChange`) from the state enrichment read;
+it is stored only if that still is the stored state (compare and set), else
+the update is merged into the state stored now.
 """
 
 from __future__ import annotations
@@ -12,31 +15,42 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Sequence
 
-from gateway.person_state import PersonState, state_from_json
+from gateway.person_state import PersonChange, PersonState, StoredPerson, state_from_json
 from gateway.store._sql import expect_changed, select_in
 from gateway.store.journal import Entry
 
 
-def load_persons(conn: sqlite3.Connection, keys: Iterable[str]) -> dict[str, PersonState]:
-    """The states found by ``keys``, under each key asked for that found one."""
+def stored_persons(conn: sqlite3.Connection, keys: Iterable[str]) -> dict[str, StoredPerson]:
+    """The stored states found by ``keys``, under each key asked for that found one (unparsed)."""
     rows = list(select_in(conn, "SELECT k.key, k.person, p.state FROM person_keys k"
                                 " JOIN persons p ON p.id = k.person WHERE k.key IN ({})", keys))
-    parsed: dict[int, PersonState] = {}
-    out: dict[str, PersonState] = {}
+    stored: dict[int, StoredPerson] = {}
+    out: dict[str, StoredPerson] = {}
     for key, pid, state in rows:
-        if pid not in parsed:
-            parsed[pid] = state_from_json(state)
-        out[key] = parsed[pid]
+        if pid not in stored:
+            stored[pid] = StoredPerson(pid, state)
+        out[key] = stored[pid]
     return out
 
 
-def record_persons(conn: sqlite3.Connection, message: int, updates: Sequence[PersonState],
-                   now: float) -> list[Entry]:
-    """Merge ``updates`` into the stored states and link ``message`` to the persons they name."""
+def load_persons(conn: sqlite3.Connection, keys: Iterable[str]) -> dict[str, PersonState]:
+    """The states found by ``keys``, under each key asked for that found one."""
+    return {key: person.state for key, person in stored_persons(conn, keys).items()}
+
+
+def record_persons(conn: sqlite3.Connection, message: int,
+                   updates: Sequence[PersonState | PersonChange], now: float) -> list[Entry]:
+    """Merge ``updates`` into the stored states and link ``message`` to the persons they name.
+
+    A :class:`PersonChange` worked out in a worker is stored as it is while the
+    person's state is still the one it was worked out from; otherwise, and for a
+    plain state, the update is merged into the state stored now.
+    """
     entries: list[Entry] = []
     linked: set[int] = set()
     for update in updates:
-        pid, created = _merge(conn, update, message, now)
+        change = update if isinstance(update, PersonChange) else PersonChange.of(update)
+        pid, created = _merge(conn, change, message, now)
         linked.add(pid)
         entries.append(Entry("person.created" if created else "person.updated", message, None,
                              {"person": pid}))
@@ -61,9 +75,33 @@ def link_subjects(conn: sqlite3.Connection, subjects: Sequence[tuple[int, Sequen
                              for key in subject if key in owner}))
 
 
-def _merge(conn: sqlite3.Connection, update: PersonState, message: int,
+def _merge(conn: sqlite3.Connection, change: PersonChange, message: int,
            now: float) -> tuple[int, bool]:
-    """Merge one update into the person it names (creating them); (person id, created)."""
+    """Store one change of the person it names (creating them); (person id, created)."""
+    found = [pid for (pid,) in select_in(
+        conn, "SELECT DISTINCT person FROM person_keys WHERE key IN ({})", change.keys)]
+    if not found and change.base is None:
+        (pid,) = conn.execute(
+            "INSERT INTO persons (state, updated_at, updated_by) VALUES (?, ?, ?) RETURNING id",
+            (change.merged, now, message)).fetchone()
+        _add_keys(conn, pid, change.keys)
+        _add_birth(conn, pid, change.birth)
+        return pid, True
+    if found and change.base is not None:
+        pid = min(found)  # several: the VN and a local id named different persons; the oldest wins
+        if conn.execute("UPDATE persons SET state = ?, updated_at = ?, updated_by = ?"
+                        " WHERE id = ? AND state = ?",
+                        (change.merged, now, message, pid, change.base)).rowcount == 1:
+            _add_keys(conn, pid, change.keys)
+            _add_birth(conn, pid, change.birth)
+            return pid, False
+    # the person changed since the change was worked out: merge the update into what is stored
+    return _merge_now(conn, state_from_json(change.update), message, now)
+
+
+def _merge_now(conn: sqlite3.Connection, update: PersonState, message: int,
+               now: float) -> tuple[int, bool]:
+    """Merge ``update`` into the state stored now (creating the person); (person id, created)."""
     keys = update.keys()
     found = [pid for (pid,) in select_in(
         conn, "SELECT DISTINCT person FROM person_keys WHERE key IN ({})", keys)]
@@ -72,7 +110,7 @@ def _merge(conn: sqlite3.Connection, update: PersonState, message: int,
             "INSERT INTO persons (state, updated_at, updated_by) VALUES (?, ?, ?) RETURNING id",
             (_json(update), now, message)).fetchone()
         _add_keys(conn, pid, keys)
-        _add_birth(conn, pid, update)
+        _add_birth(conn, pid, update.birth())
         return pid, True
     pid = min(found)  # several: the VN and a local id named different persons; the oldest wins
     (old,) = conn.execute("SELECT state FROM persons WHERE id = ?", (pid,)).fetchone()
@@ -81,7 +119,7 @@ def _merge(conn: sqlite3.Connection, update: PersonState, message: int,
         "UPDATE persons SET state = ?, updated_at = ?, updated_by = ? WHERE id = ? AND state = ?",
         (_json(new), now, message, pid, old)), 1, f"person {pid} (in the state read)")
     _add_keys(conn, pid, new.keys())
-    _add_birth(conn, pid, new)
+    _add_birth(conn, pid, new.birth())
     return pid, False
 
 
@@ -91,9 +129,8 @@ def _add_keys(conn: sqlite3.Connection, pid: int, keys: Iterable[str]) -> None:
                      " ON CONFLICT (key) DO NOTHING", [(k, pid) for k in keys])
 
 
-def _add_birth(conn: sqlite3.Connection, pid: int, state: PersonState) -> None:
-    """Index the person's date of birth, for matching by names and date of birth."""
-    birth = state.birth()
+def _add_birth(conn: sqlite3.Connection, pid: int, birth: str | None) -> None:
+    """Index the person's date of birth (ISO text), for matching by names and date of birth."""
     if birth is not None:
         conn.execute("INSERT OR IGNORE INTO person_births (birth, person) VALUES (?, ?)",
                      (birth, pid))

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from gateway.contracts import RawInput, Receipt
-from gateway.person_state import PersonState
+from gateway.person_state import PersonState, StoredPerson
 from gateway.retry import RetryPolicy
 from gateway.store.journal import Entry
 from gateway.store.records import Claim, Outcome, Pending, Processed
@@ -80,6 +80,10 @@ class Store(Protocol):
 
     async def load_persons(self, keys: Sequence[str]) -> dict[str, PersonState]:
         """The last known states of the persons ``keys`` name, by key (keys not found are absent)."""
+        ...
+
+    async def stored_persons(self, keys: Sequence[str]) -> dict[str, StoredPerson]:
+        """:meth:`load_persons` as stored, unparsed: what processing hands to the workers."""
         ...
 
     async def persons_born(self, birth: str) -> list[tuple[int, PersonState]]:

@@ -57,6 +57,10 @@ class StoreReader:
         """The last known states of the persons ``keys`` name, by key."""
         return _person_ops.load_persons(self.conn, keys)
 
+    def stored_persons(self, keys: list[str]) -> dict[str, Any]:
+        """The stored states of the persons ``keys`` name, by key, unparsed."""
+        return _person_ops.stored_persons(self.conn, keys)
+
     def get_message(self, mid: int) -> dict[str, Any] | None:
         """One message in full (a partner's message: with its review, if it had one)."""
         msg = _queries.get_message(self.conn, mid)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.contracts import Attachment, Decision, Normalised, Route, Travels
-from gateway.person_state import PersonState
+from gateway.person_state import PersonChange, PersonState
 from gateway.store.states import MessageState
 
 
@@ -41,7 +41,8 @@ class Processed(Travels):
     """What processing decided about one stored input: all that recording it commits.
 
     :param persons: person-state updates (what the input says of each person),
-        merged into the stored states when recorded.
+        merged into the stored states when recorded; as :class:`PersonChange` when
+        the merge was worked out already (in a worker).
     :param decision: what the rules decided (``None``: no rule decided, or none asked).
     :param payloads: each partner's payload where it differs from the canonical XML
         (another eCH-0223 version).
@@ -55,7 +56,7 @@ class Processed(Travels):
     raw_is_canonical: bool = True
     routes: list[Route] = field(default_factory=list)
     detail: Mapping[str, Any] = field(default_factory=dict)
-    persons: tuple[PersonState, ...] = ()
+    persons: tuple[PersonState | PersonChange, ...] = ()
     decision: Decision | None = None
     payloads: Mapping[str, bytes] = field(default_factory=dict)
     inbound: Inbound | None = None

@@ -21,7 +21,7 @@ from typing import Any
 
 from gateway.contracts import RawInput, Receipt
 from gateway.errors import StoreLost, StoreUnavailable
-from gateway.person_state import PersonState
+from gateway.person_state import PersonState, StoredPerson
 from gateway.store import (
     _delivery_ops,
     _handling_ops,
@@ -250,6 +250,10 @@ class SQLiteStore:
     async def load_persons(self, keys: Sequence[str]) -> dict[str, PersonState]:
         """The last known states of the persons ``keys`` name, by key."""
         return await self._writer.read(lambda c: _person_ops.load_persons(c, keys))
+
+    async def stored_persons(self, keys: Sequence[str]) -> dict[str, StoredPerson]:
+        """The stored states of the persons ``keys`` name, by key, unparsed."""
+        return await self._writer.read(lambda c: _person_ops.stored_persons(c, keys))
 
     async def persons_born(self, birth: str) -> list[tuple[int, PersonState]]:
         """The persons born on ``birth`` (ISO), with their ids."""

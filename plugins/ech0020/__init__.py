@@ -77,9 +77,13 @@ _VERSION = "3.0"
 FORMAT = "eCH-0020"
 
 
-@hookimpl
+@hookimpl(tryfirst=True)
 def gateway_normalise(raw: RawInput, context: NormaliseContext) -> Normalised | None:
-    """Normalise an eCH-0020 v3 ``delivery``; decline anything else."""
+    """Normalise an eCH-0020 v3 ``delivery``; decline anything else.
+
+    Before the eCH-0223 normaliser: this one declines other input without parsing
+    it (no eCH-0020 namespace near its start), while that one parses all it is given.
+    """
     head = raw.data[:_HEAD]
     if not any(marker in head for marker in _MARKERS):
         return None
