@@ -5,21 +5,23 @@ Runs in the daemon's event loop between the two halves of processing
 person the gateway has never seen, the ``gateway_person_lookup`` hook (a
 registry plugin's look-up, which may be a coroutine). What a look-up
 returns is stored with the first message about that person, so the next
-message finds it in the store.
+message finds it in the store. While the batch before is still being
+recorded, what it leaves of its persons (:class:`Recording`) lies over
+what the store has committed.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
 
 from gateway.contracts import Normalised
-from gateway.person_state import PersonState, StoredPerson
+from gateway.person_state import PersonChange, PersonState, StoredPerson
 from gateway.store import Store
 
 log = logging.getLogger(__name__)
@@ -44,13 +46,17 @@ class Found:
 
 
 async def enrich(store: Store, pm: pluggy.PluginManager, settings: Any,
-                 messages: Sequence[Normalised]) -> Found:
-    """The states of the persons ``messages`` are about: from the store, else from a look-up."""
+                 messages: Sequence[Normalised], recording: Recording | None = None) -> Found:
+    """The states of the persons ``messages`` are about: from the store, else from a look-up.
+
+    :param recording: what the batch before, still being recorded, leaves of its persons.
+    """
     keys = sorted({key for n in messages for key in n.subject})
     found = Found()
     if not keys:
         return found
-    found.known.update(await store.stored_persons(keys))
+    in_store = await store.stored_persons(keys)
+    found.known.update(recording.over(in_store, keys) if recording is not None else in_store)
     asked: set[str] = set()
     for n in messages:
         if not n.subject or any(k in found.known or k in asked for k in n.subject):
@@ -63,6 +69,40 @@ async def enrich(store: Store, pm: pluggy.PluginManager, settings: Any,
                 found.known[key] = stored
                 found.looked_up[key] = state
     return found
+
+
+class Recording:
+    """The person states a batch leaves, while it is being recorded: the next batch
+    is finished meanwhile, and must see them.
+
+    For each key, the state the batch worked out, with the stored state it was
+    worked out from. The store's answer for a key stands where it is neither of the
+    two (another person holds that key: the recording will not give it to this one).
+    """
+
+    __slots__ = ("_by_key",)
+
+    def __init__(self, changes: Sequence[PersonChange]) -> None:
+        self._by_key: dict[str, tuple[str | None, StoredPerson]] = {}
+        for change in changes:
+            after = StoredPerson(None, change.merged)
+            for key in change.keys:
+                first = self._by_key.get(key)  # the base is the one before the batch
+                self._by_key[key] = (first[0] if first else change.base, after)
+
+    def over(self, stored: Mapping[str, StoredPerson], keys: Sequence[str]
+             ) -> dict[str, StoredPerson]:
+        """``stored`` (read before or after this recording committed) with its states on top."""
+        out = dict(stored)
+        for key in keys:
+            entry = self._by_key.get(key)
+            if entry is None:
+                continue
+            base, after = entry
+            now = stored.get(key)
+            if now is None or now.text == after.text or (base is not None and now.text == base):
+                out[key] = after
+        return out
 
 
 async def _look_up(pm: pluggy.PluginManager, settings: Any,

@@ -7,7 +7,7 @@ worker processes when ``[gateway] workers`` > 0, enrichment (person
 state, :mod:`gateway.enrich`) in the event loop. Everything a batch causes
 (message states, person states, deliveries each with its payload, answer
 correlations, journal entries) is recorded in one transaction
-(transactional outbox). While senders wait for answers (``submit(...,
+(transactional outbox), while the next batch is finished. While senders wait for answers (``submit(...,
 wait=False)``, a push) the next batch waits, at most ``[gateway]
 answers_first``: the answers get the event loop and the cores first.
 A partner's eCH-0223 message is not decided by the rules: it takes the way
@@ -30,9 +30,10 @@ import pluggy
 
 from gateway import processor
 from gateway.contracts import Normalised, RawInput
-from gateway.enrich import enrich
+from gateway.enrich import Recording, enrich
 from gateway.inbound import WayBack
 from gateway.intake_pause import IntakePause
+from gateway.person_state import PersonChange
 from gateway.processor import Processor, Step
 from gateway.store import MessageState, Processed, Store
 from gateway.workers import WorkerPool
@@ -142,12 +143,17 @@ class Pipeline:
     async def run(self) -> None:
         """Process queued inputs until :meth:`stop` was called and all is processed.
 
-        While a batch is enriched, finished and recorded, the next one, if
-        queued already, is normalised in another worker: normalising needs no
-        person state, so only the later stages wait for the batch before.
+        Three batches are under way at a time: while batch *k* is recorded (in
+        this process), batch *k+1* is finished (in a worker) and batch *k+2*
+        normalised (in the other worker). Normalising needs no person state;
+        finishing sees the states batch *k* leaves (:class:`~gateway.enrich.Recording`)
+        before they are committed. A batch that splits (an export) is recorded,
+        and its parts processed, before the next batch is decided.
         """
         batch = await self._next_batch()
         ahead = self._normalise_ahead(batch)
+        recorded: asyncio.Task[list[Processed]] | None = None
+        recording: Recording | None = None
         try:
             while batch is not None:
                 await self._answers_first_wait()
@@ -155,11 +161,22 @@ class Pipeline:
                 following = self._next_batch_nowait()
                 # not in the worker that is about to finish this batch
                 ahead = self._normalise_ahead(following, normalised[0] if normalised else None)
-                await self.process(batch, normalised)
+                results = await self._decide(batch, normalised, recording)
+                if recorded is not None:
+                    await recorded
+                recorded = asyncio.create_task(self._record(results))
+                recording = Recording([c for p in results for c in p.persons
+                                       if isinstance(c, PersonChange)])
+                if any(p.state is MessageState.SPLIT for p in results):
+                    await recorded
+                    recorded = recording = None
+                    await self._process_parts(results)
                 if following is None:
                     following = await self._next_batch()
                     ahead = self._normalise_ahead(following)
                 batch = following
+            if recorded is not None:
+                await recorded
         finally:
             if ahead is not None:
                 ahead.cancel()
@@ -239,10 +256,22 @@ class Pipeline:
     async def process(self, batch: Batch, normalised: Normalising | None = None) -> list[Processed]:
         """Run stored inputs through every stage and record the outcome; the outcomes.
 
-        The one processing path: the daemon's batches, recovery after a crash,
-        and the operator's ``messages replay``/``resubmit`` all come here.
+        The one processing path: the daemon's batches (:meth:`run`, which
+        overlaps the recording of one batch with deciding the next), recovery
+        after a crash, and the operator's ``messages replay``/``resubmit`` all come here.
 
-        :param normalised: the batch already normalised (:meth:`run` normalises ahead).
+        :param normalised: the batch already normalised.
+        """
+        results = await self._record(await self._decide(batch, normalised))
+        await self._process_parts(results)
+        return results
+
+    async def _decide(self, batch: Batch, normalised: Normalising | None = None,
+                      recording: Recording | None = None) -> list[Processed]:
+        """What becomes of each input of ``batch``, in order, not recorded yet.
+
+        :param recording: the person states the batch before leaves, if it is still
+            being recorded.
         """
         worker, steps = normalised if normalised is not None else await self._normalise(batch)
         outcome: dict[int, Processed] = {}
@@ -257,7 +286,7 @@ class Pipeline:
             outcome[result.message] = result
         if todo:
             found = await enrich(self._store, self._pm, self.processor.settings,
-                                 [n for _mid, _raw, n in todo])
+                                 [n for _mid, _raw, n in todo], recording)
             # in the worker that normalised the batch: it still holds the parsed drafts
             _, finished = await self._in_workers(
                 self.processor.finish_batch, processor.finish_work, _finish_crashed,
@@ -265,17 +294,23 @@ class Pipeline:
             for result, (mid, _raw, n) in zip(finished, todo, strict=True):
                 result.persons = found.looked_up_for(n.subject) + tuple(result.persons)
                 outcome[mid] = result
-        results = [outcome[mid] for mid, _raw in batch]
+        return [outcome[mid] for mid, _raw in batch]
+
+    async def _record(self, results: list[Processed]) -> list[Processed]:
+        """Record ``results`` in one transaction (waiting while the disk is full); them."""
         await self.pause.write(lambda: self._store.record_processing(results))
         if any(p.state is MessageState.ROUTED for p in results):
             self._on_routed()
+        return results
+
+    async def _process_parts(self, results: list[Processed]) -> None:
+        """Process the parts (an export's rows) of the inputs that split, as inputs of their own."""
         split = [p.message for p in results if p.state is MessageState.SPLIT]
         if split:  # an export's rows: stored with it, processed now like any input
             parts = await self._store.parts_of(split)
             for i in range(0, len(parts), self._batch_size):
                 await self.process([(p.message, RawInput(p.source, p.ref, p.data, p.meta))
                                     for p in parts[i:i + self._batch_size]])
-        return results
 
     async def _normalise(self, batch: Batch, avoid: int | None = None) -> Normalising:
         """The worker that normalises ``batch`` (``None``: this process), and its steps."""

@@ -9,6 +9,7 @@ import signal
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from gateway.config import load_settings, write_initial_config
 from gateway.contracts import Normalised, RawInput
 from gateway.daemon import build_pipeline, worker_pool
 from gateway.errors import WorkerLost
+from gateway.person_state import StoredPerson
 from gateway.plugins import get_plugin_manager
 from gateway.store import MessageState, Processed, SQLiteStore
 from gateway.workers import WorkerPool
@@ -76,6 +78,56 @@ async def test_a_batch_normalised_ahead_still_sees_the_state_the_batch_before_le
         store.close()
     assert states(tmp_path / "gateway.db", "SELECT ref, state FROM messages ORDER BY id") == [
         ("baseDelivery.xml", "not_relevant"), ("move.xml", "routed"), ("moveOut.xml", "routed")]
+
+
+class _SlowRecords(SQLiteStore):
+    """The real store, whose first recording commits only after the persons were read."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, group_commit_delay=0.001)
+        self.calls: list[str] = []
+        self._read = asyncio.Event()
+
+    async def stored_persons(self, keys: Sequence[str]) -> dict[str, StoredPerson]:
+        self.calls.append("read")
+        self._read.set()
+        return await super().stored_persons(keys)
+
+    async def record_processing(self, results: Sequence[Processed]) -> list[int]:
+        await asyncio.wait_for(self._read.wait(), timeout=10)
+        created = await super().record_processing(results)
+        self.calls.append("commit")
+        return created
+
+
+async def test_a_batch_is_finished_with_the_states_the_batch_before_is_still_recording(
+        tmp_path: Path) -> None:
+    """Batch *k+1* is decided while batch *k* is recorded: it must see the persons *k* leaves.
+
+    The first batch (``baseDelivery.xml``, which reads no person) commits only after
+    the second batch read the store; ``move.xml`` carries an identification only,
+    so it becomes a message only with the state the first batch worked out.
+    """
+    config = write_initial_config(tmp_path)
+    (tmp_path / "conf.d" / "10-test.toml").write_text(
+        "[gateway]\nworkers = 0\n[dispatcher]\nbatch_size = 1\n")
+    settings = load_settings(config)
+    pm = get_plugin_manager()
+    store = _SlowRecords(tmp_path / "gateway.db")
+    store.start()
+    pipeline = build_pipeline(settings, pm, store, make_validator(schema_set(settings)),
+                              lambda: None, worker_pool(settings, pm))
+    try:
+        for name in ("baseDelivery.xml", "move.xml"):  # one batch each
+            await pipeline.submit([RawInput("registry", name, (ECH0020 / name).read_bytes())])
+        await pipeline.stop()
+        await pipeline.run()
+    finally:
+        pipeline.close()
+        store.close()
+    assert store.calls == ["read", "commit", "commit"]  # move.xml's read came first
+    assert states(tmp_path / "gateway.db", "SELECT ref, state FROM messages ORDER BY id") == [
+        ("baseDelivery.xml", "not_relevant"), ("move.xml", "routed")]
 
 
 def _pid() -> int:

@@ -83,7 +83,11 @@ class Store(Protocol):
         ...
 
     async def stored_persons(self, keys: Sequence[str]) -> dict[str, StoredPerson]:
-        """:meth:`load_persons` as stored, unparsed: what processing hands to the workers."""
+        """:meth:`load_persons` as stored, unparsed: what processing hands to the workers.
+
+        Reads what is committed now; writes waiting for their commit are not waited for
+        (the pipeline finishes a batch while the one before is recorded).
+        """
         ...
 
     async def persons_born(self, birth: str) -> list[tuple[int, PersonState]]:

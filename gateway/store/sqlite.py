@@ -252,8 +252,9 @@ class SQLiteStore:
         return await self._writer.read(lambda c: _person_ops.load_persons(c, keys))
 
     async def stored_persons(self, keys: Sequence[str]) -> dict[str, StoredPerson]:
-        """The stored states of the persons ``keys`` name, by key, unparsed."""
-        return await self._writer.read(lambda c: _person_ops.stored_persons(c, keys))
+        """The stored states of the persons ``keys`` name, by key, unparsed: as committed
+        now, not behind the writes queued for the next commit."""
+        return self._writer.read_now(lambda c: _person_ops.stored_persons(c, keys))
 
     async def persons_born(self, birth: str) -> list[tuple[int, PersonState]]:
         """The persons born on ``birth`` (ISO), with their ids."""
