@@ -290,7 +290,7 @@ class Pipeline:
             # in the worker that normalised the batch: it still holds the parsed drafts
             _, finished = await self._in_workers(
                 self.processor.finish_batch, processor.finish_work, _finish_crashed,
-                todo, found.known, worker=worker)
+                todo, found.known, worker=worker, insist=True)
             for result, (mid, _raw, n) in zip(finished, todo, strict=True):
                 result.persons = found.looked_up_for(n.subject) + tuple(result.persons)
                 outcome[mid] = result
@@ -320,9 +320,10 @@ class Pipeline:
 
     async def _in_workers(self, here: Callable[..., list[R]], there: Callable[..., list[R]],
                           crashed: Callable[[T], R], items: list[T], *args: Any,
-                          worker: int | None = None) -> tuple[int | None, list[R]]:
+                          worker: int | None = None, insist: bool = False
+                          ) -> tuple[int | None, list[R]]:
         """``here(items, *args)`` in this process, or ``there(items, *args)`` in a worker
-        (``worker`` if free); which worker ran it, and the results.
+        (``worker`` if free, or when it is, with ``insist``); which worker ran it, and the results.
 
         A batch that kills its worker is run again one item at a time; an item
         that kills a worker alone becomes ``crashed(item)``.
@@ -330,7 +331,7 @@ class Pipeline:
         if not self.pool.size:
             return None, here(items, *args)
         try:
-            return await self.pool.run_where(there, items, *args, worker=worker)
+            return await self.pool.run_where(there, items, *args, worker=worker, insist=insist)
         except BrokenProcessPool:
             log.error("processing this batch again one input at a time")
         results: list[R] = []

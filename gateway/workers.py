@@ -32,12 +32,14 @@ T = TypeVar("T")
 
 
 class _Job:
-    """A piece of work waiting for a worker: the worker it prefers, and its turn (a future)."""
+    """A piece of work waiting for a worker: the worker it prefers (and whether it waits
+    for that one), and its turn (a future)."""
 
-    __slots__ = ("prefer", "turn")
+    __slots__ = ("insist", "prefer", "turn")
 
-    def __init__(self, prefer: int | None) -> None:
+    def __init__(self, prefer: int | None, insist: bool = False) -> None:
         self.prefer = prefer
+        self.insist = insist and prefer is not None
         self.turn: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
 
@@ -47,9 +49,10 @@ class WorkerPool:
     Each worker runs one piece of work at a time; what waits for a worker
     waits here, in order, and goes to the first worker that is free, as in
     one shared pool. A piece of work may name the worker it prefers, which
-    takes it if free: the pipeline finishes a batch in the worker that
-    normalised it, which still holds the batch's parsed drafts. If that one is
-    busy and another is free, the other takes it (and reads the drafts again).
+    takes it if free, or waits for it (``insist``): the pipeline finishes a
+    batch in the worker that normalised it, which still holds the batch's parsed
+    drafts (another would read them again, which costs more CPU than the wait for
+    the worker's current piece of work).
     """
 
     def __init__(self, size: int, initializer: Callable[..., None] | None = None,
@@ -83,25 +86,28 @@ class WorkerPool:
             raise ValueError("a pool without workers has none to pick")
         return min(range(self.size), key=lambda w: (self._busy[w], w == avoid))
 
-    async def run(self, fn: Callable[..., T], *args: Any, worker: int | None = None) -> T:
+    async def run(self, fn: Callable[..., T], *args: Any, worker: int | None = None,
+                  insist: bool = False) -> T:
         """``fn(*args)`` in a worker process (in a thread when there are none).
 
         ``fn`` must be a module-level function and its arguments and result
         picklable.
 
         :param worker: the worker preferred (``0`` to ``size - 1``); another takes the
-            work if that one is busy and another is free.
+            work if that one is busy and another is free, unless ``insist``.
+        :param insist: wait for ``worker`` even while another is free (later work
+            may pass this one meanwhile).
         :raises BrokenProcessPool: the worker died meanwhile (the next call
             starts a new one).
         """
-        return (await self.run_where(fn, *args, worker=worker))[1]
+        return (await self.run_where(fn, *args, worker=worker, insist=insist))[1]
 
-    async def run_where(self, fn: Callable[..., T], *args: Any,
-                        worker: int | None = None) -> tuple[int | None, T]:
+    async def run_where(self, fn: Callable[..., T], *args: Any, worker: int | None = None,
+                        insist: bool = False) -> tuple[int | None, T]:
         """:meth:`run`, and which worker ran it (``None``: a thread of this process)."""
         if not self.size:
             return None, cast(T, await in_thread(fn, *args))
-        return await self._execute(_Job(worker), fn, args)
+        return await self._execute(_Job(worker, insist), fn, args)
 
     async def offload(self, fn: Callable[..., T], *args: Any) -> T:
         """:meth:`run` for plugins (:attr:`~gateway.plugin_types.PluginContext.offload`).
@@ -151,10 +157,14 @@ class WorkerPool:
 
     def _dispatch(self) -> None:
         """Give free workers the waiting work, oldest first, each piece to the worker it
-        prefers where that one is free."""
-        while self._waiting and not all(self._busy):
+        prefers where that one is free; work that insists on a busy worker waits."""
+        for job in list(self._waiting):
             free = [w for w in range(self.size) if not self._busy[w]]
-            job = self._waiting.pop(0)
+            if not free:
+                return
+            if job.insist and job.prefer not in free:
+                continue
+            self._waiting.remove(job)
             index = job.prefer if job.prefer in free else free[0]
             if not job.turn.cancelled():  # (its caller was cancelled while it waited)
                 self._busy[index] = True

@@ -213,6 +213,22 @@ async def test_work_goes_to_the_worker_asked_for_and_new_work_to_the_least_busy(
         pool.close()
 
 
+async def test_work_that_insists_on_its_worker_waits_for_it_and_lets_other_work_pass() -> None:
+    pool = WorkerPool(2)
+    try:
+        first = [await pool.run(_pid, worker=w) for w in (0, 1)]
+        busy = asyncio.create_task(pool.run(_sleep, 0.4, worker=0))
+        await asyncio.sleep(0.1)
+        insisting = asyncio.create_task(pool.run_where(_pid, worker=0, insist=True))
+        await asyncio.sleep(0.05)
+        assert not insisting.done()  # worker 1 is free, but it waits for worker 0
+        assert await pool.run_where(_pid) == (1, first[1])  # later work passes it
+        assert await insisting == (0, first[0])
+        assert await busy == first[0]
+    finally:
+        pool.close()
+
+
 async def test_work_whose_caller_gave_up_waiting_is_not_run() -> None:
     pool = WorkerPool(1)
     try:
