@@ -296,13 +296,16 @@ class PersonChange:
     :param base: the stored state's JSON that ``merged`` was made from (``None``: the
         person was not known when the batch started).
     :param keys: the keys of ``merged``.
-    :param birth: the date of birth of ``merged`` as ISO text, if known.
+    :param added: those of ``keys`` that ``base`` lacks (to be given to the person).
+    :param birth: the date of birth of ``merged`` as ISO text, where ``base`` lacks it or
+        has another (to be indexed).
     """
 
     update: str
     merged: str
     base: str | None
     keys: tuple[str, ...]
+    added: tuple[str, ...]
     birth: str | None
 
     @classmethod
@@ -312,5 +315,10 @@ class PersonChange:
         text = update.model_dump_json()
         if merged is None:
             merged = base.state.merged(update) if base is not None else update
+        keys = tuple(merged.keys())
+        had = set(base.state.keys()) if base is not None else set()
+        birth = merged.birth()
         return cls(text, text if merged is update else merged.model_dump_json(),
-                   base.text if base is not None else None, tuple(merged.keys()), merged.birth())
+                   base.text if base is not None else None, keys,
+                   tuple(k for k in keys if k not in had),
+                   birth if base is None or birth != base.state.birth() else None)

@@ -331,6 +331,16 @@ async def test_person_states_are_merged_and_found_by_their_keys(
         ("person.created", first), ("person.updated", second)]
 
 
+async def test_an_outcome_recorded_meanwhile_by_another_writer_is_kept_and_the_rest_recorded(
+        store: Store, journal: list[Entry]) -> None:
+    (first, _), (second, _) = await store.add_raw([raw(1), raw(2)])
+    await store.record_processing([Processed(first, MessageState.NOT_RELEVANT, "theirs")])
+    await store.record_processing([routed(first, "id-1"), routed(second, "id-2")])
+    assert [(e.event, e.message) for e in journal if e.event != "message.received"] == [
+        ("message.not_relevant", first), ("message.normalised", second),
+        ("delivery.queued", second)]
+
+
 async def test_a_change_worked_out_from_the_stored_state_is_stored_as_it_is(
         store: Store, journal: list[Entry]) -> None:
     (first, _), (second, _) = await store.add_raw([raw(1), raw(2)])

@@ -164,7 +164,8 @@ def record_processing(conn: sqlite3.Connection, results: Sequence[Processed], no
     updates, canonical, attachments, deliveries = [], [], [], []
     subjects: list[tuple[int, Sequence[str]]] = []
     entries: list[Entry] = []
-    results = [p for p in results if _still_received(conn, p.message, now)]
+    results = _still_received(conn, results, now)
+    links: set[tuple[int, int]] = set()
     for p in results:
         n = p.normalised
         duplicate_of = None
@@ -194,7 +195,7 @@ def record_processing(conn: sqlite3.Connection, results: Sequence[Processed], no
                                      ("business_comment", d.business_comment),
                                      ("documents", list(d.documents))) if v}}))
         if p.persons:
-            entries += record_persons(conn, p.message, p.persons, now)
+            entries += record_persons(conn, p.message, p.persons, now, links)
         if n is not None and n.subject:
             subjects.append((p.message, n.subject))
         if p.state is MessageState.SPLIT and n is not None:
@@ -208,7 +209,7 @@ def record_processing(conn: sqlite3.Connection, results: Sequence[Processed], no
                 extra = {"partner": p.inbound.partner, "candidates": len(p.inbound.candidates)}
             entries.append(Entry(f"message.{p.state}", p.message, None,
                                  {"reason": p.reason, **extra, **({} if n else dict(p.detail))}))
-    link_subjects(conn, subjects)
+    link_subjects(conn, subjects, links)
     conn.executemany(
         "UPDATE messages SET state = ?, reason = ?, kind = ?, message_id = ?,"
         " reference_message_id = ?, version = ?, duplicate_of = ?, updated_at = ? WHERE id = ?",
@@ -280,18 +281,22 @@ def _apply_answers(conn: sqlite3.Connection, results: Sequence[Processed],
     return entries
 
 
-def _still_received(conn: sqlite3.Connection, message: int, now: float) -> bool:
-    """Take ``message`` for recording if it still waits for its outcome (state ``received``).
+def _still_received(conn: sqlite3.Connection, results: Sequence[Processed],
+                    now: float) -> list[Processed]:
+    """The results whose message still waits for its outcome (state ``received``), taken
+    for recording.
 
-    Another writer (a second node, an operator's replay) may have recorded it
+    Another writer (a second node, an operator's replay) may have recorded one
     meanwhile: then this outcome is dropped, never written over theirs.
     """
-    if conn.execute("UPDATE messages SET updated_at = ? WHERE id = ? AND state = ?",
-                    (now, message, MessageState.RECEIVED)).rowcount == 1:
-        return True
-    log.warning("message %d was recorded by another writer meanwhile; this outcome is dropped",
-                message)
-    return False
+    taken = {mid for (mid,) in select_in(
+        conn, "UPDATE messages SET updated_at = ? WHERE state = ? AND id IN ({}) RETURNING id",
+        [p.message for p in results], head=(now, MessageState.RECEIVED))}
+    for p in results:
+        if p.message not in taken:
+            log.warning("message %d was recorded by another writer meanwhile; this outcome is"
+                        " dropped", p.message)
+    return [p for p in results if p.message in taken]
 
 
 def _claim_message_id(conn: sqlite3.Connection, message_id: str, message: int) -> int:

@@ -39,40 +39,43 @@ def load_persons(conn: sqlite3.Connection, keys: Iterable[str]) -> dict[str, Per
 
 
 def record_persons(conn: sqlite3.Connection, message: int,
-                   updates: Sequence[PersonState | PersonChange], now: float) -> list[Entry]:
-    """Merge ``updates`` into the stored states and link ``message`` to the persons they name.
+                   updates: Sequence[PersonState | PersonChange], now: float,
+                   links: set[tuple[int, int]]) -> list[Entry]:
+    """Merge ``updates`` into the stored states; add (person, ``message``) to ``links`` for
+    :func:`link_subjects` to store.
 
     A :class:`PersonChange` worked out in a worker is stored as it is while the
     person's state is still the one it was worked out from; otherwise, and for a
     plain state, the update is merged into the state stored now.
     """
     entries: list[Entry] = []
-    linked: set[int] = set()
     for update in updates:
         change = update if isinstance(update, PersonChange) else PersonChange.of(update)
         pid, created = _merge(conn, change, message, now)
-        linked.add(pid)
+        links.add((pid, message))
         entries.append(Entry("person.created" if created else "person.updated", message, None,
                              {"person": pid}))
-    conn.executemany("INSERT OR IGNORE INTO person_messages (person, message) VALUES (?, ?)",
-                     [(pid, message) for pid in sorted(linked)])
     return entries
 
 
-def link_subjects(conn: sqlite3.Connection, subjects: Sequence[tuple[int, Sequence[str]]]) -> None:
-    """Link each message to the persons its subject keys name, for a whole batch at once.
+def link_subjects(conn: sqlite3.Connection, subjects: Sequence[tuple[int, Sequence[str]]],
+                  links: set[tuple[int, int]]) -> None:
+    """Link each message to the persons its subject keys name, and store ``links`` (person,
+    message) too, for a whole batch at once.
 
     A message is linked even when it states nothing new about its person
     (an eCH-0223 message about a known person). Called after the batch's
     updates are merged, so a person an input of the batch created is found.
     """
     keys = {key for _message, subject in subjects for key in subject}
-    if not keys:
-        return
-    owner = dict(select_in(conn, "SELECT key, person FROM person_keys WHERE key IN ({})", keys))
-    conn.executemany("INSERT OR IGNORE INTO person_messages (person, message) VALUES (?, ?)",
-                     sorted({(owner[key], message) for message, subject in subjects
-                             for key in subject if key in owner}))
+    if keys:
+        owner = dict(select_in(conn, "SELECT key, person FROM person_keys WHERE key IN ({})",
+                               keys))
+        links |= {(owner[key], message) for message, subject in subjects
+                  for key in subject if key in owner}
+    if links:
+        conn.executemany("INSERT OR IGNORE INTO person_messages (person, message) VALUES (?, ?)",
+                         sorted(links))
 
 
 def _merge(conn: sqlite3.Connection, change: PersonChange, message: int,
@@ -92,7 +95,8 @@ def _merge(conn: sqlite3.Connection, change: PersonChange, message: int,
         if conn.execute("UPDATE persons SET state = ?, updated_at = ?, updated_by = ?"
                         " WHERE id = ? AND state = ?",
                         (change.merged, now, message, pid, change.base)).rowcount == 1:
-            _add_keys(conn, pid, change.keys)
+            if change.added:
+                _add_keys(conn, pid, change.added)
             _add_birth(conn, pid, change.birth)
             return pid, False
     # the person changed since the change was worked out: merge the update into what is stored
