@@ -47,6 +47,8 @@ PARTS = ("name_data", "birth_data", "birth_addon_data", "nationality_data", "mar
 #: Permit categories by the first two digits of the eCH-0006 code (DOMAIN.md §5.2).
 PERMIT_CATEGORIES = {"02": "B", "03": "C", "04": "Ci", "05": "F", "06": "N", "07": "L",
                      "08": "G"}
+#: The fields an eCH-0223 ``personData`` requires, in its order.
+_REQUIRED = tuple(name for name, info in PersonData.model_fields.items() if info.is_required())
 
 
 class PersonState(BaseModel):
@@ -119,16 +121,13 @@ class PersonState(BaseModel):
         :param extra: further fields (``comes_from``, ``goes_to``).
         """
         parts = {name: getattr(self, name) for name in PARTS}
-        required = [name for name, info in PersonData.model_fields.items()
-                    if info.is_required()]
-        if any(parts.get(name) is None for name in required):
+        if any(parts.get(name) is None for name in _REQUIRED):
             return None
         return PersonData(**{k: v for k, v in parts.items() if v is not None}, **extra)
 
     def missing(self) -> list[str]:
         """The parts an eCH-0223 ``personData`` requires that this state lacks."""
-        return [name for name, info in PersonData.model_fields.items()
-                if info.is_required() and getattr(self, name, None) is None]
+        return [name for name in _REQUIRED if getattr(self, name, None) is None]
 
     def nationality(self) -> str:
         """``swiss``, ``foreign`` or ``unknown``, from the nationality data."""

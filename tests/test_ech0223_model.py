@@ -18,6 +18,7 @@ from gateway.ech0223 import (
     DatePartiallyKnown,
     EventReport,
     GeneralPlace,
+    NamedPersonId,
     NameOfParent,
     PersonEventMessage,
     read_message,
@@ -25,6 +26,7 @@ from gateway.ech0223 import (
     sample_person_event,
     write_message,
 )
+from gateway.ech0223._base import remembered
 from gateway.ech0223.samples import PERSON_EVENTS
 from gateway.errors import InputRejected
 
@@ -250,6 +252,14 @@ def test_changed_values_are_written_canonically() -> None:
     assert "<eCH-0007:municipalityId>230<" in written
     assert "<eCH-0039:responseExpected>0<" in written
     assert read_message(written.encode()) == message
+
+
+def test_a_model_remembers_only_the_texts_it_was_read_with() -> None:
+    message = read_message(ODD)
+    assert isinstance(message, PersonEventMessage)
+    assert remembered(message.header)["test_delivery_flag"] == (True, "1")
+    assert remembered(message.header.model_copy()) == {}  # a copy is not read from XML
+    assert remembered(NamedPersonId(person_id_category="CH.ZAR", person_id="1")) == {}
 
 
 def test_python_values_are_written_canonically() -> None:

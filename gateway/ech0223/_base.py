@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
 
 
@@ -22,10 +24,7 @@ class EchModel(BaseModel):
 
     def lexical(self, field: str) -> str | None:
         """Text ``field`` had in the document this was read from, if still valid for it."""
-        try:
-            entry = _LEXICAL.__get__(self).get(field)
-        except AttributeError:  # not read from XML: the slot was never set
-            return None
+        entry = remembered(self).get(field)
         if entry is None:
             return None
         value = getattr(self, field)
@@ -36,6 +35,17 @@ class EchModel(BaseModel):
 
 # The slot's descriptor: reading it directly skips pydantic's slow ``__getattr__``.
 _LEXICAL = EchModel.__dict__["_lexical"]
+
+
+_NOTHING: dict[str, tuple[Any, str]] = {}
+
+
+def remembered(model: EchModel) -> dict[str, tuple[Any, str]]:
+    """The texts ``model`` remembers (field → value and text), empty for most models."""
+    try:
+        return _LEXICAL.__get__(model)
+    except AttributeError:  # not read from XML: the slot was never set
+        return _NOTHING
 
 
 def remember_lexical(model: EchModel, texts: dict[str, str]) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from lxml import etree
 
-from ._base import EchModel
+from ._base import EchModel, remembered
 from ._binding import E223, TEXT_FIELD, XSI, Layout
 from ._message_xml import DOCUMENT, EVENT_REPORT, PERSON_EVENT_MESSAGE
 from ._xsd import Scalar
@@ -73,84 +73,78 @@ _NIL = _qname(XSI + "nil")
 
 def _element(out: list[str], name: str, model: EchModel, layout: Layout[Any], extra: str = "") -> None:
     """Append ``model`` as element ``name``: attributes, text and children in schema order."""
-    head = "<" + name + extra
-    for attr in layout.attrs:
-        value = getattr(model, attr.field)
-        if value is not None:
-            head += f' {_qname(attr.name)}="{_attribute(_text(model, attr.field, value, attr.codec))}"'
-    out.append(head)
-    start = len(out)
-    if layout.text is not None:
-        out.append(_escape(_text(model, TEXT_FIELD, getattr(model, TEXT_FIELD), layout.text)))
-    _children(out, model, layout)
-    if len(out) == start:
-        out[start - 1] = head + "/>"
-    else:
-        out[start - 1] = head + ">"
-        out.append("</" + name + ">")
+    _writer(layout)(out, name, model, extra)
 
 
-_Writer = Callable[[list[str], EchModel], None]
+_Writer = Callable[[list[str], str, EchModel, str], None]
 _WRITERS: dict[int, tuple[Layout[Any], _Writer]] = {}
 
 
-def _children(out: list[str], model: EchModel, layout: Layout[Any]) -> None:
-    """Append the children of ``model`` in schema order, with the layout's own writer."""
+def _writer(layout: Layout[Any]) -> _Writer:
+    """The layout's own writer, compiled on first use."""
     known = _WRITERS.get(id(layout))
     if known is None or known[0] is not layout:
         known = (layout, _compile(layout))
         _WRITERS[id(layout)] = known
-    known[1](out, model)
+    return known[1]
 
 
 def _compile(layout: Layout[Any]) -> _Writer:
-    """A function writing the children of ``layout``, one straight-line step per child.
+    """A function writing an element of ``layout``, one straight-line step per attribute and child.
 
-    Messages from other formats are written child by child here; a function made for
-    the layout costs about half of walking its table for every model written.
+    Messages from other formats are written element by element here; a function made
+    for the layout costs about half of walking its table for every model written, and
+    a child of a complex type calls its own layout's function directly.
     """
-    names: dict[str, Any] = {"_element": _element, "_put": _put, "_escape": _escape, "_text": _text,
-                             "_attribute": _attribute, "_search": _SPECIAL_TEXT.search}
-    lines = ["def write(out, model):", "    v = model.__dict__", "    add = out.append"]
+    names: dict[str, Any] = {"_escape": _escape, "_text": _text, "_attribute": _attribute,
+                             "_search": _SPECIAL_TEXT.search, "_remembered": remembered}
+    lines = ["def write(out, name, model, extra=''):", "    v = model.__dict__", "    add = out.append",
+             "    head = '<' + name + extra"]
+    if any(isinstance(item.codec, Scalar) and not item.codec.exact for item in layout.items):
+        lines.insert(1, "    texts = _remembered(model)  # what lexical() looks in, mostly empty")
+    for index, attr in enumerate(layout.attrs):
+        names[f"a{index}"] = attr.codec
+        lines += [f"    x = v[{attr.field!r}]", "    if x is not None:",
+                  f"        head += ' {_qname(attr.name)}=\"' + _attribute(_text(model, {attr.field!r}, x,"
+                  f" a{index})) + '\"'"]
+    lines += ["    add(head)", "    start = len(out)"]
+    if layout.text is not None:
+        names["t"] = layout.text
+        lines.append(f"    add(_escape(_text(model, {TEXT_FIELD!r}, v[{TEXT_FIELD!r}], t)))")
     for index, (tag, field, codec, occurs, inner, nillable) in enumerate(layout.items):
-        name, codec_ref = _qname(tag), f"c{index}"
-        names[codec_ref] = codec
+        name, ref = _qname(tag), f"c{index}"
+        names[ref] = _writer(codec) if isinstance(codec, Layout) else codec
         lines.append(f"    x = v[{field!r}]")
-        if inner is not None:
-            lines += ["    if x:", f"        add({'<' + name + '>'!r})",
-                      f"        for item in x: _put(out, {_qname(inner)!r}, item, {codec_ref})",
-                      f"        add({'</' + name + '>'!r})"]
-            continue
-        if occurs in ("*", "+"):
-            lines.append(f"    for item in x: _put(out, {name!r}, item, {codec_ref})")
+        if inner is not None or occurs in ("*", "+"):
+            each = _qname(inner) if inner is not None else name
+            put = (f"{ref}(out, {each!r}, item)" if isinstance(codec, Layout)
+                   else f"add({'<' + each + '>'!r} + _escape(item) + {'</' + each + '>'!r})")
+            if inner is None:
+                lines.append(f"    for item in x: {put}")
+            else:
+                lines += ["    if x:", f"        add({'<' + name + '>'!r})",
+                          f"        for item in x: {put}", f"        add({'</' + name + '>'!r})"]
             continue
         if isinstance(codec, Layout):
-            body = f"_element(out, {name!r}, x, {codec_ref})"
+            body = f"{ref}(out, {name!r}, x)"
         elif codec.parse is None:
             body = (f"add({'<' + name + '>'!r} + (x if _search(x) is None else _escape(x))"
                     f" + {'</' + name + '>'!r})")
         else:
-            body = (f"add({'<' + name + '>'!r} + _escape(_text(model, {field!r}, x, {codec_ref}))"
-                    f" + {'</' + name + '>'!r})")
+            names[ref] = codec.format
+            text = f"{ref}(x)" if codec.exact else f"{ref}(x) if s is None else s"
+            body = f"add({'<' + name + '>'!r} + _escape({text}) + {'</' + name + '>'!r})"
+            if not codec.exact:
+                body = f"s = model.lexical({field!r}) if texts else None\n        {body}"
         lines += ["    if x is not None:", f"        {body}"]
         if nillable:
             lines += ["    else:", f"        add('<{name} {_NIL}=\"' + _attribute(model.lexical({field!r})"
                       f" or 'true') + '\"/>')"]
+    lines += ["    if len(out) == start:", "        out[start - 1] = head + '/>'", "    else:",
+              "        out[start - 1] = head + '>'", "        add('</' + name + '>')"]
     exec(compile("\n".join(lines), f"<writer of {layout.model.__name__}>", "exec"), names)
     writer: _Writer = names["write"]
     return writer
-
-
-def _put(out: list[str], name: str, value: Any, codec: Scalar | Layout[Any]) -> None:
-    """One of several occurrences: repeated simple elements are plain strings."""
-    if isinstance(codec, Layout):
-        _element(out, name, value, codec)
-    else:
-        _simple(out, name, value)
-
-
-def _simple(out: list[str], name: str, text: str) -> None:
-    out.append(f"<{name}>{_escape(text)}</{name}>")
 
 
 def _escape(text: str) -> str:
