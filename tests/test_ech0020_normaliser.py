@@ -20,6 +20,7 @@ from lxml import etree
 from gateway.api import InputRejected, NormaliseContext, Normalised, PersonState, RawInput
 from gateway.ech0223 import sample_person_event, write_message
 from plugins.ech0020 import gateway_normalise
+from plugins.ech0020._xml import all_named, children, named
 from tests.flow import plugin_manager
 from tests.official import REPO, official_xsd
 
@@ -442,3 +443,11 @@ def test_input_without_the_ech0020_namespace_is_declined_unparsed() -> None:
     assert gateway_normalise(RawInput("s", "a.xml", b"<other xmlns='urn:x'/>"), CONTEXT) is None
     foreign_root = b"<x:other xmlns:x='urn:x' xmlns:e='http://www.ech.ch/xmlns/eCH-0020/3'/>"
     assert gateway_normalise(RawInput("s", "b.xml", foreign_root), CONTEXT) is None
+
+
+def test_children_are_found_by_local_name_in_any_namespace_without_comments() -> None:
+    el = etree.fromstring(b'<a xmlns:x="urn:x" xmlns:y="urn:y"><!-- c --><x:b>1</x:b><?pi?>'
+                          b'<y:b>2</y:b><c/></a>')
+    assert [(name, child.text) for name, child in named(el)] == [("b", "1"), ("b", "2"), ("c", None)]
+    assert {name: child.text for name, child in children(el).items()} == {"b": "1", "c": None}
+    assert [child.text for child in all_named(el, "b")] == ["1", "2"]

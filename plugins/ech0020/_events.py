@@ -16,7 +16,7 @@ from typing import Any
 from gateway.api import InputRejected, ech0223, read_part
 
 from . import _parts
-from ._xml import XSI_NIL, Element, all_named, children, date_of, local, missing, text, where
+from ._xml import XSI_NIL, Element, all_named, children, date_of, local, missing, named, text, where
 
 #: The personEvent of an eCH-0020 permit change is decided by comparing permits (see ``_permit``).
 PERMIT_CASE = "<permit case>"
@@ -110,40 +110,42 @@ def read_event(el: Element, event: str | None = None) -> EventData:
     :raises InputRejected: required data is missing or malformed (the reason names the field).
     """
     event = event or local(el)
-    kids, person, own, ident = _locate(el, event)
+    kids, own, first = _locate(el, event)
+    person = kids[0][1]
     reader = _Reader(event)
-    elements = [child for child in person if local(child)] if "personIdentification" in own else []
-    elements += kids[1:]
-    for child in elements:
-        reader.take(child)
+    for name, child in (own if "personIdentification" in first else []) + kids[1:]:
+        reader.take(name, child)
+    ident = first.get("personIdentification", first.get("personIdentificationBefore", person))
     path = f"{where(el)}/{local(person)}" if event == "baseDelivery" else f"/delivery/{event}/{local(person)}"
     return reader.result(event, path, _parts.identification(ident))
 
 
-def _locate(el: Element, event: str) -> tuple[list[Element], Element, dict[str, Element], Element]:
-    """The event's child elements, its person element and that one's children, the identification.
+_Named = list[tuple[str, Element]]
+
+
+def _locate(el: Element, event: str) -> tuple[_Named, _Named, dict[str, Element]]:
+    """The event's child elements and its person element's, each with its local name, and
+    the latter by name (the first of each).
 
     :raises InputRejected: the event or its person lacks a required element.
     """
-    kids = [child for child in el if local(child)]
+    kids = named(el)
     if not kids:
         raise missing(el, f"{event}Person")
-    person = kids[0]
-    present = {local(child) for child in kids}
+    present = {name for name, _ in kids}
     for need in REQUIRED.get(event, ()):
         options = need if isinstance(need, tuple) else (need,)
         if not present.intersection(options):
             raise missing(el, " or ".join(options))
-    own = children(person)
-    ident = own.get("personIdentification")
-    if ident is None:
-        ident = own.get("personIdentificationBefore", person)
+    person = kids[0][1]
+    own = named(person)
+    first = dict(reversed(own))
     if event in _FULL_EVENTS:
         for need in _FULL_PERSON:
             options = need if isinstance(need, tuple) else (need,)
-            if not set(own).intersection(options):
+            if not first.keys() & set(options):
                 raise missing(person, " or ".join(options))
-    return kids, person, own, ident
+    return kids, own, first
 
 
 class _Reader:
@@ -156,8 +158,7 @@ class _Reader:
         self.relations: list[Element] = []
         self.notes: list[str] = []
 
-    def take(self, el: Element) -> None:
-        name = local(el)
+    def take(self, name: str, el: Element) -> None:
         handler = _HANDLERS.get(name)
         if handler is not None:
             handler(self, el)

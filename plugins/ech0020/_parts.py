@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from gateway.api import InputRejected, ech0223, mask_vn, read_part, vn_check_digit_ok
 
-from ._xml import Element, all_named, children, date_of, local, missing, text, where
+from ._xml import Element, all_named, children, date_of, missing, named, text, where
 
 #: eCH-0008 short name of Switzerland, as eCH-0223 ``countryNameShort`` needs it.
 SWITZERLAND_NAME = "Schweiz"
@@ -46,8 +46,7 @@ def identification(el: Element) -> ech0223.PersonIdentificationLight:
     """
     values: dict[str, Any] = {}
     others = []
-    for child in el:
-        name = local(child)
+    for name, child in named(el):
         if name == "vn":
             values["vn"] = _vn(child)
         elif name == "localPersonId":

@@ -32,19 +32,22 @@ def where(el: Element) -> str:
     return "/" + "/".join([*names, local(el)])
 
 
+def named(el: Element) -> list[tuple[str, Element]]:
+    """The child elements of ``el`` with their local names, in document order."""
+    return [(tag.rpartition("}")[2], child) for child in el if isinstance(tag := child.tag, str)]
+
+
 def children(el: Element) -> dict[str, Element]:
     """The child elements of ``el`` by local name (the first of each name)."""
     found: dict[str, Element] = {}
-    for child in el:
-        name = local(child)
-        if name and name not in found:
-            found[name] = child
+    for name, child in named(el):
+        found.setdefault(name, child)
     return found
 
 
 def all_named(el: Element, name: str) -> list[Element]:
     """Every child element of ``el`` with local name ``name``, in document order."""
-    return [child for child in el if local(child) == name]
+    return [child for found, child in named(el) if found == name]
 
 
 def missing(parent: Element, name: str) -> InputRejected:
