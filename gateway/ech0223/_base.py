@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -37,10 +39,10 @@ class EchModel(BaseModel):
 _LEXICAL = EchModel.__dict__["_lexical"]
 
 
-_NOTHING: dict[str, tuple[Any, str]] = {}
+_NOTHING: Mapping[str, tuple[Any, str]] = MappingProxyType({})
 
 
-def remembered(model: EchModel) -> dict[str, tuple[Any, str]]:
+def remembered(model: EchModel) -> Mapping[str, tuple[Any, str]]:
     """The texts ``model`` remembers (field → value and text), empty for most models."""
     try:
         return _LEXICAL.__get__(model)
@@ -49,8 +51,12 @@ def remembered(model: EchModel) -> dict[str, tuple[Any, str]]:
 
 
 def remember_lexical(model: EchModel, texts: dict[str, str]) -> None:
-    """Record the original texts of ``model``'s fields (the reader's side of ``lexical``)."""
-    entries = {field: (getattr(model, field), text) for field, text in texts.items()}
+    """Record the original texts of ``model``'s fields (the reader's side of ``lexical``).
+
+    Called for every model read, with no texts too: reading the slot of a model that
+    has it set costs far less than the exception for one that has not.
+    """
+    entries = {field: (getattr(model, field), text) for field, text in texts.items()} if texts else _NOTHING
     _LEXICAL.__set__(model, entries)
 
 

@@ -113,8 +113,7 @@ def _read(el: etree._Element, layout: Layout[M]) -> M:
             for error in exc.errors()
         )
         raise InputRejected(problems, _where(el)) from None
-    if texts:
-        remember_lexical(model, texts)
+    remember_lexical(model, texts)
     return model
 
 
