@@ -1,15 +1,16 @@
 """The eCH-0020 v3 normaliser: a commune registry's events become eCH-0223 1.5 messages.
 
 A ``delivery`` in ``http://www.ech.ch/xmlns/eCH-0020/3`` is recognised by its
-namespace; anything else is declined (``None``), so eCH-0223 input reaches the
-ech0223 normaliser. What each event becomes follows DOMAIN.md §5:
+namespace; anything else is declined (``None``) without being parsed, so
+eCH-0223 input reaches the ech0223 normaliser (asked after this one). What each event becomes follows DOMAIN.md §5:
 
 - an event with an eCH-0223 counterpart becomes a ``personEventMessage`` draft
   (``Normalised.draft``): most events carry little more than an identification,
   so the message is finished by ``draft.complete(person)`` once the core has
-  looked up the person's last known state (``subject``). Normalising checks the
-  header, the event's required elements and the identification; the event's data
-  is read (and rejected if malformed) when the draft is completed. ``personData``
+  looked up the person's last known state (``subject``). Normalising reads the
+  header, the identification and the event's data (and rejects what is missing
+  or malformed); the draft is completed in the worker that normalised it, from
+  what was read there (elsewhere it reads the delivery again). ``personData``
   is that state merged with what the event says; the merged state is ``persons``.
   Without a state, an identification-only event is rejected (it cannot make a
   ``personData``); a permit or nationality event goes out without ``personData``.
