@@ -287,10 +287,12 @@ class Pipeline:
         if todo:
             found = await enrich(self._store, self._pm, self.processor.settings,
                                  [n for _mid, _raw, n in todo], recording)
-            # in the worker that normalised the batch: it still holds the parsed drafts
+            # in the worker that normalised the batch, waiting for it if the batch has
+            # drafts: it still holds them parsed (elsewhere they are read again)
             _, finished = await self._in_workers(
                 self.processor.finish_batch, processor.finish_work, _finish_crashed,
-                todo, found.known, worker=worker, insist=True)
+                todo, found.known, worker=worker,
+                insist=any(n.draft is not None for _mid, _raw, n in todo))
             for result, (mid, _raw, n) in zip(finished, todo, strict=True):
                 result.persons = found.looked_up_for(n.subject) + tuple(result.persons)
                 outcome[mid] = result
