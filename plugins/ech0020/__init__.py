@@ -2,7 +2,8 @@
 
 A ``delivery`` in ``http://www.ech.ch/xmlns/eCH-0020/3`` is recognised by its
 namespace; anything else is declined (``None``) without being parsed, so
-eCH-0223 input reaches the ech0223 normaliser (asked after this one). What each event becomes follows DOMAIN.md §5:
+eCH-0223 input reaches the ech0223 normaliser (asked after this one). What each
+event becomes follows DOMAIN.md §5:
 
 - an event with an eCH-0223 counterpart becomes a ``personEventMessage`` draft
   (``Normalised.draft``): most events carry little more than an identification,
