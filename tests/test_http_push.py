@@ -84,7 +84,7 @@ async def test_a_token_from_a_file_is_taken(tmp_path: Path) -> None:
         assert (await post(session, gw, message(), token="from-a-fil"))[0] == 401
 
 
-async def test_a_body_over_the_limit_is_413_and_nothing_is_stored(tmp_path: Path) -> None:
+async def test_a_body_over_the_limit_is_413_and_the_refusal_kept_as_evidence(tmp_path: Path) -> None:
     config = push_gateway(tmp_path, push='max_bytes = "4KiB"')
     big = b"<r>" + b"x" * 8192 + b"</r>"
 
@@ -92,12 +92,19 @@ async def test_a_body_over_the_limit_is_413_and_nothing_is_stored(tmp_path: Path
         for i in range(0, len(big), 1000):
             yield big[i:i + 1000]
 
+    db = tmp_path / "gateway.db"
     async with running(config) as gw, aiohttp.ClientSession() as session:
-        status, answer = await post(session, gw, big)
-        assert status == 413 and "4096 bytes" in answer["error"]
-        assert (await post(session, gw, chunked()))[0] == 413
+        declared = await post(session, gw, big)
+        streamed = await post(session, gw, chunked())
         assert (await post(session, gw, message()))[0] == 202
-    assert _count(tmp_path / "gateway.db") == 1
+    for (status, answer), kept, size in ((declared, b"", "8199 bytes"),
+                                         (streamed, big[:4096], "over 4096 bytes")):
+        assert status == 413 and "4096 bytes" in answer["error"]
+        [(state, reason, raw)] = states(db, "SELECT state, reason, raw FROM messages JOIN payloads"
+                                            " ON message = id WHERE id = ?", (answer["id"],))
+        assert (state, bytes(raw)) == ("quarantined", kept)
+        assert f"{size}, answered 413; kept: the first {len(kept)} bytes" in reason
+    assert _count(db) == 3
 
 
 HOSTILE: dict[str, tuple[bytes, str]] = {

@@ -5,9 +5,11 @@ processing backlog (``submit(..., wait=False)``). A request repeated with the
 same ``Idempotency-Key`` (and the same body) gets the first answer again, with
 the first input's id: the store keeps the key with the input. A body that is not
 well-formed XML (or a safe zip) is still stored, quarantined, and answered 400
-with the reason; nothing is stored for a request without a valid token (401),
-with a body over the limit (413) or one that reuses an ``Idempotency-Key``
-for other bytes (422). While the store cannot write (its disk is full) nothing
+with the reason. A body over the limit is answered 413; the refusal is kept
+in quarantine as evidence, with the start of the body as far as it was read
+(nothing when its declared length was over). Nothing is stored for a request
+without a valid token (401) or one that reuses an ``Idempotency-Key`` for
+other bytes (422). While the store cannot write (its disk is full) nothing
 can be stored: the answer is 503 with ``Retry-After`` at once, rather than a
 request that waits until the disk has room again.
 """
@@ -113,10 +115,9 @@ class PushSource:
         if key is not None and not _KEY.fullmatch(key):
             return _answer(400, {"error": "Idempotency-Key must be 1 to 255 visible ASCII"
                                           " characters"})
-        data = await self._body(request)
-        if data is None:
-            return _answer(413, {"error": f"body over {self.max_bytes} bytes (the limit of"
-                                          f" source {self.name})"})
+        data, over = await self._body(request)
+        if over is not None:
+            return await self._too_large(intake, request, data, over)
         meta = {"content_type": "application/zip" if data.startswith(_ZIP) else "application/xml"}
         if key is not None:
             meta["idempotency_key"] = key
@@ -155,16 +156,32 @@ class PushSource:
             found |= hmac.compare_digest(known, digest)
         return found
 
-    async def _body(self, request: web.Request) -> bytes | None:
-        """The body, read in chunks; ``None`` (and no more read) once it is over the limit."""
+    async def _body(self, request: web.Request) -> tuple[bytes, str | None]:
+        """The body, read in chunks, and ``None``; or, once it is over the limit, what was
+        read of it (no more is read) and how large it is."""
         if request.content_length is not None and request.content_length > self.max_bytes:
-            return None
+            return b"", f"{request.content_length} bytes"
         body = bytearray()
         async for chunk in request.content.iter_chunked(_CHUNK):
             body += chunk
             if len(body) > self.max_bytes:
-                return None
-        return bytes(body)
+                return bytes(body[:self.max_bytes]), f"over {self.max_bytes} bytes"
+        return bytes(body), None
+
+    async def _too_large(self, intake: Intake, request: web.Request, start: bytes,
+                         size: str) -> web.Response:
+        """413, with the refusal kept in quarantine as evidence: the reason, and the start
+        of the body as far as it was read (nothing when its length was declared)."""
+        error = f"body over {self.max_bytes} bytes (the limit of source {self.name})"
+        reason = (f"{error}: {size}, answered 413; kept: the first {len(start)} bytes"
+                  " (the sender keeps the whole body)")
+        raw = RawInput(self.name, f"POST {self.path} from {request.remote}", start,
+                       {"content_type": "application/octet-stream"})
+        try:
+            mid = await intake.quarantine(raw, reason, wait=False)
+        except StoreUnavailable:
+            return _answer(413, {"error": error})
+        return _answer(413, {"id": mid, "error": error})
 
     async def _check(self, data: bytes) -> str | None:
         if len(data) <= CHECK_HERE and not data.startswith(_ZIP):
