@@ -97,13 +97,13 @@ async def test_a_body_over_the_limit_is_413_and_the_refusal_kept_as_evidence(tmp
         declared = await post(session, gw, big)
         streamed = await post(session, gw, chunked())
         assert (await post(session, gw, message()))[0] == 202
-    for (status, answer), kept, size in ((declared, b"", "8199 bytes"),
-                                         (streamed, big[:4096], "over 4096 bytes")):
+    for (status, answer), kept, size in ((declared, b"", "8199 bytes declared"),
+                                         (streamed, big[:4096], "more sent, without a declared length")):
         assert status == 413 and "4096 bytes" in answer["error"]
         [(state, reason, raw)] = states(db, "SELECT state, reason, raw FROM messages JOIN payloads"
                                             " ON message = id WHERE id = ?", (answer["id"],))
         assert (state, bytes(raw)) == ("quarantined", kept)
-        assert f"{size}, answered 413; kept: the first {len(kept)} bytes" in reason
+        assert f"{size}; answered 413, the first {len(kept)} bytes kept here" in reason
     assert _count(db) == 3
 
 

@@ -160,12 +160,12 @@ class PushSource:
         """The body, read in chunks, and ``None``; or, once it is over the limit, what was
         read of it (no more is read) and how large it is."""
         if request.content_length is not None and request.content_length > self.max_bytes:
-            return b"", f"{request.content_length} bytes"
+            return b"", f"{request.content_length} bytes declared"
         body = bytearray()
         async for chunk in request.content.iter_chunked(_CHUNK):
             body += chunk
             if len(body) > self.max_bytes:
-                return bytes(body[:self.max_bytes]), f"over {self.max_bytes} bytes"
+                return bytes(body[:self.max_bytes]), "more sent, without a declared length"
         return bytes(body), None
 
     async def _too_large(self, intake: Intake, request: web.Request, start: bytes,
@@ -173,7 +173,7 @@ class PushSource:
         """413, with the refusal kept in quarantine as evidence: the reason, and the start
         of the body as far as it was read (nothing when its length was declared)."""
         error = f"body over {self.max_bytes} bytes (the limit of source {self.name})"
-        reason = (f"{error}: {size}, answered 413; kept: the first {len(start)} bytes"
+        reason = (f"{error}: {size}; answered 413, the first {len(start)} bytes kept here"
                   " (the sender keeps the whole body)")
         raw = RawInput(self.name, f"POST {self.path} from {request.remote}", start,
                        {"content_type": "application/octet-stream"})
