@@ -7,9 +7,10 @@ worker processes when ``[gateway] workers`` > 0, enrichment (person
 state, :mod:`gateway.enrich`) in the event loop. Everything a batch causes
 (message states, person states, deliveries each with its payload, answer
 correlations, journal entries) is recorded in one transaction
-(transactional outbox), while the next batch is finished. While senders wait for answers (``submit(...,
-wait=False)``, a push) the next batch waits, at most ``[gateway]
-answers_first``: the answers get the event loop and the cores first.
+(transactional outbox), while the next batch is finished. While senders
+wait for answers (``submit(..., wait=False)``, a push) the next batch
+waits, at most ``[gateway] answers_first``: the answers get the event loop
+and the cores first.
 A partner's eCH-0223 message is not decided by the rules: it takes the way
 back to the registry (:mod:`gateway.inbound`).
 While the store cannot

@@ -81,15 +81,9 @@ def link_subjects(conn: sqlite3.Connection, subjects: Sequence[tuple[int, Sequen
 def _merge(conn: sqlite3.Connection, change: PersonChange, message: int,
            now: float) -> tuple[int, bool]:
     """Store one change of the person it names (creating them); (person id, created)."""
-    found = [pid for (pid,) in select_in(
-        conn, "SELECT DISTINCT person FROM person_keys WHERE key IN ({})", change.keys)]
+    found = _persons(conn, change.keys)
     if not found and change.base is None:
-        (pid,) = conn.execute(
-            "INSERT INTO persons (state, updated_at, updated_by) VALUES (?, ?, ?) RETURNING id",
-            (change.merged, now, message)).fetchone()
-        _add_keys(conn, pid, change.keys)
-        _add_birth(conn, pid, change.birth)
-        return pid, True
+        return _create(conn, change.merged, change.keys, change.birth, message, now), True
     if found and change.base is not None:
         pid = min(found)  # several: the VN and a local id named different persons; the oldest wins
         if conn.execute("UPDATE persons SET state = ?, updated_at = ?, updated_by = ?"
@@ -106,16 +100,9 @@ def _merge(conn: sqlite3.Connection, change: PersonChange, message: int,
 def _merge_now(conn: sqlite3.Connection, update: PersonState, message: int,
                now: float) -> tuple[int, bool]:
     """Merge ``update`` into the state stored now (creating the person); (person id, created)."""
-    keys = update.keys()
-    found = [pid for (pid,) in select_in(
-        conn, "SELECT DISTINCT person FROM person_keys WHERE key IN ({})", keys)]
+    found = _persons(conn, update.keys())
     if not found:
-        (pid,) = conn.execute(
-            "INSERT INTO persons (state, updated_at, updated_by) VALUES (?, ?, ?) RETURNING id",
-            (_json(update), now, message)).fetchone()
-        _add_keys(conn, pid, keys)
-        _add_birth(conn, pid, update.birth())
-        return pid, True
+        return _create(conn, _json(update), update.keys(), update.birth(), message, now), True
     pid = min(found)  # several: the VN and a local id named different persons; the oldest wins
     (old,) = conn.execute("SELECT state FROM persons WHERE id = ?", (pid,)).fetchone()
     new = state_from_json(old).merged(update)
@@ -125,6 +112,23 @@ def _merge_now(conn: sqlite3.Connection, update: PersonState, message: int,
     _add_keys(conn, pid, new.keys())
     _add_birth(conn, pid, new.birth())
     return pid, False
+
+
+def _persons(conn: sqlite3.Connection, keys: Iterable[str]) -> list[int]:
+    """The persons holding any of ``keys``."""
+    return [pid for (pid,) in select_in(
+        conn, "SELECT DISTINCT person FROM person_keys WHERE key IN ({})", keys)]
+
+
+def _create(conn: sqlite3.Connection, state: str, keys: Iterable[str], birth: str | None,
+            message: int, now: float) -> int:
+    """A new person with ``state`` (JSON), found by ``keys``; its id."""
+    (pid,) = conn.execute(
+        "INSERT INTO persons (state, updated_at, updated_by) VALUES (?, ?, ?) RETURNING id",
+        (state, now, message)).fetchone()
+    _add_keys(conn, pid, keys)
+    _add_birth(conn, pid, birth)
+    return int(pid)
 
 
 def _add_keys(conn: sqlite3.Connection, pid: int, keys: Iterable[str]) -> None:
