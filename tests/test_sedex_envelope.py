@@ -121,12 +121,88 @@ def test_parse_receipt_v2() -> None:
     assert receipt.event_date == at
 
 
-def test_receipt_outside_its_schema_needs_review() -> None:
+def test_an_unknown_code_in_a_v1_receipt_needs_review() -> None:
     receipt = parse_receipt(RECEIPT_V1 % b"999", max_bytes=MAX)  # v1 has a closed code list
-    assert receipt.problem is not None
+    assert receipt.warning is not None and "statusCode" in receipt.warning
     core = to_receipt(receipt, b"raw", WHEN)
     assert core.outcome is ReceiptOutcome.NEEDS_REVIEW
     assert core.code == "999"
+
+
+@pytest.mark.parametrize(("code", "outcome"), [("601", ReceiptOutcome.WAIT),
+                                               ("701", ReceiptOutcome.WAIT),
+                                               ("404", ReceiptOutcome.FAILED_TRANSIENT),
+                                               ("204", ReceiptOutcome.FAILED_PERMANENT)])
+def test_a_v2_only_code_in_a_v1_receipt_is_understood_with_a_warning(
+        code: str, outcome: ReceiptOutcome) -> None:
+    """Older tools write v1 receipts; the v1 schema lists 17 codes, sedex uses more."""
+    receipt = parse_receipt(RECEIPT_V1 % code.encode(), max_bytes=MAX)
+    assert (receipt.version, receipt.problem) == (1, None)
+    assert f"The value '{code}' is not an element of the set" in (receipt.warning or "")
+    core = to_receipt(receipt, b"raw", WHEN)
+    assert (core.outcome, core.code, core.alert) == (outcome, code, code == "701")
+    assert "schema warning, eCH-0090 v1" in core.info
+
+
+#: The example receipt of the sedex documentation (docs.sedex.admin.ch, "sedex Receipts"),
+#: byte for byte but for the indentation: its senderId misses the v2 participant ID pattern.
+DOCUMENTED_RECEIPT = b"""<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<receipt xmlns="http://www.ech.ch/xmlns/eCH-0090/2" version="2.0">
+    <eventDate>2025-01-21T16:23:28+01:00</eventDate>
+    <statusCode>100</statusCode>
+    <statusInfo>Message successfully transmitted</statusInfo>
+    <messageId>TEST-76578537820918</messageId>
+    <messageType>4711</messageType>
+    <messageClass>0</messageClass>
+    <senderId>1-1234</senderId>
+    <recipientId>1-1234-1</recipientId>
+</receipt>
+"""
+
+
+def test_the_documented_example_receipt_is_delivered_with_a_schema_warning() -> None:
+    assert not validate(DOCUMENTED_RECEIPT).valid
+    receipt = parse_receipt(DOCUMENTED_RECEIPT, max_bytes=MAX)
+    assert receipt.problem is None
+    assert "senderId" in (receipt.warning or "") and "'1-1234'" in (receipt.warning or "")
+    core = to_receipt(receipt, DOCUMENTED_RECEIPT, WHEN)
+    assert (core.attempt_ref, core.outcome, core.code) == (
+        "TEST-76578537820918", ReceiptOutcome.DELIVERED, "100")
+    assert core.at == datetime(2025, 1, 21, 15, 23, 28, tzinfo=UTC)
+    assert "schema warning, eCH-0090 v2" in core.info and "senderId" in core.info
+    assert core.raw == DOCUMENTED_RECEIPT
+
+
+@pytest.mark.parametrize("broken", [
+    (b"<messageType>4711</messageType>", b""),  # a required field missing
+    (b"<messageClass>0</messageClass>", b"<messageClass>zero</messageClass>"),
+    (b"<recipientId>1-1234-1</recipientId>", b"<recipientId>1-1234-1</recipientId>"
+                                             b"<recipientId>2-1-1</recipientId>"),
+])
+def test_a_receipt_broken_beyond_a_participant_id_needs_review(broken: tuple[bytes, bytes]) -> None:
+    receipt = parse_receipt(DOCUMENTED_RECEIPT.replace(*broken), max_bytes=MAX)
+    assert receipt.problem is not None
+    assert to_receipt(receipt, b"", WHEN).outcome is ReceiptOutcome.NEEDS_REVIEW
+
+
+@pytest.mark.parametrize("info", ["Message correct transmitted", "Message correctly transmitted",
+                                  "Message successfully transmitted", "", "Nachricht zugestellt"])
+def test_the_status_code_decides_whatever_the_status_info_says(info: str) -> None:
+    xml = DOCUMENTED_RECEIPT.replace(b"Message successfully transmitted", info.encode())
+    core = to_receipt(parse_receipt(xml, max_bytes=MAX), xml, WHEN)
+    assert (core.outcome, core.code) == (ReceiptOutcome.DELIVERED, "100")
+
+
+@pytest.mark.parametrize(("text", "at"), [
+    ("2025-01-21T15:23:28Z", datetime(2025, 1, 21, 15, 23, 28, tzinfo=UTC)),
+    ("2025-01-21T16:23:28+01:00", datetime(2025, 1, 21, 15, 23, 28, tzinfo=UTC)),
+    ("2025-01-21T16:33:47.576+01:00", datetime(2025, 1, 21, 15, 33, 47, 576000, tzinfo=UTC)),
+    ("2025-01-21T10:33:47.5-05:00", datetime(2025, 1, 21, 15, 33, 47, 500000, tzinfo=UTC)),
+])
+def test_receipt_event_dates_as_sedex_writes_them(text: str, at: datetime) -> None:
+    xml = DOCUMENTED_RECEIPT.replace(b"2025-01-21T16:23:28+01:00", text.encode())
+    core = to_receipt(parse_receipt(xml, max_bytes=MAX), xml, WHEN)
+    assert core.at == at and core.outcome is ReceiptOutcome.DELIVERED
 
 
 def test_receipt_without_message_id_is_rejected() -> None:

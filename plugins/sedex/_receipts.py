@@ -39,7 +39,10 @@ log = logging.getLogger(__name__)
 
 
 def to_receipt(r: SedexReceipt, raw: bytes, fallback_at: datetime) -> Receipt:
-    """The core's view of a sedex receipt; a schema violation needs review."""
+    """The core's view of a sedex receipt: its ``statusCode`` decides.
+
+    A schema problem needs review; a schema warning is only said in ``info``.
+    """
     status = lookup(r.status_code)
     said = f": {r.status_info}" if r.status_info and r.status_info != status.meaning else ""
     info = f"{r.status_code or '?'} {status.meaning}{said} (recipient {r.recipient_id})"
@@ -47,6 +50,8 @@ def to_receipt(r: SedexReceipt, raw: bytes, fallback_at: datetime) -> Receipt:
     if r.problem is not None:
         outcome = ReceiptOutcome.NEEDS_REVIEW
         info = f"receipt is not valid eCH-0090 v{r.version} ({r.problem}); {info}"
+    elif r.warning is not None:
+        info = f"{info}; schema warning, eCH-0090 v{r.version}: {r.warning}"
     return Receipt(r.message_id, outcome, r.status_code, info, r.event_date or fallback_at, raw,
                    alert=status.alert)
 
@@ -96,6 +101,9 @@ def read_receipts(taker: FileTaker, limit: int, source: str, max_bytes: int) -> 
         except InputRejected as exc:
             batch.rejected.append((got.stored, raw, f"unreadable sedex receipt: {exc}"))
             continue
+        if parsed.warning is not None:
+            batch.problems.append(f"sedex receipt {ready.where} for {parsed.message_id} is taken"
+                                  f" despite a schema warning: {parsed.warning}")
         # without a readable eventDate, the file's time stands in for it
         at = parsed.event_date or datetime.fromtimestamp(ready.version.mtime_ns / 1e9, UTC)
         batch.found.append((got.stored, to_receipt(parsed, got.data, at)))

@@ -3,8 +3,12 @@
 We write v1 envelopes by default (the file interface wants them) and read
 both versions of envelopes and receipts. Everything read goes through the
 safe parser; an envelope must be valid, a receipt only needs a usable
-``messageId`` (a schema violation is kept as :attr:`SedexReceipt.problem`
-so the delivery it answers is flagged for review instead of lost).
+``messageId``. A receipt's schema violations are sorted: the ones real
+receipts have and that change nothing about what the receipt says (a
+participant ID off its pattern, as in the sedex documentation's own
+example; a v2 status code in a v1 receipt) are kept as
+:attr:`SedexReceipt.warning`, the others as :attr:`SedexReceipt.problem`,
+so the delivery it answers is flagged for review instead of lost.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ _VERSION_OF = {ns: v for v, ns in NAMESPACES.items()}
 MESSAGE_ID = re.compile(r"[A-Za-z0-9-]{1,36}")
 MESSAGE_TYPE_MAX = 2_699_999
 _DATETIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?")
+#: Receipt schema violations that leave its meaning intact (see the module docstring).
+_TOLERATED = re.compile(r"Element '\{[^}]*\}(?:(?:senderId|recipientId)': \[facet 'pattern'\]"
+                        r"|statusCode': \[facet 'enumeration'\])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +52,11 @@ class Envelope:
 
 @dataclass(frozen=True, slots=True)
 class SedexReceipt:
-    """A ``receipt`` as read; ``problem`` names a schema violation, if any."""
+    """A ``receipt`` as read.
+
+    ``problem`` names a schema violation that puts the receipt to review,
+    ``warning`` one that is only worth telling (see the module docstring).
+    """
 
     version: int
     message_id: str
@@ -54,6 +65,7 @@ class SedexReceipt:
     recipient_id: str
     event_date: datetime | None
     problem: str | None = None
+    warning: str | None = None
 
 
 def format_datetime(value: datetime) -> str:
@@ -254,7 +266,12 @@ def parse_receipt(data: bytes, *, max_bytes: int) -> SedexReceipt:
     message_id = _text(root, ns, "messageId")
     if not MESSAGE_ID.fullmatch(message_id):
         raise InputRejected("receipt messageId is not 1-36 characters of [A-Za-z0-9-]")
-    problem = _schema_problem(root)
+    report = validate(root)
+    issues = [f"line {e.line}: {e.message}" for e in report.errors]
+    if not report.valid and not issues:
+        issues = [f"not valid {report.kind}"]
+    tolerated = [i for i in issues if _TOLERATED.search(i)]
+    problem = next((i for i in issues if i not in tolerated), None)
     try:
         event_date: datetime | None = parse_datetime(root.findtext(f"{{{ns}}}eventDate") or "")
     except ValueError as exc:
@@ -267,6 +284,7 @@ def parse_receipt(data: bytes, *, max_bytes: int) -> SedexReceipt:
         recipient_id=(root.findtext(f"{{{ns}}}recipientId") or "").strip(),
         event_date=event_date,
         problem=problem,
+        warning="; ".join(tolerated) or None,
     )
 
 
