@@ -83,12 +83,24 @@ def hidden(folder: Path) -> list[str]:
     return [p.name for p in folder.iterdir() if p.name.startswith(".") or "tmp" in p.name]
 
 
-def answer(root: Path, ref: str, code: int) -> None:
-    """Write the sedex receipt ``code`` for the envelope ``ref`` in the outbox."""
-    env = parse_envelope((root / "sedex" / "outbox" / f"envl_{ref}.xml").read_bytes(), max_bytes=MAX)
+def receipt_for(root: Path, ref: str, code: int, version: int = 2) -> bytes:
+    """The sedex receipt ``code`` (eCH-0090 ``version``) for the envelope ``ref``.
+
+    The envelope is in the outbox, or in ``working`` where a sedex client 7+ moves it.
+    """
+    [envl] = [p for p in (root / "sedex" / f / f"envl_{ref}.xml" for f in ("outbox", "working"))
+              if p.exists()]
+    env = parse_envelope(envl.read_bytes(), max_bytes=MAX)
     receipt = build_receipt(env, env.recipient_ids[0], code, f"code {code} from the test",
                             datetime.now().astimezone())
-    drop(root / "sedex" / "receipts", f"{uuid.uuid4()}.xml", receipt)
+    if version == 1:  # as older tools write them
+        receipt = receipt.replace(b"eCH-0090/2", b"eCH-0090/1").replace(b'"2.0"', b'"1.0"')
+    return receipt
+
+
+def answer(root: Path, ref: str, code: int) -> None:
+    """Write the sedex receipt ``code`` for the envelope ``ref`` in the outbox."""
+    drop(root / "sedex" / "receipts", f"{uuid.uuid4()}.xml", receipt_for(root, ref, code))
 
 
 async def sent_refs(db: Path, count: int) -> dict[str, str]:
@@ -203,13 +215,20 @@ async def test_receipt_codes_and_answers_from_the_canton(tmp_path: Path) -> None
 
 
 async def test_a_missing_receipt_is_flagged_overdue(tmp_path: Path) -> None:
+    """The message leaves outbox for working (sedex client 7+): still no receipt, no re-send."""
     config = gateway_dir(tmp_path, receipt_timeout="200ms")
-    db = tmp_path / "gateway.db"
+    db, sedex = tmp_path / "gateway.db", tmp_path / "sedex"
     async with running(config, get_plugin_manager()):
         drop(tmp_path / "registry" / "outbox", "late.xml", message("e2e-late"))
         refs = await sent_refs(db, 1)
+        (sedex / "working").mkdir()
+        for name in (f"data_{refs['e2e-late']}.xml", f"envl_{refs['e2e-late']}.xml"):
+            (sedex / "outbox" / name).rename(sedex / "working" / name)
         await until(lambda: states(db, "SELECT overdue FROM deliveries") == [(1,)])
-        assert delivery_of(db, "e2e-late")[1] == "sent"
+        await asyncio.sleep(1.0)  # ten receipt checks and many retry delays later
+        assert delivery_of(db, "e2e-late")[1:] == ("sent", None, 1)
+        assert list((sedex / "outbox").glob("*_*.xml")) == [], "sent again by itself"
+        assert states(db, "SELECT count(*) FROM attempts") == [(1,)]
         assert "receipts overdue: canton 1" in cli("--config", str(config), "status", code=1)
         assert '"canton": 1' in cli("--config", str(config), "status", "--json", code=1)
         assert "RECEIPT OVERDUE" in cli("--config", str(config), "messages", "show", "e2e-late")
@@ -286,3 +305,54 @@ async def test_a_701_receipt_waits_and_alerts_the_operator(
     assert [a for a in alerts if "701" in a] == [
         f"receipt for attempt {ref}: 701 not yet collected, expires soon: code 701 from the test"
         " (recipient T2-2-1)"], alerts
+
+
+async def test_receipts_are_matched_by_content_whatever_their_names_and_versions(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """File names as hygeia and MessageHandler see them; v1 receipts; the documented example."""
+    config = gateway_dir(tmp_path)
+    db, receipts = tmp_path / "gateway.db", tmp_path / "sedex" / "receipts"
+    recorded = "SELECT count(*) FROM receipts"
+    async with running(config, get_plugin_manager()):
+        for mid in ("named", "misnamed", "documented", "old-tool"):
+            drop(tmp_path / "registry" / "outbox", f"{mid}.xml", message(f"e2e-{mid}"))
+        refs = await sent_refs(db, 4)
+        named, misnamed = refs["e2e-named"], refs["e2e-misnamed"]
+        # written in place, under the names real sedex clients give them
+        (receipts / f"receipt__ID_{named}.xml").write_bytes(receipt_for(tmp_path, named, 601))
+        await until(lambda: states(db, recorded) == [(1,)])
+        (receipts / f"receipt__ID_{named}_1.xml").write_bytes(receipt_for(tmp_path, named, 100))
+        await until(lambda: delivery_of(db, "e2e-named")[1] == "delivered")
+        # a name that speaks of one message, a content that answers another
+        (receipts / f"receipt__ID_{named}_2.xml").write_bytes(
+            receipt_for(tmp_path, misnamed, 310))
+        # the sedex documentation's example: its senderId misses the v2 pattern
+        documented = receipt_for(tmp_path, refs["e2e-documented"], 100)
+        documented = re.sub(rb"<eCH-0090:senderId>[^<]*<", b"<eCH-0090:senderId>1-1234<",
+                            documented)
+        (receipts / f"receipt__ID_{refs['e2e-documented']}.xml").write_bytes(documented)
+        # a v1 receipt with the v2-only code 601, then the final v1 100
+        old = refs["e2e-old-tool"]
+        (receipts / f"{old}.xml").write_bytes(receipt_for(tmp_path, old, 601, version=1))
+        await until(lambda: states(db, recorded) == [(5,)])
+        (receipts / f"{old}_1.xml").write_bytes(receipt_for(tmp_path, old, 100, version=1))
+        await until(lambda: sorted(states(db, "SELECT state FROM deliveries")) == [
+            ("dead",), ("delivered",), ("delivered",), ("delivered",)])
+        await until(lambda: not list(receipts.glob("*.xml")))
+    assert delivery_of(db, "e2e-named")[1:] == ("delivered", None, 1)
+    assert delivery_of(db, "e2e-misnamed")[1] == "dead"
+    assert (delivery_of(db, "e2e-misnamed")[2] or "").startswith("permanent error: receipt 310")
+    assert delivery_of(db, "e2e-documented")[1] == "delivered"
+    assert delivery_of(db, "e2e-old-tool")[1] == "delivered"
+    codes = states(db, "SELECT r.attempt_ref, r.code, r.info FROM receipts r ORDER BY r.id")
+    assert sorted((ref, code) for ref, code, _info in codes) == sorted([
+        (named, "601"), (named, "100"), (misnamed, "310"), (refs["e2e-documented"], "100"),
+        (old, "601"), (old, "100")])
+    warned = {(ref, code): info for ref, code, info in codes if "schema warning" in info}
+    assert set(warned) == {(refs["e2e-documented"], "100"), (old, "601")}
+    assert "senderId" in warned[refs["e2e-documented"], "100"]
+    assert "'601' is not an element" in warned[old, "601"]
+    logged = [r.getMessage() for r in caplog.records if "despite a schema warning" in r.getMessage()]
+    assert len(logged) == 2 and sum("'1-1234'" in line for line in logged) == 1, logged
+    assert states(db, "SELECT count(*) FROM messages WHERE state = 'quarantined'") == [(0,)]
+    assert states(db, "SELECT count(*) FROM journal WHERE event = 'receipt.unmatched'") == [(0,)]

@@ -138,9 +138,13 @@ async def test_a_resumed_attempt_already_sent_does_nothing(tmp_path: Path) -> No
 
 
 @pytest.mark.asyncio
-async def test_an_attempt_already_in_processed_counts_as_sent(tmp_path: Path) -> None:
+@pytest.mark.parametrize("folder", ["processed", "working"])
+async def test_an_attempt_the_sedex_client_took_already_is_not_written_again(
+        tmp_path: Path, folder: str) -> None:
+    """sedex client 7+ moves a message from outbox to working, then to processed once sent."""
     t = make_transport(tmp_path)
-    (tmp_path / "processed" / f"envl_{REF}.xml").write_bytes(b"<sent/>")
+    (tmp_path / folder).mkdir(exist_ok=True)
+    (tmp_path / folder / f"envl_{REF}.xml").write_bytes(b"<taken/>")
     assert "already" in (await t.send(item(resumed=True))).detail
     assert names(tmp_path / "outbox") == set()
 

@@ -62,7 +62,9 @@ def write_attempt(options: SedexOptions, item: OutboundItem, now: datetime | Non
     """Put the attempt into the outbox: payload first, envelope last.
 
     A repeated attempt (``item.resumed``) whose envelope is already in the
-    outbox or in ``processed`` is not written again.
+    outbox, in ``working`` (taken by the sedex client, not yet sent) or in
+    ``processed`` is not written again: sedex would refuse the second copy
+    with 201 (messageId known).
 
     :raises PermanentError: the envelope or zip cannot be built.
     :raises LocalFault: the outbox cannot be written (missing, read-only, disk
@@ -73,8 +75,8 @@ def write_attempt(options: SedexOptions, item: OutboundItem, now: datetime | Non
         raise PermanentError(f"attempt_ref {ref!r} cannot be a sedex messageId")
     outbox = options.outbox
     envl_name = f"envl_{ref}.xml"
-    if item.resumed and ((outbox / envl_name).exists()
-                         or (options.processed / envl_name).exists()):
+    if item.resumed and any((folder / envl_name).exists() for folder in (
+            outbox, options.working_dir, options.processed)):
         return SendResult(awaits_receipt=True, detail=f"{envl_name} already handed to sedex")
     try:
         now = now or datetime.now().astimezone()

@@ -67,6 +67,11 @@ class SedexOptions(BaseModel):
         default=None,
         description="where recorded receipt files go; default: 'receipts-done' beside 'receipts'",
     )
+    working: Path | None = Field(
+        default=None,
+        description="sedex client 7+ folder of messages taken from 'outbox' but not yet sent;"
+        " default: 'working' beside 'outbox'",
+    )
     staging: Path | None = Field(
         default=None,
         description="folder for files being written, on the same file system as 'outbox';"
@@ -117,6 +122,11 @@ class SedexOptions(BaseModel):
     def receipts_done(self) -> Path:
         """The effective :attr:`receipts_archive`."""
         return self.receipts_archive or self.receipts.parent / "receipts-done"
+
+    @property
+    def working_dir(self) -> Path:
+        """The effective :attr:`working` (it need not exist: older clients have none)."""
+        return self.working or self.outbox.parent / "working"
 
     @property
     def staging_dir(self) -> Path:
