@@ -356,3 +356,46 @@ async def test_receipts_are_matched_by_content_whatever_their_names_and_versions
     assert len(logged) == 2 and sum("'1-1234'" in line for line in logged) == 1, logged
     assert states(db, "SELECT count(*) FROM messages WHERE state = 'quarantined'") == [(0,)]
     assert states(db, "SELECT count(*) FROM journal WHERE event = 'receipt.unmatched'") == [(0,)]
+
+
+async def test_files_listed_again_after_a_restart_are_duplicates_the_operator_sees(
+        tmp_path: Path) -> None:
+    """A crash after storing, before moving: the next start finds the same files again."""
+    config = gateway_dir(tmp_path)
+    db, registry, sedex = tmp_path / "gateway.db", tmp_path / "registry", tmp_path / "sedex"
+    async with running(config, get_plugin_manager()) as gateway:
+        drop(registry / "outbox", "m.xml", message("e2e-twice"))
+        ref = (await sent_refs(db, 1))["e2e-twice"]
+        answer(tmp_path, ref, 100)
+        await until(lambda: delivery_of(db, "e2e-twice")[1] == "delivered")
+        partner = gateway.settings.partners["canton"].parsed
+        now = datetime.now(UTC)
+        drop(sedex / "inbox", "data_R.xml", write_message(
+            sample_event_report(random.Random(3), reference_message_id="e2e-twice")))
+        drop(sedex / "inbox", "envl_R.xml", build_envelope(Envelope(
+            "answer-r", partner.message_type, 1, partner.recipient_id, (partner.sender_id,),
+            now, now, reference_message_id="e2e-twice")))
+        await until(lambda: delivery_of(db, "e2e-twice")[1] == "rejected")
+        await until(lambda: (sedex / "processed" / "envl_R.xml").exists())
+    # as if the moves had not happened before the crash
+    for done, back in ((registry / "done" / "m.xml", registry / "outbox" / "m.xml"),
+                       (sedex / "processed" / "data_R.xml", sedex / "inbox" / "data_R.xml"),
+                       (sedex / "processed" / "envl_R.xml", sedex / "inbox" / "envl_R.xml")):
+        done.rename(back)
+    async with running(config, get_plugin_manager()):
+        await until(lambda: states(db, "SELECT count(*) FROM messages WHERE state = 'duplicate'")
+                    == [(2,)])
+        await until(lambda: not list((sedex / "inbox").iterdir())
+                    and not list((registry / "outbox").glob("*.xml")))
+        await asyncio.sleep(0.3)  # a second delivery or answer would show by now
+    dups = states(db, "SELECT source, reason FROM messages WHERE state = 'duplicate' ORDER BY id")
+    assert [(s, r.startswith("same input as message ")) for s, r in dups] == [
+        ("registry", True), ("canton", True)]
+    assert states(db, "SELECT count(*) FROM deliveries") == [(1,)]
+    _id, state, _reason, attempts = delivery_of(db, "e2e-twice")
+    assert (state, attempts) == ("rejected", 1)
+    assert states(db, "SELECT count(*) FROM attempts") == [(1,)]
+    status = cli("--config", str(config), "status", code=1)  # the canton rejected it
+    assert "duplicate 2" in status, status
+    listed = cli("--config", str(config), "messages", "list", "--state", "duplicate")
+    assert listed.count("duplicate") >= 2, listed

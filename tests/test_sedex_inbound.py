@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import random
 import sys
 import time
 from datetime import datetime
@@ -18,6 +19,7 @@ import orjson
 import pytest
 
 from gateway.config import write_initial_config
+from gateway.ech0223 import sample_event_report, write_message
 from gateway.plugins import get_plugin_manager
 from plugins.sedex.envelope import build_receipt, parse_envelope
 from tests.flow import drop, message, running, states, until
@@ -232,3 +234,59 @@ def test_a_200_mb_payload_is_quarantined_with_evidence_in_bounded_memory(tmp_pat
     # (it grew by 945 MB when the payload was read whole)
     assert grown < 4 * 32, f"peak RSS grew by {grown:.0f} MiB"
 
+
+
+def sloppy_envelope(ref: str, *, sender: str, recipient: str, message_type: int,
+                    answers: str) -> bytes:
+    """An envelope as third parties write them: another prefix, no time zone, dates swapped."""
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<ns2:envelope xmlns:ns2="http://www.ech.ch/xmlns/eCH-0090/1" version="1.0">
+<ns2:messageId>{ref}</ns2:messageId>
+<ns2:messageType>{message_type}</ns2:messageType>
+<ns2:messageClass>1</ns2:messageClass>
+<ns2:referenceMessageId>{answers}</ns2:referenceMessageId>
+<ns2:senderId>{sender}</ns2:senderId>
+<ns2:recipientId>{recipient}</ns2:recipientId>
+<ns2:eventDate>2031-05-02T09:15:00</ns2:eventDate>
+<ns2:messageDate>2024-03-01T08:00:00.25</ns2:messageDate>
+</ns2:envelope>
+""".encode()
+
+
+async def test_answers_written_in_place_with_sloppy_envelopes_are_all_taken_whole(
+        tmp_path: Path) -> None:
+    """Payload and envelope grow together, with pauses longer than ``settle``."""
+    config = gateway_dir(tmp_path)
+    db, inbox = tmp_path / "gateway.db", tmp_path / "sedex" / "inbox"
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    ids = [f"sloppy-{n}" for n in range(5)]
+    sent_sql = "SELECT count(*) FROM deliveries WHERE state = 'sent'"
+    async with running(config, get_plugin_manager()) as gateway:
+        sedex = gateway.settings.partners["canton"].parsed
+        for mid in ids:
+            drop(tmp_path / "registry" / "outbox", f"{mid}.xml", message(mid))
+        await until(lambda: states(db, sent_sql) == [(len(ids),)])
+        args, payloads = [], {}
+        for n, mid in enumerate(ids):
+            payloads[mid] = write_message(sample_event_report(random.Random(n),
+                                                              reference_message_id=mid))
+            (staged / f"d{n}").write_bytes(payloads[mid])
+            (staged / f"e{n}").write_bytes(sloppy_envelope(
+                f"answer-{n}", sender=sedex.recipient_id, recipient=sedex.sender_id,
+                message_type=sedex.message_type, answers=mid))
+            args += [f"{inbox / f'data_A{n}.xml'}={staged / f'd{n}'}",
+                     f"{inbox / f'envl_A{n}.xml'}={staged / f'e{n}'}"]
+        writer = await asyncio.create_subprocess_exec(sys.executable, str(WRITER), "0.25", "4",
+                                                      *args)
+        assert await writer.wait() == 0
+        await until(lambda: states(db, "SELECT DISTINCT state FROM deliveries") == [("rejected",)],
+                    timeout=30)
+    rows = states(db, "SELECT m.state, m.reference_message_id, m.meta, p.raw FROM messages m"
+                      " JOIN payloads p ON p.message = m.id WHERE m.source = 'canton'")
+    assert sorted(r[1] for r in rows) == ids
+    for state, answers, meta, raw in rows:
+        assert state != "quarantined" and bytes(raw) == payloads[answers]
+        assert orjson.loads(meta)["sedex_message_id"].startswith("answer-")
+    assert sorted(p.name for p in (tmp_path / "sedex" / "processed").iterdir()) == sorted(
+        [f"data_A{n}.xml" for n in range(5)] + [f"envl_A{n}.xml" for n in range(5)])
