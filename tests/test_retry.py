@@ -63,3 +63,11 @@ def test_retry_after_in_seconds_or_as_a_date() -> None:
 def test_retry_after_a_date_is_measured_from_now_by_default() -> None:
     soon = format_datetime(datetime.now(UTC) + timedelta(seconds=60), usegmt=True)
     assert 55.0 <= (retry_after_seconds(soon) or 0.0) <= 60.0
+
+
+def test_the_waits_double_up_to_the_cap_and_each_gets_its_own_jitter() -> None:
+    policy = RetryPolicy(initial=1.0, multiplier=2.0, maximum=60.0, jitter=5.0)
+    for attempts, base in ((1, 1.0), (2, 2.0), (3, 4.0), (6, 32.0), (7, 60.0), (1000, 60.0)):
+        delays = [policy.delay(attempts) for _ in range(200)]
+        assert all(base <= d <= base + 5.0 for d in delays), (attempts, min(delays), max(delays))
+        assert max(delays) - min(delays) > 2.5, "no jitter: failures at once retry at once"

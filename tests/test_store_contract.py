@@ -537,6 +537,58 @@ async def test_a_transient_failure_waits_then_is_a_new_attempt_until_none_is_lef
     assert events(journal, delivery=did).count("delivery.retry") == 2
 
 
+async def test_failures_at_once_retry_spread_out_on_a_schedule_a_restart_keeps(
+        backend: str, tmp_path: Path, clock: FakeClock) -> None:
+    jittery = RetryPolicy(max_attempts=5, initial=10.0, maximum=100.0, jitter=5.0)
+    store = OPENERS[backend](tmp_path, clock)
+    store.start()
+    entries: list[Entry] = []
+    store.on_commit(entries.extend)
+    for n in range(20):
+        await queued(store, n)
+    claims = await store.claim_due("n1", 60, 100, ["canton"])
+    await store.record_outcomes([Outcome(c.delivery, c.attempt_ref, "transient", "down")
+                                 for c in claims], lambda _p: jittery, {})
+    due = [e.detail["next_attempt_at"] for e in entries
+           if e.event == "delivery.retry" and e.detail is not None]
+    assert len(due) == 20 and all(START + 10 <= at <= START + 15 for at in due)
+    assert len(set(due)) == 20, "the same moment for all: a thundering herd"
+    store.close()
+    store = OPENERS[backend](tmp_path, clock)  # a restart
+    store.start()
+    try:
+        assert await store.next_due(["canton"]) == min(due)
+        clock.advance(min(due) - START - 0.001)
+        assert await store.claim_due("n1", 60, 100, ["canton"]) == []
+        clock.advance(max(due) - min(due) + 0.002)
+        again = await store.claim_due("n1", 60, 100, ["canton"])
+        assert sorted(c.delivery for c in again) == sorted(c.delivery for c in claims)
+        assert all(c.attempt == 2 for c in again)
+    finally:
+        store.close()
+
+
+async def test_replay_takes_only_the_failed_destination_and_can_be_repeated(
+        store: Store, journal: list[Entry]) -> None:
+    mid, [to_canton, to_archive] = await queued(store, 1, ("canton", "archive"))
+    [c] = await store.claim_due("n1", 60, 10, ["canton"])
+    await store.record_outcomes([Outcome(to_canton, c.attempt_ref, "delivered")], policy, {})
+    dead = to_archive
+    replays = []
+    for _ in range(3):  # it fails again, and again it is replayed
+        [a] = await store.claim_due("n1", 60, 10, ["archive"])
+        assert a.delivery == dead and a.message == mid
+        await store.record_outcomes([Outcome(dead, a.attempt_ref, "permanent", "refused")],
+                                    policy, {})
+        new = await store.replay_delivery(dead)
+        replays.append(the(journal, "delivery.replayed", delivery=dead).detail)
+        assert await store.claim_due("n1", 60, 10, ["canton"]) == [], "canton got it already"
+        dead = new
+    assert [r is not None and r["partner"] for r in replays] == ["archive"] * 3
+    assert len({r["new_delivery"] for r in replays if r is not None}) == 3
+    assert events(journal, delivery=to_canton).count("delivery.replayed") == 0
+
+
 async def test_a_permanent_failure_is_dead_at_once(store: Store, journal: list[Entry]) -> None:
     _mid, [did] = await queued(store, 1)
     [c] = await store.claim_due("n1", 60, 10, ["canton"])
