@@ -272,3 +272,51 @@ def test_a_batch_finished_where_it_was_normalised_uses_the_drafts_read_there(
     forgotten = finish_travelled(2)
     assert forgotten.state is MessageState.QUARANTINED
     assert "malformed XML" in (forgotten.reason or "")
+
+
+def _init_with_a_poison(settings: object) -> None:
+    """The real worker, whose normalising dies (as in a C library) on an input saying POISON."""
+    processor.init_worker(settings)
+    worker = processor._worker
+    assert worker is not None
+    normalise = worker.normalise_batch
+
+    def dies_on_poison(batch: Sequence[tuple[int, RawInput]]) -> list[processor.Step]:
+        if any(b"POISON" in raw.data for _mid, raw in batch):
+            os._exit(3)
+        return normalise(batch)
+
+    worker.normalise_batch = dies_on_poison  # type: ignore[method-assign]
+
+
+async def test_an_input_that_kills_its_worker_is_quarantined_and_the_others_flow(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config = write_initial_config(tmp_path)
+    settings = load_settings(config)
+    store = SQLiteStore(tmp_path / "gateway.db", group_commit_delay=0.001)
+    store.start()
+    pool = WorkerPool(1, _init_with_a_poison, (settings,))
+    pipeline = build_pipeline(settings, get_plugin_manager(), store,
+                              make_validator(schema_set(settings)), lambda: None, pool)
+    poison = message("poison-1").replace(b"<eCH-0044:officialName>",
+                                         b"<!-- POISON --><eCH-0044:officialName>", 1)
+    inputs = [RawInput("registry", f"m{n}.xml", message(f"fine-{n}")) for n in range(4)]
+    try:
+        await pipeline.submit([*inputs[:2], RawInput("registry", "poison.xml", poison),
+                               *inputs[2:]])
+        await pipeline.stop()
+        await pipeline.run()
+        # the next batch finds a new worker
+        await pipeline.submit([RawInput("registry", "later.xml", message("fine-later"))])
+        await pipeline.stop()
+        await pipeline.run()
+    finally:
+        pipeline.close()
+        store.close()
+    rows = dict(states(tmp_path / "gateway.db", "SELECT ref, state FROM messages"))
+    assert rows == {"m0.xml": "routed", "m1.xml": "routed", "poison.xml": "quarantined",
+                    "m2.xml": "routed", "m3.xml": "routed", "later.xml": "routed"}
+    [(reason,)] = states(tmp_path / "gateway.db",
+                         "SELECT reason FROM messages WHERE ref = 'poison.xml'")
+    assert reason == "processing this input crashed the worker process"
+    assert "processing this batch again one input at a time" in caplog.text
