@@ -234,22 +234,27 @@ async def database_disk_full_then_freed(root_text: str) -> None:
     events = Events()
     pm = get_plugin_manager()
     pm.register(events)
-    async with running(config, pm) as gateway:
-        gateway.pipeline.pause.first, gateway.pipeline.pause.longest = 0.1, 0.4
-        drop(drops, "before.xml", message())
-        await until(lambda: deliveries(db) == [("sent", 1)])
-        filler = fill(root / "data")
-        for n in range(MESSAGES):
-            drop(drops, f"m{n}.xml", message())
-        await until(lambda: bool(events.kinds("intake.paused")))
-        await asyncio.sleep(1.0)  # several retries meet the full disk
-        assert not events.kinds("intake.resumed")
-        filler.unlink()
-        # every message proceeds without a restart: stored, processed, sent
-        await until(lambda: deliveries(db) == [("sent", 1)] * (MESSAGES + 1), timeout=20)
-        assert states(db, "SELECT DISTINCT state FROM messages") == [("routed",)]
-        assert not list(drops.glob("*.xml"))
+    with alerts() as log:
+        async with running(config, pm) as gateway:
+            gateway.pipeline.pause.first, gateway.pipeline.pause.longest = 0.1, 0.4
+            drop(drops, "before.xml", message())
+            await until(lambda: deliveries(db) == [("sent", 1)])
+            filler = fill(root / "data")
+            for n in range(MESSAGES):
+                drop(drops, f"m{n}.xml", message())
+            await until(lambda: bool(events.kinds("intake.paused")))
+            await asyncio.sleep(1.0)  # several retries meet the full disk
+            assert not events.kinds("intake.resumed")
+            filler.unlink()
+            # every message proceeds without a restart: stored, processed, sent
+            await until(lambda: deliveries(db) == [("sent", 1)] * (MESSAGES + 1), timeout=20)
+            assert states(db, "SELECT DISTINCT state FROM messages") == [("routed",)]
+            assert not list(drops.glob("*.xml"))
     assert events.kinds("intake.") == ["intake.paused", "intake.resumed"]
+    # one alert for the incident and one for its end, whatever the number of inputs and retries
+    assert len(log.lines) == 2, log.lines
+    assert log.lines[0].startswith("WARNING gateway.alerts: intake paused: the store cannot write")
+    assert log.lines[1].startswith("WARNING gateway.alerts: intake resumed after ")
 
 
 def test_database_disk_full_then_freed_recovers_without_restart(tmp_path: Path) -> None:
