@@ -504,6 +504,22 @@ async def test_release_leases_frees_only_this_nodes_claims(store: Store) -> None
     assert theirs.delivery != mine.delivery
 
 
+async def test_settled_deliveries_are_never_taken_again_after_a_crash(
+        store: Store, journal: list[Entry], clock: FakeClock) -> None:
+    """A lease that ran out, or a start that releases leases, re-marks nothing settled."""
+    _m1, [delivered] = await queued(store, 1)
+    _m2, [sent_one] = await queued(store, 2)
+    claims = {c.delivery: c for c in await store.claim_due("n1", 60, 10, ["canton"])}
+    await store.record_outcomes([Outcome(delivered, claims[delivered].attempt_ref, "delivered"),
+                                 Outcome(sent_one, claims[sent_one].attempt_ref, "sent")],
+                                policy, {"canton": 3600.0})
+    before = list(journal)
+    clock.advance(600)  # every lease long expired
+    assert await store.release_leases("n1") == 0
+    assert await store.claim_due("n2", 60, 10, ["canton"]) == []
+    assert journal == before
+
+
 async def test_sent_then_overdue_once(store: Store, journal: list[Entry], clock: FakeClock) -> None:
     mid, did, ref = await sent(store, 1, timeout=300)
     assert the(journal, "delivery.sent", delivery=did).detail == {"partner": "canton", "ref": ref}
