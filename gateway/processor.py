@@ -168,8 +168,9 @@ class Processor:
                                                       for r in routes}, self._validate,
                                         self._documents, supplied, self.parsed)
         except (InputRejected, ConversionRefused) as exc:
+            # the person's state stays as it was: a replay must compare with the same state
             return Processed(mid, MessageState.QUARANTINED, str(exc), decision=decision,
-                             detail=_warned(warnings, detail), **base)
+                             detail=_warned(warnings, detail), **{**base, "persons": ()})
         if payloads.canonical is not None:
             n = dataclasses.replace(n, xml=payloads.canonical, tree=None,
                                     attachments=n.attachments + tuple(payloads.attachments))

@@ -150,6 +150,43 @@ def test_a_missing_scan_quarantines_the_message_naming_rule_and_file(
     assert count == 1
 
 
+def test_an_ech0020_permit_change_replayed_once_its_scan_is_there_keeps_its_event(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The quarantined event did not change the person's state: the replay compares the new
+    permit with the old one again, and it is still a prolongation (not a duplicate)."""
+    config = gateway_dir(tmp_path, '["permit-{vn}.pdf"]')
+    corpus = Path(__file__).parent / "fixtures" / "ech0020"
+    vn = "7562328558609"  # changeResidencePermit-prolongationB.xml
+    db = tmp_path / "gateway.db"
+
+    async def scenario() -> None:
+        async with running(config, get_plugin_manager()):
+            outbox = tmp_path / "registry" / "outbox"
+            drop(outbox, "base.xml", (corpus / "baseDelivery.xml").read_bytes())
+            await until(lambda: states(db, "SELECT state FROM messages") == [("not_relevant",)])
+            drop(outbox, "permit.xml",
+                 (corpus / "changeResidencePermit-prolongationB.xml").read_bytes())
+            await until(lambda: ("quarantined",) in states(db, "SELECT state FROM messages"))
+
+    asyncio.run(scenario())
+    [(mid,)] = states(db, "SELECT id FROM messages WHERE state = 'quarantined'")
+    (tmp_path / "documents" / f"permit-{vn}.pdf").write_bytes(PDF)
+    assert main(["messages", "replay", str(mid), "--config", str(config)]) == 0
+    assert "now routed" in capsys.readouterr().out
+
+    async def send() -> None:
+        async with running(config, get_plugin_manager()):
+            await until(lambda: any((tmp_path / "sedex" / "outbox").glob("data_*")))
+
+    asyncio.run(send())
+    [payload] = (tmp_path / "sedex" / "outbox").glob("data_*")
+    assert payload.suffix == ".zip"  # sent with its scan
+    with zipfile.ZipFile(payload) as zf:
+        assert "files/" + f"permit-{vn}.pdf" in zf.namelist()
+        root = etree.fromstring(zf.read("message.xml"))
+    assert root.findtext(f"{E223}content/{E223}personEvent") == "prolongationB"
+
+
 def test_a_folder_per_person_attaches_every_scan_in_it_valid_for_a_1_0_partner(
         tmp_path: Path) -> None:
     config = gateway_dir(tmp_path, '["{vn}/*.pdf", "{vn}/*.jpg"]')
