@@ -416,7 +416,7 @@ def test_rules_naming_unknown_partners_sources_fields_or_values_are_refused(
     conf = write(tmp_path / "conf.d/50-rules.toml", """
         [[rules]]
         name = "ok"
-        match = { nationality = ["foreign"], fields = { source_event = "moveIn" } }
+        match = { nationality = ["foreign"], fields = { source_event = "moveIn" }, permit = ["02"] }
         then = { route_to = ["canton"] }
         [[rules]]
         name = "typos"
@@ -429,19 +429,36 @@ def test_rules_naming_unknown_partners_sources_fields_or_values_are_refused(
         [[rules]]
         name = "both"
         then = { route_to = ["canton"], not_relevant = "x" }
+        [[rules]]
+        name = "codes"
+        [rules.match]
+        permit = ["0202", "9999"]
+        canton = ["ZH", "zh"]
+        event = ["changeOccupation"]
+        permit_category = ["Z"]
+        [rules.then]
+        route_to = ["canton"]
         """)
 
     problems = keyed(problems_of(main))
 
-    assert "unknown partner 'kanton'" in problems[(str(conf), "rules.1.then.route_to")]
-    assert "unknown source 'registy'" in problems[(str(conf), "rules.1.match.source")]
+    # numbered as the journal and `rules explain` number them, and named
+    assert problems[(str(conf), "rules[2].then.route_to")].startswith(
+        "rule 'typos': unknown partner 'kanton'")
+    assert "unknown source 'registy'" in problems[(str(conf), "rules[2].match.source")]
     assert "did you mean 'source_event'" in problems[
-        (str(conf), "rules.1.match.fields.sorce_event")]
-    assert "undoSeperation" in problems[(str(conf), "rules.2.match.event")]  # the XSD spelling
-    assert "foreign" in problems[(str(conf), "rules.2.match.nationality")]
-    assert "Verfügung" in problems[(str(conf), "rules.2.then.business_key")]
-    assert "either route_to" in problems[(str(conf), "rules.3.then")]
-    assert not [key for _file, key in problems if key.startswith("rules.0")]
+        (str(conf), "rules[2].match.fields.sorce_event")]
+    assert "undoSeperation" in problems[(str(conf), "rules[3].match.event")]  # the XSD spelling
+    assert "foreign" in problems[(str(conf), "rules[3].match.nationality")]
+    assert "Verfügung" in problems[(str(conf), "rules[3].then.business_key")]
+    assert problems[(str(conf), "rules[4].then")].startswith("rule 'both': give either route_to")
+    permit = problems[(str(conf), "rules[5].match.permit")]
+    assert "rule 'codes'" in permit and "'9999'" in permit and "'0202'" not in permit
+    assert "'zh' (did you mean 'ZH'?)" in problems[(str(conf), "rules[5].match.canton")]
+    assert problems[(str(conf), "rules[5].match.permit_category")].endswith(", not 'Z'")
+    occupation = problems[(str(conf), "rules[5].match.event")]
+    assert "not in eCH-0223 1.5" in occupation and "source_event" in occupation
+    assert not [key for _file, key in problems if key.startswith("rules[1]")]
 
 
 def test_cross_section_checks(tmp_path: Path) -> None:

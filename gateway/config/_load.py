@@ -75,6 +75,9 @@ def load_settings(path: Path | None = None, *, env: Mapping[str, str] | None = N
     if "config_files" in data:
         del data["config_files"]
         problems.append(provenance.problem(("config_files",), "not a configuration key"))
+    rules = data.get("rules")
+    provenance.rule_names = [str(r.get("name", "")) if isinstance(r, dict) else ""
+                             for r in (rules if isinstance(rules, list) else ())]
     gateway = data.setdefault("gateway", {})
     if isinstance(gateway, dict):
         gateway.setdefault("data_dir", fallback.base)

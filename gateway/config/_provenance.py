@@ -40,6 +40,8 @@ class Provenance:
 
     fallback: Origin
     origins: dict[Key, Origin] = field(default_factory=dict)
+    #: The ``name`` of each ``[[rules]]`` entry, for problems to name the rule.
+    rule_names: list[str] = field(default_factory=list)
 
     def forget(self, key: Key) -> None:
         """Drop ``key`` and everything inside it (it was replaced)."""
@@ -56,7 +58,16 @@ class Provenance:
         return self.fallback
 
     def problem(self, key: Key, reason: str) -> Problem:
-        """A problem with ``key``, naming the file or variable that set it."""
+        """A problem with ``key``, naming the file or variable that set it.
+
+        A rule is numbered from 1 (``rules[2].then``), as the journal and ``rules
+        explain`` number it, and named in the reason.
+        """
+        if len(key) > 1 and key[0] in _NUMBERED and key[1].isdigit():
+            index = int(key[1])
+            name = self.rule_names[index] if index < len(self.rule_names) else ""
+            return (self.at(key).label, ".".join((f"{key[0]}[{index + 1}]", *key[2:])),
+                    f"rule {name!r}: {reason}" if name else reason)
         return (self.at(key).label, dotted(key), reason)
 
     def problems(self, error: ValidationError, prefix: Key = ()) -> list[Problem]:
@@ -66,6 +77,8 @@ class Provenance:
             loc = [str(part) for i, part in enumerate(detail["loc"])
                    if not isinstance(part, int) or detail["loc"][i - 1] in _NUMBERED]
             reason = _REASONS.get(detail["type"], detail["msg"].removeprefix("Value error, "))
+            if detail["type"] == "literal_error":
+                reason += f", not {detail['input']!r}"
             if loc and loc[-1] == "[key]":
                 loc.pop()
                 reason = _BAD_NAME
@@ -80,7 +93,7 @@ class Provenance:
         return found
 
 
-#: Arrays of tables whose entries a problem names by index (``rules.2.then``).
+#: Arrays of tables whose entries a problem names by number (``rules[3].then``).
 _NUMBERED = ("rules",)
 
 

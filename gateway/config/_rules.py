@@ -3,8 +3,8 @@
 Each rule has a ``match`` (every key given must hold; a list means "any of")
 and a ``then`` (route to partners, or not relevant with a reason; plus the
 business fields and documents to send along). Values are checked here
-(event names as the eCH-0223 XSD spells them, business keys, permit
-categories); partners and sources are checked against the rest of the
+(event names as the eCH-0223 XSD spells them, business keys, permit codes and
+categories, cantons); partners and sources are checked against the rest of the
 configuration by ``check-config``.
 """
 
@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from gateway.config._durations import Duration
 from gateway.documents import PLACEHOLDERS, pattern_problem
-from gateway.ech0223.codes import BusinessKey, PersonEvent
+from gateway.ech0223.codes import BusinessKey, Canton, PersonEvent, ResidencePermit
 
 Nationality = Literal["swiss", "foreign", "stateless", "unknown"]
 PermitCategory = Literal["B", "C", "Ci", "F", "N", "L", "G", "other"]
@@ -63,11 +63,36 @@ class RuleMatch(_Strict):
     def _known_events(cls, events: list[str] | None) -> list[str] | None:
         """Event names exactly as the eCH-0223 XSD spells them (``undoSeperation``...)."""
         for name in events or ():
-            if name not in EVENTS:
-                close = difflib.get_close_matches(name, EVENTS, n=1, cutoff=0.6)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ValueError(f"unknown eCH-0223 personEvent {name!r}{hint}")
+            if name == "changeOccupation":
+                raise ValueError(
+                    "personEvent 'changeOccupation' is not in eCH-0223 1.5, in which messages"
+                    " are decided (an eCH-0020 changeOccupation has no personEvent): match"
+                    ' fields = { source_event = "changeOccupation" }')
+            _known(name, EVENTS, "eCH-0223 personEvent")
         return events
+
+    @field_validator("permit")
+    @classmethod
+    def _known_permits(cls, permits: list[str] | None) -> list[str] | None:
+        for code in permits or ():
+            _known(code, get_args(ResidencePermit), "eCH-0006 permit code")
+        return permits
+
+    @field_validator("canton")
+    @classmethod
+    def _known_cantons(cls, cantons: list[str] | None) -> list[str] | None:
+        for abbreviation in cantons or ():
+            _known(abbreviation, get_args(Canton), "canton abbreviation")
+        return cantons
+
+
+def _known(value: str, known: tuple[str, ...], what: str) -> None:
+    """:raises ValueError: ``value`` is not one of ``known`` (naming a close one)."""
+    if value not in known:
+        close = ([k for k in known if k.casefold() == value.casefold()]
+                 or difflib.get_close_matches(value, known, n=1, cutoff=0.6))
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"unknown {what} {value!r}{hint}")
 
 
 class RuleThen(_Strict):
