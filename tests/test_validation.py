@@ -76,6 +76,23 @@ def test_errors_carry_the_line_of_the_offending_element() -> None:
     assert "Verfuegung" in report.errors[0].message
 
 
+def test_errors_name_the_element_where_lines_cannot(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Messages the gateway writes are one line: each error names its element's path."""
+    doc = tree_of("valid-pem-full-persondata.xml")
+    for element in doc.iter():
+        element.tail = None if element.getparent() is not None else element.tail
+        element.text = element.text.strip() or None if element.text else None
+    [reference] = doc.getroot().iter("{*}personIdentification")
+    reference.find("{*}officialName").text = ""
+    one_line = tmp_path / "one-line.xml"
+    one_line.write_bytes(etree.tostring(doc, xml_declaration=True, encoding="UTF-8"))
+    assert validate_files([str(one_line)]) == 1
+    [_head, issue] = capsys.readouterr().out.splitlines()
+    assert issue.startswith("  line 2 at /eCH-0223:personEventMessage/eCH-0223:content/"
+                            "eCH-0223:personIdentification/eCH-0044:officialName: ")
+
+
 def test_unknown_root_names_the_accepted_ones() -> None:
     report = validate(etree.fromstring(b'<envelope xmlns="http://www.ech.ch/xmlns/eCH-0090/3"/>'))
     assert (report.valid, report.kind) == (False, "unknown")
@@ -95,9 +112,9 @@ def test_format_report() -> None:
     invalid = ValidationReport(False, "eCH-0223 1.5 eventReport",
                                [ValidationIssue(12, 5, "bad"), ValidationIssue(14, 0, "worse")])
     assert format_report("e.xml", invalid) == (
-        "e.xml: INVALID (eCH-0223 1.5 eventReport)\n  line 12, col 5: bad\n  line 14, col 0: worse")
+        "e.xml: INVALID (eCH-0223 1.5 eventReport)\n  line 12, col 5: bad\n  line 14: worse")
     unknown = ValidationReport(False, "unknown", [ValidationIssue(1, 0, "unexpected root")])
-    assert format_report("u.xml", unknown) == "u.xml: INVALID\n  line 1, col 0: unexpected root"
+    assert format_report("u.xml", unknown) == "u.xml: INVALID\n  line 1: unexpected root"
 
 
 def test_validate_files_reports_every_file(tmp_path: Path,
@@ -111,7 +128,8 @@ def test_validate_files_reports_every_file(tmp_path: Path,
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"{FULL}: valid (eCH-0223 1.5 personEventMessage)"
     assert lines[1] == f"{invalid}: INVALID (eCH-0223 1.5 personEventMessage)"
-    assert re.fullmatch(r"  line \d+, col 0: .*'version' is required but missing\.", lines[2])
+    assert re.fullmatch(r"  line \d+ at /eCH-0223:personEventMessage: .*'version' is required"
+                        r" but missing\.", lines[2])
     assert lines[3].startswith("  hint: eCH-0223 1.4 / 1.3 / 1.0 documents have no version")
     assert lines[4] == f"{hostile}: REJECTED: DOCTYPE and entity declarations are not allowed" \
                        " (at line 1)"

@@ -84,15 +84,18 @@ class _LogEntry(Protocol):
     line: int
     column: int
     message: str
+    path: str | None
 
 
 @dataclass(frozen=True, slots=True)
 class ValidationIssue:
-    """One schema violation; ``column`` is 0 when libxml2 does not report one."""
+    """One schema violation; ``column`` is 0 when libxml2 does not report one; ``path`` is
+    the offending element's (``/eCH-0223:personEventMessage/...``), when known."""
 
     line: int
     column: int
     message: str
+    path: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +218,7 @@ class SchemaSet:
         if schema.validate(doc):
             return ValidationReport(True, label)
         entries = cast("Iterable[_LogEntry]", schema.error_log)
-        issues = [ValidationIssue(e.line, e.column, e.message) for e in entries]
+        issues = [ValidationIssue(e.line, e.column, e.message, e.path or "") for e in entries]
         return ValidationReport(False, label, issues)
 
 
@@ -241,8 +244,14 @@ def format_report(path: str, report: ValidationReport) -> str:
     if report.valid:
         return f"{path}: valid ({report.kind})"
     head = f"{path}: INVALID" + ("" if report.kind == "unknown" else f" ({report.kind})")
-    lines = [f"  line {i.line}, col {i.column}: {i.message}" for i in report.errors]
-    return "\n".join([head, *lines])
+    return "\n".join([head, *(f"  {_where(i)}: {i.message}" for i in report.errors)])
+
+
+def _where(issue: ValidationIssue) -> str:
+    """``line 2 at /a:b/a:c[2]``: the line alone cannot tell apart the errors of a one-line
+    document (the messages the gateway writes are)."""
+    column = f", col {issue.column}" if issue.column else ""
+    return f"line {issue.line}{column}" + (f" at {issue.path}" if issue.path else "")
 
 
 def validate_files(paths: list[str], schema_set: SchemaSet | None = None, *,
