@@ -141,12 +141,17 @@ def test_send_laggard_of_family_with_a_scan_reaches_the_sedex_outbox(
         assert_official(zf.read("message.xml"))
 
 
-def test_send_by_local_id_for_a_1_4_partner(site: Path) -> None:
+def test_send_by_local_id_for_a_1_4_partner(site: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
     (site / "conf.d" / "20-partner.toml").write_text('[partners.canton]\nech0223_version = "1.4"\n')
     assert send(site, "--partner", "canton", "--event", "laggardOfFamily",
                 "--person", LOCAL) == 0
+    assert "warning" not in capsys.readouterr().err
     assert send(site, "--partner", "canton", "--event", "declarationOfCommitment",
                 "--person", LOCAL.split(":")[1]) == 0  # any category
+    # the case worker is told that the partner gets another event than asked for
+    assert ("warning: canton: personEvent declarationOfCommitment is not in eCH-0223 1.4: sent"
+            " as othercaseOfMigration") in capsys.readouterr().err
     first, second = manual_rows(site)
     assert first[1] == second[1] == "routed"
     laggard = assert_official(payload_of(site, first[0]), "1.4")
