@@ -35,7 +35,7 @@ from lxml import etree
 from gateway import __version__
 from gateway.contracts import Attachment, Decision, Intake, Normalised, RawInput
 from gateway.documents import describe
-from gateway.ech0223 import Content, Header, PersonEventMessage, SendingApplication, write_message
+from gateway.ech0223 import Content, Header, PersonEventMessage, SendingApplication, versions, write_message
 from gateway.ech0223.codes import BusinessKey, DocumentStatus, PersonEvent
 from gateway.errors import InputRejected
 from gateway.person_state import PersonState, parse_key
@@ -94,6 +94,16 @@ def check(settings: Any, partner: str, event: str | None, business_key: str | No
     if partner not in enabled:
         raise InputRejected(f"no enabled partner {partner!r}; partners: "
                             + (", ".join(enabled) or "none"), "partner")
+    chosen = settings.partners[partner]
+    if chosen.role == "registry":
+        raise InputRejected(f"partner {partner!r} is the registry (role = \"registry\"): it gets"
+                            " the partners' messages on the way back, not messages sent by hand",
+                            "partner")
+    if (event is not None and chosen.unsupported_event == "refuse"
+            and event not in versions.EVENTS[chosen.ech0223_version]):
+        raise InputRejected(f"{partner} runs eCH-0223 {chosen.ech0223_version}, which has no"
+                            f" {event}, and refuses such events (unsupported_event ="
+                            ' "refuse")', "event")
     if business_key is not None and business_key not in BUSINESS_KEYS:
         raise InputRejected(f"unknown businessKey {business_key!r}; valid: "
                             + ", ".join(BUSINESS_KEYS), "business key")

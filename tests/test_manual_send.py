@@ -185,6 +185,34 @@ def test_an_invalid_event_exits_2_listing_the_valid_ones(
     assert manual_rows(site) == []
 
 
+def test_what_the_partner_cannot_take_is_refused_before_anything_is_stored(
+        site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (site / "conf.d" / "20-partner.toml").write_text(
+        '[partners.canton]\nech0223_version = "1.3"\nunsupported_event = "refuse"\n')
+    assert send(site, "--partner", "canton", "--event", "laggardOfFamily", "--person", VN) == 2
+    err = capsys.readouterr().err
+    assert "canton runs eCH-0223 1.3, which has no laggardOfFamily" in err
+    assert 'unsupported_event = "refuse"' in err
+    # the registry gets the partners' messages on the way back; nobody sends it one by hand
+    assert send(site, "--partner", "registry", "--event", "laggardOfFamily", "--person", VN,
+                "--sender-id", "T1-2511-1") == 2
+    assert "partner 'registry' is the registry" in capsys.readouterr().err
+    assert manual_rows(site) == []
+
+
+def test_unusable_attachments_are_refused_naming_the_file(
+        site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = site / "empty.pdf"
+    empty.write_bytes(b"")
+    assert send(site, "--partner", "canton", "--event", "laggardOfFamily", "--person", VN,
+                "--attach", str(empty)) == 1
+    assert f"{empty}: the file is empty" in capsys.readouterr().err
+    assert send(site, "--partner", "canton", "--event", "laggardOfFamily", "--person", VN,
+                "--attach", str(site)) == 1
+    assert f"cannot read {site}: " in capsys.readouterr().err
+    assert manual_rows(site) == []
+
+
 def test_a_missing_attachment_is_refused_before_anything_is_stored(
         site: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert send(site, "--partner", "canton", "--event", "laggardOfFamily", "--person", VN,

@@ -95,7 +95,7 @@ def _input(args: argparse.Namespace, settings: Any) -> RawInput:
         args.comment, files, settings.documents.status)
     if args.file is not None:
         limit = int(settings.limits.max_document_bytes)
-        data = read_file(args.file, limit)
+        data = _read(args.file, limit)
         if data is None:
             raise InputRejected(f"{args.file} is larger than [limits] max_document_bytes"
                                 f" ({limit} bytes)")
@@ -121,10 +121,12 @@ def _files(paths: list[Path], settings: Any) -> tuple[tuple[Attachment, datetime
     budget = int(settings.limits.max_attachment_bytes)
     out = []
     for path in paths:
-        data = read_file(path, budget)
+        data = _read(path, budget)
         if data is None:
-            raise InputRejected(f"{path}: the files are larger than [limits]"
-                                f" max_attachment_bytes ({budget} bytes) in all")
+            raise InputRejected(f"{path}: the files are larger than [limits] max_attachment_bytes"
+                                f" ({int(settings.limits.max_attachment_bytes)} bytes) in all")
+        if not data:
+            raise InputRejected(f"{path}: the file is empty (a scan that failed?)")
         budget -= len(data)
         modified = datetime.fromtimestamp(path.stat().st_mtime, UTC).astimezone()
         out.append((Attachment(path.name, data), modified))
@@ -137,6 +139,17 @@ def _warnings(msg: dict[str, Any]) -> list[str]:
     found = [e["detail"].get("warnings", []) for e in msg["journal"]
              if e["event"] == "message.normalised" and isinstance(e["detail"], dict)]
     return list(found[-1]) if found else []
+
+
+def _read(path: Path, limit: int) -> bytes | None:
+    """The file's bytes, ``None`` when larger than ``limit``.
+
+    :raises InputRejected: it cannot be read (naming it: a folder's read error has no name).
+    """
+    try:
+        return read_file(path, limit)
+    except OSError as exc:
+        raise InputRejected(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
 def _who() -> str:
