@@ -1,13 +1,17 @@
 """Whether a file's bytes are complete: the check for files written in place.
 
 A writer that writes under the final name leaves, for a while, an empty
-file, an XML document without its end, a zip without its directory. This
-check recognises those shapes from the bytes alone; whether the input is
-*valid* is for later steps.
+file, an XML document without its end, a zip without its directory, JSON
+without its closing bracket, a CSV row without its last cells. This check
+recognises those shapes from the bytes alone; whether the input is *valid*
+is for later steps.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import re
 
 _ZIP_STARTS = (b"PK\x03\x04", b"PK\x05\x06")
@@ -23,6 +27,11 @@ _ROOT_CUT = re.compile(rb"""<[^\s/>!?]*(?:\s+[^\s=/>]+\s*=\s*(?:"[^"]*"|'[^']*')
                        rb"""\s*(?:[^\s=/>]+\s*(?:=\s*(?:"[^"]*|'[^']*)?)?)?/?""")
 #: How far into the input the root element's start is looked for.
 _HEAD = 1 << 16
+#: What is left after the place a JSON parser fails at when the input ends in a token:
+#: nothing, or part of a literal, a number or an escape (``nu``, ``1.``, ``\\u00``).
+_TOKEN_CUT = re.compile(r'[-+.\w\\"]{0,12}')
+#: The delimiters a CSV export may use; the header line's most frequent one is taken.
+_DELIMITERS = (b";", b",", b"\t", b"|")
 
 
 def unfinished(data: bytes) -> str | None:
@@ -30,8 +39,11 @@ def unfinished(data: bytes) -> str | None:
 
     Empty input; a zip without its end-of-central-directory record; XML
     without the end tag of its root element (XML declared with a DOCTYPE, or
-    in UTF-16, is left for the normaliser to judge). Anything else counts as
-    finished: whether it is *valid* is for later steps.
+    in UTF-16, is left for the normaliser to judge); a JSON object or list
+    that ends before it is closed; text in lines with delimiters (CSV) that
+    ends inside a quoted cell, or without a line end in a row with fewer
+    cells than the first line. Anything else counts as finished: whether it
+    is *valid* is for later steps.
     """
     if not data:
         return "it is empty"
@@ -40,6 +52,11 @@ def unfinished(data: bytes) -> str | None:
     body = data[3:] if data.startswith(_BOMS) else data
     if body.startswith(_UTF16):
         return None
+    stripped = body.lstrip()
+    if stripped[:1] in (b"{", b"["):
+        return _json_unfinished(stripped, len(data))
+    if stripped[:1] != b"<":
+        return _csv_unfinished(body, len(data))
     start = _prolog_end(body)
     if start >= len(body):
         return f"XML without a root element yet (it ends after {len(data)} bytes)"
@@ -63,6 +80,48 @@ def _prolog_end(body: bytes) -> int:
         else:
             break
     return i
+
+
+def _json_unfinished(body: bytes, size: int) -> str | None:
+    """JSON that ends before its outermost object or list is closed (``body``: from its start)."""
+    cut = f"JSON that ends before its outermost {chr(body[0])} is closed (after {size} bytes)"
+    try:
+        json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return cut if exc.reason == "unexpected end of data" else None
+    except json.JSONDecodeError as exc:
+        if exc.msg.startswith("Unterminated") or (
+                exc.msg != "Extra data" and _TOKEN_CUT.fullmatch(exc.doc[exc.pos:].rstrip())):
+            return cut
+    except (ValueError, RecursionError):
+        pass  # too deep, a huge number: the normaliser says why
+    return None  # whole, or malformed before its end (the normaliser says why)
+
+
+def _csv_unfinished(body: bytes, size: int) -> str | None:
+    """A CSV export cut inside a quoted cell or inside its last row (no line end yet)."""
+    if b"\0" in body[:_HEAD]:
+        return None  # not text
+    first = body[:_HEAD].split(b"\n", 1)[0]
+    delimiter = max(_DELIMITERS, key=first.count)
+    if not first.count(delimiter):
+        return None  # not delimited text
+    if body.count(b'"') % 2:
+        return f"CSV that ends inside a quoted cell (after {size} bytes)"
+    if body.endswith((b"\n", b"\r")):
+        return None
+    if b"\n" not in body:
+        return f"CSV of one line without its line end (after {size} bytes)"
+    start = body.rfind(b"\n")
+    while body.count(b'"', start + 1) % 2:  # a line inside a quoted cell: back to the row start
+        start = body.rfind(b"\n", 0, start)
+    header, last = (next(csv.reader(io.StringIO(line.decode("latin-1"), newline=""),
+                                    delimiter=delimiter.decode()), [])
+                    for line in (first.rstrip(b"\r"), body[start + 1:]))
+    if len(last) < len(header):
+        return (f"CSV whose last row has {len(last)} of the header's {len(header)} cells and no"
+                f" line end (after {size} bytes)")
+    return None
 
 
 def _zip_unfinished(data: bytes) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import socket
 import subprocess
@@ -30,6 +31,10 @@ def zipped(entries: dict[str, bytes]) -> bytes:
 
 
 ZIP = zipped({"m.xml": DOC, "files/a.pdf": os.urandom(5000)})
+JSON = json.dumps({"export": {"persons": [{"id": str(i), "name": {"official": "Müller"}}
+                                          for i in range(300)]}}, indent=1).encode()
+CSV = ("PERS_NR;NAME;STRASSE\r\n" + "".join(f'{i};M\xfcller;"Weg; {i}"\r\n' for i in range(300))
+       ).encode("windows-1252")
 
 
 @pytest.mark.parametrize(("data", "what"), [
@@ -40,6 +45,20 @@ ZIP = zipped({"m.xml": DOC, "files/a.pdf": os.urandom(5000)})
     (b"<r:doc xmlns:r='urn:x' a='>'", "XML that ends inside its root element's start tag"),
     (ZIP[:-1], "a zip without its end-of-central-directory record"),
     (ZIP[:4000], "a zip without its end-of-central-directory record (it ends after 4000 bytes)"),
+    (JSON[:2000], "JSON that ends before its outermost { is closed (after 2000 bytes)"),
+    (JSON[:JSON.index(b"}") + 1], "JSON that ends before its outermost { is closed"),
+    (b'{"a": "x}', "JSON that ends before its outermost { is closed"),
+    (b'{"a": nu', "JSON that ends before its outermost { is closed"),
+    (b'[1.', "JSON that ends before its outermost [ is closed"),
+    (b'["\\u00', "JSON that ends before its outermost [ is closed"),
+    (b"\xef\xbb\xbf [", "JSON that ends before its outermost [ is closed"),
+    (CSV[:CSV.index(b"Weg; 7") + 2], "CSV that ends inside a quoted cell"),
+    (CSV[:CSV.index(b"Weg; 7") - 3], "CSV whose last row has 2 of the header's 3 cells and no"
+                                     " line end"),
+    (b"A,B,C\n1,2", "CSV whose last row has 2 of the header's 3 cells"),
+    (CSV[:15], "CSV of one line without its line end (after 15 bytes)"),
+    (b'A;B;C\r\n1;"two\r\n', "CSV that ends inside a quoted cell"),
+    (b'A;B;C\r\n1;"two\r\nlines"', "CSV whose last row has 2 of the header's 3 cells"),
 ])
 def test_unfinished_shapes_say_what_is_missing(data: bytes, what: str) -> None:
     found = unfinished(data)
@@ -50,6 +69,10 @@ def test_unfinished_shapes_say_what_is_missing(data: bytes, what: str) -> None:
     DOC, DOC + b"<!-- trailer -->\n<?pi x?>\n", b"<r/>", b"\xef\xbb\xbf<a x='1'/>", ZIP,
     zipped({}), b"<a><b></a>",  # malformed, but finished: the normaliser says why
     b"<!DOCTYPE a><a>", b"%PDF-1.7 binary", "<ä>ü</ä>".encode(),
+    JSON, JSON + b"\n\n", b"[]",
+    b'{"a": 1} trailing', b'{"a": nul, "b": 2}', b'{"a": 1}\n{"b": 2}',  # malformed, but whole
+    CSV, CSV.rstrip(), CSV[:CSV.index(b"\r\n", 100)],  # the last row whole, without line end
+    b"PERS_NR;NAME;STRASSE\r\n", b"A;B\n1;\"two\nlines\"", b"plain text without delimiters",
 ])
 def test_finished_input_passes(data: bytes) -> None:
     assert unfinished(data) is None

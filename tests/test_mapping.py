@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ MAPPINGS = REPO / "config" / "mappings"
 EXAMPLES = REPO / "config" / "examples" / "nova"
 CSV_SAMPLE = EXAMPLES / "einwohner-2026-12-01.csv"
 JSON_SAMPLE = EXAMPLES / "einwohner-2026-12-01.json"
+WRITER = Path(__file__).parent / "writer.py"
 LIMITS = NormaliseContext(max_bytes=1 << 20, max_zip_entries=10, max_zip_bytes=1 << 20,
                           max_zip_ratio=10)
 HEADER = ("PERS_NR;AHV_NR;NAME;VORNAME;GESCHLECHT;GEBURTSDATUM;GEBURTSLAND;GEBURTSORT;"
@@ -508,6 +510,26 @@ async def test_a_dropped_export_becomes_a_message_per_row_and_its_bad_row_is_qua
     assert (tmp_path / "done" / "einwohner.csv").is_file()
     persons = states(db, "SELECT key FROM person_keys WHERE key LIKE 'vn:%'")
     assert len(persons) == 7  # the seven people of the good rows, found by VN
+
+
+@pytest.mark.parametrize(("sample", "mapping", "good"), [
+    (CSV_SAMPLE, "nova.toml", 7), (JSON_SAMPLE, "nova-json.toml", 3)])
+async def test_an_export_written_in_place_with_pauses_is_waited_for_not_rejected(
+        tmp_path: Path, sample: Path, mapping: str, good: int) -> None:
+    """FIELD.md "Writers write in place": pauses longer than ``settle`` leave a cut export."""
+    options = {"path": "in", "done_dir": "done", "poll_interval": "50ms", "settle": "50ms",
+               "pattern": ["*.csv", "*.json"], "mapping": str(MAPPINGS / mapping)}
+    async with harness(tmp_path, source_options=options) as h:
+        writer = await asyncio.create_subprocess_exec(
+            sys.executable, str(WRITER), "0.3", "4", f"{h.inbox / sample.name}={sample}")
+        assert await writer.wait() == 0
+        await h.settled(good)
+        await asyncio.sleep(0.3)  # nothing more comes
+        messages = h.messages()
+    export_file, *row_messages = messages
+    assert (export_file.ref, export_file.state) == (sample.name, "split")
+    assert sum(m.state == "routed" for m in row_messages) == good
+    assert (tmp_path / "done" / sample.name).read_bytes() == sample.read_bytes()
 
 
 async def test_the_init_configuration_with_the_nova_source_and_worker_processes(

@@ -51,7 +51,8 @@ class FolderOptions(PluginOptions):
         " eCH-0223 by the mapping plugin as this file says (see README, JSON and CSV exports)")
     grace: Duration = Field(
         300.0, ge=0, description="how long a file that looks unfinished (empty, XML without the"
-        " end of its root element, zip without its end record) may stay so before it is"
+        " end of its root element, zip without its end record, JSON not closed, a CSV row cut"
+        " short) may stay so before it is"
         f" quarantined; entries that are not regular files go to the '{SET_ASIDE}' subfolder")
 
     @field_validator("pattern", mode="before")
