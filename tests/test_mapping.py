@@ -296,6 +296,25 @@ def test_a_mapping_file_with_faults_names_file_and_key(tmp_path: Path) -> None:
 
 
 
+@pytest.mark.parametrize(("key", "toml"), [
+    ("date_format", 'date_format = "%d.%m.%y"'),
+    ("fields.event_date.format",
+     'event_date = { column = "EREIGNIS_DATUM", format = "%y-%m-%d" }'),
+])
+def test_a_two_digit_year_is_refused_naming_file_and_key(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], key: str, toml: str) -> None:
+    """%y reads 30 as 2030: a person born in 1930 would be born in the future."""
+    config = gateway_dir(tmp_path)
+    mapping = tmp_path / "mappings" / "nova.toml"
+    text = mapping.read_text(encoding="utf-8")
+    line = toml.split(" = ", 1)[0]
+    text = "\n".join(toml if row.startswith(f"{line} = ") else row for row in text.splitlines())
+    mapping.write_text(text, encoding="utf-8")
+    assert main(["--config", str(config), "check-config"]) == 2
+    printed = "".join(capsys.readouterr())
+    assert f"{mapping}: {key}: " in printed and "has a two-digit year (%y)" in printed, printed
+
+
 def test_fixed_values_and_country_tables_are_checked_when_the_mapping_is_read(
         tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"

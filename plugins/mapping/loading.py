@@ -52,12 +52,18 @@ _DATE_HINT = ("{!r} does not read dates: write it with %d (day), %m (month) and 
 _PROBE = date(1987, 3, 14)
 
 
-def _reads_dates(fmt: str) -> bool:
-    """Whether ``fmt`` reads back what it writes of a date: it has day, month and year."""
+def _date_format_problem(fmt: str) -> str | None:
+    """Why ``fmt`` cannot read dates: it lacks day, month or year, or has a two-digit year."""
+    if "%y" in fmt:
+        return (f"{fmt!r} has a two-digit year (%y): 01.01.30 would be read as 2030, a birth"
+                " in 1930 as one in the future; the export must write the year with four"
+                " digits (%Y)")
     try:
-        return datetime.strptime(_PROBE.strftime(fmt), fmt).date() == _PROBE
+        if datetime.strptime(_PROBE.strftime(fmt), fmt).date() == _PROBE:
+            return None
     except ValueError:
-        return False
+        pass
+    return _DATE_HINT.format(fmt)
 
 
 def _cross_check(spec: MappingSpec) -> list[tuple[str, str]]:
@@ -70,8 +76,9 @@ def _cross_check(spec: MappingSpec) -> list[tuple[str, str]]:
         problems.append(("fields", "local_id and local_id_category go together"))
     if spec.format == "csv" and spec.records:
         problems.append(("records", "only a JSON export has a records path"))
-    if not _reads_dates(spec.date_format):
-        problems.append(("date_format", _DATE_HINT.format(spec.date_format)))
+    wrong = _date_format_problem(spec.date_format)
+    if wrong is not None:
+        problems.append(("date_format", wrong))
     for target, field in spec.fields.items():
         assert isinstance(field, FieldSpec)
         key, kind = f"fields.{target}", TARGETS[target][0]
@@ -87,8 +94,8 @@ def _cross_check(spec: MappingSpec) -> list[tuple[str, str]]:
                              if code not in codes]
         if field.format is not None and kind != "date":
             problems.append((f"{key}.format", f"{target} is not a date"))
-        elif field.format is not None and not _reads_dates(field.format):
-            problems.append((f"{key}.format", _DATE_HINT.format(field.format)))
+        elif field.format is not None and (wrong := _date_format_problem(field.format)):
+            problems.append((f"{key}.format", wrong))
         if kind == "country" and not spec.countries:
             problems.append(("countries", f"{target} is a country: list them in [countries]"))
         elif kind == "country" and field.table in spec.tables:
