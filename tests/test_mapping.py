@@ -22,7 +22,7 @@ from gateway.config import write_initial_config
 from gateway.plugins import get_plugin_manager
 from gateway.testing import drop, harness, running, states, until
 from plugins.mapping.loading import load_mapping
-from plugins.mapping.normaliser import MAPPING_META, ROW_META, normalise
+from plugins.mapping.normaliser import MAPPING_META, NO_ROWS, ROW_META, normalise
 from tests.official import official_schema_set
 
 REPO = Path(__file__).resolve().parent.parent
@@ -199,7 +199,6 @@ def test_a_row_part_that_no_longer_maps_is_rejected_with_its_reason(tmp_path: Pa
     (b'<?xml version="1.0"?><a/>', "the header lacks the mapped column(s) AHV_NR, BEWILLIGUNG"),
     (b"\x00\x01\x02PK garbage", "the header lacks the mapped column(s)"),
     (csv_bytes(GOOD, delimiter=","), "the header has no ';': is the delimiter ','?"),
-    (HEADER.encode() + b"\r\n", "the export has no records"),
     (b"", "the export is empty"),
     (csv_bytes(GOOD.replace("Becker", "B" + "e" * 200_000)), "field larger than field limit"),
 ])
@@ -208,6 +207,28 @@ def test_a_file_that_is_not_such_an_export_is_rejected_naming_what_is_missing(
     with pytest.raises(InputRejected) as caught:
         split(data, utf8_mapping(tmp_path))
     assert reason in str(caught.value)
+
+
+@pytest.mark.parametrize(("data", "mapping"), [
+    (HEADER.encode() + b"\r\n", "nova.toml"), (HEADER.encode(), "nova.toml"),
+    (b'{"export": {"created": "2026-12-01", "persons": []}}', "nova-json.toml"),
+])
+def test_an_export_without_rows_is_not_relevant(data: bytes, mapping: str) -> None:
+    result = split(data, MAPPINGS / mapping)
+    assert result.not_relevant == NO_ROWS and not result.parts and not result.rejected_parts
+
+
+async def test_a_dropped_export_without_rows_is_stored_as_not_relevant(
+        tmp_path: Path) -> None:
+    """A day without mutations: the vendor writes the header alone."""
+    options = {"path": "in", "done_dir": "done", "poll_interval": "50ms", "settle": "0s",
+               "pattern": ["*.csv"], "mapping": str(MAPPINGS / "nova.toml")}
+    async with harness(tmp_path, source_options=options) as h:
+        h.feed("leer.csv", HEADER.encode() + b"\r\n")
+        await h.wait_for(lambda: [m.state for m in h.messages()] == ["not_relevant"])
+        [stored] = h.messages()
+    assert (stored.ref, stored.reason) == ("leer.csv", NO_ROWS)
+    assert (tmp_path / "done" / "leer.csv").is_file()
 
 
 def test_windows_1252_needs_saying_so(tmp_path: Path) -> None:
@@ -405,6 +426,15 @@ def test_map_test_rejects_a_file_that_is_no_export(
     code = main(["--config", str(config), "map-test", "--source", "nova-json", str(CSV_SAMPLE)])
     assert code == 1
     assert capsys.readouterr().err.startswith(f"{CSV_SAMPLE}: rejected: not utf-8 text")
+
+
+def test_map_test_says_an_export_without_rows_has_nothing_to_send(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = gateway_dir(tmp_path)
+    empty = tmp_path / "leer.csv"
+    empty.write_bytes(HEADER.encode() + b"\r\n")
+    assert main(["--config", str(config), "map-test", "--source", "nova", str(empty)]) == 0
+    assert capsys.readouterr().out == f"{empty}: {NO_ROWS}\n"
 
 
 def test_map_test_says_when_the_file_cannot_be_read(

@@ -64,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.file}: rejected: {exc}", file=sys.stderr)
         return EXIT_REJECTED
     assert export is not None
+    if export.not_relevant is not None:
+        print(f"{args.file}: {export.not_relevant}")
+        return EXIT_OK
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
     report = sys.stdout if args.summary else sys.stderr

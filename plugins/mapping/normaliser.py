@@ -39,6 +39,9 @@ MAPPING_META = "mapping"
 #: The metadata key of a row part: the row's number in its file.
 ROW_META = "mapping_row"
 
+#: Why an export without rows is not relevant.
+NO_ROWS = "the export has no rows (a header alone, or an empty list): nothing to send"
+
 #: An eCH namespace in a schema message, shortened to its prefix.
 _NAMESPACE = re.compile(r"\{http://www\.ech\.ch/xmlns/(eCH-\d{4})/\d+\}")
 
@@ -87,8 +90,15 @@ def mapping(path: Path) -> MappingSpec:
 
 
 def split(raw: RawInput, spec: MappingSpec) -> Normalised:
-    """The export as parts: one per row that maps, one rejected part per row that does not."""
+    """The export as parts: one per row that maps, one rejected part per row that does not.
+
+    An export without rows (a header alone, an empty list: a day without mutations)
+    is not relevant: there is nothing to send, and nothing is wrong.
+    """
     records = read_records(raw.data, spec)
+    if not records:
+        return Normalised(kind="export", message_id=None, xml=b"", tree=None,
+                          not_relevant=NO_ROWS)
     origin = Origin(hashlib.sha256(raw.data).hexdigest(), datetime.now(UTC).replace(microsecond=0))
     parts: list[RawInput] = []
     rejected: list[tuple[RawInput, str]] = []

@@ -31,16 +31,14 @@ class Record:
 
 
 def read_records(data: bytes, spec: MappingSpec) -> list[Record]:
-    """The records of an export, checked against what the mapping reads.
+    """The records of an export, checked against what the mapping reads; none for a
+    header alone or an empty list.
 
     :raises InputRejected: not text in the mapping's encoding, not CSV or JSON,
         a header without mapped columns, more rows than ``max_rows``.
     """
     text = _decode(data, spec.encoding)
-    records = _csv(text, spec) if spec.format == "csv" else _json(text, spec)
-    if not records:
-        raise InputRejected("the export has no records")
-    return records
+    return _csv(text, spec) if spec.format == "csv" else _json(text, spec)
 
 
 def _decode(data: bytes, encoding: str) -> str:
