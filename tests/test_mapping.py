@@ -155,7 +155,7 @@ def test_each_kind_of_bad_row_is_rejected_alone(tmp_path: Path) -> None:
         GOOD.replace(";8400;", ";84OO;"),                    # not a number
         GOOD + ";extra",                                     # more cells than the header
         GOOD.replace("Lukas", "Lu\x00kas"),                  # a character XML cannot carry
-        GOOD,
+        GOOD.replace("104211;756.5658.6706.52", "104212;756.8659.8426.46"),  # another person
     )
     result = split(data, mapping)
     assert [p.meta[ROW_META] for p in result.parts] == ["1", "10"]
@@ -172,6 +172,21 @@ def test_each_kind_of_bad_row_is_rejected_alone(tmp_path: Path) -> None:
         "row 9 (line 10): field first_name (VORNAME): contains the control character U+0000",
     ]
     assert len(rows(result)) == 2
+
+
+def test_a_row_repeated_in_the_file_is_rejected_and_sent_once(tmp_path: Path) -> None:
+    other = GOOD.replace("104211;756.5658.6706.52;Becker", "104212;756.8659.8426.46;Krasniqi")
+    result = split(csv_bytes(GOOD, other, GOOD, GOOD), utf8_mapping(tmp_path))
+    assert [int(p.meta[ROW_META]) for p in result.parts] == [1, 2]
+    assert [reason for _part, reason in result.rejected_parts] == [
+        "row 3 (line 4): the same as row 1 (line 2), which is sent once",
+        "row 4 (line 5): the same as row 1 (line 2), which is sent once"]
+    json_export = json.loads(JSON_SAMPLE.read_bytes())
+    json_export["export"]["persons"].append(json_export["export"]["persons"][0])
+    result = split(json.dumps(json_export).encode(), MAPPINGS / "nova-json.toml")
+    assert len(result.parts) == 3
+    assert [reason for _part, reason in result.rejected_parts] == [
+        "row 4: the same as row 1, which is sent once"]
 
 
 def test_a_row_with_several_faults_names_each(tmp_path: Path) -> None:

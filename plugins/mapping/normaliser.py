@@ -90,7 +90,8 @@ def mapping(path: Path) -> MappingSpec:
 
 
 def split(raw: RawInput, spec: MappingSpec) -> Normalised:
-    """The export as parts: one per row that maps, one rejected part per row that does not.
+    """The export as parts: one per row that maps, one rejected part per row that does not
+    (or that repeats an earlier row: the event is sent once).
 
     An export without rows (a header alone, an empty list: a day without mutations)
     is not relevant: there is nothing to send, and nothing is wrong.
@@ -102,8 +103,15 @@ def split(raw: RawInput, spec: MappingSpec) -> Normalised:
     origin = Origin(hashlib.sha256(raw.data).hexdigest(), datetime.now(UTC).replace(microsecond=0))
     parts: list[RawInput] = []
     rejected: list[tuple[RawInput, str]] = []
+    first: dict[str, Record] = {}  # a record's values -> the first record with them
     for record in records:
         part = _part(raw, record, origin)
+        same = first.setdefault(json.dumps([record.values, record.problem], sort_keys=True),
+                                record)
+        if same is not record:
+            rejected.append((part, f"row {record.row}{_where(record)}: the same as row"
+                                   f" {same.row}{_where(same)}, which is sent once"))
+            continue
         try:
             invalid = schema_problems(map_record(spec, record, origin))
         except RowError as exc:
