@@ -149,6 +149,7 @@ def test_each_kind_of_bad_row_is_rejected_alone(tmp_path: Path) -> None:
         GOOD,
         GOOD.replace(";Becker;", ";;"),                      # a required field empty
         GOOD.replace("14.03.1991", "1991-03-14"),            # a date in another format
+        GOOD.replace("14.03.1991", "29.02.1991"),            # a day the month lacks
         GOOD.replace("756.5658.6706.52", "756.5658.6706.53"),  # a wrong check digit
         GOOD.replace(";M;", ";X;"),                          # no entry in the sex table
         GOOD.replace(";DE;ledig;", ";ZZ;ledig;"),             # an unknown country
@@ -158,18 +159,20 @@ def test_each_kind_of_bad_row_is_rejected_alone(tmp_path: Path) -> None:
         GOOD.replace("104211;756.5658.6706.52", "104212;756.8659.8426.46"),  # another person
     )
     result = split(data, mapping)
-    assert [p.meta[ROW_META] for p in result.parts] == ["1", "10"]
+    assert [p.meta[ROW_META] for p in result.parts] == ["1", "11"]
     assert [reason for _part, reason in result.rejected_parts] == [
         "row 2 (line 3): field official_name (NAME): missing (required)",
         "row 3 (line 4): field date_of_birth (GEBURTSDATUM): '1991-03-14' is not a date of the"
         " form %d.%m.%Y",
-        "row 4 (line 5): field vn (AHV_NR): the VN's check digit is wrong",
-        "row 5 (line 6): field sex (GESCHLECHT): value 'X' has no entry in the sex table",
-        "row 6 (line 7): field nationality (STAATSANGEHOERIGKEIT): value 'ZZ' has no entry in"
+        "row 4 (line 5): field date_of_birth (GEBURTSDATUM): '29.02.1991' is no date: day is"
+        " out of range for month",
+        "row 5 (line 6): field vn (AHV_NR): the VN's check digit is wrong",
+        "row 6 (line 7): field sex (GESCHLECHT): value 'X' has no entry in the sex table",
+        "row 7 (line 8): field nationality (STAATSANGEHOERIGKEIT): value 'ZZ' has no entry in"
         " [countries]",
-        "row 7 (line 8): field zip_code (PLZ): '84OO' is not a number",
-        "row 8 (line 9): field (row): 26 cells where the header has 25",
-        "row 9 (line 10): field first_name (VORNAME): contains the control character U+0000",
+        "row 8 (line 9): field zip_code (PLZ): '84OO' is not a number",
+        "row 9 (line 10): field (row): 26 cells where the header has 25",
+        "row 10 (line 11): field first_name (VORNAME): contains the control character U+0000",
     ]
     assert len(rows(result)) == 2
 

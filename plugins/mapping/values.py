@@ -53,11 +53,13 @@ def convert(spec: MappingSpec, target: str, field: FieldSpec, raw: str) -> Any:
         fmt = field.format or spec.date_format
         try:
             return datetime.strptime(raw, fmt).date()
-        except ValueError:
+        except ValueError as exc:
             partial = partial_date(raw, fmt) if target == "date_of_birth" else None
-            if partial is None:
+            if partial is not None:
+                return partial
+            if "does not match format" in str(exc) or "unconverted data" in str(exc):
                 raise ValueError(f"{raw!r} is not a date of the form {fmt}") from None
-            return partial
+            raise ValueError(f"{raw!r} is no date: {exc}") from None
     if kind == "vn":
         digits = raw.replace(".", "").replace(" ", "")
         if not (digits.isdigit() and len(digits) == 13 and digits.startswith("756")):
