@@ -132,7 +132,10 @@ class Dispatcher:
     async def _idle(self) -> None:
         timeout = self._idle_poll
         active = self._active()
-        due = await self._store.next_due(active) if active else None
+        try:
+            due = await self._store.next_due(active) if active else None
+        except StoreUnavailable:  # its read shared a commit that met a full disk: poll again
+            due = None
         probe = self.pauses.next_probe()
         for at in (due, probe):
             if at is not None:
