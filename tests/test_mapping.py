@@ -261,6 +261,38 @@ def test_a_byte_order_mark_is_no_part_of_the_first_column(tmp_path: Path) -> Non
     assert len(result.parts) == 1 and not result.rejected_parts
 
 
+async def test_a_byte_order_mark_makes_the_file_utf8_whatever_the_mapping_says(
+        tmp_path: Path) -> None:
+    """The shipped mapping says windows-1252; a file with a UTF-8 BOM is still read as UTF-8,
+    and one whose bytes after the mark are not UTF-8 is quarantined saying so."""
+    options = {"path": "in", "done_dir": "done", "poll_interval": "50ms", "settle": "0s",
+               "pattern": ["*.csv"], "mapping": str(MAPPINGS / "nova.toml")}
+    cp1252 = csv_bytes(GOOD).decode("utf-8").encode("windows-1252")
+    async with harness(tmp_path, source_options=options) as h:
+        h.feed("utf8.csv", b"\xef\xbb\xbf" + csv_bytes(GOOD))
+        await h.settled(1)
+        [sent] = h.collected
+        h.feed("mixed.csv", b"\xef\xbb\xbf" + cp1252)
+        await h.wait_for(lambda: len(h.messages()) == 3)
+        by_ref = {m.ref: m for m in h.messages()}
+    assert by_ref["utf8.csv"].state == "split"
+    assert "München".encode() in sent.payload  # GEBURTSORT, read as UTF-8
+    bad = by_ref["mixed.csv"]
+    assert bad.state == "quarantined"
+    assert bad.reason is not None and bad.reason.startswith(
+        "not utf-8 text: byte 0xfc, yet the file starts with a UTF-8 byte order mark")
+
+
+def test_map_test_reads_a_file_with_a_byte_order_mark_as_utf8(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = gateway_dir(tmp_path)  # nova: the shipped windows-1252 mapping
+    export_file = tmp_path / "bom.csv"
+    export_file.write_bytes(b"\xef\xbb\xbf" + csv_bytes(GOOD))
+    assert main(["--config", str(config), "map-test", "--source", "nova", "--summary",
+                 str(export_file)]) == 0
+    assert capsys.readouterr().out.endswith(f"{export_file}: 1 rows, 1 mapped, 0 rejected\n")
+
+
 def test_the_delimiter_is_configurable(tmp_path: Path) -> None:
     mapping = utf8_mapping(tmp_path, delimiter='","')
     data = csv_bytes(GOOD.replace(";Technikumstrasse;", ';"Technikumstrasse, Hinterhaus";'),

@@ -34,7 +34,11 @@ def read_records(data: bytes, spec: MappingSpec) -> list[Record]:
     """The records of an export, checked against what the mapping reads; none for a
     header alone or an empty list.
 
-    :raises InputRejected: not text in the mapping's encoding, not CSV or JSON,
+    A file that starts with a UTF-8 byte order mark is read as UTF-8 whatever the
+    mapping's encoding: the mark says so beyond doubt.
+
+    :raises InputRejected: not text in the mapping's encoding (or not UTF-8 after a
+        byte order mark), not CSV or JSON,
         a header without mapped columns, more rows than ``max_rows``.
     """
     text = _decode(data, spec.encoding)
@@ -43,14 +47,17 @@ def read_records(data: bytes, spec: MappingSpec) -> list[Record]:
 
 def _decode(data: bytes, encoding: str) -> str:
     body = data.removeprefix(_BOM)
-    if encoding != "utf-8" and not body.isascii() and _is_utf8(body):
+    if len(body) < len(data):  # a UTF-8 byte order mark: UTF-8 whatever the mapping says
+        encoding, hint = "utf-8", ", yet the file starts with a UTF-8 byte order mark"
+    elif encoding != "utf-8" and not body.isascii() and _is_utf8(body):
         raise InputRejected(f"the export is UTF-8 text, the mapping says {encoding}"
                             ' (set encoding = "utf-8" in the mapping if the export is written so)')
+    else:
+        hint = ' (set encoding = "windows-1252" in the mapping if the export is written so)' if (
+            encoding == "utf-8") else ""
     try:
         return body.decode(encoding)
     except UnicodeDecodeError as exc:
-        hint = ' (set encoding = "windows-1252" in the mapping if the export is written so)' if (
-            encoding == "utf-8") else ""
         raise InputRejected(f"not {encoding} text: byte 0x{body[exc.start]:02x}{hint}",
                             f"byte {exc.start + len(data) - len(body)}") from None
 
