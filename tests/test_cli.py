@@ -425,6 +425,30 @@ def test_validate_rejects_a_doctype(tmp_path: Path) -> None:
     assert "DOCTYPE" in first
 
 
+def test_rules_explain_names_the_message_a_stored_input_would_duplicate(
+        ran: Run, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The daemon stores known bytes from the same source as a duplicate: explain says so,
+    then what the rules would decide were the file new; it stores nothing."""
+    known = tmp_path / "ok-1-again.xml"
+    known.write_bytes(INPUTS["ok-1"][1])
+    fresh = tmp_path / "fresh.xml"
+    fresh.write_bytes(message("cli-fresh-1"))
+    count = states(ran.db, "SELECT count(*) FROM messages")
+    code, out, _err = cli(capsys, "--config", str(ran.config), "rules", "explain",
+                          "--source", "registry", str(known), str(fresh))
+    assert code == 0
+    lines = out.splitlines()
+    first = lines.index(f"{known.name}: the daemon would take it as a duplicate of message"
+                        f" {ran.ids['ok-1']} (the same bytes from source registry) and go no"
+                        " further")
+    assert lines[first + 1] == "  were it new, the rules would decide:"
+    assert lines[first + 2].startswith(f"    {known.name}: personEventMessage")
+    assert any(line.startswith("      decided by ") for line in lines)
+    [fresh_line] = [line for line in lines if line.startswith(fresh.name)]
+    assert fresh_line.startswith(f"{fresh.name}: personEventMessage")  # new: explained as usual
+    assert states(ran.db, "SELECT count(*) FROM messages") == count  # nothing stored
+
+
 def test_plugins_lists_plugins_hooks_and_types(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = cli(capsys, "plugins")
     assert code == 0

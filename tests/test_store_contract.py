@@ -201,6 +201,19 @@ async def test_an_input_quarantined_in_processing_lets_go_of_its_bytes(store: St
     assert new and again != first
 
 
+async def test_original_of_names_what_the_same_input_would_duplicate_and_stores_nothing(
+        store: Store, journal: list[Entry]) -> None:
+    [(first, _)] = await store.add_raw([raw(1)])
+    assert await store.original_of("registry", raw(1).data) == first
+    assert await store.original_of("canton", raw(1).data) is None  # another source
+    assert await store.original_of("registry", raw(2).data) is None
+    assert events(journal) == ["message.received"]  # the look-ups stored nothing
+    await store.record_processing([Processed(first, MessageState.QUARANTINED, "unreadable")])
+    assert await store.original_of("registry", raw(1).data) is None  # it let go of its bytes
+    [(again, new)] = await store.add_raw([raw(1)])
+    assert new and await store.original_of("registry", raw(1).data) == again
+
+
 async def test_load_input_of_no_message_names_it(store: Store) -> None:
     with pytest.raises(StoreError, match="no message 4711"):
         await store.load_input(4711)

@@ -4,6 +4,10 @@ Each file goes through the same stages as in the daemon (normalise,
 complete with the person state the database holds, rules, convert,
 validate), in this process; nothing is stored. Files are taken in the
 order given, each seeing the person states the earlier ones would leave.
+A file whose bytes the database holds from the same source already is one
+the daemon would store as a duplicate and go no further with: that is said
+first, then what the rules would decide of it were it new (which neither
+counts for the exit code nor changes the person states later files see).
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ def add_commands(sub: Any) -> None:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    """Explain each file; exit 1 if any would be quarantined."""
+    """Explain each file; exit 1 if any would be quarantined (a duplicate would not be)."""
     settings = load_config(args.config, args.pm)
     source = args.source or next(iter(settings.sources), "registry")
     proc = Processor(args.pm, settings, normalise_context(settings),
@@ -54,6 +58,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
         for path in args.files:
             raw = RawInput(source, path.name, path.read_bytes(),
                            {"path": str(path), **_source_meta(settings, source, path.name)})
+            first = store.original_of(source, raw.data) if store is not None else None
+            if first is not None:
+                print(f"{raw.ref}: the daemon would take it as a duplicate of message {first}"
+                      f" (the same bytes from source {source}) and go no further")
+                print("  were it new, the rules would decide:")
+                for line, _bad in _explain_input(proc, store, dict(states), raw, settings):
+                    print("    " + line)
+                continue
             for line, bad in _explain_input(proc, store, states, raw, settings):
                 print(line)
                 code = FAILED if bad else code

@@ -150,6 +150,13 @@ def _originals_of(conn: sqlite3.Connection, keys: Sequence[tuple[str, str]]
     }
 
 
+def original_of(conn: sqlite3.Connection, source: str, data: bytes) -> int | None:
+    """The message an input of ``data`` from ``source`` would be stored as a duplicate of
+    (see :func:`add_raw`); None when it would be new."""
+    key = (source, hashlib.sha256(data).hexdigest())
+    return _originals_of(conn, [key]).get(key)
+
+
 def record_processing(conn: sqlite3.Connection, results: Sequence[Processed], now: float
                       ) -> tuple[list[int], list[Entry]]:
     """Store each message's new state and, when routed, its deliveries (transactional outbox).

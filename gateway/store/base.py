@@ -59,6 +59,12 @@ class Store(Protocol):
         """Store inputs as received; (id, is_new) each, ``False`` for a duplicate."""
         ...
 
+    async def original_of(self, source: str, data: bytes) -> int | None:
+        """The message an input of ``data`` from ``source`` would now be stored as a
+        duplicate of by :meth:`add_raw` (same source, same bytes; a quarantined input is
+        nobody's original); None when it would be new. Changes nothing."""
+        ...
+
     async def quarantine_raw(self, raw: RawInput, reason: str) -> int:
         """Store an input directly as quarantined."""
         ...

@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import StoreError
-from gateway.store import _case_queries, _person_ops, _person_queries, _queries, journal
+from gateway.store import (
+    _case_queries,
+    _intake_ops,
+    _person_ops,
+    _person_queries,
+    _queries,
+    journal,
+)
 from gateway.store.anchor import Anchor, read_anchor
 from gateway.store.migrate import missing
 from gateway.store.sqlite import connect
@@ -60,6 +67,11 @@ class StoreReader:
     def stored_persons(self, keys: list[str]) -> dict[str, Any]:
         """The stored states of the persons ``keys`` name, by key, unparsed."""
         return _person_ops.stored_persons(self.conn, keys)
+
+    def original_of(self, source: str, data: bytes) -> int | None:
+        """The message the daemon would store ``data`` from ``source`` as a duplicate of
+        (None: it would be new); see :meth:`Store.original_of <gateway.store.Store.original_of>`."""
+        return _intake_ops.original_of(self.conn, source, data)
 
     def get_message(self, mid: int) -> dict[str, Any] | None:
         """One message in full (a partner's message: with its review, if it had one)."""

@@ -238,6 +238,10 @@ class SQLiteStore:
             lambda c: _intake_ops.add_raw(c, [raw], MessageState.QUARANTINED, reason, self.now()))
         return rows[0][0]
 
+    async def original_of(self, source: str, data: bytes) -> int | None:
+        """The message ``data`` from ``source`` would be a duplicate of; None: it would be new."""
+        return await self._writer.read(lambda c: _intake_ops.original_of(c, source, data))
+
     async def record_processing(self, results: Sequence[Processed]) -> list[int]:
         """Store what processing decided; return the new delivery ids."""
         return await self._writer.write(
