@@ -105,6 +105,9 @@ async def test_the_cantons_answer_reaches_the_registry_on_the_resident_and_the_c
                                                                        (in_id, "in")]
     text = cli("--config", str(config), "cases", "show", str(case["id"]))
     assert " out " in text and " in " in text
+    assert person["cases"] == [case["id"]]  # JSON: the ids of the person's cases
+    shown_person = cli("--config", str(config), "persons", "show", VN).splitlines()
+    assert f"  case ids: {case['id']} (ech-gateway cases show ID)" in shown_person
 
 
 # -- the way back with the stub canton: matching, review, the registry down, scope ----------

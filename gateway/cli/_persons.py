@@ -44,7 +44,8 @@ def render(person: dict[str, Any]) -> str:
             continue
         lines.append(f"  {part}: {_compact(value)}")
     if person.get("cases"):
-        lines.append(f"  cases: {', '.join(map(str, person['cases']))} (ech-gateway cases show ID)")
+        lines.append(f"  case ids: {', '.join(map(str, person['cases']))}"
+                     " (ech-gateway cases show ID)")
     lines.append("messages (in: from a partner; out: the registry's, to partners):")
     for m in person["messages"]:
         deliveries = ", ".join(f"{d['partner']} {d['state']}" for d in m["deliveries"]) or "-"
