@@ -343,7 +343,7 @@ def test_check_config_finds_folders_it_cannot_write_or_that_are_missing(
         "partners.registry.folder.path": str(config),  # the registry's: not made by the gateway
     }
     out = done.stdout.decode()
-    db_dir = tmp_path / "conf.d" / ".." / "db"  # as configured
+    db_dir = tmp_path.resolve() / "db"  # "../db" in conf.d/, shown resolved
     assert f"store.path: cannot write in {db_dir}: read-only file system" in out
     assert f"sedex.outbox: cannot write in {sedex / 'outbox'}: read-only file system" in out
     assert f"sedex.inbox: {sedex / 'inbox'} does not exist" in out

@@ -274,8 +274,22 @@ def test_relative_paths_resolve_against_the_file_that_sets_them(
     sedex = settings.partners["canton"].parsed
     folder = settings.sources["registry"].parsed
     assert isinstance(sedex, SedexOptions) and isinstance(folder, FolderOptions)
-    assert sedex.outbox == tmp_path / "etc/conf.d/../sedex/out"
+    assert sedex.outbox == tmp_path.resolve() / "etc/sedex/out"  # shown without "conf.d/.."
     assert folder.path == tmp_path / "cwd-in"
+
+
+def test_a_relative_path_out_of_a_linked_conf_d_is_where_the_link_leads(tmp_path: Path) -> None:
+    """conf.d may be a symlink: "../x" in it is the x beside the link's target, as the file
+    system opens it, not beside the link."""
+    main = write(tmp_path / "etc/gateway.toml", MINIMAL)
+    write(tmp_path / "shared/conf.d/10-x.toml", '[partners.canton.sedex]\noutbox = "../sedex/out"\n')
+    (tmp_path / "etc/conf.d").symlink_to(tmp_path / "shared/conf.d")
+
+    settings = load_settings(main, env={})
+    assert check_plugin_options(settings, SOURCE_TYPES, TRANSPORT_TYPES) == []
+    sedex = settings.partners["canton"].parsed
+    assert isinstance(sedex, SedexOptions)
+    assert sedex.outbox == tmp_path.resolve() / "shared/sedex/out"
 
 
 def test_settings_can_be_built_directly() -> None:

@@ -661,6 +661,29 @@ async def test_the_init_configuration_with_the_nova_source_and_worker_processes(
     assert len(payloads) == 7
 
 
+async def test_a_quarantine_reason_shows_the_folder_of_conf_d_resolved(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """conf.d/30-nova.toml says path = "../nova/export-json": the operator is shown
+    .../nova/export-json/..., not .../conf.d/../nova/export-json/..."""
+    config = write_initial_config(tmp_path)
+    shutil.copytree(MAPPINGS, tmp_path / "mappings")
+    (tmp_path / "conf.d" / "30-nova.toml").write_text(
+        '[sources.nova-json]\ntype = "folder"\npath = "../nova/export-json"\n'
+        'pattern = ["*.json"]\nmapping = "../mappings/nova-json.toml"\npoll_interval = "50ms"\n'
+        'settle = "50ms"\ngrace = "200ms"\n', encoding="utf-8")
+    db = tmp_path / "gateway.db"
+    folder = tmp_path / "nova" / "export-json"
+    folder.mkdir(parents=True)
+    async with running(config, get_plugin_manager()):
+        drop(folder, "cut.json", b'{"export": {"persons": [')
+        await until(lambda: states(db, "SELECT state FROM messages") == [("quarantined",)])
+    [(mid,)] = states(db, "SELECT id FROM messages")
+    assert main(["--config", str(config), "messages", "show", str(mid)]) == 0
+    shown = capsys.readouterr().out
+    assert f"unfinished file {folder.resolve() / 'cut.json'}: " in shown
+    assert ".." not in shown
+
+
 async def test_a_rejected_row_replayed_after_the_mapping_is_fixed_is_sent(tmp_path: Path) -> None:
     mapping = utf8_mapping(tmp_path)
     options = {"path": "in", "done_dir": "done", "poll_interval": "50ms", "settle": "0s",

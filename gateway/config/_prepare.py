@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import types
 from collections.abc import Mapping
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel
@@ -26,7 +26,8 @@ def prepare(
     ``<key>_file = "/path"`` sets ``<key>`` (a field of ``model``, which has no
     field ``<key>_file``) to the file's content without its trailing newline.
     A relative path given for a ``Path`` field is resolved against the
-    directory of the file that set it. Nested tables are prepared alike;
+    directory of the file that set it, without ``..`` (:func:`config_path`),
+    as the operator is shown it. Nested tables are prepared alike;
     problems are appended to ``problems``.
     """
     fields = model.model_fields | {f.alias: f for f in model.model_fields.values() if f.alias}
@@ -55,7 +56,7 @@ def _prepare_value(
 ) -> Any:
     kinds = members(annotation)
     if isinstance(value, str) and any(_is_subclass(m, PurePath) for m in kinds):
-        return provenance.at(key).base / value
+        return config_path(provenance.at(key).base, value)
     if isinstance(value, list) and any(get_origin(m) is list for m in kinds):
         items = [arg for m in kinds if get_origin(m) is list for arg in get_args(m)]
         return [_prepare_value(item, Union[tuple(items)], key, provenance, problems)  # noqa: UP007
@@ -74,6 +75,13 @@ def _prepare_value(
                 for name, table in value.items()
             }
     return value
+
+
+def config_path(base: Path, value: str) -> Path:
+    """``value`` relative to ``base``; one with ``..`` (``conf.d/../nova``) resolved as
+    opening it would (following symlinks: ``conf.d`` may be a link), others as written."""
+    path = base / value
+    return path.resolve() if ".." in path.parts else path
 
 
 def members(annotation: Any) -> tuple[Any, ...]:
