@@ -413,6 +413,18 @@ def test_validate_reports_invalid_files_with_lines(capsys: pytest.CaptureFixture
     assert "line 28" in out
 
 
+def test_validate_exits_3_for_a_file_that_is_not_there_as_map_test_does(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """README: 3 is "not found" (map-test's "3 if FILE cannot be read"); invalid files are 1."""
+    missing = tmp_path / "nope.xml"
+    bad = FIXTURES / "invalid-missing-officialname.xml"
+    code, out, _ = cli(capsys, "validate", str(FIXTURES / "valid-pem-minimal.xml"), str(missing))
+    assert (code, out.splitlines()[-1]) == (3, f"{missing}: UNREADABLE: No such file or directory")
+    assert cli(capsys, "validate", str(bad), str(missing))[0] == 3  # the check is not complete
+    assert cli(capsys, "validate", str(bad))[0] == 1
+    # map-test's 3: tests/test_mapping.py::test_map_test_says_when_the_file_cannot_be_read
+
+
 def test_validate_rejects_a_doctype(tmp_path: Path) -> None:
     hostile = tmp_path / "doctype.xml"
     hostile.write_bytes(b'<?xml version="1.0"?>\n<!DOCTYPE x [<!ENTITY e "boom">]>\n<x>&e;</x>')

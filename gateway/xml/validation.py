@@ -257,32 +257,35 @@ def _where(issue: ValidationIssue) -> str:
 def validate_files(paths: list[str], schema_set: SchemaSet | None = None, *,
                    ech0223_version: str | None = None,
                    max_bytes: int = DEFAULT_MAX_BYTES) -> int:
-    """Validate each file, print a verdict per file; 0 if all are valid, else 1.
+    """Validate each file, print a verdict per file; the command's exit code: 0 if all
+    are valid, 3 (not found) if a file cannot be read, else 1.
 
     An eCH-0223 document with a version attribute is validated as 1.5 (only 1.5
     has one); a versionless one as ``ech0223_version``. Without it, versionless
     documents are held to 1.5, and when the missing attribute is their only
     error a hint names the versions that fit and the option to choose one.
-    Files are parsed as hostile input; unreadable or rejected files count as failures.
+    Files are parsed as hostile input; rejected files count as invalid.
     """
+    from gateway.cli.exitcodes import FAILED, NOT_FOUND, OK  # here: gateway.cli imports this module
+
     if ech0223_version is not None and ech0223_version not in _ECH0223:
         raise ValueError(f"eCH-0223 version {ech0223_version!r} is not supported; "
                          f"supported: {', '.join(ECH0223_VERSIONS)}")
     schemas = schema_set or default_schema_set()
-    status = 0
+    status, unreadable = OK, False
     for path in paths:
         try:
             with open(path, "rb") as handle:
                 data = handle.read(max_bytes + 1)
         except OSError as exc:
             print(f"{path}: UNREADABLE: {exc.strerror or exc}")
-            status = 1
+            unreadable = True
             continue
         try:
             tree = parse_untrusted(data, max_bytes=max_bytes)
         except InputRejected as exc:
             print(f"{path}: REJECTED: {exc}")
-            status = 1
+            status = FAILED
             continue
         versionless = tree.getroot().get("version") is None
         version = ech0223_version if versionless and ech0223_version else "1.5"
@@ -290,8 +293,8 @@ def validate_files(paths: list[str], schema_set: SchemaSet | None = None, *,
         print(format_report(path, report))
         if versionless and ech0223_version is None and _only_version_missing(report):
             print(_version_hint(schemas, tree))
-        status |= not report.valid
-    return status
+        status = status if report.valid else FAILED
+    return NOT_FOUND if unreadable else status
 
 
 def _only_version_missing(report: ValidationReport) -> bool:
