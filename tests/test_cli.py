@@ -461,6 +461,18 @@ def test_rules_explain_names_the_message_a_stored_input_would_duplicate(
     assert states(ran.db, "SELECT count(*) FROM messages") == count  # nothing stored
 
 
+def test_rules_explain_names_a_file_it_cannot_read_and_explains_the_others(
+        ran: Run, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nope.xml"
+    fresh = tmp_path / "fresh.xml"
+    fresh.write_bytes(message("cli-fresh-2"))
+    code, out, err = cli(capsys, "--config", str(ran.config), "rules", "explain",
+                         "--source", "registry", str(missing), str(fresh))
+    assert code == 3
+    assert err == f"ech-gateway rules explain: cannot read {missing}: No such file or directory\n"
+    assert f"{fresh.name}: personEventMessage" in out
+
+
 def test_plugins_lists_plugins_hooks_and_types(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = cli(capsys, "plugins")
     assert code == 0

@@ -13,11 +13,12 @@ counts for the exit code nor changes the person states later files see).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 from gateway.assembly import load_config, make_validator, schema_set
-from gateway.cli.exitcodes import FAILED, OK
+from gateway.cli.exitcodes import FAILED, NOT_FOUND, OK
 from gateway.contracts import Normalised, RawInput
 from gateway.errors import InputRejected
 from gateway.facts import rule_facts
@@ -44,7 +45,8 @@ def add_commands(sub: Any) -> None:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    """Explain each file; exit 1 if any would be quarantined (a duplicate would not be)."""
+    """Explain each file; exit 1 if any would be quarantined (a duplicate would not be),
+    3 if one cannot be read."""
     settings = load_config(args.config, args.pm)
     source = args.source or next(iter(settings.sources), "registry")
     proc = Processor(args.pm, settings, normalise_context(settings),
@@ -53,10 +55,17 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if store is None:
         print(f"(no database at {settings.store.path}: no person state is known)")
     states: dict[str, StoredPerson] = {}
-    code = OK
+    code, unreadable = OK, False
     try:
         for path in args.files:
-            raw = RawInput(source, path.name, path.read_bytes(),
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                print(f"ech-gateway rules explain: cannot read {path}: {exc.strerror or exc}",
+                      file=sys.stderr)
+                unreadable = True
+                continue
+            raw = RawInput(source, path.name, data,
                            {"path": str(path), **_source_meta(settings, source, path.name)})
             first = store.original_of(source, raw.data) if store is not None else None
             if first is not None:
@@ -72,7 +81,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     finally:
         if store is not None:
             store.close()
-    return code
+    return NOT_FOUND if unreadable else code
 
 
 def _source_meta(settings: Any, source: str, name: str) -> dict[str, str]:
