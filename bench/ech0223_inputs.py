@@ -20,8 +20,12 @@ from gateway.ech0223 import sample_person_event, write_message
 def templates(count: int, seed: int) -> list[bytes]:
     """Distinct full sample messages; their messageIds are replaced per copy."""
     rng = random.Random(seed)
-    return [write_message(sample_person_event(rng, message_id=f"TEMPLATE-{i:04d}"))
-            for i in range(count)]
+    out = []
+    for i in range(count):
+        message = sample_person_event(rng, message_id=f"TEMPLATE-{i:04d}")
+        message.content.document = []  # XML alone carries no files for documents to name
+        out.append(write_message(message))
+    return out
 
 
 def samples(n: int, seed: int) -> Iterator[bytes]:

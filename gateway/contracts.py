@@ -60,6 +60,20 @@ class Attachment(Travels):
     data: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class NamedFile(Travels):
+    """A file an eCH-0039 ``document`` of a message names, to be sent under ``files/``.
+
+    :param path: its ``pathFileName`` (``files/<name>``).
+    :param sha256: the SHA-256 the document states (lower-case hex), if it states one.
+    :param where: where the message names it (``/personEventMessage/content/document[1]/...``).
+    """
+
+    path: str
+    sha256: str | None
+    where: str
+
+
 @dataclass(slots=True)
 class Normalised(Travels):
     """An input turned into the canonical eCH-0223 form, or on its way there.
@@ -95,6 +109,8 @@ class Normalised(Travels):
     :param problems: set by the core, not by normalisers: what validating ``xml`` as
         eCH-0223 1.5 found where it was parsed first (``None``: not validated yet), so
         a later stage in another process need not parse it again.
+    :param named_files: set by the core, not by normalisers, where ``xml`` was parsed
+        first: the files its documents name (``None``: not read yet).
     """
 
     kind: str
@@ -114,6 +130,7 @@ class Normalised(Travels):
     parts: tuple[RawInput, ...] = ()
     rejected_parts: tuple[tuple[RawInput, str], ...] = ()
     problems: tuple[str, ...] | None = None
+    named_files: tuple[NamedFile, ...] | None = None
 
 
 class Draft(Protocol):

@@ -18,7 +18,7 @@ from typing import Any
 from lxml import etree
 
 from gateway.contracts import Attachment, Decision, Normalised, PartnerVersion
-from gateway.documents import DocumentsFolder
+from gateway.documents import DocumentsFolder, check_named, named_files
 from gateway.ech0223.versions import convert
 from gateway.errors import InputRejected
 
@@ -63,7 +63,8 @@ def partner_payloads(n: Normalised, decision: Decision, targets: Mapping[str, Pa
         already validated (``n.problems``), unchanged and for 1.5 partners only is
         never parsed again.
     :raises InputRejected: the message, or a partner's version of it, is invalid; a
-        document the decision names is missing or over the limits.
+        document the decision names is missing or over the limits; with ``documents``, a
+        file the message's documents name is not sent with it (:func:`check_named`).
     :raises ConversionRefused: a partner's policy refuses an event its version lacks.
     """
     out = Payloads()
@@ -71,23 +72,28 @@ def partner_payloads(n: Normalised, decision: Decision, targets: Mapping[str, Pa
         documents.check_carried(n.attachments)
     attaching = bool(decision.documents or supplied)
     changing = n.kind == "personEventMessage" and (attaching or bool(_business_fields(decision)))
-    if n.problems is not None and not changing and all(
+    if n.problems is not None and n.named_files is not None and not changing and all(
             t.version == CANONICAL for t in targets.values()):
         if n.problems:
             raise InputRejected(f"invalid eCH-0223 {CANONICAL}: " + "; ".join(n.problems[:3]))
+        if documents is not None:
+            check_named(n.named_files, n.attachments)
         return out  # checked in stage one, sent as it is: nothing to parse or validate here
     tree = (parsed(n) if parsed is not None and n.tree is None else n).tree
     assert tree is not None, "the message is parsed in this process before it is converted"
+    named = n.named_files if n.named_files is not None else named_files(tree)
     if changing:
         root = _copy(tree.getroot())
         if attaching:
             assert documents is not None, "attaching documents needs the documents folder"
             out.attachments = documents.attach(root, decision.documents, decision.rule,
-                                               n.attachments, supplied)
+                                               n.attachments, supplied, [f.path for f in named])
         if _business_fields(decision):
             _with_business(root, decision)
         tree = etree.ElementTree(root)
         out.canonical = etree.tostring(tree, xml_declaration=True, encoding="UTF-8")
+    if documents is not None:
+        check_named(named, [*n.attachments, *out.attachments])
     # a message unchanged and validated where it was parsed first is not validated again
     problems = (list(n.problems) if n.problems is not None and not changing
                 else validate(tree, CANONICAL))

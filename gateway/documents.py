@@ -17,11 +17,20 @@ scans, ``permit-{vn}-*.pdf``). Every pattern must match at least one file:
 a missing scan quarantines the message with the rule and the file named, it
 is never sent without it (put the file there, then ``messages replay``).
 
+A file must be complete: an empty one (0 bytes) is refused, and so is one
+modified less than ``[documents] settle`` seconds ago, or while it is read
+(a scanner writes in place): the message is quarantined naming the file, and
+``messages replay`` sends it once the scan is done. Nothing half-written is sent.
+
 Each file becomes a ``document`` (uuid derived from the message and the
 file, the file name as title, ``files/<name>`` as ``pathFileName``, the MIME
 type from the file's first bytes, its SHA-256, the file's modification time
 as ``originalCreationDate``) and an :class:`~gateway.contracts.Attachment`,
 sent under ``files/`` in the zip payload.
+
+The files a message's own documents name (:func:`named_files`) must be sent
+with it: carried by its input (a zip's ``files/``), or picked by a rule or
+supplied by a plugin under that name (:func:`check_named`).
 """
 
 from __future__ import annotations
@@ -31,8 +40,9 @@ import hashlib
 import mimetypes
 import os
 import string
+import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,7 +50,7 @@ from typing import Any
 
 from lxml import etree
 
-from gateway.contracts import Attachment
+from gateway.contracts import Attachment, NamedFile
 from gateway.ech0223 import Document, File, LangText
 from gateway.ech0223.codes import DocumentStatus
 from gateway.ech0223.writer import document_element
@@ -103,13 +113,14 @@ def message_values(tree: etree._ElementTree) -> dict[str, str]:
 
 
 def pick(folder: Path, patterns: Sequence[str], values: Mapping[str, str], rule: str,
-         limits: Limits) -> list[tuple[Attachment, datetime]]:
+         limits: Limits, settle: float = 0.0) -> list[tuple[Attachment, datetime]]:
     """The files ``patterns`` name for a message with placeholder ``values``, read.
 
+    :param settle: seconds a file must be unmodified to be taken as complete.
     :return: each file as an attachment, with its modification time; in pattern order.
     :raises InputRejected: a pattern matches no file (the reason names ``rule``, the
-        pattern and the file looked for), needs a value the message lacks, or the
-        files are more or larger than ``limits``.
+        pattern and the file looked for), needs a value the message lacks, the files
+        are more or larger than ``limits``, or one is empty or still being written.
     """
     chosen: dict[Path, None] = {}
     for pattern in patterns:
@@ -130,7 +141,7 @@ def pick(folder: Path, patterns: Sequence[str], values: Mapping[str, str], rule:
             raise InputRejected(f"{rule}: two documents are named {path.name!r}; the files/ folder"
                                 " of a message holds each name once")
         names.add(path.name)
-        data, modified = _read(path, budget, rule)
+        data, modified = _read(path, budget, rule, settle)
         budget -= len(data)
         out.append((Attachment(path.name, data), modified))
     return out
@@ -158,16 +169,33 @@ def _inside(path: Path, folder: Path) -> bool:
         folder.resolve())
 
 
-def _read(path: Path, budget: int, rule: str) -> tuple[bytes, datetime]:
+def _read(path: Path, budget: int, rule: str, settle: float) -> tuple[bytes, datetime]:
+    """The bytes of a complete document: not empty, not modified for ``settle`` s nor while read."""
     try:
-        modified = datetime.fromtimestamp(path.stat().st_mtime, UTC).astimezone()
+        before = path.stat()
+        age = time.time() - before.st_mtime
+        if abs(age) < settle:
+            raise _unsettled(path, rule, f"was modified {max(age, 0):.1f} s ago, less than"
+                             f" [documents] settle ({settle:g} s)")
         data = read_file(path, budget)
+        after = path.stat()
     except OSError as exc:
         raise InputRejected(f"{rule}: cannot read document {path}: {exc.strerror or exc}") from exc
     if data is None:
         raise InputRejected(f"{rule}: documents larger than [limits] max_attachment_bytes"
                             f" in all, at {path.name}")
-    return data, modified
+    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+        raise _unsettled(path, rule, "changed while it was read")
+    if not data:
+        raise InputRejected(f"{rule}: document {path} is empty (0 bytes: a scan that failed?);"
+                            " put the complete file there and replay the message")
+    return data, datetime.fromtimestamp(before.st_mtime, UTC).astimezone()
+
+
+def _unsettled(path: Path, rule: str, how: str) -> InputRejected:
+    return InputRejected(f"{rule}: document {path} {how}: it may still be being written, so"
+                         " the message was not sent; once the file is complete,"
+                         " `ech-gateway messages replay ID` sends it")
 
 
 def mime_type(name: str, data: bytes) -> str:
@@ -194,6 +222,42 @@ def describe(attachment: Attachment, message_id: str, created: datetime, status:
     )
 
 
+def named_files(tree: etree._ElementTree) -> tuple[NamedFile, ...]:
+    """The files the eCH-0039 documents of the message ``tree`` name, in document order."""
+    root = tree.getroot()
+    kind = etree.QName(root).localname
+    out = []
+    for i, document in enumerate(root.iterfind(f"{_P}content/{_P}document"), 1):
+        for j, el in enumerate(document.iterfind("{*}files/{*}file"), 1):
+            algorithm = (el.findtext("{*}hashCodeAlgorithm") or "").replace("-", "").upper()
+            stated = (el.findtext("{*}hashCode") or "").strip().lower()
+            out.append(NamedFile((el.findtext("{*}pathFileName") or "").strip(),
+                                 stated if algorithm == "SHA256" and stated else None,
+                                 f"/{kind}/content/document[{i}]/files/file[{j}]/pathFileName"))
+    return tuple(out)
+
+
+def check_named(named: Sequence[NamedFile], files: Sequence[Attachment]) -> None:
+    """Refuse a message whose documents name a file it is not sent with, or not that file.
+
+    :param files: every file the message is sent with: carried by its input, picked
+        by rules, supplied by plugins (each under ``files/<name>``).
+    :raises InputRejected: naming the file and where the message names it.
+    """
+    sent = {f"files/{a.name}": a.data for a in files}
+    for f in named:
+        data = sent.get(f.path)
+        if data is None:
+            raise InputRejected(
+                f"document file {f.path!r} is not in the message's payload: the input does"
+                " not carry it and no rule or documents plugin supplies it; send the message"
+                f" as a zip with {f.path}, or put the file where a rule takes it, and replay",
+                f.where)
+        if f.sha256 is not None and hashlib.sha256(data).hexdigest() != f.sha256:
+            raise InputRejected(f"{f.path} does not match its document's SHA-256 hashCode"
+                                " (damaged or replaced)", f.where)
+
+
 def add_documents(root: etree._Element, documents: Sequence[Document]) -> None:
     """Add ``documents`` to the message ``root`` after its other documents (schema order).
 
@@ -218,14 +282,18 @@ class DocumentsFolder:
     dir: Path
     limits: Limits
     status: DocumentStatus = "undefined"
+    #: Seconds a document must be unmodified to be taken as completely written.
+    settle: float = 0.0
 
     def attach(self, root: etree._Element, patterns: Sequence[str], rule: str,
-               taken: Sequence[Attachment] = (), supplied: Sequence[Attachment] = ()
-               ) -> list[Attachment]:
+               taken: Sequence[Attachment] = (), supplied: Sequence[Attachment] = (),
+               named: Collection[str] = ()) -> list[Attachment]:
         """Add the documents ``patterns`` name, then ``supplied``, to the message ``root``.
 
         :param taken: the attachments the message has already (from its input).
         :param supplied: files plugins supplied (``gateway_documents``).
+        :param named: the paths (``files/<name>``) the message's own documents name: a
+            file that fills one is sent, not described by a second document.
         :return: the files to send besides ``taken``.
         :raises InputRejected: see :func:`pick`; also more or larger files than the limits
             in all, or a file name that is not plain or not unique in the message.
@@ -233,13 +301,14 @@ class DocumentsFolder:
         values = message_values(root.getroottree())
         picked = pick(self.dir, patterns, values, rule, Limits(
             self.limits.max_files - len(taken),
-            self.limits.max_bytes - sum(len(a.data) for a in taken))) if patterns else []
+            self.limits.max_bytes - sum(len(a.data) for a in taken)), self.settle
+        ) if patterns else []
         now = datetime.now().astimezone()
         new = picked + [(a, now) for a in supplied]
         _check_all(rule, list(taken), [a for a, _m in new], self.limits)
         message_id = values.get("message_id", "")
         add_documents(root, [describe(a, message_id, modified, self.status)
-                             for a, modified in new])
+                             for a, modified in new if f"files/{a.name}" not in named])
         return [a for a, _modified in new]
 
 
@@ -264,6 +333,8 @@ def _check_all(rule: str, taken: list[Attachment], new: list[Attachment], limits
     for a in new:
         if a.name in ("", ".", "..") or "/" in a.name or "\\" in a.name or "\x00" in a.name:
             raise InputRejected(f"{rule}: document name {a.name!r} is not a plain file name")
+        if not a.data:
+            raise InputRejected(f"{rule}: document {a.name!r} is empty (0 bytes)")
         if a.name in seen:
             raise InputRejected(f"{rule}: two documents are named {a.name!r}; the files/ folder"
                                 " of a message holds each name once")
@@ -272,7 +343,8 @@ def _check_all(rule: str, taken: list[Attachment], new: list[Attachment], limits
 
 def folder_of(settings: Any) -> DocumentsFolder:
     """The documents folder and limits of ``settings`` (``[documents]``, ``[limits]``)."""
-    return DocumentsFolder(settings.documents.dir, limits_of(settings), settings.documents.status)
+    return DocumentsFolder(settings.documents.dir, limits_of(settings), settings.documents.status,
+                           settings.documents.settle)
 
 
 def limits_of(settings: Any) -> Limits:

@@ -39,7 +39,7 @@ from gateway.contracts import (
     Route,
 )
 from gateway.convert import CANONICAL, Payloads, Validator, partner_payloads
-from gateway.documents import folder_of
+from gateway.documents import folder_of, named_files
 from gateway.errors import ConversionRefused, InputRejected
 from gateway.facts import message_facts, rule_facts
 from gateway.inbound import partner_of
@@ -87,11 +87,13 @@ class Processor:
 
     def _checked(self, n: Normalised) -> Normalised:
         """``n`` with what its parsed tree tells, while it is at hand: the facts rules use
-        from the message itself, and its validation as eCH-0223 1.5."""
+        from the message itself, its validation as eCH-0223 1.5 and the files its
+        documents name."""
         if n.tree is None or n.draft is not None or n.not_relevant is not None or n.parts:
             return n
         return dataclasses.replace(n, facts={**message_facts(n.tree), **n.facts},
-                                   problems=tuple(self._validate(n.tree, CANONICAL)))
+                                   problems=tuple(self._validate(n.tree, CANONICAL)),
+                                   named_files=named_files(n.tree))
 
     # -- stage three: complete → rules → convert → validate ---------------------------
     def finish_batch(self, items: Sequence[tuple[int, RawInput, Normalised]],

@@ -84,6 +84,7 @@ def sample_message(message_id: str | None = None, *, seed: int = 0,
     :param reference_message_id: the message it answers (header ``referenceMessageId``).
     """
     message = sample_person_event(random.Random(seed), message_id=message_id)
+    message.content.document = []  # XML alone carries no document files: it names none
     if person is not None:
         message = message.model_copy(update={"content": message.content.model_copy(
             update={"person_identification": person})})

@@ -31,11 +31,19 @@ __all__ = ["FIXTURES", "StubTransport", "drop", "message", "plugin_manager", "ru
 
 FIXTURES = Path(__file__).parent / "fixtures" / "conformance"
 _MESSAGE_ID = re.compile(rb"(<eCH-0039:messageId>)([^<]+)(</eCH-0039:messageId>)")
+_DOCUMENT = re.compile(rb"\s*<eCH-0223:document[ >].*?</eCH-0223:document>", re.DOTALL)
 
 
-def message(message_id: str | None = None, fixture: str = "valid-pem-minimal.xml") -> bytes:
-    """A valid eCH-0223 1.5 message with a fresh (or the given) messageId."""
+def message(message_id: str | None = None, fixture: str = "valid-pem-minimal.xml",
+            documents: bool = True) -> bytes:
+    """A valid eCH-0223 1.5 message with a fresh (or the given) messageId.
+
+    :param documents: keep the fixture's eCH-0039 documents; XML alone, without the files
+        they name, is quarantined when it is to be sent.
+    """
     data = (FIXTURES / fixture).read_bytes()
+    if not documents:
+        data = _DOCUMENT.sub(b"", data)
     new = (message_id or str(uuid.uuid4())).encode()
     out, n = _MESSAGE_ID.subn(lambda m: m.group(1) + new + m.group(3), data, count=1)
     assert n == 1, f"{fixture} has no eCH-0039:messageId"

@@ -58,7 +58,8 @@ INPUTS: dict[str, tuple[str, bytes]] = {
     "ok-1": ("ok-1.xml", message("cli-ok-1")),
     "ok-2": ("ok-2.xml", message("cli-ok-2")),
     "dead": ("dead.xml", message("cli-dead-1")),
-    "big": ("big.xml", message("cli-big-1", fixture="valid-pem-full-persondata.xml")),
+    "big": ("big.xml", message("cli-big-1", fixture="valid-pem-full-persondata.xml",
+                               documents=False)),
     "bad": ("bad.xml", b"<oops><a></oops>"),
     "review": ("review.xml", message("cli-review-1")),  # its receipt has an unknown code
     "late": ("late.xml", message("cli-late-1")),  # never gets a receipt: overdue

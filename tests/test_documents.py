@@ -11,6 +11,8 @@ import hashlib
 import io
 import os
 import random
+import re
+import time
 import warnings
 import zipfile
 from datetime import UTC, datetime
@@ -90,14 +92,21 @@ def gateway_dir(root: Path, documents: str, event: str = "prolongationB") -> Pat
     return config
 
 
+def scan(path: Path, data: bytes = PDF, age: float = 60.0) -> Path:
+    """Write a scan at ``path`` as a scanner that finished ``age`` seconds ago left it."""
+    path.write_bytes(data)
+    then = time.time() - age
+    os.utime(path, (then, then))
+    return path
+
+
 def outbox_zips(root: Path) -> list[Path]:
     return sorted((root / "sedex" / "outbox").glob("data_*.zip"))
 
 
 def test_a_rule_attaches_a_scanned_pdf_and_sedex_gets_it_in_the_zip(tmp_path: Path) -> None:
     config = gateway_dir(tmp_path, '["permit-{vn}.pdf"]')
-    scan = tmp_path / "documents" / f"permit-{VN}.pdf"
-    scan.write_bytes(PDF)
+    scanned = scan(tmp_path / "documents" / f"permit-{VN}.pdf")
 
     async def scenario() -> None:
         async with running(config, get_plugin_manager()):
@@ -107,15 +116,15 @@ def test_a_rule_attaches_a_scanned_pdf_and_sedex_gets_it_in_the_zip(tmp_path: Pa
     asyncio.run(scenario())
     [payload] = outbox_zips(tmp_path)
     with zipfile.ZipFile(payload) as zf:
-        assert sorted(zf.namelist()) == ["files/" + scan.name, "message.xml"]
+        assert sorted(zf.namelist()) == ["files/" + scanned.name, "message.xml"]
         xml = zf.read("message.xml")
-        sent_file = zf.read("files/" + scan.name)
+        sent_file = zf.read("files/" + scanned.name)
     assert sent_file == PDF
     tree = etree.fromstring(xml).getroottree()
     assert_official(tree, "1.5")
     [document] = tree.getroot().iter(f"{E223}document")
     file_el = document.find(f"{E39}files/{E39}file")
-    assert file_el.findtext(f"{E39}pathFileName") == f"files/{scan.name}"
+    assert file_el.findtext(f"{E39}pathFileName") == f"files/{scanned.name}"
     assert file_el.findtext(f"{E39}mimeType") == "application/pdf"
     assert file_el.findtext(f"{E39}hashCodeAlgorithm") == "SHA-256"
     assert file_el.findtext(f"{E39}hashCode") == hashlib.sha256(sent_file).hexdigest()
@@ -143,7 +152,7 @@ def test_a_missing_scan_quarantines_the_message_naming_rule_and_file(
     assert f"permit-{VN}.pdf" in reason
     assert not list((tmp_path / "sedex" / "outbox").glob("data_*"))
     # the operator puts the scan there and replays: now it goes out, with the file
-    (tmp_path / "documents" / f"permit-{VN}.pdf").write_bytes(PDF)
+    scan(tmp_path / "documents" / f"permit-{VN}.pdf")
     assert main(["messages", "replay", str(mid), "--config", str(config)]) == 0
     assert "now routed" in capsys.readouterr().out
     [(count,)] = states(tmp_path / "gateway.db", "SELECT count(*) FROM attachments")
@@ -170,7 +179,7 @@ def test_an_ech0020_permit_change_replayed_once_its_scan_is_there_keeps_its_even
 
     asyncio.run(scenario())
     [(mid,)] = states(db, "SELECT id FROM messages WHERE state = 'quarantined'")
-    (tmp_path / "documents" / f"permit-{vn}.pdf").write_bytes(PDF)
+    scan(tmp_path / "documents" / f"permit-{vn}.pdf")
     assert main(["messages", "replay", str(mid), "--config", str(config)]) == 0
     assert "now routed" in capsys.readouterr().out
 
@@ -194,9 +203,9 @@ def test_a_folder_per_person_attaches_every_scan_in_it_valid_for_a_1_0_partner(
         f.write('[partners.canton]\nech0223_version = "1.0"\n')
     person = tmp_path / "documents" / VN
     person.mkdir()
-    (person / "passport.pdf").write_bytes(PDF)
-    (person / "contract.pdf").write_bytes(PDF + b"% contract\n")
-    (person / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(100))
+    scan(person / "passport.pdf")
+    scan(person / "contract.pdf", PDF + b"% contract\n")
+    scan(person / "photo.jpg", b"\xff\xd8\xff\xe0" + bytes(100))
     (person / "notes.txt").write_text("not named by the rule")
 
     async def scenario() -> None:
@@ -355,10 +364,11 @@ def inbound_zip(entries: list[tuple[str, bytes]]) -> bytes:
     return buf.getvalue()
 
 
-def with_document(pdf: bytes, digest: str | None = None) -> bytes:
-    """A message whose one document names files/permit.pdf with the SHA-256 of ``pdf``."""
-    root = message_root()
-    doc = describe(Attachment("permit.pdf", pdf), "m", datetime(2024, 3, 4, tzinfo=UTC), "approved")
+def with_document(pdf: bytes, digest: str | None = None, name: str = "permit.pdf",
+                  seed: int = 1) -> bytes:
+    """A message whose one document names files/``name`` with the SHA-256 of ``pdf``."""
+    root = etree.fromstring(person_event(seed=seed))
+    doc = describe(Attachment(name, pdf), "m", datetime(2024, 3, 4, tzinfo=UTC), "approved")
     if digest is not None:
         doc.files[0].hash_code = digest
     add_documents(root, [doc])
@@ -441,3 +451,142 @@ def test_an_input_that_brought_more_files_than_a_message_may_carry_is_quarantine
     asyncio.run(scenario())
     [(reason,)] = states(tmp_path / "gateway.db", "SELECT reason FROM messages")
     assert reason == "the files of the input: 3 documents, more than [limits] max_attachments (2)"
+
+
+# -- the files a message's own documents name ----------------------------------------
+
+NAMED = "permit-2026.pdf"
+WHERE = "/personEventMessage/content/document[1]/files/file[1]/pathFileName"
+
+
+def test_a_message_naming_files_its_input_lacks_is_quarantined_and_a_zip_with_them_is_sent(
+        tmp_path: Path) -> None:
+    config = gateway_dir(tmp_path, '["never.pdf"]', event="death")
+    plain = with_document(PDF, name=NAMED, seed=1)
+    lacking = inbound_zip([("message.xml", with_document(PDF, name=NAMED, seed=2)),
+                           ("files/other.pdf", PDF)])
+    good = inbound_zip([("message.xml", with_document(PDF, name=NAMED, seed=3)),
+                        (f"files/{NAMED}", PDF)])
+    db = tmp_path / "gateway.db"
+
+    async def scenario() -> None:
+        async with running(config, get_plugin_manager()):
+            outbox = tmp_path / "registry" / "outbox"
+            drop(outbox, "plain.xml", plain)
+            drop(outbox, "lacking.zip", lacking)
+            drop(outbox, "good.zip", good)
+            await until(lambda: len(states(db, "SELECT 1 FROM messages WHERE state ="
+                                               " 'quarantined'")) == 2
+                        and bool(outbox_zips(tmp_path)), timeout=20)
+
+    asyncio.run(scenario())
+    rows = dict((ref, (state, reason)) for ref, state, reason
+                in states(db, "SELECT ref, state, reason FROM messages"))
+    for ref in ("plain.xml", "lacking.zip"):
+        state, reason = rows[ref]
+        assert state == "quarantined"
+        assert f"'files/{NAMED}' is not in the message's payload" in reason
+        assert reason.endswith(f"(at {WHERE})")
+    assert rows["good.zip"] == ("routed", None)
+    [payload] = outbox_zips(tmp_path)
+    with zipfile.ZipFile(payload) as zf:
+        assert sorted(zf.namelist()) == [f"files/{NAMED}", "message.xml"]
+        sent = zf.read(f"files/{NAMED}")
+        root = etree.fromstring(zf.read("message.xml"))
+    assert sent == PDF
+    [stated] = root.iter(f"{E39}hashCode")
+    assert stated.text == hashlib.sha256(sent).hexdigest()
+
+
+def test_a_file_a_message_names_may_come_from_a_rule_and_is_described_once(
+        tmp_path: Path) -> None:
+    config = gateway_dir(tmp_path, f'["{NAMED}"]')
+    scan(tmp_path / "documents" / NAMED)
+
+    async def scenario() -> None:
+        async with running(config, get_plugin_manager()):
+            drop(tmp_path / "registry" / "outbox", "m1.xml", with_document(PDF, name=NAMED))
+            await until(lambda: bool(outbox_zips(tmp_path)), timeout=20)
+
+    asyncio.run(scenario())
+    [payload] = outbox_zips(tmp_path)
+    with zipfile.ZipFile(payload) as zf:
+        assert sorted(zf.namelist()) == [f"files/{NAMED}", "message.xml"]
+        root = etree.fromstring(zf.read("message.xml"))
+    assert [p.text for p in root.iter(f"{E39}pathFileName")] == [f"files/{NAMED}"]
+
+
+def test_a_file_supplied_for_a_named_one_must_be_the_file_its_document_states(
+        tmp_path: Path) -> None:
+    config = gateway_dir(tmp_path, f'["{NAMED}"]')
+    scan(tmp_path / "documents" / NAMED, PDF + b"% another scan\n")
+
+    async def scenario() -> None:
+        async with running(config, get_plugin_manager()):
+            drop(tmp_path / "registry" / "outbox", "m1.xml", with_document(PDF, name=NAMED))
+            await until(lambda: states(tmp_path / "gateway.db", "SELECT state FROM messages")
+                        == [("quarantined",)])
+
+    asyncio.run(scenario())
+    [(reason,)] = states(tmp_path / "gateway.db", "SELECT reason FROM messages")
+    assert reason == (f"files/{NAMED} does not match its document's SHA-256 hashCode"
+                      f" (damaged or replaced) (at {WHERE})")
+
+
+# -- documents still being written ---------------------------------------------------
+
+
+def test_a_scan_modified_within_settle_is_quarantined_and_sent_by_a_replay_once_settled(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = gateway_dir(tmp_path, '["permit-{vn}.pdf"]')
+    with (tmp_path / "conf.d" / "10-test.toml").open("a") as f:
+        f.write('[documents]\nsettle = "30s"\n')
+    path = scan(tmp_path / "documents" / f"permit-{VN}.pdf", age=0)  # the scanner is at it
+    db = tmp_path / "gateway.db"
+
+    async def scenario() -> None:
+        async with running(config, get_plugin_manager()):
+            drop(tmp_path / "registry" / "outbox", "m1.xml", person_event())
+            await until(lambda: states(db, "SELECT state FROM messages") == [("quarantined",)])
+
+    asyncio.run(scenario())
+    [(mid, reason)] = states(db, "SELECT id, reason FROM messages")
+    assert reason.startswith(f"rules[1] permits-with-scan: document {path} was modified")
+    assert "less than [documents] settle (30 s): it may still be being written" in reason
+    assert "`ech-gateway messages replay ID` sends it" in reason
+    assert not list((tmp_path / "sedex" / "outbox").glob("data_*"))
+    [(count,)] = states(db, "SELECT count(*) FROM attachments")
+    assert count == 0
+    # the scanner finished a minute ago: the replay sends it
+    scan(path, age=60)
+    assert main(["messages", "replay", str(mid), "--config", str(config)]) == 0
+    assert "now routed" in capsys.readouterr().out
+    [(count,)] = states(db, "SELECT count(*) FROM attachments")
+    assert count == 1
+
+
+def test_an_empty_scan_is_refused_naming_it(tmp_path: Path) -> None:
+    docs = folder(tmp_path)
+    empty = scan(docs.dir / f"{VN}.pdf", b"")
+    with pytest.raises(InputRejected) as caught:
+        docs.attach(message_root(), ["{vn}.pdf"], "rules[1] r")
+    assert str(caught.value) == (f"rules[1] r: document {empty} is empty (0 bytes: a scan that"
+                                 " failed?); put the complete file there and replay the message")
+
+
+def test_a_scan_younger_than_settle_is_refused_an_older_one_taken(tmp_path: Path) -> None:
+    docs = DocumentsFolder(tmp_path, Limits(5, 10_000), settle=5.0)
+    fresh = scan(tmp_path / f"{VN}.pdf", age=1)
+    with pytest.raises(InputRejected, match=re.escape(f"document {fresh} was modified ")
+                       + r"\d+\.\d s ago, less than \[documents\] settle \(5 s\)"):
+        docs.attach(message_root(), ["{vn}.pdf"], "rules[1] r")
+    scan(fresh, age=6)
+    assert [a.name for a in docs.attach(message_root(), ["{vn}.pdf"], "rules[1] r")] == [
+        f"{VN}.pdf"]
+
+
+def test_an_empty_file_a_plugin_supplies_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InputRejected) as caught:
+        folder(tmp_path).attach(message_root(), [], "rules[1] r", (),
+                                [Attachment("letter.pdf", b"")])
+    assert str(caught.value) == "rules[1] r: document 'letter.pdf' is empty (0 bytes)"

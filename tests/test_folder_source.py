@@ -84,7 +84,7 @@ WRITER = Path(__file__).parent / "writer.py"
 
 def notice(message_id: str, pad: int = 0) -> bytes:
     """A valid notice, made ``pad`` bytes larger with a comment before its root's end tag."""
-    data = message(message_id, fixture="valid-pem-full-persondata.xml")
+    data = message(message_id, fixture="valid-pem-full-persondata.xml", documents=False)
     if not pad:
         return data
     end = data.rstrip().rindex(b"</")

@@ -12,6 +12,7 @@ import hashlib
 import json
 import shutil
 import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from gateway.api import send_manual
 from gateway.cli import main
 from gateway.config import write_initial_config
 from gateway.contracts import Attachment
+from gateway.documents import add_documents, describe
 from gateway.errors import InputRejected
 from gateway.plugins import get_plugin_manager
 from tests.flow import drop, message, running, states, until
@@ -233,6 +235,56 @@ def test_send_file_sends_an_ech0223_file_as_it_is(
     # the same file again is the same input: not sent twice
     assert send(site, str(path), "--partner", "canton") == 1
     assert "not sent again" in capsys.readouterr().out
+
+
+def with_document(name: str) -> bytes:
+    """A valid message whose one eCH-0039 document names files/``name`` (the SHA-256 of PDF)."""
+    root = etree.fromstring(message())
+    add_documents(root, [describe(Attachment(name, PDF), "m", datetime(2026, 1, 5, tzinfo=UTC),
+                                  "signed")])
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def test_send_file_naming_a_file_it_lacks_is_quarantined_naming_file_and_place(
+        site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plain = site / "by-hand.xml"
+    plain.write_bytes(with_document("permit-2026.pdf"))
+    lacking = site / "by-hand.zip"
+    with zipfile.ZipFile(lacking, "w") as zf:
+        zf.writestr("message.xml", with_document("permit-2026.pdf"))
+        zf.writestr("files/other.pdf", PDF)
+    for path in (plain, lacking):
+        assert send(site, str(path), "--partner", "canton") == 1
+        out = capsys.readouterr().out
+        assert "quarantined: document file 'files/permit-2026.pdf' is not in the message's" in out
+        assert "(at /personEventMessage/content/document[1]/files/file[1]/pathFileName)" in out
+    assert [state for _mid, state, _r in manual_rows(site)] == ["quarantined", "quarantined"]
+    assert states(site / "gateway.db", "SELECT count(*) FROM deliveries") == [(0,)]
+
+
+def test_send_file_as_a_zip_with_the_named_file_sends_it(site: Path) -> None:
+    path = site / "by-hand.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("message.xml", with_document("permit-2026.pdf"))
+        zf.writestr("files/permit-2026.pdf", PDF)
+    assert send(site, str(path), "--partner", "canton") == 0
+    [(_mid, state, _reason)] = manual_rows(site)
+    assert state == "routed"
+
+    async def deliver() -> None:
+        async with running(site / "gateway.toml", get_plugin_manager()):
+            await until(lambda: bool(list((site / "sedex" / "outbox").glob("data_*.zip"))),
+                        timeout=20)
+
+    asyncio.run(deliver())
+    [data] = (site / "sedex" / "outbox").glob("data_*.zip")
+    with zipfile.ZipFile(data) as zf:
+        assert sorted(zf.namelist()) == ["files/permit-2026.pdf", "message.xml"]
+        sent = zf.read("files/permit-2026.pdf")
+        root = assert_official(zf.read("message.xml"))
+    assert sent == PDF
+    [stated] = root.iter(f"{E39}hashCode")
+    assert stated.text == hashlib.sha256(sent).hexdigest()
 
 
 def test_a_plugin_sends_through_its_intake(site: Path) -> None:

@@ -428,6 +428,7 @@ async def test_a_registry_that_writes_ech0223_itself_is_answered_too(tmp_path: P
     inbox = tmp_path / "registry" / "inbox"
     sim = _answering_canton(tmp_path, seed=5)
     sent = sample_person_event(random.Random(11), message_id="reg-1", event="moveIn")
+    sent.content.document = []  # XML alone: no files for documents to name
     vn = sent.content.person_identification.vn
     assert vn is not None
     stop = asyncio.Event()

@@ -160,6 +160,13 @@ class DocumentsSettings(_Section):
         default="undefined",
         description="eCH-0039 documentStatus written for each attached document.",
     )
+    settle: Duration = Field(
+        default=5.0, ge=0,
+        description="How long a document must stay unmodified before a rule attaches it (a"
+        " scanner writes in place); a message whose document changed more recently is"
+        " quarantined, and `messages replay` sends it once the file is complete. \"0s\":"
+        " for scanners that write under a temporary name and rename.",
+    )
 
 
 class ValidationSettings(_Section):

@@ -58,6 +58,7 @@ max_attachment_bytes = "20MiB"  # all document files of one outgoing message tog
 # "{local_id}/*.pdf", "{reference}/*.pdf" (per case). The gateway only reads here.
 dir = "documents"
 status = "undefined"        # eCH-0039 documentStatus of attached documents
+settle = "5s"               # a document modified more recently is not sent yet
 
 [validation]
 # "project": the XSDs shipped with the gateway. "official": the official eCH

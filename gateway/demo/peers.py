@@ -40,8 +40,9 @@ async def registry(outbox: Path, count: int, seed: int, interval: float) -> list
     ids = []
     for n in range(count):
         message_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-        drop(outbox, f"mutation-{n:04d}.xml",
-             write_message(sample_person_event(rng, message_id=message_id)))
+        message = sample_person_event(rng, message_id=message_id)
+        message.content.document = []  # a registry folder's XML carries no scans (no files/)
+        drop(outbox, f"mutation-{n:04d}.xml", write_message(message))
         ids.append(message_id)
         await asyncio.sleep(interval)
     for name, data in BAD_INPUTS.items():
