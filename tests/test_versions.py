@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import pickle
 import random
 import re
 import subprocess
 import sys
+import zipfile
 from collections import Counter
 from pathlib import Path
 
@@ -401,12 +403,21 @@ def test_partner_versions_come_from_the_configuration(tmp_path: Path) -> None:
 async def test_a_1_0_file_is_delivered_as_1_5_and_stored_as_received(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     data = V10_FULL.read_bytes()
+    named = re.findall(rb"<eCH-0039:pathFileName>([^<]+)<", data)  # the scans it describes
+    scans = {name.decode(): b"%d" % n for n, name in enumerate(named)}
+    scans["files/mietvertrag.pdf"] = b"test"  # what its stated SHA-256 hashCode is of
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("message.xml", data)
+        for name, scan in scans.items():
+            zf.writestr(name, scan)
     async with running(config):
-        drop(tmp_path / "in", "old.xml", data)
+        drop(tmp_path / "in", "old.zip", buf.getvalue())
         await until(lambda: states(tmp_path / "gateway.db",
                                    "SELECT state FROM deliveries") == [("delivered",)])
     [(version,)] = states(tmp_path / "gateway.db", "SELECT version FROM messages")
     [(raw, canonical)] = states(tmp_path / "gateway.db", "SELECT raw, canonical FROM payloads")
-    assert (version, raw, canonical) == ("1.5", data, upgrade(data, "1.0").xml)
+    assert (version, raw, canonical) == ("1.5", buf.getvalue(), upgrade(data, "1.0").xml)
     [item] = StubTransport.sent["canton"]
     assert item.payload == canonical
+    assert {f"files/{a.name}": a.data for a in item.attachments} == scans
