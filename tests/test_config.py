@@ -475,6 +475,28 @@ def test_rules_naming_unknown_partners_sources_fields_or_values_are_refused(
     assert not [key for _file, key in problems if key.startswith("rules[1]")]
 
 
+def test_rules_with_one_name_or_an_empty_age_range_are_refused(tmp_path: Path) -> None:
+    main = write(tmp_path / "gateway.toml", MINIMAL)
+    conf = write(tmp_path / "conf.d/50-rules.toml", """
+        [[rules]]
+        name = "adults"
+        match = { age_min = 18 }
+        then = { route_to = ["canton"] }
+        [[rules]]
+        name = "adults"
+        match = { age_min = 70, age_max = 18 }
+        then = { not_relevant = "minors" }
+        """)
+
+    problems = keyed(problems_of(main))
+
+    assert problems[(str(conf), "rules[2].name")].startswith(
+        "rule 'adults': rules[1] has this name too")
+    assert "age_min 70 is above age_max 18: no age matches" in problems[
+        (str(conf), "rules[2].match")]
+    assert not [key for _file, key in problems if key.startswith("rules[1]")]
+
+
 def test_cross_section_checks(tmp_path: Path) -> None:
     write(tmp_path / "blocker", "a file, not a directory")
     main = write(

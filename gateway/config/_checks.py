@@ -63,9 +63,16 @@ def _check_rules(data: Mapping[str, Any], provenance: Provenance, partners: list
     source_names = sorted(sources) if isinstance(sources, dict) else []
     facts = set(FACT_NAMES) | set(NORMALISER_FACTS)
     problems = []
+    named: dict[str, int] = {}  # a rule's name -> the number of the first rule with it
     for i, rule in enumerate(rules if isinstance(rules, list) else ()):
         if not isinstance(rule, dict):
             continue
+        name = rule.get("name")
+        if isinstance(name, str) and named.setdefault(name, i + 1) != i + 1:
+            problems.append(provenance.problem(
+                ("rules", str(i), "name"),
+                f"rules[{named[name]}] has this name too: the journal and `rules explain` name"
+                " each decision by its rule, so each rule needs a name of its own"))
         then, match = rule.get("then"), rule.get("match")
         routes = then.get("route_to") if isinstance(then, dict) else None
         for partner in routes if isinstance(routes, list) else ():

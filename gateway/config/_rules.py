@@ -57,6 +57,13 @@ class RuleMatch(_Strict):
         description="Other facts by name, a value or a list of values: "
         + ", ".join(NORMALISER_FACTS) + ", and the core's facts.")
 
+    @model_validator(mode="after")
+    def _ages_in_order(self) -> RuleMatch:
+        if self.age_min is not None and self.age_max is not None and self.age_min > self.age_max:
+            raise ValueError(f"age_min {self.age_min} is above age_max {self.age_max}:"
+                             " no age matches")
+        return self
+
 
     @field_validator("event")
     @classmethod
