@@ -266,10 +266,7 @@ def parse_receipt(data: bytes, *, max_bytes: int) -> SedexReceipt:
     message_id = _text(root, ns, "messageId")
     if not MESSAGE_ID.fullmatch(message_id):
         raise InputRejected("receipt messageId is not 1-36 characters of [A-Za-z0-9-]")
-    report = validate(root)
-    issues = [f"line {e.line}: {e.message}" for e in report.errors]
-    if not report.valid and not issues:
-        issues = [f"not valid {report.kind}"]
+    issues = _schema_issues(root)
     tolerated = [i for i in issues if _TOLERATED.search(i)]
     problem = next((i for i in issues if i not in tolerated), None)
     try:
@@ -290,8 +287,12 @@ def parse_receipt(data: bytes, *, max_bytes: int) -> SedexReceipt:
 
 def _schema_problem(root: etree._Element) -> str | None:
     """The first violation of the project's eCH-0090 schema (v1 or v2), or ``None``."""
+    return next(iter(_schema_issues(root)), None)
+
+
+def _schema_issues(root: etree._Element) -> list[str]:
+    """Every violation of the project's eCH-0090 schema (v1 or v2), as ``line N: message``."""
     report = validate(root)
     if report.valid:
-        return None
-    first = report.errors[0] if report.errors else None
-    return f"line {first.line}: {first.message}" if first else f"not valid {report.kind}"
+        return []
+    return [f"line {e.line}: {e.message}" for e in report.errors] or [f"not valid {report.kind}"]
