@@ -11,14 +11,15 @@ from gateway.config import check_plugin_options, load_settings
 from gateway.contracts import PartnerVersion
 from gateway.convert import Validator
 from gateway.errors import ConfigError
-from gateway.plugins import source_types, transport_types
+from gateway.plugins import fact_values, source_types, transport_types
 from gateway.xml.validation import SchemaSet
 
 
 def load_config(path: Path | None, pm: pluggy.PluginManager) -> Any:
     """Load and fully check the configuration, plugin types and options included."""
     sources, transports = source_types(pm), transport_types(pm)
-    settings = load_settings(path, source_types=sources, transport_types=transports)
+    settings = load_settings(path, source_types=sources, transport_types=transports,
+                             fact_values=fact_values(pm))
     problems = check_plugin_options(settings, sources, transports)
     if not problems:
         problems = [p for found in pm.hook.gateway_check_config(settings=settings) for p in found]

@@ -10,11 +10,12 @@ message already says "Swiss").
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Any, get_args
 
 from lxml import etree
 
 from gateway.contracts import Normalised, RawInput
+from gateway.ech0223.codes import PersonEvent
 from gateway.person_state import SWITZERLAND, PersonState, age, permit_category
 
 NS = "http://www.ech.ch/xmlns/eCH-0223/1"
@@ -25,6 +26,10 @@ MESSAGE_PERSON = "message_person"
 NAMES = ("kind", "source", "event", "nationality", "country", "permit", "permit_category",
          "permit_valid_till", "municipality", "municipality_name", "canton", "marital_status",
          "sex", "age")
+#: The values of facts the core sets in the messages rules decide (plugins declare theirs with
+#: ``gateway_fact_values``): an eCH-0223 message's personEvent. A manual send's ``format``
+#: ("manual") is not one: manual sends are decided by their request, never by rules.
+VALUES: dict[str, tuple[str, ...]] = {"person_event": get_args(PersonEvent)}
 
 
 def rule_facts(n: Normalised, raw: RawInput, before: PersonState | None,

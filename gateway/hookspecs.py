@@ -20,7 +20,7 @@ registered by code instead, the daemon normalises in its own process.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -76,6 +76,31 @@ def gateway_transport_types() -> list[TransportType]:
         @hookimpl
         def gateway_transport_types():
             return [TransportType("sedex", SedexOptions, SedexTransport)]
+    """
+
+
+@hookspec
+def gateway_fact_values() -> Mapping[str, Collection[str]]:
+    """Declare the values each fact this plugin's normaliser sets can take.
+
+    The facts a normaliser puts in ``Normalised.facts`` are what a rule's
+    ``[rules.match] fields`` match on (``source_event = "changeOccupation"``).
+    ``check-config`` refuses a rule whose ``fields`` give a fact a value nobody
+    declares (a typo would never match), naming the values that are. Declare
+    the values of the messages rules decide: input your normaliser makes not
+    relevant itself never reaches them. What every plugin declares for a fact
+    is taken together, with the core's own (``person_event``: the eCH-0223
+    personEvents): a plugin that sets a fact another declares (``format``)
+    declares its own values too, else rules matching them are refused. A fact
+    nobody declares values for is not checked.
+
+    :return: each fact's possible values, by fact name.
+
+    Example::
+
+        @hookimpl
+        def gateway_fact_values():
+            return {"format": ["nova-xml"], "source_event": ["zuzug", "wegzug", "tod"]}
     """
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+from collections.abc import Collection, Iterator
 from dataclasses import replace
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
@@ -13,6 +14,7 @@ import pluggy
 
 from gateway import hookspecs
 from gateway.errors import PluginError
+from gateway.facts import VALUES as CORE_VALUES
 from gateway.plugin_types import GatewayEvent, SourceType, TransportType
 
 log = logging.getLogger(__name__)
@@ -101,20 +103,45 @@ def transport_types(pm: pluggy.PluginManager) -> dict[str, TransportType]:
     return _declared(pm, "gateway_transport_types", "transport")
 
 
+def fact_values(pm: pluggy.PluginManager) -> dict[str, frozenset[str]]:
+    """The values each fact can take: what the core and every loaded plugin declare, together.
+
+    A fact nobody declares values for is not in it (rules matching it are not checked).
+
+    :raises PluginError: a plugin declares a fact's values as anything but a collection
+        of strings.
+    """
+    found: dict[str, set[str]] = {name: set(values) for name, values in CORE_VALUES.items()}
+    for plugin, declared in _answers(pm, "gateway_fact_values"):
+        for name, values in declared.items():
+            if (isinstance(values, str | bytes) or not isinstance(values, Collection)
+                    or not all(isinstance(v, str) for v in values)):
+                raise PluginError(f"plugin {plugin!r} declares the values of fact {name!r} as"
+                                  f" {values!r}: give a collection of strings")
+            found.setdefault(name, set()).update(values)
+    return {name: frozenset(values) for name, values in found.items()}
+
+
 def _declared(pm: pluggy.PluginManager, hook: str, what: str) -> dict[str, Any]:
     """The types each plugin answers ``hook`` with, stamped with that plugin's name."""
     found: dict[str, Any] = {}
+    for plugin, types in _answers(pm, hook):
+        for declared in types:
+            earlier = found.get(declared.name)
+            if earlier is not None:
+                raise PluginError(f"plugins {earlier.plugin!r} and {plugin!r} both"
+                                  f" declare the {what} {declared.name!r}; uninstall one")
+            found[declared.name] = replace(declared, plugin=plugin)
+    return found
+
+
+def _answers(pm: pluggy.PluginManager, hook: str) -> Iterator[tuple[str, Any]]:
+    """Each plugin's answer to ``hook`` (a hook without arguments), with that plugin's name."""
     plugins = pm.get_plugins()
     for impl in getattr(pm.hook, hook).get_hookimpls():
         others = [p for p in plugins if p is not impl.plugin]
-        for types in pm.subset_hook_caller(hook, remove_plugins=others)():
-            for declared in types:
-                earlier = found.get(declared.name)
-                if earlier is not None:
-                    raise PluginError(f"plugins {earlier.plugin!r} and {impl.plugin_name!r} both"
-                                      f" declare the {what} {declared.name!r}; uninstall one")
-                found[declared.name] = replace(declared, plugin=impl.plugin_name)
-    return found
+        for answer in pm.subset_hook_caller(hook, remove_plugins=others)():
+            yield impl.plugin_name, answer
 
 
 async def resolve(value: Any) -> Any:

@@ -236,6 +236,20 @@ def test_check_config_accepts_the_init_config(tmp_path: Path) -> None:
     assert b"configuration is valid" in done.stdout
 
 
+def test_check_config_accepts_the_shipped_examples(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """config/ with the exports' sources: its rules match only fact values the plugins declare."""
+    write_initial_config(tmp_path / "config")  # the folders gateway.toml names
+    shutil.copytree(Path(__file__).parent.parent / "config", tmp_path / "config",
+                    dirs_exist_ok=True)
+    conf_d = tmp_path / "config" / "conf.d"
+    (conf_d / "30-nova.toml.example").rename(conf_d / "30-nova.toml")
+    code, out, _ = cli(capsys, "--config", str(tmp_path / "config" / "gateway.toml"),
+                       "check-config")
+    assert code == 0, out
+    assert "configuration is valid" in out
+
+
 def _problems(out: str) -> dict[str, str]:
     """``key -> file`` of every ``file: key: reason`` line."""
     found = {}

@@ -475,6 +475,43 @@ def test_rules_naming_unknown_partners_sources_fields_or_values_are_refused(
     assert not [key for _file, key in problems if key.startswith("rules[1]")]
 
 
+def test_rules_matching_values_no_plugin_declares_are_refused(tmp_path: Path) -> None:
+    main = write(tmp_path / "gateway.toml", MINIMAL)
+    conf = write(tmp_path / "conf.d/50-rules.toml", """
+        [[rules]]
+        name = "ok"
+        match = { fields = { source_event = ["moveIn", "move"], format = "eCH-0020", row = 3 } }
+        then = { route_to = ["canton"] }
+        [[rules]]
+        name = "typos"
+        [rules.match.fields]
+        source_event = ["moveIn", "moveout"]
+        format = ["eCH-020", 20]
+        mapping = "anything"
+        [rules.then]
+        route_to = ["canton"]
+        """)
+    events = ["moveIn", "moveOut", "move", *(f"event{n:02}" for n in range(20))]
+    values = {"source_event": events, "format": ["eCH-0020", "eCH-0223"]}
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings(main, env={}, fact_values=values)
+    problems = caught.value.problems
+
+    key = "rules[2].match.fields"
+    assert [p for p in problems if p[1].startswith("rules[")] == [
+        (str(conf), f"{key}.source_event", "rule 'typos': unknown source_event 'moveout' (did you"
+         " mean 'moveOut'?); values rules see: event00, event01, event02, event03, event04,"
+         " event05, event06, event07, event08, event09, event10, event11, ... (23 in all)"),
+        (str(conf), f"{key}.format", "rule 'typos': unknown format 'eCH-020' (did you mean"
+         " 'eCH-0020'?); values rules see: eCH-0020, eCH-0223"),
+        (str(conf), f"{key}.format", "rule 'typos': format 20 is not a string; values rules see:"
+         " eCH-0020, eCH-0223"),
+    ]
+    # without the plugins' declarations (a bare load_settings) the values are not checked
+    assert len(load_settings(main, env={}).rules) == 2
+
+
 def test_rules_with_one_name_or_an_empty_age_range_are_refused(tmp_path: Path) -> None:
     main = write(tmp_path / "gateway.toml", MINIMAL)
     conf = write(tmp_path / "conf.d/50-rules.toml", """

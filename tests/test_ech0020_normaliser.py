@@ -19,7 +19,8 @@ from lxml import etree
 
 from gateway.api import InputRejected, NormaliseContext, Normalised, PersonState, RawInput
 from gateway.ech0223 import sample_person_event, write_message
-from plugins.ech0020 import gateway_normalise
+from gateway.facts import VALUES as CORE_VALUES
+from plugins.ech0020 import gateway_fact_values, gateway_normalise
 from plugins.ech0020._xml import all_named, children, named
 from tests.flow import plugin_manager
 from tests.official import REPO, official_xsd
@@ -129,6 +130,19 @@ def test_every_message_is_valid_official_ech0223_1_5(in_order: dict[str, Normali
             etree.fromstring(result.xml).getroottree())
         assert schema.validate(result.tree), f"{name}: {schema.error_log.last_error}"
         assert _root(result).get("version") == "1.5"
+
+
+def test_the_facts_rules_see_have_declared_values_and_no_other_event_is_declared(
+        in_order: dict[str, Normalised]) -> None:
+    """``fields = { source_event = ... }`` is refused by check-config exactly when it cannot match."""
+    declared = {**CORE_VALUES, **gateway_fact_values()}
+    for name, result in in_order.items():
+        if result.not_relevant is None:  # rules decide it
+            for fact in ("format", "source_event", "person_event"):
+                value = result.facts[fact]
+                assert value is None or value in declared[fact], f"{name}: {fact} {value!r}"
+        else:
+            assert result.facts["source_event"] not in declared["source_event"], name
 
 
 def test_the_base_delivery_seeds_every_person_and_sends_nothing() -> None:

@@ -193,6 +193,24 @@ def test_hook_gateway_check_config(tmp_path: Path, hook_calls: list[str]) -> Non
     assert "gateway_check_config" in hook_calls
 
 
+def test_hook_gateway_fact_values(tmp_path: Path, hook_calls: list[str]) -> None:
+    """check-config refuses a rule matching a ``source_event`` the ech0020 plugin never sets."""
+    config = write_initial_config(tmp_path)
+    rules = tmp_path / "conf.d" / "50-rules.toml"
+    rule = ('[[rules]]\nname = "jobs"\nmatch = {{ fields = {{ source_event = "{}" }} }}\n'
+            'then = {{ route_to = ["canton"] }}\n')
+    rules.write_text(rule.format("changeOccupation"))
+    assert _cli("--config", str(config), "check-config")[0] == 0
+    assert "gateway_fact_values" in hook_calls
+    rules.write_text(rule.format("changeOccupaton"))
+    code, out = _cli("--config", str(config), "check-config")
+    assert code == 2
+    assert out.startswith(f"{rules}: rules[1].match.fields.source_event: rule 'jobs': unknown"
+                          " source_event 'changeOccupaton' (did you mean 'changeOccupation'?);"
+                          " values rules see: adoption, birth, ")
+    assert len(out.splitlines()) == 1
+
+
 def test_hook_gateway_commands(hook_calls: list[str]) -> None:
     """A plugin's command (``sedex-sim``) is a sub-command of the CLI."""
     out = io.StringIO()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from gateway.errors import PluginError
-from gateway.plugins import LOAD_ENV, get_plugin_manager, transport_types
+from gateway.plugins import LOAD_ENV, fact_values, get_plugin_manager, transport_types
 
 BUILT_IN = os.environ[LOAD_ENV]  # set by conftest: the gateway's own plugins
 
@@ -93,6 +93,30 @@ def test_two_plugins_declaring_one_transport_clash(tmp_path: Path,
         """)
     reason = failure(tmp_path, monkeypatch, "acme")
     assert reason == "plugins 'acme' and 'sedex' both declare the transport 'sedex'; uninstall one"
+
+
+def test_fact_values_are_what_every_plugin_declares_and_must_be_strings(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    declares = """
+        from gateway.api import hookimpl
+
+        @hookimpl
+        def gateway_fact_values():
+            return {{"format": ["nova-xml"], "vendor_event": {}}}
+        """
+    install(tmp_path, "acmefacts", "acme", "acme_facts_mod", declares.format('["zuzug"]'))
+    install(tmp_path, "acmestr", "acme_str", "acme_str_mod", declares.format('"zuzug"'))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv(LOAD_ENV, "ech0020,ech0223,acme")
+    values = fact_values(get_plugin_manager())
+    assert values["format"] == {"eCH-0020", "eCH-0223", "nova-xml"}
+    assert values["vendor_event"] == {"zuzug"}
+    assert "changeOccupation" in values["source_event"] and "conversionBtoC" in values["person_event"]
+    monkeypatch.setenv(LOAD_ENV, "ech0020,acme_str")
+    with pytest.raises(PluginError) as caught:
+        fact_values(get_plugin_manager())
+    assert str(caught.value) == ("plugin 'acme_str' declares the values of fact 'vendor_event' as"
+                                 " 'zuzug': give a collection of strings")
 
 
 def test_the_cli_prints_one_line_and_exits_2(tmp_path: Path) -> None:

@@ -15,11 +15,15 @@ from gateway.facts import NAMES as FACT_NAMES
 from gateway.manual import SOURCE as MANUAL
 
 
-def check_routes(data: Mapping[str, Any], provenance: Provenance) -> list[Problem]:
-    """Routes to unknown partners, found in the merged data before validation.
+def check_routes(data: Mapping[str, Any], provenance: Provenance,
+                 fact_values: Mapping[str, Collection[str]] | None = None) -> list[Problem]:
+    """Routes to unknown partners, and rules matching facts or values that do not exist.
 
-    Looking at the data rather than validated settings reports these along
-    with every other error; values of the wrong type are left to validation.
+    Found in the merged data before validation: looking at the data rather than
+    validated settings reports these along with every other error; values of the
+    wrong type are left to validation.
+
+    :param fact_values: the values each fact can take (facts not in it are not checked).
     """
     partners = data.get("partners")
     names = sorted(partners) if isinstance(partners, dict) else []
@@ -41,7 +45,7 @@ def check_routes(data: Mapping[str, Any], provenance: Provenance) -> list[Proble
             problems.append(provenance.problem(
                 ("sources", name, "partner"),
                 f"{sender!r} is no partner with role \"partner\"; partners: {known}"))
-    return problems + _check_rules(data, provenance, names, known, registries)
+    return problems + _check_rules(data, provenance, names, known, registries, fact_values or {})
 
 
 def _registries(partners: Any) -> set[str]:
@@ -56,8 +60,9 @@ def _to_registry(partner: str) -> str:
 
 
 def _check_rules(data: Mapping[str, Any], provenance: Provenance, partners: list[str],
-                 known: str, registries: set[str]) -> list[Problem]:
-    """Rules that name unknown partners, sources or facts."""
+                 known: str, registries: set[str],
+                 fact_values: Mapping[str, Collection[str]]) -> list[Problem]:
+    """Rules that name unknown partners, sources, facts or fact values."""
     rules = data.get("rules")
     sources = data.get("sources")
     source_names = sorted(sources) if isinstance(sources, dict) else []
@@ -91,13 +96,35 @@ def _check_rules(data: Mapping[str, Any], provenance: Provenance, partners: list
                     ("rules", str(i), "match", "source"),
                     f"unknown source {source!r}; sources: {', '.join(source_names) or 'none'}"))
         fields = match.get("fields")
-        for name in fields if isinstance(fields, dict) else ():
+        for name, wanted in fields.items() if isinstance(fields, dict) else ():
+            key = ("rules", str(i), "match", "fields", name)
             if name not in facts:
                 problems.append(provenance.problem(
-                    ("rules", str(i), "match", "fields", name),
-                    f"unknown field {name!r}{did_you_mean(name, facts)}; fields: "
+                    key, f"unknown field {name!r}{did_you_mean(name, facts)}; fields: "
                     + ", ".join(sorted(facts))))
+            elif name in fact_values:
+                problems += [provenance.problem(key, reason)
+                             for reason in _unknown_values(name, wanted, fact_values[name])]
     return problems
+
+
+#: How many of a fact's values a problem lists.
+_SHOWN = 12
+
+
+def _unknown_values(name: str, wanted: Any, known: Collection[str]) -> list[str]:
+    """Why each of ``wanted`` (a value or a list) is no value of fact ``name``, one of ``known``."""
+    values = sorted(known)
+    shown = ", ".join(values[:_SHOWN]) + (f", ... ({len(values)} in all)"
+                                          if len(values) > _SHOWN else "")
+    reasons = []
+    for value in wanted if isinstance(wanted, list) else [wanted]:
+        if not isinstance(value, str):
+            reasons.append(f"{name} {value!r} is not a string; values rules see: {shown}")
+        elif value not in known:
+            reasons.append(f"unknown {name} {value!r}{did_you_mean(value, values)};"
+                           f" values rules see: {shown}")
+    return reasons
 
 
 def did_you_mean(name: str, known: Collection[str]) -> str:

@@ -36,7 +36,8 @@ def find_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
 
 def load_settings(path: Path | None = None, *, env: Mapping[str, str] | None = None,
                   source_types: Collection[str] | None = None,
-                  transport_types: Collection[str] | None = None) -> Settings:
+                  transport_types: Collection[str] | None = None,
+                  fact_values: Mapping[str, Collection[str]] | None = None) -> Settings:
     """Load ``gateway.toml``, then ``conf.d/*.toml`` by name, then the environment.
 
     :param path: the main file; default: see :func:`find_config`.
@@ -46,6 +47,8 @@ def load_settings(path: Path | None = None, *, env: Mapping[str, str] | None = N
         ``transport_types``, an unknown ``type`` or ``transport`` is named as such, with
         the known ones, rather than as an unknown options table.
     :param transport_types: the transports the plugins provide.
+    :param fact_values: the values each fact can take (the plugins declare them): a rule
+        matching a fact in it on any other value is named, with the known ones.
     :raises ConfigError: listing every problem as (file, key, reason).
     """
     environ = os.environ if env is None else env
@@ -82,7 +85,7 @@ def load_settings(path: Path | None = None, *, env: Mapping[str, str] | None = N
     if isinstance(gateway, dict):
         gateway.setdefault("data_dir", fallback.base)
     prepared = prepare(data, Settings, (), provenance, problems)
-    problems += check_routes(prepared, provenance)
+    problems += check_routes(prepared, provenance, fact_values)
     # an unknown type or transport is reported here only with other problems; alone,
     # check_plugin_options reports it together with the options of the known ones
     unknown_types: list[Problem] = []

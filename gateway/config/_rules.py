@@ -5,7 +5,7 @@ and a ``then`` (route to partners, or not relevant with a reason; plus the
 business fields and documents to send along). Values are checked here
 (event names as the eCH-0223 XSD spells them, business keys, permit codes and
 categories, cantons); partners and sources are checked against the rest of the
-configuration by ``check-config``.
+configuration, and ``fields`` values against those the plugins declare, by ``check-config``.
 """
 
 from __future__ import annotations
@@ -55,7 +55,9 @@ class RuleMatch(_Strict):
     fields: dict[str, Any] = Field(
         default_factory=dict,
         description="Other facts by name, a value or a list of values: "
-        + ", ".join(NORMALISER_FACTS) + ", and the core's facts.")
+        + ", ".join(NORMALISER_FACTS) + ", and the core's facts. A value no message the rules"
+        " decide can have is refused, for the facts whose values plugins declare (the built-ins:"
+        " format, source_event, person_event).")
 
     @model_validator(mode="after")
     def _ages_in_order(self) -> RuleMatch:

@@ -51,6 +51,7 @@ logged): a VN appears masked, as ``756.****.****.97``.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from datetime import date
 
 from gateway.api import (
@@ -77,6 +78,16 @@ _VERSION = "3.0"
 
 #: ``facts["format"]``: rules can tell eCH-0020 input from eCH-0223 and exports.
 FORMAT = "eCH-0020"
+
+
+@hookimpl
+def gateway_fact_values() -> Mapping[str, Collection[str]]:
+    """``format``, and the ``source_event`` of the events that become messages rules decide.
+
+    Events without an eCH-0223 counterpart and ``baseDelivery`` are not relevant
+    before any rule is asked: a rule matching them would never match.
+    """
+    return {"format": (FORMAT,), "source_event": tuple(COUNTERPART)}
 
 
 @hookimpl(tryfirst=True)

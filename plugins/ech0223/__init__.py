@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from gateway.api import (
@@ -49,6 +50,14 @@ _CASE_FACTS = (("business_process_id", f"{_E39}businessProcessId"),
                ("your_business_reference_id", f"{_E39}yourBusinessReferenceId"))
 #: Versionless documents from a source that is not a partner: tried newest first.
 _VERSIONLESS = ("1.4", "1.3", "1.0")
+#: ``facts["format"]``: rules can tell eCH-0223 input from eCH-0020 and exports.
+FORMAT = "eCH-0223"
+
+
+@hookimpl
+def gateway_fact_values() -> Mapping[str, Collection[str]]:
+    """``format``: eCH-0223."""
+    return {"format": (FORMAT,)}
 
 
 @hookimpl
@@ -84,7 +93,7 @@ def gateway_normalise(raw: RawInput, context: NormaliseContext) -> Normalised | 
         action=_text(header, _ACTION),
         subject=subject,
         persons=persons,
-        facts={"format": "eCH-0223", **_case_facts(header)},
+        facts={"format": FORMAT, **_case_facts(header)},
         warnings=warnings,
     )
 

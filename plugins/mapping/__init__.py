@@ -8,13 +8,21 @@ source names it (``mapping = "mappings/nova.toml"`` of a folder source).
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from gateway.api import Command, NormaliseContext, Normalised, RawInput, hookimpl
 from plugins.mapping.cli import COMMAND, mapping_problems
 from plugins.mapping.normaliser import normalise
+from plugins.mapping.spec import FORMATS
 
-__all__ = ["gateway_check_config", "gateway_commands", "gateway_normalise"]
+__all__ = ["gateway_check_config", "gateway_commands", "gateway_fact_values", "gateway_normalise"]
+
+
+@hookimpl
+def gateway_fact_values() -> Mapping[str, Collection[str]]:
+    """``format``: what a mapping's export is written in (csv, json)."""
+    return {"format": FORMATS}
 
 
 @hookimpl(tryfirst=True)

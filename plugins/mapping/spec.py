@@ -66,6 +66,9 @@ CODE_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 Target = Literal[tuple(TARGETS)]  # type: ignore[valid-type]
+#: What an export is written in: also its messages' ``facts["format"]``.
+Format = Literal["csv", "json"]
+FORMATS: tuple[str, ...] = get_args(Format)
 
 
 class FieldSpec(PluginOptions):
@@ -108,7 +111,7 @@ class MappingSpec(PluginOptions):
     """The whole mapping file."""
 
     name: str = Field(min_length=1, description="what the export is, e.g. Kommunalsoft Nova")
-    format: Literal["csv", "json"]
+    format: Format
     encoding: Literal["utf-8", "windows-1252"] = "utf-8"
     delimiter: Literal[";", ",", "\t", "|"] = ";"
     records: str = Field("", description="JSON: path of the list of records (empty: the"
