@@ -115,6 +115,7 @@ class SQLiteStore:
         # each operation runs under a savepoint, whose undo copies go to a temporary
         # file unless kept in memory (they are never needed after a crash: WAL is)
         conn.execute("PRAGMA temp_store=MEMORY")
+        conn.execute("PRAGMA cache_size=-16384")
         return conn
 
     def _same_file(self) -> bool:
