@@ -238,7 +238,8 @@ class Gateway:
         """``job``, registered while it runs so that shutting down can let it finish.
 
         A store that cannot write (disk full) is reported once, then every 5
-        minutes, and when it can again; a lost store was reported already.
+        minutes, and when it can again, unless the intake is paused for it: its
+        alert reports the incident already. A lost store was reported already.
         """
         problem = RepeatedProblem(log, f"maintenance job {job.__name__.strip('_')}")
 
@@ -250,7 +251,10 @@ class Gateway:
                 await job()
                 problem.ok()
             except StoreUnavailable as exc:
-                problem.failed(exc)
+                if self.pipeline.pause.paused:
+                    log.debug("maintenance job %s waits for the store: %s", job.__name__, exc)
+                else:
+                    problem.failed(exc)
             except StoreLost:
                 pass
             finally:
