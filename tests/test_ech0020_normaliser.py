@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import pickle
 import tomllib
+import uuid
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -21,6 +22,7 @@ from gateway.api import InputRejected, NormaliseContext, Normalised, PersonState
 from gateway.ech0223 import sample_person_event, write_message
 from gateway.facts import VALUES as CORE_VALUES
 from plugins.ech0020 import gateway_fact_values, gateway_normalise
+from plugins.ech0020._header import ID_NAMESPACE, derived_id
 from plugins.ech0020._xml import all_named, children, named
 from tests.flow import plugin_manager
 from tests.official import REPO, official_xsd
@@ -300,13 +302,22 @@ def test_ids_are_new_unique_and_the_same_for_a_resent_delivery(in_order: dict[st
     ids = [result.message_id for result in in_order.values() if result.xml]
     assert len(set(ids)) == len(ids)
     for name in ("moveIn-abroad.xml", "move.xml"):
-        source_id = etree.parse(str(CORPUS / name)).findtext(".//{http://www.ech.ch/xmlns/eCH-0058/5}messageId")
+        source = etree.parse(str(CORPUS / name))
+        source_id = source.findtext(".//{http://www.ech.ch/xmlns/eCH-0058/5}messageId")
+        sender = source.findtext(".//{http://www.ech.ch/xmlns/eCH-0058/5}senderId")
+        assert in_order[name].message_id == str(uuid.uuid5(ID_NAMESPACE, f"{sender} {source_id}"))
         assert in_order[name].message_id != source_id
         first, second = process(name, seeded()), process(name, seeded())
         assert first.message_id == second.message_id and first.xml == second.xml
         header = _root(first).find(f"{E223}header")
         assert header is not None
         assert header.findtext("{http://www.ech.ch/xmlns/eCH-0039/3}ourBusinessReferenceId") == source_id
+
+
+@pytest.mark.parametrize(("sender", "message"),
+                         [("1-2511-1", "m-1"), ("T-ZH-9", "Nachricht Müller ✓"), ("", "")])
+def test_the_derived_id_is_the_uuid5_of_sender_and_message_id(sender: str, message: str) -> None:
+    assert derived_id(sender, message) == str(uuid.uuid5(ID_NAMESPACE, f"{sender} {message}"))
 
 
 @pytest.mark.parametrize("entry", BAD, ids=[e["file"] for e in BAD])
