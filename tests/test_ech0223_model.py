@@ -27,6 +27,7 @@ from gateway.ech0223 import (
     write_message,
 )
 from gateway.ech0223._base import remembered
+from gateway.ech0223._xsd import parse_date, parse_integer
 from gateway.ech0223.samples import PERSON_EVENTS
 from gateway.errors import InputRejected
 
@@ -320,3 +321,35 @@ def test_choices_are_enforced() -> None:
     with pytest.raises(ValidationError, match="originalCreationDate as a datetime"):
         PersonEventMessage(header=message.header, content=content)
     assert NS.ECH_0223 == "http://www.ech.ch/xmlns/eCH-0223/1"
+
+
+@pytest.mark.parametrize("text", ["2024-02-29", " 2024-02-29 ", "2024-02-29+01:00"])
+def test_dates_are_read_in_every_form_the_schema_allows(text: str) -> None:
+    assert parse_date(text) == date(2024, 2, 29)
+
+
+@pytest.mark.parametrize("text", ["2024-02-30", "2024-W09-4", "20240229", "2024-02-2x", "2024-2-029"])
+def test_what_is_no_xs_date_is_refused_even_where_python_would_read_it(text: str) -> None:
+    with pytest.raises(ValueError, match="not a supported xs:date"):
+        parse_date(text)
+
+
+@pytest.mark.parametrize(("text", "value"), [("12", 12), ("0012", 12), ("+12", 12), (" -3 ", -3)])
+def test_integers_are_read_with_sign_blanks_and_leading_zeros(text: str, value: int) -> None:
+    assert parse_integer(text) == value
+
+
+@pytest.mark.parametrize("text", ["", "1.0", "²", "1 2"])
+def test_what_is_no_xs_integer_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="not an xs:integer"):
+        parse_integer(text)
+
+
+def test_a_remembered_text_is_written_escaped() -> None:
+    event_date = "<h:eventDate>&#13;2024-03-01</h:eventDate>"
+    document = MINIMAL.replace("</h:messageDate>", f"</h:messageDate>{event_date}")
+    message = read_message(document.encode())
+    assert message.header.event_date == date(2024, 3, 1)
+    written = write_message(message)
+    assert b"<eCH-0039:eventDate>&#13;2024-03-01</eCH-0039:eventDate>" in written
+    assert read_message(written) == message

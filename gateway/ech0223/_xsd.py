@@ -28,12 +28,14 @@ class Scalar:
     """Codec of one simple type.
 
     ``parse`` is None when the text itself is the value; ``exact`` says that every valid
-    text is already canonical, so the reader need not compare it with ``format``.
+    text is already canonical, so the reader need not compare it with ``format``;
+    ``plain`` that ``format`` never makes a character XML needs escaped.
     """
 
     parse: Callable[[str], Any] | None = None
     format: Callable[[Any], str] = str
     exact: bool = True
+    plain: bool = False
 
 
 def _tz(text: str | None) -> timezone | None:
@@ -47,6 +49,9 @@ def _tz(text: str | None) -> timezone | None:
 
 def parse_date(text: str) -> date:
     """xs:date to ``date``; a time zone is accepted and dropped (the text keeps it)."""
+    if len(text) == 10 and text[4] == "-" == text[7]:  # the usual YYYY-MM-DD, quicker
+        with suppress(ValueError):  # anything else is for the pattern to judge
+            return date.fromisoformat(text)
     m = _DATE.fullmatch(text.strip(_WS))
     if m is not None:
         with suppress(ValueError):  # no such day
@@ -87,6 +92,8 @@ def parse_boolean(text: str) -> bool:
 
 def parse_integer(text: str) -> int:
     """xs:integer and its restrictions to ``int`` (sign and leading zeros allowed)."""
+    if text.isascii() and text.isdigit():  # plain digits, quicker
+        return int(text)
     stripped = text.strip(_WS)
     if _INTEGER.fullmatch(stripped) is None:
         raise ValueError(f"not an xs:integer: {text!r}")
@@ -119,9 +126,9 @@ def token_enum(name: str, values: Iterable[str]) -> Scalar:
 
 
 TEXT = Scalar()
-DATE = Scalar(parse_date, date.isoformat, exact=False)
-DATETIME = Scalar(parse_datetime, format_datetime, exact=False)
-BOOLEAN = Scalar(parse_boolean, lambda value: "true" if value else "false", False)
-INTEGER = Scalar(parse_integer, exact=False)
+DATE = Scalar(parse_date, date.isoformat, exact=False, plain=True)
+DATETIME = Scalar(parse_datetime, format_datetime, exact=False, plain=True)
+BOOLEAN = Scalar(parse_boolean, lambda value: "true" if value else "false", False, plain=True)
+INTEGER = Scalar(parse_integer, exact=False, plain=True)
 #: eCH-0021 ``uidOrganisationIdType``: nine digits, written zero-padded.
-UID_NUMBER = Scalar(parse_integer, "{:09d}".format, exact=False)
+UID_NUMBER = Scalar(parse_integer, "{:09d}".format, exact=False, plain=True)
