@@ -8,6 +8,7 @@ the namespace of the schema that declares them, not of their type (DOMAIN.md
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from lxml import etree
 
@@ -19,11 +20,25 @@ XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
 
 Element = etree._Element
 
+#: Local names by Clark tag: a delivery has a few dozen tags, each read again and again.
+_LOCAL: dict[Any, str] = {}
+#: Tags beyond this many (input of unusual variety) are not remembered.
+_LOCAL_MAX = 2048
+
+
+def _local_name(tag: Any) -> str:
+    """The local name of a Clark ``tag`` (``""`` for a comment's or processing instruction's)."""
+    name = _LOCAL.get(tag)
+    if name is None:
+        name = tag.rpartition("}")[2] if isinstance(tag, str) else ""
+        if len(_LOCAL) < _LOCAL_MAX:
+            _LOCAL[tag] = name
+    return name
+
 
 def local(el: Element) -> str:
     """The local name of ``el`` (``""`` for comments and processing instructions)."""
-    tag = el.tag
-    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
+    return _local_name(el.tag)
 
 
 def where(el: Element) -> str:
@@ -34,7 +49,13 @@ def where(el: Element) -> str:
 
 def named(el: Element) -> list[tuple[str, Element]]:
     """The child elements of ``el`` with their local names, in document order."""
-    return [(tag.rpartition("}")[2], child) for child in el if isinstance(tag := child.tag, str)]
+    found = []
+    for child in el:
+        tag = child.tag
+        name = _LOCAL.get(tag) or _local_name(tag)
+        if name:
+            found.append((name, child))
+    return found
 
 
 def children(el: Element) -> dict[str, Element]:
