@@ -132,8 +132,11 @@ def _compile(layout: Layout[Any]) -> _Writer:
                     f" + {'</' + name + '>'!r})")
         else:
             names[ref] = codec.format
-            text = f"{ref}(x)" if codec.exact else f"{ref}(x) if s is None else s"
-            body = f"add({'<' + name + '>'!r} + _escape({text}) + {'</' + name + '>'!r})"
+            if codec.plain:  # only a remembered text may need escaping
+                text = f"{ref}(x)" if codec.exact else f"({ref}(x) if s is None else _escape(s))"
+            else:
+                text = f"_escape({ref}(x))" if codec.exact else f"_escape({ref}(x) if s is None else s)"
+            body = f"add({'<' + name + '>'!r} + {text} + {'</' + name + '>'!r})"
             if not codec.exact:
                 body = f"s = model.lexical({field!r}) if texts else None\n        {body}"
         lines += ["    if x is not None:", f"        {body}"]
