@@ -47,6 +47,8 @@ PARTS = ("name_data", "birth_data", "birth_addon_data", "nationality_data", "mar
 #: Permit categories by the first two digits of the eCH-0006 code (DOMAIN.md §5.2).
 PERMIT_CATEGORIES = {"02": "B", "03": "C", "04": "Ci", "05": "F", "06": "N", "07": "L",
                      "08": "G"}
+#: The identification fields a newer state takes from an older one where it has none.
+_FILLED = ("local_person_id", "other_person_id", "original_name", "sex", "date_of_birth")
 #: The fields an eCH-0223 ``personData`` requires, in its order.
 _REQUIRED = tuple(name for name, info in PersonData.model_fields.items() if info.is_required())
 
@@ -102,18 +104,28 @@ class PersonState(BaseModel):
         """This state updated by ``newer``: its parts where it has them, ids from both."""
         ident = newer.identification
         old = self.identification
-        fill = {
-            "vn": ident.vn if ident.vn is not None else old.vn,
-            "local_person_id": ident.local_person_id or old.local_person_id,
-            "other_person_id": ident.other_person_id or old.other_person_id,
-            "original_name": ident.original_name or old.original_name,
-            "sex": ident.sex or old.sex,
-            "date_of_birth": ident.date_of_birth or old.date_of_birth,
-        }
+        fill = {"vn": ident.vn if ident.vn is not None else old.vn,
+                **{name: getattr(ident, name) or getattr(old, name) for name in _FILLED}}
         parts = {name: getattr(newer, name) if getattr(newer, name) is not None
                  else getattr(self, name) for name in PARTS}
         return PersonState(identification=ident.model_copy(update=fill),
                            as_of=newer.as_of or self.as_of, **parts)
+
+    def kept_by(self, newer: PersonState) -> bool:
+        """Whether ``newer`` already holds all of this state: ``self.merged(newer)`` would be
+        ``newer`` again (each value :meth:`merged` takes, the very one ``newer`` has).
+
+        An eCH-0020 draft's state is the state before the event merged with it: merging it
+        once more is work for nothing.
+        """
+        if newer.as_of is None and self.as_of is not None:
+            return False
+        if any(getattr(newer, name) is None and getattr(self, name) is not None
+               for name in PARTS):
+            return False
+        ident, old = newer.identification, self.identification
+        return ((ident.vn is not None or old.vn is None)
+                and all(_kept(getattr(ident, name), getattr(old, name)) for name in _FILLED))
 
     def person_data(self, **extra: Any) -> PersonData | None:
         """The eCH-0223 ``personData`` of this state, or ``None`` while a required part is unknown.
@@ -163,6 +175,13 @@ class PersonState(BaseModel):
             "sex": self.identification.sex,
             "age": age(born, on) if born is not None and on is not None else None,
         }
+
+
+def _kept(newer: Any, older: Any) -> bool:
+    """Whether ``newer or older`` (what :meth:`PersonState.merged` takes) is ``newer``, or
+    as empty as it."""
+    taken = newer or older
+    return taken is newer or (not taken and taken == newer)
 
 
 def birth_text(born: DatePartiallyKnown | None) -> str | None:

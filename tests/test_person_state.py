@@ -1,0 +1,44 @@
+"""Merging person states in a batch: a state that already holds its base is not merged again."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from gateway.ech0223 import MaritalData, NamedPersonId, PersonIdentificationLight
+from gateway.person_state import PersonState, StoredPerson
+from gateway.processor import remember
+
+VN = "vn:7561234567897"
+
+
+def person(local: NamedPersonId | None = None, **parts: Any) -> PersonState:
+    return PersonState(identification=PersonIdentificationLight(
+        vn=7561234567897, local_person_id=local, official_name="Muster", first_name="Anna"),
+        **parts)
+
+
+def test_a_state_made_from_the_stored_one_is_stored_as_it_is() -> None:
+    """An eCH-0020 draft's state is the state before merged with the event's: recording
+    it merges nothing more, and its JSON is the update's."""
+    stored = StoredPerson(1, person(NamedPersonId(person_id_category="MU.1", person_id="7"),
+                                    as_of=date(2020, 1, 1),
+                                    marital_data=MaritalData(marital_status="1")).model_dump_json())
+    update = stored.state.merged(person(marital_data=MaritalData(marital_status="2")))
+    assert stored.state.kept_by(update)
+    states = {VN: stored, "local:MU.1:7": stored}
+    change = remember(states, update)
+    assert change.merged == change.update == stored.state.merged(update).model_dump_json()
+    assert change.base == stored.text and change.added == () and change.birth is None
+    assert states[VN].state is update and states["local:MU.1:7"] is states[VN]
+
+
+def test_what_the_update_lacks_is_taken_from_the_stored_state() -> None:
+    base = person(NamedPersonId(person_id_category="MU.1", person_id="7"),
+                  as_of=date(2020, 1, 1), marital_data=MaritalData(marital_status="1"))
+    for update in (person(marital_data=MaritalData(marital_status="2"), as_of=date(2021, 1, 1)),
+                   person(as_of=date(2021, 1, 1), marital_data=base.marital_data),
+                   person(base.identification.local_person_id, marital_data=base.marital_data)):
+        assert not base.kept_by(update)
+        change = remember({VN: StoredPerson(1, base.model_dump_json())}, update)
+        assert change.merged == base.merged(update).model_dump_json() != change.update
