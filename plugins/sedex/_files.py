@@ -37,7 +37,7 @@ def write_then_rename(directory: Path, temp_name: str, final_name: str, data: by
         raise
 
 
-def publish(directory: Path, name: str, data: bytes, *, staging: Path) -> None:
+def publish(directory: Path | str, name: str, data: bytes, *, staging: Path | str) -> None:
     """Make ``directory/name`` appear with all of ``data`` at once; replaces an older one.
 
     Linux: an unnamed file (``O_TMPFILE``) in ``staging`` is written, then
@@ -49,26 +49,28 @@ def publish(directory: Path, name: str, data: bytes, *, staging: Path) -> None:
     fsynced: see :func:`gateway.fileio.sync_filesystem`.
 
     A ``staging`` folder that vanished (the outbox was deleted and created
-    again) is created again, as long as ``directory`` exists.
+    again) is created again, as long as ``directory`` exists. (The folders may be
+    given as text: a batch of attempts makes them text once.)
     """
     try:
         fd = _unnamed_file(staging)
     except FileNotFoundError:
-        if not directory.is_dir():
+        if not os.path.isdir(directory):
             raise
-        staging.mkdir(exist_ok=True)
+        Path(staging).mkdir(exist_ok=True)
         fd = _unnamed_file(staging)
     if fd is None:
-        write_then_rename(directory, f".tmp-{name}", name, data, staging=staging)
+        write_then_rename(Path(directory), f".tmp-{name}", name, data, staging=Path(staging))
         return
     try:
         write_all(fd, data)
         target = os.path.join(directory, name)
+        fds = _proc_fds()
         try:
-            os.link(str(fd), target, src_dir_fd=_proc_fds(), follow_symlinks=True)
+            os.link(str(fd), target, src_dir_fd=fds, follow_symlinks=True)
         except FileExistsError:  # a repeated attempt rewrites its payload
             os.unlink(target)
-            os.link(str(fd), target, src_dir_fd=_proc_fds(), follow_symlinks=True)
+            os.link(str(fd), target, src_dir_fd=fds, follow_symlinks=True)
     finally:
         os.close(fd)
 
@@ -78,7 +80,7 @@ _tmpfile_works: bool | None = None
 _proc_fd_dir: tuple[int, int] | None = None  # (pid, fd of /proc/self/fd)
 
 
-def _unnamed_file(folder: Path) -> int | None:
+def _unnamed_file(folder: Path | str) -> int | None:
     """A writable unnamed file on ``folder``'s file system, or None where there is none.
 
     :raises FileNotFoundError: ``folder`` is missing (that says nothing about O_TMPFILE).

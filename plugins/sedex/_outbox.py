@@ -10,6 +10,7 @@ templates.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from gateway.api import (
     build_zip,
 )
 from plugins.sedex._files import publish
-from plugins.sedex.envelope import MESSAGE_ID, EnvelopeTemplate
+from plugins.sedex.envelope import MESSAGE_ID, EnvelopeTemplate, format_datetime
 from plugins.sedex.options import SedexOptions
 
 #: Name of the eCH-0223 message inside a zip payload (attachments are under ``files/``).
@@ -44,14 +45,34 @@ def template(options: SedexOptions) -> EnvelopeTemplate:
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """What every attempt of a batch shares: the messageDate (and its text, ``None`` where it
+    cannot be one), and the outbox and staging folders as text."""
+
+    now: datetime
+    sent: str | None
+    outbox: str
+    staging: str
+
+    @classmethod
+    def of(cls, options: SedexOptions, now: datetime | None = None) -> _Batch:
+        at = now or datetime.now().astimezone()
+        try:
+            sent: str | None = format_datetime(at)
+        except ValueError:  # each attempt says so
+            sent = None
+        return cls(at, sent, str(options.outbox), str(options.staging_dir))
+
+
 def write_attempts(options: SedexOptions, items: Sequence[OutboundItem]
                    ) -> list[SendResult | GatewayError]:
     """Write each attempt; one result or error per item (see :func:`write_attempt`)."""
     results: list[SendResult | GatewayError] = []
-    now = datetime.now().astimezone()  # the batch's messageDate
+    batch = _Batch.of(options)  # the batch's messageDate
     for item in items:
         try:
-            results.append(write_attempt(options, item, now))
+            results.append(_write(options, item, batch))
         except DeliveryError as exc:
             results.append(exc)
     return results
@@ -70,6 +91,11 @@ def write_attempt(options: SedexOptions, item: OutboundItem, now: datetime | Non
     :raises LocalFault: the outbox cannot be written (missing, read-only, disk
         full): a fault on this machine, not the partner's.
     """
+    return _write(options, item, _Batch.of(options, now))
+
+
+def _write(options: SedexOptions, item: OutboundItem, batch: _Batch) -> SendResult:
+    """:func:`write_attempt` with what the attempts of ``batch`` share."""
     ref = item.attempt_ref
     if not MESSAGE_ID.fullmatch(ref):
         raise PermanentError(f"attempt_ref {ref!r} cannot be a sedex messageId")
@@ -79,10 +105,10 @@ def write_attempt(options: SedexOptions, item: OutboundItem, now: datetime | Non
             outbox, options.working_dir, options.processed)):
         return SendResult(awaits_receipt=True, detail=f"{envl_name} already handed to sedex")
     try:
-        now = now or datetime.now().astimezone()
-        event = item.event_date or now
-        envelope = template(options).render(ref, event if event.tzinfo else event.astimezone(),
-                                            now)
+        event = item.event_date or batch.now
+        envelope = template(options).render_text(
+            ref, format_datetime(event if event.tzinfo else event.astimezone()),
+            batch.sent if batch.sent is not None else format_datetime(batch.now))
         if item.attachments:
             payload, ext = build_zip(ZIP_MESSAGE_NAME, item.payload, item.attachments), "zip"
         else:
@@ -90,9 +116,8 @@ def write_attempt(options: SedexOptions, item: OutboundItem, now: datetime | Non
     except ValueError as exc:
         raise PermanentError(f"sedex would refuse this message: {exc}") from exc
     try:
-        staging = options.staging_dir
-        publish(outbox, f"data_{ref}.{ext}", payload, staging=staging)
-        publish(outbox, envl_name, envelope, staging=staging)
+        publish(batch.outbox, f"data_{ref}.{ext}", payload, staging=batch.staging)
+        publish(batch.outbox, envl_name, envelope, staging=batch.staging)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise LocalFault(f"cannot write to the sedex outbox {outbox}: {reason}") from exc

@@ -172,10 +172,15 @@ class EnvelopeTemplate:
 
     def render(self, message_id: str, event_date: datetime, message_date: datetime) -> bytes:
         """The envelope for one attempt."""
+        return self.render_text(message_id, format_datetime(event_date),
+                                format_datetime(message_date))
+
+    def render_text(self, message_id: str, event_date: str, message_date: str) -> bytes:
+        """:meth:`render` with the dates formatted already (:func:`format_datetime`): a
+        batch of attempts shares its messageDate."""
         if not MESSAGE_ID.fullmatch(message_id):
             raise ValueError(f"messageId {message_id!r} is not 1-36 characters of [A-Za-z0-9-]")
-        values = {"id": message_id, "event": format_datetime(event_date),
-                  "sent": format_datetime(message_date)}
+        values = {"id": message_id, "event": event_date, "sent": message_date}
         out = [self._pieces[0]]
         for slot, piece in zip(self._slots, self._pieces[1:], strict=True):
             out += (values[slot], piece)
