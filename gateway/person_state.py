@@ -326,6 +326,12 @@ class PersonChange:
     added: tuple[str, ...]
     birth: str | None
 
+    def __reduce__(self) -> tuple[type[PersonChange], tuple[Any, ...]]:
+        """Pickle as a constructor call: a change crosses from the worker with every result,
+        and the dataclass default goes through ``fields()`` for each."""
+        return PersonChange, (self.update, self.merged, self.base, self.keys, self.added,
+                              self.birth)
+
     @classmethod
     def of(cls, update: PersonState, base: StoredPerson | None = None,
            merged: PersonState | None = None) -> PersonChange:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from datetime import date
 from typing import Any
 
@@ -42,3 +43,9 @@ def test_what_the_update_lacks_is_taken_from_the_stored_state() -> None:
         assert not base.kept_by(update)
         change = remember({VN: StoredPerson(1, base.model_dump_json())}, update)
         assert change.merged == base.merged(update).model_dump_json() != change.update
+
+
+def test_a_change_crosses_processes_whole() -> None:
+    stored = StoredPerson(1, person(as_of=date(2020, 1, 1)).model_dump_json())
+    change = remember({VN: stored}, person(marital_data=MaritalData(marital_status="2")))
+    assert pickle.loads(pickle.dumps(change)) == change
