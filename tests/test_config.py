@@ -688,3 +688,21 @@ def test_site_override_example_loads(tmp_path: Path) -> None:
     settings = load_settings(config, env={})
     assert settings.gateway.node_id == "gw-commune-1"
     assert settings.partners["canton"].options["sender_id"] == "3-1234-1"
+
+
+def test_a_value_in_other_case_is_suggested_as_it_is_spelled(tmp_path: Path) -> None:
+    main = write(tmp_path / "gateway.toml", MINIMAL)
+    write(tmp_path / "conf.d/50-rules.toml", """
+        [[rules]]
+        name = "shouting"
+        match = { fields = { source_event = "MOVEIN" } }
+        then = { route_to = ["canton"] }
+        """)
+    values = {"source_event": ["moveIn", "moveOut", "move"]}
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings(main, env={}, fact_values=values)
+
+    [(_file, key, reason)] = [p for p in caught.value.problems if p[1].startswith("rules[")]
+    assert key == "rules[1].match.fields.source_event"
+    assert reason.startswith("rule 'shouting': unknown source_event 'MOVEIN' (did you mean 'moveIn'?)")

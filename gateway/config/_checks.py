@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Collection, Mapping
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 from gateway.config._models import Settings
 from gateway.config._provenance import Problem, Provenance
 from gateway.config._rules import NORMALISER_FACTS
+from gateway.config._suggest import did_you_mean
 from gateway.facts import NAMES as FACT_NAMES
 from gateway.manual import SOURCE as MANUAL
 
@@ -125,12 +125,6 @@ def _unknown_values(name: str, wanted: Any, known: Collection[str]) -> list[str]
             reasons.append(f"unknown {name} {value!r}{did_you_mean(value, values)};"
                            f" values rules see: {shown}")
     return reasons
-
-
-def did_you_mean(name: str, known: Collection[str]) -> str:
-    """`` (did you mean 'x'?)`` when ``name`` looks like a typo of one of ``known``."""
-    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def check_types(data: Mapping[str, Any], provenance: Provenance, sources: Collection[str],

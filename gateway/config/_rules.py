@@ -10,12 +10,12 @@ configuration, and ``fields`` values against those the plugins declare, by ``che
 
 from __future__ import annotations
 
-import difflib
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gateway.config._durations import Duration
+from gateway.config._suggest import did_you_mean
 from gateway.documents import PLACEHOLDERS, pattern_problem
 from gateway.ech0223.codes import BusinessKey, Canton, PersonEvent, ResidencePermit
 
@@ -98,10 +98,7 @@ class RuleMatch(_Strict):
 def _known(value: str, known: tuple[str, ...], what: str) -> None:
     """:raises ValueError: ``value`` is not one of ``known`` (naming a close one)."""
     if value not in known:
-        close = ([k for k in known if k.casefold() == value.casefold()]
-                 or difflib.get_close_matches(value, known, n=1, cutoff=0.6))
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"unknown {what} {value!r}{hint}")
+        raise ValueError(f"unknown {what} {value!r}{did_you_mean(value, known)}")
 
 
 class RuleThen(_Strict):
