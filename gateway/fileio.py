@@ -163,7 +163,7 @@ def rename_no_replace(src: Path | str, dest: Path | str) -> None:
     os.unlink(src)
 
 
-def move_unique(src: Path, dest_dir: Path, *, make_dir: bool = True) -> Path:
+def move_unique(src: Path | str, dest_dir: Path | str, *, make_dir: bool = True) -> Path:
     """Move ``src`` into ``dest_dir``, adding ``-1``, ``-2``... on a name clash; return where.
 
     An existing file is never overwritten, even by a concurrent writer: one
@@ -173,21 +173,22 @@ def move_unique(src: Path, dest_dir: Path, *, make_dir: bool = True) -> Path:
     creates it once).
     """
     if make_dir:
-        dest_dir.mkdir(parents=True, exist_ok=True)
-    stem, dot, ext = src.name.partition(".")
+        os.makedirs(dest_dir, exist_ok=True)
+    name = os.path.basename(src)  # (on text: most moves are one rename, no paths made)
+    stem, dot, ext = name.partition(".")
     n = 0
     while True:
-        dest = dest_dir / (src.name if n == 0 else f"{stem}-{n}{dot}{ext}")
+        dest = os.path.join(dest_dir, name if n == 0 else f"{stem}-{n}{dot}{ext}")
         n += 1
         try:
             rename_no_replace(src, dest)
         except FileExistsError:
             continue
         except OSError:
-            if dest.exists():
+            if os.path.exists(dest):
                 continue
             shutil.move(src, dest)
-        return dest
+        return Path(dest)
 
 
 def sync_filesystem(directory: Path) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from gateway.fileio import move_unique, rename_no_replace
+from gateway.fileio import move_unique
 
 #: How readers open a file they did not write: never through a symbolic link, never
 #: waiting on a FIFO.
@@ -122,26 +122,15 @@ def _move(stored: Stored, checked: os.stat_result | str | None, dest: Path | Non
         if dest is None:
             os.unlink(stored.path)
             return None
-        moved = _move_unique(stored.path, dest)
+        moved = move_unique(stored.path, dest, make_dir=False)
     except FileNotFoundError:
         return None
     # a writer still holding the file open writes into the moved file: give it back
     after = os.lstat(moved)
     if (after.st_size, after.st_mtime_ns) == (checked.st_size, checked.st_mtime_ns):
         return None
-    move_unique(Path(moved), Path(stored.path).parent)
+    move_unique(moved, os.path.dirname(stored.path))
     return f"written to while it was moved to {dest}"
-
-
-def _move_unique(path: str, dest: Path) -> str | Path:
-    """:func:`~gateway.fileio.move_unique` without ``make_dir``, tried first under the file's
-    own name as text (most moves: one rename, no paths made)."""
-    target = os.path.join(dest, os.path.basename(path))
-    try:
-        rename_no_replace(path, target)
-    except OSError:  # a name clash, or another file system: as move_unique does it
-        return move_unique(Path(path), dest, make_dir=False)
-    return target
 
 
 def _digest(path: str) -> str:

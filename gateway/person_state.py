@@ -101,7 +101,10 @@ class PersonState(BaseModel):
                 and fold(ident.first_name) in {fold(n) for n in firsts})
 
     def merged(self, newer: PersonState) -> PersonState:
-        """This state updated by ``newer``: its parts where it has them, ids from both."""
+        """This state updated by ``newer``: its parts where it has them, ids from both
+        (``newer`` itself when it holds all of this state already)."""
+        if self.kept_by(newer):
+            return newer
         ident = newer.identification
         old = self.identification
         fill = {"vn": ident.vn if ident.vn is not None else old.vn,

@@ -275,8 +275,7 @@ def state_of(states: Mapping[str, S], keys: Sequence[str]) -> S | None:
 def remember(states: dict[str, StoredPerson], update: PersonState) -> PersonChange:
     """Merge ``update`` into the state it belongs to, under all the keys of both; the change."""
     old = state_of(states, update.keys())
-    merged = (old.state.merged(update) if old is not None and not old.state.kept_by(update)
-              else update)
+    merged = old.state.merged(update) if old is not None else update
     change = PersonChange.of(update, old, merged)
     states.update(dict.fromkeys(change.keys, StoredPerson(old.pid if old else None,
                                                           change.merged, merged)))

@@ -66,7 +66,6 @@ class RuleMatch(_Strict):
                              " no age matches")
         return self
 
-
     @field_validator("event")
     @classmethod
     def _known_events(cls, events: list[str] | None) -> list[str] | None:

@@ -47,22 +47,18 @@ def template(options: SedexOptions) -> EnvelopeTemplate:
 
 @dataclass(frozen=True, slots=True)
 class _Batch:
-    """What every attempt of a batch shares: the messageDate (and its text, ``None`` where it
-    cannot be one), and the outbox and staging folders as text."""
+    """What every attempt of a batch shares: the messageDate (and its text), and the outbox
+    and staging folders as text."""
 
     now: datetime
-    sent: str | None
+    sent: str
     outbox: str
     staging: str
 
     @classmethod
-    def of(cls, options: SedexOptions, now: datetime | None = None) -> _Batch:
-        at = now or datetime.now().astimezone()
-        try:
-            sent: str | None = format_datetime(at)
-        except ValueError:  # each attempt says so
-            sent = None
-        return cls(at, sent, str(options.outbox), str(options.staging_dir))
+    def of(cls, options: SedexOptions) -> _Batch:
+        now = datetime.now().astimezone()
+        return cls(now, format_datetime(now), str(options.outbox), str(options.staging_dir))
 
 
 def write_attempts(options: SedexOptions, items: Sequence[OutboundItem]
@@ -78,8 +74,7 @@ def write_attempts(options: SedexOptions, items: Sequence[OutboundItem]
     return results
 
 
-def write_attempt(options: SedexOptions, item: OutboundItem, now: datetime | None = None
-                  ) -> SendResult:
+def write_attempt(options: SedexOptions, item: OutboundItem) -> SendResult:
     """Put the attempt into the outbox: payload first, envelope last.
 
     A repeated attempt (``item.resumed``) whose envelope is already in the
@@ -91,7 +86,7 @@ def write_attempt(options: SedexOptions, item: OutboundItem, now: datetime | Non
     :raises LocalFault: the outbox cannot be written (missing, read-only, disk
         full): a fault on this machine, not the partner's.
     """
-    return _write(options, item, _Batch.of(options, now))
+    return _write(options, item, _Batch.of(options))
 
 
 def _write(options: SedexOptions, item: OutboundItem, batch: _Batch) -> SendResult:
@@ -108,7 +103,7 @@ def _write(options: SedexOptions, item: OutboundItem, batch: _Batch) -> SendResu
         event = item.event_date or batch.now
         envelope = template(options).render_text(
             ref, format_datetime(event if event.tzinfo else event.astimezone()),
-            batch.sent if batch.sent is not None else format_datetime(batch.now))
+            batch.sent)
         if item.attachments:
             payload, ext = build_zip(ZIP_MESSAGE_NAME, item.payload, item.attachments), "zip"
         else:
