@@ -27,7 +27,11 @@ is a gap in this module, not a licence to import internals.
 - the eCH-0223 model of a ``personEventMessage`` (:class:`PersonEventMessage`), for
   normalisers that build messages from other formats; the whole model (:mod:`ech0223`,
   e.g. ``ech0223.PersonData``) and :func:`read_part`, which reads an eCH-0011/0021/0044
-  part wherever it sits (an eCH-0020 event's ``nameData``...).
+  part wherever it sits (an eCH-0020 event's ``nameData``...);
+- the files a message's eCH-0039 documents name: :func:`named_files` (each a
+  :class:`NamedFile` with its stated SHA-256) and :func:`check_files`, which refuses a file
+  that does not match its SHA-256 and says what is missing or named by no document
+  (:class:`FileCheck`), for the caller's own policy.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from gateway.contracts import (
     Decision,
     Draft,
     Intake,
+    NamedFile,
     NormaliseContext,
     Normalised,
     OutboundItem,
@@ -55,6 +60,7 @@ from gateway.contracts import (
     SendResult,
 )
 from gateway.dirwatch import DirWatcher, ready_files
+from gateway.documents import FileCheck, check_files, named_files
 from gateway.dotted import value_at
 from gateway.ech0223 import (
     PersonEventMessage,
@@ -160,6 +166,7 @@ __all__ = [
     "Draft",
     "Duration",
     "Evidence",
+    "FileCheck",
     "FileTaker",
     "Flushable",
     "GatewayError",
@@ -174,6 +181,7 @@ __all__ = [
     "KeyReuseRejected",
     "Listing",
     "LocalFault",
+    "NamedFile",
     "NormaliseContext",
     "Normalised",
     "Offload",
@@ -210,6 +218,7 @@ __all__ = [
     "WritablePath",
     "WritablePaths",
     "build_zip",
+    "check_files",
     "check_untrusted",
     "display_name",
     "ech0223",
@@ -221,6 +230,7 @@ __all__ = [
     "mask_vn",
     "message_subject",
     "move_unique",
+    "named_files",
     "parse_key",
     "parse_untrusted",
     "partner_text",

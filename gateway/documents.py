@@ -28,9 +28,12 @@ type from the file's first bytes, its SHA-256, the file's modification time
 as ``originalCreationDate``) and an :class:`~gateway.contracts.Attachment`,
 sent under ``files/`` in the zip payload.
 
-The files a message's own documents name (:func:`named_files`) must be sent
-with it: carried by its input (a zip's ``files/``), or picked by a rule or
-supplied by a plugin under that name (:func:`check_named`).
+The files a message's own documents name (:func:`named_files`) are held
+against the files it comes or goes with by :func:`check_files`: a file that
+is not the one its document states (SHA-256) is always refused. A message
+sent out must carry every file it names: in its input (a zip's ``files/``),
+or picked by a rule or supplied by a plugin under that name
+(:func:`check_named`).
 """
 
 from __future__ import annotations
@@ -237,6 +240,43 @@ def named_files(tree: etree._ElementTree) -> tuple[NamedFile, ...]:
     return tuple(out)
 
 
+@dataclass(frozen=True, slots=True)
+class FileCheck:
+    """The files a message is sent with, held against the files its documents name.
+
+    :param missing: the named files that are not sent, in document order.
+    :param unnamed: the files sent (``files/<name>``) that no document names, sorted.
+    """
+
+    missing: tuple[NamedFile, ...]
+    unnamed: tuple[str, ...]
+
+
+def check_files(named: Sequence[NamedFile], files: Sequence[Attachment]) -> FileCheck:
+    """Hold ``files`` against the files a message's documents name (:func:`named_files`).
+
+    A file that is not the one its document states (SHA-256) is refused, whoever
+    asks. What is missing or named by no document is for the caller to judge: a
+    message sent out must carry every file it names (:func:`check_named`); of what
+    an eCH-0223 zip brings in, both are warnings.
+
+    :param files: the files the message is sent with (each under ``files/<name>``).
+    :raises InputRejected: a file does not match its document's SHA-256, naming the
+        file and where the message names it.
+    """
+    sent = {f"files/{a.name}": a.data for a in files}
+    missing = []
+    for f in named:
+        data = sent.get(f.path)
+        if data is None:
+            missing.append(f)
+        elif f.sha256 is not None and hashlib.sha256(data).hexdigest() != f.sha256:
+            raise InputRejected(f"{f.path} does not match its document's SHA-256 hashCode"
+                                " (damaged or replaced)", f.where)
+    paths = {f.path for f in named}
+    return FileCheck(tuple(missing), tuple(p for p in sorted(sent) if p not in paths))
+
+
 def check_named(named: Sequence[NamedFile], files: Sequence[Attachment]) -> None:
     """Refuse a message whose documents name a file it is not sent with, or not that file.
 
@@ -244,18 +284,14 @@ def check_named(named: Sequence[NamedFile], files: Sequence[Attachment]) -> None
         by rules, supplied by plugins (each under ``files/<name>``).
     :raises InputRejected: naming the file and where the message names it.
     """
-    sent = {f"files/{a.name}": a.data for a in files}
-    for f in named:
-        data = sent.get(f.path)
-        if data is None:
-            raise InputRejected(
-                f"document file {f.path!r} is not in the message's payload: the input does"
-                " not carry it and no rule or documents plugin supplies it; send the message"
-                f" as a zip with {f.path}, or put the file where a rule takes it, and replay",
-                f.where)
-        if f.sha256 is not None and hashlib.sha256(data).hexdigest() != f.sha256:
-            raise InputRejected(f"{f.path} does not match its document's SHA-256 hashCode"
-                                " (damaged or replaced)", f.where)
+    missing = check_files(named, files).missing
+    if missing:
+        f = missing[0]
+        raise InputRejected(
+            f"document file {f.path!r} is not in the message's payload: the input does"
+            " not carry it and no rule or documents plugin supplies it; send the message"
+            f" as a zip with {f.path}, or put the file where a rule takes it, and replay",
+            f.where)
 
 
 def add_documents(root: etree._Element, documents: Sequence[Document]) -> None:

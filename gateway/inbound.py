@@ -118,9 +118,12 @@ class WayBack:
         n = self._proc.parsed(dataclasses.replace(n, xml=xml))  # one parse, for both uses
         problems = self._proc.problems(n)
         n = dataclasses.replace(n, problems=problems)  # validated: not again for the registry
+        # what the normaliser noticed (a file its documents name that the zip lacks): journaled
+        noticed: dict[str, Any] = {"warnings": list(n.warnings)} if n.warnings else {}
         if problems:
             return Processed(mid, MessageState.QUARANTINED,
-                             f"invalid eCH-0223 from partner {partner!r}: {'; '.join(problems[:3])}")
+                             f"invalid eCH-0223 from partner {partner!r}: {'; '.join(problems[:3])}",
+                             detail=noticed)
         assert n.tree is not None
         message = read_message(n.tree.getroot())
         ident = (message.response.person_identification if isinstance(message, EventReport)
@@ -136,7 +139,7 @@ class WayBack:
             return Processed(mid, MessageState.NOT_RELEVANT,
                              f"inbound from partner {partner!r}: no registry to deliver it to"
                              " (configure a partner with role = \"registry\")",
-                             inbound=inbound, detail={"partner": partner}, **base)
+                             inbound=inbound, detail={"partner": partner, **noticed}, **base)
         match = await (self._assigned(assigned) if assigned is not None else self._resolve(ident))
         candidates = tuple(_candidate(s, pid) for s, pid in zip(match.candidates, match.ids,
                                                                  strict=True))
@@ -149,23 +152,23 @@ class WayBack:
                              f"{why}: assign one with `ech-gateway messages assign {mid}"
                              " --person VN|LOCALID`",
                              inbound=dataclasses.replace(inbound, candidates=candidates),
-                             detail={"partner": partner}, **base)
+                             detail={"partner": partner, **noticed}, **base)
         person = match.candidates[0]
         registry, why = await self._registry_for(partner, header.reference_message_id, person)
         if registry is None:
             return Processed(mid, MessageState.NEEDS_REVIEW, why,
                              inbound=dataclasses.replace(inbound, candidates=candidates),
-                             detail={"partner": partner}, **base)
+                             detail={"partner": partner, **noticed}, **base)
         reason = f"from partner {partner}, about a resident found by {match.how}: to {why}"
         decision = Decision(RULE, reason, (registry,))
-        detail: dict[str, Any] = {"partner": partner, "matched": match.how}
+        detail: dict[str, Any] = {"partner": partner, "matched": match.how, **noticed}
         try:  # in the registry's own eCH-0223 version
             payloads = self._proc.payloads(n, decision)
         except (InputRejected, ConversionRefused) as exc:
             return Processed(mid, MessageState.QUARANTINED, f"for registry {registry!r}: {exc}",
                              decision=decision, inbound=inbound, detail=detail, **base)
         if payloads.warnings:
-            detail["warnings"] = payloads.warnings
+            detail["warnings"] = [*noticed.get("warnings", ()), *payloads.warnings]
         base["normalised"] = dataclasses.replace(light, subject=tuple(person.keys()))
         return Processed(mid, MessageState.ROUTED, None, routes=[Route(registry, reason)],
                          decision=decision, payloads=payloads.by_partner,

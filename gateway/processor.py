@@ -144,7 +144,7 @@ class Processor:
         if n.facts.get("format") == "eCH-0223" and partner_of(self.settings, raw.source):
             # what a partner says of a person is not the registry's word: no state from it
             return Processed(mid, MessageState.NOT_RELEVANT, _from_partner(raw),
-                             **{**base, "persons": ()})
+                             detail=_warned(warnings), **{**base, "persons": ()})
         facts = rule_facts(n, raw, before)
         if facts["event"]:
             about["event"] = facts["event"]

@@ -9,8 +9,11 @@ into the gateway's sedex inbox; the answer must end in ``registry/inbox``.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import random
+import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,7 @@ from lxml import etree
 
 from gateway.archive import safe_unzip
 from gateway.contracts import Attachment, OutboundItem
+from gateway.documents import add_documents, describe
 from gateway.ech0223 import (
     PersonIdentificationLight,
     sample_event_report,
@@ -42,6 +46,7 @@ from tests.flow import (
 )
 from tests.official import official_xsd
 from tests.test_sedex_e2e import cli, gateway_dir
+from tests.test_sedex_transport import envelope_bytes
 
 CORPUS = Path(__file__).parent / "fixtures" / "ech0020"
 #: A foreign resident of baseDelivery.xml, and an event about them the default rules forward.
@@ -444,3 +449,67 @@ async def test_a_registry_that_writes_ech0223_itself_is_answered_too(tmp_path: P
     assert shown["state"]["nationality_data"] is not None
     assert shown["state"]["residence_permit_data"] is not None
     assert [m["direction"] for m in shown["messages"]] == ["out", "in"]
+
+
+# -- files a canton's zip brings -------------------------------------------------------------
+
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+
+
+def _canton_zip(message_id: str, named: list[tuple[str, bytes]],
+                carried: list[tuple[str, bytes]]) -> bytes:
+    """A canton's message about Ardita Shala whose documents name ``files/<name>`` with the
+    SHA-256 of its bytes, as a zip carrying ``carried`` under ``files/``."""
+    sent = sample_person_event(random.Random(7), message_id=message_id, full=False)
+    sent.content.document = []
+    sent.content.person_identification = PersonIdentificationLight(
+        vn=int(VN), official_name="Shala", first_name="Ardita")
+    root = etree.fromstring(write_message(sent))
+    add_documents(root, [describe(Attachment(name, data), message_id,
+                                  datetime(2026, 3, 4, tzinfo=UTC), "approved")
+                         for name, data in named])
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("message.xml", etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+        for name, data in carried:
+            zf.writestr(f"files/{name}", data)
+    return buf.getvalue()
+
+
+async def test_a_cantons_zip_is_held_to_its_documents_on_the_way_back(tmp_path: Path) -> None:
+    """A file that is not the one its document states refuses the canton's message; one
+    named but missing, or carried but named by no document, is a warning in its journal,
+    and the message goes on to the registry with the files it has."""
+    config = gateway_dir(tmp_path)
+    db = tmp_path / "gateway.db"
+    inbox = tmp_path / "sedex" / "inbox"
+    damaged = _canton_zip("c-damaged", [("permit.pdf", PDF)],
+                          [("permit.pdf", PDF + b"% tampered\n")])
+    partial = _canton_zip("c-partial", [("permit.pdf", PDF), ("letter.pdf", PDF + b"% 2\n")],
+                          [("permit.pdf", PDF), ("extra.pdf", PDF)])
+    async with running(config, get_plugin_manager()):
+        await _seeded(tmp_path, db)
+        for key, data in (("damaged", damaged), ("partial", partial)):
+            drop(inbox, f"data_{key}.zip", data)
+            drop(inbox, f"envl_{key}.xml", envelope_bytes(f"env-{key}"))
+        await until(lambda: sorted(states(db, "SELECT ref, state FROM messages WHERE source ="
+                                              " 'canton'")) == [("damaged", "quarantined"),
+                                                                 ("partial", "routed")],
+                    timeout=20)
+        await until(lambda: states(db, "SELECT partner, state FROM deliveries")
+                    == [("registry", "delivered")], timeout=20)
+    document = "/personEventMessage/content/document[{}]/files/file[1]/pathFileName"
+    [(reason,)] = states(db, "SELECT reason FROM messages WHERE ref = 'damaged'")
+    assert reason == ("files/permit.pdf does not match its document's SHA-256 hashCode"
+                      f" (damaged or replaced) (at {document.format(1)})")
+    warnings = [f"document file 'files/letter.pdf' is not in the zip (named at"
+                f" {document.format(2)})", "zip file 'files/extra.pdf' is named by no document"]
+    [(detail,)] = states(db, "SELECT j.detail FROM journal j JOIN messages m ON m.id = j.message"
+                             " WHERE m.ref = 'partial' AND j.event = 'message.normalised'")
+    assert json.loads(detail)["warnings"] == warnings
+    shown = cli("--config", str(config), "messages", "show", "c-partial")
+    assert all(w in shown for w in warnings)
+    [written] = (tmp_path / "registry" / "inbox").glob("ech0223-*.zip")
+    with zipfile.ZipFile(written) as zf:
+        assert sorted(zf.namelist()) == ["files/extra.pdf", "files/permit.pdf", "message.xml"]
+        assert zf.read("files/permit.pdf") == PDF

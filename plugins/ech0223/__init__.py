@@ -10,7 +10,6 @@ the raw bytes stay stored as they were received.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Collection, Mapping
 from typing import Any
@@ -21,9 +20,11 @@ from gateway.api import (
     NormaliseContext,
     Normalised,
     RawInput,
+    check_files,
     hookimpl,
     mask_vn,
     message_subject,
+    named_files,
     parse_untrusted,
     safe_unzip,
     upgrade,
@@ -76,7 +77,7 @@ def gateway_normalise(raw: RawInput, context: NormaliseContext) -> Normalised | 
     if version is None:
         xml, tree = _upgraded(raw, context, tree, kind)
         root, version = tree.getroot(), "1.5"
-    warnings = _check_files(root, attachments) if raw.data.startswith(_ZIP) else ()
+    warnings = _check_files(tree, attachments) if raw.data.startswith(_ZIP) else ()
     header = root.find(_HEADER)
     subject = message_subject(tree)
     _check_vn(subject, kind)
@@ -161,27 +162,14 @@ def _unpack(data: bytes, context: NormaliseContext) -> tuple[bytes, tuple[Attach
     return files[messages[0]], attachments
 
 
-def _check_files(root: Any, attachments: tuple[Attachment, ...]) -> tuple[str, ...]:
+def _check_files(tree: Any, attachments: tuple[Attachment, ...]) -> tuple[str, ...]:
     """What the message's documents say of the zip's files: a SHA-256 that does not match
-    refuses the input; a file named but missing, or sent but not named, is a warning."""
-    by_path = {f"files/{a.name}": a.data for a in attachments}
-    named: set[str] = set()
-    warnings = []
-    for file_el in root.iterfind(f"{{{NS}}}content/{{{NS}}}document/{_E39}files/{_E39}file"):
-        path = (file_el.findtext(f"{_E39}pathFileName") or "").strip()
-        named.add(path)
-        data = by_path.get(path)
-        if data is None:
-            warnings.append(f"document file {path!r} is not in the zip")
-            continue
-        algorithm = (file_el.findtext(f"{_E39}hashCodeAlgorithm") or "").replace("-", "").upper()
-        expected = (file_el.findtext(f"{_E39}hashCode") or "").strip().lower()
-        if algorithm == "SHA256" and expected and hashlib.sha256(data).hexdigest() != expected:
-            raise InputRejected(f"{path} does not match its document's SHA-256 hashCode"
-                                " (damaged or replaced)", path)
-    warnings += [f"zip file {path!r} is named by no document" for path in sorted(by_path)
-                 if path not in named]
-    return tuple(warnings)
+    refuses the input (:func:`check_files`); a file named but missing, or sent but not
+    named, is a warning (a message sent out is refused for a missing one later)."""
+    found = check_files(named_files(tree), attachments)
+    return (*(f"document file {f.path!r} is not in the zip (named at {f.where})"
+              for f in found.missing),
+            *(f"zip file {path!r} is named by no document" for path in found.unnamed))
 
 
 def _case_facts(header: object) -> dict[str, str]:
