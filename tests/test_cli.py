@@ -250,6 +250,23 @@ def test_check_config_accepts_the_shipped_examples(
     assert "configuration is valid" in out
 
 
+def test_check_config_says_how_a_rule_matches_a_message_without_person_event(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_initial_config(tmp_path)
+    rules = tmp_path / "conf.d" / "50-rules.toml"
+    rules.write_text('[[rules]]\nname = "eventless"\nmatch = { fields = { person_event = "none" } }\n'
+                     'then = { not_relevant = "nothing to tell" }\n')
+    code, out, _ = cli(capsys, "--config", str(config), "check-config")
+    assert code == 2
+    assert out.splitlines() == [
+        f"{rules}: rules[1].match.fields.person_event: rule 'eventless': person_event 'none'"
+        " never matches: a message without a personEvent has no person_event, not \"none\";"
+        ' match.event = ["none"] matches it']
+    rules.write_text(rules.read_text().replace('fields = { person_event = "none" }',
+                                               'event = ["none"]'))
+    assert cli(capsys, "--config", str(config), "check-config")[0] == 0
+
+
 def _problems(out: str) -> dict[str, str]:
     """``key -> file`` of every ``file: key: reason`` line."""
     found = {}

@@ -110,6 +110,9 @@ def _check_rules(data: Mapping[str, Any], provenance: Provenance, partners: list
 
 #: How many of a fact's values a problem lists.
 _SHOWN = 12
+#: Fact values meant as "the message has none", which no fact has: how a rule says it instead.
+_NONE_IS = {("person_event", "none"): "a message without a personEvent has no person_event,"
+            ' not "none"; match.event = ["none"] matches it'}
 
 
 def _unknown_values(name: str, wanted: Any, known: Collection[str]) -> list[str]:
@@ -121,6 +124,8 @@ def _unknown_values(name: str, wanted: Any, known: Collection[str]) -> list[str]
     for value in wanted if isinstance(wanted, list) else [wanted]:
         if not isinstance(value, str):
             reasons.append(f"{name} {value!r} is not a string; values rules see: {shown}")
+        elif (name, value.casefold()) in _NONE_IS and value not in known:
+            reasons.append(f"{name} {value!r} never matches: {_NONE_IS[name, value.casefold()]}")
         elif value not in known:
             reasons.append(f"unknown {name} {value!r}{did_you_mean(value, values)};"
                            f" values rules see: {shown}")
