@@ -20,6 +20,9 @@ is a gap in this module, not a licence to import internals.
 - for a plugin's own commands and simulators: the gateway's configuration
   (:func:`load_config`, :class:`ConfigError`) and valid sample eCH-0223
   messages (:func:`sample_person_event`, :func:`sample_event_report`, :func:`write_message`);
+- a person's last known state (:class:`PersonState`) and the nationalities rules tell apart
+  (:data:`NATIONALITIES`: what ``PersonState.nationality()`` says, and a ``nationality_before``
+  fact may be);
 - manual sends: :func:`send_manual` sends an event about a known person to a partner
   by hand (a registry's case workflow: ``laggardOfFamily``, ``declarationOfCommitment``);
 - eCH-0223 versions: :func:`upgrade` turns a 1.0/1.3/1.4 message into 1.5,
@@ -112,6 +115,7 @@ from gateway.http.client_options import HttpsClientOptions
 from gateway.logs import RepeatedProblem, partner_text, redact
 from gateway.manual import send_manual
 from gateway.person_state import (
+    NATIONALITIES,
     PersonState,
     mask_vn,
     parse_key,
@@ -155,6 +159,7 @@ class PluginOptions(BaseModel):
 
 __all__ = [
     "BATCH_BYTES",
+    "NATIONALITIES",
     "SET_ASIDE",
     "Attachment",
     "BatchTransport",

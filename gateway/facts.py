@@ -10,7 +10,7 @@ message already says "Swiss").
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, get_args
+from typing import Any, Literal, get_args
 
 from lxml import etree
 
@@ -26,10 +26,14 @@ MESSAGE_PERSON = "message_person"
 NAMES = ("kind", "source", "event", "nationality", "country", "permit", "permit_category",
          "permit_valid_till", "municipality", "municipality_name", "canton", "marital_status",
          "sex", "age")
+#: The ``kind`` of the messages rules decide: the eCH-0223 root elements.
+MessageKind = Literal["personEventMessage", "eventReport"]
 #: The values of facts the core sets in the messages rules decide (plugins declare theirs with
-#: ``gateway_fact_values``): an eCH-0223 message's personEvent. A manual send's ``format``
+#: ``gateway_fact_values``): an eCH-0223 message's personEvent, and the message's kind (what
+#: sends nothing, a ``baseDelivery``, never reaches the rules). A manual send's ``format``
 #: ("manual") is not one: manual sends are decided by their request, never by rules.
-VALUES: dict[str, tuple[str, ...]] = {"person_event": get_args(PersonEvent)}
+VALUES: dict[str, tuple[str, ...]] = {"person_event": get_args(PersonEvent),
+                                      "kind": get_args(MessageKind)}
 
 
 def rule_facts(n: Normalised, raw: RawInput, before: PersonState | None,

@@ -90,7 +90,7 @@ def gateway_fact_values() -> Mapping[str, Collection[str]]:
     the values of the messages rules decide: input your normaliser makes not
     relevant itself never reaches them. What every plugin declares for a fact
     is taken together, with the core's own (``person_event``: the eCH-0223
-    personEvents): a plugin that sets a fact another declares (``format``)
+    personEvents; ``kind``): a plugin that sets a fact another declares (``format``)
     declares its own values too, else rules matching them are refused. A fact
     nobody declares values for is not checked.
 

@@ -17,7 +17,7 @@ import functools
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict
 
@@ -40,6 +40,10 @@ from gateway.ech0223 import (
 
 #: The BFS country id of Switzerland (eCH-0008).
 SWITZERLAND = 8100
+#: A person's nationality as rules see it (:meth:`PersonState.nationality`).
+Nationality = Literal["swiss", "foreign", "stateless", "unknown"]
+#: Every :data:`Nationality`.
+NATIONALITIES: tuple[str, ...] = get_args(Nationality)
 #: The parts of a state that a newer state replaces when it has them, in eCH-0223 order.
 PARTS = ("name_data", "birth_data", "birth_addon_data", "nationality_data", "marital_data",
          "residence_permit_data", "job_data", "residence_address", "municipality",
@@ -144,8 +148,8 @@ class PersonState(BaseModel):
         """The parts an eCH-0223 ``personData`` requires that this state lacks."""
         return [name for name in _REQUIRED if getattr(self, name, None) is None]
 
-    def nationality(self) -> str:
-        """``swiss``, ``foreign`` or ``unknown``, from the nationality data."""
+    def nationality(self) -> Nationality:
+        """``swiss``, ``foreign``, ``stateless`` or ``unknown``, from the nationality data."""
         data = self.nationality_data
         if data is None or data.nationality_status != "2" or not data.country_info:
             return "unknown" if data is None or data.nationality_status != "0" else "stateless"

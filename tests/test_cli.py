@@ -267,6 +267,23 @@ def test_check_config_says_how_a_rule_matches_a_message_without_person_event(
     assert cli(capsys, "--config", str(config), "check-config")[0] == 0
 
 
+def test_check_config_refuses_a_misspelt_nationality_before_or_kind_with_a_suggestion(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_initial_config(tmp_path)
+    rules = tmp_path / "conf.d" / "50-rules.toml"
+    rules.write_text('[[rules]]\nname = "typos"\n'
+                     'match = { fields = { nationality_before = "swis", kind = ["eventreport"] } }\n'
+                     'then = { not_relevant = "nothing to tell" }\n')
+    code, out, _ = cli(capsys, "--config", str(config), "check-config")
+    assert code == 2
+    key = f"{rules}: rules[1].match.fields"
+    assert out.splitlines() == [
+        f"{key}.nationality_before: rule 'typos': unknown nationality_before 'swis' (did you"
+        " mean 'swiss'?); values rules see: foreign, stateless, swiss, unknown",
+        f"{key}.kind: rule 'typos': unknown kind 'eventreport' (did you mean 'eventReport'?);"
+        " values rules see: eventReport, personEventMessage"]
+
+
 def _problems(out: str) -> dict[str, str]:
     """``key -> file`` of every ``file: key: reason`` line."""
     found = {}

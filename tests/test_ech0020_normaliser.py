@@ -140,9 +140,10 @@ def test_the_facts_rules_see_have_declared_values_and_no_other_event_is_declared
     declared = {**CORE_VALUES, **gateway_fact_values()}
     for name, result in in_order.items():
         if result.not_relevant is None:  # rules decide it
-            for fact in ("format", "source_event", "person_event"):
+            for fact in ("format", "source_event", "person_event", "nationality_before"):
                 value = result.facts[fact]
                 assert value is None or value in declared[fact], f"{name}: {fact} {value!r}"
+            assert result.kind in declared["kind"], name
         else:
             assert result.facts["source_event"] not in declared["source_event"], name
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import plugins.mapping as mapping_plugin
 from gateway.api import ConfigError, InputRejected, NormaliseContext, Normalised, RawInput
 from gateway.cli import main
 from gateway.cli._reprocess import reprocess
@@ -117,6 +118,7 @@ def test_a_row_message_states_the_person_and_its_keys() -> None:
     assert str(person.as_of) == "2026-11-01"
     naturalised = rows(result)[-1]
     assert naturalised.facts["nationality_before"] == "foreign"  # the message says Swiss
+    assert "foreign" in mapping_plugin.gateway_fact_values()["nationality_before"]
     assert naturalised.persons[0].nationality() == "swiss"
     assert naturalised.persons[0].permit() is None  # xsi:nil in the message
 

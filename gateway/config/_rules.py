@@ -18,8 +18,9 @@ from gateway.config._durations import Duration
 from gateway.config._suggest import did_you_mean
 from gateway.documents import PLACEHOLDERS, pattern_problem
 from gateway.ech0223.codes import BusinessKey, Canton, PersonEvent, ResidencePermit
+from gateway.facts import MessageKind
+from gateway.person_state import Nationality
 
-Nationality = Literal["swiss", "foreign", "stateless", "unknown"]
 PermitCategory = Literal["B", "C", "Ci", "F", "N", "L", "G", "other"]
 #: What ``match.event`` accepts: the personEvent values of eCH-0223 1.5, and "none".
 EVENTS = (*get_args(PersonEvent), "none")
@@ -40,7 +41,7 @@ class RuleMatch(_Strict):
         default=None, description='eCH-0223 personEvent of the message, spelled as the XSD'
         ' ("none": it has none).')
     source: list[str] | None = Field(default=None, description="Sources the input came from.")
-    kind: list[Literal["personEventMessage", "eventReport"]] | None = Field(
+    kind: list[MessageKind] | None = Field(
         default=None, description="Root element of the message.")
     nationality: list[Nationality] | None = Field(
         default=None, description="The person's nationality *before* the event.")
@@ -56,8 +57,8 @@ class RuleMatch(_Strict):
         default_factory=dict,
         description="Other facts by name, a value or a list of values: "
         + ", ".join(NORMALISER_FACTS) + ", and the core's facts. A value no message the rules"
-        " decide can have is refused, for the facts whose values plugins declare (the built-ins:"
-        " format, source_event, person_event).")
+        " decide can have is refused, for the facts whose values the core and plugins declare"
+        " (the built-ins: format, source_event, person_event, nationality_before, kind).")
 
     @model_validator(mode="after")
     def _ages_in_order(self) -> RuleMatch:

@@ -55,6 +55,7 @@ from collections.abc import Collection, Mapping
 from datetime import date
 
 from gateway.api import (
+    NATIONALITIES,
     InputRejected,
     NormaliseContext,
     Normalised,
@@ -82,12 +83,14 @@ FORMAT = "eCH-0020"
 
 @hookimpl
 def gateway_fact_values() -> Mapping[str, Collection[str]]:
-    """``format``, and the ``source_event`` of the events that become messages rules decide.
+    """``format``, the ``source_event`` of the events that become messages rules decide, and
+    ``nationality_before`` (any nationality: the person's state says it).
 
     Events without an eCH-0223 counterpart and ``baseDelivery`` are not relevant
     before any rule is asked: a rule matching them would never match.
     """
-    return {"format": (FORMAT,), "source_event": tuple(COUNTERPART)}
+    return {"format": (FORMAT,), "source_event": tuple(COUNTERPART),
+            "nationality_before": NATIONALITIES}
 
 
 @hookimpl(tryfirst=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 from gateway.api import Command, NormaliseContext, Normalised, RawInput, hookimpl
 from plugins.mapping.cli import COMMAND, mapping_problems
-from plugins.mapping.normaliser import normalise
+from plugins.mapping.normaliser import NATIONALITY_BEFORE, normalise
 from plugins.mapping.spec import FORMATS
 
 __all__ = ["gateway_check_config", "gateway_commands", "gateway_fact_values", "gateway_normalise"]
@@ -21,8 +21,9 @@ __all__ = ["gateway_check_config", "gateway_commands", "gateway_fact_values", "g
 
 @hookimpl
 def gateway_fact_values() -> Mapping[str, Collection[str]]:
-    """``format``: what a mapping's export is written in (csv, json)."""
-    return {"format": FORMATS}
+    """``format``: what a mapping's export is written in (csv, json); ``nationality_before``
+    of the events whose message states a nationality the person did not have before."""
+    return {"format": FORMATS, "nationality_before": sorted(set(NATIONALITY_BEFORE.values()))}
 
 
 @hookimpl(tryfirst=True)

@@ -46,7 +46,7 @@ NO_ROWS = "the export has no rows (a header alone, or an empty list): nothing to
 _NAMESPACE = re.compile(r"\{http://www\.ech\.ch/xmlns/(eCH-\d{4})/\d+\}")
 
 #: Events whose message states a nationality the person did not have before.
-_NATIONALITY_BEFORE = {"naturalizeForeigner": "foreign", "undoSwiss": "swiss"}
+NATIONALITY_BEFORE = {"naturalizeForeigner": "foreign", "undoSwiss": "swiss"}
 
 _loaded: dict[Path, tuple[tuple[int, int], MappingSpec]] = {}
 
@@ -178,7 +178,7 @@ def row_facts(spec: MappingSpec, event: str | None, row: int) -> dict[str, Any]:
     """What rules may match on besides the core's facts (``fields`` of a rule)."""
     facts: dict[str, Any] = {"format": spec.format, "person_event": event, "mapping": spec.name,
                              "row": row}
-    before = _NATIONALITY_BEFORE.get(event or "")
+    before = NATIONALITY_BEFORE.get(event or "")
     if before is not None:  # the message states the nationality after the event
         facts["nationality_before"] = before
     return facts
