@@ -282,10 +282,15 @@ class SendResult(Travels):
     :param awaits_receipt: ``True`` when delivery is confirmed later by a
         receipt (state ``sent``); ``False`` when the send itself confirms it
         (state ``delivered``).
+    :param recipient: whom the attempt was addressed to, in the terms its receipts
+        use (sedex: the envelope ``recipientId``); stored with the attempt, so that
+        a receipt naming another recipient does not settle it. ``None``: the
+        transport's receipts are told apart by ``attempt_ref`` alone.
     """
 
     awaits_receipt: bool = True
     detail: str = ""
+    recipient: str | None = None
 
 
 class ReceiptOutcome(enum.StrEnum):
@@ -300,13 +305,17 @@ class ReceiptOutcome(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Receipt(Travels):
-    """A transport receipt, correlated by the attempt it answers.
+    """A transport receipt, correlated by its content with the attempt it answers.
 
     :param attempt_ref: the ``attempt_ref`` of the :class:`OutboundItem`.
     :param code: the transport's status code, as text (sedex: ``"100"``).
     :param info: the transport's explanation, for the operator.
     :param alert: the operator should be told, whatever the outcome (sedex
         701: not collected yet, expires soon).
+    :param recipient: whom the receipt says the attempt was for (sedex: its
+        ``recipientId``). It answers the attempt ``attempt_ref`` only if that
+        attempt was addressed to this recipient (:attr:`SendResult.recipient`);
+        ``None``, or an attempt whose recipient is not known: ``attempt_ref`` alone decides.
     """
 
     attempt_ref: str
@@ -316,13 +325,15 @@ class Receipt(Travels):
     at: datetime
     raw: bytes = b""
     alert: bool = False
+    recipient: str | None = None
 
 
 class ReceiptSink(Protocol):
     """Where a transport reports receipts."""
 
     async def record(self, receipts: Sequence[Receipt]) -> list[bool]:
-        """Durably record ``receipts``; ``True`` where one matched a delivery.
+        """Durably record ``receipts``; ``True`` where one matched a delivery (its
+        ``attempt_ref`` names one of our attempts, addressed to its ``recipient``).
 
         Returns after the commit: only then may the receipt file be removed.
         """

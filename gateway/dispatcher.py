@@ -247,7 +247,8 @@ def _outcome(claim: Claim, result: object) -> Outcome:
     """What one send achieved, from its result or the exception it ended with."""
     if isinstance(result, SendResult):
         kind = "sent" if result.awaits_receipt else "delivered"
-        return Outcome(claim.delivery, claim.attempt_ref, kind, result.detail)
+        return Outcome(claim.delivery, claim.attempt_ref, kind, result.detail,
+                       recipient=result.recipient)
     if isinstance(result, LocalFault):
         return Outcome(claim.delivery, claim.attempt_ref, "local", str(result))
     if isinstance(result, PermanentError):

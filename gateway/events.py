@@ -65,7 +65,11 @@ KINDS: dict[str, str] = {
     "receipt.failed": "the transport reports the attempt failed (a delivery.retry or"
                       " delivery.dead follows); ref, code, info, outcome",
     "receipt.late": "a receipt for an attempt already settled or superseded; ref, code, info",
-    "receipt.unmatched": "a receipt for no attempt of ours; ref, code, info, outcome",
+    "receipt.unmatched": "a receipt that answers no attempt of ours, kept and changing no"
+                         " delivery: no attempt has its ref, or the attempt with its ref was"
+                         " addressed to another recipient (then the event names that attempt's"
+                         " message and delivery, with partner, recipient: the receipt's,"
+                         " addressed: the attempt's); ref, code, info, outcome, reason",
 }
 #: Kinds emitted directly, not from the journal: the store is what cannot be written.
 DIRECT: dict[str, str] = {

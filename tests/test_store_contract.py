@@ -708,6 +708,100 @@ async def test_a_failed_receipt_retries_with_a_new_attempt(
     assert (c.delivery, c.attempt, c.resumed) == (did, 2, False) and c.attempt_ref != ref
 
 
+async def sent_to(store: Store, n: int, recipients: dict[str, str | None]
+                  ) -> tuple[int, dict[str, tuple[int, str]]]:
+    """A message sent to each partner of ``recipients``, its attempt addressed to the
+    recipient the transport reported: (message, partner -> (delivery, attempt_ref))."""
+    mid, _dids = await queued(store, n, list(recipients))
+    claims = await store.claim_due("n1", 60, 10, list(recipients))
+    await store.record_outcomes([Outcome(c.delivery, c.attempt_ref, "sent",
+                                         recipient=recipients[c.partner]) for c in claims],
+                                policy, {})
+    return mid, {c.partner: (c.delivery, c.attempt_ref) for c in claims}
+
+
+async def test_a_receipt_for_our_ref_but_another_recipient_settles_nothing(
+        store: Store, journal: list[Entry], clock: FakeClock) -> None:
+    mid, sent_by = await sent_to(store, 1, {"canton": "T2-2-1"})
+    did, ref = sent_by["canton"]
+    at = datetime.now(UTC)
+    foreign = [Receipt(ref, outcome, code, "for someone else", at, recipient="T2-9-9")
+               for outcome, code in ((ReceiptOutcome.WAIT, "601"),
+                                     (ReceiptOutcome.FAILED_PERMANENT, "303"),
+                                     (ReceiptOutcome.NEEDS_REVIEW, "999"),
+                                     (ReceiptOutcome.DELIVERED, "100"))]
+    assert await store.record_receipts(foreign, policy) == [False] * 4
+    assert events(journal, delivery=did)[-4:] == ["receipt.unmatched"] * 4
+    unmatched = journal[-1]
+    assert (unmatched.message, unmatched.delivery) == (mid, did)
+    assert unmatched.detail is not None
+    assert {k: unmatched.detail[k] for k in ("ref", "code", "partner", "recipient", "addressed")} \
+        == {"ref": ref, "code": "100", "partner": "canton", "recipient": "T2-9-9",
+            "addressed": "T2-2-1"}
+    assert "T2-9-9" in unmatched.detail["reason"] and "T2-2-1" in unmatched.detail["reason"]
+    # the delivery is still sent, awaiting its own receipt: it becomes overdue, which settles it
+    clock.advance(3601)
+    assert await store.flag_overdue() == [(mid, did)]
+    assert await store.record_receipts(
+        [Receipt(ref, ReceiptOutcome.DELIVERED, "100", "ok", at, recipient="T2-2-1")],
+        policy) == [True]
+    assert events(journal, delivery=did)[-1] == "delivery.delivered"
+
+
+async def test_receipts_of_partners_sharing_one_folder_settle_each_its_own_delivery(
+        store: Store, journal: list[Entry]) -> None:
+    """One sedex client, two recipients: each receipt goes by ref and recipient together."""
+    _mid, sent_by = await sent_to(store, 1, {"canton": "T2-2-1", "canton-b": "T2-3-1"})
+    (did_a, ref_a), (did_b, ref_b) = sent_by["canton"], sent_by["canton-b"]
+    at = datetime.now(UTC)
+    matched = await store.record_receipts([
+        Receipt(ref_a, ReceiptOutcome.DELIVERED, "100", "a ok", at, recipient="T2-3-1"),
+        Receipt(ref_b, ReceiptOutcome.FAILED_PERMANENT, "303", "b late", at, recipient="T2-2-1"),
+        Receipt(ref_b, ReceiptOutcome.DELIVERED, "100", "b ok", at, recipient="T2-3-1"),
+        Receipt(ref_a, ReceiptOutcome.FAILED_PERMANENT, "303", "a late", at, recipient="T2-2-1"),
+    ], policy)
+    assert matched == [False, False, True, True]
+    assert events(journal, delivery=did_a)[-3:] == [
+        "receipt.unmatched", "receipt.failed", "delivery.dead"]
+    assert events(journal, delivery=did_b)[-2:] == ["receipt.unmatched", "delivery.delivered"]
+
+
+async def test_an_attempt_or_a_receipt_without_a_recipient_is_matched_by_its_ref(
+        store: Store, journal: list[Entry]) -> None:
+    """A transport that does not say whom it addressed, or a receipt that names nobody."""
+    _mid, sent_by = await sent_to(store, 1, {"canton": None, "canton-b": "T2-3-1"})
+    (did_a, ref_a), (did_b, ref_b) = sent_by["canton"], sent_by["canton-b"]
+    at = datetime.now(UTC)
+    assert await store.record_receipts([
+        Receipt(ref_a, ReceiptOutcome.DELIVERED, "100", "ok", at, recipient="T2-9-9"),
+        Receipt(ref_b, ReceiptOutcome.DELIVERED, "100", "ok", at)], policy) == [True, True]
+    assert events(journal, delivery=did_a)[-1] == "delivery.delivered"
+    assert events(journal, delivery=did_b)[-1] == "delivery.delivered"
+
+
+async def test_the_recipient_an_attempt_was_addressed_to_is_kept_by_later_outcomes(
+        store: Store, journal: list[Entry], clock: FakeClock) -> None:
+    """An unsure send says nobody; the repeat that gets through names the recipient."""
+    _mid, [did] = await queued(store, 1)
+    [c] = await store.claim_due("n1", 60, 10, ["canton"])
+    await store.record_outcomes([Outcome(did, c.attempt_ref, "unsure", "flush failed")],
+                                policy, {})
+    clock.advance(3600)
+    [again] = await store.claim_due("n1", 60, 10, ["canton"])
+    assert again.resumed and again.attempt_ref == c.attempt_ref
+    await store.record_outcomes([Outcome(did, c.attempt_ref, "sent", recipient="T2-2-1")],
+                                policy, {})
+    # a second writer's outcome for the same attempt, which names nobody
+    await store.record_outcomes([Outcome(did, c.attempt_ref, "transient", "outbox gone")],
+                                policy, {})
+    at = datetime.now(UTC)
+    assert await store.record_receipts([
+        Receipt(c.attempt_ref, ReceiptOutcome.DELIVERED, "100", "ok", at, recipient="T2-9-9"),
+        Receipt(c.attempt_ref, ReceiptOutcome.DELIVERED, "100", "ok", at, recipient="T2-2-1"),
+    ], policy) == [False, True]
+    assert events(journal, delivery=did)[-2:] == ["receipt.unmatched", "delivery.delivered"]
+
+
 # -- replay, note, clock ---------------------------------------------------------------
 
 

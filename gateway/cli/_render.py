@@ -95,7 +95,8 @@ def message_detail(msg: dict[str, Any]) -> str:
                    + (f", {d['reason']}" if d["reason"] else "")
                    + (", RECEIPT OVERDUE" if d["overdue"] else ""))
         for a in d["attempt_log"]:
-            out.append(f"    attempt {a['number']} {a['ref']} {iso(a['started_at'])}"
+            to = f" to {a['recipient']}" if a["recipient"] else ""
+            out.append(f"    attempt {a['number']} {a['ref']}{to} {iso(a['started_at'])}"
                        f" {a['outcome'] or 'in flight'} {a['detail'] or ''}".rstrip())
         for r in d["receipts"]:
             out.append(f"    receipt {r['code']} {r['outcome']} for {r['attempt_ref']}: {r['info']}")

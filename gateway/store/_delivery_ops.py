@@ -137,7 +137,7 @@ def record_outcomes(conn: sqlite3.Connection, outcomes: Sequence[Outcome], polic
             if state == DeliveryState.SENDING:
                 entries.append(_local(conn, o, mid, partner, now))
             continue
-        attempt_rows.append((o.kind, o.detail, o.attempt_ref))
+        attempt_rows.append((o.kind, o.detail, o.recipient, o.attempt_ref))
         if state != DeliveryState.SENDING:
             # the receipt was faster than this record: keep its verdict, note the send
             if o.kind in ("sent", "delivered"):
@@ -162,8 +162,9 @@ def record_outcomes(conn: sqlite3.Connection, outcomes: Sequence[Outcome], polic
                                  o.kind == "transient", o.detail, policy_for, now,
                                  (DeliveryState.SENDING,), o.retry_after))
         row[5] = _STATE_AFTER[entries[-1].event]  # a second outcome in this call sees it
-    expect_changed(conn.executemany(
-        "UPDATE attempts SET outcome = ?, detail = ? WHERE ref = ?", attempt_rows),
+    expect_changed(conn.executemany(  # a recipient once reported is kept
+        "UPDATE attempts SET outcome = ?, detail = ?, recipient = COALESCE(?, recipient)"
+        " WHERE ref = ?", attempt_rows),
         len(attempt_rows), "attempts to record")
     expect_changed(conn.executemany(
         f"UPDATE deliveries SET {_SETTLED}, sent_at = ?, receipt_due_at = ? WHERE {_SENDING}",
@@ -258,31 +259,45 @@ def record_receipts(conn: sqlite3.Connection, receipts: Sequence[Receipt],
                     policy_for: PolicyFor, now: float) -> tuple[list[bool], list[Entry]]:
     """Store receipts and apply them to the attempts they answer; ``True`` where matched.
 
-    A receipt that answers no attempt of ours is kept and journaled as
-    ``receipt.unmatched``.
+    A receipt answers an attempt by content: its ref, and its recipient where
+    both the receipt and the attempt name one (an attempt recorded without
+    one is matched by its ref alone). A receipt that answers no attempt of
+    ours (an unknown ref, or our ref for another recipient) is kept, changes
+    no delivery and is journaled as ``receipt.unmatched`` with the reason.
 
     :raises StoreConflict: a delivery changed between reading and writing it.
     """
     answered = {row[0]: row[1:] for row in select_in(
         conn, "SELECT a.ref, d.id, d.message, d.partner, d.state, d.attempts, d.first_attempt_at,"
-        " d.attempt_ref FROM attempts a JOIN deliveries d ON d.id = a.delivery WHERE a.ref IN ({})",
-        [r.attempt_ref for r in receipts])}
+        " d.attempt_ref, a.recipient FROM attempts a JOIN deliveries d ON d.id = a.delivery"
+        " WHERE a.ref IN ({})", [r.attempt_ref for r in receipts])}
     matched: list[bool] = []
     entries: list[Entry] = []
     receipt_rows, delivered_rows = [], []
     settled: set[str] = set()  # attempts an earlier receipt of this batch settled
     for r in receipts:
         row = answered.get(r.attempt_ref)
-        receipt_rows.append((r.attempt_ref, row[0] if row else None, r.outcome, r.code, r.info,
-                             r.at.timestamp(), now, r.raw))
-        matched.append(row is not None)
+        addressed = row[-1] if row else None
+        foreign = addressed is not None and r.recipient is not None and r.recipient != addressed
+        answers = row is not None and not foreign
+        receipt_rows.append((r.attempt_ref, row[0] if row is not None and answers else None,
+                             r.outcome, r.code, r.info, r.at.timestamp(), now, r.raw,
+                             r.recipient))
+        matched.append(answers)
         detail = {"ref": r.attempt_ref, "code": r.code, "info": r.info, "outcome": r.outcome,
                   "alert": r.alert}
         if row is None:
+            detail["reason"] = "no attempt of ours has this ref"
             entries.append(Entry("receipt.unmatched", None, None, detail))
             continue
-        did, mid, partner, state, attempts, first_at, current = row
+        did, mid, partner, state, attempts, first_at, current, _addressed = row
         detail["partner"] = partner
+        if foreign:  # our ref, but another recipient's receipt: the delivery stays as it is
+            detail.update(recipient=r.recipient, addressed=addressed,
+                          reason=f"it is for recipient {r.recipient}, the attempt was"
+                                 f" addressed to {addressed}")
+            entries.append(Entry("receipt.unmatched", mid, did, detail))
+            continue
         if (current != r.attempt_ref or r.attempt_ref in settled
                 or state not in _RECEIVABLE):
             entries.append(Entry("receipt.late", mid, did, detail))
@@ -304,8 +319,8 @@ def record_receipts(conn: sqlite3.Connection, receipts: Sequence[Receipt],
                                  r.outcome is ReceiptOutcome.FAILED_TRANSIENT,
                                  f"receipt {r.code}: {r.info}", policy_for, now, _RECEIVABLE))
     conn.executemany(
-        "INSERT INTO receipts (attempt_ref, delivery, outcome, code, info, at, recorded_at, raw)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", receipt_rows)
+        "INSERT INTO receipts (attempt_ref, delivery, outcome, code, info, at, recorded_at, raw,"
+        " recipient) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", receipt_rows)
     expect_changed(conn.executemany(
         f"UPDATE deliveries SET {_SETTLED} WHERE id = ? AND attempt_ref = ? AND state IN (?, ?)",
         delivered_rows), len(delivered_rows), "deliveries delivered (sending or sent this attempt)")

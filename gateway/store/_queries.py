@@ -122,10 +122,12 @@ def get_message(conn: sqlite3.Connection, mid: int) -> dict[str, Any] | None:
             "SELECT name, data FROM attachments WHERE message = ? ORDER BY name", (mid,))]
     for d in msg["deliveries"]:
         d["attempt_log"] = [dict(r) for r in conn.execute(
-            "SELECT ref, number, started_at, outcome, detail FROM attempts WHERE delivery = ?"
+            "SELECT ref, number, started_at, outcome, detail, recipient FROM attempts"
+            " WHERE delivery = ?"
             " ORDER BY number", (d["id"],))]
         d["receipts"] = [dict(r) for r in conn.execute(
-            "SELECT attempt_ref, outcome, code, info, at FROM receipts WHERE delivery = ?"
+            "SELECT attempt_ref, outcome, code, info, at, recipient FROM receipts"
+            " WHERE delivery = ?"
             " ORDER BY id", (d["id"],))]
     msg["journal"] = [
         {**dict(r), "detail": json.loads(r["detail"])}

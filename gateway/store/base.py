@@ -147,12 +147,18 @@ class Store(Protocol):
 
     async def record_outcomes(self, outcomes: Sequence[Outcome], policy_for: PolicyFor,
                               receipt_timeout: Mapping[str, float]) -> None:
-        """Record what send attempts achieved."""
+        """Record what send attempts achieved, and whom each was addressed to
+        (:attr:`Outcome.recipient <gateway.store.records.Outcome.recipient>`, kept once known)."""
         ...
 
     async def record_receipts(self, receipts: Sequence[Receipt],
                               policy_for: PolicyFor) -> list[bool]:
-        """Record receipts; ``True`` where one matched an attempt."""
+        """Record receipts; ``True`` where one matched an attempt.
+
+        A receipt matches the attempt its ``attempt_ref`` names, unless both name
+        a recipient and they differ: then it is kept, changes no delivery, and is
+        journaled as ``receipt.unmatched`` with the reason and the attempt's ids.
+        """
         ...
 
     async def flag_overdue(self) -> list[tuple[int, int]]:

@@ -96,6 +96,9 @@ class Outcome:
     detail: str = ""
     #: ``transient``: seconds the partner asked us to wait before the next attempt.
     retry_after: float | None = None
+    #: ``sent`` or ``delivered``: whom the transport addressed
+    #: (:attr:`~gateway.contracts.SendResult.recipient`).
+    recipient: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

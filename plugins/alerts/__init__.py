@@ -37,7 +37,8 @@ ALERTS = {
                              " review: receipt {code}: {info}",
     "receipt.overdue": "no receipt yet for delivery {delivery} of message {message}"
                        " to {partner}",
-    "receipt.unmatched": "receipt {code} for attempt {ref}, which is none of ours: {info}",
+    "receipt.unmatched": "receipt {code} for attempt {ref}, which is none of ours ({reason}):"
+                         " {info}",
     "partner.paused": "partner {partner} paused by a fault on this machine: {error};"
                       " its deliveries wait without counting attempts",
     "partner.resumed": "partner {partner} resumed after {paused_for}s",
