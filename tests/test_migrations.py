@@ -10,10 +10,14 @@ from pathlib import Path
 
 import pytest
 
+import gateway.store.migrate as migrate_module
 from gateway.contracts import Normalised, RawInput, Route
+from gateway.dispatcher import Dispatcher, ReceiptRecorder
 from gateway.errors import StoreError
 from gateway.store import MessageState, Processed, SQLiteStore, StoreReader
 from gateway.store.migrate import available, migrate
+from tests.stubs import StubIntake
+from tests.test_sedex_transport import make_transport, write_receipt
 
 
 def first_schema_db(path: Path) -> None:
@@ -118,3 +122,50 @@ def test_originals_and_routed_message_ids_start_from_what_was_stored(tmp_path: P
         assert (routed_again["state"], routed_again["duplicate_of"]) == ("duplicate", 4)
     finally:
         reader.close()
+
+
+async def test_an_attempt_sent_before_recipients_were_recorded_is_matched_by_its_ref(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """0011: an attempt the older release sent has no recipient; its sedex receipt settles it."""
+    db = tmp_path / "g.db"
+    shipped = available()
+    monkeypatch.setattr(migrate_module, "available", lambda: shipped[:10])
+    store = SQLiteStore(db, group_commit_delay=0.001)
+    store.start()  # the schema before 0011
+    try:
+        [(mid, _new)] = await store.add_raw([RawInput("registry", "m.xml", b"<m/>", {})])
+        await store.record_processing([Processed(
+            mid, MessageState.ROUTED, normalised=Normalised("personEventMessage", "m-1", b"<x/>",
+                                                            None), routes=[Route("canton", "t")])])
+        [claim] = await store.claim_due("n1", 60, 10, ["canton"])
+    finally:
+        store.close()
+    conn = sqlite3.connect(db, isolation_level=None)  # recorded as sent, as that release did
+    conn.execute("UPDATE attempts SET outcome = 'sent', detail = 'in the outbox' WHERE ref = ?",
+                 (claim.attempt_ref,))
+    conn.execute("UPDATE deliveries SET state = 'sent', lease_owner = NULL, lease_until = NULL,"
+                 " sent_at = 0, receipt_due_at = 1e12 WHERE id = ?", (claim.delivery,))
+    conn.close()
+    monkeypatch.setattr(migrate_module, "available", lambda: shipped)
+
+    transport = make_transport(tmp_path)
+    write_receipt(tmp_path / "receipts", "receipt__ID_old.xml", claim.attempt_ref, 100)
+    store = SQLiteStore(db, group_commit_delay=0.001)
+    store.start()  # applies 0011
+    try:
+        dispatcher = Dispatcher(store, {}, {}, {}, node="t", lease=60, batch_size=10,
+                                idle_poll=1.0)
+        assert await transport.scan_receipts(ReceiptRecorder(store, dispatcher),
+                                             StubIntake()) == 1
+    finally:
+        store.close()
+    assert (tmp_path / "receipts-done" / "receipt__ID_old.xml").exists()
+    reader = StoreReader(db)
+    try:
+        [delivery] = reader.get_message(mid)["deliveries"]
+    finally:
+        reader.close()
+    assert delivery["state"] == "delivered"
+    assert [(a["ref"], a["recipient"]) for a in delivery["attempt_log"]] == [
+        (claim.attempt_ref, None)]
+    assert [(r["code"], r["recipient"]) for r in delivery["receipts"]] == [("100", "T3-CH-1")]

@@ -19,6 +19,7 @@ from contextlib import redirect_stdout
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 import pytest
 
 from gateway.cli import main
@@ -83,16 +84,18 @@ def hidden(folder: Path) -> list[str]:
     return [p.name for p in folder.iterdir() if p.name.startswith(".") or "tmp" in p.name]
 
 
-def receipt_for(root: Path, ref: str, code: int, version: int = 2) -> bytes:
+def receipt_for(root: Path, ref: str, code: int, version: int = 2,
+                recipient: str | None = None) -> bytes:
     """The sedex receipt ``code`` (eCH-0090 ``version``) for the envelope ``ref``.
 
     The envelope is in the outbox, or in ``working`` where a sedex client 7+ moves it.
+    The receipt names the envelope's recipient, or ``recipient`` when given.
     """
     [envl] = [p for p in (root / "sedex" / f / f"envl_{ref}.xml" for f in ("outbox", "working"))
               if p.exists()]
     env = parse_envelope(envl.read_bytes(), max_bytes=MAX)
-    receipt = build_receipt(env, env.recipient_ids[0], code, f"code {code} from the test",
-                            datetime.now().astimezone())
+    receipt = build_receipt(env, recipient or env.recipient_ids[0], code,
+                            f"code {code} from the test", datetime.now().astimezone())
     if version == 1:  # as older tools write them
         receipt = receipt.replace(b"eCH-0090/2", b"eCH-0090/1").replace(b'"2.0"', b'"1.0"')
     return receipt
@@ -357,6 +360,40 @@ async def test_receipts_are_matched_by_content_whatever_their_names_and_versions
     assert states(db, "SELECT count(*) FROM messages WHERE state = 'quarantined'") == [(0,)]
     assert states(db, "SELECT count(*) FROM journal WHERE event = 'receipt.unmatched'") == [(0,)]
 
+
+async def test_a_receipt_for_our_message_id_but_another_recipient_settles_nothing(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config = gateway_dir(tmp_path)
+    db, receipts = tmp_path / "gateway.db", tmp_path / "sedex" / "receipts"
+    unmatched = tmp_path / "sedex" / "receipts-done" / "unmatched"
+    async with running(config, get_plugin_manager()):
+        drop(tmp_path / "registry" / "outbox", "m.xml", message("e2e-foreign"))
+        ref = (await sent_refs(db, 1))["e2e-foreign"]
+        (receipts / f"receipt__ID_{ref}.xml").write_bytes(
+            receipt_for(tmp_path, ref, 100, recipient="T2-9-9"))
+        await until(lambda: (unmatched / f"receipt__ID_{ref}.xml").exists())
+        await asyncio.sleep(0.3)  # a delivery it settled would show by now
+        assert delivery_of(db, "e2e-foreign")[1:] == ("sent", None, 1)
+        shown = cli("--config", str(config), "messages", "show", "e2e-foreign")
+        assert "receipt.unmatched" in shown and "T2-9-9" in shown, shown
+        # its own receipt, under the same name, settles it
+        (receipts / f"receipt__ID_{ref}.xml").write_bytes(receipt_for(tmp_path, ref, 100))
+        await until(lambda: delivery_of(db, "e2e-foreign")[1] == "delivered")
+    assert states(db, "SELECT attempt_ref, delivery IS NULL, recipient FROM receipts ORDER BY id") \
+        == [(ref, 1, "T2-9-9"), (ref, 0, "T2-2-1")]
+    [(message_id, did, detail)] = states(
+        db, "SELECT m.message_id, j.delivery, j.detail FROM journal j JOIN messages m"
+            " ON m.id = j.message WHERE j.event = 'receipt.unmatched'")
+    assert (message_id, did) == ("e2e-foreign", delivery_of(db, "e2e-foreign")[0])
+    said = orjson.loads(detail)
+    assert (said["recipient"], said["addressed"], said["partner"]) == ("T2-9-9", "T2-2-1", "canton")
+    alerts = [r.getMessage() for r in caplog.records if r.name == "gateway.alerts"]
+    assert [a for a in alerts if "none of ours" in a] == [
+        f"receipt 100 for attempt {ref}, which is none of ours (it is for recipient T2-9-9,"
+        f" the attempt was addressed to T2-2-1): 100 delivered to the recipient: code 100 from"
+        f" the test"
+        f" (recipient T2-9-9)"], alerts
+    assert (tmp_path / "sedex" / "receipts-done" / f"receipt__ID_{ref}.xml").exists()
 
 async def test_files_listed_again_after_a_restart_are_duplicates_the_operator_sees(
         tmp_path: Path) -> None:

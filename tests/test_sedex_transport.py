@@ -103,7 +103,7 @@ async def test_send_publishes_data_then_envelope_complete(
     monkeypatch.setattr(files.os, "replace", replace_spy)
     monkeypatch.setattr(files.os, "link", link_spy)
     result = await t.send(item())
-    assert result.awaits_receipt
+    assert (result.awaits_receipt, result.recipient) == (True, "T3-CH-1")
     envelope_size = (outbox / f"envl_{REF}.xml").stat().st_size
     assert appeared == [(f"data_{REF}.xml", len(PAYLOAD)), (f"envl_{REF}.xml", envelope_size)]
     assert files._tmpfile_works is (publishing == "unnamed")
@@ -133,7 +133,7 @@ async def test_a_resumed_attempt_already_sent_does_nothing(tmp_path: Path) -> No
     before = envl.read_bytes()
     os.utime(envl, (0, 0))
     result = await t.send(item(resumed=True))
-    assert "already" in result.detail
+    assert "already" in result.detail and result.recipient == "T3-CH-1"
     assert envl.read_bytes() == before and envl.stat().st_mtime == 0
 
 

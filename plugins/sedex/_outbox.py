@@ -77,6 +77,9 @@ def write_attempts(options: SedexOptions, items: Sequence[OutboundItem]
 def write_attempt(options: SedexOptions, item: OutboundItem) -> SendResult:
     """Put the attempt into the outbox: payload first, envelope last.
 
+    The result names the envelope's ``recipientId``: a receipt for the attempt's
+    messageId but another recipient does not settle it.
+
     A repeated attempt (``item.resumed``) whose envelope is already in the
     outbox, in ``working`` (taken by the sedex client, not yet sent) or in
     ``processed`` is not written again: sedex would refuse the second copy
@@ -98,7 +101,8 @@ def _write(options: SedexOptions, item: OutboundItem, batch: _Batch) -> SendResu
     envl_name = f"envl_{ref}.xml"
     if item.resumed and any((folder / envl_name).exists() for folder in (
             outbox, options.working_dir, options.processed)):
-        return SendResult(awaits_receipt=True, detail=f"{envl_name} already handed to sedex")
+        return SendResult(awaits_receipt=True, detail=f"{envl_name} already handed to sedex",
+                          recipient=options.recipient_id)
     try:
         event = item.event_date or batch.now
         envelope = template(options).render_text(
@@ -116,7 +120,8 @@ def _write(options: SedexOptions, item: OutboundItem, batch: _Batch) -> SendResu
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise LocalFault(f"cannot write to the sedex outbox {outbox}: {reason}") from exc
-    return SendResult(awaits_receipt=True, detail=f"{envl_name} in the sedex outbox")
+    return SendResult(awaits_receipt=True, detail=f"{envl_name} in the sedex outbox",
+                      recipient=options.recipient_id)
 
 
 def clear_staging(staging: Path) -> None:

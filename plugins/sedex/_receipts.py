@@ -41,7 +41,9 @@ log = logging.getLogger(__name__)
 def to_receipt(r: SedexReceipt, raw: bytes, fallback_at: datetime) -> Receipt:
     """The core's view of a sedex receipt: its ``statusCode`` decides.
 
-    A schema problem needs review; a schema warning is only said in ``info``.
+    It answers the attempt of its ``messageId`` if that attempt was addressed to
+    its ``recipientId`` (one receipts folder may serve several partners). A schema
+    problem needs review; a schema warning is only said in ``info``.
     """
     status = lookup(r.status_code)
     said = f": {r.status_info}" if r.status_info and r.status_info != status.meaning else ""
@@ -53,7 +55,7 @@ def to_receipt(r: SedexReceipt, raw: bytes, fallback_at: datetime) -> Receipt:
     elif r.warning is not None:
         info = f"{info}; schema warning, eCH-0090 v{r.version}: {r.warning}"
     return Receipt(r.message_id, outcome, r.status_code, info, r.event_date or fallback_at, raw,
-                   alert=status.alert)
+                   alert=status.alert, recipient=r.recipient_id or None)
 
 
 @dataclass(slots=True)
@@ -115,7 +117,8 @@ class ReceiptScanner:
 
     Receipt files are taken once settled and finished (see
     :class:`~gateway.api.FileTaker`). Matched receipts go to ``archive``,
-    unknown ones to ``archive/unmatched``, unreadable or unfinished ones
+    unmatched ones (a messageId of no attempt of ours, or of one addressed to
+    another recipientId) to ``archive/unmatched``, unreadable or unfinished ones
     (after quarantine) to ``archive/rejected``. A stored receipt that cannot
     be moved is skipped until the next start, so it is not recorded again on
     every scan.

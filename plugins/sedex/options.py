@@ -24,8 +24,9 @@ class SedexOptions(BaseModel):
     """How to reach one partner through the local sedex client's folders.
 
     Receipt files are moved out of ``receipts`` once recorded: matched ones
-    to ``receipts_archive``, unknown ones to its ``unmatched`` subfolder,
-    unreadable ones to its ``rejected`` subfolder. Inbound pairs are moved to
+    to ``receipts_archive``, unmatched ones (no attempt of ours has their
+    messageId, or it was addressed to another recipientId) to its ``unmatched``
+    subfolder, unreadable ones to its ``rejected`` subfolder. Inbound pairs are moved to
     ``processed`` once stored (broken ones to ``processed/rejected``).
     """
 
