@@ -361,6 +361,67 @@ async def test_receipts_are_matched_by_content_whatever_their_names_and_versions
     assert states(db, "SELECT count(*) FROM journal WHERE event = 'receipt.unmatched'") == [(0,)]
 
 
+#: A second partner on the same sedex client (``{sedex}``: its folders): its outbox,
+#: receipts and processed folders are the canton's; only its recipientId (and its inbox,
+#: here) differ. Messages go to both.
+SECOND_PARTNER = """\
+[partners.canton-b]
+transport = "sedex"
+[partners.canton-b.sedex]
+outbox = "{sedex}/outbox"
+inbox = "{sedex}/inbox-b"
+receipts = "{sedex}/receipts"
+processed = "{sedex}/processed"
+sender_id = "T1-2511-1"
+recipient_id = "T2-3-1"
+message_type = 1900223
+poll_interval = "50ms"
+settle = "50ms"
+
+[[rules]]
+name = "both"
+then = {{ route_to = ["canton", "canton-b"] }}
+"""
+
+
+async def sent_by_partner(db: Path, count: int) -> dict[str, str]:
+    """Wait until ``count`` deliveries are sent; partner -> attempt ref."""
+    sql = "SELECT partner, attempt_ref FROM deliveries WHERE state = 'sent'"
+    await until(lambda: len(states(db, sql)) >= count)
+    return dict(states(db, sql))
+
+
+async def test_a_shared_receipts_folder_settles_each_partners_delivery(tmp_path: Path) -> None:
+    """One sedex client, two recipients: each receipt answers by messageId and recipientId."""
+    config = gateway_dir(tmp_path)
+    (tmp_path / "conf.d" / "20-second.toml").write_text(
+        SECOND_PARTNER.format(sedex=tmp_path / "sedex"))
+    (tmp_path / "sedex" / "inbox-b").mkdir()
+    db, receipts = tmp_path / "gateway.db", tmp_path / "sedex" / "receipts"
+    async with running(config, get_plugin_manager()):
+        drop(tmp_path / "registry" / "outbox", "m.xml", message("e2e-both"))
+        refs = await sent_by_partner(db, 2)
+        # receipts as the sedex client writes them, both into the one folder
+        (receipts / f"receipt__ID_{refs['canton']}.xml").write_bytes(
+            receipt_for(tmp_path, refs["canton"], 100))
+        (receipts / f"receipt__ID_{refs['canton-b']}.xml").write_bytes(
+            receipt_for(tmp_path, refs["canton-b"], 310))
+        await until(lambda: sorted(states(db, "SELECT partner, state FROM deliveries")) == [
+            ("canton", "delivered"), ("canton-b", "dead")])
+        await until(lambda: not list(receipts.iterdir()))
+    settled = states(db, "SELECT r.attempt_ref, d.partner, r.recipient, r.code FROM receipts r"
+                         " JOIN deliveries d ON d.id = r.delivery ORDER BY r.code")
+    assert settled == [(refs["canton"], "canton", "T2-2-1", "100"),
+                       (refs["canton-b"], "canton-b", "T2-3-1", "310")]
+    assert states(db, "SELECT ref, recipient FROM attempts ORDER BY recipient") == [
+        (refs["canton"], "T2-2-1"), (refs["canton-b"], "T2-3-1")]
+    assert sorted(p.name for p in (tmp_path / "sedex" / "receipts-done").iterdir()) == sorted(
+        f"receipt__ID_{ref}.xml" for ref in refs.values())
+    shown = cli("--config", str(config), "messages", "show", "e2e-both")
+    assert f"attempt 1 {refs['canton']} to T2-2-1 " in shown, shown
+    assert f"attempt 1 {refs['canton-b']} to T2-3-1 " in shown, shown
+
+
 async def test_a_receipt_for_our_message_id_but_another_recipient_settles_nothing(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     config = gateway_dir(tmp_path)

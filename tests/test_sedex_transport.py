@@ -524,6 +524,31 @@ async def wait_for(condition: Callable[[], object], timeout: float = 5) -> None:
         await asyncio.sleep(0.02)
 
 
+async def test_partners_sharing_a_receipts_folder_record_each_receipt_once(
+        tmp_path: Path) -> None:
+    """One sedex client for two partners: the first running reads the receipts, the other
+    once the first stops."""
+    first = make_transport(tmp_path, poll_interval=0.05)
+    second = make_transport(tmp_path, poll_interval=0.05, recipient_id="T3-CH-2")
+    sink, receipts, done = StubReceiptSink(), tmp_path / "receipts", tmp_path / "receipts-done"
+    tasks = [asyncio.create_task(t.run(sink, StubIntake())) for t in (first, second)]
+    await asyncio.sleep(0.1)
+    write_receipt(receipts, "a.xml", "ref-a")
+    await wait_for(lambda: (done / "a.xml").exists())
+    await asyncio.sleep(0.2)  # scans of both come and go meanwhile
+    tasks[0].cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await tasks[0]
+    write_receipt(receipts, "b.xml", "ref-b")
+    await wait_for(lambda: (done / "b.xml").exists())
+    await asyncio.sleep(0.2)
+    tasks[1].cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await tasks[1]
+    assert [(r.attempt_ref, r.recipient) for r in sink.receipts] == [
+        ("ref-a", "T3-CH-1"), ("ref-b", "T3-CH-1")]
+
+
 async def test_send_many_survives_a_worker_dying_mid_batch(tmp_path: Path) -> None:
     t = make_transport(tmp_path)
     refs = [f"ref-{i}" for i in range(3)]

@@ -5,6 +5,11 @@
 ``attempt_ref`` and the envelope ``messageId``. ``flush`` makes a batch of
 sends durable with one ``syncfs``. ``run`` records receipts and takes
 inbound pairs from the inbox.
+
+Partners served by one sedex client may share its receipts folder: receipts
+are matched by content (``messageId`` and ``recipientId``), whoever reads
+them, so the folder is read by one of them at a time (the first running), not
+recorded once per partner.
 """
 
 from __future__ import annotations
@@ -37,6 +42,10 @@ log = logging.getLogger(__name__)
 
 #: The most files one scan handles; a full scan is followed at once by the next.
 SCAN_LIMIT = 1000
+
+#: The receipts folders of running transports (resolved), each with its transports in
+#: start order: the first reads it.
+_RECEIPT_READERS: dict[Path, list[SedexTransport]] = {}
 
 
 class SedexTransport:
@@ -115,14 +124,29 @@ class SedexTransport:
         return count
 
     async def run(self, receipts: ReceiptSink, intake: Intake) -> None:
-        """Record receipts and take inbound messages until cancelled."""
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self._loop(
-                self.options.receipts, lambda: self.scan_receipts(receipts, intake),
-                lambda: self.receipt_scanner.taker.wake))
-            tasks.create_task(self._loop(
-                self.options.inbox, lambda: self.scan_inbox(intake),
-                lambda: self.inbox_scanner.taker.wake))
+        """Record receipts and take inbound messages until cancelled.
+
+        A receipts folder another running transport of this process reads
+        already (a partner of the same sedex client) is left to it, until it stops.
+        """
+        folder = self.options.receipts.resolve()
+        readers = _RECEIPT_READERS.setdefault(folder, [])
+        readers.append(self)
+
+        async def scan_receipts() -> int:
+            return await self.scan_receipts(receipts, intake) if readers[0] is self else 0
+
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._loop(self.options.receipts, scan_receipts,
+                                             lambda: self.receipt_scanner.taker.wake))
+                tasks.create_task(self._loop(
+                    self.options.inbox, lambda: self.scan_inbox(intake),
+                    lambda: self.inbox_scanner.taker.wake))
+        finally:
+            readers.remove(self)
+            if not readers:
+                del _RECEIPT_READERS[folder]
 
     async def _loop(self, folder: Path, scan: Callable[[], Awaitable[int]],
                     wake: Callable[[], float | None]) -> None:
