@@ -53,6 +53,10 @@ def connect(path: Path, *, busy_timeout: float = 30.0, readonly: bool = False,
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None,
                                check_same_thread=False)
+        # 8 KiB pages (a new database only): a message's row (input and eCH-0223 text,
+        # about 7 KiB) is one page, not a page and an overflow page, so a commit writes
+        # the same bytes in about half as many WAL frames (one pwrite each)
+        conn.execute("PRAGMA page_size=8192")
         conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
