@@ -46,6 +46,7 @@ from gateway.archive import build_zip, safe_unzip
 from gateway.assembly import load_config
 from gateway.config import Duration, Size
 from gateway.contracts import (
+    NOT_FROM_PARTNER,
     Attachment,
     Decision,
     Draft,
@@ -160,6 +161,7 @@ class PluginOptions(BaseModel):
 __all__ = [
     "BATCH_BYTES",
     "NATIONALITIES",
+    "NOT_FROM_PARTNER",
     "SET_ASIDE",
     "Attachment",
     "BatchTransport",

@@ -36,14 +36,23 @@ class Travels:
         return type(self), tuple([getattr(self, name) for name in self.__slots__])
 
 
+#: ``RawInput.meta`` key: why input a transport submits under its partner's name is not
+#: from that partner (sedex: another ``senderId`` in a shared inbox). It is decided by the
+#: rules like registry input; an eCH-0223 message is quarantined with this reason, never
+#: taken as the partner's (:mod:`gateway.inbound`).
+NOT_FROM_PARTNER = "not_from_partner"
+
+
 @dataclass(frozen=True, slots=True)
 class RawInput(Travels):
     """Bytes a source obtained, exactly as received, plus what it knows of them.
 
-    :param source: the configured source name (``[sources.<name>]``).
+    :param source: the configured source name (``[sources.<name>]``), or for what a
+        transport receives its partner's name.
     :param ref: a reference the operator recognises, e.g. the file name.
     :param data: the raw bytes; stored before anything else happens to them.
-    :param meta: source facts (``content_type``, sedex envelope fields, ...).
+    :param meta: source facts (``content_type``, sedex envelope fields,
+        :data:`NOT_FROM_PARTNER`, ...).
     """
 
     source: str

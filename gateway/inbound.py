@@ -5,8 +5,9 @@ A message the canton sends (over its transport, or a source whose
 partners. Instead, in the daemon's event loop, where the store and the
 plugins' registry look-ups are at hand:
 
-1. it must be valid eCH-0223 1.5 (older versions were upgraded when
-   normalised), else it is quarantined with the reason;
+1. it must be the partner's (not marked ``meta[NOT_FROM_PARTNER]`` by its
+   transport: a sedex pair from another sender) and valid eCH-0223 1.5 (older
+   versions were upgraded when normalised), else it is quarantined with the reason;
 2. its person is found, in this order: by VN, by local person id, by official
    name + first name + date of birth in the gateway's person state; then by
    the registry plugins (``gateway_person_resolve``). Nobody, or more than one,
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from gateway import manual
-from gateway.contracts import Decision, Normalised, RawInput, Route
+from gateway.contracts import NOT_FROM_PARTNER, Decision, Normalised, RawInput, Route
 from gateway.ech0223 import EventReport, PersonIdentificationLight, read_message
 from gateway.errors import ConversionRefused, InputRejected
 from gateway.person_state import PersonState, birth_text, mask_vn, person_keys
@@ -114,6 +115,10 @@ class WayBack:
                    assigned: list[str] | None) -> Processed:
         partner = partner_of(self.settings, raw.source)
         assert partner is not None
+        stranger = raw.meta.get(NOT_FROM_PARTNER)
+        if stranger:  # on the partner's way, from someone else: not the partner's word
+            return Processed(mid, MessageState.QUARANTINED,
+                             f"eCH-0223 not from partner {partner!r}: {stranger}")
         xml = n.xml or raw.data
         n = self._proc.parsed(dataclasses.replace(n, xml=xml))  # one parse, for both uses
         problems = self._proc.problems(n)
