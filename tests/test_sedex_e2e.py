@@ -422,6 +422,52 @@ async def test_a_shared_receipts_folder_settles_each_partners_delivery(tmp_path:
     assert f"attempt 1 {refs['canton-b']} to T2-3-1 " in shown, shown
 
 
+async def test_a_shared_inbox_credits_each_pair_to_the_partner_that_sent_it(
+        tmp_path: Path) -> None:
+    """One sedex client, two partners, one inbox: each answer is its senderId's partner's, on
+    the way back too; one from a senderId of neither is kept and quarantined, naming it."""
+    config = gateway_dir(tmp_path)
+    (tmp_path / "conf.d" / "20-second.toml").write_text(
+        SECOND_PARTNER.format(sedex=tmp_path / "sedex").replace("inbox-b", "inbox"))
+    db, inbox = tmp_path / "gateway.db", tmp_path / "sedex" / "inbox"
+    sent = message("e2e-shared")
+    deliveries = "SELECT partner, state FROM deliveries ORDER BY partner"
+    answers = "SELECT source, state FROM messages WHERE source != 'registry' ORDER BY id"
+    async with running(config, get_plugin_manager()) as gateway:
+        drop(tmp_path / "registry" / "outbox", "m.xml", sent)
+        await sent_by_partner(db, 2)
+        ids = {name: gateway.settings.partners[name].parsed for name in ("canton", "canton-b")}
+
+        def rejects(sender: str, seed: int) -> None:
+            canton_rejects(inbox, sent, sender=sender, recipient="T1-2511-1",
+                           message_type=1900223, seed=seed)
+
+        rejects("T2-9-1", 1)  # neither partner's senderId
+        await until(lambda: states(db, answers) == [("canton", "quarantined")])
+        rejects(ids["canton-b"].recipient_id, 2)
+        await until(lambda: states(db, deliveries) == [("canton", "sent"),
+                                                       ("canton-b", "rejected")])
+        rejects(ids["canton"].recipient_id, 3)
+        await until(lambda: states(db, deliveries) == [("canton", "rejected"),
+                                                       ("canton-b", "rejected")])
+        await until(lambda: not list(inbox.iterdir()))
+        await asyncio.sleep(0.3)  # a pair taken twice would show by now
+    rows = states(db, "SELECT source, state, reason, meta FROM messages WHERE source != 'registry'"
+                      " ORDER BY id")
+    assert [(source, state) for source, state, _r, _m in rows] == [
+        ("canton", "quarantined"), ("canton-b", "needs_review"), ("canton", "needs_review")]
+    assert [orjson.loads(meta)["sender_id"] for *_x, meta in rows] == ["T2-9-1", "T2-3-1", "T2-2-1"]
+    assert rows[0][2] == ("eCH-0223 not from partner 'canton': sedex senderId T2-9-1 is the"
+                          " recipient_id of no partner reading this inbox (canton T2-2-1,"
+                          " canton-b T2-3-1)")
+    reviewed = states(db, "SELECT m.source, j.detail FROM journal j JOIN messages m"
+                          " ON m.id = j.message WHERE j.event = 'message.needs_review'"
+                          " ORDER BY m.id")
+    assert [(source, orjson.loads(detail)["partner"]) for source, detail in reviewed] == [
+        ("canton-b", "canton-b"), ("canton", "canton")]
+    assert len(list((tmp_path / "sedex" / "processed").glob("*_*.xml"))) == 6  # the 3 pairs
+
+
 async def test_a_receipt_for_our_message_id_but_another_recipient_settles_nothing(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     config = gateway_dir(tmp_path)

@@ -25,7 +25,14 @@ from plugins.sedex.envelope import build_receipt, parse_envelope
 from tests.flow import drop, message, running, states, until
 from tests.stubs import StubIntake, StubReceiptSink
 from tests.test_crash_safety import Daemon
-from tests.test_sedex_transport import PAYLOAD, envelope_bytes, make_transport, names, write_receipt
+from tests.test_sedex_transport import (
+    CANTON,
+    PAYLOAD,
+    envelope_bytes,
+    make_transport,
+    names,
+    write_receipt,
+)
 
 WRITER = Path(__file__).parent / "writer.py"
 FAST = """\
@@ -66,12 +73,12 @@ async def test_names_that_are_not_utf8_are_stored_escaped_and_the_others_flow(
     db = tmp_path / "gateway.db"
     async with running(config, get_plugin_manager()):
         create(inbox, b"data_Z\xfcrich.xml", PAYLOAD)
-        create(inbox, b"envl_Z\xfcrich.xml", envelope_bytes("latin-1"))
+        create(inbox, b"envl_Z\xfcrich.xml", envelope_bytes("latin-1", **CANTON))
         create(receipts, b"receipt_\xe9.xml", b"<receipt>broken</receipt>")
         await until(lambda: len(states(db, "SELECT id FROM messages")) == 2)
         # later files of both folders are still taken
         drop(inbox, "data_after.xml", PAYLOAD.replace(b"eventReport", b"eventReport "))
-        drop(inbox, "envl_after.xml", envelope_bytes("after-1"))
+        drop(inbox, "envl_after.xml", envelope_bytes("after-1", **CANTON))
         write_receipt(receipts, "later.xml", "unknown-ref")
         await until(lambda: len(states(db, "SELECT id FROM messages")) == 3)
         await until(lambda: (tmp_path / "sedex" / "receipts-done" / "unmatched" / "later.xml")
@@ -199,7 +206,7 @@ def test_a_200_mb_payload_is_quarantined_with_evidence_in_bounded_memory(tmp_pat
         daemon.wait_ready()
         assert daemon.proc is not None
         drop(inbox, "data_small.xml", PAYLOAD)
-        drop(inbox, "envl_small.xml", envelope_bytes("small-1"))
+        drop(inbox, "envl_small.xml", envelope_bytes("small-1", **CANTON))
         deadline = time.monotonic() + 20
         while not states(db, "SELECT id FROM messages") and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -211,7 +218,7 @@ def test_a_200_mb_payload_is_quarantined_with_evidence_in_bounded_memory(tmp_pat
             f.seek(0, os.SEEK_END)
             f.write(b"</delivery>")
         os.replace(inbox / ".data_big.tmp", inbox / "data_big.xml")
-        drop(inbox, "envl_big.xml", envelope_bytes("big-1"))
+        drop(inbox, "envl_big.xml", envelope_bytes("big-1", **CANTON))
         # (the small one is quarantined too: an empty eventReport is not valid eCH-0223)
         sql = ("SELECT id, reason, meta FROM messages WHERE state = 'quarantined'"
                " AND reason LIKE 'payload of %'")

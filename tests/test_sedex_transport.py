@@ -16,9 +16,19 @@ import pytest
 
 import plugins.sedex._files as files
 from gateway.archive import safe_unzip
-from gateway.contracts import Attachment, NormaliseContext, OutboundItem, ReceiptOutcome, SendResult
-from gateway.errors import LocalFault, PermanentError, WorkerLost
+from gateway.assembly import load_config
+from gateway.config import write_initial_config
+from gateway.contracts import (
+    NOT_FROM_PARTNER,
+    Attachment,
+    NormaliseContext,
+    OutboundItem,
+    ReceiptOutcome,
+    SendResult,
+)
+from gateway.errors import ConfigError, LocalFault, PermanentError, WorkerLost
 from gateway.plugin_types import PluginContext
+from gateway.plugins import get_plugin_manager
 from plugins.sedex import create_transport, gateway_transport_types
 from plugins.sedex.envelope import Envelope, build_envelope, build_receipt, parse_envelope
 from plugins.sedex.options import SedexOptions
@@ -349,9 +359,15 @@ async def test_receipt_name_clash_in_archive_never_overwrites(tmp_path: Path) ->
 # ---------------------------------------------------------------------------
 
 
+#: The envelope ids of the canton's pairs as ``init`` configures it (its senderId, our
+#: recipientId): ``envelope_bytes(ref, **CANTON)`` for a daemon on that configuration.
+CANTON: dict[str, Any] = {"sender_id": "T2-2-1", "recipient_ids": ("T1-2511-1",)}
+
+
 def envelope_bytes(message_id: str = "in-1", **changes: Any) -> bytes:
-    env = Envelope(message_id, 2_200_002, 0, "T3-CH-1", ("T3-1234-1",), WHEN, WHEN, **changes)
-    return build_envelope(env)
+    fields = {"sender_id": "T3-CH-1", "recipient_ids": ("T3-1234-1",), **changes}
+    return build_envelope(Envelope(message_id, 2_200_002, 0, event_date=WHEN, message_date=WHEN,
+                                   **fields))
 
 
 def age(path: Path, seconds: float = 3600) -> None:
@@ -547,6 +563,158 @@ async def test_partners_sharing_a_receipts_folder_record_each_receipt_once(
         await tasks[1]
     assert [(r.attempt_ref, r.recipient) for r in sink.receipts] == [
         ("ref-a", "T3-CH-1"), ("ref-b", "T3-CH-1")]
+
+
+#: Partner canton-b on the sedex client of ``init``'s canton (``{sedex}``: its folders),
+#: sharing its inbox; each partner's own ``{extra}`` lines.
+SHARING = """\
+[partners.canton.sedex]
+poll_interval = "50ms"
+settle = "0s"
+[partners.canton-b]
+transport = "sedex"
+[partners.canton-b.sedex]
+outbox = "{sedex}/outbox"
+inbox = "{sedex}/inbox"
+receipts = "{sedex}/receipts"
+processed = "{sedex}/processed"
+sender_id = "T1-2511-1"
+recipient_id = "T2-3-1"
+message_type = 1900223
+poll_interval = "50ms"
+settle = "0s"
+{extra}
+"""
+
+
+def sharing_site(root: Path, extra: str = "") -> Any:
+    """``init``'s configuration with :data:`SHARING` in conf.d, loaded as the daemon loads it."""
+    config = write_initial_config(root)
+    (root / "conf.d" / "20-sharing.toml").write_text(
+        SHARING.format(sedex=root / "sedex", extra=extra))
+    return load_config(config, get_plugin_manager())
+
+
+def transport_of(settings: Any, name: str) -> SedexTransport:
+    """Partner ``name``'s transport as the daemon makes it."""
+    limits = NormaliseContext(max_bytes=1 << 20, max_zip_entries=100, max_zip_bytes=1 << 24,
+                              max_zip_ratio=100)
+    context = PluginContext(name, settings.gateway.data_dir, limits, settings)
+    return create_transport(settings.partners[name].parsed, context)
+
+
+def pair_from(inbox: Path, key: str, sender: str, recipient: str = "T1-2511-1") -> None:
+    """A pair as the sedex client leaves it in ``inbox``: from ``sender`` to ``recipient``."""
+    (inbox / f"data_{key}.xml").write_bytes(PAYLOAD)
+    (inbox / f"envl_{key}.xml").write_bytes(
+        envelope_bytes(f"id-{key}", sender_id=sender, recipient_ids=(recipient,)))
+
+
+class SlowIntake(StubIntake):
+    """Stores as slowly as a busy database: a second reader of the folder would meanwhile
+    take the same files."""
+
+    async def submit(self, raws: Any, *, wait: bool = True) -> list[int]:
+        await asyncio.sleep(0.1)
+        return await super().submit(raws, wait=wait)
+
+
+async def test_partners_sharing_an_inbox_store_each_pair_once_as_its_senders(
+        tmp_path: Path) -> None:
+    """The first running reads the inbox, the other once the first stops; whoever reads a
+    pair, it is its senderId's partner's, also the stopped partner's."""
+    settings = sharing_site(tmp_path)
+    first, second = transport_of(settings, "canton"), transport_of(settings, "canton-b")
+    inbox, processed = tmp_path / "sedex" / "inbox", tmp_path / "sedex" / "processed"
+    intake = SlowIntake()
+    tasks = [asyncio.create_task(t.run(StubReceiptSink(), intake)) for t in (first, second)]
+    await asyncio.sleep(0.1)
+    pair_from(inbox, "A1", "T2-2-1")
+    pair_from(inbox, "B1", "T2-3-1")
+    await wait_for(lambda: len(names(processed)) == 4)
+    await asyncio.sleep(0.2)  # scans of both come and go meanwhile
+    tasks[0].cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await tasks[0]
+    pair_from(inbox, "A2", "T2-2-1")
+    pair_from(inbox, "B2", "T2-3-1")
+    await wait_for(lambda: len(names(processed)) == 8)
+    await asyncio.sleep(0.2)
+    tasks[1].cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await tasks[1]
+    assert sorted((raw.ref, raw.source) for raw in intake.submitted) == [
+        ("A1", "canton"), ("A2", "canton"), ("B1", "canton-b"), ("B2", "canton-b")]
+    assert [NOT_FROM_PARTNER in raw.meta for raw in intake.submitted] == [False] * 4
+    assert intake.quarantined == [] and names(inbox) == set()
+
+
+def partner_toml(sedex: Path, name: str, recipient_id: str, sender_id: str = "T1-2511-1",
+                 inbox: str = "inbox", enabled: bool = True) -> str:
+    """Another sedex partner on the folders ``sedex`` (its inbox: ``inbox`` there)."""
+    folders = {"outbox": "outbox", "inbox": inbox, "receipts": "receipts", "processed": "processed"}
+    return (f'[partners.{name}]\ntransport = "sedex"\nenabled = {str(enabled).lower()}\n'
+            f"[partners.{name}.sedex]\n"
+            + "".join(f'{key} = "{sedex / folder}"\n' for key, folder in folders.items())
+            + f'sender_id = "{sender_id}"\nrecipient_id = "{recipient_id}"\n'
+            "message_type = 1900223\n")
+
+
+async def test_a_pair_no_partner_of_the_inbox_sent_is_kept_and_says_why(tmp_path: Path) -> None:
+    """Whoever reads it: under the inbox's first partner's name, marked as not from it; one
+    addressed to none of our ids is quarantined."""
+    sedex = tmp_path / "sedex"
+    settings = sharing_site(tmp_path, extra=(
+        partner_toml(sedex, "canton-c", "T2-4-1", enabled=False)
+        + partner_toml(sedex, "canton-d", "T2-5-1", sender_id="T1-2511-2")))
+    reader = transport_of(settings, "canton-b")
+    inbox, processed = sedex / "inbox", sedex / "processed"
+    pair_from(inbox, "stranger", "T2-9-1")
+    pair_from(inbox, "disabled", "T2-4-1")
+    pair_from(inbox, "echo", "T1-2511-1")
+    pair_from(inbox, "other-id", "T2-2-1", "T1-2511-2")
+    pair_from(inbox, "elsewhere", "T2-3-1", "T1-9999-1")
+    pair_from(inbox, "b", "T2-3-1")
+    pair_from(inbox, "d", "T2-5-1", "T1-2511-2")
+    intake = StubIntake()
+    assert await reader.scan_inbox(intake) == 7
+    assert {raw.ref: (raw.source, raw.meta.get(NOT_FROM_PARTNER)) for raw in intake.submitted} == {
+        "stranger": ("canton", "sedex senderId T2-9-1 is the recipient_id of no partner reading"
+                               " this inbox (canton T2-2-1, canton-b T2-3-1, canton-d T2-5-1)"),
+        "disabled": ("canton", "sedex senderId T2-4-1 is partner 'canton-c''s, which is disabled"),
+        "echo": ("canton", "sedex senderId T1-2511-1 is our own participant id (an echo message)"),
+        "other-id": ("canton", "sedex senderId T2-2-1 is partner 'canton''s, but it wrote to"
+                               " recipientId T1-2511-2, not to that partner's sender_id"),
+        "b": ("canton-b", None),
+        "d": ("canton-d", None),
+    }
+    assert {raw.meta["sender_id"] for raw in intake.submitted if raw.ref == "stranger"} == {
+        "T2-9-1"}
+    [(raw, reason)] = intake.quarantined
+    assert (raw.ref, raw.source, reason) == (
+        "elsewhere", "canton-b", "sedex pair from senderId T2-3-1 addressed to recipientId"
+        " T1-9999-1, none of our participant ids (T1-2511-1, T1-2511-2)")
+    assert names(processed / "rejected") == {"data_elsewhere.xml", "envl_elsewhere.xml"}
+    assert len(names(processed)) == 12 + 1 and names(inbox) == set()
+
+
+def test_partners_an_inbox_cannot_tell_apart_are_a_configuration_error(tmp_path: Path) -> None:
+    sedex = tmp_path / "one" / "sedex"
+    with pytest.raises(ConfigError) as raised:
+        sharing_site(tmp_path / "one", extra=partner_toml(sedex, "twin", "T2-2-1"))
+    assert raised.value.problems == [(
+        "(configuration)", "partners.twin.sedex.recipient_id",
+        "partner 'canton' has the same recipient_id and sender_id (T2-2-1, T1-2511-1) and the"
+        f" same inbox ({sedex / 'inbox'}): whose a message there is could not be told")]
+    # told apart by their own inbox, or by our sender_id; a disabled twin reads nothing
+    sedex = tmp_path / "two" / "sedex"
+    (sedex / "inbox-twin").mkdir(parents=True)
+    settings = sharing_site(tmp_path / "two", extra=(
+        partner_toml(sedex, "twin", "T2-2-1", inbox="inbox-twin")
+        + partner_toml(sedex, "twin-2", "T2-2-1", sender_id="T1-2511-2")
+        + partner_toml(sedex, "twin-3", "T2-2-1", enabled=False)))
+    assert sorted(settings.partners) == ["canton", "canton-b", "registry", "twin", "twin-2",
+                                         "twin-3"]
 
 
 async def test_send_many_survives_a_worker_dying_mid_batch(tmp_path: Path) -> None:

@@ -46,7 +46,7 @@ from tests.flow import (
 )
 from tests.official import official_xsd
 from tests.test_sedex_e2e import cli, gateway_dir
-from tests.test_sedex_transport import envelope_bytes
+from tests.test_sedex_transport import CANTON, envelope_bytes
 
 CORPUS = Path(__file__).parent / "fixtures" / "ech0020"
 #: A foreign resident of baseDelivery.xml, and an event about them the default rules forward.
@@ -491,7 +491,7 @@ async def test_a_cantons_zip_is_held_to_its_documents_on_the_way_back(tmp_path: 
         await _seeded(tmp_path, db)
         for key, data in (("damaged", damaged), ("partial", partial)):
             drop(inbox, f"data_{key}.zip", data)
-            drop(inbox, f"envl_{key}.xml", envelope_bytes(f"env-{key}"))
+            drop(inbox, f"envl_{key}.xml", envelope_bytes(f"env-{key}", **CANTON))
         await until(lambda: sorted(states(db, "SELECT ref, state FROM messages WHERE source ="
                                               " 'canton'")) == [("damaged", "quarantined"),
                                                                  ("partial", "routed")],

@@ -1,5 +1,8 @@
 """The built-in sedex plugin: the ``sedex`` transport and the ``sedex-sim`` command.
 
+``check-config`` refuses enabled partners sharing an inbox that their ids
+cannot tell apart.
+
 Registered like any third-party plugin::
 
     [project.entry-points.ech_gateway]
@@ -8,14 +11,18 @@ Registered like any third-party plugin::
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel
 
-from gateway.api import Command, PluginContext, TransportType, hookimpl
+from gateway.api import Command, PluginContext, TransportType, hookimpl, same_folder
+from plugins.sedex._inbound import sedex_partners
 from plugins.sedex.options import SedexOptions
 from plugins.sedex.sim_cli import COMMAND
 from plugins.sedex.transport import SedexTransport
 
-__all__ = ["SedexOptions", "SedexTransport", "gateway_commands", "gateway_transport_types"]
+__all__ = ["SedexOptions", "SedexTransport", "gateway_check_config", "gateway_commands",
+           "gateway_transport_types"]
 
 
 def create_transport(options: BaseModel, context: PluginContext) -> SedexTransport:
@@ -38,3 +45,21 @@ def gateway_transport_types() -> list[TransportType]:
 def gateway_commands() -> list[Command]:
     """``ech-gateway sedex-sim``: a simulated sedex client on the configured folders, for site tests."""
     return [COMMAND]
+
+
+@hookimpl
+def gateway_check_config(settings: Any) -> list[tuple[str, str, str]]:
+    """Enabled partners sharing an inbox are told apart by their ``recipient_id`` and
+    ``sender_id``: two with the same pair of ids could each claim the other's messages."""
+    problems = []
+    enabled = [(name, opts) for name, on, opts in sedex_partners(settings) if on]
+    for i, (name, opts) in enumerate(enabled):
+        twin = next((other for other, o in enabled[:i] if same_folder(o.inbox, opts.inbox)
+                     and (o.recipient_id, o.sender_id) == (opts.recipient_id, opts.sender_id)),
+                    None)
+        if twin is not None:
+            problems.append(("(configuration)", f"partners.{name}.sedex.recipient_id",
+                             f"partner {twin!r} has the same recipient_id and sender_id"
+                             f" ({opts.recipient_id}, {opts.sender_id}) and the same inbox"
+                             f" ({opts.inbox}): whose a message there is could not be told"))
+    return problems

@@ -1,14 +1,22 @@
-"""Reading the sedex inbox: ``envl_<X>.xml`` + ``data_<X>.<ext>`` pairs, in any arrival order."""
+"""Reading the sedex inbox: ``envl_<X>.xml`` + ``data_<X>.<ext>`` pairs, in any arrival order.
+
+Partners of one sedex client share its inbox. A pair is the partner's whose
+``recipient_id`` is the envelope's ``senderId`` and whose ``sender_id`` is
+among its ``recipientId`` values, whichever partner's transport reads it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gateway.api import (
     BATCH_BYTES,
+    NOT_FROM_PARTNER,
     FileTaker,
     InputRejected,
     Intake,
@@ -20,8 +28,10 @@ from gateway.api import (
     Unfinished,
     display_name,
     finish,
+    same_folder,
 )
 from plugins.sedex.envelope import Envelope, parse_envelope
+from plugins.sedex.options import SedexOptions
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +75,39 @@ def _pairs(listing: Listing) -> dict[str, _Pair]:
 
 
 @dataclass(frozen=True, slots=True)
+class InboxPartner:
+    """A partner whose pairs arrive in an inbox: sent by ``sedex_id`` (its ``recipient_id``)
+    to ``our_id`` (its ``sender_id``)."""
+
+    name: str
+    sedex_id: str
+    our_id: str
+    enabled: bool = True
+
+
+def sedex_partners(settings: Any) -> list[tuple[str, bool, SedexOptions]]:
+    """The configured sedex partners in configuration order: name, enabled, options."""
+    partners = getattr(settings, "partners", None) or {}
+    return [(name, p.enabled, p.parsed) for name, p in partners.items()
+            if isinstance(getattr(p, "parsed", None), SedexOptions)]
+
+
+def inbox_partners(settings: Any, name: str, options: SedexOptions) -> list[InboxPartner]:
+    """The sedex partners whose inbox is partner ``name``'s (``options.inbox``), disabled
+    ones too, in configuration order; ``name`` first if ``settings`` does not name it."""
+    found = []
+    for other, enabled, opts in sedex_partners(settings):
+        if other == name:
+            opts, enabled = options, True
+        elif not same_folder(opts.inbox, options.inbox):
+            continue
+        found.append(InboxPartner(other, opts.recipient_id, opts.sender_id, enabled))
+    if all(p.name != name for p in found):
+        found.insert(0, InboxPartner(name, options.recipient_id, options.sender_id))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
 class _Taken:
     """A pair read: its input, the files it came from, and why it is refused (if it is)."""
 
@@ -74,7 +117,8 @@ class _Taken:
 
 
 class InboxScanner:
-    """One partner's inbox; stored pairs and lone files go to ``processed``.
+    """The inbox of ``partners`` (:func:`inbox_partners`); stored pairs and lone files go to
+    ``processed``.
 
     Files are taken once settled and finished (see :class:`~gateway.api.FileTaker`).
     A pair whose envelope is unreadable, or whose payload is unfinished or
@@ -82,14 +126,27 @@ class InboxScanner:
     (of a payload over the limit the store keeps the first ``max_kept``
     bytes, and it is never read whole). A lone half waits ``pair_grace`` for
     the other.
+
+    A pair is stored under the name of the partner it comes from (see
+    :meth:`attribute`). One addressed to none of our participant ids, or that two
+    partners could claim, is quarantined. One that no enabled partner claims
+    (another sender: a registry sending its eCH-0020 events over sedex) is
+    stored under the name of the inbox's first enabled partner, with
+    ``meta[NOT_FROM_PARTNER]`` saying why: it is decided by the rules like
+    registry input, and an eCH-0223 message among them is quarantined, never
+    taken as that partner's (:mod:`gateway.inbound`). Broken pairs and lone
+    halves, whose sender is not known, are quarantined under that name too.
     """
 
-    def __init__(self, folder: Path, processed: Path, *, source: str, max_bytes: int,
-                 max_kept: int, settle: float, grace: float, pair_grace: float,
-                 limit: int) -> None:
+    def __init__(self, folder: Path, processed: Path, *, partners: Sequence[InboxPartner],
+                 max_bytes: int, max_kept: int, settle: float, grace: float,
+                 pair_grace: float, limit: int) -> None:
         self.folder = folder
         self.processed = processed
-        self.source = source
+        self.partners = [p for p in partners if p.enabled]
+        self.disabled = [p for p in partners if not p.enabled]
+        #: The name of what no partner claims: the inbox's first enabled partner.
+        self.source = self.partners[0].name
         self.max_bytes = max_bytes
         self.max_kept = max_kept
         self.pair_grace = pair_grace
@@ -100,6 +157,37 @@ class InboxScanner:
 
     def _meta(self, **extra: str) -> dict[str, str]:
         return {"transport": "sedex", **extra}
+
+    def attribute(self, env: Envelope) -> tuple[str, str | None, str | None]:
+        """Whose pair ``env`` announces: the source to store it under, why it is refused
+        (quarantined) and why it is no partner's (``None`` for both: it is the source's)."""
+        sender, to = env.sender_id, ", ".join(env.recipient_ids)
+        ours = sorted({p.our_id for p in self.partners})
+        senders = [p.name for p in self.partners if p.sedex_id == sender]
+        if set(ours).isdisjoint(env.recipient_ids):
+            return (senders[0] if len(senders) == 1 else self.source,
+                    f"sedex pair from senderId {sender} addressed to recipientId {to}, none of"
+                    f" our participant ids ({', '.join(ours)})", None)
+        claims = [p.name for p in self.partners
+                  if p.sedex_id == sender and p.our_id in env.recipient_ids]
+        if len(claims) == 1:
+            return claims[0], None, None
+        if claims:
+            return self.source, (f"sedex pair from senderId {sender} to recipientId {to} could"
+                                 f" be partner {' or '.join(map(repr, claims))}'s"), None
+        off = [p.name for p in self.disabled if p.sedex_id == sender]
+        if senders:
+            why = (f"sedex senderId {sender} is partner {senders[0]!r}'s, but it wrote to"
+                   f" recipientId {to}, not to that partner's sender_id")
+        elif off:
+            why = f"sedex senderId {sender} is partner {off[0]!r}'s, which is disabled"
+        elif sender in ours:
+            why = f"sedex senderId {sender} is our own participant id (an echo message)"
+        else:
+            known = ", ".join(f"{p.name} {p.sedex_id}" for p in self.partners)
+            why = (f"sedex senderId {sender} is the recipient_id of no partner reading this"
+                   f" inbox ({known})")
+        return self.source, None, why
 
     def _envelope(self, envl: Ready) -> tuple[Envelope | str, Stored] | None:
         """The parsed envelope or why it is bad, and its file; ``None`` to wait for it."""
@@ -128,6 +216,8 @@ class InboxScanner:
         ref = display_name(key)
         if got is None:
             return None
+        source, refused, unclaimed = ((self.source, parsed, None) if isinstance(parsed, str)
+                                      else self.attribute(parsed))
         if isinstance(got, TooLarge):
             kept = await asyncio.to_thread(self.taker.evidence, data, self.max_kept)
             if kept is None:
@@ -135,13 +225,13 @@ class InboxScanner:
             evidence, stored = kept
             reason = (f"payload of {evidence.size} bytes is larger than {self.max_bytes} bytes"
                       f" ([limits] max_document_bytes){evidence.note()}")
-            return _Taken(RawInput(self.source, ref, evidence.data, {**meta, **evidence.meta()}),
+            return _Taken(RawInput(source, ref, evidence.data, {**meta, **evidence.meta()}),
                           [stored, env_stored], reason)
         stored_pair = [got.stored, env_stored]
         if isinstance(parsed, str):
-            return _Taken(RawInput(self.source, ref, got.data, meta), stored_pair, parsed)
+            return _Taken(RawInput(source, ref, got.data, meta), stored_pair, parsed)
         if isinstance(got, Unfinished):
-            return _Taken(RawInput(self.source, ref, got.data, meta), stored_pair,
+            return _Taken(RawInput(source, ref, got.data, meta), stored_pair,
                           f"sedex payload: {got.reason}")
         meta.update(
             sedex_message_id=parsed.message_id,
@@ -152,7 +242,9 @@ class InboxScanner:
         )
         if parsed.reference_message_id is not None:
             meta["reference_message_id"] = parsed.reference_message_id
-        return _Taken(RawInput(self.source, ref, got.data, meta), stored_pair, None)
+        if unclaimed is not None:
+            meta[NOT_FROM_PARTNER] = unclaimed
+        return _Taken(RawInput(source, ref, got.data, meta), stored_pair, refused)
 
     async def _quarantine_lone(self, intake: Intake, key: str, lone: Ready, reason: str) -> bool:
         """Quarantine a lone half (too large: evidence only); ``False`` if it is not ready."""

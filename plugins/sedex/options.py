@@ -28,12 +28,17 @@ class SedexOptions(BaseModel):
     messageId, or it was addressed to another recipientId) to its ``unmatched``
     subfolder, unreadable ones to its ``rejected`` subfolder. Inbound pairs are moved to
     ``processed`` once stored (broken ones to ``processed/rejected``).
+    Partners of one sedex client may share ``receipts`` and ``inbox``: both are
+    read by content (see :mod:`plugins.sedex.transport`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     outbox: Path = Field(description="sedex client folder for messages to send")
-    inbox: Path = Field(description="sedex client folder of messages received")
+    inbox: Path = Field(
+        description="sedex client folder of messages received; partners of one sedex client"
+        " may share it: each pair is the partner's whose recipient_id is its senderId"
+    )
     receipts: Path = Field(description="sedex client folder of technical receipts")
     processed: Path = Field(description="sedex client folder of sent or rejected messages")
     envelope_version: Literal[1, 2] = Field(

@@ -6,17 +6,20 @@
 sends durable with one ``syncfs``. ``run`` records receipts and takes
 inbound pairs from the inbox.
 
-Partners served by one sedex client may share its receipts folder: receipts
-are matched by content (``messageId`` and ``recipientId``), whoever reads
-them, so the folder is read by one of them at a time (the first running), not
-recorded once per partner.
+Partners served by one sedex client may share its receipts folder and its
+inbox. Both are read by content, whoever reads them: a receipt by its
+``messageId`` and ``recipientId``, an inbound pair by its envelope's
+``senderId`` and ``recipientId`` (:class:`~plugins.sedex._inbound.InboxScanner`).
+So a shared folder is read by one of its transports at a time (the first
+running; another when it stops), not once per partner.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,7 +36,7 @@ from gateway.api import (
     WorkerLost,
     sync_filesystem,
 )
-from plugins.sedex._inbound import InboxScanner
+from plugins.sedex._inbound import InboxScanner, inbox_partners
 from plugins.sedex._outbox import clear_staging, template, write_attempt, write_attempts
 from plugins.sedex._receipts import ReceiptScanner
 from plugins.sedex.options import SedexOptions
@@ -43,9 +46,33 @@ log = logging.getLogger(__name__)
 #: The most files one scan handles; a full scan is followed at once by the next.
 SCAN_LIMIT = 1000
 
-#: The receipts folders of running transports (resolved), each with its transports in
-#: start order: the first reads it.
-_RECEIPT_READERS: dict[Path, list[SedexTransport]] = {}
+
+class _SharedFolders:
+    """Folders that running transports of this process may share, each read by one at a time."""
+
+    def __init__(self) -> None:
+        #: Each folder (resolved) with its running transports in start order: the first reads it.
+        self.readers: dict[Path, list[SedexTransport]] = {}
+
+    @contextmanager
+    def join(self, folder: Path, transport: SedexTransport) -> Iterator[Callable[[], bool]]:
+        """Count ``transport`` among the readers of ``folder`` while in the block.
+
+        Yields a test of whether it is the one reading the folder now.
+        """
+        key = folder.resolve()
+        readers = self.readers.setdefault(key, [])
+        readers.append(transport)
+        try:
+            yield lambda: readers[0] is transport
+        finally:
+            readers.remove(transport)
+            if not readers:
+                del self.readers[key]
+
+
+#: The receipts folders and the inboxes of running transports.
+_RECEIPT_READERS, _INBOX_READERS = _SharedFolders(), _SharedFolders()
 
 
 class SedexTransport:
@@ -61,7 +88,9 @@ class SedexTransport:
             settle=options.settle, grace=options.grace, offload=context.offload,
         )
         self.inbox_scanner = InboxScanner(
-            options.inbox, options.processed, source=context.name, max_bytes=limits.max_bytes,
+            options.inbox, options.processed,
+            partners=inbox_partners(context.settings, context.name, options),
+            max_bytes=limits.max_bytes,
             max_kept=limits.max_kept_bytes, settle=options.settle, grace=options.grace,
             pair_grace=options.pair_grace, limit=SCAN_LIMIT,
         )
@@ -126,27 +155,24 @@ class SedexTransport:
     async def run(self, receipts: ReceiptSink, intake: Intake) -> None:
         """Record receipts and take inbound messages until cancelled.
 
-        A receipts folder another running transport of this process reads
-        already (a partner of the same sedex client) is left to it, until it stops.
+        A receipts folder or inbox that another running transport of this
+        process reads already (a partner of the same sedex client) is left to
+        it, until it stops.
         """
-        folder = self.options.receipts.resolve()
-        readers = _RECEIPT_READERS.setdefault(folder, [])
-        readers.append(self)
+        with (_RECEIPT_READERS.join(self.options.receipts, self) as reads_receipts,
+              _INBOX_READERS.join(self.options.inbox, self) as reads_inbox):
 
-        async def scan_receipts() -> int:
-            return await self.scan_receipts(receipts, intake) if readers[0] is self else 0
+            async def scan_receipts() -> int:
+                return await self.scan_receipts(receipts, intake) if reads_receipts() else 0
 
-        try:
+            async def scan_inbox() -> int:
+                return await self.scan_inbox(intake) if reads_inbox() else 0
+
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._loop(self.options.receipts, scan_receipts,
                                              lambda: self.receipt_scanner.taker.wake))
-                tasks.create_task(self._loop(
-                    self.options.inbox, lambda: self.scan_inbox(intake),
-                    lambda: self.inbox_scanner.taker.wake))
-        finally:
-            readers.remove(self)
-            if not readers:
-                del _RECEIPT_READERS[folder]
+                tasks.create_task(self._loop(self.options.inbox, scan_inbox,
+                                             lambda: self.inbox_scanner.taker.wake))
 
     async def _loop(self, folder: Path, scan: Callable[[], Awaitable[int]],
                     wake: Callable[[], float | None]) -> None:
