@@ -536,7 +536,7 @@ def test_plugins_lists_plugins_hooks_and_types(capsys: pytest.CaptureFixture[str
     code, out, _ = cli(capsys, "plugins", "--json")
     data = json.loads(out)
     hooks = {p["name"]: p["hooks"] for p in data["plugins"]}
-    assert hooks["sedex"] == ["gateway_commands", "gateway_transport_types"]
+    assert hooks["sedex"] == ["gateway_check_config", "gateway_commands", "gateway_transport_types"]
     assert "folder" in data["sources"]
     assert "sedex" in data["transports"]
 
