@@ -22,11 +22,13 @@ from gateway.ech0223 import (
     NameOfParent,
     PersonEventMessage,
     read_message,
+    reader,
     sample_event_report,
     sample_person_event,
     write_message,
 )
-from gateway.ech0223._base import remembered
+from gateway.ech0223._base import EchModel, remembered
+from gateway.ech0223._message_xml import PERSON_EVENT_MESSAGE
 from gateway.ech0223._xsd import parse_date, parse_integer
 from gateway.ech0223.samples import PERSON_EVENTS
 from gateway.errors import InputRejected
@@ -353,3 +355,27 @@ def test_a_remembered_text_is_written_escaped() -> None:
     written = write_message(message)
     assert b"<eCH-0039:eventDate>&#13;2024-03-01</eCH-0039:eventDate>" in written
     assert read_message(written) == message
+
+
+def _memories(model: EchModel) -> list[tuple[str, object]]:
+    """Each model within ``model`` with the texts it remembers, depth first."""
+    found: list[tuple[str, object]] = [(type(model).__name__, dict(remembered(model)))]
+    for value in model.__dict__.values():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, EchModel):
+                found += _memories(item)
+    return found
+
+
+def test_the_compiled_readers_read_what_the_table_walk_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    documents = [write_message(m) for m in samples(40) if isinstance(m, PersonEventMessage)]
+    odd = etree.fromstring(ODD)
+    for node in odd.iter(etree.Comment, etree.ProcessingInstruction):  # else the walk reads it all
+        node.getparent().remove(node)
+    roots = [etree.fromstring(d) for d in documents] + [odd]
+    compiled = [reader._read(root, PERSON_EVENT_MESSAGE) for root in roots]
+    monkeypatch.setattr(reader, "_read", reader._read_generic)  # nested elements too
+    walked = [reader._read(root, PERSON_EVENT_MESSAGE) for root in roots]
+    assert compiled == walked
+    assert [_memories(m) for m in compiled] == [_memories(m) for m in walked]
+    assert any(texts for _, texts in _memories(compiled[-1]))

