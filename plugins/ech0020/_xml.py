@@ -60,10 +60,7 @@ def named(el: Element) -> list[tuple[str, Element]]:
 
 def children(el: Element) -> dict[str, Element]:
     """The child elements of ``el`` by local name (the first of each name)."""
-    found: dict[str, Element] = {}
-    for name, child in named(el):
-        found.setdefault(name, child)
-    return found
+    return dict(reversed(named(el)))  # the first of each name is the one left
 
 
 def all_named(el: Element, name: str) -> list[Element]:
