@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal, get_args
@@ -109,14 +110,26 @@ class PersonState(BaseModel):
         (``newer`` itself when it holds all of this state already)."""
         if self.kept_by(newer):
             return newer
-        ident = newer.identification
-        old = self.identification
-        fill = {"vn": ident.vn if ident.vn is not None else old.vn,
-                **{name: getattr(ident, name) or getattr(old, name) for name in _FILLED}}
-        parts = {name: getattr(newer, name) if getattr(newer, name) is not None
-                 else getattr(self, name) for name in PARTS}
-        return PersonState(identification=ident.model_copy(update=fill),
-                           as_of=newer.as_of or self.as_of, **parts)
+        theirs = vars(newer)
+        return self.updated(newer.identification, theirs["as_of"], {name: theirs[name] for name in PARTS})
+
+    def updated(self, identification: PersonIdentificationLight, as_of: date | None,
+                parts: Mapping[str, Any]) -> PersonState:
+        """This state updated by what a newer one says: the state :meth:`merged` makes of
+        ``PersonState(identification=identification, as_of=as_of, **parts)``, without
+        making that state first (a part ``None`` or left out is not known).
+        """
+        mine = vars(self)  # fields by name: pydantic's __getattr__ makes each attribute costly
+        ident, old = vars(identification), vars(mine["identification"])
+        # what only the older identification has (an event mostly states the whole of it)
+        added = {name: old[name] for name in _FILLED if not ident[name] and old[name] is not ident[name]}
+        if ident["vn"] is None and old["vn"] is not None:
+            added["vn"] = old["vn"]
+        known = {name: mine[name] for name in PARTS}
+        known.update((name, part) for name, part in parts.items() if part is not None)
+        if added:
+            identification = identification.model_copy(update=added)
+        return PersonState(identification=identification, as_of=as_of or mine["as_of"], **known)
 
     def kept_by(self, newer: PersonState) -> bool:
         """Whether ``newer`` already holds all of this state: ``self.merged(newer)`` would be
@@ -125,24 +138,24 @@ class PersonState(BaseModel):
         An eCH-0020 draft's state is the state before the event merged with it: merging it
         once more is work for nothing.
         """
-        if newer.as_of is None and self.as_of is not None:
+        mine, theirs = vars(self), vars(newer)
+        if theirs["as_of"] is None and mine["as_of"] is not None:
             return False
-        if any(getattr(newer, name) is None and getattr(self, name) is not None
-               for name in PARTS):
+        if any(theirs[name] is None and mine[name] is not None for name in PARTS):
             return False
-        ident, old = newer.identification, self.identification
-        return ((ident.vn is not None or old.vn is None)
-                and all(_kept(getattr(ident, name), getattr(old, name)) for name in _FILLED))
+        ident, old = vars(theirs["identification"]), vars(mine["identification"])
+        return ((ident["vn"] is not None or old["vn"] is None)
+                and all(_kept(ident[name], old[name]) for name in _FILLED))
 
     def person_data(self, **extra: Any) -> PersonData | None:
         """The eCH-0223 ``personData`` of this state, or ``None`` while a required part is unknown.
 
         :param extra: further fields (``comes_from``, ``goes_to``).
         """
-        parts = {name: getattr(self, name) for name in PARTS}
-        if any(parts.get(name) is None for name in _REQUIRED):
+        parts = vars(self)
+        if any(parts[name] is None for name in _REQUIRED):
             return None
-        return PersonData(**{k: v for k, v in parts.items() if v is not None}, **extra)
+        return PersonData(**{name: parts[name] for name in PARTS if parts[name] is not None}, **extra)
 
     def missing(self) -> list[str]:
         """The parts an eCH-0223 ``personData`` requires that this state lacks."""

@@ -49,3 +49,20 @@ def test_a_change_crosses_processes_whole() -> None:
     stored = StoredPerson(1, person(as_of=date(2020, 1, 1)).model_dump_json())
     change = remember({VN: stored}, person(marital_data=MaritalData(marital_status="2")))
     assert pickle.loads(pickle.dumps(change)) == change
+
+
+def test_a_state_updated_by_parts_is_the_state_merged_with_them() -> None:
+    local = NamedPersonId(person_id_category="MU.1", person_id="7")
+    base = person(local, as_of=date(2020, 1, 1), marital_data=MaritalData(marital_status="1"))
+    newer_ids = (PersonIdentificationLight(official_name="Muster", first_name="Anna", sex="2"),
+                 base.identification, person().identification)
+    for ident in newer_ids:
+        for as_of, parts in ((None, {}), (date(2021, 1, 1), {"marital_data": None}),
+                             (date(2021, 1, 1), {"marital_data": MaritalData(marital_status="2")})):
+            newer = PersonState(identification=ident, as_of=as_of, **parts)
+            updated = base.updated(ident, as_of, parts)
+            assert updated == base.merged(newer)
+            assert updated.model_dump_json() == base.merged(newer).model_dump_json()
+            assert base.kept_by(updated)
+    assert base.updated(newer_ids[0], None, {}).identification.vn == 7561234567897
+    assert base.updated(newer_ids[0], None, {}).identification.local_person_id == local

@@ -43,8 +43,9 @@ def after(ev: EventData, before: PersonState | None, as_of: date | None) -> Pers
         swiss = parts["nationality_data"]
         kept = [info for info in former.country_info if info.country.country_id != 8100]
         parts["nationality_data"] = swiss.model_copy(update={"country_info": [*swiss.country_info, *kept]})
-    update = PersonState(identification=ev.identification, as_of=as_of, **parts)
-    return before.merged(update) if before is not None else update
+    if before is None:
+        return PersonState(identification=ev.identification, as_of=as_of, **parts)
+    return before.updated(ev.identification, as_of, parts)
 
 
 def nationality_before(ev: EventData, before: PersonState | None) -> str:
