@@ -7,7 +7,7 @@ from datetime import date
 from typing import Any
 
 from gateway.ech0223 import MaritalData, NamedPersonId, PersonIdentificationLight
-from gateway.person_state import PersonState, StoredPerson
+from gateway.person_state import PersonState, StoredPerson, vn_check_digit_ok
 from gateway.processor import remember
 
 VN = "vn:7561234567897"
@@ -66,3 +66,12 @@ def test_a_state_updated_by_parts_is_the_state_merged_with_them() -> None:
             assert base.kept_by(updated)
     assert base.updated(newer_ids[0], None, {}).identification.vn == 7561234567897
     assert base.updated(newer_ids[0], None, {}).identification.local_person_id == local
+
+
+def test_exactly_one_check_digit_makes_a_vn_valid_in_any_digits() -> None:
+    for stem in ("756368686129", "756123456789", "756000000000"):
+        valid = [d for d in "0123456789" if vn_check_digit_ok(stem + d)]
+        assert len(valid) == 1
+        arabic = (stem + valid[0]).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+        assert vn_check_digit_ok(arabic) and vn_check_digit_ok(int(stem + valid[0]))
+    assert vn_check_digit_ok("7563686861295") and not vn_check_digit_ok("756368686129")
