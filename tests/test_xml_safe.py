@@ -162,3 +162,23 @@ def test_check_takes_what_parsing_takes(data: bytes) -> None:
     parse_untrusted(data, max_bytes=LIMIT)
     check_untrusted(data, max_bytes=LIMIT)
     check_untrusted(data, max_bytes=LIMIT)  # (the parser is used again, and forgot the last)
+
+
+def test_without_blank_text_indentation_goes_and_text_stays() -> None:
+    data = b"<a>\n  <b>  </b>\n  <c> x </c>\n  <d>\n    <e/>\n  </d>\n</a>"
+    root = parse_untrusted(data, max_bytes=LIMIT, keep_blank_text=False).getroot()
+    assert [(el.tag, el.text, el.tail) for el in root.iter()] == [
+        ("a", None, None), ("b", "  ", None), ("c", " x ", None), ("d", None, None), ("e", None, None)]
+    assert parse_untrusted(data, max_bytes=LIMIT).getroot()[0].tail == "\n  "
+
+
+@pytest.mark.parametrize("data", [
+    b"", b"<a>" + b"x" * 100, b"<!DOCTYPE a><a/>", b'<!DOCTYPE a [<!ENTITY e "x">]><a>&e;</a>',
+    _UTF16_DOCTYPE, b"<a>&e;</a>", b"<a>", b"<a/><b/>", b"not xml", b"<a>\n <b></a>",
+    '<?xml version="1.0" encoding="ISO-8859-1"?><a>Müller</a>'.encode(),
+])
+def test_without_blank_text_the_same_is_refused_for_the_same_reason(data: bytes) -> None:
+    expected = rejected(data, max_bytes=100)
+    with pytest.raises(InputRejected) as info:
+        parse_untrusted(data, max_bytes=100, keep_blank_text=False)
+    assert (info.value.reason, info.value.where) == (expected.reason, expected.where)

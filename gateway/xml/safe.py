@@ -33,12 +33,16 @@ _WIDE_ENCODINGS: tuple[tuple[bytes, str], ...] = (
     (b"<\x00", "utf-16-le"),
 )
 
+_WIDE_PREFIXES = tuple(prefix for prefix, _ in _WIDE_ENCODINGS)
+
 _local = threading.local()
 
 
-def _parser() -> etree.XMLParser:
-    """This thread's parser (lxml parsers must not be shared between threads)."""
-    parser: etree.XMLParser | None = getattr(_local, "parser", None)
+def _parser(keep_blank_text: bool = True) -> etree.XMLParser:
+    """This thread's parser (lxml parsers must not be shared between threads), one that
+    keeps whitespace-only text between elements or one that leaves it out."""
+    name = "parser" if keep_blank_text else "parser_without_blank_text"
+    parser: etree.XMLParser | None = getattr(_local, name, None)
     if parser is None:
         parser = etree.XMLParser(
             resolve_entities=False,
@@ -46,9 +50,9 @@ def _parser() -> etree.XMLParser:
             load_dtd=False,
             dtd_validation=False,
             huge_tree=False,
-            remove_blank_text=False,
+            remove_blank_text=not keep_blank_text,
         )
-        _local.parser = parser
+        setattr(_local, name, parser)
     return parser
 
 
@@ -83,6 +87,8 @@ def _checker() -> tuple[etree.XMLParser, _NoTree]:
 
 def _ascii_view(data: bytes) -> bytes:
     """``data`` re-encoded as UTF-8 if it is UTF-16/32, so the prolog can be scanned bytewise."""
+    if not data.startswith(_WIDE_PREFIXES):  # the usual case, told in one call
+        return data
     for prefix, codec in _WIDE_ENCODINGS:
         if data.startswith(prefix):
             return data.decode(codec, errors="replace").encode("utf-8")
@@ -143,8 +149,10 @@ def _refuse_disguised_utf8(data: bytes) -> None:
     letter (a document pasted together from both). A genuine ISO-8859-1
     document (``ü`` as the single byte ``fc``) passes.
     """
+    if data.isascii():
+        return
     declared = _DECLARED_ENCODING.match(data)
-    if declared is None or data.isascii():
+    if declared is None:
         return
     name = declared.group(1).decode("ascii")
     codec = _single_byte_codec(name)
@@ -169,7 +177,7 @@ def _refuse_disguised_utf8(data: bytes) -> None:
 _LXML_POSITION = re.compile(r", line \d+, column \d+$")
 
 
-def parse_untrusted(data: bytes, *, max_bytes: int) -> etree._ElementTree:
+def parse_untrusted(data: bytes, *, max_bytes: int, keep_blank_text: bool = True) -> etree._ElementTree:
     """Parse ``data`` safely or raise :class:`InputRejected` saying why not.
 
     Refused: empty input, input longer than ``max_bytes`` (checked before
@@ -177,10 +185,15 @@ def parse_untrusted(data: bytes, *, max_bytes: int) -> etree._ElementTree:
     reason gives lxml's line and column), and UTF-8 bytes under a declared
     single-byte encoding such as ISO-8859-1 (the reason gives the byte offset).
     Entities are never expanded and nothing is ever fetched from the network.
+
+    ``keep_blank_text=False`` leaves out whitespace-only text between elements
+    (indentation; an element whose only content it is keeps it), for a reader that
+    looks at the text of simple elements only: a tenth less to parse for an indented
+    document. What is refused, and why, is the same.
     """
     _refuse_before_parsing(data, max_bytes)
     try:
-        root = etree.fromstring(data, _parser())
+        root = etree.fromstring(data, _parser(keep_blank_text))
     except etree.XMLSyntaxError as exc:
         line, column = exc.position
         detail = _LXML_POSITION.sub("", exc.msg)  # lxml repeats the position at the end

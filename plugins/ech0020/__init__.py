@@ -103,7 +103,7 @@ def gateway_normalise(raw: RawInput, context: NormaliseContext) -> Normalised | 
     head = raw.data[:_HEAD]
     if not any(marker in head for marker in _MARKERS):
         return None
-    root = parse_untrusted(raw.data, max_bytes=context.max_bytes).getroot()
+    root = parse_untrusted(raw.data, max_bytes=context.max_bytes, keep_blank_text=False).getroot()
     if not isinstance(root.tag, str) or not root.tag.startswith(E20):
         return None
     return normalise(root, raw.data)

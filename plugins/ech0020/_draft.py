@@ -59,7 +59,7 @@ class EventDraft:
         :raises InputRejected: the event's data is malformed (the reason names the field).
         """
         if self._header is None or self._event is None:
-            root = parse_untrusted(self.source, max_bytes=len(self.source)).getroot()
+            root = parse_untrusted(self.source, max_bytes=len(self.source), keep_blank_text=False).getroot()
             header, element = (child for child in root if local(child))
             self._header, self._event = read_header(header), read_event(element)
         return self._header, self._event
