@@ -60,24 +60,36 @@ def remember_lexical(model: EchModel, texts: dict[str, str]) -> None:
     _LEXICAL.__set__(model, entries)
 
 
-def exactly_one(owner: str, **alternatives: object) -> None:
-    """Check an ``xs:choice``: exactly one of the alternatives is given (not None)."""
-    given = [name for name, value in alternatives.items() if value is not None]
-    if len(given) != 1:
-        names = ", ".join(alternatives)
-        raise ValueError(f"{owner} needs exactly one of {names}; got {given or 'none'}")
+def exactly_one(model: EchModel, owner: str, *fields: str) -> None:
+    """Check an ``xs:choice``: exactly one of the ``fields`` of ``model`` is given (not None)."""
+    values = vars(model)  # one attribute lookup (pydantic's __getattr__ makes each costly)
+    count = 0
+    for field in fields:  # counted in a loop: validators run for every model made
+        count += values[field] is not None
+    if count != 1:
+        given = _given(values, fields)
+        raise ValueError(f"{owner} needs exactly one of {', '.join(fields)}; got {given or 'none'}")
 
 
-def at_most_one(owner: str, **alternatives: object) -> None:
-    """Check an optional ``xs:choice``: at most one of the alternatives is given."""
-    given = [name for name, value in alternatives.items() if value is not None]
-    if len(given) > 1:
-        raise ValueError(f"{owner} allows only one of {', '.join(given)}")
+def at_most_one(model: EchModel, owner: str, *fields: str) -> None:
+    """Check an optional ``xs:choice``: at most one of the ``fields`` of ``model`` is given."""
+    values = vars(model)
+    count = 0
+    for field in fields:
+        count += values[field] is not None
+    if count > 1:
+        raise ValueError(f"{owner} allows only one of {', '.join(_given(values, fields))}")
 
 
-def requires(owner: str, needed: str, value: object, **dependants: object) -> None:
-    """Check an optional ``xs:sequence`` group: its optional members need its head."""
-    if value is None:
-        present = [name for name, member in dependants.items() if member is not None]
+def requires(model: EchModel, owner: str, needed: str, *dependants: str) -> None:
+    """Check an optional ``xs:sequence`` group of ``model``: its optional members need its head."""
+    values = vars(model)
+    if values[needed] is None:
+        present = _given(values, dependants)
         if present:
             raise ValueError(f"{owner}: {', '.join(present)} given without {needed}")
+
+
+def _given(values: Mapping[str, Any], fields: tuple[str, ...]) -> list[str]:
+    """Those of ``fields`` whose value is not None."""
+    return [field for field in fields if values[field] is not None]

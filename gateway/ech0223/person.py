@@ -45,10 +45,7 @@ class DatePartiallyKnown(EchModel):
 
     @model_validator(mode="after")
     def _choice(self) -> DatePartiallyKnown:
-        exactly_one(
-            "datePartiallyKnown",
-            year_month_day=self.year_month_day, year_month=self.year_month, year=self.year,
-        )  # fmt: skip
+        exactly_one(self, "datePartiallyKnown", "year_month_day", "year_month", "year")
         return self
 
 
@@ -90,11 +87,7 @@ class NameData(EchModel):
 
     @model_validator(mode="after")
     def _choice(self) -> NameData:
-        at_most_one(
-            "nameData",
-            name_on_foreign_passport=self.name_on_foreign_passport,
-            declared_foreign_name=self.declared_foreign_name,
-        )  # fmt: skip
+        at_most_one(self, "nameData", "name_on_foreign_passport", "declared_foreign_name")
         return self
 
 
@@ -114,10 +107,7 @@ class GeneralPlace(EchModel):
 
     @model_validator(mode="after")
     def _choice(self) -> GeneralPlace:
-        exactly_one(
-            "generalPlace",
-            unknown=self.unknown, swiss_town=self.swiss_town, foreign_country=self.foreign_country,
-        )  # fmt: skip
+        exactly_one(self, "generalPlace", "unknown", "swiss_town", "foreign_country")
         return self
 
 
@@ -194,12 +184,7 @@ class NameOfParent(EchModel):
         both = (self.first_name is None) == (self.official_name is None)
         if not both:
             raise ValueError("nameOfParent needs first_name and official_name together")
-        exactly_one(
-            "nameOfParent",
-            first_name=self.first_name,
-            first_name_only=self.first_name_only,
-            official_name_only=self.official_name_only,
-        )  # fmt: skip
+        exactly_one(self, "nameOfParent", "first_name", "first_name_only", "official_name_only")
         return self
 
 

@@ -42,10 +42,7 @@ class SwissAddressInformation(EchModel):
 
     @model_validator(mode="after")
     def _groups(self) -> SwissAddressInformation:
-        requires(
-            "address", "street", self.street,
-            house_number=self.house_number, dwelling_number=self.dwelling_number,
-        )  # fmt: skip
+        requires(self, "address", "street", "house_number", "dwelling_number")
         return self
 
 
@@ -74,18 +71,8 @@ class AddressInformation(EchModel):
 
     @model_validator(mode="after")
     def _groups(self) -> AddressInformation:
-        requires(
-            "address", "street", self.street,
-            house_number=self.house_number, dwelling_number=self.dwelling_number,
-        )  # fmt: skip
-        requires(
-            "address", "post_office_box_text", self.post_office_box_text,
-            post_office_box_number=self.post_office_box_number,
-        )  # fmt: skip
-        requires(
-            "address", "swiss_zip_code", self.swiss_zip_code,
-            swiss_zip_code_add_on=self.swiss_zip_code_add_on,
-            swiss_zip_code_id=self.swiss_zip_code_id,
-        )  # fmt: skip
-        at_most_one("address", swiss_zip_code=self.swiss_zip_code, foreign_zip_code=self.foreign_zip_code)
+        requires(self, "address", "street", "house_number", "dwelling_number")
+        requires(self, "address", "post_office_box_text", "post_office_box_number")
+        requires(self, "address", "swiss_zip_code", "swiss_zip_code_add_on", "swiss_zip_code_id")
+        at_most_one(self, "address", "swiss_zip_code", "foreign_zip_code")
         return self

@@ -214,7 +214,7 @@ class SchemaSet:
             return ValidationReport(False, "unknown", [ValidationIssue(line, 0, message)])
         kind = _ECH0223[ech0223_version] if namespace == ECH0223_NS else _ECH0090[namespace]
         schema = self.schema(kind)
-        label = f"{kind.standard} {kind.version} {etree.QName(tag).localname}"
+        label = f"{kind.standard} {kind.version} {tag.rpartition('}')[2]}"
         if schema.validate(doc):
             return ValidationReport(True, label)
         entries = cast("Iterable[_LogEntry]", schema.error_log)
