@@ -9,9 +9,9 @@ states outright, plus what needs the person's earlier state to apply
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
 from gateway.api import InputRejected, ech0223, read_part
 
@@ -76,9 +76,10 @@ _FULL_PERSON = ("personIdentification", "nameInfo", "birthInfo", ("maritalInfo",
 SWISS = ech0223.Country(country_id=8100, country_id_iso2="CH", country_name_short=_parts.SWITZERLAND_NAME)
 
 
-@dataclass(frozen=True, slots=True)
-class EventData:
+class EventData(NamedTuple):
     """What one eCH-0020 event says about one person.
+
+    A named tuple: made for every event, where a frozen dataclass cost three times as much.
 
     :param parts: :class:`~gateway.api.PersonState` parts the event states outright.
     :param person_path: the person element's path, for rejections.
@@ -88,7 +89,7 @@ class EventData:
     event: str
     person_path: str
     identification: ech0223.PersonIdentificationLight
-    parts: dict[str, Any] = field(default_factory=dict)
+    parts: dict[str, Any]
     comes_from: ech0223.ComesFrom | None = None
     goes_to: ech0223.GoesTo | None = None
     separation: ech0223.SeparationData | None = None
@@ -117,7 +118,7 @@ def read_event(el: Element, event: str | None = None) -> EventData:
         reader.take(name, child)
     ident = first.get("personIdentification", first.get("personIdentificationBefore", person))
     path = f"{where(el)}/{local(person)}" if event == "baseDelivery" else f"/delivery/{event}/{local(person)}"
-    return reader.result(event, path, _parts.identification(ident))
+    return reader.result(event, path, _parts.identification(ident, **reader.names()))
 
 
 _Named = list[tuple[str, Element]]
@@ -166,13 +167,17 @@ class _Reader:
                                             "changeResidenceTypeReportingRelationship"):
             self._residence(el)
 
+    def names(self) -> dict[str, str]:
+        """The official and first name of the event's ``nameData``: the identification's are
+        replaced by them."""
+        name = self.parts.get("name_data")
+        if name is None:
+            return {}
+        return {"official_name": name.official_name, "first_name": name.first_name}
+
     def result(self, event: str, path: str, ident: ech0223.PersonIdentificationLight) -> EventData:
         if self.relations:
             self.parts["parental_relation"] = _parts.parents(self.relations)
-        name = self.parts.get("name_data")
-        if name is not None:
-            ident = ident.model_copy(update={"official_name": name.official_name,
-                                             "first_name": name.first_name})
         sex = self.extra.pop("sex", None)
         if sex is not None:
             ident = ident.model_copy(update={"sex": sex})

@@ -29,18 +29,22 @@ _IDENT_TEXT = {"officialName": "official_name", "firstName": "first_name",
 
 
 def model(cls: type[Any], el: Element, **values: Any) -> Any:
-    """``cls(**values)``, a validation failure rejected at ``el`` (no input values in the reason)."""
+    """``cls(**values)``, a validation failure rejected at ``el`` (no input values in the reason).
+
+    Validated by the model's validator directly, without pydantic's Python ``__init__`` around it.
+    """
     try:
-        return cls(**values)
+        return cls.__pydantic_validator__.validate_python(values)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or cls.__name__}: {e['msg']}"
                              for e in exc.errors())
         raise InputRejected(problems, where(el)) from None
 
 
-def identification(el: Element) -> ech0223.PersonIdentificationLight:
+def identification(el: Element, **names: str) -> ech0223.PersonIdentificationLight:
     """An eCH-0044 identification (full or light); ``euPersonId`` has no place in eCH-0223.
 
+    :param names: ``official_name`` and ``first_name`` to take instead of the element's own.
     :raises InputRejected: a required name is missing, or the VN is malformed or has a
         wrong check digit (the reason masks the VN).
     """
@@ -60,6 +64,7 @@ def identification(el: Element) -> ech0223.PersonIdentificationLight:
     for required in ("officialName", "firstName"):
         if _IDENT_TEXT[required] not in values:
             raise InputRejected(f"missing required element {required}", f"{where(el)}/{required}")
+    values.update(names)
     return model(ech0223.PersonIdentificationLight, el, other_person_id=others, **values)
 
 
