@@ -8,6 +8,7 @@ are written down once. A tag is in the namespace of the schema that declares the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, Literal, NamedTuple, TypeVar, get_args
 
@@ -16,6 +17,7 @@ from ._xsd import TEXT, Scalar, string_enum, token_enum
 from .namespaces import NS
 
 M = TypeVar("M", bound=EchModel)
+F = TypeVar("F")
 
 #: Occurrence of a child: exactly once, optional, any number, at least once.
 Occurs = Literal["1", "?", "*", "+"]
@@ -96,3 +98,20 @@ def strings(name: str, alias: Any) -> Scalar:
 def tokens(name: str, alias: Any) -> Scalar:
     """Codec of a ``codes`` Literal whose XSD type restricts xs:token."""
     return token_enum(name, get_args(alias))
+
+
+def per_layout(compile_layout: Callable[[Layout[Any]], F]) -> Callable[[Layout[Any]], F]:
+    """``compile_layout``'s result for each layout, made on first use and kept.
+
+    Layouts are module constants, told apart by identity; a compiled function
+    looks up its child layouts' functions through the same accessor.
+    """
+    made: dict[int, tuple[Layout[Any], F]] = {}
+
+    def get(layout: Layout[Any]) -> F:
+        known = made.get(id(layout))
+        if known is None or known[0] is not layout:
+            known = made[id(layout)] = (layout, compile_layout(layout))
+        return known[1]
+
+    return get

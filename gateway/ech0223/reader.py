@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from gateway.errors import InputRejected
 
 from ._base import remember_lexical
-from ._binding import E223, TEXT_FIELD, XSI, Layout, M
+from ._binding import E223, TEXT_FIELD, XSI, Layout, M, per_layout
 from ._message_xml import EVENT_REPORT, PERSON_EVENT_MESSAGE
 from ._xsd import Scalar, parse_boolean
 from .codes import EchVersion
@@ -136,18 +136,6 @@ def _model(el: etree._Element, layout: Layout[M], values: dict[str, Any], texts:
 
 
 _Reader = Callable[[etree._Element], Any]
-_READERS: dict[int, tuple[Layout[Any], _Reader]] = {}
-
-
-def _reader(layout: Layout[Any]) -> _Reader:
-    """The layout's own reader, compiled on first use."""
-    known = _READERS.get(id(layout))
-    if known is None or known[0] is not layout:
-        known = (layout, _compile(layout))
-        _READERS[id(layout)] = known
-    return known[1]
-
-
 def _compile(layout: Layout[Any]) -> _Reader:
     """A function reading an element of ``layout``: one straight-line step per child in schema order.
 
@@ -210,6 +198,10 @@ def _compile(layout: Layout[Any]) -> _Reader:
     exec(compile("\n".join(lines), f"<reader of {layout.model.__name__}>", "exec"), names)
     reader: _Reader = names["read"]
     return reader
+
+
+#: The layout's own reader, compiled on first use.
+_reader = per_layout(_compile)
 
 
 def _read_attributes(

@@ -16,7 +16,7 @@ from typing import Any
 from lxml import etree
 
 from ._base import EchModel, remembered
-from ._binding import E223, TEXT_FIELD, XSI, Layout
+from ._binding import E223, TEXT_FIELD, XSI, Layout, per_layout
 from ._message_xml import DOCUMENT, EVENT_REPORT, PERSON_EVENT_MESSAGE
 from ._xsd import Scalar
 from .document import Document
@@ -77,18 +77,6 @@ def _element(out: list[str], name: str, model: EchModel, layout: Layout[Any], ex
 
 
 _Writer = Callable[[list[str], str, EchModel, str], None]
-_WRITERS: dict[int, tuple[Layout[Any], _Writer]] = {}
-
-
-def _writer(layout: Layout[Any]) -> _Writer:
-    """The layout's own writer, compiled on first use."""
-    known = _WRITERS.get(id(layout))
-    if known is None or known[0] is not layout:
-        known = (layout, _compile(layout))
-        _WRITERS[id(layout)] = known
-    return known[1]
-
-
 def _compile(layout: Layout[Any]) -> _Writer:
     """A function writing an element of ``layout``, one straight-line step per attribute and child.
 
@@ -147,6 +135,10 @@ def _compile(layout: Layout[Any]) -> _Writer:
     exec(compile("\n".join(lines), f"<writer of {layout.model.__name__}>", "exec"), names)
     writer: _Writer = names["write"]
     return writer
+
+
+#: The layout's own writer, compiled on first use.
+_writer = per_layout(_compile)
 
 
 def _add(name: str, text: str) -> str:
