@@ -132,7 +132,7 @@ def _message_person(data: etree._Element) -> dict[str, Any]:
         ids = [(c.findtext(f"{_E08}countryId") or "").strip() for c in countries]
         isos = [(c.findtext(f"{_E08}countryIdISO2") or "").strip() for c in countries]
         out["nationality"] = "swiss" if str(SWITZERLAND) in ids or "CH" in isos else "foreign"
-        out["country"] = int(ids[0]) if ids[0].isdigit() else None
+        out["country"] = int(ids[0]) if ids[0].isdecimal() else None
     elif status == "0":
         out["nationality"] = "stateless"
     permit = data.findtext(_PERMIT)
@@ -142,7 +142,7 @@ def _message_person(data: etree._Element) -> dict[str, Any]:
     municipality = data.find(f"{_P}municipality")
     if municipality is not None:
         bfs = (municipality.findtext(f"{_E07}municipalityId") or "").strip()
-        out["municipality"] = int(bfs) if bfs.isdigit() else None
+        out["municipality"] = int(bfs) if bfs.isdecimal() else None
         out["municipality_name"] = municipality.findtext(f"{_E07}municipalityName")
         out["canton"] = municipality.findtext(f"{_E07}cantonAbbreviation")
     born = data.findtext(_BORN)

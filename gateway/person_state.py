@@ -236,7 +236,7 @@ def parse_key(text: str) -> list[str]:
     (``local:*:<text>``, matched by the store).
     """
     digits = text.replace(".", "")
-    if digits.isdigit() and len(digits) == 13 and digits.startswith("756"):
+    if digits.isascii() and digits.isdigit() and len(digits) == 13 and digits.startswith("756"):
         return [f"vn:{digits}"]
     if text.startswith(("vn:", "local:")):
         return [text]
@@ -248,14 +248,11 @@ def parse_key(text: str) -> list[str]:
 def vn_check_digit_ok(vn: str | int) -> bool:
     """Whether a 13-digit VN (AHV number) has a valid EAN-13 check digit."""
     digits = str(vn)
-    if len(digits) != 13 or not digits.isdigit():
+    if len(digits) != 13 or not (digits.isascii() and digits.isdigit()):
         return False
-    if digits.isascii():  # the digits' codes, each 48 more than the digit: a tenth of int() per digit
-        codes = digits.encode()
-        total = sum(codes[0:12:2]) + 3 * sum(codes[1:12:2]) - 4 * 6 * 48
-        return (10 - total % 10) % 10 == codes[12] - 48
-    total = sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(digits[:12]))
-    return (10 - total % 10) % 10 == int(digits[12])
+    codes = digits.encode()  # the digits' codes, each 48 more than the digit: a tenth of int() per digit
+    total = sum(codes[0:12:2]) + 3 * sum(codes[1:12:2]) - 4 * 6 * 48
+    return (10 - total % 10) % 10 == codes[12] - 48
 
 
 def mask_vn(vn: str | int) -> str:

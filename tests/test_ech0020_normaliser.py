@@ -8,8 +8,10 @@ delivery). Every message is checked against the official eCH-0223 1.5 XSD.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import pickle
+import re
 import tomllib
 import uuid
 from concurrent.futures import ProcessPoolExecutor
@@ -462,6 +464,28 @@ def test_deliveries_of_the_wrong_shape_are_rejected(data: bytes, reason: str) ->
     with pytest.raises(InputRejected) as caught:
         gateway_normalise(RawInput("registry", "m.xml", data), CONTEXT)
     assert reason in caught.value.reason
+
+
+def test_a_vn_in_other_digits_is_rejected_naming_the_field() -> None:
+    source = (CORPUS / "move.xml").read_bytes()
+    vn = re.search(rb"<eCH-0044:vn>(\d+)</eCH-0044:vn>", source)
+    assert vn is not None
+    arabic = vn[1].decode().translate(str.maketrans("0123", "٠١٢٣")).encode()
+    for digits in (vn[1][:-1] + "²".encode(), arabic):
+        with pytest.raises(InputRejected) as caught:
+            gateway_normalise(RawInput("registry", "m.xml", source.replace(vn[1], digits)), CONTEXT)
+        assert caught.value.reason == "VN is not 13 digits starting with 756"
+        assert caught.value.where is not None and caught.value.where.endswith("/vn")
+
+
+def test_a_delivery_with_a_second_event_is_rejected_naming_it() -> None:
+    root = etree.fromstring((CORPUS / "move.xml").read_bytes())
+    root.append(copy.deepcopy(root[1]))
+    data = etree.tostring(root)
+    with pytest.raises(InputRejected) as caught:
+        gateway_normalise(RawInput("registry", "m.xml", data), CONTEXT)
+    assert caught.value.reason == "a delivery holds one event; move follows move"
+    assert caught.value.where == "/delivery/move"
 
 
 def test_input_without_the_ech0020_namespace_is_declined_unparsed() -> None:

@@ -68,10 +68,14 @@ def test_a_state_updated_by_parts_is_the_state_merged_with_them() -> None:
     assert base.updated(newer_ids[0], None, {}).identification.local_person_id == local
 
 
-def test_exactly_one_check_digit_makes_a_vn_valid_in_any_digits() -> None:
+def test_exactly_one_check_digit_makes_a_vn_valid_and_only_in_ascii_digits() -> None:
     for stem in ("756368686129", "756123456789", "756000000000"):
         valid = [d for d in "0123456789" if vn_check_digit_ok(stem + d)]
         assert len(valid) == 1
+        assert vn_check_digit_ok(int(stem + valid[0]))
+        # A VN is an xs:unsignedLong: other scripts' digits (which int() reads) and
+        # superscripts (which str.isdigit() calls digits, int() refuses) are no VN.
         arabic = (stem + valid[0]).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
-        assert vn_check_digit_ok(arabic) and vn_check_digit_ok(int(stem + valid[0]))
+        assert not vn_check_digit_ok(arabic)
+        assert not vn_check_digit_ok(stem[:-1] + "²" + valid[0])
     assert vn_check_digit_ok("7563686861295") and not vn_check_digit_ok("756368686129")

@@ -96,7 +96,7 @@ def handled_of(conn: sqlite3.Connection, ids: list[int]) -> dict[int, dict[str, 
 def find_messages(conn: sqlite3.Connection, key: str) -> list[dict[str, Any]]:
     """The messages ``key`` names: the row with that id, else every one with that messageId."""
     cols = "SELECT id, state, received_at, source, ref FROM messages"
-    if key.isdigit():
+    if key.isascii() and key.isdigit():
         row = conn.execute(f"{cols} WHERE id = ?", (int(key),)).fetchone()
         if row:
             return [dict(row)]

@@ -126,6 +126,9 @@ def normalise(root: Element, source: bytes) -> Normalised:
         raise missing(root, "deliveryHeader")
     if len(kids) < 2:
         raise missing(root, "event")
+    if len(kids) > 2:
+        raise InputRejected(f"a delivery holds one event; {local(kids[2])} follows {local(kids[1])}",
+                            where(kids[2]))
     header = read_header(kids[0])
     event_el = kids[1]
     event = local(event_el)

@@ -70,7 +70,7 @@ def identification(el: Element, **names: str) -> ech0223.PersonIdentificationLig
 
 def _vn(el: Element) -> int:
     vn = text(el)
-    if len(vn) != 13 or not vn.isdigit() or not vn.startswith("756"):
+    if len(vn) != 13 or not (vn.isascii() and vn.isdigit()) or not vn.startswith("756"):
         raise InputRejected("VN is not 13 digits starting with 756", where(el))
     if not vn_check_digit_ok(vn):
         raise InputRejected(f"VN {mask_vn(vn)} has a wrong check digit (EAN-13)", where(el))

@@ -9,7 +9,7 @@ from typing import Any
 from gateway.api import vn_check_digit_ok
 from plugins.mapping.spec import TARGETS, FieldSpec, MappingSpec, allowed_codes
 
-_RELIGION = re.compile(r"^\d{3,6}$")
+_RELIGION = re.compile(r"^[0-9]{3,6}$")
 #: Characters XML 1.0 cannot carry.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
@@ -62,13 +62,13 @@ def convert(spec: MappingSpec, target: str, field: FieldSpec, raw: str) -> Any:
             raise ValueError(f"{raw!r} is no date: {exc}") from None
     if kind == "vn":
         digits = raw.replace(".", "").replace(" ", "")
-        if not (digits.isdigit() and len(digits) == 13 and digits.startswith("756")):
+        if not (digits.isascii() and digits.isdigit() and len(digits) == 13 and digits.startswith("756")):
             raise ValueError("not a VN: 13 digits starting with 756")
         if not vn_check_digit_ok(digits):
             raise ValueError("the VN's check digit is wrong")
         return int(digits)
     if kind == "number":
-        if not raw.isdigit():
+        if not (raw.isascii() and raw.isdigit()):
             raise ValueError(f"{raw!r} is not a number")
         return int(raw)
     if kind == "country":
@@ -91,7 +91,7 @@ def partial_date(raw: str, fmt: str) -> dict[str, str] | None:
 
     The parts are told by the format's fields; a day (and month) of ``00`` is unknown.
     """
-    if re.fullmatch(r"\d{4}", raw):
+    if re.fullmatch(r"[0-9]{4}", raw):
         return {"year": raw}
     fields, parts = re.split(r"[^%\w]+", fmt), re.split(r"\W+", raw)
     if not {"%d", "%m", "%Y"} <= set(fields):
@@ -103,6 +103,6 @@ def partial_date(raw: str, fmt: str) -> dict[str, str] | None:
     if len(parts) != len(fields) or parts[fields.index("%d")] not in ("0", "00"):
         return None
     year, month = parts[fields.index("%Y")], parts[fields.index("%m")]
-    if not (re.fullmatch(r"\d{4}", year) and month.isdigit() and int(month) <= 12):
+    if not (re.fullmatch(r"[0-9]{4}", year) and re.fullmatch(r"[0-9]{1,2}", month) and int(month) <= 12):
         return None
     return {"year": year} if int(month) == 0 else {"year_month": f"{year}-{int(month):02d}"}
