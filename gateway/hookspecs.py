@@ -285,7 +285,9 @@ def gateway_check_config(settings: Any) -> list[tuple[str, str, str]]:
     other configuration error.
 
     :param settings: the validated configuration, plugin options parsed.
-    :return: the problems as (file, key, reason); empty when all is well.
+    :return: the problems as (file, key, reason); empty when all is well. For a
+        configuration key, ``file`` may be ``"(configuration)"``: the problem then
+        names the file (or environment variable) that set the key.
 
     Example::
 

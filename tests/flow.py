@@ -26,8 +26,8 @@ from gateway.plugin_types import PluginContext, TransportType
 from gateway.plugins import get_plugin_manager
 from gateway.testing import drop, states, until
 
-__all__ = ["FIXTURES", "StubTransport", "drop", "message", "plugin_manager", "running", "states",
-           "until", "write_config"]
+__all__ = ["FIXTURES", "StubTransport", "drop", "message", "plugin_manager", "running",
+           "sedex_partner", "states", "until", "write_config"]
 
 FIXTURES = Path(__file__).parent / "fixtures" / "conformance"
 _MESSAGE_ID = re.compile(rb"(<eCH-0039:messageId>)([^<]+)(</eCH-0039:messageId>)")
@@ -48,6 +48,18 @@ def message(message_id: str | None = None, fixture: str = "valid-pem-minimal.xml
     out, n = _MESSAGE_ID.subn(lambda m: m.group(1) + new + m.group(3), data, count=1)
     assert n == 1, f"{fixture} has no eCH-0039:messageId"
     return out
+
+
+def sedex_partner(sedex: Path, name: str, recipient_id: str, *, sender_id: str = "T1-2511-1",
+                  inbox: str = "inbox", enabled: bool = True, settle: str = "50ms") -> str:
+    """The TOML of another sedex partner on the sedex client's folders ``sedex``, beside the
+    ``canton`` that ``init`` writes (its own inbox: ``inbox`` there)."""
+    folders = {"outbox": "outbox", "inbox": inbox, "receipts": "receipts", "processed": "processed"}
+    return (f'[partners.{name}]\ntransport = "sedex"\nenabled = {str(enabled).lower()}\n'
+            f"[partners.{name}.sedex]\n"
+            + "".join(f'{key} = "{sedex / folder}"\n' for key, folder in folders.items())
+            + f'sender_id = "{sender_id}"\nrecipient_id = "{recipient_id}"\n'
+            f'message_type = 1900223\npoll_interval = "50ms"\nsettle = "{settle}"\n')
 
 
 class StubOptions(BaseModel):

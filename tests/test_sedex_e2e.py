@@ -30,7 +30,7 @@ from gateway.fileio import sync_filesystem
 from gateway.plugins import get_plugin_manager
 from plugins.sedex.envelope import Envelope, build_envelope, build_receipt, parse_envelope
 from plugins.sedex.sim import SedexSimulator
-from tests.flow import drop, message, running, states, until
+from tests.flow import drop, message, running, sedex_partner, states, until
 
 MAX = 1 << 20
 _ECH_MESSAGE_ID = re.compile(rb"<eCH-0039:messageId>([^<]+)</eCH-0039:messageId>")
@@ -364,24 +364,16 @@ async def test_receipts_are_matched_by_content_whatever_their_names_and_versions
 #: A second partner on the same sedex client (``{sedex}``: its folders): its outbox,
 #: receipts and processed folders are the canton's; only its recipientId (and its inbox,
 #: here) differ. Messages go to both.
-SECOND_PARTNER = """\
-[partners.canton-b]
-transport = "sedex"
-[partners.canton-b.sedex]
-outbox = "{sedex}/outbox"
-inbox = "{sedex}/inbox-b"
-receipts = "{sedex}/receipts"
-processed = "{sedex}/processed"
-sender_id = "T1-2511-1"
-recipient_id = "T2-3-1"
-message_type = 1900223
-poll_interval = "50ms"
-settle = "50ms"
-
+BOTH = """
 [[rules]]
 name = "both"
-then = {{ route_to = ["canton", "canton-b"] }}
+then = { route_to = ["canton", "canton-b"] }
 """
+
+
+def second_partner(sedex: Path, inbox: str) -> str:
+    """A second canton on the same sedex client (its inbox: ``inbox``), and a rule to send to both."""
+    return sedex_partner(sedex, "canton-b", "T2-3-1", inbox=inbox) + BOTH
 
 
 async def sent_by_partner(db: Path, count: int) -> dict[str, str]:
@@ -395,7 +387,7 @@ async def test_a_shared_receipts_folder_settles_each_partners_delivery(tmp_path:
     """One sedex client, two recipients: each receipt answers by messageId and recipientId."""
     config = gateway_dir(tmp_path)
     (tmp_path / "conf.d" / "20-second.toml").write_text(
-        SECOND_PARTNER.format(sedex=tmp_path / "sedex"))
+        second_partner(tmp_path / "sedex", "inbox-b"))
     (tmp_path / "sedex" / "inbox-b").mkdir()
     db, receipts = tmp_path / "gateway.db", tmp_path / "sedex" / "receipts"
     async with running(config, get_plugin_manager()):
@@ -428,7 +420,7 @@ async def test_a_shared_inbox_credits_each_pair_to_the_partner_that_sent_it(
     the way back too; one from a senderId of neither is kept and quarantined, naming it."""
     config = gateway_dir(tmp_path)
     (tmp_path / "conf.d" / "20-second.toml").write_text(
-        SECOND_PARTNER.format(sedex=tmp_path / "sedex").replace("inbox-b", "inbox"))
+        second_partner(tmp_path / "sedex", "inbox"))
     db, inbox = tmp_path / "gateway.db", tmp_path / "sedex" / "inbox"
     sent = message("e2e-shared")
     deliveries = "SELECT partner, state FROM deliveries ORDER BY partner"
@@ -466,6 +458,17 @@ async def test_a_shared_inbox_credits_each_pair_to_the_partner_that_sent_it(
     assert [(source, orjson.loads(detail)["partner"]) for source, detail in reviewed] == [
         ("canton-b", "canton-b"), ("canton", "canton")]
     assert len(list((tmp_path / "sedex" / "processed").glob("*_*.xml"))) == 6  # the 3 pairs
+    # The operator, having checked with the canton, resubmits the stranger's answer as the
+    # partner's: the envelope's verdict was about the quarantined pair, not the corrected file.
+    [(stranger, data)] = states(db, "SELECT m.id, p.raw FROM messages m JOIN payloads p"
+                                    " ON p.message = m.id WHERE m.state = 'quarantined'")
+    (tmp_path / "checked.xml").write_bytes(data + b"\n")  # (saved again by the operator's editor)
+    out = await asyncio.to_thread(cli, "--config", str(config), "messages", "resubmit",
+                                  str(stranger), str(tmp_path / "checked.xml"))
+    assert out.startswith(f"message {stranger + 3} corrects message {stranger} (now handled): "), out
+    assert "quarantined" not in out, out
+    [(meta,)] = states(db, f"SELECT meta FROM messages WHERE id = {stranger + 3}")
+    assert "not_from_partner" not in orjson.loads(meta)
 
 
 async def test_a_receipt_for_our_message_id_but_another_recipient_settles_nothing(

@@ -33,6 +33,7 @@ from plugins.sedex import create_transport, gateway_transport_types
 from plugins.sedex.envelope import Envelope, build_envelope, build_receipt, parse_envelope
 from plugins.sedex.options import SedexOptions
 from plugins.sedex.transport import SedexTransport
+from tests.flow import sedex_partner
 from tests.stubs import StubIntake, StubReceiptSink
 
 REF = "5f0c2a9e-8d1b-4f3a-a6c7-1b2c3d4e5f60"
@@ -571,27 +572,15 @@ SHARING = """\
 [partners.canton.sedex]
 poll_interval = "50ms"
 settle = "0s"
-[partners.canton-b]
-transport = "sedex"
-[partners.canton-b.sedex]
-outbox = "{sedex}/outbox"
-inbox = "{sedex}/inbox"
-receipts = "{sedex}/receipts"
-processed = "{sedex}/processed"
-sender_id = "T1-2511-1"
-recipient_id = "T2-3-1"
-message_type = 1900223
-poll_interval = "50ms"
-settle = "0s"
-{extra}
 """
 
 
 def sharing_site(root: Path, extra: str = "") -> Any:
-    """``init``'s configuration with :data:`SHARING` in conf.d, loaded as the daemon loads it."""
+    """``init``'s configuration with partner ``canton-b`` on its sedex inbox, and ``extra``, in
+    conf.d, loaded as the daemon loads it."""
     config = write_initial_config(root)
     (root / "conf.d" / "20-sharing.toml").write_text(
-        SHARING.format(sedex=root / "sedex", extra=extra))
+        SHARING + sedex_partner(root / "sedex", "canton-b", "T2-3-1", settle="0s") + extra)
     return load_config(config, get_plugin_manager())
 
 
@@ -649,24 +638,13 @@ async def test_partners_sharing_an_inbox_store_each_pair_once_as_its_senders(
     assert intake.quarantined == [] and names(inbox) == set()
 
 
-def partner_toml(sedex: Path, name: str, recipient_id: str, sender_id: str = "T1-2511-1",
-                 inbox: str = "inbox", enabled: bool = True) -> str:
-    """Another sedex partner on the folders ``sedex`` (its inbox: ``inbox`` there)."""
-    folders = {"outbox": "outbox", "inbox": inbox, "receipts": "receipts", "processed": "processed"}
-    return (f'[partners.{name}]\ntransport = "sedex"\nenabled = {str(enabled).lower()}\n'
-            f"[partners.{name}.sedex]\n"
-            + "".join(f'{key} = "{sedex / folder}"\n' for key, folder in folders.items())
-            + f'sender_id = "{sender_id}"\nrecipient_id = "{recipient_id}"\n'
-            "message_type = 1900223\n")
-
-
 async def test_a_pair_no_partner_of_the_inbox_sent_is_kept_and_says_why(tmp_path: Path) -> None:
     """Whoever reads it: under the inbox's first partner's name, marked as not from it; one
     addressed to none of our ids is quarantined."""
     sedex = tmp_path / "sedex"
     settings = sharing_site(tmp_path, extra=(
-        partner_toml(sedex, "canton-c", "T2-4-1", enabled=False)
-        + partner_toml(sedex, "canton-d", "T2-5-1", sender_id="T1-2511-2")))
+        sedex_partner(sedex, "canton-c", "T2-4-1", enabled=False)
+        + sedex_partner(sedex, "canton-d", "T2-5-1", sender_id="T1-2511-2")))
     reader = transport_of(settings, "canton-b")
     inbox, processed = sedex / "inbox", sedex / "processed"
     pair_from(inbox, "stranger", "T2-9-1")
@@ -701,18 +679,18 @@ async def test_a_pair_no_partner_of_the_inbox_sent_is_kept_and_says_why(tmp_path
 def test_partners_an_inbox_cannot_tell_apart_are_a_configuration_error(tmp_path: Path) -> None:
     sedex = tmp_path / "one" / "sedex"
     with pytest.raises(ConfigError) as raised:
-        sharing_site(tmp_path / "one", extra=partner_toml(sedex, "twin", "T2-2-1"))
-    assert raised.value.problems == [(
-        "(configuration)", "partners.twin.sedex.recipient_id",
+        sharing_site(tmp_path / "one", extra=sedex_partner(sedex, "twin", "T2-2-1"))
+    assert raised.value.problems == [(  # named by the file that set it
+        str(tmp_path / "one" / "conf.d" / "20-sharing.toml"), "partners.twin.sedex.recipient_id",
         "partner 'canton' has the same recipient_id and sender_id (T2-2-1, T1-2511-1) and the"
         f" same inbox ({sedex / 'inbox'}): whose a message there is could not be told")]
     # told apart by their own inbox, or by our sender_id; a disabled twin reads nothing
     sedex = tmp_path / "two" / "sedex"
     (sedex / "inbox-twin").mkdir(parents=True)
     settings = sharing_site(tmp_path / "two", extra=(
-        partner_toml(sedex, "twin", "T2-2-1", inbox="inbox-twin")
-        + partner_toml(sedex, "twin-2", "T2-2-1", sender_id="T1-2511-2")
-        + partner_toml(sedex, "twin-3", "T2-2-1", enabled=False)))
+        sedex_partner(sedex, "twin", "T2-2-1", inbox="inbox-twin")
+        + sedex_partner(sedex, "twin-2", "T2-2-1", sender_id="T1-2511-2")
+        + sedex_partner(sedex, "twin-3", "T2-2-1", enabled=False)))
     assert sorted(settings.partners) == ["canton", "canton-b", "registry", "twin", "twin-2",
                                          "twin-3"]
 

@@ -11,12 +11,13 @@ from typing import Any
 from gateway.cli import _access
 from gateway.cli._reprocess import process_stored
 from gateway.cli.exitcodes import FAILED, OK
-from gateway.contracts import RawInput
+from gateway.contracts import NOT_FROM_PARTNER, RawInput
 from gateway.errors import StoreError
 from gateway.fileio import read_file
 
-#: Facts about the quarantined bytes that do not hold for a corrected file.
-_EVIDENCE_KEYS = ("size", "sha256", "kept_bytes")
+#: Facts about the quarantined bytes that do not hold for a corrected file (a sedex pair
+#: from a sender that is no partner: the operator resubmitting it vouches for the file).
+_EVIDENCE_KEYS = ("size", "sha256", "kept_bytes", NOT_FROM_PARTNER)
 _ZIP_MAGIC = b"PK\x03\x04"
 
 

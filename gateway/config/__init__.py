@@ -19,7 +19,7 @@ from gateway.config._models import (
     StoreSettings,
     ValidationSettings,
 )
-from gateway.config._plugin_options import check_plugin_options
+from gateway.config._plugin_options import check_plugin_options, located
 from gateway.config._sizes import Size, parse_size
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "check_plugin_options",
     "find_config",
     "load_settings",
+    "located",
     "parse_duration",
     "parse_size",
     "write_initial_config",

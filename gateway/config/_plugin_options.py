@@ -21,6 +21,9 @@ from gateway.config._prepare import members, prepare
 from gateway.config._provenance import Key, Problem, Provenance
 from gateway.plugin_types import SourceType, TransportType
 
+#: What a plugin's problem names for a key of the configuration, whichever file set it.
+CONFIGURATION = "(configuration)"
+
 
 def check_plugin_options(
     settings: Settings,
@@ -54,6 +57,14 @@ def check_plugin_options(
             provenance,
         )
     return problems
+
+
+def located(settings: Settings, problems: list[Problem]) -> list[Problem]:
+    """``problems`` a plugin found, each naming the file (or variable) that set its key where
+    the plugin wrote ``(configuration)``: a plugin sees the merged settings, not the layers."""
+    provenance = provenance_of(settings)
+    return [(provenance.at(tuple(key.split("."))).label if file == CONFIGURATION else file, key, reason)
+            for file, key, reason in problems]
 
 
 def _check(
