@@ -12,19 +12,25 @@ savepoint, and after the commit hands the entries of every operation that
 committed to the ``on_commit`` listener (the event publisher). So what is
 announced is exactly what was committed, never what was only attempted.
 
-The flush runs on the event loop's own thread. A writer thread would
+The operations run on the event loop's own thread. A writer thread would
 contend with the loop for the GIL at every SQL step and every file
-operation (a convoy that measured slower than the loop blocking for the
-commit itself, which takes well under a millisecond per batch here).
+operation (a convoy that measured slower). Only the ``COMMIT`` itself, which
+writes the WAL and waits for its fsync with the GIL released, runs in a
+thread of its own: meanwhile the loop takes files, hands work to the workers
+and queues the next batch's operations, which run once the commit is done.
+Without a running loop (closing), it commits in place.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from gateway.errors import StoreUnavailable
@@ -41,6 +47,16 @@ T = TypeVar("T")
 Operation = Callable[[sqlite3.Connection], tuple[Any, Sequence[Entry]]]
 #: Told the journal entries of each committed batch, in journal order.
 CommitListener = Callable[[Sequence[Entry]], None]
+
+
+@dataclass(slots=True)
+class _Batch:
+    """A batch whose operations ran: each caller's outcome, waiting for the commit."""
+
+    futures: list[asyncio.Future[Any]]
+    results: list[tuple[asyncio.Future[Any], bool, Any]]
+    committed: list[Entry]
+    commit: Future[Any] | None = None
 
 
 class GroupCommitWriter:
@@ -61,6 +77,8 @@ class GroupCommitWriter:
         self._queue: list[tuple[Operation, asyncio.Future[Any]]] = []
         self._scheduled: asyncio.Handle | None = None
         self._scheduled_on: asyncio.AbstractEventLoop | None = None
+        self._committer: ThreadPoolExecutor | None = None
+        self._committing: _Batch | None = None
         self.batches = 0
         self.operations = 0
         self.on_commit: CommitListener | None = None
@@ -68,22 +86,30 @@ class GroupCommitWriter:
     def start(self) -> None:
         """Open the connection."""
         self._conn = self._connect()
+        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-commit")
 
     def stop(self, last: Callable[[sqlite3.Connection], None] | None = None) -> None:
         """Commit what is queued, call ``last`` with the connection, then close it."""
         if self._conn is None:
             return
+        self._await_commit()
         while self._queue:
             self._flush()
+            self._await_commit()
         if last is not None:
             last(self._conn)
         self._conn.close()
         self._conn = None
+        if self._committer is not None:
+            self._committer.shutdown()
+            self._committer = None
 
     def read_now(self, op: Callable[[sqlite3.Connection], T]) -> T:
-        """Run a read-only ``op`` on the writer's connection now, between batches."""
+        """Run a read-only ``op`` on the writer's connection now, between batches
+        (after the commit under way, if any: ``op`` sees what it committed)."""
         if self._conn is None:
             raise RuntimeError("the store is closed")
+        self._await_commit()
         return op(self._conn)
 
     async def read(self, op: Callable[[sqlite3.Connection], T]) -> T:
@@ -112,6 +138,8 @@ class GroupCommitWriter:
         if self._scheduled is not None:
             self._scheduled.cancel()
             self._scheduled = None
+        if self._committing is not None:
+            return  # the commit's end flushes what waits
         batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch:]
         if self._queue:
             self._scheduled = asyncio.get_running_loop().call_soon(self._flush)
@@ -122,7 +150,8 @@ class GroupCommitWriter:
         conn = self._conn
         if conn is None:
             for _op, fut in batch:
-                fut.set_exception(RuntimeError("the store is closed"))
+                if not fut.done():
+                    fut.set_exception(RuntimeError("the store is closed"))
             return
         results: list[tuple[asyncio.Future[Any], bool, Any]] = []
         committed: list[Entry] = []
@@ -134,6 +163,7 @@ class GroupCommitWriter:
                 if not fut.done():
                     fut.set_exception(exc)
             return
+        done = _Batch([fut for _op, fut in batch], results, committed)
         try:
             conn.execute("BEGIN IMMEDIATE")
             for op, fut in batch:
@@ -151,33 +181,85 @@ class GroupCommitWriter:
                     conn.execute("RELEASE op")
                     results.append((fut, True, value))
                     committed += entries
-            conn.execute("COMMIT")
+        except Exception as exc:  # the transaction failed: every caller learns it
+            self._failed(conn, done, exc)
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # closing: commit in place
+            self._settle(done, conn.execute, "COMMIT")
+            return
+        assert self._committer is not None
+        self._committing = done
+        done.commit = self._committer.submit(conn.execute, "COMMIT")
+        done.commit.add_done_callback(lambda _: _call_soon(loop, self._committed, done))
+
+    def _await_commit(self) -> None:
+        """Wait for the commit under way, if any, and settle its batch (on the loop's thread)."""
+        done = self._committing
+        if done is not None and done.commit is not None:
+            wait([done.commit])
+            self._committed(done)
+
+    def _committed(self, done: _Batch) -> None:
+        """The commit under way ended: settle its batch; the operations that waited run next."""
+        if self._committing is not done or done.commit is None:
+            return  # settled already (by a reader or by closing, which waited for it)
+        self._committing = None
+        self._settle(done, done.commit.result)
+        if not self._queue:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # closing flushes them itself
+            return
+        if self._scheduled is not None:
+            self._scheduled.cancel()
+        self._scheduled, self._scheduled_on = loop.call_soon(self._flush), loop
+
+    def _settle(self, done: _Batch, commit: Callable[..., Any], *args: Any) -> None:
+        """Tell the callers of a batch whose operations ran how ``commit(*args)`` ended."""
+        conn = self._conn
+        assert conn is not None
+        try:
+            commit(*args)
         except Exception as exc:  # the commit itself failed: every caller learns it
-            exc = unavailable(exc)
-            if isinstance(exc, StoreUnavailable):  # the callers wait for space; no traceback
-                log.debug("store commit failed: %s", exc)
-            else:
-                log.exception("store commit failed")
-            if conn.in_transaction:
-                conn.rollback()
-            for _op, fut in batch:
-                if not fut.done():
-                    fut.set_exception(exc)
+            self._failed(conn, done, exc)
             return
         self.batches += 1
-        self.operations += len(batch)
-        if committed and self.on_commit is not None:
+        self.operations += len(done.futures)
+        if done.committed and self.on_commit is not None:
             try:
-                self.on_commit(committed)
+                self.on_commit(done.committed)
             except Exception:  # the work is committed; a listener must not undo the batch
                 log.exception("the commit listener failed")
-        for fut, ok, value in results:
+        for fut, ok, value in done.results:
             if fut.done():  # the caller was cancelled; the work is committed all the same
                 continue
             if ok:
                 fut.set_result(value)
             else:
                 fut.set_exception(value)
+
+    @staticmethod
+    def _failed(conn: sqlite3.Connection, done: _Batch, exc: Exception) -> None:
+        """Roll the batch back; every caller in it learns ``exc``."""
+        exc = unavailable(exc)
+        if isinstance(exc, StoreUnavailable):  # the callers wait for space; no traceback
+            log.debug("store commit failed: %s", exc)
+        else:
+            log.exception("store commit failed", exc_info=exc)
+        if conn.in_transaction:
+            conn.rollback()
+        for fut in done.futures:
+            if not fut.done():
+                fut.set_exception(exc)
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:
+    """``callback(*args)`` on ``loop``'s thread, unless the loop is closed (then who closes waits)."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback, *args)
 
 
 def unavailable(exc: Exception) -> Exception:

@@ -1,0 +1,125 @@
+"""The group-commit writer: operations on the loop, the commit beside it."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.store._writer import GroupCommitWriter
+from gateway.store.journal import Entry
+
+
+class GatedConnection(sqlite3.Connection):
+    """A real SQLite connection whose ``COMMIT`` waits until the test opens the gate."""
+
+    gate = threading.Event()
+    entered = threading.Event()
+    fail: Exception | None = None
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
+        if sql == "COMMIT":
+            GatedConnection.entered.set()
+            assert GatedConnection.gate.wait(10)
+            if GatedConnection.fail is not None:
+                raise GatedConnection.fail
+        return super().execute(sql, *args)
+
+
+@pytest.fixture
+def writer(tmp_path: Path) -> Iterator[GroupCommitWriter]:
+    path = tmp_path / "w.db"
+    with sqlite3.connect(path) as setup:
+        setup.executescript("PRAGMA journal_mode=WAL; CREATE TABLE t (n INTEGER)")
+    GatedConnection.gate.clear()
+    GatedConnection.entered.clear()
+    GatedConnection.fail = None
+    w = GroupCommitWriter(lambda: sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                                                  factory=GatedConnection),
+                          max_batch=100, max_delay=0.0)
+    w.start()
+    yield w
+    GatedConnection.gate.set()
+    w.stop()
+
+
+def insert(n: int, ran: list[int]) -> Any:
+    def op(conn: sqlite3.Connection) -> tuple[int, list[Entry]]:
+        ran.append(n)
+        conn.execute("INSERT INTO t (n) VALUES (?)", (n,))
+        return n, []
+    return op
+
+
+def committed_rows(path: Path) -> list[int]:
+    with sqlite3.connect(path) as other:
+        return [n for (n,) in other.execute("SELECT n FROM t ORDER BY n")]
+
+
+async def until(event: threading.Event) -> None:
+    for _ in range(1000):
+        if event.is_set():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("the commit never started")
+
+
+async def test_while_a_commit_waits_the_loop_runs_and_new_writes_wait_for_the_next_batch(
+        writer: GroupCommitWriter, tmp_path: Path) -> None:
+    ran: list[int] = []
+    first = asyncio.ensure_future(writer.write(insert(1, ran)))
+    await until(GatedConnection.entered)
+    second = asyncio.ensure_future(writer.write(insert(2, ran)))
+    for _ in range(20):  # the loop goes on while the commit waits for its disk
+        await asyncio.sleep(0.005)
+    assert ran == [1], "an operation ran inside a transaction being committed"
+    assert not first.done(), "a caller heard before its commit ended"
+    assert committed_rows(tmp_path / "w.db") == []
+    GatedConnection.gate.set()
+    assert await first == 1
+    assert await second == 2
+    assert ran == [1, 2] and writer.batches == 2
+    assert committed_rows(tmp_path / "w.db") == [1, 2]
+
+
+async def test_reading_now_waits_for_the_commit_under_way_and_sees_it(
+        writer: GroupCommitWriter) -> None:
+    ran: list[int] = []
+    first = asyncio.ensure_future(writer.write(insert(1, ran)))
+    await until(GatedConnection.entered)
+    threading.Timer(0.1, GatedConnection.gate.set).start()
+    count = writer.read_now(lambda conn: conn.execute("SELECT count(*) FROM t").fetchone()[0])
+    assert count == 1 and writer.batches == 1
+    assert await first == 1
+
+
+async def test_a_commit_that_fails_fails_every_caller_and_keeps_nothing(
+        writer: GroupCommitWriter, tmp_path: Path) -> None:
+    ran: list[int] = []
+    GatedConnection.fail = sqlite3.OperationalError("disk I/O error")
+    calls = [asyncio.ensure_future(writer.write(insert(n, ran))) for n in (1, 2)]
+    await until(GatedConnection.entered)
+    GatedConnection.gate.set()
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    assert [str(o) for o in outcomes] == ["disk I/O error"] * 2
+    GatedConnection.fail = None
+    assert await writer.write(insert(3, ran)) == 3
+    assert committed_rows(tmp_path / "w.db") == [3]
+
+
+async def test_closing_commits_what_is_under_way_and_queued(
+        writer: GroupCommitWriter, tmp_path: Path) -> None:
+    ran: list[int] = []
+    first = asyncio.ensure_future(writer.write(insert(1, ran)))
+    await until(GatedConnection.entered)
+    second = asyncio.ensure_future(writer.write(insert(2, ran)))
+    await asyncio.sleep(0)  # (queued)
+    threading.Timer(0.1, GatedConnection.gate.set).start()
+    writer.stop()
+    assert writer.batches == 2 and await first == 1 and await second == 2
+    assert committed_rows(tmp_path / "w.db") == [1, 2]
