@@ -123,3 +123,30 @@ async def test_closing_commits_what_is_under_way_and_queued(
     writer.stop()
     assert writer.batches == 2 and await first == 1 and await second == 2
     assert committed_rows(tmp_path / "w.db") == [1, 2]
+
+
+def test_a_commit_whose_loop_closed_meanwhile_does_not_stop_the_next_loops_writes(
+        tmp_path: Path) -> None:
+    """A command-line tool runs one event loop after another on one store."""
+    path = tmp_path / "w.db"
+    with sqlite3.connect(path) as setup:
+        setup.executescript("PRAGMA journal_mode=WAL; CREATE TABLE t (n INTEGER)")
+    GatedConnection.gate.clear()
+    GatedConnection.entered.clear()
+    writer = GroupCommitWriter(lambda: sqlite3.connect(path, isolation_level=None,
+                                                       check_same_thread=False,
+                                                       factory=GatedConnection),
+                               max_batch=100, max_delay=0.0)
+    writer.start()
+    ran: list[int] = []
+
+    async def first_loop() -> None:  # gives up while its write is being committed
+        writing = asyncio.ensure_future(writer.write(insert(1, ran)))
+        await until(GatedConnection.entered)
+        assert not writing.done()
+
+    asyncio.run(first_loop())
+    GatedConnection.gate.set()
+    assert asyncio.run(asyncio.wait_for(writer.write(insert(2, ran)), 5)) == 2
+    writer.stop()
+    assert committed_rows(path) == [1, 2]

@@ -57,6 +57,7 @@ class _Batch:
     results: list[tuple[asyncio.Future[Any], bool, Any]]
     committed: list[Entry]
     commit: Future[Any] | None = None
+    loop: asyncio.AbstractEventLoop | None = None
 
 
 class GroupCommitWriter:
@@ -135,6 +136,9 @@ class GroupCommitWriter:
         return fut
 
     def _flush(self) -> None:
+        done = self._committing
+        if done is not None and done.loop is not None and done.loop.is_closed():
+            self._await_commit()  # its end would not be heard: its loop closed meanwhile
         if self._scheduled is not None:
             self._scheduled.cancel()
             self._scheduled = None
@@ -191,6 +195,7 @@ class GroupCommitWriter:
             return
         assert self._committer is not None
         self._committing = done
+        done.loop = loop
         done.commit = self._committer.submit(conn.execute, "COMMIT")
         done.commit.add_done_callback(lambda _: _call_soon(loop, self._committed, done))
 
