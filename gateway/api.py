@@ -18,7 +18,8 @@ is a gap in this module, not a licence to import internals.
   an HTTP ``Retry-After`` header in seconds (:func:`retry_after_seconds`), a dotted
   path into parsed JSON (:func:`value_at`);
 - for a plugin's own commands and simulators: the gateway's configuration
-  (:func:`load_config`, :class:`ConfigError`) and valid sample eCH-0223
+  (:func:`load_config`, :class:`ConfigError`; :data:`CONFIGURATION` names, in a
+  problem's ``file``, the file that set a key) and valid sample eCH-0223
   messages (:func:`sample_person_event`, :func:`sample_event_report`, :func:`write_message`);
 - a person's last known state (:class:`PersonState`) and the nationalities rules tell apart
   (:data:`NATIONALITIES`: what ``PersonState.nationality()`` says, and a ``nationality_before``
@@ -44,7 +45,7 @@ from pydantic import BaseModel, ConfigDict
 from gateway import ech0223
 from gateway.archive import build_zip, safe_unzip
 from gateway.assembly import load_config
-from gateway.config import Duration, Size
+from gateway.config import CONFIGURATION, Duration, Size
 from gateway.contracts import (
     NOT_FROM_PARTNER,
     Attachment,
@@ -160,6 +161,7 @@ class PluginOptions(BaseModel):
 
 __all__ = [
     "BATCH_BYTES",
+    "CONFIGURATION",
     "NATIONALITIES",
     "NOT_FROM_PARTNER",
     "SET_ASIDE",

@@ -286,7 +286,7 @@ def gateway_check_config(settings: Any) -> list[tuple[str, str, str]]:
 
     :param settings: the validated configuration, plugin options parsed.
     :return: the problems as (file, key, reason); empty when all is well. For a
-        configuration key, ``file`` may be ``"(configuration)"``: the problem then
+        configuration key, ``file`` may be :data:`gateway.api.CONFIGURATION`: the problem then
         names the file (or environment variable) that set the key.
 
     Example::

@@ -19,10 +19,11 @@ from gateway.config._models import (
     StoreSettings,
     ValidationSettings,
 )
-from gateway.config._plugin_options import check_plugin_options, located
+from gateway.config._plugin_options import CONFIGURATION, check_plugin_options, located
 from gateway.config._sizes import Size, parse_size
 
 __all__ = [
+    "CONFIGURATION",
     "CONFIG_ENV",
     "ConfigExists",
     "DispatcherSettings",

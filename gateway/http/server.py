@@ -9,6 +9,7 @@ from typing import Any
 import pluggy
 from aiohttp import web
 
+from gateway.config import CONFIGURATION
 from gateway.config._http import HttpSettings
 from gateway.errors import ConfigError
 from gateway.plugin_types import HttpRoute
@@ -29,7 +30,7 @@ def collect_routes(settings: Any, pm: pluggy.PluginManager,
     registered = [(who, list(rs)) for who, rs in registered if rs]
     if settings.http.listen is None:
         if registered:
-            raise ConfigError([("(configuration)", "http.listen", f"{who} serves HTTP"
+            raise ConfigError([(CONFIGURATION, "http.listen", f"{who} serves HTTP"
                                 f" ({rs[0].method} {rs[0].path}): set [http] listen")
                                for who, rs in registered])
         return []
@@ -39,7 +40,7 @@ def collect_routes(settings: Any, pm: pluggy.PluginManager,
         for route in rs:
             key = (route.method.upper(), route.path)
             if key in owners:
-                problems.append(("(configuration)", "http", f"{who} and {owners[key]} both serve"
+                problems.append((CONFIGURATION, "http", f"{who} and {owners[key]} both serve"
                                  f" {key[0]} {key[1]}"))
                 continue
             owners[key] = who
@@ -81,7 +82,7 @@ class HttpServer:
             await site.start()
         except OSError as exc:
             await self._runner.cleanup()
-            raise ConfigError([("(configuration)", "http.listen", f"cannot listen on"
+            raise ConfigError([(CONFIGURATION, "http.listen", f"cannot listen on"
                                 f" {self.host}:{self.port}: {exc.strerror or exc}")]) from exc
         self.port = self._runner.addresses[0][1]
         log.info("HTTP server on %s://%s:%d", self.scheme, self.host, self.port)

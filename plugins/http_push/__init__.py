@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.api import SourceType, hookimpl
+from gateway.api import CONFIGURATION, SourceType, hookimpl
 from plugins.http_push.options import HttpPushOptions
 from plugins.http_push.source import PushSource
 
@@ -22,7 +22,7 @@ def gateway_check_config(settings: Any) -> list[tuple[str, str, str]]:
     """An ``http`` source needs the HTTP server."""
     if settings.http.listen is not None:
         return []
-    return [("(configuration)", f"sources.{name}.type",
+    return [(CONFIGURATION, f"sources.{name}.type",
              'a source of type "http" needs the HTTP server: set [http] listen')
             for name, source in settings.sources.items()
             if source.type == "http" and source.enabled]

@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from gateway.api import (
+    CONFIGURATION,
     PersonState,
     PluginContext,
     SourceType,
@@ -97,7 +98,7 @@ def gateway_person_resolve(identification: ech0223.PersonIdentificationLight, se
 @hookimpl
 def gateway_check_config(settings: Any) -> list[tuple[str, str, str]]:
     """A ``registry-rest`` partner is a registry; a ``registry-rest`` source names one."""
-    problems = [("(configuration)", f"partners.{name}.role",
+    problems = [(CONFIGURATION, f"partners.{name}.role",
                  f'a partner with transport = "{TRANSPORT}" is the registry: set role = "registry"')
                 for name, partner in settings.partners.items()
                 if partner.transport == TRANSPORT and partner.role != "registry"]
@@ -105,6 +106,6 @@ def gateway_check_config(settings: Any) -> list[tuple[str, str, str]]:
         if source.type == TRANSPORT and isinstance(source.parsed, RegistrySourceOptions):
             partner = source.parsed.registry or name
             if registry_options(settings, partner) is None:
-                problems.append(("(configuration)", f"sources.{name}.registry",
+                problems.append((CONFIGURATION, f"sources.{name}.registry",
                                  f"{partner!r} is not a partner with transport = \"{TRANSPORT}\""))
     return problems

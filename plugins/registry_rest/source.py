@@ -24,6 +24,7 @@ import aiohttp
 from pydantic import Field
 
 from gateway.api import (
+    CONFIGURATION,
     ConfigError,
     Duration,
     Intake,
@@ -70,7 +71,7 @@ class RegistrySource:
         partner = options.registry or context.name
         connection = registry_options(context.settings, partner)
         if connection is None:
-            raise ConfigError([("(configuration)", f"sources.{context.name}.registry",
+            raise ConfigError([(CONFIGURATION, f"sources.{context.name}.registry",
                                 f"{partner!r} is not a partner with transport = \"{TRANSPORT}\"")])
         self.name = context.name
         self.options = options

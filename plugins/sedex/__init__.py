@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from gateway.api import Command, PluginContext, TransportType, hookimpl, same_folder
+from gateway.api import CONFIGURATION, Command, PluginContext, TransportType, hookimpl, same_folder
 from plugins.sedex._inbound import sedex_partners
 from plugins.sedex.options import SedexOptions
 from plugins.sedex.sim_cli import COMMAND
@@ -58,7 +58,7 @@ def gateway_check_config(settings: Any) -> list[tuple[str, str, str]]:
                      and (o.recipient_id, o.sender_id) == (opts.recipient_id, opts.sender_id)),
                     None)
         if twin is not None:
-            problems.append(("(configuration)", f"partners.{name}.sedex.recipient_id",
+            problems.append((CONFIGURATION, f"partners.{name}.sedex.recipient_id",
                              f"partner {twin!r} has the same recipient_id and sender_id"
                              f" ({opts.recipient_id}, {opts.sender_id}) and the same inbox"
                              f" ({opts.inbox}): whose a message there is could not be told"))
