@@ -31,9 +31,8 @@ class GatedConnection(sqlite3.Connection):
         return super().execute(sql, *args)
 
 
-@pytest.fixture
-def writer(tmp_path: Path) -> Iterator[GroupCommitWriter]:
-    path = tmp_path / "w.db"
+def gated_writer(path: Path) -> GroupCommitWriter:
+    """A started writer on a new database ``path`` (table ``t``), its commits gated."""
     with sqlite3.connect(path) as setup:
         setup.executescript("PRAGMA journal_mode=WAL; CREATE TABLE t (n INTEGER)")
     GatedConnection.gate.clear()
@@ -43,6 +42,12 @@ def writer(tmp_path: Path) -> Iterator[GroupCommitWriter]:
                                                   factory=GatedConnection),
                           max_batch=100, max_delay=0.0)
     w.start()
+    return w
+
+
+@pytest.fixture
+def writer(tmp_path: Path) -> Iterator[GroupCommitWriter]:
+    w = gated_writer(tmp_path / "w.db")
     yield w
     GatedConnection.gate.set()
     w.stop()
@@ -129,15 +134,7 @@ def test_a_commit_whose_loop_closed_meanwhile_does_not_stop_the_next_loops_write
         tmp_path: Path) -> None:
     """A command-line tool runs one event loop after another on one store."""
     path = tmp_path / "w.db"
-    with sqlite3.connect(path) as setup:
-        setup.executescript("PRAGMA journal_mode=WAL; CREATE TABLE t (n INTEGER)")
-    GatedConnection.gate.clear()
-    GatedConnection.entered.clear()
-    writer = GroupCommitWriter(lambda: sqlite3.connect(path, isolation_level=None,
-                                                       check_same_thread=False,
-                                                       factory=GatedConnection),
-                               max_batch=100, max_delay=0.0)
-    writer.start()
+    writer = gated_writer(path)
     ran: list[int] = []
 
     async def first_loop() -> None:  # gives up while its write is being committed
