@@ -124,6 +124,7 @@ from gateway.person_state import (
     permit_category,
     person_keys,
     vn_check_digit_ok,
+    vn_shaped,
 )
 from gateway.plugin_types import (
     BatchTransport,
@@ -263,6 +264,7 @@ __all__ = [
     "validate",
     "value_at",
     "vn_check_digit_ok",
+    "vn_shaped",
     "write_all",
     "write_file",
     "write_message",

@@ -236,13 +236,22 @@ def parse_key(text: str) -> list[str]:
     (``local:*:<text>``, matched by the store).
     """
     digits = text.replace(".", "")
-    if digits.isascii() and digits.isdigit() and len(digits) == 13 and digits.startswith("756"):
+    if vn_shaped(digits):
         return [f"vn:{digits}"]
     if text.startswith(("vn:", "local:")):
         return [text]
     if ":" in text:
         return [f"local:{text}"]
     return [f"local:*:{text}"]
+
+
+def vn_shaped(text: str) -> bool:
+    """Whether ``text`` has a VN's form: 13 ASCII digits starting with 756 (check digit aside).
+
+    ASCII only: a VN is an ``xs:unsignedLong``, and ``str.isdigit()`` alone admits digits of
+    other scripts and superscripts (``'²'``, which ``int()`` refuses).
+    """
+    return len(text) == 13 and text.isascii() and text.isdigit() and text.startswith("756")
 
 
 def vn_check_digit_ok(vn: str | int) -> bool:

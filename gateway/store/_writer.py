@@ -49,15 +49,22 @@ Operation = Callable[[sqlite3.Connection], tuple[Any, Sequence[Entry]]]
 CommitListener = Callable[[Sequence[Entry]], None]
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Batch:
     """A batch whose operations ran: each caller's outcome, waiting for the commit."""
 
     futures: list[asyncio.Future[Any]]
     results: list[tuple[asyncio.Future[Any], bool, Any]]
     committed: list[Entry]
-    commit: Future[Any] | None = None
-    loop: asyncio.AbstractEventLoop | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Committing:
+    """A batch whose ``COMMIT`` runs in the commit thread; its end is told to ``loop``."""
+
+    batch: _Batch
+    commit: Future[Any]
+    loop: asyncio.AbstractEventLoop
 
 
 class GroupCommitWriter:
@@ -79,7 +86,7 @@ class GroupCommitWriter:
         self._scheduled: asyncio.Handle | None = None
         self._scheduled_on: asyncio.AbstractEventLoop | None = None
         self._committer: ThreadPoolExecutor | None = None
-        self._committing: _Batch | None = None
+        self._committing: _Committing | None = None
         self.batches = 0
         self.operations = 0
         self.on_commit: CommitListener | None = None
@@ -136,8 +143,7 @@ class GroupCommitWriter:
         return fut
 
     def _flush(self) -> None:
-        done = self._committing
-        if done is not None and done.loop is not None and done.loop.is_closed():
+        if self._committing is not None and self._committing.loop.is_closed():
             self._await_commit()  # its end would not be heard: its loop closed meanwhile
         if self._scheduled is not None:
             self._scheduled.cancel()
@@ -194,24 +200,23 @@ class GroupCommitWriter:
             self._settle(done, conn.execute, "COMMIT")
             return
         assert self._committer is not None
-        self._committing = done
-        done.loop = loop
-        done.commit = self._committer.submit(conn.execute, "COMMIT")
-        done.commit.add_done_callback(lambda _: _call_soon(loop, self._committed, done))
+        committing = _Committing(done, self._committer.submit(conn.execute, "COMMIT"), loop)
+        self._committing = committing
+        committing.commit.add_done_callback(lambda _: _call_soon(loop, self._committed, committing))
 
     def _await_commit(self) -> None:
         """Wait for the commit under way, if any, and settle its batch (on the loop's thread)."""
-        done = self._committing
-        if done is not None and done.commit is not None:
-            wait([done.commit])
-            self._committed(done)
+        committing = self._committing
+        if committing is not None:
+            wait([committing.commit])
+            self._committed(committing)
 
-    def _committed(self, done: _Batch) -> None:
+    def _committed(self, committing: _Committing) -> None:
         """The commit under way ended: settle its batch; the operations that waited run next."""
-        if self._committing is not done or done.commit is None:
+        if self._committing is not committing:
             return  # settled already (by a reader or by closing, which waited for it)
         self._committing = None
-        self._settle(done, done.commit.result)
+        self._settle(committing.batch, committing.commit.result)
         if not self._queue:
             return
         try:

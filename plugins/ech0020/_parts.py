@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from gateway.api import InputRejected, ech0223, mask_vn, read_part, vn_check_digit_ok
+from gateway.api import InputRejected, ech0223, mask_vn, read_part, vn_check_digit_ok, vn_shaped
 
 from ._xml import Element, all_named, children, date_of, missing, named, text, where
 
@@ -70,7 +70,7 @@ def identification(el: Element, **names: str) -> ech0223.PersonIdentificationLig
 
 def _vn(el: Element) -> int:
     vn = text(el)
-    if len(vn) != 13 or not (vn.isascii() and vn.isdigit()) or not vn.startswith("756"):
+    if not vn_shaped(vn):
         raise InputRejected("VN is not 13 digits starting with 756", where(el))
     if not vn_check_digit_ok(vn):
         raise InputRejected(f"VN {mask_vn(vn)} has a wrong check digit (EAN-13)", where(el))

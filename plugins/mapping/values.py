@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from gateway.api import vn_check_digit_ok
+from gateway.api import vn_check_digit_ok, vn_shaped
 from plugins.mapping.spec import TARGETS, FieldSpec, MappingSpec, allowed_codes
 
 _RELIGION = re.compile(r"^[0-9]{3,6}$")
@@ -62,7 +62,7 @@ def convert(spec: MappingSpec, target: str, field: FieldSpec, raw: str) -> Any:
             raise ValueError(f"{raw!r} is no date: {exc}") from None
     if kind == "vn":
         digits = raw.replace(".", "").replace(" ", "")
-        if not (digits.isascii() and digits.isdigit() and len(digits) == 13 and digits.startswith("756")):
+        if not vn_shaped(digits):
             raise ValueError("not a VN: 13 digits starting with 756")
         if not vn_check_digit_ok(digits):
             raise ValueError("the VN's check digit is wrong")
