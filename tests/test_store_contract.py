@@ -618,6 +618,19 @@ async def test_replay_takes_only_the_failed_destination_and_can_be_repeated(
     assert events(journal, delivery=to_canton).count("delivery.replayed") == 0
 
 
+async def test_a_replayed_delivery_carries_the_payload_in_its_partners_version(
+        store: Store) -> None:
+    [(mid, _)] = await store.add_raw([raw(1)])
+    p = routed(mid, "id-1", ("archive",))
+    p.payloads = {"archive": b"<c version='1.0'/>"}
+    [did] = await store.record_processing([p])
+    [c] = await store.claim_due("n1", 60, 10, ["archive"])
+    await store.record_outcomes([Outcome(did, c.attempt_ref, "permanent", "refused")], policy, {})
+    await store.replay_delivery(did)
+    [again] = await store.claim_due("n1", 60, 10, ["archive"])
+    assert again.payload == b"<c version='1.0'/>", "not the canonical 1.5 text"
+
+
 async def test_a_permanent_failure_is_dead_at_once(store: Store, journal: list[Entry]) -> None:
     _mid, [did] = await queued(store, 1)
     [c] = await store.claim_due("n1", 60, 10, ["canton"])

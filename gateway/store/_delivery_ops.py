@@ -349,24 +349,25 @@ def flag_overdue(conn: sqlite3.Connection, now: float) -> tuple[list[tuple[int, 
 
 def replay_delivery(conn: sqlite3.Connection, delivery: int,
                     now: float) -> tuple[int, list[Entry]]:
-    """Replace a dead (or rejected, or needs-review) delivery by a fresh queued one.
+    """Replace a dead (or rejected, or needs-review) delivery by a fresh queued one, with the
+    same payload (the partner's eCH-0223 version of the message).
 
     :raises StoreError: there is no such delivery.
     :raises StoreConflict: it is in another state (already replayed, still on its way).
     """
-    row = conn.execute("SELECT message, partner, state FROM deliveries WHERE id = ?",
+    row = conn.execute("SELECT message, partner, state, payload FROM deliveries WHERE id = ?",
                        (delivery,)).fetchone()
     if row is None:
         raise StoreError(f"no delivery {delivery}")
-    mid, partner, state = row
+    mid, partner, state, payload = row
     if state not in REPLAYABLE:
         raise StoreConflict(
             f"delivery {delivery} is {state}; only {sorted(REPLAYABLE)} can be replayed")
     _set(conn, delivery, sorted(REPLAYABLE), DeliveryState.REPLAYED, None, now)
     [(new,)] = conn.execute(
         "INSERT INTO deliveries (message, partner, state, created_at, next_attempt_at, replay_of,"
-        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        (mid, partner, DeliveryState.QUEUED, now, now, delivery, now),
+        " updated_at, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (mid, partner, DeliveryState.QUEUED, now, now, delivery, now, payload),
     ).fetchall()
     return new, [Entry("delivery.replayed", mid, delivery,
                        {"partner": partner, "new_delivery": new})]
