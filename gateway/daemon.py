@@ -20,6 +20,7 @@ import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pluggy
@@ -37,6 +38,7 @@ from gateway.pipeline import Pipeline
 from gateway.plugin_types import GatewayEvent, PluginContext, Source, Transport
 from gateway.plugins import loaded_from_entry_points, notify, source_types, transport_types
 from gateway.processor import Processor, normalise_context, partner_targets
+from gateway.retention import SPACE_INTERVAL, Retention
 from gateway.retry import RetryPolicy
 from gateway.store import SQLiteStore, Store
 from gateway.summary import Summary
@@ -123,6 +125,7 @@ class Gateway:
                                        self.pool)
         self.receipts = ReceiptRecorder(self.store, self.dispatcher)
         self.summary = Summary(settings.store.path)
+        self.retention = Retention(self.store, settings.retention, settings.store.path.parent)
         self.ready = asyncio.Event()
         #: Set to cut the drain short (a second TERM).
         self.abort = asyncio.Event()
@@ -229,6 +232,13 @@ class Gateway:
                           coalesce=True, max_instances=1)
         scheduler.add_job(self._tracked(self._keep_anchor), "interval", seconds=ANCHOR_INTERVAL,
                           id="store-anchor", coalesce=True, max_instances=1)
+        # both look at once too: a daemon started on a nearly full disk says so now
+        now = datetime.now(UTC)
+        scheduler.add_job(self._tracked(self._prune), "interval",
+                          seconds=self.settings.retention.interval, id="retention",
+                          coalesce=True, max_instances=1, next_run_time=now)
+        scheduler.add_job(self._tracked(self._watch_space), "interval", seconds=SPACE_INTERVAL,
+                          id="disk-space", coalesce=True, max_instances=1, next_run_time=now)
         interval = sdnotify.watchdog_interval()
         if interval:
             scheduler.add_job(lambda: sdnotify.notify("WATCHDOG=1"), "interval", seconds=interval)
@@ -276,6 +286,12 @@ class Gateway:
 
     async def _check_overdue(self) -> None:
         await self.store.flag_overdue()
+
+    async def _prune(self) -> None:
+        await self.retention.prune()
+
+    async def _watch_space(self) -> None:
+        await self.retention.watch_space()
 
 
 def _start(name: str, run: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:

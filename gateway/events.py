@@ -70,6 +70,13 @@ KINDS: dict[str, str] = {
                          " addressed to another recipient (then the event names that attempt's"
                          " message and delivery, with partner, recipient: the receipt's,"
                          " addressed: the attempt's); ref, code, info, outcome, reason",
+    "store.pruned": "retention deleted the input and payloads of settled messages unchanged"
+                    " since unchanged_since ([retention] keep); messages (how many), first, last"
+                    " (their ids)",
+    "store.space_low": "the disk of the database has less free space than [retention]"
+                       " warn_free_below; folder, free_bytes, threshold_bytes",
+    "store.space_ok": "the disk of the database has enough free space again; folder,"
+                      " free_bytes, threshold_bytes",
 }
 #: Kinds emitted directly, not from the journal: the store is what cannot be written.
 DIRECT: dict[str, str] = {

@@ -340,8 +340,9 @@ def gateway_event(event: GatewayEvent) -> None:
     ``delivery.acknowledged``, ``delivery.rejected``, ``delivery.needs_review``,
     ``delivery.retry``, ``delivery.unsure``, ``delivery.dead``,
     ``delivery.replayed``, ``partner.paused``, ``partner.resumed``,
-    ``receipt.overdue``, ``receipt.wait``, ``receipt.failed``, ``receipt.late``
-    and ``receipt.unmatched``. The last failed attempt of a delivery is
+    ``receipt.overdue``, ``receipt.wait``, ``receipt.failed``, ``receipt.late``,
+    ``receipt.unmatched``, ``store.pruned``, ``store.space_low`` and
+    ``store.space_ok``. The last failed attempt of a delivery is
     ``delivery.dead``, never ``delivery.retry``. Three kinds come directly,
     not from the journal, because the store is what failed
     (:data:`gateway.events.DIRECT`): ``intake.paused``, ``intake.resumed``

@@ -815,6 +815,107 @@ async def test_the_recipient_an_attempt_was_addressed_to_is_kept_by_later_outcom
     assert events(journal, delivery=did)[-2:] == ["receipt.unmatched", "delivery.delivered"]
 
 
+# -- retention -------------------------------------------------------------------------
+
+DAY = 86400.0
+
+
+async def delivered(store: Store, n: int) -> int:
+    """A message routed to ``canton`` and delivered there; its id."""
+    mid, [did] = await queued(store, n)
+    [c] = await store.claim_due("n1", 60, 10, ["canton"])
+    await store.record_outcomes([Outcome(did, c.attempt_ref, "delivered")], policy, {})
+    return mid
+
+
+async def test_prune_takes_the_bodies_of_settled_messages_only(
+        store: Store, journal: list[Entry], clock: FakeClock) -> None:
+    done = await delivered(store, 1)
+    [(irrelevant, _)] = await store.add_raw([raw(2)])
+    await store.record_processing([Processed(irrelevant, MessageState.NOT_RELEVANT, "swiss")])
+    handled = await store.quarantine_raw(raw(3), "unreadable")
+    await store.mark_handled(handled, "called the registry")
+    open_quarantine = await store.quarantine_raw(raw(4), "unreadable")
+    waiting, _dids = await queued(store, 5, ("archive",))    # never sent
+    on_its_way, _did, _ref = await sent(store, 6)          # no receipt yet
+    dead, [dead_delivery] = await queued(store, 7)
+    [c] = await store.claim_due("n1", 60, 10, ["canton"])
+    await store.record_outcomes([Outcome(dead_delivery, c.attempt_ref, "permanent", "refused")],
+                                policy, {})
+    [(unprocessed, _)] = await store.add_raw([raw(8)])
+    clock.advance(91 * DAY)
+    recent = await delivered(store, 9)                      # settled, but only just
+    assert await store.prune(clock.now - 90 * DAY, 100) == 3
+    assert the(journal, "store.pruned").detail == {
+        "messages": 3, "first": done, "last": handled, "unchanged_since": clock.now - 90 * DAY}
+    for mid in (done, irrelevant, handled):
+        with pytest.raises(StoreError, match=f"message {mid} was pruned at .*cannot be read"):
+            await store.load_input(mid)
+    for mid in (open_quarantine, waiting, on_its_way, dead, unprocessed, recent):
+        assert (await store.load_input(mid)).data, f"message {mid} keeps its input"
+    assert await store.prune(clock.now - 90 * DAY, 100) == 0, "nothing twice"
+    assert events(journal).count("store.pruned") == 1
+
+
+async def test_prune_goes_oldest_first_a_batch_at_a_time(store: Store, clock: FakeClock) -> None:
+    first = await delivered(store, 1)
+    clock.advance(1)
+    second = await delivered(store, 2)
+    third = await delivered(store, 3)
+    clock.advance(DAY)
+    assert await store.prune(clock.now - DAY / 2, 2) == 2
+    await store.load_input(third)
+    with pytest.raises(StoreError, match="pruned"):
+        await store.load_input(second)
+    with pytest.raises(StoreError, match="pruned"):
+        await store.load_input(first)
+    assert await store.prune(clock.now - DAY / 2, 2) == 1
+
+
+async def test_a_message_that_changed_lately_is_kept(store: Store, clock: FakeClock) -> None:
+    mid, _did, ref = await sent(store, 1)
+    clock.advance(30 * DAY)  # the receipt comes late: the message changed just now
+    receipt = Receipt(ref, ReceiptOutcome.DELIVERED, "100", "ok", datetime.now(UTC), b"<r/>")
+    assert await store.record_receipts([receipt], policy) == [True]
+    assert await store.prune(clock.now - DAY, 10) == 0
+    clock.advance(2 * DAY)
+    assert await store.prune(clock.now - DAY, 10) == 1
+    with pytest.raises(StoreError, match=f"message {mid} was pruned"):
+        await store.load_input(mid)
+
+
+async def test_an_export_is_pruned_after_all_its_rows(store: Store, clock: FakeClock) -> None:
+    [(export, _)] = await store.add_raw([raw(1)])
+    n = Normalised("export", None, b"", None, parts=(raw(11), raw(12)))
+    await store.record_processing([Processed(export, MessageState.SPLIT, "2 rows",
+                                             normalised=n)])
+    rows = [p.message for p in await store.parts_of([export])]
+    await store.record_processing([Processed(rows[0], MessageState.NOT_RELEVANT, "swiss")])
+    clock.advance(DAY)
+    assert await store.prune(clock.now - 1, 10) == 1, "the one row settled; the file waits"
+    await store.load_input(export)
+    await store.record_processing([Processed(rows[1], MessageState.NOT_RELEVANT, "swiss")])
+    clock.advance(DAY)
+    assert await store.prune(clock.now - 1, 10) == 2, "the last row, then its file"
+    with pytest.raises(StoreError, match=f"message {export} was pruned"):
+        await store.load_input(export)
+
+
+async def test_a_pruned_message_cannot_be_replayed_or_its_delivery_sent_again(
+        store: Store, clock: FakeClock) -> None:
+    quarantined = await store.quarantine_raw(raw(1), "unreadable")
+    await store.mark_handled(quarantined, "called the registry")
+    mid, [did] = await queued(store, 2)
+    [c] = await store.claim_due("n1", 60, 10, ["canton"])
+    await store.record_outcomes([Outcome(did, c.attempt_ref, "delivered")], policy, {})
+    clock.advance(DAY)
+    assert await store.prune(clock.now - 1, 10) == 2
+    with pytest.raises(StoreError, match=f"message {quarantined} was pruned.*processed again"):
+        await store.requeue_message(quarantined)
+    with pytest.raises(StoreError, match=f"message {mid} was pruned.*sent again"):
+        await store.replay_delivery(did)
+
+
 # -- replay, note, clock ---------------------------------------------------------------
 
 

@@ -10,7 +10,17 @@ from pathlib import Path
 from typing import Any
 
 from gateway import __version__
-from gateway.cli import _cases, _handling, _inspect, _operate, _persons, _rules, _send, _status
+from gateway.cli import (
+    _cases,
+    _handling,
+    _inspect,
+    _operate,
+    _persons,
+    _retention,
+    _rules,
+    _send,
+    _status,
+)
 from gateway.cli.exitcodes import AMBIGUOUS, CLOSED_PIPE, CONFIG, FAILED, NOT_FOUND, STORE_LOST
 from gateway.errors import Ambiguous, ConfigError, NotFound, PluginError, StoreError, StoreLost
 from gateway.plugins import get_plugin_manager
@@ -40,6 +50,7 @@ def build_parser(plugin_commands: Sequence[object] = ()) -> argparse.ArgumentPar
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _operate.add_commands(sub)
     _status.add_commands(sub)
+    _retention.add_commands(sub)
     messages = _inspect.add_commands(sub)
     _handling.add_actions(messages)
     _cases.add_commands(sub, messages)

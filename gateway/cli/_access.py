@@ -16,9 +16,12 @@ from gateway.store import SQLiteStore, StoreReader
 
 
 @contextmanager
-def reader(args: argparse.Namespace) -> Iterator[StoreReader]:
-    """The configured store, read-only; :class:`NotFound` before the gateway ran once."""
-    settings = load_config(args.config, args.pm)
+def reader(args: argparse.Namespace, settings: Any = None) -> Iterator[StoreReader]:
+    """The configured store, read-only; :class:`NotFound` before the gateway ran once.
+
+    :param settings: the configuration, if loaded already.
+    """
+    settings = settings or load_config(args.config, args.pm)
     path = settings.store.path
     if not path.exists():
         raise NotFound(f"no database at {path} yet: start the gateway once")

@@ -37,6 +37,10 @@ def status(counts: dict[str, Any], reasons: list[dict[str, Any]]) -> str:
              "deliveries: " + _pairs(counts["deliveries"])]
     if counts["overdue"]:
         lines.append("receipts overdue: " + _pairs(counts["overdue"]))
+    store = counts["store"]
+    lines.append(f"store:      {store['bytes'] / (1 << 20):.1f} MiB ({store['path']} and its WAL),"
+                 f" {store['free_bytes'] / (1 << 30):.1f} GiB free on its disk;"
+                 f" {counts['pruned']} messages pruned by retention")
     if not reasons:
         lines.append("OK: nothing needs attention")
     else:
@@ -67,8 +71,10 @@ def message_detail(msg: dict[str, Any]) -> str:
         f"message {msg['id']}  {msg['state']}" + (f"  ({msg['reason']})" if msg["reason"] else ""),
         f"  eCH-0223:  {msg['kind'] or '-'} messageId {msg['message_id'] or '-'}"
         f" version {msg['version'] or '-'}",
-        f"  input:     {msg['source']} / {msg['ref']}, {msg['raw_bytes']} bytes,"
-        f" received {iso(msg['received_at'])}",
+        f"  input:     {msg['source']} / {msg['ref']}, "
+        + (f"pruned {iso(msg['pruned_at'])} ([retention]: input and payloads deleted),"
+           if msg["pruned_at"] is not None else f"{msg['raw_bytes']} bytes,")
+        + f" received {iso(msg['received_at'])}",
     ]
     if msg["reason"]:
         out.append(f"  reason:    {msg['reason']}")

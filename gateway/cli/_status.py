@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
+from gateway.assembly import load_config
 from gateway.cli import _access, _render
 from gateway.cli.exitcodes import ATTENTION, OK
+from gateway.retention import free_bytes
 from gateway.store import DeliveryState
 
 
@@ -34,14 +37,33 @@ def attention(counts: dict[str, Any]) -> list[dict[str, Any]]:
         ("quarantined", counts["unhandled"], "quarantined inputs not handled",
          "ech-gateway messages list --unhandled; then messages resubmit or messages handle"),
     ]
-    return [{"kind": kind, "count": count, "what": what, "hint": hint}
-            for kind, count, what, hint in found if count]
+    reasons = [{"kind": kind, "count": count, "what": what, "hint": hint}
+               for kind, count, what, hint in found if count]
+    store = counts["store"]
+    if store["warn_free_below"] and store["free_bytes"] < store["warn_free_below"]:
+        reasons.append({"kind": "disk", "count": store["free_bytes"] >> 20,
+                        "what": "MiB free on the database's disk, below [retention]"
+                                f" warn_free_below ({store['warn_free_below'] >> 20} MiB)",
+                        "hint": "make room there, or keep less ([retention] keep, then"
+                                " ech-gateway prune)"})
+    return reasons
+
+
+def store_space(path: Path, warn_free_below: int) -> dict[str, Any]:
+    """The database's size on disk (with its WAL) and the free space beside it."""
+    files = [path, path.with_name(path.name + "-wal")]
+    return {"path": str(path),
+            "bytes": sum(f.stat().st_size for f in files if f.exists()),
+            "free_bytes": free_bytes(path.parent),
+            "warn_free_below": warn_free_below}
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Counts per state; exit :data:`ATTENTION` with the reasons when something needs an operator."""
-    with _access.reader(args) as store:
+    settings = load_config(args.config, args.pm)
+    with _access.reader(args, settings) as store:
         counts = store.counts()
+    counts["store"] = store_space(settings.store.path, int(settings.retention.warn_free_below))
     reasons = attention(counts)
     verdict = "attention" if reasons else "ok"
     if args.json:

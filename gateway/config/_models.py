@@ -115,6 +115,25 @@ class StoreSettings(_Section):
     )
 
 
+class RetentionSettings(_Section):
+    """``[retention]``: how long settled messages keep their bodies; when free disk space warns."""
+
+    keep: Duration = Field(
+        default=90 * 86400,
+        description="How long a settled message keeps its bodies (the input, its eCH-0223 text,"
+        " attachments, payloads, receipts) after its last change; its records and the journal"
+        " stay. 0: forever.",
+    )
+    interval: Duration = Field(
+        default=3600.0, gt=0, description="How often the daemon deletes the bodies that are due."
+    )
+    warn_free_below: ByteSize = Field(
+        default=ByteSize(1024 * MiB),
+        description="Warn (log, journal, status) while the disk that holds the database has"
+        " less free space than this; 0: never.",
+    )
+
+
 class LimitsSettings(_Section):
     """``[limits]``: bounds on untrusted input (sizes accept ``"20MiB"``)."""
 
@@ -227,6 +246,10 @@ class Settings(BaseSettings):
     store: StoreSettings = Field(
         default_factory=StoreSettings,
         description="The database of messages, deliveries and the journal.",
+    )
+    retention: RetentionSettings = Field(
+        default_factory=RetentionSettings,
+        description="How long message bodies are kept, and the warning before the disk fills.",
     )
     limits: LimitsSettings = Field(
         default_factory=LimitsSettings,

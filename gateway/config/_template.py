@@ -42,6 +42,13 @@ summary_interval = "5m"     # when busy, log counts (received, delivered, ...) t
 backend = "sqlite"
 path = "gateway.db"
 
+[retention]
+# A settled message (delivered, not relevant, a handled quarantine, ...) keeps
+# its input and payloads this long after its last change; then they are
+# deleted, and its record and journal entries stay. "0" keeps them forever.
+keep = "90d"
+warn_free_below = "1GiB"    # warn (log, journal, status) while the database's disk has less free
+
 [limits]
 # Bounds on input from outside, against oversized files and zip bombs.
 max_document_bytes = "20MiB"

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 
 from gateway.contracts import Attachment, Receipt, ReceiptOutcome
 from gateway.errors import StoreConflict, StoreError
+from gateway.store._retention_ops import refuse_pruned
 from gateway.store._sql import expect_changed, select_in
 from gateway.store.base import PolicyFor
 from gateway.store.journal import Entry
@@ -352,7 +353,7 @@ def replay_delivery(conn: sqlite3.Connection, delivery: int,
     """Replace a dead (or rejected, or needs-review) delivery by a fresh queued one, with the
     same payload (the partner's eCH-0223 version of the message).
 
-    :raises StoreError: there is no such delivery.
+    :raises StoreError: there is no such delivery, or retention deleted its payload.
     :raises StoreConflict: it is in another state (already replayed, still on its way).
     """
     row = conn.execute("SELECT message, partner, state, payload FROM deliveries WHERE id = ?",
@@ -360,6 +361,7 @@ def replay_delivery(conn: sqlite3.Connection, delivery: int,
     if row is None:
         raise StoreError(f"no delivery {delivery}")
     mid, partner, state, payload = row
+    refuse_pruned(conn, mid, "its delivery cannot be sent again")
     if state not in REPLAYABLE:
         raise StoreConflict(
             f"delivery {delivery} is {state}; only {sorted(REPLAYABLE)} can be replayed")

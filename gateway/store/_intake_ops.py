@@ -14,6 +14,7 @@ from gateway.contracts import Normalised, RawInput
 from gateway.errors import KeyReuseRejected, StoreConflict, StoreError
 from gateway.store._inbound_ops import link_outbound, record_inbound
 from gateway.store._person_ops import link_subjects, record_persons
+from gateway.store._retention_ops import refuse_pruned
 from gateway.store._sql import expect_changed, insert_ids, select_in
 from gateway.store.journal import Entry
 from gateway.store.records import Pending, Processed
@@ -357,7 +358,9 @@ def requeue_message(conn: sqlite3.Connection, message: int, now: float
     another input with them was taken meanwhile.
 
     :raises StoreConflict: the message is in another state.
+    :raises StoreError: there is no such message, or retention deleted its input.
     """
+    refuse_pruned(conn, message, "it cannot be processed again")
     row = conn.execute(
         "UPDATE messages SET state = ?, reason = NULL, updated_at = ? WHERE id = ?"
         " AND state IN (?, ?, ?) RETURNING source, digest",

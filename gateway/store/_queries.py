@@ -9,12 +9,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from gateway.errors import StoreError
+from gateway.store._retention_ops import refuse_pruned
 from gateway.store._sql import select_in
 from gateway.store.records import Pending
 from gateway.store.states import DeliveryState, MessageState
 
 _MESSAGE_COLS = ("id, source, ref, received_at, state, reason, kind, message_id,"
-                 " reference_message_id, version, duplicate_of, updated_at")
+                 " reference_message_id, version, duplicate_of, updated_at, pruned_at")
 
 
 def _message_dict(row: sqlite3.Row) -> dict[str, Any]:
@@ -139,13 +140,18 @@ def get_message(conn: sqlite3.Connection, mid: int) -> dict[str, Any] | None:
 
 
 def raw_of(conn: sqlite3.Connection, mid: int) -> bytes | None:
-    """The raw bytes of a message, as received."""
+    """The raw bytes of a message, as received (``None``: no such message).
+
+    :raises StoreError: retention deleted them.
+    """
+    refuse_pruned(conn, mid, "it cannot be shown as received")
     row = conn.execute("SELECT raw FROM payloads WHERE message = ?", (mid,)).fetchone()
     return bytes(row[0]) if row else None
 
 
 def counts(conn: sqlite3.Connection) -> dict[str, Any]:
-    """Messages and deliveries per state, overdue receipts per partner, unhandled quarantine."""
+    """Messages and deliveries per state, overdue receipts per partner, unhandled quarantine,
+    messages pruned by retention."""
     return {
         "messages": dict(conn.execute("SELECT state, count(*) FROM messages GROUP BY state").fetchall()),
         "deliveries": dict(conn.execute(
@@ -156,6 +162,8 @@ def counts(conn: sqlite3.Connection) -> dict[str, Any]:
         "unhandled": count_messages(conn, unhandled=True),
         "needs_review": conn.execute("SELECT count(*) FROM messages WHERE state = ?",
                                      (MessageState.NEEDS_REVIEW,)).fetchone()[0],
+        "pruned": conn.execute("SELECT count(*) FROM messages WHERE pruned_at IS NOT NULL"
+                               ).fetchone()[0],
     }
 
 
@@ -190,12 +198,16 @@ def inputs(conn: sqlite3.Connection, ids: Sequence[int]) -> list[Pending]:
 
 
 def load_input(conn: sqlite3.Connection, mid: int) -> Pending:
-    """One stored input, as it was received."""
+    """One stored input, as it was received.
+
+    :raises StoreError: there is no such message, or retention deleted its input.
+    """
     r = conn.execute("SELECT id, source, ref, raw, meta FROM messages JOIN payloads ON message = id"
                      " WHERE id = ?",
                      (mid,)).fetchone()
     if r is None:
         raise StoreError(f"no message {mid}")
+    refuse_pruned(conn, mid, "it cannot be read as received")
     return Pending(r[0], r[1], r[2], bytes(r[3]), json.loads(r[4]))
 
 

@@ -124,6 +124,16 @@ class Store(Protocol):
         """One stored input, as received."""
         ...
 
+    async def prune(self, before: float, limit: int) -> int:
+        """Delete the bodies of up to ``limit`` settled messages unchanged since ``before``
+        (store time), oldest first, keeping their records and the journal; how many.
+
+        Settled: routed with every delivery final (delivered, acknowledged,
+        rejected, replayed), not relevant, a duplicate, an export whose rows are
+        all pruned, or quarantined and handled. Journals ``store.pruned``.
+        """
+        ...
+
     async def requeue_message(self, message: int) -> None:
         """Send a quarantined, not-relevant or needs-review message through processing again."""
         ...

@@ -17,6 +17,7 @@ from gateway.store import (
     _person_ops,
     _person_queries,
     _queries,
+    _retention_ops,
     journal,
 )
 from gateway.store.anchor import Anchor, read_anchor
@@ -91,6 +92,10 @@ class StoreReader:
     def raw(self, mid: int) -> bytes | None:
         """A message's raw bytes."""
         return _queries.raw_of(self.conn, mid)
+
+    def count_prunable(self, before: float) -> int:
+        """How many settled messages unchanged since ``before`` retention would prune now."""
+        return len(_retention_ops.prunable(self.conn, before, -1))
 
     def counts(self) -> dict[str, Any]:
         """Counts per state, overdue receipts per partner, unhandled quarantined input."""

@@ -29,6 +29,7 @@ from gateway.store import (
     _intake_ops,
     _person_ops,
     _queries,
+    _retention_ops,
     journal,
 )
 from gateway.store._intake_batch import IntakeBatcher
@@ -57,6 +58,8 @@ def connect(path: Path, *, busy_timeout: float = 30.0, readonly: bool = False,
         # about 7 KiB) is one page, not a page and an overflow page, so a commit writes
         # the same bytes in about half as many WAL frames (one pwrite each)
         conn.execute("PRAGMA page_size=8192")
+        # pages freed by retention go back to the file system bit by bit (checkpoint())
+        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
@@ -170,7 +173,9 @@ class SQLiteStore:
         """Copy the WAL into the database file (blocking: run it in a thread).
 
         The writer does not checkpoint itself, so its commits stay one WAL
-        append and one fsync; the daemon calls this every few seconds.
+        append and one fsync; the daemon calls this every few seconds. Pages
+        retention freed are given back to the file system first, a few MiB
+        at a time, so the file shrinks (:func:`_release_free_pages`).
 
         Nothing is done unless the file at ``path`` is the database opened: a
         checkpoint into a database put in its place (a restored backup) would
@@ -183,6 +188,7 @@ class SQLiteStore:
         conn = connect(self.path, busy_timeout=self._busy_timeout, create=False)
         try:
             if self._same_file():  # (still: the file opened is ours)
+                _release_free_pages(conn)
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error as exc:
             raise unavailable(exc) from exc
@@ -344,10 +350,31 @@ class SQLiteStore:
         """Journal something that happened to no message in particular (a partner paused)."""
         await self._writer.write(lambda c: (None, [journal.Entry(event, detail=detail)]))
 
+    async def prune(self, before: float, limit: int) -> int:
+        """Delete the bodies of up to ``limit`` settled messages unchanged since ``before``
+        (store time); how many (:mod:`gateway.store._retention_ops`)."""
+        return await self._writer.write(
+            lambda c: _retention_ops.prune(c, before, limit, self.now()))
+
     async def replay_delivery(self, delivery: int) -> int:
         """Replace a dead delivery by a fresh one; return its id."""
         return await self._writer.write(
             lambda c: _delivery_ops.replay_delivery(c, delivery, self.now()))
+
+
+#: Free pages given back to the file system per checkpoint (8 KiB each): a few MiB at a
+#: time, so that the writer waits briefly for the lock this takes.
+RELEASE_PAGES = 512
+
+
+def _release_free_pages(conn: sqlite3.Connection) -> None:
+    """Give up to :data:`RELEASE_PAGES` free pages back to the file system (databases made
+    with ``auto_vacuum=INCREMENTAL``; older ones shrink with ``ech-gateway prune --vacuum``)."""
+    if conn.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
+        return
+    if conn.execute("PRAGMA freelist_count").fetchone()[0]:
+        # (a script: execute() would step it once, which frees one page)
+        conn.executescript(f"PRAGMA incremental_vacuum({RELEASE_PAGES});")
 
 
 _REMEDY = ("Restore the database (or remove the anchor file to start with this database"

@@ -44,6 +44,10 @@ ALERTS = {
     "partner.resumed": "partner {partner} resumed after {paused_for}s",
     "intake.paused": "intake paused: the store cannot write ({error}); retrying",
     "intake.resumed": "intake resumed after {paused_for}s",
+    "store.space_low": "the database's disk ({folder}) has {free_bytes:,} bytes free, below"
+                       " [retention] warn_free_below ({threshold_bytes:,}): make room or keep"
+                       " less; when it is full, intake pauses",
+    "store.space_ok": "the database's disk ({folder}) has room again ({free_bytes:,} bytes free)",
 }
 #: Event kinds worth it only when the transport flagged them (``alert`` in the detail).
 FLAGGED = {

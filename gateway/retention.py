@@ -1,0 +1,77 @@
+"""Retention and disk space: the store must not grow until the disk is full.
+
+Settled messages lose their bodies once unchanged for ``[retention] keep``
+(:meth:`Store.prune <gateway.store.Store.prune>`; their records and the
+journal stay), and a warning comes while the disk that holds the database
+has less free space than ``warn_free_below``: one ``store.space_low`` event
+when it falls below, one ``store.space_ok`` when it is back, each journaled
+(the alerts plugin tells the operator). (When the disk is full after all, intake pauses and
+resumes by itself: :mod:`gateway.intake_pause`.)
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+from gateway.config import RetentionSettings
+from gateway.store import Store
+
+log = logging.getLogger(__name__)
+
+#: Messages pruned per transaction: the writer is not held up for long.
+PRUNE_BATCH = 500
+#: Seconds between looks at the database's free disk space.
+SPACE_INTERVAL = 60.0
+
+
+def free_bytes(folder: Path) -> int:
+    """The free space this process may use on the file system that holds ``folder``."""
+    return shutil.disk_usage(folder).free
+
+
+class Retention:
+    """Prunes settled messages, and watches the database's disk."""
+
+    def __init__(self, store: Store, settings: RetentionSettings, folder: Path) -> None:
+        """:param folder: the folder of the database, whose disk is watched."""
+        self._store = store
+        self._settings = settings
+        self._folder = folder
+        #: whether the last look found the free space below the threshold (and said so)
+        self.low = False
+
+    async def prune(self) -> int:
+        """Delete the bodies of every settled message unchanged for ``keep``, a batch per
+        transaction; how many messages (0 when ``keep`` is 0: kept forever)."""
+        keep = self._settings.keep
+        if not keep:
+            return 0
+        before = self._store.now() - keep
+        total = 0
+        while True:
+            pruned = await self._store.prune(before, PRUNE_BATCH)
+            total += pruned
+            if pruned < PRUNE_BATCH:
+                break
+        if total:
+            since = datetime.fromtimestamp(before, UTC).isoformat(timespec="seconds")
+            log.info("retention: deleted the input and payloads of %d settled messages"
+                     " unchanged since %s", total, since)
+        return total
+
+    async def watch_space(self) -> None:
+        """Look at the free space once; journal when it falls below the threshold, and when
+        it is back above (nothing while it stays on one side)."""
+        threshold = int(self._settings.warn_free_below)
+        if not threshold:
+            return
+        free = free_bytes(self._folder)
+        low = free < threshold
+        if low == self.low:
+            return
+        detail = {"folder": str(self._folder), "free_bytes": free, "threshold_bytes": threshold}
+        await self._store.note("store.space_low" if low else "store.space_ok", detail)
+        self.low = low  # said once committed: the alerts plugin tells the operator

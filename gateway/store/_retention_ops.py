@@ -1,0 +1,99 @@
+"""Retention: the bodies of settled messages are deleted; their records and the journal stay.
+
+A message is *settled* when nothing more will happen to it unless an operator
+acts: routed with every delivery final (delivered, acknowledged, rejected or
+replayed by another), not relevant, a duplicate, an export whose rows are all
+pruned, or a quarantined input an operator handled. Pruning it deletes what
+it carried (the input, its eCH-0223 text, attachments, each delivery's
+payload, its receipts' bytes) and marks it ``pruned_at``; the messages and
+deliveries rows, attempts, receipts and the journal stay. Quarantined inputs
+nobody handled, messages waiting for review, dead deliveries and anything
+still on its way are kept whatever their age.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from gateway.errors import StoreError
+from gateway.store._sql import expect_changed
+from gateway.store.journal import Entry
+from gateway.store.states import DeliveryState, MessageState
+
+#: Message states that are settled once their deliveries are.
+_SETTLED = (MessageState.ROUTED, MessageState.NOT_RELEVANT, MessageState.DUPLICATE,
+            MessageState.SPLIT)
+#: Delivery states after which nothing happens unless an operator acts.
+_FINAL = (DeliveryState.DELIVERED, DeliveryState.ACKNOWLEDGED, DeliveryState.REJECTED,
+          DeliveryState.REPLAYED)
+
+_PRUNABLE = f"""
+SELECT m.id FROM messages m INDEXED BY messages_whole
+WHERE m.pruned_at IS NULL AND m.updated_at < ?
+  AND (m.state IN ({','.join('?' * len(_SETTLED))})
+       OR (m.state = ? AND EXISTS (SELECT 1 FROM handled h WHERE h.message = m.id)))
+  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message = m.id
+                  AND (d.state NOT IN ({','.join('?' * len(_FINAL))}) OR d.updated_at >= ?))
+  AND NOT EXISTS (SELECT 1 FROM messages c WHERE c.parent = m.id AND c.pruned_at IS NULL)
+  {{among}}
+ORDER BY m.id LIMIT ?"""
+
+
+def prunable(conn: sqlite3.Connection, before: float, limit: int,
+             among: Sequence[int] | None = None) -> list[int]:
+    """Up to ``limit`` settled messages, oldest first, that have not changed since ``before``
+    (of ``among`` only, when given)."""
+    extra = "" if among is None else f"AND m.id IN ({','.join('?' * len(among))})"
+    return [mid for (mid,) in conn.execute(
+        _PRUNABLE.format(among=extra),
+        (before, *_SETTLED, MessageState.QUARANTINED, *_FINAL, before, *(among or ()), limit))]
+
+
+def prune(conn: sqlite3.Connection, before: float, limit: int,
+          now: float) -> tuple[int, list[Entry]]:
+    """Delete the bodies of up to ``limit`` settled messages unchanged since ``before``;
+    how many, and the journal entry that says so (none when there were none)."""
+    ids = prunable(conn, before, limit)
+    if not ids:
+        return 0, []
+    _delete_bodies(conn, ids, now)
+    # an export's file is settled once its last row is: it comes before them, so look again
+    parents = [p for (p,) in conn.execute(
+        f"SELECT DISTINCT parent FROM messages WHERE parent IS NOT NULL"
+        f" AND id IN ({','.join('?' * len(ids))})", ids)]
+    files = prunable(conn, before, len(parents), parents) if parents else []
+    if files:
+        _delete_bodies(conn, files, now)
+        ids = sorted(ids + files)
+    return len(ids), [Entry("store.pruned", None, None, {
+        "messages": len(ids), "first": ids[0], "last": ids[-1], "unchanged_since": before})]
+
+
+def _delete_bodies(conn: sqlite3.Connection, ids: Sequence[int], now: float) -> None:
+    """Delete what messages ``ids`` carried; mark them pruned."""
+    marks = ",".join("?" * len(ids))
+    # deleted and written again empty: a row shrunk in place leaves its page as big as it was
+    conn.execute(f"DELETE FROM payloads WHERE message IN ({marks})", ids)
+    conn.executemany("INSERT INTO payloads (message, raw) VALUES (?, X'')", [(i,) for i in ids])
+    conn.execute(f"UPDATE deliveries SET payload = NULL WHERE payload IS NOT NULL"
+                 f" AND message IN ({marks})", ids)
+    conn.execute(f"DELETE FROM attachments WHERE message IN ({marks})", ids)
+    conn.execute(f"UPDATE receipts SET raw = NULL WHERE raw IS NOT NULL AND delivery IN"
+                 f" (SELECT id FROM deliveries WHERE message IN ({marks}))", ids)
+    expect_changed(conn.execute(
+        f"UPDATE messages SET pruned_at = ? WHERE pruned_at IS NULL AND id IN ({marks})",
+        (now, *ids)), len(ids), "messages to prune (whole)")
+
+
+def refuse_pruned(conn: sqlite3.Connection, message: int, what: str) -> None:
+    """Raise :class:`StoreError` if retention deleted the bodies of ``message``.
+
+    :param what: what cannot be done without them, for the message.
+    """
+    row = conn.execute("SELECT pruned_at FROM messages WHERE id = ?", (message,)).fetchone()
+    if row is not None and row[0] is not None:
+        when = datetime.fromtimestamp(row[0], UTC).isoformat(timespec="seconds")
+        raise StoreError(f"message {message} was pruned at {when} ([retention] keep): its input"
+                         f" and payloads are deleted, so {what}; its records and journal remain")
