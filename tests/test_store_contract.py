@@ -545,6 +545,25 @@ async def test_sent_then_overdue_once(store: Store, journal: list[Entry], clock:
                                                                     "ref": ref}
 
 
+async def test_a_new_attempt_after_an_overdue_one_waits_for_its_own_receipt_timeout(
+        store: Store, journal: list[Entry], clock: FakeClock) -> None:
+    """The overdue flag belonged to the first attempt: the next one is overdue on its own."""
+    mid, did, ref = await sent(store, 1, timeout=300)
+    clock.advance(301)
+    assert await store.flag_overdue() == [(mid, did)]
+    await store.record_receipts(
+        [Receipt(ref, ReceiptOutcome.FAILED_TRANSIENT, "401", "hub", datetime.now(UTC))], policy)
+    clock.advance(10)
+    [c] = await store.claim_due("n1", 60, 10, ["canton"])
+    await store.record_outcomes([Outcome(did, c.attempt_ref, "sent")], policy, {"canton": 300})
+    clock.advance(299)
+    assert await store.flag_overdue() == []
+    clock.advance(2)
+    assert await store.flag_overdue() == [(mid, did)], "the second attempt's receipt is overdue"
+    assert [e.detail for e in journal if e.event == "receipt.overdue"] == [
+        {"partner": "canton", "ref": ref}, {"partner": "canton", "ref": c.attempt_ref}]
+
+
 async def test_a_transient_failure_waits_then_is_a_new_attempt_until_none_is_left(
         store: Store, journal: list[Entry], clock: FakeClock) -> None:
     _mid, [did] = await queued(store, 1)

@@ -167,9 +167,9 @@ def record_outcomes(conn: sqlite3.Connection, outcomes: Sequence[Outcome], polic
         "UPDATE attempts SET outcome = ?, detail = ?, recipient = COALESCE(?, recipient)"
         " WHERE ref = ?", attempt_rows),
         len(attempt_rows), "attempts to record")
-    expect_changed(conn.executemany(
-        f"UPDATE deliveries SET {_SETTLED}, sent_at = ?, receipt_due_at = ? WHERE {_SENDING}",
-        sent_rows), len(sent_rows), "deliveries sent (sending this attempt)")
+    expect_changed(conn.executemany(  # an earlier attempt's overdue flag is not this one's
+        f"UPDATE deliveries SET {_SETTLED}, sent_at = ?, receipt_due_at = ?, overdue = 0"
+        f" WHERE {_SENDING}", sent_rows), len(sent_rows), "deliveries sent (sending this attempt)")
     expect_changed(conn.executemany(
         f"UPDATE deliveries SET {_SETTLED}, sent_at = ? WHERE {_SENDING}", delivered_rows),
         len(delivered_rows), "deliveries delivered (sending this attempt)")
