@@ -676,6 +676,20 @@ async def test_an_unsure_attempt_is_repeated_as_the_same_attempt_after_its_delay
     assert (again.attempt_ref, again.attempt, again.resumed) == (c.attempt_ref, 1, True)
 
 
+async def test_a_restart_keeps_an_unsure_attempt_waiting_for_its_delay(
+        store: Store, clock: FakeClock) -> None:
+    """Nothing of an unsure attempt is in flight: a start that releases leases leaves it be."""
+    _mid, [did] = await queued(store, 1)
+    [c] = await store.claim_due("n1", 60, 10, ["canton"])
+    await store.record_outcomes([Outcome(did, c.attempt_ref, "unsure", "flush failed")], policy,
+                                {})
+    assert await store.release_leases("n1") == 0
+    assert await store.claim_due("n1", 60, 10, ["canton"]) == []
+    clock.advance(11)
+    [again] = await store.claim_due("n1", 60, 10, ["canton"])
+    assert (again.attempt_ref, again.attempt, again.resumed) == (c.attempt_ref, 1, True)
+
+
 async def test_a_local_fault_keeps_the_attempt_uncounted_for_later(
         store: Store, journal: list[Entry], clock: FakeClock) -> None:
     _mid, [did] = await queued(store, 1)

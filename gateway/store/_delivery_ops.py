@@ -214,7 +214,11 @@ def _fail(conn: sqlite3.Connection, did: int, mid: int, partner: str, attempts: 
 
 def _unsure(conn: sqlite3.Connection, o: Outcome, mid: int, partner: str, attempts: int,
             first_at: float, policy_for: PolicyFor, now: float) -> Entry:
-    """Keep the attempt in ``sending``; its lease ends when it is to be repeated."""
+    """Keep the attempt in ``sending``; its lease ends when it is to be repeated.
+
+    No node holds it meanwhile (nothing of it is in flight), so a start that
+    releases its node's leases does not repeat it before its delay.
+    """
     policy = policy_for(partner)
     at = policy.resume_at(attempts, first_at, now)
     if at is None:
@@ -224,8 +228,9 @@ def _unsure(conn: sqlite3.Connection, o: Outcome, mid: int, partner: str, attemp
         return Entry("delivery.dead", mid, o.delivery,
                      {"partner": partner, "attempt": attempts, "error": o.detail, "why": why})
     expect_changed(conn.execute(
-        f"UPDATE deliveries SET reason = ?, lease_until = ?, next_attempt_at = ?, updated_at = ?"
-        f" WHERE {_SENDING}", (o.detail, at, at, now, *_sending(o))),
+        f"UPDATE deliveries SET reason = ?, lease_owner = NULL, lease_until = ?,"
+        f" next_attempt_at = ?, updated_at = ? WHERE {_SENDING}", (o.detail, at, at, now,
+                                                                   *_sending(o))),
         1, f"delivery {o.delivery} (sending attempt {o.attempt_ref})")
     return Entry("delivery.unsure", mid, o.delivery, {
         "partner": partner, "attempt": attempts, "ref": o.attempt_ref, "error": o.detail,
