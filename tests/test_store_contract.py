@@ -308,6 +308,23 @@ async def test_an_answer_settles_the_deliveries_of_the_answering_partner_only(
     assert sorted(deliveries) == sorted(by_partner.values())
 
 
+async def test_an_answer_faster_than_the_record_of_the_send_settles_the_delivery(
+        store: Store, journal: list[Entry], clock: FakeClock) -> None:
+    """The partner answered while the round that sent the message was still recording:
+    its verdict stands, the send is only noted, and nothing is sent again."""
+    _mid, [did] = await queued(store, 1)
+    [c] = await store.claim_due("n1", 60, 10, ["canton"])
+    [(no, _)] = await store.add_raw([RawInput("canton", "c.xml", b"<c/>", {})])
+    await store.record_processing([answer(no, "id-1", "8")])
+    assert the(journal, "message.answer", message=no).detail["deliveries"] == [did]
+    assert the(journal, "delivery.rejected").delivery == did
+    await store.record_outcomes([Outcome(did, c.attempt_ref, "delivered")], policy, {})
+    assert "delivery.delivered" not in events(journal, delivery=did)
+    clock.advance(3600)  # the lease long gone: the attempt is not taken again
+    assert await store.claim_due("n1", 60, 10, ["canton"]) == []
+    assert await store.replay_delivery(did) != did  # rejected, so it may be replayed
+
+
 async def test_each_partner_gets_its_own_payload_where_it_has_one(store: Store) -> None:
     [(mid, _)] = await store.add_raw([raw(1)])
     p = routed(mid, "id-1", ("canton", "archive"))

@@ -240,8 +240,11 @@ def record_processing(conn: sqlite3.Connection, results: Sequence[Processed], no
 
 #: The eCH-0039 header action of a positive report (business acknowledgement, DOMAIN.md).
 POSITIVE_REPORT = "9"
-#: Delivery states an answer from the partner can settle.
-_ANSWERABLE = (DeliveryState.SENT, DeliveryState.DELIVERED, DeliveryState.ACKNOWLEDGED)
+#: Delivery states an answer from the partner can settle: ``sending`` too, for an answer
+#: faster than the record of the send (which then keeps the answer's verdict).
+_ANSWERABLE = (DeliveryState.SENDING, DeliveryState.SENT, DeliveryState.DELIVERED,
+               DeliveryState.ACKNOWLEDGED)
+_ANSWERABLE_IN = ",".join("?" * len(_ANSWERABLE))
 
 
 def _apply_answers(conn: sqlite3.Connection, results: Sequence[Processed],
@@ -269,16 +272,16 @@ def _apply_answers(conn: sqlite3.Connection, results: Sequence[Processed],
         positive = n.action == POSITIVE_REPORT
         rows = conn.execute(
             "SELECT d.id, d.message FROM deliveries d JOIN messages m ON m.id = d.message"
-            " WHERE m.message_id = ? AND d.partner = ? AND d.state IN (?, ?, ?)",
+            f" WHERE m.message_id = ? AND d.partner = ? AND d.state IN ({_ANSWERABLE_IN})",
             (n.reference_message_id, partner, *_ANSWERABLE),
         ).fetchall()
         state = DeliveryState.ACKNOWLEDGED if positive else DeliveryState.REJECTED
         reason = None if positive else f"negative eventReport from {partner} (message {p.message})"
         expect_changed(conn.executemany(
-            "UPDATE deliveries SET state = ?, reason = ?, updated_at = ? WHERE id = ?"
-            " AND state IN (?, ?, ?)",
+            "UPDATE deliveries SET state = ?, reason = ?, lease_owner = NULL, lease_until = NULL,"
+            f" updated_at = ? WHERE id = ? AND state IN ({_ANSWERABLE_IN})",
             [(state, reason, now, did, *_ANSWERABLE) for did, _mid in rows]),
-            len(rows), f"deliveries {[did for did, _mid in rows]} (sent or answered)")
+            len(rows), f"deliveries {[did for did, _mid in rows]} (sending, sent or answered)")
         entries.append(Entry("message.answer", p.message, None, {
             "answers": n.reference_message_id, "partner": partner, "positive": positive,
             "deliveries": [did for did, _mid in rows]}))
