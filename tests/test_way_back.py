@@ -384,6 +384,34 @@ async def test_the_registrys_answer_continues_the_cantons_case(tmp_path: Path) -
     assert "businessProcessId BP-1" in text and "C-77" in text
 
 
+async def test_an_answer_to_a_message_in_no_case_joins_the_case_of_its_process(
+        tmp_path: Path) -> None:
+    """The message answered opened no case (sent before the canton's case began): the
+    answer joins the case of its businessProcessId, bringing the answered message along,
+    rather than opening a second case for the same process."""
+    config = _site(tmp_path)
+    (tmp_path / "registry-inbox").mkdir()
+    db = tmp_path / "gateway.db"
+    ardita = f"<eCH-0044:vn>{VN}</eCH-0044:vn>".encode()
+    async with running(config):
+        await _residents(tmp_path, db)
+        drop(tmp_path / "in", "out.xml", _from_canton("ours-1", ardita))
+        await until(lambda: _state_of(db, "ours-1") == "routed")
+        drop(tmp_path / "from-canton", "q.xml",
+             _with_refs(_from_canton("canton-q", ardita), process="BP-1"))
+        await until(lambda: _state_of(db, "canton-q") == "routed")
+        drop(tmp_path / "from-canton", "a.xml",
+             _with_refs(_from_canton("canton-a", ardita, "ours-1"), process="BP-1"))
+        await until(lambda: _state_of(db, "canton-a") == "routed")
+    [case] = json.loads(cli("--config", str(config), "cases", "list", "--json"))
+    shown = json.loads(cli("--config", str(config), "cases", "show", str(case["id"]), "--json"))
+    assert [(m["message_id"], m["direction"]) for m in shown["messages"]] == [
+        ("ours-1", "out"), ("canton-q", "in"), ("canton-a", "in")]
+    [(detail,)] = states(db, "SELECT j.detail FROM journal j JOIN messages m ON m.id = j.message"
+                             " WHERE m.message_id = 'canton-a' AND j.event = 'message.case'")
+    assert json.loads(detail)["by"] == "businessProcessId"
+
+
 async def test_with_two_registries_the_message_goes_to_the_right_one(tmp_path: Path) -> None:
     """The registry that sent what the canton answers, else the one of the person's
     municipality; else nobody knows, and the message waits for review."""

@@ -65,7 +65,7 @@ def _link_case(conn: sqlite3.Connection, message: int, inbound: Inbound, now: fl
             ("business_process_id", inbound.business_process_id, "businessProcessId"),
             ("our_reference", inbound.our_reference, "yourBusinessReferenceId"),
             ("their_reference", inbound.their_reference, "ourBusinessReferenceId")):
-        if case is not None or how != "new" or not value:
+        if case is not None or not value:  # the answered message in no case: go on
             continue
         row = conn.execute(f"SELECT id FROM cases WHERE partner = ? AND {column} = ?"
                            " ORDER BY id DESC LIMIT 1", (partner, value)).fetchone()
