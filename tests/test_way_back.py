@@ -317,6 +317,28 @@ async def test_a_canton_on_an_older_version_is_heard(tmp_path: Path, version: st
     assert b'version="1.5"' in written.read_bytes()  # the registry gets the canonical form
 
 
+async def test_what_upgrading_a_cantons_older_message_changed_is_journaled(
+        tmp_path: Path) -> None:
+    """A 1.3 changeOccupation (not in 1.5) goes on as othercaseOfMigration: the message's
+    journal says so, not only the log."""
+    config = _site(tmp_path, partner='[partners.canton]\ntransport = "stub"\n'
+                   'ech0223_version = "1.3"\n[partners.canton.stub]\n')
+    (tmp_path / "registry-inbox").mkdir()
+    db = tmp_path / "gateway.db"
+    data = (FIXTURES / "valid-pem13-full-persondata.xml").read_bytes().replace(
+        b">7561234567897<", f">{VN}<".encode())
+    async with running(config):
+        await _residents(tmp_path, db)
+        drop(tmp_path / "from-canton", "old.xml", data)
+        await until(lambda: states(db, "SELECT state FROM messages WHERE source ="
+                                       " 'from-canton'") == [("routed",)])
+    [(detail,)] = states(db, "SELECT j.detail FROM journal j JOIN messages m ON m.id = j.message"
+                             " WHERE m.source = 'from-canton' AND j.event = 'message.normalised'")
+    assert json.loads(detail)["warnings"] == [
+        "upgraded from eCH-0223 1.3: personEvent changeOccupation is not in eCH-0223 1.5:"
+        " sent as othercaseOfMigration, with a businessComment saying so"]
+
+
 @pytest.mark.parametrize("version", ["1.0", "1.3"])
 async def test_the_registry_gets_the_message_in_its_own_version(tmp_path: Path,
                                                                 version: str) -> None:

@@ -74,10 +74,11 @@ def gateway_normalise(raw: RawInput, context: NormaliseContext) -> Normalised | 
                                 " expected personEventMessage or eventReport", "line 1")
         return None
     version = root.get("version")
+    upgraded: tuple[str, ...] = ()
     if version is None:
-        xml, tree = _upgraded(raw, context, tree, kind)
+        xml, tree, upgraded = _upgraded(raw, context, tree, kind)
         root, version = tree.getroot(), "1.5"
-    warnings = _check_files(tree, attachments) if raw.data.startswith(_ZIP) else ()
+    warnings = (*upgraded, *(_check_files(tree, attachments) if raw.data.startswith(_ZIP) else ()))
     header = root.find(_HEADER)
     subject = message_subject(tree)
     _check_vn(subject, kind)
@@ -108,8 +109,10 @@ def _check_vn(subject: tuple[str, ...], kind: str) -> None:
                                 f"/{kind}/{part}/personIdentification/vn")
 
 
-def _upgraded(raw: RawInput, context: NormaliseContext, tree: Any, kind: str) -> tuple[bytes, Any]:
-    """A valid versionless (1.0, 1.3, 1.4) document as canonical 1.5 XML and its tree."""
+def _upgraded(raw: RawInput, context: NormaliseContext, tree: Any, kind: str
+              ) -> tuple[bytes, Any, tuple[str, ...]]:
+    """A valid versionless (1.0, 1.3, 1.4) document as canonical 1.5 XML and its tree, with
+    what upgrading it changed beyond the version's form (journaled with the message)."""
     partner = context.partners.get(raw.source)
     if partner is not None:
         version, policy = partner.version, partner.unsupported_event
@@ -132,7 +135,8 @@ def _upgraded(raw: RawInput, context: NormaliseContext, tree: Any, kind: str) ->
     for warning in result.warnings:
         log.warning("eCH-0223 %s input %r from %s, upgraded to 1.5: %s",
                     version, raw.ref, raw.source, warning)
-    return result.xml, parse_untrusted(result.xml, max_bytes=len(result.xml))
+    return (result.xml, parse_untrusted(result.xml, max_bytes=len(result.xml)),
+            tuple(f"upgraded from eCH-0223 {version}: {w}" for w in result.warnings))
 
 
 def _problems(tree: Any, version: str) -> str:
