@@ -185,12 +185,16 @@ class WayBack:
     async def _resolve(self, ident: PersonIdentificationLight) -> Match:
         """VN, then local id, then names and date of birth; then the registry plugins."""
         keys = person_keys(ident)
+        note = ""
         for how, key in (("VN", [k for k in keys if k.startswith("vn:")]),
                          ("local person id", [k for k in keys if k.startswith("local:")])):
             found = await self._store.load_persons(key) if key else {}
-            if found:
-                state = next(iter(found.values()))
-                return Match(how, [state], [None])
+            kept = [s for s in found.values() if not _other_vn(s, ident)]
+            if kept:
+                return Match(how, [kept[0]], [None])
+            if found:  # a resident's local id, but another VN: two people
+                note = ("no resident matches the person of this message (its local person id"
+                        " is a resident's with another VN)")
         born = birth_text(ident.date_of_birth)
         if born is not None:
             same = [(pid, s) for pid, s in await self._store.persons_born(born)
@@ -199,7 +203,7 @@ class WayBack:
                 return Match("names and date of birth", [s for _pid, s in same],
                              [pid for pid, _s in same])
         found_there = await self._ask_registry(ident)
-        return Match("the registry", found_there, [None] * len(found_there), new=True)
+        return Match("the registry", found_there, [None] * len(found_there), new=True, note=note)
 
     async def _assigned(self, keys: list[str]) -> Match:
         """The person an operator assigned: known to the gateway, else to the registry."""

@@ -223,6 +223,29 @@ async def test_nobody_or_two_residents_wait_for_review_until_the_operator_assign
     assert [j["keys"] for j in journal] == [1, 1]
 
 
+async def test_a_local_id_of_a_resident_with_another_vn_is_not_that_resident(
+        tmp_path: Path) -> None:
+    """The message's VN is nobody's the gateway knows, its local id a resident's whose VN
+    differs: two people (as for names and date of birth), so it waits for review rather
+    than reach the registry on the wrong resident."""
+    config = _site(tmp_path)
+    (tmp_path / "registry-inbox").mkdir()
+    db = tmp_path / "gateway.db"
+    stranger = f"<eCH-0044:vn>{TWIN_VN}</eCH-0044:vn>".encode()
+    async with running(config):
+        await _residents(tmp_path, db)
+        drop(tmp_path / "from-canton", "a.xml",
+             _from_canton("c-clash", stranger + _local(*OTHER_LOCAL)))
+        drop(tmp_path / "from-canton", "b.xml", _from_canton(
+            "c-same", f"<eCH-0044:vn>{OTHER_VN}</eCH-0044:vn>".encode() + _local(*OTHER_LOCAL)))
+        await until(lambda: all(_state_of(db, m) in ("routed", "needs_review", "quarantined")
+                                for m in ("c-clash", "c-same")))
+    assert (_state_of(db, "c-clash"), _state_of(db, "c-same")) == ("needs_review", "routed")
+    [(reason,)] = states(db, "SELECT reason FROM messages WHERE message_id = 'c-clash'")
+    assert reason.startswith("no resident matches the person of this message (its local"
+                             " person id is a resident's with another VN): assign one")
+
+
 async def test_the_registry_folder_missing_keeps_the_messages_until_it_is_there(
         tmp_path: Path) -> None:
     config = _site(tmp_path)
