@@ -129,9 +129,13 @@ TWIN_VN = "7569999999991"
 OTHER_VN, OTHER_LOCAL = "7566202763493", ("MU.230", "100140")
 
 
-def _site(tmp_path: Path, partner: str = "", extra: str = "") -> Path:
+def _site(tmp_path: Path, partner: str = "", extra: str = "", *,
+          registry_inbox: bool = True) -> Path:
+    """A gateway with the way back: the canton's folder, and the registry's inbox unless not."""
     config = write_config(tmp_path, partner=partner, extra=WAY_BACK + extra)
     (tmp_path / "from-canton").mkdir()
+    if registry_inbox:
+        (tmp_path / "registry-inbox").mkdir()
     return config
 
 
@@ -184,7 +188,6 @@ def _state_of(db: Path, message_id: str) -> str:
 async def test_nobody_or_two_residents_wait_for_review_until_the_operator_assigns(
         tmp_path: Path) -> None:
     config = _site(tmp_path)
-    (tmp_path / "registry-inbox").mkdir()
     db = tmp_path / "gateway.db"
     c = str(config)
     async with running(config):
@@ -229,7 +232,6 @@ async def test_a_local_id_of_a_resident_with_another_vn_is_not_that_resident(
     differs: two people (as for names and date of birth), so it waits for review rather
     than reach the registry on the wrong resident."""
     config = _site(tmp_path)
-    (tmp_path / "registry-inbox").mkdir()
     db = tmp_path / "gateway.db"
     stranger = f"<eCH-0044:vn>{TWIN_VN}</eCH-0044:vn>".encode()
     async with running(config):
@@ -248,7 +250,7 @@ async def test_a_local_id_of_a_resident_with_another_vn_is_not_that_resident(
 
 async def test_the_registry_folder_missing_keeps_the_messages_until_it_is_there(
         tmp_path: Path) -> None:
-    config = _site(tmp_path)
+    config = _site(tmp_path, registry_inbox=False)
     db, inbox = tmp_path / "gateway.db", tmp_path / "registry-inbox"
     async with running(config):
         await _residents(tmp_path, db)
@@ -273,7 +275,6 @@ async def test_answers_correlate_only_with_what_their_partner_was_sent(tmp_path:
         '[sources.from-other]\ntype = "folder"\npath = "from-other"\npartner = "other"\n'
         'poll_interval = "50ms"\nsettle = "50ms"\n'))
     (tmp_path / "from-other").mkdir()
-    (tmp_path / "registry-inbox").mkdir()
     db = tmp_path / "gateway.db"
     ardita = f"<eCH-0044:vn>{VN}</eCH-0044:vn>".encode()
     async with running(config):
@@ -322,7 +323,6 @@ async def test_a_canton_on_an_older_version_is_heard(tmp_path: Path, version: st
     partner = (f'[partners.canton]\ntransport = "stub"\nech0223_version = "{version}"\n'
                '[partners.canton.stub]\n')
     config = _site(tmp_path, partner=partner)
-    (tmp_path / "registry-inbox").mkdir()
     db = tmp_path / "gateway.db"
     data = (FIXTURES / fixture).read_bytes().replace(b">7561234567897<", f">{VN}<".encode())
     async with running(config):
@@ -346,7 +346,6 @@ async def test_what_upgrading_a_cantons_older_message_changed_is_journaled(
     journal says so, not only the log."""
     config = _site(tmp_path, partner='[partners.canton]\ntransport = "stub"\n'
                    'ech0223_version = "1.3"\n[partners.canton.stub]\n')
-    (tmp_path / "registry-inbox").mkdir()
     db = tmp_path / "gateway.db"
     data = (FIXTURES / "valid-pem13-full-persondata.xml").read_bytes().replace(
         b">7561234567897<", f">{VN}<".encode())
@@ -398,7 +397,6 @@ def _with_refs(data: bytes, process: str | None = None, ours: str | None = None,
 
 async def test_the_registrys_answer_continues_the_cantons_case(tmp_path: Path) -> None:
     config = _site(tmp_path)
-    (tmp_path / "registry-inbox").mkdir()
     db = tmp_path / "gateway.db"
     ardita = f"<eCH-0044:vn>{VN}</eCH-0044:vn>".encode()
     async with running(config):
@@ -435,7 +433,6 @@ async def test_an_answer_to_a_message_in_no_case_joins_the_case_of_its_process(
     answer joins the case of its businessProcessId, bringing the answered message along,
     rather than opening a second case for the same process."""
     config = _site(tmp_path)
-    (tmp_path / "registry-inbox").mkdir()
     db = tmp_path / "gateway.db"
     ardita = f"<eCH-0044:vn>{VN}</eCH-0044:vn>".encode()
     async with running(config):
@@ -466,8 +463,7 @@ async def test_with_two_registries_the_message_goes_to_the_right_one(tmp_path: P
     config.write_text(config.read_text().replace(
         'role = "registry"\n[partners.registry.folder]',
         'role = "registry"\nmunicipalities = [261]\n[partners.registry.folder]', 1))
-    for inbox in ("registry-inbox", "registry-b-inbox"):
-        (tmp_path / inbox).mkdir()
+    (tmp_path / "registry-b-inbox").mkdir()
     db = tmp_path / "gateway.db"
     ardita = f"<eCH-0044:vn>{VN}</eCH-0044:vn>".encode()
     async with running(config):
