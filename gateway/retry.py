@@ -67,12 +67,18 @@ class RetryPolicy:
             return None
         return at
 
-    def resume_at(self, attempts: int, first_attempt_at: float, now: float) -> float | None:
+    def resume_at(self, attempts: int, first_attempt_at: float, now: float,
+                  repeats: int = 0) -> float | None:
         """When to repeat an attempt whose outcome is unknown, or ``None`` to give up.
 
-        The attempt is the same one again, so only ``max_age`` limits it.
+        The attempt is the same one again, so only ``max_age`` limits it; it is
+        not counted, so the delay grows with its ``repeats`` instead: the first
+        waits as a retry after ``attempts`` failures would, each further one
+        twice as long, up to ``maximum`` (plus the jitter).
+
+        :param repeats: how often this attempt was unsure before.
         """
-        at = now + self.delay(attempts)
+        at = now + self.delay(attempts + repeats)
         return None if at - first_attempt_at > self.max_age else at
 
     def why_not(self, attempts: int) -> str:

@@ -30,6 +30,21 @@ def test_default_schedule_spans_max_age_with_waits_capped_at_an_hour() -> None:
     assert policy.why_not(len(times)).startswith("maximum age")
 
 
+def test_the_repeats_of_one_unsure_attempt_back_off_with_the_cap_and_jitter() -> None:
+    """A flush that keeps failing repeats the same attempt (``attempts`` stays 1): the
+    waits double to the hour, not every second or two for 2 days."""
+    policy = RetryPolicy()
+    times = [0.0]
+    while (at := policy.resume_at(1, 0.0, times[-1], repeats=len(times) - 1)) is not None:
+        times.append(at)
+    waits = [b - a for a, b in itertools.pairwise(times)]
+    assert waits[0] <= 1 + policy.jitter  # the first repeat still comes quickly
+    assert all(b > a for a, b in itertools.pairwise(waits[:10])), "each waits longer"
+    assert max(waits) <= 3600 + policy.jitter
+    assert policy.max_age - 3600 - policy.jitter <= times[-1] <= policy.max_age
+    assert len(times) < 100
+
+
 def test_configured_defaults_are_the_policy_defaults() -> None:
     r, p = RetrySettings(), RetryPolicy()
     assert (r.max_attempts, r.max_age, r.initial, r.maximum, r.multiplier, r.jitter,

@@ -707,6 +707,41 @@ async def test_a_restart_keeps_an_unsure_attempt_waiting_for_its_delay(
     assert (again.attempt_ref, again.attempt, again.resumed) == (c.attempt_ref, 1, True)
 
 
+async def test_the_repeats_of_an_unsure_attempt_back_off_on_a_schedule_a_restart_keeps(
+        backend: str, tmp_path: Path, clock: FakeClock) -> None:
+    """A flush that keeps failing: each repeat of the one attempt waits twice as long as the
+    one before, up to the policy's maximum (100 s), and a restart continues the schedule."""
+    store = OPENERS[backend](tmp_path, clock)
+    store.start()
+    entries: list[Entry] = []
+    store.on_commit(entries.extend)
+    _mid, [did] = await queued(store, 1)
+    [c] = await store.claim_due("n1", 60, 10, ["canton"])
+    waits = []
+    try:
+        for expected in (10, 20, 40, 80, 100, 100):
+            await store.record_outcomes(
+                [Outcome(did, c.attempt_ref, "unsure", "flush failed")], policy, {})
+            resume_at = entries[-1].detail["resume_at"] if entries[-1].detail else None
+            waits.append(resume_at - clock.now if resume_at is not None else None)
+            if expected == 40:  # a restart while the repeat waits
+                store.close()
+                store = OPENERS[backend](tmp_path, clock)
+                store.start()
+                store.on_commit(entries.extend)
+                assert await store.release_leases("n1") == 0
+            clock.advance(expected - 0.001)
+            assert await store.claim_due("n1", 60, 10, ["canton"]) == [], f"before {expected} s"
+            clock.advance(0.002)
+            [again] = await store.claim_due("n1", 60, 10, ["canton"])
+            assert (again.attempt_ref, again.attempt, again.resumed) == (c.attempt_ref, 1, True)
+        assert waits == [10, 20, 40, 80, 100, 100]
+        assert events(entries, delivery=did).count("delivery.unsure") == 6
+        assert "delivery.retry" not in events(entries, delivery=did)
+    finally:
+        store.close()
+
+
 async def test_a_local_fault_keeps_the_attempt_uncounted_for_later(
         store: Store, journal: list[Entry], clock: FakeClock) -> None:
     _mid, [did] = await queued(store, 1)

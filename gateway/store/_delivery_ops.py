@@ -217,10 +217,15 @@ def _unsure(conn: sqlite3.Connection, o: Outcome, mid: int, partner: str, attemp
     """Keep the attempt in ``sending``; its lease ends when it is to be repeated.
 
     No node holds it meanwhile (nothing of it is in flight), so a start that
-    releases its node's leases does not repeat it before its delay.
+    releases its node's leases does not repeat it before its delay. The
+    attempt is not counted, so its repeats are (``attempts.repeats``): each
+    waits longer than the one before (:meth:`RetryPolicy.resume_at`).
     """
     policy = policy_for(partner)
-    at = policy.resume_at(attempts, first_at, now)
+    found = conn.execute("UPDATE attempts SET repeats = repeats + 1 WHERE ref = ?"
+                         " RETURNING repeats", (o.attempt_ref,)).fetchone()
+    repeats = found[0] - 1 if found is not None else 0
+    at = policy.resume_at(attempts, first_at, now, repeats)
     if at is None:
         why = f"maximum age of {policy.max_age:.0f}s reached"
         _set(conn, o.delivery, (DeliveryState.SENDING,), DeliveryState.DEAD,
