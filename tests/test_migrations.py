@@ -169,3 +169,46 @@ async def test_an_attempt_sent_before_recipients_were_recorded_is_matched_by_its
     assert [(a["ref"], a["recipient"]) for a in delivery["attempt_log"]] == [
         (claim.attempt_ref, None)]
     assert [(r["code"], r["recipient"]) for r in delivery["receipts"]] == [("100", "T3-CH-1")]
+
+
+async def test_an_answer_applied_before_0014_is_not_applied_again(tmp_path: Path) -> None:
+    """0014: the answers the journal says were applied count as applied."""
+    db = tmp_path / "g.db"
+
+    def report(mid: int) -> Processed:
+        return Processed(mid, MessageState.NOT_RELEVANT, "an answer", normalised=Normalised(
+            "eventReport", "answer-1", b"<r/>", None, reference_message_id="m-1", action="9"))
+
+    store = SQLiteStore(db, group_commit_delay=0.001)
+    store.start()
+    try:
+        [(mid, _new)] = await store.add_raw([RawInput("registry", "m.xml", b"<m/>", {})])
+        await store.record_processing([Processed(
+            mid, MessageState.ROUTED, normalised=Normalised("personEventMessage", "m-1", b"<x/>",
+                                                            None), routes=[Route("canton", "t")])])
+        [claim] = await store.claim_due("n1", 60, 10, ["canton"])
+        [(yes, _new)] = await store.add_raw([RawInput("canton", "r.xml", b"<r/>", {})])
+        await store.record_processing([report(yes)])
+    finally:
+        store.close()
+    conn = sqlite3.connect(db, isolation_level=None)  # as a release before 0014 left it
+    conn.execute("DROP TABLE applied_answers")
+    conn.execute("DELETE FROM schema_migrations WHERE version = 14")
+    conn.close()
+    store = SQLiteStore(db, group_commit_delay=0.001)
+    store.start()  # applies 0014
+    try:
+        await store.requeue_message(yes)
+        await store.record_processing([report(yes)])
+    finally:
+        store.close()
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("SELECT event FROM journal WHERE delivery = ? ORDER BY seq",
+                            (claim.delivery,)).fetchall() == [
+            ("delivery.queued",), ("delivery.sending",), ("delivery.acknowledged",)]
+        assert conn.execute("SELECT event FROM journal WHERE message = ? AND event LIKE"
+                            " 'message.answer%' ORDER BY seq", (yes,)).fetchall() == [
+            ("message.answer",), ("message.answer_repeated",)]
+    finally:
+        conn.close()

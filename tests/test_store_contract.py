@@ -95,9 +95,10 @@ def routed(mid: int, message_id: str, partners: Sequence[str] = ("canton",)) -> 
                      routes=[Route(p, "test") for p in partners])
 
 
-def answer(mid: int, answers: str, action: str) -> Processed:
+def answer(mid: int, answers: str, action: str, message_id: str | None = None) -> Processed:
     """What processing decides about a partner's eventReport (8: negative, 9: positive)."""
-    n = Normalised("eventReport", f"answer-{mid}", b"<r/>", etree.ElementTree(etree.Element("r")),
+    n = Normalised("eventReport", message_id or f"answer-{mid}", b"<r/>",
+                   etree.ElementTree(etree.Element("r")),
                    reference_message_id=answers, action=action)
     return Processed(mid, MessageState.NOT_RELEVANT, "an answer", normalised=n)
 
@@ -323,6 +324,50 @@ async def test_an_answer_faster_than_the_record_of_the_send_settles_the_delivery
     clock.advance(3600)  # the lease long gone: the attempt is not taken again
     assert await store.claim_due("n1", 60, 10, ["canton"]) == []
     assert await store.replay_delivery(did) != did  # rejected, so it may be replayed
+
+
+async def test_an_answer_processed_again_settles_its_deliveries_once(
+        store: Store, journal: list[Entry]) -> None:
+    """An operator sends the answer through processing again (``messages assign`` after
+    review, ``messages replay``), and the partner sends the same report once more."""
+    _mid, did, _ref = await sent(store, 1)
+    [(yes, _)] = await store.add_raw([RawInput("canton", "c.xml", b"<c/>", {})])
+    await store.record_processing([answer(yes, "id-1", "9")])
+    await store.requeue_message(yes)
+    await store.record_processing([answer(yes, "id-1", "9")])
+    [(copy, _)] = await store.add_raw([RawInput("canton", "c2.xml", b"<c again/>", {})])
+    await store.record_processing([answer(copy, "id-1", "9", message_id=f"answer-{yes}")])
+    assert events(journal, delivery=did) == ["delivery.queued", "delivery.sending",
+                                             "delivery.sent", "delivery.acknowledged"]
+    assert [e.message for e in journal if e.event == "message.answer"] == [yes]
+    assert [(e.message, e.detail) for e in journal if e.event == "message.answer_repeated"] == [
+        (m, {"answers": "id-1", "partner": "canton", "applied_by": yes}) for m in (yes, copy)]
+    # another partner's report with the same messageId is an answer of its own
+    [(other, _)] = await store.add_raw([RawInput("archive", "a.xml", b"<a/>", {})])
+    await store.record_processing([answer(other, "id-1", "8", message_id=f"answer-{yes}")])
+    assert the(journal, "message.answer", message=other).detail == {
+        "answers": "id-1", "partner": "archive", "positive": False, "deliveries": []}
+
+
+async def test_a_rejection_processed_again_leaves_the_replayed_delivery_be(
+        store: Store, journal: list[Entry]) -> None:
+    """The partner rejected the message, an operator replayed the delivery, and the new one
+    is on its way: the old rejection, processed again, is not the partner's word on it."""
+    _mid, did, _ref = await sent(store, 1)
+    [(no, _)] = await store.add_raw([RawInput("canton", "c.xml", b"<c/>", {})])
+    await store.record_processing([answer(no, "id-1", "8")])
+    assert the(journal, "delivery.rejected").delivery == did
+    new = await store.replay_delivery(did)
+    [c] = await store.claim_due("n1", 60, 10, ["canton"])
+    await store.record_outcomes([Outcome(new, c.attempt_ref, "sent")], policy, {})
+    await store.requeue_message(no)
+    await store.record_processing([answer(no, "id-1", "8")])
+    assert events(journal, delivery=new) == ["delivery.sending", "delivery.sent"]
+    assert events(journal, message=no).count("message.answer") == 1
+    assert events(journal, message=no)[-1] == "message.answer_repeated"
+    await store.record_receipts([Receipt(c.attempt_ref, ReceiptOutcome.DELIVERED, "100", "ok",
+                                         datetime.now(UTC))], policy)
+    assert events(journal, delivery=new)[-1] == "delivery.delivered"
 
 
 async def test_each_partner_gets_its_own_payload_where_it_has_one(store: Store) -> None:

@@ -304,15 +304,38 @@ async def test_answers_correlate_only_with_what_their_partner_was_sent(tmp_path:
     assert [m["message_id"] for m in other["messages"]] == ["other-1"]
 
 
-def _rejecting(message_id: str, reference: str) -> bytes:
-    """A negative eventReport about Ardita Shala answering ``reference``."""
+def _rejecting(message_id: str, reference: str, vn: str = VN) -> bytes:
+    """A negative eventReport about Ardita Shala (with ``vn``) answering ``reference``."""
     report = sample_event_report(random.Random(5), reference_message_id=reference)
     report = report.model_copy(update={
         "header": report.header.model_copy(update={"message_id": message_id}),
         "response": report.response.model_copy(update={
             "person_identification": PersonIdentificationLight(
-                vn=int(VN), official_name="Shala", first_name="Ardita")})})
+                vn=int(vn), official_name="Shala", first_name="Ardita")})})
     return write_message(report)
+
+
+async def test_an_answer_assigned_after_review_is_applied_once(tmp_path: Path) -> None:
+    """The canton's rejection names a VN nobody has: it rejects our message at once and waits
+    for review; once assigned it goes to the registry, and is not applied a second time."""
+    config = _site(tmp_path)
+    db = tmp_path / "gateway.db"
+    ardita = f"<eCH-0044:vn>{VN}</eCH-0044:vn>".encode()
+    async with running(config):
+        await _residents(tmp_path, db)
+        drop(tmp_path / "in", "out.xml", _from_canton("ours-1", ardita))
+        await until(lambda: states(db, "SELECT partner, state FROM deliveries")
+                    == [("canton", "delivered")])
+        drop(tmp_path / "from-canton", "z.xml", _rejecting("canton-2", "ours-1", vn=TWIN_VN))
+        await until(lambda: _state_of(db, "canton-2") == "needs_review")
+        assert states(db, "SELECT state FROM deliveries") == [("rejected",)]
+        assert "now routed" in await asyncio.to_thread(
+            cli, "--config", str(config), "messages", "assign", "canton-2", "--person", VN)
+        await until(lambda: states(db, "SELECT partner, state FROM deliveries ORDER BY id") == [
+            ("canton", "rejected"), ("registry", "delivered")])
+    assert states(db, "SELECT event FROM journal WHERE event LIKE 'message.answer%'"
+                      " OR event = 'delivery.rejected' ORDER BY seq") == [
+        ("message.answer",), ("delivery.rejected",), ("message.answer_repeated",)]
 
 
 @pytest.mark.parametrize(("version", "fixture"), [

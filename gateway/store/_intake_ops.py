@@ -255,6 +255,11 @@ def _apply_answers(conn: sqlite3.Connection, results: Sequence[Processed],
     matched. A positive report (action 9) acknowledges them; any other
     report is the partner's rejection. Quarantined and duplicate answers
     change nothing. Every answer is journaled, matched or not.
+
+    An answer is applied once (``applied_answers``): the same message
+    processed again (assigned after review, replayed), or another message
+    with the same messageId from the same partner, settles nothing and is
+    journaled as ``message.answer_repeated`` only.
     """
     answers = [p for p in results
                if p.normalised is not None and p.normalised.kind == "eventReport"
@@ -269,6 +274,16 @@ def _apply_answers(conn: sqlite3.Connection, results: Sequence[Processed],
         n = p.normalised
         assert n is not None and n.reference_message_id is not None
         partner = p.inbound.partner if p.inbound is not None else source_of[p.message]
+        first = conn.execute(
+            "SELECT message FROM applied_answers WHERE message = ?"
+            " OR partner = ? AND message_id = ?", (p.message, partner, n.message_id or None)
+        ).fetchone()
+        if first is not None:
+            entries.append(Entry("message.answer_repeated", p.message, None, {
+                "answers": n.reference_message_id, "partner": partner, "applied_by": first[0]}))
+            continue
+        conn.execute("INSERT INTO applied_answers (message, partner, message_id, at)"
+                     " VALUES (?, ?, ?, ?)", (p.message, partner, n.message_id or None, now))
         positive = n.action == POSITIVE_REPORT
         rows = conn.execute(
             "SELECT d.id, d.message FROM deliveries d JOIN messages m ON m.id = d.message"
