@@ -10,6 +10,7 @@ is for later steps.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import re
@@ -106,22 +107,47 @@ def _csv_unfinished(body: bytes, size: int) -> str | None:
     delimiter = max(_DELIMITERS, key=first.count)
     if not first.count(delimiter):
         return None  # not delimited text
-    if body.count(b'"') % 2:
+    ended = body.endswith((b"\n", b"\r"))
+    if b'"' not in body:
+        inside, start = False, body.rfind(b"\n") + 1
+    elif ended and not body.count(b'"') % 2:
+        return None  # (the usual finished export, told without reading it cell by cell)
+    else:  # a quote inside a cell (5" floppy) is text, not the start of a quoted cell
+        inside, start = _csv_end(body, delimiter)
+    if inside:
         return f"CSV that ends inside a quoted cell (after {size} bytes)"
-    if body.endswith((b"\n", b"\r")):
+    if ended:
         return None
-    if b"\n" not in body:
+    if not start:
         return f"CSV of one line without its line end (after {size} bytes)"
-    start = body.rfind(b"\n")
-    while body.count(b'"', start + 1) % 2:  # a line inside a quoted cell: back to the row start
-        start = body.rfind(b"\n", 0, start)
     header, last = (next(csv.reader(io.StringIO(line.decode("latin-1"), newline=""),
                                     delimiter=delimiter.decode()), [])
-                    for line in (first.rstrip(b"\r"), body[start + 1:]))
+                    for line in (first.rstrip(b"\r"), body[start:]))
     if len(last) < len(header):
         return (f"CSV whose last row has {len(last)} of the header's {len(header)} cells and no"
                 f" line end (after {size} bytes)")
     return None
+
+
+@functools.cache
+def _quoted_cell(delimiter: bytes) -> re.Pattern[bytes]:
+    """A quoted cell of CSV with ``delimiter``: a quote that starts a cell, up to the quote
+    that closes it (group 1) or the end of the input (still open)."""
+    return re.compile(rb'(?:\A|(?<=[' + re.escape(delimiter) + rb'\r\n]))"(?:[^"]+|"")*(?:(")|\Z)')
+
+
+def _csv_end(body: bytes, delimiter: bytes) -> tuple[bool, int]:
+    """Whether ``body`` ends inside a quoted cell, and where its last row starts.
+
+    As a CSV reader sees it: a quote opens a quoted cell only at the start of a
+    cell; elsewhere it is part of the text. Line ends inside quoted cells do not
+    end rows.
+    """
+    inside, start, at = False, 0, 0
+    for cell in _quoted_cell(delimiter).finditer(body):
+        start = max(start, body.rfind(b"\n", at, cell.start()) + 1)
+        at, inside = cell.end(), cell.group(1) is None
+    return inside, max(start, body.rfind(b"\n", at) + 1)
 
 
 def _zip_unfinished(data: bytes) -> str | None:

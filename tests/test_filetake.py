@@ -59,6 +59,8 @@ CSV = ("PERS_NR;NAME;STRASSE\r\n" + "".join(f'{i};M\xfcller;"Weg; {i}"\r\n' for 
     (CSV[:15], "CSV of one line without its line end (after 15 bytes)"),
     (b'A;B;C\r\n1;"two\r\n', "CSV that ends inside a quoted cell"),
     (b'A;B;C\r\n1;"two\r\nlines"', "CSV whose last row has 2 of the header's 3 cells"),
+    (b'A;B;C\r\n1;5" Diskette', "CSV whose last row has 2 of the header's 3 cells"),
+    (b'A;B;C\r\n1;5" Diskette;"Weg; 7', "CSV that ends inside a quoted cell"),
 ])
 def test_unfinished_shapes_say_what_is_missing(data: bytes, what: str) -> None:
     found = unfinished(data)
@@ -73,6 +75,9 @@ def test_unfinished_shapes_say_what_is_missing(data: bytes, what: str) -> None:
     b'{"a": 1} trailing', b'{"a": nul, "b": 2}', b'{"a": 1}\n{"b": 2}',  # malformed, but whole
     CSV, CSV.rstrip(), CSV[:CSV.index(b"\r\n", 100)],  # the last row whole, without line end
     b"PERS_NR;NAME;STRASSE\r\n", b"A;B\n1;\"two\nlines\"", b"plain text without delimiters",
+    # a quote inside a cell is text (a CSV reader reads these rows), not an open quoted cell
+    b'NAME;NOTIZ\r\nM\xfcller;5" Diskette\r\n', b'A;B;C\r\n1;5" Diskette;3',
+    b'A;B\r\n1;Hans "Hansi"\r\n2;"Weg; 7"\r\n',
 ])
 def test_finished_input_passes(data: bytes) -> None:
     assert unfinished(data) is None

@@ -199,6 +199,24 @@ async def test_an_empty_file_is_quarantined_only_after_grace(tmp_path: Path) -> 
     assert (tmp_path / "done" / "e.xml").exists()
 
 
+async def test_an_export_with_a_quote_inside_a_cell_is_taken_not_held_as_unfinished(
+        tmp_path: Path) -> None:
+    """A quote that does not start its cell is text to a CSV reader (a 5" floppy, a call
+    name in quotes): the file is finished, and stored at once, never quarantined as cut."""
+    options = FolderOptions(path=tmp_path / "in", done_dir=tmp_path / "done", settle=0,
+                            grace=0.3, pattern=["*.csv"])
+    s, intake = FolderSource(options, PluginContext("registry", tmp_path, LIMITS, None)), StubIntake()
+    (tmp_path / "in").mkdir()
+    export = 'NAME;NOTIZ\r\nM\xfcller;Diskette 5" (Hans "Hansi")\r\n'.encode("windows-1252")
+    drop(tmp_path / "in", "export.csv", export)
+    await s.take(intake, s.scan()[0])
+    await asyncio.sleep(0.35)  # past grace: an unfinished file would be quarantined now
+    await s.take(intake, s.scan()[0])
+    assert intake.quarantined == []
+    assert [r.data for r in intake.submitted] == [export]
+    assert (tmp_path / "done" / "export.csv").read_bytes() == export
+
+
 async def test_one_scan_gathers_a_bounded_number_of_bytes_before_storing(tmp_path: Path) -> None:
     s, intake = source(tmp_path), StubIntake()
     s.batch_bytes = 100
