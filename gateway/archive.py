@@ -85,6 +85,8 @@ def safe_unzip(
         zf = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError) as exc:
         raise InputRejected(f"not a zip archive: {exc}") from exc
+    except NotImplementedError as exc:  # an entry needs a zip version zipfile cannot read
+        raise InputRejected(f"zip archive the gateway cannot read: {exc}") from exc
     with zf:
         infos = zf.infolist()
         if len(infos) > max_entries:

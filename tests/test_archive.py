@@ -67,6 +67,21 @@ def test_truncated_zip() -> None:
     rejected(data[: len(data) // 2])
 
 
+def needs_version(data: bytes, version: int) -> bytes:
+    """``data`` whose central directory says its entries need zip ``version`` (63 = 6.3)."""
+    out = bytearray(data)
+    at = out.find(b"PK\x01\x02")
+    while at >= 0:
+        out[at + 6:at + 8] = struct.pack("<H", version)
+        at = out.find(b"PK\x01\x02", at + 4)
+    return bytes(out)
+
+
+def test_a_zip_of_a_version_python_cannot_read_is_refused_with_the_reason() -> None:
+    exc = rejected(needs_version(make_zip(("a.xml", b"<a/>"), ("b.xml", b"<b/>")), 64))
+    assert "zip file version 6.4" in exc.reason
+
+
 def test_bomb_by_ratio() -> None:
     exc = rejected(make_zip(("bomb.xml", b"\0" * 5_000_000)), max_total_bytes=10_000_000)
     assert "ratio" in exc.reason

@@ -120,6 +120,9 @@ HOSTILE: dict[str, tuple[bytes, str]] = {
     # well-formed to a parser that builds no tree, refused by the one that builds it
     "undeclared prefix": (b"<eCH-0223:personEventMessage/>", "prefix eCH-0223"),
     "zip, undeclared prefix": (_zip({"m.xml": b"<r a:b='1'/>"}), "prefix a"),
+    # its central directory says its entry needs zip 6.4, which Python's zipfile refuses
+    "zip of an unknown version": (_zip({"m.xml": b"<r/>"}).replace(
+        b"PK\x01\x02\x14\x03\x14\x00", b"PK\x01\x02\x14\x03\x40\x00"), "zip file version 6.4"),
 }
 
 
