@@ -248,6 +248,37 @@ async def test_a_name_that_is_not_utf8_is_stored_escaped_and_later_files_flow(
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
 
 
+async def test_a_file_that_cannot_be_read_is_left_and_the_others_flow(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A registry that writes its files readable only by itself (mode 0600, another user):
+    the file stays, said once, and does not stop the files after it."""
+    s, intake = source(tmp_path), StubIntake()
+    drop(tmp_path / "in", "locked.xml", b"<m>locked</m>")
+    os.utime(tmp_path / "in" / "locked.xml", (1, 1))  # the oldest: first in the batch
+    drop(tmp_path / "in", "after.xml", b"<m>after</m>")
+    real_open = os.open
+
+    def refuse(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if str(path).endswith("locked.xml"):  # (the tests run as root, which chmod cannot stop)
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse)
+    await s.take(intake, s.scan()[0])
+    assert [r.data for r in intake.submitted] == [b"<m>after</m>"]
+    assert [p.name for p in (tmp_path / "done").iterdir()] == ["after.xml"]
+    assert (tmp_path / "in" / "locked.xml").exists()
+    assert s.scan()[0] == [], "not offered again while it is unchanged (no busy loop)"
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert f"cannot read {tmp_path / 'in' / 'locked.xml'}" in warning and "Permission denied" in warning
+
+    monkeypatch.setattr(os, "open", real_open)
+    os.chmod(tmp_path / "in" / "locked.xml", 0o644)  # the operator fixes the mode
+    await s.take(intake, s.scan()[0])
+    assert [r.data for r in intake.submitted] == [b"<m>after</m>", b"<m>locked</m>"]
+    assert (tmp_path / "done" / "locked.xml").exists()
+
+
 async def test_symlinks_and_fifos_are_set_aside_once_with_one_warning(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     config = write_config(tmp_path)

@@ -104,6 +104,8 @@ class FolderSource:
         self.batch_bytes = BATCH_BYTES
         self.taker = FileTaker(options.path, tuple(options.pattern), options.settle,
                                options.grace)
+        #: files that could not be read (name -> as scanned): not offered again until they change
+        self.unreadable: dict[str, Ready] = {}
 
     async def run(self, intake: Intake) -> None:
         """Take files as they appear until cancelled."""
@@ -128,8 +130,13 @@ class FolderSource:
         listing = self.taker.scan()
         for note in listing.notes:
             log.warning("source %s: %s", self.name, note)
-        listing.ready.sort(key=lambda r: (r.version.mtime_ns, r.name))
-        return listing.ready, listing.wake
+        # a file that could not be read is offered again once it changes (a chmod does)
+        self.unreadable = {r.name: r for r in listing.ready
+                           if r.name in self.unreadable
+                           and self.unreadable[r.name].version == r.version}
+        ready = [r for r in listing.ready if r.name not in self.unreadable]
+        ready.sort(key=lambda r: (r.version.mtime_ns, r.name))
+        return ready, listing.wake
 
     async def take(self, intake: Intake, files: list[Ready]) -> None:
         """Store ``files`` (unfinished or too large ones as quarantined), then move them away.
@@ -140,7 +147,13 @@ class FolderSource:
         stored: list[Stored] = []
         gathered = 0
         for ready in files:
-            got = self.taker.read(ready, self.max_bytes)
+            try:
+                got = self.taker.read(ready, self.max_bytes)
+            except OSError as exc:  # (say, mode 0600 of another user): the others go on
+                self.unreadable[ready.name] = ready
+                log.warning("source %s: cannot read %s (%s); it is left there and taken once"
+                            " it changes", self.name, ready.where, exc.strerror or exc)
+                continue
             if isinstance(got, Whole):
                 raws.append(RawInput(self.name, ready.shown, got.data, self._meta(ready)))
                 stored.append(got.stored)
