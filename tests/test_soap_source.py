@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from gateway.api import value_at
+from gateway.api import parse_untrusted, value_at
 from gateway.assembly import load_config
 from gateway.ech0223 import sample_event_report, write_message
 from gateway.errors import ConfigError
 from plugins.soap import cursor
+from plugins.soap.source import as_bytes
 from tests.flow import plugin_manager, running, states, until, write_config
 from tests.soap_service import WSDL, Certs, SoapService, make_certs, serving
 
@@ -147,6 +148,20 @@ def test_the_cursor_file_round_trips_and_a_broken_one_is_named(tmp_path: Path) -
     with pytest.raises(ValueError, match="is not a cursor file"):
         cursor.load(path)
     assert path.read_text() == "{not json"  # left for the operator
+
+
+def test_a_text_payload_is_stored_in_the_encoding_it_declares() -> None:
+    """A service that hands the document out as text (xsd:string) hands out characters; the
+    bytes stored are the document's in the encoding its declaration names."""
+    latin = '<?xml version="1.0" encoding="ISO-8859-1"?>\n<m><name>Müller</name></m>'
+    stored = as_bytes(latin)
+    assert stored == latin.encode("iso-8859-1")
+    assert parse_untrusted(stored, max_bytes=1000).getroot()[0].text == "Müller"
+    plain = "<m><name>Müller</name></m>"  # no declaration: UTF-8, as XML says
+    assert as_bytes(plain) == plain.encode("utf-8")
+    # a character the declared encoding lacks becomes a character reference
+    euro = '<?xml version="1.0" encoding="ISO-8859-1"?><m>€ Müller</m>'
+    assert parse_untrusted(as_bytes(euro), max_bytes=1000).getroot().text == "€ Müller"
 
 
 def test_answer_paths() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,6 +37,9 @@ from plugins.soap.options import SoapSourceOptions
 
 log = logging.getLogger(__name__)
 
+#: The encoding an XML declaration at the start of a text names.
+_DECLARED_ENCODING = re.compile(r"""<\?xml\s[^>]*?encoding\s*=\s*["']([A-Za-z][A-Za-z0-9._:-]*)["']""")
+
 
 def checked_plans(client: SoapClient, options: SoapSourceOptions, key: str
                   ) -> tuple[list[Argument], list[Argument], list[str]]:
@@ -55,10 +59,21 @@ def checked_plans(client: SoapClient, options: SoapSourceOptions, key: str
 
 
 def as_bytes(value: Any) -> bytes | None:
-    """A message's payload as bytes: base64 (decoded by zeep), text, or an XML element."""
+    """A message's payload as bytes: base64 (decoded by zeep), text, or an XML element.
+
+    Text is a document's characters: it is encoded as its XML declaration says
+    (``encoding="ISO-8859-1"``; a character that encoding lacks as a character
+    reference), UTF-8 when it names none, or one Python does not know.
+    """
     if isinstance(value, bytes):
         return value
     if isinstance(value, str):
+        declared = _DECLARED_ENCODING.match(value)
+        if declared is not None:
+            try:
+                return value.encode(declared.group(1), "xmlcharrefreplace")
+            except (LookupError, ValueError):  # unknown, or no text encoding (idna)
+                pass  # the parser names it
         return value.encode("utf-8")
     if isinstance(value, etree._Element):
         return etree.tostring(value, encoding="UTF-8", xml_declaration=True)
