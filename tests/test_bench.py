@@ -53,3 +53,16 @@ def test_bench_prints_its_figures(tmp_path: Path, args: tuple[str, ...], inputs:
         assert re.search(r"\(file creation \d+ us per file before it\); gateway/minimal ="
                          r" \d+\.\d\d \(to the outbox\)", figure(out, "minimal script"))
     assert list(tmp_path.iterdir()) == [], "the gateway folders are removed"
+
+
+def test_store_ops_prints_each_operation() -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH.with_name("store_ops.py")), "--batch", "20", "--batches", "2"],
+        capture_output=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    out = done.stdout.decode()
+    per_op = {op: float(figure(out, op).split()[0]) for op in (
+        "add_raw", "stored_persons", "record_processing", "claim_due", "record_outcomes",
+        "record_receipts")}
+    assert all(us > 0 for us in per_op.values()), out
+    assert float(figure(out, "all").split()[0]) >= sum(per_op.values()) - 0.5
