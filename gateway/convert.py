@@ -89,7 +89,7 @@ def partner_payloads(n: Normalised, decision: Decision, targets: Mapping[str, Pa
             out.attachments = documents.attach(root, decision.documents, decision.rule,
                                                n.attachments, supplied, [f.path for f in named])
         if _business_fields(decision):
-            _with_business(root, decision)
+            _with_business(root, decision, out.warnings)
         tree = etree.ElementTree(root)
         out.canonical = etree.tostring(tree, xml_declaration=True, encoding="UTF-8")
     if documents is not None:
@@ -122,8 +122,12 @@ def _business_fields(decision: Decision) -> dict[str, str]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def _with_business(root: etree._Element, decision: Decision) -> None:
-    """Set the decision's fields in the businessInformation of ``root``."""
+def _with_business(root: etree._Element, decision: Decision, warnings: list[str]) -> None:
+    """Set the decision's fields in the businessInformation of ``root``.
+
+    The rule's comment follows the registry's, cut to stay within :data:`COMMENT_MAX`
+    characters; what is cut of it is appended to ``warnings`` (journaled).
+    """
     content = root.find(f"{{{NS}}}content")
     if content is None:
         raise InputRejected("personEventMessage without content", "content")
@@ -141,6 +145,11 @@ def _with_business(root: etree._Element, decision: Decision) -> None:
         if el is None:
             el = etree.Element(f"{{{NS}}}{tag}")
             _insert_in_order(info, el, tag)
+        if name == "business_comment" and len(value) > COMMENT_MAX:
+            ours = fields[name]
+            cut = min(len(value) - COMMENT_MAX, len(ours))
+            warnings.append(f"businessComment: {cut} of the {len(ours)} characters of the"
+                            f" rule's comment cut to stay within {COMMENT_MAX}")
         el.text = value[:COMMENT_MAX] if name == "business_comment" else value
 
 

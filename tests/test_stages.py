@@ -15,7 +15,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from tests.flow import StubTransport, drop, running, states, until, write_config
+from tests.flow import StubTransport, drop, message, running, states, until, write_config
 from tests.official import REPO, official_xsd
 
 CORPUS = REPO / "tests" / "fixtures" / "ech0020"
@@ -92,3 +92,24 @@ async def test_a_partner_that_refuses_what_its_version_lacks_quarantines_the_mes
     [(reason,)] = states(db, "SELECT reason FROM messages WHERE ref = 'l.xml'")
     assert "prolongationL" in reason and "1.3" in reason
     assert states(db, "SELECT count(*) FROM deliveries") == [(0,)]
+
+
+async def test_a_rule_comment_cut_to_fit_the_registry_comment_is_journaled(
+        tmp_path: Path) -> None:
+    rule = ('[[rules]]\nname = "commented"\n'
+            'then = { route_to = ["canton"], business_comment = "Zuzug aus dem Ausland" }\n')
+    config = write_config(tmp_path, extra=rule)
+    db = tmp_path / "gateway.db"
+    registry = "Ä" * 1020
+    data = message(fixture="valid-pem-swiss-birthplace.xml", documents=False).replace(
+        "Bitte Aufenthaltsbewilligung prüfen und Verfügung zustellen.".encode(), registry.encode())
+    async with running(config):
+        drop(tmp_path / "in", "long.xml", data)
+        await until(lambda: states(db, "SELECT state FROM deliveries") == [("delivered",)])
+    [sent] = StubTransport.sent["canton"]
+    comment = etree.fromstring(sent.payload).findtext("{*}content/{*}businessInformation/"
+                                                      "{*}businessComment")
+    assert comment == f"{registry}\nZuz"  # 1024 characters: 18 of the rule's 21 are cut
+    [(detail,)] = states(db, "SELECT detail FROM journal WHERE event = 'message.normalised'")
+    assert json.loads(detail)["warnings"] == [
+        "businessComment: 18 of the 21 characters of the rule's comment cut to stay within 1024"]
