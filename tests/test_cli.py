@@ -653,6 +653,21 @@ def test_status_exits_0_once_everything_is_dealt_with(
     assert (code, data["verdict"], data["reasons"], data["unhandled"]) == (0, "ok", [], 0)
 
 
+def test_messages_show_says_receipt_overdue_only_while_the_receipt_is_awaited(
+        gw: Run, capsys: pytest.CaptureFixture[str]) -> None:
+    late = str(gw.ids["late"])
+    code, out, _ = cli(capsys, "--config", str(gw.config), "messages", "show", late)
+    [line] = [line for line in out.splitlines() if line.strip().startswith("delivery ")]
+    assert code == 0 and ": sent, " in line and line.endswith(", RECEIPT OVERDUE")
+    asyncio.run(_deliver_late(gw))  # the receipt comes after all: the flag stays in the row
+    assert states(gw.db, "SELECT state, overdue FROM deliveries WHERE message = ?",
+                  (gw.ids["late"],)) == [("delivered", 1)]
+    code, out, _ = cli(capsys, "--config", str(gw.config), "messages", "show", late)
+    [line] = [line for line in out.splitlines() if line.strip().startswith("delivery ")]
+    assert code == 0 and ": delivered, " in line
+    assert "OVERDUE" not in out
+
+
 def test_status_without_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = write_initial_config(tmp_path)
     code, _out, err = cli(capsys, "--config", str(config), "status")

@@ -99,7 +99,8 @@ def message_detail(msg: dict[str, Any]) -> str:
     for d in msg["deliveries"]:
         out.append(f"  delivery {d['id']} to {d['partner']}: {d['state']}, {d['attempts']} attempts"
                    + (f", {d['reason']}" if d["reason"] else "")
-                   + (", RECEIPT OVERDUE" if d["overdue"] else ""))
+                   # the flag stays once the receipt comes: overdue only while awaited
+                   + (", RECEIPT OVERDUE" if d["overdue"] and d["state"] == "sent" else ""))
         for a in d["attempt_log"]:
             to = f" to {a['recipient']}" if a["recipient"] else ""
             out.append(f"    attempt {a['number']} {a['ref']}{to} {iso(a['started_at'])}"
