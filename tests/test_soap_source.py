@@ -150,6 +150,15 @@ def test_the_cursor_file_round_trips_and_a_broken_one_is_named(tmp_path: Path) -
     assert path.read_text() == "{not json"  # left for the operator
 
 
+@pytest.mark.parametrize("content", ["[1, 2]", '"x"', "7", "null"])
+def test_a_cursor_file_of_json_that_is_no_object_is_named(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "canton.cursor.json"
+    path.write_text(content)
+    with pytest.raises(ValueError, match="is not a cursor file: unexpected content"):
+        cursor.load(path)
+    assert path.read_text() == content  # left for the operator
+
+
 def test_a_text_payload_is_stored_in_the_encoding_it_declares() -> None:
     """A service that hands the document out as text (xsd:string) hands out characters; the
     bytes stored are the document's in the encoding its declaration names."""

@@ -32,6 +32,8 @@ def load(path: Path) -> PollState:
         return PollState()
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path} is not a cursor file: {exc}") from None
+    if not isinstance(data, dict):  # valid JSON, but no state: ValueError like the rest
+        raise ValueError(f"{path} is not a cursor file: unexpected content")
     cursor, pending = data.get("cursor"), data.get("unacknowledged", [])
     if not (cursor is None or isinstance(cursor, str)) or not isinstance(pending, list):
         raise ValueError(f"{path} is not a cursor file: unexpected content")
