@@ -27,9 +27,13 @@ from gateway.contracts import (
     SendResult,
 )
 from gateway.errors import ConfigError, LocalFault, PermanentError, WorkerLost
+from gateway.fileio import Evidence
+from gateway.filestored import Stored
+from gateway.filetake import FileTaker, Ready
 from gateway.plugin_types import PluginContext
 from gateway.plugins import get_plugin_manager
 from plugins.sedex import create_transport, gateway_transport_types
+from plugins.sedex._receipts import read_receipts
 from plugins.sedex.envelope import Envelope, build_envelope, build_receipt, parse_envelope
 from plugins.sedex.options import SedexOptions
 from plugins.sedex.transport import SedexTransport
@@ -353,6 +357,36 @@ async def test_receipt_name_clash_in_archive_never_overwrites(tmp_path: Path) ->
     await t.scan_receipts(StubReceiptSink(), StubIntake())
     assert (done / "a.xml").read_bytes() == b"older"
     assert names(done) == {"a.xml", "a-1.xml"}
+
+
+class LinkedBeforeEvidence(FileTaker):
+    """A receipts folder where another program replaces an oversized file by a symbolic
+    link between the read that found it too large and the taking of its evidence.
+
+    Only the timing is staged here: the OSError is the real one of opening a link
+    with O_NOFOLLOW (ELOOP); removing the file instead is no error (evidence is None).
+    """
+
+    def evidence(self, ready: Ready, keep: int) -> tuple[Evidence, Stored] | None:
+        target = Path(ready.path).with_name("elsewhere")
+        os.replace(ready.path, target)
+        os.symlink(target, ready.path)
+        return super().evidence(ready, keep)
+
+
+def test_an_oversized_receipt_whose_evidence_cannot_be_kept_is_a_problem_not_a_crash(
+        tmp_path: Path) -> None:
+    folder = tmp_path / "receipts"
+    folder.mkdir()
+    write_receipt(folder, "b.xml", "ref-b")
+    limit = (folder / "b.xml").stat().st_size
+    (folder / "a.xml").write_bytes(b"<receipt>" + b"x" * limit + b"</receipt>")
+    batch = read_receipts(LinkedBeforeEvidence(folder, ("*.xml",), 0, 0), 10, "canton", limit)
+    [problem] = batch.problems
+    assert problem.startswith(f"cannot keep evidence of sedex receipt {folder / 'a.xml'}"
+                              " (larger than the limit): ")
+    assert batch.rejected == []
+    assert [r.attempt_ref for _stored, r in batch.found] == ["ref-b"]  # the loop went on
 
 
 # ---------------------------------------------------------------------------

@@ -87,7 +87,12 @@ def read_receipts(taker: FileTaker, limit: int, source: str, max_bytes: int) -> 
             continue
         meta = {"transport": "sedex", "kind": "receipt", "file_name": ready.shown}
         if isinstance(got, TooLarge):
-            kept = taker.evidence(ready, 0)
+            try:
+                kept = taker.evidence(ready, 0)
+            except OSError as exc:
+                batch.problems.append(f"cannot keep evidence of sedex receipt {ready.where}"
+                                      f" (larger than the limit): {exc}")
+                continue
             if kept is not None:
                 evidence, stored = kept
                 batch.rejected.append((stored, RawInput(source, ready.shown, b"",
