@@ -370,6 +370,71 @@ async def test_a_rejection_processed_again_leaves_the_replayed_delivery_be(
     assert events(journal, delivery=new)[-1] == "delivery.delivered"
 
 
+#: Gives up 5 s after the first attempt: an unsure attempt is dead at its first outcome.
+SHORT_LIVED = RetryPolicy(max_attempts=3, max_age=5.0, initial=10.0, maximum=100.0, jitter=0.0)
+
+
+async def stuck(store: Store, n: int, state: str) -> int:
+    """A message routed to ``canton`` whose delivery an attempt left in ``state``."""
+    if state == "dead":  # unsure, and max_age reached: "it may have reached the partner"
+        _mid, [did] = await queued(store, n)
+        [c] = await store.claim_due("n1", 60, 10, ["canton"])
+        await store.record_outcomes([Outcome(did, c.attempt_ref, "unsure", "flush failed")],
+                                    lambda _p: SHORT_LIVED, {})
+        return did
+    # a sedex 401 receipt (a new attempt is scheduled in 10 s), or an odd receipt
+    _mid, did, ref = await sent(store, n)
+    outcome = (ReceiptOutcome.FAILED_TRANSIENT if state == "retry_wait"
+               else ReceiptOutcome.NEEDS_REVIEW)
+    await store.record_receipts([Receipt(ref, outcome, "401", "hub", datetime.now(UTC))], policy)
+    return did
+
+
+@pytest.mark.parametrize("action", ["9", "8"])
+@pytest.mark.parametrize(("state", "event"), [("retry_wait", "delivery.retry"),
+                                              ("needs_review", "delivery.needs_review"),
+                                              ("dead", "delivery.dead")])
+async def test_an_answer_settles_a_delivery_an_attempt_left_waiting_or_failed(
+        store: Store, journal: list[Entry], clock: FakeClock,
+        state: str, event: str, action: str) -> None:
+    """The partner's answer proves it has the message: a retry would send a second copy,
+    a dead letter or review item would invite a replay (another copy)."""
+    did = await stuck(store, 1, state)
+    assert events(journal, delivery=did)[-1] == event
+    [(reply, _)] = await store.add_raw([RawInput("canton", "c.xml", b"<c/>", {})])
+    await store.record_processing([answer(reply, "id-1", action)])
+    settled = "delivery.acknowledged" if action == "9" else "delivery.rejected"
+    assert events(journal, delivery=did)[-1] == settled
+    assert the(journal, "message.answer", message=reply).detail == {
+        "answers": "id-1", "partner": "canton", "positive": action == "9", "deliveries": [did]}
+    assert await store.next_due(["canton"]) is None
+    clock.advance(3600)  # long after its retry time: nothing is sent again
+    assert await store.claim_due("n1", 60, 10, ["canton"]) == []
+    if action == "9":  # the partner has it: no copy to replay
+        with pytest.raises(StoreConflict):
+            await store.replay_delivery(did)
+    else:  # rejected, as any rejection: the operator may replay the corrected message
+        assert await store.replay_delivery(did) != did
+
+
+async def test_an_answer_leaves_a_delivery_never_sent_and_a_replayed_one_be(
+        store: Store, journal: list[Entry]) -> None:
+    """Queued: never sent, so the answer is not about it; replayed: its copy is the
+    delivery now, and it is queued."""
+    dead = await stuck(store, 2, "dead")
+    _mid, [never] = await queued(store, 1)
+    copy = await store.replay_delivery(dead)
+    rows = await store.add_raw([RawInput("canton", "c1.xml", b"<c1/>", {}),
+                                RawInput("canton", "c2.xml", b"<c2/>", {})])
+    (yes, _), (no, _) = rows
+    await store.record_processing([answer(yes, "id-1", "9"), answer(no, "id-2", "8")])
+    assert the(journal, "message.answer", message=yes).detail["deliveries"] == []
+    assert the(journal, "message.answer", message=no).detail["deliveries"] == []
+    assert not {"delivery.acknowledged", "delivery.rejected"} & set(events(journal))
+    claims = await store.claim_due("n1", 60, 10, ["canton"])
+    assert sorted(c.delivery for c in claims) == sorted([never, copy])
+
+
 async def test_each_partner_gets_its_own_payload_where_it_has_one(store: Store) -> None:
     [(mid, _)] = await store.add_raw([raw(1)])
     p = routed(mid, "id-1", ("canton", "archive"))

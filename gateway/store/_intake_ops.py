@@ -240,10 +240,16 @@ def record_processing(conn: sqlite3.Connection, results: Sequence[Processed], no
 
 #: The eCH-0039 header action of a positive report (business acknowledgement, DOMAIN.md).
 POSITIVE_REPORT = "9"
-#: Delivery states an answer from the partner can settle: ``sending`` too, for an answer
-#: faster than the record of the send (which then keeps the answer's verdict).
+#: Delivery states an answer from the partner can settle: every state an attempt left a
+#: delivery in, since the answer proves the partner has the message. ``sending`` too, for
+#: an answer faster than the record of the send (which then keeps the answer's verdict);
+#: ``retry_wait``, else the retry sends a second copy; ``needs_review`` and ``dead`` (an
+#: attempt that may have reached the partner), else an operator replays another copy.
+#: Not ``queued`` (never sent: the answer is not about it) nor ``replayed`` (its copy is
+#: the delivery now), nor ``rejected``: a negative answer stands.
 _ANSWERABLE = (DeliveryState.SENDING, DeliveryState.SENT, DeliveryState.DELIVERED,
-               DeliveryState.ACKNOWLEDGED)
+               DeliveryState.ACKNOWLEDGED, DeliveryState.RETRY_WAIT,
+               DeliveryState.NEEDS_REVIEW, DeliveryState.DEAD)
 _ANSWERABLE_IN = ",".join("?" * len(_ANSWERABLE))
 
 
@@ -252,7 +258,10 @@ def _apply_answers(conn: sqlite3.Connection, results: Sequence[Processed],
     """Apply each stored ``eventReport`` to the deliveries of the message it answers.
 
     Only deliveries to the partner the answer came from (its source) are
-    matched. A positive report (action 9) acknowledges them; any other
+    matched, and of those every one an attempt was made for: sent or being
+    sent, delivered, answered before, waiting for a retry, needing review or
+    dead (:data:`_ANSWERABLE`); its lease and next attempt end, so nothing is
+    sent again. A positive report (action 9) acknowledges them; any other
     report is the partner's rejection. Quarantined and duplicate answers
     change nothing. Every answer is journaled, matched or not.
 
@@ -294,9 +303,9 @@ def _apply_answers(conn: sqlite3.Connection, results: Sequence[Processed],
         reason = None if positive else f"negative eventReport from {partner} (message {p.message})"
         expect_changed(conn.executemany(
             "UPDATE deliveries SET state = ?, reason = ?, lease_owner = NULL, lease_until = NULL,"
-            f" updated_at = ? WHERE id = ? AND state IN ({_ANSWERABLE_IN})",
+            f" next_attempt_at = NULL, updated_at = ? WHERE id = ? AND state IN ({_ANSWERABLE_IN})",
             [(state, reason, now, did, *_ANSWERABLE) for did, _mid in rows]),
-            len(rows), f"deliveries {[did for did, _mid in rows]} (sending, sent or answered)")
+            len(rows), f"deliveries {[did for did, _mid in rows]} (attempted, not replayed)")
         entries.append(Entry("message.answer", p.message, None, {
             "answers": n.reference_message_id, "partner": partner, "positive": positive,
             "deliveries": [did for did, _mid in rows]}))
