@@ -337,6 +337,62 @@ def test_a_json_record_that_is_no_object_or_holds_an_object_where_a_value_belong
     ]
 
 
+def json_with_a_key_twice(record: int, key: str, value: str) -> bytes:
+    """The JSON sample with ``key`` (a line of it) given again, value ``value``, in record
+    ``record`` (0: in the document's ``export`` object, outside the records)."""
+    text = JSON_SAMPLE.read_text(encoding="utf-8")
+    start = text.index('"persons": [') if record else 0
+    for _ in range(record):
+        start = text.index('"event": {', start + 1)
+    at = text.index(f'"{key}": ', start)
+    line_start = text.rindex("\n", 0, at) + 1
+    line = text[line_start:text.index("\n", at) + 1]
+    indent = line[:len(line) - len(line.lstrip())]
+    return (text[:line_start] + f'{indent}"{key}": {value},\n' + text[line_start:]
+            ).encode("utf-8")
+
+
+def test_a_json_record_giving_a_key_twice_is_rejected_alone_naming_key_and_field() -> None:
+    mapping = MAPPINGS / "nova-json.toml"
+    data = json_with_a_key_twice(2, "official", '"Muster"')
+    assert json.loads(data)["export"]["persons"][1]["person"]["name"]["official"] == "Dubois"
+    result = split(data, mapping)
+    assert [reason for _part, reason in result.rejected_parts] == [
+        "row 2: field (row): key 'person.name.official' (field official_name) given more than"
+        " once in the record: which value is meant is unknown"]
+    messages = rows(result)
+    assert [m.facts["row"] for m in messages] == [1, 3]
+    sample = rows(split(JSON_SAMPLE.read_bytes(), mapping))
+    assert [(m.persons, m.facts) for m in messages] == [
+        (s.persons, s.facts) for s in (sample[0], sample[2])]
+    # an object holding mapped fields given twice
+    result = split(json_with_a_key_twice(3, "name", '{"official": "Meier", "first": "Anna"}'),
+                   mapping)
+    assert [reason for _part, reason in result.rejected_parts] == [
+        "row 3: field (row): key 'person.name' (fields official_name, first_name) given more"
+        " than once in the record: which value is meant is unknown"]
+    assert len(result.parts) == 2
+    # several keys, one of them read by no field
+    data = json_with_a_key_twice(1, "type", '"moveOut"').replace(
+        b'"religion": "121"', b'"religion": "121", "extra": 1, "extra": 2', 1)
+    result = split(data, mapping)
+    assert [reason for _part, reason in result.rejected_parts] == [
+        "row 1: field (row): keys 'event.type' (field event), 'person.extra' given more than"
+        " once in the record: which value is meant is unknown"]
+    assert len(result.parts) == 2
+
+
+@pytest.mark.parametrize(("key", "value", "reason"), [
+    ("persons", "[]", "key 'export.persons' given more than once in the document"),
+    ("municipality", "261", "key 'export.municipality' given more than once in the document"),
+])
+def test_a_json_document_giving_a_key_twice_outside_its_records_is_rejected(
+        key: str, value: str, reason: str) -> None:
+    with pytest.raises(InputRejected) as caught:
+        split(json_with_a_key_twice(0, key, value), MAPPINGS / "nova-json.toml")
+    assert str(caught.value) == f"{reason}: which value is meant is unknown"
+
+
 def test_input_without_a_mapping_is_left_to_other_normalisers() -> None:
     assert normalise(RawInput("registry", "a.xml", b"<a/>", {}), LIMITS) is None
 
@@ -611,6 +667,29 @@ async def test_a_dropped_export_becomes_a_message_per_row_and_its_bad_row_is_qua
     assert (tmp_path / "done" / "einwohner.csv").is_file()
     persons = states(db, "SELECT key FROM person_keys WHERE key LIKE 'vn:%'")
     assert len(persons) == 7  # the seven people of the good rows, found by VN
+
+
+async def test_a_dropped_json_export_with_a_key_twice_in_a_record_sends_the_other_records(
+        tmp_path: Path) -> None:
+    options = {"path": "in", "done_dir": "done", "poll_interval": "50ms", "settle": "0s",
+               "pattern": ["*.json"], "mapping": str(MAPPINGS / "nova-json.toml")}
+    async with harness(tmp_path, source_options=options) as h:
+        h.feed("einwohner.json", json_with_a_key_twice(2, "official", '"Muster"'))
+        deliveries = await h.settled(2)
+        await h.wait_for(lambda: len(h.messages()) == 4)
+        messages = h.messages()
+    export_file, *row_messages = messages
+    assert (export_file.ref, export_file.state) == ("einwohner.json", "split")
+    assert export_file.reason == "split into 3 parts (1 rejected)"
+    by_ref = {m.ref: m for m in row_messages}
+    bad = by_ref.pop("einwohner.json row 2")
+    assert (bad.state, bad.reason) == (
+        "quarantined", "row 2: field (row): key 'person.name.official' (field official_name)"
+        " given more than once in the record: which value is meant is unknown")
+    assert sorted(by_ref) == ["einwohner.json row 1", "einwohner.json row 3"]
+    assert {m.state for m in by_ref.values()} == {"routed"}
+    assert sorted(d.message_id for d in deliveries) == sorted(m.message_id for m in by_ref.values())
+    assert {d.state for d in deliveries} == {"delivered"}
 
 
 @pytest.mark.parametrize(("sample", "mapping", "good"), [

@@ -21,7 +21,7 @@ class Record:
     :param where: the CSV line the row starts on; empty for JSON (the row number says it).
 
     :param problem: what makes the row unreadable as a whole (a cell count that does
-        not fit the header, a JSON record that is not an object).
+        not fit the header, a JSON record that is not an object or gives a key twice).
     """
 
     row: int
@@ -37,9 +37,12 @@ def read_records(data: bytes, spec: MappingSpec) -> list[Record]:
     A file that starts with a UTF-8 byte order mark is read as UTF-8 whatever the
     mapping's encoding: the mark says so beyond doubt.
 
+    A JSON record that gives a key more than once is a record with a problem (naming
+    the key and the fields it feeds), not one whose last value silently wins.
+
     :raises InputRejected: not text in the mapping's encoding (or not UTF-8 after a
-        byte order mark), not CSV or JSON,
-        a header without mapped columns, more rows than ``max_rows``.
+        byte order mark), not CSV or JSON, a JSON key given more than once outside
+        the records, a header without mapped columns, more rows than ``max_rows``.
     """
     text = _decode(data, spec.encoding)
     return _csv(text, spec) if spec.format == "csv" else _json(text, spec)
@@ -114,9 +117,35 @@ def _check_header(names: list[str], spec: MappingSpec) -> None:
                         "line 1")
 
 
+#: Why a key given more than once is refused rather than one of its values taken.
+_TWICE = "which value is meant is unknown"
+
+
+class _Twice(dict[str, Any]):
+    """A JSON object that gives keys more than once: the last value kept (as ``json`` does),
+    the keys in :attr:`twice`. Objects without such keys stay plain dicts."""
+
+    __slots__ = ("twice",)
+    twice: tuple[str, ...]
+
+
 def _json(text: str, spec: MappingSpec) -> list[Record]:
+    objects_twice: list[_Twice] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(items)
+        if len(obj) == len(items):
+            return obj
+        counted: dict[str, int] = {}
+        for key, _value in items:
+            counted[key] = counted.get(key, 0) + 1
+        twice = _Twice(obj)
+        twice.twice = tuple(key for key, n in counted.items() if n > 1)
+        objects_twice.append(twice)
+        return twice
+
     try:
-        document = json.loads(text)
+        document = json.loads(text, object_pairs_hook=pairs)
     except json.JSONDecodeError as exc:
         raise InputRejected(f"not JSON: {exc.msg}", f"line {exc.lineno} column {exc.colno}"
                             ) from None
@@ -132,8 +161,53 @@ def _json(text: str, spec: MappingSpec) -> list[Record]:
     if not isinstance(items, list):
         where = repr(spec.records) if spec.records else "the document"
         raise InputRejected(f"{where} is not a list of records")
+    if objects_twice:  # the envelope: all but the records
+        envelope = _given_twice(document, items)
+        if envelope:
+            raise InputRejected(f"{_keys(envelope)} given more than once in the document:"
+                                f" {_TWICE}")
     if len(items) > spec.max_rows:
         raise InputRejected(f"{len(items)} rows, more than {spec.max_rows} (max_rows of the mapping)")
-    return [Record(n, "", item) if isinstance(item, dict) else
+    return [Record(n, "", item, _twice_in_record(item, spec) if objects_twice else None)
+            if isinstance(item, dict) else
             Record(n, "", {}, f"a {type(item).__name__}, not an object")
             for n, item in enumerate(items, 1)]
+
+
+def _given_twice(value: Any, skip: object = None) -> list[str]:
+    """The dotted paths of the keys given more than once in ``value`` (not within ``skip``),
+    in document order; iterative, so a document as deep as the parser allows is walked."""
+    found: list[str] = []
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, path = stack.pop()
+        if item is skip:
+            continue
+        if isinstance(item, dict):
+            if isinstance(item, _Twice):
+                found += [path + key for key in item.twice]
+            stack += reversed([(v, f"{path}{k}.") for k, v in item.items()])
+        elif isinstance(item, list):
+            stack += reversed([(v, f"{path}{n}.") for n, v in enumerate(item)])
+    return found
+
+
+def _twice_in_record(record: dict[str, Any], spec: MappingSpec) -> str | None:
+    """Why a record that gives a key more than once is refused, naming the fields it feeds."""
+    paths = _given_twice(record)
+    if not paths:
+        return None
+    columns = spec.columns()
+    named = []
+    for path in paths:
+        fields = [target for target, column in columns.items()
+                  if column == path or column.startswith(f"{path}.")
+                  or path.startswith(f"{column}.")]
+        named.append(f"{path!r} ({'fields' if len(fields) > 1 else 'field'} {', '.join(fields)})"
+                     if fields else repr(path))
+    return f"{_keys(named, quoted=True)} given more than once in the record: {_TWICE}"
+
+
+def _keys(paths: list[str], *, quoted: bool = False) -> str:
+    names = paths if quoted else [repr(p) for p in paths]
+    return f"{'keys' if len(names) > 1 else 'key'} {', '.join(names)}"
