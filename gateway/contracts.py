@@ -322,6 +322,11 @@ class ReceiptOutcome(enum.StrEnum):
     FAILED_TRANSIENT = "failed_transient"
     FAILED_PERMANENT = "failed_permanent"
     NEEDS_REVIEW = "needs_review"
+    #: The transport already knew the attempt's reference (sedex 201: a second envelope
+    #: with one messageId). Only the store knows whether the attempt was repeated: if it
+    #: was (an unsure attempt, ``attempts.repeats``), its first copy arrived, and this
+    #: proves delivery; if not, it is a failure like :attr:`FAILED_PERMANENT`.
+    ALREADY_KNOWN = "already_known"
 
 
 @dataclass(frozen=True, slots=True)

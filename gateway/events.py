@@ -43,7 +43,9 @@ KINDS: dict[str, str] = {
     "message.answer": "a partner's eventReport was applied; answers (the eCH messageId),"
                       " partner, positive, deliveries (the ids it settled, maybe none)",
     "delivery.sent": "the transport took the attempt, a receipt is awaited; partner, ref",
-    "delivery.delivered": "the partner has it (receipt or transport); partner, ref",
+    "delivery.delivered": "the partner has it (receipt or transport); partner, ref; was:"
+                          " dead, when an unsure attempt left it dead at max_age and a later"
+                          " receipt proves delivery",
     "delivery.acknowledged": "the partner acknowledged it (positive eventReport); partner, answer",
     "delivery.rejected": "the partner rejected it (negative eventReport); partner, answer,"
                          " reason",

@@ -221,7 +221,8 @@ EXPECTED = {
     100: ReceiptOutcome.DELIVERED,
     601: ReceiptOutcome.WAIT,
     701: ReceiptOutcome.WAIT,
-    **dict.fromkeys([200, 201, 202, 203, 204, 320, 300, 301, 302, 303, 304, 310, 311, 312, 313,
+    201: ReceiptOutcome.ALREADY_KNOWN,
+    **dict.fromkeys([200, 202, 203, 204, 320, 300, 301, 302, 303, 304, 310, 311, 312, 313,
                      330], ReceiptOutcome.FAILED_PERMANENT),
     **dict.fromkeys([400, 401, 402, 403, 404, 500, 501], ReceiptOutcome.FAILED_TRANSIENT),
 }

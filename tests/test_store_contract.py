@@ -32,6 +32,7 @@ from gateway.person_state import PersonChange, PersonState
 from gateway.retry import RetryPolicy
 from gateway.store import MessageState, Outcome, Processed, SQLiteStore, Store
 from gateway.store.journal import Entry
+from plugins.sedex.status import lookup as sedex_status
 
 #: Retries after 10 s, then 20 s ...; three attempts in all; no jitter.
 POLICY = RetryPolicy(max_attempts=3, initial=10.0, maximum=100.0, jitter=0.0)
@@ -376,18 +377,24 @@ SHORT_LIVED = RetryPolicy(max_attempts=3, max_age=5.0, initial=10.0, maximum=100
 
 async def stuck(store: Store, n: int, state: str) -> int:
     """A message routed to ``canton`` whose delivery an attempt left in ``state``."""
+    did, _ref = await stuck_at(store, n, state)
+    return did
+
+
+async def stuck_at(store: Store, n: int, state: str) -> tuple[int, str]:
+    """:func:`stuck`: (the delivery, the attempt_ref of the attempt that left it there)."""
     if state == "dead":  # unsure, and max_age reached: "it may have reached the partner"
         _mid, [did] = await queued(store, n)
         [c] = await store.claim_due("n1", 60, 10, ["canton"])
         await store.record_outcomes([Outcome(did, c.attempt_ref, "unsure", "flush failed")],
                                     lambda _p: SHORT_LIVED, {})
-        return did
+        return did, c.attempt_ref
     # a sedex 401 receipt (a new attempt is scheduled in 10 s), or an odd receipt
     _mid, did, ref = await sent(store, n)
     outcome = (ReceiptOutcome.FAILED_TRANSIENT if state == "retry_wait"
                else ReceiptOutcome.NEEDS_REVIEW)
     await store.record_receipts([Receipt(ref, outcome, "401", "hub", datetime.now(UTC))], policy)
-    return did
+    return did, ref
 
 
 @pytest.mark.parametrize("action", ["9", "8"])
@@ -972,6 +979,107 @@ async def test_receipts_of_partners_sharing_one_folder_settle_each_its_own_deliv
     assert events(journal, delivery=did_a)[-3:] == [
         "receipt.unmatched", "receipt.failed", "delivery.dead"]
     assert events(journal, delivery=did_b)[-2:] == ["receipt.unmatched", "delivery.delivered"]
+
+
+def sedex(ref: str, code: int) -> Receipt:
+    """A sedex receipt with ``code``, its outcome as the sedex transport reads it."""
+    return Receipt(ref, sedex_status(str(code)).outcome, str(code), f"sedex {code}",
+                   datetime.now(UTC))
+
+
+async def repeated(store: Store, n: int, clock: FakeClock) -> tuple[int, str]:
+    """A delivery whose attempt was unsure, then repeated as the same attempt and sent."""
+    _mid, [did] = await queued(store, n)
+    [c] = await store.claim_due("n1", 60, 10, ["canton"])
+    await store.record_outcomes([Outcome(did, c.attempt_ref, "unsure", "flush failed")],
+                                policy, {})
+    clock.advance(11)
+    [again] = await store.claim_due("n1", 60, 10, ["canton"])
+    assert again.resumed and again.attempt_ref == c.attempt_ref
+    await store.record_outcomes([Outcome(did, c.attempt_ref, "sent")], policy, {})
+    return did, c.attempt_ref
+
+
+async def assert_settled(store: Store, did: int, clock: FakeClock) -> None:
+    """The partner has it: nothing is sent again, and there is nothing to replay."""
+    assert await store.next_due(["canton"]) is None
+    clock.advance(3600)
+    assert await store.claim_due("n1", 60, 10, ["canton"]) == []
+    with pytest.raises(StoreConflict):
+        await store.replay_delivery(did)
+
+
+@pytest.mark.parametrize("first", [201, 100])
+async def test_a_201_for_a_repeated_unsure_attempt_proves_its_first_copy_arrived(
+        store: Store, journal: list[Entry], clock: FakeClock, first: int) -> None:
+    """sedex knows the envelope id because our first copy reached it: the repeat's 201 is
+    proof of delivery, whichever of it and the first copy's 100 comes first."""
+    did, ref = await repeated(store, 1, clock)
+    second = 100 if first == 201 else 201
+    assert await store.record_receipts([sedex(ref, first)], policy) == [True]
+    assert await store.record_receipts([sedex(ref, second)], policy) == [True]
+    assert events(journal, delivery=did)[-2:] == ["delivery.delivered", "receipt.late"]
+    assert "delivery.dead" not in events(journal, delivery=did)
+    assert the(journal, "delivery.delivered", delivery=did).detail["code"] == str(first)
+    await assert_settled(store, did, clock)
+
+
+@pytest.mark.parametrize("batch", [False, True])
+async def test_a_201_for_an_attempt_never_repeated_is_its_verdict_a_later_100_too(
+        store: Store, journal: list[Entry], batch: bool) -> None:
+    """A 201 for an attempt sent once is a final error (eCH-0090: every receipt ends its
+    message); a 100 after it, in the same batch or a later one, does not overturn it."""
+    _mid, did, ref = await sent(store, 1)
+    if batch:
+        await store.record_receipts([sedex(ref, 201), sedex(ref, 100)], policy)
+    else:
+        await store.record_receipts([sedex(ref, 201)], policy)
+        await store.record_receipts([sedex(ref, 100)], policy)
+    assert events(journal, delivery=did)[-3:] == [
+        "receipt.failed", "delivery.dead", "receipt.late"]
+    assert await store.replay_delivery(did) != did, "a dead letter, the operator's to replay"
+
+
+async def test_a_100_for_an_unsure_attempt_left_dead_at_max_age_settles_it_delivered(
+        store: Store, journal: list[Entry], clock: FakeClock) -> None:
+    """Dead at max_age after an unsure attempt: "it may have reached the partner", and no
+    receipt said otherwise; the 100 for that attempt proves it did."""
+    did, ref = await stuck_at(store, 1, "dead")
+    assert await store.record_receipts([sedex(ref, 100)], policy) == [True]
+    delivered = the(journal, "delivery.delivered", delivery=did).detail
+    assert delivered is not None and delivered["was"] == "dead"
+    await assert_settled(store, did, clock)
+
+
+@pytest.mark.parametrize("state", ["needs_review", "retry_wait"])
+async def test_a_100_after_a_receipts_verdict_on_the_attempt_is_late(
+        store: Store, journal: list[Entry], state: str) -> None:
+    """A receipt that sent the attempt to review or to a retry was its verdict; a 100 for
+    the same attempt after it changes nothing (eCH-0090: every receipt ends its message)."""
+    did, ref = await stuck_at(store, 1, state)
+    assert await store.record_receipts([sedex(ref, 100)], policy) == [True]
+    assert events(journal, delivery=did)[-1] == "receipt.late"
+    assert "delivery.delivered" not in events(journal, delivery=did)
+
+
+async def test_a_proof_of_delivery_for_an_earlier_attempt_or_a_replayed_delivery_is_late(
+        store: Store, journal: list[Entry], clock: FakeClock) -> None:
+    """Only the delivery's current attempt settles it; a replayed delivery's copy is the
+    delivery now."""
+    _mid, did, first = await sent(store, 1)
+    await store.record_receipts([sedex(first, 401)], policy)
+    clock.advance(10)
+    [c] = await store.claim_due("n1", 60, 10, ["canton"])
+    await store.record_outcomes([Outcome(did, c.attempt_ref, "permanent", "refused")], policy, {})
+    assert await store.record_receipts([sedex(first, 100)], policy) == [True]
+    assert events(journal, delivery=did)[-1] == "receipt.late"
+    assert "delivery.delivered" not in events(journal, delivery=did)
+    copy = await store.replay_delivery(did)  # still dead: replayable
+    assert await store.record_receipts([sedex(c.attempt_ref, 100)], policy) == [True]
+    assert events(journal, delivery=did)[-1] == "receipt.late"
+    assert "delivery.delivered" not in events(journal)
+    [again] = await store.claim_due("n1", 60, 10, ["canton"])
+    assert again.delivery == copy
 
 
 async def test_an_attempt_or_a_receipt_without_a_recipient_is_matched_by_its_ref(

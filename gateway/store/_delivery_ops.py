@@ -276,19 +276,27 @@ def record_receipts(conn: sqlite3.Connection, receipts: Sequence[Receipt],
     ours (an unknown ref, or our ref for another recipient) is kept, changes
     no delivery and is journaled as ``receipt.unmatched`` with the reason.
 
+    Only a receipt for the delivery's current attempt changes it: one that
+    proves delivery (:func:`_proves_delivery`) settles it as ``delivered``
+    from any state that attempt left it in (:data:`_PROVABLE`), any other
+    only while the attempt awaits its receipt (:data:`_RECEIVABLE`); the
+    rest are ``receipt.late``.
+
     :raises StoreConflict: a delivery changed between reading and writing it.
     """
     answered = {row[0]: row[1:] for row in select_in(
         conn, "SELECT a.ref, d.id, d.message, d.partner, d.state, d.attempts, d.first_attempt_at,"
-        " d.attempt_ref, a.recipient FROM attempts a JOIN deliveries d ON d.id = a.delivery"
-        " WHERE a.ref IN ({})", [r.attempt_ref for r in receipts])}
+        " d.attempt_ref, a.recipient, a.repeats, EXISTS (SELECT 1 FROM receipts x"
+        f" WHERE x.attempt_ref = a.ref AND x.outcome IN ({_VERDICTS})) FROM attempts a"
+        " JOIN deliveries d ON d.id = a.delivery WHERE a.ref IN ({})",
+        [r.attempt_ref for r in receipts])}
     matched: list[bool] = []
     entries: list[Entry] = []
     receipt_rows, delivered_rows = [], []
-    settled: set[str] = set()  # attempts an earlier receipt of this batch settled
+    state_now: dict[str, str] = {}  # the state an earlier receipt of this batch left
     for r in receipts:
         row = answered.get(r.attempt_ref)
-        addressed = row[-1] if row else None
+        addressed = row[-3] if row else None
         foreign = addressed is not None and r.recipient is not None and r.recipient != addressed
         answers = row is not None and not foreign
         receipt_rows.append((r.attempt_ref, row[0] if row is not None and answers else None,
@@ -301,7 +309,7 @@ def record_receipts(conn: sqlite3.Connection, receipts: Sequence[Receipt],
             detail["reason"] = "no attempt of ours has this ref"
             entries.append(Entry("receipt.unmatched", None, None, detail))
             continue
-        did, mid, partner, state, attempts, first_at, current, _addressed = row
+        did, mid, partner, state, attempts, first_at, current, _addressed, repeats, judged = row
         detail["partner"] = partner
         if foreign:  # our ref, but another recipient's receipt: the delivery stays as it is
             detail.update(recipient=r.recipient, addressed=addressed,
@@ -309,37 +317,67 @@ def record_receipts(conn: sqlite3.Connection, receipts: Sequence[Receipt],
                                  f" addressed to {addressed}")
             entries.append(Entry("receipt.unmatched", mid, did, detail))
             continue
-        if (current != r.attempt_ref or r.attempt_ref in settled
-                or state not in _RECEIVABLE):
+        state = state_now.get(r.attempt_ref, state)
+        proof = _proves_delivery(r.outcome, repeats)
+        # the first receipt's verdict on an attempt stands; proof settles what no receipt did
+        judged = judged or r.attempt_ref in state_now
+        if current != r.attempt_ref or state not in (
+                _PROVABLE if proof and not judged else _RECEIVABLE):
             entries.append(Entry("receipt.late", mid, did, detail))
             continue
         if r.outcome is ReceiptOutcome.WAIT:
             entries.append(Entry("receipt.wait", mid, did, detail))
             continue
-        settled.add(r.attempt_ref)
-        if r.outcome is ReceiptOutcome.DELIVERED:
-            delivered_rows.append((DeliveryState.DELIVERED, now, did, r.attempt_ref, *_RECEIVABLE))
+        if proof:
+            delivered_rows.append((DeliveryState.DELIVERED, now, did, r.attempt_ref, state))
+            if state not in _RECEIVABLE:  # the attempt had left it failed: it was not
+                detail["was"] = state
             entries.append(Entry("delivery.delivered", mid, did, detail))
+            state_now[r.attempt_ref] = DeliveryState.DELIVERED
         elif r.outcome is ReceiptOutcome.NEEDS_REVIEW:
-            _set(conn, did, _RECEIVABLE, DeliveryState.NEEDS_REVIEW, f"receipt {r.code}: {r.info}",
+            _set(conn, did, (state,), DeliveryState.NEEDS_REVIEW, f"receipt {r.code}: {r.info}",
                  now)
             entries.append(Entry("delivery.needs_review", mid, did, detail))
-        else:
+            state_now[r.attempt_ref] = DeliveryState.NEEDS_REVIEW
+        else:  # a failure; so is "already known" for an attempt never repeated
             entries.append(Entry("receipt.failed", mid, did, detail))
             entries.append(_fail(conn, did, mid, partner, attempts, first_at or now,
                                  r.outcome is ReceiptOutcome.FAILED_TRANSIENT,
-                                 f"receipt {r.code}: {r.info}", policy_for, now, _RECEIVABLE))
+                                 f"receipt {r.code}: {r.info}", policy_for, now, (state,)))
+            state_now[r.attempt_ref] = _STATE_AFTER[entries[-1].event]
     conn.executemany(
         "INSERT INTO receipts (attempt_ref, delivery, outcome, code, info, at, recorded_at, raw,"
         " recipient) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", receipt_rows)
     expect_changed(conn.executemany(
-        f"UPDATE deliveries SET {_SETTLED} WHERE id = ? AND attempt_ref = ? AND state IN (?, ?)",
-        delivered_rows), len(delivered_rows), "deliveries delivered (sending or sent this attempt)")
+        f"UPDATE deliveries SET {_SETTLED}, next_attempt_at = NULL"
+        " WHERE id = ? AND attempt_ref = ? AND state = ?",
+        delivered_rows), len(delivered_rows), "deliveries delivered (in the state this attempt left)")
     return matched, entries
 
 
-#: The states in which a receipt can settle a delivery.
+#: The states in which a receipt can settle a delivery: its attempt awaits the receipt.
 _RECEIVABLE = (DeliveryState.SENT, DeliveryState.SENDING)
+#: The states a receipt proving delivery settles too, when it answers the attempt that left
+#: the delivery there without a receipt's verdict (an unsure attempt at ``max_age``: dead,
+#: "it may have reached the partner"), else an operator replays another copy. Not
+#: ``replayed``: its copy is the delivery now. An attempt a receipt failed or sent to
+#: review keeps that verdict (eCH-0090: every receipt ends its message).
+_PROVABLE = (*_RECEIVABLE, DeliveryState.RETRY_WAIT, DeliveryState.NEEDS_REVIEW,
+             DeliveryState.DEAD)
+
+
+#: Receipt outcomes that are a verdict on their attempt (stored as their values).
+_VERDICTS = ", ".join(f"'{o.value}'" for o in (
+    ReceiptOutcome.FAILED_TRANSIENT, ReceiptOutcome.FAILED_PERMANENT,
+    ReceiptOutcome.NEEDS_REVIEW, ReceiptOutcome.ALREADY_KNOWN))
+
+
+def _proves_delivery(outcome: ReceiptOutcome, repeats: int) -> bool:
+    """Whether a receipt with ``outcome`` for an attempt repeated ``repeats`` times proves
+    the partner got it: delivered, or "already known" for an attempt that was repeated
+    (unsure), whose first copy is what the transport knows."""
+    return outcome is ReceiptOutcome.DELIVERED or (
+        outcome is ReceiptOutcome.ALREADY_KNOWN and repeats > 0)
 
 
 def flag_overdue(conn: sqlite3.Connection, now: float) -> tuple[list[tuple[int, int]], list[Entry]]:

@@ -15,6 +15,9 @@ _OK = ReceiptOutcome.DELIVERED
 _WAIT = ReceiptOutcome.WAIT
 _FINAL = ReceiptOutcome.FAILED_PERMANENT
 _RETRY = ReceiptOutcome.FAILED_TRANSIENT
+#: 201 proves delivery when our attempt was repeated (unsure: the first copy arrived) and is
+#: a final error otherwise; the store, which knows the attempt's repeats, decides.
+_KNOWN = ReceiptOutcome.ALREADY_KNOWN
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +38,7 @@ STATUS_CODES: dict[int, StatusCode] = {
     601: StatusCode("sent to the sedex server, delivery still pending", "partial", _WAIT),
     701: StatusCode("not yet collected, expires soon", "warning", _WAIT, alert=True),
     200: StatusCode("envelope invalid or wrong version", "message", _FINAL),
-    201: StatusCode("adapter already knows this messageId", "message", _FINAL),
+    201: StatusCode("adapter already knows this messageId", "message", _KNOWN),
     202: StatusCode("envelope without payload", "message", _FINAL),
     203: StatusCode("too old to send", "message", _FINAL),
     204: StatusCode("expired: not collected in time", "message", _FINAL),
