@@ -14,7 +14,7 @@ import gateway.store.migrate as migrate_module
 from gateway.contracts import Normalised, RawInput, Route
 from gateway.dispatcher import Dispatcher, ReceiptRecorder
 from gateway.errors import StoreError
-from gateway.store import MessageState, Processed, SQLiteStore, StoreReader
+from gateway.store import Claim, MessageState, Processed, SQLiteStore, StoreReader
 from gateway.store.migrate import available, migrate
 from tests.stubs import StubIntake
 from tests.test_sedex_transport import make_transport, write_receipt
@@ -124,6 +124,16 @@ def test_originals_and_routed_message_ids_start_from_what_was_stored(tmp_path: P
         reader.close()
 
 
+async def _claimed(store: SQLiteStore) -> tuple[int, Claim]:
+    """A message ``m-1`` routed to ``canton``, its delivery claimed: (message, claim)."""
+    [(mid, _new)] = await store.add_raw([RawInput("registry", "m.xml", b"<m/>", {})])
+    await store.record_processing([Processed(
+        mid, MessageState.ROUTED, normalised=Normalised("personEventMessage", "m-1", b"<x/>",
+                                                        None), routes=[Route("canton", "t")])])
+    [claim] = await store.claim_due("n1", 60, 10, ["canton"])
+    return mid, claim
+
+
 async def test_an_attempt_sent_before_recipients_were_recorded_is_matched_by_its_ref(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """0011: an attempt the older release sent has no recipient; its sedex receipt settles it."""
@@ -133,11 +143,7 @@ async def test_an_attempt_sent_before_recipients_were_recorded_is_matched_by_its
     store = SQLiteStore(db, group_commit_delay=0.001)
     store.start()  # the schema before 0011
     try:
-        [(mid, _new)] = await store.add_raw([RawInput("registry", "m.xml", b"<m/>", {})])
-        await store.record_processing([Processed(
-            mid, MessageState.ROUTED, normalised=Normalised("personEventMessage", "m-1", b"<x/>",
-                                                            None), routes=[Route("canton", "t")])])
-        [claim] = await store.claim_due("n1", 60, 10, ["canton"])
+        mid, claim = await _claimed(store)
     finally:
         store.close()
     conn = sqlite3.connect(db, isolation_level=None)  # recorded as sent, as that release did
@@ -182,11 +188,7 @@ async def test_an_answer_applied_before_0014_is_not_applied_again(tmp_path: Path
     store = SQLiteStore(db, group_commit_delay=0.001)
     store.start()
     try:
-        [(mid, _new)] = await store.add_raw([RawInput("registry", "m.xml", b"<m/>", {})])
-        await store.record_processing([Processed(
-            mid, MessageState.ROUTED, normalised=Normalised("personEventMessage", "m-1", b"<x/>",
-                                                            None), routes=[Route("canton", "t")])])
-        [claim] = await store.claim_due("n1", 60, 10, ["canton"])
+        _mid, claim = await _claimed(store)
         [(yes, _new)] = await store.add_raw([RawInput("canton", "r.xml", b"<r/>", {})])
         await store.record_processing([report(yes)])
     finally:

@@ -139,6 +139,13 @@ def _site(tmp_path: Path, partner: str = "", extra: str = "", *,
     return config
 
 
+async def _ours_routed(root: Path, db: Path, about: bytes) -> None:
+    """The residents seeded, then our message ``ours-1`` about ``about`` (a VN) routed."""
+    await _residents(root, db)
+    drop(root / "in", "out.xml", _from_canton("ours-1", about))
+    await until(lambda: _state_of(db, "ours-1") == "routed")
+
+
 async def _residents(root: Path, db: Path, twin: bool = False) -> None:
     """baseDelivery.xml as person state; with ``twin``, a second Ardita Shala born 1997-11-23."""
     base = (CORPUS / "baseDelivery.xml").read_bytes()
@@ -278,8 +285,7 @@ async def test_answers_correlate_only_with_what_their_partner_was_sent(tmp_path:
     db = tmp_path / "gateway.db"
     ardita = f"<eCH-0044:vn>{VN}</eCH-0044:vn>".encode()
     async with running(config):
-        await _residents(tmp_path, db)
-        drop(tmp_path / "in", "out.xml", _from_canton("ours-1", ardita))
+        await _ours_routed(tmp_path, db, ardita)
         await until(lambda: states(db, "SELECT partner, state FROM deliveries")
                     == [("canton", "delivered")])
         # the other partner's message names ours: no case of the canton's, no settling
@@ -322,8 +328,7 @@ async def test_an_answer_assigned_after_review_is_applied_once(tmp_path: Path) -
     db = tmp_path / "gateway.db"
     ardita = f"<eCH-0044:vn>{VN}</eCH-0044:vn>".encode()
     async with running(config):
-        await _residents(tmp_path, db)
-        drop(tmp_path / "in", "out.xml", _from_canton("ours-1", ardita))
+        await _ours_routed(tmp_path, db, ardita)
         await until(lambda: states(db, "SELECT partner, state FROM deliveries")
                     == [("canton", "delivered")])
         drop(tmp_path / "from-canton", "z.xml", _rejecting("canton-2", "ours-1", vn=TWIN_VN))
@@ -459,9 +464,7 @@ async def test_an_answer_to_a_message_in_no_case_joins_the_case_of_its_process(
     db = tmp_path / "gateway.db"
     ardita = f"<eCH-0044:vn>{VN}</eCH-0044:vn>".encode()
     async with running(config):
-        await _residents(tmp_path, db)
-        drop(tmp_path / "in", "out.xml", _from_canton("ours-1", ardita))
-        await until(lambda: _state_of(db, "ours-1") == "routed")
+        await _ours_routed(tmp_path, db, ardita)
         drop(tmp_path / "from-canton", "q.xml",
              _with_refs(_from_canton("canton-q", ardita), process="BP-1"))
         await until(lambda: _state_of(db, "canton-q") == "routed")
@@ -490,9 +493,7 @@ async def test_with_two_registries_the_message_goes_to_the_right_one(tmp_path: P
     db = tmp_path / "gateway.db"
     ardita = f"<eCH-0044:vn>{VN}</eCH-0044:vn>".encode()
     async with running(config):
-        await _residents(tmp_path, db)
-        drop(tmp_path / "in", "out.xml", _from_canton("ours-1", ardita))
-        await until(lambda: _state_of(db, "ours-1") == "routed")
+        await _ours_routed(tmp_path, db, ardita)
         drop(tmp_path / "from-canton", "a.xml", _from_canton("answer", ardita, "ours-1"))
         drop(tmp_path / "from-canton", "b.xml", _from_canton("living-in-230", ardita))
         await until(lambda: {_state_of(db, m) for m in ("answer", "living-in-230")}

@@ -1,4 +1,4 @@
-"""Write operations of the delivery side: claims, outcomes, receipts, replays."""
+"""Write operations of the delivery side: claims, outcomes, replays (receipts: :mod:`._receipt_ops`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import sqlite3
 import uuid
 from collections.abc import Mapping, Sequence
 
-from gateway.contracts import Attachment, Receipt, ReceiptOutcome
+from gateway.contracts import Attachment
 from gateway.errors import StoreConflict, StoreError
 from gateway.store._retention_ops import refuse_pruned
 from gateway.store._sql import expect_changed, select_in
@@ -159,19 +159,19 @@ def record_outcomes(conn: sqlite3.Connection, outcomes: Sequence[Outcome], polic
             entries.append(_unsure(conn, o, mid, partner, attempts, first_at or now, policy_for,
                                    now))
         else:
-            entries.append(_fail(conn, o.delivery, mid, partner, attempts, first_at or now,
+            entries.append(fail_attempt(conn, o.delivery, mid, partner, attempts, first_at or now,
                                  o.kind == "transient", o.detail, policy_for, now,
                                  (DeliveryState.SENDING,), o.retry_after))
-        row[5] = _STATE_AFTER[entries[-1].event]  # a second outcome in this call sees it
+        row[5] = STATE_AFTER[entries[-1].event]  # a second outcome in this call sees it
     expect_changed(conn.executemany(  # a recipient once reported is kept
         "UPDATE attempts SET outcome = ?, detail = ?, recipient = COALESCE(?, recipient)"
         " WHERE ref = ?", attempt_rows),
         len(attempt_rows), "attempts to record")
     expect_changed(conn.executemany(  # an earlier attempt's overdue flag is not this one's
-        f"UPDATE deliveries SET {_SETTLED}, sent_at = ?, receipt_due_at = ?, overdue = 0"
+        f"UPDATE deliveries SET {SETTLED}, sent_at = ?, receipt_due_at = ?, overdue = 0"
         f" WHERE {_SENDING}", sent_rows), len(sent_rows), "deliveries sent (sending this attempt)")
     expect_changed(conn.executemany(
-        f"UPDATE deliveries SET {_SETTLED}, sent_at = ? WHERE {_SENDING}", delivered_rows),
+        f"UPDATE deliveries SET {SETTLED}, sent_at = ? WHERE {_SENDING}", delivered_rows),
         len(delivered_rows), "deliveries delivered (sending this attempt)")
     expect_changed(conn.executemany(
         "UPDATE deliveries SET sent_at = COALESCE(sent_at, ?)"
@@ -181,11 +181,11 @@ def record_outcomes(conn: sqlite3.Connection, outcomes: Sequence[Outcome], polic
 
 
 #: A delivery leaving ``sending`` without a reason: (state, updated_at) come first.
-_SETTLED = "state = ?, reason = NULL, lease_owner = NULL, lease_until = NULL, updated_at = ?"
+SETTLED = "state = ?, reason = NULL, lease_owner = NULL, lease_until = NULL, updated_at = ?"
 #: The row of a delivery still ``sending`` one attempt: (id, attempt_ref, 'sending') follow.
 _SENDING = "id = ? AND attempt_ref = ? AND state = ?"
 #: The state a delivery is in after the journal event an outcome made.
-_STATE_AFTER = {
+STATE_AFTER = {
     "delivery.sent": DeliveryState.SENT, "delivery.delivered": DeliveryState.DELIVERED,
     "delivery.retry": DeliveryState.RETRY_WAIT, "delivery.dead": DeliveryState.DEAD,
     "delivery.unsure": DeliveryState.SENDING,
@@ -197,17 +197,17 @@ def _sending(o: Outcome) -> tuple[int, str, DeliveryState]:
     return o.delivery, o.attempt_ref, DeliveryState.SENDING
 
 
-def _fail(conn: sqlite3.Connection, did: int, mid: int, partner: str, attempts: int,
+def fail_attempt(conn: sqlite3.Connection, did: int, mid: int, partner: str, attempts: int,
           first_at: float, transient: bool, detail: str, policy_for: PolicyFor,
           now: float, expect: Sequence[DeliveryState], retry_after: float | None = None) -> Entry:
     policy = policy_for(partner)
     at = policy.next_attempt_at(attempts, first_at, now, retry_after) if transient else None
     if at is not None:
-        _set(conn, did, expect, DeliveryState.RETRY_WAIT, detail, now, next_attempt_at=at)
+        set_state(conn, did, expect, DeliveryState.RETRY_WAIT, detail, now, next_attempt_at=at)
         return Entry("delivery.retry", mid, did, {"partner": partner, "attempt": attempts,
                                                   "error": detail, "next_attempt_at": at})
     why = policy.why_not(attempts) if transient else "permanent error"
-    _set(conn, did, expect, DeliveryState.DEAD, f"{why}: {detail}", now)
+    set_state(conn, did, expect, DeliveryState.DEAD, f"{why}: {detail}", now)
     return Entry("delivery.dead", mid, did,
                  {"partner": partner, "attempt": attempts, "error": detail, "why": why})
 
@@ -228,7 +228,7 @@ def _unsure(conn: sqlite3.Connection, o: Outcome, mid: int, partner: str, attemp
     at = policy.resume_at(attempts, first_at, now, repeats)
     if at is None:
         why = f"maximum age of {policy.max_age:.0f}s reached"
-        _set(conn, o.delivery, (DeliveryState.SENDING,), DeliveryState.DEAD,
+        set_state(conn, o.delivery, (DeliveryState.SENDING,), DeliveryState.DEAD,
              f"{why}: {o.detail} (it may have reached the partner)", now)
         return Entry("delivery.dead", mid, o.delivery,
                      {"partner": partner, "attempt": attempts, "error": o.detail, "why": why})
@@ -252,7 +252,7 @@ def _local(conn: sqlite3.Connection, o: Outcome, mid: int, partner: str, now: fl
                  {"partner": partner, "ref": o.attempt_ref, "error": o.detail})
 
 
-def _set(conn: sqlite3.Connection, did: int, expect: Sequence[DeliveryState],
+def set_state(conn: sqlite3.Connection, did: int, expect: Sequence[DeliveryState],
          state: DeliveryState, reason: str | None, now: float, **cols: float | None) -> None:
     """Move delivery ``did`` from one of the ``expect`` states to ``state``, lease ended.
 
@@ -264,136 +264,6 @@ def _set(conn: sqlite3.Connection, did: int, expect: Sequence[DeliveryState],
         f" updated_at = ?{sets} WHERE id = ? AND state IN ({','.join('?' * len(expect))})",
         (state, reason, now, *cols.values(), did, *expect),
     ), 1, f"delivery {did} ({' or '.join(expect)})")
-
-
-def record_receipts(conn: sqlite3.Connection, receipts: Sequence[Receipt],
-                    policy_for: PolicyFor, now: float) -> tuple[list[bool], list[Entry]]:
-    """Store receipts and apply them to the attempts they answer; ``True`` where matched.
-
-    A receipt answers an attempt by content: its ref, and its recipient where
-    both the receipt and the attempt name one (an attempt recorded without
-    one is matched by its ref alone). A receipt that answers no attempt of
-    ours (an unknown ref, or our ref for another recipient) is kept, changes
-    no delivery and is journaled as ``receipt.unmatched`` with the reason.
-
-    Only a receipt for the delivery's current attempt changes it: one that
-    proves delivery (:func:`_proves_delivery`) settles it as ``delivered``
-    from any state that attempt left it in (:data:`_PROVABLE`), any other
-    only while the attempt awaits its receipt (:data:`_RECEIVABLE`); the
-    rest are ``receipt.late``.
-
-    :raises StoreConflict: a delivery changed between reading and writing it.
-    """
-    answered = {row[0]: row[1:] for row in select_in(
-        conn, "SELECT a.ref, d.id, d.message, d.partner, d.state, d.attempts, d.first_attempt_at,"
-        " d.attempt_ref, a.recipient, a.repeats, EXISTS (SELECT 1 FROM receipts x"
-        f" WHERE x.attempt_ref = a.ref AND x.outcome IN ({_VERDICTS})) FROM attempts a"
-        " JOIN deliveries d ON d.id = a.delivery WHERE a.ref IN ({})",
-        [r.attempt_ref for r in receipts])}
-    matched: list[bool] = []
-    entries: list[Entry] = []
-    receipt_rows, delivered_rows = [], []
-    state_now: dict[str, str] = {}  # the state an earlier receipt of this batch left
-    for r in receipts:
-        row = answered.get(r.attempt_ref)
-        addressed = row[-3] if row else None
-        foreign = addressed is not None and r.recipient is not None and r.recipient != addressed
-        answers = row is not None and not foreign
-        receipt_rows.append((r.attempt_ref, row[0] if row is not None and answers else None,
-                             r.outcome, r.code, r.info, r.at.timestamp(), now, r.raw,
-                             r.recipient))
-        matched.append(answers)
-        detail = {"ref": r.attempt_ref, "code": r.code, "info": r.info, "outcome": r.outcome,
-                  "alert": r.alert}
-        if row is None:
-            detail["reason"] = "no attempt of ours has this ref"
-            entries.append(Entry("receipt.unmatched", None, None, detail))
-            continue
-        did, mid, partner, state, attempts, first_at, current, _addressed, repeats, judged = row
-        detail["partner"] = partner
-        if foreign:  # our ref, but another recipient's receipt: the delivery stays as it is
-            detail.update(recipient=r.recipient, addressed=addressed,
-                          reason=f"it is for recipient {r.recipient}, the attempt was"
-                                 f" addressed to {addressed}")
-            entries.append(Entry("receipt.unmatched", mid, did, detail))
-            continue
-        state = state_now.get(r.attempt_ref, state)
-        proof = _proves_delivery(r.outcome, repeats)
-        # the first receipt's verdict on an attempt stands; proof settles what no receipt did
-        judged = judged or r.attempt_ref in state_now
-        if current != r.attempt_ref or state not in (
-                _PROVABLE if proof and not judged else _RECEIVABLE):
-            entries.append(Entry("receipt.late", mid, did, detail))
-            continue
-        if r.outcome is ReceiptOutcome.WAIT:
-            entries.append(Entry("receipt.wait", mid, did, detail))
-            continue
-        if proof:
-            delivered_rows.append((DeliveryState.DELIVERED, now, did, r.attempt_ref, state))
-            if state not in _RECEIVABLE:  # the attempt had left it failed: it was not
-                detail["was"] = state
-            entries.append(Entry("delivery.delivered", mid, did, detail))
-            state_now[r.attempt_ref] = DeliveryState.DELIVERED
-        elif r.outcome is ReceiptOutcome.NEEDS_REVIEW:
-            _set(conn, did, (state,), DeliveryState.NEEDS_REVIEW, f"receipt {r.code}: {r.info}",
-                 now)
-            entries.append(Entry("delivery.needs_review", mid, did, detail))
-            state_now[r.attempt_ref] = DeliveryState.NEEDS_REVIEW
-        else:  # a failure; so is "already known" for an attempt never repeated
-            entries.append(Entry("receipt.failed", mid, did, detail))
-            entries.append(_fail(conn, did, mid, partner, attempts, first_at or now,
-                                 r.outcome is ReceiptOutcome.FAILED_TRANSIENT,
-                                 f"receipt {r.code}: {r.info}", policy_for, now, (state,)))
-            state_now[r.attempt_ref] = _STATE_AFTER[entries[-1].event]
-    conn.executemany(
-        "INSERT INTO receipts (attempt_ref, delivery, outcome, code, info, at, recorded_at, raw,"
-        " recipient) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", receipt_rows)
-    expect_changed(conn.executemany(
-        f"UPDATE deliveries SET {_SETTLED}, next_attempt_at = NULL"
-        " WHERE id = ? AND attempt_ref = ? AND state = ?",
-        delivered_rows), len(delivered_rows), "deliveries delivered (in the state this attempt left)")
-    return matched, entries
-
-
-#: The states in which a receipt can settle a delivery: its attempt awaits the receipt.
-_RECEIVABLE = (DeliveryState.SENT, DeliveryState.SENDING)
-#: The states a receipt proving delivery settles too, when it answers the attempt that left
-#: the delivery there without a receipt's verdict (an unsure attempt at ``max_age``: dead,
-#: "it may have reached the partner"), else an operator replays another copy. Not
-#: ``replayed``: its copy is the delivery now. An attempt a receipt failed or sent to
-#: review keeps that verdict (eCH-0090: every receipt ends its message).
-_PROVABLE = (*_RECEIVABLE, DeliveryState.RETRY_WAIT, DeliveryState.NEEDS_REVIEW,
-             DeliveryState.DEAD)
-
-
-#: Receipt outcomes that are a verdict on their attempt (stored as their values).
-_VERDICTS = ", ".join(f"'{o.value}'" for o in (
-    ReceiptOutcome.FAILED_TRANSIENT, ReceiptOutcome.FAILED_PERMANENT,
-    ReceiptOutcome.NEEDS_REVIEW, ReceiptOutcome.ALREADY_KNOWN))
-
-
-def _proves_delivery(outcome: ReceiptOutcome, repeats: int) -> bool:
-    """Whether a receipt with ``outcome`` for an attempt repeated ``repeats`` times proves
-    the partner got it: delivered, or "already known" for an attempt that was repeated
-    (unsure), whose first copy is what the transport knows."""
-    return outcome is ReceiptOutcome.DELIVERED or (
-        outcome is ReceiptOutcome.ALREADY_KNOWN and repeats > 0)
-
-
-def flag_overdue(conn: sqlite3.Connection, now: float) -> tuple[list[tuple[int, int]], list[Entry]]:
-    """Flag sent deliveries whose receipt is overdue; return (message, delivery) pairs."""
-    rows = conn.execute(
-        "SELECT message, id, partner, attempt_ref FROM deliveries"
-        " WHERE state = ? AND overdue = 0 AND receipt_due_at < ?",
-        (DeliveryState.SENT, now),
-    ).fetchall()
-    expect_changed(conn.executemany(
-        "UPDATE deliveries SET overdue = 1, updated_at = ? WHERE id = ? AND state = ? AND overdue = 0",
-        [(now, row[1], DeliveryState.SENT) for row in rows]), len(rows),
-        "deliveries overdue (sent, not flagged)")
-    return [(mid, did) for mid, did, _p, _r in rows], [
-        Entry("receipt.overdue", mid, did, {"partner": partner, "ref": ref})
-        for mid, did, partner, ref in rows]
 
 
 def replay_delivery(conn: sqlite3.Connection, delivery: int,
@@ -413,7 +283,7 @@ def replay_delivery(conn: sqlite3.Connection, delivery: int,
     if state not in REPLAYABLE:
         raise StoreConflict(
             f"delivery {delivery} is {state}; only {sorted(REPLAYABLE)} can be replayed")
-    _set(conn, delivery, sorted(REPLAYABLE), DeliveryState.REPLAYED, None, now)
+    set_state(conn, delivery, sorted(REPLAYABLE), DeliveryState.REPLAYED, None, now)
     [(new,)] = conn.execute(
         "INSERT INTO deliveries (message, partner, state, created_at, next_attempt_at, replay_of,"
         " updated_at, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",

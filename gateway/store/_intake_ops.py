@@ -12,6 +12,7 @@ import orjson
 
 from gateway.contracts import Normalised, RawInput
 from gateway.errors import KeyReuseRejected, StoreConflict, StoreError
+from gateway.store._answer_ops import apply_answers
 from gateway.store._inbound_ops import link_outbound, record_inbound
 from gateway.store._person_ops import link_subjects, record_persons
 from gateway.store._retention_ops import refuse_pruned
@@ -234,86 +235,8 @@ def record_processing(conn: sqlite3.Connection, results: Sequence[Processed], no
                 for did, (mid, r, _payload) in zip(created, deliveries, strict=True)]
     entries += record_inbound(conn, results, now)
     entries += link_outbound(conn, results, [(mid, r.partner) for mid, r, _p in deliveries], now)
-    entries += _apply_answers(conn, results, now)
+    entries += apply_answers(conn, results, now)
     return created, entries
-
-
-#: The eCH-0039 header action of a positive report (business acknowledgement, DOMAIN.md).
-POSITIVE_REPORT = "9"
-#: Delivery states an answer from the partner can settle: every state an attempt left a
-#: delivery in, since the answer proves the partner has the message. ``sending`` too, for
-#: an answer faster than the record of the send (which then keeps the answer's verdict);
-#: ``retry_wait``, else the retry sends a second copy; ``needs_review`` and ``dead`` (an
-#: attempt that may have reached the partner), else an operator replays another copy.
-#: Not ``queued`` (never sent: the answer is not about it) nor ``replayed`` (its copy is
-#: the delivery now), nor ``rejected``: a negative answer stands.
-_ANSWERABLE = (DeliveryState.SENDING, DeliveryState.SENT, DeliveryState.DELIVERED,
-               DeliveryState.ACKNOWLEDGED, DeliveryState.RETRY_WAIT,
-               DeliveryState.NEEDS_REVIEW, DeliveryState.DEAD)
-_ANSWERABLE_IN = ",".join("?" * len(_ANSWERABLE))
-
-
-def _apply_answers(conn: sqlite3.Connection, results: Sequence[Processed],
-                   now: float) -> list[Entry]:
-    """Apply each stored ``eventReport`` to the deliveries of the message it answers.
-
-    Only deliveries to the partner the answer came from (its source) are
-    matched, and of those every one an attempt was made for: sent or being
-    sent, delivered, answered before, waiting for a retry, needing review or
-    dead (:data:`_ANSWERABLE`); its lease and next attempt end, so nothing is
-    sent again. A positive report (action 9) acknowledges them; any other
-    report is the partner's rejection. Quarantined and duplicate answers
-    change nothing. Every answer is journaled, matched or not.
-
-    An answer is applied once (``applied_answers``): the same message
-    processed again (assigned after review, replayed), or another message
-    with the same messageId from the same partner, settles nothing and is
-    journaled as ``message.answer_repeated`` only.
-    """
-    answers = [p for p in results
-               if p.normalised is not None and p.normalised.kind == "eventReport"
-               and p.normalised.reference_message_id
-               and p.state not in (MessageState.QUARANTINED, MessageState.DUPLICATE)]
-    if not answers:
-        return []
-    source_of = dict(select_in(conn, "SELECT id, source FROM messages WHERE id IN ({})",
-                               [p.message for p in answers]))
-    entries: list[Entry] = []
-    for p in answers:
-        n = p.normalised
-        assert n is not None and n.reference_message_id is not None
-        partner = p.inbound.partner if p.inbound is not None else source_of[p.message]
-        first = conn.execute(
-            "SELECT message FROM applied_answers WHERE message = ?"
-            " OR partner = ? AND message_id = ?", (p.message, partner, n.message_id or None)
-        ).fetchone()
-        if first is not None:
-            entries.append(Entry("message.answer_repeated", p.message, None, {
-                "answers": n.reference_message_id, "partner": partner, "applied_by": first[0]}))
-            continue
-        conn.execute("INSERT INTO applied_answers (message, partner, message_id, at)"
-                     " VALUES (?, ?, ?, ?)", (p.message, partner, n.message_id or None, now))
-        positive = n.action == POSITIVE_REPORT
-        rows = conn.execute(
-            "SELECT d.id, d.message FROM deliveries d JOIN messages m ON m.id = d.message"
-            f" WHERE m.message_id = ? AND d.partner = ? AND d.state IN ({_ANSWERABLE_IN})",
-            (n.reference_message_id, partner, *_ANSWERABLE),
-        ).fetchall()
-        state = DeliveryState.ACKNOWLEDGED if positive else DeliveryState.REJECTED
-        reason = None if positive else f"negative eventReport from {partner} (message {p.message})"
-        expect_changed(conn.executemany(
-            "UPDATE deliveries SET state = ?, reason = ?, lease_owner = NULL, lease_until = NULL,"
-            f" next_attempt_at = NULL, updated_at = ? WHERE id = ? AND state IN ({_ANSWERABLE_IN})",
-            [(state, reason, now, did, *_ANSWERABLE) for did, _mid in rows]),
-            len(rows), f"deliveries {[did for did, _mid in rows]} (attempted, not replayed)")
-        entries.append(Entry("message.answer", p.message, None, {
-            "answers": n.reference_message_id, "partner": partner, "positive": positive,
-            "deliveries": [did for did, _mid in rows]}))
-        entries += [Entry(f"delivery.{state}", mid, did,
-                          {"partner": partner, "answer": p.message,
-                           **({} if positive else {"reason": reason})})
-                    for did, mid in rows]
-    return entries
 
 
 def _still_received(conn: sqlite3.Connection, results: Sequence[Processed],

@@ -29,6 +29,7 @@ from gateway.store import (
     _intake_ops,
     _person_ops,
     _queries,
+    _receipt_ops,
     _retention_ops,
     journal,
 )
@@ -336,11 +337,11 @@ class SQLiteStore:
     async def record_receipts(self, receipts: Sequence[Receipt], policy_for: PolicyFor) -> list[bool]:
         """Record receipts; ``True`` where one matched an attempt."""
         return await self._writer.write(
-            lambda c: _delivery_ops.record_receipts(c, receipts, policy_for, self.now()))
+            lambda c: _receipt_ops.record_receipts(c, receipts, policy_for, self.now()))
 
     async def flag_overdue(self) -> list[tuple[int, int]]:
         """Flag deliveries whose receipt is overdue."""
-        return await self._writer.write(lambda c: _delivery_ops.flag_overdue(c, self.now()))
+        return await self._writer.write(lambda c: _receipt_ops.flag_overdue(c, self.now()))
 
     async def next_due(self, partners: Sequence[str]) -> float | None:
         """When the next waiting delivery to one of ``partners`` is due."""
