@@ -7,6 +7,7 @@ for exactly the deliveries the default rules make, and says so.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -66,3 +67,28 @@ def test_store_ops_prints_each_operation() -> None:
         "record_receipts")}
     assert all(us > 0 for us in per_op.values()), out
     assert float(figure(out, "all").split()[0]) >= sum(per_op.values()) - 0.5
+
+
+def test_stage_cost_prints_each_stage() -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH.with_name("stage_cost.py")), "--events", "30", "--runs", "1"],
+        capture_output=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    out = done.stdout.decode()
+    per_stage = {stage: float(figure(out, stage).split()[0]) for stage in (
+        "normalise", "to the event loop", "to the finishing worker", "finish", "results back")}
+    assert per_stage["normalise"] > 0 and per_stage["finish"] > 0, out
+    assert float(figure(out, "all").split()[0]) >= sum(per_stage.values()) - 0.5
+
+
+def test_stage_cost_counts_instructions_under_valgrind() -> None:
+    if shutil.which("valgrind") is None:
+        pytest.fail("valgrind is missing: .ci/run installs it (Debian package valgrind)")
+    done = subprocess.run(
+        [sys.executable, str(BENCH.with_name("stage_cost.py")), "--events", "5", "--instructions"],
+        capture_output=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    per_input = figure(done.stdout.decode(), "instructions")
+    assert re.fullmatch(r"[\d,]+ per input \(all stages, 5 events\)", per_input), per_input
+    # an eCH-0020 event costs hundreds of thousands of instructions at the least
+    assert int(per_input.split()[0].replace(",", "")) > 100_000, per_input
