@@ -659,6 +659,7 @@ def test_messages_show_says_receipt_overdue_only_while_the_receipt_is_awaited(
     code, out, _ = cli(capsys, "--config", str(gw.config), "messages", "show", late)
     [line] = [line for line in out.splitlines() if line.strip().startswith("delivery ")]
     assert code == 0 and ": sent, " in line and line.endswith(", RECEIPT OVERDUE")
+    assert _json_overdue(capsys, gw, late) == [True]
     asyncio.run(_deliver_late(gw))  # the receipt comes after all: the flag stays in the row
     assert states(gw.db, "SELECT state, overdue FROM deliveries WHERE message = ?",
                   (gw.ids["late"],)) == [("delivered", 1)]
@@ -666,6 +667,18 @@ def test_messages_show_says_receipt_overdue_only_while_the_receipt_is_awaited(
     [line] = [line for line in out.splitlines() if line.strip().startswith("delivery ")]
     assert code == 0 and ": delivered, " in line
     assert "OVERDUE" not in out
+    assert _json_overdue(capsys, gw, late) == [False]
+
+
+def _json_overdue(capsys: pytest.CaptureFixture[str], gw: Run, message: str) -> list[bool]:
+    """What ``messages show --json`` says of the deliveries' receipts; ``list --json`` agrees."""
+    code, out, _ = cli(capsys, "--config", str(gw.config), "messages", "show", message, "--json")
+    assert code == 0
+    shown = [d["overdue"] for d in json.loads(out)["deliveries"]]
+    code, out, _ = cli(capsys, "--config", str(gw.config), "messages", "list", "--json")
+    [listed] = [m for m in json.loads(out) if str(m["id"]) == message]
+    assert code == 0 and [d["overdue"] for d in listed["deliveries"]] == shown
+    return shown
 
 
 def test_status_without_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -66,7 +66,8 @@ def _public(m: dict[str, Any]) -> dict[str, Any]:
         "received_at": _render.iso(m["received_at"]),
         "deliveries": [
             {"id": d["id"], "partner": d["partner"], "state": d["state"],
-             "attempts": d["attempts"], "reason": d["reason"], "overdue": d["overdue"],
+             "attempts": d["attempts"], "reason": d["reason"],
+             "overdue": _render.receipt_overdue(d),
              "next_attempt_at": _render.iso(d["next_attempt_at"])}
             for d in m["deliveries"]
         ],
@@ -102,6 +103,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(raw)
         return OK
     if args.json:
+        msg = {**msg, "deliveries": [{**d, "overdue": _render.receipt_overdue(d)}
+                                     for d in msg["deliveries"]]}
         print(json.dumps(_render.with_times(msg), indent=2, default=str))
     else:
         print(_render.message_detail(msg))

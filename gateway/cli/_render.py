@@ -6,6 +6,14 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.store import DeliveryState
+
+
+def receipt_overdue(delivery: dict[str, Any]) -> bool:
+    """Whether ``delivery``'s receipt is overdue: flagged, and still awaited (the flag
+    stays in the row once a late receipt comes)."""
+    return bool(delivery["overdue"]) and delivery["state"] == DeliveryState.SENT
+
 
 def iso(ts: float | None) -> str | None:
     """A timestamp as local ISO 8601 with its UTC offset (milliseconds), or None.
@@ -99,8 +107,7 @@ def message_detail(msg: dict[str, Any]) -> str:
     for d in msg["deliveries"]:
         out.append(f"  delivery {d['id']} to {d['partner']}: {d['state']}, {d['attempts']} attempts"
                    + (f", {d['reason']}" if d["reason"] else "")
-                   # the flag stays once the receipt comes: overdue only while awaited
-                   + (", RECEIPT OVERDUE" if d["overdue"] and d["state"] == "sent" else ""))
+                   + (", RECEIPT OVERDUE" if receipt_overdue(d) else ""))
         for a in d["attempt_log"]:
             to = f" to {a['recipient']}" if a["recipient"] else ""
             out.append(f"    attempt {a['number']} {a['ref']}{to} {iso(a['started_at'])}"
