@@ -10,9 +10,10 @@ persons are those of the base deliveries, as enrichment would find them.
 CPU time on a shared machine swings by half from run to run; ``--instructions``
 counts instructions instead (valgrind's cachegrind, about 40 times slower),
 which are the same for the same code and inputs whatever else the machine
-does: the figure to compare a change by. It runs this script under valgrind
-for two numbers of events and divides the difference, so that start-up
-(imports, schemas) drops out.
+does (string hashing is fixed, so that dictionaries and sets come out
+alike): the figure to compare a change by. It runs this script under
+valgrind for two numbers of events and divides the difference, so that
+start-up (imports, schemas) drops out.
 
 Usage: .venv/bin/python bench/stage_cost.py [--events 1000] [--runs 3] [--instructions]
 """
@@ -20,6 +21,7 @@ Usage: .venv/bin/python bench/stage_cost.py [--events 1000] [--runs 3] [--instru
 from __future__ import annotations
 
 import argparse
+import os
 import pickle
 import re
 import shutil
@@ -109,7 +111,8 @@ def _counted(inputs: Path, events: int) -> int:
     done = subprocess.run(
         ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
          sys.executable, __file__, "--from", str(inputs), "--events", str(events), "--runs", "1"],
-        capture_output=True, text=True, check=False)
+        capture_output=True, text=True, check=False,
+        env={**os.environ, "PYTHONHASHSEED": "0"})  # the same dict and set orders every run
     found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
     if done.returncode != 0 or found is None:
         raise SystemExit(f"valgrind run failed:\n{done.stderr[-2000:]}")

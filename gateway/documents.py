@@ -230,7 +230,9 @@ def named_files(tree: etree._ElementTree) -> tuple[NamedFile, ...]:
     root = tree.getroot()
     kind = etree.QName(root).localname
     out = []
-    for i, document in enumerate(root.iterfind(f"{_P}content/{_P}document"), 1):
+    documents = (document for content in root.iterchildren(f"{_P}content")
+                 for document in content.iterchildren(f"{_P}document"))  # no path to compile
+    for i, document in enumerate(documents, 1):
         for j, el in enumerate(document.iterfind("{*}files/{*}file"), 1):
             algorithm = (el.findtext("{*}hashCodeAlgorithm") or "").replace("-", "").upper()
             stated = (el.findtext("{*}hashCode") or "").strip().lower()

@@ -18,7 +18,6 @@ request, not by the rules.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -91,7 +90,7 @@ class Processor:
         documents name."""
         if n.tree is None or n.draft is not None or n.not_relevant is not None or n.parts:
             return n
-        return dataclasses.replace(n, facts={**message_facts(n.tree), **n.facts},
+        return n.replaced(facts={**message_facts(n.tree), **n.facts},
                                    problems=tuple(self._validate(n.tree, CANONICAL)),
                                    named_files=named_files(n.tree))
 
@@ -116,7 +115,7 @@ class Processor:
         for p in results:
             if p.normalised is not None:
                 xml = b"" if p.raw_is_canonical else p.normalised.xml
-                p.normalised = dataclasses.replace(p.normalised, tree=None, xml=xml, draft=None,
+                p.normalised = p.normalised.replaced(tree=None, xml=xml, draft=None,
                                                    persons=())
         return results
 
@@ -174,7 +173,7 @@ class Processor:
             return Processed(mid, MessageState.QUARANTINED, str(exc), decision=decision,
                              detail=_warned(warnings, detail), **{**base, "persons": ()})
         if payloads.canonical is not None:
-            n = dataclasses.replace(n, xml=payloads.canonical, tree=None,
+            n = n.replaced(xml=payloads.canonical, tree=None,
                                     attachments=n.attachments + tuple(payloads.attachments))
             base.update(normalised=n, raw_is_canonical=n.xml == raw.data)
         warnings += payloads.warnings
@@ -190,10 +189,10 @@ class Processor:
         """
         if n.draft is not None:
             done = n.draft.complete(before)
-            n = dataclasses.replace(done, subject=done.subject or n.subject, draft=None,
+            n = done.replaced(subject=done.subject or n.subject, draft=None,
                                     facts={**n.facts, **done.facts})
         if n.tree is None and not n.xml and n.not_relevant is None and not n.parts:
-            n = dataclasses.replace(n, xml=raw.data)
+            n = n.replaced(xml=raw.data)
         return n
 
     def payloads(self, n: Normalised, decision: Decision) -> Payloads:
@@ -215,7 +214,7 @@ class Processor:
         """``n`` with its tree, parsed in this process if it came without."""
         if n.tree is not None:
             return n
-        return dataclasses.replace(n, tree=parse_untrusted(n.xml, max_bytes=self._context.max_bytes))
+        return n.replaced(tree=parse_untrusted(n.xml, max_bytes=self._context.max_bytes))
 
     def _supplied(self, n: Normalised, decision: Decision,
                   facts: Mapping[str, Any]) -> list[Attachment]:
@@ -260,7 +259,7 @@ class Processor:
 def _light(step: Step, raw: RawInput) -> Step:
     """``step`` without what need not cross processes: the tree, and XML equal to the raw input."""
     if isinstance(step, Normalised):
-        return dataclasses.replace(step, tree=None, xml=b"" if step.xml == raw.data else step.xml)
+        return step.replaced(tree=None, xml=b"" if step.xml == raw.data else step.xml)
     return step
 
 
@@ -371,5 +370,5 @@ def finish_work(items: Sequence[tuple[int, RawInput, Normalised]],
 
 def _with_kept_draft(mid: int, n: Normalised) -> Normalised:
     kept = _drafts.pop(mid, None)
-    return n if kept is None or n.draft is None else dataclasses.replace(n, draft=kept)
+    return n if kept is None or n.draft is None else n.replaced(draft=kept)
 
