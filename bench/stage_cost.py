@@ -9,9 +9,9 @@ persons are those of the base deliveries, as enrichment would find them.
 
 CPU time on a shared machine swings by half from run to run; ``--instructions``
 counts instructions instead (valgrind's cachegrind, about 40 times slower),
-which are the same for the same code and inputs whatever else the machine
-does (string hashing is fixed, so that dictionaries and sets come out
-alike): the figure to compare a change by. It runs this script under
+which stay within 0.2 % from run to run whatever else the machine does
+(string hashing is fixed, so that dictionaries and sets come out alike; the
+inputs' messageIds are new each run): the figure to compare a change by. It runs this script under
 valgrind for two numbers of events and divides the difference, so that
 start-up (imports, schemas) drops out.
 
