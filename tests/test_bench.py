@@ -6,6 +6,7 @@ for exactly the deliveries the default rules make, and says so.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -82,8 +83,10 @@ def test_stage_cost_prints_each_stage() -> None:
 
 
 def test_stage_cost_counts_instructions_under_valgrind() -> None:
-    if shutil.which("valgrind") is None:
-        pytest.fail("valgrind is missing: .ci/run installs it (Debian package valgrind)")
+    if shutil.which("valgrind") is None:  # CI installs it (.ci/run); elsewhere its absence skips
+        if os.environ.get("CI") == "true":
+            pytest.fail("valgrind is missing; .ci/run installs Debian's valgrind package")
+        pytest.skip("valgrind is not installed (Debian package valgrind)")
     done = subprocess.run(
         [sys.executable, str(BENCH.with_name("stage_cost.py")), "--events", "5", "--instructions"],
         capture_output=True, timeout=600, check=False)
