@@ -258,6 +258,18 @@ def test_windows_1252_needs_saying_so(tmp_path: Path) -> None:
     assert len(split(data).parts) == 7  # the shipped mapping says windows-1252
 
 
+@pytest.mark.parametrize(("data", "mapping"), [
+    (csv_bytes(GOOD).decode().replace(";", "\t").encode("utf-16"), "nova.toml"),
+    (b"\xfe\xff" + JSON_SAMPLE.read_text(encoding="utf-8").encode("utf-16-be"), "nova-json.toml"),
+])
+def test_a_utf16_export_is_refused_saying_so(data: bytes, mapping: str) -> None:
+    """Excel's "Unicode text" is UTF-16: its byte order mark says so beyond doubt, and a
+    reason about the header or a byte 0xff would send the operator the wrong way."""
+    with pytest.raises(InputRejected, match=r"^the export is UTF-16 text \(its byte order mark"
+                       r" says so\); save it as UTF-8 or Windows-1252$"):
+        split(data, MAPPINGS / mapping)
+
+
 def test_a_byte_order_mark_is_no_part_of_the_first_column(tmp_path: Path) -> None:
     result = split(b"\xef\xbb\xbf" + csv_bytes(GOOD), utf8_mapping(tmp_path))
     assert len(result.parts) == 1 and not result.rejected_parts

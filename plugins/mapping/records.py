@@ -12,6 +12,8 @@ from gateway.api import InputRejected, value_at
 from plugins.mapping.spec import MappingSpec
 
 _BOM = b"\xef\xbb\xbf"
+#: The byte order marks of UTF-16 (little and big endian), e.g. Excel's "Unicode text".
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,14 +43,18 @@ def read_records(data: bytes, spec: MappingSpec) -> list[Record]:
     the key and the fields it feeds), not one whose last value silently wins.
 
     :raises InputRejected: not text in the mapping's encoding (or not UTF-8 after a
-        byte order mark), not CSV or JSON, a JSON key given more than once outside
-        the records, a header without mapped columns, more rows than ``max_rows``.
+        byte order mark, or UTF-16 as its byte order mark says), not CSV or JSON, a JSON
+        key given more than once outside the records, a header without mapped columns,
+        more rows than ``max_rows``.
     """
     text = _decode(data, spec.encoding)
     return _csv(text, spec) if spec.format == "csv" else _json(text, spec)
 
 
 def _decode(data: bytes, encoding: str) -> str:
+    if data.startswith(_UTF16_BOMS):  # else read as bytes of a header that lacks every column
+        raise InputRejected("the export is UTF-16 text (its byte order mark says so);"
+                            " save it as UTF-8 or Windows-1252")
     body = data.removeprefix(_BOM)
     if len(body) < len(data):  # a UTF-8 byte order mark: UTF-8 whatever the mapping says
         encoding, hint = "utf-8", ", yet the file starts with a UTF-8 byte order mark"
