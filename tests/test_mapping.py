@@ -251,6 +251,17 @@ async def test_a_dropped_export_without_rows_is_stored_as_not_relevant(
     assert (tmp_path / "done" / "leer.csv").is_file()
 
 
+def test_a_header_in_another_case_is_refused_naming_the_columns_it_has(tmp_path: Path) -> None:
+    """A vendor update that writes the header in lower case: the reason says what the header
+    has, not only that every column is missing."""
+    data = csv_bytes(GOOD).replace(b"NAME;VORNAME", b"Name;Vorname")
+    with pytest.raises(InputRejected) as caught:
+        split(data, utf8_mapping(tmp_path))
+    assert str(caught.value) == (
+        "the header lacks the mapped column(s) NAME, VORNAME; it has 'Name', 'Vorname':"
+        " column names must match the mapping exactly, case too (at line 1)")
+
+
 def test_windows_1252_needs_saying_so(tmp_path: Path) -> None:
     data = CSV_SAMPLE.read_bytes()
     with pytest.raises(InputRejected, match=r'not utf-8 text: byte 0xfc .*encoding = "windows-1252"'):

@@ -115,7 +115,12 @@ def _check_header(names: list[str], spec: MappingSpec) -> None:
     if not missing:
         return
     hint = ""
-    if len(names) == 1:
+    wanted = {column.casefold() for column in missing}
+    other_case = [name for name in names if name.casefold() in wanted]
+    if other_case:
+        hint = (f"; it has {', '.join(map(repr, other_case))}: column names must match the"
+                " mapping exactly, case too")
+    elif len(names) == 1:
         others = [d for d in (";", ",", "\t", "|") if d != spec.delimiter and d in names[0]]
         hint = (f"; the header has no {spec.delimiter!r}" +
                 (f": is the delimiter {others[0]!r}?" if others else ""))
