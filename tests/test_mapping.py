@@ -158,10 +158,11 @@ def test_each_kind_of_bad_row_is_rejected_alone(tmp_path: Path) -> None:
         GOOD.replace(";8400;", ";84OO;"),                    # not a number
         GOOD + ";extra",                                     # more cells than the header
         GOOD.replace("Lukas", "Lu\x00kas"),                  # a character XML cannot carry
+        GOOD.replace(";Technikumstrasse;42;", ";;42;"),      # a house number without street
         GOOD.replace("104211;756.5658.6706.52", "104212;756.8659.8426.46"),  # another person
     )
     result = split(data, mapping)
-    assert [p.meta[ROW_META] for p in result.parts] == ["1", "11"]
+    assert [p.meta[ROW_META] for p in result.parts] == ["1", "12"]
     assert [reason for _part, reason in result.rejected_parts] == [
         "row 2 (line 3): field official_name (NAME): missing (required)",
         "row 3 (line 4): field date_of_birth (GEBURTSDATUM): '1991-03-14' is not a date of the"
@@ -175,6 +176,7 @@ def test_each_kind_of_bad_row_is_rejected_alone(tmp_path: Path) -> None:
         "row 8 (line 9): field zip_code (PLZ): '84OO' is not a number",
         "row 9 (line 10): field (row): 26 cells where the header has 25",
         "row 10 (line 11): field first_name (VORNAME): contains the control character U+0000",
+        "row 11 (line 12): field street (STRASSE): missing: house_number needs it",
     ]
     assert len(rows(result)) == 2
 

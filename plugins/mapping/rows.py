@@ -62,6 +62,8 @@ def map_record(spec: MappingSpec, record: Record, origin: Origin) -> PersonEvent
         moved = values.get(f"{prefix}_town") or values.get(f"{prefix}_country")
         if moved and not (values.get(day) or values.get("event_date")):
             reader.fail(day, f"missing: {prefix} needs it (or event_date)")
+    if values.get("house_number") and not values.get("street") and "street" not in reader.failed:
+        reader.fail("street", "missing: house_number needs it")
     if reader.problems:
         raise RowError(reader.problems)
     try:
