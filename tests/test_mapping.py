@@ -329,6 +329,13 @@ def test_the_delimiter_is_configurable(tmp_path: Path) -> None:
     assert b"<eCH-0010:street>Technikumstrasse; Hinterhaus</eCH-0010:street>" in message.xml
 
 
+def test_line_ends_and_tabs_within_a_cell_become_single_spaces(tmp_path: Path) -> None:
+    """A quoted cell may span lines; eCH-0223's text is xs:token, whose value has none."""
+    data = csv_bytes(GOOD.replace(";Technikumstrasse;", ';"Technikumstrasse\r\n\tHinterhaus";'))
+    [message] = rows(split(data, utf8_mapping(tmp_path)))
+    assert b"<eCH-0010:street>Technikumstrasse Hinterhaus</eCH-0010:street>" in message.xml
+
+
 def test_limits_apply_to_the_file_and_its_rows(tmp_path: Path) -> None:
     small = NormaliseContext(max_bytes=100, max_zip_entries=1, max_zip_bytes=1, max_zip_ratio=1)
     with pytest.raises(InputRejected, match="more than the limit of 100"):

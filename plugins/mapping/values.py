@@ -12,10 +12,12 @@ from plugins.mapping.spec import TARGETS, FieldSpec, MappingSpec, allowed_codes
 _RELIGION = re.compile(r"^[0-9]{3,6}$")
 #: Characters XML 1.0 cannot carry.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+#: Runs of what xs:token collapses to one space (a quoted CSV cell may span lines).
+_SPACES = re.compile("[ \t\r\n]+")
 
 
 def text(value: Any) -> str | None:
-    """A cell or JSON value as text; None when empty.
+    """A cell or JSON value as text, white space collapsed as xs:token does; None when empty.
 
     :raises ValueError: an object or list where a value belongs, or a character XML cannot carry.
     """
@@ -23,7 +25,8 @@ def text(value: Any) -> str | None:
         raise ValueError(f"holds a {type(value).__name__}, not a value")
     if value is None:
         return None
-    written = ("true" if value else "false") if isinstance(value, bool) else str(value).strip()
+    written = ("true" if value else "false") if isinstance(value, bool) else _SPACES.sub(
+        " ", str(value).strip())
     bad = _NOT_XML.search(written)
     if bad is not None:
         raise ValueError(f"contains the control character U+{ord(bad.group()):04X}")
