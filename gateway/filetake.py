@@ -131,8 +131,9 @@ class FileTaker:
     """Lists and reads one folder for a reader (see the module docstring).
 
     Picklable, so a reader may scan in a worker process and keep the state:
-    ``patterns`` are globs of the names to take; ``skip`` holds names not to
-    take until restart (stored, but they could not be moved away).
+    ``patterns`` are globs of the names to take, in any case (``*.csv`` takes
+    ``EXPORT.CSV``); ``skip`` holds names not to take until restart (stored,
+    but they could not be moved away).
     """
 
     folder: Path
@@ -160,7 +161,8 @@ class FileTaker:
             for entry in entries:
                 name = entry.name
                 if (is_hidden_or_temporary(name) or name in self.skip
-                        or not any(fnmatch.fnmatchcase(name, p) for p in self.patterns)):
+                        or not any(fnmatch.fnmatchcase(name.lower(), p.lower())
+                                   for p in self.patterns)):
                     continue
                 try:
                     if entry.is_dir(follow_symlinks=False):

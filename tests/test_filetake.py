@@ -100,6 +100,15 @@ def test_a_file_is_ready_after_two_scans_and_the_settle_time(tmp_path: Path) -> 
     assert isinstance(got, Whole) and got.data == DOC
 
 
+def test_patterns_match_names_in_any_case(tmp_path: Path) -> None:
+    """A registry on Windows writes EINWOHNER.CSV or EXPORT.XML; left lying there unseen, such a
+    file would be lost without a word."""
+    t = taker(tmp_path / "in", settle=0)
+    for name in ("A.XML", "b.Zip", "c.xml", "d.txt"):
+        (tmp_path / "in" / name).write_bytes(ZIP if "zip" in name.lower() else DOC)
+    assert sorted(r.name for r in t.scan().ready) == ["A.XML", "b.Zip", "c.xml"]
+
+
 def test_a_change_restarts_the_settle_time(tmp_path: Path) -> None:
     t = taker(tmp_path / "in", settle=0.2)
     path = tmp_path / "in" / "a.xml"

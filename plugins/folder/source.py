@@ -37,7 +37,8 @@ class FolderOptions(PluginOptions):
 
     path: Path = Field(description="directory the registry drops files into")
     pattern: list[str] = Field(
-        ["*.xml", "*.zip"], description="globs of the file names to take (one glob or a list)")
+        ["*.xml", "*.zip"], description="globs of the file names to take, in any case (one"
+        " glob or a list)")
     done_dir: Path | None = Field(
         None, description="where taken files go once stored; unset deletes them")
     poll_interval: Duration = Field(1.0, gt=0, description="seconds between scans when no event")
