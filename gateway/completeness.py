@@ -103,6 +103,8 @@ def _csv_unfinished(body: bytes, size: int) -> str | None:
     """A CSV export cut inside a quoted cell or inside its last row (no line end yet)."""
     if b"\0" in body[:_HEAD]:
         return None  # not text
+    if b"\n" not in body:  # old Mac line ends, CR alone (as a CSV reader takes them)
+        body = body.replace(b"\r", b"\n")
     first = body[:_HEAD].split(b"\n", 1)[0]
     delimiter = max(_DELIMITERS, key=first.count)
     if not first.count(delimiter):
