@@ -56,6 +56,8 @@ def rule_facts(n: Normalised, raw: RawInput, before: PersonState | None,
     facts.update(person)
     facts.update(kind=n.kind, source=raw.source, event=_event(n))
     facts.update((k, v) for k, v in n.facts.items() if k != MESSAGE_PERSON)
+    if "event_date" not in n.facts and n.tree is not None:  # a completed draft's own header
+        facts["event_date"] = _message_date(n.tree.getroot().find(f"{_P}header"))
     if "nationality_before" in n.facts:
         facts["nationality"] = n.facts["nationality_before"]
     if facts["nationality"] is None:
@@ -98,6 +100,7 @@ _E11 = "{http://www.ech.ch/xmlns/eCH-0011/8}"
 _E08 = "{http://www.ech.ch/xmlns/eCH-0008/3}"
 _E07 = "{http://www.ech.ch/xmlns/eCH-0007/5}"
 _E44 = "{http://www.ech.ch/xmlns/eCH-0044/4}"
+_E39 = "{http://www.ech.ch/xmlns/eCH-0039/3}"
 #: Paths into personData, namespaces spelled out (wildcard searches cost several times more).
 _COUNTRIES = f"{_P}nationalityData/{_E11}countryInfo/{_E11}country"
 _PERMIT = f"{_P}residencePermitData/{_E11}residencePermit"
@@ -116,11 +119,23 @@ def message_facts(tree: etree._ElementTree | None) -> dict[str, Any]:
     if content is None:
         return {}
     event = content.findtext(f"{_P}personEvent")
-    out: dict[str, Any] = {"person_event": event.strip() if event else None}
+    out: dict[str, Any] = {"person_event": event.strip() if event else None,
+                           "event_date": _message_date(tree.getroot().find(f"{_P}header"))}
     data = content.find(f"{_P}personData")
     if data is not None:
         out[MESSAGE_PERSON] = _message_person(data)
     return out
+
+
+def _message_date(header: etree._Element | None) -> date | None:
+    """The header's eventDate, else the day of its messageDate: what a rule's deadline follows."""
+    if header is None:
+        return None
+    text = (header.findtext(f"{_E39}eventDate") or header.findtext(f"{_E39}messageDate") or "")
+    try:
+        return date.fromisoformat(text.strip()[:10])
+    except ValueError:
+        return None
 
 
 def _message_person(data: etree._Element) -> dict[str, Any]:

@@ -522,6 +522,20 @@ def test_rules_explain_names_a_file_it_cannot_read_and_explains_the_others(
     assert f"{fresh.name}: personEventMessage" in out
 
 
+def test_rules_explain_counts_a_deadline_from_the_messages_date_not_today(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``deadline = "30d"`` is 30 days after the message's date (messageDate, no eventDate
+    given), so a replay or an explanation later decides the same deadline."""
+    config = write_initial_config(tmp_path)
+    (tmp_path / "conf.d" / "50-rules.toml").write_text(
+        '[[rules]]\nname = "all"\nthen = { route_to = ["canton"], deadline = "30d" }\n')
+    dated = tmp_path / "dated.xml"
+    dated.write_bytes(message("cli-dated-1", documents=False))  # messageDate 2024-03-04
+    code, out, _err = cli(capsys, "--config", str(config), "rules", "explain", str(dated))
+    assert code == 0, out
+    assert "    deadline: 2024-04-03" in out.splitlines()
+
+
 def test_plugins_lists_plugins_hooks_and_types(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = cli(capsys, "plugins")
     assert code == 0

@@ -64,7 +64,7 @@ async def test_each_partner_gets_the_message_in_its_version_with_the_rules_field
     assert info is not None
     assert info.findtext("{*}businessKey") == "BRB"
     assert info.findtext("{*}businessComment") == "Zuzug aus dem Ausland"
-    assert info.findtext("{*}deadline")  # 30 days after the message's date
+    assert info.findtext("{*}deadline") == "2026-12-02"  # 30 days after its eventDate, 2026-11-02
     legacy = etree.fromstring(old.payload)
     assert legacy.get("version") is None
     assert official_xsd("eCH-0223-1-3.xsd").validate(etree.ElementTree(legacy))
