@@ -95,6 +95,8 @@ def pattern_problem(pattern: str) -> str | None:
                 + ", ".join(f"{{{p}}}" for p in PLACEHOLDERS))
     if pattern.startswith("/") or "\\" in pattern or ".." in pattern.split("/"):
         return "must be a path inside the documents folder (no /, \\ or .. )"
+    if pattern.split("/")[-1] in ("", "."):
+        return "must name files: end in a file name or glob (\"{vn}/*.pdf\", not \"{vn}/\")"
     return None
 
 

@@ -297,6 +297,9 @@ def test_a_value_with_glob_characters_matches_only_itself(tmp_path: Path) -> Non
     ("../x.pdf", "inside the documents folder"),
     ("/etc/passwd", "inside the documents folder"),
     ("{vn.pdf", "not a pattern"),
+    ("", "must name files"),  # pathlib refuses to glob it: a crash when the rule fired
+    (".", "must name files"),  # the folder itself: pathlib's glob fails on it
+    ("{vn}/", "must name files"),  # only folders match
 ])
 def test_patterns_are_checked_when_the_configuration_is_read(pattern: str,
                                                              problem: str | None) -> None:
@@ -320,6 +323,16 @@ def test_check_config_refuses_an_unknown_placeholder(
     assert main(["check-config", "--config", str(config)]) == 2
     err = capsys.readouterr()
     assert "unknown placeholder {ahv}" in err.out + err.err
+
+
+def test_check_config_refuses_a_pattern_that_names_no_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An empty pattern passed, then crashed the message's processing when the rule fired."""
+    config = gateway_dir(tmp_path, '[""]')
+    assert main(["check-config", "--config", str(config)]) == 2
+    err = capsys.readouterr()
+    assert "rules[1].then.documents" in err.out + err.err
+    assert "must name files" in err.out + err.err
 
 
 def test_mime_type_comes_from_the_bytes_first() -> None:
