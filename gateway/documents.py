@@ -16,6 +16,8 @@ Patterns may use glob wildcards (``{vn}/*.pdf``: the folder of the person's
 scans, ``permit-{vn}-*.pdf``). Every pattern must match at least one file:
 a missing scan quarantines the message with the rule and the file named, it
 is never sent without it (put the file there, then ``messages replay``).
+Links are not followed: a link (or a file in a linked folder) that a pattern
+matches quarantines the message too, naming it.
 
 A file must be complete: an empty one (0 bytes) is refused, and so is one
 modified less than ``[documents] settle`` seconds ago, or while it is read
@@ -124,13 +126,19 @@ def pick(folder: Path, patterns: Sequence[str], values: Mapping[str, str], rule:
     :param settle: seconds a file must be unmodified to be taken as complete.
     :return: each file as an attachment, with its modification time; in pattern order.
     :raises InputRejected: a pattern matches no file (the reason names ``rule``, the
-        pattern and the file looked for), needs a value the message lacks, the files
-        are more or larger than ``limits``, or one is empty or still being written.
+        pattern and the file looked for) or matches a link, needs a value the message
+        lacks, the files are more or larger than ``limits``, or one is empty or still
+        being written.
     """
     chosen: dict[Path, None] = {}
     for pattern in patterns:
         resolved = _resolve(pattern, values, rule)
-        found = sorted(p for p in folder.glob(resolved) if _inside(p, folder))
+        found = sorted(p for p in folder.glob(resolved) if p.is_symlink() or p.is_file())
+        linked = [p for p in found if not _inside(p, folder)]
+        if linked:
+            raise InputRejected(f"{rule}: document {linked[0]} is a link (or in a linked folder):"
+                                f" only files in {folder} itself are sent (pattern {pattern!r});"
+                                " put the file there in its place and replay the message")
         if not found:
             raise InputRejected(f"{rule}: document {resolved!r} not found in {folder}"
                                 f" (pattern {pattern!r}); put the file there and replay the message")

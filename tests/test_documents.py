@@ -273,8 +273,30 @@ def test_links_out_of_the_folder_are_not_attached(tmp_path: Path) -> None:
     secret = tmp_path / "secret.pdf"
     secret.write_bytes(PDF)
     os.symlink(secret, docs.dir / f"{VN}.pdf")
-    with pytest.raises(InputRejected, match="not found"):
+    with pytest.raises(InputRejected, match=f"document {docs.dir / VN}.pdf is a link"):
         docs.attach(message_root(), ["{vn}.pdf"], "rules[1] r")
+
+
+@pytest.mark.parametrize("link", ["a link out of the folder", "a link in it", "a folder link"])
+def test_a_link_a_glob_matches_quarantines_the_message_never_goes_without(
+        tmp_path: Path, link: str) -> None:
+    """Beside a real scan, a linked one was skipped in silence: the message went without it."""
+    docs = folder(tmp_path)
+    (docs.dir / VN).mkdir()
+    scan(docs.dir / VN / "permit.pdf")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    target = scan(outside / "passport.pdf")
+    pattern = "{vn}/*.pdf"
+    if link == "a link out of the folder":
+        os.symlink(target, docs.dir / VN / "passport.pdf")
+    elif link == "a link in it":
+        os.symlink(docs.dir / VN / "permit.pdf", docs.dir / VN / "passport.pdf")
+    else:
+        os.symlink(outside, docs.dir / "linked")
+        pattern = "*/*.pdf"
+    with pytest.raises(InputRejected, match=r"rules\[1\] r: document .*passport.pdf is a link"):
+        docs.attach(message_root(), [pattern], "rules[1] r")
 
 
 def test_a_value_with_glob_characters_matches_only_itself(tmp_path: Path) -> None:
