@@ -283,9 +283,11 @@ def check_files(settings: Any, files: Sequence[Attachment]) -> None:
     if sum(len(f.data) for f in files) > limits.max_attachment_bytes:
         raise InputRejected("files larger than [limits] max_attachment_bytes"
                             f" ({int(limits.max_attachment_bytes)} bytes) in all", "files")
-    names = [f.name for f in files]
-    for name in names:
+    seen: set[str] = set()
+    for name in (f.name for f in files):
         if name in ("", ".", "..") or "/" in name or "\\" in name or "\x00" in name:
             raise InputRejected(f"not a plain file name: {name!r}", "files")
-    if len(set(names)) != len(names):
-        raise InputRejected("two files have the same name", "files")
+        if name in seen:
+            raise InputRejected(f"two files are named {name!r}; the files/ folder of a message"
+                                " holds each name once (rename one)", "files")
+        seen.add(name)

@@ -212,6 +212,13 @@ def test_unusable_attachments_are_refused_naming_the_file(
     assert send(site, "--partner", "canton", "--event", "laggardOfFamily", "--person", VN,
                 "--attach", str(site)) == 1
     assert f"cannot read {site}: " in capsys.readouterr().err
+    (site / "a").mkdir()
+    (site / "b").mkdir()
+    for scan in (site / "a" / "Ausweis.pdf", site / "b" / "Ausweis.pdf"):
+        scan.write_bytes(b"%PDF-1.4\n")
+    assert send(site, "--partner", "canton", "--event", "laggardOfFamily", "--person", VN,
+                "--attach", str(site / "a" / "Ausweis.pdf"), str(site / "b" / "Ausweis.pdf")) == 1
+    assert "two files are named 'Ausweis.pdf'" in capsys.readouterr().err
     assert manual_rows(site) == []
 
 
