@@ -85,14 +85,17 @@ def check(settings: Any, partner: str, event: str | None, business_key: str | No
     """Refuse what a manual send cannot be: an unknown event, partner or business key.
 
     :param event: ``None`` for an eCH-0223 file sent as it is.
-    :raises InputRejected: naming the valid values.
+    :raises InputRejected: naming the valid values, and the one probably meant.
     """
+    from gateway.config._suggest import did_you_mean  # gateway.config imports this module
+
     if event is not None and event not in EVENTS:
-        raise InputRejected(f"unknown eCH-0223 event {event!r}; valid: {', '.join(EVENTS)}",
-                            "event")
+        raise InputRejected(f"unknown eCH-0223 event {event!r}{did_you_mean(event, EVENTS)};"
+                            f" valid: {', '.join(EVENTS)}", "event")
     enabled = sorted(name for name, p in settings.partners.items() if p.enabled)
     if partner not in enabled:
-        raise InputRejected(f"no enabled partner {partner!r}; partners: "
+        raise InputRejected(f"no enabled partner {partner!r}{did_you_mean(partner, enabled)};"
+                            " partners: "
                             + (", ".join(enabled) or "none"), "partner")
     chosen = settings.partners[partner]
     if chosen.role == "registry":
@@ -105,7 +108,8 @@ def check(settings: Any, partner: str, event: str | None, business_key: str | No
                             f" {event}, and refuses such events (unsupported_event ="
                             ' "refuse")', "event")
     if business_key is not None and business_key not in BUSINESS_KEYS:
-        raise InputRejected(f"unknown businessKey {business_key!r}; valid: "
+        raise InputRejected(f"unknown businessKey {business_key!r}"
+                            f"{did_you_mean(business_key, BUSINESS_KEYS)}; valid: "
                             + ", ".join(BUSINESS_KEYS), "business key")
 
 

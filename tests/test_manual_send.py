@@ -179,11 +179,18 @@ def test_an_invalid_event_exits_2_listing_the_valid_ones(
     err = capsys.readouterr().err
     assert "unknown eCH-0223 event 'laggardOfFamilly'" in err
     assert "laggardOfFamily" in err and "declarationOfCommitment" in err
+    assert "(did you mean 'laggardOfFamily'?)" in err
+    # the XSD's own spelling, in its own case: named, not left to be found in the list
+    for wrong, meant in (("DeclarationOfCommitment", "declarationOfCommitment"),
+                         ("undoSeparation", "undoSeperation")):
+        assert send(site, "--partner", "canton", "--event", wrong, "--person", VN) == 2
+        assert f"(did you mean {meant!r}?)" in capsys.readouterr().err
     assert send(site, "--partner", "kanton", "--event", "laggardOfFamily", "--person", VN) == 2
-    assert "no enabled partner 'kanton'; partners: canton" in capsys.readouterr().err
+    assert ("no enabled partner 'kanton' (did you mean 'canton'?); partners: canton"
+            in capsys.readouterr().err)
     assert send(site, "--partner", "canton", "--event", "moveIn", "--person", VN,
                 "--business-key", "brb") == 2
-    assert "unknown businessKey 'brb'" in capsys.readouterr().err
+    assert "unknown businessKey 'brb' (did you mean 'BRB'?)" in capsys.readouterr().err
     assert manual_rows(site) == []
 
 
