@@ -534,6 +534,22 @@ def test_rules_with_one_name_or_an_empty_age_range_are_refused(tmp_path: Path) -
     assert not [key for _file, key in problems if key.startswith("rules[1]")]
 
 
+def test_a_rule_value_of_the_wrong_type_is_named(tmp_path: Path) -> None:
+    """Which entry of a list is wrong: "a valid integer" alone left the operator guessing."""
+    main = write(tmp_path / "gateway.toml", MINIMAL)
+    conf = write(tmp_path / "conf.d/50-rules.toml", """
+        [[rules]]
+        name = "by-name"
+        match = { municipality = [230, "Bern"], age_max = "17 years" }
+        then = { route_to = ["canton"] }
+        """)
+
+    problems = keyed(problems_of(main))
+
+    assert problems[(str(conf), "rules[1].match.municipality")].endswith(", not 'Bern'")
+    assert problems[(str(conf), "rules[1].match.age_max")].endswith(", not '17 years'")
+
+
 def test_cross_section_checks(tmp_path: Path) -> None:
     write(tmp_path / "blocker", "a file, not a directory")
     main = write(

@@ -16,6 +16,9 @@ _REASONS = {
     "extra_forbidden": "unknown key",
     "missing": "required key is missing",
 }
+#: Errors of a value whose problem names the value too, in a rule (no secrets there).
+_WRONG_VALUE = ("int_parsing", "int_type", "int_from_float", "greater_than_equal", "bool_parsing",
+                "bool_type", "string_type")
 _CONTAINERS = {"list_type": '["a", "b"]', "dict_type": '{"key": "value"}'}
 _BAD_NAME = (
     "invalid name: use lowercase letters, digits, '_' and '-', starting with a letter or digit"
@@ -77,12 +80,13 @@ class Provenance:
             loc = [str(part) for i, part in enumerate(detail["loc"])
                    if not isinstance(part, int) or detail["loc"][i - 1] in _NUMBERED]
             reason = _REASONS.get(detail["type"], detail["msg"].removeprefix("Value error, "))
-            if detail["type"] == "literal_error":
-                reason += f", not {detail['input']!r}"
             if loc and loc[-1] == "[key]":
                 loc.pop()
                 reason = _BAD_NAME
             key = (*prefix, *loc)
+            if detail["type"] == "literal_error" or (key[:1] == ("rules",)
+                                                     and detail["type"] in _WRONG_VALUE):
+                reason += f", not {detail['input']!r}"  # which entry of a list it is
             if detail["type"] == "extra_forbidden" and isinstance(detail["input"], dict):
                 reason = "unknown table"
                 if key[0] == "partners" and len(key) == 3:
