@@ -34,6 +34,7 @@ from lxml import etree
 
 from gateway import __version__
 from gateway.contracts import Attachment, Decision, Intake, Normalised, RawInput
+from gateway.convert import COMMENT_MAX
 from gateway.documents import describe
 from gateway.ech0223 import Content, Header, PersonEventMessage, SendingApplication, versions, write_message
 from gateway.ech0223.codes import BusinessKey, DocumentStatus, PersonEvent
@@ -81,8 +82,10 @@ class ManualSend:
     document_status: str = "undefined"
 
 
-def check(settings: Any, partner: str, event: str | None, business_key: str | None) -> None:
-    """Refuse what a manual send cannot be: an unknown event, partner or business key.
+def check(settings: Any, partner: str, event: str | None, business_key: str | None,
+          comment: str | None = None) -> None:
+    """Refuse what a manual send cannot be: an unknown event, partner or business key, or a
+    comment longer than a businessComment holds.
 
     :param event: ``None`` for an eCH-0223 file sent as it is.
     :raises InputRejected: naming the valid values, and the one probably meant.
@@ -111,6 +114,9 @@ def check(settings: Any, partner: str, event: str | None, business_key: str | No
         raise InputRejected(f"unknown businessKey {business_key!r}"
                             f"{did_you_mean(business_key, BUSINESS_KEYS)}; valid: "
                             + ", ".join(BUSINESS_KEYS), "business key")
+    if comment is not None and len(comment) > COMMENT_MAX:
+        raise InputRejected(f"the comment has {len(comment)} characters; eCH-0223"
+                            f" businessComment holds at most {COMMENT_MAX}", "comment")
 
 
 def header_ids(settings: Any, partner: str) -> tuple[str | None, tuple[str, ...]]:
@@ -253,10 +259,10 @@ async def send_manual(intake: Intake, settings: Any, partner: str, event: str, p
     :param sender_id: the header's senderId; default: the partner's transport option
         ``sender_id`` (sedex).
     :param when: the modification time of a file, by name (default: now).
-    :raises InputRejected: an unknown event, partner or business key, a local id without
-        its category, no sender id, or files over ``[limits]``.
+    :raises InputRejected: an unknown event, partner or business key, a comment over 1024
+        characters, a local id without its category, no sender id, or files over ``[limits]``.
     """
-    check(settings, partner, event, business_key)
+    check(settings, partner, event, business_key, comment)
     keys = parse_key(person)
     if any(key.startswith("local:*:") for key in keys):
         raise InputRejected("a local id needs its category (CATEGORY:ID)", "person")

@@ -191,6 +191,11 @@ def test_an_invalid_event_exits_2_listing_the_valid_ones(
     assert send(site, "--partner", "canton", "--event", "moveIn", "--person", VN,
                 "--business-key", "brb") == 2
     assert "unknown businessKey 'brb' (did you mean 'BRB'?)" in capsys.readouterr().err
+    # refused, not cut with a warning about "the rule's comment" (there is no rule)
+    assert send(site, "--partner", "canton", "--event", "moveIn", "--person", VN,
+                "--comment", "ä" * 1025) == 2
+    assert ("the comment has 1025 characters; eCH-0223 businessComment holds at most 1024"
+            in capsys.readouterr().err)
     assert manual_rows(site) == []
 
 

@@ -58,7 +58,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         return CONFIG
     with _access.writer(args) as (settings, store):
         try:
-            manual.check(settings, args.partner, args.event, args.business_key)
+            manual.check(settings, args.partner, args.event, args.business_key, args.comment)
         except InputRejected as exc:
             print(f"ech-gateway send: {exc.reason}", file=sys.stderr)
             return CONFIG
