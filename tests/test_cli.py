@@ -536,6 +536,26 @@ def test_rules_explain_counts_a_deadline_from_the_messages_date_not_today(
     assert "    deadline: 2024-04-03" in out.splitlines()
 
 
+def test_rules_explain_refuses_a_source_that_brings_no_input(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A misspelt --source was explained as if real (rules on source never matched), and
+    "manual" as a manual send that "names no partner"."""
+    config = write_initial_config(tmp_path)
+    fresh = tmp_path / "fresh.xml"
+    fresh.write_bytes(message("cli-fresh-3", documents=False))
+    for source, meant in (("registy", " (did you mean 'registry'?)"), ("manual", "")):
+        code, out, err = cli(capsys, "--config", str(config), "rules", "explain",
+                             "--source", source, str(fresh))
+        assert code == 2
+        assert out == ""
+        assert err == (f"ech-gateway rules explain: no source {source!r}{meant}; the files"
+                       " may come from: canton, registry\n")
+    code, out, _err = cli(capsys, "--config", str(config), "rules", "explain",
+                          "--source", "canton", str(fresh))  # the canton's messages, over sedex
+    assert code == 0
+    assert "inbound from partner 'canton'" in out
+
+
 def test_plugins_lists_plugins_hooks_and_types(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = cli(capsys, "plugins")
     assert code == 0

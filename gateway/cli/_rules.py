@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway.assembly import load_config, make_validator, schema_set
-from gateway.cli.exitcodes import FAILED, NOT_FOUND, OK
+from gateway.cli.exitcodes import CONFIG, FAILED, NOT_FOUND, OK
+from gateway.config._suggest import did_you_mean
 from gateway.contracts import Normalised, RawInput
 from gateway.errors import InputRejected
 from gateway.facts import rule_facts
@@ -39,8 +40,8 @@ def add_commands(sub: Any) -> None:
     rsub = rules.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = rsub.add_parser("explain", help="what would happen to FILEs and why (sends nothing)")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    p.add_argument("--source", help="the source the files come from (default: the first"
-                   " configured source)")
+    p.add_argument("--source", help="the source the files come from: a configured source, or a"
+                   " partner for its messages (default: the first configured source)")
     p.set_defaults(handler=cmd_explain)
 
 
@@ -49,6 +50,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
     3 if one cannot be read."""
     settings = load_config(args.config, args.pm)
     source = args.source or next(iter(settings.sources), "registry")
+    known = sorted({*settings.sources, *(name for name, partner in settings.partners.items()
+                                         if partner.role == "partner")})
+    if source not in known:
+        print(f"ech-gateway rules explain: no source {source!r}{did_you_mean(source, known)};"
+              f" the files may come from: {', '.join(known)}", file=sys.stderr)
+        return CONFIG
     proc = Processor(args.pm, settings, normalise_context(settings),
                      make_validator(schema_set(settings)), partner_targets(settings))
     store = StoreReader(settings.store.path) if settings.store.path.exists() else None
