@@ -38,6 +38,7 @@ from gateway.convert import COMMENT_MAX
 from gateway.documents import describe
 from gateway.ech0223 import Content, Header, PersonEventMessage, SendingApplication, versions, write_message
 from gateway.ech0223.codes import BusinessKey, DocumentStatus, PersonEvent
+from gateway.ech0223.writer import text_problem
 from gateway.errors import InputRejected
 from gateway.person_state import PersonState, parse_key
 from gateway.plugin_types import Participants
@@ -117,6 +118,9 @@ def check(settings: Any, partner: str, event: str | None, business_key: str | No
     if comment is not None and len(comment) > COMMENT_MAX:
         raise InputRejected(f"the comment has {len(comment)} characters; eCH-0223"
                             f" businessComment holds at most {COMMENT_MAX}", "comment")
+    problem = text_problem(comment) if comment is not None else None
+    if problem is not None:
+        raise InputRejected(f"the comment {problem}", "comment")
 
 
 def header_ids(settings: Any, partner: str) -> tuple[str | None, tuple[str, ...]]:

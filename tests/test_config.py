@@ -550,6 +550,21 @@ def test_a_rule_value_of_the_wrong_type_is_named(tmp_path: Path) -> None:
     assert problems[(str(conf), "rules[1].match.age_max")].endswith(", not '17 years'")
 
 
+def test_a_rule_comment_xml_cannot_carry_is_refused(tmp_path: Path) -> None:
+    """A form feed pasted from a letter passed, then crashed rules explain with a traceback."""
+    main = write(tmp_path / "gateway.toml", MINIMAL)
+    conf = write(tmp_path / "conf.d/50-rules.toml", """
+        [[rules]]
+        name = "pasted"
+        then = { route_to = ["canton"], business_comment = "Seite 1\\u000cSeite 2" }
+        """)
+
+    problems = keyed(problems_of(main))
+
+    assert problems[(str(conf), "rules[1].then.business_comment")] == (
+        "rule 'pasted': contains the control character U+000C, which XML cannot carry")
+
+
 def test_cross_section_checks(tmp_path: Path) -> None:
     write(tmp_path / "blocker", "a file, not a directory")
     main = write(

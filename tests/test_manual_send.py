@@ -196,6 +196,11 @@ def test_an_invalid_event_exits_2_listing_the_valid_ones(
                 "--comment", "ä" * 1025) == 2
     assert ("the comment has 1025 characters; eCH-0223 businessComment holds at most 1024"
             in capsys.readouterr().err)
+    # a traceback, and the request left stored as "received", before
+    assert send(site, "--partner", "canton", "--event", "moveIn", "--person", VN,
+                "--comment", "Seite 1\fSeite 2") == 2
+    assert ("the comment contains the control character U+000C, which XML cannot carry"
+            in capsys.readouterr().err)
     assert manual_rows(site) == []
 
 

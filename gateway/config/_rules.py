@@ -18,6 +18,7 @@ from gateway.config._durations import Duration
 from gateway.config._suggest import did_you_mean
 from gateway.documents import PLACEHOLDERS, pattern_problem
 from gateway.ech0223.codes import BusinessKey, Canton, PersonEvent, ResidencePermit
+from gateway.ech0223.writer import text_problem
 from gateway.facts import MessageKind
 from gateway.person_state import Nationality
 
@@ -119,6 +120,14 @@ class RuleThen(_Strict):
         + ", ".join(f"{{{p}}}" for p in PLACEHOLDERS)
         + ' ("permit-{vn}.pdf", "{local_id}/*.pdf"). Each must match a file, else the message'
         " is quarantined.")
+
+    @field_validator("business_comment")
+    @classmethod
+    def _xml_text(cls, comment: str | None) -> str | None:
+        problem = text_problem(comment) if comment is not None else None
+        if problem is not None:
+            raise ValueError(problem)
+        return comment
 
     @field_validator("documents")
     @classmethod

@@ -28,6 +28,8 @@ _PREFIXES = {uri: prefix for prefix, uri in NSMAP.items()}
 _NAMESPACES = "".join(f' xmlns:{prefix}="{uri}"' for prefix, uri in NSMAP.items())
 #: Characters XML 1.0 cannot hold (lxml refuses them too), and those that need escaping.
 _INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+#: What XML text cannot hold: control characters, and surrogates (undecodable input).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _SPECIAL_TEXT = re.compile("[&<>\r\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _SPECIAL_ATTR = re.compile('[&<>"\r\n\t\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]')
 _TEXT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
@@ -161,6 +163,14 @@ def _attribute(text: str) -> str:
         return text
     _refuse_invalid(text)
     return text.translate(_ATTR_ESCAPES)
+
+
+def text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be XML text (its first control character, named), or ``None``."""
+    bad = _NOT_XML.search(text)
+    if bad is None:
+        return None
+    return f"contains the control character U+{ord(bad.group()):04X}, which XML cannot carry"
 
 
 def _refuse_invalid(text: str) -> None:
