@@ -36,10 +36,17 @@ VALUES: dict[str, tuple[str, ...]] = {"person_event": get_args(PersonEvent),
                                       "kind": get_args(MessageKind)}
 
 
-def rule_facts(n: Normalised, raw: RawInput, before: PersonState | None,
-               today: date | None = None) -> dict[str, Any]:
-    """The facts of message ``n`` from ``raw`` about a person whose state was ``before``."""
-    on = today or date.today()
+def rule_facts(n: Normalised, raw: RawInput, before: PersonState | None) -> dict[str, Any]:
+    """The facts of message ``n`` from ``raw`` about a person whose state was ``before``.
+
+    The age is the person's on the message's date (:func:`_message_date`; today for a
+    message without one), so that a replay decides as the first pass did.
+    """
+    if "event_date" in n.facts:
+        when = n.facts["event_date"]
+    else:  # a completed draft's own header
+        when = _message_date(n.tree.getroot().find(f"{_P}header")) if n.tree is not None else None
+    on = when or date.today()
     person = before.facts(on) if before is not None else {}
     own = None
     if before is None or before.nationality_data is None:  # the message's own personData speaks
@@ -56,8 +63,7 @@ def rule_facts(n: Normalised, raw: RawInput, before: PersonState | None,
     facts.update(person)
     facts.update(kind=n.kind, source=raw.source, event=_event(n))
     facts.update((k, v) for k, v in n.facts.items() if k != MESSAGE_PERSON)
-    if "event_date" not in n.facts and n.tree is not None:  # a completed draft's own header
-        facts["event_date"] = _message_date(n.tree.getroot().find(f"{_P}header"))
+    facts["event_date"] = when
     if "nationality_before" in n.facts:
         facts["nationality"] = n.facts["nationality_before"]
     if facts["nationality"] is None:

@@ -536,6 +536,21 @@ def test_rules_explain_counts_a_deadline_from_the_messages_date_not_today(
     assert "    deadline: 2024-04-03" in out.splitlines()
 
 
+def test_rules_explain_takes_the_age_on_the_messages_date_not_today(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Born 1985-04-12, moved in on 2024-03-01: 38 then, whatever today is, so a replay
+    years later decides as the first pass did."""
+    config = write_initial_config(tmp_path)
+    (tmp_path / "conf.d" / "50-rules.toml").write_text(
+        '[[rules]]\nname = "young"\nmatch = { age_max = 38 }\nthen = { route_to = ["canton"] }\n')
+    moved_in = tmp_path / "moved-in.xml"
+    moved_in.write_bytes(message("cli-age-1", "valid-pem-full-persondata.xml", documents=False))
+    code, out, _err = cli(capsys, "--config", str(config), "rules", "explain", str(moved_in))
+    assert code == 0, out
+    assert ", age=38, " in out
+    assert "  rules[1] young: matches" in out.splitlines()
+
+
 def test_rules_explain_refuses_a_source_that_brings_no_input(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A misspelt --source was explained as if real (rules on source never matched), and
