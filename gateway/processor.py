@@ -157,6 +157,8 @@ class Processor:
             return Processed(mid, MessageState.NOT_RELEVANT, why, detail=_warned(warnings, about),
                              **base)
         routes, ignored = self._routes(decision)
+        warnings += [f"partner {r.partner!r} is disabled: its delivery waits until it is enabled"
+                     for r in routes if not self.settings.partners[r.partner].enabled]
         detail = {**about, "rule": decision.rule,
                   **({"ignored_routes": ignored} if ignored else {})}
         if not routes:
@@ -242,7 +244,7 @@ class Processor:
         ignored: list[str] = []
         for partner in dict.fromkeys(decision.partners):
             if partner not in self._partners:
-                ignored.append(f"{partner}: no such enabled partner")
+                ignored.append(f"{partner}: no such partner")
             else:
                 routes.append(Route(partner, decision.reason))
         return routes, ignored
@@ -310,9 +312,13 @@ def normalise_context(settings: Any) -> NormaliseContext:
 
 
 def partner_targets(settings: Any) -> dict[str, PartnerVersion]:
-    """The eCH-0223 version (and policy) of each enabled partner: where messages may go."""
-    return {name: version for name, version in partner_ech0223(settings).items()
-            if settings.partners[name].enabled}
+    """The eCH-0223 version (and policy) of each partner: where messages may go.
+
+    A disabled partner's deliveries are made as any other's and wait, queued,
+    until it is enabled: disabling a partner holds its messages, it does not
+    drop them.
+    """
+    return partner_ech0223(settings)
 
 
 # -- worker processes -------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import subprocess
@@ -79,6 +80,26 @@ async def test_permanent_failure_is_a_dead_letter(tmp_path: Path) -> None:
         await until(lambda: delivery_states(tmp_path / "gateway.db") == ["dead"])
     [(reason,)] = states(tmp_path / "gateway.db", "SELECT reason FROM deliveries")
     assert "partner refuses this message" in reason
+
+
+async def test_a_message_for_a_disabled_partner_waits_until_it_is_enabled(tmp_path: Path) -> None:
+    """Disabling a partner holds its messages (its deliveries are not sent); enabled again,
+    it gets them. It used to make them not relevant, lost to it for good."""
+    config = write_config(tmp_path, '[partners.canton]\ntransport = "stub"\nenabled = false\n'
+                                    "[partners.canton.stub]\n")
+    db = tmp_path / "gateway.db"
+    async with running(config):
+        drop(tmp_path / "in", "m.xml", message("held-for-canton"))
+        await until(lambda: delivery_states(db) == ["queued"])
+        await asyncio.sleep(0.3)  # the dispatcher looks every 50 ms
+    assert delivery_states(db) == ["queued"] and StubTransport.sent.get("canton", []) == []
+    [(detail,)] = states(db, "SELECT detail FROM journal WHERE event = 'message.normalised'")
+    assert json.loads(detail)["warnings"] == [
+        "partner 'canton' is disabled: its delivery waits until it is enabled"]
+    config.write_text(config.read_text().replace("enabled = false\n", ""))
+    async with running(config):
+        await until(lambda: delivery_states(db) == ["delivered"])
+    assert [i.message_id for i in StubTransport.sent["canton"]] == ["held-for-canton"]
 
 
 async def test_not_routed_is_not_relevant(tmp_path: Path) -> None:

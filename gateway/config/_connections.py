@@ -90,7 +90,9 @@ class PartnerSettings(Plugged):
     """``[partners.<name>]``: a destination; ``[partners.<name>.<transport>]`` holds options."""
 
     transport: str = Field(description="Transport type, provided by a plugin (e.g. sedex).")
-    enabled: bool = Field(default=True, description="Whether deliveries to this partner are sent.")
+    enabled: bool = Field(
+        default=True, description="Whether deliveries to this partner are sent. While not,"
+        " messages routed to it are kept, their deliveries queued, and sent once it is enabled.")
     role: Literal["partner", "registry"] = Field(
         default="partner",
         description="partner: an authority the rules send to, whose eCH-0223 messages come back"
