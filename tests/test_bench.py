@@ -57,27 +57,26 @@ def test_bench_prints_its_figures(tmp_path: Path, args: tuple[str, ...], inputs:
     assert list(tmp_path.iterdir()) == [], "the gateway folders are removed"
 
 
-def test_store_ops_prints_each_operation() -> None:
-    done = subprocess.run(
-        [sys.executable, str(BENCH.with_name("store_ops.py")), "--batch", "20", "--batches", "2"],
-        capture_output=True, timeout=120, check=False)
+def per_input(script: str, *args: str, labels: tuple[str, ...]) -> tuple[str, dict[str, float]]:
+    """Run ``bench/script`` with ``args``: its output, and the µs per input of each label."""
+    done = subprocess.run([sys.executable, str(BENCH.with_name(script)), *args],
+                          capture_output=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr.decode()
     out = done.stdout.decode()
-    per_op = {op: float(figure(out, op).split()[0]) for op in (
+    return out, {label: float(figure(out, label).split()[0]) for label in labels}
+
+
+def test_store_ops_prints_each_operation() -> None:
+    out, per_op = per_input("store_ops.py", "--batch", "20", "--batches", "2", labels=(
         "add_raw", "stored_persons", "record_processing", "claim_due", "record_outcomes",
-        "record_receipts")}
+        "record_receipts"))
     assert all(us > 0 for us in per_op.values()), out
     assert float(figure(out, "all").split()[0]) >= sum(per_op.values()) - 0.5
 
 
 def test_stage_cost_prints_each_stage() -> None:
-    done = subprocess.run(
-        [sys.executable, str(BENCH.with_name("stage_cost.py")), "--events", "30", "--runs", "1"],
-        capture_output=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr.decode()
-    out = done.stdout.decode()
-    per_stage = {stage: float(figure(out, stage).split()[0]) for stage in (
-        "normalise", "to the event loop", "to the finishing worker", "finish", "results back")}
+    out, per_stage = per_input("stage_cost.py", "--events", "30", "--runs", "1", labels=(
+        "normalise", "to the event loop", "to the finishing worker", "finish", "results back"))
     assert per_stage["normalise"] > 0 and per_stage["finish"] > 0, out
     assert float(figure(out, "all").split()[0]) >= sum(per_stage.values()) - 0.5
 
