@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import logging
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
+from gateway.cli._status import cmd_status
 from gateway.contracts import Intake, RawInput
 from gateway.ech0223 import sample_event_report, write_message
 from gateway.hookspecs import hookimpl
@@ -82,7 +84,8 @@ async def test_permanent_failure_is_a_dead_letter(tmp_path: Path) -> None:
     assert "partner refuses this message" in reason
 
 
-async def test_a_message_for_a_disabled_partner_waits_until_it_is_enabled(tmp_path: Path) -> None:
+async def test_a_message_for_a_disabled_partner_waits_until_it_is_enabled(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Disabling a partner holds its messages (its deliveries are not sent); enabled again,
     it gets them. It used to make them not relevant, lost to it for good."""
     config = write_config(tmp_path, '[partners.canton]\ntransport = "stub"\nenabled = false\n'
@@ -93,6 +96,9 @@ async def test_a_message_for_a_disabled_partner_waits_until_it_is_enabled(tmp_pa
         await until(lambda: delivery_states(db) == ["queued"])
         await asyncio.sleep(0.3)  # the dispatcher looks every 50 ms
     assert delivery_states(db) == ["queued"] and StubTransport.sent.get("canton", []) == []
+    status = argparse.Namespace(config=config, pm=plugin_manager(), json=False)
+    assert cmd_status(status) == 0  # the operator disabled it: no alarm
+    assert "held for disabled partners: canton 1 (sent once enabled)" in capsys.readouterr().out
     [(detail,)] = states(db, "SELECT detail FROM journal WHERE event = 'message.normalised'")
     assert json.loads(detail)["warnings"] == [
         "partner 'canton' is disabled: its delivery waits until it is enabled"]

@@ -45,6 +45,9 @@ def status(counts: dict[str, Any], reasons: list[dict[str, Any]]) -> str:
              "deliveries: " + _pairs(counts["deliveries"])]
     if counts["overdue"]:
         lines.append("receipts overdue: " + _pairs(counts["overdue"]))
+    if counts["held"]:
+        lines.append("held for disabled partners: " + _pairs(counts["held"])
+                     + " (sent once enabled)")
     store = counts["store"]
     lines.append(f"store:      {store['bytes'] / (1 << 20):.1f} MiB ({store['path']} and its WAL),"
                  f" {store['free_bytes'] / (1 << 30):.1f} GiB free on its disk;"

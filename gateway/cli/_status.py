@@ -63,6 +63,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     settings = load_config(args.config, args.pm)
     with _access.reader(args, settings) as store:
         counts = store.counts()
+    # a disabled partner's deliveries wait for it: said, but not a reason for attention (the
+    # operator disabled it, for a canton's maintenance say)
+    counts["held"] = {partner: n for partner, n in counts.pop("waiting").items()
+                      if partner in settings.partners and not settings.partners[partner].enabled}
     counts["store"] = store_space(settings.store.path, int(settings.retention.warn_free_below))
     reasons = attention(counts)
     verdict = "attention" if reasons else "ok"

@@ -150,8 +150,8 @@ def raw_of(conn: sqlite3.Connection, mid: int) -> bytes | None:
 
 
 def counts(conn: sqlite3.Connection) -> dict[str, Any]:
-    """Messages and deliveries per state, overdue receipts per partner, unhandled quarantine,
-    messages pruned by retention."""
+    """Messages and deliveries per state, overdue receipts and deliveries waiting to be sent
+    per partner, unhandled quarantine, messages pruned by retention."""
     return {
         "messages": dict(conn.execute("SELECT state, count(*) FROM messages GROUP BY state").fetchall()),
         "deliveries": dict(conn.execute(
@@ -159,6 +159,9 @@ def counts(conn: sqlite3.Connection) -> dict[str, Any]:
         "overdue": dict(conn.execute(
             "SELECT partner, count(*) FROM deliveries WHERE overdue = 1 AND state = ?"
             " GROUP BY partner", (DeliveryState.SENT,)).fetchall()),
+        "waiting": dict(conn.execute(
+            "SELECT partner, count(*) FROM deliveries WHERE state IN (?, ?) GROUP BY partner",
+            (DeliveryState.QUEUED, DeliveryState.RETRY_WAIT)).fetchall()),
         "unhandled": count_messages(conn, unhandled=True),
         "needs_review": conn.execute("SELECT count(*) FROM messages WHERE state = ?",
                                      (MessageState.NEEDS_REVIEW,)).fetchone()[0],
