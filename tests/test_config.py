@@ -550,6 +550,25 @@ def test_a_rule_value_of_the_wrong_type_is_named(tmp_path: Path) -> None:
     assert problems[(str(conf), "rules[1].match.age_max")].endswith(", not '17 years'")
 
 
+def test_a_deadline_of_part_of_a_day_is_refused(tmp_path: Path) -> None:
+    """The deadline is a date: "12h" landed on the message's own date without a word."""
+    main = write(tmp_path / "gateway.toml", MINIMAL)
+    conf = write(tmp_path / "conf.d/50-rules.toml", """
+        [[rules]]
+        name = "soon"
+        then = { route_to = ["canton"], deadline = "12h" }
+        [[rules]]
+        name = "month"
+        then = { route_to = ["canton"], deadline = "30d" }
+        """)
+
+    problems = keyed(problems_of(main))
+
+    assert problems[(str(conf), "rules[1].then.deadline")] == (
+        """rule 'soon': the deadline is a date: give whole days ("30d"), not 0.5 days""")
+    assert not [key for _file, key in problems if key.startswith("rules[2]")]
+
+
 def test_a_rule_comment_xml_cannot_carry_is_refused(tmp_path: Path) -> None:
     """A form feed pasted from a letter passed, then crashed rules explain with a traceback."""
     main = write(tmp_path / "gateway.toml", MINIMAL)

@@ -110,7 +110,7 @@ class RuleThen(_Strict):
         default=None, description="Nobody gets it, for this reason (journaled).")
     business_key: BusinessKey | None = Field(default=None, description="eCH-0223 businessKey.")
     deadline: Duration | None = Field(
-        default=None, description='eCH-0223 deadline, after the message\'s date ("30d").')
+        default=None, description='eCH-0223 deadline: whole days after the message\'s date ("30d").')
     business_comment: str | None = Field(
         default=None, max_length=1024, description="eCH-0223 businessComment.")
     documents: list[str] = Field(
@@ -120,6 +120,14 @@ class RuleThen(_Strict):
         + ", ".join(f"{{{p}}}" for p in PLACEHOLDERS)
         + ' ("permit-{vn}.pdf", "{local_id}/*.pdf"). Each must match a file, else the message'
         " is quarantined.")
+
+    @field_validator("deadline")
+    @classmethod
+    def _whole_days(cls, deadline: float | None) -> float | None:
+        if deadline is not None and deadline % 86400:
+            raise ValueError(f"the deadline is a date: give whole days (\"30d\"), not"
+                             f" {deadline / 86400:g} days")
+        return deadline
 
     @field_validator("business_comment")
     @classmethod
