@@ -85,6 +85,14 @@ def keyed(problems: list[tuple[str, str, str]]) -> dict[tuple[str, str], str]:
     return {(file, key): reason for file, key, reason in problems}
 
 
+def rule_problems(tmp_path: Path, rules: str) -> tuple[Path, dict[tuple[str, str], str]]:
+    """A minimal configuration with ``rules`` in ``conf.d/50-rules.toml``: that file, and the
+    problems loading it finds, by file and key."""
+    main = write(tmp_path / "gateway.toml", MINIMAL)
+    conf = write(tmp_path / "conf.d/50-rules.toml", rules)
+    return conf, keyed(problems_of(main))
+
+
 # ---------------------------------------------------------------------------
 # init
 # ---------------------------------------------------------------------------
@@ -426,8 +434,7 @@ def test_unknown_route_to_partner(tmp_path: Path) -> None:
 
 def test_rules_naming_unknown_partners_sources_fields_or_values_are_refused(
         tmp_path: Path) -> None:
-    main = write(tmp_path / "gateway.toml", MINIMAL)
-    conf = write(tmp_path / "conf.d/50-rules.toml", """
+    conf, problems = rule_problems(tmp_path, """
         [[rules]]
         name = "ok"
         match = { nationality = ["foreign"], fields = { source_event = "moveIn" }, permit = ["02"] }
@@ -453,8 +460,6 @@ def test_rules_naming_unknown_partners_sources_fields_or_values_are_refused(
         [rules.then]
         route_to = ["canton"]
         """)
-
-    problems = keyed(problems_of(main))
 
     # numbered as the journal and `rules explain` number them, and named
     assert problems[(str(conf), "rules[2].then.route_to")].startswith(
@@ -513,8 +518,7 @@ def test_rules_matching_values_no_plugin_declares_are_refused(tmp_path: Path) ->
 
 
 def test_rules_with_one_name_or_an_empty_age_range_are_refused(tmp_path: Path) -> None:
-    main = write(tmp_path / "gateway.toml", MINIMAL)
-    conf = write(tmp_path / "conf.d/50-rules.toml", """
+    conf, problems = rule_problems(tmp_path, """
         [[rules]]
         name = "adults"
         match = { age_min = 18 }
@@ -525,8 +529,6 @@ def test_rules_with_one_name_or_an_empty_age_range_are_refused(tmp_path: Path) -
         then = { not_relevant = "minors" }
         """)
 
-    problems = keyed(problems_of(main))
-
     assert problems[(str(conf), "rules[2].name")].startswith(
         "rule 'adults': rules[1] has this name too")
     assert "age_min 70 is above age_max 18: no age matches" in problems[
@@ -536,15 +538,12 @@ def test_rules_with_one_name_or_an_empty_age_range_are_refused(tmp_path: Path) -
 
 def test_a_rule_value_of_the_wrong_type_is_named(tmp_path: Path) -> None:
     """Which entry of a list is wrong: "a valid integer" alone left the operator guessing."""
-    main = write(tmp_path / "gateway.toml", MINIMAL)
-    conf = write(tmp_path / "conf.d/50-rules.toml", """
+    conf, problems = rule_problems(tmp_path, """
         [[rules]]
         name = "by-name"
         match = { municipality = [230, "Bern"], age_max = "17 years" }
         then = { route_to = ["canton"] }
         """)
-
-    problems = keyed(problems_of(main))
 
     assert problems[(str(conf), "rules[1].match.municipality")].endswith(", not 'Bern'")
     assert problems[(str(conf), "rules[1].match.age_max")].endswith(", not '17 years'")
@@ -552,8 +551,7 @@ def test_a_rule_value_of_the_wrong_type_is_named(tmp_path: Path) -> None:
 
 def test_a_deadline_of_part_of_a_day_is_refused(tmp_path: Path) -> None:
     """The deadline is a date: "12h" landed on the message's own date without a word."""
-    main = write(tmp_path / "gateway.toml", MINIMAL)
-    conf = write(tmp_path / "conf.d/50-rules.toml", """
+    conf, problems = rule_problems(tmp_path, """
         [[rules]]
         name = "soon"
         then = { route_to = ["canton"], deadline = "12h" }
@@ -562,8 +560,6 @@ def test_a_deadline_of_part_of_a_day_is_refused(tmp_path: Path) -> None:
         then = { route_to = ["canton"], deadline = "30d" }
         """)
 
-    problems = keyed(problems_of(main))
-
     assert problems[(str(conf), "rules[1].then.deadline")] == (
         """rule 'soon': the deadline is a date: give whole days ("30d"), not 0.5 days""")
     assert not [key for _file, key in problems if key.startswith("rules[2]")]
@@ -571,14 +567,11 @@ def test_a_deadline_of_part_of_a_day_is_refused(tmp_path: Path) -> None:
 
 def test_a_rule_comment_xml_cannot_carry_is_refused(tmp_path: Path) -> None:
     """A form feed pasted from a letter passed, then crashed rules explain with a traceback."""
-    main = write(tmp_path / "gateway.toml", MINIMAL)
-    conf = write(tmp_path / "conf.d/50-rules.toml", """
+    conf, problems = rule_problems(tmp_path, """
         [[rules]]
         name = "pasted"
         then = { route_to = ["canton"], business_comment = "Seite 1\\u000cSeite 2" }
         """)
-
-    problems = keyed(problems_of(main))
 
     assert problems[(str(conf), "rules[1].then.business_comment")] == (
         "rule 'pasted': contains the control character U+000C, which XML cannot carry")
