@@ -7,6 +7,7 @@ from typing import Any
 
 import pluggy
 
+from gateway.archives import archive_problems
 from gateway.config import check_plugin_options, load_settings, located
 from gateway.contracts import PartnerVersion
 from gateway.convert import Validator
@@ -22,8 +23,9 @@ def load_config(path: Path | None, pm: pluggy.PluginManager) -> Any:
                              fact_values=fact_values(pm))
     problems = check_plugin_options(settings, sources, transports)
     if not problems:
-        problems = located(settings, [p for found in pm.hook.gateway_check_config(settings=settings)
-                                      for p in found])
+        problems = located(settings, [*archive_problems(settings),
+                                      *(p for found in pm.hook.gateway_check_config(settings=settings)
+                                        for p in found)])
     if problems:
         raise ConfigError(problems)
     return settings

@@ -27,6 +27,7 @@ import pluggy
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from gateway import processor, sdnotify
+from gateway.archives import archive_folders
 from gateway.convert import Validator
 from gateway.dispatcher import Dispatcher, ReceiptRecorder
 from gateway.errors import ConfigError, GatewayError, StoreLost, StoreUnavailable
@@ -125,7 +126,8 @@ class Gateway:
                                        self.pool)
         self.receipts = ReceiptRecorder(self.store, self.dispatcher)
         self.summary = Summary(settings.store.path)
-        self.retention = Retention(self.store, settings.retention, settings.store.path.parent)
+        self.retention = Retention(self.store, settings.retention, settings.store.path.parent,
+                                   archive_folders(settings))
         self.ready = asyncio.Event()
         #: Set to cut the drain short (a second TERM).
         self.abort = asyncio.Event()
@@ -288,6 +290,8 @@ class Gateway:
         await self.store.flag_overdue()
 
     async def _prune(self) -> None:
+        # the files first: they need no store, which cannot write while the disk is full
+        await self.retention.files.prune()
         await self.retention.prune()
 
     async def _watch_space(self) -> None:

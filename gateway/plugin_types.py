@@ -167,11 +167,15 @@ class WritablePath:
     :param path: the folder.
     :param created: the plugin creates it when it is missing; otherwise it must exist
         (a folder another program owns, such as the sedex client's).
+    :param archive: the plugin keeps copies here of what the gateway took or recorded
+        (files once stored, receipts once recorded): the store holds them too, so
+        retention deletes each file ``[retention] keep_files`` after it was moved here.
     """
 
     key: str
     path: Path
     created: bool = False
+    archive: bool = False
 
 
 @runtime_checkable

@@ -2,7 +2,8 @@
 
 Settled messages lose their bodies once unchanged for ``[retention] keep``
 (:meth:`Store.prune <gateway.store.Store.prune>`; their records and the
-journal stay), and a warning comes while the disk that holds the database
+journal stay); the files plugins archived go ``keep_files`` after they
+were moved there (:mod:`gateway.archives`). A warning comes while the disk that holds the database
 has less free space than ``warn_free_below``: one ``store.space_low`` event
 when it falls below, one ``store.space_ok`` when it is back, each journaled
 (the alerts plugin tells the operator). (When the disk is full after all, intake pauses and
@@ -13,9 +14,11 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from gateway.archives import ArchivedFiles
 from gateway.config import RetentionSettings
 from gateway.store import Store
 
@@ -33,13 +36,17 @@ def free_bytes(folder: Path) -> int:
 
 
 class Retention:
-    """Prunes settled messages, and watches the database's disk."""
+    """Prunes settled messages and archived files, and watches the database's disk."""
 
-    def __init__(self, store: Store, settings: RetentionSettings, folder: Path) -> None:
-        """:param folder: the folder of the database, whose disk is watched."""
+    def __init__(self, store: Store, settings: RetentionSettings, folder: Path,
+                 archives: Sequence[Path] = ()) -> None:
+        """:param folder: the folder of the database, whose disk is watched.
+        :param archives: the folders whose files go ``keep_files`` after they were moved
+            there (:func:`~gateway.archives.archive_folders`)."""
         self._store = store
         self._settings = settings
         self._folder = folder
+        self.files = ArchivedFiles(archives, settings.files_for)
         #: whether the last look found the free space below the threshold (and said so)
         self.low = False
 
@@ -75,3 +82,4 @@ class Retention:
         detail = {"folder": str(self._folder), "free_bytes": free, "threshold_bytes": threshold}
         await self._store.note("store.space_low" if low else "store.space_ok", detail)
         self.low = low  # said once committed: the alerts plugin tells the operator
+

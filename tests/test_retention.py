@@ -1,7 +1,8 @@
 """Retention and disk space (FIELD.md: the message log must not grow until the disk is full).
 
 A running daemon prunes settled messages once unchanged for ``[retention] keep``, and the
-database file shrinks; a nearly full disk is said once, journaled, and by ``status``, and
+database file shrinks; the files archived beside the store (``done_dir``, sedex receipts)
+go too; a nearly full disk is said once, journaled, and by ``status``, and
 so is its end. The disk is a real small tmpfs in a private mount namespace
 (:mod:`tests.mounts`).
 """
@@ -16,7 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-from gateway.cli.exitcodes import ATTENTION, OK
+from gateway.archives import ArchivedFiles, archive_folders
+from gateway.assembly import load_config
+from gateway.cli.exitcodes import ATTENTION, CONFIG, OK
+from gateway.config import write_initial_config
 from gateway.plugins import get_plugin_manager
 from gateway.testing import drop, states, until
 from tests.flow import message, running, write_config
@@ -65,6 +69,8 @@ async def test_the_daemon_prunes_settled_messages_and_the_file_shrinks(tmp_path:
         # the freed pages go back to the file system at the next checkpoints
         await until(lambda: size(db) <= full - sum(map(len, inputs)) * 3 // 4, timeout=20)
         await until(lambda: db.stat().st_size == size(db), timeout=20)
+        # the copies in done_dir go too: the store no longer holds the inputs either
+        await until(lambda: not any((tmp_path / "done").iterdir()), timeout=20)
     assert states(db, "SELECT count(*) FROM payloads WHERE length(raw) > 0") == [(0,)]
     assert journal_count(db, "store.pruned") >= 1
     assert sum(e.detail["messages"] for e in events.seen if e.kind == "store.pruned") == MESSAGES
@@ -98,6 +104,92 @@ def test_prune_command_counts_first_then_prunes(tmp_path: Path) -> None:
     assert done.returncode == OK and done.stdout.startswith("pruned 3 settled messages")
     assert pruned(db) == 3
     assert cli(config, "prune").stdout.startswith("pruned 0 ")
+
+
+def test_prune_deletes_archived_files_moved_there_before_keep_files(tmp_path: Path) -> None:
+    # messages keep their bodies forever; the files archived in done_dir stay one second
+    config = gateway_folder(tmp_path, '[retention]\nkeep = "0"\nkeep_files = "1s"\n'
+                                      'interval = "1d"\n')
+    db, done = tmp_path / "gateway.db", tmp_path / "done"
+
+    async def deliver_three() -> None:
+        async with running(config, get_plugin_manager()):
+            for n in range(3):
+                drop(tmp_path / "in", f"m{n}.xml", message(documents=False))
+            await until(lambda: states(db, "SELECT count(*) FROM deliveries"
+                                           " WHERE state = 'delivered'") == [(3,)])
+    asyncio.run(deliver_three())
+    (done / "unmatched").mkdir()
+    (done / "unmatched" / "old-receipt.xml").write_bytes(b"<receipt/>")
+    outside = tmp_path / "not-archived.xml"
+    outside.write_bytes(b"<x/>")
+    (done / "link.xml").symlink_to(outside)
+    time.sleep(1.2)  # all of those were moved (or made) there more than a second ago
+    dry = cli(config, "prune", "--dry-run")
+    assert dry.returncode == OK, dry.stderr
+    assert dry.stdout.splitlines() == [
+        "[retention] keep is 0: messages keep their bodies forever",
+        f"4 archived files moved there more than 1s ago would be deleted (4 in {done})"]
+    assert len(list(done.rglob("*.xml"))) == 5
+    pruned_now = cli(config, "prune")
+    assert pruned_now.returncode == OK, pruned_now.stderr
+    assert pruned_now.stdout.splitlines()[1] == \
+        f"4 archived files moved there more than 1s ago deleted (4 in {done})"
+    # a link is neither followed nor deleted; the store still holds the inputs
+    assert sorted(p.name for p in done.rglob("*")) == ["link.xml", "unmatched"]
+    assert outside.read_bytes() == b"<x/>"
+    assert states(db, "SELECT count(*) FROM messages WHERE pruned_at IS NULL") == [(3,)]
+    assert cli(config, "prune").stdout.splitlines()[1].startswith("0 archived files")
+
+
+async def test_a_file_moved_there_later_stays_until_its_own_time(tmp_path: Path) -> None:
+    archive = tmp_path / "done"
+    archive.mkdir()
+    (archive / "older.xml").write_bytes(b"<x/>")
+    time.sleep(0.05)
+    (archive / "newer.xml").write_bytes(b"<x/>")
+    newer = (archive / "newer.xml").stat().st_ctime
+    # an hour after the newer one came, less 10 ms: the older one is due, the newer not
+    files = ArchivedFiles([archive], 3600.0, clock=lambda: newer + 3600.0 - 0.01)
+    assert files.due() == {archive: [str(archive / "older.xml")]}
+    assert await files.prune() == 1
+    assert [p.name for p in archive.iterdir()] == ["newer.xml"]
+    assert await ArchivedFiles([tmp_path / "missing"], 1.0).prune() == 0
+
+
+def test_files_are_kept_forever_with_keep_files_0(tmp_path: Path) -> None:
+    config = gateway_folder(tmp_path, '[retention]\nkeep_files = "0"\n')
+    (tmp_path / "done").mkdir()
+    (tmp_path / "done" / "m0.xml").write_bytes(b"<x/>")
+    done = cli(config, "prune")
+    assert done.returncode == OK, done.stderr
+    assert done.stdout.splitlines()[1] == "[retention] keep_files is 0: archived files are kept forever"
+    assert (tmp_path / "done" / "m0.xml").exists()
+
+
+def test_the_folders_init_writes_that_retention_empties(tmp_path: Path) -> None:
+    settings = load_config(write_initial_config(tmp_path), get_plugin_manager())
+    assert archive_folders(settings) == [tmp_path / "registry" / "done",
+                                         tmp_path / "sedex" / "receipts-done"]
+
+
+def test_an_archive_folder_holding_the_database_is_refused(tmp_path: Path) -> None:
+    # retention would delete gateway.toml, the drop folder's waiting files, the documents
+    config = gateway_folder(tmp_path, "")
+    config.write_text(config.read_text().replace('done_dir = "done"', 'done_dir = "."'))
+    checked = cli(config, "check-config")
+    assert checked.returncode == CONFIG
+    assert f"sources.registry.done_dir: {tmp_path} holds the database ({tmp_path / 'gateway.db'})" \
+        in checked.stdout
+    assert "give it a folder of its own" in checked.stdout
+    assert cli(config, "run").returncode == CONFIG
+    # a folder holding another folder the gateway uses is refused too
+    config.write_text(config.read_text().replace('done_dir = "."', f'done_dir = "{tmp_path}/in/.."'))
+    assert "holds" in cli(config, "check-config").stdout
+    config.write_text(config.read_text().replace(f'done_dir = "{tmp_path}/in/.."',
+                                                 'done_dir = "in/done"'))
+    refused = cli(config, "check-config").stdout
+    assert "sources.registry.done_dir" not in refused, refused
 
 
 async def disk_nearly_full_then_freed(root_text: str) -> None:

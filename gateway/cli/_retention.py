@@ -4,44 +4,70 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from gateway.archives import ArchivedFiles, archive_folders
 from gateway.assembly import load_config
 from gateway.cli import _access
-from gateway.cli.exitcodes import OK
+from gateway.cli.exitcodes import FAILED, OK
+from gateway.config import format_duration
 from gateway.retention import Retention
 
 
 def add_commands(sub: Any) -> None:
     """Register ``prune``."""
     p = sub.add_parser("prune", help="delete the input and payloads of settled messages older"
-                       " than [retention] keep now (the daemon does it every [retention] interval)")
+                       " than [retention] keep, and archived files older than keep_files, now"
+                       " (the daemon does it every [retention] interval)")
     p.add_argument("--dry-run", action="store_true",
-                   help="only count the messages that would be pruned")
+                   help="only count the messages and files that would be deleted")
     p.set_defaults(handler=cmd_prune)
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    """Prune what is due (or count it, ``--dry-run``) and say how many messages."""
+    """Prune what is due (or count it, ``--dry-run``) and say how many messages and files."""
     settings = load_config(args.config, args.pm)
     keep = settings.retention.keep
+    files = ArchivedFiles(archive_folders(settings), settings.retention.files_for)
     if not keep:
-        print("[retention] keep is 0: messages keep their bodies forever; nothing to prune")
-        return OK
-    if args.dry_run:
+        print("[retention] keep is 0: messages keep their bodies forever")
+    elif args.dry_run:
         with _access.reader(args, settings) as r:
             before = datetime.now(UTC).timestamp() - keep
             count = r.count_prunable(before)
         print(f"{count} settled messages unchanged since {_iso(before)} would be pruned"
               " (an export's file counts once its rows are pruned)")
+    else:
+        with _access.writer(args) as (_settings, store):
+            before = store.now() - keep
+            count = asyncio.run(Retention(store, settings.retention,
+                                          settings.store.path.parent).prune())
+        print(f"pruned {count} settled messages unchanged since {_iso(before)}: their input and"
+              " payloads are deleted; their records and journal remain")
+    if args.dry_run:
+        print(_files(files, {folder: len(paths) for folder, paths in files.due().items()},
+                     "would be deleted"))
         return OK
-    with _access.writer(args) as (_settings, store):
-        before = store.now() - keep
-        count = asyncio.run(Retention(store, settings.retention, settings.store.path.parent).prune())
-    print(f"pruned {count} settled messages unchanged since {_iso(before)}: their input and"
-          " payloads are deleted; their records and journal remain")
+    try:
+        print(_files(files, files.delete_due(), "deleted"))
+    except OSError as exc:
+        print(f"cannot delete old archived files: {exc}", file=sys.stderr)
+        return FAILED
     return OK
+
+
+def _files(files: ArchivedFiles, counts: dict[Path, int], done: str) -> str:
+    """What becomes of the archived files: how many in each folder, or why none."""
+    if not files.keep:
+        return "[retention] keep_files is 0: archived files are kept forever"
+    if not files.folders:
+        return "no archive folders (a source's done_dir, sedex receipts_archive) are configured"
+    each = ", ".join(f"{n} in {folder}" for folder, n in counts.items())
+    return (f"{sum(counts.values())} archived files moved there more than"
+            f" {format_duration(files.keep)} ago {done} ({each})")
 
 
 def _iso(t: float) -> str:

@@ -7,8 +7,8 @@ page ``docs/configuration.md`` is generated from them by
 """
 
 from gateway.config._connections import PartnerSettings, RetrySettings, SourceSettings
-from gateway.config._durations import Duration, parse_duration
-from gateway.config._environment import check_environment
+from gateway.config._durations import Duration, format_duration, parse_duration
+from gateway.config._environment import check_environment, plugin_folders
 from gateway.config._initial import ConfigExists, write_initial_config
 from gateway.config._load import CONFIG_ENV, find_config, load_settings
 from gateway.config._models import (
@@ -42,9 +42,11 @@ __all__ = [
     "check_environment",
     "check_plugin_options",
     "find_config",
+    "format_duration",
     "load_settings",
     "located",
     "parse_duration",
     "parse_size",
+    "plugin_folders",
     "write_initial_config",
 ]

@@ -9,8 +9,8 @@ from gateway.config._checks import creatable
 from gateway.config._connections import Plugged
 from gateway.config._load import provenance_of
 from gateway.config._models import Settings
-from gateway.config._provenance import Key, Problem, Provenance
-from gateway.plugin_types import WritablePaths
+from gateway.config._provenance import Key, Problem
+from gateway.plugin_types import WritablePath, WritablePaths
 
 
 def check_environment(settings: Settings) -> list[Problem]:
@@ -28,31 +28,36 @@ def check_environment(settings: Settings) -> list[Problem]:
         why = _unwritable(path) if path.exists() else None
         if why is not None:
             problems.append(provenance.problem(("store", "path"), why))
+    for key, folder in plugin_folders(settings):
+        why = _check_folder(folder)
+        if why is not None:
+            problems.append(provenance.problem(key, why))
+    return problems
+
+
+def plugin_folders(settings: Settings) -> list[tuple[Key, WritablePath]]:
+    """Every folder the options of sources and partners name, with the key that names it
+    (``settings`` as :func:`~gateway.config.check_plugin_options` left it)."""
     plugged: list[tuple[Key, Plugged]] = [
         *((("sources", name), source) for name, source in settings.sources.items()),
         *((("partners", name, p.transport), p) for name, p in settings.partners.items()),
     ]
+    found: list[tuple[Key, WritablePath]] = []
     for table, item in plugged:
-        problems += _check_folders(table, item, provenance)
-    return problems
+        options = item.parsed
+        if isinstance(options, WritablePaths):
+            found += [((*table, folder.key), folder) for folder in options.writable_paths()]
+    return found
 
 
-def _check_folders(table: Key, item: Plugged, provenance: Provenance) -> list[Problem]:
-    options = item.parsed
-    if not isinstance(options, WritablePaths):
-        return []
-    problems = []
-    for folder in options.writable_paths():
-        path = folder.path
-        if path.exists():
-            why = _unwritable(path)
-        elif folder.created:
-            why = creatable(path)
-        else:
-            why = f"{path} does not exist"
-        if why is not None:
-            problems.append(provenance.problem((*table, folder.key), why))
-    return problems
+def _check_folder(folder: WritablePath) -> str | None:
+    """Why the gateway cannot work in ``folder``, or ``None``."""
+    path = folder.path
+    if path.exists():
+        return _unwritable(path)
+    if folder.created:
+        return creatable(path)
+    return f"{path} does not exist"
 
 
 def _unwritable(path: Path) -> str | None:

@@ -124,14 +124,27 @@ class RetentionSettings(_Section):
         " attachments, payloads, receipts) after its last change; its records and the journal"
         " stay. 0: forever.",
     )
+    keep_files: Duration | None = Field(
+        default=None,
+        description="How long the files the gateway moved to its archive folders (a folder"
+        " source's done_dir, the sedex transport's receipts_archive) stay there, counted from"
+        " when each was moved there; the store holds their content meanwhile. Unset: as long"
+        " as keep; 0: forever.",
+    )
     interval: Duration = Field(
-        default=3600.0, gt=0, description="How often the daemon deletes the bodies that are due."
+        default=3600.0, gt=0, description="How often the daemon deletes the bodies and"
+        " archived files that are due."
     )
     warn_free_below: ByteSize = Field(
         default=ByteSize(1024 * MiB),
         description="Warn (log, journal, status) while the disk that holds the database has"
         " less free space than this; 0: never.",
     )
+
+    @property
+    def files_for(self) -> float:
+        """Seconds an archived file stays (``keep_files``, else ``keep``); 0: forever."""
+        return self.keep if self.keep_files is None else self.keep_files
 
 
 class LimitsSettings(_Section):

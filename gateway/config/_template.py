@@ -46,6 +46,8 @@ path = "gateway.db"
 # A settled message (delivered, not relevant, a handled quarantine, ...) keeps
 # its input and payloads this long after its last change; then they are
 # deleted, and its record and journal entries stay. "0" keeps them forever.
+# The files moved to registry/done and sedex/receipts-done are deleted as
+# long after they were moved there (keep_files = "30d" to set another time).
 keep = "90d"
 warn_free_below = "1GiB"    # warn (log, journal, status) while the database's disk has less free
 

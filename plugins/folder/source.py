@@ -40,7 +40,8 @@ class FolderOptions(PluginOptions):
         ["*.xml", "*.zip"], description="globs of the file names to take, in any case (one"
         " glob or a list)")
     done_dir: Path | None = Field(
-        None, description="where taken files go once stored; unset deletes them")
+        None, description="where taken files go once stored; unset deletes them. Retention"
+        " deletes them from there after [retention] keep_files")
     poll_interval: Duration = Field(1.0, gt=0, description="seconds between scans when no event")
     batch_size: int = Field(500, ge=1, description="files stored per transaction at most")
     settle: Duration = Field(
@@ -85,10 +86,11 @@ class FolderOptions(PluginOptions):
         return {"content_type": "application/zip" if zipped else "application/xml"}
 
     def writable_paths(self) -> list[WritablePath]:
-        """The drop folder (files are moved out of it) and ``done_dir``; the source creates both."""
+        """The drop folder (files are moved out of it) and ``done_dir`` (an archive of the
+        files stored); the source creates both."""
         folders = [WritablePath("path", self.path, created=True)]
         if self.done_dir is not None:
-            folders.append(WritablePath("done_dir", self.done_dir, created=True))
+            folders.append(WritablePath("done_dir", self.done_dir, created=True, archive=True))
         return folders
 
 

@@ -152,6 +152,6 @@ class SedexOptions(BaseModel):
         return [
             *(WritablePath(key, getattr(self, key)) for key in ("outbox", "inbox", "receipts",
                                                                  "processed")),
-            WritablePath("receipts_archive", self.receipts_done, created=True),
+            WritablePath("receipts_archive", self.receipts_done, created=True, archive=True),
             WritablePath("staging", self.staging_dir, created=True),
         ]
