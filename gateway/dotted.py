@@ -9,23 +9,25 @@ from __future__ import annotations
 from typing import Any
 
 
-def value_at(document: Any, path: str) -> Any:
-    """The part of ``document`` (dicts and lists) at the dotted ``path``, or ``None``.
+def value_at(document: Any, path: str, *, missing: Any = None) -> Any:
+    """The part of ``document`` (dicts and lists) at the dotted ``path``, or ``missing``.
 
     A name picks a dict's key; a number picks a list's item (``nationalities.0``).
 
     :param document: nested dicts and lists (parsed JSON, a zeep answer as dicts).
     :param path: the names, joined by ``.``; ``"."`` is the document itself.
-    :return: the value there, ``None`` where the path leads nowhere.
+    :param missing: what to return where the path leads nowhere; pass a sentinel to tell
+        a key that is absent from one that holds ``None`` (JSON ``null``).
+    :return: the value there, ``missing`` where the path leads nowhere.
     """
     if path == ".":
         return document
     value = document
     for part in path.split("."):
-        if isinstance(value, dict):
-            value = value.get(part)
+        if isinstance(value, dict) and part in value:
+            value = value[part]
         elif isinstance(value, list) and part.isdecimal() and int(part) < len(value):
             value = value[int(part)]
         else:
-            return None
+            return missing
     return value

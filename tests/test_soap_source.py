@@ -181,3 +181,7 @@ def test_answer_paths() -> None:
     assert value_at(answer, ".") is answer
     assert value_at({"nationalities": ["DE", "FR"]}, "nationalities.1") == "FR"
     assert value_at({"n": "DE"}, "n.0") is None  # a number picks from lists only
+    # a key that holds null is told from one that is absent when asked to
+    assert value_at({"n": None}, "n", missing="absent") is None
+    assert value_at({"n": None}, "m", missing="absent") == "absent"
+    assert value_at({"n": None}, "n.0", missing="absent") == "absent"

@@ -12,6 +12,8 @@ from gateway.api import InputRejected, value_at
 from plugins.mapping.spec import MappingSpec
 
 _BOM = b"\xef\xbb\xbf"
+#: Where the mapping's ``records`` path leads nowhere (told from a JSON null there).
+_NOWHERE = object()
 #: The byte order marks of UTF-16 (little and big endian), e.g. Excel's "Unicode text".
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
@@ -43,9 +45,9 @@ def read_records(data: bytes, spec: MappingSpec) -> list[Record]:
     the key and the fields it feeds), not one whose last value silently wins.
 
     :raises InputRejected: not text in the mapping's encoding (or not UTF-8 after a
-        byte order mark, or UTF-16 as its byte order mark says), not CSV or JSON, a JSON
-        key given more than once outside the records, a header without mapped columns,
-        more rows than ``max_rows``.
+        byte order mark, or UTF-16 as its byte order mark says), not CSV or JSON, no list
+        (or null) at the ``records`` path, a JSON key given more than once outside the
+        records, a header without mapped columns, more rows than ``max_rows``.
     """
     text = _decode(data, spec.encoding)
     return _csv(text, spec) if spec.format == "csv" else _json(text, spec)
@@ -166,9 +168,12 @@ def _json(text: str, spec: MappingSpec) -> list[Record]:
         raise InputRejected(f"not JSON the gateway reads: {exc}") from None
     items = document
     if spec.records:
-        items = value_at(document, spec.records)
-        if items is None:
+        items = value_at(document, spec.records, missing=_NOWHERE)
+        if items is _NOWHERE:
             raise InputRejected(f"the document has no {spec.records!r} (records of the mapping)")
+        if items is None:  # null is no empty list: the export may have failed to list them
+            raise InputRejected(f"{spec.records!r} (records of the mapping) is null, not a list"
+                                " of records; an export without rows gives an empty list")
     if not isinstance(items, list):
         where = repr(spec.records) if spec.records else "the document"
         raise InputRejected(f"{where} is not a list of records")
