@@ -173,7 +173,7 @@ def test_each_kind_of_bad_row_is_rejected_alone(tmp_path: Path) -> None:
         "row 6 (line 7): field sex (GESCHLECHT): value 'X' has no entry in the sex table",
         "row 7 (line 8): field nationality (STAATSANGEHOERIGKEIT): value 'ZZ' has no entry in"
         " [countries]",
-        "row 8 (line 9): field zip_code (PLZ): '84OO' is not a number",
+        "row 8 (line 9): field zip_code (PLZ): '84OO' is not a whole number",
         "row 9 (line 10): field (row): 26 cells where the header has 25",
         "row 10 (line 11): field first_name (VORNAME): contains the control character U+0000",
         "row 11 (line 12): field street (STRASSE): missing: house_number needs it",
@@ -371,6 +371,20 @@ def test_a_json_record_that_is_no_object_or_holds_an_object_where_a_value_belong
     ]
 
 
+def test_a_json_number_written_as_an_integral_float_is_read_as_the_integer() -> None:
+    document = json.loads(JSON_SAMPLE.read_text(encoding="utf-8"))
+    persons = document["export"]["persons"]
+    persons[0]["person"]["address"].update(zip=8400.0, houseNumber=12.0)  # as Excel writes
+    persons[1]["person"]["address"]["zip"] = 8400.5
+    result = split(json.dumps(document).encode(), MAPPINGS / "nova-json.toml")
+    assert [reason for _part, reason in result.rejected_parts] == [
+        "row 2: field zip_code (person.address.zip): '8400.5' is not a whole number"]
+    first = rows(result)[0]
+    assert first.facts["row"] == 1
+    assert b"<eCH-0010:houseNumber>12</eCH-0010:houseNumber>" in first.xml
+    assert b"<eCH-0010:swissZipCode>8400</eCH-0010:swissZipCode>" in first.xml
+
+
 def json_with_a_key_twice(record: int, key: str, value: str) -> bytes:
     """The JSON sample with ``key`` (a line of it) given again, value ``value``, in record
     ``record`` (0: in the document's ``export`` object, outside the records)."""
@@ -492,7 +506,7 @@ def test_fixed_values_and_country_tables_are_checked_when_the_mapping_is_read(
         load_mapping(path)
     assert [(key, reason) for _file, key, reason in caught.value.problems] == [
         ("tables.land.Atlantis", "'AQ' is not in [countries]"),
-        ("fields.municipality_id.value", "'23O' is not a number"),
+        ("fields.municipality_id.value", "'23O' is not a whole number"),
         ("fields.canton.value", "'ZX' is not a canton code (add a table translating the"
          " export's values)"),
     ]

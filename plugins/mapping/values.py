@@ -19,12 +19,17 @@ _SPACES = re.compile("[ \t\r\n]+")
 def text(value: Any) -> str | None:
     """A cell or JSON value as text, white space collapsed as xs:token does; None when empty.
 
+    A JSON number with an integral value is written as an integer (``8400.0`` → ``8400``):
+    writers such as Excel emit whole numbers as floats.
+
     :raises ValueError: an object or list where a value belongs, or a character XML cannot carry.
     """
     if isinstance(value, dict | list):
         raise ValueError(f"holds a {type(value).__name__}, not a value")
     if value is None:
         return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     written = ("true" if value else "false") if isinstance(value, bool) else _SPACES.sub(
         " ", str(value).strip())
     bad = _NOT_XML.search(written)
@@ -72,7 +77,7 @@ def convert(spec: MappingSpec, target: str, field: FieldSpec, raw: str) -> Any:
         return int(digits)
     if kind == "number":
         if not (raw.isascii() and raw.isdigit()):
-            raise ValueError(f"{raw!r} is not a number")
+            raise ValueError(f"{raw!r} is not a whole number")
         return int(raw)
     if kind == "country":
         country = spec.countries.get(raw)
