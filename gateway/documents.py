@@ -13,7 +13,8 @@ so a pattern names the files of *this* message through placeholders:
 - ``{event}``: the eCH-0223 ``personEvent``.
 
 Patterns may use glob wildcards (``{vn}/*.pdf``: the folder of the person's
-scans, ``permit-{vn}-*.pdf``). Every pattern must match at least one file:
+scans, ``permit-{vn}-*.pdf``) and match names in any case, as a source's
+patterns do (``*.pdf`` takes ``SCAN.PDF``). Every pattern must match at least one file:
 a missing scan quarantines the message with the rule and the file named, it
 is never sent without it (put the file there, then ``messages replay``).
 Links are not followed: a link (or a file in a linked folder) that a pattern
@@ -61,6 +62,7 @@ from gateway.ech0223.codes import DocumentStatus
 from gateway.ech0223.writer import document_element
 from gateway.errors import InputRejected
 from gateway.fileio import read_file
+from gateway.filetake import name_matches
 
 NS = "http://www.ech.ch/xmlns/eCH-0223/1"
 _P = f"{{{NS}}}"
@@ -133,7 +135,7 @@ def pick(folder: Path, patterns: Sequence[str], values: Mapping[str, str], rule:
     chosen: dict[Path, None] = {}
     for pattern in patterns:
         resolved = _resolve(pattern, values, rule)
-        found = sorted(p for p in folder.glob(resolved) if p.is_symlink() or p.is_file())
+        found = sorted({p for p in _glob(folder, resolved) if p.is_symlink() or p.is_file()})
         linked = [p for p in found if not _inside(p, folder)]
         if linked:
             raise InputRejected(f"{rule}: document {linked[0]} is a link (or in a linked folder):"
@@ -174,6 +176,32 @@ def _resolve(pattern: str, values: Mapping[str, str], rule: str) -> str:
             raise InputRejected(f"{rule}: {{{name}}} of this message cannot be part of a file name")
         safe[name] = glob.escape(value)
     return pattern.format(**safe)
+
+
+def _glob(folder: Path, pattern: str) -> list[Path]:
+    """The paths under ``folder`` that ``pattern`` names, each name matched in any case as a
+    source's patterns are (:func:`~gateway.filetake.name_matches`); ``**`` is this folder and
+    every folder below it. Folders are entered through links (what is found in one is then
+    refused as linked), except by ``**``."""
+    places = [folder]
+    parts = [part for part in pattern.split("/") if part not in ("", ".")]
+    for n, part in enumerate(parts):
+        if part == "**":
+            places = [Path(top) for place in places for top, _dirs, _files in os.walk(place)]
+            continue
+        last = n == len(parts) - 1
+        places = [Path(entry.path) for place in places for entry in _entries(place)
+                  if name_matches(entry.name, part) and (last or entry.is_dir())]
+    return places
+
+
+def _entries(folder: Path) -> list[os.DirEntry[str]]:
+    """The entries of ``folder``; none if it cannot be listed (as a glob passes it over)."""
+    try:
+        with os.scandir(folder) as entries:
+            return list(entries)
+    except OSError:
+        return []
 
 
 def _inside(path: Path, folder: Path) -> bool:

@@ -46,6 +46,12 @@ BATCH_BYTES = 64 << 20
 _T = TypeVar("_T")
 
 
+def name_matches(name: str, pattern: str) -> bool:
+    """Whether the file name ``name`` matches the glob ``pattern``, in any case (``*.pdf``
+    matches ``SCAN.PDF``): Windows software and scanners write names in capitals."""
+    return fnmatch.fnmatchcase(name.lower(), pattern.lower())
+
+
 def display_name(name: str) -> str:
     """``name`` as valid text: bytes that are not UTF-8 are escaped as ``\\xNN``."""
     return os.fsencode(name).decode("utf-8", "backslashreplace")
@@ -161,8 +167,7 @@ class FileTaker:
             for entry in entries:
                 name = entry.name
                 if (is_hidden_or_temporary(name) or name in self.skip
-                        or not any(fnmatch.fnmatchcase(name.lower(), p.lower())
-                                   for p in self.patterns)):
+                        or not any(name_matches(name, p) for p in self.patterns)):
                     continue
                 try:
                     if entry.is_dir(follow_symlinks=False):

@@ -299,6 +299,21 @@ def test_a_link_a_glob_matches_quarantines_the_message_never_goes_without(
         docs.attach(message_root(), [pattern], "rules[1] r")
 
 
+def test_patterns_match_names_in_any_case_as_a_source_s_do(tmp_path: Path) -> None:
+    """A scanner on Windows writes SCAN.PDF: "*.pdf" did not find it and the message was
+    quarantined for a scan that was there."""
+    docs = folder(tmp_path)
+    (docs.dir / VN / "Permits").mkdir(parents=True)
+    scan(docs.dir / VN / "SCAN.PDF")
+    scan(docs.dir / VN / "Permits" / "Renewal.Pdf")
+    scan(docs.dir / VN / "notes.txt")
+    files = docs.attach(message_root(), ["{vn}/*.pdf", "{vn}/permits/RENEWAL.pdf"], "rules[1] r")
+    assert [a.name for a in files] == ["SCAN.PDF", "Renewal.Pdf"]
+    # ** still reaches every folder below
+    files = docs.attach(message_root(), ["{vn}/**/*.pdf"], "rules[1] r")
+    assert sorted(a.name for a in files) == ["Renewal.Pdf", "SCAN.PDF"]
+
+
 def test_a_value_with_glob_characters_matches_only_itself(tmp_path: Path) -> None:
     docs = folder(tmp_path)
     (docs.dir / "case-1.pdf").write_bytes(PDF)

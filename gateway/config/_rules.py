@@ -116,7 +116,7 @@ class RuleThen(_Strict):
     documents: list[str] = Field(
         default_factory=list,
         description="Files to attach from the documents folder ([documents] dir): names or globs,"
-        " with placeholders for this message's person or case: "
+        " matched in any case, with placeholders for this message's person or case: "
         + ", ".join(f"{{{p}}}" for p in PLACEHOLDERS)
         + ' ("permit-{vn}.pdf", "{local_id}/*.pdf"). Each must match a file, else the message'
         " is quarantined.")
