@@ -32,6 +32,8 @@ _BUSINESS = (("businessComment", "business_comment"), ("businessKey", "business_
              ("encashment", None), ("deadline", "deadline"))
 #: The most characters of a businessComment (eCH-0223).
 COMMENT_MAX = 1024
+#: What a decision's businessComment is called in the warning when it is cut (a rule's).
+RULE_COMMENT = "the rule's comment"
 
 
 @dataclass(slots=True)
@@ -53,7 +55,8 @@ class Payloads:
 def partner_payloads(n: Normalised, decision: Decision, targets: Mapping[str, PartnerVersion],
                      validate: Validator, documents: DocumentsFolder | None = None,
                      supplied: Sequence[Attachment] = (),
-                     parsed: Callable[[Normalised], Normalised] | None = None) -> Payloads:
+                     parsed: Callable[[Normalised], Normalised] | None = None,
+                     comment_from: str = RULE_COMMENT) -> Payloads:
     """Apply ``decision`` to ``n`` and make each partner's payload, validated.
 
     :param documents: where the decision's ``documents`` are found (required when it has
@@ -62,6 +65,8 @@ def partner_payloads(n: Normalised, decision: Decision, targets: Mapping[str, Pa
     :param parsed: ``n`` with its tree, for when it travelled without one; a message
         already validated (``n.problems``), unchanged and for 1.5 partners only is
         never parsed again.
+    :param comment_from: what the decision's businessComment is called in the warning when
+        it is cut to fit after the message's own (a manual send's is the request's).
     :raises InputRejected: the message, or a partner's version of it, is invalid; a
         document the decision names is missing or over the limits; with ``documents``, a
         file the message's documents name is not sent with it (:func:`check_named`).
@@ -89,7 +94,7 @@ def partner_payloads(n: Normalised, decision: Decision, targets: Mapping[str, Pa
             out.attachments = documents.attach(root, decision.documents, decision.rule,
                                                n.attachments, supplied, [f.path for f in named])
         if _business_fields(decision):
-            _with_business(root, decision, out.warnings)
+            _with_business(root, decision, out.warnings, comment_from)
         tree = etree.ElementTree(root)
         out.canonical = etree.tostring(tree, xml_declaration=True, encoding="UTF-8")
     if documents is not None:
@@ -122,11 +127,13 @@ def _business_fields(decision: Decision) -> dict[str, str]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def _with_business(root: etree._Element, decision: Decision, warnings: list[str]) -> None:
+def _with_business(root: etree._Element, decision: Decision, warnings: list[str],
+                   comment_from: str) -> None:
     """Set the decision's fields in the businessInformation of ``root``.
 
-    The rule's comment follows the registry's, cut to stay within :data:`COMMENT_MAX`
-    characters; what is cut of it is appended to ``warnings`` (journaled).
+    The decision's comment follows the message's own, cut to stay within
+    :data:`COMMENT_MAX` characters; what is cut of it is appended to ``warnings``
+    (journaled), calling the comment ``comment_from``.
     """
     content = root.find(f"{{{NS}}}content")
     if content is None:
@@ -148,8 +155,8 @@ def _with_business(root: etree._Element, decision: Decision, warnings: list[str]
         if name == "business_comment" and len(value) > COMMENT_MAX:
             ours = fields[name]
             cut = min(len(value) - COMMENT_MAX, len(ours))
-            warnings.append(f"businessComment: {cut} of the {len(ours)} characters of the"
-                            f" rule's comment cut to stay within {COMMENT_MAX}")
+            warnings.append(f"businessComment: {cut} of the {len(ours)} characters of"
+                            f" {comment_from} cut to stay within {COMMENT_MAX}")
         el.text = value[:COMMENT_MAX] if name == "business_comment" else value
 
 

@@ -49,6 +49,8 @@ SOURCE = "manual"
 CONTENT_TYPE = "application/vnd.ech-gateway.manual-send+json"
 #: The rule named in the journal for every manual send.
 RULE = "manual send"
+#: What a manual send's comment is called in the warning when it is cut to fit.
+COMMENT_FROM = "the request's comment"
 #: The eCH-0223 1.5 events, as the XSD spells them.
 EVENTS: tuple[str, ...] = get_args(PersonEvent)
 #: The eCH-0223 business keys.

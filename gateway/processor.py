@@ -37,7 +37,7 @@ from gateway.contracts import (
     RawInput,
     Route,
 )
-from gateway.convert import CANONICAL, Payloads, Validator, partner_payloads
+from gateway.convert import CANONICAL, RULE_COMMENT, Payloads, Validator, partner_payloads
 from gateway.documents import folder_of, named_files
 from gateway.errors import ConversionRefused, InputRejected
 from gateway.facts import message_facts, rule_facts
@@ -169,7 +169,9 @@ class Processor:
             supplied = self._supplied(n, decision, facts)
             payloads = partner_payloads(n, decision, {r.partner: self._partners[r.partner]
                                                       for r in routes}, self._validate,
-                                        self._documents, supplied, self.parsed)
+                                        self._documents, supplied, self.parsed,
+                                        manual.COMMENT_FROM if raw.source == manual.SOURCE
+                                        else RULE_COMMENT)
         except (InputRejected, ConversionRefused) as exc:
             # the person's state stays as it was: a replay must compare with the same state
             return Processed(mid, MessageState.QUARANTINED, str(exc), decision=decision,

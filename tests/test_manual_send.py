@@ -261,6 +261,27 @@ def test_send_file_sends_an_ech0223_file_as_it_is(
     assert "not sent again" in capsys.readouterr().out
 
 
+def test_a_comment_cut_to_fit_the_file_s_own_is_called_the_request_s(
+        site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """There is no rule in a manual send: the warning spoke of "the rule's comment"."""
+    registry = "Ä" * 1020
+    path = site / "commented.xml"
+    path.write_bytes(message(fixture="valid-pem-swiss-birthplace.xml", documents=False).replace(
+        "Bitte Aufenthaltsbewilligung prüfen und Verfügung zustellen.".encode(),
+        registry.encode()))
+    assert send(site, str(path), "--partner", "canton", "--comment", "Nachtrag: Pass") == 0
+    cut = ("businessComment: 11 of the 14 characters of the request's comment cut to stay"
+           " within 1024")
+    assert f"warning: {cut}" in capsys.readouterr().err
+    [(mid, state, _reason)] = manual_rows(site)
+    assert state == "routed"
+    root = assert_official(payload_of(site, mid))
+    assert root.findtext(f".//{E223}businessComment") == f"{registry}\nNac"
+    [(detail,)] = states(site / "gateway.db", "SELECT detail FROM journal WHERE message = ?"
+                         " AND event = 'message.normalised'", (mid,))
+    assert json.loads(detail)["warnings"] == [cut]
+
+
 def with_document(name: str) -> bytes:
     """A valid message whose one eCH-0039 document names files/``name`` (the SHA-256 of PDF)."""
     root = etree.fromstring(message())
