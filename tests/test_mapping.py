@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 import plugins.mapping as mapping_plugin
 from gateway.api import ConfigError, InputRejected, NormaliseContext, Normalised, RawInput
@@ -138,8 +139,41 @@ def test_json_paths_reach_nested_fields_and_list_items() -> None:
     assert {m.facts["format"] for m in messages} == {"json"}
     person = messages[1].persons[0]
     assert person.identification.first_name == "Camille"
-    assert person.facts()["country"] == 8212  # person.nationalities.0 = FR
+    assert person.facts()["country"] == 8212  # person.nationalities: ["FR"]
     assert b"<eCH-0223:comesFrom><eCH-0223:municipalityName>Bern<" in messages[2].xml
+
+
+def test_several_nationalities_from_a_json_list_or_several_csv_columns(tmp_path: Path) -> None:
+    document = json.loads(JSON_SAMPLE.read_text(encoding="utf-8"))
+    persons = document["export"]["persons"]
+    persons[0]["person"]["nationalities"] = ["PL", "DE", "PL"]  # a repeat is stated once
+    persons[1]["person"]["nationalities"] = ["FR", "ZZ"]
+    result = split(json.dumps(document).encode(), MAPPINGS / "nova-json.toml")
+    assert [reason for _part, reason in result.rejected_parts] == [
+        "row 2: field nationality (person.nationalities): value 'ZZ' has no entry in [countries]"]
+    first = rows(result)[0]
+    countries = etree.fromstring(first.xml).findall(".//{*}nationalityData/{*}countryInfo")
+    assert [c.findtext("{*}country/{*}countryIdISO2") for c in countries] == ["PL", "DE"]
+    assert_official_1_5(first.xml)
+    # CSV: a list of columns, an empty cell adding none; one Swiss makes the person Swiss
+    mapping = utf8_mapping(tmp_path)
+    mapping.write_text(mapping.read_text(encoding="utf-8").replace(
+        'nationality = "STAATSANGEHOERIGKEIT"',
+        'nationality = ["STAATSANGEHOERIGKEIT", "STAATSANGEHOERIGKEIT_2"]'), encoding="utf-8")
+    header = HEADER + ";STAATSANGEHOERIGKEIT_2"
+    data = "\r\n".join((header, GOOD + ";CH", GOOD.replace("Lukas", "Lena") + ";")).encode()
+    dual, single = rows(split(data + b"\r\n", mapping))
+    assert dual.persons[0].nationality() == "swiss"
+    assert [info.country.country_id for info in dual.persons[0].nationality_data.country_info
+            ] == [8207, 8100]
+    assert single.persons[0].nationality() == "foreign"
+    assert len(single.persons[0].nationality_data.country_info) == 1
+    assert_official_1_5(dual.xml)
+
+
+def assert_official_1_5(xml: bytes) -> None:
+    report = official_schema_set().validate(xml)
+    assert report.valid, [i.message for i in report.errors]
 
 
 # -- bad rows --------------------------------------------------------------------------
@@ -471,6 +505,18 @@ def test_a_mapping_file_with_faults_names_file_and_key(tmp_path: Path) -> None:
          " religion, sex"),
     ]
 
+
+def test_only_the_nationality_lists_several_columns(tmp_path: Path) -> None:
+    path = utf8_mapping(tmp_path)
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        'nationality = "STAATSANGEHOERIGKEIT"', "nationality = []").replace(
+        'town = "ORT"', 'town = ["ORT", "WOHNORT"]'), encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_mapping(path)
+    assert [(key, reason) for _file, key, reason in caught.value.problems] == [
+        ("fields.nationality", "an empty list names no column"),
+        ("fields.town", "town is read from one column or path; only nationality may list"
+         " several")]
 
 
 @pytest.mark.parametrize(("key", "toml"), [

@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from gateway.api import ConfigError
-from plugins.mapping.spec import REQUIRED, TARGETS, FieldSpec, MappingSpec, allowed_codes
+from plugins.mapping.spec import REQUIRED, SEVERAL, TARGETS, FieldSpec, MappingSpec, allowed_codes
 from plugins.mapping.values import translate
 
 
@@ -82,6 +82,11 @@ def _cross_check(spec: MappingSpec) -> list[tuple[str, str]]:
     for target, field in spec.fields.items():
         assert isinstance(field, FieldSpec)
         key, kind = f"fields.{target}", TARGETS[target][0]
+        if isinstance(field.column, list) and not field.column:
+            problems.append((key, "an empty list names no column"))
+        elif isinstance(field.column, list) and target not in SEVERAL:
+            problems.append((key, f"{target} is read from one column or path; only"
+                             f" {', '.join(SEVERAL)} may list several"))
         if field.table is not None:
             if field.table not in spec.tables:
                 known = ", ".join(sorted(spec.tables)) or "none"

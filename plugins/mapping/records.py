@@ -90,7 +90,7 @@ def _csv(text: str, spec: MappingSpec) -> list[Record]:
             raise InputRejected("the export is empty")
         names = [name.strip() for name in header]
         _check_header(names, spec)
-        twice = sorted({n for n in spec.columns().values() if names.count(n) > 1})
+        twice = sorted({n for cs in spec.columns().values() for n in cs if names.count(n) > 1})
         if twice:
             raise InputRejected(f"the header names the mapped column(s) {', '.join(twice)}"
                                 " more than once", "line 1")
@@ -113,7 +113,7 @@ def _csv(text: str, spec: MappingSpec) -> list[Record]:
 
 
 def _check_header(names: list[str], spec: MappingSpec) -> None:
-    missing = sorted({c for c in spec.columns().values() if c not in names})
+    missing = sorted({c for cs in spec.columns().values() for c in cs if c not in names})
     if not missing:
         return
     hint = ""
@@ -216,9 +216,9 @@ def _twice_in_record(record: dict[str, Any], spec: MappingSpec) -> str | None:
     columns = spec.columns()
     named = []
     for path in paths:
-        fields = [target for target, column in columns.items()
-                  if column == path or column.startswith(f"{path}.")
-                  or path.startswith(f"{column}.")]
+        fields = [target for target, sources in columns.items() if any(
+            column == path or column.startswith(f"{path}.") or path.startswith(f"{column}.")
+            for column in sources)]
         named.append(f"{path!r} ({'fields' if len(fields) > 1 else 'field'} {', '.join(fields)})"
                      if fields else repr(path))
     return f"{_keys(named, quoted=True)} given more than once in the record: {_TWICE}"

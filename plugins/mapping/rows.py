@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from gateway.api import PersonEventMessage, value_at
 from plugins.mapping.records import Record
-from plugins.mapping.spec import REQUIRED, CountrySpec, MappingSpec
+from plugins.mapping.spec import REQUIRED, SEVERAL, CountrySpec, MappingSpec
 from plugins.mapping.values import text, translate
 
 #: The eCH-0223 namespace, the header's messageType (DOMAIN.md section 6).
@@ -84,26 +84,31 @@ class _Reader:
 
     def fail(self, target: str, reason: str) -> None:
         field = self.spec.field(target)
-        named = f"{target} ({field.column})" if field and field.column else target
+        named = f"{target} ({field.named()})" if field and field.column else target
         self.problems.append((named, reason))
         self.failed.add(target)
 
     def read(self, target: str) -> Any:
-        """The target's value in its Python type, None when empty or wrong (then noted)."""
+        """The target's value in its Python type, None when empty or wrong (then noted);
+        for a target of :data:`SEVERAL`, the list of its values (each column's, each item
+        of a JSON list), without repeats."""
         field = self.spec.field(target)
         assert field is not None
-        if field.value is not None:
-            value: Any = field.value
-        else:
-            assert field.column is not None
-            value = (value_at(self.record.values, field.column) if self.spec.format == "json"
-                     else self.record.values.get(field.column))
+        values: list[Any] = [field.value] if field.value is not None else [
+            value_at(self.record.values, column) if self.spec.format == "json"
+            else self.record.values.get(column) for column in field.sources()]
+        if target in SEVERAL:
+            values = [item for value in values
+                      for item in (value if isinstance(value, list) else [value])]
         try:
-            raw = text(value)
-            return None if raw is None else translate(self.spec, target, field, raw)
+            read = [translate(self.spec, target, field, raw)
+                    for raw in map(text, values) if raw is not None]
         except ValueError as exc:
             self.fail(target, str(exc))
             return None
+        if target in SEVERAL:
+            return [value for n, value in enumerate(read) if value not in read[:n]] or None
+        return read[0] if read else None
 
 
 def _birth_date(value: date | dict[str, str]) -> dict[str, Any]:
@@ -146,14 +151,14 @@ def _message(spec: MappingSpec, v: dict[str, Any], origin: Origin, row: int) -> 
 
 def _person_data(v: dict[str, Any]) -> dict[str, Any]:
     event_date: date | None = v.get("event_date")
-    nationality: CountrySpec = v["nationality"]
+    nationalities: list[CountrySpec] = v["nationality"]
     return {
         "name_data": {"official_name": v["official_name"], "first_name": v["first_name"],
                       "original_name": v.get("original_name"), "call_name": v.get("call_name")},
         "birth_data": {"date_of_birth": _birth_date(v["date_of_birth"]),
                        "place_of_birth": _birth_place(v), "sex": v["sex"]},
         "nationality_data": {"nationality_status": "2",
-                             "country_info": [{"country": _country(nationality)}]},
+                             "country_info": [{"country": _country(c)} for c in nationalities]},
         "marital_data": {"marital_status": v["marital_status"],
                          "date_of_marital_status": v.get("marital_status_date")},
         "residence_permit_data": {

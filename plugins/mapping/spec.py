@@ -53,6 +53,8 @@ TARGETS: dict[str, tuple[str, str]] = {
     "goes_to_country": ("country", "goesTo/countryNameShort"),
     "departure_date": ("date", "goesTo/departureDate (default: event_date)"),
 }
+#: Targets that may read several columns (or a JSON list): one value from each.
+SEVERAL = ("nationality",)
 #: Targets every mapping fills and every row must have.
 REQUIRED = ("event", "official_name", "first_name", "sex", "date_of_birth", "nationality",
             "marital_status", "zip_code", "town", "municipality_name", "religion")
@@ -74,8 +76,10 @@ FORMATS: tuple[str, ...] = get_args(Format)
 class FieldSpec(PluginOptions):
     """Where one target's value comes from, and how it is read."""
 
-    column: str | None = Field(default=None, description="the CSV column, or the JSON path"
-                               " (person.name.last; a number picks a list item)")
+    column: str | list[str] | None = Field(
+        default=None, description="the CSV column, or the JSON path (person.name.last; a number"
+        " picks a list item); nationality: also a list of them, or a path to a JSON list,"
+        " one nationality each")
     value: str | None = Field(default=None, description="a fixed value instead of a column")
     table: str | None = Field(default=None, description="a [tables.<name>] translating the value")
     format: str | None = Field(default=None, description="date format, e.g. %d.%m.%Y (default:"
@@ -86,6 +90,16 @@ class FieldSpec(PluginOptions):
         if (self.column is None) == (self.value is None):
             raise ValueError("give either column or value")
         return self
+
+    def sources(self) -> tuple[str, ...]:
+        """The columns or JSON paths the value is read from; none for a fixed value."""
+        if self.column is None:
+            return ()
+        return (self.column,) if isinstance(self.column, str) else tuple(self.column)
+
+    def named(self) -> str:
+        """The columns or paths as a reason names them: ``NAT1, NAT2``."""
+        return ", ".join(self.sources())
 
 
 class CountrySpec(PluginOptions):
@@ -119,14 +133,15 @@ class MappingSpec(PluginOptions):
     date_format: str = "%Y-%m-%d"
     max_rows: int = Field(100_000, ge=1, description="most rows one file may have")
     header: HeaderSpec
-    fields: dict[Target, str | FieldSpec]  # type: ignore[valid-type]
+    fields: dict[Target, str | list[str] | FieldSpec]  # type: ignore[valid-type]
     tables: dict[str, dict[str, str]] = Field(default_factory=dict)
     countries: dict[str, CountrySpec] = Field(default_factory=dict)
 
     @field_validator("fields", mode="after")
     @classmethod
-    def _columns(cls, value: dict[str, str | FieldSpec]) -> dict[str, FieldSpec]:
-        return {k: FieldSpec(column=v) if isinstance(v, str) else v for k, v in value.items()}
+    def _columns(cls, value: dict[str, str | list[str] | FieldSpec]) -> dict[str, FieldSpec]:
+        return {k: v if isinstance(v, FieldSpec) else FieldSpec(column=v)
+                for k, v in value.items()}
 
     def field(self, target: str) -> FieldSpec | None:
         """How ``target`` is filled, if the mapping fills it."""
@@ -134,9 +149,9 @@ class MappingSpec(PluginOptions):
         assert spec is None or isinstance(spec, FieldSpec)
         return spec
 
-    def columns(self) -> dict[str, str]:
-        """Each target read from the export, with its column or path."""
-        return {t: s.column for t, s in self.fields.items()
+    def columns(self) -> dict[str, tuple[str, ...]]:
+        """Each target read from the export, with its columns or paths."""
+        return {t: s.sources() for t, s in self.fields.items()
                 if isinstance(s, FieldSpec) and s.column is not None}
 
 
