@@ -19,7 +19,7 @@ from lxml import etree
 
 from gateway.contracts import Attachment, Decision, Normalised, PartnerVersion
 from gateway.documents import DocumentsFolder, check_named, named_files
-from gateway.ech0223.versions import convert
+from gateway.ech0223.versions import COMMENT_MAX, convert
 from gateway.errors import InputRejected
 
 NS = "http://www.ech.ch/xmlns/eCH-0223/1"
@@ -30,8 +30,6 @@ Validator = Callable[[Any, str], list[str]]
 #: businessInformation's children, in schema order, with the decision field that sets each.
 _BUSINESS = (("businessComment", "business_comment"), ("businessKey", "business_key"),
              ("encashment", None), ("deadline", "deadline"))
-#: The most characters of a businessComment (eCH-0223).
-COMMENT_MAX = 1024
 #: What a decision's businessComment is called in the warning when it is cut (a rule's).
 RULE_COMMENT = "the rule's comment"
 

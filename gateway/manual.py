@@ -34,10 +34,10 @@ from lxml import etree
 
 from gateway import __version__
 from gateway.contracts import Attachment, Decision, Intake, Normalised, RawInput
-from gateway.convert import COMMENT_MAX
 from gateway.documents import describe
 from gateway.ech0223 import Content, Header, PersonEventMessage, SendingApplication, versions, write_message
 from gateway.ech0223.codes import BusinessKey, DocumentStatus, PersonEvent
+from gateway.ech0223.versions import COMMENT_MAX
 from gateway.ech0223.writer import text_problem
 from gateway.errors import InputRejected
 from gateway.person_state import PersonState, parse_key

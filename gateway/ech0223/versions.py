@@ -51,7 +51,8 @@ EVENTS: dict[str, frozenset[str]] = {
     "1.0": _EVENTS_10, "1.3": _EVENTS_10, "1.4": _EVENTS_14, "1.5": _EVENTS_15}
 
 _OTHERCASE = "othercaseOfMigration"
-_COMMENT_MAX = 1024
+#: The most characters of a businessComment (eCH-0223).
+COMMENT_MAX = 1024
 _MAX_BYTES = 64 * 1024 * 1024
 _E = f"{{{NS.ECH_0223}}}"
 _PERSON_EVENT_MESSAGE = _E + "personEventMessage"
@@ -230,7 +231,7 @@ def _add_comment(content: etree._Element, note: str, warnings: list[str]) -> Non
     if not before.strip():
         comment.text = note
         return
-    room = _COMMENT_MAX - len(note) - 1
+    room = COMMENT_MAX - len(note) - 1
     if len(before) > room:
         warnings.append(f"businessComment shortened by {len(before) - room + 1} characters"
                         " to make room for the personEvent note")
