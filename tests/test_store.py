@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -23,6 +25,7 @@ from gateway.store import (
     _delivery_ops,
     _intake_ops,
 )
+from gateway.store import sqlite as sqlite_store
 from gateway.store.sqlite import connect
 
 FAST = RetryPolicy(max_attempts=3, initial=0.0, maximum=0.0, jitter=0.0)
@@ -434,3 +437,22 @@ async def test_a_delivery_another_writer_changed_meanwhile_is_not_overwritten(
     conn.execute("ROLLBACK")
     conn.close()
     assert state == DeliveryState.DEAD
+
+
+async def test_the_wal_stays_bounded_while_writes_never_pause(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a commit checkpoints once the WAL holds this many pages; the next starts it over
+    monkeypatch.setattr(sqlite_store, "WAL_CHECKPOINT_PAGES", 64)  # 512 KiB
+    store = SQLiteStore(tmp_path / "g.db")
+    store.start()
+    wal = tmp_path / "g.db-wal"
+    largest = 0
+    try:
+        for batch in range(40):  # 40 commits of 50 inputs of 20 KB: 40 MB written, no pause
+            await store.add_raw([RawInput("registry", f"b{batch}-{n}.xml", os.urandom(20_000))
+                                 for n in range(50)])
+            largest = max(largest, wal.stat().st_size)
+    finally:
+        store.close()
+    # one commit (a MiB) beyond the threshold at most, not the 40 MB written
+    assert largest < 3 << 20, f"the WAL grew to {largest} bytes"

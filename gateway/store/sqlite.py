@@ -118,8 +118,7 @@ class SQLiteStore:
         st = os.stat(self.path)
         self._file = (st.st_dev, st.st_ino)
         conn.row_factory = None
-        # checkpoints run beside the writer (checkpoint()), not inside its commits
-        conn.execute("PRAGMA wal_autocheckpoint=0")
+        conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
         # each operation runs under a savepoint, whose undo copies go to a temporary
         # file unless kept in memory (they are never needed after a crash: WAL is)
         conn.execute("PRAGMA temp_store=MEMORY")
@@ -173,10 +172,11 @@ class SQLiteStore:
     def checkpoint(self) -> None:
         """Copy the WAL into the database file (blocking: run it in a thread).
 
-        The writer does not checkpoint itself, so its commits stay one WAL
-        append and one fsync; the daemon calls this every few seconds. Pages
-        retention freed are given back to the file system first, a few MiB
-        at a time, so the file shrinks (:func:`_release_free_pages`).
+        Under load the writer checkpoints itself, after the commit that takes the
+        WAL past :data:`WAL_CHECKPOINT_PAGES`; the daemon calls this every few
+        seconds, for the rest. Pages retention freed are given back to the file
+        system first, a few MiB at a time, so the file shrinks
+        (:func:`_release_free_pages`).
 
         Nothing is done unless the file at ``path`` is the database opened: a
         checkpoint into a database put in its place (a restored backup) would
@@ -363,6 +363,13 @@ class SQLiteStore:
             lambda c: _delivery_ops.replay_delivery(c, delivery, self.now()))
 
 
+#: WAL pages after which a commit checkpoints, in the commit thread (8 KiB each). The
+#: writer checkpoints itself, between its commits, so that the checkpoint reaches the
+#: WAL's end and the next commit starts the WAL over: a checkpoint beside a writer that
+#: never pauses never catches up, and the WAL grew by every byte written (half a GB per
+#: 20,000 inputs), each write extending the file (new blocks, zeroed, then copied).
+WAL_CHECKPOINT_PAGES = 4096
+
 #: Free pages given back to the file system per checkpoint (8 KiB each): a few MiB at a
 #: time, so that the writer waits briefly for the lock this takes.
 RELEASE_PAGES = 512
@@ -370,7 +377,8 @@ RELEASE_PAGES = 512
 
 def _release_free_pages(conn: sqlite3.Connection) -> None:
     """Give up to :data:`RELEASE_PAGES` free pages back to the file system (databases made
-    with ``auto_vacuum=INCREMENTAL``; older ones shrink with ``ech-gateway prune --vacuum``)."""
+    with ``auto_vacuum=INCREMENTAL``; older ones shrink only by a ``VACUUM``: README,
+    "Retention and disk space")."""
     if conn.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
         return
     if conn.execute("PRAGMA freelist_count").fetchone()[0]:
