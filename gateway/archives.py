@@ -100,8 +100,8 @@ class ArchivedFiles:
                 log.warning("retention: cannot delete old files in %s: %s", folder, exc)
                 continue
             if deleted:
-                log.info("retention: deleted %d files archived in %s more than %s ago",
-                         deleted, folder, format_duration(self.keep))
+                log.info("retention: deleted %d %s archived in %s more than %s ago", deleted,
+                         "file" if deleted == 1 else "files", folder, format_duration(self.keep))
             total += deleted
         return total
 
