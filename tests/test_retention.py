@@ -84,18 +84,24 @@ async def test_the_daemon_prunes_settled_messages_and_the_file_shrinks(tmp_path:
     assert status["pruned"] == MESSAGES and status["verdict"] == "ok"
 
 
+def deliver_three(config: Path) -> None:
+    """Run the gateway of ``config`` until three messages dropped into ``in`` are delivered."""
+    db = config.parent / "gateway.db"
+
+    async def run() -> None:
+        async with running(config, get_plugin_manager()):
+            for n in range(3):
+                drop(config.parent / "in", f"m{n}.xml", message(documents=False))
+            await until(lambda: states(db, "SELECT count(*) FROM deliveries"
+                                           " WHERE state = 'delivered'") == [(3,)])
+    asyncio.run(run())
+
+
 def test_prune_command_counts_first_then_prunes(tmp_path: Path) -> None:
     # a daemon that prunes once a day (at its start: nothing yet); the command does it now
     config = gateway_folder(tmp_path, '[retention]\nkeep = "1s"\ninterval = "1d"\n')
     db = tmp_path / "gateway.db"
-
-    async def deliver_three() -> None:
-        async with running(config, get_plugin_manager()):
-            for n in range(3):
-                drop(tmp_path / "in", f"m{n}.xml", message(documents=False))
-            await until(lambda: states(db, "SELECT count(*) FROM deliveries"
-                                           " WHERE state = 'delivered'") == [(3,)])
-    asyncio.run(deliver_three())
+    deliver_three(config)
     time.sleep(1.2)  # the three are unchanged for longer than keep
     dry = cli(config, "prune", "--dry-run")
     assert dry.returncode == OK and dry.stdout.startswith("3 settled messages unchanged since")
@@ -111,14 +117,7 @@ def test_prune_deletes_archived_files_moved_there_before_keep_files(tmp_path: Pa
     config = gateway_folder(tmp_path, '[retention]\nkeep = "0"\nkeep_files = "1s"\n'
                                       'interval = "1d"\n')
     db, done = tmp_path / "gateway.db", tmp_path / "done"
-
-    async def deliver_three() -> None:
-        async with running(config, get_plugin_manager()):
-            for n in range(3):
-                drop(tmp_path / "in", f"m{n}.xml", message(documents=False))
-            await until(lambda: states(db, "SELECT count(*) FROM deliveries"
-                                           " WHERE state = 'delivered'") == [(3,)])
-    asyncio.run(deliver_three())
+    deliver_three(config)
     (done / "unmatched").mkdir()
     (done / "unmatched" / "old-receipt.xml").write_bytes(b"<receipt/>")
     outside = tmp_path / "not-archived.xml"
