@@ -381,6 +381,8 @@ def test_limits_apply_to_the_file_and_its_rows(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("document", "reason"), [
     (b'{"export": {"persons": [', "not JSON: Expecting value (at line 1 column 25)"),
     (b'{"export": {}}', "the document has no 'export.persons'"),
+    (b'{"export": null}', "the document has no 'export.persons' (records of the mapping):"
+     " 'export' is null"),
     (b'{"export": {"persons": null}}', "'export.persons' (records of the mapping) is null, not a"
      " list of records; an export without rows gives an empty list"),
     (b'{"export": {"persons": {"a": 1}}}', "'export.persons' is not a list of records"),

@@ -112,6 +112,16 @@ def _csv(text: str, spec: MappingSpec) -> list[Record]:
     return records
 
 
+def _null_on_the_way(document: Any, path: str) -> str | None:
+    """The first part of the dotted ``path`` that is null in ``document``, if one is."""
+    parts = path.split(".")
+    for n in range(1, len(parts)):
+        prefix = ".".join(parts[:n])
+        if value_at(document, prefix, missing=_NOWHERE) is None:
+            return prefix
+    return None
+
+
 def _check_header(names: list[str], spec: MappingSpec) -> None:
     missing = sorted({c for cs in spec.columns().values() for c in cs if c not in names})
     if not missing:
@@ -170,7 +180,10 @@ def _json(text: str, spec: MappingSpec) -> list[Record]:
     if spec.records:
         items = value_at(document, spec.records, missing=_NOWHERE)
         if items is _NOWHERE:
-            raise InputRejected(f"the document has no {spec.records!r} (records of the mapping)")
+            null = _null_on_the_way(document, spec.records)
+            why = f": {null!r} is null" if null else ""
+            raise InputRejected(f"the document has no {spec.records!r} (records of the"
+                                f" mapping){why}")
         if items is None:  # null is no empty list: the export may have failed to list them
             raise InputRejected(f"{spec.records!r} (records of the mapping) is null, not a list"
                                 " of records; an export without rows gives an empty list")
