@@ -59,8 +59,9 @@ KINDS: dict[str, str] = {
     "delivery.replayed": "an operator replaced the delivery by new_delivery; partner",
     "partner.paused": "a fault on this machine (the transport's outbox missing, read-only or"
                       " full) paused the partner: its attempts wait, uncounted; partner, error",
-    "partner.resumed": "the fault cleared and the partner's deliveries flow again; partner,"
-                       " paused_for (seconds), error",
+    "partner.resumed": "the fault cleared and the partner's deliveries flow again, the pause"
+                       " not counted toward their max_age; partner, paused_for (seconds),"
+                       " error, deliveries (how many were waiting)",
     "receipt.overdue": "no receipt within the partner's receipt_timeout; partner, ref",
     "receipt.wait": "the transport reports the attempt still on its way; ref, code, info,"
                     " alert (the transport asks to tell the operator)",

@@ -7,7 +7,8 @@ claimed, and one journal entry, so one event (``partner.paused``), tells
 the operator.
 A probe repeats one waiting attempt after 2 s, then after twice as long each
 time up to a minute; the first probe that does not meet the fault resumes the
-partner (``partner.resumed``) and its deliveries flow again.
+partner (``partner.resumed``) and its deliveries flow again; the time it
+was paused does not count toward their ``max_age``.
 """
 
 from __future__ import annotations
@@ -93,14 +94,13 @@ class PartnerPauses:
                 await self._resume(partner, pause)
 
     async def _pause(self, partner: str, error: str) -> None:
-        now = time.time()
-        self._paused[partner] = _Pause(now, error, self.first, now + self.first)
+        # (since: store time, as the deliveries' first attempts; probes: this process's)
+        self._paused[partner] = _Pause(self._store.now(), error, self.first,
+                                       time.time() + self.first)
         await self._store.note("partner.paused", {"partner": partner, "error": error})
         log.info("partner %s paused by a fault on this machine; probing every %.0f-%.0fs",
                  partner, self.first, self.longest)
 
     async def _resume(self, partner: str, pause: _Pause) -> None:
-        seconds = round(time.time() - pause.since, 1)
-        await self._store.note("partner.resumed",
-                               {"partner": partner, "paused_for": seconds, "error": pause.error})
+        await self._store.resume_partner(partner, pause.since, pause.error)
         del self._paused[partner]

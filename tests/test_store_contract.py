@@ -1257,6 +1257,32 @@ async def test_note_journals_an_event_about_no_message(store: Store, journal: li
                              {"partner": "canton", "error": "outbox full"})]
 
 
+async def test_a_pause_does_not_count_toward_max_age(
+        store: Store, journal: list[Entry], clock: FakeClock) -> None:
+    # two days of trying; the outbox was gone for three (a weekend), from an hour in
+    two_days = RetryPolicy(max_attempts=100, max_age=2 * 86400, initial=10.0, maximum=10.0,
+                           jitter=0.0)
+    _mid, [paused] = await queued(store, 1)
+    _mid, [other] = await queued(store, 2, ("archive",))
+    claims = await store.claim_due("n1", 60, 10, ["canton", "archive"])
+    clock.advance(3600)
+    since = clock.now
+    clock.advance(3 * 86400)
+    assert await store.resume_partner("canton", since, "outbox missing") == 1
+    resumed = the(journal, "partner.resumed")
+    assert resumed.detail == {"partner": "canton", "paused_for": 3 * 86400.0,
+                              "error": "outbox missing", "deliveries": 1}
+    # the next failure waits for another try: the delivery has tried for an hour, not 3 days
+    await store.record_outcomes([Outcome(c.delivery, c.attempt_ref, "transient", "down")
+                                 for c in claims], lambda _p: two_days, {})
+    assert the(journal, "delivery.retry", delivery=paused).detail is not None
+    # another partner's delivery was not paused: its age counts in full
+    assert the(journal, "delivery.dead", delivery=other).detail["why"].startswith(  # type: ignore[index]
+        "maximum age of 172800s reached")
+    assert await store.resume_partner("canton", clock.now, "outbox missing") == 1
+    assert await store.resume_partner("nobody", since, "outbox missing") == 0
+
+
 async def test_next_due_is_none_without_waiting_deliveries(store: Store, clock: FakeClock) -> None:
     assert await store.next_due(["canton"]) is None
     await queued(store, 1)

@@ -242,6 +242,29 @@ def _unsure(conn: sqlite3.Connection, o: Outcome, mid: int, partner: str, attemp
         "resume_at": at})
 
 
+#: Deliveries whose attempts are still to come or to be told of: a pause holds them up.
+_OPEN = (DeliveryState.QUEUED, DeliveryState.SENDING, DeliveryState.SENT, DeliveryState.RETRY_WAIT)
+
+
+def resume_partner(conn: sqlite3.Connection, partner: str, since: float, error: str,
+                   now: float) -> tuple[int, list[Entry]]:
+    """Journal that ``partner``'s pause (from ``since``, for ``error``) ended; the paused time
+    no longer counts toward the ``max_age`` of its open deliveries; how many.
+
+    Nothing was tried while it lasted, so each open delivery's first attempt moves
+    later by the part of the pause after it: a pause over a weekend does not leave
+    its deliveries dead at their next failure.
+    """
+    moved = conn.execute(
+        "UPDATE deliveries SET first_attempt_at = first_attempt_at + (? - max(first_attempt_at, ?))"
+        " WHERE partner = ? AND first_attempt_at < ?"
+        f" AND state IN ({', '.join('?' * len(_OPEN))})",
+        (now, since, partner, now, *_OPEN)).rowcount
+    return moved, [Entry("partner.resumed", detail={
+        "partner": partner, "paused_for": round(now - since, 1), "error": error,
+        "deliveries": moved})]
+
+
 def _local(conn: sqlite3.Connection, o: Outcome, mid: int, partner: str, now: float) -> Entry:
     """Keep the attempt ``sending``, uncounted, claimable again once its partner resumes."""
     expect_changed(conn.execute(

@@ -183,6 +183,13 @@ class Store(Protocol):
         """Journal an event that concerns no message in particular (``partner.paused``)."""
         ...
 
+    async def resume_partner(self, partner: str, since: float, error: str) -> int:
+        """Journal ``partner.resumed``: the pause of ``partner`` that began at ``since`` (store
+        time) for ``error`` ended. The time it lasted no longer counts toward the
+        ``max_age`` of the partner's open deliveries (each first attempt moves later by
+        the part of the pause after it); how many deliveries."""
+        ...
+
     async def replay_delivery(self, delivery: int) -> int:
         """Replace a dead delivery by a fresh queued one; its id."""
         ...

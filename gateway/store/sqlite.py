@@ -351,6 +351,12 @@ class SQLiteStore:
         """Journal something that happened to no message in particular (a partner paused)."""
         await self._writer.write(lambda c: (None, [journal.Entry(event, detail=detail)]))
 
+    async def resume_partner(self, partner: str, since: float, error: str) -> int:
+        """Journal that ``partner``'s pause ended; its open deliveries' ``max_age`` no longer
+        counts the pause; how many (:func:`~gateway.store._delivery_ops.resume_partner`)."""
+        return await self._writer.write(
+            lambda c: _delivery_ops.resume_partner(c, partner, since, error, self.now()))
+
     async def prune(self, before: float, limit: int) -> int:
         """Delete the bodies of up to ``limit`` settled messages unchanged since ``before``
         (store time); how many (:mod:`gateway.store._retention_ops`)."""
