@@ -166,6 +166,16 @@ def test_files_are_kept_forever_with_keep_files_0(tmp_path: Path) -> None:
     assert (tmp_path / "done" / "m0.xml").exists()
 
 
+def test_prune_before_the_gateway_ever_ran_still_counts_the_archived_files(tmp_path: Path) -> None:
+    config = gateway_folder(tmp_path, '[retention]\nkeep_files = "0"\n')
+    dry = cli(config, "prune", "--dry-run")
+    assert dry.returncode == OK, dry.stderr
+    assert dry.stdout.splitlines() == [
+        f"no database at {tmp_path / 'gateway.db'} yet: no messages to prune",
+        "[retention] keep_files is 0: archived files are kept forever"]
+    assert not (tmp_path / "gateway.db").exists()
+
+
 def test_the_folders_init_writes_that_retention_empties(tmp_path: Path) -> None:
     settings = load_config(write_initial_config(tmp_path), get_plugin_manager())
     assert archive_folders(settings) == [tmp_path / "registry" / "done",

@@ -34,6 +34,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
     files = ArchivedFiles(archive_folders(settings), settings.retention.files_for)
     if not keep:
         print("[retention] keep is 0: messages keep their bodies forever")
+    elif not settings.store.path.exists():  # the archived files may be pruned all the same
+        print(f"no database at {settings.store.path} yet: no messages to prune")
     elif args.dry_run:
         with _access.reader(args, settings) as r:
             before = datetime.now(UTC).timestamp() - keep
