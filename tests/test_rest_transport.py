@@ -102,6 +102,65 @@ async def test_a_refusal_is_a_dead_letter_with_the_reason(tmp_path: Path, status
     assert "delivery.dead" in kinds
 
 
+async def test_poison_messages_go_to_dead_letters_and_the_others_keep_flowing(
+        tmp_path: Path) -> None:
+    """FIELD.md "one bad message blocks its destination" (Mirth connect#4144, Benthos #415).
+
+    Of one partner's messages, one is refused (422), one always gets a 500 and one
+    makes the server hang past the timeout. Messages dropped while those are still
+    being retried are delivered, each at its first attempt; the three end as dead
+    letters with their reasons.
+    """
+    partner = Partner()
+    poison = {b"rest-000": "refused", b"rest-001": "500", b"rest-002": "hang"}
+    tried: dict[str, list[float]] = {what: [] for what in poison.values()}
+
+    async def partly_poisoned(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        what = next((w for mid, w in poison.items() if mid in body), None)
+        if what is None:
+            return await partner.handle(request)
+        tried[what].append(asyncio.get_running_loop().time())
+        if what == "refused":
+            return web.Response(status=422, text="schema violation")
+        if what == "500":
+            return web.Response(status=500, text="NullPointerException")
+        await asyncio.sleep(10)  # until the gateway gives up waiting
+        return web.Response()
+
+    retry = {"partners": {"partner": {"retry": {
+        "initial": "100ms", "maximum": "200ms", "jitter": 0, "max_attempts": 5}}}}
+    async with serve(partly_poisoned) as url, harness(
+            tmp_path, transport="rest", transport_options={"url": url, "timeout": "300ms"},
+            settings=retry) as gw:
+        for n in range(5):
+            gw.feed(f"m{n:03d}.xml", sample_message(f"rest-{n:03d}", seed=n))
+        await gw.wait_for(lambda: len(tried["500"]) >= 2 and len(tried["hang"]) >= 2)
+        later = asyncio.get_running_loop().time()  # the clock Partner stamps requests with
+        for n in range(5, 10):  # dropped while the poison is being retried
+            gw.feed(f"m{n:03d}.xml", sample_message(f"rest-{n:03d}", seed=n))
+        deliveries = await gw.settled(10)
+        kinds = gw.event_kinds()
+    by_id = {d.message_id: d for d in deliveries}
+    good = [by_id[f"rest-{n:03d}"] for n in range(3, 10)]
+    assert [(d.state, d.attempts) for d in good] == [("delivered", 1)] * 7
+    assert len(partner.stored) == 7
+    # the second wave went through while the poison was still being tried (its first
+    # message before their last tries: not held behind them; a slow machine may take longer
+    # for the whole wave)
+    second_wave = [s.at for s in partner.seen if s.at > later]
+    assert len(second_wave) == 5
+    assert min(second_wave) < max(tried["500"]) and min(second_wave) < max(tried["hang"])
+    refused, failing, hanging = (by_id[f"rest-{n:03d}"] for n in range(3))
+    assert (refused.state, refused.attempts) == ("dead", 1) and len(tried["refused"]) == 1
+    assert refused.reason == "permanent error: HTTP 422: 'schema violation'"
+    assert (failing.state, failing.attempts) == ("dead", 5) and len(tried["500"]) == 5
+    assert "HTTP 500" in (failing.reason or "")
+    assert (hanging.state, hanging.attempts) == ("dead", 5) and len(tried["hang"]) == 5
+    assert "within the timeout" in (hanging.reason or "")
+    assert kinds.count("delivery.dead") == 3
+
+
 async def test_tls_with_a_client_certificate_and_a_token_file(tmp_path: Path) -> None:
     certs = certificates(tmp_path / "certs")
     partner = Partner()
