@@ -145,32 +145,32 @@ class Dispatcher:
         self._wake.clear()
 
     async def _dispatch(self, claims: Sequence[Claim], probe: str | None = None) -> None:
+        """Send a round's claims, each partner's at the same time as the others', and record
+        each partner's outcomes as soon as they are known: a partner that hangs (until its
+        transport's timeout) holds up no other partner's deliveries."""
         by_partner: dict[str, list[Claim]] = {probe: []} if probe is not None else {}
         for c in claims:
             by_partner.setdefault(c.partner, []).append(c)
-        outcome_of: dict[int, Outcome] = {}
-        for partner, group in by_partner.items():
-            for c, outcome in zip(group, await self._send_group(partner, group), strict=True):
-                outcome_of[c.delivery] = outcome
-        outcomes = [outcome_of[c.delivery] for c in claims]
-        for partner in by_partner:
-            if not any(outcome_of[c.delivery].kind in ("sent", "delivered")
-                       for c in by_partner[partner]):
-                continue  # nothing written that a flush would make durable
+        done = await asyncio.gather(*(self._dispatch_to(partner, group, probe)
+                                      for partner, group in by_partner.items()),
+                                    return_exceptions=True)
+        failed = [r for r in done if isinstance(r, BaseException)]
+        if failed:  # the others are recorded; this one's deliveries go again after their lease
+            raise failed[0]
+
+    async def _dispatch_to(self, partner: str, claims: Sequence[Claim], probe: str | None) -> None:
+        """Send one partner's claims of a round, make them durable, record the outcomes."""
+        outcomes = await self._send_group(partner, claims)
+        if any(o.kind in ("sent", "delivered") for o in outcomes):
             problem = await self._flush(partner)
             if problem is not None:
                 # the files may be with the partner already: the same attempts go again
                 # later (skipping what arrived), never new ones that would duplicate them
-                outcomes = [
-                    Outcome(o.delivery, o.attempt_ref, "unsure", problem)
-                    if c.partner == partner and o.kind in ("sent", "delivered") else o
-                    for c, o in zip(claims, outcomes, strict=True)
-                ]
+                outcomes = [Outcome(o.delivery, o.attempt_ref, "unsure", problem)
+                            if o.kind in ("sent", "delivered") else o for o in outcomes]
         if outcomes:
             await self._store.record_outcomes(outcomes, self.policy_for, self._timeouts)
-        await self.pauses.after_round(
-            {p: [o for c, o in zip(claims, outcomes, strict=True) if c.partner == p]
-             for p in by_partner}, probe)
+        await self.pauses.after_round({partner: outcomes}, probe)
 
     async def _flush(self, partner: str) -> str | None:
         """Let a buffering transport make the batch durable; the problem if it cannot."""

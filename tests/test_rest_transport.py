@@ -27,8 +27,9 @@ from gateway.api import (
     PluginContext,
     TransientError,
 )
-from gateway.testing import Harness, harness, sample_message
+from gateway.testing import Harness, drop, harness, sample_message, states, until
 from plugins.rest.transport import RestOptions, RestTransport
+from tests.flow import message, running, write_config
 from tests.rest_servers import Partner, certificates, serve
 
 FAST_RETRY = {"partners": {"partner": {"retry": {
@@ -284,3 +285,29 @@ async def _close(rest: RestTransport) -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_a_partner_that_hangs_holds_up_no_other_partner(tmp_path: Path) -> None:
+    # one message for two partners: the canton's REST endpoint takes it and does not answer
+    partner = Partner(gate=asyncio.Event())
+    async with serve(partner.handle) as url:
+        config = write_config(tmp_path, f'[partners.canton]\ntransport = "rest"\n'
+                              f'[partners.canton.rest]\nurl = "{url}"\ntimeout = "60s"\n'
+                              '[partners.archive]\ntransport = "folder"\n'
+                              '[partners.archive.folder]\npath = "archive"\nsync = false\n')
+        config.write_text(config.read_text().replace('route_to = ["canton"]',
+                                                     'route_to = ["canton", "archive"]'))
+        (tmp_path / "archive").mkdir()
+        db = tmp_path / "gateway.db"
+
+        def state_of(name: str) -> list[tuple[Any, ...]]:
+            return states(db, "SELECT state FROM deliveries WHERE partner = ?", (name,))
+
+        async with running(config):
+            drop(tmp_path / "in", "m0.xml", message(documents=False))
+            # the archive's copy is written and recorded while the canton still hangs
+            await until(lambda: state_of("archive") == [("delivered",)], timeout=20)
+            assert len(partner.seen) == 1 and state_of("canton") == [("sending",)]
+            partner.gate.set()
+            await until(lambda: state_of("canton") == [("delivered",)], timeout=20)
+    assert len(list((tmp_path / "archive").glob("*.xml"))) == 1
