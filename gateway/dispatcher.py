@@ -1,8 +1,10 @@
 """The delivery side: claim due deliveries, call transports, record outcomes.
 
-Each round claims a batch (lease + expiry), sends every claim through its
-partner's transport, asks transports that buffer to flush once, and records
-all outcomes in one transaction. Up to ``rounds`` rounds are in flight at
+Each round claims a batch (lease + expiry) and sends each partner's claims
+through its transport, every partner's part at the same time: the part asks
+a transport that buffers to flush once and records its outcomes in one
+transaction, so that a partner that hangs holds up no other. Up to
+``rounds`` rounds are in flight at
 once, so the next batch is claimed and sent while the previous one waits
 for its transport; their claims never overlap. A crash anywhere leaves deliveries
 ``sending`` with an expiring lease; the next start repeats those attempts
