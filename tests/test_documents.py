@@ -25,15 +25,8 @@ import plugins.ech0223 as ech0223_plugin
 from gateway.cli import main
 from gateway.config import write_initial_config
 from gateway.contracts import Attachment, NormaliseContext, RawInput
-from gateway.documents import (
-    DocumentsFolder,
-    Limits,
-    add_documents,
-    describe,
-    message_values,
-    mime_type,
-    pattern_problem,
-)
+from gateway.document_picking import Limits, message_values, pattern_problem
+from gateway.documents import DocumentsFolder, add_documents, describe, mime_type
 from gateway.ech0223 import sample_person_event, write_message
 from gateway.errors import InputRejected
 from gateway.plugins import get_plugin_manager
@@ -344,32 +337,33 @@ def test_patterns_are_checked_when_the_configuration_is_read(pattern: str,
     assert (found is None) if problem is None else (problem in (found or ""))
 
 
+def refused(config: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    """What ``check-config`` says of ``config``, which it must refuse (exit 2)."""
+    assert main(["check-config", "--config", str(config)]) == 2
+    err = capsys.readouterr()
+    return err.out + err.err
+
+
 def test_check_config_names_a_missing_documents_folder(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = gateway_dir(tmp_path, '["{vn}.pdf"]')
     (tmp_path / "documents").rmdir()
-    assert main(["check-config", "--config", str(config)]) == 2
-    err = capsys.readouterr()
-    assert "documents.dir" in err.out + err.err
-    assert "no such folder" in err.out + err.err
+    said = refused(config, capsys)
+    assert "documents.dir" in said
+    assert "no such folder" in said
 
 
 def test_check_config_refuses_an_unknown_placeholder(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    config = gateway_dir(tmp_path, '["{ahv}.pdf"]')
-    assert main(["check-config", "--config", str(config)]) == 2
-    err = capsys.readouterr()
-    assert "unknown placeholder {ahv}" in err.out + err.err
+    assert "unknown placeholder {ahv}" in refused(gateway_dir(tmp_path, '["{ahv}.pdf"]'), capsys)
 
 
 def test_check_config_refuses_a_pattern_that_names_no_file(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """An empty pattern passed, then crashed the message's processing when the rule fired."""
-    config = gateway_dir(tmp_path, '[""]')
-    assert main(["check-config", "--config", str(config)]) == 2
-    err = capsys.readouterr()
-    assert "rules[1].then.documents" in err.out + err.err
-    assert "must name files" in err.out + err.err
+    said = refused(gateway_dir(tmp_path, '[""]'), capsys)
+    assert "rules[1].then.documents" in said
+    assert "must name files" in said
 
 
 def test_mime_type_comes_from_the_bytes_first() -> None:

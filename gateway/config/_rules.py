@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from gateway.config._durations import Duration
 from gateway.config._suggest import did_you_mean
-from gateway.documents import PLACEHOLDERS, pattern_problem
+from gateway.document_picking import PLACEHOLDERS, pattern_problem
 from gateway.ech0223.codes import BusinessKey, Canton, PersonEvent, ResidencePermit
 from gateway.ech0223.writer import text_problem
 from gateway.facts import MessageKind
