@@ -72,6 +72,7 @@ class Dispatcher:
     async def run(self) -> None:
         """Dispatch until :meth:`stop` is called; return once the rounds in flight are done."""
         await self._store.release_leases(self._node)
+        await self.pauses.load(self._transports)  # a partner paused before a restart stays so
         try:
             while not self._stopping:
                 await self._rounds.acquire()

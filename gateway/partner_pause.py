@@ -9,15 +9,24 @@ A probe repeats one waiting attempt after 2 s, then after twice as long each
 time up to a minute; the first probe that does not meet the fault resumes the
 partner (``partner.resumed``) and its deliveries flow again; the time it
 was paused does not count toward their ``max_age``.
+
+The pause is the store's (:meth:`Store.pause_partner
+<gateway.store.Store.pause_partner>`), committed with its journal entry, so
+``ech-gateway status`` tells it and a daemon that starts while a partner is
+paused keeps it paused (:meth:`PartnerPauses.load`): its first probe comes
+after 2 s, and its resumption takes the whole pause, before the restart too,
+off its deliveries' ``max_age``. Only the probes' schedule is this process's.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
+from gateway.errors import StoreConflict
 from gateway.store import Outcome, Store
 
 log = logging.getLogger(__name__)
@@ -44,6 +53,16 @@ class PartnerPauses:
         self.first = first
         self.longest = longest
         self._paused: dict[str, _Pause] = {}
+
+    async def load(self, partners: Collection[str]) -> None:
+        """Take up the pauses the store keeps (a restart while paused) of ``partners`` (those
+        this process sends to): each is probed first after :attr:`first` seconds."""
+        for partner, (since, error) in (await self._store.paused_partners()).items():
+            if partner in partners and partner not in self._paused:
+                self._paused[partner] = _Pause(since, error, self.first,
+                                               time.time() + self.first)
+                log.info("partner %s paused since %s by a fault on this machine (%s): probing"
+                         " it again", partner, _when(since), error)
 
     def paused(self) -> frozenset[str]:
         """The partners paused now (probing or not)."""
@@ -95,12 +114,21 @@ class PartnerPauses:
 
     async def _pause(self, partner: str, error: str) -> None:
         # (since: store time, as the deliveries' first attempts; probes: this process's)
-        self._paused[partner] = _Pause(self._store.now(), error, self.first,
-                                       time.time() + self.first)
-        await self._store.note("partner.paused", {"partner": partner, "error": error})
+        since = await self._store.pause_partner(partner, error)
+        if partner in self._paused:  # a round in flight beside this one met the fault too
+            return
+        self._paused[partner] = _Pause(since, error, self.first, time.time() + self.first)
         log.info("partner %s paused by a fault on this machine; probing every %.0f-%.0fs",
                  partner, self.first, self.longest)
 
     async def _resume(self, partner: str, pause: _Pause) -> None:
-        await self._store.resume_partner(partner, pause.since, pause.error)
+        try:
+            await self._store.resume_partner(partner, pause.since, pause.error)
+        except StoreConflict:  # another node resumed it first (and moved its deliveries)
+            log.debug("partner %s was resumed elsewhere", partner)
         del self._paused[partner]
+
+
+def _when(at: float) -> str:
+    """A store time for the log, in UTC."""
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")

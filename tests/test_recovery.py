@@ -9,12 +9,14 @@ namespace (:mod:`tests.mounts`); those scenarios run in a child process.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -148,6 +150,47 @@ def test_sedex_outbox_full_for_a_while_burns_no_attempt(tmp_path: Path) -> None:
 def _run_cli(config: Path, *argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "gateway", "--config", str(config), *argv],
                           capture_output=True, text=True, timeout=60, check=False)
+
+
+async def test_a_restart_while_paused_keeps_the_pause_and_takes_it_all_off_max_age(
+        tmp_path: Path) -> None:
+    """The pause is the store's: ``status`` tells it, a restart keeps it, and the resumption
+    moves the delivery's first attempt by the whole pause, the time before the restart too."""
+    config = gateway_dir(tmp_path)
+    db, outbox = tmp_path / "gateway.db", tmp_path / "sedex" / "outbox"
+    events = Events()
+    pm = get_plugin_manager()
+    pm.register(events)
+    async with running(config, pm):
+        shutil.rmtree(outbox)
+        drop(tmp_path / "registry" / "outbox", "m.xml", message())
+        await until(lambda: journal_count(db, "partner.paused") == 1)
+        status = _run_cli(config, "status", "--json")
+        assert status.returncode == FAILED, status.stdout + status.stderr
+        [reason] = json.loads(status.stdout)["reasons"]
+        assert (reason["kind"], reason["partner"], reason["count"]) == ("paused", "canton", 1)
+        assert "outbox" in reason["error"]
+        await asyncio.sleep(0.5)
+    [(first_at, since)] = states(db, "SELECT first_attempt_at, since FROM deliveries,"
+                                     " partner_pauses")
+    stopped = time.time()
+    await asyncio.sleep(1.0)  # the daemon is down, the partner still paused
+    outbox.mkdir()
+    async with running(config, pm):
+        # still paused after the start: the delivery waits for the probe (after 2 s)
+        await asyncio.sleep(0.5)
+        assert deliveries(db) == [("sending", 1)]
+        await until(lambda: deliveries(db) == [("sent", 1)])
+    [(detail,)] = states(db, "SELECT detail FROM journal WHERE event = 'partner.resumed'")
+    resumed = json.loads(detail)
+    assert (resumed["partner"], resumed["deliveries"]) == ("canton", 1)
+    [(moved,)] = states(db, "SELECT first_attempt_at FROM deliveries")
+    # the whole pause, from before the stop to the probe after the start, is off its age
+    assert moved - first_at > stopped + 1.0 + 2.0 - since
+    assert moved - first_at == pytest.approx(resumed["paused_for"], abs=0.06)
+    assert events.kinds("partner.") == ["partner.paused", "partner.resumed"]
+    assert states(db, "SELECT count(*) FROM partner_pauses") == [(0,)]
+    assert _run_cli(config, "status").returncode == OK
 
 
 def _head(db: Path) -> int:

@@ -1266,7 +1266,8 @@ async def test_a_pause_does_not_count_toward_max_age(
     _mid, [other] = await queued(store, 2, ("archive",))
     claims = await store.claim_due("n1", 60, 10, ["canton", "archive"])
     clock.advance(3600)
-    since = clock.now
+    since = await store.pause_partner("canton", "outbox missing")
+    assert since == clock.now
     clock.advance(3 * 86400)
     assert await store.resume_partner("canton", since, "outbox missing") == 1
     resumed = the(journal, "partner.resumed")
@@ -1279,8 +1280,82 @@ async def test_a_pause_does_not_count_toward_max_age(
     # another partner's delivery was not paused: its age counts in full
     assert the(journal, "delivery.dead", delivery=other).detail["why"].startswith(  # type: ignore[index]
         "maximum age of 172800s reached")
-    assert await store.resume_partner("canton", clock.now, "outbox missing") == 1
-    assert await store.resume_partner("nobody", since, "outbox missing") == 0
+    again = await store.pause_partner("canton", "outbox missing")
+    assert await store.resume_partner("canton", again, "outbox missing") == 1
+
+
+async def test_a_pause_is_kept_until_resumed_and_a_second_pause_changes_nothing(
+        store: Store, journal: list[Entry], clock: FakeClock) -> None:
+    assert await store.paused_partners() == {}
+    since = await store.pause_partner("canton", "outbox full")
+    assert since == START
+    assert journal == [Entry("partner.paused", None, None,
+                             {"partner": "canton", "error": "outbox full"})]
+    clock.advance(60)
+    # another round (or node) meets the fault: the pause stays as it began, journaled once
+    assert await store.pause_partner("canton", "outbox missing") == since
+    assert await store.pause_partner("archive", "outbox read-only") == START + 60
+    assert await store.paused_partners() == {"canton": (since, "outbox full"),
+                                             "archive": (START + 60, "outbox read-only")}
+    assert events(journal) == ["partner.paused", "partner.paused"]
+    clock.advance(60)
+    assert await store.resume_partner("canton", since, "outbox full") == 0
+    assert the(journal, "partner.resumed").detail == {
+        "partner": "canton", "paused_for": 120.0, "error": "outbox full", "deliveries": 0}
+    assert await store.paused_partners() == {"archive": (START + 60, "outbox read-only")}
+    # a pause once resumed is not resumed again, nor one never begun: nothing changes
+    before = list(journal)
+    with pytest.raises(StoreConflict, match="the pause of partner canton"):
+        await store.resume_partner("canton", since, "outbox full")
+    with pytest.raises(StoreConflict, match="the pause of partner nobody"):
+        await store.resume_partner("nobody", since, "outbox full")
+    with pytest.raises(StoreConflict, match="the pause of partner archive"):
+        await store.resume_partner("archive", since, "outbox read-only")  # not this pause
+    assert journal == before
+    assert await store.paused_partners() == {"archive": (START + 60, "outbox read-only")}
+    # a new fault is a new pause
+    assert await store.pause_partner("canton", "disk full") == START + 120
+    assert events(journal)[-1] == "partner.paused"
+
+
+async def test_a_pause_outlasts_the_store_and_two_writers_share_it(
+        backend: str, tmp_path: Path, clock: FakeClock) -> None:
+    """A daemon restarted while paused finds the pause; two nodes meeting one fault share it,
+    and its resumption moves their deliveries once."""
+    first = OPENERS[backend](tmp_path, clock)
+    first.start()
+    _mid, [did] = await queued(first, 1)
+    await first.claim_due("n1", 60, 10, ["canton"])
+    clock.advance(10)
+    since = await first.pause_partner("canton", "outbox missing")
+    first.close()
+    clock.advance(3600)  # (stopped for an hour)
+    a, b = OPENERS[backend](tmp_path, clock), OPENERS[backend](tmp_path, clock)
+    a.start()
+    b.start()
+    try:
+        seen: list[Entry] = []
+        a.on_commit(seen.extend)
+        b.on_commit(seen.extend)
+        assert await a.paused_partners() == {"canton": (since, "outbox missing")}
+        assert await b.pause_partner("canton", "outbox full") == since
+        clock.advance(50)
+        assert await a.resume_partner("canton", since, "outbox missing") == 1
+        with pytest.raises(StoreConflict):
+            await b.resume_partner("canton", since, "outbox missing")
+        assert events(seen) == ["partner.resumed"]
+        assert seen[0].detail == {"partner": "canton", "paused_for": 3650.0,
+                                  "error": "outbox missing", "deliveries": 1}
+        assert await b.paused_partners() == {}
+        # the delivery has tried for 10 s, not for an hour: retried, not dead at max_age
+        [c] = await a.claim_due("n1", 60, 10, ["canton"])
+        an_hour = RetryPolicy(max_attempts=100, max_age=3600, initial=1.0, jitter=0.0)
+        await a.record_outcomes([Outcome(did, c.attempt_ref, "transient", "down")],
+                                lambda _p: an_hour, {})
+        assert events(seen)[-1] == "delivery.retry"
+    finally:
+        a.close()
+        b.close()
 
 
 async def test_next_due_is_none_without_waiting_deliveries(store: Store, clock: FakeClock) -> None:

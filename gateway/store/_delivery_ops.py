@@ -246,15 +246,40 @@ def _unsure(conn: sqlite3.Connection, o: Outcome, mid: int, partner: str, attemp
 _OPEN = (DeliveryState.QUEUED, DeliveryState.SENDING, DeliveryState.SENT, DeliveryState.RETRY_WAIT)
 
 
+def pause_partner(conn: sqlite3.Connection, partner: str, error: str,
+                  now: float) -> tuple[float, list[Entry]]:
+    """Record that ``partner`` is paused by ``error`` (a fault on this machine) from ``now``,
+    journaled as ``partner.paused``; the time it is paused since.
+
+    A partner already paused stays paused as it was (another round, or another node,
+    met the fault first): its pause's start is returned and nothing is journaled again.
+    """
+    found = conn.execute(
+        "INSERT INTO partner_pauses (partner, since, error) VALUES (?, ?, ?)"
+        " ON CONFLICT (partner) DO NOTHING RETURNING since", (partner, now, error)).fetchone()
+    if found is None:
+        [(since,)] = conn.execute("SELECT since FROM partner_pauses WHERE partner = ?",
+                                  (partner,)).fetchall()
+        return float(since), []
+    return float(found[0]), [Entry("partner.paused", detail={"partner": partner,
+                                                             "error": error})]
+
+
 def resume_partner(conn: sqlite3.Connection, partner: str, since: float, error: str,
                    now: float) -> tuple[int, list[Entry]]:
-    """Journal that ``partner``'s pause (from ``since``, for ``error``) ended; the paused time
+    """End ``partner``'s pause (from ``since``, for ``error``), journaled; the paused time
     no longer counts toward the ``max_age`` of its open deliveries; how many.
 
     Nothing was tried while it lasted, so each open delivery's first attempt moves
     later by the part of the pause after it: a pause over a weekend does not leave
     its deliveries dead at their next failure.
+
+    :raises StoreConflict: ``partner`` is not paused since ``since`` (another writer
+        resumed it first): its deliveries were moved then, and are not moved twice.
     """
+    expect_changed(conn.execute("DELETE FROM partner_pauses WHERE partner = ? AND since = ?",
+                                (partner, since)),
+                   1, f"the pause of partner {partner} (paused since {since})")
     moved = conn.execute(
         "UPDATE deliveries SET first_attempt_at = first_attempt_at + (? - max(first_attempt_at, ?))"
         " WHERE partner = ? AND first_attempt_at < ?"

@@ -180,14 +180,32 @@ class Store(Protocol):
         ...
 
     async def note(self, event: str, detail: Mapping[str, Any]) -> None:
-        """Journal an event that concerns no message in particular (``partner.paused``)."""
+        """Journal an event that concerns no message in particular."""
+        ...
+
+    async def pause_partner(self, partner: str, error: str) -> float:
+        """Record that a fault on this machine (``error``) paused ``partner``, and journal
+        ``partner.paused``, in one transaction; the time (store time) it is paused since.
+
+        A partner already paused stays paused as it was: the time its pause began is
+        returned, nothing is journaled again (several rounds, or nodes, meet one fault).
+        """
+        ...
+
+    async def paused_partners(self) -> dict[str, tuple[float, str]]:
+        """The partners paused now, each with (since, error) as :meth:`pause_partner`
+        recorded them: a daemon that starts keeps them paused."""
         ...
 
     async def resume_partner(self, partner: str, since: float, error: str) -> int:
-        """Journal ``partner.resumed``: the pause of ``partner`` that began at ``since`` (store
-        time) for ``error`` ended. The time it lasted no longer counts toward the
-        ``max_age`` of the partner's open deliveries (each first attempt moves later by
-        the part of the pause after it); how many deliveries."""
+        """End the pause of ``partner`` that began at ``since`` (store time) for ``error``,
+        and journal ``partner.resumed``, in one transaction. The time it lasted no longer
+        counts toward the ``max_age`` of the partner's open deliveries (each first attempt
+        moves later by the part of the pause after it); how many deliveries.
+
+        :raises StoreConflict: ``partner`` is not paused since ``since`` (another writer
+            resumed it first); nothing is changed.
+        """
         ...
 
     async def replay_delivery(self, delivery: int) -> int:

@@ -101,6 +101,10 @@ class StoreReader:
         """Counts per state, overdue receipts per partner, unhandled quarantined input."""
         return _queries.counts(self.conn)
 
+    def paused_partners(self) -> dict[str, tuple[float, str]]:
+        """The partners paused by a fault on this machine: (since, error) of each."""
+        return _queries.paused_partners(self.conn)
+
     def activity(self, since: int) -> tuple[int, dict[str, int], int]:
         """The journal's head, events after ``since`` by kind, deliveries not yet final."""
         return _queries.activity(self.conn, since)

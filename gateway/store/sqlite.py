@@ -351,8 +351,18 @@ class SQLiteStore:
         """Journal something that happened to no message in particular (a partner paused)."""
         await self._writer.write(lambda c: (None, [journal.Entry(event, detail=detail)]))
 
+    async def pause_partner(self, partner: str, error: str) -> float:
+        """Pause ``partner`` (a fault on this machine), journaled; since when (store time)
+        (:func:`~gateway.store._delivery_ops.pause_partner`)."""
+        return await self._writer.write(
+            lambda c: _delivery_ops.pause_partner(c, partner, error, self.now()))
+
+    async def paused_partners(self) -> dict[str, tuple[float, str]]:
+        """The partners paused now: (since, error) of each."""
+        return await self._writer.read(_queries.paused_partners)
+
     async def resume_partner(self, partner: str, since: float, error: str) -> int:
-        """Journal that ``partner``'s pause ended; its open deliveries' ``max_age`` no longer
+        """End ``partner``'s pause, journaled; its open deliveries' ``max_age`` no longer
         counts the pause; how many (:func:`~gateway.store._delivery_ops.resume_partner`)."""
         return await self._writer.write(
             lambda c: _delivery_ops.resume_partner(c, partner, since, error, self.now()))
