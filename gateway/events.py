@@ -58,7 +58,8 @@ KINDS: dict[str, str] = {
                      " partner, attempt, error, why",
     "delivery.replayed": "an operator replaced the delivery by new_delivery; partner",
     "partner.paused": "a fault on this machine (the transport's outbox missing, read-only or"
-                      " full) paused the partner: its attempts wait, uncounted; partner, error",
+                      " full) paused the partner: its attempts wait, uncounted (kept across a"
+                      " restart; `status` reports it); partner, error",
     "partner.resumed": "the fault cleared and the partner's deliveries flow again, the pause"
                        " not counted toward their max_age; partner, paused_for (seconds),"
                        " error, deliveries (how many were waiting)",

@@ -28,6 +28,7 @@ import pytest
 
 from gateway.api import GatewayEvent, hookimpl
 from gateway.cli import main
+from gateway.cli._render import iso
 from gateway.config import write_initial_config
 from gateway.contracts import RawInput, Receipt, ReceiptOutcome
 from gateway.plugins import get_plugin_manager, source_types, transport_types
@@ -728,6 +729,57 @@ def _json_overdue(capsys: pytest.CaptureFixture[str], gw: Run, message: str) -> 
     [listed] = [m for m in json.loads(out) if str(m["id"]) == message]
     assert code == 0 and [d["overdue"] for d in listed["deliveries"]] == shown
     return shown
+
+
+async def _pause(db: Path, partner: str, error: str) -> float:
+    """Pause ``partner`` in the database, as the daemon does when its outbox is gone."""
+    store = SQLiteStore(db)
+    store.start()
+    try:
+        return await store.pause_partner(partner, error)
+    finally:
+        store.close()
+
+
+async def _resume(db: Path, partner: str, since: float, error: str) -> None:
+    store = SQLiteStore(db)
+    store.start()
+    try:
+        await store.resume_partner(partner, since, error)
+    finally:
+        store.close()
+
+
+def test_status_names_a_paused_partner_until_it_resumes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = str(write_initial_config(tmp_path))
+    db = tmp_path / "gateway.db"
+    error = f"cannot write into {tmp_path}/sedex/outbox: it is missing"
+    since = asyncio.run(_pause(db, "canton", error))
+    asyncio.run(_pause(db, "gone", "disk full"))  # a partner since removed from the config
+    code, out, _ = cli(capsys, "--config", config, "status")
+    assert code == 1
+    [line] = out.split("ATTENTION:\n", 1)[1].splitlines()
+    assert line.startswith(f"  0 deliveries held: partner canton paused since {iso(since)} by a"
+                           f" fault on this machine ({error}): make its transport's outbox")
+    assert "resumes the partner by itself at its next probe" in line
+    # a pause of a partner no longer configured is said, but pages nobody
+    assert "paused: partner gone since " in out and "no longer configured" in out
+    code, out, _ = cli(capsys, "--config", config, "status", "--json")
+    data = json.loads(out)
+    assert (code, data["verdict"]) == (1, "attention")
+    [reason] = data["reasons"]
+    assert {k: reason[k] for k in ("kind", "partner", "since", "error", "count")} == {
+        "kind": "paused", "partner": "canton", "since": iso(since), "error": error, "count": 0}
+    assert {p: d["configured"] for p, d in data["paused"].items()} == {
+        "canton": "enabled", "gone": "removed"}
+    asyncio.run(_resume(db, "canton", since, error))
+    code, out, _ = cli(capsys, "--config", config, "status")
+    assert code == 0
+    assert out.splitlines()[-1] == "OK: nothing needs attention"
+    code, out, _ = cli(capsys, "--config", config, "status", "--json")
+    data = json.loads(out)
+    assert (code, data["verdict"], data["reasons"], list(data["paused"])) == (0, "ok", [], ["gone"])
 
 
 def test_status_without_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

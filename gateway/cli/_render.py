@@ -48,6 +48,11 @@ def status(counts: dict[str, Any], reasons: list[dict[str, Any]]) -> str:
     if counts["held"]:
         lines.append("held for disabled partners: " + _pairs(counts["held"])
                      + " (sent once enabled)")
+    for partner, p in counts["paused"].items():
+        if p["configured"] != "enabled":  # (an enabled one is a reason for attention)
+            lines.append(f"paused: partner {partner} since {p['since']} ({p['error']}); it is"
+                         + (" disabled: probed once enabled" if p["configured"] == "disabled"
+                            else " no longer configured: nothing is sent to it"))
     store = counts["store"]
     lines.append(f"store:      {store['bytes'] / (1 << 20):.1f} MiB ({store['path']} and its WAL),"
                  f" {store['free_bytes'] / (1 << 30):.1f} GiB free on its disk;"

@@ -22,8 +22,19 @@ def add_commands(sub: Any) -> None:
 
 
 def attention(counts: dict[str, Any]) -> list[dict[str, Any]]:
-    """What needs an operator, each as ``{"kind", "count", "what", "hint"}``; empty when nothing."""
+    """What needs an operator, each as ``{"kind", "count", "what", "hint"}``; empty when nothing.
+
+    A partner paused by a fault on this machine comes first (nothing is sent to it), with
+    ``partner``, ``since`` and ``error``; its count is its deliveries held. A pause of a
+    partner disabled or no longer configured is no reason: nothing would be sent to it.
+    """
     deliveries = counts["deliveries"]
+    reasons = [{"kind": "paused", "count": p["deliveries"],
+                "what": f"deliveries held: partner {partner} paused since {p['since']} by a"
+                        f" fault on this machine ({p['error']})",
+                "hint": PAUSED_HINT, "partner": partner, "since": p["since"],
+                "error": p["error"]}
+               for partner, p in counts["paused"].items() if p["configured"] == "enabled"]
     found = [
         ("dead", deliveries.get(DeliveryState.DEAD, 0), "dead letters",
          "ech-gateway dead-letters; replay them with --replay"),
@@ -37,8 +48,8 @@ def attention(counts: dict[str, Any]) -> list[dict[str, Any]]:
         ("quarantined", counts["unhandled"], "quarantined inputs not handled",
          "ech-gateway messages list --unhandled; then messages resubmit or messages handle"),
     ]
-    reasons = [{"kind": kind, "count": count, "what": what, "hint": hint}
-               for kind, count, what, hint in found if count]
+    reasons += [{"kind": kind, "count": count, "what": what, "hint": hint}
+                for kind, count, what, hint in found if count]
     store = counts["store"]
     if store["warn_free_below"] and store["free_bytes"] < store["warn_free_below"]:
         reasons.append({"kind": "disk", "count": store["free_bytes"] >> 20,
@@ -47,6 +58,21 @@ def attention(counts: dict[str, Any]) -> list[dict[str, Any]]:
                         "hint": "make room there, or keep less ([retention] keep, then"
                                 " ech-gateway prune)"})
     return reasons
+
+
+#: What to do about a partner paused by a fault on this machine.
+PAUSED_HINT = ("make its transport's outbox on this machine writable again (missing, read-only"
+               " or disk full; the error says which); the gateway resumes the partner by"
+               " itself at its next probe, within a minute")
+
+
+def paused(found: dict[str, dict[str, Any]], partners: dict[str, Any]) -> dict[str, Any]:
+    """The partners paused (as :meth:`StoreReader.counts` has them), each with its ``since``
+    as text and whether it is ``configured``: ``enabled``, ``disabled`` or ``removed``."""
+    return {partner: {**p, "since": _render.iso(p["since"]),
+                      "configured": ("removed" if partner not in partners else
+                                     "enabled" if partners[partner].enabled else "disabled")}
+            for partner, p in found.items()}
 
 
 def store_space(path: Path, warn_free_below: int) -> dict[str, Any]:
@@ -67,6 +93,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     # operator disabled it, for a canton's maintenance say)
     counts["held"] = {partner: n for partner, n in counts.pop("waiting").items()
                       if partner in settings.partners and not settings.partners[partner].enabled}
+    counts["paused"] = paused(counts["paused"], settings.partners)
     counts["store"] = store_space(settings.store.path, int(settings.retention.warn_free_below))
     reasons = attention(counts)
     verdict = "attention" if reasons else "ok"

@@ -3,9 +3,9 @@
 OK = 0
 #: validate found an invalid file; a check failed; an operation was refused.
 FAILED = 1
-#: ``status``: something needs an operator (dead letters, deliveries to review, overdue
-#: receipts, quarantined input not yet handled). The same number as FAILED on purpose:
-#: a monitoring check treats anything but 0 as a finding.
+#: ``status``: something needs an operator (a partner paused by a fault on this machine,
+#: dead letters, deliveries to review, overdue receipts, quarantined input not yet handled).
+#: The same number as FAILED on purpose: a monitoring check treats anything but 0 as a finding.
 ATTENTION = 1
 #: the configuration is invalid (or the command line is), or the environment does not fit it.
 CONFIG = 2
