@@ -348,7 +348,7 @@ class SQLiteStore:
         return await self._writer.read(lambda c: _queries.next_due(c, partners))
 
     async def note(self, event: str, detail: Mapping[str, Any]) -> None:
-        """Journal something that happened to no message in particular (a partner paused)."""
+        """Journal something that happened to no message in particular (the disk nearly full)."""
         await self._writer.write(lambda c: (None, [journal.Entry(event, detail=detail)]))
 
     async def pause_partner(self, partner: str, error: str) -> float:
