@@ -421,6 +421,17 @@ def test_a_json_number_written_as_an_integral_float_is_read_as_the_integer() -> 
     assert b"<eCH-0010:swissZipCode>8400</eCH-0010:swissZipCode>" in first.xml
 
 
+def test_a_csv_number_written_with_a_zero_fraction_is_read_as_the_integer(tmp_path: Path) -> None:
+    """pandas writes a column of numbers with gaps as floats: ``8400.0``."""
+    data = csv_bytes(GOOD.replace(";8400;", ";8400.0;"), GOOD.replace(";8400;", ";8400.5;"),
+                     GOOD.replace(";8400;", ";8400.;"))
+    result = split(data, utf8_mapping(tmp_path))
+    assert [reason for _part, reason in result.rejected_parts] == [
+        "row 2 (line 3): field zip_code (PLZ): '8400.5' is not a whole number",
+        "row 3 (line 4): field zip_code (PLZ): '8400.' is not a whole number"]
+    assert b"<eCH-0010:swissZipCode>8400</eCH-0010:swissZipCode>" in rows(result)[0].xml
+
+
 def json_with_a_key_twice(record: int, key: str, value: str) -> bytes:
     """The JSON sample with ``key`` (a line of it) given again, value ``value``, in record
     ``record`` (0: in the document's ``export`` object, outside the records)."""

@@ -10,6 +10,9 @@ from gateway.api import vn_check_digit_ok, vn_shaped
 from plugins.mapping.spec import TARGETS, FieldSpec, MappingSpec, allowed_codes
 
 _RELIGION = re.compile(r"^[0-9]{3,6}$")
+#: A whole number, perhaps written as a float with a zero fraction (``8400.0``): exports
+#: made with pandas write a column of numbers with gaps so.
+_WHOLE = re.compile(r"([0-9]+)(?:\.0+)?")
 #: Characters XML 1.0 cannot carry.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 #: Runs of what xs:token collapses to one space (a quoted CSV cell may span lines).
@@ -76,9 +79,10 @@ def convert(spec: MappingSpec, target: str, field: FieldSpec, raw: str) -> Any:
             raise ValueError("the VN's check digit is wrong")
         return int(digits)
     if kind == "number":
-        if not (raw.isascii() and raw.isdigit()):
+        whole = _WHOLE.fullmatch(raw)
+        if whole is None:
             raise ValueError(f"{raw!r} is not a whole number")
-        return int(raw)
+        return int(whole.group(1))
     if kind == "country":
         country = spec.countries.get(raw)
         if country is None:
