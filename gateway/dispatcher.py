@@ -3,10 +3,11 @@
 Each round claims a batch (lease + expiry) and sends each partner's claims
 through its transport, every partner's part at the same time: the part asks
 a transport that buffers to flush once and records its outcomes in one
-transaction, so that a partner that hangs holds up no other. Up to
-``rounds`` rounds are in flight at
-once, so the next batch is claimed and sent while the previous one waits
-for its transport; their claims never overlap. A crash anywhere leaves deliveries
+transaction. Up to ``rounds`` parts of each partner are in flight at once,
+so its next batch is claimed and sent while the previous one waits for its
+transport; their claims never overlap. A partner whose parts all hang (until
+its transport's timeout) is left out of the claims meanwhile: it holds up
+no other partner. A crash anywhere leaves deliveries
 ``sending`` with an expiring lease; the next start repeats those attempts
 with the same attempt reference, which transports treat idempotently.
 A :class:`~gateway.errors.LocalFault` pauses its partner instead of
@@ -48,7 +49,9 @@ class Dispatcher:
         self._lease = lease
         self._batch_size = batch_size
         self._idle_poll = idle_poll
-        self._rounds = asyncio.Semaphore(rounds)
+        self._rounds = rounds
+        #: each partner's parts of rounds in flight (a partner at ``rounds`` is not claimed for)
+        self._parts: dict[str, int] = {}
         self._in_flight: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._stopping = False
@@ -75,31 +78,25 @@ class Dispatcher:
         await self.pauses.load(self._transports)  # a partner paused before a restart stays so
         try:
             while not self._stopping:
-                await self._rounds.acquire()
-                if self._stopping:  # asked to stop while waiting for a free round
-                    self._rounds.release()
-                    break
                 probe = self.pauses.due_probe()
+                free = self._free()
+                if probe is None and not free:  # every partner's parts in flight: wait for one
+                    await self._idle(free)
+                    continue
                 try:
                     if probe is not None:  # one waiting attempt tells whether the fault cleared
                         claims = await self._store.claim_due(self._node, self._lease, 1, [probe])
                     else:
-                        claims = await self._claim()
+                        claims = await self._store.claim_due(self._node, self._lease,
+                                                             self._batch_size, free)
                 except StoreUnavailable:  # disk full: the intake alerts; claim again later
-                    self._rounds.release()
                     self.pauses.unprobe(probe)
                     await asyncio.sleep(self._idle_poll)
                     continue
-                except BaseException:
-                    self._rounds.release()
-                    raise
                 if claims or probe is not None:
-                    task = asyncio.create_task(self._round(claims, probe))
-                    self._in_flight.add(task)
-                    task.add_done_callback(self._in_flight.discard)
+                    self._start_round(claims, probe)
                 else:
-                    self._rounds.release()
-                    await self._idle()
+                    await self._idle(free)
         except asyncio.CancelledError:  # cut short: the rounds in flight stop too
             for task in self._in_flight:
                 task.cancel()
@@ -108,35 +105,47 @@ class Dispatcher:
             if self._in_flight:
                 await asyncio.gather(*self._in_flight, return_exceptions=True)
 
-    def _active(self) -> list[str]:
-        """The partners not paused."""
+    def _free(self) -> list[str]:
+        """The partners to claim for: not paused, and with fewer than ``rounds`` parts in flight."""
         paused = self.pauses.paused()
-        return [p for p in self._transports if p not in paused]
+        return [p for p in self._transports
+                if p not in paused and self._parts.get(p, 0) < self._rounds]
 
-    async def _claim(self) -> list[Claim]:
-        active = self._active()
-        if not active:
-            return []
-        return await self._store.claim_due(self._node, self._lease, self._batch_size, active)
+    def _start_round(self, claims: Sequence[Claim], probe: str | None) -> list[asyncio.Task[None]]:
+        """Send each partner's part of a round in a task of its own; the tasks."""
+        by_partner: dict[str, list[Claim]] = {probe: []} if probe is not None else {}
+        for c in claims:
+            by_partner.setdefault(c.partner, []).append(c)
+        tasks = []
+        for partner, group in by_partner.items():
+            self._parts[partner] = self._parts.get(partner, 0) + 1
+            task = asyncio.create_task(self._part(partner, group, probe))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+            tasks.append(task)
+        return tasks
 
-    async def _round(self, claims: Sequence[Claim], probe: str | None) -> None:
+    async def _part(self, partner: str, claims: Sequence[Claim], probe: str | None) -> None:
+        """One partner's part of a round; a failure leaves its claims to their lease."""
         try:
-            await self._dispatch(claims, probe)
+            await self._dispatch_to(partner, claims, probe)
         except StoreUnavailable as exc:  # the same attempts are repeated after their lease
-            self.pauses.unprobe(probe)
+            self.pauses.unprobe(probe if probe == partner else None)
             log.error("could not record a dispatch round (%s); its attempts are repeated"
                       " after their lease", exc)
         except Exception:  # the claims' leases expire and they are taken again
-            self.pauses.unprobe(probe)
+            self.pauses.unprobe(probe if probe == partner else None)
             log.exception("a dispatch round failed; its deliveries are retried after their lease")
         finally:
-            self._rounds.release()
+            self._parts[partner] -= 1
+            self.wake()
 
-    async def _idle(self) -> None:
+    async def _idle(self, free: list[str]) -> None:
+        """Wait for a wake-up (a part done, a message routed), the next due delivery of a
+        ``free`` partner, or the next probe, whichever comes first."""
         timeout = self._idle_poll
-        active = self._active()
         try:
-            due = await self._store.next_due(active) if active else None
+            due = await self._store.next_due(free) if free else None
         except StoreUnavailable:  # its read shared a commit that met a full disk: poll again
             due = None
         probe = self.pauses.next_probe()
@@ -148,18 +157,9 @@ class Dispatcher:
         self._wake.clear()
 
     async def _dispatch(self, claims: Sequence[Claim], probe: str | None = None) -> None:
-        """Send a round's claims, each partner's at the same time as the others', and record
-        each partner's outcomes as soon as they are known: a partner that hangs (until its
-        transport's timeout) holds up no other partner's deliveries."""
-        by_partner: dict[str, list[Claim]] = {probe: []} if probe is not None else {}
-        for c in claims:
-            by_partner.setdefault(c.partner, []).append(c)
-        done = await asyncio.gather(*(self._dispatch_to(partner, group, probe)
-                                      for partner, group in by_partner.items()),
-                                    return_exceptions=True)
-        failed = [r for r in done if isinstance(r, BaseException)]
-        if failed:  # the others are recorded; this one's deliveries go again after their lease
-            raise failed[0]
+        """Send a round's claims now, as :meth:`run` does, and wait until every partner's
+        part of it is recorded."""
+        await asyncio.gather(*self._start_round(claims, probe))
 
     async def _dispatch_to(self, partner: str, claims: Sequence[Claim], probe: str | None) -> None:
         """Send one partner's claims of a round, make them durable, record the outcomes."""

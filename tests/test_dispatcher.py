@@ -141,6 +141,56 @@ async def test_the_next_batch_goes_while_one_waits_for_its_transport(
         reader.close()
 
 
+class HangingTransport(BatchTransport):
+    """Takes every batch and answers none until released (a partner that does not answer)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def send_many(self, items: Sequence[OutboundItem]) -> list[SendResult | GatewayError]:
+        results = await super().send_many(items)
+        await self.gate.wait()
+        return results
+
+
+async def test_a_partner_whose_rounds_all_hang_holds_up_no_other(store: SQLiteStore) -> None:
+    """Both rounds in flight wait for a partner that does not answer: the other partner's
+    deliveries, queued after them, are claimed and delivered meanwhile."""
+    tree = etree.ElementTree(etree.Element("x"))
+
+    async def queue(partner: str, first: int, n: int) -> None:
+        rows = await store.add_raw([raw(i) for i in range(first, first + n)])
+        await store.record_processing([
+            Processed(mid, MessageState.ROUTED, routes=[Route(partner, "test")],
+                      normalised=Normalised("personEventMessage", f"{partner}-{mid}", b"<x/>",
+                                            tree))
+            for mid, _new in rows])
+
+    await queue("slow", 0, 2)
+    await queue("fast", 10, 3)
+    slow, fast = HangingTransport(), BatchTransport()
+    dispatcher = Dispatcher(store, {"slow": slow, "fast": fast}, {}, {}, node="t", lease=60,
+                            batch_size=1, idle_poll=0.01, rounds=2)
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        for _ in range(300):
+            if len(fast.batches) == 3:
+                break
+            await asyncio.sleep(0.01)
+        assert len(slow.batches) == 2  # two rounds, each waiting for the slow partner
+        assert len(fast.batches) == 3  # before the fix: never, both rounds were taken
+    finally:
+        slow.gate.set()
+        dispatcher.stop()
+        await task
+    reader = StoreReader(store.path)
+    try:
+        assert reader.counts()["deliveries"] == {DeliveryState.DELIVERED: 5}
+    finally:
+        reader.close()
+
+
 class UnflushableTransport(BatchTransport):
     """Takes every batch, but can never make it durable (a file system gone read-only)."""
 

@@ -220,8 +220,10 @@ class DispatcherSettings(_Section):
     batch_size: int = Field(default=500, gt=0, description="Most deliveries claimed at once.")
     rounds: int = Field(
         default=2, ge=1, le=16,
-        description="Batches in flight at once: the next is claimed and sent while the"
-        " previous waits for its transport (files synced, receipts recorded).",
+        description="Batches of each partner in flight at once: its next is claimed and sent"
+        " while the previous waits for its transport (files synced, receipts recorded). A"
+        " partner whose batches all wait (a partner that does not answer) is not claimed"
+        " for meanwhile; the others' deliveries go on.",
     )
     lease: Duration = Field(
         default=60.0,
