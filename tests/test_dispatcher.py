@@ -97,6 +97,15 @@ async def test_a_transport_bug_loses_nothing(store: SQLiteStore, answer: object,
     assert "unexpected transport error" in (reason or "") and said in (reason or "")
 
 
+def delivery_counts(store: SQLiteStore) -> dict[str, int]:
+    """The store's deliveries per state."""
+    reader = StoreReader(store.path)
+    try:
+        return dict(reader.counts()["deliveries"])
+    finally:
+        reader.close()
+
+
 class GatedTransport(BatchTransport):
     """Holds the first batch until released, to show what happens meanwhile."""
 
@@ -134,11 +143,7 @@ async def test_the_next_batch_goes_while_one_waits_for_its_transport(
         await asyncio.sleep(0.01)
     dispatcher.stop()
     await task
-    reader = StoreReader(store.path)
-    try:
-        assert reader.counts()["deliveries"] == {DeliveryState.DELIVERED: 4}
-    finally:
-        reader.close()
+    assert delivery_counts(store) == {DeliveryState.DELIVERED: 4}
 
 
 class HangingTransport(BatchTransport):
@@ -184,11 +189,7 @@ async def test_a_partner_whose_rounds_all_hang_holds_up_no_other(store: SQLiteSt
         slow.gate.set()
         dispatcher.stop()
         await task
-    reader = StoreReader(store.path)
-    try:
-        assert reader.counts()["deliveries"] == {DeliveryState.DELIVERED: 5}
-    finally:
-        reader.close()
+    assert delivery_counts(store) == {DeliveryState.DELIVERED: 5}
 
 
 class UnflushableTransport(BatchTransport):
