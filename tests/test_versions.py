@@ -197,6 +197,16 @@ def test_full_1_5_to_1_4_and_1_0_in_detail(official: SchemaSet) -> None:
     assert b"</eCH-0223:encashment>\n    </eCH-0223:businessInformation>" in to10.xml
 
 
+def test_a_1_0_date_of_24_00_is_the_next_day(official: SchemaSet) -> None:
+    """``2024-02-29T24:00:00`` is the start of 1 March: its 1.0 date is 2024-03-01."""
+    data = V15_FULL.read_bytes().replace(b"2024-02-20T10:15:00+01:00",
+                                         b"2024-02-29T24:00:00+01:00")
+    to10 = convert(data, "1.0")
+    assert official.validate(to10.xml, ech0223_version="1.0").valid
+    dates = [e.text for e in etree.fromstring(to10.xml).iter(f"{E}originalCreationDate")]
+    assert dates == ["2024-03-01", "2024-03-01"]
+
+
 def test_a_schema_location_hint_follows_the_version(official: SchemaSet) -> None:
     hint = "http://www.ech.ch/xmlns/eCH-0223/1 http://www.ech.ch/xmlns/eCH-0223/1/eCH-0223-1-5.xsd"
     data = V15_FULL.read_bytes().replace(

@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Literal, TypeAlias, get_args
 
 from lxml import etree
@@ -92,7 +93,8 @@ def convert(doc: bytes | etree._ElementTree, target: str, *,
     targets the ``version`` attribute goes (an ``xsi:schemaLocation`` hint is
     pointed at the target's XSD), 1.5-only elements are dropped with a warning
     each, ``originalCreationDate`` becomes a date for 1.0 (the date as written,
-    without time), and an event the target lacks follows ``unsupported``.
+    without time; ``T24:00:00`` the next day), and an event the target lacks follows
+    ``unsupported``.
 
     :raises ValueError: ``target`` is not a version, ``unsupported`` not a policy, or
         ``doc`` is not eCH-0223 1.5.
@@ -240,8 +242,18 @@ def _add_comment(content: etree._Element, note: str, warnings: list[str]) -> Non
 
 
 def _date_part(text: str) -> str:
-    """The date of an ``xs:dateTime`` as written (local date, no time, no time zone)."""
-    return text.strip().split("T", 1)[0]
+    """The date of an ``xs:dateTime`` as written (local date, no time, no time zone).
+
+    ``T24:00:00`` is the end of its day, the next day's start (XML Schema 1.0): the
+    next day's date.
+    """
+    day, _, time = text.strip().partition("T")
+    if time.startswith("24:"):
+        try:
+            return (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+        except (ValueError, OverflowError):  # a year Python's dates lack: as written
+            return day
+    return day
 
 
 def _midnight(text: str) -> str:
