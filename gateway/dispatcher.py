@@ -57,7 +57,7 @@ class Dispatcher:
         self._stopping = False
         #: A transport that cannot flush fails every round: logged once, then now and then.
         self._flush_problems: dict[str, RepeatedProblem] = {}
-        self.pauses = PartnerPauses(store)
+        self.pauses = PartnerPauses(store, node)
 
     def policy_for(self, partner: str) -> RetryPolicy:
         """The retry policy of ``partner``."""

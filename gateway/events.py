@@ -57,11 +57,13 @@ KINDS: dict[str, str] = {
     "delivery.dead": "no attempt follows (the last one failed, or the failure is permanent);"
                      " partner, attempt, error, why",
     "delivery.replayed": "an operator replaced the delivery by new_delivery; partner",
-    "partner.paused": "a fault on this machine (the transport's outbox missing, read-only or"
-                      " full) paused the partner: its attempts wait, uncounted (kept across a"
-                      " restart; `status` reports it); partner, error",
-    "partner.resumed": "the fault cleared and the partner's deliveries flow again, the pause"
-                       " not counted toward their max_age; partner, paused_for (seconds),"
+    "partner.paused": "a fault on a node's machine (the transport's outbox missing, read-only"
+                      " or full) paused the partner on that node: its attempts there wait,"
+                      " uncounted (kept across a restart; `status` reports it); partner, node,"
+                      " error",
+    "partner.resumed": "the fault on the node's machine cleared and the partner's deliveries"
+                       " flow again from it, the pause not counted toward the max_age of any"
+                       " of the partner's deliveries; partner, node, paused_for (seconds),"
                        " error, deliveries (how many were waiting)",
     "receipt.overdue": "no receipt within the partner's receipt_timeout; partner, ref",
     "receipt.wait": "the transport reports the attempt still on its way; ref, code, info,"

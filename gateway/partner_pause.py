@@ -1,4 +1,4 @@
-"""Partners paused by a fault on this machine, not theirs.
+"""Partners paused by a fault on this machine (this node), not theirs.
 
 When a transport raises :class:`~gateway.errors.LocalFault` (its outbox is
 missing, read-only or full), the partner is paused: its attempts stay
@@ -16,6 +16,13 @@ The pause is the store's (:meth:`Store.pause_partner
 paused keeps it paused (:meth:`PartnerPauses.load`): its first probe comes
 after 2 s, and its resumption takes the whole pause, before the restart too,
 off its deliveries' ``max_age``. Only the probes' schedule is this process's.
+
+A pause is this node's (``[gateway] node_id``): with several nodes on one
+database, a fault on one machine pauses the partner on that node only (the
+others keep sending to it), only that node's probe ends it, and a daemon takes
+up only its own node's pauses. Its resumption still moves all the partner's
+open deliveries (a waiting delivery belongs to no node): the pause extends
+their ``max_age`` though the other nodes kept sending.
 """
 
 from __future__ import annotations
@@ -47,18 +54,20 @@ class _Pause:
 class PartnerPauses:
     """Which partners are paused, when to probe them, and the events of both."""
 
-    def __init__(self, store: Store, *, first: float = PROBE_FIRST,
+    def __init__(self, store: Store, node: str, *, first: float = PROBE_FIRST,
                  longest: float = PROBE_MAX) -> None:
         self._store = store
+        self._node = node
         self.first = first
         self.longest = longest
         self._paused: dict[str, _Pause] = {}
 
     async def load(self, partners: Collection[str]) -> None:
-        """Take up the pauses the store keeps (a restart while paused) of ``partners`` (those
-        this process sends to): each is probed first after :attr:`first` seconds."""
-        for partner, (since, error) in (await self._store.paused_partners()).items():
-            if partner in partners and partner not in self._paused:
+        """Take up the pauses the store keeps of this node (a restart while paused) of
+        ``partners`` (those this process sends to): each is probed first after :attr:`first`
+        seconds. Another node's pauses are its own: its fault is not this machine's."""
+        for (node, partner), (since, error) in (await self._store.paused_partners()).items():
+            if node == self._node and partner in partners and partner not in self._paused:
                 self._paused[partner] = _Pause(since, error, self.first,
                                                time.time() + self.first)
                 log.info("partner %s paused since %s by a fault on this machine (%s): probing"
@@ -114,7 +123,7 @@ class PartnerPauses:
 
     async def _pause(self, partner: str, error: str) -> None:
         # (since: store time, as the deliveries' first attempts; probes: this process's)
-        since = await self._store.pause_partner(partner, error)
+        since = await self._store.pause_partner(self._node, partner, error)
         if partner in self._paused:  # a round in flight beside this one met the fault too
             return
         self._paused[partner] = _Pause(since, error, self.first, time.time() + self.first)
@@ -123,8 +132,8 @@ class PartnerPauses:
 
     async def _resume(self, partner: str, pause: _Pause) -> None:
         try:
-            await self._store.resume_partner(partner, pause.since, pause.error)
-        except StoreConflict:  # another node resumed it first (and moved its deliveries)
+            await self._store.resume_partner(self._node, partner, pause.since, pause.error)
+        except StoreConflict:  # another process with this node_id resumed it first
             log.debug("partner %s was resumed elsewhere", partner)
         del self._paused[partner]
 

@@ -731,55 +731,74 @@ def _json_overdue(capsys: pytest.CaptureFixture[str], gw: Run, message: str) -> 
     return shown
 
 
-async def _pause(db: Path, partner: str, error: str) -> float:
-    """Pause ``partner`` in the database, as the daemon does when its outbox is gone."""
+async def _pause(db: Path, node: str, partner: str, error: str) -> float:
+    """Pause ``partner`` on ``node`` in the database, as that node does when its outbox is gone."""
     store = SQLiteStore(db)
     store.start()
     try:
-        return await store.pause_partner(partner, error)
+        return await store.pause_partner(node, partner, error)
     finally:
         store.close()
 
 
-async def _resume(db: Path, partner: str, since: float, error: str) -> None:
+async def _resume(db: Path, node: str, partner: str, since: float, error: str) -> None:
     store = SQLiteStore(db)
     store.start()
     try:
-        await store.resume_partner(partner, since, error)
+        await store.resume_partner(node, partner, since, error)
     finally:
         store.close()
 
 
-def test_status_names_a_paused_partner_until_it_resumes(
+def test_status_names_a_paused_partner_and_its_node_until_it_resumes(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = str(write_initial_config(tmp_path))
     db = tmp_path / "gateway.db"
     error = f"cannot write into {tmp_path}/sedex/outbox: it is missing"
-    since = asyncio.run(_pause(db, "canton", error))
-    asyncio.run(_pause(db, "gone", "disk full"))  # a partner since removed from the config
+    since = asyncio.run(_pause(db, "vm-1", "canton", error))
+    on_2 = asyncio.run(_pause(db, "vm-2", "canton", "disk full"))  # another node's own fault
+    asyncio.run(_pause(db, "vm-1", "gone", "disk full"))  # a partner since removed from the config
     code, out, _ = cli(capsys, "--config", config, "status")
     assert code == 1
-    [line] = out.split("ATTENTION:\n", 1)[1].splitlines()
-    assert line.startswith(f"  0 deliveries held: partner canton paused since {iso(since)} by a"
-                           f" fault on this machine ({error}): make its transport's outbox")
-    assert "resumes the partner by itself at its next probe" in line
+    lines = out.split("ATTENTION:\n", 1)[1].splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith(f"  0 deliveries held: partner canton paused on node vm-1 since"
+                               f" {iso(since)} by a fault on that machine ({error}): make its"
+                               " transport's outbox on that node's machine")
+    assert "that node resumes the partner by itself at its next probe" in lines[0]
+    assert lines[1].startswith(f"  0 deliveries held: partner canton paused on node vm-2 since"
+                               f" {iso(on_2)} by a fault on that machine (disk full): ")
     # a pause of a partner no longer configured is said, but pages nobody
-    assert "paused: partner gone since " in out and "no longer configured" in out
+    assert "paused: partner gone on node vm-1 since " in out and "no longer configured" in out
     code, out, _ = cli(capsys, "--config", config, "status", "--json")
     data = json.loads(out)
     assert (code, data["verdict"]) == (1, "attention")
-    [reason] = data["reasons"]
-    assert {k: reason[k] for k in ("kind", "partner", "since", "error", "count")} == {
-        "kind": "paused", "partner": "canton", "since": iso(since), "error": error, "count": 0}
-    assert {p: d["configured"] for p, d in data["paused"].items()} == {
-        "canton": "enabled", "gone": "removed"}
-    asyncio.run(_resume(db, "canton", since, error))
+    assert [{k: reason[k] for k in ("kind", "node", "partner", "since", "error", "count")}
+            for reason in data["reasons"]] == [
+        {"kind": "paused", "node": "vm-1", "partner": "canton", "since": iso(since),
+         "error": error, "count": 0},
+        {"kind": "paused", "node": "vm-2", "partner": "canton", "since": iso(on_2),
+         "error": "disk full", "count": 0}]
+    assert data["paused"] == [
+        {"node": "vm-1", "partner": "canton", "since": iso(since), "error": error,
+         "deliveries": 0, "configured": "enabled"},
+        {"node": "vm-1", "partner": "gone", "since": data["paused"][1]["since"],
+         "error": "disk full", "deliveries": 0, "configured": "removed"},
+        {"node": "vm-2", "partner": "canton", "since": iso(on_2), "error": "disk full",
+         "deliveries": 0, "configured": "enabled"}]
+    # node vm-1's probe gets through: its pause ends, node vm-2's still pages
+    asyncio.run(_resume(db, "vm-1", "canton", since, error))
+    code, out, _ = cli(capsys, "--config", config, "status", "--json")
+    data = json.loads(out)
+    assert (code, [(r["kind"], r["node"]) for r in data["reasons"]]) == (1, [("paused", "vm-2")])
+    asyncio.run(_resume(db, "vm-2", "canton", on_2, "disk full"))
     code, out, _ = cli(capsys, "--config", config, "status")
     assert code == 0
     assert out.splitlines()[-1] == "OK: nothing needs attention"
     code, out, _ = cli(capsys, "--config", config, "status", "--json")
     data = json.loads(out)
-    assert (code, data["verdict"], data["reasons"], list(data["paused"])) == (0, "ok", [], ["gone"])
+    assert (code, data["verdict"], data["reasons"]) == (0, "ok", [])
+    assert [(p["node"], p["partner"]) for p in data["paused"]] == [("vm-1", "gone")]
 
 
 def test_status_without_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

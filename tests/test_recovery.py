@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -168,7 +169,8 @@ async def test_a_restart_while_paused_keeps_the_pause_and_takes_it_all_off_max_a
         status = _run_cli(config, "status", "--json")
         assert status.returncode == FAILED, status.stdout + status.stderr
         [reason] = json.loads(status.stdout)["reasons"]
-        assert (reason["kind"], reason["partner"], reason["count"]) == ("paused", "canton", 1)
+        assert ((reason["kind"], reason["node"], reason["partner"], reason["count"])
+                == ("paused", socket.gethostname(), "canton", 1))
         assert "outbox" in reason["error"]
         await asyncio.sleep(0.5)
     [(first_at, since)] = states(db, "SELECT first_attempt_at, since FROM deliveries,"
@@ -183,7 +185,8 @@ async def test_a_restart_while_paused_keeps_the_pause_and_takes_it_all_off_max_a
         await until(lambda: deliveries(db) == [("sent", 1)])
     [(detail,)] = states(db, "SELECT detail FROM journal WHERE event = 'partner.resumed'")
     resumed = json.loads(detail)
-    assert (resumed["partner"], resumed["deliveries"]) == ("canton", 1)
+    assert ((resumed["partner"], resumed["node"], resumed["deliveries"])
+            == ("canton", socket.gethostname(), 1))
     [(moved,)] = states(db, "SELECT first_attempt_at FROM deliveries")
     # the whole pause, from before the stop to the probe after the start, is off its age
     assert moved - first_at > stopped + 1.0 + 2.0 - since
@@ -191,6 +194,36 @@ async def test_a_restart_while_paused_keeps_the_pause_and_takes_it_all_off_max_a
     assert events.kinds("partner.") == ["partner.paused", "partner.resumed"]
     assert states(db, "SELECT count(*) FROM partner_pauses") == [(0,)]
     assert _run_cli(config, "status").returncode == OK
+
+
+async def test_another_nodes_pause_pauses_nothing_here(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A pause is its node's: a daemon takes up only its own node's pauses and sends to a
+    partner another node paused (its fault is another machine's); the pause stays that
+    node's, in ``status`` too."""
+    config = gateway_dir(tmp_path)
+    db = tmp_path / "gateway.db"
+    store = SQLiteStore(db)
+    store.start()
+    try:
+        since = await store.pause_partner("elsewhere", "canton", "disk full")
+    finally:
+        store.close()
+    events = Events()
+    pm = get_plugin_manager()
+    pm.register(events)
+    with caplog.at_level(logging.INFO, logger="gateway.partner_pause"):
+        async with running(config, pm):
+            drop(tmp_path / "registry" / "outbox", "m.xml", message())
+            await until(lambda: deliveries(db) == [("sent", 1)])
+    # (a pause taken up is said, and holds the delivery until its probe)
+    assert not [r for r in caplog.records if r.name == "gateway.partner_pause"], caplog.text
+    assert not events.kinds("partner.")
+    assert states(db, "SELECT node, partner, since FROM partner_pauses") == [
+        ("elsewhere", "canton", since)]
+    status = _run_cli(config, "status", "--json")
+    [reason] = json.loads(status.stdout)["reasons"]
+    assert (reason["kind"], reason["node"], reason["count"]) == ("paused", "elsewhere", 0)
 
 
 def _head(db: Path) -> int:

@@ -1266,12 +1266,12 @@ async def test_a_pause_does_not_count_toward_max_age(
     _mid, [other] = await queued(store, 2, ("archive",))
     claims = await store.claim_due("n1", 60, 10, ["canton", "archive"])
     clock.advance(3600)
-    since = await store.pause_partner("canton", "outbox missing")
+    since = await store.pause_partner("n1", "canton", "outbox missing")
     assert since == clock.now
     clock.advance(3 * 86400)
-    assert await store.resume_partner("canton", since, "outbox missing") == 1
+    assert await store.resume_partner("n1", "canton", since, "outbox missing") == 1
     resumed = the(journal, "partner.resumed")
-    assert resumed.detail == {"partner": "canton", "paused_for": 3 * 86400.0,
+    assert resumed.detail == {"partner": "canton", "node": "n1", "paused_for": 3 * 86400.0,
                               "error": "outbox missing", "deliveries": 1}
     # the next failure waits for another try: the delivery has tried for an hour, not 3 days
     await store.record_outcomes([Outcome(c.delivery, c.attempt_ref, "transient", "down")
@@ -1280,54 +1280,98 @@ async def test_a_pause_does_not_count_toward_max_age(
     # another partner's delivery was not paused: its age counts in full
     assert the(journal, "delivery.dead", delivery=other).detail["why"].startswith(  # type: ignore[index]
         "maximum age of 172800s reached")
-    again = await store.pause_partner("canton", "outbox missing")
-    assert await store.resume_partner("canton", again, "outbox missing") == 1
+    again = await store.pause_partner("n1", "canton", "outbox missing")
+    assert await store.resume_partner("n1", "canton", again, "outbox missing") == 1
 
 
 async def test_a_pause_is_kept_until_resumed_and_a_second_pause_changes_nothing(
         store: Store, journal: list[Entry], clock: FakeClock) -> None:
     assert await store.paused_partners() == {}
-    since = await store.pause_partner("canton", "outbox full")
+    since = await store.pause_partner("n1", "canton", "outbox full")
     assert since == START
     assert journal == [Entry("partner.paused", None, None,
-                             {"partner": "canton", "error": "outbox full"})]
+                             {"partner": "canton", "node": "n1", "error": "outbox full"})]
     clock.advance(60)
-    # another round (or node) meets the fault: the pause stays as it began, journaled once
-    assert await store.pause_partner("canton", "outbox missing") == since
-    assert await store.pause_partner("archive", "outbox read-only") == START + 60
-    assert await store.paused_partners() == {"canton": (since, "outbox full"),
-                                             "archive": (START + 60, "outbox read-only")}
+    # another round of the node meets the fault: the pause stays as it began, journaled once
+    assert await store.pause_partner("n1", "canton", "outbox missing") == since
+    assert await store.pause_partner("n1", "archive", "outbox read-only") == START + 60
+    assert await store.paused_partners() == {("n1", "canton"): (since, "outbox full"),
+                                             ("n1", "archive"): (START + 60, "outbox read-only")}
     assert events(journal) == ["partner.paused", "partner.paused"]
     clock.advance(60)
-    assert await store.resume_partner("canton", since, "outbox full") == 0
+    assert await store.resume_partner("n1", "canton", since, "outbox full") == 0
     assert the(journal, "partner.resumed").detail == {
-        "partner": "canton", "paused_for": 120.0, "error": "outbox full", "deliveries": 0}
-    assert await store.paused_partners() == {"archive": (START + 60, "outbox read-only")}
+        "partner": "canton", "node": "n1", "paused_for": 120.0, "error": "outbox full",
+        "deliveries": 0}
+    assert await store.paused_partners() == {("n1", "archive"): (START + 60, "outbox read-only")}
     # a pause once resumed is not resumed again, nor one never begun: nothing changes
     before = list(journal)
-    with pytest.raises(StoreConflict, match="the pause of partner canton"):
-        await store.resume_partner("canton", since, "outbox full")
-    with pytest.raises(StoreConflict, match="the pause of partner nobody"):
-        await store.resume_partner("nobody", since, "outbox full")
-    with pytest.raises(StoreConflict, match="the pause of partner archive"):
-        await store.resume_partner("archive", since, "outbox read-only")  # not this pause
+    with pytest.raises(StoreConflict, match="the pause of partner canton on node n1"):
+        await store.resume_partner("n1", "canton", since, "outbox full")
+    with pytest.raises(StoreConflict, match="the pause of partner nobody on node n1"):
+        await store.resume_partner("n1", "nobody", since, "outbox full")
+    with pytest.raises(StoreConflict, match="the pause of partner archive on node n1"):
+        await store.resume_partner("n1", "archive", since, "outbox read-only")  # not this pause
+    with pytest.raises(StoreConflict, match="the pause of partner archive on node n2"):
+        await store.resume_partner("n2", "archive", START + 60, "outbox read-only")  # not its node
     assert journal == before
-    assert await store.paused_partners() == {"archive": (START + 60, "outbox read-only")}
+    assert await store.paused_partners() == {("n1", "archive"): (START + 60, "outbox read-only")}
     # a new fault is a new pause
-    assert await store.pause_partner("canton", "disk full") == START + 120
+    assert await store.pause_partner("n1", "canton", "disk full") == START + 120
     assert events(journal)[-1] == "partner.paused"
 
 
-async def test_a_pause_outlasts_the_store_and_two_writers_share_it(
+async def test_each_node_pauses_a_partner_for_itself(
+        store: Store, journal: list[Entry], clock: FakeClock) -> None:
+    """A fault is one machine's: two nodes' pauses of one partner are two, each begun and
+    ended by its node; either's resumption moves the partner's deliveries, whoever claimed
+    them."""
+    _mid, [did] = await queued(store, 1)
+    await store.claim_due("n2", 30, 10, ["canton"])  # (its lease over when n1 claims it)
+    clock.advance(10)
+    on_a = await store.pause_partner("vm-a", "canton", "outbox missing")
+    clock.advance(10)
+    on_b = await store.pause_partner("vm-b", "canton", "disk full")
+    assert (on_a, on_b) == (START + 10, START + 20)
+    assert await store.paused_partners() == {("vm-a", "canton"): (on_a, "outbox missing"),
+                                             ("vm-b", "canton"): (on_b, "disk full")}
+    assert [e.detail for e in journal if e.event == "partner.paused"] == [
+        {"partner": "canton", "node": "vm-a", "error": "outbox missing"},
+        {"partner": "canton", "node": "vm-b", "error": "disk full"}]
+    clock.advance(30)
+    # node A's probe gets through: its pause ends, node B's stays as it was
+    assert await store.resume_partner("vm-a", "canton", on_a, "outbox missing") == 1
+    assert the(journal, "partner.resumed").detail == {
+        "partner": "canton", "node": "vm-a", "paused_for": 40.0, "error": "outbox missing",
+        "deliveries": 1}
+    assert await store.paused_partners() == {("vm-b", "canton"): (on_b, "disk full")}
+    # node A's pause of the partner once over, node A is paused anew by its next fault
+    assert await store.pause_partner("vm-a", "canton", "outbox read-only") == START + 50
+    assert await store.paused_partners() == {("vm-a", "canton"): (START + 50, "outbox read-only"),
+                                             ("vm-b", "canton"): (on_b, "disk full")}
+    clock.advance(10)
+    assert await store.resume_partner("vm-b", "canton", on_b, "disk full") == 1
+    assert await store.paused_partners() == {("vm-a", "canton"): (START + 50, "outbox read-only")}
+    # each resumption moved the delivery's first attempt past its pause: 1 s old, not 61
+    # (21 with node B's alone)
+    [c] = await store.claim_due("n1", 60, 10, ["canton"])
+    clock.advance(1)
+    five_s = RetryPolicy(max_attempts=100, max_age=5, initial=1.0, jitter=0.0)
+    await store.record_outcomes([Outcome(did, c.attempt_ref, "transient", "down")],
+                                lambda _p: five_s, {})
+    assert events(journal)[-1] == "delivery.retry"
+
+
+async def test_a_pause_outlasts_the_store_and_two_writers_of_a_node_share_it(
         backend: str, tmp_path: Path, clock: FakeClock) -> None:
-    """A daemon restarted while paused finds the pause; two nodes meeting one fault share it,
-    and its resumption moves their deliveries once."""
+    """A daemon restarted while paused finds the pause; two writers of one node meeting one
+    fault share it, and its resumption moves their deliveries once."""
     first = OPENERS[backend](tmp_path, clock)
     first.start()
     _mid, [did] = await queued(first, 1)
     await first.claim_due("n1", 60, 10, ["canton"])
     clock.advance(10)
-    since = await first.pause_partner("canton", "outbox missing")
+    since = await first.pause_partner("n1", "canton", "outbox missing")
     first.close()
     clock.advance(3600)  # (stopped for an hour)
     a, b = OPENERS[backend](tmp_path, clock), OPENERS[backend](tmp_path, clock)
@@ -1337,14 +1381,14 @@ async def test_a_pause_outlasts_the_store_and_two_writers_share_it(
         seen: list[Entry] = []
         a.on_commit(seen.extend)
         b.on_commit(seen.extend)
-        assert await a.paused_partners() == {"canton": (since, "outbox missing")}
-        assert await b.pause_partner("canton", "outbox full") == since
+        assert await a.paused_partners() == {("n1", "canton"): (since, "outbox missing")}
+        assert await b.pause_partner("n1", "canton", "outbox full") == since
         clock.advance(50)
-        assert await a.resume_partner("canton", since, "outbox missing") == 1
+        assert await a.resume_partner("n1", "canton", since, "outbox missing") == 1
         with pytest.raises(StoreConflict):
-            await b.resume_partner("canton", since, "outbox missing")
+            await b.resume_partner("n1", "canton", since, "outbox missing")
         assert events(seen) == ["partner.resumed"]
-        assert seen[0].detail == {"partner": "canton", "paused_for": 3650.0,
+        assert seen[0].detail == {"partner": "canton", "node": "n1", "paused_for": 3650.0,
                                   "error": "outbox missing", "deliveries": 1}
         assert await b.paused_partners() == {}
         # the delivery has tried for 10 s, not for an hour: retried, not dead at max_age

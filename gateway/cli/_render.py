@@ -48,9 +48,10 @@ def status(counts: dict[str, Any], reasons: list[dict[str, Any]]) -> str:
     if counts["held"]:
         lines.append("held for disabled partners: " + _pairs(counts["held"])
                      + " (sent once enabled)")
-    for partner, p in counts["paused"].items():
+    for p in counts["paused"]:
         if p["configured"] != "enabled":  # (an enabled one is a reason for attention)
-            lines.append(f"paused: partner {partner} since {p['since']} ({p['error']}); it is"
+            lines.append(f"paused: partner {p['partner']} on node {p['node']} since"
+                         f" {p['since']} ({p['error']}); it is"
                          + (" disabled: probed once enabled" if p["configured"] == "disabled"
                             else " no longer configured: nothing is sent to it"))
     store = counts["store"]

@@ -24,17 +24,18 @@ def add_commands(sub: Any) -> None:
 def attention(counts: dict[str, Any]) -> list[dict[str, Any]]:
     """What needs an operator, each as ``{"kind", "count", "what", "hint"}``; empty when nothing.
 
-    A partner paused by a fault on this machine comes first (nothing is sent to it), with
-    ``partner``, ``since`` and ``error``; its count is its deliveries held. A pause of a
-    partner disabled or no longer configured is no reason: nothing would be sent to it.
+    A partner paused by a fault on a node's machine comes first (that node sends nothing to
+    it), one reason per node and partner, with ``node``, ``partner``, ``since`` and
+    ``error``; its count is the partner's deliveries held. A pause of a partner disabled or
+    no longer configured is no reason: nothing would be sent to it.
     """
     deliveries = counts["deliveries"]
     reasons = [{"kind": "paused", "count": p["deliveries"],
-                "what": f"deliveries held: partner {partner} paused since {p['since']} by a"
-                        f" fault on this machine ({p['error']})",
-                "hint": PAUSED_HINT, "partner": partner, "since": p["since"],
-                "error": p["error"]}
-               for partner, p in counts["paused"].items() if p["configured"] == "enabled"]
+                "what": f"deliveries held: partner {p['partner']} paused on node {p['node']}"
+                        f" since {p['since']} by a fault on that machine ({p['error']})",
+                "hint": PAUSED_HINT, "node": p["node"], "partner": p["partner"],
+                "since": p["since"], "error": p["error"]}
+               for p in counts["paused"] if p["configured"] == "enabled"]
     found = [
         ("dead", deliveries.get(DeliveryState.DEAD, 0), "dead letters",
          "ech-gateway dead-letters; replay them with --replay"),
@@ -60,19 +61,20 @@ def attention(counts: dict[str, Any]) -> list[dict[str, Any]]:
     return reasons
 
 
-#: What to do about a partner paused by a fault on this machine.
-PAUSED_HINT = ("make its transport's outbox on this machine writable again (missing, read-only"
-               " or disk full; the error says which); the gateway resumes the partner by"
-               " itself at its next probe, within a minute")
+#: What to do about a partner paused by a fault on a node's machine.
+PAUSED_HINT = ("make its transport's outbox on that node's machine writable again (missing,"
+               " read-only or disk full; the error says which); that node resumes the partner"
+               " by itself at its next probe, within a minute")
 
 
-def paused(found: dict[str, dict[str, Any]], partners: dict[str, Any]) -> dict[str, Any]:
-    """The partners paused (as :meth:`StoreReader.counts` has them), each with its ``since``
-    as text and whether it is ``configured``: ``enabled``, ``disabled`` or ``removed``."""
-    return {partner: {**p, "since": _render.iso(p["since"]),
-                      "configured": ("removed" if partner not in partners else
-                                     "enabled" if partners[partner].enabled else "disabled")}
-            for partner, p in found.items()}
+def paused(found: list[dict[str, Any]], partners: dict[str, Any]) -> list[dict[str, Any]]:
+    """The pauses (as :meth:`StoreReader.counts` has them: ``node``, ``partner``, ``since``,
+    ``error``, ``deliveries``), each with its ``since`` as text and whether the partner is
+    ``configured``: ``enabled``, ``disabled`` or ``removed``."""
+    return [{**p, "since": _render.iso(p["since"]),
+             "configured": ("removed" if p["partner"] not in partners else
+                            "enabled" if partners[p["partner"]].enabled else "disabled")}
+            for p in found]
 
 
 def store_space(path: Path, warn_free_below: int) -> dict[str, Any]:

@@ -246,47 +246,55 @@ def _unsure(conn: sqlite3.Connection, o: Outcome, mid: int, partner: str, attemp
 _OPEN = (DeliveryState.QUEUED, DeliveryState.SENDING, DeliveryState.SENT, DeliveryState.RETRY_WAIT)
 
 
-def pause_partner(conn: sqlite3.Connection, partner: str, error: str,
+def pause_partner(conn: sqlite3.Connection, node: str, partner: str, error: str,
                   now: float) -> tuple[float, list[Entry]]:
-    """Record that ``partner`` is paused by ``error`` (a fault on this machine) from ``now``,
-    journaled as ``partner.paused``; the time it is paused since.
+    """Record that ``partner`` is paused on ``node`` by ``error`` (a fault on that node's
+    machine) from ``now``, journaled as ``partner.paused``; the time it is paused since.
 
-    A partner already paused stays paused as it was (another round, or another node,
-    met the fault first): its pause's start is returned and nothing is journaled again.
+    A partner already paused on ``node`` stays paused as it was (another round of that
+    node met the fault first): its pause's start is returned and nothing is journaled
+    again. Its pause on another node is another row: each node's fault is its own.
     """
     found = conn.execute(
-        "INSERT INTO partner_pauses (partner, since, error) VALUES (?, ?, ?)"
-        " ON CONFLICT (partner) DO NOTHING RETURNING since", (partner, now, error)).fetchone()
+        "INSERT INTO partner_pauses (node, partner, since, error) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (node, partner) DO NOTHING RETURNING since",
+        (node, partner, now, error)).fetchone()
     if found is None:
-        [(since,)] = conn.execute("SELECT since FROM partner_pauses WHERE partner = ?",
-                                  (partner,)).fetchall()
+        [(since,)] = conn.execute(
+            "SELECT since FROM partner_pauses WHERE node = ? AND partner = ?",
+            (node, partner)).fetchall()
         return float(since), []
-    return float(found[0]), [Entry("partner.paused", detail={"partner": partner,
-                                                             "error": error})]
+    return float(found[0]), [Entry("partner.paused", detail={
+        "partner": partner, "node": node, "error": error})]
 
 
-def resume_partner(conn: sqlite3.Connection, partner: str, since: float, error: str,
-                   now: float) -> tuple[int, list[Entry]]:
-    """End ``partner``'s pause (from ``since``, for ``error``), journaled; the paused time
-    no longer counts toward the ``max_age`` of its open deliveries; how many.
+def resume_partner(conn: sqlite3.Connection, node: str, partner: str, since: float,
+                   error: str, now: float) -> tuple[int, list[Entry]]:
+    """End ``partner``'s pause on ``node`` (from ``since``, for ``error``), journaled; the
+    paused time no longer counts toward the ``max_age`` of its open deliveries; how many.
 
     Nothing was tried while it lasted, so each open delivery's first attempt moves
     later by the part of the pause after it: a pause over a weekend does not leave
-    its deliveries dead at their next failure.
+    its deliveries dead at their next failure. All the partner's open deliveries move,
+    whichever node claimed them (a waiting delivery belongs to no node): with several
+    nodes, a pause on one node extends the ``max_age`` of the partner's deliveries by
+    that pause, though the other nodes kept sending.
 
-    :raises StoreConflict: ``partner`` is not paused since ``since`` (another writer
-        resumed it first): its deliveries were moved then, and are not moved twice.
+    :raises StoreConflict: ``partner`` is not paused on ``node`` since ``since`` (another
+        writer of that node resumed it first): its deliveries were moved then, and are
+        not moved twice.
     """
-    expect_changed(conn.execute("DELETE FROM partner_pauses WHERE partner = ? AND since = ?",
-                                (partner, since)),
-                   1, f"the pause of partner {partner} (paused since {since})")
+    expect_changed(conn.execute(
+        "DELETE FROM partner_pauses WHERE node = ? AND partner = ? AND since = ?",
+        (node, partner, since)),
+        1, f"the pause of partner {partner} on node {node} (paused since {since})")
     moved = conn.execute(
         "UPDATE deliveries SET first_attempt_at = first_attempt_at + (? - max(first_attempt_at, ?))"
         " WHERE partner = ? AND first_attempt_at < ?"
         f" AND state IN ({', '.join('?' * len(_OPEN))})",
         (now, since, partner, now, *_OPEN)).rowcount
     return moved, [Entry("partner.resumed", detail={
-        "partner": partner, "paused_for": round(now - since, 1), "error": error,
+        "partner": partner, "node": node, "paused_for": round(now - since, 1), "error": error,
         "deliveries": moved})]
 
 

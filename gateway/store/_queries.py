@@ -152,7 +152,8 @@ def raw_of(conn: sqlite3.Connection, mid: int) -> bytes | None:
 def counts(conn: sqlite3.Connection) -> dict[str, Any]:
     """Messages and deliveries per state, overdue receipts and deliveries waiting to be sent
     per partner, unhandled quarantine, messages pruned by retention, and the partners paused
-    by a fault on this machine (since when, why, and how many of their deliveries wait)."""
+    by a fault on a node's machine, one per node and partner (since when, why, and how many
+    of the partner's deliveries wait: all of them, whichever node paused it)."""
     return {
         "messages": dict(conn.execute("SELECT state, count(*) FROM messages GROUP BY state").fetchall()),
         "deliveries": dict(conn.execute(
@@ -168,17 +169,20 @@ def counts(conn: sqlite3.Connection) -> dict[str, Any]:
                                      (MessageState.NEEDS_REVIEW,)).fetchone()[0],
         "pruned": conn.execute("SELECT count(*) FROM messages WHERE pruned_at IS NOT NULL"
                                ).fetchone()[0],
-        "paused": {partner: {"since": since, "error": error, "deliveries": conn.execute(
-            "SELECT count(*) FROM deliveries WHERE partner = ? AND state IN (?, ?, ?)",
-            (partner, DeliveryState.QUEUED, DeliveryState.RETRY_WAIT, DeliveryState.SENDING)
-        ).fetchone()[0]} for partner, (since, error) in paused_partners(conn).items()},
+        "paused": [{"node": node, "partner": partner, "since": since, "error": error,
+                    "deliveries": conn.execute(
+                        "SELECT count(*) FROM deliveries WHERE partner = ? AND state IN (?, ?, ?)",
+                        (partner, DeliveryState.QUEUED, DeliveryState.RETRY_WAIT,
+                         DeliveryState.SENDING)).fetchone()[0]}
+                   for (node, partner), (since, error) in paused_partners(conn).items()],
     }
 
 
-def paused_partners(conn: sqlite3.Connection) -> dict[str, tuple[float, str]]:
-    """The partners paused by a fault on this machine: (since, error) of each, by partner."""
-    return {partner: (since, error) for partner, since, error in conn.execute(
-        "SELECT partner, since, error FROM partner_pauses ORDER BY partner")}
+def paused_partners(conn: sqlite3.Connection) -> dict[tuple[str, str], tuple[float, str]]:
+    """The partners paused by a fault on a node's machine: (since, error) of each pause, by
+    (node, partner)."""
+    return {(node, partner): (since, error) for node, partner, since, error in conn.execute(
+        "SELECT node, partner, since, error FROM partner_pauses ORDER BY node, partner")}
 
 
 def activity(conn: sqlite3.Connection, since: int) -> tuple[int, dict[str, int], int]:

@@ -183,28 +183,33 @@ class Store(Protocol):
         """Journal an event that concerns no message in particular."""
         ...
 
-    async def pause_partner(self, partner: str, error: str) -> float:
-        """Record that a fault on this machine (``error``) paused ``partner``, and journal
-        ``partner.paused``, in one transaction; the time (store time) it is paused since.
+    async def pause_partner(self, node: str, partner: str, error: str) -> float:
+        """Record that a fault on ``node``'s machine (``error``) paused ``partner`` there, and
+        journal ``partner.paused`` (with ``node``), in one transaction; the time (store time)
+        it is paused since.
 
-        A partner already paused stays paused as it was: the time its pause began is
-        returned, nothing is journaled again (several rounds, or nodes, meet one fault).
+        A partner already paused on ``node`` stays paused as it was: the time its pause
+        began is returned, nothing is journaled again (several rounds meet one fault). Its
+        pause on another node is another pause: a fault is one machine's.
         """
         ...
 
-    async def paused_partners(self) -> dict[str, tuple[float, str]]:
-        """The partners paused now, each with (since, error) as :meth:`pause_partner`
-        recorded them: a daemon that starts keeps them paused."""
+    async def paused_partners(self) -> dict[tuple[str, str], tuple[float, str]]:
+        """The pauses now, by (node, partner), each with (since, error) as
+        :meth:`pause_partner` recorded them: a daemon that starts keeps its node's paused."""
         ...
 
-    async def resume_partner(self, partner: str, since: float, error: str) -> int:
-        """End the pause of ``partner`` that began at ``since`` (store time) for ``error``,
-        and journal ``partner.resumed``, in one transaction. The time it lasted no longer
-        counts toward the ``max_age`` of the partner's open deliveries (each first attempt
-        moves later by the part of the pause after it); how many deliveries.
+    async def resume_partner(self, node: str, partner: str, since: float, error: str) -> int:
+        """End the pause of ``partner`` on ``node`` that began at ``since`` (store time) for
+        ``error``, and journal ``partner.resumed`` (with ``node``), in one transaction. The
+        time it lasted no longer counts toward the ``max_age`` of the partner's open
+        deliveries (each first attempt moves later by the part of the pause after it); how
+        many deliveries. They are all the partner's, whichever node claimed them: with
+        several nodes, a pause on one node extends the ``max_age`` of the partner's
+        deliveries by that pause, though the other nodes kept sending to it.
 
-        :raises StoreConflict: ``partner`` is not paused since ``since`` (another writer
-            resumed it first); nothing is changed.
+        :raises StoreConflict: ``partner`` is not paused on ``node`` since ``since``
+            (another writer of that node resumed it first); nothing is changed.
         """
         ...
 

@@ -101,8 +101,9 @@ class StoreReader:
         """Counts per state, overdue receipts per partner, unhandled quarantined input."""
         return _queries.counts(self.conn)
 
-    def paused_partners(self) -> dict[str, tuple[float, str]]:
-        """The partners paused by a fault on this machine: (since, error) of each."""
+    def paused_partners(self) -> dict[tuple[str, str], tuple[float, str]]:
+        """The partners paused by a fault on a node's machine: (since, error) of each pause,
+        by (node, partner)."""
         return _queries.paused_partners(self.conn)
 
     def activity(self, since: int) -> tuple[int, dict[str, int], int]:

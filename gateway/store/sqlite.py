@@ -351,21 +351,21 @@ class SQLiteStore:
         """Journal something that happened to no message in particular (the disk nearly full)."""
         await self._writer.write(lambda c: (None, [journal.Entry(event, detail=detail)]))
 
-    async def pause_partner(self, partner: str, error: str) -> float:
-        """Pause ``partner`` (a fault on this machine), journaled; since when (store time)
-        (:func:`~gateway.store._delivery_ops.pause_partner`)."""
+    async def pause_partner(self, node: str, partner: str, error: str) -> float:
+        """Pause ``partner`` on ``node`` (a fault on its machine), journaled; since when (store
+        time) (:func:`~gateway.store._delivery_ops.pause_partner`)."""
         return await self._writer.write(
-            lambda c: _delivery_ops.pause_partner(c, partner, error, self.now()))
+            lambda c: _delivery_ops.pause_partner(c, node, partner, error, self.now()))
 
-    async def paused_partners(self) -> dict[str, tuple[float, str]]:
-        """The partners paused now: (since, error) of each."""
+    async def paused_partners(self) -> dict[tuple[str, str], tuple[float, str]]:
+        """The partners paused now: (since, error) of each pause, by (node, partner)."""
         return await self._writer.read(_queries.paused_partners)
 
-    async def resume_partner(self, partner: str, since: float, error: str) -> int:
-        """End ``partner``'s pause, journaled; its open deliveries' ``max_age`` no longer
-        counts the pause; how many (:func:`~gateway.store._delivery_ops.resume_partner`)."""
+    async def resume_partner(self, node: str, partner: str, since: float, error: str) -> int:
+        """End ``partner``'s pause on ``node``, journaled; its open deliveries' ``max_age`` no
+        longer counts the pause; how many (:func:`~gateway.store._delivery_ops.resume_partner`)."""
         return await self._writer.write(
-            lambda c: _delivery_ops.resume_partner(c, partner, since, error, self.now()))
+            lambda c: _delivery_ops.resume_partner(c, node, partner, since, error, self.now()))
 
     async def prune(self, before: float, limit: int) -> int:
         """Delete the bodies of up to ``limit`` settled messages unchanged since ``before``

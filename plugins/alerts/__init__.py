@@ -39,9 +39,9 @@ ALERTS = {
                        " to {partner}",
     "receipt.unmatched": "receipt {code} for attempt {ref}, which is none of ours ({reason}):"
                          " {info}",
-    "partner.paused": "partner {partner} paused by a fault on this machine: {error};"
-                      " its deliveries wait without counting attempts",
-    "partner.resumed": "partner {partner} resumed after {paused_for}s",
+    "partner.paused": "partner {partner} paused on node {node} by a fault on its machine:"
+                      " {error}; its deliveries wait without counting attempts",
+    "partner.resumed": "partner {partner} resumed on node {node} after {paused_for}s",
     "intake.paused": "intake paused: the store cannot write ({error}); retrying",
     "intake.resumed": "intake resumed after {paused_for}s",
     "store.space_low": "the database's disk ({folder}) has {free_bytes:,} bytes free, below"
