@@ -801,6 +801,27 @@ def test_status_names_a_paused_partner_and_its_node_until_it_resumes(
     assert [(p["node"], p["partner"]) for p in data["paused"]] == [("vm-1", "gone")]
 
 
+def test_a_pause_no_probe_will_end_is_resumed_by_hand(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A node renamed or retired while paused leaves its pause behind: ``partners resume``
+    ends it, journaled as its probe would have."""
+    config = str(write_initial_config(tmp_path))
+    db = tmp_path / "gateway.db"
+    since = asyncio.run(_pause(db, "old-host", "canton", "disk full"))
+    code, _out, err = cli(capsys, "--config", config, "partners", "resume", "canton",
+                          "--node", "new-host")
+    assert code == 1 and "not paused on node new-host (paused on: old-host)" in err
+    code, out, _ = cli(capsys, "--config", config, "partners", "resume", "canton",
+                       "--node", "old-host")
+    assert code == 0
+    assert out.strip() == (f"partner canton resumed on node old-host: paused since {iso(since)};"
+                           " 0 open deliveries no longer count the pause toward max_age")
+    code, out, _ = cli(capsys, "--config", config, "status", "--json")
+    assert (code, json.loads(out)["paused"]) == (0, [])
+    [(detail,)] = states(db, "SELECT detail FROM journal WHERE event = 'partner.resumed'")
+    assert (json.loads(detail)["node"], json.loads(detail)["partner"]) == ("old-host", "canton")
+
+
 def test_status_without_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = write_initial_config(tmp_path)
     code, _out, err = cli(capsys, "--config", str(config), "status")

@@ -15,6 +15,7 @@ from gateway.cli import (
     _handling,
     _inspect,
     _operate,
+    _partners,
     _persons,
     _retention,
     _rules,
@@ -50,6 +51,7 @@ def build_parser(plugin_commands: Sequence[object] = ()) -> argparse.ArgumentPar
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _operate.add_commands(sub)
     _status.add_commands(sub)
+    _partners.add_commands(sub)
     _retention.add_commands(sub)
     messages = _inspect.add_commands(sub)
     _handling.add_actions(messages)
