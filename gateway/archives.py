@@ -42,12 +42,12 @@ def archive_problems(settings: Any) -> list[tuple[str, str, str]]:
     kept = [("the database", settings.store.path),
             *(("the configuration file", Path(f)) for f in settings.config_files),
             ("the documents folder", settings.documents.dir)]
+    # (archives may share a folder: partners of one sedex client share its receipts)
+    others = [(f"the folder of {'.'.join(k)}", f.path) for k, f in folders if not f.archive]
     problems = []
     for key, folder in folders:
         if not folder.archive:
             continue
-        # (archives may share a folder: partners of one sedex client share its receipts)
-        others = [(f"the folder of {'.'.join(k)}", f.path) for k, f in folders if not f.archive]
         archive = folder.path.resolve()
         held = [(what, path) for what, path in (*kept, *others)
                 if path.resolve() == archive or archive in path.resolve().parents]

@@ -82,4 +82,3 @@ class Retention:
         detail = {"folder": str(self._folder), "free_bytes": free, "threshold_bytes": threshold}
         await self._store.note("store.space_low" if low else "store.space_ok", detail)
         self.low = low  # said once committed: the alerts plugin tells the operator
-

@@ -22,11 +22,11 @@ from gateway.store import (
     Processed,
     SQLiteStore,
     StoreReader,
+    _connection,
     _delivery_ops,
     _intake_ops,
 )
-from gateway.store import sqlite as sqlite_store
-from gateway.store.sqlite import connect
+from gateway.store._connection import connect
 
 FAST = RetryPolicy(max_attempts=3, initial=0.0, maximum=0.0, jitter=0.0)
 
@@ -442,7 +442,7 @@ async def test_a_delivery_another_writer_changed_meanwhile_is_not_overwritten(
 async def test_the_wal_stays_bounded_while_writes_never_pause(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # a commit checkpoints once the WAL holds this many pages; the next starts it over
-    monkeypatch.setattr(sqlite_store, "WAL_CHECKPOINT_PAGES", 64)  # 512 KiB
+    monkeypatch.setattr(_connection, "WAL_CHECKPOINT_PAGES", 64)  # 512 KiB
     store = SQLiteStore(tmp_path / "g.db")
     store.start()
     wal = tmp_path / "g.db-wal"

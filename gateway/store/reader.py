@@ -20,9 +20,9 @@ from gateway.store import (
     _retention_ops,
     journal,
 )
+from gateway.store._connection import connect
 from gateway.store.anchor import Anchor, read_anchor
 from gateway.store.migrate import missing
-from gateway.store.sqlite import connect
 
 
 class StoreReader:
@@ -100,11 +100,6 @@ class StoreReader:
     def counts(self) -> dict[str, Any]:
         """Counts per state, overdue receipts per partner, unhandled quarantined input."""
         return _queries.counts(self.conn)
-
-    def paused_partners(self) -> dict[tuple[str, str], tuple[float, str]]:
-        """The partners paused by a fault on a node's machine: (since, error) of each pause,
-        by (node, partner)."""
-        return _queries.paused_partners(self.conn)
 
     def activity(self, since: int) -> tuple[int, dict[str, int], int]:
         """The journal's head, events after ``since`` by kind, deliveries not yet final."""

@@ -33,6 +33,7 @@ from gateway.store import (
     _retention_ops,
     journal,
 )
+from gateway.store._connection import connect, release_free_pages, tune_writer
 from gateway.store._intake_batch import IntakeBatcher
 from gateway.store._writer import CommitListener, GroupCommitWriter, unavailable
 from gateway.store.anchor import Anchor, anchor_path, read_anchor, write_anchor
@@ -42,30 +43,6 @@ from gateway.store.records import Claim, Outcome, Pending, Processed
 from gateway.store.states import MessageState
 
 log = logging.getLogger(__name__)
-
-
-def connect(path: Path, *, busy_timeout: float = 30.0, readonly: bool = False,
-            create: bool = True) -> sqlite3.Connection:
-    """Open ``path`` in WAL mode with full durability on commit (``create``: make it if missing)."""
-    if readonly or not create:
-        mode = "ro" if readonly else "rw"
-        conn = sqlite3.connect(f"file:{path}?mode={mode}", uri=True, timeout=busy_timeout,
-                               isolation_level=None, check_same_thread=False)
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None,
-                               check_same_thread=False)
-        # 8 KiB pages (a new database only): a message's row (input and eCH-0223 text,
-        # about 7 KiB) is one page, not a page and an overflow page, so a commit writes
-        # the same bytes in about half as many WAL frames (one pwrite each)
-        conn.execute("PRAGMA page_size=8192")
-        # pages freed by retention go back to the file system bit by bit (checkpoint())
-        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
-        conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.row_factory = sqlite3.Row
-    return conn
 
 
 class SQLiteStore:
@@ -117,12 +94,7 @@ class SQLiteStore:
             raise
         st = os.stat(self.path)
         self._file = (st.st_dev, st.st_ino)
-        conn.row_factory = None
-        conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
-        # each operation runs under a savepoint, whose undo copies go to a temporary
-        # file unless kept in memory (they are never needed after a crash: WAL is)
-        conn.execute("PRAGMA temp_store=MEMORY")
-        conn.execute("PRAGMA cache_size=-16384")
+        tune_writer(conn)
         return conn
 
     def _same_file(self) -> bool:
@@ -173,10 +145,10 @@ class SQLiteStore:
         """Copy the WAL into the database file (blocking: run it in a thread).
 
         Under load the writer checkpoints itself, after the commit that takes the
-        WAL past :data:`WAL_CHECKPOINT_PAGES`; the daemon calls this every few
+        WAL past :data:`~gateway.store._connection.WAL_CHECKPOINT_PAGES`; the daemon calls this every few
         seconds, for the rest. Pages retention freed are given back to the file
         system first, a few MiB at a time, so the file shrinks
-        (:func:`_release_free_pages`).
+        (:func:`~gateway.store._connection.release_free_pages`).
 
         Nothing is done unless the file at ``path`` is the database opened: a
         checkpoint into a database put in its place (a restored backup) would
@@ -189,7 +161,7 @@ class SQLiteStore:
         conn = connect(self.path, busy_timeout=self._busy_timeout, create=False)
         try:
             if self._same_file():  # (still: the file opened is ours)
-                _release_free_pages(conn)
+                release_free_pages(conn)
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error as exc:
             raise unavailable(exc) from exc
@@ -377,29 +349,6 @@ class SQLiteStore:
         """Replace a dead delivery by a fresh one; return its id."""
         return await self._writer.write(
             lambda c: _delivery_ops.replay_delivery(c, delivery, self.now()))
-
-
-#: WAL pages after which a commit checkpoints, in the commit thread (8 KiB each). The
-#: writer checkpoints itself, between its commits, so that the checkpoint reaches the
-#: WAL's end and the next commit starts the WAL over: a checkpoint beside a writer that
-#: never pauses never catches up, and the WAL grew by every byte written (half a GB per
-#: 20,000 inputs), each write extending the file (new blocks, zeroed, then copied).
-WAL_CHECKPOINT_PAGES = 4096
-
-#: Free pages given back to the file system per checkpoint (8 KiB each): a few MiB at a
-#: time, so that the writer waits briefly for the lock this takes.
-RELEASE_PAGES = 512
-
-
-def _release_free_pages(conn: sqlite3.Connection) -> None:
-    """Give up to :data:`RELEASE_PAGES` free pages back to the file system (databases made
-    with ``auto_vacuum=INCREMENTAL``; older ones shrink only by a ``VACUUM``: README,
-    "Retention and disk space")."""
-    if conn.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
-        return
-    if conn.execute("PRAGMA freelist_count").fetchone()[0]:
-        # (a script: execute() would step it once, which frees one page)
-        conn.executescript(f"PRAGMA incremental_vacuum({RELEASE_PAGES});")
 
 
 _REMEDY = ("Restore the database (or remove the anchor file to start with this database"
