@@ -1,10 +1,11 @@
 """What the worker stages cost per eCH-0020 input, in one process: CPU µs, or instructions.
 
 The stages the worker processes run for each input of ``throughput.py
---ech0020``, without the daemon around them: normalise, the normalised
-batch pickled to the event loop and back with its persons' stored states
-(as the pipeline hands it to the worker that finishes it), finish (complete,
-rules, convert, validate, person merges), the results pickled back. The
+--ech0020``, without the daemon around them: normalise, the steps pickled to
+the event loop, the batch's message ids with its persons' stored states
+pickled back to the worker that normalised it and keeps its inputs (as the
+pipeline hands them over), finish (complete, rules, convert, validate, person
+merges), the results pickled back. The
 persons are those of the base deliveries, as enrichment would find them.
 
 CPU time on a shared machine swings by half from run to run; ``--instructions``
@@ -75,13 +76,14 @@ def one_run(events: Sequence[bytes], known: dict[str, StoredPerson]) -> dict[str
     lap("normalise")
     steps = pickle.loads(pickle.dumps(steps))
     lap("to the event loop")
-    todo = [(mid, raw, step) for (mid, raw), step in zip(batch, steps, strict=True)
+    todo = [(mid, step) for (mid, _raw), step in zip(batch, steps, strict=True)
             if isinstance(step, Normalised)]
-    found = {key: StoredPerson(stored.pid, stored.text) for _mid, _raw, n in todo
+    found = {key: StoredPerson(stored.pid, stored.text) for _mid, n in todo
              for key in n.subject if (stored := known.get(key)) is not None}
-    todo, found = pickle.loads(pickle.dumps((todo, found)))
+    mids, found = pickle.loads(pickle.dumps(([mid for mid, _n in todo], found)))
     lap("to the finishing worker")
-    results = processor.finish_work(todo, found)
+    results = processor.finish_kept(mids, found)
+    assert results is not None, "the worker holds the batch it normalised"
     lap("finish")
     pickle.loads(pickle.dumps(results))
     lap("results back")

@@ -174,7 +174,9 @@ class Normalised(Travels):
 class Draft(Protocol):
     """A message a normaliser finishes once the person's last known state is at hand.
 
-    It travels between processes: a module-level class whose state pickles.
+    It may cross processes: a module-level class whose state pickles. The core
+    keeps it in the worker process that made it where it can (another worker
+    normalises the input again).
     """
 
     def complete(self, person: PersonState | None) -> Normalised:

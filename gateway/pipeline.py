@@ -34,7 +34,7 @@ from gateway.contracts import Normalised, RawInput
 from gateway.enrich import Recording, enrich
 from gateway.inbound import WayBack
 from gateway.intake_pause import IntakePause
-from gateway.person_state import PersonChange
+from gateway.person_state import PersonChange, StoredPerson
 from gateway.processor import Processor, Step
 from gateway.store import MessageState, Processed, Store
 from gateway.workers import WorkerPool
@@ -288,16 +288,37 @@ class Pipeline:
         if todo:
             found = await enrich(self._store, self._pm, self.processor.settings,
                                  [n for _mid, _raw, n in todo], recording)
-            # in the worker that normalised the batch, waiting for it if the batch has
-            # drafts: it still holds them parsed (elsewhere they are read again)
-            _, finished = await self._in_workers(
-                self.processor.finish_batch, processor.finish_work, _finish_crashed,
-                todo, found.known, worker=worker,
-                insist=any(n.draft is not None for _mid, _raw, n in todo))
+            finished = await self._finish(todo, found.known, worker)
             for result, (mid, _raw, n) in zip(finished, todo, strict=True):
                 result.persons = found.looked_up_for(n.subject) + tuple(result.persons)
                 outcome[mid] = result
         return [outcome[mid] for mid, _raw in batch]
+
+    async def _finish(self, todo: list[tuple[int, RawInput, Normalised]],
+                      known: dict[str, StoredPerson], worker: int | None) -> list[Processed]:
+        """Stage three of ``todo``, normalised by ``worker``, given the persons ``known``.
+
+        In that worker if it is free, or, if the batch has drafts, when it is:
+        it still holds the inputs and their steps (the drafts parsed), so they are
+        named by id only (:func:`~gateway.processor.finish_kept`); elsewhere, or
+        where it no longer holds them, they are sent (and the drafts read again).
+        """
+        insist = any(n.draft is not None for _mid, _raw, n in todo)
+        if worker is not None and (insist or self.pool.is_free(worker)):
+            try:
+                _, finished = await self.pool.run_where(
+                    processor.finish_kept, [mid for mid, _raw, _n in todo], known,
+                    worker=worker, insist=insist)
+            except BrokenProcessPool:
+                log.error("processing this batch again one input at a time")
+                return await self._one_at_a_time(processor.finish_work, _finish_crashed,
+                                                 todo, known)
+            if finished is not None:
+                return finished
+        _, finished = await self._in_workers(
+            self.processor.finish_batch, processor.finish_work, _finish_crashed, todo, known,
+            worker=worker, insist=insist)
+        return finished
 
     async def _record(self, results: list[Processed]) -> list[Processed]:
         """Record ``results`` in one transaction (waiting while the disk is full); them."""
@@ -337,13 +358,19 @@ class Pipeline:
             return await self.pool.run_where(there, items, *args, worker=worker, insist=insist)
         except BrokenProcessPool:
             log.error("processing this batch again one input at a time")
+        return None, await self._one_at_a_time(there, crashed, items, *args)
+
+    async def _one_at_a_time(self, there: Callable[..., list[R]], crashed: Callable[[T], R],
+                             items: list[T], *args: Any) -> list[R]:
+        """``there([item], *args)`` in a worker for each item; ``crashed(item)`` for one that
+        kills its worker."""
         results: list[R] = []
         for item in items:
             try:
                 results.extend(await self.pool.run(there, [item], *args))
             except BrokenProcessPool:
                 results.append(crashed(item))
-        return None, results
+        return results
 
 
 _CRASHED = "processing this input crashed the worker process"

@@ -340,43 +340,83 @@ def init_worker(settings: Any) -> None:
     settle_gc()
 
 
-#: Batches whose drafts a worker keeps for their finish (normalised ahead: two at a time).
+#: Batches whose inputs a worker keeps for their finish (normalised ahead: two at a time).
 KEPT_BATCHES = 4
-#: The drafts this worker made, by message id, until their batch is finished here.
-_drafts: dict[int, Draft] = {}
-#: The message ids of the batches whose drafts are kept, oldest first.
+#: The inputs this worker normalised, by message id, with their steps as made (drafts
+#: parsed), until their batch is finished here.
+_inputs: dict[int, tuple[RawInput, Normalised]] = {}
+#: The message ids of the batches whose inputs are kept, oldest first.
 _kept: deque[list[int]] = deque()
 
 
-def normalise_work(batch: Sequence[tuple[int, RawInput]]) -> list[Step]:
-    """Stage one in a worker process; the drafts stay here too, as made (parsed).
+class _KeptDraft:
+    """What crosses to the core in place of a draft that the worker which made it keeps
+    (:data:`KEPT`): the core needs to know only that the message has one."""
 
-    A draft pickles as its input's bytes and is read again where it is
-    completed; the pipeline finishes a batch in the worker that normalised
-    it, which takes the draft kept here instead. A batch never finished here
-    (its worker was busy, or a replay) is forgotten after :data:`KEPT_BATCHES`.
+    __slots__ = ()
+
+    def complete(self, person: PersonState | None) -> Normalised:
+        """Never called: :func:`finish_work` puts the draft itself back first."""
+        raise InputRejected("the draft of this input stayed in another worker process")
+
+    def __reduce__(self) -> str:
+        return "KEPT"  # pickles as a reference to this module's one instance
+
+
+#: Stands in for a draft its worker keeps, wherever the message goes from there.
+KEPT: Draft = _KeptDraft()
+
+
+def normalise_work(batch: Sequence[tuple[int, RawInput]]) -> list[Step]:
+    """Stage one in a worker process; the inputs and their steps stay here too, as made.
+
+    The steps go to the core with :data:`KEPT` in place of their drafts. The
+    pipeline finishes a batch in the worker that normalised it, naming its
+    inputs by id (:func:`finish_kept`); a batch not finished here (its worker
+    was busy, or a replay) is forgotten after :data:`KEPT_BATCHES` others.
     """
     assert _worker is not None, "init_worker was not called"
     steps = _worker.normalise_batch(batch)
-    drafts = {mid: step.draft for (mid, _raw), step in zip(batch, steps, strict=True)
-              if isinstance(step, Normalised) and step.draft is not None}
-    _drafts.update(drafts)
-    _kept.append(list(drafts))
+    kept = {mid: (raw, step) for (mid, raw), step in zip(batch, steps, strict=True)
+            if isinstance(step, Normalised)}
+    _inputs.update(kept)
+    _kept.append(list(kept))
     while len(_kept) > KEPT_BATCHES:
         for mid in _kept.popleft():
-            _drafts.pop(mid, None)
-    return steps
+            _inputs.pop(mid, None)
+    return [s.replaced(draft=KEPT) if isinstance(s, Normalised) and s.draft is not None else s
+            for s in steps]
+
+
+def finish_kept(mids: Sequence[int], known: Mapping[str, StoredPerson]) -> list[Processed] | None:
+    """Stage three in a worker process for inputs :func:`normalise_work` kept here, by id;
+    ``None`` when it does not hold them all (another worker's batch, or this worker was
+    restarted or has forgotten it): then :func:`finish_work` takes them with the inputs."""
+    assert _worker is not None, "init_worker was not called"
+    if not all(mid in _inputs for mid in mids):
+        return None
+    return _worker.finish_batch([(mid, *_inputs.pop(mid)) for mid in mids], known)
 
 
 def finish_work(items: Sequence[tuple[int, RawInput, Normalised]],
                 known: Mapping[str, StoredPerson]) -> list[Processed]:
-    """Stage three in a worker process, with the drafts :func:`normalise_work` kept here."""
-    assert _worker is not None, "init_worker was not called"
-    return _worker.finish_batch([(mid, raw, _with_kept_draft(mid, n)) for mid, raw, n in items],
-                                known)
+    """Stage three in a worker process, with the inputs and their steps.
+
+    A :data:`KEPT` draft is the one kept here if it still is, else the raw
+    input is normalised again (its outcome stands if that no longer gives a
+    message).
+    """
+    worker = _worker
+    assert worker is not None, "init_worker was not called"
+    steps = [(mid, raw, _with_draft(worker, mid, raw, n)) for mid, raw, n in items]
+    done = iter(worker.finish_batch([(mid, raw, s) for mid, raw, s in steps
+                                      if isinstance(s, Normalised)], known))
+    return [next(done) if isinstance(s, Normalised) else s for _mid, _raw, s in steps]
 
 
-def _with_kept_draft(mid: int, n: Normalised) -> Normalised:
-    kept = _drafts.pop(mid, None)
-    return n if kept is None or n.draft is None else n.replaced(draft=kept)
-
+def _with_draft(worker: Processor, mid: int, raw: RawInput, n: Normalised) -> Step:
+    """``n`` with its draft in place of :data:`KEPT`: kept here, or made again from ``raw``."""
+    kept = _inputs.pop(mid, None)
+    if n.draft is not KEPT:
+        return n
+    return kept[1] if kept is not None else worker.normalise(mid, raw)

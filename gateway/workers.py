@@ -86,6 +86,10 @@ class WorkerPool:
             raise ValueError("a pool without workers has none to pick")
         return min(range(self.size), key=lambda w: (self._busy[w], w == avoid))
 
+    def is_free(self, worker: int) -> bool:
+        """Whether ``worker`` would take work given it now."""
+        return not self._busy[worker]
+
     async def run(self, fn: Callable[..., T], *args: Any, worker: int | None = None,
                   insist: bool = False) -> T:
         """``fn(*args)`` in a worker process (in a thread when there are none).

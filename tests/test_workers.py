@@ -20,7 +20,7 @@ from gateway.config import load_settings, write_initial_config
 from gateway.contracts import Normalised, RawInput
 from gateway.daemon import build_pipeline, worker_pool
 from gateway.errors import WorkerLost
-from gateway.person_state import StoredPerson
+from gateway.person_state import PersonChange, StoredPerson
 from gateway.plugins import get_plugin_manager
 from gateway.store import MessageState, Processed, SQLiteStore
 from gateway.workers import WorkerPool
@@ -243,35 +243,116 @@ async def test_work_whose_caller_gave_up_waiting_is_not_run() -> None:
         pool.close()
 
 
-def test_a_batch_finished_where_it_was_normalised_uses_the_drafts_read_there(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The draft comes back from the core as the delivery's bytes; the worker that normalised
-    the batch completes the draft it kept instead (here: the bytes that came back are broken,
-    so reading them again would quarantine the message). After ``KEPT_BATCHES`` other
-    batches it is forgotten, and the bytes are read again."""
+@pytest.fixture
+def in_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process as a fresh worker process (nothing kept yet)."""
     monkeypatch.setattr("gateway.workers.settle_gc", lambda: None)  # not in the test process
     monkeypatch.setattr(processor, "_worker", None)
-    monkeypatch.setattr(processor, "_drafts", {})
+    monkeypatch.setattr(processor, "_inputs", {})
     monkeypatch.setattr(processor, "_kept", deque())
     processor.init_worker(load_settings(write_initial_config(tmp_path)))
-    data = (ECH0020 / "changeResidencePermit-prolongationB.xml").read_bytes()  # needs no state
-    raw = RawInput("registry", "permit.xml", data)
 
-    def finish_travelled(mid: int) -> Processed:
-        [step] = pickle.loads(pickle.dumps(processor.normalise_work([(mid, raw)])))
-        assert isinstance(step, Normalised) and step.draft is not None
-        step.draft.source = data[:200]  # type: ignore[attr-defined]
-        for other in range(processor.KEPT_BATCHES if mid == 2 else 0):
-            processor.normalise_work([(100 + other, raw)])
-        [done] = processor.finish_work([(mid, raw, step)], {})
-        return done
 
-    kept = finish_travelled(1)
-    assert kept.state is not MessageState.QUARANTINED
-    assert kept.normalised is not None and b"personEventMessage" in kept.normalised.xml
-    forgotten = finish_travelled(2)
-    assert forgotten.state is MessageState.QUARANTINED
-    assert "malformed XML" in (forgotten.reason or "")
+def _ech0020_batch() -> list[tuple[int, RawInput]]:
+    """A move (completed from the base delivery's state), a change of permit (needs no
+    state) and an eCH-0223 message (no draft)."""
+    return [(1, RawInput("registry", "move.xml", (ECH0020 / "move.xml").read_bytes())),
+            (2, RawInput("registry", "permit.xml",
+                         (ECH0020 / "changeResidencePermit-prolongationB.xml").read_bytes())),
+            (3, RawInput("registry", "m.xml", message("kept-1")))]
+
+
+def _base_states() -> dict[str, StoredPerson]:
+    """The persons of ``baseDelivery.xml`` as enrichment finds them, by key."""
+    raw = RawInput("registry", "base.xml", (ECH0020 / "baseDelivery.xml").read_bytes())
+    [step] = processor.normalise_work([(0, raw)])
+    assert isinstance(step, Normalised)
+    known: dict[str, StoredPerson] = {}
+    for person in step.persons:
+        known.update(dict.fromkeys(person.keys(), StoredPerson(0, person.model_dump_json())))
+    return known
+
+
+def _outcomes(results: Sequence[Processed]) -> list[tuple[object, ...]]:
+    return [(p.state, p.reason, p.normalised.xml if p.normalised else None, p.routes,
+             p.decision, [c.merged if isinstance(c, PersonChange) else c for c in p.persons])
+            for p in results]
+
+
+@pytest.mark.parametrize("lost", ["finished elsewhere", "forgotten", "restarted"])
+def test_a_batch_its_worker_no_longer_holds_is_finished_with_its_inputs_alike(
+        in_worker: None, lost: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The steps cross without their drafts; the worker that normalised the batch finishes
+    it by id. A worker that does not hold it (another one, or this one after
+    ``KEPT_BATCHES`` other batches, or restarted) says so, and finishes it from the inputs,
+    normalising the drafts again: the outcome is the same."""
+    known, batch = _base_states(), _ech0020_batch()
+    mids = [mid for mid, _raw in batch]
+    steps = pickle.loads(pickle.dumps(processor.normalise_work(batch)))
+    assert [s.draft is processor.KEPT for s in steps] == [True, True, False]
+    for (_mid, raw), step in zip(batch, steps, strict=True):
+        assert raw.data not in pickle.dumps(step)  # neither the draft nor the XML travel
+    if lost == "finished elsewhere":
+        assert processor.finish_kept([9], known) is None  # (a batch it never normalised)
+        monkeypatch.setattr(processor, "_inputs", {})
+    elif lost == "forgotten":
+        for other in range(processor.KEPT_BATCHES):
+            processor.normalise_work([(100 + other, batch[0][1])])
+    else:
+        monkeypatch.setattr(processor, "_inputs", {})
+        monkeypatch.setattr(processor, "_kept", deque())
+    assert processor.finish_kept(mids, known) is None
+    elsewhere = processor.finish_work(
+        [(mid, raw, step) for (mid, raw), step in zip(batch, steps, strict=True)], known)
+    processor.normalise_work(batch)
+    kept = processor.finish_kept(mids, known)
+    assert kept is not None
+    assert _outcomes(elsewhere) == _outcomes(kept)
+    assert [p.state for p in kept] == [MessageState.ROUTED] * 3
+    assert all(p.normalised and b"personEventMessage" in p.normalised.xml for p in kept[:2])
+    assert processor.finish_kept(mids, known) is None  # finished: no longer held
+
+
+async def test_a_worker_restarted_between_the_stages_finishes_the_batch_alike(
+        tmp_path: Path) -> None:
+    """The worker that normalised a batch dies before finishing it: a new one finishes
+    it from the inputs, with the outcome the batch has where nothing died."""
+
+    async def run(folder: Path, kill: bool) -> list[tuple[object, ...]]:
+        settings = load_settings(write_initial_config(folder))
+        store = SQLiteStore(folder / "gateway.db", group_commit_delay=0.001)
+        store.start()
+        pool = WorkerPool(1, processor.init_worker, (settings,))
+        pipeline = build_pipeline(settings, get_plugin_manager(), store,
+                                  make_validator(schema_set(settings)), lambda: None, pool)
+        try:
+            base = RawInput("registry", "base.xml", (ECH0020 / "baseDelivery.xml").read_bytes())
+            [mid] = await store.add_raw([base])
+            await pipeline.process([(mid[0], base)])
+            raws = [raw for _mid, raw in _ech0020_batch()]
+            batch = [(mid, raw) for (mid, _new), raw in
+                     zip(await store.add_raw(raws), raws, strict=True)]
+            normalised = await pool.run_where(processor.normalise_work, batch)
+            if kill:
+                [pid] = pool.pids
+                os.kill(pid, signal.SIGKILL)
+                await until(lambda: not _alive(pid), timeout=10)
+            return _outcomes(await pipeline.process(batch, normalised))
+        finally:
+            pipeline.close()
+            store.close()
+
+    alike = await run(tmp_path / "alive", kill=False)
+    assert [state for state, *_rest in alike] == [MessageState.ROUTED] * 3
+    assert await run(tmp_path / "killed", kill=True) == alike
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
 
 def _init_with_a_poison(settings: object) -> None:

@@ -25,11 +25,11 @@ _XSD_NAMES = {"name_data": "nameData", "birth_data": "birthData", "nationality_d
 class EventDraft:
     """An eCH-0020 event on its way to an eCH-0223 ``personEventMessage``.
 
-    Normalising reads the delivery's header and the event's data. The draft
-    pickles as the delivery's bytes: a draft crosses processes twice (to the
-    core, and back to a worker), and pickling the read models cost more than
-    reading them again. The core completes a batch's drafts in the worker that
-    normalised it, which keeps them as read; elsewhere the bytes are read again.
+    Normalising reads the delivery's header and the event's data. The core
+    keeps a draft in the worker process that made it and completes it there;
+    a worker that does not hold it normalises the delivery again. Where a
+    draft does cross processes it pickles as the delivery's bytes: pickling
+    the read models costs more than reading them again.
 
     :param source: the eCH-0020 delivery, as received.
     :param person_event: the eCH-0223 personEvent, ``PERMIT_CASE`` (decided from the
