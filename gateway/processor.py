@@ -112,11 +112,15 @@ class Processor:
             result.persons = tuple(remember(states, u) if isinstance(u, PersonState) else u
                                    for u in result.persons)
             results.append(result)
+        shared: dict[Any, Any] = {}  # equal decisions and routes as one object: pickled once
         for p in results:
             if p.normalised is not None:
                 xml = b"" if p.raw_is_canonical else p.normalised.xml
                 p.normalised = p.normalised.replaced(tree=None, xml=xml, draft=None,
                                                    persons=())
+            if p.decision is not None:
+                p.decision = _shared(shared, p.decision)
+            p.routes = [_shared(shared, r) for r in p.routes]
         return results
 
     def finish(self, mid: int, raw: RawInput, n: Normalised,
@@ -265,6 +269,14 @@ def _light(step: Step, raw: RawInput) -> Step:
     if isinstance(step, Normalised):
         return step.replaced(tree=None, xml=b"" if step.xml == raw.data else step.xml)
     return step
+
+
+def _shared(pool: dict[Any, Any], record: S) -> S:
+    """The record equal to ``record`` in ``pool`` (adding it); ``record`` if it is not hashable."""
+    try:
+        return pool.setdefault(record, record)
+    except TypeError:  # a plugin's decision with a list in it
+        return record
 
 
 def state_of(states: Mapping[str, S], keys: Sequence[str]) -> S | None:

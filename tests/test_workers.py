@@ -17,7 +17,7 @@ import pytest
 from gateway import processor
 from gateway.assembly import make_validator, schema_set
 from gateway.config import load_settings, write_initial_config
-from gateway.contracts import Normalised, RawInput
+from gateway.contracts import Decision, Normalised, RawInput
 from gateway.daemon import build_pipeline, worker_pool
 from gateway.errors import WorkerLost
 from gateway.person_state import PersonChange, StoredPerson
@@ -311,6 +311,20 @@ def test_a_batch_its_worker_no_longer_holds_is_finished_with_its_inputs_alike(
     assert [p.state for p in kept] == [MessageState.ROUTED] * 3
     assert all(p.normalised and b"personEventMessage" in p.normalised.xml for p in kept[:2])
     assert processor.finish_kept(mids, known) is None  # finished: no longer held
+
+
+def test_a_batch_s_equal_decisions_cross_as_one(in_worker: None) -> None:
+    """Inputs the same rule decides the same way come back with one decision and one route
+    between them (pickled once); a plugin's decision that cannot be hashed stays as it is."""
+    known, batch = _base_states(), _ech0020_batch()[:2]
+    processor.normalise_work(batch)
+    results = pickle.loads(pickle.dumps(processor.finish_kept([1, 2], known)))
+    assert [p.state for p in results] == [MessageState.ROUTED] * 2
+    first, second = results
+    assert first.decision is not None and first.decision is second.decision
+    assert first.routes == second.routes and first.routes[0] is second.routes[0]
+    plugins = Decision("vendor", "why", ["canton"])  # type: ignore[arg-type]
+    assert processor._shared({}, plugins) is plugins
 
 
 async def test_a_worker_restarted_between_the_stages_finishes_the_batch_alike(
