@@ -149,6 +149,8 @@ class Normalised(Travels):
         a later stage in another process need not parse it again.
     :param named_files: set by the core, not by normalisers, where ``xml`` was parsed
         first: the files its documents name (``None``: not read yet).
+    :param sender_id: the header ``senderId``: a messageId is unique only with it
+        (``None``: not known; such messages share one namespace of messageIds).
     """
 
     kind: str
@@ -169,6 +171,7 @@ class Normalised(Travels):
     rejected_parts: tuple[tuple[RawInput, str], ...] = ()
     problems: tuple[str, ...] | None = None
     named_files: tuple[NamedFile, ...] | None = None
+    sender_id: str | None = None
 
 
 class Draft(Protocol):

@@ -203,7 +203,8 @@ def normalise(raw: RawInput) -> Normalised:
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, binascii.Error) as exc:
         raise InputRejected(f"malformed manual send request: {type(exc).__name__}: {exc}") from exc
     return Normalised(kind="personEventMessage", message_id=header.message_id, xml=b"", tree=None,
-                      subject=draft.person, draft=draft, facts={"format": "manual"})
+                      subject=draft.person, draft=draft, facts={"format": "manual"},
+                      sender_id=header.sender_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +239,7 @@ class ManualDraft:
             kind="personEventMessage", message_id=self.header.message_id, xml=xml,
             tree=etree.fromstring(xml).getroottree(), attachments=tuple(a for a, _m in self.files),
             subject=tuple(person.keys()), facts={"format": "manual", "person_event": self.event},
-            warnings=tuple(warnings))
+            warnings=tuple(warnings), sender_id=self.header.sender_id)
 
 
 def _masked(key: str) -> str:

@@ -198,7 +198,8 @@ class Processor:
         if n.draft is not None:
             done = n.draft.complete(before)
             n = done.replaced(subject=done.subject or n.subject, draft=None,
-                                    facts={**n.facts, **done.facts})
+                              facts={**n.facts, **done.facts},
+                              sender_id=done.sender_id or n.sender_id)
         if n.tree is None and not n.xml and n.not_relevant is None and not n.parts:
             n = n.replaced(xml=raw.data)
         return n

@@ -310,6 +310,7 @@ def test_ids_are_new_unique_and_the_same_for_a_resent_delivery(in_order: dict[st
         sender = source.findtext(".//{http://www.ech.ch/xmlns/eCH-0058/5}senderId")
         assert in_order[name].message_id == str(uuid.uuid5(ID_NAMESPACE, f"{sender} {source_id}"))
         assert in_order[name].message_id != source_id
+        assert in_order[name].sender_id == sender  # the messageId is unique with it
         first, second = process(name, seeded()), process(name, seeded())
         assert first.message_id == second.message_id and first.xml == second.xml
         header = _root(first).find(f"{E223}header")

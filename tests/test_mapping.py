@@ -131,6 +131,7 @@ def test_message_ids_are_the_same_however_often_a_file_is_mapped() -> None:
     other = [m.message_id for m in rows(split(data + b"\r\n"))]
     assert first == again
     assert len(set(first)) == 7 and not set(first) & set(other)
+    assert {m.sender_id for m in rows(split(data))} == {"T1-230-1"}  # [header] sender_id
 
 
 def test_json_paths_reach_nested_fields_and_list_items() -> None:

@@ -136,7 +136,7 @@ def normalise(root: Element, source: bytes) -> Normalised:
     if event == "baseDelivery":
         return _base_delivery(event_el, as_of)
     if event in NO_COUNTERPART:
-        return _not_relevant(event, event_el, header.message_id, as_of)
+        return _not_relevant(event, event_el, header.message_id, header.sender_id, as_of)
     if event not in COUNTERPART:
         raise InputRejected(f"unknown event element {event} (not an eCH-0020 v3 event)", where(event_el))
     ev = read_event(event_el)
@@ -146,7 +146,7 @@ def normalise(root: Element, source: bytes) -> Normalised:
     draft = EventDraft(source, COUNTERPART[event], subject, facts, header=header, event=ev)
     return Normalised(kind="personEventMessage", message_id=header.message_id, xml=b"", tree=None,
                       reference_message_id=header.reference_message_id, action=header.action,
-                      subject=subject, draft=draft, facts=facts)
+                      subject=subject, draft=draft, facts=facts, sender_id=header.sender_id)
 
 
 def _base_delivery(el: Element, as_of: date) -> Normalised:
@@ -163,13 +163,14 @@ def _base_delivery(el: Element, as_of: date) -> Normalised:
                       persons=tuple(persons), facts={"format": FORMAT, "source_event": "baseDelivery"})
 
 
-def _not_relevant(event: str, el: Element, message_id: str, as_of: date) -> Normalised:
+def _not_relevant(event: str, el: Element, message_id: str, sender_id: str,
+                  as_of: date) -> Normalised:
     ev: EventData | None = read_event(el) if single_person(event) else None
     subject = tuple(person_keys(ev.identification)) if ev is not None else ()
     persons: tuple[PersonState, ...] = ()
     if ev is not None and (ev.parts or event == "changeSex"):
         persons = (_state.stated(ev, as_of),)
     return Normalised(kind="personEventMessage", message_id=message_id, xml=b"", tree=None,
-                      subject=subject, persons=persons,
+                      subject=subject, persons=persons, sender_id=sender_id,
                       facts={"format": FORMAT, "source_event": event},
                       not_relevant=f"eCH-0020 event {event} has no eCH-0223 counterpart")

@@ -97,7 +97,8 @@ class EventDraft:
         return Normalised(
             kind="personEventMessage", message_id=header.message_id, xml=xml, tree=tree,
             reference_message_id=header.reference_message_id, action=header.action,
-            subject=self.subject, persons=(state,), facts=facts, warnings=tuple(warnings))
+            subject=self.subject, persons=(state,), facts=facts, warnings=tuple(warnings),
+            sender_id=header.sender_id)
 
 
 def _corrected_permit(ev: EventData) -> str:

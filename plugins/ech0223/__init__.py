@@ -45,6 +45,7 @@ _HEADER = f"{{{NS}}}header"
 _MESSAGE_ID = f"{{{NS_HEADER}}}messageId"
 _REFERENCE_ID = f"{{{NS_HEADER}}}referenceMessageId"
 _ACTION = f"{{{NS_HEADER}}}action"
+_SENDER_ID = f"{{{NS_HEADER}}}senderId"
 #: The header's business references, as facts (only those present): a case's keys.
 _CASE_FACTS = (("business_process_id", f"{_E39}businessProcessId"),
                ("our_business_reference_id", f"{_E39}ourBusinessReferenceId"),
@@ -97,6 +98,7 @@ def gateway_normalise(raw: RawInput, context: NormaliseContext) -> Normalised | 
         persons=persons,
         facts={"format": FORMAT, **_case_facts(header)},
         warnings=warnings,
+        sender_id=_text(header, _SENDER_ID),
     )
 
 

@@ -171,6 +171,7 @@ def row_message(part: tuple[Record, Origin], spec: MappingSpec,
         action=message.header.action, subject=tuple(person_keys(content.person_identification)),
         persons=(person,),
         facts=row_facts(spec, content.person_event, record.row),
+        sender_id=message.header.sender_id,
     )
 
 
