@@ -137,7 +137,8 @@ class WayBack:
         inbound = Inbound(partner, reference_message_id=header.reference_message_id,
                           business_process_id=header.business_process_id,
                           our_reference=header.your_business_reference_id,
-                          their_reference=header.our_business_reference_id)
+                          their_reference=header.our_business_reference_id,
+                          recipients=tuple(header.recipient_id))
         light = dataclasses.replace(n, tree=None, xml=b"" if xml == raw.data else xml)
         base: dict[str, Any] = {"normalised": light, "raw_is_canonical": xml == raw.data}
         if not registries(self.settings):
@@ -159,7 +160,8 @@ class WayBack:
                              inbound=dataclasses.replace(inbound, candidates=candidates),
                              detail={"partner": partner, **noticed}, **base)
         person = match.candidates[0]
-        registry, why = await self._registry_for(partner, header.reference_message_id, person)
+        registry, why = await self._registry_for(partner, header.reference_message_id,
+                                                 {header.sender_id, *header.recipient_id}, person)
         if registry is None:
             return Processed(mid, MessageState.NEEDS_REVIEW, why,
                              inbound=dataclasses.replace(inbound, candidates=candidates),
@@ -236,14 +238,18 @@ class WayBack:
         return list(unique.values())
 
     # -- which registry -----------------------------------------------------------------
-    async def _registry_for(self, partner: str, reference: str | None,
+    async def _registry_for(self, partner: str, reference: str | None, senders: set[str],
                             person: PersonState) -> tuple[str | None, str]:
-        """The registry for this message and why; ``None`` with the reason when there is none."""
+        """The registry for this message and why; ``None`` with the reason when there is none.
+
+        :param senders: the message's ``senderId`` and ``recipientId``s: which of several
+            messages with the messageId it answers (:meth:`Store.original_source`).
+        """
         names = registries(self.settings)
         if len(names) == 1:
             return names[0], f"the registry {names[0]}"
         if reference:
-            source = await self._store.original_source(partner, reference)
+            source = await self._store.original_source(partner, reference, senders)
             if source in names:
                 return source, f"the registry {source}, which sent the message it answers"
         place = person.municipality.municipality_id if person.municipality else None

@@ -31,6 +31,7 @@ from tests.flow import (
     until,
     write_config,
 )
+from tests.test_sedex_e2e import cli
 
 
 def delivery_states(db: Path) -> list[str]:
@@ -49,6 +50,46 @@ async def test_dropped_messages_are_delivered_once(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "done").iterdir()) == sorted(
         f"m{n}.xml" for n in range(20))
     assert list((tmp_path / "in").iterdir()) == []
+
+
+async def test_one_message_id_from_two_registries_is_sent_for_each(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sedex: the pair (senderId, messageId) is unique, not the messageId: two registries
+    that number their messages 1, 2, 3 ... each get their message 1 sent. The first one's
+    message 1 again (another file: a re-export) is a duplicate that names its sender."""
+    config = write_config(tmp_path, extra=(
+        '[sources.other]\ntype = "folder"\npath = "other"\ndone_dir = "done-other"\n'
+        'poll_interval = "50ms"\nsettle = "50ms"\nroute_to = ["canton"]\n'))
+    (tmp_path / "other").mkdir()
+    db = tmp_path / "gateway.db"
+    ours, theirs = message("nr-1"), message("nr-1").replace(b"T1-2511-1", b"T1-261-1")
+    async with running(config):
+        drop(tmp_path / "in", "1.xml", ours)
+        drop(tmp_path / "other", "1.xml", theirs)
+        await until(lambda: delivery_states(db) == ["delivered", "delivered"])
+        drop(tmp_path / "in", "1-again.xml", ours + b"<!-- exported again -->")
+        await until(lambda: len(states(db, "SELECT id FROM messages")) == 3
+                    and "received" not in [s for (s,) in states(db, "SELECT state FROM messages")])
+    assert sorted(i.payload for i in StubTransport.sent["canton"]) == sorted([ours, theirs])
+    rows = states(db, "SELECT source, state, sender_id FROM messages ORDER BY id")
+    assert sorted(rows[:2]) == [("other", "routed", "sedex://T1-261-1"),
+                                ("registry", "routed", "sedex://T1-2511-1")]
+    [(first,)] = states(db, "SELECT id FROM messages WHERE source = 'registry'"
+                            " AND state = 'routed'")
+    assert states(db, "SELECT state, reason, duplicate_of FROM messages WHERE id = 3") == [
+        ("duplicate", f"messageId nr-1 from sender sedex://T1-2511-1 was already routed as"
+                      f" message {first}", first)]
+    # `messages show nr-1` names the messages with that messageId, and whose each is
+    monkeypatch.setattr("gateway.cli.get_plugin_manager", plugin_manager)
+    capsys.readouterr()
+    assert cli("--config", str(config), "messages", "show", "nr-1", code=4) == ""
+    refused = capsys.readouterr().err
+    assert "messageId nr-1 names 3 messages" in refused
+    assert refused.count("from sender sedex://T1-2511-1") == 2
+    assert refused.count("from sender sedex://T1-261-1") == 1
+    shown = cli("--config", str(config), "messages", "show", str(first))
+    assert "messageId nr-1 from sender sedex://T1-2511-1 version 1.5" in shown
 
 
 async def test_a_file_name_used_twice_keeps_both_files_in_done(tmp_path: Path) -> None:

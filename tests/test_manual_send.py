@@ -382,6 +382,8 @@ def test_the_header_ids_come_from_the_partners_sedex_options(site: Path) -> None
     [(mid, _state, _reason)] = manual_rows(site)
     header = assert_official(payload_of(site, mid)).find(f"{E223}header")
     assert header.findtext(f"{E39}senderId") == "T1-2511-1"  # [partners.canton.sedex] of init
+    assert states(site / "gateway.db", "SELECT sender_id FROM messages WHERE id = ?",
+                  (mid,)) == [("T1-2511-1",)]
     assert [r.text for r in header.iter(f"{E39}recipientId")] == ["T2-2-1"]
     assert header.findtext(f"{E39}testDeliveryFlag") == "true"
 

@@ -139,9 +139,10 @@ async def test_an_attempt_sent_before_recipients_were_recorded_is_matched_by_its
     """0011: an attempt the older release sent has no recipient; its sedex receipt settles it."""
     db = tmp_path / "g.db"
     shipped = available()
-    monkeypatch.setattr(migrate_module, "available", lambda: shipped[:10])
+    # the schema without 0011 (the later ones the code that makes the attempt needs)
+    monkeypatch.setattr(migrate_module, "available", lambda: [m for m in shipped if m[0] != 11])
     store = SQLiteStore(db, group_commit_delay=0.001)
-    store.start()  # the schema before 0011
+    store.start()
     try:
         mid, claim = await _claimed(store)
     finally:
@@ -214,3 +215,48 @@ async def test_an_answer_applied_before_0014_is_not_applied_again(tmp_path: Path
             ("message.answer",), ("message.answer_repeated",)]
     finally:
         conn.close()
+
+
+async def test_message_ids_routed_before_0016_are_of_an_unknown_sender(tmp_path: Path) -> None:
+    """0016: a messageId routed before senders were known keeps it for messages of an unknown
+    sender only; a known sender's message with that messageId is sent."""
+    db = tmp_path / "g.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL)")
+    for number, sql in available()[:15]:
+        conn.executescript(sql)
+        conn.execute("INSERT INTO schema_migrations VALUES (?, 0)", (number,))
+    conn.execute("INSERT INTO messages (id, source, ref, digest, received_at, state, message_id,"
+                 " updated_at) VALUES (1, 'registry', 'old.xml', 'd', 0, 'routed', '7', 0)")
+    conn.execute("INSERT INTO payloads (message, raw) VALUES (1, x'00')")
+    conn.execute("INSERT INTO routed_message_ids (message_id, message) VALUES ('7', 1)")
+    conn.close()
+
+    def routed(mid: int, sender: str | None) -> Processed:
+        return Processed(mid, MessageState.ROUTED, normalised=Normalised(
+            "personEventMessage", "7", b"<x/>", None, sender_id=sender),
+            routes=[Route("canton", "t")])
+
+    store = SQLiteStore(db, group_commit_delay=0.001)
+    store.start()  # applies 0016
+    try:
+        rows = await store.add_raw([RawInput("registry", f"{n}.xml", f"<m{n}/>".encode(), {})
+                                    for n in range(3)])
+        (known, _), (unknown, _), (known_again, _) = rows
+        await store.record_processing([routed(known, "1-261-1"), routed(unknown, None)])
+        await store.record_processing([routed(known_again, "1-261-1")])
+    finally:
+        store.close()
+    reader = StoreReader(db)
+    try:
+        assert reader.get_message(1)["sender_id"] is None
+        sent = reader.get_message(known)
+        assert (sent["state"], sent["sender_id"], len(sent["deliveries"])) == (
+            "routed", "1-261-1", 1)
+        assert [(m["state"], m["duplicate_of"], m["reason"])
+                for m in map(reader.get_message, (unknown, known_again))] == [
+            ("duplicate", 1, "messageId 7 was already routed as message 1"),
+            ("duplicate", known, f"messageId 7 from sender 1-261-1 was already routed as"
+                                 f" message {known}")]
+    finally:
+        reader.close()

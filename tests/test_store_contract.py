@@ -30,7 +30,7 @@ from gateway.ech0223 import (
 from gateway.errors import StoreConflict, StoreError
 from gateway.person_state import PersonChange, PersonState
 from gateway.retry import RetryPolicy
-from gateway.store import MessageState, Outcome, Processed, SQLiteStore, Store
+from gateway.store import Inbound, MessageState, Outcome, Processed, SQLiteStore, Store
 from gateway.store.journal import Entry
 from plugins.sedex.status import lookup as sedex_status
 
@@ -89,9 +89,10 @@ def raw(n: int, source: str = "registry") -> RawInput:
     return RawInput(source, f"m{n}.xml", f"<m n='{n}'/>".encode(), {"content_type": "xml"})
 
 
-def routed(mid: int, message_id: str, partners: Sequence[str] = ("canton",)) -> Processed:
+def routed(mid: int, message_id: str, partners: Sequence[str] = ("canton",),
+           sender: str | None = None) -> Processed:
     n = Normalised("personEventMessage", message_id, f"<c id='{message_id}'/>".encode(),
-                   etree.ElementTree(etree.Element("c")))
+                   etree.ElementTree(etree.Element("c")), sender_id=sender)
     return Processed(mid, MessageState.ROUTED, normalised=n, raw_is_canonical=False,
                      routes=[Route(p, "test") for p in partners])
 
@@ -284,6 +285,62 @@ async def test_the_same_message_id_twice_in_one_batch(store: Store, journal: lis
     created = await store.record_processing([routed(first, "twin"), routed(second, "twin")])
     assert len(created) == 1
     assert the(journal, "message.duplicate", message=second).detail["duplicate_of"] == first
+
+
+async def test_a_message_id_is_a_duplicate_only_from_the_same_sender(
+        store: Store, journal: list[Entry]) -> None:
+    """sedex: the pair (senderId, messageId) is unique, not the messageId alone."""
+    rows = await store.add_raw([raw(1), raw(2), raw(3)])
+    (of_a, _), (of_b, _), (again_a, _) = rows
+    created = await store.record_processing([routed(of_a, "7", sender="1-230-1"),
+                                             routed(of_b, "7", sender="1-261-1")])
+    assert len(created) == 2
+    assert await store.record_processing([routed(again_a, "7", sender="1-230-1")]) == []
+    assert the(journal, "message.duplicate", message=again_a).detail == {
+        "reason": f"messageId 7 from sender 1-230-1 was already routed as message {of_a}",
+        "duplicate_of": of_a}
+
+
+async def _two_senders_sent(store: Store) -> dict[str, int]:
+    """Messages ``7`` from senders ``A`` and ``B``, each sent to canton: sender -> delivery."""
+    rows = await store.add_raw([raw(1), raw(2)])
+    await store.record_processing([routed(mid, "7", sender=sender)
+                                   for (mid, _new), sender in zip(rows, "AB", strict=True)])
+    claims = await store.claim_due("n1", 60, 10, ["canton"])
+    await store.record_outcomes([Outcome(c.delivery, c.attempt_ref, "sent") for c in claims],
+                                policy, {})
+    by_message = {c.message: c.delivery for c in claims}
+    return {sender: by_message[mid] for (mid, _new), sender in zip(rows, "AB", strict=True)}
+
+
+def _answer_to(mid: int, recipients: tuple[str, ...]) -> Processed:
+    """The canton's negative eventReport answering ``7``, addressed to ``recipients``."""
+    p = answer(mid, "7", "8")
+    p.inbound = Inbound("canton", reference_message_id="7", recipients=recipients)
+    return p
+
+
+async def test_an_answer_settles_the_message_of_the_sender_it_is_addressed_to(
+        store: Store, journal: list[Entry]) -> None:
+    delivery = await _two_senders_sent(store)
+    [(no, _)] = await store.add_raw([RawInput("canton", "c.xml", b"<c/>", {})])
+    await store.record_processing([_answer_to(no, ("B",))])
+    assert the(journal, "message.answer", message=no).detail["deliveries"] == [delivery["B"]]
+    assert [e.delivery for e in journal if e.event == "delivery.rejected"] == [delivery["B"]]
+
+
+async def test_an_answer_that_does_not_tell_which_sender_settles_none(
+        store: Store, journal: list[Entry]) -> None:
+    """Addressed to neither sender: it lands on nobody's message, and says why."""
+    delivery = await _two_senders_sent(store)
+    [(no, _)] = await store.add_raw([RawInput("canton", "c.xml", b"<c/>", {})])
+    await store.record_processing([_answer_to(no, ("C",))])
+    detail = the(journal, "message.answer", message=no).detail
+    assert detail["deliveries"] == []
+    assert detail["reason"].startswith("referenceMessageId 7 names 2 messages sent to canton")
+    assert "taken as referring to none of them" in detail["reason"]
+    for did in delivery.values():  # nothing settled: each delivery as it was
+        assert events(journal, delivery=did)[-1] == "delivery.sent"
 
 
 async def test_an_answer_settles_the_deliveries_of_the_answering_partner_only(

@@ -310,15 +310,68 @@ async def test_answers_correlate_only_with_what_their_partner_was_sent(tmp_path:
     assert [m["message_id"] for m in other["messages"]] == ["other-1"]
 
 
-def _rejecting(message_id: str, reference: str, vn: str = VN) -> bytes:
-    """A negative eventReport about Ardita Shala (with ``vn``) answering ``reference``."""
+def _rejecting(message_id: str, reference: str, vn: str = VN, to: str = "T1-2511-1") -> bytes:
+    """A negative eventReport about Ardita Shala (with ``vn``) answering ``reference``,
+    addressed to ``to`` (its recipientId: who sent what it answers)."""
     report = sample_event_report(random.Random(5), reference_message_id=reference)
     report = report.model_copy(update={
-        "header": report.header.model_copy(update={"message_id": message_id}),
+        "header": report.header.model_copy(update={"message_id": message_id,
+                                                   "recipient_id": [to]}),
         "response": report.response.model_copy(update={
             "person_identification": PersonIdentificationLight(
                 vn=int(vn), official_name="Shala", first_name="Ardita")})})
     return write_message(report)
+
+
+async def test_an_answer_lands_on_the_message_of_the_registry_it_is_addressed_to(
+        tmp_path: Path) -> None:
+    """Two registries each sent their message ``nr-7`` (about two residents): the canton's
+    rejection addressed to the second rejects the second's, and joins its case; one
+    addressed to neither settles nothing and says so, rather than guess."""
+    config = _site(tmp_path, extra=(
+        '[sources.other]\ntype = "folder"\npath = "other"\ndone_dir = "done-other"\n'
+        'poll_interval = "50ms"\nsettle = "50ms"\nroute_to = ["canton"]\n'))
+    (tmp_path / "other").mkdir()
+    db = tmp_path / "gateway.db"
+    ardita = f"<eCH-0044:vn>{VN}</eCH-0044:vn>".encode()
+    other_vn = f"<eCH-0044:vn>{OTHER_VN}</eCH-0044:vn>".encode()
+    async with running(config):
+        await _residents(tmp_path, db)
+        drop(tmp_path / "in", "7.xml", _from_canton("nr-7", ardita))
+        drop(tmp_path / "other", "7.xml",
+             _from_canton("nr-7", other_vn).replace(b"T1-2511-1", b"T1-261-1"))
+        await until(lambda: states(db, "SELECT partner, state FROM deliveries")
+                    == [("canton", "delivered")] * 2)
+        [(ours,)] = states(db, "SELECT id FROM messages WHERE source = 'registry'"
+                               " AND message_id = 'nr-7'")
+        [(theirs,)] = states(db, "SELECT id FROM messages WHERE source = 'other'")
+        drop(tmp_path / "from-canton", "r.xml",
+             _rejecting("canton-1", "nr-7", vn=OTHER_VN, to="T1-261-1"))
+        await until(lambda: _state_of(db, "canton-1") == "routed")
+        drop(tmp_path / "from-canton", "unsure.xml",
+             _rejecting("canton-2", "nr-7", to="T1-999-1"))
+        await until(lambda: _state_of(db, "canton-2") == "routed")
+        await until(lambda: states(db, "SELECT count(*) FROM deliveries WHERE partner ="
+                                       " 'registry' AND state = 'delivered'") == [(2,)])
+    assert states(db, "SELECT message, state FROM deliveries WHERE partner = 'canton'"
+                      " ORDER BY message") == sorted([(ours, "delivered"), (theirs, "rejected")])
+    [(answer, case)] = states(db, "SELECT m.id, cm.case_id FROM messages m JOIN case_messages cm"
+                                  " ON cm.message = m.id WHERE m.message_id = 'canton-1'")
+    in_case = states(db, "SELECT message, direction FROM case_messages WHERE case_id = ?",
+                     (case,))
+    assert {(theirs, "out"), (answer, "in")} <= set(in_case)
+    assert ours not in [m for m, _d in in_case]
+    [(unsure, reason)] = states(db, "SELECT id, reason FROM messages"
+                                    " WHERE message_id = 'canton-2'")
+    assert reason.startswith(f"referenceMessageId nr-7 names 2 messages sent to canton"
+                             f" ({ours} from sender sedex://T1-2511-1, {theirs} from sender"
+                             f" sedex://T1-261-1)")
+    [(placed,)] = states(db, "SELECT detail FROM journal WHERE message = ? AND event ="
+                             " 'message.case'", (unsure,))
+    placed = json.loads(placed)  # joined by its other references, answering neither message
+    assert placed["by"] != "referenceMessageId" and "answers" not in placed
+    assert placed["unplaced"].startswith("referenceMessageId nr-7 names 2 messages exchanged"
+                                         " with canton")
 
 
 async def test_an_answer_assigned_after_review_is_applied_once(tmp_path: Path) -> None:

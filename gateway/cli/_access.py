@@ -61,7 +61,9 @@ def resolve(store: StoreReader, key: str) -> int:
         raise NotFound(f"no message {key}")
     if len(found) > 1:
         candidates = [f"{m['id']}  {m['state']:<12} received {_render.iso(m['received_at'])}"
-                      f"  {m['source']}/{m['ref']}" for m in found]
+                      f"  {m['source']}/{m['ref']}"
+                      + (f"  from sender {m['sender_id']}" if m["sender_id"] else "")
+                      for m in found]
         raise Ambiguous(f"messageId {key} names {len(found)} messages; give the row id of one"
                         " (first column):", candidates)
     return int(found[0]["id"])

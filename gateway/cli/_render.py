@@ -87,7 +87,8 @@ def message_detail(msg: dict[str, Any]) -> str:
     out = [
         f"message {msg['id']}  {msg['state']}" + (f"  ({msg['reason']})" if msg["reason"] else ""),
         f"  eCH-0223:  {msg['kind'] or '-'} messageId {msg['message_id'] or '-'}"
-        f" version {msg['version'] or '-'}",
+        + (f" from sender {msg['sender_id']}" if msg["sender_id"] else "")
+        + f" version {msg['version'] or '-'}",
         f"  input:     {msg['source']} / {msg['ref']}, "
         + (f"pruned {iso(msg['pruned_at'])} ([retention]: input and payloads deleted),"
            if msg["pruned_at"] is not None else f"{msg['raw_bytes']} bytes,")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
+from gateway.store._referenced import delivered, senders_of
 from gateway.store._sql import expect_changed, select_in
 from gateway.store.journal import Entry
 from gateway.store.records import Processed
@@ -42,6 +43,12 @@ def apply_answers(conn: sqlite3.Connection, results: Sequence[Processed],
     report is the partner's rejection. Quarantined and duplicate answers
     change nothing. Every answer is journaled, matched or not.
 
+    The message answered is the one with the ``referenceMessageId`` delivered
+    to that partner; where several senders' messages have it, the one from the
+    sender the answer names (:mod:`gateway.store._referenced`). An answer that
+    does not tell which settles none of them, as an answer to no message of
+    ours, and says so in its reason.
+
     An answer is applied once (``applied_answers``): the same message
     processed again (assigned after review, replayed), or another message
     with the same messageId from the same partner, settles nothing and is
@@ -71,11 +78,15 @@ def apply_answers(conn: sqlite3.Connection, results: Sequence[Processed],
         conn.execute("INSERT INTO applied_answers (message, partner, message_id, at)"
                      " VALUES (?, ?, ?, ?)", (p.message, partner, n.message_id or None, now))
         positive = n.action == POSITIVE_REPORT
+        answered = delivered(conn, partner, n.reference_message_id, senders_of(p))
         rows = conn.execute(
-            "SELECT d.id, d.message FROM deliveries d JOIN messages m ON m.id = d.message"
-            f" WHERE m.message_id = ? AND d.partner = ? AND d.state IN ({_ANSWERABLE_IN})",
-            (n.reference_message_id, partner, *_ANSWERABLE),
-        ).fetchall()
+            "SELECT id, message FROM deliveries"
+            f" WHERE message = ? AND partner = ? AND state IN ({_ANSWERABLE_IN})",
+            (answered.message, partner, *_ANSWERABLE),
+        ).fetchall() if answered.message is not None else []
+        if answered.unplaced:
+            conn.execute("UPDATE messages SET reason = ? WHERE id = ?",
+                         ("; ".join(filter(None, (p.reason, answered.unplaced))), p.message))
         state = DeliveryState.ACKNOWLEDGED if positive else DeliveryState.REJECTED
         reason = None if positive else f"negative eventReport from {partner} (message {p.message})"
         expect_changed(conn.executemany(
@@ -85,7 +96,8 @@ def apply_answers(conn: sqlite3.Connection, results: Sequence[Processed],
             len(rows), f"deliveries {[did for did, _mid in rows]} (attempted, not replayed)")
         entries.append(Entry("message.answer", p.message, None, {
             "answers": n.reference_message_id, "partner": partner, "positive": positive,
-            "deliveries": [did for did, _mid in rows]}))
+            "deliveries": [did for did, _mid in rows],
+            **({"reason": answered.unplaced} if answered.unplaced else {})}))
         entries += [Entry(f"delivery.{state}", mid, did,
                           {"partner": partner, "answer": p.message,
                            **({} if positive else {"reason": reason})})

@@ -1,21 +1,23 @@
 """The way back in the store: partners' messages waiting for review, and their cases.
 
 A case is the conversation with one partner about one business process:
-the message the partner answers (found by ``referenceMessageId``), then by
-``businessProcessId``, by our reference (the partner's
-``yourBusinessReferenceId``) and by the partner's own reference
-(``ourBusinessReferenceId``), always among that partner's cases only. A
-message that names none of them opens a case of its own.
+the message the partner answers (found by ``referenceMessageId``, of the
+sender it names where several senders used that messageId:
+:mod:`gateway.store._referenced`), then by ``businessProcessId``, by our
+reference (the partner's ``yourBusinessReferenceId``) and by the partner's
+own reference (``ourBusinessReferenceId``), always among that partner's
+cases only. A message that names none of them opens a case of its own.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import orjson
 
 from gateway.errors import StoreConflict, StoreError
+from gateway.store._referenced import delivered, in_cases, senders_of
 from gateway.store._sql import select_in
 from gateway.store.journal import Entry
 from gateway.store.records import Inbound, Processed
@@ -41,24 +43,26 @@ def record_inbound(conn: sqlite3.Connection, results: Sequence[Processed],
                 (p.message, inbound.partner, p.reason or "",
                  orjson.dumps(list(inbound.candidates)).decode(), now))
         elif p.state is MessageState.ROUTED:
-            entries.append(_link_case(conn, p.message, inbound, now))
+            entries.append(_link_case(conn, p.message, inbound, senders_of(p), now))
     return entries
 
 
-def _link_case(conn: sqlite3.Connection, message: int, inbound: Inbound, now: float) -> Entry:
+def _link_case(conn: sqlite3.Connection, message: int, inbound: Inbound, senders: set[str],
+               now: float) -> Entry:
     """Put ``message`` into its case (found, or opened), with the message it answers."""
     partner = inbound.partner
     person = _person_of(conn, message)
-    case, how, original = None, "new", None
+    case, how, original, unplaced = None, "new", None, None
     if inbound.reference_message_id:
-        case = _answered_case(conn, partner, inbound.reference_message_id)
+        case, answered = in_cases(conn, partner, inbound.reference_message_id, senders)
         if case is not None:
             how = "referenceMessageId"
-        original = conn.execute(
-            "SELECT m.id, coalesce(min(d.sent_at), min(d.created_at)) FROM messages m"
-            " JOIN deliveries d ON d.message = m.id WHERE m.message_id = ? AND d.partner = ?"
-            " GROUP BY m.id ORDER BY m.id DESC LIMIT 1",
-            (inbound.reference_message_id, partner)).fetchone()
+        unplaced = answered.unplaced
+        if answered.message is not None:  # ours, delivered to the partner (not one of theirs)
+            original = conn.execute(
+                "SELECT message, coalesce(min(sent_at), min(created_at)) FROM deliveries"
+                " WHERE message = ? AND partner = ? GROUP BY message",
+                (answered.message, partner)).fetchone()
         if case is None and original is not None:
             how = "referenceMessageId"
     for column, value, name in (
@@ -93,7 +97,8 @@ def _link_case(conn: sqlite3.Connection, message: int, inbound: Inbound, now: fl
     return Entry("message.case", message, None, {
         "case": case, "partner": partner, "by": how,
         **({"answers": original[0]} if original is not None else {}),
-        **({"person": person} if person is not None else {})})
+        **({"person": person} if person is not None else {}),
+        **({"unplaced": unplaced} if unplaced else {})})
 
 
 def link_outbound(conn: sqlite3.Connection, results: Sequence[Processed],
@@ -116,7 +121,8 @@ def link_outbound(conn: sqlite3.Connection, results: Sequence[Processed],
         if p is None or p.normalised is None:
             continue
         facts, reference = p.normalised.facts, p.normalised.reference_message_id
-        case = _answered_case(conn, partner, reference) if reference else None
+        case = (in_cases(conn, partner, reference, senders_of(p), from_partner=True)[0]
+                if reference else None)
         for column, key in (("business_process_id", "business_process_id"),
                             ("their_reference", "your_business_reference_id"),
                             ("our_reference", "our_business_reference_id")):
@@ -137,15 +143,6 @@ def link_outbound(conn: sqlite3.Connection, results: Sequence[Processed],
 
 #: The facts (from the eCH-0223 header) by which an outgoing message continues a case.
 _OUT_KEYS = ("business_process_id", "our_business_reference_id", "your_business_reference_id")
-
-
-def _answered_case(conn: sqlite3.Connection, partner: str, message_id: str) -> int | None:
-    """The case with ``partner`` holding the message ``message_id``, if any."""
-    row = conn.execute(
-        "SELECT c.id FROM case_messages cm JOIN cases c ON c.id = cm.case_id"
-        " JOIN messages m ON m.id = cm.message WHERE m.message_id = ? AND c.partner = ?"
-        " ORDER BY c.id DESC LIMIT 1", (message_id, partner)).fetchone()
-    return int(row[0]) if row else None
 
 
 def _person_of(conn: sqlite3.Connection, message: int) -> int | None:
@@ -182,9 +179,12 @@ def assignments(conn: sqlite3.Connection, messages: Sequence[int]) -> dict[int, 
         " AND assigned IS NOT NULL", messages)}
 
 
-def original_source(conn: sqlite3.Connection, partner: str, message_id: str) -> str | None:
-    """The source of the message ``message_id`` delivered to ``partner`` (what it answers)."""
-    row = conn.execute("SELECT m.source FROM messages m JOIN deliveries d ON d.message = m.id"
-                       " WHERE m.message_id = ? AND d.partner = ? ORDER BY m.id DESC LIMIT 1",
-                       (message_id, partner)).fetchone()
-    return str(row[0]) if row else None
+def original_source(conn: sqlite3.Connection, partner: str, message_id: str,
+                    senders: Collection[str]) -> str | None:
+    """The source of the message ``message_id`` delivered to ``partner`` (what it answers),
+    of ``senders`` where several senders used that messageId; ``None``: none, or unknown which."""
+    answered = delivered(conn, partner, message_id, senders)
+    if answered.message is None:
+        return None
+    row = conn.execute("SELECT source FROM messages WHERE id = ?", (answered.message,)).fetchone()
+    return str(row[0])

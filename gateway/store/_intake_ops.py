@@ -163,9 +163,9 @@ def record_processing(conn: sqlite3.Connection, results: Sequence[Processed], no
                       ) -> tuple[list[int], list[Entry]]:
     """Store each message's new state and, when routed, its deliveries (transactional outbox).
 
-    A routed message whose eCH-0223 messageId was routed before (earlier, or
-    earlier in this batch: the ``routed_message_ids`` key decides) becomes a
-    ``duplicate`` of that message. A
+    A routed message whose eCH-0223 messageId was routed before from the same
+    sender (earlier, or earlier in this batch: the ``routed_message_ids`` key
+    decides) becomes a ``duplicate`` of that message. A
     partner's answer (an ``eventReport``) is applied to the deliveries it
     answers in this same transaction (:func:`_apply_answers`), so no crash
     can store an answer and lose what it says. Returns the new delivery ids.
@@ -179,15 +179,16 @@ def record_processing(conn: sqlite3.Connection, results: Sequence[Processed], no
         n = p.normalised
         duplicate_of = None
         if p.state is MessageState.ROUTED and n is not None and n.message_id:
-            earlier = _claim_message_id(conn, n.message_id, p.message)
+            earlier = _claim_message_id(conn, n.message_id, n.sender_id, p.message)
             if earlier != p.message:
                 p.state, duplicate_of = MessageState.DUPLICATE, earlier
-                p.reason = f"messageId {n.message_id} was already routed as message {earlier}"
+                sender = f" from sender {n.sender_id}" if n.sender_id else ""
+                p.reason = f"messageId {n.message_id}{sender} was already routed as message {earlier}"
         updates.append((
             p.state, p.reason,
             n.kind if n else None, n.message_id if n else None,
             n.reference_message_id if n else None, n.version if n else None,
-            duplicate_of, now, p.message,
+            n.sender_id if n else None, duplicate_of, now, p.message,
         ))
         if n is not None and not p.raw_is_canonical:
             canonical.append((n.xml, p.message))
@@ -221,7 +222,8 @@ def record_processing(conn: sqlite3.Connection, results: Sequence[Processed], no
     link_subjects(conn, subjects, links)
     conn.executemany(
         "UPDATE messages SET state = ?, reason = ?, kind = ?, message_id = ?,"
-        " reference_message_id = ?, version = ?, duplicate_of = ?, updated_at = ? WHERE id = ?",
+        " reference_message_id = ?, version = ?, sender_id = ?, duplicate_of = ?, updated_at = ?"
+        " WHERE id = ?",
         updates,
     )
     if canonical:
@@ -257,13 +259,16 @@ def _still_received(conn: sqlite3.Connection, results: Sequence[Processed],
     return [p for p in results if p.message in taken]
 
 
-def _claim_message_id(conn: sqlite3.Connection, message_id: str, message: int) -> int:
-    """The message routed with ``message_id``: ``message``, unless one was routed with it before."""
-    if conn.execute("INSERT INTO routed_message_ids (message_id, message) VALUES (?, ?)"
-                    " ON CONFLICT DO NOTHING", (message_id, message)).rowcount == 1:
+def _claim_message_id(conn: sqlite3.Connection, message_id: str, sender_id: str | None,
+                      message: int) -> int:
+    """The message routed with ``message_id`` from ``sender_id``: ``message``, unless one was
+    routed with that pair before (an unknown sender is ``''``, see migration 0016)."""
+    key = (message_id, sender_id or "")
+    if conn.execute("INSERT INTO routed_message_ids (message_id, sender_id, message)"
+                    " VALUES (?, ?, ?) ON CONFLICT DO NOTHING", (*key, message)).rowcount == 1:
         return message
-    return int(conn.execute("SELECT message FROM routed_message_ids WHERE message_id = ?",
-                            (message_id,)).fetchone()[0])
+    return int(conn.execute("SELECT message FROM routed_message_ids WHERE message_id = ?"
+                            " AND sender_id = ?", key).fetchone()[0])
 
 
 def _insert_deliveries(conn: sqlite3.Connection, rows: Sequence[tuple[int, str, bytes | None]],

@@ -14,7 +14,7 @@ from gateway.store._sql import select_in
 from gateway.store.records import Pending
 from gateway.store.states import DeliveryState, MessageState
 
-_MESSAGE_COLS = ("id, source, ref, received_at, state, reason, kind, message_id,"
+_MESSAGE_COLS = ("id, source, ref, received_at, state, reason, kind, message_id, sender_id,"
                  " reference_message_id, version, duplicate_of, updated_at, pruned_at")
 
 
@@ -96,7 +96,7 @@ def handled_of(conn: sqlite3.Connection, ids: list[int]) -> dict[int, dict[str, 
 
 def find_messages(conn: sqlite3.Connection, key: str) -> list[dict[str, Any]]:
     """The messages ``key`` names: the row with that id, else every one with that messageId."""
-    cols = "SELECT id, state, received_at, source, ref FROM messages"
+    cols = "SELECT id, state, received_at, source, ref, sender_id FROM messages"
     if key.isascii() and key.isdigit():
         row = conn.execute(f"{cols} WHERE id = ?", (int(key),)).fetchone()
         if row:

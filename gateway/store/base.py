@@ -15,7 +15,7 @@ every backend to this.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 from gateway.contracts import RawInput, Receipt
@@ -104,8 +104,14 @@ class Store(Protocol):
         """The person keys operators assigned to ``messages`` waiting for review."""
         ...
 
-    async def original_source(self, partner: str, message_id: str) -> str | None:
-        """The source of the message ``message_id`` delivered to ``partner`` (what it answers)."""
+    async def original_source(self, partner: str, message_id: str,
+                              senders: Collection[str] = ()) -> str | None:
+        """The source of the message ``message_id`` delivered to ``partner`` (what it answers).
+
+        Where several messages from different senders have that messageId, the one from
+        ``senders`` (the answer's ``senderId`` and ``recipientId``s); ``None`` when they
+        do not tell which.
+        """
         ...
 
     async def assign(self, message: int, keys: Sequence[str], who: str) -> None:

@@ -25,6 +25,7 @@ class Inbound(Travels):
     :param our_reference: the case's reference on our side (the header's
         ``yourBusinessReferenceId``).
     :param their_reference: the partner's reference (the header's ``ourBusinessReferenceId``).
+    :param recipients: the header's ``recipientId``s: who sent what it answers.
     """
 
     partner: str
@@ -34,6 +35,7 @@ class Inbound(Travels):
     business_process_id: str | None = None
     our_reference: str | None = None
     their_reference: str | None = None
+    recipients: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)

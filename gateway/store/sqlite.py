@@ -15,7 +15,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -252,10 +252,12 @@ class SQLiteStore:
         """The person keys operators assigned to ``messages`` (``messages assign``)."""
         return await self._writer.read(lambda c: _inbound_ops.assignments(c, messages))
 
-    async def original_source(self, partner: str, message_id: str) -> str | None:
-        """The source of the message ``message_id`` that was delivered to ``partner``."""
+    async def original_source(self, partner: str, message_id: str,
+                              senders: Collection[str] = ()) -> str | None:
+        """The source of the message ``message_id`` that was delivered to ``partner`` (from one
+        of ``senders`` where several senders used that messageId)."""
         return await self._writer.read(
-            lambda c: _inbound_ops.original_source(c, partner, message_id))
+            lambda c: _inbound_ops.original_source(c, partner, message_id, senders))
 
     async def assign(self, message: int, keys: Sequence[str], who: str) -> None:
         """Assign a person to a message waiting for review, and requeue it."""
