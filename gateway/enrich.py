@@ -47,11 +47,16 @@ class Found:
 
 async def enrich(store: Store, pm: pluggy.PluginManager, settings: Any,
                  messages: Sequence[Normalised], recording: Recording | None = None) -> Found:
-    """The states of the persons ``messages`` are about: from the store, else from a look-up.
+    """The states of the persons ``messages`` are about, or state (a ``baseDelivery``'s):
+    from the store, else, for a message's subject, from a look-up.
+
+    A stated person's state before the batch is what its update is merged into,
+    and what recording compares with (:class:`Recording`): without it, the update
+    would count as a new person's, and the next batch would not see it until committed.
 
     :param recording: what the batch before, still being recorded, leaves of its persons.
     """
-    keys = sorted({key for n in messages for key in n.subject})
+    keys = sorted({key for n in messages for key in _named(n)})
     found = Found()
     if not keys:
         return found
@@ -103,6 +108,14 @@ class Recording:
             if now is None or now.text == after.text or (base is not None and now.text == base):
                 out[key] = after
         return out
+
+
+def _named(n: Normalised) -> list[str]:
+    """The keys of the persons ``n`` is about (its subject) and states."""
+    keys = list(n.subject)
+    for state in n.persons:
+        keys += state.keys()
+    return keys
 
 
 async def _look_up(pm: pluggy.PluginManager, settings: Any,

@@ -80,8 +80,13 @@ async def test_a_batch_normalised_ahead_still_sees_the_state_the_batch_before_le
         ("baseDelivery.xml", "not_relevant"), ("move.xml", "routed"), ("moveOut.xml", "routed")]
 
 
+#: More keys than one event's person has: the persons a base delivery states.
+_MANY_KEYS = 10
+
+
 class _SlowRecords(SQLiteStore):
-    """The real store, whose first recording commits only after the persons were read."""
+    """The real store, whose first recording commits only after an event's person was read
+    (a base delivery's persons are read too, as ``read base``)."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(path, group_commit_delay=0.001)
@@ -89,8 +94,9 @@ class _SlowRecords(SQLiteStore):
         self._read = asyncio.Event()
 
     async def stored_persons(self, keys: Sequence[str]) -> dict[str, StoredPerson]:
-        self.calls.append("read")
-        self._read.set()
+        self.calls.append("read base" if len(keys) > _MANY_KEYS else "read")
+        if "read" in self.calls:
+            self._read.set()
         return await super().stored_persons(keys)
 
     async def record_processing(self, results: Sequence[Processed]) -> list[int]:
@@ -125,9 +131,73 @@ async def test_a_batch_is_finished_with_the_states_the_batch_before_is_still_rec
     finally:
         pipeline.close()
         store.close()
-    assert store.calls == ["read", "commit", "commit"]  # move.xml's read came first
+    assert "read base" in store.calls  # (the persons it states, to merge them into)
+    # move.xml's read came first
+    assert [c for c in store.calls if c != "read base"] == ["read", "commit", "commit"]
     assert states(tmp_path / "gateway.db", "SELECT ref, state FROM messages ORDER BY id") == [
         ("baseDelivery.xml", "not_relevant"), ("move.xml", "routed")]
+
+
+class _LateCommits(SQLiteStore):
+    """The real store, whose recordings commit a while after they are asked for."""
+
+    async def record_processing(self, results: Sequence[Processed]) -> list[int]:
+        await asyncio.sleep(0.2)
+        return await super().record_processing(results)
+
+
+def _base_of_one(vn: str, permit: str) -> bytes:
+    """``baseDelivery.xml`` with only the person of ``vn``, whose permit is now ``permit``."""
+    text = (ECH0020 / "baseDelivery.xml").read_text()
+    head, _, rest = text.partition("<eCH-0020:messages>")
+    blocks = ["<eCH-0020:messages>" + b for b in rest.split("<eCH-0020:messages>")]
+    tail = blocks[-1][blocks[-1].index("</eCH-0020:messages>") + len("</eCH-0020:messages>"):]
+    mine = next(b for b in blocks if vn in b)
+    mine = mine[:mine.index("</eCH-0020:messages>") + len("</eCH-0020:messages>")]
+    mine = mine.replace("<eCH-0011:residencePermit>0202<", f"<eCH-0011:residencePermit>{permit}<")
+    return (head.replace("<eCH-0058:messageId>", "<eCH-0058:messageId>again-", 1)
+            + mine + tail).encode()
+
+
+async def test_a_base_delivery_leaves_the_states_the_batch_before_made(
+        tmp_path: Path) -> None:
+    """A ``baseDelivery`` has no subject, but states persons: their states before it are
+    read as a subject's are, so that what it leaves is merged into what the batch before
+    made, and the batch after it, decided while it is still being recorded, sees that.
+
+    Q's permit B is prolonged (batch 2); a base delivery then states permit C for Q
+    (batch 3); the same prolongation to B, sent again (batch 4), is a change from C to
+    B: ``othercaseOfMigration``. Seeing batch 2's state instead, it would be the same
+    permit again: ``duplicateOfPermit``.
+    """
+    vn = "7562328558609"
+    event = (ECH0020 / "changeResidencePermit-prolongationB.xml").read_bytes()
+    config = write_initial_config(tmp_path)
+    (tmp_path / "conf.d" / "10-test.toml").write_text(
+        "[gateway]\nworkers = 2\n[dispatcher]\nbatch_size = 1\n")
+    settings = load_settings(config)
+    store = _LateCommits(tmp_path / "gateway.db", group_commit_delay=0.001)
+    store.start()
+    pipeline = build_pipeline(settings, get_plugin_manager(), store,
+                              make_validator(schema_set(settings)), lambda: None,
+                              worker_pool(settings, get_plugin_manager()))
+    inputs = [("base.xml", (ECH0020 / "baseDelivery.xml").read_bytes()),
+              ("prolonged.xml", event), ("base-c.xml", _base_of_one(vn, "0301")),
+              ("again.xml", event.replace(b"<eCH-0058:messageId>", b"<eCH-0058:messageId>2", 1))]
+    try:
+        for name, data in inputs:  # one batch each
+            await pipeline.submit([RawInput("registry", name, data)])
+        await pipeline.stop()
+        await pipeline.run()
+    finally:
+        pipeline.close()
+        store.close()
+    events = states(tmp_path / "gateway.db",
+                    "SELECT m.ref, json_extract(j.detail, '$.event') FROM journal j"
+                    " JOIN messages m ON m.id = j.message"
+                    " WHERE j.event = 'message.normalised' ORDER BY m.id")
+    assert events == [("base.xml", None), ("prolonged.xml", "prolongationB"),
+                      ("base-c.xml", None), ("again.xml", "othercaseOfMigration")]
 
 
 def _pid() -> int:
