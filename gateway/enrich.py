@@ -95,6 +95,10 @@ class Recording:
                 first = self._by_key.get(key)  # the base is the one before the batch
                 self._by_key[key] = (first[0] if first else change.base, after)
 
+    def touches(self, keys: Sequence[str]) -> bool:
+        """Whether this recording changes a person any of ``keys`` names."""
+        return any(key in self._by_key for key in keys)
+
     def over(self, stored: Mapping[str, StoredPerson], keys: Sequence[str]
              ) -> dict[str, StoredPerson]:
         """``stored`` (read before or after this recording committed) with its states on top."""

@@ -7,7 +7,8 @@ worker processes when ``[gateway] workers`` > 0, enrichment (person
 state, :mod:`gateway.enrich`) in the event loop. Everything a batch causes
 (message states, person states, deliveries each with its payload, answer
 correlations, journal entries) is recorded in one transaction
-(transactional outbox), while the next batch is finished. While senders
+(transactional outbox), while the next two batches are finished, one in each
+worker (:meth:`Pipeline.run`). While senders
 wait for answers (``submit(..., wait=False)``, a push) the next batch
 waits, at most ``[gateway] answers_first``: the answers get the event loop
 and the cores first.
@@ -25,6 +26,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pluggy
@@ -50,6 +52,28 @@ QUEUED_BATCHES = 64
 SENDERS_QUIET = 0.05
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+@dataclass(slots=True)
+class Decided:
+    """A batch decided, not recorded yet.
+
+    :param order: its message ids, in input order.
+    :param outcome: each message's outcome, by id.
+    :param todo: the inputs that took enrichment and finishing (to be decided again
+        if the person states they saw changed meanwhile).
+    :param worker: the worker that normalised the batch (``None``: this process).
+    """
+
+    order: list[int]
+    outcome: dict[int, Processed]
+    todo: list[tuple[int, RawInput, Normalised]]
+    worker: int | None
+
+    @property
+    def results(self) -> list[Processed]:
+        """The outcomes in input order."""
+        return [self.outcome[mid] for mid in self.order]
 
 
 class Pipeline:
@@ -144,17 +168,30 @@ class Pipeline:
     async def run(self) -> None:
         """Process queued inputs until :meth:`stop` was called and all is processed.
 
-        Three batches are under way at a time: while batch *k* is recorded (in
-        this process), batch *k+1* is finished (in a worker) and batch *k+2*
-        normalised (in the other worker). Normalising needs no person state;
-        finishing sees the states batch *k* leaves (:class:`~gateway.enrich.Recording`)
-        before they are committed. A batch that splits (an export) is recorded,
-        and its parts processed, before the next batch is decided.
+        Four batches are under way at a time: while batch *k* is recorded (in
+        this process), batches *k+1* and *k+2* are finished (one in each
+        worker) and batch *k+3* is normalised when a worker is free. Finishing is
+        most of the work, so two workers finish at once: batch *k+2* is decided before
+        batch *k+1* is, with the person states known then. Before it is
+        recorded, it is decided again if it turns out to be about a person whom
+        *k+1* changed (:meth:`_confirmed`), which is rare: a person's events seldom
+        come in consecutive batches. Normalising needs no person state;
+        finishing sees the states the batch before leaves
+        (:class:`~gateway.enrich.Recording`) before they are committed. A batch
+        that splits (an export) is recorded, and its parts processed, before
+        the next batch is recorded, which is then decided again. With fewer than
+        two workers, a batch is decided only once the one before it is.
         """
         batch = await self._next_batch()
         ahead = self._normalise_ahead(batch)
         recorded: asyncio.Task[list[Processed]] | None = None
         recording: Recording | None = None
+        #: batches being decided, oldest first, each with the number of batches
+        #: recorded when its decision started
+        deciding: deque[tuple[asyncio.Task[Decided], int]] = deque()
+        taken = 0
+        # one batch decided ahead where another worker can finish it meanwhile
+        ahead_of = 1 if self.pool.size > 1 else 0
         try:
             while batch is not None:
                 await self._answers_first_wait()
@@ -162,16 +199,24 @@ class Pipeline:
                 following = self._next_batch_nowait()
                 # not in the worker that is about to finish this batch
                 ahead = self._normalise_ahead(following, normalised[0] if normalised else None)
-                results = await self._decide(batch, normalised, recording)
-                if recorded is not None:
-                    await recorded
-                recorded = asyncio.create_task(self._record(results))
-                recording = Recording([c for p in results for c in p.persons
-                                       if isinstance(c, PersonChange)])
-                if any(p.state is MessageState.SPLIT for p in results):
-                    await recorded
-                    recorded = recording = None
-                    await self._process_parts(results)
+                deciding.append((asyncio.create_task(
+                    self._decide_batch(batch, normalised, recording)), taken))
+                while deciding and (len(deciding) > ahead_of or following is None):
+                    task, seen = deciding.popleft()
+                    decided = await task
+                    if seen != taken:  # decided before the batch ahead of it was recorded
+                        decided = await self._confirmed(decided, recording)
+                    results = decided.results
+                    if recorded is not None:
+                        await recorded
+                    recorded = asyncio.create_task(self._record(results))
+                    recording = Recording([c for p in results for c in p.persons
+                                           if isinstance(c, PersonChange)])
+                    taken += 1
+                    if any(p.state is MessageState.SPLIT for p in results):
+                        await recorded
+                        recorded = recording = None
+                        await self._process_parts(results)
                 if following is None:
                     following = await self._next_batch()
                     ahead = self._normalise_ahead(following)
@@ -181,6 +226,8 @@ class Pipeline:
         finally:
             if ahead is not None:
                 ahead.cancel()
+            for task, _seen in deciding:
+                task.cancel()
 
     async def _answers_first_wait(self) -> None:
         """Wait while senders wait for answers, at most ``answers_first`` seconds.
@@ -274,6 +321,11 @@ class Pipeline:
         :param recording: the person states the batch before leaves, if it is still
             being recorded.
         """
+        return (await self._decide_batch(batch, normalised, recording)).results
+
+    async def _decide_batch(self, batch: Batch, normalised: Normalising | None = None,
+                            recording: Recording | None = None) -> Decided:
+        """:meth:`_decide`, with what it takes to decide the batch again (:meth:`_confirmed`)."""
         worker, steps = normalised if normalised is not None else await self._normalise(batch)
         outcome: dict[int, Processed] = {}
         todo: list[tuple[int, RawInput, Normalised]] = []
@@ -285,14 +337,43 @@ class Pipeline:
         todo, back = self.way_back.take(todo)
         for result in await self.way_back.process(back):
             outcome[result.message] = result
-        if todo:
-            found = await enrich(self._store, self._pm, self.processor.settings,
-                                 [n for _mid, _raw, n in todo], recording)
-            finished = await self._finish(todo, found.known, worker)
-            for result, (mid, _raw, n) in zip(finished, todo, strict=True):
-                result.persons = found.looked_up_for(n.subject) + tuple(result.persons)
-                outcome[mid] = result
-        return [outcome[mid] for mid, _raw in batch]
+        decided = Decided([mid for mid, _raw in batch], outcome, todo, worker)
+        await self._finish_todo(decided, recording)
+        return decided
+
+    async def _finish_todo(self, decided: Decided, recording: Recording | None) -> None:
+        """Enrich and finish the inputs of ``decided`` that take the rules' way, seeing
+        the person states ``recording`` leaves over the store's."""
+        if not decided.todo:
+            return
+        found = await enrich(self._store, self._pm, self.processor.settings,
+                             [n for _mid, _raw, n in decided.todo], recording)
+        finished = await self._finish(decided.todo, found.known, decided.worker)
+        for result, (mid, _raw, n) in zip(finished, decided.todo, strict=True):
+            result.persons = found.looked_up_for(n.subject) + tuple(result.persons)
+            decided.outcome[mid] = result
+
+    async def _confirmed(self, decided: Decided, recording: Recording | None) -> Decided:
+        """``decided``, decided again if the batch recorded meanwhile changed one of its persons.
+
+        ``decided`` was finished with the person states known before the batch
+        ahead of it was decided; ``recording`` is what that batch leaves
+        (``None``: it split, and its parts were processed: unknown). Where that
+        touches none of ``decided``'s persons (those its messages are about, and
+        those its inputs state, a ``baseDelivery``'s), its decision stands; else
+        it is enriched and finished again, the whole batch, since its inputs may
+        see each other's states.
+        """
+        if recording is not None and not any(
+                recording.touches(n.subject) or any(
+                    recording.touches(c.keys) for c in decided.outcome[mid].persons
+                    if isinstance(c, PersonChange))
+                for mid, _raw, n in decided.todo):
+            return decided
+        log.debug("deciding a batch of %d again: the batch before changed one of its persons",
+                  len(decided.todo))
+        await self._finish_todo(decided, recording)
+        return decided
 
     async def _finish(self, todo: list[tuple[int, RawInput, Normalised]],
                       known: dict[str, StoredPerson], worker: int | None) -> list[Processed]:

@@ -353,10 +353,11 @@ def init_worker(settings: Any) -> None:
     settle_gc()
 
 
-#: Batches whose inputs a worker keeps for their finish (normalised ahead: two at a time).
+#: Batches whose inputs a worker keeps for their finish: one normalised ahead, and those being
+#: decided, which may be decided again (``Pipeline.run``).
 KEPT_BATCHES = 4
 #: The inputs this worker normalised, by message id, with their steps as made (drafts
-#: parsed), until their batch is finished here.
+#: parsed), until :data:`KEPT_BATCHES` later batches were normalised here.
 _inputs: dict[int, tuple[RawInput, Normalised]] = {}
 #: The message ids of the batches whose inputs are kept, oldest first.
 _kept: deque[list[int]] = deque()
@@ -404,11 +405,14 @@ def normalise_work(batch: Sequence[tuple[int, RawInput]]) -> list[Step]:
 def finish_kept(mids: Sequence[int], known: Mapping[str, StoredPerson]) -> list[Processed] | None:
     """Stage three in a worker process for inputs :func:`normalise_work` kept here, by id;
     ``None`` when it does not hold them all (another worker's batch, or this worker was
-    restarted or has forgotten it): then :func:`finish_work` takes them with the inputs."""
+    restarted or has forgotten it): then :func:`finish_work` takes them with the inputs.
+
+    The inputs stay kept: the pipeline may finish a batch again, with other person states.
+    """
     assert _worker is not None, "init_worker was not called"
     if not all(mid in _inputs for mid in mids):
         return None
-    return _worker.finish_batch([(mid, *_inputs.pop(mid)) for mid in mids], known)
+    return _worker.finish_batch([(mid, *_inputs[mid]) for mid in mids], known)
 
 
 def finish_work(items: Sequence[tuple[int, RawInput, Normalised]],
@@ -429,7 +433,7 @@ def finish_work(items: Sequence[tuple[int, RawInput, Normalised]],
 
 def _with_draft(worker: Processor, mid: int, raw: RawInput, n: Normalised) -> Step:
     """``n`` with its draft in place of :data:`KEPT`: kept here, or made again from ``raw``."""
-    kept = _inputs.pop(mid, None)
+    kept = _inputs.get(mid)
     if n.draft is not KEPT:
         return n
     return kept[1] if kept is not None else worker.normalise(mid, raw)
