@@ -1057,11 +1057,36 @@ def test_show_refuses_an_ambiguous_message_id_and_lists_the_candidates(
     for command in (["messages", "show", "cli-ok-2"], ["messages", "show", "--raw", "cli-ok-2"]):
         code, out, err = cli(capsys, "--config", str(ran.config), *command)
         assert (code, out) == (4, "")
-        assert "messageId cli-ok-2 names 2 messages" in err
+        assert "messageId cli-ok-2: it names 2 messages" in err
         candidates = [line.split() for line in err.splitlines()[1:]]
-        assert [(int(c[0]), c[1]) for c in candidates] == [(ok2, "routed"), (again, "duplicate")]
-    code, out, _ = cli(capsys, "--config", str(ran.config), "messages", "show", str(again))
-    assert (code, "duplicate" in out.splitlines()[0]) == (0, True)
+        assert [(c[0], c[1]) for c in candidates] == [(f"row:{ok2}", "routed"),
+                                                      (f"row:{again}", "duplicate")]
+    for key in (str(again), f"row:{again}"):
+        code, out, _ = cli(capsys, "--config", str(ran.config), "messages", "show", key)
+        assert (code, "duplicate" in out.splitlines()[0]) == (0, True)
+
+
+def test_a_number_that_is_a_row_id_and_a_message_id_is_refused_until_row_is_said(
+        gw: Run, capsys: pytest.CaptureFixture[str]) -> None:
+    """Registries that number their messages 1, 2, 3 ... give messageIds that are also row
+    ids: ``handle 5`` must not act on row 5 when the operator meant messageId 5."""
+    bad, ok1 = gw.ids["bad"], gw.ids["ok-1"]
+    with sqlite3.connect(gw.dir / "gateway.db") as db:  # ok-1 as such a registry would number it
+        db.execute("UPDATE messages SET message_id = ? WHERE id = ?", (str(bad), ok1))
+    for command in ("show", "handle"):
+        extra = ["--note", "n"] if command == "handle" else []
+        code, out, err = cli(capsys, "--config", str(gw.config), "messages", command, str(bad),
+                             *extra)
+        assert (code, out) == (4, "")
+        assert f"{bad} is a row id and a messageId: it names 2 messages" in err
+        assert sorted(line.split()[0] for line in err.splitlines()[1:]) == sorted(
+            [f"row:{bad}", f"row:{ok1}"])
+    code, out, _ = cli(capsys, "--config", str(gw.config), "messages", "show", f"row:{bad}")
+    assert (code, "quarantined" in out.splitlines()[0]) == (0, True)
+    code, out, _ = cli(capsys, "--config", str(gw.config), "messages", "show", f"row:{ok1}")
+    assert (code, "routed" in out.splitlines()[0]) == (0, True)
+    code, _, err = cli(capsys, "--config", str(gw.config), "messages", "show", "row:999999")
+    assert (code, "no message row:999999" in err) == (3, True)
 
 
 def test_list_says_when_it_shows_only_part(many: Run, capsys: pytest.CaptureFixture[str]) -> None:

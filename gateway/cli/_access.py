@@ -51,22 +51,30 @@ def writer(args: argparse.Namespace) -> Iterator[tuple[Any, SQLiteStore]]:
 
 
 def resolve(store: StoreReader, key: str) -> int:
-    """The row id of the message ``key`` names (a row id, else an eCH-0223 messageId).
+    """The row id of the message ``key`` names: a row id or an eCH-0223 messageId, or
+    ``row:N``, the row id alone.
 
     :raises NotFound: when no message matches.
-    :raises Ambiguous: when the messageId names several messages, each a candidate.
+    :raises Ambiguous: when the key names several messages (a messageId several
+        senders used, or a number that is a row id and a messageId), each a candidate.
     """
     found = store.find_messages(key)
     if not found:
         raise NotFound(f"no message {key}")
     if len(found) > 1:
-        candidates = [f"{m['id']}  {m['state']:<12} received {_render.iso(m['received_at'])}"
+        candidates = [f"row:{m['id']}  {m['state']:<12} received {_render.iso(m['received_at'])}"
                       f"  {m['source']}/{m['ref']}"
                       + (f"  from sender {m['sender_id']}" if m["sender_id"] else "")
                       for m in found]
-        raise Ambiguous(f"messageId {key} names {len(found)} messages; give the row id of one"
+        what = (f"{key} is a row id and a messageId" if any(m["id"] == _number(key) for m in found)
+                else f"messageId {key}")
+        raise Ambiguous(f"{what}: it names {len(found)} messages; give one as row:ID"
                         " (first column):", candidates)
     return int(found[0]["id"])
+
+
+def _number(key: str) -> int | None:
+    return int(key) if key.isascii() and key.isdigit() else None
 
 
 def person(store: StoreReader, text: str, unknown: str) -> dict[str, Any]:

@@ -29,7 +29,7 @@ def add_commands(sub: Any, messages: Any) -> None:
     p.set_defaults(handler=cmd_show)
     p = messages.add_parser("assign", help="name the resident a partner's message waiting for"
                             " review is about, and send it on to the registry")
-    p.add_argument("id", help="the message (needs_review): row id or eCH-0223 messageId")
+    p.add_argument("id", help="the message (needs_review): row id or eCH-0223 messageId, or row:ID")
     p.add_argument("--person", required=True, help="a VN (756.1234.5678.97 or 7561234567897),"
                    " or a local id (CATEGORY:ID)")
     p.set_defaults(handler=cmd_assign)

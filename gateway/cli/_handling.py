@@ -25,11 +25,11 @@ def add_actions(messages: Any) -> None:
     """Register ``resubmit`` and ``handle`` under ``messages``."""
     p = messages.add_parser("resubmit", help="process a corrected file in place of a quarantined"
                             " message (journaled as its correction)")
-    p.add_argument("id", help="the quarantined message: row id or eCH-0223 messageId")
+    p.add_argument("id", help="the quarantined message: row id or eCH-0223 messageId, or row:ID")
     p.add_argument("file", type=Path, help="the corrected file (XML, or a zip)")
     p.set_defaults(handler=cmd_resubmit)
     p = messages.add_parser("handle", help="mark a quarantined message handled, with a note")
-    p.add_argument("id", help="the quarantined message: row id or eCH-0223 messageId")
+    p.add_argument("id", help="the quarantined message: row id or eCH-0223 messageId, or row:ID")
     p.add_argument("--note", required=True, help="what was done about it (journaled)")
     p.set_defaults(handler=cmd_handle)
 

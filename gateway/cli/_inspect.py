@@ -30,7 +30,7 @@ def add_commands(sub: Any) -> Any:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_list)
     p = msub.add_parser("show", help="one message with its deliveries and history")
-    p.add_argument("id", help="row id, else eCH-0223 messageId (refused if it names several)")
+    p.add_argument("id", help="row id or eCH-0223 messageId (refused if it names several), or row:ID")
     p.add_argument("--json", action="store_true")
     p.add_argument("--raw", action="store_true", help="print the raw bytes as received")
     p.set_defaults(handler=cmd_show)

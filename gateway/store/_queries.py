@@ -94,14 +94,22 @@ def handled_of(conn: sqlite3.Connection, ids: list[int]) -> dict[int, dict[str, 
     }
 
 
+#: A key naming a message by its row id only (``row:12``), never by messageId.
+ROW_PREFIX = "row:"
+
+
 def find_messages(conn: sqlite3.Connection, key: str) -> list[dict[str, Any]]:
-    """The messages ``key`` names: the row with that id, else every one with that messageId."""
+    """The messages ``key`` names: ``row:N`` the row with id N; a number the row with that
+    id and every one with that messageId (registries that number their messages 1, 2,
+    3 ... make both likely); anything else every one with that messageId. In id order."""
     cols = "SELECT id, state, received_at, source, ref, sender_id FROM messages"
-    if key.isascii() and key.isdigit():
-        row = conn.execute(f"{cols} WHERE id = ?", (int(key),)).fetchone()
-        if row:
-            return [dict(row)]
-    return [dict(r) for r in conn.execute(f"{cols} WHERE message_id = ? ORDER BY id", (key,))]
+    number = key.removeprefix(ROW_PREFIX)
+    by_row = [dict(r) for r in conn.execute(f"{cols} WHERE id = ?", (int(number),))
+              ] if number.isascii() and number.isdigit() else []
+    if key.startswith(ROW_PREFIX):
+        return by_row
+    by_id = [dict(r) for r in conn.execute(f"{cols} WHERE message_id = ? ORDER BY id", (key,))]
+    return sorted({m["id"]: m for m in by_row + by_id}.values(), key=lambda m: m["id"])
 
 
 def get_message(conn: sqlite3.Connection, mid: int) -> dict[str, Any] | None:
