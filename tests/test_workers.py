@@ -8,9 +8,11 @@ import pickle
 import signal
 import threading
 import time
+import tomllib
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -246,6 +248,63 @@ async def test_a_base_delivery_leaves_the_states_the_batch_before_made(
                     " WHERE j.event = 'message.normalised' ORDER BY m.id")
     assert events == [("base.xml", None), ("prolonged.xml", "prolongationB"),
                       ("base-c.xml", None), ("again.xml", "othercaseOfMigration")]
+
+
+def _each_event_twice() -> list[tuple[str, bytes]]:
+    """The corpus in manifest order, each event twice in a row (sent again under another
+    messageId, so not a duplicate), and the base delivery again halfway: most batches are
+    about a person the batch before changed."""
+    files = [f["file"] for f in tomllib.loads((ECH0020 / "MANIFEST.toml").read_text())["file"]]
+    inputs: list[tuple[str, bytes]] = []
+    for i, name in enumerate(files):
+        data = (ECH0020 / name).read_bytes()
+        again = data.replace(b"<eCH-0058:messageId>", b"<eCH-0058:messageId>x", 1)
+        inputs += [(name, data)] if name == "baseDelivery.xml" else [(name, data), (f"again-{name}", again)]
+        if i == len(files) // 2:
+            inputs.append(("base-again.xml", (ECH0020 / "baseDelivery.xml").read_bytes().replace(
+                b"<eCH-0058:messageId>", b"<eCH-0058:messageId>y", 1)))
+    return inputs
+
+
+async def _what_becomes(folder: Path, workers: int, batch: int
+                        ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """What becomes of :func:`_each_event_twice` with ``workers`` and batches of ``batch``:
+    each message's state, reason, personEvent and eCH-0223 text, and the persons' states."""
+    config = write_initial_config(folder)
+    (folder / "conf.d" / "10-test.toml").write_text(
+        f"[gateway]\nworkers = {workers}\n[dispatcher]\nbatch_size = {batch}\n")
+    settings = load_settings(config)
+    store = SQLiteStore(folder / "gateway.db", group_commit_delay=0.001)
+    store.start()
+    pipeline = build_pipeline(settings, get_plugin_manager(), store,
+                              make_validator(schema_set(settings)), lambda: None,
+                              worker_pool(settings, get_plugin_manager()))
+    try:
+        running = asyncio.create_task(pipeline.run())  # (the queue holds 64 submits)
+        for name, data in _each_event_twice():
+            await pipeline.submit([RawInput("registry", name, data)])
+        await pipeline.stop()
+        await running
+    finally:
+        pipeline.close()
+        store.close()
+    db = folder / "gateway.db"
+    return (states(db, "SELECT m.ref, m.state, m.reason, p.canonical,"
+                       " (SELECT json_extract(j.detail, '$.event') FROM journal j"
+                       "  WHERE j.message = m.id AND j.event = 'message.normalised')"
+                       " FROM messages m JOIN payloads p ON p.message = m.id ORDER BY m.id"),
+            states(db, "SELECT id, state FROM persons ORDER BY id"))
+
+
+async def test_batches_decided_ahead_come_out_as_one_at_a_time(tmp_path: Path) -> None:
+    """Whatever the batches and however many are decided at once, every message and every
+    person's state is what processing the inputs one at a time in one process makes."""
+    alone = await _what_becomes(tmp_path / "alone", workers=0, batch=1)
+    routed = [m for m in alone[0] if m[1] == "routed"]
+    # the comparison has content: messages with their eCH-0223 text, most with a personEvent
+    assert all(m[3] for m in routed) and sum(bool(m[4]) for m in routed) > 40
+    for workers, batch in ((2, 1), (2, 3)):
+        assert await _what_becomes(tmp_path / f"w{workers}-b{batch}", workers, batch) == alone
 
 
 def _pid() -> int:
