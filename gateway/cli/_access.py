@@ -62,7 +62,9 @@ def resolve(store: StoreReader, key: str) -> int:
     if not found:
         raise NotFound(f"no message {key}")
     if len(found) > 1:
-        candidates = [f"row:{m['id']}  {m['state']:<12} received {_render.iso(m['received_at'])}"
+        width = max(len(str(m["id"])) for m in found) + len("row:")
+        candidates = [f"{'row:' + str(m['id']):<{width}}  {m['state']:<12}"
+                      f" received {_render.iso(m['received_at'])}"
                       f"  {m['source']}/{m['ref']}"
                       + (f"  from sender {m['sender_id']}" if m["sender_id"] else "")
                       for m in found]
