@@ -20,6 +20,16 @@ from tests.stubs import StubIntake
 from tests.test_sedex_transport import make_transport, write_receipt
 
 
+def schema_up_to(path: Path, count: int) -> sqlite3.Connection:
+    """A database as the first ``count`` migrations left it; a connection to it (autocommit)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL)")
+    for number, sql in available()[:count]:
+        conn.executescript(sql)
+        conn.execute("INSERT INTO schema_migrations VALUES (?, 0)", (number,))
+    return conn
+
+
 def first_schema_db(path: Path) -> None:
     """A database as release 0001 left it, with one received and one converted message."""
     conn = sqlite3.connect(path, isolation_level=None)
@@ -79,11 +89,7 @@ def test_payloads_move_out_of_messages_with_their_bytes(tmp_path: Path) -> None:
 def test_originals_and_routed_message_ids_start_from_what_was_stored(tmp_path: Path) -> None:
     """0007: the keys that decide duplicates hold what the lookups before them found."""
     db = tmp_path / "g.db"
-    conn = sqlite3.connect(db, isolation_level=None)
-    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL)")
-    for number, sql in available()[:6]:
-        conn.executescript(sql)
-        conn.execute("INSERT INTO schema_migrations VALUES (?, 0)", (number,))
+    conn = schema_up_to(db, 6)
     first, other, routed_bytes, copy_bytes = b"<first/>", b"<other/>", b"<routed/>", b"<copy/>"
     rows = [  # id, bytes, state, messageId, duplicate_of
         (1, first, "quarantined", None, None),  # quarantined: nobody's original
@@ -221,11 +227,7 @@ async def test_message_ids_routed_before_0016_are_of_an_unknown_sender(tmp_path:
     """0016: a messageId routed before senders were known keeps it for messages of an unknown
     sender only; a known sender's message with that messageId is sent."""
     db = tmp_path / "g.db"
-    conn = sqlite3.connect(db, isolation_level=None)
-    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL)")
-    for number, sql in available()[:15]:
-        conn.executescript(sql)
-        conn.execute("INSERT INTO schema_migrations VALUES (?, 0)", (number,))
+    conn = schema_up_to(db, 15)
     conn.execute("INSERT INTO messages (id, source, ref, digest, received_at, state, message_id,"
                  " updated_at) VALUES (1, 'registry', 'old.xml', 'd', 0, 'routed', '7', 0)")
     conn.execute("INSERT INTO payloads (message, raw) VALUES (1, x'00')")

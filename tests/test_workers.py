@@ -53,6 +53,40 @@ async def test_a_killed_worker_loses_no_message(tmp_path: Path,
     assert states(db, "SELECT count(*) FROM messages WHERE state = 'routed'") == [(20,)]
 
 
+async def _pipeline_run(folder: Path, store: SQLiteStore, inputs: Sequence[tuple[str, bytes]],
+                        *, workers: int = 2, batch: int = 1, queued_first: bool = True) -> None:
+    """Run ``inputs`` (file name, bytes), submitted one by one, through the pipeline of
+    ``init``'s configuration in ``folder`` on ``store``, with ``workers`` and batches of up
+    to ``batch``, until all are recorded.
+
+    :param queued_first: submit everything before the pipeline runs (at most 64: the
+        queue's size), so that the batches are as ``batch`` makes them; else while it runs.
+    """
+    config = write_initial_config(folder)
+    (folder / "conf.d" / "10-test.toml").write_text(
+        f"[gateway]\nworkers = {workers}\n[dispatcher]\nbatch_size = {batch}\n")
+    settings = load_settings(config)
+    pm = get_plugin_manager()
+    store.start()
+    pipeline = build_pipeline(settings, pm, store, make_validator(schema_set(settings)),
+                              lambda: None, worker_pool(settings, pm))
+    try:
+        running = None if queued_first else asyncio.create_task(pipeline.run())
+        for name, data in inputs:
+            await pipeline.submit([RawInput("registry", name, data)])
+        await pipeline.stop()
+        await (running if running is not None else pipeline.run())
+        assert pipeline.pool.size == workers and len(pipeline.pool.pids) == workers
+    finally:
+        pipeline.close()
+        store.close()
+
+
+def _files(*names: str) -> list[tuple[str, bytes]]:
+    """The corpus files ``names``, as inputs."""
+    return [(name, (ECH0020 / name).read_bytes()) for name in names]
+
+
 async def test_a_batch_normalised_ahead_still_sees_the_state_the_batch_before_left(
         tmp_path: Path) -> None:
     """Queued batches are normalised ahead, in the other worker; person state is read after.
@@ -60,24 +94,8 @@ async def test_a_batch_normalised_ahead_still_sees_the_state_the_batch_before_le
     ``move.xml`` and ``moveOut.xml`` carry an identification only: they become
     messages only with the state ``baseDelivery.xml`` (the batch before) records.
     """
-    config = write_initial_config(tmp_path)
-    (tmp_path / "conf.d" / "10-test.toml").write_text(
-        "[gateway]\nworkers = 2\n[dispatcher]\nbatch_size = 1\n")
-    settings = load_settings(config)
-    pm = get_plugin_manager()
     store = SQLiteStore(tmp_path / "gateway.db", group_commit_delay=0.001)
-    store.start()
-    pipeline = build_pipeline(settings, pm, store, make_validator(schema_set(settings)),
-                              lambda: None, worker_pool(settings, pm))
-    try:
-        for name in ("baseDelivery.xml", "move.xml", "moveOut.xml"):  # one batch each
-            await pipeline.submit([RawInput("registry", name, (ECH0020 / name).read_bytes())])
-        await pipeline.stop()
-        await pipeline.run()
-        assert pipeline.pool.size == 2 and len(pipeline.pool.pids) == 2
-    finally:
-        pipeline.close()
-        store.close()
+    await _pipeline_run(tmp_path, store, _files("baseDelivery.xml", "move.xml", "moveOut.xml"))
     assert states(tmp_path / "gateway.db", "SELECT ref, state FROM messages ORDER BY id") == [
         ("baseDelivery.xml", "not_relevant"), ("move.xml", "routed"), ("moveOut.xml", "routed")]
 
@@ -120,23 +138,8 @@ async def test_a_batch_is_finished_with_the_states_the_batch_before_is_still_rec
     once that batch's states are known, while they are still being recorded: the first
     batch commits only after that second read.
     """
-    config = write_initial_config(tmp_path)
-    (tmp_path / "conf.d" / "10-test.toml").write_text(
-        "[gateway]\nworkers = 2\n[dispatcher]\nbatch_size = 1\n")
-    settings = load_settings(config)
-    pm = get_plugin_manager()
     store = _SlowRecords(tmp_path / "gateway.db")
-    store.start()
-    pipeline = build_pipeline(settings, pm, store, make_validator(schema_set(settings)),
-                              lambda: None, worker_pool(settings, pm))
-    try:
-        for name in ("baseDelivery.xml", "move.xml"):  # one batch each
-            await pipeline.submit([RawInput("registry", name, (ECH0020 / name).read_bytes())])
-        await pipeline.stop()
-        await pipeline.run()
-    finally:
-        pipeline.close()
-        store.close()
+    await _pipeline_run(tmp_path, store, _files("baseDelivery.xml", "move.xml"))
     assert "read base" in store.calls  # (the persons it states, to merge them into)
     # move.xml read twice, before the first commit
     assert [c for c in store.calls if c != "read base"] == ["read", "read", "commit", "commit"]
@@ -161,23 +164,8 @@ async def test_a_batch_decided_ahead_stands_unless_the_batch_before_changed_its_
     """``move.xml`` is decided while ``baseDelivery.xml`` (its person's state) is: decided
     again. ``moveOut.xml``, about another person, is decided while ``move.xml`` is: its
     decision stands, read once. All three come out as they would one at a time."""
-    config = write_initial_config(tmp_path)
-    (tmp_path / "conf.d" / "10-test.toml").write_text(
-        "[gateway]\nworkers = 2\n[dispatcher]\nbatch_size = 1\n")
-    settings = load_settings(config)
     store = _CountedReads(tmp_path / "gateway.db")
-    store.start()
-    pipeline = build_pipeline(settings, get_plugin_manager(), store,
-                              make_validator(schema_set(settings)), lambda: None,
-                              worker_pool(settings, get_plugin_manager()))
-    try:
-        for name in ("baseDelivery.xml", "move.xml", "moveOut.xml"):  # one batch each
-            await pipeline.submit([RawInput("registry", name, (ECH0020 / name).read_bytes())])
-        await pipeline.stop()
-        await pipeline.run()
-    finally:
-        pipeline.close()
-        store.close()
+    await _pipeline_run(tmp_path, store, _files("baseDelivery.xml", "move.xml", "moveOut.xml"))
     move, move_out = "vn:7568982977671", "vn:7565108772783"
     events = [keys for keys in store.reads if len(keys) <= _MANY_KEYS]  # not the base's
     assert sum(move in keys for keys in events) == 2
@@ -222,26 +210,11 @@ async def test_a_base_delivery_leaves_the_states_the_batch_before_made(
     """
     vn = "7562328558609"
     event = (ECH0020 / "changeResidencePermit-prolongationB.xml").read_bytes()
-    config = write_initial_config(tmp_path)
-    (tmp_path / "conf.d" / "10-test.toml").write_text(
-        "[gateway]\nworkers = 2\n[dispatcher]\nbatch_size = 1\n")
-    settings = load_settings(config)
-    store = _LateCommits(tmp_path / "gateway.db", group_commit_delay=0.001)
-    store.start()
-    pipeline = build_pipeline(settings, get_plugin_manager(), store,
-                              make_validator(schema_set(settings)), lambda: None,
-                              worker_pool(settings, get_plugin_manager()))
     inputs = [("base.xml", (ECH0020 / "baseDelivery.xml").read_bytes()),
               ("prolonged.xml", event), ("base-c.xml", _base_of_one(vn, "0301")),
               ("again.xml", event.replace(b"<eCH-0058:messageId>", b"<eCH-0058:messageId>2", 1))]
-    try:
-        for name, data in inputs:  # one batch each
-            await pipeline.submit([RawInput("registry", name, data)])
-        await pipeline.stop()
-        await pipeline.run()
-    finally:
-        pipeline.close()
-        store.close()
+    await _pipeline_run(tmp_path, _LateCommits(tmp_path / "gateway.db", group_commit_delay=0.001),
+                        inputs)
     events = states(tmp_path / "gateway.db",
                     "SELECT m.ref, json_extract(j.detail, '$.event') FROM journal j"
                     " JOIN messages m ON m.id = j.message"
@@ -270,24 +243,8 @@ async def _what_becomes(folder: Path, workers: int, batch: int
                         ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """What becomes of :func:`_each_event_twice` with ``workers`` and batches of ``batch``:
     each message's state, reason, personEvent and eCH-0223 text, and the persons' states."""
-    config = write_initial_config(folder)
-    (folder / "conf.d" / "10-test.toml").write_text(
-        f"[gateway]\nworkers = {workers}\n[dispatcher]\nbatch_size = {batch}\n")
-    settings = load_settings(config)
-    store = SQLiteStore(folder / "gateway.db", group_commit_delay=0.001)
-    store.start()
-    pipeline = build_pipeline(settings, get_plugin_manager(), store,
-                              make_validator(schema_set(settings)), lambda: None,
-                              worker_pool(settings, get_plugin_manager()))
-    try:
-        running = asyncio.create_task(pipeline.run())  # (the queue holds 64 submits)
-        for name, data in _each_event_twice():
-            await pipeline.submit([RawInput("registry", name, data)])
-        await pipeline.stop()
-        await running
-    finally:
-        pipeline.close()
-        store.close()
+    await _pipeline_run(folder, SQLiteStore(folder / "gateway.db", group_commit_delay=0.001),
+                        _each_event_twice(), workers=workers, batch=batch, queued_first=False)
     db = folder / "gateway.db"
     return (states(db, "SELECT m.ref, m.state, m.reason, p.canonical,"
                        " (SELECT json_extract(j.detail, '$.event') FROM journal j"
