@@ -85,7 +85,7 @@ async def test_one_message_id_from_two_registries_is_sent_for_each(
     capsys.readouterr()
     assert cli("--config", str(config), "messages", "show", "nr-1", code=4) == ""
     refused = capsys.readouterr().err
-    assert "messageId nr-1 names 3 messages" in refused
+    assert "messageId nr-1: it names 3 messages" in refused
     assert refused.count("from sender sedex://T1-2511-1") == 2
     assert refused.count("from sender sedex://T1-261-1") == 1
     shown = cli("--config", str(config), "messages", "show", str(first))
