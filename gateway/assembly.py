@@ -53,3 +53,19 @@ def make_validator(schemas: SchemaSet) -> Validator:
         return [f"line {e.line}: {e.message}" for e in report.errors]
 
     return validate
+
+
+def partner_of(settings: Any, source: str) -> str | None:
+    """The partner (``role = "partner"``) whose messages ``source`` brings, if any."""
+    partner = source if source in settings.partners else None
+    if partner is None and source in settings.sources:
+        partner = settings.sources[source].partner
+    if partner is None or partner not in settings.partners:
+        return None
+    return partner if settings.partners[partner].role == "partner" else None
+
+
+def registries(settings: Any) -> list[str]:
+    """The enabled partners with ``role = "registry"``, by name."""
+    return sorted(name for name, p in settings.partners.items()
+                  if p.role == "registry" and p.enabled)

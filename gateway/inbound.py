@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from gateway import manual
+from gateway.assembly import partner_of, registries
 from gateway.contracts import NOT_FROM_PARTNER, Decision, Normalised, RawInput, Route
 from gateway.ech0223 import EventReport, PersonIdentificationLight, read_message
 from gateway.errors import ConversionRefused, InputRejected
@@ -46,22 +47,6 @@ log = logging.getLogger(__name__)
 RULE = "the way back"
 
 Item = tuple[int, RawInput, Normalised]
-
-
-def partner_of(settings: Any, source: str) -> str | None:
-    """The partner (``role = "partner"``) whose messages ``source`` brings, if any."""
-    partner = source if source in settings.partners else None
-    if partner is None and source in settings.sources:
-        partner = settings.sources[source].partner
-    if partner is None or partner not in settings.partners:
-        return None
-    return partner if settings.partners[partner].role == "partner" else None
-
-
-def registries(settings: Any) -> list[str]:
-    """The enabled partners with ``role = "registry"``, by name."""
-    return sorted(name for name, p in settings.partners.items()
-                  if p.role == "registry" and p.enabled)
 
 
 @dataclasses.dataclass(slots=True)

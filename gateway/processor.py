@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import pluggy
 
 from gateway import manual
-from gateway.assembly import partner_ech0223
+from gateway.assembly import partner_ech0223, partner_of
 from gateway.contracts import (
     Attachment,
     Decision,
@@ -41,7 +41,6 @@ from gateway.convert import CANONICAL, RULE_COMMENT, Payloads, Validator, partne
 from gateway.documents import folder_of, named_files
 from gateway.errors import ConversionRefused, InputRejected
 from gateway.facts import message_facts, rule_facts
-from gateway.inbound import partner_of
 from gateway.person_state import PersonChange, PersonState, StoredPerson
 from gateway.store import MessageState, Processed
 from gateway.xml.safe import parse_untrusted
