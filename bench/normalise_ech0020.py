@@ -1,14 +1,14 @@
 """eCH-0020 → eCH-0223 events per second, beside plain lxml parse + validate of the same inputs.
 
 Each event file of the fixture corpus that becomes an eCH-0223 message is
-normalised (``gateway_normalise``), its draft pickled and unpickled as on its
-way to the core and back, completed with its person's state as seeded by
-``baseDelivery.xml`` (``draft.complete``) and its output validated against our
-eCH-0223 1.5 XSD, in a process pool (2 workers: the machine's 2 cores). As in
-the daemon, the draft completed is the one the worker kept from normalising
-(the pipeline finishes a batch in the worker that normalised it);
-``--elsewhere`` completes the travelled copy instead, which reads the delivery
-again, as a worker that did not normalise the batch does.
+normalised (``gateway_normalise``), completed with its person's state as seeded
+by ``baseDelivery.xml`` (``draft.complete``) and its output validated against
+our eCH-0223 1.5 XSD, in a process pool (2 workers: the machine's 2 cores). As
+in the daemon, the draft completed is the one the worker kept from normalising
+(the pipeline finishes a batch in the worker that normalised it, and only a
+stand-in for the draft crosses to the core); ``--elsewhere`` completes a copy
+that travelled to the core and back as the delivery's bytes instead, which
+reads the delivery again, as a worker that does not hold the batch does.
 The same inputs are then parsed and validated with lxml against the official
 eCH-0020 v3 XSD (``../shared/schemas/official``; without it, the outputs are
 parsed and validated against our eCH-0223 XSD instead), in the same pool size,
@@ -76,12 +76,15 @@ def _init(base: bytes, inputs: list[bytes], official: bool, elsewhere: bool) -> 
 
 
 def _complete(data: bytes) -> Normalised:
-    """Normalise and complete one input; the draft travels to the core and back in between."""
+    """Normalise and complete one input (``--elsewhere``: a copy of the draft that travelled
+    to the core and back)."""
     normalised = gateway_normalise(RawInput("bench", "event.xml", data), CONTEXT)
     assert normalised is not None and normalised.draft is not None
     person = next((_states[key] for key in normalised.subject if key in _states), None)
-    travelled = pickle.loads(pickle.dumps(pickle.loads(pickle.dumps(normalised.draft))))
-    return (travelled if _elsewhere else normalised.draft).complete(person)
+    if _elsewhere:
+        return pickle.loads(pickle.dumps(pickle.loads(pickle.dumps(normalised.draft)))).complete(
+            person)
+    return normalised.draft.complete(person)
 
 
 def _gateway(first: int, count: int) -> tuple[int, float]:
