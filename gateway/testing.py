@@ -207,7 +207,8 @@ async def until(predicate: Callable[[], object], timeout: float = 10.0) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """A stored input, as committed (``state``: routed, quarantined, duplicate, ...)."""
+    """A stored input, as committed (``state``: routed, quarantined, duplicate, ...);
+    ``sender_id``: its header senderId, as the normaliser gave it (``Normalised.sender_id``)."""
 
     id: int
     source: str
@@ -215,6 +216,7 @@ class Message:
     state: str
     reason: str | None
     message_id: str | None
+    sender_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,7 +311,7 @@ class Harness:
 
     def messages(self) -> list[Message]:
         """Every stored input, oldest first."""
-        rows = states(self._db, "SELECT id, source, ref, state, reason, message_id"
+        rows = states(self._db, "SELECT id, source, ref, state, reason, message_id, sender_id"
                                 " FROM messages ORDER BY id")
         return [Message(*row) for row in rows]
 

@@ -46,6 +46,10 @@ async def test_a_source_under_test_delivers_into_collect(tmp_path: Path) -> None
     states = {m.ref: (m.source, m.state) for m in gw.messages()}
     assert states == {"tick-0": (SOURCE, "routed"), "tick-1": (SOURCE, "routed"),
                       "tick-2": (SOURCE, "routed"), "junk": (SOURCE, "quarantined")}
+    senders = {m.ref: m.sender_id for m in gw.messages()}  # the header senderId, if read
+    sample_sender = senders["tick-0"]
+    assert sample_sender and senders == {"tick-0": sample_sender, "tick-1": sample_sender,
+                                         "tick-2": sample_sender, "junk": None}
     [quarantined] = [e for e in gw.events if e.kind == "message.quarantined"]
     assert quarantined.message == next(m.id for m in gw.messages() if m.ref == "junk")
 
