@@ -1,0 +1,112 @@
+"""Broken eCH-0020 deliveries, made by mutating the corpus: each is decided, never a crash.
+
+A registry's export goes wrong in more ways than the corpus's bad files show:
+elements left out, written twice, in another order, or holding text of the
+wrong kind. Each seeded mutation of a good delivery goes through both stages
+as a worker runs them (normalise, then finish with the base delivery's
+persons): it is routed, not relevant, or quarantined with a reason that says
+where (an element path or a line); no plugin error, no exception.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import re
+from collections import deque
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from gateway import processor
+from gateway.config import load_settings, write_initial_config
+from gateway.contracts import Normalised, RawInput
+from gateway.person_state import StoredPerson
+from gateway.store import MessageState, Processed
+
+ECH0020 = Path(__file__).parent / "fixtures" / "ech0020"
+#: Texts a mutated leaf element gets: empty, blank, wrong type, out of range, too long.
+TEXTS = ("", " ", "x", "9" * 40, "2026-13-45", "-1", "ä" * 300, "0", "1900-01-01", "99999",
+         "CH", "true", "2026-02-29")
+MUTATIONS = 1500
+#: How the core words a quarantine that is a normaliser's fault, not the input's.
+PLUGIN_FAULTS = ("normaliser error", "processing this input crashed")
+#: Where a reason says the problem is: an element path, or a line of the document.
+WHERE = re.compile(r"/[A-Za-z]|line \d+")
+
+
+def _elements(root: etree._Element) -> list[etree._Element]:
+    return [e for e in root.iter() if isinstance(e.tag, str) and e is not root]
+
+
+def mutated(data: bytes, rng: random.Random) -> bytes:
+    """``data`` with one to three elements removed, doubled, moved, or given other text."""
+    root = etree.fromstring(data)
+    for _ in range(rng.randint(1, 3)):
+        elements = _elements(root)
+        if not elements:
+            break
+        element = rng.choice(elements)
+        parent = element.getparent()
+        assert parent is not None
+        operation = rng.randrange(4)
+        if operation == 0:
+            parent.remove(element)
+        elif operation == 1:
+            parent.insert(parent.index(element) + 1, copy.deepcopy(element))
+        elif operation == 2 and len(element) == 0:
+            element.text = rng.choice(TEXTS)
+        elif operation == 3:
+            siblings = len(parent)
+            parent.remove(element)
+            parent.insert(rng.randrange(siblings), element)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+@pytest.fixture
+def worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, StoredPerson]:
+    """This process as a fresh worker of ``init``'s configuration; the base delivery's
+    persons as enrichment finds them, by key."""
+    monkeypatch.setattr("gateway.workers.settle_gc", lambda: None)  # not in the test process
+    monkeypatch.setattr(processor, "_worker", None)
+    monkeypatch.setattr(processor, "_inputs", {})
+    monkeypatch.setattr(processor, "_kept", deque())
+    processor.init_worker(load_settings(write_initial_config(tmp_path)))
+    base = RawInput("registry", "base.xml", (ECH0020 / "baseDelivery.xml").read_bytes())
+    known: dict[str, StoredPerson] = {}
+    for step in processor.normalise_work([(1, base)]):
+        assert isinstance(step, Normalised)
+        for person in step.persons:
+            known.update(dict.fromkeys(person.keys(), StoredPerson(1, person.model_dump_json())))
+    return known
+
+
+def _decided(mid: int, raw: RawInput, known: dict[str, StoredPerson]) -> Processed:
+    [step] = processor.normalise_work([(mid, raw)])
+    if isinstance(step, Processed):
+        return step
+    [result] = processor.finish_kept([mid], known) or []
+    return result
+
+
+def test_a_mutated_delivery_is_decided_and_a_refusal_says_where(
+        worker: dict[str, StoredPerson]) -> None:
+    rng = random.Random(20261205)
+    events = sorted(p for p in ECH0020.glob("*.xml") if p.name != "baseDelivery.xml")
+    seen: dict[MessageState, int] = {}
+    for mid in range(100, 100 + MUTATIONS):
+        source = rng.choice(events)
+        data = mutated(source.read_bytes(), rng)
+        result = _decided(mid, RawInput("registry", source.name, data), worker)
+        seen[result.state] = seen.get(result.state, 0) + 1
+        what = f"{source.name}, mutation {mid}:\n{data.decode()}"
+        assert result.state in {MessageState.ROUTED, MessageState.NOT_RELEVANT,
+                                MessageState.QUARANTINED}, what
+        if result.state is MessageState.QUARANTINED:
+            assert result.reason and not result.reason.startswith(PLUGIN_FAULTS), what
+            assert WHERE.search(result.reason), f"{result.reason!r} says not where; {what}"
+    # the mutations reach every outcome, most of them the refusals
+    assert seen[MessageState.QUARANTINED] > MUTATIONS // 3
+    assert seen[MessageState.ROUTED] > MUTATIONS // 5
+    assert seen[MessageState.NOT_RELEVANT] > 0
