@@ -1,4 +1,5 @@
-"""Broken eCH-0020 deliveries, made by mutating the corpus: each is decided, never a crash.
+"""Broken eCH-0020 deliveries and eCH-0223 messages, made by mutating the corpora: each is
+decided, never a crash.
 
 A registry's export goes wrong in more ways than the corpus's bad files show:
 elements left out, written twice, in another order, or holding text of the
@@ -26,6 +27,7 @@ from gateway.person_state import StoredPerson
 from gateway.store import MessageState, Processed
 
 ECH0020 = Path(__file__).parent / "fixtures" / "ech0020"
+CONFORMANCE = Path(__file__).parent / "fixtures" / "conformance"
 #: Texts a mutated leaf element gets: empty, blank, wrong type, out of range, too long.
 TEXTS = ("", " ", "x", "9" * 40, "2026-13-45", "-1", "ä" * 300, "0", "1900-01-01", "99999",
          "CH", "true", "2026-02-29")
@@ -90,15 +92,15 @@ def _decided(mid: int, raw: RawInput, known: dict[str, StoredPerson]) -> Process
     return result
 
 
-def test_a_mutated_delivery_is_decided_and_a_refusal_says_where(
-        worker: dict[str, StoredPerson]) -> None:
-    rng = random.Random(20261205)
-    events = sorted(p for p in ECH0020.glob("*.xml") if p.name != "baseDelivery.xml")
+def _mutations(sources: list[Path], count: int, seed: int, known: dict[str, StoredPerson]
+               ) -> dict[MessageState, int]:
+    """Decide ``count`` seeded mutations of ``sources``, each checked; how many of each state."""
+    rng = random.Random(seed)
     seen: dict[MessageState, int] = {}
-    for mid in range(100, 100 + MUTATIONS):
-        source = rng.choice(events)
+    for mid in range(100, 100 + count):
+        source = rng.choice(sources)
         data = mutated(source.read_bytes(), rng)
-        result = _decided(mid, RawInput("registry", source.name, data), worker)
+        result = _decided(mid, RawInput("registry", source.name, data), known)
         seen[result.state] = seen.get(result.state, 0) + 1
         what = f"{source.name}, mutation {mid}:\n{data.decode()}"
         assert result.state in {MessageState.ROUTED, MessageState.NOT_RELEVANT,
@@ -106,7 +108,21 @@ def test_a_mutated_delivery_is_decided_and_a_refusal_says_where(
         if result.state is MessageState.QUARANTINED:
             assert result.reason and not result.reason.startswith(PLUGIN_FAULTS), what
             assert WHERE.search(result.reason), f"{result.reason!r} says not where; {what}"
+    return seen
+
+
+def test_a_mutated_delivery_is_decided_and_a_refusal_says_where(
+        worker: dict[str, StoredPerson]) -> None:
+    events = sorted(p for p in ECH0020.glob("*.xml") if p.name != "baseDelivery.xml")
+    seen = _mutations(events, MUTATIONS, 20261205, worker)
     # the mutations reach every outcome, most of them the refusals
     assert seen[MessageState.QUARANTINED] > MUTATIONS // 3
     assert seen[MessageState.ROUTED] > MUTATIONS // 5
     assert seen[MessageState.NOT_RELEVANT] > 0
+
+
+def test_a_mutated_ech0223_message_is_decided_and_a_refusal_says_where(
+        worker: dict[str, StoredPerson]) -> None:
+    """The conformance corpus's valid messages, mutated: the schema refuses most (by line)."""
+    seen = _mutations(sorted(CONFORMANCE.glob("valid-*.xml")), 600, 20261206, worker)
+    assert seen[MessageState.QUARANTINED] > 300 and seen[MessageState.ROUTED] > 0
