@@ -1,5 +1,5 @@
-"""Broken eCH-0020 deliveries and eCH-0223 messages, made by mutating the corpora: each is
-decided, never a crash.
+"""Broken eCH-0020 deliveries, eCH-0223 messages and export rows, made by mutating the
+corpora and the shipped example: each is decided, never a crash.
 
 A registry's export goes wrong in more ways than the corpus's bad files show:
 elements left out, written twice, in another order, or holding text of the
@@ -22,12 +22,22 @@ from lxml import etree
 
 from gateway import processor
 from gateway.config import load_settings, write_initial_config
-from gateway.contracts import Normalised, RawInput
+from gateway.contracts import NormaliseContext, Normalised, RawInput
 from gateway.person_state import StoredPerson
 from gateway.store import MessageState, Processed
+from gateway.xml.validation import default_schema_set
+from plugins.mapping.normaliser import MAPPING_META, normalise
 
 ECH0020 = Path(__file__).parent / "fixtures" / "ech0020"
 CONFORMANCE = Path(__file__).parent / "fixtures" / "conformance"
+REPO = Path(__file__).resolve().parent.parent
+NOVA_CSV = REPO / "config" / "examples" / "nova" / "einwohner-2026-12-01.csv"
+NOVA_MAPPING = REPO / "config" / "mappings" / "nova.toml"
+#: Cell values a mutated export row gets: empty, wrong type or format, out of range, unknown codes.
+CELLS = ("", " ", "x", "9" * 40, "31.02.2026", "2026-01-01", "-1", "ä" * 300, "0", "01.01.1900",
+         "99999", "CH", "XX", "M", "W", "ledig", "??", "756.0000.0000.00", "12.12.2099")
+#: How an export's rejected row is named.
+ROW = re.compile(r"row \d+ \(line \d+\): ")
 #: Texts a mutated leaf element gets: empty, blank, wrong type, out of range, too long.
 TEXTS = ("", " ", "x", "9" * 40, "2026-13-45", "-1", "ä" * 300, "0", "1900-01-01", "99999",
          "CH", "true", "2026-02-29")
@@ -126,3 +136,33 @@ def test_a_mutated_ech0223_message_is_decided_and_a_refusal_says_where(
     """The conformance corpus's valid messages, mutated: the schema refuses most (by line)."""
     seen = _mutations(sorted(CONFORMANCE.glob("valid-*.xml")), 600, 20261206, worker)
     assert seen[MessageState.QUARANTINED] > 300 and seen[MessageState.ROUTED] > 0
+
+
+def test_a_mutated_export_row_is_sent_valid_or_rejected_alone_naming_its_row() -> None:
+    """Rows of the shipped Nova CSV with one to three cells changed: each becomes a message
+    valid against eCH-0223 1.5, or is rejected naming its row and line."""
+    context = NormaliseContext(max_bytes=1 << 20, max_zip_entries=10, max_zip_bytes=1 << 20,
+                               max_zip_ratio=10)
+    header, *rows = [line for line in NOVA_CSV.read_text(encoding="windows-1252").splitlines()
+                     if line]
+    rng = random.Random(20261207)
+    sent = rejected = 0
+    for _ in range(500):
+        cells = rng.choice(rows).split(";")
+        for _ in range(rng.randint(1, 3)):
+            cells[rng.randrange(len(cells))] = rng.choice(CELLS)
+        data = f"{header}\r\n{';'.join(cells)}\r\n".encode("windows-1252", errors="replace")
+        export = normalise(RawInput("nova", "export.csv", data,
+                                    {"content_type": "text/csv", MAPPING_META: str(NOVA_MAPPING)}),
+                           context)
+        assert export is not None and len(export.parts) + len(export.rejected_parts) == 1, data
+        for _part, reason in export.rejected_parts:
+            assert ROW.match(reason), (reason, data)
+            rejected += 1
+        for part in export.parts:
+            message = normalise(part, context)
+            assert message is not None, data
+            report = default_schema_set().validate(message.xml)
+            assert report.valid, ([e.message for e in report.errors], data)
+            sent += 1
+    assert sent > 50 and rejected > 250
