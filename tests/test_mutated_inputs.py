@@ -1,5 +1,5 @@
-"""Broken eCH-0020 deliveries, eCH-0223 messages and export rows, made by mutating the
-corpora and the shipped example: each is decided, never a crash.
+"""Broken eCH-0020 deliveries, eCH-0223 messages, export rows and sedex files, made by
+mutating good ones: each is decided, never a crash.
 
 A registry's export goes wrong in more ways than the corpus's bad files show:
 elements left out, written twice, in another order, or holding text of the
@@ -15,6 +15,7 @@ import copy
 import random
 import re
 from collections import deque
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -23,10 +24,18 @@ from lxml import etree
 from gateway import processor
 from gateway.config import load_settings, write_initial_config
 from gateway.contracts import NormaliseContext, Normalised, RawInput
+from gateway.errors import InputRejected
 from gateway.person_state import StoredPerson
 from gateway.store import MessageState, Processed
 from gateway.xml.validation import default_schema_set
 from plugins.mapping.normaliser import MAPPING_META, normalise
+from plugins.sedex.envelope import (
+    Envelope,
+    build_envelope,
+    build_receipt,
+    parse_envelope,
+    parse_receipt,
+)
 
 ECH0020 = Path(__file__).parent / "fixtures" / "ech0020"
 CONFORMANCE = Path(__file__).parent / "fixtures" / "conformance"
@@ -44,6 +53,9 @@ TEXTS = ("", " ", "x", "9" * 40, "2026-13-45", "-1", "ä" * 300, "0", "1900-01-0
 MUTATIONS = 1500
 #: How the core words a quarantine that is a normaliser's fault, not the input's.
 PLUGIN_FAULTS = ("normaliser error", "processing this input crashed")
+#: Where a refused sedex file's reason says the problem is: a line, or the eCH-0090 field.
+SEDEX_WHERE = re.compile(r"line \d+|messageId|senderId|recipientId|messageType|messageClass"
+                         r"|eventDate|messageDate|statusCode|statusInfo")
 #: Where a reason says the problem is: an element path, or a line of the document.
 WHERE = re.compile(r"/[A-Za-z]|line \d+")
 
@@ -166,3 +178,28 @@ def test_a_mutated_export_row_is_sent_valid_or_rejected_alone_naming_its_row() -
             assert report.valid, ([e.message for e in report.errors], data)
             sent += 1
     assert sent > 50 and rejected > 250
+
+
+def test_a_mutated_sedex_envelope_or_receipt_is_read_or_refused_saying_why() -> None:
+    """eCH-0090 envelopes (v1, v2) and receipts (delivered, failed, pending), mutated: each
+    is read (a receipt leniently) or refused with a reason naming a line or a field,
+    never another exception: a receipt folder must not stop on one."""
+    when = datetime(2026, 12, 5, 1, 0, tzinfo=UTC)
+    envelopes = [build_envelope(Envelope(f"m-{v}", 1900223, 0, sender_id="T1-2511-1",
+                                         recipient_ids=("T2-2-1",), event_date=when,
+                                         message_date=when, version=v)) for v in (1, 2)]
+    receipts = [build_receipt(parse_envelope(e, max_bytes=1 << 20), "T2-2-1", code, "info", when)
+                for e in envelopes for code in (100, 310, 601)]
+    rng = random.Random(20261208)
+    read = refused = 0
+    for _ in range(1000):
+        receipt = rng.randrange(2) == 1
+        data = mutated(rng.choice(receipts if receipt else envelopes), rng)
+        try:
+            (parse_receipt if receipt else parse_envelope)(data, max_bytes=1 << 20)
+        except InputRejected as exc:
+            assert SEDEX_WHERE.search(str(exc)), (str(exc), data)
+            refused += 1
+        else:
+            read += 1
+    assert read > 200 and refused > 200
