@@ -37,7 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ech0020_inputs import Corpus
 
-from gateway import processor
+from gateway import worker_stages
 from gateway.config import load_settings, write_initial_config
 from gateway.contracts import Normalised, RawInput
 from gateway.person_state import StoredPerson
@@ -51,7 +51,7 @@ def known_states(bases: Sequence[bytes]) -> dict[str, StoredPerson]:
     """The stored state of every person of the base deliveries, by key."""
     known: dict[str, StoredPerson] = {}
     for i, base in enumerate(bases):
-        for step in processor.normalise_work([(i, RawInput("registry", f"base-{i}.xml", base))]):
+        for step in worker_stages.normalise_work([(i, RawInput("registry", f"base-{i}.xml", base))]):
             assert isinstance(step, Normalised), f"base delivery {i} was not normalised: {step}"
             for person in step.persons:
                 stored = StoredPerson(i, person.model_dump_json())
@@ -72,7 +72,7 @@ def one_run(events: Sequence[bytes], known: dict[str, StoredPerson]) -> dict[str
         spent[stage] = now - clock
         clock = now
 
-    steps = processor.normalise_work(batch)
+    steps = worker_stages.normalise_work(batch)
     lap("normalise")
     steps = pickle.loads(pickle.dumps(steps))
     lap("to the event loop")
@@ -82,7 +82,7 @@ def one_run(events: Sequence[bytes], known: dict[str, StoredPerson]) -> dict[str
              for key in n.subject if (stored := known.get(key)) is not None}
     mids, found = pickle.loads(pickle.dumps(([mid for mid, _n in todo], found)))
     lap("to the finishing worker")
-    results = processor.finish_kept(mids, found)
+    results = worker_stages.finish_kept(mids, found)
     assert results is not None, "the worker holds the batch it normalised"
     lap("finish")
     pickle.loads(pickle.dumps(results))
@@ -93,7 +93,7 @@ def one_run(events: Sequence[bytes], known: dict[str, StoredPerson]) -> dict[str
 def setup(events: int) -> tuple[list[bytes], dict[str, StoredPerson]]:
     """The processor of ``ech-gateway init``'s configuration; the inputs and known states."""
     with tempfile.TemporaryDirectory(prefix="ech-gateway-stage-cost-") as work:
-        processor.init_worker(load_settings(write_initial_config(Path(work) / "gateway")))
+        worker_stages.init_worker(load_settings(write_initial_config(Path(work) / "gateway")))
     corpus = Corpus.load()
     return list(corpus.events_of(events)), known_states(list(corpus.bases(events)))
 
@@ -139,7 +139,7 @@ def main() -> None:
     if args.source is not None:  # a run under valgrind: inputs made by the parent
         bases, events = pickle.loads(args.source.read_bytes())
         with tempfile.TemporaryDirectory(prefix="ech-gateway-stage-cost-") as work:
-            processor.init_worker(load_settings(write_initial_config(Path(work) / "gateway")))
+            worker_stages.init_worker(load_settings(write_initial_config(Path(work) / "gateway")))
         one_run(events[:args.events], known_states(bases))
         return
     events, known = setup(args.events)

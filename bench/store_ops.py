@@ -28,7 +28,7 @@ from typing import TypeVar
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ech0020_inputs import Corpus
 
-from gateway import processor
+from gateway import worker_stages
 from gateway.config import load_settings, write_initial_config
 from gateway.contracts import RawInput, Receipt, ReceiptOutcome
 from gateway.retry import RetryPolicy
@@ -52,12 +52,12 @@ async def one_batch(store: SQLiteStore, raws: list[RawInput],
     """Take ``raws`` through every store operation of their life, timing each."""
     ids = [mid for mid, _new in await timed(spent, "add_raw", lambda: store.add_raw(raws))]
     batch = list(zip(ids, raws, strict=True))
-    steps = processor.normalise_work(batch)
+    steps = worker_stages.normalise_work(batch)
     items = [(mid, raw, step) for (mid, raw), step in zip(batch, steps, strict=True)
              if not isinstance(step, Processed)]
     keys = [key for _mid, _raw, step in items for key in step.subject]
     known = await timed(spent, "stored_persons", lambda: store.stored_persons(keys))
-    results = processor.finish_work(items, known)
+    results = worker_stages.finish_work(items, known)
     await timed(spent, "record_processing", lambda: store.record_processing(results))
     claims = await timed(spent, "claim_due",
                          lambda: store.claim_due("bench", 60.0, len(raws), ["canton"]))
@@ -76,7 +76,7 @@ def _policy(_partner: str) -> RetryPolicy:
 async def measure(batch: int, batches: int, work: Path) -> dict[str, float]:
     """CPU µs per input of each store operation, over ``batches - 1`` batches."""
     settings = load_settings(write_initial_config(work / "gateway"))
-    processor.init_worker(settings)
+    worker_stages.init_worker(settings)
     corpus = Corpus.load()
     store = SQLiteStore(work / "bench.db")
     store.start()

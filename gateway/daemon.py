@@ -26,7 +26,7 @@ from typing import Any
 import pluggy
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from gateway import processor, sdnotify
+from gateway import sdnotify, worker_stages
 from gateway.archives import archive_folders
 from gateway.convert import Validator
 from gateway.dispatcher import Dispatcher, ReceiptRecorder
@@ -71,7 +71,7 @@ def worker_pool(settings: Any, pm: pluggy.PluginManager, workers: int | None = N
         if workers and not loaded_from_entry_points(pm):
             log.info("plugins registered by code: normalising in this process, not in workers")
             workers = 0
-    return WorkerPool(workers, processor.init_worker, (settings,),
+    return WorkerPool(workers, worker_stages.init_worker, (settings,),
                       nice=settings.gateway.worker_nice)
 
 

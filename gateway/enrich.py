@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,7 +95,7 @@ class Recording:
                 first = self._by_key.get(key)  # the base is the one before the batch
                 self._by_key[key] = (first[0] if first else change.base, after)
 
-    def touches(self, keys: Sequence[str]) -> bool:
+    def touches(self, keys: Iterable[str]) -> bool:
         """Whether this recording changes a person any of ``keys`` names."""
         return any(key in self._by_key for key in keys)
 

@@ -3,7 +3,7 @@
 :class:`Pipeline` is the :class:`~gateway.contracts.Intake` every source
 gets. ``submit`` returns once the raw bytes are committed; processing
 follows in batches: the stages without I/O (:mod:`gateway.processor`) in
-worker processes when ``[gateway] workers`` > 0, enrichment (person
+worker processes when ``[gateway] workers`` > 0 (:mod:`gateway.stage_calls`), enrichment (person
 state, :mod:`gateway.enrich`) in the event loop. Everything a batch causes
 (message states, person states, deliveries each with its payload, answer
 correlations, journal entries) is recorded in one transaction
@@ -25,33 +25,26 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any, TypeVar
 
 import pluggy
 
-from gateway import processor
 from gateway.contracts import Normalised, RawInput
 from gateway.enrich import Recording, enrich
 from gateway.inbound import WayBack
 from gateway.intake_pause import IntakePause
-from gateway.person_state import PersonChange, StoredPerson
-from gateway.processor import Processor, Step
+from gateway.person_state import PersonChange
+from gateway.processor import Processor
+from gateway.stage_calls import Batch, Normalising, Stages
 from gateway.store import MessageState, Processed, Store
 from gateway.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
-Batch = list[tuple[int, RawInput]]
-#: A normalised batch: the worker that normalised it (``None``: this process), and its steps.
-Normalising = tuple[int | None, list[Step]]
 #: Submits queued at most, waiting to be processed (each a batch, often of one input).
 QUEUED_BATCHES = 64
 #: Seconds without a sender waiting for an answer before the next batch is processed.
 SENDERS_QUIET = 0.05
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 @dataclass(slots=True)
@@ -75,6 +68,12 @@ class Decided:
         """The outcomes in input order."""
         return [self.outcome[mid] for mid in self.order]
 
+    def persons(self) -> set[str]:
+        """The keys of the persons the enriched inputs are about, and those they state."""
+        return {key for mid, _raw, n in self.todo
+                for key in (*n.subject, *(key for c in self.outcome[mid].persons
+                                          if isinstance(c, PersonChange) for key in c.keys))}
+
 
 class Pipeline:
     """Stores what sources submit, then processes it in batches."""
@@ -91,6 +90,7 @@ class Pipeline:
         self._on_routed = on_routed
         self._batch_size = batch_size
         self.pool = pool or WorkerPool(0)
+        self.stages = Stages(proc, self.pool)
         self._queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=QUEUED_BATCHES)
         #: ids of inputs stored with ``wait=False`` while the queue was full, oldest first
         self._backlog: deque[int] = deque()
@@ -200,7 +200,7 @@ class Pipeline:
                 # not in the worker that is about to finish this batch
                 ahead = self._normalise_ahead(following, normalised[0] if normalised else None)
                 deciding.append((asyncio.create_task(
-                    self._decide_batch(batch, normalised, recording)), taken))
+                    self._decide(batch, normalised, recording)), taken))
                 while deciding and (len(deciding) > ahead_of or following is None):
                     task, seen = deciding.popleft()
                     decided = await task
@@ -287,7 +287,7 @@ class Pipeline:
         ``None`` without workers or batch."""
         if batch is None or not self.pool.size:
             return None
-        return asyncio.create_task(self._normalise(batch, avoid))
+        return asyncio.create_task(self.stages.normalise(batch, avoid))
 
     async def stop(self) -> None:
         """Let :meth:`run` finish what is queued (the backlog too), then return."""
@@ -310,23 +310,19 @@ class Pipeline:
 
         :param normalised: the batch already normalised.
         """
-        results = await self._record(await self._decide(batch, normalised))
+        results = await self._record((await self._decide(batch, normalised)).results)
         await self._process_parts(results)
         return results
 
     async def _decide(self, batch: Batch, normalised: Normalising | None = None,
-                      recording: Recording | None = None) -> list[Processed]:
-        """What becomes of each input of ``batch``, in order, not recorded yet.
+                      recording: Recording | None = None) -> Decided:
+        """What becomes of each input of ``batch``, not recorded yet, with what it takes to
+        decide the batch again (:meth:`_confirmed`).
 
         :param recording: the person states the batch before leaves, if it is still
             being recorded.
         """
-        return (await self._decide_batch(batch, normalised, recording)).results
-
-    async def _decide_batch(self, batch: Batch, normalised: Normalising | None = None,
-                            recording: Recording | None = None) -> Decided:
-        """:meth:`_decide`, with what it takes to decide the batch again (:meth:`_confirmed`)."""
-        worker, steps = normalised if normalised is not None else await self._normalise(batch)
+        worker, steps = normalised if normalised is not None else await self.stages.normalise(batch)
         outcome: dict[int, Processed] = {}
         todo: list[tuple[int, RawInput, Normalised]] = []
         for step, (mid, raw) in zip(steps, batch, strict=True):
@@ -348,7 +344,7 @@ class Pipeline:
             return
         found = await enrich(self._store, self._pm, self.processor.settings,
                              [n for _mid, _raw, n in decided.todo], recording)
-        finished = await self._finish(decided.todo, found.known, decided.worker)
+        finished = await self.stages.finish(decided.todo, found.known, decided.worker)
         for result, (mid, _raw, n) in zip(finished, decided.todo, strict=True):
             result.persons = found.looked_up_for(n.subject) + tuple(result.persons)
             decided.outcome[mid] = result
@@ -364,42 +360,12 @@ class Pipeline:
         it is enriched and finished again, the whole batch, since its inputs may
         see each other's states.
         """
-        if recording is not None and not any(
-                recording.touches(n.subject) or any(
-                    recording.touches(c.keys) for c in decided.outcome[mid].persons
-                    if isinstance(c, PersonChange))
-                for mid, _raw, n in decided.todo):
+        if recording is not None and not recording.touches(decided.persons()):
             return decided
         log.debug("deciding a batch of %d again: the batch before changed one of its persons",
                   len(decided.todo))
         await self._finish_todo(decided, recording)
         return decided
-
-    async def _finish(self, todo: list[tuple[int, RawInput, Normalised]],
-                      known: dict[str, StoredPerson], worker: int | None) -> list[Processed]:
-        """Stage three of ``todo``, normalised by ``worker``, given the persons ``known``.
-
-        In that worker if it is free, or, if the batch has drafts, when it is:
-        it still holds the inputs and their steps (the drafts parsed), so they are
-        named by id only (:func:`~gateway.processor.finish_kept`); elsewhere, or
-        where it no longer holds them, they are sent (and the drafts read again).
-        """
-        insist = any(n.draft is not None for _mid, _raw, n in todo)
-        if worker is not None and (insist or self.pool.is_free(worker)):
-            try:
-                _, finished = await self.pool.run_where(
-                    processor.finish_kept, [mid for mid, _raw, _n in todo], known,
-                    worker=worker, insist=insist)
-            except BrokenProcessPool:
-                log.error("processing this batch again one input at a time")
-                return await self._one_at_a_time(processor.finish_work, _finish_crashed,
-                                                 todo, known)
-            if finished is not None:
-                return finished
-        _, finished = await self._in_workers(
-            self.processor.finish_batch, processor.finish_work, _finish_crashed, todo, known,
-            worker=worker, insist=insist)
-        return finished
 
     async def _record(self, results: list[Processed]) -> list[Processed]:
         """Record ``results`` in one transaction (waiting while the disk is full); them."""
@@ -416,50 +382,3 @@ class Pipeline:
             for i in range(0, len(parts), self._batch_size):
                 await self.process([(p.message, RawInput(p.source, p.ref, p.data, p.meta))
                                     for p in parts[i:i + self._batch_size]])
-
-    async def _normalise(self, batch: Batch, avoid: int | None = None) -> Normalising:
-        """The worker that normalises ``batch`` (``None``: this process), and its steps."""
-        return await self._in_workers(self.processor.normalise_batch, processor.normalise_work,
-                                      _normalise_crashed, batch,
-                                      worker=self.pool.pick(avoid) if self.pool.size else None)
-
-    async def _in_workers(self, here: Callable[..., list[R]], there: Callable[..., list[R]],
-                          crashed: Callable[[T], R], items: list[T], *args: Any,
-                          worker: int | None = None, insist: bool = False
-                          ) -> tuple[int | None, list[R]]:
-        """``here(items, *args)`` in this process, or ``there(items, *args)`` in a worker
-        (``worker`` if free, or when it is, with ``insist``); which worker ran it, and the results.
-
-        A batch that kills its worker is run again one item at a time; an item
-        that kills a worker alone becomes ``crashed(item)``.
-        """
-        if not self.pool.size:
-            return None, here(items, *args)
-        try:
-            return await self.pool.run_where(there, items, *args, worker=worker, insist=insist)
-        except BrokenProcessPool:
-            log.error("processing this batch again one input at a time")
-        return None, await self._one_at_a_time(there, crashed, items, *args)
-
-    async def _one_at_a_time(self, there: Callable[..., list[R]], crashed: Callable[[T], R],
-                             items: list[T], *args: Any) -> list[R]:
-        """``there([item], *args)`` in a worker for each item; ``crashed(item)`` for one that
-        kills its worker."""
-        results: list[R] = []
-        for item in items:
-            try:
-                results.extend(await self.pool.run(there, [item], *args))
-            except BrokenProcessPool:
-                results.append(crashed(item))
-        return results
-
-
-_CRASHED = "processing this input crashed the worker process"
-
-
-def _normalise_crashed(item: tuple[int, RawInput]) -> Step:
-    return Processed(item[0], MessageState.QUARANTINED, _CRASHED)
-
-
-def _finish_crashed(item: tuple[int, RawInput, Normalised]) -> Processed:
-    return Processed(item[0], MessageState.QUARANTINED, _CRASHED)

@@ -19,7 +19,6 @@ request, not by the rules.
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -30,7 +29,6 @@ from gateway.assembly import partner_ech0223, partner_of
 from gateway.contracts import (
     Attachment,
     Decision,
-    Draft,
     NormaliseContext,
     Normalised,
     PartnerVersion,
@@ -333,106 +331,3 @@ def partner_targets(settings: Any) -> dict[str, PartnerVersion]:
     drop them.
     """
     return partner_ech0223(settings)
-
-
-# -- worker processes -------------------------------------------------------------
-
-_worker: Processor | None = None
-
-
-def init_worker(settings: Any) -> None:
-    """Build this worker process's processor from the daemon's settings."""
-    from gateway.assembly import make_validator, schema_set
-    from gateway.plugins import get_plugin_manager
-    from gateway.workers import settle_gc
-
-    global _worker
-    _worker = Processor(get_plugin_manager(), settings, normalise_context(settings),
-                        make_validator(schema_set(settings)), partner_targets(settings))
-    settle_gc()
-
-
-#: Batches whose inputs a worker keeps for their finish: one normalised ahead, and those being
-#: decided, which may be decided again (``Pipeline.run``).
-KEPT_BATCHES = 4
-#: The inputs this worker normalised, by message id, with their steps as made (drafts
-#: parsed), until :data:`KEPT_BATCHES` later batches were normalised here.
-_inputs: dict[int, tuple[RawInput, Normalised]] = {}
-#: The message ids of the batches whose inputs are kept, oldest first.
-_kept: deque[list[int]] = deque()
-
-
-class _KeptDraft:
-    """What crosses to the core in place of a draft that the worker which made it keeps
-    (:data:`KEPT`): the core needs to know only that the message has one."""
-
-    __slots__ = ()
-
-    def complete(self, person: PersonState | None) -> Normalised:
-        """Never called: :func:`finish_work` puts the draft itself back first."""
-        raise InputRejected("the draft of this input stayed in another worker process")
-
-    def __reduce__(self) -> str:
-        return "KEPT"  # pickles as a reference to this module's one instance
-
-
-#: Stands in for a draft its worker keeps, wherever the message goes from there.
-KEPT: Draft = _KeptDraft()
-
-
-def normalise_work(batch: Sequence[tuple[int, RawInput]]) -> list[Step]:
-    """Stage one in a worker process; the inputs and their steps stay here too, as made.
-
-    The steps go to the core with :data:`KEPT` in place of their drafts. The
-    pipeline finishes a batch in the worker that normalised it, naming its
-    inputs by id (:func:`finish_kept`); a batch not finished here (its worker
-    was busy, or a replay) is forgotten after :data:`KEPT_BATCHES` others.
-    """
-    assert _worker is not None, "init_worker was not called"
-    steps = _worker.normalise_batch(batch)
-    kept = {mid: (raw, step) for (mid, raw), step in zip(batch, steps, strict=True)
-            if isinstance(step, Normalised)}
-    _inputs.update(kept)
-    _kept.append(list(kept))
-    while len(_kept) > KEPT_BATCHES:
-        for mid in _kept.popleft():
-            _inputs.pop(mid, None)
-    return [s.replaced(draft=KEPT) if isinstance(s, Normalised) and s.draft is not None else s
-            for s in steps]
-
-
-def finish_kept(mids: Sequence[int], known: Mapping[str, StoredPerson]) -> list[Processed] | None:
-    """Stage three in a worker process for inputs :func:`normalise_work` kept here, by id;
-    ``None`` when it does not hold them all (another worker's batch, or this worker was
-    restarted or has forgotten it): then :func:`finish_work` takes them with the inputs.
-
-    The inputs stay kept: the pipeline may finish a batch again, with other person states.
-    """
-    assert _worker is not None, "init_worker was not called"
-    if not all(mid in _inputs for mid in mids):
-        return None
-    return _worker.finish_batch([(mid, *_inputs[mid]) for mid in mids], known)
-
-
-def finish_work(items: Sequence[tuple[int, RawInput, Normalised]],
-                known: Mapping[str, StoredPerson]) -> list[Processed]:
-    """Stage three in a worker process, with the inputs and their steps.
-
-    A :data:`KEPT` draft is the one kept here if it still is, else the raw
-    input is normalised again (its outcome stands if that no longer gives a
-    message).
-    """
-    worker = _worker
-    assert worker is not None, "init_worker was not called"
-    steps = [(mid, raw, _with_draft(worker, mid, raw, n)) for mid, raw, n in items]
-    done = iter(worker.finish_batch([(mid, raw, s) for mid, raw, s in steps
-                                      if isinstance(s, Normalised)], known))
-    return [next(done) if isinstance(s, Normalised) else s for _mid, _raw, s in steps]
-
-
-def _with_draft(worker: Processor, mid: int, raw: RawInput, n: Normalised) -> Step:
-    """``n`` with its draft in place of :data:`KEPT`: kept here, or made again from ``raw``."""
-    kept = _inputs.get(mid)
-    if n.draft is not KEPT:
-        return n
-    return kept[1] if kept is not None else worker.normalise(mid, raw)

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from gateway import processor
+from gateway import worker_stages
 from gateway.config import load_settings, write_initial_config
 from gateway.contracts import NormaliseContext, Normalised, RawInput
 from gateway.errors import InputRejected
@@ -93,13 +93,13 @@ def worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, StoredP
     """This process as a fresh worker of ``init``'s configuration; the base delivery's
     persons as enrichment finds them, by key."""
     monkeypatch.setattr("gateway.workers.settle_gc", lambda: None)  # not in the test process
-    monkeypatch.setattr(processor, "_worker", None)
-    monkeypatch.setattr(processor, "_inputs", {})
-    monkeypatch.setattr(processor, "_kept", deque())
-    processor.init_worker(load_settings(write_initial_config(tmp_path)))
+    monkeypatch.setattr(worker_stages, "_worker", None)
+    monkeypatch.setattr(worker_stages, "_inputs", {})
+    monkeypatch.setattr(worker_stages, "_kept", deque())
+    worker_stages.init_worker(load_settings(write_initial_config(tmp_path)))
     base = RawInput("registry", "base.xml", (ECH0020 / "baseDelivery.xml").read_bytes())
     known: dict[str, StoredPerson] = {}
-    for step in processor.normalise_work([(1, base)]):
+    for step in worker_stages.normalise_work([(1, base)]):
         assert isinstance(step, Normalised)
         for person in step.persons:
             known.update(dict.fromkeys(person.keys(), StoredPerson(1, person.model_dump_json())))
@@ -107,10 +107,10 @@ def worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, StoredP
 
 
 def _decided(mid: int, raw: RawInput, known: dict[str, StoredPerson]) -> Processed:
-    [step] = processor.normalise_work([(mid, raw)])
+    [step] = worker_stages.normalise_work([(mid, raw)])
     if isinstance(step, Processed):
         return step
-    [result] = processor.finish_kept([mid], known) or []
+    [result] = worker_stages.finish_kept([mid], known) or []
     return result
 
 

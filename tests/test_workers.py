@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from gateway import processor
+from gateway import processor, worker_stages
 from gateway.assembly import make_validator, schema_set
 from gateway.config import load_settings, write_initial_config
 from gateway.contracts import Decision, Normalised, RawInput
@@ -381,10 +381,10 @@ async def test_work_whose_caller_gave_up_waiting_is_not_run() -> None:
 def in_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """This process as a fresh worker process (nothing kept yet)."""
     monkeypatch.setattr("gateway.workers.settle_gc", lambda: None)  # not in the test process
-    monkeypatch.setattr(processor, "_worker", None)
-    monkeypatch.setattr(processor, "_inputs", {})
-    monkeypatch.setattr(processor, "_kept", deque())
-    processor.init_worker(load_settings(write_initial_config(tmp_path)))
+    monkeypatch.setattr(worker_stages, "_worker", None)
+    monkeypatch.setattr(worker_stages, "_inputs", {})
+    monkeypatch.setattr(worker_stages, "_kept", deque())
+    worker_stages.init_worker(load_settings(write_initial_config(tmp_path)))
 
 
 def _ech0020_batch() -> list[tuple[int, RawInput]]:
@@ -399,7 +399,7 @@ def _ech0020_batch() -> list[tuple[int, RawInput]]:
 def _base_states() -> dict[str, StoredPerson]:
     """The persons of ``baseDelivery.xml`` as enrichment finds them, by key."""
     raw = RawInput("registry", "base.xml", (ECH0020 / "baseDelivery.xml").read_bytes())
-    [step] = processor.normalise_work([(0, raw)])
+    [step] = worker_stages.normalise_work([(0, raw)])
     assert isinstance(step, Normalised)
     known: dict[str, StoredPerson] = {}
     for person in step.persons:
@@ -422,29 +422,29 @@ def test_a_batch_its_worker_no_longer_holds_is_finished_with_its_inputs_alike(
     normalising the drafts again: the outcome is the same."""
     known, batch = _base_states(), _ech0020_batch()
     mids = [mid for mid, _raw in batch]
-    steps = pickle.loads(pickle.dumps(processor.normalise_work(batch)))
-    assert [s.draft is processor.KEPT for s in steps] == [True, True, False]
+    steps = pickle.loads(pickle.dumps(worker_stages.normalise_work(batch)))
+    assert [s.draft is worker_stages.KEPT for s in steps] == [True, True, False]
     for (_mid, raw), step in zip(batch, steps, strict=True):
         assert raw.data not in pickle.dumps(step)  # neither the draft nor the XML travel
     if lost == "finished elsewhere":
-        assert processor.finish_kept([9], known) is None  # (a batch it never normalised)
-        monkeypatch.setattr(processor, "_inputs", {})
+        assert worker_stages.finish_kept([9], known) is None  # (a batch it never normalised)
+        monkeypatch.setattr(worker_stages, "_inputs", {})
     elif lost == "forgotten":
-        for other in range(processor.KEPT_BATCHES):
-            processor.normalise_work([(100 + other, batch[0][1])])
+        for other in range(worker_stages.KEPT_BATCHES):
+            worker_stages.normalise_work([(100 + other, batch[0][1])])
     else:
-        monkeypatch.setattr(processor, "_inputs", {})
-        monkeypatch.setattr(processor, "_kept", deque())
-    assert processor.finish_kept(mids, known) is None
-    elsewhere = processor.finish_work(
+        monkeypatch.setattr(worker_stages, "_inputs", {})
+        monkeypatch.setattr(worker_stages, "_kept", deque())
+    assert worker_stages.finish_kept(mids, known) is None
+    elsewhere = worker_stages.finish_work(
         [(mid, raw, step) for (mid, raw), step in zip(batch, steps, strict=True)], known)
-    processor.normalise_work(batch)
-    kept = processor.finish_kept(mids, known)
+    worker_stages.normalise_work(batch)
+    kept = worker_stages.finish_kept(mids, known)
     assert kept is not None
     assert _outcomes(elsewhere) == _outcomes(kept)
     assert [p.state for p in kept] == [MessageState.ROUTED] * 3
     assert all(p.normalised and b"personEventMessage" in p.normalised.xml for p in kept[:2])
-    again = processor.finish_kept(mids, known)  # still held: a batch may be decided again
+    again = worker_stages.finish_kept(mids, known)  # still held: a batch may be decided again
     assert again is not None and _outcomes(again) == _outcomes(kept)
 
 
@@ -452,8 +452,8 @@ def test_a_batch_s_equal_decisions_cross_as_one(in_worker: None) -> None:
     """Inputs the same rule decides the same way come back with one decision and one route
     between them (pickled once); a plugin's decision that cannot be hashed stays as it is."""
     known, batch = _base_states(), _ech0020_batch()[:2]
-    processor.normalise_work(batch)
-    results = pickle.loads(pickle.dumps(processor.finish_kept([1, 2], known)))
+    worker_stages.normalise_work(batch)
+    results = pickle.loads(pickle.dumps(worker_stages.finish_kept([1, 2], known)))
     assert [p.state for p in results] == [MessageState.ROUTED] * 2
     first, second = results
     assert first.decision is not None and first.decision is second.decision
@@ -471,7 +471,7 @@ async def test_a_worker_restarted_between_the_stages_finishes_the_batch_alike(
         settings = load_settings(write_initial_config(folder))
         store = SQLiteStore(folder / "gateway.db", group_commit_delay=0.001)
         store.start()
-        pool = WorkerPool(1, processor.init_worker, (settings,))
+        pool = WorkerPool(1, worker_stages.init_worker, (settings,))
         pipeline = build_pipeline(settings, get_plugin_manager(), store,
                                   make_validator(schema_set(settings)), lambda: None, pool)
         try:
@@ -481,7 +481,7 @@ async def test_a_worker_restarted_between_the_stages_finishes_the_batch_alike(
             raws = [raw for _mid, raw in _ech0020_batch()]
             batch = [(mid, raw) for (mid, _new), raw in
                      zip(await store.add_raw(raws), raws, strict=True)]
-            normalised = await pool.run_where(processor.normalise_work, batch)
+            normalised = await pool.run_where(worker_stages.normalise_work, batch)
             if kill:
                 [pid] = pool.pids
                 os.kill(pid, signal.SIGKILL)
@@ -506,8 +506,8 @@ def _alive(pid: int) -> bool:
 
 def _init_with_a_poison(settings: object) -> None:
     """The real worker, whose normalising dies (as in a C library) on an input saying POISON."""
-    processor.init_worker(settings)
-    worker = processor._worker
+    worker_stages.init_worker(settings)
+    worker = worker_stages._worker
     assert worker is not None
     normalise = worker.normalise_batch
 
