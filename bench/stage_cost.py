@@ -22,6 +22,7 @@ Usage: .venv/bin/python bench/stage_cost.py [--events 1000] [--runs 3] [--instru
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import pickle
 import re
@@ -43,6 +44,8 @@ from gateway.contracts import Normalised, RawInput
 from gateway.person_state import StoredPerson
 
 STAGES = ("normalise", "to the event loop", "to the finishing worker", "finish", "results back")
+#: The first message id of each run's batch.
+_first_ids = itertools.count(1_000_000, 1_000_000)
 #: Events of the smaller of the two runs under valgrind (the larger adds ``--events``).
 VALGRIND_BASE = 50
 
@@ -61,7 +64,8 @@ def known_states(bases: Sequence[bytes]) -> dict[str, StoredPerson]:
 
 def one_run(events: Sequence[bytes], known: dict[str, StoredPerson]) -> dict[str, float]:
     """CPU seconds of each stage for ``events``, as one batch."""
-    batch = [(1000 + i, RawInput("registry", f"event-{i}.xml", data))
+    first = next(_first_ids)  # ids of their own: a worker forgets a batch's by id
+    batch = [(first + i, RawInput("registry", f"event-{i}.xml", data))
              for i, data in enumerate(events)]
     spent: dict[str, float] = {}
     clock = time.process_time()
