@@ -29,19 +29,21 @@ from dataclasses import dataclass
 
 import pluggy
 
+from gateway.batching import BATCH_BYTES, QUEUED_BYTES, Batch, BatchQueue, batch_bytes, cut
 from gateway.contracts import Normalised, RawInput
 from gateway.enrich import Recording, enrich
 from gateway.inbound import WayBack
 from gateway.intake_pause import IntakePause
 from gateway.person_state import PersonChange
 from gateway.processor import Processor
-from gateway.stage_calls import Batch, Normalising, Stages
+from gateway.stage_calls import Normalising, Stages
 from gateway.store import MessageState, Processed, Store
 from gateway.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
-#: Submits queued at most, waiting to be processed (each a batch, often of one input).
+#: Submits queued at most, waiting to be processed (each a batch, often of one input; the
+#: queue is full at :data:`~gateway.batching.QUEUED_BYTES` of input too).
 QUEUED_BATCHES = 64
 #: Seconds without a sender waiting for an answer before the next batch is processed.
 SENDERS_QUIET = 0.05
@@ -80,20 +82,27 @@ class Pipeline:
 
     def __init__(self, store: Store, pm: pluggy.PluginManager, proc: Processor,
                  on_routed: Callable[[], None], *, pause: IntakePause, batch_size: int = 500,
-                 pool: WorkerPool | None = None, answers_first: float = 0.0) -> None:
-        """:param answers_first: how long a batch may wait while senders wait for
-            answers (:meth:`_answers_first`); 0: never."""
+                 pool: WorkerPool | None = None, answers_first: float = 0.0,
+                 batch_bytes: int = BATCH_BYTES, queued_bytes: int = QUEUED_BYTES) -> None:
+        """:param batch_size: the most inputs one batch takes.
+        :param answers_first: how long a batch may wait while senders wait for
+            answers (:meth:`_answers_first`); 0: never.
+        :param batch_bytes: the most input bytes one batch takes, beyond its first input.
+        :param queued_bytes: the input bytes waiting in the queue at which it is full."""
         self._store = store
         self._pm = pm
         self.processor = proc
         self.way_back = WayBack(store, pm, proc)
         self._on_routed = on_routed
         self._batch_size = batch_size
+        self._batch_bytes = batch_bytes
         self.pool = pool or WorkerPool(0)
         self.stages = Stages(proc, self.pool)
-        self._queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=QUEUED_BATCHES)
-        #: ids of inputs stored with ``wait=False`` while the queue was full, oldest first
-        self._backlog: deque[int] = deque()
+        self._queue = BatchQueue(QUEUED_BATCHES, queued_bytes)
+        #: batches (and the stop) taken from the queue but not processed yet, next first
+        self._carry: deque[Batch | None] = deque()
+        #: ids and sizes of inputs stored with ``wait=False`` while the queue was full, oldest first
+        self._backlog: deque[tuple[int, int]] = deque()
         self._feeder: asyncio.Task[None] | None = None
         self.pause = pause
         self._answers_first = answers_first
@@ -118,10 +127,11 @@ class Pipeline:
             self._answered_at = asyncio.get_running_loop().time()
         rows = await self.pause.write(lambda: self._store.add_raw(raws), wait=wait)
         fresh = [(mid, raw) for (mid, new), raw in zip(rows, raws, strict=True) if new]
-        if fresh and wait:
-            await self._queue.put(fresh)
-        elif fresh:
-            self._queue_now(fresh)
+        for batch in cut(fresh, len(fresh), self._batch_bytes):
+            if wait:
+                await self._queue.put(batch)
+            else:
+                self._queue_now(batch)
         return [mid for mid, _new in rows]
 
     def _queue_now(self, fresh: Batch) -> None:
@@ -129,7 +139,7 @@ class Pipeline:
         if self._feeder is None and not self._queue.full():
             self._queue.put_nowait(fresh)
             return
-        self._backlog.extend(mid for mid, _raw in fresh)
+        self._backlog.extend((mid, len(raw.data)) for mid, raw in fresh)
         if self._feeder is None:
             self._feeder = asyncio.create_task(self._feed(), name="pipeline backlog")
 
@@ -137,8 +147,13 @@ class Pipeline:
         """Queue the backlog, batch by batch, read back from the store, as room frees up."""
         try:
             while self._backlog:
-                ids = [self._backlog.popleft()
-                       for _ in range(min(self._batch_size, len(self._backlog)))]
+                first, held = self._backlog.popleft()
+                ids = [first]
+                while (self._backlog and len(ids) < self._batch_size
+                       and held + self._backlog[0][1] <= self._batch_bytes):
+                    mid, size = self._backlog.popleft()
+                    ids.append(mid)
+                    held += size
                 stored = await self._store.inputs(ids)
                 await self._queue.put([(p.message, RawInput(p.source, p.ref, p.data, p.meta))
                                        for p in stored])
@@ -158,7 +173,7 @@ class Pipeline:
         """Process inputs that were stored but never processed (after a crash)."""
         count = 0
         while True:
-            pending = await self._store.pending(self._batch_size)
+            pending = await self._store.pending(self._batch_size, max_bytes=self._batch_bytes)
             if not pending:
                 return count
             await self.process([(p.message, RawInput(p.source, p.ref, p.data, p.meta))
@@ -256,29 +271,33 @@ class Pipeline:
 
     async def _next_batch(self) -> Batch | None:
         """The next batch (waiting for one); ``None`` once :meth:`stop` was called."""
-        first = await self._queue.get()
+        first = self._carry.popleft() if self._carry else await self._queue.get()
         if first is None:
             return None
         return self._gather(first)
 
     def _next_batch_nowait(self) -> Batch | None:
         """The next batch if one is queued already, else ``None`` (a stop stays queued)."""
-        if self._queue.empty():
+        if not self._carry and self._queue.empty():
             return None
-        first = self._queue.get_nowait()
+        first = self._carry.popleft() if self._carry else self._queue.get_nowait()
         if first is None:
-            self._queue.put_nowait(None)
+            self._carry.appendleft(None)
             return None
         return self._gather(first)
 
     def _gather(self, batch: Batch) -> Batch:
-        """``batch`` topped up with what is queued behind it, up to the batch size."""
-        while len(batch) < self._batch_size and not self._queue.empty():
-            more = self._queue.get_nowait()
-            if more is None:
-                self._queue.put_nowait(None)
+        """``batch`` topped up with what is queued behind it, up to the batch size and
+        the batch bytes; what does not fit is the next batch's start."""
+        held = batch_bytes(batch)
+        while len(batch) < self._batch_size and (self._carry or not self._queue.empty()):
+            more = self._carry.popleft() if self._carry else self._queue.get_nowait()
+            size = batch_bytes(more)
+            if more is None or held + size > self._batch_bytes:
+                self._carry.appendleft(more)
                 break
             batch.extend(more)
+            held += size
         return batch
 
     def _normalise_ahead(self, batch: Batch | None,
@@ -379,6 +398,6 @@ class Pipeline:
         split = [p.message for p in results if p.state is MessageState.SPLIT]
         if split:  # an export's rows: stored with it, processed now like any input
             parts = await self._store.parts_of(split)
-            for i in range(0, len(parts), self._batch_size):
-                await self.process([(p.message, RawInput(p.source, p.ref, p.data, p.meta))
-                                    for p in parts[i:i + self._batch_size]])
+            for batch in cut([(p.message, RawInput(p.source, p.ref, p.data, p.meta)) for p in parts],
+                             self._batch_size, self._batch_bytes):
+                await self.process(batch)

@@ -15,6 +15,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 from gateway import worker_stages
+from gateway.batching import Batch
 from gateway.contracts import Normalised, RawInput
 from gateway.person_state import StoredPerson
 from gateway.processor import Processor, Step
@@ -23,7 +24,6 @@ from gateway.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
-Batch = list[tuple[int, RawInput]]
 #: A normalised batch: the worker that normalised it (``None``: this process), and its steps.
 Normalising = tuple[int | None, list[Step]]
 T = TypeVar("T")

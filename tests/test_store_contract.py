@@ -169,6 +169,18 @@ async def test_the_same_bytes_from_the_same_source_are_a_duplicate(
     assert [p.message for p in await store.pending(10)] == [first, other_source]
 
 
+async def test_pending_stops_at_a_byte_budget_but_always_gives_the_oldest(store: Store) -> None:
+    big = [RawInput("registry", f"big{n}.xml", b"<x>" + bytes([65 + n]) * 1000 + b"</x>")
+           for n in range(4)]
+    ids = [mid for mid, _new in await store.add_raw(big)]
+    size = len(big[0].data)
+    assert [p.message for p in await store.pending(10, max_bytes=2 * size)] == ids[:2]
+    assert [p.message for p in await store.pending(10, max_bytes=2 * size - 1)] == ids[:1]
+    assert [p.message for p in await store.pending(10, max_bytes=1)] == ids[:1]
+    assert [p.message for p in await store.pending(3, max_bytes=100 * size)] == ids[:3]
+    assert [p.message for p in await store.pending(10)] == ids
+
+
 async def test_a_duplicate_within_one_batch(store: Store, journal: list[Entry]) -> None:
     rows = await store.add_raw([raw(1), raw(2), raw(1)])
     assert [new for _id, new in rows] == [True, True, False]

@@ -205,15 +205,22 @@ def activity(conn: sqlite3.Connection, since: int) -> tuple[int, dict[str, int],
     return head, events, open_
 
 
-def pending(conn: sqlite3.Connection, limit: int) -> list[Pending]:
-    """Inputs stored but never processed (the process stopped in between)."""
-    rows = conn.execute(
+def pending(conn: sqlite3.Connection, limit: int, max_bytes: int | None = None) -> list[Pending]:
+    """Inputs stored but never processed (the process stopped in between), oldest first:
+    at most ``limit``, and beyond the first at most ``max_bytes`` of input."""
+    found: list[Pending] = []
+    held = 0
+    for r in conn.execute(
         # the literal state lets SQLite use the partial index messages_received
         "SELECT id, source, ref, raw, meta FROM messages JOIN payloads ON message = id"
         f" WHERE state = '{MessageState.RECEIVED}' ORDER BY id LIMIT ?",
         (limit,),
-    ).fetchall()
-    return [Pending(r[0], r[1], r[2], bytes(r[3]), json.loads(r[4])) for r in rows]
+    ):
+        held += len(r[3])
+        if found and max_bytes is not None and held > max_bytes:
+            break
+        found.append(Pending(r[0], r[1], r[2], bytes(r[3]), json.loads(r[4])))
+    return found
 
 
 def inputs(conn: sqlite3.Connection, ids: Sequence[int]) -> list[Pending]:

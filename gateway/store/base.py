@@ -118,8 +118,9 @@ class Store(Protocol):
         """Record the person an operator assigned to ``message`` (``needs_review``), journaled,
         and put it back to ``received`` for processing."""
 
-    async def pending(self, limit: int) -> list[Pending]:
-        """Inputs stored but not processed yet."""
+    async def pending(self, limit: int, *, max_bytes: int | None = None) -> list[Pending]:
+        """Inputs stored but not processed yet, oldest first: at most ``limit``, and beyond
+        the first at most ``max_bytes`` of input in all."""
         ...
 
     async def inputs(self, messages: Sequence[int]) -> list[Pending]:

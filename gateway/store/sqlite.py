@@ -264,9 +264,9 @@ class SQLiteStore:
         await self._writer.write(
             lambda c: _inbound_ops.assign(c, message, keys, who, self.now()))
 
-    async def pending(self, limit: int) -> list[Pending]:
+    async def pending(self, limit: int, *, max_bytes: int | None = None) -> list[Pending]:
         """Inputs stored but not processed yet."""
-        return await self._writer.read(lambda c: _queries.pending(c, limit))
+        return await self._writer.read(lambda c: _queries.pending(c, limit, max_bytes))
 
     async def inputs(self, messages: Sequence[int]) -> list[Pending]:
         """Of the inputs ``messages``, those not processed yet."""
