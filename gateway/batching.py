@@ -6,7 +6,9 @@ persons, an event 7 KB. Counting inputs alone let 20 base deliveries (336 MB)
 go through as one batch, which took the daemon 2.2 GB and a worker 1.5 GB.
 So a batch also stops at :data:`BATCH_BYTES` (beyond its first input, which
 goes through whatever its size), and the queue of batches waiting is full at
-:data:`QUEUED_BYTES`.
+:data:`QUEUED_BYTES`. The dispatcher's claims stop at :data:`BATCH_BYTES` of
+payloads and attachments in the same way: a partner's backlog of messages
+with scanned documents is sent a few at a time, not 500.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from collections.abc import Iterable, Iterator
 
 from gateway.contracts import RawInput
 
-#: The input bytes one batch holds at most, beyond its first input.
+#: The input bytes one batch holds at most, beyond its first input (and the bytes of
+#: payloads and attachments one claim of deliveries holds).
 BATCH_BYTES = 16 << 20
 #: The input bytes of the batches waiting to be processed at which their queue is full.
 QUEUED_BYTES = 64 << 20

@@ -22,6 +22,7 @@ import logging
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import TypeVar
 
+from gateway.batching import BATCH_BYTES
 from gateway.contracts import OutboundItem, Receipt, SendResult
 from gateway.errors import LocalFault, PermanentError, StoreUnavailable, TransientError
 from gateway.logs import RepeatedProblem
@@ -87,8 +88,8 @@ class Dispatcher:
                     if probe is not None:  # one waiting attempt tells whether the fault cleared
                         claims = await self._store.claim_due(self._node, self._lease, 1, [probe])
                     else:
-                        claims = await self._store.claim_due(self._node, self._lease,
-                                                             self._batch_size, free)
+                        claims = await self._store.claim_due(
+                            self._node, self._lease, self._batch_size, free, max_bytes=BATCH_BYTES)
                 except StoreUnavailable:  # disk full: the intake alerts; claim again later
                     self.pauses.unprobe(probe)
                     await asyncio.sleep(self._idle_poll)

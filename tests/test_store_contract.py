@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from gateway.contracts import Normalised, RawInput, Receipt, ReceiptOutcome, Route
+from gateway.contracts import Attachment, Normalised, RawInput, Receipt, ReceiptOutcome, Route
 from gateway.ech0223 import (
     Country,
     CountryInfo,
@@ -129,6 +129,29 @@ async def queued(store: Store, n: int, partners: Sequence[str] = ("canton",)
     [(mid, new)] = await store.add_raw([raw(n)])
     assert new
     return mid, await store.record_processing([routed(mid, f"id-{n}", partners)])
+
+
+async def test_a_claim_stops_at_a_byte_budget_but_always_takes_the_first_due(store: Store) -> None:
+    """A backlog of large deliveries (scanned documents) is claimed a few at a time; a
+    message's attachments count with its payload."""
+    scan = Attachment("files/scan.pdf", b"%PDF-" + b"s" * 3000)
+    dids = []
+    for n in range(5):
+        [(mid, _new)] = await store.add_raw([raw(n)])
+        big = routed(mid, f"big-{n}")
+        assert big.normalised is not None
+        big.normalised = big.normalised.replaced(
+            xml=b"<c>" + b"x" * 1000 + b"</c>", attachments=(scan,) if n == 2 else ())
+        dids += await store.record_processing([big])
+    size = 1007
+    budget = 2 * size
+    first = await store.claim_due("n1", 60, 10, ["canton"], max_bytes=budget)
+    assert [(c.delivery, len(c.payload)) for c in first] == [(dids[0], size), (dids[1], size)]
+    with_scan = await store.claim_due("n1", 60, 10, ["canton"], max_bytes=budget)
+    assert [(c.delivery, c.attachments) for c in with_scan] == [(dids[2], (scan,))]
+    assert [c.delivery for c in await store.claim_due("n1", 60, 10, ["canton"], max_bytes=1)
+            ] == dids[3:4]
+    assert [c.delivery for c in await store.claim_due("n1", 60, 10, ["canton"])] == dids[4:]
 
 
 async def sent(store: Store, n: int, timeout: float = 3600.0) -> tuple[int, int, str]:

@@ -27,6 +27,14 @@ SELECT id, next_attempt_at FROM deliveries
 WHERE state = ? AND lease_until < ? AND partner IN ({partners})
 ORDER BY next_attempt_at LIMIT ?
 """
+#: What sending each delivery of ``ids`` carries: its payload and its message's attachments.
+_SIZES_SQL = """
+SELECT d.id, CASE WHEN d.payload IS NOT NULL THEN length(d.payload)
+                  WHEN p.canonical IS NOT NULL THEN length(p.canonical) ELSE length(p.raw) END
+             + COALESCE((SELECT sum(length(a.data)) FROM attachments a WHERE a.message = d.message), 0)
+FROM deliveries d JOIN payloads p ON p.message = d.message
+WHERE d.id IN ({})
+"""
 _CLAIMED_SQL = """
 SELECT d.id, d.message, d.partner, d.state, d.attempts, d.attempt_ref,
        m.message_id, COALESCE(d.payload, p.canonical, p.raw)
@@ -52,8 +60,10 @@ def _due_ids(conn: sqlite3.Connection, now: float, limit: int, partners: Sequenc
 
 
 def claim_due(conn: sqlite3.Connection, node: str, lease: float, limit: int,
-              partners: Sequence[str], now: float) -> tuple[list[Claim], list[Entry]]:
-    """Claim due deliveries (and those whose lease expired) for one attempt each.
+              partners: Sequence[str], now: float,
+              max_bytes: int | None = None) -> tuple[list[Claim], list[Entry]]:
+    """Claim due deliveries (and those whose lease expired) for one attempt each: at most
+    ``limit``, and beyond the first at most ``max_bytes`` of payloads and attachments.
 
     A delivery whose lease expired while ``sending`` is claimed again with the
     same attempt reference: its transport treats the repeat as the same attempt.
@@ -61,6 +71,8 @@ def claim_due(conn: sqlite3.Connection, node: str, lease: float, limit: int,
     :raises StoreConflict: a delivery found due was no longer due when claimed.
     """
     ids = _due_ids(conn, now, limit, partners)
+    if max_bytes is not None and len(ids) > 1:
+        ids = _within(conn, ids, max_bytes)
     found = {row[0]: row for row in select_in(conn, _CLAIMED_SQL, ids)}
     rows = [found[did] for did in ids if did in found]
     files = _attachments_of(conn, [row[1] for row in rows])
@@ -90,6 +102,20 @@ def claim_due(conn: sqlite3.Connection, node: str, lease: float, limit: int,
         "INSERT INTO attempts (ref, delivery, number, started_at) VALUES (?, ?, ?, ?)", attempts_rows
     )
     return claims, entries
+
+
+def _within(conn: sqlite3.Connection, ids: Sequence[int], max_bytes: int) -> list[int]:
+    """The first of ``ids`` whose payloads and attachments hold at most ``max_bytes`` in all
+    (the first one whatever its size)."""
+    sizes = dict(select_in(conn, _SIZES_SQL, ids))
+    kept: list[int] = []
+    held = 0
+    for did in ids:
+        held += sizes.get(did, 0)
+        if kept and held > max_bytes:
+            break
+        kept.append(did)
+    return kept
 
 
 def _attachments_of(conn: sqlite3.Connection, messages: Sequence[int]

@@ -153,9 +153,11 @@ class Store(Protocol):
         """Store ``raw`` as a new input correcting quarantined ``of`` (now handled); its id."""
         ...
 
-    async def claim_due(self, node: str, lease: float, limit: int,
-                        partners: Sequence[str]) -> list[Claim]:
-        """Claim due deliveries (and expired leases) for one attempt each."""
+    async def claim_due(self, node: str, lease: float, limit: int, partners: Sequence[str],
+                        *, max_bytes: int | None = None) -> list[Claim]:
+        """Claim due deliveries (and expired leases) for one attempt each, the first due
+        first: at most ``limit``, and beyond the first at most ``max_bytes`` of payloads
+        and attachments in all."""
         ...
 
     async def release_leases(self, node: str) -> int:

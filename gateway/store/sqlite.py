@@ -291,11 +291,11 @@ class SQLiteStore:
             lambda c: _handling_ops.add_correction(c, of, raw, self.now()))
 
     # -- delivery ------------------------------------------------------------
-    async def claim_due(self, node: str, lease: float, limit: int,
-                        partners: Sequence[str]) -> list[Claim]:
+    async def claim_due(self, node: str, lease: float, limit: int, partners: Sequence[str],
+                        *, max_bytes: int | None = None) -> list[Claim]:
         """Claim due deliveries for one attempt each."""
-        return await self._writer.write(
-            lambda c: _delivery_ops.claim_due(c, node, lease, limit, partners, self.now()))
+        return await self._writer.write(lambda c: _delivery_ops.claim_due(
+            c, node, lease, limit, partners, self.now(), max_bytes))
 
     async def release_leases(self, node: str) -> int:
         """Expire this node's leases (at start-up)."""
