@@ -14,6 +14,7 @@ with scanned documents is sent a few at a time, not 500.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Iterable, Iterator
 
 from gateway.contracts import RawInput
@@ -23,6 +24,8 @@ from gateway.contracts import RawInput
 BATCH_BYTES = 16 << 20
 #: The input bytes of the batches waiting to be processed at which their queue is full.
 QUEUED_BYTES = 64 << 20
+#: Submits queued at most, waiting to be processed (each a batch, often of one input).
+QUEUED_BATCHES = 64
 
 Batch = list[tuple[int, RawInput]]
 
@@ -69,3 +72,67 @@ class BatchQueue(asyncio.Queue["Batch | None"]):
         item = super()._get()
         self._bytes -= batch_bytes(item)
         return item
+
+
+class Waiting:
+    """The batches waiting to be processed, handed out gathered: what is queued behind a
+    batch joins it up to ``count`` inputs and ``max_bytes`` (beyond its first input).
+
+    ``None`` is the stop: once put, it is handed out after everything before it.
+    """
+
+    def __init__(self, count: int, max_bytes: int, queued_bytes: int) -> None:
+        self._queue = BatchQueue(QUEUED_BATCHES, queued_bytes)
+        #: batches (and the stop) taken from the queue but not handed out yet, next first
+        self._carry: deque[Batch | None] = deque()
+        self._count = count
+        self._max_bytes = max_bytes
+
+    def full(self) -> bool:
+        """Whether :meth:`put` would wait."""
+        return self._queue.full()
+
+    async def put(self, batch: Batch | None) -> None:
+        """Queue ``batch`` (or the stop), waiting while the queue is full."""
+        await self._queue.put(batch)
+
+    def put_nowait(self, batch: Batch) -> None:
+        """Queue ``batch`` now (:meth:`full` must be false)."""
+        self._queue.put_nowait(batch)
+
+    async def next(self) -> Batch | None:
+        """The next batch (waiting for one); ``None``: the stop."""
+        first = self._carry.popleft() if self._carry else await self._queue.get()
+        return None if first is None else self._gather(first)
+
+    def next_nowait(self) -> Batch | None:
+        """The next batch if one is queued already, else ``None`` (a stop stays queued)."""
+        if not self._queued():
+            return None
+        first = self._take_nowait()
+        if first is None:
+            self._carry.appendleft(None)
+            return None
+        return self._gather(first)
+
+    def _gather(self, batch: Batch) -> Batch:
+        """``batch`` topped up with what is queued behind it, within the bounds; what does
+        not fit is the next batch's start."""
+        held = batch_bytes(batch)
+        while len(batch) < self._count and self._queued():
+            more = self._take_nowait()
+            size = batch_bytes(more)
+            if more is None or held + size > self._max_bytes:
+                self._carry.appendleft(more)
+                break
+            batch.extend(more)
+            held += size
+        return batch
+
+    def _queued(self) -> bool:
+        """Whether a batch (or the stop) is carried over or queued."""
+        return bool(self._carry) or not self._queue.empty()
+
+    def _take_nowait(self) -> Batch | None:
+        """The batch carried over, else the next queued one (:meth:`_queued` must be true)."""
+        return self._carry.popleft() if self._carry else self._queue.get_nowait()

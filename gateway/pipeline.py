@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import pluggy
 
-from gateway.batching import BATCH_BYTES, QUEUED_BYTES, Batch, BatchQueue, batch_bytes, cut
+from gateway.batching import BATCH_BYTES, QUEUED_BYTES, Batch, Waiting, cut
 from gateway.contracts import Normalised, RawInput
 from gateway.enrich import Recording, enrich
 from gateway.inbound import WayBack
@@ -42,9 +42,6 @@ from gateway.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
-#: Submits queued at most, waiting to be processed (each a batch, often of one input; the
-#: queue is full at :data:`~gateway.batching.QUEUED_BYTES` of input too).
-QUEUED_BATCHES = 64
 #: Seconds without a sender waiting for an answer before the next batch is processed.
 SENDERS_QUIET = 0.05
 
@@ -98,9 +95,7 @@ class Pipeline:
         self._batch_bytes = batch_bytes
         self.pool = pool or WorkerPool(0)
         self.stages = Stages(proc, self.pool)
-        self._queue = BatchQueue(QUEUED_BATCHES, queued_bytes)
-        #: batches (and the stop) taken from the queue but not processed yet, next first
-        self._carry: deque[Batch | None] = deque()
+        self._waiting = Waiting(batch_size, batch_bytes, queued_bytes)
         #: ids and sizes of inputs stored with ``wait=False`` while the queue was full, oldest first
         self._backlog: deque[tuple[int, int]] = deque()
         self._feeder: asyncio.Task[None] | None = None
@@ -129,15 +124,15 @@ class Pipeline:
         fresh = [(mid, raw) for (mid, new), raw in zip(rows, raws, strict=True) if new]
         for batch in cut(fresh, len(fresh), self._batch_bytes):
             if wait:
-                await self._queue.put(batch)
+                await self._waiting.put(batch)
             else:
                 self._queue_now(batch)
         return [mid for mid, _new in rows]
 
     def _queue_now(self, fresh: Batch) -> None:
         """Queue ``fresh`` if there is room and no backlog, else put it in the backlog."""
-        if self._feeder is None and not self._queue.full():
-            self._queue.put_nowait(fresh)
+        if self._feeder is None and not self._waiting.full():
+            self._waiting.put_nowait(fresh)
             return
         self._backlog.extend((mid, len(raw.data)) for mid, raw in fresh)
         if self._feeder is None:
@@ -155,7 +150,7 @@ class Pipeline:
                     ids.append(mid)
                     held += size
                 stored = await self._store.inputs(ids)
-                await self._queue.put([(p.message, RawInput(p.source, p.ref, p.data, p.meta))
+                await self._waiting.put([(p.message, RawInput(p.source, p.ref, p.data, p.meta))
                                        for p in stored])
         finally:
             self._feeder = None
@@ -197,7 +192,7 @@ class Pipeline:
         the next batch is recorded, which is then decided again. With fewer than
         two workers, a batch is decided only once the one before it is.
         """
-        batch = await self._next_batch()
+        batch = await self._waiting.next()
         ahead = self._normalise_ahead(batch)
         recorded: asyncio.Task[list[Processed]] | None = None
         recording: Recording | None = None
@@ -211,7 +206,7 @@ class Pipeline:
             while batch is not None:
                 await self._answers_first_wait()
                 normalised = await ahead if ahead is not None else None
-                following = self._next_batch_nowait()
+                following = self._waiting.next_nowait()
                 # not in the worker that is about to finish this batch
                 ahead = self._normalise_ahead(following, normalised[0] if normalised else None)
                 deciding.append((asyncio.create_task(
@@ -233,7 +228,7 @@ class Pipeline:
                         recorded = recording = None
                         await self._process_parts(results)
                 if following is None:
-                    following = await self._next_batch()
+                    following = await self._waiting.next()
                     ahead = self._normalise_ahead(following)
                 batch = following
             if recorded is not None:
@@ -269,37 +264,6 @@ class Pipeline:
                 return
             await asyncio.sleep(min(quiet_at, give_up) - now)
 
-    async def _next_batch(self) -> Batch | None:
-        """The next batch (waiting for one); ``None`` once :meth:`stop` was called."""
-        first = self._carry.popleft() if self._carry else await self._queue.get()
-        if first is None:
-            return None
-        return self._gather(first)
-
-    def _next_batch_nowait(self) -> Batch | None:
-        """The next batch if one is queued already, else ``None`` (a stop stays queued)."""
-        if not self._carry and self._queue.empty():
-            return None
-        first = self._carry.popleft() if self._carry else self._queue.get_nowait()
-        if first is None:
-            self._carry.appendleft(None)
-            return None
-        return self._gather(first)
-
-    def _gather(self, batch: Batch) -> Batch:
-        """``batch`` topped up with what is queued behind it, up to the batch size and
-        the batch bytes; what does not fit is the next batch's start."""
-        held = batch_bytes(batch)
-        while len(batch) < self._batch_size and (self._carry or not self._queue.empty()):
-            more = self._carry.popleft() if self._carry else self._queue.get_nowait()
-            size = batch_bytes(more)
-            if more is None or held + size > self._batch_bytes:
-                self._carry.appendleft(more)
-                break
-            batch.extend(more)
-            held += size
-        return batch
-
     def _normalise_ahead(self, batch: Batch | None,
                          avoid: int | None = None) -> asyncio.Task[Normalising] | None:
         """Start normalising ``batch`` now, in a worker (if there is a choice, not ``avoid``);
@@ -312,7 +276,7 @@ class Pipeline:
         """Let :meth:`run` finish what is queued (the backlog too), then return."""
         if self._feeder is not None:
             await self._feeder
-        await self._queue.put(None)
+        await self._waiting.put(None)
 
     def close(self) -> None:
         """Stop the worker processes (and queueing the backlog: it is taken at the next start)."""

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gateway.assembly import make_validator, schema_set
-from gateway.batching import BatchQueue, batch_bytes, cut
+from gateway.batching import BatchQueue, Waiting, batch_bytes, cut
 from gateway.config import load_settings, write_initial_config
 from gateway.contracts import RawInput
 from gateway.intake_pause import IntakePause
@@ -47,6 +47,19 @@ async def test_the_queue_is_full_at_its_bytes_and_an_empty_queue_takes_any_batch
     assert not queue.full()
     queue.put_nowait(None)  # the stop marker has no bytes
     assert [batch_bytes(queue.get_nowait()), queue.get_nowait()] == [10, None]
+
+
+async def test_waiting_batches_are_gathered_within_the_bounds_and_the_stop_comes_last() -> None:
+    waiting = Waiting(count=3, max_bytes=25, queued_bytes=1 << 20)
+    a, b, c, d = (_inputs([10])[0] for _ in range(4))
+    for batch in ([a], [b], [c, d]):
+        await waiting.put(batch)
+    await waiting.put(None)
+    assert await waiting.next() == [a, b], "[c, d] would take it to 40 bytes"
+    assert waiting.next_nowait() == [c, d]
+    assert waiting.next_nowait() is None, "the stop is next"
+    assert waiting.next_nowait() is None, "and stays next"
+    assert await asyncio.wait_for(waiting.next(), 1) is None
 
 
 def _pipeline(folder: Path, store: SQLiteStore, batch_bytes: int, queued_bytes: int) -> Pipeline:
