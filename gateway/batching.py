@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from gateway.contracts import RawInput
 
@@ -35,20 +35,28 @@ def batch_bytes(batch: Batch | None) -> int:
     return sum(len(raw.data) for _mid, raw in batch) if batch else 0
 
 
-def cut(items: Iterable[tuple[int, RawInput]], count: int, max_bytes: int) -> Iterator[Batch]:
-    """``items`` in order, cut into batches of at most ``count`` inputs and ``max_bytes``
-    bytes (an input larger than that is a batch of its own)."""
-    batch: Batch = []
-    held = 0
-    for item in items:
-        size = len(item[1].data)
-        if batch and (len(batch) >= count or held + size > max_bytes):
-            yield batch
-            batch, held = [], 0
-        batch.append(item)
+def fitting(sizes: Iterable[int], max_bytes: int, count: int | None = None) -> int:
+    """How many of the leading ``sizes`` fit into ``max_bytes`` (and ``count``): the first
+    always does, whatever its size; 0 only for no sizes. The one rule for batches of
+    inputs, the backlog, recovery and claims of deliveries."""
+    taken = held = 0
+    for size in sizes:
         held += size
-    if batch:
-        yield batch
+        if taken and (held > max_bytes or taken == count):
+            break
+        taken += 1
+    return taken
+
+
+def cut(items: Sequence[tuple[int, RawInput]], count: int | None,
+        max_bytes: int) -> Iterator[Batch]:
+    """``items`` in order, cut into batches of at most ``count`` inputs (``None``: any
+    number) and ``max_bytes`` bytes (an input larger than that is a batch of its own)."""
+    start = 0
+    while start < len(items):
+        taken = fitting((len(items[i][1].data) for i in range(start, len(items))), max_bytes, count)
+        yield list(items[start:start + taken])
+        start += taken
 
 
 class BatchQueue(asyncio.Queue["Batch | None"]):

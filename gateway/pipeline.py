@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import pluggy
 
-from gateway.batching import BATCH_BYTES, QUEUED_BYTES, Batch, Waiting, cut
+from gateway.batching import BATCH_BYTES, QUEUED_BYTES, Batch, Waiting, cut, fitting
 from gateway.contracts import Normalised, RawInput
 from gateway.enrich import Recording, enrich
 from gateway.inbound import WayBack
@@ -122,7 +122,7 @@ class Pipeline:
             self._answered_at = asyncio.get_running_loop().time()
         rows = await self.pause.write(lambda: self._store.add_raw(raws), wait=wait)
         fresh = [(mid, raw) for (mid, new), raw in zip(rows, raws, strict=True) if new]
-        for batch in cut(fresh, len(fresh), self._batch_bytes):
+        for batch in cut(fresh, None, self._batch_bytes):
             if wait:
                 await self._waiting.put(batch)
             else:
@@ -142,13 +142,9 @@ class Pipeline:
         """Queue the backlog, batch by batch, read back from the store, as room frees up."""
         try:
             while self._backlog:
-                first, held = self._backlog.popleft()
-                ids = [first]
-                while (self._backlog and len(ids) < self._batch_size
-                       and held + self._backlog[0][1] <= self._batch_bytes):
-                    mid, size = self._backlog.popleft()
-                    ids.append(mid)
-                    held += size
+                taken = fitting((size for _mid, size in self._backlog), self._batch_bytes,
+                                self._batch_size)
+                ids = [self._backlog.popleft()[0] for _ in range(taken)]
                 stored = await self._store.inputs(ids)
                 await self._waiting.put([(p.message, RawInput(p.source, p.ref, p.data, p.meta))
                                        for p in stored])

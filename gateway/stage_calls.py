@@ -100,7 +100,6 @@ class Stages:
         return results
 
 
-
 _CRASHED = "processing this input crashed the worker process"
 
 

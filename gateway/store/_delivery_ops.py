@@ -6,6 +6,7 @@ import sqlite3
 import uuid
 from collections.abc import Mapping, Sequence
 
+from gateway.batching import fitting
 from gateway.contracts import Attachment
 from gateway.errors import StoreConflict, StoreError
 from gateway.store._retention_ops import refuse_pruned
@@ -72,7 +73,8 @@ def claim_due(conn: sqlite3.Connection, node: str, lease: float, limit: int,
     """
     ids = _due_ids(conn, now, limit, partners)
     if max_bytes is not None and len(ids) > 1:
-        ids = _within(conn, ids, max_bytes)
+        sizes = dict(select_in(conn, _SIZES_SQL, ids))
+        ids = ids[:fitting((sizes.get(did, 0) for did in ids), max_bytes)]
     found = {row[0]: row for row in select_in(conn, _CLAIMED_SQL, ids)}
     rows = [found[did] for did in ids if did in found]
     files = _attachments_of(conn, [row[1] for row in rows])
@@ -102,20 +104,6 @@ def claim_due(conn: sqlite3.Connection, node: str, lease: float, limit: int,
         "INSERT INTO attempts (ref, delivery, number, started_at) VALUES (?, ?, ?, ?)", attempts_rows
     )
     return claims, entries
-
-
-def _within(conn: sqlite3.Connection, ids: Sequence[int], max_bytes: int) -> list[int]:
-    """The first of ``ids`` whose payloads and attachments hold at most ``max_bytes`` in all
-    (the first one whatever its size)."""
-    sizes = dict(select_in(conn, _SIZES_SQL, ids))
-    kept: list[int] = []
-    held = 0
-    for did in ids:
-        held += sizes.get(did, 0)
-        if kept and held > max_bytes:
-            break
-        kept.append(did)
-    return kept
 
 
 def _attachments_of(conn: sqlite3.Connection, messages: Sequence[int]

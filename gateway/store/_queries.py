@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from gateway.batching import fitting
 from gateway.errors import StoreError
 from gateway.store._retention_ops import refuse_pruned
 from gateway.store._sql import select_in
@@ -207,20 +208,17 @@ def activity(conn: sqlite3.Connection, since: int) -> tuple[int, dict[str, int],
 
 def pending(conn: sqlite3.Connection, limit: int, max_bytes: int | None = None) -> list[Pending]:
     """Inputs stored but never processed (the process stopped in between), oldest first:
-    at most ``limit``, and beyond the first at most ``max_bytes`` of input."""
-    found: list[Pending] = []
-    held = 0
-    for r in conn.execute(
+    at most ``limit``, and beyond the first at most ``max_bytes`` of input (their sizes
+    are read first, from the records' headers, so that only those are loaded)."""
+    rows = conn.execute(
         # the literal state lets SQLite use the partial index messages_received
-        "SELECT id, source, ref, raw, meta FROM messages JOIN payloads ON message = id"
+        "SELECT id, length(raw) FROM messages JOIN payloads ON message = id"
         f" WHERE state = '{MessageState.RECEIVED}' ORDER BY id LIMIT ?",
         (limit,),
-    ):
-        held += len(r[3])
-        if found and max_bytes is not None and held > max_bytes:
-            break
-        found.append(Pending(r[0], r[1], r[2], bytes(r[3]), json.loads(r[4])))
-    return found
+    ).fetchall()
+    if max_bytes is not None:
+        rows = rows[:fitting((size for _id, size in rows), max_bytes)]
+    return inputs(conn, [mid for mid, _size in rows])
 
 
 def inputs(conn: sqlite3.Connection, ids: Sequence[int]) -> list[Pending]:
