@@ -293,6 +293,7 @@ class Gateway:
         # the files first: they need no store, which cannot write while the disk is full
         await self.retention.files.prune()
         await self.retention.prune()
+        await self.retention.prune_persons()  # after the messages: theirs must be pruned first
 
     async def _watch_space(self) -> None:
         await self.retention.watch_space()

@@ -79,6 +79,10 @@ KINDS: dict[str, str] = {
     "store.pruned": "retention deleted the input and payloads of settled messages unchanged"
                     " since unchanged_since ([retention] keep); messages (how many), first, last"
                     " (their ids)",
+    "store.persons_pruned": "retention deleted the states of persons who left the register"
+                            " (moveOut, death, deletedinRegister) before departed_before"
+                            " ([retention] keep), none of whose messages still had its body;"
+                            " persons (how many), ids",
     "store.space_low": "the disk of the database has less free space than [retention]"
                        " warn_free_below; folder, free_bytes, threshold_bytes",
     "store.space_ok": "the disk of the database has enough free space again; folder,"

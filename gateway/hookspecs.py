@@ -341,7 +341,7 @@ def gateway_event(event: GatewayEvent) -> None:
     ``delivery.retry``, ``delivery.unsure``, ``delivery.dead``,
     ``delivery.replayed``, ``partner.paused``, ``partner.resumed``,
     ``receipt.overdue``, ``receipt.wait``, ``receipt.failed``, ``receipt.late``,
-    ``receipt.unmatched``, ``store.pruned``, ``store.space_low`` and
+    ``receipt.unmatched``, ``store.pruned``, ``store.persons_pruned``, ``store.space_low`` and
     ``store.space_ok``. The last failed attempt of a delivery is
     ``delivery.dead``, never ``delivery.retry``. Three kinds come directly,
     not from the journal, because the store is what failed

@@ -2,12 +2,15 @@
 
 Settled messages lose their bodies once unchanged for ``[retention] keep``
 (:meth:`Store.prune <gateway.store.Store.prune>`; their records and the
-journal stay); the files plugins archived go ``keep_files`` after they
-were moved there (:mod:`gateway.archives`). A warning comes while the disk that holds the database
-has less free space than ``warn_free_below``: one ``store.space_low`` event
-when it falls below, one ``store.space_ok`` when it is back, each journaled
-(the alerts plugin tells the operator). (When the disk is full after all, intake pauses and
-resumes by itself: :mod:`gateway.intake_pause`.)
+journal stay), and persons who left the register are deleted once departed
+for that long (:meth:`Store.prune_persons <gateway.store.Store.prune_persons>`);
+the files plugins archived go ``keep_files`` after they were moved there
+(:mod:`gateway.archives`). A warning comes while the disk that holds the
+database has less free space than ``warn_free_below``: one
+``store.space_low`` event when it falls below, one ``store.space_ok`` when
+it is back, each journaled (the alerts plugin tells the operator). (When
+the disk is full after all, intake pauses and resumes by itself:
+:mod:`gateway.intake_pause`.)
 """
 
 from __future__ import annotations
@@ -67,6 +70,25 @@ class Retention:
             since = datetime.fromtimestamp(before, UTC).isoformat(timespec="seconds")
             log.info("retention: deleted the input and payloads of %d settled messages"
                      " unchanged since %s", total, since)
+        return total
+
+    async def prune_persons(self) -> int:
+        """Delete the states of persons who left the register (moved out, died, deleted in it)
+        more than ``keep`` ago and whose messages are pruned, a batch per transaction; how
+        many (0 when ``keep`` is 0). Residents are kept: the events that follow need them."""
+        keep = self._settings.keep
+        if not keep:
+            return 0
+        before = self._store.now() - keep
+        total = 0
+        while True:
+            pruned = await self._store.prune_persons(before, PRUNE_BATCH)
+            total += pruned
+            if pruned < PRUNE_BATCH:
+                break
+        if total:
+            log.info("retention: deleted the states of %d persons who left the register before"
+                     " %s", total, datetime.fromtimestamp(before, UTC).isoformat(timespec="seconds"))
         return total
 
     async def watch_space(self) -> None:

@@ -133,6 +133,22 @@ def test_persons_show_prints_the_state_and_the_timeline(
     assert main(["--config", config, "persons", "show", "756.0000.0000.00"]) == 3
 
 
+def test_who_left_the_register_is_marked_departed_and_shown(
+        corpus_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """moveOut, death and deletedInRegister mark their person departed (retention deletes
+    them later); a move keeps the person a resident."""
+    config = str(_site(corpus_run / "site-departed", corpus_run / "gateway.db"))
+    vn = {e["file"]: e["person_vn"] for e in MANIFEST["file"] if "person_vn" in e}
+    for name, departed in (("moveOut.xml", True), ("death.xml", True),
+                           ("deletedInRegister.xml", True), ("move.xml", False),
+                           ("missing.xml", False)):
+        assert main(["--config", config, "persons", "show", vn[name], "--json"]) == 0
+        person = json.loads(capsys.readouterr().out)
+        assert (person["departed_at"] is not None) is departed, name
+        assert main(["--config", config, "persons", "show", vn[name]]) == 0
+        assert ("left the register: " in capsys.readouterr().out) is departed, name
+
+
 def test_rules_explain_says_which_rule_decides_and_sends_nothing(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = _site(tmp_path)

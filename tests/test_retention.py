@@ -84,6 +84,34 @@ async def test_the_daemon_prunes_settled_messages_and_the_file_shrinks(tmp_path:
     assert status["pruned"] == MESSAGES and status["verdict"] == "ok"
 
 
+async def test_the_daemon_deletes_persons_who_left_the_register_and_keeps_residents(
+        tmp_path: Path) -> None:
+    """A registry's base delivery, then a moveOut: once keep has passed and the messages
+    are pruned, the person who moved out is deleted; the base delivery's residents stay."""
+    corpus = Path(__file__).parent / "fixtures" / "ech0020"
+    config = gateway_folder(tmp_path, '[retention]\nkeep = "1s"\ninterval = "300ms"\n')
+    db = tmp_path / "gateway.db"
+    pm = get_plugin_manager()
+    events = Events()
+    pm.register(events)
+    async with running(config, pm):
+        drop(tmp_path / "in", "base.xml", (corpus / "baseDelivery.xml").read_bytes())
+        await until(lambda: states(db, "SELECT state FROM messages") == [("not_relevant",)])
+        residents = states(db, "SELECT count(*) FROM persons")[0][0]
+        drop(tmp_path / "in", "out.xml", (corpus / "moveOut.xml").read_bytes())
+        await until(lambda: states(db, "SELECT count(*) FROM persons WHERE departed_at"
+                                       " IS NOT NULL") == [(1,)])
+        await until(lambda: states(db, "SELECT count(*) FROM persons") == [(residents - 1,)],
+                    timeout=20)
+    assert residents > 1
+    assert states(db, "SELECT count(*) FROM persons WHERE departed_at IS NOT NULL") == [(0,)]
+    [pruned_event] = [e for e in events.seen if e.kind == "store.persons_pruned"]
+    assert pruned_event.detail["persons"] == 1
+    shown = cli(config, "persons", "show", "7565108772783")  # moveOut.xml's person
+    assert shown.returncode != OK and "no person" in (shown.stdout + shown.stderr)
+    assert cli(config, "journal", "verify").returncode == OK
+
+
 def deliver_three(config: Path) -> None:
     """Run the gateway of ``config`` until three messages dropped into ``in`` are delivered."""
     db = config.parent / "gateway.db"
@@ -110,6 +138,33 @@ def test_prune_command_counts_first_then_prunes(tmp_path: Path) -> None:
     assert done.returncode == OK and done.stdout.startswith("pruned 3 settled messages")
     assert pruned(db) == 3
     assert cli(config, "prune").stdout.startswith("pruned 0 ")
+
+
+def test_prune_command_counts_and_deletes_persons_who_left_the_register(tmp_path: Path) -> None:
+    # the daemon prunes once a day; the moveOut's person goes with the command, once the
+    # messages about them are pruned (the dry run counts them as the run would)
+    corpus = Path(__file__).parent / "fixtures" / "ech0020"
+    config = gateway_folder(tmp_path, '[retention]\nkeep = "1s"\ninterval = "1d"\n')
+    db = tmp_path / "gateway.db"
+
+    async def run() -> None:
+        async with running(config, get_plugin_manager()):
+            drop(tmp_path / "in", "base.xml", (corpus / "baseDelivery.xml").read_bytes())
+            await until(lambda: states(db, "SELECT count(*) FROM persons") != [(0,)])
+            drop(tmp_path / "in", "out.xml", (corpus / "moveOut.xml").read_bytes())
+            await until(lambda: states(db, "SELECT count(*) FROM deliveries"
+                                           " WHERE state = 'delivered'") == [(1,)])
+    asyncio.run(run())
+    time.sleep(1.2)
+    dry = cli(config, "prune", "--dry-run")
+    assert dry.returncode == OK, dry.stderr
+    assert dry.stdout.splitlines()[1].startswith("1 person who left the register before ")
+    assert states(db, "SELECT count(*) FROM persons WHERE departed_at IS NOT NULL") == [(1,)]
+    done = cli(config, "prune")
+    assert done.returncode == OK, done.stderr
+    assert done.stdout.splitlines()[1].startswith("deleted 1 person who left the register")
+    assert states(db, "SELECT count(*) FROM persons WHERE departed_at IS NOT NULL") == [(0,)]
+    assert cli(config, "prune").stdout.splitlines()[1].startswith("deleted 0 persons ")
 
 
 def test_prune_deletes_archived_files_moved_there_before_keep_files(tmp_path: Path) -> None:

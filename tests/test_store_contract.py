@@ -1279,6 +1279,95 @@ async def test_a_message_that_changed_lately_is_kept(store: Store, clock: FakeCl
         await store.load_input(mid)
 
 
+async def told(store: Store, n: int, vn: int, event: str | None, *,
+               routed_to: Sequence[str] = ()) -> int:
+    """A registry's message with personEvent ``event`` (``None``: a base delivery) about the
+    person of ``vn``, not relevant or routed to ``routed_to`` (delivered, unless the
+    partner is ``archive``: never sent); its id."""
+    [(mid, _new)] = await store.add_raw([raw(n)])
+    facts = {} if event is None else {"person_event": event}
+    message = Normalised("personEventMessage", f"id-{n}", b"<c/>", None, facts=facts,
+                    subject=(f"vn:{vn}",))
+    p = Processed(mid, MessageState.NOT_RELEVANT, "test", normalised=message,
+                  persons=(person(vn),))
+    if routed_to:
+        p.state, p.reason, p.routes = MessageState.ROUTED, None, [Route(r, "t") for r in routed_to]
+    dids = await store.record_processing([p])
+    for c in await store.claim_due("n1", 60, 10, ["canton"]):
+        await store.record_outcomes([Outcome(c.delivery, c.attempt_ref, "delivered")], policy, {})
+    assert len(dids) == len(routed_to)
+    return mid
+
+
+async def test_persons_who_left_the_register_go_after_keep_and_residents_stay(
+        store: Store, journal: list[Entry], clock: FakeClock) -> None:
+    """Departed: moveOut, death, deletedinRegister; a later event but a correction means
+    they are back; only once every message about them is pruned."""
+    left, died, deleted, resident, back, corrected, open_case, recent = (
+        7560000000019, 7560000000026, 7560000000033, 7560000000040, 7560000000057,
+        7560000000064, 7560000000071, 7560000000088)
+    for n, vn in enumerate((left, died, deleted, resident, back, corrected, open_case)):
+        await told(store, n, vn, None)  # a base delivery: all residents
+    await told(store, 10, left, "moveOut", routed_to=("canton",))
+    await told(store, 11, died, "death")
+    await told(store, 12, deleted, "deletedinRegister")
+    await told(store, 13, resident, "marriage")
+    await told(store, 14, back, "moveOut")
+    await told(store, 15, back, "moveIn")
+    await told(store, 16, corrected, "moveOut")
+    await told(store, 17, corrected, "correctReporting")
+    await told(store, 18, open_case, "moveOut", routed_to=("archive",))  # never delivered
+    clock.advance(91 * DAY)
+    await told(store, 19, recent, "death")
+    before = clock.now - 90 * DAY
+    assert await store.prune_persons(before, 100) == 0, "their messages still have bodies"
+    assert await store.prune(before, 100) == 15, "all but the one never delivered"
+    assert await store.prune_persons(before, 100) == 4
+    entry = the(journal, "store.persons_pruned")
+    assert entry.detail["persons"] == 4 and entry.detail["departed_before"] == before
+    assert len(entry.detail["ids"]) == 4
+    gone = [f"vn:{vn}" for vn in (left, died, deleted, corrected)]
+    assert await store.load_persons(gone) == {}, "the correction kept the moveOut's mark"
+    kept = [f"vn:{vn}" for vn in (resident, back, open_case, recent)]
+    assert sorted(await store.load_persons(kept)) == sorted(kept)
+    assert await store.prune_persons(before, 100) == 0, "nothing twice"
+    assert await store.prune_persons(clock.now + 1, 100) == 0, "the recent death's message is whole"
+    # a person deleted is a stranger to the next event: it starts a state of its own
+    await told(store, 20, left, "moveIn")
+    assert list(await store.load_persons([f"vn:{left}"])) == [f"vn:{left}"]
+
+
+async def test_a_departed_person_in_a_case_leaves_the_case_without_them(
+        store: Store, journal: list[Entry], clock: FakeClock) -> None:
+    vn = 7560000000019
+
+    async def from_canton(n: int) -> int:
+        [(mid, _new)] = await store.add_raw([raw(n, source="canton")])
+        request = Normalised("personEventMessage", f"from-canton-{n}", b"<c/>", None,
+                             subject=(f"vn:{vn}",))
+        await store.record_processing([Processed(
+            mid, MessageState.ROUTED, normalised=request, routes=[Route("registry", "back")],
+            inbound=Inbound("canton", business_process_id="bp-1"))])
+        for c in await store.claim_due("n1", 60, 10, ["registry"]):
+            await store.record_outcomes([Outcome(c.delivery, c.attempt_ref, "delivered")],
+                                        policy, {})
+        return mid
+
+    await told(store, 1, vn, "moveOut")
+    first = await from_canton(2)
+    case = the(journal, "message.case", message=first).detail
+    assert case["person"] is not None
+    clock.advance(2 * DAY)
+    assert await store.prune(clock.now - DAY, 10) == 2
+    assert await store.prune_persons(clock.now - DAY, 10) == 1
+    assert await store.load_persons([f"vn:{vn}"]) == {}
+    # the case stays: the canton's next message of the business process continues it
+    later = await from_canton(3)
+    again = the(journal, "message.case", message=later).detail
+    assert (again["case"], again["by"]) == (case["case"], "businessProcessId")
+    assert "person" not in again
+
+
 async def test_an_export_is_pruned_after_all_its_rows(store: Store, clock: FakeClock) -> None:
     [(export, _)] = await store.add_raw([raw(1)])
     n = Normalised("export", None, b"", None, parts=(raw(11), raw(12)))

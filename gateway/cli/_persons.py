@@ -39,6 +39,10 @@ def render(person: dict[str, Any]) -> str:
     lines = [f"person {person['id']}: {ident.get('first_name')} {ident.get('official_name')}",
              f"  keys: {', '.join(person['keys'])}",
              f"  updated: {_render.iso(person['updated_at'])} (message {person['updated_by']})"]
+    if person.get("departed_at") is not None:
+        lines.append(f"  left the register: {_render.iso(person['departed_at'])} (moved out, died"
+                     " or deleted; retention deletes the state [retention] keep later, once"
+                     " the messages about them are pruned)")
     for part, value in state.items():
         if part in ("identification",) or value is None:
             continue

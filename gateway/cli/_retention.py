@@ -39,16 +39,20 @@ def cmd_prune(args: argparse.Namespace) -> int:
     elif args.dry_run:
         with _access.reader(args, settings) as r:
             before = datetime.now(UTC).timestamp() - keep
-            count = r.count_prunable(before)
+            count, persons = r.count_prunable(before), r.count_departed(before)
         print(f"{count} settled messages unchanged since {_iso(before)} would be pruned"
               " (an export's file counts once its rows are pruned)")
+        print(f"{_persons(persons)} who left the register before {_iso(before)} would be deleted")
     else:
         with _access.writer(args) as (_settings, store):
             before = store.now() - keep
-            count = asyncio.run(Retention(store, settings.retention,
-                                          settings.store.path.parent).prune())
+            retention = Retention(store, settings.retention, settings.store.path.parent)
+            count = asyncio.run(retention.prune())
+            persons = asyncio.run(retention.prune_persons())
         print(f"pruned {count} settled messages unchanged since {_iso(before)}: their input and"
               " payloads are deleted; their records and journal remain")
+        print(f"deleted {_persons(persons)} who left the register before {_iso(before)}: their"
+              " states, keys and message links (their messages' records and the journal remain)")
     if args.dry_run:
         print(_files(files, {folder: len(paths) for folder, paths in files.due().items()},
                      "would be deleted"))
@@ -59,6 +63,10 @@ def cmd_prune(args: argparse.Namespace) -> int:
         print(f"cannot delete old archived files: {exc}", file=sys.stderr)
         return FAILED
     return OK
+
+
+def _persons(n: int) -> str:
+    return f"{n} person" if n == 1 else f"{n} persons"
 
 
 def _files(files: ArchivedFiles, counts: dict[Path, int], done: str) -> str:

@@ -45,7 +45,9 @@ path = "gateway.db"
 [retention]
 # A settled message (delivered, not relevant, a handled quarantine, ...) keeps
 # its input and payloads this long after its last change; then they are
-# deleted, and its record and journal entries stay. "0" keeps them forever.
+# deleted, and its record and journal entries stay. A person who left the
+# register (moveOut, death, deletedInRegister) is deleted as long after,
+# once those messages are; residents stay. "0" keeps them forever.
 # The files moved to registry/done and sedex/receipts-done are deleted as
 # long after they were moved there (keep_files = "30d" to set another time).
 keep = "90d"

@@ -14,7 +14,7 @@ from gateway.contracts import Normalised, RawInput
 from gateway.errors import KeyReuseRejected, StoreConflict, StoreError
 from gateway.store._answer_ops import apply_answers
 from gateway.store._inbound_ops import link_outbound, record_inbound
-from gateway.store._person_ops import link_subjects, record_persons
+from gateway.store._person_ops import link_subjects, record_persons, residence
 from gateway.store._retention_ops import refuse_pruned
 from gateway.store._sql import expect_changed, insert_ids, select_in
 from gateway.store.journal import Entry
@@ -204,8 +204,10 @@ def record_processing(conn: sqlite3.Connection, results: Sequence[Processed], no
                                      ("deadline", d.deadline.isoformat() if d.deadline else None),
                                      ("business_comment", d.business_comment),
                                      ("documents", list(d.documents))) if v}}))
-        if p.persons:
-            entries += record_persons(conn, p.message, p.persons, now, links)
+        if p.persons:  # a partner's message is not the register's word on who lives here
+            departed = (residence(n.facts.get("person_event"))
+                        if n is not None and p.inbound is None else None)
+            entries += record_persons(conn, p.message, p.persons, now, links, departed)
         if n is not None and n.subject:
             subjects.append((p.message, n.subject))
         if p.state is MessageState.SPLIT and n is not None:

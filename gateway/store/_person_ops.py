@@ -8,6 +8,10 @@ state read is the state written over. A worker works the merge out ahead
 (:class:`~gateway.person_state.PersonChange`) from the state enrichment read;
 it is stored only if that still is the stored state (compare and set), else
 the update is merged into the state stored now.
+
+A registry's event about a person also says whether they are still in its
+register (:func:`residence`): a departure marks them ``departed_at``, which
+retention needs (:mod:`gateway.store._retention_ops`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,20 @@ from collections.abc import Iterable, Sequence
 from gateway.person_state import PersonChange, PersonState, StoredPerson, state_from_json
 from gateway.store._sql import expect_changed, select_in
 from gateway.store.journal import Entry
+
+#: eCH-0223 personEvents after which the person is no longer in the registry's register.
+DEPARTURES = frozenset({"moveOut", "death", "deletedinRegister"})
+
+
+def residence(person_event: str | None) -> bool | None:
+    """What a registry's message with ``person_event`` says of its person's place in the
+    register: ``True`` they left it, ``None`` nothing new (a correction), ``False`` they are
+    in it (any other event, or a base delivery, which has none)."""
+    if person_event in DEPARTURES:
+        return True
+    if person_event is not None and person_event.startswith("correct"):
+        return None
+    return False
 
 
 def stored_persons(conn: sqlite3.Connection, keys: Iterable[str]) -> dict[str, StoredPerson]:
@@ -40,18 +58,22 @@ def load_persons(conn: sqlite3.Connection, keys: Iterable[str]) -> dict[str, Per
 
 def record_persons(conn: sqlite3.Connection, message: int,
                    updates: Sequence[PersonState | PersonChange], now: float,
-                   links: set[tuple[int, int]]) -> list[Entry]:
+                   links: set[tuple[int, int]], departed: bool | None = None) -> list[Entry]:
     """Merge ``updates`` into the stored states; add (person, ``message``) to ``links`` for
     :func:`link_subjects` to store.
 
     A :class:`PersonChange` worked out in a worker is stored as it is while the
     person's state is still the one it was worked out from; otherwise, and for a
     plain state, the update is merged into the state stored now.
+
+    :param departed: the persons left the register now (``True``), are in it (``False``),
+        or the message says nothing of it (``None``): :func:`residence`.
     """
     entries: list[Entry] = []
+    mark = (None if departed is None else int(departed), now)
     for update in updates:
         change = update if isinstance(update, PersonChange) else PersonChange.of(update)
-        pid, created = _merge(conn, change, message, now)
+        pid, created = _merge(conn, change, message, now, mark)
         links.add((pid, message))
         entries.append(Entry("person.created" if created else "person.updated", message, None,
                              {"person": pid}))
@@ -78,37 +100,45 @@ def link_subjects(conn: sqlite3.Connection, subjects: Sequence[tuple[int, Sequen
                          sorted(links))
 
 
+#: ``departed_at`` after a message: set (1, with the time), cleared (0), or kept (NULL).
+_DEPARTED = "departed_at = CASE ? WHEN 1 THEN ? WHEN 0 THEN NULL ELSE departed_at END"
+#: (1, 0 or None; the time): what :data:`_DEPARTED` is given.
+Mark = tuple[int | None, float]
+
+
 def _merge(conn: sqlite3.Connection, change: PersonChange, message: int,
-           now: float) -> tuple[int, bool]:
+           now: float, mark: Mark) -> tuple[int, bool]:
     """Store one change of the person it names (creating them); (person id, created)."""
     found = _persons(conn, change.keys)
     if not found and change.base is None:
-        return _create(conn, change.merged, change.keys, change.birth, message, now), True
+        return _create(conn, change.merged, change.keys, change.birth, message, now, mark), True
     if found and change.base is not None:
         pid = min(found)  # several: the VN and a local id named different persons; the oldest wins
-        if conn.execute("UPDATE persons SET state = ?, updated_at = ?, updated_by = ?"
+        if conn.execute(f"UPDATE persons SET state = ?, updated_at = ?, updated_by = ?, {_DEPARTED}"
                         " WHERE id = ? AND state = ?",
-                        (change.merged, now, message, pid, change.base)).rowcount == 1:
+                        (change.merged, now, message, *mark, pid, change.base)).rowcount == 1:
             if change.added:
                 _add_keys(conn, pid, change.added)
             _add_birth(conn, pid, change.birth)
             return pid, False
     # the person changed since the change was worked out: merge the update into what is stored
-    return _merge_now(conn, state_from_json(change.update), message, now)
+    return _merge_now(conn, state_from_json(change.update), message, now, mark)
 
 
 def _merge_now(conn: sqlite3.Connection, update: PersonState, message: int,
-               now: float) -> tuple[int, bool]:
+               now: float, mark: Mark) -> tuple[int, bool]:
     """Merge ``update`` into the state stored now (creating the person); (person id, created)."""
     found = _persons(conn, update.keys())
     if not found:
-        return _create(conn, _json(update), update.keys(), update.birth(), message, now), True
+        return _create(conn, _json(update), update.keys(), update.birth(), message, now,
+                       mark), True
     pid = min(found)  # several: the VN and a local id named different persons; the oldest wins
     (old,) = conn.execute("SELECT state FROM persons WHERE id = ?", (pid,)).fetchone()
     new = state_from_json(old).merged(update)
     expect_changed(conn.execute(
-        "UPDATE persons SET state = ?, updated_at = ?, updated_by = ? WHERE id = ? AND state = ?",
-        (_json(new), now, message, pid, old)), 1, f"person {pid} (in the state read)")
+        f"UPDATE persons SET state = ?, updated_at = ?, updated_by = ?, {_DEPARTED}"
+        " WHERE id = ? AND state = ?",
+        (_json(new), now, message, *mark, pid, old)), 1, f"person {pid} (in the state read)")
     _add_keys(conn, pid, new.keys())
     _add_birth(conn, pid, new.birth())
     return pid, False
@@ -121,11 +151,11 @@ def _persons(conn: sqlite3.Connection, keys: Iterable[str]) -> list[int]:
 
 
 def _create(conn: sqlite3.Connection, state: str, keys: Iterable[str], birth: str | None,
-            message: int, now: float) -> int:
+            message: int, now: float, mark: Mark) -> int:
     """A new person with ``state`` (JSON), found by ``keys``; its id."""
     (pid,) = conn.execute(
-        "INSERT INTO persons (state, updated_at, updated_by) VALUES (?, ?, ?) RETURNING id",
-        (state, now, message)).fetchone()
+        "INSERT INTO persons (state, updated_at, updated_by, departed_at) VALUES (?, ?, ?, ?)"
+        " RETURNING id", (state, now, message, now if mark[0] == 1 else None)).fetchone()
     _add_keys(conn, pid, keys)
     _add_birth(conn, pid, birth)
     return int(pid)

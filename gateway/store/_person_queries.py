@@ -27,12 +27,12 @@ def find_persons(conn: sqlite3.Connection, keys: list[str]) -> list[int]:
 
 def person(conn: sqlite3.Connection, pid: int) -> dict[str, Any] | None:
     """One person: the state, the keys, and the messages about them in time order."""
-    row = conn.execute("SELECT id, state, updated_at, updated_by FROM persons WHERE id = ?",
-                       (pid,)).fetchone()
+    row = conn.execute("SELECT id, state, updated_at, updated_by, departed_at FROM persons"
+                       " WHERE id = ?", (pid,)).fetchone()
     if row is None:
         return None
     out: dict[str, Any] = {"id": row[0], "state": json.loads(row[1]), "updated_at": row[2],
-                           "updated_by": row[3]}
+                           "updated_by": row[3], "departed_at": row[4]}
     out["keys"] = [k for (k,) in conn.execute(
         "SELECT key FROM person_keys WHERE person = ? ORDER BY key", (pid,))]
     messages = []

@@ -9,12 +9,19 @@ payload, its receipts' bytes) and marks it ``pruned_at``; the messages and
 deliveries rows, attempts, receipts and the journal stay. Quarantined inputs
 nobody handled, messages waiting for review, dead deliveries and anything
 still on its way are kept whatever their age.
+
+Persons who left the register (moved out, died, deleted in the register:
+``persons.departed_at``, :mod:`gateway.store._person_ops`) go too, once
+departed for that long and with no message about them still whole: their
+state, keys, date of birth and message links are deleted; their cases stay,
+without the person. A resident's state stays, whatever its age: the events
+that follow need it.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 
 from gateway.errors import StoreError
@@ -69,6 +76,49 @@ def prune(conn: sqlite3.Connection, before: float, limit: int,
         ids = sorted(ids + files)
     return len(ids), [Entry("store.pruned", None, None, {
         "messages": len(ids), "first": ids[0], "last": ids[-1], "unchanged_since": before})]
+
+
+_DEPARTED = """
+SELECT p.id FROM persons p INDEXED BY persons_departed
+WHERE p.departed_at < ?
+  AND NOT EXISTS (SELECT 1 FROM person_messages pm JOIN messages m ON m.id = pm.message
+                  WHERE pm.person = p.id AND m.pruned_at IS NULL)
+ORDER BY p.id LIMIT ?"""
+
+
+def departed(conn: sqlite3.Connection, before: float, limit: int) -> list[int]:
+    """Up to ``limit`` persons who left the register before ``before`` and have no message
+    that still has its body, in the order they became known."""
+    return [pid for (pid,) in conn.execute(_DEPARTED, (before, limit))]
+
+
+def departed_after(conn: sqlite3.Connection, before: float, pruning: Collection[int]) -> int:
+    """How many persons :func:`departed` would find once messages ``pruning`` are pruned too
+    (what a dry run of retention counts)."""
+    whole: dict[int, list[int]] = {}
+    for pid, mid in conn.execute(
+            "SELECT p.id, m.id FROM persons p INDEXED BY persons_departed"
+            " LEFT JOIN person_messages pm ON pm.person = p.id"
+            " LEFT JOIN messages m ON m.id = pm.message AND m.pruned_at IS NULL"
+            " WHERE p.departed_at < ?", (before,)):
+        whole.setdefault(pid, []).extend([mid] if mid is not None else [])
+    return sum(all(mid in pruning for mid in mids) for mids in whole.values())
+
+
+def prune_persons(conn: sqlite3.Connection, before: float, limit: int) -> tuple[int, list[Entry]]:
+    """Delete up to ``limit`` persons who left the register before ``before`` (and whose
+    messages are pruned); how many, and the journal entry that says so (none for none)."""
+    ids = departed(conn, before, limit)
+    if not ids:
+        return 0, []
+    marks = ",".join("?" * len(ids))
+    conn.execute(f"UPDATE cases SET person = NULL WHERE person IN ({marks})", ids)
+    for table in ("person_messages", "person_keys", "person_births"):
+        conn.execute(f"DELETE FROM {table} WHERE person IN ({marks})", ids)
+    expect_changed(conn.execute(f"DELETE FROM persons WHERE id IN ({marks})", ids), len(ids),
+                   "departed persons to prune")
+    return len(ids), [Entry("store.persons_pruned", None, None, {
+        "persons": len(ids), "ids": ids, "departed_before": before})]
 
 
 def _delete_bodies(conn: sqlite3.Connection, ids: Sequence[int], now: float) -> None:

@@ -141,6 +141,13 @@ class Store(Protocol):
         """
         ...
 
+    async def prune_persons(self, before: float, limit: int) -> int:
+        """Delete up to ``limit`` persons who left the register (moved out, died, deleted
+        in it) before ``before`` (store time) and none of whose messages still has its body:
+        state, keys, date of birth, message links; their cases stay, without them. How
+        many. Journals ``store.persons_pruned``."""
+        ...
+
     async def requeue_message(self, message: int) -> None:
         """Send a quarantined, not-relevant or needs-review message through processing again."""
         ...

@@ -97,6 +97,12 @@ class StoreReader:
         """How many settled messages unchanged since ``before`` retention would prune now."""
         return len(_retention_ops.prunable(self.conn, before, -1))
 
+    def count_departed(self, before: float) -> int:
+        """How many persons who left the register before ``before`` retention would delete now
+        (after pruning the messages it would prune now)."""
+        pruning = set(_retention_ops.prunable(self.conn, before, -1))
+        return _retention_ops.departed_after(self.conn, before, pruning)
+
     def counts(self) -> dict[str, Any]:
         """Counts per state, overdue receipts per partner, unhandled quarantined input."""
         return _queries.counts(self.conn)

@@ -347,6 +347,12 @@ class SQLiteStore:
         return await self._writer.write(
             lambda c: _retention_ops.prune(c, before, limit, self.now()))
 
+    async def prune_persons(self, before: float, limit: int) -> int:
+        """Delete up to ``limit`` persons who left the register before ``before`` (store time)
+        and whose messages are pruned; how many (:mod:`gateway.store._retention_ops`)."""
+        return await self._writer.write(
+            lambda c: _retention_ops.prune_persons(c, before, limit))
+
     async def replay_delivery(self, delivery: int) -> int:
         """Replace a dead delivery by a fresh one; return its id."""
         return await self._writer.write(
