@@ -41,7 +41,7 @@ from ech0020_inputs import Corpus
 from gateway import worker_stages
 from gateway.config import load_settings, write_initial_config
 from gateway.contracts import Normalised, RawInput
-from gateway.person_state import StoredPerson
+from gateway.person_state import PersonChange, StoredPerson
 
 STAGES = ("normalise", "to the event loop", "to the finishing worker", "finish", "results back")
 #: The first message id of each run's batch.
@@ -51,14 +51,16 @@ VALGRIND_BASE = 50
 
 
 def known_states(bases: Sequence[bytes]) -> dict[str, StoredPerson]:
-    """The stored state of every person of the base deliveries, by key."""
+    """The stored state of every person of the base deliveries, by key: each normalised and
+    finished (the states stay in the worker that read them until then)."""
     known: dict[str, StoredPerson] = {}
     for i, base in enumerate(bases):
-        for step in worker_stages.normalise_work([(i, RawInput("registry", f"base-{i}.xml", base))]):
-            assert isinstance(step, Normalised), f"base delivery {i} was not normalised: {step}"
-            for person in step.persons:
-                stored = StoredPerson(i, person.model_dump_json())
-                known.update(dict.fromkeys(person.keys(), stored))
+        worker_stages.normalise_work([(i, RawInput("registry", f"base-{i}.xml", base))])
+        [seeded] = worker_stages.finish_kept([i], {}) or []
+        assert seeded.persons, f"base delivery {i} stated nobody: {seeded.reason}"
+        for change in seeded.persons:
+            assert isinstance(change, PersonChange)
+            known.update(dict.fromkeys(change.keys, StoredPerson(i, change.merged)))
     return known
 
 

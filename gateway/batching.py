@@ -23,7 +23,7 @@ from gateway.contracts import RawInput
 #: payloads and attachments one claim of deliveries holds).
 BATCH_BYTES = 16 << 20
 #: The input bytes of the batches waiting to be processed at which their queue is full.
-QUEUED_BYTES = 64 << 20
+QUEUED_BYTES = 16 << 20
 #: Submits queued at most, waiting to be processed (each a batch, often of one input).
 QUEUED_BATCHES = 64
 

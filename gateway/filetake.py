@@ -39,7 +39,7 @@ from gateway.filestored import READ_FLAGS, Left, Stored, Version
 #: The subfolder of a read folder where entries that are not regular files go.
 SET_ASIDE = "set-aside"
 #: The most bytes of whole files a reader gathers before it stores them.
-BATCH_BYTES = 64 << 20
+BATCH_BYTES = 16 << 20
 
 
 

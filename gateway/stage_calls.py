@@ -47,12 +47,12 @@ class Stages:
                       known: dict[str, StoredPerson], worker: int | None) -> list[Processed]:
         """Stage three of ``todo``, normalised by ``worker``, given the persons ``known``.
 
-        In that worker if it is free, or, if the batch has drafts, when it is:
-        it still holds the inputs and their steps (the drafts parsed), so they are
-        named by id only (:func:`~gateway.worker_stages.finish_kept`); elsewhere, or
-        where it no longer holds them, they are sent (and the drafts read again).
+        In that worker if it is free, or, if the batch has drafts or states persons,
+        when it is: it still holds the inputs and their steps (the drafts parsed, the
+        states), so they are named by id only (:func:`~gateway.worker_stages.finish_kept`);
+        elsewhere, or where it no longer holds them, they are sent (and normalised again).
         """
-        insist = any(n.draft is not None for _mid, _raw, n in todo)
+        insist = any(worker_stages.held(n) for _mid, _raw, n in todo)
         if worker is not None and (insist or self.pool.is_free(worker)):
             try:
                 _, finished = await self.pool.run_where(

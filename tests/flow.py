@@ -17,11 +17,12 @@ from typing import ClassVar
 import pluggy
 from pydantic import BaseModel
 
-from gateway import testing
-from gateway.contracts import Intake, OutboundItem, ReceiptSink, SendResult
+from gateway import testing, worker_stages
+from gateway.contracts import Intake, OutboundItem, RawInput, ReceiptSink, SendResult
 from gateway.daemon import Gateway
 from gateway.errors import PermanentError, TransientError
 from gateway.hookspecs import hookimpl
+from gateway.person_state import PersonChange, StoredPerson
 from gateway.plugin_types import PluginContext, TransportType
 from gateway.plugins import get_plugin_manager
 from gateway.testing import drop, states, until
@@ -131,3 +132,16 @@ async def running(config: Path, pm: pluggy.PluginManager | None = None
     """A gateway running in this event loop (the real plugins and the stub); stopped on exit."""
     async with testing.running(config, pm or plugin_manager()) as gateway:
         yield gateway
+
+
+def seeded_states(base: RawInput, mid: int = 0) -> dict[str, StoredPerson]:
+    """The persons base delivery ``base`` states, as enrichment finds them once it is
+    recorded, by key: normalised and finished in this process as a worker (after
+    ``worker_stages.init_worker``), as message ``mid``."""
+    worker_stages.normalise_work([(mid, base)])
+    [seeded] = worker_stages.finish_kept([mid], {}) or []
+    known: dict[str, StoredPerson] = {}
+    for change in seeded.persons:
+        assert isinstance(change, PersonChange)
+        known.update(dict.fromkeys(change.keys, StoredPerson(mid, change.merged)))
+    return known

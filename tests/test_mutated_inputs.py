@@ -23,7 +23,7 @@ from lxml import etree
 
 from gateway import worker_stages
 from gateway.config import load_settings, write_initial_config
-from gateway.contracts import NormaliseContext, Normalised, RawInput
+from gateway.contracts import NormaliseContext, RawInput
 from gateway.errors import InputRejected
 from gateway.person_state import StoredPerson
 from gateway.store import MessageState, Processed
@@ -36,6 +36,7 @@ from plugins.sedex.envelope import (
     parse_envelope,
     parse_receipt,
 )
+from tests.flow import seeded_states
 
 ECH0020 = Path(__file__).parent / "fixtures" / "ech0020"
 CONFORMANCE = Path(__file__).parent / "fixtures" / "conformance"
@@ -97,13 +98,8 @@ def worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, StoredP
     monkeypatch.setattr(worker_stages, "_inputs", {})
     monkeypatch.setattr(worker_stages, "_kept", deque())
     worker_stages.init_worker(load_settings(write_initial_config(tmp_path)))
-    base = RawInput("registry", "base.xml", (ECH0020 / "baseDelivery.xml").read_bytes())
-    known: dict[str, StoredPerson] = {}
-    for step in worker_stages.normalise_work([(1, base)]):
-        assert isinstance(step, Normalised)
-        for person in step.persons:
-            known.update(dict.fromkeys(person.keys(), StoredPerson(1, person.model_dump_json())))
-    return known
+    return seeded_states(RawInput("registry", "base.xml",
+                                  (ECH0020 / "baseDelivery.xml").read_bytes()), mid=1)
 
 
 def _decided(mid: int, raw: RawInput, known: dict[str, StoredPerson]) -> Processed:

@@ -26,7 +26,7 @@ from gateway.person_state import PersonChange, StoredPerson
 from gateway.plugins import get_plugin_manager
 from gateway.store import MessageState, Processed, SQLiteStore
 from gateway.workers import WorkerPool
-from tests.flow import drop, message, running, states, until
+from tests.flow import drop, message, running, seeded_states, states, until
 
 ECH0020 = Path(__file__).parent / "fixtures" / "ech0020"
 
@@ -397,14 +397,30 @@ def _ech0020_batch() -> list[tuple[int, RawInput]]:
 
 
 def _base_states() -> dict[str, StoredPerson]:
-    """The persons of ``baseDelivery.xml`` as enrichment finds them, by key."""
+    """The persons of ``baseDelivery.xml`` as enrichment finds them once it is recorded, by key."""
+    return seeded_states(RawInput("registry", "base.xml",
+                                  (ECH0020 / "baseDelivery.xml").read_bytes()))
+
+
+@pytest.mark.parametrize("lost", [False, True])
+def test_a_base_delivery_crosses_to_the_core_as_its_keys_and_is_finished_alike(
+        in_worker: None, lost: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The states a base delivery makes stay in the worker: the core gets their keys,
+    all enrichment reads. A worker that no longer holds them normalises it again."""
     raw = RawInput("registry", "base.xml", (ECH0020 / "baseDelivery.xml").read_bytes())
-    [step] = worker_stages.normalise_work([(0, raw)])
-    assert isinstance(step, Normalised)
-    known: dict[str, StoredPerson] = {}
-    for person in step.persons:
-        known.update(dict.fromkeys(person.keys(), StoredPerson(0, person.model_dump_json())))
-    return known
+    [step] = pickle.loads(pickle.dumps(worker_stages.normalise_work([(7, raw)])))
+    assert isinstance(step, Normalised) and worker_stages.held(step)
+    assert len(pickle.dumps(step)) < len(raw.data) // 10
+    if lost:
+        monkeypatch.setattr(worker_stages, "_inputs", {})
+        assert worker_stages.finish_kept([7], {}) is None
+        [seeded] = worker_stages.finish_work([(7, raw, step)], {})
+    else:
+        [seeded] = worker_stages.finish_kept([7], {}) or []
+    changes = [c for c in seeded.persons if isinstance(c, PersonChange)]
+    assert len(changes) == len(seeded.persons) == 46
+    assert sorted(step.persons[0].keys()) == sorted(k for c in changes for k in c.keys)
+    assert all('"official_name"' in c.merged for c in changes)  # whole states, not keys
 
 
 def _outcomes(results: Sequence[Processed]) -> list[tuple[object, ...]]:
