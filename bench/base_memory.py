@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ech0020_inputs
-from throughput import children, peak_rss_mib
+from throughput import children, peak_rss_mib, start_gateway
 
 BIN = Path(sys.executable).parent
 
@@ -65,8 +65,7 @@ def run(deliveries: int, copies: int, parent: Path | None) -> None:
         print(f"inputs:            {len(sizes)} base deliveries, {sum(sizes) / 1e6:.0f} MB,"
               f" the largest {max(sizes) / 1e6:.1f} MB")
         start = time.monotonic()
-        gateway = subprocess.Popen([cli, "--config", str(work / "gateway.toml"), "run"],
-                                   stdout=subprocess.DEVNULL)
+        gateway = start_gateway(cli, work / "gateway.toml")
         workers: dict[int, float] = {}
         try:
             while True:

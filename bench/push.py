@@ -45,7 +45,7 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ech0223_inputs import samples
-from throughput import cpu_seconds
+from throughput import cpu_seconds, start_gateway
 
 BIN = Path(sys.executable).parent
 TOKEN = "bench-token"
@@ -131,8 +131,7 @@ def run_gateway(work: Path, bodies: list[bytes], concurrency: int, toml: str = "
         port=port, digest=hashlib.sha256(TOKEN.encode()).hexdigest()))
     if toml:
         (work / "conf.d" / "95-extra.toml").write_text(toml.replace("\\n", "\n") + "\n")
-    gateway = subprocess.Popen([str(BIN / "ech-gateway"), "--config", str(work / "gateway.toml"),
-                                "run"])
+    gateway = start_gateway(str(BIN / "ech-gateway"), work / "gateway.toml")
     try:
         asyncio.run(wait_listening(port, gateway))
         measured = measure(gateway.pid, port, bodies, concurrency)

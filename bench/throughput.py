@@ -228,6 +228,14 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     return int(fields[11]) / tick, int(fields[12]) / tick
 
 
+def start_gateway(cli: str, config: Path) -> subprocess.Popen[bytes]:
+    """``ech-gateway --config CONFIG run``, its log in ``gateway.log`` beside the configuration
+    (kept with ``--keep``), not among the figures."""
+    with (config.parent / "gateway.log").open("ab") as log:
+        return subprocess.Popen([cli, "--config", str(config), "run"], stdout=log,
+                                stderr=subprocess.STDOUT)
+
+
 def children(pid: int) -> list[int]:
     """The running child processes of ``pid`` (the gateway's workers)."""
     found = []
@@ -282,7 +290,7 @@ def run_once(args: argparse.Namespace, parent: Path | None) -> tuple[Path, dict[
     creation_us = settle(work, args.settle_limit, args.settle_max)
     if not args.rate:  # a burst: the backlog is ready (in the folder, unless seeds go first)
         drop(staging if seeds else inbox, inputs)
-    gateway = subprocess.Popen([cli, "--config", config, "run"])
+    gateway = start_gateway(cli, work / "gateway.toml")
     stand_in = ([cli, "--config", config, "sedex-sim", "--failure-rate", "0",
                  "--deliver-to", str(work / "canton" / "inbox")] if args.full_sim
                 else [sys.executable, str(ROOT / "bench" / "sedex_echo.py"), str(work)])
