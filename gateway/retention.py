@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -56,39 +56,32 @@ class Retention:
     async def prune(self) -> int:
         """Delete the bodies of every settled message unchanged for ``keep``, a batch per
         transaction; how many messages (0 when ``keep`` is 0: kept forever)."""
-        keep = self._settings.keep
-        if not keep:
-            return 0
-        before = self._store.now() - keep
-        total = 0
-        while True:
-            pruned = await self._store.prune(before, PRUNE_BATCH)
-            total += pruned
-            if pruned < PRUNE_BATCH:
-                break
-        if total:
-            since = datetime.fromtimestamp(before, UTC).isoformat(timespec="seconds")
-            log.info("retention: deleted the input and payloads of %d settled messages"
-                     " unchanged since %s", total, since)
-        return total
+        return await self._in_batches(self._store.prune, "deleted the input and payloads of"
+                                      " %d settled messages unchanged since %s")
 
     async def prune_persons(self) -> int:
         """Delete the states of persons who left the register (moved out, died, deleted in it)
         more than ``keep`` ago and whose messages are pruned, a batch per transaction; how
         many (0 when ``keep`` is 0). Residents are kept: the events that follow need them."""
+        return await self._in_batches(self._store.prune_persons, "deleted the states of %d"
+                                      " persons who left the register before %s")
+
+    async def _in_batches(self, prune: Callable[[float, int], Awaitable[int]], said: str) -> int:
+        """``prune(before, PRUNE_BATCH)`` until a batch is not full, ``before`` being ``keep``
+        ago; how many in all, logged with ``said`` (a count, then that time)."""
         keep = self._settings.keep
         if not keep:
             return 0
         before = self._store.now() - keep
         total = 0
         while True:
-            pruned = await self._store.prune_persons(before, PRUNE_BATCH)
+            pruned = await prune(before, PRUNE_BATCH)
             total += pruned
             if pruned < PRUNE_BATCH:
                 break
         if total:
-            log.info("retention: deleted the states of %d persons who left the register before"
-                     " %s", total, datetime.fromtimestamp(before, UTC).isoformat(timespec="seconds"))
+            log.info("retention: " + said, total,
+                     datetime.fromtimestamp(before, UTC).isoformat(timespec="seconds"))
         return total
 
     async def watch_space(self) -> None:

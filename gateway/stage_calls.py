@@ -47,9 +47,9 @@ class Stages:
                       known: dict[str, StoredPerson], worker: int | None) -> list[Processed]:
         """Stage three of ``todo``, normalised by ``worker``, given the persons ``known``.
 
-        In that worker if it is free, or, if the batch has drafts or states persons,
-        when it is: it still holds the inputs and their steps (the drafts parsed, the
-        states), so they are named by id only (:func:`~gateway.worker_stages.finish_kept`);
+        In that worker if it is free, or, if the batch has drafts or a base delivery's
+        states, when it is: it still holds the inputs and their steps (the drafts parsed,
+        the states), so they are named by id only (:func:`~gateway.worker_stages.finish_kept`);
         elsewhere, or where it no longer holds them, they are sent (and normalised again).
         """
         insist = any(worker_stages.held(n) for _mid, _raw, n in todo)

@@ -88,13 +88,15 @@ def held(n: Normalised) -> bool:
 
 
 def _for_core(step: Step) -> Step:
-    """``step`` as it crosses to the core: stand-ins for its draft and its person states."""
-    if not isinstance(step, Normalised) or (step.draft is None and not step.persons):
+    """``step`` as it crosses to the core: stand-ins for its draft and for the person states
+    of a step that states several (a ``baseDelivery``). One state (an eCH-0223 message's)
+    crosses whole: it is small, and any worker can then finish the step."""
+    if not isinstance(step, Normalised) or (step.draft is None and len(step.persons) < 2):
         return step
     changes: dict[str, Any] = {}
     if step.draft is not None:
         changes["draft"] = KEPT
-    if step.persons:
+    if len(step.persons) > 1:
         keys = tuple(key for state in step.persons for key in person_keys(state.identification))
         changes["persons"] = (_KeptPersons(keys),)
     return step.replaced(**changes)
@@ -104,7 +106,7 @@ def normalise_work(batch: Sequence[tuple[int, RawInput]]) -> list[Step]:
     """Stage one in a worker process; the inputs and their steps stay here too, as made.
 
     The steps go to the core with :data:`KEPT` in place of their drafts and the
-    keys of the persons they state in place of the states (:func:`held`). The
+    keys of the persons they state in place of several states (:func:`held`). The
     pipeline finishes a batch in the worker that normalised it, naming its
     inputs by id (:func:`finish_kept`); a batch not finished here (its worker
     was busy, or a replay) is forgotten after :data:`KEPT_BATCHES` others.

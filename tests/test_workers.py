@@ -440,6 +440,9 @@ def test_a_batch_its_worker_no_longer_holds_is_finished_with_its_inputs_alike(
     mids = [mid for mid, _raw in batch]
     steps = pickle.loads(pickle.dumps(worker_stages.normalise_work(batch)))
     assert [s.draft is worker_stages.KEPT for s in steps] == [True, True, False]
+    # an eCH-0223 message's one state crosses whole: any worker can finish it
+    assert [worker_stages.held(s) for s in steps] == [True, True, False]
+    assert [type(p).__name__ for p in steps[2].persons] == ["PersonState"]
     for (_mid, raw), step in zip(batch, steps, strict=True):
         assert raw.data not in pickle.dumps(step)  # neither the draft nor the XML travel
     if lost == "finished elsewhere":
