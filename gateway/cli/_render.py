@@ -58,6 +58,9 @@ def status(counts: dict[str, Any], reasons: list[dict[str, Any]]) -> str:
     lines.append(f"store:      {store['bytes'] / (1 << 20):.1f} MiB ({store['path']} and its WAL),"
                  f" {store['free_bytes'] / (1 << 30):.1f} GiB free on its disk;"
                  f" {counts['pruned']} messages pruned by retention")
+    persons = counts["persons"]
+    lines.append(f"persons:    {persons['known']} known, {persons['departed']} of them left the"
+                 " register (deleted [retention] keep later)")
     if not reasons:
         lines.append("OK: nothing needs attention")
     else:

@@ -160,7 +160,8 @@ def raw_of(conn: sqlite3.Connection, mid: int) -> bytes | None:
 
 def counts(conn: sqlite3.Connection) -> dict[str, Any]:
     """Messages and deliveries per state, overdue receipts and deliveries waiting to be sent
-    per partner, unhandled quarantine, messages pruned by retention, and the partners paused
+    per partner, unhandled quarantine, messages pruned by retention, the person states kept
+    (and how many of those persons left the register), and the partners paused
     by a fault on a node's machine, one per node and partner (since when, why, and how many
     of the partner's deliveries wait: all of them, whichever node paused it)."""
     return {
@@ -178,6 +179,10 @@ def counts(conn: sqlite3.Connection) -> dict[str, Any]:
                                      (MessageState.NEEDS_REVIEW,)).fetchone()[0],
         "pruned": conn.execute("SELECT count(*) FROM messages WHERE pruned_at IS NOT NULL"
                                ).fetchone()[0],
+        "persons": {"known": conn.execute("SELECT count(*) FROM persons").fetchone()[0],
+                    "departed": conn.execute("SELECT count(*) FROM persons INDEXED BY"
+                                             " persons_departed WHERE departed_at IS NOT NULL"
+                                             ).fetchone()[0]},
         "paused": [{"node": node, "partner": partner, "since": since, "error": error,
                     "deliveries": conn.execute(
                         "SELECT count(*) FROM deliveries WHERE partner = ? AND state IN (?, ?, ?)",
