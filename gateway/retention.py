@@ -56,19 +56,21 @@ class Retention:
     async def prune(self) -> int:
         """Delete the bodies of every settled message unchanged for ``keep``, a batch per
         transaction; how many messages (0 when ``keep`` is 0: kept forever)."""
-        return await self._in_batches(self._store.prune, "deleted the input and payloads of"
-                                      " %d settled messages unchanged since %s")
+        return await self._in_batches(self._store.prune, ("settled message", "settled messages"),
+                                      "deleted the input and payloads of %d %s unchanged since %s")
 
     async def prune_persons(self) -> int:
         """Delete the states of persons who left the register (moved out, died, deleted in it)
         more than ``keep`` ago and whose messages are pruned, a batch per transaction; how
         many (0 when ``keep`` is 0). Residents are kept: the events that follow need them."""
-        return await self._in_batches(self._store.prune_persons, "deleted the states of %d"
-                                      " persons who left the register before %s")
+        return await self._in_batches(self._store.prune_persons, ("person", "persons"),
+                                      "deleted the states of %d %s who left the register before %s")
 
-    async def _in_batches(self, prune: Callable[[float, int], Awaitable[int]], said: str) -> int:
+    async def _in_batches(self, prune: Callable[[float, int], Awaitable[int]],
+                          what: tuple[str, str], said: str) -> int:
         """``prune(before, PRUNE_BATCH)`` until a batch is not full, ``before`` being ``keep``
-        ago; how many in all, logged with ``said`` (a count, then that time)."""
+        ago; how many in all, logged with ``said`` (the count, ``what`` in the singular or
+        the plural, then that time)."""
         keep = self._settings.keep
         if not keep:
             return 0
@@ -80,7 +82,7 @@ class Retention:
             if pruned < PRUNE_BATCH:
                 break
         if total:
-            log.info("retention: " + said, total,
+            log.info("retention: " + said, total, what[0] if total == 1 else what[1],
                      datetime.fromtimestamp(before, UTC).isoformat(timespec="seconds"))
         return total
 

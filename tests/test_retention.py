@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from gateway.archives import ArchivedFiles, archive_folders
 from gateway.assembly import load_config
@@ -85,7 +88,7 @@ async def test_the_daemon_prunes_settled_messages_and_the_file_shrinks(tmp_path:
 
 
 async def test_the_daemon_deletes_persons_who_left_the_register_and_keeps_residents(
-        tmp_path: Path) -> None:
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A registry's base delivery, then a moveOut: once keep has passed and the messages
     are pruned, the person who moved out is deleted; the base delivery's residents stay."""
     corpus = Path(__file__).parent / "fixtures" / "ech0020"
@@ -94,6 +97,7 @@ async def test_the_daemon_deletes_persons_who_left_the_register_and_keeps_reside
     pm = get_plugin_manager()
     events = Events()
     pm.register(events)
+    caplog.set_level(logging.INFO, logger="gateway.retention")
     async with running(config, pm):
         drop(tmp_path / "in", "base.xml", (corpus / "baseDelivery.xml").read_bytes())
         await until(lambda: states(db, "SELECT state FROM messages") == [("not_relevant",)])
@@ -111,6 +115,10 @@ async def test_the_daemon_deletes_persons_who_left_the_register_and_keeps_reside
     assert shown.returncode != OK and "no person" in (shown.stdout + shown.stderr)
     status = json.loads(cli(config, "status", "--json").stdout)
     assert status["persons"] == {"known": residents - 1, "departed": 0}
+    said = [r.getMessage() for r in caplog.records if "who left the register" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith(
+        "retention: deleted the states of 1 person who left the register before ")
+    assert "7565108772783" not in caplog.text and "Berisha" not in caplog.text  # no personal data
     assert cli(config, "journal", "verify").returncode == OK
 
 
