@@ -9,13 +9,14 @@ worker's :class:`~gateway.processor.Processor`, made by :func:`init_worker`.
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gateway.contracts import Draft, Normalised, RawInput
 from gateway.errors import InputRejected
-from gateway.person_state import PersonState, StoredPerson, person_keys
+from gateway.person_state import PersonState, StoredPerson
 from gateway.processor import Processor, Step, normalise_context, partner_targets
 from gateway.store import Processed
 
@@ -97,8 +98,8 @@ def _for_core(step: Step) -> Step:
     if step.draft is not None:
         changes["draft"] = KEPT
     if len(step.persons) > 1:
-        keys = tuple(key for state in step.persons for key in person_keys(state.identification))
-        changes["persons"] = (_KeptPersons(keys),)
+        keys = itertools.chain.from_iterable(state.keys() for state in step.persons)
+        changes["persons"] = (_KeptPersons(tuple(keys)),)
     return step.replaced(**changes)
 
 

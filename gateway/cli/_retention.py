@@ -39,7 +39,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     elif args.dry_run:
         with _access.reader(args, settings) as r:
             before = datetime.now(UTC).timestamp() - keep
-            count, persons = r.count_prunable(before), r.count_departed(before)
+            count, persons = r.count_prunable(before)
         print(f"{count} settled messages unchanged since {_iso(before)} would be pruned"
               " (an export's file counts once its rows are pruned)")
         print(f"{_persons(persons)} who left the register before {_iso(before)} would be deleted")

@@ -78,31 +78,20 @@ def prune(conn: sqlite3.Connection, before: float, limit: int,
         "messages": len(ids), "first": ids[0], "last": ids[-1], "unchanged_since": before})]
 
 
-_DEPARTED = """
-SELECT p.id FROM persons p INDEXED BY persons_departed
-WHERE p.departed_at < ?
-  AND NOT EXISTS (SELECT 1 FROM person_messages pm JOIN messages m ON m.id = pm.message
-                  WHERE pm.person = p.id AND m.pruned_at IS NULL)
-ORDER BY p.id LIMIT ?"""
-
-
-def departed(conn: sqlite3.Connection, before: float, limit: int) -> list[int]:
-    """Up to ``limit`` persons who left the register before ``before`` and have no message
-    that still has its body, in the order they became known."""
-    return [pid for (pid,) in conn.execute(_DEPARTED, (before, limit))]
-
-
-def departed_after(conn: sqlite3.Connection, before: float, pruning: Collection[int]) -> int:
-    """How many persons :func:`departed` would find once messages ``pruning`` are pruned too
-    (what a dry run of retention counts)."""
+def departed(conn: sqlite3.Connection, before: float, limit: int = -1,
+             pruning: Collection[int] = ()) -> list[int]:
+    """Up to ``limit`` persons (-1: all) who left the register before ``before`` and have no
+    message that still has its body, in the order they became known; ``pruning``: messages
+    to count as pruned already (what a dry run of retention, pruning them first, finds)."""
     whole: dict[int, list[int]] = {}
     for pid, mid in conn.execute(
             "SELECT p.id, m.id FROM persons p INDEXED BY persons_departed"
             " LEFT JOIN person_messages pm ON pm.person = p.id"
             " LEFT JOIN messages m ON m.id = pm.message AND m.pruned_at IS NULL"
-            " WHERE p.departed_at < ?", (before,)):
+            " WHERE p.departed_at < ? ORDER BY p.id", (before,)):
         whole.setdefault(pid, []).extend([mid] if mid is not None else [])
-    return sum(all(mid in pruning for mid in mids) for mids in whole.values())
+    gone = [pid for pid, mids in whole.items() if all(mid in pruning for mid in mids)]
+    return gone if limit < 0 else gone[:limit]
 
 
 def prune_persons(conn: sqlite3.Connection, before: float, limit: int) -> tuple[int, list[Entry]]:

@@ -93,15 +93,11 @@ class StoreReader:
         """A message's raw bytes."""
         return _queries.raw_of(self.conn, mid)
 
-    def count_prunable(self, before: float) -> int:
-        """How many settled messages unchanged since ``before`` retention would prune now."""
-        return len(_retention_ops.prunable(self.conn, before, -1))
-
-    def count_departed(self, before: float) -> int:
-        """How many persons who left the register before ``before`` retention would delete now
-        (after pruning the messages it would prune now)."""
-        pruning = set(_retention_ops.prunable(self.conn, before, -1))
-        return _retention_ops.departed_after(self.conn, before, pruning)
+    def count_prunable(self, before: float) -> tuple[int, int]:
+        """How many settled messages unchanged since ``before`` retention would prune now, and
+        how many persons who left the register before then it would delete after them."""
+        pruning = _retention_ops.prunable(self.conn, before, -1)
+        return len(pruning), len(_retention_ops.departed(self.conn, before, pruning=set(pruning)))
 
     def counts(self) -> dict[str, Any]:
         """Counts per state, overdue receipts per partner, unhandled quarantined input."""
