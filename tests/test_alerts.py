@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from gateway.events import Publisher
 from gateway.logs import redact
 from gateway.plugin_types import GatewayEvent
 from gateway.plugins import get_plugin_manager
+from gateway.retry import RetryPolicy
 from gateway.store import SQLiteStore
 from plugins.alerts import gateway_event
 from plugins.alerts._incidents import Incidents
@@ -201,3 +203,42 @@ async def test_an_unmatched_receipt_is_told_once(tmp_path: Path,
     [line] = said(caplog)
     assert line.startswith("receipt 100 for attempt ref-unknown, which is none of ours")
     assert (tmp_path / "receipts-done" / "unmatched" / "Q.xml").exists()
+
+
+def test_one_delivery_retried_for_days_is_one_incident(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """FIELD.md, Mirth #1288: one alert per incident, not per attempt. Under the default
+    retry policy the attempts of a failing delivery soon come an hour apart, far more
+    than a quiet window; they stay one incident, told in a few summaries."""
+    c = Clock()
+    monkeypatch.setattr(plugins.alerts, "INCIDENTS", Incidents(plugins.alerts.log, clock=c))
+    policy = RetryPolicy()
+    first = now = 1_000_000.0
+    attempts = 0
+    with caplog.at_level(logging.INFO):
+        while True:
+            attempts += 1
+            at = policy.next_attempt_at(attempts, first, now)
+            if at is None:
+                gateway_event(GatewayEvent("delivery.dead", 7, 9, {
+                    "partner": "canton", "attempt": attempts, "error": "HTTP 503",
+                    "why": policy.why_not(attempts)}))
+                break
+            gateway_event(GatewayEvent("delivery.retry", 7, 9, {
+                "partner": "canton", "attempt": attempts, "error": "HTTP 503",
+                "next_attempt_at": time.time() + (at - now)}))
+            c.now += at - now
+            now = at
+    lines = said(caplog)
+    assert attempts > 50, "the default policy retries for two days"
+    assert lines[0].startswith("delivery 9 of message 7 to canton failed (attempt 1)")
+    assert lines[-1].startswith("delivery 9 of message 7 to canton is a dead letter")
+    summaries = [line for line in lines if line.startswith("delivery.retry for canton: ")]
+    told = 3 + sum(int(line.split()[3]) for line in summaries)
+    assert told == attempts - 1, "every failed attempt is told, one by one or counted"
+    assert len(lines) == 3 + len(summaries) + 1, "no attempt opened an incident of its own"
+    assert len(summaries) <= 20, f"{len(summaries)} summaries for {attempts} attempts"
+    assert summaries[0].startswith("delivery.retry for canton: 4 more in the last 6")
+    assert all(line.endswith(" (deliveries 9): HTTP #") for line in summaries), summaries
+    assert summaries[-1].startswith("delivery.retry for canton: 4 more in the last 4.0h"
+                                    " (deliveries 9)"), "summaries back off to hours apart"

@@ -8,14 +8,17 @@ VN number. ``messages show`` prints the full reason.
 
 One alert per incident, not per attempt: alerts of one kind, partner and
 fault are grouped (:mod:`plugins.alerts._incidents`). The first few are
-logged, the rest summarised once a minute, and a partner's failing attempts
-end with one line when it takes deliveries again. Alerts by webhook, SMTP or
+logged, the rest summarised, once a minute at first and then less often
+(up to every four hours), and a partner's failing attempts end with one line
+when it takes deliveries again. Failing attempts stay one incident while
+their retries come, however far apart. Alerts by webhook, SMTP or
 syslog will be further listeners of the same hook.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 from gateway.api import GatewayEvent, hookimpl, redact
 from plugins.alerts._incidents import Incidents, Key, fault_of
@@ -57,6 +60,8 @@ FLAGGED = {
 _FAULT = {"delivery.retry": "error", "delivery.unsure": "error", "delivery.dead": "why"}
 #: Incidents that end when their partner takes a delivery again.
 _ENDED_BY_SUCCESS = frozenset({"delivery.retry", "delivery.unsure"})
+#: The detail that says when a kind's failed attempt is tried next (epoch seconds).
+_NEXT = {"delivery.retry": "next_attempt_at", "delivery.unsure": "resume_at"}
 _SUCCESS = frozenset({"delivery.sent", "delivery.delivered", "delivery.acknowledged"})
 
 INCIDENTS = Incidents(log)
@@ -84,4 +89,11 @@ def gateway_event(event: GatewayEvent) -> None:
         text = f"{event.kind}: {fields}"
     cause = fault_of(str(fields.get(_FAULT.get(event.kind, ""), "")))
     INCIDENTS.alert(Key(event.kind, None if partner is None else str(partner), cause), text,
-                    event.delivery if event.delivery is not None else event.message)
+                    event.delivery if event.delivery is not None else event.message,
+                    _next_in(event))
+
+
+def _next_in(event: GatewayEvent) -> float | None:
+    """Seconds until the attempt that follows ``event``'s failed one (``None``: none said)."""
+    at = event.detail.get(_NEXT.get(event.kind, ""))
+    return at - time.time() if isinstance(at, int | float) else None

@@ -6,9 +6,14 @@ of each attempt. Alerts are grouped by their :class:`Key` (the event kind,
 the partner and the fault with ids and numbers taken out):
 
 - the first ``burst`` alerts of an incident are logged as they come;
-- the others are counted and summarised at most once per ``window``;
+- the others are counted and summarised: at most once per ``window`` at
+  first, then the wait between summaries doubles, up to ``longest`` (an
+  outage of two days is told in about a dozen lines, not once per attempt);
 - an incident ends when the partner works again (:meth:`Incidents.resolve`)
-  or after a ``window`` without a new alert; its next alert opens a new one.
+  or after a ``window`` without a new alert, counted from the time its last
+  alert said the next one would come at the latest (a failed attempt names
+  its next attempt, an hour later at most by default: one delivery retried
+  for hours is one incident); its next alert opens a new one.
 """
 
 from __future__ import annotations
@@ -45,10 +50,13 @@ class Key:
 class _Incident:
     opened: float
     last: float
+    every: float  # the wait between summaries now
+    expected: float = 0.0  # the next alert is due by then (0: none announced)
     logged: int = 0
     counted: int = 0  # alerts since the last line, not logged one by one
     total: int = 0
-    ids: list[int] = field(default_factory=list)  # of the counted alerts
+    ids: list[int] = field(default_factory=list)  # of the counted alerts, each once
+    unnamed: bool = False  # a counted alert's id is not among them (too many)
     summary_at: float = 0.0
     timer: asyncio.TimerHandle | None = None
 
@@ -57,23 +65,37 @@ class Incidents:
     """Open incidents and what has been said of them."""
 
     def __init__(self, log: logging.Logger, *, window: float = 60.0, burst: int = 3,
+                 longest: float = 4 * 3600.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        """:param window: the first wait between summaries, and the quiet that ends an incident.
+        :param burst: alerts of an incident logged one by one before they are counted.
+        :param longest: the longest wait between summaries, which doubles from ``window``."""
         self._log = log
         self.window = window
         self.burst = burst
+        self.longest = longest
         self._clock = clock
         self._open: dict[Key, _Incident] = {}
 
-    def alert(self, key: Key, text: str, ref: int | None = None) -> None:
-        """One alert of incident ``key``: log ``text`` or count it towards a summary."""
+    def alert(self, key: Key, text: str, ref: int | None = None,
+              next_in: float | None = None) -> None:
+        """One alert of incident ``key``: log ``text`` or count it towards a summary.
+
+        :param next_in: seconds until the cause alerts again if it persists (a failed
+            attempt's next attempt); the incident stays open that long, plus ``window``.
+        """
         now = self._clock()
         incident = self._open.get(key)
-        if incident is not None and now - incident.last > self.window and not incident.counted:
+        if (incident is not None and not incident.counted
+                and now - max(incident.last, incident.expected) > self.window):
             self._close(key, incident)
             incident = None
         if incident is None:
-            incident = self._open[key] = _Incident(opened=now, last=now, summary_at=now)
+            incident = self._open[key] = _Incident(opened=now, last=now, every=self.window,
+                                                   summary_at=now)
         incident.last = now
+        if next_in is not None:
+            incident.expected = max(incident.expected, now + max(next_in, 0.0))
         incident.total += 1
         if incident.logged < self.burst:
             incident.logged += 1
@@ -81,12 +103,15 @@ class Incidents:
             self._log.warning("%s%s", text, more)
             return
         incident.counted += 1
-        if ref is not None and len(incident.ids) < _NAMED:
-            incident.ids.append(ref)
-        if now - incident.summary_at >= self.window:
+        if ref is not None and ref not in incident.ids:
+            if len(incident.ids) < _NAMED:
+                incident.ids.append(ref)
+            else:
+                incident.unnamed = True
+        if now - incident.summary_at >= incident.every:
             self._summarise(key)
         elif incident.timer is None:
-            incident.timer = _later(incident.summary_at + self.window - now,
+            incident.timer = _later(incident.summary_at + incident.every - now,
                                     lambda: self._summarise(key))
 
     def resolve(self, partner: str, kinds: frozenset[str]) -> None:
@@ -96,9 +121,9 @@ class Incidents:
             self._summarise(key)
             # Worth a warning only when alerts were held back: otherwise each was told already.
             level = logging.WARNING if incident.logged >= self.burst else logging.INFO
-            self._log.log(level, "%s for %s: works again after %.0fs, %d in all (%s)",
-                          key.kind, partner, self._clock() - incident.opened, incident.total,
-                          key.fault)
+            self._log.log(level, "%s for %s: works again after %s, %d in all (%s)",
+                          key.kind, partner, span(self._clock() - incident.opened),
+                          incident.total, key.fault)
             self._close(key, incident)
 
     def _summarise(self, key: Key) -> None:
@@ -112,19 +137,29 @@ class Incidents:
             return
         now = self._clock()
         named = ", ".join(map(str, incident.ids))
-        if incident.counted > len(incident.ids) and named:
+        if incident.unnamed:
             named += ", …"
         noun = "messages" if key.kind.startswith("message.") else "deliveries"
-        self._log.warning("%s%s: %d more in the last %.0fs%s%s", key.kind,
+        self._log.warning("%s%s: %d more in the last %s%s%s", key.kind,
                           f" for {key.partner}" if key.partner else "", incident.counted,
-                          now - incident.summary_at, f" ({noun} {named})" if named else "",
+                          span(now - incident.summary_at), f" ({noun} {named})" if named else "",
                           f": {key.fault}" if key.fault else "")
-        incident.counted, incident.ids, incident.summary_at = 0, [], now
+        incident.counted, incident.ids, incident.unnamed, incident.summary_at = 0, [], False, now
+        incident.every = min(incident.every * 2, max(self.longest, self.window))
 
     def _close(self, key: Key, incident: _Incident) -> None:
         if incident.timer is not None:
             incident.timer.cancel()
         del self._open[key]
+
+
+def span(seconds: float) -> str:
+    """``seconds`` as a person reads a span: ``40s``, ``17min``, ``4.0h``."""
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f}h"
+    if seconds >= 120:
+        return f"{seconds / 60:.0f}min"
+    return f"{seconds:.0f}s"
 
 
 def _later(delay: float, call: Callable[[], None]) -> asyncio.TimerHandle | None:
