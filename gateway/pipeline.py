@@ -22,6 +22,7 @@ write (disk full), those writes wait and are tried again
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -103,6 +104,8 @@ class Pipeline:
         self._answers_first = answers_first
         #: when (event-loop time) a sender last waited for its answer (``submit(wait=False)``)
         self._answered_at = float("-inf")
+        #: the batches :meth:`run` took from the queue and has not recorded yet, oldest first
+        self._taken: deque[Batch] = deque()
 
     # -- Intake -----------------------------------------------------------------
     async def submit(self, raws: Sequence[RawInput], *, wait: bool = True) -> list[int]:
@@ -187,8 +190,12 @@ class Pipeline:
         that splits (an export) is recorded, and its parts processed, before
         the next batch is recorded, which is then decided again. With fewer than
         two workers, a batch is decided only once the one before it is.
+
+        A run that fails (the daemon starts it again) leaves the batches it took
+        and did not record; the next run takes them up first (:meth:`_take_up`).
         """
-        batch = await self._waiting.next()
+        await self._take_up()
+        batch = self._took(await self._waiting.next())
         ahead = self._normalise_ahead(batch)
         recorded: asyncio.Task[list[Processed]] | None = None
         recording: Recording | None = None
@@ -202,7 +209,7 @@ class Pipeline:
             while batch is not None:
                 await self._answers_first_wait()
                 normalised = await ahead if ahead is not None else None
-                following = self._waiting.next_nowait()
+                following = self._took(self._waiting.next_nowait())
                 # not in the worker that is about to finish this batch
                 ahead = self._normalise_ahead(following, normalised[0] if normalised else None)
                 deciding.append((asyncio.create_task(
@@ -215,7 +222,7 @@ class Pipeline:
                     results = decided.results
                     if recorded is not None:
                         await recorded
-                    recorded = asyncio.create_task(self._record(results))
+                    recorded = asyncio.create_task(self._record(results, taken=True))
                     recording = Recording([c for p in results for c in p.persons
                                            if isinstance(c, PersonChange)])
                     taken += 1
@@ -224,7 +231,7 @@ class Pipeline:
                         recorded = recording = None
                         await self._process_parts(results)
                 if following is None:
-                    following = await self._waiting.next()
+                    following = await self._next_batch(recorded)
                     ahead = self._normalise_ahead(following)
                 batch = following
             if recorded is not None:
@@ -234,6 +241,50 @@ class Pipeline:
                 ahead.cancel()
             for task, _seen in deciding:
                 task.cancel()
+
+    def _took(self, batch: Batch | None) -> Batch | None:
+        """``batch``, noted as taken from the queue by :meth:`run` until it is recorded."""
+        if batch is not None:
+            self._taken.append(batch)
+        return batch
+
+    async def _next_batch(self, recorded: asyncio.Task[list[Processed]] | None) -> Batch | None:
+        """The next batch (``None``: the stop), taken (:meth:`_took`) once it comes; raises at
+        once if ``recorded``, the recording of the batch before, fails meanwhile, so that
+        its inputs are taken up now, not when the next input arrives."""
+        if recorded is None or recorded.done():
+            return self._took(await self._waiting.next())
+        coming = asyncio.ensure_future(self._waiting.next())
+        try:
+            await asyncio.wait((coming, recorded), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            coming.cancel()  # a wait on the queue cancelled takes nothing from it
+            with contextlib.suppress(asyncio.CancelledError):
+                await coming
+        batch = None if coming.cancelled() else self._took(coming.result())
+        if recorded.done():
+            recorded.result()  # raises if it failed (a batch that came meanwhile is taken up)
+        if coming.cancelled():  # the recording ended first, and well: wait on
+            return self._took(await self._waiting.next())
+        return batch
+
+    async def _take_up(self) -> None:
+        """Process what a failed :meth:`run` took from the queue and did not record, an input
+        at a time: an input whose processing fails again is quarantined with the error, so
+        that none waits for the next start and none holds up the others."""
+        if not self._taken:
+            return
+        log.warning("processing the %d inputs a failed run left, one at a time",
+                    sum(map(len, self._taken)))
+        while self._taken:
+            for mid, raw in self._taken[0]:
+                try:
+                    await self.process([(mid, raw)])
+                except Exception as exc:  # the same failure again: keep it from the rest
+                    log.exception("processing message %d failed again; it is quarantined", mid)
+                    await self._record([Processed(mid, MessageState.QUARANTINED,
+                                                  f"processing failed: {exc!r}")])
+            self._taken.popleft()
 
     async def _answers_first_wait(self) -> None:
         """Wait while senders wait for answers, at most ``answers_first`` seconds.
@@ -346,9 +397,14 @@ class Pipeline:
         await self._finish_todo(decided, recording)
         return decided
 
-    async def _record(self, results: list[Processed]) -> list[Processed]:
-        """Record ``results`` in one transaction (waiting while the disk is full); them."""
+    async def _record(self, results: list[Processed], *, taken: bool = False) -> list[Processed]:
+        """Record ``results`` in one transaction (waiting while the disk is full); them.
+
+        :param taken: they are the oldest batch :meth:`run` took, which it then no longer holds.
+        """
         await self.pause.write(lambda: self._store.record_processing(results))
+        if taken:
+            self._taken.popleft()
         if any(p.state is MessageState.ROUTED for p in results):
             self._on_routed()
         return results

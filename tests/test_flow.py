@@ -7,10 +7,12 @@ import asyncio
 import json
 import logging
 import random
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ from gateway.contracts import Intake, RawInput
 from gateway.ech0223 import sample_event_report, write_message
 from gateway.hookspecs import hookimpl
 from gateway.plugin_types import GatewayEvent, PluginContext, SourceType
+from gateway.store import Processed, SQLiteStore
 from tests.flow import (
     StubTransport,
     drop,
@@ -36,6 +39,10 @@ from tests.test_sedex_e2e import cli
 
 def delivery_states(db: Path) -> list[str]:
     return [r[0] for r in states(db, "SELECT state FROM deliveries ORDER BY id")]
+
+
+def message_states(db: Path) -> list[str]:
+    return [r[0] for r in states(db, "SELECT state FROM messages ORDER BY id")]
 
 
 async def test_dropped_messages_are_delivered_once(tmp_path: Path) -> None:
@@ -372,3 +379,40 @@ async def test_an_outage_of_200_deliveries_is_told_in_a_few_lines(
     assert alerts[0].endswith("will retry: partner unreachable")
     assert any("delivery.retry for canton: works again" in a and "600 in all" in a
                for a in alerts), alerts
+
+
+async def test_a_failed_processing_run_leaves_no_input_waiting_for_a_restart(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """FIELD.md (OpenHIM #1208): nothing stays in flight without an owner. A run of the
+    pipeline that fails (here: its first commit, then every commit of one message) is
+    started again by the daemon; the inputs it had taken are processed then, not at the
+    next start of the daemon, and the one that fails again is quarantined alone."""
+    monkeypatch.setattr("gateway.daemon.RESTART_MIN", 0.05)
+    record = SQLiteStore.record_processing
+    failures = {"first": 1}
+
+    def flaky(self: SQLiteStore, results: Sequence[Processed]) -> list[int]:
+        poison = any(p.normalised is not None and p.normalised.message_id == "poison"
+                     for p in results)
+        if failures["first"] or poison:
+            failures["first"] = 0
+            raise RuntimeError("a bug in recording")
+        return record(self, results)
+
+    monkeypatch.setattr(SQLiteStore, "record_processing", flaky)
+    config = write_config(tmp_path)
+    db = tmp_path / "gateway.db"
+    ids = [f"taken-{n}" for n in range(10)]
+    async with running(config):
+        for n, mid in enumerate(ids):
+            drop(tmp_path / "in", f"m{n}.xml", message(mid))
+        drop(tmp_path / "in", "poison.xml", message("poison"))
+        await until(lambda: delivery_states(db).count("delivered") == 10)
+        await until(lambda: "quarantined" in message_states(db))
+    assert sorted(i.message_id or "" for i in StubTransport.sent["canton"]) == sorted(ids)
+    assert sorted(message_states(db)) == ["quarantined"] + ["routed"] * 10
+    with sqlite3.connect(db) as conn:
+        [(reason,)] = conn.execute("SELECT reason FROM messages WHERE state = 'quarantined'")
+    assert reason == "processing failed: RuntimeError('a bug in recording')"
+    restarts = [r.getMessage() for r in caplog.records if "restarting" in r.getMessage()]
+    assert restarts and restarts[0].startswith("pipeline failed; restarting it in")
