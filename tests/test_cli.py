@@ -25,15 +25,16 @@ from zoneinfo import ZoneInfo
 
 import pluggy
 import pytest
+from lxml import etree
 
 from gateway.api import GatewayEvent, hookimpl
 from gateway.cli import main
 from gateway.cli._render import iso
 from gateway.config import write_initial_config
-from gateway.contracts import RawInput, Receipt, ReceiptOutcome
+from gateway.contracts import Normalised, RawInput, Receipt, ReceiptOutcome, Route
 from gateway.plugins import get_plugin_manager, source_types, transport_types
 from gateway.retry import RetryPolicy
-from gateway.store import SQLiteStore
+from gateway.store import MessageState, Outcome, Processed, SQLiteStore
 from plugins.sedex.envelope import build_receipt, parse_envelope
 from tests.flow import FIXTURES, drop, message, running, states, until
 
@@ -820,6 +821,89 @@ def test_a_pause_no_probe_will_end_is_resumed_by_hand(
     assert (code, json.loads(out)["paused"]) == (0, [])
     [(detail,)] = states(db, "SELECT detail FROM journal WHERE event = 'partner.resumed'")
     assert (json.loads(detail)["node"], json.loads(detail)["partner"]) == ("old-host", "canton")
+
+
+async def _attempts(db: Path, *attempts: tuple[str, str]) -> list[str]:
+    """One attempt per (partner, outcome kind), each at that partner's first due delivery;
+    their attempt refs."""
+    store = SQLiteStore(db)
+    store.start()
+    try:
+        refs = []
+        for partner, kind in attempts:
+            [c] = await store.claim_due("n1", 60, 1, [partner])
+            await store.record_outcomes([Outcome(c.delivery, c.attempt_ref, kind)],
+                                        lambda _partner: RetryPolicy(), {partner: 3600.0})
+            refs.append(c.attempt_ref)
+        return refs
+    finally:
+        store.close()
+
+
+async def _to_three_partners(db: Path) -> None:
+    """canton: a dead letter and a delivered message; registry: a delivery to review (its
+    receipt's code unknown); gone (no longer configured): a delivery queued."""
+    store = SQLiteStore(db)
+    store.start()
+    try:
+        routes = [("canton", "registry"), ("canton",), ("gone",)]
+        rows = await store.add_raw([RawInput("registry", f"s-{i}.xml", message(f"status-{i}"), {})
+                                    for i in range(len(routes))])
+        tree = etree.ElementTree(etree.Element("x"))
+        await store.record_processing([
+            Processed(mid, MessageState.ROUTED,
+                      normalised=Normalised("personEventMessage", f"status-{i}", b"<x/>", tree),
+                      routes=[Route(p, "test") for p in partners])
+            for i, ((mid, _new), partners) in enumerate(zip(rows, routes, strict=True))])
+    finally:
+        store.close()
+    _dead, _delivered, ref = await _attempts(
+        db, ("canton", "permanent"), ("canton", "delivered"), ("registry", "sent"))
+    store = SQLiteStore(db)
+    store.start()
+    try:
+        receipt = Receipt(ref, ReceiptOutcome.NEEDS_REVIEW, "999", "unknown", datetime.now(UTC))
+        assert await store.record_receipts([receipt], lambda _partner: RetryPolicy()) == [True]
+    finally:
+        store.close()
+
+
+def test_status_counts_each_partners_deliveries_as_they_are_now(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Which destination has the dead letters and the deliveries to review; a replayed dead
+    letter no longer counts as dead."""
+    config = str(write_initial_config(tmp_path))  # partners canton and registry
+    db = tmp_path / "gateway.db"
+    asyncio.run(_to_three_partners(db))
+    code, out, _ = cli(capsys, "--config", config, "status")
+    assert code == 1
+    assert out.splitlines()[1:5] == [
+        "deliveries: dead 1, delivered 1, needs_review 1, queued 1",
+        "  canton:   dead 1",
+        "  gone:     queued 1 (not configured)",
+        "  registry: needs_review 1"]
+    code, out, _ = cli(capsys, "--config", config, "status", "--json")
+    data = json.loads(out)
+    assert code == 1
+    assert data["deliveries"] == {"dead": 1, "delivered": 1, "needs_review": 1, "queued": 1}
+    assert data["unsettled"] == {"canton": {"dead": 1}, "gone": {"queued": 1},
+                                 "registry": {"needs_review": 1}}
+    assert [(r["kind"], r["count"], r["partners"]) for r in data["reasons"]] == [
+        ("dead", 1, {"canton": 1}), ("needs_review", 1, {"registry": 1})]
+    assert cli(capsys, "--config", config, "dead-letters", "--replay")[0] == 0
+    code, out, _ = cli(capsys, "--config", config, "status")
+    assert (code, out.splitlines()[2]) == (1, "  canton:   queued 1")
+    asyncio.run(_attempts(db, ("canton", "delivered")))  # the replayed copy gets through
+    code, out, _ = cli(capsys, "--config", config, "status")
+    assert out.splitlines()[1:4] == [
+        "deliveries: delivered 2, needs_review 1, queued 1, replayed 1",
+        "  gone:     queued 1 (not configured)",
+        "  registry: needs_review 1"], "canton has nothing unsettled left"
+    code, out, _ = cli(capsys, "--config", config, "status", "--json")
+    data = json.loads(out)
+    assert "canton" not in data["unsettled"]
+    assert [(r["kind"], r["partners"]) for r in data["reasons"]] == [
+        ("needs_review", {"registry": 1})]
 
 
 def test_status_without_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

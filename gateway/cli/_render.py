@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,10 +40,17 @@ def _is_time(key: str, value: Any) -> bool:
             and not isinstance(value, bool))
 
 
-def status(counts: dict[str, Any], reasons: list[dict[str, Any]]) -> str:
-    """Counts per state as a few lines, then the verdict and its reasons."""
+def status(counts: dict[str, Any], reasons: list[dict[str, Any]],
+           configured: Collection[str]) -> str:
+    """Counts per state as a few lines (the deliveries not finished per partner too, a
+    partner not among ``configured`` marked so), then the verdict and its reasons."""
     lines = ["messages:   " + _pairs(counts["messages"]),
              "deliveries: " + _pairs(counts["deliveries"])]
+    # the counts in the column of the lines above, or one space past the longest name
+    width = max([9, *(len(p) + 1 for p in counts["unsettled"])])
+    lines += [f"  {p + ':':<{width}} {_pairs(n)}"
+              + ("" if p in configured else " (not configured)")
+              for p, n in sorted(counts["unsettled"].items())]
     if counts["overdue"]:
         lines.append("receipts overdue: " + _pairs(counts["overdue"]))
     if counts["held"]:

@@ -27,22 +27,31 @@ def attention(counts: dict[str, Any]) -> list[dict[str, Any]]:
     A partner paused by a fault on a node's machine comes first (that node sends nothing to
     it), one reason per node and partner, with ``node``, ``partner``, ``since`` and
     ``error``; its count is the partner's deliveries held. A pause of a partner disabled or
-    no longer configured is no reason: nothing would be sent to it.
+    no longer configured is no reason: nothing would be sent to it. Dead letters,
+    deliveries to review and overdue receipts name their ``partners``: ``{partner: count}``.
     """
-    deliveries = counts["deliveries"]
     reasons = [{"kind": "paused", "count": p["deliveries"],
                 "what": f"deliveries held: partner {p['partner']} paused on node {p['node']}"
                         f" since {p['since']} by a fault on that machine ({p['error']})",
                 "hint": PAUSED_HINT, "node": p["node"], "partner": p["partner"],
                 "since": p["since"], "error": p["error"]}
                for p in counts["paused"] if p["configured"] == "enabled"]
-    found = [
-        ("dead", deliveries.get(DeliveryState.DEAD, 0), "dead letters",
+
+    def in_state(state: str) -> dict[str, int]:
+        """The partners with deliveries in ``state``, and how many each has."""
+        return {p: n[state] for p, n in counts["unsettled"].items() if state in n}
+
+    per_partner = [
+        ("dead", in_state(DeliveryState.DEAD), "dead letters",
          "ech-gateway dead-letters; replay them with --replay"),
-        ("needs_review", deliveries.get(DeliveryState.NEEDS_REVIEW, 0), "deliveries to review",
+        ("needs_review", in_state(DeliveryState.NEEDS_REVIEW), "deliveries to review",
          "ech-gateway messages list --delivery-state needs_review"),
-        ("overdue", sum(counts["overdue"].values()), "receipts overdue",
+        ("overdue", counts["overdue"], "receipts overdue",
          "ech-gateway messages list --delivery-state sent; ask the sedex client"),
+    ]
+    reasons += [{"kind": kind, "count": sum(by.values()), "what": what, "hint": hint,
+                 "partners": by} for kind, by, what, hint in per_partner if by]
+    found = [
         ("review", counts.get("needs_review", 0), "partners' messages whose resident is"
          " not found", "ech-gateway messages list --state needs_review; then messages assign"
          " ID --person VN"),
@@ -102,5 +111,5 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**counts, "verdict": verdict, "reasons": reasons}, indent=2))
     else:
-        print(_render.status(counts, reasons))
+        print(_render.status(counts, reasons, settings.partners.keys()))
     return ATTENTION if reasons else OK

@@ -13,7 +13,7 @@ from gateway.errors import StoreError
 from gateway.store._retention_ops import refuse_pruned
 from gateway.store._sql import select_in
 from gateway.store.records import Pending
-from gateway.store.states import DeliveryState, MessageState
+from gateway.store.states import FINISHED, DeliveryState, MessageState
 
 _MESSAGE_COLS = ("id, source, ref, received_at, state, reason, kind, message_id, sender_id,"
                  " reference_message_id, version, duplicate_of, updated_at, pruned_at")
@@ -159,15 +159,25 @@ def raw_of(conn: sqlite3.Connection, mid: int) -> bytes | None:
 
 
 def counts(conn: sqlite3.Connection) -> dict[str, Any]:
-    """Messages and deliveries per state, overdue receipts and deliveries waiting to be sent
-    per partner, unhandled quarantine, messages pruned by retention, the person states kept
-    (and how many of those persons left the register), and the partners paused
-    by a fault on a node's machine, one per node and partner (since when, why, and how many
-    of the partner's deliveries wait: all of them, whichever node paused it)."""
+    """Messages and deliveries per state, the deliveries not finished per partner and state
+    (``unsettled``; finished ones, :data:`FINISHED`, only grow in number and are counted in
+    the totals alone), overdue receipts and deliveries
+    waiting to be sent per partner, unhandled quarantine, messages pruned by retention, the
+    person states kept (and how many of those persons left the register), and the partners
+    paused by a fault on a node's machine, one per node and partner (since when, why, and
+    how many of the partner's deliveries wait: all of them, whichever node paused it)."""
+    open_states = sorted(set(DeliveryState) - FINISHED)
+    unsettled: dict[str, dict[str, int]] = {}
+    for partner, state, n in conn.execute(  # by the state index: not every delivery is read
+            "SELECT partner, state, count(*) FROM deliveries INDEXED BY deliveries_due"
+            f" WHERE state IN ({', '.join('?' * len(open_states))})"
+            " GROUP BY partner, state ORDER BY partner, state", open_states):
+        unsettled.setdefault(partner, {})[state] = n
     return {
         "messages": dict(conn.execute("SELECT state, count(*) FROM messages GROUP BY state").fetchall()),
         "deliveries": dict(conn.execute(
             "SELECT state, count(*) FROM deliveries GROUP BY state").fetchall()),
+        "unsettled": unsettled,
         "overdue": dict(conn.execute(
             "SELECT partner, count(*) FROM deliveries WHERE overdue = 1 AND state = ?"
             " GROUP BY partner", (DeliveryState.SENT,)).fetchall()),

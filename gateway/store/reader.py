@@ -100,7 +100,8 @@ class StoreReader:
         return len(pruning), len(_retention_ops.departed(self.conn, before, pruning=set(pruning)))
 
     def counts(self) -> dict[str, Any]:
-        """Counts per state, overdue receipts per partner, unhandled quarantined input."""
+        """Counts per state, deliveries per partner and state, overdue receipts per partner,
+        unhandled quarantined input."""
         return _queries.counts(self.conn)
 
     def activity(self, since: int) -> tuple[int, dict[str, int], int]:

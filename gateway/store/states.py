@@ -38,5 +38,7 @@ class DeliveryState(enum.StrEnum):
 
 #: Deliveries an operator may replay.
 REPLAYABLE = frozenset({DeliveryState.DEAD, DeliveryState.NEEDS_REVIEW, DeliveryState.REJECTED})
+#: Deliveries whose story is over: they only grow in number (``status`` gives them as totals).
+FINISHED = frozenset({DeliveryState.DELIVERED, DeliveryState.ACKNOWLEDGED, DeliveryState.REPLAYED})
 #: Deliveries the dispatcher may claim when due.
 DUE = (DeliveryState.QUEUED, DeliveryState.RETRY_WAIT)
