@@ -294,6 +294,7 @@ class Gateway:
         await self.retention.files.prune()
         await self.retention.prune()
         await self.retention.prune_persons()  # after the messages: theirs must be pruned first
+        await self.retention.prune_receipts()
 
     async def _watch_space(self) -> None:
         await self.retention.watch_space()

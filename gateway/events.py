@@ -83,6 +83,9 @@ KINDS: dict[str, str] = {
                             " (moveOut, death, deletedinRegister) before departed_before"
                             " ([retention] keep), none of whose messages still had its body;"
                             " persons (how many), ids",
+    "store.receipts_pruned": "retention deleted the bytes of receipts that matched no delivery"
+                             " (receipt.unmatched) recorded before recorded_before ([retention]"
+                             " keep); their records stay; receipts (how many)",
     "store.space_low": "the disk of the database has less free space than [retention]"
                        " warn_free_below; folder, free_bytes, threshold_bytes",
     "store.space_ok": "the disk of the database has enough free space again; folder,"

@@ -341,9 +341,10 @@ def gateway_event(event: GatewayEvent) -> None:
     ``delivery.retry``, ``delivery.unsure``, ``delivery.dead``,
     ``delivery.replayed``, ``partner.paused``, ``partner.resumed``,
     ``receipt.overdue``, ``receipt.wait``, ``receipt.failed``, ``receipt.late``,
-    ``receipt.unmatched``, ``store.pruned``, ``store.persons_pruned``, ``store.space_low`` and
-    ``store.space_ok``. The last failed attempt of a delivery is
-    ``delivery.dead``, never ``delivery.retry``. Three kinds come directly,
+    ``receipt.unmatched``, ``store.pruned``, ``store.persons_pruned``,
+    ``store.receipts_pruned``, ``store.space_low`` and ``store.space_ok``. The
+    last failed attempt of a delivery is ``delivery.dead``, never
+    ``delivery.retry``. Three kinds come directly,
     not from the journal, because the store is what failed
     (:data:`gateway.events.DIRECT`): ``intake.paused``, ``intake.resumed``
     and ``store.lost``.

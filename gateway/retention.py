@@ -3,7 +3,9 @@
 Settled messages lose their bodies once unchanged for ``[retention] keep``
 (:meth:`Store.prune <gateway.store.Store.prune>`; their records and the
 journal stay), and persons who left the register are deleted once departed
-for that long (:meth:`Store.prune_persons <gateway.store.Store.prune_persons>`);
+for that long (:meth:`Store.prune_persons <gateway.store.Store.prune_persons>`),
+and receipts that matched no delivery lose their bytes once recorded that
+long ago (:meth:`Store.prune_receipts <gateway.store.Store.prune_receipts>`);
 the files plugins archived go ``keep_files`` after they were moved there
 (:mod:`gateway.archives`). A warning comes while the disk that holds the
 database has less free space than ``warn_free_below``: one
@@ -39,7 +41,8 @@ def free_bytes(folder: Path) -> int:
 
 
 class Retention:
-    """Prunes settled messages and archived files, and watches the database's disk."""
+    """Prunes settled messages, departed persons, unmatched receipts and archived files, and
+    watches the database's disk."""
 
     def __init__(self, store: Store, settings: RetentionSettings, folder: Path,
                  archives: Sequence[Path] = ()) -> None:
@@ -65,6 +68,14 @@ class Retention:
         many (0 when ``keep`` is 0). Residents are kept: the events that follow need them."""
         return await self._in_batches(self._store.prune_persons, ("person", "persons"),
                                       "deleted the states of %d %s who left the register before %s")
+
+    async def prune_receipts(self) -> int:
+        """Delete the bytes of every receipt that matched no delivery (``receipt.unmatched``)
+        recorded more than ``keep`` ago, a batch per transaction; how many (0 when ``keep``
+        is 0). Their records stay."""
+        return await self._in_batches(self._store.prune_receipts,
+                                      ("unmatched receipt", "unmatched receipts"),
+                                      "deleted the bytes of %d %s recorded before %s")
 
     async def _in_batches(self, prune: Callable[[float, int], Awaitable[int]],
                           what: tuple[str, str], said: str) -> int:

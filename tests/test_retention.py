@@ -13,9 +13,11 @@ import asyncio
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -24,7 +26,10 @@ from gateway.archives import ArchivedFiles, archive_folders
 from gateway.assembly import load_config
 from gateway.cli.exitcodes import ATTENTION, CONFIG, OK
 from gateway.config import write_initial_config
+from gateway.contracts import Receipt, ReceiptOutcome
 from gateway.plugins import get_plugin_manager
+from gateway.retry import RetryPolicy
+from gateway.store import SQLiteStore
 from gateway.testing import drop, states, until
 from tests.flow import message, running, write_config
 from tests.mounts import run_isolated, tmpfs
@@ -176,6 +181,48 @@ def test_prune_command_counts_and_deletes_persons_who_left_the_register(tmp_path
     assert done.stdout.splitlines()[1].startswith("deleted 1 person who left the register")
     assert states(db, "SELECT count(*) FROM persons WHERE departed_at IS NOT NULL") == [(0,)]
     assert cli(config, "prune").stdout.splitlines()[1].startswith("deleted 0 persons ")
+
+
+def record_unmatched(db: Path, at: float, raw: bytes) -> None:
+    """Record at ``at`` (store time) a receipt for a message of another application."""
+    store = SQLiteStore(db, group_commit_delay=0.001, clock=lambda: at)
+    store.start()
+    try:
+        receipt = Receipt(raw.hex(), ReceiptOutcome.DELIVERED, "100", "ok", datetime.now(UTC), raw)
+        assert asyncio.run(store.record_receipts([receipt], lambda _p: RetryPolicy())) == [False]
+    finally:
+        store.close()
+
+
+def cutoff(said: str) -> str:
+    """The time ``keep`` ago as the prune command's first line says it."""
+    found = re.search(r" since (\S+\+00:00)", said)
+    assert found, said
+    return found[1]
+
+
+def test_prune_command_counts_and_deletes_the_bytes_of_unmatched_receipts(tmp_path: Path) -> None:
+    # a shared receipts folder brought receipts for other applications' messages, one two days
+    # ago, one just now: a keep of a day takes the older one's bytes; both rows stay
+    config = gateway_folder(tmp_path, '[retention]\nkeep = "1d"\ninterval = "1d"\n')
+    db = tmp_path / "gateway.db"
+    record_unmatched(db, time.time() - 2 * 86400, b"<old/>")
+    record_unmatched(db, time.time(), b"<recent/>")
+    dry = cli(config, "prune", "--dry-run")
+    assert dry.returncode == OK, dry.stderr
+    assert dry.stdout.splitlines()[2] == \
+        f"1 unmatched receipt recorded before {cutoff(dry.stdout)} would lose their bytes"
+    assert states(db, "SELECT raw FROM receipts ORDER BY id") == [(b"<old/>",), (b"<recent/>",)]
+    done = cli(config, "prune")
+    assert done.returncode == OK, done.stderr
+    assert done.stdout.splitlines()[2] == (
+        f"deleted the bytes of 1 unmatched receipt recorded before {cutoff(done.stdout)}:"
+        " receipts that matched no delivery (their records and the journal remain)")
+    assert states(db, "SELECT raw, code FROM receipts ORDER BY id") == [
+        (None, "100"), (b"<recent/>", "100")]
+    assert journal_count(db, "store.receipts_pruned") == 1
+    assert cli(config, "prune").stdout.splitlines()[2].startswith(
+        "deleted the bytes of 0 unmatched receipts ")
 
 
 def test_prune_deletes_archived_files_moved_there_before_keep_files(tmp_path: Path) -> None:

@@ -1337,6 +1337,34 @@ async def test_persons_who_left_the_register_go_after_keep_and_residents_stay(
     assert list(await store.load_persons([f"vn:{left}"])) == [f"vn:{left}"]
 
 
+async def test_unmatched_receipts_lose_their_bytes_after_keep_a_batch_at_a_time(
+        store: Store, journal: list[Entry], clock: FakeClock) -> None:
+    """A receipt that matched no delivery (another application's, or our ref for another
+    recipient) belongs to no message: its bytes go once it was recorded ``keep`` ago. A
+    recent one keeps them, and so does a matched one, whose message is still on its way."""
+    _mid, sent_by = await sent_to(store, 1, {"canton": "T2-2-1"})
+    [(_did, ref)] = sent_by.values()
+    at = datetime.now(UTC)
+    assert await store.record_receipts([
+        Receipt("other-app-1", ReceiptOutcome.DELIVERED, "100", "ok", at, b"<r n='1'/>"),
+        Receipt(ref, ReceiptOutcome.DELIVERED, "100", "ok", at, b"<r n='2'/>",
+                recipient="T2-9-9"),
+        Receipt(ref, ReceiptOutcome.WAIT, "601", "waiting", at, b"<r n='3'/>",
+                recipient="T2-2-1")], policy) == [False, False, True]
+    clock.advance(2 * DAY)
+    assert await store.record_receipts(
+        [Receipt("other-app-2", ReceiptOutcome.DELIVERED, "100", "ok", at, b"<r n='4'/>")],
+        policy) == [False]
+    before = clock.now - DAY
+    assert [await store.prune_receipts(before, 1) for _ in range(3)] == [1, 1, 0]
+    assert [e.detail for e in journal if e.event == "store.receipts_pruned"] == [
+        {"receipts": 1, "recorded_before": before}] * 2
+    clock.advance(2 * DAY)
+    assert await store.prune_receipts(clock.now - DAY, 10) == 1, "the recent one, old now"
+    assert await store.prune_receipts(clock.now + 1, 10) == 0, "the matched one: its message's"
+    assert events(journal).count("store.receipts_pruned") == 3
+
+
 async def test_a_departed_person_in_a_case_leaves_the_case_without_them(
         store: Store, journal: list[Entry], clock: FakeClock) -> None:
     vn = 7560000000019

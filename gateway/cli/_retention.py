@@ -39,20 +39,28 @@ def cmd_prune(args: argparse.Namespace) -> int:
     elif args.dry_run:
         with _access.reader(args, settings) as r:
             before = datetime.now(UTC).timestamp() - keep
-            count, persons = r.count_prunable(before)
+            count, persons, receipts = r.count_prunable(before)
         print(f"{count} settled messages unchanged since {_iso(before)} would be pruned"
               " (an export's file counts once its rows are pruned)")
-        print(f"{_persons(persons)} who left the register before {_iso(before)} would be deleted")
+        print(f"{_count(persons, 'person')} who left the register before {_iso(before)} would be"
+              " deleted")
+        print(f"{_count(receipts, 'unmatched receipt')} recorded before {_iso(before)} would lose"
+              " their bytes")
     else:
         with _access.writer(args) as (_settings, store):
             before = store.now() - keep
             retention = Retention(store, settings.retention, settings.store.path.parent)
             count = asyncio.run(retention.prune())
             persons = asyncio.run(retention.prune_persons())
+            receipts = asyncio.run(retention.prune_receipts())
         print(f"pruned {count} settled messages unchanged since {_iso(before)}: their input and"
               " payloads are deleted; their records and journal remain")
-        print(f"deleted {_persons(persons)} who left the register before {_iso(before)}: their"
-              " states, keys and message links (their messages' records and the journal remain)")
+        print(f"deleted {_count(persons, 'person')} who left the register before {_iso(before)}:"
+              " their states, keys and message links (their messages' records and the journal"
+              " remain)")
+        print(f"deleted the bytes of {_count(receipts, 'unmatched receipt')} recorded before"
+              f" {_iso(before)}: receipts that matched no delivery (their records and the journal"
+              " remain)")
     if args.dry_run:
         print(_files(files, {folder: len(paths) for folder, paths in files.due().items()},
                      "would be deleted"))
@@ -65,8 +73,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return OK
 
 
-def _persons(n: int) -> str:
-    return f"{n} person" if n == 1 else f"{n} persons"
+def _count(n: int, noun: str) -> str:
+    """``n`` and ``noun``, in the plural unless ``n`` is 1."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _files(files: ArchivedFiles, counts: dict[Path, int], done: str) -> str:

@@ -123,7 +123,8 @@ class RetentionSettings(_Section):
         description="How long a settled message keeps its bodies (the input, its eCH-0223 text,"
         " attachments, payloads, receipts) after its last change; its records and the journal"
         " stay. A person who left the register (moved out, died, deleted) is deleted as long"
-        " after, once their messages are pruned; residents stay. 0: forever.",
+        " after, once their messages are pruned; residents stay. A receipt that matched no"
+        " delivery keeps its bytes as long after it came. 0: forever.",
     )
     keep_files: Duration | None = Field(
         default=None,

@@ -47,7 +47,8 @@ path = "gateway.db"
 # its input and payloads this long after its last change; then they are
 # deleted, and its record and journal entries stay. A person who left the
 # register (moveOut, death, deletedInRegister) is deleted as long after,
-# once those messages are; residents stay. "0" keeps them forever.
+# once those messages are; residents stay. A receipt that matched no
+# delivery keeps its bytes as long after it came. "0" keeps them forever.
 # The files moved to registry/done and sedex/receipts-done are deleted as
 # long after they were moved there (keep_files = "30d" to set another time).
 keep = "90d"

@@ -16,6 +16,12 @@ departed for that long and with no message about them still whole: their
 state, keys, date of birth and message links are deleted; their cases stay,
 without the person. A resident's state stays, whatever its age: the events
 that follow need it.
+
+A receipt that matched no delivery (``receipt.unmatched``: our ref for another
+recipient, or no attempt of ours at all, as a shared receipts folder brings
+for other applications' messages) belongs to no message: its bytes are
+deleted once it was recorded that long ago; its row (code, info) and the
+journal stay.
 """
 
 from __future__ import annotations
@@ -108,6 +114,29 @@ def prune_persons(conn: sqlite3.Connection, before: float, limit: int) -> tuple[
                    "departed persons to prune")
     return len(ids), [Entry("store.persons_pruned", None, None, {
         "persons": len(ids), "ids": ids, "departed_before": before})]
+
+
+def unmatched_receipts(conn: sqlite3.Connection, before: float, limit: int = -1) -> list[int]:
+    """Up to ``limit`` receipts (-1: all) that matched no delivery, recorded before ``before``
+    and still holding their bytes, the oldest first."""
+    return [rid for (rid,) in conn.execute(
+        "SELECT id FROM receipts INDEXED BY receipts_unmatched WHERE delivery IS NULL"
+        " AND raw IS NOT NULL AND recorded_at < ? ORDER BY recorded_at LIMIT ?", (before, limit))]
+
+
+def prune_receipts(conn: sqlite3.Connection, before: float,
+                   limit: int) -> tuple[int, list[Entry]]:
+    """Delete the bytes of up to ``limit`` receipts that matched no delivery, recorded before
+    ``before``; how many, and the journal entry that says so (none for none)."""
+    ids = unmatched_receipts(conn, before, limit)
+    if not ids:
+        return 0, []
+    marks = ",".join("?" * len(ids))
+    expect_changed(conn.execute(f"UPDATE receipts SET raw = NULL WHERE raw IS NOT NULL"
+                                f" AND id IN ({marks})", ids), len(ids),
+                   "unmatched receipts to prune (with their bytes)")
+    return len(ids), [Entry("store.receipts_pruned", None, None, {
+        "receipts": len(ids), "recorded_before": before})]
 
 
 def _delete_bodies(conn: sqlite3.Connection, ids: Sequence[int], now: float) -> None:

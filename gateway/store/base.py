@@ -148,6 +148,12 @@ class Store(Protocol):
         many. Journals ``store.persons_pruned``."""
         ...
 
+    async def prune_receipts(self, before: float, limit: int) -> int:
+        """Delete the bytes of up to ``limit`` receipts that matched no delivery
+        (``receipt.unmatched``) recorded before ``before`` (store time), the oldest first,
+        keeping the receipts' records; how many. Journals ``store.receipts_pruned``."""
+        ...
+
     async def requeue_message(self, message: int) -> None:
         """Send a quarantined, not-relevant or needs-review message through processing again."""
         ...

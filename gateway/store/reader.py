@@ -93,11 +93,13 @@ class StoreReader:
         """A message's raw bytes."""
         return _queries.raw_of(self.conn, mid)
 
-    def count_prunable(self, before: float) -> tuple[int, int]:
-        """How many settled messages unchanged since ``before`` retention would prune now, and
-        how many persons who left the register before then it would delete after them."""
+    def count_prunable(self, before: float) -> tuple[int, int, int]:
+        """How many settled messages unchanged since ``before`` retention would prune now, how
+        many persons who left the register before then it would delete after them, and of
+        how many receipts that matched no delivery, recorded before then, the bytes."""
         pruning = _retention_ops.prunable(self.conn, before, -1)
-        return len(pruning), len(_retention_ops.departed(self.conn, before, pruning=set(pruning)))
+        return (len(pruning), len(_retention_ops.departed(self.conn, before, pruning=set(pruning))),
+                len(_retention_ops.unmatched_receipts(self.conn, before)))
 
     def counts(self) -> dict[str, Any]:
         """Counts per state, deliveries per partner and state, overdue receipts per partner,

@@ -353,6 +353,12 @@ class SQLiteStore:
         return await self._writer.write(
             lambda c: _retention_ops.prune_persons(c, before, limit))
 
+    async def prune_receipts(self, before: float, limit: int) -> int:
+        """Delete the bytes of up to ``limit`` receipts that matched no delivery, recorded
+        before ``before`` (store time); how many (:mod:`gateway.store._retention_ops`)."""
+        return await self._writer.write(
+            lambda c: _retention_ops.prune_receipts(c, before, limit))
+
     async def replay_delivery(self, delivery: int) -> int:
         """Replace a dead delivery by a fresh one; return its id."""
         return await self._writer.write(
