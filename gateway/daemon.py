@@ -34,7 +34,7 @@ from gateway.errors import ConfigError, GatewayError, StoreLost, StoreUnavailabl
 from gateway.events import Publisher
 from gateway.http import HttpServer, collect_routes
 from gateway.intake_pause import IntakePause
-from gateway.logs import RepeatedProblem
+from gateway.logs import RepeatedProblem, redact
 from gateway.pipeline import Pipeline
 from gateway.plugin_types import GatewayEvent, PluginContext, Source, Transport
 from gateway.plugins import loaded_from_entry_points, notify, source_types, transport_types
@@ -319,7 +319,7 @@ async def _supervised(name: str, run: Callable[[], Awaitable[None]]) -> None:
         except StoreLost:  # alerted once already; the daemon is stopping
             return
         except (OSError, GatewayError) as exc:  # the world, not a bug: no traceback
-            log.error("%s failed: %s; restarting it in %.0fs", name, exc, delay)
+            log.error("%s failed: %s; restarting it in %.0fs", name, redact(str(exc)), delay)
         except Exception:
             log.exception("%s failed; restarting it in %.0fs", name, delay)
         if time.monotonic() - started > RESTART_MAX:

@@ -37,7 +37,7 @@ _QUOTED = re.compile(
 _NUMBERS = re.compile(
     r"(?P<keep>\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
     r"|\b[0-9a-f]{64}\b)"
-    r"|\b756[.\s]\d{4}[.\s]\d{4}[.\s]\d{2}\b|\d{6,}(?!\d| bytes)"
+    r"|(?<!\d)756(?:[.\s]\d{4}[.\s]\d{4}[.\s]\d{2}|\d{10})(?!\d)|\d{6,}(?!\d| bytes)"
 )
 
 
@@ -92,8 +92,9 @@ class RepeatedProblem:
         self._repeats = 0
 
     def failed(self, error: object) -> None:
-        """Report that ``what`` failed with ``error`` (at ERROR when new or due again)."""
-        text, now = str(error), time.monotonic()
+        """Report that ``what`` failed with ``error`` (at ERROR when new or due again), its
+        text :func:`redact`-ed: a partner's fault may quote a name or a VN."""
+        text, now = redact(str(error)), time.monotonic()
         if text != self._current or now - self._logged_at >= self._every:
             again = f" (seen {self._repeats} more times)" if text == self._current else ""
             self._log.error("%s failed: %s%s", self._what, text, again)

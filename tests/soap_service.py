@@ -82,6 +82,8 @@ class SoapService:
     page: int = 10
     #: The next this many FetchMessages calls get a Server fault.
     fetch_faults: int = 0
+    #: What those faults say.
+    fault_text: str = "message store unavailable"
     url: str = ""
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -154,7 +156,7 @@ class SoapService:
         if self.fetch_faults:
             self.fetch_faults -= 1
             self.calls.append(("FetchMessages", after or "", "server"))
-            return fault("soap:Server", "message store unavailable")
+            return fault("soap:Server", self.fault_text)
         start = int(after) + 1 if after else 0
         page = self.outbox[start:start + self.page]
         self.calls.append(("FetchMessages", after or "", str(len(page))))

@@ -37,6 +37,14 @@ def test_redact_removes_quoted_values_and_long_numbers() -> None:
     assert "line 31" in out
 
 
+@pytest.mark.parametrize("text", [
+    "document /docs/756.1234.5678.97_permit.pdf is empty", "scan_756.1234.5678.97.pdf",
+    "vn756.1234.5678.97", "VN 7561234567897 bytes", "file 756 1234 5678 97-b.pdf"])
+def test_redact_removes_a_vn_inside_a_file_name(text: str) -> None:
+    """A documents pattern such as ``{vn_dotted}_permit.pdf`` puts the VN in a path."""
+    assert "5678" not in redact(text) and "567897" not in redact(text)
+
+
 def test_redact_keeps_references_and_removes_vn_numbers_with_dots() -> None:
     ref = "466ef20c-e33a-44dc-8e15-209874561eb1"  # an attempt reference with a digit run
     sha = "3e6b92b9764b3786091e5bb67e8ffb8c3271be4c977101da9fa14afa12fea171"

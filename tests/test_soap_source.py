@@ -110,11 +110,13 @@ async def test_messages_fetched_again_after_a_lost_cursor_are_duplicates(
 
 
 async def test_a_failing_service_is_polled_again_and_nothing_is_lost(
-        tmp_path: Path, certs: Certs) -> None:
+        tmp_path: Path, certs: Certs, caplog: pytest.LogCaptureFixture) -> None:
     bad = ("canton-bad", b"<not-closed>")
     messages = [*reports(2, seed=4), bad]
     db = tmp_path / "gateway.db"
-    async with serving(SoapService(certs, outbox=list(messages), fetch_faults=3)) as svc:
+    said = "no resident Anna Muster (VN 756.1234.5678.97)"
+    async with serving(SoapService(certs, outbox=list(messages), fetch_faults=3,
+                                   fault_text=said)) as svc:
         config = source_config(tmp_path, svc)
         async with running(config):
             await until(lambda: len(svc.acknowledged) == 3)
@@ -125,6 +127,9 @@ async def test_a_failing_service_is_polled_again_and_nothing_is_lost(
     # Bad input is kept, quarantined with its reason, and the good messages go on.
     [(reason,)] = states(db, "SELECT reason FROM messages WHERE ref = 'canton-bad'")
     assert rows[2][1] == "quarantined" and "malformed XML" in reason
+    # The fault is logged, without the person it names.
+    [logged] = [r.getMessage() for r in caplog.records if "soap source canton failed" in r.getMessage()]
+    assert logged == "soap source canton failed: SOAP fault soap:Server: '…'"
 
 
 def test_check_config_names_a_fetch_argument_the_operation_lacks(tmp_path: Path,

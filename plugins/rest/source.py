@@ -40,7 +40,6 @@ from gateway.api import (
     RawInput,
     RepeatedProblem,
     Size,
-    redact,
     replace_durably,
 )
 from plugins.rest._client import ClientOptions, body_start, open_session, where
@@ -100,7 +99,7 @@ class RestSource:
                     more = await self.poll(session, intake)
                     problem.ok()
                 except (aiohttp.ClientError, TimeoutError, OSError, GatewayError) as exc:
-                    problem.failed(redact(str(exc) or type(exc).__name__))
+                    problem.failed(str(exc) or type(exc).__name__)
                     more = False
                 if not more:
                     await asyncio.sleep(self.options.interval)
