@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import random
 import time
 import zipfile
 from collections.abc import AsyncIterator, Sequence
@@ -338,3 +339,17 @@ class _Events:
 
 def test_pushes_while_the_disk_is_full_are_503_at_once_and_store_nothing(tmp_path: Path) -> None:
     run_isolated("tests.test_http_push:pushes_while_the_disk_is_full", str(tmp_path))
+
+
+async def test_a_zip_whose_message_is_over_the_document_limit_is_400(tmp_path: Path) -> None:
+    """The message at the root of a zip is held to ``max_document_bytes``, as the normaliser
+    holds it; a body the push answered 202 for would be quarantined later, unbeknown to the
+    sender."""
+    config = push_gateway(tmp_path, extra="[limits]\nmax_document_bytes = 4096\n")
+    digits = "".join(random.Random(7).choice("0123456789") for _ in range(8000))
+    body = _zip({"m.xml": f"<r>{digits}</r>".encode()})
+    assert len(body) < 4096
+    async with running(config) as gw, aiohttp.ClientSession() as session:
+        status, answer = await post(session, gw, body)
+    assert status == 400
+    assert answer["error"] == "input is 8007 bytes, more than the limit of 4096 (at m.xml)"

@@ -153,6 +153,17 @@ def test_check_refuses_what_parsing_refuses_with_its_reason(data: bytes) -> None
     assert (info.value.reason, info.value.where) == (expected.reason, expected.where)
 
 
+def test_check_refuses_a_text_node_longer_than_the_parser_takes() -> None:
+    """libxml2 refuses a text node of more than 10,000,000 characters when it builds a tree;
+    the check, which builds none, refuses it too, with the same reason."""
+    data = b"<a>" + b"x" * 11_000_000 + b"</a>"
+    expected = rejected(data, max_bytes=20_000_000)
+    assert "Resource limit exceeded" in expected.reason
+    with pytest.raises(InputRejected) as info:
+        check_untrusted(data, max_bytes=20_000_000)
+    assert info.value.reason == expected.reason
+
+
 @pytest.mark.parametrize("data", [
     b'<?xml version="1.0"?>\n<!-- c --><a x="1"><b>t</b></a>', b"<p:a xmlns:p='urn:x'/>",
     b'<?xml version="1.1"?><a/>', '<a>Müller</a>'.encode("utf-16"),

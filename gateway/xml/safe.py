@@ -174,6 +174,9 @@ def _refuse_disguised_utf8(data: bytes) -> None:
         f" {seq.decode(codec, errors='replace')!r}", f"line {line}, byte offset {offset}")
 
 
+#: libxml2's longest text node (XML_MAX_TEXT_LENGTH): longer is refused when a tree is built.
+_TEXT_NODE_LIMIT = 10_000_000
+
 _LXML_POSITION = re.compile(r", line \d+, column \d+$")
 
 
@@ -213,6 +216,9 @@ def check_untrusted(data: bytes, *, max_bytes: int) -> None:
     :func:`parse_untrusted`, so the reason (and the verdict) is always that
     function's.
     """
+    if len(data) > _TEXT_NODE_LIMIT:  # only the tree parser refuses a text node that long
+        parse_untrusted(data, max_bytes=max_bytes)
+        return
     _refuse_before_parsing(data, max_bytes)
     parser, target = _checker()
     target.doctype_seen = False

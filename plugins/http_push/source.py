@@ -68,7 +68,7 @@ def check_body(data: bytes, context: NormaliseContext) -> str | None:
         for name, content in files.items():
             if "/" not in name and name.lower().endswith(".xml"):
                 try:
-                    check_untrusted(content, max_bytes=context.max_zip_bytes)
+                    check_untrusted(content, max_bytes=context.max_bytes)
                 except InputRejected as exc:
                     raise InputRejected(exc.reason, f"{name}, {exc.where}" if exc.where else name
                                         ) from exc
