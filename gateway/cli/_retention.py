@@ -19,11 +19,12 @@ from gateway.retention import Retention
 
 def add_commands(sub: Any) -> None:
     """Register ``prune``."""
-    p = sub.add_parser("prune", help="delete the input and payloads of settled messages older"
-                       " than [retention] keep, and archived files older than keep_files, now"
-                       " (the daemon does it every [retention] interval)")
+    p = sub.add_parser("prune", help="delete now what [retention] keep and keep_files let go:"
+                       " the input and payloads of settled messages, persons who left the"
+                       " register, the bytes of unmatched receipts, archived files (the daemon"
+                       " does it every [retention] interval)")
     p.add_argument("--dry-run", action="store_true",
-                   help="only count the messages and files that would be deleted")
+                   help="only count what would be deleted")
     p.set_defaults(handler=cmd_prune)
 
 
