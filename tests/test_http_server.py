@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import ssl
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -13,8 +14,9 @@ import trustme
 
 from gateway.cli import main
 from gateway.config import write_initial_config
-from gateway.config._http import parse_listen
+from gateway.config._http import HttpSettings, parse_listen
 from gateway.errors import ConfigError
+from gateway.http.server import HttpServer
 from tests.flow import message, running, states
 from tests.pushing import TOKEN, push_gateway, url
 
@@ -35,6 +37,21 @@ def _cli(config: Path, *argv: str) -> tuple[int, str]:
 ])
 def test_listen_binds_127_0_0_1_unless_a_host_is_given(text: str, address: tuple[str, int]) -> None:
     assert parse_listen(text) == address
+
+
+@pytest.mark.parametrize(("listen", "warned"), [
+    ("0.0.0.0:0", True), ("[::]:0", True), (":0", False), ("localhost:0", False),
+    ("[::1]:0", False)])
+async def test_plain_http_beyond_this_machine_is_warned_of(
+        listen: str, warned: bool, caplog: pytest.LogCaptureFixture) -> None:
+    server = HttpServer(HttpSettings(listen=listen), [], shutdown_timeout=1.0)
+    with caplog.at_level(logging.INFO, logger="gateway.http.server"):
+        await server.start()
+        await server.stop()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert bool(warnings) is warned, warnings
+    if warned:
+        assert warnings[0].startswith(f"HTTP server on {server.host}:{server.port} without TLS:")
 
 
 async def test_no_http_server_unless_listen_is_set(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -50,6 +51,16 @@ def collect_routes(settings: Any, pm: pluggy.PluginManager,
     return routes
 
 
+def loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) reaches this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to any interface
+        return False
+
+
 class HttpServer:
     """The ``aiohttp`` server of the daemon: started after the sources, stopped first on drain."""
 
@@ -86,6 +97,11 @@ class HttpServer:
                                 f" {self.host}:{self.port}: {exc.strerror or exc}")]) from exc
         self.port = self._runner.addresses[0][1]
         log.info("HTTP server on %s://%s:%d", self.scheme, self.host, self.port)
+        if self._tls is None and not loopback(self.host):
+            log.warning("HTTP server on %s:%d without TLS: tokens and personal data cross the"
+                        " network in the clear unless a proxy in front terminates TLS; set"
+                        " [http.tls], or listen on 127.0.0.1 behind the proxy",
+                        self.host, self.port)
 
     async def stop(self) -> None:
         """Stop taking connections, let requests in progress finish, close."""
