@@ -11,6 +11,7 @@ import logging
 import re
 import sys
 import time
+from typing import Any
 
 #: A value an lxml (libxml2) schema error quotes, found by the message's
 #: structure, whatever the value holds (apostrophes, newlines, any length):
@@ -109,8 +110,20 @@ class RepeatedProblem:
             self._current = None
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line."""
+class TextFormatter(logging.Formatter):
+    """``time level logger: message``; a traceback with the values its exception quotes
+    :func:`redact`-ed (a plugin's error may quote a name or a VN; the code lines stay)."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatException(self, ei: Any) -> str:
+        """The traceback, redacted."""
+        return redact(super().formatException(ei))
+
+
+class JsonFormatter(TextFormatter):
+    """One JSON object per line (its traceback redacted, as :class:`TextFormatter`'s)."""
 
     def format(self, record: logging.LogRecord) -> str:
         """Render ``record`` as JSON."""
@@ -129,10 +142,7 @@ class JsonFormatter(logging.Formatter):
 def setup(level: str = "INFO", fmt: str = "text") -> None:
     """Configure the root logger once, on stderr."""
     handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

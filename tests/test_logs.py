@@ -3,14 +3,16 @@ names the problem (elements, facets, types, file paths)."""
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 import pytest
 
 from gateway.assembly import make_validator
-from gateway.logs import partner_text, redact
+from gateway.logs import JsonFormatter, TextFormatter, partner_text, redact
 from gateway.plugin_types import GatewayEvent
 from gateway.xml.validation import SchemaSet, validate
 from plugins.alerts import gateway_event
@@ -109,3 +111,23 @@ async def test_daemon_logs_a_misfiled_name_without_it(
     assert "message 1 quarantined" in logged and "messageDate" in logged
     assert "Anna" not in logged and "Lüthi" not in logged
 
+
+
+@pytest.mark.parametrize("formatter", [TextFormatter(), JsonFormatter()])
+def test_a_traceback_in_the_log_loses_the_values_its_error_quotes(
+        formatter: logging.Formatter) -> None:
+    """A plugin's bug is logged with its traceback; the error may quote the input it choked on
+    (pydantic's ``input_value='...'``)."""
+    try:
+        raise ValueError("1 validation error for Person: input_value='Anna Muster',"
+                         " vn 756.1234.5678.97")
+    except ValueError:
+        record = logging.LogRecord("gateway.processor", logging.ERROR, __file__, 1,
+                                   "normaliser failed on message %d", (7,), sys.exc_info())
+    out = formatter.format(record)
+    if isinstance(formatter, JsonFormatter):
+        line = json.loads(out)
+        out = f"{line['msg']}\n{line['exc']}"
+    assert "Anna" not in out and "5678" not in out
+    assert "normaliser failed on message 7" in out and "Traceback (most recent call last)" in out
+    assert "ValueError: 1 validation error for Person: input_value='…'" in out
