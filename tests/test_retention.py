@@ -211,13 +211,13 @@ def test_prune_command_counts_and_deletes_the_bytes_of_unmatched_receipts(tmp_pa
     dry = cli(config, "prune", "--dry-run")
     assert dry.returncode == OK, dry.stderr
     assert dry.stdout.splitlines()[2] == \
-        f"1 unmatched receipt recorded before {cutoff(dry.stdout)} would lose their bytes"
+        f"the bytes of 1 unmatched receipt recorded before {cutoff(dry.stdout)} would be deleted"
     assert states(db, "SELECT raw FROM receipts ORDER BY id") == [(b"<old/>",), (b"<recent/>",)]
     done = cli(config, "prune")
     assert done.returncode == OK, done.stderr
     assert done.stdout.splitlines()[2] == (
         f"deleted the bytes of 1 unmatched receipt recorded before {cutoff(done.stdout)}:"
-        " receipts that matched no delivery (their records and the journal remain)")
+        " receipts that matched no delivery (records and journal remain)")
     assert states(db, "SELECT raw, code FROM receipts ORDER BY id") == [
         (None, "100"), (b"<recent/>", "100")]
     assert journal_count(db, "store.receipts_pruned") == 1

@@ -29,7 +29,7 @@ def add_commands(sub: Any) -> None:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    """Prune what is due (or count it, ``--dry-run``) and say how many messages and files."""
+    """Prune what is due (or count it, ``--dry-run``) and say how many of each kind."""
     settings = load_config(args.config, args.pm)
     keep = settings.retention.keep
     files = ArchivedFiles(archive_folders(settings), settings.retention.files_for)
@@ -41,12 +41,12 @@ def cmd_prune(args: argparse.Namespace) -> int:
         with _access.reader(args, settings) as r:
             before = datetime.now(UTC).timestamp() - keep
             count, persons, receipts = r.count_prunable(before)
-        print(f"{count} settled messages unchanged since {_iso(before)} would be pruned"
-              " (an export's file counts once its rows are pruned)")
+        print(f"{_count(count, 'settled message')} unchanged since {_iso(before)} would be"
+              " pruned (an export's file counts once its rows are pruned)")
         print(f"{_count(persons, 'person')} who left the register before {_iso(before)} would be"
               " deleted")
-        print(f"{_count(receipts, 'unmatched receipt')} recorded before {_iso(before)} would lose"
-              " their bytes")
+        print(f"the bytes of {_count(receipts, 'unmatched receipt')} recorded before"
+              f" {_iso(before)} would be deleted")
     else:
         with _access.writer(args) as (_settings, store):
             before = store.now() - keep
@@ -54,14 +54,12 @@ def cmd_prune(args: argparse.Namespace) -> int:
             count = asyncio.run(retention.prune())
             persons = asyncio.run(retention.prune_persons())
             receipts = asyncio.run(retention.prune_receipts())
-        print(f"pruned {count} settled messages unchanged since {_iso(before)}: their input and"
-              " payloads are deleted; their records and journal remain")
+        print(f"pruned {_count(count, 'settled message')} unchanged since {_iso(before)}: input"
+              " and payloads deleted; records and journal remain")
         print(f"deleted {_count(persons, 'person')} who left the register before {_iso(before)}:"
-              " their states, keys and message links (their messages' records and the journal"
-              " remain)")
+              " states, keys and message links (the messages' records and the journal remain)")
         print(f"deleted the bytes of {_count(receipts, 'unmatched receipt')} recorded before"
-              f" {_iso(before)}: receipts that matched no delivery (their records and the journal"
-              " remain)")
+              f" {_iso(before)}: receipts that matched no delivery (records and journal remain)")
     if args.dry_run:
         print(_files(files, {folder: len(paths) for folder, paths in files.due().items()},
                      "would be deleted"))
