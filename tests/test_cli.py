@@ -671,16 +671,20 @@ def test_status_exits_1_with_every_reason_for_attention(
     assert all(r["hint"].startswith("ech-gateway ") for r in data["reasons"])
 
 
-async def _deliver_late(run: Run) -> None:
-    """Record the overdue delivery's receipt, as the receipts folder would bring it."""
-    [(ref,)] = states(run.db, "SELECT attempt_ref FROM deliveries WHERE state = 'sent'")
-    store = SQLiteStore(run.db)
+async def _receipt(db: Path, receipt: Receipt) -> None:
+    """Record ``receipt``, as the receipts folder would bring it; it must match an attempt."""
+    store = SQLiteStore(db)
     store.start()
     try:
-        receipt = Receipt(ref, ReceiptOutcome.DELIVERED, "100", "late", datetime.now(UTC))
         assert await store.record_receipts([receipt], lambda _partner: RetryPolicy()) == [True]
     finally:
         store.close()
+
+
+async def _deliver_late(run: Run) -> None:
+    """Record the overdue delivery's receipt."""
+    [(ref,)] = states(run.db, "SELECT attempt_ref FROM deliveries WHERE state = 'sent'")
+    await _receipt(run.db, Receipt(ref, ReceiptOutcome.DELIVERED, "100", "late", datetime.now(UTC)))
 
 
 def test_status_exits_0_once_everything_is_dealt_with(
@@ -859,13 +863,8 @@ async def _to_three_partners(db: Path) -> None:
         store.close()
     _dead, _delivered, ref = await _attempts(
         db, ("canton", "permanent"), ("canton", "delivered"), ("registry", "sent"))
-    store = SQLiteStore(db)
-    store.start()
-    try:
-        receipt = Receipt(ref, ReceiptOutcome.NEEDS_REVIEW, "999", "unknown", datetime.now(UTC))
-        assert await store.record_receipts([receipt], lambda _partner: RetryPolicy()) == [True]
-    finally:
-        store.close()
+    await _receipt(db, Receipt(ref, ReceiptOutcome.NEEDS_REVIEW, "999", "unknown",
+                               datetime.now(UTC)))
 
 
 def test_status_counts_each_partners_deliveries_as_they_are_now(
