@@ -119,6 +119,9 @@ def test_failing_attempts_are_one_incident_with_summaries_and_an_end(
             gateway_event(retry(n, error=f"cannot write /out/{n}.xml: [Errno 30] read-only"))
             clock.now += 1.0
         gateway_event(GatewayEvent("delivery.sent", 7, 101, {"partner": "canton", "ref": "r"}))
+        assert len(said(caplog)) == 3, "it ends once the partner has worked for a window"
+        clock.now += 60.0
+        plugins.alerts.INCIDENTS.sweep()  # (the daemon's timer)
     lines = said(caplog)
     assert lines[0].startswith("delivery 1 of message 1 to canton failed (attempt 1)")
     assert lines[1].endswith("(more like this are summarised)")
@@ -136,12 +139,50 @@ def test_a_single_failure_ends_without_a_second_warning(
         gateway_event(retry(1, error="receipt 400: network error"))
         clock.now += 2.0
         gateway_event(GatewayEvent("delivery.sent", 1, 2, {"partner": "canton", "ref": "r"}))
+        clock.now += 60.0
+        plugins.alerts.INCIDENTS.sweep()
     [warning] = said(caplog)
     assert warning.startswith("delivery 1 of message 1 to canton failed (attempt 1)")
     [end] = [r for r in caplog.records if "works again" in r.getMessage()]
     assert (end.levelno, end.getMessage()) == (
         logging.INFO, "delivery.retry for canton: works again after 2s, 1 in all"
                       " (receipt #: network error)")
+
+
+def test_a_partner_that_fails_now_and_then_between_successes_is_one_incident(
+        clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    """A flapping partner (a failure every few successes, as a busy canton's 503s or sedex's
+    occasional 400 network error) is one incident, not one per failure."""
+    with caplog.at_level(logging.INFO):
+        for n in range(1, 302):  # ten minutes: a delivery every 2 s, every fifth fails
+            if n % 5:
+                gateway_event(GatewayEvent("delivery.sent", n, n, {"partner": "canton",
+                                                                   "ref": f"r{n}"}))
+            else:
+                gateway_event(retry(n, error="receipt 400: network error"))
+            clock.now += 2.0
+        clock.now += 60.0
+        plugins.alerts.INCIDENTS.sweep()
+    lines = said(caplog)
+    assert lines[0].startswith("delivery 5 of message 5 to canton failed (attempt 1)")
+    assert lines[1].endswith("(more like this are summarised)")
+    summaries = lines[2:-1]
+    assert 2 <= len(summaries) <= 5, summaries
+    assert sum(int(s.split()[3]) for s in summaries) == 58, "all 60 failures are told"
+    assert lines[-1] == ("delivery.retry for canton: works again after 10min, 60 in all"
+                         " (receipt #: network error)")
+
+
+async def test_the_end_of_an_incident_is_said_a_window_after_the_partner_works_again(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(plugins.alerts, "INCIDENTS", Incidents(plugins.alerts.log, window=0.05))
+    with caplog.at_level(logging.INFO):
+        gateway_event(retry(1))
+        gateway_event(GatewayEvent("delivery.sent", 2, 2, {"partner": "canton", "ref": "r"}))
+        assert not [r for r in caplog.records if "works again" in r.getMessage()]
+        await asyncio.sleep(0.2)
+    [end] = [r.getMessage() for r in caplog.records if "works again" in r.getMessage()]
+    assert end.startswith("delivery.retry for canton: works again after 0s, 1 in all")
 
 
 def test_different_partners_and_faults_are_different_incidents(

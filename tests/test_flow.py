@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
+import plugins.alerts
 from gateway.cli._status import cmd_status
 from gateway.contracts import Intake, RawInput
 from gateway.ech0223 import sample_event_report, write_message
@@ -358,7 +359,9 @@ async def test_events_carry_ids_and_follow_the_commit(tmp_path: Path) -> None:
 
 async def test_an_outage_of_200_deliveries_is_told_in_a_few_lines(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """200 deliveries fail 600 attempts in all, then the partner works again."""
+    """200 deliveries fail 600 attempts in all, then the partner works again (said once it
+    has worked for the incidents' window, here 0.3 s)."""
+    plugins.alerts.INCIDENTS.window = 0.3
     partner = ('[partners.canton]\ntransport = "stub"\n[partners.canton.retry]\n'
                'initial = "10ms"\nmaximum = "20ms"\njitter = 0\nmax_attempts = 20\n'
                '[partners.canton.stub]\nfail_transient = 600\n')
@@ -372,6 +375,7 @@ async def test_an_outage_of_200_deliveries_is_told_in_a_few_lines(
             for n in range(200):
                 drop(tmp_path / "in", f"m{n}.xml", message(f"outage-{n}"))
             await until(lambda: delivery_states(db).count("delivered") == 200, timeout=30)
+            await until(lambda: any("works again" in r.getMessage() for r in caplog.records))
     told = [e[0] for e in heard.events]
     assert told.count("delivery.retry") == 600 and told.count("delivery.delivered") == 200
     alerts = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]

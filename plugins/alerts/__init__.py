@@ -10,8 +10,9 @@ One alert per incident, not per attempt: alerts of one kind, partner and
 fault are grouped (:mod:`plugins.alerts._incidents`). The first few are
 logged, the rest summarised, once a minute at first and then less often
 (up to every four hours), and a partner's failing attempts end with one line
-when it takes deliveries again. Failing attempts stay one incident while
-their retries come, however far apart. Alerts by webhook, SMTP or
+once it has taken deliveries for a minute without failing. Failing attempts
+stay one incident while their retries come, however far apart, and while the
+partner fails now and then between successes. Alerts by webhook, SMTP or
 syslog will be further listeners of the same hook.
 """
 

@@ -9,8 +9,10 @@ the partner and the fault with ids and numbers taken out):
 - the others are counted and summarised: at most once per ``window`` at
   first, then the wait between summaries doubles, up to ``longest`` (an
   outage of two days is told in about a dozen lines, not once per attempt);
-- an incident ends when the partner works again (:meth:`Incidents.resolve`)
-  or after a ``window`` without a new alert, counted from the time its last
+- an incident ends once the partner has worked again (:meth:`Incidents.resolve`)
+  for a ``window`` without failing (a partner that fails now and then between
+  successes, flapping, stays one incident), or after a ``window`` without a
+  new alert, counted from the time its last
   alert said the next one would come at the latest (a failed attempt names
   its next attempt, an hour later at most by default: one delivery retried
   for hours is one incident); its next alert opens a new one.
@@ -59,6 +61,8 @@ class _Incident:
     unnamed: bool = False  # a counted alert's id is not among them (too many)
     summary_at: float = 0.0
     timer: asyncio.TimerHandle | None = None
+    works_since: float | None = None  # the partner took a delivery then, and has not failed since
+    end_timer: asyncio.TimerHandle | None = None
 
 
 class Incidents:
@@ -84,8 +88,13 @@ class Incidents:
         :param next_in: seconds until the cause alerts again if it persists (a failed
             attempt's next attempt); the incident stays open that long, plus ``window``.
         """
+        self.sweep()
         now = self._clock()
         incident = self._open.get(key)
+        if incident is not None and incident.works_since is not None:  # it flaps: one incident
+            incident.works_since = None
+            _cancel(incident.end_timer)
+            incident.end_timer = None
         if (incident is not None and not incident.counted
                 and now - max(incident.last, incident.expected) > self.window):
             self._close(key, incident)
@@ -115,18 +124,34 @@ class Incidents:
                                     lambda: self._summarise(key))
 
     def resolve(self, partner: str, kinds: frozenset[str]) -> None:
-        """``partner`` works again: end its incidents of ``kinds``, saying how long they lasted."""
-        for key in [k for k in self._open if k.partner == partner and k.kind in kinds]:
-            incident = self._open[key]
-            self._summarise(key)
+        """``partner`` works again: its incidents of ``kinds`` end once it has worked for a
+        ``window`` without failing (:meth:`sweep`), saying how long they lasted."""
+        now = self._clock()
+        for key, incident in self._open.items():
+            if key.partner == partner and key.kind in kinds and incident.works_since is None:
+                incident.works_since = now
+                incident.end_timer = _later(self.window, self.sweep)
+
+    def sweep(self) -> None:
+        """End the incidents whose partner has worked for a ``window`` without failing (the
+        daemon's timers call this; so does every alert)."""
+        now = self._clock()
+        for key, incident in list(self._open.items()):
+            if incident.works_since is None or now - incident.works_since < self.window:
+                continue
+            self._summarise(key, until=incident.works_since)
             # Worth a warning only when alerts were held back: otherwise each was told already.
             level = logging.WARNING if incident.logged >= self.burst else logging.INFO
             self._log.log(level, "%s for %s: works again after %s, %d in all (%s)",
-                          key.kind, partner, span(self._clock() - incident.opened),
+                          key.kind, key.partner, span(incident.works_since - incident.opened),
                           incident.total, key.fault)
             self._close(key, incident)
 
-    def _summarise(self, key: Key) -> None:
+    def _summarise(self, key: Key, until: float | None = None) -> None:
+        """Say how many alerts of ``key`` were counted since the last summary, if any.
+
+        :param until: the time the summary covers up to (default: now).
+        """
         incident = self._open.get(key)
         if incident is None:
             return
@@ -135,7 +160,7 @@ class Incidents:
             incident.timer = None
         if not incident.counted:
             return
-        now = self._clock()
+        now = self._clock() if until is None else until
         named = ", ".join(map(str, incident.ids))
         if incident.unnamed:
             named += ", …"
@@ -148,8 +173,8 @@ class Incidents:
         incident.every = min(incident.every * 2, max(self.longest, self.window))
 
     def _close(self, key: Key, incident: _Incident) -> None:
-        if incident.timer is not None:
-            incident.timer.cancel()
+        _cancel(incident.timer)
+        _cancel(incident.end_timer)
         del self._open[key]
 
 
@@ -160,6 +185,11 @@ def span(seconds: float) -> str:
     if seconds >= 120:
         return f"{seconds / 60:.0f}min"
     return f"{seconds:.0f}s"
+
+
+def _cancel(timer: asyncio.TimerHandle | None) -> None:
+    if timer is not None:
+        timer.cancel()
 
 
 def _later(delay: float, call: Callable[[], None]) -> asyncio.TimerHandle | None:
