@@ -659,7 +659,7 @@ def test_status_exits_1_with_every_reason_for_attention(
     assert "receipts overdue: canton 1" in out
     attention = out.split("ATTENTION:\n", 1)[1].splitlines()
     assert [line.split(":")[0].strip() for line in attention] == [
-        "1 dead letters", "1 deliveries to review", "1 receipts overdue",
+        "1 dead letter", "1 delivery to review", "1 receipt overdue",
         "2 quarantined inputs not handled"]
     code, out, _ = cli(capsys, "--config", str(ran.config), "status", "--json")
     assert code == 1

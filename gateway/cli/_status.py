@@ -31,7 +31,8 @@ def attention(counts: dict[str, Any]) -> list[dict[str, Any]]:
     deliveries to review and overdue receipts name their ``partners``: ``{partner: count}``.
     """
     reasons = [{"kind": "paused", "count": p["deliveries"],
-                "what": f"deliveries held: partner {p['partner']} paused on node {p['node']}"
+                "what": f"deliver{'y' if p['deliveries'] == 1 else 'ies'} held: partner"
+                        f" {p['partner']} paused on node {p['node']}"
                         f" since {p['since']} by a fault on that machine ({p['error']})",
                 "hint": PAUSED_HINT, "node": p["node"], "partner": p["partner"],
                 "since": p["since"], "error": p["error"]}
@@ -42,23 +43,26 @@ def attention(counts: dict[str, Any]) -> list[dict[str, Any]]:
         return {p: n[state] for p, n in counts["unsettled"].items() if state in n}
 
     per_partner = [
-        ("dead", in_state(DeliveryState.DEAD), "dead letters",
+        ("dead", in_state(DeliveryState.DEAD), ("dead letter", "dead letters"),
          "ech-gateway dead-letters; replay them with --replay"),
-        ("needs_review", in_state(DeliveryState.NEEDS_REVIEW), "deliveries to review",
+        ("needs_review", in_state(DeliveryState.NEEDS_REVIEW),
+         ("delivery to review", "deliveries to review"),
          "ech-gateway messages list --delivery-state needs_review"),
-        ("overdue", counts["overdue"], "receipts overdue",
+        ("overdue", counts["overdue"], ("receipt overdue", "receipts overdue"),
          "ech-gateway messages list --delivery-state sent; ask the sedex client"),
     ]
-    reasons += [{"kind": kind, "count": sum(by.values()), "what": what, "hint": hint,
-                 "partners": by} for kind, by, what, hint in per_partner if by]
+    reasons += [{"kind": kind, "count": sum(by.values()), "what": what[sum(by.values()) != 1],
+                 "hint": hint, "partners": by} for kind, by, what, hint in per_partner if by]
     found = [
-        ("review", counts.get("needs_review", 0), "partners' messages whose resident is"
-         " not found", "ech-gateway messages list --state needs_review; then messages assign"
-         " ID --person VN"),
-        ("quarantined", counts["unhandled"], "quarantined inputs not handled",
+        ("review", counts.get("needs_review", 0),
+         ("partner's message whose resident is not found",
+          "partners' messages whose resident is not found"),
+         "ech-gateway messages list --state needs_review; then messages assign ID --person VN"),
+        ("quarantined", counts["unhandled"],
+         ("quarantined input not handled", "quarantined inputs not handled"),
          "ech-gateway messages list --unhandled; then messages resubmit or messages handle"),
     ]
-    reasons += [{"kind": kind, "count": count, "what": what, "hint": hint}
+    reasons += [{"kind": kind, "count": count, "what": what[count != 1], "hint": hint}
                 for kind, count, what, hint in found if count]
     store = counts["store"]
     if store["warn_free_below"] and store["free_bytes"] < store["warn_free_below"]:
