@@ -241,6 +241,10 @@ class Pipeline:
                 ahead.cancel()
             for task, _seen in deciding:
                 task.cancel()
+            if recorded is not None:  # a failure elsewhere: its batch is taken up only if
+                await asyncio.wait((recorded,))  # it fails too, and after it, in order
+                if not recorded.cancelled():
+                    recorded.exception()  # (said by the failure that ends this run, if any)
 
     def _took(self, batch: Batch | None) -> Batch | None:
         """``batch``, noted as taken from the queue by :meth:`run` until it is recorded."""

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
@@ -23,6 +24,7 @@ from gateway.cli._status import cmd_status
 from gateway.contracts import Intake, RawInput
 from gateway.ech0223 import sample_event_report, write_message
 from gateway.hookspecs import hookimpl
+from gateway.pipeline import Pipeline
 from gateway.plugin_types import GatewayEvent, PluginContext, SourceType
 from gateway.store import Processed, SQLiteStore
 from tests.flow import (
@@ -420,3 +422,44 @@ async def test_a_failed_processing_run_leaves_no_input_waiting_for_a_restart(
     assert reason == "processing failed: RuntimeError('a bug in recording')"
     restarts = [r.getMessage() for r in caplog.records if "restarting" in r.getMessage()]
     assert restarts and restarts[0].startswith("pipeline failed; restarting it in")
+
+
+async def test_a_run_that_fails_while_the_batch_before_is_committed_loses_neither(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A run fails deciding one batch while the batch before it is still being committed
+    (the COMMIT runs in a thread; here each takes 0.2 s): the new run takes up the
+    failed batch, and only it, once that commit is done."""
+    monkeypatch.setattr("gateway.daemon.RESTART_MIN", 0.05)
+    decide = Pipeline._decide
+    calls = {"decide": 0}
+    second_queued = asyncio.Event()
+
+    async def second_fails(self: Pipeline, *args: Any, **kwargs: Any) -> Any:
+        calls["decide"] += 1
+        if calls["decide"] == 1:  # the second batch is queued before the first is recorded
+            await second_queued.wait()
+        if calls["decide"] == 2:
+            raise RuntimeError("a bug in deciding")
+        return await decide(self, *args, **kwargs)
+
+    monkeypatch.setattr(Pipeline, "_decide", second_fails)
+    db = tmp_path / "gateway.db"
+    async with running(write_config(tmp_path)) as gw:
+        committer = gw.store._writer._committer  # the thread that runs each COMMIT
+        assert committer is not None
+        submit = committer.submit
+
+        def slow(fn: Any, *args: Any) -> Any:
+            return submit(lambda: (time.sleep(0.2), fn(*args))[1])
+
+        monkeypatch.setattr(committer, "submit", slow)
+        for group in ("first", "second"):
+            await gw.pipeline.submit([RawInput("registry", f"{group}-{n}.xml",
+                                               message(f"{group}-{n}")) for n in range(3)])
+        second_queued.set()
+        await until(lambda: delivery_states(db).count("delivered") == 6)
+    assert calls["decide"] > 2, "the second batch failed once, then was taken up"
+    assert sorted(message_states(db)) == ["routed"] * 6
+    assert sorted(i.message_id or "" for i in StubTransport.sent["canton"]) == sorted(
+        [f"first-{n}" for n in range(3)] + [f"second-{n}" for n in range(3)])
+    assert not [r for r in caplog.records if "another writer" in r.getMessage()]
