@@ -27,7 +27,7 @@ from gateway.config import write_initial_config
 from gateway.contracts import Attachment, NormaliseContext, RawInput
 from gateway.document_picking import Limits, message_values, pattern_problem
 from gateway.documents import DocumentsFolder, add_documents, describe, mime_type
-from gateway.ech0223 import sample_person_event, write_message
+from gateway.ech0223 import NamedPersonId, sample_person_event, write_message
 from gateway.errors import InputRejected
 from gateway.plugins import get_plugin_manager
 from tests.flow import drop, running, states, until
@@ -69,11 +69,16 @@ def assert_official(doc: etree._ElementTree | etree._Element, version: str) -> N
     assert report.errors == []
 
 
-def person_event(event: str = "prolongationB", vn: str | None = VN, seed: int = 1) -> bytes:
-    """A valid eCH-0223 1.5 message about the person with ``vn``, without documents."""
+def person_event(event: str = "prolongationB", vn: str | None = VN, seed: int = 1,
+                 local_id: str | None = None) -> bytes:
+    """A valid eCH-0223 1.5 message about the person with ``vn`` (and the registry's
+    ``local_id``, if given), without documents."""
     msg = sample_person_event(random.Random(seed), event=event)
     msg.content.document = []
     msg.content.person_identification.vn = int(vn) if vn else None
+    if local_id is not None:
+        msg.content.person_identification.local_person_id = NamedPersonId(
+            person_id_category="MU.6172", person_id=local_id)
     return write_message(msg)
 
 
@@ -220,6 +225,33 @@ def test_a_folder_per_person_attaches_every_scan_in_it_valid_for_a_1_0_partner(
     assert mimes == ["application/pdf", "application/pdf", "image/jpeg"]
 
 
+@pytest.mark.parametrize("local_id", ["../../etc", "a/b"])
+def test_a_placeholder_value_that_is_a_path_quarantines_the_message_and_attaches_nothing(
+        tmp_path: Path, local_id: str) -> None:
+    """``{local_id}`` is the registry's text: ``a/b`` would reach another folder's scans,
+    ``../../etc`` out of the documents folder. The message is quarantined naming the rule and
+    the placeholder; nothing is attached or sent."""
+    root = tmp_path / "site"  # the documents folder two levels down: ../../etc is tmp_path/etc
+    config = gateway_dir(root, '["{local_id}/*.pdf"]')
+    db = root / "gateway.db"
+    (root / "documents" / "a" / "b").mkdir(parents=True)
+    scan(root / "documents" / "a" / "b" / "other-persons-scan.pdf")
+    (tmp_path / "etc").mkdir()
+    scan(tmp_path / "etc" / "passwd.pdf")
+
+    async def scenario() -> None:
+        async with running(config, get_plugin_manager()):
+            drop(root / "registry" / "outbox", "m1.xml", person_event(local_id=local_id))
+            await until(lambda: states(db, "SELECT state FROM messages") == [("quarantined",)])
+
+    asyncio.run(scenario())
+    [(reason,)] = states(db, "SELECT reason FROM messages")
+    assert reason == ("rules[1] permits-with-scan: {local_id} of this message cannot be part of"
+                      " a file name")
+    assert states(db, "SELECT count(*) FROM attachments") == [(0,)]
+    assert not list((root / "sedex" / "outbox").glob("data_*"))
+
+
 # -- the folder itself, without a gateway around it -----------------------------------
 
 
@@ -318,6 +350,31 @@ def test_a_value_with_glob_characters_matches_only_itself(tmp_path: Path) -> Non
     with pytest.raises(InputRejected, match="not found"):
         docs.attach(root, ["{reference}.pdf"], "rules[1] r")
     assert message_values(root.getroottree())["reference"] == "case-*"
+
+
+@pytest.mark.parametrize(("placeholder", "value"), [
+    ("local_id", "../../etc"), ("local_id", "a/b"), ("local_id", ".."), ("local_id", "a\\b"),
+    ("reference", "../../etc"), ("reference", "a/b"),
+])
+def test_a_placeholder_value_that_is_a_path_is_refused_naming_the_placeholder(
+        tmp_path: Path, placeholder: str, value: str) -> None:
+    """A value filled into a pattern stays one name in the documents folder: one with a / or
+    \\, or . or .., is refused before any file is looked for; what it would reach is there."""
+    docs = DocumentsFolder(tmp_path / "site" / "docs", Limits(5, 10_000), "approved")
+    docs.dir.mkdir(parents=True)
+    for reachable in ("a/b/scan.pdf", "../scan.pdf", "../../etc/scan.pdf", "a\\b/scan.pdf"):
+        (docs.dir / reachable).parent.mkdir(parents=True, exist_ok=True)
+        scan(docs.dir / reachable)
+    root = etree.fromstring(person_event(local_id=value if placeholder == "local_id" else "1"))
+    if placeholder == "reference":
+        header = root.find(f"{E223}header")
+        ref = etree.SubElement(header, f"{E39}ourBusinessReferenceId")
+        header.find(f"{E39}messageType").addprevious(ref)
+        ref.text = value
+    with pytest.raises(InputRejected) as caught:
+        docs.attach(root, [f"{{{placeholder}}}/*.pdf"], "rules[1] r")
+    assert str(caught.value) == f"rules[1] r: {{{placeholder}}} of this message cannot be part of a file name"
+    assert root.find(f".//{E223}document") is None  # nothing attached
 
 
 @pytest.mark.parametrize(("pattern", "problem"), [

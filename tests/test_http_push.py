@@ -13,6 +13,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from gateway.cli import main
+from gateway.config import write_initial_config
 from gateway.contracts import RawInput
 from gateway.errors import KeyReuseRejected
 from gateway.hookspecs import hookimpl
@@ -83,6 +85,19 @@ async def test_a_token_from_a_file_is_taken(tmp_path: Path) -> None:
     async with running(config) as gw, aiohttp.ClientSession() as session:
         assert (await post(session, gw, message(), token="from-a-file"))[0] == 202
         assert (await post(session, gw, message(), token="from-a-fil"))[0] == 401
+
+
+@pytest.mark.parametrize("keys", ["", "tokens_sha256 = []\ntoken_files = []\n"])
+def test_check_config_refuses_a_push_source_without_any_token(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], keys: str) -> None:
+    """A push source nobody may push to is a mistake, not a closed door: the configuration is
+    refused, naming the source, the keys that are missing and why."""
+    config = write_initial_config(tmp_path)
+    conf = tmp_path / "conf.d" / "10-push.toml"
+    conf.write_text(f'[http]\nlisten = "127.0.0.1:0"\n[sources.x]\ntype = "http"\n{keys}')
+    assert main(["--config", str(config), "check-config"]) == 2
+    assert capsys.readouterr().out.splitlines() == [
+        f"{conf}: sources.x: no token: set tokens_sha256 or token_files (else nobody may push)"]
 
 
 async def test_a_body_over_the_limit_is_413_and_the_refusal_kept_as_evidence(tmp_path: Path) -> None:

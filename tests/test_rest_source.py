@@ -151,6 +151,46 @@ async def test_a_failing_server_is_polled_again_and_loses_nothing(
     assert not any("756.1234.5678.97" in r.getMessage() for r in caplog.records)
 
 
+#: ``max_response`` of the oversized-answer test: the outbox's pages (15 kB at most) fit.
+MAX_RESPONSE = 20_000
+
+
+@dataclass
+class OnceTooLarge(Outbox):
+    """Answers the first poll with a page larger than ``MAX_RESPONSE``, then as :class:`Outbox`."""
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if self.polls:
+            return await super().handle(request)
+        self.polls.append(request.query.get("cursor"))
+        padded = {"id": "big-0", "body": MESSAGES[0].decode() + " " * (2 * MAX_RESPONSE)}
+        return web.json_response({"messages": [padded, entry(1)], "cursor": "big", "more": True})
+
+
+async def test_an_answer_larger_than_max_response_is_refused_and_the_next_poll_goes_on(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The oversized answer is refused whole, with the limit named: nothing of it is stored,
+    the cursor stays, and the page polled again (smaller now) is taken."""
+    outbox = OnceTooLarge()
+    async with serve(outbox.handle, method="GET") as url:
+        with caplog.at_level(logging.INFO):
+            async with harness(tmp_path, source="rest", settings=SETTINGS,
+                               source_options=options(url, max_response=MAX_RESPONSE)) as gw:
+                await gw.settled(5)
+                await gw.wait_for(lambda: saved_cursor(tmp_path) == "c2")
+                stored = sorted((m.ref, m.state) for m in gw.messages())
+    problems = [(r.levelname, r.getMessage()) for r in caplog.records
+                if r.name == "plugins.rest.source" and r.levelno >= logging.WARNING]
+    assert problems == [
+        ("ERROR", f"rest source drop: polling {url} failed: the answer is larger than"
+                  f" max_response ({MAX_RESPONSE} bytes)"),
+        ("WARNING", f"rest source drop: polling {url} works again"),
+    ]
+    assert outbox.polls[:3] == [None, None, "c1"]  # the cursor did not move past the refused page
+    assert "big" not in outbox.polls
+    assert stored == [(f"m-{n}", "routed") for n in range(5)]  # nothing of "big-0" stored
+
+
 async def test_a_broken_message_is_quarantined_and_the_rest_goes_on(tmp_path: Path) -> None:
     zipped = build_zip("message.xml", MESSAGES[1], [])
     outbox = Outbox(pages={

@@ -90,6 +90,23 @@ def test_parse_envelope_rejects_wrong_version_attribute() -> None:
         parse_envelope(xml, max_bytes=MAX)
 
 
+#: messageIds sedex refuses that a partner's envelope might carry: a path out of a folder, too long.
+UNSAFE_IDS = ["../../etc/x", "x" * 37]
+
+
+@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("bad", UNSAFE_IDS)
+def test_parse_envelope_refuses_a_message_id_that_is_no_safe_name(version: int, bad: str) -> None:
+    good = envelope(version).message_id
+    xml = build_envelope(envelope(version)).replace(f">{good}<".encode(), f">{bad}<".encode())
+    with pytest.raises(InputRejected) as caught:
+        parse_envelope(xml, max_bytes=MAX)
+    assert str(caught.value) == (
+        f"invalid eCH-0090 v{version} envelope: line 3: Element"
+        f" '{{http://www.ech.ch/xmlns/eCH-0090/{version}}}messageId': [facet 'pattern']"
+        f" The value '{bad}' is not accepted by the pattern '[A-Za-z0-9\\-]{{1,36}}'.")
+
+
 RECEIPT_V1 = b"""<?xml version="1.0" encoding="UTF-8"?>
 <receipt xmlns="http://www.ech.ch/xmlns/eCH-0090/1" version="1.0">
   <eventDate>2024-03-01T12:31:00.123456789</eventDate>

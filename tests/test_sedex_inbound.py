@@ -155,6 +155,34 @@ async def test_one_inbox_scan_gathers_a_bounded_number_of_bytes(tmp_path: Path) 
     assert len(names(tmp_path / "processed")) == 10
 
 
+@pytest.mark.parametrize("bad", ["../../etc/x", "x" * 37])
+async def test_a_pair_whose_messageid_is_no_safe_name_is_quarantined_and_nothing_leaves(
+        tmp_path: Path, bad: str) -> None:
+    """An envelope's messageId is a partner's text: one that climbs out of a folder (or is
+    longer than sedex allows) quarantines the pair, with the payload, naming the field."""
+    root = tmp_path / "gw" / "sedex"  # the gateway's folders, two levels down: ../../ stays in tmp
+    t = make_transport(root)
+    inbox = root / "inbox"
+    before = set(tmp_path.rglob("*"))
+    (inbox / "data_T.xml").write_bytes(PAYLOAD)
+    (inbox / "envl_T.xml").write_bytes(envelope_bytes("in-1").replace(
+        b">in-1<", f">{bad}<".encode()))
+    intake = StubIntake()
+    assert await t.scan_inbox(intake) == 1
+    ((raw, reason),) = intake.quarantined
+    assert reason == (
+        "bad sedex envelope: invalid eCH-0090 v1 envelope: line 3: Element"
+        " '{http://www.ech.ch/xmlns/eCH-0090/1}messageId': [facet 'pattern']"
+        f" The value '{bad}' is not accepted by the pattern '[A-Za-z0-9\\-]{{1,36}}'.")
+    assert (raw.ref, raw.data) == ("T", PAYLOAD)  # the payload is kept with the reason
+    assert "sedex_message_id" not in raw.meta and intake.submitted == []
+    rejected = root / "processed" / "rejected"
+    assert names(rejected) == {"data_T.xml", "envl_T.xml"} and names(inbox) == set()
+    # nothing written anywhere but the two files moved into processed/rejected
+    assert set(tmp_path.rglob("*")) - before == {
+        rejected, rejected / "data_T.xml", rejected / "envl_T.xml"}
+
+
 # ---------------------------------------------------------------------------
 # the real daemon, real writers
 # ---------------------------------------------------------------------------
