@@ -191,6 +191,21 @@ async def test_an_answer_larger_than_max_response_is_refused_and_the_next_poll_g
     assert stored == [(f"m-{n}", "routed") for n in range(5)]  # nothing of "big-0" stored
 
 
+async def test_a_page_larger_than_what_arrives_at_once_is_read_whole(tmp_path: Path) -> None:
+    """A page of 300 kB (one message with trailing whitespace) arrives in many chunks: it is
+    read to its end, not cut at what the first read found buffered."""
+    big = {"id": "big-0", "content_type": "application/xml",
+           "body": MESSAGES[0].decode() + " " * 300_000}
+    outbox = Outbox(pages={None: {"messages": [big], "cursor": "c1"},
+                           "c1": {"messages": [], "cursor": "c1"}})
+    async with serve(outbox.handle, method="GET") as url, harness(
+            tmp_path, source="rest", source_options=options(url), settings=SETTINGS) as gw:
+        await gw.settled(1)
+        await gw.wait_for(lambda: saved_cursor(tmp_path) == "c1")
+        [stored] = gw.messages()
+    assert (stored.ref, stored.state) == ("big-0", "routed")
+
+
 async def test_a_broken_message_is_quarantined_and_the_rest_goes_on(tmp_path: Path) -> None:
     zipped = build_zip("message.xml", MESSAGES[1], [])
     outbox = Outbox(pages={

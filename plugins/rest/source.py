@@ -42,7 +42,7 @@ from gateway.api import (
     Size,
     replace_durably,
 )
-from plugins.rest._client import ClientOptions, body_start, open_session, where
+from plugins.rest._client import ClientOptions, body_start, open_session, read_at_most, where
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +115,8 @@ class RestSource:
                                allow_redirects=False) as response:
             if response.status != 200:
                 raise BadAnswer(f"HTTP {response.status}: {await body_start(response)}")
-            data = await response.content.read(self.options.max_response + 1)
-        if len(data) > self.options.max_response:
+            data = await read_at_most(response, self.options.max_response)
+        if data is None:
             raise BadAnswer(f"the answer is larger than max_response ({self.options.max_response}"
                             " bytes)")
         page = read_page(data)
