@@ -142,7 +142,9 @@ def _resolve(pattern: str, values: Mapping[str, str], rule: str) -> str:
     for name in wanted:
         value = values[name]
         if "/" in value or "\\" in value or value in (".", ".."):
-            raise InputRejected(f"{rule}: {{{name}}} of this message cannot be part of a file name")
+            why = "is '.' or '..'" if value in (".", "..") else "holds a '/' or '\\'"
+            raise InputRejected(f"{rule}: {{{name}}} of this message cannot be part of a file"
+                                f" name: its value {why}")
         safe[name] = glob.escape(value)
     return pattern.format(**safe)
 

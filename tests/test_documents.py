@@ -247,7 +247,7 @@ def test_a_placeholder_value_that_is_a_path_quarantines_the_message_and_attaches
     asyncio.run(scenario())
     [(reason,)] = states(db, "SELECT reason FROM messages")
     assert reason == ("rules[1] permits-with-scan: {local_id} of this message cannot be part of"
-                      " a file name")
+                      " a file name: its value holds a '/' or '\\'")
     assert states(db, "SELECT count(*) FROM attachments") == [(0,)]
     assert not list((root / "sedex" / "outbox").glob("data_*"))
 
@@ -373,7 +373,9 @@ def test_a_placeholder_value_that_is_a_path_is_refused_naming_the_placeholder(
         ref.text = value
     with pytest.raises(InputRejected) as caught:
         docs.attach(root, [f"{{{placeholder}}}/*.pdf"], "rules[1] r")
-    assert str(caught.value) == f"rules[1] r: {{{placeholder}}} of this message cannot be part of a file name"
+    why = "is '.' or '..'" if value == ".." else "holds a '/' or '\\'"
+    assert str(caught.value) == (f"rules[1] r: {{{placeholder}}} of this message cannot be part"
+                                 f" of a file name: its value {why}")
     assert root.find(f".//{E223}document") is None  # nothing attached
 
 
