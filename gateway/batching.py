@@ -113,6 +113,10 @@ class Waiting:
         first = self._carry.popleft() if self._carry else await self._queue.get()
         return None if first is None else self._gather(first)
 
+    def stop_again(self) -> None:
+        """Hand out the stop once more: the run that took it failed before it could stop."""
+        self._carry.appendleft(None)
+
     def next_nowait(self) -> Batch | None:
         """The next batch if one is queued already, else ``None`` (a stop stays queued)."""
         if not self._queued():

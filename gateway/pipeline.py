@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import sqlite3
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,8 +35,10 @@ import pluggy
 from gateway.batching import BATCH_BYTES, QUEUED_BYTES, Batch, Waiting, cut, fitting
 from gateway.contracts import Normalised, RawInput
 from gateway.enrich import Recording, enrich
+from gateway.errors import StoreLost, StoreUnavailable
 from gateway.inbound import WayBack
 from gateway.intake_pause import IntakePause
+from gateway.logs import RepeatedProblem
 from gateway.person_state import PersonChange
 from gateway.processor import Processor
 from gateway.stage_calls import Normalising, Stages
@@ -45,6 +49,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds without a sender waiting for an answer before the next batch is processed.
 SENDERS_QUIET = 0.05
+#: Seconds before the backlog's read from the store is tried again after it failed.
+FEED_RETRY = 1.0
 
 
 @dataclass(slots=True)
@@ -142,13 +148,26 @@ class Pipeline:
             self._feeder = asyncio.create_task(self._feed(), name="pipeline backlog")
 
     async def _feed(self) -> None:
-        """Queue the backlog, batch by batch, read back from the store, as room frees up."""
+        """Queue the backlog, batch by batch, read back from the store, as room frees up.
+
+        A read that fails (the store cannot for now) is tried again a second later, the
+        backlog kept whole: those inputs were answered as taken already.
+        """
+        problem = RepeatedProblem(log, "queueing the inputs stored while the queue was full")
         try:
             while self._backlog:
                 taken = fitting((size for _mid, size in self._backlog), self._batch_bytes,
                                 self._batch_size)
-                ids = [self._backlog.popleft()[0] for _ in range(taken)]
-                stored = await self._store.inputs(ids)
+                ids = [mid for mid, _size in itertools.islice(self._backlog, taken)]
+                try:
+                    stored = await self._store.inputs(ids)
+                except (StoreUnavailable, OSError, sqlite3.Error) as exc:
+                    problem.failed(exc)
+                    await asyncio.sleep(FEED_RETRY)
+                    continue
+                problem.ok()
+                for _ in ids:
+                    self._backlog.popleft()
                 await self._waiting.put([(p.message, RawInput(p.source, p.ref, p.data, p.meta))
                                        for p in stored])
         finally:
@@ -164,14 +183,15 @@ class Pipeline:
         await self.pool.start()
 
     async def recover(self) -> int:
-        """Process inputs that were stored but never processed (after a crash)."""
+        """Process inputs that were stored but never processed (after a crash); an input whose
+        processing fails is quarantined, so that none keeps the daemon from starting."""
         count = 0
         while True:
             pending = await self._store.pending(self._batch_size, max_bytes=self._batch_bytes)
             if not pending:
                 return count
-            await self.process([(p.message, RawInput(p.source, p.ref, p.data, p.meta))
-                                for p in pending])
+            await self._process_or_each([(p.message, RawInput(p.source, p.ref, p.data, p.meta))
+                                         for p in pending])
             count += len(pending)
 
     async def run(self) -> None:
@@ -235,7 +255,11 @@ class Pipeline:
                     ahead = self._normalise_ahead(following)
                 batch = following
             if recorded is not None:
-                await recorded
+                try:
+                    await recorded
+                except BaseException:
+                    self._waiting.stop_again()  # taken already: the next run takes up, then stops
+                    raise
         finally:
             if ahead is not None:
                 ahead.cancel()
@@ -265,11 +289,14 @@ class Pipeline:
             coming.cancel()  # a wait on the queue cancelled takes nothing from it
             with contextlib.suppress(asyncio.CancelledError):
                 await coming
-        batch = None if coming.cancelled() else self._took(coming.result())
-        if recorded.done():
-            recorded.result()  # raises if it failed (a batch that came meanwhile is taken up)
-        if coming.cancelled():  # the recording ended first, and well: wait on
+        if coming.cancelled():  # the recording ended first
+            recorded.result()  # raises if it failed
             return self._took(await self._waiting.next())
+        batch = self._took(coming.result())
+        if recorded.done() and not recorded.cancelled() and recorded.exception() is not None:
+            if batch is None:  # the stop came: the next run takes up, then stops
+                self._waiting.stop_again()
+            recorded.result()  # raises (a batch that came is taken up)
         return batch
 
     async def _take_up(self) -> None:
@@ -281,14 +308,33 @@ class Pipeline:
         log.warning("processing the %d inputs a failed run left, one at a time",
                     sum(map(len, self._taken)))
         while self._taken:
-            for mid, raw in self._taken[0]:
-                try:
-                    await self.process([(mid, raw)])
-                except Exception as exc:  # the same failure again: keep it from the rest
-                    log.exception("processing message %d failed again; it is quarantined", mid)
-                    await self._record([Processed(mid, MessageState.QUARANTINED,
-                                                  f"processing failed: {exc!r}")])
+            await self._each_alone(self._taken[0])
             self._taken.popleft()
+
+    async def _process_or_each(self, batch: Batch) -> None:
+        """Process ``batch``; if that fails, each of its inputs alone (:meth:`_each_alone`)."""
+        try:
+            await self.process(batch)
+        except (StoreUnavailable, StoreLost):
+            raise
+        except Exception:
+            log.exception("processing a batch of %d failed; each of its inputs alone now",
+                          len(batch))
+            await self._each_alone(batch)
+
+    async def _each_alone(self, batch: Batch) -> None:
+        """Process each input of ``batch`` alone; one whose processing fails is quarantined
+        with the error, so that it holds up no other. A store that cannot write (or is lost)
+        is no fault of the input's: that error goes on, and the input stays to be processed."""
+        for mid, raw in batch:
+            try:
+                await self.process([(mid, raw)])
+            except (StoreUnavailable, StoreLost):
+                raise
+            except Exception as exc:
+                log.exception("processing message %d failed; it is quarantined", mid)
+                await self._record([Processed(mid, MessageState.QUARANTINED,
+                                              f"processing failed: {exc!r}")])
 
     async def _answers_first_wait(self) -> None:
         """Wait while senders wait for answers, at most ``answers_first`` seconds.
@@ -420,4 +466,4 @@ class Pipeline:
             parts = await self._store.parts_of(split)
             for batch in cut([(p.message, RawInput(p.source, p.ref, p.data, p.meta)) for p in parts],
                              self._batch_size, self._batch_bytes):
-                await self.process(batch)
+                await self._process_or_each(batch)

@@ -1,0 +1,141 @@
+"""A failure in processing loses no input and stops nothing: recovery at start, the take-up of
+a failed run, and the stop that a failed run had already taken."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.contracts import RawInput
+from gateway.errors import StoreUnavailable
+from gateway.pipeline import Pipeline
+from gateway.processor import Processor
+from gateway.store import SQLiteStore
+from gateway.testing import harness
+from plugins.mapping.normaliser import ROW_META
+from tests.flow import states
+from tests.test_batch_bytes import _corpus, _pipeline
+from tests.test_mapping import CSV_SAMPLE, MAPPINGS
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Any:
+    s = SQLiteStore(tmp_path / "gateway.db", group_commit_delay=0.001)
+    s.start()
+    yield s
+    s.close()
+
+
+def _fails_on(pipeline: Pipeline, ref: str) -> None:
+    """Finishing the input ``ref`` raises, as a plugin's bug would (every time)."""
+    finish = pipeline.processor.finish
+
+    def finish_or_fail(mid: int, raw: RawInput, *args: Any) -> Any:
+        if raw.ref == ref:
+            raise RuntimeError("a bug in a rule")
+        return finish(mid, raw, *args)
+
+    pipeline.processor.finish = finish_or_fail  # type: ignore[method-assign]
+
+
+def _states(folder: Path) -> list[tuple[str, str, str | None]]:
+    return states(folder / "gateway.db", "SELECT ref, state, reason FROM messages ORDER BY id")
+
+
+async def test_recovery_quarantines_an_input_whose_processing_fails_and_starts(
+        tmp_path: Path, store: SQLiteStore) -> None:
+    """Inputs stored before a crash are processed at the next start; one that fails every
+    time is quarantined with the error instead of keeping the daemon from starting."""
+    pipeline = _pipeline(tmp_path, store, batch_bytes=1 << 20, queued_bytes=1 << 20)
+    try:
+        await store.add_raw([RawInput("registry", name, data) for name, data in _corpus()[:4]])
+        _fails_on(pipeline, "moveOut.xml")
+        assert await asyncio.wait_for(pipeline.recover(), 60) == 4
+    finally:
+        pipeline.close()
+    assert _states(tmp_path) == [
+        ("baseDelivery.xml", "not_relevant", "baseDelivery seeds the person state and sends"
+                                             " nothing"),
+        ("move.xml", "routed", None),
+        ("moveOut.xml", "quarantined", "processing failed: RuntimeError('a bug in a rule')"),
+        ("marriage.xml", "routed", None)]
+
+
+async def test_a_run_whose_last_commit_fails_after_the_stop_stops_once_it_took_up_its_batch(
+        tmp_path: Path, store: SQLiteStore) -> None:
+    """The stop was queued behind the last batch; that batch's commit fails. The run started
+    again (by the daemon) takes the batch up, and then stops: it does not wait for ever."""
+    pipeline = _pipeline(tmp_path, store, batch_bytes=1 << 20, queued_bytes=1 << 20)
+    record, failures = store.record_processing, [RuntimeError("a bug in recording")]
+
+    async def fails_once(results: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return await record(results)
+
+    store.record_processing = fails_once  # type: ignore[method-assign]
+    try:
+        await pipeline.submit([RawInput("registry", name, data) for name, data in _corpus()[:3]])
+        await pipeline.stop()
+        with pytest.raises(RuntimeError, match="a bug in recording"):
+            await asyncio.wait_for(pipeline.run(), 60)
+        await asyncio.wait_for(pipeline.run(), 60)
+    finally:
+        pipeline.close()
+    assert [(ref, state) for ref, state, _reason in _states(tmp_path)] == [
+        ("baseDelivery.xml", "not_relevant"), ("move.xml", "routed"), ("moveOut.xml", "routed")]
+
+
+async def test_a_row_of_an_export_whose_processing_fails_is_quarantined_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An export's rows are processed after it splits; a row whose processing fails is
+    quarantined with the error, and the rows after it go on (none waits for a restart)."""
+    finish = Processor.finish
+
+    def fails_on_row_3(self: Processor, mid: int, raw: RawInput, *args: Any) -> Any:
+        if raw.meta.get(ROW_META) == "3":
+            raise RuntimeError("a bug in a rule")
+        return finish(self, mid, raw, *args)
+
+    monkeypatch.setattr(Processor, "finish", fails_on_row_3)
+    options = {"path": "in", "done_dir": "done", "poll_interval": "50ms", "settle": "0s",
+               "pattern": ["*.csv"], "mapping": str(MAPPINGS / "nova.toml")}
+    async with harness(tmp_path, source_options=options) as h:
+        h.feed("einwohner.csv", CSV_SAMPLE.read_bytes())
+        await h.wait_for(lambda: "received" not in {m.state for m in h.messages()}
+                         and len(h.messages()) == 9)
+        stored = [(m.state, m.reason) for m in h.messages()]
+    assert stored.count(("quarantined", "processing failed: RuntimeError('a bug in a rule')")) == 1
+    assert [state for state, _reason in stored].count("routed") == 6, stored
+
+
+async def test_the_backlog_read_back_after_a_failed_read_loses_nothing(
+        tmp_path: Path, store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pushes answered while the queue was full wait in the store, remembered by id; when
+    reading them back fails (the store cannot for now), the read is tried again with the
+    same ids, and every one of them is processed."""
+    monkeypatch.setattr("gateway.pipeline.FEED_RETRY", 0.01)
+    files = _corpus()
+    pipeline = _pipeline(tmp_path, store, batch_bytes=2 * len(files[1][1]), queued_bytes=1)
+    inputs, failures = store.inputs, [StoreUnavailable("disk full")]
+
+    async def fails_once(ids: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return await inputs(ids)
+
+    store.inputs = fails_once  # type: ignore[method-assign]
+    try:
+        for name, data in files:
+            await pipeline.submit([RawInput("registry", name, data)], wait=False)
+        running = asyncio.create_task(pipeline.run())
+        await asyncio.wait_for(pipeline.stop(), 60)
+        await asyncio.wait_for(running, 60)
+    finally:
+        pipeline.close()
+    assert not failures, "the read failed once"
+    assert [ref for ref, _state, _reason in _states(tmp_path)] == [name for name, _ in files]
+    assert {state for _ref, state, _reason in _states(tmp_path)} == {"routed", "not_relevant"}
