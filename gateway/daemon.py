@@ -178,14 +178,21 @@ class Gateway:
         abort = asyncio.create_task(self.abort.wait())
         await asyncio.wait([drain, abort], timeout=self.settings.gateway.drain_timeout,
                            return_when=asyncio.FIRST_COMPLETED)
-        if not drain.done():
-            log.warning("drain cut short; what is left continues at the next start")
-            drain.cancel()
-            await _cancel([*sources, *links, processor, dispatcher])
+        drained = drain.done() and not drain.cancelled() and drain.exception() is None
+        if not drained:
+            if drain.done():
+                log.error("draining failed; what is left continues at the next start",
+                          exc_info=drain.exception())
+            else:
+                log.warning("drain cut short; what is left continues at the next start")
+            await _cancel([drain, *sources, *links, processor, dispatcher])
         abort.cancel()
         await self._stop_jobs(scheduler)
-        self.pipeline.close()
-        self.store.checkpoint()
+        self.pipeline.close(at_once=not drained)
+        try:
+            self.store.checkpoint()
+        except StoreUnavailable as exc:  # the WAL stays; the next start reads it
+            log.warning("no checkpoint at the stop: %s", exc)
         self.store.close()
         if self.store.lost is not None:
             raise self.store.lost

@@ -375,11 +375,12 @@ class Pipeline:
             await self._feeder
         await self._waiting.put(None)
 
-    def close(self) -> None:
-        """Stop the worker processes (and queueing the backlog: it is taken at the next start)."""
+    def close(self, *, at_once: bool = False) -> None:
+        """Stop the worker processes (``at_once``: :meth:`WorkerPool.close`), and queueing the
+        backlog: it is taken at the next start."""
         if self._feeder is not None:
             self._feeder.cancel()
-        self.pool.close()
+        self.pool.close(at_once=at_once)
 
     async def process(self, batch: Batch, normalised: Normalising | None = None) -> list[Processed]:
         """Run stored inputs through every stage and record the outcome; the outcomes.

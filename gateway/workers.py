@@ -11,6 +11,7 @@ not have) offloaded work runs in a thread of this process instead.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import gc
 import logging
@@ -174,10 +175,16 @@ class WorkerPool:
                 self._busy[index] = True
                 job.turn.set_result(index)
 
-    def close(self) -> None:
-        """Stop the worker processes."""
+    def close(self, *, at_once: bool = False) -> None:
+        """Stop the worker processes, once their work is done or, ``at_once``, killed (a drain
+        cut short: a worker may hang on a file system, and what it did continues at the next
+        start)."""
         for index, pool in enumerate(self._pools):
             if pool is not None:
+                if at_once:
+                    for pid in list(pool._processes):
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(pid, signal.SIGKILL)
                 pool.shutdown(wait=True, cancel_futures=True)
                 self._pools[index] = None
 

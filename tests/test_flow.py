@@ -23,6 +23,7 @@ import plugins.alerts
 from gateway.cli._status import cmd_status
 from gateway.contracts import Intake, RawInput
 from gateway.ech0223 import sample_event_report, write_message
+from gateway.errors import StoreUnavailable
 from gateway.hookspecs import hookimpl
 from gateway.pipeline import Pipeline
 from gateway.plugin_types import GatewayEvent, PluginContext, SourceType
@@ -256,6 +257,44 @@ async def test_a_checkpoint_running_at_shutdown_finishes_without_error(
         await until(started.is_set)  # stopping now: shutdown used to cancel it and log an error
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert not errors, [r.getMessage() for r in errors]
+
+
+async def test_a_stop_on_a_full_disk_closes_the_store_without_its_checkpoint(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The checkpoint at the stop cannot write (disk full): the stop goes on, the store is
+    closed (its last writes committed), and the next start reads the WAL."""
+    def full(self: object) -> None:
+        raise StoreUnavailable("database or disk is full")
+
+    db = tmp_path / "gateway.db"
+    config = write_config(tmp_path)
+    async with running(config):
+        drop(tmp_path / "in", "m.xml", message("before-a-full-disk"))
+        await until(lambda: delivery_states(db) == ["delivered"])
+        monkeypatch.setattr("gateway.store.sqlite.SQLiteStore.checkpoint", full)
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "no checkpoint at the stop: database or disk is full" in said
+    monkeypatch.undo()
+    async with running(config):
+        assert delivery_states(db) == ["delivered"]
+
+
+async def test_a_drain_that_fails_stops_every_task_and_says_so(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A drain that fails (a bug) is cut short like one that takes too long: the daemon's
+    tasks are stopped before the store closes, and the log says why."""
+    async def broken(self: Pipeline) -> None:
+        raise RuntimeError("a bug in draining")
+
+    monkeypatch.setattr(Pipeline, "stop", broken)
+    async with running(write_config(tmp_path)) as gw:
+        tasks = {t for t in asyncio.all_tasks() if t.get_name().startswith(("source ", "pipeline",
+                                                                               "dispatcher"))}
+        assert tasks and gw.ready.is_set()
+    assert all(t.done() for t in tasks), [t.get_name() for t in tasks if not t.done()]
+    [said] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert said.getMessage() == "draining failed; what is left continues at the next start"
+    assert said.exc_info is not None and "a bug in draining" in str(said.exc_info[1])
 
 
 def event_report(referenced: str, action: str = "8") -> bytes:

@@ -283,6 +283,20 @@ async def test_offload_runs_in_a_worker_process_and_survives_its_death() -> None
         pool.close()
 
 
+async def test_a_worker_stuck_in_its_work_is_stopped_at_once_when_asked() -> None:
+    """A drain cut short stops the workers at once: one stuck (a hung file system) does not
+    hold up the daemon's stop."""
+    pool = WorkerPool(1)
+    assert await pool.offload(_pid) != os.getpid()  # started
+    stuck = asyncio.create_task(pool.offload(time.sleep, 60))
+    await asyncio.sleep(0.2)
+    started = time.monotonic()
+    pool.close(at_once=True)
+    assert time.monotonic() - started < 10
+    with pytest.raises((WorkerLost, asyncio.CancelledError)):
+        await asyncio.wait_for(stuck, 10)
+
+
 async def test_workers_run_at_the_lower_priority_asked_for() -> None:
     pool = WorkerPool(1, nice=5)
     try:
