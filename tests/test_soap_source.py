@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from gateway.api import parse_untrusted, value_at
+from gateway.api import RawInput, parse_untrusted, value_at
 from gateway.assembly import load_config
 from gateway.ech0223 import sample_event_report, write_message
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, StoreUnavailable
+from gateway.pipeline import Pipeline
 from plugins.soap import cursor
 from plugins.soap.source import as_bytes
-from tests.flow import plugin_manager, running, states, until, write_config
+from tests.flow import StubTransport, message, plugin_manager, running, states, until, write_config
 from tests.soap_service import WSDL, Certs, SoapService, make_certs, serving
 
 CURSOR = Path("soap") / "canton.cursor.json"
@@ -44,10 +47,10 @@ def reports(count: int, seed: int) -> list[tuple[str, bytes]]:
         rng, reference_message_id=f"ours-{seed}-{n}"))) for n in range(count)]
 
 
-def stored(db: Path) -> list[tuple[str, str, bytes]]:
-    """(ref, state, raw) of what the source stored, in order."""
+def stored(db: Path, source: str = "canton") -> list[tuple[str, str, bytes]]:
+    """(ref, state, raw) of what ``source`` stored, in order."""
     return states(db, "SELECT m.ref, m.state, p.raw FROM messages m JOIN payloads p ON p.message = m.id"
-                      " WHERE m.source = 'canton' ORDER BY m.id")
+                      " WHERE m.source = ? ORDER BY m.id", (source,))
 
 
 @pytest.fixture
@@ -130,6 +133,45 @@ async def test_a_failing_service_is_polled_again_and_nothing_is_lost(
     # The fault is logged, without the person it names.
     [logged] = [r.getMessage() for r in caplog.records if "soap source canton failed" in r.getMessage()]
     assert logged == "soap source canton failed: SOAP fault soap:Server: '…'"
+
+
+async def test_a_source_restarted_after_a_failure_polls_again(
+        tmp_path: Path, certs: Certs, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # A store error escapes the poll loop: the daemon runs the same source object again,
+    # which used to find its client's thread pool shut down and fail every poll after.
+    monkeypatch.setattr("gateway.daemon.RESTART_MIN", 0.05)
+    submit, failures = Pipeline.submit, []
+
+    async def locked_once(self: Pipeline, raws: Sequence[RawInput], **kwargs: Any) -> list[int]:
+        if not failures:
+            failures.append(len(raws))
+            raise StoreUnavailable("database is locked")
+        return await submit(self, raws, **kwargs)
+
+    monkeypatch.setattr(Pipeline, "submit", locked_once)
+    messages = [(f"office-{n}", message(f"office-{n}", documents=False)) for n in range(2)]
+    db = tmp_path / "gateway.db"
+    async with serving(SoapService(certs, outbox=list(messages))) as svc:
+        # a source of registry messages (not the partner's answers), routed to the partner
+        config = source_config(tmp_path, svc)
+        config.write_text(config.read_text().replace("[sources.canton", "[sources.office").replace(
+            'type = "soap"\n', 'type = "soap"\nroute_to = ["canton"]\n'))
+        async with running(config):
+            await until(lambda: len(svc.acknowledged) == 2)
+            await until(lambda: len(StubTransport.sent["canton"]) == 2)
+    assert failures == [2]
+    [restart] = [r.getMessage() for r in caplog.records if "restarting" in r.getMessage()]
+    assert "source office failed: database is locked" in restart
+    # fetched again from the same cursor after the restart, stored once, routed, acknowledged
+    assert [c[:2] for c in svc.calls if c[0] == "FetchMessages"][:2] == [
+        ("FetchMessages", ""), ("FetchMessages", "")]
+    rows = stored(db, "office")
+    assert [(ref, raw) for ref, _state, raw in rows] == messages
+    assert [state for _ref, state, _raw in rows] == ["routed", "routed"]
+    assert [item.message_id for item in StubTransport.sent["canton"]] == ["office-0", "office-1"]
+    assert svc.acknowledged == ["office-0", "office-1"]
+    assert "cannot schedule new futures" not in caplog.text
 
 
 def test_check_config_names_a_fetch_argument_the_operation_lacks(tmp_path: Path,

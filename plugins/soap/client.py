@@ -4,7 +4,9 @@ zeep and requests are synchronous. :class:`SoapClient` runs each call in a
 thread of a pool of its own (``concurrency`` threads, each with its own
 ``requests`` session and zeep client over one parsed WSDL), so a service that
 hangs holds that pool, never the event loop or the threads other parts of
-the gateway use. The connect and read timeouts bound each wait for the
+the gateway use. The pool starts with the first call and again with the first
+call after :meth:`SoapClient.close`, so a source the daemon restarts after a
+failure can call again. The connect and read timeouts bound each wait for the
 service, and ``call_timeout`` the whole call: a service that trickles its
 answer, a few bytes before every read timeout, is cut off too.
 """
@@ -143,8 +145,9 @@ class SoapClient:
     def __init__(self, options: SoapConnection, document: Document, label: str) -> None:
         self.options = options
         self.document = document
+        self.label = label
         self._local = threading.local()
-        self._pool = ThreadPoolExecutor(options.concurrency, thread_name_prefix=f"soap-{label}")
+        self._pool: ThreadPoolExecutor | None = None
 
     @classmethod
     def start(cls, options: SoapConnection, label: str, key: str) -> SoapClient:
@@ -205,9 +208,15 @@ class SoapClient:
         :param classify: turns the exception and the HTTP status (if an answer
             came) into the exception to raise.
         """
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.options.concurrency,
+                                            thread_name_prefix=f"soap-{self.label}")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self._call, operation, kwargs, classify)
 
     def close(self) -> None:
-        """Stop the pool without waiting for calls in flight (their timeouts end them)."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Stop the pool without waiting for calls in flight (their timeouts end them);
+        the next call starts a new one."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
