@@ -94,6 +94,9 @@ class Dispatcher:
                     self.pauses.unprobe(probe)
                     await asyncio.sleep(self._idle_poll)
                     continue
+                except BaseException:  # a locked database, a bug: the restarted run probes it again
+                    self.pauses.unprobe(probe)
+                    raise
                 if claims or probe is not None:
                     self._start_round(claims, probe)
                 else:

@@ -18,9 +18,10 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,7 +31,7 @@ from gateway.cli.exitcodes import FAILED, OK, STORE_LOST
 from gateway.daemon import Gateway
 from gateway.errors import StoreLost
 from gateway.plugins import get_plugin_manager
-from gateway.store import SQLiteStore, StoreReader
+from gateway.store import Claim, SQLiteStore, StoreReader
 from gateway.store.anchor import Anchor, read_anchor
 from tests.flow import drop, message, running, states, until
 from tests.mounts import fill, read_only, run_isolated, tmpfs, writable
@@ -194,6 +195,41 @@ async def test_a_restart_while_paused_keeps_the_pause_and_takes_it_all_off_max_a
     assert events.kinds("partner.") == ["partner.paused", "partner.resumed"]
     assert states(db, "SELECT count(*) FROM partner_pauses") == [(0,)]
     assert _run_cli(config, "status").returncode == OK
+
+
+async def test_a_probe_whose_claim_fails_is_probed_again_without_a_restart(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A probe's claim that fails otherwise than a full disk (a database locked by another
+    node) fails the dispatcher, which restarts and probes the partner again: once the fault
+    on this machine is mended, it resumes and its delivery goes, the daemon running on."""
+    monkeypatch.setattr("gateway.daemon.RESTART_MIN", 0.05)
+    config = gateway_dir(tmp_path)
+    db, outbox = tmp_path / "gateway.db", tmp_path / "sedex" / "outbox"
+    events = Events()
+    pm = get_plugin_manager()
+    pm.register(events)
+    async with running(config, pm) as gateway:
+        fast_probes(gateway)
+        shutil.rmtree(outbox)
+        drop(tmp_path / "registry" / "outbox", "m.xml", message())
+        await until(lambda: journal_count(db, "partner.paused") == 1)
+        claim_due, probes = gateway.store.claim_due, list[int]()
+
+        async def locked_once(node: str, lease: float, limit: int, partners: Sequence[str],
+                              **kw: Any) -> list[Claim]:
+            if "canton" in partners:  # (it is paused: a claim for it is its probe)
+                probes.append(limit)
+                if len(probes) == 1:
+                    raise sqlite3.OperationalError("database is locked")
+            return await claim_due(node, lease, limit, partners, **kw)
+
+        monkeypatch.setattr(gateway.store, "claim_due", locked_once)
+        await until(lambda: len(probes) == 1)
+        outbox.mkdir()
+        await until(lambda: deliveries(db) == [("sent", 1)])
+    assert probes[:2] == [1, 1]
+    assert events.kinds("partner.") == ["partner.paused", "partner.resumed"]
+    assert states(db, "SELECT count(*) FROM partner_pauses") == [(0,)]
 
 
 async def test_another_nodes_pause_pauses_nothing_here(
