@@ -63,6 +63,20 @@ async def test_dropped_messages_are_delivered_once(tmp_path: Path) -> None:
     assert list((tmp_path / "in").iterdir()) == []
 
 
+async def test_dropped_messages_are_delivered_with_one_write_per_commit(tmp_path: Path) -> None:
+    """``group_commit_max = 1``: every intake operation fills its batch and runs at once."""
+    config = write_config(tmp_path)
+    config.write_text(config.read_text().replace("[store]\n", "[store]\ngroup_commit_max = 1\n"))
+    ids = [f"single-{n}" for n in range(5)]
+    async with running(config) as gateway:
+        assert gateway.settings.store.group_commit_max == 1
+        for n, mid in enumerate(ids):
+            drop(tmp_path / "in", f"m{n}.xml", message(mid))
+        await until(lambda: delivery_states(tmp_path / "gateway.db").count("delivered") == 5)
+    assert sorted(i.message_id or "" for i in StubTransport.sent["canton"]) == sorted(ids)
+    assert len(message_states(tmp_path / "gateway.db")) == 5
+
+
 async def test_one_message_id_from_two_registries_is_sent_for_each(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

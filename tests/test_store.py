@@ -96,6 +96,35 @@ async def test_concurrent_inputs_one_refused_the_others_stored(store: SQLiteStor
     assert b"<other/>" not in [reader.raw(m["id"]) for m in reader.list_messages()]
 
 
+@pytest.mark.parametrize("group_commit_max", [1, 4])
+async def test_inputs_are_stored_when_their_operation_fills_the_batch(
+        tmp_path: Path, group_commit_max: int) -> None:
+    """Queueing the intake operation into a full batch runs it at once (max 1; max 4
+    with three writes waiting): the call's inputs are in it, each call gets its own rows."""
+    store = SQLiteStore(tmp_path / "g.db", group_commit_max=group_commit_max,
+                        group_commit_delay=0.001)
+    store.start()
+    try:
+        [(first, new_first)] = await store.add_raw([raw(0)])
+        notes = [asyncio.ensure_future(store.note("test", {"n": n})) for n in range(3)]
+        calls = [[raw(1)], [raw(2), raw(0)], [raw(3), raw(1)], [raw(4)]]
+        done = await asyncio.gather(*(store.add_raw(raws) for raws in calls))
+        await asyncio.gather(*notes)
+    finally:
+        store.close()
+    assert new_first
+    assert [[new for _mid, new in rows] for rows in done] == [
+        [True], [True, False], [True, False], [True]]
+    reader = StoreReader(store.path)
+    for raws, rows in zip(calls, done, strict=True):
+        for r, (mid, new) in zip(raws, rows, strict=True):
+            assert reader.raw(mid) == r.data
+            if not new:
+                original = first if r == raw(0) else done[0][0][0]
+                assert reader.get_message(mid)["duplicate_of"] == original
+    assert reader.counts()["messages"] == {"received": 5, "duplicate": 2}
+
+
 async def test_same_input_twice_is_a_duplicate(store: SQLiteStore) -> None:
     (a, new_a), = await store.add_raw([raw(1)])
     (b, new_b), = await store.add_raw([raw(1)])

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from dataclasses import dataclass, field
 
 from gateway.contracts import RawInput
 from gateway.store import _intake_ops
@@ -25,14 +25,22 @@ from gateway.store.states import MessageState
 Rows = list[tuple[int, bool]]
 
 
+@dataclass(eq=False, slots=True)
+class _Batch:
+    """The calls whose inputs one operation stores, in call order, and its answers."""
+
+    calls: list[Sequence[RawInput]]
+    answers: asyncio.Future[list[Rows | Exception]] = field(init=False)
+
+
 class IntakeBatcher:
     """``add_raw`` of the store, one operation per commit batch."""
 
     def __init__(self, writer: GroupCommitWriter, now: Callable[[], float]) -> None:
         self._writer = writer
         self._now = now
-        #: the calls waiting for the next batch, and what it answers each of them
-        self._waiting: tuple[list[Sequence[RawInput]], asyncio.Future[list[Any]]] | None = None
+        #: the calls waiting for the next batch, until its operation runs
+        self._waiting: _Batch | None = None
 
     async def add(self, raws: Sequence[RawInput]) -> Rows:
         """Store ``raws`` as received; (id, is_new) of each after the commit.
@@ -40,21 +48,24 @@ class IntakeBatcher:
         :raises KeyReuseRejected: an idempotency key came with other bytes (nothing of
             this call is stored).
         """
-        waiting = self._waiting
-        if waiting is None or waiting[1].done():
-            calls: list[Sequence[RawInput]] = []
-            waiting = self._waiting = (calls, self._writer.queue(lambda c: self._store(c, calls)))
-        index = len(waiting[0])
-        waiting[0].append(raws)
-        answer = (await asyncio.shield(waiting[1]))[index]
+        batch = self._waiting
+        if batch is not None and not batch.answers.done():
+            index = len(batch.calls)
+            batch.calls.append(raws)
+        else:  # inputs in place first: the writer may run the operation within queue()
+            index = 0
+            batch = self._waiting = _Batch([raws])
+            calls = batch.calls
+            batch.answers = self._writer.queue(lambda conn: self._store(conn, calls))
+        answer = (await asyncio.shield(batch.answers))[index]
         if isinstance(answer, Exception):
             raise answer
-        return cast(Rows, answer)
+        return answer
 
     def _store(self, conn: sqlite3.Connection, calls: list[Sequence[RawInput]]
                ) -> tuple[list[Rows | Exception], list[Entry]]:
         """Store the inputs of ``calls``: per call its rows, or the error it caused."""
-        if self._waiting is not None and self._waiting[0] is calls:
+        if self._waiting is not None and self._waiting.calls is calls:
             self._waiting = None  # calls from now on wait for the next batch
         now = self._now()
         if len(calls) > 1:
