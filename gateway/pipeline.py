@@ -112,6 +112,8 @@ class Pipeline:
         self._answered_at = float("-inf")
         #: the batches :meth:`run` took from the queue and has not recorded yet, oldest first
         self._taken: deque[Batch] = deque()
+        #: submits whose caller was cancelled, storing and queueing on (:meth:`submit`)
+        self._finishing: set[asyncio.Task[list[int]]] = set()
 
     # -- Intake -----------------------------------------------------------------
     async def submit(self, raws: Sequence[RawInput], *, wait: bool = True) -> list[int]:
@@ -124,11 +126,33 @@ class Pipeline:
         the process stops is ``received`` in the store: :meth:`recover` takes it.
         Nor does it wait while the store cannot write: it raises
         :class:`~gateway.errors.StoreUnavailable` (nothing stored).
+
+        A caller cancelled meanwhile (a source stopped by the drain, or by a
+        failure beside it) does not stop it: what is stored is queued all the same,
+        never left ``received`` without an owner until the next start.
         """
         if not raws:
             return []
         if not wait:
             self._answered_at = asyncio.get_running_loop().time()
+        task = asyncio.ensure_future(self._store_and_queue(raws, wait))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.done():
+                self._finishing.add(task)
+                task.add_done_callback(self._finished)
+            raise
+
+    def _finished(self, task: asyncio.Task[list[int]]) -> None:
+        """A submit whose caller was cancelled is done; what failed it is said here."""
+        self._finishing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("inputs whose source stopped meanwhile were not stored: %s",
+                        task.exception())
+
+    async def _store_and_queue(self, raws: Sequence[RawInput], wait: bool) -> list[int]:
+        """:meth:`submit`'s work: store ``raws``, queue the new ones; their ids."""
         rows = await self.pause.write(lambda: self._store.add_raw(raws), wait=wait)
         fresh = [(mid, raw) for (mid, new), raw in zip(rows, raws, strict=True) if new]
         for batch in cut(fresh, None, self._batch_bytes):
@@ -370,7 +394,9 @@ class Pipeline:
         return asyncio.create_task(self.stages.normalise(batch, avoid))
 
     async def stop(self) -> None:
-        """Let :meth:`run` finish what is queued (the backlog too), then return."""
+        """Let :meth:`run` finish what is queued (the backlog, and what submits whose callers
+        were cancelled still queue, too), then return."""
+        await asyncio.gather(*self._finishing, return_exceptions=True)
         if self._feeder is not None:
             await self._feeder
         await self._waiting.put(None)

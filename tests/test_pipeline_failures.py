@@ -139,3 +139,29 @@ async def test_the_backlog_read_back_after_a_failed_read_loses_nothing(
     assert not failures, "the read failed once"
     assert [ref for ref, _state, _reason in _states(tmp_path)] == [name for name, _ in files]
     assert {state for _ref, state, _reason in _states(tmp_path)} == {"routed", "not_relevant"}
+
+
+async def test_a_submit_whose_caller_is_cancelled_still_queues_what_it_stored(
+        tmp_path: Path, store: SQLiteStore) -> None:
+    """A source stopped while its submit waits for room in the queue (the drain, or a task
+    beside it failing): its inputs are stored, so they are queued all the same and processed,
+    not left for the next start."""
+    files = _corpus()
+    pipeline = _pipeline(tmp_path, store, batch_bytes=1 << 20, queued_bytes=1)
+    try:
+        await pipeline.submit([RawInput("registry", *files[0])])  # the queue is full now
+        waiting = asyncio.create_task(pipeline.submit([RawInput("registry", name, data)
+                                                       for name, data in files[1:4]]))
+        await asyncio.sleep(0.1)
+        assert not waiting.done(), "it waits for room in the queue"
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        running = asyncio.create_task(pipeline.run())
+        await asyncio.wait_for(pipeline.stop(), 60)
+        await asyncio.wait_for(running, 60)
+    finally:
+        pipeline.close()
+    assert [(ref, state) for ref, state, _reason in _states(tmp_path)] == [
+        ("baseDelivery.xml", "not_relevant"), ("move.xml", "routed"), ("moveOut.xml", "routed"),
+        ("marriage.xml", "routed")]
