@@ -18,6 +18,7 @@ import contextlib
 import functools
 import logging
 import signal
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -153,7 +154,7 @@ class Gateway:
         self._stop = stop
         self.store.start()
         await self.pipeline.start()
-        recovered = await self.pipeline.recover()
+        recovered = await self.pipeline.recover(stop)
         if recovered:
             log.info("processed %d inputs stored before the last stop", recovered)
         await self.summary.start()
@@ -191,7 +192,7 @@ class Gateway:
         self.pipeline.close(at_once=not drained)
         try:
             self.store.checkpoint()
-        except StoreUnavailable as exc:  # the WAL stays; the next start reads it
+        except (StoreUnavailable, sqlite3.Error) as exc:  # the WAL stays; the next start reads it
             log.warning("no checkpoint at the stop: %s", exc)
         self.store.close()
         if self.store.lost is not None:
@@ -258,7 +259,8 @@ class Gateway:
 
         A store that cannot write (disk full) is reported once, then every 5
         minutes, and when it can again, unless the intake is paused for it: its
-        alert reports the incident already. A lost store was reported already.
+        alert reports the incident already; so is another failure of the world
+        (a locked database, a file system). A lost store was reported already.
         """
         problem = RepeatedProblem(log, f"maintenance job {job.__name__.strip('_')}")
 
@@ -276,6 +278,8 @@ class Gateway:
                     problem.failed(exc)
             except StoreLost:
                 pass
+            except (OSError, GatewayError, sqlite3.Error) as exc:  # the world: no traceback
+                problem.failed(exc)  # every 2 s (the checkpoint), said every 5 minutes
             finally:
                 self._jobs.discard(task)
         return run

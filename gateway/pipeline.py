@@ -206,17 +206,22 @@ class Pipeline:
         """Start the worker processes now rather than with the first input."""
         await self.pool.start()
 
-    async def recover(self) -> int:
+    async def recover(self, stop: asyncio.Event | None = None) -> int:
         """Process inputs that were stored but never processed (after a crash); an input whose
-        processing fails is quarantined, so that none keeps the daemon from starting."""
+        processing fails is quarantined, so that none keeps the daemon from starting.
+
+        :param stop: once set, no further batch is begun (a TERM during a long recovery:
+            the rest waits for the next start).
+        """
         count = 0
-        while True:
+        while stop is None or not stop.is_set():
             pending = await self._store.pending(self._batch_size, max_bytes=self._batch_bytes)
             if not pending:
                 return count
             await self._process_or_each([(p.message, RawInput(p.source, p.ref, p.data, p.meta))
                                          for p in pending])
             count += len(pending)
+        return count
 
     async def run(self) -> None:
         """Process queued inputs until :meth:`stop` was called and all is processed.

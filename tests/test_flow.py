@@ -516,3 +516,23 @@ async def test_a_run_that_fails_while_the_batch_before_is_committed_loses_neithe
     assert sorted(i.message_id or "" for i in StubTransport.sent["canton"]) == sorted(
         [f"first-{n}" for n in range(3)] + [f"second-{n}" for n in range(3)])
     assert not [r for r in caplog.records if "another writer" in r.getMessage()]
+
+
+async def test_a_maintenance_job_that_fails_on_every_run_is_said_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The checkpoint runs every 2 s; a database another process holds locked fails each
+    run: the log says it once (then every 5 minutes), without a traceback per run."""
+    monkeypatch.setattr("gateway.daemon.CHECKPOINT_INTERVAL", 0.05)
+    runs = []
+
+    def locked(self: object) -> None:
+        runs.append(1)
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr("gateway.store.sqlite.SQLiteStore.checkpoint", locked)
+    async with running(write_config(tmp_path)):
+        await until(lambda: len(runs) >= 5)
+        said = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in said] == [
+        "maintenance job checkpoint failed: database is locked"]
+    assert said[0].exc_info is None

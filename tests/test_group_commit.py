@@ -21,6 +21,7 @@ class GatedConnection(sqlite3.Connection):
     gate = threading.Event()
     entered = threading.Event()
     fail: Exception | None = None
+    fail_rollback = False
 
     def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
         if sql == "COMMIT":
@@ -30,6 +31,11 @@ class GatedConnection(sqlite3.Connection):
                 raise GatedConnection.fail
         return super().execute(sql, *args)
 
+    def rollback(self) -> None:
+        if GatedConnection.fail_rollback:
+            raise sqlite3.OperationalError("disk I/O error (in the rollback)")
+        super().rollback()
+
 
 def gated_writer(path: Path) -> GroupCommitWriter:
     """A started writer on a new database ``path`` (table ``t``), its commits gated."""
@@ -38,6 +44,7 @@ def gated_writer(path: Path) -> GroupCommitWriter:
     GatedConnection.gate.clear()
     GatedConnection.entered.clear()
     GatedConnection.fail = None
+    GatedConnection.fail_rollback = False
     w = GroupCommitWriter(lambda: sqlite3.connect(path, isolation_level=None, check_same_thread=False,
                                                   factory=GatedConnection),
                           max_batch=100, max_delay=0.0)
@@ -115,6 +122,19 @@ async def test_a_commit_that_fails_fails_every_caller_and_keeps_nothing(
     GatedConnection.fail = None
     assert await writer.write(insert(3, ran)) == 3
     assert committed_rows(tmp_path / "w.db") == [3]
+
+
+async def test_callers_learn_of_a_failed_commit_even_when_its_rollback_fails(
+        writer: GroupCommitWriter, tmp_path: Path) -> None:
+    """A caller never waits for ever: the rollback after a failed commit may fail too."""
+    ran: list[int] = []
+    GatedConnection.fail = sqlite3.OperationalError("disk I/O error")
+    GatedConnection.fail_rollback = True
+    calls = [asyncio.ensure_future(writer.write(insert(n, ran))) for n in (1, 2)]
+    await until(GatedConnection.entered)
+    GatedConnection.gate.set()
+    outcomes = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 10)
+    assert [str(o) for o in outcomes] == ["disk I/O error"] * 2
 
 
 async def test_closing_commits_what_is_under_way_and_queued(

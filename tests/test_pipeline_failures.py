@@ -165,3 +165,25 @@ async def test_a_submit_whose_caller_is_cancelled_still_queues_what_it_stored(
     assert [(ref, state) for ref, state, _reason in _states(tmp_path)] == [
         ("baseDelivery.xml", "not_relevant"), ("move.xml", "routed"), ("moveOut.xml", "routed"),
         ("marriage.xml", "routed")]
+
+
+async def test_a_stop_during_recovery_begins_no_further_batch(
+        tmp_path: Path, store: SQLiteStore) -> None:
+    """A TERM while a long backlog is recovered at start: no further batch is begun, and
+    what is left waits, stored, for the next start."""
+    pipeline = _pipeline(tmp_path, store, batch_bytes=1, queued_bytes=1 << 20)  # one per batch
+    stop = asyncio.Event()
+    process = pipeline.process
+
+    async def stop_after_the_first(batch: Any, *args: Any) -> Any:
+        stop.set()  # TERM came while the first batch was processed
+        return await process(batch, *args)
+
+    pipeline.process = stop_after_the_first  # type: ignore[method-assign]
+    try:
+        await store.add_raw([RawInput("registry", name, data) for name, data in _corpus()[:3]])
+        assert await asyncio.wait_for(pipeline.recover(stop), 60) == 1
+    finally:
+        pipeline.close()
+    assert [state for _ref, state, _reason in _states(tmp_path)] == [
+        "not_relevant", "received", "received"]

@@ -259,8 +259,11 @@ class GroupCommitWriter:
             log.debug("store commit failed: %s", exc)
         else:
             log.exception("store commit failed", exc_info=exc)
-        if conn.in_transaction:
-            conn.rollback()
+        try:
+            if conn.in_transaction:
+                conn.rollback()
+        except sqlite3.Error as gone:  # the callers must learn it all the same
+            log.error("rolling back the failed commit failed too: %s", gone)
         for fut in done.futures:
             if not fut.done():
                 fut.set_exception(exc)
