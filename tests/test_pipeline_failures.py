@@ -41,6 +41,20 @@ def _fails_on(pipeline: Pipeline, ref: str) -> None:
     pipeline.processor.finish = finish_or_fail  # type: ignore[method-assign]
 
 
+def _fail_once(store: SQLiteStore, method: str, error: Exception) -> list[Exception]:
+    """The store's ``method`` raises ``error`` at its next call, then works; the error, until
+    it was raised."""
+    works, failures = getattr(store, method), [error]
+
+    async def fails_once(*args: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return await works(*args)
+
+    setattr(store, method, fails_once)
+    return failures
+
+
 def _states(folder: Path) -> list[tuple[str, str, str | None]]:
     return states(folder / "gateway.db", "SELECT ref, state, reason FROM messages ORDER BY id")
 
@@ -69,14 +83,7 @@ async def test_a_run_whose_last_commit_fails_after_the_stop_stops_once_it_took_u
     """The stop was queued behind the last batch; that batch's commit fails. The run started
     again (by the daemon) takes the batch up, and then stops: it does not wait for ever."""
     pipeline = _pipeline(tmp_path, store, batch_bytes=1 << 20, queued_bytes=1 << 20)
-    record, failures = store.record_processing, [RuntimeError("a bug in recording")]
-
-    async def fails_once(results: Any) -> Any:
-        if failures:
-            raise failures.pop()
-        return await record(results)
-
-    store.record_processing = fails_once  # type: ignore[method-assign]
+    _fail_once(store, "record_processing", RuntimeError("a bug in recording"))
     try:
         await pipeline.submit([RawInput("registry", name, data) for name, data in _corpus()[:3]])
         await pipeline.stop()
@@ -120,14 +127,7 @@ async def test_the_backlog_read_back_after_a_failed_read_loses_nothing(
     monkeypatch.setattr("gateway.pipeline.FEED_RETRY", 0.01)
     files = _corpus()
     pipeline = _pipeline(tmp_path, store, batch_bytes=2 * len(files[1][1]), queued_bytes=1)
-    inputs, failures = store.inputs, [StoreUnavailable("disk full")]
-
-    async def fails_once(ids: Any) -> Any:
-        if failures:
-            raise failures.pop()
-        return await inputs(ids)
-
-    store.inputs = fails_once  # type: ignore[method-assign]
+    failures = _fail_once(store, "inputs", StoreUnavailable("disk full"))
     try:
         for name, data in files:
             await pipeline.submit([RawInput("registry", name, data)], wait=False)
