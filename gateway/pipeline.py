@@ -289,6 +289,10 @@ class Pipeline:
                 except BaseException:
                     self._waiting.stop_again()  # taken already: the next run takes up, then stops
                     raise
+        except asyncio.CancelledError:  # a stop cut short: what is under way waits, stored,
+            if recorded is not None:    # for the next start (a commit may wait for disk space)
+                recorded.cancel()
+            raise
         finally:
             if ahead is not None:
                 ahead.cancel()

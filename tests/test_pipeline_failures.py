@@ -187,3 +187,29 @@ async def test_a_stop_during_recovery_begins_no_further_batch(
         pipeline.close()
     assert [state for _ref, state, _reason in _states(tmp_path)] == [
         "not_relevant", "received", "received"]
+
+
+async def test_a_run_cancelled_while_its_commit_waits_for_disk_space_ends_at_once(
+        tmp_path: Path, store: SQLiteStore) -> None:
+    """A drain cut short (a second TERM) while the disk is full: the run ends, its batch
+    waits stored for the next start; it does not wait for the disk."""
+    pipeline = _pipeline(tmp_path, store, batch_bytes=1 << 20, queued_bytes=1 << 20)
+
+    async def full(results: Any) -> Any:
+        raise StoreUnavailable("database or disk is full")
+
+    try:
+        await pipeline.submit([RawInput("registry", name, data) for name, data in _corpus()[:2]])
+        store.record_processing = full  # type: ignore[method-assign]
+        running = asyncio.create_task(pipeline.run())
+        for _ in range(500):
+            if pipeline.pause.paused:
+                break
+            await asyncio.sleep(0.01)
+        assert pipeline.pause.paused, "the commit waits for disk space"
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(running, 5)
+    finally:
+        pipeline.close()
+    assert [state for _ref, state, _reason in _states(tmp_path)] == ["received", "received"]
