@@ -308,7 +308,9 @@ def gateway_http_routes(settings: Any) -> list[HttpRoute]:
     routes with the same method and path stop the start. A handler runs in the
     daemon's event loop: it must not block, and a slow one delays nothing else
     but its own answer. The server's TLS and client certificates
-    (``[http.tls]``) apply to every route.
+    (``[http.tls]``) apply to every route; it authenticates no caller: a route
+    that takes input or shows data checks its callers itself (a token, as the
+    ``http`` source does) or relies on the client certificates.
 
     :param settings: the validated configuration.
     :return: the routes.
