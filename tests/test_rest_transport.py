@@ -9,6 +9,7 @@ one copy of each.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import sqlite3
 import zipfile
@@ -310,3 +311,27 @@ async def test_a_partner_that_hangs_holds_up_no_other_partner(tmp_path: Path) ->
             partner.gate.set()
             await until(lambda: state_of("canton") == [("delivered",)], timeout=20)
     assert len(list((tmp_path / "archive").glob("*.xml"))) == 1
+
+
+async def test_an_answer_that_never_ends_to_a_message_taken_is_a_success(tmp_path: Path) -> None:
+    """A partner that takes the message and answers 200 with a body that never ends (a
+    misbehaving proxy): the delivery is sent, once. Reading the whole answer ran into the
+    timeout, and the retry sent the message again."""
+    partner = Partner()
+
+    async def endless(request: web.Request) -> web.StreamResponse:
+        await partner.handle(request)  # stored
+        response = web.StreamResponse(status=200)
+        await response.prepare(request)
+        with contextlib.suppress(ConnectionError):
+            while True:
+                await response.write(b" " * 65536)
+                await asyncio.sleep(0.001)
+        return response
+
+    async with serve(endless) as url:
+        rest = transport(tmp_path, url=url, timeout="2s")
+        result = await asyncio.wait_for(rest.send(item(delivery_ref="k-1")), 10)
+        await _close(rest)
+    assert result.detail == "HTTP 200 (Idempotency-Key k-1)"
+    assert len(partner.stored) == 1

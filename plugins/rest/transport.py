@@ -32,7 +32,7 @@ from gateway.api import (
     build_zip,
     retry_after_seconds,
 )
-from plugins.rest._client import ClientOptions, body_start, open_session, where
+from plugins.rest._client import ClientOptions, body_start, open_session, read_at_most, where
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 ZIP_MESSAGE_NAME = "message.xml"
 #: Answers that may succeed when tried again later (besides every 5xx).
 TRANSIENT_STATUS = frozenset({408, 429})
+#: The most bytes of a 2xx answer read; a longer one is cut off and its connection closed.
+ANSWER_READ = 1 << 20
 
 
 class RestOptions(ClientOptions):
@@ -98,7 +100,10 @@ class RestTransport:
             async with self._open().post(self.options.url, data=body, headers=headers,
                                          allow_redirects=False) as response:
                 if 200 <= response.status < 300:
-                    await response.read()  # all of it: the connection goes back to the pool
+                    # all of it, so that the connection goes back to the pool; an answer
+                    # longer than any acknowledgement is cut off (the message is taken)
+                    if await read_at_most(response, ANSWER_READ) is None:
+                        response.close()
                     return SendResult(awaits_receipt=False,
                                       detail=f"HTTP {response.status} (Idempotency-Key {key})")
                 raise _refusal(response.status, response.headers, await body_start(response))
