@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config import CONFIGURATION, format_duration, plugin_folders
+from gateway.wording import counted
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +101,8 @@ class ArchivedFiles:
                 log.warning("retention: cannot delete old files in %s: %s", folder, exc)
                 continue
             if deleted:
-                log.info("retention: deleted %d %s archived in %s more than %s ago", deleted,
-                         "file" if deleted == 1 else "files", folder, format_duration(self.keep))
+                log.info("retention: deleted %s archived in %s more than %s ago",
+                         counted(deleted, "file"), folder, format_duration(self.keep))
             total += deleted
         return total
 

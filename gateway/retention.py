@@ -26,6 +26,7 @@ from pathlib import Path
 from gateway.archives import ArchivedFiles
 from gateway.config import RetentionSettings
 from gateway.store import Store
+from gateway.wording import counted
 
 log = logging.getLogger(__name__)
 
@@ -59,29 +60,27 @@ class Retention:
     async def prune(self) -> int:
         """Delete the bodies of every settled message unchanged for ``keep``, a batch per
         transaction; how many messages (0 when ``keep`` is 0: kept forever)."""
-        return await self._in_batches(self._store.prune, ("settled message", "settled messages"),
-                                      "deleted the input and payloads of %d %s unchanged since %s")
+        return await self._in_batches(self._store.prune, "settled message",
+                                      "deleted the input and payloads of %s unchanged since %s")
 
     async def prune_persons(self) -> int:
         """Delete the states of persons who left the register (moved out, died, deleted in it)
         more than ``keep`` ago and whose messages are pruned, a batch per transaction; how
         many (0 when ``keep`` is 0). Residents are kept: the events that follow need them."""
-        return await self._in_batches(self._store.prune_persons, ("person", "persons"),
-                                      "deleted the states of %d %s who left the register before %s")
+        return await self._in_batches(self._store.prune_persons, "person",
+                                      "deleted the states of %s who left the register before %s")
 
     async def prune_receipts(self) -> int:
         """Delete the bytes of every receipt that matched no delivery (``receipt.unmatched``)
         recorded more than ``keep`` ago, a batch per transaction; how many (0 when ``keep``
         is 0). Their records stay."""
-        return await self._in_batches(self._store.prune_receipts,
-                                      ("unmatched receipt", "unmatched receipts"),
-                                      "deleted the bytes of %d %s recorded before %s")
+        return await self._in_batches(self._store.prune_receipts, "unmatched receipt",
+                                      "deleted the bytes of %s recorded before %s")
 
     async def _in_batches(self, prune: Callable[[float, int], Awaitable[int]],
-                          what: tuple[str, str], said: str) -> int:
+                          what: str, said: str) -> int:
         """``prune(before, PRUNE_BATCH)`` until a batch is not full, ``before`` being ``keep``
-        ago; how many in all, logged with ``said`` (the count, ``what`` in the singular or
-        the plural, then that time)."""
+        ago; how many in all, logged with ``said`` (how many ``what``, then that time)."""
         keep = self._settings.keep
         if not keep:
             return 0
@@ -93,7 +92,7 @@ class Retention:
             if pruned < PRUNE_BATCH:
                 break
         if total:
-            log.info("retention: " + said, total, what[0] if total == 1 else what[1],
+            log.info("retention: " + said, counted(total, what),
                      datetime.fromtimestamp(before, UTC).isoformat(timespec="seconds"))
         return total
 

@@ -15,6 +15,7 @@ from gateway.cli import _access
 from gateway.cli.exitcodes import FAILED, OK
 from gateway.config import format_duration
 from gateway.retention import Retention
+from gateway.wording import counted
 
 
 def add_commands(sub: Any) -> None:
@@ -41,11 +42,11 @@ def cmd_prune(args: argparse.Namespace) -> int:
         with _access.reader(args, settings) as r:
             before = datetime.now(UTC).timestamp() - keep
             count, persons, receipts = r.count_prunable(before)
-        print(f"{_count(count, 'settled message')} unchanged since {_iso(before)} would be"
+        print(f"{counted(count, 'settled message')} unchanged since {_iso(before)} would be"
               " pruned (an export's file counts once its rows are pruned)")
-        print(f"{_count(persons, 'person')} who left the register before {_iso(before)} would be"
+        print(f"{counted(persons, 'person')} who left the register before {_iso(before)} would be"
               " deleted")
-        print(f"the bytes of {_count(receipts, 'unmatched receipt')} recorded before"
+        print(f"the bytes of {counted(receipts, 'unmatched receipt')} recorded before"
               f" {_iso(before)} would be deleted")
     else:
         with _access.writer(args) as (_settings, store):
@@ -54,11 +55,11 @@ def cmd_prune(args: argparse.Namespace) -> int:
             count = asyncio.run(retention.prune())
             persons = asyncio.run(retention.prune_persons())
             receipts = asyncio.run(retention.prune_receipts())
-        print(f"pruned {_count(count, 'settled message')} unchanged since {_iso(before)}: input"
+        print(f"pruned {counted(count, 'settled message')} unchanged since {_iso(before)}: input"
               " and payloads deleted; records and journal remain")
-        print(f"deleted {_count(persons, 'person')} who left the register before {_iso(before)}:"
+        print(f"deleted {counted(persons, 'person')} who left the register before {_iso(before)}:"
               " states, keys and message links (the messages' records and the journal remain)")
-        print(f"deleted the bytes of {_count(receipts, 'unmatched receipt')} recorded before"
+        print(f"deleted the bytes of {counted(receipts, 'unmatched receipt')} recorded before"
               f" {_iso(before)}: receipts that matched no delivery (records and journal remain)")
     if args.dry_run:
         print(_files(files, {folder: len(paths) for folder, paths in files.due().items()},
@@ -70,11 +71,6 @@ def cmd_prune(args: argparse.Namespace) -> int:
         print(f"cannot delete old archived files: {exc}", file=sys.stderr)
         return FAILED
     return OK
-
-
-def _count(n: int, noun: str) -> str:
-    """``n`` and ``noun``, in the plural unless ``n`` is 1."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _files(files: ArchivedFiles, counts: dict[Path, int], done: str) -> str:

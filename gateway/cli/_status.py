@@ -12,6 +12,7 @@ from gateway.cli import _access, _render
 from gateway.cli.exitcodes import ATTENTION, OK
 from gateway.retention import free_bytes
 from gateway.store import DeliveryState
+from gateway.wording import noun
 
 
 def add_commands(sub: Any) -> None:
@@ -31,7 +32,7 @@ def attention(counts: dict[str, Any]) -> list[dict[str, Any]]:
     deliveries to review and overdue receipts name their ``partners``: ``{partner: count}``.
     """
     reasons = [{"kind": "paused", "count": p["deliveries"],
-                "what": f"deliver{'y' if p['deliveries'] == 1 else 'ies'} held: partner"
+                "what": f"{noun(p['deliveries'], 'delivery', 'deliveries')} held: partner"
                         f" {p['partner']} paused on node {p['node']}"
                         f" since {p['since']} by a fault on that machine ({p['error']})",
                 "hint": PAUSED_HINT, "node": p["node"], "partner": p["partner"],
@@ -43,7 +44,7 @@ def attention(counts: dict[str, Any]) -> list[dict[str, Any]]:
         return {p: n[state] for p, n in counts["unsettled"].items() if state in n}
 
     per_partner = [
-        ("dead", in_state(DeliveryState.DEAD), ("dead letter", "dead letters"),
+        ("dead", in_state(DeliveryState.DEAD), ("dead letter",),
          "ech-gateway dead-letters; replay them with --replay"),
         ("needs_review", in_state(DeliveryState.NEEDS_REVIEW),
          ("delivery to review", "deliveries to review"),
@@ -51,7 +52,7 @@ def attention(counts: dict[str, Any]) -> list[dict[str, Any]]:
         ("overdue", counts["overdue"], ("receipt overdue", "receipts overdue"),
          "ech-gateway messages list --delivery-state sent; ask the sedex client"),
     ]
-    reasons += [{"kind": kind, "count": sum(by.values()), "what": what[sum(by.values()) != 1],
+    reasons += [{"kind": kind, "count": (n := sum(by.values())), "what": noun(n, *what),
                  "hint": hint, "partners": by} for kind, by, what, hint in per_partner if by]
     found = [
         ("review", counts.get("needs_review", 0),
@@ -62,7 +63,7 @@ def attention(counts: dict[str, Any]) -> list[dict[str, Any]]:
          ("quarantined input not handled", "quarantined inputs not handled"),
          "ech-gateway messages list --unhandled; then messages resubmit or messages handle"),
     ]
-    reasons += [{"kind": kind, "count": count, "what": what[count != 1], "hint": hint}
+    reasons += [{"kind": kind, "count": count, "what": noun(count, *what), "hint": hint}
                 for kind, count, what, hint in found if count]
     store = counts["store"]
     if store["warn_free_below"] and store["free_bytes"] < store["warn_free_below"]:

@@ -1,0 +1,13 @@
+"""Counts in words, for log lines and the CLI: ``1 person``, ``2 persons``."""
+
+from __future__ import annotations
+
+
+def noun(n: int, one: str, many: str | None = None) -> str:
+    """``one`` if ``n`` is 1, else ``many`` (default: ``one`` + ``s``)."""
+    return one if n == 1 else many or f"{one}s"
+
+
+def counted(n: int, one: str, many: str | None = None) -> str:
+    """``n`` and its :func:`noun`: ``1 delivery``, ``3 deliveries``."""
+    return f"{n} {noun(n, one, many)}"
