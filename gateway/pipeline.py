@@ -1,7 +1,8 @@
 """The intake side: store first, then normalise → enrich → complete → rules → convert → validate → record.
 
 :class:`Pipeline` is the :class:`~gateway.contracts.Intake` every source
-gets. ``submit`` returns once the raw bytes are committed; processing
+gets. ``submit`` returns once the raw bytes are committed, and queues them
+(:mod:`gateway.admission`); processing
 follows in batches: the stages without I/O (:mod:`gateway.processor`) in
 worker processes when ``[gateway] workers`` > 0 (:mod:`gateway.stage_calls`), enrichment (person
 state, :mod:`gateway.enrich`) in the event loop. Everything a batch causes
@@ -23,22 +24,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
-import sqlite3
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pluggy
 
-from gateway.batching import BATCH_BYTES, QUEUED_BYTES, Batch, Waiting, cut, fitting
+from gateway.admission import Admission
+from gateway.batching import BATCH_BYTES, QUEUED_BYTES, Batch, Waiting, cut
 from gateway.contracts import Normalised, RawInput
 from gateway.enrich import Recording, enrich
 from gateway.errors import StoreLost, StoreUnavailable
 from gateway.inbound import WayBack
 from gateway.intake_pause import IntakePause
-from gateway.logs import RepeatedProblem
 from gateway.person_state import PersonChange
 from gateway.processor import Processor
 from gateway.stage_calls import Normalising, Stages
@@ -47,10 +46,6 @@ from gateway.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
-#: Seconds without a sender waiting for an answer before the next batch is processed.
-SENDERS_QUIET = 0.05
-#: Seconds before the backlog's read from the store is tried again after it failed.
-FEED_RETRY = 1.0
 
 
 @dataclass(slots=True)
@@ -90,7 +85,7 @@ class Pipeline:
                  batch_bytes: int = BATCH_BYTES, queued_bytes: int = QUEUED_BYTES) -> None:
         """:param batch_size: the most inputs one batch takes.
         :param answers_first: how long a batch may wait while senders wait for
-            answers (:meth:`_answers_first`); 0: never.
+            answers (:meth:`Admission.answers_first_wait`); 0: never.
         :param batch_bytes: the most input bytes one batch takes, beyond its first input.
         :param queued_bytes: the input bytes waiting in the queue at which it is full."""
         self._store = store
@@ -103,103 +98,21 @@ class Pipeline:
         self.pool = pool or WorkerPool(0)
         self.stages = Stages(proc, self.pool)
         self._waiting = Waiting(batch_size, batch_bytes, queued_bytes)
-        #: ids and sizes of inputs stored with ``wait=False`` while the queue was full, oldest first
-        self._backlog: deque[tuple[int, int]] = deque()
-        self._feeder: asyncio.Task[None] | None = None
         self.pause = pause
-        self._answers_first = answers_first
-        #: when (event-loop time) a sender last waited for its answer (``submit(wait=False)``)
-        self._answered_at = float("-inf")
+        self.admission = Admission(store, pause, self._waiting, batch_size=batch_size,
+                                   batch_bytes=batch_bytes, answers_first=answers_first)
         #: the batches :meth:`run` took from the queue and has not recorded yet, oldest first
         self._taken: deque[Batch] = deque()
-        #: submits whose caller was cancelled, storing and queueing on (:meth:`submit`)
-        self._finishing: set[asyncio.Task[list[int]]] = set()
 
     # -- Intake -----------------------------------------------------------------
     async def submit(self, raws: Sequence[RawInput], *, wait: bool = True) -> list[int]:
-        """Store ``raws`` durably, queue them for processing, return their ids.
-
-        ``wait=False`` never waits for room in the queue: what does not fit is
-        remembered by id (the bytes stay in the store only) and queued, read back
-        from the store, as room frees up; later such inputs queue behind it, so
-        they are processed in the order they were stored. What is remembered when
-        the process stops is ``received`` in the store: :meth:`recover` takes it.
-        Nor does it wait while the store cannot write: it raises
-        :class:`~gateway.errors.StoreUnavailable` (nothing stored).
-
-        A caller cancelled meanwhile (a source stopped by the drain, or by a
-        failure beside it) does not stop it: what is stored is queued all the same,
-        never left ``received`` without an owner until the next start.
-        """
-        if not raws:
-            return []
-        if not wait:
-            self._answered_at = asyncio.get_running_loop().time()
-        task = asyncio.ensure_future(self._store_and_queue(raws, wait))
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if not task.done():
-                self._finishing.add(task)
-                task.add_done_callback(self._finished)
-            raise
-
-    def _finished(self, task: asyncio.Task[list[int]]) -> None:
-        """A submit whose caller was cancelled is done; what failed it is said here."""
-        self._finishing.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("inputs whose source stopped meanwhile were not stored: %s",
-                        task.exception())
-
-    async def _store_and_queue(self, raws: Sequence[RawInput], wait: bool) -> list[int]:
-        """:meth:`submit`'s work: store ``raws``, queue the new ones; their ids."""
-        rows = await self.pause.write(lambda: self._store.add_raw(raws), wait=wait)
-        fresh = [(mid, raw) for (mid, new), raw in zip(rows, raws, strict=True) if new]
-        for batch in cut(fresh, None, self._batch_bytes):
-            if wait:
-                await self._waiting.put(batch)
-            else:
-                self._queue_now(batch)
-        return [mid for mid, _new in rows]
-
-    def _queue_now(self, fresh: Batch) -> None:
-        """Queue ``fresh`` if there is room and no backlog, else put it in the backlog."""
-        if self._feeder is None and not self._waiting.full():
-            self._waiting.put_nowait(fresh)
-            return
-        self._backlog.extend((mid, len(raw.data)) for mid, raw in fresh)
-        if self._feeder is None:
-            self._feeder = asyncio.create_task(self._feed(), name="pipeline backlog")
-
-    async def _feed(self) -> None:
-        """Queue the backlog, batch by batch, read back from the store, as room frees up.
-
-        A read that fails (the store cannot for now) is tried again a second later, the
-        backlog kept whole: those inputs were answered as taken already.
-        """
-        problem = RepeatedProblem(log, "queueing the inputs stored while the queue was full")
-        try:
-            while self._backlog:
-                taken = fitting((size for _mid, size in self._backlog), self._batch_bytes,
-                                self._batch_size)
-                ids = [mid for mid, _size in itertools.islice(self._backlog, taken)]
-                try:
-                    stored = await self._store.inputs(ids)
-                except (StoreUnavailable, OSError, sqlite3.Error) as exc:
-                    problem.failed(exc)
-                    await asyncio.sleep(FEED_RETRY)
-                    continue
-                problem.ok()
-                for _ in ids:
-                    self._backlog.popleft()
-                await self._waiting.put([(p.message, RawInput(p.source, p.ref, p.data, p.meta))
-                                       for p in stored])
-        finally:
-            self._feeder = None
+        """Store ``raws`` durably, queue them for processing, return their ids
+        (:meth:`Admission.submit <gateway.admission.Admission.submit>`)."""
+        return await self.admission.submit(raws, wait=wait)
 
     async def quarantine(self, raw: RawInput, reason: str, *, wait: bool = True) -> int:
         """Store ``raw`` as quarantined with ``reason`` (``wait``: as for :meth:`submit`)."""
-        return await self.pause.write(lambda: self._store.quarantine_raw(raw, reason), wait=wait)
+        return await self.admission.quarantine(raw, reason, wait=wait)
 
     # -- processing ---------------------------------------------------------------
     async def start(self) -> None:
@@ -256,7 +169,7 @@ class Pipeline:
         ahead_of = 1 if self.pool.size > 1 else 0
         try:
             while batch is not None:
-                await self._answers_first_wait()
+                await self.admission.answers_first_wait()
                 normalised = await ahead if ahead is not None else None
                 following = self._took(self._waiting.next_nowait())
                 # not in the worker that is about to finish this batch
@@ -369,31 +282,6 @@ class Pipeline:
                 await self._record([Processed(mid, MessageState.QUARANTINED,
                                               f"processing failed: {exc!r}")])
 
-    async def _answers_first_wait(self) -> None:
-        """Wait while senders wait for answers, at most ``answers_first`` seconds.
-
-        A sender waiting for its 202 (a push, ``submit(wait=False)``) is answered
-        once its input is stored; a batch processed meanwhile takes the event
-        loop and the cores from the answers. So while senders push, a batch
-        waits until no sender has waited for :data:`SENDERS_QUIET` s (counted
-        from the batch's turn: the loop may have been too busy to take
-        them), but never longer than
-        ``answers_first``: under a steady stream of pushes the backlog is still
-        worked off, a batch at a time.
-        """
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        if start - self._answered_at >= self._answers_first:  # nobody pushed for a while
-            return
-        # the loop may have been busy until now (the batch before), so that no
-        # sender could be answered: quiet counts from now at the earliest
-        give_up = start + self._answers_first
-        while (now := loop.time()) < give_up:
-            quiet_at = max(self._answered_at, start) + SENDERS_QUIET
-            if now >= quiet_at:
-                return
-            await asyncio.sleep(min(quiet_at, give_up) - now)
-
     def _normalise_ahead(self, batch: Batch | None,
                          avoid: int | None = None) -> asyncio.Task[Normalising] | None:
         """Start normalising ``batch`` now, in a worker (if there is a choice, not ``avoid``);
@@ -405,16 +293,13 @@ class Pipeline:
     async def stop(self) -> None:
         """Let :meth:`run` finish what is queued (the backlog, and what submits whose callers
         were cancelled still queue, too), then return."""
-        await asyncio.gather(*self._finishing, return_exceptions=True)
-        if self._feeder is not None:
-            await self._feeder
+        await self.admission.settle()
         await self._waiting.put(None)
 
     def close(self, *, at_once: bool = False) -> None:
         """Stop the worker processes (``at_once``: :meth:`WorkerPool.close`), and queueing the
         backlog: it is taken at the next start."""
-        if self._feeder is not None:
-            self._feeder.cancel()
+        self.admission.close()
         self.pool.close(at_once=at_once)
 
     async def process(self, batch: Batch, normalised: Normalising | None = None) -> list[Processed]:

@@ -190,7 +190,7 @@ async def test_the_answer_never_waits_behind_the_processing_backlog(tmp_path: Pa
             *(post(session, gw, sample_message(f"backlog-{i}", seed=i)) for i in range(count - 1))),
             timeout=20)]
         assert {status for status, _ in answers} == {202}
-        assert gw.pipeline._feeder is not None, "the queue is full: the rest waits in the backlog"
+        assert gw.pipeline.admission._feeder is not None, "the queue is full: the rest waits in the backlog"
         assert states(db, "SELECT count(*) FROM messages WHERE state = 'received'")[0][0] == count
         gate.open.set()
         await until(lambda: _processed(db) == count, timeout=30)

@@ -124,7 +124,7 @@ async def test_the_backlog_read_back_after_a_failed_read_loses_nothing(
     """Pushes answered while the queue was full wait in the store, remembered by id; when
     reading them back fails (the store cannot for now), the read is tried again with the
     same ids, and every one of them is processed."""
-    monkeypatch.setattr("gateway.pipeline.FEED_RETRY", 0.01)
+    monkeypatch.setattr("gateway.admission.FEED_RETRY", 0.01)
     files = _corpus()
     pipeline = _pipeline(tmp_path, store, batch_bytes=2 * len(files[1][1]), queued_bytes=1)
     failures = _fail_once(store, "inputs", StoreUnavailable("disk full"))
