@@ -38,7 +38,7 @@ from gateway.intake_pause import IntakePause
 from gateway.logs import RepeatedProblem, redact
 from gateway.pipeline import Pipeline
 from gateway.plugin_types import GatewayEvent, PluginContext, Source, Transport
-from gateway.plugins import loaded_from_entry_points, notify, source_types, transport_types
+from gateway.plugins import loaded_from_entry_points, notify, notify_stop, source_types, transport_types
 from gateway.processor import Processor, normalise_context, partner_targets
 from gateway.retention import SPACE_INTERVAL, Retention
 from gateway.retry import RetryPolicy
@@ -190,6 +190,7 @@ class Gateway:
         abort.cancel()
         await self._stop_jobs(scheduler)
         self.pipeline.close(at_once=not drained)
+        notify_stop(self.pm)
         try:
             self.store.checkpoint()
         except (StoreUnavailable, sqlite3.Error) as exc:  # the WAL stays; the next start reads it

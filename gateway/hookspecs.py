@@ -362,3 +362,22 @@ def gateway_event(event: GatewayEvent) -> None:
             if event.kind == "delivery.dead":
                 page_the_operator(event.delivery)
     """
+
+
+@hookspec
+def gateway_stop() -> None:
+    """The daemon stops: its drain is over, and every event committed was told (``gateway_event``).
+
+    For a plugin that holds something back between events (a summary of alerts
+    not yet due, notifications waiting to be sent in one batch): say or send it
+    now, for the process ends soon after. Called once, from the event loop,
+    after the sources, transports and workers stopped and before the store
+    closes. Must return quickly and never raise. Not called when the daemon is
+    killed (SIGKILL, a crash).
+
+    Example::
+
+        @hookimpl
+        def gateway_stop():
+            MY_BATCH.send_now()
+    """

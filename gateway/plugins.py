@@ -159,6 +159,14 @@ def notify(pm: pluggy.PluginManager, event: GatewayEvent) -> None:
         log.exception("gateway_event listener failed for %s", event.kind)
 
 
+def notify_stop(pm: pluggy.PluginManager) -> None:
+    """Call ``gateway_stop``; a failing plugin is logged, never raised (the stop goes on)."""
+    try:
+        pm.hook.gateway_stop()
+    except Exception:
+        log.exception("gateway_stop failed")
+
+
 def describe(pm: pluggy.PluginManager) -> list[dict[str, Any]]:
     """What ``ech-gateway plugins`` prints: each plugin with its hooks and types."""
     rows = []

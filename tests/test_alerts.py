@@ -185,6 +185,36 @@ async def test_the_end_of_an_incident_is_said_a_window_after_the_partner_works_a
     assert end.startswith("delivery.retry for canton: works again after 0s, 1 in all")
 
 
+def test_the_stop_says_what_the_open_incidents_hold(clock: Clock,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """A stop within the window loses nothing: the alerts counted are summarised, a partner
+    that works again says so, an incident still failing says it is open, one over says
+    nothing more."""
+    with caplog.at_level(logging.INFO):
+        gateway_event(retry(1, "archive", "outbox missing"))  # over once an hour has passed
+        clock.now += 3600.0
+        for n in range(2, 12):  # canton fails 10 times, then takes a delivery
+            gateway_event(retry(n, "canton", "outbox full"))
+            clock.now += 1.0
+        gateway_event(GatewayEvent("delivery.sent", 12, 12, {"partner": "canton", "ref": "r"}))
+        for n in range(13, 18):  # sedex-b fails 5 times and still does at the stop
+            gateway_event(retry(n, "sedex-b", "permission denied"))
+            clock.now += 2.0
+        clock.now += 20.0
+        before = len(said(caplog))
+        plugins.alerts.INCIDENTS.stop()
+    assert said(caplog)[before:] == [
+        "delivery.retry for canton: 8 more in the last 10s (deliveries 4, 5, 6, 7, 8, 9, 10,"
+        " 11): outbox full",
+        "delivery.retry for canton: works again after 10s, 10 in all (outbox full)",
+        "delivery.retry for sedex-b: 3 more in the last 30s (deliveries 15, 16, 17):"
+        " permission denied",
+        "delivery.retry for sedex-b: open at the stop, after 30s, 5 in all (permission denied)",
+    ]
+    assert not [r for r in caplog.records if "archive" in r.getMessage()
+                and "open at the stop" in r.getMessage()]
+
+
 def test_different_partners_and_faults_are_different_incidents(
         clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO):

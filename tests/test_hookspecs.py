@@ -25,6 +25,7 @@ import hashlib
 import inspect
 import io
 import json
+import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import redirect_stdout
@@ -491,6 +492,42 @@ async def test_hook_gateway_event(tmp_path: Path, hook_calls: list[str]) -> None
     assert sorted(listener.seen) == [("delivery.dead", "dead"),
                                      ("message.quarantined", "quarantined")]
     assert "gateway_event" in hook_calls
+
+
+class _Told:
+    """Hears the events and the stop, in order."""
+
+    def __init__(self) -> None:
+        self.heard: list[str] = []
+
+    @hookimpl
+    def gateway_event(self, event: GatewayEvent) -> None:
+        self.heard.append(event.kind)
+
+    @hookimpl
+    def gateway_stop(self) -> None:
+        self.heard.append("stop")
+
+
+async def test_hook_gateway_stop(tmp_path: Path, hook_calls: list[str],
+                                 caplog: pytest.LogCaptureFixture) -> None:
+    """The stop comes once, after the last event; the built-in alerts say then that the
+    partner works again, which they would otherwise say a minute later, after the exit."""
+    partner = ('[partners.canton]\ntransport = "stub"\n[partners.canton.retry]\n'
+               'initial = "10ms"\njitter = 0\n[partners.canton.stub]\nfail_transient = 2\n')
+    config = write_config(tmp_path, partner)
+    pm = plugin_manager()
+    told = _Told()
+    pm.register(told, name="told")
+    with caplog.at_level(logging.INFO):
+        async with running(config, pm):
+            drop(tmp_path / "in", "m.xml", message("stop-1"))
+            await until(lambda: "delivery.delivered" in told.heard)
+            assert not [r for r in caplog.records if "works again" in r.getMessage()]
+    assert told.heard == ["delivery.retry", "delivery.retry", "delivery.delivered", "stop"]
+    [end] = [r.getMessage() for r in caplog.records if "works again" in r.getMessage()]
+    assert end.startswith("delivery.retry for canton: works again after 0s, 2 in all")
+    assert "gateway_stop" in hook_calls
 
 
 class _Ping:

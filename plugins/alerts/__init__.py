@@ -10,7 +10,8 @@ One alert per incident, not per attempt: alerts of one kind, partner and
 fault are grouped (:mod:`plugins.alerts._incidents`). The first few are
 logged, the rest summarised, once a minute at first and then less often
 (up to every four hours), and a partner's failing attempts end with one line
-once it has taken deliveries for a minute without failing. Failing attempts
+once it has taken deliveries for a minute without failing. At the stop, what
+is held back is said, and each incident still open says so. Failing attempts
 stay one incident while their retries come, however far apart, and while the
 partner fails now and then between successes. Alerts by webhook, SMTP or
 syslog will be further listeners of the same hook.
@@ -92,6 +93,12 @@ def gateway_event(event: GatewayEvent) -> None:
     INCIDENTS.alert(Key(event.kind, None if partner is None else str(partner), cause), text,
                     event.delivery if event.delivery is not None else event.message,
                     _next_in(event))
+
+
+@hookimpl
+def gateway_stop() -> None:
+    """Say what the open incidents hold back (:meth:`Incidents.stop`)."""
+    INCIDENTS.stop()
 
 
 def _next_in(event: GatewayEvent) -> float | None:

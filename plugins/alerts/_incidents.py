@@ -140,12 +140,36 @@ class Incidents:
             if incident.works_since is None or now - incident.works_since < self.window:
                 continue
             self._summarise(key, until=incident.works_since)
-            # Worth a warning only when alerts were held back: otherwise each was told already.
-            level = logging.WARNING if incident.logged >= self.burst else logging.INFO
-            self._log.log(level, "%s for %s: works again after %s, %d in all (%s)",
-                          key.kind, key.partner, span(incident.works_since - incident.opened),
-                          incident.total, key.fault)
-            self._close(key, incident)
+            self._end(key, incident, f"works again after"
+                                     f" {span(incident.works_since - incident.opened)}")
+
+    def stop(self) -> None:
+        """The daemon stops: say what the open incidents hold, for their state ends here.
+
+        Alerts counted since the last summary are summarised; an incident
+        whose partner works again ends as :meth:`sweep` ends it, however short
+        the time since; one whose cause may still be there (its last alert, or
+        the next alert it announced, is less than a ``window`` ago) says it is
+        open at the stop, how long it lasted and how many alerts it had.
+        """
+        now = self._clock()
+        for key, incident in list(self._open.items()):
+            self._summarise(key, until=incident.works_since)
+            if incident.works_since is not None:
+                self._end(key, incident, f"works again after"
+                                         f" {span(incident.works_since - incident.opened)}")
+            elif now - max(incident.last, incident.expected) <= self.window:
+                self._end(key, incident, f"open at the stop, after {span(now - incident.opened)}")
+            else:  # over: it ended quietly, as it would have at its next alert
+                self._close(key, incident)
+
+    def _end(self, key: Key, incident: _Incident, how: str) -> None:
+        """Say that ``key``'s incident ends (``how``) and forget it."""
+        # Worth a warning only when alerts were held back: otherwise each was told already.
+        level = logging.WARNING if incident.logged >= self.burst else logging.INFO
+        self._log.log(level, "%s%s: %s, %d in all (%s)", key.kind,
+                      f" for {key.partner}" if key.partner else "", how, incident.total, key.fault)
+        self._close(key, incident)
 
     def _summarise(self, key: Key, until: float | None = None) -> None:
         """Say how many alerts of ``key`` were counted since the last summary, if any.
