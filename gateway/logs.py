@@ -42,6 +42,20 @@ _NUMBERS = re.compile(
 )
 
 
+#: A VN/AHV number wherever it stands (in a file name, say); UUIDs and digests are kept.
+_VN = re.compile(
+    r"(?P<keep>\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
+    r"|\b[0-9a-f]{64}\b)"
+    r"|(?<!\d)756(?:[.\s]\d{4}[.\s]\d{4}[.\s]\d{2}|\d{10})(?!\d)"
+)
+
+
+def hide_vn(text: str) -> str:
+    """``text`` without VN/AHV numbers: what every log line passes through (a line names
+    files, and a registry may name a person's file by their VN)."""
+    return _VN.sub(lambda m: m["keep"] or "756…", text)
+
+
 def redact(text: str) -> str:
     """``text`` without the values it quotes and without long numbers (references stay).
 
@@ -111,11 +125,16 @@ class RepeatedProblem:
 
 
 class TextFormatter(logging.Formatter):
-    """``time level logger: message``; a traceback with the values its exception quotes
-    :func:`redact`-ed (a plugin's error may quote a name or a VN; the code lines stay)."""
+    """``time level logger: message``, without VN/AHV numbers; a traceback with the values its
+    exception quotes :func:`redact`-ed (a plugin's error may quote a name or a VN; the code
+    lines stay)."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render ``record``, without VN/AHV numbers (:func:`hide_vn`)."""
+        return hide_vn(super().format(record))
 
     def formatException(self, ei: Any) -> str:
         """The traceback, redacted."""
@@ -123,7 +142,8 @@ class TextFormatter(logging.Formatter):
 
 
 class JsonFormatter(TextFormatter):
-    """One JSON object per line (its traceback redacted, as :class:`TextFormatter`'s)."""
+    """One JSON object per line (without VN/AHV numbers, its traceback redacted, as
+    :class:`TextFormatter`'s)."""
 
     def format(self, record: logging.LogRecord) -> str:
         """Render ``record`` as JSON."""
@@ -132,7 +152,7 @@ class JsonFormatter(TextFormatter):
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": hide_vn(record.getMessage()),
         }
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)

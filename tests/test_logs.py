@@ -131,3 +131,20 @@ def test_a_traceback_in_the_log_loses_the_values_its_error_quotes(
     assert "Anna" not in out and "5678" not in out
     assert "normaliser failed on message 7" in out and "Traceback (most recent call last)" in out
     assert "ValueError: 1 validation error for Person: input_value='…'" in out
+
+
+@pytest.mark.parametrize("formatter", [TextFormatter(), JsonFormatter()])
+def test_a_vn_in_a_file_name_never_reaches_the_log(formatter: logging.Formatter) -> None:
+    """Log lines name files as they are, and a registry may name a person's files by their
+    VN; whatever line carries one, the formatter hides it (references stay readable)."""
+    record = logging.LogRecord(
+        "plugins.folder.source", logging.WARNING, __file__, 1,
+        "source %s: cannot read %s (%s); attempt %s, digest %s", (
+            "registry", "/srv/drop/7561234567897_permit.xml and 756.1234.5678.97.pdf",
+            "Permission denied", "0a1b2c3d-7561-4000-8000-756123456789", "a" * 64), None)
+    out = formatter.format(record)
+    if isinstance(formatter, JsonFormatter):
+        out = json.loads(out)["msg"]
+    assert "7561234567897" not in out and "756.1234" not in out, out
+    assert "/srv/drop/756…_permit.xml and 756….pdf (Permission denied)" in out
+    assert "attempt 0a1b2c3d-7561-4000-8000-756123456789, digest " + "a" * 64 in out
