@@ -15,8 +15,9 @@ is a gap in this module, not a licence to import internals.
 - helpers worth sharing: safe XML parsing and validation, safe zip handling,
   file and folder primitives (:func:`replace_durably` for a plugin's own state
   files), taking files that are written in place (:class:`FileTaker`), log redaction,
-  an HTTP ``Retry-After`` header in seconds (:func:`retry_after_seconds`), a dotted
-  path into parsed JSON (:func:`value_at`);
+  an HTTP ``Retry-After`` header in seconds (:func:`retry_after_seconds`), an HTTP
+  answer's body read up to a limit (:func:`read_at_most`), a dotted path into parsed
+  JSON (:func:`value_at`);
 - for a plugin's own commands and simulators: the gateway's configuration
   (:func:`load_config`, :class:`ConfigError`; :data:`CONFIGURATION` names, in a
   problem's ``file``, the file that set a key) and valid sample eCH-0223
@@ -113,6 +114,7 @@ from gateway.filetake import (
     display_name,
 )
 from gateway.hookspecs import hookimpl
+from gateway.http.answers import read_at_most
 from gateway.http.client_options import HttpsClientOptions
 from gateway.logs import RepeatedProblem, partner_text, redact
 from gateway.manual import send_manual
@@ -246,6 +248,7 @@ __all__ = [
     "partner_text",
     "permit_category",
     "person_keys",
+    "read_at_most",
     "read_evidence",
     "read_file",
     "read_part",

@@ -8,6 +8,7 @@ what the registry holds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from pathlib import Path
@@ -18,15 +19,20 @@ from aiohttp import web
 
 from gateway.api import (
     ConfigError,
+    GatewayError,
     NormaliseContext,
+    OutboundItem,
     PersonState,
     RawInput,
+    TransientError,
     ech0223,
     load_config,
 )
 from gateway.plugins import get_plugin_manager
 from gateway.testing import PARTNER, SOURCE, harness, sample_message, serve, states
 from plugins import ech0020
+from plugins.registry_rest.client import RegistryClient
+from plugins.registry_rest.options import RegistryOptions
 from plugins.registry_rest.sim import RegistrySimulator
 from plugins.sedex.sim import SedexSimulator
 from plugins.sedex.sim_answers import Answerer
@@ -255,6 +261,94 @@ async def test_a_wrong_token_finds_nobody_and_the_message_waits_for_review(
         await gw.from_partner(sample_message("canton-1", person=resident().identification))
         await gw.wait_for(lambda: gw.messages()[0].state == "needs_review")
     assert sim.inbox == [] and gw.deliveries() == []
+
+
+def endless(status: int) -> web.Application:
+    """A registry (or a proxy before it) whose every answer has ``status`` and never ends."""
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(status=status)
+        await response.prepare(request)
+        with contextlib.suppress(ConnectionError):
+            await response.write(b'{"events": [], "persons": [], "more": "')
+            while True:
+                await response.write(b" " * 65536)
+                await asyncio.sleep(0)
+        return response
+
+    app = web.Application()
+    app.router.add_route("*", "/{path:.*}", answer)
+    return app
+
+
+def delivery() -> OutboundItem:
+    return OutboundItem(delivery_id=4, partner="registry", attempt=1, attempt_ref="a-1",
+                        message_id="m-1", payload=b"<m/>", delivery_ref="store-4")
+
+
+def patient(url: str) -> RegistryClient:
+    """A client of the registry at ``url`` that waits a minute for any answer."""
+    return RegistryClient(RegistryOptions.model_validate(
+        {"url": url, "timeout": "60s", "lookup_timeout": "60s"}))
+
+
+async def test_answers_that_never_end_are_read_up_to_a_limit() -> None:
+    """Each answer is read up to a limit, then given up, well before the (minute-long)
+    timeouts: an endless events page or search answer is refused with the registry's URL
+    and the limit, and an endless acknowledgement of a delivery is cut off, the delivery
+    done. Before, every one was read (into memory) until the timeout ended it."""
+    async with serve(endless(200)) as url, patient(url) as client:
+        limit = rf"is larger than max_response \({64 << 20} bytes\)"
+        with pytest.raises(GatewayError, match=rf"^the answer from {url}/events {limit}$"):
+            await asyncio.wait_for(client.events(None, 100), 20)
+        with pytest.raises(GatewayError, match=rf"^the answer from {url}/persons/search {limit}$"):
+            await asyncio.wait_for(client.persons({"vn": VN}), 20)
+        done = await asyncio.wait_for(client.deliver(delivery()), 20)
+    assert done.detail == "HTTP 200 from the registry"
+    async with serve(endless(503)) as url, patient(url) as client:
+        with pytest.raises(TransientError, match=r"^the registry answered HTTP 503: '.*'$"):
+            await asyncio.wait_for(client.deliver(delivery()), 20)
+
+
+#: ``max_response`` of the test of an events page too large: the pages after it fit.
+MAX_RESPONSE = 64 << 10
+
+
+async def test_an_events_page_larger_than_max_response_is_refused_and_the_next_poll_goes_on(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The first page comes without a length (chunked), four times ``max_response``: it is
+    refused, named with the registry and the limit; nothing of it is stored and the cursor
+    stays, so the next poll asks for the same events again, and takes the page that fits."""
+    asked: list[str | None] = []
+    good = {"id": "1", "body": sample_message("good-1", seed=1).decode()}
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        asked.append(request.query.get("after"))
+        if len(asked) == 1:
+            big = {"id": "big", "body": sample_message("big", seed=2).decode()
+                   + " " * (4 * MAX_RESPONSE)}
+            response = web.StreamResponse()
+            await response.prepare(request)
+            await response.write(json.dumps({"events": [big], "cursor": "big"}).encode())
+            return response
+        return web.json_response({"events": [] if asked[-1] else [good], "cursor": "1"})
+
+    app = web.Application()
+    app.add_routes([web.get("/events", events)])
+    caplog.set_level(logging.WARNING, "plugins.registry_rest.source")
+    async with serve(app) as url, harness(
+            tmp_path, source="registry-rest", source_options=POLLING,
+            settings=registry(url, max_response=MAX_RESPONSE)) as gw:
+        await gw.settled(1)
+        await gw.wait_for(lambda: "1" in asked)
+    assert [item.message_id for item in gw.collected] == ["good-1"]
+    assert [m.ref for m in gw.messages()] == ["registry event 1"]
+    assert asked[:2] == [None, None]  # the refused page did not move the cursor
+    assert [(r.levelname, r.getMessage()) for r in caplog.records
+            if r.name == "plugins.registry_rest.source"] == [
+        ("ERROR", f"source {SOURCE} failed: cannot read the registry's events: the answer from"
+                  f" {url}/events is larger than max_response ({MAX_RESPONSE} bytes)"),
+        ("WARNING", f"source {SOURCE} works again")]
 
 
 def test_a_source_must_name_a_registry_partner(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ import aiohttp
 from pydantic import ValidationError
 
 from gateway.api import (
+    GatewayError,
     OutboundItem,
     PermanentError,
     PersonState,
@@ -36,6 +37,7 @@ from gateway.api import (
     TransientError,
     build_zip,
     partner_text,
+    read_at_most,
     retry_after_seconds,
 )
 from plugins.registry_rest.options import RegistryOptions
@@ -46,6 +48,15 @@ log = logging.getLogger(__name__)
 TRANSIENT_STATUS = frozenset({408, 429})
 #: The longest event id kept in a reference.
 MAX_ID = 200
+#: The most bytes of a 2xx answer to a delivery read; a longer one is cut off (the
+#: registry has the message) and its connection closed.
+ANSWER_READ = 1 << 20
+#: How much of a refusing answer's body is read for its reason (which quotes the start).
+REASON_READ = 800
+
+
+class AnswerTooLarge(GatewayError):
+    """The registry's answer is larger than ``max_response``: it is not read further."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,10 +117,12 @@ class RegistryClient:
         try:
             async with self._open().post(url, data=body, headers=headers,
                                          allow_redirects=False) as response:
-                text = await response.text(errors="replace")
                 if 200 <= response.status < 300:
+                    if await read_at_most(response, ANSWER_READ) is None:
+                        response.close()
                     return SendResult(awaits_receipt=False,
                                       detail=f"HTTP {response.status} from the registry")
+                text = (await response.content.read(REASON_READ)).decode("utf-8", "replace")
                 said = f"the registry answered HTTP {response.status}: {_start(text)}"
                 if response.status in TRANSIENT_STATUS or response.status >= 500:
                     raise TransientError(said, retry_after=retry_after_seconds(
@@ -125,13 +138,15 @@ class RegistryClient:
 
         :raises aiohttp.ClientError, TimeoutError: the registry cannot be asked.
         :raises ValueError: its answer is not the documented JSON.
+        :raises AnswerTooLarge: its answer is larger than ``max_response``.
         """
         timeout = aiohttp.ClientTimeout(total=self.options.lookup_timeout)
-        async with self._open().post(self.options.endpoint("persons/search"), json=dict(query),
-                                     timeout=timeout, allow_redirects=False) as response:
+        url = self.options.endpoint("persons/search")
+        async with self._open().post(url, json=dict(query), timeout=timeout,
+                                     allow_redirects=False) as response:
             if response.status != 200:
                 raise ValueError(f"POST persons/search answered HTTP {response.status}")
-            answer = await response.json(content_type=None)
+            answer = await self._json(response, url)
         found = []
         for entry in _list(answer, "persons"):
             try:
@@ -146,18 +161,31 @@ class RegistryClient:
 
         :raises aiohttp.ClientError, TimeoutError: the registry cannot be asked.
         :raises ValueError: its answer is not the documented JSON.
+        :raises AnswerTooLarge: its answer is larger than ``max_response``.
         """
         params = {"limit": str(limit)} | ({"after": after} if after is not None else {})
-        async with self._open().get(self.options.endpoint("events"), params=params,
-                                    allow_redirects=False) as response:
+        url = self.options.endpoint("events")
+        async with self._open().get(url, params=params, allow_redirects=False) as response:
             if response.status != 200:
                 raise ValueError(f"GET events answered HTTP {response.status}")
-            answer = await response.json(content_type=None)
+            answer = await self._json(response, url)
         events = [_event(n, entry) for n, entry in enumerate(_list(answer, "events"))]
         cursor = answer.get("cursor")
         if cursor is not None and not isinstance(cursor, str):
             raise ValueError("the cursor in the answer is not a string")
         return events, cursor if cursor is not None else after
+
+    async def _json(self, response: aiohttp.ClientResponse, url: str) -> Any:
+        """The JSON of the answer from ``url``, read up to ``max_response`` bytes.
+
+        :raises AnswerTooLarge: it is longer (the rest is not read).
+        :raises ValueError: it is not JSON.
+        """
+        body = await read_at_most(response, self.options.max_response)
+        if body is None:
+            raise AnswerTooLarge(f"the answer from {url} is larger than max_response"
+                                 f" ({self.options.max_response} bytes)")
+        return json.loads(body)
 
 
 def _list(answer: Any, key: str) -> list[Any]:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import aiohttp
 
 from gateway.api import PersonState, ech0223
-from plugins.registry_rest.client import RegistryClient
+from plugins.registry_rest.client import AnswerTooLarge, RegistryClient
 from plugins.registry_rest.options import RegistryOptions
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ async def search(registries: Sequence[RegistryOptions],
             for query in asks:
                 try:
                     found = await client.persons(query)
-                except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                except (aiohttp.ClientError, TimeoutError, ValueError, AnswerTooLarge) as exc:
                     log.warning("registry %s: person look-up by %s failed (%s); taken as unknown",
                                 options.url, "+".join(query), str(exc) or type(exc).__name__)
                     break  # this registry cannot be asked now: try the next one

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ConfigDict, Field, SecretStr, field_validator
 
-from gateway.api import Duration, HttpsClientOptions, PluginOptions
+from gateway.api import Duration, HttpsClientOptions, PluginOptions, Size
 
 
 class RegistryOptions(HttpsClientOptions, PluginOptions):
@@ -30,6 +30,10 @@ class RegistryOptions(HttpsClientOptions, PluginOptions):
     lookup_timeout: Duration = Field(
         5.0, gt=0, description="longest time a person look-up may take: a registry that does not"
                                " answer in time counts as not knowing the person")
+    max_response: Size = Field(
+        64 << 20, gt=0, description="largest answer to an events poll or a person search taken,"
+                                    " in bytes; a larger one is an error (a smaller batch of the"
+                                    " registry-rest source asks for smaller pages)")
 
     @field_validator("url")
     @classmethod

@@ -35,7 +35,7 @@ from gateway.api import (
     in_thread,
     replace_durably,
 )
-from plugins.registry_rest.client import RegistryClient
+from plugins.registry_rest.client import AnswerTooLarge, RegistryClient
 from plugins.registry_rest.options import RegistryOptions
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ class RegistrySource:
             while True:
                 try:
                     more = await self.poll(intake)
-                except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                except (aiohttp.ClientError, TimeoutError, ValueError, AnswerTooLarge) as exc:
                     self._problem.failed(f"cannot read the registry's events: {_said(exc)}")
                     more = False
                 else:

@@ -20,8 +20,6 @@ OWN_HEADERS = frozenset({"authorization", "content-type", "idempotency-key", "ho
                          "content-length"})
 #: How much of a refusing answer's body is read for its reason (which quotes the start).
 BODY_READ = 800
-#: The most bytes of a body read at once.
-_CHUNK = 1 << 16
 
 
 class ClientOptions(HttpsClientOptions, PluginOptions):
@@ -88,19 +86,6 @@ async def body_start(response: aiohttp.ClientResponse) -> str:
     """The first characters of an answer's body, quoted for a reason (:func:`partner_text`)."""
     data = await response.content.read(BODY_READ)
     return partner_text(data.decode("utf-8", "replace")) if data.strip() else ""
-
-
-async def read_at_most(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
-    """The whole body, or ``None`` if it is longer than ``limit`` bytes (read no further:
-    a declared length says so before anything is read)."""
-    if response.content_length is not None and response.content_length > limit:
-        return None
-    body = bytearray()
-    async for chunk in response.content.iter_chunked(_CHUNK):
-        body += chunk
-        if len(body) > limit:
-            return None
-    return bytes(body)
 
 
 def where(url: str) -> str:

@@ -40,9 +40,10 @@ from gateway.api import (
     RawInput,
     RepeatedProblem,
     Size,
+    read_at_most,
     replace_durably,
 )
-from plugins.rest._client import ClientOptions, body_start, open_session, read_at_most, where
+from plugins.rest._client import ClientOptions, body_start, open_session, where
 
 log = logging.getLogger(__name__)
 

@@ -30,9 +30,10 @@ from gateway.api import (
     SendResult,
     TransientError,
     build_zip,
+    read_at_most,
     retry_after_seconds,
 )
-from plugins.rest._client import ClientOptions, body_start, open_session, read_at_most, where
+from plugins.rest._client import ClientOptions, body_start, open_session, where
 
 log = logging.getLogger(__name__)
 
