@@ -468,6 +468,36 @@ async def test_a_delivery_another_writer_changed_meanwhile_is_not_overwritten(
     assert state == DeliveryState.DEAD
 
 
+async def test_status_reads_its_counts_in_one_snapshot(store: SQLiteStore) -> None:
+    """``status`` reads the deliveries per partner and state, then the totals, in queries of
+    their own, while the daemon writes. A commit between them must not make them disagree.
+
+    The interleaving is real, not simulated: the reader's connection runs its queries in a
+    thread, and its SQLite trace callback (called as each statement starts to run) waits,
+    when the totals' query starts, for the daemon's writer to commit another routed message
+    with its delivery. Every figure must then be the one before that commit."""
+    await queued(store, "first")
+    reader = StoreReader(store.path)
+    loop = asyncio.get_running_loop()
+    written: list[int] = []
+
+    def meanwhile(statement: str) -> None:
+        if statement.startswith("SELECT state, count(*) FROM messages") and not written:
+            written.append(asyncio.run_coroutine_threadsafe(queued(store, "second"), loop)
+                           .result(10))
+
+    reader.conn.set_trace_callback(meanwhile)
+    try:
+        counts = await asyncio.to_thread(reader.counts)
+    finally:
+        reader.close()
+    assert written, "the write came between the queries"
+    assert counts["unsettled"] == {"canton": {DeliveryState.QUEUED: 1}}
+    assert counts["deliveries"] == {DeliveryState.QUEUED: 1}
+    assert counts["messages"] == {MessageState.ROUTED: 1}
+    assert counts["waiting"] == {"canton": 1}
+
+
 async def test_the_wal_stays_bounded_while_writes_never_pause(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # a commit checkpoints once the WAL holds this many pages; the next starts it over

@@ -8,6 +8,8 @@ a few at a time (:func:`release_free_pages`).
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -33,6 +35,21 @@ def connect(path: Path, *, busy_timeout: float = 30.0, readonly: bool = False,
     conn.execute("PRAGMA foreign_keys=ON")
     conn.row_factory = sqlite3.Row
     return conn
+
+
+@contextmanager
+def snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    """One read transaction on ``conn``: its queries see the database as the first found it.
+
+    Cheap in WAL mode: the writer goes on meanwhile, and a checkpoint leaves only the
+    pages written since it began in the WAL, until it ends.
+    """
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        if conn.in_transaction:
+            conn.execute("COMMIT")
 
 
 def tune_writer(conn: sqlite3.Connection) -> None:

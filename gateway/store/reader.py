@@ -20,7 +20,7 @@ from gateway.store import (
     _retention_ops,
     journal,
 )
-from gateway.store._connection import connect
+from gateway.store._connection import connect, snapshot
 from gateway.store.anchor import Anchor, read_anchor
 from gateway.store.migrate import missing
 
@@ -103,8 +103,10 @@ class StoreReader:
 
     def counts(self) -> dict[str, Any]:
         """Counts per state, deliveries per partner and state, overdue receipts per partner,
-        unhandled quarantined input."""
-        return _queries.counts(self.conn)
+        unhandled quarantined input: all of one moment (one read transaction), so that
+        a write meanwhile cannot make the totals and the counts per partner disagree."""
+        with snapshot(self.conn):
+            return _queries.counts(self.conn)
 
     def activity(self, since: int) -> tuple[int, dict[str, int], int]:
         """The journal's head, events after ``since`` by kind, deliveries not yet final."""
