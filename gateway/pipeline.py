@@ -271,8 +271,18 @@ class Pipeline:
     async def _each_alone(self, batch: Batch) -> None:
         """Process each input of ``batch`` alone; one whose processing fails is quarantined
         with the error, so that it holds up no other. A store that cannot write (or is lost)
-        is no fault of the input's: that error goes on, and the input stays to be processed."""
+        is no fault of the input's: that error goes on, and the input stays to be processed.
+
+        An input whose outcome is recorded already is not processed again: the batch failed
+        after its commit (reading the rows of an export among it, which wait, stored).
+        """
+        waiting = {p.message for p in await self._store.inputs([mid for mid, _raw in batch])}
+        if len(waiting) < len(batch):
+            log.info("%d of these inputs have their outcome recorded already: not processed"
+                     " again", len(batch) - len(waiting))
         for mid, raw in batch:
+            if mid not in waiting:
+                continue
             try:
                 await self.process([(mid, raw)])
             except (StoreUnavailable, StoreLost):

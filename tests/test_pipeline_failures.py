@@ -4,6 +4,8 @@ a failed run, and the stop that a failed run had already taken."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from gateway.pipeline import Pipeline
 from gateway.processor import Processor
 from gateway.store import SQLiteStore
 from gateway.testing import harness
-from plugins.mapping.normaliser import ROW_META
+from plugins.mapping.normaliser import MAPPING_META, ROW_META
 from tests.flow import states
 from tests.test_batch_bytes import _corpus, _pipeline
 from tests.test_mapping import CSV_SAMPLE, MAPPINGS
@@ -117,6 +119,38 @@ async def test_a_row_of_an_export_whose_processing_fails_is_quarantined_alone(
         stored = [(m.state, m.reason) for m in h.messages()]
     assert stored.count(("quarantined", "processing failed: RuntimeError('a bug in a rule')")) == 1
     assert [state for state, _reason in stored].count("routed") == 6, stored
+
+
+async def test_a_batch_that_fails_after_its_commit_is_not_processed_again(
+        tmp_path: Path, store: SQLiteStore, hook_calls: list[str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Recovery records a batch (three events and an export, which splits into its rows),
+    then reading the export's rows fails (a store error, not a full disk). The batch's
+    inputs have their outcomes, committed: none is decided or recorded again (before, each
+    was, alone, and the store dropped each outcome with "recorded by another writer
+    meanwhile", though there is no other writer). The rows wait, stored, and are processed."""
+    pipeline = _pipeline(tmp_path, store, batch_bytes=1 << 20, queued_bytes=1 << 20)
+    failures = _fail_once(store, "parts_of", sqlite3.OperationalError("disk I/O error"))
+    export = RawInput("registry", "einwohner.csv", CSV_SAMPLE.read_bytes(),
+                      {MAPPING_META: str(MAPPINGS / "nova.toml")})
+    try:
+        await store.add_raw([*(RawInput("registry", name, data) for name, data in _corpus()[:3]),
+                             export])
+        hook_calls.clear()
+        with caplog.at_level(logging.INFO):
+            await asyncio.wait_for(pipeline.recover(), 60)
+    finally:
+        pipeline.close()
+    assert not failures, "reading the rows failed once"
+    assert not [r for r in caplog.records if "another writer" in r.getMessage()]
+    stored = _states(tmp_path)
+    assert [(ref, state) for ref, state, _reason in stored[:3]] == [
+        ("baseDelivery.xml", "not_relevant"), ("move.xml", "routed"), ("moveOut.xml", "routed")]
+    assert stored[3] == ("einwohner.csv", "split", "split into 8 parts (1 rejected)")
+    rows = [state for _ref, state, _reason in stored[4:]]
+    assert len(rows) == 8 and "received" not in rows
+    # once each: the four inputs and the seven good rows (the rejected one is stored quarantined)
+    assert hook_calls.count("gateway_normalise") == 4 + 7
 
 
 async def test_the_backlog_read_back_after_a_failed_read_loses_nothing(
