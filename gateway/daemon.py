@@ -31,7 +31,7 @@ from gateway import sdnotify, worker_stages
 from gateway.archives import archive_folders
 from gateway.convert import Validator
 from gateway.dispatcher import Dispatcher, ReceiptRecorder
-from gateway.errors import ConfigError, GatewayError, StoreLost, StoreUnavailable
+from gateway.errors import ConfigError, GatewayError, StoreLost, StoreUnavailable, WorkerStartFailed
 from gateway.events import Publisher
 from gateway.http import HttpServer, collect_routes
 from gateway.intake_pause import IntakePause
@@ -150,10 +150,16 @@ class Gateway:
         :raises StoreLost: the database does not reach its anchor (at start), or
             was deleted or replaced while running (after the drain).
         :raises ConfigError: the HTTP server cannot listen (``[http] listen``; after the drain).
+        :raises WorkerStartFailed: worker processes cannot start (at start).
         """
         self._stop = stop
         self.store.start()
-        await self.pipeline.start()
+        try:
+            await self.pipeline.start()
+        except WorkerStartFailed:
+            self.pipeline.close()  # the workers that did start
+            self.store.close()
+            raise
         recovered = await self.pipeline.recover(stop)
         if recovered:
             log.info("processed %d inputs stored before the last stop", recovered)

@@ -137,3 +137,16 @@ class ConfigExists(GatewayError):
 
 class WorkerLost(GatewayError):
     """A worker process died while running offloaded work; running it again may succeed."""
+
+
+class WorkerStartFailed(GatewayError):
+    """Worker processes cannot start: their initializer fails there (a plugin that does not
+    import in a spawned process, an unreadable schema, a broken installation), as ``cause`` says.
+
+    No input's fault: at the start the daemon stops with it; later the work waits
+    (:meth:`gateway.workers.WorkerPool.run`).
+    """
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(f"worker processes cannot start: {cause}")
+        self.cause = cause

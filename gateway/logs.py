@@ -98,8 +98,12 @@ class RepeatedProblem:
     and of its return, not once a second.
     """
 
-    def __init__(self, logger: logging.Logger, what: str, every: float = 300.0) -> None:
+    def __init__(self, logger: logging.Logger, what: str, every: float = 300.0, *,
+                 redacted: bool = True) -> None:
+        """:param redacted: ``False`` for errors that cannot quote personal data (a worker
+            process's start), whose quoted names (a module's) are the point."""
         self._log = logger
+        self._redacted = redacted
         self._what = what
         self._every = every
         self._current: str | None = None
@@ -108,8 +112,8 @@ class RepeatedProblem:
 
     def failed(self, error: object) -> None:
         """Report that ``what`` failed with ``error`` (at ERROR when new or due again), its
-        text :func:`redact`-ed: a partner's fault may quote a name or a VN."""
-        text, now = redact(str(error)), time.monotonic()
+        text :func:`redact`-ed, unless not ``redacted``: a partner's fault may quote a name or a VN."""
+        text, now = redact(str(error)) if self._redacted else str(error), time.monotonic()
         if text != self._current or now - self._logged_at >= self._every:
             again = f" (seen {self._repeats} more times)" if text == self._current else ""
             self._log.error("%s failed: %s%s", self._what, text, again)

@@ -136,10 +136,11 @@ class PluginContext:
     :param settings: the whole validated configuration, read-only.
     :param offload: ``await offload(fn, *args)`` runs ``fn(*args)`` in one of the
         gateway's worker processes (``[gateway] workers``; a thread when there
-        are none) and returns its result. For CPU-bound work such as parsing
-        and checking files: the event-loop process is the one every message
-        passes through. ``fn`` must be a module-level function, its arguments
-        and result picklable, and it must not rely on state of this process.
+        are none, or while they cannot start) and returns its result. For
+        CPU-bound work such as parsing and checking files: the event-loop
+        process is the one every message passes through. ``fn`` must be a
+        module-level function, its arguments and result picklable, and it must
+        not rely on state of this process.
         Raises :class:`~gateway.errors.WorkerLost` if the worker died meanwhile.
     :param routes: where the plugin registers the HTTP routes it serves
         (``context.routes.add("POST", "/sources/<name>/messages", handler)``).

@@ -4,7 +4,8 @@
 (in this process without any): normalising in a free worker, finishing in
 the worker that normalised the batch, which still holds it. A batch that
 kills its worker is run again one input at a time; an input that kills a
-worker alone is quarantined, saying so.
+worker alone is quarantined, saying so. A worker that cannot start is no
+input's fault: the work waits for one (:meth:`~gateway.workers.WorkerPool.run`).
 """
 
 from __future__ import annotations

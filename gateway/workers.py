@@ -5,7 +5,8 @@ The pipeline normalises in them, and plugins offload to them through
 the event-loop process is the one every message passes through, and on a
 small machine it is the first to run out of CPU. With no workers (``[gateway]
 workers = 0``, or plugins registered by code, which a spawned worker would
-not have) offloaded work runs in a thread of this process instead.
+not have) offloaded work runs in a thread of this process instead, as it does
+while worker processes cannot start.
 """
 
 from __future__ import annotations
@@ -19,17 +20,23 @@ import multiprocessing
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar, cast
 
-from gateway.errors import WorkerLost
+from gateway.errors import WorkerLost, WorkerStartFailed
+from gateway.logs import RepeatedProblem
 from gateway.plugin_types import in_thread
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: Seconds before a worker process is started again after one could not start, doubling up to
+#: the maximum.
+START_RETRY_FIRST, START_RETRY_MAX = 2.0, 60.0
 
 
 class _Job:
@@ -54,6 +61,9 @@ class WorkerPool:
     batch in the worker that normalised it, which still holds the batch's parsed
     drafts (another would read them again, which costs more CPU than the wait for
     the worker's current piece of work).
+
+    A worker process that cannot start (its initializer raises, or it dies
+    first) is no fault of the work given it: the work waits (:meth:`run`).
     """
 
     def __init__(self, size: int, initializer: Callable[..., None] | None = None,
@@ -67,6 +77,12 @@ class WorkerPool:
         self._pools: list[ProcessPoolExecutor | None] = [None] * size
         self._busy = [False] * size
         self._waiting: list[_Job] = []
+        #: why the last worker process could not start (``None``: it started)
+        self._cannot_start: str | None = None
+        self._next_start = 0.0  # (monotonic) after such a failure, none is started before
+        self._start_delay = START_RETRY_FIRST
+        # its cause comes from the initializer, which sees no input: nothing to redact
+        self._start_problem = RepeatedProblem(log, "starting a worker process", redacted=False)
 
     @property
     def pids(self) -> list[int]:
@@ -74,9 +90,12 @@ class WorkerPool:
         return [pid for pool in self._pools if pool is not None for pid in pool._processes]
 
     async def start(self) -> None:
-        """Start the processes now rather than with the first piece of work."""
+        """Start the processes now rather than with the first piece of work.
+
+        :raises WorkerStartFailed: one cannot start.
+        """
         for worker in range(self.size):
-            await self.run(_nothing, worker=worker)
+            await self._execute(_Job(worker), _nothing, ())
 
     def pick(self, avoid: int | None = None) -> int:
         """A worker for new work: a free one other than ``avoid`` if there is one.
@@ -104,6 +123,11 @@ class WorkerPool:
             may pass this one meanwhile).
         :raises BrokenProcessPool: the worker died meanwhile (the next call
             starts a new one).
+
+        While a worker process cannot start, the work waits: one is started again
+        after 2 s, then twice as long each time up to a minute, not once per piece of
+        work. The failure is logged with its cause once, then every 5 minutes, and
+        its end.
         """
         return (await self.run_where(fn, *args, worker=worker, insist=insist))[1]
 
@@ -112,10 +136,17 @@ class WorkerPool:
         """:meth:`run`, and which worker ran it (``None``: a thread of this process)."""
         if not self.size:
             return None, cast(T, await in_thread(fn, *args))
-        return await self._execute(_Job(worker, insist), fn, args)
+        while True:
+            try:
+                return await self._execute(_Job(worker, insist), fn, args)
+            except WorkerStartFailed as exc:
+                self._start_problem.failed(exc.cause)
+                await asyncio.sleep(self._next_start - time.monotonic())
 
     async def offload(self, fn: Callable[..., T], *args: Any) -> T:
         """:meth:`run` for plugins (:attr:`~gateway.plugin_types.PluginContext.offload`).
+
+        While a worker process cannot start, ``fn`` runs in a thread of this process.
 
         :raises WorkerLost: the worker died meanwhile; calling again may succeed.
         """
@@ -125,6 +156,9 @@ class WorkerPool:
             return (await self._execute(_Job(None), fn, args))[1]
         except BrokenProcessPool:
             raise WorkerLost(f"a worker process died while running {fn.__name__}") from None
+        except WorkerStartFailed as exc:
+            self._start_problem.failed(exc.cause)
+            return cast(T, await in_thread(fn, *args))
 
     async def _execute(self, job: _Job, fn: Callable[..., T], args: tuple[Any, ...]
                        ) -> tuple[int, T]:
@@ -139,22 +173,51 @@ class WorkerPool:
             if job.turn.done() and not job.turn.cancelled():
                 self._free(job.turn.result())
             raise
-        pool = self._pools[index]
-        if pool is None:
-            pool = self._pools[index] = ProcessPoolExecutor(
-                1, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start_worker,
-                initargs=(os.getpid(), self.nice, self._initializer, self._initargs))
         try:
+            pool = self._pools[index] or await self._spawn(index)
             return index, await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
         except BrokenProcessPool:
             if self._pools[index] is pool:  # not yet replaced by a call that failed at the same time
                 log.error("a worker process died; starting a new one")
-                pool.shutdown(wait=False, cancel_futures=True)
-                self._pools[index] = None
+                self._drop(index, pool)
             raise
         finally:
             self._free(index)
+
+    async def _spawn(self, index: int) -> ProcessPoolExecutor:
+        """A new process for worker ``index``, once it has started (run its initializer).
+
+        :raises WorkerStartFailed: it cannot start; or one could not lately, and it is
+            too early to try again (then at once: no process is spawned per piece of work).
+        """
+        if self._cannot_start is not None and time.monotonic() < self._next_start:
+            raise WorkerStartFailed(self._cannot_start)
+        pool = self._pools[index] = ProcessPoolExecutor(
+            1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
+            initargs=(os.getpid(), self.nice, self._initializer, self._initargs))
+        try:
+            cause = await asyncio.get_running_loop().run_in_executor(pool, _started)
+        except BrokenProcessPool:
+            cause = "the process died while starting"
+        except BaseException:  # cancelled: not kept half started
+            self._drop(index, pool)
+            raise
+        if cause is not None:
+            self._drop(index, pool)
+            self._cannot_start = cause
+            self._next_start = time.monotonic() + self._start_delay
+            self._start_delay = min(self._start_delay * 2, START_RETRY_MAX)
+            raise WorkerStartFailed(cause)
+        self._cannot_start, self._start_delay = None, START_RETRY_FIRST
+        self._start_problem.ok()
+        return pool
+
+    def _drop(self, index: int, pool: ProcessPoolExecutor) -> None:
+        """Stop ``pool``, worker ``index``'s (unless a new one replaced it): the next use
+        starts a new one."""
+        pool.shutdown(wait=False, cancel_futures=True)
+        if self._pools[index] is pool:
+            self._pools[index] = None
 
     def _free(self, index: int) -> None:
         self._busy[index] = False
@@ -190,7 +253,16 @@ class WorkerPool:
 
 
 def _nothing() -> None:
-    """The first job: lets the pool spawn its processes."""
+    """The job :meth:`WorkerPool.start` gives each worker, so that it starts."""
+
+
+#: Why this worker process's initializer failed (``None``: it did not).
+_start_failure: str | None = None
+
+
+def _started() -> str | None:
+    """A worker process's first job: why it could not start (``None``: it started)."""
+    return _start_failure
 
 
 _PR_SET_PDEATHSIG = 1
@@ -198,7 +270,8 @@ _PR_SET_PDEATHSIG = 1
 
 def _start_worker(parent: int, nice: int, initializer: Callable[..., None] | None,
                   initargs: tuple[Any, ...]) -> None:
-    """Tie this worker's life to the daemon's, lower its priority, run the pool's initializer.
+    """Tie this worker's life to the daemon's, lower its priority, run the pool's initializer
+    (a failure is kept for :func:`_started`).
 
     A daemon killed with SIGKILL (OOM killer, an operator, a crash test)
     cannot stop its workers, and they would wait for work forever: on Linux
@@ -212,7 +285,11 @@ def _start_worker(parent: int, nice: int, initializer: Callable[..., None] | Non
     if nice:
         os.nice(nice)
     if initializer is not None:
-        initializer(*initargs)
+        try:
+            initializer(*initargs)
+        except Exception as exc:  # the process stays, for its first job to say why (_started)
+            global _start_failure
+            _start_failure = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
 #: Allocations between young-generation collections (Python's default: 700).

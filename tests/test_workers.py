@@ -6,6 +6,8 @@ import asyncio
 import os
 import pickle
 import signal
+import subprocess
+import sys
 import threading
 import time
 import tomllib
@@ -21,12 +23,14 @@ from gateway.assembly import make_validator, schema_set
 from gateway.config import load_settings, write_initial_config
 from gateway.contracts import Decision, Normalised, RawInput
 from gateway.daemon import build_pipeline, worker_pool
-from gateway.errors import WorkerLost
+from gateway.errors import WorkerLost, WorkerStartFailed
 from gateway.person_state import PersonChange, StoredPerson
-from gateway.plugins import get_plugin_manager
+from gateway.pipeline import Pipeline
+from gateway.plugins import LOAD_ENV, get_plugin_manager
 from gateway.store import MessageState, Processed, SQLiteStore
 from gateway.workers import WorkerPool
 from tests.flow import drop, message, running, seeded_states, states, until
+from tests.test_plugin_loading import BUILT_IN, install
 
 ECH0020 = Path(__file__).parent / "fixtures" / "ech0020"
 
@@ -583,3 +587,113 @@ async def test_an_input_that_kills_its_worker_is_quarantined_and_the_others_flow
                          "SELECT reason FROM messages WHERE ref = 'poison.xml'")
     assert reason == "processing this input crashed the worker process"
     assert "processing this batch again one input at a time" in caplog.text
+
+
+def _init_unless_broken(settings: object, broken: str) -> None:
+    """The real worker's initializer, which fails while the file ``broken`` exists, as a
+    vendor's plugin that imports in the daemon but not in a spawned process; each attempt
+    adds a byte to the file."""
+    if os.path.exists(broken):
+        with open(broken, "a") as attempts:
+            attempts.write("x")
+        raise ImportError("No module named 'vendorx'")
+    worker_stages.init_worker(settings)
+
+
+async def test_workers_that_cannot_start_stop_the_start_naming_the_cause(tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.touch()
+    settings = load_settings(write_initial_config(tmp_path))
+    pool = WorkerPool(2, _init_unless_broken, (settings, str(broken)))
+    try:
+        with pytest.raises(WorkerStartFailed) as caught:
+            await pool.start()
+        assert str(caught.value) == ("worker processes cannot start:"
+                                     " ImportError: No module named 'vendorx'")
+        assert pool.pids == []
+        # what plugins offload meanwhile runs here, without a process spawned for it
+        assert await pool.offload(_pid) == os.getpid()
+        assert broken.read_text() == "x"
+    finally:
+        pool.close()
+
+
+def test_run_exits_2_naming_why_its_worker_processes_cannot_start(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    install(site, "acme-vendorx", "acme", "acme_vendorx_mod", """
+        import multiprocessing
+
+        if multiprocessing.parent_process() is not None:  # a spawned worker process
+            import vendorx
+        """)
+    config = write_initial_config(tmp_path / "gw")
+    path = [str(site), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, LOAD_ENV: f"{BUILT_IN},acme", "PYTHONPATH": os.pathsep.join(path)}
+    done = subprocess.run([sys.executable, "-m", "gateway", "--config", str(config), "run"],
+                          env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        "ech-gateway: worker processes cannot start: PluginError: plugin 'acme' (acme_vendorx_mod"
+        " from acme-vendorx 0.1) fails to load: ModuleNotFoundError: No module named 'vendorx'")
+
+
+@pytest.mark.parametrize("mended", ["while waiting", "by the next start"])
+async def test_inputs_wait_while_a_new_worker_cannot_start_and_none_is_quarantined(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+        mended: str) -> None:
+    """The worker dies and its replacement cannot start: the inputs are no more to blame
+    than the batches are; they are processed once a worker starts, or at the next start."""
+    monkeypatch.setattr("gateway.workers.START_RETRY_FIRST", 0.2)
+    config = write_initial_config(tmp_path)
+    (tmp_path / "conf.d" / "10-test.toml").write_text("[dispatcher]\nbatch_size = 2\n")
+    settings = load_settings(config)
+    db, broken = tmp_path / "gateway.db", tmp_path / "broken"
+
+    def started() -> tuple[SQLiteStore, Pipeline]:
+        store = SQLiteStore(db, group_commit_delay=0.001)
+        store.start()
+        pool = WorkerPool(1, _init_unless_broken, (settings, str(broken)))
+        return store, build_pipeline(settings, get_plugin_manager(), store,
+                                     make_validator(schema_set(settings)), lambda: None, pool)
+
+    store, pipeline = started()
+    try:
+        await pipeline.start()
+        run = asyncio.create_task(pipeline.run())
+        broken.touch()  # (a vendor's package updated under the running daemon, say)
+        [pid] = pipeline.pool.pids
+        os.kill(pid, signal.SIGKILL)
+        await until(lambda: not _alive(pid), timeout=10)
+        await pipeline.submit([RawInput("registry", f"m{n}.xml", message(f"waits-{n}"))
+                               for n in range(6)])
+        await until(lambda: len(broken.read_text()) >= 2, timeout=30)  # tried again
+        assert states(db, "SELECT DISTINCT state FROM messages") == [("received",)]
+        if mended == "while waiting":
+            broken.unlink()
+            await until(lambda: states(db, "SELECT DISTINCT state FROM messages") == [("routed",)],
+                        timeout=30)
+            await pipeline.stop()
+            await run
+        else:
+            run.cancel()  # a stop whose drain was cut short
+            with pytest.raises(asyncio.CancelledError):
+                await run
+    finally:
+        pipeline.close(at_once=True)
+        store.close()
+    if mended == "by the next start":
+        broken.unlink()
+        store, pipeline = started()
+        try:
+            await pipeline.start()
+            assert await pipeline.recover() == 6
+        finally:
+            pipeline.close()
+            store.close()
+    assert states(db, "SELECT ref, state FROM messages ORDER BY id") == [
+        (f"m{n}.xml", "routed") for n in range(6)]
+    assert caplog.text.count("starting a worker process failed:"
+                             " ImportError: No module named 'vendorx'") == 1
+    assert caplog.text.count("a worker process died") == 1  # the kill, not once per batch
+    assert ("starting a worker process works again" in caplog.text) == (mended == "while waiting")

@@ -23,7 +23,15 @@ from gateway.cli import (
     _status,
 )
 from gateway.cli.exitcodes import AMBIGUOUS, CLOSED_PIPE, CONFIG, FAILED, NOT_FOUND, STORE_LOST
-from gateway.errors import Ambiguous, ConfigError, NotFound, PluginError, StoreError, StoreLost
+from gateway.errors import (
+    Ambiguous,
+    ConfigError,
+    NotFound,
+    PluginError,
+    StoreError,
+    StoreLost,
+    WorkerStartFailed,
+)
 from gateway.plugins import get_plugin_manager
 
 _CONFIG_HELP = ("configuration file (default: $ECH_GATEWAY_CONFIG, ./gateway.toml,"
@@ -85,6 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return CONFIG
     except PluginError as exc:  # a type clash found once the types are listed
+        print(f"ech-gateway: {exc}", file=sys.stderr)
+        return CONFIG
+    except WorkerStartFailed as exc:  # ``run``: the installation does not load in a worker
         print(f"ech-gateway: {exc}", file=sys.stderr)
         return CONFIG
     except NotFound as exc:

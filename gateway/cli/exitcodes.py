@@ -7,7 +7,8 @@ FAILED = 1
 #: dead letters, deliveries to review, overdue receipts, quarantined input not yet handled).
 #: The same number as FAILED on purpose: a monitoring check treats anything but 0 as a finding.
 ATTENTION = 1
-#: the configuration is invalid (or the command line is), or the environment does not fit it.
+#: the configuration is invalid (or the command line is), or the environment does not fit it
+#: (``run``: a plugin fails to load, worker processes cannot start).
 CONFIG = 2
 #: what was asked for does not exist (message, delivery, database).
 NOT_FOUND = 3
