@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import contextvars
+import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,9 +124,41 @@ class HttpRoutes:
 Offload = Callable[..., Awaitable[Any]]
 
 
-async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
-    """The :data:`Offload` used where the gateway has no worker processes: a thread."""
-    return await asyncio.to_thread(fn, *args)
+async def in_thread(fn: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
+    """``fn(*args)`` in a thread; the :data:`Offload` used where the gateway has no worker
+    processes.
+
+    A thread of its own, which nothing waits for at exit: a call that never
+    returns (a file system that hangs) holds up no stop once its caller gave up.
+
+    :raises TimeoutError: ``fn`` did not return within ``timeout`` seconds (its
+        thread is left behind).
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Any] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def run() -> None:
+        try:
+            result, error = context.run(fn, *args), None
+        except BaseException as exc:  # the caller's, whatever it is
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+            loop.call_soon_threadsafe(_settle, done, result, error)
+
+    threading.Thread(target=run, daemon=True).start()
+    async with asyncio.timeout(timeout):
+        return await done
+
+
+def _settle(done: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    """Hand a thread's outcome to the future its caller awaits, unless the caller gave up."""
+    if done.cancelled():
+        return
+    if error is None:
+        done.set_result(result)
+    else:
+        done.set_exception(error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +177,9 @@ class PluginContext:
         module-level function, its arguments and result picklable, and it must
         not rely on state of this process.
         Raises :class:`~gateway.errors.WorkerLost` if the worker died meanwhile.
+        ``offload(fn, *args, timeout=seconds)`` gives up on ``fn`` when it takes
+        longer (``TimeoutError``): its worker is killed and replaced (or its
+        thread left behind), and nothing waits for either.
     :param routes: where the plugin registers the HTTP routes it serves
         (``context.routes.add("POST", "/sources/<name>/messages", handler)``).
     """

@@ -143,26 +143,32 @@ class WorkerPool:
                 self._start_problem.failed(exc.cause)
                 await asyncio.sleep(self._next_start - time.monotonic())
 
-    async def offload(self, fn: Callable[..., T], *args: Any) -> T:
+    async def offload(self, fn: Callable[..., T], *args: Any, timeout: float | None = None) -> T:
         """:meth:`run` for plugins (:attr:`~gateway.plugin_types.PluginContext.offload`).
 
         While a worker process cannot start, ``fn`` runs in a thread of this process.
 
+        :param timeout: seconds ``fn`` may take once it has a worker (a new one's
+            start included); then the worker is killed and left behind, not waited
+            for (one stuck on a file system that hangs may not end before the file
+            system answers), and the next piece of work starts a new one.
         :raises WorkerLost: the worker died meanwhile; calling again may succeed.
+        :raises TimeoutError: ``fn`` ran longer than ``timeout``.
         """
         if not self.size:
-            return cast(T, await in_thread(fn, *args))
+            return cast(T, await in_thread(fn, *args, timeout=timeout))
         try:
-            return (await self._execute(_Job(None), fn, args))[1]
+            return (await self._execute(_Job(None), fn, args, timeout))[1]
         except BrokenProcessPool:
             raise WorkerLost(f"a worker process died while running {fn.__name__}") from None
         except WorkerStartFailed as exc:
             self._start_problem.failed(exc.cause)
-            return cast(T, await in_thread(fn, *args))
+            return cast(T, await in_thread(fn, *args, timeout=timeout))
 
-    async def _execute(self, job: _Job, fn: Callable[..., T], args: tuple[Any, ...]
-                       ) -> tuple[int, T]:
-        """Wait for ``job``'s turn, then run ``fn(*args)`` in the worker it got."""
+    async def _execute(self, job: _Job, fn: Callable[..., T], args: tuple[Any, ...],
+                       timeout: float | None = None) -> tuple[int, T]:
+        """Wait for ``job``'s turn, then run ``fn(*args)`` in the worker it got, for up to
+        ``timeout`` seconds."""
         self._waiting.append(job)
         self._dispatch()
         try:
@@ -173,13 +179,23 @@ class WorkerPool:
             if job.turn.done() and not job.turn.cancelled():
                 self._free(job.turn.result())
             raise
+        limit = asyncio.timeout(timeout)
+        pool = self._pools[index]
         try:
-            pool = self._pools[index] or await self._spawn(index)
-            return index, await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
-        except BrokenProcessPool:
-            if self._pools[index] is pool:  # not yet replaced by a call that failed at the same time
+            async with limit:
+                if pool is None:
+                    pool = await self._spawn(index)
+                return index, await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+        except BrokenProcessPool:  # (from the work: a start that fails is WorkerStartFailed)
+            if pool is not None and self._pools[index] is pool:  # not yet replaced meanwhile
                 log.error("a worker process died; starting a new one")
                 self._drop(index, pool)
+            raise
+        except TimeoutError:
+            if limit.expired() and pool is not None:  # (a start cut short was dropped by it)
+                log.warning("a worker process ran %s for over %gs: killed and left behind;"
+                            " starting a new one", fn.__name__, timeout)
+                self._abandon(index, pool)
             raise
         finally:
             self._free(index)
@@ -219,6 +235,15 @@ class WorkerPool:
         if self._pools[index] is pool:
             self._pools[index] = None
 
+    def _abandon(self, index: int, pool: ProcessPoolExecutor) -> None:
+        """Kill worker ``index`` and forget it, never waiting for it to end: one stuck in the
+        kernel (uninterruptible sleep on a file system that hangs) ends only when the file
+        system answers. The next piece of work for ``index`` starts a new one."""
+        for pid in list(pool._processes or ()):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self._drop(index, pool)
+
     def _free(self, index: int) -> None:
         self._busy[index] = False
         self._dispatch()
@@ -239,17 +264,16 @@ class WorkerPool:
                 job.turn.set_result(index)
 
     def close(self, *, at_once: bool = False) -> None:
-        """Stop the worker processes, once their work is done or, ``at_once``, killed (a drain
-        cut short: a worker may hang on a file system, and what it did continues at the next
-        start)."""
+        """Stop the worker processes, once their work is done or, ``at_once``, killed and not
+        waited for (a drain cut short: a worker may hang on a file system, and what it did
+        continues at the next start)."""
         for index, pool in enumerate(self._pools):
             if pool is not None:
                 if at_once:
-                    for pid in list(pool._processes):
-                        with contextlib.suppress(ProcessLookupError):
-                            os.kill(pid, signal.SIGKILL)
-                pool.shutdown(wait=True, cancel_futures=True)
-                self._pools[index] = None
+                    self._abandon(index, pool)
+                else:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    self._pools[index] = None
 
 
 def _nothing() -> None:

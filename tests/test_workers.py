@@ -301,6 +301,50 @@ async def test_a_worker_stuck_in_its_work_is_stopped_at_once_when_asked() -> Non
         await asyncio.wait_for(stuck, 10)
 
 
+def _open_to_write(path: str, opened: list[threading.Thread] | None = None) -> None:
+    """Open ``path`` for writing (noting the thread in ``opened``): a FIFO without a reader
+    holds ``open`` until one comes, as a file system that hangs does."""
+    if opened is not None:
+        opened.append(threading.current_thread())
+    os.close(os.open(path, os.O_WRONLY))
+
+
+async def test_work_that_runs_over_its_timeout_is_given_up_and_its_worker_replaced(
+        tmp_path: Path) -> None:
+    """A worker stuck in ``open`` of a FIFO nobody reads (a real wait in the kernel, as on a
+    file system that hangs) is killed once its work runs over its timeout, and replaced."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    pool = WorkerPool(1)
+    try:
+        stuck = await pool.offload(_pid)
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            await pool.offload(_open_to_write, str(fifo), timeout=0.5)
+        assert time.monotonic() - started < 5
+        assert await pool.offload(_pid) not in (stuck, os.getpid())  # a new worker
+        await until(lambda: not Path(f"/proc/{stuck}").exists())  # killed (and reaped)
+        assert await pool.offload(_pid, timeout=30) == pool.pids[0]  # in time: kept
+    finally:
+        pool.close()
+
+
+async def test_without_workers_offload_gives_up_on_a_thread_that_hangs_and_leaves_it(
+        tmp_path: Path) -> None:
+    """A thread stuck in ``open`` of a FIFO nobody reads is given up on and left behind: a
+    daemon thread, which nothing waits for at exit."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    opened: list[threading.Thread] = []
+    with pytest.raises(TimeoutError):
+        await WorkerPool(0).offload(_open_to_write, str(fifo), opened, timeout=0.2)
+    [thread] = opened
+    assert thread.is_alive() and thread.daemon
+    os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))  # the reader its open waits for
+    thread.join(5)
+    assert not thread.is_alive()
+
+
 async def test_workers_run_at_the_lower_priority_asked_for() -> None:
     pool = WorkerPool(1, nice=5)
     try:
