@@ -86,6 +86,7 @@ from gateway.errors import (
     PermanentError,
     StoreUnavailable,
     TransientError,
+    UnsureError,
     WorkerLost,
 )
 from gateway.facts import message_subject
@@ -225,6 +226,7 @@ __all__ = [
     "TransportFactory",
     "TransportType",
     "Unfinished",
+    "UnsureError",
     "Whole",
     "WorkerLost",
     "WritablePath",

@@ -11,7 +11,9 @@ no other partner. A crash anywhere leaves deliveries
 ``sending`` with an expiring lease; the next start repeats those attempts
 with the same attempt reference, which transports treat idempotently.
 A :class:`~gateway.errors.LocalFault` pauses its partner instead of
-counting an attempt (:mod:`gateway.partner_pause`).
+counting an attempt (:mod:`gateway.partner_pause`); an
+:class:`~gateway.errors.UnsureError` (a send that may have arrived) repeats
+the same attempt later, as a failed flush does.
 """
 
 from __future__ import annotations
@@ -24,7 +26,13 @@ from typing import TypeVar
 
 from gateway.batching import BATCH_BYTES
 from gateway.contracts import OutboundItem, Receipt, SendResult
-from gateway.errors import LocalFault, PermanentError, StoreUnavailable, TransientError
+from gateway.errors import (
+    LocalFault,
+    PermanentError,
+    StoreUnavailable,
+    TransientError,
+    UnsureError,
+)
 from gateway.logs import RepeatedProblem
 from gateway.partner_pause import PartnerPauses
 from gateway.plugin_types import BatchTransport, Flushable, Transport
@@ -256,6 +264,8 @@ def _outcome(claim: Claim, result: object) -> Outcome:
         kind = "sent" if result.awaits_receipt else "delivered"
         return Outcome(claim.delivery, claim.attempt_ref, kind, result.detail,
                        recipient=result.recipient)
+    if isinstance(result, UnsureError):
+        return Outcome(claim.delivery, claim.attempt_ref, "unsure", str(result))
     if isinstance(result, LocalFault):
         return Outcome(claim.delivery, claim.attempt_ref, "local", str(result))
     if isinstance(result, PermanentError):

@@ -96,6 +96,16 @@ class LocalFault(TransientError):
     """
 
 
+class UnsureError(TransientError):
+    """The send did not finish, and whether it reached the partner is not known (a write
+    into a folder whose file system hangs).
+
+    The attempt is ``unsure``: it is repeated later as the same attempt (same
+    ``attempt_ref``, ``resumed``), never as a new one, so that what arrived is not
+    sent twice.
+    """
+
+
 class StoreError(GatewayError):
     """The store cannot do what was asked (missing row, bad state transition)."""
 

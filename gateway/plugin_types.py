@@ -51,7 +51,8 @@ class Transport(Protocol):
     """
 
     async def send(self, item: OutboundItem) -> SendResult:
-        """Deliver one attempt or raise TransientError / PermanentError."""
+        """Deliver one attempt or raise TransientError (UnsureError: it may have arrived)
+        / PermanentError."""
         ...
 
     async def run(self, receipts: ReceiptSink, intake: Intake) -> None:

@@ -52,10 +52,11 @@ def message(message_id: str | None = None, fixture: str = "valid-pem-minimal.xml
 
 
 def sedex_partner(sedex: Path, name: str, recipient_id: str, *, sender_id: str = "T1-2511-1",
-                  inbox: str = "inbox", enabled: bool = True, settle: str = "50ms") -> str:
+                  inbox: str = "inbox", enabled: bool = True, settle: str = "50ms",
+                  outbox: str = "outbox") -> str:
     """The TOML of another sedex partner on the sedex client's folders ``sedex``, beside the
-    ``canton`` that ``init`` writes (its own inbox: ``inbox`` there)."""
-    folders = {"outbox": "outbox", "inbox": inbox, "receipts": "receipts", "processed": "processed"}
+    ``canton`` that ``init`` writes (its own inbox and outbox: ``inbox``, ``outbox`` there)."""
+    folders = {"outbox": outbox, "inbox": inbox, "receipts": "receipts", "processed": "processed"}
     return (f'[partners.{name}]\ntransport = "sedex"\nenabled = {str(enabled).lower()}\n'
             f"[partners.{name}.sedex]\n"
             + "".join(f'{key} = "{sedex / folder}"\n' for key, folder in folders.items())

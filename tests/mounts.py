@@ -1,4 +1,5 @@
-"""Real file-system faults for tests: a private mount namespace, small tmpfs, read-only binds.
+"""Real file-system faults for tests: a private mount namespace, small tmpfs, read-only binds,
+file systems that hang.
 
 A test that needs mounts runs its scenario with :func:`run_isolated`: a
 child process in a mount namespace of its own (``unshare -m``, propagation
@@ -18,8 +19,11 @@ import importlib
 import inspect
 import os
 import shutil
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -74,6 +78,42 @@ def writable(path: Path) -> None:
     """Undo :func:`read_only`: the bind goes, the folder underneath is writable again."""
     _mount("-o", "remount,bind,rw", str(path))
     subprocess.run(["umount", str(path)], check=True, capture_output=True)
+
+
+def ext4(path: Path, size: str = "64M") -> None:
+    """Mount a new ext4 file system of ``size`` on ``path``, from an image file beside it
+    (``.<name>.img``, on the file system ``path`` is on): one :func:`frozen` can hang."""
+    image = path.parent / f".{path.name}.img"
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["truncate", "-s", size, str(image)], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True, capture_output=True)
+    _mount("-o", "loop", str(image), str(path))
+
+
+@contextmanager
+def frozen(path: Path, safety: float = 90) -> Iterator[None]:
+    """Freeze the file system mounted on ``path`` (:func:`ext4`) while in the block.
+
+    As on a file server that stopped answering: every call that would change it
+    waits, and a file system on a loop device backed by an image on it waits to
+    write back (``syncfs``). Not in an interruptible wait, like a network share's,
+    but in uninterruptible sleep: not even SIGKILL ends such a process before the
+    file system thaws. If the block is not left (the test hangs), the file system
+    thaws after ``safety`` seconds anyway, so that its processes end.
+    """
+    _require_private()
+    if not os.path.ismount(path):  # freezing whatever holds it could be the machine's root
+        raise RuntimeError(f"refusing to freeze {path}: not a mount point")
+    subprocess.run(["fsfreeze", "--freeze", str(path)], check=True)
+    thaw = subprocess.Popen(["sh", "-c", f'sleep {safety}; fsfreeze --unfreeze "{path}"'],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        yield
+    finally:
+        os.killpg(thaw.pid, signal.SIGKILL)  # its shell and its sleep
+        thaw.wait()
+        subprocess.run(["fsfreeze", "--unfreeze", str(path)], check=True)
 
 
 def fill(folder: Path, name: str = "filler") -> Path:

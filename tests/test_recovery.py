@@ -1,8 +1,8 @@
 """Recover without a restart, and a local fault is not the partner's fault (issue 7, items 6-7).
 
 Faults are real: the sedex outbox deleted and created again, read-only
-through a bind mount, the database on a small tmpfs filled up, the database
-file deleted under the running daemon. Mounts happen in a private mount
+through a bind mount, hanging (its own file system, frozen), the database on
+a small tmpfs filled up, the database file deleted under the running daemon. Mounts happen in a private mount
 namespace (:mod:`tests.mounts`); those scenarios run in a child process.
 """
 
@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import closing, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +33,9 @@ from gateway.errors import StoreLost
 from gateway.plugins import get_plugin_manager
 from gateway.store import Claim, SQLiteStore, StoreReader
 from gateway.store.anchor import Anchor, read_anchor
-from tests.flow import drop, message, running, states, until
-from tests.mounts import fill, read_only, run_isolated, tmpfs, writable
-from tests.test_sedex_e2e import gateway_dir
+from tests.flow import drop, message, running, sedex_partner, states, until
+from tests.mounts import ext4, fill, frozen, read_only, run_isolated, tmpfs, writable
+from tests.test_sedex_e2e import BOTH, gateway_dir
 
 MESSAGES = 20
 
@@ -147,6 +147,62 @@ async def outbox_full(root: str) -> None:
 
 def test_sedex_outbox_full_for_a_while_burns_no_attempt(tmp_path: Path) -> None:
     run_isolated("tests.test_recovery:outbox_full", str(tmp_path))
+
+
+def _sent(db: Path, partner: str) -> int:
+    return int(states(db, "SELECT count(*) FROM deliveries WHERE partner = ? AND state = 'sent'",
+                      (partner,))[0][0])
+
+
+async def outbox_hangs(root_text: str) -> None:
+    """(In a private mount namespace.) The canton's outbox stops answering (its file system
+    is frozen: writers sleep uninterruptibly) while messages go to it and to a second partner
+    of the same sedex client, whose outbox is elsewhere. Then the gateway stops, the file
+    system answers again, and the gateway starts again."""
+    root = Path(root_text)
+    config, db = gateway_dir(root), root / "gateway.db"
+    sedex = root / "sedex"
+    outbox, registry = sedex / "outbox", root / "registry" / "outbox"
+    for folder in ("outbox-b", "inbox-b"):
+        (sedex / folder).mkdir()
+    (root / "conf.d" / "20-hang.toml").write_text(
+        '[partners.canton.sedex]\nwrite_timeout = "2s"\n'
+        + sedex_partner(sedex, "canton-b", "T2-3-1", inbox="inbox-b", outbox="outbox-b") + BOTH)
+    ext4(outbox)
+    with ExitStack() as thawing:
+        async with running(config, get_plugin_manager()):
+            thawing.enter_context(frozen(outbox))
+            for n in range(3):
+                drop(registry, f"a{n}.xml", message())
+            # the canton's attempts are given up on as unsure; the other partner's go on
+            await until(lambda: journal_count(db, "delivery.unsure") >= 3
+                        and _sent(db, "canton-b") == 3, timeout=30)
+            for n in range(3):  # and so does the intake
+                drop(registry, f"b{n}.xml", message())
+            await until(lambda: _sent(db, "canton-b") == 6, timeout=30)
+            reasons = {r for (r,) in states(db, "SELECT reason FROM deliveries"
+                                                " WHERE partner = 'canton'")}
+            assert (f"the sedex outbox {outbox} did not take the files within 2s; they may"
+                    " have arrived") in reasons
+            stopping = time.monotonic()
+        assert time.monotonic() - stopping < 10, "the stop waited for the outbox"
+    async with running(config, get_plugin_manager()):  # it answers again
+        await until(lambda: _sent(db, "canton") == 6, timeout=30)
+    # each message went out as its first attempt, repeated, written once
+    refs = [r for (r,) in states(db, "SELECT attempt_ref FROM deliveries WHERE partner = 'canton'")]
+    assert sorted(p.name for p in outbox.glob("envl_*.xml")) == sorted(f"envl_{r}.xml" for r in refs)
+    assert states(db, "SELECT count(*) FROM attempts a JOIN deliveries d ON d.id = a.delivery"
+                      " WHERE d.partner = 'canton'") == [(6,)]
+
+
+def test_a_sedex_outbox_that_hangs_holds_up_nothing_else(tmp_path: Path) -> None:
+    """A write into an outbox that hangs ends after the partner's ``write_timeout`` as unsure:
+    the attempts are repeated as the same sedex messages once it answers, never written twice;
+    meanwhile intake and the other partners go on, and a stop does not wait for it. The log
+    names the partner and the outbox."""
+    output = run_isolated("tests.test_recovery:outbox_hangs", str(tmp_path), timeout=240)
+    assert (f"sedex partner canton: writing into the outbox {tmp_path / 'sedex' / 'outbox'}"
+            " failed: not done within 2s") in output
 
 
 def _run_cli(config: Path, *argv: str) -> subprocess.CompletedProcess[str]:

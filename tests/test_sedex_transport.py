@@ -26,18 +26,28 @@ from gateway.contracts import (
     ReceiptOutcome,
     SendResult,
 )
-from gateway.errors import ConfigError, LocalFault, PermanentError, WorkerLost
+from gateway.errors import (
+    ConfigError,
+    LocalFault,
+    PermanentError,
+    TransientError,
+    UnsureError,
+    WorkerLost,
+)
 from gateway.fileio import Evidence
 from gateway.filestored import Stored
 from gateway.filetake import FileTaker, Ready
-from gateway.plugin_types import PluginContext
+from gateway.plugin_types import Offload, PluginContext, in_thread
 from gateway.plugins import get_plugin_manager
+from gateway.workers import WorkerPool
 from plugins.sedex import create_transport, gateway_transport_types
+from plugins.sedex._outbox import template, write_attempts
 from plugins.sedex._receipts import read_receipts
 from plugins.sedex.envelope import Envelope, build_envelope, build_receipt, parse_envelope
 from plugins.sedex.options import SedexOptions
 from plugins.sedex.transport import SedexTransport
-from tests.flow import sedex_partner
+from tests.flow import sedex_partner, until
+from tests.mounts import ext4, frozen, run_isolated
 from tests.stubs import StubIntake, StubReceiptSink
 
 REF = "5f0c2a9e-8d1b-4f3a-a6c7-1b2c3d4e5f60"
@@ -45,7 +55,7 @@ PAYLOAD = b'<?xml version="1.0"?><eventReport xmlns="http://www.ech.ch/xmlns/eCH
 WHEN = datetime(2024, 3, 1, 12, 30, tzinfo=timezone(timedelta(hours=1)))
 
 
-def make_transport(root: Path, **changes: Any) -> SedexTransport:
+def make_transport(root: Path, offload: Offload = in_thread, **changes: Any) -> SedexTransport:
     """A transport on folders under ``root``; files are taken at first sight unless ``settle``."""
     changes = {"settle": 0, **changes}
     folders = {name: root / name for name in ("outbox", "inbox", "receipts", "processed")}
@@ -56,7 +66,7 @@ def make_transport(root: Path, **changes: Any) -> SedexTransport:
         "message_type": 2_200_001, **changes})
     limits = NormaliseContext(max_bytes=1 << 20, max_zip_entries=100, max_zip_bytes=1 << 24,
                               max_zip_ratio=100)
-    return create_transport(options, PluginContext("canton", root / "data", limits, None))
+    return create_transport(options, PluginContext("canton", root / "data", limits, None, offload))
 
 
 def item(ref: str = REF, **changes: Any) -> OutboundItem:
@@ -271,6 +281,101 @@ async def test_flush_really_syncs(tmp_path: Path) -> None:
     t = make_transport(tmp_path)
     await t.send(item())
     await t.flush()
+
+
+def pairs(outbox: Path) -> set[str]:
+    """The refs whose data file and envelope are both in ``outbox``, the envelope whole."""
+    refs = {p.name[5:-4] for p in outbox.glob("envl_*.xml")}
+    for ref in refs:
+        assert parse_envelope((outbox / f"envl_{ref}.xml").read_bytes(), max_bytes=1 << 20)
+    return {ref for ref in refs if (outbox / f"data_{ref}.xml").read_bytes() == PAYLOAD}
+
+
+def state(pid: int) -> str:
+    """The state of process (or thread) ``pid``: ``D`` for uninterruptible sleep."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+async def outbox_hangs_in_a_worker(root_text: str) -> None:
+    """(In a private mount namespace.) The outbox's file system stops answering while a
+    worker writes a batch: frozen, its writers sleep in the kernel, where not even SIGKILL
+    ends them before it thaws (a network share's writers could at least be killed)."""
+    root = Path(root_text)
+    outbox = root / "outbox"
+    ext4(outbox)
+    pool = WorkerPool(1)
+    t = make_transport(root, pool.offload, write_timeout=1)
+    try:
+        await pool.offload(template, t.options)  # a new worker imports and builds it first
+        assert isinstance((await t.send_many([item(ref="ref-a")]))[0], SendResult)
+        [worker] = pool.pids
+        with frozen(outbox, safety=30):
+            started = time.monotonic()
+            async with asyncio.timeout(20):  # (before write_timeout: until the file system thaws)
+                results = await t.send_many([item(ref="ref-b"), item(ref="ref-c")])
+            assert time.monotonic() - started < 5
+            assert [type(r) for r in results] == [UnsureError] * 2
+            assert f"the sedex outbox {outbox} did not take the files within 1s" in str(results[0])
+            assert state(worker) == "D", "killed, and there still: the pool did not wait for it"
+            assert await pool.offload(os.getpid) not in (worker, os.getpid())  # a new worker
+            stuck = asyncio.create_task(pool.offload(write_attempts, t.options, [item(ref="ref-d")]))
+            [worker] = pool.pids
+            await until(lambda: state(worker) == "D")
+            started = time.monotonic()
+            pool.close(at_once=True)  # a drain cut short
+            assert time.monotonic() - started < 5, "the pool waited for a worker it cannot kill"
+            stuck.cancel()
+        # once the file system answers, the same attempts are repeated: each pair once, whole
+        await pool.offload(template, t.options)
+        resumed = await t.send_many([item(ref=r, resumed=True) for r in ("ref-b", "ref-c")])
+        assert [type(r) for r in resumed] == [SendResult] * 2
+        assert pairs(outbox) - {"ref-d"} == {"ref-a", "ref-b", "ref-c"}
+    finally:
+        pool.close()
+
+
+def test_a_write_into_an_outbox_that_hangs_is_given_up_as_unsure(tmp_path: Path) -> None:
+    """A batch whose worker hangs in the outbox (on a real file system, frozen) is given up
+    on after ``write_timeout``: its attempts are unsure (they may have arrived), its worker
+    is killed and replaced, and neither that nor a stop waits for it; the log names the
+    partner and the outbox."""
+    output = run_isolated("tests.test_sedex_transport:outbox_hangs_in_a_worker", str(tmp_path))
+    assert (f"sedex partner canton: writing into the outbox {tmp_path / 'outbox'} failed:"
+            " not done within 1s (does its file system hang?)") in output
+
+
+def outbox_sync_hangs(root_text: str) -> None:
+    """(In a private mount namespace.) The disk under the outbox's file system stops answering:
+    the outbox is on a loop device whose image is on a file system that is frozen, so files
+    are still written (into memory), but their ``syncfs`` waits, uninterruptibly. No workers:
+    writes and syncs run in threads of this process."""
+    root = Path(root_text)
+    disk, outbox = root / "disk", root / "disk" / "outbox"
+    ext4(disk)
+    ext4(outbox, "32M")
+    t = make_transport(root, outbox=outbox, write_timeout=1)
+
+    async def written_not_synced() -> None:
+        assert isinstance((await t.send_many([item()]))[0], SendResult)
+        async with asyncio.timeout(20):  # (before write_timeout: until the disk thaws)
+            with pytest.raises(TransientError, match=(
+                    rf"syncfs of the sedex outbox {outbox} did not finish within 1s")):
+                await t.flush()
+
+    with frozen(disk, safety=30):
+        started = time.monotonic()
+        asyncio.run(written_not_synced())
+        assert time.monotonic() - started < 5, "the loop's end waited for the stuck syncfs"
+        assert "D" in {state(int(task.name)) for task in Path("/proc/self/task").iterdir()}
+    asyncio.run(t.flush())  # the disk answers: the same batch is synced
+    assert pairs(outbox) == {REF}
+
+
+def test_a_sync_of_an_outbox_that_hangs_is_given_up(tmp_path: Path) -> None:
+    """A ``flush`` whose ``syncfs`` hangs (the outbox's disk: an image on a frozen file
+    system) fails after ``write_timeout`` (the dispatcher then repeats the batch's attempts
+    as unsure), and its thread holds up nothing."""
+    run_isolated("tests.test_sedex_transport:outbox_sync_hangs", str(tmp_path))
 
 
 # ---------------------------------------------------------------------------
@@ -733,7 +838,7 @@ async def test_send_many_survives_a_worker_dying_mid_batch(tmp_path: Path) -> No
     t = make_transport(tmp_path)
     refs = [f"ref-{i}" for i in range(3)]
 
-    async def dies_after_the_first(fn: Any, options: Any, items: Any) -> Any:
+    async def dies_after_the_first(fn: Any, options: Any, items: Any, timeout: float) -> Any:
         fn(options, items[:1])  # one pair is in the outbox when the worker dies
         raise WorkerLost("a worker process died while running write_attempts")
 

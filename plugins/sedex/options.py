@@ -83,6 +83,13 @@ class SedexOptions(BaseModel):
         description="folder for files being written, on the same file system as 'outbox';"
         " default: the hidden folder '.ech-gateway-tmp' inside 'outbox'",
     )
+    write_timeout: Duration = Field(
+        default=60.0, gt=0,
+        description="how long writing a batch into the outbox, or making it durable, may"
+        " take; then its messages are given up on as unsure (a network share that hangs):"
+        " each is repeated later as the same sedex message, and one that arrived is not"
+        " written again",
+    )
     sync: bool = Field(
         default=True, description="make sent files durable (one syncfs per batch) before "
         "they are recorded as sent"

@@ -6,6 +6,11 @@
 sends durable with one ``syncfs``. ``run`` records receipts and takes
 inbound pairs from the inbox.
 
+The outbox is often a network share, which may hang: a batch that is not
+written, or not made durable, within ``write_timeout`` is given up on, and its
+attempts are unsure (they may have arrived; see ``send_many``). The worker
+process or thread stuck in the write is left behind, never waited for.
+
 Partners served by one sedex client may share its receipts folder and its
 inbox. Both are read by content, whoever reads them: a receipt by its
 ``messageId`` and ``recipientId``, an inbound pair by its envelope's
@@ -33,7 +38,9 @@ from gateway.api import (
     RepeatedProblem,
     SendResult,
     TransientError,
+    UnsureError,
     WorkerLost,
+    in_thread,
     sync_filesystem,
 )
 from plugins.sedex._inbound import InboxScanner, inbox_partners
@@ -97,6 +104,8 @@ class SedexTransport:
         self._offload = context.offload
         #: Batches written, and how many of them the last successful sync covered.
         self._written = self._synced = 0
+        self._writing = RepeatedProblem(log, f"sedex partner {self.name}: writing into the"
+                                             f" outbox {options.outbox}")
         clear_staging(options.staging_dir)
         template(options)  # a configuration sedex would refuse fails here, at start
 
@@ -110,16 +119,30 @@ class SedexTransport:
     async def send_many(self, items: Sequence[OutboundItem]) -> list[SendResult | GatewayError]:
         """Put a batch into the outbox, in a worker process: the event loop goes on meanwhile.
 
-        If the worker dies, the batch is written here, as the same attempts:
-        files it wrote already count as sent (see ``resumed``), none twice.
+        If the worker dies, the batch is written in a thread of this process, as the
+        same attempts: files it wrote already count as sent (see ``resumed``), none
+        twice. A batch not written within ``write_timeout`` (a file system that
+        hangs) is given up on: each attempt is an :class:`UnsureError`, repeated
+        later as the same attempt, which skips what arrived meanwhile.
         """
+        limit = self.options.write_timeout
         try:
-            return await self._offload(write_attempts, self.options, items)
-        except WorkerLost as exc:
-            log.error("sedex partner %s: %s; writing the batch in this process", self.name, exc)
-            return write_attempts(self.options, [replace(i, resumed=True) for i in items])
+            try:
+                results = await self._offload(write_attempts, self.options, items, timeout=limit)
+            except WorkerLost as exc:
+                log.error("sedex partner %s: %s; writing the batch in this process", self.name, exc)
+                results = await in_thread(write_attempts, self.options,
+                                          [replace(i, resumed=True) for i in items], timeout=limit)
+        except TimeoutError:
+            self._writing.failed(f"not done within {limit:g}s (does its file system hang?);"
+                                 " the attempts are repeated later, none written twice")
+            unsure = UnsureError(f"the sedex outbox {self.options.outbox} did not take the"
+                                 f" files within {limit:g}s; they may have arrived")
+            return [unsure] * len(items)
         finally:
             self._written += 1
+        self._writing.ok()
+        return results
 
     async def flush(self) -> None:
         """Make every file sent so far durable (one ``syncfs``), if ``sync`` is on.
@@ -127,13 +150,18 @@ class SedexTransport:
         Batches may overlap (dispatch rounds in flight): a flush syncs what
         was written before it was called, unless a later sync already has.
 
-        :raises TransientError: the kernel reported a write-back error.
+        :raises TransientError: the kernel reported a write-back error, or the sync
+            did not finish within ``write_timeout`` (its thread is left behind).
         """
         target = self._written
         if not self.options.sync or self._synced >= target:
             return
+        limit = self.options.write_timeout
         try:
-            await asyncio.to_thread(sync_filesystem, self.options.outbox)
+            await in_thread(sync_filesystem, self.options.outbox, timeout=limit)
+        except TimeoutError:
+            raise TransientError(f"syncfs of the sedex outbox {self.options.outbox} did not"
+                                 f" finish within {limit:g}s (does its file system hang?)") from None
         except OSError as exc:
             raise TransientError(f"cannot make the sedex outbox durable: {exc}") from exc
         self._synced = max(self._synced, target)
