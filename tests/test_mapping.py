@@ -216,9 +216,44 @@ def test_each_kind_of_bad_row_is_rejected_alone(tmp_path: Path) -> None:
     assert len(rows(result)) == 2
 
 
+OTHER = GOOD.replace("104211;756.5658.6706.52;Becker", "104212;756.8659.8426.46;Krasniqi")
+#: A quoted cell with quotes inside it not doubled, as hand-made exports write them.
+STRAY_QUOTE = GOOD.replace(";Technikumstrasse;", ';"Technikumstrasse "Alt"";')
+
+
+def test_a_row_the_csv_reader_cannot_read_is_rejected_alone(tmp_path: Path) -> None:
+    """A quote the reader cannot read, or a cell beyond its size limit, on the row's own line:
+    the row is rejected, keeping its line; the rows after it are read as usual."""
+    long_cell = GOOD.replace("Becker", "B" + "e" * 200_000).replace("104211", "104213")
+    result = split(csv_bytes(GOOD, STRAY_QUOTE, long_cell, OTHER), utf8_mapping(tmp_path))
+    assert [p.meta[ROW_META] for p in result.parts] == ["1", "4"]
+    assert [reason for _part, reason in result.rejected_parts] == [
+        "row 2 (line 3): field (row): not readable as CSV: ';' expected after '\"'",
+        "row 3 (line 4): field (row): not readable as CSV: field larger than field limit"
+        " (131072)",
+    ]
+    part = result.rejected_parts[0][0]
+    assert json.loads(part.data)["record"] == {"(line)": STRAY_QUOTE}
+
+
+async def test_a_dropped_export_with_a_row_the_csv_reader_cannot_read_sends_the_others(
+        tmp_path: Path) -> None:
+    options = {"path": "in", "done_dir": "done", "poll_interval": "50ms", "settle": "0s",
+               "pattern": ["*.csv"], "mapping": str(utf8_mapping(tmp_path))}
+    async with harness(tmp_path, source_options=options) as h:
+        h.feed("export.csv", csv_bytes(GOOD, STRAY_QUOTE, OTHER))
+        await h.settled(2)
+        await h.wait_for(lambda: len(h.messages()) == 4)
+        by_ref = {m.ref: m for m in h.messages()}
+    assert by_ref["export.csv"].state == "split"
+    assert [by_ref[f"export.csv row {n}"].state for n in (1, 2, 3)] == [
+        "routed", "quarantined", "routed"]
+    assert by_ref["export.csv row 2"].reason == (
+        "row 2 (line 3): field (row): not readable as CSV: ';' expected after '\"'")
+
+
 def test_a_row_repeated_in_the_file_is_rejected_and_sent_once(tmp_path: Path) -> None:
-    other = GOOD.replace("104211;756.5658.6706.52;Becker", "104212;756.8659.8426.46;Krasniqi")
-    result = split(csv_bytes(GOOD, other, GOOD, GOOD), utf8_mapping(tmp_path))
+    result = split(csv_bytes(GOOD, OTHER, GOOD, GOOD), utf8_mapping(tmp_path))
     assert [int(p.meta[ROW_META]) for p in result.parts] == [1, 2]
     assert [reason for _part, reason in result.rejected_parts] == [
         "row 3 (line 4): the same as row 1 (line 2), which is sent once",
@@ -257,7 +292,9 @@ def test_a_row_part_that_no_longer_maps_is_rejected_with_its_reason(tmp_path: Pa
     (b"\x00\x01\x02PK garbage", "the header lacks the mapped column(s)"),
     (csv_bytes(GOOD, delimiter=","), "the header has no ';': is the delimiter ','?"),
     (b"", "the export is empty"),
-    (csv_bytes(GOOD.replace("Becker", "B" + "e" * 200_000)), "field larger than field limit"),
+    # a quote left open swallows the lines after it: where the next row starts is unknown
+    (csv_bytes(GOOD.replace(";Becker;", ';"Becker;'), GOOD), "not readable as CSV: unexpected"
+     " end of data (at line 3)"),
 ])
 def test_a_file_that_is_not_such_an_export_is_rejected_naming_what_is_missing(
         tmp_path: Path, data: bytes, reason: str) -> None:

@@ -5,11 +5,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.api import InputRejected, value_at
 from plugins.mapping.spec import MappingSpec
+
+if TYPE_CHECKING:
+    from _csv import Reader
 
 _BOM = b"\xef\xbb\xbf"
 #: Where the mapping's ``records`` path leads nowhere (told from a JSON null there).
@@ -25,7 +29,8 @@ class Record:
     :param where: the CSV line the row starts on; empty for JSON (the row number says it).
 
     :param problem: what makes the row unreadable as a whole (a cell count that does
-        not fit the header, a JSON record that is not an object or gives a key twice).
+        not fit the header, a line the CSV reader cannot read, a JSON record that is not
+        an object or gives a key twice).
     """
 
     row: int
@@ -45,7 +50,8 @@ def read_records(data: bytes, spec: MappingSpec) -> list[Record]:
     the key and the fields it feeds), not one whose last value silently wins.
 
     :raises InputRejected: not text in the mapping's encoding (or not UTF-8 after a
-        byte order mark, or UTF-16 as its byte order mark says), not CSV or JSON, no list
+        byte order mark, or UTF-16 as its byte order mark says), not CSV (a quoted cell the
+        reader fails in over several lines) or not JSON, no list
         (or null) at the ``records`` path, a JSON key given more than once outside the
         records, a header without mapped columns, more rows than ``max_rows``.
     """
@@ -83,33 +89,71 @@ def _is_utf8(data: bytes) -> bool:
 
 
 def _csv(text: str, spec: MappingSpec) -> list[Record]:
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=spec.delimiter, strict=True)
+    lines = _Lines(text)
+    reader = csv.reader(lines, delimiter=spec.delimiter, strict=True)
     try:
         header = next(reader, None)
-        if header is None:
-            raise InputRejected("the export is empty")
-        names = [name.strip() for name in header]
-        _check_header(names, spec)
-        twice = sorted({n for cs in spec.columns().values() for n in cs if names.count(n) > 1})
-        if twice:
-            raise InputRejected(f"the header names the mapped column(s) {', '.join(twice)}"
-                                " more than once", "line 1")
-        records: list[Record] = []
-        line = reader.line_num + 1
-        for cells in reader:
-            if not any(cell.strip() for cell in cells):
-                line = reader.line_num + 1
-                continue  # blank lines, the trailing one of many exports
-            if len(records) >= spec.max_rows:
-                raise InputRejected(f"more than {spec.max_rows} rows (max_rows of the mapping)")
-            problem = None if len(cells) == len(names) else (
-                f"{len(cells)} cells where the header has {len(names)}")
-            records.append(Record(len(records) + 1, f"line {line}",
-                                  dict(zip(names, cells, strict=False)), problem))
-            line = reader.line_num + 1
     except csv.Error as exc:
         raise InputRejected(f"not readable as CSV: {exc}", f"line {reader.line_num}") from None
+    if header is None:
+        raise InputRejected("the export is empty")
+    names = [name.strip() for name in header]
+    _check_header(names, spec)
+    twice = sorted({n for cs in spec.columns().values() for n in cs if names.count(n) > 1})
+    if twice:
+        raise InputRejected(f"the header names the mapped column(s) {', '.join(twice)}"
+                            " more than once", "line 1")
+    records: list[Record] = []
+    for line, values, problem in _rows(reader, lines, names):
+        if len(records) >= spec.max_rows:
+            raise InputRejected(f"more than {spec.max_rows} rows (max_rows of the mapping)")
+        records.append(Record(len(records) + 1, f"line {line}", values, problem))
     return records
+
+
+#: The key under which a row the CSV reader cannot read keeps its line, as evidence.
+_LINE = "(line)"
+
+
+class _Lines:
+    """The lines of a CSV text as a reader takes them; :attr:`last`: the one taken last."""
+
+    def __init__(self, text: str) -> None:
+        self._lines = io.StringIO(text, newline="")
+        self.last = ""
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        self.last = next(self._lines)
+        return self.last
+
+
+def _rows(reader: Reader, lines: _Lines, names: list[str]
+          ) -> Iterator[tuple[int, dict[str, str], str | None]]:
+    """Each row that is not blank: the line it starts on, its cells by column, and what makes
+    it unreadable as a whole (a cell count that does not fit the header, a quote the reader
+    cannot read: then its line is kept as the row's values).
+
+    :raises InputRejected: the reader fails in a quoted cell that spans lines: where the
+        rows after it start is unknown.
+    """
+    while True:
+        line = reader.line_num + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            if reader.line_num != line:
+                raise InputRejected(f"not readable as CSV: {exc}", f"line {reader.line_num}"
+                                    ) from None
+            yield line, {_LINE: lines.last.rstrip("\r\n")}, f"not readable as CSV: {exc}"
+            continue
+        if any(cell.strip() for cell in cells):  # else a blank line, as most exports end with
+            yield line, dict(zip(names, cells, strict=False)), None if len(cells) == len(
+                names) else f"{len(cells)} cells where the header has {len(names)}"
 
 
 def _null_on_the_way(document: Any, path: str) -> str | None:
