@@ -35,7 +35,7 @@ _TOKEN_CUT = re.compile(r'[-+.\w\\"]{0,12}')
 _DELIMITERS = (b";", b",", b"\t", b"|")
 
 
-def unfinished(data: bytes) -> str | None:
+def unfinished(data: bytes, *, settled: bool = False) -> str | None:
     """What shows that ``data`` is not completely written yet, or ``None``.
 
     Empty input; a zip without its end-of-central-directory record; XML
@@ -43,8 +43,13 @@ def unfinished(data: bytes) -> str | None:
     in UTF-16, is left for the normaliser to judge); a JSON object or list
     that ends before it is closed; text in lines with delimiters (CSV) that
     ends inside a quoted cell, or without a line end in a row with fewer
-    cells than the first line. Anything else counts as finished: whether it
-    is *valid* is for later steps.
+    cells than the first line, or in its first line. Anything else counts as
+    finished: whether it is *valid* is for later steps.
+
+    :param settled: the file has not changed for the reader's ``grace``: a CSV
+        line alone without its line end then counts as finished, for a
+        finished file may end so too (a header alone, from a writer that ends
+        no line with a line end: an export without rows).
     """
     if not data:
         return "it is empty"
@@ -57,7 +62,7 @@ def unfinished(data: bytes) -> str | None:
     if stripped[:1] in (b"{", b"["):
         return _json_unfinished(stripped, len(data))
     if stripped[:1] != b"<":
-        return _csv_unfinished(body, len(data))
+        return _csv_unfinished(body, len(data), settled)
     start = _prolog_end(body)
     if start >= len(body):
         return f"XML without a root element yet (it ends after {len(data)} bytes)"
@@ -99,7 +104,7 @@ def _json_unfinished(body: bytes, size: int) -> str | None:
     return None  # whole, or malformed before its end (the normaliser says why)
 
 
-def _csv_unfinished(body: bytes, size: int) -> str | None:
+def _csv_unfinished(body: bytes, size: int, settled: bool) -> str | None:
     """A CSV export cut inside a quoted cell or inside its last row (no line end yet)."""
     if b"\0" in body[:_HEAD]:
         return None  # not text
@@ -121,7 +126,7 @@ def _csv_unfinished(body: bytes, size: int) -> str | None:
     if ended:
         return None
     if not start:
-        return f"CSV of one line without its line end (after {size} bytes)"
+        return None if settled else f"CSV of one line without its line end (after {size} bytes)"
     header, last = (next(csv.reader(io.StringIO(line.decode("latin-1"), newline=""),
                                     delimiter=delimiter.decode()), [])
                     for line in (first.rstrip(b"\r"), body[start:]))

@@ -11,7 +11,9 @@ one folder and takes a file only when:
 - it looks *finished*: not empty, an XML document ends with its root's end
   tag, a zip with its end-of-central-directory record. An unfinished file is
   left for later scans and only after ``grace`` seconds without change is it
-  handed over as :class:`Unfinished` (to be quarantined with that reason).
+  handed over as :class:`Unfinished` (to be quarantined with that reason), or
+  as :class:`Whole` if a finished file may look so too (a CSV header alone
+  without its line end).
 
 What was stored of a file is a :class:`~gateway.filestored.Stored`, which
 :func:`~gateway.filestored.finish` moves away. Symbolic links, FIFOs, sockets and
@@ -228,7 +230,7 @@ class FileTaker:
         if data is None:
             return None
         stored = Stored(ready.path, ready.version, hashlib.sha256(data).hexdigest())
-        what = unfinished(data)
+        what = unfinished(data, settled=ready.stable >= self.grace)
         if what is None:
             return Whole(ready, data, stored)
         if ready.stable < self.grace:

@@ -85,6 +85,14 @@ def test_finished_input_passes(data: bytes) -> None:
     assert unfinished(data) is None
 
 
+def test_after_grace_a_csv_line_alone_counts_as_finished_and_nothing_else() -> None:
+    """A header alone, written without a line end, is all of an export without rows."""
+    assert unfinished(CSV[:15], settled=True) is None
+    cut = (CSV[:CSV.index(b"Weg; 7") + 2], CSV[:CSV.index(b"Weg; 7") - 3], JSON[:2000], DOC[:500],
+           b'PERS_NR;"NAME')
+    assert [unfinished(data, settled=True) is not None for data in cut] == [True] * len(cut)
+
+
 def taker(folder: Path, settle: float = 0.1, grace: float = 60) -> FileTaker:
     folder.mkdir(exist_ok=True)
     return FileTaker(folder, ("*.xml", "*.zip"), settle, grace)

@@ -312,13 +312,16 @@ def test_an_export_without_rows_is_not_relevant(data: bytes, mapping: str) -> No
     assert result.not_relevant == NO_ROWS and not result.parts and not result.rejected_parts
 
 
+@pytest.mark.parametrize("line_end", [b"\r\n", b""])
 async def test_a_dropped_export_without_rows_is_stored_as_not_relevant(
-        tmp_path: Path) -> None:
-    """A day without mutations: the vendor writes the header alone."""
+        tmp_path: Path, line_end: bytes) -> None:
+    """A day without mutations: the vendor writes the header alone, with its line end or
+    (a writer that ends no line) without: then it may still be being written, and is taken
+    once it has not changed for grace."""
     options = {"path": "in", "done_dir": "done", "poll_interval": "50ms", "settle": "0s",
-               "pattern": ["*.csv"], "mapping": str(MAPPINGS / "nova.toml")}
+               "grace": "300ms", "pattern": ["*.csv"], "mapping": str(MAPPINGS / "nova.toml")}
     async with harness(tmp_path, source_options=options) as h:
-        h.feed("leer.csv", HEADER.encode() + b"\r\n")
+        h.feed("leer.csv", HEADER.encode() + line_end)
         await h.wait_for(lambda: [m.state for m in h.messages()] == ["not_relevant"])
         [stored] = h.messages()
     assert (stored.ref, stored.reason) == ("leer.csv", NO_ROWS)

@@ -54,8 +54,9 @@ class FolderOptions(PluginOptions):
     grace: Duration = Field(
         300.0, ge=0, description="how long a file that looks unfinished (empty, XML without the"
         " end of its root element, zip without its end record, JSON not closed, a CSV row cut"
-        " short) may stay so before it is"
-        f" quarantined; entries that are not regular files go to the '{SET_ASIDE}' subfolder")
+        " short) may stay so before it is quarantined (a CSV line alone without its line end,"
+        " which a header alone may be, is then taken as it is); entries that are not regular"
+        f" files go to the '{SET_ASIDE}' subfolder")
 
     @field_validator("pattern", mode="before")
     @classmethod
