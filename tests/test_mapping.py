@@ -436,15 +436,22 @@ def test_json_that_is_no_export_is_rejected(document: bytes, reason: str) -> Non
 
 
 def test_a_json_record_that_is_no_object_or_holds_an_object_where_a_value_belongs() -> None:
+    """The reasons name JSON's kinds of value, as the export's author knows them."""
     good = json.loads(JSON_SAMPLE.read_text(encoding="utf-8"))["export"]["persons"][0]
     bad = json.loads(json.dumps(good))
     bad["person"]["name"]["official"] = {"de": "Nowak"}
-    document = {"export": {"persons": [good, "Nowak", bad]}}
+    listed = json.loads(json.dumps(good))
+    listed["person"]["name"]["first"] = ["Katarzyna", "Anna"]
+    document = {"export": {"persons": [good, "Nowak", bad, None, 7, [good], listed]}}
     result = split(json.dumps(document).encode(), MAPPINGS / "nova-json.toml")
     assert len(result.parts) == 1
     assert [reason for _part, reason in result.rejected_parts] == [
-        "row 2: field (row): a str, not an object",
-        "row 3: field official_name (person.name.official): holds a dict, not a value",
+        "row 2: field (row): a string, not an object",
+        "row 3: field official_name (person.name.official): holds an object, not a value",
+        "row 4: field (row): null, not an object",
+        "row 5: field (row): a number, not an object",
+        "row 6: field (row): a list, not an object",
+        "row 7: field first_name (person.name.first): holds a list, not a value",
     ]
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.api import InputRejected, value_at
 from plugins.mapping.spec import MappingSpec
+from plugins.mapping.values import json_kind
 
 if TYPE_CHECKING:
     from _csv import Reader
@@ -243,7 +244,7 @@ def _json(text: str, spec: MappingSpec) -> list[Record]:
         raise InputRejected(f"{len(items)} rows, more than {spec.max_rows} (max_rows of the mapping)")
     return [Record(n, "", item, _twice_in_record(item, spec) if objects_twice else None)
             if isinstance(item, dict) else
-            Record(n, "", {}, f"a {type(item).__name__}, not an object")
+            Record(n, "", {}, f"{json_kind(item)}, not an object")
             for n, item in enumerate(items, 1)]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from typing import Any
@@ -19,6 +20,17 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _SPACES = re.compile("[ \t\r\n]+")
 
 
+def json_kind(value: Any) -> str:
+    """What a JSON value is, as a reason names it: ``null``, ``a string``, ``an object`` ..."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return "a string" if isinstance(value, str) else "a number"
+
+
 def text(value: Any) -> str | None:
     """A cell or JSON value as text, white space collapsed as xs:token does; None when empty.
 
@@ -28,7 +40,7 @@ def text(value: Any) -> str | None:
     :raises ValueError: an object or list where a value belongs, or a character XML cannot carry.
     """
     if isinstance(value, dict | list):
-        raise ValueError(f"holds a {type(value).__name__}, not a value")
+        raise ValueError(f"holds {json_kind(value)}, not a value")
     if value is None:
         return None
     if isinstance(value, float) and value.is_integer():
