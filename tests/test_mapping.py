@@ -455,6 +455,27 @@ def test_a_json_record_that_is_no_object_or_holds_an_object_where_a_value_belong
     ]
 
 
+def test_a_json_true_or_false_is_read_only_through_a_table(tmp_path: Path) -> None:
+    """A boolean where a name belongs is the export's fault: the name is not "true"."""
+    mapping = tmp_path / "nova-json.toml"
+    mapping.write_text((MAPPINGS / "nova-json.toml").read_text(encoding="utf-8").replace(
+        'female = "2"', 'female = "2"\n"false" = "2"'), encoding="utf-8")
+    document = json.loads(JSON_SAMPLE.read_text(encoding="utf-8"))
+    persons = document["export"]["persons"]
+    persons[0]["person"]["name"]["official"] = True
+    persons[1]["person"]["address"]["houseNumber"] = False
+    persons[2]["person"]["sex"] = False  # the sex table translates it
+    result = split(json.dumps(document).encode(), mapping)
+    assert [reason for _part, reason in result.rejected_parts] == [
+        "row 1: field official_name (person.name.official): holds true: only a field with a"
+        " table reads true and false",
+        "row 2: field house_number (person.address.houseNumber): holds false: only a field with"
+        " a table reads true and false",
+    ]
+    [message] = rows(result)
+    assert b"<eCH-0044:sex>2</eCH-0044:sex>" in message.xml
+
+
 def test_a_json_number_written_as_an_integral_float_is_read_as_the_integer() -> None:
     document = json.loads(JSON_SAMPLE.read_text(encoding="utf-8"))
     persons = document["export"]["persons"]

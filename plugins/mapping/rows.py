@@ -101,8 +101,9 @@ class _Reader:
             values = [item for value in values
                       for item in (value if isinstance(value, list) else [value])]
         try:
-            read = [translate(self.spec, target, field, raw)
-                    for raw in map(text, values) if raw is not None]
+            read = [translate(self.spec, target, field, raw) for raw in (
+                text(value, tabled=field.table is not None) for value in values)
+                if raw is not None]
         except ValueError as exc:
             self.fail(target, str(exc))
             return None

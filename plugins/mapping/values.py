@@ -31,16 +31,22 @@ def json_kind(value: Any) -> str:
     return "a string" if isinstance(value, str) else "a number"
 
 
-def text(value: Any) -> str | None:
+def text(value: Any, *, tabled: bool) -> str | None:
     """A cell or JSON value as text, white space collapsed as xs:token does; None when empty.
 
     A JSON number with an integral value is written as an integer (``8400.0`` → ``8400``):
-    writers such as Excel emit whole numbers as floats.
+    writers such as Excel emit whole numbers as floats. A JSON ``true`` or ``false`` is
+    text (``"true"``) only for a field whose table (``tabled``) translates it: a boolean
+    where a name or a date belongs is the export's fault, not the name "true".
 
-    :raises ValueError: an object or list where a value belongs, or a character XML cannot carry.
+    :raises ValueError: an object or list where a value belongs, true or false without a
+        table, or a character XML cannot carry.
     """
     if isinstance(value, dict | list):
         raise ValueError(f"holds {json_kind(value)}, not a value")
+    if isinstance(value, bool) and not tabled:
+        raise ValueError(f"holds {json_kind(value)}: only a field with a table reads true and"
+                         " false")
     if value is None:
         return None
     if isinstance(value, float) and value.is_integer():
