@@ -33,6 +33,10 @@ _HEAD = 1 << 16
 _TOKEN_CUT = re.compile(r'[-+.\w\\"]{0,12}')
 #: The delimiters a CSV export may use; the header line's most frequent one is taken.
 _DELIMITERS = (b";", b",", b"\t", b"|")
+#: What a blank line of CSV holds (Excel writes an empty row as its delimiters).
+_BLANK = b" \t\r" + b"".join(_DELIMITERS)
+#: Excel's line naming the delimiter (``sep=;``), which some exports write before the header.
+_SEP_LINE = re.compile(rb"sep=.\r?", re.IGNORECASE)
 
 
 def unfinished(data: bytes, *, settled: bool = False) -> str | None:
@@ -110,7 +114,8 @@ def _csv_unfinished(body: bytes, size: int, settled: bool) -> str | None:
         return None  # not text
     if b"\n" not in body:  # old Mac line ends, CR alone (as a CSV reader takes them)
         body = body.replace(b"\r", b"\n")
-    first = body[:_HEAD].split(b"\n", 1)[0]
+    first = next((line for line in body[:_HEAD].split(b"\n")
+                  if line.strip(_BLANK) and not _SEP_LINE.fullmatch(line)), b"")  # the header
     delimiter = max(_DELIMITERS, key=first.count)
     if not first.count(delimiter):
         return None  # not delimited text

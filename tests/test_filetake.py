@@ -62,6 +62,10 @@ CSV = ("PERS_NR;NAME;STRASSE\r\n" + "".join(f'{i};M\xfcller;"Weg; {i}"\r\n' for 
     (b'A;B;C\r\n1;5" Diskette', "CSV whose last row has 2 of the header's 3 cells"),
     (b'A;B;C\r\n1;5" Diskette;"Weg; 7', "CSV that ends inside a quoted cell"),
     (b"A;B;C\r1;2", "CSV whose last row has 2 of the header's 3 cells"),
+    # Excel's delimiter line and blank lines before the header are no header
+    (b"sep=;\r\nA;B;C\r\n1;2", "CSV whose last row has 2 of the header's 3 cells"),
+    (b"\r\n;;\r\nA;B;C\r\n1;2", "CSV whose last row has 2 of the header's 3 cells"),
+    (b"\r\n\r\nA;B;C\r\n1;2", "CSV whose last row has 2 of the header's 3 cells"),
 ])
 def test_unfinished_shapes_say_what_is_missing(data: bytes, what: str) -> None:
     found = unfinished(data)
@@ -80,6 +84,7 @@ def test_unfinished_shapes_say_what_is_missing(data: bytes, what: str) -> None:
     b'NAME;NOTIZ\r\nM\xfcller;5" Diskette\r\n', b'A;B;C\r\n1;5" Diskette;3',
     b'A;B\r\n1;Hans "Hansi"\r\n2;"Weg; 7"\r\n',
     CSV.rstrip().replace(b"\r\n", b"\r"),  # old Mac line ends (CR alone), the last row whole
+    b"\r\n;;;;;\r\nA;B;C\r\n1;2;3",  # a blank row before the header is no header
 ])
 def test_finished_input_passes(data: bytes) -> None:
     assert unfinished(data) is None

@@ -328,6 +328,34 @@ async def test_a_dropped_export_without_rows_is_stored_as_not_relevant(
     assert (tmp_path / "done" / "leer.csv").is_file()
 
 
+@pytest.mark.parametrize("before", [b"\r\n", b";;;\r\n\r\n", b"sep=;\r\n", b"SEP=;\r\n\r\n"])
+def test_blank_lines_and_excel_s_sep_line_before_the_header_are_skipped(
+        tmp_path: Path, before: bytes) -> None:
+    """Excel reads a first line sep=; as the delimiter and some exports write it; blank
+    lines are skipped before the header as between rows. Lines keep their numbers."""
+    result = split(before + csv_bytes(GOOD, GOOD.replace(";M;", ";X;")), utf8_mapping(tmp_path))
+    lines = before.count(b"\n")
+    assert [p.meta[ROW_META] for p in result.parts] == ["1"]
+    assert [reason for _part, reason in result.rejected_parts] == [
+        f"row 2 (line {lines + 3}): field sex (GESCHLECHT): value 'X' has no entry in the sex"
+        " table"]
+
+
+@pytest.mark.parametrize(("data", "reason"), [
+    (b"sep=,\r\n" + csv_bytes(GOOD, delimiter=","), "the file says its delimiter is ','"
+     ' (sep=,), the mapping says \';\' (set delimiter = "," in the mapping if the export is'
+     " written so) (at line 1)"),
+    (b"\r\n;;\r\n", "the export is empty"),
+    (b"\r\n" + csv_bytes(GOOD).replace(b";NAME;", b";NAME_;"),
+     "the header lacks the mapped column(s) NAME (at line 2)"),
+])
+def test_what_comes_before_the_header_is_named_when_it_refuses_the_file(
+        tmp_path: Path, data: bytes, reason: str) -> None:
+    with pytest.raises(InputRejected) as caught:
+        split(data, utf8_mapping(tmp_path))
+    assert str(caught.value) == reason
+
+
 def test_a_header_in_another_case_is_refused_naming_the_columns_it_has(tmp_path: Path) -> None:
     """A vendor update that writes the header in lower case: the reason says what the header
     has, not only that every column is missing."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
     from _csv import Reader
 
 _BOM = b"\xef\xbb\xbf"
+#: A first line that names the delimiter of the lines after it, as Excel reads it.
+_SEP = re.compile(r"sep=(.)", re.IGNORECASE)
 #: Where the mapping's ``records`` path leads nowhere (told from a JSON null there).
 _NOWHERE = object()
 #: The byte order marks of UTF-16 (little and big endian), e.g. Excel's "Unicode text".
@@ -92,18 +95,12 @@ def _is_utf8(data: bytes) -> bool:
 def _csv(text: str, spec: MappingSpec) -> list[Record]:
     lines = _Lines(text)
     reader = csv.reader(lines, delimiter=spec.delimiter, strict=True)
-    try:
-        header = next(reader, None)
-    except csv.Error as exc:
-        raise InputRejected(f"not readable as CSV: {exc}", f"line {reader.line_num}") from None
-    if header is None:
-        raise InputRejected("the export is empty")
-    names = [name.strip() for name in header]
-    _check_header(names, spec)
+    names, where = _header(reader, lines, spec)
+    _check_header(names, where, spec)
     twice = sorted({n for cs in spec.columns().values() for n in cs if names.count(n) > 1})
     if twice:
         raise InputRejected(f"the header names the mapped column(s) {', '.join(twice)}"
-                            " more than once", "line 1")
+                            " more than once", where)
     records: list[Record] = []
     for line, values, problem in _rows(reader, lines, names):
         if len(records) >= spec.max_rows:
@@ -129,6 +126,27 @@ class _Lines:
     def __next__(self) -> str:
         self.last = next(self._lines)
         return self.last
+
+
+def _header(reader: Reader, lines: _Lines, spec: MappingSpec) -> tuple[list[str], str]:
+    """The header's column names and its line: blank lines before it skipped, and a first
+    line ``sep=;`` (Excel's way of naming the delimiter) that names the mapping's.
+
+    :raises InputRejected: no header; a ``sep=`` line naming another delimiter.
+    """
+    try:
+        for cells in reader:
+            declared = _SEP.fullmatch(lines.last.rstrip("\r\n")) if reader.line_num == 1 else None
+            if declared is not None and declared[1] != spec.delimiter:
+                raise InputRejected(
+                    f"the file says its delimiter is {declared[1]!r} ({declared[0]}), the"
+                    f" mapping says {spec.delimiter!r} (set delimiter = {json.dumps(declared[1])}"
+                    " in the mapping if the export is written so)", "line 1")
+            if declared is None and any(cell.strip() for cell in cells):
+                return [cell.strip() for cell in cells], f"line {reader.line_num}"
+    except csv.Error as exc:
+        raise InputRejected(f"not readable as CSV: {exc}", f"line {reader.line_num}") from None
+    raise InputRejected("the export is empty")
 
 
 def _rows(reader: Reader, lines: _Lines, names: list[str]
@@ -167,7 +185,7 @@ def _null_on_the_way(document: Any, path: str) -> str | None:
     return None
 
 
-def _check_header(names: list[str], spec: MappingSpec) -> None:
+def _check_header(names: list[str], where: str, spec: MappingSpec) -> None:
     missing = sorted({c for cs in spec.columns().values() for c in cs if c not in names})
     if not missing:
         return
@@ -182,7 +200,7 @@ def _check_header(names: list[str], spec: MappingSpec) -> None:
         hint = (f"; the header has no {spec.delimiter!r}" +
                 (f": is the delimiter {others[0]!r}?" if others else ""))
     raise InputRejected(f"the header lacks the mapped column(s) {', '.join(missing)}{hint}",
-                        "line 1")
+                        where)
 
 
 #: Why a key given more than once is refused rather than one of its values taken.
