@@ -274,6 +274,16 @@ def test_a_row_with_several_faults_names_each(tmp_path: Path) -> None:
                       " table")
 
 
+def test_a_wrong_event_date_is_named_once_not_again_as_a_missing_arrival_date(
+        tmp_path: Path) -> None:
+    """The row moves in from München: its arrival date defaults to the event date, which
+    is wrong itself; arrival_date, which the mapping does not map, is not blamed."""
+    data = csv_bytes(GOOD.replace(";Zuzug;01.11.2026;", ";Zuzug;2026-11-01;"))
+    [(_part, reason)] = split(data, utf8_mapping(tmp_path)).rejected_parts
+    assert reason == ("row 1 (line 2): field event_date (EREIGNIS_DATUM): '2026-11-01' is not a"
+                      " date of the form %d.%m.%Y")
+
+
 def test_a_row_part_that_no_longer_maps_is_rejected_with_its_reason(tmp_path: Path) -> None:
     mapping = utf8_mapping(tmp_path)
     [part] = split(csv_bytes(GOOD), mapping).parts

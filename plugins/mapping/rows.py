@@ -60,7 +60,8 @@ def map_record(spec: MappingSpec, record: Record, origin: Origin) -> PersonEvent
         reader.fail("vn", "neither vn nor local_id is given")
     for prefix, day in (("comes_from", "arrival_date"), ("goes_to", "departure_date")):
         moved = values.get(f"{prefix}_town") or values.get(f"{prefix}_country")
-        if moved and not (values.get(day) or values.get("event_date")):
+        if moved and not (values.get(day) or values.get("event_date")) and not (
+                {day, "event_date"} & reader.failed):  # else its own reason says what is wrong
             reader.fail(day, f"missing: {prefix} needs it (or event_date)")
     if values.get("house_number") and not values.get("street") and "street" not in reader.failed:
         reader.fail("street", "missing: house_number needs it")
