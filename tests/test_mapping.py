@@ -284,6 +284,17 @@ def test_a_wrong_event_date_is_named_once_not_again_as_a_missing_arrival_date(
                       " date of the form %d.%m.%Y")
 
 
+@pytest.mark.parametrize("written", ["7.56566E+12", "7,56566E+12"])
+def test_a_vn_excel_wrote_in_scientific_notation_is_rejected_saying_so(
+        tmp_path: Path, written: str) -> None:
+    """A VN column without dots is a number to Excel: saved as CSV, it is 7.56566E+12."""
+    data = csv_bytes(GOOD.replace("756.5658.6706.52", written))
+    [(_part, reason)] = split(data, utf8_mapping(tmp_path)).rejected_parts
+    assert reason == ("row 1 (line 2): field vn (AHV_NR): not a VN: a number in scientific"
+                      " notation, as Excel saves a column of long numbers, its last digits lost"
+                      " (open the export in Excel with this column as text, or not at all)")
+
+
 def test_a_row_part_that_no_longer_maps_is_rejected_with_its_reason(tmp_path: Path) -> None:
     mapping = utf8_mapping(tmp_path)
     [part] = split(csv_bytes(GOOD), mapping).parts

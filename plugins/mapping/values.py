@@ -14,6 +14,8 @@ _RELIGION = re.compile(r"^[0-9]{3,6}$")
 #: A whole number, perhaps written as a float with a zero fraction (``8400.0``): exports
 #: made with pandas write a column of numbers with gaps so.
 _WHOLE = re.compile(r"([0-9]+)(?:\.0+)?")
+#: A number in scientific notation as Excel writes it (``7.56566E+12``, ``7,56566E+12``).
+_SCIENTIFIC = re.compile(r"[0-9]+(?:[.,][0-9]+)?E\+?[0-9]+", re.IGNORECASE)
 #: Characters XML 1.0 cannot carry.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 #: Runs of what xs:token collapses to one space (a quoted CSV cell may span lines).
@@ -91,6 +93,10 @@ def convert(spec: MappingSpec, target: str, field: FieldSpec, raw: str) -> Any:
             raise ValueError(f"{raw!r} is no date: {exc}") from None
     if kind == "vn":
         digits = raw.replace(".", "").replace(" ", "")
+        if _SCIENTIFIC.fullmatch(raw):
+            raise ValueError("not a VN: a number in scientific notation, as Excel saves a column"
+                             " of long numbers, its last digits lost (open the export in Excel"
+                             " with this column as text, or not at all)")
         if not vn_shaped(digits):
             raise ValueError("not a VN: 13 digits starting with 756")
         if not vn_check_digit_ok(digits):
