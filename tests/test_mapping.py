@@ -462,7 +462,8 @@ def test_line_ends_and_tabs_within_a_cell_become_single_spaces(tmp_path: Path) -
 
 def test_limits_apply_to_the_file_and_its_rows(tmp_path: Path) -> None:
     small = NormaliseContext(max_bytes=100, max_zip_entries=1, max_zip_bytes=1, max_zip_ratio=1)
-    with pytest.raises(InputRejected, match="more than the limit of 100"):
+    with pytest.raises(InputRejected, match=r"^the export of 1642 bytes is larger than the limit"
+                       r" of 100 bytes \(\[limits\] max_document_bytes\)$"):
         normalise(export(CSV_SAMPLE.read_bytes(), MAPPINGS / "nova.toml"), small)
     with pytest.raises(InputRejected, match=r"more than 2 rows \(max_rows of the mapping\)"):
         split(csv_bytes(GOOD, GOOD, GOOD), utf8_mapping(tmp_path, max_rows="2"))

@@ -57,8 +57,8 @@ def normalise(raw: RawInput, context: NormaliseContext) -> Normalised | None:
     if path is None:
         return None
     if len(raw.data) > context.max_bytes:
-        raise InputRejected(f"input is {len(raw.data)} bytes, more than the limit of"
-                            f" {context.max_bytes}")
+        raise InputRejected(f"the export of {len(raw.data)} bytes is larger than the limit of"
+                            f" {context.max_bytes} bytes ([limits] max_document_bytes)")
     spec = mapping(Path(path))
     part = _unpack(raw) if ROW_META in raw.meta else None
     if part is not None:
