@@ -477,6 +477,13 @@ def test_limits_apply_to_the_file_and_its_rows(tmp_path: Path) -> None:
     (b'{"export": {"persons": null}}', "'export.persons' (records of the mapping) is null, not a"
      " list of records; an export without rows gives an empty list"),
     (b'{"export": {"persons": {"a": 1}}}', "'export.persons' is not a list of records"),
+    # where the document has its list, if it has one: what records should say
+    (b'[{"event": {"type": "moveIn"}}]', "the document has no 'export.persons' (records of the"
+     ' mapping); the document is a list (set records = "" in the mapping if it is the list of'
+     " records)"),
+    (b'{"data": {"ids": [1], "persons": [{"id": 1}]}}', "the document has no 'export.persons'"
+     " (records of the mapping); it has a list at 'data.persons' (set records ="
+     ' "data.persons" in the mapping if it is the list of records)'),
     (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
 ])
 def test_json_that_is_no_export_is_rejected(document: bytes, reason: str) -> None:

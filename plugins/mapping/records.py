@@ -246,13 +246,13 @@ def _json(text: str, spec: MappingSpec) -> list[Record]:
             null = _null_on_the_way(document, spec.records)
             why = f": {null!r} is null" if null else ""
             raise InputRejected(f"the document has no {spec.records!r} (records of the"
-                                f" mapping){why}")
+                                f" mapping){why}{_list_hint(document)}")
         if items is None:  # null is no empty list: the export may have failed to list them
             raise InputRejected(f"{spec.records!r} (records of the mapping) is null, not a list"
                                 " of records; an export without rows gives an empty list")
     if not isinstance(items, list):
         where = repr(spec.records) if spec.records else "the document"
-        raise InputRejected(f"{where} is not a list of records")
+        raise InputRejected(f"{where} is not a list of records{_list_hint(document)}")
     if objects_twice:  # the envelope: all but the records
         envelope = _given_twice(document, items)
         if envelope:
@@ -264,6 +264,25 @@ def _json(text: str, spec: MappingSpec) -> list[Record]:
             if isinstance(item, dict) else
             Record(n, "", {}, f"{json_kind(item)}, not an object")
             for n, item in enumerate(items, 1)]
+
+
+#: How deep in objects a list is looked for, to name it for the mapping's ``records``.
+_LIST_DEPTH = 4
+
+
+def _list_hint(document: Any) -> str:
+    """Where the document has a list of objects (the shallowest; an empty one too), as a
+    value for ``records`` to try."""
+    level: list[tuple[Any, str]] = [(document, "")]
+    for _depth in range(_LIST_DEPTH):
+        for value, path in level:
+            if isinstance(value, list) and all(isinstance(item, dict) for item in value):
+                where = f"it has a list at {path!r}" if path else "the document is a list"
+                return (f"; {where} (set records = {json.dumps(path)} in the mapping if it is"
+                        " the list of records)")
+        level = [(v, f"{path}.{k}" if path else k) for value, path in level
+                 if isinstance(value, dict) for k, v in value.items()]
+    return ""
 
 
 def _given_twice(value: Any, skip: object = None) -> list[str]:
