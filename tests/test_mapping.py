@@ -8,9 +8,11 @@ command line for ``map-test`` and ``check-config``.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import shutil
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -405,6 +407,32 @@ def test_a_utf16_export_is_refused_saying_so(data: bytes, mapping: str) -> None:
     with pytest.raises(InputRejected, match=r"^the export is UTF-16 text \(its byte order mark"
                        r" says so\); save it as UTF-8 or Windows-1252$"):
         split(data, MAPPINGS / mapping)
+
+
+def workbook() -> bytes:
+    """An Excel workbook's shape: a zip of XML parts."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("xl/worksheets/sheet1.xml", "<row><c>M\u00fcller</c></row>" * 200)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("data", "what"), [
+    (workbook(), "a zip file, as an Excel workbook (.xlsx) is"),
+    (bytes.fromhex("d0cf11e0a1b11ae1") + bytes(range(256)) * 8,
+     "an Excel workbook of the old kind (.xls)"),
+])
+@pytest.mark.parametrize("mapping", ["nova.toml", "nova-utf8"])
+def test_a_workbook_saved_as_the_export_is_refused_saying_so(
+        tmp_path: Path, data: bytes, what: str, mapping: str) -> None:
+    """Excel's own format under the export's name: no byte of it, nor the encoding, is the
+    point (not 'byte 0x81', not 'set encoding = windows-1252')."""
+    path = utf8_mapping(tmp_path) if mapping == "nova-utf8" else MAPPINGS / mapping
+    with pytest.raises(InputRejected) as caught:
+        split(data, path)
+    assert str(caught.value) == (f"the export is {what}, not CSV text; save it as CSV (in Excel:"
+                                 ' "CSV (Trennzeichen-getrennt)" or "CSV UTF-8")')
 
 
 def test_a_byte_order_mark_is_no_part_of_the_first_column(tmp_path: Path) -> None:

@@ -24,6 +24,9 @@ _SEP = re.compile(r"sep=(.)", re.IGNORECASE)
 _NOWHERE = object()
 #: The byte order marks of UTF-16 (little and big endian), e.g. Excel's "Unicode text".
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+#: How a spreadsheet workbook starts, saved under an export's name instead of as CSV.
+_WORKBOOKS = ((b"PK\x03\x04", "a zip file, as an Excel workbook (.xlsx) is"),
+              (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel workbook of the old kind (.xls)"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,14 +56,26 @@ def read_records(data: bytes, spec: MappingSpec) -> list[Record]:
     A JSON record that gives a key more than once is a record with a problem (naming
     the key and the fields it feeds), not one whose last value silently wins.
 
-    :raises InputRejected: not text in the mapping's encoding (or not UTF-8 after a
-        byte order mark, or UTF-16 as its byte order mark says), not CSV (a quoted cell the
-        reader fails in over several lines) or not JSON, no list
-        (or null) at the ``records`` path, a JSON key given more than once outside the
-        records, a header without mapped columns, more rows than ``max_rows``.
+    :raises InputRejected: a spreadsheet workbook (xlsx, xls); not text in the mapping's
+        encoding (or not UTF-8 after a byte order mark, or UTF-16 as its byte order mark
+        says); not CSV (a quoted cell the reader fails in over several lines) or not JSON;
+        no list (or null) at the ``records`` path, a JSON key given more than once outside
+        the records, a header without mapped columns, more rows than ``max_rows``.
     """
+    _refuse_workbook(data, spec.format)
     text = _decode(data, spec.encoding)
     return _csv(text, spec) if spec.format == "csv" else _json(text, spec)
+
+
+def _refuse_workbook(data: bytes, export_format: str) -> None:
+    """Refuse a workbook saved instead of an export: a byte of it that is not in the
+    encoding, or a header that lacks every column, would send the operator the wrong way."""
+    workbook = next((what for start, what in _WORKBOOKS if data.startswith(start)), None)
+    if workbook is not None:
+        name = export_format.upper()
+        excel = ' (in Excel: "CSV (Trennzeichen-getrennt)" or "CSV UTF-8")' if (
+            export_format == "csv") else ""
+        raise InputRejected(f"the export is {workbook}, not {name} text; save it as {name}{excel}")
 
 
 def _decode(data: bytes, encoding: str) -> str:
