@@ -148,9 +148,10 @@ class Incidents:
 
         Alerts counted since the last summary are summarised; an incident
         whose partner works again ends as :meth:`sweep` ends it, however short
-        the time since; one whose cause may still be there (its last alert, or
-        the next alert it announced, is less than a ``window`` ago) says it is
-        open at the stop, how long it lasted and how many alerts it had.
+        the time since; a partner's whose cause may still be there (its last
+        alert, or the next alert it announced, is less than a ``window`` ago)
+        says it is open at the stop, how long it lasted and how many alerts it
+        had. Others (quarantined inputs) end quietly, each told already.
         """
         now = self._clock()
         for key, incident in list(self._open.items()):
@@ -158,17 +159,19 @@ class Incidents:
             if incident.works_since is not None:
                 self._end(key, incident, f"works again after"
                                          f" {span(incident.works_since - incident.opened)}")
-            elif now - max(incident.last, incident.expected) <= self.window:
+            elif key.partner is not None and now - max(incident.last,
+                                                        incident.expected) <= self.window:
                 self._end(key, incident, f"open at the stop, after {span(now - incident.opened)}")
-            else:  # over: it ended quietly, as it would have at its next alert
+            else:  # over, or not a partner's fault: it ends quietly, as at its next alert
                 self._close(key, incident)
 
     def _end(self, key: Key, incident: _Incident, how: str) -> None:
         """Say that ``key``'s incident ends (``how``) and forget it."""
         # Worth a warning only when alerts were held back: otherwise each was told already.
         level = logging.WARNING if incident.logged >= self.burst else logging.INFO
-        self._log.log(level, "%s%s: %s, %d in all (%s)", key.kind,
-                      f" for {key.partner}" if key.partner else "", how, incident.total, key.fault)
+        self._log.log(level, "%s%s: %s, %d in all%s", key.kind,
+                      f" for {key.partner}" if key.partner else "", how, incident.total,
+                      f" ({key.fault})" if key.fault else "")
         self._close(key, incident)
 
     def _summarise(self, key: Key, until: float | None = None) -> None:
