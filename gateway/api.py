@@ -17,7 +17,7 @@ is a gap in this module, not a licence to import internals.
   files), taking files that are written in place (:class:`FileTaker`), log redaction,
   an HTTP ``Retry-After`` header in seconds (:func:`retry_after_seconds`), an HTTP
   answer's body read up to a limit (:func:`read_at_most`), a dotted path into parsed
-  JSON (:func:`value_at`);
+  JSON (:func:`value_at`), a count in words (:func:`counted`: ``1 row``, ``2 rows``);
 - for a plugin's own commands and simulators: the gateway's configuration
   (:func:`load_config`, :class:`ConfigError`; :data:`CONFIGURATION` names, in a
   problem's ``file``, the file that set a key) and valid sample eCH-0223
@@ -153,6 +153,7 @@ from gateway.plugin_types import (
 )
 from gateway.retry import retry_after_seconds
 from gateway.rules import first_match
+from gateway.wording import counted
 from gateway.xml.safe import check_untrusted, parse_untrusted
 from gateway.xml.validation import validate
 
@@ -234,6 +235,7 @@ __all__ = [
     "build_zip",
     "check_files",
     "check_untrusted",
+    "counted",
     "display_name",
     "ech0223",
     "finish",

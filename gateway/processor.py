@@ -41,6 +41,7 @@ from gateway.errors import ConversionRefused, InputRejected
 from gateway.facts import message_facts, rule_facts
 from gateway.person_state import PersonChange, PersonState, StoredPerson
 from gateway.store import MessageState, Processed
+from gateway.wording import counted
 from gateway.xml.safe import parse_untrusted
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ class Processor:
                before: PersonState | None) -> Processed:
         """Complete, decide, convert and validate one normalised message."""
         if n.parts or n.rejected_parts:
-            why = (f"split into {len(n.parts) + len(n.rejected_parts)} parts"
+            why = (f"split into {counted(len(n.parts) + len(n.rejected_parts), 'part')}"
                    f" ({len(n.rejected_parts)} rejected)")
             return Processed(mid, MessageState.SPLIT, why, normalised=n, raw_is_canonical=True)
         try:

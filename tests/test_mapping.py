@@ -469,7 +469,7 @@ def test_map_test_reads_a_file_with_a_byte_order_mark_as_utf8(
     export_file.write_bytes(b"\xef\xbb\xbf" + csv_bytes(GOOD))
     assert main(["--config", str(config), "map-test", "--source", "nova", "--summary",
                  str(export_file)]) == 0
-    assert capsys.readouterr().out.endswith(f"{export_file}: 1 rows, 1 mapped, 0 rejected\n")
+    assert capsys.readouterr().out.endswith(f"{export_file}: 1 row, 1 mapped, 0 rejected\n")
 
 
 def test_the_delimiter_is_configurable(tmp_path: Path) -> None:

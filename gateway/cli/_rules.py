@@ -28,6 +28,7 @@ from gateway.plugin_types import InputMetadata
 from gateway.processor import Processor, normalise_context, partner_targets, remember, state_of
 from gateway.rules import explain
 from gateway.store import MessageState, Processed, StoreReader
+from gateway.wording import counted
 
 #: Facts worth printing when known.
 _SHOWN = ("kind", "format", "source", "source_event", "event", "nationality", "country",
@@ -105,7 +106,8 @@ def _explain_input(proc: Processor, store: StoreReader | None, states: dict[str,
     if isinstance(step, Processed):
         return [(f"{raw.ref}: quarantined: {step.reason}", True)]
     if step.parts or step.rejected_parts:
-        out = [(f"{raw.ref}: an export of {len(step.parts) + len(step.rejected_parts)} rows", False)]
+        rows = counted(len(step.parts) + len(step.rejected_parts), "row")
+        out = [(f"{raw.ref}: an export of {rows}", False)]
         out += [(f"  {part.ref}: rejected: {reason}", True) for part, reason in step.rejected_parts]
         for part in step.parts:
             out += [("  " + line, bad) for line, bad in

@@ -24,6 +24,7 @@ from gateway.api import (
     NormaliseContext,
     Normalised,
     RawInput,
+    counted,
     load_config,
 )
 from plugins.mapping.loading import load_mapping
@@ -86,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.file}: {reason}", file=report)
     failed += len(export.rejected_parts)
     total = len(export.parts) + len(export.rejected_parts)
-    print(f"{args.file}: {total} rows, {total - failed} mapped, {failed} rejected", file=report)
+    print(f"{args.file}: {counted(total, 'row')}, {total - failed} mapped, {failed} rejected",
+          file=report)
     return EXIT_REJECTED if failed else EXIT_OK
 
 
