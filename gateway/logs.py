@@ -32,22 +32,17 @@ _QUOTED = re.compile(
     r" '[^'\n]*'|set \{[^}]*\}|'[{/][^'\n]*')"
     r"|'[^'\n]{1,200}'"
 )
-#: Kept: UUIDs (attempt and message references) and SHA-256 digests. Redacted:
-#: VN/AHV numbers written with separators, and long digit runs (VN/AHV numbers,
-#: dates of birth written without separators) unless they count bytes.
-_NUMBERS = re.compile(
-    r"(?P<keep>\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
-    r"|\b[0-9a-f]{64}\b)"
-    r"|(?<!\d)756(?:[.\s]\d{4}[.\s]\d{4}[.\s]\d{2}|\d{10})(?!\d)|\d{6,}(?!\d| bytes)"
-)
-
-
-#: A VN/AHV number wherever it stands (in a file name, say); UUIDs and digests are kept.
-_VN = re.compile(
-    r"(?P<keep>\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
-    r"|\b[0-9a-f]{64}\b)"
-    r"|(?<!\d)756(?:[.\s]\d{4}[.\s]\d{4}[.\s]\d{2}|\d{10})(?!\d)"
-)
+#: Kept wherever they stand: UUIDs (attempt and message references) and SHA-256 digests.
+_KEPT = (r"(?P<keep>\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
+         r"|\b[0-9a-f]{64}\b)")
+#: A VN/AHV number, written with separators or without.
+_VN_NUMBER = r"(?<!\d)756(?:[.\s]\d{4}[.\s]\d{4}[.\s]\d{2}|\d{10})(?!\d)"
+#: What :func:`redact` hides besides quoted values: VN/AHV numbers and long digit runs (dates
+#: of birth written without separators) unless they count bytes.
+_NUMBERS = re.compile(rf"{_KEPT}|{_VN_NUMBER}|\d{{6,}}(?!\d| bytes)")
+#: What every log line loses (:func:`hide_vn`): a VN/AHV number wherever it stands (in a file
+#: name, say).
+_VN = re.compile(rf"{_KEPT}|{_VN_NUMBER}")
 
 
 def hide_vn(text: str) -> str:

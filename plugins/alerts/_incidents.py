@@ -137,11 +137,8 @@ class Incidents:
         daemon's timers call this; so does every alert)."""
         now = self._clock()
         for key, incident in list(self._open.items()):
-            if incident.works_since is None or now - incident.works_since < self.window:
-                continue
-            self._summarise(key, until=incident.works_since)
-            self._end(key, incident, f"works again after"
-                                     f" {span(incident.works_since - incident.opened)}")
+            if incident.works_since is not None and now - incident.works_since >= self.window:
+                self._works_again(key, incident, incident.works_since)
 
     def stop(self) -> None:
         """The daemon stops: say what the open incidents hold, for their state ends here.
@@ -155,15 +152,19 @@ class Incidents:
         """
         now = self._clock()
         for key, incident in list(self._open.items()):
-            self._summarise(key, until=incident.works_since)
             if incident.works_since is not None:
-                self._end(key, incident, f"works again after"
-                                         f" {span(incident.works_since - incident.opened)}")
-            elif key.partner is not None and now - max(incident.last,
-                                                        incident.expected) <= self.window:
+                self._works_again(key, incident, incident.works_since)
+                continue
+            self._summarise(key)
+            if key.partner is not None and now - max(incident.last, incident.expected) <= self.window:
                 self._end(key, incident, f"open at the stop, after {span(now - incident.opened)}")
             else:  # over, or not a partner's fault: it ends quietly, as at its next alert
                 self._close(key, incident)
+
+    def _works_again(self, key: Key, incident: _Incident, since: float) -> None:
+        """End ``key``'s incident: its partner has worked since ``since``."""
+        self._summarise(key, until=since)
+        self._end(key, incident, f"works again after {span(since - incident.opened)}")
 
     def _end(self, key: Key, incident: _Incident, how: str) -> None:
         """Say that ``key``'s incident ends (``how``) and forget it."""
