@@ -126,10 +126,11 @@ def test_failing_attempts_are_one_incident_with_summaries_and_an_end(
     assert lines[0].startswith("delivery 1 of message 1 to canton failed (attempt 1)")
     assert lines[1].endswith("(more like this are summarised)")
     assert lines[2] == ("delivery.retry for canton: 59 more in the last 60s (deliveries 3, 4, 5,"
-                        " 6, 7, 8, 9, 10, 11, 12, …): cannot write /out/#.xml: [Errno #] read-only")
+                        " 6, 7, 8, 9, 10, 11, 12, …): the last: cannot write /out/61.xml:"
+                        " [Errno 30] read-only")
     assert lines[3].startswith("delivery.retry for canton: 39 more in the last 40s (deliveries 62,")
     assert lines[4] == ("delivery.retry for canton: works again after 100s, 100 in all"
-                        " (cannot write /out/#.xml: [Errno #] read-only)")
+                        " (the last: cannot write /out/100.xml: [Errno 30] read-only)")
     assert len(lines) == 5
 
 
@@ -146,7 +147,7 @@ def test_a_single_failure_ends_without_a_second_warning(
     [end] = [r for r in caplog.records if "works again" in r.getMessage()]
     assert (end.levelno, end.getMessage()) == (
         logging.INFO, "delivery.retry for canton: works again after 2s, 1 in all"
-                      " (receipt #: network error)")
+                      " (receipt 400: network error)")
 
 
 def test_a_partner_that_fails_now_and_then_between_successes_is_one_incident(
@@ -170,7 +171,7 @@ def test_a_partner_that_fails_now_and_then_between_successes_is_one_incident(
     assert 2 <= len(summaries) <= 5, summaries
     assert sum(int(s.split()[3]) for s in summaries) == 58, "all 60 failures are told"
     assert lines[-1] == ("delivery.retry for canton: works again after 10min, 60 in all"
-                         " (receipt #: network error)")
+                         " (receipt 400: network error)")
 
 
 async def test_the_end_of_an_incident_is_said_a_window_after_the_partner_works_again(
@@ -252,7 +253,7 @@ def test_a_flood_of_dead_letters_is_summarised(clock: Clock,
     lines = said(caplog)
     assert len(lines) == 3
     assert lines[2].startswith("delivery.dead for canton: 199 more in the last 60s (deliveries 3,")
-    assert lines[2].endswith("retries exhausted after # attempts")
+    assert lines[2].endswith("retries exhausted after 10 attempts")
 
 
 async def test_a_summary_comes_on_time_without_further_alerts(
@@ -321,6 +322,6 @@ def test_one_delivery_retried_for_days_is_one_incident(
     assert len(lines) == 3 + len(summaries) + 1, "no attempt opened an incident of its own"
     assert len(summaries) <= 20, f"{len(summaries)} summaries for {attempts} attempts"
     assert summaries[0].startswith("delivery.retry for canton: 4 more in the last 6")
-    assert all(line.endswith(" (deliveries 9): HTTP #") for line in summaries), summaries
+    assert all(line.endswith(" (deliveries 9): HTTP 503") for line in summaries), summaries
     assert summaries[-1].startswith("delivery.retry for canton: 4 more in the last 4.0h"
                                     " (deliveries 9)"), "summaries back off to hours apart"

@@ -89,10 +89,10 @@ def gateway_event(event: GatewayEvent) -> None:
         text = template.format(**fields)
     except (KeyError, IndexError):
         text = f"{event.kind}: {fields}"
-    cause = fault_of(str(fields.get(_FAULT.get(event.kind, ""), "")))
-    INCIDENTS.alert(Key(event.kind, None if partner is None else str(partner), cause), text,
-                    event.delivery if event.delivery is not None else event.message,
-                    _next_in(event))
+    fault = str(fields.get(_FAULT.get(event.kind, ""), ""))
+    INCIDENTS.alert(Key(event.kind, None if partner is None else str(partner), fault_of(fault)),
+                    text, event.delivery if event.delivery is not None else event.message,
+                    _next_in(event), fault)
 
 
 @hookimpl

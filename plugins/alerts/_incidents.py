@@ -63,6 +63,14 @@ class _Incident:
     timer: asyncio.TimerHandle | None = None
     works_since: float | None = None  # the partner took a delivery then, and has not failed since
     end_timer: asyncio.TimerHandle | None = None
+    example: str = ""  # the last alert's fault, as said
+    varied: bool = False  # an earlier alert's fault was said otherwise (another number)
+
+    def fault(self, key: Key) -> str:
+        """The fault to name in a summary: as the alerts said it, not as the key groups it."""
+        if not self.example:
+            return key.fault
+        return f"the last: {self.example}" if self.varied else self.example
 
 
 class Incidents:
@@ -82,9 +90,11 @@ class Incidents:
         self._open: dict[Key, _Incident] = {}
 
     def alert(self, key: Key, text: str, ref: int | None = None,
-              next_in: float | None = None) -> None:
+              next_in: float | None = None, fault: str = "") -> None:
         """One alert of incident ``key``: log ``text`` or count it towards a summary.
 
+        :param fault: the alert's fault as said (``key.fault`` is it with the numbers
+            taken out); summaries name the last one.
         :param next_in: seconds until the cause alerts again if it persists (a failed
             attempt's next attempt); the incident stays open that long, plus ``window``.
         """
@@ -103,6 +113,9 @@ class Incidents:
             incident = self._open[key] = _Incident(opened=now, last=now, every=self.window,
                                                    summary_at=now)
         incident.last = now
+        if incident.total and fault != incident.example:
+            incident.varied = True
+        incident.example = fault
         if next_in is not None:
             incident.expected = max(incident.expected, now + max(next_in, 0.0))
         incident.total += 1
@@ -172,7 +185,7 @@ class Incidents:
         level = logging.WARNING if incident.logged >= self.burst else logging.INFO
         self._log.log(level, "%s%s: %s, %d in all%s", key.kind,
                       f" for {key.partner}" if key.partner else "", how, incident.total,
-                      f" ({key.fault})" if key.fault else "")
+                      f" ({fault})" if (fault := incident.fault(key)) else "")
         self._close(key, incident)
 
     def _summarise(self, key: Key, until: float | None = None) -> None:
@@ -196,7 +209,7 @@ class Incidents:
         self._log.warning("%s%s: %d more in the last %s%s%s", key.kind,
                           f" for {key.partner}" if key.partner else "", incident.counted,
                           span(now - incident.summary_at), f" ({noun} {named})" if named else "",
-                          f": {key.fault}" if key.fault else "")
+                          f": {fault}" if (fault := incident.fault(key)) else "")
         incident.counted, incident.ids, incident.unnamed, incident.summary_at = 0, [], False, now
         incident.every = min(incident.every * 2, max(self.longest, self.window))
 
