@@ -35,6 +35,11 @@ def test_demo_runs_and_summarises(tmp_path: Path) -> None:
     delivered, rejected, dead = (count(summary, k) for k in ("delivered", "rejected", "dead"))
     assert re.search(r"delivered:\s+\d+ \(of which \d+ needed a retry\)", summary)
     assert delivered + rejected + dead == MESSAGES, "every sample message reached a final state"
+    # both bad files are accounted for: the one cut short waits its grace, then is quarantined
+    assert count(summary, "quarantined") == 2, summary
+    assert "(entity.xml): DOCTYPE and entity declarations are not allowed" in summary
+    assert re.search(r"\(broken\.xml\): .*unfinished", summary), summary
+    assert not list((folder / "registry" / "outbox").glob("*.xml")), "no input left behind"
     assert "where to look:" in summary
     # the canton's rejection takes the way back: into the registry's inbox, on its person
     assert "from canton: 1 message(s): 1 delivered into the registry" in summary
