@@ -869,7 +869,7 @@ def test_a_date_of_birth_known_in_part(tmp_path: Path, written: str, element: by
 
 def test_another_encoding_a_column_twice_a_number_too_long_reject_the_file(tmp_path: Path) -> None:
     with pytest.raises(InputRejected, match="the export is UTF-8 text, the mapping says"
-                       " windows-1252"):
+                       " cp1252"):
         split(csv_bytes(GOOD))  # the shipped mapping says windows-1252
     data = csv_bytes(GOOD + ";Muster").replace(b"WEGZUG_LAND", b"WEGZUG_LAND;NAME")
     with pytest.raises(InputRejected, match=r"names the mapped column\(s\) NAME more than once"):

@@ -43,7 +43,7 @@ def _problem(loc: tuple[int | str, ...], message: str) -> tuple[str, str]:
         close = difflib.get_close_matches(target, list(TARGETS), n=3, cutoff=0.6)
         hint = f"did you mean {' or '.join(close)}?" if close else "see the README for the targets"
         return f"fields.{target}", f"unknown target; {hint}"
-    return ".".join(str(p) for p in loc) or "(file)", message
+    return ".".join(str(p) for p in loc) or "(file)", message.removeprefix("Value error, ")
 
 
 _DATE_HINT = ("{!r} does not read dates: write it with %d (day), %m (month) and %Y (year),"

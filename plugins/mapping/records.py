@@ -11,22 +11,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gateway.api import InputRejected, value_at
+from plugins.mapping.decoding import export_text
 from plugins.mapping.spec import MappingSpec
 from plugins.mapping.values import json_kind
 
 if TYPE_CHECKING:
     from _csv import Reader
 
-_BOM = b"\xef\xbb\xbf"
 #: A first line that names the delimiter of the lines after it, as Excel reads it.
 _SEP = re.compile(r"sep=(.)", re.IGNORECASE)
 #: Where the mapping's ``records`` path leads nowhere (told from a JSON null there).
 _NOWHERE = object()
-#: The byte order marks of UTF-16 (little and big endian), e.g. Excel's "Unicode text".
-_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
-#: How a spreadsheet workbook starts, saved under an export's name instead of as CSV.
-_WORKBOOKS = ((b"PK\x03\x04", "a zip file, as an Excel workbook (.xlsx) is"),
-              (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel workbook of the old kind (.xls)"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,61 +45,19 @@ def read_records(data: bytes, spec: MappingSpec) -> list[Record]:
     """The records of an export, checked against what the mapping reads; none for a
     header alone or an empty list.
 
-    A file that starts with a UTF-8 byte order mark is read as UTF-8 whatever the
-    mapping's encoding: the mark says so beyond doubt.
+    The bytes are read as :func:`plugins.mapping.decoding.export_text` says.
 
     A JSON record that gives a key more than once is a record with a problem (naming
     the key and the fields it feeds), not one whose last value silently wins.
 
     :raises InputRejected: a spreadsheet workbook (xlsx, xls); not text in the mapping's
-        encoding (or not UTF-8 after a byte order mark, or UTF-16 as its byte order mark
-        says); not CSV (a quoted cell the reader fails in over several lines) or not JSON;
-        no list (or null) at the ``records`` path, a JSON key given more than once outside
-        the records, a header without mapped columns, more rows than ``max_rows``.
+        encoding (see ``export_text``); not CSV (a quoted cell the reader fails in over
+        several lines) or not JSON; no list (or null) at the ``records`` path, a JSON key
+        given more than once outside the records, a header without mapped columns, more
+        rows than ``max_rows``.
     """
-    _refuse_workbook(data, spec.format)
-    text = _decode(data, spec.encoding)
+    text = export_text(data, spec.format, spec.encoding)
     return _csv(text, spec) if spec.format == "csv" else _json(text, spec)
-
-
-def _refuse_workbook(data: bytes, export_format: str) -> None:
-    """Refuse a workbook saved instead of an export: a byte of it that is not in the
-    encoding, or a header that lacks every column, would send the operator the wrong way."""
-    workbook = next((what for start, what in _WORKBOOKS if data.startswith(start)), None)
-    if workbook is not None:
-        name = export_format.upper()
-        excel = ' (in Excel: "CSV (Trennzeichen-getrennt)" or "CSV UTF-8")' if (
-            export_format == "csv") else ""
-        raise InputRejected(f"the export is {workbook}, not {name} text; save it as {name}{excel}")
-
-
-def _decode(data: bytes, encoding: str) -> str:
-    if data.startswith(_UTF16_BOMS):  # else read as bytes of a header that lacks every column
-        raise InputRejected("the export is UTF-16 text (its byte order mark says so);"
-                            " save it as UTF-8 or Windows-1252")
-    body = data.removeprefix(_BOM)
-    if len(body) < len(data):  # a UTF-8 byte order mark: UTF-8 whatever the mapping says
-        encoding, hint = "utf-8", ", yet the file starts with a UTF-8 byte order mark"
-    elif encoding != "utf-8" and not body.isascii() and _is_utf8(body):
-        raise InputRejected(f"the export is UTF-8 text, the mapping says {encoding}"
-                            ' (set encoding = "utf-8" in the mapping if the export is written so)')
-    else:
-        hint = ' (set encoding = "windows-1252" in the mapping if the export is written so)' if (
-            encoding == "utf-8") else ""
-    try:
-        return body.decode(encoding)
-    except UnicodeDecodeError as exc:
-        raise InputRejected(f"not {encoding} text: byte 0x{body[exc.start]:02x}{hint}",
-                            f"byte {exc.start + len(data) - len(body)}") from None
-
-
-def _is_utf8(data: bytes) -> bool:
-    """Whether ``data`` is valid UTF-8: text in a single-byte encoding practically never is."""
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def _csv(text: str, spec: MappingSpec) -> list[Record]:

@@ -8,6 +8,7 @@ with what each becomes in the message.
 
 from __future__ import annotations
 
+import codecs
 import functools
 from typing import Any, Literal, get_args, get_origin
 
@@ -126,7 +127,8 @@ class MappingSpec(PluginOptions):
 
     name: str = Field(min_length=1, description="what the export is, e.g. Kommunalsoft Nova")
     format: Format
-    encoding: Literal["utf-8", "windows-1252"] = "utf-8"
+    encoding: str = Field("utf-8", description="the export's text encoding, as Python names"
+                          " it: utf-8, windows-1252, iso-8859-15, latin-1 ...")
     delimiter: Literal[";", ",", "\t", "|"] = ";"
     records: str = Field("", description="JSON: path of the list of records (empty: the"
                          " document is the list)")
@@ -136,6 +138,11 @@ class MappingSpec(PluginOptions):
     fields: dict[Target, str | list[str] | FieldSpec]  # type: ignore[valid-type]
     tables: dict[str, dict[str, str]] = Field(default_factory=dict)
     countries: dict[str, CountrySpec] = Field(default_factory=dict)
+
+    @field_validator("encoding", mode="after")
+    @classmethod
+    def _encoding(cls, value: str) -> str:
+        return text_encoding(value)
 
     @field_validator("fields", mode="after")
     @classmethod
@@ -167,3 +174,35 @@ def allowed_codes(target: str) -> tuple[str, ...]:
         annotation = model.model_fields[name].annotation
     literal = next(a for a in (annotation, *get_args(annotation)) if get_origin(a) is Literal)
     return tuple(str(code) for code in get_args(literal))
+
+
+#: Bytes every encoding the gateway reads must decode as ASCII does: the delimiters,
+#: quotes, line ends and digits a CSV or JSON reader looks for.
+_ASCII = bytes(range(0x20, 0x7F)) + b"\t\r\n"
+#: What a reason offers instead of an encoding the gateway cannot read.
+ENCODING_EXAMPLES = '"utf-8", "windows-1252", "iso-8859-15" or "latin-1"'
+
+
+def text_encoding(name: str) -> str:
+    """``name`` as Python's codec registry names it (``Windows-1252`` → ``cp1252``,
+    ``latin-1`` → ``iso8859-1``); ``utf-8-sig`` is ``utf-8`` (a byte order mark is
+    skipped whatever the encoding).
+
+    :raises ValueError: no such encoding, or one that does not write ASCII as ASCII
+        (UTF-16, EBCDIC, base64): the reader would not find a delimiter or line end.
+    """
+    try:
+        codec = codecs.lookup(name)
+    except LookupError:
+        raise ValueError(f"unknown encoding {name!r}; e.g. {ENCODING_EXAMPLES}") from None
+    try:
+        readable = _ASCII.decode(codec.name) == _ASCII.decode("ascii")
+    except LookupError:  # a codec of bytes to bytes
+        raise ValueError(f"{name!r} is no text encoding; e.g. {ENCODING_EXAMPLES}") from None
+    except UnicodeDecodeError:
+        readable = False
+    if not readable:
+        raise ValueError(f"{name!r} does not write the characters of ASCII as ASCII bytes"
+                         " (as UTF-16, UTF-32 and EBCDIC do not), so the reader would find no"
+                         f" delimiter and no line end; e.g. {ENCODING_EXAMPLES}")
+    return "utf-8" if codec.name == "utf-8-sig" else codec.name

@@ -1,0 +1,133 @@
+"""Exports as Excel and registries really write them: encodings beyond UTF-8 and
+Windows-1252.
+
+Real files throughout, written as Excel writes them (Windows-1252 or ISO-8859-15,
+CRLF, ``;``, a byte order mark), the shipped
+Nova mapping, the real command line, a gateway made as ``ech-gateway init`` makes
+it, and the official eCH-0223 1.5 XSD as the oracle.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from gateway.api import ConfigError, InputRejected
+from gateway.cli import main
+from gateway.config import write_initial_config
+from plugins.mapping.loading import load_mapping
+from tests.official import official_schema_set
+from tests.test_mapping import CSV_SAMPLE, MAPPINGS, rows, split
+
+#: The shipped export: Windows-1252, CRLF, ``;``, 25 columns, dates as 14.03.1991.
+SAMPLE = CSV_SAMPLE.read_bytes().decode("windows-1252")
+
+
+def excel(text: str, encoding: str = "windows-1252") -> bytes:
+    return text.encode(encoding)
+
+
+def mapping_with(tmp_path: Path, old: str, new: str, name: str = "nova.toml") -> Path:
+    """The shipped Nova mapping with one line changed."""
+    text = (MAPPINGS / "nova.toml").read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / name
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return path
+
+
+def gateway_dir(tmp_path: Path) -> Path:
+    """``ech-gateway init`` with the example mappings and conf.d/30-nova.toml, as
+    config/README.md tells an operator to set them up (fast polling for the test)."""
+    config = write_initial_config(tmp_path)
+    shutil.copytree(MAPPINGS, tmp_path / "mappings")
+    example = (MAPPINGS.parent / "conf.d" / "30-nova.toml.example").read_text(encoding="utf-8")
+    fast = 'poll_interval = "50ms"\nsettle = "50ms"\nmapping = '
+    (tmp_path / "conf.d" / "30-nova.toml").write_text(example.replace("mapping = ", fast),
+                                                      encoding="utf-8")
+    for folder in ("export", "export-json"):
+        (tmp_path / "nova" / folder).mkdir(parents=True, exist_ok=True)
+    return config
+
+
+# -- encodings ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("declared", "normalised"), [
+    ("latin-1", "iso8859-1"), ("ISO-8859-1", "iso8859-1"), ("iso-8859-15", "iso8859-15"),
+    ("cp1252", "cp1252"), ("Windows-1252", "cp1252"), ("utf-8-sig", "utf-8"), ("UTF8", "utf-8")])
+def test_any_text_encoding_python_knows_is_accepted_normalised(
+        tmp_path: Path, declared: str, normalised: str) -> None:
+    path = mapping_with(tmp_path, 'encoding = "windows-1252"', f'encoding = "{declared}"')
+    assert load_mapping(path).encoding == normalised
+
+
+@pytest.mark.parametrize(("declared", "reason"), [
+    ("latin-9x", "unknown encoding 'latin-9x'"),
+    ("base64", "'base64' is no text encoding"),
+    ("utf-16", "'utf-16' does not write the characters of ASCII as ASCII bytes (as UTF-16,"
+     " UTF-32 and EBCDIC do not), so the reader would find no delimiter and no line end"),
+])
+def test_check_config_refuses_an_encoding_it_cannot_read_naming_key_and_examples(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], declared: str, reason: str) -> None:
+    config = gateway_dir(tmp_path)
+    mapping = tmp_path / "mappings" / "nova.toml"
+    mapping.write_text(mapping.read_text(encoding="utf-8").replace(
+        'encoding = "windows-1252"', f'encoding = "{declared}"'), encoding="utf-8")
+    assert main(["--config", str(config), "check-config"]) == 2
+    assert capsys.readouterr().out.splitlines() == [
+        f'{mapping}: encoding: {reason}; e.g. "utf-8", "windows-1252", "iso-8859-15" or'
+        ' "latin-1" (mapping of sources.nova)']
+    with pytest.raises(ConfigError):
+        load_mapping(mapping)
+
+
+#: Two people whose names need ISO-8859-15 (Š, Ž; € in the street): bytes A6, B4, A4.
+LATIN9 = SAMPLE.split("\r\n")
+LATIN9_ROWS = "\r\n".join([
+    LATIN9[0],
+    LATIN9[1].replace(";Becker;Lukas;", ";Šuštar;Žiga;").replace(";Technikumstrasse;",
+                                                                 ";Platz des €uro;"),
+    LATIN9[2].replace(";Krasniqi;Arta;", ";Žagar;Špela;"),
+]) + "\r\n"
+
+
+def test_an_iso_8859_15_export_arrives_with_s_z_and_euro_in_the_ech0223_output(
+        tmp_path: Path) -> None:
+    data = excel(LATIN9_ROWS, "iso-8859-15")
+    assert data.count(b"\xa6") == 2 and data.count(b"\xb4") == 2 and b"\xa4" in data  # Š Ž €
+    latin9 = mapping_with(tmp_path, 'encoding = "windows-1252"', 'encoding = "iso-8859-15"')
+    first, second = rows(split(data, latin9))
+    schemas = official_schema_set()
+    assert schemas.validate(first.xml).valid and schemas.validate(second.xml).valid
+    for name in ("<eCH-0044:officialName>Šuštar</eCH-0044:officialName>",
+                 "<eCH-0044:firstName>Žiga</eCH-0044:firstName>",
+                 "<eCH-0010:street>Platz des €uro</eCH-0010:street>"):
+        assert name.encode() in first.xml, name
+    assert "<eCH-0044:officialName>Žagar</eCH-0044:officialName>".encode() in second.xml
+
+
+def test_windows_1252_under_an_iso_8859_15_mapping_is_refused_not_sent_with_controls(
+        tmp_path: Path) -> None:
+    """Š is 0x8a in Windows-1252, a C1 control character in ISO-8859-15: no name of the
+    file would be right, so the file is refused naming the byte and the encoding."""
+    latin9 = mapping_with(tmp_path, 'encoding = "windows-1252"', 'encoding = "iso-8859-15"')
+    data = excel(LATIN9_ROWS.replace("€", "E"), "windows-1252")
+    with pytest.raises(InputRejected) as caught:
+        split(data, latin9)
+    offset = data.index(b"\x8a")
+    assert str(caught.value) == (
+        "byte 0x8a is a control character in iso8859-15, no letter: the export is"
+        ' Windows-1252 text (set encoding = "windows-1252" in the mapping if the export is'
+        f" written so) (at byte {offset})")
+
+
+@pytest.mark.parametrize("declared", ["utf-8-sig", "utf-8", "iso-8859-15"])
+def test_a_utf8_byte_order_mark_is_skipped_whatever_the_encoding(tmp_path: Path,
+                                                                   declared: str) -> None:
+    mapping = mapping_with(tmp_path, 'encoding = "windows-1252"', f'encoding = "{declared}"')
+    data = b"\xef\xbb\xbf" + LATIN9_ROWS.encode("utf-8")
+    first, second = rows(split(data, mapping))
+    assert "Šuštar".encode() in first.xml and "Žagar".encode() in second.xml
