@@ -127,7 +127,8 @@ class Processor:
         if n.parts or n.rejected_parts:
             why = (f"split into {counted(len(n.parts) + len(n.rejected_parts), 'part')}"
                    f" ({len(n.rejected_parts)} rejected)")
-            return Processed(mid, MessageState.SPLIT, why, normalised=n, raw_is_canonical=True)
+            return Processed(mid, MessageState.SPLIT, why, normalised=n, raw_is_canonical=True,
+                             detail=_warned(list(n.warnings)))
         try:
             n = self.complete(n, raw, before)
         except InputRejected as exc:

@@ -1,8 +1,8 @@
-"""Exports as Excel and registries really write them: encodings beyond UTF-8 and
-Windows-1252.
+"""Exports as Excel and registries really write them: a title above the header,
+encodings beyond UTF-8 and Windows-1252.
 
 Real files throughout, written as Excel writes them (Windows-1252 or ISO-8859-15,
-CRLF, ``;``, a byte order mark), the shipped
+CRLF, ``;``, a title row padded with delimiters, a byte order mark), the shipped
 Nova mapping, the real command line, a gateway made as ``ech-gateway init`` makes
 it, and the official eCH-0223 1.5 XSD as the oracle.
 """
@@ -17,12 +17,18 @@ import pytest
 from gateway.api import ConfigError, InputRejected
 from gateway.cli import main
 from gateway.config import write_initial_config
+from gateway.plugins import get_plugin_manager
+from gateway.testing import drop, running, states, until
 from plugins.mapping.loading import load_mapping
+from plugins.mapping.normaliser import ROW_META
 from tests.official import official_schema_set
 from tests.test_mapping import CSV_SAMPLE, MAPPINGS, rows, split
 
 #: The shipped export: Windows-1252, CRLF, ``;``, 25 columns, dates as 14.03.1991.
 SAMPLE = CSV_SAMPLE.read_bytes().decode("windows-1252")
+WIDTH = SAMPLE.splitlines()[0].count(";")
+#: How Excel saves a sheet with a title in A1 and an empty row 2: padded with delimiters.
+TITLE = f"Export Einwohnerkontrolle 01.12.2026{';' * WIDTH}\r\n{';' * WIDTH}\r\n"
 
 
 def excel(text: str, encoding: str = "windows-1252") -> bytes:
@@ -131,3 +137,108 @@ def test_a_utf8_byte_order_mark_is_skipped_whatever_the_encoding(tmp_path: Path,
     data = b"\xef\xbb\xbf" + LATIN9_ROWS.encode("utf-8")
     first, second = rows(split(data, mapping))
     assert "Šuštar".encode() in first.xml and "Žagar".encode() in second.xml
+
+
+# -- a title above the header ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("data", [excel(TITLE + SAMPLE),
+                                  b"\xef\xbb\xbf" + (TITLE + SAMPLE).encode("utf-8")])
+def test_a_title_and_a_blank_row_above_the_header_are_skipped_and_said(data: bytes) -> None:
+    """As Excel saves a sheet with a title row: "CSV (Trennzeichen-getrennt)" in
+    Windows-1252, or "CSV UTF-8" with a byte order mark."""
+    result = split(data)
+    assert len(rows(result)) == 7
+    assert [p.meta[ROW_META] for p in result.parts] == ["1", "2", "3", "4", "5", "6", "8"]
+    assert [reason for _part, reason in result.rejected_parts] == [
+        "row 7 (line 10): field permit (BEWILLIGUNG): value 'S' has no entry in the permit table"]
+    assert result.warnings == (
+        "the header is on line 3; lines 1 to 2 before it skipped (line 1: 'Export"
+        " Einwohnerkontrolle 01.12.2026')",)
+
+
+def test_the_rows_below_a_title_are_the_rows_without_it() -> None:
+    """Rows are numbered from the header, as in the file without the title, and map to
+    the same events."""
+    with_title, without = split(excel(TITLE + SAMPLE)), split(excel(SAMPLE))
+    assert [p.meta[ROW_META] for p in with_title.parts] == [p.meta[ROW_META] for p in without.parts]
+    assert [m.facts["person_event"] for m in rows(with_title)] == [
+        m.facts["person_event"] for m in rows(without)]
+
+
+@pytest.mark.parametrize(("data", "reason"), [
+    (excel(TITLE + SAMPLE + TITLE + SAMPLE.split("\r\n", 1)[0] + "\r\n"),
+     "lines 3 and 14 both name every mapped column: which is the header is unknown (at line 3)"),
+    (excel(TITLE + SAMPLE.replace(";NAME;", ";NAME_;", 1)),
+     "the header lacks the mapped column(s) NAME (at line 3)"),
+    (excel(TITLE + SAMPLE.replace(";NAME;VORNAME;", ";Name;Vorname;", 1)),
+     "the header lacks the mapped column(s) NAME, VORNAME; it has 'Name', 'Vorname': column"
+     " names must match the mapping exactly, case too (at line 3)"),
+    (excel("Export\r\n" * 20 + SAMPLE),
+     "the header lacks the mapped column(s) AHV_NR, BEWILLIGUNG, BEWILLIGUNG_BIS, EINREISE,"
+     " EREIGNIS, EREIGNIS_DATUM, GEBURTSDATUM, GEBURTSLAND, GEBURTSORT, GESCHLECHT, HAUSNR,"
+     " KONFESSION, NAME, ORT, PERS_NR, PLZ, STAATSANGEHOERIGKEIT, STRASSE, VORNAME,"
+     " WEGZUG_LAND, WEGZUG_ORT, ZIVILSTAND, ZIVILSTAND_SEIT, ZUZUG_LAND, ZUZUG_ORT; the"
+     " header has no ';' (at line 1)"),
+])
+def test_a_header_not_found_below_a_title_is_refused_naming_the_line(
+        data: bytes, reason: str) -> None:
+    """Two headers, a header with a typo or in another case below a title (named at its
+    line, not at the title's), a header deeper than 20 lines: refused, nothing guessed."""
+    with pytest.raises(InputRejected) as caught:
+        split(data)
+    assert str(caught.value) == reason
+
+
+def test_map_test_says_what_it_skipped_before_the_header(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = gateway_dir(tmp_path)
+    export_file = tmp_path / "einwohner-titel.csv"
+    export_file.write_bytes(excel(TITLE + SAMPLE))
+    assert main(["--config", str(config), "map-test", "--source", "nova", "--summary",
+                 str(export_file)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[-3:] == [
+        f"{export_file}: row 7 (line 10): field permit (BEWILLIGUNG): value 'S' has no entry in"
+        " the permit table",
+        f"{export_file}: the header is on line 3; lines 1 to 2 before it skipped (line 1:"
+        " 'Export Einwohnerkontrolle 01.12.2026')",
+        f"{export_file}: 8 rows, 7 mapped, 1 rejected"]
+
+
+def test_rules_explain_shows_what_an_export_skipped(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = gateway_dir(tmp_path)
+    export_file = tmp_path / "einwohner-titel.csv"
+    export_file.write_bytes(excel(TITLE + SAMPLE))
+    main(["--config", str(config), "rules", "explain", "--source", "nova", str(export_file)])
+    out = capsys.readouterr().out.splitlines()
+    start = out.index("einwohner-titel.csv: an export of 8 rows")
+    assert out[start:start + 2] == ["einwohner-titel.csv: an export of 8 rows",
+                       "  warning: the header is on line 3; lines 1 to 2 before it skipped"
+                       " (line 1: 'Export Einwohnerkontrolle 01.12.2026')"]
+
+
+# -- a gateway made with init, the example mapping, files dropped as Excel writes them ------
+
+
+async def test_a_dropped_export_shows_its_skipped_title(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = gateway_dir(tmp_path)
+    db = tmp_path / "gateway.db"
+    folder = tmp_path / "nova" / "export"
+    async with running(config, get_plugin_manager()):
+        drop(folder, "einwohner-titel.csv", excel(TITLE + SAMPLE))
+        await until(lambda: states(db, "SELECT count(*) FROM messages WHERE state IN"
+                                       " ('routed', 'quarantined')") == [(8,)], timeout=30)
+    parents = dict(states(db, "SELECT ref, id FROM messages WHERE parent IS NULL"))
+    assert main(["--config", str(config), "messages", "show",
+                 str(parents["einwohner-titel.csv"])]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert "  reason:    split into 8 parts (1 rejected)" in shown
+    assert ("  warning:   the header is on line 3; lines 1 to 2 before it skipped (line 1:"
+            " 'Export Einwohnerkontrolle 01.12.2026')") in shown
+    quarantined = states(db, "SELECT reason FROM messages WHERE state = 'quarantined' AND ref"
+                             " LIKE 'einwohner-titel.csv row %'")
+    assert quarantined == [("row 7 (line 10): field permit (BEWILLIGUNG): value 'S' has no"
+                            " entry in the permit table",)]

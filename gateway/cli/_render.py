@@ -93,6 +93,14 @@ def message_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def warnings(msg: dict[str, Any]) -> list[str]:
+    """What processing warned of (an event the partner's version lacks, lines skipped
+    before an export's header...), as journaled when the message was last normalised."""
+    found = [e["detail"].get("warnings", []) for e in msg["journal"]
+             if e["event"] == "message.normalised" and isinstance(e["detail"], dict)]
+    return list(found[-1]) if found else []
+
+
 def message_detail(msg: dict[str, Any]) -> str:
     """A message with its deliveries, attempts, receipts and history."""
     out = [
@@ -107,6 +115,7 @@ def message_detail(msg: dict[str, Any]) -> str:
     ]
     if msg["reason"]:
         out.append(f"  reason:    {msg['reason']}")
+    out += [f"  warning:   {warning}" for warning in warnings(msg)]
     if "requested_by" in msg["meta"]:
         out.append(f"  requested: by {msg['meta']['requested_by']} (manual send to"
                    f" {msg['meta'].get('partner', '?')})")

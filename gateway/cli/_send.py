@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway import manual
-from gateway.cli import _access
+from gateway.cli import _access, _render
 from gateway.cli._reprocess import process_stored
 from gateway.cli.exitcodes import CONFIG, FAILED, OK
 from gateway.contracts import Attachment, RawInput
@@ -78,7 +78,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     if state == MessageState.ROUTED:
         print(f"message {mid} ({msg['message_id']}): {state} to {args.partner};"
               " the running gateway sends it")
-        for warning in _warnings(msg):
+        for warning in _render.warnings(msg):
             print(f"warning: {warning}", file=sys.stderr)
         return OK
     print(f"message {mid}: {state}: {msg['reason']}")
@@ -132,13 +132,6 @@ def _files(paths: list[Path], settings: Any) -> tuple[tuple[Attachment, datetime
         out.append((Attachment(path.name, data), modified))
     manual.check_files(settings, [a for a, _m in out])
     return tuple(out)
-
-
-def _warnings(msg: dict[str, Any]) -> list[str]:
-    """What processing warned of (an event the partner's version lacks...), as journaled."""
-    found = [e["detail"].get("warnings", []) for e in msg["journal"]
-             if e["event"] == "message.normalised" and isinstance(e["detail"], dict)]
-    return list(found[-1]) if found else []
 
 
 def _read(path: Path, limit: int) -> bytes | None:

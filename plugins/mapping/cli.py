@@ -2,7 +2,8 @@
 
 It reads the gateway's configuration (``--config``), maps the file as the
 gateway would, and prints each row's eCH-0223 message (or one line per row
-with ``--summary``) and each rejected row with its row, field and reason.
+with ``--summary``), each rejected row with its row, field and reason, and
+the file's warnings (lines skipped before the header; what every row has wrong).
 Exit 0 when every row maps, 1 when a row or the file is rejected, 2 for a
 configuration problem, 3 when the file cannot be read.
 """
@@ -66,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_REJECTED
     assert export is not None
     if export.not_relevant is not None:
+        for warning in export.warnings:
+            print(f"{args.file}: {warning}")
         print(f"{args.file}: {export.not_relevant}")
         return EXIT_OK
     if args.out is not None:
@@ -86,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
     for _row_number, reason in sorted(shown):
         print(f"{args.file}: {reason}", file=report)
     failed += len(export.rejected_parts)
+    for warning in export.warnings:  # after the rows: what all of them have, if one thing
+        print(f"{args.file}: {warning}", file=report)
     total = len(export.parts) + len(export.rejected_parts)
     print(f"{args.file}: {counted(total, 'row')}, {total - failed} mapped, {failed} rejected",
           file=report)

@@ -94,17 +94,18 @@ def split(raw: RawInput, spec: MappingSpec) -> Normalised:
     (or that repeats an earlier row: the event is sent once).
 
     An export without rows (a header alone, an empty list: a day without mutations)
-    is not relevant: there is nothing to send, and nothing is wrong.
+    is not relevant: there is nothing to send, and nothing is wrong. The warnings say
+    what was skipped before a CSV header.
     """
-    records = read_records(raw.data, spec)
-    if not records:
+    export = read_records(raw.data, spec)
+    if not export.records:
         return Normalised(kind="export", message_id=None, xml=b"", tree=None,
-                          not_relevant=NO_ROWS)
+                          not_relevant=NO_ROWS, warnings=export.notes)
     origin = Origin(hashlib.sha256(raw.data).hexdigest(), datetime.now(UTC).replace(microsecond=0))
     parts: list[RawInput] = []
     rejected: list[tuple[RawInput, str]] = []
     first: dict[str, Record] = {}  # a record's values -> the first record with them
-    for record in records:
+    for record in export.records:
         part = _part(raw, record, origin)
         same = first.setdefault(json.dumps([record.values, record.problem], sort_keys=True),
                                 record)
@@ -122,7 +123,7 @@ def split(raw: RawInput, spec: MappingSpec) -> Normalised:
         else:
             parts.append(part)
     return Normalised(kind="export", message_id=None, xml=b"", tree=None, parts=tuple(parts),
-                      rejected_parts=tuple(rejected))
+                      rejected_parts=tuple(rejected), warnings=export.notes)
 
 
 def _part(raw: RawInput, record: Record, origin: Origin) -> RawInput:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gateway.api import InputRejected, value_at
+from plugins.mapping.csv_header import Lines, csv_reader, find_header
 from plugins.mapping.decoding import export_text
 from plugins.mapping.spec import MappingSpec
 from plugins.mapping.values import json_kind
@@ -18,8 +17,6 @@ from plugins.mapping.values import json_kind
 if TYPE_CHECKING:
     from _csv import Reader
 
-#: A first line that names the delimiter of the lines after it, as Excel reads it.
-_SEP = re.compile(r"sep=(.)", re.IGNORECASE)
 #: Where the mapping's ``records`` path leads nowhere (told from a JSON null there).
 _NOWHERE = object()
 
@@ -41,9 +38,18 @@ class Record:
     problem: str | None = None
 
 
-def read_records(data: bytes, spec: MappingSpec) -> list[Record]:
+@dataclass(frozen=True, slots=True)
+class Export:
+    """The records of an export, and notes on what was skipped to reach them."""
+
+    records: list[Record]
+    notes: tuple[str, ...] = ()
+
+
+def read_records(data: bytes, spec: MappingSpec) -> Export:
     """The records of an export, checked against what the mapping reads; none for a
-    header alone or an empty list.
+    header alone or an empty list. A CSV header below a title is found, the lines
+    before it noted (see :func:`plugins.mapping.csv_header.find_header`).
 
     The bytes are read as :func:`plugins.mapping.decoding.export_text` says.
 
@@ -53,71 +59,37 @@ def read_records(data: bytes, spec: MappingSpec) -> list[Record]:
     :raises InputRejected: a spreadsheet workbook (xlsx, xls); not text in the mapping's
         encoding (see ``export_text``); not CSV (a quoted cell the reader fails in over
         several lines) or not JSON; no list (or null) at the ``records`` path, a JSON key
-        given more than once outside the records, a header without mapped columns, more
-        rows than ``max_rows``.
+        given more than once outside the records, no header with the mapped columns (or
+        two), more rows than ``max_rows``.
     """
     text = export_text(data, spec.format, spec.encoding)
     return _csv(text, spec) if spec.format == "csv" else _json(text, spec)
 
 
-def _csv(text: str, spec: MappingSpec) -> list[Record]:
-    lines = _Lines(text)
-    reader = csv.reader(lines, delimiter=spec.delimiter, strict=True)
-    names, where = _header(reader, lines, spec)
-    _check_header(names, where, spec)
+def _csv(text: str, spec: MappingSpec) -> Export:
+    header = find_header(text, spec)
+    names, where = header.names, f"line {header.line}"
     twice = sorted({n for cs in spec.columns().values() for n in cs if names.count(n) > 1})
     if twice:
         raise InputRejected(f"the header names the mapped column(s) {', '.join(twice)}"
                             " more than once", where)
+    lines = Lines(text)
+    reader = csv_reader(lines, spec)
+    for _record in range(header.records):  # read without fault by find_header
+        next(reader)
     records: list[Record] = []
     for line, values, problem in _rows(reader, lines, names):
         if len(records) >= spec.max_rows:
             raise InputRejected(f"more than {spec.max_rows} rows (max_rows of the mapping)")
         records.append(Record(len(records) + 1, f"line {line}", values, problem))
-    return records
+    return Export(records, () if header.skipped is None else (header.skipped,))
 
 
 #: The key under which a row the CSV reader cannot read keeps its line, as evidence.
 _LINE = "(line)"
 
 
-class _Lines:
-    """The lines of a CSV text as a reader takes them; :attr:`last`: the one taken last."""
-
-    def __init__(self, text: str) -> None:
-        self._lines = io.StringIO(text, newline="")
-        self.last = ""
-
-    def __iter__(self) -> _Lines:
-        return self
-
-    def __next__(self) -> str:
-        self.last = next(self._lines)
-        return self.last
-
-
-def _header(reader: Reader, lines: _Lines, spec: MappingSpec) -> tuple[list[str], str]:
-    """The header's column names and its line: blank lines before it skipped, and a first
-    line ``sep=;`` (Excel's way of naming the delimiter) that names the mapping's.
-
-    :raises InputRejected: no header; a ``sep=`` line naming another delimiter.
-    """
-    try:
-        for cells in reader:
-            declared = _SEP.fullmatch(lines.last.rstrip("\r\n")) if reader.line_num == 1 else None
-            if declared is not None and declared[1] != spec.delimiter:
-                raise InputRejected(
-                    f"the file says its delimiter is {declared[1]!r} ({declared[0]}), the"
-                    f" mapping says {spec.delimiter!r} (set delimiter = {json.dumps(declared[1])}"
-                    " in the mapping if the export is written so)", "line 1")
-            if declared is None and any(cell.strip() for cell in cells):
-                return [cell.strip() for cell in cells], f"line {reader.line_num}"
-    except csv.Error as exc:
-        raise InputRejected(f"not readable as CSV: {exc}", f"line {reader.line_num}") from None
-    raise InputRejected("the export is empty")
-
-
-def _rows(reader: Reader, lines: _Lines, names: list[str]
+def _rows(reader: Reader, lines: Lines, names: list[str]
           ) -> Iterator[tuple[int, dict[str, str], str | None]]:
     """Each row that is not blank: the line it starts on, its cells by column, and what makes
     it unreadable as a whole (a cell count that does not fit the header, a quote the reader
@@ -153,24 +125,6 @@ def _null_on_the_way(document: Any, path: str) -> str | None:
     return None
 
 
-def _check_header(names: list[str], where: str, spec: MappingSpec) -> None:
-    missing = sorted({c for cs in spec.columns().values() for c in cs if c not in names})
-    if not missing:
-        return
-    hint = ""
-    wanted = {column.casefold() for column in missing}
-    other_case = [name for name in names if name.casefold() in wanted]
-    if other_case:
-        hint = (f"; it has {', '.join(map(repr, other_case))}: column names must match the"
-                " mapping exactly, case too")
-    elif len(names) == 1:
-        others = [d for d in (";", ",", "\t", "|") if d != spec.delimiter and d in names[0]]
-        hint = (f"; the header has no {spec.delimiter!r}" +
-                (f": is the delimiter {others[0]!r}?" if others else ""))
-    raise InputRejected(f"the header lacks the mapped column(s) {', '.join(missing)}{hint}",
-                        where)
-
-
 #: Why a key given more than once is refused rather than one of its values taken.
 _TWICE = "which value is meant is unknown"
 
@@ -183,7 +137,7 @@ class _Twice(dict[str, Any]):
     twice: tuple[str, ...]
 
 
-def _json(text: str, spec: MappingSpec) -> list[Record]:
+def _json(text: str, spec: MappingSpec) -> Export:
     objects_twice: list[_Twice] = []
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -228,10 +182,10 @@ def _json(text: str, spec: MappingSpec) -> list[Record]:
                                 f" {_TWICE}")
     if len(items) > spec.max_rows:
         raise InputRejected(f"{len(items)} rows, more than {spec.max_rows} (max_rows of the mapping)")
-    return [Record(n, "", item, _twice_in_record(item, spec) if objects_twice else None)
-            if isinstance(item, dict) else
-            Record(n, "", {}, f"{json_kind(item)}, not an object")
-            for n, item in enumerate(items, 1)]
+    return Export([Record(n, "", item, _twice_in_record(item, spec) if objects_twice else None)
+                   if isinstance(item, dict) else
+                   Record(n, "", {}, f"{json_kind(item)}, not an object")
+                   for n, item in enumerate(items, 1)])
 
 
 #: How deep in objects a list is looked for, to name it for the mapping's ``records``.
