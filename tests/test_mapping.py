@@ -202,8 +202,9 @@ def test_each_kind_of_bad_row_is_rejected_alone(tmp_path: Path) -> None:
     assert [p.meta[ROW_META] for p in result.parts] == ["1", "12"]
     assert [reason for _part, reason in result.rejected_parts] == [
         "row 2 (line 3): field official_name (NAME): missing (required)",
-        "row 3 (line 4): field date_of_birth (GEBURTSDATUM): '1991-03-14' is not a date of the"
-        " form %d.%m.%Y",
+        "row 3 (line 4): field date_of_birth (GEBURTSDATUM): '1991-03-14' is written"
+        ' %Y-%m-%d, not %d.%m.%Y (set date_format = "%Y-%m-%d" in the mapping if the export'
+        " writes its dates so)",
         "row 4 (line 5): field date_of_birth (GEBURTSDATUM): '29.02.1991' is no date: day is"
         " out of range for month",
         "row 5 (line 6): field vn (AHV_NR): the VN's check digit is wrong",
@@ -282,8 +283,9 @@ def test_a_wrong_event_date_is_named_once_not_again_as_a_missing_arrival_date(
     is wrong itself; arrival_date, which the mapping does not map, is not blamed."""
     data = csv_bytes(GOOD.replace(";Zuzug;01.11.2026;", ";Zuzug;2026-11-01;"))
     [(_part, reason)] = split(data, utf8_mapping(tmp_path)).rejected_parts
-    assert reason == ("row 1 (line 2): field event_date (EREIGNIS_DATUM): '2026-11-01' is not a"
-                      " date of the form %d.%m.%Y")
+    assert reason == ("row 1 (line 2): field event_date (EREIGNIS_DATUM): '2026-11-01' is"
+                      ' written %Y-%m-%d, not %d.%m.%Y (set date_format = "%Y-%m-%d" in the'
+                      " mapping if the export writes its dates so)")
 
 
 @pytest.mark.parametrize("written", ["7.56566E+12", "7,56566E+12"])

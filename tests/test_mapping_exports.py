@@ -1,5 +1,5 @@
-"""Exports as Excel and registries really write them: a title above the header,
-encodings beyond UTF-8 and Windows-1252.
+"""Exports as Excel and registries really write them: dates in another form than the
+mapping's, a title above the header, encodings beyond UTF-8 and Windows-1252.
 
 Real files throughout, written as Excel writes them (Windows-1252 or ISO-8859-15,
 CRLF, ``;``, a title row padded with delimiters, a byte order mark), the shipped
@@ -9,6 +9,7 @@ it, and the official eCH-0223 1.5 XSD as the oracle.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -29,6 +30,8 @@ SAMPLE = CSV_SAMPLE.read_bytes().decode("windows-1252")
 WIDTH = SAMPLE.splitlines()[0].count(";")
 #: How Excel saves a sheet with a title in A1 and an empty row 2: padded with delimiters.
 TITLE = f"Export Einwohnerkontrolle 01.12.2026{';' * WIDTH}\r\n{';' * WIDTH}\r\n"
+#: The ISO form of every date in the sample (14.03.1991 -> 1991-03-14).
+ISO_SAMPLE = re.sub(r"\b(\d\d)\.(\d\d)\.(\d{4})\b", r"\3-\2-\1", SAMPLE)
 
 
 def excel(text: str, encoding: str = "windows-1252") -> bytes:
@@ -219,18 +222,112 @@ def test_rules_explain_shows_what_an_export_skipped(
                        " (line 1: 'Export Einwohnerkontrolle 01.12.2026')"]
 
 
+# -- dates in another form than the mapping's ---------------------------------------------
+
+
+def test_iso_dates_under_a_swiss_date_format_name_the_form_and_the_key_once_per_row() -> None:
+    result = split(excel(ISO_SAMPLE))
+    assert result.parts == ()
+    reasons = [reason for _part, reason in result.rejected_parts]
+    assert len(reasons) == 8
+    assert reasons[0] == (
+        "row 1 (line 2): fields event_date (EREIGNIS_DATUM), date_of_birth (GEBURTSDATUM),"
+        " permit_valid_till (BEWILLIGUNG_BIS), entry_date (EINREISE): dates written %Y-%m-%d"
+        " ('2026-11-01', ...), not %d.%m.%Y (set date_format = \"%Y-%m-%d\" in the mapping if"
+        " the export writes its dates so)")
+    assert reasons[6].endswith(  # row 7's own fault stays said, after the dates
+        "; field permit (BEWILLIGUNG): value 'S' has no entry in the permit table")
+    assert result.warnings == (
+        "all 8 rows are rejected; each has: fields event_date (EREIGNIS_DATUM), date_of_birth"
+        " (GEBURTSDATUM), permit_valid_till (BEWILLIGUNG_BIS), entry_date (EINREISE),"
+        " marital_status_date (ZIVILSTAND_SEIT): dates written %Y-%m-%d ('2026-11-01', ...),"
+        ' not %d.%m.%Y (set date_format = "%Y-%m-%d" in the mapping if the export writes its'
+        " dates so)",)
+
+
+def test_the_date_format_the_reason_names_reads_the_export(tmp_path: Path) -> None:
+    """The advice is right: set as said, every row of the ISO export maps but the bad one."""
+    fixed = mapping_with(tmp_path, 'date_format = "%d.%m.%Y"', 'date_format = "%Y-%m-%d"')
+    result = split(excel(ISO_SAMPLE), fixed)
+    assert len(rows(result)) == 7 and result.warnings == ()
+    # and the other way round: Swiss dates under an ISO mapping name %d.%m.%Y
+    [first, *_] = split(excel(SAMPLE), fixed).rejected_parts
+    assert 'dates written %d.%m.%Y (\'01.11.2026\', ...), not %Y-%m-%d (set date_format' \
+           ' = "%d.%m.%Y"' in first[1]
+
+
+@pytest.mark.parametrize(("written", "form"), [
+    ("14/03/1991", "%d/%m/%Y"), ("19910314", "%Y%m%d"), ("1991-03-14T00:00:00", "%Y-%m-%dT%H:%M:%S"),
+    ("1991-03-14T00:00:00.000", "%Y-%m-%dT%H:%M:%S.%f"), ("1991-03-14 00:00:00", "%Y-%m-%d %H:%M:%S"),
+    ("14.03.1991 00:00", "%d.%m.%Y %H:%M")])
+def test_each_common_date_form_is_named_and_reads_the_date(tmp_path: Path, written: str,
+                                                            form: str) -> None:
+    data = excel(SAMPLE.replace(";14.03.1991;", f";{written};"))
+    reason = split(data).rejected_parts[0][1]
+    assert reason == (f"row 1 (line 2): field date_of_birth (GEBURTSDATUM): {written!r} is written"
+                      f' {form}, not %d.%m.%Y (set date_format = "{form}" in the mapping if the'
+                      " export writes its dates so)")
+    own = mapping_with(tmp_path, 'date_of_birth = "GEBURTSDATUM"',
+                       f'date_of_birth = {{ column = "GEBURTSDATUM", format = "{form}" }}')
+    [message, *_] = rows(split(data, own))
+    assert b">1991-03-14</eCH-0044:yearMonthDay>" in message.xml
+
+
+def test_a_field_with_its_own_format_names_its_own_key(tmp_path: Path) -> None:
+    own = mapping_with(tmp_path, 'date_of_birth = "GEBURTSDATUM"',
+                       'date_of_birth = { column = "GEBURTSDATUM", format = "%d.%m.%Y" }')
+    data = excel(SAMPLE.replace(";14.03.1991;", ";1991-03-14;"))
+    assert split(data, own).rejected_parts[0][1] == (
+        "row 1 (line 2): field date_of_birth (GEBURTSDATUM): '1991-03-14' is written %Y-%m-%d,"
+        ' not %d.%m.%Y (set fields.date_of_birth.format = "%Y-%m-%d" in the mapping if the'
+        " export writes its dates so)")
+
+
+def test_a_two_digit_year_is_named_not_offered() -> None:
+    """check-config refuses %y (a birth in 1930 read as 2030): no key is suggested for it."""
+    data = excel(SAMPLE.replace(";14.03.1991;", ";14.03.91;"))
+    assert split(data).rejected_parts[0][1] == (
+        "row 1 (line 2): field date_of_birth (GEBURTSDATUM): '14.03.91' has a two-digit year"
+        " (%d.%m.%y), not of the form %d.%m.%Y; the gateway does not guess the century"
+        " (01.01.30 would be read as 2030, a birth in 1930 as one in the future): have the"
+        " export write years with four digits")
+
+
+def test_no_summary_when_rows_fail_for_different_reasons_or_some_map() -> None:
+    assert split(excel(SAMPLE)).warnings == ()  # 7 rows map, 1 does not
+    bad_rows = SAMPLE.replace(";M;", ";X;").replace(";W;", ";Y;")
+    result = split(excel(bad_rows))
+    assert result.parts == () and result.warnings == ()  # values 'X', 'Y': not the same reason
+
+
+def test_map_test_ends_with_the_summary_and_the_counts(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = gateway_dir(tmp_path)
+    export_file = tmp_path / "einwohner-iso.csv"
+    export_file.write_bytes(excel(ISO_SAMPLE))
+    assert main(["--config", str(config), "map-test", "--source", "nova", "--summary",
+                 str(export_file)]) == 1
+    *per_row, summary, counts = capsys.readouterr().out.splitlines()
+    assert len(per_row) == 8 and all(" dates written %Y-%m-%d " in line for line in per_row)
+    assert summary.startswith(f"{export_file}: all 8 rows are rejected; each has: fields ")
+    assert summary.endswith('(set date_format = "%Y-%m-%d" in the mapping if the export writes'
+                            " its dates so)")
+    assert counts == f"{export_file}: 8 rows, 0 mapped, 8 rejected"
+
+
 # -- a gateway made with init, the example mapping, files dropped as Excel writes them ------
 
 
-async def test_a_dropped_export_shows_its_skipped_title(
+async def test_dropped_exports_show_their_skipped_title_and_their_shared_fault(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = gateway_dir(tmp_path)
     db = tmp_path / "gateway.db"
     folder = tmp_path / "nova" / "export"
     async with running(config, get_plugin_manager()):
         drop(folder, "einwohner-titel.csv", excel(TITLE + SAMPLE))
+        drop(folder, "einwohner-iso.csv", excel(ISO_SAMPLE))
         await until(lambda: states(db, "SELECT count(*) FROM messages WHERE state IN"
-                                       " ('routed', 'quarantined')") == [(8,)], timeout=30)
+                                       " ('routed', 'quarantined')") == [(16,)], timeout=30)
     parents = dict(states(db, "SELECT ref, id FROM messages WHERE parent IS NULL"))
     assert main(["--config", str(config), "messages", "show",
                  str(parents["einwohner-titel.csv"])]) == 0
@@ -238,6 +335,14 @@ async def test_a_dropped_export_shows_its_skipped_title(
     assert "  reason:    split into 8 parts (1 rejected)" in shown
     assert ("  warning:   the header is on line 3; lines 1 to 2 before it skipped (line 1:"
             " 'Export Einwohnerkontrolle 01.12.2026')") in shown
+    assert main(["--config", str(config), "messages", "show",
+                 str(parents["einwohner-iso.csv"])]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert "  reason:    split into 8 parts (8 rejected)" in shown
+    [warning] = [line for line in shown if line.startswith("  warning:")]
+    assert warning.startswith("  warning:   all 8 rows are rejected; each has: fields")
+    assert warning.endswith('(set date_format = "%Y-%m-%d" in the mapping if the export writes'
+                            " its dates so)")
     quarantined = states(db, "SELECT reason FROM messages WHERE state = 'quarantined' AND ref"
                              " LIKE 'einwohner-titel.csv row %'")
     assert quarantined == [("row 7 (line 10): field permit (BEWILLIGUNG): value 'S' has no"

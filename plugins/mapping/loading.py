@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from gateway.api import ConfigError
 from plugins.mapping.spec import REQUIRED, SEVERAL, TARGETS, FieldSpec, MappingSpec, allowed_codes
-from plugins.mapping.values import translate
+from plugins.mapping.values import TWO_DIGIT_YEAR, translate
 
 
 def load_mapping(path: Path) -> MappingSpec:
@@ -55,9 +55,8 @@ _PROBE = date(1987, 3, 14)
 def _date_format_problem(fmt: str) -> str | None:
     """Why ``fmt`` cannot read dates: it lacks day, month or year, or has a two-digit year."""
     if "%y" in fmt:
-        return (f"{fmt!r} has a two-digit year (%y): 01.01.30 would be read as 2030, a birth"
-                " in 1930 as one in the future; the export must write the year with four"
-                " digits (%Y)")
+        return (f"{fmt!r} has a two-digit year (%y): {TWO_DIGIT_YEAR}; the export must write"
+                " the year with four digits (%Y)")
     try:
         if datetime.strptime(_PROBE.strftime(fmt), fmt).date() == _PROBE:
             return None

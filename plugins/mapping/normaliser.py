@@ -31,7 +31,7 @@ from gateway.api import (
 )
 from plugins.mapping.loading import load_mapping
 from plugins.mapping.records import Record, read_records
-from plugins.mapping.rows import Origin, RowError, map_record
+from plugins.mapping.rows import Origin, RowError, map_record, shared_problems
 from plugins.mapping.spec import MappingSpec
 
 #: The input's metadata key naming its mapping file (absolute path).
@@ -95,7 +95,8 @@ def split(raw: RawInput, spec: MappingSpec) -> Normalised:
 
     An export without rows (a header alone, an empty list: a day without mutations)
     is not relevant: there is nothing to send, and nothing is wrong. The warnings say
-    what was skipped before a CSV header.
+    what was skipped before a CSV header and, when no row maps, what every row has
+    wrong (a date format, say) once for the file.
     """
     export = read_records(raw.data, spec)
     if not export.records:
@@ -104,6 +105,7 @@ def split(raw: RawInput, spec: MappingSpec) -> Normalised:
     origin = Origin(hashlib.sha256(raw.data).hexdigest(), datetime.now(UTC).replace(microsecond=0))
     parts: list[RawInput] = []
     rejected: list[tuple[RawInput, str]] = []
+    errors: list[RowError] = []
     first: dict[str, Record] = {}  # a record's values -> the first record with them
     for record in export.records:
         part = _part(raw, record, origin)
@@ -117,13 +119,17 @@ def split(raw: RawInput, spec: MappingSpec) -> Normalised:
             invalid = schema_problems(map_record(spec, record, origin))
         except RowError as exc:
             rejected.append((part, _reason(record, exc)))
+            errors.append(exc)
             continue
         if invalid is not None:
             rejected.append((part, f"row {record.row}{_where(record)}: {invalid}"))
         else:
             parts.append(part)
+    shared = shared_problems(errors) if len(errors) == len(export.records) else None
+    warnings = export.notes + (() if shared is None else (
+        f"all {len(errors)} rows are rejected; each has: {shared}",))
     return Normalised(kind="export", message_id=None, xml=b"", tree=None, parts=tuple(parts),
-                      rejected_parts=tuple(rejected), warnings=export.notes)
+                      rejected_parts=tuple(rejected), warnings=warnings)
 
 
 def _part(raw: RawInput, record: Record, origin: Origin) -> RawInput:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -12,7 +13,7 @@ from pydantic import ValidationError
 from gateway.api import PersonEventMessage, value_at
 from plugins.mapping.records import Record
 from plugins.mapping.spec import REQUIRED, SEVERAL, CountrySpec, MappingSpec
-from plugins.mapping.values import text, translate
+from plugins.mapping.values import DateMismatch, text, translate
 
 #: The eCH-0223 namespace, the header's messageType (DOMAIN.md section 6).
 MESSAGE_TYPE = "http://www.ech.ch/xmlns/eCH-0223/1"
@@ -22,12 +23,63 @@ SWITZERLAND = 8100
 _ID_SPACE = uuid.UUID("6d1b8f4e-2f0a-4a53-9a49-0c7b1f3e8a21")
 
 
+#: A problem of a row: the field as a reason names it (``sex (GESCHLECHT)``), what is wrong.
+Problem = tuple[str, str | DateMismatch]
+
+
 class RowError(Exception):
     """A record that cannot become a message: every (field, reason) found."""
 
-    def __init__(self, problems: list[tuple[str, str]]) -> None:
+    def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
-        super().__init__("; ".join(f"field {f}: {r}" for f, r in problems))
+        super().__init__(describe(problems))
+
+
+def describe(problems: Sequence[Problem]) -> str:
+    """The problems as a reason says them, ``field F: reason``; the dates of a row
+    written in one other common form together, that form and the key to set said once."""
+    said: list[str | list[tuple[str, DateMismatch]]] = []
+    dates: dict[tuple[str, str | None, str], list[tuple[str, DateMismatch]]] = {}
+    for named, reason in problems:
+        if not isinstance(reason, DateMismatch) or reason.written is None:
+            said.append(f"field {named}: {reason}")
+        elif reason.kind in dates:
+            dates[reason.kind].append((named, reason))
+        else:
+            said.append(dates.setdefault(reason.kind, [(named, reason)]))
+    return "; ".join(clause if isinstance(clause, str) else _dates(
+        [named for named, _m in clause], [m.raw for _n, m in clause], clause[0][1])
+        for clause in said)
+
+
+def _dates(fields: list[str], raws: list[str], mismatch: DateMismatch) -> str:
+    return (f"{'fields' if len(fields) > 1 else 'field'} {', '.join(fields)}:"
+            f" {mismatch.said(raws)}")
+
+
+def shared_problems(errors: Sequence[RowError]) -> str | None:
+    """What every one of ``errors`` (rows of one file, at least two) has, said once: the
+    same reason for the same field, or dates of the same wrong form in any date field;
+    None when they have nothing in common."""
+    if len(errors) < 2:
+        return None
+
+    def kinds(error: RowError) -> set[Hashable]:
+        return {reason.kind if isinstance(reason, DateMismatch) else (named, reason)
+                for named, reason in error.problems}
+
+    shared = set.intersection(*(kinds(error) for error in errors))
+    said: list[str] = []
+    for named, reason in errors[0].problems:
+        if not isinstance(reason, DateMismatch) and (named, reason) in shared:
+            said.append(f"field {named}: {reason}")
+        elif isinstance(reason, DateMismatch) and reason.kind in shared:
+            shared.discard(reason.kind)
+            alike = [(field, other) for error in errors for field, other in error.problems
+                     if isinstance(other, DateMismatch) and other.kind == reason.kind]
+            said.append(_dates(list(dict.fromkeys(field for field, _m in alike)),
+                               [m.raw for _f, m in alike], reason))
+    return "; ".join(said) or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,10 +132,10 @@ class _Reader:
     def __init__(self, spec: MappingSpec, record: Record) -> None:
         self.spec = spec
         self.record = record
-        self.problems: list[tuple[str, str]] = []
+        self.problems: list[Problem] = []
         self.failed: set[str] = set()
 
-    def fail(self, target: str, reason: str) -> None:
+    def fail(self, target: str, reason: str | DateMismatch) -> None:
         field = self.spec.field(target)
         named = f"{target} ({field.named()})" if field and field.column else target
         self.problems.append((named, reason))
@@ -105,6 +157,9 @@ class _Reader:
             read = [translate(self.spec, target, field, raw) for raw in (
                 text(value, tabled=field.table is not None) for value in values)
                 if raw is not None]
+        except DateMismatch as exc:
+            self.fail(target, exc)
+            return None
         except ValueError as exc:
             self.fail(target, str(exc))
             return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,63 @@ _SCIENTIFIC = re.compile(r"[0-9]+(?:[.,][0-9]+)?E\+?[0-9]+", re.IGNORECASE)
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 #: Runs of what xs:token collapses to one space (a quoted CSV cell may span lines).
 _SPACES = re.compile("[ \t\r\n]+")
+
+
+#: The forms exports commonly write dates in, tried in turn on a date the mapping's format
+#: does not read, to say which one does. ``%d.%m.%y`` last: a two-digit year is named,
+#: not offered (see :data:`TWO_DIGIT_YEAR`).
+COMMON_DATE_FORMATS = ("%Y-%m-%d", "%d.%m.%Y", "%d/%m/%Y", "%Y%m%d", "%Y-%m-%dT%H:%M:%S",
+                       "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%d.%m.%Y %H:%M",
+                       "%d.%m.%y")
+#: Why a date format with a two-digit year is not read: the century is a guess.
+TWO_DIGIT_YEAR = "01.01.30 would be read as 2030, a birth in 1930 as one in the future"
+
+
+class DateMismatch(ValueError):
+    """A date not of the form ``expected``; ``written``: the common form it is of, if one;
+    ``key``: the mapping key that sets the form (``date_format``, ``fields.X.format``).
+
+    Mismatches of the same kind (:attr:`kind`) in a row or a file are said once.
+    """
+
+    def __init__(self, raw: str, expected: str, written: str | None, key: str) -> None:
+        self.raw, self.expected, self.written, self.key = raw, expected, written, key
+        super().__init__(self.said([raw]))
+
+    @property
+    def kind(self) -> tuple[str, str | None, str]:
+        """What the mismatch is, whatever the date: expected form, written form, key."""
+        return self.expected, self.written, self.key
+
+    def said(self, raws: Sequence[str]) -> str:
+        """What is wrong with the dates ``raws`` (this one, or several of its kind, the
+        first shown), and what to set to read them."""
+        one = len(raws) == 1
+        shown = repr(raws[0]) if one else f"{raws[0]!r}, ..."
+        if self.written is None:
+            return (f"{shown} is not a date of the form {self.expected}" if one
+                    else f"dates not of the form {self.expected} ({shown})")
+        if "%y" in self.written:
+            what = (f"{shown} has a two-digit year ({self.written})" if one
+                    else f"dates with two-digit years ({self.written}: {shown})")
+            return (f"{what}, not of the form {self.expected}; the gateway does not guess the"
+                    f" century ({TWO_DIGIT_YEAR}): have the export write years with four"
+                    " digits")
+        what = (f"{shown} is written {self.written}" if one
+                else f"dates written {self.written} ({shown})")
+        return (f"{what}, not {self.expected} (set {self.key} = {json.dumps(self.written)} in"
+                " the mapping if the export writes its dates so)")
+
+
+def written_as(raw: str, expected: str) -> str | None:
+    """The first of :data:`COMMON_DATE_FORMATS` other than ``expected`` that reads ``raw``."""
+    for fmt in COMMON_DATE_FORMATS:
+        try:
+            if fmt != expected and datetime.strptime(raw, fmt):
+                return fmt
+        except ValueError:
+            continue
+    return None
 
 
 def json_kind(value: Any) -> str:
@@ -89,7 +147,8 @@ def convert(spec: MappingSpec, target: str, field: FieldSpec, raw: str) -> Any:
             if partial is not None:
                 return partial
             if "does not match format" in str(exc) or "unconverted data" in str(exc):
-                raise ValueError(f"{raw!r} is not a date of the form {fmt}") from None
+                key = "date_format" if field.format is None else f"fields.{target}.format"
+                raise DateMismatch(raw, fmt, written_as(raw, fmt), key) from None
             raise ValueError(f"{raw!r} is no date: {exc}") from None
     if kind == "vn":
         digits = raw.replace(".", "").replace(" ", "")
