@@ -238,8 +238,8 @@ def test_iso_dates_under_a_swiss_date_format_name_the_form_and_the_key_once_per_
     assert reasons[6].endswith(  # row 7's own fault stays said, after the dates
         "; field permit (BEWILLIGUNG): value 'S' has no entry in the permit table")
     assert result.warnings == (
-        "all 8 rows are rejected; each has: fields event_date (EREIGNIS_DATUM), date_of_birth"
-        " (GEBURTSDATUM), permit_valid_till (BEWILLIGUNG_BIS), entry_date (EINREISE),"
+        "all 8 rows are rejected; what they have in common: fields event_date (EREIGNIS_DATUM),"
+        " date_of_birth (GEBURTSDATUM), permit_valid_till (BEWILLIGUNG_BIS), entry_date (EINREISE),"
         " marital_status_date (ZIVILSTAND_SEIT): dates written %Y-%m-%d ('2026-11-01', ...),"
         ' not %d.%m.%Y (set date_format = "%Y-%m-%d" in the mapping if the export writes its'
         " dates so)",)
@@ -309,7 +309,8 @@ def test_map_test_ends_with_the_summary_and_the_counts(
                  str(export_file)]) == 1
     *per_row, summary, counts = capsys.readouterr().out.splitlines()
     assert len(per_row) == 8 and all(" dates written %Y-%m-%d " in line for line in per_row)
-    assert summary.startswith(f"{export_file}: all 8 rows are rejected; each has: fields ")
+    assert summary.startswith(
+        f"{export_file}: all 8 rows are rejected; what they have in common: fields ")
     assert summary.endswith('(set date_format = "%Y-%m-%d" in the mapping if the export writes'
                             " its dates so)")
     assert counts == f"{export_file}: 8 rows, 0 mapped, 8 rejected"
@@ -340,7 +341,8 @@ async def test_dropped_exports_show_their_skipped_title_and_their_shared_fault(
     shown = capsys.readouterr().out.splitlines()
     assert "  reason:    split into 8 parts (8 rejected)" in shown
     [warning] = [line for line in shown if line.startswith("  warning:")]
-    assert warning.startswith("  warning:   all 8 rows are rejected; each has: fields")
+    assert warning.startswith(
+        "  warning:   all 8 rows are rejected; what they have in common: fields")
     assert warning.endswith('(set date_format = "%Y-%m-%d" in the mapping if the export writes'
                             " its dates so)")
     quarantined = states(db, "SELECT reason FROM messages WHERE state = 'quarantined' AND ref"

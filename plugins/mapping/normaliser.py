@@ -127,7 +127,7 @@ def split(raw: RawInput, spec: MappingSpec) -> Normalised:
             parts.append(part)
     shared = shared_problems(errors) if len(errors) == len(export.records) else None
     warnings = export.notes + (() if shared is None else (
-        f"all {len(errors)} rows are rejected; each has: {shared}",))
+        f"all {len(errors)} rows are rejected; what they have in common: {shared}",))
     return Normalised(kind="export", message_id=None, xml=b"", tree=None, parts=tuple(parts),
                       rejected_parts=tuple(rejected), warnings=warnings)
 
