@@ -72,7 +72,7 @@ def worker_pool(settings: Any, pm: pluggy.PluginManager, workers: int | None = N
         if workers and not loaded_from_entry_points(pm):
             log.info("plugins registered by code: normalising in this process, not in workers")
             workers = 0
-    return WorkerPool(workers, worker_stages.init_worker, (settings,),
+    return WorkerPool(workers, worker_stages.start_worker, (settings,),
                       nice=settings.gateway.worker_nice)
 
 

@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from gateway import logs
 from gateway.contracts import Draft, Normalised, RawInput
 from gateway.errors import InputRejected
 from gateway.person_state import PersonState, StoredPerson
@@ -21,6 +22,15 @@ from gateway.processor import Processor, Step, normalise_context, partner_target
 from gateway.store import Processed
 
 _worker: Processor | None = None
+
+
+def start_worker(settings: Any) -> None:
+    """A spawned worker process's initializer: the daemon's logging (its level and format,
+    VN/AHV numbers hidden), then :func:`init_worker`. A spawned process has no handler of
+    its own: without this, what plugins log there would reach stderr as Python's bare
+    fallback line, unformatted and unfiltered."""
+    logs.setup(settings.gateway.log_level, settings.gateway.log_format)
+    init_worker(settings)
 
 
 def init_worker(settings: Any) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import pickle
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -29,7 +31,7 @@ from gateway.pipeline import Pipeline
 from gateway.plugins import LOAD_ENV, get_plugin_manager
 from gateway.store import MessageState, Processed, SQLiteStore
 from gateway.workers import WorkerPool
-from tests.flow import drop, message, running, seeded_states, states, until
+from tests.flow import FIXTURES, drop, message, running, seeded_states, states, until
 from tests.test_plugin_loading import BUILT_IN, install
 
 ECH0020 = Path(__file__).parent / "fixtures" / "ech0020"
@@ -741,3 +743,41 @@ async def test_inputs_wait_while_a_new_worker_cannot_start_and_none_is_quarantin
                              " ImportError: No module named 'vendorx'") == 1
     assert caplog.text.count("a worker process died") == 1  # the kill, not once per batch
     assert ("starting a worker process works again" in caplog.text) == (mended == "while waiting")
+
+
+def test_what_a_worker_process_logs_is_written_as_the_daemons_lines_are(tmp_path: Path) -> None:
+    """A plugin's warning in a worker process (upgrading a versionless eCH-0223 1.4 file
+    named by its person's VN) reaches the daemon's log in the configured format, JSON,
+    and without the VN: not as Python's bare fallback line."""
+    config = write_initial_config(tmp_path / "gw")
+    (tmp_path / "gw" / "conf.d" / "10-json.toml").write_text(
+        '[gateway]\nlog_format = "json"\nworkers = 1\n'
+        '[sources.registry]\nsettle = "50ms"\npoll_interval = "50ms"\n'
+        '[partners.registry]\nech0223_version = "1.4"\n')  # the registry writes 1.4
+    db = tmp_path / "gw" / "gateway.db"
+    with subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(config), "run"],
+                          stderr=subprocess.PIPE, text=True) as daemon:
+        try:
+            drop(tmp_path / "gw" / "registry" / "outbox", "7561234567897.xml",
+                 (FIXTURES / "valid-pem14-changeoccupation.xml").read_bytes())
+            deadline = time.monotonic() + 60
+            while not _processed(db):
+                assert time.monotonic() < deadline, "the file was not processed"
+                time.sleep(0.1)
+        finally:
+            daemon.terminate()
+            _out, err = daemon.communicate(timeout=60)
+    lines = err.splitlines()
+    assert lines and "7561234567897" not in err
+    records = [json.loads(line) for line in lines]  # every line one JSON object
+    [upgraded] = [r for r in records if "upgraded to 1.5" in r["msg"]]
+    assert upgraded["level"] == "WARNING" and upgraded["logger"] == "plugins.ech0223"
+    assert "756…" in upgraded["msg"]
+
+
+def _processed(db: Path) -> bool:
+    """Whether the daemon has processed an input (``False`` before its database is made)."""
+    try:
+        return bool(states(db, "SELECT state FROM messages WHERE state != 'received'"))
+    except sqlite3.OperationalError:  # not there yet, or not migrated yet
+        return False
