@@ -48,6 +48,7 @@ from gateway.archive import build_zip, safe_unzip
 from gateway.assembly import load_config
 from gateway.config import CONFIGURATION, Duration, Size
 from gateway.contracts import (
+    ANSWERED_ATTEMPT,
     NOT_FROM_PARTNER,
     Attachment,
     Decision,
@@ -165,6 +166,7 @@ class PluginOptions(BaseModel):
 
 
 __all__ = [
+    "ANSWERED_ATTEMPT",
     "BATCH_BYTES",
     "CONFIGURATION",
     "NATIONALITIES",

@@ -70,6 +70,11 @@ _FIELDS: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
 #: rules like registry input; an eCH-0223 message is quarantined with this reason, never
 #: taken as the partner's (:mod:`gateway.inbound`).
 NOT_FROM_PARTNER = "not_from_partner"
+#: ``RawInput.meta`` key a transport sets on a message from a partner that its own envelope
+#: says answers an earlier one: the ref of our attempt it names (sedex: the envelope's
+#: ``referenceMessageId``, the envelope messageId of the attempt). A message whose eCH-0223
+#: header names no ``referenceMessageId`` answers that attempt's message (:mod:`gateway.inbound`).
+ANSWERED_ATTEMPT = "reference_message_id"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +86,7 @@ class RawInput(Travels):
     :param ref: a reference the operator recognises, e.g. the file name.
     :param data: the raw bytes; stored before anything else happens to them.
     :param meta: source facts (``content_type``, sedex envelope fields,
-        :data:`NOT_FROM_PARTNER`, ...).
+        :data:`NOT_FROM_PARTNER`, :data:`ANSWERED_ATTEMPT`, ...).
     """
 
     source: str

@@ -18,6 +18,8 @@ plugins' registry look-ups are at hand:
    dead letters and replay of any other;
 4. when recorded, it joins its case (:mod:`gateway.store._inbound_ops`), and a
    negative ``eventReport`` rejects the delivery it answers, to that partner only.
+   What it answers is its header's ``referenceMessageId``; where that names none,
+   the message of our attempt its transport's envelope names (``ANSWERED_ATTEMPT``).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import pluggy
 
 from gateway import manual
 from gateway.assembly import partner_of, registries
-from gateway.contracts import NOT_FROM_PARTNER, Decision, Normalised, RawInput, Route
+from gateway.contracts import ANSWERED_ATTEMPT, NOT_FROM_PARTNER, Decision, Normalised, RawInput, Route
 from gateway.ech0223 import EventReport, PersonIdentificationLight, read_message
 from gateway.errors import ConversionRefused, InputRejected
 from gateway.person_state import PersonState, birth_text, mask_vn, person_keys
@@ -119,7 +121,10 @@ class WayBack:
         ident = (message.response.person_identification if isinstance(message, EventReport)
                  else message.content.person_identification)
         header = message.header
-        inbound = Inbound(partner, reference_message_id=header.reference_message_id,
+        reference, noticed = await self._reference(partner, header.reference_message_id,
+                                                   raw, noticed)
+        n = dataclasses.replace(n, reference_message_id=reference)
+        inbound = Inbound(partner, reference_message_id=reference,
                           business_process_id=header.business_process_id,
                           our_reference=header.your_business_reference_id,
                           their_reference=header.our_business_reference_id,
@@ -145,7 +150,7 @@ class WayBack:
                              inbound=dataclasses.replace(inbound, candidates=candidates),
                              detail={"partner": partner, **noticed}, **base)
         person = match.candidates[0]
-        registry, why = await self._registry_for(partner, header.reference_message_id,
+        registry, why = await self._registry_for(partner, reference,
                                                  {header.sender_id, *header.recipient_id}, person)
         if registry is None:
             return Processed(mid, MessageState.NEEDS_REVIEW, why,
@@ -167,6 +172,17 @@ class WayBack:
                          persons=(person,) if match.new else (),
                          inbound=dataclasses.replace(inbound, matched=match.how),
                          detail=detail, **base)
+
+    async def _reference(self, partner: str, header: str | None, raw: RawInput,
+                         noticed: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+        """The messageId the message answers: its header's ``referenceMessageId``, else that
+        of our message whose attempt its transport envelope names (:data:`ANSWERED_ATTEMPT`,
+        then journaled as ``envelope_reference``)."""
+        attempt = raw.meta.get(ANSWERED_ATTEMPT)
+        if header is not None or not attempt:
+            return header, noticed
+        found = await self._store.attempted_message_id(partner, attempt)
+        return found, ({**noticed, "envelope_reference": attempt} if found else noticed)
 
     # -- who the message is about -------------------------------------------------------
     async def _resolve(self, ident: PersonIdentificationLight) -> Match:

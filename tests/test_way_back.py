@@ -32,6 +32,7 @@ from gateway.errors import LocalFault
 from gateway.person_state import vn_check_digit_ok
 from gateway.plugins import get_plugin_manager
 from plugins.folder.transport import FolderTransportOptions, write_delivery
+from plugins.sedex.envelope import Envelope, build_envelope
 from plugins.sedex.sim import SedexSimulator
 from plugins.sedex.sim_answers import Answerer
 from tests.flow import (
@@ -659,3 +660,46 @@ async def test_a_cantons_zip_is_held_to_its_documents_on_the_way_back(tmp_path: 
     with zipfile.ZipFile(written) as zf:
         assert sorted(zf.namelist()) == ["files/extra.pdf", "files/permit.pdf", "message.xml"]
         assert zf.read("files/permit.pdf") == PDF
+
+
+async def test_a_rejection_naming_our_message_only_in_its_sedex_envelope_rejects_it(
+        tmp_path: Path) -> None:
+    """The canton's eventReport names no referenceMessageId in its eCH-0223 header; its
+    sedex envelope (messageClass 1, a response) does: the envelope messageId of the attempt
+    that carried our message. That is the message it answers: its delivery is rejected,
+    and the answer joins its case."""
+    config = gateway_dir(tmp_path)
+    db = tmp_path / "gateway.db"
+    outbox, inbox = tmp_path / "sedex" / "outbox", tmp_path / "sedex" / "inbox"
+    async with running(config, get_plugin_manager()):
+        await _seeded(tmp_path, db)
+        drop(tmp_path / "registry" / "outbox", EVENT, (CORPUS / EVENT).read_bytes())
+        await until(lambda: len(list(outbox.glob("envl_*.xml"))) == 1, timeout=20)
+        [sent] = outbox.glob("envl_*.xml")
+        attempt = sent.name.removeprefix("envl_").removesuffix(".xml")
+        [(ours,)] = states(db, "SELECT message_id FROM messages WHERE source = 'registry'"
+                               " AND state = 'routed'")
+        report = sample_event_report(random.Random(5), reference_message_id="x")
+        report = report.model_copy(update={
+            "header": report.header.model_copy(update={
+                "message_id": "kt-77", "reference_message_id": None,
+                "sender_id": "T2-2-1", "recipient_id": ["T1-2511-1"]}),
+            "response": report.response.model_copy(update={
+                "person_identification": PersonIdentificationLight(
+                    vn=int(VN), official_name="Shala", first_name="Ardita")})})
+        drop(inbox, "data_kt77.xml", write_message(report))
+        now = datetime.now(UTC)
+        drop(inbox, "envl_kt77.xml", build_envelope(Envelope(
+            "kt-env-77", 1900223, 1, event_date=now, message_date=now,
+            reference_message_id=attempt, **CANTON)))
+        await until(lambda: _state_of(db, "kt-77") == "routed", timeout=20)
+        await until(lambda: states(db, "SELECT state FROM deliveries WHERE partner = 'canton'")
+                    == [("rejected",)])
+    assert states(db, "SELECT reference_message_id FROM messages WHERE message_id = 'kt-77'") \
+        == [(ours,)]
+    [case] = json.loads(cli("--config", str(config), "cases", "list", "--json"))
+    shown = json.loads(cli("--config", str(config), "cases", "show", str(case["id"]), "--json"))
+    assert [(m["message_id"], m["direction"]) for m in shown["messages"]] == [
+        (ours, "out"), ("kt-77", "in")]
+    journal = cli("--config", str(config), "messages", "show", "kt-77")
+    assert f'"envelope_reference": "{attempt}"' in journal

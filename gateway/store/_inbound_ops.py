@@ -179,6 +179,16 @@ def assignments(conn: sqlite3.Connection, messages: Sequence[int]) -> dict[int, 
         " AND assigned IS NOT NULL", messages)}
 
 
+def attempted_message_id(conn: sqlite3.Connection, partner: str, attempt: str) -> str | None:
+    """The eCH-0223 messageId of the message whose attempt ``attempt`` (its ref) went to
+    ``partner``; ``None``: no attempt to ``partner`` has that ref."""
+    row = conn.execute(
+        "SELECT m.message_id FROM attempts a JOIN deliveries d ON d.id = a.delivery"
+        " JOIN messages m ON m.id = d.message WHERE a.ref = ? AND d.partner = ?",
+        (attempt, partner)).fetchone()
+    return None if row is None or row[0] is None else str(row[0])
+
+
 def original_source(conn: sqlite3.Connection, partner: str, message_id: str,
                     senders: Collection[str]) -> str | None:
     """The source of the message ``message_id`` delivered to ``partner`` (what it answers),

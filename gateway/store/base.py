@@ -104,6 +104,11 @@ class Store(Protocol):
         """The person keys operators assigned to ``messages`` waiting for review."""
         ...
 
+    async def attempted_message_id(self, partner: str, attempt: str) -> str | None:
+        """The eCH-0223 messageId of the message whose attempt with ref ``attempt`` went to
+        ``partner`` (what a partner's envelope says its message answers); ``None``: none."""
+        ...
+
     async def original_source(self, partner: str, message_id: str,
                               senders: Collection[str] = ()) -> str | None:
         """The source of the message ``message_id`` delivered to ``partner`` (what it answers).

@@ -252,6 +252,11 @@ class SQLiteStore:
         """The person keys operators assigned to ``messages`` (``messages assign``)."""
         return await self._writer.read(lambda c: _inbound_ops.assignments(c, messages))
 
+    async def attempted_message_id(self, partner: str, attempt: str) -> str | None:
+        """The eCH-0223 messageId of the message attempt ``attempt`` carried to ``partner``."""
+        return await self._writer.read(
+            lambda c: _inbound_ops.attempted_message_id(c, partner, attempt))
+
     async def original_source(self, partner: str, message_id: str,
                               senders: Collection[str] = ()) -> str | None:
         """The source of the message ``message_id`` that was delivered to ``partner`` (from one

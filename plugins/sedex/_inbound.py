@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.api import (
+    ANSWERED_ATTEMPT,
     BATCH_BYTES,
     NOT_FROM_PARTNER,
     FileTaker,
@@ -241,7 +242,7 @@ class InboxScanner:
             content_type="application/zip" if got.data.startswith(_ZIP_MAGIC) else "application/xml",
         )
         if parsed.reference_message_id is not None:
-            meta["reference_message_id"] = parsed.reference_message_id
+            meta[ANSWERED_ATTEMPT] = parsed.reference_message_id
         if unclaimed is not None:
             meta[NOT_FROM_PARTNER] = unclaimed
         return _Taken(RawInput(source, ref, got.data, meta), stored_pair, refused)
