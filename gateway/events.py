@@ -41,7 +41,8 @@ KINDS: dict[str, str] = {
                             " one resident, matches its person; reason, partner, candidates"
                             " (how many)",
     "message.answer": "a partner's eventReport was applied; answers (the eCH messageId),"
-                      " partner, positive, deliveries (the ids it settled, maybe none)",
+                      " partner, positive, deliveries (the ids it settled, maybe none),"
+                      " reason (when it names no message, or several, sent to the partner)",
     "delivery.sent": "the transport took the attempt, a receipt is awaited; partner, ref",
     "delivery.delivered": "the partner has it (receipt or transport); partner, ref; was:"
                           " dead, when an unsure attempt left it dead at max_age and a later"

@@ -439,7 +439,9 @@ async def test_an_answer_processed_again_settles_its_deliveries_once(
     [(other, _)] = await store.add_raw([RawInput("archive", "a.xml", b"<a/>", {})])
     await store.record_processing([answer(other, "id-1", "8", message_id=f"answer-{yes}")])
     assert the(journal, "message.answer", message=other).detail == {
-        "answers": "id-1", "partner": "archive", "positive": False, "deliveries": []}
+        "answers": "id-1", "partner": "archive", "positive": False, "deliveries": [],
+        "reason": "referenceMessageId id-1 names no message sent to archive: this eventReport"
+                  " settles no delivery"}
 
 
 async def test_a_rejection_processed_again_leaves_the_replayed_delivery_be(

@@ -703,3 +703,23 @@ async def test_a_rejection_naming_our_message_only_in_its_sedex_envelope_rejects
         (ours, "out"), ("kt-77", "in")]
     journal = cli("--config", str(config), "messages", "show", "kt-77")
     assert f'"envelope_reference": "{attempt}"' in journal
+
+
+async def test_a_rejection_of_a_message_never_sent_says_it_rejects_nothing(
+        tmp_path: Path) -> None:
+    """The canton rejects a messageId the gateway never sent it: the answer still reaches the
+    registry, and its reason says it settled nothing and why, rather than nothing at all."""
+    config = _site(tmp_path)
+    db = tmp_path / "gateway.db"
+    async with running(config):
+        await _ours_routed(tmp_path, db, f"<eCH-0044:vn>{VN}</eCH-0044:vn>".encode())
+        drop(tmp_path / "from-canton", "r.xml", _rejecting("canton-9", "never-sent-4"))
+        await until(lambda: _state_of(db, "canton-9") == "routed")
+        await until(lambda: states(db, "SELECT count(*) FROM deliveries WHERE partner ="
+                                       " 'registry' AND state = 'delivered'") == [(1,)])
+    assert states(db, "SELECT state FROM deliveries WHERE partner = 'canton'") == [("delivered",)]
+    shown = json.loads(cli("--config", str(config), "messages", "show", "canton-9", "--json"))
+    assert shown["reason"] == ("referenceMessageId never-sent-4 names no message sent to"
+                               " canton: this eventReport settles no delivery")
+    [(detail,)] = states(db, "SELECT detail FROM journal WHERE event = 'message.answer'")
+    assert json.loads(detail)["reason"] == shown["reason"]

@@ -47,7 +47,8 @@ def apply_answers(conn: sqlite3.Connection, results: Sequence[Processed],
     to that partner; where several senders' messages have it, the one from the
     sender the answer names (:mod:`gateway.store._referenced`). An answer that
     does not tell which settles none of them, as an answer to no message of
-    ours, and says so in its reason.
+    ours, and says so in its reason; so does an answer to a messageId never sent to
+    that partner.
 
     An answer is applied once (``applied_answers``): the same message
     processed again (assigned after review, replayed), or another message
@@ -84,9 +85,12 @@ def apply_answers(conn: sqlite3.Connection, results: Sequence[Processed],
             f" WHERE message = ? AND partner = ? AND state IN ({_ANSWERABLE_IN})",
             (answered.message, partner, *_ANSWERABLE),
         ).fetchall() if answered.message is not None else []
-        if answered.unplaced:
+        unplaced = answered.unplaced or (None if answered.message is not None else (
+            f"referenceMessageId {n.reference_message_id} names no message sent to {partner}:"
+            " this eventReport settles no delivery"))
+        if unplaced:
             conn.execute("UPDATE messages SET reason = ? WHERE id = ?",
-                         ("; ".join(filter(None, (p.reason, answered.unplaced))), p.message))
+                         ("; ".join(filter(None, (p.reason, unplaced))), p.message))
         state = DeliveryState.ACKNOWLEDGED if positive else DeliveryState.REJECTED
         reason = None if positive else f"negative eventReport from {partner} (message {p.message})"
         expect_changed(conn.executemany(
@@ -97,7 +101,7 @@ def apply_answers(conn: sqlite3.Connection, results: Sequence[Processed],
         entries.append(Entry("message.answer", p.message, None, {
             "answers": n.reference_message_id, "partner": partner, "positive": positive,
             "deliveries": [did for did, _mid in rows],
-            **({"reason": answered.unplaced} if answered.unplaced else {})}))
+            **({"reason": unplaced} if unplaced else {})}))
         entries += [Entry(f"delivery.{state}", mid, did,
                           {"partner": partner, "answer": p.message,
                            **({} if positive else {"reason": reason})})
