@@ -120,6 +120,9 @@ class WayBack:
         message = read_message(n.tree.getroot())
         ident = (message.response.person_identification if isinstance(message, EventReport)
                  else message.content.person_identification)
+        if isinstance(message, EventReport):  # why the partner refuses: for the rejection
+            noticed["reasons"] = [f"{r.reason_code_number} {r.reason_code_text}"
+                                  for r in message.response.reason]
         header = message.header
         reference, noticed = await self._reference(partner, header.reference_message_id,
                                                    raw, noticed)

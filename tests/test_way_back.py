@@ -723,3 +723,25 @@ async def test_a_rejection_of_a_message_never_sent_says_it_rejects_nothing(
                                " canton: this eventReport settles no delivery")
     [(detail,)] = states(db, "SELECT detail FROM journal WHERE event = 'message.answer'")
     assert json.loads(detail)["reason"] == shown["reason"]
+
+
+async def test_a_rejected_delivery_says_the_reasons_the_partner_gave(tmp_path: Path) -> None:
+    """The rejected delivery's reason names the eventReport's reason codes and texts, so the
+    operator reads why the canton refused the message where they read that it did."""
+    config = _site(tmp_path)
+    db = tmp_path / "gateway.db"
+    async with running(config):
+        await _ours_routed(tmp_path, db, f"<eCH-0044:vn>{VN}</eCH-0044:vn>".encode())
+        await until(lambda: states(db, "SELECT state FROM deliveries") == [("delivered",)])
+        drop(tmp_path / "from-canton", "r.xml", _rejecting("canton-5", "ours-1"))
+        await until(lambda: states(db, "SELECT state FROM deliveries WHERE partner = 'canton'")
+                    == [("rejected",)])
+    [(answer,)] = states(db, "SELECT id FROM messages WHERE message_id = 'canton-5'")
+    report = etree.fromstring(_rejecting("canton-5", "ours-1"))
+    given = [f"{r.findtext('{*}reasonCodeNumber')} {r.findtext('{*}reasonCodeText')}"
+             for r in report.iter("{*}reason")]
+    assert given
+    expected = f"negative eventReport from canton (message {answer}): {'; '.join(given)}"
+    shown = json.loads(cli("--config", str(config), "messages", "show", "ours-1", "--json"))
+    [delivery] = shown["deliveries"]
+    assert (delivery["state"], delivery["reason"]) == ("rejected", expected)

@@ -92,7 +92,9 @@ def apply_answers(conn: sqlite3.Connection, results: Sequence[Processed],
             conn.execute("UPDATE messages SET reason = ? WHERE id = ?",
                          ("; ".join(filter(None, (p.reason, unplaced))), p.message))
         state = DeliveryState.ACKNOWLEDGED if positive else DeliveryState.REJECTED
-        reason = None if positive else f"negative eventReport from {partner} (message {p.message})"
+        given = "; ".join(p.detail.get("reasons", ()))  # the report's codes and texts
+        reason = None if positive else (f"negative eventReport from {partner} (message"
+                                        f" {p.message}){f': {given}' if given else ''}")
         expect_changed(conn.executemany(
             "UPDATE deliveries SET state = ?, reason = ?, lease_owner = NULL, lease_until = NULL,"
             f" next_attempt_at = NULL, updated_at = ? WHERE id = ? AND state IN ({_ANSWERABLE_IN})",
