@@ -213,6 +213,14 @@ async def test_nobody_or_two_residents_wait_for_review_until_the_operator_assign
         assert f"vn:{VN}" in twins and f"vn:{TWIN_VN}" in twins
         status = cli("--config", c, "status", code=1)
         assert "2 partners' messages whose resident is not found" in status
+        # the list status points to says why each waits
+        listed = cli("--config", c, "messages", "list", "--state", "needs_review").splitlines()
+        waiting = states(db, "SELECT id, reason FROM messages WHERE state = 'needs_review'"
+                             " ORDER BY id DESC")
+        assert [line.split(None, 4)[3:] for line in listed[1:]] == [
+            [message_id, reason] for message_id, reason in zip(
+                ("c-twins", "c-nobody"), (r for _i, r in waiting), strict=True)]
+        assert "no resident matches the person of this message" in listed[2]
 
         # the command line's own event loop, as from a shell
         assert "now routed" in await asyncio.to_thread(

@@ -82,14 +82,16 @@ def _pairs(d: dict[str, int]) -> str:
 
 
 def message_table(rows: list[dict[str, Any]]) -> str:
-    """One line per message (rows in the shape ``messages list --json`` prints)."""
+    """One line per message (rows in the shape ``messages list --json`` prints): its
+    deliveries, else why it has none (``reason``, else ``note``: why it waits for review,
+    is a duplicate or not relevant)."""
     out = [f"{'ID':>6}  {'RECEIVED':<29}  {'STATE':<12} {'MESSAGE-ID':<36}  DELIVERIES / REASON"]
     for m in rows:
         deliveries = ", ".join(f"{d['partner']}:{d['state']}({d['attempts']})"
                                for d in m["deliveries"])
         handled = " [handled]" if m["handled"] else ""
         out.append(f"{m['id']:>6}  {m['received_at']:<29}  {m['state']:<12}"
-                   f" {m['message_id'] or '-':<36}  {deliveries or m['reason'] or ''}{handled}")
+                   f" {m['message_id'] or '-':<36}  {deliveries or m['reason'] or m['note'] or ''}{handled}")
     return "\n".join(out)
 
 
