@@ -4,7 +4,8 @@ TERM (or INT) drains: sources stop taking input, what was taken is
 processed, the dispatch round in progress completes, receipts and inbound
 loops stop, the store commits what is queued. A second signal, or the drain
 timeout, cuts the drain short; nothing is lost either way, because every
-step is committed and the next start continues from the store.
+step is committed and the next start continues from the store. A signal
+during the start stops it the same way (:meth:`Gateway._start_up`).
 
 A database deleted or replaced while running (:class:`~gateway.errors.StoreLost`)
 stops the daemon the same way, after a CRITICAL log line and a ``store.lost``
@@ -73,7 +74,8 @@ def worker_pool(settings: Any, pm: pluggy.PluginManager, workers: int | None = N
             log.info("plugins registered by code: normalising in this process, not in workers")
             workers = 0
     return WorkerPool(workers, worker_stages.start_worker, (settings,),
-                      nice=settings.gateway.worker_nice)
+                      nice=settings.gateway.worker_nice,
+                      start_timeout=settings.gateway.worker_start_timeout)
 
 
 def build_pipeline(settings: Any, pm: pluggy.PluginManager, store: Store,
@@ -147,6 +149,9 @@ class Gateway:
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then drain.
 
+        ``stop`` set during the start (:meth:`_start_up`) stops there: what was not
+        processed yet waits, stored, for the next start.
+
         :raises StoreLost: the database does not reach its anchor (at start), or
             was deleted or replaced while running (after the drain).
         :raises ConfigError: the HTTP server cannot listen (``[http] listen``; after the drain).
@@ -155,14 +160,64 @@ class Gateway:
         self._stop = stop
         self.store.start()
         try:
-            await self.pipeline.start()
+            started = await self._start_up(stop)
         except WorkerStartFailed:
-            self.pipeline.close()  # the workers that did start
+            self.pipeline.close(at_once=True)  # the workers that did start
             self.store.close()
             raise
-        recovered = await self.pipeline.recover(stop)
-        if recovered:
-            log.info("processed %d inputs stored before the last stop", recovered)
+        failed, drained = None, started
+        if started and not stop.is_set():
+            failed, drained = await self._serve(stop)
+        self.pipeline.close(at_once=not drained)
+        notify_stop(self.pm)
+        try:
+            self.store.checkpoint()
+        except (StoreUnavailable, sqlite3.Error) as exc:  # the WAL stays; the next start reads it
+            log.warning("no checkpoint at the stop: %s", exc)
+        self.store.close()
+        if self.store.lost is not None:
+            raise self.store.lost
+        if failed is not None:
+            raise failed
+        log.info("stopped")
+
+    async def _start_up(self, stop: asyncio.Event) -> bool:
+        """Start the worker processes and process the inputs stored before the last stop
+        but not processed; whether that was not cut short.
+
+        ``stop`` set meanwhile begins no further batch and lets the one under way finish,
+        unless it waits for a worker process to start (one that cannot, say): that is cut
+        short at once, as it is by :attr:`abort` (a second TERM) or the drain timeout.
+        What was cut short is processed at the next start.
+
+        :raises WorkerStartFailed: worker processes cannot start.
+        """
+        async def start() -> None:
+            if stop.is_set():
+                return
+            await self.pipeline.start()
+            recovered = await self.pipeline.recover(stop)
+            if recovered:
+                log.info("processed %d inputs stored before the last stop", recovered)
+
+        starting = asyncio.create_task(start(), name="start")
+        await _first(starting, stop.wait())
+        if not starting.done():
+            log.info("stopping while starting (a second TERM stops at once)")
+            await _first(starting, self.abort.wait(), self.pool.waiting_for_start.wait(),
+                         timeout=self.settings.gateway.drain_timeout)
+            if not starting.done():
+                log.warning("start cut short; what is left continues at the next start")
+                starting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await starting
+                return False
+        starting.result()
+        return True
+
+    async def _serve(self, stop: asyncio.Event) -> tuple[ConfigError | None, bool]:
+        """Run every component until ``stop`` is set, then drain; why the HTTP server did
+        not start (if it did not), and whether the drain finished."""
         await self.summary.start()
         processor = _start("pipeline", self.pipeline.run)
         dispatcher = _start("dispatcher", self.dispatcher.run)
@@ -182,9 +237,7 @@ class Gateway:
         sdnotify.notify("STOPPING=1")
         log.info("draining (a second TERM stops at once)")
         drain = asyncio.create_task(self._drain(sources, links, processor, dispatcher))
-        abort = asyncio.create_task(self.abort.wait())
-        await asyncio.wait([drain, abort], timeout=self.settings.gateway.drain_timeout,
-                           return_when=asyncio.FIRST_COMPLETED)
+        await _first(drain, self.abort.wait(), timeout=self.settings.gateway.drain_timeout)
         drained = drain.done() and not drain.cancelled() and drain.exception() is None
         if not drained:
             if drain.done():
@@ -193,20 +246,8 @@ class Gateway:
             else:
                 log.warning("drain cut short; what is left continues at the next start")
             await _cancel([drain, *sources, *links, processor, dispatcher])
-        abort.cancel()
         await self._stop_jobs(scheduler)
-        self.pipeline.close(at_once=not drained)
-        notify_stop(self.pm)
-        try:
-            self.store.checkpoint()
-        except (StoreUnavailable, sqlite3.Error) as exc:  # the WAL stays; the next start reads it
-            log.warning("no checkpoint at the stop: %s", exc)
-        self.store.close()
-        if self.store.lost is not None:
-            raise self.store.lost
-        if failed is not None:
-            raise failed
-        log.info("stopped")
+        return failed, drained
 
     async def _serve_http(self, stop: asyncio.Event) -> ConfigError | None:
         """Start the HTTP server, if configured; what stopped it from starting (and the daemon)."""
@@ -344,6 +385,18 @@ async def _supervised(name: str, run: Callable[[], Awaitable[None]]) -> None:
             delay = RESTART_MIN
         await asyncio.sleep(delay)
         delay = min(delay * 2, RESTART_MAX)
+
+
+async def _first(task: asyncio.Task[Any], *cuts: Awaitable[Any],
+                 timeout: float | None = None) -> None:
+    """Wait until ``task`` is done, one of ``cuts`` is, or ``timeout`` seconds passed
+    (``task`` goes on)."""
+    waits = [asyncio.ensure_future(cut) for cut in cuts]
+    try:
+        await asyncio.wait([task, *waits], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:

@@ -21,7 +21,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar, cast
@@ -37,6 +37,9 @@ T = TypeVar("T")
 #: Seconds before a worker process is started again after one could not start, doubling up to
 #: the maximum.
 START_RETRY_FIRST, START_RETRY_MAX = 2.0, 60.0
+#: Seconds a worker process may take to start (its initializer) before it counts as one that
+#: cannot start (``[gateway] worker_start_timeout``).
+START_TIMEOUT = 60.0
 
 
 class _Job:
@@ -62,16 +65,23 @@ class WorkerPool:
     drafts (another would read them again, which costs more CPU than the wait for
     the worker's current piece of work).
 
-    A worker process that cannot start (its initializer raises, or it dies
+    A worker process that cannot start (its initializer raises, hangs, or it dies
     first) is no fault of the work given it: the work waits (:meth:`run`).
     """
 
     def __init__(self, size: int, initializer: Callable[..., None] | None = None,
-                 initargs: tuple[Any, ...] = (), *, nice: int = 0) -> None:
+                 initargs: tuple[Any, ...] = (), *, nice: int = 0,
+                 start_timeout: float = START_TIMEOUT) -> None:
         """:param nice: added to the workers' nice value (a lower CPU priority than this
-            process's), so that the event loop wins when the cores are busy."""
+            process's), so that the event loop wins when the cores are busy.
+        :param start_timeout: seconds a new worker process's initializer may take; then
+            the process is killed and left behind, as one that cannot start."""
         self.size = size
         self.nice = nice
+        self.start_timeout = start_timeout
+        #: set while work waits for a worker process to start (one starting, or none able to)
+        self.waiting_for_start = asyncio.Event()
+        self._starts_awaited = 0
         self._initializer = initializer
         self._initargs = initargs
         self._pools: list[ProcessPoolExecutor | None] = [None] * size
@@ -92,7 +102,8 @@ class WorkerPool:
     async def start(self) -> None:
         """Start the processes now rather than with the first piece of work.
 
-        :raises WorkerStartFailed: one cannot start.
+        :raises WorkerStartFailed: one cannot start (its initializer fails, or takes longer
+            than ``start_timeout``).
         """
         for worker in range(self.size):
             await self._execute(_Job(worker), _nothing, ())
@@ -141,7 +152,8 @@ class WorkerPool:
                 return await self._execute(_Job(worker, insist), fn, args)
             except WorkerStartFailed as exc:
                 self._start_problem.failed(exc.cause)
-                await asyncio.sleep(self._next_start - time.monotonic())
+                with self._awaiting_start():
+                    await asyncio.sleep(self._next_start - time.monotonic())
 
     async def offload(self, fn: Callable[..., T], *args: Any, timeout: float | None = None) -> T:
         """:meth:`run` for plugins (:attr:`~gateway.plugin_types.PluginContext.offload`).
@@ -184,7 +196,8 @@ class WorkerPool:
         try:
             async with limit:
                 if pool is None:
-                    pool = await self._spawn(index)
+                    with self._awaiting_start():
+                        pool = await self._spawn(index)
                 return index, await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
         except BrokenProcessPool:  # (from the work: a start that fails is WorkerStartFailed)
             if pool is not None and self._pools[index] is pool:  # not yet replaced meanwhile
@@ -192,7 +205,7 @@ class WorkerPool:
                 self._drop(index, pool)
             raise
         except TimeoutError:
-            if limit.expired() and pool is not None:  # (a start cut short was dropped by it)
+            if limit.expired() and pool is not None:  # (a start cut short was abandoned by it)
                 log.warning("a worker process ran %s for over %gs: killed and left behind;"
                             " starting a new one", fn.__name__, timeout)
                 self._abandon(index, pool)
@@ -200,11 +213,25 @@ class WorkerPool:
         finally:
             self._free(index)
 
+    @contextlib.contextmanager
+    def _awaiting_start(self) -> Iterator[None]:
+        """Note, while in the block, that work waits for a worker process to start."""
+        self._starts_awaited += 1
+        self.waiting_for_start.set()
+        try:
+            yield
+        finally:
+            self._starts_awaited -= 1
+            if not self._starts_awaited:
+                self.waiting_for_start.clear()
+
     async def _spawn(self, index: int) -> ProcessPoolExecutor:
         """A new process for worker ``index``, once it has started (run its initializer).
 
-        :raises WorkerStartFailed: it cannot start; or one could not lately, and it is
-            too early to try again (then at once: no process is spawned per piece of work).
+        :raises WorkerStartFailed: it cannot start (its initializer failed, or took longer
+            than ``start_timeout``: then it is killed and left behind); or one could not
+            lately, and it is too early to try again (then at once: no process is spawned
+            per piece of work).
         """
         if self._cannot_start is not None and time.monotonic() < self._next_start:
             raise WorkerStartFailed(self._cannot_start)
@@ -212,11 +239,16 @@ class WorkerPool:
             1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
             initargs=(os.getpid(), self.nice, self._initializer, self._initargs))
         try:
-            cause = await asyncio.get_running_loop().run_in_executor(pool, _started)
+            async with asyncio.timeout(self.start_timeout):
+                cause = await asyncio.get_running_loop().run_in_executor(pool, _started)
         except BrokenProcessPool:
             cause = "the process died while starting"
-        except BaseException:  # cancelled: not kept half started
-            self._drop(index, pool)
+        except TimeoutError:  # (a plugin whose import hangs, say)
+            cause = (f"the process did not start within {self.start_timeout:g}s"
+                     " ([gateway] worker_start_timeout); it was killed")
+            self._abandon(index, pool)
+        except BaseException:  # cancelled: not kept half started (its start may hang)
+            self._abandon(index, pool)
             raise
         if cause is not None:
             self._drop(index, pool)

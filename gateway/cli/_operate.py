@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -99,14 +100,23 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run the daemon until TERM or INT."""
+    """Run the daemon until TERM or INT.
+
+    A TERM before the event loop runs is kept for it: the daemon then starts nothing and
+    stops.
+    """
     settings = load_config(args.config, args.pm)
     logs.setup(settings.gateway.log_level, settings.gateway.log_format)
+    early: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda number, _frame: early.append(number))
     gateway = Gateway(settings, args.pm, make_validator(schema_set(settings)))
 
     async def main() -> None:
         stop = asyncio.Event()
         install_signal_handlers(stop, on_second=gateway.abort.set)
+        if early:
+            stop.set()
         await gateway.run(stop)
 
     asyncio.run(main())

@@ -86,6 +86,14 @@ class GatewaySettings(_Section):
         " backlog then yields to every other process too: on a shared machine end-to-end"
         " throughput fell (bench/README.md). 0 keeps them equal.",
     )
+    worker_start_timeout: Duration = Field(
+        default=60.0,
+        gt=0,
+        description="How long a new worker process may take to start (load the plugins and"
+        " schemas); one that takes longer (a plugin whose import hangs) is killed and counts"
+        " as one that cannot start: at the daemon's start it stops with the cause (exit 2),"
+        " later the work waits while one is started again.",
+    )
     answers_first: Duration = Field(
         default=1.0,
         ge=0,

@@ -1,0 +1,190 @@
+"""The daemon's life as a process: ``ech-gateway run`` started, signalled, and stopped.
+
+A vendor's plugin (installed as an entry point) makes worker processes fail or hang
+as they start, as one that imports in the daemon but not in a spawned process, or
+whose import blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.config import write_initial_config
+from gateway.contracts import RawInput
+from gateway.plugins import LOAD_ENV
+from gateway.store import SQLiteStore
+from tests.flow import message, states
+from tests.test_plugin_loading import BUILT_IN, install
+
+#: The vendor's plugin. In a spawned worker process its import fails (``fails``) or hangs
+#: (``hang``) while the file ``$ACME_BROKEN`` says so, and reports that it hangs (its pid in
+#: the file ``$ACME_BROKEN.hanging``). A worker given an input saying POISON marks the next workers
+#: ``$ACME_NEXT`` (if set), then dies, as if a C library crashed.
+_VENDOR = """
+    import multiprocessing
+    import os
+    import time
+
+    from gateway.api import hookimpl
+
+    BROKEN = os.environ["ACME_BROKEN"]
+    IN_WORKER = multiprocessing.parent_process() is not None
+
+    if IN_WORKER and os.path.exists(BROKEN):
+        with open(BROKEN) as mode:
+            if mode.read() == "hang":
+                with open(BROKEN + ".hanging", "w") as hanging:
+                    hanging.write(str(os.getpid()))
+                time.sleep(3600)
+        import vendorx
+
+
+    @hookimpl(tryfirst=True)
+    def gateway_normalise(raw, context):
+        if IN_WORKER and b"POISON" in raw.data:
+            if os.environ.get("ACME_NEXT"):
+                with open(BROKEN, "w") as mode:
+                    mode.write(os.environ["ACME_NEXT"])
+            os._exit(3)
+        return None
+    """
+
+
+class Daemon:
+    """``ech-gateway run`` with the vendor's plugin, its log in a file."""
+
+    def __init__(self, root: Path, conf: str = "", next_workers: str = "") -> None:
+        site = root / "site"
+        install(site, "acme-vendorx", "acme", "acme_vendorx_mod", _VENDOR)
+        self.config = write_initial_config(root / "gw")
+        (root / "gw" / "conf.d" / "10-test.toml").write_text(
+            "[gateway]\nworkers = 1\n" + conf)
+        self.db = root / "gw" / "gateway.db"
+        self.broken = root / "broken"
+        self.log = root / "daemon.log"
+        path = [str(site), *filter(None, [os.environ.get("PYTHONPATH")])]
+        self.env = {**os.environ, LOAD_ENV: f"{BUILT_IN},acme", "PYTHONPATH": os.pathsep.join(path),
+                    "ACME_BROKEN": str(self.broken), "ACME_NEXT": next_workers}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "gateway", "--config", str(self.config), "run"],
+                stdout=out, stderr=out, env=self.env)
+
+    def text(self) -> str:
+        return self.log.read_text()
+
+    def wait_for(self, done: Callable[[], bool], timeout: float = 60) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while not done():
+            assert self.proc.poll() is None, f"the daemon ended:\n{self.text()}"
+            assert time.monotonic() < deadline, f"timed out:\n{self.text()}"
+            time.sleep(0.05)
+
+    def term(self, timeout: float = 15) -> tuple[int, float]:
+        """Send TERM; the exit code, and the seconds until the process ended."""
+        assert self.proc is not None
+        sent = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"TERM was not honoured within {timeout}s:\n{self.text()}")
+        return code, time.monotonic() - sent
+
+    def ensure_stopped(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[Daemon]]:
+    started: list[Daemon] = []
+    yield started
+    for daemon in started:
+        daemon.ensure_stopped()
+
+
+def _stored(db: Path, inputs: list[RawInput]) -> None:
+    """Store ``inputs`` as received and not processed: what a crash leaves."""
+    async def add() -> None:
+        store = SQLiteStore(db, group_commit_delay=0.001)
+        store.start()
+        try:
+            await store.add_raw(inputs)
+        finally:
+            store.close()
+    asyncio.run(add())
+
+
+@pytest.mark.parametrize("replacement", ["fails", "hang"])
+def test_term_is_honoured_while_recovery_waits_for_a_worker_that_cannot_start(
+        tmp_path: Path, daemons: list[Daemon], replacement: str) -> None:
+    """At the start, a stored input kills its worker, and the worker started to replace it
+    fails or hangs: the recovery waits for it. A TERM stops the daemon at once, and no
+    input is lost or blamed: they wait, stored, for the next start."""
+    daemon = Daemon(tmp_path, 'worker_start_timeout = "5s"\n', next_workers=replacement)
+    daemons.append(daemon)
+    poison = message("poison-1").replace(b"<eCH-0044:officialName>",
+                                         b"<!-- POISON --><eCH-0044:officialName>", 1)
+    _stored(daemon.db, [RawInput("registry", "poison.xml", poison),
+                        *(RawInput("registry", f"m{n}.xml", message(f"fine-{n}"))
+                          for n in range(3))])
+    daemon.start()
+    daemon.wait_for(lambda: "starting a worker process failed" in daemon.text())
+    code, took = daemon.term()
+    assert code == 0
+    assert took < 5
+    lines = daemon.text().splitlines()
+    assert "stopping while starting (a second TERM stops at once)" in daemon.text()
+    assert lines[-1].endswith("stopped"), lines[-1]
+    assert "running:" not in daemon.text()
+    assert states(daemon.db, "SELECT ref, state FROM messages ORDER BY id") == [
+        ("poison.xml", "received"), *((f"m{n}.xml", "received") for n in range(3))]
+
+
+def test_term_is_honoured_while_a_worker_process_starts(
+        tmp_path: Path, daemons: list[Daemon]) -> None:
+    """The first worker process hangs as it starts (a plugin's import that blocks): a TERM
+    stops the daemon at once, its worker killed, and it says so."""
+    daemon = Daemon(tmp_path)
+    daemons.append(daemon)
+    daemon.broken.write_text("hang")
+    daemon.start()
+    hanging = Path(f"{daemon.broken}.hanging")
+    daemon.wait_for(lambda: hanging.exists() and hanging.read_text() != "")
+    worker = int(hanging.read_text())
+    code, took = daemon.term()
+    assert code == 0
+    assert took < 5
+    assert daemon.text().splitlines()[-1].endswith("stopped")
+    time.sleep(0.5)  # (its last parent, init, reaps it)
+    assert not Path(f"/proc/{worker}").exists(), "the worker that hangs was left running"
+
+
+def test_run_exits_2_naming_a_worker_process_that_does_not_start_in_time(
+        tmp_path: Path, daemons: list[Daemon]) -> None:
+    daemon = Daemon(tmp_path, 'worker_start_timeout = "2s"\n')
+    daemons.append(daemon)
+    daemon.broken.write_text("hang")
+    daemon.start()
+    assert daemon.proc is not None
+    code = daemon.proc.wait(timeout=60)
+    assert code == 2
+    assert daemon.text().splitlines()[-1] == (
+        "ech-gateway: worker processes cannot start: the process did not start within 2s"
+        " ([gateway] worker_start_timeout); it was killed")
+
