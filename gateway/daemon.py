@@ -45,6 +45,7 @@ from gateway.retention import SPACE_INTERVAL, Retention
 from gateway.retry import RetryPolicy
 from gateway.store import SQLiteStore, Store
 from gateway.summary import Summary
+from gateway.wording import counted, noun
 from gateway.workers import WorkerPool, settle_gc
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,8 @@ CHECKPOINT_INTERVAL = 2.0
 ANCHOR_INTERVAL = 2.0
 #: Seconds a maintenance job running at shutdown gets to finish.
 JOB_STOP_TIMEOUT = 10.0
+#: Seconds the stop waits for worker processes killed and left behind to end.
+REAP_WAIT = 2.0
 
 
 def retry_policy(partner: Any) -> RetryPolicy:
@@ -179,6 +182,12 @@ class Gateway:
             raise self.store.lost
         if failed is not None:
             raise failed
+        stuck = self.pool.left_behind(wait=REAP_WAIT)
+        if stuck:
+            log.warning("%s (pid %s) killed and not ended (stuck in the kernel: a file system"
+                        " that hangs?); the process exits without waiting for %s",
+                        counted(len(stuck), "worker process", "worker processes"),
+                        ", ".join(map(str, stuck)), noun(len(stuck), "it", "them"))
         log.info("stopped")
 
     async def _start_up(self, stop: asyncio.Event) -> bool:

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from gateway.errors import WorkerLost, WorkerStartFailed
@@ -82,6 +83,8 @@ class WorkerPool:
         #: set while work waits for a worker process to start (one starting, or none able to)
         self.waiting_for_start = asyncio.Event()
         self._starts_awaited = 0
+        #: the processes killed and left behind (:meth:`_abandon`), until they ended
+        self._left: list[int] = []
         self._initializer = initializer
         self._initargs = initargs
         self._pools: list[ProcessPoolExecutor | None] = [None] * size
@@ -274,7 +277,19 @@ class WorkerPool:
         for pid in list(pool._processes or ()):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+                self._left.append(pid)
         self._drop(index, pool)
+
+    def left_behind(self, wait: float = 0.0) -> list[int]:
+        """The worker processes killed and left behind that have not ended, after waiting up
+        to ``wait`` seconds for them: each is stuck in the kernel (uninterruptible sleep),
+        and Python's own exit would wait for it."""
+        deadline = time.monotonic() + wait
+        while True:
+            self._left = [pid for pid in self._left if _running(pid)]
+            if not self._left or time.monotonic() >= deadline:
+                return list(self._left)
+            time.sleep(0.05)
 
     def _free(self, index: int) -> None:
         self._busy[index] = False
@@ -306,6 +321,16 @@ class WorkerPool:
                 else:
                     pool.shutdown(wait=True, cancel_futures=True)
                     self._pools[index] = None
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid``, a child of this process, has not ended (a zombie has ended)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    state, parent = stat.rsplit(")", 1)[1].split()[:2]
+    return state != "Z" and int(parent) == os.getpid()
 
 
 def _nothing() -> None:

@@ -22,8 +22,10 @@ from gateway.config import write_initial_config
 from gateway.contracts import RawInput
 from gateway.plugins import LOAD_ENV
 from gateway.store import SQLiteStore
-from tests.flow import message, states
+from tests.flow import drop, message, states
+from tests.mounts import ext4, frozen, run_isolated
 from tests.test_plugin_loading import BUILT_IN, install
+from tests.test_sedex_e2e import gateway_dir
 
 #: The vendor's plugin. In a spawned worker process its import fails (``fails``) or hangs
 #: (``hang``) while the file ``$ACME_BROKEN`` says so, and reports that it hangs (its pid in
@@ -188,3 +190,53 @@ def test_run_exits_2_naming_a_worker_process_that_does_not_start_in_time(
         "ech-gateway: worker processes cannot start: the process did not start within 2s"
         " ([gateway] worker_start_timeout); it was killed")
 
+
+def stops_while_a_worker_hangs(root_text: str) -> None:
+    """(In a private mount namespace.) ``run`` writes into a sedex outbox whose file system
+    hangs: the write is given up on, its worker killed and left behind, stuck in the
+    kernel. A TERM then drains and stops the daemon, and its process ends at once, while
+    the worker is still stuck."""
+    root = Path(root_text)
+    config, db = gateway_dir(root), root / "gateway.db"
+    (root / "conf.d" / "20-hang.toml").write_text(
+        '[gateway]\nlog_level = "INFO"\nworkers = 1\n[partners.canton.sedex]\nwrite_timeout = "2s"\n')
+    outbox, log = root / "sedex" / "outbox", root / "daemon.log"
+    ext4(outbox)
+    with log.open("ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(config), "run"],
+                                stdout=out, stderr=out)
+    try:
+        def wait_for(text: str) -> None:
+            deadline = time.monotonic() + 60
+            while text not in log.read_text():
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.05)
+
+        wait_for("running:")
+        with frozen(outbox):
+            drop(root / "registry" / "outbox", "a.xml", message())
+            wait_for("killed and left behind")
+            sent = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            try:
+                code = proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                raise AssertionError(f"the process did not end:\n{log.read_text()}") from None
+            took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    lines = log.read_text().splitlines()
+    assert (code, lines[-1].split(" ", 2)[-1]) == (0, "INFO gateway.daemon: stopped"), lines
+    assert " WARNING gateway.daemon: 1 worker process (pid " in lines[-2]
+    assert lines[-2].endswith(" killed and not ended (stuck in the kernel: a file system that"
+                              " hangs?); the process exits without waiting for it")
+    assert took < 10, f"the stop took {took:.1f}s"
+    # the attempt is repeated at the next start (tests/test_recovery.py: outbox_hangs)
+    assert states(db, "SELECT partner, state FROM deliveries") == [("canton", "sending")]
+
+
+def test_the_process_ends_once_stopped_though_a_worker_is_stuck_in_the_kernel(
+        tmp_path: Path) -> None:
+    run_isolated("tests.test_daemon:stops_while_a_worker_hangs", str(tmp_path), timeout=180)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
+import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from gateway import demo, logs
 from gateway.assembly import load_config, make_validator, schema_set
@@ -103,7 +105,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Run the daemon until TERM or INT.
 
     A TERM before the event loop runs is kept for it: the daemon then starts nothing and
-    stops.
+    stops. Once stopped, the process exits at once, rather than at Python's exit,
+    if a worker process killed and left behind has not ended (:func:`_exit_now`).
     """
     settings = load_config(args.config, args.pm)
     logs.setup(settings.gateway.log_level, settings.gateway.log_format)
@@ -120,7 +123,25 @@ def cmd_run(args: argparse.Namespace) -> int:
         await gateway.run(stop)
 
     asyncio.run(main())
+    if gateway.pool.left_behind():
+        _exit_now(OK)
     return OK
+
+
+def _exit_now(code: int) -> NoReturn:
+    """Exit with ``code`` now, after flushing the logs and standard streams, skipping Python's
+    exit handlers.
+
+    Those join every worker process, and a worker killed while stuck in the kernel
+    (uninterruptible sleep on a file system that hangs) ends only when that file
+    system answers: the daemon, drained, its store closed, would linger until
+    systemd kills it. Nothing else is left to do at exit: the store was closed, the
+    plugins told to stop, and no other thread holds work.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
