@@ -6,8 +6,11 @@ import asyncio
 import os
 import sqlite3
 import time
+from collections.abc import Callable
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lxml import etree
@@ -496,6 +499,38 @@ async def test_status_reads_its_counts_in_one_snapshot(store: SQLiteStore) -> No
     assert counts["deliveries"] == {DeliveryState.QUEUED: 1}
     assert counts["messages"] == {MessageState.ROUTED: 1}
     assert counts["waiting"] == {"canton": 1}
+
+
+@pytest.mark.parametrize("read", [lambda r, mid: r.get_message(mid),
+                                  lambda r, mid: r.list_messages()[0]],
+                         ids=["get_message", "list_messages"])
+async def test_a_message_is_read_in_one_snapshot_with_its_deliveries(
+        store: SQLiteStore, read: Callable[[StoreReader, int], dict[str, Any]]) -> None:
+    """``messages show`` and ``messages list`` read a message, then its deliveries, in
+    queries of their own, while the daemon writes. The daemon's writer commits the
+    message's processing (routed, a delivery queued) when the deliveries' query starts
+    (the interleaving of :func:`test_status_reads_its_counts_in_one_snapshot`): the message
+    must be read as it was before, received and without deliveries, not received with
+    a delivery."""
+    [(mid, _new)] = await store.add_raw([raw(1)])
+    reader = StoreReader(store.path)
+    loop = asyncio.get_running_loop()
+    written: list[list[int]] = []
+
+    def meanwhile(statement: str) -> None:
+        if statement.startswith("SELECT id, message, partner, state") and not written:
+            written.append(asyncio.run_coroutine_threadsafe(
+                store.record_processing([routed(mid)]), loop).result(10))
+
+    reader.conn.set_trace_callback(meanwhile)
+    try:
+        msg = await asyncio.to_thread(read, reader, mid)
+    finally:
+        reader.close()
+    assert written, "the write came between the queries"
+    assert (msg["state"], msg["deliveries"]) == (MessageState.RECEIVED, [])
+    with closing(StoreReader(store.path)) as later:
+        assert [d["state"] for d in later.get_message(mid)["deliveries"]] == ["queued"]
 
 
 async def test_the_wal_stays_bounded_while_writes_never_pause(

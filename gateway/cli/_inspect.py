@@ -79,7 +79,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     """Messages, newest first; says so when ``--limit`` cut the list short."""
     filters = {"state": args.state, "delivery_state": args.delivery_state,
                "unhandled": args.unhandled}
-    with _access.reader(args) as r:
+    with _access.reader(args) as r, r.snapshot():  # the total of the messages listed
         msgs = r.list_messages(**filters, limit=args.limit)
         total = r.count_messages(**filters) if len(msgs) >= args.limit else len(msgs)
     rows = [_public(m) for m in msgs]
@@ -93,7 +93,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """One message: state, reason, deliveries, attempts, receipts, journal."""
-    with _access.reader(args) as r:
+    with _access.reader(args) as r, r.snapshot():
         mid = _access.resolve(r, args.id)
         msg = r.get_message(mid)
         raw = r.raw(mid) if args.raw else None

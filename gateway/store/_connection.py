@@ -42,8 +42,12 @@ def snapshot(conn: sqlite3.Connection) -> Iterator[None]:
     """One read transaction on ``conn``: its queries see the database as the first found it.
 
     Cheap in WAL mode: the writer goes on meanwhile, and a checkpoint leaves only the
-    pages written since it began in the WAL, until it ends.
+    pages written since it began in the WAL, until it ends. Inside another (a
+    transaction open on ``conn``), it is that one's.
     """
+    if conn.in_transaction:
+        yield
+        return
     conn.execute("BEGIN")
     try:
         yield
