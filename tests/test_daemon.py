@@ -31,6 +31,7 @@ from tests.test_sedex_e2e import gateway_dir
 #: (``hang``) while the file ``$ACME_BROKEN`` says so, and reports that it hangs (its pid in
 #: the file ``$ACME_BROKEN.hanging``). A worker given an input saying POISON marks the next workers
 #: ``$ACME_NEXT`` (if set), then dies, as if a C library crashed.
+#: One given an input saying SLOW says so (the file ``$ACME_BROKEN.slow``) and sleeps.
 _VENDOR = """
     import multiprocessing
     import os
@@ -52,6 +53,9 @@ _VENDOR = """
 
     @hookimpl(tryfirst=True)
     def gateway_normalise(raw, context):
+        if IN_WORKER and b"SLOW" in raw.data:
+            open(BROKEN + ".slow", "w").close()
+            time.sleep(3600)
         if IN_WORKER and b"POISON" in raw.data:
             if os.environ.get("ACME_NEXT"):
                 with open(BROKEN, "w") as mode:
@@ -156,6 +160,33 @@ def test_term_is_honoured_while_recovery_waits_for_a_worker_that_cannot_start(
     assert "running:" not in daemon.text()
     assert states(daemon.db, "SELECT ref, state FROM messages ORDER BY id") == [
         ("poison.xml", "received"), *((f"m{n}.xml", "received") for n in range(3))]
+
+
+def test_a_second_term_cuts_short_the_batch_recovery_is_processing(
+        tmp_path: Path, daemons: list[Daemon]) -> None:
+    """A TERM while the start processes a batch stored before the last stop lets that batch
+    finish (within the drain timeout); a second TERM stops at once, and the batch waits,
+    stored, for the next start."""
+    daemon = Daemon(tmp_path)
+    daemons.append(daemon)
+    slow = message("slow-1").replace(b"<eCH-0044:officialName>",
+                                     b"<!-- SLOW --><eCH-0044:officialName>", 1)
+    _stored(daemon.db, [RawInput("registry", "slow.xml", slow),
+                        RawInput("registry", "m0.xml", message("fine-0"))])
+    daemon.start()
+    daemon.wait_for(lambda: Path(f"{daemon.broken}.slow").exists())
+    assert daemon.proc is not None
+    daemon.proc.send_signal(signal.SIGTERM)
+    daemon.wait_for(lambda: "stopping while starting" in daemon.text())
+    time.sleep(1)
+    assert daemon.proc.poll() is None, "the first TERM did not wait for the batch"
+    code, took = daemon.term()
+    assert (code, daemon.text().splitlines()[-1].split(" ", 2)[-1]) == (
+        0, "INFO gateway.daemon: stopped")
+    assert took < 5
+    assert "start cut short; what is left continues at the next start" in daemon.text()
+    assert states(daemon.db, "SELECT ref, state FROM messages ORDER BY id") == [
+        ("slow.xml", "received"), ("m0.xml", "received")]
 
 
 def test_term_is_honoured_while_a_worker_process_starts(
