@@ -99,16 +99,16 @@ class Daemon:
             assert time.monotonic() < deadline, f"timed out:\n{self.text()}"
             time.sleep(0.05)
 
-    def term(self, timeout: float = 15) -> tuple[int, float]:
-        """Send TERM; the exit code, and the seconds until the process ended."""
+    def term(self, timeout: float = 20) -> int:
+        """Send TERM; the exit code, once the process ended within ``timeout`` seconds
+        (below the drain timeout of 30 s, so a stop that waited for it fails)."""
         assert self.proc is not None
-        sent = time.monotonic()
         self.proc.send_signal(signal.SIGTERM)
         try:
             code = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             pytest.fail(f"TERM was not honoured within {timeout}s:\n{self.text()}")
-        return code, time.monotonic() - sent
+        return code
 
     def ensure_stopped(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -151,9 +151,8 @@ def test_term_is_honoured_while_recovery_waits_for_a_worker_that_cannot_start(
                           for n in range(3))])
     daemon.start()
     daemon.wait_for(lambda: "starting a worker process failed" in daemon.text())
-    code, took = daemon.term()
+    code = daemon.term()
     assert code == 0
-    assert took < 5
     lines = daemon.text().splitlines()
     assert "stopping while starting (a second TERM stops at once)" in daemon.text()
     assert lines[-1].endswith("stopped"), lines[-1]
@@ -180,10 +179,9 @@ def test_a_second_term_cuts_short_the_batch_recovery_is_processing(
     daemon.wait_for(lambda: "stopping while starting" in daemon.text())
     time.sleep(1)
     assert daemon.proc.poll() is None, "the first TERM did not wait for the batch"
-    code, took = daemon.term()
+    code = daemon.term()
     assert (code, daemon.text().splitlines()[-1].split(" ", 2)[-1]) == (
         0, "INFO gateway.daemon: stopped")
-    assert took < 5
     assert "start cut short; what is left continues at the next start" in daemon.text()
     assert states(daemon.db, "SELECT ref, state FROM messages ORDER BY id") == [
         ("slow.xml", "received"), ("m0.xml", "received")]
@@ -200,9 +198,8 @@ def test_term_is_honoured_while_a_worker_process_starts(
     hanging = Path(f"{daemon.broken}.hanging")
     daemon.wait_for(lambda: hanging.exists() and hanging.read_text() != "")
     worker = int(hanging.read_text())
-    code, took = daemon.term()
+    code = daemon.term()
     assert code == 0
-    assert took < 5
     assert daemon.text().splitlines()[-1].endswith("stopped")
     time.sleep(0.5)  # (its last parent, init, reaps it)
     assert not Path(f"/proc/{worker}").exists(), "the worker that hangs was left running"
@@ -247,13 +244,11 @@ def stops_while_a_worker_hangs(root_text: str) -> None:
         with frozen(outbox):
             drop(root / "registry" / "outbox", "a.xml", message())
             wait_for("killed and left behind")
-            sent = time.monotonic()
             proc.send_signal(signal.SIGTERM)
-            try:
+            try:  # while the file system is still frozen
                 code = proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 raise AssertionError(f"the process did not end:\n{log.read_text()}") from None
-            took = time.monotonic() - sent
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -263,7 +258,6 @@ def stops_while_a_worker_hangs(root_text: str) -> None:
     assert " WARNING gateway.daemon: 1 worker process (pid " in lines[-2]
     assert lines[-2].endswith(" killed and not ended (stuck in the kernel: a file system that"
                               " hangs?); the process exits without waiting for it")
-    assert took < 10, f"the stop took {took:.1f}s"
     # the attempt is repeated at the next start (tests/test_recovery.py: outbox_hangs)
     assert states(db, "SELECT partner, state FROM deliveries") == [("canton", "sending")]
 
