@@ -13,7 +13,9 @@ with the same attempt reference, which transports treat idempotently.
 A :class:`~gateway.errors.LocalFault` pauses its partner instead of
 counting an attempt (:mod:`gateway.partner_pause`); an
 :class:`~gateway.errors.UnsureError` (a send that may have arrived) repeats
-the same attempt later, as a failed flush does.
+the same attempt later, as a failed flush does, and a
+:class:`~gateway.errors.LocalHang` (the same, because something on this machine
+hangs) pauses its partner too: no further round waits on it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from gateway.batching import BATCH_BYTES
 from gateway.contracts import OutboundItem, Receipt, SendResult
 from gateway.errors import (
     LocalFault,
+    LocalHang,
     PermanentError,
     StoreUnavailable,
     TransientError,
@@ -35,7 +38,7 @@ from gateway.errors import (
 )
 from gateway.logs import RepeatedProblem
 from gateway.partner_pause import PartnerPauses
-from gateway.plugin_types import BatchTransport, Flushable, Transport
+from gateway.plugin_types import BatchTransport, Flushable, Probeable, Transport
 from gateway.retry import RetryPolicy
 from gateway.store import Claim, Outcome, Store
 
@@ -174,20 +177,37 @@ class Dispatcher:
         await asyncio.gather(*self._start_round(claims, probe))
 
     async def _dispatch_to(self, partner: str, claims: Sequence[Claim], probe: str | None) -> None:
-        """Send one partner's claims of a round, make them durable, record the outcomes."""
-        outcomes = await self._send_group(partner, claims)
+        """Send one partner's claims of a round, make them durable, record the outcomes.
+
+        A probe whose transport says it cannot send yet sends nothing: its claim waits,
+        uncounted, for the next probe."""
+        refused = await self._refusal(partner) if partner == probe else None
+        if refused is not None:
+            outcomes = [Outcome(c.delivery, c.attempt_ref, "local", refused) for c in claims]
+        else:
+            outcomes = await self._send_group(partner, claims)
         if any(o.kind in ("sent", "delivered") for o in outcomes):
             problem = await self._flush(partner)
             if problem is not None:
                 # the files may be with the partner already: the same attempts go again
                 # later (skipping what arrived), never new ones that would duplicate them
-                outcomes = [Outcome(o.delivery, o.attempt_ref, "unsure", problem)
+                outcomes = [Outcome(o.delivery, o.attempt_ref, "unsure", f"flush failed: {problem}",
+                                    hung=isinstance(problem, LocalHang))
                             if o.kind in ("sent", "delivered") else o for o in outcomes]
         if outcomes:
             await self._store.record_outcomes(outcomes, self.policy_for, self._timeouts)
-        await self.pauses.after_round({partner: outcomes}, probe)
+        await self.pauses.after_round({partner: outcomes}, probe, refused)
 
-    async def _flush(self, partner: str) -> str | None:
+    async def _refusal(self, partner: str) -> str | None:
+        """Why the transport of paused ``partner`` cannot send yet, if it can tell
+        (:class:`~gateway.plugin_types.Probeable`) and says so."""
+        transport = self._transports[partner]
+        if not isinstance(transport, Probeable):
+            return None
+        failed = await _attempt(transport.probe())
+        return str(failed) if isinstance(failed, Exception) else None
+
+    async def _flush(self, partner: str) -> Exception | None:
         """Let a buffering transport make the batch durable; the problem if it cannot."""
         transport = self._transports[partner]
         if not isinstance(transport, Flushable):
@@ -198,7 +218,7 @@ class Dispatcher:
             await transport.flush()
         except Exception as exc:  # nothing of the batch counts as sent: repeat it all
             problem.failed(exc)
-            return f"flush failed: {exc}"
+            return exc
         problem.ok()
         return None
 
@@ -265,7 +285,8 @@ def _outcome(claim: Claim, result: object) -> Outcome:
         return Outcome(claim.delivery, claim.attempt_ref, kind, result.detail,
                        recipient=result.recipient)
     if isinstance(result, UnsureError):
-        return Outcome(claim.delivery, claim.attempt_ref, "unsure", str(result))
+        return Outcome(claim.delivery, claim.attempt_ref, "unsure", str(result),
+                       hung=isinstance(result, LocalHang))
     if isinstance(result, LocalFault):
         return Outcome(claim.delivery, claim.attempt_ref, "local", str(result))
     if isinstance(result, PermanentError):

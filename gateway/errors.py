@@ -106,6 +106,14 @@ class UnsureError(TransientError):
     """
 
 
+class LocalHang(UnsureError):
+    """The send did not finish because something on this machine hangs (the outbox's file
+    system did not answer in time): unsure, as :class:`UnsureError` (the same attempt is
+    repeated later), and this machine's fault, as a :class:`LocalFault`: the partner is
+    paused until a probe finds it answering again, so that no further send waits on it.
+    """
+
+
 class StoreError(GatewayError):
     """The store cannot do what was asked (missing row, bad state transition)."""
 

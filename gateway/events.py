@@ -58,8 +58,8 @@ KINDS: dict[str, str] = {
     "delivery.dead": "no attempt follows (the last one failed, or the failure is permanent);"
                      " partner, attempt, error, why",
     "delivery.replayed": "an operator replaced the delivery by new_delivery; partner",
-    "partner.paused": "a fault on a node's machine (the transport's outbox missing, read-only"
-                      " or full) paused the partner on that node: its attempts there wait,"
+    "partner.paused": "a fault on a node's machine (the transport's outbox missing, read-only,"
+                      " full or not answering) paused the partner on that node: its attempts there wait,"
                       " uncounted (kept across a restart; `status` reports it); partner, node,"
                       " error",
     "partner.resumed": "the fault on the node's machine cleared and the partner's deliveries"

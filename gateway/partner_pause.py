@@ -1,14 +1,18 @@
 """Partners paused by a fault on this machine (this node), not theirs.
 
 When a transport raises :class:`~gateway.errors.LocalFault` (its outbox is
-missing, read-only or full), the partner is paused: its attempts stay
-``sending`` with the same reference (no attempt is counted), no new ones are
-claimed, and one journal entry, so one event (``partner.paused``), tells
-the operator.
+missing, read-only or full) or :class:`~gateway.errors.LocalHang` (its outbox
+did not answer in time: a share that hangs), the partner is paused: its
+attempts stay ``sending`` with the same reference (no attempt is counted), no
+new ones are claimed, and one journal entry, so one event (``partner.paused``),
+tells the operator.
 A probe repeats one waiting attempt after 2 s, then after twice as long each
 time up to a minute; the first probe that does not meet the fault resumes the
 partner (``partner.resumed``) and its deliveries flow again; the time it
-was paused does not count toward their ``max_age``.
+was paused does not count toward their ``max_age``. A transport that can tell
+whether the fault is over without sending (:class:`~gateway.plugin_types.Probeable`)
+is asked first, and a probe it fails sends nothing: no probe waits on a folder
+that still hangs.
 
 The pause is the store's (:meth:`Store.pause_partner
 <gateway.store.Store.pause_partner>`), committed with its journal entry, so
@@ -99,14 +103,18 @@ class PartnerPauses:
             pause.probe_at = time.time() + pause.delay
 
     async def after_round(self, outcomes: Mapping[str, Sequence[Outcome]],
-                          probe: str | None) -> None:
+                          probe: str | None, refused: str | None = None) -> None:
         """Pause, keep paused or resume partners after a round's outcomes were recorded.
 
         :param outcomes: each partner's outcomes in the round (empty: nothing to send).
         :param probe: the partner this round probed, if it was a probe.
+        :param refused: why the probed partner's transport said it cannot send yet
+            (:meth:`~gateway.plugin_types.Probeable.probe`): it stays paused.
         """
         for partner, outs in outcomes.items():
-            local = next((o.detail for o in outs if o.kind == "local"), None)
+            local = next((o.detail for o in outs if o.kind == "local" or o.hung), None)
+            if partner == probe and refused is not None:
+                local = refused
             pause = self._paused.get(partner)
             if local is not None and pause is None:
                 await self._pause(partner, local)

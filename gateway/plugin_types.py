@@ -46,8 +46,8 @@ class Transport(Protocol):
     """A running transport for one partner.
 
     Optional capabilities are protocols of their own: :class:`BatchTransport`
-    (``send_many``) and :class:`Flushable` (``flush``). The dispatcher uses
-    them where a transport implements them.
+    (``send_many``), :class:`Flushable` (``flush``) and :class:`Probeable`
+    (``probe``). The dispatcher uses them where a transport implements them.
     """
 
     async def send(self, item: OutboundItem) -> SendResult:
@@ -84,6 +84,22 @@ class Flushable(Protocol):
         Called once after a batch of sends and before they are recorded as
         sent; if it raises, the attempts of the batch are repeated as the same
         attempts after their retry delay (they may have reached the partner).
+        """
+        ...
+
+
+@runtime_checkable
+class Probeable(Protocol):
+    """A transport that can tell, without sending, whether the fault on this machine that
+    paused its partner (:class:`~gateway.errors.LocalFault`, :class:`~gateway.errors.LocalHang`)
+    is over."""
+
+    async def probe(self) -> None:
+        """Return if a send could go through now; raise :class:`~gateway.errors.LocalFault`
+        if not. Cheap, bounded in time, and away from the event loop (a folder that hangs).
+
+        Called when a paused partner's probe is due, before its one waiting attempt is
+        sent: a probe that fails sends nothing, so that no send waits on the fault.
         """
         ...
 

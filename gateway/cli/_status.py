@@ -77,8 +77,9 @@ def attention(counts: dict[str, Any]) -> list[dict[str, Any]]:
 
 #: What to do about a partner paused by a fault on a node's machine.
 PAUSED_HINT = ("make its transport's outbox on that node's machine writable again (missing,"
-               " read-only or disk full; the error says which); that node resumes the partner"
-               " by itself at its next probe, within a minute")
+               " read-only, disk full, or not answering: a share that hangs; the error says"
+               " which); that node resumes the partner by itself at its next probe, within a"
+               " minute")
 
 
 def paused(found: list[dict[str, Any]], partners: dict[str, Any]) -> list[dict[str, Any]]:

@@ -101,6 +101,9 @@ class Outcome:
     #: ``sent`` or ``delivered``: whom the transport addressed
     #: (:attr:`~gateway.contracts.SendResult.recipient`).
     recipient: str | None = None
+    #: ``unsure`` because something on this machine hangs (:class:`~gateway.errors.LocalHang`):
+    #: the partner is paused, as for ``local``.
+    hung: bool = False
 
 
 @dataclass(frozen=True, slots=True)
