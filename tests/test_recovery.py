@@ -9,6 +9,7 @@ namespace (:mod:`tests.mounts`); those scenarios run in a child process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -203,6 +204,123 @@ def test_a_sedex_outbox_that_hangs_holds_up_nothing_else(tmp_path: Path) -> None
     output = run_isolated("tests.test_recovery:outbox_hangs", str(tmp_path), timeout=240)
     assert (f"sedex partner canton: writing into the outbox {tmp_path / 'sedex' / 'outbox'}"
             " failed: not done within 2s") in output
+
+
+async def outbox_hangs_for_a_while(root_text: str) -> None:
+    """(In a private mount namespace.) The canton's outbox stops answering for several
+    ``write_timeout``s while inputs keep coming, then answers again."""
+    root = Path(root_text)
+    config, db = gateway_dir(root), root / "gateway.db"
+    outbox, registry = root / "sedex" / "outbox", root / "registry" / "outbox"
+    (root / "conf.d" / "20-hang.toml").write_text('[partners.canton.sedex]\nwrite_timeout = "2s"\n')
+    ext4(outbox)
+    latencies = []
+    with alerts() as log:
+        async with running(config, get_plugin_manager()) as gateway:
+            fast_probes(gateway)
+            with frozen(outbox):
+                drop(registry, "a.xml", message())
+                await until(lambda: journal_count(db, "partner.paused") == 1, timeout=30)
+                for n in range(8):  # 8 s: four write_timeouts
+                    started = time.monotonic()
+                    drop(registry, f"b{n}.xml", message())
+                    await until(lambda n=n: len(deliveries(db)) == n + 2, timeout=30)
+                    latencies.append(time.monotonic() - started)
+                    await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
+                assert _sent(db, "canton") == 0
+                status = await asyncio.to_thread(_run_cli, config, "status", "--json")
+                [reason] = json.loads(status.stdout)["reasons"]
+                assert (reason["kind"], reason["partner"], reason["count"]) == ("paused", "canton", 9)
+                assert f"the sedex outbox {outbox} did not take the files within 2s" in reason["error"]
+            await until(lambda: _sent(db, "canton") == 9, timeout=30)
+    print("intake latencies while frozen:", ", ".join(f"{t:.2f}s" for t in latencies))
+    assert max(latencies) < 2.0, latencies
+    # the first message's attempt was unsure, repeated once the outbox answered; each
+    # message went out as its first attempt, written once
+    assert journal_count(db, "delivery.unsure") >= 1
+    refs = [r for (r,) in states(db, "SELECT attempt_ref FROM deliveries")]
+    assert sorted(p.name for p in outbox.glob("envl_*.xml")) == sorted(f"envl_{r}.xml" for r in refs)
+    assert states(db, "SELECT count(*) FROM attempts") == [(9,)]
+    assert (journal_count(db, "partner.paused"), journal_count(db, "partner.resumed")) == (1, 1)
+    [paused] = [line for line in log.lines if "paused on node" in line]
+    assert f"the sedex outbox {outbox} did not take the files within 2s" in paused
+    assert [line for line in log.lines if "partner canton resumed on node" in line]
+
+
+def test_a_sedex_outbox_that_hangs_pauses_its_partner_and_intake_goes_on(tmp_path: Path) -> None:
+    """A write into an outbox that hangs pauses its partner (log, ``status``, alerts): no
+    further round waits on the outbox, so new inputs are taken at once while it hangs for
+    several ``write_timeout``s; once a probe finds it answering, the partner resumes and its
+    deliveries go out, each as its first attempt, written once."""
+    output = run_isolated("tests.test_recovery:outbox_hangs_for_a_while", str(tmp_path),
+                          timeout=240)
+    assert (f"sedex partner canton: writing into the outbox {tmp_path / 'sedex' / 'outbox'}"
+            " failed: not done within 2s (does its file system hang?); the partner is paused"
+            " until the outbox answers") in output
+
+
+def _wait_for(predicate: Any, timeout: float) -> None:
+    """Wait (blocking) until ``predicate()`` is true (a database not yet made is not)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(sqlite3.OperationalError):
+            if predicate():
+                return
+        assert time.monotonic() < deadline, f"condition not reached within {timeout} s"
+        time.sleep(0.1)
+
+
+def outbox_hangs_at_start(root_text: str) -> None:
+    """(In a private mount namespace.) The canton's outbox does not answer when ``run`` starts
+    (the CLI, in a process of its own); a second partner's outbox is elsewhere. Then it
+    answers again, and the daemon is stopped with TERM."""
+    root = Path(root_text)
+    config, db = gateway_dir(root), root / "gateway.db"
+    sedex = root / "sedex"
+    outbox, registry = sedex / "outbox", root / "registry" / "outbox"
+    for folder in ("outbox-b", "inbox-b"):
+        (sedex / folder).mkdir()
+    (root / "conf.d" / "20-hang.toml").write_text(
+        '[partners.canton.sedex]\nwrite_timeout = "2s"\n'
+        + sedex_partner(sedex, "canton-b", "T2-3-1", inbox="inbox-b", outbox="outbox-b") + BOTH)
+    ext4(outbox)
+    staging = outbox / ".ech-gateway-tmp"
+    staging.mkdir()
+    (staging / "left-half-written").write_bytes(b"<")  # by a run before
+    log = root / "run.log"
+    with log.open("w") as stderr, ExitStack() as stack:
+        with frozen(outbox):
+            daemon = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(config),
+                                       "run"], stdout=stderr, stderr=stderr)
+            stack.callback(daemon.kill)
+            for n in range(3):
+                drop(registry, f"m{n}.xml", message())
+            # the daemon runs: the intake and the other partner go on, the canton waits
+            _wait_for(lambda: _sent(db, "canton-b") == 3
+                      and journal_count(db, "partner.paused") == 1, timeout=60)
+            waits = (f"sedex partner canton waits: the sedex outbox {outbox} does not answer:"
+                     f" clearing its staging folder {staging}: not done within 2s (does its"
+                     " file system hang?)")
+            assert waits in log.read_text(), log.read_text()
+            status = _run_cli(config, "status", "--json")
+            [reason] = json.loads(status.stdout)["reasons"]
+            assert (reason["kind"], reason["partner"], reason["count"]) == ("paused", "canton", 3)
+            assert f"clearing its staging folder {staging}" in reason["error"]
+        _wait_for(lambda: _sent(db, "canton") == 3, timeout=60)  # it answers: the probe resumes
+        assert not (staging / "left-half-written").exists()
+        daemon.terminate()
+        assert daemon.wait(timeout=30) == 0, log.read_text()
+    assert journal_count(db, "partner.resumed") == 1
+    assert states(db, "SELECT count(*) FROM attempts") == [(6,)]
+
+
+def test_a_sedex_outbox_that_hangs_at_start_holds_up_neither_the_start_nor_the_rest(
+        tmp_path: Path) -> None:
+    """``run`` starts while a partner's outbox hangs: clearing its staging folder is given
+    up on after ``write_timeout``, the log says which partner waits and why, the intake and
+    the other partner go on, the partner is paused (``status``) and resumes once the outbox
+    answers, its staging folder cleared then."""
+    run_isolated("tests.test_recovery:outbox_hangs_at_start", str(tmp_path), timeout=240)
 
 
 def _run_cli(config: Path, *argv: str) -> subprocess.CompletedProcess[str]:

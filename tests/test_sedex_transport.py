@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import logging
 import os
 import shutil
 import time
@@ -29,9 +31,8 @@ from gateway.contracts import (
 from gateway.errors import (
     ConfigError,
     LocalFault,
+    LocalHang,
     PermanentError,
-    TransientError,
-    UnsureError,
     WorkerLost,
 )
 from gateway.fileio import Evidence
@@ -314,7 +315,7 @@ async def outbox_hangs_in_a_worker(root_text: str) -> None:
             async with asyncio.timeout(20):  # (before write_timeout: until the file system thaws)
                 results = await t.send_many([item(ref="ref-b"), item(ref="ref-c")])
             assert time.monotonic() - started < 5
-            assert [type(r) for r in results] == [UnsureError] * 2
+            assert [type(r) for r in results] == [LocalHang] * 2  # unsure, and pausing
             assert f"the sedex outbox {outbox} did not take the files within 1s" in str(results[0])
             assert state(worker) == "D", "killed, and there still: the pool did not wait for it"
             assert await pool.offload(os.getpid) not in (worker, os.getpid())  # a new worker
@@ -358,9 +359,17 @@ def outbox_sync_hangs(root_text: str) -> None:
     async def written_not_synced() -> None:
         assert isinstance((await t.send_many([item()]))[0], SendResult)
         async with asyncio.timeout(20):  # (before write_timeout: until the disk thaws)
-            with pytest.raises(TransientError, match=(
-                    rf"syncfs of the sedex outbox {outbox} did not finish within 1s")):
+            hung = rf"syncfs of the sedex outbox {outbox}: not done within 1s"
+            with pytest.raises(LocalHang, match=hung):
                 await t.flush()
+            threads = len(list(Path("/proc/self/task").iterdir()))
+            started = time.monotonic()
+            with pytest.raises(LocalHang, match=hung):  # at once: the first has not returned
+                await t.flush()
+            with pytest.raises(LocalFault, match=rf"the sedex outbox {outbox} does not answer"):
+                await t.probe()
+            assert time.monotonic() - started < 0.5
+            assert len(list(Path("/proc/self/task").iterdir())) == threads, "a thread more"
 
     with frozen(disk, safety=30):
         started = time.monotonic()
@@ -376,6 +385,87 @@ def test_a_sync_of_an_outbox_that_hangs_is_given_up(tmp_path: Path) -> None:
     system) fails after ``write_timeout`` (the dispatcher then repeats the batch's attempts
     as unsure), and its thread holds up nothing."""
     run_isolated("tests.test_sedex_transport:outbox_sync_hangs", str(tmp_path))
+
+
+class Lines(logging.Handler):
+    """The lines logged by the ``plugins.sedex`` loggers while in the block."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+    def __enter__(self) -> list[str]:
+        logging.getLogger("plugins.sedex").addHandler(self)
+        logging.getLogger("plugins.sedex").setLevel(logging.INFO)
+        return self.lines
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger("plugins.sedex").removeHandler(self)
+
+
+def threads() -> int:
+    return len(list(Path("/proc/self/task").iterdir()))
+
+
+def archive_syncs_hang(root_text: str) -> None:
+    """(In a private mount namespace.) The disk under the receipts archive and the processed
+    folder stops answering: receipts and pairs are still moved there (into memory), but the
+    ``syncfs`` after a scan waits, uninterruptibly. No workers: threads of this process."""
+    base = Path(root_text)
+    disk, root = base / "disk", base / "disk" / "sedex"
+    ext4(disk)
+    ext4(root, "32M")
+    t = make_transport(root, write_timeout=1, poll_interval=0.05)
+    sink, intake = StubReceiptSink({"ref-a", "ref-b"}), StubIntake()
+    receipts, archive, processed = root / "receipts", root / "receipts-done", root / "processed"
+
+    def said(text: str) -> bool:
+        return any(text in line for line in lines)
+
+    async def scans_not_synced() -> None:
+        loop = asyncio.create_task(t.run(sink, intake))
+        try:
+            with frozen(disk, safety=30):
+                write_receipt(receipts, "a.xml", "ref-a")
+                pair_from(root / "inbox", "P1", "T3-CH-1", "T3-1234-1")
+                hang = "not done within 1s (does its file system hang?); tried again at the next scan"
+                await until(lambda: said(f"sedex partner canton: scanning {receipts} failed: syncfs"
+                                         f" of the receipts archive {archive}: {hang}")
+                            and said(f"sedex partner canton: scanning {root / 'inbox'} failed:"
+                                     f" syncfs of the processed folder {processed}: {hang}"))
+                before = threads()
+                # the scans go on meanwhile: another receipt is recorded and moved
+                write_receipt(receipts, "b.xml", "ref-b")
+                await until(lambda: names(archive) == {"a.xml", "b.xml"})
+                await asyncio.sleep(0.5)  # ten scans of each folder: no thread more
+                assert threads() == before
+                assert [[r.attempt_ref for r in call] for call in sink.calls] == [["ref-a"], ["ref-b"]]
+                assert [raw.ref for raw in intake.submitted] == ["P1"]
+                assert names(processed) == {"data_P1.xml", "envl_P1.xml"}
+            # the disk answers: the next scans sync what was moved
+            await until(lambda: said(f"sedex partner canton: scanning {receipts} works again")
+                        and said(f"sedex partner canton: scanning {root / 'inbox'} works again"))
+        finally:
+            loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
+
+    with Lines() as lines:
+        started = time.monotonic()
+        asyncio.run(scans_not_synced())
+        assert time.monotonic() - started < 15
+
+
+def test_syncs_of_the_receipts_archive_and_processed_that_hang_are_given_up(
+        tmp_path: Path) -> None:
+    """The ``syncfs`` of ``receipts-done`` or ``processed`` after a scan that hangs (their
+    disk: an image on a frozen file system) is given up on after ``write_timeout``, logged
+    naming the partner and the folder; scans go on (a sync still stuck fails at once, no
+    thread piles up), and once the disk answers the next scan syncs."""
+    run_isolated("tests.test_sedex_transport:archive_syncs_hang", str(tmp_path))
 
 
 # ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@ templates.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +23,8 @@ from gateway.api import (
     PermanentError,
     SendResult,
     build_zip,
+    sync_filesystem,
+    write_file,
 )
 from plugins.sedex._files import publish
 from plugins.sedex.envelope import MESSAGE_ID, EnvelopeTemplate, format_datetime
@@ -125,8 +128,33 @@ def _write(options: SedexOptions, item: OutboundItem, batch: _Batch) -> SendResu
 
 
 def clear_staging(staging: Path) -> None:
-    """Create the staging folder; remove what a previous run left half-written."""
-    staging.mkdir(parents=True, exist_ok=True)
+    """Create the staging folder; remove what a previous run left half-written.
+
+    Its parent (by default the outbox) is not created: a sedex client's folder that is
+    missing (a share not mounted) is a fault to report, not to cover up.
+    """
+    staging.mkdir(exist_ok=True)
     for leftover in staging.iterdir():
         if leftover.is_file():
             leftover.unlink(missing_ok=True)
+
+
+#: The file :func:`try_outbox` writes into the staging folder and removes.
+TRY_NAME = ".write-test"
+
+
+def try_outbox(options: SedexOptions) -> None:
+    """Do on a small scale what a batch does to the outbox's file system: write a file into
+    the staging folder (created again if it vanished), remove it, and make that durable
+    (one ``syncfs``) if ``sync`` is on.
+
+    :raises OSError: the outbox is missing, or its file system cannot take the file.
+    """
+    if not options.outbox.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "no such folder", str(options.outbox))
+    staging = options.staging_dir
+    staging.mkdir(exist_ok=True)
+    write_file(staging / TRY_NAME, b"ech-gateway: a test that the outbox takes files\n")
+    (staging / TRY_NAME).unlink()
+    if options.sync:
+        sync_filesystem(options.outbox)

@@ -86,9 +86,11 @@ class SedexOptions(BaseModel):
     write_timeout: Duration = Field(
         default=60.0, gt=0,
         description="how long writing a batch into the outbox, or making it durable, may"
-        " take; then its messages are given up on as unsure (a network share that hangs):"
-        " each is repeated later as the same sedex message, and one that arrived is not"
-        " written again",
+        " take; then its messages are given up on as unsure (a network share that hangs)"
+        " and the partner is paused until the outbox answers: each is repeated then as the"
+        " same sedex message, and one that arrived is not written again. Also bounds"
+        " clearing the staging folder at start, the probes of a paused partner and the"
+        " syncs of receipts_archive and processed",
     )
     sync: bool = Field(
         default=True, description="make sent files durable (one syncfs per batch) before "

@@ -8,8 +8,13 @@ inbound pairs from the inbox.
 
 The outbox is often a network share, which may hang: a batch that is not
 written, or not made durable, within ``write_timeout`` is given up on, and its
-attempts are unsure (they may have arrived; see ``send_many``). The worker
-process or thread stuck in the write is left behind, never waited for.
+attempts are unsure (they may have arrived; see ``send_many``): a
+:class:`~gateway.api.LocalHang`, which pauses the partner until ``probe`` finds
+the outbox answering again. The worker process or thread stuck in the write is
+left behind, never waited for. So are the clearing of the staging folder at
+start and the syncs of ``receipts_archive`` and ``processed``: each is given
+up on after ``write_timeout`` and tried again later, and nothing else waits
+for it.
 
 Partners served by one sedex client may share its receipts folder and its
 inbox. Both are read by content, whoever reads them: a receipt by its
@@ -32,19 +37,27 @@ from gateway.api import (
     DirWatcher,
     GatewayError,
     Intake,
+    LocalFault,
+    LocalHang,
     OutboundItem,
     PluginContext,
     ReceiptSink,
     RepeatedProblem,
     SendResult,
     TransientError,
-    UnsureError,
     WorkerLost,
     in_thread,
     sync_filesystem,
 )
+from plugins.sedex._bounded import BoundedCalls
 from plugins.sedex._inbound import InboxScanner, inbox_partners
-from plugins.sedex._outbox import clear_staging, template, write_attempt, write_attempts
+from plugins.sedex._outbox import (
+    clear_staging,
+    template,
+    try_outbox,
+    write_attempt,
+    write_attempts,
+)
 from plugins.sedex._receipts import ReceiptScanner
 from plugins.sedex.options import SedexOptions
 
@@ -82,6 +95,35 @@ class _SharedFolders:
 _RECEIPT_READERS, _INBOX_READERS = _SharedFolders(), _SharedFolders()
 
 
+class _FolderSync:
+    """Making the files moved into a folder durable (one ``syncfs``), for up to ``timeout``
+    seconds: a sync that failed or was given up on is tried again at the next scan."""
+
+    def __init__(self, folder: Path, what: str, timeout: float) -> None:
+        self.folder = folder
+        self.what = what
+        self.calls = BoundedCalls(timeout)
+        self.due = False
+
+    async def __call__(self, moved: int) -> None:
+        """Sync if files were ``moved`` in, or the last sync failed.
+
+        :raises TransientError: it failed, or did not finish in time (its file system hangs).
+        """
+        if not (moved or self.due):
+            return
+        self.due = True
+        try:
+            await self.calls(sync_filesystem, self.folder)
+        except TimeoutError as exc:
+            raise TransientError(f"syncfs of the {self.what} {self.folder}: {exc}; tried again"
+                                 " at the next scan") from None
+        except OSError as exc:
+            raise TransientError(f"cannot make the {self.what} {self.folder} durable: {exc};"
+                                 " tried again at the next scan") from exc
+        self.due = False
+
+
 class SedexTransport:
     """The sedex file interface for one partner (``context.name``)."""
 
@@ -106,11 +148,67 @@ class SedexTransport:
         self._written = self._synced = 0
         self._writing = RepeatedProblem(log, f"sedex partner {self.name}: writing into the"
                                              f" outbox {options.outbox}")
-        clear_staging(options.staging_dir)
+        #: Calls into the outbox's file system in threads of this process, bounded.
+        self._outbox = BoundedCalls(options.write_timeout)
+        self._staging_cleared = False
+        self._staging_lock = asyncio.Lock()
+        self._sync_receipts_done = _FolderSync(options.receipts_done, "receipts archive",
+                                               options.write_timeout)
+        self._sync_processed = _FolderSync(options.processed, "processed folder",
+                                           options.write_timeout)
         template(options)  # a configuration sedex would refuse fails here, at start
+
+    async def _clear_staging(self) -> None:
+        """Clear the staging folder once, before anything is written into it: what an
+        earlier run left there half-written goes.
+
+        :raises LocalFault: it cannot be cleared, or not within ``write_timeout`` (the
+            outbox hangs); the next call tries again.
+        """
+        async with self._staging_lock:
+            if self._staging_cleared:
+                return
+            staging, outbox = self.options.staging_dir, self.options.outbox
+            try:
+                await self._outbox(clear_staging, staging)
+            except TimeoutError as exc:
+                raise LocalFault(f"the sedex outbox {outbox} does not answer: clearing its"
+                                 f" staging folder {staging}: {exc}") from None
+            except OSError as exc:
+                raise LocalFault(f"cannot clear the staging folder {staging} of the sedex"
+                                 f" outbox {outbox}: {exc.strerror or exc}") from exc
+            self._staging_cleared = True
+
+    async def _prepare_outbox(self) -> None:
+        """At start: clear the staging folder, or say why the partner waits."""
+        try:
+            await self._clear_staging()
+        except LocalFault as exc:
+            log.error("sedex partner %s waits: %s; it is paused at its next send and probed"
+                      " until the outbox answers (the other partners and the intake go on)",
+                      self.name, exc)
+
+    async def probe(self) -> None:
+        """Whether the outbox takes files again (:func:`~plugins.sedex._outbox.try_outbox`),
+        within ``write_timeout``, in a thread: a paused partner's probe sends nothing
+        before it does. A check that hung is not repeated before it returned.
+
+        :raises LocalFault: the outbox is missing, cannot take a file, or does not answer.
+        """
+        await self._clear_staging()
+        outbox = self.options.outbox
+        try:
+            await self._outbox(try_outbox, self.options)
+        except TimeoutError as exc:
+            raise LocalFault(f"the sedex outbox {outbox} does not answer: writing a test file"
+                             f" into {self.options.staging_dir}: {exc}") from None
+        except OSError as exc:
+            raise LocalFault(f"cannot write to the sedex outbox {outbox}:"
+                             f" {exc.strerror or exc}") from exc
 
     async def send(self, item: OutboundItem) -> SendResult:
         """Put one attempt into the outbox (see :func:`~plugins.sedex._outbox.write_attempt`)."""
+        await self._clear_staging()
         try:
             return write_attempt(self.options, item)
         finally:
@@ -122,9 +220,13 @@ class SedexTransport:
         If the worker dies, the batch is written in a thread of this process, as the
         same attempts: files it wrote already count as sent (see ``resumed``), none
         twice. A batch not written within ``write_timeout`` (a file system that
-        hangs) is given up on: each attempt is an :class:`UnsureError`, repeated
-        later as the same attempt, which skips what arrived meanwhile.
+        hangs) is given up on: each attempt is a :class:`LocalHang` (unsure), the partner
+        is paused, and the attempt is repeated as the same one once the outbox answers,
+        skipping what arrived meanwhile.
+
+        :raises LocalFault: the staging folder cannot be cleared (nothing is written).
         """
+        await self._clear_staging()
         limit = self.options.write_timeout
         try:
             try:
@@ -135,10 +237,11 @@ class SedexTransport:
                                           [replace(i, resumed=True) for i in items], timeout=limit)
         except TimeoutError:
             self._writing.failed(f"not done within {limit:g}s (does its file system hang?);"
-                                 " the attempts are repeated later, none written twice")
-            unsure = UnsureError(f"the sedex outbox {self.options.outbox} did not take the"
-                                 f" files within {limit:g}s; they may have arrived")
-            return [unsure] * len(items)
+                                 " the partner is paused until the outbox answers, then the"
+                                 " attempts are repeated, none written twice")
+            hang = LocalHang(f"the sedex outbox {self.options.outbox} did not take the"
+                             f" files within {limit:g}s; they may have arrived")
+            return [hang] * len(items)
         finally:
             self._written += 1
         self._writing.ok()
@@ -150,18 +253,17 @@ class SedexTransport:
         Batches may overlap (dispatch rounds in flight): a flush syncs what
         was written before it was called, unless a later sync already has.
 
-        :raises TransientError: the kernel reported a write-back error, or the sync
-            did not finish within ``write_timeout`` (its thread is left behind).
+        :raises TransientError: the kernel reported a write-back error.
+        :raises LocalHang: the sync did not finish within ``write_timeout`` (its thread is
+            left behind), or one given up on before has not returned yet.
         """
         target = self._written
         if not self.options.sync or self._synced >= target:
             return
-        limit = self.options.write_timeout
         try:
-            await in_thread(sync_filesystem, self.options.outbox, timeout=limit)
-        except TimeoutError:
-            raise TransientError(f"syncfs of the sedex outbox {self.options.outbox} did not"
-                                 f" finish within {limit:g}s (does its file system hang?)") from None
+            await self._outbox(sync_filesystem, self.options.outbox)
+        except TimeoutError as exc:
+            raise LocalHang(f"syncfs of the sedex outbox {self.options.outbox}: {exc}") from None
         except OSError as exc:
             raise TransientError(f"cannot make the sedex outbox durable: {exc}") from exc
         self._synced = max(self._synced, target)
@@ -169,15 +271,15 @@ class SedexTransport:
     async def scan_receipts(self, receipts: ReceiptSink, intake: Intake) -> int:
         """One pass over the receipts folder; returns the number of files handled."""
         count = await self.receipt_scanner.scan(receipts, intake)
-        if count and self.options.sync:
-            await asyncio.to_thread(sync_filesystem, self.options.receipts_done)
+        if self.options.sync:
+            await self._sync_receipts_done(count)
         return count
 
     async def scan_inbox(self, intake: Intake) -> int:
         """One pass over the inbox; returns the number of pairs and lone files handled."""
         count = await self.inbox_scanner.scan(intake)
-        if count and self.options.sync:
-            await asyncio.to_thread(sync_filesystem, self.options.processed)
+        if self.options.sync:
+            await self._sync_processed(count)
         return count
 
     async def run(self, receipts: ReceiptSink, intake: Intake) -> None:
@@ -185,7 +287,8 @@ class SedexTransport:
 
         A receipts folder or inbox that another running transport of this
         process reads already (a partner of the same sedex client) is left to
-        it, until it stops.
+        it, until it stops. The staging folder is cleared meanwhile (an outbox
+        that hangs holds up neither).
         """
         with (_RECEIPT_READERS.join(self.options.receipts, self) as reads_receipts,
               _INBOX_READERS.join(self.options.inbox, self) as reads_inbox):
@@ -197,6 +300,7 @@ class SedexTransport:
                 return await self.scan_inbox(intake) if reads_inbox() else 0
 
             async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._prepare_outbox())
                 tasks.create_task(self._loop(self.options.receipts, scan_receipts,
                                              lambda: self.receipt_scanner.taker.wake))
                 tasks.create_task(self._loop(self.options.inbox, scan_inbox,
