@@ -46,6 +46,8 @@ from gateway.xml.safe import parse_untrusted
 
 log = logging.getLogger(__name__)
 
+#: The reason an input no normaliser takes is quarantined with (then its root element).
+UNRECOGNISED = "no normaliser recognised this input"
 S = TypeVar("S")
 #: What stage one makes of an input: a message to finish, or already an outcome.
 Step = Normalised | Processed
@@ -256,7 +258,7 @@ class Processor:
         return routes, ignored
 
     def _unrecognised(self, raw: RawInput) -> str:
-        reason = "no normaliser recognised this input"
+        reason = UNRECOGNISED
         try:
             root = parse_untrusted(raw.data, max_bytes=self._context.max_bytes).getroot()
         except InputRejected:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, cast
@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULT_MAX_BYTES",
     "ECH0223_VERSIONS",
     "KINDS",
+    "OtherInput",
     "SchemaKind",
     "SchemaSet",
     "ValidationIssue",
@@ -38,6 +39,11 @@ __all__ = [
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 """Largest XML document :func:`validate` and :func:`validate_files` parse from bytes."""
+
+OtherInput = Callable[[str, bytes], "bool | None"]
+"""What :func:`validate_files` asks about a file the schemas do not take (not XML, or
+another root element), given its path and bytes: whether it is valid, having printed
+the verdict; None leaves the verdict to the schemas (an unknown root, a parse error)."""
 
 _CATALOG_NS = "urn:oasis:names:tc:entity:xmlns:xml:catalog"
 
@@ -256,9 +262,12 @@ def _where(issue: ValidationIssue) -> str:
 
 def validate_files(paths: list[str], schema_set: SchemaSet | None = None, *,
                    ech0223_version: str | None = None,
-                   max_bytes: int = DEFAULT_MAX_BYTES) -> int:
+                   max_bytes: int = DEFAULT_MAX_BYTES, other: OtherInput | None = None) -> int:
     """Validate each file, print a verdict per file; the command's exit code: 0 if all
     are valid, 3 (not found) if a file cannot be read, else 1.
+
+    A file that is not XML, or whose root element no schema here takes, is
+    ``other``'s to judge first (the command line's: registry input).
 
     An eCH-0223 document with a version attribute is validated as 1.5 (only 1.5
     has one); a versionless one as ``ech0223_version``. Without it, versionless
@@ -282,9 +291,16 @@ def validate_files(paths: list[str], schema_set: SchemaSet | None = None, *,
             unreadable = True
             continue
         try:
-            tree = parse_untrusted(data, max_bytes=max_bytes)
+            tree: etree._ElementTree | None = parse_untrusted(data, max_bytes=max_bytes)
         except InputRejected as exc:
-            print(f"{path}: REJECTED: {exc}")
+            tree, rejected = None, exc
+        if other is not None and (tree is None or tree.getroot().tag not in _ROOTS):
+            verdict = other(path, data)
+            if verdict is not None:
+                status = status if verdict else FAILED
+                continue
+        if tree is None:
+            print(f"{path}: REJECTED: {rejected}")
             status = FAILED
             continue
         versionless = tree.getroot().get("version") is None
