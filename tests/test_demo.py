@@ -42,7 +42,7 @@ def test_demo_runs_and_summarises(tmp_path: Path) -> None:
     assert not list((folder / "registry" / "outbox").glob("*.xml")), "no input left behind"
     assert "where to look:" in summary
     # the canton's rejection takes the way back: into the registry's inbox, on its person
-    assert "from canton: 1 message(s): 1 delivered into the registry" in summary
+    assert "from canton: 1 message: 1 delivered into the registry" in summary
     assert len(list((folder / "registry" / "inbox").glob("ech0223-*.xml"))) == 1
     named = re.search(r"^demo folder: (.+)$", out, re.MULTILINE)
     assert named and Path(named[1]) == folder

@@ -16,6 +16,7 @@ from gateway.config import write_initial_config
 from gateway.daemon import Gateway
 from gateway.demo.peers import BAD_INPUTS, canton_rejects, registry
 from gateway.store import StoreReader
+from gateway.wording import counted
 from plugins.sedex.sim import SedexSimulator
 
 DEMO_OVERRIDES = """\
@@ -84,7 +85,8 @@ async def _flow(settings: Any, args: argparse.Namespace, directory: Path) -> Non
     stop, sim_stop = asyncio.Event(), asyncio.Event()
     tasks = [asyncio.create_task(gateway.run(stop)), asyncio.create_task(sim.run(sim_stop))]
     await gateway.ready.wait()
-    print(f"registry drops {args.messages} mutation notices and {len(BAD_INPUTS)} bad files ...")
+    print(f"registry drops {counted(args.messages, 'mutation notice')} and"
+          f" {counted(len(BAD_INPUTS), 'bad file')} ...")
     await registry(settings.sources["registry"].parsed.path, args.messages, args.seed, 0.05)
     deadline = time.monotonic() + args.seconds
     answered = False
@@ -169,7 +171,8 @@ def summary(settings: Any, directory: Path, seconds: float) -> str:
     ]
     lines += [f"    message {m['id']} ({m['ref']}): {m['reason']}" for m in quarantined]
     lines += [
-        f"  from canton: {len(inbound)} message(s): {sum(d['state'] == 'delivered' for d in back)}"
+        f"  from canton: {counted(len(inbound), 'message')}:"
+        f" {sum(d['state'] == 'delivered' for d in back)}"
         " delivered into the registry (the way back),"
         f" {sum(m['state'] == 'needs_review' for m in inbound)} waiting for review",
         "",
