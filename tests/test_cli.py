@@ -637,6 +637,7 @@ def test_messages_show_by_row_id_and_by_message_id(ran: Run, capsys: pytest.Capt
                           "person.created", "delivery.queued"]
     assert {"delivery.sending", "delivery.sent", "delivery.delivered"} <= set(events)
     assert "receipt 100" in by_row
+    assert ": delivered, 1 attempt" in by_row and "1 attempts" not in by_row
     code, _out, err = cli(capsys, "--config", str(ran.config), "messages", "show", "no-such-id")
     assert code == 3
     assert "no message" in err

@@ -158,7 +158,7 @@ async def test_command_serves_the_configured_folders(
     assert (code, "missing folder") == (3, out[out.index("missing folder"):][:14])
     await make_transport(client).send(item("m1"))  # creates the folders, writes a pair
     assert sim_command(capsys, config, "--once", "--deliver-to", str(tmp_path / "partner")) == (
-        0, "sedex-sim: handled 1 message(s)\n")
+        0, "sedex-sim: handled 1 message\n")
     assert receipt_codes(client / "receipts") == ["100"]
     assert names(client / "processed") == {"data_m1.xml", "envl_m1.xml"}
     assert len(list((tmp_path / "partner").glob("data_*.xml"))) == 1

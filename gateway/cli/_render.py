@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.store import DeliveryState
+from gateway.wording import counted
 
 
 def receipt_overdue(delivery: dict[str, Any]) -> bool:
@@ -137,7 +138,8 @@ def message_detail(msg: dict[str, Any]) -> str:
     for a in msg.get("attachments", ()):
         out.append(f"  file:      files/{a['name']}, {a['bytes']} bytes, sha256 {a['sha256']}")
     for d in msg["deliveries"]:
-        out.append(f"  delivery {d['id']} to {d['partner']}: {d['state']}, {d['attempts']} attempts"
+        out.append(f"  delivery {d['id']} to {d['partner']}: {d['state']},"
+                   f" {counted(d['attempts'], 'attempt')}"
                    + (f", {d['reason']}" if d["reason"] else "")
                    + (", RECEIPT OVERDUE" if receipt_overdue(d) else ""))
         for a in d["attempt_log"]:

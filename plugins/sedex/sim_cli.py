@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.api import Command, ConfigError, load_config
+from gateway.api import Command, ConfigError, counted, load_config
 from plugins.sedex.options import SedexOptions
 from plugins.sedex.sim import SedexSimulator
 from plugins.sedex.sim_answers import ANSWER_KINDS, Answerer
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
               "(create them, or run 'ech-gateway init' first)", file=sys.stderr)
         return EXIT_NOT_FOUND
     if args.once:
-        print(f"sedex-sim: handled {sim.step()} message(s)")
+        print(f"sedex-sim: handled {counted(sim.step(), 'message')}")
         return EXIT_OK
     print(f"sedex-sim: serving {sim.outbox} -> {sim.delivered_to}", file=sys.stderr)
     asyncio.run(_serve(sim, args.duration))
