@@ -9,6 +9,7 @@ the sedex transport, whose receipts this module writes itself.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -985,6 +986,35 @@ def test_a_replay_from_the_command_line_is_announced_to_the_plugins(
     [(_, _, _), (new, _, _)] = _deliveries(gw.db, mid)
     assert [(e.kind, e.message, e.delivery, e.detail.get("new_delivery")) for e in heard] == [
         ("delivery.replayed", mid, old, new)]
+
+
+def test_messages_replay_help_says_what_it_acts_on(capsys: pytest.CaptureFixture[str]) -> None:
+    """Not only quarantined messages and dead deliveries (see _replay_one): the help says so."""
+    with pytest.raises(SystemExit):
+        main(["messages", "replay", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert ("process a quarantined, not relevant or needs_review message again, or resend its"
+            " dead, rejected or needs_review deliveries") in text
+    assert "ID [ID ...]" in text
+
+
+def test_each_command_says_what_it_does_in_its_own_help() -> None:
+    """``ech-gateway messages replay --help`` said only its usage: the line in the list is
+    its description too, for every command and action (plugins' included)."""
+    from gateway.cli import build_parser
+
+    pm = get_plugin_manager()
+    commands = [c for found in pm.hook.gateway_commands() for c in found]
+    undescribed, todo = [], [build_parser(commands)]
+    while todo:
+        parser = todo.pop()
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    if not sub.description:
+                        undescribed.append(f"{parser.prog} {name}")
+                    todo.append(sub)
+    assert undescribed == []
 
 
 def test_dead_letters_replay(gw: Run, capsys: pytest.CaptureFixture[str]) -> None:

@@ -48,7 +48,17 @@ class _Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, config_default: Any = argparse.SUPPRESS,
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.register("action", "parsers", _Commands)
         self.add_argument("--config", type=Path, default=config_default, help=_CONFIG_HELP)
+
+
+class _Commands(argparse._SubParsersAction):
+    """Sub-commands whose own ``--help`` says what they do: their line in the list above."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        if "help" in kwargs:
+            kwargs.setdefault("description", kwargs["help"])
+        return super().add_parser(name, **kwargs)
 
 
 def build_parser(plugin_commands: Sequence[object] = ()) -> argparse.ArgumentParser:

@@ -34,9 +34,10 @@ def add_commands(sub: Any) -> Any:
     p.add_argument("--json", action="store_true")
     p.add_argument("--raw", action="store_true", help="print the raw bytes as received")
     p.set_defaults(handler=cmd_show)
-    p = msub.add_parser("replay", help="process a quarantined message again, or resend its"
-                        " dead deliveries")
-    p.add_argument("ids", nargs="+")
+    p = msub.add_parser("replay", help="process a quarantined, not relevant or needs_review"
+                        " message again, or resend its dead, rejected or needs_review deliveries")
+    p.add_argument("ids", nargs="+", metavar="ID",
+                   help="row id or eCH-0223 messageId (refused if it names several), or row:ID")
     p.set_defaults(handler=cmd_replay)
 
     p = sub.add_parser("dead-letters", help="deliveries that gave up (replay with --replay)")
