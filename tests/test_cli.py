@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from socket import gethostname
 from zoneinfo import ZoneInfo
 
 import pluggy
@@ -818,6 +819,10 @@ def test_a_pause_no_probe_will_end_is_resumed_by_hand(
     code, _out, err = cli(capsys, "--config", config, "partners", "resume", "canton",
                           "--node", "new-host")
     assert code == 1 and "not paused on node new-host (paused on: old-host)" in err
+    code, _out, err = cli(capsys, "--config", config, "partners", "resume", "canon")
+    assert (code, err) == (1, f"ech-gateway: partner canon is not paused on node {gethostname()},"
+                              " nor on any other; no partner 'canon' is configured"
+                              " (did you mean 'canton'?)\n")
     code, out, _ = cli(capsys, "--config", config, "partners", "resume", "canton",
                        "--node", "old-host")
     assert code == 0

@@ -9,6 +9,7 @@ from typing import Any
 
 from gateway.cli import _access, _render
 from gateway.cli.exitcodes import FAILED, OK
+from gateway.config._suggest import did_you_mean
 from gateway.store import SQLiteStore
 
 
@@ -32,6 +33,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
         found = asyncio.run(_resume(store, node, args.partner))
     if isinstance(found, list):
         where = f" (paused on: {', '.join(found)})" if found else ""
+        if not found and args.partner not in settings.partners:  # a typo, most likely
+            where = (f", nor on any other; no partner {args.partner!r} is configured"
+                     f"{did_you_mean(args.partner, settings.partners)}")
         print(f"ech-gateway: partner {args.partner} is not paused on node {node}{where}",
               file=sys.stderr)
         return FAILED
