@@ -415,10 +415,32 @@ def test_unknown_keys_names_and_partners(tmp_path: Path) -> None:
 
     problems = keyed(problems_of(main, {"ECH_GATEWAY_STOER__PATH": "/x"}))
 
-    assert problems[(str(main), "gateway.log_levle")] == "unknown key"
+    assert problems[(str(main), "gateway.log_levle")] == "unknown key (did you mean 'log_level'?)"
     assert problems[(str(main), "sources.Bad Name")].startswith("invalid name")
     assert "[partners.canton.<transport>]" in problems[(str(main), "partners.canton.sedx")]
     assert problems[("env ECH_GATEWAY_STOER__PATH", "stoer.path")] == "not a configuration key"
+
+
+def test_an_unknown_key_close_to_a_known_one_is_named_as_the_typo_it_is(tmp_path: Path) -> None:
+    """In tables, named tables and rules alike; a key like none is only unknown."""
+    main = write(tmp_path / "gateway.toml", MINIMAL + textwrap.dedent(
+        """
+        [gateway]
+        frobnicate = 1
+        [partners.canton.retry]
+        max_attempt = 3
+        [[rules]]
+        name = "foreign"
+        match = { nationalty = ["foreign"] }
+        then = { route_to = ["canton"] }
+        """))
+    problems = keyed(problems_of(main))
+    assert problems == {
+        (str(main), "gateway.frobnicate"): "unknown key",
+        (str(main), "partners.canton.retry.max_attempt"):
+            "unknown key (did you mean 'max_attempts'?)",
+        (str(main), "rules[1].match.nationalty"):
+            "rule 'foreign': unknown key (did you mean 'nationality'?)"}
 
 
 def test_unknown_route_to_partner(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Collection, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from pydantic import ValidationError
 from gateway.config._checks import check_routes, check_types, cross_check
 from gateway.config._layers import env_layer, merge, read_toml
 from gateway.config._models import ENV_DELIMITER, ENV_PREFIX, Settings
-from gateway.config._prepare import prepare
+from gateway.config._prepare import keys_at, prepare
 from gateway.config._provenance import Key, Origin, Problem, Provenance
 from gateway.errors import ConfigError
 
@@ -95,7 +96,8 @@ def load_settings(path: Path | None = None, *, env: Mapping[str, str] | None = N
     try:
         settings = Settings(**prepared, config_files=files)
     except ValidationError as exc:
-        problems += [p for p in provenance.problems(exc) if not _options_of(p, unknown)]
+        problems += [p for p in provenance.problems(exc, keys=partial(keys_at, Settings))
+                     if not _options_of(p, unknown)]
         raise ConfigError(unknown_types + problems) from None
     problems += cross_check(settings, provenance)
     if problems:

@@ -84,6 +84,22 @@ def config_path(base: Path, value: str) -> Path:
     return path.resolve() if ".." in path.parts else path
 
 
+def keys_at(model: type[BaseModel], key: Key) -> list[str]:
+    """The keys the table at ``key`` of ``model`` takes, through tables, named tables
+    (``[sources.<name>]``) and array entries (``[[rules]]``); none if no model says."""
+    kinds: list[Any] = [model]
+    for part in key:
+        inner: list[Any] = []
+        for kind in (m for k in kinds for m in members(k)):
+            if get_origin(kind) in (dict, list, tuple):
+                inner.append(get_args(kind)[-1])  # ``part`` names an entry
+            elif _is_subclass(kind, BaseModel) and part in kind.model_fields:
+                inner.append(kind.model_fields[part].annotation)
+        kinds = inner
+    return sorted({name for k in kinds for m in members(k) if _is_subclass(m, BaseModel)
+                   for name in m.model_fields})
+
+
 def members(annotation: Any) -> tuple[Any, ...]:
     """The types a value of ``annotation`` may have (``Path | None`` → Path, None)."""
     if get_origin(annotation) is Annotated:

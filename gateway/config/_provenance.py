@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import ValidationError
+
+from gateway.config._suggest import did_you_mean
 
 #: ``(file, key, reason)``: what :class:`gateway.errors.ConfigError` lists.
 Problem = tuple[str, str, str]
@@ -73,8 +76,13 @@ class Provenance:
                     f"rule {name!r}: {reason}" if name else reason)
         return (self.at(key).label, dotted(key), reason)
 
-    def problems(self, error: ValidationError, prefix: Key = ()) -> list[Problem]:
-        """One problem per error in ``error``, for a model validated at ``prefix``."""
+    def problems(self, error: ValidationError, prefix: Key = (),
+                 keys: Callable[[Key], Collection[str]] | None = None) -> list[Problem]:
+        """One problem per error in ``error``, for a model validated at ``prefix``.
+
+        :param keys: the keys the table at a key takes: an unknown key close to one of them
+            is a typo, and the problem names the key meant.
+        """
         found = []
         for detail in error.errors(include_url=False):
             loc = [str(part) for i, part in enumerate(detail["loc"])
@@ -91,6 +99,8 @@ class Provenance:
                 reason = "unknown table"
                 if key[0] == "partners" and len(key) == 3:
                     reason += f"; transport options go in [partners.{key[1]}.<transport>]"
+            elif detail["type"] == "extra_forbidden" and keys is not None:
+                reason += did_you_mean(key[-1], keys(key[:-1]))
             if detail["type"] in _CONTAINERS and self.at(key).label.startswith("env "):
                 reason += f"; give a JSON value, e.g. {_CONTAINERS[detail['type']]}"
             found.append(self.problem(key, reason))
