@@ -240,8 +240,8 @@ class Gateway:
         settle_gc()
         sdnotify.notify("READY=1")
         self.ready.set()
-        log.info("gateway %s running: %d sources, %d partners", self.settings.gateway.node_id,
-                 len(sources), len(links))
+        log.info("gateway %s running: %s, %s", self.settings.gateway.node_id,
+                 counted(len(sources), "source"), counted(len(links), "partner"))
         await stop.wait()
         sdnotify.notify("STOPPING=1")
         log.info("draining (a second TERM stops at once)")

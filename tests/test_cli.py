@@ -237,7 +237,8 @@ def test_check_config_accepts_the_init_config(tmp_path: Path) -> None:
     config = write_initial_config(tmp_path)
     done = run_script("--config", str(config), "check-config")
     assert done.returncode == 0, done.stderr
-    assert b"configuration is valid" in done.stdout
+    assert done.stdout.decode() == (f"configuration is valid ({config}): 1 source,"
+                                    " 2 partners\n")
 
 
 def test_check_config_accepts_the_shipped_examples(

@@ -129,6 +129,14 @@ async def test_a_file_name_used_twice_keeps_both_files_in_done(tmp_path: Path) -
     assert sorted(b"twice-alpha" in p.read_bytes() for p in kept) == [False, True]
 
 
+async def test_the_start_is_logged_with_its_counts_in_words(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="gateway.daemon")
+    async with running(write_config(tmp_path)):
+        pass
+    assert "gateway test running: 1 source, 1 partner" in caplog.messages
+
+
 async def test_transient_failures_are_retried(tmp_path: Path) -> None:
     partner = ('[partners.canton]\ntransport = "stub"\n[partners.canton.retry]\n'
                'initial = "10ms"\njitter = 0\n[partners.canton.stub]\nfail_transient = 2\n')

@@ -21,6 +21,7 @@ from gateway.config.system import CONFIG_FILE, DATA_DIR, UNIT_NAME, install_syst
 from gateway.daemon import Gateway, install_signal_handlers
 from gateway.errors import ConfigError
 from gateway.plugins import describe, source_types, transport_types
+from gateway.wording import counted
 from gateway.xml.validation import ECH0223_VERSIONS
 
 
@@ -106,8 +107,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if problems:
         return CONFIG
     files = ", ".join(str(f) for f in settings.config_files)
-    print(f"configuration is valid ({files}): {len(settings.sources)} sources,"
-          f" {len(settings.partners)} partners")
+    print(f"configuration is valid ({files}): {counted(len(settings.sources), 'source')},"
+          f" {counted(len(settings.partners), 'partner')}")
     return OK
 
 
