@@ -383,6 +383,17 @@ def test_toml_syntax_error_names_the_line(tmp_path: Path) -> None:
     assert (str(main), "gateway.log_level") in problems  # the rest is still checked
 
 
+def test_the_folder_init_wrote_given_as_config_names_its_file(tmp_path: Path) -> None:
+    """``init DIR`` then ``--config DIR``: the reason says which file to give."""
+    write_initial_config(tmp_path / "site")
+    assert problems_of(tmp_path / "site") == [
+        (str(tmp_path / "site"), "(file)",
+         f"a folder, not a configuration file: give the file, {tmp_path / 'site' / 'gateway.toml'}")]
+    (tmp_path / "empty").mkdir()
+    assert problems_of(tmp_path / "empty") == [
+        (str(tmp_path / "empty"), "(file)", "a folder, not a configuration file")]
+
+
 def test_missing_files_are_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     missing = tmp_path / "nope.toml"
     assert problems_of(missing) == [(str(missing), "(file)", "file not found")]

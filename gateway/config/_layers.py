@@ -26,6 +26,10 @@ def read_toml(path: Path) -> tuple[dict[str, Any] | None, list[Problem]]:
             return tomllib.load(stream), []
     except FileNotFoundError:
         return None, [(str(path), "(file)", "file not found")]
+    except IsADirectoryError:
+        inside = path / "gateway.toml"
+        hint = f": give the file, {inside}" if inside.is_file() else ""
+        return None, [(str(path), "(file)", f"a folder, not a configuration file{hint}")]
     except OSError as exc:
         return None, [(str(path), "(file)", f"cannot read: {exc.strerror}")]
     except tomllib.TOMLDecodeError as exc:
