@@ -222,6 +222,12 @@ async def test_nobody_or_two_residents_wait_for_review_until_the_operator_assign
                 ("c-twins", "c-nobody"), (r for _i, r in waiting), strict=True)]
         assert "no resident matches the person of this message" in listed[2]
 
+        # a person neither the gateway nor the registry knows: still waiting, and why (exit 1)
+        unknown = await asyncio.to_thread(
+            cli, "--config", c, "messages", "assign", "c-nobody", "--person", "7561234567897",
+            code=1)
+        assert ": assigned, but needs_review: the person assigned (756.****.****.97) is known" \
+               " neither to the gateway nor to the registry" in unknown
         # the command line's own event loop, as from a shell
         assert "now routed" in await asyncio.to_thread(
             cli, "--config", c, "messages", "assign", "c-twins", "--person", "756.2328.5586.09")
@@ -239,7 +245,7 @@ async def test_nobody_or_two_residents_wait_for_review_until_the_operator_assign
         "from-canton", "from-canton"]
     journal = [json.loads(d) for (d,) in states(
         db, "SELECT detail FROM journal WHERE event = 'message.assigned' ORDER BY seq")]
-    assert [j["keys"] for j in journal] == [1, 1]
+    assert [j["keys"] for j in journal] == [1, 1, 1]
 
 
 async def test_a_local_id_of_a_resident_with_another_vn_is_not_that_resident(

@@ -10,9 +10,10 @@ from typing import Any
 
 from gateway.cli import _access, _render
 from gateway.cli._reprocess import process_stored
-from gateway.cli.exitcodes import OK
+from gateway.cli.exitcodes import FAILED, OK
 from gateway.errors import NotFound
 from gateway.person_state import parse_key
+from gateway.store import MessageState
 
 
 def add_commands(sub: Any, messages: Any) -> None:
@@ -71,5 +72,9 @@ def cmd_assign(args: argparse.Namespace) -> int:
         who = os.environ.get("USER") or "operator"
         asyncio.run(store.assign(mid, keys, who))
         state = asyncio.run(process_stored(mid, store, settings, args.pm))
+        msg = r.get_message(mid)
+    if state != MessageState.ROUTED and msg is not None:  # e.g. a person nobody knows
+        print(f"message {mid}: assigned, but {state}: {msg['reason']}")
+        return FAILED
     print(f"message {mid}: assigned, now {state}")
     return OK
