@@ -251,15 +251,15 @@ class WayBack:
         """
         names = registries(self.settings)
         if len(names) == 1:
-            return names[0], f"the registry {names[0]}"
+            return names[0], f"the registry {names[0]!r}"
         if reference:
             source = await self._store.original_source(partner, reference, senders)
             if source in names:
-                return source, f"the registry {source}, which sent the message it answers"
+                return source, f"the registry {source!r}, which sent the message it answers"
         place = person.municipality.municipality_id if person.municipality else None
         by_place = [r for r in names if place in self.settings.partners[r].municipalities]
         if len(by_place) == 1:
-            return by_place[0], f"the registry {by_place[0]} of municipality {place}"
+            return by_place[0], f"the registry {by_place[0]!r} of municipality {place}"
         return None, (f"several registries ({', '.join(names)}) and none is known for this"
                       " message (it answers none of theirs, and its person's municipality is"
                       " in no registry's municipalities): assign it, or set municipalities")

@@ -246,6 +246,12 @@ async def test_nobody_or_two_residents_wait_for_review_until_the_operator_assign
     journal = [json.loads(d) for (d,) in states(
         db, "SELECT detail FROM journal WHERE event = 'message.assigned' ORDER BY seq")]
     assert [j["keys"] for j in journal] == [1, 1, 1]
+    # the registry's name is quoted: init names it "registry" ("to the registry registry")
+    [(why,)] = states(db, "SELECT DISTINCT detail ->> 'reason' FROM journal"
+                          " WHERE event = 'message.decided' AND detail ->> 'reason' LIKE"
+                          " '%found by operator%'")
+    assert why == "from partner canton, about a resident found by operator: to the registry" \
+                  " 'registry'"
 
 
 async def test_a_local_id_of_a_resident_with_another_vn_is_not_that_resident(
