@@ -1004,6 +1004,19 @@ def test_messages_replay_help_says_what_it_acts_on(capsys: pytest.CaptureFixture
     assert "ID [ID ...]" in text
 
 
+@pytest.mark.parametrize("command", [("messages", "list"), ("cases", "list")])
+@pytest.mark.parametrize(("given", "why"), [("-3", "must be at least 1, not -3"),
+                                            ("0", "must be at least 1, not 0"),
+                                            ("all", "not a whole number: 'all'")])
+def test_a_limit_below_one_is_refused(capsys: pytest.CaptureFixture[str],
+                                      command: tuple[str, str], given: str, why: str) -> None:
+    """``--limit -3`` listed every message (SQLite reads a negative LIMIT as none)."""
+    with pytest.raises(SystemExit) as stopped:
+        main([*command, "--limit", given])
+    assert stopped.value.code == 2
+    assert f"argument --limit: {why}" in capsys.readouterr().err
+
+
 def test_each_command_says_what_it_does_in_its_own_help() -> None:
     """``ech-gateway messages replay --help`` said only its usage: the line in the list is
     its description too, for every command and action (plugins' included)."""

@@ -8,7 +8,7 @@ import json
 import os
 from typing import Any
 
-from gateway.cli import _access, _render
+from gateway.cli import _access, _args, _render
 from gateway.cli._reprocess import process_stored
 from gateway.cli.exitcodes import FAILED, OK
 from gateway.errors import NotFound
@@ -21,7 +21,8 @@ def add_commands(sub: Any, messages: Any) -> None:
     cases = sub.add_parser("cases", help="conversations with partners, message by message")
     csub = cases.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = csub.add_parser("list", help="cases, the most recently updated first")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=_args.limit, default=50,
+                   help="list at most this many (default 50)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_list)
     p = csub.add_parser("show", help="a case with its messages in time order, both directions")

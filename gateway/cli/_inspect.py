@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from gateway.assembly import load_config
-from gateway.cli import _access, _render
+from gateway.cli import _access, _args, _render
 from gateway.cli.exitcodes import AMBIGUOUS, FAILED, NOT_FOUND, OK
 from gateway.errors import Ambiguous, NotFound, StoreError
 from gateway.store import DeliveryState, MessageState, SQLiteStore
@@ -26,7 +26,8 @@ def add_commands(sub: Any) -> Any:
     which.add_argument("--unhandled", action="store_true",
                        help="quarantined messages no operator has handled yet")
     p.add_argument("--delivery-state", choices=[s.value for s in DeliveryState])
-    p.add_argument("--limit", type=int, default=50, help="list at most this many (default 50)")
+    p.add_argument("--limit", type=_args.limit, default=50,
+                   help="list at most this many (default 50)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_list)
     p = msub.add_parser("show", help="one message with its deliveries and history")
