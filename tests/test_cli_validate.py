@@ -7,6 +7,7 @@ here are the files a commune's registry writes, judged as the daemon would proce
 from __future__ import annotations
 
 import asyncio
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,13 @@ def test_the_state_comes_from_the_database_as_the_daemon_would_use_it(
     code, out = cli(capsys, "validate", str(CORPUS / "move.xml"))  # ./gateway.toml
     assert code == 0, out
     assert f"messageId {made}" in out
+
+
+def test_a_zip_of_an_ech0223_message_is_taken_as_the_daemon_takes_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bundle = tmp_path / "message.zip"
+    with zipfile.ZipFile(bundle, "w") as z:
+        z.writestr("message.xml", (FIXTURES / "valid-pem-minimal.xml").read_bytes())
+    code, out = cli(capsys, "validate", str(bundle))
+    assert (code, out) == (0, f"{bundle}: eCH-0223: valid: becomes eCH-0223 1.5"
+                              " personEventMessage, messageId 3f2c1b7e-8d4a-4c1e-9b5a-0a7d2e6f4c11\n")
