@@ -269,6 +269,19 @@ def test_a_row_repeated_in_the_file_is_rejected_and_sent_once(tmp_path: Path) ->
         "row 4: the same as row 1, which is sent once"]
 
 
+def test_a_repeated_row_processed_again_has_the_messageid_of_the_row_it_repeats(
+        tmp_path: Path) -> None:
+    """Replayed (by id, or with its export), the repeat is the same event as the row it
+    repeats: one messageId, so the core records whichever comes second as a duplicate."""
+    result = split(csv_bytes(GOOD, OTHER, GOOD), utf8_mapping(tmp_path))
+    [(repeat, _reason)] = result.rejected_parts
+    first, other = rows(result)
+    [again] = rows(result.replaced(parts=(repeat,)))
+    assert again.message_id == first.message_id != other.message_id
+    assert again.facts["row"] == 3
+    assert again.xml == first.xml
+
+
 def test_a_row_with_several_faults_names_each(tmp_path: Path) -> None:
     data = csv_bytes(GOOD.replace(";M;", ";?;").replace(";B-EU;", ";Z;"))
     [(_part, reason)] = split(data, utf8_mapping(tmp_path)).rejected_parts

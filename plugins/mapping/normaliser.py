@@ -38,6 +38,10 @@ from plugins.mapping.spec import MappingSpec
 MAPPING_META = "mapping"
 #: The metadata key of a row part: the row's number in its file.
 ROW_META = "mapping_row"
+#: The key of a row part's body naming the earlier row of its file it repeats: its
+#: message takes that row's messageId, so that the event is sent once, whichever of the
+#: two is processed again first (the second becomes a duplicate of the first).
+SAME_AS = "same_as"
 
 #: Why an export without rows is not relevant.
 NO_ROWS = "the export has no rows (a header alone, or an empty list): nothing to send"
@@ -108,13 +112,14 @@ def split(raw: RawInput, spec: MappingSpec) -> Normalised:
     errors: list[RowError] = []
     first: dict[str, Record] = {}  # a record's values -> the first record with them
     for record in export.records:
-        part = _part(raw, record, origin)
         same = first.setdefault(json.dumps([record.values, record.problem], sort_keys=True),
                                 record)
         if same is not record:
-            rejected.append((part, f"row {record.row}{_where(record)}: the same as row"
-                                   f" {same.row}{_where(same)}, which is sent once"))
+            rejected.append((_part(raw, record, origin, same.row),
+                             f"row {record.row}{_where(record)}: the same as row"
+                             f" {same.row}{_where(same)}, which is sent once"))
             continue
+        part = _part(raw, record, origin)
         try:
             invalid = schema_problems(map_record(spec, record, origin))
         except RowError as exc:
@@ -132,10 +137,11 @@ def split(raw: RawInput, spec: MappingSpec) -> Normalised:
                       rejected_parts=tuple(rejected), warnings=warnings)
 
 
-def _part(raw: RawInput, record: Record, origin: Origin) -> RawInput:
+def _part(raw: RawInput, record: Record, origin: Origin, same_as: int | None = None) -> RawInput:
     body = {"file": raw.ref, "file_sha256": origin.file_sha256,
             "taken": origin.taken.isoformat(), "row": record.row, "where": record.where,
-            "record": record.values, "problem": record.problem}
+            "record": record.values, "problem": record.problem,
+            **({SAME_AS: same_as} if same_as is not None else {})}
     data = json.dumps(body, ensure_ascii=False, indent=1).encode()
     meta = {**raw.meta, "content_type": "application/json", ROW_META: str(record.row)}
     return RawInput(raw.source, f"{raw.ref} row {record.row}", data, meta)
@@ -158,15 +164,16 @@ def _reason(record: Record, exc: RowError) -> str:
     return f"row {record.row}{_where(record)}: {exc}"
 
 
-def row_message(part: tuple[Record, Origin], spec: MappingSpec,
+def row_message(part: tuple[Record, Origin, int | None], spec: MappingSpec,
                 context: NormaliseContext) -> Normalised:
-    """The eCH-0223 message of one row part (its record and where it comes from).
+    """The eCH-0223 message of one row part (its record, where it comes from, and the
+    earlier row it repeats, if it does: :data:`SAME_AS`).
 
     :raises InputRejected: the row does not map (with row, field and reason).
     """
-    record, origin = part
+    record, origin, same_as = part
     try:
-        message = map_record(spec, record, origin)
+        message = map_record(spec, record, origin, id_row=same_as)
     except RowError as exc:
         raise InputRejected(_reason(record, exc)) from None
     xml = write_message(message)
@@ -203,13 +210,15 @@ def person_state(message: PersonEventMessage) -> PersonState:
                        as_of=message.header.event_date, **parts)
 
 
-def _unpack(raw: RawInput) -> tuple[Record, Origin] | None:
-    """The record and origin a row part carries (see :func:`_part`); None for other data."""
+def _unpack(raw: RawInput) -> tuple[Record, Origin, int | None] | None:
+    """The record, origin and repeated row a row part carries (see :func:`_part`); None
+    for other data."""
     try:
         body = json.loads(raw.data)
         record = Record(int(body["row"]), str(body["where"]), dict(body["record"]),
                         body.get("problem"))
         origin = Origin(str(body["file_sha256"]), datetime.fromisoformat(body["taken"]))
+        same_as = None if body.get(SAME_AS) is None else int(body[SAME_AS])
     except (ValueError, KeyError, TypeError, RecursionError):
         return None
-    return record, origin
+    return record, origin, same_as

@@ -91,13 +91,18 @@ class Origin:
 
 
 def message_id(origin: Origin, row: int) -> str:
-    """The same id for the same row of the same file, however often it is mapped."""
+    """The same id for the same row of the same file, however often it is mapped (a row
+    that repeats an earlier one is given that row's: see :func:`map_record`)."""
     return str(uuid.uuid5(_ID_SPACE, f"{origin.file_sha256}:{row}"))
 
 
-def map_record(spec: MappingSpec, record: Record, origin: Origin) -> PersonEventMessage:
+def map_record(spec: MappingSpec, record: Record, origin: Origin, *,
+               id_row: int | None = None) -> PersonEventMessage:
     """The message ``record`` states.
 
+    :param id_row: the row whose messageId the message takes (default: its own row; a
+        row that repeats an earlier one takes that row's, so that the two are one event,
+        sent once).
     :raises RowError: naming each field that is missing, unmappable or invalid.
     """
     if record.problem is not None:
@@ -120,7 +125,8 @@ def map_record(spec: MappingSpec, record: Record, origin: Origin) -> PersonEvent
     if reader.problems:
         raise RowError(reader.problems)
     try:
-        return PersonEventMessage.model_validate(_message(spec, values, origin, record.row))
+        return PersonEventMessage.model_validate(
+            _message(spec, values, origin, record.row if id_row is None else id_row))
     except ValidationError as exc:
         raise RowError([(".".join(str(p) for p in e["loc"]), e["msg"])
                         for e in exc.errors()]) from None
