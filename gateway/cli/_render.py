@@ -124,6 +124,7 @@ def message_detail(msg: dict[str, Any]) -> str:
                    f" {msg['meta'].get('partner', '?')})")
     if "correction_of" in msg["meta"]:
         out.append(f"  corrects:  message {msg['meta']['correction_of']}")
+    out += export_lines(msg)
     review = msg.get("review")
     if review:
         if review["assigned"]:
@@ -154,6 +155,31 @@ def message_detail(msg: dict[str, Any]) -> str:
         who = f" [delivery {j['delivery']}]" if j["delivery"] else ""
         out.append(f"    {iso(j['at'])}  {j['event']}{who} {detail}".rstrip())
     return "\n".join(out)
+
+
+def export_lines(msg: dict[str, Any]) -> list[str]:
+    """An export's row: which export it is of; an export: its rows per state, the
+    quarantined ones not handled, and how to replay them."""
+    out = []
+    export, rows = msg.get("export"), msg.get("rows")
+    if export is not None:
+        # a row's ref is its export's and the row ("x.csv row 3"): the row said once
+        part = msg["ref"].removeprefix(export["ref"]).strip() or msg["ref"]
+        out.append(f"  export:    {part} of message {export['id']}"
+                   f" ({export['source']} / {export['ref']})")
+        if msg["state"] == "quarantined" and not msg["handled"]:
+            out.append(f"  replay:    ech-gateway messages replay {msg['id']} (this row), or"
+                       f" {export['id']} (every quarantined row of its export)")
+    if rows is not None:
+        out.append(f"  rows:      {rows['total']}: {_pairs(rows['states'])}")
+        if rows["unhandled"]:
+            ids = [str(i) for i in rows["unhandled_ids"]]
+            more = rows["unhandled"] - len(ids)
+            out.append(f"  unhandled: {rows['unhandled']} quarantined, not handled: {', '.join(ids)}"
+                       + (f" and {more} more" if more else ""))
+            out.append(f"  replay:    ech-gateway messages replay {msg['id']} processes them"
+                       " again (once the mapping is fixed)")
+    return out
 
 
 def dead_letters(rows: list[tuple[int, str | None, dict[str, Any]]]) -> str:

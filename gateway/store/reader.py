@@ -20,6 +20,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from gateway.errors import StoreError
 from gateway.store import (
     _case_queries,
+    _export_queries,
     _intake_ops,
     _person_ops,
     _person_queries,
@@ -111,11 +112,22 @@ class StoreReader:
 
     @_one_moment
     def get_message(self, mid: int) -> dict[str, Any] | None:
-        """One message in full (a partner's message: with its review, if it had one)."""
+        """One message in full, as of one moment (one read transaction): a partner's
+        message with its review, if it had one; an export's row with its export
+        (``export``: id, source, ref, state); an export with a summary of its rows
+        (``rows``, see :func:`~gateway.store._export_queries.rows_of`)."""
         msg = _queries.get_message(self.conn, mid)
         if msg is not None:
             msg["review"] = _case_queries.review_of(self.conn, mid)
+            msg["export"] = _export_queries.export_of(self.conn, mid)
+            msg["rows"] = _export_queries.rows_of(self.conn, mid)
         return msg
+
+    @_one_moment
+    def unhandled_rows(self, mid: int) -> list[tuple[int, str]]:
+        """The id and ref of each of export ``mid``'s rows that is quarantined and not
+        handled, in id order."""
+        return _export_queries.unhandled_rows(self.conn, mid)
 
     @_one_moment
     def list_cases(self, limit: int, person: int | None = None) -> list[dict[str, Any]]:
