@@ -21,7 +21,7 @@ from lxml import etree
 import plugins.mapping as mapping_plugin
 from gateway.api import ConfigError, InputRejected, NormaliseContext, Normalised, RawInput
 from gateway.cli import main
-from gateway.cli._reprocess import reprocess
+from gateway.cli._reprocess import Reprocessor
 from gateway.config import write_initial_config
 from gateway.plugins import get_plugin_manager
 from gateway.testing import drop, harness, running, states, until
@@ -1057,7 +1057,8 @@ async def test_a_rejected_row_replayed_after_the_mapping_is_fixed_is_sent(tmp_pa
         mapping.write_text(text.replace('ledig = "1"', 'ledig = "1"\ngetrennt = "2"'),
                            encoding="utf-8")
         gateway = h.gateway  # what `messages replay` does, on the running gateway's store
-        assert await reprocess(bad.id, gateway.store, gateway.settings, gateway.pm) == "routed"
+        again = Reprocessor(gateway.store, gateway.settings, gateway.pm)
+        assert (await again.again(bad.id)).state == "routed"
         gateway.dispatcher.wake()
         deliveries = await h.settled(2)
     assert [d.message for d in deliveries][-1] == bad.id

@@ -9,10 +9,10 @@ import sys
 from typing import Any
 
 from gateway.assembly import load_config
-from gateway.cli import _access, _args, _render
-from gateway.cli.exitcodes import AMBIGUOUS, FAILED, NOT_FOUND, OK
-from gateway.errors import Ambiguous, NotFound, StoreError
-from gateway.store import DeliveryState, MessageState, SQLiteStore
+from gateway.cli import _access, _args, _render, _replay
+from gateway.cli.exitcodes import FAILED, OK
+from gateway.errors import NotFound
+from gateway.store import DeliveryState, MessageState
 from gateway.store.anchor import anchor_path, read_anchor
 
 
@@ -36,10 +36,12 @@ def add_commands(sub: Any) -> Any:
     p.add_argument("--raw", action="store_true", help="print the raw bytes as received")
     p.set_defaults(handler=cmd_show)
     p = msub.add_parser("replay", help="process a quarantined, not relevant or needs_review"
-                        " message again, or resend its dead, rejected or needs_review deliveries")
+                        " message again (an export: its quarantined rows), or resend its dead,"
+                        " rejected or needs_review deliveries")
     p.add_argument("ids", nargs="+", metavar="ID",
-                   help="row id or eCH-0223 messageId (refused if it names several), or row:ID")
-    p.set_defaults(handler=cmd_replay)
+                   help="row id or eCH-0223 messageId (refused if it names several), or row:ID;"
+                   " an export's (state split) replays its quarantined rows")
+    p.set_defaults(handler=_replay.cmd_replay)
 
     p = sub.add_parser("dead-letters", help="deliveries that gave up (replay with --replay)")
     p.add_argument("--json", action="store_true")
@@ -111,43 +113,6 @@ def cmd_show(args: argparse.Namespace) -> int:
     else:
         print(_render.message_detail(msg))
     return OK
-
-
-def cmd_replay(args: argparse.Namespace) -> int:
-    """Reprocess quarantined messages; resend dead deliveries of the others."""
-    from gateway.cli._reprocess import reprocess
-
-    status = OK
-    with _access.writer(args) as (settings, store), _access.reader(args) as r:
-        for key in args.ids:
-            try:
-                msg = r.get_message(_access.resolve(r, key))
-                if msg is None:
-                    raise NotFound(f"no message {key}")
-                print(_replay_one(msg, store, settings, args, reprocess))
-            except NotFound as exc:
-                print(f"{key}: {exc}", file=sys.stderr)
-                status = NOT_FOUND
-            except Ambiguous as exc:
-                print(f"{key}: {exc}", *exc.candidates, sep="\n  ", file=sys.stderr)
-                status = AMBIGUOUS
-            except StoreError as exc:
-                print(f"{key}: {exc}", file=sys.stderr)
-                status = FAILED
-    return status
-
-
-def _replay_one(msg: dict[str, Any], store: SQLiteStore, settings: Any,
-                args: argparse.Namespace, reprocess: Any) -> str:
-    if msg["state"] in (MessageState.QUARANTINED, MessageState.NOT_RELEVANT,
-                        MessageState.NEEDS_REVIEW):
-        state = asyncio.run(reprocess(msg["id"], store, settings, args.pm))
-        return f"message {msg['id']}: processed again, now {state}"
-    dead = [d["id"] for d in msg["deliveries"] if d["state"] in ("dead", "needs_review", "rejected")]
-    if not dead:
-        raise StoreError(f"message is {msg['state']} and has no dead delivery to replay")
-    new = [asyncio.run(store.replay_delivery(d)) for d in dead]
-    return f"message {msg['id']}: deliveries {dead} replayed as {new}"
 
 
 def cmd_dead_letters(args: argparse.Namespace) -> int:

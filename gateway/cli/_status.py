@@ -61,7 +61,8 @@ def attention(counts: dict[str, Any]) -> list[dict[str, Any]]:
          "ech-gateway messages list --state needs_review; then messages assign ID --person VN"),
         ("quarantined", counts["unhandled"],
          ("quarantined input not handled", "quarantined inputs not handled"),
-         "ech-gateway messages list --unhandled; then messages resubmit or messages handle"),
+         ("ech-gateway messages list --unhandled; then messages replay (an export's ID: its"
+          " rows), resubmit or handle")),
     ]
     reasons += [{"kind": kind, "count": count, "what": noun(count, *what), "hint": hint}
                 for kind, count, what, hint in found if count]
