@@ -999,8 +999,8 @@ def test_messages_replay_help_says_what_it_acts_on(capsys: pytest.CaptureFixture
     with pytest.raises(SystemExit):
         main(["messages", "replay", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert ("process a quarantined, not relevant or needs_review message again, or resend its"
-            " dead, rejected or needs_review deliveries") in text
+    assert ("process a quarantined, not relevant or needs_review message again (an export: its"
+            " quarantined rows), or resend its dead, rejected or needs_review deliveries") in text
     assert "ID [ID ...]" in text
 
 

@@ -327,22 +327,28 @@ async def test_same_message_id_twice_in_one_batch(store: SQLiteStore) -> None:
 
 
 async def test_claims_come_in_due_order_across_states_and_stop_at_the_limit(
-        store: SQLiteStore) -> None:
-    expired = await queued(store, "expired")
-    [lost] = await store.claim_due("n2", 0.3, 10, ["canton"])  # n2 stops; its lease expires
-    first = await queued(store, "first")
-    [c] = await store.claim_due("n1", 60, 10, ["canton"])
-    await store.record_outcomes([Outcome(c.delivery, c.attempt_ref, "transient", "down")],
-                                lambda p: FAST, {})  # retry_wait, due at once
-    later = [await queued(store, f"later-{i}") for i in range(3)]
-    await asyncio.sleep(0.3)
-    claims = await store.claim_due("n1", 60, 3, ["canton"])
-    assert [x.message for x in claims] == [expired, first, later[0]]
-    assert claims[0].resumed and claims[0].attempt_ref == lost.attempt_ref
-    assert claims[1].attempt == 2 and not claims[1].resumed
-    claims = await store.claim_due("n1", 60, 10, ["canton"])
-    assert [x.message for x in claims] == [later[1], later[2]]
-    assert await store.claim_due("n1", 60, 10, ["canton"]) == []
+        tmp_path: Path) -> None:
+    now = [1_000_000.0]  # the store's clock, moved by hand: a loaded machine changes nothing
+    store = SQLiteStore(tmp_path / "g.db", group_commit_delay=0.001, clock=lambda: now[0])
+    store.start()
+    try:
+        expired = await queued(store, "expired")
+        [lost] = await store.claim_due("n2", 0.3, 10, ["canton"])  # n2 stops; its lease expires
+        first = await queued(store, "first")
+        [c] = await store.claim_due("n1", 60, 10, ["canton"])
+        await store.record_outcomes([Outcome(c.delivery, c.attempt_ref, "transient", "down")],
+                                    lambda p: FAST, {})  # retry_wait, due at once
+        later = [await queued(store, f"later-{i}") for i in range(3)]
+        now[0] += 1.0  # past n2's lease
+        claims = await store.claim_due("n1", 60, 3, ["canton"])
+        assert [x.message for x in claims] == [expired, first, later[0]]
+        assert claims[0].resumed and claims[0].attempt_ref == lost.attempt_ref
+        assert claims[1].attempt == 2 and not claims[1].resumed
+        claims = await store.claim_due("n1", 60, 10, ["canton"])
+        assert [x.message for x in claims] == [later[1], later[2]]
+        assert await store.claim_due("n1", 60, 10, ["canton"]) == []
+    finally:
+        store.close()
 
 
 async def test_receipts_for_one_attempt_in_one_batch_apply_in_order(store: SQLiteStore) -> None:
