@@ -12,6 +12,7 @@ import asyncio
 import io
 import json
 import random
+import uuid
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 from lxml import etree
 
 from gateway.archive import safe_unzip
+from gateway.config._template import INITIAL_CONFIG
 from gateway.contracts import Attachment, OutboundItem
 from gateway.documents import add_documents, describe
 from gateway.ech0223 import (
@@ -31,7 +33,7 @@ from gateway.ech0223 import (
 from gateway.errors import LocalFault
 from gateway.person_state import vn_check_digit_ok
 from gateway.plugins import get_plugin_manager
-from plugins.folder.transport import FolderTransportOptions, write_delivery
+from plugins.folder.transport import FolderTransportOptions, file_name, write_delivery
 from plugins.sedex.envelope import Envelope, build_envelope
 from plugins.sedex.sim import SedexSimulator
 from plugins.sedex.sim_answers import Answerer
@@ -50,6 +52,7 @@ from tests.test_sedex_e2e import cli, gateway_dir
 from tests.test_sedex_transport import CANTON, envelope_bytes
 
 CORPUS = Path(__file__).parent / "fixtures" / "ech0020"
+REPO = Path(__file__).parent.parent
 #: A foreign resident of baseDelivery.xml, and an event about them the default rules forward.
 VN, LOCAL = "7562328558609", "MU.230:100139"
 EVENT = "changeResidencePermit-prolongationB.xml"
@@ -590,6 +593,17 @@ def test_the_folder_transport_writes_each_attempt_once_and_whole(tmp_path: Path)
     [written] = (tmp_path / "inbox").iterdir()
     assert safe_unzip(written.read_bytes(), max_entries=5, max_total_bytes=1 << 20,
                       max_ratio=100) == {"message.xml": b"<m/>", "files/a.pdf": b"%PDF"}
+
+
+def test_the_readme_and_the_template_name_the_files_the_folder_transport_writes() -> None:
+    """The name as written (delivery 4, an attempt's UUID), its UUID said as a placeholder."""
+    attempt = str(uuid.uuid4())
+    item = OutboundItem(4, "registry", 1, attempt, "m-1", b"<m/>", ())
+    written = file_name(FolderTransportOptions(path=Path("inbox")), item)
+    assert written == f"ech0223-0000000004-{attempt}.xml"
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert f"`{written.replace(attempt, '<attempt uuid>')}`" in readme
+    assert "ech0223-<delivery id, 10 digits>-<attempt uuid>.xml" in INITIAL_CONFIG
 
 
 async def test_a_registry_that_writes_ech0223_itself_is_answered_too(tmp_path: Path) -> None:

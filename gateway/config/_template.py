@@ -139,9 +139,10 @@ grace = "5m"                # how long an inbox or receipt file may look unfinis
 # eventReports) is not decided by the rules. Its person is found (VN, local
 # id, then names and date of birth; else the registry plugin is asked), and
 # it is delivered to the registry: one file per message in registry/inbox,
-# named ech0223-<delivery>-<attempt>.xml (.zip with its documents under
-# files/). A message whose person is not found, or not found alone, waits as
-# needs_review: `ech-gateway messages assign ID --person VN` sends it on.
+# named ech0223-<delivery id, 10 digits>-<attempt uuid>.xml (.zip with its
+# documents under files/). A message whose person is not found, or not found
+# alone, waits as needs_review: `ech-gateway messages assign ID --person VN`
+# sends it on.
 # While registry/inbox is missing, the messages wait; none is lost.
 # ---------------------------------------------------------------------------
 [partners.registry]
