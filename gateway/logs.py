@@ -24,12 +24,17 @@ _SCHEMA_VALUE = re.compile(
     r"|(?P<key>key-sequence \[)'.*?'(?P<end>\] (?:in|of) )",
     re.DOTALL,
 )
+#: A name from the configuration, as reasons quote it: ``partner 'canton'``, ``the registry
+#: 'registry-b'``, ``source 'from-canton'``, ``rule 'foreign-nationals'``; only a name of the
+#: form the configuration allows for partners and sources (lower case, digits, ``-``, ``_``),
+#: so ``partner 'Anna Muster'`` is hidden all the same.
+_CONFIG_NAME = r"\b(?:partner|registry|source|rule) '[a-z0-9][a-z0-9_-]*'(?![\w'])"
 #: Other quoted spans, left to right: what a schema error names (elements,
-#: attributes, facets, types, patterns, lengths, enumerations), namespaced
-#: names and file paths are kept; any other short quoted value is hidden.
+#: attributes, facets, types, patterns, lengths, enumerations), configuration names,
+#: namespaced names and file paths are kept; any other short quoted value is hidden.
 _QUOTED = re.compile(
     r"(?P<keep>(?:Element|attribute|facet|type|pattern|length of|allowed \(|constraint|keyref)"
-    r" '[^'\n]*'|set \{[^}]*\}|'[{/][^'\n]*')"
+    rf" '[^'\n]*'|{_CONFIG_NAME}|set \{{[^}}]*\}}|'[{{/][^'\n]*')"
     r"|'[^'\n]{1,200}'"
 )
 #: Kept wherever they stand: UUIDs (attempt and message references) and SHA-256 digests.

@@ -88,6 +88,33 @@ def test_what_a_partner_wrote_stays_in_the_reason_and_out_of_logs(said: str) -> 
     assert "Anna" not in redact(reason) and redact(reason).startswith("SOAP fault soap:Client: '")
 
 
+@pytest.mark.parametrize("text", [
+    "invalid eCH-0223 from partner 'canton': line 45: line 3 of {}",
+    "eCH-0223 1.4 input from source 'from-canton', upgraded to 1.5",
+    "for registry 'registry-b': about a resident found by VN: to the registry 'registry_2'",
+    "rule 'foreign-nationals' matched",
+])
+def test_the_partners_and_sources_of_the_configuration_stay_named(text: str) -> None:
+    """They are configuration, not personal data: an operator must see which partner."""
+    assert redact(text) == text
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("invalid eCH-0223 from partner 'canton': sender said 'Anna Meier'",
+     "invalid eCH-0223 from partner 'canton': sender said '…'"),
+    ("partner 'Anna Muster' unknown", "partner '…' unknown"),
+    ("source 'anna muster'", "source '…'"),
+    ("partner 'müller'", "partner '…'"),
+    ("registry 'Muster'", "registry '…'"),
+    ("SOAP fault from partner 'canton': " + partner_text("no partner 'muster' known"),
+     "SOAP fault from partner 'canton': '…'"),
+])
+def test_a_persons_name_after_the_word_partner_is_hidden_all_the_same(text: str,
+                                                                      shown: str) -> None:
+    """Only a name of the configuration's form (lower case, digits, - and _) is kept."""
+    assert redact(text) == shown
+
+
 def test_quarantine_warning_names_no_person(caplog: pytest.LogCaptureFixture) -> None:
     reason = quarantine_reason(misplaced(NAMES[0], "<eCH-0039:action>1<"))
     with caplog.at_level(logging.INFO):
