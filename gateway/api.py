@@ -12,7 +12,8 @@ is a gap in this module, not a licence to import internals.
 - option types for a plugin's pydantic options model (:class:`PluginOptions`,
   :class:`HttpsClientOptions` for a server's URL and TLS,
   :data:`Duration`, :data:`Size`);
-- helpers worth sharing: safe XML parsing and validation, safe zip handling,
+- helpers worth sharing: safe XML parsing and validation (:func:`problems_text`: schema
+  problems as a reason says them), safe zip handling,
   file and folder primitives (:func:`replace_durably` for a plugin's own state
   files), taking files that are written in place (:class:`FileTaker`), log redaction,
   an HTTP ``Retry-After`` header in seconds (:func:`retry_after_seconds`), an HTTP
@@ -157,6 +158,7 @@ from gateway.plugin_types import (
 from gateway.retry import retry_after_seconds
 from gateway.rules import first_match
 from gateway.wording import counted
+from gateway.xml.problem_text import problems_text
 from gateway.xml.safe import check_untrusted, parse_untrusted
 from gateway.xml.validation import validate
 
@@ -258,6 +260,7 @@ __all__ = [
     "partner_text",
     "permit_category",
     "person_keys",
+    "problems_text",
     "read_at_most",
     "read_evidence",
     "read_file",

@@ -156,6 +156,9 @@ class Normalised(Travels):
         first: the files its documents name (``None``: not read yet).
     :param sender_id: the header ``senderId``: a messageId is unique only with it
         (``None``: not known; such messages share one namespace of messageIds).
+    :param received_version: the eCH-0223 version the input came in, where it was
+        upgraded to ``version`` (``None``: it came in ``version``, or is not eCH-0223);
+        journaled, and ``messages show`` says it.
     """
 
     kind: str
@@ -177,6 +180,7 @@ class Normalised(Travels):
     problems: tuple[str, ...] | None = None
     named_files: tuple[NamedFile, ...] | None = None
     sender_id: str | None = None
+    received_version: str | None = None
 
 
 class Draft(Protocol):

@@ -21,6 +21,7 @@ from gateway.contracts import Attachment, Decision, Normalised, PartnerVersion
 from gateway.documents import DocumentsFolder, check_named, named_files
 from gateway.ech0223.versions import COMMENT_MAX, convert
 from gateway.errors import InputRejected
+from gateway.xml.problem_text import problems_text
 
 NS = "http://www.ech.ch/xmlns/eCH-0223/1"
 #: The canonical version: what normalisers produce and the store keeps.
@@ -78,7 +79,8 @@ def partner_payloads(n: Normalised, decision: Decision, targets: Mapping[str, Pa
     if n.problems is not None and n.named_files is not None and not changing and all(
             t.version == CANONICAL for t in targets.values()):
         if n.problems:
-            raise InputRejected(f"invalid eCH-0223 {CANONICAL}: " + "; ".join(n.problems[:3]))
+            raise InputRejected(f"invalid eCH-0223 {CANONICAL}: "
+                                + problems_text(n.problems, CANONICAL))
         if documents is not None:
             check_named(n.named_files, n.attachments)
         return out  # checked in stage one, sent as it is: nothing to parse or validate here
@@ -101,7 +103,8 @@ def partner_payloads(n: Normalised, decision: Decision, targets: Mapping[str, Pa
     problems = (list(n.problems) if n.problems is not None and not changing
                 else validate(tree, CANONICAL))
     if problems:
-        raise InputRejected(f"invalid eCH-0223 {CANONICAL}: " + "; ".join(problems[:3]))
+        raise InputRejected(f"invalid eCH-0223 {CANONICAL}: "
+                            + problems_text(problems, CANONICAL))
     made: dict[PartnerVersion, bytes] = {}
     for partner, target in sorted(targets.items()):
         if target.version == CANONICAL:
@@ -111,7 +114,7 @@ def partner_payloads(n: Normalised, decision: Decision, targets: Mapping[str, Pa
             problems = validate(conversion.xml, target.version)
             if problems:
                 raise InputRejected(f"invalid eCH-0223 {target.version} for partner {partner!r}: "
-                                    + "; ".join(problems[:3]))
+                                    + problems_text(problems, target.version))
             made[target] = conversion.xml
             out.warnings += [f"{partner}: {w}" for w in conversion.warnings]
         out.by_partner[partner] = made[target]

@@ -35,10 +35,12 @@ import pluggy
 from gateway import manual
 from gateway.assembly import partner_of, registries
 from gateway.contracts import ANSWERED_ATTEMPT, NOT_FROM_PARTNER, Decision, Normalised, RawInput, Route
+from gateway.convert import CANONICAL
 from gateway.ech0223 import EventReport, PersonIdentificationLight, read_message
 from gateway.errors import ConversionRefused, InputRejected
 from gateway.person_state import PersonState, birth_text, mask_vn, person_keys
 from gateway.store import Inbound, MessageState, Processed, Store
+from gateway.xml.problem_text import SHOWN, problems_text
 
 if TYPE_CHECKING:
     from gateway.processor import Processor
@@ -113,9 +115,11 @@ class WayBack:
         # what the normaliser noticed (a file its documents name that the zip lacks): journaled
         noticed: dict[str, Any] = {"warnings": list(n.warnings)} if n.warnings else {}
         if problems:
+            told = problems_text(problems, CANONICAL)
+            if told != "; ".join(problems[:SHOWN]):  # the schema's own words: in the journal
+                noticed["schema"] = list(problems[:SHOWN])
             return Processed(mid, MessageState.QUARANTINED,
-                             f"invalid eCH-0223 from partner {partner!r}: {'; '.join(problems[:3])}",
-                             detail=noticed)
+                             f"invalid eCH-0223 from partner {partner!r}: {told}", detail=noticed)
         assert n.tree is not None
         message = read_message(n.tree.getroot())
         ident = (message.response.person_identification if isinstance(message, EventReport)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import random
 import uuid
 import zipfile
@@ -779,3 +780,86 @@ async def test_a_rejected_delivery_says_the_reasons_the_partner_gave(tmp_path: P
     shown = json.loads(cli("--config", str(config), "messages", "show", "ours-1", "--json"))
     [delivery] = shown["deliveries"]
     assert (delivery["state"], delivery["reason"]) == ("rejected", expected)
+
+
+# -- what an operator sees of the canton's messages (sedex inbox, logs, `messages show`) ----
+
+def _canton_pair(inbox: Path, key: str, data: bytes) -> None:
+    """``data`` from the canton into the sedex inbox, as its sedex client writes a pair."""
+    drop(inbox, f"data_{key}.xml", data)
+    drop(inbox, f"envl_{key}.xml", envelope_bytes(f"env-{key}", **CANTON))
+
+
+def _about_the_resident(data: bytes) -> bytes:
+    return data.replace(b">7561234567897<", f">{VN}<".encode())
+
+
+async def test_the_cantons_messages_are_shown_and_logged_as_an_operator_needs_them(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The partner is named in the log, the person is not; a byte-identical copy says what it
+    copies; an unknown event is said in brief, the schema's words kept in the journal."""
+    config = gateway_dir(tmp_path)
+    db = tmp_path / "gateway.db"
+    inbox = tmp_path / "sedex" / "inbox"
+    answer = _from_canton("canton-1", f"<eCH-0044:vn>{VN}</eCH-0044:vn>".encode())
+    unknown = _about_the_resident((FIXTURES / "invalid-enum-personevent-casing.xml").read_bytes())
+    with caplog.at_level(logging.INFO):
+        async with running(config, get_plugin_manager()):
+            await _seeded(tmp_path, db)
+            _canton_pair(inbox, "a1", answer)
+            await until(lambda: _state_of(db, "canton-1") == "routed", timeout=20)
+            _canton_pair(inbox, "a2", answer)  # the same bytes again, in another pair
+            _canton_pair(inbox, "b1", unknown)
+            await until(lambda: sorted(states(db, "SELECT ref, state FROM messages WHERE source"
+                                                  " = 'canton'")) == [
+                ("a1", "routed"), ("a2", "duplicate"), ("b1", "quarantined")], timeout=20)
+    [(first, copy, bad)] = [tuple(mid for (mid,) in states(
+        db, "SELECT id FROM messages WHERE source = 'canton' ORDER BY ref"))]
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert f"message {bad} quarantined: invalid eCH-0223 from partner 'canton': " in logged
+    assert f"message {copy} is a duplicate of message {first}" in logged
+    assert "Muster" not in logged and VN not in logged and "7561234567897" not in logged
+
+    shown = cli("--config", str(config), "messages", "show", str(copy)).splitlines()
+    assert shown[1] == (f"  eCH-0223:  duplicate of message {first}: personEventMessage"
+                        " messageId canton-1 from sender sedex://T1-2511-1 version 1.5")
+    assert json.loads(cli("--config", str(config), "messages", "show", str(copy), "--json"))[
+        "original"]["message_id"] == "canton-1"
+
+    [(reason,)] = states(db, "SELECT reason FROM messages WHERE id = ?", (bad,))
+    assert reason == ("invalid eCH-0223 from partner 'canton': line 45: Element"
+                      " '{http://www.ech.ch/xmlns/eCH-0223/1}personEvent': 'MoveIn' is not an"
+                      " eCH-0223 event of version 1.5 (did you mean 'moveIn'?)")
+    shown_bad = cli("--config", str(config), "messages", "show", str(bad))
+    assert "The value 'MoveIn' is not an element of the set {'moveIn', 'moveOut'" in shown_bad
+    assert shown_bad.count("prolongationB") == 1, "the schema's list once, in the journal"
+
+
+async def test_a_message_upgraded_from_the_cantons_version_says_the_version_it_came_in(
+        tmp_path: Path) -> None:
+    config = gateway_dir(tmp_path)
+    (tmp_path / "conf.d" / "20-canton.toml").write_text(
+        '[partners.canton]\nech0223_version = "1.4"\n')
+    db = tmp_path / "gateway.db"
+    inbox = tmp_path / "sedex" / "inbox"
+    old = _about_the_resident((FIXTURES / "valid-pem14-full-persondata.xml").read_bytes())
+    unknown = old.replace(b"b8e0c3a2-4f5d-4a61-8c3e-2d9f7a1b6e04", b"canton-2").replace(
+        b"<eCH-0223:personEvent>othercaseOfMigration<", b"<eCH-0223:personEvent>MoveIn<")
+    assert unknown.count(b"MoveIn") == 1
+    async with running(config, get_plugin_manager()):
+        await _seeded(tmp_path, db)
+        _canton_pair(inbox, "old", old)
+        _canton_pair(inbox, "unknown", unknown)
+        await until(lambda: sorted(states(db, "SELECT ref, state FROM messages WHERE source"
+                                              " = 'canton'")) == [
+            ("old", "routed"), ("unknown", "quarantined")], timeout=20)
+    [(upgraded,)] = states(db, "SELECT id FROM messages WHERE ref = 'old'")
+    shown = cli("--config", str(config), "messages", "show", str(upgraded)).splitlines()
+    assert shown[1] == ("  eCH-0223:  personEventMessage messageId"
+                        " b8e0c3a2-4f5d-4a61-8c3e-2d9f7a1b6e04 from sender sedex://T1-2511-1"
+                        " version 1.4 as received, upgraded to 1.5")
+    assert json.loads(cli("--config", str(config), "messages", "show", str(upgraded), "--json"))[
+        "received_version"] == "1.4"
+    [(reason,)] = states(db, "SELECT reason FROM messages WHERE state = 'quarantined'")
+    assert reason.endswith("}personEvent': 'MoveIn' is not an eCH-0223 event of version 1.4"
+                           " (did you mean 'moveIn'?)")

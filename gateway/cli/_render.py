@@ -104,13 +104,30 @@ def warnings(msg: dict[str, Any]) -> list[str]:
     return list(found[-1]) if found else []
 
 
+def read_as(msg: dict[str, Any]) -> str:
+    """What ``msg`` was read as: kind, messageId, sender and version (the version it came in
+    too, where it was upgraded); a byte-identical duplicate (never read itself), what the
+    message it duplicates was read as; ``-`` for nothing read."""
+    original = msg.get("original")
+    if msg["kind"] is None and msg["message_id"] is None and original is not None:
+        told = _header(original)
+        return f"duplicate of message {original['id']}" + (f": {told}" if told else "")
+    return _header(msg, msg.get("received_version")) or "-"
+
+
+def _header(m: dict[str, Any], received: str | None = None) -> str:
+    version = m["version"] and (f"version {received} as received, upgraded to {m['version']}"
+                                if received else f"version {m['version']}")
+    return " ".join(part for part in (
+        m["kind"], m["message_id"] and f"messageId {m['message_id']}",
+        m["sender_id"] and f"from sender {m['sender_id']}", version) if part)
+
+
 def message_detail(msg: dict[str, Any]) -> str:
     """A message with its deliveries, attempts, receipts and history."""
     out = [
         f"message {msg['id']}  {msg['state']}" + (f"  ({msg['reason']})" if msg["reason"] else ""),
-        f"  eCH-0223:  {msg['kind'] or '-'} messageId {msg['message_id'] or '-'}"
-        + (f" from sender {msg['sender_id']}" if msg["sender_id"] else "")
-        + f" version {msg['version'] or '-'}",
+        f"  eCH-0223:  {read_as(msg)}",
         f"  input:     {msg['source']} / {msg['ref']}, "
         + (f"pruned {iso(msg['pruned_at'])} ([retention]: input and payloads deleted),"
            if msg["pruned_at"] is not None else f"{msg['raw_bytes']} bytes,")

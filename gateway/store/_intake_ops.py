@@ -194,8 +194,10 @@ def record_processing(conn: sqlite3.Connection, results: Sequence[Processed], no
             canonical.append((n.xml, p.message))
         if n is not None:
             attachments += [(p.message, a.name, a.data) for a in n.attachments]
+            received = {"received_version": n.received_version} if n.received_version else {}
             entries.append(Entry("message.normalised", p.message, None,
-                                 {"kind": n.kind, "message_id": n.message_id, **p.detail}))
+                                 {"kind": n.kind, "message_id": n.message_id, **received,
+                                  **p.detail}))
         if p.decision is not None:
             d = p.decision
             entries.append(Entry("message.decided", p.message, None, {

@@ -114,7 +114,9 @@ def find_messages(conn: sqlite3.Connection, key: str) -> list[dict[str, Any]]:
 
 
 def get_message(conn: sqlite3.Connection, mid: int) -> dict[str, Any] | None:
-    """One message with its deliveries, attempts, receipts, journal, raw size and files."""
+    """One message with its deliveries, attempts, receipts, journal, raw size and files; the
+    eCH-0223 version it came in where it was upgraded (``received_version``, else None); of a
+    duplicate, the header the message it duplicates was read with (``original``)."""
     row = conn.execute(
         f"SELECT {_MESSAGE_COLS}, meta, length(raw) AS raw_bytes"
         " FROM messages JOIN payloads ON payloads.message = messages.id WHERE id = ?",
@@ -145,7 +147,17 @@ def get_message(conn: sqlite3.Connection, mid: int) -> dict[str, Any] | None:
             "SELECT seq, at, delivery, event, detail FROM journal WHERE message = ? ORDER BY seq",
             (mid,))
     ]
+    read = [e["detail"] for e in msg["journal"] if e["event"] == "message.normalised"]
+    msg["received_version"] = read[-1].get("received_version") if read else None
+    msg["original"] = None if msg["duplicate_of"] is None else _header_of(conn, msg["duplicate_of"])
     return msg
+
+
+def _header_of(conn: sqlite3.Connection, mid: int) -> dict[str, Any] | None:
+    """What message ``mid`` was read as: its id, kind, messageId, sender and version."""
+    row = conn.execute("SELECT id, kind, message_id, sender_id, version FROM messages"
+                       " WHERE id = ?", (mid,)).fetchone()
+    return None if row is None else dict(row)
 
 
 def raw_of(conn: sqlite3.Connection, mid: int) -> bytes | None:

@@ -26,6 +26,7 @@ from gateway.api import (
     message_subject,
     named_files,
     parse_untrusted,
+    problems_text,
     safe_unzip,
     upgrade,
     validate,
@@ -74,10 +75,10 @@ def gateway_normalise(raw: RawInput, context: NormaliseContext) -> Normalised | 
             raise InputRejected(f"unknown eCH-0223 root element {root.tag!r};"
                                 " expected personEventMessage or eventReport", "line 1")
         return None
-    version = root.get("version")
+    version = received = root.get("version")
     upgraded: tuple[str, ...] = ()
     if version is None:
-        xml, tree, upgraded = _upgraded(raw, context, tree, kind)
+        xml, tree, received, upgraded = _upgraded(raw, context, tree, kind)
         root, version = tree.getroot(), "1.5"
     warnings = (*upgraded, *(_check_files(tree, attachments) if raw.data.startswith(_ZIP) else ()))
     header = root.find(_HEADER)
@@ -99,6 +100,7 @@ def gateway_normalise(raw: RawInput, context: NormaliseContext) -> Normalised | 
         facts={"format": FORMAT, **_case_facts(header)},
         warnings=warnings,
         sender_id=_text(header, _SENDER_ID),
+        received_version=None if received == version else received,
     )
 
 
@@ -112,9 +114,10 @@ def _check_vn(subject: tuple[str, ...], kind: str) -> None:
 
 
 def _upgraded(raw: RawInput, context: NormaliseContext, tree: Any, kind: str
-              ) -> tuple[bytes, Any, tuple[str, ...]]:
-    """A valid versionless (1.0, 1.3, 1.4) document as canonical 1.5 XML and its tree, with
-    what upgrading it changed beyond the version's form (journaled with the message)."""
+              ) -> tuple[bytes, Any, str, tuple[str, ...]]:
+    """A valid versionless (1.0, 1.3, 1.4) document as canonical 1.5 XML and its tree, the
+    version it was read as, and what upgrading it changed beyond the version's form
+    (journaled with the message)."""
     partner = context.partners.get(raw.source)
     if partner is not None:
         version, policy = partner.version, partner.unsupported_event
@@ -137,14 +140,14 @@ def _upgraded(raw: RawInput, context: NormaliseContext, tree: Any, kind: str
     for warning in result.warnings:
         log.warning("eCH-0223 %s input %r from %s, upgraded to 1.5: %s",
                     version, raw.ref, raw.source, warning)
-    return (result.xml, parse_untrusted(result.xml, max_bytes=len(result.xml)),
+    return (result.xml, parse_untrusted(result.xml, max_bytes=len(result.xml)), version,
             tuple(f"upgraded from eCH-0223 {version}: {w}" for w in result.warnings))
 
 
 def _problems(tree: Any, version: str) -> str:
     """The first schema errors of ``tree`` as eCH-0223 ``version``, or "" when it is valid."""
     report = validate(tree, ech0223_version=version)
-    return "; ".join(f"line {e.line}: {e.message}" for e in report.errors[:3])
+    return problems_text([f"line {e.line}: {e.message}" for e in report.errors], version)
 
 
 def _unpack(data: bytes, context: NormaliseContext) -> tuple[bytes, tuple[Attachment, ...]]:
