@@ -8,8 +8,11 @@ plugins' registry look-ups are at hand:
 1. it must be the partner's (not marked ``meta[NOT_FROM_PARTNER]`` by its
    transport: a sedex pair from another sender) and valid eCH-0223 1.5 (older
    versions were upgraded when normalised), else it is quarantined with the reason;
-2. its person is found, in this order: by VN, by local person id, by official
-   name + first name + date of birth in the gateway's person state; then by
+2. its person is found, in this order: without a VN, the person of the message it
+   answers (step 4), where its names and date of birth agree; by VN, by local
+   person id, by official name + first name + date of birth in the gateway's
+   person state (names compared as :mod:`gateway.names` says: case, marks such
+   as ``ć``, ``ü`` written ``ue``, spaces and hyphens aside); then by
    the registry plugins (``gateway_person_resolve``). Nobody, or more than one,
    and it waits in ``needs_review`` with the candidates until an operator
    assigns it (``messages assign``), which sends it through this path again;
@@ -49,6 +52,9 @@ log = logging.getLogger(__name__)
 
 #: The rule the journal names for a message on its way back.
 RULE = "the way back"
+#: How a message was matched to the person of the message it answers (journaled as
+#: ``matched``, and ``how`` in the reason).
+ANSWERED = "the message it answers (names and date of birth)"
 
 Item = tuple[int, RawInput, Normalised]
 
@@ -143,7 +149,9 @@ class WayBack:
                              f"inbound from partner {partner!r}: no registry to deliver it to"
                              " (configure a partner with role = \"registry\")",
                              inbound=inbound, detail={"partner": partner, **noticed}, **base)
-        match = await (self._assigned(assigned) if assigned is not None else self._resolve(ident))
+        senders = {header.sender_id, *header.recipient_id}
+        match = await (self._assigned(assigned) if assigned is not None
+                       else self._resolve(ident, partner, reference, senders))
         candidates = tuple(_candidate(s, pid) for s, pid in zip(match.candidates, match.ids,
                                                                  strict=True))
         if len(match.candidates) != 1:
@@ -157,8 +165,7 @@ class WayBack:
                              inbound=dataclasses.replace(inbound, candidates=candidates),
                              detail={"partner": partner, **noticed}, **base)
         person = match.candidates[0]
-        registry, why = await self._registry_for(partner, reference,
-                                                 {header.sender_id, *header.recipient_id}, person)
+        registry, why = await self._registry_for(partner, reference, senders, person)
         if registry is None:
             return Processed(mid, MessageState.NEEDS_REVIEW, why,
                              inbound=dataclasses.replace(inbound, candidates=candidates),
@@ -192,8 +199,14 @@ class WayBack:
         return found, ({**noticed, "envelope_reference": attempt} if found else noticed)
 
     # -- who the message is about -------------------------------------------------------
-    async def _resolve(self, ident: PersonIdentificationLight) -> Match:
-        """VN, then local id, then names and date of birth; then the registry plugins."""
+    async def _resolve(self, ident: PersonIdentificationLight, partner: str,
+                       reference: str | None, senders: set[str]) -> Match:
+        """Without a VN, the person of the message it answers first (:meth:`_answered`);
+        then VN, local id, names and date of birth; then the registry plugins."""
+        if ident.vn is None and reference:
+            answered = await self._answered(ident, partner, reference, senders)
+            if answered is not None:
+                return answered
         keys = person_keys(ident)
         note = ""
         for how, key in (("VN", [k for k in keys if k.startswith("vn:")]),
@@ -214,6 +227,23 @@ class WayBack:
                              [pid for pid, _s in same])
         found_there = await self._ask_registry(ident)
         return Match("the registry", found_there, [None] * len(found_there), new=True, note=note)
+
+    async def _answered(self, ident: PersonIdentificationLight, partner: str, reference: str,
+                        senders: set[str]) -> Match | None:
+        """The person of our message ``reference`` that this one answers, if the two agree:
+        the same date of birth, the same names (:meth:`PersonState.same_names`), no other
+        local id of the same category. ``None`` otherwise (a wrong person is worse than a
+        review): the other ways are tried."""
+        born = birth_text(ident.date_of_birth)
+        if born is None:
+            return None
+        agree = [(pid, s) for pid, s in await self._store.answered_persons(partner, reference,
+                                                                          senders)
+                 if s.birth() == born and s.same_names(ident) and not _other_local(s, ident)]
+        if len(agree) != 1:
+            return None
+        [(pid, state)] = agree
+        return Match(ANSWERED, [state], [pid])
 
     async def _assigned(self, keys: list[str]) -> Match:
         """The person an operator assigned: known to the gateway, else to the registry."""
@@ -277,6 +307,14 @@ def _other_vn(state: PersonState, ident: PersonIdentificationLight) -> bool:
     """Whether both have a VN and they differ: two people, however alike their names."""
     mine = state.identification.vn
     return mine is not None and ident.vn is not None and mine != ident.vn
+
+
+def _other_local(state: PersonState, ident: PersonIdentificationLight) -> bool:
+    """Whether both have a local person id of one category and they differ: two people."""
+    mine, theirs = state.identification.local_person_id, ident.local_person_id
+    return (mine is not None and theirs is not None
+            and mine.person_id_category == theirs.person_id_category
+            and mine.person_id != theirs.person_id)
 
 
 def _candidate(state: PersonState, pid: int | None) -> Mapping[str, Any]:

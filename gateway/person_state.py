@@ -14,7 +14,6 @@ identification, :func:`parse_key` reads what an operator types.
 from __future__ import annotations
 
 import functools
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -38,6 +37,7 @@ from gateway.ech0223 import (
     SwissAddressInformation,
     SwissMunicipality,
 )
+from gateway.names import same_name
 
 #: The BFS country id of Switzerland (eCH-0008).
 SWITZERLAND = 8100
@@ -96,14 +96,15 @@ class PersonState(BaseModel):
                           or (self.birth_data.date_of_birth if self.birth_data else None))
 
     def same_names(self, ident: PersonIdentificationLight) -> bool:
-        """Whether ``ident`` has this person's official name and first name (any case or spacing)."""
+        """Whether ``ident`` has this person's official name and first name, as names are
+        compared (:func:`gateway.names.same_name`: case, marks, spaces and hyphens aside)."""
         mine = self.identification
         names = [mine.official_name, *([self.name_data.official_name]
                                        if self.name_data is not None else [])]
         firsts = [mine.first_name, *([self.name_data.first_name]
                                      if self.name_data is not None else [])]
-        return (fold(ident.official_name) in {fold(n) for n in names}
-                and fold(ident.first_name) in {fold(n) for n in firsts})
+        return (any(same_name(ident.official_name, n) for n in names)
+                and any(same_name(ident.first_name, n) for n in firsts))
 
     def merged(self, newer: PersonState) -> PersonState:
         """This state updated by ``newer``: its parts where it has them, ids from both
@@ -212,11 +213,6 @@ def birth_text(born: DatePartiallyKnown | None) -> str | None:
         return born.year_month_day.isoformat()
     text = born.year_month or born.year
     return text.strip() if text else None
-
-
-def fold(name: str) -> str:
-    """A name as names are compared: case-folded, spaces collapsed, Unicode composed."""
-    return " ".join(unicodedata.normalize("NFC", name).casefold().split())
 
 
 def person_keys(ident: PersonIdentificationLight) -> list[str]:

@@ -17,6 +17,7 @@ from collections.abc import Collection, Sequence
 import orjson
 
 from gateway.errors import StoreConflict, StoreError
+from gateway.person_state import PersonState, state_from_json
 from gateway.store._referenced import delivered, in_cases, senders_of
 from gateway.store._sql import select_in
 from gateway.store.journal import Entry
@@ -187,6 +188,19 @@ def attempted_message_id(conn: sqlite3.Connection, partner: str, attempt: str) -
         " JOIN messages m ON m.id = d.message WHERE a.ref = ? AND d.partner = ?",
         (attempt, partner)).fetchone()
     return None if row is None or row[0] is None else str(row[0])
+
+
+def answered_persons(conn: sqlite3.Connection, partner: str, message_id: str,
+                     senders: Collection[str]) -> list[tuple[int, PersonState]]:
+    """The persons of the message ``message_id`` delivered to ``partner`` (what the
+    partner's message answers; of ``senders`` as :func:`original_source`), with their ids;
+    none when no such message is known, or it is not known which."""
+    answered = delivered(conn, partner, message_id, senders)
+    if answered.message is None:
+        return []
+    return [(pid, state_from_json(state)) for pid, state in conn.execute(
+        "SELECT p.id, p.state FROM person_messages pm JOIN persons p ON p.id = pm.person"
+        " WHERE pm.message = ? ORDER BY p.id", (answered.message,))]
 
 
 def original_source(conn: sqlite3.Connection, partner: str, message_id: str,

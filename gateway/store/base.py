@@ -109,6 +109,13 @@ class Store(Protocol):
         ``partner`` (what a partner's envelope says its message answers); ``None``: none."""
         ...
 
+    async def answered_persons(self, partner: str, message_id: str,
+                               senders: Collection[str] = ()) -> list[tuple[int, PersonState]]:
+        """The persons (with their ids) of the message ``message_id`` delivered to
+        ``partner``: who the partner's answer is about, if it is about whom we wrote of.
+        ``senders`` as for :meth:`original_source`; none when that does not tell which."""
+        ...
+
     async def original_source(self, partner: str, message_id: str,
                               senders: Collection[str] = ()) -> str | None:
         """The source of the message ``message_id`` delivered to ``partner`` (what it answers).

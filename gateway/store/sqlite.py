@@ -257,6 +257,12 @@ class SQLiteStore:
         return await self._writer.read(
             lambda c: _inbound_ops.attempted_message_id(c, partner, attempt))
 
+    async def answered_persons(self, partner: str, message_id: str,
+                               senders: Collection[str] = ()) -> list[tuple[int, PersonState]]:
+        """The persons of the message ``message_id`` delivered to ``partner``, with their ids."""
+        return await self._writer.read(
+            lambda c: _inbound_ops.answered_persons(c, partner, message_id, senders))
+
     async def original_source(self, partner: str, message_id: str,
                               senders: Collection[str] = ()) -> str | None:
         """The source of the message ``message_id`` that was delivered to ``partner`` (from one
