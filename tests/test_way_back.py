@@ -863,3 +863,53 @@ async def test_a_message_upgraded_from_the_cantons_version_says_the_version_it_c
     [(reason,)] = states(db, "SELECT reason FROM messages WHERE state = 'quarantined'")
     assert reason.endswith("}personEvent': 'MoveIn' is not an eCH-0223 event of version 1.4"
                            " (did you mean 'moveIn'?)")
+
+
+async def test_a_rejection_needs_attention_until_an_operator_handles_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A negative eventReport means a case worker must act: ``status`` says so (exit 1) and
+    names the command that lists it, until ``messages handle`` records what was done."""
+    config = _site(tmp_path)
+    c = str(config)
+    db = tmp_path / "gateway.db"
+    async with running(config):
+        await _ours_routed(tmp_path, db, f"<eCH-0044:vn>{VN}</eCH-0044:vn>".encode())
+        await until(lambda: states(db, "SELECT state FROM deliveries") == [("delivered",)])
+        drop(tmp_path / "from-canton", "r.xml", _rejecting("canton-5", "ours-1"))
+        await until(lambda: states(db, "SELECT partner, state FROM deliveries ORDER BY id") == [
+            ("canton", "rejected"), ("registry", "delivered")])
+    [(delivery,)] = states(db, "SELECT id FROM deliveries WHERE state = 'rejected'")
+    status = cli("--config", c, "status", code=1)
+    assert "  canton:   rejected 1" in status
+    attention = status.split("ATTENTION:\n", 1)[1].splitlines()
+    assert attention == ["  1 delivery rejected by its partner, not handled: ech-gateway messages"
+                         " list --unhandled --delivery-state rejected; the reasons in messages"
+                         " show ID; then messages replay ID once corrected, or messages handle"
+                         " ID --note TEXT"]
+    data = json.loads(cli("--config", c, "status", "--json", code=1))
+    assert data["rejected"] == {"canton": 1}
+    assert [(r["kind"], r["count"], r["partners"]) for r in data["reasons"]] == [
+        ("rejected", 1, {"canton": 1})]
+    listed = json.loads(cli("--config", c, "messages", "list", "--unhandled", "--delivery-state",
+                            "rejected", "--json"))
+    assert [m["message_id"] for m in listed] == ["ours-1"]
+
+    note = "registry corrected the permit; the canton was called (ticket 88)"
+    assert (await asyncio.to_thread(cli, "--config", c, "messages", "handle", "ours-1",
+                                    "--note", note)).strip() == (
+        f"message {listed[0]['id']}: its rejected delivery {delivery} handled: {note}")
+    assert cli("--config", c, "status").splitlines()[-1] == "OK: nothing needs attention"
+    assert json.loads(cli("--config", c, "messages", "list", "--unhandled", "--json")) == []
+    shown = cli("--config", c, "messages", "show", "ours-1")
+    assert "    handled:   " in shown and shown.split("    handled:   ", 1)[1].splitlines()[
+        0].endswith(f": {note}")
+    assert "canton:rejected(1) [handled]" in cli("--config", c, "messages", "list")
+    capsys.readouterr()
+    await asyncio.to_thread(cli, "--config", c, "messages", "handle", "ours-1", "--note", "x",
+                            code=1)
+    assert capsys.readouterr().err.strip() == (
+        f"ech-gateway: the rejections of message {listed[0]['id']} were handled already")
+    [(detail,)] = states(db, "SELECT detail FROM journal WHERE event = 'delivery.handled'"
+                             " AND delivery = ?", (delivery,))
+    assert json.loads(detail) == {"partner": "canton", "note": note}
+    assert cli("--config", c, "journal", "verify").startswith("journal intact")

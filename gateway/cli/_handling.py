@@ -1,4 +1,5 @@
-"""Dealing with quarantined input: ``messages resubmit`` a corrected file, ``messages handle``."""
+"""Dealing with quarantined input (``messages resubmit`` a corrected file, ``messages handle``)
+and with a partner's rejection (``messages handle``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from gateway.cli.exitcodes import FAILED, OK
 from gateway.contracts import NOT_FROM_PARTNER, RawInput
 from gateway.errors import StoreError
 from gateway.fileio import read_file
+from gateway.wording import noun
 
 #: Facts about the quarantined bytes that do not hold for a corrected file (a sedex pair
 #: from a sender that is no partner: the operator resubmitting it vouches for the file).
@@ -28,8 +30,10 @@ def add_actions(messages: Any) -> None:
     p.add_argument("id", help="the quarantined message: row id or eCH-0223 messageId, or row:ID")
     p.add_argument("file", type=Path, help="the corrected file (XML, or a zip)")
     p.set_defaults(handler=cmd_resubmit)
-    p = messages.add_parser("handle", help="mark a quarantined message handled, with a note")
-    p.add_argument("id", help="the quarantined message: row id or eCH-0223 messageId, or row:ID")
+    p = messages.add_parser("handle", help="mark a quarantined message, or the deliveries of a"
+                            " message its partners rejected, handled, with a note")
+    p.add_argument("id", help="the quarantined or rejected message: row id or eCH-0223"
+                              " messageId, or row:ID")
     p.add_argument("--note", required=True, help="what was done about it (journaled)")
     p.set_defaults(handler=cmd_handle)
 
@@ -65,13 +69,17 @@ def cmd_resubmit(args: argparse.Namespace) -> int:
 
 
 def cmd_handle(args: argparse.Namespace) -> int:
-    """Mark quarantined ID handled with a note, in the journal."""
+    """Mark quarantined ID, or its rejected deliveries, handled with a note, in the journal."""
     with _access.writer(args) as (_settings, store), _access.reader(args) as r:
         mid = _access.resolve(r, args.id)
         try:
-            asyncio.run(store.mark_handled(mid, args.note))
+            deliveries = asyncio.run(store.mark_handled(mid, args.note))
         except StoreError as exc:
             print(f"ech-gateway: {exc}", file=sys.stderr)
             return FAILED
-    print(f"message {mid} handled: {args.note}")
+    if deliveries:
+        which = noun(len(deliveries), "its rejected delivery", "its rejected deliveries")
+        print(f"message {mid}: {which} {', '.join(map(str, deliveries))} handled: {args.note}")
+    else:
+        print(f"message {mid} handled: {args.note}")
     return OK

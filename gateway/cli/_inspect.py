@@ -24,7 +24,8 @@ def add_commands(sub: Any) -> Any:
     which = p.add_mutually_exclusive_group()
     which.add_argument("--state", choices=[s.value for s in MessageState])
     which.add_argument("--unhandled", action="store_true",
-                       help="quarantined messages no operator has handled yet")
+                       help="quarantined messages, and messages a partner rejected, that no"
+                            " operator has handled yet (messages handle)")
     p.add_argument("--delivery-state", choices=[s.value for s in DeliveryState])
     p.add_argument("--limit", type=_args.limit, default=50,
                    help="list at most this many (default 50)")
@@ -71,6 +72,7 @@ def _public(m: dict[str, Any]) -> dict[str, Any]:
         "deliveries": [
             {"id": d["id"], "partner": d["partner"], "state": d["state"],
              "attempts": d["attempts"], "reason": d["reason"],
+             "handled": _render.with_times(d["handled"]),
              "overdue": _render.receipt_overdue(d),
              "next_attempt_at": _render.iso(d["next_attempt_at"])}
             for d in m["deliveries"]

@@ -89,6 +89,7 @@ def message_table(rows: list[dict[str, Any]]) -> str:
     out = [f"{'ID':>6}  {'RECEIVED':<29}  {'STATE':<12} {'MESSAGE-ID':<36}  DELIVERIES / REASON"]
     for m in rows:
         deliveries = ", ".join(f"{d['partner']}:{d['state']}({d['attempts']})"
+                               + (" [handled]" if d.get("handled") else "")
                                for d in m["deliveries"])
         handled = " [handled]" if m["handled"] else ""
         out.append(f"{m['id']:>6}  {m['received_at']:<29}  {m['state']:<12}"
@@ -160,6 +161,8 @@ def message_detail(msg: dict[str, Any]) -> str:
                    f" {counted(d['attempts'], 'attempt')}"
                    + (f", {d['reason']}" if d["reason"] else "")
                    + (", RECEIPT OVERDUE" if receipt_overdue(d) else ""))
+        if d.get("handled"):
+            out.append(f"    handled:   {iso(d['handled']['at'])}: {d['handled']['note']}")
         for a in d["attempt_log"]:
             to = f" to {a['recipient']}" if a["recipient"] else ""
             out.append(f"    attempt {a['number']} {a['ref']}{to} {iso(a['started_at'])}"

@@ -29,6 +29,7 @@ def attention(counts: dict[str, Any]) -> list[dict[str, Any]]:
     it), one reason per node and partner, with ``node``, ``partner``, ``since`` and
     ``error``; its count is the partner's deliveries held. A pause of a partner disabled or
     no longer configured is no reason: nothing would be sent to it. Dead letters,
+    rejections no operator has handled (a negative eventReport: a case worker acts),
     deliveries to review and overdue receipts name their ``partners``: ``{partner: count}``.
     """
     reasons = [{"kind": "paused", "count": p["deliveries"],
@@ -46,6 +47,9 @@ def attention(counts: dict[str, Any]) -> list[dict[str, Any]]:
     per_partner = [
         ("dead", in_state(DeliveryState.DEAD), ("dead letter",),
          "ech-gateway dead-letters; replay them with --replay"),
+        ("rejected", counts["rejected"], ("delivery rejected by its partner, not handled",
+                                          "deliveries rejected by their partners, not handled"),
+         REJECTED_HINT),
         ("needs_review", in_state(DeliveryState.NEEDS_REVIEW),
          ("delivery to review", "deliveries to review"),
          "ech-gateway messages list --delivery-state needs_review"),
@@ -76,6 +80,10 @@ def attention(counts: dict[str, Any]) -> list[dict[str, Any]]:
     return reasons
 
 
+#: What to do about a partner's rejection: read its reasons, then resend or let it be.
+REJECTED_HINT = ("ech-gateway messages list --unhandled --delivery-state rejected; the reasons"
+                 " in messages show ID; then messages replay ID once corrected, or messages"
+                 " handle ID --note TEXT")
 #: What to do about a partner paused by a fault on a node's machine.
 PAUSED_HINT = ("make its transport's outbox on that node's machine writable again (missing,"
                " read-only, disk full, or not answering: a share that hangs; the error says"

@@ -4,7 +4,8 @@ OK = 0
 #: validate found an invalid file; a check failed; an operation was refused.
 FAILED = 1
 #: ``status``: something needs an operator (a partner paused by a fault on this machine,
-#: dead letters, deliveries to review, overdue receipts, quarantined input not yet handled).
+#: dead letters, rejections and quarantined input not yet handled, deliveries to review,
+#: overdue receipts).
 #: The same number as FAILED on purpose: a monitoring check treats anything but 0 as a finding.
 ATTENTION = 1
 #: the configuration is invalid (or the command line is), or the environment does not fit it

@@ -1,4 +1,5 @@
-"""Write operations of an operator dealing with quarantined input: handle it, or correct it."""
+"""Write operations of an operator dealing with quarantined input (handle it, or correct it)
+and with a partner's rejection (handle it)."""
 
 from __future__ import annotations
 
@@ -8,25 +9,57 @@ import sqlite3
 from gateway.contracts import RawInput
 from gateway.errors import StoreConflict, StoreError
 from gateway.store._intake_ops import add_raw
+from gateway.store._sql import select_in
 from gateway.store.journal import Entry
-from gateway.store.states import MessageState
+from gateway.store.states import DeliveryState, MessageState
 
 
 def mark_handled(conn: sqlite3.Connection, message: int, note: str, now: float,
-                 correction: int | None = None) -> tuple[None, list[Entry]]:
-    """Record that an operator dealt with quarantined ``message``; journaled.
+                 correction: int | None = None) -> tuple[list[int], list[Entry]]:
+    """Record that an operator dealt with ``message``; journaled. A quarantined message is
+    handled itself; of any other, the deliveries its partners rejected and nobody handled
+    yet (:func:`handle_rejections`), whose ids are returned (none for a quarantine).
 
     :raises StoreError: when there is no such message.
-    :raises StoreConflict: when it is not quarantined, or was handled already
-        (the ``handled`` key refuses a second record, also from another writer).
+    :raises StoreConflict: when it is neither quarantined nor has a rejection to handle,
+        or was handled already (the ``handled`` key refuses a second record, also from
+        another writer).
     """
+    state = conn.execute("SELECT state FROM messages WHERE id = ?", (message,)).fetchone()
+    if state is not None and state[0] != MessageState.QUARANTINED:
+        return handle_rejections(conn, message, state[0], note, now)
     _check_unhandled(conn, message)
     try:
         conn.execute("INSERT INTO handled (message, at, note, correction) VALUES (?, ?, ?, ?)",
                      (message, now, note, correction))
     except sqlite3.IntegrityError as exc:
         raise StoreConflict(f"message {message} was handled already") from exc
-    return None, [Entry("message.handled", message, None, {"note": note, "correction": correction})]
+    return [], [Entry("message.handled", message, None, {"note": note, "correction": correction})]
+
+
+def handle_rejections(conn: sqlite3.Connection, message: int, state: str, note: str,
+                      now: float) -> tuple[list[int], list[Entry]]:
+    """Mark the rejected deliveries of ``message`` (in ``state``) that nobody handled yet
+    handled, with ``note``; their ids, each journaled ``delivery.handled``.
+
+    :raises StoreConflict: none is left to handle.
+    """
+    rows = conn.execute(
+        "INSERT INTO handled_rejections (delivery, at, note) SELECT id, ?, ? FROM deliveries"
+        " WHERE message = ? AND state = ? AND id NOT IN (SELECT delivery FROM handled_rejections)"
+        " ORDER BY id RETURNING delivery", (now, note, message, DeliveryState.REJECTED)).fetchall()
+    if not rows:
+        rejected = conn.execute("SELECT count(*) FROM deliveries WHERE message = ? AND state = ?",
+                                (message, DeliveryState.REJECTED)).fetchone()[0]
+        raise StoreConflict(f"the rejections of message {message} were handled already"
+                            if rejected else
+                            f"message {message} is {state}, not quarantined, and no partner"
+                            " rejected it: nothing to handle")
+    handled = sorted(did for (did,) in rows)
+    partners = dict(select_in(conn, "SELECT id, partner FROM deliveries WHERE id IN ({})",
+                              handled))
+    return handled, [Entry("delivery.handled", message, did,
+                           {"partner": partners[did], "note": note}) for did in handled]
 
 
 def _check_unhandled(conn: sqlite3.Connection, message: int) -> None:

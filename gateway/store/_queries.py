@@ -30,15 +30,24 @@ def deliveries_of(conn: sqlite3.Connection, ids: list[int]) -> dict[int, list[di
         part = ids[chunk:chunk + 500]
         rows = conn.execute(
             "SELECT id, message, partner, state, reason, attempts, attempt_ref, next_attempt_at,"
-            " sent_at, receipt_due_at, overdue, replay_of FROM deliveries"
+            " sent_at, receipt_due_at, overdue, replay_of, h.at AS handled_at,"
+            " h.note AS handled_note FROM deliveries"
+            " LEFT JOIN handled_rejections h ON h.delivery = deliveries.id"
             f" WHERE message IN ({','.join('?' * len(part))}) ORDER BY id",
             part,
         )
         for row in rows:
             d = dict(row)
             d["overdue"] = bool(d["overdue"])
+            at, note = d.pop("handled_at"), d.pop("handled_note")
+            d["handled"] = None if at is None else {"at": at, "note": note}
             out[d.pop("message")].append(d)
     return out
+
+
+#: The messages with a delivery a partner rejected that no operator has handled yet.
+_UNHANDLED_REJECTIONS = (f"SELECT message FROM deliveries WHERE state = '{DeliveryState.REJECTED}'"
+                         " AND id NOT IN (SELECT delivery FROM handled_rejections)")
 
 
 def _filters(state: str | None, delivery_state: str | None,
@@ -53,7 +62,8 @@ def _filters(state: str | None, delivery_state: str | None,
         where.append("id IN (SELECT message FROM deliveries WHERE state = ?)")
         args.append(delivery_state)
     if unhandled:
-        where.append(f"state = '{MessageState.QUARANTINED}' AND id NOT IN (SELECT message FROM handled)")
+        where.append(f"(state = '{MessageState.QUARANTINED}' AND id NOT IN"
+                     f" (SELECT message FROM handled) OR id IN ({_UNHANDLED_REJECTIONS}))")
     return (f" WHERE {' AND '.join(where)}" if where else ""), args
 
 
@@ -62,7 +72,8 @@ def list_messages(conn: sqlite3.Connection, *, state: str | None = None,
                   offset: int = 0) -> list[dict[str, Any]]:
     """Messages, newest first, each with its deliveries and whether it was handled.
 
-    ``unhandled`` keeps quarantined messages no operator has handled yet.
+    ``unhandled`` keeps what waits for an operator to handle it (``messages handle``):
+    quarantined messages, and messages with a delivery a partner rejected.
     """
     clause, args = _filters(state, delivery_state, unhandled)
     rows = conn.execute(
@@ -174,7 +185,8 @@ def counts(conn: sqlite3.Connection) -> dict[str, Any]:
     """Messages and deliveries per state, the deliveries not finished per partner and state
     (``unsettled``; finished ones, :data:`FINISHED`, only grow in number and are counted in
     the totals alone), overdue receipts and deliveries
-    waiting to be sent per partner, unhandled quarantine, messages pruned by retention, the
+    waiting to be sent per partner, unhandled quarantine, the rejected deliveries no
+    operator has handled per partner (``rejected``), messages pruned by retention, the
     person states kept (and how many of those persons left the register), and the partners
     paused by a fault on a node's machine, one per node and partner (since when, why, and
     how many of the partner's deliveries wait: all of them, whichever node paused it)."""
@@ -196,7 +208,13 @@ def counts(conn: sqlite3.Connection) -> dict[str, Any]:
         "waiting": dict(conn.execute(
             "SELECT partner, count(*) FROM deliveries WHERE state IN (?, ?) GROUP BY partner",
             (DeliveryState.QUEUED, DeliveryState.RETRY_WAIT)).fetchall()),
-        "unhandled": count_messages(conn, unhandled=True),
+        "unhandled": conn.execute(
+            "SELECT count(*) FROM messages WHERE state = ? AND id NOT IN"
+            " (SELECT message FROM handled)", (MessageState.QUARANTINED,)).fetchone()[0],
+        "rejected": dict(conn.execute(
+            "SELECT partner, count(*) FROM deliveries WHERE state = ? AND id NOT IN"
+            " (SELECT delivery FROM handled_rejections) GROUP BY partner",
+            (DeliveryState.REJECTED,)).fetchall()),
         "needs_review": conn.execute("SELECT count(*) FROM messages WHERE state = ?",
                                      (MessageState.NEEDS_REVIEW,)).fetchone()[0],
         "pruned": conn.execute("SELECT count(*) FROM messages WHERE pruned_at IS NOT NULL"

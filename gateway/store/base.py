@@ -170,8 +170,9 @@ class Store(Protocol):
         """Send a quarantined, not-relevant or needs-review message through processing again."""
         ...
 
-    async def mark_handled(self, message: int, note: str) -> None:
-        """Record, journaled, that an operator dealt with quarantined ``message``."""
+    async def mark_handled(self, message: int, note: str) -> list[int]:
+        """Record, journaled, that an operator dealt with quarantined ``message``, or else
+        with the deliveries of ``message`` its partners rejected; the ids of those."""
         ...
 
     async def add_correction(self, of: int, raw: RawInput) -> int:

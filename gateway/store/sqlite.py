@@ -291,9 +291,10 @@ class SQLiteStore:
         """Send a quarantined, not-relevant or needs-review message through processing again."""
         await self._writer.write(lambda c: _intake_ops.requeue_message(c, message, self.now()))
 
-    async def mark_handled(self, message: int, note: str) -> None:
-        """Record that an operator dealt with a quarantined message, with a note."""
-        await self._writer.write(
+    async def mark_handled(self, message: int, note: str) -> list[int]:
+        """Record that an operator dealt with a quarantined message, or with its partners'
+        rejections (the deliveries handled), with a note."""
+        return await self._writer.write(
             lambda c: _handling_ops.mark_handled(c, message, note, self.now()))
 
     async def add_correction(self, of: int, raw: RawInput) -> int:
