@@ -325,3 +325,74 @@ def test_one_delivery_retried_for_days_is_one_incident(
     assert all(line.endswith(" (deliveries 9): HTTP 503") for line in summaries), summaries
     assert summaries[-1].startswith("delivery.retry for canton: 4 more in the last 4.0h"
                                     " (deliveries 9)"), "summaries back off to hours apart"
+
+
+def _rejected(n: int) -> GatewayEvent:
+    return GatewayEvent("delivery.rejected", n, n, {
+        "partner": "canton", "answer": 100 + n,
+        "reason": f"negative eventReport from canton (message {100 + n}): 2001 Dokument fehlt"})
+
+
+def test_verdicts_on_one_message_are_not_open_at_the_stop(
+        clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    """A rejection, a dead letter, a message or delivery to review is not a partner's
+    failure that goes on: at the stop what was held back of them is summarised, and none
+    is said to be open; the partner's failing attempts still are."""
+    with caplog.at_level(logging.INFO):
+        for n in range(1, 5):
+            gateway_event(_rejected(n))
+            gateway_event(GatewayEvent("delivery.dead", n, n, {
+                "partner": "canton", "attempt": 3, "error": "HTTP 400", "why": "permanent"}))
+            gateway_event(GatewayEvent("delivery.needs_review", n, n, {
+                "partner": "canton", "code": "999", "info": "unknown status"}))
+            gateway_event(GatewayEvent("message.needs_review", 10 + n, None, {
+                "partner": "canton", "candidates": 0, "reason": "no resident matches"}))
+            clock.now += 1.0
+        gateway_event(retry(9, "sedex-b", "permission denied"))
+        clock.now += 5.0
+        before = len(caplog.records)
+        plugins.alerts.INCIDENTS.stop()
+    lines = [r.getMessage() for r in caplog.records[before:]]
+    assert [line for line in lines if "open at the stop" in line] == [
+        "delivery.retry for sedex-b: open at the stop, after 5s, 1 in all (permission denied)"]
+    assert sorted(line.split(":")[0] for line in lines if " more in the last " in line) == [
+        "delivery.dead for canton", "delivery.needs_review for canton",
+        "delivery.rejected for canton", "message.needs_review for canton"]
+
+
+def test_a_partner_resumed_is_no_pause_open_at_the_stop(
+        clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    paused = GatewayEvent("partner.paused", None, None, {
+        "partner": "canton", "node": "n1", "error": "outbox read-only"})
+    with caplog.at_level(logging.INFO):
+        gateway_event(paused)
+        clock.now += 10.0
+        gateway_event(GatewayEvent("partner.resumed", None, None, {
+            "partner": "canton", "node": "n1", "paused_for": 10, "error": "outbox read-only",
+            "deliveries": 3}))
+        clock.now += 5.0
+        before = len(caplog.records)
+        plugins.alerts.INCIDENTS.stop()
+    assert [r.getMessage() for r in caplog.records[before:]] == [
+        "partner.paused for canton: works again after 10s, 1 in all"]
+    with caplog.at_level(logging.INFO):  # still paused at the stop: open
+        gateway_event(paused)
+        clock.now += 5.0
+        plugins.alerts.INCIDENTS.stop()
+    assert caplog.records[-1].getMessage() == (
+        "partner.paused for canton: open at the stop, after 5s, 1 in all")
+
+
+def test_a_message_waiting_for_review_is_an_alert_without_personal_data(
+        caplog: pytest.LogCaptureFixture) -> None:
+    reason = ("2 residents match the person of this message (by names and date of birth):"
+              " assign one with `ech-gateway messages assign 7 --person VN|LOCALID`")
+    with caplog.at_level(logging.INFO):
+        gateway_event(GatewayEvent("message.needs_review", 7, None, {
+            "partner": "canton", "candidates": 2, "reason": reason}))
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING
+    assert record.getMessage() == (
+        "message 7 from canton waits for review (2 candidates): 2 residents match the person"
+        " of this message (by names and date of birth): assign one with `ech-gateway"
+        " messages assign 7 --person VN|LOCALID`")

@@ -9,6 +9,7 @@ real eCH-0223 1.3, 1.4 and 1.5 files (``tests/fixtures/conformance``).
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -151,17 +152,26 @@ async def test_a_request_without_vn_finds_the_resident_whatever_the_diacritics(
     ("no date of birth", _ident("Jovanovic", "Milica", born=None)),
     ("another first name", _ident("Jovanovic", "Mila"))])
 async def test_an_answer_that_disagrees_with_the_person_it_answers_waits_for_review(
-        tmp_path: Path, why: str, ident: bytes) -> None:
+        tmp_path: Path, why: str, ident: bytes, caplog: pytest.LogCaptureFixture) -> None:
     """Never a blind match: the person of the message it answers is taken only where the
-    answer's names and date of birth are theirs; else the other ways, here to nobody."""
+    answer's names and date of birth are theirs; else the other ways, here to nobody. The
+    operator's log says the message waits (the alert of the committed ``needs_review``)."""
     config = _site(tmp_path, "1.5")
     db = tmp_path / "gateway.db"
-    async with running(config):
-        await _both_sent(tmp_path, db)
-        drop(tmp_path / "from-canton", "a.xml",
-             _answer("valid-er-single-reason.xml", "kt-3", "ours-1", ident))
-        assert await _outcome(db, "kt-3") == "needs_review"
+    with caplog.at_level(logging.INFO, logger="gateway.alerts"):
+        async with running(config):
+            await _both_sent(tmp_path, db)
+            drop(tmp_path / "from-canton", "a.xml",
+                 _answer("valid-er-single-reason.xml", "kt-3", "ours-1", ident))
+            assert await _outcome(db, "kt-3") == "needs_review"
     assert _person_of(db, "kt-3") == []
+    [(mid,)] = states(db, "SELECT id FROM messages WHERE message_id = 'kt-3'")
+    alerts = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
+              and r.getMessage().startswith(f"message {mid} ")]
+    assert alerts == [f"message {mid} from canton waits for review (0 candidates): no resident"
+                      f" matches the person of this message: assign one with `ech-gateway"
+                      f" messages assign {mid} --person VN|LOCALID`"]
+    assert "Jovanovi" not in caplog.text and FIRST_VN not in caplog.text
     [(candidates,)] = states(db, "SELECT r.candidates FROM reviews r JOIN messages m"
                                  " ON m.id = r.message WHERE m.message_id = 'kt-3'")
     assert json.loads(candidates) == [], why

@@ -10,8 +10,12 @@ One alert per incident, not per attempt: alerts of one kind, partner and
 fault are grouped (:mod:`plugins.alerts._incidents`). The first few are
 logged, the rest summarised, once a minute at first and then less often
 (up to every four hours), and a partner's failing attempts end with one line
-once it has taken deliveries for a minute without failing. At the stop, what
-is held back is said, and each incident still open says so. Failing attempts
+once it has taken deliveries for a minute without failing (a pause, once the
+partner resumes). At the stop, what is held back is said, and each of a
+partner's failures that may go on (:data:`_ONGOING`: failing attempts, a pause,
+overdue receipts) says it is open; verdicts on one message or delivery (a
+rejection, a dead letter, a message to review) are not said to be open: each
+was told, and waits for a person whatever the partner does next. Failing attempts
 stay one incident while their retries come, however far apart, and while the
 partner fails now and then between successes. Alerts by webhook, SMTP or
 syslog will be further listeners of the same hook.
@@ -40,6 +44,8 @@ ALERTS = {
                          " (answer: message {answer})",
     "delivery.needs_review": "delivery {delivery} of message {message} to {partner} needs"
                              " review: receipt {code}: {info}",
+    "message.needs_review": "message {message} from {partner} waits for review"
+                            " ({candidates} candidates): {reason}",
     "receipt.overdue": "no receipt yet for delivery {delivery} of message {message}"
                        " to {partner}",
     "receipt.unmatched": "receipt {code} for attempt {ref}, which is none of ours ({reason}):"
@@ -62,6 +68,11 @@ FLAGGED = {
 _FAULT = {"delivery.retry": "error", "delivery.unsure": "error", "delivery.dead": "why"}
 #: Incidents that end when their partner takes a delivery again.
 _ENDED_BY_SUCCESS = frozenset({"delivery.retry", "delivery.unsure"})
+#: A partner's failures that may go on (an outbox that stays unwritable, receipts that do
+#: not come): an incident of these still fresh at the stop is said to be open. The other
+#: kinds are verdicts on one message or delivery (a rejection, a dead letter, a message
+#: to review), each told already and waiting for a person, whatever the partner does next.
+_ONGOING = frozenset({"delivery.retry", "delivery.unsure", "partner.paused", "receipt.overdue"})
 #: The detail that says when a kind's failed attempt is tried next (epoch seconds).
 _NEXT = {"delivery.retry": "next_attempt_at", "delivery.unsure": "resume_at"}
 _SUCCESS = frozenset({"delivery.sent", "delivery.delivered", "delivery.acknowledged"})
@@ -76,6 +87,8 @@ def gateway_event(event: GatewayEvent) -> None:
     if event.kind in _SUCCESS and partner is not None:
         INCIDENTS.resolve(str(partner), _ENDED_BY_SUCCESS)
         return
+    if event.kind == "partner.resumed" and partner is not None:  # said below, and it ends
+        INCIDENTS.resolve(str(partner), frozenset({"partner.paused"}))
     template = ALERTS.get(event.kind)
     if template is None and event.detail.get("alert"):
         template = FLAGGED.get(event.kind)
@@ -92,7 +105,7 @@ def gateway_event(event: GatewayEvent) -> None:
     fault = str(fields.get(_FAULT.get(event.kind, ""), ""))
     INCIDENTS.alert(Key(event.kind, None if partner is None else str(partner), fault_of(fault)),
                     text, event.delivery if event.delivery is not None else event.message,
-                    _next_in(event), fault)
+                    _next_in(event), fault, ongoing=event.kind in _ONGOING)
 
 
 @hookimpl

@@ -63,6 +63,7 @@ class _Incident:
     timer: asyncio.TimerHandle | None = None
     works_since: float | None = None  # the partner took a delivery then, and has not failed since
     end_timer: asyncio.TimerHandle | None = None
+    ongoing: bool = False  # a partner's failure that may go on (not a verdict on one message)
     example: str = ""  # the last alert's fault, as said
     varied: bool = False  # an earlier alert's fault was said otherwise (another number)
 
@@ -90,13 +91,15 @@ class Incidents:
         self._open: dict[Key, _Incident] = {}
 
     def alert(self, key: Key, text: str, ref: int | None = None,
-              next_in: float | None = None, fault: str = "") -> None:
+              next_in: float | None = None, fault: str = "", *, ongoing: bool = False) -> None:
         """One alert of incident ``key``: log ``text`` or count it towards a summary.
 
         :param fault: the alert's fault as said (``key.fault`` is it with the numbers
             taken out); summaries name the last one.
         :param next_in: seconds until the cause alerts again if it persists (a failed
             attempt's next attempt); the incident stays open that long, plus ``window``.
+        :param ongoing: the cause is a partner's failure that may go on (failing attempts),
+            not a verdict on one message (a rejection): :meth:`stop` says it is open.
         """
         self.sweep()
         now = self._clock()
@@ -111,7 +114,7 @@ class Incidents:
             incident = None
         if incident is None:
             incident = self._open[key] = _Incident(opened=now, last=now, every=self.window,
-                                                   summary_at=now)
+                                                   summary_at=now, ongoing=ongoing)
         incident.last = now
         if incident.total and fault != incident.example:
             incident.varied = True
@@ -158,10 +161,11 @@ class Incidents:
 
         Alerts counted since the last summary are summarised; an incident
         whose partner works again ends as :meth:`sweep` ends it, however short
-        the time since; a partner's whose cause may still be there (its last
-        alert, or the next alert it announced, is less than a ``window`` ago)
-        says it is open at the stop, how long it lasted and how many alerts it
-        had. Others (quarantined inputs) end quietly, each told already.
+        the time since; a partner's ongoing failure whose cause may still be
+        there (its last alert, or the next alert it announced, is less than a
+        ``window`` ago) says it is open at the stop, how long it lasted and how
+        many alerts it had. Others (quarantined inputs, rejections: verdicts on
+        one message, not a state of the partner) end quietly, each told already.
         """
         now = self._clock()
         for key, incident in list(self._open.items()):
@@ -169,9 +173,9 @@ class Incidents:
                 self._works_again(key, incident, incident.works_since)
                 continue
             self._summarise(key)
-            if key.partner is not None and now - max(incident.last, incident.expected) <= self.window:
+            if incident.ongoing and now - max(incident.last, incident.expected) <= self.window:
                 self._end(key, incident, f"open at the stop, after {span(now - incident.opened)}")
-            else:  # over, or not a partner's fault: it ends quietly, as at its next alert
+            else:  # over, or no failure that goes on: it ends quietly, as at its next alert
                 self._close(key, incident)
 
     def _works_again(self, key: Key, incident: _Incident, since: float) -> None:
