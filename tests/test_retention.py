@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import time
@@ -153,6 +154,25 @@ def test_prune_command_counts_first_then_prunes(tmp_path: Path) -> None:
     assert done.returncode == OK and done.stdout.startswith("pruned 3 settled messages")
     assert pruned(db) == 3
     assert cli(config, "prune").stdout.startswith("pruned 0 ")
+
+
+def test_a_rejection_nobody_handled_keeps_its_message_until_it_is(tmp_path: Path) -> None:
+    """A delivery the canton rejected needs a case worker, who needs the message refused:
+    it is kept, however old, until an operator handles the rejection."""
+    config = gateway_folder(tmp_path, '[retention]\nkeep = "1s"\ninterval = "1d"\n')
+    db = tmp_path / "gateway.db"
+    deliver_three(config)
+    # the canton's negative eventReport on the first (the way back, tests/test_way_back.py,
+    # sets it so): done here in the database, as the store records it
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE deliveries SET state = 'rejected' WHERE message = 1")
+    time.sleep(1.2)  # the three are unchanged for longer than keep
+    assert cli(config, "prune").stdout.startswith("pruned 2 settled messages")
+    assert states(db, "SELECT id FROM messages WHERE pruned_at IS NULL") == [(1,)]
+    handled = cli(config, "messages", "handle", "1", "--note", "called the canton")
+    assert handled.returncode == OK, handled.stderr
+    assert cli(config, "prune").stdout.startswith("pruned 1 settled message")
+    assert pruned(db) == 3
 
 
 def test_prune_command_counts_and_deletes_persons_who_left_the_register(tmp_path: Path) -> None:

@@ -1,14 +1,16 @@
 """Retention: the bodies of settled messages are deleted; their records and the journal stay.
 
 A message is *settled* when nothing more will happen to it unless an operator
-acts: routed with every delivery final (delivered, acknowledged, rejected or
-replayed by another), not relevant, a duplicate, an export whose rows are all
-pruned, or a quarantined input an operator handled. Pruning it deletes what
+acts: routed with every delivery final (delivered, acknowledged, replayed by
+another, or rejected with the rejection handled by an operator), not relevant,
+a duplicate, an export whose rows are all pruned, or a quarantined input an
+operator handled. Pruning it deletes what
 it carried (the input, its eCH-0223 text, attachments, each delivery's
 payload, its receipts' bytes) and marks it ``pruned_at``; the messages and
 deliveries rows, attempts, receipts and the journal stay. Quarantined inputs
-nobody handled, messages waiting for review, dead deliveries and anything
-still on its way are kept whatever their age.
+nobody handled, rejections nobody handled (the case worker needs the message
+the partner refused), messages waiting for review, dead deliveries and
+anything still on its way are kept whatever their age.
 
 Persons who left the register (moved out, died, deleted in the register:
 ``persons.departed_at``, :mod:`gateway.store._person_ops`) go too, once
@@ -38,9 +40,9 @@ from gateway.store.states import DeliveryState, MessageState
 #: Message states that are settled once their deliveries are.
 _SETTLED = (MessageState.ROUTED, MessageState.NOT_RELEVANT, MessageState.DUPLICATE,
             MessageState.SPLIT)
-#: Delivery states after which nothing happens unless an operator acts.
-_FINAL = (DeliveryState.DELIVERED, DeliveryState.ACKNOWLEDGED, DeliveryState.REJECTED,
-          DeliveryState.REPLAYED)
+#: Delivery states after which nothing happens unless an operator acts (a rejection
+#: counts once handled: ``handled_rejections``).
+_FINAL = (DeliveryState.DELIVERED, DeliveryState.ACKNOWLEDGED, DeliveryState.REPLAYED)
 
 _PRUNABLE = f"""
 SELECT m.id FROM messages m INDEXED BY messages_whole
@@ -48,7 +50,10 @@ WHERE m.pruned_at IS NULL AND m.updated_at < ?
   AND (m.state IN ({','.join('?' * len(_SETTLED))})
        OR (m.state = ? AND EXISTS (SELECT 1 FROM handled h WHERE h.message = m.id)))
   AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message = m.id
-                  AND (d.state NOT IN ({','.join('?' * len(_FINAL))}) OR d.updated_at >= ?))
+                  AND ((d.state NOT IN ({','.join('?' * len(_FINAL))})
+                        AND NOT (d.state = ? AND EXISTS (SELECT 1 FROM handled_rejections r
+                                                         WHERE r.delivery = d.id)))
+                       OR d.updated_at >= ?))
   AND NOT EXISTS (SELECT 1 FROM messages c WHERE c.parent = m.id AND c.pruned_at IS NULL)
   {{among}}
 ORDER BY m.id LIMIT ?"""
@@ -61,7 +66,8 @@ def prunable(conn: sqlite3.Connection, before: float, limit: int,
     extra = "" if among is None else f"AND m.id IN ({','.join('?' * len(among))})"
     return [mid for (mid,) in conn.execute(
         _PRUNABLE.format(among=extra),
-        (before, *_SETTLED, MessageState.QUARANTINED, *_FINAL, before, *(among or ()), limit))]
+        (before, *_SETTLED, MessageState.QUARANTINED, *_FINAL, DeliveryState.REJECTED, before,
+         *(among or ()), limit))]
 
 
 def prune(conn: sqlite3.Connection, before: float, limit: int,
