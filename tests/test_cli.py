@@ -241,6 +241,31 @@ def test_check_config_accepts_the_init_config(tmp_path: Path) -> None:
                                     " 2 partners\n")
 
 
+def test_check_config_refuses_durations_and_tiny_sizes_without_unit(tmp_path: Path) -> None:
+    """``keep = 90`` (days meant) would let retention delete bodies after 90 seconds."""
+    config = write_initial_config(tmp_path)
+    text = config.read_text().replace('keep = "90d"', "keep = 90")
+    text = text.replace('max_document_bytes = "20MiB"', "max_document_bytes = 10")
+    config.write_text(text)
+    done = run_script("--config", str(config), "check-config")
+    assert done.returncode == 2
+    assert done.stdout.decode().splitlines() == [
+        f'{config}: retention.keep: 90 has no unit and would be 90 seconds: did you mean "90d"'
+        ' or "90s"? (durations take a unit: "500ms", "30s", "5m", "2h", "7d"; 0 needs none)',
+        f"{config}: limits.max_document_bytes: 10 has no unit and would be 10 bytes: did you"
+        ' mean "10KiB" or "10MiB"? (a size below 1024 bytes takes a unit: "10B" if bytes are'
+        " meant)"]
+    # a plugin's option alike, once the core keys are right
+    text = text.replace("keep = 90", 'keep = "90d"').replace("max_document_bytes = 10", "")
+    config.write_text(text.replace('pair_grace = "60s"', "pair_grace = 60"))
+    done = run_script("--config", str(config), "check-config")
+    assert done.returncode == 2
+    assert done.stdout.decode().splitlines() == [
+        f'{config}: partners.canton.sedex.pair_grace: 60 has no unit and would be 60 seconds:'
+        ' did you mean "60s" or "60m"? (durations take a unit: "500ms", "30s", "5m", "2h",'
+        ' "7d"; 0 needs none)']
+
+
 def test_check_config_accepts_the_shipped_examples(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """config/ with the exports' sources: its rules match only fact values the plugins declare."""

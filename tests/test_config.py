@@ -182,7 +182,7 @@ def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
 def test_conf_d_overrides_key_by_key_in_name_order(tmp_path: Path) -> None:
     main = write(
         tmp_path / "gateway.toml",
-        MINIMAL + "[partners.canton.retry]\nmax_attempts = 5\ninitial = 2\n",
+        MINIMAL + "[partners.canton.retry]\nmax_attempts = 5\ninitial = \"2s\"\n",
     )
     later = write(tmp_path / "conf.d/20-b.toml", "[partners.canton.retry]\nmax_attempts = 9\n")
     earlier = write(
@@ -341,13 +341,69 @@ def test_parse_duration_rejects(value: str | float) -> None:
 def test_durations_in_toml(tmp_path: Path) -> None:
     main = write(
         tmp_path / "gateway.toml",
-        MINIMAL + '[dispatcher]\nlease = "2m"\nidle_poll = "250ms"\n[store]\nbusy_timeout = 5\n',
+        MINIMAL + '[dispatcher]\nlease = "2m"\nidle_poll = "250ms"\n[store]\nbusy_timeout = "5s"\n'
+        '[retention]\nkeep = 0\nkeep_files = "0"\nwarn_free_below = 0\n'
+        '[limits]\nmax_document_bytes = 1048576\nmax_zip_bytes = "512B"\n',
     )
 
     settings = load_settings(main, env={})
 
     assert (settings.dispatcher.lease, settings.dispatcher.idle_poll) == (120.0, 0.25)
     assert settings.store.busy_timeout == 5.0
+    assert (settings.retention.keep, settings.retention.keep_files) == (0.0, 0.0)  # 0: forever
+    assert settings.retention.warn_free_below == 0
+    assert (settings.limits.max_document_bytes, settings.limits.max_zip_bytes) == (1 << 20, 512)
+
+
+def test_a_duration_without_unit_is_refused_with_the_units_meant(tmp_path: Path) -> None:
+    """``keep = 90`` would delete bodies after 90 seconds where 90 days were meant."""
+    main = write(tmp_path / "gateway.toml", MINIMAL + "[retention]\nkeep = 90\n"
+                 "[[rules]]\nname = \"late\"\nthen = { route_to = [\"canton\"], deadline = 30 }\n")
+    env = {"ECH_GATEWAY_STORE__BUSY_TIMEOUT": "30", "ECH_GATEWAY_DISPATCHER__LEASE": "0.5"}
+
+    problems = keyed(problems_of(main, env))
+
+    assert problems == {
+        (str(main), "retention.keep"): '90 has no unit and would be 90 seconds: did you mean'
+        ' "90d" or "90s"? (durations take a unit: "500ms", "30s", "5m", "2h", "7d"; 0 needs none)',
+        (str(main), "rules[1].then.deadline"): "rule 'late': 30 has no unit and would be 30"
+        ' seconds: did you mean "30d" or "30s"? (durations take a unit: "500ms", "30s", "5m",'
+        ' "2h", "7d"; 0 needs none)',  # said once: not also "give whole days"
+        ("env ECH_GATEWAY_STORE__BUSY_TIMEOUT", "store.busy_timeout"): '30 has no unit and would'
+        ' be 30 seconds: did you mean "30s" or "30m"? (durations take a unit: "500ms", "30s",'
+        ' "5m", "2h", "7d"; 0 needs none)',
+        ("env ECH_GATEWAY_DISPATCHER__LEASE", "dispatcher.lease"): '0.5 has no unit and would'
+        ' be 0.5 seconds: did you mean "0.5m" or "0.5s"? (durations take a unit: "500ms",'
+        ' "30s", "5m", "2h", "7d"; 0 needs none)',
+    }
+
+
+def test_a_size_of_a_few_bytes_without_unit_is_refused(tmp_path: Path) -> None:
+    main = write(tmp_path / "gateway.toml", MINIMAL + "[limits]\nmax_document_bytes = 10\n"
+                 'max_zip_bytes = "200"\n')
+
+    problems = keyed(problems_of(main))
+
+    assert problems == {
+        (str(main), "limits.max_document_bytes"): '10 has no unit and would be 10 bytes: did'
+        ' you mean "10KiB" or "10MiB"? (a size below 1024 bytes takes a unit: "10B" if bytes'
+        " are meant)",
+        (str(main), "limits.max_zip_bytes"): '200 has no unit and would be 200 bytes: did you'
+        ' mean "200KiB" or "200MiB"? (a size below 1024 bytes takes a unit: "200B" if bytes'
+        " are meant)",
+    }
+
+
+def test_a_plugin_duration_without_unit_is_refused(tmp_path: Path) -> None:
+    main = write(tmp_path / "gateway.toml",
+                 MINIMAL.replace('path = "in"', 'path = "in"\nsettle = 2\ngrace = 0'))
+    settings = load_settings(main, env={})
+
+    problems = check_plugin_options(settings, SOURCE_TYPES, TRANSPORT_TYPES)
+
+    assert problems == [(str(main), "sources.registry.settle", '2 has no unit and would be 2'
+                         ' seconds: did you mean "2s" or "2m"? (durations take a unit: "500ms",'
+                         ' "30s", "5m", "2h", "7d"; 0 needs none)')]
 
 
 # ---------------------------------------------------------------------------

@@ -1,4 +1,8 @@
-"""Durations in configuration: seconds as a number, or text like ``"30s"``."""
+"""Durations in configuration: text like ``"30s"``; code passes seconds as a number.
+
+A bare number in a configuration file or variable is refused by the loader
+(:mod:`gateway.config._units`): ``keep = 90`` may have meant days.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from pydantic import BeforeValidator, Field
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _TEXT = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?")
-_HINT = 'use seconds or a number with a unit: "500ms", "30s", "5m", "2h", "7d"'
+_HINT = 'use a number with a unit: "500ms", "30s", "5m", "2h", "7d"'
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,8 +96,9 @@ def load_settings(path: Path | None = None, *, env: Mapping[str, str] | None = N
     try:
         settings = Settings(**prepared, config_files=files)
     except ValidationError as exc:
+        said = {key for _file, key, _reason in problems}  # (a bare number, say: said once)
         problems += [p for p in provenance.problems(exc, keys=partial(keys_at, Settings))
-                     if not _options_of(p, unknown)]
+                     if not _options_of(p, unknown) and p[1] not in said]
         raise ConfigError(unknown_types + problems) from None
     problems += cross_check(settings, provenance)
     if problems:

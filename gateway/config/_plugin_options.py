@@ -90,7 +90,7 @@ def _check(
     try:
         parsed = plugin.options.model_validate(options)
     except ValidationError as exc:
-        reported = {key for _file, key, _reason in unknown}
+        reported = {key for _file, key, _reason in [*unknown, *problems]}
         problems += [p for p in provenance.problems(exc, prefix) if p[1] not in reported]
     else:
         plugged.parsed = None if unknown else parsed

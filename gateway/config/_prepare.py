@@ -10,6 +10,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel
 
 from gateway.config._provenance import Key, Problem, Provenance
+from gateway.config._units import bare_number_problem
 
 FILE_SUFFIX = "_file"
 
@@ -27,8 +28,9 @@ def prepare(
     field ``<key>_file``) to the file's content without its trailing newline.
     A relative path given for a ``Path`` field is resolved against the
     directory of the file that set it, without ``..`` (:func:`config_path`),
-    as the operator is shown it. Nested tables are prepared alike;
-    problems are appended to ``problems``.
+    as the operator is shown it. A duration or size written as a bare number
+    whose meaning is not plain (:func:`bare_number_problem`) is a problem.
+    Nested tables are prepared alike; problems are appended to ``problems``.
     """
     fields = model.model_fields | {f.alias: f for f in model.model_fields.values() if f.alias}
     prepared: dict[str, Any] = {}
@@ -46,6 +48,9 @@ def prepare(
             continue
         field = fields.get(name)
         if field is not None:
+            unit = bare_number_problem(value, field)
+            if unit is not None:
+                problems.append(provenance.problem(key, unit))
             value = _prepare_value(value, field.annotation, key, provenance, problems)
         prepared[name] = value
     return prepared
@@ -59,8 +64,8 @@ def _prepare_value(
         return config_path(provenance.at(key).base, value)
     if isinstance(value, list) and any(get_origin(m) is list for m in kinds):
         items = [arg for m in kinds if get_origin(m) is list for arg in get_args(m)]
-        return [_prepare_value(item, Union[tuple(items)], key, provenance, problems)  # noqa: UP007
-                for item in value]
+        return [_prepare_value(item, Union[tuple(items)], (*key, str(i)), provenance,  # noqa: UP007
+                               problems) for i, item in enumerate(value)]
     if not isinstance(value, dict):
         return value
     for member in kinds:

@@ -24,8 +24,10 @@ INITIAL_CONFIG = """\
 #   or ECH_GATEWAY_PARTNERS__CANTON__RETRY__MAX_ATTEMPTS=3.
 # Any text key can be read from a file instead, for secrets:
 #   password_file = "/run/credentials/ech-gateway/password"
-# Durations are seconds or text: "500ms", "30s", "5m", "2h", "7d".
-# Sizes are bytes or text: "20MiB".
+# Durations take a unit: "500ms", "30s", "5m", "2h", "7d" (keep = 90 is
+# refused: 90 seconds or 90 days?); only 0 needs none.
+# Sizes take a unit too ("20MiB", "512KiB"); a bare number is bytes, and one
+# below 1024 is refused as a forgotten unit.
 # Every key is described in docs/configuration.md.
 # Check this file with `ech-gateway check-config`.
 
@@ -48,7 +50,7 @@ path = "gateway.db"
 # deleted, and its record and journal entries stay. A person who left the
 # register (moveOut, death, deletedInRegister) is deleted as long after,
 # once those messages are; residents stay. A receipt that matched no
-# delivery keeps its bytes as long after it came. "0" keeps them forever.
+# delivery keeps its bytes as long after it came. 0 keeps them forever.
 # The files moved to registry/done and sedex/receipts-done are deleted as
 # long after they were moved there (keep_files = "30d" to set another time).
 keep = "90d"

@@ -49,9 +49,12 @@ Conventions:
 - **Relative paths** are resolved against the directory of the file that sets
   them (environment variables: the working directory). This holds for the
   options of plugins too.
-- **Durations** are seconds (`90`, `0.5`) or text: `"500ms"`, `"30s"`,
-  `"5m"`, `"2h"`, `"7d"`.
-- **Sizes** are bytes (`1048576`) or text: `"20MiB"`, `"1GB"`.
+- **Durations** take a unit: `"500ms"`, `"30s"`, `"5m"`, `"2h"`, `"7d"`. A
+  number without unit (`keep = 90`: 90 seconds, or days?) is refused, naming
+  the key; only `0` needs none.
+- **Sizes** are text with a unit (`"20MiB"`, `"1GB"`, `"512KiB"`) or a number
+  of bytes (`1048576`); a number below 1024 is refused as a forgotten unit
+  (`"512B"` if bytes are meant), `0` aside.
 - **Names** of sources and partners use `a-z`, `0-9`, `_` and `-`, and start
   with a letter or digit.
 

@@ -42,7 +42,7 @@ class FolderOptions(PluginOptions):
     done_dir: Path | None = Field(
         None, description="where taken files go once stored; unset deletes them. Retention"
         " deletes them from there after [retention] keep_files")
-    poll_interval: Duration = Field(1.0, gt=0, description="seconds between scans when no event")
+    poll_interval: Duration = Field(1.0, gt=0, description="time between scans when no event")
     batch_size: int = Field(500, ge=1, description="files stored per transaction at most")
     settle: Duration = Field(
         1.0, ge=0, description="how long a file must stay unchanged (size, times, inode; seen on"
