@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from gateway.config import CONFIGURATION, format_duration, plugin_folders
+from gateway.config import CONFIGURATION, derived, format_duration, plugin_folders
 from gateway.wording import counted
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,8 @@ def archive_problems(settings: Any) -> list[tuple[str, str, str]]:
             *(("the configuration file", Path(f)) for f in settings.config_files),
             ("the documents folder", settings.documents.dir)]
     # (archives may share a folder: partners of one sedex client share its receipts)
-    others = [(f"the folder of {'.'.join(k)}", f.path) for k, f in folders if not f.archive]
+    others = [(f"the {f.key} folder derived from {'.'.join(k)}" if f.derived_from
+               else f"the folder of {'.'.join(k)}", f.path) for k, f in folders if not f.archive]
     problems = []
     for key, folder in folders:
         if not folder.archive:
@@ -55,7 +56,8 @@ def archive_problems(settings: Any) -> list[tuple[str, str, str]]:
         if held:
             what, path = held[0]
             problems.append((CONFIGURATION, ".".join(key),
-                             f"{folder.path} holds {what} ({path}): retention deletes the old"
+                             f"{derived(folder)}{folder.path} holds {what} ({path}): retention"
+                             " deletes the old"
                              " files of an archive folder and its subfolders; give it a folder"
                              " of its own"))
     return problems

@@ -226,12 +226,16 @@ class WritablePath:
     :param archive: the plugin keeps copies here of what the gateway took or recorded
         (files once stored, receipts once recorded): the store holds them too, so
         retention deletes each file ``[retention] keep_files`` after it was moved here.
+    :param derived_from: the option this folder's place comes from while ``key`` is
+        unset (the sedex staging folder: inside ``outbox``); ``check-config`` then
+        names that option, the one the operator wrote, and says which folder it is.
     """
 
     key: str
     path: Path
     created: bool = False
     archive: bool = False
+    derived_from: str | None = None
 
 
 @runtime_checkable

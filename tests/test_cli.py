@@ -378,6 +378,38 @@ def test_check_config_refuses_folders_that_would_take_each_others_files(
     assert "is the same folder as 'outbox'" in out
 
 
+def test_check_config_names_the_key_written_not_a_folder_derived_from_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The staging folder lies inside outbox unless ``staging`` is set: the operator wrote
+    outbox, so problems name outbox, and one wrong outbox is one problem."""
+    config = write_initial_config(tmp_path)
+    text = config.read_text()
+    config.write_text(text.replace('outbox = "sedex/outbox"', 'outbox = "/etc/passwd/x"'))
+    code, out, _ = cli(capsys, "--config", str(config), "check-config")
+    assert code == 2
+    assert out.splitlines() == [
+        f"{config}: partners.canton.sedex.outbox: /etc/passwd/x does not exist"]
+    # the outbox is fine, the staging folder inside it is not: said of outbox, saying which
+    config.write_text(text)
+    (tmp_path / "sedex" / "outbox" / ".ech-gateway-tmp").write_text("not a folder")
+    code, out, _ = cli(capsys, "--config", str(config), "check-config")
+    assert code == 2
+    assert out.splitlines() == [
+        f"{config}: partners.canton.sedex.outbox: the staging folder derived from outbox"
+        f" (staging is unset): {tmp_path}/sedex/outbox/.ech-gateway-tmp is not a folder"]
+    # an archive folder derived from receipts (receipts_archive unset) that holds another
+    (tmp_path / "sedex" / "outbox" / ".ech-gateway-tmp").unlink()
+    conf_d = tmp_path / "conf.d" / "60-docs.toml"
+    conf_d.write_text('[documents]\ndir = "../sedex/receipts-done"\n')
+    code, out, _ = cli(capsys, "--config", str(config), "check-config")
+    assert code == 2
+    assert out.splitlines() == [
+        f"{config}: partners.canton.sedex.receipts: the receipts_archive folder derived from"
+        f" receipts (receipts_archive is unset): {tmp_path}/sedex/receipts-done holds the"
+        f" documents folder ({tmp_path}/sedex/receipts-done): retention deletes the old files"
+        " of an archive folder and its subfolders; give it a folder of its own"]
+
+
 def test_check_config_names_an_unknown_transport_and_the_known_ones(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = write_initial_config(tmp_path)
@@ -417,8 +449,7 @@ def test_check_config_finds_folders_it_cannot_write_or_that_are_missing(
     assert _problems(done.stdout.decode()) == {
         "store.path": str(tmp_path / "conf.d" / "60-db.toml"),
         "partners.canton.sedex.outbox": str(config),
-        "partners.canton.sedex.inbox": str(config),
-        "partners.canton.sedex.staging": str(config),
+        "partners.canton.sedex.inbox": str(config),  # (not staging: outbox says it)
         "partners.registry.folder.path": str(config),  # the registry's: not made by the gateway
     }
     out = done.stdout.decode()

@@ -8,7 +8,7 @@ page ``docs/configuration.md`` is generated from them by
 
 from gateway.config._connections import PartnerSettings, RetrySettings, SourceSettings
 from gateway.config._durations import Duration, format_duration, parse_duration
-from gateway.config._environment import check_environment, plugin_folders
+from gateway.config._environment import check_environment, derived, plugin_folders
 from gateway.config._initial import ConfigExists, write_initial_config
 from gateway.config._load import CONFIG_ENV, find_config, load_settings
 from gateway.config._models import (
@@ -41,6 +41,7 @@ __all__ = [
     "ValidationSettings",
     "check_environment",
     "check_plugin_options",
+    "derived",
     "find_config",
     "format_duration",
     "load_settings",

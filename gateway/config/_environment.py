@@ -28,16 +28,20 @@ def check_environment(settings: Settings) -> list[Problem]:
         why = _unwritable(path) if path.exists() else None
         if why is not None:
             problems.append(provenance.problem(("store", "path"), why))
+    said: set[Key] = set()
     for key, folder in plugin_folders(settings):
         why = _check_folder(folder)
-        if why is not None:
-            problems.append(provenance.problem(key, why))
+        if why is not None and not (folder.derived_from and key in said):  # (said once)
+            problems.append(provenance.problem(key, derived(folder) + why))
+            said.add(key)
     return problems
 
 
 def plugin_folders(settings: Settings) -> list[tuple[Key, WritablePath]]:
     """Every folder the options of sources and partners name, with the key that names it
-    (``settings`` as :func:`~gateway.config.check_plugin_options` left it)."""
+    (``settings`` as :func:`~gateway.config.check_plugin_options` left it): for a folder
+    derived from another option (:attr:`~gateway.plugin_types.WritablePath.derived_from`),
+    that option, which the operator wrote; :func:`derived` says which folder it is."""
     plugged: list[tuple[Key, Plugged]] = [
         *((("sources", name), source) for name, source in settings.sources.items()),
         *((("partners", name, p.transport), p) for name, p in settings.partners.items()),
@@ -46,13 +50,23 @@ def plugin_folders(settings: Settings) -> list[tuple[Key, WritablePath]]:
     for table, item in plugged:
         options = item.parsed
         if isinstance(options, WritablePaths):
-            found += [((*table, folder.key), folder) for folder in options.writable_paths()]
+            found += [((*table, folder.derived_from or folder.key), folder)
+                      for folder in options.writable_paths()]
     return found
+
+
+def derived(folder: WritablePath) -> str:
+    """How a problem with ``folder`` begins: for a derived folder, which one it is."""
+    if folder.derived_from is None:
+        return ""
+    return f"the {folder.key} folder derived from {folder.derived_from} ({folder.key} is unset): "
 
 
 def _check_folder(folder: WritablePath) -> str | None:
     """Why the gateway cannot work in ``folder``, or ``None``."""
     path = folder.path
+    if path.exists() and not path.is_dir():
+        return f"{path} is not a folder"
     if path.exists():
         return _unwritable(path)
     if folder.created:

@@ -161,6 +161,8 @@ class SedexOptions(BaseModel):
         return [
             *(WritablePath(key, getattr(self, key)) for key in ("outbox", "inbox", "receipts",
                                                                  "processed")),
-            WritablePath("receipts_archive", self.receipts_done, created=True, archive=True),
-            WritablePath("staging", self.staging_dir, created=True),
+            WritablePath("receipts_archive", self.receipts_done, created=True, archive=True,
+                         derived_from=None if self.receipts_archive else "receipts"),
+            WritablePath("staging", self.staging_dir, created=True,
+                         derived_from=None if self.staging else "outbox"),
         ]
