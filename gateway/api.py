@@ -50,6 +50,7 @@ from gateway.assembly import load_config
 from gateway.config import CONFIGURATION, Duration, Size
 from gateway.contracts import (
     ANSWERED_ATTEMPT,
+    DOCUMENT_LIMIT,
     NOT_FROM_PARTNER,
     Attachment,
     Decision,
@@ -173,6 +174,7 @@ __all__ = [
     "ANSWERED_ATTEMPT",
     "BATCH_BYTES",
     "CONFIGURATION",
+    "DOCUMENT_LIMIT",
     "NATIONALITIES",
     "NOT_FROM_PARTNER",
     "SET_ASIDE",

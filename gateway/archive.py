@@ -3,7 +3,8 @@
 :func:`safe_unzip` refuses anything a hostile sender could use against us:
 paths escaping their folder, symlinks, encrypted or duplicate entries, and
 zip bombs. Sizes are checked on the declared values first and enforced
-again while decompressing, so a lying header cannot exhaust memory.
+again while decompressing, so a lying header cannot exhaust memory. Its
+limits are the ``[limits]`` settings its reasons name.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ FIXED_DATE_TIME = (1980, 1, 1, 0, 0, 0)
 
 _CHUNK = 64 * 1024
 _DRIVE = re.compile(r"^[A-Za-z]:")
+#: The settings of the limits, as reasons name them.
+_ENTRIES, _TOTAL, _RATIO = ("[limits] max_zip_entries", "[limits] max_zip_bytes",
+                            "[limits] max_zip_ratio")
 
 
 def _check_name(name: str) -> None:
@@ -49,11 +53,21 @@ def _check_declared(info: zipfile.ZipInfo, max_ratio: int) -> None:
         raise InputRejected("encrypted entry", where=info.filename)
     ratio_limit = max_ratio * max(info.compress_size, 1)
     if info.file_size > RATIO_GRACE_BYTES and info.file_size > ratio_limit:
-        raise InputRejected(f"compression ratio above {max_ratio}", where=info.filename)
+        raise InputRejected(_ratio_above(max_ratio), where=info.filename)
 
 
-def _read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int, max_ratio: int) -> bytes:
-    """Decompress one entry in chunks, stopping as soon as a limit is passed."""
+def _ratio_above(max_ratio: int) -> str:
+    return f"compression ratio above {_RATIO} ({max_ratio})"
+
+
+def _unpacks_to_more(max_total: int) -> str:
+    return f"zip unpacks to more than {_TOTAL} ({max_total} bytes)"
+
+
+def _read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int, max_ratio: int,
+                max_total: int) -> bytes:
+    """Decompress one entry in chunks, stopping as soon as a limit is passed (``budget``:
+    what is left of ``max_total``)."""
     buf = bytearray()
     ratio_limit = max(max_ratio * max(info.compress_size, 1), RATIO_GRACE_BYTES)
     try:
@@ -61,9 +75,9 @@ def _read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int, max_rat
             while chunk := stream.read(_CHUNK):
                 buf += chunk
                 if len(buf) > budget:
-                    raise InputRejected("zip larger than allowed when unpacked", info.filename)
+                    raise InputRejected(_unpacks_to_more(max_total), info.filename)
                 if len(buf) > ratio_limit:
-                    raise InputRejected(f"compression ratio above {max_ratio}", info.filename)
+                    raise InputRejected(_ratio_above(max_ratio), info.filename)
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError,
             ValueError) as exc:
         raise InputRejected(f"corrupt zip entry: {exc}", where=info.filename) from exc
@@ -75,11 +89,13 @@ def safe_unzip(
 ) -> dict[str, bytes]:
     """Unpack ``data`` into ``{entry name: bytes}`` (directories are omitted).
 
-    :param max_entries: the most entries (files and directories) accepted.
-    :param max_total_bytes: the most bytes all entries may unpack to.
+    :param max_entries: the most entries (files and directories) accepted
+        (``[limits] max_zip_entries``).
+    :param max_total_bytes: the most bytes all entries may unpack to (``[limits] max_zip_bytes``).
     :param max_ratio: the highest uncompressed/compressed ratio of an entry
-        larger than :data:`RATIO_GRACE_BYTES`.
-    :raises InputRejected: with the offending entry name in ``where``.
+        larger than :data:`RATIO_GRACE_BYTES` (``[limits] max_zip_ratio``).
+    :raises InputRejected: with the offending entry name in ``where``, and the reason
+        naming the setting of a limit passed.
     """
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
@@ -90,7 +106,8 @@ def safe_unzip(
     with zf:
         infos = zf.infolist()
         if len(infos) > max_entries:
-            raise InputRejected(f"zip has {len(infos)} entries, more than {max_entries}")
+            raise InputRejected(f"zip has {len(infos)} entries, more than {_ENTRIES}"
+                                f" ({max_entries})")
         seen: set[str] = set()
         declared = 0
         for info in infos:
@@ -102,14 +119,13 @@ def safe_unzip(
             _check_declared(info, max_ratio)
             declared += info.file_size
             if declared > max_total_bytes:
-                raise InputRejected(f"zip unpacks to more than {max_total_bytes} bytes",
-                                    where=info.filename)
+                raise InputRejected(_unpacks_to_more(max_total_bytes), where=info.filename)
         out: dict[str, bytes] = {}
         remaining = max_total_bytes
         for info in infos:
             if info.is_dir():
                 continue
-            content = _read_entry(zf, info, remaining, max_ratio)
+            content = _read_entry(zf, info, remaining, max_ratio, max_total_bytes)
             remaining -= len(content)
             out[info.filename] = content
     return out

@@ -247,6 +247,10 @@ class PartnerVersion(Travels):
     unsupported_event: Literal["othercase", "refuse"] = "othercase"
 
 
+#: The setting :attr:`NormaliseContext.max_bytes` comes from, as reasons name it.
+DOCUMENT_LIMIT = "[limits] max_document_bytes"
+
+
 @dataclass(frozen=True, slots=True)
 class NormaliseContext:
     """What a normaliser may use: the input limits in force, and the partners' eCH-0223 versions.

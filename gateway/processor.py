@@ -27,6 +27,7 @@ import pluggy
 from gateway import manual
 from gateway.assembly import partner_ech0223, partner_of
 from gateway.contracts import (
+    DOCUMENT_LIMIT,
     Attachment,
     Decision,
     NormaliseContext,
@@ -224,7 +225,8 @@ class Processor:
         """``n`` with its tree, parsed in this process if it came without."""
         if n.tree is not None:
             return n
-        return n.replaced(tree=parse_untrusted(n.xml, max_bytes=self._context.max_bytes))
+        return n.replaced(tree=parse_untrusted(n.xml, max_bytes=self._context.max_bytes,
+                                               setting=DOCUMENT_LIMIT))
 
     def _supplied(self, n: Normalised, decision: Decision,
                   facts: Mapping[str, Any]) -> list[Attachment]:

@@ -38,9 +38,15 @@ CASES: dict[str, tuple[bytes, str]] = {
     "internal-entity.xml": (b'<!DOCTYPE r [<!ENTITY a "aaaa">]><r>&a;&a;</r>', "DOCTYPE"),
     "external-entity.xml": (b'<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>',
                             "DOCTYPE"),
-    "too-large.xml": (b"<r>" + b"x" * SIZE_LIMIT + b"</r>", "larger than the limit"),
+    "deep.xml": (b"<r>" * 300 + b"</r>" * 300, "XML nested more than 256 elements deep (a fixed"
+                 " limit of the XML parser, not a setting)"),
+    # a reason that names a limit names the setting that sets it, as gateway.toml spells it
+    "too-large.xml": (b"<r>" + b"x" * SIZE_LIMIT + b"</r>",
+                      f"larger than the limit of {SIZE_LIMIT} bytes ([limits] max_document_bytes)"),
     "bomb.zip": (_zip({"m.xml": b"<r/>", "files/zeros.bin": b"\0" * (5 * 1024 * 1024)}),
-                 "ratio"),
+                 "compression ratio above [limits] max_zip_ratio (50) (at files/zeros.bin)"),
+    "many.zip": (_zip({f"files/{n}.pdf": b"%PDF" for n in range(21)}),
+                 "zip has 21 entries, more than [limits] max_zip_entries (20)"),
     "escape.zip": (_zip({"m.xml": message(), "../../evil.txt": b"x"}), "escap"),
 }
 
@@ -49,7 +55,7 @@ CASES: dict[str, tuple[bytes, str]] = {
 def gateway_dir(tmp_path: Path) -> Path:
     config = write_initial_config(tmp_path)
     (tmp_path / "conf.d" / "10-test.toml").write_text(
-        f'[limits]\nmax_document_bytes = {SIZE_LIMIT}\nmax_zip_ratio = 50\n'
+        f'[limits]\nmax_document_bytes = {SIZE_LIMIT}\nmax_zip_ratio = 50\nmax_zip_entries = 20\n'
         '[sources.registry]\npattern = "*"\npoll_interval = "50ms"\nsettle = "50ms"\n'
         'grace = "300ms"\n'
         '[dispatcher]\nidle_poll = "50ms"\n'

@@ -115,7 +115,7 @@ async def test_a_body_over_the_limit_is_413_and_the_refusal_kept_as_evidence(tmp
         assert (await post(session, gw, message()))[0] == 202
     for (status, answer), kept, size in ((declared, b"", "8199 bytes declared"),
                                          (streamed, big[:4096], "more sent, without a declared length")):
-        assert status == 413 and "4096 bytes" in answer["error"]
+        assert status == 413 and answer["error"] == "body over 4096 bytes ([sources.push] max_bytes)"
         [(state, reason, raw)] = states(db, "SELECT state, reason, raw FROM messages JOIN payloads"
                                             " ON message = id WHERE id = ?", (answer["id"],))
         assert (state, bytes(raw)) == ("quarantined", kept)
@@ -367,4 +367,5 @@ async def test_a_zip_whose_message_is_over_the_document_limit_is_400(tmp_path: P
     async with running(config) as gw, aiohttp.ClientSession() as session:
         status, answer = await post(session, gw, body)
     assert status == 400
-    assert answer["error"] == "input is 8007 bytes, more than the limit of 4096 (at m.xml)"
+    assert answer["error"] == ("input is 8007 bytes, more than [limits] max_document_bytes"
+                               " (4096) (at m.xml)")

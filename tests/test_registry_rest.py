@@ -289,7 +289,7 @@ def delivery() -> OutboundItem:
 def patient(url: str) -> RegistryClient:
     """A client of the registry at ``url`` that waits a minute for any answer."""
     return RegistryClient(RegistryOptions.model_validate(
-        {"url": url, "timeout": "60s", "lookup_timeout": "60s"}))
+        {"url": url, "timeout": "60s", "lookup_timeout": "60s"}), "registry")
 
 
 async def test_answers_that_never_end_are_read_up_to_a_limit() -> None:
@@ -298,7 +298,7 @@ async def test_answers_that_never_end_are_read_up_to_a_limit() -> None:
     and the limit, and an endless acknowledgement of a delivery is cut off, the delivery
     done. Before, every one was read (into memory) until the timeout ended it."""
     async with serve(endless(200)) as url, patient(url) as client:
-        limit = rf"is larger than max_response \({64 << 20} bytes\)"
+        limit = rf"is larger than \[partners\.registry\.registry-rest\] max_response \({64 << 20} bytes\)"
         with pytest.raises(GatewayError, match=rf"^the answer from {url}/events {limit}$"):
             await asyncio.wait_for(client.events(None, 100), 20)
         with pytest.raises(GatewayError, match=rf"^the answer from {url}/persons/search {limit}$"):
@@ -347,7 +347,8 @@ async def test_an_events_page_larger_than_max_response_is_refused_and_the_next_p
     assert [(r.levelname, r.getMessage()) for r in caplog.records
             if r.name == "plugins.registry_rest.source"] == [
         ("ERROR", f"source {SOURCE} failed: cannot read the registry's events: the answer from"
-                  f" {url}/events is larger than max_response ({MAX_RESPONSE} bytes)"),
+                  f" {url}/events is larger than [partners.registry.registry-rest] max_response"
+                  f" ({MAX_RESPONSE} bytes)"),
         ("WARNING", f"source {SOURCE} works again")]
 
 

@@ -183,7 +183,7 @@ async def test_an_answer_larger_than_max_response_is_refused_and_the_next_poll_g
                 if r.name == "plugins.rest.source" and r.levelno >= logging.WARNING]
     assert problems == [
         ("ERROR", f"rest source drop: polling {url} failed: the answer is larger than"
-                  f" max_response ({MAX_RESPONSE} bytes)"),
+                  f" [sources.drop] max_response ({MAX_RESPONSE} bytes)"),
         ("WARNING", f"rest source drop: polling {url} works again"),
     ]
     assert outbox.polls[:3] == [None, None, "c1"]  # the cursor did not move past the refused page

@@ -178,9 +178,27 @@ def _refuse_disguised_utf8(data: bytes) -> None:
 _TEXT_NODE_LIMIT = 10_000_000
 
 _LXML_POSITION = re.compile(r", line \d+, column \d+$")
+#: libxml2's fixed limits, as it names them, and as the operator is told of them.
+_FIXED_LIMITS = (
+    (re.compile(r"Excessive depth in document: (\d+).*"),
+     r"XML nested more than \1 elements deep (a fixed limit of the XML parser, not a setting)"),
+    (re.compile(r".*Text node too long.*"),
+     f"XML with a text longer than {_TEXT_NODE_LIMIT} characters (a fixed limit of the XML parser,"
+     " not a setting)"),
+)
 
 
-def parse_untrusted(data: bytes, *, max_bytes: int, keep_blank_text: bool = True) -> etree._ElementTree:
+def _fixed_limit(detail: str) -> str | None:
+    """libxml2's message ``detail`` reworded if it is about one of its fixed limits (it
+    says to set XML_PARSE_HUGE, which is no setting of the gateway), else ``None``."""
+    for pattern, reworded in _FIXED_LIMITS:
+        if pattern.fullmatch(detail):
+            return pattern.sub(reworded, detail)
+    return None
+
+
+def parse_untrusted(data: bytes, *, max_bytes: int, keep_blank_text: bool = True,
+                    setting: str | None = None) -> etree._ElementTree:
     """Parse ``data`` safely or raise :class:`InputRejected` saying why not.
 
     Refused: empty input, input longer than ``max_bytes`` (checked before
@@ -193,13 +211,20 @@ def parse_untrusted(data: bytes, *, max_bytes: int, keep_blank_text: bool = True
     (indentation; an element whose only content it is keeps it), for a reader that
     looks at the text of simple elements only: a tenth less to parse for an indented
     document. What is refused, and why, is the same.
+
+    ``setting`` names the setting ``max_bytes`` comes from, as the operator writes it
+    (``"[limits] max_document_bytes"``): the reason names it. The parser's own limits
+    (nesting depth, length of one text) are fixed: the reason says so.
     """
-    _refuse_before_parsing(data, max_bytes)
+    _refuse_before_parsing(data, max_bytes, setting)
     try:
         root = etree.fromstring(data, _parser(keep_blank_text))
     except etree.XMLSyntaxError as exc:
         line, column = exc.position
         detail = _LXML_POSITION.sub("", exc.msg)  # lxml repeats the position at the end
+        fixed = _fixed_limit(detail)
+        if fixed is not None:
+            raise InputRejected(f"{fixed}, at line {line}, column {column}") from None
         raise InputRejected(f"malformed XML at line {line}, column {column}: {detail}") from None
     tree = root.getroottree()
     if tree.docinfo.internalDTD is not None:  # a DOCTYPE in an encoding the scan cannot read
@@ -207,7 +232,7 @@ def parse_untrusted(data: bytes, *, max_bytes: int, keep_blank_text: bool = True
     return tree
 
 
-def check_untrusted(data: bytes, *, max_bytes: int) -> None:
+def check_untrusted(data: bytes, *, max_bytes: int, setting: str | None = None) -> None:
     """Raise :class:`InputRejected` exactly when :func:`parse_untrusted` would, with its reason.
 
     For a caller that only needs to know whether ``data`` is acceptable: the
@@ -217,9 +242,9 @@ def check_untrusted(data: bytes, *, max_bytes: int) -> None:
     function's.
     """
     if len(data) > _TEXT_NODE_LIMIT:  # only the tree parser refuses a text node that long
-        parse_untrusted(data, max_bytes=max_bytes)
+        parse_untrusted(data, max_bytes=max_bytes, setting=setting)
         return
-    _refuse_before_parsing(data, max_bytes)
+    _refuse_before_parsing(data, max_bytes, setting)
     parser, target = _checker()
     target.doctype_seen = False
     try:
@@ -229,13 +254,14 @@ def check_untrusted(data: bytes, *, max_bytes: int) -> None:
     # the tree parser also refuses what libxml2 reports as an error without stopping
     # (an undeclared namespace prefix, say): the target parser only logs those
     if suspect or any(e.level >= etree.ErrorLevels.ERROR for e in parser.error_log):
-        parse_untrusted(data, max_bytes=max_bytes)
+        parse_untrusted(data, max_bytes=max_bytes, setting=setting)
 
 
-def _refuse_before_parsing(data: bytes, max_bytes: int) -> None:
+def _refuse_before_parsing(data: bytes, max_bytes: int, setting: str | None) -> None:
     """The checks of :func:`parse_untrusted` made before the parser runs."""
     if len(data) > max_bytes:
-        raise InputRejected(f"input is {len(data)} bytes, more than the limit of {max_bytes}")
+        limit = f"{setting} ({max_bytes})" if setting else f"the limit of {max_bytes}"
+        raise InputRejected(f"input is {len(data)} bytes, more than {limit}")
     if not data or data.isspace():
         raise InputRejected("empty input")
     view = _ascii_view(data)

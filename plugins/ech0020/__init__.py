@@ -55,6 +55,7 @@ from collections.abc import Collection, Mapping
 from datetime import date
 
 from gateway.api import (
+    DOCUMENT_LIMIT,
     NATIONALITIES,
     InputRejected,
     NormaliseContext,
@@ -103,7 +104,8 @@ def gateway_normalise(raw: RawInput, context: NormaliseContext) -> Normalised | 
     head = raw.data[:_HEAD]
     if not any(marker in head for marker in _MARKERS):
         return None
-    root = parse_untrusted(raw.data, max_bytes=context.max_bytes, keep_blank_text=False).getroot()
+    root = parse_untrusted(raw.data, max_bytes=context.max_bytes, keep_blank_text=False,
+                           setting=DOCUMENT_LIMIT).getroot()
     if not isinstance(root.tag, str) or not root.tag.startswith(E20):
         return None
     return normalise(root, raw.data)

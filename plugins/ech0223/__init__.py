@@ -15,6 +15,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from gateway.api import (
+    DOCUMENT_LIMIT,
     Attachment,
     InputRejected,
     NormaliseContext,
@@ -67,7 +68,7 @@ def gateway_fact_values() -> Mapping[str, Collection[str]]:
 def gateway_normalise(raw: RawInput, context: NormaliseContext) -> Normalised | None:
     """Take eCH-0223 as it is; decline XML in any other namespace."""
     xml, attachments = _unpack(raw.data, context)
-    tree = parse_untrusted(xml, max_bytes=context.max_bytes)
+    tree = parse_untrusted(xml, max_bytes=context.max_bytes, setting=DOCUMENT_LIMIT)
     root = tree.getroot()
     kind = ROOTS.get(root.tag)
     if kind is None:

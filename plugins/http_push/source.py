@@ -27,6 +27,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.api import (
+    DOCUMENT_LIMIT,
     InputRejected,
     Intake,
     KeyReuseRejected,
@@ -61,14 +62,14 @@ def check_body(data: bytes, context: NormaliseContext) -> str | None:
     """
     try:
         if not data.startswith(_ZIP):
-            check_untrusted(data, max_bytes=context.max_bytes)
+            check_untrusted(data, max_bytes=context.max_bytes, setting=DOCUMENT_LIMIT)
             return None
         files = safe_unzip(data, max_entries=context.max_zip_entries,
                            max_total_bytes=context.max_zip_bytes, max_ratio=context.max_zip_ratio)
         for name, content in files.items():
             if "/" not in name and name.lower().endswith(".xml"):
                 try:
-                    check_untrusted(content, max_bytes=context.max_bytes)
+                    check_untrusted(content, max_bytes=context.max_bytes, setting=DOCUMENT_LIMIT)
                 except InputRejected as exc:
                     raise InputRejected(exc.reason, f"{name}, {exc.where}" if exc.where else name
                                         ) from exc
@@ -85,6 +86,9 @@ class PushSource:
         self.limits = context.normalise
         self.offload = context.offload
         self.max_bytes = min(options.max_bytes or self.limits.max_bytes, self.limits.max_bytes)
+        #: The setting the body limit comes from, as the operator writes it.
+        self.max_bytes_key = (f"[sources.{self.name}] max_bytes"
+                              if self.max_bytes < self.limits.max_bytes else DOCUMENT_LIMIT)
         self.digests = options.digests()
         self.path = f"/sources/{self.name}/messages"
         self.intake: Intake | None = None
@@ -172,7 +176,7 @@ class PushSource:
                          size: str) -> web.Response:
         """413, with the refusal kept in quarantine as evidence: the reason, and the start
         of the body as far as it was read (nothing when its length was declared)."""
-        error = f"body over {self.max_bytes} bytes (the limit of source {self.name})"
+        error = f"body over {self.max_bytes} bytes ({self.max_bytes_key})"
         reason = (f"{error}: {size}; answered 413, the first {len(start)} bytes kept here"
                   " (the sender keeps the whole body)")
         raw = RawInput(self.name, f"POST {self.path} from {request.remote}", start,

@@ -101,8 +101,7 @@ def find_header(text: str, spec: MappingSpec) -> Header:
                 break
     except csv.Error as exc:
         if not seen:
-            raise InputRejected(f"not readable as CSV: {exc}", f"line {reader.line_num}"
-                                ) from None
+            raise InputRejected(unreadable(exc), f"line {reader.line_num}") from None
         # a row further down the reader cannot read: the header is looked for above it
     if not seen:
         raise InputRejected("the export is empty")
@@ -138,3 +137,17 @@ def _lacking(names: list[str], wanted: set[str], spec: MappingSpec) -> str:
         hint = (f"; the header has no {spec.delimiter!r}" +
                 (f": is the delimiter {others[0]!r}?" if others else ""))
     return f"the header lacks the mapped column(s) {', '.join(missing)}{hint}"
+
+
+#: The csv module's error for a cell over its fixed limit.
+_FIELD_LIMIT = re.compile(r"field larger than field limit \((\d+)\)")
+
+
+def unreadable(exc: csv.Error) -> str:
+    """Why the CSV reader cannot read on, as the operator is told: a limit of the reader is
+    named as one that is fixed (no setting raises it)."""
+    over = _FIELD_LIMIT.fullmatch(str(exc))
+    if over is not None:
+        return (f"not readable as CSV: a cell longer than {over[1]} characters (a fixed limit"
+                " of the CSV reader, not a setting)")
+    return f"not readable as CSV: {exc}"

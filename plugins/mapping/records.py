@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gateway.api import InputRejected, value_at
-from plugins.mapping.csv_header import Lines, csv_reader, find_header
+from plugins.mapping.csv_header import Lines, csv_reader, find_header, unreadable
 from plugins.mapping.decoding import export_text
 from plugins.mapping.spec import MappingSpec
 from plugins.mapping.values import json_kind
@@ -106,9 +107,8 @@ def _rows(reader: Reader, lines: Lines, names: list[str]
             return
         except csv.Error as exc:
             if reader.line_num != line:
-                raise InputRejected(f"not readable as CSV: {exc}", f"line {reader.line_num}"
-                                    ) from None
-            yield line, {_LINE: lines.last.rstrip("\r\n")}, f"not readable as CSV: {exc}"
+                raise InputRejected(unreadable(exc), f"line {reader.line_num}") from None
+            yield line, {_LINE: lines.last.rstrip("\r\n")}, unreadable(exc)
             continue
         if any(cell.strip() for cell in cells):  # else a blank line, as most exports end with
             yield line, dict(zip(names, cells, strict=False)), None if len(cells) == len(
@@ -158,9 +158,12 @@ def _json(text: str, spec: MappingSpec) -> Export:
         raise InputRejected(f"not JSON: {exc.msg}", f"line {exc.lineno} column {exc.colno}"
                             ) from None
     except RecursionError:
-        raise InputRejected("not JSON the gateway reads: nested too deeply") from None
-    except ValueError as exc:  # a number of more than 4300 digits
-        raise InputRejected(f"not JSON the gateway reads: {exc}") from None
+        raise InputRejected("not JSON the gateway reads: nested too deeply (a fixed limit of"
+                            " the JSON reader, not a setting)") from None
+    except ValueError:  # a number of more than 4300 digits
+        raise InputRejected("not JSON the gateway reads: a number of more than"
+                            f" {sys.get_int_max_str_digits()} digits (a fixed limit of the JSON"
+                            " reader, not a setting)") from None
     items = document
     if spec.records:
         items = value_at(document, spec.records, missing=_NOWHERE)

@@ -36,9 +36,8 @@ from gateway.api import (
     hookimpl,
 )
 from plugins.registry_rest.lookup import identification_queries, look_up, search
-from plugins.registry_rest.options import RegistryOptions
+from plugins.registry_rest.options import TRANSPORT, RegistryOptions
 from plugins.registry_rest.source import (
-    TRANSPORT,
     RegistrySource,
     RegistrySourceOptions,
     registry_options,
@@ -46,11 +45,11 @@ from plugins.registry_rest.source import (
 from plugins.registry_rest.transport import RegistryTransport
 
 
-def registries(settings: Any) -> list[RegistryOptions]:
-    """The connections of the enabled ``registry-rest`` partners, in name order."""
-    found = [registry_options(settings, name) for name in sorted(settings.partners)
-             if settings.partners[name].enabled]
-    return [options for options in found if options is not None]
+def registries(settings: Any) -> dict[str, RegistryOptions]:
+    """The connections of the enabled ``registry-rest`` partners by name, in name order."""
+    found = {name: registry_options(settings, name) for name in sorted(settings.partners)
+             if settings.partners[name].enabled}
+    return {name: options for name, options in found.items() if options is not None}
 
 
 def _transport(options: BaseModel, context: PluginContext) -> RegistryTransport:

@@ -40,7 +40,7 @@ from gateway.api import (
     read_at_most,
     retry_after_seconds,
 )
-from plugins.registry_rest.options import RegistryOptions
+from plugins.registry_rest.options import TRANSPORT, RegistryOptions
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +73,13 @@ class Event:
 class RegistryClient:
     """One registry's API over one aiohttp session; ``async with`` closes it.
 
+    :param partner: the registry partner's name, for reasons that name its keys.
     :param connections: requests in flight at once (the rest wait for a connection).
     """
 
-    def __init__(self, options: RegistryOptions, connections: int = 4) -> None:
+    def __init__(self, options: RegistryOptions, partner: str, connections: int = 4) -> None:
         self.options = options
+        self.partner = partner
         self._connections = connections
         self._session: aiohttp.ClientSession | None = None
 
@@ -183,8 +185,9 @@ class RegistryClient:
         """
         body = await read_at_most(response, self.options.max_response)
         if body is None:
-            raise AnswerTooLarge(f"the answer from {url} is larger than max_response"
-                                 f" ({self.options.max_response} bytes)")
+            raise AnswerTooLarge(f"the answer from {url} is larger than [partners.{self.partner}"
+                                 f".{TRANSPORT}] max_response ({self.options.max_response}"
+                                 " bytes)")
         return json.loads(body)
 
 

@@ -9,7 +9,7 @@ person (a VN is personal data).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import aiohttp
 
@@ -54,11 +54,12 @@ def identification_queries(ident: ech0223.PersonIdentificationLight) -> list[dic
     return asks
 
 
-async def search(registries: Sequence[RegistryOptions],
+async def search(registries: Mapping[str, RegistryOptions],
                  asks: Sequence[dict[str, str]]) -> list[PersonState]:
-    """The residents the first query that finds any finds, in the first registry that knows them."""
-    for options in registries:
-        async with RegistryClient(options, connections=1) as client:
+    """The residents the first query that finds any finds, in the first registry that knows them
+    (``registries``: the connection of each registry partner, by name)."""
+    for name, options in registries.items():
+        async with RegistryClient(options, name, connections=1) as client:
             for query in asks:
                 try:
                     found = await client.persons(query)
@@ -71,7 +72,8 @@ async def search(registries: Sequence[RegistryOptions],
     return []
 
 
-async def look_up(registries: Sequence[RegistryOptions], keys: Sequence[str]) -> PersonState | None:
+async def look_up(registries: Mapping[str, RegistryOptions], keys: Sequence[str]
+                  ) -> PersonState | None:
     """The one resident ``keys`` name, or ``None`` (nobody, or several: not for us to pick)."""
     found = await search(registries, queries(keys))
     if len(found) > 1:

@@ -14,6 +14,9 @@ from pydantic import ConfigDict, Field, SecretStr, field_validator
 
 from gateway.api import Duration, HttpsClientOptions, PluginOptions, Size
 
+#: The transport type (and the source type that polls a partner of it).
+TRANSPORT = "registry-rest"
+
 
 class RegistryOptions(HttpsClientOptions, PluginOptions):
     """The keys of ``[partners.<name>.registry-rest]``: the registry's API and how to reach it."""

@@ -36,12 +36,9 @@ from gateway.api import (
     replace_durably,
 )
 from plugins.registry_rest.client import AnswerTooLarge, RegistryClient
-from plugins.registry_rest.options import RegistryOptions
+from plugins.registry_rest.options import TRANSPORT, RegistryOptions
 
 log = logging.getLogger(__name__)
-
-#: The transport type whose partners are registries this source can poll.
-TRANSPORT = "registry-rest"
 
 
 class RegistrySourceOptions(PluginOptions):
@@ -75,7 +72,7 @@ class RegistrySource:
                                 f"{partner!r} is not a partner with transport = \"{TRANSPORT}\"")])
         self.name = context.name
         self.options = options
-        self.client = RegistryClient(connection, connections=1)
+        self.client = RegistryClient(connection, partner, connections=1)
         self.cursor_file = context.data_dir / "cursor"
         self._problem = RepeatedProblem(log, f"source {self.name}")
 

@@ -21,7 +21,7 @@ class RegistryTransport:
 
     def __init__(self, options: RegistryOptions, context: PluginContext) -> None:
         self.name = context.name
-        self.client = RegistryClient(options)
+        self.client = RegistryClient(options, context.name)
         options.ssl_context()  # a certificate that cannot be read stops the start, not a send
 
     async def send(self, item: OutboundItem) -> SendResult:

@@ -118,8 +118,8 @@ class RestSource:
                 raise BadAnswer(f"HTTP {response.status}: {await body_start(response)}")
             data = await read_at_most(response, self.options.max_response)
         if data is None:
-            raise BadAnswer(f"the answer is larger than max_response ({self.options.max_response}"
-                            " bytes)")
+            raise BadAnswer(f"the answer is larger than [sources.{self.name}] max_response"
+                            f" ({self.options.max_response} bytes)")
         page = read_page(data)
         raws, bad = [], []
         for n, entry in enumerate(page.messages):

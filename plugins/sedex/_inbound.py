@@ -17,6 +17,7 @@ from typing import Any
 from gateway.api import (
     ANSWERED_ATTEMPT,
     BATCH_BYTES,
+    DOCUMENT_LIMIT,
     NOT_FROM_PARTNER,
     FileTaker,
     InputRejected,
@@ -198,7 +199,8 @@ class InboxScanner:
         if isinstance(got, TooLarge):
             kept = self.taker.evidence(envl, 0)
             return None if kept is None else (
-                f"bad sedex envelope: larger than {self.max_bytes} bytes", kept[1])
+                f"bad sedex envelope: larger than {DOCUMENT_LIMIT} ({self.max_bytes} bytes)",
+                kept[1])
         if isinstance(got, Unfinished):
             return f"bad sedex envelope: {got.reason}", got.stored
         try:

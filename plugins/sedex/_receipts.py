@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from gateway.api import (
+    DOCUMENT_LIMIT,
     FileTaker,
     InputRejected,
     Intake,
@@ -97,7 +98,8 @@ def read_receipts(taker: FileTaker, limit: int, source: str, max_bytes: int) -> 
                 evidence, stored = kept
                 batch.rejected.append((stored, RawInput(source, ready.shown, b"",
                                                         {**meta, **evidence.meta()}),
-                                       f"receipt file larger than {max_bytes} bytes"))
+                                       f"receipt file larger than {DOCUMENT_LIMIT}"
+                                       f" ({max_bytes} bytes)"))
             continue
         raw = RawInput(source, ready.shown, got.data, meta)
         if isinstance(got, Unfinished):
