@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import pickle
 import random
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import zipfile
 from collections import Counter
+from contextlib import redirect_stdout
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,8 @@ from lxml import etree
 
 import plugins.ech0223 as ech0223_plugin
 from gateway.assembly import load_config, partner_ech0223
+from gateway.cli import main
+from gateway.config import write_initial_config
 from gateway.contracts import NormaliseContext, Normalised, PartnerVersion, RawInput
 from gateway.ech0223 import sample_event_report, sample_person_event, write_message
 from gateway.ech0223.samples import PERSON_EVENTS
@@ -391,9 +395,38 @@ def test_versionless_input_that_fits_no_version_is_rejected_with_the_reason() ->
         normalise(data)
     assert "deadline" in str(caught.value)
     with pytest.raises(InputRejected, match=re.escape(
-            "but partner 'canton' is configured for eCH-0223 1.5")):
+            "but partner 'canton' is configured for eCH-0223 1.5; versions 1.0 to 1.4 have no"
+            " version attribute: set [partners.canton] ech0223_version to the one it sends (this"
+            ' file is valid as 1.4, 1.3 or 1.0: e.g. ech0223_version = "1.4")')):
         normalise((FIXTURES / "valid-pem10-minimal.xml").read_bytes(), "canton",
                   canton=PartnerVersion("1.5"))
+
+
+async def test_a_versionless_registry_file_waits_for_the_version_the_init_config_names(
+        tmp_path: Path) -> None:
+    """The registry partner of ``init`` runs 1.5 unless set: a versionless eCH-0223 1.4 file
+    in registry/outbox is quarantined naming the key and the value; set as the template's
+    comment says, the file is taken."""
+    config = write_initial_config(tmp_path)
+    (tmp_path / "conf.d" / "10-fast.toml").write_text(
+        '[sources.registry]\npoll_interval = "50ms"\nsettle = "50ms"\n'
+        '[dispatcher]\nidle_poll = "50ms"\n')
+    db, outbox = tmp_path / "gateway.db", tmp_path / "registry" / "outbox"
+    async with running(config):
+        drop(outbox, "v14.xml", (FIXTURES / "valid-pem14-changeoccupation.xml").read_bytes())
+        await until(lambda: states(db, "SELECT state FROM messages") == [("quarantined",)])
+    assert states(db, "SELECT reason FROM messages") == [(
+        "personEventMessage without version attribute, but partner 'registry' is configured for"
+        " eCH-0223 1.5; versions 1.0 to 1.4 have no version attribute: set [partners.registry]"
+        ' ech0223_version to the one it sends (this file is valid as 1.4, 1.3 or 1.0: e.g.'
+        ' ech0223_version = "1.4") (at /personEventMessage)',)]
+    text = config.read_text()
+    assert '\n# ech0223_version = "1.4"\n' in text
+    config.write_text(text.replace('\n# ech0223_version = "1.4"\n', '\nech0223_version = "1.4"\n'))
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert await asyncio.to_thread(main, ["--config", str(config), "messages", "replay", "1"]) == 0
+    assert out.getvalue() == "message 1: processed again, now routed\n"
 
 
 def test_input_with_a_version_attribute_is_taken_as_it_is() -> None:

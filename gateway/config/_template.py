@@ -90,6 +90,9 @@ lease = "60s"               # a claim another node may take over after this long
 # stored. A file is taken once it has stopped changing; one that still looks
 # unfinished (empty, XML cut short, zip without its end) after `grace` is
 # quarantined. Links, FIFOs and the like are moved to registry/outbox/set-aside.
+# eCH-0223 files without a version attribute (1.0 to 1.4 have none) are read
+# as the version of [partners.registry] below: 1.5 unless set there, so they
+# are quarantined until ech0223_version names the registry's version.
 # ---------------------------------------------------------------------------
 [sources.registry]
 type = "folder"
@@ -150,6 +153,10 @@ grace = "5m"                # how long an inbox or receipt file may look unfinis
 [partners.registry]
 transport = "folder"
 role = "registry"
+# The eCH-0223 version the registry software writes and reads (default 1.5).
+# A registry on 1.4 or older writes files without a version attribute, which
+# are quarantined while this says 1.5: set its version, e.g.
+# ech0223_version = "1.4"
 
 [partners.registry.folder]
 path = "registry/inbox"

@@ -123,10 +123,13 @@ def _upgraded(raw: RawInput, context: NormaliseContext, tree: Any, kind: str
     if partner is not None:
         version, policy = partner.version, partner.unsupported_event
         if version == "1.5":
+            fits = [v for v in _VERSIONLESS if not _problems(tree, v)]
             raise InputRejected(
                 f"{kind} without version attribute, but partner {raw.source!r} is configured"
-                " for eCH-0223 1.5; versions 1.0 to 1.4 have no version attribute: set the"
-                " partner's ech0223_version to the one it sends", f"/{kind}")
+                " for eCH-0223 1.5; versions 1.0 to 1.4 have no version attribute: set"
+                f" [partners.{raw.source}] ech0223_version to the one it sends"
+                + (f" (this file is valid as {_either(fits)}: e.g. ech0223_version ="
+                   f' "{fits[0]}")' if fits else ""), f"/{kind}")
         problems = _problems(tree, version)
         if problems:
             raise InputRejected(f"invalid eCH-0223 {version} (the version of partner"
@@ -143,6 +146,11 @@ def _upgraded(raw: RawInput, context: NormaliseContext, tree: Any, kind: str
                     version, raw.ref, raw.source, warning)
     return (result.xml, parse_untrusted(result.xml, max_bytes=len(result.xml)), version,
             tuple(f"upgraded from eCH-0223 {version}: {w}" for w in result.warnings))
+
+
+def _either(versions: list[str]) -> str:
+    """``["1.4", "1.3", "1.0"]`` → ``1.4, 1.3 or 1.0``."""
+    return " or ".join(filter(None, (", ".join(versions[:-1]), versions[-1])))
 
 
 def _problems(tree: Any, version: str) -> str:
