@@ -138,7 +138,8 @@ class StoreLost(StoreError):
 
 
 class NotFound(GatewayError):
-    """What was asked for does not exist (a database, a message, a delivery)."""
+    """What was asked for does not exist (a database, a message, a delivery), or a file named
+    on the command line cannot be read."""
 
 
 class Ambiguous(GatewayError):

@@ -1200,7 +1200,7 @@ def test_handle_and_resubmit_refuse_what_they_cannot_do(
     assert f"same input as message {gw.ids['ok-1']}" in err
     code, _out, err = cli(capsys, "--config", config, "messages", "resubmit", str(gw.ids["bad"]),
                           str(gw.dir / "missing.xml"))
-    assert (code, "cannot read" in err) == (1, True)
+    assert (code, "cannot read" in err) == (3, True)  # as validate and rules explain
     assert states(gw.db, "SELECT count(*) FROM messages") == before
     assert states(gw.db, "SELECT count(*) FROM journal") == journal
     assert _unhandled(capsys, gw) == [gw.ids["bad"], gw.ids["big"]]

@@ -227,7 +227,7 @@ def test_unusable_attachments_are_refused_naming_the_file(
                 "--attach", str(empty)) == 1
     assert f"{empty}: the file is empty" in capsys.readouterr().err
     assert send(site, "--partner", "canton", "--event", "laggardOfFamily", "--person", VN,
-                "--attach", str(site)) == 1
+                "--attach", str(site)) == 3  # a file that cannot be read: exit 3, as validate
     assert f"cannot read {site}: " in capsys.readouterr().err
     (site / "a").mkdir()
     (site / "b").mkdir()
@@ -241,9 +241,21 @@ def test_unusable_attachments_are_refused_naming_the_file(
 
 def test_a_missing_attachment_is_refused_before_anything_is_stored(
         site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    nowhere = site / "nowhere.pdf"
     assert send(site, "--partner", "canton", "--event", "laggardOfFamily", "--person", VN,
-                "--attach", str(site / "nowhere.pdf")) == 1
-    assert "cannot read" in capsys.readouterr().err
+                "--attach", str(nowhere)) == 3
+    assert capsys.readouterr().err == (f"ech-gateway: cannot read {nowhere}:"
+                                       " No such file or directory\n")
+    assert manual_rows(site) == []
+
+
+def test_send_of_a_file_that_cannot_be_read_exits_3_as_validate_does(
+        site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = site / "missing.xml"
+    assert send(site, str(missing), "--partner", "canton") == 3
+    assert capsys.readouterr().err == (f"ech-gateway: cannot read {missing}:"
+                                       " No such file or directory\n")
+    assert main(["validate", str(missing)]) == 3
     assert manual_rows(site) == []
 
 

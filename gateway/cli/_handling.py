@@ -11,7 +11,7 @@ from typing import Any
 
 from gateway.cli import _access
 from gateway.cli._reprocess import process_stored
-from gateway.cli.exitcodes import FAILED, OK
+from gateway.cli.exitcodes import FAILED, NOT_FOUND, OK
 from gateway.contracts import NOT_FROM_PARTNER, RawInput
 from gateway.errors import StoreError
 from gateway.fileio import read_file
@@ -48,7 +48,7 @@ def cmd_resubmit(args: argparse.Namespace) -> int:
             data = read_file(args.file, limit)
         except OSError as exc:
             print(f"ech-gateway: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
-            return FAILED
+            return NOT_FOUND
         if data is None:
             print(f"ech-gateway: {args.file} is larger than [limits] max_document_bytes"
                   f" ({limit} bytes)", file=sys.stderr)

@@ -17,7 +17,7 @@ from gateway.cli import _access, _render
 from gateway.cli._reprocess import process_stored
 from gateway.cli.exitcodes import CONFIG, FAILED, OK
 from gateway.contracts import Attachment, RawInput
-from gateway.errors import InputRejected
+from gateway.errors import InputRejected, NotFound
 from gateway.fileio import read_file
 from gateway.person_state import PersonState
 from gateway.store import MessageState
@@ -64,8 +64,8 @@ def cmd_send(args: argparse.Namespace) -> int:
             return CONFIG
         try:
             raw = _input(args, settings)
-        except (InputRejected, OSError) as exc:
-            print(f"ech-gateway send: {_why(exc)}", file=sys.stderr)
+        except InputRejected as exc:
+            print(f"ech-gateway send: {exc}", file=sys.stderr)
             return FAILED
         [(mid, new)] = asyncio.run(store.add_raw([raw]))
         if not new:
@@ -128,7 +128,10 @@ def _files(paths: list[Path], settings: Any) -> tuple[tuple[Attachment, datetime
         if not data:
             raise InputRejected(f"{path}: the file is empty (a scan that failed?)")
         budget -= len(data)
-        modified = datetime.fromtimestamp(path.stat().st_mtime, UTC).astimezone()
+        try:
+            modified = datetime.fromtimestamp(path.stat().st_mtime, UTC).astimezone()
+        except OSError as exc:  # gone since it was read
+            raise NotFound(f"cannot read {path}: {exc.strerror or exc}") from exc
         out.append((Attachment(path.name, data), modified))
     manual.check_files(settings, [a for a, _m in out])
     return tuple(out)
@@ -137,20 +140,16 @@ def _files(paths: list[Path], settings: Any) -> tuple[tuple[Attachment, datetime
 def _read(path: Path, limit: int) -> bytes | None:
     """The file's bytes, ``None`` when larger than ``limit``.
 
-    :raises InputRejected: it cannot be read (naming it: a folder's read error has no name).
+    :raises NotFound: it cannot be read (exit 3, as for ``validate``; naming it: a folder's
+        read error has no name).
     """
     try:
         return read_file(path, limit)
     except OSError as exc:
-        raise InputRejected(f"cannot read {path}: {exc.strerror or exc}") from exc
+        raise NotFound(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
 def _who() -> str:
     """The operator: the user who ran sudo, else this process's user."""
     return os.environ.get("SUDO_USER") or getpass.getuser()
 
-
-def _why(exc: Exception) -> str:
-    if isinstance(exc, OSError):
-        return f"cannot read {exc.filename}: {exc.strerror or exc}"
-    return str(exc)

@@ -11,7 +11,9 @@ ATTENTION = 1
 #: the configuration is invalid (or the command line is), or the environment does not fit it
 #: (``run``: a plugin fails to load, worker processes cannot start).
 CONFIG = 2
-#: what was asked for does not exist (message, delivery, database).
+#: what was asked for does not exist (message, delivery, database), or a file named on the
+#: command line cannot be read (``validate``, ``rules explain``, ``map-test``, ``send``,
+#: ``messages resubmit``).
 NOT_FOUND = 3
 #: a messageId names several messages; nothing was done (give a row id).
 AMBIGUOUS = 4
