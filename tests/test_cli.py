@@ -1050,6 +1050,18 @@ def test_a_replay_from_the_command_line_is_announced_to_the_plugins(
         ("delivery.replayed", mid, old, new)]
 
 
+def test_messages_replay_errors_are_said_as_every_command_says_them(
+        gw: Run, capsys: pytest.CaptureFixture[str]) -> None:
+    """``replay 999`` printed ``999: no message 999``; the others say ``ech-gateway: ...``."""
+    code, out, err = cli(capsys, "--config", str(gw.config), "messages", "replay", "999")
+    assert (code, out, err) == (3, "", "ech-gateway: no message 999\n")
+    assert cli(capsys, "--config", str(gw.config), "messages", "show", "999")[2] == err
+    code, out, err = cli(capsys, "--config", str(gw.config), "messages", "replay",
+                         str(gw.ids["ok-1"]))
+    assert (code, out, err) == (1, "", f"ech-gateway: message {gw.ids['ok-1']}: it is routed"
+                                " and has no dead delivery to replay\n")
+
+
 def test_messages_replay_help_says_what_it_acts_on(capsys: pytest.CaptureFixture[str]) -> None:
     """Not only quarantined messages and dead deliveries (see _replay_one): the help says so."""
     with pytest.raises(SystemExit):
@@ -1108,9 +1120,10 @@ def test_replay_of_quarantined_messages_processes_them_again(
         gw: Run, capsys: pytest.CaptureFixture[str]) -> None:
     big, bad = gw.ids["big"], gw.ids["bad"]
     code, out, _ = cli(capsys, "--config", str(gw.config), "messages", "replay", str(big), str(bad))
-    assert code == 0
+    assert code == 1  # one is quarantined again: the replay did not cure it
     assert f"message {big}: processed again, now routed" in out  # the size limit was raised
-    assert f"message {bad}: processed again, now quarantined" in out  # still malformed
+    [again] = [line for line in out.splitlines() if line.startswith(f"message {bad}:")]
+    assert again.startswith(f"message {bad}: processed again, still quarantined: malformed XML")
     assert states(gw.db, "SELECT state, message_id FROM messages WHERE id = ?", (big,)) == [
         ("routed", "cli-big-1")]
     assert [s for _id, s, _of in _deliveries(gw.db, big)] == ["queued"]
@@ -1216,7 +1229,7 @@ def test_replay_of_a_handled_message_needs_handling_again_if_quarantined_again(
     bad = gw.ids["bad"]
     assert cli(capsys, "--config", str(gw.config), "messages", "handle", str(bad),
                "--note", "looked at it")[0] == 0
-    assert cli(capsys, "--config", str(gw.config), "messages", "replay", str(bad))[0] == 0
+    assert cli(capsys, "--config", str(gw.config), "messages", "replay", str(bad))[0] == 1
     assert bad in _unhandled(capsys, gw)
 
 

@@ -25,7 +25,11 @@ _AGAIN = (MessageState.QUARANTINED, MessageState.NOT_RELEVANT, MessageState.NEED
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """Reprocess quarantined messages (an export: its quarantined rows not handled); resend
-    dead deliveries of the others."""
+    dead deliveries of the others.
+
+    Exit 1 when a message is quarantined again (its reason printed) or cannot be
+    replayed; an ID that names no message, or several, exits 3 or 4 as elsewhere.
+    """
     from gateway.cli._reprocess import Reprocessor  # the daemon's pipeline: loaded when needed
 
     status = OK
@@ -39,30 +43,36 @@ def cmd_replay(args: argparse.Namespace) -> int:
                     raise NotFound(f"no message {key}")
                 if msg["state"] == MessageState.SPLIT:
                     status = _replay_rows(msg, r, processing()) or status
-                else:
-                    print(_replay_one(msg, store, processing))
+                elif not _replay_one(msg, store, processing):
+                    status = FAILED
             except NotFound as exc:
-                print(f"{key}: {exc}", file=sys.stderr)
+                print(f"ech-gateway: {exc}", file=sys.stderr)
                 status = NOT_FOUND
             except Ambiguous as exc:
-                print(f"{key}: {exc}", *exc.candidates, sep="\n  ", file=sys.stderr)
+                print(f"ech-gateway: {exc}", *exc.candidates, sep="\n  ", file=sys.stderr)
                 status = AMBIGUOUS
             except StoreError as exc:
-                print(f"{key}: {exc}", file=sys.stderr)
+                print(f"ech-gateway: message {key}: {exc}", file=sys.stderr)
                 status = FAILED
     return status
 
 
 def _replay_one(msg: dict[str, Any], store: SQLiteStore,
-                processing: Callable[[], Reprocessor]) -> str:
+                processing: Callable[[], Reprocessor]) -> bool:
+    """Replay one message and say what became of it; False if it is quarantined again."""
     if msg["state"] in _AGAIN:
-        state = asyncio.run(processing().again(msg["id"])).state
-        return f"message {msg['id']}: processed again, now {state}"
+        p = asyncio.run(processing().again(msg["id"]))
+        if p.state == MessageState.QUARANTINED:
+            print(f"message {msg['id']}: processed again, still quarantined: {p.reason}")
+            return False
+        print(f"message {msg['id']}: processed again, now {p.state}")
+        return True
     dead = [d["id"] for d in msg["deliveries"] if d["state"] in ("dead", "needs_review", "rejected")]
     if not dead:
-        raise StoreError(f"message is {msg['state']} and has no dead delivery to replay")
+        raise StoreError(f"it is {msg['state']} and has no dead delivery to replay")
     new = [asyncio.run(store.replay_delivery(d)) for d in dead]
-    return f"message {msg['id']}: deliveries {dead} replayed as {new}"
+    print(f"message {msg['id']}: deliveries {dead} replayed as {new}")
+    return True
 
 
 def _replay_rows(export: dict[str, Any], r: StoreReader, processing: Reprocessor) -> int:
