@@ -1204,6 +1204,12 @@ def test_handle_and_resubmit_refuse_what_they_cannot_do(
     journal = states(gw.db, "SELECT count(*) FROM journal")
     code, _out, err = cli(capsys, "--config", config, "messages", "handle", "cli-ok-1", "--note", "x")
     assert (code, "is routed, not quarantined" in err) == (1, True)
+    fixed = gw.dir / "fixed.xml"
+    fixed.write_bytes(message("cli-fixed-1"))
+    code, _out, err = cli(capsys, "--config", config, "messages", "resubmit", "cli-ok-1", str(fixed))
+    assert (code, err) == (1, f"ech-gateway: message {gw.ids['ok-1']} is routed: only a"
+                           " quarantined message can be resubmitted (a corrected file takes the"
+                           " place of its input)\n")
     # a "correction" with the bytes of an earlier input would only be its duplicate
     same = gw.dir / "same.xml"
     same.write_bytes(INPUTS["ok-1"][1])

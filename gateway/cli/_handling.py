@@ -15,6 +15,7 @@ from gateway.cli.exitcodes import FAILED, NOT_FOUND, OK
 from gateway.contracts import NOT_FROM_PARTNER, RawInput
 from gateway.errors import StoreError
 from gateway.fileio import read_file
+from gateway.store import MessageState
 from gateway.wording import noun
 
 #: Facts about the quarantined bytes that do not hold for a corrected file (a sedex pair
@@ -42,6 +43,12 @@ def cmd_resubmit(args: argparse.Namespace) -> int:
     """Store FILE as a new input correcting quarantined ID, then process it."""
     with _access.writer(args) as (settings, store), _access.reader(args) as r:
         mid = _access.resolve(r, args.id)
+        msg = r.get_message(mid)
+        if msg is not None and msg["state"] != MessageState.QUARANTINED:
+            print(f"ech-gateway: message {mid} is {msg['state']}: only a quarantined message can"
+                  " be resubmitted (a corrected file takes the place of its input)",
+                  file=sys.stderr)
+            return FAILED
         original = asyncio.run(store.load_input(mid))
         limit = settings.limits.max_document_bytes
         try:
