@@ -181,3 +181,29 @@ def test_a_zip_of_an_ech0223_message_is_taken_as_the_daemon_takes_it(
     code, out = cli(capsys, "validate", str(bundle))
     assert (code, out) == (0, f"{bundle}: eCH-0223: valid: becomes eCH-0223 1.5"
                               " personEventMessage, messageId 3f2c1b7e-8d4a-4c1e-9b5a-0a7d2e6f4c11\n")
+
+
+def test_an_ech0020_v2_delivery_is_said_to_be_v2_where_the_gateway_judges_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A v2 delivery was "unexpected root element" (validate) or "no normaliser recognised
+    this input" (daemon, rules explain): the normaliser now says only v3 is taken, for all."""
+    v2 = tmp_path / "move-v2.xml"
+    v2.write_bytes((CORPUS / "move.xml").read_bytes()
+                   .replace(b"eCH-0020/3", b"eCH-0020/2").replace(b"eCH-0058/5", b"eCH-0058/3")
+                   .replace(b'version="3.0"', b'version="2.3"'))
+    said = ("eCH-0020 v2 (http://www.ech.ch/xmlns/eCH-0020/2) is not taken: the gateway takes"
+            " only eCH-0020 v3 (http://www.ech.ch/xmlns/eCH-0020/3); have the registry write v3"
+            " (at /delivery)")
+    config = write_initial_config(tmp_path / "gw")
+    db = tmp_path / "gw" / "gateway.db"
+
+    async def run() -> None:
+        async with running(config):
+            drop(tmp_path / "gw" / "registry" / "outbox", v2.name, v2.read_bytes())
+            await until(lambda: states(db, "SELECT state FROM messages") == [("quarantined",)])
+
+    asyncio.run(run())
+    assert states(db, "SELECT reason FROM messages") == [(said,)]
+    assert cli(capsys, "validate", str(v2)) == (1, f"{v2}: REJECTED: {said}\n")
+    code, out = cli(capsys, "--config", str(config), "rules", "explain", str(v2))
+    assert (code, out) == (1, f"{v2.name}: quarantined: {said}\n")

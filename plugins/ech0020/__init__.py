@@ -2,8 +2,10 @@
 
 A ``delivery`` in ``http://www.ech.ch/xmlns/eCH-0020/3`` is recognised by its
 namespace; anything else is declined (``None``) without being parsed, so
-eCH-0223 input reaches the ech0223 normaliser (asked after this one). What each
-event becomes follows DOMAIN.md §5:
+eCH-0223 input reaches the ech0223 normaliser (asked after this one). A root in
+another eCH-0020 namespace (v2: ``.../eCH-0020/2``) is rejected saying that only
+v3 is taken, so the daemon's quarantine, ``validate`` and ``rules explain`` all
+say so. What each event becomes follows DOMAIN.md §5:
 
 - an event with an eCH-0223 counterpart becomes a ``personEventMessage`` draft
   (``Normalised.draft``): most events carry little more than an identification,
@@ -73,7 +75,9 @@ from ._events import COUNTERPART, NO_COUNTERPART, EventData, read_event, single_
 from ._header import header as read_header
 from ._xml import E20, NS_0020, Element, date_of, local, missing, where
 
-_MARKERS = tuple(NS_0020.encode(codec) for codec in ("ascii", "utf-16-le", "utf-16-be"))
+#: The start of every eCH-0020 namespace, v3's and others': another version is named.
+_NS_ANY = "http://www.ech.ch/xmlns/eCH-0020/"
+_MARKERS = tuple(_NS_ANY.encode(codec) for codec in ("ascii", "utf-16-le", "utf-16-be"))
 #: How far into the input the namespace declaration of the root is looked for.
 _HEAD = 1 << 16
 _VERSION = "3.0"
@@ -107,8 +111,18 @@ def gateway_normalise(raw: RawInput, context: NormaliseContext) -> Normalised | 
     root = parse_untrusted(raw.data, max_bytes=context.max_bytes, keep_blank_text=False,
                            setting=DOCUMENT_LIMIT).getroot()
     if not isinstance(root.tag, str) or not root.tag.startswith(E20):
+        if isinstance(root.tag, str) and root.tag.startswith("{" + _NS_ANY):
+            raise _other_version(root)
         return None
     return normalise(root, raw.data)
+
+
+def _other_version(root: Element) -> InputRejected:
+    """The rejection of an eCH-0020 root in a namespace other than v3's."""
+    namespace = root.tag[1:].partition("}")[0]
+    version = namespace.removeprefix(_NS_ANY)
+    return InputRejected(f"eCH-0020 v{version:.8} ({namespace:.48}) is not taken: the gateway takes"
+                         f" only eCH-0020 v3 ({NS_0020}); have the registry write v3", where(root))
 
 
 def normalise(root: Element, source: bytes) -> Normalised:
