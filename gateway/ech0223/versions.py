@@ -215,7 +215,9 @@ def _fit_event(content: etree._Element, target: str, unsupported: Unsupported,
         warnings.append(f"{note}: sent as {_OTHERCASE}, with a businessComment saying so")
     else:
         _remove(element)
-        note += " (nor is othercaseOfMigration), so the message has no personEvent"
+        if value != _OTHERCASE:
+            note += f" (nor is {_OTHERCASE})"
+        note += ", so the message has no personEvent"
         warnings.append(f"{note}; the businessComment says so")
     _add_comment(content, note, warnings)
 
