@@ -884,11 +884,22 @@ def test_a_pause_no_probe_will_end_is_resumed_by_hand(
                        "--node", "old-host")
     assert code == 0
     assert out.strip() == (f"partner canton resumed on node old-host: paused since {iso(since)};"
-                           " 0 open deliveries no longer count the pause toward max_age")
+                           " the pause no longer counts toward max_age for 0 open deliveries")
     code, out, _ = cli(capsys, "--config", config, "status", "--json")
     assert (code, json.loads(out)["paused"]) == (0, [])
     [(detail,)] = states(db, "SELECT detail FROM journal WHERE event = 'partner.resumed'")
     assert (json.loads(detail)["node"], json.loads(detail)["partner"]) == ("old-host", "canton")
+
+
+def test_resuming_a_partner_with_one_open_delivery_counts_it_in_the_singular(
+        gw: Run, capsys: pytest.CaptureFixture[str]) -> None:
+    """The run left one delivery to canton open (sent, its receipt overdue)."""
+    since = asyncio.run(_pause(gw.db, "old-host", "canton", "disk full"))
+    code, out, _ = cli(capsys, "--config", str(gw.config), "partners", "resume", "canton",
+                       "--node", "old-host")
+    assert (code, out) == (0, f"partner canton resumed on node old-host: paused since"
+                              f" {iso(since)}; the pause no longer counts toward max_age for"
+                              " 1 open delivery\n")
 
 
 async def _attempts(db: Path, *attempts: tuple[str, str]) -> list[str]:
@@ -1017,7 +1028,7 @@ def test_messages_replay_requeues_a_dead_delivery(gw: Run, capsys: pytest.Captur
     [(old, _state, _of)] = _deliveries(gw.db, mid)
     code, out, _ = cli(capsys, "--config", str(gw.config), "messages", "replay", "cli-dead-1")
     assert code == 0
-    assert f"message {mid}: deliveries [{old}] replayed as" in out
+    assert f"message {mid}: delivery {old} replayed as" in out
     [(_, old_state, _), (new, new_state, replay_of)] = _deliveries(gw.db, mid)
     assert (old_state, new_state, replay_of) == ("replayed", "queued", old)
     assert str(new) in out

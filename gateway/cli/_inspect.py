@@ -14,6 +14,7 @@ from gateway.cli.exitcodes import FAILED, OK
 from gateway.errors import NotFound
 from gateway.store import DeliveryState, MessageState
 from gateway.store.anchor import anchor_path, read_anchor
+from gateway.wording import counted, noun
 
 
 def add_commands(sub: Any) -> Any:
@@ -156,11 +157,11 @@ def cmd_journal_verify(args: argparse.Namespace) -> int:
         count, broken = r.verify_journal()
         anchor, problem = r.against_anchor()
     if broken is not None:
-        print(f"journal BROKEN at entry {broken} ({count} entries read)")
+        print(f"journal BROKEN at entry {broken} ({counted(count, 'entry', 'entries')} read)")
         return FAILED
     if problem is not None:
-        print(f"journal {problem} ({count} entries read)")
+        print(f"journal {problem} ({counted(count, 'entry', 'entries')} read)")
         return FAILED
     where = f", anchored at entry {anchor.seq}" if anchor else ", no anchor yet"
-    print(f"journal intact: {count} entries{where}")
+    print(f"journal intact: {counted(count, 'entry', 'entries')}{where}")
     return OK

@@ -11,6 +11,7 @@ from gateway.cli import _access, _render
 from gateway.cli.exitcodes import FAILED, OK
 from gateway.config._suggest import did_you_mean
 from gateway.store import SQLiteStore
+from gateway.wording import counted
 
 
 def add_commands(sub: Any) -> None:
@@ -41,7 +42,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
         return FAILED
     since, moved = found
     print(f"partner {args.partner} resumed on node {node}: paused since {_render.iso(since)};"
-          f" {moved} open deliveries no longer count the pause toward max_age")
+          " the pause no longer counts toward max_age for"
+          f" {counted(moved, 'open delivery', 'open deliveries')}")
     return OK
 
 

@@ -66,7 +66,7 @@ def status(counts: dict[str, Any], reasons: list[dict[str, Any]],
     store = counts["store"]
     lines.append(f"store:      {store['bytes'] / (1 << 20):.1f} MiB ({store['path']} and its WAL),"
                  f" {store['free_bytes'] / (1 << 30):.1f} GiB free on its disk;"
-                 f" {counts['pruned']} messages pruned by retention")
+                 f" {counted(counts['pruned'], 'message')} pruned by retention")
     persons = counts["persons"]
     lines.append(f"persons:    {persons['known']} known, {persons['departed']} of them left the"
                  " register (deleted [retention] keep later)")
@@ -131,7 +131,7 @@ def message_detail(msg: dict[str, Any]) -> str:
         f"  eCH-0223:  {read_as(msg)}",
         f"  input:     {msg['source']} / {msg['ref']}, "
         + (f"pruned {iso(msg['pruned_at'])} ([retention]: input and payloads deleted),"
-           if msg["pruned_at"] is not None else f"{msg['raw_bytes']} bytes,")
+           if msg["pruned_at"] is not None else f"{counted(msg['raw_bytes'], 'byte')},")
         + f" received {iso(msg['received_at'])}",
     ]
     if msg["reason"]:
@@ -155,7 +155,8 @@ def message_detail(msg: dict[str, Any]) -> str:
         h = msg["handled"]
         out.append(f"  handled:   {iso(h['at'])}: {h['note']}")
     for a in msg.get("attachments", ()):
-        out.append(f"  file:      files/{a['name']}, {a['bytes']} bytes, sha256 {a['sha256']}")
+        out.append(f"  file:      files/{a['name']}, {counted(a['bytes'], 'byte')},"
+                   f" sha256 {a['sha256']}")
     for d in msg["deliveries"]:
         out.append(f"  delivery {d['id']} to {d['partner']}: {d['state']},"
                    f" {counted(d['attempts'], 'attempt')}"

@@ -15,6 +15,7 @@ from gateway.cli import _access
 from gateway.cli.exitcodes import AMBIGUOUS, FAILED, NOT_FOUND, OK
 from gateway.errors import Ambiguous, NotFound, StoreError
 from gateway.store import MessageState, SQLiteStore, StoreReader
+from gateway.wording import noun
 
 if TYPE_CHECKING:
     from gateway.cli._reprocess import Reprocessor
@@ -71,7 +72,8 @@ def _replay_one(msg: dict[str, Any], store: SQLiteStore,
     if not dead:
         raise StoreError(f"it is {msg['state']} and has no dead delivery to replay")
     new = [asyncio.run(store.replay_delivery(d)) for d in dead]
-    print(f"message {msg['id']}: deliveries {dead} replayed as {new}")
+    print(f"message {msg['id']}: {noun(len(dead), 'delivery', 'deliveries')}"
+          f" {', '.join(map(str, dead))} replayed as {', '.join(map(str, new))}")
     return True
 
 

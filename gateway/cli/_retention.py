@@ -80,7 +80,7 @@ def _files(files: ArchivedFiles, counts: dict[Path, int], done: str) -> str:
     if not files.folders:
         return "no archive folders (a source's done_dir, sedex receipts_archive) are configured"
     each = ", ".join(f"{n} in {folder}" for folder, n in counts.items())
-    return (f"{sum(counts.values())} archived files moved there more than"
+    return (f"{counted(sum(counts.values()), 'archived file')} moved there more than"
             f" {format_duration(files.keep)} ago {done} ({each})")
 
 
