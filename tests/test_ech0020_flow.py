@@ -130,7 +130,20 @@ def test_persons_show_prints_the_state_and_the_timeline(
     assert main(["--config", config, "persons", "show", local]) == 0
     text = capsys.readouterr().out
     assert "prolongationB" in text and "routed" in text
-    assert main(["--config", config, "persons", "show", "756.0000.0000.00"]) == 3
+    assert main(["--config", config, "persons", "show", "756.0000.0000.02"]) == 3
+    assert capsys.readouterr().err == "ech-gateway: no person 756.0000.0000.02\n"
+
+
+def test_persons_show_of_a_vn_with_a_wrong_check_digit_says_so(
+        corpus_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A VN mistyped in its last digit was only "no person"."""
+    vn = next(e["person_vn"] for e in MANIFEST["file"] if e["file"] == "move.xml")
+    wrong = vn[:-1] + str((int(vn[-1]) + 1) % 10)
+    config = str(_site(corpus_run / "site-typo", corpus_run / "gateway.db"))
+    assert main(["--config", config, "persons", "show", wrong]) == 3
+    assert capsys.readouterr().err == (f"ech-gateway: no person {wrong}: {wrong} has a wrong"
+                                       " check digit, so it is no VN (mistyped?)\n")
+    assert main(["--config", config, "persons", "show", vn]) == 0
 
 
 def test_who_left_the_register_is_marked_departed_and_shown(

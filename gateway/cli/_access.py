@@ -11,7 +11,7 @@ from gateway.assembly import load_config
 from gateway.cli import _render
 from gateway.errors import Ambiguous, NotFound
 from gateway.events import Publisher
-from gateway.person_state import parse_key
+from gateway.person_state import parse_key, vn_check_digit_ok
 from gateway.store import SQLiteStore, StoreReader
 
 
@@ -82,11 +82,17 @@ def _number(key: str) -> int | None:
 def person(store: StoreReader, text: str, unknown: str) -> dict[str, Any]:
     """The one person ``text`` (a VN or local id) names: state, keys, messages.
 
-    :param unknown: the message when nobody matches.
+    :param unknown: the message when nobody matches (a VN with a wrong check digit is
+        said to have one: a typing error, most likely).
     :raises NotFound: nobody matches. :raises Ambiguous: several do, each a candidate.
     """
-    found = store.find_persons(parse_key(text))
+    keys = parse_key(text)
+    found = store.find_persons(keys)
     if not found:
+        [key] = keys
+        if key.startswith("vn:") and not vn_check_digit_ok(key.removeprefix("vn:")):
+            raise NotFound(f"{unknown}: {text} has a wrong check digit, so it is no VN"
+                           " (mistyped?)")
         raise NotFound(unknown)
     if len(found) > 1:
         people = [store.get_person(pid) for pid in found]
