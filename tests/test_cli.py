@@ -583,6 +583,23 @@ def test_rules_explain_names_a_file_it_cannot_read_and_explains_the_others(
     assert f"{fresh.name}: personEventMessage" in out
 
 
+def test_rules_explain_points_an_export_to_map_test_as_validate_does(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A JSON or CSV export given to a source without a mapping was "malformed XML"."""
+    config = write_initial_config(tmp_path / "gw")
+    export, rows = tmp_path / "nova.json", tmp_path / "nova.csv"
+    export.write_text('[{"vn": "756.1234.5678.97"}]')
+    rows.write_text("vn;name\n756.1234.5678.97;Muster\n")
+    code, out, _ = cli(capsys, "--config", str(config), "rules", "explain", str(export), str(rows))
+    advice = ("a JSON or CSV export is read by a folder source's mapping; see what it makes of"
+              " each row with `ech-gateway map-test --source NAME")
+    assert (code, out.splitlines()[1:]) == (1, [
+        f"nova.json: quarantined: a JSON document: {advice} {export}`",
+        f"nova.csv: quarantined: not XML (CSV?): {advice} {rows}`"])
+    validated = cli(capsys, "validate", str(export))[1]
+    assert validated == f"{export}: NOT CHECKED: a JSON document: {advice} {export}`\n"
+
+
 def test_rules_explain_counts_a_deadline_from_the_messages_date_not_today(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``deadline = "30d"`` is 30 days after the message's date (messageDate, no eventDate

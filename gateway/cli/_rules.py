@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.assembly import load_config, make_validator, schema_set
+from gateway.cli._validate import export_hint
 from gateway.cli.exitcodes import CONFIG, FAILED, NOT_FOUND, OK
 from gateway.config._suggest import did_you_mean
 from gateway.contracts import Normalised, RawInput
@@ -104,7 +105,10 @@ def _explain_input(proc: Processor, store: StoreReader | None, states: dict[str,
     """Lines about one input (and its parts), each with whether it says "quarantined"."""
     step = proc.normalise(0, raw)
     if isinstance(step, Processed):
-        return [(f"{raw.ref}: quarantined: {step.reason}", True)]
+        # an export where no mapping reads it (with one, the mapping's reason is the better)
+        hint = (export_hint(raw.meta.get("path", raw.ref), raw.data)
+                if "mapping" not in raw.meta else None)
+        return [(f"{raw.ref}: quarantined: {hint or step.reason}", True)]
     if step.parts or step.rejected_parts:
         rows = counted(len(step.parts) + len(step.rejected_parts), "row")
         out = [(f"{raw.ref}: an export of {rows}", False)]

@@ -43,6 +43,17 @@ _BOM = b"\xef\xbb\xbf"
 _WIDE = (b"\xff\xfe", b"\xfe\xff", b"<\x00", b"\x00<", b"\x00\x00")
 
 
+def export_hint(path: str, data: bytes) -> str | None:
+    """What to do with ``data`` if it looks like a JSON or CSV export (not XML, not a zip):
+    read it with a mapping, tried with ``map-test``; None for anything else."""
+    body = data.removeprefix(_BOM).lstrip()
+    if not body or body[:1] == b"<" or body.startswith((_ZIP, *_WIDE)):
+        return None
+    what = "a JSON document" if body[:1] in (b"{", b"[") else "not XML (CSV?)"
+    return (f"{what}: a JSON or CSV export is read by a folder source's mapping; see what it"
+            f" makes of each row with `ech-gateway map-test --source NAME {path}`")
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     """Print a verdict per file; 0 when all are valid (registry input: would be taken)."""
     schemas = SchemaSet.from_catalog(args.official) if args.official else None
@@ -75,14 +86,10 @@ class RegistryInput:
     def __call__(self, path: str, data: bytes) -> bool | None:
         """Print the verdict on ``path``; whether the daemon would take it and send what
         it makes (or, rightly, nothing); None: not registry input, for the schemas."""
-        body = data.removeprefix(_BOM).lstrip()
-        if not body:
+        if not data.removeprefix(_BOM).strip():
             return None
-        if body[:1] in (b"{", b"[") or not (body[:1] == b"<" or body.startswith((_ZIP, *_WIDE))):
-            what = "a JSON document" if body[:1] in (b"{", b"[") else "not XML (CSV?)"
-            print(f"{path}: NOT CHECKED: {what}: a JSON or CSV export is read by a folder"
-                  " source's mapping; see what it makes of each row with"
-                  f" `ech-gateway map-test --source NAME {path}`")
+        if (hint := export_hint(path, data)) is not None:
+            print(f"{path}: NOT CHECKED: {hint}")
             return False
         proc = self._processor()
         raw = RawInput(self._source, Path(path).name, data, {"path": path})
