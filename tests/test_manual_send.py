@@ -273,6 +273,26 @@ def test_send_file_sends_an_ech0223_file_as_it_is(
     assert "not sent again" in capsys.readouterr().out
 
 
+def test_send_file_sends_an_ech0020_delivery_as_the_message_the_daemon_makes_of_it(
+        site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The help said eCH-0223 only, yet eCH-0020 went through: now both say it does."""
+    with pytest.raises(SystemExit):
+        main(["send", "--help"])
+    assert "or an eCH-0020 v3 delivery to send as the eCH-0223 message the daemon makes of it" \
+        in " ".join(capsys.readouterr().out.split())
+    assert send(site, str(CORPUS / "move.xml"), "--partner", "canton") == 0
+    [(mid, state, _reason)] = manual_rows(site)
+    assert state == "routed"
+    assert f"message {mid} (12426e55-90b3-51b4-ab8f-27438ef94f97): routed to canton" \
+        in capsys.readouterr().out
+    root = assert_official(payload_of(site, mid))
+    assert root.findtext(f".//{E223}personEvent") == "move"
+    # an event without counterpart is said so, and nothing goes out
+    assert send(site, str(CORPUS / "changeSex.xml"), "--partner", "canton") == 1
+    assert capsys.readouterr().out.endswith(": not_relevant: eCH-0020 event changeSex has no"
+                                            " eCH-0223 counterpart\n")
+
+
 def test_a_comment_cut_to_fit_the_file_s_own_is_called_the_request_s(
         site: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """There is no rule in a manual send: the warning spoke of "the rule's comment"."""

@@ -1,4 +1,9 @@
-"""``send``: a case worker's message to a partner, about a person the gateway knows."""
+"""``send``: a case worker's message to a partner, about a person the gateway knows.
+
+``send FILE`` takes what the registry folder takes, through the same normalisers: an
+eCH-0223 file goes as it is, an eCH-0020 v3 delivery as the message the daemon would
+make of it; only the rules are not asked (the partner is the one named).
+"""
 
 from __future__ import annotations
 
@@ -27,10 +32,11 @@ def add_commands(sub: Any) -> None:
     """Register ``send``."""
     p = sub.add_parser(
         "send", help="send an event about a known person (laggardOfFamily,"
-        " declarationOfCommitment...) or an eCH-0223 FILE to a partner by hand")
+        " declarationOfCommitment...), or an eCH-0223 or eCH-0020 FILE, to a partner by hand")
     p.add_argument("file", nargs="?", type=Path, metavar="FILE",
-                   help="an eCH-0223 file (XML, or a zip with files/) to send as it is,"
-                   " instead of --event/--person")
+                   help="instead of --event/--person: an eCH-0223 file (XML, or a zip with"
+                   " files/) to send as it is, or an eCH-0020 v3 delivery to send as the"
+                   " eCH-0223 message the daemon makes of it (completed from the person state)")
     p.add_argument("--partner", required=True, help="the partner that gets it")
     p.add_argument("--event", help="the eCH-0223 personEvent, as the XSD spells it")
     p.add_argument("--person", help="the person: a VN (756.1234.5678.97 or 7561234567897),"
