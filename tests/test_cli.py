@@ -1113,6 +1113,38 @@ def test_a_limit_below_one_is_refused(capsys: pytest.CaptureFixture[str],
     assert f"argument --limit: {why}" in capsys.readouterr().err
 
 
+def test_every_argument_says_what_it_is_in_the_help() -> None:
+    """``demo --seed``, ``init DIR``, every ``--json``... were listed without a word."""
+    from gateway.cli import build_parser
+
+    pm = get_plugin_manager()
+    commands = [c for found in pm.hook.gateway_commands() for c in found]
+    silent, todo = [], [build_parser(commands)]
+    while todo:
+        parser = todo.pop()
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                todo.extend(action.choices.values())
+            elif not action.help:
+                silent.append(f"{parser.prog} {'/'.join(action.option_strings) or action.dest}")
+    assert silent == []
+
+
+def test_an_empty_list_says_there_is_nothing(ran: Run, capsys: pytest.CaptureFixture[str]) -> None:
+    """``messages list --state not_relevant`` printed the header alone."""
+    config = str(ran.config)
+    assert cli(capsys, "--config", config, "messages", "list", "--state", "not_relevant") == (
+        0, "no messages (--state not_relevant)\n", "")
+    assert cli(capsys, "--config", config, "messages", "list", "--state", "routed",
+               "--delivery-state", "retry_wait")[1] == (
+        "no messages (--state routed, --delivery-state retry_wait)\n")
+    assert cli(capsys, "--config", config, "messages", "list", "--state", "not_relevant",
+               "--json")[1] == "[]\n"
+    assert cli(capsys, "--config", config, "messages", "list", "--state", "duplicate")[1] \
+        .startswith("    ID  RECEIVED")
+    assert cli(capsys, "--config", config, "cases", "list") == (0, "no cases\n", "")  # no answers
+
+
 def test_each_command_says_what_it_does_in_its_own_help() -> None:
     """``ech-gateway messages replay --help`` said only its usage: the line in the list is
     its description too, for every command and action (plugins' included)."""

@@ -23,11 +23,11 @@ def add_commands(sub: Any, messages: Any) -> None:
     p = csub.add_parser("list", help="cases, the most recently updated first")
     p.add_argument("--limit", type=_args.limit, default=50,
                    help="list at most this many (default 50)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(handler=cmd_list)
     p = csub.add_parser("show", help="a case with its messages in time order, both directions")
-    p.add_argument("id", type=int)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("id", type=int, help="the case id (first column of cases list)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(handler=cmd_show)
     p = messages.add_parser("assign", help="name the resident a partner's message waiting for"
                             " review is about, and send it on to the registry")
@@ -42,7 +42,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     with _access.reader(args) as r:
         cases = r.list_cases(args.limit)
     print(json.dumps(_render.with_times(cases), indent=2) if args.json
-          else _render.case_table(cases))
+          else _render.case_table(cases) if cases else "no cases")
     return OK
 
 

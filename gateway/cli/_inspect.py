@@ -14,7 +14,7 @@ from gateway.cli.exitcodes import FAILED, OK
 from gateway.errors import NotFound
 from gateway.store import DeliveryState, MessageState
 from gateway.store.anchor import anchor_path, read_anchor
-from gateway.wording import counted, noun
+from gateway.wording import counted
 
 
 def add_commands(sub: Any) -> Any:
@@ -23,18 +23,20 @@ def add_commands(sub: Any) -> Any:
     msub = msgs.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = msub.add_parser("list", help="messages, newest first")
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--state", choices=[s.value for s in MessageState])
+    which.add_argument("--state", choices=[s.value for s in MessageState],
+                       help="only messages in this state")
     which.add_argument("--unhandled", action="store_true",
                        help="quarantined messages, and messages a partner rejected, that no"
                             " operator has handled yet (messages handle)")
-    p.add_argument("--delivery-state", choices=[s.value for s in DeliveryState])
+    p.add_argument("--delivery-state", choices=[s.value for s in DeliveryState],
+                   help="only messages with a delivery in this state")
     p.add_argument("--limit", type=_args.limit, default=50,
                    help="list at most this many (default 50)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(handler=cmd_list)
     p = msub.add_parser("show", help="one message with its deliveries and history")
     p.add_argument("id", help="row id or eCH-0223 messageId (refused if it names several), or row:ID")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--raw", action="store_true", help="print the raw bytes as received")
     p.set_defaults(handler=cmd_show)
     p = msub.add_parser("replay", help="process a quarantined, not relevant or needs_review"
@@ -46,7 +48,7 @@ def add_commands(sub: Any) -> Any:
     p.set_defaults(handler=_replay.cmd_replay)
 
     p = sub.add_parser("dead-letters", help="deliveries that gave up (replay with --replay)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--replay", action="store_true", help="replay every dead letter listed")
     p.set_defaults(handler=cmd_dead_letters)
 
@@ -90,12 +92,24 @@ def cmd_list(args: argparse.Namespace) -> int:
         msgs = r.list_messages(**filters, limit=args.limit)
         total = r.count_messages(**filters) if len(msgs) >= args.limit else len(msgs)
     rows = [_public(m) for m in msgs]
+    if not rows and not args.json:
+        print(_none_listed(args))
+        return OK
     print(json.dumps(rows, indent=2) if args.json else _render.message_table(rows))
     if total > len(rows):
         # beside JSON (on stderr) so that the JSON stays whole
         print(f"showing {len(rows)} of {total} (--limit N for more)",
               file=sys.stderr if args.json else sys.stdout)
     return OK
+
+
+def _none_listed(args: argparse.Namespace) -> str:
+    """What an empty ``messages list`` says: no messages, and which were asked for."""
+    asked = [f"--state {args.state}" if args.state else "",
+             "--unhandled" if args.unhandled else "",
+             f"--delivery-state {args.delivery_state}" if args.delivery_state else ""]
+    given = ", ".join(a for a in asked if a)
+    return "no messages" + (f" ({given})" if given else "")
 
 
 def cmd_show(args: argparse.Namespace) -> int:

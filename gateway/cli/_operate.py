@@ -29,7 +29,9 @@ def add_commands(sub: Any) -> None:
     """Register this module's commands."""
     p = sub.add_parser("init", help="write a working configuration into DIR, or for a system"
                        " service with --system")
-    p.add_argument("directory", type=str, nargs="?", metavar="DIR")
+    p.add_argument("directory", type=str, nargs="?", metavar="DIR",
+                   help="the folder to write gateway.toml and its folders into (created if"
+                   " missing; an existing gateway.toml is never overwritten)")
     p.add_argument("--system", action="store_true",
                    help=f"install for systemd: {CONFIG_FILE}, data in {DATA_DIR},"
                    " the unit, sysusers and tmpfiles files")
@@ -53,7 +55,8 @@ def add_commands(sub: Any) -> None:
                        " the files before it and the configuration's database. A JSON or CSV"
                        " export is pointed to map-test. Exit 1 if any file is invalid or"
                        " would be quarantined, 3 if one cannot be read.")
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="eCH-0223, eCH-0090 or eCH-0020 files (XML, or a zip), in order")
     p.add_argument("--official", metavar="CATALOG",
                    help="validate with the official schemas of this XML catalog instead")
     p.add_argument("--ech0223-version", choices=ECH0223_VERSIONS, metavar="VERSION",
@@ -69,7 +72,7 @@ def add_commands(sub: Any) -> None:
     p.set_defaults(handler=demo.run)
 
     p = sub.add_parser("plugins", help="list the loaded plugins, their hooks and types")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(handler=cmd_plugins)
 
 

@@ -21,7 +21,7 @@ def add_commands(sub: Any) -> None:
     r = psub.add_parser(
         "resume", help="end the pause of PARTNER on NODE (a node renamed or gone, whose own"
                        " probe will never end it); journaled as partner.resumed")
-    r.add_argument("partner")
+    r.add_argument("partner", help="the partner's name ([partners.NAME])")
     r.add_argument("--node", help="the node whose pause to end (default: this one,"
                                   " [gateway] node_id)")
     r.set_defaults(handler=cmd_resume)

@@ -17,7 +17,7 @@ def add_commands(sub: Any) -> None:
     p = psub.add_parser("show", help="a person's state and messages, in time order")
     p.add_argument("person", help="a VN (756.1234.5678.97 or 7561234567897), or a local id"
                    " (CATEGORY:ID, or ID of any category)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(handler=cmd_show)
 
 

@@ -41,7 +41,9 @@ def add_commands(sub: Any) -> None:
     rules = sub.add_parser("rules", help="the operator's [[rules]]")
     rsub = rules.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = rsub.add_parser("explain", help="what would happen to FILEs and why (sends nothing)")
-    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE",
+                   help="input files as the source brings them, in order: each sees the person"
+                   " states the earlier ones leave")
     p.add_argument("--source", help="the source the files come from: a configured source, or a"
                    " partner for its messages (default: the first configured source)")
     p.set_defaults(handler=cmd_explain)

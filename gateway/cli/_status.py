@@ -18,7 +18,7 @@ from gateway.wording import noun
 def add_commands(sub: Any) -> None:
     """Register ``status``."""
     p = sub.add_parser("status", help="counts per state; exit 1 when something needs attention")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(handler=cmd_status)
 
 

@@ -55,7 +55,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="stop after this long at most")
     parser.add_argument("--failure-rate", type=float, default=0.25,
                         help="share of sedex transfers that fail transiently")
-    parser.add_argument("--seed", type=int, default=2235)
+    parser.add_argument("--seed", type=int, default=2235,
+                        help="seed of the random sample messages, sedex failures and the"
+                        " canton's answers: another seed, other data (default 2235)")
     parser.add_argument("--dir", type=Path, help="use this (new) folder instead of a temporary one")
 
 
