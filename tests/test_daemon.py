@@ -265,3 +265,57 @@ def stops_while_a_worker_hangs(root_text: str) -> None:
 def test_the_process_ends_once_stopped_though_a_worker_is_stuck_in_the_kernel(
         tmp_path: Path) -> None:
     run_isolated("tests.test_daemon:stops_while_a_worker_hangs", str(tmp_path), timeout=180)
+
+
+#: A vendor's plugin slow to import: it says so (the file ``$ACME_LOADING``), then waits for
+#: the file ``$ACME_GO``; the command line is still loading meanwhile.
+_SLOW_TO_LOAD = """
+    import os
+    import time
+
+    open(os.environ["ACME_LOADING"], "w").close()
+    while not os.path.exists(os.environ["ACME_GO"]):
+        time.sleep(0.01)
+    """
+#: What the console script runs (pyproject.toml: ``ech-gateway = "gateway.entry:main"``).
+_CONSOLE_SCRIPT = "import sys; from gateway.entry import main; sys.exit(main())"
+
+
+@pytest.mark.parametrize(("launch", "command", "ends"), [
+    (["-m", "gateway"], "run", 0),
+    (["-c", _CONSOLE_SCRIPT], "run", 0),
+    (["-m", "gateway"], "status", -signal.SIGTERM),  # not a daemon: TERM ends it, as always
+])
+def test_a_term_while_the_command_line_loads_is_kept_for_run(
+        tmp_path: Path, launch: list[str], command: str, ends: int) -> None:
+    """A TERM in the first second of ``run`` (Python importing) killed it by the default
+    action, exit 143 and no "stopped"; ``run`` now stops cleanly, starting nothing."""
+    site = tmp_path / "site"
+    install(site, "acme-slow", "acme", "acme_slow_mod", _SLOW_TO_LOAD)
+    config = write_initial_config(tmp_path / "gw")
+    (tmp_path / "gw" / "conf.d" / "10-test.toml").write_text("[gateway]\nworkers = 0\n")
+    loading, go, log = tmp_path / "loading", tmp_path / "go", tmp_path / "out.log"
+    path = [str(site), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, LOAD_ENV: f"{BUILT_IN},acme", "PYTHONPATH": os.pathsep.join(path),
+           "ACME_LOADING": str(loading), "ACME_GO": str(go)}
+    with log.open("ab") as out:
+        proc = subprocess.Popen([sys.executable, *launch, "--config", str(config), command],
+                                stdout=out, stderr=out, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not loading.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.2)  # delivered while the plugin still loads
+        go.touch()
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    lines = log.read_text().splitlines()
+    assert code == ends, lines
+    if command == "run":
+        assert lines[-1].split(" ", 2)[-1] == "INFO gateway.daemon: stopped", lines
+        assert not any("running" in line for line in lines), lines

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gateway import __version__
+from gateway import __version__, entry
 from gateway.cli import (
     _cases,
     _handling,
@@ -95,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(commands).parse_args(argv)
     args.pm = pm
     try:
+        if args.handler is not _operate.cmd_run:  # run takes a TERM while loading itself
+            entry.release()
         code: int = args.handler(args)
         sys.stdout.flush()  # a closed pipe shows here, not at exit
     except BrokenPipeError:

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
-from gateway import demo, logs
+from gateway import demo, entry, logs
 from gateway.assembly import load_config, make_validator, schema_set
 from gateway.cli._validate import cmd_validate
 from gateway.cli.exitcodes import CONFIG, FAILED, OK
@@ -118,8 +118,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the daemon until TERM or INT.
 
-    A TERM before the event loop runs is kept for it: the daemon then starts nothing and
-    stops. Once stopped, the process exits at once, rather than at Python's exit,
+    A TERM before the event loop runs, also one while Python was still loading the
+    command line (:mod:`gateway.entry`), is kept for it: the daemon then starts nothing
+    and stops. Once stopped, the process exits at once, rather than at Python's exit,
     if a worker process killed and left behind has not ended (:func:`_exit_now`).
     """
     settings = load_config(args.config, args.pm)
@@ -127,6 +128,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     early: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda number, _frame: early.append(number))
+    early += entry.take()  # a TERM while the command line was loading
     gateway = Gateway(settings, args.pm, make_validator(schema_set(settings)))
 
     async def main() -> None:
