@@ -202,12 +202,20 @@ class Gateway:
         :raises WorkerStartFailed: worker processes cannot start.
         """
         async def start() -> None:
+            # said as it begins: each step can take seconds on a loaded machine, and an
+            # operator watching the log should not take the daemon for hung
             if stop.is_set():
                 return
+            if self.pool.size:
+                log.info("starting %s", counted(self.pool.size, "worker process",
+                                                 "worker processes"))
             await self.pipeline.start()
+            waiting = await self.store.count_pending()
+            if waiting and not stop.is_set():
+                log.info("processing %s stored before the last stop", counted(waiting, "input"))
             recovered = await self.pipeline.recover(stop)
             if recovered:
-                log.info("processed %d inputs stored before the last stop", recovered)
+                log.info("processed %s stored before the last stop", counted(recovered, "input"))
 
         starting = asyncio.create_task(start(), name="start")
         await _first(starting, stop.wait())

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from socket import gethostname
 
 import pytest
 
@@ -319,3 +320,39 @@ def test_a_term_while_the_command_line_loads_is_kept_for_run(
     if command == "run":
         assert lines[-1].split(" ", 2)[-1] == "INFO gateway.daemon: stopped", lines
         assert not any("running" in line for line in lines), lines
+
+
+def test_run_says_what_it_does_between_opening_the_store_and_running(tmp_path: Path) -> None:
+    """Starting the worker processes and processing the inputs stored before the last stop
+    took seconds without a log line: an operator watching the log took it for hung."""
+    config = write_initial_config(tmp_path / "gw")
+    (tmp_path / "gw" / "conf.d" / "10-test.toml").write_text("[gateway]\nworkers = 1\n")
+    store = SQLiteStore(tmp_path / "gw" / "gateway.db")
+    store.start()
+    try:  # stored, never processed: the process stopped in between
+        asyncio.run(store.add_raw([RawInput("registry", f"{n}.xml", message(f"early-{n}"), {})
+                                   for n in range(3)]))
+    finally:
+        store.close()
+    log = tmp_path / "out.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(config), "run"],
+                                stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + 60
+        while "running:" not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    said = [line.split(" ", 2)[-1] for line in log.read_text().splitlines()]
+    start = next(i for i, line in enumerate(said) if "journal head at start" in line)
+    assert said[start + 1:start + 5] == [
+        "INFO gateway.daemon: starting 1 worker process",
+        "INFO gateway.daemon: processing 3 inputs stored before the last stop",
+        "INFO gateway.daemon: processed 3 inputs stored before the last stop",
+        f"INFO gateway.daemon: gateway {gethostname()} running: 1 source, 2 partners"]

@@ -175,6 +175,7 @@ async def test_add_raw_gives_each_input_its_id_as_stored(store: Store, journal: 
         assert (stored.message, stored.source, stored.ref, stored.data, dict(stored.meta)) == (
             mid, "registry", f"m{n}.xml", raw(n).data, {"content_type": "xml"})
     assert [p.message for p in await store.pending(10)] == ids
+    assert (await store.count_pending(), len(await store.pending(1))) == (3, 1)
     assert [(e.event, e.message) for e in journal] == [("message.received", mid) for mid in ids]
     assert the(journal, "message.received", message=ids[1]).detail == {
         "source": "registry", "ref": "m2.xml", "bytes": len(raw(2).data)}

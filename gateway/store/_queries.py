@@ -266,6 +266,12 @@ def pending(conn: sqlite3.Connection, limit: int, max_bytes: int | None = None) 
     return inputs(conn, [mid for mid, _size in rows])
 
 
+def count_pending(conn: sqlite3.Connection) -> int:
+    """How many inputs are stored but not processed."""
+    return int(conn.execute(  # the literal state: the partial index messages_received
+        f"SELECT count(*) FROM messages WHERE state = '{MessageState.RECEIVED}'").fetchone()[0])
+
+
 def inputs(conn: sqlite3.Connection, ids: Sequence[int]) -> list[Pending]:
     """The stored inputs ``ids`` that still wait to be processed, by id."""
     return [Pending(r[0], r[1], r[2], bytes(r[3]), json.loads(r[4])) for r in select_in(

@@ -135,6 +135,11 @@ class Store(Protocol):
         the first at most ``max_bytes`` of input in all."""
         ...
 
+    async def count_pending(self) -> int:
+        """How many inputs are stored but not processed yet (what :meth:`pending` would give
+        without limits)."""
+        ...
+
     async def inputs(self, messages: Sequence[int]) -> list[Pending]:
         """Of the inputs ``messages``, those not processed yet (state ``received``), by id."""
         ...

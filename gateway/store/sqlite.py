@@ -279,6 +279,10 @@ class SQLiteStore:
         """Inputs stored but not processed yet."""
         return await self._writer.read(lambda c: _queries.pending(c, limit, max_bytes))
 
+    async def count_pending(self) -> int:
+        """How many inputs are stored but not processed yet."""
+        return await self._writer.read(_queries.count_pending)
+
     async def inputs(self, messages: Sequence[int]) -> list[Pending]:
         """Of the inputs ``messages``, those not processed yet."""
         return await self._writer.read(lambda c: _queries.inputs(c, messages))
