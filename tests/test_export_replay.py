@@ -146,8 +146,8 @@ def test_rows_an_operator_handled_are_left_and_nothing_left_is_refused(
     assert cli(capsys, config, "messages", "handle", str(permit), "--note", "permit S: by hand")[0] == 0
     code, out, err = cli(capsys, config, "messages", "replay", str(export))
     assert (code, out) == (1, "")
-    assert err == (f"{export}: message is split and none of its 8 rows is quarantined and"
-                   " unhandled: nothing to replay\n")
+    assert err == (f"ech-gateway: message {export}: it is split and none of its 8 rows is"
+                   " quarantined and unhandled: nothing to replay\n")
 
 
 def test_show_names_a_rows_export_and_sums_up_an_exports_rows(

@@ -91,7 +91,7 @@ def _replay_rows(export: dict[str, Any], r: StoreReader, processing: Reprocessor
     rows = r.unhandled_rows(export["id"])
     if not rows:
         total = export["rows"]["total"] if export["rows"] else 0
-        raise StoreError(f"message is split and none of its {total} rows is quarantined and"
+        raise StoreError(f"it is split and none of its {total} rows is quarantined and"
                          " unhandled: nothing to replay")
     states, refused = asyncio.run(_again_each(rows, processing))
     counts = ", ".join(f"{state} {n}" for state, n in sorted(states.items()))
