@@ -486,8 +486,10 @@ CONTEXT = NormaliseContext(max_bytes=1 << 20, max_zip_entries=4, max_zip_bytes=6
     ([("message.xml", b"M"), ("files/../x.pdf", PDF)], "escapes its folder"),
     ([("message.xml", b"M"), ("/etc/x.pdf", PDF)], "absolute entry path"),
     ([("message.xml", b"M"), ("files/a.pdf", PDF), ("files/a.pdf", PDF)], "duplicate entry"),
-    ([("message.xml", b"M")] + [(f"files/{i}.pdf", PDF) for i in range(4)], "more than 4"),
-    ([("message.xml", b"M"), ("files/big.pdf", os.urandom(70_000))], "more than 65536 bytes"),
+    ([("message.xml", b"M")] + [(f"files/{i}.pdf", PDF) for i in range(4)],
+     "more than [limits] max_zip_entries (4)"),
+    ([("message.xml", b"M"), ("files/big.pdf", os.urandom(70_000))],
+     "more than [limits] max_zip_bytes (65536 bytes)"),
     ([("message.xml", b"M"), ("files/sub/a.pdf", PDF)], "subfolders of files/"),
     ([("message.xml", b"M"), ("scan.pdf", PDF)], "outside files/"),
 ])
