@@ -1240,6 +1240,50 @@ def test_resubmit_stores_a_correction_and_handles_the_original(
     assert cli(capsys, "--config", str(gw.config), "journal", "verify")[0] == 0
 
 
+def test_a_resubmitted_file_quarantined_again_is_said_and_exits_1(
+        gw: Run, capsys: pytest.CaptureFixture[str]) -> None:
+    """As ``messages replay`` of a message quarantined again: the reason, and exit 1."""
+    bad = gw.ids["bad"]
+    still = gw.dir / "still-bad.xml"
+    still.write_bytes(b"<oops><a></oops><!-- corrected? -->")
+    code, out, _ = cli(capsys, "--config", str(gw.config), "messages", "resubmit", str(bad),
+                       str(still))
+    [(new, state)] = states(gw.db, "SELECT id, state FROM messages WHERE id > ?",
+                            (max(gw.ids.values()),))
+    assert code == 1
+    assert out.startswith(f"message {new} corrects message {bad} (now handled), but is"
+                          " quarantined too: malformed XML")
+    assert state == "quarantined"
+    assert _unhandled(capsys, gw) == [new, gw.ids["big"]]  # the correction waits now
+
+
+def test_replay_of_several_exits_with_the_most_severe_code_whatever_the_order(
+        gw: Run, capsys: pytest.CaptureFixture[str]) -> None:
+    """Quarantined again (1) < no such message (3) < a messageId naming several (4)."""
+    bad = str(gw.ids["bad"])
+    config = str(gw.config)
+    assert cli(capsys, "--config", config, "messages", "replay", "999999", bad)[0] == 3
+    assert cli(capsys, "--config", config, "messages", "replay", bad, "999999")[0] == 3
+    code, out, err = cli(capsys, "--config", config, "messages", "replay", "cli-ok-2", "999999",
+                         bad)
+    assert code == 4
+    assert "messageId cli-ok-2: it names 2 messages" in err and "no message 999999" in err
+    assert f"message {bad}: processed again, still quarantined" in out  # the others go on
+
+
+def test_assign_refuses_a_vn_with_a_wrong_check_digit_before_anything_is_asked(
+        gw: Run, capsys: pytest.CaptureFixture[str]) -> None:
+    """A mistyped VN is a bad argument (exit 2), as ``persons show`` says of it: nothing is
+    recorded, and no registry is asked about it."""
+    journal = states(gw.db, "SELECT count(*) FROM journal")
+    code, out, err = cli(capsys, "--config", str(gw.config), "messages", "assign",
+                         str(gw.ids["review"]), "--person", "756.1234.5678.90")
+    assert (code, out) == (2, "")
+    assert err.splitlines()[-1].endswith("argument --person: 756.1234.5678.90 has a wrong check"
+                                         " digit, so it is no VN (mistyped?)")
+    assert states(gw.db, "SELECT count(*) FROM journal") == journal
+
+
 def test_handle_marks_quarantined_input_handled_with_a_note(
         gw: Run, capsys: pytest.CaptureFixture[str]) -> None:
     big = gw.ids["big"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from gateway.person_state import parse_key, vn_check_digit_ok
+
 
 def limit(text: str) -> int:
     """``--limit N``: a whole number of at least 1 (SQLite takes a negative one as no limit)."""
@@ -14,3 +16,13 @@ def limit(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
+
+
+def person(text: str) -> str:
+    """``--person``: a VN or a local id; a VN with a wrong check digit is refused (mistyped,
+    most likely: nobody, and no registry, knows a person by it)."""
+    [key] = parse_key(text)
+    if key.startswith("vn:") and not vn_check_digit_ok(key.removeprefix("vn:")):
+        raise argparse.ArgumentTypeError(f"{text} has a wrong check digit, so it is no VN"
+                                         " (mistyped?)")
+    return text

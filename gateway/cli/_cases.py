@@ -32,8 +32,8 @@ def add_commands(sub: Any, messages: Any) -> None:
     p = messages.add_parser("assign", help="name the resident a partner's message waiting for"
                             " review is about, and send it on to the registry")
     p.add_argument("id", help="the message (needs_review): row id or eCH-0223 messageId, or row:ID")
-    p.add_argument("--person", required=True, help="a VN (756.1234.5678.97 or 7561234567897),"
-                   " or a local id (CATEGORY:ID)")
+    p.add_argument("--person", required=True, type=_args.person,
+                   help="a VN (756.1234.5678.97 or 7561234567897), or a local id (CATEGORY:ID)")
     p.set_defaults(handler=cmd_assign)
 
 
@@ -72,7 +72,7 @@ def cmd_assign(args: argparse.Namespace) -> int:
             keys = person["keys"]
         who = os.environ.get("USER") or "operator"
         asyncio.run(store.assign(mid, keys, who))
-        state = asyncio.run(process_stored(mid, store, settings, args.pm))
+        state = asyncio.run(process_stored(mid, store, settings, args.pm)).state
         msg = r.get_message(mid)
     if state != MessageState.ROUTED and msg is not None:  # e.g. a person nobody knows
         print(f"message {mid}: assigned, but {state}: {msg['reason']}")

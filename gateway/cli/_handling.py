@@ -40,7 +40,8 @@ def add_actions(messages: Any) -> None:
 
 
 def cmd_resubmit(args: argparse.Namespace) -> int:
-    """Store FILE as a new input correcting quarantined ID, then process it."""
+    """Store FILE as a new input correcting quarantined ID, then process it; exit 1 when the
+    correction is quarantined too (its reason printed, as ``messages replay`` does)."""
     with _access.writer(args) as (settings, store), _access.reader(args) as r:
         mid = _access.resolve(r, args.id)
         msg = r.get_message(mid)
@@ -70,8 +71,12 @@ def cmd_resubmit(args: argparse.Namespace) -> int:
         except StoreError as exc:
             print(f"ech-gateway: {exc}", file=sys.stderr)
             return FAILED
-        state = asyncio.run(process_stored(new, store, settings, args.pm))
-    print(f"message {new} corrects message {mid} (now handled): {state}")
+        p = asyncio.run(process_stored(new, store, settings, args.pm))
+    if p.state == MessageState.QUARANTINED:
+        print(f"message {new} corrects message {mid} (now handled), but is quarantined too:"
+              f" {p.reason}")
+        return FAILED
+    print(f"message {new} corrects message {mid} (now handled): {p.state}")
     return OK
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from gateway.cli import _access
-from gateway.cli.exitcodes import AMBIGUOUS, FAILED, NOT_FOUND, OK
+from gateway.cli.exitcodes import AMBIGUOUS, FAILED, NOT_FOUND, OK, worst
 from gateway.errors import Ambiguous, NotFound, StoreError
 from gateway.store import MessageState, SQLiteStore, StoreReader
 from gateway.wording import noun
@@ -29,7 +29,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     dead deliveries of the others.
 
     Exit 1 when a message is quarantined again (its reason printed) or cannot be
-    replayed; an ID that names no message, or several, exits 3 or 4 as elsewhere.
+    replayed; an ID that names no message, or several, exits 3 or 4 as elsewhere. Of
+    several IDs, the most severe of their codes (:func:`~gateway.cli.exitcodes.worst`).
     """
     from gateway.cli._reprocess import Reprocessor  # the daemon's pipeline: loaded when needed
 
@@ -43,18 +44,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 if msg is None:
                     raise NotFound(f"no message {key}")
                 if msg["state"] == MessageState.SPLIT:
-                    status = _replay_rows(msg, r, processing()) or status
+                    status = worst(status, _replay_rows(msg, r, processing()))
                 elif not _replay_one(msg, store, processing):
-                    status = FAILED
+                    status = worst(status, FAILED)
             except NotFound as exc:
                 print(f"ech-gateway: {exc}", file=sys.stderr)
-                status = NOT_FOUND
+                status = worst(status, NOT_FOUND)
             except Ambiguous as exc:
                 print(f"ech-gateway: {exc}", *exc.candidates, sep="\n  ", file=sys.stderr)
-                status = AMBIGUOUS
+                status = worst(status, AMBIGUOUS)
             except StoreError as exc:
                 print(f"ech-gateway: message {key}: {exc}", file=sys.stderr)
-                status = FAILED
+                status = worst(status, FAILED)
     return status
 
 

@@ -42,6 +42,7 @@ class Reprocessor:
         return processed
 
 
-async def process_stored(mid: int, store: Store, settings: Any, pm: pluggy.PluginManager) -> str:
-    """Run stored input ``mid`` through the daemon's processing path; return its new state."""
-    return str((await Reprocessor(store, settings, pm).stored(mid)).state)
+async def process_stored(mid: int, store: Store, settings: Any, pm: pluggy.PluginManager
+                         ) -> Processed:
+    """Run stored input ``mid`` through the daemon's processing path; its outcome as recorded."""
+    return await Reprocessor(store, settings, pm).stored(mid)

@@ -77,7 +77,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         if not new:
             print(f"message {mid}: the same input was sent by hand before; not sent again")
             return FAILED
-        state = asyncio.run(process_stored(mid, store, settings, args.pm))
+        state = asyncio.run(process_stored(mid, store, settings, args.pm)).state
     with _access.reader(args) as r:
         msg = r.get_message(mid)
     assert msg is not None

@@ -23,3 +23,15 @@ CLOSED_PIPE = 141
 #: the database was deleted or replaced, or does not reach its journal anchor
 #: (``run`` refuses to start; see ``journal verify``).
 STORE_LOST = 5
+
+#: The codes from least to most severe. A command acting on several items (``messages replay
+#: A B``) exits with the most severe of theirs (:func:`worst`), whatever their order: an item
+#: refused (``FAILED``: done, but the outcome needs a person, or not possible in its state)
+#: weighs less than an ID that names no message (``NOT_FOUND``) or several (``AMBIGUOUS``),
+#: for which nothing was done at all; then what stops every item (``CONFIG``, ``STORE_LOST``).
+SEVERITY = (OK, FAILED, NOT_FOUND, AMBIGUOUS, CONFIG, STORE_LOST)
+
+
+def worst(*codes: int) -> int:
+    """The most severe of ``codes`` (in the order of :data:`SEVERITY`)."""
+    return max(codes, key=SEVERITY.index)
