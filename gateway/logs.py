@@ -11,7 +11,7 @@ import logging
 import re
 import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
 #: A value an lxml (libxml2) schema error quotes, found by the message's
 #: structure, whatever the value holds (apostrophes, newlines, any length):
@@ -163,11 +163,39 @@ class JsonFormatter(TextFormatter):
         return json.dumps(out)
 
 
+class _Handler(logging.StreamHandler[TextIO]):
+    """The handler :func:`setup` installs: told apart from a host program's."""
+
+
 def setup(level: str = "INFO", fmt: str = "text") -> None:
     """Configure the root logger once, on stderr."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _Handler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
+
+
+#: The lowest level a command other than ``run`` logs at.
+COMMAND_LEVEL = logging.WARNING
+
+
+def setup_command(level: str = "WARNING", fmt: str = "text") -> None:
+    """Logging for a command other than ``run``: :func:`setup` at ``level``, but not below
+    WARNING.
+
+    A command prints what it did (on stdout: its JSON too); its log lines are what
+    it met on the way that is worth a warning (an alert for a message it quarantined,
+    a message upgrading changed), on stderr, in the configured format and without VN
+    numbers, as the daemon's. The daemon's INFO lines (the journal head at each
+    opening of the store) are not a command's business.
+
+    Nothing changes where the program running the command line configured logging
+    itself (a handler on the root logger that :func:`setup` did not install: an
+    application or a test runner calling :func:`gateway.cli.main`).
+    """
+    root = logging.getLogger()
+    if any(not isinstance(h, _Handler) for h in root.handlers):
+        return
+    setup(logging.getLevelName(max(logging.getLevelName(level), COMMAND_LEVEL)), fmt)

@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -1191,6 +1192,42 @@ def test_replay_of_quarantined_messages_processes_them_again(
     code, out, _ = cli(capsys, "--config", str(gw.config), "messages", "show", str(big))
     assert "message.replayed" in out
     assert cli(capsys, "--config", str(gw.config), "journal", "verify")[0] == 0
+
+
+#: A log line of the text format: time, level, logger.
+TEXT_LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (?P<level>[A-Z]+) (?P<logger>[\w.]+): ")
+
+
+def test_a_commands_log_lines_are_the_daemons_on_stderr_without_vn(gw: Run) -> None:
+    """``send`` and ``messages replay`` process in the command's process: what the alerts
+    plugin and the eCH-0223 upgrade log there reaches stderr as log lines of the configured
+    format, at WARNING (the INFO the configuration names is the daemon's), and without the
+    VN the file's name and the quarantine reason hold; stdout has the command's line alone."""
+    vn = "7561234567897"
+    permit = gw.dir / f"{vn}-permit.xml"  # a registry names the person's file by their VN
+    permit.write_bytes((FIXTURES / "valid-pem13-full-persondata.xml").read_bytes().replace(
+        b"files/mietvertrag.pdf", f"files/{vn}-lease.pdf".encode()))  # not in the input
+    (gw.dir / "conf.d" / "30-log.toml").write_text('[gateway]\nlog_level = "INFO"\n')
+    done = run_script("--config", str(gw.config), "send", str(permit), "--partner", "canton")
+    [(mid, reason)] = states(gw.db, "SELECT id, reason FROM messages WHERE ref = ?",
+                             (permit.name,))
+    assert vn in reason
+    assert (done.returncode, done.stdout.decode()) == (1, f"message {mid}: quarantined: {reason}\n")
+    err = done.stderr.decode()
+    logged = [TEXT_LOG_LINE.match(line) for line in err.splitlines()]
+    assert all(logged), err
+    assert [(m["level"], m["logger"]) for m in logged if m] == [
+        ("WARNING", "plugins.ech0223"), ("WARNING", "gateway.alerts")]
+    assert f"WARNING gateway.alerts: message {mid} quarantined: " in err
+    assert vn not in err
+
+    (gw.dir / "conf.d" / "30-log.toml").write_text('[gateway]\nlog_format = "json"\n')
+    done = run_script("--config", str(gw.config), "messages", "replay", str(mid))
+    assert done.stdout.decode() == f"message {mid}: processed again, still quarantined: {reason}\n"
+    lines = [json.loads(line) for line in done.stderr.decode().splitlines()]
+    assert [(line["level"], line["logger"]) for line in lines] == [
+        ("WARNING", "plugins.ech0223"), ("WARNING", "gateway.alerts")]
+    assert vn not in done.stderr.decode()
 
 
 # ---------------------------------------------------------------------------

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 import pytest
 
 from gateway.assembly import make_validator
-from gateway.logs import JsonFormatter, TextFormatter, partner_text, redact
+from gateway.logs import JsonFormatter, TextFormatter, partner_text, redact, setup_command
 from gateway.plugin_types import GatewayEvent
 from gateway.xml.validation import SchemaSet, validate
 from plugins.alerts import gateway_event
@@ -175,3 +176,35 @@ def test_a_vn_in_a_file_name_never_reaches_the_log(formatter: logging.Formatter)
     assert "7561234567897" not in out and "756.1234" not in out, out
     assert "/srv/drop/756…_permit.xml and 756….pdf (Permission denied)" in out
     assert "attempt 0a1b2c3d-7561-4000-8000-756123456789, digest " + "a" * 64 in out
+
+
+@pytest.fixture
+def bare_root() -> Iterator[logging.Logger]:
+    """The root logger, restored after the test (which takes pytest's handlers off it first,
+    as a command-line process starts: without any)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield root
+    root.handlers[:], root.level = handlers, level
+
+
+@pytest.mark.parametrize(("configured", "written"), [
+    ("DEBUG", logging.WARNING), ("INFO", logging.WARNING), ("WARNING", logging.WARNING),
+    ("ERROR", logging.ERROR)])
+def test_a_command_logs_at_warning_or_the_stricter_level_configured(
+        bare_root: logging.Logger, configured: str, written: int) -> None:
+    bare_root.handlers[:] = []
+    setup_command(configured, "json")
+    [handler] = bare_root.handlers
+    assert (bare_root.level, type(handler.formatter)) == (written, JsonFormatter)
+    setup_command()  # again, as once the configuration is read: replaced, not added
+    assert len(bare_root.handlers) == 1
+
+
+def test_a_command_leaves_the_logging_its_host_program_set_up(bare_root: logging.Logger) -> None:
+    """An application (or a test runner) calling ``gateway.cli.main`` keeps its handlers."""
+    own = logging.NullHandler()
+    bare_root.handlers[:] = [own]
+    bare_root.setLevel(logging.DEBUG)
+    setup_command("ERROR", "json")
+    assert (bare_root.handlers, bare_root.level) == ([own], logging.DEBUG)

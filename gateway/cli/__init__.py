@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gateway import __version__, entry
+from gateway import __version__, entry, logs
 from gateway.cli import (
     _cases,
     _handling,
@@ -85,7 +85,13 @@ def build_parser(plugin_commands: Sequence[object] = ()) -> argparse.ArgumentPar
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit code."""
+    """Run the command line; return the exit code.
+
+    Its log lines go to stderr through the gateway's formatters from the start; once a
+    command has loaded the configuration, in its format (:func:`gateway.logs.setup_command`;
+    ``run`` sets up its own).
+    """
+    logs.setup_command()
     try:
         pm = get_plugin_manager()
     except PluginError as exc:

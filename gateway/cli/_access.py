@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from gateway import logs
 from gateway.assembly import load_config
 from gateway.cli import _render
 from gateway.errors import Ambiguous, NotFound
@@ -15,14 +16,21 @@ from gateway.person_state import parse_key, vn_check_digit_ok
 from gateway.store import SQLiteStore, StoreReader
 
 
+def configuration(args: argparse.Namespace) -> Any:
+    """The configuration ``--config`` names (else the first found); the command logs from here
+    on as it says (:func:`gateway.logs.setup_command`)."""
+    loaded = load_config(args.config, args.pm)
+    logs.setup_command(loaded.gateway.log_level, loaded.gateway.log_format)
+    return loaded
+
+
 @contextmanager
 def reader(args: argparse.Namespace, settings: Any = None) -> Iterator[StoreReader]:
     """The configured store, read-only; :class:`NotFound` before the gateway ran once.
 
     :param settings: the configuration, if loaded already.
     """
-    settings = settings or load_config(args.config, args.pm)
-    path = settings.store.path
+    path = (settings or configuration(args)).store.path
     if not path.exists():
         raise NotFound(f"no database at {path} yet: start the gateway once")
     store = StoreReader(path)
@@ -40,7 +48,7 @@ def writer(args: argparse.Namespace) -> Iterator[tuple[Any, SQLiteStore]]:
     commits are (``gateway_event``): a replay from the command line reaches
     the alerting plugins too.
     """
-    settings = load_config(args.config, args.pm)
+    settings = configuration(args)
     store = SQLiteStore(settings.store.path, busy_timeout=settings.store.busy_timeout)
     store.on_commit(Publisher(args.pm))
     store.start()

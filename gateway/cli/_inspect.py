@@ -8,7 +8,6 @@ import json
 import sys
 from typing import Any
 
-from gateway.assembly import load_config
 from gateway.cli import _access, _args, _render, _replay
 from gateway.cli.exitcodes import FAILED, OK
 from gateway.errors import NotFound
@@ -160,7 +159,7 @@ def cmd_journal_verify(args: argparse.Namespace) -> int:
     TRUNCATED (the journal ends before the entry the anchor names); REPLACED
     (another database, or another history); MISSING (the database is gone).
     """
-    settings = load_config(args.config, args.pm)
+    settings = _access.configuration(args)
     path = settings.store.path
     anchor = read_anchor(path)
     if anchor is not None and not path.exists():

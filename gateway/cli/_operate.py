@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 from gateway import demo, entry, logs
 from gateway.assembly import load_config, make_validator, schema_set
+from gateway.cli import _access
 from gateway.cli._validate import cmd_validate
 from gateway.cli.exitcodes import CONFIG, FAILED, OK
 from gateway.config import ConfigExists, check_environment, write_initial_config
@@ -99,7 +100,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Print every problem as file: key: reason."""
     try:
-        settings = load_config(args.config, args.pm)
+        settings = _access.configuration(args)
     except ConfigError as exc:
         for file, key, reason in exc.problems:
             print(f"{file}: {key}: {reason}")

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from gateway.archives import ArchivedFiles, archive_folders
-from gateway.assembly import load_config
 from gateway.cli import _access
 from gateway.cli.exitcodes import FAILED, OK
 from gateway.config import format_duration
@@ -31,7 +30,7 @@ def add_commands(sub: Any) -> None:
 
 def cmd_prune(args: argparse.Namespace) -> int:
     """Prune what is due (or count it, ``--dry-run``) and say how many of each kind."""
-    settings = load_config(args.config, args.pm)
+    settings = _access.configuration(args)
     keep = settings.retention.keep
     files = ArchivedFiles(archive_folders(settings), settings.retention.files_for)
     if not keep:

@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.assembly import load_config, make_validator, schema_set
+from gateway.assembly import make_validator, schema_set
+from gateway.cli import _access
 from gateway.cli._validate import export_hint
 from gateway.cli.exitcodes import CONFIG, FAILED, NOT_FOUND, OK
 from gateway.config._suggest import did_you_mean
@@ -52,7 +53,7 @@ def add_commands(sub: Any) -> None:
 def cmd_explain(args: argparse.Namespace) -> int:
     """Explain each file; exit 1 if any would be quarantined (a duplicate would not be),
     3 if one cannot be read."""
-    settings = load_config(args.config, args.pm)
+    settings = _access.configuration(args)
     source = args.source or next(iter(settings.sources), "registry")
     known = sorted({*settings.sources, *(name for name, partner in settings.partners.items()
                                          if partner.role == "partner")})

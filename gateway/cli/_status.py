@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gateway.assembly import load_config
 from gateway.cli import _access, _render
 from gateway.cli.exitcodes import ATTENTION, OK
 from gateway.retention import free_bytes
@@ -112,7 +111,7 @@ def store_space(path: Path, warn_free_below: int) -> dict[str, Any]:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Counts per state; exit :data:`ATTENTION` with the reasons when something needs an operator."""
-    settings = load_config(args.config, args.pm)
+    settings = _access.configuration(args)
     with _access.reader(args, settings) as store:
         counts = store.counts()
     # a disabled partner's deliveries wait for it: said, but not a reason for attention (the

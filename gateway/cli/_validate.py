@@ -19,7 +19,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from gateway.assembly import load_config, make_validator, schema_set
+from gateway.assembly import make_validator, schema_set
+from gateway.cli import _access
 from gateway.config import Settings, find_config
 from gateway.contracts import Decision, Normalised, PartnerVersion, RawInput
 from gateway.convert import CANONICAL
@@ -171,7 +172,7 @@ class RegistryInput:
         settings: Any
         config = find_config(self._args.config)
         if config is not None:
-            settings = load_config(config, self._args.pm)
+            settings = _access.configuration(self._args)
             self._source = next(iter(settings.sources), self._source)
             if settings.store.path.exists():
                 self._store = StoreReader(settings.store.path)

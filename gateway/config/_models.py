@@ -54,7 +54,8 @@ class GatewaySettings(_Section):
         description="Directory for the gateway's own files; default: gateway.toml's directory.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        default="INFO", description="Lowest level of log records written."
+        default="INFO", description="Lowest level of log records written (by `run`; the other"
+        " commands write WARNING and above, on stderr, in `log_format`)."
     )
     log_format: Literal["text", "json"] = Field(
         default="text", description="Log line format: readable text, or one JSON object per line."
