@@ -12,12 +12,20 @@ class GatewayError(Exception):
 
 
 class InputRejected(GatewayError):
-    """Input that can never be processed: it is quarantined with this reason."""
+    """Input that can never be processed: it is quarantined with this reason.
 
-    def __init__(self, reason: str, where: str | None = None) -> None:
+    :param message_id: the eCH-0223 header's ``messageId``, where it could be read all the
+        same (kept on the quarantined message: ``messages list`` and ``show`` name it).
+    :param sender_id: the header's ``senderId``, likewise.
+    """
+
+    def __init__(self, reason: str, where: str | None = None, *, message_id: str | None = None,
+                 sender_id: str | None = None) -> None:
         super().__init__(reason if where is None else f"{reason} (at {where})")
         self.reason = reason
         self.where = where
+        self.message_id = message_id
+        self.sender_id = sender_id
 
 
 class ConversionRefused(InputRejected):

@@ -103,7 +103,8 @@ class WayBack:
             try:
                 out.append(await self._one(mid, raw, n, assigned.get(mid)))
             except InputRejected as exc:
-                out.append(Processed(mid, MessageState.QUARANTINED, str(exc)))
+                out.append(Processed(mid, MessageState.QUARANTINED, str(exc),
+                                     message_id=n.message_id, sender_id=n.sender_id))
         return out
 
     async def _one(self, mid: int, raw: RawInput, n: Normalised,
@@ -125,7 +126,8 @@ class WayBack:
             if told != "; ".join(problems[:SHOWN]):  # the schema's own words: in the journal
                 noticed["schema"] = list(problems[:SHOWN])
             return Processed(mid, MessageState.QUARANTINED,
-                             f"invalid eCH-0223 from partner {partner!r}: {told}", detail=noticed)
+                             f"invalid eCH-0223 from partner {partner!r}: {told}", detail=noticed,
+                             message_id=n.message_id, sender_id=n.sender_id)
         assert n.tree is not None
         message = read_message(n.tree.getroot())
         ident = (message.response.person_identification if isinstance(message, EventReport)

@@ -77,7 +77,8 @@ class Processor:
             normalised = (manual.normalise(raw) if manual.is_request(raw)
                           else self._pm.hook.gateway_normalise(raw=raw, context=self._context))
         except InputRejected as exc:
-            return Processed(mid, MessageState.QUARANTINED, str(exc))
+            return Processed(mid, MessageState.QUARANTINED, str(exc), message_id=exc.message_id,
+                             sender_id=exc.sender_id)
         except Exception as exc:  # a plugin bug quarantines the input, never loses it
             log.exception("normaliser failed on message %d", mid)
             return Processed(mid, MessageState.QUARANTINED, f"normaliser error: {exc!r}")
@@ -135,7 +136,8 @@ class Processor:
         try:
             n = self.complete(n, raw, before)
         except InputRejected as exc:
-            return Processed(mid, MessageState.QUARANTINED, str(exc))
+            return Processed(mid, MessageState.QUARANTINED, str(exc), message_id=n.message_id,
+                             sender_id=n.sender_id)
         except Exception as exc:  # a plugin bug quarantines the input, never loses it
             log.exception("completing message %d failed", mid)
             return Processed(mid, MessageState.QUARANTINED, f"normaliser error: {exc!r}")

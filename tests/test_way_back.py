@@ -782,6 +782,51 @@ async def test_a_rejected_delivery_says_the_reasons_the_partner_gave(tmp_path: P
     assert (delivery["state"], delivery["reason"]) == ("rejected", expected)
 
 
+def _invalid(data: bytes) -> bytes:
+    """``data`` with a testDeliveryFlag that is no boolean: read, but invalid."""
+    out = data.replace(b"<eCH-0039:testDeliveryFlag>true<", b"<eCH-0039:testDeliveryFlag>maybe<")
+    assert out != data
+    return out
+
+
+async def test_a_cantons_invalid_message_keeps_its_message_id_unless_one_was_routed_with_it(
+        tmp_path: Path) -> None:
+    """Quarantined, by the schema on the way back or by the normaliser (a mistyped VN), a
+    message keeps the messageId and senderId its header gives: ``messages list`` and
+    ``show`` name it, ``show`` finds it by it. A messageId another message from the same
+    sender was routed with is not kept (it stays that message's), and the reason says so."""
+    config = _site(tmp_path)
+    db = tmp_path / "gateway.db"
+    c = str(config)
+    async with running(config):
+        await _residents(tmp_path, db)
+        drop(tmp_path / "from-canton", "ok.xml", _from_canton("canton-7", _local(*OTHER_LOCAL)))
+        await until(lambda: _state_of(db, "canton-7") == "routed")
+        drop(tmp_path / "from-canton", "bad.xml", _invalid(_from_canton("canton-8")))
+        drop(tmp_path / "from-canton", "vn.xml", _from_canton(
+            "canton-9", b"<eCH-0044:vn>7561234567890</eCH-0044:vn>"))
+        drop(tmp_path / "from-canton", "again.xml", _invalid(_from_canton("canton-7")))
+        await until(lambda: states(db, "SELECT count(*) FROM messages WHERE source ="
+                                       " 'from-canton' AND state = 'quarantined'") == [(3,)])
+    listed = {m["ref"]: m for m in json.loads(cli("--config", c, "messages", "list", "--json"))}
+    assert [(listed[ref]["message_id"], listed[ref]["state"]) for ref in (
+        "ok.xml", "bad.xml", "vn.xml", "again.xml")] == [
+        ("canton-7", "routed"), ("canton-8", "quarantined"), ("canton-9", "quarantined"),
+        (None, "quarantined")]
+    for message_id in ("canton-8", "canton-9"):
+        shown = cli("--config", c, "messages", "show", message_id).splitlines()
+        assert shown[1] == (f"  eCH-0223:  messageId {message_id} from sender"
+                            " sedex://T1-2511-1")
+    again = listed["again.xml"]
+    assert again["reason"].startswith("invalid eCH-0223 from partner 'canton': ")
+    assert again["reason"].endswith(
+        f"; its messageId canton-7 from sender sedex://T1-2511-1 is that of message"
+        f" {listed['ok.xml']['id']}, routed before: not kept on this one")
+    shown = cli("--config", c, "messages", "show", "canton-7").splitlines()  # not ambiguous
+    assert shown[0].startswith(f"message {listed['ok.xml']['id']}  routed")
+    assert cli("--config", c, "journal", "verify").startswith("journal intact")
+
+
 # -- what an operator sees of the canton's messages (sedex inbox, logs, `messages show`) ----
 
 def _canton_pair(inbox: Path, key: str, data: bytes) -> None:

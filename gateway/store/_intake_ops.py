@@ -57,6 +57,9 @@ def add_raw(conn: sqlite3.Connection, raws: Sequence[RawInput], state: MessageSt
 
 #: The :attr:`RawInput.meta` key of an input's idempotency key (an HTTP ``Idempotency-Key``).
 IDEMPOTENCY_KEY = "idempotency_key"
+#: The longest eCH-0223 messageId (eCH-0058 ``messageIdType``): a longer one read from a
+#: quarantined input is no messageId, and is not kept.
+MESSAGE_ID_MAX = 36
 
 
 def _claim_keys(conn: sqlite3.Connection, raws: Sequence[RawInput], digests: Sequence[str]
@@ -165,7 +168,8 @@ def record_processing(conn: sqlite3.Connection, results: Sequence[Processed], no
 
     A routed message whose eCH-0223 messageId was routed before from the same
     sender (earlier, or earlier in this batch: the ``routed_message_ids`` key
-    decides) becomes a ``duplicate`` of that message. A
+    decides) becomes a ``duplicate`` of that message. A quarantined message keeps the
+    messageId it was read with where :func:`_kept_message_id` allows. A
     partner's answer (an ``eventReport``) is applied to the deliveries it
     answers in this same transaction (:func:`_apply_answers`), so no crash
     can store an answer and lose what it says. Returns the new delivery ids.
@@ -178,17 +182,20 @@ def record_processing(conn: sqlite3.Connection, results: Sequence[Processed], no
     for p in results:
         n = p.normalised
         duplicate_of = None
+        message_id, sender_id = (n.message_id, n.sender_id) if n else (p.message_id, p.sender_id)
         if p.state is MessageState.ROUTED and n is not None and n.message_id:
             earlier = _claim_message_id(conn, n.message_id, n.sender_id, p.message)
             if earlier != p.message:
                 p.state, duplicate_of = MessageState.DUPLICATE, earlier
                 sender = f" from sender {n.sender_id}" if n.sender_id else ""
                 p.reason = f"messageId {n.message_id}{sender} was already routed as message {earlier}"
+        elif p.state is MessageState.QUARANTINED and message_id:
+            message_id = _kept_message_id(conn, p, message_id, sender_id)
         updates.append((
             p.state, p.reason,
-            n.kind if n else None, n.message_id if n else None,
+            n.kind if n else None, message_id,
             n.reference_message_id if n else None, n.version if n else None,
-            n.sender_id if n else None, duplicate_of, now, p.message,
+            sender_id, duplicate_of, now, p.message,
         ))
         if n is not None and not p.raw_is_canonical:
             canonical.append((n.xml, p.message))
@@ -273,6 +280,25 @@ def _claim_message_id(conn: sqlite3.Connection, message_id: str, sender_id: str 
         return message
     return int(conn.execute("SELECT message FROM routed_message_ids WHERE message_id = ?"
                             " AND sender_id = ?", key).fetchone()[0])
+
+
+def _kept_message_id(conn: sqlite3.Connection, p: Processed, message_id: str,
+                     sender_id: str | None) -> str | None:
+    """The messageId quarantined ``p`` keeps: ``message_id``, unless it is none (longer than
+    eCH-0058's 36 characters) or another message was routed with it from ``sender_id``
+    (the pair is unique among routed messages, ``routed_message_ids``): then none, and
+    ``p``'s reason says so. Not claimed: the message routed once it is corrected claims it.
+    """
+    if len(message_id) > MESSAGE_ID_MAX:
+        return None
+    routed = conn.execute("SELECT message FROM routed_message_ids WHERE message_id = ?"
+                          " AND sender_id = ?", (message_id, sender_id or "")).fetchone()
+    if routed is None or routed[0] == p.message:
+        return message_id
+    sender = f" from sender {sender_id}" if sender_id else ""
+    p.reason = (f"{p.reason}; its messageId {message_id}{sender} is that of message {routed[0]},"
+                " routed before: not kept on this one")
+    return None
 
 
 def _insert_deliveries(conn: sqlite3.Connection, rows: Sequence[tuple[int, str, bytes | None]],

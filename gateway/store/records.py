@@ -49,6 +49,11 @@ class Processed(Travels):
     :param payloads: each partner's payload where it differs from the canonical XML
         (another eCH-0223 version).
     :param inbound: set for a partner's message on its way back to the registry.
+    :param message_id: with no ``normalised`` message, the eCH-0223 header's ``messageId``
+        read from the input all the same (a quarantined input, see :class:`InputRejected
+        <gateway.errors.InputRejected>`); recording keeps it where it may
+        (:func:`gateway.store._intake_ops.record_processing`).
+    :param sender_id: the header's ``senderId``, likewise.
     """
 
     message: int
@@ -62,6 +67,8 @@ class Processed(Travels):
     decision: Decision | None = None
     payloads: Mapping[str, bytes] = field(default_factory=dict)
     inbound: Inbound | None = None
+    message_id: str | None = None
+    sender_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,7 +66,12 @@ def gateway_fact_values() -> Mapping[str, Collection[str]]:
 
 @hookimpl
 def gateway_normalise(raw: RawInput, context: NormaliseContext) -> Normalised | None:
-    """Take eCH-0223 as it is; decline XML in any other namespace."""
+    """Take eCH-0223 as it is; decline XML in any other namespace.
+
+    A document refused (invalid in its version, a VN with a wrong check digit...) is
+    refused with its header's messageId and senderId, where they can be read: the
+    quarantined message keeps them.
+    """
     xml, attachments = _unpack(raw.data, context)
     tree = parse_untrusted(xml, max_bytes=context.max_bytes, setting=DOCUMENT_LIMIT)
     root = tree.getroot()
@@ -76,6 +81,18 @@ def gateway_normalise(raw: RawInput, context: NormaliseContext) -> Normalised | 
             raise InputRejected(f"unknown eCH-0223 root element {root.tag!r};"
                                 " expected personEventMessage or eventReport", "line 1")
         return None
+    try:
+        return _normalised(raw, context, xml, attachments, tree, kind)
+    except InputRejected as exc:
+        header = root.find(_HEADER)
+        exc.message_id, exc.sender_id = _text(header, _MESSAGE_ID), _text(header, _SENDER_ID)
+        raise
+
+
+def _normalised(raw: RawInput, context: NormaliseContext, xml: bytes,
+                attachments: tuple[Attachment, ...], tree: Any, kind: str) -> Normalised:
+    """The message of a document whose root is eCH-0223's ``kind``, canonical 1.5."""
+    root = tree.getroot()
     version = received = root.get("version")
     upgraded: tuple[str, ...] = ()
     if version is None:
