@@ -15,7 +15,8 @@ is a gap in this module, not a licence to import internals.
 - helpers worth sharing: safe XML parsing and validation (:func:`problems_text`: schema
   problems as a reason says them), safe zip handling,
   file and folder primitives (:func:`replace_durably` for a plugin's own state
-  files), taking files that are written in place (:class:`FileTaker`), log redaction,
+  files), taking files that are written in place (:class:`FileTaker`), calls into a
+  file system that may hang, each given up on after a while (:class:`BoundedCalls`), log redaction,
   an HTTP ``Retry-After`` header in seconds (:func:`retry_after_seconds`), an HTTP
   answer's body read up to a limit (:func:`read_at_most`), a dotted path into parsed
   JSON (:func:`value_at`), a count in words (:func:`counted`: ``1 row``, ``2 rows``);
@@ -47,6 +48,7 @@ from pydantic import BaseModel, ConfigDict
 from gateway import ech0223
 from gateway.archive import build_zip, safe_unzip
 from gateway.assembly import load_config
+from gateway.bounded import BoundedCalls
 from gateway.config import CONFIGURATION, Duration, Size
 from gateway.contracts import (
     ANSWERED_ATTEMPT,
@@ -180,6 +182,7 @@ __all__ = [
     "SET_ASIDE",
     "Attachment",
     "BatchTransport",
+    "BoundedCalls",
     "Command",
     "ConfigError",
     "Decision",

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from gateway.errors import (
     LocalFault,
     LocalHang,
     PermanentError,
+    TransientError,
     WorkerLost,
 )
 from gateway.fileio import Evidence
@@ -410,6 +412,11 @@ def threads() -> int:
     return len(list(Path("/proc/self/task").iterdir()))
 
 
+def stuck_threads() -> int:
+    """The threads of this process in uninterruptible sleep (in a file system that hangs)."""
+    return sum(state(int(task.name)) == "D" for task in Path("/proc/self/task").iterdir())
+
+
 def archive_syncs_hang(root_text: str) -> None:
     """(In a private mount namespace.) The disk under the receipts archive and the processed
     folder stops answering: receipts and pairs are still moved there (into memory), but the
@@ -468,6 +475,129 @@ def test_syncs_of_the_receipts_archive_and_processed_that_hang_are_given_up(
     run_isolated("tests.test_sedex_transport:archive_syncs_hang", str(tmp_path))
 
 
+def inbox_hangs(root_text: str) -> None:
+    """(In a private mount namespace.) The share holding the inbox and ``processed`` stops
+    answering (frozen) while a pair is taken: the pair is read and stored, its move into
+    ``processed`` hangs. No workers: threads of this process."""
+    root = Path(root_text)
+    share = root / "share"
+    ext4(share)
+    inbox, processed = share / "inbox", share / "processed"
+    inbox.mkdir()
+    processed.mkdir()
+    t = make_transport(root, inbox=inbox, processed=processed, write_timeout=1,
+                       poll_interval=0.05)
+    sink, intake = StubReceiptSink({"ref-a"}), StubIntake()
+    failed = (f"sedex partner canton: scanning {inbox} failed: moving 2 files into {processed}:"
+              " not done within 1s (does its file system hang?)")
+    pair_from(inbox, "P1", "T3-CH-1", "T3-1234-1")
+
+    def said(text: str) -> int:
+        return sum(text in line for line in lines)
+
+    async def scans_while_it_hangs() -> None:
+        loop = asyncio.create_task(t.run(sink, intake))
+        try:
+            with frozen(share, safety=30):
+                await until(lambda: said(failed), timeout=10)
+                assert [raw.ref for raw in intake.submitted] == ["P1"]  # stored before the move
+                # the event loop and the receipts go on meanwhile
+                write_receipt(root / "receipts", "a.xml", "ref-a")
+                await until(lambda: (root / "receipts-done" / "a.xml").exists())
+                await asyncio.sleep(1)  # twenty scans of the inbox: each fails at once
+                assert stuck_threads() == 1
+                assert said(failed) == 1, lines  # said once (then every 5 minutes)
+                assert [raw.ref for raw in intake.submitted] == ["P1"]
+                assert names(inbox) == {"data_P1.xml", "envl_P1.xml"}
+            # it answers: the move given up on ends, scans work again, P1 is not taken twice
+            await until(lambda: said(f"sedex partner canton: scanning {inbox} works again"))
+            pair_from(inbox, "P2", "T3-CH-1", "T3-1234-1")
+            await until(lambda: len(intake.submitted) == 2)
+            assert [raw.ref for raw in intake.submitted] == ["P1", "P2"]
+            assert names(processed) == {"data_P1.xml", "envl_P1.xml", "data_P2.xml",
+                                        "envl_P2.xml"}
+        finally:
+            loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
+
+    with Lines() as lines:
+        asyncio.run(scans_while_it_hangs())
+
+
+def test_an_inbox_that_hangs_holds_up_nothing_else(tmp_path: Path) -> None:
+    """Calls into an inbox whose share hangs (a real file system, frozen) run in a thread,
+    given up on after ``write_timeout``: the log says so once, naming the partner and the
+    folders; the event loop and the receipts go on, later scans fail at once (no thread
+    piles up). The pair was stored before its move; once the share answers, it is moved
+    and not taken again."""
+    run_isolated("tests.test_sedex_transport:inbox_hangs", str(tmp_path))
+
+
+async def receipts_hang(root_text: str) -> None:
+    """(In a private mount namespace.) The share holding the receipts folder and its archive
+    stops answering (frozen): a recorded receipt's move hangs in a worker process. Each scan
+    takes one receipt."""
+    root = Path(root_text)
+    share = root / "share"
+    ext4(share)
+    receipts, archive = share / "receipts", share / "receipts-done"
+    receipts.mkdir()
+    pool = WorkerPool(1)
+    t = make_transport(root, pool.offload, receipts=receipts, receipts_archive=archive,
+                       write_timeout=1)
+    t.receipt_scanner.limit = 1
+    sink = StubReceiptSink({"ref-a", "ref-b", "ref-c"})
+    moving = re.escape(f"moving 1 receipt into {archive}: not done within 1s (does its file"
+                       " system hang?)")
+
+    def recorded() -> list[list[str]]:
+        return [[r.attempt_ref for r in call] for call in sink.calls]
+
+    try:
+        # a worker, started, that imported and built what reading receipts needs
+        await pool.offload(read_receipts, t.receipt_scanner.taker, 1, "canton", 1 << 20)
+        for name in "abc":
+            write_receipt(receipts, f"{name}.xml", f"ref-{name}")
+        with frozen(share, safety=30):
+            [worker] = pool.pids
+            started = time.monotonic()
+            with pytest.raises(TransientError, match=moving):
+                await t.scan_receipts(sink, StubIntake())
+            assert time.monotonic() - started < 5
+            assert state(worker) == "D", "killed, and there still: the pool did not wait for it"
+            assert await pool.offload(os.getpid) not in (worker, os.getpid())  # a new worker
+            await pool.offload(read_receipts, t.receipt_scanner.taker, 0, "canton", 1 << 20)
+            # the next move runs in a thread: it hangs too, and later scans fail at once
+            with pytest.raises(TransientError, match=moving):
+                await t.scan_receipts(sink, StubIntake())
+            started = time.monotonic()
+            for _ in range(3):
+                with pytest.raises(TransientError, match=moving):
+                    await t.scan_receipts(sink, StubIntake())
+            assert time.monotonic() - started < 0.5
+            assert stuck_threads() == 1
+            assert recorded() == [["ref-a"], ["ref-b"]]
+        # it answers: the thread's move ends; the killed worker's does not (it died
+        # before it moved a.xml): a.xml, recorded, waits in place, not recorded again
+        await until(lambda: not t.receipt_scanner.calls.hung)
+        assert names(archive) == {"b.xml"}
+        assert await t.scan_receipts(sink, StubIntake()) == 1
+        assert await t.scan_receipts(sink, StubIntake()) == 0
+        assert recorded() == [["ref-a"], ["ref-b"], ["ref-c"]]
+        assert names(receipts) == {"a.xml"} and names(archive) == {"b.xml", "c.xml"}
+    finally:
+        pool.close(at_once=True)
+
+
+def test_receipts_that_hang_hold_no_worker(tmp_path: Path) -> None:
+    """Moving recorded receipts into an archive whose share hangs (a real file system,
+    frozen) is given up on after ``write_timeout``: the worker is killed and replaced, later
+    moves run in one thread, watched, and fail at once while it hangs; each receipt is
+    recorded once and moved once the share answers."""
+    run_isolated("tests.test_sedex_transport:receipts_hang", str(tmp_path))
+
+
 # ---------------------------------------------------------------------------
 # receipts
 # ---------------------------------------------------------------------------
@@ -486,20 +616,22 @@ def still_there(folder: Path, wanted: set[str]) -> Callable[..., None]:
 
 async def test_recorded_receipts_are_moved_even_when_the_worker_dies_then(
         tmp_path: Path) -> None:
-    t = make_transport(tmp_path)
-    write_receipt(tmp_path / "receipts", "a.xml", "ref-a", 100)
+    moves = []
 
-    async def dies_when_moving(fn: Any, *args: Any) -> Any:
-        if fn.__name__ == "move_files":
-            raise WorkerLost("a worker process died while running move_files")
+    async def dies_when_moving(fn: Any, *args: Any, timeout: float | None = None) -> Any:
+        if fn.__name__ == "finish":
+            moves.append(args)
+            raise WorkerLost("a worker process died while running finish")
         return fn(*args)
 
-    t.receipt_scanner.offload = dies_when_moving
+    t = make_transport(tmp_path, dies_when_moving)
+    write_receipt(tmp_path / "receipts", "a.xml", "ref-a", 100)
     sink = StubReceiptSink({"ref-a"})
     assert await t.scan_receipts(sink, StubIntake()) == 1
     assert names(tmp_path / "receipts-done") == {"a.xml"}
     assert await t.scan_receipts(sink, StubIntake()) == 0  # not recorded twice
     assert len(sink.calls) == 1
+    assert len(moves) == 1  # the worker died moving it: it was moved in this process
 
 
 @pytest.mark.asyncio

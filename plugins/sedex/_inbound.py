@@ -7,18 +7,19 @@ among its ``recipientId`` values, whichever partner's transport reads it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from gateway.api import (
     ANSWERED_ATTEMPT,
     BATCH_BYTES,
     DOCUMENT_LIMIT,
     NOT_FROM_PARTNER,
+    BoundedCalls,
     FileTaker,
     InputRejected,
     Intake,
@@ -27,7 +28,9 @@ from gateway.api import (
     Ready,
     Stored,
     TooLarge,
+    TransientError,
     Unfinished,
+    counted,
     display_name,
     finish,
     same_folder,
@@ -36,6 +39,7 @@ from plugins.sedex.envelope import Envelope, parse_envelope
 from plugins.sedex.options import SedexOptions
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
@@ -138,11 +142,18 @@ class InboxScanner:
     registry input, and an eCH-0223 message among them is quarantined, never
     taken as that partner's (:mod:`gateway.inbound`). Broken pairs and lone
     halves, whose sender is not known, are quarantined under that name too.
+
+    The inbox and ``processed`` are often a network share, which may hang: every
+    call into them (listing, reading, moving) runs in a thread, given up on after
+    ``timeout`` seconds (:class:`~gateway.api.BoundedCalls`), and the scan with it
+    (:class:`~gateway.api.TransientError`); while that thread has not returned,
+    scans fail at once. A pair is stored before it is moved: one whose move was
+    given up on is not taken again until restart (and then it is a duplicate).
     """
 
     def __init__(self, folder: Path, processed: Path, *, partners: Sequence[InboxPartner],
                  max_bytes: int, max_kept: int, settle: float, grace: float,
-                 pair_grace: float, limit: int) -> None:
+                 pair_grace: float, limit: int, timeout: float) -> None:
         self.folder = folder
         self.processed = processed
         self.partners = [p for p in partners if p.enabled]
@@ -156,6 +167,8 @@ class InboxScanner:
         #: bytes of payloads gathered before they are stored
         self.batch_bytes = BATCH_BYTES
         self.taker = FileTaker(folder, ("envl_*.xml", "data_*"), settle, grace)
+        #: Calls into the inbox and ``processed``, each in a thread, bounded.
+        self.calls = BoundedCalls(timeout)
 
     def _meta(self, **extra: str) -> dict[str, str]:
         return {"transport": "sedex", **extra}
@@ -208,7 +221,7 @@ class InboxScanner:
         except InputRejected as exc:
             return f"bad sedex envelope: {exc}", got.stored
 
-    async def _read_pair(self, key: str, envl: Ready, data: Ready) -> _Taken | None:
+    def _read_pair(self, key: str, envl: Ready, data: Ready) -> _Taken | None:
         """The input of a settled pair and why it is refused, or ``None`` to wait."""
         env = self._envelope(envl)
         if env is None:
@@ -222,7 +235,7 @@ class InboxScanner:
         source, refused, unclaimed = ((self.source, parsed, None) if isinstance(parsed, str)
                                       else self.attribute(parsed))
         if isinstance(got, TooLarge):
-            kept = await asyncio.to_thread(self.taker.evidence, data, self.max_kept)
+            kept = self.taker.evidence(data, self.max_kept)
             if kept is None:
                 return None
             evidence, stored = kept
@@ -249,27 +262,45 @@ class InboxScanner:
             meta[NOT_FROM_PARTNER] = unclaimed
         return _Taken(RawInput(source, ref, got.data, meta), stored_pair, refused)
 
-    async def _quarantine_lone(self, intake: Intake, key: str, lone: Ready, reason: str) -> bool:
-        """Quarantine a lone half (too large: evidence only); ``False`` if it is not ready."""
+    def _read_lone(self, key: str, lone: Ready, reason: str) -> _Taken | None:
+        """A lone half to quarantine (too large: evidence only); ``None`` if it is not ready."""
         got = self.taker.read(lone, self.max_bytes)
         meta = self._meta(file_name=lone.shown)
         if got is None:
-            return False
+            return None
         if isinstance(got, TooLarge):
-            kept = await asyncio.to_thread(self.taker.evidence, lone, self.max_kept)
+            kept = self.taker.evidence(lone, self.max_kept)
             if kept is None:
-                return False
+                return None
             evidence, stored = kept
             data, reason = evidence.data, f"{reason} (too large){evidence.note()}"
             meta.update(evidence.meta())
         else:
             data, stored = got.data, got.stored
-        await intake.quarantine(RawInput(self.source, display_name(key), data, meta), reason)
-        self._finish([([stored], self.processed)])
-        return True
+        return _Taken(RawInput(self.source, display_name(key), data, meta), [stored], reason)
 
-    def _finish(self, groups: list[tuple[list[Stored], Path | None]]) -> None:
-        for message in self.taker.left(finish(groups)):
+    async def _io(self, doing: str, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in a thread, for up to ``timeout`` seconds.
+
+        :raises TransientError: it did not return in time, or one given up on before has
+            not returned yet.
+        """
+        try:
+            return await self.calls(fn, *args, doing=doing)
+        except TimeoutError as exc:
+            raise TransientError(str(exc)) from None
+
+    async def _finish(self, groups: list[tuple[list[Stored], Path]]) -> None:
+        """Move stored files away; ones whose move was given up on are not taken again."""
+        files = [os.path.basename(s.path) for stored, _ in groups for s in stored]
+        folders = " and ".join(sorted({str(dest) for _, dest in groups}))
+        try:
+            lefts = await self._io(f"moving {counted(len(files), 'file')} into {folders}",
+                                   finish, groups)
+        except TransientError:
+            self.taker.skip.update(files)  # stored: they may be moved yet, or not at all
+            raise
+        for message in self.taker.left(lefts):
             log.warning("sedex inbox: %s", message)
 
     async def scan(self, intake: Intake) -> int:
@@ -278,7 +309,7 @@ class InboxScanner:
         At most :attr:`batch_bytes` of payloads are gathered before they are
         stored.
         """
-        listing = self.taker.scan()
+        listing = await self._io(f"listing {self.folder}", self.taker.scan)
         for note in listing.notes:
             log.warning("sedex inbox: %s", note)
         batch: list[_Taken] = []
@@ -290,7 +321,9 @@ class InboxScanner:
             pair = pairs[key]
             try:
                 if pair.envelope is not None and pair.data is not None:
-                    taken = await self._read_pair(key, pair.envelope, pair.data)
+                    taken = await self._io(f"reading the pair {display_name(key)} in"
+                                           f" {self.folder}", self._read_pair, key,
+                                           pair.envelope, pair.data)
                     if taken is None:
                         continue
                     if taken.reason is None:
@@ -301,16 +334,22 @@ class InboxScanner:
                             batch, gathered = [], 0
                     else:
                         await intake.quarantine(taken.raw, taken.reason)
-                        self._finish([(taken.stored, self.processed / "rejected")])
+                        await self._finish([(taken.stored, self.processed / "rejected")])
                 elif pair.pending:
                     continue  # the other half is there, still settling
                 else:
                     lone = pair.envelope or pair.data
                     assert lone is not None
-                    if lone.stable < self.pair_grace or not await self._quarantine_lone(
-                            intake, key, lone, "envelope without payload"
-                            if lone is pair.envelope else "payload without envelope"):
+                    if lone.stable < self.pair_grace:
                         continue
+                    why = ("envelope without payload" if lone is pair.envelope
+                           else "payload without envelope")
+                    taken = await self._io(f"reading {lone.where}", self._read_lone, key,
+                                           lone, why)
+                    if taken is None:
+                        continue
+                    await intake.quarantine(taken.raw, taken.reason or why)
+                    await self._finish([(taken.stored, self.processed)])
             except OSError as exc:
                 log.warning("cannot read sedex inbox file(s) %s: %s",
                             display_name(str(self.folder / key)), exc)
@@ -323,5 +362,5 @@ class InboxScanner:
         if not batch:
             return
         await intake.submit([taken.raw for taken in batch])
-        self._finish([(taken.stored, self.processed) for taken in batch])
+        await self._finish([(taken.stored, self.processed) for taken in batch])
         log.debug("sedex inbox %s: stored %d message(s)", self.folder, len(batch))

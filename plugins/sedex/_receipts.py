@@ -6,6 +6,10 @@ that is several times the work of recording it, and the event-loop process
 is the one every message passes through. The functions that run there are
 module-level and return what went wrong instead of logging it, so the
 daemon's own log says it.
+
+The receipts folder is often a network share, which may hang: each of those
+calls is given up on after ``timeout`` seconds (its worker killed and
+replaced; :class:`~gateway.api.BoundedCalls`), and the scan with it.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 
 from gateway.api import (
     DOCUMENT_LIMIT,
+    BoundedCalls,
     FileTaker,
     InputRejected,
     Intake,
@@ -28,8 +33,10 @@ from gateway.api import (
     ReceiptSink,
     Stored,
     TooLarge,
+    TransientError,
     Unfinished,
     WorkerLost,
+    counted,
     display_name,
     finish,
 )
@@ -127,24 +134,32 @@ class ReceiptScanner:
     unmatched ones (a messageId of no attempt of ours, or of one addressed to
     another recipientId) to ``archive/unmatched``, unreadable or unfinished ones
     (after quarantine) to ``archive/rejected``. A stored receipt that cannot
-    be moved is skipped until the next start, so it is not recorded again on
-    every scan.
+    be moved, or whose move was given up on, is skipped until the next start,
+    so it is not recorded again on every scan.
     """
 
     def __init__(self, folder: Path, archive: Path, *, source: str, max_bytes: int, limit: int,
-                 settle: float, grace: float, offload: Offload) -> None:
+                 settle: float, grace: float, offload: Offload, timeout: float) -> None:
         self.folder = folder
         self.archive = archive
         self.source = source
         self.max_bytes = max_bytes
         self.limit = limit
-        self.offload = offload
+        #: Calls into the receipts folder and the archive, in worker processes, bounded.
+        self.calls = BoundedCalls(timeout, offload)
         self.taker = FileTaker(folder, ("*.xml",), settle, grace)
 
     async def scan(self, sink: ReceiptSink, intake: Intake) -> int:
-        """Handle up to ``limit`` receipt files with one ``record`` call; return how many."""
-        batch: ReadBatch = await self.offload(read_receipts, self.taker, self.limit, self.source,
-                                              self.max_bytes)
+        """Handle up to ``limit`` receipt files with one ``record`` call; return how many.
+
+        :raises TransientError: the folder did not answer within ``timeout``.
+        """
+        try:
+            batch: ReadBatch = await self.calls.offload(
+                read_receipts, self.taker, self.limit, self.source, self.max_bytes,
+                doing=f"reading the receipts in {self.folder}")
+        except TimeoutError as exc:
+            raise TransientError(str(exc)) from None
         self.taker = batch.taker
         for problem in batch.problems:
             log.warning("%s", problem)
@@ -160,10 +175,21 @@ class ReceiptScanner:
                               display_name(os.path.basename(stored.path)),
                               self.archive / "unmatched")
                 moves.append(([stored], self.archive if ok else self.archive / "unmatched"))
+        await self._move(moves)
+        return len(batch.found) + len(batch.rejected)
+
+    async def _move(self, moves: list[tuple[list[Stored], Path | None]]) -> None:
+        """Move recorded receipts away; ones whose move was given up on are not taken again."""
+        if not moves:
+            return
+        doing = f"moving {counted(sum(len(m[0]) for m in moves), 'receipt')} into {self.archive}"
         try:
-            lefts = await self.offload(finish, moves)
-        except WorkerLost:  # recorded already: move them here rather than record them again
-            lefts = finish(moves)
+            try:
+                lefts = await self.calls.offload(finish, moves, doing=doing)
+            except WorkerLost:  # recorded already: move them here rather than record them again
+                lefts = await self.calls(finish, moves, doing=doing)
+        except TimeoutError as exc:
+            self.taker.skip.update(os.path.basename(s.path) for stored, _ in moves for s in stored)
+            raise TransientError(str(exc)) from None
         for message in self.taker.left(lefts):
             log.error("sedex receipts: %s", message)
-        return len(batch.found) + len(batch.rejected)

@@ -34,6 +34,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from gateway.api import (
+    BoundedCalls,
     DirWatcher,
     GatewayError,
     Intake,
@@ -49,7 +50,6 @@ from gateway.api import (
     in_thread,
     sync_filesystem,
 )
-from plugins.sedex._bounded import BoundedCalls
 from plugins.sedex._inbound import InboxScanner, inbox_partners
 from plugins.sedex._outbox import (
     clear_staging,
@@ -135,13 +135,14 @@ class SedexTransport:
             options.receipts, options.receipts_done,
             source=context.name, max_bytes=limits.max_bytes, limit=SCAN_LIMIT,
             settle=options.settle, grace=options.grace, offload=context.offload,
+            timeout=options.write_timeout,
         )
         self.inbox_scanner = InboxScanner(
             options.inbox, options.processed,
             partners=inbox_partners(context.settings, context.name, options),
             max_bytes=limits.max_bytes,
             max_kept=limits.max_kept_bytes, settle=options.settle, grace=options.grace,
-            pair_grace=options.pair_grace, limit=SCAN_LIMIT,
+            pair_grace=options.pair_grace, limit=SCAN_LIMIT, timeout=options.write_timeout,
         )
         self._offload = context.offload
         #: Batches written, and how many of them the last successful sync covered.
