@@ -37,6 +37,7 @@ from gateway.store.anchor import Anchor, read_anchor
 from tests.flow import drop, message, running, sedex_partner, states, until
 from tests.mounts import ext4, fill, frozen, read_only, run_isolated, tmpfs, writable
 from tests.test_sedex_e2e import BOTH, gateway_dir
+from tests.test_sedex_transport import pair_from
 
 MESSAGES = 20
 
@@ -67,9 +68,10 @@ class Alerts(logging.Handler):
 
 
 @contextmanager
-def alerts() -> Iterator[Alerts]:
+def alerts(name: str = "gateway") -> Iterator[Alerts]:
+    """The WARNING-and-above lines of logger ``name`` while in the block."""
     handler = Alerts()
-    logger = logging.getLogger("gateway")
+    logger = logging.getLogger(name)
     logger.addHandler(handler)
     try:
         yield handler
@@ -257,6 +259,54 @@ def test_a_sedex_outbox_that_hangs_pauses_its_partner_and_intake_goes_on(tmp_pat
     assert (f"sedex partner canton: writing into the outbox {tmp_path / 'sedex' / 'outbox'}"
             " failed: not done within 2s (does its file system hang?); the partner is paused"
             " until the outbox answers") in output
+
+
+async def inbox_hangs(root_text: str) -> None:
+    """(In a private mount namespace.) The share holding the canton's sedex inbox and
+    processed folder stops answering (frozen) once a pair arrived, while the registry drops
+    messages for the canton. Then the gateway stops, the share answers again, and the
+    gateway starts again."""
+    root = Path(root_text)
+    config, db = gateway_dir(root), root / "gateway.db"
+    share, registry = root / "share", root / "registry" / "outbox"
+    inbox, processed = share / "inbox", share / "processed"
+    ext4(share)
+    inbox.mkdir()
+    processed.mkdir()
+    (root / "conf.d" / "20-hang.toml").write_text(
+        f'[partners.canton.sedex]\nwrite_timeout = "2s"\ninbox = "{inbox}"\n'
+        f'processed = "{processed}"\n')
+    pair_from(inbox, "P1", "T2-2-1")
+    with ExitStack() as thawing, alerts("plugins") as log:
+        thawing.enter_context(frozen(share))
+        async with running(config, get_plugin_manager()):
+            await until(lambda: _stored(db, "canton") == 1, timeout=30)
+            failed = (f"sedex partner canton: scanning {inbox} failed: moving 2 files into"
+                      f" {processed}: not done within 2s (does its file system hang?)")
+            await until(lambda: any(failed in line for line in log.lines), timeout=10)
+            for n in range(3):  # the intake and the canton's sends go on
+                drop(registry, f"a{n}.xml", message())
+                await until(lambda n=n: _sent(db, "canton") == n + 1, timeout=10)
+            assert sum(failed in line for line in log.lines) == 1, log.lines
+            stopping = time.monotonic()
+        assert time.monotonic() - stopping < 10, "the stop waited for the inbox"
+        assert _stored(db, "canton") == 1
+    async with running(config, get_plugin_manager()):  # it answers again
+        await until(lambda: sorted(p.name for p in processed.iterdir())
+                    == ["data_P1.xml", "envl_P1.xml"], timeout=30)
+        await asyncio.sleep(0.5)
+    assert _stored(db, "canton") == 1  # the pair was stored once
+
+
+def _stored(db: Path, source: str) -> int:
+    return int(states(db, "SELECT count(*) FROM messages WHERE source = ?", (source,))[0][0])
+
+
+def test_a_sedex_inbox_that_hangs_holds_up_nothing_else(tmp_path: Path) -> None:
+    """Moving a stored pair into a processed folder whose share hangs is given up on after
+    ``write_timeout``: the log says so once, naming the partner and the folders; intake and
+    sending go on, a stop does not wait for it, and the pair is stored once."""
+    run_isolated("tests.test_recovery:inbox_hangs", str(tmp_path), timeout=240)
 
 
 def _wait_for(predicate: Any, timeout: float) -> None:
