@@ -17,6 +17,7 @@ import uuid
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lxml import etree
@@ -48,9 +49,10 @@ from tests.flow import (
     until,
     write_config,
 )
+from tests.mounts import ext4, frozen, run_isolated
 from tests.official import official_xsd
 from tests.test_sedex_e2e import cli, gateway_dir
-from tests.test_sedex_transport import CANTON, envelope_bytes
+from tests.test_sedex_transport import CANTON, envelope_bytes, stuck_threads
 
 CORPUS = Path(__file__).parent / "fixtures" / "ech0020"
 REPO = Path(__file__).parent.parent
@@ -605,6 +607,55 @@ def test_the_readme_and_the_template_name_the_files_the_folder_transport_writes(
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert f"`{written.replace(attempt, '<attempt uuid>')}`" in readme
     assert "ech0223-<delivery id, 10 digits>-<attempt uuid>.xml" in INITIAL_CONFIG
+
+
+async def registry_inbox_hangs(root_text: str) -> None:
+    """(In a private mount namespace.) The registry's inbox stops answering (its file system
+    frozen) while a canton's message is delivered into it, and registry files keep coming."""
+    root = Path(root_text)
+    config = write_config(root, extra=WAY_BACK.replace(
+        'path = "registry-inbox"\n', 'path = "registry-inbox"\nwrite_timeout = "1s"\n'))
+    (root / "from-canton").mkdir()
+    db, inbox = root / "gateway.db", root / "registry-inbox"
+    ext4(inbox)
+
+    def sql(query: str) -> list[tuple[Any, ...]]:
+        return states(db, query)
+
+    async with running(config) as gateway:
+        gateway.dispatcher.pauses.first, gateway.dispatcher.pauses.longest = 0.1, 0.4
+        await _residents(root, db)
+        with frozen(inbox, safety=60):
+            drop(root / "from-canton", "a.xml", _from_canton("c-1", _local(*OTHER_LOCAL)))
+            await until(lambda: sql("SELECT count(*) FROM journal WHERE event = 'partner.paused'")
+                        == [(1,)], timeout=20)
+            [(state, reason)] = sql("SELECT state, reason FROM deliveries WHERE partner = 'registry'")
+            assert state == "sending", reason
+            assert f"the folder {inbox} did not take the file within 1s; it may have arrived" in reason
+            for n in range(3):  # the intake and the other partner go on
+                drop(root / "in", f"r{n}.xml", message())
+                await until(lambda n=n: sql("SELECT count(*) FROM deliveries WHERE partner ="
+                                            " 'canton' AND state = 'delivered'") == [(n + 1,)],
+                            timeout=5)
+            await asyncio.sleep(1)  # probes, each refused at once: the write has not returned
+            assert stuck_threads() == 1
+        await until(lambda: sql("SELECT state FROM deliveries WHERE partner = 'registry'")
+                    == [("delivered",)], timeout=20)
+    [written] = [p for p in inbox.iterdir() if p.name != "lost+found"]  # (ext4's own)
+    assert written.name.startswith("ech0223-") and b"c-1" in written.read_bytes()
+    assert sql("SELECT count(*) FROM attempts a JOIN deliveries d ON d.id = a.delivery"
+               " WHERE d.partner = 'registry'") == [(1,)]
+
+
+def test_a_registry_inbox_that_hangs_pauses_the_way_back_and_nothing_else(
+        tmp_path: Path) -> None:
+    """A file not written into the registry's inbox within ``write_timeout`` (its file
+    system hangs) is given up on as unsure: the registry partner is paused, probes fail at
+    once while the write hangs (no thread piles up), the intake and the other partner go
+    on; once the folder answers, the same attempt finds its file: delivered, written once."""
+    output = run_isolated("tests.test_way_back:registry_inbox_hangs", str(tmp_path))
+    assert (f"partner registry: writing into the folder {tmp_path / 'registry-inbox'} failed:"
+            " not done within 1s (does its file system hang?); the partner is paused") in output
 
 
 async def test_a_registry_that_writes_ech0223_itself_is_answered_too(tmp_path: Path) -> None:
