@@ -44,6 +44,13 @@ class BoundedCalls:
         """Whether a call given up on has not returned yet."""
         return self._stuck is not None and not self._stuck[0].done()
 
+    @property
+    def in_doubt(self) -> bool:
+        """Whether the file system may still hang: a call given up on has not returned, or
+        one given up on in a worker process has not returned in time in a thread since (a
+        call that works says nothing of the kind that hung)."""
+        return self.hung or self._suspect is not None
+
     def _refuse_while_stuck(self) -> None:
         if self._stuck is not None:
             stuck, why = self._stuck
@@ -83,7 +90,7 @@ class BoundedCalls:
         :raises TimeoutError: as :meth:`__call__` (the worker is killed and replaced).
         :raises ~gateway.errors.WorkerLost: the worker died meanwhile.
         """
-        if self._suspect is not None or self.hung:
+        if self.in_doubt:
             return await self(fn, *args, doing=doing)
         try:
             return cast(T, await self._offload(fn, *args, timeout=self.timeout))

@@ -263,6 +263,67 @@ def stops_while_a_worker_hangs(root_text: str) -> None:
     assert states(db, "SELECT partner, state FROM deliveries") == [("canton", "sending")]
 
 
+def drop_folder_hangs_in_a_worker(root_text: str) -> None:
+    """(In a private mount namespace.) ``run`` with one worker process takes a file from a
+    drop folder whose share then stops answering: the move into done_dir hangs in the
+    worker. Another source's files keep coming; then TERM, while it still hangs."""
+    root = Path(root_text)
+    config, db = gateway_dir(root), root / "gateway.db"
+    share, other, log = root / "share", root / "other", root / "daemon.log"
+    drops, done = share / "in", share / "done"
+    ext4(share)
+    for folder in (drops, done, other):
+        folder.mkdir()
+    (root / "conf.d" / "20-hang.toml").write_text(
+        f'[gateway]\nlog_level = "INFO"\nworkers = 1\n[sources.registry]\npath = "{drops}"\n'
+        f'done_dir = "{done}"\n'
+        f'settle = "1s"\nwrite_timeout = "2s"\n[sources.other]\ntype = "folder"\n'
+        f'path = "{other}"\npoll_interval = "50ms"\nsettle = "0s"\n')
+    with log.open("ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(config), "run"],
+                                stdout=out, stderr=out)
+
+    def wait_for(done: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 60
+        while not done():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+
+    def sent() -> int:
+        return int(states(db, "SELECT count(*) FROM deliveries WHERE state = 'sent'")[0][0])
+
+    try:
+        wait_for(lambda: "running:" in log.read_text())
+        drop(drops, "a.xml", message())
+        with frozen(share):  # within settle: a.xml is read, its move hangs
+            wait_for(lambda: "killed and left behind" in log.read_text())
+            for n in range(3):  # the other source, processing (one worker) and sending go on
+                drop(other, f"o{n}.xml", message())
+                wait_for(lambda n=n: sent() == n + 2)
+            proc.send_signal(signal.SIGTERM)
+            try:  # while the file system is still frozen
+                code = proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                raise AssertionError(f"the process did not end:\n{log.read_text()}") from None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = log.read_text()
+    assert code == 0, text
+    assert text.count(f"source registry: taking files from {drops} failed: moving 1 file into"
+                      f" {done}: not done within 2s (does its file system hang?)") == 1, text
+    assert states(db, "SELECT source, state FROM messages ORDER BY id")[0] == ("registry", "routed")
+
+
+def test_a_drop_folder_that_hangs_holds_no_worker(tmp_path: Path) -> None:
+    """A drop folder whose share hangs while a file is moved away in the only worker
+    process: the move is given up on after ``write_timeout`` and the worker killed and
+    replaced, so processing and the other source go on; the log says so once; TERM
+    stops the daemon while the share still hangs."""
+    run_isolated("tests.test_daemon:drop_folder_hangs_in_a_worker", str(tmp_path), timeout=180)
+
+
 def test_the_process_ends_once_stopped_though_a_worker_is_stuck_in_the_kernel(
         tmp_path: Path) -> None:
     run_isolated("tests.test_daemon:stops_while_a_worker_hangs", str(tmp_path), timeout=180)

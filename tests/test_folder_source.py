@@ -26,7 +26,7 @@ from tests.stubs import StubIntake
 LIMITS = NormaliseContext(max_bytes=100, max_zip_entries=10, max_zip_bytes=1000, max_zip_ratio=10)
 
 
-async def worker_dies(fn: Any, *args: Any) -> Any:
+async def worker_dies(fn: Any, *args: Any, timeout: float | None = None) -> Any:
     raise WorkerLost(f"a worker process died while running {fn.__name__}")
 
 

@@ -34,7 +34,16 @@ from gateway.errors import StoreLost
 from gateway.plugins import get_plugin_manager
 from gateway.store import Claim, SQLiteStore, StoreReader
 from gateway.store.anchor import Anchor, read_anchor
-from tests.flow import drop, message, running, sedex_partner, states, until
+from tests.flow import (
+    drop,
+    message,
+    plugin_manager,
+    running,
+    sedex_partner,
+    states,
+    until,
+    write_config,
+)
 from tests.mounts import ext4, fill, frozen, read_only, run_isolated, tmpfs, writable
 from tests.test_sedex_e2e import BOTH, gateway_dir
 from tests.test_sedex_transport import pair_from
@@ -307,6 +316,68 @@ def test_a_sedex_inbox_that_hangs_holds_up_nothing_else(tmp_path: Path) -> None:
     ``write_timeout``: the log says so once, naming the partner and the folders; intake and
     sending go on, a stop does not wait for it, and the pair is stored once."""
     run_isolated("tests.test_recovery:inbox_hangs", str(tmp_path), timeout=240)
+
+
+async def drop_folder_hangs(root_text: str) -> None:
+    """(In a private mount namespace.) The share holding the registry's drop folder and its
+    done_dir stops answering (frozen) just after a file was dropped, while another source's
+    files come in; one worker process. The gateway stops and starts again while it hangs,
+    then once it answers."""
+    root = Path(root_text)
+    config, db = write_config(root), root / "gateway.db"
+    share, other = root / "share", root / "other"
+    drops, done = share / "in", share / "done"
+    ext4(share)
+    for folder in (drops, done, other, root / "conf.d"):
+        folder.mkdir()
+    (root / "conf.d" / "20-hang.toml").write_text(
+        f'[gateway]\nworkers = 1\n[sources.registry]\npath = "{drops}"\ndone_dir = "{done}"\n'
+        f'settle = "1s"\nwrite_timeout = "1s"\n[sources.other]\ntype = "folder"\n'
+        f'path = "{other}"\npoll_interval = "50ms"\nsettle = "0s"\nroute_to = ["canton"]\n')
+
+    def delivered() -> int:
+        return int(states(db, "SELECT count(*) FROM deliveries WHERE state = 'delivered'")[0][0])
+
+    def said(text: str) -> int:
+        return sum(text in line for line in log.lines)
+
+    moving = (f"source registry: taking files from {drops} failed: moving 1 file into {done}:"
+              " not done within 1s (does its file system hang?)")
+    creating = (f"source registry: taking files from {drops} failed: creating {drops}: not"
+                " done within 1s (does its file system hang?)")
+    with alerts("plugins") as log, ExitStack() as thawing:
+        async with running(config, plugin_manager()):
+            drop(drops, "a.xml", message())
+            thawing.enter_context(frozen(share))  # within settle: a.xml is read frozen
+            await until(lambda: said(moving), timeout=20)
+            for n in range(3):  # the other source, the worker and the partner go on
+                drop(other, f"o{n}.xml", message())
+                await until(lambda n=n: delivered() == n + 2, timeout=20)
+            assert said(moving) == 1, log.lines
+            stopping = time.monotonic()
+        assert time.monotonic() - stopping < 10, "the stop waited for the drop folder"
+        async with running(config, plugin_manager()):  # a start while it hangs
+            drop(other, "o3.xml", message())
+            await until(lambda: delivered() == 5 and said(creating) == 1, timeout=20)
+            stopping = time.monotonic()
+        assert time.monotonic() - stopping < 10, "the stop waited for the drop folder"
+    async with running(config, plugin_manager()):  # it answers again
+        await until(lambda: not (drops / "a.xml").exists(), timeout=20)
+        await asyncio.sleep(0.5)
+    # a.xml was stored once and sent once; taken again (the killed worker did not move it),
+    # it is a duplicate
+    assert states(db, "SELECT state FROM messages WHERE source = 'registry' ORDER BY id")[1:] in (
+        [], [("duplicate",)])
+    assert delivered() == 5
+    assert (done / "a.xml").exists()
+
+
+def test_a_drop_folder_that_hangs_holds_up_nothing_else(tmp_path: Path) -> None:
+    """Calls into a drop folder whose share hangs are given up on after ``write_timeout``:
+    a move in the one worker process kills and replaces it, a start does not wait for the
+    folder; the log says so once, naming the source and the folders; the other source,
+    processing and sending go on, a stop does not wait; a file stored is sent once."""
+    run_isolated("tests.test_recovery:drop_folder_hangs", str(tmp_path), timeout=240)
 
 
 def _wait_for(predicate: Any, timeout: float) -> None:

@@ -1,16 +1,27 @@
-"""Reading a drop folder: store every finished file, then move it to ``done_dir`` (or delete it)."""
+"""Reading a drop folder: store every finished file, then move it to ``done_dir`` (or delete it).
+
+The drop folder is often a network share, which may hang: every call into it
+(creating, listing, reading, moving) is given up on after ``write_timeout``
+(:class:`~gateway.api.BoundedCalls`), said once in the log, and tried again
+at the next scan; while the call given up on has not returned, scans fail
+at once. Nothing else waits for it: not the event loop, the worker
+processes, the other sources, the partners or the stop.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from pydantic import Field, ValidationInfo, field_validator
 
 from gateway.api import (
     BATCH_BYTES,
     SET_ASIDE,
+    BoundedCalls,
     DirWatcher,
     Duration,
     FileTaker,
@@ -19,17 +30,21 @@ from gateway.api import (
     PluginOptions,
     RawInput,
     Ready,
+    RepeatedProblem,
     Stored,
     TooLarge,
+    TransientError,
     Unfinished,
     Whole,
     WorkerLost,
     WritablePath,
+    counted,
     finish,
     same_folder,
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class FolderOptions(PluginOptions):
@@ -57,6 +72,12 @@ class FolderOptions(PluginOptions):
         " short) may stay so before it is quarantined (a CSV line alone without its line end,"
         " which a header alone may be, is then taken as it is); entries that are not regular"
         f" files go to the '{SET_ASIDE}' subfolder")
+
+    write_timeout: Duration = Field(
+        60.0, gt=0, description="how long a call into the drop folder or done_dir (listing,"
+        " reading a file, moving it away) may take; then it is given up on (a network share"
+        " that hangs), said in the log, and tried again at the next scan. A file stored whose"
+        " move was given up on is not taken again")
 
     @field_validator("pattern", mode="before")
     @classmethod
@@ -103,31 +124,57 @@ class FolderSource:
         self.name = context.name
         self.max_bytes = context.normalise.max_bytes
         self.max_kept = context.normalise.max_kept_bytes
-        self.offload = context.offload
         #: bytes of whole files gathered before they are stored
         self.batch_bytes = BATCH_BYTES
         self.taker = FileTaker(options.path, tuple(options.pattern), options.settle,
                                options.grace)
         #: files that could not be read (name -> as scanned): not offered again until they change
         self.unreadable: dict[str, Ready] = {}
+        #: Calls into the folders, in threads or worker processes, bounded.
+        self.calls = BoundedCalls(options.write_timeout, context.offload)
 
     async def run(self, intake: Intake) -> None:
         """Take files as they appear until cancelled."""
         opts = self.options
-        opts.path.mkdir(parents=True, exist_ok=True)
-        if opts.done_dir is not None:
-            opts.done_dir.mkdir(parents=True, exist_ok=True)
+        hang = RepeatedProblem(log, f"source {self.name}: taking files from {opts.path}")
         watcher = DirWatcher(opts.path, opts.poll_interval)
-        watcher.start()
+        made = False
         try:
             while True:
-                backlog, wake = self.scan()
+                backlog: list[Ready] = []
+                wake = None
+                try:
+                    if not made:
+                        await self._io(f"creating {opts.path}", self._make_folders)
+                        made = True
+                        watcher.start()
+                    backlog, wake = await self._io(f"listing {opts.path}", self.scan)
+                    for start in range(0, len(backlog), opts.batch_size):
+                        await self.take(intake, backlog[start:start + opts.batch_size])
+                    if not self.calls.in_doubt:
+                        hang.ok()
+                except TransientError as exc:
+                    hang.failed(exc)
                 if not backlog:
                     await watcher.wait(wake)
-                for start in range(0, len(backlog), opts.batch_size):
-                    await self.take(intake, backlog[start:start + opts.batch_size])
         finally:
             watcher.stop()
+
+    def _make_folders(self) -> None:
+        self.options.path.mkdir(parents=True, exist_ok=True)
+        if self.options.done_dir is not None:
+            self.options.done_dir.mkdir(parents=True, exist_ok=True)
+
+    async def _io(self, doing: str, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in a thread, for up to ``write_timeout`` seconds.
+
+        :raises TransientError: it did not return in time, or one given up on before has
+            not returned yet.
+        """
+        try:
+            return await self.calls(fn, *args, doing=doing)
+        except TimeoutError as exc:
+            raise TransientError(str(exc)) from None
 
     def scan(self) -> tuple[list[Ready], float | None]:
         """Files ready to take, oldest first, and when a pending one may be ready."""
@@ -146,13 +193,16 @@ class FolderSource:
         """Store ``files`` (unfinished or too large ones as quarantined), then move them away.
 
         At most :attr:`batch_bytes` are gathered before they are stored.
+
+        :raises TransientError: the folder did not answer within ``write_timeout``.
         """
         raws: list[RawInput] = []
         stored: list[Stored] = []
         gathered = 0
         for ready in files:
             try:
-                got = self.taker.read(ready, self.max_bytes)
+                got = await self._io(f"reading {ready.where}", self.taker.read, ready,
+                                     self.max_bytes)
             except OSError as exc:  # (say, mode 0600 of another user): the others go on
                 self.unreadable[ready.name] = ready
                 log.warning("source %s: cannot read %s (%s); it is left there and taken once"
@@ -179,18 +229,26 @@ class FolderSource:
         await self._finish(stored)
 
     async def _finish(self, stored: list[Stored]) -> None:
-        """Move stored files away; moving them is kernel time the event loop need not spend."""
+        """Move stored files away (in a worker process: kernel time the event loop need not
+        spend); ones whose move was given up on are not taken again."""
         groups = [([s], self.options.done_dir) for s in stored]
+        dest = self.options.done_dir
+        doing = (f"moving {counted(len(stored), 'file')} into {dest}" if dest is not None
+                 else f"deleting {counted(len(stored), 'file')} from {self.options.path}")
         try:
-            lefts = await self.offload(finish, groups)
-        except WorkerLost:  # stored already: move them here rather than take them again
-            lefts = finish(groups)
+            try:
+                lefts = await self.calls.offload(finish, groups, doing=doing)
+            except WorkerLost:  # stored already: move them here rather than take them again
+                lefts = await self.calls(finish, groups, doing=doing)
+        except TimeoutError as exc:
+            self.taker.skip.update(os.path.basename(s.path) for s in stored)
+            raise TransientError(str(exc)) from None
         for message in self.taker.left(lefts):
             log.warning("source %s: %s", self.name, message)
 
     async def _quarantine_oversized(self, intake: Intake, ready: Ready) -> None:
         """Store what ``[limits] max_kept_bytes`` allows of a file over the limit, as evidence."""
-        got = await asyncio.to_thread(self.taker.evidence, ready, self.max_kept)
+        got = await self._io(f"reading {ready.where}", self.taker.evidence, ready, self.max_kept)
         if got is None:
             return  # it changed meanwhile: the next scans see it again
         evidence, stored = got

@@ -303,12 +303,16 @@ class SedexTransport:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._prepare_outbox())
                 tasks.create_task(self._loop(self.options.receipts, scan_receipts,
-                                             lambda: self.receipt_scanner.taker.wake))
+                                             lambda: self.receipt_scanner.taker.wake,
+                                             self.receipt_scanner.calls))
                 tasks.create_task(self._loop(self.options.inbox, scan_inbox,
-                                             lambda: self.inbox_scanner.taker.wake))
+                                             lambda: self.inbox_scanner.taker.wake,
+                                             self.inbox_scanner.calls))
 
     async def _loop(self, folder: Path, scan: Callable[[], Awaitable[int]],
-                    wake: Callable[[], float | None]) -> None:
+                    wake: Callable[[], float | None], calls: BoundedCalls) -> None:
+        """Scan ``folder`` until cancelled; a failure is said once (and every 5 minutes), its
+        end once ``calls`` into the folder are no longer in doubt."""
         watcher = DirWatcher(folder, self.options.poll_interval)
         watcher.start()
         problem = RepeatedProblem(log, f"sedex partner {self.name}: scanning {folder}")
@@ -316,7 +320,8 @@ class SedexTransport:
             while True:
                 try:
                     full = await scan() >= SCAN_LIMIT
-                    problem.ok()
+                    if not calls.in_doubt:
+                        problem.ok()
                 except (OSError, GatewayError) as exc:
                     problem.failed(exc)
                     full = False
