@@ -89,8 +89,10 @@ class SedexOptions(BaseModel):
         " take; then its messages are given up on as unsure (a network share that hangs)"
         " and the partner is paused until the outbox answers: each is repeated then as the"
         " same sedex message, and one that arrived is not written again. Also bounds"
-        " clearing the staging folder at start, the probes of a paused partner and the"
-        " syncs of receipts_archive and processed",
+        " clearing the staging folder at start, the probes of a paused partner, and each"
+        " call into inbox, processed, receipts and receipts_archive (listing, reading,"
+        " moving, syncing): one that hangs is said in the log and tried again at the next"
+        " scan",
     )
     sync: bool = Field(
         default=True, description="make sent files durable (one syncfs per batch) before "
