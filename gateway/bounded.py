@@ -72,13 +72,22 @@ class BoundedCalls:
         """
         self._refuse_while_stuck()
         call: asyncio.Future[T] = asyncio.ensure_future(in_thread(fn, *args))
+        # (not wait_for: it swallows a cancellation that comes as the call returns, and a
+        # source whose stop is swallowed never stops)
+        limit = asyncio.timeout(self.timeout)
         try:
-            result = await asyncio.wait_for(asyncio.shield(call), self.timeout)
+            async with limit:
+                result = await asyncio.shield(call)
         except TimeoutError:
+            if not limit.expired():
+                raise  # fn's own
             why = self._why(doing)
             self._stuck = (call, why)
             call.add_done_callback(_ignore)
             raise TimeoutError(why) from None
+        except asyncio.CancelledError:
+            call.add_done_callback(_ignore)
+            raise
         if fn is self._suspect:
             self._suspect = None
         return result
