@@ -45,6 +45,8 @@ from gateway.api import (
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+#: What reading a ready file gave.
+Read = Whole | Unfinished | TooLarge | OSError | None
 
 
 class FolderOptions(PluginOptions):
@@ -192,37 +194,54 @@ class FolderSource:
     async def take(self, intake: Intake, files: list[Ready]) -> None:
         """Store ``files`` (unfinished or too large ones as quarantined), then move them away.
 
-        At most :attr:`batch_bytes` are gathered before they are stored.
+        They are read in one call into the folder per :attr:`batch_bytes` gathered
+        (:meth:`_read_some`: a thread of its own per call, not per file), then stored.
 
         :raises TransientError: the folder did not answer within ``write_timeout``.
         """
-        raws: list[RawInput] = []
-        stored: list[Stored] = []
+        start = 0
+        while start < len(files):
+            reads, start = await self._io(
+                f"reading {counted(len(files) - start, 'file')} in {self.options.path}",
+                self._read_some, files, start)
+            raws: list[RawInput] = []
+            stored: list[Stored] = []
+            for ready, got in reads:
+                if isinstance(got, OSError):  # (say, mode 0600 of another user): the others go on
+                    self.unreadable[ready.name] = ready
+                    log.warning("source %s: cannot read %s (%s); it is left there and taken once"
+                                " it changes", self.name, ready.where, got.strerror or got)
+                elif isinstance(got, Whole):
+                    raws.append(RawInput(self.name, ready.shown, got.data, self._meta(ready)))
+                    stored.append(got.stored)
+                elif isinstance(got, Unfinished):
+                    await intake.quarantine(
+                        RawInput(self.name, ready.shown, got.data, self._meta(ready)), got.reason)
+                    await self._finish([got.stored])
+                elif isinstance(got, TooLarge):
+                    await self._quarantine_oversized(intake, ready)
+            if raws:
+                await self._store(intake, raws, stored)
+
+    def _read_some(self, files: list[Ready], start: int
+                   ) -> tuple[list[tuple[Ready, Read]], int]:
+        """Read ``files`` from ``start`` on until :attr:`batch_bytes` of whole files are
+        gathered; what each read gave (an ``OSError`` for one that could not be read,
+        ``None`` for one that changed or went since the scan), and where to go on."""
+        reads: list[tuple[Ready, Read]] = []
         gathered = 0
-        for ready in files:
+        index = start
+        while index < len(files) and gathered < self.batch_bytes:
+            ready = files[index]
+            index += 1
             try:
-                got = await self._io(f"reading {ready.where}", self.taker.read, ready,
-                                     self.max_bytes)
-            except OSError as exc:  # (say, mode 0600 of another user): the others go on
-                self.unreadable[ready.name] = ready
-                log.warning("source %s: cannot read %s (%s); it is left there and taken once"
-                            " it changes", self.name, ready.where, exc.strerror or exc)
-                continue
+                got: Read = self.taker.read(ready, self.max_bytes)
+            except OSError as exc:
+                got = exc
             if isinstance(got, Whole):
-                raws.append(RawInput(self.name, ready.shown, got.data, self._meta(ready)))
-                stored.append(got.stored)
                 gathered += len(got.data)
-                if gathered >= self.batch_bytes:
-                    await self._store(intake, raws, stored)
-                    raws, stored, gathered = [], [], 0
-            elif isinstance(got, Unfinished):
-                await intake.quarantine(RawInput(self.name, ready.shown, got.data, self._meta(ready)),
-                                        got.reason)
-                await self._finish([got.stored])
-            elif isinstance(got, TooLarge):
-                await self._quarantine_oversized(intake, ready)
-        if raws:
-            await self._store(intake, raws, stored)
+            reads.append((ready, got))
+        return reads, index
 
     async def _store(self, intake: Intake, raws: list[RawInput], stored: list[Stored]) -> None:
         await intake.submit(raws)
