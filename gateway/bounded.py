@@ -19,6 +19,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
+from gateway.errors import TransientError
 from gateway.plugin_types import Offload, in_thread
 
 T = TypeVar("T")
@@ -91,6 +92,18 @@ class BoundedCalls:
         if fn is self._suspect:
             self._suspect = None
         return result
+
+    async def or_transient(self, fn: Callable[..., T], *args: Any, doing: str = "") -> T:
+        """:meth:`__call__`, a call given up on raised as a transient error (a scan tries
+        again later).
+
+        :raises ~gateway.errors.TransientError: it did not return in time, or one given
+            up on before has not returned yet.
+        """
+        try:
+            return await self(fn, *args, doing=doing)
+        except TimeoutError as exc:
+            raise TransientError(str(exc)) from None
 
     async def offload(self, fn: Callable[..., T], *args: Any, doing: str = "") -> T:
         """``fn(*args)`` in a worker process (a module-level ``fn``, picklable arguments), or

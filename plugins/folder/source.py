@@ -168,15 +168,9 @@ class FolderSource:
             self.options.done_dir.mkdir(parents=True, exist_ok=True)
 
     async def _io(self, doing: str, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` in a thread, for up to ``write_timeout`` seconds.
-
-        :raises TransientError: it did not return in time, or one given up on before has
-            not returned yet.
-        """
-        try:
-            return await self.calls(fn, *args, doing=doing)
-        except TimeoutError as exc:
-            raise TransientError(str(exc)) from None
+        """``fn(*args)`` in a thread, for up to ``write_timeout`` seconds
+        (:meth:`~gateway.api.BoundedCalls.or_transient`)."""
+        return await self.calls.or_transient(fn, *args, doing=doing)
 
     def scan(self) -> tuple[list[Ready], float | None]:
         """Files ready to take, oldest first, and when a pending one may be ready."""

@@ -280,15 +280,9 @@ class InboxScanner:
         return _Taken(RawInput(self.source, display_name(key), data, meta), [stored], reason)
 
     async def _io(self, doing: str, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` in a thread, for up to ``timeout`` seconds.
-
-        :raises TransientError: it did not return in time, or one given up on before has
-            not returned yet.
-        """
-        try:
-            return await self.calls(fn, *args, doing=doing)
-        except TimeoutError as exc:
-            raise TransientError(str(exc)) from None
+        """``fn(*args)`` in a thread, for up to ``timeout`` seconds
+        (:meth:`~gateway.api.BoundedCalls.or_transient`)."""
+        return await self.calls.or_transient(fn, *args, doing=doing)
 
     async def _finish(self, groups: list[tuple[list[Stored], Path]]) -> None:
         """Move stored files away; ones whose move was given up on are not taken again."""
