@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gateway import __version__, entry, logs
+from gateway import __version__, early_signals, logs
 from gateway.cli import (
     _cases,
     _handling,
@@ -102,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.pm = pm
     try:
         if args.handler is not _operate.cmd_run:  # run takes a TERM while loading itself
-            entry.release()
+            early_signals.release()
         code: int = args.handler(args)
         sys.stdout.flush()  # a closed pipe shows here, not at exit
     except BrokenPipeError:

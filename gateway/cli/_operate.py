@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
-from gateway import demo, entry, logs
+from gateway import demo, early_signals, logs
 from gateway.assembly import load_config, make_validator, schema_set
 from gateway.cli import _access
 from gateway.cli._validate import cmd_validate
@@ -129,7 +129,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     early: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda number, _frame: early.append(number))
-    early += entry.take()  # a TERM while the command line was loading
+    early += early_signals.take()  # a TERM while the command line was loading
     gateway = Gateway(settings, args.pm, make_validator(schema_set(settings)))
 
     async def main() -> None:
