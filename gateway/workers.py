@@ -327,7 +327,7 @@ def _running(pid: int) -> bool:
     """Whether ``pid``, a child of this process, has not ended (a zombie has ended)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # (reaped as it was read: ESRCH)
         return False
     state, parent = stat.rsplit(")", 1)[1].split()[:2]
     return state != "Z" and int(parent) == os.getpid()

@@ -414,7 +414,13 @@ def threads() -> int:
 
 def stuck_threads() -> int:
     """The threads of this process in uninterruptible sleep (in a file system that hangs)."""
-    return sum(state(int(task.name)) == "D" for task in Path("/proc/self/task").iterdir())
+    stuck = 0
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            stuck += state(int(task.name)) == "D"
+        except (FileNotFoundError, ProcessLookupError):  # it ended since the listing
+            continue
+    return stuck
 
 
 def archive_syncs_hang(root_text: str) -> None:
