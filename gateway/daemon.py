@@ -18,9 +18,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-import signal
 import sqlite3
-import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -36,7 +34,7 @@ from gateway.errors import ConfigError, GatewayError, StoreLost, StoreUnavailabl
 from gateway.events import Publisher
 from gateway.http import HttpServer, collect_routes
 from gateway.intake_pause import IntakePause
-from gateway.logs import RepeatedProblem, redact
+from gateway.logs import RepeatedProblem
 from gateway.pipeline import Pipeline
 from gateway.plugin_types import GatewayEvent, PluginContext, Source, Transport
 from gateway.plugins import loaded_from_entry_points, notify, notify_stop, source_types, transport_types
@@ -45,13 +43,12 @@ from gateway.retention import SPACE_INTERVAL, Retention
 from gateway.retry import RetryPolicy
 from gateway.store import SQLiteStore, Store
 from gateway.summary import Summary
+from gateway.supervision import cancel_all, first_done, supervise
 from gateway.wording import counted, noun
 from gateway.workers import WorkerPool, settle_gc
 
 log = logging.getLogger(__name__)
 
-#: Seconds before a failed component is restarted, doubling up to the maximum.
-RESTART_MIN, RESTART_MAX = 1.0, 60.0
 #: Seconds between WAL checkpoints (the writer's commits never checkpoint).
 CHECKPOINT_INTERVAL = 2.0
 #: Seconds between checks that the database is still there (and anchor writes).
@@ -218,10 +215,10 @@ class Gateway:
                 log.info("processed %s stored before the last stop", counted(recovered, "input"))
 
         starting = asyncio.create_task(start(), name="start")
-        await _first(starting, stop.wait())
+        await first_done(starting, stop.wait())
         if not starting.done():
             log.info("stopping while starting (a second TERM stops at once)")
-            await _first(starting, self.abort.wait(), self.pool.waiting_for_start.wait(),
+            await first_done(starting, self.abort.wait(), self.pool.waiting_for_start.wait(),
                          timeout=self.settings.gateway.drain_timeout)
             if not starting.done():
                 log.warning("start cut short; what is left continues at the next start")
@@ -236,11 +233,11 @@ class Gateway:
         """Run every component until ``stop`` is set, then drain; why the HTTP server did
         not start (if it did not), and whether the drain finished."""
         await self.summary.start()
-        processor = _start("pipeline", self.pipeline.run)
-        dispatcher = _start("dispatcher", self.dispatcher.run)
-        links = [_start(f"transport {n}", functools.partial(t.run, self.receipts, self.pipeline))
+        processor = supervise("pipeline", self.pipeline.run)
+        dispatcher = supervise("dispatcher", self.dispatcher.run)
+        links = [supervise(f"transport {n}", functools.partial(t.run, self.receipts, self.pipeline))
                  for n, t in self.transports.items()]
-        sources = [_start(f"source {n}", functools.partial(s.run, self.pipeline))
+        sources = [supervise(f"source {n}", functools.partial(s.run, self.pipeline))
                    for n, s in self.sources.items()]
         failed = await self._serve_http(stop)
         scheduler = self._scheduler()
@@ -254,7 +251,7 @@ class Gateway:
         sdnotify.notify("STOPPING=1")
         log.info("draining (a second TERM stops at once)")
         drain = asyncio.create_task(self._drain(sources, links, processor, dispatcher))
-        await _first(drain, self.abort.wait(), timeout=self.settings.gateway.drain_timeout)
+        await first_done(drain, self.abort.wait(), timeout=self.settings.gateway.drain_timeout)
         drained = drain.done() and not drain.cancelled() and drain.exception() is None
         if not drained:
             if drain.done():
@@ -262,7 +259,7 @@ class Gateway:
                           exc_info=drain.exception())
             else:
                 log.warning("drain cut short; what is left continues at the next start")
-            await _cancel([drain, *sources, *links, processor, dispatcher])
+            await cancel_all([drain, *sources, *links, processor, dispatcher])
         await self._stop_jobs(scheduler)
         return failed, drained
 
@@ -284,14 +281,14 @@ class Gateway:
                      processor: asyncio.Task[None], dispatcher: asyncio.Task[None]) -> None:
         if self.http is not None:  # requests in progress are answered, then no more are taken
             await self.http.stop()
-        await _cancel(sources)
+        await cancel_all(sources)
         await self.pipeline.stop()
         with contextlib.suppress(Exception):
             await processor
         self.dispatcher.stop()
         with contextlib.suppress(Exception):
             await dispatcher
-        await _cancel(links)
+        await cancel_all(links)
 
     def _scheduler(self) -> AsyncIOScheduler:
         # a busy loop runs maintenance late rather than warning about it
@@ -374,64 +371,3 @@ class Gateway:
 
     async def _watch_space(self) -> None:
         await self.retention.watch_space()
-
-
-def _start(name: str, run: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
-    return asyncio.create_task(_supervised(name, run), name=name)
-
-
-async def _supervised(name: str, run: Callable[[], Awaitable[None]]) -> None:
-    """Run ``run`` until it returns; restart it after a failure, waiting longer each time.
-
-    A source whose folder is briefly unreachable, or a transport loop that hits a
-    bug, must not stop the daemon: what was committed stays, the rest is retried.
-    """
-    delay = RESTART_MIN
-    while True:
-        started = time.monotonic()
-        try:
-            await run()
-            return
-        except StoreLost:  # alerted once already; the daemon is stopping
-            return
-        except (OSError, GatewayError) as exc:  # the world, not a bug: no traceback
-            log.error("%s failed: %s; restarting it in %.0fs", name, redact(str(exc)), delay)
-        except Exception:
-            log.exception("%s failed; restarting it in %.0fs", name, delay)
-        if time.monotonic() - started > RESTART_MAX:
-            delay = RESTART_MIN
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, RESTART_MAX)
-
-
-async def _first(task: asyncio.Task[Any], *cuts: Awaitable[Any],
-                 timeout: float | None = None) -> None:
-    """Wait until ``task`` is done, one of ``cuts`` is, or ``timeout`` seconds passed
-    (``task`` goes on)."""
-    waits = [asyncio.ensure_future(cut) for cut in cuts]
-    try:
-        await asyncio.wait([task, *waits], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for wait in waits:
-            wait.cancel()
-
-
-async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-
-
-def install_signal_handlers(stop: asyncio.Event, on_second: Callable[[], None]) -> None:
-    """TERM and INT set ``stop``; a second one calls ``on_second``."""
-    loop = asyncio.get_running_loop()
-
-    def handler() -> None:
-        if stop.is_set():
-            on_second()
-        stop.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, handler)

@@ -497,7 +497,7 @@ async def test_a_probe_whose_claim_fails_is_probed_again_without_a_restart(
     """A probe's claim that fails otherwise than a full disk (a database locked by another
     node) fails the dispatcher, which restarts and probes the partner again: once the fault
     on this machine is mended, it resumes and its delivery goes, the daemon running on."""
-    monkeypatch.setattr("gateway.daemon.RESTART_MIN", 0.05)
+    monkeypatch.setattr("gateway.supervision.RESTART_MIN", 0.05)
     config = gateway_dir(tmp_path)
     db, outbox = tmp_path / "gateway.db", tmp_path / "sedex" / "outbox"
     events = Events()

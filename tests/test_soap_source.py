@@ -140,7 +140,7 @@ async def test_a_source_restarted_after_a_failure_polls_again(
         caplog: pytest.LogCaptureFixture) -> None:
     # A store error escapes the poll loop: the daemon runs the same source object again,
     # which used to find its client's thread pool shut down and fail every poll after.
-    monkeypatch.setattr("gateway.daemon.RESTART_MIN", 0.05)
+    monkeypatch.setattr("gateway.supervision.RESTART_MIN", 0.05)
     submit, failures = Pipeline.submit, []
 
     async def locked_once(self: Pipeline, raws: Sequence[RawInput], **kwargs: Any) -> list[int]:

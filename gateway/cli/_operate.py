@@ -19,9 +19,10 @@ from gateway.cli._validate import cmd_validate
 from gateway.cli.exitcodes import CONFIG, FAILED, OK
 from gateway.config import ConfigExists, check_environment, write_initial_config
 from gateway.config.system import CONFIG_FILE, DATA_DIR, UNIT_NAME, install_system
-from gateway.daemon import Gateway, install_signal_handlers
+from gateway.daemon import Gateway
 from gateway.errors import ConfigError
 from gateway.plugins import describe, source_types, transport_types
+from gateway.supervision import install_signal_handlers
 from gateway.wording import counted
 from gateway.xml.validation import ECH0223_VERSIONS
 
