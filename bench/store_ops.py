@@ -30,7 +30,8 @@ from ech0020_inputs import Corpus
 
 from gateway import worker_stages
 from gateway.config import load_settings, write_initial_config
-from gateway.contracts import RawInput, Receipt, ReceiptOutcome
+from gateway.contracts import RawInput
+from gateway.outbound import Receipt, ReceiptOutcome
 from gateway.retry import RetryPolicy
 from gateway.store import Outcome, Processed, SQLiteStore
 

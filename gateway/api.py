@@ -61,14 +61,9 @@ from gateway.contracts import (
     NamedFile,
     NormaliseContext,
     Normalised,
-    OutboundItem,
     PartnerVersion,
     RawInput,
-    Receipt,
-    ReceiptOutcome,
-    ReceiptSink,
     Route,
-    SendResult,
 )
 from gateway.dirwatch import DirWatcher, ready_files
 from gateway.documents import FileCheck, check_files, named_files
@@ -125,6 +120,7 @@ from gateway.http.answers import read_at_most
 from gateway.http.client_options import HttpsClientOptions
 from gateway.logs import RepeatedProblem, partner_text, redact
 from gateway.manual import send_manual
+from gateway.outbound import OutboundItem, Receipt, ReceiptOutcome, ReceiptSink, SendResult
 from gateway.person_state import (
     NATIONALITIES,
     PersonState,

@@ -1,20 +1,21 @@
 """The objects the core hands to plugins and gets back from them.
 
-A plugin never touches the store: a source gets an :class:`Intake`, a
-transport gets :class:`OutboundItem` objects and a :class:`ReceiptSink`.
+A plugin never touches the store: a source gets an :class:`Intake`; a
+transport gets :class:`~gateway.outbound.OutboundItem` objects and a
+:class:`~gateway.outbound.ReceiptSink` (:mod:`gateway.outbound`).
 Everything here is plain data or a small protocol: the records that flow
-between the core and its plugins. What a source or transport *is*, and what
-it is created with, is in :mod:`gateway.plugin_types`; a vendor imports both
-through :mod:`gateway.api`.
+between the core and its plugins, from input to the decision what to send.
+What a source or transport *is*, and what it is created with, is in
+:mod:`gateway.plugin_types`; a vendor imports all of them through
+:mod:`gateway.api`.
 """
 
 from __future__ import annotations
 
-import enum
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import TYPE_CHECKING, Any, Literal, Protocol, Self
 
 if TYPE_CHECKING:
@@ -300,102 +301,5 @@ class Intake(Protocol):
 
         :param wait: as for :meth:`submit`: ``False`` raises ``StoreUnavailable``
             instead of waiting for the store.
-        """
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class OutboundItem(Travels):
-    """One attempt to deliver a message to a partner.
-
-    :param attempt_ref: the transport-level id of this attempt (for sedex the
-        envelope ``messageId``). A transport must treat a second ``send`` with
-        the same ``attempt_ref`` as the same attempt (idempotence): after a
-        crash the core repeats an attempt whose outcome it never recorded.
-    :param resumed: ``True`` when this is such a repeat; a transport may skip
-        its check for an earlier send when ``False``.
-    :param delivery_ref: the same for every attempt of one delivery, and unique
-        across installations (``<store identity>-<delivery id>``): what a partner
-        deduplicates by where it cannot tell attempts apart (HTTP ``Idempotency-Key``).
-    """
-
-    delivery_id: int
-    partner: str
-    attempt: int
-    attempt_ref: str
-    message_id: str | None
-    payload: bytes
-    attachments: tuple[Attachment, ...] = ()
-    event_date: datetime | None = None
-    resumed: bool = False
-    delivery_ref: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class SendResult(Travels):
-    """What a successful ``send`` achieved.
-
-    :param awaits_receipt: ``True`` when delivery is confirmed later by a
-        receipt (state ``sent``); ``False`` when the send itself confirms it
-        (state ``delivered``).
-    :param recipient: whom the attempt was addressed to, in the terms its receipts
-        use (sedex: the envelope ``recipientId``); stored with the attempt, so that
-        a receipt naming another recipient does not settle it. ``None``: the
-        transport's receipts are told apart by ``attempt_ref`` alone.
-    """
-
-    awaits_receipt: bool = True
-    detail: str = ""
-    recipient: str | None = None
-
-
-class ReceiptOutcome(enum.StrEnum):
-    """What a transport receipt means for the delivery it confirms."""
-
-    DELIVERED = "delivered"
-    WAIT = "wait"
-    FAILED_TRANSIENT = "failed_transient"
-    FAILED_PERMANENT = "failed_permanent"
-    NEEDS_REVIEW = "needs_review"
-    #: The transport already knew the attempt's reference (sedex 201: a second envelope
-    #: with one messageId). Only the store knows whether the attempt was repeated: if it
-    #: was (an unsure attempt, ``attempts.repeats``), its first copy arrived, and this
-    #: proves delivery; if not, it is a failure like :attr:`FAILED_PERMANENT`.
-    ALREADY_KNOWN = "already_known"
-
-
-@dataclass(frozen=True, slots=True)
-class Receipt(Travels):
-    """A transport receipt, correlated by its content with the attempt it answers.
-
-    :param attempt_ref: the ``attempt_ref`` of the :class:`OutboundItem`.
-    :param code: the transport's status code, as text (sedex: ``"100"``).
-    :param info: the transport's explanation, for the operator.
-    :param alert: the operator should be told, whatever the outcome (sedex
-        701: not collected yet, expires soon).
-    :param recipient: whom the receipt says the attempt was for (sedex: its
-        ``recipientId``). It answers the attempt ``attempt_ref`` only if that
-        attempt was addressed to this recipient (:attr:`SendResult.recipient`);
-        ``None``, or an attempt whose recipient is not known: ``attempt_ref`` alone decides.
-    """
-
-    attempt_ref: str
-    outcome: ReceiptOutcome
-    code: str
-    info: str
-    at: datetime
-    raw: bytes = b""
-    alert: bool = False
-    recipient: str | None = None
-
-
-class ReceiptSink(Protocol):
-    """Where a transport reports receipts."""
-
-    async def record(self, receipts: Sequence[Receipt]) -> list[bool]:
-        """Durably record ``receipts``; ``True`` where one matched a delivery (its
-        ``attempt_ref`` names one of our attempts, addressed to its ``recipient``).
-
-        Returns after the commit: only then may the receipt file be removed.
         """
         ...

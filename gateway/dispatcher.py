@@ -27,7 +27,6 @@ from collections.abc import Awaitable, Mapping, Sequence
 from typing import TypeVar
 
 from gateway.batching import BATCH_BYTES
-from gateway.contracts import OutboundItem, Receipt, SendResult
 from gateway.errors import (
     LocalFault,
     LocalHang,
@@ -37,6 +36,7 @@ from gateway.errors import (
     UnsureError,
 )
 from gateway.logs import RepeatedProblem
+from gateway.outbound import OutboundItem, Receipt, SendResult
 from gateway.partner_pause import PartnerPauses
 from gateway.plugin_types import BatchTransport, Flushable, Probeable, Transport
 from gateway.retry import RetryPolicy
@@ -242,7 +242,7 @@ class Dispatcher:
 
 
 class ReceiptRecorder:
-    """The :class:`~gateway.contracts.ReceiptSink` transports report to."""
+    """The :class:`~gateway.outbound.ReceiptSink` transports report to."""
 
     def __init__(self, store: Store, dispatcher: Dispatcher) -> None:
         self._store = store

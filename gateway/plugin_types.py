@@ -22,13 +22,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
-from gateway.contracts import (
-    Intake,
-    NormaliseContext,
-    OutboundItem,
-    ReceiptSink,
-    SendResult,
-)
+from gateway.contracts import Intake, NormaliseContext
+from gateway.outbound import OutboundItem, ReceiptSink, SendResult
 
 if TYPE_CHECKING:
     from aiohttp import web

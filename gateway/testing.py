@@ -43,10 +43,11 @@ from aiohttp import web
 
 from gateway.api import PluginOptions
 from gateway.assembly import load_config, make_validator, schema_set
-from gateway.contracts import Intake, OutboundItem, RawInput, ReceiptSink, SendResult
+from gateway.contracts import Intake, RawInput
 from gateway.daemon import Gateway
 from gateway.ech0223 import PersonIdentificationLight, sample_person_event, write_message
 from gateway.hookspecs import hookimpl
+from gateway.outbound import OutboundItem, ReceiptSink, SendResult
 from gateway.plugin_types import GatewayEvent, PluginContext, TransportType
 from gateway.plugins import get_plugin_manager
 

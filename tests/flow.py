@@ -18,10 +18,11 @@ import pluggy
 from pydantic import BaseModel
 
 from gateway import testing, worker_stages
-from gateway.contracts import Intake, OutboundItem, RawInput, ReceiptSink, SendResult
+from gateway.contracts import Intake, RawInput
 from gateway.daemon import Gateway
 from gateway.errors import PermanentError, TransientError
 from gateway.hookspecs import hookimpl
+from gateway.outbound import OutboundItem, ReceiptSink, SendResult
 from gateway.person_state import PersonChange, StoredPerson
 from gateway.plugin_types import PluginContext, TransportType
 from gateway.plugins import get_plugin_manager

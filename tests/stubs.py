@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Container, Sequence
 
-from gateway.contracts import RawInput, Receipt
+from gateway.contracts import RawInput
+from gateway.outbound import Receipt
 
 
 class StubIntake:
@@ -55,7 +56,7 @@ class StubIntake:
 
 
 class StubReceiptSink:
-    """A :class:`gateway.contracts.ReceiptSink` that matches the refs it is told of.
+    """A :class:`gateway.outbound.ReceiptSink` that matches the refs it is told of.
 
     :param known: attempt refs that match a delivery; ``None`` matches all.
     """

@@ -34,7 +34,8 @@ from gateway.api import GatewayEvent, hookimpl
 from gateway.cli import main
 from gateway.cli._render import iso
 from gateway.config import write_initial_config
-from gateway.contracts import Normalised, RawInput, Receipt, ReceiptOutcome, Route
+from gateway.contracts import Normalised, RawInput, Route
+from gateway.outbound import Receipt, ReceiptOutcome
 from gateway.plugins import get_plugin_manager, source_types, transport_types
 from gateway.retry import RetryPolicy
 from gateway.store import MessageState, Outcome, Processed, SQLiteStore

@@ -9,9 +9,10 @@ from collections.abc import Sequence
 import pytest
 from lxml import etree
 
-from gateway.contracts import Normalised, OutboundItem, Route, SendResult
+from gateway.contracts import Normalised, Route
 from gateway.dispatcher import Dispatcher
 from gateway.errors import GatewayError, PermanentError, TransientError
+from gateway.outbound import OutboundItem, SendResult
 from gateway.retry import RetryPolicy
 from gateway.store import DeliveryState, MessageState, Processed, SQLiteStore, StoreReader
 from tests.test_store import raw

@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 
 from gateway import hookspecs
-from gateway.contracts import RawInput, Receipt, ReceiptOutcome
+from gateway.contracts import RawInput
 from gateway.errors import StoreError
 from gateway.events import DIRECT, KINDS, Publisher
 from gateway.hookspecs import hookimpl
+from gateway.outbound import Receipt, ReceiptOutcome
 from gateway.plugin_types import GatewayEvent
 from gateway.plugins import get_plugin_manager
 from gateway.store import Outcome, SQLiteStore, StoreReader

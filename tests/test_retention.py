@@ -27,7 +27,7 @@ from gateway.archives import ArchivedFiles, archive_folders
 from gateway.assembly import load_config
 from gateway.cli.exitcodes import ATTENTION, CONFIG, OK
 from gateway.config import write_initial_config
-from gateway.contracts import Receipt, ReceiptOutcome
+from gateway.outbound import Receipt, ReceiptOutcome
 from gateway.plugins import get_plugin_manager
 from gateway.retry import RetryPolicy
 from gateway.store import SQLiteStore

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
-from gateway.contracts import ReceiptOutcome
 from gateway.errors import InputRejected
+from gateway.outbound import ReceiptOutcome
 from gateway.xml.validation import validate
 from plugins.sedex._receipts import to_receipt
 from plugins.sedex.envelope import (

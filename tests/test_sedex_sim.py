@@ -12,7 +12,7 @@ import pytest
 
 from gateway.cli import main
 from gateway.config import write_initial_config
-from gateway.contracts import ReceiptOutcome
+from gateway.outbound import ReceiptOutcome
 from gateway.plugins import get_plugin_manager
 from plugins.sedex.envelope import parse_envelope, parse_receipt
 from plugins.sedex.sim import SedexSimulator

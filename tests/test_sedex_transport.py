@@ -21,14 +21,7 @@ import plugins.sedex._files as files
 from gateway.archive import safe_unzip
 from gateway.assembly import load_config
 from gateway.config import write_initial_config
-from gateway.contracts import (
-    NOT_FROM_PARTNER,
-    Attachment,
-    NormaliseContext,
-    OutboundItem,
-    ReceiptOutcome,
-    SendResult,
-)
+from gateway.contracts import NOT_FROM_PARTNER, Attachment, NormaliseContext
 from gateway.errors import (
     ConfigError,
     LocalFault,
@@ -40,6 +33,7 @@ from gateway.errors import (
 from gateway.fileio import Evidence
 from gateway.filestored import Stored
 from gateway.filetake import FileTaker, Ready
+from gateway.outbound import OutboundItem, ReceiptOutcome, SendResult
 from gateway.plugin_types import Offload, PluginContext, in_thread
 from gateway.plugins import get_plugin_manager
 from gateway.workers import WorkerPool

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from gateway.contracts import Attachment, Normalised, RawInput, Receipt, ReceiptOutcome, Route
+from gateway.contracts import Attachment, Normalised, RawInput, Route
 from gateway.errors import KeyReuseRejected, StoreConflict, StoreError
+from gateway.outbound import Receipt, ReceiptOutcome
 from gateway.retry import RetryPolicy
 from gateway.store import (
     DeliveryState,

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from gateway.contracts import Attachment, Normalised, RawInput, Receipt, ReceiptOutcome, Route
+from gateway.contracts import Attachment, Normalised, RawInput, Route
 from gateway.ech0223 import (
     Country,
     CountryInfo,
@@ -28,6 +28,7 @@ from gateway.ech0223 import (
     PersonIdentificationLight,
 )
 from gateway.errors import StoreConflict, StoreError
+from gateway.outbound import Receipt, ReceiptOutcome
 from gateway.person_state import PersonChange, PersonState
 from gateway.retry import RetryPolicy
 from gateway.store import Inbound, MessageState, Outcome, Processed, SQLiteStore, Store

@@ -24,7 +24,7 @@ from lxml import etree
 
 from gateway.archive import safe_unzip
 from gateway.config._template import INITIAL_CONFIG
-from gateway.contracts import Attachment, OutboundItem
+from gateway.contracts import Attachment
 from gateway.documents import add_documents, describe
 from gateway.ech0223 import (
     PersonIdentificationLight,
@@ -33,6 +33,7 @@ from gateway.ech0223 import (
     write_message,
 )
 from gateway.errors import LocalFault
+from gateway.outbound import OutboundItem
 from gateway.person_state import vn_check_digit_ok
 from gateway.plugins import get_plugin_manager
 from plugins.folder.transport import FolderTransportOptions, file_name, write_delivery

@@ -364,16 +364,8 @@ async def test_without_workers_offload_runs_in_a_thread() -> None:
 def test_records_crossing_to_workers_pickle_whole() -> None:
     from datetime import UTC, datetime
 
-    from gateway.contracts import (
-        Attachment,
-        Normalised,
-        OutboundItem,
-        RawInput,
-        Receipt,
-        ReceiptOutcome,
-        Route,
-        SendResult,
-    )
+    from gateway.contracts import Attachment, Normalised, RawInput, Route
+    from gateway.outbound import OutboundItem, Receipt, ReceiptOutcome, SendResult
     from gateway.store import MessageState, Processed
 
     records = [

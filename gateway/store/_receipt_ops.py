@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from gateway.contracts import Receipt, ReceiptOutcome
+from gateway.outbound import Receipt, ReceiptOutcome
 from gateway.store._delivery_ops import SETTLED, STATE_AFTER, fail_attempt, set_state
 from gateway.store._sql import expect_changed, select_in
 from gateway.store.base import PolicyFor

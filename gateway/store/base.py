@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Protocol
 
-from gateway.contracts import RawInput, Receipt
+from gateway.contracts import RawInput
+from gateway.outbound import Receipt
 from gateway.person_state import PersonState, StoredPerson
 from gateway.retry import RetryPolicy
 from gateway.store.journal import Entry

@@ -106,7 +106,7 @@ class Outcome:
     #: ``transient``: seconds the partner asked us to wait before the next attempt.
     retry_after: float | None = None
     #: ``sent`` or ``delivered``: whom the transport addressed
-    #: (:attr:`~gateway.contracts.SendResult.recipient`).
+    #: (:attr:`~gateway.outbound.SendResult.recipient`).
     recipient: str | None = None
     #: ``unsure`` because something on this machine hangs (:class:`~gateway.errors.LocalHang`):
     #: the partner is paused, as for ``local``.

@@ -19,8 +19,9 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from gateway.contracts import RawInput, Receipt
+from gateway.contracts import RawInput
 from gateway.errors import StoreLost, StoreUnavailable
+from gateway.outbound import Receipt
 from gateway.person_state import PersonState, StoredPerson
 from gateway.store import (
     _delivery_ops,
