@@ -253,7 +253,7 @@ class FlakyPlugin:
 
 async def test_a_failing_source_is_restarted_not_fatal(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    monkeypatch.setattr("gateway.daemon.RESTART_MIN", 0.05)
+    monkeypatch.setattr("gateway.supervision.RESTART_MIN", 0.05)
     config = write_config(tmp_path, extra='[sources.flaky]\ntype = "flaky"\n'
                           'message_id = "after-restart"\nroute_to = ["canton"]\n')
     pm = plugin_manager()
@@ -461,7 +461,7 @@ async def test_a_failed_processing_run_leaves_no_input_waiting_for_a_restart(
     pipeline that fails (here: its first commit, then every commit of one message) is
     started again by the daemon; the inputs it had taken are processed then, not at the
     next start of the daemon, and the one that fails again is quarantined alone."""
-    monkeypatch.setattr("gateway.daemon.RESTART_MIN", 0.05)
+    monkeypatch.setattr("gateway.supervision.RESTART_MIN", 0.05)
     record = SQLiteStore.record_processing
     failures = {"first": 1}
 
@@ -497,7 +497,7 @@ async def test_a_run_that_fails_while_the_batch_before_is_committed_loses_neithe
     """A run fails deciding one batch while the batch before it is still being committed
     (the COMMIT runs in a thread; here each takes 0.2 s): the new run takes up the
     failed batch, and only it, once that commit is done."""
-    monkeypatch.setattr("gateway.daemon.RESTART_MIN", 0.05)
+    monkeypatch.setattr("gateway.supervision.RESTART_MIN", 0.05)
     decide = Pipeline._decide
     calls = {"decide": 0}
     second_queued = asyncio.Event()
