@@ -136,13 +136,17 @@ def test_persons_show_prints_the_state_and_the_timeline(
 
 def test_persons_show_of_a_vn_with_a_wrong_check_digit_says_so(
         corpus_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A VN mistyped in its last digit was only "no person"."""
+    """A VN mistyped in its last digit was only "no person"; it is a bad argument (exit 2),
+    as for ``messages assign`` and ``send``."""
     vn = next(e["person_vn"] for e in MANIFEST["file"] if e["file"] == "move.xml")
     wrong = vn[:-1] + str((int(vn[-1]) + 1) % 10)
     config = str(_site(corpus_run / "site-typo", corpus_run / "gateway.db"))
-    assert main(["--config", config, "persons", "show", wrong]) == 3
-    assert capsys.readouterr().err == (f"ech-gateway: no person {wrong}: {wrong} has a wrong"
-                                       " check digit, so it is no VN (mistyped?)\n")
+    with pytest.raises(SystemExit) as exited:
+        main(["--config", config, "persons", "show", wrong])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"ech-gateway persons show: error: argument person: {wrong} has a wrong check digit,"
+        " so it is no VN (mistyped?)")
     assert main(["--config", config, "persons", "show", vn]) == 0
 
 

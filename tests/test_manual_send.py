@@ -172,6 +172,20 @@ def test_an_unknown_person_exits_3_and_stores_nothing(
     assert manual_rows(site) == []
 
 
+def test_a_vn_with_a_wrong_check_digit_exits_2_as_for_assign_and_stores_nothing(
+        site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A mistyped VN is a bad argument, said as ``messages assign`` says it: not an unknown
+    person (exit 3), and no database is opened for it."""
+    wrong = VN[:-1] + str((int(VN[-1]) + 1) % 10)
+    with pytest.raises(SystemExit) as exited:
+        send(site, "--partner", "canton", "--event", "laggardOfFamily", "--person", wrong)
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"ech-gateway send: error: argument --person: {wrong} has a wrong check digit, so it"
+        " is no VN (mistyped?)")
+    assert manual_rows(site) == []
+
+
 def test_an_invalid_event_exits_2_listing_the_valid_ones(
         site: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert send(site, "--partner", "canton", "--event", "laggardOfFamilly",

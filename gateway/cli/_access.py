@@ -12,7 +12,7 @@ from gateway.assembly import load_config
 from gateway.cli import _render
 from gateway.errors import Ambiguous, NotFound
 from gateway.events import Publisher
-from gateway.person_state import parse_key, vn_check_digit_ok
+from gateway.person_state import parse_key
 from gateway.store import SQLiteStore, StoreReader
 
 
@@ -90,17 +90,12 @@ def _number(key: str) -> int | None:
 def person(store: StoreReader, text: str, unknown: str) -> dict[str, Any]:
     """The one person ``text`` (a VN or local id) names: state, keys, messages.
 
-    :param unknown: the message when nobody matches (a VN with a wrong check digit is
-        said to have one: a typing error, most likely).
+    :param unknown: the message when nobody matches (a VN with a wrong check digit does
+        not get here: the argument is refused, :func:`gateway.cli._args.person`).
     :raises NotFound: nobody matches. :raises Ambiguous: several do, each a candidate.
     """
-    keys = parse_key(text)
-    found = store.find_persons(keys)
+    found = store.find_persons(parse_key(text))
     if not found:
-        [key] = keys
-        if key.startswith("vn:") and not vn_check_digit_ok(key.removeprefix("vn:")):
-            raise NotFound(f"{unknown}: {text} has a wrong check digit, so it is no VN"
-                           " (mistyped?)")
         raise NotFound(unknown)
     if len(found) > 1:
         people = [store.get_person(pid) for pid in found]

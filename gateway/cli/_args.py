@@ -19,8 +19,9 @@ def limit(text: str) -> int:
 
 
 def person(text: str) -> str:
-    """``--person``: a VN or a local id; a VN with a wrong check digit is refused (mistyped,
-    most likely: nobody, and no registry, knows a person by it)."""
+    """A person on the command line (``--person``, ``persons show``'s argument): a VN or a
+    local id; a VN with a wrong check digit is refused, a usage error (exit 2) whatever the
+    command (mistyped, most likely: nobody, and no registry, knows a person by it)."""
     [key] = parse_key(text)
     if key.startswith("vn:") and not vn_check_digit_ok(key.removeprefix("vn:")):
         raise argparse.ArgumentTypeError(f"{text} has a wrong check digit, so it is no VN"

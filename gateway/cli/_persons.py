@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from gateway.cli import _access, _render
+from gateway.cli import _access, _args, _render
 from gateway.cli.exitcodes import OK
 
 
@@ -15,7 +15,7 @@ def add_commands(sub: Any) -> None:
     persons = sub.add_parser("persons", help="the person state the gateway keeps")
     psub = persons.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = psub.add_parser("show", help="a person's state and messages, in time order")
-    p.add_argument("person", help="a VN (756.1234.5678.97 or 7561234567897), or a local id"
+    p.add_argument("person", type=_args.person, help="a VN (756.1234.5678.97 or 7561234567897), or a local id"
                    " (CATEGORY:ID, or ID of any category)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(handler=cmd_show)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway import manual
-from gateway.cli import _access, _render
+from gateway.cli import _access, _args, _render
 from gateway.cli._reprocess import process_stored
 from gateway.cli.exitcodes import CONFIG, FAILED, OK
 from gateway.contracts import Attachment, RawInput
@@ -39,7 +39,7 @@ def add_commands(sub: Any) -> None:
                    " eCH-0223 message the daemon makes of it (completed from the person state)")
     p.add_argument("--partner", required=True, help="the partner that gets it")
     p.add_argument("--event", help="the eCH-0223 personEvent, as the XSD spells it")
-    p.add_argument("--person", help="the person: a VN (756.1234.5678.97 or 7561234567897),"
+    p.add_argument("--person", type=_args.person, help="the person: a VN (756.1234.5678.97 or 7561234567897),"
                    " or a local id (CATEGORY:ID, or ID of any category)")
     p.add_argument("--business-key", help="eCH-0223 businessKey (BRB, IntV, Verfügung...)")
     p.add_argument("--comment", help="eCH-0223 businessComment (at most 1024 characters)")
