@@ -266,6 +266,9 @@ def gateway_person_resolve(identification: PersonIdentificationLight, settings: 
 def gateway_commands() -> list[Command]:
     """Add commands to the ``ech-gateway`` command line.
 
+    The command line sets up their logging as for its own commands (WARNING and above, on
+    stderr, in the configured format, without VN numbers) before it runs them.
+
     :return: the commands; each gets its own sub-parser.
 
     Example::

@@ -36,11 +36,12 @@ from gateway.cli._render import iso
 from gateway.config import write_initial_config
 from gateway.contracts import Normalised, RawInput, Route
 from gateway.outbound import Receipt, ReceiptOutcome
-from gateway.plugins import get_plugin_manager, source_types, transport_types
+from gateway.plugins import LOAD_ENV, get_plugin_manager, source_types, transport_types
 from gateway.retry import RetryPolicy
 from gateway.store import MessageState, Outcome, Processed, SQLiteStore
 from plugins.sedex.envelope import build_receipt, parse_envelope
 from tests.flow import FIXTURES, drop, message, running, states, until
+from tests.test_plugin_loading import BUILT_IN, install
 
 SCRIPT = Path(sys.executable).parent / "ech-gateway"
 FAST = """\
@@ -1229,6 +1230,55 @@ def test_a_commands_log_lines_are_the_daemons_on_stderr_without_vn(gw: Run) -> N
     assert [(line["level"], line["logger"]) for line in lines] == [
         ("WARNING", "plugins.ech0223"), ("WARNING", "gateway.alerts")]
     assert vn not in done.stderr.decode()
+
+
+_LOOKING = """
+    import json
+    import logging
+
+    from gateway.api import Command, hookimpl
+
+    log = logging.getLogger("acme_look")
+
+    def configure(parser):
+        parser.add_argument("vn")
+
+    def run(args):
+        log.info("looking up a person")  # the daemon's level, not a command's
+        log.warning("person %s looked up", args.vn)
+        print(json.dumps({"found": 0}))
+        return 0
+
+    @hookimpl
+    def gateway_commands():
+        return [Command("acme-look", "look a person up", configure, run)]
+    """
+
+
+def test_a_plugins_command_logs_as_a_built_in_one_in_the_configured_format(tmp_path: Path
+                                                                          ) -> None:
+    """The CLI sets up a plugin command's logging from the configuration, as a built-in's:
+    a warning naming a VN reaches stderr as a JSON log line when ``log_format = "json"``,
+    without the VN, the INFO line left out; stdout has the command's JSON alone. A
+    configuration that does not load leaves the command to run, logging text."""
+    vn = "7561234567897"
+    site = tmp_path / "site"
+    install(site, "acme-look", "acme", "acme_look_mod", _LOOKING)
+    config = write_initial_config(tmp_path / "gw")
+    (tmp_path / "gw" / "conf.d" / "30-log.toml").write_text(
+        '[gateway]\nlog_level = "INFO"\nlog_format = "json"\n')
+    env = {LOAD_ENV: f"{BUILT_IN},acme",
+           "PYTHONPATH": os.pathsep.join([str(site), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    done = run_script("--config", str(config), "acme-look", vn, env=env)
+    assert (done.returncode, json.loads(done.stdout)) == (0, {"found": 0}), done.stderr
+    [line] = [json.loads(line) for line in done.stderr.decode().splitlines()]
+    assert (line["level"], line["logger"], line["msg"]) == (
+        "WARNING", "acme_look", "person 756\u2026 looked up")
+
+    done = run_script("--config", str(tmp_path / "none.toml"), "acme-look", vn, env=env)
+    assert (done.returncode, json.loads(done.stdout)) == (0, {"found": 0}), done.stderr
+    [match] = [TEXT_LOG_LINE.match(line) for line in done.stderr.decode().splitlines()]
+    assert match is not None and match.string[match.end():] == "person 756\u2026 looked up"
 
 
 # ---------------------------------------------------------------------------

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from gateway import __version__, early_signals, logs
 from gateway.cli import (
+    _access,
     _cases,
     _handling,
     _inspect,
@@ -80,8 +83,22 @@ def build_parser(plugin_commands: Sequence[object] = ()) -> argparse.ArgumentPar
     for command in plugin_commands:
         p = sub.add_parser(command.name, help=command.help)  # type: ignore[attr-defined]
         command.configure(p)  # type: ignore[attr-defined]
-        p.set_defaults(handler=command.run)  # type: ignore[attr-defined]
+        p.set_defaults(handler=partial(_plugin_command, command.run))  # type: ignore[attr-defined]
     return parser
+
+
+def _plugin_command(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """A plugin's command, logging as a built-in one does once the configuration is loaded
+    (:func:`gateway.cli._access.configuration`): in the configured format, at WARNING or
+    above, on stderr, without VN numbers.
+
+    The plugin loads the configuration itself (``gateway.api.load_config``), if it needs
+    one: a configuration that does not load leaves logging as :func:`main` set it up, for
+    the command to report, or to do without.
+    """
+    with suppress(ConfigError, PluginError):
+        _access.configuration(args)
+    return run(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
