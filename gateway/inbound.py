@@ -114,7 +114,8 @@ class WayBack:
         stranger = raw.meta.get(NOT_FROM_PARTNER)
         if stranger:  # on the partner's way, from someone else: not the partner's word
             return Processed(mid, MessageState.QUARANTINED,
-                             f"eCH-0223 not from partner {partner!r}: {stranger}")
+                             f"eCH-0223 not from partner {partner!r}: {stranger}",
+                             message_id=n.message_id, sender_id=n.sender_id)
         xml = n.xml or raw.data
         n = self._proc.parsed(dataclasses.replace(n, xml=xml))  # one parse, for both uses
         problems = self._proc.problems(n)

@@ -881,10 +881,11 @@ async def test_a_cantons_invalid_message_keeps_its_message_id_unless_one_was_rou
 
 # -- what an operator sees of the canton's messages (sedex inbox, logs, `messages show`) ----
 
-def _canton_pair(inbox: Path, key: str, data: bytes) -> None:
-    """``data`` from the canton into the sedex inbox, as its sedex client writes a pair."""
+def _canton_pair(inbox: Path, key: str, data: bytes, **envelope: Any) -> None:
+    """``data`` from the canton into the sedex inbox, as its sedex client writes a pair
+    (``envelope``: other envelope fields, another ``sender_id``)."""
     drop(inbox, f"data_{key}.xml", data)
-    drop(inbox, f"envl_{key}.xml", envelope_bytes(f"env-{key}", **CANTON))
+    drop(inbox, f"envl_{key}.xml", envelope_bytes(f"env-{key}", **{**CANTON, **envelope}))
 
 
 def _about_the_resident(data: bytes) -> bytes:
@@ -930,6 +931,43 @@ async def test_the_cantons_messages_are_shown_and_logged_as_an_operator_needs_th
     shown_bad = cli("--config", str(config), "messages", "show", str(bad))
     assert "The value 'MoveIn' is not an element of the set {'moveIn', 'moveOut'" in shown_bad
     assert shown_bad.count("prolongationB") == 1, "the schema's list once, in the journal"
+
+
+async def test_a_strangers_message_keeps_its_message_id_unless_one_was_routed_with_it(
+        tmp_path: Path) -> None:
+    """eCH-0223 in the sedex inbox from a senderId no partner has is quarantined, and keeps
+    the messageId and senderId its header gives, as any other quarantined message:
+    ``messages list`` and ``show`` name it, ``show`` finds it by it. Not the messageId of
+    the partner's message routed from that header's sender: it stays that message's."""
+    config = gateway_dir(tmp_path)
+    db, c = tmp_path / "gateway.db", str(config)
+    inbox = tmp_path / "sedex" / "inbox"
+    answer = _from_canton("canton-1", f"<eCH-0044:vn>{VN}</eCH-0044:vn>".encode())
+    async with running(config, get_plugin_manager()):
+        await _seeded(tmp_path, db)
+        _canton_pair(inbox, "a1", answer)
+        await until(lambda: _state_of(db, "canton-1") == "routed", timeout=20)
+        _canton_pair(inbox, "s1", _from_canton("canton-2"), sender_id="T2-9-1")
+        _canton_pair(inbox, "s2", answer + b"\n<!-- sent again -->\n", sender_id="T2-9-1")
+        await until(lambda: sorted(states(db, "SELECT ref, state FROM messages WHERE source"
+                                              " = 'canton'")) == [
+            ("a1", "routed"), ("s1", "quarantined"), ("s2", "quarantined")], timeout=20)
+    listed = {m["ref"]: m for m in json.loads(cli("--config", c, "messages", "list", "--json"))}
+    assert [listed[ref]["message_id"] for ref in ("a1", "s1", "s2")] == [
+        "canton-1", "canton-2", None]
+    assert states(db, "SELECT DISTINCT sender_id FROM messages WHERE source = 'canton'") == [
+        ("sedex://T1-2511-1",)]
+    stranger = ("eCH-0223 not from partner 'canton': sedex senderId T2-9-1 is the recipient_id"
+                " of no partner reading this inbox (canton T2-2-1)")
+    assert listed["s1"]["reason"] == stranger
+    assert listed["s2"]["reason"] == (
+        f"{stranger}; its messageId canton-1 from sender sedex://T1-2511-1 is that of message"
+        f" {listed['a1']['id']}, routed before: not kept on this one")
+    shown = cli("--config", c, "messages", "show", "canton-2").splitlines()
+    assert shown[0].startswith(f"message {listed['s1']['id']}  quarantined")
+    assert shown[1] == "  eCH-0223:  messageId canton-2 from sender sedex://T1-2511-1"
+    shown = cli("--config", c, "messages", "show", "canton-1").splitlines()  # not ambiguous
+    assert shown[0].startswith(f"message {listed['a1']['id']}  routed")
 
 
 async def test_a_message_upgraded_from_the_cantons_version_says_the_version_it_came_in(
