@@ -7,6 +7,7 @@ from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.contracts import NOT_FROM_PARTNER
 from gateway.store import DeliveryState
 from gateway.wording import counted
 
@@ -134,6 +135,8 @@ def message_detail(msg: dict[str, Any]) -> str:
            if msg["pruned_at"] is not None else f"{counted(msg['raw_bytes'], 'byte')},")
         + f" received {iso(msg['received_at'])}",
     ]
+    if NOT_FROM_PARTNER in msg["meta"]:  # on a partner's way: the partner's name is the way's
+        out.append(f"  sender:    not partner {msg['source']}: {msg['meta'][NOT_FROM_PARTNER]}")
     if msg["reason"]:
         out.append(f"  reason:    {msg['reason']}")
     out += [f"  warning:   {warning}" for warning in warnings(msg)]
