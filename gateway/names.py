@@ -13,6 +13,12 @@ mark (``Muller``): a name with such a letter has two spellings (:func:`spellings
 a name without one has one. So ``Müller`` is ``Mueller`` and ``Muller``, but
 ``Mueller`` is not ``Muller``: two names without a mark are never made one by
 guessing where a mark was (``Goethe`` stays ``goethe``).
+
+First names are compared by :func:`same_first_names`: a cantonal system often writes
+only the first of a person's first names (``Anna`` for ``Anna Maria``). The fewer
+names agree where they are the leading ones of the others, word by word: ``Anna`` is
+``Anna Maria``, but ``Maria`` is not, nor is ``Ann``; a hyphen joins one name
+(``Hans`` is not ``Hans-Peter``).
 """
 
 from __future__ import annotations
@@ -42,6 +48,19 @@ def spellings(name: str) -> frozenset[str]:
 def same_name(one: str, other: str) -> bool:
     """Whether ``one`` and ``other`` are spellings of one name (see the module)."""
     return not spellings(one).isdisjoint(spellings(other))
+
+
+def same_first_names(one: str, other: str) -> bool:
+    """Whether ``one`` and ``other`` are one person's first names: the same names
+    (:func:`same_name`), or the one the leading words of the other (see the module)."""
+    return _leads(one, other) or _leads(other, one)
+
+
+def _leads(few: str, many: str) -> bool:
+    """Whether ``few`` is ``many`` or its leading words (words apart by white space)."""
+    theirs, words = spellings(few), many.split()
+    return any(not theirs.isdisjoint(spellings(" ".join(words[:n])))
+               for n in range(len(words), 0, -1))
 
 
 def _plain(text: str) -> str:

@@ -37,7 +37,7 @@ from gateway.ech0223 import (
     SwissAddressInformation,
     SwissMunicipality,
 )
-from gateway.names import same_name
+from gateway.names import same_first_names, same_name
 
 #: The BFS country id of Switzerland (eCH-0008).
 SWITZERLAND = 8100
@@ -96,15 +96,20 @@ class PersonState(BaseModel):
                           or (self.birth_data.date_of_birth if self.birth_data else None))
 
     def same_names(self, ident: PersonIdentificationLight) -> bool:
-        """Whether ``ident`` has this person's official name and first name, as names are
-        compared (:func:`gateway.names.same_name`: case, marks, spaces and hyphens aside)."""
+        """Whether ``ident`` has this person's official name and first names, as names are
+        compared (:func:`gateway.names.same_name`: case, marks, spaces and hyphens aside),
+        the leading first names standing for all (:func:`gateway.names.same_first_names`).
+
+        eCH-0044 identifies a person by ``officialName`` and ``firstName``: an
+        ``originalName`` (a name the person had) or eCH-0011 ``callName`` (one they go
+        by) does not stand for them here; a wrong person is worse than a review."""
         mine = self.identification
         names = [mine.official_name, *([self.name_data.official_name]
                                        if self.name_data is not None else [])]
         firsts = [mine.first_name, *([self.name_data.first_name]
                                      if self.name_data is not None else [])]
         return (any(same_name(ident.official_name, n) for n in names)
-                and any(same_name(ident.first_name, n) for n in firsts))
+                and any(same_first_names(ident.first_name, n) for n in firsts))
 
     def merged(self, newer: PersonState) -> PersonState:
         """This state updated by ``newer``: its parts where it has them, ids from both

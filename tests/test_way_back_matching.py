@@ -41,9 +41,9 @@ def _about(data: bytes, ident: bytes) -> bytes:
     return found
 
 
-def _ours(message_id: str, vn: str) -> bytes:
+def _ours(message_id: str, vn: str, first: str = "Milica") -> bytes:
     """The registry's own eCH-0223 message about resident ``vn``, Milica Jovanović."""
-    return _about(message(message_id), _ident("Jovanović", "Milica", vn=vn))
+    return _about(message(message_id), _ident("Jovanović", first, vn=vn))
 
 
 def _answer(fixture: str, message_id: str, answers: str, ident: bytes) -> bytes:
@@ -73,11 +73,12 @@ def _site(tmp_path: Path, version: str) -> Path:
     return config
 
 
-async def _both_sent(root: Path, db: Path) -> dict[str, int]:
-    """Our messages ``ours-1`` and ``ours-2`` about the two residents, delivered to the
-    canton; the persons' ids, by VN."""
-    drop(root / "in", "1.xml", _ours("ours-1", FIRST_VN))
-    drop(root / "in", "2.xml", _ours("ours-2", SECOND_VN))
+async def _both_sent(root: Path, db: Path,
+                     firsts: tuple[str, str] = ("Milica", "Milica")) -> dict[str, int]:
+    """Our messages ``ours-1`` and ``ours-2`` about the two residents (their first names
+    ``firsts``), delivered to the canton; the persons' ids, by VN."""
+    drop(root / "in", "1.xml", _ours("ours-1", FIRST_VN, firsts[0]))
+    drop(root / "in", "2.xml", _ours("ours-2", SECOND_VN, firsts[1]))
     await until(lambda: states(db, "SELECT state FROM deliveries") == [("delivered",)] * 2)
     return {key[3:]: person for key, person in states(
         db, "SELECT key, person FROM person_keys WHERE key LIKE 'vn:%'")}
@@ -150,7 +151,8 @@ async def test_a_request_without_vn_finds_the_resident_whatever_the_diacritics(
 @pytest.mark.parametrize(("why", "ident"), [
     ("another date of birth", _ident("Jovanovic", "Milica", born="1990-04-13")),
     ("no date of birth", _ident("Jovanovic", "Milica", born=None)),
-    ("another first name", _ident("Jovanovic", "Mila"))])
+    ("another first name", _ident("Jovanovic", "Mila")),
+    ("another first name before hers", _ident("Jovanovic", "Ana Milica"))])
 async def test_an_answer_that_disagrees_with_the_person_it_answers_waits_for_review(
         tmp_path: Path, why: str, ident: bytes, caplog: pytest.LogCaptureFixture) -> None:
     """Never a blind match: the person of the message it answers is taken only where the
@@ -175,6 +177,42 @@ async def test_an_answer_that_disagrees_with_the_person_it_answers_waits_for_rev
     [(candidates,)] = states(db, "SELECT r.candidates FROM reviews r JOIN messages m"
                                  " ON m.id = r.message WHERE m.message_id = 'kt-3'")
     assert json.loads(candidates) == [], why
+
+
+@pytest.mark.parametrize(("registered", "written"), [
+    ("Milica Ana", "MILICA"), ("Milica", "Milica Ana")])
+async def test_an_answer_with_the_first_of_several_first_names_is_about_the_person_it_answers(
+        tmp_path: Path, registered: str, written: str) -> None:
+    """A cantonal system writes only the first of the resident's first names (or the
+    register has only the first of the canton's): the leading first names agree."""
+    config = _site(tmp_path, "1.5")
+    db = tmp_path / "gateway.db"
+    async with running(config):
+        persons = await _both_sent(tmp_path, db, (registered, registered))
+        drop(tmp_path / "from-canton", "a.xml",
+             _answer("valid-er-single-reason.xml", "kt-5", "ours-2",
+                     _ident("JOVANOVIC", written)))
+        assert await _outcome(db, "kt-5") == "routed"
+    assert _person_of(db, "kt-5") == [(persons[SECOND_VN],)]
+    assert _journaled(db, "kt-5")["matched"] == "the message it answers (names and date of birth)"
+
+
+async def test_the_first_of_two_residents_first_names_finds_both_and_waits_for_review(
+        tmp_path: Path) -> None:
+    """No reference, no VN, ``Milica`` for residents ``Milica Ana`` and ``Milica Jelena``
+    born the same day: both are candidates, the operator picks one; never the first."""
+    config = _site(tmp_path, "1.5")
+    db = tmp_path / "gateway.db"
+    async with running(config):
+        await _both_sent(tmp_path, db, ("Milica Ana", "Milica Jelena"))
+        drop(tmp_path / "from-canton", "a.xml",
+             _about(message("kt-6"), _ident("Jovanovic", "Milica")))
+        assert await _outcome(db, "kt-6") == "needs_review"
+    assert _person_of(db, "kt-6") == []
+    [(candidates,)] = states(db, "SELECT r.candidates FROM reviews r JOIN messages m"
+                                 " ON m.id = r.message WHERE m.message_id = 'kt-6'")
+    assert sorted(key for c in json.loads(candidates) for key in c["keys"]
+                  if key.startswith("vn:")) == [f"vn:{FIRST_VN}", f"vn:{SECOND_VN}"]
 
 
 async def test_names_and_date_of_birth_find_one_resident_as_the_canton_spells_them(
