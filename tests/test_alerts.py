@@ -396,3 +396,45 @@ def test_a_message_waiting_for_review_is_an_alert_without_personal_data(
         "message 7 from canton waits for review (2 candidates): 2 residents match the person"
         " of this message (by names and date of birth): assign one with `ech-gateway"
         " messages assign 7 --person VN|LOCALID`")
+
+
+def _space(kind: str, free: int) -> GatewayEvent:
+    return GatewayEvent(kind, None, None, {"folder": "/var/lib/gateway", "free_bytes": free,
+                                           "threshold_bytes": 1 << 30})
+
+
+def test_a_disk_low_on_space_is_open_at_the_stop_until_it_has_room_again(
+        clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    """``store.space_low`` is committed once per incident, not per attempt: hours after it
+    was said, with nothing said since, it is still open at the stop; ``store.space_ok``
+    ends it."""
+    with caplog.at_level(logging.INFO):
+        gateway_event(_space("store.space_low", 1 << 20))
+        clock.now += 3 * 3600.0
+        before = len(caplog.records)
+        plugins.alerts.INCIDENTS.stop()
+    assert [r.getMessage() for r in caplog.records[before:]] == [
+        "store.space_low: open at the stop, after 3.0h, 1 in all"]
+    with caplog.at_level(logging.INFO):  # the next run: low at its start, then room again
+        gateway_event(_space("store.space_low", 1 << 20))
+        clock.now += 600.0
+        gateway_event(_space("store.space_ok", 2 << 30))
+        clock.now += 5.0
+        before = len(caplog.records)
+        plugins.alerts.INCIDENTS.stop()
+    assert [r.getMessage() for r in caplog.records[before:]] == [
+        "store.space_low: has room again after 10min, 1 in all"]
+
+
+def test_a_pause_not_resumed_is_open_at_the_stop_however_long_ago_it_began(
+        clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    """``partner.paused`` is committed once per pause: a pause of an hour, still on, is
+    open at the stop though nothing was said of it for an hour."""
+    with caplog.at_level(logging.INFO):
+        gateway_event(GatewayEvent("partner.paused", None, None, {
+            "partner": "canton", "node": "n1", "error": "outbox read-only"}))
+        clock.now += 3600.0
+        before = len(caplog.records)
+        plugins.alerts.INCIDENTS.stop()
+    assert [r.getMessage() for r in caplog.records[before:]] == [
+        "partner.paused for canton: open at the stop, after 1.0h, 1 in all"]

@@ -372,3 +372,36 @@ async def disk_nearly_full_then_freed(root_text: str) -> None:
 
 def test_a_nearly_full_disk_is_said_once_and_its_end_too(tmp_path: Path) -> None:
     run_isolated("tests.test_retention:disk_nearly_full_then_freed", str(tmp_path))
+
+
+async def disk_nearly_full_at_the_stop(root_text: str) -> None:
+    """(In a private mount namespace.) The daemon stops while its disk is low on space."""
+    root = Path(root_text)
+    tmpfs(root / "data", "8m")
+    config_path = root / "gateway.toml"
+    config_path.write_text(gateway_folder(root, f'[retention]\nwarn_free_below = "4MiB"\n'
+                                                f'[store]\npath = "{root}/data/gateway.db"\n')
+                           .read_text().replace('[store]\npath = "gateway.db"\n', ""))
+    free = os.statvfs(root / "data")
+    (root / "data" / "filler").write_bytes(b"\0" * (free.f_bavail * free.f_frsize - (2 << 20)))
+    said: list[str] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: said.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("gateway.alerts")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)  # an incident alerted once ends at INFO
+    try:
+        async with running(config_path) as gateway:
+            await until(lambda: gateway.retention.low)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert [line for line in said if line.startswith("store.space_low")] == [
+        "store.space_low: open at the stop, after 0s, 1 in all"], said
+
+
+def test_a_disk_low_on_space_at_the_stop_is_said_open(tmp_path: Path) -> None:
+    """The committed ``store.space_low``, never ended by ``store.space_ok``: the stop says
+    it is open, as it says a partner's failing attempts."""
+    run_isolated("tests.test_retention:disk_nearly_full_at_the_stop", str(tmp_path))

@@ -13,7 +13,9 @@ logged, the rest summarised, once a minute at first and then less often
 once it has taken deliveries for a minute without failing (a pause, once the
 partner resumes). At the stop, what is held back is said, and each of a
 partner's failures that may go on (:data:`_ONGOING`: failing attempts, a pause,
-overdue receipts) says it is open; verdicts on one message or delivery (a
+overdue receipts) says it is open, and so does a state that a committed event
+opened and none has ended yet (:data:`_STATES`: a pause not resumed, the
+database's disk low on space), however long ago it was said; verdicts on one message or delivery (a
 rejection, a dead letter, a message to review) are not said to be open: each
 was told, and waits for a person whatever the partner does next. Failing attempts
 stay one incident while their retries come, however far apart, and while the
@@ -68,11 +70,18 @@ FLAGGED = {
 _FAULT = {"delivery.retry": "error", "delivery.unsure": "error", "delivery.dead": "why"}
 #: Incidents that end when their partner takes a delivery again.
 _ENDED_BY_SUCCESS = frozenset({"delivery.retry", "delivery.unsure"})
-#: A partner's failures that may go on (an outbox that stays unwritable, receipts that do
-#: not come): an incident of these still fresh at the stop is said to be open. The other
+#: States one committed event opens and another ends, each said once (not per attempt):
+#: open until the end is committed, however quiet (the end event, what it ends, and how).
+_STATES = {"partner.resumed": ("partner.paused", "works again"),
+           "store.space_ok": ("store.space_low", "has room again")}
+#: The kinds that open a state of :data:`_STATES`.
+_HELD = frozenset(ended for ended, _how in _STATES.values())
+#: Failures that may go on (an outbox that stays unwritable, receipts that do not come,
+#: the states of :data:`_HELD`): an incident of these still fresh (or a state not ended)
+#: at the stop is said to be open. The other
 #: kinds are verdicts on one message or delivery (a rejection, a dead letter, a message
 #: to review), each told already and waiting for a person, whatever the partner does next.
-_ONGOING = frozenset({"delivery.retry", "delivery.unsure", "partner.paused", "receipt.overdue"})
+_ONGOING = frozenset({"delivery.retry", "delivery.unsure", "receipt.overdue", *_HELD})
 #: The detail that says when a kind's failed attempt is tried next (epoch seconds).
 _NEXT = {"delivery.retry": "next_attempt_at", "delivery.unsure": "resume_at"}
 _SUCCESS = frozenset({"delivery.sent", "delivery.delivered", "delivery.acknowledged"})
@@ -87,8 +96,9 @@ def gateway_event(event: GatewayEvent) -> None:
     if event.kind in _SUCCESS and partner is not None:
         INCIDENTS.resolve(str(partner), _ENDED_BY_SUCCESS)
         return
-    if event.kind == "partner.resumed" and partner is not None:  # said below, and it ends
-        INCIDENTS.resolve(str(partner), frozenset({"partner.paused"}))
+    if event.kind in _STATES:  # said below, and it ends the state's incident
+        ended, how = _STATES[event.kind]
+        INCIDENTS.resolve(None if partner is None else str(partner), frozenset({ended}), how)
     template = ALERTS.get(event.kind)
     if template is None and event.detail.get("alert"):
         template = FLAGGED.get(event.kind)
@@ -105,7 +115,8 @@ def gateway_event(event: GatewayEvent) -> None:
     fault = str(fields.get(_FAULT.get(event.kind, ""), ""))
     INCIDENTS.alert(Key(event.kind, None if partner is None else str(partner), fault_of(fault)),
                     text, event.delivery if event.delivery is not None else event.message,
-                    _next_in(event), fault, ongoing=event.kind in _ONGOING)
+                    _next_in(event), fault, ongoing=event.kind in _ONGOING,
+                    held=event.kind in _HELD)
 
 
 @hookimpl

@@ -15,7 +15,9 @@ the partner and the fault with ids and numbers taken out):
   new alert, counted from the time its last
   alert said the next one would come at the latest (a failed attempt names
   its next attempt, an hour later at most by default: one delivery retried
-  for hours is one incident); its next alert opens a new one.
+  for hours is one incident); its next alert opens a new one. A state said
+  once (``held``: a pause, a disk low on space) is not ended by quiet: only by
+  :meth:`Incidents.resolve` when its end is said.
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ class _Incident:
     works_since: float | None = None  # the partner took a delivery then, and has not failed since
     end_timer: asyncio.TimerHandle | None = None
     ongoing: bool = False  # a partner's failure that may go on (not a verdict on one message)
+    held: bool = False  # a state said once, open until resolved (quiet does not end it)
+    ended_how: str = "works again"  # how its end is said (resolve)
     example: str = ""  # the last alert's fault, as said
     varied: bool = False  # an earlier alert's fault was said otherwise (another number)
 
@@ -91,7 +95,8 @@ class Incidents:
         self._open: dict[Key, _Incident] = {}
 
     def alert(self, key: Key, text: str, ref: int | None = None,
-              next_in: float | None = None, fault: str = "", *, ongoing: bool = False) -> None:
+              next_in: float | None = None, fault: str = "", *, ongoing: bool = False,
+              held: bool = False) -> None:
         """One alert of incident ``key``: log ``text`` or count it towards a summary.
 
         :param fault: the alert's fault as said (``key.fault`` is it with the numbers
@@ -100,6 +105,8 @@ class Incidents:
             attempt's next attempt); the incident stays open that long, plus ``window``.
         :param ongoing: the cause is a partner's failure that may go on (failing attempts),
             not a verdict on one message (a rejection): :meth:`stop` says it is open.
+        :param held: the cause is a state said once (a pause): quiet does not end the
+            incident, only :meth:`resolve`; with ``ongoing``, it is open at the stop.
         """
         self.sweep()
         now = self._clock()
@@ -108,13 +115,13 @@ class Incidents:
             incident.works_since = None
             _cancel(incident.end_timer)
             incident.end_timer = None
-        if (incident is not None and not incident.counted
+        if (incident is not None and not incident.counted and not incident.held
                 and now - max(incident.last, incident.expected) > self.window):
             self._close(key, incident)
             incident = None
         if incident is None:
             incident = self._open[key] = _Incident(opened=now, last=now, every=self.window,
-                                                   summary_at=now, ongoing=ongoing)
+                                                   summary_at=now, ongoing=ongoing, held=held)
         incident.last = now
         if incident.total and fault != incident.example:
             incident.varied = True
@@ -139,13 +146,15 @@ class Incidents:
             incident.timer = _later(incident.summary_at + incident.every - now,
                                     lambda: self._summarise(key))
 
-    def resolve(self, partner: str, kinds: frozenset[str]) -> None:
-        """``partner`` works again: its incidents of ``kinds`` end once it has worked for a
-        ``window`` without failing (:meth:`sweep`), saying how long they lasted."""
+    def resolve(self, partner: str | None, kinds: frozenset[str],
+                how: str = "works again") -> None:
+        """``partner`` works again (``None``: what is no partner's, the store): its incidents
+        of ``kinds`` end once it has worked for a ``window`` without failing (:meth:`sweep`),
+        saying ``how`` and how long they lasted."""
         now = self._clock()
         for key, incident in self._open.items():
             if key.partner == partner and key.kind in kinds and incident.works_since is None:
-                incident.works_since = now
+                incident.works_since, incident.ended_how = now, how
                 incident.end_timer = _later(self.window, self.sweep)
 
     def sweep(self) -> None:
@@ -163,9 +172,10 @@ class Incidents:
         whose partner works again ends as :meth:`sweep` ends it, however short
         the time since; a partner's ongoing failure whose cause may still be
         there (its last alert, or the next alert it announced, is less than a
-        ``window`` ago) says it is open at the stop, how long it lasted and how
-        many alerts it had. Others (quarantined inputs, rejections: verdicts on
-        one message, not a state of the partner) end quietly, each told already.
+        ``window`` ago, or it is a ``held`` state not resolved) says it is open
+        at the stop, how long it lasted and how many alerts it had. Others
+        (quarantined inputs, rejections: verdicts on one message, not a state of
+        the partner) end quietly, each told already.
         """
         now = self._clock()
         for key, incident in list(self._open.items()):
@@ -173,7 +183,8 @@ class Incidents:
                 self._works_again(key, incident, incident.works_since)
                 continue
             self._summarise(key)
-            if incident.ongoing and now - max(incident.last, incident.expected) <= self.window:
+            if incident.ongoing and (incident.held or now - max(incident.last, incident.expected)
+                                     <= self.window):
                 self._end(key, incident, f"open at the stop, after {span(now - incident.opened)}")
             else:  # over, or no failure that goes on: it ends quietly, as at its next alert
                 self._close(key, incident)
@@ -181,7 +192,7 @@ class Incidents:
     def _works_again(self, key: Key, incident: _Incident, since: float) -> None:
         """End ``key``'s incident: its partner has worked since ``since``."""
         self._summarise(key, until=since)
-        self._end(key, incident, f"works again after {span(since - incident.opened)}")
+        self._end(key, incident, f"{incident.ended_how} after {span(since - incident.opened)}")
 
     def _end(self, key: Key, incident: _Incident, how: str) -> None:
         """Say that ``key``'s incident ends (``how``) and forget it."""
