@@ -150,6 +150,10 @@ class Normalised(Travels):
         stored and processed as an input of its own.
     :param rejected_parts: parts that could not be made, with the reason (row,
         field): stored quarantined, while the good parts go on.
+    :param rejected_warnings: what the normaliser says of the ``rejected_parts`` as a
+        whole (what every one has wrong, when none could be made); journaled apart from
+        ``warnings``: ``messages show`` says them only while every part is still
+        rejected as it was made (quarantined for the same reason).
     :param problems: set by the core, not by normalisers: what validating ``xml`` as
         eCH-0223 1.5 found where it was parsed first (``None``: not validated yet), so
         a later stage in another process need not parse it again.
@@ -178,6 +182,7 @@ class Normalised(Travels):
     warnings: tuple[str, ...] = ()
     parts: tuple[RawInput, ...] = ()
     rejected_parts: tuple[tuple[RawInput, str], ...] = ()
+    rejected_warnings: tuple[str, ...] = ()
     problems: tuple[str, ...] | None = None
     named_files: tuple[NamedFile, ...] | None = None
     sender_id: str | None = None

@@ -131,8 +131,9 @@ class Processor:
         if n.parts or n.rejected_parts:
             why = (f"split into {counted(len(n.parts) + len(n.rejected_parts), 'part')}"
                    f" ({len(n.rejected_parts)} rejected)")
+            rejected = {"rejected_warnings": list(n.rejected_warnings)} if n.rejected_warnings else None
             return Processed(mid, MessageState.SPLIT, why, normalised=n, raw_is_canonical=True,
-                             detail=_warned(list(n.warnings)))
+                             detail=_warned(list(n.warnings), rejected))
         try:
             n = self.complete(n, raw, before)
         except InputRejected as exc:

@@ -178,7 +178,7 @@ def test_show_names_a_rows_export_and_sums_up_an_exports_rows(
     shown_export = json.loads(out)
     assert shown_export["export"] is None
     assert shown_export["rows"] == {"total": 9, "states": {"quarantined": 9}, "unhandled": 9,
-                                    "unhandled_ids": ids}
+                                    "unhandled_ids": ids, "as_split": 9}
 
 
 def test_an_exports_summary_lists_the_first_20_quarantined_rows(
@@ -197,4 +197,52 @@ def test_an_exports_summary_lists_the_first_20_quarantined_rows(
             " and 10 more") in out.splitlines()
     code, out, _err = cli(capsys, config, "messages", "show", str(export), "--json")
     assert json.loads(out)["rows"] == {"total": 30, "states": {"quarantined": 30},
-                                       "unhandled": 30, "unhandled_ids": sorted(ids)[:20]}
+                                       "unhandled": 30, "unhandled_ids": sorted(ids)[:20],
+                                       "as_split": 30}
+
+
+def _warnings(capsys: pytest.CaptureFixture[str], config: Path, export: int) -> list[str]:
+    code, out, _err = cli(capsys, config, "messages", "show", str(export))
+    assert code == 0
+    return [line for line in out.splitlines() if line.startswith("  warning:")]
+
+
+def test_what_all_rows_have_wrong_is_said_while_they_all_still_have_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The export's warning that all its rows are rejected, and why, holds while they are
+    rejected as the split made them: replayed with the mapping unchanged they are; once the
+    date format is fixed and they are replayed, 7 are routed and the 8th is rejected for its
+    own fault only: the warning is gone, the rows line counts what is left."""
+    config = dropped(tmp_path, ISO_SAMPLE, quarantined=8)
+    export = by_ref(tmp_path)["einwohner.csv"][0]
+    [warning] = _warnings(capsys, config, export)
+    assert warning.startswith("  warning:   all 8 rows are rejected; what they have in common:"
+                              " fields event_date (EREIGNIS_DATUM)")
+
+    assert cli(capsys, config, "messages", "replay", str(export))[0] == 0  # nothing fixed
+    assert _warnings(capsys, config, export) == [warning]
+
+    fix_date_format(tmp_path)
+    assert cli(capsys, config, "messages", "replay", str(export))[0] == 0
+    assert _warnings(capsys, config, export) == []
+    _code, out, _err = cli(capsys, config, "messages", "show", str(export))
+    assert "  rows:      8: quarantined 1, routed 7" in out.splitlines()
+    assert "what they have in common" in out, "the split's warning stays in the history"
+    _code, out, _err = cli(capsys, config, "messages", "show", str(export), "--json")
+    assert json.loads(out)["rows"]["as_split"] == 0
+
+
+def test_no_row_rejected_any_longer_and_no_warning_that_all_are(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lines = ISO_SAMPLE.splitlines()
+    del lines[7]  # row 7: its permit S has no entry in the permit table
+    config = dropped(tmp_path, "\r\n".join(lines) + "\r\n", quarantined=7)
+    export = by_ref(tmp_path)["einwohner.csv"][0]
+    [warning] = _warnings(capsys, config, export)
+    assert warning.startswith("  warning:   all 7 rows are rejected; what they have in common:")
+    fix_date_format(tmp_path)
+    code, out, _err = cli(capsys, config, "messages", "replay", str(export))
+    assert code == 0
+    assert out.splitlines()[-1] == (f"message {export}: 7 of 7 quarantined rows processed again"
+                                    " (routed 7)")
+    assert _warnings(capsys, config, export) == []

@@ -237,7 +237,8 @@ def test_iso_dates_under_a_swiss_date_format_name_the_form_and_the_key_once_per_
         " the export writes its dates so)")
     assert reasons[6].endswith(  # row 7's own fault stays said, after the dates
         "; field permit (BEWILLIGUNG): value 'S' has no entry in the permit table")
-    assert result.warnings == (
+    assert result.warnings == ()  # said of the rejected rows, while they are: not of the file
+    assert result.rejected_warnings == (
         "all 8 rows are rejected; what they have in common: fields event_date (EREIGNIS_DATUM),"
         " date_of_birth (GEBURTSDATUM), permit_valid_till (BEWILLIGUNG_BIS), entry_date (EINREISE),"
         " marital_status_date (ZIVILSTAND_SEIT): dates written %Y-%m-%d ('2026-11-01', ...),"
@@ -249,7 +250,7 @@ def test_the_date_format_the_reason_names_reads_the_export(tmp_path: Path) -> No
     """The advice is right: set as said, every row of the ISO export maps but the bad one."""
     fixed = mapping_with(tmp_path, 'date_format = "%d.%m.%Y"', 'date_format = "%Y-%m-%d"')
     result = split(excel(ISO_SAMPLE), fixed)
-    assert len(rows(result)) == 7 and result.warnings == ()
+    assert len(rows(result)) == 7 and result.warnings == result.rejected_warnings == ()
     # and the other way round: Swiss dates under an ISO mapping name %d.%m.%Y
     [first, *_] = split(excel(SAMPLE), fixed).rejected_parts
     assert 'dates written %d.%m.%Y (\'01.11.2026\', ...), not %Y-%m-%d (set date_format' \
@@ -294,10 +295,10 @@ def test_a_two_digit_year_is_named_not_offered() -> None:
 
 
 def test_no_summary_when_rows_fail_for_different_reasons_or_some_map() -> None:
-    assert split(excel(SAMPLE)).warnings == ()  # 7 rows map, 1 does not
+    assert split(excel(SAMPLE)).rejected_warnings == ()  # 7 rows map, 1 does not
     bad_rows = SAMPLE.replace(";M;", ";X;").replace(";W;", ";Y;")
     result = split(excel(bad_rows))
-    assert result.parts == () and result.warnings == ()  # values 'X', 'Y': not the same reason
+    assert result.parts == () and result.rejected_warnings == ()  # 'X', 'Y': not one reason
 
 
 def test_map_test_ends_with_the_summary_and_the_counts(

@@ -100,10 +100,17 @@ def message_table(rows: list[dict[str, Any]]) -> str:
 
 def warnings(msg: dict[str, Any]) -> list[str]:
     """What processing warned of (an event the partner's version lacks, lines skipped
-    before an export's header...), as journaled when the message was last normalised."""
-    found = [e["detail"].get("warnings", []) for e in msg["journal"]
+    before an export's header...), as journaled when the message was last normalised;
+    of an export's rejected rows as a whole (what they all have wrong), only while each
+    row is still rejected as the split made it (quarantined, for the same reason)."""
+    found = [e["detail"] for e in msg["journal"]
              if e["event"] == "message.normalised" and isinstance(e["detail"], dict)]
-    return list(found[-1]) if found else []
+    if not found:
+        return []
+    rows = msg.get("rows")
+    as_split = rows is not None and rows["as_split"] == rows["total"]
+    return [*found[-1].get("warnings", ()),
+            *(found[-1].get("rejected_warnings", ()) if as_split else ())]
 
 
 def read_as(msg: dict[str, Any]) -> str:

@@ -115,7 +115,7 @@ def _explain_input(proc: Processor, store: StoreReader | None, states: dict[str,
     if step.parts or step.rejected_parts:
         rows = counted(len(step.parts) + len(step.rejected_parts), "row")
         out = [(f"{raw.ref}: an export of {rows}", False)]
-        out += [(f"  warning: {w}", False) for w in step.warnings]
+        out += [(f"  warning: {w}", False) for w in (*step.warnings, *step.rejected_warnings)]
         out += [(f"  {part.ref}: rejected: {reason}", True) for part, reason in step.rejected_parts]
         for part in step.parts:
             out += [("  " + line, bad) for line, bad in

@@ -27,15 +27,23 @@ def rows_of(conn: sqlite3.Connection, mid: int) -> dict[str, Any] | None:
     """A summary of the rows of export ``mid``: how many (``total``), how many in each
     state (``states``), how many are quarantined and not handled by an operator
     (``unhandled``) and the ids of the first :data:`ROW_IDS_SHOWN` of these
-    (``unhandled_ids``); None if ``mid`` has no rows."""
+    (``unhandled_ids``), how many are still rejected as the split made them: quarantined
+    for the reason they were quarantined for then (``as_split``); None if ``mid`` has no
+    rows."""
     states = dict(conn.execute("SELECT state, count(*) FROM messages WHERE parent = ?"
                                " GROUP BY state ORDER BY state", (mid,)).fetchall())
     if not states:
         return None
     unhandled = conn.execute(f"SELECT count(*) FROM messages WHERE {_UNHANDLED}",
                              (mid,)).fetchone()[0]
+    as_split = conn.execute(
+        "SELECT count(*) FROM messages m WHERE parent = ? AND state = ? AND reason IS"
+        " (SELECT detail ->> 'reason' FROM journal WHERE message = m.id AND event = ?"
+        " ORDER BY seq LIMIT 1)",
+        (mid, MessageState.QUARANTINED, f"message.{MessageState.QUARANTINED}")).fetchone()[0]
     return {"total": sum(states.values()), "states": states, "unhandled": unhandled,
-            "unhandled_ids": [i for i, _ref in unhandled_rows(conn, mid, ROW_IDS_SHOWN)]}
+            "unhandled_ids": [i for i, _ref in unhandled_rows(conn, mid, ROW_IDS_SHOWN)],
+            "as_split": as_split}
 
 
 def unhandled_rows(conn: sqlite3.Connection, mid: int, limit: int = -1) -> list[tuple[int, str]]:

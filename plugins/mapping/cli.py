@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     for _row_number, reason in sorted(shown):
         print(f"{args.file}: {reason}", file=report)
     failed += len(export.rejected_parts)
-    for warning in export.warnings:  # after the rows: what all of them have, if one thing
+    for warning in (*export.warnings, *export.rejected_warnings):  # what all rows have, if one
         print(f"{args.file}: {warning}", file=report)
     total = len(export.parts) + len(export.rejected_parts)
     print(f"{args.file}: {counted(total, 'row')}, {total - failed} mapped, {failed} rejected",

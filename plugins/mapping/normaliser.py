@@ -99,8 +99,9 @@ def split(raw: RawInput, spec: MappingSpec) -> Normalised:
 
     An export without rows (a header alone, an empty list: a day without mutations)
     is not relevant: there is nothing to send, and nothing is wrong. The warnings say
-    what was skipped before a CSV header and, when no row maps, what every row has
-    wrong (a date format, say) once for the file.
+    what was skipped before a CSV header; when no row maps, the rejected parts' warning
+    (``rejected_warnings``) what every row has wrong (a date format, say) once for the
+    file: it holds while every row stays rejected for the reason it was given.
     """
     export = read_records(raw.data, spec)
     if not export.records:
@@ -131,10 +132,11 @@ def split(raw: RawInput, spec: MappingSpec) -> Normalised:
         else:
             parts.append(part)
     shared = shared_problems(errors) if len(errors) == len(export.records) else None
-    warnings = export.notes + (() if shared is None else (
-        f"all {len(errors)} rows are rejected; what they have in common: {shared}",))
     return Normalised(kind="export", message_id=None, xml=b"", tree=None, parts=tuple(parts),
-                      rejected_parts=tuple(rejected), warnings=warnings)
+                      rejected_parts=tuple(rejected), warnings=export.notes,
+                      rejected_warnings=() if shared is None else (
+                          f"all {len(errors)} rows are rejected; what they have in common:"
+                          f" {shared}",))
 
 
 def _part(raw: RawInput, record: Record, origin: Origin, same_as: int | None = None) -> RawInput:
