@@ -112,13 +112,16 @@ def write_config(directory: Path, *, transport: str = "collect",
     :param transport: the partner's transport type, with ``transport_options``.
     :param source: the source type, with ``source_options``; the default folder
         source reads ``directory/in`` every 50 ms and moves taken files to ``done``.
+        A folder source's folder is made here, as ``init`` makes it.
     :param settings: more tables, merged over the ones written (e.g. ``{"partners":
         {"partner": {"retry": {"max_attempts": 2}}}}``).
     :return: the configuration file.
     """
     if source_options is None and source == "folder":
-        (directory / "in").mkdir(parents=True, exist_ok=True)
         source_options = {"path": "in", "done_dir": "done", "poll_interval": "50ms", "settle": "0s"}
+    if source == "folder" and source_options is not None:  # as init makes it: files may be fed
+        # before the source has started
+        (directory / source_options["path"]).mkdir(parents=True, exist_ok=True)
     config: dict[str, Any] = {
         "gateway": {"node_id": "test", "workers": 0, "drain_timeout": "5s"},
         "store": {"path": "gateway.db", "group_commit_delay": "1ms"},
