@@ -94,3 +94,15 @@ def test_stage_cost_counts_instructions_under_valgrind() -> None:
     assert re.fullmatch(r"[\d,]+ per input \(all stages, 5 events\)", per_input), per_input
     # an eCH-0020 event costs hundreds of thousands of instructions at the least
     assert int(per_input.split()[0].replace(",", "")) > 100_000, per_input
+
+
+def test_sedex_inbox_takes_every_pair_and_prints_its_figures(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH.with_name("sedex_inbox.py")), "--pairs", "30", "--runs", "2",
+         "--dir", str(tmp_path)], capture_output=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    out = done.stdout.decode()
+    assert figure(out, "pairs").startswith("30 eCH-0020 v3 deliveries")
+    for label in ("run 1", "run 2", "median"):
+        assert re.match(r"[\d,]+ pairs/s, [\d,]+ µs CPU per pair", figure(out, label)), out
+    assert list(tmp_path.iterdir()) == [], "the gateway folders are removed"
