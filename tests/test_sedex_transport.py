@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -534,6 +535,69 @@ def test_an_inbox_that_hangs_holds_up_nothing_else(tmp_path: Path) -> None:
     run_isolated("tests.test_sedex_transport:inbox_hangs", str(tmp_path))
 
 
+def inbox_reads_hang(root_text: str) -> None:
+    """(In a private mount namespace.) The share holding the inbox stops answering while a
+    batch of pairs is read. The inbox is on a file system whose disk (a loop device) has
+    its image on another one, frozen: a write into the inbox's file system waits there,
+    and the loop device serves no read after it. What the listing needs is cached, the
+    pairs' contents are not: reading them waits."""
+    base = Path(root_text)
+    disk, share = base / "disk", base / "disk" / "share"
+    ext4(disk)
+    ext4(share, "32M")
+    t = make_transport(share, write_timeout=1)
+    inbox, processed = share / "inbox", share / "processed"
+    keys = ("P1", "P2", "P3")
+    for key in keys:
+        pair_from(inbox, key, "T3-CH-1", "T3-1234-1")
+    pairs = {f"{half}_{key}.xml" for key in keys for half in ("data", "envl")}
+    os.sync()
+    for name in pairs:  # their contents leave the page cache; their names and inodes stay
+        fd = os.open(inbox / name, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+    intake = StubIntake()
+    hung = (f"reading 3 pairs or lone files in {inbox}: not done within 1s (does its file"
+            " system hang?)")
+
+    async def scans_while_reads_hang() -> None:
+        with frozen(disk, safety=30):
+            writer = subprocess.Popen(
+                ["dd", "if=/dev/zero", f"of={share / 'filler'}", "bs=64k", "count=4",
+                 "conv=fsync"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            await until(lambda: state(writer.pid) == "D")  # its write waits in the loop device
+            started = time.monotonic()
+            with pytest.raises(TransientError) as first:
+                await t.scan_inbox(intake)
+            assert time.monotonic() - started < 10, "bounded by write_timeout"
+            with pytest.raises(TransientError) as second:  # at once: the read has not returned
+                await t.scan_inbox(intake)
+            assert str(first.value) == str(second.value) == hung
+            assert stuck_threads() == 1, "one thread for the batch, left behind"
+            assert intake.submitted == [] and intake.quarantined == []
+            assert names(inbox) == pairs
+        assert writer.wait() == 0
+        # it answers: the read given up on returns, the next scan takes every pair once
+        await until(lambda: not t.inbox_scanner.calls.hung)
+        assert await t.scan_inbox(intake) == 3
+        assert [raw.ref for raw in intake.submitted] == list(keys)
+        assert names(processed) == pairs and names(inbox) == set()
+
+    asyncio.run(scans_while_reads_hang())
+
+
+def test_a_batch_read_from_an_inbox_that_hangs_is_given_up_on_as_one_call(
+        tmp_path: Path) -> None:
+    """The pairs of a scan are read in one call into the inbox (a thread per batch, not per
+    pair): when the share hangs while they are read (a real file system, frozen under
+    it), that call is given up on after ``write_timeout`` as a transient error naming the
+    pairs; the next scan fails at once, one thread is left behind, nothing is stored or
+    moved. Once the share answers, every pair is stored once and moved."""
+    run_isolated("tests.test_sedex_transport:inbox_reads_hang", str(tmp_path))
+
+
 async def receipts_hang(root_text: str) -> None:
     """(In a private mount namespace.) The share holding the receipts folder and its archive
     stops answering (frozen): a recorded receipt's move hangs in a worker process. Each scan
@@ -843,6 +907,93 @@ async def test_oversized_payload_is_quarantined_with_what_may_be_kept(tmp_path: 
     assert f"payload of {len(big)} bytes is larger than 2000 bytes" in reason
     assert "keeps its first 100 bytes" in reason
     assert names(tmp_path / "processed" / "rejected") == {"data_O.xml", "envl_O.xml"}
+
+
+@pytest.mark.asyncio
+async def test_bad_pairs_among_good_ones_are_quarantined_with_their_reasons_the_rest_stored(
+        tmp_path: Path) -> None:
+    """The pairs of a scan are read in one call: each bad one among them (a broken envelope,
+    a payload over the limit, a pair for another participant) is quarantined with its
+    reason and moved to ``processed/rejected``; the good ones are stored together and moved
+    to ``processed``. Each pair is moved only once it is stored."""
+    t = make_transport(tmp_path)
+    t.inbox_scanner.max_bytes = 2000  # the envelopes fit, D's payload does not
+    t.inbox_scanner.max_kept = 100
+    inbox = tmp_path / "inbox"
+    for key in ("A", "C", "E"):
+        pair_from(inbox, key, "T3-CH-1", "T3-1234-1")
+    (inbox / "data_B.xml").write_bytes(PAYLOAD)
+    (inbox / "envl_B.xml").write_bytes(b"<envelope>not sedex</envelope>")
+    big = b"<r>" + b"x" * 3000 + b"</r>"
+    (inbox / "data_D.xml").write_bytes(big)
+    (inbox / "envl_D.xml").write_bytes(envelope_bytes("id-D"))
+    pair_from(inbox, "F", "T3-CH-1", "T3-9999-1")
+
+    def pair_there(*raws: Any) -> None:
+        batch = raws[0] if isinstance(raws[0], list) else [raws[0]]
+        assert {f"{half}_{raw.ref}.xml" for raw in batch for half in ("data", "envl")} <= names(
+            inbox), "moved before it was stored"
+
+    intake = StubIntake(during_submit=pair_there, during_quarantine=pair_there)
+    assert await t.scan_inbox(intake) == 6
+    assert [[raw.ref for raw in call] for call in intake.submit_calls] == [["A", "C", "E"]]
+    assert [raw.ref for raw, _ in intake.quarantined] == ["B", "D", "F"]
+    broken, oversized, others = intake.reasons
+    assert broken.startswith("bad sedex envelope: ")
+    assert oversized.startswith(f"payload of {len(big)} bytes is larger than 2000 bytes"
+                                " ([limits] max_document_bytes)")
+    assert others == ("sedex pair from senderId T3-CH-1 addressed to recipientId T3-9999-1,"
+                      " none of our participant ids (T3-1234-1)")
+    assert names(inbox) == set()
+    assert names(tmp_path / "processed") == {
+        "rejected", *(f"{half}_{key}.xml" for key in "ACE" for half in ("data", "envl"))}
+    assert names(tmp_path / "processed" / "rejected") == {
+        f"{half}_{key}.xml" for key in "BDF" for half in ("data", "envl")}
+
+
+@pytest.mark.asyncio
+async def test_a_batch_read_ends_after_its_time_and_the_next_call_goes_on(
+        tmp_path: Path) -> None:
+    """One call reads pairs for at most ``read_for`` (half of ``write_timeout``): on a share
+    that is slow but answers, a large batch is not given up on as hung; the pairs it left
+    are read by the next call of the same scan."""
+    t = make_transport(tmp_path)
+    t.inbox_scanner.read_for = 0  # every call has run out of time after its first pair
+    for key in "ABC":
+        pair_from(tmp_path / "inbox", key, "T3-CH-1", "T3-1234-1")
+    intake = StubIntake()
+    assert await t.scan_inbox(intake) == 3
+    assert [[raw.ref for raw in call] for call in intake.submit_calls] == [["A"], ["B"], ["C"]]
+    assert names(tmp_path / "inbox") == set()
+
+
+@pytest.mark.asyncio
+async def test_a_pair_that_cannot_be_read_stays_and_the_others_of_its_batch_are_stored(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A pair whose file cannot be read as its batch is read (here: replaced by a symbolic
+    link since the listing, which is never followed) is left in the inbox with a warning;
+    the pairs read in the same call are stored and moved."""
+    t = make_transport(tmp_path)
+    t.inbox_scanner.batch_bytes = 2 * len(PAYLOAD)  # two pairs per call: A B, then C D E
+    inbox = tmp_path / "inbox"
+    for key in "ABCDE":
+        pair_from(inbox, key, "T3-CH-1", "T3-1234-1")
+    (tmp_path / "outside.xml").write_bytes(PAYLOAD)
+
+    def swap_d(_raws: Any) -> None:
+        if (inbox / "data_D.xml").is_symlink():
+            return
+        (inbox / "data_D.xml").unlink()
+        (inbox / "data_D.xml").symlink_to(tmp_path / "outside.xml")
+
+    intake = StubIntake(during_submit=swap_d)
+    assert await t.scan_inbox(intake) == 4
+    assert [[raw.ref for raw in call] for call in intake.submit_calls] == [["A", "B"], ["C", "E"]]
+    assert intake.quarantined == []
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"cannot read sedex inbox file(s) {inbox}/D: [Errno 40] Too many levels of symbolic"
+        f" links: '{inbox}/data_D.xml'"]
+    assert names(inbox) == {"data_D.xml", "envl_D.xml"}
 
 
 @pytest.mark.asyncio

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,11 +116,18 @@ def inbox_partners(settings: Any, name: str, options: SedexOptions) -> list[Inbo
 
 @dataclass(frozen=True, slots=True)
 class _Taken:
-    """A pair read: its input, the files it came from, and why it is refused (if it is)."""
+    """A pair or lone half read: its input, the files it came from, why it is refused (if
+    it is), and where its files go once it is stored."""
 
     raw: RawInput
     stored: list[Stored]
     reason: str | None
+    dest: Path
+
+
+#: What reading a pair or lone half gave: ``None`` to wait for it, an ``OSError`` if it
+#: could not be read.
+_Read = _Taken | OSError | None
 
 
 class InboxScanner:
@@ -144,11 +152,14 @@ class InboxScanner:
     halves, whose sender is not known, are quarantined under that name too.
 
     The inbox and ``processed`` are often a network share, which may hang: every
-    call into them (listing, reading, moving) runs in a thread, given up on after
-    ``timeout`` seconds (:class:`~gateway.api.BoundedCalls`), and the scan with it
+    call into them (listing, reading a batch of pairs, moving them) runs in a
+    thread, given up on after ``timeout`` seconds
+    (:class:`~gateway.api.BoundedCalls`), and the scan with it
     (:class:`~gateway.api.TransientError`); while that thread has not returned,
     scans fail at once. A pair is stored before it is moved: one whose move was
     given up on is not taken again until restart (and then it is a duplicate).
+    A pair that cannot be read (an ``OSError``) is left there, with a warning; the
+    others of its batch go on.
     """
 
     def __init__(self, folder: Path, processed: Path, *, partners: Sequence[InboxPartner],
@@ -156,6 +167,8 @@ class InboxScanner:
                  pair_grace: float, limit: int, timeout: float) -> None:
         self.folder = folder
         self.processed = processed
+        #: Where refused pairs go once quarantined.
+        self.rejected = processed / "rejected"
         self.partners = [p for p in partners if p.enabled]
         self.disabled = [p for p in partners if not p.enabled]
         #: The name of what no partner claims: the inbox's first enabled partner.
@@ -166,6 +179,9 @@ class InboxScanner:
         self.limit = limit
         #: bytes of payloads gathered before they are stored
         self.batch_bytes = BATCH_BYTES
+        #: seconds one call reads pairs before it leaves the rest to the next call: a share
+        #: that is slow but answers is not given up on for the size of a batch
+        self.read_for = timeout / 2
         self.taker = FileTaker(folder, ("envl_*.xml", "data_*"), settle, grace)
         #: Calls into the inbox and ``processed``, each in a thread, bounded.
         self.calls = BoundedCalls(timeout)
@@ -242,13 +258,14 @@ class InboxScanner:
             reason = (f"payload of {evidence.size} bytes is larger than {self.max_bytes} bytes"
                       f" ([limits] max_document_bytes){evidence.note()}")
             return _Taken(RawInput(source, ref, evidence.data, {**meta, **evidence.meta()}),
-                          [stored, env_stored], reason)
+                          [stored, env_stored], reason, self.rejected)
         stored_pair = [got.stored, env_stored]
         if isinstance(parsed, str):
-            return _Taken(RawInput(source, ref, got.data, meta), stored_pair, parsed)
+            return _Taken(RawInput(source, ref, got.data, meta), stored_pair, parsed,
+                          self.rejected)
         if isinstance(got, Unfinished):
             return _Taken(RawInput(source, ref, got.data, meta), stored_pair,
-                          f"sedex payload: {got.reason}")
+                          f"sedex payload: {got.reason}", self.rejected)
         meta.update(
             sedex_message_id=parsed.message_id,
             sender_id=parsed.sender_id,
@@ -260,7 +277,8 @@ class InboxScanner:
             meta[ANSWERED_ATTEMPT] = parsed.reference_message_id
         if unclaimed is not None:
             meta[NOT_FROM_PARTNER] = unclaimed
-        return _Taken(RawInput(source, ref, got.data, meta), stored_pair, refused)
+        return _Taken(RawInput(source, ref, got.data, meta), stored_pair, refused,
+                      self.processed if refused is None else self.rejected)
 
     def _read_lone(self, key: str, lone: Ready, reason: str) -> _Taken | None:
         """A lone half to quarantine (too large: evidence only); ``None`` if it is not ready."""
@@ -277,7 +295,8 @@ class InboxScanner:
             meta.update(evidence.meta())
         else:
             data, stored = got.data, got.stored
-        return _Taken(RawInput(self.source, display_name(key), data, meta), [stored], reason)
+        return _Taken(RawInput(self.source, display_name(key), data, meta), [stored], reason,
+                      self.processed)
 
     async def _io(self, doing: str, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` in a thread, for up to ``timeout`` seconds
@@ -286,6 +305,8 @@ class InboxScanner:
 
     async def _finish(self, groups: list[tuple[list[Stored], Path]]) -> None:
         """Move stored files away; ones whose move was given up on are not taken again."""
+        if not groups:
+            return
         files = [os.path.basename(s.path) for stored, _ in groups for s in stored]
         folders = " and ".join(sorted({str(dest) for _, dest in groups}))
         try:
@@ -297,64 +318,97 @@ class InboxScanner:
         for message in self.taker.left(lefts):
             log.warning("sedex inbox: %s", message)
 
-    async def scan(self, intake: Intake) -> int:
-        """Handle up to ``limit`` pairs or lone files; good pairs are stored together.
+    def _due(self, listing: Listing) -> list[tuple[str, _Pair]]:
+        """The pairs to read, in name order: complete ones, and lone halves whose other half
+        did not come within ``pair_grace`` (and is not on its way)."""
+        pairs = _pairs(listing)
+        due = []
+        for key in sorted(pairs):
+            pair = pairs[key]
+            if pair.envelope is not None and pair.data is not None:
+                due.append((key, pair))
+            elif not pair.pending:
+                lone = pair.envelope or pair.data
+                if lone is not None and lone.stable >= self.pair_grace:
+                    due.append((key, pair))
+        return due
 
-        At most :attr:`batch_bytes` of payloads are gathered before they are
-        stored.
+    def _read_one(self, key: str, pair: _Pair) -> _Taken | None:
+        """A complete pair (:meth:`_read_pair`) or a lone half (:meth:`_read_lone`)."""
+        if pair.envelope is not None and pair.data is not None:
+            return self._read_pair(key, pair.envelope, pair.data)
+        if pair.envelope is not None:
+            return self._read_lone(key, pair.envelope, "envelope without payload")
+        assert pair.data is not None
+        return self._read_lone(key, pair.data, "payload without envelope")
+
+    def _read_some(self, due: list[tuple[str, _Pair]], start: int, room: int
+                   ) -> tuple[list[tuple[str, _Read]], int]:
+        """Read ``due`` from ``start`` on until ``room`` are taken, :attr:`batch_bytes` are
+        gathered or :attr:`read_for` seconds have passed (at least one is read); what each
+        read gave, and where to go on.
+
+        Runs in a thread: one per batch, not per pair."""
+        reads: list[tuple[str, _Read]] = []
+        taken = gathered = 0
+        until = time.monotonic() + self.read_for
+        index = start
+        while (index < len(due) and taken < room and gathered < self.batch_bytes
+               and (index == start or time.monotonic() < until)):
+            key, pair = due[index]
+            index += 1
+            try:
+                got: _Read = self._read_one(key, pair)
+            except OSError as exc:  # this pair is left where it is; the others go on
+                got = exc
+            if isinstance(got, _Taken):
+                taken += 1
+                gathered += len(got.raw.data)
+            reads.append((key, got))
+        return reads, index
+
+    async def scan(self, intake: Intake) -> int:
+        """Handle up to ``limit`` pairs or lone files; return how many.
+
+        They are read in one call into the inbox per :attr:`batch_bytes` gathered
+        (:meth:`_read_some`: a thread per call, not per pair), then stored (the good
+        pairs together, the refused ones and lone halves quarantined), then moved
+        in one call.
+
+        :raises TransientError: the inbox or ``processed`` did not answer within ``timeout``.
         """
         listing = await self._io(f"listing {self.folder}", self.taker.scan)
         for note in listing.notes:
             log.warning("sedex inbox: %s", note)
-        batch: list[_Taken] = []
-        gathered = handled = 0
-        pairs = _pairs(listing)
-        for key in sorted(pairs):
-            if handled >= self.limit:
-                break
-            pair = pairs[key]
-            try:
-                if pair.envelope is not None and pair.data is not None:
-                    taken = await self._io(f"reading the pair {display_name(key)} in"
-                                           f" {self.folder}", self._read_pair, key,
-                                           pair.envelope, pair.data)
-                    if taken is None:
-                        continue
-                    if taken.reason is None:
-                        batch.append(taken)
-                        gathered += len(taken.raw.data)
-                        if gathered >= self.batch_bytes:
-                            await self._store(intake, batch)
-                            batch, gathered = [], 0
-                    else:
-                        await intake.quarantine(taken.raw, taken.reason)
-                        await self._finish([(taken.stored, self.processed / "rejected")])
-                elif pair.pending:
-                    continue  # the other half is there, still settling
-                else:
-                    lone = pair.envelope or pair.data
-                    assert lone is not None
-                    if lone.stable < self.pair_grace:
-                        continue
-                    why = ("envelope without payload" if lone is pair.envelope
-                           else "payload without envelope")
-                    taken = await self._io(f"reading {lone.where}", self._read_lone, key,
-                                           lone, why)
-                    if taken is None:
-                        continue
-                    await intake.quarantine(taken.raw, taken.reason or why)
-                    await self._finish([(taken.stored, self.processed)])
-            except OSError as exc:
-                log.warning("cannot read sedex inbox file(s) %s: %s",
-                            display_name(str(self.folder / key)), exc)
-                continue
-            handled += 1
-        await self._store(intake, batch)
+        due = self._due(listing)
+        handled = start = 0
+        while start < len(due) and handled < self.limit:
+            reads, start = await self._io(
+                f"reading {counted(len(due) - start, 'pair or lone file', 'pairs or lone files')}"
+                f" in {self.folder}", self._read_some, due, start, self.limit - handled)
+            handled += await self._take(intake, reads)
         return handled
 
-    async def _store(self, intake: Intake, batch: list[_Taken]) -> None:
-        if not batch:
-            return
-        await intake.submit([taken.raw for taken in batch])
-        await self._finish([(taken.stored, self.processed) for taken in batch])
-        log.debug("sedex inbox %s: stored %d message(s)", self.folder, len(batch))
+    async def _take(self, intake: Intake, reads: list[tuple[str, _Read]]) -> int:
+        """Store what ``reads`` gave, then move it away; how many pairs or lone files it was.
+
+        The good pairs are stored first, in one call, then the refused ones
+        quarantined: a stop while the good ones wait for room in the processing
+        queue leaves no quarantined pair behind in the inbox, to be quarantined
+        again."""
+        good: list[_Taken] = []
+        refused: list[_Taken] = []
+        for key, got in reads:
+            if isinstance(got, OSError):
+                log.warning("cannot read sedex inbox file(s) %s: %s",
+                            display_name(str(self.folder / key)), got)
+            elif got is not None:
+                (good if got.reason is None else refused).append(got)
+        if good:
+            await intake.submit([taken.raw for taken in good])
+            log.debug("sedex inbox %s: stored %d message(s)", self.folder, len(good))
+        for taken in refused:
+            assert taken.reason is not None
+            await intake.quarantine(taken.raw, taken.reason)
+        await self._finish([(taken.stored, taken.dest) for taken in good + refused])
+        return len(good) + len(refused)
