@@ -5,6 +5,10 @@ non-blocking read drains a whole burst of events); elsewhere, or when the
 kernel refuses a watch, it polls every ``poll_interval``. Readers never
 rely on the events for correctness: they rescan the directory, so a lost
 or coalesced event only delays a file until the next poll.
+
+Adding the watch looks the directory up, which waits as long as a network
+share that hangs: it is a bounded call (:class:`~gateway.bounded.BoundedCalls`),
+given up on like the reader's others, and tried again at its next scan.
 """
 
 from __future__ import annotations
@@ -13,11 +17,14 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import logging
 import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+
+from gateway.bounded import BoundedCalls
 
 log = logging.getLogger(__name__)
 
@@ -63,22 +70,43 @@ class DirWatcher:
         self.poll_interval = poll_interval
         self._event = asyncio.Event()
         self._fd: int | None = None
+        #: Whether it watches, or polls for good (no inotify): :meth:`start` is done.
+        self._started = False
 
-    def start(self) -> None:
-        """Start watching; falls back to polling when inotify is unavailable."""
+    async def start(self, calls: BoundedCalls) -> None:
+        """Start watching, unless started already; falls back to polling when inotify is
+        unavailable. The watch is added in a call of ``calls``, those into the directory.
+
+        :raises ~gateway.errors.TransientError: the directory did not answer in time
+            (:meth:`~gateway.bounded.BoundedCalls.or_transient`): it polls meanwhile, and
+            the next ``start`` tries again.
+        """
+        if self._started:
+            return
         libc = _libc()
         if libc is None:
+            self._started = True
             return
-        fd = libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
-        if fd < 0 or libc.inotify_add_watch(fd, os.fsencode(self.directory), _IN_MASK) < 0:
-            err = ctypes.get_errno()
-            if fd >= 0:
-                os.close(fd)
-            log.warning("no inotify for %s (%s); polling every %.1fs",
-                        self.directory, os.strerror(err), self.poll_interval)
+        if self._fd is None:  # kept while the watch is not added: the next start adds it
+            fd = libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
+            if fd < 0:
+                self._poll(ctypes.get_errno())
+                return
+            self._fd = fd
+        err = await calls.or_transient(_add_watch, libc, self._fd, self.directory,
+                                       doing=f"watching {self.directory}")
+        if err:
+            self._close()
+            self._poll(err)
             return
-        self._fd = fd
-        asyncio.get_running_loop().add_reader(fd, self._drain)
+        self._started = True
+        asyncio.get_running_loop().add_reader(self._fd, self._drain)
+
+    def _poll(self, err: int) -> None:
+        """Poll for good: the kernel refused inotify (error number ``err``)."""
+        self._started = True
+        log.warning("no inotify for %s (%s); polling every %.1fs",
+                    self.directory, os.strerror(err), self.poll_interval)
 
     def _drain(self) -> None:
         assert self._fd is not None
@@ -99,5 +127,16 @@ class DirWatcher:
         if self._fd is not None:
             with contextlib.suppress(RuntimeError):
                 asyncio.get_running_loop().remove_reader(self._fd)
-            os.close(self._fd)
+            self._close()
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # (a watch still being added holds its own reference)
             self._fd = None
+
+
+def _add_watch(libc: ctypes.CDLL, fd: int, directory: Path) -> int:
+    """Watch ``directory`` on the inotify descriptor ``fd``; 0, or the error number."""
+    if libc.inotify_add_watch(fd, os.fsencode(directory), _IN_MASK) < 0:
+        return ctypes.get_errno() or errno.EIO
+    return 0

@@ -1,5 +1,5 @@
 """Real file-system faults for tests: a private mount namespace, small tmpfs, read-only binds,
-file systems that hang.
+file systems that hang (frozen: writes wait; unanswering: every look-up waits).
 
 A test that needs mounts runs its scenario with :func:`run_isolated`: a
 child process in a mount namespace of its own (``unshare -m``, propagation
@@ -22,7 +22,8 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -49,6 +50,12 @@ def run_isolated(target: str, *args: str, timeout: float = 120) -> str:
     if proc.returncode != 0:
         pytest.fail(f"{target} failed in its mount namespace (exit {proc.returncode}):\n{output}")
     return output
+
+
+def require_fuse() -> None:
+    """Skip the calling test where FUSE is missing (:func:`unanswering` needs it)."""
+    if not os.path.exists("/dev/fuse"):
+        pytest.skip("needs /dev/fuse for a file system that never answers")
 
 
 def _require_private() -> None:
@@ -114,6 +121,52 @@ def frozen(path: Path, safety: float = 90) -> Iterator[None]:
         os.killpg(thaw.pid, signal.SIGKILL)  # its shell and its sleep
         thaw.wait()
         subprocess.run(["fsfreeze", "--unfreeze", str(path)], check=True)
+
+
+@contextmanager
+def unanswering(path: Path, safety: float = 60) -> Iterator[Callable[[], bool]]:
+    """Mount on ``path`` a file system that never answers, while in the block.
+
+    As a network share whose server is gone (an NFS hard mount): every call that
+    looks up a name in it (``path / "done"``: a stat, an open, a listing, an
+    inotify watch) waits for an answer that never comes, where :func:`frozen`
+    holds up only the calls that write. The wait is killable, as a share's: a
+    process exits although one of its threads waits there. It is a FUSE mount
+    whose device nobody reads. On leaving the block the connection is cut: the
+    calls waiting fail (``ENOTCONN``), and the mount goes. If the block is not
+    left within ``safety`` seconds (the test hangs, an event loop stuck in such a
+    call, say), it is cut then.
+
+    Yields a test of whether it still hangs (was not cut by ``safety``).
+    """
+    _require_private()
+    path.mkdir(parents=True, exist_ok=True)
+    device = os.open("/dev/fuse", os.O_RDWR | os.O_CLOEXEC)
+    cut = threading.Event()
+    lock = threading.Lock()
+
+    def cut_off() -> None:
+        with lock:
+            if not cut.is_set():
+                cut.set()
+                os.close(device)
+
+    try:
+        subprocess.run(["mount", "-t", "fuse", "-o",
+                        f"fd={device},rootmode=40000,user_id=0,group_id=0", "unanswering",
+                        str(path)], check=True, capture_output=True, pass_fds=[device])
+    except BaseException:
+        cut_off()
+        raise
+    timer = threading.Timer(safety, cut_off)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield lambda: not cut.is_set()
+    finally:
+        timer.cancel()
+        cut_off()
+        subprocess.run(["umount", "--lazy", str(path)], check=True, capture_output=True)
 
 
 def fill(folder: Path, name: str = "filler") -> Path:

@@ -45,7 +45,7 @@ from plugins.sedex.envelope import Envelope, build_envelope, build_receipt, pars
 from plugins.sedex.options import SedexOptions
 from plugins.sedex.transport import SedexTransport
 from tests.flow import sedex_partner, until
-from tests.mounts import ext4, frozen, run_isolated
+from tests.mounts import ext4, frozen, require_fuse, run_isolated, unanswering
 from tests.stubs import StubIntake, StubReceiptSink
 
 REF = "5f0c2a9e-8d1b-4f3a-a6c7-1b2c3d4e5f60"
@@ -596,6 +596,47 @@ def test_a_batch_read_from_an_inbox_that_hangs_is_given_up_on_as_one_call(
     pairs; the next scan fails at once, one thread is left behind, nothing is stored or
     moved. Once the share answers, every pair is stored once and moved."""
     run_isolated("tests.test_sedex_transport:inbox_reads_hang", str(tmp_path))
+
+
+def receipts_unanswering(root_text: str) -> None:
+    """(In a private mount namespace.) The share holding the receipts folder does not answer
+    at all (its server is gone) when the transport starts: watching the folder, the first
+    call into it, is given up on after ``write_timeout``, said once; the event loop and the
+    inbox go on, and the transport stops while the share still hangs."""
+    root = Path(root_text)
+    share = root / "share"
+    receipts = share / "receipts"
+    receipts.mkdir(parents=True)
+    t = make_transport(root, receipts=receipts, write_timeout=1, poll_interval=0.05)
+    failed = (f"sedex partner canton: scanning {receipts} failed: watching {receipts}: not"
+              " done within 1s (does its file system hang?)")
+
+    async def scans_while_it_hangs(hangs: Callable[[], bool]) -> None:
+        intake = StubIntake()
+        loop = asyncio.create_task(t.run(StubReceiptSink(), intake))
+        try:
+            await until(lambda: failed in lines, timeout=10)
+            pair_from(root / "inbox", "P1", "T3-CH-1", "T3-1234-1")
+            await until(lambda: [raw.ref for raw in intake.submitted] == ["P1"])
+            await asyncio.sleep(0.5)  # ten scans of the receipts: each fails at once
+            assert lines.count(failed) == 1, lines
+            assert hangs(), "the event loop waited until the share was cut off"
+        finally:
+            loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
+
+    with Lines() as lines, unanswering(share, safety=20) as hangs:
+        asyncio.run(scans_while_it_hangs(hangs))
+        assert hangs(), "the run ended only once the share was cut off"
+
+
+def test_a_receipts_folder_that_does_not_answer_holds_up_nothing_else(tmp_path: Path) -> None:
+    """Watching a folder (inotify looks it up) is a call into it like the others: on a share
+    that does not answer it is given up on after ``write_timeout``, not waited for on the
+    event loop, which would hold up every other folder, partner and the stop."""
+    require_fuse()
+    run_isolated("tests.test_sedex_transport:receipts_unanswering", str(tmp_path))
 
 
 async def receipts_hang(root_text: str) -> None:

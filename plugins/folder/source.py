@@ -1,7 +1,7 @@
 """Reading a drop folder: store every finished file, then move it to ``done_dir`` (or delete it).
 
 The drop folder is often a network share, which may hang: every call into it
-(creating, listing, reading, moving) is given up on after ``write_timeout``
+(creating, watching, listing, reading, moving) is given up on after ``write_timeout``
 (:class:`~gateway.api.BoundedCalls`), said once in the log, and tried again
 at the next scan; while the call given up on has not returned, scans fail
 at once. Nothing else waits for it: not the event loop, the worker
@@ -149,7 +149,7 @@ class FolderSource:
                     if not made:
                         await self._io(f"creating {opts.path}", self._make_folders)
                         made = True
-                        watcher.start()
+                    await watcher.start(self.calls)
                     backlog, wake = await self._io(f"listing {opts.path}", self.scan)
                     for start in range(0, len(backlog), opts.batch_size):
                         await self.take(intake, backlog[start:start + opts.batch_size])

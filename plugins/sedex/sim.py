@@ -23,7 +23,14 @@ from pathlib import Path
 
 from lxml import etree
 
-from gateway.api import DirWatcher, InputRejected, move_unique, parse_untrusted, ready_files
+from gateway.api import (
+    BoundedCalls,
+    DirWatcher,
+    InputRejected,
+    move_unique,
+    parse_untrusted,
+    ready_files,
+)
 from plugins.sedex._files import write_then_rename
 from plugins.sedex.envelope import MESSAGE_ID, Envelope, build_receipt, parse_envelope
 from plugins.sedex.options import PARTICIPANT_ID
@@ -37,6 +44,8 @@ Answer = Callable[[Envelope, bytes], object]
 MAX_ENVELOPE_BYTES = 1024 * 1024
 #: Transport errors the simulator reports for a failed message.
 TRANSIENT_CODES = (400, 401)
+#: Seconds the simulator waits for its outbox to be watched (a folder on this machine).
+WATCH_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +183,7 @@ class SedexSimulator:
     async def run(self, stop: asyncio.Event) -> None:
         """Step whenever the outbox changes (or every ``poll_interval``) until ``stop`` is set."""
         watcher = DirWatcher(self.outbox, self.poll_interval)
-        watcher.start()
+        await watcher.start(BoundedCalls(WATCH_TIMEOUT))
         try:
             while not stop.is_set():
                 await asyncio.to_thread(self.step)

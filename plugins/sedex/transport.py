@@ -75,12 +75,12 @@ class _SharedFolders:
         self.readers: dict[Path, list[SedexTransport]] = {}
 
     @contextmanager
-    def join(self, folder: Path, transport: SedexTransport) -> Iterator[Callable[[], bool]]:
-        """Count ``transport`` among the readers of ``folder`` while in the block.
+    def join(self, key: Path, transport: SedexTransport) -> Iterator[Callable[[], bool]]:
+        """Count ``transport`` among the readers of the folder ``key`` (resolved) while in
+        the block.
 
         Yields a test of whether it is the one reading the folder now.
         """
-        key = folder.resolve()
         readers = self.readers.setdefault(key, [])
         readers.append(transport)
         try:
@@ -158,6 +158,10 @@ class SedexTransport:
         self._sync_processed = _FolderSync(options.processed, "processed folder",
                                            options.write_timeout)
         template(options)  # a configuration sedex would refuse fails here, at start
+        #: The receipts folder and the inbox, resolved: which other transports read them too.
+        #: Here, at start, as the options were checked: on the event loop, a share that
+        #: hangs would hold it up.
+        self._receipts_key, self._inbox_key = options.receipts.resolve(), options.inbox.resolve()
 
     async def _clear_staging(self) -> None:
         """Clear the staging folder once, before anything is written into it: what an
@@ -291,8 +295,8 @@ class SedexTransport:
         it, until it stops. The staging folder is cleared meanwhile (an outbox
         that hangs holds up neither).
         """
-        with (_RECEIPT_READERS.join(self.options.receipts, self) as reads_receipts,
-              _INBOX_READERS.join(self.options.inbox, self) as reads_inbox):
+        with (_RECEIPT_READERS.join(self._receipts_key, self) as reads_receipts,
+              _INBOX_READERS.join(self._inbox_key, self) as reads_inbox):
 
             async def scan_receipts() -> int:
                 return await self.scan_receipts(receipts, intake) if reads_receipts() else 0
@@ -314,11 +318,11 @@ class SedexTransport:
         """Scan ``folder`` until cancelled; a failure is said once (and every 5 minutes), its
         end once ``calls`` into the folder are no longer in doubt."""
         watcher = DirWatcher(folder, self.options.poll_interval)
-        watcher.start()
         problem = RepeatedProblem(log, f"sedex partner {self.name}: scanning {folder}")
         try:
             while True:
                 try:
+                    await watcher.start(calls)
                     full = await scan() >= SCAN_LIMIT
                     if not calls.in_doubt:
                         problem.ok()
