@@ -7,29 +7,49 @@ content, and retention deletes it from there; the copies go too,
 ``[retention] keep_files`` after each was moved to its folder (its change
 time, which the move sets), so that neither the disk fills nor personal
 data outlives the retention the operator set.
+
+An archive folder is often on a network share, which may hang: the daemon
+deletes in calls of :data:`BATCH` entries each, every call given up on after
+the timeout of the folder's plugin (its ``write_timeout``), said in the log
+and tried again at the next run (:class:`~gateway.bounded.BoundedCalls`).
+Nothing else waits for it: not the other folders, the rest of retention or
+the stop.
 """
 
 from __future__ import annotations
 
-import asyncio
+import itertools
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from gateway.bounded import BoundedCalls
 from gateway.config import CONFIGURATION, derived, format_duration, plugin_folders
 from gateway.wording import counted
 
 log = logging.getLogger(__name__)
 
+#: Seconds one call into an archive folder may take where its plugin names no timeout.
+CALL_TIMEOUT = 60.0
+#: Entries of an archive folder looked at in one call into it: a call is bounded in
+#: time, and a large folder on a working share must not take longer than that.
+BATCH = 1000
 
-def archive_folders(settings: Any) -> list[Path]:
-    """The folders where the configured sources and partners archive files, each once
-    (``settings`` as :func:`~gateway.config.check_plugin_options` left it)."""
-    return list(dict.fromkeys(folder.path for _key, folder in plugin_folders(settings)
-                              if folder.archive))
+
+def archive_folders(settings: Any) -> dict[Path, float]:
+    """The folders where the configured sources and partners archive files, each once, with
+    the seconds one call into it may take (the longest its plugins give, else
+    :data:`CALL_TIMEOUT`; ``settings`` as :func:`~gateway.config.check_plugin_options` left
+    it)."""
+    found: dict[Path, float] = {}
+    for _key, folder in plugin_folders(settings):
+        if folder.archive:
+            timeout = CALL_TIMEOUT if folder.timeout is None else folder.timeout
+            found[folder.path] = max(timeout, found.get(folder.path, 0.0))
+    return found
 
 
 def archive_problems(settings: Any) -> list[tuple[str, str, str]]:
@@ -66,20 +86,25 @@ def archive_problems(settings: Any) -> list[tuple[str, str, str]]:
 class ArchivedFiles:
     """The files in the archive folders, and which of them are due for deletion."""
 
-    def __init__(self, folders: Sequence[Path], keep: float,
+    def __init__(self, folders: Mapping[Path, float], keep: float,
                  clock: Callable[[], float] = time.time) -> None:
-        """:param keep: seconds a file stays after it was moved to its folder; 0: forever.
+        """:param folders: each with the seconds one call into it may take
+            (:func:`archive_folders`).
+        :param keep: seconds a file stays after it was moved to its folder; 0: forever.
         :param clock: the time now, as the file system's change times count it."""
         self.folders = tuple(folders)
         self.keep = keep
         self._clock = clock
+        #: The calls into each folder, bounded (a share that hangs).
+        self._calls = {folder: BoundedCalls(timeout) for folder, timeout in folders.items()}
 
     def due(self) -> dict[Path, list[str]]:
         """The files due for deletion, by folder (none while kept forever)."""
         if not self.keep:
             return {}
         before = self._clock() - self.keep
-        return {folder: _moved_before(folder, before) for folder in self.folders}
+        return {folder: [entry.path for entry in _walk(folder) if _moved_before(entry, before)]
+                for folder in self.folders}
 
     def delete_due(self) -> dict[Path, int]:
         """Delete the files due; how many were deleted in each folder.
@@ -88,57 +113,77 @@ class ArchivedFiles:
         """
         if not self.keep:
             return {}
-        return {folder: self._delete_due_in(folder) for folder in self.folders}
+        before = self._clock() - self.keep
+        return {folder: _delete_some(_walk(folder), before, None)[0] for folder in self.folders}
 
     async def prune(self) -> int:
-        """:meth:`delete_due` in a thread, folder by folder; how many in all. A folder that
-        fails is logged and tried again next time."""
+        """:meth:`delete_due`, folder by folder, :data:`BATCH` entries per call into it, each
+        call bounded in time; how many in all. A folder that fails, or does not answer in
+        time, is logged and tried again next time."""
         if not self.keep:
             return 0
         total = 0
-        for folder in self.folders:
-            try:
-                deleted = await asyncio.to_thread(self._delete_due_in, folder)
-            except OSError as exc:
-                log.warning("retention: cannot delete old files in %s: %s", folder, exc)
-                continue
-            if deleted:
-                log.info("retention: deleted %s archived in %s more than %s ago",
-                         counted(deleted, "file"), folder, format_duration(self.keep))
-            total += deleted
+        for folder, calls in self._calls.items():
+            total += await self._prune_in(folder, calls)
         return total
 
-    def _delete_due_in(self, folder: Path) -> int:
-        return _delete(_moved_before(folder, self._clock() - self.keep))
-
-
-def _moved_before(folder: Path, before: float) -> list[str]:
-    """The regular files under ``folder`` (subfolders too, links not followed) whose change
-    time is older than ``before``."""
-    old: list[str] = []
-    try:
-        entries = list(os.scandir(folder))
-    except FileNotFoundError:
-        return old
-    for entry in entries:
+    async def _prune_in(self, folder: Path, calls: BoundedCalls) -> int:
+        before = self._clock() - self.keep
+        entries = _walk(folder)  # walked in the calls' threads, one call at a time
+        deleted, more = 0, True
         try:
-            if entry.is_dir(follow_symlinks=False):
-                old += _moved_before(Path(entry.path), before)
-            elif (entry.is_file(follow_symlinks=False)
-                  and entry.stat(follow_symlinks=False).st_ctime < before):
-                old.append(entry.path)
+            while more:
+                some, more = await calls(_delete_some, entries, before, BATCH)
+                deleted += some
+        except OSError as exc:  # (a call given up on too: TimeoutError)
+            log.warning("retention: cannot delete old files in %s: %s", folder, exc)
+        if deleted:
+            log.info("retention: deleted %s archived in %s more than %s ago",
+                     counted(deleted, "file"), folder, format_duration(self.keep))
+        return deleted
+
+
+def _walk(folder: Path) -> Iterator[os.DirEntry[str]]:
+    """The entries under ``folder``, its subfolders' too (links not followed), each folder
+    listed whole before its entries come (none while it is missing)."""
+    try:
+        with os.scandir(folder) as listing:
+            entries = list(listing)
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        yield entry
+        try:
+            below = entry.is_dir(follow_symlinks=False)
         except FileNotFoundError:  # deleted meanwhile
             continue
-    return old
+        if below:
+            yield from _walk(Path(entry.path))
 
 
-def _delete(paths: Sequence[str]) -> int:
-    """Delete ``paths``; how many (one gone meanwhile is not counted)."""
-    deleted = 0
-    for path in paths:
+def _moved_before(entry: os.DirEntry[str], before: float) -> bool:
+    """Whether ``entry`` is a regular file (not a link) whose change time is older than
+    ``before``."""
+    try:
+        return (entry.is_file(follow_symlinks=False)
+                and entry.stat(follow_symlinks=False).st_ctime < before)
+    except FileNotFoundError:  # deleted meanwhile
+        return False
+
+
+def _delete_some(entries: Iterator[os.DirEntry[str]], before: float,
+                 count: int | None) -> tuple[int, bool]:
+    """Delete the files moved there before ``before`` among the next ``count`` of ``entries``
+    (``None``: all); how many (one gone meanwhile is not counted), and whether entries are
+    left."""
+    deleted = looked = 0
+    for entry in itertools.islice(entries, count):
+        looked += 1
+        if not _moved_before(entry, before):
+            continue
         try:
-            os.unlink(path)
+            os.unlink(entry.path)
         except FileNotFoundError:
             continue
         deleted += 1
-    return deleted
+    return deleted, count is not None and looked == count

@@ -224,6 +224,10 @@ class WritablePath:
     :param derived_from: the option this folder's place comes from while ``key`` is
         unset (the sedex staging folder: inside ``outbox``); ``check-config`` then
         names that option, the one the operator wrote, and says which folder it is.
+    :param timeout: seconds one call into it may take before it is given up on (a
+        network share that hangs): the plugin's own (``write_timeout``), which bounds
+        retention's calls into an archive folder too; ``None``:
+        :data:`~gateway.archives.CALL_TIMEOUT`.
     """
 
     key: str
@@ -231,6 +235,7 @@ class WritablePath:
     created: bool = False
     archive: bool = False
     derived_from: str | None = None
+    timeout: float | None = None
 
 
 @runtime_checkable

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -46,14 +46,15 @@ class Retention:
     watches the database's disk."""
 
     def __init__(self, store: Store, settings: RetentionSettings, folder: Path,
-                 archives: Sequence[Path] = ()) -> None:
+                 archives: Mapping[Path, float] | None = None) -> None:
         """:param folder: the folder of the database, whose disk is watched.
         :param archives: the folders whose files go ``keep_files`` after they were moved
-            there (:func:`~gateway.archives.archive_folders`)."""
+            there, each with the seconds a call into it may take
+            (:func:`~gateway.archives.archive_folders`)."""
         self._store = store
         self._settings = settings
         self._folder = folder
-        self.files = ArchivedFiles(archives, settings.files_for)
+        self.files = ArchivedFiles(archives or {}, settings.files_for)
         #: whether the last look found the free space below the threshold (and said so)
         self.low = False
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.archives import ArchivedFiles, archive_folders
+from gateway.archives import BATCH, ArchivedFiles, archive_folders
 from gateway.assembly import load_config
 from gateway.cli.exitcodes import ATTENTION, CONFIG, OK
 from gateway.config import write_initial_config
@@ -33,7 +33,7 @@ from gateway.retry import RetryPolicy
 from gateway.store import SQLiteStore
 from gateway.testing import drop, states, until
 from tests.flow import message, running, write_config
-from tests.mounts import run_isolated, tmpfs
+from tests.mounts import require_fuse, run_isolated, tmpfs, unanswering
 from tests.test_recovery import Events, alerts, journal_count
 
 MESSAGES = 300
@@ -282,11 +282,11 @@ async def test_a_file_moved_there_later_stays_until_its_own_time(tmp_path: Path)
     (archive / "newer.xml").write_bytes(b"<x/>")
     newer = (archive / "newer.xml").stat().st_ctime
     # an hour after the newer one came, less 10 ms: the older one is due, the newer not
-    files = ArchivedFiles([archive], 3600.0, clock=lambda: newer + 3600.0 - 0.01)
+    files = ArchivedFiles({archive: 60.0}, 3600.0, clock=lambda: newer + 3600.0 - 0.01)
     assert files.due() == {archive: [str(archive / "older.xml")]}
     assert await files.prune() == 1
     assert [p.name for p in archive.iterdir()] == ["newer.xml"]
-    assert await ArchivedFiles([tmp_path / "missing"], 1.0).prune() == 0
+    assert await ArchivedFiles({tmp_path / "missing": 60.0}, 1.0).prune() == 0
 
 
 def test_files_are_kept_forever_with_keep_files_0(tmp_path: Path) -> None:
@@ -310,9 +310,64 @@ def test_prune_before_the_gateway_ever_ran_still_counts_the_archived_files(tmp_p
 
 
 def test_the_folders_init_writes_that_retention_empties(tmp_path: Path) -> None:
-    settings = load_config(write_initial_config(tmp_path), get_plugin_manager())
-    assert archive_folders(settings) == [tmp_path / "registry" / "done",
-                                         tmp_path / "sedex" / "receipts-done"]
+    """...each with how long a call into it may take: its plugin's ``write_timeout``."""
+    config = write_initial_config(tmp_path)
+    (config.parent / "conf.d" / "90-timeout.toml").write_text(
+        '[sources.registry]\nwrite_timeout = "5s"\n')
+    settings = load_config(config, get_plugin_manager())
+    assert archive_folders(settings) == {tmp_path / "registry" / "done": 5.0,
+                                         tmp_path / "sedex" / "receipts-done": 60.0}
+
+
+async def test_an_archive_folder_is_pruned_a_batch_per_call(tmp_path: Path) -> None:
+    """A call into the folder looks at a batch of entries (each call is bounded in time);
+    the files due are deleted in all of them, subfolders' too."""
+    archive = tmp_path / "done"
+    (archive / "sub").mkdir(parents=True)
+    for n in range(BATCH + 5):
+        (archive / f"m{n}.xml").write_bytes(b"<x/>")
+    (archive / "sub" / "r.xml").write_bytes(b"<x/>")
+    files = ArchivedFiles({archive: 60.0}, 1.0, clock=lambda: time.time() + 60)
+    assert await files.prune() == BATCH + 6
+    assert [p.name for p in archive.rglob("*")] == ["sub"]
+
+
+def archive_unanswering(root_text: str) -> None:
+    """(In a private mount namespace.) An archive folder's share does not answer (its server
+    is gone): pruning it is given up on after its timeout, said, and the next folder is
+    pruned; the next run fails at once; the runs end while the share still hangs."""
+    root = Path(root_text)
+    share, other = root / "share", root / "other"
+    (share / "done").mkdir(parents=True)
+    other.mkdir()
+    (other / "old.xml").write_bytes(b"<x/>")
+    files = ArchivedFiles({share / "done": 1.0, other: 60.0}, 3600.0,
+                          clock=lambda: time.time() + 7200)
+    said: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: said.append(record.getMessage())  # type: ignore[method-assign]
+    logging.getLogger("gateway.archives").addHandler(handler)
+    logging.getLogger("gateway.archives").setLevel(logging.INFO)
+
+    async def runs() -> list[int]:
+        return [await files.prune(), await files.prune()]
+
+    with unanswering(share, safety=20) as hangs:
+        assert asyncio.run(runs()) == [1, 0]
+        assert hangs(), "retention waited until the share was cut off"
+    assert not (other / "old.xml").exists()
+    gave_up = (f"retention: cannot delete old files in {share / 'done'}: not done within 1s"
+               " (does its file system hang?)")
+    assert said == [gave_up, f"retention: deleted 1 file archived in {other} more than 1h ago",
+                    gave_up]
+
+
+def test_an_archive_folder_that_does_not_answer_holds_up_no_other(tmp_path: Path) -> None:
+    """Deleting old files in an archive folder on a share that hangs is a bounded call,
+    given up on like its plugin's own calls into it: neither the other folders, nor the
+    rest of retention (it goes on to the messages), nor the stop wait for it."""
+    require_fuse()
+    run_isolated("tests.test_retention:archive_unanswering", str(tmp_path))
 
 
 def test_an_archive_folder_holding_the_database_is_refused(tmp_path: Path) -> None:

@@ -77,9 +77,10 @@ class FolderOptions(PluginOptions):
 
     write_timeout: Duration = Field(
         60.0, gt=0, description="how long a call into the drop folder or done_dir (listing,"
-        " reading a file, moving it away) may take; then it is given up on (a network share"
-        " that hangs), said in the log, and tried again at the next scan. A file stored whose"
-        " move was given up on is not taken again")
+        " reading a file, moving it away; retention's deletions in done_dir, a thousand entries"
+        " a call) may take; then it is given up on (a network share that hangs), said in the"
+        " log, and tried again at the next scan. A file stored whose move was given up on is"
+        " not taken again")
 
     @field_validator("pattern", mode="before")
     @classmethod
@@ -114,7 +115,8 @@ class FolderOptions(PluginOptions):
         files stored); the source creates both."""
         folders = [WritablePath("path", self.path, created=True)]
         if self.done_dir is not None:
-            folders.append(WritablePath("done_dir", self.done_dir, created=True, archive=True))
+            folders.append(WritablePath("done_dir", self.done_dir, created=True, archive=True,
+                                        timeout=self.write_timeout))
         return folders
 
 

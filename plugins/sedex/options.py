@@ -91,8 +91,8 @@ class SedexOptions(BaseModel):
         " same sedex message, and one that arrived is not written again. Also bounds"
         " clearing the staging folder at start, the probes of a paused partner, and each"
         " call into inbox, processed, receipts and receipts_archive (listing, reading,"
-        " moving, syncing): one that hangs is said in the log and tried again at the next"
-        " scan",
+        " moving, syncing; retention's deletions in receipts_archive, a thousand entries a"
+        " call): one that hangs is said in the log and tried again at the next scan",
     )
     sync: bool = Field(
         default=True, description="make sent files durable (one syncfs per batch) before "
@@ -164,7 +164,8 @@ class SedexOptions(BaseModel):
             *(WritablePath(key, getattr(self, key)) for key in ("outbox", "inbox", "receipts",
                                                                  "processed")),
             WritablePath("receipts_archive", self.receipts_done, created=True, archive=True,
-                         derived_from=None if self.receipts_archive else "receipts"),
+                         derived_from=None if self.receipts_archive else "receipts",
+                         timeout=self.write_timeout),
             WritablePath("staging", self.staging_dir, created=True,
                          derived_from=None if self.staging else "outbox"),
         ]
