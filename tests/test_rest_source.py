@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import json
 import logging
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,9 @@ from gateway.plugins import get_plugin_manager
 from gateway.testing import Harness, harness, sample_message
 from plugins.rest.source import RestSource, RestSourceOptions
 from tests.flow import drop, message, running, states, until
+from tests.mounts import require_fuse, run_isolated, unanswering
 from tests.rest_servers import certificates, serve
+from tests.stubs import StubIntake
 from tests.test_sedex_e2e import cli, gateway_dir
 
 MESSAGES = [sample_message(f"polled-{n}", seed=n) for n in range(5)]
@@ -256,6 +260,84 @@ def test_an_unreadable_cursor_starts_from_the_beginning(tmp_path: Path,
     source.cursor_file.write_bytes(b"{garbage")
     assert source._load_cursor() is None
     assert "polling from the start" in caplog.text
+
+
+class HeldOutbox(Outbox):
+    """An :class:`Outbox` that answers each poll once ``go`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.go = asyncio.Event()
+        #: Polls that came, answered or not.
+        self.asked = 0
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.asked += 1
+        await self.go.wait()
+        return await super().handle(request)
+
+
+def cursor_unanswering(root_text: str) -> None:
+    """(In a private mount namespace.) The data folder stops answering (its share's server
+    is gone) while the first page is fetched: writing the cursor is given up on after its
+    timeout, said once, and the page fetched again (its messages submitted again:
+    duplicates, for the store); a source started meanwhile gives up reading its cursor
+    and does not poll; each stops while the folder still hangs."""
+    data = Path(root_text) / "data"
+    context = PluginContext("drop", data, NormaliseContext(1 << 20, 100, 1 << 20, 100), None)
+    outbox = HeldOutbox()
+    said: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: said.append(record.getMessage())  # type: ignore[method-assign]
+    logging.getLogger("plugins.rest").addHandler(handler)
+    hang = contextlib.ExitStack()
+    hangs: list[Callable[[], bool]] = []
+
+    async def run_until(source: RestSource, done: Callable[[], bool]) -> None:
+        source.calls.timeout = 1.0
+        task = asyncio.create_task(source.run(StubIntake()))
+        try:
+            await until(done)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def polls() -> None:
+        async with serve(outbox.handle, method="GET") as url:
+            first = RestSource(RestSourceOptions.model_validate(options(url)), context)
+            failed = f"rest source drop: polling {url} failed: "
+            writing = (f"{failed}writing its cursor {first.cursor_file}: not done within 1s"
+                       " (does its file system hang?)")
+
+            def stops_there() -> bool:
+                if outbox.asked and not hangs:  # the cursor was read: its page comes
+                    hangs.append(hang.enter_context(unanswering(data, safety=20)))
+                    outbox.go.set()
+                return len(outbox.polls) >= 3  # the first page, twice since
+            await run_until(first, stops_there)
+            assert said.count(writing) == 1, said  # (then every 5 minutes)
+            assert set(outbox.polls) == {None} and first.cursor is None
+
+            polled = len(outbox.polls)
+            reading = (f"{failed}reading its cursor {first.cursor_file}: not done within 1s"
+                       " (does its file system hang?)")
+            await run_until(RestSource(RestSourceOptions.model_validate(options(url)), context),
+                            lambda: reading in said)
+            assert len(outbox.polls) == polled
+            assert hangs[0](), "the source waited until the folder was cut off"
+
+    with hang:
+        asyncio.run(polls())
+        assert hangs[0](), "the run ended only once the folder was cut off"
+
+
+def test_a_cursor_folder_that_does_not_answer_holds_up_nothing(tmp_path: Path) -> None:
+    """The cursor lives in the gateway's data folder, which may be a share: reading and
+    writing it are bounded calls, given up on as a transient failure (the page is polled
+    again), not waits that hold up the source, or the stop, for as long as the share."""
+    require_fuse()
+    run_isolated("tests.test_rest_source:cursor_unanswering", str(tmp_path))
 
 
 def _zipped(entries: dict[str, bytes]) -> str:

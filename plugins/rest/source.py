@@ -14,6 +14,12 @@ Each message is submitted, and only once the gateway committed them is the
 cursor written (atomically, durably) in the gateway's data folder. A stop
 between the two repeats the page at the next start: the same bytes from the
 same source are stored as duplicates, not processed twice.
+
+Reading and writing the cursor are calls into a folder that may hang (a
+share): each is given up on after :data:`CURSOR_TIMEOUT`
+(:class:`~gateway.api.BoundedCalls`), said in the log, and the poll tried
+again after ``interval`` (repeating the page, as after a stop); nothing
+else waits for it, the stop neither.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from pydantic import Field
 from yarl import URL
 
 from gateway.api import (
+    BoundedCalls,
     Duration,
     GatewayError,
     Intake,
@@ -51,6 +58,8 @@ log = logging.getLogger(__name__)
 DEFAULT_CONTENT_TYPE = "application/xml"
 #: The longest message id kept in a stored input's reference.
 MAX_ID = 200
+#: Seconds reading or writing the cursor file may take (its folder may hang).
+CURSOR_TIMEOUT = 60.0
 
 
 class RestSourceOptions(ClientOptions):
@@ -86,17 +95,23 @@ class RestSource:
         self.name = context.name
         self.cursor_file = context.data_dir / "rest" / f"{context.name}.cursor"
         self.cursor: str | None = None
+        #: Calls into the cursor's folder, bounded.
+        self.calls = BoundedCalls(CURSOR_TIMEOUT)
         self._where = where(options.url)
         options.ssl_context()  # a certificate or key that cannot be read fails here, at start
 
     async def run(self, intake: Intake) -> None:
         """Poll until cancelled: at once while the server has more, else every ``interval``."""
-        self.cursor = await asyncio.to_thread(self._load_cursor)
         problem = RepeatedProblem(log, f"rest source {self.name}: polling {self._where}")
         session = open_session(self.options, 1)
+        loaded = False
         try:
             while True:
                 try:
+                    if not loaded:
+                        self.cursor = await self.calls.or_transient(
+                            self._load_cursor, doing=f"reading its cursor {self.cursor_file}")
+                        loaded = True
                     more = await self.poll(session, intake)
                     problem.ok()
                 except (aiohttp.ClientError, TimeoutError, OSError, GatewayError) as exc:
@@ -175,9 +190,14 @@ class RestSource:
                         {"content_type": "application/json"})
 
     async def save_cursor(self, cursor: str) -> None:
-        """Write the cursor durably; until it is, the next poll repeats the page."""
+        """Write the cursor durably; until it is, the next poll repeats the page.
+
+        :raises ~gateway.api.TransientError: it was not written within
+            :data:`CURSOR_TIMEOUT` (or a write given up on before has not returned yet).
+        """
         data = json.dumps({"cursor": cursor}).encode("utf-8")
-        await asyncio.to_thread(_write, self.cursor_file, data)
+        await self.calls.or_transient(_write, self.cursor_file, data,
+                                      doing=f"writing its cursor {self.cursor_file}")
         self.cursor = cursor
 
     def _load_cursor(self) -> str | None:
