@@ -1,5 +1,6 @@
 """Bounded calls into a file system (gateway.bounded); the hangs themselves, on frozen file
-systems, are in test_sedex_transport, test_recovery, test_way_back and test_daemon."""
+systems and ones that never answer (tests.mounts), are in test_sedex_transport,
+test_recovery, test_way_back, test_daemon, test_retention and test_rest_source."""
 
 from __future__ import annotations
 

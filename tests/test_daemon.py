@@ -24,7 +24,7 @@ from gateway.contracts import RawInput
 from gateway.plugins import LOAD_ENV
 from gateway.store import SQLiteStore
 from tests.flow import drop, message, states
-from tests.mounts import ext4, frozen, run_isolated
+from tests.mounts import ext4, frozen, require_fuse, run_isolated, unanswering
 from tests.test_plugin_loading import BUILT_IN, install
 from tests.test_sedex_e2e import gateway_dir
 
@@ -314,6 +314,54 @@ def drop_folder_hangs_in_a_worker(root_text: str) -> None:
     assert text.count(f"source registry: taking files from {drops} failed: moving 1 file into"
                       f" {done}: not done within 2s (does its file system hang?)") == 1, text
     assert states(db, "SELECT source, state FROM messages ORDER BY id")[0] == ("registry", "routed")
+
+
+def archive_hangs_at_stop(root_text: str) -> None:
+    """(In a private mount namespace.) ``run`` with retention every second; the share of the
+    drop folder's done_dir then loses its server (nothing there answers): the deletions
+    there are given up on after the source's ``write_timeout``, said; a TERM then stops the
+    daemon, and its process ends while the share still hangs."""
+    root = Path(root_text)
+    config, share, log = gateway_dir(root), root / "share", root / "daemon.log"
+    done = share / "done"
+    (root / "conf.d" / "20-hang.toml").write_text(
+        f'[gateway]\nlog_level = "INFO"\n[sources.registry]\ndone_dir = "{done}"\n'
+        'write_timeout = "2s"\n[retention]\ninterval = "1s"\nkeep_files = "1s"\n')
+    with log.open("ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(config), "run"],
+                                stdout=out, stderr=out)
+
+    def wait_for(text: str) -> None:
+        deadline = time.monotonic() + 60
+        while text not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+
+    try:
+        wait_for("running:")
+        with unanswering(share, safety=90) as hangs:
+            wait_for(f"WARNING gateway.archives: retention: cannot delete old files in {done}:"
+                     " not done within 2s (does its file system hang?)")
+            proc.send_signal(signal.SIGTERM)
+            try:
+                code = proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                raise AssertionError(f"the process did not end:\n{log.read_text()}") from None
+            assert hangs()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    lines = log.read_text().splitlines()
+    assert (code, lines[-1].split(" ", 2)[-1]) == (0, "INFO gateway.daemon: stopped"), lines
+
+
+def test_an_archive_folder_that_hangs_holds_up_no_stop(tmp_path: Path) -> None:
+    """Retention's deletions in an archive folder whose share hangs run in a thread given
+    up on, which nothing waits for at exit (a thread of asyncio's executor, as before, was
+    waited for without end)."""
+    require_fuse()
+    run_isolated("tests.test_daemon:archive_hangs_at_stop", str(tmp_path), timeout=180)
 
 
 def test_a_drop_folder_that_hangs_holds_no_worker(tmp_path: Path) -> None:
