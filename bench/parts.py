@@ -71,7 +71,8 @@ def worker_stages(events: int) -> float:
 def store(events: int) -> float:
     """CPU µs per input of the store operations."""
     with tempfile.TemporaryDirectory(prefix="ech-gateway-parts-") as work:
-        per_op = asyncio.run(store_ops.measure(BATCH, max(2, events // BATCH + 1), Path(work)))
+        batch = min(BATCH, events)
+        per_op = asyncio.run(store_ops.measure(batch, max(2, events // batch + 1), Path(work)))
     return sum(per_op.values())
 
 
@@ -132,7 +133,7 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=1000, help="inputs per part (default 1000)")
     ap.add_argument("--messages", type=int, default=20_000, help="floor.py's messages")
     args = ap.parse_args()
-    parts = {"worker stages (normalise, finish)": worker_stages(args.events),
+    parts = {"worker stages, normalise and finish": worker_stages(args.events),
              "store operations": store(args.events)}
     parts["files, gateway"], parts["files, sedex client"] = files(args.events)
     for name, us in parts.items():

@@ -106,3 +106,17 @@ def test_sedex_inbox_takes_every_pair_and_prints_its_figures(tmp_path: Path) -> 
     for label in ("run 1", "run 2", "median"):
         assert re.match(r"[\d,]+ pairs/s, [\d,]+ µs CPU per pair", figure(out, label)), out
     assert list(tmp_path.iterdir()) == [], "the gateway folders are removed"
+
+
+def test_parts_prints_each_part_and_the_ratio_they_allow() -> None:
+    out, parts = per_input("parts.py", "--events", "20", "--messages", "50", labels=(
+        "worker stages, normalise and finish", "store operations", "files, gateway",
+        "files, sedex client"))
+    assert all(us > 0 for us in parts.values()), out
+    total = float(figure(out, "all").split()[0])
+    assert abs(total - sum(parts.values())) < 0.5, out
+    most = float(figure(out, "at most, on 2 cores").split()[0].replace(",", ""))
+    assert abs(most - 2e6 / total) <= 1, out
+    rate, ratio = re.fullmatch(r"([\d,]+) msgs/s; the highest ratio the parts allow: ([\d.]+)",
+                               figure(out, "floor.py")).groups()
+    assert abs(float(ratio) - most / float(rate.replace(",", ""))) < 0.01, out
