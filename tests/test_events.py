@@ -129,8 +129,7 @@ async def test_the_last_failed_attempt_is_announced_dead_not_retry(store: SQLite
     assert dead.detail["error"] == "down" and "retries exhausted" in dead.detail["why"]
 
 
-async def test_unsure(store: SQLiteStore,
-                                                         heard: Heard) -> None:
+async def test_unsure(store: SQLiteStore, heard: Heard) -> None:
     mid = await queued(store, "unsure")
     [c] = await store.claim_due("n1", 60, 10, ["canton"])
     await store.record_outcomes([Outcome(c.delivery, c.attempt_ref, "unsure", "flush failed")],
