@@ -14,7 +14,7 @@ import re
 import stat
 import zipfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from gateway.contracts import Attachment
 from gateway.errors import InputRejected
@@ -85,7 +85,8 @@ def _read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int, max_rat
 
 
 def safe_unzip(
-    data: bytes, *, max_entries: int, max_total_bytes: int, max_ratio: int
+    data: bytes, *, max_entries: int, max_total_bytes: int, max_ratio: int,
+    only: Callable[[str], bool] | None = None,
 ) -> dict[str, bytes]:
     """Unpack ``data`` into ``{entry name: bytes}`` (directories are omitted).
 
@@ -94,6 +95,8 @@ def safe_unzip(
     :param max_total_bytes: the most bytes all entries may unpack to (``[limits] max_zip_bytes``).
     :param max_ratio: the highest uncompressed/compressed ratio of an entry
         larger than :data:`RATIO_GRACE_BYTES` (``[limits] max_zip_ratio``).
+    :param only: unpack only the entries whose name it accepts: the others are held to
+        the limits on their declared values alone, never decompressed.
     :raises InputRejected: with the offending entry name in ``where``, and the reason
         naming the setting of a limit passed.
     """
@@ -123,7 +126,7 @@ def safe_unzip(
         out: dict[str, bytes] = {}
         remaining = max_total_bytes
         for info in infos:
-            if info.is_dir():
+            if info.is_dir() or (only is not None and not only(info.filename)):
                 continue
             content = _read_entry(zf, info, remaining, max_ratio, max_total_bytes)
             remaining -= len(content)

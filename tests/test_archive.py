@@ -96,6 +96,19 @@ def test_bomb_by_declared_total_size() -> None:
     assert exc.where == "b.bin"
 
 
+def test_only_unpacks_what_it_accepts_holding_the_rest_to_declared_sizes() -> None:
+    """``only``: a lying entry not asked for is never decompressed (so not caught lying);
+    one whose declared size is over a limit refuses the zip all the same."""
+    liar = _patch(make_zip(("files/liar.bin", b"\0" * 20_000_000), ("m.xml", b"<m/>")),
+                  22, 24, "<I", 1000)
+    assert safe_unzip(liar, **{**LIMITS, "max_total_bytes": 2000},
+                      only=lambda name: name == "m.xml") == {"m.xml": b"<m/>"}
+    bomb = make_zip(("m.xml", b"<m/>"), ("files/bomb.bin", b"\0" * 5_000_000))
+    with pytest.raises(InputRejected, match="max_zip_ratio"):
+        safe_unzip(bomb, **{**LIMITS, "max_total_bytes": 10_000_000},
+                   only=lambda name: name == "m.xml")
+
+
 def _patch(data: bytes, local_offset: int, central_offset: int, fmt: str, value: int) -> bytes:
     """Overwrite a field of the first entry's local and central headers."""
     out = bytearray(data)
