@@ -407,6 +407,26 @@ async def test_a_bad_envelope_around_a_known_payload_keeps_its_problem(store: SQ
     assert entry["detail"]["problem"] == "bad sedex envelope: no senderId"
 
 
+async def test_an_input_quarantined_at_intake_keeps_its_header_ids_but_a_duplicate_none(
+        store: SQLiteStore) -> None:
+    """Quarantined as it is stored, an input keeps the messageId and senderId read from its
+    header; one stored as a duplicate of a known input keeps neither (its original holds
+    them), nor does a repeat of an idempotency key change its first input."""
+    reader = StoreReader(store.path)
+    bad = await store.quarantine_raw(raw(1), "addressed to someone else", message_id="q-1",
+                                     sender_id="sedex://T1-1-1")
+    assert [reader.get_message(bad)[k] for k in ("state", "message_id", "sender_id")] == [
+        MessageState.QUARANTINED, "q-1", "sedex://T1-1-1"]
+    [(first, _)] = await store.add_raw([raw(2)])
+    copy = await store.quarantine_raw(raw(2), "bad envelope", message_id="q-2", sender_id="s")
+    assert [reader.get_message(copy)[k] for k in ("duplicate_of", "message_id", "sender_id")
+            ] == [first, None, None]
+    keyed = RawInput("push", "p", b"<x/>", {_intake_ops.IDEMPOTENCY_KEY: "k"})
+    once = await store.quarantine_raw(keyed, "refused", message_id="q-3")
+    assert await store.quarantine_raw(keyed, "refused", message_id="q-4") == once
+    assert reader.get_message(once)["message_id"] == "q-3"
+
+
 async def test_an_answer_is_applied_in_the_transaction_that_stores_it(store: SQLiteStore) -> None:
     """Stored answer and rejection commit together, or neither does: no crash can split them."""
     _mid, did, _ref = await sent(store, "answered")

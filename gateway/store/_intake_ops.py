@@ -155,6 +155,28 @@ def _originals_of(conn: sqlite3.Connection, keys: Sequence[tuple[str, str]]
     }
 
 
+def quarantine_raw(conn: sqlite3.Connection, raw: RawInput, reason: str,
+                   message_id: str | None, sender_id: str | None, now: float
+                   ) -> tuple[int, list[Entry]]:
+    """Store ``raw`` as quarantined (see :func:`add_raw`); its id.
+
+    It keeps ``message_id`` and ``sender_id``, read from its eCH-0223 header, as a
+    message quarantined by processing does (:func:`record_processing`): the
+    messageId where :func:`_kept_message_id` allows. One stored as a duplicate, or
+    the first input of its idempotency key, is left as it is.
+    """
+    kept: str | None = None
+    said: str | None = reason
+    if message_id:
+        kept, said = _kept_message_id(conn, None, message_id, sender_id, reason)
+    [(mid, new)], entries = add_raw(conn, [raw], MessageState.QUARANTINED, said, now)
+    if new and (kept or sender_id):
+        expect_changed(conn.execute(
+            "UPDATE messages SET message_id = ?, sender_id = ? WHERE id = ? AND state = ?",
+            (kept, sender_id, mid, MessageState.QUARANTINED)), 1, f"new message {mid} (quarantined)")
+    return mid, entries
+
+
 def original_of(conn: sqlite3.Connection, source: str, data: bytes) -> int | None:
     """The message an input of ``data`` from ``source`` would be stored as a duplicate of
     (see :func:`add_raw`); None when it would be new."""
@@ -190,7 +212,8 @@ def record_processing(conn: sqlite3.Connection, results: Sequence[Processed], no
                 sender = f" from sender {n.sender_id}" if n.sender_id else ""
                 p.reason = f"messageId {n.message_id}{sender} was already routed as message {earlier}"
         elif p.state is MessageState.QUARANTINED and message_id:
-            message_id = _kept_message_id(conn, p, message_id, sender_id)
+            message_id, p.reason = _kept_message_id(conn, p.message, message_id, sender_id,
+                                                    p.reason)
         updates.append((
             p.state, p.reason,
             n.kind if n else None, message_id,
@@ -282,23 +305,23 @@ def _claim_message_id(conn: sqlite3.Connection, message_id: str, sender_id: str 
                             " AND sender_id = ?", key).fetchone()[0])
 
 
-def _kept_message_id(conn: sqlite3.Connection, p: Processed, message_id: str,
-                     sender_id: str | None) -> str | None:
-    """The messageId quarantined ``p`` keeps: ``message_id``, unless it is none (longer than
-    eCH-0058's 36 characters) or another message was routed with it from ``sender_id``
-    (the pair is unique among routed messages, ``routed_message_ids``): then none, and
-    ``p``'s reason says so. Not claimed: the message routed once it is corrected claims it.
+def _kept_message_id(conn: sqlite3.Connection, message: int | None, message_id: str,
+                     sender_id: str | None, reason: str | None) -> tuple[str | None, str | None]:
+    """The messageId quarantined ``message`` (``None``: one not stored yet) keeps, and its
+    ``reason``: ``message_id``, unless it is none (longer than eCH-0058's 36 characters) or
+    another message was routed with it from ``sender_id`` (the pair is unique among routed
+    messages, ``routed_message_ids``): then none, and the reason says so. Not claimed: the
+    message routed once it is corrected claims it.
     """
     if len(message_id) > MESSAGE_ID_MAX:
-        return None
+        return None, reason
     routed = conn.execute("SELECT message FROM routed_message_ids WHERE message_id = ?"
                           " AND sender_id = ?", (message_id, sender_id or "")).fetchone()
-    if routed is None or routed[0] == p.message:
-        return message_id
+    if routed is None or routed[0] == message:
+        return message_id, reason
     sender = f" from sender {sender_id}" if sender_id else ""
-    p.reason = (f"{p.reason}; its messageId {message_id}{sender} is that of message {routed[0]},"
-                " routed before: not kept on this one")
-    return None
+    return None, (f"{reason}; its messageId {message_id}{sender} is that of message {routed[0]},"
+                  " routed before: not kept on this one")
 
 
 def _insert_deliveries(conn: sqlite3.Connection, rows: Sequence[tuple[int, str, bytes | None]],

@@ -66,8 +66,16 @@ class Store(Protocol):
         nobody's original); None when it would be new. Changes nothing."""
         ...
 
-    async def quarantine_raw(self, raw: RawInput, reason: str) -> int:
-        """Store an input directly as quarantined."""
+    async def quarantine_raw(self, raw: RawInput, reason: str, *, message_id: str | None = None,
+                             sender_id: str | None = None) -> int:
+        """Store an input directly as quarantined.
+
+        It keeps ``message_id`` and ``sender_id`` (read from its eCH-0223 header) as a
+        message quarantined by processing does (:meth:`record_processing`): the
+        messageId unless it is longer than eCH-0058's 36 characters or another
+        message was routed with it from ``sender_id`` (then ``reason`` says so).
+        A duplicate (see :meth:`add_raw`) keeps neither.
+        """
         ...
 
     async def record_processing(self, results: Sequence[Processed]) -> list[int]:

@@ -41,7 +41,6 @@ from gateway.store.anchor import Anchor, anchor_path, read_anchor, write_anchor
 from gateway.store.base import Clock, PolicyFor
 from gateway.store.migrate import migrate
 from gateway.store.records import Claim, Outcome, Pending, Processed
-from gateway.store.states import MessageState
 
 log = logging.getLogger(__name__)
 
@@ -217,11 +216,11 @@ class SQLiteStore:
         """
         return await self._intake.add(raws)
 
-    async def quarantine_raw(self, raw: RawInput, reason: str) -> int:
-        """Store an input directly as quarantined."""
-        rows = await self._writer.write(
-            lambda c: _intake_ops.add_raw(c, [raw], MessageState.QUARANTINED, reason, self.now()))
-        return rows[0][0]
+    async def quarantine_raw(self, raw: RawInput, reason: str, *, message_id: str | None = None,
+                             sender_id: str | None = None) -> int:
+        """Store an input directly as quarantined, with the header's ids where it may."""
+        return await self._writer.write(lambda c: _intake_ops.quarantine_raw(
+            c, raw, reason, message_id, sender_id, self.now()))
 
     async def original_of(self, source: str, data: bytes) -> int | None:
         """The message ``data`` from ``source`` would be a duplicate of; None: it would be new."""
