@@ -6,6 +6,8 @@ work: it stores the inputs (waiting while the store cannot write:
 wait (a push), remembers them by id while the queue is full and queues them
 later, read back from the store. It also holds the pipeline's next batch
 back while senders wait for their answers (``[gateway] answers_first``).
+An input a source quarantines itself keeps its eCH-0223 header's messageId and
+senderId (:mod:`gateway.header_ids`).
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from collections import deque
 from collections.abc import Sequence
 
 from gateway.batching import Batch, Waiting, cut, fitting
-from gateway.contracts import RawInput
+from gateway.contracts import NormaliseContext, RawInput
 from gateway.errors import StoreUnavailable
+from gateway.header_ids import header_ids
 from gateway.intake_pause import IntakePause
 from gateway.logs import RepeatedProblem
 from gateway.store import Store
@@ -30,14 +33,19 @@ log = logging.getLogger(__name__)
 SENDERS_QUIET = 0.05
 #: Seconds before the backlog's read from the store is tried again after it failed.
 FEED_RETRY = 1.0
+#: The most bytes of a quarantined input whose header is read in the event loop (a third
+#: of a millisecond at most); a larger one is read in a thread.
+READ_HERE = 64 << 10
 
 
 class Admission:
     """Stores and queues what sources submit (the intake half of the pipeline)."""
 
-    def __init__(self, store: Store, pause: IntakePause, waiting: Waiting, *, batch_size: int,
-                 batch_bytes: int, answers_first: float) -> None:
+    def __init__(self, store: Store, pause: IntakePause, waiting: Waiting,
+                 limits: NormaliseContext, *, batch_size: int, batch_bytes: int,
+                 answers_first: float) -> None:
         """:param waiting: the queue the pipeline takes its batches from.
+        :param limits: the input limits in force (reading a quarantined input's header).
         :param batch_size: the most inputs one batch of the backlog takes.
         :param batch_bytes: the most input bytes one batch takes, beyond its first input.
         :param answers_first: how long a batch may wait while senders wait for
@@ -45,6 +53,7 @@ class Admission:
         self._store = store
         self.pause = pause
         self._waiting = waiting
+        self._limits = limits
         self._batch_size = batch_size
         self._batch_bytes = batch_bytes
         self._answers_first = answers_first
@@ -139,8 +148,17 @@ class Admission:
             self._feeder = None
 
     async def quarantine(self, raw: RawInput, reason: str, *, wait: bool = True) -> int:
-        """Store ``raw`` as quarantined with ``reason`` (``wait``: as for :meth:`submit`)."""
-        return await self.pause.write(lambda: self._store.quarantine_raw(raw, reason), wait=wait)
+        """Store ``raw`` as quarantined with ``reason`` (``wait``: as for :meth:`submit`),
+        with the messageId and senderId its eCH-0223 header gives
+        (:func:`~gateway.header_ids.header_ids`; the store keeps them where it may).
+
+        The header of an input up to :data:`READ_HERE` bytes is read here, of a larger
+        one in a thread (the parser lets the event loop run meanwhile).
+        """
+        message_id, sender_id = (header_ids(raw, self._limits) if len(raw.data) <= READ_HERE
+                                 else await asyncio.to_thread(header_ids, raw, self._limits))
+        return await self.pause.write(lambda: self._store.quarantine_raw(
+            raw, reason, message_id=message_id, sender_id=sender_id), wait=wait)
 
     async def answers_first_wait(self) -> None:
         """Wait while senders wait for answers, at most ``answers_first`` seconds.

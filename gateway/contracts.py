@@ -304,6 +304,11 @@ class Intake(Protocol):
     async def quarantine(self, raw: RawInput, reason: str, *, wait: bool = True) -> int:
         """Store ``raw`` durably as quarantined with ``reason``; return its id.
 
+        It keeps the messageId and senderId of its eCH-0223 header where the gateway
+        can read them safely from ``raw.data`` (also a zip's message), as a message
+        quarantined by processing does; not of evidence of an input over its limit
+        (``meta`` from :meth:`Evidence.meta <gateway.fileio.Evidence.meta>`).
+
         :param wait: as for :meth:`submit`: ``False`` raises ``StoreUnavailable``
             instead of waiting for the store.
         """

@@ -20,6 +20,9 @@ from pathlib import Path
 _READ = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
 _WRITE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
 _CHUNK = 1 << 20
+#: The :meth:`Evidence.meta` key of the bytes kept: an input whose metadata has it is
+#: evidence of an input over its limit, not a document (its header is not read either).
+KEPT_BYTES = "kept_bytes"
 
 
 def read_file(path: Path | str, cap: int) -> bytes | None:
@@ -58,7 +61,7 @@ class Evidence:
 
     def meta(self) -> dict[str, str]:
         """Facts about the whole input, for the stored input's metadata."""
-        return {"size": str(self.size), "sha256": self.sha256, "kept_bytes": str(len(self.data))}
+        return {"size": str(self.size), "sha256": self.sha256, KEPT_BYTES: str(len(self.data))}
 
     def note(self) -> str:
         """What of the input the store keeps, for a rejection reason."""

@@ -99,8 +99,9 @@ class Pipeline:
         self.stages = Stages(proc, self.pool)
         self._waiting = Waiting(batch_size, batch_bytes, queued_bytes)
         self.pause = pause
-        self.admission = Admission(store, pause, self._waiting, batch_size=batch_size,
-                                   batch_bytes=batch_bytes, answers_first=answers_first)
+        self.admission = Admission(store, pause, self._waiting, proc.context,
+                                   batch_size=batch_size, batch_bytes=batch_bytes,
+                                   answers_first=answers_first)
         #: the batches :meth:`run` took from the queue and has not recorded yet, oldest first
         self._taken: deque[Batch] = deque()
 

@@ -66,6 +66,11 @@ class Processor:
         self._partners = partners
         self._documents = folder_of(settings)
 
+    @property
+    def context(self) -> NormaliseContext:
+        """The input limits in force (and the partners' eCH-0223 versions)."""
+        return self._context
+
     # -- stage one: normalise ------------------------------------------------------
     def normalise_batch(self, batch: Sequence[tuple[int, RawInput]]) -> list[Step]:
         """Normalise each input; messages are made light to travel between processes."""

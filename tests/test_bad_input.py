@@ -8,6 +8,7 @@ from contextlib import redirect_stdout
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from gateway.cli import main
 from gateway.config import write_initial_config
@@ -102,3 +103,28 @@ async def test_bad_inputs_are_quarantined_and_nothing_is_sent(gateway_dir: Path)
     with redirect_stdout(out):
         assert main(["--config", str(config), "journal", "verify"]) == 0
     assert "journal intact" in out.getvalue()
+
+
+async def test_a_file_over_the_limit_keeps_no_message_id_even_if_its_kept_bytes_have_one(
+        gateway_dir: Path) -> None:
+    """A file over ``[limits] max_document_bytes`` is never read as a document, nor is its
+    header: what the store keeps of it (its first ``max_kept_bytes``) is evidence, not the
+    document, and a messageId read from it would name a document the gateway never read
+    whole (any message with anything after it). So it keeps no messageId, even when the
+    bytes kept are a well-formed eCH-0223 message (here: a message, then blank lines past
+    the limit): ``messages show`` does not find it by the messageId."""
+    db, config = gateway_dir / "gateway.db", gateway_dir / "gateway.toml"
+    (gateway_dir / "conf.d" / "20-kept.toml").write_text("[limits]\nmax_kept_bytes = 8192\n")
+    big = message("big-1") + b"\n" * SIZE_LIMIT
+    async with running(config):
+        drop(gateway_dir / "registry" / "outbox", "big.xml", big)
+        await until(lambda: states(db, "SELECT state FROM messages") == [("quarantined",)])
+    [(message_id, reason, kept)] = states(db, "SELECT message_id, reason, raw FROM messages"
+                                              " JOIN payloads ON message = id")
+    assert reason.startswith(f"document of {len(big)} bytes is larger than the limit of"
+                             f" {SIZE_LIMIT} bytes ([limits] max_document_bytes)")
+    assert bytes(kept) == big[:8192]
+    assert etree.fromstring(bytes(kept)).findtext("{*}header/{*}messageId") == "big-1"
+    assert message_id is None
+    with redirect_stdout(io.StringIO()):
+        assert main(["--config", str(config), "messages", "show", "big-1"]) == 3

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from gateway.archive import safe_unzip
+from gateway.archive import build_zip, safe_unzip
 from gateway.config._template import INITIAL_CONFIG
 from gateway.contracts import Attachment
 from gateway.documents import add_documents, describe
@@ -968,6 +968,70 @@ async def test_a_strangers_message_keeps_its_message_id_unless_one_was_routed_wi
     assert shown[1] == "  eCH-0223:  messageId canton-2 from sender sedex://T1-2511-1"
     assert shown[3] == ("  sender:    not partner canton: sedex senderId T2-9-1 is the"
                         " recipient_id of no partner reading this inbox (canton T2-2-1)")
+    shown = cli("--config", c, "messages", "show", "canton-1").splitlines()  # not ambiguous
+    assert shown[0].startswith(f"message {listed['a1']['id']}  routed")
+
+
+async def test_a_pair_the_inbox_quarantines_itself_is_found_by_its_headers_message_id(
+        tmp_path: Path) -> None:
+    """A pair the sedex inbox quarantines before any processing (addressed to another
+    participant, as XML or as a zip with ``files/``; a broken envelope) keeps the messageId
+    and senderId its eCH-0223 header gives: ``messages show`` finds it by that messageId.
+    Not by the sedex envelope's messageId, nor with the envelope's senderId: those are
+    the transport's."""
+    config = gateway_dir(tmp_path)
+    db, c = tmp_path / "gateway.db", str(config)
+    inbox = tmp_path / "sedex" / "inbox"
+    elsewhere = {"recipient_ids": ("T1-9999-1",)}
+    async with running(config, get_plugin_manager()):
+        _canton_pair(inbox, "x1", _from_canton("canton-2"), **elsewhere)
+        scan = b"%PDF-1.4 " + random.Random(7).randbytes(96 << 10)  # read in a thread
+        zipped = build_zip("message.xml", _from_canton("canton-3"), [Attachment("scan.pdf", scan)])
+        drop(inbox, "data_z1.zip", zipped)
+        drop(inbox, "envl_z1.xml", envelope_bytes("env-z1", **{**CANTON, **elsewhere}))
+        drop(inbox, "data_b1.xml", _from_canton("canton-4"))
+        drop(inbox, "envl_b1.xml", b"<envelope>not sedex</envelope>")
+        await until(lambda: states(db, "SELECT count(*) FROM messages WHERE state ="
+                                       " 'quarantined'") == [(3,)], timeout=20)
+    listed = {m["ref"]: m for m in json.loads(cli("--config", c, "messages", "list", "--json"))}
+    refused = ("sedex pair from senderId T2-2-1 addressed to recipientId T1-9999-1, none of"
+               " our participant ids (T1-2511-1)")
+    assert [(listed[ref]["message_id"], listed[ref]["reason"]) for ref in ("x1", "z1")] == [
+        ("canton-2", refused), ("canton-3", refused)]
+    assert listed["b1"]["message_id"] == "canton-4"
+    assert listed["b1"]["reason"].startswith("bad sedex envelope: ")
+    for ref, message_id in (("x1", "canton-2"), ("z1", "canton-3"), ("b1", "canton-4")):
+        shown = cli("--config", c, "messages", "show", message_id).splitlines()
+        assert shown[0].startswith(f"message {listed[ref]['id']}  quarantined")
+        assert shown[1] == f"  eCH-0223:  messageId {message_id} from sender sedex://T1-2511-1"
+    cli("--config", c, "messages", "show", "env-x1", code=3)  # the envelope's: no message's
+
+
+async def test_a_pair_the_inbox_quarantines_itself_keeps_no_message_id_a_routed_one_has(
+        tmp_path: Path) -> None:
+    """A pair quarantined by the sedex inbox whose header's messageId a message from that
+    header's sender was routed with does not take it (it stays that message's, as for a
+    message quarantined by processing); the reason says so, and ``messages show`` finds
+    the routed message."""
+    config = gateway_dir(tmp_path)
+    db, c = tmp_path / "gateway.db", str(config)
+    inbox = tmp_path / "sedex" / "inbox"
+    answer = _from_canton("canton-1", f"<eCH-0044:vn>{VN}</eCH-0044:vn>".encode())
+    async with running(config, get_plugin_manager()):
+        await _seeded(tmp_path, db)
+        _canton_pair(inbox, "a1", answer)
+        await until(lambda: _state_of(db, "canton-1") == "routed", timeout=20)
+        _canton_pair(inbox, "x1", answer + b"\n<!-- sent again -->\n",
+                     recipient_ids=("T1-9999-1",))
+        await until(lambda: sorted(states(db, "SELECT ref, state FROM messages WHERE source"
+                                              " = 'canton'")) == [
+            ("a1", "routed"), ("x1", "quarantined")], timeout=20)
+    listed = {m["ref"]: m for m in json.loads(cli("--config", c, "messages", "list", "--json"))}
+    assert [listed[ref]["message_id"] for ref in ("a1", "x1")] == ["canton-1", None]
+    assert listed["x1"]["reason"] == (
+        "sedex pair from senderId T2-2-1 addressed to recipientId T1-9999-1, none of our"
+        " participant ids (T1-2511-1); its messageId canton-1 from sender sedex://T1-2511-1"
+        f" is that of message {listed['a1']['id']}, routed before: not kept on this one")
     shown = cli("--config", c, "messages", "show", "canton-1").splitlines()  # not ambiguous
     assert shown[0].startswith(f"message {listed['a1']['id']}  routed")
 
