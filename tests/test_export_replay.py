@@ -17,7 +17,7 @@ import pytest
 from gateway.cli import main
 from gateway.plugins import get_plugin_manager
 from gateway.testing import drop, running, states, until
-from tests.test_mapping_exports import ISO_SAMPLE, excel, gateway_dir
+from tests.test_mapping_exports import ISO_SAMPLE, SIGN_OF_LATIN9, SIMUNOVIC, excel, gateway_dir
 
 #: Row 2 of the sample (Arta Krasniqi) again as row 9: the same event twice in one file.
 REPEATED = ISO_SAMPLE.splitlines()[2]
@@ -25,14 +25,15 @@ EXPORT = ISO_SAMPLE + REPEATED + "\r\n"
 REPEATED_VN = "756.8659.8426.46"
 
 
-def dropped(tmp_path: Path, data: str, quarantined: int) -> Path:
-    """A gateway that took ``data`` as an export and quarantined ``quarantined`` of its
-    rows (then stopped); its configuration."""
+def dropped(tmp_path: Path, data: str, quarantined: int, encoding: str = "windows-1252"
+            ) -> Path:
+    """A gateway that took ``data`` (written in ``encoding``) as an export and quarantined
+    ``quarantined`` of its rows (then stopped); its configuration."""
     config = gateway_dir(tmp_path)
 
     async def take() -> None:
         async with running(config, get_plugin_manager()):
-            drop(tmp_path / "nova" / "export", "einwohner.csv", excel(data))
+            drop(tmp_path / "nova" / "export", "einwohner.csv", excel(data, encoding))
             await until(lambda: states(tmp_path / "gateway.db", "SELECT count(*) FROM messages"
                                        " WHERE state = 'quarantined'") == [(quarantined,)],
                         timeout=30)
@@ -246,3 +247,26 @@ def test_no_row_rejected_any_longer_and_no_warning_that_all_are(
     assert out.splitlines()[-1] == (f"message {export}: 7 of 7 quarantined rows processed again"
                                     " (routed 7)")
     assert _warnings(capsys, config, export) == []
+
+
+def test_a_row_rejected_for_its_encoding_is_sent_with_the_right_name_once_it_is_set(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An ISO-8859-15 export under the Windows-1252 mapping: Šimunovic's row is quarantined
+    (not sent as "¦imunovic"); with encoding = "iso-8859-15" set as its reason says, the
+    replay reads the row's bytes again: the canton gets Šimunovic."""
+    config = dropped(tmp_path, SIMUNOVIC, quarantined=1, encoding="iso-8859-15")
+    msgs = by_ref(tmp_path)
+    assert states(tmp_path / "gateway.db", "SELECT reason FROM messages WHERE state ="
+                  " 'quarantined'") == [(SIGN_OF_LATIN9,)]
+    mapping = tmp_path / "mappings" / "nova.toml"
+    mapping.write_text(mapping.read_text(encoding="utf-8").replace(
+        'encoding = "windows-1252"', 'encoding = "iso-8859-15"', 1), encoding="utf-8")
+
+    code, out, err = cli(capsys, config, "messages", "replay", str(msgs["einwohner.csv"][0]))
+
+    assert code == 0, err
+    assert out.splitlines()[0] == (f"message {msgs['einwohner.csv row 1'][0]} (einwohner.csv"
+                                   " row 1): processed again, now routed")
+    payloads = sent(tmp_path, config, 2)
+    assert sum("Šimunovic".encode() in p for p in payloads) == 1
+    assert not any("¦".encode() in p for p in payloads)

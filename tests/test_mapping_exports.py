@@ -21,9 +21,9 @@ from gateway.config import write_initial_config
 from gateway.plugins import get_plugin_manager
 from gateway.testing import drop, running, states, until
 from plugins.mapping.loading import load_mapping
-from plugins.mapping.normaliser import ROW_META
+from plugins.mapping.normaliser import ROW_META, normalise
 from tests.official import official_schema_set
-from tests.test_mapping import CSV_SAMPLE, MAPPINGS, rows, split
+from tests.test_mapping import CSV_SAMPLE, LIMITS, MAPPINGS, rows, split
 
 #: The shipped export: Windows-1252, CRLF, ``;``, 25 columns, dates as 14.03.1991.
 SAMPLE = CSV_SAMPLE.read_bytes().decode("windows-1252")
@@ -131,6 +131,115 @@ def test_windows_1252_under_an_iso_8859_15_mapping_is_refused_not_sent_with_cont
         "byte 0x8a is a control character in iso8859-15, no letter: the export is"
         ' Windows-1252 text (set encoding = "windows-1252" in the mapping if the export is'
         f" written so) (at byte {offset})")
+
+
+#: Ivan Šimunovic in row 1, Arta Krasniqi of Prishtinë in row 2. ``ć`` is in neither
+#: ISO-8859-15 nor Windows-1252: a registry writing either writes ``c``.
+SIMUNOVIC = "\r\n".join([LATIN9[0], LATIN9[1].replace(";Becker;Lukas;", ";Šimunovic;Ivan;"),
+                         LATIN9[2]]) + "\r\n"
+#: Why row 1 of SIMUNOVIC written in ISO-8859-15 is rejected under a Windows-1252 mapping.
+SIGN_OF_LATIN9 = (
+    "row 1 (line 2): field official_name (NAME): '¦' (byte 0xa6 in cp1252) is in no name,"
+    " place or street: the file looks like ISO-8859-15, where byte 0xa6 is 'Š' (set"
+    ' encoding = "iso-8859-15" in the mapping if the export is written so)')
+
+
+def test_an_iso_8859_15_name_under_a_windows_1252_mapping_rejects_its_row_not_sends_it_as_sign(
+        tmp_path: Path) -> None:
+    """Š is 0xa6 in ISO-8859-15, which Windows-1252 (and Latin-1) reads as ¦: the row is
+    rejected naming field, sign, byte and the encoding to set, not sent as "¦imunovic". The
+    other row maps: its ë is the same byte in both. The same file under iso-8859-15 maps
+    with Š; a Windows-1252 file with its Š (0x8a) maps, and a ½ or ¤ where no name, place
+    or street is read (a house number, a comment column the mapping does not read) is
+    taken as it is."""
+    latin9 = excel(SIMUNOVIC, "iso-8859-15")
+    assert b";\xa6imunovic;" in latin9
+    for mapping in (MAPPINGS / "nova.toml",
+                    mapping_with(tmp_path, 'encoding = "windows-1252"', 'encoding = "latin-1"')):
+        result = split(latin9, mapping)
+        reasons = [reason for _part, reason in result.rejected_parts]
+        codec = "cp1252" if mapping.parent == MAPPINGS else "iso8859-1"
+        assert reasons == [SIGN_OF_LATIN9.replace("cp1252", codec)]
+        [arta] = rows(result)
+        assert b"<eCH-0044:officialName>Krasniqi</eCH-0044:officialName>" in arta.xml
+
+    fixed = mapping_with(tmp_path, 'encoding = "windows-1252"', 'encoding = "iso-8859-15"')
+    ivan, _arta = rows(split(latin9, fixed))
+    assert official_schema_set().validate(ivan.xml).valid
+    assert "<eCH-0044:officialName>Šimunovic</eCH-0044:officialName>".encode() in ivan.xml
+
+    header, ivan_row, arta_row = SIMUNOVIC.splitlines()
+    cp1252 = excel("\r\n".join([
+        header + ";BEMERKUNG", ivan_row.replace(";Technikumstrasse;42;",
+                                               ";Technikumstrasse;42½;") + ";½ Tag, 20 ¤",
+        arta_row + ";"]) + "\r\n")
+    assert b";\x8aimunovic;" in cp1252 and b";42\xbd;" in cp1252
+    ivan, _arta = rows(split(cp1252))
+    assert "<eCH-0044:officialName>Šimunovic</eCH-0044:officialName>".encode() in ivan.xml
+    assert "<eCH-0010:houseNumber>42½</eCH-0010:houseNumber>".encode() in ivan.xml
+
+
+def test_map_test_shows_the_row_rejected_for_a_sign_of_iso_8859_15(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = gateway_dir(tmp_path)
+    export_file = tmp_path / "einwohner-latin9.csv"
+    export_file.write_bytes(excel(SIMUNOVIC, "iso-8859-15"))
+    assert main(["--config", str(config), "map-test", "--source", "nova", "--summary",
+                 str(export_file)]) == 1
+    mapped, rejected, counts = capsys.readouterr().out.splitlines()
+    assert mapped.startswith("row 2: moveIn, messageId ")
+    assert rejected == f"{export_file}: {SIGN_OF_LATIN9}"
+    assert counts == f"{export_file}: 2 rows, 1 mapped, 1 rejected"
+
+
+def test_signs_of_iso_8859_15_in_every_row_are_said_once_for_the_file() -> None:
+    """Š, Ž and € of LATIN9_ROWS read as Windows-1252: each row says its signs together,
+    the file what all rows have, each sign and the encoding to set once."""
+    result = split(excel(LATIN9_ROWS, "iso-8859-15"))
+    assert result.parts == ()
+    assert [reason for _part, reason in result.rejected_parts] == [
+        "row 1 (line 2): fields official_name (NAME), first_name (VORNAME), street (STRASSE):"
+        " '¦' (byte 0xa6), '\u00b4' (byte 0xb4), '¤' (byte 0xa4) in cp1252 are in no name, place or"
+        " street: the file looks like ISO-8859-15, where those bytes are 'Š', 'Ž', '€' (set"
+        ' encoding = "iso-8859-15" in the mapping if the export is written so)',
+        "row 2 (line 3): fields official_name (NAME), first_name (VORNAME): '\u00b4' (byte 0xb4),"
+        " '¦' (byte 0xa6) in cp1252 are in no name, place or street: the file looks like"
+        " ISO-8859-15, where those bytes are 'Ž', 'Š' (set encoding = \"iso-8859-15\" in the"
+        " mapping if the export is written so)"]
+    assert result.rejected_warnings == (
+        "all 2 rows are rejected; what they have in common: fields official_name (NAME),"
+        " first_name (VORNAME), street (STRASSE): '¦' (byte 0xa6), '\u00b4' (byte 0xb4), '¤' (byte"
+        " 0xa4) in cp1252 are in no name, place or street: the file looks like ISO-8859-15,"
+        " where those bytes are 'Š', 'Ž', '€' (set encoding = \"iso-8859-15\" in the mapping if"
+        " the export is written so)",)
+
+
+def test_a_rejected_row_read_again_in_the_encoding_set_since(tmp_path: Path) -> None:
+    """What ``messages replay`` does with a row rejected for a sign of ISO-8859-15 once the
+    mapping says iso-8859-15: its values, stored as Windows-1252 read them, are read again
+    from the same bytes; not sent as "¦imunovic". A row whose bytes the new encoding reads
+    as a control character (0x80, Windows-1252's €) is rejected saying so."""
+    mixed = excel(SIMUNOVIC, "iso-8859-15").replace(b";Technikumstrasse;",
+                                                    b";Technikumstrasse \x80;", 1)
+    mapping = tmp_path / "nova.toml"
+    shutil.copy(MAPPINGS / "nova.toml", mapping)
+    latin9, mixed_up = split(excel(SIMUNOVIC, "iso-8859-15"), mapping), split(mixed, mapping)
+    assert [reason for _p, reason in latin9.rejected_parts] == [SIGN_OF_LATIN9]
+    assert [reason for _p, reason in mixed_up.rejected_parts] == [SIGN_OF_LATIN9]
+    mapping.write_text(mapping.read_text(encoding="utf-8").replace(
+        'encoding = "windows-1252"', 'encoding = "iso-8859-15"'), encoding="utf-8")
+
+    [(part, _reason)] = latin9.rejected_parts
+    ivan = normalise(part, LIMITS)
+    assert ivan is not None and ivan.kind == "personEventMessage"
+    assert "<eCH-0044:officialName>Šimunovic</eCH-0044:officialName>".encode() in ivan.xml
+    [(part, _reason)] = mixed_up.rejected_parts
+    with pytest.raises(InputRejected) as caught:
+        normalise(part, LIMITS)
+    assert str(caught.value) == (
+        "row 1 (line 2): field (row): byte 0x80 is a control character in iso8859-15, no"
+        ' letter: the export is Windows-1252 text (set encoding = "windows-1252" in the'
+        " mapping if the export is written so)")
 
 
 @pytest.mark.parametrize("declared", ["utf-8-sig", "utf-8", "iso-8859-15"])

@@ -1,11 +1,15 @@
-"""An export's bytes as text in the mapping's encoding, or InputRejected saying why not."""
+"""An export's bytes as text in the mapping's encoding, or InputRejected saying why not;
+the signs in a name that show the encoding is not the export's."""
 
 from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Sequence
+from typing import Any
 
 from gateway.api import InputRejected
+from plugins.mapping.values import Mismatch
 
 _BOM = b"\xef\xbb\xbf"
 #: The byte order marks of UTF-16 (little and big endian), e.g. Excel's "Unicode text".
@@ -18,14 +22,18 @@ _WORKBOOKS = ((b"PK\x03\x04", "a zip file, as an Excel workbook (.xlsx) is"),
 _C1 = re.compile(rb"[\x80-\x9f]")
 _SET_UTF8 = ' (set encoding = "utf-8" in the mapping if the export is written so)'
 _SET_1252 = ' (set encoding = "windows-1252" in the mapping if the export is written so)'
+_SET_LATIN9 = ' (set encoding = "iso-8859-15" in the mapping if the export is written so)'
+#: The bytes ISO-8859-15 reads otherwise than Latin-1 and Windows-1252: as € Š š Ž ž Œ œ Ÿ,
+#: where those read the signs ¤ ¦ ¨ ¼ ½ ¾, an acute accent and a cedilla.
+_LATIN9 = bytes(b for b in range(0xA0, 0x100)
+                if bytes([b]).decode("iso8859-15") != bytes([b]).decode("latin-1"))
 
 
-def export_text(data: bytes, export_format: str, encoding: str) -> str:
+def export_text(data: bytes, export_format: str, encoding: str) -> tuple[str, str | None]:
     """The text of an export in ``encoding`` (a codec name, see
-    :func:`plugins.mapping.spec.text_encoding`).
-
-    A file that starts with a UTF-8 byte order mark is read as UTF-8 whatever the
-    mapping says: the mark says so beyond doubt.
+    :func:`plugins.mapping.spec.text_encoding`), and ``encoding`` again; None instead
+    for a file that starts with a UTF-8 byte order mark: it is read as UTF-8 whatever the
+    mapping says, as the mark says so beyond doubt.
 
     :raises InputRejected: a spreadsheet workbook (xlsx, xls); UTF-16 (as its byte
         order mark says); UTF-8 where the mapping names another encoding; bytes the
@@ -38,8 +46,10 @@ def export_text(data: bytes, export_format: str, encoding: str) -> str:
                             " save it as UTF-8 or Windows-1252")
     body = data.removeprefix(_BOM)
     skipped = len(data) - len(body)
+    named: str | None = encoding
     if skipped:  # a UTF-8 byte order mark: UTF-8 whatever the mapping says
-        encoding, hint = "utf-8", ", yet the file starts with a UTF-8 byte order mark"
+        encoding, named = "utf-8", None
+        hint = ", yet the file starts with a UTF-8 byte order mark"
     elif encoding != "utf-8" and not body.isascii() and _is_utf8(body):
         raise InputRejected(f"the export is UTF-8 text, the mapping says {encoding}{_SET_UTF8}")
     else:
@@ -50,10 +60,97 @@ def export_text(data: bytes, export_format: str, encoding: str) -> str:
                             f" no letter: the export is Windows-1252 text{_SET_1252}",
                             f"byte {control.start() + skipped}")
     try:
-        return body.decode(encoding)
+        return body.decode(encoding), named
     except UnicodeDecodeError as exc:
         raise InputRejected(f"not {encoding} text: byte 0x{body[exc.start]:02x}{hint}",
                             f"byte {exc.start + skipped}") from None
+
+
+class EncodingMismatch(Mismatch):
+    """A sign in a name, place or street that shows ISO-8859-15 text read as ``encoding``:
+    ``¦`` where the export wrote ``Š`` (:func:`mixed_encoding`)."""
+
+    def __init__(self, sign: str, encoding: str) -> None:
+        self.raw, self.encoding = sign, encoding
+        super().__init__(self.said([sign]))
+
+    @property
+    def kind(self) -> tuple[str, str]:
+        """The encoding the export was read in, whatever the sign."""
+        return "encoding", self.encoding
+
+    def said(self, raws: Sequence[str]) -> str:
+        """The signs (each once), their bytes, and what ISO-8859-15 reads there."""
+        signs = list(dict.fromkeys(raws))
+        data = [sign.encode(self.encoding)[0] for sign in signs]
+        letters = ", ".join(repr(bytes([byte]).decode("iso8859-15")) for byte in data)
+        if len(signs) == 1:
+            return (f"{signs[0]!r} (byte 0x{data[0]:02x} in {self.encoding}) is in no name,"
+                    " place or street: the file looks like ISO-8859-15, where byte"
+                    f" 0x{data[0]:02x} is {letters}{_SET_LATIN9}")
+        found = ", ".join(f"{sign!r} (byte 0x{byte:02x})" for sign, byte in zip(
+            signs, data, strict=True))
+        return (f"{found} in {self.encoding} are in no name, place or street: the file looks"
+                f" like ISO-8859-15, where those bytes are {letters}{_SET_LATIN9}")
+
+
+def mixed_encoding(text: str, encoding: str) -> str:
+    """``text``, a name, place or street read in ``encoding`` (the mapping's), unless it
+    has a sign that ``encoding`` reads where ISO-8859-15 reads a letter: ``¦`` for ``Š``,
+    ``¨`` for ``š``, ``½`` for ``œ``, ``¤`` for ``€`` ... (see :data:`_LATIN9`). No name
+    in a register has one; an ISO-8859-15 export read as Windows-1252 or Latin-1 has them
+    where its letters are.
+
+    :raises EncodingMismatch: naming the first such sign.
+    """
+    if text.isascii() or (signs := _latin9_signs(encoding)) is None:
+        return text
+    found = signs.search(text)
+    if found is not None:
+        raise EncodingMismatch(found.group(), encoding)
+    return text
+
+
+@functools.cache
+def _latin9_signs(encoding: str) -> re.Pattern[str] | None:
+    """The signs ``encoding`` reads where ISO-8859-15 reads letters, if it reads all of
+    them as Latin-1 does (Windows-1252 does); None for another encoding (UTF-8, ISO-8859-15,
+    ISO-8859-2, which reads letters there too)."""
+    if encoding == "utf-8":
+        return None
+    read = _LATIN9.decode(encoding, errors="replace")
+    return re.compile(f"[{re.escape(read)}]") if read == _LATIN9.decode("latin-1") else None
+
+
+def reread(value: Any, was: str, now: str) -> Any:
+    """``value`` (a record's values, as ``was`` read them from the export) as ``now`` reads
+    the same bytes: for a row replayed after its mapping's encoding changed (as a reason
+    of :class:`EncodingMismatch` or :func:`export_text` asked).
+
+    :raises ValueError: ``now`` cannot read a value's bytes, or reads a control character
+        there; a value holds a character ``was`` does not write (a JSON ``\\u`` escape):
+        the bytes it came from are unknown.
+    """
+    if isinstance(value, dict):
+        return {reread(k, was, now): reread(v, was, now) for k, v in value.items()}
+    if isinstance(value, list):
+        return [reread(item, was, now) for item in value]
+    if not isinstance(value, str) or value.isascii():
+        return value
+    try:
+        data = value.encode(was)
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{value[exc.start]!r} is no character of {was}, which the row was"
+                         f" read in; {now}, which the mapping names now, cannot read it again:"
+                         " resubmit the export") from None
+    control = _C1.search(data) if _reads_c1_as_controls(now) else None
+    if control is not None:
+        raise ValueError(f"byte 0x{control[0][0]:02x} is a control character in {now}, no"
+                         f" letter: the export is Windows-1252 text{_SET_1252}")
+    try:
+        return data.decode(now)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not {now} text: byte 0x{data[exc.start]:02x}") from None
 
 
 def _refuse_workbook(data: bytes, export_format: str) -> None:

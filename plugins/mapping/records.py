@@ -31,12 +31,16 @@ class Record:
     :param problem: what makes the row unreadable as a whole (a cell count that does
         not fit the header, a line the CSV reader cannot read, a JSON record that is not
         an object or gives a key twice).
+
+    :param encoding: the mapping's encoding its values were read in; None when a UTF-8
+        byte order mark said the file's (see :func:`plugins.mapping.decoding.export_text`).
     """
 
     row: int
     where: str
     values: dict[str, Any]
     problem: str | None = None
+    encoding: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +67,11 @@ def read_records(data: bytes, spec: MappingSpec) -> Export:
         given more than once outside the records, no header with the mapped columns (or
         two), more rows than ``max_rows``.
     """
-    text = export_text(data, spec.format, spec.encoding)
-    return _csv(text, spec) if spec.format == "csv" else _json(text, spec)
+    text, encoding = export_text(data, spec.format, spec.encoding)
+    return _csv(text, spec, encoding) if spec.format == "csv" else _json(text, spec, encoding)
 
 
-def _csv(text: str, spec: MappingSpec) -> Export:
+def _csv(text: str, spec: MappingSpec, encoding: str | None) -> Export:
     header = find_header(text, spec)
     names, where = header.names, f"line {header.line}"
     twice = sorted({n for cs in spec.columns().values() for n in cs if names.count(n) > 1})
@@ -82,7 +86,7 @@ def _csv(text: str, spec: MappingSpec) -> Export:
     for line, values, problem in _rows(reader, lines, names):
         if len(records) >= spec.max_rows:
             raise InputRejected(f"more than {spec.max_rows} rows (max_rows of the mapping)")
-        records.append(Record(len(records) + 1, f"line {line}", values, problem))
+        records.append(Record(len(records) + 1, f"line {line}", values, problem, encoding))
     return Export(records, () if header.skipped is None else (header.skipped,))
 
 
@@ -137,7 +141,7 @@ class _Twice(dict[str, Any]):
     twice: tuple[str, ...]
 
 
-def _json(text: str, spec: MappingSpec) -> Export:
+def _json(text: str, spec: MappingSpec, encoding: str | None) -> Export:
     objects_twice: list[_Twice] = []
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -185,9 +189,10 @@ def _json(text: str, spec: MappingSpec) -> Export:
                                 f" {_TWICE}")
     if len(items) > spec.max_rows:
         raise InputRejected(f"{len(items)} rows, more than {spec.max_rows} (max_rows of the mapping)")
-    return Export([Record(n, "", item, _twice_in_record(item, spec) if objects_twice else None)
+    return Export([Record(n, "", item, _twice_in_record(item, spec) if objects_twice else None,
+                          encoding)
                    if isinstance(item, dict) else
-                   Record(n, "", {}, f"{json_kind(item)}, not an object")
+                   Record(n, "", {}, f"{json_kind(item)}, not an object", encoding)
                    for n, item in enumerate(items, 1)])
 
 

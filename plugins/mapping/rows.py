@@ -11,9 +11,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from gateway.api import PersonEventMessage, value_at
+from plugins.mapping.decoding import mixed_encoding
 from plugins.mapping.records import Record
-from plugins.mapping.spec import REQUIRED, SEVERAL, CountrySpec, MappingSpec
-from plugins.mapping.values import DateMismatch, text, translate
+from plugins.mapping.spec import NAMES, REQUIRED, SEVERAL, CountrySpec, MappingSpec
+from plugins.mapping.values import Mismatch, text, translate
 
 #: The eCH-0223 namespace, the header's messageType (DOMAIN.md section 6).
 MESSAGE_TYPE = "http://www.ech.ch/xmlns/eCH-0223/1"
@@ -24,7 +25,7 @@ _ID_SPACE = uuid.UUID("6d1b8f4e-2f0a-4a53-9a49-0c7b1f3e8a21")
 
 
 #: A problem of a row: the field as a reason names it (``sex (GESCHLECHT)``), what is wrong.
-Problem = tuple[str, str | DateMismatch]
+Problem = tuple[str, str | Mismatch]
 
 
 class RowError(Exception):
@@ -36,49 +37,51 @@ class RowError(Exception):
 
 
 def describe(problems: Sequence[Problem]) -> str:
-    """The problems as a reason says them, ``field F: reason``; the dates of a row
-    written in one other common form together, that form and the key to set said once."""
-    said: list[str | list[tuple[str, DateMismatch]]] = []
-    dates: dict[tuple[str, str | None, str], list[tuple[str, DateMismatch]]] = {}
+    """The problems as a reason says them, ``field F: reason``; the mismatches of a row
+    of one kind together (dates written in one other common form; signs of one wrong
+    encoding), what to set said once."""
+    said: list[str | list[tuple[str, Mismatch]]] = []
+    kinds: dict[Hashable, list[tuple[str, Mismatch]]] = {}
     for named, reason in problems:
-        if not isinstance(reason, DateMismatch) or reason.written is None:
+        if not isinstance(reason, Mismatch) or not reason.together:
             said.append(f"field {named}: {reason}")
-        elif reason.kind in dates:
-            dates[reason.kind].append((named, reason))
+        elif reason.kind in kinds:
+            kinds[reason.kind].append((named, reason))
         else:
-            said.append(dates.setdefault(reason.kind, [(named, reason)]))
-    return "; ".join(clause if isinstance(clause, str) else _dates(
+            said.append(kinds.setdefault(reason.kind, [(named, reason)]))
+    return "; ".join(clause if isinstance(clause, str) else _together(
         [named for named, _m in clause], [m.raw for _n, m in clause], clause[0][1])
         for clause in said)
 
 
-def _dates(fields: list[str], raws: list[str], mismatch: DateMismatch) -> str:
+def _together(fields: list[str], raws: list[str], mismatch: Mismatch) -> str:
     return (f"{'fields' if len(fields) > 1 else 'field'} {', '.join(fields)}:"
             f" {mismatch.said(raws)}")
 
 
 def shared_problems(errors: Sequence[RowError]) -> str | None:
     """What every one of ``errors`` (rows of one file, at least two) has, said once: the
-    same reason for the same field, or dates of the same wrong form in any date field;
-    None when they have nothing in common."""
+    same reason for the same field, or mismatches of one kind in any field (dates of the
+    same wrong form, signs of the same wrong encoding); None when they have nothing in
+    common."""
     if len(errors) < 2:
         return None
 
     def kinds(error: RowError) -> set[Hashable]:
-        return {reason.kind if isinstance(reason, DateMismatch) else (named, reason)
+        return {reason.kind if isinstance(reason, Mismatch) else (named, reason)
                 for named, reason in error.problems}
 
     shared = set.intersection(*(kinds(error) for error in errors))
     said: list[str] = []
     for named, reason in errors[0].problems:
-        if not isinstance(reason, DateMismatch) and (named, reason) in shared:
+        if not isinstance(reason, Mismatch) and (named, reason) in shared:
             said.append(f"field {named}: {reason}")
-        elif isinstance(reason, DateMismatch) and reason.kind in shared:
+        elif isinstance(reason, Mismatch) and reason.kind in shared:
             shared.discard(reason.kind)
             alike = [(field, other) for error in errors for field, other in error.problems
-                     if isinstance(other, DateMismatch) and other.kind == reason.kind]
-            said.append(_dates(list(dict.fromkeys(field for field, _m in alike)),
-                               [m.raw for _f, m in alike], reason))
+                     if isinstance(other, Mismatch) and other.kind == reason.kind]
+            said.append(_together(list(dict.fromkeys(field for field, _m in alike)),
+                                  [m.raw for _f, m in alike], reason))
     return "; ".join(said) or None
 
 
@@ -141,7 +144,7 @@ class _Reader:
         self.problems: list[Problem] = []
         self.failed: set[str] = set()
 
-    def fail(self, target: str, reason: str | DateMismatch) -> None:
+    def fail(self, target: str, reason: str | Mismatch) -> None:
         field = self.spec.field(target)
         named = f"{target} ({field.named()})" if field and field.column else target
         self.problems.append((named, reason))
@@ -160,10 +163,12 @@ class _Reader:
             values = [item for value in values
                       for item in (value if isinstance(value, list) else [value])]
         try:
-            read = [translate(self.spec, target, field, raw) for raw in (
-                text(value, tabled=field.table is not None) for value in values)
-                if raw is not None]
-        except DateMismatch as exc:
+            encoding = self.record.encoding if target in NAMES and field.value is None else None
+            read = [translate(self.spec, target, field,
+                              raw if encoding is None else mixed_encoding(raw, encoding))
+                    for raw in (text(value, tabled=field.table is not None) for value in values)
+                    if raw is not None]
+        except Mismatch as exc:
             self.fail(target, exc)
             return None
         except ValueError as exc:

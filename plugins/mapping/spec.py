@@ -54,6 +54,12 @@ TARGETS: dict[str, tuple[str, str]] = {
     "goes_to_country": ("country", "goesTo/countryNameShort"),
     "departure_date": ("date", "goesTo/departureDate (default: event_date)"),
 }
+#: The text targets that name a person, a place or a street: a sign such as ¦ or ½ in
+#: one shows an export read in the wrong encoding (see
+#: :func:`plugins.mapping.decoding.mixed_encoding`). Not the local id and its category
+#: (codes, not words), nor house_number (``12½`` is written).
+NAMES = frozenset({"official_name", "first_name", "original_name", "call_name", "birth_town",
+                   "street", "town", "municipality_name", "comes_from_town", "goes_to_town"})
 #: Targets that may read several columns (or a JSON list): one value from each.
 SEVERAL = ("nationality",)
 #: Targets every mapping fills and every row must have.

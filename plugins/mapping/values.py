@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from abc import ABCMeta, abstractmethod
+from collections.abc import Hashable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -33,11 +34,36 @@ COMMON_DATE_FORMATS = ("%Y-%m-%d", "%d.%m.%Y", "%d/%m/%Y", "%Y%m%d", "%Y-%m-%dT%
 TWO_DIGIT_YEAR = "01.01.30 would be read as 2030, a birth in 1930 as one in the future"
 
 
-class DateMismatch(ValueError):
+class Mismatch(ValueError, metaclass=ABCMeta):
+    """A value that shows the export written otherwise than the mapping reads it (its
+    dates in another form, its text in another encoding): the mismatches of one
+    :attr:`kind` in a row (if :attr:`together`) or in every row of a file are said once,
+    together (:meth:`said`), with the key to set."""
+
+    #: What of the value the reason shows (the date; the sign, not the name it is in).
+    raw: str
+
+    @property
+    @abstractmethod
+    def kind(self) -> Hashable:
+        """What the mismatch is, whatever the value."""
+
+    @property
+    def together(self) -> bool:
+        """Whether a row says its mismatches of this kind together (else each on its own)."""
+        return True
+
+    @abstractmethod
+    def said(self, raws: Sequence[str]) -> str:
+        """What is wrong with ``raws`` (the :attr:`raw` of mismatches of this kind)."""
+
+
+class DateMismatch(Mismatch):
     """A date not of the form ``expected``; ``written``: the common form it is of, if one;
     ``key``: the mapping key that sets the form (``date_format``, ``fields.X.format``).
 
-    Mismatches of the same kind (:attr:`kind`) in a row or a file are said once.
+    Mismatches of the same kind (:attr:`kind`) in a row or a file are said once; in a
+    row, only those of a common form.
     """
 
     def __init__(self, raw: str, expected: str, written: str | None, key: str) -> None:
@@ -48,6 +74,11 @@ class DateMismatch(ValueError):
     def kind(self) -> tuple[str, str | None, str]:
         """What the mismatch is, whatever the date: expected form, written form, key."""
         return self.expected, self.written, self.key
+
+    @property
+    def together(self) -> bool:
+        """Dates of a common form, said with the key that reads them; others each alone."""
+        return self.written is not None
 
     def said(self, raws: Sequence[str]) -> str:
         """What is wrong with the dates ``raws`` (this one, or several of its kind, the
