@@ -209,3 +209,52 @@ def test_an_ech0020_v2_delivery_is_said_to_be_v2_where_the_gateway_judges_it(
     assert cli(capsys, "validate", str(v2)) == (1, f"{v2}: REJECTED: {said}\n")
     code, out = cli(capsys, "--config", str(config), "rules", "explain", str(v2))
     assert (code, out) == (1, f"{v2.name}: quarantined: {said}\n")
+
+
+# -- the size limit ---------------------------------------------------------------------------
+
+
+def test_the_configured_document_limit_refuses_as_the_daemon_does(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``[limits] max_document_bytes = "8KiB"``: validate rejects a 13411-byte eCH-0223
+    message naming the setting (it checked it against 64 MiB: valid), takes a 1596-byte one
+    (exit 1, as for an invalid file); the daemon with the same configuration quarantines
+    the large one for the same limit."""
+    config = write_initial_config(tmp_path)
+    text = config.read_text(encoding="utf-8")
+    assert 'max_document_bytes = "20MiB"' in text
+    config.write_text(text.replace('max_document_bytes = "20MiB"', 'max_document_bytes = "8KiB"'),
+                      encoding="utf-8")
+    full, small = FIXTURES / "valid-pem-full-persondata.xml", FIXTURES / "valid-pem-minimal.xml"
+    assert small.stat().st_size <= 8192 < full.stat().st_size == 13411
+
+    code, out = cli(capsys, "--config", str(config), "validate", str(full), str(small))
+
+    assert code == 1
+    assert _verdicts(out) == [
+        f"{full}: REJECTED: input is 13411 bytes, more than [limits] max_document_bytes (8192)",
+        f"{small}: valid (eCH-0223 1.5 personEventMessage)"]
+
+    async def run() -> None:
+        async with running(config):
+            drop(tmp_path / "registry" / "outbox", full.name, full.read_bytes())
+            await until(lambda: states(tmp_path / "gateway.db", "SELECT state FROM messages")
+                        == [("quarantined",)])
+
+    asyncio.run(run())
+    [(reason,)] = states(tmp_path / "gateway.db", "SELECT reason FROM messages")
+    assert reason.startswith("document of 13411 bytes is larger than the limit of 8192 bytes"
+                             " ([limits] max_document_bytes)")
+
+
+def test_without_a_configuration_validate_names_its_own_limit_and_the_setting(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """No configuration: 64 MiB, as before; the reason says whose limit that is, and the
+    file's own size (not the bytes read to find it too large)."""
+    big = tmp_path / "big.xml"
+    with big.open("wb") as handle:
+        handle.truncate(64 * 1024 * 1024 + 1000)  # sparse: no 64 MiB written
+    code, out = cli(capsys, "validate", str(big))
+    assert (code, out) == (1, f"{big}: REJECTED: input is 67109864 bytes, more than validate's"
+                              " own limit without a configuration (67108864; with one, its"
+                              " [limits] max_document_bytes)\n")

@@ -145,8 +145,12 @@ def test_validate_files_succeeds_when_all_are_valid(capsys: pytest.CaptureFixtur
 
 
 def test_validate_files_refuses_oversize_files(capsys: pytest.CaptureFixture[str]) -> None:
+    """The file's size is said, not the 101 bytes read to find it too large."""
     assert validate_files([str(FULL)], max_bytes=100) == 1
-    assert "REJECTED: input is 101 bytes, more than the limit of 100" in capsys.readouterr().out
+    assert capsys.readouterr().out == (f"{FULL}: REJECTED: input is {FULL.stat().st_size} bytes,"
+                                       " more than the limit of 100\n")
+    assert validate_files([str(FULL)], max_bytes=100, limit="[limits] max_document_bytes (100)") == 1
+    assert capsys.readouterr().out.endswith(" more than [limits] max_document_bytes (100)\n")
 
 
 def test_schema_dir_is_the_project_schemas() -> None:

@@ -10,7 +10,9 @@ the command line)
 and validated as eCH-0223 1.5 and, with ``--ech0223-version``, as that version
 too; or with the normaliser's reason when the daemon would quarantine it or
 take it and send nothing. A JSON or CSV export is pointed to ``map-test``.
-Nothing is stored, nothing is sent.
+A file larger than the configuration's ``[limits] max_document_bytes`` is
+rejected as the daemon would (without a configuration: larger than validate's own
+limit, 64 MiB). Nothing is stored, nothing is sent.
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ from typing import Any
 from gateway.assembly import make_validator, schema_set
 from gateway.cli import _access
 from gateway.config import Settings, find_config
-from gateway.contracts import Decision, Normalised, PartnerVersion, RawInput
+from gateway.contracts import DOCUMENT_LIMIT, Decision, Normalised, PartnerVersion, RawInput
 from gateway.convert import CANONICAL
-from gateway.errors import ConversionRefused, InputRejected
+from gateway.errors import ConfigError, ConversionRefused, InputRejected, PluginError
 from gateway.person_state import PersonState, StoredPerson
 from gateway.plugins import fact_values
 from gateway.processor import (
@@ -36,7 +38,13 @@ from gateway.processor import (
 )
 from gateway.store import Processed, StoreReader
 from gateway.wording import counted
-from gateway.xml.validation import SchemaSet, default_schema_set, format_report, validate_files
+from gateway.xml.validation import (
+    DEFAULT_MAX_BYTES,
+    SchemaSet,
+    default_schema_set,
+    format_report,
+    validate_files,
+)
 
 _ZIP = b"PK\x03\x04"
 _BOM = b"\xef\xbb\xbf"
@@ -58,25 +66,47 @@ def export_hint(path: str, data: bytes) -> str | None:
 def cmd_validate(args: argparse.Namespace) -> int:
     """Print a verdict per file; 0 when all are valid (registry input: would be taken)."""
     schemas = SchemaSet.from_catalog(args.official) if args.official else None
-    registry = RegistryInput(args, schemas)
+    settings = _configuration(args)
+    if settings is not None:
+        max_bytes = int(settings.limits.max_document_bytes)
+        limit = f"{DOCUMENT_LIMIT} ({max_bytes})"
+    else:
+        max_bytes = DEFAULT_MAX_BYTES
+        limit = (f"validate's own limit without a configuration ({max_bytes}; with one, its"
+                 f" {DOCUMENT_LIMIT})")
+    registry = RegistryInput(args, schemas, settings)
     try:
         return validate_files(args.files, schemas, ech0223_version=args.ech0223_version,
-                              other=registry)
+                              max_bytes=max_bytes, limit=limit, other=registry)
     finally:
         registry.close()
+
+
+def _configuration(args: argparse.Namespace) -> Any:
+    """The configuration (``--config`` or the default places), if one is found and loads;
+    None otherwise: eCH-0223 is validated without one (registry input, which needs
+    it, reports why it does not load)."""
+    if find_config(args.config) is None:
+        return None
+    try:
+        return _access.configuration(args)
+    except (ConfigError, PluginError):
+        return None
 
 
 class RegistryInput:
     """Judges files the schemas do not take, as the daemon would process them.
 
-    The configuration (``--config`` or the default places; the defaults when there is
-    none) and its database are opened at the first such file only: validating eCH-0223
-    needs neither.
+    With ``settings``, the configuration (None: none found, or it does not load; then it
+    is loaded again at the first such file, to say why not). Its database is opened at
+    the first such file only: validating eCH-0223 needs none.
     """
 
-    def __init__(self, args: argparse.Namespace, schemas: SchemaSet | None) -> None:
+    def __init__(self, args: argparse.Namespace, schemas: SchemaSet | None,
+                 settings: Any = None) -> None:
         self._args = args
         self._schemas = schemas
+        self._settings = settings
         self._proc: Processor | None = None
         self._store: StoreReader | None = None
         self._source = "registry"
@@ -172,7 +202,8 @@ class RegistryInput:
         settings: Any
         config = find_config(self._args.config)
         if config is not None:
-            settings = _access.configuration(self._args)
+            settings = (self._settings if self._settings is not None
+                        else _access.configuration(self._args))
             self._source = next(iter(settings.sources), self._source)
             if settings.store.path.exists():
                 self._store = StoreReader(settings.store.path)

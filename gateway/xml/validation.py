@@ -9,6 +9,7 @@ read from the document. Compiled schemas are cached per thread: an lxml
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -261,10 +262,14 @@ def _where(issue: ValidationIssue) -> str:
 
 
 def validate_files(paths: list[str], schema_set: SchemaSet | None = None, *,
-                   ech0223_version: str | None = None,
-                   max_bytes: int = DEFAULT_MAX_BYTES, other: OtherInput | None = None) -> int:
+                   ech0223_version: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES,
+                   limit: str | None = None, other: OtherInput | None = None) -> int:
     """Validate each file, print a verdict per file; the command's exit code: 0 if all
     are valid, 3 (not found) if a file cannot be read, else 1.
+
+    A file larger than ``max_bytes`` is rejected before anything else, naming ``limit``
+    (the setting it comes from, with its value: ``[limits] max_document_bytes
+    (1048576)``; default: ``the limit of 1048576``) and the file's size.
 
     A file that is not XML, or whose root element no schema here takes, is
     ``other``'s to judge first (the command line's: registry input).
@@ -286,9 +291,15 @@ def validate_files(paths: list[str], schema_set: SchemaSet | None = None, *,
         try:
             with open(path, "rb") as handle:
                 data = handle.read(max_bytes + 1)
+                size = os.fstat(handle.fileno()).st_size
         except OSError as exc:
             print(f"{path}: UNREADABLE: {exc.strerror or exc}")
             unreadable = True
+            continue
+        if len(data) > max_bytes:  # whatever it is: the daemon refuses it for its size
+            said = f"{size} bytes, more" if size > max_bytes else "larger"  # a pipe: no size
+            print(f"{path}: REJECTED: input is {said} than {limit or f'the limit of {max_bytes}'}")
+            status = FAILED
             continue
         try:
             tree: etree._ElementTree | None = parse_untrusted(data, max_bytes=max_bytes)
