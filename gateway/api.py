@@ -15,8 +15,10 @@ is a gap in this module, not a licence to import internals.
 - helpers worth sharing: safe XML parsing and validation (:func:`problems_text`: schema
   problems as a reason says them), safe zip handling,
   file and folder primitives (:func:`replace_durably` for a plugin's own state
-  files), taking files that are written in place (:class:`FileTaker`), calls into a
-  file system that may hang, each given up on after a while (:class:`BoundedCalls`), log redaction,
+  files; :class:`CursorFile`, a polling source's cursor in the data folder, read and
+  written in bounded calls), taking files that are written in place (:class:`FileTaker`),
+  calls into a file system that may hang, each given up on after a while
+  (:class:`BoundedCalls`), log redaction,
   an HTTP ``Retry-After`` header in seconds (:func:`retry_after_seconds`), an HTTP
   answer's body read up to a limit (:func:`read_at_most`), a dotted path into parsed
   JSON (:func:`value_at`), a count in words (:func:`counted`: ``1 row``, ``2 rows``);
@@ -65,6 +67,7 @@ from gateway.contracts import (
     RawInput,
     Route,
 )
+from gateway.cursor_file import CursorFile
 from gateway.dirwatch import DirWatcher, ready_files
 from gateway.documents import FileCheck, check_files, named_files
 from gateway.dotted import value_at
@@ -181,6 +184,7 @@ __all__ = [
     "BoundedCalls",
     "Command",
     "ConfigError",
+    "CursorFile",
     "Decision",
     "DeliveryError",
     "DirWatcher",

@@ -252,13 +252,13 @@ async def test_tls_with_a_client_certificate_and_a_token(tmp_path: Path) -> None
     assert [m.state for m in gw.messages()] == ["routed"] * 5
 
 
-def test_an_unreadable_cursor_starts_from_the_beginning(tmp_path: Path,
-                                                        caplog: pytest.LogCaptureFixture) -> None:
+async def test_an_unreadable_cursor_starts_from_the_beginning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     context = PluginContext("drop", tmp_path, NormaliseContext(1 << 20, 100, 1 << 20, 100), None)
     source = RestSource(RestSourceOptions.model_validate({"url": "http://127.0.0.1:9/"}), context)
-    source.cursor_file.parent.mkdir(parents=True)
-    source.cursor_file.write_bytes(b"{garbage")
-    assert source._load_cursor() is None
+    source.cursor_file.path.parent.mkdir(parents=True)
+    source.cursor_file.path.write_bytes(b"{garbage")
+    assert await source._load_cursor() is None
     assert "polling from the start" in caplog.text
 
 
@@ -294,7 +294,7 @@ def cursor_unanswering(root_text: str) -> None:
     hangs: list[Callable[[], bool]] = []
 
     async def run_until(source: RestSource, done: Callable[[], bool]) -> None:
-        source.calls.timeout = 1.0
+        source.cursor_file.calls.timeout = 1.0
         task = asyncio.create_task(source.run(StubIntake()))
         try:
             await until(done)
@@ -307,7 +307,7 @@ def cursor_unanswering(root_text: str) -> None:
         async with serve(outbox.handle, method="GET") as url:
             first = RestSource(RestSourceOptions.model_validate(options(url)), context)
             failed = f"rest source drop: polling {url} failed: "
-            writing = (f"{failed}writing its cursor {first.cursor_file}: not done within 1s"
+            writing = (f"{failed}writing its cursor {first.cursor_file.path}: not done within 1s"
                        " (does its file system hang?)")
 
             def stops_there() -> bool:
@@ -320,7 +320,7 @@ def cursor_unanswering(root_text: str) -> None:
             assert set(outbox.polls) == {None} and first.cursor is None
 
             polled = len(outbox.polls)
-            reading = (f"{failed}reading its cursor {first.cursor_file}: not done within 1s"
+            reading = (f"{failed}reading its cursor {first.cursor_file.path}: not done within 1s"
                        " (does its file system hang?)")
             await run_until(RestSource(RestSourceOptions.model_validate(options(url)), context),
                             lambda: reading in said)

@@ -16,10 +16,9 @@ between the two repeats the page at the next start: the same bytes from the
 same source are stored as duplicates, not processed twice.
 
 Reading and writing the cursor are calls into a folder that may hang (a
-share): each is given up on after :data:`CURSOR_TIMEOUT`
-(:class:`~gateway.api.BoundedCalls`), said in the log, and the poll tried
-again after ``interval`` (repeating the page, as after a stop); nothing
-else waits for it, the stop neither.
+share): each is given up on after a minute (:class:`~gateway.api.CursorFile`),
+said in the log, and the poll tried again after ``interval`` (repeating the
+page, as after a stop); nothing else waits for it, the stop neither.
 """
 
 from __future__ import annotations
@@ -30,7 +29,6 @@ import binascii
 import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -39,7 +37,7 @@ from pydantic import Field
 from yarl import URL
 
 from gateway.api import (
-    BoundedCalls,
+    CursorFile,
     Duration,
     GatewayError,
     Intake,
@@ -48,7 +46,6 @@ from gateway.api import (
     RepeatedProblem,
     Size,
     read_at_most,
-    replace_durably,
 )
 from plugins.rest._client import ClientOptions, body_start, open_session, where
 
@@ -58,8 +55,6 @@ log = logging.getLogger(__name__)
 DEFAULT_CONTENT_TYPE = "application/xml"
 #: The longest message id kept in a stored input's reference.
 MAX_ID = 200
-#: Seconds reading or writing the cursor file may take (its folder may hang).
-CURSOR_TIMEOUT = 60.0
 
 
 class RestSourceOptions(ClientOptions):
@@ -93,10 +88,8 @@ class RestSource:
     def __init__(self, options: RestSourceOptions, context: PluginContext) -> None:
         self.options = options
         self.name = context.name
-        self.cursor_file = context.data_dir / "rest" / f"{context.name}.cursor"
+        self.cursor_file = CursorFile(context.data_dir / "rest" / f"{context.name}.cursor")
         self.cursor: str | None = None
-        #: Calls into the cursor's folder, bounded.
-        self.calls = BoundedCalls(CURSOR_TIMEOUT)
         self._where = where(options.url)
         options.ssl_context()  # a certificate or key that cannot be read fails here, at start
 
@@ -109,8 +102,7 @@ class RestSource:
             while True:
                 try:
                     if not loaded:
-                        self.cursor = await self.calls.or_transient(
-                            self._load_cursor, doing=f"reading its cursor {self.cursor_file}")
+                        self.cursor = await self._load_cursor()
                         loaded = True
                     more = await self.poll(session, intake)
                     problem.ok()
@@ -192,24 +184,25 @@ class RestSource:
     async def save_cursor(self, cursor: str) -> None:
         """Write the cursor durably; until it is, the next poll repeats the page.
 
-        :raises ~gateway.api.TransientError: it was not written within
-            :data:`CURSOR_TIMEOUT` (or a write given up on before has not returned yet).
+        :raises ~gateway.api.TransientError: it was not written in time
+            (:meth:`~gateway.api.CursorFile.write`).
         """
-        data = json.dumps({"cursor": cursor}).encode("utf-8")
-        await self.calls.or_transient(_write, self.cursor_file, data,
-                                      doing=f"writing its cursor {self.cursor_file}")
+        await self.cursor_file.write(json.dumps({"cursor": cursor}).encode("utf-8"))
         self.cursor = cursor
 
-    def _load_cursor(self) -> str | None:
-        """The cursor a previous run wrote; none on a first start (or an unreadable file)."""
+    async def _load_cursor(self) -> str | None:
+        """The cursor a previous run wrote; none on a first start (or an unreadable file).
+
+        :raises ~gateway.api.TransientError: it was not read in time
+            (:meth:`~gateway.api.CursorFile.read`).
+        """
         try:
-            found = json.loads(self.cursor_file.read_bytes())["cursor"]
-        except FileNotFoundError:
-            return None
+            data = await self.cursor_file.read()
+            found = None if data is None else json.loads(data)["cursor"]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.error("rest source %s: cannot read its cursor %s (%s); polling from the start"
                       " (what was taken already is stored as duplicates)", self.name,
-                      self.cursor_file, exc)
+                      self.cursor_file.path, exc)
             return None
         return found if isinstance(found, str) else None
 
@@ -231,8 +224,3 @@ def read_page(data: bytes) -> Page:
     if not isinstance(more, bool):
         raise BadAnswer('"more" must be true or false')
     return Page(doc.get("messages", []), cursor, more)
-
-
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    replace_durably(path, data)
