@@ -7,23 +7,29 @@ is :mod:`tests.soap_service` (TLS with client certificates, on 127.0.0.1).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gateway.api import RawInput, parse_untrusted, value_at
+from gateway.api import CursorFile, NormaliseContext, PluginContext, RawInput, parse_untrusted, value_at
 from gateway.assembly import load_config
 from gateway.ech0223 import sample_event_report, write_message
 from gateway.errors import ConfigError, StoreUnavailable
 from gateway.pipeline import Pipeline
 from plugins.soap import cursor
-from plugins.soap.source import as_bytes
+from plugins.soap.options import SoapSourceOptions
+from plugins.soap.source import SoapSource, as_bytes
 from tests.flow import StubTransport, message, plugin_manager, running, states, until, write_config
+from tests.mounts import require_fuse, run_isolated, unanswering
 from tests.soap_service import WSDL, Certs, SoapService, make_certs, serving
+from tests.stubs import StubIntake
 
 CURSOR = Path("soap") / "canton.cursor.json"
 
@@ -185,24 +191,27 @@ def test_check_config_names_a_fetch_argument_the_operation_lacks(tmp_path: Path,
     assert reason == "FetchMessages has no argument 'since' (it has: after, limit)"
 
 
-def test_the_cursor_file_round_trips_and_a_broken_one_is_named(tmp_path: Path) -> None:
+async def test_the_cursor_file_round_trips_and_a_broken_one_is_named(tmp_path: Path) -> None:
     path = tmp_path / "soap" / "canton.cursor.json"
-    assert cursor.load(path) == cursor.PollState()
-    cursor.save(path, cursor.PollState("41", ("a", "b")))
-    assert cursor.load(path) == cursor.PollState("41", ("a", "b"))
+    file = CursorFile(path, 0o600)
+    assert await cursor.load(file) == cursor.PollState()
+    await cursor.save(file, cursor.PollState("41", ("a", "b")))
+    assert await cursor.load(file) == cursor.PollState("41", ("a", "b"))
     assert [p.name for p in path.parent.iterdir()] == ["canton.cursor.json"]
+    assert path.stat().st_mode & 0o777 == 0o600
     path.write_text("{not json")
     with pytest.raises(ValueError, match="is not a cursor file"):
-        cursor.load(path)
+        await cursor.load(file)
     assert path.read_text() == "{not json"  # left for the operator
 
 
 @pytest.mark.parametrize("content", ["[1, 2]", '"x"', "7", "null"])
-def test_a_cursor_file_of_json_that_is_no_object_is_named(tmp_path: Path, content: str) -> None:
+async def test_a_cursor_file_of_json_that_is_no_object_is_named(tmp_path: Path,
+                                                                content: str) -> None:
     path = tmp_path / "canton.cursor.json"
     path.write_text(content)
     with pytest.raises(ValueError, match="is not a cursor file: unexpected content"):
-        cursor.load(path)
+        await cursor.load(CursorFile(path))
     assert path.read_text() == content  # left for the operator
 
 
@@ -232,3 +241,71 @@ def test_answer_paths() -> None:
     assert value_at({"n": None}, "n", missing="absent") is None
     assert value_at({"n": None}, "m", missing="absent") == "absent"
     assert value_at({"n": None}, "n.0", missing="absent") == "absent"
+
+
+def cursor_unanswering(root_text: str) -> None:
+    """(In a private mount namespace.) The data folder stops answering (its share's server
+    is gone) once the source saved its state: saving the next is given up on after its
+    timeout, said once, and the same messages fetched again (duplicates, for the store);
+    a source started meanwhile gives up reading its state and fetches nothing; the event
+    loop goes on all the while, and each source stops while the folder still hangs."""
+    root = Path(root_text)
+    data = root / "data"
+    context = PluginContext("canton", data, NormaliseContext(1 << 20, 100, 1 << 20, 100), None)
+    said: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: said.append(record.getMessage())  # type: ignore[method-assign]
+    logging.getLogger("plugins.soap").addHandler(handler)
+    hang = contextlib.ExitStack()
+    hangs: list[Callable[[], bool]] = []
+
+    async def run_until(source: SoapSource, done: Callable[[], bool]) -> None:
+        source.state_file.calls.timeout = 1.0
+        task = asyncio.create_task(source.run(StubIntake()))
+        try:
+            await until(done)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def polls() -> None:
+        async with serving(SoapService(make_certs(root / "pki"), outbox=reports(2, seed=7),
+                                       page=2)) as svc:
+            settings = {"wsdl": str(WSDL), "address": svc.url, "ca_file": str(svc.certs.ca),
+                        "client_cert": str(svc.certs.client), "poll_interval": "100ms",
+                        "arguments": {"after": "cursor", "limit": "const:2"}}
+            first = SoapSource(SoapSourceOptions.model_validate(settings), context)
+            state = first.state_file.path
+            writing = (f"soap source canton failed: writing its cursor {state}: not done"
+                       " within 1s (does its file system hang?)")
+            fetched = [("FetchMessages", "1", "2")]  # the messages after the state saved
+
+            def stops_there() -> bool:
+                if first.state == cursor.PollState("1") and not hangs:  # saved: it hangs now
+                    hangs.append(hang.enter_context(unanswering(data, safety=20)))
+                    svc.outbox += reports(2, seed=8)
+                return svc.calls[-3:] == fetched * 3  # the same messages, twice since
+            await run_until(first, stops_there)
+            assert said.count(writing) == 1, said  # (then every 5 minutes)
+            assert first.state == cursor.PollState("1")
+
+            calls = len(svc.calls)
+            reading = writing.replace("writing", "reading")
+            await run_until(SoapSource(SoapSourceOptions.model_validate(settings), context),
+                            lambda: reading in said)
+            assert len(svc.calls) == calls
+            assert hangs[0](), "the source waited until the folder was cut off"
+
+    with hang:
+        asyncio.run(polls())
+        assert hangs[0](), "the run ended only once the folder was cut off"
+
+
+def test_a_state_folder_that_does_not_answer_holds_up_nothing(tmp_path: Path) -> None:
+    """The state lives in the gateway's data folder, which may be a share: reading and
+    writing it are bounded calls away from the event loop, given up on as a transient
+    failure (the messages are fetched again), not waits that hold up the event loop, or
+    the stop, for as long as the share."""
+    require_fuse()
+    run_isolated("tests.test_soap_source:cursor_unanswering", str(tmp_path))

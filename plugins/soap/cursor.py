@@ -1,16 +1,17 @@
 """The polling source's persisted state: the service's cursor and the ids not yet acknowledged.
 
-Written with :func:`~gateway.api.replace_durably`: after a crash the file holds
-the previous state or the new one, never a torn mix.
+Kept in a :class:`~gateway.api.CursorFile`: written durably (after a crash
+the file holds the previous state or the new one, never a torn mix), each
+read and write given up on after a while (the data folder may be a share that
+hangs) as a :class:`~gateway.api.TransientError`.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from gateway.api import replace_durably
+from gateway.api import CursorFile
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,27 +22,33 @@ class PollState:
     unacknowledged: tuple[str, ...] = field(default=())
 
 
-def load(path: Path) -> PollState:
-    """The state saved at ``path``; the empty state if there is none.
+async def load(file: CursorFile) -> PollState:
+    """The state saved in ``file``; the empty state if there is none.
 
     :raises ValueError: the file is not such a state (it is left as it is, for the operator).
+    :raises ~gateway.api.TransientError: it was not read in time.
+    :raises OSError: it cannot be read.
     """
-    try:
-        data = json.loads(path.read_bytes())
-    except FileNotFoundError:
+    data = await file.read()
+    if data is None:
         return PollState()
+    try:
+        found = json.loads(data)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not a cursor file: {exc}") from None
-    if not isinstance(data, dict):  # valid JSON, but no state: ValueError like the rest
-        raise ValueError(f"{path} is not a cursor file: unexpected content")
-    cursor, pending = data.get("cursor"), data.get("unacknowledged", [])
+        raise ValueError(f"{file.path} is not a cursor file: {exc}") from None
+    if not isinstance(found, dict):  # valid JSON, but no state: ValueError like the rest
+        raise ValueError(f"{file.path} is not a cursor file: unexpected content")
+    cursor, pending = found.get("cursor"), found.get("unacknowledged", [])
     if not (cursor is None or isinstance(cursor, str)) or not isinstance(pending, list):
-        raise ValueError(f"{path} is not a cursor file: unexpected content")
+        raise ValueError(f"{file.path} is not a cursor file: unexpected content")
     return PollState(cursor, tuple(str(i) for i in pending))
 
 
-def save(path: Path, state: PollState) -> None:
-    """Replace the state at ``path`` with ``state``, durably."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+async def save(file: CursorFile, state: PollState) -> None:
+    """Replace the state in ``file`` with ``state``, durably.
+
+    :raises ~gateway.api.TransientError: it was not written in time.
+    :raises OSError: it cannot be written.
+    """
     data = json.dumps({"cursor": state.cursor, "unacknowledged": list(state.unacknowledged)})
-    replace_durably(path, data.encode(), 0o600)
+    await file.write(data.encode())

@@ -7,6 +7,13 @@ between fetches the same messages again, which the store recognises as
 duplicates. With an ``acknowledge`` operation, the ids of the stored
 messages are acknowledged after that; ids whose acknowledgement failed are
 kept with the cursor and acknowledged before the next fetch.
+
+The state is read once, at the first round, and written whenever it changes,
+each in a call into the data folder given up on after a minute
+(:class:`~gateway.api.CursorFile`: a share that hangs holds up neither the
+event loop nor the stop); the round is then tried again after
+``poll_interval``, and what was fetched since the last state written comes
+again, as duplicates.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from zeep.helpers import serialize_object
 
 from gateway.api import (
     ConfigError,
+    CursorFile,
     DeliveryError,
     Intake,
     PluginContext,
@@ -90,7 +98,11 @@ class SoapSource:
         self.client = SoapClient.start(options, context.name, key)
         self.fetch_plan, self.ack_plan, self.answer_names = checked_plans(self.client, options, key)
         self.limits = context.normalise
-        self.state_path = context.data_dir / "soap" / f"{context.name}.cursor.json"
+        #: The cursor and the ids not yet acknowledged (readable by the gateway alone).
+        self.state_file = CursorFile(context.data_dir / "soap" / f"{context.name}.cursor.json",
+                                     0o600)
+        #: The state saved last, once read.
+        self.state: cursor.PollState | None = None
 
     async def run(self, intake: Intake) -> None:
         """Poll until cancelled; a round that brought messages is followed at once by the next."""
@@ -114,7 +126,9 @@ class SoapSource:
         :return: whether the service moved on (messages came, the cursor changed).
         :raises DeliveryError: a call failed (the reason says why).
         """
-        state = cursor.load(self.state_path)
+        if self.state is None:
+            self.state = await cursor.load(self.state_file)
+        state = self.state
         if state.unacknowledged:
             await self._acknowledge(state)
             state = cursor.PollState(state.cursor)
@@ -131,7 +145,7 @@ class SoapSource:
         pending = tuple(ids) if self.options.acknowledge else ()
         moved = cursor.PollState(state.cursor if new is None else str(new), pending)
         if moved != state:
-            cursor.save(self.state_path, moved)
+            await self._save(moved)
         if pending:
             await self._acknowledge(moved)
         return bool(messages) and (moved.cursor != state.cursor or bool(pending))
@@ -167,4 +181,9 @@ class SoapSource:
         values = {"cursor": state.cursor or "", "ids": list(state.unacknowledged)}
         kwargs = build(self.ack_plan, values, self.limits.max_bytes)
         await self.client.call(self.options.acknowledge, kwargs, classify)
-        cursor.save(self.state_path, cursor.PollState(state.cursor))
+        await self._save(cursor.PollState(state.cursor))
+
+    async def _save(self, state: cursor.PollState) -> None:
+        """Save ``state``; the next round starts from it once it is saved."""
+        await cursor.save(self.state_file, state)
+        self.state = state
