@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +24,23 @@ from gateway.api import (
     NormaliseContext,
     OutboundItem,
     PersonState,
+    PluginContext,
     RawInput,
     TransientError,
     ech0223,
     load_config,
 )
 from gateway.plugins import get_plugin_manager
-from gateway.testing import PARTNER, SOURCE, harness, sample_message, serve, states
+from gateway.testing import PARTNER, SOURCE, harness, sample_message, serve, states, until
 from plugins import ech0020
 from plugins.registry_rest.client import RegistryClient
 from plugins.registry_rest.options import RegistryOptions
 from plugins.registry_rest.sim import RegistrySimulator
+from plugins.registry_rest.source import RegistrySource
 from plugins.sedex.sim import SedexSimulator
 from plugins.sedex.sim_answers import Answerer
+from tests.mounts import require_fuse, run_isolated, unanswering
+from tests.stubs import StubIntake
 
 CORPUS = Path(__file__).resolve().parent / "fixtures" / "ech0020"
 #: A resident of baseDelivery.xml; move.xml (a move within the commune) names only him.
@@ -406,3 +411,78 @@ async def test_end_to_end_registry_event_to_the_canton_over_sedex_and_its_answer
         tmp_path / "gateway.db", "SELECT c.partner, count(*) FROM cases c JOIN case_messages m"
                                  " ON m.case_id = c.id GROUP BY c.id")
     assert (case_partner, count) == (PARTNER, 2)
+
+
+def cursor_unanswering(root_text: str) -> None:
+    """(In a private mount namespace.) The data folder stops answering (its share's server
+    is gone) once the source wrote its cursor: writing the next is given up on after its
+    timeout, said once, and the same events polled again (duplicates, for the store); a
+    source started meanwhile gives up reading its cursor and does not poll; each stops
+    while the folder still hangs."""
+    root = Path(root_text)
+    data = root / "data"
+    said: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: said.append(record.getMessage())  # type: ignore[method-assign]
+    logging.getLogger("plugins.registry_rest").addHandler(handler)
+    hang = contextlib.ExitStack()
+    hangs: list[Callable[[], bool]] = []
+
+    async def run_until(source: RegistrySource, intake: StubIntake,
+                        done: Callable[[], bool]) -> None:
+        source.cursor_file.calls.timeout = 1.0
+        task = asyncio.create_task(source.run(intake))
+        try:
+            await until(done)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def polls() -> None:
+        sim = RegistrySimulator()
+        for n in range(2):
+            sim.add_event(sample_message(f"event-{n}", seed=n))
+        async with serve(sim.app()) as url:
+            config = root / "gateway.toml"
+            config.write_text(
+                '[sources.registry]\ntype = "registry-rest"\npoll_interval = "50ms"\n'
+                '[partners.registry]\ntransport = "registry-rest"\nrole = "registry"\n'
+                f'[partners.registry.registry-rest]\nurl = "{url}"\n')
+            settings = load_config(config, get_plugin_manager())
+            context = PluginContext("registry", data, NormaliseContext(1 << 20, 100, 1 << 20,
+                                                                       100), settings)
+            options = settings.sources["registry"].parsed
+            first, intake = RegistrySource(options, context), StubIntake()
+            writing = (f"source registry failed: writing its cursor {first.cursor_file.path}:"
+                       " not done within 1s (does its file system hang?)")
+
+            def stops_there() -> bool:
+                if first.cursor == "2" and not hangs:  # written: the folder hangs now
+                    hangs.append(hang.enter_context(unanswering(data, safety=20)))
+                    sim.add_event(sample_message("event-2", seed=2))
+                return [r.ref for r in intake.submitted].count("registry event 3") >= 3
+            await run_until(first, intake, stops_there)
+            assert said.count(writing) == 1, said  # (then every 5 minutes)
+            assert first.cursor == "2"
+            assert sim.requests[-1] == "GET /events?limit=100&after=2"  # polled from there again
+
+            asked = len(sim.requests)
+            reading = writing.replace("writing", "reading")
+            await run_until(RegistrySource(options, context), StubIntake(),
+                            lambda: reading in said)
+            assert len(sim.requests) == asked
+            assert hangs[0](), "the source waited until the folder was cut off"
+
+    with hang:
+        asyncio.run(polls())
+        assert hangs[0](), "the run ended only once the folder was cut off"
+
+
+def test_a_cursor_folder_that_does_not_answer_holds_up_nothing(tmp_path: Path) -> None:
+    """The cursor lives in the gateway's data folder, which may be a share: reading and
+    writing it are bounded calls, given up on as a transient failure (the events are
+    polled again), not waits that silence the source, and hold up the stop, for as long
+    as the share."""
+    require_fuse()
+    run_isolated("tests.test_registry_rest:cursor_unanswering", str(tmp_path))

@@ -11,6 +11,12 @@ store records a repeat as a duplicate of the first, so nothing is processed
 twice and nothing is skipped. An entry that is not an event of the API (no
 id, no body, bad base64) is quarantined with the reason, as JSON, and the
 events after it go on: one bad entry never stops the outbox.
+
+The cursor is read once, at the first poll, and written when it moves, each
+in a call into the data folder given up on after a minute
+(:class:`~gateway.api.CursorFile`: a share that hangs holds up nothing else,
+the stop neither); the poll is then tried again after ``poll_interval``, the
+events since the last cursor written coming again, as duplicates.
 """
 
 from __future__ import annotations
@@ -18,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from pathlib import Path
 
 import aiohttp
 from pydantic import Field
@@ -26,14 +31,14 @@ from pydantic import Field
 from gateway.api import (
     CONFIGURATION,
     ConfigError,
+    CursorFile,
     Duration,
     Intake,
     PluginContext,
     PluginOptions,
     RawInput,
     RepeatedProblem,
-    in_thread,
-    replace_durably,
+    TransientError,
 )
 from plugins.registry_rest.client import AnswerTooLarge, RegistryClient
 from plugins.registry_rest.options import TRANSPORT, RegistryOptions
@@ -73,7 +78,10 @@ class RegistrySource:
         self.name = context.name
         self.options = options
         self.client = RegistryClient(connection, partner, connections=1)
-        self.cursor_file = context.data_dir / "cursor"
+        self.cursor_file = CursorFile(context.data_dir / "cursor")
+        #: The cursor written last (``None``: from the start), once read.
+        self.cursor: str | None = None
+        self._loaded = False
         self._problem = RepeatedProblem(log, f"source {self.name}")
 
     async def run(self, intake: Intake) -> None:
@@ -85,6 +93,9 @@ class RegistrySource:
                 except (aiohttp.ClientError, TimeoutError, ValueError, AnswerTooLarge) as exc:
                     self._problem.failed(f"cannot read the registry's events: {_said(exc)}")
                     more = False
+                except (TransientError, OSError) as exc:  # its cursor file
+                    self._problem.failed(_said(exc))
+                    more = False
                 else:
                     self._problem.ok()
                 if not more:
@@ -93,8 +104,14 @@ class RegistrySource:
             await self.client.close()
 
     async def poll(self, intake: Intake) -> bool:
-        """One poll: submit what is new, then move the cursor; ``True`` when a full batch came."""
-        cursor = await in_thread(_load, self.cursor_file)
+        """One poll: submit what is new, then move the cursor; ``True`` when a full batch came.
+
+        :raises ~gateway.api.TransientError: the cursor was not read or written in time.
+        """
+        if not self._loaded:
+            self.cursor = _after(await self.cursor_file.read())
+            self._loaded = True
+        cursor = self.cursor
         events, after = await self.client.events(cursor, self.options.batch)
         raws = [RawInput(self.name, f"registry event {e.id}", e.body,
                          {"content_type": e.content_type}) for e in events]
@@ -104,20 +121,14 @@ class RegistrySource:
             if e.problem is not None:
                 await intake.quarantine(raw, e.problem)
         if after != cursor and after is not None:
-            await in_thread(_save, self.cursor_file, after)
+            await self.cursor_file.write(json.dumps({"after": after}).encode())
+            self.cursor = after
         return len(events) >= self.options.batch
 
 
-def _load(path: Path) -> str | None:
-    try:
-        return str(json.loads(path.read_bytes())["after"])
-    except FileNotFoundError:
-        return None
-
-
-def _save(path: Path, cursor: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    replace_durably(path, json.dumps({"after": cursor}).encode())
+def _after(data: bytes | None) -> str | None:
+    """The cursor in a cursor file's ``data``; ``None`` without a file."""
+    return None if data is None else str(json.loads(data)["after"])
 
 
 def _said(exc: BaseException) -> str:
