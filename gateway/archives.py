@@ -9,11 +9,12 @@ time, which the move sets), so that neither the disk fills nor personal
 data outlives the retention the operator set.
 
 An archive folder is often on a network share, which may hang: the daemon
-deletes in calls of :data:`BATCH` entries each, every call given up on after
-the timeout of the folder's plugin (its ``write_timeout``), said in the log
-and tried again at the next run (:class:`~gateway.bounded.BoundedCalls`).
-Nothing else waits for it: not the other folders, the rest of retention or
-the stop.
+and ``ech-gateway prune`` delete in calls of :data:`BATCH` entries each, every
+call given up on after the timeout of the folder's plugin (its
+``write_timeout``; :class:`~gateway.bounded.BoundedCalls`). The daemon says so
+in the log and tries again at the next run, the command names the folder and
+fails. Nothing else waits for it: not the other folders, the rest of
+retention or the stop.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -98,49 +100,48 @@ class ArchivedFiles:
         #: The calls into each folder, bounded (a share that hangs).
         self._calls = {folder: BoundedCalls(timeout) for folder, timeout in folders.items()}
 
-    def due(self) -> dict[Path, list[str]]:
-        """The files due for deletion, by folder (none while kept forever)."""
-        if not self.keep:
-            return {}
-        before = self._clock() - self.keep
-        return {folder: [entry.path for entry in _walk(folder) if _moved_before(entry, before)]
-                for folder in self.folders}
-
-    def delete_due(self) -> dict[Path, int]:
-        """Delete the files due; how many were deleted in each folder.
-
-        :raises OSError: a folder could not be read, or a file not deleted.
-        """
-        if not self.keep:
-            return {}
-        before = self._clock() - self.keep
-        return {folder: _delete_some(_walk(folder), before, None)[0] for folder in self.folders}
-
     async def prune(self) -> int:
-        """:meth:`delete_due`, folder by folder, :data:`BATCH` entries per call into it, each
-        call bounded in time; how many in all. A folder that fails, or does not answer in
-        time, is logged and tried again next time."""
+        """Delete the files due, folder by folder (:meth:`prune_in`); how many in all. A
+        folder that fails, or does not answer in time, is logged and tried again next time."""
         if not self.keep:
             return 0
         total = 0
-        for folder, calls in self._calls.items():
-            total += await self._prune_in(folder, calls)
+        for folder in self.folders:
+            done = await self.prune_in(folder)
+            if done.failed is not None:
+                log.warning("retention: cannot delete old files in %s: %s", folder, done.failed)
+            if done.count:
+                log.info("retention: deleted %s archived in %s more than %s ago",
+                         counted(done.count, "file"), folder, format_duration(self.keep))
+            total += done.count
         return total
 
-    async def _prune_in(self, folder: Path, calls: BoundedCalls) -> int:
-        before = self._clock() - self.keep
+    async def prune_in(self, folder: Path, *, dry_run: bool = False) -> Pruned:
+        """Delete the files due in ``folder`` (one of :attr:`folders`), or only count them,
+        :data:`BATCH` entries per call into it, each call given up on after the folder's
+        timeout (none are due while files are kept forever)."""
+        if not self.keep:
+            return Pruned(0)
+        calls, before = self._calls[folder], self._clock() - self.keep
         entries = _walk(folder)  # walked in the calls' threads, one call at a time
-        deleted, more = 0, True
+        count, more = 0, True
         try:
             while more:
-                some, more = await calls(_delete_some, entries, before, BATCH)
-                deleted += some
+                some, more = await calls(_delete_some, entries, before, BATCH, dry_run)
+                count += some
         except OSError as exc:  # (a call given up on too: TimeoutError)
-            log.warning("retention: cannot delete old files in %s: %s", folder, exc)
-        if deleted:
-            log.info("retention: deleted %s archived in %s more than %s ago",
-                     counted(deleted, "file"), folder, format_duration(self.keep))
-        return deleted
+            return Pruned(count, exc)
+        return Pruned(count)
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    """What :meth:`ArchivedFiles.prune_in` did in a folder: the files deleted (counted, in a
+    dry run), and why it stopped short, if it did (``TimeoutError``: the folder did not
+    answer in time)."""
+
+    count: int
+    failed: OSError | None = None
 
 
 def _walk(folder: Path) -> Iterator[os.DirEntry[str]]:
@@ -171,19 +172,22 @@ def _moved_before(entry: os.DirEntry[str], before: float) -> bool:
         return False
 
 
-def _delete_some(entries: Iterator[os.DirEntry[str]], before: float,
-                 count: int | None) -> tuple[int, bool]:
+def _delete_some(entries: Iterator[os.DirEntry[str]], before: float, count: int,
+                 dry_run: bool) -> tuple[int, bool]:
     """Delete the files moved there before ``before`` among the next ``count`` of ``entries``
-    (``None``: all); how many (one gone meanwhile is not counted), and whether entries are
-    left."""
+    (or only count them: ``dry_run``); how many (one gone meanwhile is not counted), and
+    whether entries are left."""
     deleted = looked = 0
     for entry in itertools.islice(entries, count):
         looked += 1
         if not _moved_before(entry, before):
+            continue
+        if dry_run:
+            deleted += 1
             continue
         try:
             os.unlink(entry.path)
         except FileNotFoundError:
             continue
         deleted += 1
-    return deleted, count is not None and looked == count
+    return deleted, looked == count

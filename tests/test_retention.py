@@ -17,15 +17,16 @@ import re
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from gateway.archives import BATCH, ArchivedFiles, archive_folders
+from gateway.archives import BATCH, ArchivedFiles, Pruned, archive_folders
 from gateway.assembly import load_config
-from gateway.cli.exitcodes import ATTENTION, CONFIG, OK
+from gateway.cli.exitcodes import ATTENTION, CONFIG, FAILED, OK
 from gateway.config import write_initial_config
 from gateway.outbound import Receipt, ReceiptOutcome
 from gateway.plugins import get_plugin_manager
@@ -33,7 +34,7 @@ from gateway.retry import RetryPolicy
 from gateway.store import SQLiteStore
 from gateway.testing import drop, states, until
 from tests.flow import message, running, write_config
-from tests.mounts import require_fuse, run_isolated, tmpfs, unanswering
+from tests.mounts import ext4, frozen, require_fuse, run_isolated, tmpfs, unanswering
 from tests.test_recovery import Events, alerts, journal_count
 
 MESSAGES = 300
@@ -283,7 +284,7 @@ async def test_a_file_moved_there_later_stays_until_its_own_time(tmp_path: Path)
     newer = (archive / "newer.xml").stat().st_ctime
     # an hour after the newer one came, less 10 ms: the older one is due, the newer not
     files = ArchivedFiles({archive: 60.0}, 3600.0, clock=lambda: newer + 3600.0 - 0.01)
-    assert files.due() == {archive: [str(archive / "older.xml")]}
+    assert await files.prune_in(archive, dry_run=True) == Pruned(1)
     assert await files.prune() == 1
     assert [p.name for p in archive.iterdir()] == ["newer.xml"]
     assert await ArchivedFiles({tmp_path / "missing": 60.0}, 1.0).prune() == 0
@@ -368,6 +369,51 @@ def test_an_archive_folder_that_does_not_answer_holds_up_no_other(tmp_path: Path
     rest of retention (it goes on to the messages), nor the stop wait for it."""
     require_fuse()
     run_isolated("tests.test_retention:archive_unanswering", str(tmp_path))
+
+
+def prune_frozen(root_text: str) -> None:
+    """(In a private mount namespace.) ``prune`` while one archive folder's file system
+    holds up every write (its server stopped answering): deleting there is given up on
+    after its source's write_timeout, the next folder is pruned, and the command names the
+    folder; it exits FAILED."""
+    root = Path(root_text)
+    share = root / "share"
+    ext4(share)
+    config = gateway_folder(root, '[sources.other]\ntype = "folder"\npath = "in2"\n'
+                                  'done_dir = "done2"\nroute_to = ["canton"]\n'
+                                  '[retention]\nkeep = "0"\nkeep_files = "1s"\n')
+    config.write_text(config.read_text().replace(
+        'done_dir = "done"', f'done_dir = "{share / "done"}"\nwrite_timeout = "1s"'))
+    for done in (share / "done", root / "done2"):
+        done.mkdir()
+        (done / "old.xml").write_bytes(b"<x/>")
+    time.sleep(1.2)  # both were moved there more than keep_files ago
+    errors: list[str] = []
+    with frozen(share, safety=60):
+        prune = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(config),
+                                  "prune"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True)
+        assert prune.stderr is not None
+        reader = threading.Thread(target=lambda: errors.extend(prune.stderr or ()), daemon=True)
+        reader.start()
+        gave_up = (f"cannot delete the old archived files in {share / 'done'}: not done"
+                   " within 1s (does its file system hang?)\n")
+        asyncio.run(until(lambda: gave_up in errors, timeout=30))
+        assert not (root / "done2" / "old.xml").exists()
+    # (its thread waits in the frozen file system, uninterruptibly: the process ends once
+    # it thaws; on a share whose server is gone, at once)
+    out, _ = prune.communicate(timeout=30)
+    reader.join(timeout=30)
+    assert prune.returncode == FAILED, (out, errors)
+    assert out.splitlines()[1] == ("1 archived file moved there more than 1s ago deleted"
+                                   f" (0 in {share / 'done'}, 1 in {root / 'done2'})")
+
+
+def test_prune_names_an_archive_folder_that_does_not_answer_and_goes_on(tmp_path: Path) -> None:
+    """``ech-gateway prune`` deletes in calls bounded like the daemon's retention: an
+    archive folder on a share that hangs is named with the time it was given, not waited
+    for; the other folders are pruned all the same, and the command fails."""
+    run_isolated("tests.test_retention:prune_frozen", str(tmp_path))
 
 
 def test_an_archive_folder_holding_the_database_is_refused(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway.archives import ArchivedFiles, archive_folders
+from gateway.archives import ArchivedFiles, Pruned, archive_folders
 from gateway.cli import _access
 from gateway.cli.exitcodes import FAILED, OK
 from gateway.config import format_duration
@@ -60,16 +60,20 @@ def cmd_prune(args: argparse.Namespace) -> int:
               " states, keys and message links (the messages' records and the journal remain)")
         print(f"deleted the bytes of {counted(receipts, 'unmatched receipt')} recorded before"
               f" {_iso(before)}: receipts that matched no delivery (records and journal remain)")
-    if args.dry_run:
-        print(_files(files, {folder: len(paths) for folder, paths in files.due().items()},
-                     "would be deleted"))
-        return OK
-    try:
-        print(_files(files, files.delete_due(), "deleted"))
-    except OSError as exc:
-        print(f"cannot delete old archived files: {exc}", file=sys.stderr)
-        return FAILED
-    return OK
+    done = asyncio.run(_archived(files, args.dry_run))
+    print(_files(files, {folder: pruned.count for folder, pruned in done.items()},
+                 "would be deleted" if args.dry_run else "deleted"))
+    failed = [(folder, pruned.failed) for folder, pruned in done.items() if pruned.failed]
+    for folder, why in failed:
+        print(f"cannot {'count' if args.dry_run else 'delete'} the old archived files in"
+              f" {folder}: {why}", file=sys.stderr)
+    return FAILED if failed else OK
+
+
+async def _archived(files: ArchivedFiles, dry_run: bool) -> dict[Path, Pruned]:
+    """The old archived files deleted (or counted) in each folder, each call into it bounded
+    in time: a folder on a share that hangs is given up on, and the next one pruned."""
+    return {folder: await files.prune_in(folder, dry_run=dry_run) for folder in files.folders}
 
 
 def _files(files: ArchivedFiles, counts: dict[Path, int], done: str) -> str:

@@ -1,7 +1,8 @@
 """Named exit codes of the ``ech-gateway`` command."""
 
 OK = 0
-#: validate found an invalid file; a check failed; an operation was refused.
+#: validate found an invalid file; a check failed; an operation was refused; ``prune``
+#: could not delete in an archive folder (it failed, or did not answer in time).
 FAILED = 1
 #: ``status``: something needs an operator (a partner paused by a fault on this machine,
 #: dead letters, rejections and quarantined input not yet handled, deliveries to review,
