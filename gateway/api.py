@@ -82,6 +82,7 @@ from gateway.ech0223.versions import upgrade
 from gateway.errors import (
     ConfigError,
     DeliveryError,
+    FolderHang,
     GatewayError,
     InputRejected,
     KeyReuseRejected,
@@ -194,6 +195,7 @@ __all__ = [
     "FileCheck",
     "FileTaker",
     "Flushable",
+    "FolderHang",
     "GatewayError",
     "GatewayEvent",
     "HttpHandler",

@@ -19,6 +19,7 @@ retention or the stop.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import os
@@ -30,6 +31,8 @@ from typing import Any
 
 from gateway.bounded import BoundedCalls
 from gateway.config import CONFIGURATION, derived, format_duration, plugin_folders
+from gateway.errors import FolderHang
+from gateway.folder_checks import resolved
 from gateway.wording import counted
 
 log = logging.getLogger(__name__)
@@ -59,7 +62,9 @@ def archive_problems(settings: Any) -> list[tuple[str, str, str]]:
 
     Retention deletes every old file in an archive folder and its subfolders: one
     that is, or holds, the database, a configuration file, the documents folder or
-    another folder the gateway works in (``done_dir = "."``) would lose them.
+    another folder the gateway works in (``done_dir = "."``) would lose them. Each path
+    is resolved in a look given up on after a while (a share that is down): one that does
+    not answer is the archive folder's problem, naming it.
     """
     folders = plugin_folders(settings)
     kept = [("the database", settings.store.path),
@@ -69,20 +74,36 @@ def archive_problems(settings: Any) -> list[tuple[str, str, str]]:
     others = [(f"the {f.key} folder derived from {'.'.join(k)}" if f.derived_from
                else f"the folder of {'.'.join(k)}", f.path) for k, f in folders if not f.archive]
     problems = []
+    where = functools.cache(resolved)  # each path looked at once
     for key, folder in folders:
         if not folder.archive:
             continue
-        archive = folder.path.resolve()
-        held = [(what, path) for what, path in (*kept, *others)
-                if path.resolve() == archive or archive in path.resolve().parents]
-        if held:
-            what, path = held[0]
-            problems.append((CONFIGURATION, ".".join(key),
-                             f"{derived(folder)}{folder.path} holds {what} ({path}): retention"
-                             " deletes the old"
-                             " files of an archive folder and its subfolders; give it a folder"
-                             " of its own"))
+        try:
+            problem = _holding(folder.path, [*kept, *others], where)
+        except FolderHang as exc:
+            problem = str(exc)
+        if problem is not None:
+            problems.append((CONFIGURATION, ".".join(key), derived(folder) + problem))
     return problems
+
+
+def _holding(archive: Path, kept: list[tuple[str, Path]],
+             where: Callable[[Path], Path]) -> str | None:
+    """Why ``archive`` must not be an archive folder (it holds one of ``kept``: what, path),
+    or ``None``; ``where`` resolves a path (:func:`~gateway.folder_checks.resolved`).
+
+    :raises FolderHang: ``archive`` did not answer in time.
+    """
+    place = where(archive)
+    for what, path in kept:
+        try:
+            found = where(path)
+        except FolderHang as exc:
+            return f"whether {archive} holds {what} cannot be told: {exc}"
+        if found == place or place in found.parents:
+            return (f"{archive} holds {what} ({path}): retention deletes the old files of an"
+                    " archive folder and its subfolders; give it a folder of its own")
+    return None
 
 
 class ArchivedFiles:

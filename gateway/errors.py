@@ -122,6 +122,23 @@ class LocalHang(UnsureError):
     """
 
 
+class FolderHang(GatewayError, ValueError):
+    """A folder did not answer a look within its time (a share whose server is gone), or one
+    above it did not and has not since: checking the configuration was given up on there.
+
+    A :class:`ValueError`, so that in an options model's validator (``same_folder``) it is
+    the problem of the key that names the folder.
+    """
+
+    def __init__(self, folder: object, timeout: float) -> None:
+        super().__init__(f"folder {folder} did not answer within {timeout:g}s"
+                         " (is its share down?)")
+        self.folder, self.timeout = folder, timeout
+
+    def __reduce__(self) -> tuple[type, tuple[object, float]]:
+        return type(self), (self.folder, self.timeout)
+
+
 class StoreError(GatewayError):
     """The store cannot do what was asked (missing row, bad state transition)."""
 

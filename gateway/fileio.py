@@ -17,6 +17,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.folder_checks import resolved
+
 _READ = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
 _WRITE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
 _CHUNK = 1 << 20
@@ -214,5 +216,11 @@ def sync_filesystem(directory: Path) -> None:
 
 
 def same_folder(a: Path, b: Path) -> bool:
-    """Whether two paths name the same folder (after ``..`` and symbolic links)."""
-    return a.resolve() == b.resolve()
+    """Whether two paths name the same folder (after ``..`` and symbolic links).
+
+    Each is resolved in a look given up on after a while (:mod:`gateway.folder_checks`).
+
+    :raises ~gateway.errors.FolderHang: a folder did not answer in time (a share that is
+        down): a :class:`ValueError`, in an options model's validator the key's problem.
+    """
+    return resolved(a) == resolved(b)

@@ -29,6 +29,7 @@ from gateway.cli.exitcodes import AMBIGUOUS, CLOSED_PIPE, CONFIG, FAILED, NOT_FO
 from gateway.errors import (
     Ambiguous,
     ConfigError,
+    FolderHang,
     NotFound,
     PluginError,
     StoreError,
@@ -131,6 +132,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ech-gateway: {exc}", file=sys.stderr)
         return CONFIG
     except WorkerStartFailed as exc:  # ``run``: the installation does not load in a worker
+        print(f"ech-gateway: {exc}", file=sys.stderr)
+        return CONFIG
+    except FolderHang as exc:  # a configured folder on a share that is down, at start
         print(f"ech-gateway: {exc}", file=sys.stderr)
         return CONFIG
     except NotFound as exc:

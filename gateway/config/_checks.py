@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from gateway.config._models import Settings
 from gateway.config._provenance import Problem, Provenance
 from gateway.config._rules import NORMALISER_FACTS
 from gateway.config._suggest import did_you_mean
+from gateway.errors import FolderHang
 from gateway.facts import NAMES as FACT_NAMES
+from gateway.folder_checks import answered
 from gateway.manual import SOURCE as MANUAL
+
+T = TypeVar("T")
 
 
 def check_routes(data: Mapping[str, Any], provenance: Provenance,
@@ -167,7 +171,7 @@ def cross_check(settings: Settings, provenance: Provenance) -> list[Problem]:
         (("gateway", "data_dir"), settings.gateway.data_dir),
         (("store", "path"), settings.store.path.parent),
     ):
-        why = creatable(directory)
+        why = looked_at(directory, creatable, directory)
         if why is not None:
             problems.append(provenance.problem(key, why))
     for section in ("sources", "partners"):
@@ -175,7 +179,7 @@ def cross_check(settings: Settings, provenance: Provenance) -> list[Problem]:
             problems.append(provenance.problem(
                 (section, MANUAL), f"the name {MANUAL} is reserved for manual sends (ech-gateway send)"))
     if any(rule.then.documents for rule in settings.rules):
-        why = readable_folder(settings.documents.dir)
+        why = looked_at(settings.documents.dir, readable_folder, settings.documents.dir)
         if why is not None:
             problems.append(provenance.problem(("documents", "dir"), why))
     validation = settings.validation
@@ -185,6 +189,16 @@ def cross_check(settings: Settings, provenance: Provenance) -> list[Problem]:
     elif validation.official_catalog is not None and not validation.official_catalog.is_file():
         problems.append(provenance.problem(catalog, f"no such file: {validation.official_catalog}"))
     return problems
+
+
+def looked_at(path: Path, check: Callable[[T], str | None], subject: T) -> str | None:
+    """``check(subject)``: why the gateway cannot work with ``path``, or ``None``; in a look
+    into ``path`` given up on after a while (:func:`~gateway.folder_checks.answered`), a
+    folder that does not answer in time (a share that is down) said as the reason."""
+    try:
+        return answered(path, check, subject)
+    except FolderHang as exc:
+        return str(exc)
 
 
 def readable_folder(directory: Path) -> str | None:

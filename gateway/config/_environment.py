@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from gateway.config._checks import creatable
+from gateway.config._checks import creatable, looked_at
 from gateway.config._connections import Plugged
 from gateway.config._load import provenance_of
 from gateway.config._models import Settings
@@ -25,12 +25,12 @@ def check_environment(settings: Settings) -> list[Problem]:
     store = settings.store.path
     problems = []
     for path in (store.parent, store):
-        why = _unwritable(path) if path.exists() else None
+        why = looked_at(path, _unwritable_if_there, path)
         if why is not None:
             problems.append(provenance.problem(("store", "path"), why))
     said: set[Key] = set()
     for key, folder in plugin_folders(settings):
-        why = _check_folder(folder)
+        why = looked_at(folder.path, _check_folder, folder)
         if why is not None and not (folder.derived_from and key in said):  # (said once)
             problems.append(provenance.problem(key, derived(folder) + why))
             said.add(key)
@@ -72,6 +72,10 @@ def _check_folder(folder: WritablePath) -> str | None:
     if folder.created:
         return creatable(path)
     return f"{path} does not exist"
+
+
+def _unwritable_if_there(path: Path) -> str | None:
+    return _unwritable(path) if path.exists() else None
 
 
 def _unwritable(path: Path) -> str | None:

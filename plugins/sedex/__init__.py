@@ -15,7 +15,15 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from gateway.api import CONFIGURATION, Command, PluginContext, TransportType, hookimpl, same_folder
+from gateway.api import (
+    CONFIGURATION,
+    Command,
+    FolderHang,
+    PluginContext,
+    TransportType,
+    hookimpl,
+    same_folder,
+)
 from plugins.sedex._inbound import sedex_partners
 from plugins.sedex.options import SedexOptions
 from plugins.sedex.sim_cli import COMMAND
@@ -54,9 +62,13 @@ def gateway_check_config(settings: Any) -> list[tuple[str, str, str]]:
     problems = []
     enabled = [(name, opts) for name, on, opts in sedex_partners(settings) if on]
     for i, (name, opts) in enumerate(enabled):
-        twin = next((other for other, o in enabled[:i] if same_folder(o.inbox, opts.inbox)
-                     and (o.recipient_id, o.sender_id) == (opts.recipient_id, opts.sender_id)),
-                    None)
+        try:
+            twin = next((other for other, o in enabled[:i]
+                         if (o.recipient_id, o.sender_id) == (opts.recipient_id, opts.sender_id)
+                         and same_folder(o.inbox, opts.inbox)), None)
+        except FolderHang as exc:  # a share that is down
+            problems.append((CONFIGURATION, f"partners.{name}.sedex.inbox", str(exc)))
+            continue
         if twin is not None:
             problems.append((CONFIGURATION, f"partners.{name}.sedex.recipient_id",
                              f"partner {twin!r} has the same recipient_id and sender_id"
