@@ -18,7 +18,12 @@ alerts. Two cores give at most 2 / sum inputs per second; divided by
 ``floor.py``'s msgs/s, measured in the same run, that is the highest ratio
 the design could reach with its parts as fast as they are (issue 8 asks 0.4).
 
-Usage: .venv/bin/python bench/parts.py [--events 1000] [--messages 20000]
+Creating a file costs 20 µs at one moment and 200 µs at another (after many
+were deleted, for minutes): the file operations and the floor are measured in
+``--dir`` once creating a file there costs at most ``--settle-limit`` µs (as
+``throughput.py`` waits), and the cost is printed with them.
+
+Usage: .venv/bin/python bench/parts.py [--events 1000] [--messages 20000] [--dir DIR]
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ import stage_cost
 import store_ops
 from ech0020_inputs import Corpus
 from sedex_echo import RECEIPT
+from throughput import settle
 
 from gateway.fileio import move_unique, read_file, sync_filesystem
 from plugins.sedex._files import publish
@@ -76,12 +82,13 @@ def store(events: int) -> float:
     return sum(per_op.values())
 
 
-def files(events: int) -> tuple[float, float]:
-    """CPU µs per input of the gateway's file operations and of the sedex client's."""
+def files(events: int, where: Path | None) -> tuple[float, float]:
+    """CPU µs per input of the gateway's file operations and of the sedex client's, in a
+    folder made in ``where``."""
     corpus = Corpus.load()
     payload = next(iter(corpus.events_of(1)))  # about the size of the messages written
     gateway = client = 0.0
-    with tempfile.TemporaryDirectory(prefix="ech-gateway-parts-") as work:
+    with tempfile.TemporaryDirectory(prefix="ech-gateway-parts-", dir=where) as work:
         root = Path(work)
         dirs = {name: root / name for name in ("in", "done", "outbox", "staging", "processed",
                                                 "receipts", "receipts-done")}
@@ -132,18 +139,28 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=1000, help="inputs per part (default 1000)")
     ap.add_argument("--messages", type=int, default=20_000, help="floor.py's messages")
+    ap.add_argument("--dir", type=Path, default=None,
+                    help="where files are made (default: the system's temporary folder)")
+    ap.add_argument("--settle-limit", type=float, default=25.0,
+                    help="wait until creating a file costs at most this (µs)")
+    ap.add_argument("--settle-max", type=float, default=420.0,
+                    help="wait at most this long (s) for file creation to settle")
     args = ap.parse_args()
     parts = {"worker stages, normalise and finish": worker_stages(args.events),
              "store operations": store(args.events)}
-    parts["files, gateway"], parts["files, sedex client"] = files(args.events)
+    with tempfile.TemporaryDirectory(prefix="ech-gateway-parts-", dir=args.dir) as work:
+        creation = settle(Path(work), args.settle_limit, args.settle_max)
+    parts["files, gateway"], parts["files, sedex client"] = files(args.events, args.dir)
     for name, us in parts.items():
         print(f"{name + ':':<36} {us:7.1f} µs per input")
     total = sum(parts.values())
     most = CORES * 1e6 / total
     print(f"{'all:':<36} {total:7.1f} µs per input")
     print(f"at most, on {CORES} cores: {most:,.0f} inputs/s")
-    with tempfile.TemporaryDirectory(prefix="ech-gateway-floor-") as work:
+    with tempfile.TemporaryDirectory(prefix="ech-gateway-floor-", dir=args.dir) as work:
+        settle(Path(work), args.settle_limit, args.settle_max)
         rate = floor.floor(args.messages, Path(work))
+    print(f"file creation: {creation:.0f} µs per file before the file operations")
     print(f"floor.py: {rate:,.0f} msgs/s; the highest ratio the parts allow: {most / rate:.2f}")
 
 
