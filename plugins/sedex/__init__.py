@@ -24,7 +24,7 @@ from gateway.api import (
     hookimpl,
     same_folder,
 )
-from plugins.sedex._inbound import sedex_partners
+from plugins.sedex.inbox_partners import sedex_partners
 from plugins.sedex.options import SedexOptions
 from plugins.sedex.sim_cli import COMMAND
 from plugins.sedex.transport import SedexTransport

@@ -34,10 +34,9 @@ from gateway.api import (
     counted,
     display_name,
     finish,
-    same_folder,
 )
 from plugins.sedex.envelope import Envelope, parse_envelope
-from plugins.sedex.options import SedexOptions
+from plugins.sedex.inbox_partners import InboxPartner
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -79,39 +78,6 @@ def _pairs(listing: Listing) -> dict[str, _Pair]:
         if key is not None:
             pairs.setdefault(key, _Pair()).pending = True
     return pairs
-
-
-@dataclass(frozen=True, slots=True)
-class InboxPartner:
-    """A partner whose pairs arrive in an inbox: sent by ``sedex_id`` (its ``recipient_id``)
-    to ``our_id`` (its ``sender_id``)."""
-
-    name: str
-    sedex_id: str
-    our_id: str
-    enabled: bool = True
-
-
-def sedex_partners(settings: Any) -> list[tuple[str, bool, SedexOptions]]:
-    """The configured sedex partners in configuration order: name, enabled, options."""
-    partners = getattr(settings, "partners", None) or {}
-    return [(name, p.enabled, p.parsed) for name, p in partners.items()
-            if isinstance(getattr(p, "parsed", None), SedexOptions)]
-
-
-def inbox_partners(settings: Any, name: str, options: SedexOptions) -> list[InboxPartner]:
-    """The sedex partners whose inbox is partner ``name``'s (``options.inbox``), disabled
-    ones too, in configuration order; ``name`` first if ``settings`` does not name it."""
-    found = []
-    for other, enabled, opts in sedex_partners(settings):
-        if other == name:
-            opts, enabled = options, True
-        elif not same_folder(opts.inbox, options.inbox):
-            continue
-        found.append(InboxPartner(other, opts.recipient_id, opts.sender_id, enabled))
-    if all(p.name != name for p in found):
-        found.insert(0, InboxPartner(name, options.recipient_id, options.sender_id))
-    return found
 
 
 @dataclass(frozen=True, slots=True)

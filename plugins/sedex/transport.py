@@ -50,7 +50,7 @@ from gateway.api import (
     in_thread,
     sync_filesystem,
 )
-from plugins.sedex._inbound import InboxScanner, inbox_partners
+from plugins.sedex._inbound import InboxScanner
 from plugins.sedex._outbox import (
     clear_staging,
     template,
@@ -59,6 +59,7 @@ from plugins.sedex._outbox import (
     write_attempts,
 )
 from plugins.sedex._receipts import ReceiptScanner
+from plugins.sedex.inbox_partners import inbox_partners
 from plugins.sedex.options import SedexOptions
 
 log = logging.getLogger(__name__)
