@@ -10,6 +10,10 @@ a share that hangs: each read and write is a call of a
 source says so in its log and polls again later (what came since the last
 cursor written comes again, which the store keeps as duplicates); nothing
 else waits for the call: not the event loop, not the stop.
+
+A source whose cursor file had another name in an earlier version takes the
+old file over at its first read (:meth:`CursorFile.take_over`), so an upgrade
+neither skips nor repeats what it polls.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gateway.bounded import BoundedCalls
-from gateway.fileio import replace_durably
+from gateway.fileio import rename_no_replace, replace_durably, sync_folder
 
 #: Seconds reading or writing a cursor file may take (its folder may hang).
 CURSOR_TIMEOUT = 60.0
@@ -51,6 +55,30 @@ class CursorFile:
         """
         await self.calls.or_transient(_write, self.path, data, self.mode,
                                       doing=f"writing its cursor {self.path}")
+
+    async def take_over(self, old: Path) -> bool:
+        """Make the file ``old`` (an earlier name of it) this cursor file, durably, unless this
+        one exists already (it is the newer: ``old`` is left as it is); whether it did.
+
+        :raises ~gateway.errors.TransientError: it was not done within :data:`CURSOR_TIMEOUT`
+            (or a call given up on before has not returned yet).
+        :raises OSError: ``old`` cannot be moved.
+        """
+        return await self.calls.or_transient(_take_over, old, self.path,
+                                             doing=f"taking over {old} as its cursor {self.path}")
+
+
+def _take_over(old: Path, path: Path) -> bool:
+    """Rename ``old`` to ``path`` unless ``path`` exists (or ``old`` does not), then make
+    the rename durable in both folders (and the folder made for ``path``, in its own)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        rename_no_replace(old, path)
+    except (FileExistsError, FileNotFoundError):
+        return False
+    for folder in dict.fromkeys((path.parent, old.parent, path.parent.parent)):
+        sync_folder(folder)
+    return True
 
 
 def _read(path: Path) -> bytes | None:

@@ -84,6 +84,91 @@ async def test_events_are_polled_submitted_and_not_read_twice(tmp_path: Path) ->
     assert [m.state for m in again.messages()] == ["routed"] * 4  # no duplicates
 
 
+def two_registries(url_a: str, url_b: str) -> dict[str, Any]:
+    """``settings``: partners ``registry-a`` and ``registry-b``, the source SOURCE polling the
+    first and the source ``second`` the other."""
+    return {"partners": {name: {"transport": "registry-rest", "role": "registry",
+                                "registry-rest": {"url": url}}
+                         for name, url in (("registry-a", url_a), ("registry-b", url_b))},
+            "sources": {SOURCE: {"registry": "registry-a"},
+                        "second": {"type": "registry-rest", "registry": "registry-b",
+                                   "poll_interval": "50ms", "route_to": [PARTNER]}}}
+
+
+async def test_two_sources_keep_their_own_cursors_across_a_restart(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Two registries (a commune's two, or a test and a production one): neither source's
+    cursor is the other's, so after a restart neither skips an event nor fetches one again."""
+    a, b = RegistrySimulator(), RegistrySimulator()
+    for n in range(3):
+        a.add_event(sample_message(f"a-{n}", seed=n))
+    b.add_event(sample_message("b-0", seed=10))
+    async with serve(a.app()) as url_a, serve(b.app()) as url_b:
+        config = {"source": "registry-rest", "source_options": {"poll_interval": "50ms"},
+                  "settings": two_registries(url_a, url_b)}
+        async with harness(tmp_path, **config) as gw:  # type: ignore[arg-type]
+            await gw.settled(4)
+        a.add_event(sample_message("a-3", seed=3))
+        b.add_event(sample_message("b-1", seed=11))
+        a.requests.clear()
+        b.requests.clear()
+        caplog.set_level(logging.INFO, "plugins.registry_rest.source")
+        async with harness(tmp_path, **config) as again:  # type: ignore[arg-type]
+            await again.settled(6)
+    assert a.requests[0] == "GET /events?limit=100&after=3"
+    assert b.requests[0] == "GET /events?limit=100&after=1"
+    assert sorted((m.source, m.message_id, m.state) for m in again.messages()) == [
+        *((SOURCE, f"a-{n}", "routed") for n in range(4)),
+        *(("second", f"b-{n}", "routed") for n in range(2))]  # none skipped, none again
+    assert not [r for r in caplog.records if "earlier version" in r.getMessage()]
+
+
+async def test_the_only_source_takes_over_the_cursor_an_earlier_version_shared(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """An upgrade: the cursor of the one source was ``<data_dir>/cursor``. It is taken over
+    (renamed) at the first poll: the events stored before are not fetched again."""
+    sim = RegistrySimulator()
+    for n in range(3):
+        sim.add_event(sample_message(f"event-{n}", seed=n))
+    config = {"source": "registry-rest", "source_options": POLLING}
+    async with serve(sim.app()) as url:
+        async with harness(tmp_path, **config, settings=registry(url)) as gw:  # type: ignore[arg-type]
+            await gw.settled(3)
+        own = tmp_path / "registry-rest" / f"{SOURCE}.cursor"
+        own.rename(tmp_path / "cursor")  # where the earlier version kept it
+        sim.add_event(sample_message("event-3", seed=3))
+        sim.requests.clear()
+        caplog.set_level(logging.INFO, "plugins.registry_rest.source")
+        async with harness(tmp_path, **config, settings=registry(url)) as again:  # type: ignore[arg-type]
+            await again.settled(4)
+    assert sim.requests[0] == "GET /events?limit=100&after=3"
+    assert [(m.message_id, m.state) for m in again.messages()] == [
+        (f"event-{n}", "routed") for n in range(4)]  # no duplicate: nothing fetched again
+    assert not (tmp_path / "cursor").exists() and json.loads(own.read_bytes()) == {"after": "4"}
+    assert f"took over the cursor file {tmp_path / 'cursor'} of an earlier version" in caplog.text
+
+
+async def test_several_sources_ignore_the_shared_cursor_of_an_earlier_version_and_say_so(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """With two sources nobody can tell whose the old cursor was: each starts from its own
+    (here none: from the first event), the file is left, and one WARNING says why."""
+    a, b = RegistrySimulator(), RegistrySimulator()
+    a.add_event(sample_message("a-0", seed=0))
+    b.add_event(sample_message("b-0", seed=10))
+    (tmp_path / "cursor").write_text('{"after": "1"}')
+    caplog.set_level(logging.WARNING, "plugins.registry_rest.source")
+    async with serve(a.app()) as url_a, serve(b.app()) as url_b, harness(
+            tmp_path, source="registry-rest", source_options={"poll_interval": "50ms"},
+            settings=two_registries(url_a, url_b)) as gw:
+        await gw.settled(2)
+    assert a.requests[0] == b.requests[0] == "GET /events?limit=100"
+    assert (tmp_path / "cursor").read_text() == '{"after": "1"}'
+    [warning] = [r.getMessage() for r in caplog.records if "earlier version" in r.getMessage()]
+    assert warning.startswith(f"the cursor file {tmp_path / 'cursor'} of an earlier version is"
+                              " ignored: it was shared by the registry-rest sources")
+    assert f"each of {SOURCE}, second starts from its own" in warning
+
+
 async def test_an_entry_that_is_no_event_is_quarantined_and_the_outbox_goes_on(
         tmp_path: Path) -> None:
     """One bad entry in the registry's outbox must not stop the source (the cursor moves)."""
