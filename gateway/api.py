@@ -14,6 +14,8 @@ is a gap in this module, not a licence to import internals.
   :data:`Duration`, :data:`Size`);
 - helpers worth sharing: safe XML parsing and validation (:func:`problems_text`: schema
   problems as a reason says them), safe zip handling,
+  what is kept of an input over its limit (:class:`Evidence`; its :meth:`Evidence.meta`,
+  or :data:`KEPT_BYTES` alone, in a stored input's metadata marks it as no document),
   file and folder primitives (:func:`replace_durably` for a plugin's own state
   files; :class:`CursorFile`, a polling source's cursor in the data folder, read and
   written in bounded calls), taking files that are written in place (:class:`FileTaker`),
@@ -96,6 +98,7 @@ from gateway.errors import (
 )
 from gateway.facts import message_subject
 from gateway.fileio import (
+    KEPT_BYTES,
     Evidence,
     move_unique,
     read_evidence,
@@ -177,6 +180,7 @@ __all__ = [
     "BATCH_BYTES",
     "CONFIGURATION",
     "DOCUMENT_LIMIT",
+    "KEPT_BYTES",
     "NATIONALITIES",
     "NOT_FROM_PARTNER",
     "SET_ASIDE",

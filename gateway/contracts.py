@@ -307,7 +307,8 @@ class Intake(Protocol):
         It keeps the messageId and senderId of its eCH-0223 header where the gateway
         can read them safely from ``raw.data`` (also a zip's message), as a message
         quarantined by processing does; not of evidence of an input over its limit
-        (``meta`` from :meth:`Evidence.meta <gateway.fileio.Evidence.meta>`).
+        (``meta`` with :data:`~gateway.fileio.KEPT_BYTES`, as :meth:`Evidence.meta
+        <gateway.fileio.Evidence.meta>` gives).
 
         :param wait: as for :meth:`submit`: ``False`` raises ``StoreUnavailable``
             instead of waiting for the store.

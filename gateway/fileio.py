@@ -61,6 +61,11 @@ class Evidence:
         """Whether ``data`` is all of the input."""
         return len(self.data) == self.size
 
+    @classmethod
+    def of(cls, data: bytes, keep: int) -> Evidence:
+        """What is kept of ``data``, an input in memory over its limit: its first ``keep`` bytes."""
+        return cls(data[:keep], len(data), hashlib.sha256(data).hexdigest())
+
     def meta(self) -> dict[str, str]:
         """Facts about the whole input, for the stored input's metadata."""
         return {"size": str(self.size), "sha256": self.sha256, KEPT_BYTES: str(len(self.data))}

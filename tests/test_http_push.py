@@ -11,7 +11,9 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import aiohttp
+import orjson
 import pytest
+from lxml import etree
 
 from gateway.cli import main
 from gateway.config import write_initial_config
@@ -121,6 +123,29 @@ async def test_a_body_over_the_limit_is_413_and_the_refusal_kept_as_evidence(tmp
         assert (state, bytes(raw)) == ("quarantined", kept)
         assert f"{size}; answered 413, the first {len(kept)} bytes kept here" in reason
     assert _count(db) == 3
+
+
+async def test_the_start_of_a_body_over_the_limit_is_evidence_and_keeps_no_message_id(
+        tmp_path: Path) -> None:
+    """What is kept of a body over the limit is evidence, not the document: marked so
+    (``kept_bytes``), it is never read as one, nor its header, even when the bytes kept are
+    a well-formed eCH-0223 message (here: a message, then blank lines past the limit)."""
+    config = push_gateway(tmp_path, push='max_bytes = "4KiB"')
+    big = message("big-1") + b"\n" * 8192
+
+    async def chunked() -> AsyncIterator[bytes]:  # no Content-Length: 4096 bytes are read
+        for i in range(0, len(big), 1000):
+            yield big[i:i + 1000]
+
+    async with running(config) as gw, aiohttp.ClientSession() as session:
+        status, answer = await post(session, gw, chunked())
+    assert status == 413
+    [(message_id, meta, raw)] = states(
+        tmp_path / "gateway.db", "SELECT message_id, meta, raw FROM messages JOIN payloads"
+                                 " ON message = id WHERE id = ?", (answer["id"],))
+    assert etree.fromstring(bytes(raw)).findtext("{*}header/{*}messageId") == "big-1"
+    assert message_id is None
+    assert orjson.loads(meta)["kept_bytes"] == "4096"
 
 
 HOSTILE: dict[str, tuple[bytes, str]] = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import random
@@ -139,6 +140,30 @@ async def test_a_failing_service_is_polled_again_and_nothing_is_lost(
     # The fault is logged, without the person it names.
     [logged] = [r.getMessage() for r in caplog.records if "soap source canton failed" in r.getMessage()]
     assert logged == "soap source canton failed: SOAP fault soap:Server: '…'"
+
+
+async def test_a_message_over_the_limit_is_evidence_and_keeps_no_message_id(
+        tmp_path: Path, certs: Certs) -> None:
+    """What is kept of a message over ``[limits] max_document_bytes`` (its first
+    ``max_kept_bytes``) is evidence, not the document: marked so (``kept_bytes``, with the
+    whole message's size and SHA-256), it is never read as one, nor its header, even when
+    the bytes kept are a well-formed eCH-0223 message (a message, then blank lines)."""
+    big = message("big-1") + b"\n" * 16384
+    db = tmp_path / "gateway.db"
+    async with serving(SoapService(certs, outbox=[("canton-big", big)])) as svc:
+        config = source_config(tmp_path, svc, acknowledge=False)
+        with config.open("a") as f:
+            f.write("[limits]\nmax_document_bytes = 8192\nmax_kept_bytes = 4096\n")
+        async with running(config):
+            await until(lambda: len(stored(db)) == 1)
+    [(message_id, reason, meta, raw)] = states(
+        db, "SELECT message_id, reason, meta, raw FROM messages JOIN payloads ON message = id")
+    assert bytes(raw) == big[:4096]
+    assert parse_untrusted(bytes(raw), max_bytes=8192).findtext("{*}header/{*}messageId") == "big-1"
+    assert message_id is None
+    assert json.loads(meta) == {"soap_message_id": "canton-big", "size": str(len(big)),
+                                "sha256": hashlib.sha256(big).hexdigest(), "kept_bytes": "4096"}
+    assert reason.startswith(f"message of {len(big)} bytes is larger than 8192 bytes")
 
 
 async def test_a_source_restarted_after_a_failure_polls_again(

@@ -7,11 +7,13 @@ the first input's id: the store keeps the key with the input. A body that is not
 well-formed XML (or a safe zip) is still stored, quarantined, and answered 400
 with the reason. A body over the limit is answered 413; the refusal is kept
 in quarantine as evidence, with the start of the body as far as it was read
-(nothing when its declared length was over). Nothing is stored for a request
-without a valid token (401) or one that reuses an ``Idempotency-Key`` for
-other bytes (422). While the store cannot write (its disk is full) nothing
-can be stored: the answer is 503 with ``Retry-After`` at once, rather than a
-request that waits until the disk has room again.
+(nothing when its declared length was over), marked as such
+(:data:`~gateway.api.KEPT_BYTES`: neither it nor its header is read as a
+document). Nothing is stored for a request without a valid token (401) or one
+that reuses an ``Idempotency-Key`` for other bytes (422). While the store
+cannot write (its disk is full) nothing can be stored: the answer is 503 with
+``Retry-After`` at once, rather than a request that waits until the disk has
+room again.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from aiohttp import web
 
 from gateway.api import (
     DOCUMENT_LIMIT,
+    KEPT_BYTES,
     InputRejected,
     Intake,
     KeyReuseRejected,
@@ -179,8 +182,9 @@ class PushSource:
         error = f"body over {self.max_bytes} bytes ({self.max_bytes_key})"
         reason = (f"{error}: {size}; answered 413, the first {len(start)} bytes kept here"
                   " (the sender keeps the whole body)")
-        raw = RawInput(self.name, f"POST {self.path} from {request.remote}", start,
-                       {"content_type": "application/octet-stream"})
+        raw = RawInput(self.name, f"POST {self.path} from {request.remote}", start,  # evidence:
+                       {"content_type": "application/octet-stream",  # never read as a document
+                        KEPT_BYTES: str(len(start))})
         try:
             mid = await intake.quarantine(raw, reason, wait=False)
         except StoreUnavailable:

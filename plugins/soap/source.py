@@ -31,6 +31,7 @@ from gateway.api import (
     ConfigError,
     CursorFile,
     DeliveryError,
+    Evidence,
     Intake,
     PluginContext,
     RawInput,
@@ -164,11 +165,12 @@ class SoapSource:
             if data is None:
                 await intake.quarantine(RawInput(self.name, ref, repr(message).encode(), meta),
                                         f"no XML at '{self.options.payload}' in the message")
-            elif len(data) > self.limits.max_bytes:
+            elif len(data) > self.limits.max_bytes:  # kept as evidence: never read as a document
+                kept = Evidence.of(data, self.limits.max_kept_bytes)
                 await intake.quarantine(
-                    RawInput(self.name, ref, data[:self.limits.max_kept_bytes], meta),
+                    RawInput(self.name, ref, kept.data, {**meta, **kept.meta()}),
                     f"message of {len(data)} bytes is larger than {self.limits.max_bytes} bytes"
-                    " ([limits] max_document_bytes)")
+                    f" ([limits] max_document_bytes){kept.note()}")
             else:
                 raws.append(RawInput(self.name, ref, data, meta))
         if raws:
