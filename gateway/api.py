@@ -35,6 +35,7 @@ is a gap in this module, not a licence to import internals.
   by hand (a registry's case workflow: ``laggardOfFamily``, ``declarationOfCommitment``);
 - eCH-0223 versions: :func:`upgrade` turns a 1.0/1.3/1.4 message into 1.5,
   :class:`PartnerVersion` says which version a partner runs;
+- the messageId and senderId of a parsed eCH-0223 document's header (:func:`header_ids_of`);
 - the eCH-0223 model of a ``personEventMessage`` (:class:`PersonEventMessage`), for
   normalisers that build messages from other formats; the whole model (:mod:`ech0223`,
   e.g. ``ech0223.PersonData``) and :func:`read_part`, which reads an eCH-0011/0021/0044
@@ -122,6 +123,7 @@ from gateway.filetake import (
     Whole,
     display_name,
 )
+from gateway.header_ids import header_ids_of
 from gateway.hookspecs import hookimpl
 from gateway.http.answers import read_at_most
 from gateway.http.client_options import HttpsClientOptions
@@ -259,6 +261,7 @@ __all__ = [
     "ech0223",
     "finish",
     "first_match",
+    "header_ids_of",
     "hookimpl",
     "in_thread",
     "load_config",

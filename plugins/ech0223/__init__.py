@@ -22,6 +22,7 @@ from gateway.api import (
     Normalised,
     RawInput,
     check_files,
+    header_ids_of,
     hookimpl,
     mask_vn,
     message_subject,
@@ -44,10 +45,8 @@ ROOTS = {f"{{{NS}}}personEventMessage": "personEventMessage", f"{{{NS}}}eventRep
 _E39 = f"{{{NS_HEADER}}}"
 _ZIP = b"PK\x03\x04"
 _HEADER = f"{{{NS}}}header"
-_MESSAGE_ID = f"{{{NS_HEADER}}}messageId"
 _REFERENCE_ID = f"{{{NS_HEADER}}}referenceMessageId"
 _ACTION = f"{{{NS_HEADER}}}action"
-_SENDER_ID = f"{{{NS_HEADER}}}senderId"
 #: The header's business references, as facts (only those present): a case's keys.
 _CASE_FACTS = (("business_process_id", f"{_E39}businessProcessId"),
                ("our_business_reference_id", f"{_E39}ourBusinessReferenceId"),
@@ -84,8 +83,7 @@ def gateway_normalise(raw: RawInput, context: NormaliseContext) -> Normalised | 
     try:
         return _normalised(raw, context, xml, attachments, tree, kind)
     except InputRejected as exc:
-        header = root.find(_HEADER)
-        exc.message_id, exc.sender_id = _text(header, _MESSAGE_ID), _text(header, _SENDER_ID)
+        exc.message_id, exc.sender_id = header_ids_of(root)
         raise
 
 
@@ -100,13 +98,14 @@ def _normalised(raw: RawInput, context: NormaliseContext, xml: bytes,
         root, version = tree.getroot(), "1.5"
     warnings = (*upgraded, *(_check_files(tree, attachments) if raw.data.startswith(_ZIP) else ()))
     header = root.find(_HEADER)
+    message_id, sender_id = header_ids_of(root)
     subject = message_subject(tree)
     _check_vn(subject, kind)
     # what a partner's message says is not kept (gateway.inbound matches it instead)
     persons = _state.stated(root) if kind == "personEventMessage" else ()
     return Normalised(
         kind=kind,
-        message_id=_text(header, _MESSAGE_ID),
+        message_id=message_id,
         xml=xml,
         tree=tree,
         version=version,
@@ -117,7 +116,7 @@ def _normalised(raw: RawInput, context: NormaliseContext, xml: bytes,
         persons=persons,
         facts={"format": FORMAT, **_case_facts(header)},
         warnings=warnings,
-        sender_id=_text(header, _SENDER_ID),
+        sender_id=sender_id,
         received_version=None if received == version else received,
     )
 
