@@ -108,6 +108,7 @@ from gateway.fileio import (
     replace_durably,
     same_folder,
     sync_filesystem,
+    sync_folder,
     write_all,
     write_file,
 )
@@ -290,6 +291,7 @@ __all__ = [
     "sample_person_event",
     "send_manual",
     "sync_filesystem",
+    "sync_folder",
     "upgrade",
     "validate",
     "value_at",

@@ -89,5 +89,8 @@ def _read(path: Path) -> bytes | None:
 
 
 def _write(path: Path, data: bytes, mode: int) -> None:
+    made = not path.parent.exists()
     path.parent.mkdir(parents=True, exist_ok=True)
     replace_durably(path, data, mode)
+    if made:  # the folder's own name, too, must survive a crash
+        sync_folder(path.parent.parent)

@@ -48,6 +48,7 @@ from gateway.api import (
     WritablePath,
     build_zip,
     rename_no_replace,
+    sync_folder,
     write_all,
 )
 
@@ -117,7 +118,7 @@ def write_delivery(options: FolderTransportOptions, item: OutboundItem) -> SendR
         except FileExistsError:  # the same attempt, written meanwhile
             tmp.unlink()
         if options.sync:
-            _sync_dir(options.path)
+            sync_folder(options.path)
     except OSError as exc:
         if exc.errno in _LOCAL:
             raise LocalFault(f"cannot write into {options.path}: {exc.strerror}") from exc
@@ -141,15 +142,7 @@ def try_folder(options: FolderTransportOptions) -> None:
         os.close(fd)
     probe.unlink()
     if options.sync:
-        _sync_dir(options.path)
-
-
-def _sync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        sync_folder(options.path)
 
 
 class FolderTransport:
