@@ -31,7 +31,7 @@ from gateway.api import (
     load_config,
 )
 from gateway.plugins import get_plugin_manager
-from gateway.testing import PARTNER, SOURCE, harness, sample_message, serve, states, until
+from gateway.testing import PARTNER, SOURCE, harness, sample_message, serve, states
 from plugins import ech0020
 from plugins.registry_rest.client import RegistryClient
 from plugins.registry_rest.options import RegistryOptions
@@ -40,6 +40,7 @@ from plugins.registry_rest.source import RegistrySource
 from plugins.sedex.sim import SedexSimulator
 from plugins.sedex.sim_answers import Answerer
 from tests.mounts import require_fuse, run_isolated, unanswering
+from tests.polling import messages_of, run_until
 from tests.stubs import StubIntake
 
 CORPUS = Path(__file__).resolve().parent / "fixtures" / "ech0020"
@@ -506,23 +507,9 @@ def cursor_unanswering(root_text: str) -> None:
     while the folder still hangs."""
     root = Path(root_text)
     data = root / "data"
-    said: list[str] = []
-    handler = logging.Handler()
-    handler.emit = lambda record: said.append(record.getMessage())  # type: ignore[method-assign]
-    logging.getLogger("plugins.registry_rest").addHandler(handler)
+    said = messages_of("plugins.registry_rest")
     hang = contextlib.ExitStack()
     hangs: list[Callable[[], bool]] = []
-
-    async def run_until(source: RegistrySource, intake: StubIntake,
-                        done: Callable[[], bool]) -> None:
-        source.cursor_file.calls.timeout = 1.0
-        task = asyncio.create_task(source.run(intake))
-        try:
-            await until(done)
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def polls() -> None:
         sim = RegistrySimulator()
@@ -547,15 +534,15 @@ def cursor_unanswering(root_text: str) -> None:
                     hangs.append(hang.enter_context(unanswering(data, safety=20)))
                     sim.add_event(sample_message("event-2", seed=2))
                 return [r.ref for r in intake.submitted].count("registry event 3") >= 3
-            await run_until(first, intake, stops_there)
+            await run_until(first, first.cursor_file, intake, stops_there)
             assert said.count(writing) == 1, said  # (then every 5 minutes)
             assert first.cursor == "2"
             assert sim.requests[-1] == "GET /events?limit=100&after=2"  # polled from there again
 
             asked = len(sim.requests)
             reading = writing.replace("writing", "reading")
-            await run_until(RegistrySource(options, context), StubIntake(),
-                            lambda: reading in said)
+            second = RegistrySource(options, context)
+            await run_until(second, second.cursor_file, StubIntake(), lambda: reading in said)
             assert len(sim.requests) == asked
             assert hangs[0](), "the source waited until the folder was cut off"
 

@@ -28,6 +28,7 @@ from gateway.testing import Harness, harness, sample_message
 from plugins.rest.source import RestSource, RestSourceOptions
 from tests.flow import drop, message, running, states, until
 from tests.mounts import require_fuse, run_isolated, unanswering
+from tests.polling import messages_of, run_until
 from tests.rest_servers import certificates, serve
 from tests.stubs import StubIntake
 from tests.test_sedex_e2e import cli, gateway_dir
@@ -286,22 +287,9 @@ def cursor_unanswering(root_text: str) -> None:
     data = Path(root_text) / "data"
     context = PluginContext("drop", data, NormaliseContext(1 << 20, 100, 1 << 20, 100), None)
     outbox = HeldOutbox()
-    said: list[str] = []
-    handler = logging.Handler()
-    handler.emit = lambda record: said.append(record.getMessage())  # type: ignore[method-assign]
-    logging.getLogger("plugins.rest").addHandler(handler)
+    said = messages_of("plugins.rest")
     hang = contextlib.ExitStack()
     hangs: list[Callable[[], bool]] = []
-
-    async def run_until(source: RestSource, done: Callable[[], bool]) -> None:
-        source.cursor_file.calls.timeout = 1.0
-        task = asyncio.create_task(source.run(StubIntake()))
-        try:
-            await until(done)
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def polls() -> None:
         async with serve(outbox.handle, method="GET") as url:
@@ -315,15 +303,15 @@ def cursor_unanswering(root_text: str) -> None:
                     hangs.append(hang.enter_context(unanswering(data, safety=20)))
                     outbox.go.set()
                 return len(outbox.polls) >= 3  # the first page, twice since
-            await run_until(first, stops_there)
+            await run_until(first, first.cursor_file, StubIntake(), stops_there)
             assert said.count(writing) == 1, said  # (then every 5 minutes)
             assert set(outbox.polls) == {None} and first.cursor is None
 
             polled = len(outbox.polls)
             reading = (f"{failed}reading its cursor {first.cursor_file.path}: not done within 1s"
                        " (does its file system hang?)")
-            await run_until(RestSource(RestSourceOptions.model_validate(options(url)), context),
-                            lambda: reading in said)
+            second = RestSource(RestSourceOptions.model_validate(options(url)), context)
+            await run_until(second, second.cursor_file, StubIntake(), lambda: reading in said)
             assert len(outbox.polls) == polled
             assert hangs[0](), "the source waited until the folder was cut off"
 

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import logging
 import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,6 +28,7 @@ from plugins.soap.options import SoapSourceOptions
 from plugins.soap.source import SoapSource, as_bytes
 from tests.flow import StubTransport, message, plugin_manager, running, states, until, write_config
 from tests.mounts import require_fuse, run_isolated, unanswering
+from tests.polling import messages_of, run_until
 from tests.soap_service import WSDL, Certs, SoapService, make_certs, serving
 from tests.stubs import StubIntake
 
@@ -277,22 +277,9 @@ def cursor_unanswering(root_text: str) -> None:
     root = Path(root_text)
     data = root / "data"
     context = PluginContext("canton", data, NormaliseContext(1 << 20, 100, 1 << 20, 100), None)
-    said: list[str] = []
-    handler = logging.Handler()
-    handler.emit = lambda record: said.append(record.getMessage())  # type: ignore[method-assign]
-    logging.getLogger("plugins.soap").addHandler(handler)
+    said = messages_of("plugins.soap")
     hang = contextlib.ExitStack()
     hangs: list[Callable[[], bool]] = []
-
-    async def run_until(source: SoapSource, done: Callable[[], bool]) -> None:
-        source.state_file.calls.timeout = 1.0
-        task = asyncio.create_task(source.run(StubIntake()))
-        try:
-            await until(done)
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def polls() -> None:
         async with serving(SoapService(make_certs(root / "pki"), outbox=reports(2, seed=7),
@@ -311,14 +298,14 @@ def cursor_unanswering(root_text: str) -> None:
                     hangs.append(hang.enter_context(unanswering(data, safety=20)))
                     svc.outbox += reports(2, seed=8)
                 return svc.calls[-3:] == fetched * 3  # the same messages, twice since
-            await run_until(first, stops_there)
+            await run_until(first, first.state_file, StubIntake(), stops_there)
             assert said.count(writing) == 1, said  # (then every 5 minutes)
             assert first.state == cursor.PollState("1")
 
             calls = len(svc.calls)
             reading = writing.replace("writing", "reading")
-            await run_until(SoapSource(SoapSourceOptions.model_validate(settings), context),
-                            lambda: reading in said)
+            second = SoapSource(SoapSourceOptions.model_validate(settings), context)
+            await run_until(second, second.state_file, StubIntake(), lambda: reading in said)
             assert len(svc.calls) == calls
             assert hangs[0](), "the source waited until the folder was cut off"
 
