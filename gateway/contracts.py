@@ -295,7 +295,8 @@ class Intake(Protocol):
             ``False``: return as soon as ``raws`` are committed, whatever the
             backlog, for a source whose sender waits for the answer (HTTP);
             the pipeline takes them from the store as it catches up. Nor wait
-            while the store cannot write (its disk is full): raise
+            while the store cannot write (its disk is full, or another program holds
+            the database's write lock longer than ``[store] busy_timeout``): raise
             :class:`~gateway.errors.StoreUnavailable`, nothing stored, so the
             sender can be told to come back (HTTP 503).
         """

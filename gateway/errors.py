@@ -144,7 +144,9 @@ class StoreError(GatewayError):
 
 
 class StoreUnavailable(StoreError):
-    """The store cannot write for now (its disk is full); the same write may succeed later."""
+    """The store cannot write for now (its disk is full, or another program held the
+    database's write lock for longer than ``[store] busy_timeout``); the same write may
+    succeed later."""
 
 
 class StoreConflict(StoreError):

@@ -94,8 +94,9 @@ KINDS: dict[str, str] = {
 }
 #: Kinds emitted directly, not from the journal: the store is what cannot be written.
 DIRECT: dict[str, str] = {
-    "intake.paused": "the store cannot write (its disk is full): intake waits and tries its"
-                     " writes again; error",
+    "intake.paused": "the store cannot write (its disk is full, or another program holds"
+                     " the database's write lock): intake waits and tries its writes again;"
+                     " error",
     "intake.resumed": "the store writes again and intake goes on; paused_for (seconds)",
     "store.lost": "the database was deleted or replaced while running: nothing more is"
                   " written and the daemon stops; path, error",

@@ -1,8 +1,11 @@
-"""Intake paused while the store cannot write (its disk is full), resumed when it can.
+"""Intake paused while the store cannot write, resumed when it can.
 
-Every store write of the intake side (storing inputs, recording what
-processing decided) goes through :meth:`IntakePause.write`. When the store
-raises :class:`~gateway.errors.StoreUnavailable`, the write waits and is
+The store cannot write while its disk is full, or while another program holds
+the database's write lock (longer than ``[store] busy_timeout``: a tool with
+the database open for writing). Every store write of the intake side (storing
+inputs, recording what processing decided) goes through
+:meth:`IntakePause.write`. When the store raises
+:class:`~gateway.errors.StoreUnavailable`, the write waits and is
 tried again, after 2 s, then twice as long each time up to a minute, until
 it succeeds: sources block in ``submit`` meanwhile (their files stay where
 they are), and stored inputs keep their place in the pipeline, so nothing

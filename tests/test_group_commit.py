@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from gateway.errors import StoreUnavailable
 from gateway.store._writer import GroupCommitWriter
 from gateway.store.journal import Entry
 
@@ -167,3 +168,71 @@ def test_a_commit_whose_loop_closed_meanwhile_does_not_stop_the_next_loops_write
     assert asyncio.run(asyncio.wait_for(writer.write(insert(2, ran)), 5)) == 2
     writer.stop()
     assert committed_rows(path) == [1, 2]
+
+
+def plain_writer(path: Path, busy_timeout: float) -> GroupCommitWriter:
+    """A started writer on a new database ``path`` (table ``t``) that waits ``busy_timeout``
+    seconds for another connection's write lock."""
+    with sqlite3.connect(path) as setup:
+        setup.executescript("PRAGMA journal_mode=WAL; CREATE TABLE t (n INTEGER)")
+    w = GroupCommitWriter(lambda: sqlite3.connect(path, timeout=busy_timeout, isolation_level=None,
+                                                  check_same_thread=False),
+                          max_batch=100, max_delay=0.0)
+    w.start()
+    return w
+
+
+def write_lock(path: Path) -> sqlite3.Connection:
+    """Another program's connection to ``path``, holding its write lock until it ends."""
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    return other
+
+
+def count(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT count(*) FROM t").fetchone()[0])
+
+
+async def test_while_another_program_holds_the_write_lock_the_loop_goes_on(
+        tmp_path: Path) -> None:
+    """The batch waits for the lock beside the loop, not in it: the loop's other work
+    (reading now, between batches) goes on, and the batch runs once the lock is free."""
+    path = tmp_path / "w.db"
+    writer = plain_writer(path, busy_timeout=10.0)
+    other = write_lock(path)
+    try:
+        ran: list[int] = []
+        first = asyncio.ensure_future(writer.write(insert(1, ran)))
+        for _ in range(20):  # the batch meets the lock, and waits for it
+            await asyncio.sleep(0.005)
+        assert not first.done(), "the batch gave up on the lock, or got it while held"
+        assert ran == [] and writer.read_now(count) == 0
+        other.execute("COMMIT")
+        assert await first == 1
+    finally:
+        other.close()
+        writer.stop()
+    assert committed_rows(path) == [1]
+
+
+async def test_a_write_lock_held_longer_than_the_busy_timeout_fails_the_writes_not_the_reads(
+        tmp_path: Path) -> None:
+    """The writes of the batch learn it as StoreUnavailable, which says why; its reads
+    run on their own, without the write lock."""
+    path = tmp_path / "w.db"
+    writer = plain_writer(path, busy_timeout=0.2)
+    other = write_lock(path)
+    try:
+        ran: list[int] = []
+        wrote, read = await asyncio.gather(writer.write(insert(1, ran)), writer.read(count),
+                                           return_exceptions=True)
+        assert isinstance(wrote, StoreUnavailable), wrote
+        assert str(wrote) == (f"the store cannot write: {path} is locked by another program for"
+                              " more than 0.2s (a tool with the database open for writing?)")
+        assert read == 0
+        other.execute("ROLLBACK")
+        assert await writer.write(insert(2, ran)) == 2
+    finally:
+        other.close()
+        writer.stop()
+    assert committed_rows(path) == [2]

@@ -19,6 +19,15 @@ writes the WAL and waits for its fsync with the GIL released, runs in a
 thread of its own: meanwhile the loop takes files, hands work to the workers
 and queues the next batch's operations, which run once the commit is done.
 Without a running loop (closing), it commits in place.
+
+Nor does the loop wait for the write lock when another program holds it (a
+tool with the database open for writing): the batch's ``BEGIN`` does not
+wait there, the commit thread waits for the lock to be free, up to the
+connection's busy timeout, and then the batch runs. A batch that did not get
+the lock in that time fails with :class:`~gateway.errors.StoreUnavailable`,
+as one that meets a full disk does: its writers try again later. Its reads
+(:meth:`GroupCommitWriter.read`) do not fail for want of a write: they run
+again on their own, in a read transaction, which needs neither.
 """
 
 from __future__ import annotations
@@ -31,16 +40,20 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 from gateway.errors import StoreUnavailable
 from gateway.store import journal
+from gateway.store._connection import snapshot
 from gateway.store.journal import Entry
 
 log = logging.getLogger(__name__)
 
-#: SQLite's primary result code for "database or disk is full".
-_SQLITE_FULL = 13
+#: SQLite's primary result codes for "database or disk is full" and for "the database is
+#: locked" by another connection (SQLITE_BUSY; not SQLITE_LOCKED, a conflict within one
+#: connection or a shared cache, which the store does not use: a bug, not the world).
+_SQLITE_FULL, _SQLITE_BUSY = 13, 5
 
 T = TypeVar("T")
 #: A write operation: its value, and the journal entries of what it changed.
@@ -49,13 +62,38 @@ Operation = Callable[[sqlite3.Connection], tuple[Any, Sequence[Entry]]]
 CommitListener = Callable[[Sequence[Entry]], None]
 
 
+class _Read(Generic[T]):
+    """A read-only operation (:meth:`GroupCommitWriter.read`): it needs no write lock."""
+
+    __slots__ = ("op",)
+
+    def __init__(self, op: Callable[[sqlite3.Connection], T]) -> None:
+        self.op = op
+
+    def __call__(self, conn: sqlite3.Connection) -> tuple[T, Sequence[Entry]]:
+        return self.op(conn), ()
+
+
 @dataclass(frozen=True, slots=True)
 class _Batch:
     """A batch whose operations ran: each caller's outcome, waiting for the commit."""
 
+    ops: list[tuple[Operation, asyncio.Future[Any]]]
     futures: list[asyncio.Future[Any]]
     results: list[tuple[asyncio.Future[Any], bool, Any]]
     committed: list[Entry]
+
+
+@dataclass(frozen=True, slots=True)
+class _Locked:
+    """A batch whose ``BEGIN`` met another connection's write lock: the commit thread waits
+    for the lock (``wait``: ``None`` once it is free, else why not) until ``deadline``
+    (monotonic); its end is told to ``loop``."""
+
+    batch: list[tuple[Operation, asyncio.Future[Any]]]
+    wait: Future[Exception | None]
+    loop: asyncio.AbstractEventLoop
+    deadline: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +125,9 @@ class GroupCommitWriter:
         self._scheduled_on: asyncio.AbstractEventLoop | None = None
         self._committer: ThreadPoolExecutor | None = None
         self._committing: _Committing | None = None
+        self._locked: _Locked | None = None
+        self._database = ""  # the database file, for messages and the lock's wait
+        self._busy_ms = 0  # the connection's busy timeout
         self.batches = 0
         self.operations = 0
         self.on_commit: CommitListener | None = None
@@ -94,16 +135,18 @@ class GroupCommitWriter:
     def start(self) -> None:
         """Open the connection."""
         self._conn = self._connect()
+        self._database = self._conn.execute("PRAGMA database_list").fetchone()[2]
+        self._busy_ms = self._conn.execute("PRAGMA busy_timeout").fetchone()[0]
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-commit")
 
     def stop(self, last: Callable[[sqlite3.Connection], None] | None = None) -> None:
         """Commit what is queued, call ``last`` with the connection, then close it."""
         if self._conn is None:
             return
-        self._await_commit()
+        self._await_batch()
         while self._queue:
             self._flush()
-            self._await_commit()
+            self._await_batch()
         if last is not None:
             last(self._conn)
         self._conn.close()
@@ -114,15 +157,17 @@ class GroupCommitWriter:
 
     def read_now(self, op: Callable[[sqlite3.Connection], T]) -> T:
         """Run a read-only ``op`` on the writer's connection now, between batches
-        (after the commit under way, if any: ``op`` sees what it committed)."""
+        (after the commit under way, if any: ``op`` sees what it committed; not after a
+        batch waiting for another program's lock: none of it ran)."""
         if self._conn is None:
             raise RuntimeError("the store is closed")
         self._await_commit()
         return op(self._conn)
 
     async def read(self, op: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``op``, which changes nothing worth journaling, in the next batch."""
-        return await self.write(lambda conn: (op(conn), ()))
+        """Run ``op``, which changes nothing, in the next batch (alone, if the batch cannot
+        write: another program holds the lock, the disk is full)."""
+        return await self.queue(_Read(op))
 
     async def write(self, op: Callable[[sqlite3.Connection], tuple[T, Sequence[Entry]]]) -> T:
         """Run ``op`` in the next batch, journal its entries; return its value after the commit."""
@@ -143,20 +188,24 @@ class GroupCommitWriter:
         return fut
 
     def _flush(self) -> None:
-        if self._committing is not None and self._committing.loop.is_closed():
-            self._await_commit()  # its end would not be heard: its loop closed meanwhile
+        under_way = self._committing or self._locked
+        if under_way is not None and under_way.loop.is_closed():
+            self._await_batch()  # its end would not be heard: its loop closed meanwhile
         if self._scheduled is not None:
             self._scheduled.cancel()
             self._scheduled = None
-        if self._committing is not None:
-            return  # the commit's end flushes what waits
+        if self._committing is not None or self._locked is not None:
+            return  # the commit's (or the lock's wait's) end flushes what waits
         batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch:]
         if self._queue:
             self._scheduled = asyncio.get_running_loop().call_soon(self._flush)
         if batch:
             self._commit(batch)
 
-    def _commit(self, batch: list[tuple[Operation, asyncio.Future[Any]]]) -> None:
+    def _commit(self, batch: list[tuple[Operation, asyncio.Future[Any]]],
+                deadline: float | None = None) -> None:
+        """Run ``batch``'s operations and start its commit; ``deadline``: until when (monotonic)
+        it may wait for another connection's write lock, if it waited already."""
         conn = self._conn
         if conn is None:
             for _op, fut in batch:
@@ -173,9 +222,21 @@ class GroupCommitWriter:
                 if not fut.done():
                     fut.set_exception(exc)
             return
-        done = _Batch([fut for _op, fut in batch], results, committed)
+        done = _Batch(batch, [fut for _op, fut in batch], results, committed)
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # closing: wait for the lock here
+            loop = None
+        try:
+            if loop is None:
+                conn.execute("BEGIN IMMEDIATE")
+            elif (busy := self._begin_now(conn)) is not None:
+                if deadline is None:
+                    deadline = time.monotonic() + self._busy_ms / 1000
+                if time.monotonic() >= deadline:
+                    raise busy
+                self._wait_for_lock(batch, loop, deadline)
+                return
             for op, fut in batch:
                 conn.execute("SAVEPOINT op")
                 try:
@@ -194,15 +255,66 @@ class GroupCommitWriter:
         except Exception as exc:  # the transaction failed: every caller learns it
             self._failed(conn, done, exc)
             return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # closing: commit in place
+        if loop is None:  # closing: commit in place
             self._settle(done, conn.execute, "COMMIT")
             return
         assert self._committer is not None
         committing = _Committing(done, self._committer.submit(conn.execute, "COMMIT"), loop)
         self._committing = committing
         committing.commit.add_done_callback(lambda _: _call_soon(loop, self._committed, committing))
+
+    def _begin_now(self, conn: sqlite3.Connection) -> sqlite3.OperationalError | None:
+        """Begin the batch's transaction if the write lock is free now; else why not (busy)."""
+        conn.execute("PRAGMA busy_timeout=0")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if _primary(exc) == _SQLITE_BUSY:
+                return exc
+            raise
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+        return None
+
+    def _wait_for_lock(self, batch: list[tuple[Operation, asyncio.Future[Any]]],
+                       loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        """Let the commit thread wait for the write lock; ``batch`` runs once it is free."""
+        assert self._committer is not None
+        locked = _Locked(batch, self._committer.submit(self._lock_free, deadline), loop, deadline)
+        self._locked = locked
+        locked.wait.add_done_callback(lambda _: _call_soon(loop, self._lock_waited, locked))
+
+    def _lock_free(self, deadline: float) -> Exception | None:
+        """(In the commit thread.) Wait until no connection holds the write lock, or until
+        ``deadline``: ``None`` once it is free, else why not. A connection of its own
+        waits, so that the writer's stays free for :meth:`read_now`."""
+        try:
+            probe = sqlite3.connect(f"{Path(self._database).as_uri()}?mode=rw", uri=True,
+                                    timeout=max(0.0, deadline - time.monotonic()),
+                                    isolation_level=None, check_same_thread=False)
+            try:
+                probe.execute("BEGIN IMMEDIATE")
+                probe.execute("ROLLBACK")
+            finally:
+                probe.close()
+        except Exception as exc:  # the batch fails with it: busy still, or worse
+            return exc
+        return None
+
+    def _lock_waited(self, locked: _Locked) -> None:
+        """The wait for the write lock ended: run the batch, or fail it if the lock stayed."""
+        if self._locked is not locked:
+            return  # settled already (by closing, which waited for it)
+        self._locked = None
+        busy = locked.wait.result()
+        if busy is None:
+            self._commit(locked.batch, locked.deadline)  # (it waits again if taken meanwhile)
+        else:
+            assert self._conn is not None
+            self._failed(self._conn, _Batch(locked.batch, [fut for _op, fut in locked.batch],
+                                            [], []), busy)
+        if self._committing is None and self._locked is None and self._queue:
+            self._schedule_flush()
 
     def _await_commit(self) -> None:
         """Wait for the commit under way, if any, and settle its batch (on the loop's thread)."""
@@ -211,17 +323,29 @@ class GroupCommitWriter:
             wait([committing.commit])
             self._committed(committing)
 
+    def _await_batch(self) -> None:
+        """Wait until no batch is under way: its commit, or its wait for the write lock."""
+        while self._committing is not None or self._locked is not None:
+            locked = self._locked
+            if locked is not None:
+                wait([locked.wait])
+                self._lock_waited(locked)
+            self._await_commit()
+
     def _committed(self, committing: _Committing) -> None:
         """The commit under way ended: settle its batch; the operations that waited run next."""
         if self._committing is not committing:
             return  # settled already (by a reader or by closing, which waited for it)
         self._committing = None
         self._settle(committing.batch, committing.commit.result)
-        if not self._queue:
-            return
+        if self._queue:
+            self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        """Flush what waits in the next loop pass (closing flushes it itself)."""
         try:
             loop = asyncio.get_running_loop()
-        except RuntimeError:  # closing flushes them itself
+        except RuntimeError:
             return
         if self._scheduled is not None:
             self._scheduled.cancel()
@@ -251,11 +375,10 @@ class GroupCommitWriter:
             else:
                 fut.set_exception(value)
 
-    @staticmethod
-    def _failed(conn: sqlite3.Connection, done: _Batch, exc: Exception) -> None:
+    def _failed(self, conn: sqlite3.Connection, done: _Batch, exc: Exception) -> None:
         """Roll the batch back; every caller in it learns ``exc``."""
-        exc = unavailable(exc)
-        if isinstance(exc, StoreUnavailable):  # the callers wait for space; no traceback
+        exc = unavailable(exc, self._database, self._busy_ms / 1000)
+        if isinstance(exc, StoreUnavailable):  # the callers try again later; no traceback
             log.debug("store commit failed: %s", exc)
         else:
             log.exception("store commit failed", exc_info=exc)
@@ -264,9 +387,38 @@ class GroupCommitWriter:
                 conn.rollback()
         except sqlite3.Error as gone:  # the callers must learn it all the same
             log.error("rolling back the failed commit failed too: %s", gone)
+        else:
+            if isinstance(exc, StoreUnavailable):
+                _read_alone(conn, [(op, fut) for op, fut in done.ops if isinstance(op, _Read)])
         for fut in done.futures:
             if not fut.done():
                 fut.set_exception(exc)
+
+
+def _read_alone(conn: sqlite3.Connection, reads: list[tuple[Operation, asyncio.Future[Any]]]
+                ) -> None:
+    """Run ``reads`` in a read transaction of their own (no write lock; the failed batch's
+    writes are rolled back): their callers get their values, or their own errors."""
+    if not reads:
+        return
+    outcomes: list[tuple[asyncio.Future[Any], bool, Any]] = []
+    try:
+        with snapshot(conn):
+            for op, fut in reads:
+                try:
+                    outcomes.append((fut, True, op(conn)[0]))
+                except Exception as exc:  # the caller's own
+                    outcomes.append((fut, False, exc))
+    except sqlite3.Error as exc:  # the callers learn why the batch failed
+        log.debug("reading on its own failed: %s", exc)
+        return
+    for fut, ok, value in outcomes:
+        if fut.done():
+            continue
+        if ok:
+            fut.set_result(value)
+        else:
+            fut.set_exception(value)
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:
@@ -275,11 +427,25 @@ def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *
         loop.call_soon_threadsafe(callback, *args)
 
 
-def unavailable(exc: Exception) -> Exception:
-    """``exc``, as :class:`StoreUnavailable` when it says the disk is full."""
+def unavailable(exc: Exception, database: str | Path = "the database",
+                waited: float | None = None) -> Exception:
+    """``exc``, as :class:`StoreUnavailable` when it says the disk is full, or that another
+    connection held the write lock of ``database`` for more than ``waited`` seconds."""
+    code = _primary(exc)
+    if code == _SQLITE_FULL:
+        why = str(exc)
+    elif code == _SQLITE_BUSY:
+        longer = f" for more than {waited:g}s" if waited is not None else ""
+        why = (f"{database} is locked by another program{longer} (a tool with the database"
+               " open for writing?)")
+    else:
+        return exc
+    unavailable = StoreUnavailable(f"the store cannot write: {why}")
+    unavailable.__cause__ = exc
+    return unavailable
+
+
+def _primary(exc: Exception) -> int | None:
+    """The primary SQLite result code of ``exc`` (its extended code's low byte), if any."""
     code = getattr(exc, "sqlite_errorcode", None)
-    if isinstance(exc, sqlite3.Error) and code is not None and code & 0xFF == _SQLITE_FULL:
-        unavailable = StoreUnavailable(f"the store cannot write: {exc}")
-        unavailable.__cause__ = exc
-        return unavailable
-    return exc
+    return code & 0xFF if isinstance(exc, sqlite3.Error) and code is not None else None

@@ -82,13 +82,19 @@ class SQLiteStore:
             raise StoreLost(f"journal MISSING: the database {self.path} is gone; its anchor"
                             f" {anchor_path(self.path)} names journal entry {anchor.seq}."
                             f" {_REMEDY}")
-        conn = connect(self.path, busy_timeout=self._busy_timeout)
+        try:
+            conn = connect(self.path, busy_timeout=self._busy_timeout)
+        except sqlite3.Error as exc:
+            raise self._unavailable(exc) from exc
         try:
             migrate(conn)
             problem = journal.against_anchor(conn, anchor) if anchor is not None else None
             if problem is not None:
                 raise StoreLost(f"journal {problem} ({self.path}). {_REMEDY}")
             self._identity = journal.identity(conn) or ""
+        except sqlite3.Error as exc:
+            conn.close()
+            raise self._unavailable(exc) from exc
         except BaseException:
             conn.close()
             raise
@@ -96,6 +102,11 @@ class SQLiteStore:
         self._file = (st.st_dev, st.st_ino)
         tune_writer(conn)
         return conn
+
+    def _unavailable(self, exc: sqlite3.Error) -> Exception:
+        """``exc``, as :class:`StoreUnavailable` when the disk is full or another program
+        holds the database's write lock (:func:`~gateway.store._writer.unavailable`)."""
+        return unavailable(exc, self.path, self._busy_timeout)
 
     def _same_file(self) -> bool:
         """Whether the file at ``path`` is the database opened (``False``: none is there)."""
@@ -154,7 +165,8 @@ class SQLiteStore:
         checkpoint into a database put in its place (a restored backup) would
         copy this database's WAL into it. The writer reports the loss.
 
-        :raises StoreUnavailable: the disk is full (the WAL keeps everything meanwhile).
+        :raises StoreUnavailable: the disk is full (the WAL keeps everything meanwhile), or
+            another program holds the write lock the pages' release takes.
         """
         if self.lost is not None or not self._same_file():
             return
@@ -164,7 +176,7 @@ class SQLiteStore:
                 release_free_pages(conn)
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error as exc:
-            raise unavailable(exc) from exc
+            raise self._unavailable(exc) from exc
         finally:
             conn.close()
 
@@ -181,6 +193,9 @@ class SQLiteStore:
         """Open the database, apply migrations, check it against its anchor, start the writer.
 
         :raises StoreLost: the database does not reach its journal anchor.
+        :raises StoreUnavailable: another program holds the database's write lock for longer
+            than the busy timeout (which opening it and its migrations may need), or the disk
+            is full.
         """
         self._writer.start()
         self._write_anchor_now(self._writer.read_now(lambda c: self._anchor(c, always=True)),

@@ -55,7 +55,7 @@ ALERTS = {
     "partner.paused": "partner {partner} paused on node {node} by a fault on its machine:"
                       " {error}; its deliveries wait without counting attempts",
     "partner.resumed": "partner {partner} resumed on node {node} after {paused_for}s",
-    "intake.paused": "intake paused: the store cannot write ({error}); retrying",
+    "intake.paused": "intake paused: {error}; retrying",
     "intake.resumed": "intake resumed after {paused_for}s",
     "store.space_low": "the database's disk ({folder}) has {free_bytes:,} bytes free, below"
                        " [retention] warn_free_below ({threshold_bytes:,}): make room or keep"

@@ -11,9 +11,10 @@ in quarantine as evidence, with the start of the body as far as it was read
 (:data:`~gateway.api.KEPT_BYTES`: neither it nor its header is read as a
 document). Nothing is stored for a request without a valid token (401) or one
 that reuses an ``Idempotency-Key`` for other bytes (422). While the store
-cannot write (its disk is full) nothing can be stored: the answer is 503 with
-``Retry-After`` at once, rather than a request that waits until the disk has
-room again.
+cannot write (its disk is full; another program holds the database's write
+lock) nothing can be stored: the answer is 503 with ``Retry-After`` at once
+(for a lock, once ``[store] busy_timeout`` has passed), rather than a request
+that waits until the disk has room again.
 """
 
 from __future__ import annotations

@@ -1,0 +1,117 @@
+"""Another program holds the database's write lock (a tool with gateway.db open for writing).
+
+The daemon takes it as it takes a full disk: the intake pauses (``intake.paused``,
+one alert that says why), what comes meanwhile waits where it is, and it all goes
+on once the lock ends, without a restart, a traceback or a duplicate. The lock is
+real: a second SQLite connection in ``BEGIN IMMEDIATE``, as the sqlite3 shell holds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from gateway.testing import harness, sample_message
+from tests.flow import states
+
+#: How long the store waits for another program's lock before it says so (the test's time).
+BUSY = {"store": {"busy_timeout": "200ms"}}
+LOCKED = ("is locked by another program for more than 0.2s (a tool with the database open"
+          " for writing?)")
+
+
+class Logged(logging.Handler):
+    """Every record the loggers pass on to the root while in :func:`logged`."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def lines(self, level: int = logging.WARNING) -> list[str]:
+        return [f"{r.levelname} {r.name}: {r.getMessage()}" for r in self.records
+                if r.levelno >= level]
+
+    def tracebacks(self) -> list[str]:
+        return [r.getMessage() for r in self.records if r.exc_info]
+
+
+@contextmanager
+def logged(*debug: str) -> Iterator[Logged]:
+    """What is logged while in the block, at WARNING and above (DEBUG for loggers ``debug``)."""
+    handler = Logged()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    levels = {name: logging.getLogger(name).level for name in debug}
+    for name in debug:
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def write_lock(db: Path) -> sqlite3.Connection:
+    """Another program's connection to ``db``, holding its write lock until it ends."""
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    return other
+
+
+def assert_said_once(log: Logged, db: Path) -> None:
+    """The lock was alerted once, and its end; nothing failed, nothing restarted."""
+    lines = log.lines()
+    assert [line for line in lines if "intake paused" in line] == [
+        f"WARNING gateway.alerts: intake paused: the store cannot write: {db} {LOCKED};"
+        " retrying"], lines
+    assert len([line for line in lines if "intake resumed after" in line]) == 1, lines
+    assert not [line for line in lines if line.startswith(("ERROR", "CRITICAL"))], lines
+    assert not [line for line in lines if "restarting" in line], lines
+    assert log.tracebacks() == []
+
+
+async def test_inputs_that_come_while_another_program_holds_the_lock_go_on_once_it_ends(
+        tmp_path: Path) -> None:
+    db = tmp_path / "gateway.db"
+    names = [f"locked-{n}.xml" for n in range(5)]
+    with logged() as log:
+        async with harness(tmp_path, settings=BUSY) as gw:
+            gw.gateway.pipeline.pause.first, gw.gateway.pipeline.pause.longest = 0.1, 0.4
+            gw.feed("before.xml", sample_message("before"))
+            await gw.settled(1)
+            other = write_lock(db)
+            try:
+                for n, name in enumerate(names):
+                    gw.feed(name, sample_message(f"locked-{n}", seed=n))
+                # and a partner's message on the way back
+                back = asyncio.ensure_future(gw.from_partner(sample_message("back", seed=9)))
+                await gw.wait_for(lambda: "intake.paused" in gw.event_kinds())
+                # what came waits where it is: in the drop folder, with its sender
+                assert sorted(p.name for p in gw.inbox.glob("*.xml")) == names
+                assert not back.done()
+            finally:
+                other.execute("ROLLBACK")
+                other.close()
+            await gw.settled(6)
+            mid = await back
+            await gw.wait_for(lambda: states(db, "SELECT state FROM messages WHERE id = ?",
+                                             (mid,)) != [("received",)])
+    assert not list(gw.inbox.glob("*.xml"))
+    messages = gw.messages()
+    assert Counter(m.message_id for m in messages) == Counter(
+        ["before", *(f"locked-{n}" for n in range(5)), "back"])
+    assert [m.state for m in messages if m.source == "drop"] == ["routed"] * 6
+    assert sorted(item.message_id for item in gw.collected) == sorted(
+        ["before", *(f"locked-{n}" for n in range(5))])
+    assert [k for k in gw.event_kinds() if k.startswith("intake.")] == [
+        "intake.paused", "intake.resumed"]
+    assert_said_once(log, db)
