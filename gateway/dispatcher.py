@@ -86,7 +86,7 @@ class Dispatcher:
 
     async def run(self) -> None:
         """Dispatch until :meth:`stop` is called; return once the rounds in flight are done."""
-        await self._store.release_leases(self._node)
+        await self._release_leases()
         await self.pauses.load(self._transports)  # a partner paused before a restart stays so
         try:
             while not self._stopping:
@@ -119,6 +119,17 @@ class Dispatcher:
         finally:
             if self._in_flight:
                 await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+    async def _release_leases(self) -> None:
+        """Release the leases this node held before it (re)started, so that their deliveries
+        are claimed at once; while the store cannot write, try again every ``idle_poll``
+        (nothing could be claimed meanwhile either)."""
+        while not self._stopping:
+            try:
+                await self._store.release_leases(self._node)
+                return
+            except StoreUnavailable:
+                await asyncio.sleep(self._idle_poll)
 
     def _free(self) -> list[str]:
         """The partners to claim for: not paused, and with fewer than ``rounds`` parts in flight."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -263,3 +265,40 @@ async def test_retry_after_schedules_the_next_attempt_and_delivery_ref_stays(
     assert ref1 != ref2  # two attempts, one delivery
     assert key1 == key2 == f"{store.identity()}-{claim.delivery}"
     assert len(store.identity()) == 32
+
+
+async def test_a_dispatcher_started_while_another_program_holds_the_lock_waits_for_it(
+        tmp_path: Path) -> None:
+    """Releasing its leases at the start waits for the store, as claiming does: the
+    dispatcher does not fail (and restart) meanwhile, and takes up its deliveries after."""
+    store = SQLiteStore(tmp_path / "g.db", group_commit_delay=0.001, busy_timeout=0.2)
+    store.start()
+    try:
+        [(mid, _new)] = await store.add_raw([raw(0)])
+        tree = etree.ElementTree(etree.Element("x"))
+        await store.record_processing([Processed(
+            mid, MessageState.ROUTED, normalised=Normalised("personEventMessage", "held", b"<x/>",
+                                                            tree),
+            routes=[Route("canton", "test")])])
+        assert len(await store.claim_due("t", 600, 100, ["canton"])) == 1  # before a restart
+        transport = BatchTransport()
+        dispatcher = Dispatcher(store, {"canton": transport}, {"canton": NEVER_AGAIN}, {},
+                                node="t", lease=600, batch_size=100, idle_poll=0.05)
+        other = sqlite3.connect(tmp_path / "g.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another program's write lock
+        try:
+            run = asyncio.create_task(dispatcher.run())
+            await asyncio.wait([run], timeout=1.0)  # several times the busy timeout
+            assert not run.done(), run.exception()
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        for _ in range(200):  # its lease released, the delivery is claimed and sent at once
+            if transport.batches:
+                break
+            await asyncio.sleep(0.01)
+        assert transport.batches == [["held"]]
+        dispatcher.stop()
+        await run
+    finally:
+        store.close()
