@@ -127,7 +127,7 @@ class Gateway:
             batch_size=d.batch_size, idle_poll=d.idle_poll, rounds=d.rounds)
         self.pipeline = build_pipeline(settings, pm, self.store, validate, self.dispatcher.wake,
                                        self.pool)
-        self.receipts = ReceiptRecorder(self.store, self.dispatcher)
+        self.receipts = ReceiptRecorder(self.store, self.dispatcher, self.pipeline.pause)
         self.summary = Summary(settings.store.path)
         self.retention = Retention(self.store, settings.retention, settings.store.path.parent,
                                    archive_folders(settings))

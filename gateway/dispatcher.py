@@ -35,6 +35,7 @@ from gateway.errors import (
     TransientError,
     UnsureError,
 )
+from gateway.intake_pause import IntakePause
 from gateway.logs import RepeatedProblem
 from gateway.outbound import OutboundItem, Receipt, SendResult
 from gateway.partner_pause import PartnerPauses
@@ -253,17 +254,23 @@ class Dispatcher:
 
 
 class ReceiptRecorder:
-    """The :class:`~gateway.outbound.ReceiptSink` transports report to."""
+    """The :class:`~gateway.outbound.ReceiptSink` transports report to.
 
-    def __init__(self, store: Store, dispatcher: Dispatcher) -> None:
+    Receipts come in as inputs do: while the store cannot write, their recording
+    waits with the intake's (``pause``), and the transport's receipt files wait.
+    """
+
+    def __init__(self, store: Store, dispatcher: Dispatcher, pause: IntakePause) -> None:
         self._store = store
         self._dispatcher = dispatcher
+        self._pause = pause
 
     async def record(self, receipts: Sequence[Receipt]) -> list[bool]:
         """Record receipts durably; ``True`` where one matched an attempt."""
         if not receipts:
             return []
-        matched = await self._store.record_receipts(receipts, self._dispatcher.policy_for)
+        matched = await self._pause.write(
+            lambda: self._store.record_receipts(receipts, self._dispatcher.policy_for))
         self._dispatcher.wake()
         return matched
 

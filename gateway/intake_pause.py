@@ -3,7 +3,7 @@
 The store cannot write while its disk is full, or while another program holds
 the database's write lock (longer than ``[store] busy_timeout``: a tool with
 the database open for writing). Every store write of the intake side (storing
-inputs, recording what processing decided) goes through
+inputs, recording what processing decided, recording receipts) goes through
 :meth:`IntakePause.write`. When the store raises
 :class:`~gateway.errors.StoreUnavailable`, the write waits and is
 tried again, after 2 s, then twice as long each time up to a minute, until

@@ -12,6 +12,7 @@ import pytest
 import plugins.alerts
 from gateway.dispatcher import Dispatcher, ReceiptRecorder
 from gateway.events import Publisher
+from gateway.intake_pause import IntakePause
 from gateway.logs import redact
 from gateway.plugin_types import GatewayEvent
 from gateway.plugins import get_plugin_manager
@@ -278,9 +279,9 @@ async def test_an_unmatched_receipt_is_told_once(tmp_path: Path,
     try:
         dispatcher = Dispatcher(store, {}, {}, {}, node="t", lease=60, batch_size=10,
                                 idle_poll=1.0)
+        recorder = ReceiptRecorder(store, dispatcher, IntakePause(get_plugin_manager()))
         with caplog.at_level(logging.INFO):
-            assert await transport.scan_receipts(ReceiptRecorder(store, dispatcher),
-                                                 StubIntake()) == 1
+            assert await transport.scan_receipts(recorder, StubIntake()) == 1
     finally:
         store.close()
     [line] = said(caplog)

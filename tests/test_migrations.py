@@ -14,6 +14,8 @@ import gateway.store.migrate as migrate_module
 from gateway.contracts import Normalised, RawInput, Route
 from gateway.dispatcher import Dispatcher, ReceiptRecorder
 from gateway.errors import StoreError
+from gateway.intake_pause import IntakePause
+from gateway.plugins import get_plugin_manager
 from gateway.store import Claim, MessageState, Processed, SQLiteStore, StoreReader
 from gateway.store.migrate import available, migrate
 from tests.stubs import StubIntake
@@ -168,8 +170,8 @@ async def test_an_attempt_sent_before_recipients_were_recorded_is_matched_by_its
     try:
         dispatcher = Dispatcher(store, {}, {}, {}, node="t", lease=60, batch_size=10,
                                 idle_poll=1.0)
-        assert await transport.scan_receipts(ReceiptRecorder(store, dispatcher),
-                                             StubIntake()) == 1
+        recorder = ReceiptRecorder(store, dispatcher, IntakePause(get_plugin_manager()))
+        assert await transport.scan_receipts(recorder, StubIntake()) == 1
     finally:
         store.close()
     assert (tmp_path / "receipts-done" / "receipt__ID_old.xml").exists()

@@ -16,8 +16,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from gateway.plugins import get_plugin_manager
 from gateway.testing import harness, sample_message
-from tests.flow import states
+from tests.flow import drop, message, running, states, until
+from tests.test_recovery import Events
+from tests.test_sedex_e2e import answer, gateway_dir, sent_refs
 
 #: How long the store waits for another program's lock before it says so (the test's time).
 BUSY = {"store": {"busy_timeout": "200ms"}}
@@ -114,4 +117,37 @@ async def test_inputs_that_come_while_another_program_holds_the_lock_go_on_once_
         ["before", *(f"locked-{n}" for n in range(5))])
     assert [k for k in gw.event_kinds() if k.startswith("intake.")] == [
         "intake.paused", "intake.resumed"]
+    assert_said_once(log, db)
+
+
+async def test_receipts_that_come_while_another_program_holds_the_lock_wait_for_it(
+        tmp_path: Path) -> None:
+    """A sedex receipt is recorded as inputs are stored: once the lock ends."""
+    config = gateway_dir(tmp_path)
+    # (the overdue-receipts check every 30 s: not during the test)
+    (tmp_path / "conf.d" / "20-locked.toml").write_text(
+        '[store]\nbusy_timeout = "200ms"\n[dispatcher]\nreceipt_check_interval = "30s"\n')
+    db, receipts = tmp_path / "gateway.db", tmp_path / "sedex" / "receipts"
+    events = Events()
+    pm = get_plugin_manager()
+    pm.register(events)
+    with logged() as log:
+        async with running(config, pm) as gateway:
+            gateway.pipeline.pause.first, gateway.pipeline.pause.longest = 0.1, 0.4
+            drop(tmp_path / "registry" / "outbox", "first.xml", message("first"))
+            refs = await sent_refs(db, 1)
+            other = write_lock(db)
+            try:
+                answer(tmp_path, refs["first"], 100)
+                drop(tmp_path / "registry" / "outbox", "second.xml", message("second"))
+                await until(lambda: bool(events.kinds("intake.paused")))
+                assert len(list(receipts.glob("*.xml"))) == 1  # waits in the receipts folder
+            finally:
+                other.execute("ROLLBACK")
+                other.close()
+            await until(lambda: states(db, "SELECT m.message_id, d.state FROM deliveries d JOIN"
+                                           " messages m ON m.id = d.message ORDER BY d.id")
+                        == [("first", "delivered"), ("second", "sent")])
+            await until(lambda: not list(receipts.glob("*.xml")))
+    assert events.kinds("intake.") == ["intake.paused", "intake.resumed"]
     assert_said_once(log, db)
