@@ -291,26 +291,27 @@ class Gateway:
         await cancel_all(links)
 
     def _scheduler(self) -> AsyncIOScheduler:
-        # a busy loop runs maintenance late rather than warning about it
-        scheduler = AsyncIOScheduler(job_defaults={"misfire_grace_time": None, "coalesce": True})
+        # a busy loop runs maintenance late rather than warning about it; a job whose last
+        # run still goes on (waiting for the store) skips its turn itself (_tracked): two
+        # instances, so that the scheduler hands the turn over instead of warning
+        scheduler = AsyncIOScheduler(job_defaults={"misfire_grace_time": None, "coalesce": True,
+                                                   "max_instances": 2})
         scheduler.add_job(self._tracked(self._check_overdue), "interval",
                           seconds=self.settings.dispatcher.receipt_check_interval,
-                          id="receipts-overdue", coalesce=True, max_instances=1)
+                          id="receipts-overdue")
         scheduler.add_job(self._tracked(self._checkpoint), "interval",
-                          seconds=CHECKPOINT_INTERVAL, id="wal-checkpoint", coalesce=True,
-                          max_instances=1)
+                          seconds=CHECKPOINT_INTERVAL, id="wal-checkpoint")
         scheduler.add_job(self._tracked(self.summary.tick), "interval",
-                          seconds=self.settings.gateway.summary_interval, id="summary",
-                          coalesce=True, max_instances=1)
+                          seconds=self.settings.gateway.summary_interval, id="summary")
         scheduler.add_job(self._tracked(self._keep_anchor), "interval", seconds=ANCHOR_INTERVAL,
-                          id="store-anchor", coalesce=True, max_instances=1)
+                          id="store-anchor")
         # both look at once too: a daemon started on a nearly full disk says so now
         now = datetime.now(UTC)
         scheduler.add_job(self._tracked(self._prune), "interval",
                           seconds=self.settings.retention.interval, id="retention",
-                          coalesce=True, max_instances=1, next_run_time=now)
+                          next_run_time=now)
         scheduler.add_job(self._tracked(self._watch_space), "interval", seconds=SPACE_INTERVAL,
-                          id="disk-space", coalesce=True, max_instances=1, next_run_time=now)
+                          id="disk-space", next_run_time=now)
         interval = sdnotify.watchdog_interval()
         if interval:
             scheduler.add_job(lambda: sdnotify.notify("WATCHDOG=1"), "interval", seconds=interval)
@@ -319,17 +320,25 @@ class Gateway:
     def _tracked(self, job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
         """``job``, registered while it runs so that shutting down can let it finish.
 
-        A store that cannot write (disk full) is reported once, then every 5
-        minutes, and when it can again, unless the intake is paused for it: its
-        alert reports the incident already; so is another failure of the world
-        (a locked database, a file system). A lost store was reported already.
+        A turn that comes while the job's last run still goes on (its store write
+        waits for another program's lock) is skipped. A store that cannot write (disk
+        full, locked by another program) is reported once, then every 5 minutes,
+        and when it can again, unless the intake is paused for it: its alert
+        reports the incident already; so is another failure of the world (a file
+        system). A lost store was reported already.
         """
-        problem = RepeatedProblem(log, f"maintenance job {job.__name__.strip('_')}")
+        name = job.__name__.strip("_")
+        problem = RepeatedProblem(log, f"maintenance job {name}")
+        running: set[asyncio.Task[Any]] = set()
 
         async def run() -> None:
+            if running:
+                log.debug("maintenance job %s still runs: this turn is skipped", name)
+                return
             task = asyncio.current_task()
             assert task is not None
             self._jobs.add(task)
+            running.add(task)
             try:
                 await job()
                 problem.ok()
@@ -344,6 +353,7 @@ class Gateway:
                 problem.failed(exc)  # every 2 s (the checkpoint), said every 5 minutes
             finally:
                 self._jobs.discard(task)
+                running.discard(task)
         return run
 
     async def _stop_jobs(self, scheduler: AsyncIOScheduler) -> None:

@@ -120,6 +120,46 @@ async def test_inputs_that_come_while_another_program_holds_the_lock_go_on_once_
     assert_said_once(log, db)
 
 
+async def test_a_maintenance_job_waiting_for_the_lock_skips_its_turns_without_a_warning(
+        tmp_path: Path) -> None:
+    """The overdue-receipts check (every 50 ms here) waits longer than its interval for the
+    store: its turns meanwhile are skipped, not warned about by the scheduler. No input
+    comes, so the intake does not pause: the job says why it failed, once."""
+    settings = {**BUSY, "dispatcher": {"receipt_check_interval": "50ms"}}
+    db = tmp_path / "gateway.db"
+
+    def scheduler_warned() -> list[str]:
+        return [line for line in log.lines() if "maximum number of running instances" in line]
+
+    def failed() -> list[str]:
+        return [line for line in log.lines() if line.startswith("ERROR") and "overdue" in line]
+
+    def skipped() -> bool:
+        return ("DEBUG gateway.daemon: maintenance job check_overdue still runs: this turn is"
+                " skipped" in log.lines(logging.DEBUG))
+
+    with logged("gateway.daemon") as log:
+        async with harness(tmp_path, settings=settings):
+            other = write_lock(db)
+            try:
+                # its first run waited for the store, then gave up; a turn came meanwhile
+                await until(lambda: failed() and (skipped() or scheduler_warned()))
+                assert scheduler_warned() == []
+            finally:
+                other.execute("ROLLBACK")
+                other.close()
+            await until(lambda: "WARNING gateway.daemon: maintenance job check_overdue works"
+                                " again" in log.lines())
+    assert scheduler_warned() == []
+    # the job said it once, without a traceback (and, above, that it works again)
+    assert failed() == [f"ERROR gateway.daemon: maintenance job check_overdue failed: the store"
+                        f" cannot write: {db} {LOCKED}"], failed()
+    # (as the retention job may, which runs at the start)
+    assert all(line.endswith(f"failed: the store cannot write: {db} {LOCKED}")
+               for line in log.lines(logging.ERROR)), log.lines(logging.ERROR)
+    assert log.tracebacks() == []
+
+
 async def test_receipts_that_come_while_another_program_holds_the_lock_wait_for_it(
         tmp_path: Path) -> None:
     """A sedex receipt is recorded as inputs are stored: once the lock ends."""
