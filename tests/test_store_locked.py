@@ -2,7 +2,8 @@
 
 The daemon takes it as it takes a full disk: the intake pauses (``intake.paused``,
 one alert that says why), what comes meanwhile waits where it is, and it all goes
-on once the lock ends, without a restart, a traceback or a duplicate. The lock is
+on once the lock ends, without a restart, a traceback or a duplicate. A command
+that writes says the database is locked and exits with its own code. The lock is
 real: a second SQLite connection in ``BEGIN IMMEDIATE``, as the sqlite3 shell holds it.
 """
 
@@ -11,11 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from gateway.cli.exitcodes import OK, UNAVAILABLE
 from gateway.plugins import get_plugin_manager
 from gateway.testing import harness, sample_message
 from tests.flow import drop, message, running, states, until
@@ -191,3 +195,32 @@ async def test_receipts_that_come_while_another_program_holds_the_lock_wait_for_
             await until(lambda: not list(receipts.glob("*.xml")))
     assert events.kinds("intake.") == ["intake.paused", "intake.resumed"]
     assert_said_once(log, db)
+
+
+def _run_cli(config: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gateway", "--config", str(config), *argv],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+async def test_a_command_that_writes_says_the_database_is_locked(tmp_path: Path) -> None:
+    config = gateway_dir(tmp_path)
+    (tmp_path / "conf.d" / "20-locked.toml").write_text('[store]\nbusy_timeout = "200ms"\n')
+    db = tmp_path / "gateway.db"
+    async with running(config, get_plugin_manager()):
+        drop(tmp_path / "registry" / "outbox", "bad.xml", b"<not-ech-0223/>")
+        await until(lambda: states(db, "SELECT state FROM messages") == [("quarantined",)])
+    [(mid,)] = states(db, "SELECT id FROM messages")
+    other = write_lock(db)
+    try:
+        locked = _run_cli(config, "messages", "handle", str(mid), "--note", "looked at it")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert locked.returncode == UNAVAILABLE, locked.stderr
+    assert locked.stderr == (f"ech-gateway: the store cannot write: {db} {LOCKED}; nothing more"
+                             " was done, try again later\n")
+    assert states(db, "SELECT count(*) FROM handled") == [(0,)]
+    # once the lock is gone, the same command does it
+    done = _run_cli(config, "messages", "handle", str(mid), "--note", "looked at it")
+    assert done.returncode == OK, done.stderr
+    assert done.stdout == f"message {mid} handled: looked at it\n"

@@ -25,7 +25,15 @@ from gateway.cli import (
     _send,
     _status,
 )
-from gateway.cli.exitcodes import AMBIGUOUS, CLOSED_PIPE, CONFIG, FAILED, NOT_FOUND, STORE_LOST
+from gateway.cli.exitcodes import (
+    AMBIGUOUS,
+    CLOSED_PIPE,
+    CONFIG,
+    FAILED,
+    NOT_FOUND,
+    STORE_LOST,
+    UNAVAILABLE,
+)
 from gateway.errors import (
     Ambiguous,
     ConfigError,
@@ -34,6 +42,7 @@ from gateway.errors import (
     PluginError,
     StoreError,
     StoreLost,
+    StoreUnavailable,
     WorkerStartFailed,
 )
 from gateway.plugins import get_plugin_manager
@@ -146,6 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StoreLost as exc:  # one line, no traceback: the operator restores the database
         print(f"ech-gateway: {exc}", file=sys.stderr)
         return STORE_LOST
+    except StoreUnavailable as exc:  # one line: it says why (a lock, a full disk); try again
+        print(f"ech-gateway: {exc}; nothing more was done, try again later", file=sys.stderr)
+        return UNAVAILABLE
     except StoreError as exc:
         print(f"ech-gateway: {exc}", file=sys.stderr)
         return FAILED

@@ -13,7 +13,7 @@ from gateway.cli import _access
 from gateway.cli._reprocess import process_stored
 from gateway.cli.exitcodes import FAILED, NOT_FOUND, OK
 from gateway.contracts import NOT_FROM_PARTNER, RawInput
-from gateway.errors import StoreError
+from gateway.errors import StoreError, StoreUnavailable
 from gateway.fileio import read_file
 from gateway.store import MessageState
 from gateway.wording import noun
@@ -68,6 +68,8 @@ def cmd_resubmit(args: argparse.Namespace) -> int:
         raw = RawInput(original.source, args.file.name, data, meta)
         try:
             new = asyncio.run(store.add_correction(mid, raw))
+        except StoreUnavailable:  # no refusal: the command says so and exits (cli.main)
+            raise
         except StoreError as exc:
             print(f"ech-gateway: {exc}", file=sys.stderr)
             return FAILED
@@ -86,6 +88,8 @@ def cmd_handle(args: argparse.Namespace) -> int:
         mid = _access.resolve(r, args.id)
         try:
             deliveries = asyncio.run(store.mark_handled(mid, args.note))
+        except StoreUnavailable:  # no refusal: the command says so and exits (cli.main)
+            raise
         except StoreError as exc:
             print(f"ech-gateway: {exc}", file=sys.stderr)
             return FAILED

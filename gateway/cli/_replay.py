@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.cli import _access
 from gateway.cli.exitcodes import AMBIGUOUS, FAILED, NOT_FOUND, OK, worst
-from gateway.errors import Ambiguous, NotFound, StoreError
+from gateway.errors import Ambiguous, NotFound, StoreError, StoreUnavailable
 from gateway.store import MessageState, SQLiteStore, StoreReader
 from gateway.wording import noun
 
@@ -53,6 +53,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
             except Ambiguous as exc:
                 print(f"ech-gateway: {exc}", *exc.candidates, sep="\n  ", file=sys.stderr)
                 status = worst(status, AMBIGUOUS)
+            except StoreUnavailable:  # no refusal: it stops every item (cli.main)
+                raise
             except StoreError as exc:
                 print(f"ech-gateway: message {key}: {exc}", file=sys.stderr)
                 status = worst(status, FAILED)
@@ -110,6 +112,8 @@ async def _again_each(rows: list[tuple[int, str]], processing: Reprocessor
     for mid, ref in rows:
         try:
             p = await processing.again(mid)
+        except StoreUnavailable:  # no refusal: it stops every row (cli.main)
+            raise
         except StoreError as exc:
             print(f"message {mid} ({ref}): {exc}", file=sys.stderr)
             refused += 1

@@ -24,13 +24,18 @@ CLOSED_PIPE = 141
 #: the database was deleted or replaced, or does not reach its journal anchor
 #: (``run`` refuses to start; see ``journal verify``).
 STORE_LOST = 5
+#: the store cannot write now: another program held the database's write lock for longer
+#: than ``[store] busy_timeout`` (a tool with it open for writing), or its disk is full. What
+#: the command was doing then is not written; the same command may succeed later.
+UNAVAILABLE = 6
 
 #: The codes from least to most severe. A command acting on several items (``messages replay
 #: A B``) exits with the most severe of theirs (:func:`worst`), whatever their order: an item
 #: refused (``FAILED``: done, but the outcome needs a person, or not possible in its state)
 #: weighs less than an ID that names no message (``NOT_FOUND``) or several (``AMBIGUOUS``),
-#: for which nothing was done at all; then what stops every item (``CONFIG``, ``STORE_LOST``).
-SEVERITY = (OK, FAILED, NOT_FOUND, AMBIGUOUS, CONFIG, STORE_LOST)
+#: for which nothing was done at all; then what stops every item (``UNAVAILABLE``, ``CONFIG``,
+#: ``STORE_LOST``).
+SEVERITY = (OK, FAILED, NOT_FOUND, AMBIGUOUS, UNAVAILABLE, CONFIG, STORE_LOST)
 
 
 def worst(*codes: int) -> int:
