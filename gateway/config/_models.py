@@ -120,7 +120,9 @@ class StoreSettings(_Section):
         default=0.002, description="How long a write waits for others to share its transaction."
     )
     busy_timeout: Duration = Field(
-        default=30.0, description="How long to wait for a database lock before failing."
+        default=30.0, description="How long a write waits for the database's write lock that"
+        " another program holds (a tool with gateway.db open for writing) before it gives up:"
+        " the intake then pauses until the lock is gone, and a command exits 6."
     )
 
 
