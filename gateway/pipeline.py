@@ -47,7 +47,6 @@ from gateway.workers import WorkerPool
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(slots=True)
 class Decided:
     """A batch decided, not recorded yet.
