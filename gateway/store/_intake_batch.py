@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 from gateway.contracts import RawInput
 from gateway.store import _intake_ops
-from gateway.store._writer import GroupCommitWriter, unavailable
+from gateway.store._cannot_write import unavailable
+from gateway.store._writer import GroupCommitWriter
 from gateway.store.journal import Entry
 from gateway.store.states import MessageState
 

@@ -40,20 +40,14 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from gateway.errors import StoreUnavailable
 from gateway.store import journal
-from gateway.store._connection import snapshot
+from gateway.store._cannot_write import busy, lock_free, read_alone, unavailable
 from gateway.store.journal import Entry
 
 log = logging.getLogger(__name__)
-
-#: SQLite's primary result codes for "database or disk is full" and for "the database is
-#: locked" by another connection (SQLITE_BUSY; not SQLITE_LOCKED, a conflict within one
-#: connection or a shared cache, which the store does not use: a bug, not the world).
-_SQLITE_FULL, _SQLITE_BUSY = 13, 5
 
 T = TypeVar("T")
 #: A write operation: its value, and the journal entries of what it changed.
@@ -269,7 +263,7 @@ class GroupCommitWriter:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            if _primary(exc) == _SQLITE_BUSY:
+            if busy(exc):
                 return exc
             raise
         finally:
@@ -280,26 +274,9 @@ class GroupCommitWriter:
                        loop: asyncio.AbstractEventLoop, deadline: float) -> None:
         """Let the commit thread wait for the write lock; ``batch`` runs once it is free."""
         assert self._committer is not None
-        locked = _Locked(batch, self._committer.submit(self._lock_free, deadline), loop, deadline)
+        locked = _Locked(batch, self._committer.submit(lock_free, self._database, deadline), loop, deadline)
         self._locked = locked
         locked.wait.add_done_callback(lambda _: _call_soon(loop, self._lock_waited, locked))
-
-    def _lock_free(self, deadline: float) -> Exception | None:
-        """(In the commit thread.) Wait until no connection holds the write lock, or until
-        ``deadline``: ``None`` once it is free, else why not. A connection of its own
-        waits, so that the writer's stays free for :meth:`read_now`."""
-        try:
-            probe = sqlite3.connect(f"{Path(self._database).as_uri()}?mode=rw", uri=True,
-                                    timeout=max(0.0, deadline - time.monotonic()),
-                                    isolation_level=None, check_same_thread=False)
-            try:
-                probe.execute("BEGIN IMMEDIATE")
-                probe.execute("ROLLBACK")
-            finally:
-                probe.close()
-        except Exception as exc:  # the batch fails with it: busy still, or worse
-            return exc
-        return None
 
     def _lock_waited(self, locked: _Locked) -> None:
         """The wait for the write lock ended: run the batch, or fail it if the lock stayed."""
@@ -389,63 +366,13 @@ class GroupCommitWriter:
             log.error("rolling back the failed commit failed too: %s", gone)
         else:
             if isinstance(exc, StoreUnavailable):
-                _read_alone(conn, [(op, fut) for op, fut in done.ops if isinstance(op, _Read)])
+                read_alone(conn, [(op, fut) for op, fut in done.ops if isinstance(op, _Read)])
         for fut in done.futures:
             if not fut.done():
                 fut.set_exception(exc)
-
-
-def _read_alone(conn: sqlite3.Connection, reads: list[tuple[Operation, asyncio.Future[Any]]]
-                ) -> None:
-    """Run ``reads`` in a read transaction of their own (no write lock; the failed batch's
-    writes are rolled back): their callers get their values, or their own errors."""
-    if not reads:
-        return
-    outcomes: list[tuple[asyncio.Future[Any], bool, Any]] = []
-    try:
-        with snapshot(conn):
-            for op, fut in reads:
-                try:
-                    outcomes.append((fut, True, op(conn)[0]))
-                except Exception as exc:  # the caller's own
-                    outcomes.append((fut, False, exc))
-    except sqlite3.Error as exc:  # the callers learn why the batch failed
-        log.debug("reading on its own failed: %s", exc)
-        return
-    for fut, ok, value in outcomes:
-        if fut.done():
-            continue
-        if ok:
-            fut.set_result(value)
-        else:
-            fut.set_exception(value)
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:
     """``callback(*args)`` on ``loop``'s thread, unless the loop is closed (then who closes waits)."""
     with contextlib.suppress(RuntimeError):
         loop.call_soon_threadsafe(callback, *args)
-
-
-def unavailable(exc: Exception, database: str | Path = "the database",
-                waited: float | None = None) -> Exception:
-    """``exc``, as :class:`StoreUnavailable` when it says the disk is full, or that another
-    connection held the write lock of ``database`` for more than ``waited`` seconds."""
-    code = _primary(exc)
-    if code == _SQLITE_FULL:
-        why = str(exc)
-    elif code == _SQLITE_BUSY:
-        longer = f" for more than {waited:g}s" if waited is not None else ""
-        why = (f"{database} is locked by another program{longer} (a tool with the database"
-               " open for writing?)")
-    else:
-        return exc
-    unavailable = StoreUnavailable(f"the store cannot write: {why}")
-    unavailable.__cause__ = exc
-    return unavailable
-
-
-def _primary(exc: Exception) -> int | None:
-    """The primary SQLite result code of ``exc`` (its extended code's low byte), if any."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    return code & 0xFF if isinstance(exc, sqlite3.Error) and code is not None else None

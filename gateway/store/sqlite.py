@@ -34,9 +34,10 @@ from gateway.store import (
     _retention_ops,
     journal,
 )
+from gateway.store._cannot_write import unavailable
 from gateway.store._connection import connect, release_free_pages, tune_writer
 from gateway.store._intake_batch import IntakeBatcher
-from gateway.store._writer import CommitListener, GroupCommitWriter, unavailable
+from gateway.store._writer import CommitListener, GroupCommitWriter
 from gateway.store.anchor import Anchor, anchor_path, read_anchor, write_anchor
 from gateway.store.base import Clock, PolicyFor
 from gateway.store.migrate import migrate
@@ -105,7 +106,7 @@ class SQLiteStore:
 
     def _unavailable(self, exc: sqlite3.Error) -> Exception:
         """``exc``, as :class:`StoreUnavailable` when the disk is full or another program
-        holds the database's write lock (:func:`~gateway.store._writer.unavailable`)."""
+        holds the database's write lock (:func:`~gateway.store._cannot_write.unavailable`)."""
         return unavailable(exc, self.path, self._busy_timeout)
 
     def _same_file(self) -> bool:
