@@ -220,6 +220,16 @@ def test_run_exits_2_naming_a_worker_process_that_does_not_start_in_time(
         " ([gateway] worker_start_timeout); it was killed")
 
 
+def stopped(proc: subprocess.Popen[bytes], log: Path, timeout: float) -> int:
+    """Send ``proc`` a TERM; its exit code once it ended, within ``timeout`` seconds (else
+    fail, with its log ``log``)."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"the process did not end:\n{log.read_text()}") from None
+
+
 def stops_while_a_worker_hangs(root_text: str) -> None:
     """(In a private mount namespace.) ``run`` writes into a sedex outbox whose file system
     hangs: the write is given up on, its worker killed and left behind, stuck in the
@@ -245,11 +255,7 @@ def stops_while_a_worker_hangs(root_text: str) -> None:
         with frozen(outbox):
             drop(root / "registry" / "outbox", "a.xml", message())
             wait_for("killed and left behind")
-            proc.send_signal(signal.SIGTERM)
-            try:  # while the file system is still frozen
-                code = proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                raise AssertionError(f"the process did not end:\n{log.read_text()}") from None
+            code = stopped(proc, log, 20)  # while the file system is still frozen
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -300,11 +306,7 @@ def drop_folder_hangs_in_a_worker(root_text: str) -> None:
             for n in range(3):  # the other source, processing (one worker) and sending go on
                 drop(other, f"o{n}.xml", message())
                 wait_for(lambda n=n: sent() == n + 2)
-            proc.send_signal(signal.SIGTERM)
-            try:  # while the file system is still frozen
-                code = proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                raise AssertionError(f"the process did not end:\n{log.read_text()}") from None
+            code = stopped(proc, log, 20)  # while the file system is still frozen
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -342,11 +344,7 @@ def archive_hangs_at_stop(root_text: str) -> None:
         with unanswering(share, safety=90) as hangs:
             wait_for(f"WARNING gateway.archives: retention: cannot delete old files in {done}:"
                      " not done within 2s (does its file system hang?)")
-            proc.send_signal(signal.SIGTERM)
-            try:
-                code = proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                raise AssertionError(f"the process did not end:\n{log.read_text()}") from None
+            code = stopped(proc, log, 30)
             assert hangs()
     finally:
         if proc.poll() is None:

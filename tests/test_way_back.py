@@ -15,6 +15,7 @@ import logging
 import random
 import uuid
 import zipfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -933,25 +934,36 @@ async def test_the_cantons_messages_are_shown_and_logged_as_an_operator_needs_th
     assert shown_bad.count("prolongationB") == 1, "the schema's list once, in the journal"
 
 
-async def test_a_strangers_message_keeps_its_message_id_unless_one_was_routed_with_it(
-        tmp_path: Path) -> None:
-    """eCH-0223 in the sedex inbox from a senderId no partner has is quarantined, and keeps
-    the messageId and senderId its header gives, as any other quarantined message:
-    ``messages list`` and ``show`` name it, ``show`` finds it by it. Not the messageId of
-    the partner's message routed from that header's sender: it stays that message's."""
+async def _after_a_routed_answer(tmp_path: Path, pairs: Callable[[Path, bytes], None],
+                                 states_after: list[tuple[str, str]]) -> tuple[Path, str]:
+    """A gateway in ``tmp_path``: the canton's answer ``canton-1`` (pair ``a1``) routed, then
+    ``pairs(inbox, answer)`` written, until the canton's inputs are in ``states_after`` (by
+    ref); the database and the configuration file."""
     config = gateway_dir(tmp_path)
-    db, c = tmp_path / "gateway.db", str(config)
+    db = tmp_path / "gateway.db"
     inbox = tmp_path / "sedex" / "inbox"
     answer = _from_canton("canton-1", f"<eCH-0044:vn>{VN}</eCH-0044:vn>".encode())
     async with running(config, get_plugin_manager()):
         await _seeded(tmp_path, db)
         _canton_pair(inbox, "a1", answer)
         await until(lambda: _state_of(db, "canton-1") == "routed", timeout=20)
+        pairs(inbox, answer)
+        await until(lambda: sorted(states(db, "SELECT ref, state FROM messages WHERE source"
+                                              " = 'canton'")) == states_after, timeout=20)
+    return db, str(config)
+
+
+async def test_a_strangers_message_keeps_its_message_id_unless_one_was_routed_with_it(
+        tmp_path: Path) -> None:
+    """eCH-0223 in the sedex inbox from a senderId no partner has is quarantined, and keeps
+    the messageId and senderId its header gives, as any other quarantined message:
+    ``messages list`` and ``show`` name it, ``show`` finds it by it. Not the messageId of
+    the partner's message routed from that header's sender: it stays that message's."""
+    def pairs(inbox: Path, answer: bytes) -> None:
         _canton_pair(inbox, "s1", _from_canton("canton-2"), sender_id="T2-9-1")
         _canton_pair(inbox, "s2", answer + b"\n<!-- sent again -->\n", sender_id="T2-9-1")
-        await until(lambda: sorted(states(db, "SELECT ref, state FROM messages WHERE source"
-                                              " = 'canton'")) == [
-            ("a1", "routed"), ("s1", "quarantined"), ("s2", "quarantined")], timeout=20)
+    db, c = await _after_a_routed_answer(tmp_path, pairs, [
+        ("a1", "routed"), ("s1", "quarantined"), ("s2", "quarantined")])
     listed = {m["ref"]: m for m in json.loads(cli("--config", c, "messages", "list", "--json"))}
     assert [listed[ref]["message_id"] for ref in ("a1", "s1", "s2")] == [
         "canton-1", "canton-2", None]
@@ -1013,19 +1025,11 @@ async def test_a_pair_the_inbox_quarantines_itself_keeps_no_message_id_a_routed_
     header's sender was routed with does not take it (it stays that message's, as for a
     message quarantined by processing); the reason says so, and ``messages show`` finds
     the routed message."""
-    config = gateway_dir(tmp_path)
-    db, c = tmp_path / "gateway.db", str(config)
-    inbox = tmp_path / "sedex" / "inbox"
-    answer = _from_canton("canton-1", f"<eCH-0044:vn>{VN}</eCH-0044:vn>".encode())
-    async with running(config, get_plugin_manager()):
-        await _seeded(tmp_path, db)
-        _canton_pair(inbox, "a1", answer)
-        await until(lambda: _state_of(db, "canton-1") == "routed", timeout=20)
+    def pairs(inbox: Path, answer: bytes) -> None:
         _canton_pair(inbox, "x1", answer + b"\n<!-- sent again -->\n",
                      recipient_ids=("T1-9999-1",))
-        await until(lambda: sorted(states(db, "SELECT ref, state FROM messages WHERE source"
-                                              " = 'canton'")) == [
-            ("a1", "routed"), ("x1", "quarantined")], timeout=20)
+    _db, c = await _after_a_routed_answer(tmp_path, pairs, [
+        ("a1", "routed"), ("x1", "quarantined")])
     listed = {m["ref"]: m for m in json.loads(cli("--config", c, "messages", "list", "--json"))}
     assert [listed[ref]["message_id"] for ref in ("a1", "x1")] == ["canton-1", None]
     assert listed["x1"]["reason"] == (
