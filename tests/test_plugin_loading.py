@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.contracts import NormaliseContext, RawInput
 from gateway.errors import PluginError
 from gateway.plugins import LOAD_ENV, fact_values, get_plugin_manager, transport_types
 
@@ -138,3 +139,31 @@ def test_a_broken_third_party_plugin_leaves_the_gateways_own_tests_alone(
     pm = get_plugin_manager()  # with the conftest's ECH_GATEWAY_LOAD_PLUGINS
     assert sorted(name for name, _ in pm.list_name_plugin()) == BUILT_IN.split(",")
     assert "acme_ignored_mod" not in sys.modules
+
+
+def test_a_vendors_normaliser_is_asked_before_the_ech0223_one_whatever_the_install_order(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Installed first on sys.path, the vendor's plugin is registered before the built-ins;
+    # the eCH-0223 normaliser refuses whatever is no XML, so it must be asked last.
+    install(tmp_path, "acme-json", "acme", "acme_json_mod", """
+        import json
+
+        from gateway.api import Normalised, hookimpl
+
+        @hookimpl
+        def gateway_normalise(raw, context):
+            if raw.meta.get("content_type") != "application/vnd.acme+json":
+                return None
+            event = json.loads(raw.data)
+            return Normalised(kind="personEventMessage", message_id=event["id"], xml=b"",
+                              tree=None, not_relevant="an ACME event without counterpart")
+        """)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv(LOAD_ENV, ",".join([BUILT_IN, "acme"]))
+    pm = get_plugin_manager()
+    raw = RawInput("acme", "event 1", b'{"id": "acme-1"}', {"content_type": "application/vnd.acme+json"})
+    context = NormaliseContext(max_bytes=1 << 20, max_zip_entries=10, max_zip_bytes=1 << 20,
+                               max_zip_ratio=10)
+    normalised = pm.hook.gateway_normalise(raw=raw, context=context)
+    assert (normalised.message_id, normalised.not_relevant) == (
+        "acme-1", "an ACME event without counterpart")

@@ -63,9 +63,12 @@ def gateway_fact_values() -> Mapping[str, Collection[str]]:
     return {"format": (FORMAT,)}
 
 
-@hookimpl
+@hookimpl(trylast=True)
 def gateway_normalise(raw: RawInput, context: NormaliseContext) -> Normalised | None:
     """Take eCH-0223 as it is; decline XML in any other namespace.
+
+    Last: it refuses whatever is no XML, so every other normaliser (a vendor's JSON
+    format) is asked before it, whatever the order plugins were installed in.
 
     A document refused (invalid in its version, a VN with a wrong check digit...) is
     refused with its header's messageId and senderId, where they can be read: the
