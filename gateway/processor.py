@@ -89,6 +89,11 @@ class Processor:
             return Processed(mid, MessageState.QUARANTINED, f"normaliser error: {exc!r}")
         if normalised is None:
             return Processed(mid, MessageState.QUARANTINED, self._unrecognised(raw))
+        if not isinstance(normalised, Normalised):  # a plugin bug, said as one
+            log.error("normaliser returned %s for message %d, not a Normalised",
+                      type(normalised).__name__, mid)
+            return Processed(mid, MessageState.QUARANTINED, "normaliser error: gateway_normalise"
+                             f" returned {type(normalised).__name__}, not a Normalised")
         return self._checked(normalised)
 
     def _checked(self, n: Normalised) -> Normalised:
@@ -161,23 +166,29 @@ class Processor:
         facts = rule_facts(n, raw, before)
         if facts["event"]:
             about["event"] = facts["event"]
-        decision: Decision | None = (
-            manual.decision(raw) if raw.source == manual.SOURCE
-            else self._pm.hook.gateway_decide(message=n, raw=raw, facts=facts,
-                                              settings=self.settings))
+        try:
+            decision = self._decide(n, raw, facts)
+        except Exception as exc:  # a code rule's bug quarantines this message, not the batch
+            log.exception("deciding message %d failed", mid)
+            return Processed(mid, MessageState.QUARANTINED, f"rule error: {exc!r}",
+                             detail=_warned(warnings, about), **{**base, "persons": ()})
         if decision is None:
             why = (f"no rule decided about it (no [[rules]] entry matched, and source"
                    f" {raw.source!r} has no route_to)")
             return Processed(mid, MessageState.NOT_RELEVANT, why, detail=_warned(warnings, about),
                              **base)
-        routes, ignored = self._routes(decision)
+        detail = {**about, "rule": decision.rule}
+        unknown = [p for p in dict.fromkeys(decision.partners) if p not in self._partners]
+        if unknown:  # a code rule's typo: the message waits for a fix and a replay
+            return Processed(mid, MessageState.QUARANTINED,
+                             f"rule {decision.rule!r} routes to {', '.join(map(repr, unknown))},"
+                             " which is no configured partner", decision=decision,
+                             detail=_warned(warnings, detail), **{**base, "persons": ()})
+        routes = [Route(p, decision.reason) for p in dict.fromkeys(decision.partners)]
         warnings += [f"partner {r.partner!r} is disabled: its delivery waits until it is enabled"
                      for r in routes if not self.settings.partners[r.partner].enabled]
-        detail = {**about, "rule": decision.rule,
-                  **({"ignored_routes": ignored} if ignored else {})}
         if not routes:
-            why = decision.reason + (f" ({'; '.join(ignored)})" if ignored else "")
-            return Processed(mid, MessageState.NOT_RELEVANT, why, decision=decision,
+            return Processed(mid, MessageState.NOT_RELEVANT, decision.reason, decision=decision,
                              detail=_warned(warnings, detail), **base)
         try:
             supplied = self._supplied(n, decision, facts)
@@ -257,15 +268,15 @@ class Processor:
             raise InputRejected(f"a gateway_documents plugin returned {wrong[0]}, not Attachment")
         return files
 
-    def _routes(self, decision: Decision) -> tuple[list[Route], list[str]]:
-        routes: list[Route] = []
-        ignored: list[str] = []
-        for partner in dict.fromkeys(decision.partners):
-            if partner not in self._partners:
-                ignored.append(f"{partner}: no such partner")
-            else:
-                routes.append(Route(partner, decision.reason))
-        return routes, ignored
+    def _decide(self, n: Normalised, raw: RawInput, facts: Mapping[str, Any]) -> Decision | None:
+        """The decision of the first rule that has one (a manual send's own, for a request)."""
+        if raw.source == manual.SOURCE:
+            return manual.decision(raw)
+        decision = self._pm.hook.gateway_decide(message=n, raw=raw, facts=facts,
+                                                settings=self.settings)
+        if decision is not None and not isinstance(decision, Decision):
+            raise TypeError(f"gateway_decide returned {type(decision).__name__}, not a Decision")
+        return decision
 
     def _unrecognised(self, raw: RawInput) -> str:
         reason = UNRECOGNISED
