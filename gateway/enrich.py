@@ -12,6 +12,7 @@ what the store has committed.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections.abc import Iterable, Mapping, Sequence
@@ -125,10 +126,16 @@ def _named(n: Normalised) -> list[str]:
 async def _look_up(pm: pluggy.PluginManager, settings: Any,
                    subject: Sequence[str]) -> PersonState | None:
     """Ask the plugins; a failing look-up is logged and counts as "unknown"."""
+    limit = settings.gateway.person_lookup_timeout
     try:
         answer = pm.hook.gateway_person_lookup(keys=list(subject), settings=settings)
         if inspect.isawaitable(answer):
-            answer = await answer
+            async with asyncio.timeout(limit):
+                answer = await answer
+    except TimeoutError:  # a look-up without a bound of its own must not stall every batch
+        log.warning("person look-up did not answer within [gateway] person_lookup_timeout"
+                    " (%gs); going on without the registry's data", limit)
+        return None
     except Exception as exc:  # a registry that is down must not stop processing
         log.warning("person look-up failed (%s); going on without the registry's data",
                     type(exc).__name__)

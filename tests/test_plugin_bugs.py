@@ -6,10 +6,11 @@ its messages are fed through the folder source and processed as the daemon does.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
-from gateway.api import Decision, hookimpl
+from gateway.api import Decision, ech0223, hookimpl
 from gateway.testing import harness, sample_message
 
 
@@ -61,3 +62,26 @@ async def test_a_normaliser_returning_no_normalised_is_named_as_the_fault(tmp_pa
     [bad] = [m for m in gw.messages() if m.ref == "bytes.xml"]
     assert (bad.state, bad.reason) == (
         "quarantined", "normaliser error: gateway_normalise returned bytes, not a Normalised")
+
+
+class HangingRegistry:
+    """A registry plugin whose look-up has no timeout of its own, and a registry that never answers."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    @hookimpl
+    def gateway_person_lookup(self, keys: Any, settings: Any) -> Any:
+        self.asked += 1
+        return asyncio.Event().wait()
+
+
+async def test_a_look_up_that_never_answers_is_given_up_on(tmp_path: Path) -> None:
+    registry = HangingRegistry()
+    anna = ech0223.PersonIdentificationLight(vn=7561234567897, official_name="Muster",
+                                             first_name="Anna")
+    async with harness(tmp_path, plugins=[registry],
+                       settings={"gateway": {"person_lookup_timeout": "1s"}}) as gw:
+        gw.feed("anna.xml", sample_message("doc-anna", person=anna))
+        [delivery] = await gw.settled(1, timeout=20)
+    assert (delivery.message_id, delivery.state, registry.asked) == ("doc-anna", "delivered", 1)

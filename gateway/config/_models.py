@@ -95,6 +95,14 @@ class GatewaySettings(_Section):
         " as one that cannot start: at the daemon's start it stops with the cause (exit 2),"
         " later the work waits while one is started again.",
     )
+    person_lookup_timeout: Duration = Field(
+        default=60.0,
+        gt=0,
+        description="How long a registry plugin's look-up of a person the gateway does not"
+        " know yet (`gateway_person_lookup`) may take; its batch waits for it. One that takes"
+        " longer (a plugin without a timeout of its own, a registry that never answers) is"
+        " given up on and counts as \"unknown\", as a look-up that fails.",
+    )
     answers_first: Duration = Field(
         default=1.0,
         ge=0,
