@@ -1019,6 +1019,45 @@ async def test_a_pair_the_inbox_quarantines_itself_is_found_by_its_headers_messa
     cli("--config", c, "messages", "show", "env-x1", code=3)  # the envelope's: no message's
 
 
+async def test_a_pair_the_inbox_refused_is_not_taken_as_the_partners_when_replayed(
+        tmp_path: Path) -> None:
+    """A negative eventReport the sedex inbox quarantined (in a pair addressed to another
+    participant; with a broken envelope or none: its sender is not known) stays quarantined when
+    replayed: it rejects none of our deliveries. ``messages resubmit`` of its file is the
+    operator's word for it, and is taken."""
+    config = gateway_dir(tmp_path)
+    db, c = tmp_path / "gateway.db", str(config)
+    inbox = tmp_path / "sedex" / "inbox"
+    sent = "SELECT state FROM deliveries WHERE partner = 'canton'"
+    report = write_message(sample_event_report(random.Random(5), reference_message_id="ours-1"))
+    async with running(config, get_plugin_manager()):
+        drop(tmp_path / "registry" / "outbox", "ours-1.xml", message("ours-1"))
+        await until(lambda: states(db, sent) == [("sent",)])
+        _canton_pair(inbox, "x1", report, recipient_ids=("T1-9999-1",))
+        drop(inbox, "data_b1.xml", report + b"\n")
+        drop(inbox, "envl_b1.xml", b"<envelope>not sedex</envelope>")
+        drop(inbox, "data_l1.xml", report + b"\n\n")  # its envelope never comes
+        await until(lambda: states(db, "SELECT count(*) FROM messages WHERE state ="
+                                       " 'quarantined'") == [(3,)], timeout=20)
+    ids = dict(states(db, "SELECT ref, id FROM messages WHERE source = 'canton'"))
+    for ref, why in (("x1", "sedex pair from senderId T2-2-1 addressed to recipientId"
+                            " T1-9999-1, none of our participant ids (T1-2511-1)"),
+                     ("b1", "its sender is not known: bad sedex envelope: "),
+                     ("l1", "its sender is not known: payload without envelope")):
+        said = await asyncio.to_thread(cli, "--config", c, "messages", "replay",
+                                       f"row:{ids[ref]}", code=1)
+        assert said.startswith(f"message {ids[ref]}: processed again, still quarantined: eCH-0223"
+                               f" not from partner 'canton': {why}"), said
+        assert states(db, "SELECT state FROM messages WHERE id = ?", (ids[ref],)) == [
+            ("quarantined",)]
+    assert states(db, sent) == [("sent",)]  # no word of the canton's: nothing rejected
+    corrected = tmp_path / "report.xml"
+    corrected.write_bytes(report)
+    await asyncio.to_thread(cli, "--config", c, "messages", "resubmit", f"row:{ids['b1']}",
+                            str(corrected))
+    assert states(db, sent) == [("rejected",)]
+
+
 async def test_a_pair_the_inbox_quarantines_itself_keeps_no_message_id_a_routed_one_has(
         tmp_path: Path) -> None:
     """A pair quarantined by the sedex inbox whose header's messageId a message from that

@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+#: Why a pair without a readable envelope, or a lone half, is nobody's (``NOT_FROM_PARTNER``).
+_UNKNOWN = "its sender is not known"
 
 
 @dataclass(slots=True)
@@ -115,7 +117,10 @@ class InboxScanner:
     ``meta[NOT_FROM_PARTNER]`` saying why: it is decided by the rules like
     registry input, and an eCH-0223 message among them is quarantined, never
     taken as that partner's (:mod:`gateway.inbound`). Broken pairs and lone
-    halves, whose sender is not known, are quarantined under that name too.
+    halves, whose sender is not known, are quarantined under that name too. A pair
+    quarantined here, and a lone half, carries ``meta[NOT_FROM_PARTNER]`` as well:
+    replayed, it is not taken as the partner's (``messages resubmit`` is the operator's
+    word that it is).
 
     The inbox and ``processed`` are often a network share, which may hang: every
     call into them (listing, reading a batch of pairs, moving them) runs in a
@@ -214,8 +219,11 @@ class InboxScanner:
         ref = display_name(key)
         if got is None:
             return None
-        source, refused, unclaimed = ((self.source, parsed, None) if isinstance(parsed, str)
-                                      else self.attribute(parsed))
+        source, refused, unclaimed = ((self.source, parsed, f"{_UNKNOWN}: {parsed}")
+                                      if isinstance(parsed, str) else self.attribute(parsed))
+        not_theirs = unclaimed or refused
+        if not_theirs:  # nor is it when replayed: the way back takes the partner's word only
+            meta[NOT_FROM_PARTNER] = not_theirs
         if isinstance(got, TooLarge):
             kept = self.taker.evidence(data, self.max_kept)
             if kept is None:
@@ -241,8 +249,6 @@ class InboxScanner:
         )
         if parsed.reference_message_id is not None:
             meta[ANSWERED_ATTEMPT] = parsed.reference_message_id
-        if unclaimed is not None:
-            meta[NOT_FROM_PARTNER] = unclaimed
         return _Taken(RawInput(source, ref, got.data, meta), stored_pair, refused,
                       self.processed if refused is None else self.rejected)
 
@@ -250,6 +256,8 @@ class InboxScanner:
         """A lone half to quarantine (too large: evidence only); ``None`` if it is not ready."""
         got = self.taker.read(lone, self.max_bytes)
         meta = self._meta(file_name=lone.shown)
+        if not lone.name.startswith("envl_"):  # a payload: nor the partner's when replayed
+            meta[NOT_FROM_PARTNER] = f"{_UNKNOWN}: {reason}"
         if got is None:
             return None
         if isinstance(got, TooLarge):
