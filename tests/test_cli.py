@@ -1539,6 +1539,22 @@ def test_timestamps_are_the_same_in_list_show_and_json(
     assert detail["deliveries"][0]["attempt_log"][0]["started_at"].endswith("+01:00")
 
 
+async def test_the_history_says_when_a_retry_is_due_in_the_one_format(
+        gw: Run, capsys: pytest.CaptureFixture[str], zurich: None) -> None:
+    """A transient receipt's ``delivery.retry`` names the time of the next attempt: the text
+    history says it as every other time, not as seconds since 1970."""
+    [(ref,)] = states(gw.db, "SELECT attempt_ref FROM deliveries WHERE state = 'sent'")
+    await _receipt(gw.db, Receipt(ref, ReceiptOutcome.FAILED_TRANSIENT, "401", "hub down",
+                                  datetime.now(UTC)))
+    [(due,)] = states(gw.db, "SELECT next_attempt_at FROM deliveries WHERE attempt_ref = ?",
+                      (ref,))
+    code, shown, _ = cli(capsys, "--config", str(gw.config), "messages", "show",
+                         str(gw.ids["late"]))
+    [retry] = [line for line in shown.splitlines() if " delivery.retry " in line]
+    assert code == 0 and f'"next_attempt_at": "{iso(due)}"' in retry, retry
+    assert iso(due).endswith("+01:00")
+
+
 def test_a_closed_pipe_ends_quietly(many: Run, tmp_path: Path) -> None:
     err = tmp_path / "stderr"
     pipeline = (f'"{SCRIPT}" messages list --limit {MANY * 2} --config "{many.config}"'

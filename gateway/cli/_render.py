@@ -182,7 +182,7 @@ def message_detail(msg: dict[str, Any]) -> str:
             out.append(f"    receipt {r['code']} {r['outcome']} for {r['attempt_ref']}: {r['info']}")
     out.append("  history:")
     for j in msg["journal"]:
-        detail = json.dumps(j["detail"], ensure_ascii=False) if j["detail"] else ""
+        detail = json.dumps(with_times(j["detail"]), ensure_ascii=False) if j["detail"] else ""
         who = f" [delivery {j['delivery']}]" if j["delivery"] else ""
         out.append(f"    {iso(j['at'])}  {j['event']}{who} {detail}".rstrip())
     return "\n".join(out)
