@@ -7,7 +7,9 @@ to, answers ``SubmitMessage*`` with a receipt id, and follows a plan per
 eCH-0223 message id for the tests of failures: ``client`` (a Client fault),
 ``server`` (a Server fault), ``hang`` (no answer until the test ends),
 ``trickle`` (an answer a byte at a time, each well within any read timeout,
-until the test ends), ``http503``. ``FetchMessages`` pages through :attr:`SoapService.outbox`
+until the test ends), ``http503``, ``slow`` (the receipt after :attr:`SoapService.slow`
+seconds; :attr:`SoapService.most_in_flight` counts the calls answered at once).
+``FetchMessages`` pages through :attr:`SoapService.outbox`
 with the index of the last message returned as the cursor.
 """
 
@@ -84,6 +86,11 @@ class SoapService:
     fetch_faults: int = 0
     #: What those faults say.
     fault_text: str = "message store unavailable"
+    #: How long a ``slow`` call takes, in seconds.
+    slow: float = 0.5
+    #: The most submits being answered at once.
+    most_in_flight: int = 0
+    _in_flight: int = 0
     url: str = ""
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -126,6 +133,13 @@ class SoapService:
             return web.Response(status=503, text="too late")
         if outcome == "trickle":
             return await self._trickle(request)
+        if outcome == "slow":
+            self._in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self._in_flight)
+            try:
+                await asyncio.sleep(self.slow)
+            finally:
+                self._in_flight -= 1
         element = call.find(f"{{{TNS}}}message")
         assert element is not None
         if operation == "SubmitMessage":

@@ -106,6 +106,21 @@ async def test_delivered_retried_and_dead_as_the_service_answers(tmp_path: Path,
     assert attempt_details(db, "m-ok")[0][1] == "SubmitMessage: 'r-1'"
 
 
+async def test_a_batch_is_sent_concurrency_calls_at_a_time(tmp_path: Path, certs: Certs) -> None:
+    """A slow service holds each call; the batch's calls run side by side, not one by one."""
+    ids = [f"m-slow-{n}" for n in range(6)]
+    async with serving(SoapService(certs, plan={i: ["slow"] for i in ids}, slow=1.0)) as svc:
+        config = soap_config(tmp_path, svc, extra="concurrency = 6")
+        config.write_text(config.read_text().replace('read_timeout = "400ms"', 'read_timeout = "5s"'))
+        db = tmp_path / "gateway.db"
+        for mid in ids:  # before the start: one scan takes them all, one batch sends them
+            drop(tmp_path / "in", f"{mid}.xml", message(mid))
+        async with running(config):
+            rows = await settle(db, ids)
+    assert all(rows[i][:2] == ("delivered", 1) for i in ids), rows
+    assert svc.most_in_flight == 6
+
+
 @pytest.mark.parametrize("who", ["stranger", "nobody"])
 async def test_a_client_certificate_the_service_refuses_is_retried_with_a_clear_reason(
         tmp_path: Path, certs: Certs, who: str) -> None:

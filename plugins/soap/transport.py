@@ -2,13 +2,16 @@
 
 A call that returns is a delivery (state ``delivered``: the answer is the
 receipt). Errors are classified by :mod:`plugins.soap.faults`; the transport
-never sleeps or retries itself.
+never sleeps or retries itself. A batch's calls run side by side, as many at
+once as the client's pool has threads (``concurrency``): one by one, a slow
+service would hold every delivery of the batch for the sum of its answers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -16,6 +19,7 @@ from zeep.helpers import serialize_object
 
 from gateway.api import (
     ConfigError,
+    DeliveryError,
     InputRejected,
     Intake,
     OutboundItem,
@@ -73,6 +77,21 @@ class SoapTransport:
                                  f" {exc}") from exc
         answer = await self.client.call(self.options.operation, kwargs, self.classify)
         return SendResult(awaits_receipt=False, detail=_detail(self.options.operation, answer))
+
+    async def send_many(self, items: Sequence[OutboundItem]) -> list[SendResult | Exception]:
+        """Call the operation for each item of a batch, ``concurrency`` calls at a time;
+        one result or error per item."""
+        return list(await asyncio.gather(*(self._outcome(item) for item in items)))
+
+    async def _outcome(self, item: OutboundItem) -> SendResult | Exception:
+        try:
+            return await self.send(item)
+        except DeliveryError as exc:
+            return exc
+        except Exception as exc:  # a bug here must not fail the rest of the batch
+            log.exception("soap partner %s: sending delivery %d failed unexpectedly", self.name,
+                          item.delivery_id)
+            return exc
 
     async def run(self, receipts: ReceiptSink, intake: Intake) -> None:
         """Nothing to do in the background: the answer of each call is its receipt."""
