@@ -7,10 +7,11 @@ to, answers ``SubmitMessage*`` with a receipt id, and follows a plan per
 eCH-0223 message id for the tests of failures: ``client`` (a Client fault),
 ``server`` (a Server fault), ``hang`` (no answer until the test ends),
 ``trickle`` (an answer a byte at a time, each well within any read timeout,
-until the test ends), ``http503``, ``slow`` (the receipt after :attr:`SoapService.slow`
-seconds; :attr:`SoapService.most_in_flight` counts the calls answered at once).
-``FetchMessages`` pages through :attr:`SoapService.outbox`
-with the index of the last message returned as the cursor.
+until the test ends), ``http503``, ``http429`` (with ``Retry-After: 2``),
+``slow`` (the receipt after :attr:`SoapService.slow` seconds;
+:attr:`SoapService.most_in_flight` counts the calls answered at once).
+``FetchMessages`` pages through :attr:`SoapService.outbox` with the index
+of the last message returned as the cursor.
 """
 
 from __future__ import annotations
@@ -128,6 +129,9 @@ class SoapService:
             return fault("soap:Server", "registry backend unavailable, try later")
         if outcome == "http503":
             return web.Response(status=503, text="maintenance")
+        if outcome == "http429":
+            return web.Response(status=429, text="too many requests",
+                                headers={"Retry-After": "2"})
         if outcome == "hang":
             await self._stop.wait()
             return web.Response(status=503, text="too late")

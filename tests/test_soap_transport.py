@@ -121,6 +121,23 @@ async def test_a_batch_is_sent_concurrency_calls_at_a_time(tmp_path: Path, certs
     assert svc.most_in_flight == 6
 
 
+async def test_a_retry_after_of_the_service_puts_off_the_next_attempt(tmp_path: Path,
+                                                                       certs: Certs) -> None:
+    """HTTP 429 with Retry-After: 2 s: the retry waits that long, not the 20 ms of the policy."""
+    async with serving(SoapService(certs, plan={"m-429": ["http429", "ok"]})) as svc:
+        config = soap_config(tmp_path, svc)
+        db = tmp_path / "gateway.db"
+        async with running(config):
+            drop(tmp_path / "in", "m.xml", message("m-429"))
+            rows = await settle(db, ["m-429"])
+    assert rows["m-429"][:2] == ("delivered", 2)
+    [(first, _), (second, _)] = states(db, "SELECT a.started_at, a.outcome FROM attempts a"
+                                           " ORDER BY a.number")
+    assert second - first >= 2.0
+    assert "HTTP 429" in attempt_details(db, "m-429")[0][1]
+    assert "Retry-After 2s" in attempt_details(db, "m-429")[0][1]
+
+
 @pytest.mark.parametrize("who", ["stranger", "nobody"])
 async def test_a_client_certificate_the_service_refuses_is_retried_with_a_clear_reason(
         tmp_path: Path, certs: Certs, who: str) -> None:

@@ -31,7 +31,8 @@ from zeep.proxy import OperationProxy
 from zeep.wsdl import Document
 from zeep.wsse.username import UsernameToken
 
-from gateway.api import ConfigError
+from gateway.api import ConfigError, retry_after_seconds
+from plugins.soap.faults import with_retry_after
 from plugins.soap.options import SoapConnection
 
 T = TypeVar("T")
@@ -54,6 +55,8 @@ class LocalTransport(zeep.Transport):
     """
 
     last_status: int | None = None
+    #: The seconds the last answer's ``Retry-After`` asked for, if it had one.
+    last_retry_after: float | None = None
 
     def __init__(self, verify: str | bool = True, call_timeout: float = 300.0,
                  **kwargs: Any) -> None:
@@ -74,7 +77,8 @@ class LocalTransport(zeep.Transport):
         return path.read_bytes()
 
     def post(self, address: str, message: bytes, headers: dict[str, str]) -> requests.Response:
-        """POST ``message`` to ``address``; the status is kept for classifying errors.
+        """POST ``message`` to ``address``; the status and ``Retry-After`` are kept for
+        classifying errors.
 
         The answer is read as it comes, each read bounded by the read timeout,
         all of them by ``call_timeout``.
@@ -85,6 +89,7 @@ class LocalTransport(zeep.Transport):
         response = self.session.post(address, data=message, headers=headers, stream=True,
                                      timeout=self.operation_timeout, verify=self.verify)
         self.last_status = response.status_code
+        self.last_retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         body = bytearray()
         with response:
             while chunk := response.raw.read1(_CHUNK, decode_content=True):
@@ -195,18 +200,20 @@ class SoapClient:
     def _call(self, operation: str, kwargs: dict[str, Any],
               classify: Callable[[BaseException, int | None], Exception]) -> Any:
         proxy, transport = self._service()
-        transport.last_status = None
+        transport.last_status = transport.last_retry_after = None
         try:
             return OperationProxy(proxy, operation)(**kwargs)
         except (ZeepError, requests.RequestException, OSError, ValueError) as exc:
-            raise classify(exc, transport.last_status) from exc
+            verdict = classify(exc, transport.last_status)
+            raise with_retry_after(verdict, transport.last_retry_after) from exc
 
     async def call(self, operation: str, kwargs: dict[str, Any],
                    classify: Callable[[BaseException, int | None], Exception]) -> Any:
         """Call ``operation`` with ``kwargs`` in the pool; errors become ``classify``'s verdict.
 
         :param classify: turns the exception and the HTTP status (if an answer
-            came) into the exception to raise.
+            came) into the exception to raise; a transient one waits at least as long
+            as the answer's ``Retry-After`` asks.
         """
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.options.concurrency,

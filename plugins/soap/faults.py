@@ -7,7 +7,8 @@
   permanent: ``Client``/``Sender``, the other WS-Security codes
   (``FailedAuthentication``...), ``VersionMismatch``, ``MustUnderstand``.
   A fault without code is transient.
-- HTTP: 408, 429 and 5xx transient, other 4xx permanent.
+- HTTP: 408, 429 and 5xx transient, other 4xx permanent. A transient answer's
+  ``Retry-After`` puts off the next attempt (:func:`with_retry_after`).
 - Connection errors, TLS handshakes that fail and timeouts: transient (the
   same message goes through once the service or the certificates are right;
   the reason says which side refused).
@@ -73,6 +74,14 @@ def http_verdict(status: int, detail: str) -> TransientError | PermanentError:
     if status in (408, 429) or status >= 500 or status < 400:
         return TransientError(reason)
     return PermanentError(reason)
+
+
+def with_retry_after(verdict: Exception, wait: float | None) -> Exception:
+    """``verdict``, made to wait ``wait`` seconds (an answer's ``Retry-After``) if it is
+    transient: ``HTTP 429 from the SOAP service (Retry-After 120s)``."""
+    if wait is None or not isinstance(verdict, TransientError) or verdict.retry_after is not None:
+        return verdict
+    return TransientError(f"{verdict} (Retry-After {wait:g}s)", retry_after=wait)
 
 
 def _tls_reason(exc: BaseException) -> str | None:
