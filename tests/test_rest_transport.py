@@ -265,6 +265,25 @@ async def test_status_classes(tmp_path: Path, status: int, error: type[Exception
         await _close(rest)
 
 
+async def test_a_problem_answer_is_said_by_its_title_and_detail(tmp_path: Path) -> None:
+    """RFC 9457: the detail a case worker needs comes after a long type URL; it is not cut."""
+    problem = {"type": "https://api.migration.example.ch/problems/person-unknown-in-register",
+               "title": "Person unknown", "status": 400,
+               "detail": "ZEMIS has no person 33850216.9 in canton ZH (municipality 230)",
+               "instance": "/ech0223/messages/8f0c1a"}
+
+    async def refuse(request: web.Request) -> web.StreamResponse:
+        return web.json_response(problem, status=400, content_type="application/problem+json")
+
+    async with serve(refuse) as url:
+        rest = transport(tmp_path, url=url)
+        with pytest.raises(PermanentError) as refused:
+            await rest.send(item())
+        await _close(rest)
+    assert str(refused.value) == ("HTTP 400: 'Person unknown: ZEMIS has no person 33850216.9"
+                                  " in canton ZH (municipality 230)'")
+
+
 @pytest.mark.parametrize(("options", "problem"), [
     ({"url": "ftp://x/"}, "http:// or https://"),
     ({"url": "https://x/", "token": "t", "username": "u", "password": "p"}, "either token"),

@@ -8,6 +8,7 @@ turns them into one aiohttp session that reuses its connections.
 from __future__ import annotations
 
 import base64
+import json
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -83,9 +84,29 @@ def open_session(options: ClientOptions, connections: int) -> aiohttp.ClientSess
 
 
 async def body_start(response: aiohttp.ClientResponse) -> str:
-    """The first characters of an answer's body, quoted for a reason (:func:`partner_text`)."""
+    """The first characters of an answer's body, quoted for a reason (:func:`partner_text`);
+    of a JSON problem (RFC 9457), its title and detail."""
     data = await response.content.read(BODY_READ)
-    return partner_text(data.decode("utf-8", "replace")) if data.strip() else ""
+    if not data.strip():
+        return ""
+    text = data.decode("utf-8", "replace")
+    return partner_text(problem_summary(text, response.content_type) or text)
+
+
+def problem_summary(text: str, content_type: str) -> str | None:
+    """``Person unknown: ZEMIS has no person ...``: the ``title`` and ``detail`` of a JSON
+    problem (``application/problem+json``, or JSON that has them), else ``None``."""
+    if not content_type.endswith(("/problem+json", "/json")):
+        return None
+    try:
+        problem = json.loads(text)
+    except ValueError:  # not JSON, or cut off at BODY_READ: the start of the text says it
+        return None
+    if not isinstance(problem, dict):
+        return None
+    said = [str(problem[k]).strip() for k in ("title", "detail")
+            if isinstance(problem.get(k), str) and problem[k].strip()]
+    return ": ".join(said) or None
 
 
 def where(url: str) -> str:
