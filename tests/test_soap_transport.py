@@ -227,6 +227,19 @@ def test_a_wsdl_importing_a_remote_schema_is_refused_at_check_config_and_start(
         load_config(config, plugin_manager())
 
 
+def test_a_wsdl_url_is_refused_as_a_url_not_as_a_mangled_path(tmp_path: Path) -> None:
+    """The canton serves its WSDL at ...?wsdl; the operator who names that URL is told to
+    save the file, not that there is "no file <folder>/https:/canton.example/..."."""
+    partner = ('[partners.canton]\ntransport = "soap"\n[partners.canton.soap]\n'
+               'wsdl = "https://soap.canton.example/migration?wsdl"\n')
+    config = write_config(tmp_path, partner=partner)
+    code, out = check_config(config)
+    assert code == 2
+    assert ("partners.canton.soap.wsdl: https://soap.canton.example/migration?wsdl is a URL:"
+            " this key takes the path of a local file") in out, out
+    assert "no file" not in out
+
+
 def test_check_config_names_an_argument_the_operation_lacks(tmp_path: Path, certs: Certs) -> None:
     service = SoapService(certs, url="https://127.0.0.1:1/x")
     config = soap_config(tmp_path, service, arguments={"message": "payload", "msgId": "message_id"})

@@ -1,7 +1,8 @@
-"""Before validation: read ``<key>_file`` secrets and resolve relative paths."""
+"""Before validation: read ``<key>_file`` secrets and resolve relative paths (refusing URLs)."""
 
 from __future__ import annotations
 
+import re
 import types
 from collections.abc import Mapping
 from pathlib import Path, PurePath
@@ -13,6 +14,8 @@ from gateway.config._provenance import Key, Problem, Provenance
 from gateway.config._units import bare_number_problem
 
 FILE_SUFFIX = "_file"
+#: The start of a URL, which a path key never takes (``https://canton.example/svc?wsdl``).
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def prepare(
@@ -28,7 +31,8 @@ def prepare(
     field ``<key>_file``) to the file's content without its trailing newline.
     A relative path given for a ``Path`` field is resolved against the
     directory of the file that set it, without ``..`` (:func:`config_path`),
-    as the operator is shown it. A duration or size written as a bare number
+    as the operator is shown it; a URL given for one is a problem (the gateway
+    reads local files and fetches nothing). A duration or size written as a bare number
     whose meaning is not plain (:func:`bare_number_problem`) is a problem.
     Nested tables are prepared alike; problems are appended to ``problems``.
     """
@@ -61,6 +65,10 @@ def _prepare_value(
 ) -> Any:
     kinds = members(annotation)
     if isinstance(value, str) and any(_is_subclass(m, PurePath) for m in kinds):
+        if _URL.match(value):
+            problems.append(provenance.problem(key, f"{value} is a URL: this key takes the path"
+                                               " of a local file (the gateway fetches nothing);"
+                                               " save the file and name it here"))
         return config_path(provenance.at(key).base, value)
     if isinstance(value, list) and any(get_origin(m) is list for m in kinds):
         items = [arg for m in kinds if get_origin(m) is list for arg in get_args(m)]
