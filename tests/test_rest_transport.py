@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import re
 import sqlite3
 import zipfile
 from collections import Counter
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from aiohttp import web
 
 from gateway.api import (
@@ -231,6 +233,29 @@ async def test_one_connection_serves_many_sends(tmp_path: Path) -> None:
         await _close(rest)
     assert all(not isinstance(r, Exception) for r in results) and len(partner.stored) == 20
     assert len(ports) <= 2
+
+
+@pytest.mark.parametrize(("who", "said"), [
+    ("no client certificate", "refused client certificate shows: check client_cert"),
+    ("another CA", "the server's certificate is not trusted"),
+])
+async def test_a_failed_tls_handshake_says_which_side_refused(tmp_path: Path, who: str,
+                                                               said: str) -> None:
+    """Not just "Connection reset by peer": the operator learns which setting to check."""
+    certs = certificates(tmp_path / "certs")
+    if who == "another CA":
+        trustme.CA().cert_pem.write_to_path(str(tmp_path / "other-ca.pem"))
+        options = {"ca_file": str(tmp_path / "other-ca.pem"),
+                   "client_cert": str(certs.client_cert), "client_key": str(certs.client_key)}
+    else:
+        options = {"ca_file": str(certs.ca)}
+    partner = Partner()
+    async with serve(partner.handle, certs.server) as url:
+        rest = transport(tmp_path, url=url, **options)
+        with pytest.raises(TransientError, match=re.escape(said)):
+            await rest.send(item())
+        await _close(rest)
+    assert partner.seen == []
 
 
 async def test_a_server_that_hangs_hits_the_timeout(tmp_path: Path) -> None:

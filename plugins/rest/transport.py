@@ -112,7 +112,8 @@ class RestTransport:
             raise TransientError(f"no answer from {self._where} within the timeout"
                                  f" ({self.options.timeout:g}s)") from exc
         except aiohttp.ClientError as exc:
-            raise TransientError(f"cannot reach {self._where}: {_describe(exc)}") from exc
+            secure = self._where.startswith("https:")
+            raise TransientError(f"cannot reach {self._where}: {_describe(exc, secure)}") from exc
 
     async def run(self, receipts: ReceiptSink, intake: Intake) -> None:
         """Nothing runs in the background; the session is closed when cancelled."""
@@ -146,6 +147,16 @@ def _refusal(status: int, headers: CIMultiDictProxy[str], body: str) -> Delivery
     return PermanentError(said)
 
 
-def _describe(exc: aiohttp.ClientError) -> str:
-    """An aiohttp error in a few words (its class name where it says nothing)."""
-    return str(exc) or type(exc).__name__
+def _describe(exc: aiohttp.ClientError, secure: bool) -> str:
+    """An aiohttp error in a few words (its class name where it says nothing); of a TLS
+    handshake that failed, which side refused and the option to check."""
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        cause = exc.certificate_error
+        why = getattr(cause, "verify_message", None) or str(cause)
+        return f"the server's certificate is not trusted ({why}); check ca_file"
+    if secure and isinstance(exc, aiohttp.ClientOSError | aiohttp.ServerDisconnectedError) and (
+            not isinstance(exc, aiohttp.ClientConnectorError)):
+        return (f"{text}: the server closed the connection without answering; with TLS 1.3 that"
+                " is how a refused client certificate shows: check client_cert")
+    return text
