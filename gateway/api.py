@@ -130,7 +130,14 @@ from gateway.http.answers import read_at_most
 from gateway.http.client_options import HttpsClientOptions
 from gateway.logs import RepeatedProblem, partner_text, redact
 from gateway.manual import send_manual
-from gateway.outbound import OutboundItem, Receipt, ReceiptOutcome, ReceiptSink, SendResult
+from gateway.outbound import (
+    OutboundItem,
+    Receipt,
+    ReceiptOutcome,
+    ReceiptSink,
+    SendResult,
+    send_side_by_side,
+)
 from gateway.person_state import (
     NATIONALITIES,
     PersonState,
@@ -290,6 +297,7 @@ __all__ = [
     "sample_event_report",
     "sample_person_event",
     "send_manual",
+    "send_side_by_side",
     "sync_filesystem",
     "sync_folder",
     "upgrade",

@@ -3,13 +3,18 @@ transport made of it, and the receipts that tell later what became of it."""
 
 from __future__ import annotations
 
+import asyncio
 import enum
-from collections.abc import Sequence
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from gateway.contracts import Attachment, Travels
+from gateway.errors import DeliveryError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,3 +112,22 @@ class ReceiptSink(Protocol):
         Returns after the commit: only then may the receipt file be removed.
         """
         ...
+
+
+async def send_side_by_side(send: Callable[[OutboundItem], Awaitable[SendResult]],
+                            items: Sequence[OutboundItem], who: str) -> list[SendResult | Exception]:
+    """``send`` each item at once (a transport's ``send_many``, which bounds how many run at a
+    time itself): one result or error per item, in order. A bug met by one (an exception that
+    is no :class:`~gateway.errors.DeliveryError`) is logged naming ``who`` and returned: the
+    rest of the batch is not failed for it."""
+
+    async def outcome(item: OutboundItem) -> SendResult | Exception:
+        try:
+            return await send(item)
+        except DeliveryError as exc:
+            return exc
+        except Exception as exc:
+            log.exception("%s: sending delivery %d failed unexpectedly", who, item.delivery_id)
+            return exc
+
+    return list(await asyncio.gather(*(outcome(item) for item in items)))

@@ -32,6 +32,7 @@ from gateway.api import (
     build_zip,
     read_at_most,
     retry_after_seconds,
+    send_side_by_side,
 )
 from plugins.rest._client import ClientOptions, body_start, open_session, where
 
@@ -81,17 +82,7 @@ class RestTransport:
 
     async def send_many(self, items: Sequence[OutboundItem]) -> list[SendResult | Exception]:
         """POST a batch, ``concurrency`` requests at a time; one result or error per item."""
-        return list(await asyncio.gather(*(self._outcome(item) for item in items)))
-
-    async def _outcome(self, item: OutboundItem) -> SendResult | Exception:
-        try:
-            return await self.send(item)
-        except DeliveryError as exc:
-            return exc
-        except Exception as exc:  # a bug here must not fail the rest of the batch
-            log.exception("rest partner %s: sending delivery %d failed unexpectedly", self.name,
-                          item.delivery_id)
-            return exc
+        return await send_side_by_side(self.send, items, f"rest partner {self.name}")
 
     async def _post(self, item: OutboundItem) -> SendResult:
         key = item.delivery_ref or item.attempt_ref

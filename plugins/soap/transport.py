@@ -19,7 +19,6 @@ from zeep.helpers import serialize_object
 
 from gateway.api import (
     ConfigError,
-    DeliveryError,
     InputRejected,
     Intake,
     OutboundItem,
@@ -27,6 +26,7 @@ from gateway.api import (
     PluginContext,
     ReceiptSink,
     SendResult,
+    send_side_by_side,
 )
 from plugins.soap.arguments import build, plan
 from plugins.soap.client import SoapClient, operation_of
@@ -81,17 +81,7 @@ class SoapTransport:
     async def send_many(self, items: Sequence[OutboundItem]) -> list[SendResult | Exception]:
         """Call the operation for each item of a batch, ``concurrency`` calls at a time;
         one result or error per item."""
-        return list(await asyncio.gather(*(self._outcome(item) for item in items)))
-
-    async def _outcome(self, item: OutboundItem) -> SendResult | Exception:
-        try:
-            return await self.send(item)
-        except DeliveryError as exc:
-            return exc
-        except Exception as exc:  # a bug here must not fail the rest of the batch
-            log.exception("soap partner %s: sending delivery %d failed unexpectedly", self.name,
-                          item.delivery_id)
-            return exc
+        return await send_side_by_side(self.send, items, f"soap partner {self.name}")
 
     async def run(self, receipts: ReceiptSink, intake: Intake) -> None:
         """Nothing to do in the background: the answer of each call is its receipt."""
