@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import difflib
+import re
 import tomllib
-from datetime import date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfoNotFoundError
 
 from pydantic import ValidationError
 
 from gateway.api import ConfigError
 from plugins.mapping.spec import REQUIRED, SEVERAL, TARGETS, FieldSpec, MappingSpec, allowed_codes
-from plugins.mapping.values import TWO_DIGIT_YEAR, translate
+from plugins.mapping.values import SWISS_TIME, TWO_DIGIT_YEAR, date_of, translate
 
 
 def load_mapping(path: Path) -> MappingSpec:
@@ -48,8 +50,11 @@ def _problem(loc: tuple[int | str, ...], message: str) -> tuple[str, str]:
 
 _DATE_HINT = ("{!r} does not read dates: write it with %d (day), %m (month) and %Y (year),"
               " e.g. %d.%m.%Y")
-#: A day whose day, month and year differ, to tell a format that reads all three.
-_PROBE = date(1987, 3, 14)
+#: A moment whose day, month and year differ, to tell a format that reads all three (at
+#: noon in UTC: the same day in Swiss time, for a format with ``%z``).
+_PROBE = datetime(1987, 3, 14, 12, tzinfo=UTC)
+#: A literal Z after the time (``%H:%M:%SZ``): the time is UTC, read without its offset.
+_UTC_LETTER = re.compile(r"(?<=%[SfMH])Z")
 
 
 def _date_format_problem(fmt: str) -> str | None:
@@ -57,11 +62,19 @@ def _date_format_problem(fmt: str) -> str | None:
     if "%y" in fmt:
         return (f"{fmt!r} has a two-digit year (%y): {TWO_DIGIT_YEAR}; the export must write"
                 " the year with four digits (%Y)")
+    if _UTC_LETTER.search(fmt):
+        return (f"{fmt!r} reads a time in UTC (Z) as if it were Swiss time: midnight in"
+                " Zurich is written 23:00 (in summer 22:00) of the day before in UTC, and"
+                f" that day would be sent; write %z for the Z ({_UTC_LETTER.sub('%z', fmt)!r})"
+                " to take the date in Swiss time")
     try:
-        if datetime.strptime(_PROBE.strftime(fmt), fmt).date() == _PROBE:
+        if date_of(datetime.strptime(_PROBE.strftime(fmt), fmt)) == _PROBE.date():
             return None
     except ValueError:
         pass
+    except ZoneInfoNotFoundError:
+        return (f"{fmt!r} reads a UTC offset (%z), and the date is taken in Swiss time"
+                f" ({SWISS_TIME}): this system has no time zone database (install tzdata)")
     return _DATE_HINT.format(fmt)
 
 

@@ -6,8 +6,10 @@ import json
 import re
 from abc import ABCMeta, abstractmethod
 from collections.abc import Hashable, Sequence
-from datetime import datetime
+from datetime import date, datetime
+from functools import cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from gateway.api import vn_check_digit_ok, vn_shaped
 from plugins.mapping.spec import TARGETS, FieldSpec, MappingSpec, allowed_codes
@@ -28,8 +30,11 @@ _SPACES = re.compile("[ \t\r\n]+")
 #: does not read, to say which one does. ``%d.%m.%y`` last: a two-digit year is named,
 #: not offered (see :data:`TWO_DIGIT_YEAR`).
 COMMON_DATE_FORMATS = ("%Y-%m-%d", "%d.%m.%Y", "%d/%m/%Y", "%Y%m%d", "%Y-%m-%dT%H:%M:%S",
-                       "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%d.%m.%Y %H:%M",
+                       "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S%z",
+                       "%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%d %H:%M:%S", "%d.%m.%Y %H:%M",
                        "%d.%m.%y")
+#: The time a date-time with a UTC offset (``%z``) is read in before its date is taken.
+SWISS_TIME = "Europe/Zurich"
 #: Why a date format with a two-digit year is not read: the century is a guess.
 TWO_DIGIT_YEAR = "01.01.30 would be read as 2030, a birth in 1930 as one in the future"
 
@@ -111,6 +116,23 @@ def written_as(raw: str, expected: str) -> str | None:
     return None
 
 
+@cache
+def _swiss_zone() -> ZoneInfo:
+    return ZoneInfo(SWISS_TIME)
+
+
+def date_of(moment: datetime) -> date:
+    """The date of ``moment`` in Swiss time: a date-time read with its UTC offset (``%z``)
+    is converted first, for midnight in Zurich is written ``T23:00:00Z`` (in summer
+    ``T22:00:00Z``) of the day before; one without an offset is taken as written.
+
+    :raises zoneinfo.ZoneInfoNotFoundError: the system has no time zone database.
+    """
+    if moment.tzinfo is None:
+        return moment.date()
+    return moment.astimezone(_swiss_zone()).date()
+
+
 def json_kind(value: Any) -> str:
     """What a JSON value is, as a reason names it: ``null``, ``a string``, ``an object`` ..."""
     if value is None or isinstance(value, bool):
@@ -172,7 +194,7 @@ def convert(spec: MappingSpec, target: str, field: FieldSpec, raw: str) -> Any:
     if kind == "date":
         fmt = field.format or spec.date_format
         try:
-            return datetime.strptime(raw, fmt).date()
+            return date_of(datetime.strptime(raw, fmt))
         except ValueError as exc:
             partial = partial_date(raw, fmt) if target == "date_of_birth" else None
             if partial is not None:
