@@ -18,6 +18,9 @@ _RELIGION = re.compile(r"^[0-9]{3,6}$")
 #: A whole number, perhaps written as a float with a zero fraction (``8400.0``): exports
 #: made with pandas write a column of numbers with gaps so.
 _WHOLE = re.compile(r"([0-9]+)(?:\.0+)?")
+#: A VN written as a number with a zero fraction (``7561234567897.0``), as pandas writes a
+#: column of VNs with gaps: 13 digits, none lost.
+_VN_NUMBER = re.compile(r"([0-9]{13})\.0+")
 #: A number in scientific notation as Excel writes it (``7.56566E+12``, ``7,56566E+12``).
 _SCIENTIFIC = re.compile(r"[0-9]+(?:[.,][0-9]+)?E\+?[0-9]+", re.IGNORECASE)
 #: Characters XML 1.0 cannot carry.
@@ -204,13 +207,15 @@ def convert(spec: MappingSpec, target: str, field: FieldSpec, raw: str) -> Any:
                 raise DateMismatch(raw, fmt, written_as(raw, fmt), key) from None
             raise ValueError(f"{raw!r} is no date: {exc}") from None
     if kind == "vn":
-        digits = raw.replace(".", "").replace(" ", "")
+        number = _VN_NUMBER.fullmatch(raw)
+        digits = number.group(1) if number else raw.replace(".", "").replace(" ", "")
         if _SCIENTIFIC.fullmatch(raw):
             raise ValueError("not a VN: a number in scientific notation, as Excel saves a column"
                              " of long numbers, its last digits lost (open the export in Excel"
                              " with this column as text, or not at all)")
         if not vn_shaped(digits):
-            raise ValueError("not a VN: 13 digits starting with 756")
+            raise ValueError(f"not a VN: {_vn_shape(digits)}; a VN is 13 digits starting with"
+                             " 756 (dots and spaces allowed)")
         if not vn_check_digit_ok(digits):
             raise ValueError("the VN's check digit is wrong")
         return int(digits)
@@ -232,6 +237,16 @@ def convert(spec: MappingSpec, target: str, field: FieldSpec, raw: str) -> Any:
     if target == "religion" and not _RELIGION.match(raw):
         raise ValueError(f"{raw!r} is not a religion code (3 to 6 digits)")
     return raw
+
+
+def _vn_shape(digits: str) -> str:
+    """What ``digits`` (a VN's cell without dots and spaces) has instead of a VN's shape,
+    without the number itself (a reason may be logged)."""
+    if not digits.isascii() or not digits.isdigit():
+        return "it holds signs other than digits, dots and spaces"
+    if len(digits) != 13:
+        return f"{len(digits)} digits"
+    return f"it starts with {digits[:3]}"
 
 
 def partial_date(raw: str, fmt: str) -> dict[str, str] | None:
