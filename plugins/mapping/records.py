@@ -159,6 +159,12 @@ def _json(text: str, spec: MappingSpec, encoding: str | None) -> Export:
     try:
         document = json.loads(text, object_pairs_hook=pairs)
     except json.JSONDecodeError as exc:
+        if _json_lines(exc):
+            raise InputRejected(
+                "not one JSON document but JSON Lines, a record on each line (as .jsonl and"
+                " .ndjson files are written): the gateway reads a list of records, [{...},"
+                " {...}], or an object that holds one (records in the mapping); have the"
+                " export written so") from None
         raise InputRejected(f"not JSON: {exc.msg}", f"line {exc.lineno} column {exc.colno}"
                             ) from None
     except RecursionError:
@@ -194,6 +200,15 @@ def _json(text: str, spec: MappingSpec, encoding: str | None) -> Export:
                    if isinstance(item, dict) else
                    Record(n, "", {}, f"{json_kind(item)}, not an object", encoding)
                    for n, item in enumerate(items, 1)])
+
+
+def _json_lines(exc: json.JSONDecodeError) -> bool:
+    """Whether the JSON the parser stopped in is JSON Lines: an object on its first line,
+    another on a line after it."""
+    head = exc.doc[:exc.pos].lstrip()
+    first = head.rstrip()
+    return (exc.msg == "Extra data" and first.startswith("{") and "\n" not in first
+            and "\n" in head and exc.doc.startswith("{", exc.pos))
 
 
 #: How deep in objects a list is looked for, to name it for the mapping's ``records``.
