@@ -27,6 +27,19 @@ _SET_LATIN9 = ' (set encoding = "iso-8859-15" in the mapping if the export is wr
 #: where those read the signs ¤ ¦ ¨ ¼ ½ ¾, an acute accent and a cedilla.
 _LATIN9 = bytes(b for b in range(0xA0, 0x100)
                 if bytes([b]).decode("iso8859-15") != bytes([b]).decode("latin-1"))
+#: DOS text (cp850, as Excel's "CSV (MS-DOS)" and older registry software write it):
+#: what an export in it is said to look like, and the key to set.
+_DOS = 'DOS text (cp850, as Excel\'s "CSV (MS-DOS)" writes)'
+_SET_DOS = ' (set encoding = "cp850" in the mapping if the export is written so)'
+#: The bytes where DOS text has letters (ä ö é à ç ê ...) and Windows-1252 signs that are
+#: in no name („ ” … ‡ ...): a DOS export read as Windows-1252 has them.
+_DOS_LETTERS = bytes([0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8B, 0x93, 0x94, 0x95,
+                      0x98, 0x99, 0x9B])
+#: The bytes Windows-1252 has no character for, where DOS text has ü, ì, Å, É and Ø.
+_NOT_1252 = frozenset((0x81, 0x8D, 0x8F, 0x90, 0x9D))
+#: What an export is said to look like when a name has signs of another encoding: the
+#: codec that reads its letters there, how a reason names it, and the key to set.
+_LOOKS_LIKE = {"iso8859-15": ("ISO-8859-15", _SET_LATIN9), "cp850": (_DOS, _SET_DOS)}
 
 
 def export_text(data: bytes, export_format: str, encoding: str) -> tuple[str, str | None]:
@@ -62,53 +75,68 @@ def export_text(data: bytes, export_format: str, encoding: str) -> tuple[str, st
     try:
         return body.decode(encoding), named
     except UnicodeDecodeError as exc:
-        raise InputRejected(f"not {encoding} text: byte 0x{body[exc.start]:02x}{hint}",
+        byte = body[exc.start]
+        if encoding == "cp1252" and byte in _NOT_1252:
+            hint = (f", where {_DOS} has {bytes([byte]).decode('cp850')!r}: the file looks"
+                    f" like it{_SET_DOS}")
+        raise InputRejected(f"not {encoding} text: byte 0x{byte:02x}{hint}",
                             f"byte {exc.start + skipped}") from None
 
 
 class EncodingMismatch(Mismatch):
-    """A sign in a name, place or street that shows ISO-8859-15 text read as ``encoding``:
-    ``¦`` where the export wrote ``Š`` (:func:`mixed_encoding`)."""
+    """A sign in a name, place or street that shows text of the encoding ``looks_like``
+    (ISO-8859-15, DOS text) read as ``encoding``: ``¦`` where an ISO-8859-15 export wrote
+    ``Š``, ``„`` where a DOS export wrote ``ä`` (:func:`mixed_encoding`)."""
 
-    def __init__(self, sign: str, encoding: str) -> None:
-        self.raw, self.encoding = sign, encoding
+    def __init__(self, sign: str, encoding: str, looks_like: str = "iso8859-15") -> None:
+        self.raw, self.encoding, self.looks_like = sign, encoding, looks_like
         super().__init__(self.said([sign]))
 
     @property
-    def kind(self) -> tuple[str, str]:
-        """The encoding the export was read in, whatever the sign."""
-        return "encoding", self.encoding
+    def kind(self) -> tuple[str, str, str]:
+        """The encoding the export was read in and the one it looks like, whatever the sign."""
+        return "encoding", self.encoding, self.looks_like
 
     def said(self, raws: Sequence[str]) -> str:
-        """The signs (each once), their bytes, and what ISO-8859-15 reads there."""
+        """The signs (each once), their bytes, and what the encoding it looks like reads there."""
         signs = list(dict.fromkeys(raws))
         data = [sign.encode(self.encoding)[0] for sign in signs]
-        letters = ", ".join(repr(bytes([byte]).decode("iso8859-15")) for byte in data)
+        letters = ", ".join(repr(bytes([byte]).decode(self.looks_like)) for byte in data)
+        name, key = _LOOKS_LIKE[self.looks_like]
         if len(signs) == 1:
             return (f"{signs[0]!r} (byte 0x{data[0]:02x} in {self.encoding}) is in no name,"
-                    " place or street: the file looks like ISO-8859-15, where byte"
-                    f" 0x{data[0]:02x} is {letters}{_SET_LATIN9}")
+                    f" place or street: the file looks like {name}, where byte"
+                    f" 0x{data[0]:02x} is {letters}{key}")
         found = ", ".join(f"{sign!r} (byte 0x{byte:02x})" for sign, byte in zip(
             signs, data, strict=True))
         return (f"{found} in {self.encoding} are in no name, place or street: the file looks"
-                f" like ISO-8859-15, where those bytes are {letters}{_SET_LATIN9}")
+                f" like {name}, where those bytes are {letters}{key}")
 
 
 def mixed_encoding(text: str, encoding: str) -> str:
     """``text``, a name, place or street read in ``encoding`` (the mapping's), unless it
     has a sign that ``encoding`` reads where ISO-8859-15 reads a letter: ``¦`` for ``Š``,
-    ``¨`` for ``š``, ``½`` for ``œ``, ``¤`` for ``€`` ... (see :data:`_LATIN9`). No name
-    in a register has one; an ISO-8859-15 export read as Windows-1252 or Latin-1 has them
-    where its letters are.
+    ``¨`` for ``š``, ``½`` for ``œ``, ``¤`` for ``€`` ... (see :data:`_LATIN9`); or, read
+    as Windows-1252, where DOS text (cp850) has one: ``„`` for ``ä``, ``”`` for ``ö``,
+    ``…`` for ``à`` ... (see :data:`_DOS_LETTERS`). No name in a register has one; an
+    export in the other encoding has them where its letters are.
 
     :raises EncodingMismatch: naming the first such sign.
     """
-    if text.isascii() or (signs := _latin9_signs(encoding)) is None:
+    if text.isascii():
         return text
-    found = signs.search(text)
+    signs = _latin9_signs(encoding)
+    found = signs.search(text) if signs is not None else None
     if found is not None:
         raise EncodingMismatch(found.group(), encoding)
+    found = _DOS_SIGNS.search(text) if encoding == "cp1252" else None
+    if found is not None:
+        raise EncodingMismatch(found.group(), encoding, "cp850")
     return text
+
+
+#: What Windows-1252 reads where DOS text has letters (see :data:`_DOS_LETTERS`).
+_DOS_SIGNS = re.compile(f"[{re.escape(_DOS_LETTERS.decode('cp1252'))}]")
 
 
 @functools.cache
