@@ -54,6 +54,7 @@ from gateway import ech0223
 from gateway.archive import build_zip, safe_unzip
 from gateway.assembly import load_config
 from gateway.bounded import BoundedCalls
+from gateway.completeness import unfinished
 from gateway.config import CONFIGURATION, Duration, Size
 from gateway.contracts import (
     ANSWERED_ATTEMPT,
@@ -300,6 +301,7 @@ __all__ = [
     "send_side_by_side",
     "sync_filesystem",
     "sync_folder",
+    "unfinished",
     "upgrade",
     "validate",
     "value_at",

@@ -27,6 +27,7 @@ from gateway.api import (
     RawInput,
     counted,
     load_config,
+    unfinished,
 )
 from plugins.mapping.loading import load_mapping
 from plugins.mapping.normaliser import MAPPING_META, ROW_META, normalise
@@ -59,6 +60,14 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"ech-gateway map-test: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return EXIT_NOT_FOUND
+    cut = unfinished(data, settled=True)
+    if cut is not None:  # as the source would: it waits, then quarantines the file whole
+        grace = getattr(settings.sources[args.source].parsed, "grace", None)
+        after = f" ({grace:g} s)" if isinstance(grace, float) else ""
+        print(f"{args.file}: rejected: {cut}: the source takes the file for one still being"
+              f" written, and once it has not changed for its grace{after} quarantines it"
+              " whole", file=sys.stderr)
+        return EXIT_REJECTED
     raw = RawInput(args.source, args.file.name, data, meta)
     try:
         export = normalise(raw, context)
