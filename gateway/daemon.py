@@ -156,8 +156,10 @@ class Gateway:
             was deleted or replaced while running (after the drain).
         :raises ConfigError: the HTTP server cannot listen (``[http] listen``; after the drain).
         :raises WorkerStartFailed: worker processes cannot start (at start).
+        :raises NodeRunning: another process runs this node on the database (before anything).
         """
         self._stop = stop
+        self.store.hold_node(self.settings.gateway.node_id)
         self.store.start()
         try:
             started = await self._start_up(stop)

@@ -164,6 +164,12 @@ class StoreLost(StoreError):
     """
 
 
+class NodeRunning(StoreError):
+    """Another process runs this node (``[gateway] node_id``) on the database: a second one
+    would take the first's work for its own (:meth:`Store.hold_node
+    <gateway.store.base.Store.hold_node>`)."""
+
+
 class NotFound(GatewayError):
     """What was asked for does not exist (a database, a message, a delivery), or a file named
     on the command line cannot be read."""

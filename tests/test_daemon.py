@@ -463,3 +463,49 @@ def test_run_says_what_it_does_between_opening_the_store_and_running(tmp_path: P
         "INFO gateway.daemon: processing 3 inputs stored before the last stop",
         "INFO gateway.daemon: processed 3 inputs stored before the last stop",
         f"INFO gateway.daemon: gateway {gethostname()} running: 1 source, 2 partners"]
+
+
+def test_a_second_run_of_the_same_node_on_one_database_is_refused(tmp_path: Path) -> None:
+    """A daemon started by hand beside the one systemd runs took the same node for its own:
+    at its start it expired the running one's leases and sent again what that one was sending,
+    and both read the same drop folder. The second now stops at once, naming the first; a
+    node of another name may run beside it, and the node runs again once the first stopped."""
+    config = write_initial_config(tmp_path / "gw")
+    (tmp_path / "gw" / "conf.d" / "10-test.toml").write_text(
+        '[gateway]\nworkers = 0\nnode_id = "gw-1"\n')
+    log = tmp_path / "first.log"
+    with log.open("ab") as out:
+        first = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(config), "run"],
+                                 stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + 60
+        while "running:" not in log.read_text():
+            assert first.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        second = subprocess.run([sys.executable, "-m", "gateway", "--config", str(config), "run"],
+                                capture_output=True, text=True, timeout=60)
+        assert (second.returncode, second.stderr.splitlines()[-1]) == (1, (
+            f"ech-gateway: node 'gw-1' already runs on {tmp_path / 'gw' / 'gateway.db'}"
+            f" (process {first.pid}): stop it first, or give this one another"
+            " [gateway] node_id")), second.stderr
+        assert "running:" not in second.stderr
+        assert first.poll() is None
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=30) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    again = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(config), "run"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert again.stdout is not None
+        for line in again.stdout:
+            if "running:" in line:
+                break
+        again.send_signal(signal.SIGTERM)
+        assert again.wait(timeout=30) == 0
+    finally:
+        if again.poll() is None:
+            again.kill()
+            again.wait()

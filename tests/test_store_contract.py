@@ -10,6 +10,7 @@ by adding an opener to :data:`OPENERS` (PostgreSQL later).
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -27,7 +28,7 @@ from gateway.ech0223 import (
     NationalityData,
     PersonIdentificationLight,
 )
-from gateway.errors import StoreConflict, StoreError
+from gateway.errors import NodeRunning, StoreConflict, StoreError
 from gateway.outbound import Receipt, ReceiptOutcome
 from gateway.person_state import PersonChange, PersonState
 from gateway.retry import RetryPolicy
@@ -1666,3 +1667,19 @@ def test_two_writers_storing_the_same_inputs_at_once_store_one_original_each(
         assert [p.message for p in asyncio.run(store.pending(100))] == originals
     finally:
         store.close()
+
+
+def test_a_node_is_held_by_one_store_until_it_closes(backend: str, tmp_path: Path,
+                                                     clock: FakeClock) -> None:
+    """A second process of one node would expire the first's leases at its start."""
+    first, second, other = (OPENERS[backend](tmp_path, clock) for _ in range(3))
+    first.hold_node("gw-1")
+    with pytest.raises(NodeRunning, match=f"node 'gw-1' already runs on .* \\(process {os.getpid()}\\)"):
+        second.hold_node("gw-1")
+    other.hold_node("gw-2")  # another node beside it
+    first.start()
+    first.close()
+    second.hold_node("gw-1")
+    second.start()
+    second.close()
+    other.close()

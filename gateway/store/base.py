@@ -43,6 +43,14 @@ class Store(Protocol):
     def start(self) -> None:
         """Connect, apply migrations, get ready to write."""
 
+    def hold_node(self, node: str) -> None:
+        """Hold ``node`` (``[gateway] node_id``) on this database for this process, until
+        :meth:`close` or the process's end, however it ends: the daemon's first step. A second
+        process of the same node would expire the first's leases and send what it sends.
+
+        :raises NodeRunning: another process holds the node.
+        """
+
     def identity(self) -> str:
         """The database's identity: random, made once with the database (after :meth:`start`)."""
         ...

@@ -28,6 +28,7 @@ from gateway.store import (
     _handling_ops,
     _inbound_ops,
     _intake_ops,
+    _node_lock,
     _person_ops,
     _queries,
     _receipt_ops,
@@ -68,6 +69,7 @@ class SQLiteStore:
                                          max_delay=group_commit_delay, guard=self._check_file,
                                          clock=clock)
         self._intake = IntakeBatcher(self._writer, self.now)
+        self._node_lock: int | None = None  # the node's lock file (hold_node), held till close
 
     def now(self) -> float:
         """The store's clock: the time every write of it records."""
@@ -202,8 +204,25 @@ class SQLiteStore:
         self._write_anchor_now(self._writer.read_now(lambda c: self._anchor(c, always=True)),
                                "start")
 
+    def hold_node(self, node: str) -> None:
+        """Hold ``node`` on this database until :meth:`close`: a lock file beside it
+        (:mod:`gateway.store._node_lock`).
+
+        :raises NodeRunning: another process holds the node.
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._node_lock = _node_lock.hold(self.path, node)
+
     def close(self) -> None:
-        """Commit what is queued, anchor the journal's head, and close."""
+        """Commit what is queued, anchor the journal's head, and close (letting go of the node)."""
+        try:
+            self._close()
+        finally:
+            if self._node_lock is not None:
+                os.close(self._node_lock)
+                self._node_lock = None
+
+    def _close(self) -> None:
         anchors: list[Anchor | None] = []
 
         def last(conn: sqlite3.Connection) -> None:
