@@ -8,6 +8,7 @@ whose import blocks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -442,20 +443,8 @@ def test_run_says_what_it_does_between_opening_the_store_and_running(tmp_path: P
     finally:
         store.close()
     log = tmp_path / "out.log"
-    with log.open("ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(config), "run"],
-                                stdout=out, stderr=out)
-    try:
-        deadline = time.monotonic() + 60
-        while "running:" not in log.read_text():
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    with running_daemon(config, log):
+        pass
     said = [line.split(" ", 2)[-1] for line in log.read_text().splitlines()]
     start = next(i for i, line in enumerate(said) if "journal head at start" in line)
     assert said[start + 1:start + 5] == [
@@ -468,20 +457,12 @@ def test_run_says_what_it_does_between_opening_the_store_and_running(tmp_path: P
 def test_a_second_run_of_the_same_node_on_one_database_is_refused(tmp_path: Path) -> None:
     """A daemon started by hand beside the one systemd runs took the same node for its own:
     at its start it expired the running one's leases and sent again what that one was sending,
-    and both read the same drop folder. The second now stops at once, naming the first; a
-    node of another name may run beside it, and the node runs again once the first stopped."""
+    and both read the same drop folder. The second now stops at once, naming the first; the
+    node runs again once the first stopped."""
     config = write_initial_config(tmp_path / "gw")
     (tmp_path / "gw" / "conf.d" / "10-test.toml").write_text(
         '[gateway]\nworkers = 0\nnode_id = "gw-1"\n')
-    log = tmp_path / "first.log"
-    with log.open("ab") as out:
-        first = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(config), "run"],
-                                 stdout=out, stderr=out)
-    try:
-        deadline = time.monotonic() + 60
-        while "running:" not in log.read_text():
-            assert first.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
+    with running_daemon(config, tmp_path / "first.log") as first:
         second = subprocess.run([sys.executable, "-m", "gateway", "--config", str(config), "run"],
                                 capture_output=True, text=True, timeout=60)
         assert (second.returncode, second.stderr.splitlines()[-1]) == (1, (
@@ -490,22 +471,26 @@ def test_a_second_run_of_the_same_node_on_one_database_is_refused(tmp_path: Path
             " [gateway] node_id")), second.stderr
         assert "running:" not in second.stderr
         assert first.poll() is None
-        first.send_signal(signal.SIGTERM)
-        assert first.wait(timeout=30) == 0
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
-    again = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(config), "run"],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    with running_daemon(config, tmp_path / "again.log"):
+        pass
+
+
+@contextlib.contextmanager
+def running_daemon(config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``ech-gateway run`` on ``config``, once it says it runs, logging to ``log``; stopped
+    with TERM at the end, which it must end by with exit 0."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(config), "run"],
+                                stdout=out, stderr=out)
     try:
-        assert again.stdout is not None
-        for line in again.stdout:
-            if "running:" in line:
-                break
-        again.send_signal(signal.SIGTERM)
-        assert again.wait(timeout=30) == 0
+        deadline = time.monotonic() + 60
+        while "running:" not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        yield proc
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, log.read_text()
     finally:
-        if again.poll() is None:
-            again.kill()
-            again.wait()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
