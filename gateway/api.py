@@ -174,6 +174,7 @@ from gateway.plugin_types import (
 )
 from gateway.retry import retry_after_seconds
 from gateway.rules import first_match
+from gateway.supervision import to_the_end
 from gateway.wording import counted
 from gateway.xml.problem_text import problems_text
 from gateway.xml.safe import check_untrusted, parse_untrusted
@@ -301,6 +302,7 @@ __all__ = [
     "send_side_by_side",
     "sync_filesystem",
     "sync_folder",
+    "to_the_end",
     "unfinished",
     "upgrade",
     "validate",

@@ -9,12 +9,14 @@ import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from gateway.errors import GatewayError, StoreLost
 from gateway.logs import redact
 
 log = logging.getLogger("gateway.daemon")
+
+T = TypeVar("T")
 
 #: Seconds before a failed task is restarted, doubling up to the maximum.
 RESTART_MIN, RESTART_MAX = 1.0, 60.0
@@ -47,6 +49,29 @@ async def _supervised(name: str, run: Callable[[], Awaitable[None]]) -> None:
             delay = RESTART_MIN
         await asyncio.sleep(delay)
         delay = min(delay * 2, RESTART_MAX)
+
+
+async def to_the_end(step: Awaitable[T]) -> T:
+    """Await ``step``; if the caller is cancelled meanwhile, wait for ``step`` to end all the
+    same, then pass the cancellation on (a second one stops the wait; ``step`` goes on).
+
+    For what must not stop half way: a source that stored its inputs (which
+    :meth:`Intake.submit <gateway.plugin_types.Intake.submit>` finishes whatever happens)
+    and has yet to move their files away, or the next start takes them again as duplicates.
+    What ``step`` raises after the cancellation is logged, not raised.
+    """
+    task = asyncio.ensure_future(step)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        if not task.done():
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the caller is stopping: say it, do not raise it
+                log.warning("while stopping: %s", redact(str(exc)))
+        raise
 
 
 async def first_done(task: asyncio.Task[Any], *cuts: Awaitable[Any],

@@ -11,16 +11,20 @@ from typing import Any
 
 import pytest
 
-from gateway.contracts import RawInput
+from gateway.contracts import NormaliseContext, RawInput
 from gateway.errors import StoreUnavailable
 from gateway.pipeline import Pipeline
+from gateway.plugin_types import PluginContext
 from gateway.processor import Processor
 from gateway.store import SQLiteStore
 from gateway.testing import harness
+from plugins.folder.source import FolderOptions, FolderSource
 from plugins.mapping.normaliser import MAPPING_META, ROW_META
 from tests.flow import states
+from tests.stubs import StubReceiptSink
 from tests.test_batch_bytes import _corpus, _pipeline
 from tests.test_mapping import CSV_SAMPLE, MAPPINGS
+from tests.test_sedex_transport import PAYLOAD, envelope_bytes, make_transport
 
 
 @pytest.fixture
@@ -247,3 +251,70 @@ async def test_a_run_cancelled_while_its_commit_waits_for_disk_space_ends_at_onc
     finally:
         pipeline.close()
     assert [state for _ref, state, _reason in _states(tmp_path)] == ["received", "received"]
+
+
+async def test_a_folder_source_stopped_while_storing_moves_its_files_away(
+        tmp_path: Path, store: SQLiteStore) -> None:
+    """The drain stops the folder source while its files wait for room in the queue: they
+    are stored all the same, so their files are moved to done_dir all the same, not left to
+    be taken again at the next start as duplicates (a TERM during a burst made 500)."""
+    files = _corpus()
+    pipeline = _pipeline(tmp_path, store, batch_bytes=1 << 20, queued_bytes=1)
+    options = FolderOptions(path=tmp_path / "in", done_dir=tmp_path / "done", settle=0)
+    folder = FolderSource(options, PluginContext("registry", tmp_path, NormaliseContext(
+        max_bytes=1 << 20, max_zip_entries=10, max_zip_bytes=1 << 20, max_zip_ratio=10), None))
+    try:
+        await pipeline.submit([RawInput("registry", *files[0])])  # the queue is full now
+        options.path.mkdir()
+        for name, data in files[1:4]:
+            (options.path / name).write_bytes(data)
+        source = asyncio.create_task(folder.run(pipeline))
+        for _ in range(500):
+            if len(_states(tmp_path)) == 4:
+                break
+            await asyncio.sleep(0.01)
+        assert len(_states(tmp_path)) == 4, "the three files are stored, and wait for room"
+        source.cancel()  # the drain
+        running = asyncio.create_task(pipeline.run())
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(source, 60)
+        await asyncio.wait_for(pipeline.stop(), 60)
+        await asyncio.wait_for(running, 60)
+    finally:
+        pipeline.close()
+    assert list(options.path.iterdir()) == [], "nothing is left to be taken again"
+    assert sorted(p.name for p in (tmp_path / "done").iterdir()) == sorted(
+        name for name, _ in files[1:4])
+    assert [state for _ref, state, _reason in _states(tmp_path)] == [
+        "not_relevant", "routed", "routed", "routed"]
+
+
+async def test_a_sedex_inbox_stopped_while_storing_moves_its_pairs_away(
+        tmp_path: Path, store: SQLiteStore) -> None:
+    """As for the folder source: a pair stored while the drain stops the sedex transport is
+    moved out of the inbox all the same, not taken again at the next start."""
+    files = _corpus()
+    pipeline = _pipeline(tmp_path, store, batch_bytes=1 << 20, queued_bytes=1)
+    transport = make_transport(tmp_path / "sedex")
+    inbox = tmp_path / "sedex" / "inbox"
+    try:
+        await pipeline.submit([RawInput("registry", *files[0])])  # the queue is full now
+        (inbox / "data_in-1.xml").write_bytes(PAYLOAD)
+        (inbox / "envl_in-1.xml").write_bytes(envelope_bytes("in-1"))
+        task = asyncio.create_task(transport.run(StubReceiptSink(), pipeline))
+        for _ in range(500):
+            if len(_states(tmp_path)) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert len(_states(tmp_path)) == 2, "the pair is stored, and waits for room"
+        task.cancel()  # the drain
+        running = asyncio.create_task(pipeline.run())
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 60)
+        await asyncio.wait_for(pipeline.stop(), 60)
+        await asyncio.wait_for(running, 60)
+    finally:
+        pipeline.close()
+    assert list(inbox.iterdir()) == [], "nothing is left to be taken again"
+    assert sorted(p.name for p in (tmp_path / "sedex" / "processed").iterdir()) == [
+        "data_in-1.xml", "envl_in-1.xml"]

@@ -41,6 +41,7 @@ from gateway.api import (
     counted,
     finish,
     same_folder,
+    to_the_end,
 )
 
 log = logging.getLogger(__name__)
@@ -211,9 +212,9 @@ class FolderSource:
                     raws.append(RawInput(self.name, ready.shown, got.data, self._meta(ready)))
                     stored.append(got.stored)
                 elif isinstance(got, Unfinished):
-                    await intake.quarantine(
-                        RawInput(self.name, ready.shown, got.data, self._meta(ready)), got.reason)
-                    await self._finish([got.stored])
+                    await to_the_end(self._quarantine(
+                        intake, RawInput(self.name, ready.shown, got.data, self._meta(ready)),
+                        got.reason, got.stored))
                 elif isinstance(got, TooLarge):
                     await self._quarantine_oversized(intake, ready)
             if raws:
@@ -240,8 +241,19 @@ class FolderSource:
         return reads, index
 
     async def _store(self, intake: Intake, raws: list[RawInput], stored: list[Stored]) -> None:
-        await intake.submit(raws)
-        await self._finish(stored)
+        """Store ``raws``, then move their files away: both, even if the source is stopped
+        meanwhile (the drain), for what is stored stays stored, and a file left in the folder
+        would be taken again at the next start, as a duplicate."""
+        async def store_then_move() -> None:
+            await intake.submit(raws)
+            await self._finish(stored)
+        await to_the_end(store_then_move())
+
+    async def _quarantine(self, intake: Intake, raw: RawInput, reason: str,
+                          stored: Stored) -> None:
+        """Quarantine ``raw`` with ``reason``, then move its file away."""
+        await intake.quarantine(raw, reason)
+        await self._finish([stored])
 
     async def _finish(self, stored: list[Stored]) -> None:
         """Move stored files away (in a worker process: kernel time the event loop need not
@@ -267,11 +279,11 @@ class FolderSource:
         if got is None:
             return  # it changed meanwhile: the next scans see it again
         evidence, stored = got
-        await intake.quarantine(
+        await to_the_end(self._quarantine(
+            intake,
             RawInput(self.name, ready.shown, evidence.data, {**self._meta(ready), **evidence.meta()}),
             f"document of {evidence.size} bytes is larger than the limit of {self.max_bytes}"
-            f" bytes ([limits] max_document_bytes){evidence.note()}")
-        await self._finish([stored])
+            f" bytes ([limits] max_document_bytes){evidence.note()}", stored))
 
 
     def _meta(self, ready: Ready) -> dict[str, str]:

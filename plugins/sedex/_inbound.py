@@ -34,6 +34,7 @@ from gateway.api import (
     counted,
     display_name,
     finish,
+    to_the_end,
 )
 from plugins.sedex.envelope import Envelope, parse_envelope
 from plugins.sedex.inbox_partners import InboxPartner
@@ -378,11 +379,16 @@ class InboxScanner:
                             display_name(str(self.folder / key)), got)
             elif got is not None:
                 (good if got.reason is None else refused).append(got)
-        if good:
-            await intake.submit([taken.raw for taken in good])
-            log.debug("sedex inbox %s: stored %d message(s)", self.folder, len(good))
-        for taken in refused:
-            assert taken.reason is not None
-            await intake.quarantine(taken.raw, taken.reason)
-        await self._finish([(taken.stored, taken.dest) for taken in good + refused])
+        async def store_then_move() -> None:
+            if good:
+                await intake.submit([taken.raw for taken in good])
+                log.debug("sedex inbox %s: stored %d message(s)", self.folder, len(good))
+            for taken in refused:
+                assert taken.reason is not None
+                await intake.quarantine(taken.raw, taken.reason)
+            await self._finish([(taken.stored, taken.dest) for taken in good + refused])
+
+        # to the end even if the source is stopped meanwhile (the drain): pairs stored but
+        # left in the inbox would be taken again at the next start, as duplicates
+        await to_the_end(store_then_move())
         return len(good) + len(refused)
