@@ -457,6 +457,8 @@ async def disk_nearly_full_then_freed(root_text: str) -> None:
             assert status.returncode == ATTENTION, status.stdout + status.stderr
             assert "MiB free on the database's disk, below [retention] warn_free_below" \
                 in status.stdout
+            # the free space in a unit that shows it, not "0.0 GiB free" beside "2 MiB free"
+            assert re.search(r"\b[12]\.\d MiB free on its disk", status.stdout), status.stdout
             await gateway.retention.watch_space()
             assert events.kinds("store.space") == ["store.space_low"], "once per incident"
             filler.unlink()

@@ -9,7 +9,7 @@ from typing import Any
 
 from gateway.contracts import NOT_FROM_PARTNER
 from gateway.store import DeliveryState
-from gateway.wording import counted
+from gateway.wording import counted, size_text
 
 
 def receipt_overdue(delivery: dict[str, Any]) -> bool:
@@ -65,8 +65,8 @@ def status(counts: dict[str, Any], reasons: list[dict[str, Any]],
                          + (" disabled: probed once enabled" if p["configured"] == "disabled"
                             else " no longer configured: nothing is sent to it"))
     store = counts["store"]
-    lines.append(f"store:      {store['bytes'] / (1 << 20):.1f} MiB ({store['path']} and its WAL),"
-                 f" {store['free_bytes'] / (1 << 30):.1f} GiB free on its disk;"
+    lines.append(f"store:      {size_text(store['bytes'])} ({store['path']} and its WAL),"
+                 f" {size_text(store['free_bytes'])} free on its disk;"
                  f" {counted(counts['pruned'], 'message')} pruned by retention")
     persons = counts["persons"]
     lines.append(f"persons:    {persons['known']} known, {persons['departed']} of them left the"
