@@ -1177,6 +1177,9 @@ def test_dead_letters_replay(gw: Run, capsys: pytest.CaptureFixture[str]) -> Non
     journal = states(gw.db, "SELECT event FROM journal WHERE delivery = ? ORDER BY seq", (old,))
     assert journal[-1] == ("delivery.replayed",)
     assert cli(capsys, "--config", str(gw.config), "journal", "verify")[0] == 0
+    # a second time there is nothing to replay, and it says so rather than print nothing
+    code, out, _ = cli(capsys, "--config", str(gw.config), "dead-letters", "--replay")
+    assert (code, out.strip()) == (0, "no dead letters to replay")
 
 
 def test_replay_of_quarantined_messages_processes_them_again(

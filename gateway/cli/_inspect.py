@@ -138,6 +138,9 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
     rows = [(m["id"], m["message_id"], d) for m in msgs for d in m["deliveries"]
             if d["state"] == DeliveryState.DEAD]
     if args.replay:
+        if not rows:
+            print("no dead letters to replay")
+            return OK
         with _access.writer(args) as (_settings, store):
             for mid, _ref, d in rows:
                 new = asyncio.run(store.replay_delivery(d["id"]))
