@@ -75,8 +75,16 @@ def status(counts: dict[str, Any], reasons: list[dict[str, Any]],
         lines.append("OK: nothing needs attention")
     else:
         lines.append("ATTENTION:")
-        lines += [f"  {r['count']} {r['what']}: {r['hint']}" for r in reasons]
+        lines += [f"  {_reason_count(r)} {r['what']}: {r['hint']}" for r in reasons]
     return "\n".join(lines)
+
+
+def _reason_count(reason: dict[str, Any]) -> str:
+    """A reason's count as the text says it: the free space of ``disk`` to a tenth of a MiB
+    (its JSON ``count`` is whole MiB: 0.9 MiB would read "0 MiB free")."""
+    if reason["kind"] == "disk":
+        return f"{reason['free_bytes'] / (1 << 20):.1f}"
+    return str(reason["count"])
 
 
 def _pairs(d: dict[str, int]) -> str:

@@ -72,6 +72,7 @@ def attention(counts: dict[str, Any]) -> list[dict[str, Any]]:
     store = counts["store"]
     if store["warn_free_below"] and store["free_bytes"] < store["warn_free_below"]:
         reasons.append({"kind": "disk", "count": store["free_bytes"] >> 20,
+                        "free_bytes": store["free_bytes"],
                         "what": "MiB free on the database's disk, below [retention]"
                                 f" warn_free_below ({store['warn_free_below'] >> 20} MiB)",
                         "hint": "make room there, or keep less ([retention] keep, then"
