@@ -40,9 +40,12 @@ from plugins.mapping.spec import MappingSpec
 MAPPING_META = "mapping"
 #: The metadata key of a row part: the row's number in its file.
 ROW_META = "mapping_row"
-#: The key of a row part's body naming the earlier row of its file it repeats: its
-#: message takes that row's messageId, so that the event is sent once, whichever of the
-#: two is processed again first (the second becomes a duplicate of the first).
+#: The key of a row part's body saying its messageId is what the row maps to
+#: (:func:`plugins.mapping.rows.message_id`): a row repeated in the file or in a later
+#: export has the same, and the core takes the second as a duplicate of the first.
+IDS = "ids"
+#: The key of a part stored before :data:`IDS`, whose id was its file's digest and row,
+#: naming the earlier row of its file it repeats: its message takes that row's id.
 SAME_AS = "same_as"
 
 #: Why an export without rows is not relevant.
@@ -109,7 +112,8 @@ def split(raw: RawInput, spec: MappingSpec) -> Normalised:
     if not export.records:
         return Normalised(kind="export", message_id=None, xml=b"", tree=None,
                           not_relevant=NO_ROWS, warnings=export.notes)
-    origin = Origin(hashlib.sha256(raw.data).hexdigest(), datetime.now(UTC).replace(microsecond=0))
+    origin = Origin(raw.source, hashlib.sha256(raw.data).hexdigest(),
+                    datetime.now(UTC).replace(microsecond=0))
     parts: list[RawInput] = []
     rejected: list[tuple[RawInput, str]] = []
     errors: list[RowError] = []
@@ -118,7 +122,7 @@ def split(raw: RawInput, spec: MappingSpec) -> Normalised:
         same = first.setdefault(json.dumps([record.values, record.problem], sort_keys=True),
                                 record)
         if same is not record:
-            rejected.append((_part(raw, record, origin, same.row),
+            rejected.append((_part(raw, record, origin),
                              f"row {record.row}{_where(record)}: the same as row"
                              f" {same.row}{_where(same)}, which is sent once"))
             continue
@@ -141,11 +145,11 @@ def split(raw: RawInput, spec: MappingSpec) -> Normalised:
                           f" {shared}",))
 
 
-def _part(raw: RawInput, record: Record, origin: Origin, same_as: int | None = None) -> RawInput:
+def _part(raw: RawInput, record: Record, origin: Origin) -> RawInput:
     body = {"file": raw.ref, "file_sha256": origin.file_sha256,
             "taken": origin.taken.isoformat(), "row": record.row, "where": record.where,
             "record": record.values, "problem": record.problem, "encoding": record.encoding,
-            **({SAME_AS: same_as} if same_as is not None else {})}
+            IDS: "content"}
     data = json.dumps(body, ensure_ascii=False, indent=1).encode()
     meta = {**raw.meta, "content_type": "application/json", ROW_META: str(record.row)}
     return RawInput(raw.source, f"{raw.ref} row {record.row}", data, meta)
@@ -170,8 +174,8 @@ def _reason(record: Record, exc: RowError) -> str:
 
 def row_message(part: tuple[Record, Origin, int | None], spec: MappingSpec,
                 context: NormaliseContext) -> Normalised:
-    """The eCH-0223 message of one row part (its record, where it comes from, and the
-    earlier row it repeats, if it does: :data:`SAME_AS`).
+    """The eCH-0223 message of one row part (its record, where it comes from, and for a
+    part stored before :data:`IDS` the row whose file-and-row id it takes).
 
     A row read in another encoding than the mapping now names (changed as a reason
     asked: the export is ISO-8859-15, not Windows-1252) is read again as the mapping
@@ -179,11 +183,11 @@ def row_message(part: tuple[Record, Origin, int | None], spec: MappingSpec,
 
     :raises InputRejected: the row does not map (with row, field and reason).
     """
-    record, origin, same_as = part
+    record, origin, id_row = part
     try:
         if record.encoding is not None and record.encoding != spec.encoding:
             record = _read_again(record, spec.encoding)
-        message = map_record(spec, record, origin, id_row=same_as)
+        message = map_record(spec, record, origin, id_row=id_row)
     except RowError as exc:
         raise InputRejected(_reason(record, exc)) from None
     xml = write_message(message)
@@ -234,15 +238,19 @@ def _read_again(record: Record, encoding: str) -> Record:
 
 
 def _unpack(raw: RawInput, encoding: str) -> tuple[Record, Origin, int | None] | None:
-    """The record, origin and repeated row a row part carries (see :func:`_part`); None
-    for other data. A part stored before parts said the encoding they were read in was
-    read in ``encoding``, the mapping's."""
+    """The record and origin a row part carries (see :func:`_part`), and the row whose
+    file-and-row id a part stored before :data:`IDS` takes (its own, or the one it
+    repeats: as its export's other rows were sent); None for other data. A part stored
+    before parts said the encoding they were read in was read in ``encoding``, the
+    mapping's."""
     try:
         body = json.loads(raw.data)
         record = Record(int(body["row"]), str(body["where"]), dict(body["record"]),
                         body.get("problem"), body.get("encoding", encoding))
-        origin = Origin(str(body["file_sha256"]), datetime.fromisoformat(body["taken"]))
-        same_as = None if body.get(SAME_AS) is None else int(body[SAME_AS])
+        origin = Origin(raw.source, str(body["file_sha256"]),
+                        datetime.fromisoformat(body["taken"]))
+        id_row = (None if body.get(IDS) == "content"
+                  else int(body.get(SAME_AS) or record.row))
     except (ValueError, KeyError, TypeError, RecursionError):
         return None
-    return record, origin, same_as
+    return record, origin, id_row

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -13,15 +14,26 @@ from pydantic import ValidationError
 from gateway.api import PersonEventMessage, value_at
 from plugins.mapping.decoding import mixed_encoding
 from plugins.mapping.records import Record
-from plugins.mapping.spec import NAMES, REQUIRED, SEVERAL, CountrySpec, MappingSpec
+from plugins.mapping.spec import (
+    NAMES,
+    REQUIRED,
+    SEVERAL,
+    CountrySpec,
+    HeaderSpec,
+    MappingSpec,
+)
 from plugins.mapping.values import Mismatch, text, translate
 
 #: The eCH-0223 namespace, the header's messageType (DOMAIN.md section 6).
 MESSAGE_TYPE = "http://www.ech.ch/xmlns/eCH-0223/1"
 #: The BFS id of Switzerland: a person born there has a Swiss town as place of birth.
 SWITZERLAND = 8100
-#: Where a message id of a row comes from: the file's digest and the row number.
+#: Where a message id of a row came from in parts stored before ids named the row's
+#: content: the file's digest and the row number (see :func:`file_row_id`).
 _ID_SPACE = uuid.UUID("6d1b8f4e-2f0a-4a53-9a49-0c7b1f3e8a21")
+#: Where a message id of a row comes from: its source and what it maps to (see
+#: :func:`message_id`).
+_CONTENT_ID_SPACE = uuid.UUID("0c3f5a9e-7d41-4b8e-b2c6-5e1f0a7d9c34")
 
 
 #: A problem of a row: the field as a reason names it (``sex (GESCHLECHT)``), what is wrong.
@@ -87,25 +99,52 @@ def shared_problems(errors: Sequence[RowError]) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Origin:
-    """Where a record comes from, for its message id and date."""
+    """Where a record comes from (its source, file and when the file was taken), for its
+    message id and date."""
 
+    source: str
     file_sha256: str
     taken: datetime
 
 
-def message_id(origin: Origin, row: int) -> str:
-    """The same id for the same row of the same file, however often it is mapped (a row
-    that repeats an earlier one is given that row's: see :func:`map_record`)."""
+def message_id(origin: Origin, header: HeaderSpec, values: dict[str, Any]) -> str:
+    """The id of the message a row maps to: the same for every row of the source that maps
+    to the same message, in whatever file and row (exports of overlapping windows list a
+    row again: the core takes the second as a duplicate of the first), however often it is
+    mapped. What the row maps to: each target's value (an empty one left out, so that a
+    target added to the mapping changes no row without it) and the header's sender,
+    recipients and test flag; not the messageDate nor the sending application. A row whose
+    message differs in anything else (another date, say) is another event."""
+    said = {target: value for target, value in values.items() if value is not None}
+    basis = json.dumps([origin.source, header.sender_id, header.recipient_id,
+                        header.test_delivery, said],
+                       sort_keys=True, ensure_ascii=False, default=_plain)
+    return str(uuid.uuid5(_CONTENT_ID_SPACE, basis))
+
+
+def _plain(value: object) -> object:
+    """A mapped value JSON has no type for, as JSON: a date, a country."""
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, CountrySpec):
+        return value.model_dump()
+    raise TypeError(f"no JSON form for {type(value).__name__}")
+
+
+def file_row_id(origin: Origin, row: int) -> str:
+    """The id of a row part stored before ids named the row's content: from the file's
+    digest and the row (a row that repeated an earlier one: that row's), as its
+    siblings were sent with."""
     return str(uuid.uuid5(_ID_SPACE, f"{origin.file_sha256}:{row}"))
 
 
 def map_record(spec: MappingSpec, record: Record, origin: Origin, *,
                id_row: int | None = None) -> PersonEventMessage:
-    """The message ``record`` states.
+    """The message ``record`` states, its messageId what it maps to (:func:`message_id`).
 
-    :param id_row: the row whose messageId the message takes (default: its own row; a
-        row that repeats an earlier one takes that row's, so that the two are one event,
-        sent once).
+    :param id_row: for a row part stored before ids named the content: the row whose
+        file-and-row id (:func:`file_row_id`) the message takes, as its export's other
+        rows were sent with.
     :raises RowError: naming each field that is missing, unmappable or invalid.
     """
     if record.problem is not None:
@@ -127,9 +166,10 @@ def map_record(spec: MappingSpec, record: Record, origin: Origin, *,
         reader.fail("street", "missing: house_number needs it")
     if reader.problems:
         raise RowError(reader.problems)
+    said = (message_id(origin, spec.header, values) if id_row is None
+            else file_row_id(origin, id_row))
     try:
-        return PersonEventMessage.model_validate(
-            _message(spec, values, origin, record.row if id_row is None else id_row))
+        return PersonEventMessage.model_validate(_message(spec, values, origin, said))
     except ValidationError as exc:
         raise RowError([(".".join(str(p) for p in e["loc"]), e["msg"])
                         for e in exc.errors()]) from None
@@ -188,7 +228,8 @@ def _country(country: CountrySpec) -> dict[str, Any]:
             "country_name_short": country.name}
 
 
-def _message(spec: MappingSpec, v: dict[str, Any], origin: Origin, row: int) -> dict[str, Any]:
+def _message(spec: MappingSpec, v: dict[str, Any], origin: Origin, said_id: str
+             ) -> dict[str, Any]:
     """The message as the model's nested fields."""
     header = spec.header
     identification = {
@@ -202,7 +243,7 @@ def _message(spec: MappingSpec, v: dict[str, Any], origin: Origin, row: int) -> 
     return {
         "header": {
             "sender_id": header.sender_id, "recipient_id": header.recipient_id,
-            "message_id": message_id(origin, row), "message_type": MESSAGE_TYPE,
+            "message_id": said_id, "message_type": MESSAGE_TYPE,
             "sending_application": {"manufacturer": header.manufacturer,
                                     "product": header.product,
                                     "product_version": header.product_version},
