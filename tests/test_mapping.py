@@ -214,7 +214,8 @@ def test_each_kind_of_bad_row_is_rejected_alone(tmp_path: Path) -> None:
         "row 7 (line 8): field nationality (STAATSANGEHOERIGKEIT): value 'ZZ' has no entry in"
         " [countries]",
         "row 8 (line 9): field zip_code (PLZ): '84OO' is not a whole number",
-        "row 9 (line 10): field (row): 26 cells where the header has 25",
+        "row 9 (line 10): field (row): 26 cells where the header has 25: cell 26, beyond the"
+        " header, is not empty (a delimiter in a cell without quotes?)",
         "row 10 (line 11): field first_name (VORNAME): contains the control character U+0000",
         "row 11 (line 12): field street (STRASSE): missing: house_number needs it",
     ]

@@ -28,8 +28,8 @@ class Record:
 
     :param where: the CSV line the row starts on; empty for JSON (the row number says it).
 
-    :param problem: what makes the row unreadable as a whole (a cell count that does
-        not fit the header, a line the CSV reader cannot read, a JSON record that is not
+    :param problem: what makes the row unreadable as a whole (a cell beyond the header
+        that is not empty, a line the CSV reader cannot read, a JSON record that is not
         an object or gives a key twice).
 
     :param encoding: the mapping's encoding its values were read in; None when a UTF-8
@@ -97,8 +97,10 @@ _LINE = "(line)"
 def _rows(reader: Reader, lines: Lines, names: list[str]
           ) -> Iterator[tuple[int, dict[str, str], str | None]]:
     """Each row that is not blank: the line it starts on, its cells by column, and what makes
-    it unreadable as a whole (a cell count that does not fit the header, a quote the reader
-    cannot read: then its line is kept as the row's values).
+    it unreadable as a whole (a cell beyond the header that is not empty, a quote the reader
+    cannot read: then its line is kept as the row's values). Cells beyond the header that
+    are empty (as Excel pads rows) are dropped; cells missing at the end of a row are
+    empty (:func:`_cells`).
 
     :raises InputRejected: the reader fails in a quoted cell that spans lines: where the
         rows after it start is unknown.
@@ -115,8 +117,22 @@ def _rows(reader: Reader, lines: Lines, names: list[str]
             yield line, {_LINE: lines.last.rstrip("\r\n")}, unreadable(exc)
             continue
         if any(cell.strip() for cell in cells):  # else a blank line, as most exports end with
-            yield line, dict(zip(names, cells, strict=False)), None if len(cells) == len(
-                names) else f"{len(cells)} cells where the header has {len(names)}"
+            yield line, *_cells(names, cells)
+
+
+def _cells(names: list[str], cells: list[str]) -> tuple[dict[str, str], str | None]:
+    """A row's cells by column, a cell missing at its end empty (many tools leave out
+    trailing empty cells), and why the row is unreadable if a cell beyond the header is
+    not empty (as Excel pads rows, empty ones are dropped)."""
+    values = dict(zip(names, cells, strict=False))
+    values.update((name, "") for name in names[len(cells):])
+    beyond = [n for n, cell in enumerate(cells[len(names):], len(names) + 1) if cell.strip()]
+    if not beyond:
+        return values, None
+    which = (f"cell {beyond[0]}, beyond the header, is" if len(beyond) == 1 else
+             f"cells {', '.join(map(str, beyond[:-1]))} and {beyond[-1]}, beyond the header, are")
+    return values, (f"{len(cells)} cells where the header has {len(names)}: {which} not empty"
+                    " (a delimiter in a cell without quotes?)")
 
 
 def _null_on_the_way(document: Any, path: str) -> str | None:
