@@ -45,7 +45,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--summary", action="store_true",
                         help="one line per row instead of the messages")
     parser.add_argument("--out", type=Path, metavar="DIR",
-                        help="also write each message to DIR/row-<N>.xml")
+                        help="also write each row's message to DIR/row-0001.xml,"
+                        " row-0002.xml, ... (the row number in four digits or more)")
 
 
 def run(args: argparse.Namespace) -> int:
