@@ -686,7 +686,7 @@ def test_a_mapping_file_with_faults_names_file_and_key(tmp_path: Path) -> None:
     assert [(key, reason) for _file, key, reason in caught.value.problems] == [
         ("date_format", "'dd.mm.yyyy' does not read dates: write it with %d (day), %m (month)"
          " and %Y (year), e.g. %d.%m.%Y"),
-        ("tables.sex.W", "'F' is not a valid sex code"),
+        ("tables.sex.W", "'F' is not a valid sex code; sex codes: 1, 2, 3"),
         ("fields.marital_status.table", "no table 'civil'; tables: event, marital, permit,"
          " religion, sex"),
     ]
@@ -856,7 +856,11 @@ def test_check_config_reports_mapping_problems_with_file_and_key(
                        encoding="utf-8")
     assert main(["--config", str(config), "check-config"]) == 2
     assert capsys.readouterr().out.splitlines() == [
-        f"{mapping}: tables.permit.B-EU: 'B' is not a valid permit code (mapping of sources.nova)"]
+        f"{mapping}: tables.permit.B-EU: 'B' is not a valid permit code; permit codes: 01,"
+        " 0102, 02, 0201, 0202, 03, 0301, 0302, 04, 0401, 0402, 05, 0503, 06, 0601, 060101,"
+        " 060102, 0602, 060201, 060202, 07, 0701, 070101, 070102, 070103, 070104, 070105, 0702,"
+        " 070201, 070202, 070204, 070205, 070206, 070907, 08, 0804, 09, 0905, 10, 1006, 100601,"
+        " 100602, 100603, 11, 1107, 12, 1208, 1300 (mapping of sources.nova)"]
     mapping.unlink()
     assert main(["--config", str(config), "check-config"]) == 2
     assert f"{config}: sources.nova.mapping: no mapping file {mapping}" in (

@@ -78,6 +78,24 @@ def _date_format_problem(fmt: str) -> str | None:
     return _DATE_HINT.format(fmt)
 
 
+#: How many codes a reason lists in full; of a longer list, those of the value's family.
+_LISTED = 12
+
+
+def not_a_code(target: str, code: str, codes: tuple[str, ...]) -> str:
+    """Why ``code`` is none of ``codes``, the valid ones of ``target``: the one meant if it
+    differs in case or looks like a typo of one, and the codes (all if few, else those of
+    its family, the same first two characters, as permits of one kind share: 08, 0804)."""
+    family = [c for c in codes if c[:2] == code[:2]] if len(codes) > _LISTED else []
+    close = ([c for c in codes if c.casefold() == code.casefold()]
+             or difflib.get_close_matches(code, family, n=2, cutoff=0.6)
+             or difflib.get_close_matches(code, codes, n=2, cutoff=0.6))
+    meant = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+    listed = (f"{target} codes starting {code[:2]!r}: {', '.join(sorted(family))}" if family
+              else f"{target} codes: {', '.join(sorted(codes))}")
+    return f"{code!r} is not a valid {target} code{meant}; {listed}"
+
+
 def _cross_check(spec: MappingSpec) -> list[tuple[str, str]]:
     """What each key is valid alone but wrong together: missing targets, tables, codes."""
     problems = [("fields", f"required target {t!r} is not mapped")
@@ -105,8 +123,7 @@ def _cross_check(spec: MappingSpec) -> list[tuple[str, str]]:
                 problems.append((f"{key}.table", f"no table {field.table!r}; tables: {known}"))
             elif kind == "code" and allowed_codes(target):
                 codes = allowed_codes(target)
-                problems += [(f"tables.{field.table}.{entry}",
-                              f"{code!r} is not a valid {target} code")
+                problems += [(f"tables.{field.table}.{entry}", not_a_code(target, code, codes))
                              for entry, code in spec.tables[field.table].items()
                              if code not in codes]
         if field.format is not None and kind != "date":
