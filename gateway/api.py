@@ -59,6 +59,7 @@ from gateway.config import CONFIGURATION, Duration, Size
 from gateway.contracts import (
     ANSWERED_ATTEMPT,
     DOCUMENT_LIMIT,
+    MOVED_TO,
     NOT_FROM_PARTNER,
     Attachment,
     Decision,
@@ -193,6 +194,7 @@ __all__ = [
     "CONFIGURATION",
     "DOCUMENT_LIMIT",
     "KEPT_BYTES",
+    "MOVED_TO",
     "NATIONALITIES",
     "NOT_FROM_PARTNER",
     "SET_ASIDE",

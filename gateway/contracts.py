@@ -76,6 +76,11 @@ NOT_FROM_PARTNER = "not_from_partner"
 #: ``referenceMessageId``, the envelope messageId of the attempt). A message whose eCH-0223
 #: header names no ``referenceMessageId`` answers that attempt's message (:mod:`gateway.inbound`).
 ANSWERED_ATTEMPT = "reference_message_id"
+#: ``RawInput.meta`` key a source sets on input whose files it moves away once stored: the
+#: folder they go to (sedex: ``processed``, a refused pair ``processed/rejected``), for an
+#: operator to find them (``messages show``). The names are the input's own meta (sedex:
+#: ``envelope_name`` and ``payload_name``, a lone file ``file_name``).
+MOVED_TO = "moved_to"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +92,7 @@ class RawInput(Travels):
     :param ref: a reference the operator recognises, e.g. the file name.
     :param data: the raw bytes; stored before anything else happens to them.
     :param meta: source facts (``content_type``, sedex envelope fields,
-        :data:`NOT_FROM_PARTNER`, :data:`ANSWERED_ATTEMPT`, ...).
+        :data:`NOT_FROM_PARTNER`, :data:`ANSWERED_ATTEMPT`, :data:`MOVED_TO`, ...).
     """
 
     source: str

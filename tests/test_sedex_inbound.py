@@ -126,10 +126,11 @@ async def test_an_unfinished_receipt_waits_for_grace_then_is_quarantined(tmp_pat
     assert intake.quarantined == []
     await asyncio.sleep(0.2)
     assert await t.scan_receipts(sink, intake) == 1
-    ((_raw, reason),) = intake.quarantined
+    ((raw, reason),) = intake.quarantined
     assert reason.startswith(f"unreadable sedex receipt: unfinished file {receipts}/r.xml:"
                              " XML that ends inside its root element's start tag")
     assert names(tmp_path / "receipts-done" / "rejected") == {"r.xml"}
+    assert raw.meta["moved_to"] == str(tmp_path / "receipts-done" / "rejected")
 
 
 async def test_an_empty_receipt_is_not_taken_until_it_is_written(tmp_path: Path) -> None:

@@ -862,7 +862,7 @@ async def test_pair_in_either_arrival_order(tmp_path: Path, envelope_first: bool
         "transport": "sedex", "sedex_message_id": "in-1", "sender_id": "T3-CH-1",
         "message_type": "2200002", "message_class": "0", "reference_message_id": "orig-1",
         "payload_name": "data_X1.xml", "envelope_name": "envl_X1.xml",
-        "content_type": "application/xml"}
+        "content_type": "application/xml", "moved_to": str(tmp_path / "processed")}
     assert names(inbox) == set()
     assert names(tmp_path / "processed") == set(pair)
 
@@ -979,6 +979,8 @@ async def test_bad_pairs_among_good_ones_are_quarantined_with_their_reasons_the_
     assert await t.scan_inbox(intake) == 6
     assert [[raw.ref for raw in call] for call in intake.submit_calls] == [["A", "C", "E"]]
     assert [raw.ref for raw, _ in intake.quarantined] == ["B", "D", "F"]
+    assert {raw.meta["moved_to"] for raw, _ in intake.quarantined} == {
+        str(tmp_path / "processed" / "rejected")}, "where an operator finds them"
     broken, oversized, others = intake.reasons
     assert broken.startswith("bad sedex envelope: ")
     assert oversized.startswith(f"payload of {len(big)} bytes is larger than 2000 bytes"

@@ -11,7 +11,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,6 +19,7 @@ from gateway.api import (
     ANSWERED_ATTEMPT,
     BATCH_BYTES,
     DOCUMENT_LIMIT,
+    MOVED_TO,
     NOT_FROM_PARTNER,
     BoundedCalls,
     FileTaker,
@@ -93,6 +94,11 @@ class _Taken:
     reason: str | None
     dest: Path
 
+    @property
+    def input(self) -> RawInput:
+        """:attr:`raw` as stored: with the folder its files go to (``meta[MOVED_TO]``)."""
+        return replace(self.raw, meta={**self.raw.meta, MOVED_TO: str(self.dest)})
+
 
 #: What reading a pair or lone half gave: ``None`` to wait for it, an ``OSError`` if it
 #: could not be read.
@@ -108,7 +114,7 @@ class InboxScanner:
     larger than ``max_bytes``, is quarantined and moved to ``processed/rejected``
     (of a payload over the limit the store keeps the first ``max_kept``
     bytes, and it is never read whole). A lone half waits ``pair_grace`` for
-    the other.
+    the other. Each input names the folder its files go to (``meta[MOVED_TO]``).
 
     A pair is stored under the name of the partner it comes from (see
     :meth:`attribute`). One addressed to none of our participant ids, or that two
@@ -381,11 +387,11 @@ class InboxScanner:
                 (good if got.reason is None else refused).append(got)
         async def store_then_move() -> None:
             if good:
-                await intake.submit([taken.raw for taken in good])
+                await intake.submit([taken.input for taken in good])
                 log.debug("sedex inbox %s: stored %d message(s)", self.folder, len(good))
             for taken in refused:
                 assert taken.reason is not None
-                await intake.quarantine(taken.raw, taken.reason)
+                await intake.quarantine(taken.input, taken.reason)
             await self._finish([(taken.stored, taken.dest) for taken in good + refused])
 
         # to the end even if the source is stopped meanwhile (the drain): pairs stored but

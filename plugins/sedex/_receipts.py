@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from gateway.api import (
     DOCUMENT_LIMIT,
+    MOVED_TO,
     BoundedCalls,
     FileTaker,
     InputRejected,
@@ -165,8 +166,10 @@ class ReceiptScanner:
             log.warning("%s", problem)
         moves: list[tuple[list[Stored], Path | None]] = []
         for stored, raw, reason in batch.rejected:
-            await intake.quarantine(raw, reason)
-            moves.append(([stored], self.archive / "rejected"))
+            rejected = self.archive / "rejected"
+            await intake.quarantine(replace(raw, meta={**raw.meta, MOVED_TO: str(rejected)}),
+                                    reason)
+            moves.append(([stored], rejected))
         if batch.found:
             matched = await sink.record([receipt for _, receipt in batch.found])
             for (stored, _receipt), ok in zip(batch.found, matched, strict=True):
