@@ -978,8 +978,10 @@ async def test_a_strangers_message_keeps_its_message_id_unless_one_was_routed_wi
     shown = cli("--config", c, "messages", "show", "canton-2").splitlines()
     assert shown[0].startswith(f"message {listed['s1']['id']}  quarantined")
     assert shown[1] == "  eCH-0223:  messageId canton-2 from sender sedex://T1-2511-1"
-    assert shown[3] == ("  sender:    not partner canton: sedex senderId T2-9-1 is the"
-                        " recipient_id of no partner reading this inbox (canton T2-2-1)")
+    assert shown[3].startswith("  files:     envl_s1.xml and data_s1.xml, moved to ")
+    # the reason says that it is not the partner's, and why: said once
+    assert shown[4] == f"  reason:    {stranger}"
+    assert not [line for line in shown if line.startswith("  sender:")]
     shown = cli("--config", c, "messages", "show", "canton-1").splitlines()  # not ambiguous
     assert shown[0].startswith(f"message {listed['a1']['id']}  routed")
 

@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from gateway.cli import _access, _args, _render, _replay
+from gateway.cli import _access, _args, _detail, _render, _replay
 from gateway.cli.exitcodes import FAILED, OK
 from gateway.errors import NotFound
 from gateway.store import DeliveryState, MessageState
@@ -37,6 +37,10 @@ def add_commands(sub: Any) -> Any:
     p.add_argument("id", help="row id or eCH-0223 messageId (refused if it names several), or row:ID")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--raw", action="store_true", help="print the raw bytes as received")
+    p.add_argument("--all", action="store_true",
+                   help="every attempt, receipt and history line (without it, of a delivery"
+                        f" with many attempts the first {_detail.FIRST} and the last"
+                        f" {_detail.LAST}; --json has all)")
     p.set_defaults(handler=cmd_show)
     p = msub.add_parser("replay", help="process a quarantined, not relevant or needs_review"
                         " message again (an export: its quarantined rows), or resend its dead,"
@@ -127,7 +131,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                                      for d in msg["deliveries"]]}
         print(json.dumps(_render.with_times(msg), indent=2, default=str))
     else:
-        print(_render.message_detail(msg))
+        print(_detail.message_detail(msg, every=args.all))
     return OK
 
 

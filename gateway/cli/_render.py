@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.contracts import NOT_FROM_PARTNER
 from gateway.store import DeliveryState
 from gateway.wording import counted, size_text
 
@@ -138,62 +136,6 @@ def _header(m: dict[str, Any], received: str | None = None) -> str:
     return " ".join(part for part in (
         m["kind"], m["message_id"] and f"messageId {m['message_id']}",
         m["sender_id"] and f"from sender {m['sender_id']}", version) if part)
-
-
-def message_detail(msg: dict[str, Any]) -> str:
-    """A message with its deliveries, attempts, receipts and history."""
-    out = [
-        f"message {msg['id']}  {msg['state']}" + (f"  ({msg['reason']})" if msg["reason"] else ""),
-        f"  eCH-0223:  {read_as(msg)}",
-        f"  input:     {msg['source']} / {msg['ref']}, "
-        + (f"pruned {iso(msg['pruned_at'])} ([retention]: input and payloads deleted),"
-           if msg["pruned_at"] is not None else f"{counted(msg['raw_bytes'], 'byte')},")
-        + f" received {iso(msg['received_at'])}",
-    ]
-    if NOT_FROM_PARTNER in msg["meta"]:  # on a partner's way: the partner's name is the way's
-        out.append(f"  sender:    not partner {msg['source']}: {msg['meta'][NOT_FROM_PARTNER]}")
-    if msg["reason"]:
-        out.append(f"  reason:    {msg['reason']}")
-    out += [f"  warning:   {warning}" for warning in warnings(msg)]
-    if "requested_by" in msg["meta"]:
-        out.append(f"  requested: by {msg['meta']['requested_by']} (manual send to"
-                   f" {msg['meta'].get('partner', '?')})")
-    if "correction_of" in msg["meta"]:
-        out.append(f"  corrects:  message {msg['meta']['correction_of']}")
-    out += export_lines(msg)
-    review = msg.get("review")
-    if review:
-        if review["assigned"]:
-            out.append(f"  assigned:  {', '.join(review['assigned'])} by {review['assigned_by']}")
-        if msg["state"] == "needs_review":
-            out.append(f"  candidates ({len(review['candidates'])}):"
-                       + ("" if review["candidates"] else " none"))
-            out += [f"    {line}" for line in candidates_text(review["candidates"])]
-    if msg["handled"]:
-        h = msg["handled"]
-        out.append(f"  handled:   {iso(h['at'])}: {h['note']}")
-    for a in msg.get("attachments", ()):
-        out.append(f"  file:      files/{a['name']}, {counted(a['bytes'], 'byte')},"
-                   f" sha256 {a['sha256']}")
-    for d in msg["deliveries"]:
-        out.append(f"  delivery {d['id']} to {d['partner']}: {d['state']},"
-                   f" {counted(d['attempts'], 'attempt')}"
-                   + (f", {d['reason']}" if d["reason"] else "")
-                   + (", RECEIPT OVERDUE" if receipt_overdue(d) else ""))
-        if d.get("handled"):
-            out.append(f"    handled:   {iso(d['handled']['at'])}: {d['handled']['note']}")
-        for a in d["attempt_log"]:
-            to = f" to {a['recipient']}" if a["recipient"] else ""
-            out.append(f"    attempt {a['number']} {a['ref']}{to} {iso(a['started_at'])}"
-                       f" {a['outcome'] or 'in flight'} {a['detail'] or ''}".rstrip())
-        for r in d["receipts"]:
-            out.append(f"    receipt {r['code']} {r['outcome']} for {r['attempt_ref']}: {r['info']}")
-    out.append("  history:")
-    for j in msg["journal"]:
-        detail = json.dumps(with_times(j["detail"]), ensure_ascii=False) if j["detail"] else ""
-        who = f" [delivery {j['delivery']}]" if j["delivery"] else ""
-        out.append(f"    {iso(j['at'])}  {j['event']}{who} {detail}".rstrip())
-    return "\n".join(out)
 
 
 def export_lines(msg: dict[str, Any]) -> list[str]:
