@@ -3,9 +3,9 @@
 Runs in the daemon's event loop between the two halves of processing
 (:mod:`gateway.processor`): one store read for the whole batch, then, for a
 person the gateway has never seen, the ``gateway_person_lookup`` hook (a
-registry plugin's look-up, which may be a coroutine). What a look-up
-returns is stored with the first message about that person, so the next
-message finds it in the store. While the batch before is still being
+registry plugin's look-up, which may be a coroutine: :mod:`gateway.person_hooks`),
+for all of them at once. What a look-up returns is stored with the first
+message about that person, so the next message finds it in the store. While the batch before is still being
 recorded, what it leaves of its persons (:class:`Recording`) lies over
 what the store has committed.
 """
@@ -13,8 +13,6 @@ what the store has committed.
 from __future__ import annotations
 
 import asyncio
-import inspect
-import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,10 +20,9 @@ from typing import Any
 import pluggy
 
 from gateway.contracts import Normalised
+from gateway.person_hooks import look_up
 from gateway.person_state import PersonChange, PersonState, StoredPerson
 from gateway.store import Store
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -47,33 +44,47 @@ class Found:
 
 
 async def enrich(store: Store, pm: pluggy.PluginManager, settings: Any,
-                 messages: Sequence[Normalised], recording: Recording | None = None) -> Found:
-    """The states of the persons ``messages`` are about, or state (a ``baseDelivery``'s):
-    from the store, else, for a message's subject, from a look-up.
+                 messages: Sequence[tuple[int, Normalised]],
+                 recording: Recording | None = None) -> Found:
+    """The states of the persons ``messages`` (with their row ids) are about, or state (a
+    ``baseDelivery``'s): from the store, else, for a message's subject, from a look-up.
 
     A stated person's state before the batch is what its update is merged into,
     and what recording compares with (:class:`Recording`): without it, the update
     would count as a new person's, and the next batch would not see it until committed.
+    The look-ups run at once, ``[gateway] person_lookup_concurrency`` at a time, once
+    per person: the first message about them asks.
 
     :param recording: what the batch before, still being recorded, leaves of its persons.
     """
-    keys = sorted({key for n in messages for key in _named(n)})
+    keys = sorted({key for _mid, n in messages for key in _named(n)})
     found = Found()
     if not keys:
         return found
     in_store = await store.stored_persons(keys)
     found.known.update(recording.over(in_store, keys) if recording is not None else in_store)
     asked: set[str] = set()
-    for n in messages:
+    todo: list[tuple[int, tuple[str, ...]]] = []
+    for mid, n in messages:
         if not n.subject or any(k in found.known or k in asked for k in n.subject):
             continue
         asked.update(n.subject)
-        state = await _look_up(pm, settings, n.subject)
-        if state is not None:
-            stored = StoredPerson.of(state)
-            for key in {*state.keys(), *n.subject}:
-                found.known[key] = stored
-                found.looked_up[key] = state
+        todo.append((mid, n.subject))
+    slots = asyncio.Semaphore(settings.gateway.person_lookup_concurrency)
+
+    async def ask(mid: int, subject: Sequence[str]) -> PersonState | None:
+        async with slots:
+            return await look_up(pm, settings, subject, mid)
+
+    answers = await asyncio.gather(*(ask(mid, subject) for mid, subject in todo))
+    for (_mid, subject), state in zip(todo, answers, strict=True):
+        # in message order; a state that an earlier answer already gave is that one's
+        if state is None or any(k in found.known for k in (*subject, *state.keys())):
+            continue
+        stored = StoredPerson.of(state)
+        for key in {*state.keys(), *subject}:
+            found.known[key] = stored
+            found.looked_up[key] = state
     return found
 
 
@@ -122,27 +133,3 @@ def _named(n: Normalised) -> list[str]:
         keys += state.keys()
     return keys
 
-
-async def _look_up(pm: pluggy.PluginManager, settings: Any,
-                   subject: Sequence[str]) -> PersonState | None:
-    """Ask the plugins; a failing look-up is logged and counts as "unknown"."""
-    limit = settings.gateway.person_lookup_timeout
-    try:
-        answer = pm.hook.gateway_person_lookup(keys=list(subject), settings=settings)
-        if inspect.isawaitable(answer):
-            async with asyncio.timeout(limit):
-                answer = await answer
-    except TimeoutError:  # a look-up without a bound of its own must not stall every batch
-        log.warning("person look-up did not answer within [gateway] person_lookup_timeout"
-                    " (%gs); going on without the registry's data", limit)
-        return None
-    except Exception as exc:  # a registry that is down must not stop processing
-        log.warning("person look-up failed (%s); going on without the registry's data",
-                    type(exc).__name__)
-        log.debug("person look-up failure", exc_info=True)
-        return None
-    if answer is not None and not isinstance(answer, PersonState):
-        log.warning("person look-up returned %s, not a PersonState; ignored",
-                    type(answer).__name__)
-        return None
-    return answer

@@ -209,9 +209,13 @@ def gateway_person_lookup(keys: Sequence[str], settings: Any
     """Supply a person's current data when the gateway's own state lacks it.
 
     Asked (stage *enrich*, in the daemon's event loop) for a person a message
-    is about whom the gateway has no state for yet: a registry plugin looks
-    the person up in the registry. May return an awaitable (the core awaits
-    it). The first answer that is not ``None`` is used.
+    is about whom the gateway has no state for yet, several persons at once
+    (``[gateway] person_lookup_concurrency``): a registry plugin looks the
+    person up in the registry. May return an awaitable (the core awaits it,
+    within ``[gateway] person_lookup_timeout``). The plugins are asked in turn
+    until one answers a state; one that raises, answers late or answers
+    something else counts as not knowing the person (a warning names the
+    plugin and the message).
 
     :param keys: the person's keys (``vn:<13 digits>``, ``local:<category>:<id>``).
     :param settings: the validated configuration.
@@ -238,7 +242,9 @@ def gateway_person_resolve(identification: PersonIdentificationLight, settings: 
     and the message goes to the registry about that person, whose state is
     stored; none or several and it waits in ``needs_review`` with them, for an
     operator to assign (``ech-gateway messages assign``). May return an
-    awaitable (the core awaits it); an exception counts as "none found".
+    awaitable (the core awaits it, within ``[gateway] person_lookup_timeout``);
+    a plugin that raises or answers late counts as finding nobody, the others'
+    candidates are taken all the same.
 
     :param identification: the person as the message names them (eCH-0044
         ``personIdentificationLight``: ``vn``, ``local_person_id``,

@@ -28,8 +28,6 @@ plugins' registry look-ups are at hand:
 from __future__ import annotations
 
 import dataclasses
-import inspect
-import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -41,14 +39,13 @@ from gateway.contracts import ANSWERED_ATTEMPT, NOT_FROM_PARTNER, Decision, Norm
 from gateway.convert import CANONICAL
 from gateway.ech0223 import EventReport, PersonIdentificationLight, read_message
 from gateway.errors import ConversionRefused, InputRejected
+from gateway.person_hooks import candidates, look_up
 from gateway.person_state import PersonState, birth_text, mask_vn, person_keys
 from gateway.store import Inbound, MessageState, Processed, Store
 from gateway.xml.problem_text import SHOWN, problems_text
 
 if TYPE_CHECKING:
     from gateway.processor import Processor
-
-log = logging.getLogger(__name__)
 
 #: The rule the journal names for a message on its way back.
 RULE = "the way back"
@@ -153,8 +150,8 @@ class WayBack:
                              " (configure a partner with role = \"registry\")",
                              inbound=inbound, detail={"partner": partner, **noticed}, **base)
         senders = {header.sender_id, *header.recipient_id}
-        match = await (self._assigned(assigned) if assigned is not None
-                       else self._resolve(ident, partner, reference, senders))
+        match = await (self._assigned(assigned, mid) if assigned is not None
+                       else self._resolve(ident, partner, reference, senders, mid))
         candidates = tuple(_candidate(s, pid) for s, pid in zip(match.candidates, match.ids,
                                                                  strict=True))
         if len(match.candidates) != 1:
@@ -203,9 +200,10 @@ class WayBack:
 
     # -- who the message is about -------------------------------------------------------
     async def _resolve(self, ident: PersonIdentificationLight, partner: str,
-                       reference: str | None, senders: set[str]) -> Match:
+                       reference: str | None, senders: set[str], mid: int) -> Match:
         """Without a VN, the person of the message it answers first (:meth:`_answered`);
-        then VN, local id, names and date of birth; then the registry plugins."""
+        then VN, local id, names and date of birth; then the registry plugins (asked
+        about message ``mid``)."""
         if ident.vn is None and reference:
             answered = await self._answered(ident, partner, reference, senders)
             if answered is not None:
@@ -228,7 +226,7 @@ class WayBack:
             if same:
                 return Match("names and date of birth", [s for _pid, s in same],
                              [pid for pid, _s in same])
-        found_there = await self._ask_registry(ident)
+        found_there = await candidates(self._pm, self.settings, ident, mid)
         return Match("the registry", found_there, [None] * len(found_there), new=True, note=note)
 
     async def _answered(self, ident: PersonIdentificationLight, partner: str, reference: str,
@@ -248,35 +246,18 @@ class WayBack:
         [(pid, state)] = agree
         return Match(ANSWERED, [state], [pid])
 
-    async def _assigned(self, keys: list[str]) -> Match:
-        """The person an operator assigned: known to the gateway, else to the registry."""
+    async def _assigned(self, keys: list[str], mid: int) -> Match:
+        """The person an operator assigned to message ``mid``: known to the gateway, else to
+        the registry."""
         found = await self._store.load_persons(keys)
         if found:
             return Match("operator", [next(iter(found.values()))], [None])
-        state = await _awaited(self._pm.hook.gateway_person_lookup(keys=keys,
-                                                                   settings=self.settings))
-        if isinstance(state, PersonState):
+        state = await look_up(self._pm, self.settings, keys, mid)
+        if state is not None:
             return Match("operator", [state], [None], new=True)
         shown = ", ".join(mask_vn(k[3:]) if k.startswith("vn:") else k for k in keys)
         return Match(None, [], [], note=f"the person assigned ({shown}) is known neither to the"
                                         " gateway nor to the registry")
-
-    async def _ask_registry(self, ident: PersonIdentificationLight) -> list[PersonState]:
-        """The candidates the registry plugins name (``gateway_person_resolve``), once each."""
-        try:
-            answers = self._pm.hook.gateway_person_resolve(identification=ident,
-                                                           settings=self.settings)
-            found: list[PersonState] = []
-            for answer in answers:
-                found += [s for s in (await _awaited(answer) or ()) if isinstance(s, PersonState)]
-        except Exception as exc:  # a registry that is down: the operator decides meanwhile
-            log.warning("person resolution by the registry failed (%s)", type(exc).__name__)
-            log.debug("person resolution failure", exc_info=True)
-            return []
-        unique: dict[tuple[str, ...], PersonState] = {}
-        for state in found:
-            unique.setdefault(tuple(sorted(state.keys())) or (str(id(state)),), state)
-        return list(unique.values())
 
     # -- which registry -----------------------------------------------------------------
     async def _registry_for(self, partner: str, reference: str | None, senders: set[str],
@@ -300,10 +281,6 @@ class WayBack:
         return None, (f"several registries ({', '.join(names)}) and none is known for this"
                       " message (it answers none of theirs, and its person's municipality is"
                       " in no registry's municipalities): assign it, or set municipalities")
-
-
-async def _awaited(answer: Any) -> Any:
-    return await answer if inspect.isawaitable(answer) else answer
 
 
 def _other_vn(state: PersonState, ident: PersonIdentificationLight) -> bool:

@@ -354,7 +354,7 @@ class Pipeline:
         if not decided.todo:
             return
         found = await enrich(self._store, self._pm, self.processor.settings,
-                             [n for _mid, _raw, n in decided.todo], recording)
+                             [(mid, n) for mid, _raw, n in decided.todo], recording)
         finished = await self.stages.finish(decided.todo, found.known, decided.worker)
         for result, (mid, _raw, n) in zip(finished, decided.todo, strict=True):
             result.persons = found.looked_up_for(n.subject) + tuple(result.persons)

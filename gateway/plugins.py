@@ -137,11 +137,21 @@ def _declared(pm: pluggy.PluginManager, hook: str, what: str) -> dict[str, Any]:
 
 def _answers(pm: pluggy.PluginManager, hook: str) -> Iterator[tuple[str, Any]]:
     """Each plugin's answer to ``hook`` (a hook without arguments), with that plugin's name."""
+    for name, call in reversed(each_plugin(pm, hook)):
+        for answer in call():
+            yield name, answer
+
+
+def each_plugin(pm: pluggy.PluginManager, hook: str) -> list[tuple[str, pluggy.HookCaller]]:
+    """For each plugin implementing ``hook``, its name and a caller of its implementation
+    alone (what it raises or returns is known to be its), in the order pluggy calls them:
+    ``tryfirst`` and the last registered first. Calls go through pluggy (traced as any)."""
     plugins = pm.get_plugins()
-    for impl in getattr(pm.hook, hook).get_hookimpls():
+    callers = []
+    for impl in reversed(getattr(pm.hook, hook).get_hookimpls()):
         others = [p for p in plugins if p is not impl.plugin]
-        for answer in pm.subset_hook_caller(hook, remove_plugins=others)():
-            yield impl.plugin_name, answer
+        callers.append((impl.plugin_name, pm.subset_hook_caller(hook, remove_plugins=others)))
+    return callers
 
 
 async def resolve(value: Any) -> Any:

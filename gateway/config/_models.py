@@ -99,9 +99,19 @@ class GatewaySettings(_Section):
         default=60.0,
         gt=0,
         description="How long a registry plugin's look-up of a person the gateway does not"
-        " know yet (`gateway_person_lookup`) may take; its batch waits for it. One that takes"
-        " longer (a plugin without a timeout of its own, a registry that never answers) is"
-        " given up on and counts as \"unknown\", as a look-up that fails.",
+        " know yet (`gateway_person_lookup`), or its search for the resident a partner's"
+        " message is about (`gateway_person_resolve`), may take; its batch (or `messages"
+        " assign`) waits for it. One that takes longer (a plugin without a timeout of its own,"
+        " a registry that never answers) is given up on and counts as \"unknown\", as a"
+        " look-up that fails.",
+    )
+    person_lookup_concurrency: int = Field(
+        default=16,
+        ge=1,
+        le=256,
+        description="How many look-ups of persons the gateway does not know yet"
+        " (`gateway_person_lookup`) a batch runs at once (the registry answers that many"
+        " requests side by side); the batch waits for the last of them.",
     )
     answers_first: Duration = Field(
         default=1.0,

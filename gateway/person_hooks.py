@@ -1,0 +1,106 @@
+"""Asking the registry plugins about persons: every call of ``gateway_person_lookup`` and
+``gateway_person_resolve`` goes through here (stage *enrich*, the way back, ``messages assign``).
+
+Each plugin implementing the hook is asked on its own, so that what goes wrong is known to
+be its, and within ``[gateway] person_lookup_timeout``, so that no plugin holds up its
+batch (or an operator's command) for good. One that raises, does not answer in time or
+answers something else than the hook's type counts as knowing nobody: one warning names
+the plugin and the message asked for (its row id), never the person; the exception's text
+(which may quote the person) and traceback are logged at DEBUG.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+import pluggy
+
+from gateway.ech0223 import PersonIdentificationLight
+from gateway.person_state import PersonState
+from gateway.plugins import each_plugin, resolve
+
+log = logging.getLogger(__name__)
+
+LOOKUP = "gateway_person_lookup"
+RESOLVE = "gateway_person_resolve"
+_WHAT = {LOOKUP: "person look-up", RESOLVE: "person resolution"}
+
+
+async def look_up(pm: pluggy.PluginManager, settings: Any, keys: Sequence[str],
+                  message: int) -> PersonState | None:
+    """The person ``keys`` name, as the first plugin that knows them answers (in pluggy's
+    order; one that fails counts as not knowing them); ``None``: none does.
+
+    :param message: the row id of the message the person is looked up for (for the log).
+    """
+    for plugin, call in each_plugin(pm, LOOKUP):
+        answer = await _asked(plugin, LOOKUP, message, settings,
+                              partial(call, keys=list(keys), settings=settings))
+        if isinstance(answer, PersonState):
+            return answer
+        if answer is not None:
+            _ignored(plugin, LOOKUP, message, answer)
+    return None
+
+
+async def candidates(pm: pluggy.PluginManager, settings: Any,
+                     identification: PersonIdentificationLight, message: int) -> list[PersonState]:
+    """The residents the plugins name for ``identification``, every plugin asked at once,
+    each person once (by keys); a plugin that fails names nobody.
+
+    :param message: the row id of the message whose person is searched (for the log).
+    """
+    callers = each_plugin(pm, RESOLVE)
+    answers = await asyncio.gather(*(
+        _asked(plugin, RESOLVE, message, settings,
+               partial(call, identification=identification, settings=settings))
+        for plugin, call in callers))
+    unique: dict[tuple[str, ...], PersonState] = {}
+    for (plugin, _call), answer in zip(callers, answers, strict=True):
+        if answer is None:
+            continue
+        if isinstance(answer, PersonState | str | bytes) or not isinstance(answer, Sequence):
+            _ignored(plugin, RESOLVE, message, answer)
+            continue
+        for state in answer:
+            if isinstance(state, PersonState):
+                unique.setdefault(tuple(sorted(state.keys())) or (str(id(state)),), state)
+            else:
+                _ignored(plugin, RESOLVE, message, state)
+    return list(unique.values())
+
+
+async def _asked(plugin: str, hook: str, message: int, settings: Any,
+                 call: Callable[[], Any]) -> Any:
+    """What ``call`` (one plugin's implementation of ``hook``) answers, awaited if need be,
+    within ``[gateway] person_lookup_timeout``; ``None`` (logged) if it raises or takes longer."""
+    limit = settings.gateway.person_lookup_timeout
+    what = _WHAT[hook]
+    try:
+        async with asyncio.timeout(limit):
+            answer = call()
+            if hook == RESOLVE:  # not a first-result hook: pluggy lists the plugin's answer
+                answer = answer[0] if answer else None
+            answer = await resolve(answer)
+    except TimeoutError:  # a plugin without a bound of its own must not stall its batch
+        log.warning("%s by plugin %r for message %d did not answer within [gateway]"
+                    " person_lookup_timeout (%gs); going on without the registry's data",
+                    what, plugin, message, limit)
+        return None
+    except Exception as exc:  # a registry that is down must not stop processing
+        log.warning("%s by plugin %r for message %d failed (%s); going on without the"
+                    " registry's data", what, plugin, message, type(exc).__name__)
+        log.debug("%s failure by plugin %r for message %d", what, plugin, message,
+                  exc_info=True)
+        return None
+    return answer
+
+
+def _ignored(plugin: str, hook: str, message: int, answer: object) -> None:
+    expected = "PersonState" if hook == LOOKUP else "a list of PersonState"
+    log.warning("%s by plugin %r for message %d returned %s, not %s; ignored",
+                _WHAT[hook], plugin, message, type(answer).__name__, expected)
