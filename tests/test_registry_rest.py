@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 from collections.abc import Callable
@@ -23,9 +24,11 @@ from gateway.api import (
     GatewayError,
     NormaliseContext,
     OutboundItem,
+    PermanentError,
     PersonState,
     PluginContext,
     RawInput,
+    SendResult,
     TransientError,
     ech0223,
     load_config,
@@ -37,6 +40,7 @@ from plugins.registry_rest.client import RegistryClient
 from plugins.registry_rest.options import RegistryOptions
 from plugins.registry_rest.sim import RegistrySimulator
 from plugins.registry_rest.source import RegistrySource
+from plugins.registry_rest.transport import CONNECTIONS, RegistryTransport
 from plugins.sedex.sim import SedexSimulator
 from plugins.sedex.sim_answers import Answerer
 from tests.mounts import require_fuse, run_isolated, unanswering
@@ -399,6 +403,31 @@ async def test_answers_that_never_end_are_read_up_to_a_limit() -> None:
     async with serve(endless(503)) as url, patient(url) as client:
         with pytest.raises(TransientError, match=r"^the registry answered HTTP 503: '.*'$"):
             await asyncio.wait_for(client.deliver(delivery()), 20)
+
+
+async def test_a_batch_of_deliveries_goes_to_the_registry_several_at_a_time(
+        tmp_path: Path) -> None:
+    """``send_many``: the dispatcher's batch is POSTed side by side, as many at once as the
+    transport keeps connections, each with its own outcome (an empty body is refused alone);
+    a delivery's ``timeout`` starts when it has its connection, not while it waits for one."""
+    sim = RegistrySimulator()
+    sim.delay = 0.2
+    items = [dataclasses.replace(delivery(), delivery_id=n, attempt_ref=f"a-{n}",
+                                 delivery_ref=f"store-{n}", payload=b"<m/>" if n else b"")
+             for n in range(10)]
+    async with serve(sim.app()) as url:
+        options = RegistryOptions.model_validate({"url": url, "timeout": "500ms"})
+        transport = RegistryTransport(options, PluginContext(
+            "registry", tmp_path, NormaliseContext(1 << 20, 100, 1 << 20, 100), None))
+        try:
+            results = await asyncio.wait_for(transport.send_many(items), 20)
+        finally:
+            await transport.client.close()
+    refused, *sent = results
+    assert isinstance(refused, PermanentError) and "HTTP 400" in str(refused)
+    assert all(isinstance(r, SendResult) and not r.awaits_receipt for r in sent)
+    assert sorted(r.key for r in sim.inbox) == sorted(f"store-{n}" for n in range(1, 10))
+    assert sim.most_delivering == CONNECTIONS
 
 
 #: ``max_response`` of the test of an events page too large: the pages after it fit.

@@ -59,6 +59,9 @@ class RegistrySimulator:
         self.requests: list[str] = []
         #: the body of every person search (``POST /persons/search``), in order.
         self.searches: list[dict[str, str]] = []
+        #: the most deliveries (``POST /inbox``) that were being answered at one time.
+        self.most_delivering = 0
+        self._delivering = 0
 
     def add_event(self, body: bytes, content_type: str = "application/xml") -> int:
         """Put an event in the outbox; returns its id (its position, from 1)."""
@@ -79,6 +82,15 @@ class RegistrySimulator:
     async def _gate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Every request is noted, then refused while ``down`` or without the token."""
         self.requests.append(f"{request.method} {request.path_qs}")
+        delivering = request.method == "POST" and request.path == "/inbox"
+        self._delivering += delivering
+        self.most_delivering = max(self.most_delivering, self._delivering)
+        try:
+            return await self._answer(request, handler)
+        finally:
+            self._delivering -= delivering
+
+    async def _answer(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.down:
