@@ -212,10 +212,10 @@ def gateway_person_lookup(keys: Sequence[str], settings: Any
     is about whom the gateway has no state for yet, several persons at once
     (``[gateway] person_lookup_concurrency``): a registry plugin looks the
     person up in the registry. May return an awaitable (the core awaits it,
-    within ``[gateway] person_lookup_timeout``). The plugins are asked in turn
-    until one answers a state; one that raises, answers late or answers
-    something else counts as not knowing the person (a warning names the
-    plugin and the message).
+    within ``[gateway] person_lookup_timeout``). The plugins are asked in turn:
+    the first state one answers is used; one that raises, answers late or
+    answers something else counts as not knowing the person (a warning names
+    the plugin and the message).
 
     :param keys: the person's keys (``vn:<13 digits>``, ``local:<category>:<id>``).
     :param settings: the validated configuration.
