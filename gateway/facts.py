@@ -154,7 +154,7 @@ def _message_person(data: etree._Element) -> dict[str, Any]:
         isos = [(c.findtext(f"{_E08}countryIdISO2") or "").strip() for c in countries]
         out["nationality"] = "swiss" if str(SWITZERLAND) in ids or "CH" in isos else "foreign"
         out["country"] = int(ids[0]) if ids[0].isdecimal() else None
-    elif status == "0":
+    elif status == "1":  # eCH-0011: 0 unknown, 1 stateless, 2 known
         out["nationality"] = "stateless"
     permit = data.findtext(_PERMIT)
     if permit:

@@ -168,10 +168,11 @@ class PersonState(BaseModel):
         return [name for name in _REQUIRED if getattr(self, name, None) is None]
 
     def nationality(self) -> Nationality:
-        """``swiss``, ``foreign``, ``stateless`` or ``unknown``, from the nationality data."""
+        """``swiss``, ``foreign``, ``stateless`` or ``unknown``, from the nationality data
+        (eCH-0011 ``nationalityStatus``: 0 unknown, 1 stateless, 2 known)."""
         data = self.nationality_data
         if data is None or data.nationality_status != "2" or not data.country_info:
-            return "unknown" if data is None or data.nationality_status != "0" else "stateless"
+            return "stateless" if data is not None and data.nationality_status == "1" else "unknown"
         swiss = any(info.country.country_id == SWITZERLAND or info.country.country_id_iso2 == "CH"
                     for info in data.country_info)
         return "swiss" if swiss else "foreign"
