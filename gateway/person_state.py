@@ -113,10 +113,17 @@ class PersonState(BaseModel):
 
     def merged(self, newer: PersonState) -> PersonState:
         """This state updated by ``newer``: its parts where it has them, ids from both
-        (``newer`` itself when it holds all of this state already)."""
+        (``newer`` itself when it holds all of this state already).
+
+        ``newer`` is the later input, not always the later event: one dated before this
+        state (a late delivery, a ``baseDelivery`` sent again) only fills in what this
+        state does not know, and this state's names and date stay.
+        """
+        mine, theirs = vars(self), vars(newer)
+        if theirs["as_of"] is not None and mine["as_of"] is not None and theirs["as_of"] < mine["as_of"]:
+            return newer.updated(mine["identification"], mine["as_of"], {name: mine[name] for name in PARTS})
         if self.kept_by(newer):
             return newer
-        theirs = vars(newer)
         return self.updated(newer.identification, theirs["as_of"], {name: theirs[name] for name in PARTS})
 
     def updated(self, identification: PersonIdentificationLight, as_of: date | None,

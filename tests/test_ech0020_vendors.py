@@ -108,3 +108,67 @@ def test_an_ech0223_message_naming_no_known_nationality_is_the_registrys_choice(
     lines = explain(capsys, tmp_path, message)["unknown.xml"]
     assert "  decided by rules[2] registry-ech0223: the registry wrote eCH-0223 itself and it names" \
            " no nationality: the registry's choice stands" in lines
+
+
+def berisha(root: etree._Element) -> None:
+    """The event's person is Berisha (VN and local id of the base delivery)."""
+    person = root[1][0]
+    ident = person.find("e20:personIdentification", NS)
+    ident = person if ident is None else ident
+    ident.find("e44:vn", NS).text = BERISHA
+    ident.find("e44:localPersonId/e44:personId", NS).text = "100101"
+    ident.find("e44:officialName", NS).text, ident.find("e44:firstName", NS).text = "Berisha", "Valon"
+    other = ident.find("e44:otherPersonId", NS)
+    if other is not None:
+        ident.remove(other)
+
+
+def permit_till(till: str) -> Callable[[etree._Element], None]:
+    def edit(root: etree._Element) -> None:
+        berisha(root)
+        data = root.find(".//e20:residencePermitData", NS)
+        data.find("e11:residencePermitValidFrom", NS).text = "2025-06-01"
+        data.find("e11:residencePermitValidTill", NS).text = till
+    return edit
+
+
+def state_before(lines: list[str]) -> str:
+    return next(line for line in lines if line.startswith("  person state before: "))
+
+
+def test_an_event_arriving_after_a_later_one_does_not_undo_it(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """The prolongation of 20 November is known; the one of 10 November arrives after it
+    (a delivery held up), and the base delivery of 1 October is sent again. Each only
+    fills in what the state lacks: the move of 25 November still has the permit valid
+    till 2029, not the older ones (sent to the canton as the person's data)."""
+    files = [
+        CORPUS / "baseDelivery.xml",
+        variant(tmp_path, "changeResidencePermit-prolongationB.xml", "later.xml",
+                permit_till("2029-05-31"), "2026-11-20"),
+        variant(tmp_path, "changeResidencePermit-prolongationB.xml", "earlier.xml",
+                permit_till("2028-05-31"), "2026-11-10"),
+        variant(tmp_path, "move.xml", "move-1.xml", berisha, "2026-11-21"),
+        variant(tmp_path, "baseDelivery.xml", "base-again.xml", lambda root: None),
+        variant(tmp_path, "move.xml", "move-2.xml", berisha, "2026-11-25"),
+    ]
+    explained = explain(capsys, tmp_path, *files)
+    assert "permit_valid_till=2027-05-31," in state_before(explained["later.xml"])
+    for name in ("move-1.xml", "move-2.xml"):
+        assert "permit_valid_till=2029-05-31," in state_before(explained[name]), name
+
+
+def test_a_correction_dated_back_still_corrects_the_state(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A correctResidencePermit whose eventDate is the date of the fact it corrects, before
+    the state's: the corrected permit stands for the events after it."""
+    def corrected(root: etree._Element) -> None:
+        permit_till("2027-06-30")(root)
+    files = [
+        CORPUS / "baseDelivery.xml",
+        variant(tmp_path, "move.xml", "move-1.xml", berisha, "2026-11-20"),
+        variant(tmp_path, "correctResidencePermit.xml", "correction.xml", corrected, "2025-06-01"),
+        variant(tmp_path, "move.xml", "move-2.xml", berisha, "2026-11-25"),
+    ]
+    explained = explain(capsys, tmp_path, *files)
+    assert "permit_valid_till=2027-06-30," in state_before(explained["move-2.xml"])

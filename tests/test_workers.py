@@ -189,7 +189,8 @@ class _LateCommits(SQLiteStore):
 
 
 def _base_of_one(vn: str, permit: str) -> bytes:
-    """``baseDelivery.xml`` with only the person of ``vn``, whose permit is now ``permit``."""
+    """``baseDelivery.xml`` with only the person of ``vn``, whose permit is now ``permit``,
+    valid from 1 December (after the corpus's events: an older one would not undo them)."""
     text = (ECH0020 / "baseDelivery.xml").read_text()
     head, _, rest = text.partition("<eCH-0020:messages>")
     blocks = ["<eCH-0020:messages>" + b for b in rest.split("<eCH-0020:messages>")]
@@ -197,6 +198,7 @@ def _base_of_one(vn: str, permit: str) -> bytes:
     mine = next(b for b in blocks if vn in b)
     mine = mine[:mine.index("</eCH-0020:messages>") + len("</eCH-0020:messages>")]
     mine = mine.replace("<eCH-0011:residencePermit>0202<", f"<eCH-0011:residencePermit>{permit}<")
+    mine = mine.replace("ValidFrom>2026-10-01<", "ValidFrom>2026-12-01<")
     return (head.replace("<eCH-0058:messageId>", "<eCH-0058:messageId>again-", 1)
             + mine + tail).encode()
 

@@ -23,9 +23,14 @@ def after(ev: EventData, before: PersonState | None, as_of: date | None) -> Pers
     """The person's state after ``ev``: ``before`` merged with what the event says.
 
     Separation dates, an added parent and a naturalisation amend the parts of
-    ``before`` instead of replacing them.
+    ``before`` instead of replacing them. A correction (``correct*``) dated before
+    ``before`` still corrects it: the state takes ``before``'s date, so that a later
+    merge does not take the correction for older news (:meth:`PersonState.merged`).
     """
     parts: dict[str, Any] = dict(ev.parts)
+    if (before is not None and ev.event.startswith("correct") and as_of is not None
+            and before.as_of is not None and as_of < before.as_of):
+        as_of = before.as_of  # a correction dated back corrects the state as it is now
     marital = before.marital_data if before is not None else None
     if marital is not None and (ev.separation is not None or ev.separation_till is not None):
         separation = ev.separation
