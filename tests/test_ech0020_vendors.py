@@ -172,3 +172,17 @@ def test_a_correction_dated_back_still_corrects_the_state(
     ]
     explained = explain(capsys, tmp_path, *files)
     assert "permit_valid_till=2027-06-30," in state_before(explained["move-2.xml"])
+
+
+@pytest.mark.parametrize("fixture", ["changeResidencePermit-prolongationB.xml",
+                                     "correctResidencePermit.xml"])
+def test_a_permit_event_of_a_person_not_seeded_goes_to_the_canton(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, fixture: str) -> None:
+    """A permit event goes out without personData for a person the gateway has no state of
+    (the change of permit is itself what the office needs), but the default rule dropped it:
+    'not a foreign national (unknown)'. Who holds a residence permit is no Swiss."""
+    lines = explain(capsys, tmp_path, CORPUS / fixture)[fixture]
+    assert "  person state before: none" in lines
+    assert "  decided by rules[1] foreign-nationals: the person was a foreign national before the" \
+           " event: the migration office's concern" in lines
+    assert "  → canton (eCH-0223 1.5)" in lines

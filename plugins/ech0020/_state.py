@@ -13,6 +13,9 @@ from ._events import EventData
 _STATES_NATIONALITY = frozenset({"baseDelivery", "moveIn", "birth", "changeResidenceType", "adoption",
                                  "childRelationship"})
 
+#: Events about a residence permit: only foreign nationals hold one (eCH-0006).
+_PERMIT_EVENTS = frozenset({"changeResidencePermit", "correctResidencePermit"})
+
 
 def stated(ev: EventData, as_of: date | None) -> PersonState:
     """What the event alone says of the person, as a (partial) state."""
@@ -57,7 +60,9 @@ def nationality_before(ev: EventData, before: PersonState | None) -> str:
     """``foreign``, ``swiss``, ``stateless`` or ``unknown``: the person's nationality before ``ev``.
 
     A naturalisation implies a foreign national, ``undoSwiss`` a Swiss one, whatever
-    the state says; events that describe the person (moveIn, birth...) state it.
+    the state says; events that describe the person (moveIn, birth...) state it. Of a
+    person whose nationality is not known, a residence permit event implies a foreign
+    national (the Swiss hold no permit): it goes out without personData, as it is.
     """
     if ev.event == "naturalizeForeigner":
         return "foreign"
@@ -67,4 +72,6 @@ def nationality_before(ev: EventData, before: PersonState | None) -> str:
         return before.nationality()
     if ev.event in _STATES_NATIONALITY:
         return stated(ev, None).nationality()
+    if ev.event in _PERMIT_EVENTS:
+        return "foreign"
     return "unknown"
