@@ -186,3 +186,20 @@ def test_a_permit_event_of_a_person_not_seeded_goes_to_the_canton(
     assert "  decided by rules[1] foreign-nationals: the person was a foreign national before the" \
            " event: the migration office's concern" in lines
     assert "  → canton (eCH-0223 1.5)" in lines
+
+
+def test_a_new_permit_code_of_the_same_category_is_no_duplicate(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """B for EU/EFTA nationals (0201) becomes B for others (0202), valid as before: a change
+    of permit the canton must see as such, not a re-issued card (``duplicateOfPermit``)."""
+    def eu_permit(root: etree._Element) -> None:
+        data = root.find(".//e20:residencePermitData", NS)
+        data.find("e11:residencePermit", NS).text = "0201"
+    def same_validity(root: etree._Element) -> None:
+        permit_till("2027-05-31")(root)
+        root.find(".//e20:residencePermitData/e11:entryDate", NS).text = "2016-06-01"
+    files = [variant(tmp_path, "baseDelivery.xml", "base.xml", eu_permit),
+             variant(tmp_path, "changeResidencePermit-prolongationB.xml", "changed.xml", same_validity)]
+    facts = next(line for line in explain(capsys, tmp_path, *files)["changed.xml"]
+                 if line.startswith("  facts: "))
+    assert " event=othercaseOfMigration," in facts

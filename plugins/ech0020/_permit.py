@@ -17,7 +17,7 @@ def permit_case(before: ech0223.ResidencePermitData | None,
                 after: ech0223.ResidencePermitData) -> tuple[str, str | None]:
     """The eCH-0223 personEvent and, for ``othercaseOfMigration``, a businessComment saying why.
 
-    Same category and validity: ``duplicateOfPermit``; B, C or L valid longer: its
+    The same permit (code and validity) again: ``duplicateOfPermit``; B, C or L valid longer: its
     prolongation; B to C: ``conversionBtoC``; anything else, and any change the
     gateway has no earlier permit for: ``othercaseOfMigration``.
     """
@@ -29,7 +29,7 @@ def permit_case(before: ech0223.ResidencePermitData | None,
     new_category = permit_category(after.residence_permit)
     same_validity = (before.residence_permit_valid_from == after.residence_permit_valid_from
                      and before.residence_permit_valid_till == after.residence_permit_valid_till)
-    if old_category == new_category and same_validity:
+    if before.residence_permit == after.residence_permit and same_validity:
         return "duplicateOfPermit", None
     old_till, new_till = before.residence_permit_valid_till, after.residence_permit_valid_till
     if (old_category == new_category and old_category in _PROLONGATION
