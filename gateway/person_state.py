@@ -52,6 +52,8 @@ PARTS = ("name_data", "birth_data", "birth_addon_data", "nationality_data", "mar
 #: Permit categories by the first two digits of the eCH-0006 code (DOMAIN.md §5.2).
 PERMIT_CATEGORIES = {"02": "B", "03": "C", "04": "Ci", "05": "F", "06": "N", "07": "L",
                      "08": "G"}
+#: XML whitespace (``str.strip()`` alone would also take e.g. a no-break space).
+_XML_BLANKS = " \t\n\r"
 #: The identification fields a newer state takes from an older one where it has none.
 _FILLED = ("local_person_id", "other_person_id", "original_name", "sex", "date_of_birth")
 #: The fields an eCH-0223 ``personData`` requires, in its order.
@@ -229,11 +231,16 @@ def birth_text(born: DatePartiallyKnown | None) -> str | None:
 
 
 def person_keys(ident: PersonIdentificationLight) -> list[str]:
-    """``vn:<vn>`` and ``local:<category>:<id>`` for an identification (what it has of them)."""
+    """``vn:<vn>`` and ``local:<category>:<id>`` for an identification (what it has of them).
+
+    The local id's parts are ``xs:token``: blanks around them (a vendor's indented text)
+    are no part of the id.
+    """
     keys = [f"vn:{ident.vn}"] if ident.vn is not None else []
     if ident.local_person_id is not None:
         local = ident.local_person_id
-        keys.append(f"local:{local.person_id_category}:{local.person_id}")
+        keys.append(f"local:{local.person_id_category.strip(_XML_BLANKS)}:"
+                    f"{local.person_id.strip(_XML_BLANKS)}")
     return keys
 
 

@@ -203,3 +203,25 @@ def test_a_new_permit_code_of_the_same_category_is_no_duplicate(
     facts = next(line for line in explain(capsys, tmp_path, *files)["changed.xml"]
                  if line.startswith("  facts: "))
     assert " event=othercaseOfMigration," in facts
+
+
+def test_a_local_id_written_with_blanks_around_it_finds_its_person(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Registry software that indents text as well as elements writes ``<personIdCategory>``
+    with blanks around ``MU.230``: an ``xs:token``, the same id. A person the registry
+    knows by local id alone was not found, and the move was quarantined (no state)."""
+    def without_vn(root: etree._Element) -> None:
+        ident = root.find(".//e20:personIdentification", NS)
+        ident.remove(ident.find("e44:vn", NS))
+    def indented(root: etree._Element) -> None:
+        berisha(root)
+        person = root[1][0]
+        person.remove(person.find("e44:vn", NS))
+        category = person.find("e44:localPersonId/e44:personIdCategory", NS)
+        category.text = f"\n\t\t\t\t{category.text}\n\t\t\t"
+    files = [variant(tmp_path, "baseDelivery.xml", "base.xml", without_vn),
+             variant(tmp_path, "move.xml", "move.xml", indented)]
+    lines = explain(capsys, tmp_path, *files)["move.xml"]
+    assert lines[0] == "move.xml: personEventMessage, person local:MU.230:100101"
+    assert lines[1].startswith("  person state before: nationality=foreign, ")
+    assert "  → canton (eCH-0223 1.5)" in lines
