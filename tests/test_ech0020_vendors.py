@@ -94,6 +94,19 @@ def test_the_nationality_status_is_read_as_ech0011_codes_it(
     assert f" nationality={nationality}," in facts
 
 
+def test_a_stateless_persons_event_goes_to_the_canton_by_default(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A stateless person is a foreigner in Swiss law and holds a permit as any other: the
+    migration office's concern. The default rules forwarded foreign nationals only and
+    dropped the stateless as "not a foreign national"."""
+    base = variant(tmp_path, "baseDelivery.xml", "base.xml", only_berisha("1"))
+    lines = explain(capsys, tmp_path, base, CORPUS / "moveOut.xml")["moveOut.xml"]
+    assert "  decided by rules[1] foreign-nationals: the person was a foreign national before" \
+           " the event, or stateless (a foreigner in Swiss law): the migration office's concern" \
+           in lines, lines
+    assert "  → canton (eCH-0223 1.5)" in lines
+
+
 def test_an_ech0223_message_naming_no_known_nationality_is_the_registrys_choice(
         capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """eCH-0223 from the registry with nationalityStatus 0 (unknown) goes to the canton by
@@ -184,7 +197,7 @@ def test_a_permit_event_of_a_person_not_seeded_goes_to_the_canton(
     lines = explain(capsys, tmp_path, CORPUS / fixture)[fixture]
     assert "  person state before: none" in lines
     assert "  decided by rules[1] foreign-nationals: the person was a foreign national before the" \
-           " event: the migration office's concern" in lines
+           " event, or stateless (a foreigner in Swiss law): the migration office's concern" in lines
     assert "  → canton (eCH-0223 1.5)" in lines
 
 

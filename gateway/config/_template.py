@@ -176,8 +176,8 @@ path = "registry/inbox"
 #   then = { route_to = ["canton"], documents = ["{vn}/permit-*.pdf"] }
 [[rules]]
 name = "foreign-nationals"
-description = "the person was a foreign national before the event: the migration office's concern"
-match = { nationality = ["foreign"] }
+description = "the person was a foreign national before the event, or stateless (a foreigner in Swiss law): the migration office's concern"
+match = { nationality = ["foreign", "stateless"] }
 then = { route_to = ["canton"] }
 
 [[rules]]
@@ -189,5 +189,5 @@ then = { route_to = ["canton"] }
 [[rules]]
 name = "everyone-else"
 [rules.then]
-not_relevant = "the person was not a foreign national before the event (Swiss, stateless or unknown)"
+not_relevant = "the person was not a foreign national before the event (Swiss, or nationality unknown)"
 """
