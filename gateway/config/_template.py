@@ -176,7 +176,7 @@ path = "registry/inbox"
 #   then = { route_to = ["canton"], documents = ["{vn}/permit-*.pdf"] }
 [[rules]]
 name = "foreign-nationals"
-description = "the person was a foreign national before the event, or stateless (a foreigner in Swiss law): the migration office's concern"
+description = "the person was foreign or stateless before the event: the migration office's concern"
 match = { nationality = ["foreign", "stateless"] }
 then = { route_to = ["canton"] }
 
