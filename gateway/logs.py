@@ -45,6 +45,11 @@ _VN_NUMBER = r"(?<!\d)756(?:[.\s]\d{4}[.\s]\d{4}[.\s]\d{2}|\d{10})(?!\d)"
 #: What :func:`redact` hides besides quoted values: VN/AHV numbers and long digit runs (dates
 #: of birth written without separators) unless they count bytes.
 _NUMBERS = re.compile(rf"{_KEPT}|{_VN_NUMBER}|\d{{6,}}(?!\d| bytes)")
+#: Characters that would end a log line or move its cursor (line breaks, carriage returns,
+#: other control characters, Unicode's line and paragraph separators), tab aside.
+_LINE_BREAKING = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+#: How :func:`one_line` writes the common ones.
+_ESCAPES = {"\n": "\\n", "\r": "\\r"}
 #: What every log line loses (:func:`hide_vn`): a VN/AHV number wherever it stands (in a file
 #: name, say).
 _VN = re.compile(rf"{_KEPT}|{_VN_NUMBER}")
@@ -54,6 +59,14 @@ def hide_vn(text: str) -> str:
     """``text`` without VN/AHV numbers: what every log line passes through (a line names
     files, and a registry may name a person's file by their VN)."""
     return _VN.sub(lambda m: m["keep"] or "756…", text)
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line: line breaks and other control characters written as escapes
+    (``\\n``, ``\\r``, ``\\x1b``), so that a file name, a zip entry's name or a parser's
+    message cannot end a log line and forge the next."""
+    return _LINE_BREAKING.sub(
+        lambda m: _ESCAPES.get(m[0]) or m[0].encode("unicode_escape").decode("ascii"), text)
 
 
 def redact(text: str) -> str:
@@ -129,9 +142,9 @@ class RepeatedProblem:
 
 
 class TextFormatter(logging.Formatter):
-    """``time level logger: message``, without VN/AHV numbers; a traceback with the values its
-    exception quotes :func:`redact`-ed (a plugin's error may quote a name or a VN; the code
-    lines stay)."""
+    """``time level logger: message``, on one line (:func:`one_line`) and without VN/AHV
+    numbers; a traceback with the values its exception quotes :func:`redact`-ed (a plugin's
+    error may quote a name or a VN; the code lines stay)."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -139,6 +152,10 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         """Render ``record``, without VN/AHV numbers (:func:`hide_vn`)."""
         return hide_vn(super().format(record))
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        """``time level logger: message``, the message on one line (:func:`one_line`)."""
+        return one_line(hide_vn(super().formatMessage(record)))
 
     def formatException(self, ei: Any) -> str:
         """The traceback, redacted."""
