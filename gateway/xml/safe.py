@@ -185,6 +185,9 @@ _FIXED_LIMITS = (
     (re.compile(r".*Text node too long.*"),
      f"XML with a text longer than {_TEXT_NODE_LIMIT} characters (a fixed limit of the XML parser,"
      " not a setting)"),
+    (re.compile(r".*Buffer size limit exceeded.*"),
+     f"XML with a name or attribute value longer than {_TEXT_NODE_LIMIT} characters (a fixed"
+     " limit of the XML parser, not a setting)"),
 )
 
 
@@ -221,7 +224,8 @@ def parse_untrusted(data: bytes, *, max_bytes: int, keep_blank_text: bool = True
         root = etree.fromstring(data, _parser(keep_blank_text))
     except etree.XMLSyntaxError as exc:
         line, column = exc.position
-        detail = _LXML_POSITION.sub("", exc.msg)  # lxml repeats the position at the end
+        # lxml repeats the position at the end; libxml2 ends some messages with a line break
+        detail = _LXML_POSITION.sub("", exc.msg).strip()
         fixed = _fixed_limit(detail)
         if fixed is not None:
             raise InputRejected(f"{fixed}, at line {line}, column {column}") from None
