@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
+import ssl
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -16,6 +18,19 @@ from gateway.errors import ConfigError
 from gateway.plugin_types import HttpRoute
 
 log = logging.getLogger(__name__)
+
+#: The most connections open at once; one more is answered 503 and closed at once, so that
+#: clients that hold connections open cannot take the file descriptors the sources, the
+#: store and the transports need.
+MAX_CONNECTIONS = 256
+#: Seconds a connection may stay open without a request under way: a request's headers
+#: must have come in full by then (counted from the connection's start, or from the
+#: previous answer), and an idle kept-alive connection is closed; also the most a TLS
+#: handshake may take.
+IDLE_TIMEOUT = 30.0
+_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Type: application/json"
+         b"\r\nContent-Length: 52\r\nConnection: close\r\n\r\n"
+         b'{"error": "too many connections open, try again"}\r\n')
 
 
 def collect_routes(settings: Any, pm: pluggy.PluginManager,
@@ -65,8 +80,11 @@ class HttpServer:
     """The ``aiohttp`` server of the daemon: started after the sources, stopped first on drain."""
 
     def __init__(self, settings: HttpSettings, routes: Sequence[HttpRoute], *,
-                 shutdown_timeout: float) -> None:
-        """:param shutdown_timeout: how long requests in progress may take to finish on stop."""
+                 shutdown_timeout: float, max_connections: int = MAX_CONNECTIONS,
+                 idle_timeout: float = IDLE_TIMEOUT) -> None:
+        """:param shutdown_timeout: how long requests in progress may take to finish on stop.
+        :param max_connections: see :data:`MAX_CONNECTIONS`.
+        :param idle_timeout: see :data:`IDLE_TIMEOUT`."""
         address = settings.address
         assert address is not None
         self.host, self.port = address
@@ -75,7 +93,11 @@ class HttpServer:
         for route in routes:
             app.router.add_route(route.method, route.path, route.handler)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                     shutdown_timeout=shutdown_timeout)
+                                     shutdown_timeout=shutdown_timeout,
+                                     keepalive_timeout=idle_timeout)
+        self.max_connections, self.idle_timeout = max_connections, idle_timeout
+        #: Connections answered 503 since the last log line about it.
+        self.turned_away = 0
 
     @property
     def scheme(self) -> str:
@@ -88,7 +110,7 @@ class HttpServer:
         :raises ConfigError: the address cannot be bound (in use, not this machine's).
         """
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self._tls)
+        site = _CappedSite(self._runner, self.host, self.port, self._tls, self)
         try:
             await site.start()
         except OSError as exc:
@@ -106,3 +128,53 @@ class HttpServer:
     async def stop(self) -> None:
         """Stop taking connections, let requests in progress finish, close."""
         await self._runner.cleanup()
+
+    def protocol(self) -> asyncio.BaseProtocol:
+        """The protocol of a new connection: the server's, or, with ``max_connections``
+        open, one that answers 503 and closes."""
+        server = self._runner.server
+        assert server is not None
+        if len(server.connections) < self.max_connections:
+            if self.turned_away:
+                log.warning("HTTP server on %s:%d takes connections again (%d answered 503)",
+                            self.host, self.port, self.turned_away)
+                self.turned_away = 0
+            return server()
+        if self.turned_away == 0:
+            log.warning("HTTP server on %s:%d: %d connections open, the most it keeps; more are"
+                        " answered 503 until some close", self.host, self.port,
+                        self.max_connections)
+        self.turned_away += 1
+        return _Busy()
+
+
+class _Busy(asyncio.Protocol):
+    """A connection over ``max_connections``: answered 503 and closed."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(_BUSY)
+        transport.close()
+
+
+class _CappedSite(web.BaseSite):
+    """``aiohttp``'s TCP site, its connections made by :meth:`HttpServer.protocol`."""
+
+    def __init__(self, runner: web.AppRunner, host: str, port: int,
+                 tls: ssl.SSLContext | None, owner: HttpServer) -> None:
+        super().__init__(runner, ssl_context=tls)
+        self._host, self._port, self._owner = host, port, owner
+
+    @property
+    def name(self) -> str:
+        """The site's URL."""
+        return f"{'https' if self._ssl_context else 'http'}://{self._host}:{self._port}"
+
+    async def start(self) -> None:
+        """Listen."""
+        await super().start()
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            self._owner.protocol, self._host, self._port, ssl=self._ssl_context,
+            backlog=self._backlog, reuse_address=True,
+            ssl_handshake_timeout=self._owner.idle_timeout if self._ssl_context else None)
