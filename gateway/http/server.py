@@ -6,11 +6,14 @@ import asyncio
 import ipaddress
 import logging
 import ssl
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pluggy
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from gateway.config import CONFIGURATION
 from gateway.config._http import HttpSettings
@@ -28,6 +31,8 @@ MAX_CONNECTIONS = 256
 #: previous answer), and an idle kept-alive connection is closed; also the most a TLS
 #: handshake may take.
 IDLE_TIMEOUT = 30.0
+#: Seconds between log lines about requests the client broke (:class:`_ClientFaults`).
+CLIENT_FAULTS_LOGGED_EVERY = 60.0
 _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Type: application/json"
          b"\r\nContent-Length: 52\r\nConnection: close\r\n\r\n"
          b'{"error": "too many connections open, try again"}\r\n')
@@ -94,7 +99,7 @@ class HttpServer:
             app.router.add_route(route.method, route.path, route.handler)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                      shutdown_timeout=shutdown_timeout,
-                                     keepalive_timeout=idle_timeout)
+                                     keepalive_timeout=idle_timeout, logger=_ClientFaults(log))
         self.max_connections, self.idle_timeout = max_connections, idle_timeout
         #: Connections answered 503 since the last log line about it.
         self.turned_away = 0
@@ -146,6 +151,35 @@ class HttpServer:
                         self.max_connections)
         self.turned_away += 1
         return _Busy()
+
+
+class _ClientFaults(logging.LoggerAdapter[logging.Logger]):
+    """``aiohttp``'s server logger: a request its client broke (headers too long or too many,
+    broken chunks, a body that cannot be decoded, a client gone mid-way) is a warning
+    without a traceback, at most one line a minute with the count; anyone who reaches the
+    port can send such requests. Other errors are logged as ``aiohttp`` logs them."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        super().__init__(logger, {})
+        self.count = 0
+        self._logged = -CLIENT_FAULTS_LOGGED_EVERY
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True,
+                  **kwargs: Any) -> None:
+        """Log ``msg`` with its traceback, unless the client caused it (see the class)."""
+        if not isinstance(exc_info, BaseException):
+            self.logger.exception(msg, *args, exc_info=exc_info, **kwargs)
+            return
+        if not isinstance(exc_info, HttpProcessingError | RequestPayloadError | ConnectionError):
+            self.logger.error(msg, *args, exc_info=exc_info, **kwargs)
+            return
+        self.count += 1
+        now = time.monotonic()
+        if now - self._logged >= CLIENT_FAULTS_LOGGED_EVERY:
+            why = " ".join(str(exc_info).split()) or type(exc_info).__name__
+            self.logger.warning("HTTP server: a request its client broke was refused: %s (%d"
+                                " such since the last such line)", why, self.count)
+            self.count, self._logged = 0, now
 
 
 class _Busy(asyncio.Protocol):

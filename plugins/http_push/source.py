@@ -28,6 +28,8 @@ import time
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from gateway.api import (
     DOCUMENT_LIMIT,
@@ -123,7 +125,13 @@ class PushSource:
         if key is not None and not _KEY.fullmatch(key):
             return _answer(400, {"error": "Idempotency-Key must be 1 to 255 visible ASCII"
                                           " characters"})
-        data, over = await self._body(request)
+        try:
+            data, over = await self._body(request)
+        except (RequestPayloadError, HttpProcessingError, ConnectionError) as exc:
+            # the sender's body broke off or cannot be decoded: nothing was stored
+            why = " ".join(str(exc).split()) or type(exc).__name__
+            return _answer(400, {"error": f"the body could not be read ({why}): nothing was"
+                                          " stored; send it again"})
         if over is not None:
             return await self._too_large(intake, request, data, over)
         meta = {"content_type": "application/zip" if data.startswith(_ZIP) else "application/xml"}
@@ -166,7 +174,11 @@ class PushSource:
 
     async def _body(self, request: web.Request) -> tuple[bytes, str | None]:
         """The body, read in chunks, and ``None``; or, once it is over the limit, what was
-        read of it (no more is read) and how large it is."""
+        read of it (no more is read) and how large it is.
+
+        :raises RequestPayloadError: the body cannot be decoded (its ``Content-Encoding``),
+            or its chunks are broken.
+        :raises ConnectionError: the sender went away before the end of the body."""
         if request.content_length is not None and request.content_length > self.max_bytes:
             return b"", f"{request.content_length} bytes declared"
         body = bytearray()
