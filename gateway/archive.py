@@ -2,9 +2,11 @@
 
 :func:`safe_unzip` refuses anything a hostile sender could use against us:
 paths escaping their folder, symlinks, encrypted or duplicate entries, and
-zip bombs. Sizes are checked on the declared values first and enforced
-again while decompressing, so a lying header cannot exhaust memory. Its
-limits are the ``[limits]`` settings its reasons name.
+zip bombs; and names a recipient cannot unpack side by side: control
+characters, names that differ only in case or Unicode normalisation (one file
+overwrites the other on Windows and macOS). Sizes are checked on the declared
+values first and enforced again while decompressing, so a lying header cannot
+exhaust memory. Its limits are the ``[limits]`` settings its reasons name.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import io
 import re
 import stat
+import unicodedata
 import zipfile
 import zlib
 from collections.abc import Callable, Sequence
@@ -28,6 +31,8 @@ FIXED_DATE_TIME = (1980, 1, 1, 0, 0, 0)
 
 _CHUNK = 64 * 1024
 _DRIVE = re.compile(r"^[A-Za-z]:")
+#: Control characters (C0, DEL, C1): no file name of a document has them.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 #: The settings of the limits, as reasons name them.
 _ENTRIES, _TOTAL, _RATIO = ("[limits] max_zip_entries", "[limits] max_zip_bytes",
                             "[limits] max_zip_ratio")
@@ -37,6 +42,8 @@ def _check_name(name: str) -> None:
     """Refuse entry names that could leave the folder they are extracted to."""
     if not name or "\x00" in name:
         raise InputRejected("empty or invalid entry name", where=repr(name))
+    if _CONTROL.search(name):
+        raise InputRejected("control character in entry name", where=ascii(name))
     if "\\" in name:
         raise InputRejected("backslash in entry name", where=name)
     if name.startswith("/") or _DRIVE.match(name):
@@ -111,14 +118,19 @@ def safe_unzip(
         if len(infos) > max_entries:
             raise InputRejected(f"zip has {len(infos)} entries, more than {_ENTRIES}"
                                 f" ({max_entries})")
-        seen: set[str] = set()
+        seen: dict[str, str] = {}  # folded name: name
         declared = 0
         for info in infos:
             _check_name(info.orig_filename)
             _check_name(info.filename)
-            if info.filename in seen:
-                raise InputRejected("duplicate entry", where=info.filename)
-            seen.add(info.filename)
+            folded = unicodedata.normalize("NFC", info.filename).casefold()
+            if folded in seen:
+                if seen[folded] == info.filename:
+                    raise InputRejected("duplicate entry", where=info.filename)
+                raise InputRejected(f"entry names differ only in case or Unicode normalisation"
+                                    f" ({seen[folded]!a} and {info.filename!a}): one"
+                                    " file would overwrite the other", where=info.filename)
+            seen[folded] = info.filename
             _check_declared(info, max_ratio)
             declared += info.file_size
             if declared > max_total_bytes:

@@ -145,6 +145,27 @@ def test_duplicate_entries() -> None:
     assert "duplicate" in rejected(make_zip(("a.xml", b"1"), ("a.xml", b"2"))).reason
 
 
+@pytest.mark.parametrize(("names", "shown"), [
+    (["files/Scan.pdf", "files/scan.pdf"], "'files/Scan.pdf' and 'files/scan.pdf'"),
+    (["files/\u00e9.pdf", "files/e\u0301.pdf"], "'files/\\xe9.pdf' and 'files/e\\u0301.pdf'"),
+    (["files/STRASSE.pdf", "files/stra\u00dfe.pdf"],
+     "'files/STRASSE.pdf' and 'files/stra\\xdfe.pdf'"),
+], ids=["case", "NFC and NFD", "sharp s"])
+def test_names_that_differ_only_in_case_or_normalisation(names: list[str], shown: str) -> None:
+    """Forwarded as they came, the recipient unpacking them on Windows or macOS got one
+    file in the place of two: the documents of a message mixed up."""
+    error = rejected(make_zip(("message.xml", b"<a/>"), *((n, n.encode()) for n in names)))
+    assert error.reason == (f"entry names differ only in case or Unicode normalisation ({shown}):"
+                            " one file would overwrite the other")
+    assert error.where == names[1]
+
+
+@pytest.mark.parametrize("name", ["files/a\nb.pdf", "files/\x1b[2Jx.pdf", "files/a\x85.pdf"])
+def test_control_characters_in_names(name: str) -> None:
+    error = rejected(make_zip(("message.xml", b"<a/>"), (name, b"%PDF")))
+    assert (error.reason, error.where) == ("control character in entry name", ascii(name))
+
+
 def test_encrypted_entry() -> None:
     data = _patch(make_zip(("secret.xml", b"x")), 6, 8, "<H", 0x1)  # general purpose flag
     assert "encrypted" in rejected(data).reason
