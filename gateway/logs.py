@@ -41,7 +41,7 @@ _QUOTED = re.compile(
 _KEPT = (r"(?P<keep>\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
          r"|\b[0-9a-f]{64}\b)")
 #: A VN/AHV number, written with separators or without.
-_VN_NUMBER = r"(?<!\d)756(?:[.\s]\d{4}[.\s]\d{4}[.\s]\d{2}|\d{10})(?!\d)"
+_VN_NUMBER = r"(?<!\d)756(?:[.\s_-]\d{4}[.\s_-]\d{4}[.\s_-]\d{2}|\d{10})(?!\d)"
 #: What :func:`redact` hides besides quoted values: VN/AHV numbers and long digit runs (dates
 #: of birth written without separators) unless they count bytes.
 _NUMBERS = re.compile(rf"{_KEPT}|{_VN_NUMBER}|\d{{6,}}(?!\d| bytes)")

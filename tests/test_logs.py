@@ -168,13 +168,15 @@ def test_a_vn_in_a_file_name_never_reaches_the_log(formatter: logging.Formatter)
     record = logging.LogRecord(
         "plugins.folder.source", logging.WARNING, __file__, 1,
         "source %s: cannot read %s (%s); attempt %s, digest %s", (
-            "registry", "/srv/drop/7561234567897_permit.xml and 756.1234.5678.97.pdf",
+            "registry", "/srv/drop/7561234567897_permit.xml and 756.1234.5678.97.pdf,"
+            " 756_1234_5678_97.pdf, 756-1234-5678-97.pdf",
             "Permission denied", "0a1b2c3d-7561-4000-8000-756123456789", "a" * 64), None)
     out = formatter.format(record)
     if isinstance(formatter, JsonFormatter):
         out = json.loads(out)["msg"]
-    assert "7561234567897" not in out and "756.1234" not in out, out
-    assert "/srv/drop/756…_permit.xml and 756….pdf (Permission denied)" in out
+    assert "7561234567897" not in out and "1234.5678" not in out and "1234_5678" not in out, out
+    assert "1234-5678" not in out, out
+    assert "/srv/drop/756…_permit.xml and 756….pdf, 756….pdf, 756….pdf (Permission denied)" in out
     assert "attempt 0a1b2c3d-7561-4000-8000-756123456789, digest " + "a" * 64 in out
 
 
