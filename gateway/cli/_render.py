@@ -51,6 +51,8 @@ def status(counts: dict[str, Any], reasons: list[dict[str, Any]],
     lines += [f"  {p + ':':<{width}} {_pairs(n)}"
               + ("" if p in configured else " (not configured)")
               for p, n in sorted(counts["unsettled"].items())]
+    if counts["failing"]:
+        lines.append("failing: " + _pairs(counts["failing"]))
     if counts["overdue"]:
         lines.append("receipts overdue: " + _pairs(counts["overdue"]))
     if counts["held"]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,11 @@ def attention(counts: dict[str, Any]) -> list[dict[str, Any]]:
     A partner paused by a fault on a node's machine comes first (that node sends nothing to
     it), one reason per node and partner, with ``node``, ``partner``, ``since`` and
     ``error``; its count is the partner's deliveries held. A pause of a partner disabled or
-    no longer configured is no reason: nothing would be sent to it. Dead letters,
-    rejections no operator has handled (a negative eventReport: a case worker acts),
-    deliveries to review and overdue receipts name their ``partners``: ``{partner: count}``.
+    no longer configured is no reason: nothing would be sent to it. Deliveries failing
+    for longer than their partner's ``failing_after`` (``failing``, see
+    :func:`gateway.store._queries.failing`), dead letters, rejections no operator has
+    handled (a negative eventReport: a case worker acts), deliveries to review and overdue
+    receipts name their ``partners``: ``{partner: count}``.
     """
     reasons = [{"kind": "paused", "count": p["deliveries"],
                 "what": f"{noun(p['deliveries'], 'delivery', 'deliveries')} held: partner"
@@ -44,6 +47,11 @@ def attention(counts: dict[str, Any]) -> list[dict[str, Any]]:
         return {p: n[state] for p, n in counts["unsettled"].items() if state in n}
 
     per_partner = [
+        ("failing", counts["failing"], ("delivery failing for longer than its partner's"
+                                        " failing_after",
+                                        "deliveries failing for longer than their partner's"
+                                        " failing_after"),
+         FAILING_HINT),
         ("dead", in_state(DeliveryState.DEAD), ("dead letter",),
          "ech-gateway dead-letters; replay them with --replay"),
         ("rejected", counts["rejected"], ("delivery rejected by its partner, not handled",
@@ -84,6 +92,10 @@ def attention(counts: dict[str, Any]) -> list[dict[str, Any]]:
 REJECTED_HINT = ("ech-gateway messages list --unhandled --delivery-state rejected; the reasons"
                  " in messages show ID; then messages replay ID once corrected, or messages"
                  " handle ID --note TEXT")
+#: What to do about a partner whose attempts keep failing.
+FAILING_HINT = ("ech-gateway messages list --delivery-state retry_wait; the error in messages"
+                " show ID (the partner or the way to it fails); its deliveries are retried"
+                " until their max_age, then dead letters")
 #: What to do about a partner paused by a fault on a node's machine.
 PAUSED_HINT = ("make its transport's outbox on that node's machine writable again (missing,"
                " read-only, disk full, or not answering: a share that hangs; the error says"
@@ -113,8 +125,10 @@ def store_space(path: Path, warn_free_below: int) -> dict[str, Any]:
 def cmd_status(args: argparse.Namespace) -> int:
     """Counts per state; exit :data:`ATTENTION` with the reasons when something needs an operator."""
     settings = _access.configuration(args)
+    now = time.time()  # the embedded store's clock
     with _access.reader(args, settings) as store:
-        counts = store.counts()
+        counts = store.counts({name: now - p.failing_after
+                               for name, p in settings.partners.items() if p.enabled})
     # a disabled partner's deliveries wait for it: said, but not a reason for attention (the
     # operator disabled it, for a canton's maintenance say)
     counts["held"] = {partner: n for partner, n in counts.pop("waiting").items()

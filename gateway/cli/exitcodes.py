@@ -5,8 +5,8 @@ OK = 0
 #: could not delete in an archive folder (it failed, or did not answer in time).
 FAILED = 1
 #: ``status``: something needs an operator (a partner paused by a fault on this machine,
-#: dead letters, rejections and quarantined input not yet handled, deliveries to review,
-#: overdue receipts).
+#: a partner failing for longer than its failing_after, dead letters, rejections and
+#: quarantined input not yet handled, deliveries to review, overdue receipts).
 #: The same number as FAILED on purpose: a monitoring check treats anything but 0 as a finding.
 ATTENTION = 1
 #: the configuration is invalid (or the command line is), or the environment does not fit it

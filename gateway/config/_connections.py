@@ -124,6 +124,14 @@ class PartnerSettings(Plugged):
         gt=0,
         description="A sent delivery without receipt after this long is overdue.",
     )
+    failing_after: Duration = Field(
+        default=3600.0,
+        gt=0,
+        description="A delivery whose attempts have failed for this long (it waits to be"
+        " retried, not delivered nor dead yet), and failed again since the partner last took"
+        " a delivery, makes `status` report the partner as failing; once the partner takes"
+        " deliveries again, it no longer does.",
+    )
     retry: RetrySettings = Field(
         default_factory=RetrySettings,
         description="Retries of failed sends: the wait starts at initial and grows by multiplier"

@@ -112,6 +112,7 @@ transport = "sedex"
 ech0223_version = "1.5"     # or 1.4, 1.3, 1.0: messages are converted to it
 unsupported_event = "othercase"  # an event its version lacks: othercaseOfMigration, or "refuse"
 receipt_timeout = "1h"      # a sent message without sedex receipt after this is overdue
+failing_after = "1h"        # `status` says the partner is failing once sends fail this long
 
 [partners.canton.retry]
 # Failed sends are retried with growing waits: 1s, 2s, 4s, ... up to 1h,

@@ -143,6 +143,7 @@ def record_outcomes(conn: sqlite3.Connection, outcomes: Sequence[Outcome], polic
         " FROM deliveries WHERE id IN ({})", [o.delivery for o in outcomes])}
     entries: list[Entry] = []
     attempt_rows, sent_rows, delivered_rows, late_rows = [], [], [], []
+    through: set[str] = set()  # the partners an attempt got through to
     for o in outcomes:
         row = current.get(o.delivery)
         if row is None or row[4] != o.attempt_ref:
@@ -153,6 +154,8 @@ def record_outcomes(conn: sqlite3.Connection, outcomes: Sequence[Outcome], polic
                 entries.append(_local(conn, o, mid, partner, now))
             continue
         attempt_rows.append((o.kind, o.detail, o.recipient, o.attempt_ref))
+        if o.kind in ("sent", "delivered"):
+            through.add(partner)
         if state != DeliveryState.SENDING:
             # the receipt was faster than this record: keep its verdict, note the send
             if o.kind in ("sent", "delivered"):
@@ -191,6 +194,10 @@ def record_outcomes(conn: sqlite3.Connection, outcomes: Sequence[Outcome], polic
         "UPDATE deliveries SET sent_at = COALESCE(sent_at, ?)"
         " WHERE id = ? AND attempt_ref = ? AND state != ?", late_rows),
         len(late_rows), "deliveries a receipt settled (no longer sending)")
+    conn.executemany(  # `status`: a partner that takes deliveries again is failing no more
+        "INSERT INTO partner_successes (partner, at) VALUES (?, ?)"
+        " ON CONFLICT (partner) DO UPDATE SET at = max(at, excluded.at)",
+        [(partner, now) for partner in sorted(through)])
     return None, entries
 
 

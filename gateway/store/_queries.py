@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gateway.batching import fitting
@@ -181,7 +181,8 @@ def raw_of(conn: sqlite3.Connection, mid: int) -> bytes | None:
     return bytes(row[0]) if row else None
 
 
-def counts(conn: sqlite3.Connection) -> dict[str, Any]:
+def counts(conn: sqlite3.Connection,
+           failing_since: Mapping[str, float] | None = None) -> dict[str, Any]:
     """Messages and deliveries per state, the deliveries not finished per partner and state
     (``unsettled``; finished ones, :data:`FINISHED`, only grow in number and are counted in
     the totals alone), overdue receipts and deliveries
@@ -189,7 +190,9 @@ def counts(conn: sqlite3.Connection) -> dict[str, Any]:
     operator has handled per partner (``rejected``), messages pruned by retention, the
     person states kept (and how many of those persons left the register), and the partners
     paused by a fault on a node's machine, one per node and partner (since when, why, and
-    how many of the partner's deliveries wait: all of them, whichever node paused it)."""
+    how many of the partner's deliveries wait: all of them, whichever node paused it), and
+    the deliveries of the partners in ``failing_since`` failing since before then
+    (``failing``, :func:`failing`)."""
     open_states = sorted(set(DeliveryState) - FINISHED)
     unsettled: dict[str, dict[str, int]] = {}
     for partner, state, n in conn.execute(  # by the state index: not every delivery is read
@@ -229,7 +232,32 @@ def counts(conn: sqlite3.Connection) -> dict[str, Any]:
                         (partner, DeliveryState.QUEUED, DeliveryState.RETRY_WAIT,
                          DeliveryState.SENDING)).fetchone()[0]}
                    for (node, partner), (since, error) in paused_partners(conn).items()],
+        "failing": failing(conn, failing_since or {}),
     }
+
+
+def failing(conn: sqlite3.Connection, since: Mapping[str, float]) -> dict[str, int]:
+    """Per partner of ``since``, its deliveries failing since before ``since[partner]``, if any.
+
+    A delivery fails while its attempts fail: waiting for its next (``retry_wait``), or
+    ``sending`` again after a failed or unsure one (it has a ``reason``), its first attempt
+    before that time. It counts only if it failed after the partner last took a delivery
+    (``partner_successes``): a partner working again is failing no more, though what
+    failed before waits for its next attempt. A partner paused by a fault on a node's
+    machine is not failing: its pause is said instead.
+    """
+    found = {}
+    for partner, before in since.items():
+        n = conn.execute(
+            "SELECT count(*) FROM deliveries INDEXED BY deliveries_due WHERE state IN (?, ?)"
+            " AND partner = ? AND reason IS NOT NULL AND first_attempt_at <= ?"
+            " AND updated_at > coalesce((SELECT at FROM partner_successes WHERE partner = ?), 0)"
+            " AND partner NOT IN (SELECT partner FROM partner_pauses)",
+            (DeliveryState.RETRY_WAIT, DeliveryState.SENDING, partner, before, partner),
+        ).fetchone()[0]
+        if n:
+            found[partner] = n
+    return found
 
 
 def paused_partners(conn: sqlite3.Connection) -> dict[tuple[str, str], tuple[float, str]]:

@@ -12,7 +12,7 @@ answer wraps them in :meth:`StoreReader.snapshot`.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -154,11 +154,12 @@ class StoreReader:
                 len(_retention_ops.unmatched_receipts(self.conn, before)))
 
     @_one_moment
-    def counts(self) -> dict[str, Any]:
+    def counts(self, failing_since: Mapping[str, float] | None = None) -> dict[str, Any]:
         """Counts per state, deliveries per partner and state, overdue receipts per partner,
-        unhandled quarantined input: all of one moment (one read transaction), so that
-        a write meanwhile cannot make the totals and the counts per partner disagree."""
-        return _queries.counts(self.conn)
+        unhandled quarantined input, deliveries failing since before ``failing_since`` (by
+        partner): all of one moment (one read transaction), so that a write meanwhile
+        cannot make the totals and the counts per partner disagree."""
+        return _queries.counts(self.conn, failing_since)
 
     @_one_moment
     def activity(self, since: int) -> tuple[int, dict[str, int], int]:
