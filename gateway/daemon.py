@@ -132,6 +132,8 @@ class Gateway:
         self.retention = Retention(self.store, settings.retention, settings.store.path.parent,
                                    archive_folders(settings))
         self.ready = asyncio.Event()
+        #: How often a start still under way asks systemd for more time (seconds).
+        self.extend_every = sdnotify.EXTEND_EVERY
         #: Set to cut the drain short (a second TERM).
         self.abort = asyncio.Event()
         self._jobs: set[asyncio.Task[Any]] = set()  # maintenance jobs running now
@@ -200,23 +202,35 @@ class Gateway:
 
         :raises WorkerStartFailed: worker processes cannot start.
         """
+        doing = ["starting"]  # what systemd is told the start does (STATUS)
+
         async def start() -> None:
             # said as it begins: each step can take seconds on a loaded machine, and an
             # operator watching the log should not take the daemon for hung
             if stop.is_set():
                 return
             if self.pool.size:
-                log.info("starting %s", counted(self.pool.size, "worker process",
-                                                 "worker processes"))
+                doing[0] = "starting " + counted(self.pool.size, "worker process",
+                                                 "worker processes")
+                log.info(doing[0])
             await self.pipeline.start()
             waiting = await self.store.count_pending()
             if waiting and not stop.is_set():
-                log.info("processing %s stored before the last stop", counted(waiting, "input"))
+                doing[0] = f"processing {counted(waiting, 'input')} stored before the last stop"
+                log.info(doing[0])
             recovered = await self.pipeline.recover(stop)
             if recovered:
                 log.info("processed %s stored before the last stop", counted(recovered, "input"))
 
-        starting = asyncio.create_task(start(), name="start")
+        async def extended() -> None:
+            """``start``, asking systemd for more time while it runs (TimeoutStartSec)."""
+            extending = asyncio.create_task(sdnotify.extend_start(lambda: doing[0], self.extend_every))
+            try:
+                await start()
+            finally:
+                extending.cancel()
+
+        starting = asyncio.create_task(extended(), name="start")
         await first_done(starting, stop.wait())
         if not starting.done():
             log.info("stopping while starting (a second TERM stops at once)")
@@ -245,6 +259,7 @@ class Gateway:
         scheduler = self._scheduler()
         scheduler.start()
         settle_gc()
+        sdnotify.notify("STATUS=running")
         sdnotify.notify("READY=1")
         self.ready.set()
         log.info("gateway %s running: %s, %s", self.settings.gateway.node_id,

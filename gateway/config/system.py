@@ -63,7 +63,12 @@ After=network-online.target
 Wants=network-online.target
 
 [Service]
+# Started at READY=1, once the inputs stored before the last stop are processed
+# again. Meanwhile the daemon asks for 30 s more every 10 s (EXTEND_TIMEOUT_USEC),
+# and says what it does (systemctl status): a large backlog does not outlast
+# TimeoutStartSec. A start that stops asking (hung) is killed after it.
 Type=notify
+TimeoutStartSec=90
 NotifyAccess=main
 User={USER}
 Group={USER}
