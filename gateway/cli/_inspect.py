@@ -53,6 +53,9 @@ def add_commands(sub: Any) -> Any:
     p = sub.add_parser("dead-letters", help="deliveries that gave up (replay with --replay)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--replay", action="store_true", help="replay every dead letter listed")
+    p.add_argument("--limit", type=_args.limit, default=10_000,
+                   help="the dead letters of at most this many messages, the newest"
+                        " (default 10000)")
     p.set_defaults(handler=cmd_dead_letters)
 
     j = sub.add_parser("journal", help="the hash-chained journal")
@@ -136,11 +139,15 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_dead_letters(args: argparse.Namespace) -> int:
-    """Deliveries that gave up, with their reasons; optionally replay them all."""
-    with _access.reader(args) as r:
-        msgs = r.list_messages(delivery_state=DeliveryState.DEAD, limit=10_000)
+    """Deliveries that gave up, with their reasons; optionally replay them all. Says so when
+    ``--limit`` cut the list short (on stderr beside JSON)."""
+    with _access.reader(args) as r, r.snapshot():  # the total of the dead letters listed
+        msgs = r.list_messages(delivery_state=DeliveryState.DEAD, limit=args.limit)
+        total = (r.counts()["deliveries"].get(DeliveryState.DEAD, 0)
+                 if len(msgs) >= args.limit else None)
     rows = [(m["id"], m["message_id"], d) for m in msgs for d in m["deliveries"]
             if d["state"] == DeliveryState.DEAD]
+    cut = total is not None and total > len(rows)
     if args.replay:
         if not rows:
             print("no dead letters to replay")
@@ -149,6 +156,9 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
             for mid, _ref, d in rows:
                 new = asyncio.run(store.replay_delivery(d["id"]))
                 print(f"delivery {d['id']} of message {mid} replayed as {new}")
+        if cut:
+            print(f"replayed {len(rows)} of {total} dead letters (those of the newest"
+                  f" {len(msgs)} messages); run dead-letters --replay again for the others")
         return OK
     if args.json:
         print(json.dumps([{"message": mid, "message_id": ref, "delivery": d["id"],
@@ -156,6 +166,9 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
                            "reason": d["reason"]} for mid, ref, d in rows], indent=2))
     else:
         print(_render.dead_letters(rows))
+    if cut:  # beside JSON (on stderr) so that the JSON stays whole
+        print(f"showing {len(rows)} of {total} dead letters (those of the newest {len(msgs)}"
+              " messages; --limit N for more)", file=sys.stderr if args.json else sys.stdout)
     return OK
 
 
