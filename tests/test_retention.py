@@ -21,6 +21,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -510,3 +511,23 @@ def test_a_disk_low_on_space_at_the_stop_is_said_open(tmp_path: Path) -> None:
     """The committed ``store.space_low``, never ended by ``store.space_ok``: the stop says
     it is open, as it says a partner's failing attempts."""
     run_isolated("tests.test_retention:disk_nearly_full_at_the_stop", str(tmp_path))
+
+
+def test_prune_prints_its_times_as_every_command_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Local time with its UTC offset and milliseconds (README: one time format everywhere)."""
+    config = gateway_folder(tmp_path, '[retention]\nkeep = "30d"\n')
+    store = SQLiteStore(tmp_path / "gateway.db")
+    store.start()
+    store.close()
+    monkeypatch.setenv("TZ", "Europe/Zurich")  # for the command's process
+    for argv in (["prune", "--dry-run"], ["prune"]):
+        done = cli(config, *argv)
+        assert done.returncode == OK, done.stderr
+        times = re.findall(r"\d{4}-\d\d-\d\dT[\d:.]+(?:[+-]\d\d:\d\d)?", done.stdout)
+        assert len(times) == 3, done.stdout
+        for said in times:
+            at = datetime.fromisoformat(said)
+            assert said == datetime.fromtimestamp(at.timestamp(), ZoneInfo("Europe/Zurich")
+                                                  ).isoformat(timespec="milliseconds")
+            assert abs(at.timestamp() - (time.time() - 30 * 86400)) < 60

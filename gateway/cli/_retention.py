@@ -11,6 +11,7 @@ from typing import Any
 
 from gateway.archives import ArchivedFiles, Pruned, archive_folders
 from gateway.cli import _access
+from gateway.cli._render import iso
 from gateway.cli.exitcodes import FAILED, OK
 from gateway.config import format_duration
 from gateway.retention import Retention
@@ -41,12 +42,12 @@ def cmd_prune(args: argparse.Namespace) -> int:
         with _access.reader(args, settings) as r:
             before = datetime.now(UTC).timestamp() - keep
             count, persons, receipts = r.count_prunable(before)
-        print(f"{counted(count, 'settled message')} unchanged since {_iso(before)} would be"
+        print(f"{counted(count, 'settled message')} unchanged since {iso(before)} would be"
               " pruned (an export's file counts once its rows are pruned)")
-        print(f"{counted(persons, 'person')} who left the register before {_iso(before)} would be"
+        print(f"{counted(persons, 'person')} who left the register before {iso(before)} would be"
               " deleted")
         print(f"the bytes of {counted(receipts, 'unmatched receipt')} recorded before"
-              f" {_iso(before)} would be deleted")
+              f" {iso(before)} would be deleted")
     else:
         with _access.writer(args) as (_settings, store):
             before = store.now() - keep
@@ -54,12 +55,12 @@ def cmd_prune(args: argparse.Namespace) -> int:
             count = asyncio.run(retention.prune())
             persons = asyncio.run(retention.prune_persons())
             receipts = asyncio.run(retention.prune_receipts())
-        print(f"pruned {counted(count, 'settled message')} unchanged since {_iso(before)}: input"
+        print(f"pruned {counted(count, 'settled message')} unchanged since {iso(before)}: input"
               " and payloads deleted; records and journal remain")
-        print(f"deleted {counted(persons, 'person')} who left the register before {_iso(before)}:"
+        print(f"deleted {counted(persons, 'person')} who left the register before {iso(before)}:"
               " states, keys and message links (the messages' records and the journal remain)")
         print(f"deleted the bytes of {counted(receipts, 'unmatched receipt')} recorded before"
-              f" {_iso(before)}: receipts that matched no delivery (records and journal remain)")
+              f" {iso(before)}: receipts that matched no delivery (records and journal remain)")
     done = asyncio.run(_archived(files, args.dry_run))
     print(_files(files, {folder: pruned.count for folder, pruned in done.items()},
                  "would be deleted" if args.dry_run else "deleted"))
@@ -86,6 +87,3 @@ def _files(files: ArchivedFiles, counts: dict[Path, int], done: str) -> str:
     return (f"{counted(sum(counts.values()), 'archived file')} moved there more than"
             f" {format_duration(files.keep)} ago {done} ({each})")
 
-
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
