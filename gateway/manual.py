@@ -40,7 +40,7 @@ from gateway.ech0223.codes import BusinessKey, DocumentStatus, PersonEvent
 from gateway.ech0223.versions import COMMENT_MAX
 from gateway.ech0223.writer import text_problem
 from gateway.errors import InputRejected
-from gateway.person_state import PersonState, parse_key
+from gateway.person_state import PersonState, parse_key, vn_check_digit_ok
 from gateway.plugin_types import Participants
 
 #: The source name of manual sends (reserved: no ``[sources.manual]``).
@@ -267,10 +267,14 @@ async def send_manual(intake: Intake, settings: Any, partner: str, event: str, p
         ``sender_id`` (sedex).
     :param when: the modification time of a file, by name (default: now).
     :raises InputRejected: an unknown event, partner or business key, a comment over 1024
-        characters, a local id without its category, no sender id, or files over ``[limits]``.
+        characters, a VN with a wrong check digit, a local id without its category, no sender
+        id, or files :func:`check_files` refuses.
     """
     check(settings, partner, event, business_key, comment)
     keys = parse_key(person)
+    if any(key.startswith("vn:") and not vn_check_digit_ok(key[3:]) for key in keys):
+        raise InputRejected("the VN has a wrong check digit, so it is no VN (mistyped?)",
+                            "person")
     if any(key.startswith("local:*:") for key in keys):
         raise InputRejected("a local id needs its category (CATEGORY:ID)", "person")
     own, recipients = header_ids(settings, partner)
