@@ -9,11 +9,13 @@ gateway (the fixtures of :mod:`tests.test_manual_send`).
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
 
 from gateway.api import send_manual
+from gateway.cli import main
 from gateway.errors import InputRejected
 from gateway.plugins import get_plugin_manager
 from tests import test_manual_send as base
@@ -36,3 +38,19 @@ def test_a_plugin_s_vn_with_a_wrong_check_digit_is_refused_not_stored(site: Path
 
     asyncio.run(scenario())
     assert manual_rows(site) == []
+
+
+def test_a_file_sent_by_hand_that_sends_nothing_leaves_the_person_state_as_it_was(
+        site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # an older or edited baseDelivery sent by hand by mistake: nothing goes out (exit 1),
+    # and the state the gateway completes messages from is not rolled back by it
+    base_xml = (base.CORPUS / "baseDelivery.xml").read_text(encoding="utf-8")
+    edited = site / "old-base.xml"
+    edited.write_text(base_xml.replace("<eCH-0011:officialName>Berisha<",
+                                       "<eCH-0011:officialName>Berisha-Alt<", 1),
+                      encoding="utf-8")
+    assert base.send(site, str(edited), "--partner", "canton") == 1
+    assert "sends nothing" in capsys.readouterr().out
+    assert main(["persons", "show", VN, "--json", "--config", str(site / "gateway.toml")]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["state"]["name_data"]["official_name"] == "Berisha"
