@@ -157,10 +157,12 @@ class Processor:
         warnings = list(n.warnings)
         about = {k: n.facts[k] for k in ("source_event",) if n.facts.get(k)}
         if n.not_relevant is not None:
+            why = n.not_relevant
             if raw.source == manual.SOURCE:  # sent by hand to send it: nothing went, nothing changes
                 base["persons"] = ()
-            return Processed(mid, MessageState.NOT_RELEVANT, n.not_relevant,
-                             detail=_warned(warnings, about), **base)
+                why += "; sent by hand, it leaves the person state as it was"
+            return Processed(mid, MessageState.NOT_RELEVANT, why, detail=_warned(warnings, about),
+                             **base)
         if n.facts.get("format") == "eCH-0223" and partner_of(self.settings, raw.source):
             # what a partner says of a person is not the registry's word: no state from it
             return Processed(mid, MessageState.NOT_RELEVANT, _from_partner(raw),

@@ -303,8 +303,9 @@ def test_send_file_sends_an_ech0020_delivery_as_the_message_the_daemon_makes_of_
     assert root.findtext(f".//{E223}personEvent") == "move"
     # an event without counterpart is said so, and nothing goes out
     assert send(site, str(CORPUS / "changeSex.xml"), "--partner", "canton") == 1
-    assert capsys.readouterr().out.endswith(": not_relevant: eCH-0020 event changeSex has no"
-                                            " eCH-0223 counterpart\n")
+    assert capsys.readouterr().out.endswith(
+        ": not_relevant: eCH-0020 event changeSex has no eCH-0223 counterpart; sent by hand,"
+        " it leaves the person state as it was\n")
 
 
 def test_a_comment_cut_to_fit_the_file_s_own_is_called_the_request_s(

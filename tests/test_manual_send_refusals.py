@@ -50,7 +50,10 @@ def test_a_file_sent_by_hand_that_sends_nothing_leaves_the_person_state_as_it_wa
                                        "<eCH-0011:officialName>Berisha-Alt<", 1),
                       encoding="utf-8")
     assert base.send(site, str(edited), "--partner", "canton") == 1
-    assert "sends nothing" in capsys.readouterr().out
+    assert capsys.readouterr().out.endswith(
+        "baseDelivery seeds the person state and sends nothing; sent by hand, it leaves the"
+        " person state as it was\n")
     assert main(["persons", "show", VN, "--json", "--config", str(site / "gateway.toml")]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["state"]["name_data"]["official_name"] == "Berisha"
+
