@@ -23,7 +23,9 @@ matches quarantines the message too, naming it.
 A file must be complete: an empty one (0 bytes) is refused, and so is one
 modified less than ``[documents] settle`` seconds ago, or while it is read
 (a scanner writes in place): the message is quarantined naming the file, and
-``messages replay`` sends it once the scan is done. Nothing half-written is sent.
+``messages replay`` sends it once the scan is done. Nothing half-written is sent,
+nor a file that is not what its name says (:func:`gateway.file_kinds.content_problem`:
+a ``.pdf`` that holds no PDF).
 
 What becomes of the files picked: :mod:`gateway.documents`.
 """
@@ -44,6 +46,7 @@ from lxml import etree
 from gateway.contracts import Attachment
 from gateway.ech0223.namespaces import NS
 from gateway.errors import InputRejected
+from gateway.file_kinds import content_problem
 from gateway.fileio import read_file
 from gateway.filetake import name_matches
 
@@ -201,6 +204,10 @@ def _read(path: Path, budget: int, rule: str, settle: float) -> tuple[bytes, dat
     if not data:
         raise InputRejected(f"{rule}: document {path} is empty (0 bytes: a scan that failed?);"
                             " put the complete file there and replay the message")
+    problem = content_problem(path.name, data)
+    if problem is not None:
+        raise InputRejected(f"{rule}: document {path}: {problem}; put the right file there and"
+                            " replay the message")
     return data, datetime.fromtimestamp(before.st_mtime, UTC).astimezone()
 
 

@@ -4,8 +4,8 @@ The files are picked from the documents folder by :mod:`gateway.document_picking
 
 Each file becomes a ``document`` (uuid derived from the message and the
 file, the file name as title, ``files/<name>`` as ``pathFileName``, the MIME
-type from the file's first bytes, its SHA-256, the file's modification time
-as ``originalCreationDate``) and an :class:`~gateway.contracts.Attachment`,
+type from the file's first bytes (:mod:`gateway.file_kinds`), its SHA-256,
+the file's modification time as ``originalCreationDate``) and an :class:`~gateway.contracts.Attachment`,
 sent under ``files/`` in the zip payload.
 
 The files a message's own documents name (:func:`named_files`) are held
@@ -19,7 +19,6 @@ or picked by a rule or supplied by a plugin under that name
 from __future__ import annotations
 
 import hashlib
-import mimetypes
 import os
 import uuid
 from collections.abc import Collection, Sequence
@@ -36,6 +35,7 @@ from gateway.ech0223 import Document, File, LangText
 from gateway.ech0223.codes import DocumentStatus
 from gateway.ech0223.writer import document_element
 from gateway.errors import InputRejected
+from gateway.file_kinds import content_problem, mime_type
 
 NS = "http://www.ech.ch/xmlns/eCH-0223/1"
 _P = f"{{{NS}}}"
@@ -43,21 +43,6 @@ _P = f"{{{NS}}}"
 DOCUMENT_NAMESPACE = uuid.UUID("6f1b8d2e-0039-5c1a-9e23-ec4002230039")
 #: eCH-0039 ``hashCodeAlgorithm`` of the hashes the gateway writes.
 HASH_ALGORITHM = "SHA-256"
-#: File signatures, for a MIME type that does not depend on the file's name alone.
-_MAGIC = ((b"%PDF-", "application/pdf"), (b"\x89PNG\r\n\x1a\n", "image/png"),
-          (b"\xff\xd8\xff", "image/jpeg"), (b"II*\x00", "image/tiff"), (b"MM\x00*", "image/tiff"),
-          (b"GIF8", "image/gif"))
-
-
-def mime_type(name: str, data: bytes) -> str:
-    """The MIME type of a file: from its first bytes, else from its name."""
-    for magic, kind in _MAGIC:
-        if data.startswith(magic):
-            return kind
-    guessed, _encoding = mimetypes.guess_type(name, strict=False)
-    return guessed or "application/octet-stream"
-
-
 def describe(attachment: Attachment, message_id: str, created: datetime, status: DocumentStatus,
              title: str | None = None) -> Document:
     """The eCH-0039 ``document`` of one attached file."""
@@ -189,6 +174,11 @@ class DocumentsFolder:
             self.limits.max_files - len(taken),
             self.limits.max_bytes - sum(len(a.data) for a in taken)), self.settle
         ) if patterns else []
+        for a in supplied:
+            problem = content_problem(a.name, a.data)
+            if problem is not None:
+                raise InputRejected(f"{rule}: document {a.name!r} from a documents plugin:"
+                                    f" {problem}")
         now = datetime.now().astimezone()
         new = picked + [(a, now) for a in supplied]
         _check_all(rule, list(taken), [a for a, _m in new], self.limits)

@@ -40,6 +40,7 @@ from gateway.ech0223.codes import BusinessKey, DocumentStatus, PersonEvent
 from gateway.ech0223.versions import COMMENT_MAX
 from gateway.ech0223.writer import text_problem
 from gateway.errors import InputRejected
+from gateway.file_kinds import content_problem
 from gateway.person_state import PersonState, parse_key, vn_check_digit_ok
 from gateway.plugin_types import Participants
 
@@ -293,7 +294,8 @@ async def send_manual(intake: Intake, settings: Any, partner: str, event: str, p
 
 
 def check_files(settings: Any, files: Sequence[Attachment]) -> None:
-    """Refuse files over ``[limits]`` or with names ``files/`` cannot hold.
+    """Refuse files over ``[limits]``, with names ``files/`` cannot hold, empty ones, and
+    files that are not what their names say (:func:`gateway.file_kinds.content_problem`).
 
     :raises InputRejected: naming the file or the limit.
     """
@@ -305,9 +307,14 @@ def check_files(settings: Any, files: Sequence[Attachment]) -> None:
         raise InputRejected("files larger than [limits] max_attachment_bytes"
                             f" ({int(limits.max_attachment_bytes)} bytes) in all", "files")
     seen: set[str] = set()
-    for name in (f.name for f in files):
+    for name, data in ((f.name, f.data) for f in files):
         if name in ("", ".", "..") or "/" in name or "\\" in name or "\x00" in name:
             raise InputRejected(f"not a plain file name: {name!r}", "files")
+        if not data:
+            raise InputRejected(f"file {name!r} is empty (0 bytes: a scan that failed?)", "files")
+        problem = content_problem(name, data)
+        if problem is not None:
+            raise InputRejected(f"file {name!r}: {problem}", "files")
         if name in seen:
             raise InputRejected(f"two files are named {name!r}; the files/ folder of a message"
                                 " holds each name once (rename one)", "files")

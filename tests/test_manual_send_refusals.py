@@ -16,6 +16,7 @@ import pytest
 
 from gateway.api import send_manual
 from gateway.cli import main
+from gateway.contracts import Attachment
 from gateway.errors import InputRejected
 from gateway.plugins import get_plugin_manager
 from tests import test_manual_send as base
@@ -57,3 +58,36 @@ def test_a_file_sent_by_hand_that_sends_nothing_leaves_the_person_state_as_it_wa
     shown = json.loads(capsys.readouterr().out)
     assert shown["state"]["name_data"]["official_name"] == "Berisha"
 
+
+def test_an_attachment_that_is_not_what_its_name_says_is_refused_before_anything_is_stored(
+        site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    page = site / "Antrag Familiennachzug.pdf"
+    page.write_bytes(b"<html><body>Scan failed</body></html>\n")
+    assert base.send(site, "--partner", "canton", "--event", "laggardOfFamily", "--person", VN,
+                     "--attach", str(page)) == 1
+    assert capsys.readouterr().err == (
+        f"ech-gateway send: {page}: its name says application/pdf, but its bytes are not (they"
+        " start b'<html><b': a scan that failed, or another file saved under its name)\n")
+    photo = site / "pass.pdf"
+    photo.write_bytes(b"\xff\xd8\xff\xe0" + bytes(100))
+    assert base.send(site, "--partner", "canton", "--event", "laggardOfFamily", "--person", VN,
+                     "--attach", str(photo)) == 1
+    assert "its bytes are image/jpeg (renamed?)" in capsys.readouterr().err
+    assert manual_rows(site) == []
+
+
+def test_a_plugin_s_empty_or_mislabelled_file_is_refused_before_anything_is_stored(
+        site: Path) -> None:
+    async def scenario() -> None:
+        async with running(site / "gateway.toml", get_plugin_manager()) as gateway:
+            for file, said in ((Attachment("leer.pdf", b""), "file 'leer.pdf' is empty"),
+                               (Attachment("pass.pdf", b"\x89PNG\r\n\x1a\n" + bytes(9)),
+                                "file 'pass.pdf': its name says application/pdf, but its"
+                                " bytes are image/png")):
+                with pytest.raises(InputRejected, match=said) as caught:
+                    await send_manual(gateway.pipeline, gateway.settings, "canton",
+                                      "laggardOfFamily", VN, requested_by="case 9", files=[file])
+                assert caught.value.where == "files"
+
+    asyncio.run(scenario())
+    assert manual_rows(site) == []

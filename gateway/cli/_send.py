@@ -23,6 +23,7 @@ from gateway.cli._reprocess import process_stored
 from gateway.cli.exitcodes import CONFIG, FAILED, OK
 from gateway.contracts import Attachment, RawInput
 from gateway.errors import InputRejected, NotFound
+from gateway.file_kinds import content_problem
 from gateway.fileio import read_file
 from gateway.person_state import PersonState
 from gateway.store import MessageState
@@ -133,6 +134,9 @@ def _files(paths: list[Path], settings: Any) -> tuple[tuple[Attachment, datetime
                                 f" ({int(settings.limits.max_attachment_bytes)} bytes) in all")
         if not data:
             raise InputRejected(f"{path}: the file is empty (a scan that failed?)")
+        problem = content_problem(path.name, data)
+        if problem is not None:
+            raise InputRejected(f"{path}: {problem}")
         budget -= len(data)
         try:
             modified = datetime.fromtimestamp(path.stat().st_mtime, UTC).astimezone()
