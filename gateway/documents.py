@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,25 @@ _P = f"{{{NS}}}"
 DOCUMENT_NAMESPACE = uuid.UUID("6f1b8d2e-0039-5c1a-9e23-ec4002230039")
 #: eCH-0039 ``hashCodeAlgorithm`` of the hashes the gateway writes.
 HASH_ALGORITHM = "SHA-256"
+#: What XML Schema collapses in an ``xs:token`` (ASCII space, tab, line feed, carriage return).
+_XML_SPACE = re.compile(r"[ \t\n\r]+")
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a file in a message's ``files/`` folder, or ``None``.
+
+    eCH-0039 ``pathFileName`` is an ``xs:token``: a reader collapses its tabs, line breaks
+    and runs of spaces into one space and drops those at its ends, and would look for
+    another file than the one sent.
+    """
+    if name in ("", ".", "..") or "/" in name or "\\" in name or "\x00" in name:
+        return "is not a plain file name"
+    collapsed = _XML_SPACE.sub(" ", name).strip(" ")
+    if collapsed != name:
+        return ("has a tab, a line break, or spaces at its ends or side by side, which"
+                " eCH-0039 pathFileName collapses (xs:token): the canton would look for"
+                f" {'files/' + collapsed!r}, not this file; rename it")
+    return None
+
+
 def describe(attachment: Attachment, message_id: str, created: datetime, status: DocumentStatus,
              title: str | None = None) -> Document:
     """The eCH-0039 ``document`` of one attached file."""
@@ -207,8 +227,9 @@ def _check_all(rule: str, taken: list[Attachment], new: list[Attachment], limits
                             f" ({limits.max_bytes} bytes) in all")
     seen = {a.name for a in taken}
     for a in new:
-        if a.name in ("", ".", "..") or "/" in a.name or "\\" in a.name or "\x00" in a.name:
-            raise InputRejected(f"{rule}: document name {a.name!r} is not a plain file name")
+        problem = name_problem(a.name)
+        if problem is not None:
+            raise InputRejected(f"{rule}: document name {a.name!r} {problem}")
         if not a.data:
             raise InputRejected(f"{rule}: document {a.name!r} is empty (0 bytes)")
         if a.name in seen:

@@ -34,7 +34,7 @@ from lxml import etree
 
 from gateway import __version__
 from gateway.contracts import Attachment, Decision, Intake, Normalised, RawInput
-from gateway.documents import describe
+from gateway.documents import describe, name_problem
 from gateway.ech0223 import Content, Header, PersonEventMessage, SendingApplication, versions, write_message
 from gateway.ech0223.codes import BusinessKey, DocumentStatus, PersonEvent
 from gateway.ech0223.versions import COMMENT_MAX
@@ -308,8 +308,9 @@ def check_files(settings: Any, files: Sequence[Attachment]) -> None:
                             f" ({int(limits.max_attachment_bytes)} bytes) in all", "files")
     seen: set[str] = set()
     for name, data in ((f.name, f.data) for f in files):
-        if name in ("", ".", "..") or "/" in name or "\\" in name or "\x00" in name:
-            raise InputRejected(f"not a plain file name: {name!r}", "files")
+        problem = name_problem(name)
+        if problem is not None:
+            raise InputRejected(f"file {name!r} {problem}", "files")
         if not data:
             raise InputRejected(f"file {name!r} is empty (0 bytes: a scan that failed?)", "files")
         problem = content_problem(name, data)

@@ -60,3 +60,20 @@ def test_a_plugin_s_file_that_is_not_what_its_name_says_is_refused(tmp_path: Pat
                        r" its name says image/jpeg, but its bytes are application/pdf"):
         folder(tmp_path).attach(message_root(), [], "rules[1] r", (),
                                 [Attachment("letter.jpg", PDF)])
+
+
+def test_a_scan_whose_name_eCH_0039_would_collapse_quarantines_naming_it(tmp_path: Path) -> None:
+    # pathFileName is an xs:token: a reader makes 'Pass  Kopie.pdf' 'Pass Kopie.pdf' and
+    # finds no such file in the zip
+    docs = folder(tmp_path)
+    scan(docs.dir / f"{VN} Pass  Kopie.pdf")
+    with pytest.raises(InputRejected) as caught:
+        docs.attach(message_root(), ["{vn}*.pdf"], "rules[1] permits")
+    assert str(caught.value) == (
+        f"rules[1] permits: document name '{VN} Pass  Kopie.pdf' has a tab, a line break, or"
+        " spaces at its ends or side by side, which eCH-0039 pathFileName collapses"
+        f" (xs:token): the canton would look for 'files/{VN} Pass Kopie.pdf', not this file;"
+        " rename it")
+    (docs.dir / f"{VN} Pass  Kopie.pdf").rename(docs.dir / f"{VN} Pass Kopie ü.pdf")
+    assert [a.name for a in docs.attach(message_root(), ["{vn}*.pdf"], "rules[1] permits")] == [
+        f"{VN} Pass Kopie ü.pdf"]

@@ -91,3 +91,15 @@ def test_a_plugin_s_empty_or_mislabelled_file_is_refused_before_anything_is_stor
 
     asyncio.run(scenario())
     assert manual_rows(site) == []
+
+
+def test_an_attachment_whose_name_eCH_0039_would_collapse_is_refused(
+        site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("Pass  Kopie.pdf", "Pass\tKopie.pdf", " Pass.pdf"):
+        path = site / name
+        path.write_bytes(base.PDF)
+        assert base.send(site, "--partner", "canton", "--event", "laggardOfFamily",
+                         "--person", VN, "--attach", str(path)) == 1
+        assert f"file {name!r} has a tab, a line break, or spaces at its ends or side by side" \
+            in capsys.readouterr().err
+    assert manual_rows(site) == []
