@@ -1,6 +1,7 @@
 """Manual sends refuse what a case worker or a registry plugin got wrong, naming it, before
-anything is stored: a mistyped VN, attachments that are not what their names say, and a file
-sent by hand that would send nothing leaves the person state as it was.
+anything is stored: a mistyped VN, an empty attachment, one that is not what its name says or
+whose name eCH-0039 would read as another; and a file sent by hand that sends nothing leaves
+the person state as it was.
 
 The person state comes from the eCH-0020 corpus's ``baseDelivery.xml``, run through a real
 gateway (the fixtures of :mod:`tests.test_manual_send`).
