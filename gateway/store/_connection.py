@@ -37,6 +37,18 @@ def connect(path: Path, *, busy_timeout: float = 30.0, readonly: bool = False,
     return conn
 
 
+def cannot_open(path: Path, exc: sqlite3.Error) -> str:
+    """Why ``path`` cannot be opened, for one line: SQLite's reason, and where it says the
+    file or its folder cannot be written (a reader makes ``-shm`` and ``-wal`` beside a
+    database no process has open), what to do."""
+    why = f"cannot open the database {path}: {exc}"
+    if any(words in str(exc) for words in ("unable to open", "readonly", "read-only")):
+        why += (f"; a command reading or writing it needs to write in {path.parent} (beside"
+                " the database, its -shm and -wal files): run it as the gateway's user"
+                " (sudo -u ech-gateway ...)")
+    return why
+
+
 @contextmanager
 def snapshot(conn: sqlite3.Connection) -> Iterator[None]:
     """One read transaction on ``conn``: its queries see the database as the first found it.

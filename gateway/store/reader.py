@@ -12,6 +12,7 @@ answer wraps them in :meth:`StoreReader.snapshot`.
 from __future__ import annotations
 
 import functools
+import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,7 +29,7 @@ from gateway.store import (
     _retention_ops,
     journal,
 )
-from gateway.store._connection import connect, snapshot
+from gateway.store._connection import cannot_open, connect, snapshot
 from gateway.store.anchor import Anchor, read_anchor
 from gateway.store.migrate import missing
 
@@ -51,7 +52,10 @@ class StoreReader:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.conn = connect(path, readonly=True)
+        try:
+            self.conn = connect(path, readonly=True)
+        except sqlite3.OperationalError as exc:  # its folder not writable by this user
+            raise StoreError(cannot_open(path, exc)) from None
         behind = missing(self.conn)
         if behind:
             self.conn.close()

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.contracts import RawInput
-from gateway.errors import StoreLost, StoreUnavailable
+from gateway.errors import StoreError, StoreLost, StoreUnavailable
 from gateway.outbound import Receipt
 from gateway.person_state import PersonState, StoredPerson
 from gateway.store import (
@@ -36,7 +36,7 @@ from gateway.store import (
     journal,
 )
 from gateway.store._cannot_write import unavailable
-from gateway.store._connection import connect, release_free_pages, tune_writer
+from gateway.store._connection import cannot_open, connect, release_free_pages, tune_writer
 from gateway.store._intake_batch import IntakeBatcher
 from gateway.store._writer import CommitListener, GroupCommitWriter
 from gateway.store.anchor import Anchor, anchor_path, read_anchor, write_anchor
@@ -199,8 +199,13 @@ class SQLiteStore:
         :raises StoreUnavailable: another program holds the database's write lock for longer
             than the busy timeout (which opening it and its migrations may need), or the disk
             is full.
+        :raises StoreError: the database cannot be opened (its folder is not writable by this
+            user, say), saying why (:func:`~gateway.store._connection.cannot_open`).
         """
-        self._writer.start()
+        try:
+            self._writer.start()
+        except sqlite3.OperationalError as exc:
+            raise StoreError(cannot_open(self.path, exc)) from None
         self._write_anchor_now(self._writer.read_now(lambda c: self._anchor(c, always=True)),
                                "start")
 
