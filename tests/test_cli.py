@@ -1567,3 +1567,25 @@ def test_a_closed_pipe_ends_quietly(many: Run, tmp_path: Path) -> None:
                                             "/", "REASON"]
     assert done.returncode == 141
     assert err.read_text() == ""
+
+
+def test_messages_are_listed_by_partner(ran: Run, capsys: pytest.CaptureFixture[str]) -> None:
+    """``status`` says a partner is failing and points to its deliveries: the list had no way
+    to keep one partner's, among every other partner's messages."""
+    config = str(ran.config)
+    every = json.loads(cli(capsys, "--config", config, "messages", "list", "--json")[1])
+    partners = {d["partner"] for m in every for d in m["deliveries"]}
+    assert partners, every
+    for partner in partners:
+        listed = json.loads(cli(capsys, "--config", config, "messages", "list", "--partner",
+                                partner, "--json")[1])
+        assert [m["id"] for m in listed] == [
+            m["id"] for m in every if any(d["partner"] == partner for d in m["deliveries"])]
+        state = listed[0]["deliveries"][0]["state"]
+        both = json.loads(cli(capsys, "--config", config, "messages", "list", "--partner",
+                              partner, "--delivery-state", state, "--json")[1])
+        assert [m["id"] for m in both] == [
+            m["id"] for m in every
+            if any(d["partner"] == partner and d["state"] == state for d in m["deliveries"])]
+    assert cli(capsys, "--config", config, "messages", "list", "--partner", "nobody") == (
+        0, "no messages (--partner nobody)\n", "")

@@ -29,6 +29,8 @@ def add_commands(sub: Any) -> Any:
                             " operator has handled yet (messages handle)")
     p.add_argument("--delivery-state", choices=[s.value for s in DeliveryState],
                    help="only messages with a delivery in this state")
+    p.add_argument("--partner", help="only messages with a delivery to this partner (with"
+                   " --delivery-state: a delivery to it in that state)")
     p.add_argument("--limit", type=_args.limit, default=50,
                    help="list at most this many (default 50)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -93,7 +95,7 @@ def _public(m: dict[str, Any]) -> dict[str, Any]:
 def cmd_list(args: argparse.Namespace) -> int:
     """Messages, newest first; says so when ``--limit`` cut the list short."""
     filters = {"state": args.state, "delivery_state": args.delivery_state,
-               "unhandled": args.unhandled}
+               "unhandled": args.unhandled, "partner": args.partner}
     with _access.reader(args) as r, r.snapshot():  # the total of the messages listed
         msgs = r.list_messages(**filters, limit=args.limit)
         total = r.count_messages(**filters) if len(msgs) >= args.limit else len(msgs)
@@ -113,7 +115,8 @@ def _none_listed(args: argparse.Namespace) -> str:
     """What an empty ``messages list`` says: no messages, and which were asked for."""
     asked = [f"--state {args.state}" if args.state else "",
              "--unhandled" if args.unhandled else "",
-             f"--delivery-state {args.delivery_state}" if args.delivery_state else ""]
+             f"--delivery-state {args.delivery_state}" if args.delivery_state else "",
+             f"--partner {args.partner}" if args.partner else ""]
     given = ", ".join(a for a in asked if a)
     return "no messages" + (f" ({given})" if given else "")
 

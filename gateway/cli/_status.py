@@ -93,7 +93,7 @@ REJECTED_HINT = ("ech-gateway messages list --unhandled --delivery-state rejecte
                  " in messages show ID; then messages replay ID once corrected, or messages"
                  " handle ID --note TEXT")
 #: What to do about a partner whose attempts keep failing.
-FAILING_HINT = ("ech-gateway messages list --delivery-state retry_wait; the error in messages"
+FAILING_HINT = ("ech-gateway messages list --delivery-state retry_wait --partner P; the error in messages"
                 " show ID (the partner or the way to it fails); its deliveries are retried"
                 " until their max_age, then dead letters")
 #: What to do about a partner paused by a fault on a node's machine.

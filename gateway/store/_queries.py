@@ -50,17 +50,21 @@ _UNHANDLED_REJECTIONS = (f"SELECT message FROM deliveries WHERE state = '{Delive
                          " AND id NOT IN (SELECT delivery FROM handled_rejections)")
 
 
-def _filters(state: str | None, delivery_state: str | None,
-             unhandled: bool) -> tuple[str, list[Any]]:
-    """The WHERE clause (or ``""``) and its arguments for the message filters."""
+def _filters(state: str | None, delivery_state: str | None, unhandled: bool,
+             partner: str | None = None) -> tuple[str, list[Any]]:
+    """The WHERE clause (or ``""``) and its arguments for the message filters (``partner``
+    with ``delivery_state``: a delivery to that partner in that state)."""
     where: list[str] = []
     args: list[Any] = []
     if state:
         where.append("state = ?")
         args.append(state)
-    if delivery_state:
-        where.append("id IN (SELECT message FROM deliveries WHERE state = ?)")
-        args.append(delivery_state)
+    if delivery_state or partner:
+        wanted = [(column, value) for column, value in (("state", delivery_state),
+                                                        ("partner", partner)) if value]
+        where.append("id IN (SELECT message FROM deliveries WHERE"
+                     f" {' AND '.join(f'{column} = ?' for column, _ in wanted)})")
+        args += [value for _, value in wanted]
     if unhandled:
         where.append(f"(state = '{MessageState.QUARANTINED}' AND id NOT IN"
                      f" (SELECT message FROM handled) OR id IN ({_UNHANDLED_REJECTIONS}))")
@@ -68,14 +72,15 @@ def _filters(state: str | None, delivery_state: str | None,
 
 
 def list_messages(conn: sqlite3.Connection, *, state: str | None = None,
-                  delivery_state: str | None = None, unhandled: bool = False, limit: int = 100,
+                  delivery_state: str | None = None, unhandled: bool = False,
+                  partner: str | None = None, limit: int = 100,
                   offset: int = 0) -> list[dict[str, Any]]:
     """Messages, newest first, each with its deliveries and whether it was handled.
 
     ``unhandled`` keeps what waits for an operator to handle it (``messages handle``):
     quarantined messages, and messages with a delivery a partner rejected.
     """
-    clause, args = _filters(state, delivery_state, unhandled)
+    clause, args = _filters(state, delivery_state, unhandled, partner)
     rows = conn.execute(
         f"SELECT {_MESSAGE_COLS} FROM messages{clause} ORDER BY id DESC LIMIT ? OFFSET ?",
         (*args, limit, offset),
@@ -91,9 +96,10 @@ def list_messages(conn: sqlite3.Connection, *, state: str | None = None,
 
 
 def count_messages(conn: sqlite3.Connection, *, state: str | None = None,
-                   delivery_state: str | None = None, unhandled: bool = False) -> int:
+                   delivery_state: str | None = None, unhandled: bool = False,
+                   partner: str | None = None) -> int:
     """How many messages :func:`list_messages` would list without a limit."""
-    clause, args = _filters(state, delivery_state, unhandled)
+    clause, args = _filters(state, delivery_state, unhandled, partner)
     return int(conn.execute(f"SELECT count(*) FROM messages{clause}", args).fetchone()[0])
 
 
