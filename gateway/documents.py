@@ -145,7 +145,8 @@ def check_named(named: Sequence[NamedFile], files: Sequence[Attachment]) -> None
         raise InputRejected(
             f"document file {f.path!r} is not in the message's payload: the input does"
             " not carry it and no rule or documents plugin supplies it; send the message"
-            f" as a zip with {f.path}, or put the file where a rule takes it, and replay",
+            f" again as a zip with {f.path} (messages resubmit ID FILE.zip), or put the file"
+            " where a rule takes it and replay",
             f.where)
 
 

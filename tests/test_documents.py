@@ -591,6 +591,9 @@ def test_a_message_naming_files_its_input_lacks_is_quarantined_and_a_zip_with_th
         state, reason = rows[ref]
         assert state == "quarantined"
         assert f"'files/{NAMED}' is not in the message's payload" in reason
+        # a manual send (send FILE) is taken by no rule: a corrected zip is what mends it
+        assert f"send the message again as a zip with files/{NAMED} (messages resubmit ID" \
+               " FILE.zip)" in reason
         assert reason.endswith(f"(at {WHERE})")
     assert rows["good.zip"] == ("routed", None)
     [payload] = outbox_zips(tmp_path)
