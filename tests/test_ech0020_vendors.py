@@ -8,6 +8,7 @@ daemon would, with the person state the files before it tell.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -17,8 +18,10 @@ from lxml import etree
 
 from gateway.cli import main
 from gateway.config import write_initial_config
-from tests.flow import FIXTURES
+from gateway.plugins import get_plugin_manager
+from tests.flow import FIXTURES, StubPlugin, StubTransport, running, states, until, write_config
 from tests.official import official_xsd
+from tests.test_ech0020_flow import DEFAULT_RULES
 
 CORPUS = Path(__file__).parent / "fixtures" / "ech0020"
 NS = {"e20": "http://www.ech.ch/xmlns/eCH-0020/3", "e58": "http://www.ech.ch/xmlns/eCH-0058/5",
@@ -237,3 +240,55 @@ def test_a_local_id_written_with_blanks_around_it_finds_its_person(
     assert lines[0] == "move.xml: personEventMessage, person local:MU.230:100101"
     assert lines[1].startswith("  person state before: nationality=foreign, ")
     assert "  → canton (eCH-0223 1.5)" in lines
+
+
+#: Elements of moveIn-abroad.xml whose XSD types derive from xs:token (eCH-0044 names and
+#: ids, eCH-0011 names and towns, eCH-0007/0008 names and codes, eCH-0010 address lines,
+#: eCH-0021 job data).
+TOKENS = {"officialName", "firstName", "name", "town", "countryIdISO2", "countryNameShort",
+          "municipalityName", "street", "houseNumber", "personIdCategory", "personId",
+          "jobTitle", "employer"}
+
+
+def indented(root: etree._Element) -> None:
+    """Each token-typed text on lines of its own, indented as its element, as some registry
+    software writes it; the official name a double name broken over two lines."""
+    for el in root.iter():
+        if isinstance(el.tag, str) and etree.QName(el).localname in TOKENS and len(el) == 0:
+            text = "Öztürk\n\t\t\t\t\tKaya" if el.text == "Öztürk" else el.text
+            el.text = f"\n\t\t\t\t\t{text}\n\t\t\t\t"
+
+
+async def test_blanks_around_token_texts_are_no_part_of_the_values(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Names, towns, streets and codes are xs:token: the value is the text collapsed. They
+    were kept with the vendor's line breaks and tabs, in the person state (which showed
+    them so) and in what went to the canton."""
+    config = write_config(tmp_path, extra=DEFAULT_RULES)
+    config.write_text(config.read_text().replace('route_to = ["canton"]\n', ""))
+    move_in = variant(tmp_path, "moveIn-abroad.xml", "moveIn.xml", indented)
+    pm = get_plugin_manager()
+    pm.register(StubPlugin(), name="stub")
+    async with running(config, pm):
+        (tmp_path / "in" / "moveIn.xml").write_bytes(move_in.read_bytes())
+        db = tmp_path / "gateway.db"
+        await until(lambda: states(db, "SELECT state FROM messages") == [("routed",)])
+        await until(lambda: len(StubTransport.sent.get("canton", [])) == 1)
+    sent = etree.fromstring(StubTransport.sent["canton"][0].payload)
+    leaves = [el for el in sent.iter() if isinstance(el.tag, str) and len(el) == 0]
+    assert [(etree.QName(el).localname, el.text) for el in leaves
+            if el.text != " ".join((el.text or "").split())] == []
+    assert sent.findtext(".//e223:content/e223:personIdentification/e44:officialName",
+                         namespaces=NS) == "Öztürk Kaya"
+    site = write_initial_config(tmp_path / "site")  # the CLI on that database
+    site.write_text(site.read_text().replace('path = "gateway.db"', f'path = "{db}"'))
+    assert main(["--config", str(site), "persons", "show", "7563686861295", "--json"]) == 0
+    state = json.loads(capsys.readouterr().out)["state"]
+    assert state["identification"]["official_name"] == "Öztürk Kaya"
+    assert state["name_data"]["official_name"] == "Öztürk Kaya"
+    assert state["name_data"]["name_on_foreign_passport"] == {"name": "OZTURK", "first_name": "EMRE"}
+    assert state["birth_data"]["place_of_birth"]["foreign_country"]["town"] == "İstanbul"
+    assert state["residence_address"]["street"] == "Wülflingerstrasse"
+    assert state["municipality"]["municipality_name"] == "Winterthur"
+    assert state["identification"]["local_person_id"] == {"person_id_category": "MU.230",
+                                                         "person_id": "100201"}

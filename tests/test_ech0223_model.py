@@ -379,3 +379,24 @@ def test_the_compiled_readers_read_what_the_table_walk_reads(monkeypatch: pytest
     assert compiled == walked
     assert [_memories(m) for m in compiled] == [_memories(m) for m in walked]
     assert any(texts for _, texts in _memories(compiled[-1]))
+
+
+def test_a_token_is_read_as_its_collapsed_value_and_a_string_as_it_is() -> None:
+    """Names, towns and ids derive from xs:token: blanks around them and runs of them are no
+    part of the value (they were, and reached the person state). xs:string keeps its blanks
+    (businessComment here; goesTo's countryNameShort in ODD), and a no-break space is no blank."""
+    indented = MINIMAL.replace("<p:officialName>Núñez</p:officialName>",
+                               "<p:officialName>\n\t\tNúñez \t\n  Peña\n\t</p:officialName>") \
+                      .replace("<p:firstName>José</p:firstName>",
+                               "<p:firstName> José\u00a0Maria </p:firstName>") \
+                      .replace("</m:personIdentification>", "</m:personIdentification>"
+                               "<m:businessInformation><m:businessComment>  Zeile 1\n  Zeile 2 "
+                               "</m:businessComment></m:businessInformation>")
+    message = read_message(indented.encode())
+    assert isinstance(message, PersonEventMessage)
+    ident = message.content.person_identification
+    assert (ident.official_name, ident.first_name) == ("Núñez Peña", "José\u00a0Maria")
+    business = message.content.business_information
+    assert business is not None and business.business_comment == "  Zeile 1\n  Zeile 2 "
+    written = write_message(message).decode()
+    assert "officialName>Núñez Peña</" in written and "businessComment>  Zeile 1\n  Zeile 2 <" in written

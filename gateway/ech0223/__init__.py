@@ -6,6 +6,7 @@ lexical form of each value. ``sample_person_event`` and ``sample_event_report`` 
 valid, varied messages for demos, benchmarks and tests.
 """
 
+from ._xsd import collapse
 from .codes import BusinessKey, EchVersion, PersonEvent
 from .document import Document, File, LangText
 from .header import Extension, Header, PartialDelivery, Reference, SendingApplication
@@ -98,6 +99,7 @@ __all__ = [
     "SwissAddressInformation",
     "SwissMunicipality",
     "UidStructure",
+    "collapse",
     "read_message",
     "sample_event_report",
     "sample_person_event",

@@ -17,7 +17,7 @@ from ._person_xml import (
     RESIDENCE_PERMIT_DATA,
     SWISS_ADDRESS,
 )
-from ._xsd import BOOLEAN, DATE, DATETIME, INTEGER, TEXT
+from ._xsd import BOOLEAN, DATE, DATETIME, INTEGER, TEXT, TOKEN
 from .document import Document, File, LangText
 from .header import Extension, Header, PartialDelivery, Reference, SendingApplication
 from .message import (
@@ -132,14 +132,14 @@ PERSON_DATA = Layout(PersonData, (
     )), "?"),
     Item(E223 + "religionData", "religion_data", RELIGION_DATA),
     Item(E223 + "comesFrom", "comes_from", Layout(ComesFrom, (
-        Item(E223 + "municipalityName", "municipality_name"),
+        Item(E223 + "municipalityName", "municipality_name", TOKEN),
         Item(E223 + "arrivalDate", "arrival_date", DATE),
         Item(E223 + "reportingDate", "reporting_date", DATE, "?"),
         Item(E223 + "countryNameShort", "country_name_short"),
         Item(E223 + "cantonAbbreviation", "canton_abbreviation", TEXT, "?"),
     )), "?"),
     Item(E223 + "goesTo", "goes_to", Layout(GoesTo, (
-        Item(E223 + "municipalityName", "municipality_name"),
+        Item(E223 + "municipalityName", "municipality_name", TOKEN),
         Item(E223 + "departureDate", "departure_date", DATE),
         Item(E223 + "countryNameShort", "country_name_short"),
         Item(E223 + "cantonAbbreviation", "canton_abbreviation", TEXT, "?"),

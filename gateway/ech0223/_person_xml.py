@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from . import codes
 from ._binding import E07, E08, E10, E11, E21, E44, Item, Layout, strings, tokens
-from ._xsd import BOOLEAN, DATE, INTEGER, TEXT, UID_NUMBER
+from ._xsd import BOOLEAN, DATE, INTEGER, TEXT, TOKEN, UID_NUMBER
 from .person import (
     BirthAddonData,
     BirthData,
@@ -35,49 +35,49 @@ CANTON = tokens("cantonAbbreviation", codes.Canton)
 
 MUNICIPALITY = Layout(SwissMunicipality, (
     Item(E07 + "municipalityId", "municipality_id", INTEGER, "?"),
-    Item(E07 + "municipalityName", "municipality_name"),
+    Item(E07 + "municipalityName", "municipality_name", TOKEN),
     Item(E07 + "cantonAbbreviation", "canton_abbreviation", CANTON, "?"),
     Item(E07 + "historyMunicipalityId", "history_municipality_id", INTEGER, "?"),
 ))  # fmt: skip
 COUNTRY = Layout(Country, (
     Item(E08 + "countryId", "country_id", INTEGER, "?"),
-    Item(E08 + "countryIdISO2", "country_id_iso2", TEXT, "?"),
-    Item(E08 + "countryNameShort", "country_name_short"),
+    Item(E08 + "countryIdISO2", "country_id_iso2", TOKEN, "?"),
+    Item(E08 + "countryNameShort", "country_name_short", TOKEN),
 ))  # fmt: skip
 _STREET = (
-    Item(E10 + "addressLine1", "address_line1", TEXT, "?"),
-    Item(E10 + "addressLine2", "address_line2", TEXT, "?"),
-    Item(E10 + "street", "street", TEXT, "?"),
-    Item(E10 + "houseNumber", "house_number", TEXT, "?"),
-    Item(E10 + "dwellingNumber", "dwelling_number", TEXT, "?"),
+    Item(E10 + "addressLine1", "address_line1", TOKEN, "?"),
+    Item(E10 + "addressLine2", "address_line2", TOKEN, "?"),
+    Item(E10 + "street", "street", TOKEN, "?"),
+    Item(E10 + "houseNumber", "house_number", TOKEN, "?"),
+    Item(E10 + "dwellingNumber", "dwelling_number", TOKEN, "?"),
 )
 SWISS_ADDRESS = Layout(SwissAddressInformation, (
     *_STREET,
-    Item(E10 + "locality", "locality", TEXT, "?"),
-    Item(E10 + "town", "town"),
+    Item(E10 + "locality", "locality", TOKEN, "?"),
+    Item(E10 + "town", "town", TOKEN),
     Item(E10 + "swissZipCode", "swiss_zip_code", INTEGER),
     Item(E10 + "swissZipCodeAddOn", "swiss_zip_code_add_on", TEXT, "?"),
     Item(E10 + "swissZipCodeId", "swiss_zip_code_id", INTEGER, "?"),
-    Item(E10 + "country", "country"),
+    Item(E10 + "country", "country", TOKEN),
 ))  # fmt: skip
 ADDRESS = Layout(AddressInformation, (
     *_STREET,
     Item(E10 + "postOfficeBoxNumber", "post_office_box_number", INTEGER, "?"),
-    Item(E10 + "postOfficeBoxText", "post_office_box_text", TEXT, "?"),
-    Item(E10 + "locality", "locality", TEXT, "?"),
-    Item(E10 + "town", "town"),
+    Item(E10 + "postOfficeBoxText", "post_office_box_text", TOKEN, "?"),
+    Item(E10 + "locality", "locality", TOKEN, "?"),
+    Item(E10 + "town", "town", TOKEN),
     Item(E10 + "swissZipCode", "swiss_zip_code", INTEGER, "?"),
     Item(E10 + "swissZipCodeAddOn", "swiss_zip_code_add_on", TEXT, "?"),
     Item(E10 + "swissZipCodeId", "swiss_zip_code_id", INTEGER, "?"),
-    Item(E10 + "foreignZipCode", "foreign_zip_code", TEXT, "?"),
-    Item(E10 + "country", "country"),
+    Item(E10 + "foreignZipCode", "foreign_zip_code", TOKEN, "?"),
+    Item(E10 + "country", "country", TOKEN),
 ))  # fmt: skip
 
 # --- eCH-0044 ------------------------------------------------------------------------------
 
 NAMED_PERSON_ID = Layout(NamedPersonId, (
-    Item(E44 + "personIdCategory", "person_id_category"),
-    Item(E44 + "personId", "person_id"),
+    Item(E44 + "personIdCategory", "person_id_category", TOKEN),
+    Item(E44 + "personId", "person_id", TOKEN),
 ))  # fmt: skip
 DATE_PARTIALLY_KNOWN = Layout(DatePartiallyKnown, (
     Item(E44 + "yearMonthDay", "year_month_day", DATE, "?"),
@@ -88,9 +88,9 @@ PERSON_IDENTIFICATION = Layout(PersonIdentificationLight, (
     Item(E44 + "vn", "vn", INTEGER, "?"),
     Item(E44 + "localPersonId", "local_person_id", NAMED_PERSON_ID, "?"),
     Item(E44 + "otherPersonId", "other_person_id", NAMED_PERSON_ID, "*"),
-    Item(E44 + "officialName", "official_name"),
-    Item(E44 + "firstName", "first_name"),
-    Item(E44 + "originalName", "original_name", TEXT, "?"),
+    Item(E44 + "officialName", "official_name", TOKEN),
+    Item(E44 + "firstName", "first_name", TOKEN),
+    Item(E44 + "originalName", "original_name", TOKEN, "?"),
     Item(E44 + "sex", "sex", SEX, "?"),
     Item(E44 + "dateOfBirth", "date_of_birth", DATE_PARTIALLY_KNOWN, "?"),
 ))  # fmt: skip
@@ -98,23 +98,23 @@ PERSON_IDENTIFICATION = Layout(PersonIdentificationLight, (
 # --- eCH-0011 ------------------------------------------------------------------------------
 
 FOREIGNER_NAME = Layout(ForeignerName, (
-    Item(E11 + "name", "name", TEXT, "?"),
-    Item(E11 + "firstName", "first_name", TEXT, "?"),
+    Item(E11 + "name", "name", TOKEN, "?"),
+    Item(E11 + "firstName", "first_name", TOKEN, "?"),
 ))  # fmt: skip
 NAME_DATA = Layout(NameData, (
-    Item(E11 + "officialName", "official_name"),
-    Item(E11 + "firstName", "first_name"),
-    Item(E11 + "originalName", "original_name", TEXT, "?"),
-    Item(E11 + "allianceName", "alliance_name", TEXT, "?"),
-    Item(E11 + "aliasName", "alias_name", TEXT, "?"),
-    Item(E11 + "otherName", "other_name", TEXT, "?"),
-    Item(E11 + "callName", "call_name", TEXT, "?"),
+    Item(E11 + "officialName", "official_name", TOKEN),
+    Item(E11 + "firstName", "first_name", TOKEN),
+    Item(E11 + "originalName", "original_name", TOKEN, "?"),
+    Item(E11 + "allianceName", "alliance_name", TOKEN, "?"),
+    Item(E11 + "aliasName", "alias_name", TOKEN, "?"),
+    Item(E11 + "otherName", "other_name", TOKEN, "?"),
+    Item(E11 + "callName", "call_name", TOKEN, "?"),
     Item(E11 + "nameOnForeignPassport", "name_on_foreign_passport", FOREIGNER_NAME, "?"),
     Item(E11 + "declaredForeignName", "declared_foreign_name", FOREIGNER_NAME, "?"),
 ))  # fmt: skip
 FOREIGN_COUNTRY = Layout(ForeignCountry, (
     Item(E11 + "country", "country", COUNTRY),
-    Item(E11 + "town", "town", TEXT, "?"),
+    Item(E11 + "town", "town", TOKEN, "?"),
 ))  # fmt: skip
 GENERAL_PLACE = Layout(GeneralPlace, (
     Item(E11 + "unknown", "unknown", tokens("unknown", codes.Unknown), "?"),
@@ -162,10 +162,10 @@ RELIGION_DATA = Layout(ReligionData, (
 # --- eCH-0021 ------------------------------------------------------------------------------
 
 NAME_OF_PARENT = Layout(NameOfParent, (
-    Item(E21 + "firstName", "first_name", TEXT, "?"),
-    Item(E21 + "officialName", "official_name", TEXT, "?"),
-    Item(E21 + "firstNameOnly", "first_name_only", TEXT, "?"),
-    Item(E21 + "officialNameOnly", "official_name_only", TEXT, "?"),
+    Item(E21 + "firstName", "first_name", TOKEN, "?"),
+    Item(E21 + "officialName", "official_name", TOKEN, "?"),
+    Item(E21 + "firstNameOnly", "first_name_only", TOKEN, "?"),
+    Item(E21 + "officialNameOnly", "official_name_only", TOKEN, "?"),
     Item(E21 + "officialProofOfNameOfParentsYesNo", "official_proof_of_name_of_parents_yes_no",
          BOOLEAN, "?"),
 ))  # fmt: skip
@@ -179,7 +179,7 @@ OCCUPATION_DATA = Layout(OccupationData, (
              strings("uidOrganisationIdCategorie", codes.UidCategory)),
         Item(E21 + "uidOrganisationId", "uid_organisation_id", UID_NUMBER),
     )), "?"),
-    Item(E21 + "employer", "employer", TEXT, "?"),
+    Item(E21 + "employer", "employer", TOKEN, "?"),
     Item(E21 + "placeOfWork", "place_of_work", ADDRESS, "?"),
     Item(E21 + "placeOfEmployer", "place_of_employer", ADDRESS, "?"),
     Item(E21 + "occupationValidFrom", "occupation_valid_from", DATE, "?"),
@@ -188,6 +188,6 @@ OCCUPATION_DATA = Layout(OccupationData, (
 JOB_DATA = Layout(JobData, (
     Item(E21 + "kindOfEmployment", "kind_of_employment",
          strings("kindOfEmployment", codes.KindOfEmployment)),
-    Item(E21 + "jobTitle", "job_title", TEXT, "?"),
+    Item(E21 + "jobTitle", "job_title", TOKEN, "?"),
     Item(E21 + "occupationData", "occupation_data", OCCUPATION_DATA, "*"),
 ))  # fmt: skip

@@ -21,6 +21,7 @@ _DATE = re.compile(r"(\d{4})-(\d\d)-(\d\d)" + _TZ)
 _DATETIME = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?" + _TZ)
 _INTEGER = re.compile(r"[+-]?\d+")
 _BOOLEAN = {"true": True, "1": True, "false": False, "0": False}
+_BLANKS = re.compile(r"[ \t\n\r]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +101,17 @@ def parse_integer(text: str) -> int:
     return int(stripped)
 
 
+def collapse(text: str) -> str:
+    """The value of ``text`` as an ``xs:token`` (whiteSpace="collapse"): tabs and line breaks
+    become spaces, runs of them one, and none is left at either end.
+
+    XML whitespace only: a no-break space is part of the value.
+    """
+    if text.isprintable() and "  " not in text and text.strip(" ") == text:
+        return text  # nothing to collapse: most texts, found at the cost of three C calls
+    return _BLANKS.sub(" ", text).strip(" ")
+
+
 def string_enum(name: str, values: Iterable[str]) -> Scalar:
     """Enumeration restricting xs:string: the text must be one of ``values`` as is."""
     allowed = frozenset(values)
@@ -126,6 +138,9 @@ def token_enum(name: str, values: Iterable[str]) -> Scalar:
 
 
 TEXT = Scalar()
+#: Free text whose XSD type derives from xs:token (names, towns, streets, ids): its value is
+#: the collapsed text, and that is what is written (no memory of the blanks it was read with).
+TOKEN = Scalar(collapse)
 DATE = Scalar(parse_date, date.isoformat, exact=False, plain=True)
 DATETIME = Scalar(parse_datetime, format_datetime, exact=False, plain=True)
 BOOLEAN = Scalar(parse_boolean, lambda value: "true" if value else "false", False, plain=True)

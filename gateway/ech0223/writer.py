@@ -117,7 +117,7 @@ def _compile(layout: Layout[Any]) -> _Writer:
             continue
         if isinstance(codec, Layout):
             body = f"{ref}(out, {name!r}, x)"
-        elif codec.parse is None:
+        elif codec.exact and codec.format is str:  # the value is its text (TEXT, TOKEN, codes)
             body = _add(name, "x if _search(x) is None else _escape(x)")
         else:
             names[ref] = codec.format

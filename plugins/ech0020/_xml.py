@@ -12,13 +12,15 @@ from typing import Any
 
 from lxml import etree
 
-from gateway.api import InputRejected
+from gateway.api import InputRejected, ech0223
 
 NS_0020 = "http://www.ech.ch/xmlns/eCH-0020/3"
 E20 = f"{{{NS_0020}}}"
 XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
 
 Element = etree._Element
+#: The value of an xs:token's text (blanks collapsed), as the eCH-0223 reader takes it too.
+_collapse = ech0223.collapse
 
 #: Local names by Clark tag: a delivery has a few dozen tags, each read again and again.
 _LOCAL: dict[Any, str] = {}
@@ -74,8 +76,10 @@ def missing(parent: Element, name: str) -> InputRejected:
 
 
 def text(el: Element) -> str:
-    """The whitespace-collapsed text of a simple element; empty text is rejected."""
-    value = (el.text or "").strip()
+    """The whitespace-collapsed text of a simple element (``ech0223.collapse``: the value of
+    the xs:token types read so, and blanks around a code or date are no part of it); empty
+    text is rejected."""
+    value = _collapse(el.text or "")
     if not value:
         raise InputRejected(f"empty element {local(el)}", where(el))
     return value
