@@ -122,11 +122,15 @@ class PersonState(BaseModel):
         state does not know, and this state's names and date stay.
         """
         mine, theirs = vars(self), vars(newer)
-        if theirs["as_of"] is not None and mine["as_of"] is not None and theirs["as_of"] < mine["as_of"]:
+        if newer.dated_before(self):
             return newer.updated(mine["identification"], mine["as_of"], {name: mine[name] for name in PARTS})
         if self.kept_by(newer):
             return newer
         return self.updated(newer.identification, theirs["as_of"], {name: theirs[name] for name in PARTS})
+
+    def dated_before(self, other: PersonState) -> bool:
+        """Whether both are dated, this one before ``other`` (then it only fills ``other`` in)."""
+        return self.as_of is not None and other.as_of is not None and self.as_of < other.as_of
 
     def updated(self, identification: PersonIdentificationLight, as_of: date | None,
                 parts: Mapping[str, Any]) -> PersonState:
@@ -363,6 +367,7 @@ class PersonChange:
     :param added: those of ``keys`` that ``base`` lacks (to be given to the person).
     :param birth: the date of birth of ``merged`` as ISO text, where ``base`` lacks it or
         has another (to be indexed).
+    :param older: ``update`` is dated before ``base``: its word on the register is old news.
     """
 
     update: str
@@ -371,12 +376,13 @@ class PersonChange:
     keys: tuple[str, ...]
     added: tuple[str, ...]
     birth: str | None
+    older: bool = False
 
     def __reduce__(self) -> tuple[type[PersonChange], tuple[Any, ...]]:
         """Pickle as a constructor call: a change crosses from the worker with every result,
         and the dataclass default goes through ``fields()`` for each."""
         return PersonChange, (self.update, self.merged, self.base, self.keys, self.added,
-                              self.birth)
+                              self.birth, self.older)
 
     @classmethod
     def of(cls, update: PersonState, base: StoredPerson | None = None,
@@ -389,6 +395,6 @@ class PersonChange:
         had = set(base.state.keys()) if base is not None else set()
         birth = merged.birth()
         return cls(text, text if merged is update else merged.model_dump_json(),
-                   base.text if base is not None else None, keys,
-                   tuple(k for k in keys if k not in had),
-                   birth if base is None or birth != base.state.birth() else None)
+                   base.text if base is not None else None, keys, tuple(k for k in keys if k not in had),
+                   birth if base is None or birth != base.state.birth() else None,
+                   base is not None and update.dated_before(base.state))

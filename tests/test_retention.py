@@ -21,6 +21,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -531,3 +532,45 @@ def test_prune_prints_its_times_as_every_command_does(
             assert said == datetime.fromtimestamp(at.timestamp(), ZoneInfo("Europe/Zurich")
                                                   ).isoformat(timespec="milliseconds")
             assert abs(at.timestamp() - (time.time() - 30 * 86400)) < 60
+
+
+def test_a_moveout_dated_before_a_later_movein_leaves_the_person_a_resident(
+        tmp_path: Path) -> None:
+    """Valon Berisha moved in on 1 November; the registry's moveOut of 25 October arrives
+    after it (a delivery held up). It is forwarded as any moveOut, but it is older than the
+    person's state: it marked him gone ("left the register"), and retention deleted the
+    state of a resident once the messages about him were pruned."""
+    from tests.test_ech0020_vendors import BERISHA, NS, berisha, variant
+
+    def moving_in(root: Any) -> None:
+        berisha(root)
+        names = root.find(".//e20:nameData", NS)
+        names.find("e11:officialName", NS).text, names.find("e11:firstName", NS).text = \
+            "Berisha", "Valon"
+
+    corpus = Path(__file__).parent / "fixtures" / "ech0020"
+    config = gateway_folder(tmp_path, '[retention]\nkeep = "1s"\ninterval = "1d"\n')
+    db = tmp_path / "gateway.db"
+    move_in = variant(tmp_path, "moveIn-abroad.xml", "moveIn.xml", moving_in, "2026-11-01")
+    move_out = variant(tmp_path, "moveOut.xml", "moveOut.xml", lambda root: None, "2026-10-25")
+
+    async def run() -> None:
+        async with running(config, get_plugin_manager()):
+            for n, data in enumerate([(corpus / "baseDelivery.xml").read_bytes(),
+                                      move_in.read_bytes(), move_out.read_bytes()], 1):
+                drop(tmp_path / "in", f"{n}.xml", data)
+                await until(lambda n=n: states(db, "SELECT count(*) FROM messages WHERE state"
+                                                   " NOT IN ('received')") == [(n,)])
+            await until(lambda: states(db, "SELECT count(*) FROM deliveries"
+                                           " WHERE state = 'delivered'") == [(2,)])
+    asyncio.run(run())
+    assert states(db, "SELECT ref, state FROM messages ORDER BY id") == [
+        ("1.xml", "not_relevant"), ("2.xml", "routed"), ("3.xml", "routed")]  # forwarded
+    shown = cli(config, "persons", "show", BERISHA)
+    assert shown.returncode == OK, shown.stderr
+    assert "left the register" not in shown.stdout
+    time.sleep(1.2)  # the messages are unchanged for longer than keep
+    done = cli(config, "prune")
+    assert done.returncode == OK, done.stderr
+    assert done.stdout.splitlines()[1].startswith("deleted 0 persons who left the register")
+    assert cli(config, "persons", "show", BERISHA).returncode == OK

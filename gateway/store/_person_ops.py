@@ -11,7 +11,9 @@ the update is merged into the state stored now.
 
 A registry's event about a person also says whether they are still in its
 register (:func:`residence`): a departure marks them ``departed_at``, which
-retention needs (:mod:`gateway.store._retention_ops`).
+retention needs (:mod:`gateway.store._retention_ops`). An event dated before the
+person's state (a moveOut arriving after a later moveIn) says nothing of where they
+are now: it leaves the mark as it is, as it only fills in the state.
 """
 
 from __future__ import annotations
@@ -114,9 +116,10 @@ def _merge(conn: sqlite3.Connection, change: PersonChange, message: int,
         return _create(conn, change.merged, change.keys, change.birth, message, now, mark), True
     if found and change.base is not None:
         pid = min(found)  # several: the VN and a local id named different persons; the oldest wins
+        kept = (None, now) if change.older else mark
         if conn.execute(f"UPDATE persons SET state = ?, updated_at = ?, updated_by = ?, {_DEPARTED}"
                         " WHERE id = ? AND state = ?",
-                        (change.merged, now, message, *mark, pid, change.base)).rowcount == 1:
+                        (change.merged, now, message, *kept, pid, change.base)).rowcount == 1:
             if change.added:
                 _add_keys(conn, pid, change.added)
             _add_birth(conn, pid, change.birth)
@@ -134,11 +137,13 @@ def _merge_now(conn: sqlite3.Connection, update: PersonState, message: int,
                        mark), True
     pid = min(found)  # several: the VN and a local id named different persons; the oldest wins
     (old,) = conn.execute("SELECT state FROM persons WHERE id = ?", (pid,)).fetchone()
-    new = state_from_json(old).merged(update)
+    stored = state_from_json(old)
+    new = stored.merged(update)
+    kept = (None, now) if update.dated_before(stored) else mark
     expect_changed(conn.execute(
         f"UPDATE persons SET state = ?, updated_at = ?, updated_by = ?, {_DEPARTED}"
         " WHERE id = ? AND state = ?",
-        (_json(new), now, message, *mark, pid, old)), 1, f"person {pid} (in the state read)")
+        (_json(new), now, message, *kept, pid, old)), 1, f"person {pid} (in the state read)")
     _add_keys(conn, pid, new.keys())
     _add_birth(conn, pid, new.birth())
     return pid, False
