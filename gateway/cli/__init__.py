@@ -18,6 +18,7 @@ from gateway.cli import (
     _handling,
     _inspect,
     _operate,
+    _out,
     _partners,
     _persons,
     _retention,
@@ -122,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         pm = get_plugin_manager()
     except PluginError as exc:
-        print(f"ech-gateway: {exc}", file=sys.stderr)
+        _out.say(f"ech-gateway: {exc}", file=sys.stderr)
         return CONFIG
     commands = [c for found in pm.hook.gateway_commands() for c in found]
     args = build_parser(commands).parse_args(argv)
@@ -135,31 +136,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return _closed_pipe()
     except ConfigError as exc:
-        print(exc, file=sys.stderr)
+        _out.say(exc, file=sys.stderr)
         return CONFIG
     except PluginError as exc:  # a type clash found once the types are listed
-        print(f"ech-gateway: {exc}", file=sys.stderr)
+        _out.say(f"ech-gateway: {exc}", file=sys.stderr)
         return CONFIG
     except WorkerStartFailed as exc:  # ``run``: the installation does not load in a worker
-        print(f"ech-gateway: {exc}", file=sys.stderr)
+        _out.say(f"ech-gateway: {exc}", file=sys.stderr)
         return CONFIG
     except FolderHang as exc:  # a configured folder on a share that is down, at start
-        print(f"ech-gateway: {exc}", file=sys.stderr)
+        _out.say(f"ech-gateway: {exc}", file=sys.stderr)
         return CONFIG
     except NotFound as exc:
-        print(f"ech-gateway: {exc}", file=sys.stderr)
+        _out.say(f"ech-gateway: {exc}", file=sys.stderr)
         return NOT_FOUND
     except Ambiguous as exc:
-        print(f"ech-gateway: {exc}", *exc.candidates, sep="\n  ", file=sys.stderr)
+        _out.say(f"ech-gateway: {exc}", *(f"  {c}" for c in exc.candidates), file=sys.stderr)
         return AMBIGUOUS
     except StoreLost as exc:  # one line, no traceback: the operator restores the database
-        print(f"ech-gateway: {exc}", file=sys.stderr)
+        _out.say(f"ech-gateway: {exc}", file=sys.stderr)
         return STORE_LOST
     except StoreUnavailable as exc:  # one line: it says why (a lock, a full disk); try again
-        print(f"ech-gateway: {exc}; nothing more was done, try again later", file=sys.stderr)
+        _out.say(f"ech-gateway: {exc}; nothing more was done, try again later", file=sys.stderr)
         return UNAVAILABLE
     except StoreError as exc:
-        print(f"ech-gateway: {exc}", file=sys.stderr)
+        _out.say(f"ech-gateway: {exc}", file=sys.stderr)
         return FAILED
     except KeyboardInterrupt:
         return 130

@@ -8,7 +8,7 @@ import json
 import os
 from typing import Any
 
-from gateway.cli import _access, _args, _render
+from gateway.cli import _access, _args, _out, _render
 from gateway.cli._reprocess import process_stored
 from gateway.cli.exitcodes import FAILED, OK
 from gateway.errors import NotFound
@@ -41,8 +41,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     """Cases, newest first."""
     with _access.reader(args) as r:
         cases = r.list_cases(args.limit)
-    print(json.dumps(_render.with_times(cases), indent=2) if args.json
-          else _render.case_table(cases) if cases else "no cases")
+    if args.json:
+        _out.exact(json.dumps(_render.with_times(cases), indent=2))
+    else:
+        _out.say(*(_render.case_table(cases) if cases else ["no cases"]))
     return OK
 
 
@@ -52,8 +54,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         case = r.get_case(args.id)
     if case is None:
         raise NotFound(f"no case {args.id}")
-    print(json.dumps(_render.with_times(case), indent=2) if args.json
-          else _render.case_detail(case))
+    if args.json:
+        _out.exact(json.dumps(_render.with_times(case), indent=2))
+    else:
+        _out.say(*_render.case_detail(case))
     return OK
 
 
@@ -75,7 +79,7 @@ def cmd_assign(args: argparse.Namespace) -> int:
         state = asyncio.run(process_stored(mid, store, settings, args.pm)).state
         msg = r.get_message(mid)
     if state != MessageState.ROUTED and msg is not None:  # e.g. a person nobody knows
-        print(f"message {mid}: assigned, but {state}: {msg['reason']}")
+        _out.say(f"message {mid}: assigned, but {state}: {msg['reason']}")
         return FAILED
-    print(f"message {mid}: assigned, now {state}")
+    _out.say(f"message {mid}: assigned, now {state}")
     return OK

@@ -42,7 +42,7 @@ _ALL = "(--all to show them)"
 Attempt = tuple[int, int]
 
 
-def message_detail(msg: dict[str, Any], *, every: bool = False) -> str:
+def message_detail(msg: dict[str, Any], *, every: bool = False) -> list[str]:
     """A message with its deliveries, attempts, receipts and history; ``every``: all of a
     delivery's attempts, receipts and history lines, else the first and last few attempts."""
     hidden = set() if every else hidden_attempts(msg["deliveries"])
@@ -74,7 +74,7 @@ def message_detail(msg: dict[str, Any], *, every: bool = False) -> str:
         out += _delivery_lines(d, hidden)
     out.append("  history:")
     out += collapsed(_history(msg, hidden), _more_lines)
-    return "\n".join(out)
+    return out
 
 
 def hidden_attempts(deliveries: list[dict[str, Any]]) -> set[Attempt]:

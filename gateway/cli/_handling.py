@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.cli import _access
+from gateway.cli import _access, _out
 from gateway.cli._detail import FILE_KEYS
 from gateway.cli._reprocess import process_stored
 from gateway.cli.exitcodes import FAILED, NOT_FOUND, OK
@@ -48,20 +48,20 @@ def cmd_resubmit(args: argparse.Namespace) -> int:
         mid = _access.resolve(r, args.id)
         msg = r.get_message(mid)
         if msg is not None and msg["state"] != MessageState.QUARANTINED:
-            print(f"ech-gateway: message {mid} is {msg['state']}: only a quarantined message can"
-                  " be resubmitted (a corrected file takes the place of its input)",
-                  file=sys.stderr)
+            _out.say(f"ech-gateway: message {mid} is {msg['state']}: only a quarantined message can"
+                     " be resubmitted (a corrected file takes the place of its input)",
+                     file=sys.stderr)
             return FAILED
         original = asyncio.run(store.load_input(mid))
         limit = settings.limits.max_document_bytes
         try:
             data = read_file(args.file, limit)
         except OSError as exc:
-            print(f"ech-gateway: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+            _out.say(f"ech-gateway: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
             return NOT_FOUND
         if data is None:
-            print(f"ech-gateway: {args.file} is larger than [limits] max_document_bytes"
-                  f" ({limit} bytes)", file=sys.stderr)
+            _out.say(f"ech-gateway: {args.file} is larger than [limits] max_document_bytes"
+                     f" ({limit} bytes)", file=sys.stderr)
             return FAILED
         meta = {k: v for k, v in original.meta.items() if k not in _EVIDENCE_KEYS}
         meta["content_type"] = ("application/zip" if data.startswith(_ZIP_MAGIC)
@@ -73,14 +73,14 @@ def cmd_resubmit(args: argparse.Namespace) -> int:
         except StoreUnavailable:  # no refusal: the command says so and exits (cli.main)
             raise
         except StoreError as exc:
-            print(f"ech-gateway: {exc}", file=sys.stderr)
+            _out.say(f"ech-gateway: {exc}", file=sys.stderr)
             return FAILED
         p = asyncio.run(process_stored(new, store, settings, args.pm))
     if p.state == MessageState.QUARANTINED:
-        print(f"message {new} corrects message {mid} (now handled), but is quarantined too:"
-              f" {p.reason}")
+        _out.say(f"message {new} corrects message {mid} (now handled), but is quarantined too:"
+                 f" {p.reason}")
         return FAILED
-    print(f"message {new} corrects message {mid} (now handled): {p.state}")
+    _out.say(f"message {new} corrects message {mid} (now handled): {p.state}")
     return OK
 
 
@@ -93,11 +93,11 @@ def cmd_handle(args: argparse.Namespace) -> int:
         except StoreUnavailable:  # no refusal: the command says so and exits (cli.main)
             raise
         except StoreError as exc:
-            print(f"ech-gateway: {exc}", file=sys.stderr)
+            _out.say(f"ech-gateway: {exc}", file=sys.stderr)
             return FAILED
     if deliveries:
         which = noun(len(deliveries), "its rejected delivery", "its rejected deliveries")
-        print(f"message {mid}: {which} {', '.join(map(str, deliveries))} handled: {args.note}")
+        _out.say(f"message {mid}: {which} {', '.join(map(str, deliveries))} handled: {args.note}")
     else:
-        print(f"message {mid} handled: {args.note}")
+        _out.say(f"message {mid} handled: {args.note}")
     return OK

@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from gateway.cli import _access, _args, _detail, _render, _replay
+from gateway.cli import _access, _args, _detail, _out, _render, _replay
 from gateway.cli.exitcodes import FAILED, OK
 from gateway.errors import NotFound
 from gateway.store import DeliveryState, MessageState
@@ -101,13 +101,16 @@ def cmd_list(args: argparse.Namespace) -> int:
         total = r.count_messages(**filters) if len(msgs) >= args.limit else len(msgs)
     rows = [_public(m) for m in msgs]
     if not rows and not args.json:
-        print(_none_listed(args))
+        _out.say(_none_listed(args))
         return OK
-    print(json.dumps(rows, indent=2) if args.json else _render.message_table(rows))
+    if args.json:
+        _out.exact(json.dumps(rows, indent=2))
+    else:
+        _out.say(*_render.message_table(rows))
     if total > len(rows):
         # beside JSON (on stderr) so that the JSON stays whole
-        print(f"showing {len(rows)} of {total} (--limit N for more)",
-              file=sys.stderr if args.json else sys.stdout)
+        _out.say(f"showing {len(rows)} of {total} (--limit N for more)",
+                 file=sys.stderr if args.json else sys.stdout)
     return OK
 
 
@@ -135,9 +138,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         msg = {**msg, "deliveries": [{**d, "overdue": _render.receipt_overdue(d)}
                                      for d in msg["deliveries"]]}
-        print(json.dumps(_render.with_times(msg), indent=2, default=str))
+        _out.exact(json.dumps(_render.with_times(msg), indent=2, default=str))
     else:
-        print(_detail.message_detail(msg, every=args.all))
+        _out.say(*_detail.message_detail(msg, every=args.all))
     return OK
 
 
@@ -153,25 +156,25 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
     cut = total is not None and total > len(rows)
     if args.replay:
         if not rows:
-            print("no dead letters to replay")
+            _out.say("no dead letters to replay")
             return OK
         with _access.writer(args) as (_settings, store):
             for mid, _ref, d in rows:
                 new = asyncio.run(store.replay_delivery(d["id"]))
-                print(f"delivery {d['id']} of message {mid} replayed as {new}")
+                _out.say(f"delivery {d['id']} of message {mid} replayed as {new}")
         if cut:
-            print(f"replayed {len(rows)} of {total} dead letters (those of the newest"
-                  f" {len(msgs)} messages); run dead-letters --replay again for the others")
+            _out.say(f"replayed {len(rows)} of {total} dead letters (those of the newest"
+                     f" {len(msgs)} messages); run dead-letters --replay again for the others")
         return OK
     if args.json:
-        print(json.dumps([{"message": mid, "message_id": ref, "delivery": d["id"],
-                           "partner": d["partner"], "attempts": d["attempts"],
-                           "reason": d["reason"]} for mid, ref, d in rows], indent=2))
+        _out.exact(json.dumps([{"message": mid, "message_id": ref, "delivery": d["id"],
+                                "partner": d["partner"], "attempts": d["attempts"],
+                                "reason": d["reason"]} for mid, ref, d in rows], indent=2))
     else:
-        print(_render.dead_letters(rows))
+        _out.say(*_render.dead_letters(rows))
     if cut:  # beside JSON (on stderr) so that the JSON stays whole
-        print(f"showing {len(rows)} of {total} dead letters (those of the newest {len(msgs)}"
-              " messages; --limit N for more)", file=sys.stderr if args.json else sys.stdout)
+        _out.say(f"showing {len(rows)} of {total} dead letters (those of the newest {len(msgs)}"
+                 " messages; --limit N for more)", file=sys.stderr if args.json else sys.stdout)
     return OK
 
 
@@ -186,18 +189,18 @@ def cmd_journal_verify(args: argparse.Namespace) -> int:
     path = settings.store.path
     anchor = read_anchor(path)
     if anchor is not None and not path.exists():
-        print(f"journal MISSING: no database at {path}; its anchor {anchor_path(path)}"
-              f" names journal entry {anchor.seq}")
+        _out.say(f"journal MISSING: no database at {path}; its anchor {anchor_path(path)}"
+                 f" names journal entry {anchor.seq}")
         return FAILED
     with _access.reader(args) as r:
         count, broken = r.verify_journal()
         anchor, problem = r.against_anchor()
     if broken is not None:
-        print(f"journal BROKEN at entry {broken} ({counted(count, 'entry', 'entries')} read)")
+        _out.say(f"journal BROKEN at entry {broken} ({counted(count, 'entry', 'entries')} read)")
         return FAILED
     if problem is not None:
-        print(f"journal {problem} ({counted(count, 'entry', 'entries')} read)")
+        _out.say(f"journal {problem} ({counted(count, 'entry', 'entries')} read)")
         return FAILED
     where = f", anchored at entry {anchor.seq}" if anchor else ", no anchor yet"
-    print(f"journal intact: {counted(count, 'entry', 'entries')}{where}")
+    _out.say(f"journal intact: {counted(count, 'entry', 'entries')}{where}")
     return OK

@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 from gateway import demo, early_signals, logs
 from gateway.assembly import load_config, make_validator, schema_set
-from gateway.cli import _access
+from gateway.cli import _access, _out
 from gateway.cli._validate import cmd_validate
 from gateway.cli.exitcodes import CONFIG, FAILED, OK
 from gateway.config import ConfigExists, check_environment, write_initial_config
@@ -81,20 +81,20 @@ def add_commands(sub: Any) -> None:
 def cmd_init(args: argparse.Namespace) -> int:
     """Write ``DIR/gateway.toml`` and the folders it names, or (``--system``) a service install."""
     if args.system == (args.directory is not None):
-        print("ech-gateway init: give either DIR or --system", file=sys.stderr)
+        _out.say("ech-gateway init: give either DIR or --system", file=sys.stderr)
         return CONFIG
     try:
         written = (install_system(args.root) if args.system
                    else [write_initial_config(Path(args.directory))])
     except ConfigExists as exc:
-        print(f"ech-gateway init: {exc}", file=sys.stderr)
+        _out.say(f"ech-gateway init: {exc}", file=sys.stderr)
         return FAILED
-    print("\n".join(f"wrote {path}" for path in written))
+    _out.say(*(f"wrote {path}" for path in written))
     if args.system:
-        print(f"then: systemd-sysusers && systemd-tmpfiles --create && systemctl daemon-reload"
-              f" && systemctl enable --now {UNIT_NAME}")
+        _out.say(f"then: systemd-sysusers && systemd-tmpfiles --create && systemctl daemon-reload"
+                 f" && systemctl enable --now {UNIT_NAME}")
     else:
-        print(f"run it with: ech-gateway --config {written[0]} run")
+        _out.say(f"run it with: ech-gateway --config {written[0]} run")
     return OK
 
 
@@ -104,16 +104,16 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         settings = _access.configuration(args)
     except ConfigError as exc:
         for file, key, reason in exc.problems:
-            print(f"{file}: {key}: {reason}")
+            _out.say(f"{file}: {key}: {reason}")
         return CONFIG
     problems = check_environment(settings)
     for file, key, reason in problems:
-        print(f"{file}: {key}: {reason}")
+        _out.say(f"{file}: {key}: {reason}")
     if problems:
         return CONFIG
     files = ", ".join(str(f) for f in settings.config_files)
-    print(f"configuration is valid ({files}): {counted(len(settings.sources), 'source')},"
-          f" {counted(len(settings.partners), 'partner')}")
+    _out.say(f"configuration is valid ({files}): {counted(len(settings.sources), 'source')},"
+             f" {counted(len(settings.partners), 'partner')}")
     return OK
 
 
@@ -168,13 +168,13 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     rows = describe(pm)
     types = {"sources": sorted(source_types(pm)), "transports": sorted(transport_types(pm))}
     if args.json:
-        print(json.dumps({"plugins": rows, **types}, indent=2))
+        _out.exact(json.dumps({"plugins": rows, **types}, indent=2))
         return OK
     name_width = max([10, *(len(row["name"]) for row in rows)])
     module_width = max([22, *(len(row["module"]) for row in rows)])
     for row in rows:
-        print(f"{row['name']:<{name_width}} {row['module']:<{module_width}}"
-              f" {', '.join(row['hooks'])}")
-    print(f"source types: {', '.join(types['sources'])}")
-    print(f"transport types: {', '.join(types['transports'])}")
+        _out.say(f"{row['name']:<{name_width}} {row['module']:<{module_width}}"
+                 f" {', '.join(row['hooks'])}")
+    _out.say(f"source types: {', '.join(types['sources'])}")
+    _out.say(f"transport types: {', '.join(types['transports'])}")
     return OK

@@ -7,7 +7,7 @@ import asyncio
 import sys
 from typing import Any
 
-from gateway.cli import _access, _render
+from gateway.cli import _access, _out, _render
 from gateway.cli.exitcodes import FAILED, OK
 from gateway.config._suggest import did_you_mean
 from gateway.store import SQLiteStore
@@ -37,13 +37,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
         if not found and args.partner not in settings.partners:  # a typo, most likely
             where = (f", nor on any other; no partner {args.partner!r} is configured"
                      f"{did_you_mean(args.partner, settings.partners)}")
-        print(f"ech-gateway: partner {args.partner} is not paused on node {node}{where}",
-              file=sys.stderr)
+        _out.say(f"ech-gateway: partner {args.partner} is not paused on node {node}{where}",
+                 file=sys.stderr)
         return FAILED
     since, moved = found
-    print(f"partner {args.partner} resumed on node {node}: paused since {_render.iso(since)};"
-          " the pause no longer counts toward max_age for"
-          f" {counted(moved, 'open delivery', 'open deliveries')}")
+    _out.say(f"partner {args.partner} resumed on node {node}: paused since {_render.iso(since)};"
+             " the pause no longer counts toward max_age for"
+             f" {counted(moved, 'open delivery', 'open deliveries')}")
     return OK
 
 

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from gateway.cli import _access, _args, _render
+from gateway.cli import _access, _args, _out, _render
 from gateway.cli.exitcodes import OK
 
 
@@ -26,13 +26,13 @@ def cmd_show(args: argparse.Namespace) -> int:
     with _access.reader(args) as r:
         person = _access.person(r, args.person, f"no person {args.person}")
     if args.json:
-        print(json.dumps(_render.with_times(person), indent=2, default=str))
+        _out.exact(json.dumps(_render.with_times(person), indent=2, default=str))
     else:
-        print(render(person))
+        _out.say(*render(person))
     return OK
 
 
-def render(person: dict[str, Any]) -> str:
+def render(person: dict[str, Any]) -> list[str]:
     """The text form: keys, the state part by part, then the timeline."""
     state = person["state"]
     ident = state["identification"]
@@ -58,7 +58,7 @@ def render(person: dict[str, Any]) -> str:
                      f" {what:<22} {m['state']:<13} {deliveries}")
         if m["state"] != "routed" and m["reason"]:
             lines.append(f"          {m['reason']}")
-    return "\n".join(lines)
+    return lines
 
 
 def _compact(value: Any) -> str:

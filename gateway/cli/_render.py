@@ -41,7 +41,7 @@ def _is_time(key: str, value: Any) -> bool:
 
 
 def status(counts: dict[str, Any], reasons: list[dict[str, Any]],
-           configured: Collection[str]) -> str:
+           configured: Collection[str]) -> list[str]:
     """Counts per state as a few lines (the deliveries not finished per partner too, a
     partner not among ``configured`` marked so), then the verdict and its reasons."""
     lines = ["messages:   " + _pairs(counts["messages"]),
@@ -76,7 +76,7 @@ def status(counts: dict[str, Any], reasons: list[dict[str, Any]],
     else:
         lines.append("ATTENTION:")
         lines += [f"  {_reason_count(r)} {r['what']}: {r['hint']}" for r in reasons]
-    return "\n".join(lines)
+    return lines
 
 
 def _reason_count(reason: dict[str, Any]) -> str:
@@ -91,7 +91,7 @@ def _pairs(d: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(d.items())) or "none"
 
 
-def message_table(rows: list[dict[str, Any]]) -> str:
+def message_table(rows: list[dict[str, Any]]) -> list[str]:
     """One line per message (rows in the shape ``messages list --json`` prints): its
     deliveries, else why it has none (``reason``, else ``note``: why it waits for review,
     is a duplicate or not relevant)."""
@@ -103,7 +103,7 @@ def message_table(rows: list[dict[str, Any]]) -> str:
         handled = " [handled]" if m["handled"] else ""
         out.append(f"{m['id']:>6}  {m['received_at']:<29}  {m['state']:<12}"
                    f" {m['message_id'] or '-':<36}  {deliveries or m['reason'] or m['note'] or ''}{handled}")
-    return "\n".join(out)
+    return out
 
 
 def warnings(msg: dict[str, Any]) -> list[str]:
@@ -165,14 +165,14 @@ def export_lines(msg: dict[str, Any]) -> list[str]:
     return out
 
 
-def dead_letters(rows: list[tuple[int, str | None, dict[str, Any]]]) -> str:
+def dead_letters(rows: list[tuple[int, str | None, dict[str, Any]]]) -> list[str]:
     """One line per dead delivery."""
     if not rows:
-        return "no dead letters"
+        return ["no dead letters"]
     out = [f"{'MSG':>6} {'DELIVERY':>8}  {'PARTNER':<10} {'ATTEMPTS':>8}  REASON"]
     for mid, _ref, d in rows:
         out.append(f"{mid:>6} {d['id']:>8}  {d['partner']:<10} {d['attempts']:>8}  {d['reason']}")
-    return "\n".join(out)
+    return out
 
 
 def candidates_text(candidates: list[dict[str, Any]]) -> list[str]:
@@ -182,7 +182,7 @@ def candidates_text(candidates: list[dict[str, Any]]) -> list[str]:
             for c in candidates]
 
 
-def case_detail(case: dict[str, Any]) -> str:
+def case_detail(case: dict[str, Any]) -> list[str]:
     """A case and its messages in time order, both directions."""
     refs = [f"{label} {case[key]}" for key, label in (
         ("business_process_id", "businessProcessId"), ("our_reference", "our reference"),
@@ -196,14 +196,14 @@ def case_detail(case: dict[str, Any]) -> str:
         deliveries = ", ".join(f"{d['partner']} {d['state']}" for d in m["deliveries"]) or "-"
         out.append(f"  {iso(m['at']):<32} {m['id']:>6} {m['direction']:<3} {m['kind'] or '?':<18}"
                    f" {m['state']:<12} {deliveries}")
-    return "\n".join(out)
+    return out
 
 
-def case_table(cases: list[dict[str, Any]]) -> str:
+def case_table(cases: list[dict[str, Any]]) -> list[str]:
     """One line per case."""
     out = [f"{'CASE':>6}  {'PARTNER':<10} {'PERSON':>6} {'MSGS':>4}  {'UPDATED':<32}"
            " BUSINESS PROCESS"]
     for c in cases:
         out.append(f"{c['id']:>6}  {c['partner']:<10} {c['person'] or '-':>6} {c['messages']:>4}"
                    f"  {iso(c['updated_at']):<32} {c['business_process_id'] or '-'}")
-    return "\n".join(out)
+    return out

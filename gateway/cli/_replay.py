@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from gateway.cli import _access
+from gateway.cli import _access, _out
 from gateway.cli.exitcodes import AMBIGUOUS, FAILED, NOT_FOUND, OK, worst
 from gateway.errors import Ambiguous, NotFound, StoreError, StoreUnavailable
 from gateway.store import MessageState, SQLiteStore, StoreReader
@@ -48,15 +48,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 elif not _replay_one(msg, store, processing):
                     status = worst(status, FAILED)
             except NotFound as exc:
-                print(f"ech-gateway: {exc}", file=sys.stderr)
+                _out.say(f"ech-gateway: {exc}", file=sys.stderr)
                 status = worst(status, NOT_FOUND)
             except Ambiguous as exc:
-                print(f"ech-gateway: {exc}", *exc.candidates, sep="\n  ", file=sys.stderr)
+                _out.say(f"ech-gateway: {exc}", *(f"  {c}" for c in exc.candidates), file=sys.stderr)
                 status = worst(status, AMBIGUOUS)
             except StoreUnavailable:  # no refusal: it stops every item (cli.main)
                 raise
             except StoreError as exc:
-                print(f"ech-gateway: message {key}: {exc}", file=sys.stderr)
+                _out.say(f"ech-gateway: message {key}: {exc}", file=sys.stderr)
                 status = worst(status, FAILED)
     return status
 
@@ -67,16 +67,16 @@ def _replay_one(msg: dict[str, Any], store: SQLiteStore,
     if msg["state"] in _AGAIN:
         p = asyncio.run(processing().again(msg["id"]))
         if p.state == MessageState.QUARANTINED:
-            print(f"message {msg['id']}: processed again, still quarantined: {p.reason}")
+            _out.say(f"message {msg['id']}: processed again, still quarantined: {p.reason}")
             return False
-        print(f"message {msg['id']}: processed again, now {p.state}")
+        _out.say(f"message {msg['id']}: processed again, now {p.state}")
         return True
     dead = [d["id"] for d in msg["deliveries"] if d["state"] in ("dead", "needs_review", "rejected")]
     if not dead:
         raise StoreError(f"it is {msg['state']} and has no dead delivery to replay")
     new = [asyncio.run(store.replay_delivery(d)) for d in dead]
-    print(f"message {msg['id']}: {noun(len(dead), 'delivery', 'deliveries')}"
-          f" {', '.join(map(str, dead))} replayed as {', '.join(map(str, new))}")
+    _out.say(f"message {msg['id']}: {noun(len(dead), 'delivery', 'deliveries')}"
+             f" {', '.join(map(str, dead))} replayed as {', '.join(map(str, new))}")
     return True
 
 
@@ -98,8 +98,8 @@ def _replay_rows(export: dict[str, Any], r: StoreReader, processing: Reprocessor
                          " unhandled: nothing to replay")
     states, refused = asyncio.run(_again_each(rows, processing))
     counts = ", ".join(f"{state} {n}" for state, n in sorted(states.items()))
-    print(f"message {export['id']}: {len(rows) - refused} of {len(rows)} quarantined rows"
-          f" processed again ({counts or 'none'})")
+    _out.say(f"message {export['id']}: {len(rows) - refused} of {len(rows)} quarantined rows"
+             f" processed again ({counts or 'none'})")
     return FAILED if refused else OK
 
 
@@ -115,10 +115,10 @@ async def _again_each(rows: list[tuple[int, str]], processing: Reprocessor
         except StoreUnavailable:  # no refusal: it stops every row (cli.main)
             raise
         except StoreError as exc:
-            print(f"message {mid} ({ref}): {exc}", file=sys.stderr)
+            _out.say(f"message {mid} ({ref}): {exc}", file=sys.stderr)
             refused += 1
             continue
         states[p.state] += 1
         why = f": {p.reason}" if p.reason and p.state is not MessageState.ROUTED else ""
-        print(f"message {mid} ({ref}): processed again, now {p.state}{why}")
+        _out.say(f"message {mid} ({ref}): processed again, now {p.state}{why}")
     return states, refused

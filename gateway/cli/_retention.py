@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.archives import ArchivedFiles, Pruned, archive_folders
-from gateway.cli import _access
+from gateway.cli import _access, _out
 from gateway.cli._render import iso
 from gateway.cli.exitcodes import FAILED, OK
 from gateway.config import format_duration
@@ -35,19 +35,19 @@ def cmd_prune(args: argparse.Namespace) -> int:
     keep = settings.retention.keep
     files = ArchivedFiles(archive_folders(settings), settings.retention.files_for)
     if not keep:
-        print("[retention] keep is 0: messages keep their bodies forever")
+        _out.say("[retention] keep is 0: messages keep their bodies forever")
     elif not settings.store.path.exists():  # the archived files may be pruned all the same
-        print(f"no database at {settings.store.path} yet: no messages to prune")
+        _out.say(f"no database at {settings.store.path} yet: no messages to prune")
     elif args.dry_run:
         with _access.reader(args, settings) as r:
             before = datetime.now(UTC).timestamp() - keep
             count, persons, receipts = r.count_prunable(before)
-        print(f"{counted(count, 'settled message')} unchanged since {iso(before)} would be"
-              " pruned (an export's file counts once its rows are pruned)")
-        print(f"{counted(persons, 'person')} who left the register before {iso(before)} would be"
-              " deleted")
-        print(f"the bytes of {counted(receipts, 'unmatched receipt')} recorded before"
-              f" {iso(before)} would be deleted")
+        _out.say(f"{counted(count, 'settled message')} unchanged since {iso(before)} would be"
+                 " pruned (an export's file counts once its rows are pruned)")
+        _out.say(f"{counted(persons, 'person')} who left the register before {iso(before)} would be"
+                 " deleted")
+        _out.say(f"the bytes of {counted(receipts, 'unmatched receipt')} recorded before"
+                 f" {iso(before)} would be deleted")
     else:
         with _access.writer(args) as (_settings, store):
             before = store.now() - keep
@@ -55,19 +55,19 @@ def cmd_prune(args: argparse.Namespace) -> int:
             count = asyncio.run(retention.prune())
             persons = asyncio.run(retention.prune_persons())
             receipts = asyncio.run(retention.prune_receipts())
-        print(f"pruned {counted(count, 'settled message')} unchanged since {iso(before)}: input"
-              " and payloads deleted; records and journal remain")
-        print(f"deleted {counted(persons, 'person')} who left the register before {iso(before)}:"
-              " states, keys and message links (the messages' records and the journal remain)")
-        print(f"deleted the bytes of {counted(receipts, 'unmatched receipt')} recorded before"
-              f" {iso(before)}: receipts that matched no delivery (records and journal remain)")
+        _out.say(f"pruned {counted(count, 'settled message')} unchanged since {iso(before)}: input"
+                 " and payloads deleted; records and journal remain")
+        _out.say(f"deleted {counted(persons, 'person')} who left the register before {iso(before)}:"
+                 " states, keys and message links (the messages' records and the journal remain)")
+        _out.say(f"deleted the bytes of {counted(receipts, 'unmatched receipt')} recorded before"
+                 f" {iso(before)}: receipts that matched no delivery (records and journal remain)")
     done = asyncio.run(_archived(files, args.dry_run))
-    print(_files(files, {folder: pruned.count for folder, pruned in done.items()},
-                 "would be deleted" if args.dry_run else "deleted"))
+    _out.say(_files(files, {folder: pruned.count for folder, pruned in done.items()},
+                    "would be deleted" if args.dry_run else "deleted"))
     failed = [(folder, pruned.failed) for folder, pruned in done.items() if pruned.failed]
     for folder, why in failed:
-        print(f"cannot {'count' if args.dry_run else 'delete'} the old archived files in"
-              f" {folder}: {why}", file=sys.stderr)
+        _out.say(f"cannot {'count' if args.dry_run else 'delete'} the old archived files in"
+                 f" {folder}: {why}", file=sys.stderr)
     return FAILED if failed else OK
 
 

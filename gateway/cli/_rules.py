@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.assembly import make_validator, schema_set
-from gateway.cli import _access
+from gateway.cli import _access, _out
 from gateway.cli._validate import export_hint
 from gateway.cli.exitcodes import CONFIG, FAILED, NOT_FOUND, OK
 from gateway.config._suggest import did_you_mean
@@ -58,14 +58,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
     known = sorted({*settings.sources, *(name for name, partner in settings.partners.items()
                                          if partner.role == "partner")})
     if source not in known:
-        print(f"ech-gateway rules explain: no source {source!r}{did_you_mean(source, known)};"
-              f" the files may come from: {', '.join(known)}", file=sys.stderr)
+        _out.say(f"ech-gateway rules explain: no source {source!r}{did_you_mean(source, known)};"
+                 f" the files may come from: {', '.join(known)}", file=sys.stderr)
         return CONFIG
     proc = Processor(args.pm, settings, normalise_context(settings),
                      make_validator(schema_set(settings)), partner_targets(settings))
     store = StoreReader(settings.store.path) if settings.store.path.exists() else None
     if store is None:
-        print(f"(no database at {settings.store.path}: no person state is known)")
+        _out.say(f"(no database at {settings.store.path}: no person state is known)")
     states: dict[str, StoredPerson] = {}
     code, unreadable = OK, False
     try:
@@ -73,22 +73,22 @@ def cmd_explain(args: argparse.Namespace) -> int:
             try:
                 data = path.read_bytes()
             except OSError as exc:
-                print(f"ech-gateway rules explain: cannot read {path}: {exc.strerror or exc}",
-                      file=sys.stderr)
+                _out.say(f"ech-gateway rules explain: cannot read {path}: {exc.strerror or exc}",
+                         file=sys.stderr)
                 unreadable = True
                 continue
             raw = RawInput(source, path.name, data,
                            {"path": str(path), **_source_meta(settings, source, path.name)})
             first = store.original_of(source, raw.data) if store is not None else None
             if first is not None:
-                print(f"{raw.ref}: the daemon would take it as a duplicate of message {first}"
-                      f" (the same bytes from source {source}) and go no further")
-                print("  were it new, the rules would decide:")
+                _out.say(f"{raw.ref}: the daemon would take it as a duplicate of message {first}"
+                         f" (the same bytes from source {source}) and go no further")
+                _out.say("  were it new, the rules would decide:")
                 for line, _bad in _explain_input(proc, store, dict(states), raw, settings):
-                    print("    " + line)
+                    _out.say("    " + line)
                 continue
             for line, bad in _explain_input(proc, store, states, raw, settings):
-                print(line)
+                _out.say(line)
                 code = FAILED if bad else code
     finally:
         if store is not None:

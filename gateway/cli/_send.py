@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway import manual
-from gateway.cli import _access, _args, _render
+from gateway.cli import _access, _args, _out, _render
 from gateway.cli._reprocess import process_stored
 from gateway.cli.exitcodes import CONFIG, FAILED, OK
 from gateway.contracts import Attachment, RawInput
@@ -54,41 +54,41 @@ def add_commands(sub: Any) -> None:
 def cmd_send(args: argparse.Namespace) -> int:
     """Store the request as an input of source ``manual``, process it; the daemon sends it."""
     if (args.file is None) == (args.event is None and args.person is None):
-        print("ech-gateway send: give FILE, or --event and --person", file=sys.stderr)
+        _out.say("ech-gateway send: give FILE, or --event and --person", file=sys.stderr)
         return CONFIG
     if args.file is None and (args.event is None or args.person is None):
-        print("ech-gateway send: --event and --person go together", file=sys.stderr)
+        _out.say("ech-gateway send: --event and --person go together", file=sys.stderr)
         return CONFIG
     if args.file is not None and args.attach:
-        print("ech-gateway send: FILE is sent as it is; its files travel in it (a zip with"
-              " files/), not with --attach", file=sys.stderr)
+        _out.say("ech-gateway send: FILE is sent as it is; its files travel in it (a zip with"
+                 " files/), not with --attach", file=sys.stderr)
         return CONFIG
     with _access.writer(args) as (settings, store):
         try:
             manual.check(settings, args.partner, args.event, args.business_key, args.comment)
         except InputRejected as exc:
-            print(f"ech-gateway send: {exc.reason}", file=sys.stderr)
+            _out.say(f"ech-gateway send: {exc.reason}", file=sys.stderr)
             return CONFIG
         try:
             raw = _input(args, settings)
         except InputRejected as exc:
-            print(f"ech-gateway send: {exc}", file=sys.stderr)
+            _out.say(f"ech-gateway send: {exc}", file=sys.stderr)
             return FAILED
         [(mid, new)] = asyncio.run(store.add_raw([raw]))
         if not new:
-            print(f"message {mid}: the same input was sent by hand before; not sent again")
+            _out.say(f"message {mid}: the same input was sent by hand before; not sent again")
             return FAILED
         state = asyncio.run(process_stored(mid, store, settings, args.pm)).state
     with _access.reader(args) as r:
         msg = r.get_message(mid)
     assert msg is not None
     if state == MessageState.ROUTED:
-        print(f"message {mid} ({msg['message_id']}): {state} to {args.partner};"
-              " the running gateway sends it")
+        _out.say(f"message {mid} ({msg['message_id']}): {state} to {args.partner};"
+                 " the running gateway sends it")
         for warning in _render.warnings(msg):
-            print(f"warning: {warning}", file=sys.stderr)
+            _out.say(f"warning: {warning}", file=sys.stderr)
         return OK
-    print(f"message {mid}: {state}: {msg['reason']}")
+    _out.say(f"message {mid}: {state}: {msg['reason']}")
     return FAILED
 
 

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gateway.cli import _access, _render
+from gateway.cli import _access, _out, _render
 from gateway.cli.exitcodes import ATTENTION, OK
 from gateway.retention import free_bytes
 from gateway.store import DeliveryState
@@ -138,7 +138,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     reasons = attention(counts)
     verdict = "attention" if reasons else "ok"
     if args.json:
-        print(json.dumps({**counts, "verdict": verdict, "reasons": reasons}, indent=2))
+        _out.exact(json.dumps({**counts, "verdict": verdict, "reasons": reasons}, indent=2))
     else:
-        print(_render.status(counts, reasons, settings.partners.keys()))
+        _out.say(*_render.status(counts, reasons, settings.partners.keys()))
     return ATTENTION if reasons else OK

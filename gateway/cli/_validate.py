@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.assembly import make_validator, schema_set
-from gateway.cli import _access
+from gateway.cli import _access, _out
 from gateway.config import Settings, find_config
 from gateway.contracts import DOCUMENT_LIMIT, Decision, Normalised, PartnerVersion, RawInput
 from gateway.convert import CANONICAL
@@ -42,7 +42,7 @@ from gateway.xml.validation import (
     DEFAULT_MAX_BYTES,
     SchemaSet,
     default_schema_set,
-    format_report,
+    report_lines,
     validate_files,
 )
 
@@ -77,7 +77,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     registry = RegistryInput(args, schemas, settings)
     try:
         return validate_files(args.files, schemas, ech0223_version=args.ech0223_version,
-                              max_bytes=max_bytes, limit=limit, other=registry)
+                              max_bytes=max_bytes, limit=limit, other=registry, say=_out.say)
     finally:
         registry.close()
 
@@ -120,7 +120,7 @@ class RegistryInput:
         if not data.removeprefix(_BOM).strip():
             return None
         if (hint := export_hint(path, data)) is not None:
-            print(f"{path}: NOT CHECKED: {hint}")
+            _out.say(f"{path}: NOT CHECKED: {hint}")
             return False
         proc = self._processor()
         raw = RawInput(self._source, Path(path).name, data, {"path": path})
@@ -128,14 +128,14 @@ class RegistryInput:
         if isinstance(step, Processed):
             if step.reason is not None and step.reason.startswith(UNRECOGNISED):
                 return self._unknown(path, data)
-            print(f"{path}: REJECTED: {step.reason}")
+            _out.say(f"{path}: REJECTED: {step.reason}")
             return False
         valid, lines = self._message(path, raw, step)
         if self._store is not None and (first := self._store.original_of(self._source, data)):
             lines.append(f"  note: the database holds these bytes from source {self._source}"
                          f" already (message {first}): the daemon would take the file as a"
                          " duplicate and go no further")
-        print(*lines, sep="\n")
+        _out.say(*lines)
         return valid
 
     def _message(self, path: str, raw: RawInput, step: Normalised) -> tuple[bool, list[str]]:
@@ -181,8 +181,8 @@ class RegistryInput:
         except InputRejected:
             return None
         formats = ", ".join(sorted(fact_values(self._args.pm).get("format", ()), key=str.lower))
-        print(format_report(path, report))
-        print(f"  nor is it registry input the gateway takes (formats: {formats})")
+        _out.say(*report_lines(path, report))
+        _out.say(f"  nor is it registry input the gateway takes (formats: {formats})")
         return False
 
     def close(self) -> None:

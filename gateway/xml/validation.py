@@ -33,6 +33,7 @@ __all__ = [
     "ValidationReport",
     "default_schema_set",
     "format_report",
+    "report_lines",
     "schema_dir",
     "validate",
     "validate_files",
@@ -248,10 +249,15 @@ def validate(doc: etree._ElementTree | etree._Element | bytes, *,
 
 def format_report(path: str, report: ValidationReport) -> str:
     """One verdict line for ``path``, then one indented line per issue."""
+    return "\n".join(report_lines(path, report))
+
+
+def report_lines(path: str, report: ValidationReport) -> list[str]:
+    """The lines of :func:`format_report`."""
     if report.valid:
-        return f"{path}: valid ({report.kind})"
+        return [f"{path}: valid ({report.kind})"]
     head = f"{path}: INVALID" + ("" if report.kind == "unknown" else f" ({report.kind})")
-    return "\n".join([head, *(f"  {_where(i)}: {i.message}" for i in report.errors)])
+    return [head, *(f"  {_where(i)}: {i.message}" for i in report.errors)]
 
 
 def _where(issue: ValidationIssue) -> str:
@@ -263,9 +269,11 @@ def _where(issue: ValidationIssue) -> str:
 
 def validate_files(paths: list[str], schema_set: SchemaSet | None = None, *,
                    ech0223_version: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES,
-                   limit: str | None = None, other: OtherInput | None = None) -> int:
-    """Validate each file, print a verdict per file; the command's exit code: 0 if all
-    are valid, 3 (not found) if a file cannot be read, else 1.
+                   limit: str | None = None, other: OtherInput | None = None,
+                   say: Callable[[str], object] = print) -> int:
+    """Validate each file, print a verdict per file (each line through ``say``: the command
+    line's escapes the control characters of file names and reasons); the command's exit
+    code: 0 if all are valid, 3 (not found) if a file cannot be read, else 1.
 
     A file larger than ``max_bytes`` is rejected before anything else, naming ``limit``
     (the setting it comes from, with its value: ``[limits] max_document_bytes
@@ -293,12 +301,12 @@ def validate_files(paths: list[str], schema_set: SchemaSet | None = None, *,
                 data = handle.read(max_bytes + 1)
                 size = os.fstat(handle.fileno()).st_size
         except OSError as exc:
-            print(f"{path}: UNREADABLE: {exc.strerror or exc}")
+            say(f"{path}: UNREADABLE: {exc.strerror or exc}")
             unreadable = True
             continue
         if len(data) > max_bytes:  # whatever it is: the daemon refuses it for its size
             said = f"{size} bytes, more" if size > max_bytes else "larger"  # a pipe: no size
-            print(f"{path}: REJECTED: input is {said} than {limit or f'the limit of {max_bytes}'}")
+            say(f"{path}: REJECTED: input is {said} than {limit or f'the limit of {max_bytes}'}")
             status = FAILED
             continue
         try:
@@ -311,15 +319,16 @@ def validate_files(paths: list[str], schema_set: SchemaSet | None = None, *,
                 status = status if verdict else FAILED
                 continue
         if tree is None:
-            print(f"{path}: REJECTED: {rejected}")
+            say(f"{path}: REJECTED: {rejected}")
             status = FAILED
             continue
         versionless = tree.getroot().get("version") is None
         version = ech0223_version if versionless and ech0223_version else "1.5"
         report = schemas.validate(tree, ech0223_version=version)
-        print(format_report(path, report))
+        for line in report_lines(path, report):
+            say(line)
         if versionless and ech0223_version is None and _only_version_missing(report):
-            print(_version_hint(schemas, tree))
+            say(_version_hint(schemas, tree))
         status = status if report.valid else FAILED
     return NOT_FOUND if unreadable else status
 
