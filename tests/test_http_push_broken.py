@@ -90,3 +90,53 @@ async def test_a_sender_gone_mid_body_leaves_nothing_stored_and_no_traceback(
                            + data[:100], hang_up=True)
     assert states(tmp_path / "gateway.db", "SELECT count(*) FROM messages") == [(0,)]
     assert_no_traceback(caplog)
+
+
+async def _trickled(port: int, head: bytes, body: bytes) -> tuple[bytes, float]:
+    """Send ``head`` at once, then ``body`` a byte every 50 ms; the answer and the seconds
+    it took to come."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(head)
+
+    async def trickle() -> None:
+        for byte in body:
+            writer.write(bytes([byte]))
+            await asyncio.sleep(0.05)
+
+    started = asyncio.get_running_loop().time()
+    sending = asyncio.create_task(trickle())
+    try:  # the answer, not the connection's end: aiohttp reads what still comes for 10 s
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=20)
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        answer = head + await reader.readexactly(length)
+    finally:
+        sending.cancel()
+        writer.close()
+    return answer, asyncio.get_running_loop().time() - started
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+async def test_a_body_trickled_in_is_408_in_time_and_nothing_is_stored(
+        tmp_path: Path, framing: str) -> None:
+    """A sender with a valid token sent a byte now and then: the body was waited for as long
+    as it kept coming, its connection and buffer held. It has ``body_timeout`` plus a second
+    per 16 KiB (declared, else the source's ``max_bytes``)."""
+    config = push_gateway(tmp_path, push='body_timeout = "0.5s"\nmax_bytes = "8KiB"')
+    data = message("trickled")
+    if framing == "chunked":
+        head = HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
+        body = f"{len(data):x}\r\n".encode() + data + b"\r\n0\r\n\r\n"
+        allowed = 0.5 + 8 / 16
+    else:
+        head = HEAD + f"Content-Length: {len(data)}\r\n\r\n".encode()
+        body, allowed = data, 0.5 + len(data) / (16 << 10)
+    async with running(config) as gw:
+        assert gw.http is not None
+        answer, took = await _trickled(gw.http.port, head, body)
+    head_, _, json_ = answer.partition(b"\r\n\r\n")
+    assert head_.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), answer
+    assert orjson.loads(json_)["error"] == (
+        f"the body did not come in full within {allowed:g} s (at least 16 KiB/s): nothing was"
+        " stored; send it again")
+    assert allowed <= took < allowed + 2
+    assert states(tmp_path / "gateway.db", "SELECT count(*) FROM messages") == [(0,)]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
-from gateway.api import PluginOptions, Size
+from gateway.api import Duration, PluginOptions, Size
 
 _HEX = re.compile(r"[0-9a-f]{64}")
 
@@ -25,6 +25,11 @@ class HttpPushOptions(PluginOptions):
     max_bytes: Size | None = Field(
         None, gt=0, description="largest body taken, in bytes (\"1MiB\"); lowers [limits]"
         " max_document_bytes for this source; a larger body is answered 413")
+    body_timeout: Duration = Field(
+        30.0, gt=0, description="time a body may take to come in full, once the request's"
+        " headers are in, plus a second for each 16 KiB of it (its Content-Length, else the"
+        " largest body taken): at least 16 KiB/s; a body slower than that is answered 408"
+        " and nothing of it is stored")
 
     @field_validator("tokens_sha256")
     @classmethod

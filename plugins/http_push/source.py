@@ -9,7 +9,9 @@ with the reason. A body over the limit is answered 413; the refusal is kept
 in quarantine as evidence, with the start of the body as far as it was read
 (nothing when its declared length was over), marked as such
 (:data:`~gateway.api.KEPT_BYTES`: neither it nor its header is read as a
-document). Nothing is stored for a request without a valid token (401) or one
+document). A body that does not come in full in time (:meth:`PushSource.body_deadline`:
+a sender that trickles it in holds a connection and its buffer) is answered 408 and
+nothing of it is stored. Nothing is stored for a request without a valid token (401) or one
 that reuses an ``Idempotency-Key`` for other bytes (422). While the store
 cannot write (its disk is full; another program holds the database's write
 lock) nothing can be stored: the answer is 503 with ``Retry-After`` at once
@@ -55,6 +57,8 @@ STORE_RETRY_AFTER = 30
 CHECK_HERE = 256 << 10
 _CHUNK = 64 << 10
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
+#: The slowest a body may come, on average, beyond ``body_timeout``: bytes a second.
+MIN_BODY_RATE = 16 << 10
 #: Seconds between log lines about requests refused for their token.
 REFUSALS_LOGGED_EVERY = 60.0
 
@@ -96,6 +100,7 @@ class PushSource:
         self.max_bytes_key = (f"[sources.{self.name}] max_bytes"
                               if self.max_bytes < self.limits.max_bytes else DOCUMENT_LIMIT)
         self.digests = options.digests()
+        self.body_timeout = options.body_timeout
         self.path = f"/sources/{self.name}/messages"
         self.intake: Intake | None = None
         #: requests refused for their token since the last log line about it
@@ -125,8 +130,16 @@ class PushSource:
         if key is not None and not _KEY.fullmatch(key):
             return _answer(400, {"error": "Idempotency-Key must be 1 to 255 visible ASCII"
                                           " characters"})
+        deadline = self.body_deadline(request.content_length)
         try:
-            data, over = await self._body(request)
+            async with asyncio.timeout(deadline):
+                data, over = await self._body(request)
+        except TimeoutError:
+            answer = _answer(408, {"error": f"the body did not come in full within {deadline:g}"
+                                            f" s (at least {MIN_BODY_RATE >> 10} KiB/s): nothing"
+                                            " was stored; send it again"})
+            answer.force_close()
+            return answer
         except (RequestPayloadError, HttpProcessingError, ConnectionError) as exc:
             # the sender's body broke off or cannot be decoded: nothing was stored
             why = " ".join(str(exc).split()) or type(exc).__name__
@@ -151,6 +164,12 @@ class PushSource:
                                           " full); nothing was stored: send it again later"},
                            {"Retry-After": str(STORE_RETRY_AFTER)})
         return _answer(202, {"id": mid})
+
+    def body_deadline(self, declared: int | None) -> float:
+        """Seconds the body may take: ``body_timeout``, plus its ``declared`` length (else
+        the largest body taken) at :data:`MIN_BODY_RATE`."""
+        size = declared if declared is not None else self.max_bytes
+        return self.body_timeout + min(size, self.max_bytes) / MIN_BODY_RATE
 
     def _refused(self, remote: str | None) -> None:
         """Log a refused request: the first, then at most one line a minute with the count."""
