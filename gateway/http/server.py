@@ -22,9 +22,9 @@ from gateway.plugin_types import HttpRoute
 
 log = logging.getLogger(__name__)
 
-#: The most connections open at once; one more is answered 503 and closed at once, so that
-#: clients that hold connections open cannot take the file descriptors the sources, the
-#: store and the transports need.
+#: The most connections open at once, TLS connections whose handshake is under way among
+#: them; one more is answered 503 and closed at once, so that clients that hold connections
+#: open cannot take the file descriptors the sources, the store and the transports need.
 MAX_CONNECTIONS = 256
 #: Seconds a connection may stay open without a request under way: a request's headers
 #: must have come in full by then (counted from the connection's start, or from the
@@ -101,8 +101,10 @@ class HttpServer:
                                      shutdown_timeout=shutdown_timeout,
                                      keepalive_timeout=idle_timeout, logger=_ClientFaults(log))
         self.max_connections, self.idle_timeout = max_connections, idle_timeout
-        #: Connections answered 503 since the last log line about it.
+        #: Connections answered 503 (closed, with TLS) since the last log line about it.
         self.turned_away = 0
+        #: TLS connections whose handshake is under way (not yet the server's connections).
+        self.handshakes: set[_Handshake] = set()
 
     @property
     def scheme(self) -> str:
@@ -131,26 +133,32 @@ class HttpServer:
                         self.host, self.port)
 
     async def stop(self) -> None:
-        """Stop taking connections, let requests in progress finish, close."""
+        """Stop taking connections, let requests in progress finish, close (handshakes
+        under way at once)."""
+        for handshake in list(self.handshakes):
+            handshake.abort()
         await self._runner.cleanup()
 
     def protocol(self) -> asyncio.BaseProtocol:
-        """The protocol of a new connection: the server's, or, with ``max_connections``
-        open, one that answers 503 and closes."""
+        """The protocol of a new connection: the server's (with TLS, once its handshake is
+        done: :class:`_Handshake`), or, with ``max_connections`` open, one that answers 503
+        and closes (with TLS, closes without an answer: one would need the handshake the
+        limit is there to bound)."""
         server = self._runner.server
         assert server is not None
-        if len(server.connections) < self.max_connections:
+        refused = "answered 503" if self._tls is None else "closed at once"
+        if len(server.connections) + len(self.handshakes) < self.max_connections:
             if self.turned_away:
-                log.warning("HTTP server on %s:%d takes connections again (%d answered 503)",
-                            self.host, self.port, self.turned_away)
+                log.warning("HTTP server on %s:%d takes connections again (%d %s)",
+                            self.host, self.port, self.turned_away, refused)
                 self.turned_away = 0
-            return server()
+            return server() if self._tls is None else _Handshake(self, self._tls, server())
         if self.turned_away == 0:
             log.warning("HTTP server on %s:%d: %d connections open, the most it keeps; more are"
-                        " answered 503 until some close", self.host, self.port,
-                        self.max_connections)
+                        " %s until some close", self.host, self.port, self.max_connections,
+                        refused)
         self.turned_away += 1
-        return _Busy()
+        return _Busy(answer=self._tls is None)
 
 
 class _ClientFaults(logging.LoggerAdapter[logging.Logger]):
@@ -183,12 +191,60 @@ class _ClientFaults(logging.LoggerAdapter[logging.Logger]):
 
 
 class _Busy(asyncio.Protocol):
-    """A connection over ``max_connections``: answered 503 and closed."""
+    """A connection over ``max_connections``: answered 503 (if ``answer``) and closed."""
+
+    def __init__(self, *, answer: bool) -> None:
+        self._answer = answer
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.WriteTransport)
-        transport.write(_BUSY)
+        if self._answer:
+            transport.write(_BUSY)
         transport.close()
+
+
+class _Handshake(asyncio.Protocol):
+    """A TLS connection while its handshake is under way, counted among the server's open
+    connections (:attr:`HttpServer.handshakes`); once done, the server's ``handler``'s.
+
+    asyncio's own TLS (``create_server(ssl=...)``) hands a connection to the server only once
+    its handshake is done, so that clients that opened connections and never finished a
+    handshake were not counted: this one accepts plain TCP and upgrades it with
+    ``loop.start_tls``, whose end (done, failed, timed out) it sees.
+    """
+
+    def __init__(self, owner: HttpServer, tls: ssl.SSLContext, handler: asyncio.Protocol) -> None:
+        self._owner, self._tls, self._handler = owner, tls, handler
+        self._task: asyncio.Task[None] | None = None
+        owner.handshakes.add(self)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.pause_reading()  # the client's hello is for start_tls to read
+        self._task = asyncio.get_running_loop().create_task(self._upgrade(transport))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._owner.handshakes.discard(self)  # (gone before start_tls took the connection)
+
+    def abort(self) -> None:
+        """Give up the handshake (the server stops): the connection is closed."""
+        self._owner.handshakes.discard(self)
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _upgrade(self, transport: asyncio.Transport) -> None:
+        """The handshake, within the idle timeout; then the connection is the server's. A
+        handshake the client failed or gave up is no error of the server's: not logged."""
+        loop = asyncio.get_running_loop()
+        try:
+            tls = await loop.start_tls(transport, self._handler, self._tls, server_side=True,
+                                       ssl_handshake_timeout=self._owner.idle_timeout)
+        except OSError:  # a bad or slow handshake (ssl.SSLError, a timeout), the client gone
+            return
+        finally:
+            self._owner.handshakes.discard(self)
+        if tls is not None:  # (None: the client closed the connection as the handshake ended)
+            self._handler.connection_made(tls)
 
 
 class _CappedSite(web.BaseSite):
@@ -208,7 +264,6 @@ class _CappedSite(web.BaseSite):
         """Listen."""
         await super().start()
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            self._owner.protocol, self._host, self._port, ssl=self._ssl_context,
-            backlog=self._backlog, reuse_address=True,
-            ssl_handshake_timeout=self._owner.idle_timeout if self._ssl_context else None)
+        self._server = await loop.create_server(  # TLS: see _Handshake
+            self._owner.protocol, self._host, self._port, backlog=self._backlog,
+            reuse_address=True)
