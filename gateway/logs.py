@@ -46,8 +46,11 @@ _VN_NUMBER = r"(?<!\d)756(?:[.\s_-]\d{4}[.\s_-]\d{4}[.\s_-]\d{2}|\d{10})(?!\d)"
 #: of birth written without separators) unless they count bytes.
 _NUMBERS = re.compile(rf"{_KEPT}|{_VN_NUMBER}|\d{{6,}}(?!\d| bytes)")
 #: Characters that would end a log line or move its cursor (line breaks, carriage returns,
-#: other control characters, Unicode's line and paragraph separators), tab aside.
-_LINE_BREAKING = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+#: other control characters, Unicode's line and paragraph separators), tab aside; and the
+#: bidirectional controls, which make a line show its text in another order than it has
+#: (a file name ``invoice\u202efdp.exe`` shows as ``invoiceexe.pdf``).
+_LINE_BREAKING = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f"
+                            "\u202a-\u202e\u2066-\u2069]")
 #: How :func:`one_line` writes the common ones.
 _ESCAPES = {"\n": "\\n", "\r": "\\r"}
 #: What every log line loses (:func:`hide_vn`): a VN/AHV number wherever it stands (in a file
@@ -62,9 +65,10 @@ def hide_vn(text: str) -> str:
 
 
 def one_line(text: str) -> str:
-    """``text`` on one line: line breaks and other control characters written as escapes
-    (``\\n``, ``\\r``, ``\\x1b``), so that a file name, a zip entry's name or a parser's
-    message cannot end a log line and forge the next."""
+    """``text`` on one line: line breaks, other control characters and bidirectional
+    controls written as escapes (``\\n``, ``\\r``, ``\\x1b``, ``\\u202e``), so that a file
+    name, a zip entry's name or a parser's message cannot end a log line and forge the next,
+    nor show itself in another order."""
     return _LINE_BREAKING.sub(
         lambda m: _ESCAPES.get(m[0]) or m[0].encode("unicode_escape").decode("ascii"), text)
 

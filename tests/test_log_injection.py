@@ -18,7 +18,9 @@ FORGED = "2026-12-05 18:44:06,107 CRITICAL gateway.forged: the journal was tampe
 
 @pytest.mark.parametrize(("text", "written"), [
     ("a\nb", "a\\nb"), ("a\r\nb", "a\\r\\nb"), ("\x1b[2Jcleared", "\\x1b[2Jcleared"),
-    ("a\u2028b\x85c", "a\\u2028b\\x85c"), ("tab\tstays, Müller too", "tab\tstays, Müller too")])
+    ("a\u2028b\x85c", "a\\u2028b\\x85c"), ("tab\tstays, Müller too", "tab\tstays, Müller too"),
+    ("invoice\u202efdp.exe", "invoice\\u202efdp.exe"), ("\u2066x\u2069 \u200f", "\\u2066x\\u2069 \\u200f"),
+    ("\u0627\u0644\u0639\u0631\u0628\u064a\u0629 stays", "\u0627\u0644\u0639\u0631\u0628\u064a\u0629 stays")])
 def test_one_line_escapes_what_breaks_a_line(text: str, written: str) -> None:
     assert one_line(text) == written
 
