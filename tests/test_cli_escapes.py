@@ -12,12 +12,9 @@ from pathlib import Path
 import pytest
 
 from gateway.config import write_initial_config
-from gateway.plugins import get_plugin_manager
 from gateway.store import Outcome, SQLiteStore
-from tests.flow import drop, running, states, until
 from tests.test_cli import cli
-from tests.test_cli_show import AT_ONCE, _routed
-from tests.test_sedex_inbound import FAST
+from tests.test_cli_show import AT_ONCE, _routed, inbox_run
 from tests.test_sedex_transport import PAYLOAD, envelope_bytes
 
 #: A sedex pair's key (its files' names: ``envl_KEY.xml``, ``data_KEY.xml``): a line break
@@ -39,22 +36,10 @@ def _raw_controls(text: str) -> list[str]:
 def refused(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
     """A gateway folder whose run refused a sedex pair named :data:`KEY` from
     :data:`SENDER`, written to a participant id not ours; its message id."""
-    root = tmp_path_factory.mktemp("escapes")
-    config = write_initial_config(root)
-    (root / "conf.d" / "10-fast.toml").write_text(FAST)
-    db = root / "gateway.db"
-
-    async def run() -> None:
-        async with running(config, get_plugin_manager()):
-            drop(root / "sedex" / "inbox", f"data_{KEY}.xml", PAYLOAD)
-            drop(root / "sedex" / "inbox", f"envl_{KEY}.xml",
-                 envelope_bytes("in-9", sender_id="T2-2-1", recipient_ids=("T9-9-9",))
-                 .replace(b"T2-2-1", SENDER.replace("\r", "&#13;").encode()))
-            await until(lambda: bool(states(db, "SELECT id FROM messages WHERE state = ?",
-                                            ("quarantined",))))
-
-    asyncio.run(run())
-    [(mid,)] = states(db, "SELECT id FROM messages")
+    envelope = (envelope_bytes("in-9", sender_id="T2-2-1", recipient_ids=("T9-9-9",))
+                .replace(b"T2-2-1", SENDER.replace("\r", "&#13;").encode()))
+    config, ids = inbox_run(tmp_path_factory.mktemp("escapes"), {KEY: (envelope, PAYLOAD)})
+    [mid] = ids.values()
     return config, mid
 
 

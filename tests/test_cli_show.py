@@ -187,24 +187,30 @@ PAIRS = {
 }
 
 
-@pytest.fixture(scope="module")
-def refused(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, int]]:
-    """A gateway folder whose run took :data:`PAIRS`; their message ids by key."""
-    root = tmp_path_factory.mktemp("refused")
+def inbox_run(root: Path, pairs: dict[str, tuple[bytes, bytes]]) -> tuple[Path, dict[str, int]]:
+    """A gateway folder in ``root`` whose run took ``pairs`` (envelope and payload by the key
+    of their file names) into its sedex inbox and quarantined each; its configuration and
+    the pairs' message ids by key."""
     config = write_initial_config(root)
     (root / "conf.d" / "10-fast.toml").write_text(FAST)
     db = root / "gateway.db"
 
     async def run() -> None:
         async with running(config, get_plugin_manager()):
-            for key, (envelope, payload) in PAIRS.items():
+            for key, (envelope, payload) in pairs.items():
                 drop(root / "sedex" / "inbox", f"data_{key}.xml", payload)
                 drop(root / "sedex" / "inbox", f"envl_{key}.xml", envelope)
             await until(lambda: len(states(db, "SELECT id FROM messages WHERE state = ?",
-                                           ("quarantined",))) == len(PAIRS))
+                                           ("quarantined",))) == len(pairs))
 
     asyncio.run(run())
     return config, {ref: mid for mid, ref in states(db, "SELECT id, ref FROM messages")}
+
+
+@pytest.fixture(scope="module")
+def refused(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, int]]:
+    """A gateway folder whose run took :data:`PAIRS`; their message ids by key."""
+    return inbox_run(tmp_path_factory.mktemp("refused"), PAIRS)
 
 
 def test_a_refused_sedex_pair_says_where_its_files_are(

@@ -268,18 +268,8 @@ async def test_a_folder_source_stopped_while_storing_moves_its_files_away(
         options.path.mkdir()
         for name, data in files[1:4]:
             (options.path / name).write_bytes(data)
-        source = asyncio.create_task(folder.run(pipeline))
-        for _ in range(500):
-            if len(_states(tmp_path)) == 4:
-                break
-            await asyncio.sleep(0.01)
-        assert len(_states(tmp_path)) == 4, "the three files are stored, and wait for room"
-        source.cancel()  # the drain
-        running = asyncio.create_task(pipeline.run())
-        with pytest.raises(asyncio.CancelledError):
-            await asyncio.wait_for(source, 60)
-        await asyncio.wait_for(pipeline.stop(), 60)
-        await asyncio.wait_for(running, 60)
+        await _drained_while_storing(tmp_path, pipeline, asyncio.create_task(folder.run(pipeline)),
+                                     4, "the three files are stored, and wait for room")
     finally:
         pipeline.close()
     assert list(options.path.iterdir()) == [], "nothing is left to be taken again"
@@ -301,20 +291,28 @@ async def test_a_sedex_inbox_stopped_while_storing_moves_its_pairs_away(
         await pipeline.submit([RawInput("registry", *files[0])])  # the queue is full now
         (inbox / "data_in-1.xml").write_bytes(PAYLOAD)
         (inbox / "envl_in-1.xml").write_bytes(envelope_bytes("in-1"))
-        task = asyncio.create_task(transport.run(StubReceiptSink(), pipeline))
-        for _ in range(500):
-            if len(_states(tmp_path)) == 2:
-                break
-            await asyncio.sleep(0.01)
-        assert len(_states(tmp_path)) == 2, "the pair is stored, and waits for room"
-        task.cancel()  # the drain
-        running = asyncio.create_task(pipeline.run())
-        with pytest.raises(asyncio.CancelledError):
-            await asyncio.wait_for(task, 60)
-        await asyncio.wait_for(pipeline.stop(), 60)
-        await asyncio.wait_for(running, 60)
+        await _drained_while_storing(
+            tmp_path, pipeline, asyncio.create_task(transport.run(StubReceiptSink(), pipeline)),
+            2, "the pair is stored, and waits for room")
     finally:
         pipeline.close()
     assert list(inbox.iterdir()) == [], "nothing is left to be taken again"
     assert sorted(p.name for p in (tmp_path / "sedex" / "processed").iterdir()) == [
         "data_in-1.xml", "envl_in-1.xml"]
+
+
+async def _drained_while_storing(tmp_path: Path, pipeline: Pipeline, source: asyncio.Task[None],
+                                 stored: int, what: str) -> None:
+    """Once ``stored`` inputs are stored (the source's last ones wait for room in the queue),
+    stop ``source`` as the drain does, then let the pipeline empty its queue and stop."""
+    for _ in range(500):
+        if len(_states(tmp_path)) == stored:
+            break
+        await asyncio.sleep(0.01)
+    assert len(_states(tmp_path)) == stored, what
+    source.cancel()  # the drain
+    running = asyncio.create_task(pipeline.run())
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(source, 60)
+    await asyncio.wait_for(pipeline.stop(), 60)
+    await asyncio.wait_for(running, 60)
