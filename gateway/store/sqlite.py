@@ -10,8 +10,6 @@ its journal anchor (:mod:`gateway.store.anchor`), else it refuses to open.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import os
 import sqlite3
 import time
@@ -20,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.contracts import RawInput
-from gateway.errors import StoreError, StoreLost, StoreUnavailable
+from gateway.errors import StoreError, StoreLost
 from gateway.outbound import Receipt
 from gateway.person_state import PersonState, StoredPerson
 from gateway.store import (
@@ -37,14 +35,13 @@ from gateway.store import (
 )
 from gateway.store._cannot_write import unavailable
 from gateway.store._connection import cannot_open, connect, release_free_pages, tune_writer
+from gateway.store._database_file import DatabaseFile
 from gateway.store._intake_batch import IntakeBatcher
 from gateway.store._writer import CommitListener, GroupCommitWriter
-from gateway.store.anchor import Anchor, anchor_path, read_anchor, write_anchor
+from gateway.store.anchor import Anchor, anchor_path, read_anchor
 from gateway.store.base import Clock, PolicyFor
 from gateway.store.migrate import migrate
 from gateway.store.records import Claim, Outcome, Pending, Processed
-
-log = logging.getLogger(__name__)
 
 
 class SQLiteStore:
@@ -59,14 +56,9 @@ class SQLiteStore:
         self.path = path
         self._clock = clock
         self._busy_timeout = busy_timeout
-        self._on_lost = on_lost
-        #: Why the store is lost, once it is: nothing more is written.
-        self.lost: StoreLost | None = None
-        self._file: tuple[int, int] | None = None  # (device, inode) of the database opened
-        self._identity = ""
-        self._anchored: tuple[int, str] | None = None
+        self._db = DatabaseFile(path, clock, on_lost)
         self._writer = GroupCommitWriter(self._open_writer, max_batch=group_commit_max,
-                                         max_delay=group_commit_delay, guard=self._check_file,
+                                         max_delay=group_commit_delay, guard=self._db.check,
                                          clock=clock)
         self._intake = IntakeBatcher(self._writer, self.now)
         self._node_lock: int | None = None  # the node's lock file (hold_node), held till close
@@ -77,7 +69,12 @@ class SQLiteStore:
 
     def identity(self) -> str:
         """The database's identity: random, made once with the database (after :meth:`start`)."""
-        return self._identity
+        return self._db.identity
+
+    @property
+    def lost(self) -> StoreLost | None:
+        """Why the store is lost (the database deleted or replaced), once it is."""
+        return self._db.lost
 
     def _open_writer(self) -> sqlite3.Connection:
         anchor = read_anchor(self.path)
@@ -94,15 +91,13 @@ class SQLiteStore:
             problem = journal.against_anchor(conn, anchor) if anchor is not None else None
             if problem is not None:
                 raise StoreLost(f"journal {problem} ({self.path}). {_REMEDY}")
-            self._identity = journal.identity(conn) or ""
+            self._db.opened(conn)
         except sqlite3.Error as exc:
             conn.close()
             raise self._unavailable(exc) from exc
         except BaseException:
             conn.close()
             raise
-        st = os.stat(self.path)
-        self._file = (st.st_dev, st.st_ino)
         tune_writer(conn)
         return conn
 
@@ -111,49 +106,14 @@ class SQLiteStore:
         holds the database's write lock (:func:`~gateway.store._cannot_write.unavailable`)."""
         return unavailable(exc, self.path, self._busy_timeout)
 
-    def _same_file(self) -> bool:
-        """Whether the file at ``path`` is the database opened (``False``: none is there)."""
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            return False
-        return (st.st_dev, st.st_ino) == self._file
-
-    def _check_file(self) -> None:
-        """Raise :class:`StoreLost` unless ``path`` is still the database opened."""
-        if self.lost is not None:
-            raise self.lost
-        if self._same_file():
-            return
-        why = "replaced" if self.path.exists() else "deleted"
-        self.lost = StoreLost(f"the database {self.path} was {why} while running")
-        if self._on_lost is not None:
-            self._on_lost(self.lost)
-        raise self.lost
-
-    def _anchor(self, conn: sqlite3.Connection, always: bool = False) -> Anchor | None:
-        """The anchor to write now, or ``None`` when the head has not moved."""
-        seq, digest = journal.head(conn)
-        if self._anchored == (seq, digest) and not always:
-            return None
-        self._anchored = (seq, digest)
-        return Anchor(self._identity, seq, digest, self.now())
-
     async def keep_anchor(self) -> None:
         """Check that the database is still there; write its anchor if the journal moved.
 
         :raises StoreLost: the database file was deleted or replaced.
         :raises StoreUnavailable: the anchor cannot be written now (disk full).
         """
-        self._check_file()
-        anchor = self._writer.read_now(self._anchor)
-        if anchor is None:
-            return
-        try:
-            await asyncio.to_thread(write_anchor, self.path, anchor)
-        except OSError as exc:  # tried again next time
-            self._anchored = None
-            raise StoreUnavailable(f"cannot write the journal anchor: {exc}") from exc
+        self._db.check()
+        await self._db.keep(self._writer.read_now(self._db.anchor))
 
     def checkpoint(self) -> None:
         """Copy the WAL into the database file (blocking: run it in a thread).
@@ -171,11 +131,11 @@ class SQLiteStore:
         :raises StoreUnavailable: the disk is full (the WAL keeps everything meanwhile), or
             another program holds the write lock the pages' release takes.
         """
-        if self.lost is not None or not self._same_file():
+        if self.lost is not None or not self._db.same():
             return
         conn = connect(self.path, busy_timeout=self._busy_timeout, create=False)
         try:
-            if self._same_file():  # (still: the file opened is ours)
+            if self._db.same():  # (still: the file opened is ours)
                 release_free_pages(conn)
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error as exc:
@@ -206,8 +166,8 @@ class SQLiteStore:
             self._writer.start()
         except sqlite3.OperationalError as exc:
             raise StoreError(cannot_open(self.path, exc)) from None
-        self._write_anchor_now(self._writer.read_now(lambda c: self._anchor(c, always=True)),
-                               "start")
+        self._db.write_now(self._writer.read_now(lambda c: self._db.anchor(c, always=True)),
+                           "start")
 
     def hold_node(self, node: str) -> None:
         """Hold ``node`` on this database until :meth:`close`: a lock file beside it
@@ -232,21 +192,14 @@ class SQLiteStore:
 
         def last(conn: sqlite3.Connection) -> None:
             try:
-                self._check_file()
+                self._db.check()
             except StoreLost:
                 return  # the anchor keeps naming what the lost database reached
-            anchors.append(self._anchor(conn, always=True))
+            anchors.append(self._db.anchor(conn, always=True))
 
         self._writer.stop(last)
         for anchor in anchors:
-            self._write_anchor_now(anchor, "stop")
-
-    def _write_anchor_now(self, anchor: Anchor | None, when: str) -> None:
-        if anchor is None:
-            return
-        write_anchor(self.path, anchor)
-        log.info("journal head at %s: entry %d, hash %s (database %s)", when, anchor.seq,
-                 anchor.hash, anchor.identity)
+            self._db.write_now(anchor, "stop")
 
     # -- intake ------------------------------------------------------------
     async def add_raw(self, raws: Sequence[RawInput]) -> list[tuple[int, bool]]:
