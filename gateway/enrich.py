@@ -12,15 +12,15 @@ what the store has committed.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import pluggy
 
 from gateway.contracts import Normalised
-from gateway.person_hooks import look_up
+from gateway.person_hooks import at_once, look_up
 from gateway.person_state import PersonChange, PersonState, StoredPerson
 from gateway.store import Store
 
@@ -70,13 +70,8 @@ async def enrich(store: Store, pm: pluggy.PluginManager, settings: Any,
             continue
         asked.update(n.subject)
         todo.append((mid, n.subject))
-    slots = asyncio.Semaphore(settings.gateway.person_lookup_concurrency)
-
-    async def ask(mid: int, subject: Sequence[str]) -> PersonState | None:
-        async with slots:
-            return await look_up(pm, settings, subject, mid)
-
-    answers = await asyncio.gather(*(ask(mid, subject) for mid, subject in todo))
+    answers = await at_once(settings, [partial(look_up, pm, settings, subject, mid)
+                                       for mid, subject in todo])
     for (_mid, subject), state in zip(todo, answers, strict=True):
         # in message order; a state that an earlier answer already gave is that one's
         if state is None or any(k in found.known for k in (*subject, *state.keys())):

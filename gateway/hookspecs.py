@@ -234,16 +234,19 @@ def gateway_person_resolve(identification: PersonIdentificationLight, settings: 
                            ) -> Sequence[PersonState] | Awaitable[Sequence[PersonState] | None] | None:
     """Name the residents a partner's message may be about, when the gateway does not know them.
 
-    Asked (in the daemon's event loop) for a message from a partner (the
-    canton) whose person the gateway's own state does not find, by VN, local
-    person id, nor official name + first name + date of birth: a registry
-    plugin searches the registry, in the same order. Every plugin's
-    candidates are taken, each person once (by keys). Exactly one candidate
-    and the message goes to the registry about that person, whose state is
-    stored; none or several and it waits in ``needs_review`` with them, for an
-    operator to assign (``ech-gateway messages assign``). May return an
-    awaitable (the core awaits it, within ``[gateway] person_lookup_timeout``);
-    a plugin that raises or answers late counts as finding nobody, the others'
+    Asked (in the daemon's event loop, for several messages at once: ``[gateway]
+    person_lookup_concurrency``) for a message from a partner (the canton)
+    whose person the gateway's own state does not find, by VN, local person
+    id, nor official name + first name + date of birth: a registry plugin
+    searches the registry, in the same order. Every plugin's candidates are
+    taken, each person once (by keys). Exactly one candidate and the message
+    goes to the registry about that person, whose state is stored; none or
+    several and it waits in ``needs_review`` with them, for an operator to
+    assign (``ech-gateway messages assign``). May return an awaitable (the
+    core awaits it, within ``[gateway] person_lookup_timeout``). Raise when
+    the registry could not be searched: the message waits saying so (``messages
+    replay`` searches again), not as if nobody were found. A plugin that
+    raises or answers late counts as finding nobody, the others'
     candidates are taken all the same.
 
     :param identification: the person as the message names them (eCH-0044

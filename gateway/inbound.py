@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -39,7 +40,7 @@ from gateway.contracts import ANSWERED_ATTEMPT, NOT_FROM_PARTNER, Decision, Norm
 from gateway.convert import CANONICAL
 from gateway.ech0223 import EventReport, PersonIdentificationLight, read_message
 from gateway.errors import ConversionRefused, InputRejected
-from gateway.person_hooks import candidates, look_up
+from gateway.person_hooks import at_once, candidates, look_up
 from gateway.person_state import PersonState, birth_text, mask_vn, person_keys
 from gateway.store import Inbound, MessageState, Processed, Store
 from gateway.xml.problem_text import SHOWN, problems_text
@@ -61,6 +62,7 @@ class Match:
     """Who a message is about: ``how`` they were found and the candidates (one: matched).
 
     :param new: the candidates came from the registry, not from the gateway's state.
+    :param unsearched: the registry plugins that could not be asked (failed, or late).
     """
 
     how: str | None
@@ -68,6 +70,7 @@ class Match:
     ids: list[int | None]
     new: bool = False
     note: str = ""
+    unsearched: list[str] = dataclasses.field(default_factory=list)
 
 
 class WayBack:
@@ -91,18 +94,22 @@ class WayBack:
         return rest, back
 
     async def process(self, items: Sequence[Item]) -> list[Processed]:
-        """The outcome of each partner's message."""
+        """The outcome of each partner's message, in their order. The messages are finished
+        at once, ``[gateway] person_lookup_concurrency`` at a time (as stage *enrich* asks
+        about its persons: :func:`~gateway.person_hooks.at_once`), so that those whose
+        resident the registry is searched for do not wait for each other."""
         if not items:
             return []
         assigned = await self._store.assignments([mid for mid, _raw, _n in items])
-        out = []
-        for mid, raw, n in items:
+
+        async def outcome(mid: int, raw: RawInput, n: Normalised) -> Processed:
             try:
-                out.append(await self._one(mid, raw, n, assigned.get(mid)))
+                return await self._one(mid, raw, n, assigned.get(mid))
             except InputRejected as exc:
-                out.append(Processed(mid, MessageState.QUARANTINED, str(exc),
-                                     message_id=n.message_id, sender_id=n.sender_id))
-        return out
+                return Processed(mid, MessageState.QUARANTINED, str(exc),
+                                 message_id=n.message_id, sender_id=n.sender_id)
+
+        return await at_once(self.settings, [partial(outcome, *item) for item in items])
 
     async def _one(self, mid: int, raw: RawInput, n: Normalised,
                    assigned: list[str] | None) -> Processed:
@@ -159,8 +166,12 @@ class WayBack:
                    if not match.candidates else
                    f"{len(match.candidates)} residents match the person of this message"
                    f" (by {match.how})")
+            again = (f"`ech-gateway messages replay {mid}` searches again once it answers,"
+                     " or " if match.unsearched and not match.candidates else "")
+            if match.unsearched:
+                noticed["unsearched"] = match.unsearched
             return Processed(mid, MessageState.NEEDS_REVIEW,
-                             f"{why}: assign one with `ech-gateway messages assign {mid}"
+                             f"{why}: {again}assign one with `ech-gateway messages assign {mid}"
                              " --person VN|LOCALID`",
                              inbound=dataclasses.replace(inbound, candidates=candidates),
                              detail={"partner": partner, **noticed}, **base)
@@ -226,8 +237,12 @@ class WayBack:
             if same:
                 return Match("names and date of birth", [s for _pid, s in same],
                              [pid for pid, _s in same])
-        found_there = await candidates(self._pm, self.settings, ident, mid)
-        return Match("the registry", found_there, [None] * len(found_there), new=True, note=note)
+        there = await candidates(self._pm, self.settings, ident, mid)
+        if there.failed and not there.persons:
+            note = ("no resident found: the registry could not be searched (plugin "
+                    + ", ".join(map(repr, there.failed)) + " failed or did not answer in time)")
+        return Match("the registry", there.persons, [None] * len(there.persons), new=True,
+                     note=note, unsearched=there.failed)
 
     async def _answered(self, ident: PersonIdentificationLight, partner: str, reference: str,
                         senders: set[str]) -> Match | None:

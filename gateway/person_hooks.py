@@ -1,6 +1,9 @@
 """Asking the registry plugins about persons: every call of ``gateway_person_lookup`` and
 ``gateway_person_resolve`` goes through here (stage *enrich*, the way back, ``messages assign``).
 
+A batch asks about its persons at once, ``[gateway] person_lookup_concurrency`` at a time
+(:func:`at_once`, the one bound of both stage *enrich* and the way back).
+
 Each plugin implementing the hook is asked on its own, so that what goes wrong is known to
 be its, and within ``[gateway] person_lookup_timeout``, so that no plugin holds up its
 batch (or an operator's command) for good. One that raises, does not answer in time or
@@ -13,9 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import pluggy
 
@@ -29,6 +33,29 @@ LOOKUP = "gateway_person_lookup"
 RESOLVE = "gateway_person_resolve"
 _WHAT = {LOOKUP: "person look-up", RESOLVE: "person resolution"}
 
+T = TypeVar("T")
+
+
+async def at_once(settings: Any, calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
+    """What each of ``calls`` (work that asks the registry plugins) answers, in their order;
+    ``[gateway] person_lookup_concurrency`` of them run at a time.
+
+    A call that raises ends the others (cancelled: none is left running) and its error
+    goes on as it is.
+    """
+    slots = asyncio.Semaphore(settings.gateway.person_lookup_concurrency)
+
+    async def one(call: Callable[[], Awaitable[T]]) -> T:
+        async with slots:
+            return await call()
+
+    tasks = [asyncio.ensure_future(one(call)) for call in calls]
+    try:
+        return await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:  # after an error or a cancellation; done ones are left as they are
+            task.cancel()
+
 
 async def look_up(pm: pluggy.PluginManager, settings: Any, keys: Sequence[str],
                   message: int) -> PersonState | None:
@@ -38,8 +65,8 @@ async def look_up(pm: pluggy.PluginManager, settings: Any, keys: Sequence[str],
     :param message: the row id of the message the person is looked up for (for the log).
     """
     for plugin, call in each_plugin(pm, LOOKUP):
-        answer = await _asked(plugin, LOOKUP, message, settings,
-                              partial(call, keys=list(keys), settings=settings))
+        _failed, answer = await _asked(plugin, LOOKUP, message, settings,
+                                       partial(call, keys=list(keys), settings=settings))
         if isinstance(answer, PersonState):
             return answer
         if answer is not None:
@@ -47,10 +74,19 @@ async def look_up(pm: pluggy.PluginManager, settings: Any, keys: Sequence[str],
     return None
 
 
+@dataclass(slots=True)
+class Candidates:
+    """The residents the plugins named, and the plugins that could not say (they raised or
+    did not answer in time: the resident may be known to them)."""
+
+    persons: list[PersonState]
+    failed: list[str]
+
+
 async def candidates(pm: pluggy.PluginManager, settings: Any,
-                     identification: PersonIdentificationLight, message: int) -> list[PersonState]:
+                     identification: PersonIdentificationLight, message: int) -> Candidates:
     """The residents the plugins name for ``identification``, every plugin asked at once,
-    each person once (by keys); a plugin that fails names nobody.
+    each person once (by keys); a plugin that fails names nobody, and is listed as failed.
 
     :param message: the row id of the message whose person is searched (for the log).
     """
@@ -60,7 +96,9 @@ async def candidates(pm: pluggy.PluginManager, settings: Any,
                partial(call, identification=identification, settings=settings))
         for plugin, call in callers))
     unique: dict[tuple[str, ...], PersonState] = {}
-    for (plugin, _call), answer in zip(callers, answers, strict=True):
+    failed = [plugin for (plugin, _call), (fails, _answer) in zip(callers, answers, strict=True)
+              if fails]
+    for (plugin, _call), (_fails, answer) in zip(callers, answers, strict=True):
         if answer is None:
             continue
         if isinstance(answer, PersonState | str | bytes) or not isinstance(answer, Sequence):
@@ -71,13 +109,14 @@ async def candidates(pm: pluggy.PluginManager, settings: Any,
                 unique.setdefault(tuple(sorted(state.keys())) or (str(id(state)),), state)
             else:
                 _ignored(plugin, RESOLVE, message, state)
-    return list(unique.values())
+    return Candidates(list(unique.values()), failed)
 
 
 async def _asked(plugin: str, hook: str, message: int, settings: Any,
-                 call: Callable[[], Any]) -> Any:
-    """What ``call`` (one plugin's implementation of ``hook``) answers, awaited if need be,
-    within ``[gateway] person_lookup_timeout``; ``None`` (logged) if it raises or takes longer."""
+                 call: Callable[[], Any]) -> tuple[bool, Any]:
+    """Whether ``call`` (one plugin's implementation of ``hook``) failed, and what it answers,
+    awaited if need be, within ``[gateway] person_lookup_timeout``; failed (logged), with
+    ``None``, if it raises or takes longer."""
     limit = settings.gateway.person_lookup_timeout
     what = _WHAT[hook]
     try:
@@ -90,14 +129,14 @@ async def _asked(plugin: str, hook: str, message: int, settings: Any,
         log.warning("%s by plugin %r for message %d did not answer within [gateway]"
                     " person_lookup_timeout (%gs); going on without the registry's data",
                     what, plugin, message, limit)
-        return None
+        return True, None
     except Exception as exc:  # a registry that is down must not stop processing
         log.warning("%s by plugin %r for message %d failed (%s); going on without the"
                     " registry's data", what, plugin, message, type(exc).__name__)
         log.debug("%s failure by plugin %r for message %d", what, plugin, message,
                   exc_info=True)
-        return None
-    return answer
+        return True, None
+    return False, answer
 
 
 def _ignored(plugin: str, hook: str, message: int, answer: object) -> None:

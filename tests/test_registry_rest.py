@@ -300,6 +300,25 @@ async def test_nobody_or_two_residents_found_waits_for_review_and_is_kept(
     assert "message.needs_review" in gw.event_kinds()
 
 
+@pytest.mark.parametrize("trouble", ["down", "slow"])
+async def test_a_registry_that_cannot_be_searched_is_not_taken_for_one_that_knows_nobody(
+        tmp_path: Path, trouble: str) -> None:
+    """The message waits for review saying the registry could not be searched, and that a
+    replay searches again: not "no resident matches" (an operator would assign by hand what
+    the registry knows)."""
+    sim = RegistrySimulator(residents())
+    sim.down, sim.delay = trouble == "down", 2.0 if trouble == "slow" else 0.0
+    async with serve(sim.app()) as url, harness(
+            tmp_path, settings=registry(url, lookup_timeout="200ms")) as gw:
+        mid = await gw.from_partner(sample_message("canton-1", person=resident().identification))
+        await gw.wait_for(lambda: gw.messages()[0].state == "needs_review")
+    reason = gw.messages()[0].reason or ""
+    assert reason.startswith("no resident found: the registry could not be searched (plugin"
+                             " 'registry_rest' failed or did not answer in time): "
+                             f"`ech-gateway messages replay {mid}` searches again"), reason
+    assert f"messages assign {mid}" in reason and "no resident matches" not in reason
+
+
 async def test_registry_down_keeps_the_cantons_message_queued_then_delivers_it_once(
         tmp_path: Path) -> None:
     """The registry's event teaches the gateway the person (a look-up); the answer waits it out."""
@@ -356,6 +375,27 @@ async def test_a_wrong_token_finds_nobody_and_the_message_waits_for_review(
         await gw.from_partner(sample_message("canton-1", person=resident().identification))
         await gw.wait_for(lambda: gw.messages()[0].state == "needs_review")
     assert sim.inbox == [] and gw.deliveries() == []
+
+
+async def test_a_batch_of_cantons_messages_searches_the_registry_several_at_a_time(
+        tmp_path: Path) -> None:
+    """The way back searches for its residents as enrichment looks up its persons: at once,
+    ``[gateway] person_lookup_concurrency`` requests side by side, not one after another."""
+    sim = RegistrySimulator(residents())
+    sim.delay = 0.2
+    found = residents()[:8]
+    messages = [sample_message(f"canton-{n}", person=p.identification)
+                for n, p in enumerate(found)]
+    messages += [sample_message(f"stranger-{n}", seed=n) for n in range(4)]  # nobody it knows
+    async with serve(sim.app()) as url, harness(tmp_path, settings={
+            **registry(url), "gateway": {"person_lookup_concurrency": 4}}) as gw:
+        await asyncio.gather(*(gw.from_partner(m, ref=f"{n}.xml") for n, m in enumerate(messages)))
+        await gw.wait_for(lambda: sum(m.state == "needs_review" for m in gw.messages()) == 4)
+        delivered = await gw.settled(8)
+    assert sim.most_searching == 4
+    assert sorted(d.message_id for d in delivered if d.state == "delivered") == sorted(
+        f"canton-{n}" for n in range(8))
+    assert len(sim.inbox) == 8
 
 
 def endless(status: int) -> web.Application:

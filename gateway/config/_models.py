@@ -111,7 +111,9 @@ class GatewaySettings(_Section):
         le=256,
         description="How many look-ups of persons the gateway does not know yet"
         " (`gateway_person_lookup`) a batch runs at once (the registry answers that many"
-        " requests side by side); the batch waits for the last of them.",
+        " requests side by side), and how many partners' messages on the way back it"
+        " finishes at once (each may search the registry for its resident,"
+        " `gateway_person_resolve`); the batch waits for the last of them.",
     )
     answers_first: Duration = Field(
         default=1.0,

@@ -35,7 +35,7 @@ from gateway.api import (
     ech0223,
     hookimpl,
 )
-from plugins.registry_rest.lookup import identification_queries, look_up, search
+from plugins.registry_rest.lookup import identification_queries, look_up, resolve
 from plugins.registry_rest.options import TRANSPORT, RegistryOptions
 from plugins.registry_rest.source import (
     RegistrySource,
@@ -89,9 +89,10 @@ def gateway_person_lookup(keys: Sequence[str], settings: Any
 @hookimpl
 def gateway_person_resolve(identification: ech0223.PersonIdentificationLight, settings: Any
                            ) -> Awaitable[Sequence[PersonState]] | None:
-    """Search the registries for the resident a canton's message names (``None``: none configured)."""
+    """Search the registries for the resident a canton's message names (``None``: none
+    configured); raises when nobody was found and a registry could not be asked."""
     connections = registries(settings)
-    return search(connections, identification_queries(identification)) if connections else None
+    return resolve(connections, identification_queries(identification)) if connections else None
 
 
 @hookimpl

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import aiohttp
 
-from gateway.api import PersonState, ech0223
+from gateway.api import PersonState, TransientError, ech0223
 from plugins.registry_rest.client import AnswerTooLarge, RegistryClient
 from plugins.registry_rest.options import RegistryOptions
 
@@ -57,7 +57,30 @@ def identification_queries(ident: ech0223.PersonIdentificationLight) -> list[dic
 async def search(registries: Mapping[str, RegistryOptions],
                  asks: Sequence[dict[str, str]]) -> list[PersonState]:
     """The residents the first query that finds any finds, in the first registry that knows them
-    (``registries``: the connection of each registry partner, by name)."""
+    (``registries``: the connection of each registry partner, by name); a registry that
+    cannot be asked counts as knowing nobody."""
+    found, _failed = await _search(registries, asks)
+    return found
+
+
+async def resolve(registries: Mapping[str, RegistryOptions],
+                  asks: Sequence[dict[str, str]]) -> list[PersonState]:
+    """:func:`search`, for the resident a partner's message is about.
+
+    :raises TransientError: nobody was found and a registry could not be asked: the
+        resident may be there (the core says so, and the message can be processed again).
+    """
+    found, failed = await _search(registries, asks)
+    if not found and failed:
+        raise TransientError(f"registry {', '.join(failed)} could not be searched")
+    return found
+
+
+async def _search(registries: Mapping[str, RegistryOptions], asks: Sequence[dict[str, str]]
+                  ) -> tuple[list[PersonState], list[str]]:
+    """The residents found (as :func:`search`), and the URLs of the registries that could not
+    be asked."""
+    failed: list[str] = []
     for name, options in registries.items():
         async with RegistryClient(options, name, connections=1) as client:
             for query in asks:
@@ -66,10 +89,11 @@ async def search(registries: Mapping[str, RegistryOptions],
                 except (aiohttp.ClientError, TimeoutError, ValueError, AnswerTooLarge) as exc:
                     log.warning("registry %s: person look-up by %s failed (%s); taken as unknown",
                                 options.url, "+".join(query), str(exc) or type(exc).__name__)
+                    failed.append(options.url)
                     break  # this registry cannot be asked now: try the next one
                 if found:
-                    return found
-    return []
+                    return found, failed
+    return [], failed
 
 
 async def look_up(registries: Mapping[str, RegistryOptions], keys: Sequence[str]

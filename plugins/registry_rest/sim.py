@@ -61,7 +61,9 @@ class RegistrySimulator:
         self.searches: list[dict[str, str]] = []
         #: the most deliveries (``POST /inbox``) that were being answered at one time.
         self.most_delivering = 0
-        self._delivering = 0
+        #: the most person searches (``POST /persons/search``) being answered at one time.
+        self.most_searching = 0
+        self._at_once = {"/inbox": 0, "/persons/search": 0}
 
     def add_event(self, body: bytes, content_type: str = "application/xml") -> int:
         """Put an event in the outbox; returns its id (its position, from 1)."""
@@ -82,13 +84,16 @@ class RegistrySimulator:
     async def _gate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Every request is noted, then refused while ``down`` or without the token."""
         self.requests.append(f"{request.method} {request.path_qs}")
-        delivering = request.method == "POST" and request.path == "/inbox"
-        self._delivering += delivering
-        self.most_delivering = max(self.most_delivering, self._delivering)
+        counted = request.path if request.method == "POST" and request.path in self._at_once else None
+        if counted is not None:
+            self._at_once[counted] += 1
+            self.most_delivering = max(self.most_delivering, self._at_once["/inbox"])
+            self.most_searching = max(self.most_searching, self._at_once["/persons/search"])
         try:
             return await self._answer(request, handler)
         finally:
-            self._delivering -= delivering
+            if counted is not None:
+                self._at_once[counted] -= 1
 
     async def _answer(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if self.delay:
