@@ -269,6 +269,22 @@ def test_check_config_refuses_durations_and_tiny_sizes_without_unit(tmp_path: Pa
         ' "7d"; 0 needs none)']
 
 
+def test_commands_list_configuration_problems_a_line_each(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``run`` and the other commands refuse an invalid configuration with a line per
+    problem, as check-config lists them (they came as one line, joined by a literal \\n)."""
+    config = write_initial_config(tmp_path)
+    config.write_text(config.read_text().replace('log_level = "INFO"', 'log_levle = "INFO"')
+                      .replace('keep = "90d"', "keep = 90"))
+    code, out, err = cli(capsys, "--config", str(config), "status")
+    assert code == 2 and out == ""
+    assert err.splitlines() == [
+        "invalid configuration:",
+        f'{config}: retention.keep: 90 has no unit and would be 90 seconds: did you mean "90d"'
+        ' or "90s"? (durations take a unit: "500ms", "30s", "5m", "2h", "7d"; 0 needs none)',
+        f"{config}: gateway.log_levle: unknown key (did you mean 'log_level'?)"]
+
+
 def test_check_config_accepts_the_shipped_examples(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """config/ with the exports' sources: its rules match only fact values the plugins declare."""

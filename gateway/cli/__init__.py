@@ -135,8 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # a closed pipe shows here, not at exit
     except BrokenPipeError:
         return _closed_pipe()
-    except ConfigError as exc:
-        _out.say(exc, file=sys.stderr)
+    except ConfigError as exc:  # a line per problem, as check-config lists them
+        _out.say("invalid configuration:", *(f"{file}: {key}: {reason}"
+                                             for file, key, reason in exc.problems),
+                 file=sys.stderr)
         return CONFIG
     except PluginError as exc:  # a type clash found once the types are listed
         _out.say(f"ech-gateway: {exc}", file=sys.stderr)
