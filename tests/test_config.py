@@ -267,6 +267,33 @@ def test_unreadable_secret_file_is_reported(tmp_path: Path) -> None:
     assert "cannot read" in reason and str(tmp_path / "missing") in reason
 
 
+def test_secret_files_empty_or_of_more_lines_are_refused(tmp_path: Path) -> None:
+    """An empty token file sent ``Bearer `` (a 401: every message dead), one with an empty
+    line at its end a token with a line break, which no request can carry; a Windows line
+    end is a line end."""
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets/token").write_bytes(b"s3cret\r\n")
+    conf = write(tmp_path / "conf.d/50-secrets.toml",
+                 '[partners.canton.sedex]\ntoken_file = "../secrets/token"\n')
+    main = write(tmp_path / "gateway.toml", MINIMAL)
+    settings = load_settings(main, env={})
+    assert check_plugin_options(settings, SOURCE_TYPES, TRANSPORT_TYPES) == []
+    parsed = settings.partners["canton"].parsed
+    assert isinstance(parsed, SedexOptions) and parsed.token.get_secret_value() == "s3cret"
+
+    (tmp_path / "secrets/token").write_text("s3cret\n\n")  # an empty line at its end
+    settings = load_settings(main, env={})
+    assert check_plugin_options(settings, SOURCE_TYPES, TRANSPORT_TYPES) == [
+        (str(conf), "partners.canton.sedex.token_file",
+         f"{tmp_path / 'secrets/token'} holds more than one line (an empty line at its end?):"
+         " write the value alone on one line; only the line end after it is left out")]
+
+    (tmp_path / "secrets/node").write_text("")
+    main.write_text(MINIMAL + '[gateway]\nnode_id_file = "secrets/node"\n')
+    assert keyed(problems_of(main))[(str(main), "gateway.node_id_file")] == (
+        f"{tmp_path / 'secrets/node'} is empty: write the value into it")
+
+
 def test_relative_paths_resolve_against_the_file_that_sets_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from gateway.config._checks import check_routes, check_types, cross_check
 from gateway.config._layers import env_layer, merge, read_toml
 from gateway.config._models import ENV_DELIMITER, ENV_PREFIX, Settings
-from gateway.config._prepare import keys_at, prepare
+from gateway.config._prepare import FILE_SUFFIX, keys_at, prepare
 from gateway.config._provenance import Key, Origin, Problem, Provenance
 from gateway.errors import ConfigError
 
@@ -96,7 +96,9 @@ def load_settings(path: Path | None = None, *, env: Mapping[str, str] | None = N
     try:
         settings = Settings(**prepared, config_files=files)
     except ValidationError as exc:
-        said = {key for _file, key, _reason in problems}  # (a bare number, say: said once)
+        # (a bare number, say: said once; a secret file refused: not said missing too)
+        said = {k for _file, key, _reason in problems
+                for k in (key, key.removesuffix(FILE_SUFFIX))}
         problems += [p for p in provenance.problems(exc, keys=partial(keys_at, Settings))
                      if not _options_of(p, unknown) and p[1] not in said]
         raise ConfigError(unknown_types + problems) from None

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from gateway.config._connections import Plugged
 from gateway.config._load import provenance_of
 from gateway.config._models import Settings
-from gateway.config._prepare import members, prepare
+from gateway.config._prepare import FILE_SUFFIX, members, prepare
 from gateway.config._provenance import Key, Problem, Provenance
 from gateway.plugin_types import SourceType, TransportType
 
@@ -90,7 +90,9 @@ def _check(
     try:
         parsed = plugin.options.model_validate(options)
     except ValidationError as exc:
-        reported = {key for _file, key, _reason in [*unknown, *problems]}
+        # (a secret file refused: its key is not said to be missing as well)
+        reported = {k for _file, key, _reason in [*unknown, *problems]
+                    for k in (key, key.removesuffix(FILE_SUFFIX))}
         problems += [p for p in provenance.problems(exc, prefix) if p[1] not in reported]
     else:
         plugged.parsed = None if unknown else parsed

@@ -28,7 +28,8 @@ def prepare(
     """Return a copy of ``data``, the table of ``model`` at ``prefix``, ready to validate.
 
     ``<key>_file = "/path"`` sets ``<key>`` (a field of ``model``, which has no
-    field ``<key>_file``) to the file's content without its trailing newline.
+    field ``<key>_file``) to the file's content without its trailing newline; an empty
+    file, or one of more lines, is a problem.
     A relative path given for a ``Path`` field is resolved against the
     directory of the file that set it, without ``..`` (:func:`config_path`),
     as the operator is shown it; a URL given for one is a problem (the gateway
@@ -132,11 +133,21 @@ def _read_secret(
     if not isinstance(value, str):
         problems.append(provenance.problem(key, "must be the path of a file (a string)"))
         return None
-    path = provenance.at(key).base / value
+    path = config_path(provenance.at(key).base, value)
     try:
-        return path.read_text(encoding="utf-8").removesuffix("\n")
+        secret = path.read_text(encoding="utf-8").removesuffix("\n")  # (\r\n read as \n)
     except OSError as exc:
         problems.append(provenance.problem(key, f"cannot read {path}: {exc.strerror or exc}"))
+        return None
     except UnicodeDecodeError:
         problems.append(provenance.problem(key, f"{path} is not UTF-8 text"))
-    return None
+        return None
+    if not secret:  # a secret never written: an empty token or password is sent otherwise
+        problems.append(provenance.problem(key, f"{path} is empty: write the value into it"))
+        return None
+    if "\n" in secret:  # a line break in a token makes every request fail
+        problems.append(provenance.problem(
+            key, f"{path} holds more than one line (an empty line at its end?): write the value"
+            " alone on one line; only the line end after it is left out"))
+        return None
+    return secret

@@ -44,8 +44,9 @@ Conventions:
 
 - **Secrets from files:** any text key `<key>` may be given as
   `<key>_file = "/path"`; its value is the file's content without the
-  trailing newline. Keys of type *secret string* hide their value when
-  printed.
+  line end after it (`\\n` or `\\r\\n`); a file that is empty or holds more
+  than one line (an empty line at its end) is refused. Keys of type *secret
+  string* hide their value when printed.
 - **Relative paths** are resolved against the directory of the file that sets
   them (environment variables: the working directory). This holds for the
   options of plugins too.
