@@ -221,6 +221,20 @@ def test_environment_overrides_files(tmp_path: Path) -> None:
     assert settings.partners["canton"].options["outbox"] == "/srv/out"
 
 
+def test_an_environment_variable_with_one_underscore_after_its_section_is_named(
+        tmp_path: Path) -> None:
+    """``ECH_GATEWAY_GATEWAY_LOG_LEVEL`` (one ``_`` where ``__`` belongs) was skipped as
+    silently as ``ECH_GATEWAY_CONFIG``: the operator's setting did nothing."""
+    main = write(tmp_path / "gateway.toml", MINIMAL)
+    env = {"ECH_GATEWAY_GATEWAY_LOG_LEVEL": "DEBUG", "ECH_GATEWAY_CONFIG": str(main),
+           "ECH_GATEWAY_LOAD_PLUGINS": "sedex", "ECH_GATEWAY_STORE_": "x"}
+
+    assert problems_of(None, env) == [
+        ("env ECH_GATEWAY_GATEWAY_LOG_LEVEL", "gateway_log_level", "not a configuration key;"
+         " did you mean ECH_GATEWAY_GATEWAY__LOG_LEVEL? (__ between section and key, and"
+         " between tables)")]
+
+
 def test_environment_values_that_are_not_json_lists(tmp_path: Path) -> None:
     main = write(tmp_path / "gateway.toml", MINIMAL)
     env = {

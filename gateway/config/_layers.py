@@ -58,9 +58,14 @@ def env_layer(
         if not name.upper().startswith(prefix.upper()):
             continue
         key = tuple(name[len(prefix) :].lower().split(delimiter))
-        if key[0] not in sections and len(key) == 1:
-            continue
         label = f"env {name}"
+        if key[0] not in sections and len(key) == 1:
+            meant = _one_underscore(key[0], sections, delimiter)
+            if meant is not None:  # ECH_GATEWAY_GATEWAY_LOG_LEVEL: not silently ignored
+                problems.append((label, key[0], "not a configuration key; did you mean"
+                                 f" {prefix}{meant.upper()}? ({delimiter} between section"
+                                 " and key, and between tables)"))
+            continue
         if key[0] not in sections or not all(key):
             problems.append((label, dotted(key), "not a configuration key"))
             continue
@@ -83,6 +88,16 @@ def env_layer(
             for size in range(1, len(key)):
                 provenance.origins.setdefault(key[:size], Origin(label, cwd))
     return data, provenance, problems
+
+
+def _one_underscore(name: str, sections: Collection[str], delimiter: str) -> str | None:
+    """``gateway__log_level`` for ``gateway_log_level``: a section and a key joined by one
+    underscore, not ``delimiter``; ``None`` for a name that does not start with a section
+    (``config``, ``load_plugins``: variables that are no configuration key)."""
+    section = next((s for s in sections if name.startswith(f"{s}_")), None)
+    if section is None or not name[len(section) + 1:].strip("_"):
+        return None
+    return f"{section}{delimiter}{name[len(section) + 1:]}"
 
 
 def merge(
