@@ -53,7 +53,9 @@ Read = Whole | Unfinished | TooLarge | OSError | None
 class FolderOptions(PluginOptions):
     """The keys of a ``type = "folder"`` source."""
 
-    path: Path = Field(description="directory the registry drops files into")
+    path: Path = Field(description="directory the registry drops files into; not a folder a"
+                       " partner's transport names, nor another source's whose pattern takes"
+                       " the same files")
     pattern: list[str] = Field(
         ["*.xml", "*.zip"], description="globs of the file names to take, in any case (one"
         " glob or a list)")

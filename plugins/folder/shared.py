@@ -1,0 +1,69 @@
+"""``check-config``: a drop folder that another source reads, or a partner's transport
+writes into or reads, is refused.
+
+Two sources on one folder whose patterns overlap would each take a file before the
+other: which source (and which mapping) a file came from would be chance. A drop folder
+that is a partner's folder (the registry's inbox the ``folder`` transport writes into,
+the sedex client's inbox) would take the gateway's own deliveries, or the canton's
+pairs, as the registry's input.
+"""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+from typing import Any
+
+from gateway.api import CONFIGURATION, FolderHang, WritablePaths, same_folder
+from plugins.folder.source import FolderOptions
+
+Problem = tuple[str, str, str]
+
+
+def shared_folder_problems(settings: Any) -> list[Problem]:
+    """The problems of enabled folder sources whose drop folder is not their own."""
+    sources = [(name, source.parsed) for name, source in settings.sources.items()
+               if source.enabled and isinstance(source.parsed, FolderOptions)]
+    problems = []
+    for i, (name, options) in enumerate(sources):
+        key = f"sources.{name}.path"
+        try:
+            reason = _other_source(options, sources[:i]) or _partner(options, settings)
+        except FolderHang as exc:  # a share that is down
+            reason = str(exc)
+        if reason is not None:
+            problems.append((CONFIGURATION, key, reason))
+    return problems
+
+
+def _other_source(options: FolderOptions,
+                  earlier: list[tuple[str, FolderOptions]]) -> str | None:
+    for other, theirs in earlier:
+        overlap = _overlap(options.pattern, theirs.pattern)
+        if overlap is not None and same_folder(options.path, theirs.path):
+            return (f"{options.path} is the drop folder of sources.{other} too, and their"
+                    f" patterns overlap ({overlap}): which source takes a file would be chance;"
+                    " give each source a folder of its own")
+    return None
+
+
+def _partner(options: FolderOptions, settings: Any) -> str | None:
+    for name, partner in settings.partners.items():
+        parsed = partner.parsed
+        if not isinstance(parsed, WritablePaths):
+            continue
+        for folder in parsed.writable_paths():
+            if same_folder(options.path, folder.path):
+                return (f"{options.path} is partners.{name}.{partner.transport}.{folder.key}"
+                        " too: the gateway would take what it writes or reads there as this"
+                        " source's input; give the source the folder the registry writes to")
+    return None
+
+
+def _overlap(ours: list[str], theirs: list[str]) -> str | None:
+    """Two patterns of which one matches the other (``*.xml`` and ``export-*.xml``), said as
+    ``'a' and 'b'``; ``None`` if there are none (``*.xml`` and ``*.csv``)."""
+    for a in ours:
+        for b in theirs:
+            if fnmatchcase(a.lower(), b.lower()) or fnmatchcase(b.lower(), a.lower()):
+                return f"{a!r} and {b!r}"
+    return None
