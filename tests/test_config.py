@@ -551,6 +551,32 @@ def test_an_unknown_key_close_to_a_known_one_is_named_as_the_typo_it_is(tmp_path
             "rule 'foreign': unknown key (did you mean 'nationality'?)"}
 
 
+def test_an_unknown_table_close_to_a_known_one_is_named_as_the_typo_it_is(
+        tmp_path: Path) -> None:
+    """``[retension]`` was only "unknown table", its keys silently not set; a partner's table
+    like none is said to be where transport options go."""
+    main = write(tmp_path / "gateway.toml", MINIMAL + textwrap.dedent(
+        """
+        [retension]
+        keep = "30d"
+        [http.tsl]
+        cert = "x.pem"
+        [partners.canton.retyr]
+        max_attempts = 3
+        [partners.canton.sedx]
+        outbox = "x"
+        [frobnicate]
+        a = 1
+        """))
+    assert keyed(problems_of(main)) == {
+        (str(main), "retension"): "unknown table (did you mean 'retention'?)",
+        (str(main), "http.tsl"): "unknown table (did you mean 'tls'?)",
+        (str(main), "partners.canton.retyr"): "unknown table (did you mean 'retry'?)",
+        (str(main), "partners.canton.sedx"):
+            "unknown table; transport options go in [partners.canton.<transport>]",
+        (str(main), "frobnicate"): "unknown table"}
+
+
 def test_unknown_route_to_partner(tmp_path: Path) -> None:
     main = write(tmp_path / "gateway.toml", MINIMAL + '[gateway]\nlog_format = "xml"\n')
     conf = write(tmp_path / "conf.d/10-x.toml", '[sources.registry]\nroute_to = ["kanton"]\n')

@@ -96,8 +96,9 @@ class Provenance:
                                                      and detail["type"] in _WRONG_VALUE):
                 reason += f", not {detail['input']!r}"  # which entry of a list it is
             if detail["type"] == "extra_forbidden" and isinstance(detail["input"], dict):
-                reason = "unknown table"
-                if key[0] == "partners" and len(key) == 3:
+                meant = did_you_mean(key[-1], keys(key[:-1])) if keys is not None else ""
+                reason = "unknown table" + meant  # [retension], [http.tsl]
+                if key[0] == "partners" and len(key) == 3 and not meant:
                     reason += f"; transport options go in [partners.{key[1]}.<transport>]"
             elif detail["type"] == "extra_forbidden" and keys is not None:
                 reason += did_you_mean(key[-1], keys(key[:-1]))
