@@ -37,6 +37,28 @@ def test_each_http_plugin_refuses_the_same_mistakes(model: type[HttpsClientOptio
             model.model_validate(keys)
 
 
+def test_a_tls_file_that_cannot_be_used_is_refused_naming_it(tmp_path: Path) -> None:
+    """check-config said such options were valid, and ``run`` stopped with the traceback of
+    ``ssl.SSLError: [SSL] PEM lib``."""
+    issued = trustme.CA().issue_cert("client.example")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    issued.private_key_pem.write_to_path(str(key))
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    cases = {
+        f"client_cert {key}: holds no PEM certificate ('-----BEGIN CERTIFICATE-----') but a"
+        " private key (are cert and key swapped?)": {"client_cert": key, "client_key": cert},
+        f"ca_file {key}: holds no PEM certificate ('-----BEGIN CERTIFICATE-----') but a"
+        " private key": {"ca_file": key},
+        f"client_key (unset: looked for in client_cert) {cert} holds no PEM private key":
+            {"client_cert": cert},
+    }
+    for reason, keys in cases.items():
+        with pytest.raises(ValidationError) as caught:
+            ClientOptions.model_validate({"url": "https://h", **keys})
+        assert reason in str(caught.value)
+    ClientOptions.model_validate({"url": "https://h", "client_cert": cert, "client_key": key})
+
+
 def test_tls_context_only_where_configured(tmp_path: Path) -> None:
     ca_file, cert_file = _files(tmp_path)
     assert HttpsClientOptions(url="https://h").ssl_context() is None  # the system's defaults

@@ -80,7 +80,36 @@ def test_check_config_reports_a_key_that_does_not_fit_the_cert(tmp_path: Path) -
         '[http]\nlisten = ":0"\n[http.tls]\ncert = "../cert.pem"\nkey = "../key.pem"\n')
     code, out = _cli(config, "check-config")
     assert code == 2
-    assert "http.tls: cannot use" in out
+    assert out.splitlines() == [f"{tmp_path}/conf.d/10-x.toml: http.tls: key {tmp_path}/key.pem"
+                                f" is not the private key of cert {tmp_path}/cert.pem"]
+
+
+def test_check_config_names_the_tls_file_that_is_wrong_and_asks_for_no_pass_phrase(
+        tmp_path: Path) -> None:
+    """``ssl`` said ``cannot use A, B or None: [SSL] PEM lib`` whichever file was wrong, and
+    OpenSSL asked for an encrypted key's pass phrase on the terminal (``run`` without one:
+    ``Invalid argument``)."""
+    from cryptography.hazmat.primitives import serialization
+
+    issued = trustme.CA().issue_cert("127.0.0.1")
+    issued.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    issued.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    key = serialization.load_pem_private_key(issued.private_key_pem.bytes(), password=None)
+    (tmp_path / "locked.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"secret")))
+    config = write_initial_config(tmp_path / "gw")
+    tls = tmp_path / "gw" / "conf.d" / "10-x.toml"
+    for cert, key_file, reason in [
+        ("key.pem", "cert.pem", f"cert {tmp_path}/key.pem: holds no PEM certificate"
+         " ('-----BEGIN CERTIFICATE-----') but a private key (are cert and key swapped?)"),
+        ("cert.pem", "locked.pem", f"key {tmp_path}/locked.pem is encrypted: the gateway asks"
+         " for no pass phrase; give it the key unencrypted (openssl pkey -in KEY -out"
+         " NEW.key), readable by the gateway alone")]:
+        tls.write_text(f'[http]\nlisten = ":0"\n[http.tls]\ncert = "{tmp_path / cert}"\n'
+                       f'key = "{tmp_path / key_file}"\n')
+        code, out = _cli(config, "check-config")
+        assert (code, out.splitlines()) == (2, [f"{tls}: http.tls: {reason}"])
 
 
 def test_check_config_reports_a_push_source_without_the_server(tmp_path: Path) -> None:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gateway.tls_files import load_ca, load_pair
+
 #: Where ``listen = "PORT"`` or ``":PORT"`` binds: this machine only.
 DEFAULT_HOST = "127.0.0.1"
 _LISTEN = re.compile(r"(?:(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]\s]*)):)?(?P<port>\d{1,5})")
@@ -43,7 +45,8 @@ class HttpTlsSettings(BaseModel):
 
     cert: Path | None = Field(
         default=None, description="The server's certificate (PEM, chain after it); sets HTTPS on.")
-    key: Path | None = Field(default=None, description="The private key of `cert` (PEM).")
+    key: Path | None = Field(default=None, description="The private key of `cert` (PEM, unencrypted: the"
+                             " gateway asks for no pass phrase).")
     client_ca: Path | None = Field(
         default=None,
         description="CA certificates (PEM) that issue client certificates: when set, every"
@@ -65,17 +68,16 @@ class HttpTlsSettings(BaseModel):
         return self
 
     def context(self) -> ssl.SSLContext | None:
-        """The server's TLS context, or ``None`` without ``cert`` (plain HTTP)."""
+        """The server's TLS context, or ``None`` without ``cert`` (plain HTTP).
+
+        :raises ValueError: a file that cannot be used, naming it and why."""
         if self.cert is None:
             return None
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        try:
-            ctx.load_cert_chain(self.cert, self.key)
-            if self.client_ca is not None:
-                ctx.load_verify_locations(cafile=self.client_ca)
-                ctx.verify_mode = ssl.CERT_REQUIRED
-        except (ssl.SSLError, OSError) as exc:
-            raise ValueError(f"cannot use {self.cert}, {self.key} or {self.client_ca}: {exc}") from exc
+        load_pair(ctx, self.cert, self.key)
+        if self.client_ca is not None:
+            load_ca(ctx, self.client_ca, "client_ca")
+            ctx.verify_mode = ssl.CERT_REQUIRED
         return ctx
 
 

@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gateway.tls_files import ca_problem, load_pair
+
 
 class HttpsClientOptions(BaseModel):
     """Options of a plugin that calls an HTTP server: ``url``, and TLS for an https one.
@@ -25,7 +27,8 @@ class HttpsClientOptions(BaseModel):
     client_cert: Path | None = Field(
         None, description="our client certificate (PEM), for servers that ask for one")
     client_key: Path | None = Field(
-        None, description="the private key (PEM) of client_cert; default: inside client_cert")
+        None, description="the private key (PEM, unencrypted) of client_cert; default: inside"
+        " client_cert")
 
     @field_validator("url")
     @classmethod
@@ -49,18 +52,23 @@ class HttpsClientOptions(BaseModel):
         tls = [k for k in ("ca_file", "client_cert") if getattr(self, k) is not None]
         if tls and urlsplit(self.url).scheme != "https":
             raise ValueError(f"{' and '.join(tls)} need an https:// url")
+        self.ssl_context()  # a file that is not PEM, an encrypted key: said by check-config
         return self
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """The TLS of an https URL with ``ca_file`` or ``client_cert``; ``None``: the defaults
         (plain http, or the system's CAs without a client certificate).
 
-        :raises OSError, ssl.SSLError: a certificate or key cannot be read; call it at start.
+        :raises ValueError: a certificate or key cannot be used, naming it and why (the
+            options' validation calls it: a model that passed does not raise).
         """
         if self.ca_file is None and self.client_cert is None:
             return None
-        context = ssl.create_default_context(
-            cafile=str(self.ca_file) if self.ca_file is not None else None)
+        try:  # (ca_file alone, not the system's CAs too)
+            context = ssl.create_default_context(
+                cafile=str(self.ca_file) if self.ca_file is not None else None)
+        except (ssl.SSLError, OSError) as exc:
+            raise ValueError(ca_problem(self.ca_file or Path(), "ca_file", exc)) from exc
         if self.client_cert is not None:
-            context.load_cert_chain(self.client_cert, self.client_key)
+            load_pair(context, self.client_cert, self.client_key, ("client_cert", "client_key"))
         return context
