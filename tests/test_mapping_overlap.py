@@ -76,7 +76,10 @@ def test_a_row_listed_again_in_a_later_export_is_a_duplicate_and_sent_once(
     repeat = msgs["dienstag.csv row 1"][0]
     code, out, _err = cli(capsys, config, "messages", "show", str(repeat))
     assert code == 0
-    assert f"was already routed as message {monday[2][0]}" in out.splitlines()[0]
+    lines = out.splitlines()
+    assert lines[0] == f"message {repeat}  duplicate", lines
+    assert any(line.startswith("  reason:") and f"was already routed as message {monday[2][0]}"
+               in line for line in lines), lines
     code, out, _err = cli(capsys, config, "messages", "show", str(msgs["dienstag.csv"][0]))
     assert "  rows:      5: duplicate 2, routed 3" in out.splitlines()
 
