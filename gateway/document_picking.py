@@ -74,8 +74,13 @@ def pattern_problem(pattern: str) -> str | None:
     if unknown:
         return (f"unknown placeholder {{{unknown[0]}}}; placeholders: "
                 + ", ".join(f"{{{p}}}" for p in PLACEHOLDERS))
-    if pattern.startswith("/") or "\\" in pattern or ".." in pattern.split("/"):
-        return "must be a path inside the documents folder (no /, \\ or .. )"
+    if pattern.startswith("/"):
+        return ("must be a path inside the documents folder, relative to it: no leading /"
+                " (\"{vn}/*.pdf\", not \"/{vn}/*.pdf\")")
+    if "\\" in pattern:
+        return "must be a path inside the documents folder: folders are separated by /, not \\"
+    if ".." in pattern.split("/"):
+        return "must be a path inside the documents folder: no .. (a folder above it)"
     if pattern.split("/")[-1] in ("", "."):
         return "must name files: end in a file name or glob (\"{vn}/*.pdf\", not \"{vn}/\")"
     return None

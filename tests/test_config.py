@@ -525,7 +525,8 @@ def test_unknown_keys_names_and_partners(tmp_path: Path) -> None:
 
     assert problems[(str(main), "gateway.log_levle")] == "unknown key (did you mean 'log_level'?)"
     assert problems[(str(main), "sources.Bad Name")].startswith("invalid name")
-    assert "[partners.canton.<transport>]" in problems[(str(main), "partners.canton.sedx")]
+    assert problems[(str(main), "partners.canton.sedx")] == (
+        "unknown table (did you mean 'sedex'?)")
     assert problems[("env ECH_GATEWAY_STOER__PATH", "stoer.path")] == "not a configuration key"
 
 
@@ -563,7 +564,7 @@ def test_an_unknown_table_close_to_a_known_one_is_named_as_the_typo_it_is(
         cert = "x.pem"
         [partners.canton.retyr]
         max_attempts = 3
-        [partners.canton.sedx]
+        [partners.canton.ftp]
         outbox = "x"
         [frobnicate]
         a = 1
@@ -572,7 +573,7 @@ def test_an_unknown_table_close_to_a_known_one_is_named_as_the_typo_it_is(
         (str(main), "retension"): "unknown table (did you mean 'retention'?)",
         (str(main), "http.tsl"): "unknown table (did you mean 'tls'?)",
         (str(main), "partners.canton.retyr"): "unknown table (did you mean 'retry'?)",
-        (str(main), "partners.canton.sedx"):
+        (str(main), "partners.canton.ftp"):
             "unknown table; transport options go in [partners.canton.<transport>]",
         (str(main), "frobnicate"): "unknown table"}
 

@@ -221,6 +221,9 @@ async def test_nobody_or_two_residents_wait_for_review_until_the_operator_assign
         assert f"vn:{VN}" in twins and f"vn:{TWIN_VN}" in twins
         status = cli("--config", c, "status", code=1)
         assert "2 partners' messages whose resident is not found" in status
+        # a registry that could not be searched is searched again by a replay: said too
+        [hint] = [line for line in status.splitlines() if "resident is not found" in line]
+        assert "messages assign ID --person VN" in hint and "messages replay ID" in hint
         # the list status points to says why each waits
         listed = cli("--config", c, "messages", "list", "--state", "needs_review").splitlines()
         waiting = states(db, "SELECT id, reason FROM messages WHERE state = 'needs_review'"

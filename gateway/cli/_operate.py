@@ -17,7 +17,13 @@ from gateway.assembly import load_config, make_validator, schema_set
 from gateway.cli import _access, _out
 from gateway.cli._validate import cmd_validate
 from gateway.cli.exitcodes import CONFIG, FAILED, OK
-from gateway.config import ConfigExists, check_environment, write_initial_config
+from gateway.config import (
+    ConfigExists,
+    check_environment,
+    find_config,
+    ignored_files,
+    write_initial_config,
+)
 from gateway.config.system import CONFIG_FILE, DATA_DIR, UNIT_NAME, install_system
 from gateway.daemon import Gateway
 from gateway.errors import ConfigError
@@ -99,7 +105,11 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    """Print every problem as file: key: reason."""
+    """Print every problem as file: key: reason, after a warning for each file in conf.d
+    that is not read."""
+    for ignored in ignored_files(find_config(args.config)):
+        _out.say(f"{ignored}: (file): warning: not read, only files in conf.d whose name ends"
+                 " in .toml are (rename it so to use it)")
     try:
         settings = _access.configuration(args)
     except ConfigError as exc:

@@ -69,7 +69,9 @@ def attention(counts: dict[str, Any]) -> list[dict[str, Any]]:
         ("review", counts.get("needs_review", 0),
          ("partner's message whose resident is not found",
           "partners' messages whose resident is not found"),
-         "ech-gateway messages list --state needs_review; then messages assign ID --person VN"),
+         ("ech-gateway messages list --state needs_review (each says why); then messages"
+          " assign ID --person VN, or messages replay ID to search again where the registry"
+          " could not be searched")),
         ("quarantined", counts["unhandled"],
          ("quarantined input not handled", "quarantined inputs not handled"),
          ("ech-gateway messages list --unhandled; then messages replay (an export's ID: its"

@@ -10,7 +10,7 @@ from gateway.config._connections import PartnerSettings, RetrySettings, SourceSe
 from gateway.config._durations import Duration, format_duration, parse_duration
 from gateway.config._environment import check_environment, derived, plugin_folders
 from gateway.config._initial import ConfigExists, write_initial_config
-from gateway.config._load import CONFIG_ENV, find_config, load_settings
+from gateway.config._load import CONFIG_ENV, find_config, ignored_files, load_settings
 from gateway.config._models import (
     DispatcherSettings,
     GatewaySettings,
@@ -44,6 +44,7 @@ __all__ = [
     "derived",
     "find_config",
     "format_duration",
+    "ignored_files",
     "load_settings",
     "located",
     "parse_duration",

@@ -153,7 +153,8 @@ def check_types(data: Mapping[str, Any], provenance: Provenance, sources: Collec
             if isinstance(chosen, str) and chosen not in known:
                 names = ", ".join(sorted(known)) or "none (no plugin provides one)"
                 problems.append(provenance.problem((section, name, field),
-                                                   f"unknown {what} {chosen!r}; known: {names}"))
+                                                   f"unknown {what} {chosen!r}"
+                                                   f"{did_you_mean(chosen, known)}; known: {names}"))
                 if section == "partners":
                     unknown_partners.add(name)
     return problems, unknown_partners

@@ -88,12 +88,18 @@ class HttpSettings(BaseModel):
 
     listen: str | None = Field(
         default=None,
-        description='Address to serve on: "HOST:PORT", or "PORT" / ":PORT" for 127.0.0.1 only'
-        ' ("[::1]:PORT" for IPv6); unset: no HTTP server.')
+        description='Address to serve on: "HOST:PORT", or "PORT" / ":PORT" / a bare port number'
+        ' (8443) for 127.0.0.1 only ("[::1]:PORT" for IPv6); unset: no HTTP server.')
     tls: HttpTlsSettings = Field(
         default_factory=HttpTlsSettings,
         description="HTTPS and client certificates (unset: plain HTTP, for 127.0.0.1 or"
         " behind a proxy that terminates TLS).")
+
+    @field_validator("listen", mode="before")
+    @classmethod
+    def _port_number(cls, value: object) -> object:
+        """``listen = 8443`` (a TOML number) is the port, as ``"8443"`` is."""
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
     @field_validator("listen")
     @classmethod

@@ -35,6 +35,18 @@ def find_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
     return next((p.absolute() for p in DEFAULT_PATHS if p.is_file()), None)
 
 
+def ignored_files(main: Path | None) -> list[Path]:
+    """The files in ``conf.d`` beside ``main`` that are not read, their names not ending in
+    ``.toml`` (``20-canton.conf``, a ``.bak``, an editor's ``.toml~``), in name order."""
+    if main is None:
+        return []
+    try:
+        entries = sorted((main.parent / CONF_D).iterdir(), key=lambda p: p.name)
+    except OSError:  # no conf.d (or one that cannot be listed: loading says so)
+        return []
+    return [p for p in entries if not p.name.endswith(".toml") and p.is_file()]
+
+
 def load_settings(path: Path | None = None, *, env: Mapping[str, str] | None = None,
                   source_types: Collection[str] | None = None,
                   transport_types: Collection[str] | None = None,
@@ -99,7 +111,7 @@ def load_settings(path: Path | None = None, *, env: Mapping[str, str] | None = N
         # (a bare number, say: said once; a secret file refused: not said missing too)
         said = {k for _file, key, _reason in problems
                 for k in (key, key.removesuffix(FILE_SUFFIX))}
-        problems += [p for p in provenance.problems(exc, keys=partial(keys_at, Settings))
+        problems += [p for p in provenance.problems(exc, keys=partial(_keys_at, prepared))
                      if not _options_of(p, unknown) and p[1] not in said]
         raise ConfigError(unknown_types + problems) from None
     problems += cross_check(settings, provenance)
@@ -114,6 +126,19 @@ def _options_of(problem: Problem, partners: set[str]) -> bool:
     parts = problem[1].split(".")
     return (len(parts) == 3 and parts[0] == "partners" and parts[1] in partners
             and problem[2].startswith("unknown table"))
+
+
+def _keys_at(data: Mapping[str, Any], key: Key) -> list[str]:
+    """The keys the table at ``key`` takes; a partner's table takes its transport's table too
+    (``[partners.canton.sedx]``: did you mean 'sedex'?)."""
+    keys = keys_at(Settings, key)
+    partners = data.get("partners")
+    if len(key) == 2 and key[0] == "partners" and isinstance(partners, dict):
+        partner = partners.get(key[1])
+        transport = partner.get("transport") if isinstance(partner, dict) else None
+        if isinstance(transport, str):
+            keys.append(transport)
+    return keys
 
 
 def _always(origin: Origin) -> Callable[[Key], Origin]:

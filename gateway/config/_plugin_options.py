@@ -17,8 +17,9 @@ from pydantic import BaseModel, ValidationError
 from gateway.config._connections import Plugged
 from gateway.config._load import provenance_of
 from gateway.config._models import Settings
-from gateway.config._prepare import FILE_SUFFIX, members, prepare
+from gateway.config._prepare import FILE_SUFFIX, keys_of, members, prepare
 from gateway.config._provenance import Key, Problem, Provenance
+from gateway.config._suggest import did_you_mean
 from gateway.plugin_types import SourceType, TransportType
 
 #: What a plugin's problem names for a key of the configuration, whichever file set it.
@@ -81,7 +82,8 @@ def _check(
     plugin = types.get(chosen)
     if plugin is None:
         names = ", ".join(sorted(types)) or "none (no plugin provides one)"
-        return [provenance.problem(type_key, f"unknown {what} {chosen!r}; known: {names}")]
+        return [provenance.problem(type_key, f"unknown {what} {chosen!r}{did_you_mean(chosen, types)};"
+                                                 f" known: {names}")]
     problems: list[Problem] = []
     options = prepare(plugged.options, plugin.options, prefix, provenance, problems)
     owner = f"the {what} {chosen!r} (plugin {plugin.plugin!r})" if plugin.plugin else (
@@ -110,7 +112,7 @@ def _unknown_keys(data: Mapping[str, Any], model: type[BaseModel], prefix: Key, 
         key = (*prefix, name)
         field = fields.get(name)
         if field is None:
-            close = difflib.get_close_matches(name, list(model.model_fields), n=3, cutoff=0.6)
+            close = difflib.get_close_matches(name, keys_of(model), n=3, cutoff=0.6)
             hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else (
                 f"; it takes {', '.join(sorted(model.model_fields)) or 'no keys'}")
             problems.append(provenance.problem(key, f"unknown key {name!r} for {owner}{hint}"))

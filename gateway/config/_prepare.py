@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path, PurePath
 from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
 from gateway.config._provenance import Key, Problem, Provenance
 from gateway.config._units import bare_number_problem
@@ -111,7 +111,18 @@ def keys_at(model: type[BaseModel], key: Key) -> list[str]:
                 inner.append(kind.model_fields[part].annotation)
         kinds = inner
     return sorted({name for k in kinds for m in members(k) if _is_subclass(m, BaseModel)
-                   for name in m.model_fields})
+                   for name in keys_of(m)})
+
+
+def keys_of(model: type[BaseModel]) -> list[str]:
+    """The keys ``model``'s table takes: its fields, and ``<key>_file`` for each text field
+    (a typo of ``token_file`` is said to be one)."""
+    return [*model.model_fields, *(f"{name}{FILE_SUFFIX}" for name, field
+                                   in model.model_fields.items() if _is_text(field.annotation))]
+
+
+def _is_text(annotation: Any) -> bool:
+    return any(m is str or _is_subclass(m, SecretStr) for m in members(annotation))
 
 
 def members(annotation: Any) -> tuple[Any, ...]:

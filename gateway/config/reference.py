@@ -32,7 +32,9 @@ _INTRO = f"""\
    `/etc/ech-gateway/gateway.toml`. `ech-gateway init DIR` writes a commented
    one.
 2. `conf.d/*.toml` next to the main file, in name order. Each file overrides
-   the keys it sets, key by key; tables are merged.
+   the keys it sets, key by key; tables are merged. Other files there
+   (`20-canton.conf`, a `.bak`, an editor's `.toml~`) are not read:
+   `ech-gateway check-config` warns of each.
 3. Environment variables `{ENV_PREFIX}<SECTION>{ENV_DELIMITER}<KEY>`, with
    `{ENV_DELIMITER}` between table names, override the files, e.g.
    `{ENV_PREFIX}STORE{ENV_DELIMITER}PATH=/var/lib/ech-gateway/gateway.db` or

@@ -16,6 +16,11 @@ PARTICIPANT_ID = {
     2: re.compile(r"T?[1-9]-[0-9A-Z]+-[0-9]+|T?0-sedex-[0-9]"),
 }
 
+#: How a participant ID is written, as a problem says it (DOMAIN.md §1.3).
+_ID_FORM = ("a digit 1-9, the organisation's number (digits or capital letters) and a serial"
+            " number, joined by '-', e.g. '3-123-1' or '1-CH-2'; a test participant's has a"
+            " leading T, e.g. 'T2-2-1'")
+
 #: The folders that must differ from each other, in declaration order.
 _FOLDERS = ("outbox", "inbox", "receipts", "processed", "receipts_archive")
 
@@ -107,8 +112,11 @@ class SedexOptions(BaseModel):
         version = info.data.get("envelope_version")
         patterns = [PARTICIPANT_ID[version]] if version in PARTICIPANT_ID else [*PARTICIPANT_ID.values()]
         if not any(p.fullmatch(value) for p in patterns):
-            where = f"eCH-0090 v{version}" if version in PARTICIPANT_ID else "eCH-0090"
-            raise ValueError(f"{value!r} is not a sedex participant ID ({where}: {patterns[-1].pattern})")
+            raise ValueError(f"{value!r} is not a sedex participant ID: {_ID_FORM}")
+        if info.field_name == "recipient_id" and value == info.data.get("sender_id"):
+            raise ValueError(f"{value!r} is sender_id too (our own participant ID): messages to"
+                             " this partner would be addressed to ourselves; recipient_id is the"
+                             " partner's participant ID")
         return value
 
     @field_validator("inbox", "receipts", "processed", "receipts_archive")
