@@ -3,7 +3,7 @@
 The files are picked from the documents folder by :mod:`gateway.document_picking`.
 
 Each file becomes a ``document`` (uuid derived from the message and the
-file, the file name as title, ``files/<name>`` as ``pathFileName``, the MIME
+file, the file name without its extension as title, ``files/<name>`` as ``pathFileName``, the MIME
 type from the file's first bytes (:mod:`gateway.file_kinds`), its SHA-256,
 the file's modification time as ``originalCreationDate``) and an :class:`~gateway.contracts.Attachment`,
 sent under ``files/`` in the zip payload.
