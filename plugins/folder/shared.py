@@ -10,10 +10,10 @@ pairs, as the registry's input.
 
 from __future__ import annotations
 
-from fnmatch import fnmatchcase
 from typing import Any
 
 from gateway.api import CONFIGURATION, FolderHang, WritablePaths, same_folder
+from plugins.folder.globs import share_a_name
 from plugins.folder.source import FolderOptions
 
 Problem = tuple[str, str, str]
@@ -60,10 +60,11 @@ def _partner(options: FolderOptions, settings: Any) -> str | None:
 
 
 def _overlap(ours: list[str], theirs: list[str]) -> str | None:
-    """Two patterns of which one matches the other (``*.xml`` and ``export-*.xml``), said as
-    ``'a' and 'b'``; ``None`` if there are none (``*.xml`` and ``*.csv``)."""
+    """Two patterns some file name matches both of (``*.xml`` and ``export-*.xml``; ``a*.xml``
+    and ``*b.xml``, both ``ab.xml``), said as ``'a' and 'b'``; ``None`` if there are none
+    (``*.xml`` and ``*.csv``)."""
     for a in ours:
         for b in theirs:
-            if fnmatchcase(a.lower(), b.lower()) or fnmatchcase(b.lower(), a.lower()):
+            if share_a_name(a, b):
                 return f"{a!r} and {b!r}"
     return None
