@@ -9,7 +9,6 @@ class MessageState(enum.StrEnum):
     """Where a stored input stands."""
 
     RECEIVED = "received"
-    NORMALISED = "normalised"
     ROUTED = "routed"
     NOT_RELEVANT = "not_relevant"
     QUARANTINED = "quarantined"
