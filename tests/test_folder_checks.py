@@ -19,7 +19,6 @@ import pytest
 from gateway import folder_checks
 from gateway.assembly import load_config
 from gateway.cli.exitcodes import CONFIG
-from gateway.config import check_environment
 from gateway.errors import ConfigError, FolderHang
 from gateway.plugins import get_plugin_manager
 from tests.mounts import require_fuse, run_isolated, unanswering
@@ -58,9 +57,10 @@ def test_a_done_dir_whose_share_is_down_is_a_problem_at_start_not_a_hang(tmp_pat
 
 def hung_folders(root_text: str) -> None:
     """(In a private mount namespace, looks given up on after 1 s.) A data folder on a
-    share that is down is a problem of loading; a drop folder on another (no archive
-    folder: loading does not look at it) is check-config's; a look into a folder below one
-    given up on is refused, without being made, while that look has not returned."""
+    share that is down is a problem of loading; so is a drop folder on another (loading
+    compares it with the partners' folders, :mod:`plugins.folder.shared`); a look into a
+    folder below one given up on is refused, without being made, while that look has not
+    returned."""
     folder_checks.ANSWER_TIMEOUT = 1.0
     root = Path(root_text)
     config = gateway_folder(root, "")
@@ -76,8 +76,9 @@ def hung_folders(root_text: str) -> None:
              f"folder {data} did not answer within 1s (is its share down?)")]
 
         config.write_text(plain.replace('path = "in"', f'path = "{drop / "in"}"'))
-        settings = load_config(config, pm)
-        assert check_environment(settings) == [
+        with pytest.raises(ConfigError) as caught:
+            load_config(config, pm)
+        assert caught.value.problems == [
             (str(config), "sources.registry.path",
              f"folder {drop / 'in'} did not answer within 1s (is its share down?)")]
 
