@@ -140,16 +140,8 @@ from gateway.outbound import (
     SendResult,
     send_side_by_side,
 )
-from gateway.person_state import (
-    NATIONALITIES,
-    PersonState,
-    mask_vn,
-    parse_key,
-    permit_category,
-    person_keys,
-    vn_check_digit_ok,
-    vn_shaped,
-)
+from gateway.permits import permit_category
+from gateway.person_state import NATIONALITIES, PersonState, parse_key, person_keys
 from gateway.plugin_types import (
     BatchTransport,
     Command,
@@ -176,6 +168,7 @@ from gateway.plugin_types import (
 from gateway.retry import retry_after_seconds
 from gateway.rules import first_match
 from gateway.supervision import to_the_end
+from gateway.vn import mask_vn, vn_check_digit_ok, vn_shaped
 from gateway.wording import counted
 from gateway.xml.problem_text import problems_text
 from gateway.xml.safe import check_untrusted, parse_untrusted

@@ -16,7 +16,8 @@ from lxml import etree
 
 from gateway.contracts import Normalised, RawInput
 from gateway.ech0223.codes import PersonEvent
-from gateway.person_state import SWITZERLAND, PersonState, age, permit_category
+from gateway.permits import permit_category
+from gateway.person_state import SWITZERLAND, PersonState, age
 
 NS = "http://www.ech.ch/xmlns/eCH-0223/1"
 _P = f"{{{NS}}}"

@@ -41,8 +41,9 @@ from gateway.convert import CANONICAL
 from gateway.ech0223 import EventReport, PersonIdentificationLight, read_message
 from gateway.errors import ConversionRefused, InputRejected
 from gateway.person_hooks import at_once, candidates, look_up
-from gateway.person_state import PersonState, birth_text, mask_vn, person_keys
+from gateway.person_state import PersonState, birth_text, person_keys
 from gateway.store import Inbound, MessageState, Processed, Store
+from gateway.vn import mask_vn
 from gateway.xml.problem_text import SHOWN, problems_text
 
 if TYPE_CHECKING:

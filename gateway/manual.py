@@ -41,8 +41,9 @@ from gateway.ech0223.versions import COMMENT_MAX
 from gateway.ech0223.writer import text_problem
 from gateway.errors import InputRejected
 from gateway.file_kinds import content_problem
-from gateway.person_state import PersonState, parse_key, vn_check_digit_ok
+from gateway.person_state import PersonState, parse_key
 from gateway.plugin_types import Participants
+from gateway.vn import vn_check_digit_ok
 
 #: The source name of manual sends (reserved: no ``[sources.manual]``).
 SOURCE = "manual"

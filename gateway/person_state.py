@@ -38,6 +38,8 @@ from gateway.ech0223 import (
     SwissMunicipality,
 )
 from gateway.names import same_first_names, same_name
+from gateway.permits import DatedPermit, combined, held_before, holds, permit_category, with_own
+from gateway.vn import vn_shaped
 
 #: The BFS country id of Switzerland (eCH-0008).
 SWITZERLAND = 8100
@@ -49,9 +51,6 @@ NATIONALITIES: tuple[str, ...] = get_args(Nationality)
 PARTS = ("name_data", "birth_data", "birth_addon_data", "nationality_data", "marital_data",
          "residence_permit_data", "job_data", "residence_address", "municipality",
          "parental_relation", "religion_data")
-#: Permit categories by the first two digits of the eCH-0006 code (DOMAIN.md §5.2).
-PERMIT_CATEGORIES = {"02": "B", "03": "C", "04": "Ci", "05": "F", "06": "N", "07": "L",
-                     "08": "G"}
 #: XML whitespace (``str.strip()`` alone would also take e.g. a no-break space).
 _XML_BLANKS = " \t\n\r"
 #: The identification fields a newer state takes from an older one where it has none.
@@ -65,6 +64,7 @@ class PersonState(BaseModel):
 
     :param identification: VN, local and other ids, names, sex and date of birth.
     :param as_of: the date of the event that last changed the state, if known.
+    :param permit_history: permits the person held before, each dated (:mod:`gateway.permits`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -82,6 +82,7 @@ class PersonState(BaseModel):
     municipality: SwissMunicipality | None = None
     parental_relation: ParentalRelation | None = None
     religion_data: ReligionData | None = None
+    permit_history: tuple[DatedPermit, ...] = ()
 
     def __reduce_ex__(self, protocol: Any) -> tuple[Any, tuple[str]]:
         """Pickle as JSON: a quarter of the cost of pydantic's nested state, and states
@@ -123,20 +124,23 @@ class PersonState(BaseModel):
         """
         mine, theirs = vars(self), vars(newer)
         if newer.dated_before(self):
-            return newer.updated(mine["identification"], mine["as_of"], {name: mine[name] for name in PARTS})
+            return newer.updated(mine["identification"], mine["as_of"], {name: mine[name] for name in PARTS},
+                                 self.permits())
         if self.kept_by(newer):
             return newer
-        return self.updated(newer.identification, theirs["as_of"], {name: theirs[name] for name in PARTS})
+        return self.updated(newer.identification, theirs["as_of"], {name: theirs[name] for name in PARTS},
+                            newer.permits())
 
     def dated_before(self, other: PersonState) -> bool:
         """Whether both are dated, this one before ``other`` (then it only fills ``other`` in)."""
         return self.as_of is not None and other.as_of is not None and self.as_of < other.as_of
 
     def updated(self, identification: PersonIdentificationLight, as_of: date | None,
-                parts: Mapping[str, Any]) -> PersonState:
+                parts: Mapping[str, Any], history: tuple[DatedPermit, ...] = ()) -> PersonState:
         """This state updated by what a newer one says: the state :meth:`merged` makes of
         ``PersonState(identification=identification, as_of=as_of, **parts)``, without
-        making that state first (a part ``None`` or left out is not known).
+        making that state first (a part ``None`` or left out is not known); ``history``:
+        the newer one's :meth:`permits`, kept beside this state's.
         """
         mine = vars(self)  # fields by name: pydantic's __getattr__ makes each attribute costly
         ident, old = vars(identification), vars(mine["identification"])
@@ -148,7 +152,17 @@ class PersonState(BaseModel):
         known.update((name, part) for name, part in parts.items() if part is not None)
         if added:
             identification = identification.model_copy(update=added)
-        return PersonState(identification=identification, as_of=as_of or mine["as_of"], **known)
+        permits = combined(self.permits(), history) if history else self.permits()
+        return PersonState(identification=identification, as_of=as_of or mine["as_of"],
+                           permit_history=permits, **known)
+
+    def permits(self) -> tuple[DatedPermit, ...]:
+        """The permits the person held as far as known, in date order, this state's own among them."""
+        return with_own(self.permit_history, self.as_of, self.residence_permit_data)
+
+    def permit_before(self, day: date) -> DatedPermit | None:
+        """The permit last known held before ``day``, with that date (``None``: none known)."""
+        return held_before(self.permits(), day)
 
     def kept_by(self, newer: PersonState) -> bool:
         """Whether ``newer`` already holds all of this state: ``self.merged(newer)`` would be
@@ -161,6 +175,8 @@ class PersonState(BaseModel):
         if theirs["as_of"] is None and mine["as_of"] is not None:
             return False
         if any(theirs[name] is None and mine[name] is not None for name in PARTS):
+            return False
+        if not holds(newer.permits(), self.permits()):
             return False
         ident, old = vars(theirs["identification"]), vars(mine["identification"])
         return ((ident["vn"] is not None or old["vn"] is None)
@@ -263,38 +279,6 @@ def parse_key(text: str) -> list[str]:
     if ":" in text:
         return [f"local:{text}"]
     return [f"local:*:{text}"]
-
-
-def vn_shaped(text: str) -> bool:
-    """Whether ``text`` has a VN's form: 13 ASCII digits starting with 756 (check digit aside).
-
-    ASCII only: a VN is an ``xs:unsignedLong``, and ``str.isdigit()`` alone admits digits of
-    other scripts and superscripts (``'²'``, which ``int()`` refuses).
-    """
-    return len(text) == 13 and text.isascii() and text.isdigit() and text.startswith("756")
-
-
-def vn_check_digit_ok(vn: str | int) -> bool:
-    """Whether a 13-digit VN (AHV number) has a valid EAN-13 check digit."""
-    digits = str(vn)
-    if len(digits) != 13 or not (digits.isascii() and digits.isdigit()):
-        return False
-    codes = digits.encode()  # the digits' codes, each 48 more than the digit: a tenth of int() per digit
-    total = sum(codes[0:12:2]) + 3 * sum(codes[1:12:2]) - 4 * 6 * 48
-    return (10 - total % 10) % 10 == codes[12] - 48
-
-
-def mask_vn(vn: str | int) -> str:
-    """A VN as a log line or a rejection reason may show it: ``756.****.****.97``."""
-    digits = str(vn)
-    return f"{digits[:3]}.****.****.{digits[-2:]}" if len(digits) == 13 else "756.****.****.**"
-
-
-def permit_category(code: str | None) -> str | None:
-    """The permit category (``B``, ``C``, ``L``, ``F``...) of an eCH-0006 code."""
-    if not code:
-        return None
-    return PERMIT_CATEGORIES.get(code[:2], "other")
 
 
 def _country(data: NationalityData | None) -> int | None:

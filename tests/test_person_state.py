@@ -7,8 +7,9 @@ from datetime import date
 from typing import Any
 
 from gateway.ech0223 import MaritalData, NamedPersonId, PersonIdentificationLight
-from gateway.person_state import PersonState, StoredPerson, vn_check_digit_ok
+from gateway.person_state import PersonState, StoredPerson
 from gateway.processor import remember
+from gateway.vn import vn_check_digit_ok
 
 VN = "vn:7561234567897"
 

@@ -35,8 +35,8 @@ from gateway.ech0223 import (
 )
 from gateway.errors import LocalFault
 from gateway.outbound import OutboundItem
-from gateway.person_state import vn_check_digit_ok
 from gateway.plugins import get_plugin_manager
+from gateway.vn import vn_check_digit_ok
 from plugins.folder.transport import FolderTransportOptions, file_name, write_delivery
 from plugins.sedex.envelope import Envelope, build_envelope
 from plugins.sedex.sim import SedexSimulator

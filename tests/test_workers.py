@@ -212,15 +212,16 @@ async def test_a_base_delivery_leaves_the_states_the_batch_before_made(
     again, since that batch changed a person it states.
 
     Q's permit B is prolonged (batch 2); a base delivery then states permit C for Q
-    (batch 3); the same prolongation to B, sent again (batch 4), is a change from C to
-    B: ``othercaseOfMigration``. Seeing batch 2's state instead, it would be the same
-    permit again: ``duplicateOfPermit``.
+    (batch 3); the same prolongation to B, sent again dated after it (batch 4), is a change
+    from C to B: ``othercaseOfMigration``. Seeing batch 2's state instead, it would be the
+    same permit again: ``duplicateOfPermit``.
     """
     vn = "7562328558609"
     event = (ECH0020 / "changeResidencePermit-prolongationB.xml").read_bytes()
     inputs = [("base.xml", (ECH0020 / "baseDelivery.xml").read_bytes()),
               ("prolonged.xml", event), ("base-c.xml", _base_of_one(vn, "0301")),
-              ("again.xml", event.replace(b"<eCH-0058:messageId>", b"<eCH-0058:messageId>2", 1))]
+              ("again.xml", event.replace(b"<eCH-0058:messageId>", b"<eCH-0058:messageId>2", 1)
+               .replace(b"eventDate>2026-11-09<", b"eventDate>2026-12-05<"))]
     await _pipeline_run(tmp_path, _LateCommits(tmp_path / "gateway.db", group_commit_delay=0.001),
                         inputs)
     events = states(tmp_path / "gateway.db",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from gateway.person_state import parse_key, vn_check_digit_ok
+from gateway.person_state import parse_key
+from gateway.vn import vn_check_digit_ok
 
 
 def limit(text: str) -> int:

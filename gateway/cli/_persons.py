@@ -44,7 +44,7 @@ def render(person: dict[str, Any]) -> list[str]:
                      " or deleted; retention deletes the state [retention] keep later, once"
                      " the messages about them are pruned)")
     for part, value in state.items():
-        if part in ("identification",) or value is None:
+        if part == "identification" or value in (None, []):
             continue
         lines.append(f"  {part}: {_compact(value)}")
     if person.get("cases"):

@@ -9,7 +9,7 @@ from gateway.api import InputRejected, Normalised, PersonState, ech0223, parse_u
 from . import _message, _state
 from ._events import PERMIT_CASE, EventData, read_event
 from ._header import header as read_header
-from ._permit import describe, permit_case
+from ._permit import describe, permit_change
 from ._xml import local
 
 #: Events that still go out for a person the gateway knows nothing of (without personData):
@@ -76,8 +76,8 @@ class EventDraft:
         warnings = list(ev.notes)
         person_event, comment = self.person_event, None
         if person_event == PERMIT_CASE:
-            before = person.residence_permit_data if person is not None else None
-            person_event, comment = permit_case(before, ev.parts["residence_permit_data"])
+            person_event, comment, late = permit_change(person, ev.parts["residence_permit_data"], as_of)
+            warnings += [late] if late else []
         elif ev.event == "correctResidencePermit":
             comment = _corrected_permit(ev)
         elif person_event is None:
