@@ -172,6 +172,7 @@ from gateway.vn import mask_vn, vn_check_digit_ok, vn_shaped
 from gateway.wording import counted
 from gateway.xml.problem_text import problems_text
 from gateway.xml.safe import check_untrusted, parse_untrusted
+from gateway.xml.stream import StreamedDocument
 from gateway.xml.validation import validate
 
 
@@ -247,6 +248,7 @@ __all__ = [
     "SourceType",
     "StoreUnavailable",
     "Stored",
+    "StreamedDocument",
     "TooLarge",
     "TransientError",
     "Transport",

@@ -69,11 +69,11 @@ from gateway.api import (
     person_keys,
 )
 
-from . import _state
+from . import _base, _state
 from ._draft import EventDraft
 from ._events import COUNTERPART, NO_COUNTERPART, EventData, read_event, single_person
 from ._header import header as read_header
-from ._xml import E20, NS_0020, Element, date_of, local, missing, where
+from ._xml import E20, NS_0020, Element, local, missing, where
 
 #: The start of every eCH-0020 namespace, v3's and others': another version is named.
 _NS_ANY = "http://www.ech.ch/xmlns/eCH-0020/"
@@ -108,13 +108,17 @@ def gateway_normalise(raw: RawInput, context: NormaliseContext) -> Normalised | 
     head = raw.data[:_HEAD]
     if not any(marker in head for marker in _MARKERS):
         return None
-    root = parse_untrusted(raw.data, max_bytes=context.max_bytes, keep_blank_text=False,
-                           setting=DOCUMENT_LIMIT).getroot()
+    read = None
+    if _base.MARKER in head:  # a register, read a person at a time
+        root, read = _base.streamed(raw.data, context.max_bytes)
+    else:
+        root = parse_untrusted(raw.data, max_bytes=context.max_bytes, keep_blank_text=False,
+                               setting=DOCUMENT_LIMIT).getroot()
     if not isinstance(root.tag, str) or not root.tag.startswith(E20):
         if isinstance(root.tag, str) and root.tag.startswith("{" + _NS_ANY):
             raise _other_version(root)
         return None
-    return normalise(root, raw.data)
+    return normalise(root, raw.data, read)
 
 
 def _other_version(root: Element) -> InputRejected:
@@ -125,10 +129,11 @@ def _other_version(root: Element) -> InputRejected:
                          f" only eCH-0020 v3 ({NS_0020}); have the registry write v3", where(root))
 
 
-def normalise(root: Element, source: bytes) -> Normalised:
+def normalise(root: Element, source: bytes, read: _base.BaseRead | None = None) -> Normalised:
     """The eCH-0020 delivery ``root`` (parsed from ``source``) as a :class:`Normalised`.
 
     A draft when the event has an eCH-0223 counterpart; not relevant otherwise.
+    ``read``: the persons of a ``baseDelivery`` streamed (:func:`_base.streamed`).
 
     :raises InputRejected: not a v3 ``delivery``, an unknown event, a required element
         missing, a wrong identification; the reason names the field and ``where`` its path.
@@ -150,7 +155,7 @@ def normalise(root: Element, source: bytes) -> Normalised:
     event = local(event_el)
     as_of = header.event_date or header.message_date.date()
     if event == "baseDelivery":
-        return _base_delivery(event_el, as_of)
+        return _base_delivery(event_el, as_of, read)
     if event in NO_COUNTERPART:
         return _not_relevant(event, event_el, header.message_id, header.sender_id, as_of)
     if event not in COUNTERPART:
@@ -165,15 +170,10 @@ def normalise(root: Element, source: bytes) -> Normalised:
                       subject=subject, draft=draft, facts=facts, sender_id=header.sender_id)
 
 
-def _base_delivery(el: Element, as_of: date) -> Normalised:
-    messages = [child for child in el if local(child) == "messages"]
-    if not messages:
+def _base_delivery(el: Element, as_of: date, read: _base.BaseRead | None) -> Normalised:
+    persons = _base.base_persons(el, as_of, read)
+    if not persons:
         raise missing(el, "messages")
-    persons = []
-    for message in messages:
-        ev = read_event(message, "baseDelivery")
-        valid = [child for child in message if local(child) == "baseDeliveryValidFrom"]
-        persons.append(_state.stated(ev, date_of(valid[0]) if valid else as_of))
     return Normalised(kind="baseDelivery", message_id=None, xml=b"", tree=None,
                       not_relevant="baseDelivery seeds the person state and sends nothing",
                       persons=tuple(persons), facts={"format": FORMAT, "source_event": "baseDelivery"})
