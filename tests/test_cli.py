@@ -248,7 +248,7 @@ def test_check_config_refuses_durations_and_tiny_sizes_without_unit(tmp_path: Pa
     """``keep = 90`` (days meant) would let retention delete bodies after 90 seconds."""
     config = write_initial_config(tmp_path)
     text = config.read_text().replace('keep = "90d"', "keep = 90")
-    text = text.replace('max_document_bytes = "20MiB"', "max_document_bytes = 10")
+    text = text.replace('max_document_bytes = "128MiB"', "max_document_bytes = 10")
     config.write_text(text)
     done = run_script("--config", str(config), "check-config")
     assert done.returncode == 2

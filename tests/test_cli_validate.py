@@ -222,8 +222,8 @@ def test_the_configured_document_limit_refuses_as_the_daemon_does(
     the large one for the same limit."""
     config = write_initial_config(tmp_path)
     text = config.read_text(encoding="utf-8")
-    assert 'max_document_bytes = "20MiB"' in text
-    config.write_text(text.replace('max_document_bytes = "20MiB"', 'max_document_bytes = "8KiB"'),
+    assert 'max_document_bytes = "128MiB"' in text
+    config.write_text(text.replace('max_document_bytes = "128MiB"', 'max_document_bytes = "8KiB"'),
                       encoding="utf-8")
     full, small = FIXTURES / "valid-pem-full-persondata.xml", FIXTURES / "valid-pem-minimal.xml"
     assert small.stat().st_size <= 8192 < full.stat().st_size == 13411

@@ -263,7 +263,7 @@ def test_a_200_mb_payload_is_quarantined_with_evidence_in_bounded_memory(tmp_pat
     digest = hashlib.sha256((tmp_path / "sedex" / "processed" / "rejected" / "data_big.xml")
                             .read_bytes()).hexdigest()
     assert (evidence["size"], evidence["sha256"]) == (str(size), digest)
-    assert reason.startswith(f"payload of {size} bytes is larger than 20971520 bytes")
+    assert reason.startswith(f"payload of {size} bytes is larger than 134217728 bytes")
     [(kept,)] = states(db, "SELECT length(raw) FROM payloads WHERE message = ?", (mid,))
     assert kept == int(evidence["kept_bytes"]) == 32 * 1024 * 1024
     # bounded by the limits, not by the file: the 32 MiB kept, and the store's copies of them

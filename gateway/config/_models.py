@@ -184,7 +184,9 @@ class LimitsSettings(_Section):
     """``[limits]``: bounds on untrusted input (sizes accept ``"20MiB"``)."""
 
     max_document_bytes: ByteSize = Field(
-        default=ByteSize(20 * MiB), gt=0, description="Largest input accepted, in bytes."
+        default=ByteSize(128 * MiB), gt=0,
+        description="Largest input accepted, in bytes (a registry's baseDelivery of all its"
+                    " residents is one input: about 4.6 KB each, 128 MiB about 28,000).",
     )
     max_zip_entries: int = Field(default=1000, gt=0, description="Most entries in one zip archive.")
     max_zip_bytes: ByteSize = Field(

@@ -58,7 +58,7 @@ warn_free_below = "1GiB"    # warn (log, journal, status) while the database's d
 
 [limits]
 # Bounds on input from outside, against oversized files and zip bombs.
-max_document_bytes = "20MiB"
+max_document_bytes = "128MiB"  # a baseDelivery of about 28,000 residents
 max_zip_entries = 1000
 max_zip_bytes = "200MiB"    # total uncompressed size of one zip
 max_zip_ratio = 100

@@ -1,0 +1,139 @@
+"""A registry's ``baseDelivery`` of a whole town: taken under the default limit, and read a
+person at a time (``plugins/ech0020/_base.py``) with the outcome and the reason a document
+parsed whole gets."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import pytest
+
+from gateway.api import NormaliseContext, Normalised, RawInput, StreamedDocument
+from gateway.config import write_initial_config
+from gateway.errors import InputRejected
+from gateway.testing import drop, running, states, until
+from gateway.xml.safe import parse_untrusted
+from plugins.ech0020 import gateway_normalise, normalise
+
+BASE = (Path(__file__).parent / "fixtures" / "ech0020" / "baseDelivery.xml").read_bytes()
+_PARTS = re.compile(rb"(?s)^(.*?<eCH-0020:baseDelivery>)(.*)(</eCH-0020:baseDelivery>.*)$")
+_VN = re.compile(rb">756(\d{9})\d<")
+_LOCAL_ID = re.compile(rb"(<eCH-0044:personIdCategory>MU\.\d+</eCH-0044:personIdCategory>\s*"
+                       rb"<eCH-0044:personId>)([^<]+)(<)")
+CONTEXT = NormaliseContext(max_bytes=1 << 28, max_zip_entries=100, max_zip_bytes=1 << 24,
+                           max_zip_ratio=100)
+
+
+def _vn(digits: str) -> bytes:
+    """``756`` and ``digits`` (9) with the EAN-13 check digit."""
+    body = "756" + digits
+    total = sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(body))
+    return (body + str(-total % 10)).encode()
+
+
+def town(copies: int) -> bytes:
+    """The corpus's base delivery with its 46 persons ``copies`` times over, each copy other
+    persons (every VN and local person id its own)."""
+    match = _PARTS.match(BASE)
+    assert match is not None
+    head, persons, tail = match.groups()
+    people = []
+    for k in range(copies):
+        copy = _VN.sub(lambda m, k=k: b">" + _vn(f"{k:04d}{m.group(1)[-5:].decode()}") + b"<",
+                       persons)
+        people.append(_LOCAL_ID.sub(lambda m, k=k: m.group(1) + b"%05d" % k + m.group(2)
+                                    + m.group(3), copy))
+    return head + b"".join(people) + tail
+
+
+def test_a_towns_base_delivery_over_the_old_limit_seeds_the_state_with_the_defaults(
+        tmp_path: Path) -> None:
+    """5,014 persons, 22.9 MB: more than the 20 MiB ``ech-gateway init`` used to write
+    (quarantined then, naming ``[limits] max_document_bytes``); now every person is stored
+    and the delivery is taken as sending nothing."""
+    data = town(109)
+    assert data.count(b"<eCH-0020:baseDeliveryPerson>") == 5014
+    assert len(data) > 20 * 1024 * 1024
+    config = write_initial_config(tmp_path)
+
+    async def run() -> None:
+        async with running(config):
+            drop(tmp_path / "registry" / "outbox", "base.xml", data)
+            await until(lambda: states(tmp_path / "gateway.db", "SELECT state FROM messages"
+                                       " WHERE state NOT IN ('received', 'normalised')"),
+                        timeout=120)
+
+    asyncio.run(run())
+    db = tmp_path / "gateway.db"
+    assert states(db, "SELECT state, reason FROM messages") == [
+        ("not_relevant", "baseDelivery seeds the person state and sends nothing")]
+    assert states(db, "SELECT count(*) FROM persons") == [(5014,)]
+
+
+def _whole(data: bytes) -> Normalised | str:
+    """What the normaliser makes of ``data`` parsed whole, as before (or the reason)."""
+    try:
+        root = parse_untrusted(data, max_bytes=CONTEXT.max_bytes, keep_blank_text=False).getroot()
+        return normalise(root, data)
+    except InputRejected as exc:
+        return str(exc)
+
+
+def _streamed(data: bytes) -> Normalised | str | None:
+    try:
+        return gateway_normalise(RawInput("registry", "base.xml", data), CONTEXT)
+    except InputRejected as exc:
+        return str(exc)
+
+
+_FIRST_VN = b"<eCH-0044:vn>7565108772783</eCH-0044:vn>"
+_VALID_FROM = b"<eCH-0020:baseDeliveryValidFrom>2026-10-01</eCH-0020:baseDeliveryValidFrom>"
+_CLOSE = b"</eCH-0020:baseDelivery>"
+
+
+@pytest.mark.parametrize("data", [
+    pytest.param(town(3), id="three copies"),
+    pytest.param(BASE.replace(_VALID_FROM, b"", 5).replace(b"eventDate>2026-10-01<",
+                                                           b"eventDate>2026-09-30<"),
+                 id="persons dated by the header"),
+    pytest.param(BASE.replace(_VALID_FROM, b"<eCH-0020:baseDeliveryValidFrom>2026-13-01"
+                              b"</eCH-0020:baseDeliveryValidFrom>", 1), id="a malformed date"),
+    pytest.param(BASE.replace(_FIRST_VN, b"<eCH-0044:vn>7565108772784</eCH-0044:vn>"),
+                 id="a wrong check digit"),
+    pytest.param(BASE.replace(b'version="3.0"', b'version="2.0"', 1), id="another version"),
+    pytest.param(BASE.replace(_CLOSE, _CLOSE + b"<eCH-0020:moveIn/>", 1), id="two events"),
+    pytest.param(BASE.replace(_FIRST_VN, b"<eCH-0044:vn>x</eCH-0044:vn>").replace(
+        _CLOSE, _CLOSE + b"<eCH-0020:moveIn/>", 1), id="two events and a bad person"),
+    pytest.param(_PARTS.sub(rb"\1<!-- none -->\3", BASE), id="no messages"),
+    pytest.param(BASE.replace(b"<eCH-0058:senderId>1-230-1</eCH-0058:senderId>", b"")
+                 .replace(_VALID_FROM, b""), id="a header without senderId"),
+    pytest.param(BASE.replace(b"</eCH-0020:delivery>", b"</eCH-0020:deliver>"),
+                 id="malformed at the end"),
+    pytest.param(BASE.replace(b"Prishtin\xc3\xab", b"&ouml;", 1), id="an undefined entity"),
+    pytest.param(BASE.replace(b"<eCH-0020:delivery ", b"<!DOCTYPE x []><eCH-0020:delivery ", 1),
+                 id="a DOCTYPE"),
+])
+def test_a_base_delivery_read_a_person_at_a_time_is_what_the_whole_tree_gave(data: bytes) -> None:
+    assert b"baseDelivery" in data[:1 << 16]
+    whole, streamed = _whole(data), _streamed(data)
+    if isinstance(whole, str):
+        assert streamed == whole
+        return
+    assert isinstance(streamed, Normalised)
+    assert (streamed.kind, streamed.not_relevant, streamed.facts) == (
+        whole.kind, whole.not_relevant, whole.facts)
+    assert [p.model_dump() for p in streamed.persons] == [p.model_dump() for p in whole.persons]
+
+
+def test_the_streamed_document_lets_go_of_each_element_handed_out() -> None:
+    """The persons read, the tree keeps none of them: what is left is the header and the
+    emptied event."""
+    document = StreamedDocument(town(2), max_bytes=1 << 28, depth=2, name="messages")
+    handed = [len(message) for message in document]
+    assert len(handed) == 92 and all(handed)
+    root = document.root
+    assert [child.tag.rpartition("}")[2] for child in root] == ["deliveryHeader", "baseDelivery"]
+    assert len(root[1]) == 0
+    assert len(root[0]) > 5, "elements not so named stay"
