@@ -1,7 +1,7 @@
 """Peak memory while a registry's base deliveries go through: it should not grow with them.
 
 A commune's first load is its whole register as ``baseDelivery`` files of up
-to ``[limits] max_document_bytes`` (20 MiB). This writes a fresh gateway folder
+to ``[limits] max_document_bytes`` (128 MiB). This writes a fresh gateway folder
 (``ech-gateway init``), puts ``--deliveries`` base deliveries of ``--copies``
 copies of the fixture corpus's persons each (80 copies: 16.8 MB, 3,680
 persons) into the registry folder, runs the gateway until every one is
