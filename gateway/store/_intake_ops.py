@@ -220,7 +220,10 @@ def record_processing(conn: sqlite3.Connection, results: Sequence[Processed], no
             n.reference_message_id if n else None, n.version if n else None,
             sender_id, duplicate_of, now, p.message,
         ))
-        if n is not None and not p.raw_is_canonical:
+        # an input that became no message (a baseDelivery, an event without counterpart)
+        # has no canonical form: writing b"" rewrote its row, the input with it (a base
+        # delivery of 274 MB read into memory and written to the WAL again)
+        if n is not None and not p.raw_is_canonical and n.xml:
             canonical.append((n.xml, p.message))
         if n is not None:
             attachments += [(p.message, a.name, a.data) for a in n.attachments]
