@@ -177,3 +177,26 @@ async def test_recording_a_base_delivery_does_not_read_its_input_again(tmp_path:
                   " JOIN payloads ON message = id") == [("not_relevant", len(data))]
     assert states(tmp_path / "gateway.db", "SELECT count(*) FROM persons") == [(46,)]
     assert grown < 20, f"recording took {grown:.0f} MiB more: the 40 MB input was read again"
+
+
+async def test_a_large_input_is_stored_whole_without_sqlite_keeping_a_copy(tmp_path: Path) -> None:
+    """A 40 MB input is stored byte for byte (and read back so), and storing it leaves no
+    copy behind: bound as a parameter, SQLite copied it and the writer's cached statement
+    kept that copy until the next input (a 274 MB base delivery: 872 MiB at the peak, 611
+    after, against 350 and 350 now)."""
+    padding = b"".join(b"<!-- " + bytes([65 + n % 26]) * 1_000_000 + b" -->" for n in range(40))
+    data = BASE.replace(b"<eCH-0020:baseDelivery>", padding + b"<eCH-0020:baseDelivery>", 1)
+    small = RawInput("registry", "small.xml", BASE)
+    store = SQLiteStore(tmp_path / "gateway.db")
+    store.start()
+    try:
+        before = _peak_mib(reset=True)
+        [(big_id, _new), (small_id, _new2)] = await store.add_raw(
+            [RawInput("registry", "base.xml", data), small])
+        grown = _peak_mib() - before
+        pending = {p.message: bytes(p.data) for p in await store.inputs([big_id, small_id])}
+    finally:
+        store.close()
+    assert pending == {big_id: data, small_id: BASE}
+    assert grown < 20, f"storing took {grown:.0f} MiB more: SQLite copied the 40 MB input"
+

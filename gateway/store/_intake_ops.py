@@ -131,9 +131,23 @@ def _store_inputs(conn: sqlite3.Connection, raws: Sequence[RawInput], digests: S
         entries.append(Entry("message.duplicate", mid, None, {
             "duplicate_of": first, "reason": why, "source": raw.source,
             **({"problem": reason} if reason else {})}))
+    rows = list(zip(ids, (raw.data for raw in raws), strict=True))
     conn.executemany("INSERT INTO payloads (message, raw) VALUES (?, ?)",
-                     [(mid, raw.data) for mid, raw in zip(ids, raws, strict=True)])
+                     [(mid, data) for mid, data in rows if len(data) <= WRITTEN_IN_PLACE])
+    for mid, data in rows:
+        if len(data) > WRITTEN_IN_PLACE:
+            conn.execute("INSERT INTO payloads (message, raw) VALUES (?, zeroblob(?))",
+                         (mid, len(data)))
+            with conn.blobopen("payloads", "raw", mid) as blob:
+                blob.write(data)
     return out, entries
+
+
+#: Inputs larger than this are written into their row in place (``zeroblob``, then
+#: ``blobopen``): bound as a parameter, SQLite copies the input and the writer's cached
+#: statement keeps that copy until its next use, a base delivery of 274 MB held twice
+#: while it is processed (and longer, if no input comes after it).
+WRITTEN_IN_PLACE = 1 << 20
 
 
 _MESSAGE_COLUMNS = ("source", "ref", "meta", "digest", "received_at", "state", "reason",
