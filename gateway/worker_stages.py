@@ -53,6 +53,12 @@ KEPT_BATCHES = 4
 _inputs: dict[int, tuple[RawInput, Normalised]] = {}
 #: The message ids of the batches whose inputs are kept, oldest first.
 _kept: deque[list[int]] = deque()
+#: The kept inputs beyond which those already finished here are let go of, oldest first
+#: (finished again, which is rare, they are normalised again): a base delivery of 128 MB
+#: states 28,000 persons, about 500 MiB with its input; four kept took a worker to 1.3 GB.
+KEPT_BYTES = 64 << 20
+#: The message ids of kept inputs finished here at least once.
+_finished: set[int] = set()
 
 
 class _KeptDraft:
@@ -129,9 +135,28 @@ def normalise_work(batch: Sequence[tuple[int, RawInput]]) -> list[Step]:
     _inputs.update(kept)
     _kept.append(list(kept))
     while len(_kept) > KEPT_BATCHES:
-        for mid in _kept.popleft():
-            _inputs.pop(mid, None)
+        _forget(_kept.popleft())
     return [_for_core(s) for s in steps]
+
+
+def _forget(mids: Sequence[int]) -> None:
+    """No longer keep the inputs ``mids``."""
+    for mid in mids:
+        _inputs.pop(mid, None)
+        _finished.discard(mid)
+
+
+def _let_go() -> None:
+    """Forget batches finished here, oldest first, while the kept inputs exceed
+    :data:`KEPT_BYTES`; a batch not finished yet stays, whatever its size."""
+    held = sum(len(raw.data) for raw, _step in _inputs.values())
+    for mids in list(_kept):
+        if held <= KEPT_BYTES:
+            return
+        if all(mid in _finished for mid in mids):
+            _kept.remove(mids)
+            held -= sum(len(_inputs[mid][0].data) for mid in mids if mid in _inputs)
+            _forget(mids)
 
 
 def finish_kept(mids: Sequence[int], known: Mapping[str, StoredPerson]) -> list[Processed] | None:
@@ -139,12 +164,16 @@ def finish_kept(mids: Sequence[int], known: Mapping[str, StoredPerson]) -> list[
     ``None`` when it does not hold them all (another worker's batch, or this worker was
     restarted or has forgotten it): then :func:`finish_work` takes them with the inputs.
 
-    The inputs stay kept: the pipeline may finish a batch again, with other person states.
+    The inputs stay kept (the pipeline may finish a batch again, with other person
+    states) unless those finished here exceed :data:`KEPT_BYTES` (:func:`_let_go`).
     """
     assert _worker is not None, "init_worker was not called"
     if not all(mid in _inputs for mid in mids):
         return None
-    return _worker.finish_batch([(mid, *_inputs[mid]) for mid in mids], known)
+    results = _worker.finish_batch([(mid, *_inputs[mid]) for mid in mids], known)
+    _finished.update(mids)
+    _let_go()
+    return results
 
 
 def finish_work(items: Sequence[tuple[int, RawInput, Normalised]],
