@@ -1,5 +1,5 @@
-"""Write operations of an operator dealing with quarantined input (handle it, or correct it)
-and with a partner's rejection (handle it)."""
+"""Write operations of an operator dealing with quarantined input (handle it, correct it, or
+process it again) and with a partner's rejection (handle it)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sqlite3
 from gateway.contracts import RawInput
 from gateway.errors import StoreConflict, StoreError
 from gateway.store._intake_ops import add_raw
+from gateway.store._retention_ops import refuse_pruned
 from gateway.store._sql import select_in
 from gateway.store.journal import Entry
 from gateway.store.states import DeliveryState, MessageState
@@ -96,3 +97,34 @@ def add_correction(conn: sqlite3.Connection, of: int, raw: RawInput,
         raise StoreError(f"the corrected file is the {same}: nothing was corrected")
     _none, handled = mark_handled(conn, of, f"corrected by message {new}", now, correction=new)
     return new, [*entries, Entry("message.correction", new, None, {"of": of}), *handled]
+
+
+def requeue_message(conn: sqlite3.Connection, message: int, now: float
+                    ) -> tuple[None, list[Entry]]:
+    """Put a quarantined, not-relevant or needs-review message back to ``received`` for
+    reprocessing.
+
+    A quarantined message becomes the original of its bytes again, unless
+    another input with them was taken meanwhile.
+
+    :raises StoreConflict: the message is in another state.
+    :raises StoreError: there is no such message, or retention deleted its input.
+    """
+    refuse_pruned(conn, message, "it cannot be processed again")
+    row = conn.execute(
+        "UPDATE messages SET state = ?, reason = NULL, updated_at = ? WHERE id = ?"
+        " AND state IN (?, ?, ?) RETURNING source, digest",
+        (MessageState.RECEIVED, now, message, MessageState.QUARANTINED, MessageState.NOT_RELEVANT,
+         MessageState.NEEDS_REVIEW),
+    ).fetchone()
+    if row is None:
+        state = conn.execute("SELECT state FROM messages WHERE id = ?", (message,)).fetchone()
+        if state is None:
+            raise StoreError(f"no message {message}")
+        raise StoreConflict(f"message {message} is {state[0]}, not quarantined, not relevant or"
+                            " needs_review: it cannot be processed again")
+    conn.execute("INSERT INTO input_originals (source, digest, message) VALUES (?, ?, ?)"
+                 " ON CONFLICT DO NOTHING", (*row, message))
+    # handled was about the old outcome; a new quarantine needs an operator again
+    conn.execute("DELETE FROM handled WHERE message = ?", (message,))
+    return None, [Entry("message.replayed", message, None, {})]

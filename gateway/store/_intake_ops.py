@@ -11,11 +11,10 @@ from typing import Any
 import orjson
 
 from gateway.contracts import Normalised, RawInput
-from gateway.errors import KeyReuseRejected, StoreConflict, StoreError
+from gateway.errors import KeyReuseRejected
 from gateway.store._answer_ops import apply_answers
 from gateway.store._inbound_ops import link_outbound, record_inbound
 from gateway.store._person_ops import link_subjects, record_persons, residence
-from gateway.store._retention_ops import refuse_pruned
 from gateway.store._sql import expect_changed, insert_ids, select_in
 from gateway.store.journal import Entry
 from gateway.store.records import Pending, Processed
@@ -372,34 +371,3 @@ def parts_of(conn: sqlite3.Connection, parents: Sequence[int]) -> list[Pending]:
                 conn, "SELECT m.id, m.source, m.ref, m.meta, p.raw FROM messages m"
                 " JOIN payloads p ON p.message = m.id WHERE m.parent IN ({}) AND m.state = ?"
                 " ORDER BY m.id", parents, tail=(MessageState.RECEIVED,))]
-
-
-def requeue_message(conn: sqlite3.Connection, message: int, now: float
-                    ) -> tuple[None, list[Entry]]:
-    """Put a quarantined, not-relevant or needs-review message back to ``received`` for
-    reprocessing.
-
-    A quarantined message becomes the original of its bytes again, unless
-    another input with them was taken meanwhile.
-
-    :raises StoreConflict: the message is in another state.
-    :raises StoreError: there is no such message, or retention deleted its input.
-    """
-    refuse_pruned(conn, message, "it cannot be processed again")
-    row = conn.execute(
-        "UPDATE messages SET state = ?, reason = NULL, updated_at = ? WHERE id = ?"
-        " AND state IN (?, ?, ?) RETURNING source, digest",
-        (MessageState.RECEIVED, now, message, MessageState.QUARANTINED, MessageState.NOT_RELEVANT,
-         MessageState.NEEDS_REVIEW),
-    ).fetchone()
-    if row is None:
-        state = conn.execute("SELECT state FROM messages WHERE id = ?", (message,)).fetchone()
-        if state is None:
-            raise StoreError(f"no message {message}")
-        raise StoreConflict(f"message {message} is {state[0]}, not quarantined, not relevant or"
-                            " needs_review: it cannot be processed again")
-    conn.execute("INSERT INTO input_originals (source, digest, message) VALUES (?, ?, ?)"
-                 " ON CONFLICT DO NOTHING", (*row, message))
-    # handled was about the old outcome; a new quarantine needs an operator again
-    conn.execute("DELETE FROM handled WHERE message = ?", (message,))
-    return None, [Entry("message.replayed", message, None, {})]

@@ -286,7 +286,7 @@ class SQLiteStore:
 
     async def requeue_message(self, message: int) -> None:
         """Send a quarantined, not-relevant or needs-review message through processing again."""
-        await self._writer.write(lambda c: _intake_ops.requeue_message(c, message, self.now()))
+        await self._writer.write(lambda c: _handling_ops.requeue_message(c, message, self.now()))
 
     async def mark_handled(self, message: int, note: str) -> list[int]:
         """Record that an operator dealt with a quarantined message, or with its partners'
