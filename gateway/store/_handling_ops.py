@@ -10,7 +10,7 @@ from gateway.contracts import RawInput
 from gateway.errors import StoreConflict, StoreError
 from gateway.store._intake_ops import add_raw
 from gateway.store._retention_ops import refuse_pruned
-from gateway.store._sql import select_in
+from gateway.store._sql import refuse_message_state, select_in
 from gateway.store.journal import Entry
 from gateway.store.states import DeliveryState, MessageState
 
@@ -118,11 +118,8 @@ def requeue_message(conn: sqlite3.Connection, message: int, now: float
          MessageState.NEEDS_REVIEW),
     ).fetchone()
     if row is None:
-        state = conn.execute("SELECT state FROM messages WHERE id = ?", (message,)).fetchone()
-        if state is None:
-            raise StoreError(f"no message {message}")
-        raise StoreConflict(f"message {message} is {state[0]}, not quarantined, not relevant or"
-                            " needs_review: it cannot be processed again")
+        refuse_message_state(conn, message, "not quarantined, not relevant or needs_review: it"
+                                            " cannot be processed again")
     conn.execute("INSERT INTO input_originals (source, digest, message) VALUES (?, ?, ?)"
                  " ON CONFLICT DO NOTHING", (*row, message))
     # handled was about the old outcome; a new quarantine needs an operator again

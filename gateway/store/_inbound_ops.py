@@ -16,10 +16,9 @@ from collections.abc import Collection, Sequence
 
 import orjson
 
-from gateway.errors import StoreConflict, StoreError
 from gateway.person_state import PersonState, state_from_json
 from gateway.store._referenced import delivered, in_cases, senders_of
-from gateway.store._sql import select_in
+from gateway.store._sql import refuse_message_state, select_in
 from gateway.store.journal import Entry
 from gateway.store.records import Inbound, Processed
 from gateway.store.states import MessageState
@@ -163,11 +162,8 @@ def assign(conn: sqlite3.Connection, message: int, keys: Sequence[str], who: str
                        " WHERE id = ? AND state = ? RETURNING id",
                        (MessageState.RECEIVED, now, message, MessageState.NEEDS_REVIEW)).fetchone()
     if row is None:
-        state = conn.execute("SELECT state FROM messages WHERE id = ?", (message,)).fetchone()
-        if state is None:
-            raise StoreError(f"no message {message}")
-        raise StoreConflict(f"message {message} is {state[0]}, not needs_review:"
-                            " only a message waiting for review is assigned")
+        refuse_message_state(conn, message, "not needs_review: only a message waiting for"
+                                            " review is assigned")
     conn.execute("UPDATE reviews SET assigned = ?, assigned_by = ?, at = ? WHERE message = ?",
                  (orjson.dumps(list(keys)).decode(), who, now, message))
     return None, [Entry("message.assigned", message, None, {"by": who, "keys": len(keys)})]

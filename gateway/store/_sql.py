@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Hashable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
-from gateway.errors import StoreConflict
+from gateway.errors import StoreConflict, StoreError
 
 #: Values bound per ``IN (...)`` query (SQLite allows 32,766 since 3.32; this keeps statements short).
 IN_CHUNK = 500
@@ -51,3 +51,15 @@ def insert_ids(conn: sqlite3.Connection, table: str, columns: Sequence[str],
             f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([marks] * len(chunk))}"
             " RETURNING id", [value for row in chunk for value in row]))
     return ids
+
+
+def refuse_message_state(conn: sqlite3.Connection, message: int, why: str) -> NoReturn:
+    """Refuse an operation on ``message``, whose state was not the one it expects.
+
+    :raises StoreError: there is no such message.
+    :raises StoreConflict: ``message N is <state>, <why>``.
+    """
+    state = conn.execute("SELECT state FROM messages WHERE id = ?", (message,)).fetchone()
+    if state is None:
+        raise StoreError(f"no message {message}")
+    raise StoreConflict(f"message {message} is {state[0]}, {why}")
