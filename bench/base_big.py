@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ech0020_inputs
-from throughput import children, peak_rss_mib, start_gateway
+from throughput import note_worker_peaks, peak_rss_mib, start_gateway
 
 BIN = Path(sys.executable).parent
 
@@ -85,13 +85,9 @@ def run(persons: int, files: int, limit: str | None, parent: Path | None, keep: 
                 os.replace(inbox / f".base-{n}.xml", inbox / f"base-{n}.xml")
             while True:
                 time.sleep(0.25)
-                for pid in children(gateway.pid):
-                    try:
-                        workers[pid] = max(workers.get(pid, 0.0), peak_rss_mib(pid))
-                    except OSError:
-                        continue  # ended meanwhile
+                note_worker_peaks(gateway.pid, workers)
                 row = _query(db, "SELECT count(*), max(state), max(reason) FROM messages"
-                                 " WHERE state NOT IN ('received', 'normalised')")
+                                 " WHERE state != 'received'")
                 if row is not None and row[0] == len(inputs):
                     break
                 if gateway.poll() is not None:

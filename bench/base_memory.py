@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ech0020_inputs
-from throughput import children, peak_rss_mib, start_gateway
+from throughput import note_worker_peaks, peak_rss_mib, start_gateway
 
 BIN = Path(sys.executable).parent
 
@@ -70,13 +70,9 @@ def run(deliveries: int, copies: int, parent: Path | None) -> None:
         try:
             while True:
                 time.sleep(0.5)
-                for pid in children(gateway.pid):
-                    try:
-                        workers[pid] = max(workers.get(pid, 0.0), peak_rss_mib(pid))
-                    except OSError:
-                        continue  # ended meanwhile
+                note_worker_peaks(gateway.pid, workers)
                 done = _count(work / "gateway.db", "SELECT count(*) FROM messages"
-                              " WHERE state NOT IN ('received', 'normalised')")
+                              " WHERE state != 'received'")
                 if done is not None and done >= len(sizes):
                     break
                 if gateway.poll() is not None:

@@ -221,6 +221,15 @@ def reset_peak_rss(pids: list[int]) -> bool:
     return True
 
 
+def note_worker_peaks(gateway: int, peaks: dict[int, float]) -> None:
+    """Raise ``peaks`` (MiB by pid) to the peak RSS each child process of ``gateway`` has now."""
+    for pid in children(gateway):
+        try:
+            peaks[pid] = max(peaks.get(pid, 0.0), peak_rss_mib(pid))
+        except OSError:
+            continue  # ended meanwhile
+
+
 def cpu_seconds(pid: int) -> tuple[float, float]:
     """User and system CPU seconds a running process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
