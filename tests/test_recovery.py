@@ -24,6 +24,7 @@ from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
 from typing import Any
 
+import pluggy
 import pytest
 
 from gateway import daemon
@@ -63,6 +64,13 @@ class Events:
 
     def kinds(self, prefix: str) -> list[str]:
         return [e.kind for e in self.seen if e.kind.startswith(prefix)]
+
+    @classmethod
+    def listening(cls) -> tuple[Events, pluggy.PluginManager]:
+        """A listener and the gateway's plugin manager with it registered."""
+        events, pm = cls(), get_plugin_manager()
+        pm.register(events)
+        return events, pm
 
 
 class Alerts(logging.Handler):
@@ -105,9 +113,7 @@ async def _outage_then_recovery(root: Path, break_outbox: object, mend_outbox: o
     """Send while the outbox is broken, mend it: no attempt burned, one alert, all sent."""
     config = gateway_dir(root)
     db, outbox = root / "gateway.db", root / "sedex" / "outbox"
-    events = Events()
-    pm = get_plugin_manager()
-    pm.register(events)
+    events, pm = Events.listening()
     with alerts() as log:
         async with running(config, pm) as gateway:
             fast_probes(gateway)
@@ -455,9 +461,7 @@ async def test_a_restart_while_paused_keeps_the_pause_and_takes_it_all_off_max_a
     moves the delivery's first attempt by the whole pause, the time before the restart too."""
     config = gateway_dir(tmp_path)
     db, outbox = tmp_path / "gateway.db", tmp_path / "sedex" / "outbox"
-    events = Events()
-    pm = get_plugin_manager()
-    pm.register(events)
+    events, pm = Events.listening()
     async with running(config, pm):
         shutil.rmtree(outbox)
         drop(tmp_path / "registry" / "outbox", "m.xml", message())
@@ -500,9 +504,7 @@ async def test_a_probe_whose_claim_fails_is_probed_again_without_a_restart(
     monkeypatch.setattr("gateway.supervision.RESTART_MIN", 0.05)
     config = gateway_dir(tmp_path)
     db, outbox = tmp_path / "gateway.db", tmp_path / "sedex" / "outbox"
-    events = Events()
-    pm = get_plugin_manager()
-    pm.register(events)
+    events, pm = Events.listening()
     async with running(config, pm) as gateway:
         fast_probes(gateway)
         shutil.rmtree(outbox)
@@ -540,9 +542,7 @@ async def test_another_nodes_pause_pauses_nothing_here(
         since = await store.pause_partner("elsewhere", "canton", "disk full")
     finally:
         store.close()
-    events = Events()
-    pm = get_plugin_manager()
-    pm.register(events)
+    events, pm = Events.listening()
     with caplog.at_level(logging.INFO, logger="gateway.partner_pause"):
         async with running(config, pm):
             drop(tmp_path / "registry" / "outbox", "m.xml", message())
@@ -569,9 +569,7 @@ async def test_database_deleted_or_replaced_while_running(
     config = gateway_dir(tmp_path)
     db, drops = tmp_path / "gateway.db", tmp_path / "registry" / "outbox"
     backup = tmp_path / "backup.db"
-    events = Events()
-    pm = get_plugin_manager()
-    pm.register(events)
+    events, pm = Events.listening()
     with alerts() as log, pytest.raises(StoreLost, match=f"was {how}"):
         async with running(config, pm) as gateway:
             for n in range(5):
@@ -638,9 +636,7 @@ async def database_disk_full_then_freed(root_text: str) -> None:
     tmpfs(root / "data", "6m")
     (root / "conf.d" / "20-db.toml").write_text(f'[store]\npath = "{root}/data/gateway.db"\n')
     db, drops = root / "data" / "gateway.db", root / "registry" / "outbox"
-    events = Events()
-    pm = get_plugin_manager()
-    pm.register(events)
+    events, pm = Events.listening()
     with alerts() as log:
         async with running(config, pm) as gateway:
             gateway.pipeline.pause.first, gateway.pipeline.pause.longest = 0.1, 0.4

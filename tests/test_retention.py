@@ -68,9 +68,7 @@ async def test_the_daemon_prunes_settled_messages_and_the_file_shrinks(tmp_path:
     config = gateway_folder(tmp_path, '[retention]\nkeep = "1s"\ninterval = "500ms"\n')
     db = tmp_path / "gateway.db"
     inputs = [message(documents=False) for _ in range(MESSAGES)]
-    pm = get_plugin_manager()
-    events = Events()
-    pm.register(events)
+    events, pm = Events.listening()
     async with running(config, pm):
         for n, data in enumerate(inputs):
             drop(tmp_path / "in", f"m{n}.xml", data)
@@ -103,9 +101,7 @@ async def test_the_daemon_deletes_persons_who_left_the_register_and_keeps_reside
     corpus = Path(__file__).parent / "fixtures" / "ech0020"
     config = gateway_folder(tmp_path, '[retention]\nkeep = "1s"\ninterval = "300ms"\n')
     db = tmp_path / "gateway.db"
-    pm = get_plugin_manager()
-    events = Events()
-    pm.register(events)
+    events, pm = Events.listening()
     caplog.set_level(logging.INFO, logger="gateway.retention")
     async with running(config, pm):
         drop(tmp_path / "in", "base.xml", (corpus / "baseDelivery.xml").read_bytes())
@@ -448,9 +444,7 @@ async def disk_nearly_full_then_freed(root_text: str) -> None:
     free = os.statvfs(root / "data")
     filler = root / "data" / "filler"
     filler.write_bytes(b"\0" * (free.f_bavail * free.f_frsize - (2 << 20)))  # 2 MiB left
-    events = Events()
-    pm = get_plugin_manager()
-    pm.register(events)
+    events, pm = Events.listening()
     with alerts() as log:
         async with running(config_path, pm) as gateway:
             # said at the start, once; status tells while it lasts

@@ -172,9 +172,7 @@ async def test_receipts_that_come_while_another_program_holds_the_lock_wait_for_
     (tmp_path / "conf.d" / "20-locked.toml").write_text(
         '[store]\nbusy_timeout = "200ms"\n[dispatcher]\nreceipt_check_interval = "30s"\n')
     db, receipts = tmp_path / "gateway.db", tmp_path / "sedex" / "receipts"
-    events = Events()
-    pm = get_plugin_manager()
-    pm.register(events)
+    events, pm = Events.listening()
     with logged() as log:
         async with running(config, pm) as gateway:
             gateway.pipeline.pause.first, gateway.pipeline.pause.longest = 0.1, 0.4
