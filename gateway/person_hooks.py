@@ -96,9 +96,10 @@ async def candidates(pm: pluggy.PluginManager, settings: Any,
                partial(call, identification=identification, settings=settings))
         for plugin, call in callers))
     unique: dict[tuple[str, ...], PersonState] = {}
-    failed = [plugin for (plugin, _call), (fails, _answer) in zip(callers, answers, strict=True)
-              if fails]
-    for (plugin, _call), (_fails, answer) in zip(callers, answers, strict=True):
+    failed: list[str] = []
+    for (plugin, _call), (fails, answer) in zip(callers, answers, strict=True):
+        if fails:
+            failed.append(plugin)
         if answer is None:
             continue
         if isinstance(answer, PersonState | str | bytes) or not isinstance(answer, Sequence):

@@ -123,24 +123,27 @@ class PersonState(BaseModel):
         state does not know, and this state's names and date stay.
         """
         mine, theirs = vars(self), vars(newer)
+        own, new = self.permits(), newer.permits()  # each once: a merge asks for both twice
         if newer.dated_before(self):
             return newer.updated(mine["identification"], mine["as_of"], {name: mine[name] for name in PARTS},
-                                 self.permits())
-        if self.kept_by(newer):
+                                 own, permits=new)
+        if self.kept_by(newer, (own, new)):
             return newer
         return self.updated(newer.identification, theirs["as_of"], {name: theirs[name] for name in PARTS},
-                            newer.permits())
+                            new, permits=own)
 
     def dated_before(self, other: PersonState) -> bool:
         """Whether both are dated, this one before ``other`` (then it only fills ``other`` in)."""
         return self.as_of is not None and other.as_of is not None and self.as_of < other.as_of
 
     def updated(self, identification: PersonIdentificationLight, as_of: date | None,
-                parts: Mapping[str, Any], history: tuple[DatedPermit, ...] = ()) -> PersonState:
+                parts: Mapping[str, Any], history: tuple[DatedPermit, ...] = (),
+                permits: tuple[DatedPermit, ...] | None = None) -> PersonState:
         """This state updated by what a newer one says: the state :meth:`merged` makes of
         ``PersonState(identification=identification, as_of=as_of, **parts)``, without
         making that state first (a part ``None`` or left out is not known); ``history``:
-        the newer one's :meth:`permits`, kept beside this state's.
+        the newer one's :meth:`permits`, kept beside this state's (``permits``, if the
+        caller has them already).
         """
         mine = vars(self)  # fields by name: pydantic's __getattr__ makes each attribute costly
         ident, old = vars(identification), vars(mine["identification"])
@@ -152,9 +155,9 @@ class PersonState(BaseModel):
         known.update((name, part) for name, part in parts.items() if part is not None)
         if added:
             identification = identification.model_copy(update=added)
-        permits = combined(self.permits(), history) if history else self.permits()
+        own = self.permits() if permits is None else permits
         return PersonState(identification=identification, as_of=as_of or mine["as_of"],
-                           permit_history=permits, **known)
+                           permit_history=combined(own, history) if history else own, **known)
 
     def permits(self) -> tuple[DatedPermit, ...]:
         """The permits the person held as far as known, in date order, this state's own among them."""
@@ -164,9 +167,12 @@ class PersonState(BaseModel):
         """The permit last known held before ``day``, with that date (``None``: none known)."""
         return held_before(self.permits(), day)
 
-    def kept_by(self, newer: PersonState) -> bool:
+    def kept_by(self, newer: PersonState,
+                permits: tuple[tuple[DatedPermit, ...], tuple[DatedPermit, ...]] | None = None
+                ) -> bool:
         """Whether ``newer`` already holds all of this state: ``self.merged(newer)`` would be
         ``newer`` again (each value :meth:`merged` takes, the very one ``newer`` has).
+        ``permits``: this state's and ``newer``'s :meth:`permits`, if the caller has them.
 
         An eCH-0020 draft's state is the state before the event merged with it: merging it
         once more is work for nothing.
@@ -176,7 +182,8 @@ class PersonState(BaseModel):
             return False
         if any(theirs[name] is None and mine[name] is not None for name in PARTS):
             return False
-        if not holds(newer.permits(), self.permits()):
+        own, new = permits if permits is not None else (self.permits(), newer.permits())
+        if not holds(new, own):
             return False
         ident, old = vars(theirs["identification"]), vars(mine["identification"])
         return ((ident["vn"] is not None or old["vn"] is None)

@@ -17,7 +17,7 @@ from gateway.xml.validation import (
     SchemaSet,
     ValidationIssue,
     ValidationReport,
-    format_report,
+    report_lines,
     schema_dir,
     validate,
     validate_files,
@@ -104,6 +104,10 @@ def test_unknown_root_names_the_accepted_ones() -> None:
 def test_unsupported_ech0223_version_is_a_usage_error() -> None:
     with pytest.raises(ValueError, match=r"'1\.2' is not supported; supported: 1\.5, 1\.4, 1\.3, 1\.0"):
         validate(tree_of(FULL.name), ech0223_version="1.2")
+
+
+def format_report(path: str, report: ValidationReport) -> str:
+    return "\n".join(report_lines(path, report))
 
 
 def test_format_report() -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import StoreUnavailable
-from gateway.store._connection import snapshot
+from gateway.store._connection import connect, snapshot
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +56,8 @@ def lock_free(database: str, deadline: float) -> Exception | None:
     until ``deadline`` (monotonic): ``None`` once it is free, else why not. A connection of
     its own waits, so that the writer's stays free for reads."""
     try:
-        probe = sqlite3.connect(f"{Path(database).as_uri()}?mode=rw", uri=True,
-                                timeout=max(0.0, deadline - time.monotonic()),
-                                isolation_level=None, check_same_thread=False)
+        probe = connect(Path(database), busy_timeout=max(0.0, deadline - time.monotonic()),
+                        create=False)
         try:
             probe.execute("BEGIN IMMEDIATE")
             probe.execute("ROLLBACK")

@@ -18,7 +18,8 @@ def connect(path: Path, *, busy_timeout: float = 30.0, readonly: bool = False,
     """Open ``path`` in WAL mode with full durability on commit (``create``: make it if missing)."""
     if readonly or not create:
         mode = "ro" if readonly else "rw"
-        conn = sqlite3.connect(f"file:{path}?mode={mode}", uri=True, timeout=busy_timeout,
+        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode={mode}", uri=True,
+                               timeout=busy_timeout,
                                isolation_level=None, check_same_thread=False)
     else:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -73,7 +73,6 @@ class _Batch:
     """A batch whose operations ran: each caller's outcome, waiting for the commit."""
 
     ops: list[tuple[Operation, asyncio.Future[Any]]]
-    futures: list[asyncio.Future[Any]]
     results: list[tuple[asyncio.Future[Any], bool, Any]]
     committed: list[Entry]
 
@@ -216,7 +215,7 @@ class GroupCommitWriter:
                 if not fut.done():
                     fut.set_exception(exc)
             return
-        done = _Batch(batch, [fut for _op, fut in batch], results, committed)
+        done = _Batch(batch, results, committed)
         try:
             loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:  # closing: wait for the lock here
@@ -288,8 +287,7 @@ class GroupCommitWriter:
             self._commit(locked.batch, locked.deadline)  # (it waits again if taken meanwhile)
         else:
             assert self._conn is not None
-            self._failed(self._conn, _Batch(locked.batch, [fut for _op, fut in locked.batch],
-                                            [], []), busy)
+            self._failed(self._conn, _Batch(locked.batch, [], []), busy)
         if self._committing is None and self._locked is None and self._queue:
             self._schedule_flush()
 
@@ -338,7 +336,7 @@ class GroupCommitWriter:
             self._failed(conn, done, exc)
             return
         self.batches += 1
-        self.operations += len(done.futures)
+        self.operations += len(done.ops)
         if done.committed and self.on_commit is not None:
             try:
                 self.on_commit(done.committed)
@@ -367,7 +365,7 @@ class GroupCommitWriter:
         else:
             if isinstance(exc, StoreUnavailable):
                 read_alone(conn, [(op, fut) for op, fut in done.ops if isinstance(op, _Read)])
-        for fut in done.futures:
+        for _op, fut in done.ops:
             if not fut.done():
                 fut.set_exception(exc)
 

@@ -32,7 +32,6 @@ __all__ = [
     "ValidationIssue",
     "ValidationReport",
     "default_schema_set",
-    "format_report",
     "report_lines",
     "schema_dir",
     "validate",
@@ -247,13 +246,8 @@ def validate(doc: etree._ElementTree | etree._Element | bytes, *,
         doc, ech0223_version=ech0223_version, max_bytes=max_bytes)
 
 
-def format_report(path: str, report: ValidationReport) -> str:
-    """One verdict line for ``path``, then one indented line per issue."""
-    return "\n".join(report_lines(path, report))
-
-
 def report_lines(path: str, report: ValidationReport) -> list[str]:
-    """The lines of :func:`format_report`."""
+    """One verdict line for ``path``, then one indented line per issue."""
     if report.valid:
         return [f"{path}: valid ({report.kind})"]
     head = f"{path}: INVALID" + ("" if report.kind == "unknown" else f" ({report.kind})")
