@@ -14,6 +14,7 @@ import codecs
 import functools
 import re
 import threading
+from typing import TypedDict
 
 from lxml import etree
 
@@ -38,20 +39,28 @@ _WIDE_PREFIXES = tuple(prefix for prefix, _ in _WIDE_ENCODINGS)
 _local = threading.local()
 
 
+class SafeOptions(TypedDict):
+    """The options of a parser of untrusted XML (:data:`SAFE_OPTIONS`)."""
+
+    resolve_entities: bool
+    no_network: bool
+    load_dtd: bool
+    dtd_validation: bool
+    huge_tree: bool
+
+
+#: What every parser of untrusted XML is told: no entities, no DTD, no network, no huge trees.
+SAFE_OPTIONS = SafeOptions(resolve_entities=False, no_network=True, load_dtd=False,
+                           dtd_validation=False, huge_tree=False)
+
+
 def _parser(keep_blank_text: bool = True) -> etree.XMLParser:
     """This thread's parser (lxml parsers must not be shared between threads), one that
     keeps whitespace-only text between elements or one that leaves it out."""
     name = "parser" if keep_blank_text else "parser_without_blank_text"
     parser: etree.XMLParser | None = getattr(_local, name, None)
     if parser is None:
-        parser = etree.XMLParser(
-            resolve_entities=False,
-            no_network=True,
-            load_dtd=False,
-            dtd_validation=False,
-            huge_tree=False,
-            remove_blank_text=not keep_blank_text,
-        )
+        parser = etree.XMLParser(**SAFE_OPTIONS, remove_blank_text=not keep_blank_text)
         setattr(_local, name, parser)
     return parser
 
@@ -77,8 +86,7 @@ def _checker() -> tuple[etree.XMLParser, _NoTree]:
     checker: tuple[etree.XMLParser, _NoTree] | None = getattr(_local, "checker", None)
     if checker is None:
         target = _NoTree()
-        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
-                                 dtd_validation=False, huge_tree=False,
+        parser = etree.XMLParser(**SAFE_OPTIONS,
                                  target=target)  # type: ignore[arg-type]  # (see _NoTree)
         checker = (parser, target)
         _local.checker = checker
@@ -219,7 +227,7 @@ def parse_untrusted(data: bytes, *, max_bytes: int, keep_blank_text: bool = True
     (``"[limits] max_document_bytes"``): the reason names it. The parser's own limits
     (nesting depth, length of one text) are fixed: the reason says so.
     """
-    _refuse_before_parsing(data, max_bytes, setting)
+    refuse_before_parsing(data, max_bytes, setting)
     try:
         root = etree.fromstring(data, _parser(keep_blank_text))
     except etree.XMLSyntaxError as exc:
@@ -231,9 +239,18 @@ def parse_untrusted(data: bytes, *, max_bytes: int, keep_blank_text: bool = True
             raise InputRejected(f"{fixed}, at line {line}, column {column}") from None
         raise InputRejected(f"malformed XML at line {line}, column {column}: {detail}") from None
     tree = root.getroottree()
-    if tree.docinfo.internalDTD is not None:  # a DOCTYPE in an encoding the scan cannot read
-        raise InputRejected("DOCTYPE and entity declarations are not allowed")
+    refuse_doctype(tree)
     return tree
+
+
+def refuse_doctype(tree: etree._ElementTree) -> None:
+    """Refuse a parsed document with a DOCTYPE (one in an encoding the scan before parsing
+    cannot read).
+
+    :raises InputRejected: saying so.
+    """
+    if tree.docinfo.internalDTD is not None:
+        raise InputRejected("DOCTYPE and entity declarations are not allowed")
 
 
 def check_untrusted(data: bytes, *, max_bytes: int, setting: str | None = None) -> None:
@@ -248,7 +265,7 @@ def check_untrusted(data: bytes, *, max_bytes: int, setting: str | None = None) 
     if len(data) > _TEXT_NODE_LIMIT:  # only the tree parser refuses a text node that long
         parse_untrusted(data, max_bytes=max_bytes, setting=setting)
         return
-    _refuse_before_parsing(data, max_bytes, setting)
+    refuse_before_parsing(data, max_bytes, setting)
     parser, target = _checker()
     target.doctype_seen = False
     try:
@@ -261,7 +278,7 @@ def check_untrusted(data: bytes, *, max_bytes: int, setting: str | None = None) 
         parse_untrusted(data, max_bytes=max_bytes, setting=setting)
 
 
-def _refuse_before_parsing(data: bytes, max_bytes: int, setting: str | None) -> None:
+def refuse_before_parsing(data: bytes, max_bytes: int, setting: str | None) -> None:
     """The checks of :func:`parse_untrusted` made before the parser runs."""
     if len(data) > max_bytes:
         limit = f"{setting} ({max_bytes})" if setting else f"the limit of {max_bytes}"

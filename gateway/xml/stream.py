@@ -15,8 +15,7 @@ from typing import cast
 
 from lxml import etree
 
-from gateway.errors import InputRejected
-from gateway.xml.safe import _refuse_before_parsing, parse_untrusted
+from gateway.xml.safe import SAFE_OPTIONS, parse_untrusted, refuse_before_parsing, refuse_doctype
 
 __all__ = ["StreamedDocument"]
 
@@ -40,7 +39,7 @@ class StreamedDocument:
 
     def __init__(self, data: bytes, *, max_bytes: int, depth: int, name: str,
                  keep_blank_text: bool = True, setting: str | None = None) -> None:
-        _refuse_before_parsing(data, max_bytes, setting)
+        refuse_before_parsing(data, max_bytes, setting)
         self._data = data
         self._depth = depth
         self._name = name
@@ -58,9 +57,7 @@ class StreamedDocument:
     def __iter__(self) -> Iterator[etree._Element]:
         # the parser reports only the ends of elements so named: an event per element in
         # Python took longer than parsing the whole tree
-        parser = etree.XMLPullParser(events=("end",), tag=f"{{*}}{self._name}",
-                                     resolve_entities=False, no_network=True, load_dtd=False,
-                                     dtd_validation=False, huge_tree=False,
+        parser = etree.XMLPullParser(events=("end",), tag=f"{{*}}{self._name}", **SAFE_OPTIONS,
                                      remove_blank_text=not self._keep_blank_text)
         data = self._data
         try:
@@ -80,5 +77,4 @@ class StreamedDocument:
             parse_untrusted(self._data, max_bytes=len(self._data),
                             keep_blank_text=self._keep_blank_text)
             raise  # not reached: the same parser refuses the same bytes
-        if self._root.getroottree().docinfo.internalDTD is not None:
-            raise InputRejected("DOCTYPE and entity declarations are not allowed")
+        refuse_doctype(self._root.getroottree())
