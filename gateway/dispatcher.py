@@ -23,8 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Mapping, Sequence
-from typing import TypeVar
+from collections.abc import Mapping, Sequence
 
 from gateway.batching import BATCH_BYTES
 from gateway.errors import (
@@ -37,15 +36,13 @@ from gateway.errors import (
 )
 from gateway.intake_pause import IntakePause
 from gateway.logs import RepeatedProblem
-from gateway.outbound import OutboundItem, Receipt, SendResult
+from gateway.outbound import OutboundItem, Receipt, SendResult, attempt
 from gateway.partner_pause import PartnerPauses
 from gateway.plugin_types import BatchTransport, Flushable, Probeable, Transport
 from gateway.retry import RetryPolicy
 from gateway.store import Claim, Outcome, Store
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 
 class Dispatcher:
@@ -216,7 +213,7 @@ class Dispatcher:
         transport = self._transports[partner]
         if not isinstance(transport, Probeable):
             return None
-        failed = await _attempt(transport.probe())
+        failed = await attempt(transport.probe())
         return str(failed) if isinstance(failed, Exception) else None
 
     async def _flush(self, partner: str) -> Exception | None:
@@ -240,9 +237,9 @@ class Dispatcher:
         identity = self._store.identity()
         items = [_item(c, identity) for c in claims]
         if not isinstance(transport, BatchTransport):
-            return [_outcome(c, await _attempt(transport.send(item)))
+            return [_outcome(c, await attempt(transport.send(item)))
                     for c, item in zip(claims, items, strict=True)]
-        results: list[SendResult | Exception] | Exception = await _attempt(
+        results: list[SendResult | Exception] | Exception = await attempt(
             transport.send_many(items))
         if isinstance(results, Exception):  # the whole batch failed
             results = [results] * len(claims)
@@ -273,17 +270,6 @@ class ReceiptRecorder:
             lambda: self._store.record_receipts(receipts, self._dispatcher.policy_for))
         self._dispatcher.wake()
         return matched
-
-
-async def _attempt(call: Awaitable[T]) -> T | Exception:
-    """The call's result, or the exception it raised (a transport bug is logged)."""
-    try:
-        return await call
-    except (TransientError, PermanentError) as exc:
-        return exc
-    except Exception as exc:  # a transport bug must not lose the delivery: retry it
-        log.exception("a transport failed unexpectedly")
-        return exc
 
 
 def _item(claim: Claim, identity: str) -> OutboundItem:

@@ -9,12 +9,14 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from gateway.contracts import Attachment, Travels
 from gateway.errors import DeliveryError
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,20 +116,23 @@ class ReceiptSink(Protocol):
         ...
 
 
+async def attempt(call: Awaitable[T], what: str = "a transport") -> T | Exception:
+    """The call's result, or the exception it raised: a delivery error as it is, any other
+    (a transport's bug) logged as ``what`` failing unexpectedly, so that nothing is lost."""
+    try:
+        return await call
+    except DeliveryError as exc:
+        return exc
+    except Exception as exc:  # a transport bug must not lose the delivery: retry it
+        log.exception("%s failed unexpectedly", what)
+        return exc
+
+
 async def send_side_by_side(send: Callable[[OutboundItem], Awaitable[SendResult]],
                             items: Sequence[OutboundItem], who: str) -> list[SendResult | Exception]:
     """``send`` each item at once (a transport's ``send_many``, which bounds how many run at a
     time itself): one result or error per item, in order. A bug met by one (an exception that
     is no :class:`~gateway.errors.DeliveryError`) is logged naming ``who`` and returned: the
     rest of the batch is not failed for it."""
-
-    async def outcome(item: OutboundItem) -> SendResult | Exception:
-        try:
-            return await send(item)
-        except DeliveryError as exc:
-            return exc
-        except Exception as exc:
-            log.exception("%s: sending delivery %d failed unexpectedly", who, item.delivery_id)
-            return exc
-
-    return list(await asyncio.gather(*(outcome(item) for item in items)))
+    return list(await asyncio.gather(*(
+        attempt(send(item), f"{who}: sending delivery {item.delivery_id}") for item in items)))
