@@ -81,6 +81,9 @@ ANSWERED_ATTEMPT = "reference_message_id"
 #: operator to find them (``messages show``). The names are the input's own meta (sedex:
 #: ``envelope_name`` and ``payload_name``, a lone file ``file_name``).
 MOVED_TO = "moved_to"
+#: The ``RawInput.meta`` keys naming the files an input came in (sedex: its envelope and
+#: payload, a lone file), which :data:`MOVED_TO` says where they went.
+FILE_KEYS = ("envelope_name", "payload_name", "file_name")
 
 
 @dataclass(frozen=True, slots=True)

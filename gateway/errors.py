@@ -67,8 +67,9 @@ class ConfigError(GatewayError):
     """The configuration is invalid; ``problems`` lists (file, key, reason)."""
 
     def __init__(self, problems: list[tuple[str, str, str]]) -> None:
-        lines = [f"{file}: {key}: {reason}" for file, key, reason in problems]
-        super().__init__("invalid configuration:\n" + "\n".join(lines))
+        #: A line per problem, as ``check-config`` lists them: ``file: key: reason``.
+        self.lines = [f"{file}: {key}: {reason}" for file, key, reason in problems]
+        super().__init__("invalid configuration:\n" + "\n".join(self.lines))
         self.problems = problems
 
 

@@ -136,9 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return _closed_pipe()
     except ConfigError as exc:  # a line per problem, as check-config lists them
-        _out.say("invalid configuration:", *(f"{file}: {key}: {reason}"
-                                             for file, key, reason in exc.problems),
-                 file=sys.stderr)
+        _out.say("invalid configuration:", *exc.lines, file=sys.stderr)
         return CONFIG
     except PluginError as exc:  # a type clash found once the types are listed
         _out.say(f"ech-gateway: {exc}", file=sys.stderr)

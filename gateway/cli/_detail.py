@@ -21,7 +21,7 @@ from gateway.cli._render import (
     warnings,
     with_times,
 )
-from gateway.contracts import MOVED_TO, NOT_FROM_PARTNER
+from gateway.contracts import FILE_KEYS, MOVED_TO, NOT_FROM_PARTNER
 from gateway.wording import counted
 
 #: Of a delivery's attempts, how many of the first and of the last are shown without
@@ -32,9 +32,6 @@ FIRST, LAST = 2, 3
 #: attempts not shown. Others (a late receipt, the delivery's end) are always shown.
 ROUTINE = frozenset({"delivery.sending", "delivery.sent", "delivery.retry", "delivery.unsure",
                      "delivery.paused", "receipt.failed", "receipt.wait", "receipt.overdue"})
-#: The meta keys a source stores the names of an input's files under, in the order shown
-#: (sedex: a pair's envelope and payload, a lone file or a receipt's file).
-FILE_KEYS = ("envelope_name", "payload_name", "file_name")
 #: What the line summing up hidden lines ends with.
 _ALL = "(--all to show them)"
 

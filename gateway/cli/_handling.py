@@ -10,19 +10,18 @@ from pathlib import Path
 from typing import Any
 
 from gateway.cli import _access, _out
-from gateway.cli._detail import FILE_KEYS
 from gateway.cli._reprocess import process_stored
 from gateway.cli.exitcodes import FAILED, NOT_FOUND, OK
-from gateway.contracts import MOVED_TO, NOT_FROM_PARTNER, RawInput
+from gateway.contracts import FILE_KEYS, MOVED_TO, NOT_FROM_PARTNER, RawInput
 from gateway.errors import StoreError, StoreUnavailable
-from gateway.fileio import read_file
+from gateway.fileio import KEPT_BYTES, read_file
 from gateway.store import MessageState
 from gateway.wording import noun
 
 #: Facts about the quarantined bytes that do not hold for a corrected file (a sedex pair
 #: from a sender that is no partner: the operator resubmitting it vouches for the file; the
 #: names of the files it came in and where they went, which ``messages show`` says).
-_EVIDENCE_KEYS = ("size", "sha256", "kept_bytes", NOT_FROM_PARTNER, MOVED_TO, *FILE_KEYS)
+_EVIDENCE_KEYS = ("size", "sha256", KEPT_BYTES, NOT_FROM_PARTNER, MOVED_TO, *FILE_KEYS)
 _ZIP_MAGIC = b"PK\x03\x04"
 
 

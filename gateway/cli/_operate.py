@@ -113,13 +113,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     try:
         settings = _access.configuration(args)
     except ConfigError as exc:
-        for file, key, reason in exc.problems:
-            _out.say(f"{file}: {key}: {reason}")
+        _out.say(*exc.lines)
         return CONFIG
     problems = check_environment(settings)
-    for file, key, reason in problems:
-        _out.say(f"{file}: {key}: {reason}")
     if problems:
+        _out.say(*ConfigError(problems).lines)
         return CONFIG
     files = ", ".join(str(f) for f in settings.config_files)
     _out.say(f"configuration is valid ({files}): {counted(len(settings.sources), 'source')},"
