@@ -17,8 +17,7 @@ from datetime import date
 from gateway.api import DOCUMENT_LIMIT, InputRejected, PersonState, StreamedDocument
 
 from . import _state
-from ._events import read_event
-from ._header import header as read_header
+from ._events import EventData, read_event
 from ._xml import E20, Element, date_of, local
 
 #: Near the start of a delivery (before the persons): the event is a base delivery.
@@ -27,14 +26,14 @@ MARKER = b"baseDelivery"
 
 class BaseRead:
     """The persons of the first ``baseDelivery`` of an eCH-0020 ``delivery``, read as its
-    ``messages`` came, or the first rejection reading them gave."""
+    ``messages`` came (each with its ``baseDeliveryValidFrom``, if it has one), or the first
+    rejection reading them gave."""
 
     def __init__(self) -> None:
         #: the ``baseDelivery`` element the persons come from
         self.event: Element | None = None
-        self.persons: list[PersonState] = []
+        self.taken: list[tuple[EventData, date | None]] = []
         self.error: InputRejected | None = None
-        self._as_of: date | None = None
 
     def take(self, message: Element) -> None:
         """Read the person of ``message`` (a ``messages`` element two below the root)."""
@@ -49,24 +48,16 @@ class BaseRead:
         elif event is not self.event:
             return  # a second event: the delivery is refused for it
         try:
-            ev = read_event(message, "baseDelivery")
-            valid = [child for child in message if local(child) == "baseDeliveryValidFrom"]
-            as_of = date_of(valid[0]) if valid else self._delivery_date(root)
-            self.persons.append(_state.stated(ev, as_of))
+            self.taken.append(_read(message))
         except InputRejected as exc:
             self.error = exc
 
-    def _delivery_date(self, root: Element) -> date:
-        """The date of a person without ``baseDeliveryValidFrom``: the header's event date,
-        else its message date. A header that cannot say is refused by the checks of the
-        whole delivery first, so what is raised here is never the reason given."""
-        if self._as_of is None:
-            kids = [child for child in root if local(child)]
-            if not kids or local(kids[0]) != "deliveryHeader":
-                raise InputRejected("no deliveryHeader before the baseDelivery")
-            header = read_header(kids[0])
-            self._as_of = header.event_date or header.message_date.date()
-        return self._as_of
+
+def _read(message: Element) -> tuple[EventData, date | None]:
+    """The event of one ``messages`` element and its ``baseDeliveryValidFrom``, if any."""
+    ev = read_event(message, "baseDelivery")
+    valid = next((child for child in message if local(child) == "baseDeliveryValidFrom"), None)
+    return ev, date_of(valid) if valid is not None else None
 
 
 def streamed(data: bytes, max_bytes: int) -> tuple[Element, BaseRead]:
@@ -84,18 +75,15 @@ def streamed(data: bytes, max_bytes: int) -> tuple[Element, BaseRead]:
 
 def base_persons(el: Element, as_of: date, read: BaseRead | None) -> list[PersonState]:
     """The persons the ``baseDelivery`` ``el`` states: read from its ``messages`` (``read``
-    is ``None``: the document was parsed whole), or as ``read`` took them while streaming.
+    is ``None``: the document was parsed whole), or as ``read`` took them while streaming;
+    one without ``baseDeliveryValidFrom`` as of ``as_of``.
 
     :raises InputRejected: a person's data is missing or malformed, or there is no ``messages``.
     """
     if read is not None and read.event is el:
         if read.error is not None:
             raise read.error
-        return read.persons
-    messages = [child for child in el if local(child) == "messages"]
-    persons = []
-    for message in messages:
-        ev = read_event(message, "baseDelivery")
-        valid = [child for child in message if local(child) == "baseDeliveryValidFrom"]
-        persons.append(_state.stated(ev, date_of(valid[0]) if valid else as_of))
-    return persons
+        taken = read.taken
+    else:
+        taken = [_read(message) for message in el if local(message) == "messages"]
+    return [_state.stated(ev, valid or as_of) for ev, valid in taken]
