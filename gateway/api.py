@@ -126,6 +126,7 @@ from gateway.filetake import (
     Whole,
     display_name,
 )
+from gateway.folder_checks import resolved
 from gateway.header_ids import header_ids_of
 from gateway.hookspecs import hookimpl
 from gateway.http.answers import read_at_most
@@ -290,6 +291,7 @@ __all__ = [
     "redact",
     "rename_no_replace",
     "replace_durably",
+    "resolved",
     "retry_after_seconds",
     "safe_unzip",
     "same_folder",

@@ -10,9 +10,11 @@ pairs, as the registry's input.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from gateway.api import CONFIGURATION, FolderHang, WritablePaths, same_folder
+from gateway.api import CONFIGURATION, FolderHang, WritablePaths, resolved
 from plugins.folder.globs import share_a_name
 from plugins.folder.source import FolderOptions
 
@@ -23,11 +25,19 @@ def shared_folder_problems(settings: Any) -> list[Problem]:
     """The problems of enabled folder sources whose drop folder is not their own."""
     sources = [(name, source.parsed) for name, source in settings.sources.items()
                if source.enabled and isinstance(source.parsed, FolderOptions)]
+    seen: dict[Path, Path] = {}
+
+    def at(path: Path) -> Path:  # each folder resolved once (a look in a thread of its own)
+        if path not in seen:
+            seen[path] = resolved(path)
+        return seen[path]
+
     problems = []
     for i, (name, options) in enumerate(sources):
         key = f"sources.{name}.path"
         try:
-            reason = _other_source(options, sources[:i]) or _partner(options, settings)
+            reason = (_other_source(options, sources[:i], at)
+                      or _partner(options, settings, at))
         except FolderHang as exc:  # a share that is down
             reason = str(exc)
         if reason is not None:
@@ -35,24 +45,24 @@ def shared_folder_problems(settings: Any) -> list[Problem]:
     return problems
 
 
-def _other_source(options: FolderOptions,
-                  earlier: list[tuple[str, FolderOptions]]) -> str | None:
+def _other_source(options: FolderOptions, earlier: list[tuple[str, FolderOptions]],
+                  at: Callable[[Path], Path]) -> str | None:
     for other, theirs in earlier:
         overlap = _overlap(options.pattern, theirs.pattern)
-        if overlap is not None and same_folder(options.path, theirs.path):
+        if overlap is not None and at(options.path) == at(theirs.path):
             return (f"{options.path} is the drop folder of sources.{other} too, and their"
                     f" patterns overlap ({overlap}): which source takes a file would be chance;"
                     " give each source a folder of its own")
     return None
 
 
-def _partner(options: FolderOptions, settings: Any) -> str | None:
+def _partner(options: FolderOptions, settings: Any, at: Callable[[Path], Path]) -> str | None:
     for name, partner in settings.partners.items():
         parsed = partner.parsed
         if not isinstance(parsed, WritablePaths):
             continue
         for folder in parsed.writable_paths():
-            if same_folder(options.path, folder.path):
+            if at(options.path) == at(folder.path):
                 return (f"{options.path} is partners.{name}.{partner.transport}.{folder.key}"
                         " too: the gateway would take what it writes or reads there as this"
                         " source's input; give the source the folder the registry writes to")
