@@ -7,7 +7,6 @@ import re
 from abc import ABCMeta, abstractmethod
 from collections.abc import Hashable, Sequence
 from datetime import date, datetime
-from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -119,11 +118,6 @@ def written_as(raw: str, expected: str) -> str | None:
     return None
 
 
-@cache
-def _swiss_zone() -> ZoneInfo:
-    return ZoneInfo(SWISS_TIME)
-
-
 def date_of(moment: datetime) -> date:
     """The date of ``moment`` in Swiss time: a date-time read with its UTC offset (``%z``)
     is converted first, for midnight in Zurich is written ``T23:00:00Z`` (in summer
@@ -133,7 +127,7 @@ def date_of(moment: datetime) -> date:
     """
     if moment.tzinfo is None:
         return moment.date()
-    return moment.astimezone(_swiss_zone()).date()
+    return moment.astimezone(ZoneInfo(SWISS_TIME)).date()
 
 
 def json_kind(value: Any) -> str:

@@ -36,7 +36,6 @@ class RegistryTransport:
         self.client = RegistryClient(options, context.name, connections=CONNECTIONS)
         # a delivery waits for a connection here, not within its own timeout
         self._slots = asyncio.Semaphore(CONNECTIONS)
-        options.ssl_context()  # a certificate that cannot be read stops the start, not a send
 
     async def send(self, item: OutboundItem) -> SendResult:
         """Deliver one attempt (errors: see :meth:`RegistryClient.deliver`)."""

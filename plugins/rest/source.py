@@ -91,7 +91,6 @@ class RestSource:
         self.cursor_file = CursorFile(context.data_dir / "rest" / f"{context.name}.cursor")
         self.cursor: str | None = None
         self._where = where(options.url)
-        options.ssl_context()  # a certificate or key that cannot be read fails here, at start
 
     async def run(self, intake: Intake) -> None:
         """Poll until cancelled: at once while the server has more, else every ``interval``."""

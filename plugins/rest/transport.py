@@ -63,7 +63,6 @@ class RestTransport:
         self._where = where(options.url)
         self._session: aiohttp.ClientSession | None = None
         self._slots = asyncio.Semaphore(options.concurrency)
-        options.ssl_context()  # a certificate or key that cannot be read fails here, at start
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
